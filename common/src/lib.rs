@@ -1,0 +1,25 @@
+//! Types and rules that the Caravan hub and spokes share.
+//!
+//! Everything here is pure: no sockets, no storage, no gRPC. The wire encoding lives in
+//! `caravan-proto`; this crate holds what the encoding carries (participant ids, document types,
+//! headers, receipts, acknowledgements), how signatures are made and checked, the stable refusal
+//! codes both sides report, and the set of participants and keys a verifier trusts.
+//!
+//! **Architecture invariant:** signatures cover bytes that travel, framed by
+//! [`signing::pae`] with a payload type per kind of object ([`signing::Purpose`]); nothing is
+//! re-encoded before it is verified.
+
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod document;
+pub mod ids;
+pub mod refusal;
+pub mod signing;
+pub mod time;
+pub mod trust;
+
+pub use document::DocumentType;
+pub use ids::{KeyId, MessageId, ParticipantId};
+pub use refusal::{Refusal, RefusalCode};
+pub use time::Timestamp;

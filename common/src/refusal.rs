@@ -1,0 +1,136 @@
+//! Stable reasons for refusing a document, an acknowledgement or a request.
+//!
+//! The same codes are used by the hub (in gRPC errors), by spokes (in rejections they sign and
+//! in the verification results they store) and in metrics. Their spelling is part of the
+//! protocol: scripts and other countries' systems match on it, so codes are only ever added.
+
+use std::{fmt, str::FromStr};
+
+use serde::{Deserialize, Serialize};
+
+macro_rules! refusal_codes {
+    ($( $(#[$doc:meta])* $variant:ident = $text:literal, )*) => {
+        /// Why something was refused. See the variant docs for the rule each one names.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(into = "&'static str", try_from = "String")]
+        pub enum RefusalCode {
+            $( $(#[$doc])* $variant, )*
+        }
+
+        impl RefusalCode {
+            pub const ALL: &'static [RefusalCode] = &[$(Self::$variant),*];
+
+            /// The stable wire spelling, e.g. `BAD_SIGNATURE`.
+            pub fn as_str(&self) -> &'static str {
+                match self { $( Self::$variant => $text, )* }
+            }
+        }
+    };
+}
+
+refusal_codes! {
+    /// The caller presented no client certificate, or one without a Caravan identity.
+    NoClientIdentity = "NO_CLIENT_IDENTITY",
+    /// The caller's certificate names a participant the hub does not know.
+    UnknownParticipant = "UNKNOWN_PARTICIPANT",
+    /// The caller's role (participant or operator) may not use this service.
+    WrongRole = "WRONG_ROLE",
+    /// The header's sender, or the signing key's owner, is not the participant in the caller's
+    /// certificate.
+    SenderMismatch = "SENDER_MISMATCH",
+    /// No registered key has the key id that signed the document.
+    UnknownKey = "UNKNOWN_KEY",
+    /// The signing key was revoked before the document was accepted.
+    KeyRevoked = "KEY_REVOKED",
+    /// The signing key's validity ended before the document was accepted.
+    KeyExpired = "KEY_EXPIRED",
+    /// The signing key's validity had not begun when the document was accepted.
+    KeyNotYetValid = "KEY_NOT_YET_VALID",
+    /// The signing key is not allowed to sign this type of document.
+    DocumentTypeNotAllowed = "DOCUMENT_TYPE_NOT_ALLOWED",
+    /// The signature does not verify over the signed bytes with the named key.
+    BadSignature = "BAD_SIGNATURE",
+    /// The signed header bytes are not a decodable header.
+    MalformedHeader = "MALFORMED_HEADER",
+    /// A header field breaks its rule (bad id, unknown document type, key id disagreeing with
+    /// the signature's, missing document number ...).
+    InvalidHeader = "INVALID_HEADER",
+    /// The payload's SHA-256 differs from the one in the signed header.
+    PayloadHashMismatch = "PAYLOAD_HASH_MISMATCH",
+    /// The payload's length differs from the one in the signed header.
+    PayloadLengthMismatch = "PAYLOAD_LENGTH_MISMATCH",
+    /// The payload is larger than the configured limit.
+    PayloadTooLarge = "PAYLOAD_TOO_LARGE",
+    /// The recipient is not a known participant.
+    UnknownRecipient = "UNKNOWN_RECIPIENT",
+    /// The document was delivered to a participant other than its recipient.
+    WrongRecipient = "WRONG_RECIPIENT",
+    /// The message id was already used by this sender for a different header.
+    DuplicateMessageId = "DUPLICATE_MESSAGE_ID",
+    /// No message with this id exists for the caller.
+    UnknownMessage = "UNKNOWN_MESSAGE",
+    /// The hub receipt does not verify, or does not match the document it came with.
+    BadReceipt = "BAD_RECEIPT",
+    /// The acknowledgement does not match the message it acknowledges.
+    InvalidAck = "INVALID_ACK",
+    /// The request is malformed (a required field is missing).
+    MalformedRequest = "MALFORMED_REQUEST",
+    /// The document's content is not what its header declares (not well-formed, another type).
+    InvalidDocument = "INVALID_DOCUMENT",
+}
+
+impl From<RefusalCode> for &'static str {
+    fn from(code: RefusalCode) -> &'static str {
+        code.as_str()
+    }
+}
+
+impl FromStr for RefusalCode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL.iter().copied().find(|c| c.as_str() == s).ok_or_else(|| s.to_owned())
+    }
+}
+
+impl TryFrom<String> for RefusalCode {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl fmt::Display for RefusalCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A refusal: the rule that failed and a sentence for people. The detail never contains
+/// document content or key material.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{code}: {detail}")]
+pub struct Refusal {
+    pub code: RefusalCode,
+    pub detail: String,
+}
+
+impl Refusal {
+    pub fn new(code: RefusalCode, detail: impl Into<String>) -> Self {
+        Self { code, detail: detail.into() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip_and_are_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for code in RefusalCode::ALL {
+            assert!(seen.insert(code.as_str()), "duplicate {code}");
+            assert_eq!(code.as_str().parse::<RefusalCode>().unwrap(), *code);
+            assert!(code.as_str().chars().all(|c| c.is_ascii_uppercase() || c == '_'));
+        }
+    }
+}
