@@ -13,6 +13,7 @@
 
 pub mod config;
 pub mod document;
+pub mod envelope;
 pub mod ids;
 pub mod refusal;
 pub mod signing;
