@@ -1,0 +1,29 @@
+//! The Caravan hub: the region's trust anchor and router.
+//!
+//! It accepts ed25519-signed documents from spokes over gRPC with mutual TLS, identifies each
+//! caller by its client certificate, verifies every signature and rule before storing anything,
+//! commits what it accepts durably (with group commit) before answering with a signed receipt,
+//! and streams each document to its recipient until the recipient acknowledges it.
+//!
+//! Code map: [`config`] (the checked TOML file), [`pki`] (CA and certificates), [`identity`]
+//! (caller from the client certificate), [`exchange`] (the gRPC service and its rules),
+//! [`store`] (durable state behind a narrow trait; sled backend), [`commit`] (group commit),
+//! [`metrics`], [`server`] (wiring and shutdown).
+//!
+//! **Architecture invariant:** the hub never parses payloads; it routes bytes with a declared
+//! document type and content type.
+
+#![forbid(unsafe_code)]
+
+pub mod commit;
+pub mod config;
+pub mod error;
+pub mod exchange;
+pub mod identity;
+pub mod metrics;
+pub mod pki;
+pub mod server;
+pub mod store;
+
+pub use config::Config;
+pub use server::run;

@@ -1,0 +1,59 @@
+//! Group commit: concurrent writers share one flush instead of paying one each.
+//!
+//! A writer applies its change to the store (in memory), then calls [`GroupCommit::wait`]. One
+//! flusher task collects every waiter that has arrived, runs a single `flush()` on a blocking
+//! thread, and wakes them all with its result. Because a waiter registers only after its write
+//! is applied, the flush that answers it covers that write. While a flush runs, new waiters
+//! queue up for the next one, so the batch grows with the load.
+//!
+//! This is deliberately not sled's `flush_async`, which can hang for good with concurrent
+//! callers in sled 0.34.
+
+use tokio::sync::{mpsc, oneshot};
+
+use std::sync::Arc;
+
+use crate::{
+    metrics::{Event, Metrics},
+    store::{Store, StoreError},
+};
+
+type Waiter = oneshot::Sender<Result<(), String>>;
+
+/// Handle for writers; cheap to clone.
+#[derive(Clone)]
+pub struct GroupCommit {
+    waiters: mpsc::UnboundedSender<Waiter>,
+}
+
+impl GroupCommit {
+    /// Start the flusher task for `store`. It ends when every handle is dropped.
+    pub fn start(store: Store, metrics: Arc<Metrics>) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(flusher(store, metrics, rx));
+        Self { waiters: tx }
+    }
+
+    /// Wait until everything written before this call is durable.
+    pub async fn wait(&self) -> Result<(), StoreError> {
+        let (tx, rx) = oneshot::channel();
+        let stopped = || StoreError::Backend("the flusher has stopped".into());
+        self.waiters.send(tx).map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?.map_err(StoreError::Backend)
+    }
+}
+
+async fn flusher(store: Store, metrics: Arc<Metrics>, mut rx: mpsc::UnboundedReceiver<Waiter>) {
+    let mut batch = Vec::new();
+    while rx.recv_many(&mut batch, usize::MAX).await > 0 {
+        let result = store.run(|b| b.flush()).await.map_err(|e| e.to_string());
+        metrics.count(Event::Flush);
+        if let Err(e) = &result {
+            tracing::error!(cause = %e, waiters = batch.len(), "store flush failed");
+        }
+        for waiter in batch.drain(..) {
+            // A waiter that went away (its request was cancelled) needs no answer.
+            let _ = waiter.send(result.clone());
+        }
+    }
+}

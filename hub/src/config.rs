@@ -1,0 +1,151 @@
+//! The hub's configuration file (TOML), checked completely at start.
+//!
+//! ```toml
+//! listen = "127.0.0.1:7443"          # gRPC over mutual TLS; port 0 picks a free port
+//! data_dir = "data"                  # the sled store; relative paths follow this file
+//! max_payload_bytes = 16777216       # largest document accepted (default 16 MiB)
+//! store_cache_mib = 64               # sled page cache (default 64 MiB)
+//! receipt_key = "pki/hub-receipt.key"
+//!
+//! [tls]
+//! ca_cert = "pki/ca.pem"             # the CA that issued participants' certificates
+//! cert = "pki/hub.pem"
+//! key = "pki/hub.key"
+//!
+//! [[participants]]
+//! id = "KZ"
+//! name = "Kazakhstan"
+//! [[participants.keys]]
+//! public_key = "base64..."           # printed by `caravan-spoke keygen`
+//! document_types = ["e-co", "e-phyto", "e-invoice"]
+//! ```
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
+
+use serde::{Deserialize, Serialize};
+
+use caravan_common::{
+    config::{ParticipantConfig, Problems, read_toml, resolve, trust_set},
+    signing::SigningKey,
+    trust::TrustSet,
+};
+
+/// Default largest payload: 16 MiB.
+pub const DEFAULT_MAX_PAYLOAD_BYTES: u64 = 16 * 1024 * 1024;
+/// Default sled page cache. sled's own default (1 GiB) is far more than the hub needs.
+pub const DEFAULT_STORE_CACHE_MIB: u64 = 64;
+
+/// The file as written.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HubFile {
+    /// Address for the gRPC server (mutual TLS), e.g. "0.0.0.0:7443".
+    pub listen: String,
+    /// Folder of the hub's store.
+    pub data_dir: PathBuf,
+    /// Largest document payload accepted, in bytes.
+    #[serde(default = "default_max_payload")]
+    pub max_payload_bytes: u64,
+    /// Page cache of the store, in MiB.
+    #[serde(default = "default_cache")]
+    pub store_cache_mib: u64,
+    /// The ed25519 key that signs receipts (from `caravan-hub pki init`).
+    pub receipt_key: PathBuf,
+    /// TLS material.
+    pub tls: TlsFile,
+    /// The participants and their document-signing keys.
+    #[serde(default)]
+    pub participants: Vec<ParticipantConfig>,
+}
+
+/// TLS files as written.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFile {
+    /// CA certificate (PEM) that client certificates must chain to.
+    pub ca_cert: PathBuf,
+    /// The hub's certificate (PEM).
+    pub cert: PathBuf,
+    /// The hub's private key (PEM).
+    pub key: PathBuf,
+}
+
+fn default_max_payload() -> u64 {
+    DEFAULT_MAX_PAYLOAD_BYTES
+}
+
+fn default_cache() -> u64 {
+    DEFAULT_STORE_CACHE_MIB
+}
+
+/// PEM contents of the TLS files, read at load.
+#[derive(Clone)]
+pub struct TlsMaterial {
+    pub ca_cert: Vec<u8>,
+    pub cert: Vec<u8>,
+    pub key: Vec<u8>,
+}
+
+/// The checked configuration.
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub max_payload_bytes: usize,
+    pub store_cache_bytes: u64,
+    pub receipt_key: SigningKey,
+    pub tls: TlsMaterial,
+    pub trust: TrustSet,
+}
+
+impl Config {
+    /// Read and check `path`; every problem is reported.
+    pub fn load(path: &Path) -> Result<Self, caravan_common::config::ConfigError> {
+        let file: HubFile = read_toml(path)?;
+        Self::from_file(path, file)
+    }
+
+    /// Check a parsed file; relative paths are taken from `path`'s folder.
+    pub fn from_file(path: &Path, file: HubFile) -> Result<Self, caravan_common::config::ConfigError> {
+        let mut problems = Problems::default();
+        let listen = problems.check("listen", file.listen.parse::<SocketAddr>());
+        let read = |field: &str, p: &Path, problems: &mut Problems| {
+            let full = resolve(path, p);
+            problems.check(field, std::fs::read(&full).map_err(|e| format!("{}: {e}", full.display())))
+        };
+        let ca_cert = read("tls.ca_cert", &file.tls.ca_cert, &mut problems);
+        let cert = read("tls.cert", &file.tls.cert, &mut problems);
+        let key = read("tls.key", &file.tls.key, &mut problems);
+        let receipt_key = problems.check("receipt_key", SigningKey::load(&resolve(path, &file.receipt_key)));
+        let max_payload_bytes = match usize::try_from(file.max_payload_bytes) {
+            Ok(n) if n > 0 && n <= 1 << 30 => Some(n),
+            _ => {
+                problems.push("max_payload_bytes: must be between 1 and 1073741824 (1 GiB)");
+                None
+            }
+        };
+        if file.store_cache_mib == 0 {
+            problems.push("store_cache_mib: must be at least 1");
+        }
+        let hub_key = receipt_key.as_ref().map(|k| k.public().to_base64());
+        let trust = trust_set(&file.participants, hub_key.as_slice(), &mut problems);
+        if file.participants.is_empty() {
+            problems.push("participants: at least one participant is needed");
+        }
+        problems.finish(path, || Config {
+            listen: listen.expect("checked"),
+            data_dir: resolve(path, &file.data_dir),
+            max_payload_bytes: max_payload_bytes.expect("checked"),
+            store_cache_bytes: file.store_cache_mib * 1024 * 1024,
+            receipt_key: receipt_key.expect("checked"),
+            tls: TlsMaterial {
+                ca_cert: ca_cert.expect("checked"),
+                cert: cert.expect("checked"),
+                key: key.expect("checked"),
+            },
+            trust,
+        })
+    }
+}

@@ -1,0 +1,35 @@
+//! The hub's one error type at the gRPC boundary, and its mapping to statuses.
+
+use caravan_common::{Refusal, RefusalCode};
+use tonic::Status;
+
+use crate::store::StoreError;
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    /// The request broke a rule; the peer is told which.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    /// The store failed; the peer is told to retry, the cause is logged here.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl HubError {
+    pub fn refused(code: RefusalCode, detail: impl Into<String>) -> Self {
+        Self::Refused(Refusal::new(code, detail))
+    }
+}
+
+impl From<HubError> for Status {
+    fn from(e: HubError) -> Status {
+        match e {
+            HubError::Refused(r) => caravan_proto::status::to_status(&r),
+            HubError::Store(e) => {
+                tracing::error!(cause = %e, "store failure");
+                Status::unavailable("the hub's store is unavailable; retry later")
+            }
+        }
+    }
+}

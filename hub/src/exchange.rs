@@ -1,0 +1,405 @@
+//! The Exchange gRPC service: submit, deliveries, acknowledge, status.
+//!
+//! Each handler identifies the caller from its client certificate, applies the rules in order
+//! and answers either with the result or with a refusal naming the broken rule. Nothing is
+//! stored for a refused request. What is accepted is committed durably (message, payload,
+//! dedup index, queue entry, status, log entry in one transaction, then a shared flush) before
+//! the signed receipt goes back.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use prost::Message;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use caravan_common::{
+    MessageId, ParticipantId, Refusal, RefusalCode, Timestamp,
+    envelope::{AckOutcome, Receipt},
+    signing::SigningKey,
+    trust::TrustSet,
+};
+use caravan_proto::{envelope, receipt, v1};
+
+use crate::{
+    commit::GroupCommit,
+    error::HubError,
+    identity::{self, Caller},
+    metrics::{Event, Metrics},
+    store::{AckResult, AckUpdate, Acceptance, Incoming, MessageState, Store},
+};
+
+/// How many pending documents a delivery stream reads from the store at a time.
+const DELIVERY_BATCH: usize = 64;
+/// How many deliveries may wait in a stream's send buffer; bounds memory per slow recipient.
+const DELIVERY_BUFFER: usize = 8;
+
+/// State shared by all handlers.
+pub struct Exchange {
+    trust: TrustSet,
+    store: Store,
+    commit: GroupCommit,
+    receipt_key: SigningKey,
+    max_payload_bytes: usize,
+    queues: QueueSignals,
+    metrics: Arc<Metrics>,
+    shutdown: watch::Receiver<bool>,
+}
+
+/// Wakes a recipient's delivery streams when a message for it is committed.
+#[derive(Default)]
+struct QueueSignals(Mutex<HashMap<ParticipantId, watch::Sender<u64>>>);
+
+impl QueueSignals {
+    fn sender(&self, p: ParticipantId) -> watch::Sender<u64> {
+        // Held only to look up or insert a channel; never across an await.
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(p).or_insert_with(|| watch::channel(0).0).clone()
+    }
+
+    fn subscribe(&self, p: ParticipantId) -> watch::Receiver<u64> {
+        self.sender(p).subscribe()
+    }
+
+    fn notify(&self, p: ParticipantId, sequence: u64) {
+        self.sender(p).send_replace(sequence);
+    }
+}
+
+impl Exchange {
+    pub fn new(
+        trust: TrustSet,
+        store: Store,
+        commit: GroupCommit,
+        receipt_key: SigningKey,
+        max_payload_bytes: usize,
+        metrics: Arc<Metrics>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        Self {
+            trust,
+            store,
+            commit,
+            receipt_key,
+            max_payload_bytes,
+            queues: QueueSignals::default(),
+            metrics,
+            shutdown,
+        }
+    }
+
+    /// The calling participant, or a refusal.
+    fn participant<T>(&self, request: &Request<T>) -> Result<ParticipantId, Refusal> {
+        match identity::caller(request) {
+            Some(Caller::Participant(p)) if self.trust.participant(p).is_some() => Ok(p),
+            Some(Caller::Participant(p)) => Err(Refusal::new(
+                RefusalCode::UnknownParticipant,
+                format!("participant {p} in the client certificate is not registered"),
+            )),
+            Some(Caller::Operator(op)) => Err(Refusal::new(
+                RefusalCode::WrongRole,
+                format!("operator {op} may not use the exchange service"),
+            )),
+            None => Err(Refusal::new(
+                RefusalCode::NoClientIdentity,
+                "the client certificate carries no Caravan participant identity",
+            )),
+        }
+    }
+
+    /// Log and count a refusal, and turn it into a status.
+    fn refuse(&self, op: &str, caller: Option<ParticipantId>, message_id: &str, e: HubError) -> Status {
+        if let HubError::Refused(r) = &e {
+            let total = self.metrics.refused(r.code);
+            warn!(op, caller = caller.map(|c| c.to_string()).unwrap_or_default(), message_id,
+                code = %r.code, detail = %r.detail, total, "refused");
+        }
+        e.into()
+    }
+
+    async fn submit(&self, caller: ParticipantId, request: v1::SubmitRequest) -> Result<v1::SubmitResponse, HubError> {
+        let envelope = request
+            .envelope
+            .ok_or_else(|| HubError::refused(RefusalCode::MalformedRequest, "the request has no envelope"))?;
+        if envelope.payload.len() > self.max_payload_bytes {
+            return Err(HubError::refused(
+                RefusalCode::PayloadTooLarge,
+                format!("payload is {} bytes; the limit is {}", envelope.payload.len(), self.max_payload_bytes),
+            ));
+        }
+        let accepted_at = Timestamp::now();
+        let opened = envelope::open(&envelope, &self.trust, Some(caller), accepted_at)?;
+        let header = &opened.header;
+        if self.trust.participant(header.recipient).is_none() {
+            return Err(HubError::refused(
+                RefusalCode::UnknownRecipient,
+                format!("recipient {} is not a registered participant", header.recipient),
+            ));
+        }
+        let incoming = Incoming {
+            sender: header.sender,
+            message_id: header.message_id,
+            recipient: header.recipient,
+            document_type: header.document_type,
+            header_sha256: opened.header_sha256,
+            key_id: opened.signer.key_id().to_string(),
+            signature: envelope.signature.map(|s| s.signature).unwrap_or_default(),
+            header: envelope.header,
+            payload: envelope.payload,
+            accepted_at,
+        };
+        let receipt_template = Receipt {
+            message_id: header.message_id,
+            sender: header.sender,
+            recipient: header.recipient,
+            header_sha256: opened.header_sha256,
+            hub_sequence: 0,
+            accepted_at,
+            key_id: self.receipt_key.key_id(),
+        };
+        let acceptance = tokio::task::block_in_place(|| {
+            self.store.backend().accept(&incoming, &|sequence| {
+                let r = Receipt { hub_sequence: sequence, ..receipt_template.clone() };
+                receipt::issue(&r, &self.receipt_key).encode_to_vec()
+            })
+        })?;
+        let (receipt, duplicate) = match acceptance {
+            Acceptance::Accepted { sequence, receipt } => {
+                self.commit.wait().await?;
+                self.metrics.count(Event::Accepted);
+                self.queues.notify(header.recipient, sequence);
+                info!(message_id = %header.message_id, sender = %header.sender,
+                    recipient = %header.recipient, document_type = %header.document_type,
+                    sequence, "accepted");
+                (receipt, false)
+            }
+            Acceptance::Duplicate { sequence, receipt } => {
+                // The original may still be waiting for its flush: answer only once it is durable.
+                self.commit.wait().await?;
+                self.metrics.count(Event::Duplicate);
+                info!(message_id = %header.message_id, sender = %header.sender, sequence,
+                    "duplicate resend answered with the original receipt");
+                (receipt, true)
+            }
+            Acceptance::Conflict => {
+                return Err(HubError::refused(
+                    RefusalCode::DuplicateMessageId,
+                    format!("message id {} was already used by {} for a different header",
+                        header.message_id, header.sender),
+                ));
+            }
+        };
+        let receipt = v1::SignedReceipt::decode(receipt.as_slice())
+            .map_err(|e| crate::store::StoreError::Corrupt { what: "receipt", detail: e.to_string() })?;
+        Ok(v1::SubmitResponse { receipt: Some(receipt), duplicate })
+    }
+
+    /// Stream pending documents to `recipient` until it disconnects or the hub shuts down.
+    async fn stream_deliveries(
+        self: Arc<Self>,
+        recipient: ParticipantId,
+        mut cursor: u64,
+        tx: mpsc::Sender<Result<v1::Delivery, Status>>,
+    ) {
+        let mut updates = self.queues.subscribe(recipient);
+        let mut shutdown = self.shutdown.clone();
+        info!(resume_after = cursor, "delivery stream opened");
+        loop {
+            // Mark the signal seen before reading, so a commit that lands after the read wakes us.
+            updates.borrow_and_update();
+            let after = cursor;
+            let batch = match self.store.run(move |b| b.pending(recipient, after, DELIVERY_BATCH)).await {
+                Ok(batch) => batch,
+                Err(e) => {
+                    let _ = tx.send(Err(HubError::from(e).into())).await;
+                    return;
+                }
+            };
+            if batch.is_empty() {
+                tokio::select! {
+                    changed = updates.changed() => if changed.is_err() { return },
+                    _ = tx.closed() => break,
+                    _ = shutdown.changed() => break,
+                }
+                continue;
+            }
+            for pending in batch {
+                cursor = pending.sequence;
+                let receipt = match v1::SignedReceipt::decode(pending.receipt.as_slice()) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::error!(sequence = pending.sequence, cause = %e, "stored receipt is corrupt");
+                        continue;
+                    }
+                };
+                let delivery = v1::Delivery {
+                    envelope: Some(v1::Envelope {
+                        header: pending.header,
+                        signature: Some(v1::Signature { key_id: pending.key_id, signature: pending.signature }),
+                        payload: pending.payload,
+                    }),
+                    receipt: Some(receipt),
+                    cursor: pending.sequence,
+                };
+                tokio::select! {
+                    sent = tx.send(Ok(delivery)) => if sent.is_err() { return },
+                    _ = shutdown.changed() => return,
+                }
+                self.metrics.count(Event::Delivered);
+                debug!(sender = %pending.sender, message_id = %pending.message_id, sequence = pending.sequence, "delivered");
+                let sequence = pending.sequence;
+                if let Err(e) = self.store.run(move |b| b.mark_delivered(sequence, Timestamp::now())).await {
+                    tracing::error!(sequence, cause = %e, "could not record delivery");
+                }
+            }
+        }
+        info!("delivery stream closed");
+    }
+
+    async fn acknowledge(&self, caller: ParticipantId, request: v1::AcknowledgeRequest) -> Result<v1::AcknowledgeResponse, HubError> {
+        let signed = request
+            .ack
+            .ok_or_else(|| HubError::refused(RefusalCode::MalformedRequest, "the request has no acknowledgement"))?;
+        let ack = caravan_proto::ack::verify(&signed, &self.trust, Timestamp::now())?;
+        if ack.recipient != caller {
+            return Err(HubError::refused(
+                RefusalCode::SenderMismatch,
+                format!("acknowledgement is from {}, but the client certificate is {caller}", ack.recipient),
+            ));
+        }
+        let state = match ack.outcome {
+            AckOutcome::Accepted => MessageState::Acknowledged,
+            AckOutcome::Rejected { .. } => MessageState::Rejected,
+        };
+        let update = AckUpdate {
+            recipient: caller,
+            sender: ack.sender,
+            message_id: ack.message_id,
+            header_sha256: ack.header_sha256,
+            state,
+            ack: signed.encode_to_vec(),
+            at: Timestamp::now(),
+        };
+        match self.store.run(move |b| b.acknowledge(&update)).await? {
+            AckResult::Recorded(state) => {
+                self.commit.wait().await?;
+                self.metrics.count(if state == MessageState::Rejected { Event::Rejected } else { Event::Acknowledged });
+                info!(message_id = %ack.message_id, sender = %ack.sender, state = ?state, "acknowledged");
+                Ok(v1::AcknowledgeResponse { state: wire_state(state) as i32 })
+            }
+            AckResult::UnknownMessage => Err(HubError::refused(
+                RefusalCode::UnknownMessage,
+                format!("no message {} from {} is addressed to {caller}", ack.message_id, ack.sender),
+            )),
+            AckResult::DigestMismatch => Err(HubError::refused(
+                RefusalCode::InvalidAck,
+                format!("acknowledgement of {} names another header than the one delivered", ack.message_id),
+            )),
+        }
+    }
+
+    async fn status(&self, caller: ParticipantId, request: v1::StatusRequest) -> Result<v1::StatusResponse, HubError> {
+        let message_id: MessageId = request
+            .message_id
+            .parse()
+            .map_err(|e| HubError::refused(RefusalCode::MalformedRequest, format!("{e}")))?;
+        let Some(record) = self.store.run(move |b| b.status(caller, message_id)).await? else {
+            return Err(HubError::refused(
+                RefusalCode::UnknownMessage,
+                format!("no message {message_id} was sent by {caller}"),
+            ));
+        };
+        let corrupt = |what: &'static str| move |e: prost::DecodeError| {
+            HubError::Store(crate::store::StoreError::Corrupt { what, detail: e.to_string() })
+        };
+        let receipt = v1::SignedReceipt::decode(record.receipt.as_slice()).map_err(corrupt("receipt"))?;
+        let ack = match record.ack.is_empty() {
+            true => None,
+            false => Some(v1::SignedAck::decode(record.ack.as_slice()).map_err(corrupt("ack"))?),
+        };
+        Ok(v1::StatusResponse {
+            message_id: message_id.to_string(),
+            state: wire_state(record.current()) as i32,
+            receipt: Some(receipt),
+            ack,
+            transitions: record
+                .transitions
+                .iter()
+                .map(|t| v1::Transition {
+                    state: wire_state(MessageState::try_from(t.state).unwrap_or(MessageState::Unspecified)) as i32,
+                    at_ms: t.at_ms,
+                })
+                .collect(),
+        })
+    }
+}
+
+fn wire_state(state: MessageState) -> v1::MessageState {
+    match state {
+        MessageState::Unspecified => v1::MessageState::Unspecified,
+        MessageState::Accepted => v1::MessageState::Accepted,
+        MessageState::Delivered => v1::MessageState::Delivered,
+        MessageState::Acknowledged => v1::MessageState::Acknowledged,
+        MessageState::Rejected => v1::MessageState::Rejected,
+        MessageState::Expired => v1::MessageState::Expired,
+    }
+}
+
+/// The tonic service wrapper.
+#[derive(Clone)]
+pub struct ExchangeService(pub Arc<Exchange>);
+
+#[tonic::async_trait]
+impl v1::exchange_server::Exchange for ExchangeService {
+    async fn submit(&self, request: Request<v1::SubmitRequest>) -> Result<Response<v1::SubmitResponse>, Status> {
+        let caller = self.0.participant(&request);
+        let request = request.into_inner();
+        let span = info_span!("submit", caller = caller.as_ref().map(|c| c.to_string()).unwrap_or_default());
+        async {
+            let caller = caller.map_err(|r| self.0.refuse("submit", None, "", r.into()))?;
+            self.0
+                .submit(caller, request)
+                .await
+                .map(Response::new)
+                .map_err(|e| self.0.refuse("submit", Some(caller), "", e))
+        }
+        .instrument(span)
+        .await
+    }
+
+    type DeliveriesStream = ReceiverStream<Result<v1::Delivery, Status>>;
+
+    async fn deliveries(&self, request: Request<v1::DeliveriesRequest>) -> Result<Response<Self::DeliveriesStream>, Status> {
+        let caller = self.0.participant(&request).map_err(|r| self.0.refuse("deliveries", None, "", r.into()))?;
+        let resume_after = request.into_inner().resume_after;
+        let (tx, rx) = mpsc::channel(DELIVERY_BUFFER);
+        let span = info_span!("deliveries", caller = %caller);
+        tokio::spawn(self.0.clone().stream_deliveries(caller, resume_after, tx).instrument(span));
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn acknowledge(&self, request: Request<v1::AcknowledgeRequest>) -> Result<Response<v1::AcknowledgeResponse>, Status> {
+        let caller = self.0.participant(&request).map_err(|r| self.0.refuse("acknowledge", None, "", r.into()))?;
+        self.0
+            .acknowledge(caller, request.into_inner())
+            .instrument(info_span!("acknowledge", caller = %caller))
+            .await
+            .map(Response::new)
+            .map_err(|e| self.0.refuse("acknowledge", Some(caller), "", e))
+    }
+
+    async fn status(&self, request: Request<v1::StatusRequest>) -> Result<Response<v1::StatusResponse>, Status> {
+        let caller = self.0.participant(&request).map_err(|r| self.0.refuse("status", None, "", r.into()))?;
+        let request = request.into_inner();
+        let id = request.message_id.clone();
+        self.0
+            .status(caller, request)
+            .await
+            .map(Response::new)
+            .map_err(|e| self.0.refuse("status", Some(caller), &id, e))
+    }
+}

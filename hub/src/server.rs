@@ -1,0 +1,87 @@
+//! Wiring: open the store, start group commit, and serve the gRPC services over mutual TLS
+//! until shutdown.
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use tokio::{net::TcpListener, sync::watch};
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig, server::TcpIncoming};
+use tracing::info;
+
+use caravan_proto::v1::exchange_server::ExchangeServer;
+
+use crate::{
+    commit::GroupCommit,
+    config::Config,
+    exchange::{Exchange, ExchangeService},
+    metrics::Metrics,
+    store::{Store, sled::SledBackend},
+};
+
+/// Room for the envelope's header, signature and framing on top of the payload limit.
+const ENVELOPE_OVERHEAD: usize = 64 * 1024;
+
+/// Errors that stop the hub.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error("reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+}
+
+/// Serve the hub on `listener` until `shutdown` completes, then drain and flush.
+pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| crate::store::StoreError::Backend(format!("{}: {e}", config.data_dir.display())))?;
+    let store = Store::new(SledBackend::open(&config.data_dir.join("store"), config.store_cache_bytes)?);
+    info!(path = %config.data_dir.display(), "store opened");
+    let metrics = Arc::new(Metrics::default());
+    let commit = GroupCommit::start(store.clone(), metrics.clone());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let exchange = Arc::new(Exchange::new(
+        config.trust,
+        store.clone(),
+        commit,
+        config.receipt_key,
+        config.max_payload_bytes,
+        metrics,
+        stop_rx,
+    ));
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<ExchangeServer<ExchangeService>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(caravan_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let message_limit = config.max_payload_bytes + ENVELOPE_OVERHEAD;
+    let exchange_service = ExchangeServer::new(ExchangeService(exchange))
+        .max_decoding_message_size(message_limit)
+        .max_encoding_message_size(message_limit);
+    let tls = ServerTlsConfig::new()
+        .identity(Identity::from_pem(&config.tls.cert, &config.tls.key))
+        .client_ca_root(Certificate::from_pem(&config.tls.ca_cert));
+
+    let addr = listener.local_addr().ok();
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    info!(addr = %addr.map(|a| a.to_string()).unwrap_or_default(), "listening");
+    let shutdown = async move {
+        shutdown.await;
+        info!("shutting down: closing delivery streams and draining requests");
+        let _ = stop_tx.send(true);
+    };
+    Server::builder()
+        .tls_config(tls)?
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(exchange_service)
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await?;
+    store.run(|b| b.flush()).await?;
+    info!("store flushed; stopped");
+    Ok(())
+}

@@ -1,0 +1,168 @@
+//! The hub's durable state behind a narrow, synchronous trait.
+//!
+//! The exchange needs only a handful of operations: accept a message (message, payload,
+//! dedup index, recipient queue entry, status and exchange-log entry, all in one atomic write),
+//! list what is pending for a recipient, record deliveries and acknowledgements, answer status
+//! queries, and make writes durable. [`Store`] is the handle the rest of the hub holds;
+//! backends implement [`Backend`]. sled is the embedded default, and its types never leave
+//! [`sled`](self::sled).
+//!
+//! Writes are applied in memory first; [`Backend::flush`] makes everything written so far
+//! durable. Callers batch concurrent writers onto one flush (see `crate::commit`) instead of
+//! flushing per write.
+
+mod records;
+pub mod sled;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use caravan_common::{DocumentType, MessageId, ParticipantId, Timestamp};
+
+pub use records::{MessageState, StatusRecord, Transition};
+
+/// Failures of the storage layer. They are internal: callers log them and answer the peer
+/// with a generic "unavailable" error.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backend reported an I/O or corruption error.
+    #[error("storage backend: {0}")]
+    Backend(String),
+    /// A stored record failed to decode: the database is corrupt or from an unknown version.
+    #[error("stored record {what} is corrupt: {detail}")]
+    Corrupt { what: &'static str, detail: String },
+}
+
+/// A message the hub has verified and is about to accept.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub sender: ParticipantId,
+    pub message_id: MessageId,
+    pub recipient: ParticipantId,
+    pub document_type: DocumentType,
+    pub header_sha256: [u8; 32],
+    /// The signed header bytes, exactly as received.
+    pub header: Vec<u8>,
+    pub key_id: String,
+    pub signature: Vec<u8>,
+    pub payload: Vec<u8>,
+    pub accepted_at: Timestamp,
+}
+
+/// The outcome of [`Backend::accept`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Acceptance {
+    /// Newly stored under `sequence`; `receipt` is the encoded signed receipt.
+    Accepted { sequence: u64, receipt: Vec<u8> },
+    /// The same (sender, message id) with the same header was accepted before: its original
+    /// receipt.
+    Duplicate { sequence: u64, receipt: Vec<u8> },
+    /// The same (sender, message id) was accepted before with a different header.
+    Conflict,
+}
+
+/// A stored message waiting for its recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    pub sequence: u64,
+    pub sender: ParticipantId,
+    pub message_id: MessageId,
+    pub header: Vec<u8>,
+    pub key_id: String,
+    pub signature: Vec<u8>,
+    pub payload: Vec<u8>,
+    pub receipt: Vec<u8>,
+}
+
+/// An acknowledgement the hub has verified, to be recorded.
+#[derive(Debug, Clone)]
+pub struct AckUpdate {
+    /// The recipient acknowledging (the caller).
+    pub recipient: ParticipantId,
+    pub sender: ParticipantId,
+    pub message_id: MessageId,
+    pub header_sha256: [u8; 32],
+    /// `Acknowledged` or `Rejected`.
+    pub state: MessageState,
+    /// The encoded signed acknowledgement.
+    pub ack: Vec<u8>,
+    pub at: Timestamp,
+}
+
+/// The outcome of [`Backend::acknowledge`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AckResult {
+    /// Recorded now, or already recorded before (an acknowledgement is idempotent): the state
+    /// the message is in.
+    Recorded(MessageState),
+    /// No message (sender, message id) is addressed to this recipient.
+    UnknownMessage,
+    /// The acknowledgement's header digest is not the stored message's.
+    DigestMismatch,
+}
+
+/// What a storage backend must provide. Implementations are synchronous; async callers run
+/// them on blocking threads.
+pub trait Backend: Send + Sync + 'static {
+    /// Atomically store a new message, or report a duplicate or conflict. `issue_receipt` is
+    /// called with the sequence number assigned to the message and returns the encoded signed
+    /// receipt to store with it; it may be called more than once if the write is retried.
+    fn accept(
+        &self,
+        message: &Incoming,
+        issue_receipt: &dyn Fn(u64) -> Vec<u8>,
+    ) -> Result<Acceptance, StoreError>;
+
+    /// Up to `limit` unacknowledged messages for `recipient` with a sequence above `after`,
+    /// oldest first.
+    fn pending(
+        &self,
+        recipient: ParticipantId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Pending>, StoreError>;
+
+    /// Record that message `sequence` was streamed to its recipient (only if it is still
+    /// `Accepted`).
+    fn mark_delivered(&self, sequence: u64, at: Timestamp) -> Result<(), StoreError>;
+
+    /// Record a verified acknowledgement: the message leaves the recipient's queue.
+    fn acknowledge(&self, update: &AckUpdate) -> Result<AckResult, StoreError>;
+
+    /// The status of a message sent by `sender`.
+    fn status(
+        &self,
+        sender: ParticipantId,
+        message_id: MessageId,
+    ) -> Result<Option<StatusRecord>, StoreError>;
+
+    /// Make every write so far durable.
+    fn flush(&self) -> Result<(), StoreError>;
+}
+
+/// The handle the hub holds: cheap to clone, shared by all tasks.
+#[derive(Clone)]
+pub struct Store(Arc<dyn Backend>);
+
+impl Store {
+    pub fn new(backend: impl Backend) -> Self {
+        Self(Arc::new(backend))
+    }
+
+    /// Run a store operation on a blocking thread, so sled's I/O never stalls the runtime.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&dyn Backend) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let backend = self.0.clone();
+        tokio::task::spawn_blocking(move || op(backend.as_ref()))
+            .await
+            .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
+    }
+
+    /// Direct access, for callers already on a blocking thread.
+    pub fn backend(&self) -> &dyn Backend {
+        self.0.as_ref()
+    }
+}

@@ -1,0 +1,123 @@
+//! How the hub's records are encoded at rest: protobuf messages (with prost), so that fields
+//! can be added without rewriting stored data. These types are the store's own and never go on
+//! the wire.
+
+use caravan_common::Timestamp;
+
+/// Where a message is in its life; the numbering matches `caravan.v1.MessageState`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
+#[repr(i32)]
+pub enum MessageState {
+    Unspecified = 0,
+    Accepted = 1,
+    Delivered = 2,
+    Acknowledged = 3,
+    Rejected = 4,
+    Expired = 5,
+}
+
+impl MessageState {
+    /// Whether the recipient has settled the message for good.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Acknowledged | Self::Rejected | Self::Expired)
+    }
+}
+
+/// A stored message, without its payload (kept apart so that scans stay cheap).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct MessageRecord {
+    #[prost(string, tag = "1")]
+    pub sender: String,
+    #[prost(string, tag = "2")]
+    pub message_id: String,
+    #[prost(string, tag = "3")]
+    pub recipient: String,
+    #[prost(string, tag = "4")]
+    pub document_type: String,
+    #[prost(bytes = "vec", tag = "5")]
+    pub header_sha256: Vec<u8>,
+    #[prost(bytes = "vec", tag = "6")]
+    pub header: Vec<u8>,
+    #[prost(string, tag = "7")]
+    pub key_id: String,
+    #[prost(bytes = "vec", tag = "8")]
+    pub signature: Vec<u8>,
+    #[prost(bytes = "vec", tag = "9")]
+    pub receipt: Vec<u8>,
+    #[prost(int64, tag = "10")]
+    pub accepted_at_ms: i64,
+}
+
+/// One state change of a message.
+#[derive(Clone, Copy, PartialEq, prost::Message)]
+pub struct Transition {
+    #[prost(enumeration = "MessageState", tag = "1")]
+    pub state: i32,
+    #[prost(int64, tag = "2")]
+    pub at_ms: i64,
+}
+
+impl Transition {
+    pub fn new(state: MessageState, at: Timestamp) -> Self {
+        Self { state: state as i32, at_ms: at.as_millis() }
+    }
+}
+
+/// The state of a message and how it got there.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct StatusRecord {
+    #[prost(enumeration = "MessageState", tag = "1")]
+    pub state: i32,
+    #[prost(message, repeated, tag = "2")]
+    pub transitions: Vec<Transition>,
+    /// The encoded signed acknowledgement, once there is one.
+    #[prost(bytes = "vec", tag = "3")]
+    pub ack: Vec<u8>,
+    /// The encoded signed receipt.
+    #[prost(bytes = "vec", tag = "4")]
+    pub receipt: Vec<u8>,
+}
+
+impl StatusRecord {
+    pub fn current(&self) -> MessageState {
+        MessageState::try_from(self.state).unwrap_or(MessageState::Unspecified)
+    }
+
+    pub fn advance(&mut self, state: MessageState, at: Timestamp) {
+        self.state = state as i32;
+        self.transitions.push(Transition::new(state, at));
+    }
+}
+
+/// Kinds of exchange-log entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, prost::Enumeration)]
+#[repr(i32)]
+pub enum LogKind {
+    Unspecified = 0,
+    Accepted = 1,
+    Delivered = 2,
+    Acknowledged = 3,
+    Rejected = 4,
+}
+
+/// One entry of the exchange log: evidence of an event, appended and never changed.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct LogEntry {
+    #[prost(enumeration = "LogKind", tag = "1")]
+    pub kind: i32,
+    #[prost(int64, tag = "2")]
+    pub at_ms: i64,
+    #[prost(uint64, tag = "3")]
+    pub sequence: u64,
+    #[prost(string, tag = "4")]
+    pub sender: String,
+    #[prost(string, tag = "5")]
+    pub recipient: String,
+    #[prost(string, tag = "6")]
+    pub message_id: String,
+    #[prost(bytes = "vec", tag = "7")]
+    pub header_sha256: Vec<u8>,
+    /// For acknowledgements: SHA-256 of the signed acknowledgement.
+    #[prost(bytes = "vec", tag = "8")]
+    pub evidence_sha256: Vec<u8>,
+}

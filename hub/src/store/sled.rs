@@ -1,0 +1,351 @@
+//! The embedded default backend, on sled 0.34.
+//!
+//! Trees (all keys big-endian so that byte order is numeric order):
+//!
+//! | tree       | key                                 | value                        |
+//! |------------|-------------------------------------|------------------------------|
+//! | `messages` | sequence (u64)                      | `MessageRecord`              |
+//! | `payloads` | sequence (u64)                      | payload bytes                |
+//! | `dedup`    | sender (2) + message id (16)        | sequence (u64)               |
+//! | `queue`    | recipient (2) + sequence (u64)      | empty: pending delivery      |
+//! | `status`   | sequence (u64)                      | `StatusRecord`               |
+//! | `log`      | log index (u64)                     | `LogEntry`                   |
+//! | `meta`     | `next_sequence`, `next_log_index`   | u64                          |
+//!
+//! Every accept and acknowledgement is one multi-tree transaction, so a crash leaves either
+//! all of a message's entries or none. Durability: `flush()` writes sled's log with
+//! `sync_file_range`, which survives a killed process but (unlike `fsync`) is not guaranteed
+//! to survive a power cut on a disk with a volatile write cache.
+
+use std::{path::Path, sync::Mutex};
+
+use prost::Message;
+use sled::{
+    Transactional,
+    transaction::{ConflictableTransactionError, TransactionError, TransactionalTree},
+};
+
+use caravan_common::{MessageId, ParticipantId, Timestamp};
+
+use super::{
+    AckResult, AckUpdate, Acceptance, Backend, Incoming, MessageState, Pending, StatusRecord,
+    StoreError,
+    records::{LogEntry, LogKind, MessageRecord},
+};
+
+const NEXT_SEQUENCE: &[u8] = b"next_sequence";
+const NEXT_LOG_INDEX: &[u8] = b"next_log_index";
+
+/// The sled backend.
+pub struct SledBackend {
+    db: sled::Db,
+    messages: sled::Tree,
+    payloads: sled::Tree,
+    dedup: sled::Tree,
+    queue: sled::Tree,
+    status: sled::Tree,
+    log: sled::Tree,
+    meta: sled::Tree,
+    /// Serialises writers that take sequence numbers. This is a `std` mutex, not a Tokio one:
+    /// it is only held on blocking threads, for the few microseconds of an in-memory sled
+    /// transaction, and it spares those transactions from conflicting and retrying.
+    writer: Mutex<()>,
+}
+
+/// The transaction aborted on purpose with this outcome.
+enum Abort {
+    Duplicate(u64, Vec<u8>),
+    Conflict,
+    Corrupt(StoreError),
+}
+
+fn backend_error(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn corrupt(what: &'static str, detail: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt { what, detail: detail.to_string() }
+}
+
+fn u64_value(bytes: &[u8], what: &'static str) -> Result<u64, StoreError> {
+    bytes.try_into().map(u64::from_be_bytes).map_err(|_| corrupt(what, "not 8 bytes"))
+}
+
+fn dedup_key(sender: ParticipantId, id: MessageId) -> [u8; 18] {
+    let mut key = [0u8; 18];
+    key[..2].copy_from_slice(sender.as_str().as_bytes());
+    key[2..].copy_from_slice(id.as_bytes());
+    key
+}
+
+fn queue_key(recipient: ParticipantId, sequence: u64) -> [u8; 10] {
+    let mut key = [0u8; 10];
+    key[..2].copy_from_slice(recipient.as_str().as_bytes());
+    key[2..].copy_from_slice(&sequence.to_be_bytes());
+    key
+}
+
+/// Take the next value of a counter in `meta`, starting at 1.
+fn next_counter(
+    meta: &TransactionalTree,
+    name: &[u8],
+) -> Result<u64, ConflictableTransactionError<Abort>> {
+    let current = match meta.get(name)? {
+        Some(v) => u64_value(&v, "counter")
+            .map_err(|e| ConflictableTransactionError::Abort(Abort::Corrupt(e)))?,
+        None => 1,
+    };
+    meta.insert(name, &(current + 1).to_be_bytes())?;
+    Ok(current)
+}
+
+fn append_log(
+    log: &TransactionalTree,
+    meta: &TransactionalTree,
+    entry: &LogEntry,
+) -> Result<(), ConflictableTransactionError<Abort>> {
+    let index = next_counter(meta, NEXT_LOG_INDEX)?;
+    log.insert(&index.to_be_bytes(), entry.encode_to_vec())?;
+    Ok(())
+}
+
+impl SledBackend {
+    /// Open (or create) the store in `path`, with at most `cache_bytes` of page cache.
+    pub fn open(path: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_bytes)
+            .open()
+            .map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))?;
+        let tree = |name: &str| db.open_tree(name).map_err(backend_error);
+        Ok(Self {
+            messages: tree("messages")?,
+            payloads: tree("payloads")?,
+            dedup: tree("dedup")?,
+            queue: tree("queue")?,
+            status: tree("status")?,
+            log: tree("log")?,
+            meta: tree("meta")?,
+            db,
+            writer: Mutex::new(()),
+        })
+    }
+
+    fn message(&self, sequence: u64) -> Result<MessageRecord, StoreError> {
+        let bytes = self
+            .messages
+            .get(sequence.to_be_bytes())
+            .map_err(backend_error)?
+            .ok_or_else(|| corrupt("message", format!("sequence {sequence} is missing")))?;
+        MessageRecord::decode(bytes.as_ref()).map_err(|e| corrupt("message", e))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        // The guarded data is `()`, so a panic elsewhere cannot have left it inconsistent.
+        self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn transaction_result<T>(r: Result<T, TransactionError<Abort>>) -> Result<Result<T, Abort>, StoreError> {
+    match r {
+        Ok(v) => Ok(Ok(v)),
+        Err(TransactionError::Abort(Abort::Corrupt(e))) => Err(e),
+        Err(TransactionError::Abort(abort)) => Ok(Err(abort)),
+        Err(TransactionError::Storage(e)) => Err(backend_error(e)),
+    }
+}
+
+impl Backend for SledBackend {
+    fn accept(
+        &self,
+        m: &Incoming,
+        issue_receipt: &dyn Fn(u64) -> Vec<u8>,
+    ) -> Result<Acceptance, StoreError> {
+        let _writer = self.lock();
+        let dedup = dedup_key(m.sender, m.message_id);
+        let result = (&self.messages, &self.payloads, &self.dedup, &self.queue, &self.status, &self.log, &self.meta)
+            .transaction(|(messages, payloads, dedup_tree, queue, status, log, meta)| {
+                if let Some(existing) = dedup_tree.get(dedup)? {
+                    let sequence = u64_value(&existing, "dedup")
+                        .map_err(|e| ConflictableTransactionError::Abort(Abort::Corrupt(e)))?;
+                    let record = messages
+                        .get(sequence.to_be_bytes())?
+                        .ok_or_else(|| corrupt("message", format!("sequence {sequence} is missing")))
+                        .and_then(|b| MessageRecord::decode(b.as_ref()).map_err(|e| corrupt("message", e)))
+                        .map_err(|e| ConflictableTransactionError::Abort(Abort::Corrupt(e)))?;
+                    let abort = if record.header_sha256 == m.header_sha256 {
+                        Abort::Duplicate(sequence, record.receipt)
+                    } else {
+                        Abort::Conflict
+                    };
+                    return Err(ConflictableTransactionError::Abort(abort));
+                }
+                let sequence = next_counter(meta, NEXT_SEQUENCE)?;
+                let key = sequence.to_be_bytes();
+                let receipt = issue_receipt(sequence);
+                let record = MessageRecord {
+                    sender: m.sender.to_string(),
+                    message_id: m.message_id.to_string(),
+                    recipient: m.recipient.to_string(),
+                    document_type: m.document_type.to_string(),
+                    header_sha256: m.header_sha256.to_vec(),
+                    header: m.header.clone(),
+                    key_id: m.key_id.clone(),
+                    signature: m.signature.clone(),
+                    receipt: receipt.clone(),
+                    accepted_at_ms: m.accepted_at.as_millis(),
+                };
+                messages.insert(&key, record.encode_to_vec())?;
+                payloads.insert(&key, m.payload.as_slice())?;
+                dedup_tree.insert(&dedup, &key)?;
+                queue.insert(&queue_key(m.recipient, sequence), &[])?;
+                let mut state = StatusRecord { receipt: receipt.clone(), ..Default::default() };
+                state.advance(MessageState::Accepted, m.accepted_at);
+                status.insert(&key, state.encode_to_vec())?;
+                append_log(log, meta, &LogEntry {
+                    kind: LogKind::Accepted as i32,
+                    at_ms: m.accepted_at.as_millis(),
+                    sequence,
+                    sender: record.sender,
+                    recipient: record.recipient,
+                    message_id: record.message_id,
+                    header_sha256: record.header_sha256,
+                    evidence_sha256: Vec::new(),
+                })?;
+                Ok((sequence, receipt))
+            });
+        Ok(match transaction_result(result)? {
+            Ok((sequence, receipt)) => Acceptance::Accepted { sequence, receipt },
+            Err(Abort::Duplicate(sequence, receipt)) => Acceptance::Duplicate { sequence, receipt },
+            Err(Abort::Conflict) => Acceptance::Conflict,
+            Err(Abort::Corrupt(e)) => return Err(e),
+        })
+    }
+
+    fn pending(
+        &self,
+        recipient: ParticipantId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Pending>, StoreError> {
+        let start = queue_key(recipient, after.saturating_add(1));
+        let end = queue_key(recipient, u64::MAX);
+        let mut out = Vec::new();
+        for entry in self.queue.range(start..=end).take(limit) {
+            let (key, _) = entry.map_err(backend_error)?;
+            let sequence = u64_value(&key[2..], "queue")?;
+            let record = self.message(sequence)?;
+            let payload = self
+                .payloads
+                .get(sequence.to_be_bytes())
+                .map_err(backend_error)?
+                .ok_or_else(|| corrupt("payload", format!("sequence {sequence} is missing")))?;
+            out.push(Pending {
+                sequence,
+                sender: record.sender.parse().map_err(|e| corrupt("message", e))?,
+                message_id: record.message_id.parse().map_err(|e| corrupt("message", e))?,
+                header: record.header,
+                key_id: record.key_id,
+                signature: record.signature,
+                payload: payload.to_vec(),
+                receipt: record.receipt,
+            });
+        }
+        Ok(out)
+    }
+
+    fn mark_delivered(&self, sequence: u64, at: Timestamp) -> Result<(), StoreError> {
+        let record = self.message(sequence)?;
+        let result = (&self.status, &self.log, &self.meta).transaction(|(status, log, meta)| {
+            let key = sequence.to_be_bytes();
+            let Some(bytes) = status.get(key)? else { return Ok(()) };
+            let mut state = StatusRecord::decode(bytes.as_ref())
+                .map_err(|e| ConflictableTransactionError::Abort(Abort::Corrupt(corrupt("status", e))))?;
+            if state.current() != MessageState::Accepted {
+                return Ok(());
+            }
+            state.advance(MessageState::Delivered, at);
+            status.insert(&key, state.encode_to_vec())?;
+            append_log(log, meta, &LogEntry {
+                kind: LogKind::Delivered as i32,
+                at_ms: at.as_millis(),
+                sequence,
+                sender: record.sender.clone(),
+                recipient: record.recipient.clone(),
+                message_id: record.message_id.clone(),
+                header_sha256: record.header_sha256.clone(),
+                evidence_sha256: Vec::new(),
+            })
+        });
+        transaction_result(result)?.map_err(|_| corrupt("status", "unexpected abort"))
+    }
+
+    fn acknowledge(&self, u: &AckUpdate) -> Result<AckResult, StoreError> {
+        let Some(seq_bytes) = self.dedup.get(dedup_key(u.sender, u.message_id)).map_err(backend_error)? else {
+            return Ok(AckResult::UnknownMessage);
+        };
+        let sequence = u64_value(&seq_bytes, "dedup")?;
+        let record = self.message(sequence)?;
+        if record.recipient != u.recipient.as_str() {
+            return Ok(AckResult::UnknownMessage);
+        }
+        if record.header_sha256 != u.header_sha256 {
+            return Ok(AckResult::DigestMismatch);
+        }
+        let evidence = caravan_common::signing::sha256(&u.ack).to_vec();
+        let result = (&self.status, &self.queue, &self.log, &self.meta).transaction(|(status, queue, log, meta)| {
+            let key = sequence.to_be_bytes();
+            let mut state = match status.get(key)? {
+                Some(bytes) => StatusRecord::decode(bytes.as_ref()).map_err(|e| {
+                    ConflictableTransactionError::Abort(Abort::Corrupt(corrupt("status", e)))
+                })?,
+                None => StatusRecord::default(),
+            };
+            if state.current().is_final() {
+                // Acknowledging twice is harmless: the first answer stands.
+                return Ok(state.current());
+            }
+            state.advance(u.state, u.at);
+            state.ack = u.ack.clone();
+            status.insert(&key, state.encode_to_vec())?;
+            queue.remove(&queue_key(u.recipient, sequence))?;
+            let kind = if u.state == MessageState::Rejected { LogKind::Rejected } else { LogKind::Acknowledged };
+            append_log(log, meta, &LogEntry {
+                kind: kind as i32,
+                at_ms: u.at.as_millis(),
+                sequence,
+                sender: record.sender.clone(),
+                recipient: record.recipient.clone(),
+                message_id: record.message_id.clone(),
+                header_sha256: record.header_sha256.clone(),
+                evidence_sha256: evidence.clone(),
+            })?;
+            Ok(u.state)
+        });
+        match transaction_result(result)? {
+            Ok(state) => Ok(AckResult::Recorded(state)),
+            Err(_) => Err(corrupt("status", "unexpected abort")),
+        }
+    }
+
+    fn status(
+        &self,
+        sender: ParticipantId,
+        message_id: MessageId,
+    ) -> Result<Option<StatusRecord>, StoreError> {
+        let Some(seq_bytes) = self.dedup.get(dedup_key(sender, message_id)).map_err(backend_error)? else {
+            return Ok(None);
+        };
+        let sequence = u64_value(&seq_bytes, "dedup")?;
+        let bytes = self
+            .status
+            .get(sequence.to_be_bytes())
+            .map_err(backend_error)?
+            .ok_or_else(|| corrupt("status", format!("sequence {sequence} is missing")))?;
+        StatusRecord::decode(bytes.as_ref()).map(Some).map_err(|e| corrupt("status", e))
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush().map(drop).map_err(backend_error)
+    }
+}

@@ -1,0 +1,143 @@
+//! The conformance suite every backend must pass.
+
+use caravan_common::{DocumentType, MessageId, ParticipantId, Timestamp};
+
+use super::{sled::SledBackend, *};
+
+fn pid(s: &str) -> ParticipantId {
+    s.parse().unwrap()
+}
+
+fn incoming(sender: &str, recipient: &str, header: &[u8]) -> Incoming {
+    Incoming {
+        sender: pid(sender),
+        message_id: MessageId::generate(),
+        recipient: pid(recipient),
+        document_type: DocumentType::Phytosanitary,
+        header_sha256: caravan_common::signing::sha256(header),
+        header: header.to_vec(),
+        key_id: "0123456789abcdef".into(),
+        signature: vec![1; 64],
+        payload: b"<xml/>".to_vec(),
+        accepted_at: Timestamp::now(),
+    }
+}
+
+fn receipt_for(sequence: u64) -> Vec<u8> {
+    format!("receipt-{sequence}").into_bytes()
+}
+
+fn accept(b: &dyn Backend, m: &Incoming) -> Acceptance {
+    b.accept(m, &receipt_for).unwrap()
+}
+
+fn ack(m: &Incoming, state: MessageState) -> AckUpdate {
+    AckUpdate {
+        recipient: m.recipient,
+        sender: m.sender,
+        message_id: m.message_id,
+        header_sha256: m.header_sha256,
+        state,
+        ack: b"signed ack".to_vec(),
+        at: Timestamp::now(),
+    }
+}
+
+/// Runs every rule against a fresh, empty backend.
+fn suite(b: &dyn Backend) {
+    // Sequence numbers start at 1 and increase.
+    let first = incoming("KZ", "CN", b"h1");
+    let second = incoming("UZ", "CN", b"h2");
+    let other = incoming("CN", "KZ", b"h3");
+    assert_eq!(accept(b, &first), Acceptance::Accepted { sequence: 1, receipt: receipt_for(1) });
+    assert_eq!(accept(b, &second), Acceptance::Accepted { sequence: 2, receipt: receipt_for(2) });
+    assert_eq!(accept(b, &other), Acceptance::Accepted { sequence: 3, receipt: receipt_for(3) });
+
+    // Same sender and id with the same header: the original receipt, nothing new stored.
+    assert_eq!(accept(b, &first), Acceptance::Duplicate { sequence: 1, receipt: receipt_for(1) });
+    // Same sender and id, different header: conflict.
+    let mut changed = first.clone();
+    changed.header_sha256 = [9; 32];
+    assert_eq!(accept(b, &changed), Acceptance::Conflict);
+    // The same message id from another sender is a different message.
+    let mut same_id_other_sender = first.clone();
+    same_id_other_sender.sender = pid("TJ");
+    assert!(matches!(accept(b, &same_id_other_sender), Acceptance::Accepted { sequence: 4, .. }));
+
+    // Pending is per recipient, oldest first, and resumes after a cursor.
+    let pending = b.pending(pid("CN"), 0, 10).unwrap();
+    assert_eq!(pending.iter().map(|p| p.sequence).collect::<Vec<_>>(), vec![1, 2, 4]);
+    assert_eq!(pending[0].message_id, first.message_id);
+    assert_eq!(pending[0].payload, first.payload);
+    assert_eq!(pending[0].header, first.header);
+    assert_eq!(pending[0].receipt, receipt_for(1));
+    assert_eq!(b.pending(pid("CN"), 1, 10).unwrap().len(), 2);
+    assert_eq!(b.pending(pid("CN"), 0, 1).unwrap().len(), 1);
+    assert_eq!(b.pending(pid("KZ"), 0, 10).unwrap().len(), 1);
+    assert!(b.pending(pid("AF"), 0, 10).unwrap().is_empty());
+
+    // Status follows the message.
+    let status = |m: &Incoming| b.status(m.sender, m.message_id).unwrap().unwrap();
+    assert_eq!(status(&first).current(), MessageState::Accepted);
+    b.mark_delivered(1, Timestamp::now()).unwrap();
+    assert_eq!(status(&first).current(), MessageState::Delivered);
+    assert_eq!(b.status(pid("KZ"), MessageId::generate()).unwrap(), None);
+
+    // Acknowledgements: only the recipient, only the right header, idempotent.
+    let mut wrong_recipient = ack(&first, MessageState::Acknowledged);
+    wrong_recipient.recipient = pid("UZ");
+    assert_eq!(b.acknowledge(&wrong_recipient).unwrap(), AckResult::UnknownMessage);
+    let mut wrong_digest = ack(&first, MessageState::Acknowledged);
+    wrong_digest.header_sha256 = [0; 32];
+    assert_eq!(b.acknowledge(&wrong_digest).unwrap(), AckResult::DigestMismatch);
+    assert_eq!(
+        b.acknowledge(&ack(&first, MessageState::Acknowledged)).unwrap(),
+        AckResult::Recorded(MessageState::Acknowledged)
+    );
+    assert_eq!(
+        b.acknowledge(&ack(&first, MessageState::Rejected)).unwrap(),
+        AckResult::Recorded(MessageState::Acknowledged),
+        "a second acknowledgement does not change the first"
+    );
+    let settled = status(&first);
+    assert_eq!(settled.ack, b"signed ack".to_vec());
+    let states: Vec<i32> = settled.transitions.iter().map(|t| t.state).collect();
+    assert_eq!(
+        states,
+        vec![MessageState::Accepted as i32, MessageState::Delivered as i32, MessageState::Acknowledged as i32]
+    );
+    assert_eq!(b.pending(pid("CN"), 0, 10).unwrap().iter().map(|p| p.sequence).collect::<Vec<_>>(), vec![2, 4]);
+
+    // A rejection settles the message too.
+    assert_eq!(
+        b.acknowledge(&ack(&second, MessageState::Rejected)).unwrap(),
+        AckResult::Recorded(MessageState::Rejected)
+    );
+    assert_eq!(status(&second).current(), MessageState::Rejected);
+    // Delivery after settlement does not move the state back.
+    b.mark_delivered(2, Timestamp::now()).unwrap();
+    assert_eq!(status(&second).current(), MessageState::Rejected);
+    b.flush().unwrap();
+}
+
+#[test]
+fn sled_backend_conforms() {
+    let dir = tempfile::tempdir().unwrap();
+    suite(&SledBackend::open(dir.path(), 8 << 20).unwrap());
+}
+
+#[test]
+fn sled_backend_keeps_flushed_state_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = incoming("KZ", "CN", b"h1");
+    {
+        let b = SledBackend::open(dir.path(), 8 << 20).unwrap();
+        accept(&b, &m);
+        b.flush().unwrap();
+    }
+    let b = SledBackend::open(dir.path(), 8 << 20).unwrap();
+    assert_eq!(accept(&b, &m), Acceptance::Duplicate { sequence: 1, receipt: receipt_for(1) });
+    assert_eq!(b.pending(pid("CN"), 0, 10).unwrap().len(), 1);
+    // Sequence numbers continue after a restart.
+    assert!(matches!(accept(&b, &incoming("KZ", "CN", b"h2")), Acceptance::Accepted { sequence: 2, .. }));
+}
