@@ -12,6 +12,8 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+#[cfg(feature = "process")]
+pub mod process;
 pub mod document;
 pub mod envelope;
 pub mod ids;
