@@ -2,7 +2,7 @@
 //! hub signs, and the acknowledgement a recipient signs. Their byte encodings, and the signing
 //! and checking of those bytes, live in `caravan-proto`.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{DocumentType, KeyId, MessageId, ParticipantId, RefusalCode, Timestamp};
 
@@ -43,7 +43,7 @@ pub struct Receipt {
 }
 
 /// What a recipient decided about a message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum AckOutcome {
     /// Verified end to end and stored.

@@ -1,0 +1,95 @@
+//! The Caravan spoke: a country's gateway between its national single window and the hub.
+//!
+//! It signs outgoing documents with the country's ed25519 key and submits them to the hub; it
+//! keeps a delivery stream open to the hub and verifies every received document end to end
+//! against the keys it holds, stores it durably in its inbox, and signs an acknowledgement
+//! (accepted, or rejected with the reason).
+//!
+//! Code map: [`config`] (the checked TOML file), [`document`] (recognising XML documents),
+//! [`spoke`] (sending and receiving), [`store`] (inbox and sent records on sled),
+//! [`control`] (the local control API the CLI uses, over a Unix socket).
+
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod control;
+pub mod document;
+pub mod spoke;
+pub mod store;
+
+use std::{future::Future, os::unix::fs::PermissionsExt, path::Path, sync::Arc};
+
+use tokio::{net::UnixListener, sync::watch};
+use tracing::info;
+
+pub use config::Config;
+
+/// Page cache of the spoke's store.
+const STORE_CACHE_BYTES: u64 = 32 * 1024 * 1024;
+
+/// Errors that stop the spoke.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error("hub endpoint: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error("control socket {path}: {cause}")]
+    ControlSocket { path: String, cause: String },
+}
+
+/// Run the spoke until `shutdown` completes: the delivery stream from the hub and the local
+/// control API.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
+    create_private_dir(&config.data_dir).map_err(|cause| RunError::ControlSocket {
+        path: config.data_dir.display().to_string(),
+        cause,
+    })?;
+    let store = Arc::new(store::SpokeStore::open(&config.data_dir.join("store"), STORE_CACHE_BYTES)?);
+    let listener = bind_control_socket(&config.control_socket).await?;
+    let channel = spoke::hub_channel(&config)?;
+    let max_payload_bytes = config.max_payload_bytes;
+    let socket = config.control_socket.clone();
+    let spoke = Arc::new(spoke::Spoke::new(config, store.clone(), channel));
+    info!(participant = %spoke.me, socket = %socket.display(), "control API listening");
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let receiver = tokio::spawn(spoke.clone().receive(stop_rx.clone()));
+    let mut stop = stop_rx;
+    let control = axum::serve(listener, control::router(spoke, max_payload_bytes))
+        .with_graceful_shutdown(async move {
+            let _ = stop.changed().await;
+        });
+    let control = tokio::spawn(async move { control.await });
+    shutdown.await;
+    info!("shutting down");
+    let _ = stop_tx.send(true);
+    let _ = receiver.await;
+    let _ = control.await;
+    let _ = std::fs::remove_file(&socket);
+    spoke::blocking(move || store.flush()).await?;
+    info!("store flushed; stopped");
+    Ok(())
+}
+
+fn create_private_dir(path: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(path).map_err(|e| e.to_string())?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(|e| e.to_string())
+}
+
+/// Bind the control socket, replacing a stale one but never a live spoke's.
+async fn bind_control_socket(path: &Path) -> Result<UnixListener, RunError> {
+    let fail = |cause: String| RunError::ControlSocket { path: path.display().to_string(), cause };
+    if path.exists() {
+        if tokio::net::UnixStream::connect(path).await.is_ok() {
+            return Err(fail("another spoke is running with this socket".into()));
+        }
+        std::fs::remove_file(path).map_err(|e| fail(e.to_string()))?;
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| fail(e.to_string()))?;
+    }
+    let listener = UnixListener::bind(path).map_err(|e| fail(e.to_string()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|e| fail(e.to_string()))?;
+    Ok(listener)
+}

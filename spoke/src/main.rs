@@ -1,1 +1,292 @@
-fn main(){}
+//! `caravan-spoke`: run a country's spoke, and talk to the running one.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand, ValueEnum};
+use serde_json::Value;
+
+use caravan_common::{
+    DocumentType, MessageId, ParticipantId,
+    process::{LogFormat, init_tracing, shutdown_signal},
+    signing::SigningKey,
+};
+use caravan_spoke::{
+    Config,
+    config::ControlConfig,
+    control::{self, ClientError, InboxItem},
+};
+
+/// Exit code for a bad configuration or command line (sysexits EX_USAGE).
+const EX_USAGE: u8 = 64;
+/// Exit code when the running spoke or the hub cannot be reached (sysexits EX_UNAVAILABLE).
+const EX_UNAVAILABLE: u8 = 69;
+
+#[derive(Parser)]
+#[command(name = "caravan-spoke", version, about = "A Caravan spoke: a country's gateway to the hub")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create an ed25519 document-signing key (file mode 0600); prints its id and public key.
+    Keygen {
+        /// Where to write the key; an existing file is never overwritten.
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the spoke.
+    Run {
+        #[arg(long, env = "CARAVAN_SPOKE_CONFIG")]
+        config: PathBuf,
+        #[arg(long, env = "CARAVAN_SPOKE_LOG_FORMAT", value_enum, default_value = "plain")]
+        log_format: Format,
+    },
+    /// Sign a document and submit it to the hub through the running spoke.
+    Send {
+        #[arg(long, env = "CARAVAN_SPOKE_CONFIG")]
+        config: PathBuf,
+        /// Recipient participant id, e.g. CN.
+        #[arg(long)]
+        to: ParticipantId,
+        /// Document type: e-co, e-phyto or e-invoice.
+        #[arg(long = "type")]
+        document_type: DocumentType,
+        /// Certificate or invoice number; read from the document when absent.
+        #[arg(long)]
+        document_id: Option<String>,
+        /// Message id of an earlier document that this one replaces or withdraws.
+        #[arg(long)]
+        supersedes: Option<MessageId>,
+        #[arg(long)]
+        json: bool,
+        /// The document (XML).
+        file: PathBuf,
+    },
+    /// List received documents.
+    Inbox {
+        #[arg(long, env = "CARAVAN_SPOKE_CONFIG")]
+        config: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a received document and its verification.
+    Show {
+        #[arg(long, env = "CARAVAN_SPOKE_CONFIG")]
+        config: PathBuf,
+        /// Write the document's bytes to this file.
+        #[arg(long)]
+        payload_out: Option<PathBuf>,
+        /// The sender, if the id came from several.
+        #[arg(long)]
+        sender: Option<ParticipantId>,
+        #[arg(long)]
+        json: bool,
+        message_id: MessageId,
+    },
+    /// Show the state of a sent document, as the hub reports it.
+    Status {
+        #[arg(long, env = "CARAVAN_SPOKE_CONFIG")]
+        config: PathBuf,
+        #[arg(long)]
+        json: bool,
+        message_id: MessageId,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Plain,
+    Json,
+}
+
+/// A command's failure, with the exit code it maps to.
+struct Failure(u8, String);
+
+impl From<ClientError> for Failure {
+    fn from(e: ClientError) -> Self {
+        let code = match &e {
+            ClientError::NotRunning { .. } => EX_UNAVAILABLE,
+            ClientError::Api(error, _) if error.code == "HUB_UNAVAILABLE" => EX_UNAVAILABLE,
+            _ => 1,
+        };
+        Failure(code, e.to_string())
+    }
+}
+
+fn main() -> ExitCode {
+    match command(Cli::parse().command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure(code, message)) => {
+            eprintln!("caravan-spoke: {message}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn command(command: Command) -> Result<(), Failure> {
+    match command {
+        Command::Keygen { out, json } => keygen(out, json),
+        Command::Run { config, log_format } => {
+            let format = match log_format {
+                Format::Plain => LogFormat::Plain,
+                Format::Json => LogFormat::Json,
+            };
+            init_tracing("CARAVAN_SPOKE_LOG", "info", format);
+            let config = Config::load(&config).map_err(|e| Failure(EX_USAGE, e.to_string()))?;
+            runtime()?
+                .block_on(caravan_spoke::run(config, shutdown_signal()))
+                .map_err(|e| Failure(1, e.to_string()))
+        }
+        Command::Send { config, to, document_type, document_id, supersedes, json, file } => {
+            let payload = std::fs::read(&file).map_err(|e| Failure(EX_USAGE, format!("{}: {e}", file.display())))?;
+            let mut query = format!("/v1/documents?to={to}&type={document_type}");
+            if let Some(id) = &document_id {
+                query.push_str(&format!("&document_id={}", encode_query(id)));
+            }
+            if let Some(id) = supersedes {
+                query.push_str(&format!("&supersedes={id}"));
+            }
+            let sent = call(&config, "POST", &query, payload)?;
+            if json {
+                println!("{sent}");
+            } else {
+                println!("sent {} ({}) as message {}", text(&sent["document_id"]), document_type, text(&sent["message_id"]));
+                let r = &sent["receipt"];
+                println!("hub receipt: sequence {} accepted at {} (hub key {})",
+                    r["hub_sequence"], text(&r["accepted_at"]), text(&r["key_id"]));
+                if sent["duplicate"] == Value::Bool(true) {
+                    println!("note: the hub already held this message; this is its original receipt");
+                }
+            }
+            Ok(())
+        }
+        Command::Inbox { config, json } => {
+            let list = call(&config, "GET", "/v1/inbox", Vec::new())?;
+            if json {
+                println!("{list}");
+                return Ok(());
+            }
+            let items: Vec<InboxItem> =
+                serde_json::from_value(list).map_err(|e| Failure(1, format!("unexpected answer: {e}")))?;
+            if items.is_empty() {
+                println!("the inbox is empty");
+            }
+            for i in items {
+                let verdict = match &i.verification {
+                    caravan_spoke::store::Verification::Verified => "verified".to_owned(),
+                    caravan_spoke::store::Verification::Rejected { code, .. } => format!("REJECTED ({code})"),
+                };
+                println!("{}  {}  {:<9}  {:<24}  {}  {}", i.received_at, i.message_id, i.document_type.as_deref().unwrap_or("?"),
+                    i.document_id.as_deref().unwrap_or("?"), i.sender, verdict);
+            }
+            Ok(())
+        }
+        Command::Show { config, payload_out, sender, json, message_id } => {
+            let query = sender.map(|s| format!("?sender={s}")).unwrap_or_default();
+            let record = call(&config, "GET", &format!("/v1/inbox/{message_id}{query}"), Vec::new())?;
+            if let Some(out) = &payload_out {
+                let bytes = raw_call(&config, "GET", &format!("/v1/inbox/{message_id}/payload{query}"))?;
+                std::fs::write(out, &bytes).map_err(|e| Failure(1, format!("{}: {e}", out.display())))?;
+            }
+            if json {
+                println!("{record}");
+            } else {
+                for field in ["message_id", "sender", "document_type", "document_id", "content_type", "payload_length",
+                    "payload_sha256", "created_at", "hub_sequence", "accepted_at", "received_at", "supersedes"] {
+                    if !record[field].is_null() {
+                        println!("{field:<15} {}", text(&record[field]));
+                    }
+                }
+                println!("{:<15} {}", "verification", describe_verification(&record["verification"]));
+                if let Some(out) = payload_out {
+                    println!("payload written to {}", out.display());
+                }
+            }
+            Ok(())
+        }
+        Command::Status { config, json, message_id } => {
+            let status = call(&config, "GET", &format!("/v1/sent/{message_id}/status"), Vec::new())?;
+            if json {
+                println!("{status}");
+            } else {
+                println!("{message_id}: {}", text(&status["state"]));
+                for t in status["transitions"].as_array().into_iter().flatten() {
+                    println!("  {:<13} {}", text(&t["state"]), text(&t["at"]));
+                }
+                let ack = &status["acknowledgement"];
+                if !ack.is_null() {
+                    let verified = if ack["verified"] == Value::Bool(true) { "signature verified" } else { "SIGNATURE NOT VERIFIED" };
+                    println!("recipient's acknowledgement: {} ({verified})", text(&ack["ack"]["outcome"]));
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn keygen(out: PathBuf, json: bool) -> Result<(), Failure> {
+    let key = SigningKey::generate();
+    key.save(&out).map_err(|e| Failure(1, e.to_string()))?;
+    if json {
+        println!("{}", serde_json::json!({
+            "key_id": key.key_id().to_string(),
+            "public_key": key.public().to_base64(),
+            "file": out.display().to_string(),
+        }));
+    } else {
+        println!("key id:     {}", key.key_id());
+        println!("public key: {}", key.public().to_base64());
+        println!("written to: {} (mode 0600)", out.display());
+    }
+    Ok(())
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| Failure(1, e.to_string()))
+}
+
+fn raw_call(config: &std::path::Path, method: &str, path: &str) -> Result<Vec<u8>, Failure> {
+    raw_call_body(config, method, path, Vec::new())
+}
+
+fn raw_call_body(config: &std::path::Path, method: &str, path: &str, body: Vec<u8>) -> Result<Vec<u8>, Failure> {
+    let control = ControlConfig::load(config).map_err(|e| Failure(EX_USAGE, e.to_string()))?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| Failure(1, e.to_string()))?;
+    let bytes = runtime.block_on(control::call(&control.control_socket, method, path, body))?;
+    Ok(bytes.to_vec())
+}
+
+fn call(config: &std::path::Path, method: &str, path: &str, body: Vec<u8>) -> Result<Value, Failure> {
+    let bytes = raw_call_body(config, method, path, body)?;
+    serde_json::from_slice(&bytes).map_err(|e| Failure(1, format!("unexpected answer from the spoke: {e}")))
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    }
+}
+
+fn describe_verification(v: &Value) -> String {
+    match v["status"].as_str() {
+        Some("verified") => "verified end to end (signature, signing key, sender, payload, hub receipt)".into(),
+        _ => format!("REJECTED: {}: {}", text(&v["code"]), text(&v["reason"])),
+    }
+}
+
+/// Percent-encode a query value (RFC 3986 unreserved characters pass through).
+fn encode_query(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

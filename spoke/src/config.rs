@@ -1,0 +1,196 @@
+//! The spoke's configuration file (TOML), checked completely at start.
+//!
+//! ```toml
+//! participant = "KZ"                       # this spoke's participant id
+//! hub_url = "https://127.0.0.1:7443"       # the hub's gRPC endpoint
+//! hub_tls_name = "localhost"               # name in the hub's certificate (default: URL host)
+//! data_dir = "data"                        # inbox and sent messages; relative to this file
+//! signing_key = "signing.key"              # from `caravan-spoke keygen`
+//! control_socket = "data/control.sock"     # local control API (default: <data_dir>/control.sock)
+//! max_payload_bytes = 16777216             # largest document sent (default 16 MiB)
+//! hub_receipt_keys = ["base64..."]         # the hub's receipt-signing public key(s)
+//!
+//! [tls]
+//! ca_cert = "tls/ca.pem"                   # the hub's CA
+//! cert = "tls/KZ.pem"                      # this spoke's client certificate
+//! key = "tls/KZ.key"
+//!
+//! [[participants]]                         # every participant whose documents are verified
+//! id = "CN"
+//! name = "China"
+//! [[participants.keys]]
+//! public_key = "base64..."
+//! document_types = ["e-co", "e-phyto", "e-invoice"]
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use caravan_common::{
+    ParticipantId,
+    config::{ConfigError, ParticipantConfig, Problems, read_toml, resolve, trust_set},
+    signing::SigningKey,
+    trust::TrustSet,
+};
+
+/// Default largest payload sent: 16 MiB, as the hub's default.
+pub const DEFAULT_MAX_PAYLOAD_BYTES: u64 = 16 * 1024 * 1024;
+
+/// The file as written.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpokeFile {
+    /// This spoke's participant id (ISO 3166-1 alpha-2).
+    pub participant: String,
+    /// The hub's gRPC endpoint, `https://host:port`.
+    pub hub_url: String,
+    /// The DNS name or IP the hub's certificate is checked against; defaults to the URL's host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hub_tls_name: Option<String>,
+    /// Folder of the spoke's store.
+    pub data_dir: PathBuf,
+    /// The participant's ed25519 document-signing key.
+    pub signing_key: PathBuf,
+    /// Unix socket of the local control API used by the CLI; only this machine's users with
+    /// access to the file can reach it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_socket: Option<PathBuf>,
+    /// Largest payload this spoke sends, in bytes.
+    #[serde(default = "default_max_payload")]
+    pub max_payload_bytes: u64,
+    /// The hub's receipt-signing public keys (base64).
+    pub hub_receipt_keys: Vec<String>,
+    /// TLS material.
+    pub tls: TlsFile,
+    /// Participants whose documents this spoke verifies, with their keys (including its own).
+    pub participants: Vec<ParticipantConfig>,
+}
+
+/// TLS files as written.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFile {
+    /// The hub's CA certificate (PEM).
+    pub ca_cert: PathBuf,
+    /// This spoke's client certificate (PEM), issued by the hub's CA.
+    pub cert: PathBuf,
+    /// Its private key (PEM).
+    pub key: PathBuf,
+}
+
+fn default_max_payload() -> u64 {
+    DEFAULT_MAX_PAYLOAD_BYTES
+}
+
+/// Just enough of the config to reach a running spoke: the CLI's view.
+pub struct ControlConfig {
+    pub participant: String,
+    pub control_socket: PathBuf,
+}
+
+impl ControlConfig {
+    /// Read only what the CLI needs, so it works even if key files are unreadable to it.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let file: SpokeFile = read_toml(path)?;
+        let data_dir = resolve(path, &file.data_dir);
+        Ok(Self {
+            control_socket: control_socket(path, &file, &data_dir),
+            participant: file.participant,
+        })
+    }
+}
+
+fn control_socket(path: &Path, file: &SpokeFile, data_dir: &Path) -> PathBuf {
+    match &file.control_socket {
+        Some(p) => resolve(path, p),
+        None => data_dir.join("control.sock"),
+    }
+}
+
+/// PEM contents of the TLS files, read at load.
+#[derive(Clone)]
+pub struct TlsMaterial {
+    pub ca_cert: Vec<u8>,
+    pub cert: Vec<u8>,
+    pub key: Vec<u8>,
+}
+
+/// The checked configuration.
+pub struct Config {
+    pub participant: ParticipantId,
+    pub hub_url: String,
+    pub hub_tls_name: Option<String>,
+    pub data_dir: PathBuf,
+    pub signing_key: SigningKey,
+    pub control_socket: PathBuf,
+    pub max_payload_bytes: usize,
+    pub tls: TlsMaterial,
+    pub trust: TrustSet,
+}
+
+impl Config {
+    /// Read and check `path`; every problem is reported.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let file: SpokeFile = read_toml(path)?;
+        let mut problems = Problems::default();
+        let participant = problems.check("participant", file.participant.parse::<ParticipantId>());
+        let hub_url = match file.hub_url.parse::<tonic::transport::Uri>() {
+            Ok(uri) if uri.scheme_str() == Some("https") && uri.host().is_some() => Some(file.hub_url.clone()),
+            _ => {
+                problems.push(format!("hub_url: {:?} is not an https://host:port URL", file.hub_url));
+                None
+            }
+        };
+        let read = |field: &str, p: &Path, problems: &mut Problems| {
+            let full = resolve(path, p);
+            problems.check(field, std::fs::read(&full).map_err(|e| format!("{}: {e}", full.display())))
+        };
+        let ca_cert = read("tls.ca_cert", &file.tls.ca_cert, &mut problems);
+        let cert = read("tls.cert", &file.tls.cert, &mut problems);
+        let key = read("tls.key", &file.tls.key, &mut problems);
+        let signing_key = problems.check("signing_key", SigningKey::load(&resolve(path, &file.signing_key)));
+        let max_payload_bytes = match usize::try_from(file.max_payload_bytes) {
+            Ok(n) if n > 0 && n <= 1 << 30 => Some(n),
+            _ => {
+                problems.push("max_payload_bytes: must be between 1 and 1073741824 (1 GiB)");
+                None
+            }
+        };
+        if file.hub_receipt_keys.is_empty() {
+            problems.push("hub_receipt_keys: at least one hub receipt key is needed to check receipts");
+        }
+        let trust = trust_set(&file.participants, &file.hub_receipt_keys, &mut problems);
+        if let (Some(me), Some(key)) = (participant, &signing_key) {
+            match trust.key(key.key_id()) {
+                Some(entry) if entry.participant == me => {}
+                Some(entry) => problems.push(format!(
+                    "signing_key: key {} is listed for {}, not for this spoke ({me})",
+                    key.key_id(),
+                    entry.participant
+                )),
+                None => problems.push(format!(
+                    "signing_key: key {} is not listed under participant {me} in [[participants]]",
+                    key.key_id()
+                )),
+            }
+        }
+        let data_dir = resolve(path, &file.data_dir);
+        let control_socket = control_socket(path, &file, &data_dir);
+        problems.finish(path, || Config {
+            participant: participant.expect("checked"),
+            hub_url: hub_url.expect("checked"),
+            hub_tls_name: file.hub_tls_name,
+            data_dir,
+            signing_key: signing_key.expect("checked"),
+            control_socket,
+            max_payload_bytes: max_payload_bytes.expect("checked"),
+            tls: TlsMaterial {
+                ca_cert: ca_cert.expect("checked"),
+                cert: cert.expect("checked"),
+                key: key.expect("checked"),
+            },
+            trust,
+        })
+    }
+}

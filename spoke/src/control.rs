@@ -1,0 +1,369 @@
+//! The local control API: how `caravan-spoke send`, `inbox`, `show` and `status` reach the
+//! running spoke, which alone owns the store.
+//!
+//! HTTP/JSON over a Unix socket created with mode 0600 in the spoke's data folder: only the
+//! spoke's own user (and root) can connect, and nothing is reachable from the network.
+//!
+//! | method | path                              | answer                                  |
+//! |--------|-----------------------------------|-----------------------------------------|
+//! | GET    | `/v1/health`                      | participant, hub connection             |
+//! | POST   | `/v1/documents?to=&type=[&document_id=][&supersedes=]` | body: the document; [`Sent`] |
+//! | GET    | `/v1/inbox`                       | list of [`InboxItem`]                   |
+//! | GET    | `/v1/inbox/{id}[?sender=]`        | the full [`InboxRecord`]                |
+//! | GET    | `/v1/inbox/{id}/payload[?sender=]`| the document bytes                      |
+//! | GET    | `/v1/sent/{id}/status`            | [`StatusView`] from the hub             |
+//!
+//! Errors are `{"error": {"code": "...", "message": "..."}}` with a fitting HTTP status.
+
+use std::{path::Path, sync::Arc};
+
+use axum::{
+    Json, Router,
+    body::Bytes,
+    extract::{DefaultBodyLimit, Path as UrlPath, Query, State},
+    http::{StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use serde::{Deserialize, Serialize};
+
+use caravan_common::{
+    DocumentType, MessageId, ParticipantId, Refusal, Timestamp,
+    envelope::{Ack, to_hex},
+};
+use caravan_proto::v1;
+
+use crate::{
+    spoke::{Outgoing, SendError, Spoke, blocking},
+    store::{InboxRecord, SentRecord, StoreError, Verification},
+};
+
+/// An error answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApiError {
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ErrorBody {
+    error: ApiError,
+}
+
+struct Failure(StatusCode, ApiError);
+
+impl Failure {
+    fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+        Self(status, ApiError { code: code.into(), message: message.into() })
+    }
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        (self.0, Json(ErrorBody { error: self.1 })).into_response()
+    }
+}
+
+impl From<Refusal> for Failure {
+    fn from(r: Refusal) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, r.code.as_str(), r.detail)
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(cause = %e, "store failure");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "STORE_FAILURE", "the spoke's store failed; see its log")
+    }
+}
+
+impl From<SendError> for Failure {
+    fn from(e: SendError) -> Self {
+        match e {
+            SendError::Refused(r) => r.into(),
+            SendError::HubUnavailable(m) => Self::new(StatusCode::SERVICE_UNAVAILABLE, "HUB_UNAVAILABLE", m),
+            SendError::Store(e) => e.into(),
+        }
+    }
+}
+
+fn bad_request(message: impl Into<String>) -> Failure {
+    Failure::new(StatusCode::BAD_REQUEST, "BAD_REQUEST", message)
+}
+
+/// The routes, over the running spoke.
+pub fn router(spoke: Arc<Spoke>, max_payload_bytes: usize) -> Router {
+    Router::new()
+        .route("/v1/health", get(health))
+        .route("/v1/documents", post(send))
+        .route("/v1/inbox", get(inbox))
+        .route("/v1/inbox/{id}", get(inbox_entry))
+        .route("/v1/inbox/{id}/payload", get(payload))
+        .route("/v1/sent/{id}/status", get(status))
+        // Room for the largest document; a larger body gets 413 before it is read in full.
+        .layer(DefaultBodyLimit::max(max_payload_bytes.saturating_add(1)))
+        .with_state(spoke)
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct Health {
+    pub participant: String,
+    pub hub_connected: bool,
+}
+
+async fn health(State(spoke): State<Arc<Spoke>>) -> Json<Health> {
+    Json(Health { participant: spoke.me.to_string(), hub_connected: spoke.hub_connected() })
+}
+
+#[derive(Deserialize)]
+struct SendQuery {
+    to: String,
+    #[serde(rename = "type")]
+    document_type: String,
+    document_id: Option<String>,
+    supersedes: Option<String>,
+}
+
+async fn send(State(spoke): State<Arc<Spoke>>, Query(q): Query<SendQuery>, body: Bytes) -> Result<Response, Failure> {
+    let to: ParticipantId = q.to.parse().map_err(|e| bad_request(format!("to: {e}")))?;
+    let document_type: DocumentType = q.document_type.parse().map_err(|e| bad_request(format!("type: {e}")))?;
+    let supersedes = match q.supersedes.as_deref() {
+        None | Some("") => None,
+        Some(id) => Some(id.parse::<MessageId>().map_err(|e| bad_request(format!("supersedes: {e}")))?),
+    };
+    let sent = spoke
+        .send(Outgoing {
+            to,
+            document_type,
+            document_id: q.document_id.filter(|d| !d.is_empty()),
+            supersedes,
+            payload: body.to_vec(),
+        })
+        .await?;
+    Ok(Json(sent).into_response())
+}
+
+/// One line of the inbox listing.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InboxItem {
+    pub message_id: String,
+    pub sender: String,
+    pub document_type: Option<String>,
+    pub document_id: Option<String>,
+    pub verified: bool,
+    pub verification: Verification,
+    pub received_at: Timestamp,
+    pub accepted_at: Option<Timestamp>,
+    pub payload_length: u64,
+    pub supersedes: Option<String>,
+}
+
+impl From<&InboxRecord> for InboxItem {
+    fn from(r: &InboxRecord) -> Self {
+        Self {
+            message_id: r.message_id.to_string(),
+            sender: r.sender.to_string(),
+            document_type: r.document_type.map(|t| t.to_string()),
+            document_id: r.document_id.clone(),
+            verified: r.verification == Verification::Verified,
+            verification: r.verification.clone(),
+            received_at: r.received_at,
+            accepted_at: r.accepted_at,
+            payload_length: r.payload_length,
+            supersedes: r.supersedes.map(|s| s.to_string()),
+        }
+    }
+}
+
+async fn inbox(State(spoke): State<Arc<Spoke>>) -> Result<Json<Vec<InboxItem>>, Failure> {
+    let store = spoke.store.clone();
+    let records = blocking(move || store.inbox_list()).await?;
+    Ok(Json(records.iter().map(InboxItem::from).collect()))
+}
+
+#[derive(Deserialize)]
+struct SenderQuery {
+    sender: Option<String>,
+}
+
+async fn find(spoke: &Spoke, id: &str, sender: Option<&str>) -> Result<InboxRecord, Failure> {
+    let id: MessageId = id.parse().map_err(|e| bad_request(format!("{e}")))?;
+    let sender: Option<ParticipantId> =
+        sender.map(|s| s.parse().map_err(|e| bad_request(format!("sender: {e}")))).transpose()?;
+    let store = spoke.store.clone();
+    let mut found = blocking(move || store.inbox_find(id)).await?;
+    found.retain(|r| sender.is_none_or(|s| r.sender == s));
+    match found.len() {
+        0 => Err(Failure::new(StatusCode::NOT_FOUND, "UNKNOWN_MESSAGE", format!("no message {id} in the inbox"))),
+        1 => Ok(found.remove(0)),
+        _ => Err(Failure::new(StatusCode::CONFLICT, "AMBIGUOUS_MESSAGE", format!("{id} came from several senders; name one"))),
+    }
+}
+
+async fn inbox_entry(
+    State(spoke): State<Arc<Spoke>>,
+    UrlPath(id): UrlPath<String>,
+    Query(q): Query<SenderQuery>,
+) -> Result<Json<InboxRecord>, Failure> {
+    Ok(Json(find(&spoke, &id, q.sender.as_deref()).await?))
+}
+
+async fn payload(
+    State(spoke): State<Arc<Spoke>>,
+    UrlPath(id): UrlPath<String>,
+    Query(q): Query<SenderQuery>,
+) -> Result<Response, Failure> {
+    let record = find(&spoke, &id, q.sender.as_deref()).await?;
+    let store = spoke.store.clone();
+    let bytes = blocking(move || store.payload(record.sender, record.message_id))
+        .await?
+        .ok_or_else(|| StoreError::Corrupt(format!("payload of {id} is missing")))?;
+    // The content type is the sender's claim; it is served as data, never rendered here.
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
+}
+
+/// The state of a sent message, as the hub reports it, with the recipient's acknowledgement
+/// checked here.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusView {
+    pub message_id: String,
+    pub state: String,
+    pub transitions: Vec<TransitionView>,
+    pub sent: Option<SentRecord>,
+    pub acknowledgement: Option<AckView>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TransitionView {
+    pub state: String,
+    pub at: Timestamp,
+}
+
+/// The recipient's signed acknowledgement, verified by this spoke.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AckView {
+    /// Whether the signature verified with the recipient's registered key.
+    pub verified: bool,
+    /// The verified content, or why it did not verify.
+    pub ack: Option<serde_json::Value>,
+    pub problem: Option<String>,
+    /// The signed acknowledgement (protobuf `SignedAck`, base64): proof of receipt.
+    pub signed: String,
+}
+
+fn state_name(state: i32) -> String {
+    let name = v1::MessageState::try_from(state).map(|s| s.as_str_name()).unwrap_or("MESSAGE_STATE_UNSPECIFIED");
+    name.trim_start_matches("MESSAGE_STATE_").to_owned()
+}
+
+async fn status(State(spoke): State<Arc<Spoke>>, UrlPath(id): UrlPath<String>) -> Result<Json<StatusView>, Failure> {
+    let message_id: MessageId = id.parse().map_err(|e| bad_request(format!("{e}")))?;
+    let response = spoke
+        .client()
+        .status(v1::StatusRequest { message_id: message_id.to_string() })
+        .await
+        .map_err(|status| match caravan_proto::status::from_status(&status) {
+            Some(refusal) => Failure::new(StatusCode::NOT_FOUND, refusal.code.as_str(), refusal.detail),
+            None => Failure::new(StatusCode::SERVICE_UNAVAILABLE, "HUB_UNAVAILABLE", status.message()),
+        })?
+        .into_inner();
+    let store = spoke.store.clone();
+    let sent = blocking(move || store.sent_entry(message_id)).await?;
+    let acknowledgement = response.ack.map(|signed| {
+        let at = Timestamp::now();
+        let verified: Result<Ack, Refusal> = caravan_proto::ack::verify(&signed, spoke.trust(), at)
+            .and_then(|a| check_ack_matches(&a, message_id, spoke.me, sent.as_ref()).map(|()| a));
+        let encoded = prost::Message::encode_to_vec(&signed);
+        match verified {
+            Ok(a) => AckView {
+                verified: true,
+                ack: serde_json::to_value(&a).ok(),
+                problem: None,
+                signed: BASE64.encode(encoded),
+            },
+            Err(r) => AckView { verified: false, ack: None, problem: Some(r.to_string()), signed: BASE64.encode(encoded) },
+        }
+    });
+    Ok(Json(StatusView {
+        message_id: message_id.to_string(),
+        state: state_name(response.state),
+        transitions: response
+            .transitions
+            .iter()
+            .map(|t| TransitionView { state: state_name(t.state), at: Timestamp::from_millis(t.at_ms) })
+            .collect(),
+        sent,
+        acknowledgement,
+    }))
+}
+
+fn check_ack_matches(a: &Ack, id: MessageId, me: ParticipantId, sent: Option<&SentRecord>) -> Result<(), Refusal> {
+    let mismatch = |what: &str| Refusal::new(caravan_common::RefusalCode::InvalidAck, format!("acknowledgement names another {what}"));
+    if a.message_id != id || a.sender != me {
+        return Err(mismatch("message"));
+    }
+    if let Some(s) = sent {
+        if to_hex(&a.header_sha256) != s.header_sha256 {
+            return Err(mismatch("header"));
+        }
+        if a.recipient != s.recipient {
+            return Err(mismatch("recipient"));
+        }
+    }
+    Ok(())
+}
+
+// === client ===
+
+/// Why the CLI could not get an answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The spoke is not running (or not on this socket).
+    #[error("cannot reach the running spoke at {socket}: {cause} (is `caravan-spoke run` running with this config?)")]
+    NotRunning { socket: String, cause: String },
+    /// The spoke answered with an error.
+    #[error("{}: {}", .0.code, .0.message)]
+    Api(ApiError, StatusCode),
+    /// The exchange failed half-way.
+    #[error("control API: {0}")]
+    Protocol(String),
+}
+
+/// A request to the control API of the spoke listening on `socket`; returns the body of a
+/// successful answer.
+pub async fn call(socket: &Path, method: &str, path_and_query: &str, body: Vec<u8>) -> Result<Bytes, ClientError> {
+    let not_running = |e: &dyn std::fmt::Display| ClientError::NotRunning {
+        socket: socket.display().to_string(),
+        cause: e.to_string(),
+    };
+    let stream = tokio::net::UnixStream::connect(socket).await.map_err(|e| not_running(&e))?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| not_running(&e))?;
+    tokio::spawn(connection);
+    let request = hyper::Request::builder()
+        .method(method)
+        .uri(path_and_query)
+        .header(header::HOST, "caravan-spoke")
+        .body(Full::new(Bytes::from(body)))
+        .map_err(|e| ClientError::Protocol(e.to_string()))?;
+    let response = sender.send_request(request).await.map_err(|e| ClientError::Protocol(e.to_string()))?;
+    let status = response.status();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| ClientError::Protocol(e.to_string()))?
+        .to_bytes();
+    if status.is_success() {
+        return Ok(bytes);
+    }
+    let error = serde_json::from_slice::<ErrorBody>(&bytes).map(|b| b.error).unwrap_or_else(|_| ApiError {
+        code: format!("HTTP_{}", status.as_u16()),
+        message: String::from_utf8_lossy(&bytes).chars().take(500).collect(),
+    });
+    Err(ClientError::Api(error, status))
+}

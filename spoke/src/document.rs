@@ -1,0 +1,260 @@
+//! Recognising a trade document from its XML: which kind it is (by root element and
+//! namespace), its business number and issue date.
+//!
+//! Lenient where real documents are imperfect (element order, prefixes, extra elements are not
+//! judged), precise when refusing: a payload that is not well-formed XML, whose root is not a
+//! known document, or whose root does not match the declared type is refused with a reason.
+
+use std::borrow::Cow;
+
+use quick_xml::{
+    events::Event,
+    name::{Namespace, ResolveResult},
+    reader::NsReader,
+};
+
+use caravan_common::DocumentType;
+
+/// A known document format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// UN/CEFACT SPS certificate (e-Phyto, IPPC ePhyto Hub).
+    SpsCertificate,
+    /// OASIS UBL 2.1 CertificateOfOrigin.
+    UblCertificateOfOrigin,
+    /// OASIS UBL 2.1 Invoice.
+    UblInvoice,
+    /// OASIS UBL 2.1 CreditNote.
+    UblCreditNote,
+    /// UN/CEFACT Cross Industry Invoice (D16B).
+    CrossIndustryInvoice,
+}
+
+/// `(namespace, root local name, format)` of every format recognised.
+const ROOTS: &[(&str, &str, Format)] = &[
+    ("urn:un:unece:uncefact:data:standard:SPSCertificate:17", "SPSCertificate", Format::SpsCertificate),
+    ("urn:oasis:names:specification:ubl:schema:xsd:CertificateOfOrigin-2", "CertificateOfOrigin", Format::UblCertificateOfOrigin),
+    ("urn:oasis:names:specification:ubl:schema:xsd:Invoice-2", "Invoice", Format::UblInvoice),
+    ("urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2", "CreditNote", Format::UblCreditNote),
+    ("urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100", "CrossIndustryInvoice", Format::CrossIndustryInvoice),
+];
+
+impl Format {
+    pub fn document_type(self) -> DocumentType {
+        match self {
+            Self::SpsCertificate => DocumentType::Phytosanitary,
+            Self::UblCertificateOfOrigin => DocumentType::CertificateOfOrigin,
+            Self::UblInvoice | Self::UblCreditNote | Self::CrossIndustryInvoice => DocumentType::Invoice,
+        }
+    }
+
+    /// Paths (local names below the root) of the document number and the issue date.
+    fn paths(self) -> (&'static [&'static str], &'static [&'static str]) {
+        match self {
+            Self::SpsCertificate => (
+                &["SPSExchangedDocument", "ID"],
+                &["SPSExchangedDocument", "IssueDateTime", "DateTimeString"],
+            ),
+            Self::CrossIndustryInvoice => (
+                &["ExchangedDocument", "ID"],
+                &["ExchangedDocument", "IssueDateTime", "DateTimeString"],
+            ),
+            Self::UblCertificateOfOrigin | Self::UblInvoice | Self::UblCreditNote => {
+                (&["ID"], &["IssueDate"])
+            }
+        }
+    }
+}
+
+/// What was recognised.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recognised {
+    pub format: Format,
+    /// The document number, trimmed; `None` if the document has none.
+    pub document_id: Option<String>,
+    /// The issue date as written in the document.
+    pub issue_date: Option<String>,
+}
+
+/// Why a payload is not a recognisable document.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DocumentError {
+    /// The payload is not well-formed XML.
+    #[error("not well-formed XML at byte {position}: {message}")]
+    NotWellFormed { position: u64, message: String },
+    /// The payload has no root element.
+    #[error("no root element")]
+    NoRoot,
+    /// The root element is not one of the known document formats.
+    #[error("root element {{{namespace}}}{name} is not a known document (SPS certificate, UBL CertificateOfOrigin/Invoice/CreditNote, CII CrossIndustryInvoice)")]
+    UnknownRoot { namespace: String, name: String },
+    /// The document is of another type than declared.
+    #[error("document is {found} ({format:?}), not {declared} as declared")]
+    TypeMismatch { declared: DocumentType, found: DocumentType, format: Format },
+}
+
+/// Read `xml` completely (so that well-formedness is checked to the end) and recognise it.
+pub fn recognise(xml: &[u8]) -> Result<Recognised, DocumentError> {
+    let mut reader = NsReader::from_reader(xml);
+    reader.config_mut().trim_text(false);
+    let mut buf = Vec::new();
+    let mut path: Vec<String> = Vec::new();
+    let mut format: Option<Format> = None;
+    let mut targets: [(&[&str], Option<String>, bool); 2] = [(&[], None, false), (&[], None, false)];
+    let mut seen_root = false;
+    // Open elements, the root included.
+    let mut depth = 0usize;
+    loop {
+        let position = reader.buffer_position();
+        let malformed = |e: quick_xml::Error| DocumentError::NotWellFormed { position, message: e.to_string() };
+        let (ns, event) = reader.read_resolved_event_into(&mut buf).map_err(malformed)?;
+        let is_start = matches!(event, Event::Start(_));
+        match event {
+            Event::Start(_) | Event::Empty(_) if seen_root && depth == 0 => {
+                return Err(DocumentError::NotWellFormed { position, message: "more than one root element".into() });
+            }
+            Event::Start(e) | Event::Empty(e) if !seen_root => {
+                seen_root = true;
+                depth = usize::from(is_start);
+                let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
+                let namespace = match ns {
+                    ResolveResult::Bound(Namespace(n)) => String::from_utf8_lossy(n).into_owned(),
+                    _ => String::new(),
+                };
+                let found = ROOTS
+                    .iter()
+                    .find(|(n, r, _)| *n == namespace && *r == name)
+                    .map(|(_, _, f)| *f)
+                    .ok_or(DocumentError::UnknownRoot { namespace, name })?;
+                let (id, date) = found.paths();
+                targets = [(id, None, false), (date, None, false)];
+                format = Some(found);
+            }
+            Event::Start(e) => {
+                depth += 1;
+                path.push(String::from_utf8_lossy(e.local_name().as_ref()).into_owned());
+                for (target, value, active) in targets.iter_mut() {
+                    *active = value.is_none() && path.iter().map(String::as_str).eq(target.iter().copied());
+                    if *active {
+                        *value = Some(String::new());
+                    }
+                }
+            }
+            Event::End(_) => {
+                for (_, value, active) in targets.iter_mut() {
+                    if *active {
+                        *active = false;
+                        if let Some(v) = value {
+                            *v = v.trim().to_owned();
+                        }
+                    }
+                }
+                path.pop();
+                depth = depth.saturating_sub(1);
+            }
+            Event::Text(t) => {
+                let text = t.decode().map_err(|e| malformed(e.into()))?;
+                append(&mut targets, &text);
+            }
+            Event::CData(t) => {
+                let text = t.decode().map_err(|e| malformed(e.into()))?;
+                append(&mut targets, &text);
+            }
+            Event::GeneralRef(r) => {
+                let text: Cow<'_, str> = match r.resolve_char_ref().map_err(malformed)? {
+                    Some(c) => c.to_string().into(),
+                    None => {
+                        let name = r.decode().map_err(|e| malformed(e.into()))?;
+                        quick_xml::escape::resolve_predefined_entity(&name)
+                            .map(Cow::from)
+                            .ok_or_else(|| DocumentError::NotWellFormed {
+                                position,
+                                message: format!("unknown entity &{name};"),
+                            })?
+                    }
+                };
+                append(&mut targets, &text);
+            }
+            Event::Eof if depth > 0 => {
+                return Err(DocumentError::NotWellFormed { position, message: "unclosed element at the end".into() });
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+        buf.clear();
+    }
+    let format = format.ok_or(DocumentError::NoRoot)?;
+    let [(_, id, _), (_, date, _)] = targets;
+    let non_empty = |v: Option<String>| v.filter(|s| !s.is_empty());
+    Ok(Recognised { format, document_id: non_empty(id), issue_date: non_empty(date) })
+}
+
+fn append(targets: &mut [(&[&str], Option<String>, bool); 2], text: &str) {
+    for (_, value, active) in targets.iter_mut() {
+        if *active {
+            if let Some(v) = value {
+                v.push_str(text);
+            }
+        }
+    }
+}
+
+/// Recognise `xml` and check it is of the `declared` type.
+pub fn check(xml: &[u8], declared: DocumentType) -> Result<Recognised, DocumentError> {
+    let recognised = recognise(xml)?;
+    let found = recognised.format.document_type();
+    if found != declared {
+        return Err(DocumentError::TypeMismatch { declared, found, format: recognised.format });
+    }
+    Ok(recognised)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(path: &str) -> Vec<u8> {
+        std::fs::read(format!("{}/../samples/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    }
+
+    #[test]
+    fn recognises_the_samples() {
+        let cases = [
+            ("ephyto/mattilsynet-SPSCertificateContent.xml", Format::SpsCertificate, "123ABC", "2016-04-22T13:53:08-03:00"),
+            ("eco/carec-KZ-CN-certificate-of-origin.xml", Format::UblCertificateOfOrigin, "KZ-CO-2026-000123", "2026-11-20"),
+            ("einvoice/ubl/peppol-base-example.xml", Format::UblInvoice, "Snippet1", "2017-11-13"),
+            ("einvoice/ubl/en16931-ubl-tc434-creditnote1.xml", Format::UblCreditNote, "018304 / 28865", "2019-09-23"),
+            ("einvoice/cii/en16931-CII_example1.xml", Format::CrossIndustryInvoice, "12115118", "20150109"),
+        ];
+        for (path, format, id, date) in cases {
+            let r = recognise(&sample(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+            assert_eq!(r.format, format, "{path}");
+            assert_eq!(r.document_id.as_deref(), Some(id), "{path}");
+            assert_eq!(r.issue_date.as_deref(), Some(date), "{path}");
+        }
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_known_document() {
+        let mismatched = br#"<Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"><ID>1</Id></Invoice>"#;
+        assert!(matches!(recognise(mismatched), Err(DocumentError::NotWellFormed { .. })));
+        let unclosed = br#"<Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"><ID>1</ID>"#;
+        assert!(matches!(recognise(unclosed), Err(DocumentError::NotWellFormed { .. })));
+        let two_roots = br#"<Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"/><x/>"#;
+        assert!(matches!(recognise(two_roots), Err(DocumentError::NotWellFormed { .. })));
+        assert_eq!(recognise(b""), Err(DocumentError::NoRoot));
+        assert!(matches!(recognise(b"<html/>"), Err(DocumentError::UnknownRoot { .. })));
+        let invoice = sample("einvoice/ubl/peppol-base-example.xml");
+        assert!(matches!(
+            check(&invoice, DocumentType::Phytosanitary),
+            Err(DocumentError::TypeMismatch { found: DocumentType::Invoice, .. })
+        ));
+        assert!(check(&invoice, DocumentType::Invoice).is_ok());
+    }
+
+    #[test]
+    fn entities_in_numbers_are_resolved() {
+        let xml = br#"<Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2" xmlns:cbc="x"><cbc:ID>A&amp;B&#x41;</cbc:ID></Invoice>"#;
+        assert_eq!(recognise(xml).unwrap().document_id.as_deref(), Some("A&BA"));
+    }
+}

@@ -1,0 +1,475 @@
+//! The spoke's work: sign and submit outgoing documents, and receive, verify, store and
+//! acknowledge incoming ones.
+//!
+//! **Architecture invariant:** a received document is judged only with the trust set this
+//! spoke holds (participants' keys and the hub's receipt keys), never on the hub's word; the
+//! inbox is written and flushed before the acknowledgement leaves.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
+use futures::StreamExt;
+use prost::Message;
+use serde::Serialize;
+use tokio::sync::watch;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use tracing::{debug, info, warn};
+
+use caravan_common::{
+    DocumentType, MessageId, ParticipantId, Refusal, RefusalCode, Timestamp,
+    envelope::{Ack, AckOutcome, Header, Receipt, to_hex},
+    signing::{SigningKey, sha256},
+    trust::TrustSet,
+};
+use caravan_proto::{
+    ack, envelope, receipt,
+    v1::{self, exchange_client::ExchangeClient},
+};
+
+use crate::{
+    config::Config,
+    document,
+    store::{Evidence, InboxRecord, SentRecord, SpokeStore, StoreError, Verification},
+};
+
+/// Room for the envelope's header, signature and framing on top of the payload limit.
+const ENVELOPE_OVERHEAD: usize = 64 * 1024;
+/// Deliveries verified and stored before one flush and their acknowledgements.
+const RECEIVE_BATCH: usize = 64;
+/// Media type of the documents carried today.
+const XML: &str = "application/xml";
+
+/// Why sending failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// A rule was broken, found here or by the hub; nothing was accepted.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    /// The hub could not be reached or failed; the document was not accepted.
+    #[error("hub unavailable: {0}")]
+    HubUnavailable(String),
+    /// The spoke's store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What to send.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub to: ParticipantId,
+    pub document_type: DocumentType,
+    /// The business number; read from the document when absent.
+    pub document_id: Option<String>,
+    pub supersedes: Option<MessageId>,
+    pub payload: Vec<u8>,
+}
+
+/// The answer to a successful send.
+#[derive(Debug, Clone, Serialize)]
+pub struct Sent {
+    pub message_id: MessageId,
+    pub document_id: String,
+    /// True when the hub already held this message and returned its original receipt.
+    pub duplicate: bool,
+    pub receipt: ReceiptView,
+}
+
+/// A verified hub receipt, for people and JSON.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReceiptView {
+    pub hub_sequence: u64,
+    pub accepted_at: Timestamp,
+    pub header_sha256: String,
+    pub key_id: String,
+    /// The signed receipt as received (protobuf `SignedReceipt`, base64): the evidence.
+    pub signed: String,
+}
+
+impl ReceiptView {
+    fn new(r: &Receipt, signed: &v1::SignedReceipt) -> Self {
+        Self {
+            hub_sequence: r.hub_sequence,
+            accepted_at: r.accepted_at,
+            header_sha256: to_hex(&r.header_sha256),
+            key_id: r.key_id.to_string(),
+            signed: BASE64.encode(signed.encode_to_vec()),
+        }
+    }
+}
+
+/// A running spoke's shared state.
+pub struct Spoke {
+    pub me: ParticipantId,
+    trust: TrustSet,
+    key: SigningKey,
+    pub store: Arc<SpokeStore>,
+    client: ExchangeClient<Channel>,
+    max_payload_bytes: usize,
+    hub_connected: AtomicBool,
+}
+
+/// A channel to the hub over mutual TLS; it connects on first use and reconnects by itself.
+pub fn hub_channel(config: &Config) -> Result<Channel, tonic::transport::Error> {
+    let mut tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(&config.tls.ca_cert))
+        .identity(Identity::from_pem(&config.tls.cert, &config.tls.key));
+    if let Some(name) = &config.hub_tls_name {
+        tls = tls.domain_name(name.clone());
+    }
+    Ok(Endpoint::from_shared(config.hub_url.clone())?
+        .tls_config(tls)?
+        .tcp_nodelay(true)
+        .connect_timeout(Duration::from_secs(5))
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(10))
+        .keep_alive_while_idle(true)
+        .connect_lazy())
+}
+
+impl Spoke {
+    pub fn new(config: Config, store: Arc<SpokeStore>, channel: Channel) -> Self {
+        let limit = config.max_payload_bytes + ENVELOPE_OVERHEAD;
+        Self {
+            me: config.participant,
+            trust: config.trust,
+            key: config.signing_key,
+            store,
+            client: ExchangeClient::new(channel)
+                .max_decoding_message_size(limit)
+                .max_encoding_message_size(limit),
+            max_payload_bytes: config.max_payload_bytes,
+            hub_connected: AtomicBool::new(false),
+        }
+    }
+
+    pub fn hub_connected(&self) -> bool {
+        self.hub_connected.load(Ordering::Relaxed)
+    }
+
+    pub fn trust(&self) -> &TrustSet {
+        &self.trust
+    }
+
+    pub fn client(&self) -> ExchangeClient<Channel> {
+        self.client.clone()
+    }
+
+    // === sending ===
+
+    /// Check, sign and submit a document; returns once the hub's receipt is verified and kept.
+    pub async fn send(&self, out: Outgoing) -> Result<Sent, SendError> {
+        if out.payload.len() > self.max_payload_bytes {
+            return Err(Refusal::new(
+                RefusalCode::PayloadTooLarge,
+                format!("payload is {} bytes; the limit is {}", out.payload.len(), self.max_payload_bytes),
+            )
+            .into());
+        }
+        if self.trust.participant(out.to).is_none() {
+            return Err(Refusal::new(RefusalCode::UnknownRecipient, format!("{} is not a known participant", out.to)).into());
+        }
+        let recognised = document::check(&out.payload, out.document_type)
+            .map_err(|e| Refusal::new(RefusalCode::InvalidDocument, e.to_string()))?;
+        let document_id = out.document_id.or(recognised.document_id).ok_or_else(|| {
+            Refusal::new(RefusalCode::InvalidDocument, "the document carries no number; give one with --document-id")
+        })?;
+        let header = Header {
+            message_id: MessageId::generate(),
+            sender: self.me,
+            recipient: out.to,
+            document_type: out.document_type,
+            document_id: document_id.clone(),
+            content_type: XML.into(),
+            payload_sha256: sha256(&out.payload),
+            payload_length: out.payload.len() as u64,
+            created_at: Timestamp::now(),
+            key_id: self.key.key_id(),
+            supersedes: out.supersedes,
+        };
+        let sealed = envelope::seal(&header, out.payload, &self.key);
+        let header_sha256 = sha256(&sealed.header);
+        let response = self
+            .client()
+            .submit(v1::SubmitRequest { envelope: Some(sealed) })
+            .await
+            .map_err(|status| match caravan_proto::status::from_status(&status) {
+                Some(refusal) => SendError::Refused(refusal),
+                None => SendError::HubUnavailable(format!("{}: {}", status.code(), status.message())),
+            })?
+            .into_inner();
+        let signed = response
+            .receipt
+            .ok_or_else(|| Refusal::new(RefusalCode::BadReceipt, "the hub answered without a receipt"))?;
+        let receipt = receipt::verify(&signed, &self.trust)?;
+        if receipt.message_id != header.message_id || receipt.header_sha256 != header_sha256 {
+            return Err(Refusal::new(RefusalCode::BadReceipt, "the hub's receipt is for another message").into());
+        }
+        let record = SentRecord {
+            message_id: header.message_id,
+            recipient: header.recipient,
+            document_type: header.document_type,
+            document_id: document_id.clone(),
+            payload_length: header.payload_length,
+            header_sha256: to_hex(&header_sha256),
+            sent_at: header.created_at,
+            hub_sequence: receipt.hub_sequence,
+            accepted_at: receipt.accepted_at,
+            receipt: BASE64.encode(signed.encode_to_vec()),
+        };
+        let store = self.store.clone();
+        blocking(move || {
+            store.sent_insert(&record)?;
+            store.flush()
+        })
+        .await?;
+        info!(message_id = %header.message_id, recipient = %header.recipient,
+            document_type = %header.document_type, hub_sequence = receipt.hub_sequence, "sent");
+        Ok(Sent {
+            message_id: header.message_id,
+            document_id,
+            duplicate: response.duplicate,
+            receipt: ReceiptView::new(&receipt, &signed),
+        })
+    }
+
+    // === receiving ===
+
+    /// Keep a delivery stream open to the hub until `shutdown`, reconnecting with backoff.
+    pub async fn receive(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut backoff = Backoff::default();
+        loop {
+            let outcome = tokio::select! {
+                r = self.receive_stream(&mut backoff) => r,
+                _ = shutdown.changed() => return,
+            };
+            self.hub_connected.store(false, Ordering::Relaxed);
+            match outcome {
+                Ok(()) => info!("the hub closed the delivery stream"),
+                Err(status) => warn!(code = ?status.code(), message = status.message(), "delivery stream failed"),
+            }
+            let delay = backoff.next_delay();
+            info!(delay_ms = delay.as_millis() as u64, "reconnecting to the hub");
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    async fn receive_stream(&self, backoff: &mut Backoff) -> Result<(), tonic::Status> {
+        let stream = self
+            .client()
+            .deliveries(v1::DeliveriesRequest { resume_after: 0 })
+            .await?
+            .into_inner();
+        self.hub_connected.store(true, Ordering::Relaxed);
+        backoff.reset();
+        info!("delivery stream open");
+        let mut batches = stream.ready_chunks(RECEIVE_BATCH);
+        while let Some(batch) = batches.next().await {
+            let mut acks = Vec::with_capacity(batch.len());
+            let mut failure = None;
+            for item in batch {
+                match item {
+                    Ok(delivery) => acks.extend(self.take(delivery).await.map_err(store_status)?),
+                    Err(status) => {
+                        failure = Some(status);
+                        break;
+                    }
+                }
+            }
+            // The inbox is durable before any acknowledgement leaves.
+            let store = self.store.clone();
+            blocking(move || store.flush()).await.map_err(store_status)?;
+            let results = futures::future::join_all(acks.into_iter().map(|a| self.acknowledge(a))).await;
+            for r in results {
+                r?;
+            }
+            if let Some(status) = failure {
+                return Err(status);
+            }
+        }
+        Ok(())
+    }
+
+    /// Verify and store one delivery; returns the acknowledgement to send, if the message can
+    /// be named at all.
+    async fn take(&self, delivery: v1::Delivery) -> Result<Option<PendingAck>, StoreError> {
+        let received_at = Timestamp::now();
+        let Some(env) = delivery.envelope else {
+            warn!(cursor = delivery.cursor, "delivery without an envelope; ignored");
+            return Ok(None);
+        };
+        let signed_receipt = delivery.receipt.unwrap_or_default();
+        let receipt = receipt::verify(&signed_receipt, &self.trust);
+        let verdict = self.judge(&env, receipt.as_ref());
+        // Name the message: from the verified header, else the verified receipt, else (to be
+        // able to answer at all) the header's unverified claims.
+        let named = match (&verdict, &receipt) {
+            (Ok(opened), _) => Some((opened.header.sender, opened.header.message_id)),
+            (Err(_), Ok(r)) => Some((r.sender, r.message_id)),
+            _ => v1::Header::decode(env.header.as_slice())
+                .ok()
+                .and_then(|h| Some((h.sender.parse().ok()?, h.message_id.parse().ok()?))),
+        };
+        let Some((sender, message_id)) = named else {
+            warn!(cursor = delivery.cursor, "delivery names no message; cannot acknowledge it");
+            return Ok(None);
+        };
+        let header_sha256 = sha256(&env.header);
+        let store = self.store.clone();
+        let existing = blocking(move || store.inbox_entry(sender, message_id)).await?;
+        let verification = match existing {
+            Some(record) => {
+                debug!(%message_id, %sender, "redelivered; answering with the recorded decision");
+                record.verification
+            }
+            None => {
+                let verification = match &verdict {
+                    Ok(_) => Verification::Verified,
+                    Err(r) => Verification::Rejected { code: r.code, reason: r.detail.clone() },
+                };
+                let header = verdict.as_ref().ok().map(|o| &o.header);
+                let receipt = receipt.as_ref().ok();
+                let record = InboxRecord {
+                    message_id,
+                    sender,
+                    document_type: header.map(|h| h.document_type),
+                    document_id: header.map(|h| h.document_id.clone()),
+                    content_type: header.map(|h| h.content_type.clone()),
+                    supersedes: header.and_then(|h| h.supersedes),
+                    created_at: header.map(|h| h.created_at),
+                    key_id: header.map(|h| h.key_id.to_string()),
+                    payload_length: env.payload.len() as u64,
+                    payload_sha256: to_hex(&sha256(&env.payload)),
+                    hub_sequence: receipt.map(|r| r.hub_sequence),
+                    accepted_at: receipt.map(|r| r.accepted_at),
+                    received_at,
+                    verification: verification.clone(),
+                    evidence: Evidence {
+                        header: BASE64.encode(&env.header),
+                        signature: env.signature.as_ref().map(|s| BASE64.encode(&s.signature)).unwrap_or_default(),
+                        signature_key_id: env.signature.as_ref().map(|s| s.key_id.clone()).unwrap_or_default(),
+                        receipt: BASE64.encode(signed_receipt.encode_to_vec()),
+                        ack: None,
+                    },
+                };
+                match &verification {
+                    Verification::Verified => info!(%message_id, %sender, "received and verified"),
+                    Verification::Rejected { code, reason } => {
+                        warn!(%message_id, %sender, %code, reason, "received document failed verification")
+                    }
+                }
+                let store = self.store.clone();
+                let payload = env.payload;
+                blocking(move || store.inbox_insert(&record, &payload)).await?;
+                verification
+            }
+        };
+        let outcome = match verification {
+            Verification::Verified => AckOutcome::Accepted,
+            Verification::Rejected { code, reason } => AckOutcome::Rejected { code, reason },
+        };
+        Ok(Some(PendingAck {
+            ack: Ack {
+                message_id,
+                sender,
+                recipient: self.me,
+                header_sha256,
+                outcome,
+                acknowledged_at: Timestamp::now(),
+                key_id: self.key.key_id(),
+            },
+        }))
+    }
+
+    /// End-to-end verification of a delivered envelope with this spoke's trust set.
+    fn judge(&self, env: &v1::Envelope, receipt: Result<&Receipt, &Refusal>) -> Result<envelope::Opened, Refusal> {
+        let receipt = receipt.map_err(|r| r.clone())?;
+        // The signing key is judged at the time the hub accepted the document.
+        let opened = envelope::open(env, &self.trust, None, receipt.accepted_at)?;
+        let h = &opened.header;
+        if receipt.message_id != h.message_id
+            || receipt.sender != h.sender
+            || receipt.recipient != h.recipient
+            || receipt.header_sha256 != opened.header_sha256
+        {
+            return Err(Refusal::new(RefusalCode::BadReceipt, "the hub's receipt is for another message or header"));
+        }
+        if h.recipient != self.me {
+            return Err(Refusal::new(
+                RefusalCode::WrongRecipient,
+                format!("the document is addressed to {}, not to {}", h.recipient, self.me),
+            ));
+        }
+        Ok(opened)
+    }
+
+    async fn acknowledge(&self, pending: PendingAck) -> Result<(), tonic::Status> {
+        let signed = ack::sign(&pending.ack, &self.key);
+        let evidence = BASE64.encode(signed.encode_to_vec());
+        match self.client().acknowledge(v1::AcknowledgeRequest { ack: Some(signed) }).await {
+            Ok(_) => {
+                let (store, a) = (self.store.clone(), pending.ack);
+                if let Err(e) = blocking(move || store.inbox_set_ack(a.sender, a.message_id, evidence)).await {
+                    warn!(cause = %e, "could not keep the acknowledgement sent");
+                }
+                Ok(())
+            }
+            Err(status) => match caravan_proto::status::from_status(&status) {
+                // The hub refused the acknowledgement itself: retrying will not help.
+                Some(refusal) => {
+                    warn!(message_id = %pending.ack.message_id, code = %refusal.code, detail = refusal.detail,
+                        "the hub refused our acknowledgement");
+                    Ok(())
+                }
+                None => Err(status),
+            },
+        }
+    }
+}
+
+/// An acknowledgement waiting to be signed and sent.
+struct PendingAck {
+    ack: Ack,
+}
+
+fn store_status(e: StoreError) -> tonic::Status {
+    tonic::Status::internal(format!("spoke store: {e}"))
+}
+
+/// Run blocking store work off the async threads.
+pub async fn blocking<T: Send + 'static>(
+    op: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(op).await.map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
+}
+
+/// Exponential backoff with full jitter, from 250 ms up to 30 s.
+#[derive(Debug, Default)]
+struct Backoff {
+    attempt: u32,
+}
+
+impl Backoff {
+    const BASE_MS: u64 = 250;
+    const MAX_MS: u64 = 30_000;
+
+    fn reset(&mut self) {
+        self.attempt = 0;
+    }
+
+    fn next_delay(&mut self) -> Duration {
+        let ceiling = Self::BASE_MS.saturating_mul(1 << self.attempt.min(10)).min(Self::MAX_MS);
+        self.attempt = self.attempt.saturating_add(1);
+        // Half fixed, half random: spokes that lost the hub together do not return together.
+        let jitter = rand_core::RngCore::next_u64(&mut rand_core::OsRng) % (ceiling / 2 + 1);
+        Duration::from_millis(ceiling / 2 + jitter)
+    }
+}

@@ -1,0 +1,255 @@
+//! The spoke's durable state: the inbox (documents received, each with its verification
+//! result and evidence) and the record of documents sent. sled types stay in this module.
+//!
+//! | tree       | key                            | value                         |
+//! |------------|--------------------------------|-------------------------------|
+//! | `inbox`    | message id (16) + sender (2)   | [`InboxRecord`] (JSON)        |
+//! | `payloads` | message id (16) + sender (2)   | payload bytes                 |
+//! | `arrivals` | arrival number (u64, BE)       | inbox key: arrival order      |
+//! | `sent`     | message id (16)                | [`SentRecord`] (JSON)         |
+//!
+//! A document enters the inbox once: the same (sender, message id) delivered again is
+//! recognised, and answered with the decision already recorded.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use sled::{Transactional, transaction::ConflictableTransactionError};
+
+use caravan_common::{DocumentType, MessageId, ParticipantId, RefusalCode, Timestamp};
+
+/// Failures of the spoke's store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store: {0}")]
+    Backend(String),
+    #[error("stored record is corrupt: {0}")]
+    Corrupt(String),
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+/// The outcome of end-to-end verification of a received document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Verification {
+    /// Signature, signing key, sender, recipient, payload and hub receipt all check out.
+    Verified,
+    /// A check failed; the document is kept as evidence and was acknowledged as rejected.
+    Rejected { code: RefusalCode, reason: String },
+}
+
+/// A received document, with what was checked and the evidence to prove it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboxRecord {
+    pub message_id: MessageId,
+    pub sender: ParticipantId,
+    /// As signed in the header; absent if the header could not be trusted.
+    pub document_type: Option<DocumentType>,
+    pub document_id: Option<String>,
+    pub content_type: Option<String>,
+    pub supersedes: Option<MessageId>,
+    pub created_at: Option<Timestamp>,
+    pub key_id: Option<String>,
+    pub payload_length: u64,
+    /// SHA-256 of the payload as received, hex.
+    pub payload_sha256: String,
+    /// From the hub's receipt, when it verified.
+    pub hub_sequence: Option<u64>,
+    pub accepted_at: Option<Timestamp>,
+    pub received_at: Timestamp,
+    pub verification: Verification,
+    /// The signed header, its signature and the hub's signed receipt, base64: the evidence.
+    pub evidence: Evidence,
+}
+
+/// Signed bytes kept as evidence, base64.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evidence {
+    pub header: String,
+    pub signature: String,
+    pub signature_key_id: String,
+    pub receipt: String,
+    /// This spoke's signed acknowledgement, once sent.
+    pub ack: Option<String>,
+}
+
+/// A document this spoke sent, with the hub's receipt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SentRecord {
+    pub message_id: MessageId,
+    pub recipient: ParticipantId,
+    pub document_type: DocumentType,
+    pub document_id: String,
+    pub payload_length: u64,
+    pub header_sha256: String,
+    pub sent_at: Timestamp,
+    pub hub_sequence: u64,
+    pub accepted_at: Timestamp,
+    /// The hub's signed receipt, base64.
+    pub receipt: String,
+}
+
+/// The spoke's store.
+pub struct SpokeStore {
+    db: sled::Db,
+    inbox: sled::Tree,
+    payloads: sled::Tree,
+    arrivals: sled::Tree,
+    sent: sled::Tree,
+}
+
+fn inbox_key(id: MessageId, sender: ParticipantId) -> [u8; 18] {
+    let mut key = [0u8; 18];
+    key[..16].copy_from_slice(id.as_bytes());
+    key[16..].copy_from_slice(sender.as_str().as_bytes());
+    key
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("records serialise")
+}
+
+impl SpokeStore {
+    pub fn open(path: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_bytes)
+            .open()
+            .map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))?;
+        let tree = |name: &str| db.open_tree(name).map_err(backend);
+        Ok(Self {
+            inbox: tree("inbox")?,
+            payloads: tree("payloads")?,
+            arrivals: tree("arrivals")?,
+            sent: tree("sent")?,
+            db,
+        })
+    }
+
+    /// The inbox entry for (sender, message id).
+    pub fn inbox_entry(&self, sender: ParticipantId, id: MessageId) -> Result<Option<InboxRecord>, StoreError> {
+        self.inbox.get(inbox_key(id, sender)).map_err(backend)?.map(|b| decode(&b)).transpose()
+    }
+
+    /// Inbox entries with this message id (from any sender; normally one).
+    pub fn inbox_find(&self, id: MessageId) -> Result<Vec<InboxRecord>, StoreError> {
+        self.inbox
+            .scan_prefix(id.as_bytes())
+            .map(|entry| entry.map_err(backend).and_then(|(_, v)| decode(&v)))
+            .collect()
+    }
+
+    /// Store a received document unless (sender, message id) is there already. Returns
+    /// whether it was new. Not durable until [`Self::flush`].
+    pub fn inbox_insert(&self, record: &InboxRecord, payload: &[u8]) -> Result<bool, StoreError> {
+        let key = inbox_key(record.message_id, record.sender);
+        let arrival = self.db.generate_id().map_err(backend)?;
+        let value = encode(record);
+        (&self.inbox, &self.payloads, &self.arrivals)
+            .transaction(|(inbox, payloads, arrivals)| {
+                if inbox.get(key)?.is_some() {
+                    return Ok(false);
+                }
+                inbox.insert(&key, value.as_slice())?;
+                payloads.insert(&key, payload)?;
+                arrivals.insert(&arrival.to_be_bytes(), &key)?;
+                Ok::<_, ConflictableTransactionError<()>>(true)
+            })
+            .map_err(|e| backend(format!("{e:?}")))
+    }
+
+    /// Record the acknowledgement sent for an inbox entry.
+    pub fn inbox_set_ack(&self, sender: ParticipantId, id: MessageId, ack: String) -> Result<(), StoreError> {
+        let key = inbox_key(id, sender);
+        if let Some(bytes) = self.inbox.get(key).map_err(backend)? {
+            let mut record: InboxRecord = decode(&bytes)?;
+            record.evidence.ack = Some(ack);
+            self.inbox.insert(key, encode(&record)).map_err(backend)?;
+        }
+        Ok(())
+    }
+
+    /// Every inbox entry, in arrival order.
+    pub fn inbox_list(&self) -> Result<Vec<InboxRecord>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.arrivals.iter() {
+            let (_, key) = entry.map_err(backend)?;
+            if let Some(v) = self.inbox.get(&key).map_err(backend)? {
+                out.push(decode(&v)?);
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn payload(&self, sender: ParticipantId, id: MessageId) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.payloads.get(inbox_key(id, sender)).map_err(backend)?.map(|v| v.to_vec()))
+    }
+
+    pub fn sent_insert(&self, record: &SentRecord) -> Result<(), StoreError> {
+        self.sent.insert(record.message_id.as_bytes(), encode(record)).map(drop).map_err(backend)
+    }
+
+    pub fn sent_entry(&self, id: MessageId) -> Result<Option<SentRecord>, StoreError> {
+        self.sent.get(id.as_bytes()).map_err(backend)?.map(|b| decode(&b)).transpose()
+    }
+
+    /// Make every write so far durable (see the hub's store for what sled's flush promises).
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush().map(drop).map_err(backend)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(sender: &str) -> InboxRecord {
+        InboxRecord {
+            message_id: MessageId::generate(),
+            sender: sender.parse().unwrap(),
+            document_type: Some(DocumentType::Invoice),
+            document_id: Some("INV-1".into()),
+            content_type: Some("application/xml".into()),
+            supersedes: None,
+            created_at: Some(Timestamp::now()),
+            key_id: None,
+            payload_length: 3,
+            payload_sha256: "00".into(),
+            hub_sequence: Some(1),
+            accepted_at: Some(Timestamp::now()),
+            received_at: Timestamp::now(),
+            verification: Verification::Verified,
+            evidence: Evidence {
+                header: String::new(),
+                signature: String::new(),
+                signature_key_id: String::new(),
+                receipt: String::new(),
+                ack: None,
+            },
+        }
+    }
+
+    #[test]
+    fn inbox_keeps_each_document_once_in_arrival_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SpokeStore::open(dir.path(), 4 << 20).unwrap();
+        let a = record("KZ");
+        let b = record("UZ");
+        assert!(store.inbox_insert(&a, b"abc").unwrap());
+        assert!(store.inbox_insert(&b, b"xyz").unwrap());
+        assert!(!store.inbox_insert(&a, b"other").unwrap(), "a redelivery is not stored again");
+        let list = store.inbox_list().unwrap();
+        assert_eq!(list.iter().map(|r| r.message_id).collect::<Vec<_>>(), vec![a.message_id, b.message_id]);
+        assert_eq!(store.payload(a.sender, a.message_id).unwrap().unwrap(), b"abc");
+        assert_eq!(store.inbox_find(b.message_id).unwrap(), vec![b.clone()]);
+        store.inbox_set_ack(a.sender, a.message_id, "ack".into()).unwrap();
+        assert_eq!(store.inbox_entry(a.sender, a.message_id).unwrap().unwrap().evidence.ack.as_deref(), Some("ack"));
+    }
+}
