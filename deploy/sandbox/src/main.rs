@@ -1,1 +1,328 @@
-fn main(){}
+//! `caravan-sandbox`: a whole Caravan network on this machine, for trying it out.
+//!
+//! It creates (or reuses) a folder with a fresh PKI, a hub config and one config per spoke,
+//! starts the hub and the spokes on loopback with real mutual TLS and the sled store, sends
+//! real sample documents between them (an e-CO, an e-Phyto and an e-invoice), and reports what
+//! happened. The config files it writes are the ones a user would run by hand with
+//! `caravan-hub run --config DIR/hub/hub.toml` and `caravan-spoke run --config DIR/KZ/spoke.toml`.
+
+#![forbid(unsafe_code)]
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use serde_json::Value;
+use tokio::task::JoinHandle;
+
+use caravan_common::{
+    DocumentType, ParticipantId,
+    config::{ParticipantConfig, SigningKeyConfig},
+    process::{LogFormat, init_tracing, shutdown_signal},
+    signing::SigningKey,
+};
+use caravan_hub::{
+    config::{HubFile, TlsFile as HubTls},
+    pki::{self, PkiLayout, Subject},
+};
+use caravan_spoke::config::{SpokeFile, TlsFile as SpokeTls};
+
+/// The sample documents sent, shipped in the repository (see samples/SOURCES.md).
+const ECO: &[u8] = include_bytes!("../../../samples/eco/carec-KZ-CN-certificate-of-origin.xml");
+const EPHYTO: &[u8] = include_bytes!("../../../samples/ephyto/mattilsynet-SPSCertificateContent.xml");
+const EINVOICE: &[u8] = include_bytes!("../../../samples/einvoice/ubl/peppol-base-example.xml");
+
+/// How long to wait for the network to come up and for documents to be acknowledged.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+#[derive(Parser)]
+#[command(name = "caravan-sandbox", about = "A local Caravan network: a hub and spokes over real mutual TLS")]
+struct Cli {
+    /// Folder for PKI, configs and data; reused if it exists.
+    #[arg(long, default_value = "sandbox")]
+    dir: PathBuf,
+    /// Participant ids of the spokes (at least two).
+    #[arg(long, value_delimiter = ',', default_value = "KZ,CN,UZ")]
+    spokes: Vec<ParticipantId>,
+    /// Send the sample documents, report, and exit: 0 only if every one was delivered and
+    /// verified.
+    #[arg(long)]
+    once: bool,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    init_tracing("CARAVAN_SANDBOX_LOG", "warn", LogFormat::Plain);
+    match sandbox(Cli::parse()).await {
+        Ok(true) => std::process::ExitCode::SUCCESS,
+        Ok(false) => std::process::ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("caravan-sandbox: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn sandbox(cli: Cli) -> anyhow::Result<bool> {
+    let mut spokes = cli.spokes.clone();
+    spokes.dedup();
+    if spokes.len() < 2 {
+        bail!("--spokes needs at least two participants");
+    }
+    let dir = std::path::absolute(&cli.dir)?;
+    let hub_config = dir.join("hub").join("hub.toml");
+    if hub_config.exists() {
+        println!("reusing {}", dir.display());
+        check_spokes_exist(&dir, &spokes)?;
+    } else {
+        create(&dir, &spokes)?;
+        println!("created {}: PKI, hub and spoke configs", dir.display());
+    }
+
+    // Start the hub and the spokes, as `caravan-hub run` and `caravan-spoke run` would.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.changed().await;
+    };
+    let hub = caravan_hub::Config::load(&hub_config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let listener = tokio::net::TcpListener::bind(hub.listen)
+        .await
+        .with_context(|| format!("hub cannot listen on {}", hub.listen))?;
+    println!("hub      listening on https://{} (mutual TLS)", hub.listen);
+    let mut tasks: Vec<JoinHandle<anyhow::Result<()>>> = Vec::new();
+    let rx = stop_rx.clone();
+    tasks.push(tokio::spawn(async move { Ok(caravan_hub::run(hub, listener, stopped(rx)).await?) }));
+    for id in &spokes {
+        let config = caravan_spoke::Config::load(&spoke_config(&dir, *id)).map_err(|e| anyhow::anyhow!("{e}"))?;
+        println!("spoke {id} control socket {}", config.control_socket.display());
+        let rx = stop_rx.clone();
+        tasks.push(tokio::spawn(async move { Ok(caravan_spoke::run(config, stopped(rx)).await?) }));
+    }
+
+    let outcome = exchange(&dir, &spokes).await;
+    let all_good = match &outcome {
+        Ok(ok) => *ok,
+        Err(e) => {
+            eprintln!("caravan-sandbox: {e:#}");
+            false
+        }
+    };
+    if !cli.once {
+        println!("\nthe network keeps running; try, in another terminal:");
+        println!("  cargo run --release -p caravan-spoke -- inbox --config {}", spoke_config(&dir, spokes[1]).display());
+        println!("press Ctrl-C to stop");
+        shutdown_signal().await;
+    }
+    let _ = stop_tx.send(true);
+    for task in tasks {
+        task.await??;
+    }
+    println!("{}", if all_good { "all documents delivered and verified" } else { "SOME DOCUMENTS FAILED" });
+    Ok(all_good)
+}
+
+// === creating the sandbox ===
+
+fn spoke_config(dir: &Path, id: ParticipantId) -> PathBuf {
+    dir.join(id.as_str()).join("spoke.toml")
+}
+
+fn check_spokes_exist(dir: &Path, spokes: &[ParticipantId]) -> anyhow::Result<()> {
+    for id in spokes {
+        if !spoke_config(dir, *id).exists() {
+            bail!("{} was created without spoke {id}; remove the folder or use the same --spokes", dir.display());
+        }
+    }
+    Ok(())
+}
+
+fn country_name(id: ParticipantId) -> &'static str {
+    match id.as_str() {
+        "AF" => "Afghanistan",
+        "AZ" => "Azerbaijan",
+        "CN" => "China",
+        "GE" => "Georgia",
+        "KZ" => "Kazakhstan",
+        "KG" => "Kyrgyz Republic",
+        "MN" => "Mongolia",
+        "PK" => "Pakistan",
+        "TJ" => "Tajikistan",
+        "TM" => "Turkmenistan",
+        "UZ" => "Uzbekistan",
+        _ => "Participant",
+    }
+}
+
+/// A loopback port that is free now, kept in the configs.
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn create(dir: &Path, spokes: &[ParticipantId]) -> anyhow::Result<()> {
+    let hub_dir = dir.join("hub");
+    let layout = PkiLayout::new(hub_dir.join("pki"));
+    let init = pki::init(&layout, &["localhost".into(), "127.0.0.1".into()], 825)?;
+    let port = free_port()?;
+    let mut participants = Vec::new();
+    for id in spokes {
+        let spoke_dir = dir.join(id.as_str());
+        let tls_dir = spoke_dir.join("tls");
+        std::fs::create_dir_all(&tls_dir)?;
+        let (cert, key) = pki::issue(&layout, &Subject::Participant(*id), 825)?;
+        std::fs::copy(&cert, tls_dir.join("client.pem"))?;
+        copy_secret(&key, &tls_dir.join("client.key"))?;
+        std::fs::copy(layout.ca_cert(), tls_dir.join("ca.pem"))?;
+        let signing = SigningKey::generate();
+        signing.save(&spoke_dir.join("signing.key"))?;
+        participants.push(ParticipantConfig {
+            id: id.to_string(),
+            name: country_name(*id).into(),
+            keys: vec![SigningKeyConfig {
+                key_id: Some(signing.key_id().to_string()),
+                public_key: signing.public().to_base64(),
+                document_types: DocumentType::ALL.iter().map(|t| t.to_string()).collect(),
+                not_before: None,
+                not_after: None,
+            }],
+        });
+    }
+    let hub = HubFile {
+        listen: format!("127.0.0.1:{port}"),
+        data_dir: "data".into(),
+        max_payload_bytes: caravan_hub::config::DEFAULT_MAX_PAYLOAD_BYTES,
+        store_cache_mib: caravan_hub::config::DEFAULT_STORE_CACHE_MIB,
+        receipt_key: "pki/hub-receipt.key".into(),
+        tls: HubTls { ca_cert: "pki/ca.pem".into(), cert: "pki/hub.pem".into(), key: "pki/hub.key".into() },
+        participants: participants.clone(),
+    };
+    write_toml(&hub_dir.join("hub.toml"), "the Caravan hub (caravan-hub run --config hub.toml)", &hub)?;
+    for id in spokes {
+        let spoke = SpokeFile {
+            participant: id.to_string(),
+            hub_url: format!("https://127.0.0.1:{port}"),
+            hub_tls_name: None,
+            data_dir: "data".into(),
+            signing_key: "signing.key".into(),
+            control_socket: None,
+            max_payload_bytes: caravan_spoke::config::DEFAULT_MAX_PAYLOAD_BYTES,
+            hub_receipt_keys: vec![init.receipt_public_key.clone()],
+            tls: SpokeTls { ca_cert: "tls/ca.pem".into(), cert: "tls/client.pem".into(), key: "tls/client.key".into() },
+            participants: participants.clone(),
+        };
+        write_toml(&spoke_config(dir, *id), &format!("the {id} spoke (caravan-spoke run --config spoke.toml)"), &spoke)?;
+    }
+    Ok(())
+}
+
+fn copy_secret(from: &Path, to: &Path) -> anyhow::Result<()> {
+    caravan_common::signing::write_secret_file(to, &std::fs::read(from)?)?;
+    Ok(())
+}
+
+fn write_toml(path: &Path, what: &str, value: &impl serde::Serialize) -> anyhow::Result<()> {
+    let body = toml::to_string_pretty(value)?;
+    std::fs::write(path, format!("# Configuration of {what}, written by caravan-sandbox.\n# Every option is described in docs/configuration.md.\n\n{body}"))?;
+    Ok(())
+}
+
+// === exchanging documents ===
+
+struct Trip {
+    from: ParticipantId,
+    to: ParticipantId,
+    document_type: DocumentType,
+    payload: &'static [u8],
+    sample: &'static str,
+}
+
+async fn control(dir: &Path, id: ParticipantId, method: &str, path: &str, body: Vec<u8>) -> anyhow::Result<Value> {
+    let socket = dir.join(id.as_str()).join("data").join("control.sock");
+    let bytes = caravan_spoke::control::call(&socket, method, path, body).await?;
+    Ok(serde_json::from_slice(&bytes)?)
+}
+
+/// Poll `check` until it yields a value or `PATIENCE` runs out.
+async fn wait_for<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> anyhow::Result<T> {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return Ok(v);
+        }
+        if start.elapsed() > PATIENCE {
+            bail!("timed out after {}s waiting for {what}", PATIENCE.as_secs());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn exchange(dir: &Path, spokes: &[ParticipantId]) -> anyhow::Result<bool> {
+    for id in spokes {
+        wait_for(&format!("spoke {id} to connect to the hub"), async || {
+            let health = control(dir, *id, "GET", "/v1/health", Vec::new()).await.ok()?;
+            (health["hub_connected"] == Value::Bool(true)).then_some(())
+        })
+        .await?;
+    }
+    println!("all {} spokes connected to the hub\n", spokes.len());
+    let n = spokes.len();
+    let trips = [
+        Trip { from: spokes[0], to: spokes[1], document_type: DocumentType::CertificateOfOrigin, payload: ECO, sample: "eco/carec-KZ-CN-certificate-of-origin.xml" },
+        Trip { from: spokes[2 % n], to: spokes[0], document_type: DocumentType::Phytosanitary, payload: EPHYTO, sample: "ephyto/mattilsynet-SPSCertificateContent.xml" },
+        Trip { from: spokes[1], to: spokes[2 % n], document_type: DocumentType::Invoice, payload: EINVOICE, sample: "einvoice/ubl/peppol-base-example.xml" },
+    ];
+    let mut sent = BTreeMap::new();
+    for trip in &trips {
+        let path = format!("/v1/documents?to={}&type={}", trip.to, trip.document_type);
+        match control(dir, trip.from, "POST", &path, trip.payload.to_vec()).await {
+            Ok(answer) => {
+                println!("{} -> {}  {:<9} {:<20} message {}\n              hub receipt: sequence {}, accepted {}",
+                    trip.from, trip.to, trip.document_type, text(&answer["document_id"]), text(&answer["message_id"]),
+                    answer["receipt"]["hub_sequence"], text(&answer["receipt"]["accepted_at"]));
+                sent.insert(text(&answer["message_id"]), trip);
+            }
+            Err(e) => println!("{} -> {}  {:<9} NOT SENT ({}): {e:#}", trip.from, trip.to, trip.document_type, trip.sample),
+        }
+    }
+    println!();
+    let mut all_good = sent.len() == trips.len();
+    for (message_id, trip) in &sent {
+        let received = wait_for(&format!("{message_id} in {}'s inbox", trip.to), async || {
+            control(dir, trip.to, "GET", &format!("/v1/inbox/{message_id}"), Vec::new()).await.ok()
+        })
+        .await?;
+        let payload = caravan_spoke::control::call(
+            &dir.join(trip.to.as_str()).join("data").join("control.sock"),
+            "GET",
+            &format!("/v1/inbox/{message_id}/payload"),
+            Vec::new(),
+        )
+        .await?;
+        let verified = received["verification"]["status"] == "verified";
+        let identical = payload.as_ref() == trip.payload;
+        let state = wait_for(&format!("{message_id} to be acknowledged"), async || {
+            let status = control(dir, trip.from, "GET", &format!("/v1/sent/{message_id}/status"), Vec::new()).await.ok()?;
+            matches!(status["state"].as_str(), Some("ACKNOWLEDGED" | "REJECTED")).then_some(status)
+        })
+        .await?;
+        let ack_verified = state["acknowledgement"]["verified"] == Value::Bool(true);
+        println!("{} received {} {} from {}: {}; payload {} ({} bytes)",
+            trip.to, text(&received["document_type"]), text(&received["document_id"]), trip.from,
+            if verified { "verified end to end".to_owned() } else { format!("REJECTED {}", received["verification"]) },
+            if identical { "byte-identical" } else { "DIFFERS" }, payload.len());
+        println!("   {} sees {}: {} (recipient's signed acknowledgement {})",
+            trip.from, message_id, text(&state["state"]), if ack_verified { "verified" } else { "NOT VERIFIED" });
+        all_good &= verified && identical && ack_verified && state["state"] == "ACKNOWLEDGED";
+    }
+    Ok(all_good)
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
