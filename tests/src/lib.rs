@@ -1,0 +1,434 @@
+//! The end-to-end test harness: a Caravan network of the real `caravan-hub` and
+//! `caravan-spoke` binaries, over real mutual TLS on loopback, in a temporary folder.
+//!
+//! The binaries are built once per test process with the same cargo that runs the tests (or
+//! taken from `CARAVAN_HUB_BIN` / `CARAVAN_SPOKE_BIN`). Processes log to files in the folder
+//! and are killed when the harness is dropped. Readiness is waited for on the hub's gRPC health
+//! service and on each spoke's control API, never with fixed sleeps.
+
+use std::{
+    collections::BTreeMap,
+    fs,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    sync::OnceLock,
+    time::{Duration, Instant},
+};
+
+use caravan_common::signing::SigningKey;
+use caravan_proto::v1::exchange_client::ExchangeClient;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+
+/// How long to wait for a process to become ready, or for a document to arrive.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+/// Paths of the two binaries, built on first use.
+pub struct Binaries {
+    pub hub: PathBuf,
+    pub spoke: PathBuf,
+}
+
+/// The binaries under test.
+pub fn binaries() -> &'static Binaries {
+    static BINARIES: OnceLock<Binaries> = OnceLock::new();
+    BINARIES.get_or_init(|| {
+        if let (Ok(hub), Ok(spoke)) = (std::env::var("CARAVAN_HUB_BIN"), std::env::var("CARAVAN_SPOKE_BIN")) {
+            return Binaries { hub: hub.into(), spoke: spoke.into() };
+        }
+        // target/<profile>/deps/<test binary> -> target/<profile>
+        let exe = std::env::current_exe().expect("test executable path");
+        let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>").to_owned();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut build = Command::new(cargo);
+        build.args(["build", "--bins", "-p", "caravan-hub", "-p", "caravan-spoke"]);
+        if profile_dir.file_name().is_some_and(|n| n == "release") {
+            build.arg("--release");
+        }
+        let status = build.status().expect("run cargo build");
+        assert!(status.success(), "building the binaries failed");
+        Binaries { hub: profile_dir.join("caravan-hub"), spoke: profile_dir.join("caravan-spoke") }
+    })
+}
+
+/// A running process, killed on drop.
+pub struct Proc {
+    child: Child,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    fn spawn(mut command: Command, log: PathBuf) -> Self {
+        let out = fs::File::create(&log).expect("log file");
+        let err = out.try_clone().expect("log file");
+        command.stdin(Stdio::null()).stdout(out).stderr(err);
+        let child = command.spawn().expect("spawn");
+        Self { child, log }
+    }
+
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL: no chance to flush or clean up.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then wait for a clean exit; returns whether it exited successfully.
+    pub fn terminate(mut self) -> bool {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let start = Instant::now();
+        while start.elapsed() < PATIENCE {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A document-signing key registered for a participant.
+#[derive(Clone)]
+pub struct KeySpec {
+    pub file: PathBuf,
+    pub key_id: String,
+    pub public_key: String,
+    pub document_types: Vec<String>,
+    pub not_after: Option<String>,
+}
+
+/// A participant of the test network.
+#[derive(Clone)]
+pub struct Party {
+    pub id: String,
+    pub keys: Vec<KeySpec>,
+}
+
+/// A test network in a temporary folder.
+pub struct Net {
+    pub dir: tempfile::TempDir,
+    pub parties: BTreeMap<String, Party>,
+    pub receipt_public_key: String,
+    pub hub_port: Option<u16>,
+    pub max_payload_bytes: u64,
+    hub: Option<Proc>,
+    spokes: BTreeMap<String, Proc>,
+}
+
+fn run_ok(command: &mut Command) -> Output {
+    let out = command.output().expect("run command");
+    assert!(out.status.success(), "{command:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+impl Net {
+    /// PKI, certificates and signing keys for `ids`; nothing started.
+    pub fn new(ids: &[&str]) -> Self {
+        let bins = binaries();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let pki = dir.path().join("pki");
+        let init = run_ok(Command::new(&bins.hub).args(["pki", "init", "--dir"]).arg(&pki));
+        let init = String::from_utf8_lossy(&init.stdout).into_owned();
+        let receipt_public_key = init
+            .lines()
+            .find_map(|l| l.strip_prefix("receipt public key:"))
+            .expect("pki init prints the receipt public key")
+            .trim()
+            .to_owned();
+        let mut net = Self {
+            dir,
+            parties: BTreeMap::new(),
+            receipt_public_key,
+            hub_port: None,
+            max_payload_bytes: 16 * 1024 * 1024,
+            hub: None,
+            spokes: BTreeMap::new(),
+        };
+        for id in ids {
+            run_ok(Command::new(&bins.hub).args(["pki", "issue", "--dir"]).arg(&pki).args(["--participant", id]));
+            net.parties.insert((*id).to_owned(), Party { id: (*id).to_owned(), keys: Vec::new() });
+            net.add_key(id, &["e-co", "e-phyto", "e-invoice"], None);
+        }
+        net
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn pki(&self) -> PathBuf {
+        self.path().join("pki")
+    }
+
+    /// Create a signing key with `caravan-spoke keygen` and register it for `id`.
+    pub fn add_key(&mut self, id: &str, types: &[&str], not_after: Option<&str>) -> KeySpec {
+        let n = self.parties[id].keys.len();
+        let file = self.path().join(format!("{id}-signing-{n}.key"));
+        let out = run_ok(Command::new(&binaries().spoke).args(["keygen", "--json", "--out"]).arg(&file));
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("keygen --json");
+        let spec = KeySpec {
+            file,
+            key_id: json["key_id"].as_str().expect("key_id").to_owned(),
+            public_key: json["public_key"].as_str().expect("public_key").to_owned(),
+            document_types: types.iter().map(|t| (*t).to_owned()).collect(),
+            not_after: not_after.map(str::to_owned),
+        };
+        self.parties.get_mut(id).expect("party").keys.push(spec.clone());
+        spec
+    }
+
+    pub fn signing_key(&self, id: &str, n: usize) -> SigningKey {
+        SigningKey::load(&self.parties[id].keys[n].file).expect("signing key")
+    }
+
+    fn participants_toml(&self) -> String {
+        let mut out = String::new();
+        for p in self.parties.values() {
+            out.push_str(&format!("\n[[participants]]\nid = \"{}\"\nname = \"Participant {}\"\n", p.id, p.id));
+            for k in &p.keys {
+                let types: Vec<String> = k.document_types.iter().map(|t| format!("\"{t}\"")).collect();
+                out.push_str(&format!(
+                    "\n[[participants.keys]]\nkey_id = \"{}\"\npublic_key = \"{}\"\ndocument_types = [{}]\n",
+                    k.key_id,
+                    k.public_key,
+                    types.join(", ")
+                ));
+                if let Some(na) = &k.not_after {
+                    out.push_str(&format!("not_after = \"{na}\"\n"));
+                }
+            }
+        }
+        out
+    }
+
+    pub fn hub_config(&self) -> PathBuf {
+        self.path().join("hub.toml")
+    }
+
+    fn write_hub_config(&self, port: u16) {
+        let pki = self.pki();
+        let text = format!(
+            "listen = \"127.0.0.1:{port}\"\ndata_dir = \"hub-data\"\nmax_payload_bytes = {}\nreceipt_key = \"{}\"\n\n[tls]\nca_cert = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n{}",
+            self.max_payload_bytes,
+            pki.join("hub-receipt.key").display(),
+            pki.join("ca.pem").display(),
+            pki.join("hub.pem").display(),
+            pki.join("hub.key").display(),
+            self.participants_toml()
+        );
+        fs::write(self.hub_config(), text).expect("write hub.toml");
+    }
+
+    /// Start (or restart) the hub and wait until its health service says SERVING. The first
+    /// start takes a free port; restarts keep it, so spokes find the hub again.
+    pub async fn start_hub(&mut self) {
+        self.write_hub_config(self.hub_port.unwrap_or(0));
+        let mut command = Command::new(&binaries().hub);
+        command.args(["run", "--config"]).arg(self.hub_config()).env("CARAVAN_HUB_LOG", "info,caravan_hub=debug");
+        let n = fs::read_dir(self.path()).map(|d| d.count()).unwrap_or(0);
+        let mut proc = Proc::spawn(command, self.path().join(format!("hub-{n}.log")));
+        let addr = wait_blocking("the hub to log its address", &mut proc, |log| {
+            log.lines().find_map(|l| l.split("listening addr=").nth(1)).and_then(|a| a.trim().parse::<SocketAddr>().ok())
+        });
+        self.hub_port = Some(addr.port());
+        // Keep the port for restarts.
+        self.write_hub_config(addr.port());
+        self.hub = Some(proc);
+        let channel = self.parties.keys().next().and_then(|p| self.channel_as(p));
+        let channel = channel.expect("a participant to check health with");
+        let start = Instant::now();
+        loop {
+            let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+            let request = tonic_health::pb::HealthCheckRequest { service: "caravan.v1.Exchange".into() };
+            if let Ok(r) = health.check(request).await {
+                if r.into_inner().status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32 {
+                    return;
+                }
+            }
+            assert!(start.elapsed() < PATIENCE, "hub not healthy; log:\n{}", self.hub_log());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn hub_log(&self) -> String {
+        self.hub.as_ref().map(Proc::log_text).unwrap_or_default()
+    }
+
+    /// SIGKILL the hub.
+    pub fn kill_hub(&mut self) {
+        self.hub.take().expect("hub running").kill();
+    }
+
+    /// SIGTERM the hub and check it exits cleanly.
+    pub fn terminate_hub(&mut self) -> bool {
+        self.hub.take().expect("hub running").terminate()
+    }
+
+    pub fn spoke_config(&self, id: &str) -> PathBuf {
+        self.path().join(format!("spoke-{id}.toml"))
+    }
+
+    pub fn control_socket(&self, id: &str) -> PathBuf {
+        self.path().join(format!("spoke-{id}-data")).join("control.sock")
+    }
+
+    fn write_spoke_config(&self, id: &str) {
+        let pki = self.pki();
+        let port = self.hub_port.expect("start the hub first");
+        let text = format!(
+            "participant = \"{id}\"\nhub_url = \"https://localhost:{port}\"\ndata_dir = \"spoke-{id}-data\"\nsigning_key = \"{}\"\nmax_payload_bytes = {}\nhub_receipt_keys = [\"{}\"]\n\n[tls]\nca_cert = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n{}",
+            self.parties[id].keys[0].file.display(),
+            self.max_payload_bytes,
+            self.receipt_public_key,
+            pki.join("ca.pem").display(),
+            pki.join("participants").join(format!("{id}.pem")).display(),
+            pki.join("participants").join(format!("{id}.key")).display(),
+            self.participants_toml()
+        );
+        fs::write(self.spoke_config(id), text).expect("write spoke config");
+    }
+
+    /// Start a spoke and wait until it has its delivery stream open to the hub.
+    pub async fn start_spoke(&mut self, id: &str) {
+        self.write_spoke_config(id);
+        let mut command = Command::new(&binaries().spoke);
+        command.args(["run", "--config"]).arg(self.spoke_config(id)).env("CARAVAN_SPOKE_LOG", "info,caravan_spoke=debug");
+        let n = fs::read_dir(self.path()).map(|d| d.count()).unwrap_or(0);
+        let proc = Proc::spawn(command, self.path().join(format!("spoke-{id}-{n}.log")));
+        self.spokes.insert(id.to_owned(), proc);
+        let socket = self.control_socket(id);
+        let start = Instant::now();
+        loop {
+            if let Ok(body) = caravan_spoke::control::call(&socket, "GET", "/v1/health", Vec::new()).await {
+                let health: serde_json::Value = serde_json::from_slice(&body).expect("health JSON");
+                if health["hub_connected"] == true {
+                    return;
+                }
+            }
+            let proc = self.spokes.get_mut(id).expect("spoke");
+            if let Some(status) = proc.exited() {
+                panic!("spoke {id} exited with {status}; log:\n{}", proc.log_text());
+            }
+            assert!(start.elapsed() < PATIENCE, "spoke {id} not connected; log:\n{}", proc.log_text());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn spoke_log(&self, id: &str) -> String {
+        self.spokes.get(id).map(Proc::log_text).unwrap_or_default()
+    }
+
+    pub fn kill_spoke(&mut self, id: &str) {
+        self.spokes.remove(id).expect("spoke running").kill();
+    }
+
+    /// Run `caravan-spoke ARGS --config <id's config>` and return its output.
+    pub fn spoke_cli(&self, id: &str, args: &[&str]) -> Output {
+        let mut command = Command::new(&binaries().spoke);
+        command.args(args).arg("--config").arg(self.spoke_config(id));
+        command.output().expect("run caravan-spoke")
+    }
+
+    /// `caravan-spoke ... --json`, which must succeed, parsed.
+    pub fn spoke_json(&self, id: &str, args: &[&str]) -> serde_json::Value {
+        let mut args = args.to_vec();
+        args.push("--json");
+        let out = self.spoke_cli(id, &args);
+        assert!(out.status.success(), "caravan-spoke {args:?} failed: {}\nspoke log:\n{}",
+            String::from_utf8_lossy(&out.stderr), self.spoke_log(id));
+        serde_json::from_slice(&out.stdout).expect("JSON output")
+    }
+
+    /// Wait until `id`'s inbox holds an entry for `message_id`; returns the inbox item.
+    pub fn wait_inbox(&self, id: &str, message_id: &str) -> serde_json::Value {
+        let start = Instant::now();
+        loop {
+            let inbox = self.spoke_json(id, &["inbox"]);
+            if let Some(item) = inbox.as_array().expect("array").iter().find(|i| i["message_id"] == message_id) {
+                return item.clone();
+            }
+            assert!(start.elapsed() < PATIENCE, "{message_id} never reached {id}; log:\n{}", self.spoke_log(id));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Wait until the sender `id` sees `message_id` in `state`; returns the status.
+    pub fn wait_state(&self, id: &str, message_id: &str, state: &str) -> serde_json::Value {
+        let start = Instant::now();
+        loop {
+            let status = self.spoke_json(id, &["status", message_id]);
+            if status["state"] == state {
+                return status;
+            }
+            assert!(start.elapsed() < PATIENCE, "{message_id} never reached {state}: {status}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn channel_as(&self, id: &str) -> Option<Channel> {
+        let pki = self.pki();
+        let cert = fs::read(pki.join("participants").join(format!("{id}.pem"))).ok()?;
+        let key = fs::read(pki.join("participants").join(format!("{id}.key"))).ok()?;
+        Some(self.channel_with(Some(Identity::from_pem(cert, key)), &pki.join("ca.pem")))
+    }
+
+    /// A channel to the hub presenting `identity` (or none), trusting the CA at `ca`.
+    pub fn channel_with(&self, identity: Option<Identity>, ca: &Path) -> Channel {
+        let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(fs::read(ca).expect("CA")));
+        if let Some(identity) = identity {
+            tls = tls.identity(identity);
+        }
+        let port = self.hub_port.expect("hub started");
+        Endpoint::from_shared(format!("https://localhost:{port}"))
+            .expect("endpoint")
+            .tls_config(tls)
+            .expect("tls")
+            .connect_lazy()
+    }
+
+    /// A raw Exchange client authenticated as participant `id`, for sending what a spoke
+    /// never would.
+    pub fn client(&self, id: &str) -> ExchangeClient<Channel> {
+        ExchangeClient::new(self.channel_as(id).expect("participant certificate"))
+            .max_decoding_message_size(64 << 20)
+            .max_encoding_message_size(64 << 20)
+    }
+}
+
+fn wait_blocking<T>(what: &str, proc: &mut Proc, mut check: impl FnMut(&str) -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check(&proc.log_text()) {
+            return v;
+        }
+        if let Some(status) = proc.exited() {
+            panic!("process exited ({status}) before {what}; log:\n{}", proc.log_text());
+        }
+        assert!(start.elapsed() < PATIENCE, "timed out waiting for {what}; log:\n{}", proc.log_text());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A sample document shipped in the repository.
+pub fn sample(path: &str) -> Vec<u8> {
+    fs::read(sample_path(path)).expect("sample")
+}
+
+pub fn sample_path(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("samples").join(path)
+}
