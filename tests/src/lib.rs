@@ -126,6 +126,8 @@ pub struct Net {
     pub receipt_public_key: String,
     pub hub_port: Option<u16>,
     pub max_payload_bytes: u64,
+    /// What a given spoke is told about the participants, where it differs from the hub.
+    pub spoke_views: BTreeMap<String, BTreeMap<String, Party>>,
     hub: Option<Proc>,
     spokes: BTreeMap<String, Proc>,
 }
@@ -156,6 +158,7 @@ impl Net {
             receipt_public_key,
             hub_port: None,
             max_payload_bytes: 16 * 1024 * 1024,
+            spoke_views: BTreeMap::new(),
             hub: None,
             spokes: BTreeMap::new(),
         };
@@ -196,9 +199,9 @@ impl Net {
         SigningKey::load(&self.parties[id].keys[n].file).expect("signing key")
     }
 
-    fn participants_toml(&self) -> String {
+    fn participants_toml(&self, parties: &BTreeMap<String, Party>) -> String {
         let mut out = String::new();
-        for p in self.parties.values() {
+        for p in parties.values() {
             out.push_str(&format!("\n[[participants]]\nid = \"{}\"\nname = \"Participant {}\"\n", p.id, p.id));
             for k in &p.keys {
                 let types: Vec<String> = k.document_types.iter().map(|t| format!("\"{t}\"")).collect();
@@ -229,7 +232,7 @@ impl Net {
             pki.join("ca.pem").display(),
             pki.join("hub.pem").display(),
             pki.join("hub.key").display(),
-            self.participants_toml()
+            self.participants_toml(&self.parties)
         );
         fs::write(self.hub_config(), text).expect("write hub.toml");
     }
@@ -287,7 +290,7 @@ impl Net {
         self.path().join(format!("spoke-{id}-data")).join("control.sock")
     }
 
-    fn write_spoke_config(&self, id: &str) {
+    pub fn write_spoke_config(&self, id: &str) {
         let pki = self.pki();
         let port = self.hub_port.expect("start the hub first");
         let text = format!(
@@ -298,7 +301,7 @@ impl Net {
             pki.join("ca.pem").display(),
             pki.join("participants").join(format!("{id}.pem")).display(),
             pki.join("participants").join(format!("{id}.key")).display(),
-            self.participants_toml()
+            self.participants_toml(self.spoke_views.get(id).unwrap_or(&self.parties))
         );
         fs::write(self.spoke_config(id), text).expect("write spoke config");
     }

@@ -1,0 +1,116 @@
+//! The command line as operators and scripts use it: config checking, key generation,
+//! refusals at the spoke, and documents the recipient refuses on its own judgement.
+
+use std::{os::unix::fs::PermissionsExt, process::Command};
+
+use caravan_tests::{Net, binaries, sample_path};
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn an_invalid_hub_config_stops_with_one_line_per_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hub.toml");
+    std::fs::write(&config, r#"
+listen = "not an address"
+data_dir = "data"
+max_payload_bytes = 0
+receipt_key = "missing.key"
+
+[tls]
+ca_cert = "missing-ca.pem"
+cert = "missing.pem"
+key = "missing.key"
+
+[[participants]]
+id = "kz"
+name = "Kazakhstan"
+"#).unwrap();
+    let out = Command::new(&binaries().hub).args(["run", "--config"]).arg(&config).output().unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let text = stderr(&out);
+    for field in ["listen", "max_payload_bytes", "receipt_key", "tls.ca_cert", "tls.cert", "tls.key", "participants[0].id"] {
+        assert!(text.lines().any(|l| l.contains(&format!("hub.toml: {field}"))), "{field} missing:\n{text}");
+    }
+    assert_eq!(text.lines().count(), 7, "{text}");
+
+    std::fs::write(&config, "listen = \"127.0.0.1:0\"\nsurprise = 1\n").unwrap();
+    let out = Command::new(&binaries().hub).args(["run", "--config"]).arg(&config).output().unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    assert!(stderr(&out).contains("surprise"), "{}", stderr(&out));
+}
+
+#[test]
+fn keygen_writes_a_private_key_and_never_overwrites() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("signing.key");
+    let out = Command::new(&binaries().spoke).args(["keygen", "--out"]).arg(&key).output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let key_id = text.lines().find_map(|l| l.strip_prefix("key id:")).unwrap().trim().to_owned();
+    assert_eq!(key_id.len(), 16);
+    assert!(text.contains("public key:"));
+    assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+    let before = std::fs::read(&key).unwrap();
+    let again = Command::new(&binaries().spoke).args(["keygen", "--out"]).arg(&key).output().unwrap();
+    assert!(!again.status.success());
+    assert!(stderr(&again).contains("exists already"), "{}", stderr(&again));
+    assert_eq!(std::fs::read(&key).unwrap(), before);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_spoke_refuses_bad_documents_before_signing() {
+    let mut net = Net::new(&["KZ", "CN"]);
+    net.start_hub().await;
+    net.start_spoke("KZ").await;
+    let not_xml = net.path().join("not.xml");
+    std::fs::write(&not_xml, "this is not XML <").unwrap();
+    let invoice = sample_path("einvoice/ubl/peppol-base-example.xml");
+    let invoice = invoice.to_str().unwrap();
+    let cases = [
+        (vec!["--to", "CN", "--type", "e-co", not_xml.to_str().unwrap()], "INVALID_DOCUMENT"),
+        (vec!["--to", "CN", "--type", "e-phyto", invoice], "INVALID_DOCUMENT"),
+        (vec!["--to", "TM", "--type", "e-invoice", invoice], "UNKNOWN_RECIPIENT"),
+    ];
+    for (args, code) in cases {
+        let mut full = vec!["send"];
+        full.extend(args);
+        let out = net.spoke_cli("KZ", &full);
+        assert_eq!(out.status.code(), Some(1), "{full:?}");
+        assert!(stderr(&out).contains(code), "{full:?}: {}", stderr(&out));
+    }
+    assert!(!net.hub_log().contains("accepted"), "nothing reached the hub");
+
+    // A spoke that is not running cannot be used, and the CLI says why.
+    net.write_spoke_config("CN");
+    let out = net.spoke_cli("CN", &["inbox"]);
+    assert_eq!(out.status.code(), Some(69));
+    assert!(stderr(&out).contains("caravan-spoke run"), "{}", stderr(&out));
+}
+
+/// The recipient judges with its own trust set, not the hub's word: here CN holds KZ's key as
+/// allowed only for e-phyto, so an e-co from KZ that the hub accepted is stored as rejected,
+/// acknowledged as rejected, and KZ learns why.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_document_failing_verification_is_stored_and_acknowledged_as_rejected() {
+    let mut net = Net::new(&["KZ", "CN"]);
+    let mut view = net.parties.clone();
+    view.get_mut("KZ").unwrap().keys[0].document_types = vec!["e-phyto".into()];
+    net.spoke_views.insert("CN".into(), view);
+    net.start_hub().await;
+    net.start_spoke("KZ").await;
+    net.start_spoke("CN").await;
+    let path = sample_path("eco/carec-KZ-CN-certificate-of-origin.xml");
+    let sent = net.spoke_json("KZ", &["send", "--to", "CN", "--type", "e-co", path.to_str().unwrap()]);
+    let id = sent["message_id"].as_str().unwrap().to_owned();
+
+    let item = net.wait_inbox("CN", &id);
+    assert_eq!(item["verified"], false);
+    assert_eq!(item["verification"]["code"], "DOCUMENT_TYPE_NOT_ALLOWED");
+    let status = net.wait_state("KZ", &id, "REJECTED");
+    assert_eq!(status["acknowledgement"]["verified"], true);
+    assert_eq!(status["acknowledgement"]["ack"]["outcome"], "rejected");
+    assert_eq!(status["acknowledgement"]["ack"]["code"], "DOCUMENT_TYPE_NOT_ALLOWED");
+}
