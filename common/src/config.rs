@@ -58,14 +58,20 @@ impl Problems {
         if self.0.is_empty() {
             Ok(value())
         } else {
-            Err(ConfigError { path: path.to_owned(), problems: self.0 })
+            Err(ConfigError {
+                path: path.to_owned(),
+                problems: self.0,
+            })
         }
     }
 }
 
 /// Read `path` as TOML into `T`. Unknown fields and type errors are reported with the path.
 pub fn read_toml<T: DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
-    let fail = |problem: String| ConfigError { path: path.to_owned(), problems: vec![problem] };
+    let fail = |problem: String| ConfigError {
+        path: path.to_owned(),
+        problems: vec![problem],
+    };
     let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
     toml::from_str(&text).map_err(|e| fail(e.to_string().trim_end().replace('\n', " ")))
 }
@@ -125,7 +131,10 @@ pub fn trust_set(
         let Some(id) = problems.check(&format!("{at}.id"), p.id.parse::<ParticipantId>()) else {
             continue;
         };
-        parsed_participants.push(Participant { id, name: p.name.clone() });
+        parsed_participants.push(Participant {
+            id,
+            name: p.name.clone(),
+        });
         for (j, k) in p.keys.iter().enumerate() {
             let at = format!("{at}.keys[{j}]");
             if let Some(entry) = signing_key(id, k, &at, problems) {
@@ -155,7 +164,10 @@ fn signing_key(
     at: &str,
     problems: &mut Problems,
 ) -> Option<SigningKeyEntry> {
-    let public_key = problems.check(&format!("{at}.public_key"), PublicKey::from_base64(&k.public_key));
+    let public_key = problems.check(
+        &format!("{at}.public_key"),
+        PublicKey::from_base64(&k.public_key),
+    );
     if let (Some(declared), Some(public_key)) = (&k.key_id, &public_key) {
         match declared.parse::<KeyId>() {
             Ok(id) if id == public_key.key_id() => {}
@@ -172,15 +184,25 @@ fn signing_key(
         .filter_map(|t| problems.check(&format!("{at}.document_types"), t.parse()))
         .collect();
     if k.document_types.is_empty() {
-        problems.push(format!("{at}.document_types: must name at least one document type"));
+        problems.push(format!(
+            "{at}.document_types: must name at least one document type"
+        ));
     }
     let time = |field: &str, value: &Option<String>, problems: &mut Problems| match value {
         None => Some(None),
-        Some(text) => problems.check(&format!("{at}.{field}"), parse_rfc3339(text)).map(Some),
+        Some(text) => problems
+            .check(&format!("{at}.{field}"), parse_rfc3339(text))
+            .map(Some),
     };
     let not_before = time("not_before", &k.not_before, problems)?;
     let not_after = time("not_after", &k.not_after, problems)?;
-    Some(SigningKeyEntry { participant, public_key: public_key?, document_types, not_before, not_after })
+    Some(SigningKeyEntry {
+        participant,
+        public_key: public_key?,
+        document_types,
+        not_before,
+        not_after,
+    })
 }
 
 #[cfg(test)]
@@ -192,7 +214,11 @@ mod tests {
     fn reports_every_problem() {
         let key = SigningKey::generate();
         let participants = vec![
-            ParticipantConfig { id: "kz".into(), name: "Kazakhstan".into(), keys: vec![] },
+            ParticipantConfig {
+                id: "kz".into(),
+                name: "Kazakhstan".into(),
+                keys: vec![],
+            },
             ParticipantConfig {
                 id: "CN".into(),
                 name: "China".into(),
@@ -207,7 +233,10 @@ mod tests {
         ];
         let mut problems = Problems::default();
         trust_set(&participants, &["xx".into()], &mut problems);
-        let text = problems.finish(Path::new("hub.toml"), || ()).unwrap_err().to_string();
+        let text = problems
+            .finish(Path::new("hub.toml"), || ())
+            .unwrap_err()
+            .to_string();
         for needle in [
             "participants[0].id",
             "participants[1].keys[0].key_id",
@@ -222,8 +251,13 @@ mod tests {
 
     #[test]
     fn relative_paths_follow_the_config_file() {
-        assert_eq!(resolve(Path::new("/etc/caravan/hub.toml"), Path::new("tls/ca.pem")),
-            PathBuf::from("/etc/caravan/tls/ca.pem"));
-        assert_eq!(resolve(Path::new("hub.toml"), Path::new("/abs")), PathBuf::from("/abs"));
+        assert_eq!(
+            resolve(Path::new("/etc/caravan/hub.toml"), Path::new("tls/ca.pem")),
+            PathBuf::from("/etc/caravan/tls/ca.pem")
+        );
+        assert_eq!(
+            resolve(Path::new("hub.toml"), Path::new("/abs")),
+            PathBuf::from("/abs")
+        );
     }
 }

@@ -17,7 +17,11 @@ pub enum DocumentType {
 }
 
 impl DocumentType {
-    pub const ALL: [DocumentType; 3] = [Self::CertificateOfOrigin, Self::Phytosanitary, Self::Invoice];
+    pub const ALL: [DocumentType; 3] = [
+        Self::CertificateOfOrigin,
+        Self::Phytosanitary,
+        Self::Invoice,
+    ];
 
     pub fn as_str(&self) -> &'static str {
         match self {

@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdError {
     /// A participant id is an ISO 3166-1 alpha-2 code: two uppercase ASCII letters.
-    #[error("participant id {0:?} is not an ISO 3166-1 alpha-2 code (two uppercase letters, e.g. KZ)")]
+    #[error(
+        "participant id {0:?} is not an ISO 3166-1 alpha-2 code (two uppercase letters, e.g. KZ)"
+    )]
     Participant(String),
     /// A message id is a UUID version 7 in canonical hyphenated form.
     #[error("message id {0:?} is not a UUIDv7 in canonical hyphenated form")]
@@ -183,7 +185,11 @@ mod tests {
         assert_eq!(id.to_string().parse::<MessageId>().unwrap(), id);
         assert!(id.to_string().to_uppercase().parse::<MessageId>().is_err());
         // A version 4 UUID is refused.
-        assert!("0b1e4a4e-5a8c-4d3b-9f43-3f2b4e2a9f10".parse::<MessageId>().is_err());
+        assert!(
+            "0b1e4a4e-5a8c-4d3b-9f43-3f2b4e2a9f10"
+                .parse::<MessageId>()
+                .is_err()
+        );
         assert!("not-a-uuid".parse::<MessageId>().is_err());
     }
 
@@ -191,7 +197,12 @@ mod tests {
     fn key_ids_round_trip() {
         let id: KeyId = "0123456789abcdef".parse().unwrap();
         assert_eq!(id.to_string(), "0123456789abcdef");
-        for bad in ["0123456789ABCDEF", "0123", "0123456789abcdeg", "0123456789abcdef0"] {
+        for bad in [
+            "0123456789ABCDEF",
+            "0123",
+            "0123456789abcdeg",
+            "0123456789abcdef0",
+        ] {
             assert!(bad.parse::<KeyId>().is_err(), "{bad}");
         }
     }

@@ -12,11 +12,11 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
-#[cfg(feature = "process")]
-pub mod process;
 pub mod document;
 pub mod envelope;
 pub mod ids;
+#[cfg(feature = "process")]
+pub mod process;
 pub mod refusal;
 pub mod signing;
 pub mod time;

@@ -14,7 +14,8 @@ pub enum LogFormat {
 /// Install the global tracing subscriber, writing to stderr. The filter comes from the
 /// environment variable `env_var` (e.g. `CARAVAN_HUB_LOG=debug`), else `default_filter`.
 pub fn init_tracing(env_var: &str, default_filter: &str, format: LogFormat) {
-    let filter = EnvFilter::try_from_env(env_var).unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let filter =
+        EnvFilter::try_from_env(env_var).unwrap_or_else(|_| EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -88,7 +88,11 @@ impl From<RefusalCode> for &'static str {
 impl FromStr for RefusalCode {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        Self::ALL.iter().copied().find(|c| c.as_str() == s).ok_or_else(|| s.to_owned())
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| s.to_owned())
     }
 }
 
@@ -116,7 +120,10 @@ pub struct Refusal {
 
 impl Refusal {
     pub fn new(code: RefusalCode, detail: impl Into<String>) -> Self {
-        Self { code, detail: detail.into() }
+        Self {
+            code,
+            detail: detail.into(),
+        }
     }
 }
 
@@ -130,7 +137,11 @@ mod tests {
         for code in RefusalCode::ALL {
             assert!(seen.insert(code.as_str()), "duplicate {code}");
             assert_eq!(code.as_str().parse::<RefusalCode>().unwrap(), *code);
-            assert!(code.as_str().chars().all(|c| c.is_ascii_uppercase() || c == '_'));
+            assert!(
+                code.as_str()
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c == '_')
+            );
         }
     }
 }

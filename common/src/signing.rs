@@ -42,8 +42,14 @@ impl Purpose {
 /// `"DSSEv1" SP LEN(type) SP type SP LEN(body) SP body`.
 pub fn pae(payload_type: &str, body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len() + payload_type.len() + 32);
-    write!(out, "DSSEv1 {} {} {} ", payload_type.len(), payload_type, body.len())
-        .expect("writing to a Vec cannot fail");
+    write!(
+        out,
+        "DSSEv1 {} {} {} ",
+        payload_type.len(),
+        payload_type,
+        body.len()
+    )
+    .expect("writing to a Vec cannot fail");
     out.extend_from_slice(body);
     out
 }
@@ -129,7 +135,9 @@ impl SigningKey {
 impl fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Never print key material.
-        f.debug_struct("SigningKey").field("key_id", &self.key_id()).finish_non_exhaustive()
+        f.debug_struct("SigningKey")
+            .field("key_id", &self.key_id())
+            .finish_non_exhaustive()
     }
 }
 
@@ -143,11 +151,17 @@ pub fn write_secret_file(path: &Path, contents: &[u8]) -> Result<(), KeyError> {
         .open(path)
         .map_err(|source| match source.kind() {
             std::io::ErrorKind::AlreadyExists => KeyError::Exists(shown()),
-            _ => KeyError::Io { path: shown(), source },
+            _ => KeyError::Io {
+                path: shown(),
+                source,
+            },
         })?;
     file.write_all(contents)
         .and_then(|()| file.sync_all())
-        .map_err(|source| KeyError::Io { path: shown(), source })
+        .map_err(|source| KeyError::Io {
+            path: shown(),
+            source,
+        })
 }
 
 /// A public ed25519 key, decoded once (decoding costs more than a hash lookup).
@@ -167,18 +181,26 @@ impl PublicKey {
         let digest = sha256(key.as_bytes());
         let mut id = [0u8; 8];
         id.copy_from_slice(&digest[..8]);
-        Self { key, id: KeyId::from_bytes(id) }
+        Self {
+            key,
+            id: KeyId::from_bytes(id),
+        }
     }
 
     pub fn from_bytes(bytes: &[u8; 32]) -> Option<Self> {
-        ed25519_dalek::VerifyingKey::from_bytes(bytes).ok().map(Self::from_dalek)
+        ed25519_dalek::VerifyingKey::from_bytes(bytes)
+            .ok()
+            .map(Self::from_dalek)
     }
 
     /// Parse the base64 form used in configs and the trust list.
     pub fn from_base64(text: &str) -> Result<Self, KeyError> {
         let bad = || KeyError::BadPublicKey(text.to_owned());
-        let bytes: [u8; 32] =
-            BASE64.decode(text.trim()).map_err(|_| bad())?.try_into().map_err(|_| bad())?;
+        let bytes: [u8; 32] = BASE64
+            .decode(text.trim())
+            .map_err(|_| bad())?
+            .try_into()
+            .map_err(|_| bad())?;
         Self::from_bytes(&bytes).ok_or_else(bad)
     }
 
@@ -192,7 +214,12 @@ impl PublicKey {
 
     /// Check `signature` over `body` for `purpose`. Uses strict verification, which refuses
     /// weak keys and malleable signatures.
-    pub fn verify(&self, purpose: Purpose, body: &[u8], signature: &[u8]) -> Result<(), BadSignature> {
+    pub fn verify(
+        &self,
+        purpose: Purpose,
+        body: &[u8],
+        signature: &[u8],
+    ) -> Result<(), BadSignature> {
         let signature: [u8; 64] = signature.try_into().map_err(|_| BadSignature)?;
         let signature = ed25519_dalek::Signature::from_bytes(&signature);
         self.key
@@ -226,18 +253,31 @@ mod tests {
     fn sign_and_verify() {
         let key = SigningKey::generate();
         let sig = key.sign(Purpose::Header, b"header bytes");
-        assert_eq!(key.public().verify(Purpose::Header, b"header bytes", &sig), Ok(()));
+        assert_eq!(
+            key.public().verify(Purpose::Header, b"header bytes", &sig),
+            Ok(())
+        );
     }
 
     #[test]
     fn tampered_bytes_fail() {
         let key = SigningKey::generate();
         let sig = key.sign(Purpose::Header, b"header bytes");
-        assert_eq!(key.public().verify(Purpose::Header, b"header byteS", &sig), Err(BadSignature));
+        assert_eq!(
+            key.public().verify(Purpose::Header, b"header byteS", &sig),
+            Err(BadSignature)
+        );
         let mut bad = sig;
         bad[10] ^= 1;
-        assert_eq!(key.public().verify(Purpose::Header, b"header bytes", &bad), Err(BadSignature));
-        assert_eq!(key.public().verify(Purpose::Header, b"header bytes", &sig[..63]), Err(BadSignature));
+        assert_eq!(
+            key.public().verify(Purpose::Header, b"header bytes", &bad),
+            Err(BadSignature)
+        );
+        assert_eq!(
+            key.public()
+                .verify(Purpose::Header, b"header bytes", &sig[..63]),
+            Err(BadSignature)
+        );
     }
 
     #[test]
@@ -245,18 +285,32 @@ mod tests {
         let key = SigningKey::generate();
         let other = SigningKey::generate();
         let sig = key.sign(Purpose::Header, b"header bytes");
-        assert_eq!(other.public().verify(Purpose::Header, b"header bytes", &sig), Err(BadSignature));
+        assert_eq!(
+            other
+                .public()
+                .verify(Purpose::Header, b"header bytes", &sig),
+            Err(BadSignature)
+        );
     }
 
     #[test]
     fn domain_separation_binds_the_purpose() {
         let key = SigningKey::generate();
         let sig = key.sign(Purpose::Header, b"same bytes");
-        assert_eq!(key.public().verify(Purpose::Receipt, b"same bytes", &sig), Err(BadSignature));
-        assert_eq!(key.public().verify(Purpose::Ack, b"same bytes", &sig), Err(BadSignature));
+        assert_eq!(
+            key.public().verify(Purpose::Receipt, b"same bytes", &sig),
+            Err(BadSignature)
+        );
+        assert_eq!(
+            key.public().verify(Purpose::Ack, b"same bytes", &sig),
+            Err(BadSignature)
+        );
         // A raw signature over the bytes without PAE framing does not verify either.
         let raw = ed25519_dalek::Signer::sign(&key.key, b"same bytes").to_bytes();
-        assert_eq!(key.public().verify(Purpose::Header, b"same bytes", &raw), Err(BadSignature));
+        assert_eq!(
+            key.public().verify(Purpose::Header, b"same bytes", &raw),
+            Err(BadSignature)
+        );
     }
 
     #[test]
@@ -269,7 +323,10 @@ mod tests {
         assert_eq!(mode, 0o600);
         let loaded = SigningKey::load(&path).unwrap();
         assert_eq!(loaded.key_id(), key.key_id());
-        assert!(matches!(SigningKey::generate().save(&path), Err(KeyError::Exists(_))));
+        assert!(matches!(
+            SigningKey::generate().save(&path),
+            Err(KeyError::Exists(_))
+        ));
         assert_eq!(SigningKey::load(&path).unwrap().key_id(), key.key_id());
     }
 

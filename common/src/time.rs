@@ -32,7 +32,10 @@ impl Timestamp {
 
 impl From<SystemTime> for Timestamp {
     fn from(t: SystemTime) -> Self {
-        let ms = t.duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+        let ms = t
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
         Self(i64::try_from(ms).unwrap_or(i64::MAX))
     }
 }
@@ -70,7 +73,10 @@ mod tests {
 
     #[test]
     fn formats_as_rfc3339() {
-        assert_eq!(Timestamp::from_millis(1_764_150_000_123).to_string(), "2025-11-26T09:40:00.123Z");
+        assert_eq!(
+            Timestamp::from_millis(1_764_150_000_123).to_string(),
+            "2025-11-26T09:40:00.123Z"
+        );
         let t = parse_rfc3339("2026-01-02T03:04:05Z").unwrap();
         assert_eq!(t.to_string(), "2026-01-02T03:04:05.000Z");
     }

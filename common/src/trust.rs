@@ -44,7 +44,10 @@ pub enum TrustSetError {
     #[error("key {0} is listed twice")]
     DuplicateKey(KeyId),
     #[error("key {key} belongs to {participant}, which is not a listed participant")]
-    KeyWithoutParticipant { key: KeyId, participant: ParticipantId },
+    KeyWithoutParticipant {
+        key: KeyId,
+        participant: ParticipantId,
+    },
 }
 
 /// Everything needed to judge signatures: participants, their keys, and the hub's keys.
@@ -70,7 +73,10 @@ impl TrustSet {
         for k in keys {
             let key = k.key_id();
             if !set.participants.contains_key(&k.participant) {
-                return Err(TrustSetError::KeyWithoutParticipant { key, participant: k.participant });
+                return Err(TrustSetError::KeyWithoutParticipant {
+                    key,
+                    participant: k.participant,
+                });
             }
             if set.keys.insert(key, k).is_some() {
                 return Err(TrustSetError::DuplicateKey(key));
@@ -106,12 +112,18 @@ impl TrustSet {
         at: Timestamp,
     ) -> Result<&SigningKeyEntry, Refusal> {
         let entry = self.key(key_id).ok_or_else(|| {
-            Refusal::new(RefusalCode::UnknownKey, format!("key {key_id} is not registered"))
+            Refusal::new(
+                RefusalCode::UnknownKey,
+                format!("key {key_id} is not registered"),
+            )
         })?;
         if entry.participant != signer {
             return Err(Refusal::new(
                 RefusalCode::SenderMismatch,
-                format!("key {key_id} belongs to {}, not to {signer}", entry.participant),
+                format!(
+                    "key {key_id} belongs to {}, not to {signer}",
+                    entry.participant
+                ),
             ));
         }
         if let Some(nb) = entry.not_before.filter(|nb| at < *nb) {
@@ -139,7 +151,11 @@ impl TrustSet {
         } else {
             Err(Refusal::new(
                 RefusalCode::DocumentTypeNotAllowed,
-                format!("key {} of {} may not sign {document_type}", key.key_id(), key.participant),
+                format!(
+                    "key {} of {} may not sign {document_type}",
+                    key.key_id(),
+                    key.participant
+                ),
             ))
         }
     }
@@ -157,8 +173,14 @@ mod tests {
     fn set(key: &SigningKey, not_before: Option<i64>, not_after: Option<i64>) -> TrustSet {
         TrustSet::new(
             [
-                Participant { id: pid("KZ"), name: "Kazakhstan".into() },
-                Participant { id: pid("CN"), name: "China".into() },
+                Participant {
+                    id: pid("KZ"),
+                    name: "Kazakhstan".into(),
+                },
+                Participant {
+                    id: pid("CN"),
+                    name: "China".into(),
+                },
             ],
             [SigningKeyEntry {
                 participant: pid("KZ"),
@@ -180,15 +202,29 @@ mod tests {
         let entry = trust.signer_key(key.key_id(), pid("KZ"), at).unwrap();
         assert!(TrustSet::check_document_type(entry, DocumentType::Phytosanitary).is_ok());
         let code = |r: Result<&SigningKeyEntry, Refusal>| r.unwrap_err().code;
-        assert_eq!(code(trust.signer_key(key.key_id(), pid("CN"), at)), RefusalCode::SenderMismatch);
-        let early = Timestamp::from_millis(999);
-        assert_eq!(code(trust.signer_key(key.key_id(), pid("KZ"), early)), RefusalCode::KeyNotYetValid);
-        let late = Timestamp::from_millis(2_001);
-        assert_eq!(code(trust.signer_key(key.key_id(), pid("KZ"), late)), RefusalCode::KeyExpired);
-        let other = SigningKey::generate();
-        assert_eq!(code(trust.signer_key(other.key_id(), pid("KZ"), at)), RefusalCode::UnknownKey);
         assert_eq!(
-            TrustSet::check_document_type(entry, DocumentType::Invoice).unwrap_err().code,
+            code(trust.signer_key(key.key_id(), pid("CN"), at)),
+            RefusalCode::SenderMismatch
+        );
+        let early = Timestamp::from_millis(999);
+        assert_eq!(
+            code(trust.signer_key(key.key_id(), pid("KZ"), early)),
+            RefusalCode::KeyNotYetValid
+        );
+        let late = Timestamp::from_millis(2_001);
+        assert_eq!(
+            code(trust.signer_key(key.key_id(), pid("KZ"), late)),
+            RefusalCode::KeyExpired
+        );
+        let other = SigningKey::generate();
+        assert_eq!(
+            code(trust.signer_key(other.key_id(), pid("KZ"), at)),
+            RefusalCode::UnknownKey
+        );
+        assert_eq!(
+            TrustSet::check_document_type(entry, DocumentType::Invoice)
+                .unwrap_err()
+                .code,
             RefusalCode::DocumentTypeNotAllowed
         );
     }

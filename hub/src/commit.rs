@@ -39,7 +39,9 @@ impl GroupCommit {
         let (tx, rx) = oneshot::channel();
         let stopped = || StoreError::Backend("the flusher has stopped".into());
         self.waiters.send(tx).map_err(|_| stopped())?;
-        rx.await.map_err(|_| stopped())?.map_err(StoreError::Backend)
+        rx.await
+            .map_err(|_| stopped())?
+            .map_err(StoreError::Backend)
     }
 }
 

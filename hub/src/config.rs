@@ -108,17 +108,26 @@ impl Config {
     }
 
     /// Check a parsed file; relative paths are taken from `path`'s folder.
-    pub fn from_file(path: &Path, file: HubFile) -> Result<Self, caravan_common::config::ConfigError> {
+    pub fn from_file(
+        path: &Path,
+        file: HubFile,
+    ) -> Result<Self, caravan_common::config::ConfigError> {
         let mut problems = Problems::default();
         let listen = problems.check("listen", file.listen.parse::<SocketAddr>());
         let read = |field: &str, p: &Path, problems: &mut Problems| {
             let full = resolve(path, p);
-            problems.check(field, std::fs::read(&full).map_err(|e| format!("{}: {e}", full.display())))
+            problems.check(
+                field,
+                std::fs::read(&full).map_err(|e| format!("{}: {e}", full.display())),
+            )
         };
         let ca_cert = read("tls.ca_cert", &file.tls.ca_cert, &mut problems);
         let cert = read("tls.cert", &file.tls.cert, &mut problems);
         let key = read("tls.key", &file.tls.key, &mut problems);
-        let receipt_key = problems.check("receipt_key", SigningKey::load(&resolve(path, &file.receipt_key)));
+        let receipt_key = problems.check(
+            "receipt_key",
+            SigningKey::load(&resolve(path, &file.receipt_key)),
+        );
         let max_payload_bytes = match usize::try_from(file.max_payload_bytes) {
             Ok(n) if n > 0 && n <= 1 << 30 => Some(n),
             _ => {

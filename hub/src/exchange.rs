@@ -30,7 +30,7 @@ use crate::{
     error::HubError,
     identity::{self, Caller},
     metrics::{Event, Metrics},
-    store::{AckResult, AckUpdate, Acceptance, Incoming, MessageState, Store},
+    store::{Acceptance, AckResult, AckUpdate, Incoming, MessageState, Store},
 };
 
 /// How many pending documents a delivery stream reads from the store at a time.
@@ -112,7 +112,13 @@ impl Exchange {
     }
 
     /// Log and count a refusal, and turn it into a status.
-    fn refuse(&self, op: &str, caller: Option<ParticipantId>, message_id: &str, e: HubError) -> Status {
+    fn refuse(
+        &self,
+        op: &str,
+        caller: Option<ParticipantId>,
+        message_id: &str,
+        e: HubError,
+    ) -> Status {
         if let HubError::Refused(r) = &e {
             let total = self.metrics.refused(r.code);
             warn!(op, caller = caller.map(|c| c.to_string()).unwrap_or_default(), message_id,
@@ -121,14 +127,22 @@ impl Exchange {
         e.into()
     }
 
-    async fn submit(&self, caller: ParticipantId, request: v1::SubmitRequest) -> Result<v1::SubmitResponse, HubError> {
-        let envelope = request
-            .envelope
-            .ok_or_else(|| HubError::refused(RefusalCode::MalformedRequest, "the request has no envelope"))?;
+    async fn submit(
+        &self,
+        caller: ParticipantId,
+        request: v1::SubmitRequest,
+    ) -> Result<v1::SubmitResponse, HubError> {
+        let envelope = request.envelope.ok_or_else(|| {
+            HubError::refused(RefusalCode::MalformedRequest, "the request has no envelope")
+        })?;
         if envelope.payload.len() > self.max_payload_bytes {
             return Err(HubError::refused(
                 RefusalCode::PayloadTooLarge,
-                format!("payload is {} bytes; the limit is {}", envelope.payload.len(), self.max_payload_bytes),
+                format!(
+                    "payload is {} bytes; the limit is {}",
+                    envelope.payload.len(),
+                    self.max_payload_bytes
+                ),
             ));
         }
         let accepted_at = Timestamp::now();
@@ -137,7 +151,10 @@ impl Exchange {
         if self.trust.participant(header.recipient).is_none() {
             return Err(HubError::refused(
                 RefusalCode::UnknownRecipient,
-                format!("recipient {} is not a registered participant", header.recipient),
+                format!(
+                    "recipient {} is not a registered participant",
+                    header.recipient
+                ),
             ));
         }
         let incoming = Incoming {
@@ -163,7 +180,10 @@ impl Exchange {
         };
         let acceptance = tokio::task::block_in_place(|| {
             self.store.backend().accept(&incoming, &|sequence| {
-                let r = Receipt { hub_sequence: sequence, ..receipt_template.clone() };
+                let r = Receipt {
+                    hub_sequence: sequence,
+                    ..receipt_template.clone()
+                };
                 receipt::issue(&r, &self.receipt_key).encode_to_vec()
             })
         })?;
@@ -188,14 +208,23 @@ impl Exchange {
             Acceptance::Conflict => {
                 return Err(HubError::refused(
                     RefusalCode::DuplicateMessageId,
-                    format!("message id {} was already used by {} for a different header",
-                        header.message_id, header.sender),
+                    format!(
+                        "message id {} was already used by {} for a different header",
+                        header.message_id, header.sender
+                    ),
                 ));
             }
         };
-        let receipt = v1::SignedReceipt::decode(receipt.as_slice())
-            .map_err(|e| crate::store::StoreError::Corrupt { what: "receipt", detail: e.to_string() })?;
-        Ok(v1::SubmitResponse { receipt: Some(receipt), duplicate })
+        let receipt = v1::SignedReceipt::decode(receipt.as_slice()).map_err(|e| {
+            crate::store::StoreError::Corrupt {
+                what: "receipt",
+                detail: e.to_string(),
+            }
+        })?;
+        Ok(v1::SubmitResponse {
+            receipt: Some(receipt),
+            duplicate,
+        })
     }
 
     /// Stream pending documents to `recipient` until it disconnects or the hub shuts down.
@@ -212,7 +241,11 @@ impl Exchange {
             // Mark the signal seen before reading, so a commit that lands after the read wakes us.
             updates.borrow_and_update();
             let after = cursor;
-            let batch = match self.store.run(move |b| b.pending(recipient, after, DELIVERY_BATCH)).await {
+            let batch = match self
+                .store
+                .run(move |b| b.pending(recipient, after, DELIVERY_BATCH))
+                .await
+            {
                 Ok(batch) => batch,
                 Err(e) => {
                     let _ = tx.send(Err(HubError::from(e).into())).await;
@@ -239,7 +272,10 @@ impl Exchange {
                 let delivery = v1::Delivery {
                     envelope: Some(v1::Envelope {
                         header: pending.header,
-                        signature: Some(v1::Signature { key_id: pending.key_id, signature: pending.signature }),
+                        signature: Some(v1::Signature {
+                            key_id: pending.key_id,
+                            signature: pending.signature,
+                        }),
                         payload: pending.payload,
                     }),
                     receipt: Some(receipt),
@@ -252,7 +288,11 @@ impl Exchange {
                 self.metrics.count(Event::Delivered);
                 debug!(sender = %pending.sender, message_id = %pending.message_id, sequence = pending.sequence, "delivered");
                 let sequence = pending.sequence;
-                if let Err(e) = self.store.run(move |b| b.mark_delivered(sequence, Timestamp::now())).await {
+                if let Err(e) = self
+                    .store
+                    .run(move |b| b.mark_delivered(sequence, Timestamp::now()))
+                    .await
+                {
                     tracing::error!(sequence, cause = %e, "could not record delivery");
                 }
             }
@@ -260,15 +300,25 @@ impl Exchange {
         info!("delivery stream closed");
     }
 
-    async fn acknowledge(&self, caller: ParticipantId, request: v1::AcknowledgeRequest) -> Result<v1::AcknowledgeResponse, HubError> {
-        let signed = request
-            .ack
-            .ok_or_else(|| HubError::refused(RefusalCode::MalformedRequest, "the request has no acknowledgement"))?;
+    async fn acknowledge(
+        &self,
+        caller: ParticipantId,
+        request: v1::AcknowledgeRequest,
+    ) -> Result<v1::AcknowledgeResponse, HubError> {
+        let signed = request.ack.ok_or_else(|| {
+            HubError::refused(
+                RefusalCode::MalformedRequest,
+                "the request has no acknowledgement",
+            )
+        })?;
         let ack = caravan_proto::ack::verify(&signed, &self.trust, Timestamp::now())?;
         if ack.recipient != caller {
             return Err(HubError::refused(
                 RefusalCode::SenderMismatch,
-                format!("acknowledgement is from {}, but the client certificate is {caller}", ack.recipient),
+                format!(
+                    "acknowledgement is from {}, but the client certificate is {caller}",
+                    ack.recipient
+                ),
             ));
         }
         let state = match ack.outcome {
@@ -287,36 +337,62 @@ impl Exchange {
         match self.store.run(move |b| b.acknowledge(&update)).await? {
             AckResult::Recorded(state) => {
                 self.commit.wait().await?;
-                self.metrics.count(if state == MessageState::Rejected { Event::Rejected } else { Event::Acknowledged });
+                self.metrics.count(if state == MessageState::Rejected {
+                    Event::Rejected
+                } else {
+                    Event::Acknowledged
+                });
                 info!(message_id = %ack.message_id, sender = %ack.sender, state = ?state, "acknowledged");
-                Ok(v1::AcknowledgeResponse { state: wire_state(state) as i32 })
+                Ok(v1::AcknowledgeResponse {
+                    state: wire_state(state) as i32,
+                })
             }
             AckResult::UnknownMessage => Err(HubError::refused(
                 RefusalCode::UnknownMessage,
-                format!("no message {} from {} is addressed to {caller}", ack.message_id, ack.sender),
+                format!(
+                    "no message {} from {} is addressed to {caller}",
+                    ack.message_id, ack.sender
+                ),
             )),
             AckResult::DigestMismatch => Err(HubError::refused(
                 RefusalCode::InvalidAck,
-                format!("acknowledgement of {} names another header than the one delivered", ack.message_id),
+                format!(
+                    "acknowledgement of {} names another header than the one delivered",
+                    ack.message_id
+                ),
             )),
         }
     }
 
-    async fn status(&self, caller: ParticipantId, request: v1::StatusRequest) -> Result<v1::StatusResponse, HubError> {
+    async fn status(
+        &self,
+        caller: ParticipantId,
+        request: v1::StatusRequest,
+    ) -> Result<v1::StatusResponse, HubError> {
         let message_id: MessageId = request
             .message_id
             .parse()
             .map_err(|e| HubError::refused(RefusalCode::MalformedRequest, format!("{e}")))?;
-        let Some(record) = self.store.run(move |b| b.status(caller, message_id)).await? else {
+        let Some(record) = self
+            .store
+            .run(move |b| b.status(caller, message_id))
+            .await?
+        else {
             return Err(HubError::refused(
                 RefusalCode::UnknownMessage,
                 format!("no message {message_id} was sent by {caller}"),
             ));
         };
-        let corrupt = |what: &'static str| move |e: prost::DecodeError| {
-            HubError::Store(crate::store::StoreError::Corrupt { what, detail: e.to_string() })
+        let corrupt = |what: &'static str| {
+            move |e: prost::DecodeError| {
+                HubError::Store(crate::store::StoreError::Corrupt {
+                    what,
+                    detail: e.to_string(),
+                })
+            }
         };
-        let receipt = v1::SignedReceipt::decode(record.receipt.as_slice()).map_err(corrupt("receipt"))?;
+        let receipt =
+            v1::SignedReceipt::decode(record.receipt.as_slice()).map_err(corrupt("receipt"))?;
         let ack = match record.ack.is_empty() {
             true => None,
             false => Some(v1::SignedAck::decode(record.ack.as_slice()).map_err(corrupt("ack"))?),
@@ -330,7 +406,9 @@ impl Exchange {
                 .transitions
                 .iter()
                 .map(|t| v1::Transition {
-                    state: wire_state(MessageState::try_from(t.state).unwrap_or(MessageState::Unspecified)) as i32,
+                    state: wire_state(
+                        MessageState::try_from(t.state).unwrap_or(MessageState::Unspecified),
+                    ) as i32,
                     at_ms: t.at_ms,
                 })
                 .collect(),
@@ -355,10 +433,16 @@ pub struct ExchangeService(pub Arc<Exchange>);
 
 #[tonic::async_trait]
 impl v1::exchange_server::Exchange for ExchangeService {
-    async fn submit(&self, request: Request<v1::SubmitRequest>) -> Result<Response<v1::SubmitResponse>, Status> {
+    async fn submit(
+        &self,
+        request: Request<v1::SubmitRequest>,
+    ) -> Result<Response<v1::SubmitResponse>, Status> {
         let caller = self.0.participant(&request);
         let request = request.into_inner();
-        let span = info_span!("submit", caller = caller.as_ref().map(|c| c.to_string()).unwrap_or_default());
+        let span = info_span!(
+            "submit",
+            caller = caller.as_ref().map(|c| c.to_string()).unwrap_or_default()
+        );
         async {
             let caller = caller.map_err(|r| self.0.refuse("submit", None, "", r.into()))?;
             self.0
@@ -373,17 +457,34 @@ impl v1::exchange_server::Exchange for ExchangeService {
 
     type DeliveriesStream = ReceiverStream<Result<v1::Delivery, Status>>;
 
-    async fn deliveries(&self, request: Request<v1::DeliveriesRequest>) -> Result<Response<Self::DeliveriesStream>, Status> {
-        let caller = self.0.participant(&request).map_err(|r| self.0.refuse("deliveries", None, "", r.into()))?;
+    async fn deliveries(
+        &self,
+        request: Request<v1::DeliveriesRequest>,
+    ) -> Result<Response<Self::DeliveriesStream>, Status> {
+        let caller = self
+            .0
+            .participant(&request)
+            .map_err(|r| self.0.refuse("deliveries", None, "", r.into()))?;
         let resume_after = request.into_inner().resume_after;
         let (tx, rx) = mpsc::channel(DELIVERY_BUFFER);
         let span = info_span!("deliveries", caller = %caller);
-        tokio::spawn(self.0.clone().stream_deliveries(caller, resume_after, tx).instrument(span));
+        tokio::spawn(
+            self.0
+                .clone()
+                .stream_deliveries(caller, resume_after, tx)
+                .instrument(span),
+        );
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 
-    async fn acknowledge(&self, request: Request<v1::AcknowledgeRequest>) -> Result<Response<v1::AcknowledgeResponse>, Status> {
-        let caller = self.0.participant(&request).map_err(|r| self.0.refuse("acknowledge", None, "", r.into()))?;
+    async fn acknowledge(
+        &self,
+        request: Request<v1::AcknowledgeRequest>,
+    ) -> Result<Response<v1::AcknowledgeResponse>, Status> {
+        let caller = self
+            .0
+            .participant(&request)
+            .map_err(|r| self.0.refuse("acknowledge", None, "", r.into()))?;
         self.0
             .acknowledge(caller, request.into_inner())
             .instrument(info_span!("acknowledge", caller = %caller))
@@ -392,8 +493,14 @@ impl v1::exchange_server::Exchange for ExchangeService {
             .map_err(|e| self.0.refuse("acknowledge", Some(caller), "", e))
     }
 
-    async fn status(&self, request: Request<v1::StatusRequest>) -> Result<Response<v1::StatusResponse>, Status> {
-        let caller = self.0.participant(&request).map_err(|r| self.0.refuse("status", None, "", r.into()))?;
+    async fn status(
+        &self,
+        request: Request<v1::StatusRequest>,
+    ) -> Result<Response<v1::StatusResponse>, Status> {
+        let caller = self
+            .0
+            .participant(&request)
+            .map_err(|r| self.0.refuse("status", None, "", r.into()))?;
         let request = request.into_inner();
         let id = request.message_id.clone();
         self.0

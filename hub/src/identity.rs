@@ -31,16 +31,21 @@ pub fn caller<T>(request: &Request<T>) -> Option<Caller> {
 pub fn caller_from_der(der: &[u8]) -> Option<Caller> {
     let (_, cert) = x509_parser::certificate::X509Certificate::from_der(der).ok()?;
     let san = cert.subject_alternative_name().ok()??;
-    let mut found = san.value.general_names.iter().filter_map(|name| match name {
-        GeneralName::URI(uri) => {
-            if let Some(id) = uri.strip_prefix(PARTICIPANT_URI_PREFIX) {
-                id.parse().ok().map(Caller::Participant)
-            } else {
-                uri.strip_prefix(OPERATOR_URI_PREFIX).map(|op| Caller::Operator(op.to_owned()))
+    let mut found = san
+        .value
+        .general_names
+        .iter()
+        .filter_map(|name| match name {
+            GeneralName::URI(uri) => {
+                if let Some(id) = uri.strip_prefix(PARTICIPANT_URI_PREFIX) {
+                    id.parse().ok().map(Caller::Participant)
+                } else {
+                    uri.strip_prefix(OPERATOR_URI_PREFIX)
+                        .map(|op| Caller::Operator(op.to_owned()))
+                }
             }
-        }
-        _ => None,
-    });
+            _ => None,
+        });
     let first = found.next()?;
     // A certificate naming two identities is ambiguous; trust neither.
     found.next().is_none().then_some(first)

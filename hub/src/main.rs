@@ -19,7 +19,11 @@ use caravan_hub::{
 const EX_USAGE: u8 = 64;
 
 #[derive(Parser)]
-#[command(name = "caravan-hub", version, about = "The Caravan regional hub: trust anchor and router")]
+#[command(
+    name = "caravan-hub",
+    version,
+    about = "The Caravan regional hub: trust anchor and router"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -36,7 +40,12 @@ enum Command {
         #[arg(long, env = "CARAVAN_HUB_LISTEN")]
         listen: Option<std::net::SocketAddr>,
         /// Log format.
-        #[arg(long, env = "CARAVAN_HUB_LOG_FORMAT", value_enum, default_value = "plain")]
+        #[arg(
+            long,
+            env = "CARAVAN_HUB_LOG_FORMAT",
+            value_enum,
+            default_value = "plain"
+        )]
         log_format: Format,
     },
     /// Manage the hub's certificate authority.
@@ -70,7 +79,11 @@ struct IssueArgs {
     #[arg(long)]
     dir: PathBuf,
     /// Participant id (ISO 3166-1 alpha-2), e.g. KZ.
-    #[arg(long, required_unless_present = "operator", conflicts_with = "operator")]
+    #[arg(
+        long,
+        required_unless_present = "operator",
+        conflicts_with = "operator"
+    )]
     participant: Option<ParticipantId>,
     /// Operator name (lowercase letters, digits, '.', '_', '-').
     #[arg(long)]
@@ -89,7 +102,11 @@ enum Format {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { config, listen, log_format } => {
+        Command::Run {
+            config,
+            listen,
+            log_format,
+        } => {
             let format = match log_format {
                 Format::Plain => LogFormat::Plain,
                 Format::Json => LogFormat::Json,
@@ -133,12 +150,24 @@ async fn run(config: Config) -> anyhow::Result<()> {
 
 fn pki_command(command: PkiCommand) -> anyhow::Result<()> {
     match command {
-        PkiCommand::Init { dir, hub_names, days } => {
+        PkiCommand::Init {
+            dir,
+            hub_names,
+            days,
+        } => {
             let layout = PkiLayout::new(&dir);
             let out = pki::init(&layout, &hub_names, days)?;
             println!("CA certificate:       {}", layout.ca_cert().display());
-            println!("hub TLS certificate:  {} (names: {})", layout.hub_cert().display(), hub_names.join(", "));
-            println!("hub receipt key:      {} (id {})", layout.receipt_key().display(), out.receipt_key_id);
+            println!(
+                "hub TLS certificate:  {} (names: {})",
+                layout.hub_cert().display(),
+                hub_names.join(", ")
+            );
+            println!(
+                "hub receipt key:      {} (id {})",
+                layout.receipt_key().display(),
+                out.receipt_key_id
+            );
             println!("receipt public key:   {}", out.receipt_public_key);
         }
         PkiCommand::Issue(args) => {

@@ -59,12 +59,18 @@ impl Metrics {
 
     /// Count a refusal; returns the new total for its code.
     pub fn refused(&self, code: RefusalCode) -> u64 {
-        let index = RefusalCode::ALL.iter().position(|c| *c == code).expect("every code is listed");
+        let index = RefusalCode::ALL
+            .iter()
+            .position(|c| *c == code)
+            .expect("every code is listed");
         self.refused[index].fetch_add(1, Ordering::Relaxed) + 1
     }
 
     pub fn refused_total(&self, code: RefusalCode) -> u64 {
-        let index = RefusalCode::ALL.iter().position(|c| *c == code).expect("every code is listed");
+        let index = RefusalCode::ALL
+            .iter()
+            .position(|c| *c == code)
+            .expect("every code is listed");
         self.refused[index].load(Ordering::Relaxed)
     }
 
@@ -72,20 +78,55 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut out = String::new();
         let simple = [
-            ("caravan_hub_documents_accepted_total", "Documents accepted and durably stored.", &self.accepted),
-            ("caravan_hub_documents_duplicate_total", "Resends answered with the original receipt.", &self.duplicates),
-            ("caravan_hub_documents_delivered_total", "Documents streamed to their recipient.", &self.delivered),
-            ("caravan_hub_documents_acknowledged_total", "Documents the recipient verified and stored.", &self.acknowledged),
-            ("caravan_hub_documents_rejected_total", "Documents the recipient refused.", &self.rejected),
-            ("caravan_hub_store_flushes_total", "Durable flushes of the store.", &self.flushes),
+            (
+                "caravan_hub_documents_accepted_total",
+                "Documents accepted and durably stored.",
+                &self.accepted,
+            ),
+            (
+                "caravan_hub_documents_duplicate_total",
+                "Resends answered with the original receipt.",
+                &self.duplicates,
+            ),
+            (
+                "caravan_hub_documents_delivered_total",
+                "Documents streamed to their recipient.",
+                &self.delivered,
+            ),
+            (
+                "caravan_hub_documents_acknowledged_total",
+                "Documents the recipient verified and stored.",
+                &self.acknowledged,
+            ),
+            (
+                "caravan_hub_documents_rejected_total",
+                "Documents the recipient refused.",
+                &self.rejected,
+            ),
+            (
+                "caravan_hub_store_flushes_total",
+                "Durable flushes of the store.",
+                &self.flushes,
+            ),
         ];
         for (name, help, counter) in simple {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", counter.load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                counter.load(Ordering::Relaxed)
+            );
         }
         let name = "caravan_hub_requests_refused_total";
-        let _ = writeln!(out, "# HELP {name} Requests refused, by reason.\n# TYPE {name} counter");
+        let _ = writeln!(
+            out,
+            "# HELP {name} Requests refused, by reason.\n# TYPE {name} counter"
+        );
         for (code, counter) in RefusalCode::ALL.iter().zip(&self.refused) {
-            let _ = writeln!(out, "{name}{{reason=\"{code}\"}} {}", counter.load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "{name}{{reason=\"{code}\"}} {}",
+                counter.load(Ordering::Relaxed)
+            );
         }
         out
     }

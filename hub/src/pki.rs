@@ -10,10 +10,13 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use caravan_common::{ParticipantId, signing::{self, SigningKey}};
+use caravan_common::{
+    ParticipantId,
+    signing::{self, SigningKey},
+};
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -118,8 +121,14 @@ pub fn init(layout: &PkiLayout, hub_names: &[String], days: u32) -> Result<Initi
     let receipt_key = SigningKey::generate();
     receipt_key.save(&layout.receipt_key())?;
     let receipt_public_key = receipt_key.public().to_base64();
-    write_public(&layout.receipt_public_key(), format!("{receipt_public_key}\n").as_bytes())?;
-    Ok(Initialised { receipt_public_key, receipt_key_id: receipt_key.key_id().to_string() })
+    write_public(
+        &layout.receipt_public_key(),
+        format!("{receipt_public_key}\n").as_bytes(),
+    )?;
+    Ok(Initialised {
+        receipt_public_key,
+        receipt_key_id: receipt_key.key_id().to_string(),
+    })
 }
 
 /// Whom a certificate is for.
@@ -131,7 +140,11 @@ pub enum Subject {
 
 /// Issue a TLS client certificate from the CA in `layout`, valid for `days`. Returns the paths
 /// of the certificate and its key.
-pub fn issue(layout: &PkiLayout, subject: &Subject, days: u32) -> Result<(PathBuf, PathBuf), PkiError> {
+pub fn issue(
+    layout: &PkiLayout,
+    subject: &Subject,
+    days: u32,
+) -> Result<(PathBuf, PathBuf), PkiError> {
     let ca_pem = read(&layout.ca_cert())?;
     let ca_key = KeyPair::from_pem(&read(&layout.ca_key())?)?;
     let issuer = Issuer::from_ca_cert_pem(&ca_pem, ca_key)?;
@@ -145,7 +158,9 @@ pub fn issue(layout: &PkiLayout, subject: &Subject, days: u32) -> Result<(PathBu
         Subject::Operator(op) => {
             let ok = !op.is_empty()
                 && op.len() <= 64
-                && op.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+                && op
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
             if !ok {
                 return Err(PkiError::BadOperatorName(op.clone()));
             }
@@ -210,15 +225,24 @@ fn write_leaf(
 }
 
 fn create_dir(path: &Path) -> Result<(), PkiError> {
-    fs::create_dir_all(path).map_err(|source| PkiError::Io { path: path.to_owned(), source })
+    fs::create_dir_all(path).map_err(|source| PkiError::Io {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 fn read(path: &Path) -> Result<String, PkiError> {
-    fs::read_to_string(path).map_err(|source| PkiError::Io { path: path.to_owned(), source })
+    fs::read_to_string(path).map_err(|source| PkiError::Io {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 fn write_public(path: &Path, contents: &[u8]) -> Result<(), PkiError> {
-    fs::write(path, contents).map_err(|source| PkiError::Io { path: path.to_owned(), source })
+    fs::write(path, contents).map_err(|source| PkiError::Io {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 #[cfg(test)]
@@ -234,19 +258,31 @@ mod tests {
         let layout = PkiLayout::new(dir.path().join("pki"));
         let init_out = init(&layout, &["localhost".into(), "127.0.0.1".into()], 30).unwrap();
         assert_eq!(init_out.receipt_key_id.len(), 16);
-        assert!(matches!(init(&layout, &[], 30), Err(PkiError::AlreadyInitialised(_))));
+        assert!(matches!(
+            init(&layout, &[], 30),
+            Err(PkiError::AlreadyInitialised(_))
+        ));
         let kz: ParticipantId = "KZ".parse().unwrap();
         let (cert, key) = issue(&layout, &Subject::Participant(kz), 30).unwrap();
         for secret in [key, layout.ca_key(), layout.hub_key(), layout.receipt_key()] {
-            assert_eq!(fs::metadata(&secret).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                fs::metadata(&secret).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
         }
         let der = rustls_pemfile_der(&fs::read_to_string(cert).unwrap());
         assert_eq!(caller_from_der(&der), Some(Caller::Participant(kz)));
         // Issuing again for the same participant does not overwrite its key.
-        assert!(matches!(issue(&layout, &Subject::Participant(kz), 30), Err(PkiError::Key(_))));
+        assert!(matches!(
+            issue(&layout, &Subject::Participant(kz), 30),
+            Err(PkiError::Key(_))
+        ));
         let (op, _) = issue(&layout, &Subject::Operator("alice".into()), 30).unwrap();
         let der = rustls_pemfile_der(&fs::read_to_string(op).unwrap());
-        assert_eq!(caller_from_der(&der), Some(Caller::Operator("alice".into())));
+        assert_eq!(
+            caller_from_der(&der),
+            Some(Caller::Operator("alice".into()))
+        );
         assert!(matches!(
             issue(&layout, &Subject::Operator("Alice Smith".into()), 30),
             Err(PkiError::BadOperatorName(_))
@@ -256,6 +292,8 @@ mod tests {
     fn rustls_pemfile_der(pem: &str) -> Vec<u8> {
         use base64::Engine;
         let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
-        base64::engine::general_purpose::STANDARD.decode(body).unwrap()
+        base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .unwrap()
     }
 }

@@ -32,10 +32,18 @@ pub enum RunError {
 }
 
 /// Serve the hub on `listener` until `shutdown` completes, then drain and flush.
-pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
-    std::fs::create_dir_all(&config.data_dir)
-        .map_err(|e| crate::store::StoreError::Backend(format!("{}: {e}", config.data_dir.display())))?;
-    let store = Store::new(SledBackend::open(&config.data_dir.join("store"), config.store_cache_bytes)?);
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RunError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        crate::store::StoreError::Backend(format!("{}: {e}", config.data_dir.display()))
+    })?;
+    let store = Store::new(SledBackend::open(
+        &config.data_dir.join("store"),
+        config.store_cache_bytes,
+    )?);
     info!(path = %config.data_dir.display(), "store opened");
     let metrics = Arc::new(Metrics::default());
     let commit = GroupCommit::start(store.clone(), metrics.clone());
@@ -51,7 +59,9 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
     ));
 
     let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<ExchangeServer<ExchangeService>>().await;
+    health
+        .set_serving::<ExchangeServer<ExchangeService>>()
+        .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(caravan_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)

@@ -32,7 +32,10 @@ pub fn sign(ack: &Ack, key: &SigningKey) -> v1::SignedAck {
     }
     .encode_to_vec();
     let signature = key.sign(Purpose::Ack, &body);
-    v1::SignedAck { body, signature: Some(signature_of(key.key_id(), signature)) }
+    v1::SignedAck {
+        body,
+        signature: Some(signature_of(key.key_id(), signature)),
+    }
 }
 
 /// Verify an acknowledgement: signed by a key of its recipient valid at `at`, then decoded.
@@ -41,23 +44,47 @@ pub fn verify(signed: &v1::SignedAck, trust: &TrustSet, at: Timestamp) -> Result
     let key_id = signature_key_id(signed.signature.as_ref(), "acknowledgement")?;
     let owner = trust
         .key(key_id)
-        .ok_or_else(|| Refusal::new(RefusalCode::UnknownKey, format!("key {key_id} is not registered")))?
+        .ok_or_else(|| {
+            Refusal::new(
+                RefusalCode::UnknownKey,
+                format!("key {key_id} is not registered"),
+            )
+        })?
         .participant;
     let key = trust.signer_key(key_id, owner, at)?;
-    let signature = signed.signature.as_ref().map(|s| s.signature.as_slice()).unwrap_or_default();
-    key.public_key.verify(Purpose::Ack, &signed.body, signature).map_err(|_| {
-        Refusal::new(RefusalCode::BadSignature, format!("acknowledgement signature does not verify with key {key_id}"))
-    })?;
+    let signature = signed
+        .signature
+        .as_ref()
+        .map(|s| s.signature.as_slice())
+        .unwrap_or_default();
+    key.public_key
+        .verify(Purpose::Ack, &signed.body, signature)
+        .map_err(|_| {
+            Refusal::new(
+                RefusalCode::BadSignature,
+                format!("acknowledgement signature does not verify with key {key_id}"),
+            )
+        })?;
     let body = v1::AckBody::decode(signed.body.as_slice())
         .map_err(|e| invalid(format!("acknowledgement does not decode: {e}")))?;
-    let field = |name: &'static str| move |e: caravan_common::ids::IdError| invalid(format!("acknowledgement {name}: {e}"));
+    let field = |name: &'static str| {
+        move |e: caravan_common::ids::IdError| invalid(format!("acknowledgement {name}: {e}"))
+    };
     let outcome = match v1::AckOutcome::try_from(body.outcome) {
         Ok(v1::AckOutcome::Accepted) => AckOutcome::Accepted,
         Ok(v1::AckOutcome::Rejected) => AckOutcome::Rejected {
-            code: body.reason_code.parse().map_err(|c| invalid(format!("unknown reason code {c:?}")))?,
+            code: body
+                .reason_code
+                .parse()
+                .map_err(|c| invalid(format!("unknown reason code {c:?}")))?,
             reason: body.reason,
         },
-        _ => return Err(invalid(format!("outcome {} is neither accepted nor rejected", body.outcome))),
+        _ => {
+            return Err(invalid(format!(
+                "outcome {} is neither accepted nor rejected",
+                body.outcome
+            )));
+        }
     };
     let ack = Ack {
         message_id: body.message_id.parse().map_err(field("message_id"))?,
@@ -70,12 +97,18 @@ pub fn verify(signed: &v1::SignedAck, trust: &TrustSet, at: Timestamp) -> Result
         key_id: body.key_id.parse().map_err(field("key_id"))?,
     };
     if ack.key_id != key_id {
-        return Err(invalid(format!("body names key {}, signature key {key_id}", ack.key_id)));
+        return Err(invalid(format!(
+            "body names key {}, signature key {key_id}",
+            ack.key_id
+        )));
     }
     if ack.recipient != owner {
         return Err(Refusal::new(
             RefusalCode::SenderMismatch,
-            format!("acknowledgement from {} signed with key {key_id} of {owner}", ack.recipient),
+            format!(
+                "acknowledgement from {} signed with key {key_id} of {owner}",
+                ack.recipient
+            ),
         ));
     }
     Ok(ack)
@@ -94,7 +127,10 @@ mod tests {
     fn acks_verify_and_name_their_signer() {
         let cn = SigningKey::generate();
         let trust = TrustSet::new(
-            [Participant { id: "CN".parse().unwrap(), name: "China".into() }],
+            [Participant {
+                id: "CN".parse().unwrap(),
+                name: "China".into(),
+            }],
             [SigningKeyEntry {
                 participant: "CN".parse().unwrap(),
                 public_key: cn.public().clone(),
@@ -110,7 +146,10 @@ mod tests {
             sender: "KZ".parse().unwrap(),
             recipient: "CN".parse().unwrap(),
             header_sha256: [1; 32],
-            outcome: AckOutcome::Rejected { code: RefusalCode::BadSignature, reason: "no".into() },
+            outcome: AckOutcome::Rejected {
+                code: RefusalCode::BadSignature,
+                reason: "no".into(),
+            },
             acknowledged_at: Timestamp::now(),
             key_id: cn.key_id(),
         };
@@ -120,10 +159,18 @@ mod tests {
         let mut claims_other = ack.clone();
         claims_other.recipient = "UZ".parse().unwrap();
         let signed = sign(&claims_other, &cn);
-        assert_eq!(verify(&signed, &trust, Timestamp::now()).unwrap_err().code, RefusalCode::SenderMismatch);
+        assert_eq!(
+            verify(&signed, &trust, Timestamp::now()).unwrap_err().code,
+            RefusalCode::SenderMismatch
+        );
 
         let mut tampered = sign(&ack, &cn);
         tampered.body[5] ^= 1;
-        assert_eq!(verify(&tampered, &trust, Timestamp::now()).unwrap_err().code, RefusalCode::BadSignature);
+        assert_eq!(
+            verify(&tampered, &trust, Timestamp::now())
+                .unwrap_err()
+                .code,
+            RefusalCode::BadSignature
+        );
     }
 }

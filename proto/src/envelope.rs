@@ -16,7 +16,11 @@ use crate::{digest32, signature_key_id, signature_of, v1};
 pub fn seal(header: &Header, payload: Vec<u8>, key: &SigningKey) -> v1::Envelope {
     let bytes = v1::Header::from(header).encode_to_vec();
     let signature = key.sign(Purpose::Header, &bytes);
-    v1::Envelope { header: bytes, signature: Some(signature_of(key.key_id(), signature)), payload }
+    v1::Envelope {
+        header: bytes,
+        signature: Some(signature_of(key.key_id(), signature)),
+        payload,
+    }
 }
 
 impl From<&Header> for v1::Header {
@@ -64,7 +68,10 @@ impl TryFrom<v1::Header> for Header {
             document_id: h.document_id,
             content_type: h.content_type,
             payload_sha256: digest32(&h.payload_sha256).ok_or_else(|| {
-                Refusal::new(RefusalCode::InvalidHeader, "header payload_sha256: must be 32 bytes")
+                Refusal::new(
+                    RefusalCode::InvalidHeader,
+                    "header payload_sha256: must be 32 bytes",
+                )
             })?,
             payload_length: h.payload_length,
             created_at: Timestamp::from_millis(h.created_at_ms),
@@ -105,28 +112,54 @@ pub fn open(
     let key_id = signature_key_id(envelope.signature.as_ref(), "envelope")?;
     let owner = trust
         .key(key_id)
-        .ok_or_else(|| Refusal::new(RefusalCode::UnknownKey, format!("key {key_id} is not registered")))?
+        .ok_or_else(|| {
+            Refusal::new(
+                RefusalCode::UnknownKey,
+                format!("key {key_id} is not registered"),
+            )
+        })?
         .participant;
-    let signer = trust.signer_key(key_id, expected_signer.unwrap_or(owner), at)?.clone();
-    let signature = envelope.signature.as_ref().map(|s| s.signature.as_slice()).unwrap_or_default();
-    signer.public_key.verify(Purpose::Header, &envelope.header, signature).map_err(|_| {
-        Refusal::new(RefusalCode::BadSignature, format!("header signature does not verify with key {key_id}"))
-    })?;
+    let signer = trust
+        .signer_key(key_id, expected_signer.unwrap_or(owner), at)?
+        .clone();
+    let signature = envelope
+        .signature
+        .as_ref()
+        .map(|s| s.signature.as_slice())
+        .unwrap_or_default();
+    signer
+        .public_key
+        .verify(Purpose::Header, &envelope.header, signature)
+        .map_err(|_| {
+            Refusal::new(
+                RefusalCode::BadSignature,
+                format!("header signature does not verify with key {key_id}"),
+            )
+        })?;
 
     let decoded = v1::Header::decode(envelope.header.as_slice()).map_err(|e| {
-        Refusal::new(RefusalCode::MalformedHeader, format!("signed header does not decode: {e}"))
+        Refusal::new(
+            RefusalCode::MalformedHeader,
+            format!("signed header does not decode: {e}"),
+        )
     })?;
     let header = Header::try_from(decoded)?;
     if header.key_id != key_id {
         return Err(Refusal::new(
             RefusalCode::InvalidHeader,
-            format!("header key_id {} differs from the signature's key {key_id}", header.key_id),
+            format!(
+                "header key_id {} differs from the signature's key {key_id}",
+                header.key_id
+            ),
         ));
     }
     if header.sender != owner {
         return Err(Refusal::new(
             RefusalCode::SenderMismatch,
-            format!("header names sender {}, but key {key_id} belongs to {owner}", header.sender),
+            format!(
+                "header names sender {}, but key {key_id} belongs to {owner}",
+                header.sender
+            ),
         ));
     }
     TrustSet::check_document_type(&signer, header.document_type)?;
@@ -135,7 +168,10 @@ pub fn open(
     if length != header.payload_length {
         return Err(Refusal::new(
             RefusalCode::PayloadLengthMismatch,
-            format!("payload is {length} bytes, header states {}", header.payload_length),
+            format!(
+                "payload is {length} bytes, header states {}",
+                header.payload_length
+            ),
         ));
     }
     if sha256(&envelope.payload) != header.payload_sha256 {
@@ -144,7 +180,11 @@ pub fn open(
             "payload SHA-256 differs from the one in the signed header",
         ));
     }
-    Ok(Opened { header_sha256: sha256(&envelope.header), header, signer })
+    Ok(Opened {
+        header_sha256: sha256(&envelope.header),
+        header,
+        signer,
+    })
 }
 
 #[cfg(test)]
@@ -172,14 +212,23 @@ mod tests {
         let entry = |p: &str, k: &SigningKey| SigningKeyEntry {
             participant: pid(p),
             public_key: k.public().clone(),
-            document_types: vec![DocumentType::Phytosanitary, DocumentType::CertificateOfOrigin],
+            document_types: vec![
+                DocumentType::Phytosanitary,
+                DocumentType::CertificateOfOrigin,
+            ],
             not_before: None,
             not_after: None,
         };
         let trust = TrustSet::new(
             [
-                Participant { id: pid("KZ"), name: "Kazakhstan".into() },
-                Participant { id: pid("CN"), name: "China".into() },
+                Participant {
+                    id: pid("KZ"),
+                    name: "Kazakhstan".into(),
+                },
+                Participant {
+                    id: pid("CN"),
+                    name: "China".into(),
+                },
             ],
             [entry("KZ", &kz), entry("CN", &cn)],
             [],
@@ -228,7 +277,10 @@ mod tests {
         let mut env = seal(&header(&w.kz, "KZ", PAYLOAD), PAYLOAD.to_vec(), &w.kz);
         let last = env.header.len() - 1;
         env.header[last] ^= 1;
-        assert_eq!(code(open(&env, &w.trust, Some(pid("KZ")), Timestamp::now())), RefusalCode::BadSignature);
+        assert_eq!(
+            code(open(&env, &w.trust, Some(pid("KZ")), Timestamp::now())),
+            RefusalCode::BadSignature
+        );
     }
 
     #[test]
@@ -236,9 +288,15 @@ mod tests {
         let w = world();
         let mut env = seal(&header(&w.kz, "KZ", PAYLOAD), PAYLOAD.to_vec(), &w.kz);
         env.payload[1] = b'X';
-        assert_eq!(code(open(&env, &w.trust, None, Timestamp::now())), RefusalCode::PayloadHashMismatch);
+        assert_eq!(
+            code(open(&env, &w.trust, None, Timestamp::now())),
+            RefusalCode::PayloadHashMismatch
+        );
         env.payload.push(b' ');
-        assert_eq!(code(open(&env, &w.trust, None, Timestamp::now())), RefusalCode::PayloadLengthMismatch);
+        assert_eq!(
+            code(open(&env, &w.trust, None, Timestamp::now())),
+            RefusalCode::PayloadLengthMismatch
+        );
     }
 
     #[test]
@@ -246,12 +304,22 @@ mod tests {
         let w = world();
         // Signed by an unregistered key.
         let stranger = SigningKey::generate();
-        let env = seal(&header(&stranger, "KZ", PAYLOAD), PAYLOAD.to_vec(), &stranger);
-        assert_eq!(code(open(&env, &w.trust, None, Timestamp::now())), RefusalCode::UnknownKey);
+        let env = seal(
+            &header(&stranger, "KZ", PAYLOAD),
+            PAYLOAD.to_vec(),
+            &stranger,
+        );
+        assert_eq!(
+            code(open(&env, &w.trust, None, Timestamp::now())),
+            RefusalCode::UnknownKey
+        );
         // Signed by KZ's key but claiming CN's key id: the signature does not verify.
         let mut env = seal(&header(&w.cn, "CN", PAYLOAD), PAYLOAD.to_vec(), &w.kz);
         env.signature.as_mut().unwrap().key_id = w.cn.key_id().to_string();
-        assert_eq!(code(open(&env, &w.trust, None, Timestamp::now())), RefusalCode::BadSignature);
+        assert_eq!(
+            code(open(&env, &w.trust, None, Timestamp::now())),
+            RefusalCode::BadSignature
+        );
     }
 
     #[test]
@@ -259,10 +327,16 @@ mod tests {
         let w = world();
         // CN's key, presented by a caller whose certificate says KZ.
         let env = seal(&header(&w.cn, "CN", PAYLOAD), PAYLOAD.to_vec(), &w.cn);
-        assert_eq!(code(open(&env, &w.trust, Some(pid("KZ")), Timestamp::now())), RefusalCode::SenderMismatch);
+        assert_eq!(
+            code(open(&env, &w.trust, Some(pid("KZ")), Timestamp::now())),
+            RefusalCode::SenderMismatch
+        );
         // KZ's key signing a header that claims CN as the sender.
         let env = seal(&header(&w.kz, "CN", PAYLOAD), PAYLOAD.to_vec(), &w.kz);
-        assert_eq!(code(open(&env, &w.trust, None, Timestamp::now())), RefusalCode::SenderMismatch);
+        assert_eq!(
+            code(open(&env, &w.trust, None, Timestamp::now())),
+            RefusalCode::SenderMismatch
+        );
     }
 
     #[test]
@@ -273,7 +347,10 @@ mod tests {
         // The same header bytes signed as if they were a receipt.
         let sig = w.kz.sign(Purpose::Receipt, &env.header);
         env.signature.as_mut().unwrap().signature = sig.to_vec();
-        assert_eq!(code(open(&env, &w.trust, None, Timestamp::now())), RefusalCode::BadSignature);
+        assert_eq!(
+            code(open(&env, &w.trust, None, Timestamp::now())),
+            RefusalCode::BadSignature
+        );
     }
 
     #[test]
@@ -286,7 +363,10 @@ mod tests {
             signature: Some(signature_of(w.kz.key_id(), sig)),
             payload: PAYLOAD.to_vec(),
         };
-        assert_eq!(code(open(&env, &w.trust, None, Timestamp::now())), RefusalCode::MalformedHeader);
+        assert_eq!(
+            code(open(&env, &w.trust, None, Timestamp::now())),
+            RefusalCode::MalformedHeader
+        );
 
         let mut h = v1::Header::from(&header(&w.kz, "KZ", PAYLOAD));
         h.document_type = "e-cert".into();
@@ -299,7 +379,11 @@ mod tests {
         };
         let refusal = open(&env, &w.trust, None, Timestamp::now()).unwrap_err();
         assert_eq!(refusal.code, RefusalCode::InvalidHeader);
-        assert!(refusal.detail.contains("document_type"), "{}", refusal.detail);
+        assert!(
+            refusal.detail.contains("document_type"),
+            "{}",
+            refusal.detail
+        );
     }
 
     #[test]
@@ -308,6 +392,9 @@ mod tests {
         let mut h = header(&w.kz, "KZ", PAYLOAD);
         h.document_type = DocumentType::Invoice;
         let env = seal(&h, PAYLOAD.to_vec(), &w.kz);
-        assert_eq!(code(open(&env, &w.trust, None, Timestamp::now())), RefusalCode::DocumentTypeNotAllowed);
+        assert_eq!(
+            code(open(&env, &w.trust, None, Timestamp::now())),
+            RefusalCode::DocumentTypeNotAllowed
+        );
     }
 }

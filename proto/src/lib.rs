@@ -31,15 +31,27 @@ use caravan_common::{KeyId, Refusal, RefusalCode};
 /// Parse the key id a signature names; an unparsable id names no registered key.
 fn signature_key_id(signature: Option<&v1::Signature>, what: &str) -> Result<KeyId, Refusal> {
     let signature = signature.ok_or_else(|| {
-        Refusal::new(RefusalCode::MalformedRequest, format!("{what} has no signature"))
+        Refusal::new(
+            RefusalCode::MalformedRequest,
+            format!("{what} has no signature"),
+        )
     })?;
     signature.key_id.parse().map_err(|_| {
-        Refusal::new(RefusalCode::UnknownKey, format!("{what} names key {:?}, which is not a key id", signature.key_id))
+        Refusal::new(
+            RefusalCode::UnknownKey,
+            format!(
+                "{what} names key {:?}, which is not a key id",
+                signature.key_id
+            ),
+        )
     })
 }
 
 fn signature_of(key_id: KeyId, signature: [u8; 64]) -> v1::Signature {
-    v1::Signature { key_id: key_id.to_string(), signature: signature.to_vec() }
+    v1::Signature {
+        key_id: key_id.to_string(),
+        signature: signature.to_vec(),
+    }
 }
 
 fn digest32(bytes: &[u8]) -> Option<[u8; 32]> {

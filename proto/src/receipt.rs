@@ -24,20 +24,36 @@ pub fn issue(receipt: &Receipt, key: &SigningKey) -> v1::SignedReceipt {
     }
     .encode_to_vec();
     let signature = key.sign(Purpose::Receipt, &body);
-    v1::SignedReceipt { body, signature: Some(signature_of(key.key_id(), signature)) }
+    v1::SignedReceipt {
+        body,
+        signature: Some(signature_of(key.key_id(), signature)),
+    }
 }
 
 /// Verify a receipt against the hub keys in `trust`, then decode it.
 pub fn verify(signed: &v1::SignedReceipt, trust: &TrustSet) -> Result<Receipt, Refusal> {
     let bad = |detail: String| Refusal::new(RefusalCode::BadReceipt, detail);
-    let key_id = signature_key_id(signed.signature.as_ref(), "receipt").map_err(|r| bad(r.detail))?;
-    let key = trust.hub_key(key_id).ok_or_else(|| bad(format!("receipt key {key_id} is not a hub key")))?;
-    let signature = signed.signature.as_ref().map(|s| s.signature.as_slice()).unwrap_or_default();
+    let key_id =
+        signature_key_id(signed.signature.as_ref(), "receipt").map_err(|r| bad(r.detail))?;
+    let key = trust
+        .hub_key(key_id)
+        .ok_or_else(|| bad(format!("receipt key {key_id} is not a hub key")))?;
+    let signature = signed
+        .signature
+        .as_ref()
+        .map(|s| s.signature.as_slice())
+        .unwrap_or_default();
     key.verify(Purpose::Receipt, &signed.body, signature)
-        .map_err(|_| bad(format!("receipt signature does not verify with hub key {key_id}")))?;
+        .map_err(|_| {
+            bad(format!(
+                "receipt signature does not verify with hub key {key_id}"
+            ))
+        })?;
     let body = v1::ReceiptBody::decode(signed.body.as_slice())
         .map_err(|e| bad(format!("receipt does not decode: {e}")))?;
-    let field = |name: &'static str| move |e: caravan_common::ids::IdError| bad(format!("receipt {name}: {e}"));
+    let field = |name: &'static str| {
+        move |e: caravan_common::ids::IdError| bad(format!("receipt {name}: {e}"))
+    };
     let receipt = Receipt {
         message_id: body.message_id.parse().map_err(field("message_id"))?,
         sender: body.sender.parse().map_err(field("sender"))?,
@@ -49,7 +65,10 @@ pub fn verify(signed: &v1::SignedReceipt, trust: &TrustSet) -> Result<Receipt, R
         key_id: body.key_id.parse().map_err(field("key_id"))?,
     };
     if receipt.key_id != key_id {
-        return Err(bad(format!("receipt body names key {}, signature key {key_id}", receipt.key_id)));
+        return Err(bad(format!(
+            "receipt body names key {}, signature key {key_id}",
+            receipt.key_id
+        )));
     }
     Ok(receipt)
 }
@@ -82,10 +101,16 @@ mod tests {
 
         let mut tampered = signed.clone();
         tampered.body[3] ^= 1;
-        assert_eq!(verify(&tampered, &trust).unwrap_err().code, RefusalCode::BadReceipt);
+        assert_eq!(
+            verify(&tampered, &trust).unwrap_err().code,
+            RefusalCode::BadReceipt
+        );
 
         let impostor = SigningKey::generate();
         let forged = issue(&receipt(&impostor), &impostor);
-        assert_eq!(verify(&forged, &trust).unwrap_err().code, RefusalCode::BadReceipt);
+        assert_eq!(
+            verify(&forged, &trust).unwrap_err().code,
+            RefusalCode::BadReceipt
+        );
     }
 }

@@ -14,10 +14,23 @@ pub fn grpc_code(code: RefusalCode) -> Code {
     use RefusalCode::*;
     match code {
         NoClientIdentity => Code::Unauthenticated,
-        UnknownParticipant | WrongRole | SenderMismatch | UnknownKey | KeyRevoked | KeyExpired
-        | KeyNotYetValid | DocumentTypeNotAllowed => Code::PermissionDenied,
-        BadSignature | MalformedHeader | InvalidHeader | PayloadHashMismatch
-        | PayloadLengthMismatch | MalformedRequest | InvalidAck | InvalidDocument | BadReceipt
+        UnknownParticipant
+        | WrongRole
+        | SenderMismatch
+        | UnknownKey
+        | KeyRevoked
+        | KeyExpired
+        | KeyNotYetValid
+        | DocumentTypeNotAllowed => Code::PermissionDenied,
+        BadSignature
+        | MalformedHeader
+        | InvalidHeader
+        | PayloadHashMismatch
+        | PayloadLengthMismatch
+        | MalformedRequest
+        | InvalidAck
+        | InvalidDocument
+        | BadReceipt
         | WrongRecipient => Code::InvalidArgument,
         PayloadTooLarge => Code::ResourceExhausted,
         UnknownRecipient => Code::FailedPrecondition,
@@ -40,7 +53,10 @@ pub fn from_status(status: &Status) -> Option<Refusal> {
     }
     let code = info.reason.parse().ok()?;
     let prefix = format!("{code}: ");
-    let detail = status.message().strip_prefix(&prefix).unwrap_or(status.message());
+    let detail = status
+        .message()
+        .strip_prefix(&prefix)
+        .unwrap_or(status.message());
     Some(Refusal::new(code, detail))
 }
 

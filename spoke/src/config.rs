@@ -136,20 +136,31 @@ impl Config {
         let mut problems = Problems::default();
         let participant = problems.check("participant", file.participant.parse::<ParticipantId>());
         let hub_url = match file.hub_url.parse::<tonic::transport::Uri>() {
-            Ok(uri) if uri.scheme_str() == Some("https") && uri.host().is_some() => Some(file.hub_url.clone()),
+            Ok(uri) if uri.scheme_str() == Some("https") && uri.host().is_some() => {
+                Some(file.hub_url.clone())
+            }
             _ => {
-                problems.push(format!("hub_url: {:?} is not an https://host:port URL", file.hub_url));
+                problems.push(format!(
+                    "hub_url: {:?} is not an https://host:port URL",
+                    file.hub_url
+                ));
                 None
             }
         };
         let read = |field: &str, p: &Path, problems: &mut Problems| {
             let full = resolve(path, p);
-            problems.check(field, std::fs::read(&full).map_err(|e| format!("{}: {e}", full.display())))
+            problems.check(
+                field,
+                std::fs::read(&full).map_err(|e| format!("{}: {e}", full.display())),
+            )
         };
         let ca_cert = read("tls.ca_cert", &file.tls.ca_cert, &mut problems);
         let cert = read("tls.cert", &file.tls.cert, &mut problems);
         let key = read("tls.key", &file.tls.key, &mut problems);
-        let signing_key = problems.check("signing_key", SigningKey::load(&resolve(path, &file.signing_key)));
+        let signing_key = problems.check(
+            "signing_key",
+            SigningKey::load(&resolve(path, &file.signing_key)),
+        );
         let max_payload_bytes = match usize::try_from(file.max_payload_bytes) {
             Ok(n) if n > 0 && n <= 1 << 30 => Some(n),
             _ => {
@@ -158,7 +169,8 @@ impl Config {
             }
         };
         if file.hub_receipt_keys.is_empty() {
-            problems.push("hub_receipt_keys: at least one hub receipt key is needed to check receipts");
+            problems
+                .push("hub_receipt_keys: at least one hub receipt key is needed to check receipts");
         }
         let trust = trust_set(&file.participants, &file.hub_receipt_keys, &mut problems);
         if let (Some(me), Some(key)) = (participant, &signing_key) {

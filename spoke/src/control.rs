@@ -57,7 +57,13 @@ struct Failure(StatusCode, ApiError);
 
 impl Failure {
     fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
-        Self(status, ApiError { code: code.into(), message: message.into() })
+        Self(
+            status,
+            ApiError {
+                code: code.into(),
+                message: message.into(),
+            },
+        )
     }
 }
 
@@ -76,7 +82,11 @@ impl From<Refusal> for Failure {
 impl From<StoreError> for Failure {
     fn from(e: StoreError) -> Self {
         tracing::error!(cause = %e, "store failure");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "STORE_FAILURE", "the spoke's store failed; see its log")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "STORE_FAILURE",
+            "the spoke's store failed; see its log",
+        )
     }
 }
 
@@ -84,7 +94,9 @@ impl From<SendError> for Failure {
     fn from(e: SendError) -> Self {
         match e {
             SendError::Refused(r) => r.into(),
-            SendError::HubUnavailable(m) => Self::new(StatusCode::SERVICE_UNAVAILABLE, "HUB_UNAVAILABLE", m),
+            SendError::HubUnavailable(m) => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "HUB_UNAVAILABLE", m)
+            }
             SendError::Store(e) => e.into(),
         }
     }
@@ -115,7 +127,10 @@ pub struct Health {
 }
 
 async fn health(State(spoke): State<Arc<Spoke>>) -> Json<Health> {
-    Json(Health { participant: spoke.me.to_string(), hub_connected: spoke.hub_connected() })
+    Json(Health {
+        participant: spoke.me.to_string(),
+        hub_connected: spoke.hub_connected(),
+    })
 }
 
 #[derive(Deserialize)]
@@ -127,12 +142,22 @@ struct SendQuery {
     supersedes: Option<String>,
 }
 
-async fn send(State(spoke): State<Arc<Spoke>>, Query(q): Query<SendQuery>, body: Bytes) -> Result<Response, Failure> {
+async fn send(
+    State(spoke): State<Arc<Spoke>>,
+    Query(q): Query<SendQuery>,
+    body: Bytes,
+) -> Result<Response, Failure> {
     let to: ParticipantId = q.to.parse().map_err(|e| bad_request(format!("to: {e}")))?;
-    let document_type: DocumentType = q.document_type.parse().map_err(|e| bad_request(format!("type: {e}")))?;
+    let document_type: DocumentType = q
+        .document_type
+        .parse()
+        .map_err(|e| bad_request(format!("type: {e}")))?;
     let supersedes = match q.supersedes.as_deref() {
         None | Some("") => None,
-        Some(id) => Some(id.parse::<MessageId>().map_err(|e| bad_request(format!("supersedes: {e}")))?),
+        Some(id) => Some(
+            id.parse::<MessageId>()
+                .map_err(|e| bad_request(format!("supersedes: {e}")))?,
+        ),
     };
     let sent = spoke
         .send(Outgoing {
@@ -191,15 +216,24 @@ struct SenderQuery {
 
 async fn find(spoke: &Spoke, id: &str, sender: Option<&str>) -> Result<InboxRecord, Failure> {
     let id: MessageId = id.parse().map_err(|e| bad_request(format!("{e}")))?;
-    let sender: Option<ParticipantId> =
-        sender.map(|s| s.parse().map_err(|e| bad_request(format!("sender: {e}")))).transpose()?;
+    let sender: Option<ParticipantId> = sender
+        .map(|s| s.parse().map_err(|e| bad_request(format!("sender: {e}"))))
+        .transpose()?;
     let store = spoke.store.clone();
     let mut found = blocking(move || store.inbox_find(id)).await?;
     found.retain(|r| sender.is_none_or(|s| r.sender == s));
     match found.len() {
-        0 => Err(Failure::new(StatusCode::NOT_FOUND, "UNKNOWN_MESSAGE", format!("no message {id} in the inbox"))),
+        0 => Err(Failure::new(
+            StatusCode::NOT_FOUND,
+            "UNKNOWN_MESSAGE",
+            format!("no message {id} in the inbox"),
+        )),
         1 => Ok(found.remove(0)),
-        _ => Err(Failure::new(StatusCode::CONFLICT, "AMBIGUOUS_MESSAGE", format!("{id} came from several senders; name one"))),
+        _ => Err(Failure::new(
+            StatusCode::CONFLICT,
+            "AMBIGUOUS_MESSAGE",
+            format!("{id} came from several senders; name one"),
+        )),
     }
 }
 
@@ -255,19 +289,32 @@ pub struct AckView {
 }
 
 fn state_name(state: i32) -> String {
-    let name = v1::MessageState::try_from(state).map(|s| s.as_str_name()).unwrap_or("MESSAGE_STATE_UNSPECIFIED");
+    let name = v1::MessageState::try_from(state)
+        .map(|s| s.as_str_name())
+        .unwrap_or("MESSAGE_STATE_UNSPECIFIED");
     name.trim_start_matches("MESSAGE_STATE_").to_owned()
 }
 
-async fn status(State(spoke): State<Arc<Spoke>>, UrlPath(id): UrlPath<String>) -> Result<Json<StatusView>, Failure> {
+async fn status(
+    State(spoke): State<Arc<Spoke>>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Json<StatusView>, Failure> {
     let message_id: MessageId = id.parse().map_err(|e| bad_request(format!("{e}")))?;
     let response = spoke
         .client()
-        .status(v1::StatusRequest { message_id: message_id.to_string() })
+        .status(v1::StatusRequest {
+            message_id: message_id.to_string(),
+        })
         .await
         .map_err(|status| match caravan_proto::status::from_status(&status) {
-            Some(refusal) => Failure::new(StatusCode::NOT_FOUND, refusal.code.as_str(), refusal.detail),
-            None => Failure::new(StatusCode::SERVICE_UNAVAILABLE, "HUB_UNAVAILABLE", status.message()),
+            Some(refusal) => {
+                Failure::new(StatusCode::NOT_FOUND, refusal.code.as_str(), refusal.detail)
+            }
+            None => Failure::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "HUB_UNAVAILABLE",
+                status.message(),
+            ),
         })?
         .into_inner();
     let store = spoke.store.clone();
@@ -284,7 +331,12 @@ async fn status(State(spoke): State<Arc<Spoke>>, UrlPath(id): UrlPath<String>) -
                 problem: None,
                 signed: BASE64.encode(encoded),
             },
-            Err(r) => AckView { verified: false, ack: None, problem: Some(r.to_string()), signed: BASE64.encode(encoded) },
+            Err(r) => AckView {
+                verified: false,
+                ack: None,
+                problem: Some(r.to_string()),
+                signed: BASE64.encode(encoded),
+            },
         }
     });
     Ok(Json(StatusView {
@@ -293,15 +345,28 @@ async fn status(State(spoke): State<Arc<Spoke>>, UrlPath(id): UrlPath<String>) -
         transitions: response
             .transitions
             .iter()
-            .map(|t| TransitionView { state: state_name(t.state), at: Timestamp::from_millis(t.at_ms) })
+            .map(|t| TransitionView {
+                state: state_name(t.state),
+                at: Timestamp::from_millis(t.at_ms),
+            })
             .collect(),
         sent,
         acknowledgement,
     }))
 }
 
-fn check_ack_matches(a: &Ack, id: MessageId, me: ParticipantId, sent: Option<&SentRecord>) -> Result<(), Refusal> {
-    let mismatch = |what: &str| Refusal::new(caravan_common::RefusalCode::InvalidAck, format!("acknowledgement names another {what}"));
+fn check_ack_matches(
+    a: &Ack,
+    id: MessageId,
+    me: ParticipantId,
+    sent: Option<&SentRecord>,
+) -> Result<(), Refusal> {
+    let mismatch = |what: &str| {
+        Refusal::new(
+            caravan_common::RefusalCode::InvalidAck,
+            format!("acknowledgement names another {what}"),
+        )
+    };
     if a.message_id != id || a.sender != me {
         return Err(mismatch("message"));
     }
@@ -322,7 +387,9 @@ fn check_ack_matches(a: &Ack, id: MessageId, me: ParticipantId, sent: Option<&Se
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The spoke is not running (or not on this socket).
-    #[error("cannot reach the running spoke at {socket}: {cause} (is `caravan-spoke run` running with this config?)")]
+    #[error(
+        "cannot reach the running spoke at {socket}: {cause} (is `caravan-spoke run` running with this config?)"
+    )]
     NotRunning { socket: String, cause: String },
     /// The spoke answered with an error.
     #[error("{}: {}", .0.code, .0.message)]
@@ -334,12 +401,19 @@ pub enum ClientError {
 
 /// A request to the control API of the spoke listening on `socket`; returns the body of a
 /// successful answer.
-pub async fn call(socket: &Path, method: &str, path_and_query: &str, body: Vec<u8>) -> Result<Bytes, ClientError> {
+pub async fn call(
+    socket: &Path,
+    method: &str,
+    path_and_query: &str,
+    body: Vec<u8>,
+) -> Result<Bytes, ClientError> {
     let not_running = |e: &dyn std::fmt::Display| ClientError::NotRunning {
         socket: socket.display().to_string(),
         cause: e.to_string(),
     };
-    let stream = tokio::net::UnixStream::connect(socket).await.map_err(|e| not_running(&e))?;
+    let stream = tokio::net::UnixStream::connect(socket)
+        .await
+        .map_err(|e| not_running(&e))?;
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| not_running(&e))?;
@@ -350,7 +424,10 @@ pub async fn call(socket: &Path, method: &str, path_and_query: &str, body: Vec<u
         .header(header::HOST, "caravan-spoke")
         .body(Full::new(Bytes::from(body)))
         .map_err(|e| ClientError::Protocol(e.to_string()))?;
-    let response = sender.send_request(request).await.map_err(|e| ClientError::Protocol(e.to_string()))?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| ClientError::Protocol(e.to_string()))?;
     let status = response.status();
     let bytes = response
         .into_body()
@@ -361,9 +438,11 @@ pub async fn call(socket: &Path, method: &str, path_and_query: &str, body: Vec<u
     if status.is_success() {
         return Ok(bytes);
     }
-    let error = serde_json::from_slice::<ErrorBody>(&bytes).map(|b| b.error).unwrap_or_else(|_| ApiError {
-        code: format!("HTTP_{}", status.as_u16()),
-        message: String::from_utf8_lossy(&bytes).chars().take(500).collect(),
-    });
+    let error = serde_json::from_slice::<ErrorBody>(&bytes)
+        .map(|b| b.error)
+        .unwrap_or_else(|_| ApiError {
+            code: format!("HTTP_{}", status.as_u16()),
+            message: String::from_utf8_lossy(&bytes).chars().take(500).collect(),
+        });
     Err(ClientError::Api(error, status))
 }

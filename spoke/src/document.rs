@@ -32,11 +32,31 @@ pub enum Format {
 
 /// `(namespace, root local name, format)` of every format recognised.
 const ROOTS: &[(&str, &str, Format)] = &[
-    ("urn:un:unece:uncefact:data:standard:SPSCertificate:17", "SPSCertificate", Format::SpsCertificate),
-    ("urn:oasis:names:specification:ubl:schema:xsd:CertificateOfOrigin-2", "CertificateOfOrigin", Format::UblCertificateOfOrigin),
-    ("urn:oasis:names:specification:ubl:schema:xsd:Invoice-2", "Invoice", Format::UblInvoice),
-    ("urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2", "CreditNote", Format::UblCreditNote),
-    ("urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100", "CrossIndustryInvoice", Format::CrossIndustryInvoice),
+    (
+        "urn:un:unece:uncefact:data:standard:SPSCertificate:17",
+        "SPSCertificate",
+        Format::SpsCertificate,
+    ),
+    (
+        "urn:oasis:names:specification:ubl:schema:xsd:CertificateOfOrigin-2",
+        "CertificateOfOrigin",
+        Format::UblCertificateOfOrigin,
+    ),
+    (
+        "urn:oasis:names:specification:ubl:schema:xsd:Invoice-2",
+        "Invoice",
+        Format::UblInvoice,
+    ),
+    (
+        "urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2",
+        "CreditNote",
+        Format::UblCreditNote,
+    ),
+    (
+        "urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100",
+        "CrossIndustryInvoice",
+        Format::CrossIndustryInvoice,
+    ),
 ];
 
 impl Format {
@@ -44,7 +64,9 @@ impl Format {
         match self {
             Self::SpsCertificate => DocumentType::Phytosanitary,
             Self::UblCertificateOfOrigin => DocumentType::CertificateOfOrigin,
-            Self::UblInvoice | Self::UblCreditNote | Self::CrossIndustryInvoice => DocumentType::Invoice,
+            Self::UblInvoice | Self::UblCreditNote | Self::CrossIndustryInvoice => {
+                DocumentType::Invoice
+            }
         }
     }
 
@@ -86,11 +108,17 @@ pub enum DocumentError {
     #[error("no root element")]
     NoRoot,
     /// The root element is not one of the known document formats.
-    #[error("root element {{{namespace}}}{name} is not a known document (SPS certificate, UBL CertificateOfOrigin/Invoice/CreditNote, CII CrossIndustryInvoice)")]
+    #[error(
+        "root element {{{namespace}}}{name} is not a known document (SPS certificate, UBL CertificateOfOrigin/Invoice/CreditNote, CII CrossIndustryInvoice)"
+    )]
     UnknownRoot { namespace: String, name: String },
     /// The document is of another type than declared.
     #[error("document is {found} ({format:?}), not {declared} as declared")]
-    TypeMismatch { declared: DocumentType, found: DocumentType, format: Format },
+    TypeMismatch {
+        declared: DocumentType,
+        found: DocumentType,
+        format: Format,
+    },
 }
 
 /// Read `xml` completely (so that well-formedness is checked to the end) and recognise it.
@@ -100,18 +128,27 @@ pub fn recognise(xml: &[u8]) -> Result<Recognised, DocumentError> {
     let mut buf = Vec::new();
     let mut path: Vec<String> = Vec::new();
     let mut format: Option<Format> = None;
-    let mut targets: [(&[&str], Option<String>, bool); 2] = [(&[], None, false), (&[], None, false)];
+    let mut targets: [(&[&str], Option<String>, bool); 2] =
+        [(&[], None, false), (&[], None, false)];
     let mut seen_root = false;
     // Open elements, the root included.
     let mut depth = 0usize;
     loop {
         let position = reader.buffer_position();
-        let malformed = |e: quick_xml::Error| DocumentError::NotWellFormed { position, message: e.to_string() };
-        let (ns, event) = reader.read_resolved_event_into(&mut buf).map_err(malformed)?;
+        let malformed = |e: quick_xml::Error| DocumentError::NotWellFormed {
+            position,
+            message: e.to_string(),
+        };
+        let (ns, event) = reader
+            .read_resolved_event_into(&mut buf)
+            .map_err(malformed)?;
         let is_start = matches!(event, Event::Start(_));
         match event {
             Event::Start(_) | Event::Empty(_) if seen_root && depth == 0 => {
-                return Err(DocumentError::NotWellFormed { position, message: "more than one root element".into() });
+                return Err(DocumentError::NotWellFormed {
+                    position,
+                    message: "more than one root element".into(),
+                });
             }
             Event::Start(e) | Event::Empty(e) if !seen_root => {
                 seen_root = true;
@@ -134,7 +171,8 @@ pub fn recognise(xml: &[u8]) -> Result<Recognised, DocumentError> {
                 depth += 1;
                 path.push(String::from_utf8_lossy(e.local_name().as_ref()).into_owned());
                 for (target, value, active) in targets.iter_mut() {
-                    *active = value.is_none() && path.iter().map(String::as_str).eq(target.iter().copied());
+                    *active = value.is_none()
+                        && path.iter().map(String::as_str).eq(target.iter().copied());
                     if *active {
                         *value = Some(String::new());
                     }
@@ -176,7 +214,10 @@ pub fn recognise(xml: &[u8]) -> Result<Recognised, DocumentError> {
                 append(&mut targets, &text);
             }
             Event::Eof if depth > 0 => {
-                return Err(DocumentError::NotWellFormed { position, message: "unclosed element at the end".into() });
+                return Err(DocumentError::NotWellFormed {
+                    position,
+                    message: "unclosed element at the end".into(),
+                });
             }
             Event::Eof => break,
             _ => {}
@@ -186,15 +227,17 @@ pub fn recognise(xml: &[u8]) -> Result<Recognised, DocumentError> {
     let format = format.ok_or(DocumentError::NoRoot)?;
     let [(_, id, _), (_, date, _)] = targets;
     let non_empty = |v: Option<String>| v.filter(|s| !s.is_empty());
-    Ok(Recognised { format, document_id: non_empty(id), issue_date: non_empty(date) })
+    Ok(Recognised {
+        format,
+        document_id: non_empty(id),
+        issue_date: non_empty(date),
+    })
 }
 
 fn append(targets: &mut [(&[&str], Option<String>, bool); 2], text: &str) {
     for (_, value, active) in targets.iter_mut() {
-        if *active {
-            if let Some(v) = value {
-                v.push_str(text);
-            }
+        if *active && let Some(v) = value {
+            v.push_str(text);
         }
     }
 }
@@ -204,7 +247,11 @@ pub fn check(xml: &[u8], declared: DocumentType) -> Result<Recognised, DocumentE
     let recognised = recognise(xml)?;
     let found = recognised.format.document_type();
     if found != declared {
-        return Err(DocumentError::TypeMismatch { declared, found, format: recognised.format });
+        return Err(DocumentError::TypeMismatch {
+            declared,
+            found,
+            format: recognised.format,
+        });
     }
     Ok(recognised)
 }
@@ -220,11 +267,36 @@ mod tests {
     #[test]
     fn recognises_the_samples() {
         let cases = [
-            ("ephyto/mattilsynet-SPSCertificateContent.xml", Format::SpsCertificate, "123ABC", "2016-04-22T13:53:08-03:00"),
-            ("eco/carec-KZ-CN-certificate-of-origin.xml", Format::UblCertificateOfOrigin, "KZ-CO-2026-000123", "2026-11-20"),
-            ("einvoice/ubl/peppol-base-example.xml", Format::UblInvoice, "Snippet1", "2017-11-13"),
-            ("einvoice/ubl/en16931-ubl-tc434-creditnote1.xml", Format::UblCreditNote, "018304 / 28865", "2019-09-23"),
-            ("einvoice/cii/en16931-CII_example1.xml", Format::CrossIndustryInvoice, "12115118", "20150109"),
+            (
+                "ephyto/mattilsynet-SPSCertificateContent.xml",
+                Format::SpsCertificate,
+                "123ABC",
+                "2016-04-22T13:53:08-03:00",
+            ),
+            (
+                "eco/carec-KZ-CN-certificate-of-origin.xml",
+                Format::UblCertificateOfOrigin,
+                "KZ-CO-2026-000123",
+                "2026-11-20",
+            ),
+            (
+                "einvoice/ubl/peppol-base-example.xml",
+                Format::UblInvoice,
+                "Snippet1",
+                "2017-11-13",
+            ),
+            (
+                "einvoice/ubl/en16931-ubl-tc434-creditnote1.xml",
+                Format::UblCreditNote,
+                "018304 / 28865",
+                "2019-09-23",
+            ),
+            (
+                "einvoice/cii/en16931-CII_example1.xml",
+                Format::CrossIndustryInvoice,
+                "12115118",
+                "20150109",
+            ),
         ];
         for (path, format, id, date) in cases {
             let r = recognise(&sample(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
@@ -237,17 +309,33 @@ mod tests {
     #[test]
     fn refuses_what_is_not_a_known_document() {
         let mismatched = br#"<Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"><ID>1</Id></Invoice>"#;
-        assert!(matches!(recognise(mismatched), Err(DocumentError::NotWellFormed { .. })));
+        assert!(matches!(
+            recognise(mismatched),
+            Err(DocumentError::NotWellFormed { .. })
+        ));
         let unclosed = br#"<Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"><ID>1</ID>"#;
-        assert!(matches!(recognise(unclosed), Err(DocumentError::NotWellFormed { .. })));
-        let two_roots = br#"<Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"/><x/>"#;
-        assert!(matches!(recognise(two_roots), Err(DocumentError::NotWellFormed { .. })));
+        assert!(matches!(
+            recognise(unclosed),
+            Err(DocumentError::NotWellFormed { .. })
+        ));
+        let two_roots =
+            br#"<Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"/><x/>"#;
+        assert!(matches!(
+            recognise(two_roots),
+            Err(DocumentError::NotWellFormed { .. })
+        ));
         assert_eq!(recognise(b""), Err(DocumentError::NoRoot));
-        assert!(matches!(recognise(b"<html/>"), Err(DocumentError::UnknownRoot { .. })));
+        assert!(matches!(
+            recognise(b"<html/>"),
+            Err(DocumentError::UnknownRoot { .. })
+        ));
         let invoice = sample("einvoice/ubl/peppol-base-example.xml");
         assert!(matches!(
             check(&invoice, DocumentType::Phytosanitary),
-            Err(DocumentError::TypeMismatch { found: DocumentType::Invoice, .. })
+            Err(DocumentError::TypeMismatch {
+                found: DocumentType::Invoice,
+                ..
+            })
         ));
         assert!(check(&invoice, DocumentType::Invoice).is_ok());
     }

@@ -45,7 +45,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         path: config.data_dir.display().to_string(),
         cause,
     })?;
-    let store = Arc::new(store::SpokeStore::open(&config.data_dir.join("store"), STORE_CACHE_BYTES)?);
+    let store = Arc::new(store::SpokeStore::open(
+        &config.data_dir.join("store"),
+        STORE_CACHE_BYTES,
+    )?);
     let listener = bind_control_socket(&config.control_socket).await?;
     let channel = spoke::hub_channel(&config)?;
     let max_payload_bytes = config.max_payload_bytes;
@@ -74,12 +77,16 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 
 fn create_private_dir(path: &Path) -> Result<(), String> {
     std::fs::create_dir_all(path).map_err(|e| e.to_string())?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(|e| e.to_string())
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| e.to_string())
 }
 
 /// Bind the control socket, replacing a stale one but never a live spoke's.
 async fn bind_control_socket(path: &Path) -> Result<UnixListener, RunError> {
-    let fail = |cause: String| RunError::ControlSocket { path: path.display().to_string(), cause };
+    let fail = |cause: String| RunError::ControlSocket {
+        path: path.display().to_string(),
+        cause,
+    };
     if path.exists() {
         if tokio::net::UnixStream::connect(path).await.is_ok() {
             return Err(fail("another spoke is running with this socket".into()));
@@ -90,6 +97,7 @@ async fn bind_control_socket(path: &Path) -> Result<UnixListener, RunError> {
         std::fs::create_dir_all(parent).map_err(|e| fail(e.to_string()))?;
     }
     let listener = UnixListener::bind(path).map_err(|e| fail(e.to_string()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|e| fail(e.to_string()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| fail(e.to_string()))?;
     Ok(listener)
 }

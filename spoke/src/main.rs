@@ -22,7 +22,11 @@ const EX_USAGE: u8 = 64;
 const EX_UNAVAILABLE: u8 = 69;
 
 #[derive(Parser)]
-#[command(name = "caravan-spoke", version, about = "A Caravan spoke: a country's gateway to the hub")]
+#[command(
+    name = "caravan-spoke",
+    version,
+    about = "A Caravan spoke: a country's gateway to the hub"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -42,7 +46,12 @@ enum Command {
     Run {
         #[arg(long, env = "CARAVAN_SPOKE_CONFIG")]
         config: PathBuf,
-        #[arg(long, env = "CARAVAN_SPOKE_LOG_FORMAT", value_enum, default_value = "plain")]
+        #[arg(
+            long,
+            env = "CARAVAN_SPOKE_LOG_FORMAT",
+            value_enum,
+            default_value = "plain"
+        )]
         log_format: Format,
     },
     /// Sign a document and submit it to the hub through the running spoke.
@@ -141,8 +150,17 @@ fn command(command: Command) -> Result<(), Failure> {
                 .block_on(caravan_spoke::run(config, shutdown_signal()))
                 .map_err(|e| Failure(1, e.to_string()))
         }
-        Command::Send { config, to, document_type, document_id, supersedes, json, file } => {
-            let payload = std::fs::read(&file).map_err(|e| Failure(EX_USAGE, format!("{}: {e}", file.display())))?;
+        Command::Send {
+            config,
+            to,
+            document_type,
+            document_id,
+            supersedes,
+            json,
+            file,
+        } => {
+            let payload = std::fs::read(&file)
+                .map_err(|e| Failure(EX_USAGE, format!("{}: {e}", file.display())))?;
             let mut query = format!("/v1/documents?to={to}&type={document_type}");
             if let Some(id) = &document_id {
                 query.push_str(&format!("&document_id={}", encode_query(id)));
@@ -154,12 +172,23 @@ fn command(command: Command) -> Result<(), Failure> {
             if json {
                 println!("{sent}");
             } else {
-                println!("sent {} ({}) as message {}", text(&sent["document_id"]), document_type, text(&sent["message_id"]));
+                println!(
+                    "sent {} ({}) as message {}",
+                    text(&sent["document_id"]),
+                    document_type,
+                    text(&sent["message_id"])
+                );
                 let r = &sent["receipt"];
-                println!("hub receipt: sequence {} accepted at {} (hub key {})",
-                    r["hub_sequence"], text(&r["accepted_at"]), text(&r["key_id"]));
+                println!(
+                    "hub receipt: sequence {} accepted at {} (hub key {})",
+                    r["hub_sequence"],
+                    text(&r["accepted_at"]),
+                    text(&r["key_id"])
+                );
                 if sent["duplicate"] == Value::Bool(true) {
-                    println!("note: the hub already held this message; this is its original receipt");
+                    println!(
+                        "note: the hub already held this message; this is its original receipt"
+                    );
                 }
             }
             Ok(())
@@ -170,46 +199,96 @@ fn command(command: Command) -> Result<(), Failure> {
                 println!("{list}");
                 return Ok(());
             }
-            let items: Vec<InboxItem> =
-                serde_json::from_value(list).map_err(|e| Failure(1, format!("unexpected answer: {e}")))?;
+            let items: Vec<InboxItem> = serde_json::from_value(list)
+                .map_err(|e| Failure(1, format!("unexpected answer: {e}")))?;
             if items.is_empty() {
                 println!("the inbox is empty");
             }
             for i in items {
                 let verdict = match &i.verification {
                     caravan_spoke::store::Verification::Verified => "verified".to_owned(),
-                    caravan_spoke::store::Verification::Rejected { code, .. } => format!("REJECTED ({code})"),
+                    caravan_spoke::store::Verification::Rejected { code, .. } => {
+                        format!("REJECTED ({code})")
+                    }
                 };
-                println!("{}  {}  {:<9}  {:<24}  {}  {}", i.received_at, i.message_id, i.document_type.as_deref().unwrap_or("?"),
-                    i.document_id.as_deref().unwrap_or("?"), i.sender, verdict);
+                println!(
+                    "{}  {}  {:<9}  {:<24}  {}  {}",
+                    i.received_at,
+                    i.message_id,
+                    i.document_type.as_deref().unwrap_or("?"),
+                    i.document_id.as_deref().unwrap_or("?"),
+                    i.sender,
+                    verdict
+                );
             }
             Ok(())
         }
-        Command::Show { config, payload_out, sender, json, message_id } => {
+        Command::Show {
+            config,
+            payload_out,
+            sender,
+            json,
+            message_id,
+        } => {
             let query = sender.map(|s| format!("?sender={s}")).unwrap_or_default();
-            let record = call(&config, "GET", &format!("/v1/inbox/{message_id}{query}"), Vec::new())?;
+            let record = call(
+                &config,
+                "GET",
+                &format!("/v1/inbox/{message_id}{query}"),
+                Vec::new(),
+            )?;
             if let Some(out) = &payload_out {
-                let bytes = raw_call(&config, "GET", &format!("/v1/inbox/{message_id}/payload{query}"))?;
-                std::fs::write(out, &bytes).map_err(|e| Failure(1, format!("{}: {e}", out.display())))?;
+                let bytes = raw_call(
+                    &config,
+                    "GET",
+                    &format!("/v1/inbox/{message_id}/payload{query}"),
+                )?;
+                std::fs::write(out, &bytes)
+                    .map_err(|e| Failure(1, format!("{}: {e}", out.display())))?;
             }
             if json {
                 println!("{record}");
             } else {
-                for field in ["message_id", "sender", "document_type", "document_id", "content_type", "payload_length",
-                    "payload_sha256", "created_at", "hub_sequence", "accepted_at", "received_at", "supersedes"] {
+                for field in [
+                    "message_id",
+                    "sender",
+                    "document_type",
+                    "document_id",
+                    "content_type",
+                    "payload_length",
+                    "payload_sha256",
+                    "created_at",
+                    "hub_sequence",
+                    "accepted_at",
+                    "received_at",
+                    "supersedes",
+                ] {
                     if !record[field].is_null() {
                         println!("{field:<15} {}", text(&record[field]));
                     }
                 }
-                println!("{:<15} {}", "verification", describe_verification(&record["verification"]));
+                println!(
+                    "{:<15} {}",
+                    "verification",
+                    describe_verification(&record["verification"])
+                );
                 if let Some(out) = payload_out {
                     println!("payload written to {}", out.display());
                 }
             }
             Ok(())
         }
-        Command::Status { config, json, message_id } => {
-            let status = call(&config, "GET", &format!("/v1/sent/{message_id}/status"), Vec::new())?;
+        Command::Status {
+            config,
+            json,
+            message_id,
+        } => {
+            let status = call(
+                &config,
+                "GET",
+                &format!("/v1/sent/{message_id}/status"),
+                Vec::new(),
+            )?;
             if json {
                 println!("{status}");
             } else {
@@ -219,8 +298,15 @@ fn command(command: Command) -> Result<(), Failure> {
                 }
                 let ack = &status["acknowledgement"];
                 if !ack.is_null() {
-                    let verified = if ack["verified"] == Value::Bool(true) { "signature verified" } else { "SIGNATURE NOT VERIFIED" };
-                    println!("recipient's acknowledgement: {} ({verified})", text(&ack["ack"]["outcome"]));
+                    let verified = if ack["verified"] == Value::Bool(true) {
+                        "signature verified"
+                    } else {
+                        "SIGNATURE NOT VERIFIED"
+                    };
+                    println!(
+                        "recipient's acknowledgement: {} ({verified})",
+                        text(&ack["ack"]["outcome"])
+                    );
                 }
             }
             Ok(())
@@ -232,11 +318,14 @@ fn keygen(out: PathBuf, json: bool) -> Result<(), Failure> {
     let key = SigningKey::generate();
     key.save(&out).map_err(|e| Failure(1, e.to_string()))?;
     if json {
-        println!("{}", serde_json::json!({
-            "key_id": key.key_id().to_string(),
-            "public_key": key.public().to_base64(),
-            "file": out.display().to_string(),
-        }));
+        println!(
+            "{}",
+            serde_json::json!({
+                "key_id": key.key_id().to_string(),
+                "public_key": key.public().to_base64(),
+                "file": out.display().to_string(),
+            })
+        );
     } else {
         println!("key id:     {}", key.key_id());
         println!("public key: {}", key.public().to_base64());
@@ -246,23 +335,40 @@ fn keygen(out: PathBuf, json: bool) -> Result<(), Failure> {
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| Failure(1, e.to_string()))
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure(1, e.to_string()))
 }
 
 fn raw_call(config: &std::path::Path, method: &str, path: &str) -> Result<Vec<u8>, Failure> {
     raw_call_body(config, method, path, Vec::new())
 }
 
-fn raw_call_body(config: &std::path::Path, method: &str, path: &str, body: Vec<u8>) -> Result<Vec<u8>, Failure> {
+fn raw_call_body(
+    config: &std::path::Path,
+    method: &str,
+    path: &str,
+    body: Vec<u8>,
+) -> Result<Vec<u8>, Failure> {
     let control = ControlConfig::load(config).map_err(|e| Failure(EX_USAGE, e.to_string()))?;
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| Failure(1, e.to_string()))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure(1, e.to_string()))?;
     let bytes = runtime.block_on(control::call(&control.control_socket, method, path, body))?;
     Ok(bytes.to_vec())
 }
 
-fn call(config: &std::path::Path, method: &str, path: &str, body: Vec<u8>) -> Result<Value, Failure> {
+fn call(
+    config: &std::path::Path,
+    method: &str,
+    path: &str,
+    body: Vec<u8>,
+) -> Result<Value, Failure> {
     let bytes = raw_call_body(config, method, path, body)?;
-    serde_json::from_slice(&bytes).map_err(|e| Failure(1, format!("unexpected answer from the spoke: {e}")))
+    serde_json::from_slice(&bytes)
+        .map_err(|e| Failure(1, format!("unexpected answer from the spoke: {e}")))
 }
 
 fn text(v: &Value) -> String {
@@ -275,7 +381,9 @@ fn text(v: &Value) -> String {
 
 fn describe_verification(v: &Value) -> String {
     match v["status"].as_str() {
-        Some("verified") => "verified end to end (signature, signing key, sender, payload, hub receipt)".into(),
+        Some("verified") => {
+            "verified end to end (signature, signing key, sender, payload, hub receipt)".into()
+        }
         _ => format!("REJECTED: {}: {}", text(&v["code"]), text(&v["reason"])),
     }
 }
@@ -285,7 +393,9 @@ fn encode_query(value: &str) -> String {
     value
         .bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()

@@ -167,17 +167,28 @@ impl Spoke {
         if out.payload.len() > self.max_payload_bytes {
             return Err(Refusal::new(
                 RefusalCode::PayloadTooLarge,
-                format!("payload is {} bytes; the limit is {}", out.payload.len(), self.max_payload_bytes),
+                format!(
+                    "payload is {} bytes; the limit is {}",
+                    out.payload.len(),
+                    self.max_payload_bytes
+                ),
             )
             .into());
         }
         if self.trust.participant(out.to).is_none() {
-            return Err(Refusal::new(RefusalCode::UnknownRecipient, format!("{} is not a known participant", out.to)).into());
+            return Err(Refusal::new(
+                RefusalCode::UnknownRecipient,
+                format!("{} is not a known participant", out.to),
+            )
+            .into());
         }
         let recognised = document::check(&out.payload, out.document_type)
             .map_err(|e| Refusal::new(RefusalCode::InvalidDocument, e.to_string()))?;
         let document_id = out.document_id.or(recognised.document_id).ok_or_else(|| {
-            Refusal::new(RefusalCode::InvalidDocument, "the document carries no number; give one with --document-id")
+            Refusal::new(
+                RefusalCode::InvalidDocument,
+                "the document carries no number; give one with --document-id",
+            )
         })?;
         let header = Header {
             message_id: MessageId::generate(),
@@ -196,19 +207,30 @@ impl Spoke {
         let header_sha256 = sha256(&sealed.header);
         let response = self
             .client()
-            .submit(v1::SubmitRequest { envelope: Some(sealed) })
+            .submit(v1::SubmitRequest {
+                envelope: Some(sealed),
+            })
             .await
             .map_err(|status| match caravan_proto::status::from_status(&status) {
                 Some(refusal) => SendError::Refused(refusal),
-                None => SendError::HubUnavailable(format!("{}: {}", status.code(), status.message())),
+                None => {
+                    SendError::HubUnavailable(format!("{}: {}", status.code(), status.message()))
+                }
             })?
             .into_inner();
-        let signed = response
-            .receipt
-            .ok_or_else(|| Refusal::new(RefusalCode::BadReceipt, "the hub answered without a receipt"))?;
+        let signed = response.receipt.ok_or_else(|| {
+            Refusal::new(
+                RefusalCode::BadReceipt,
+                "the hub answered without a receipt",
+            )
+        })?;
         let receipt = receipt::verify(&signed, &self.trust)?;
         if receipt.message_id != header.message_id || receipt.header_sha256 != header_sha256 {
-            return Err(Refusal::new(RefusalCode::BadReceipt, "the hub's receipt is for another message").into());
+            return Err(Refusal::new(
+                RefusalCode::BadReceipt,
+                "the hub's receipt is for another message",
+            )
+            .into());
         }
         let record = SentRecord {
             message_id: header.message_id,
@@ -251,10 +273,15 @@ impl Spoke {
             self.hub_connected.store(false, Ordering::Relaxed);
             match outcome {
                 Ok(()) => info!("the hub closed the delivery stream"),
-                Err(status) => warn!(code = ?status.code(), message = status.message(), "delivery stream failed"),
+                Err(status) => {
+                    warn!(code = ?status.code(), message = status.message(), "delivery stream failed")
+                }
             }
             let delay = backoff.next_delay();
-            info!(delay_ms = delay.as_millis() as u64, "reconnecting to the hub");
+            info!(
+                delay_ms = delay.as_millis() as u64,
+                "reconnecting to the hub"
+            );
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
                 _ = shutdown.changed() => return,
@@ -286,8 +313,11 @@ impl Spoke {
             }
             // The inbox is durable before any acknowledgement leaves.
             let store = self.store.clone();
-            blocking(move || store.flush()).await.map_err(store_status)?;
-            let results = futures::future::join_all(acks.into_iter().map(|a| self.acknowledge(a))).await;
+            blocking(move || store.flush())
+                .await
+                .map_err(store_status)?;
+            let results =
+                futures::future::join_all(acks.into_iter().map(|a| self.acknowledge(a))).await;
             for r in results {
                 r?;
             }
@@ -303,7 +333,10 @@ impl Spoke {
     async fn take(&self, delivery: v1::Delivery) -> Result<Option<PendingAck>, StoreError> {
         let received_at = Timestamp::now();
         let Some(env) = delivery.envelope else {
-            warn!(cursor = delivery.cursor, "delivery without an envelope; ignored");
+            warn!(
+                cursor = delivery.cursor,
+                "delivery without an envelope; ignored"
+            );
             return Ok(None);
         };
         let signed_receipt = delivery.receipt.unwrap_or_default();
@@ -319,7 +352,10 @@ impl Spoke {
                 .and_then(|h| Some((h.sender.parse().ok()?, h.message_id.parse().ok()?))),
         };
         let Some((sender, message_id)) = named else {
-            warn!(cursor = delivery.cursor, "delivery names no message; cannot acknowledge it");
+            warn!(
+                cursor = delivery.cursor,
+                "delivery names no message; cannot acknowledge it"
+            );
             return Ok(None);
         };
         let header_sha256 = sha256(&env.header);
@@ -333,7 +369,10 @@ impl Spoke {
             None => {
                 let verification = match &verdict {
                     Ok(_) => Verification::Verified,
-                    Err(r) => Verification::Rejected { code: r.code, reason: r.detail.clone() },
+                    Err(r) => Verification::Rejected {
+                        code: r.code,
+                        reason: r.detail.clone(),
+                    },
                 };
                 let header = verdict.as_ref().ok().map(|o| &o.header);
                 let receipt = receipt.as_ref().ok();
@@ -354,8 +393,16 @@ impl Spoke {
                     verification: verification.clone(),
                     evidence: Evidence {
                         header: BASE64.encode(&env.header),
-                        signature: env.signature.as_ref().map(|s| BASE64.encode(&s.signature)).unwrap_or_default(),
-                        signature_key_id: env.signature.as_ref().map(|s| s.key_id.clone()).unwrap_or_default(),
+                        signature: env
+                            .signature
+                            .as_ref()
+                            .map(|s| BASE64.encode(&s.signature))
+                            .unwrap_or_default(),
+                        signature_key_id: env
+                            .signature
+                            .as_ref()
+                            .map(|s| s.key_id.clone())
+                            .unwrap_or_default(),
                         receipt: BASE64.encode(signed_receipt.encode_to_vec()),
                         ack: None,
                     },
@@ -390,7 +437,11 @@ impl Spoke {
     }
 
     /// End-to-end verification of a delivered envelope with this spoke's trust set.
-    fn judge(&self, env: &v1::Envelope, receipt: Result<&Receipt, &Refusal>) -> Result<envelope::Opened, Refusal> {
+    fn judge(
+        &self,
+        env: &v1::Envelope,
+        receipt: Result<&Receipt, &Refusal>,
+    ) -> Result<envelope::Opened, Refusal> {
         let receipt = receipt.map_err(|r| r.clone())?;
         // The signing key is judged at the time the hub accepted the document.
         let opened = envelope::open(env, &self.trust, None, receipt.accepted_at)?;
@@ -400,12 +451,18 @@ impl Spoke {
             || receipt.recipient != h.recipient
             || receipt.header_sha256 != opened.header_sha256
         {
-            return Err(Refusal::new(RefusalCode::BadReceipt, "the hub's receipt is for another message or header"));
+            return Err(Refusal::new(
+                RefusalCode::BadReceipt,
+                "the hub's receipt is for another message or header",
+            ));
         }
         if h.recipient != self.me {
             return Err(Refusal::new(
                 RefusalCode::WrongRecipient,
-                format!("the document is addressed to {}, not to {}", h.recipient, self.me),
+                format!(
+                    "the document is addressed to {}, not to {}",
+                    h.recipient, self.me
+                ),
             ));
         }
         Ok(opened)
@@ -414,10 +471,16 @@ impl Spoke {
     async fn acknowledge(&self, pending: PendingAck) -> Result<(), tonic::Status> {
         let signed = ack::sign(&pending.ack, &self.key);
         let evidence = BASE64.encode(signed.encode_to_vec());
-        match self.client().acknowledge(v1::AcknowledgeRequest { ack: Some(signed) }).await {
+        match self
+            .client()
+            .acknowledge(v1::AcknowledgeRequest { ack: Some(signed) })
+            .await
+        {
             Ok(_) => {
                 let (store, a) = (self.store.clone(), pending.ack);
-                if let Err(e) = blocking(move || store.inbox_set_ack(a.sender, a.message_id, evidence)).await {
+                if let Err(e) =
+                    blocking(move || store.inbox_set_ack(a.sender, a.message_id, evidence)).await
+                {
                     warn!(cause = %e, "could not keep the acknowledgement sent");
                 }
                 Ok(())
@@ -448,7 +511,9 @@ fn store_status(e: StoreError) -> tonic::Status {
 pub async fn blocking<T: Send + 'static>(
     op: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
-    tokio::task::spawn_blocking(op).await.map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
+    tokio::task::spawn_blocking(op)
+        .await
+        .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
 }
 
 /// Exponential backoff with full jitter, from 250 ms up to 30 s.
@@ -466,7 +531,9 @@ impl Backoff {
     }
 
     fn next_delay(&mut self) -> Duration {
-        let ceiling = Self::BASE_MS.saturating_mul(1 << self.attempt.min(10)).min(Self::MAX_MS);
+        let ceiling = Self::BASE_MS
+            .saturating_mul(1 << self.attempt.min(10))
+            .min(Self::MAX_MS);
         self.attempt = self.attempt.saturating_add(1);
         // Half fixed, half random: spokes that lost the hub together do not return together.
         let jitter = rand_core::RngCore::next_u64(&mut rand_core::OsRng) % (ceiling / 2 + 1);

@@ -134,8 +134,16 @@ impl SpokeStore {
     }
 
     /// The inbox entry for (sender, message id).
-    pub fn inbox_entry(&self, sender: ParticipantId, id: MessageId) -> Result<Option<InboxRecord>, StoreError> {
-        self.inbox.get(inbox_key(id, sender)).map_err(backend)?.map(|b| decode(&b)).transpose()
+    pub fn inbox_entry(
+        &self,
+        sender: ParticipantId,
+        id: MessageId,
+    ) -> Result<Option<InboxRecord>, StoreError> {
+        self.inbox
+            .get(inbox_key(id, sender))
+            .map_err(backend)?
+            .map(|b| decode(&b))
+            .transpose()
     }
 
     /// Inbox entries with this message id (from any sender; normally one).
@@ -166,7 +174,12 @@ impl SpokeStore {
     }
 
     /// Record the acknowledgement sent for an inbox entry.
-    pub fn inbox_set_ack(&self, sender: ParticipantId, id: MessageId, ack: String) -> Result<(), StoreError> {
+    pub fn inbox_set_ack(
+        &self,
+        sender: ParticipantId,
+        id: MessageId,
+        ack: String,
+    ) -> Result<(), StoreError> {
         let key = inbox_key(id, sender);
         if let Some(bytes) = self.inbox.get(key).map_err(backend)? {
             let mut record: InboxRecord = decode(&bytes)?;
@@ -188,16 +201,31 @@ impl SpokeStore {
         Ok(out)
     }
 
-    pub fn payload(&self, sender: ParticipantId, id: MessageId) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.payloads.get(inbox_key(id, sender)).map_err(backend)?.map(|v| v.to_vec()))
+    pub fn payload(
+        &self,
+        sender: ParticipantId,
+        id: MessageId,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .payloads
+            .get(inbox_key(id, sender))
+            .map_err(backend)?
+            .map(|v| v.to_vec()))
     }
 
     pub fn sent_insert(&self, record: &SentRecord) -> Result<(), StoreError> {
-        self.sent.insert(record.message_id.as_bytes(), encode(record)).map(drop).map_err(backend)
+        self.sent
+            .insert(record.message_id.as_bytes(), encode(record))
+            .map(drop)
+            .map_err(backend)
     }
 
     pub fn sent_entry(&self, id: MessageId) -> Result<Option<SentRecord>, StoreError> {
-        self.sent.get(id.as_bytes()).map_err(backend)?.map(|b| decode(&b)).transpose()
+        self.sent
+            .get(id.as_bytes())
+            .map_err(backend)?
+            .map(|b| decode(&b))
+            .transpose()
     }
 
     /// Make every write so far durable (see the hub's store for what sled's flush promises).
@@ -244,12 +272,32 @@ mod tests {
         let b = record("UZ");
         assert!(store.inbox_insert(&a, b"abc").unwrap());
         assert!(store.inbox_insert(&b, b"xyz").unwrap());
-        assert!(!store.inbox_insert(&a, b"other").unwrap(), "a redelivery is not stored again");
+        assert!(
+            !store.inbox_insert(&a, b"other").unwrap(),
+            "a redelivery is not stored again"
+        );
         let list = store.inbox_list().unwrap();
-        assert_eq!(list.iter().map(|r| r.message_id).collect::<Vec<_>>(), vec![a.message_id, b.message_id]);
-        assert_eq!(store.payload(a.sender, a.message_id).unwrap().unwrap(), b"abc");
+        assert_eq!(
+            list.iter().map(|r| r.message_id).collect::<Vec<_>>(),
+            vec![a.message_id, b.message_id]
+        );
+        assert_eq!(
+            store.payload(a.sender, a.message_id).unwrap().unwrap(),
+            b"abc"
+        );
         assert_eq!(store.inbox_find(b.message_id).unwrap(), vec![b.clone()]);
-        store.inbox_set_ack(a.sender, a.message_id, "ack".into()).unwrap();
-        assert_eq!(store.inbox_entry(a.sender, a.message_id).unwrap().unwrap().evidence.ack.as_deref(), Some("ack"));
+        store
+            .inbox_set_ack(a.sender, a.message_id, "ack".into())
+            .unwrap();
+        assert_eq!(
+            store
+                .inbox_entry(a.sender, a.message_id)
+                .unwrap()
+                .unwrap()
+                .evidence
+                .ack
+                .as_deref(),
+            Some("ack")
+        );
     }
 }

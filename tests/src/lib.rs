@@ -33,21 +33,41 @@ pub struct Binaries {
 pub fn binaries() -> &'static Binaries {
     static BINARIES: OnceLock<Binaries> = OnceLock::new();
     BINARIES.get_or_init(|| {
-        if let (Ok(hub), Ok(spoke)) = (std::env::var("CARAVAN_HUB_BIN"), std::env::var("CARAVAN_SPOKE_BIN")) {
-            return Binaries { hub: hub.into(), spoke: spoke.into() };
+        if let (Ok(hub), Ok(spoke)) = (
+            std::env::var("CARAVAN_HUB_BIN"),
+            std::env::var("CARAVAN_SPOKE_BIN"),
+        ) {
+            return Binaries {
+                hub: hub.into(),
+                spoke: spoke.into(),
+            };
         }
         // target/<profile>/deps/<test binary> -> target/<profile>
         let exe = std::env::current_exe().expect("test executable path");
-        let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>").to_owned();
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("target/<profile>")
+            .to_owned();
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut build = Command::new(cargo);
-        build.args(["build", "--bins", "-p", "caravan-hub", "-p", "caravan-spoke"]);
+        build.args([
+            "build",
+            "--bins",
+            "-p",
+            "caravan-hub",
+            "-p",
+            "caravan-spoke",
+        ]);
         if profile_dir.file_name().is_some_and(|n| n == "release") {
             build.arg("--release");
         }
         let status = build.status().expect("run cargo build");
         assert!(status.success(), "building the binaries failed");
-        Binaries { hub: profile_dir.join("caravan-hub"), spoke: profile_dir.join("caravan-spoke") }
+        Binaries {
+            hub: profile_dir.join("caravan-hub"),
+            spoke: profile_dir.join("caravan-spoke"),
+        }
     })
 }
 
@@ -134,7 +154,11 @@ pub struct Net {
 
 fn run_ok(command: &mut Command) -> Output {
     let out = command.output().expect("run command");
-    assert!(out.status.success(), "{command:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{command:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out
 }
 
@@ -144,7 +168,11 @@ impl Net {
         let bins = binaries();
         let dir = tempfile::tempdir().expect("temp dir");
         let pki = dir.path().join("pki");
-        let init = run_ok(Command::new(&bins.hub).args(["pki", "init", "--dir"]).arg(&pki));
+        let init = run_ok(
+            Command::new(&bins.hub)
+                .args(["pki", "init", "--dir"])
+                .arg(&pki),
+        );
         let init = String::from_utf8_lossy(&init.stdout).into_owned();
         let receipt_public_key = init
             .lines()
@@ -163,8 +191,19 @@ impl Net {
             spokes: BTreeMap::new(),
         };
         for id in ids {
-            run_ok(Command::new(&bins.hub).args(["pki", "issue", "--dir"]).arg(&pki).args(["--participant", id]));
-            net.parties.insert((*id).to_owned(), Party { id: (*id).to_owned(), keys: Vec::new() });
+            run_ok(
+                Command::new(&bins.hub)
+                    .args(["pki", "issue", "--dir"])
+                    .arg(&pki)
+                    .args(["--participant", id]),
+            );
+            net.parties.insert(
+                (*id).to_owned(),
+                Party {
+                    id: (*id).to_owned(),
+                    keys: Vec::new(),
+                },
+            );
             net.add_key(id, &["e-co", "e-phyto", "e-invoice"], None);
         }
         net
@@ -182,7 +221,11 @@ impl Net {
     pub fn add_key(&mut self, id: &str, types: &[&str], not_after: Option<&str>) -> KeySpec {
         let n = self.parties[id].keys.len();
         let file = self.path().join(format!("{id}-signing-{n}.key"));
-        let out = run_ok(Command::new(&binaries().spoke).args(["keygen", "--json", "--out"]).arg(&file));
+        let out = run_ok(
+            Command::new(&binaries().spoke)
+                .args(["keygen", "--json", "--out"])
+                .arg(&file),
+        );
         let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("keygen --json");
         let spec = KeySpec {
             file,
@@ -191,7 +234,11 @@ impl Net {
             document_types: types.iter().map(|t| (*t).to_owned()).collect(),
             not_after: not_after.map(str::to_owned),
         };
-        self.parties.get_mut(id).expect("party").keys.push(spec.clone());
+        self.parties
+            .get_mut(id)
+            .expect("party")
+            .keys
+            .push(spec.clone());
         spec
     }
 
@@ -202,9 +249,16 @@ impl Net {
     fn participants_toml(&self, parties: &BTreeMap<String, Party>) -> String {
         let mut out = String::new();
         for p in parties.values() {
-            out.push_str(&format!("\n[[participants]]\nid = \"{}\"\nname = \"Participant {}\"\n", p.id, p.id));
+            out.push_str(&format!(
+                "\n[[participants]]\nid = \"{}\"\nname = \"Participant {}\"\n",
+                p.id, p.id
+            ));
             for k in &p.keys {
-                let types: Vec<String> = k.document_types.iter().map(|t| format!("\"{t}\"")).collect();
+                let types: Vec<String> = k
+                    .document_types
+                    .iter()
+                    .map(|t| format!("\"{t}\""))
+                    .collect();
                 out.push_str(&format!(
                     "\n[[participants.keys]]\nkey_id = \"{}\"\npublic_key = \"{}\"\ndocument_types = [{}]\n",
                     k.key_id,
@@ -242,11 +296,16 @@ impl Net {
     pub async fn start_hub(&mut self) {
         self.write_hub_config(self.hub_port.unwrap_or(0));
         let mut command = Command::new(&binaries().hub);
-        command.args(["run", "--config"]).arg(self.hub_config()).env("CARAVAN_HUB_LOG", "info,caravan_hub=debug");
+        command
+            .args(["run", "--config"])
+            .arg(self.hub_config())
+            .env("CARAVAN_HUB_LOG", "info,caravan_hub=debug");
         let n = fs::read_dir(self.path()).map(|d| d.count()).unwrap_or(0);
         let mut proc = Proc::spawn(command, self.path().join(format!("hub-{n}.log")));
         let addr = wait_blocking("the hub to log its address", &mut proc, |log| {
-            log.lines().find_map(|l| l.split("listening addr=").nth(1)).and_then(|a| a.trim().parse::<SocketAddr>().ok())
+            log.lines()
+                .find_map(|l| l.split("listening addr=").nth(1))
+                .and_then(|a| a.trim().parse::<SocketAddr>().ok())
         });
         self.hub_port = Some(addr.port());
         // Keep the port for restarts.
@@ -257,13 +316,20 @@ impl Net {
         let start = Instant::now();
         loop {
             let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
-            let request = tonic_health::pb::HealthCheckRequest { service: "caravan.v1.Exchange".into() };
-            if let Ok(r) = health.check(request).await {
-                if r.into_inner().status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32 {
-                    return;
-                }
+            let request = tonic_health::pb::HealthCheckRequest {
+                service: "caravan.v1.Exchange".into(),
+            };
+            if let Ok(r) = health.check(request).await
+                && r.into_inner().status
+                    == tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+            {
+                return;
             }
-            assert!(start.elapsed() < PATIENCE, "hub not healthy; log:\n{}", self.hub_log());
+            assert!(
+                start.elapsed() < PATIENCE,
+                "hub not healthy; log:\n{}",
+                self.hub_log()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -287,7 +353,9 @@ impl Net {
     }
 
     pub fn control_socket(&self, id: &str) -> PathBuf {
-        self.path().join(format!("spoke-{id}-data")).join("control.sock")
+        self.path()
+            .join(format!("spoke-{id}-data"))
+            .join("control.sock")
     }
 
     pub fn write_spoke_config(&self, id: &str) {
@@ -310,14 +378,19 @@ impl Net {
     pub async fn start_spoke(&mut self, id: &str) {
         self.write_spoke_config(id);
         let mut command = Command::new(&binaries().spoke);
-        command.args(["run", "--config"]).arg(self.spoke_config(id)).env("CARAVAN_SPOKE_LOG", "info,caravan_spoke=debug");
+        command
+            .args(["run", "--config"])
+            .arg(self.spoke_config(id))
+            .env("CARAVAN_SPOKE_LOG", "info,caravan_spoke=debug");
         let n = fs::read_dir(self.path()).map(|d| d.count()).unwrap_or(0);
         let proc = Proc::spawn(command, self.path().join(format!("spoke-{id}-{n}.log")));
         self.spokes.insert(id.to_owned(), proc);
         let socket = self.control_socket(id);
         let start = Instant::now();
         loop {
-            if let Ok(body) = caravan_spoke::control::call(&socket, "GET", "/v1/health", Vec::new()).await {
+            if let Ok(body) =
+                caravan_spoke::control::call(&socket, "GET", "/v1/health", Vec::new()).await
+            {
                 let health: serde_json::Value = serde_json::from_slice(&body).expect("health JSON");
                 if health["hub_connected"] == true {
                     return;
@@ -327,7 +400,11 @@ impl Net {
             if let Some(status) = proc.exited() {
                 panic!("spoke {id} exited with {status}; log:\n{}", proc.log_text());
             }
-            assert!(start.elapsed() < PATIENCE, "spoke {id} not connected; log:\n{}", proc.log_text());
+            assert!(
+                start.elapsed() < PATIENCE,
+                "spoke {id} not connected; log:\n{}",
+                proc.log_text()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -343,7 +420,10 @@ impl Net {
     /// Run `caravan-spoke ARGS --config <id's config>` and return its output.
     pub fn spoke_cli(&self, id: &str, args: &[&str]) -> Output {
         let mut command = Command::new(&binaries().spoke);
-        command.args(args).arg("--config").arg(self.spoke_config(id));
+        command
+            .args(args)
+            .arg("--config")
+            .arg(self.spoke_config(id));
         command.output().expect("run caravan-spoke")
     }
 
@@ -352,8 +432,12 @@ impl Net {
         let mut args = args.to_vec();
         args.push("--json");
         let out = self.spoke_cli(id, &args);
-        assert!(out.status.success(), "caravan-spoke {args:?} failed: {}\nspoke log:\n{}",
-            String::from_utf8_lossy(&out.stderr), self.spoke_log(id));
+        assert!(
+            out.status.success(),
+            "caravan-spoke {args:?} failed: {}\nspoke log:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.spoke_log(id)
+        );
         serde_json::from_slice(&out.stdout).expect("JSON output")
     }
 
@@ -362,10 +446,19 @@ impl Net {
         let start = Instant::now();
         loop {
             let inbox = self.spoke_json(id, &["inbox"]);
-            if let Some(item) = inbox.as_array().expect("array").iter().find(|i| i["message_id"] == message_id) {
+            if let Some(item) = inbox
+                .as_array()
+                .expect("array")
+                .iter()
+                .find(|i| i["message_id"] == message_id)
+            {
                 return item.clone();
             }
-            assert!(start.elapsed() < PATIENCE, "{message_id} never reached {id}; log:\n{}", self.spoke_log(id));
+            assert!(
+                start.elapsed() < PATIENCE,
+                "{message_id} never reached {id}; log:\n{}",
+                self.spoke_log(id)
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -378,7 +471,10 @@ impl Net {
             if status["state"] == state {
                 return status;
             }
-            assert!(start.elapsed() < PATIENCE, "{message_id} never reached {state}: {status}");
+            assert!(
+                start.elapsed() < PATIENCE,
+                "{message_id} never reached {state}: {status}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -392,7 +488,8 @@ impl Net {
 
     /// A channel to the hub presenting `identity` (or none), trusting the CA at `ca`.
     pub fn channel_with(&self, identity: Option<Identity>, ca: &Path) -> Channel {
-        let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(fs::read(ca).expect("CA")));
+        let mut tls =
+            ClientTlsConfig::new().ca_certificate(Certificate::from_pem(fs::read(ca).expect("CA")));
         if let Some(identity) = identity {
             tls = tls.identity(identity);
         }
@@ -420,9 +517,16 @@ fn wait_blocking<T>(what: &str, proc: &mut Proc, mut check: impl FnMut(&str) -> 
             return v;
         }
         if let Some(status) = proc.exited() {
-            panic!("process exited ({status}) before {what}; log:\n{}", proc.log_text());
+            panic!(
+                "process exited ({status}) before {what}; log:\n{}",
+                proc.log_text()
+            );
         }
-        assert!(start.elapsed() < PATIENCE, "timed out waiting for {what}; log:\n{}", proc.log_text());
+        assert!(
+            start.elapsed() < PATIENCE,
+            "timed out waiting for {what}; log:\n{}",
+            proc.log_text()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -433,5 +537,8 @@ pub fn sample(path: &str) -> Vec<u8> {
 }
 
 pub fn sample_path(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("samples").join(path)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("samples")
+        .join(path)
 }

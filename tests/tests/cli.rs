@@ -13,7 +13,9 @@ fn stderr(out: &std::process::Output) -> String {
 fn an_invalid_hub_config_stops_with_one_line_per_problem() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("hub.toml");
-    std::fs::write(&config, r#"
+    std::fs::write(
+        &config,
+        r#"
 listen = "not an address"
 data_dir = "data"
 max_payload_bytes = 0
@@ -27,17 +29,39 @@ key = "missing.key"
 [[participants]]
 id = "kz"
 name = "Kazakhstan"
-"#).unwrap();
-    let out = Command::new(&binaries().hub).args(["run", "--config"]).arg(&config).output().unwrap();
+"#,
+    )
+    .unwrap();
+    let out = Command::new(&binaries().hub)
+        .args(["run", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(64));
     let text = stderr(&out);
-    for field in ["listen", "max_payload_bytes", "receipt_key", "tls.ca_cert", "tls.cert", "tls.key", "participants[0].id"] {
-        assert!(text.lines().any(|l| l.contains(&format!("hub.toml: {field}"))), "{field} missing:\n{text}");
+    for field in [
+        "listen",
+        "max_payload_bytes",
+        "receipt_key",
+        "tls.ca_cert",
+        "tls.cert",
+        "tls.key",
+        "participants[0].id",
+    ] {
+        assert!(
+            text.lines()
+                .any(|l| l.contains(&format!("hub.toml: {field}"))),
+            "{field} missing:\n{text}"
+        );
     }
     assert_eq!(text.lines().count(), 7, "{text}");
 
     std::fs::write(&config, "listen = \"127.0.0.1:0\"\nsurprise = 1\n").unwrap();
-    let out = Command::new(&binaries().hub).args(["run", "--config"]).arg(&config).output().unwrap();
+    let out = Command::new(&binaries().hub)
+        .args(["run", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(64));
     assert!(stderr(&out).contains("surprise"), "{}", stderr(&out));
 }
@@ -46,17 +70,37 @@ name = "Kazakhstan"
 fn keygen_writes_a_private_key_and_never_overwrites() {
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("signing.key");
-    let out = Command::new(&binaries().spoke).args(["keygen", "--out"]).arg(&key).output().unwrap();
+    let out = Command::new(&binaries().spoke)
+        .args(["keygen", "--out"])
+        .arg(&key)
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    let key_id = text.lines().find_map(|l| l.strip_prefix("key id:")).unwrap().trim().to_owned();
+    let key_id = text
+        .lines()
+        .find_map(|l| l.strip_prefix("key id:"))
+        .unwrap()
+        .trim()
+        .to_owned();
     assert_eq!(key_id.len(), 16);
     assert!(text.contains("public key:"));
-    assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     let before = std::fs::read(&key).unwrap();
-    let again = Command::new(&binaries().spoke).args(["keygen", "--out"]).arg(&key).output().unwrap();
+    let again = Command::new(&binaries().spoke)
+        .args(["keygen", "--out"])
+        .arg(&key)
+        .output()
+        .unwrap();
     assert!(!again.status.success());
-    assert!(stderr(&again).contains("exists already"), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("exists already"),
+        "{}",
+        stderr(&again)
+    );
     assert_eq!(std::fs::read(&key).unwrap(), before);
 }
 
@@ -70,9 +114,18 @@ async fn the_spoke_refuses_bad_documents_before_signing() {
     let invoice = sample_path("einvoice/ubl/peppol-base-example.xml");
     let invoice = invoice.to_str().unwrap();
     let cases = [
-        (vec!["--to", "CN", "--type", "e-co", not_xml.to_str().unwrap()], "INVALID_DOCUMENT"),
-        (vec!["--to", "CN", "--type", "e-phyto", invoice], "INVALID_DOCUMENT"),
-        (vec!["--to", "TM", "--type", "e-invoice", invoice], "UNKNOWN_RECIPIENT"),
+        (
+            vec!["--to", "CN", "--type", "e-co", not_xml.to_str().unwrap()],
+            "INVALID_DOCUMENT",
+        ),
+        (
+            vec!["--to", "CN", "--type", "e-phyto", invoice],
+            "INVALID_DOCUMENT",
+        ),
+        (
+            vec!["--to", "TM", "--type", "e-invoice", invoice],
+            "UNKNOWN_RECIPIENT",
+        ),
     ];
     for (args, code) in cases {
         let mut full = vec!["send"];
@@ -81,13 +134,20 @@ async fn the_spoke_refuses_bad_documents_before_signing() {
         assert_eq!(out.status.code(), Some(1), "{full:?}");
         assert!(stderr(&out).contains(code), "{full:?}: {}", stderr(&out));
     }
-    assert!(!net.hub_log().contains("accepted"), "nothing reached the hub");
+    assert!(
+        !net.hub_log().contains("accepted"),
+        "nothing reached the hub"
+    );
 
     // A spoke that is not running cannot be used, and the CLI says why.
     net.write_spoke_config("CN");
     let out = net.spoke_cli("CN", &["inbox"]);
     assert_eq!(out.status.code(), Some(69));
-    assert!(stderr(&out).contains("caravan-spoke run"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("caravan-spoke run"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// The recipient judges with its own trust set, not the hub's word: here CN holds KZ's key as
@@ -103,7 +163,17 @@ async fn a_document_failing_verification_is_stored_and_acknowledged_as_rejected(
     net.start_spoke("KZ").await;
     net.start_spoke("CN").await;
     let path = sample_path("eco/carec-KZ-CN-certificate-of-origin.xml");
-    let sent = net.spoke_json("KZ", &["send", "--to", "CN", "--type", "e-co", path.to_str().unwrap()]);
+    let sent = net.spoke_json(
+        "KZ",
+        &[
+            "send",
+            "--to",
+            "CN",
+            "--type",
+            "e-co",
+            path.to_str().unwrap(),
+        ],
+    );
     let id = sent["message_id"].as_str().unwrap().to_owned();
 
     let item = net.wait_inbox("CN", &id);
@@ -112,5 +182,8 @@ async fn a_document_failing_verification_is_stored_and_acknowledged_as_rejected(
     let status = net.wait_state("KZ", &id, "REJECTED");
     assert_eq!(status["acknowledgement"]["verified"], true);
     assert_eq!(status["acknowledgement"]["ack"]["outcome"], "rejected");
-    assert_eq!(status["acknowledgement"]["ack"]["code"], "DOCUMENT_TYPE_NOT_ALLOWED");
+    assert_eq!(
+        status["acknowledgement"]["ack"]["code"],
+        "DOCUMENT_TYPE_NOT_ALLOWED"
+    );
 }

@@ -12,16 +12,53 @@ async fn all_three_document_types_arrive_verified_and_identical() {
         net.start_spoke(id).await;
     }
     let trips = [
-        ("KZ", "CN", "e-co", "eco/carec-KZ-CN-certificate-of-origin.xml", "KZ-CO-2026-000123"),
-        ("UZ", "KZ", "e-phyto", "ephyto/mattilsynet-SPSCertificateContent.xml", "123ABC"),
-        ("CN", "UZ", "e-invoice", "einvoice/ubl/peppol-base-example.xml", "Snippet1"),
-        ("KZ", "UZ", "e-invoice", "einvoice/cii/en16931-CII_example1.xml", "12115118"),
+        (
+            "KZ",
+            "CN",
+            "e-co",
+            "eco/carec-KZ-CN-certificate-of-origin.xml",
+            "KZ-CO-2026-000123",
+        ),
+        (
+            "UZ",
+            "KZ",
+            "e-phyto",
+            "ephyto/mattilsynet-SPSCertificateContent.xml",
+            "123ABC",
+        ),
+        (
+            "CN",
+            "UZ",
+            "e-invoice",
+            "einvoice/ubl/peppol-base-example.xml",
+            "Snippet1",
+        ),
+        (
+            "KZ",
+            "UZ",
+            "e-invoice",
+            "einvoice/cii/en16931-CII_example1.xml",
+            "12115118",
+        ),
     ];
     for (from, to, doc_type, file, number) in trips {
         let path = sample_path(file);
-        let sent = net.spoke_json(from, &["send", "--to", to, "--type", doc_type, path.to_str().unwrap()]);
+        let sent = net.spoke_json(
+            from,
+            &[
+                "send",
+                "--to",
+                to,
+                "--type",
+                doc_type,
+                path.to_str().unwrap(),
+            ],
+        );
         let id = sent["message_id"].as_str().expect("message_id").to_owned();
-        assert_eq!(sent["document_id"], number, "document number read from {file}");
+        assert_eq!(
+            sent["document_id"], number,
+            "document number read from {file}"
+        );
         assert_eq!(sent["duplicate"], false);
         assert!(sent["receipt"]["hub_sequence"].as_u64().unwrap() >= 1);
 
@@ -35,17 +72,30 @@ async fn all_three_document_types_arrive_verified_and_identical() {
         let out = net.path().join(format!("{id}.xml"));
         let shown = net.spoke_json(to, &["show", &id, "--payload-out", out.to_str().unwrap()]);
         assert_eq!(shown["verification"]["status"], "verified");
-        assert_eq!(std::fs::read(&out).unwrap(), sample(file), "payload bytes identical at the recipient");
+        assert_eq!(
+            std::fs::read(&out).unwrap(),
+            sample(file),
+            "payload bytes identical at the recipient"
+        );
 
         let status = net.wait_state(from, &id, "ACKNOWLEDGED");
         assert_eq!(status["acknowledgement"]["verified"], true, "{status}");
         assert_eq!(status["acknowledgement"]["ack"]["outcome"], "accepted");
-        let states: Vec<&str> = status["transitions"].as_array().unwrap().iter().map(|t| t["state"].as_str().unwrap()).collect();
+        let states: Vec<&str> = status["transitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["state"].as_str().unwrap())
+            .collect();
         assert_eq!(states, ["ACCEPTED", "DELIVERED", "ACKNOWLEDGED"]);
     }
     // Nobody received anything twice or anything not meant for them.
     for (id, expected) in [("CN", 1), ("KZ", 1), ("UZ", 2)] {
-        assert_eq!(net.spoke_json(id, &["inbox"]).as_array().unwrap().len(), expected, "{id}'s inbox");
+        assert_eq!(
+            net.spoke_json(id, &["inbox"]).as_array().unwrap().len(),
+            expected,
+            "{id}'s inbox"
+        );
     }
 }
 
@@ -57,7 +107,17 @@ async fn offline_recipient_receives_on_connect() {
     net.start_hub().await;
     net.start_spoke("KZ").await;
     let path = sample_path("ephyto/mattilsynet-SPSCertificateContent.xml");
-    let sent = net.spoke_json("KZ", &["send", "--to", "CN", "--type", "e-phyto", path.to_str().unwrap()]);
+    let sent = net.spoke_json(
+        "KZ",
+        &[
+            "send",
+            "--to",
+            "CN",
+            "--type",
+            "e-phyto",
+            path.to_str().unwrap(),
+        ],
+    );
     let id = sent["message_id"].as_str().unwrap().to_owned();
     assert_eq!(net.spoke_json("KZ", &["status", &id])["state"], "ACCEPTED");
 
@@ -76,15 +136,34 @@ async fn hub_killed_and_restarted_delivers_exactly_once() {
     net.start_spoke("KZ").await;
     let files = [
         ("e-co", "eco/carec-KZ-CN-certificate-of-origin.xml"),
-        ("e-co", "eco/carec-KZ-CN-certificate-of-origin-replacement.xml"),
+        (
+            "e-co",
+            "eco/carec-KZ-CN-certificate-of-origin-replacement.xml",
+        ),
         ("e-phyto", "ephyto/mattilsynet-SPSCertificateContent.xml"),
-        ("e-invoice", "einvoice/ubl/en16931-ubl-tc434-creditnote1.xml"),
-        ("e-invoice", "einvoice/ubl/oasis-UBL-Invoice-2.1-Example.xml"),
+        (
+            "e-invoice",
+            "einvoice/ubl/en16931-ubl-tc434-creditnote1.xml",
+        ),
+        (
+            "e-invoice",
+            "einvoice/ubl/oasis-UBL-Invoice-2.1-Example.xml",
+        ),
     ];
     let mut ids = Vec::new();
     for (doc_type, file) in files {
         let path = sample_path(file);
-        let sent = net.spoke_json("KZ", &["send", "--to", "CN", "--type", doc_type, path.to_str().unwrap()]);
+        let sent = net.spoke_json(
+            "KZ",
+            &[
+                "send",
+                "--to",
+                "CN",
+                "--type",
+                doc_type,
+                path.to_str().unwrap(),
+            ],
+        );
         ids.push(sent["message_id"].as_str().unwrap().to_owned());
     }
     net.kill_hub();
@@ -95,7 +174,12 @@ async fn hub_killed_and_restarted_delivers_exactly_once() {
         net.wait_state("KZ", id, "ACKNOWLEDGED");
     }
     let inbox = net.spoke_json("CN", &["inbox"]);
-    let mut received: Vec<&str> = inbox.as_array().unwrap().iter().map(|i| i["message_id"].as_str().unwrap()).collect();
+    let mut received: Vec<&str> = inbox
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["message_id"].as_str().unwrap())
+        .collect();
     received.sort();
     let mut expected: Vec<&str> = ids.iter().map(String::as_str).collect();
     expected.sort();
@@ -111,7 +195,17 @@ async fn restarted_spoke_keeps_its_inbox_without_duplicates() {
     net.start_spoke("KZ").await;
     net.start_spoke("CN").await;
     let path = sample_path("einvoice/ubl/peppol-base-example.xml");
-    let sent = net.spoke_json("KZ", &["send", "--to", "CN", "--type", "e-invoice", path.to_str().unwrap()]);
+    let sent = net.spoke_json(
+        "KZ",
+        &[
+            "send",
+            "--to",
+            "CN",
+            "--type",
+            "e-invoice",
+            path.to_str().unwrap(),
+        ],
+    );
     let id = sent["message_id"].as_str().unwrap().to_owned();
     net.wait_state("KZ", &id, "ACKNOWLEDGED");
     net.kill_spoke("CN");
@@ -127,5 +221,8 @@ async fn hub_shuts_down_cleanly_on_sigterm() {
     let mut net = Net::new(&["KZ", "CN"]);
     net.start_hub().await;
     net.start_spoke("CN").await;
-    assert!(net.terminate_hub(), "the hub exits 0 on SIGTERM with a delivery stream open");
+    assert!(
+        net.terminate_hub(),
+        "the hub exits 0 on SIGTERM with a delivery stream open"
+    );
 }

@@ -15,7 +15,13 @@ use tonic::{Code, transport::Identity};
 
 const LIMIT: u64 = 256 * 1024;
 
-fn header(key: &SigningKey, sender: &str, recipient: &str, doc: DocumentType, payload: &[u8]) -> Header {
+fn header(
+    key: &SigningKey,
+    sender: &str,
+    recipient: &str,
+    doc: DocumentType,
+    payload: &[u8],
+) -> Header {
     Header {
         message_id: MessageId::generate(),
         sender: sender.parse().unwrap(),
@@ -31,18 +37,42 @@ fn header(key: &SigningKey, sender: &str, recipient: &str, doc: DocumentType, pa
     }
 }
 
-fn envelope(key: &SigningKey, sender: &str, recipient: &str, doc: DocumentType, payload: &[u8]) -> v1::Envelope {
-    seal(&header(key, sender, recipient, doc, payload), payload.to_vec(), key)
+fn envelope(
+    key: &SigningKey,
+    sender: &str,
+    recipient: &str,
+    doc: DocumentType,
+    payload: &[u8],
+) -> v1::Envelope {
+    seal(
+        &header(key, sender, recipient, doc, payload),
+        payload.to_vec(),
+        key,
+    )
 }
 
 /// Submit and expect a refusal with `code`; returns the refusal detail.
-async fn refused(net: &Net, as_participant: &str, env: Option<v1::Envelope>, code: RefusalCode, grpc: Code) -> String {
-    let result = net.client(as_participant).submit(v1::SubmitRequest { envelope: env }).await;
+async fn refused(
+    net: &Net,
+    as_participant: &str,
+    env: Option<v1::Envelope>,
+    code: RefusalCode,
+    grpc: Code,
+) -> String {
+    let result = net
+        .client(as_participant)
+        .submit(v1::SubmitRequest { envelope: env })
+        .await;
     let status = result.expect_err(&format!("{code} expected"));
-    let refusal = caravan_proto::status::from_status(&status).unwrap_or_else(|| panic!("no ErrorInfo in {status:?}"));
+    let refusal = caravan_proto::status::from_status(&status)
+        .unwrap_or_else(|| panic!("no ErrorInfo in {status:?}"));
     assert_eq!(refusal.code, code, "{status:?}");
     assert_eq!(status.code(), grpc, "{code}");
-    assert!(status.message().starts_with(code.as_str()), "{}", status.message());
+    assert!(
+        status.message().starts_with(code.as_str()),
+        "{}",
+        status.message()
+    );
     refusal.detail
 }
 
@@ -50,7 +80,11 @@ async fn refused(net: &Net, as_participant: &str, env: Option<v1::Envelope>, cod
 async fn the_hub_refuses_every_broken_rule_and_stores_nothing() {
     let mut net = Net::new(&["KZ", "CN"]);
     let phyto_only = net.add_key("KZ", &["e-phyto"], None);
-    let expired = net.add_key("KZ", &["e-co", "e-phyto", "e-invoice"], Some("2020-01-01T00:00:00Z"));
+    let expired = net.add_key(
+        "KZ",
+        &["e-co", "e-phyto", "e-invoice"],
+        Some("2020-01-01T00:00:00Z"),
+    );
     net.max_payload_bytes = LIMIT;
     net.start_hub().await;
     net.start_spoke("CN").await;
@@ -63,108 +97,253 @@ async fn the_hub_refuses_every_broken_rule_and_stores_nothing() {
     // Signed with a key nobody registered.
     let stranger = SigningKey::generate();
     let env = envelope(&stranger, "KZ", "CN", eco, &doc);
-    refused(&net, "KZ", Some(env), RefusalCode::UnknownKey, Code::PermissionDenied).await;
+    refused(
+        &net,
+        "KZ",
+        Some(env),
+        RefusalCode::UnknownKey,
+        Code::PermissionDenied,
+    )
+    .await;
 
     // A KZ spoke claiming to be CN in the header, signing with its own key.
     let h = header(&kz, "CN", "CN", eco, &doc);
     refused_ids.push(h.message_id);
-    let detail = refused(&net, "KZ", Some(seal(&h, doc.clone(), &kz)), RefusalCode::SenderMismatch, Code::PermissionDenied).await;
+    let detail = refused(
+        &net,
+        "KZ",
+        Some(seal(&h, doc.clone(), &kz)),
+        RefusalCode::SenderMismatch,
+        Code::PermissionDenied,
+    )
+    .await;
     assert!(detail.contains("CN"), "{detail}");
 
     // A KZ spoke impersonating CN with CN's (stolen) key: its certificate says KZ.
     let h = header(&cn, "CN", "KZ", eco, &doc);
     refused_ids.push(h.message_id);
-    refused(&net, "KZ", Some(seal(&h, doc.clone(), &cn)), RefusalCode::SenderMismatch, Code::PermissionDenied).await;
+    refused(
+        &net,
+        "KZ",
+        Some(seal(&h, doc.clone(), &cn)),
+        RefusalCode::SenderMismatch,
+        Code::PermissionDenied,
+    )
+    .await;
 
     // A tampered signature, and a tampered header.
     let mut env = envelope(&kz, "KZ", "CN", eco, &doc);
     env.signature.as_mut().unwrap().signature[5] ^= 1;
-    refused(&net, "KZ", Some(env), RefusalCode::BadSignature, Code::InvalidArgument).await;
+    refused(
+        &net,
+        "KZ",
+        Some(env),
+        RefusalCode::BadSignature,
+        Code::InvalidArgument,
+    )
+    .await;
     let mut env = envelope(&kz, "KZ", "CN", eco, &doc);
     let last = env.header.len() - 1;
     env.header[last] ^= 1;
-    refused(&net, "KZ", Some(env), RefusalCode::BadSignature, Code::InvalidArgument).await;
+    refused(
+        &net,
+        "KZ",
+        Some(env),
+        RefusalCode::BadSignature,
+        Code::InvalidArgument,
+    )
+    .await;
 
     // The payload changed after signing, in content or in length.
     let mut env = envelope(&kz, "KZ", "CN", eco, &doc);
     env.payload[100] ^= 1;
-    refused(&net, "KZ", Some(env), RefusalCode::PayloadHashMismatch, Code::InvalidArgument).await;
+    refused(
+        &net,
+        "KZ",
+        Some(env),
+        RefusalCode::PayloadHashMismatch,
+        Code::InvalidArgument,
+    )
+    .await;
     let mut env = envelope(&kz, "KZ", "CN", eco, &doc);
     env.payload.push(b'\n');
-    refused(&net, "KZ", Some(env), RefusalCode::PayloadLengthMismatch, Code::InvalidArgument).await;
+    refused(
+        &net,
+        "KZ",
+        Some(env),
+        RefusalCode::PayloadLengthMismatch,
+        Code::InvalidArgument,
+    )
+    .await;
 
     // A recipient that is not a participant.
     let env = envelope(&kz, "KZ", "TM", eco, &doc);
-    refused(&net, "KZ", Some(env), RefusalCode::UnknownRecipient, Code::FailedPrecondition).await;
+    refused(
+        &net,
+        "KZ",
+        Some(env),
+        RefusalCode::UnknownRecipient,
+        Code::FailedPrecondition,
+    )
+    .await;
 
     // Over the payload limit.
     let big = vec![b'x'; LIMIT as usize + 1];
     let env = envelope(&kz, "KZ", "CN", eco, &big);
-    let detail = refused(&net, "KZ", Some(env), RefusalCode::PayloadTooLarge, Code::ResourceExhausted).await;
+    let detail = refused(
+        &net,
+        "KZ",
+        Some(env),
+        RefusalCode::PayloadTooLarge,
+        Code::ResourceExhausted,
+    )
+    .await;
     assert!(detail.contains(&LIMIT.to_string()), "{detail}");
 
     // A key allowed only e-phyto signing an e-invoice; an expired key.
     let restricted = SigningKey::load(&phyto_only.file).unwrap();
     let env = envelope(&restricted, "KZ", "CN", DocumentType::Invoice, &doc);
-    refused(&net, "KZ", Some(env), RefusalCode::DocumentTypeNotAllowed, Code::PermissionDenied).await;
+    refused(
+        &net,
+        "KZ",
+        Some(env),
+        RefusalCode::DocumentTypeNotAllowed,
+        Code::PermissionDenied,
+    )
+    .await;
     let old = SigningKey::load(&expired.file).unwrap();
     let env = envelope(&old, "KZ", "CN", eco, &doc);
-    refused(&net, "KZ", Some(env), RefusalCode::KeyExpired, Code::PermissionDenied).await;
+    refused(
+        &net,
+        "KZ",
+        Some(env),
+        RefusalCode::KeyExpired,
+        Code::PermissionDenied,
+    )
+    .await;
 
     // Signed bytes that are not a header, and a header field that breaks its rule.
     let garbage = vec![0xff; 16];
     let env = v1::Envelope {
-        signature: Some(v1::Signature { key_id: kz.key_id().to_string(), signature: kz.sign(Purpose::Header, &garbage).to_vec() }),
+        signature: Some(v1::Signature {
+            key_id: kz.key_id().to_string(),
+            signature: kz.sign(Purpose::Header, &garbage).to_vec(),
+        }),
         header: garbage,
         payload: doc.clone(),
     };
-    refused(&net, "KZ", Some(env), RefusalCode::MalformedHeader, Code::InvalidArgument).await;
+    refused(
+        &net,
+        "KZ",
+        Some(env),
+        RefusalCode::MalformedHeader,
+        Code::InvalidArgument,
+    )
+    .await;
     let mut h = v1::Header::from(&header(&kz, "KZ", "CN", eco, &doc));
     h.message_id = "0b1e4a4e-5a8c-4d3b-9f43-3f2b4e2a9f10".into(); // UUIDv4
     let bytes = h.encode_to_vec();
     let env = v1::Envelope {
-        signature: Some(v1::Signature { key_id: kz.key_id().to_string(), signature: kz.sign(Purpose::Header, &bytes).to_vec() }),
+        signature: Some(v1::Signature {
+            key_id: kz.key_id().to_string(),
+            signature: kz.sign(Purpose::Header, &bytes).to_vec(),
+        }),
         header: bytes,
         payload: doc.clone(),
     };
-    let detail = refused(&net, "KZ", Some(env), RefusalCode::InvalidHeader, Code::InvalidArgument).await;
+    let detail = refused(
+        &net,
+        "KZ",
+        Some(env),
+        RefusalCode::InvalidHeader,
+        Code::InvalidArgument,
+    )
+    .await;
     assert!(detail.contains("message_id"), "{detail}");
 
     // No envelope at all.
-    refused(&net, "KZ", None, RefusalCode::MalformedRequest, Code::InvalidArgument).await;
+    refused(
+        &net,
+        "KZ",
+        None,
+        RefusalCode::MalformedRequest,
+        Code::InvalidArgument,
+    )
+    .await;
 
     // Resending the same message returns the original receipt; reusing its id for another
     // header is refused.
     let h = header(&kz, "KZ", "CN", eco, &doc);
     let env = seal(&h, doc.clone(), &kz);
-    let first = net.client("KZ").submit(v1::SubmitRequest { envelope: Some(env.clone()) }).await.unwrap().into_inner();
-    let again = net.client("KZ").submit(v1::SubmitRequest { envelope: Some(env) }).await.unwrap().into_inner();
+    let first = net
+        .client("KZ")
+        .submit(v1::SubmitRequest {
+            envelope: Some(env.clone()),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let again = net
+        .client("KZ")
+        .submit(v1::SubmitRequest {
+            envelope: Some(env),
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert!(!first.duplicate);
     assert!(again.duplicate);
-    assert_eq!(first.receipt, again.receipt, "the original receipt, byte for byte");
+    assert_eq!(
+        first.receipt, again.receipt,
+        "the original receipt, byte for byte"
+    );
     let mut other = h.clone();
     other.document_id = "TEST-2".into();
-    refused(&net, "KZ", Some(seal(&other, doc.clone(), &kz)), RefusalCode::DuplicateMessageId, Code::AlreadyExists).await;
+    refused(
+        &net,
+        "KZ",
+        Some(seal(&other, doc.clone(), &kz)),
+        RefusalCode::DuplicateMessageId,
+        Code::AlreadyExists,
+    )
+    .await;
 
     // The recipient got the one accepted message, once, and nothing refused.
     let accepted = h.message_id.to_string();
     let item = net.wait_inbox("CN", &accepted);
     assert_eq!(item["verified"], true);
     let inbox = net.spoke_json("CN", &["inbox"]);
-    assert_eq!(inbox.as_array().unwrap().len(), 1, "only the accepted message reached CN: {inbox}");
+    assert_eq!(
+        inbox.as_array().unwrap().len(),
+        1,
+        "only the accepted message reached CN: {inbox}"
+    );
     // The hub knows nothing of the refused messages.
     for id in refused_ids {
-        let status = net.client("KZ").status(v1::StatusRequest { message_id: id.to_string() }).await;
+        let status = net
+            .client("KZ")
+            .status(v1::StatusRequest {
+                message_id: id.to_string(),
+            })
+            .await;
         let refusal = caravan_proto::status::from_status(&status.unwrap_err());
         assert!(matches!(refusal, Some(r) if r.code == RefusalCode::UnknownMessage));
     }
     // Each refusal was logged with its reason and counted.
     let log = net.hub_log();
-    for code in ["UNKNOWN_KEY", "BAD_SIGNATURE", "PAYLOAD_HASH_MISMATCH", "UNKNOWN_RECIPIENT", "PAYLOAD_TOO_LARGE", "DUPLICATE_MESSAGE_ID"] {
+    for code in [
+        "UNKNOWN_KEY",
+        "BAD_SIGNATURE",
+        "PAYLOAD_HASH_MISMATCH",
+        "UNKNOWN_RECIPIENT",
+        "PAYLOAD_TOO_LARGE",
+        "DUPLICATE_MESSAGE_ID",
+    ] {
         assert!(log.contains(&format!("code={code}")), "{code} not logged");
     }
     assert!(
-        log.lines().any(|l| l.contains("code=SENDER_MISMATCH") && l.contains("total=2")),
+        log.lines()
+            .any(|l| l.contains("code=SENDER_MISMATCH") && l.contains("total=2")),
         "SENDER_MISMATCH counted twice"
     );
 }
@@ -179,7 +358,12 @@ async fn acknowledgements_are_checked() {
     let env = envelope(&kz, "KZ", "CN", DocumentType::Invoice, &doc);
     let header_sha256 = sha256(&env.header);
     let h = v1::Header::decode(env.header.as_slice()).unwrap();
-    net.client("KZ").submit(v1::SubmitRequest { envelope: Some(env) }).await.unwrap();
+    net.client("KZ")
+        .submit(v1::SubmitRequest {
+            envelope: Some(env),
+        })
+        .await
+        .unwrap();
     let ack = |key: &SigningKey, recipient: &str, digest: [u8; 32]| Ack {
         message_id: h.message_id.parse().unwrap(),
         sender: "KZ".parse().unwrap(),
@@ -193,26 +377,49 @@ async fn acknowledgements_are_checked() {
         let client = net.client(who);
         async move {
             let mut client = client;
-            client.acknowledge(v1::AcknowledgeRequest { ack: Some(caravan_proto::ack::sign(&a, &key)) }).await
+            client
+                .acknowledge(v1::AcknowledgeRequest {
+                    ack: Some(caravan_proto::ack::sign(&a, &key)),
+                })
+                .await
         }
     };
     let code = |r: Result<tonic::Response<v1::AcknowledgeResponse>, tonic::Status>| {
         caravan_proto::status::from_status(&r.unwrap_err()).map(|r| r.code)
     };
     // UZ acknowledging a message addressed to CN.
-    assert_eq!(code(send("UZ", ack(&uz, "UZ", header_sha256), uz).await), Some(RefusalCode::UnknownMessage));
+    assert_eq!(
+        code(send("UZ", ack(&uz, "UZ", header_sha256), uz).await),
+        Some(RefusalCode::UnknownMessage)
+    );
     // UZ's connection presenting an acknowledgement that claims to be CN's.
     let cn = net.signing_key("CN", 0);
-    assert_eq!(code(send("UZ", ack(&cn, "CN", header_sha256), cn).await), Some(RefusalCode::SenderMismatch));
+    assert_eq!(
+        code(send("UZ", ack(&cn, "CN", header_sha256), cn).await),
+        Some(RefusalCode::SenderMismatch)
+    );
     // CN acknowledging another header than the one delivered.
     let cn = net.signing_key("CN", 0);
-    assert_eq!(code(send("CN", ack(&cn, "CN", [0; 32]), cn).await), Some(RefusalCode::InvalidAck));
+    assert_eq!(
+        code(send("CN", ack(&cn, "CN", [0; 32]), cn).await),
+        Some(RefusalCode::InvalidAck)
+    );
     // The message is still waiting for CN.
-    let status = net.client("KZ").status(v1::StatusRequest { message_id: h.message_id.clone() }).await.unwrap().into_inner();
+    let status = net
+        .client("KZ")
+        .status(v1::StatusRequest {
+            message_id: h.message_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(status.state, v1::MessageState::Accepted as i32);
     // CN's real acknowledgement settles it.
     let cn = net.signing_key("CN", 0);
-    let settled = send("CN", ack(&cn, "CN", header_sha256), cn).await.unwrap().into_inner();
+    let settled = send("CN", ack(&cn, "CN", header_sha256), cn)
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(settled.state, v1::MessageState::Acknowledged as i32);
 }
 
@@ -226,48 +433,111 @@ async fn callers_without_a_participant_certificate_are_refused() {
     let submit = |channel| {
         let env = env.clone();
         async move {
-            v1::exchange_client::ExchangeClient::new(channel).submit(v1::SubmitRequest { envelope: Some(env) }).await
+            v1::exchange_client::ExchangeClient::new(channel)
+                .submit(v1::SubmitRequest {
+                    envelope: Some(env),
+                })
+                .await
         }
     };
     let ca = net.pki().join("ca.pem");
 
     // No client certificate: the TLS handshake fails and the RPC with it.
     let status = submit(net.channel_with(None, &ca)).await.unwrap_err();
-    assert!(caravan_proto::status::from_status(&status).is_none(), "refused before any rule: {status:?}");
+    assert!(
+        caravan_proto::status::from_status(&status).is_none(),
+        "refused before any rule: {status:?}"
+    );
 
     // A certificate for KZ from another CA.
     let other = net.path().join("other-pki");
     let hub = &binaries().hub;
-    assert!(Command::new(hub).args(["pki", "init", "--dir"]).arg(&other).output().unwrap().status.success());
-    assert!(Command::new(hub).args(["pki", "issue", "--participant", "KZ", "--dir"]).arg(&other).output().unwrap().status.success());
+    assert!(
+        Command::new(hub)
+            .args(["pki", "init", "--dir"])
+            .arg(&other)
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    assert!(
+        Command::new(hub)
+            .args(["pki", "issue", "--participant", "KZ", "--dir"])
+            .arg(&other)
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
     let identity = Identity::from_pem(
         std::fs::read(other.join("participants/KZ.pem")).unwrap(),
         std::fs::read(other.join("participants/KZ.key")).unwrap(),
     );
-    let status = submit(net.channel_with(Some(identity), &ca)).await.unwrap_err();
-    assert!(caravan_proto::status::from_status(&status).is_none(), "{status:?}");
+    let status = submit(net.channel_with(Some(identity), &ca))
+        .await
+        .unwrap_err();
+    assert!(
+        caravan_proto::status::from_status(&status).is_none(),
+        "{status:?}"
+    );
 
     // An operator's certificate may not use the exchange.
-    assert!(Command::new(hub).args(["pki", "issue", "--operator", "ops", "--dir"]).arg(net.pki()).output().unwrap().status.success());
+    assert!(
+        Command::new(hub)
+            .args(["pki", "issue", "--operator", "ops", "--dir"])
+            .arg(net.pki())
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
     let identity = Identity::from_pem(
         std::fs::read(net.pki().join("operators/ops.pem")).unwrap(),
         std::fs::read(net.pki().join("operators/ops.key")).unwrap(),
     );
-    let status = submit(net.channel_with(Some(identity), &ca)).await.unwrap_err();
-    assert_eq!(caravan_proto::status::from_status(&status).map(|r| r.code), Some(RefusalCode::WrongRole));
+    let status = submit(net.channel_with(Some(identity), &ca))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        caravan_proto::status::from_status(&status).map(|r| r.code),
+        Some(RefusalCode::WrongRole)
+    );
     assert_eq!(status.code(), Code::PermissionDenied);
 
     // A certificate from the right CA for a participant the hub does not know.
-    assert!(Command::new(hub).args(["pki", "issue", "--participant", "TJ", "--dir"]).arg(net.pki()).output().unwrap().status.success());
+    assert!(
+        Command::new(hub)
+            .args(["pki", "issue", "--participant", "TJ", "--dir"])
+            .arg(net.pki())
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
     let identity = Identity::from_pem(
         std::fs::read(net.pki().join("participants/TJ.pem")).unwrap(),
         std::fs::read(net.pki().join("participants/TJ.key")).unwrap(),
     );
-    let status = submit(net.channel_with(Some(identity), &ca)).await.unwrap_err();
-    assert_eq!(caravan_proto::status::from_status(&status).map(|r| r.code), Some(RefusalCode::UnknownParticipant));
+    let status = submit(net.channel_with(Some(identity), &ca))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        caravan_proto::status::from_status(&status).map(|r| r.code),
+        Some(RefusalCode::UnknownParticipant)
+    );
 
     // None of it was stored: the message id is unknown to the hub.
     let h = v1::Header::decode(env.header.as_slice()).unwrap();
-    let status = net.client("KZ").status(v1::StatusRequest { message_id: h.message_id }).await.unwrap_err();
-    assert_eq!(caravan_proto::status::from_status(&status).map(|r| r.code), Some(RefusalCode::UnknownMessage));
+    let status = net
+        .client("KZ")
+        .status(v1::StatusRequest {
+            message_id: h.message_id,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        caravan_proto::status::from_status(&status).map(|r| r.code),
+        Some(RefusalCode::UnknownMessage)
+    );
 }

@@ -33,14 +33,18 @@ use caravan_spoke::config::{SpokeFile, TlsFile as SpokeTls};
 
 /// The sample documents sent, shipped in the repository (see samples/SOURCES.md).
 const ECO: &[u8] = include_bytes!("../../../samples/eco/carec-KZ-CN-certificate-of-origin.xml");
-const EPHYTO: &[u8] = include_bytes!("../../../samples/ephyto/mattilsynet-SPSCertificateContent.xml");
+const EPHYTO: &[u8] =
+    include_bytes!("../../../samples/ephyto/mattilsynet-SPSCertificateContent.xml");
 const EINVOICE: &[u8] = include_bytes!("../../../samples/einvoice/ubl/peppol-base-example.xml");
 
 /// How long to wait for the network to come up and for documents to be acknowledged.
 const PATIENCE: Duration = Duration::from_secs(60);
 
 #[derive(Parser)]
-#[command(name = "caravan-sandbox", about = "A local Caravan network: a hub and spokes over real mutual TLS")]
+#[command(
+    name = "caravan-sandbox",
+    about = "A local Caravan network: a hub and spokes over real mutual TLS"
+)]
 struct Cli {
     /// Folder for PKI, configs and data; reused if it exists.
     #[arg(long, default_value = "sandbox")]
@@ -95,12 +99,20 @@ async fn sandbox(cli: Cli) -> anyhow::Result<bool> {
     println!("hub      listening on https://{} (mutual TLS)", hub.listen);
     let mut tasks: Vec<JoinHandle<anyhow::Result<()>>> = Vec::new();
     let rx = stop_rx.clone();
-    tasks.push(tokio::spawn(async move { Ok(caravan_hub::run(hub, listener, stopped(rx)).await?) }));
+    tasks.push(tokio::spawn(async move {
+        Ok(caravan_hub::run(hub, listener, stopped(rx)).await?)
+    }));
     for id in &spokes {
-        let config = caravan_spoke::Config::load(&spoke_config(&dir, *id)).map_err(|e| anyhow::anyhow!("{e}"))?;
-        println!("spoke {id} control socket {}", config.control_socket.display());
+        let config = caravan_spoke::Config::load(&spoke_config(&dir, *id))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        println!(
+            "spoke {id} control socket {}",
+            config.control_socket.display()
+        );
         let rx = stop_rx.clone();
-        tasks.push(tokio::spawn(async move { Ok(caravan_spoke::run(config, stopped(rx)).await?) }));
+        tasks.push(tokio::spawn(async move {
+            Ok(caravan_spoke::run(config, stopped(rx)).await?)
+        }));
     }
 
     let outcome = exchange(&dir, &spokes).await;
@@ -113,7 +125,10 @@ async fn sandbox(cli: Cli) -> anyhow::Result<bool> {
     };
     if !cli.once {
         println!("\nthe network keeps running; try, in another terminal:");
-        println!("  cargo run --release -p caravan-spoke -- inbox --config {}", spoke_config(&dir, spokes[1]).display());
+        println!(
+            "  cargo run --release -p caravan-spoke -- inbox --config {}",
+            spoke_config(&dir, spokes[1]).display()
+        );
         println!("press Ctrl-C to stop");
         shutdown_signal().await;
     }
@@ -121,7 +136,14 @@ async fn sandbox(cli: Cli) -> anyhow::Result<bool> {
     for task in tasks {
         task.await??;
     }
-    println!("{}", if all_good { "all documents delivered and verified" } else { "SOME DOCUMENTS FAILED" });
+    println!(
+        "{}",
+        if all_good {
+            "all documents delivered and verified"
+        } else {
+            "SOME DOCUMENTS FAILED"
+        }
+    );
     Ok(all_good)
 }
 
@@ -134,7 +156,10 @@ fn spoke_config(dir: &Path, id: ParticipantId) -> PathBuf {
 fn check_spokes_exist(dir: &Path, spokes: &[ParticipantId]) -> anyhow::Result<()> {
     for id in spokes {
         if !spoke_config(dir, *id).exists() {
-            bail!("{} was created without spoke {id}; remove the folder or use the same --spokes", dir.display());
+            bail!(
+                "{} was created without spoke {id}; remove the folder or use the same --spokes",
+                dir.display()
+            );
         }
     }
     Ok(())
@@ -159,7 +184,9 @@ fn country_name(id: ParticipantId) -> &'static str {
 
 /// A loopback port that is free now, kept in the configs.
 fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 fn create(dir: &Path, spokes: &[ParticipantId]) -> anyhow::Result<()> {
@@ -196,10 +223,18 @@ fn create(dir: &Path, spokes: &[ParticipantId]) -> anyhow::Result<()> {
         max_payload_bytes: caravan_hub::config::DEFAULT_MAX_PAYLOAD_BYTES,
         store_cache_mib: caravan_hub::config::DEFAULT_STORE_CACHE_MIB,
         receipt_key: "pki/hub-receipt.key".into(),
-        tls: HubTls { ca_cert: "pki/ca.pem".into(), cert: "pki/hub.pem".into(), key: "pki/hub.key".into() },
+        tls: HubTls {
+            ca_cert: "pki/ca.pem".into(),
+            cert: "pki/hub.pem".into(),
+            key: "pki/hub.key".into(),
+        },
         participants: participants.clone(),
     };
-    write_toml(&hub_dir.join("hub.toml"), "the Caravan hub (caravan-hub run --config hub.toml)", &hub)?;
+    write_toml(
+        &hub_dir.join("hub.toml"),
+        "the Caravan hub (caravan-hub run --config hub.toml)",
+        &hub,
+    )?;
     for id in spokes {
         let spoke = SpokeFile {
             participant: id.to_string(),
@@ -210,10 +245,18 @@ fn create(dir: &Path, spokes: &[ParticipantId]) -> anyhow::Result<()> {
             control_socket: None,
             max_payload_bytes: caravan_spoke::config::DEFAULT_MAX_PAYLOAD_BYTES,
             hub_receipt_keys: vec![init.receipt_public_key.clone()],
-            tls: SpokeTls { ca_cert: "tls/ca.pem".into(), cert: "tls/client.pem".into(), key: "tls/client.key".into() },
+            tls: SpokeTls {
+                ca_cert: "tls/ca.pem".into(),
+                cert: "tls/client.pem".into(),
+                key: "tls/client.key".into(),
+            },
             participants: participants.clone(),
         };
-        write_toml(&spoke_config(dir, *id), &format!("the {id} spoke (caravan-spoke run --config spoke.toml)"), &spoke)?;
+        write_toml(
+            &spoke_config(dir, *id),
+            &format!("the {id} spoke (caravan-spoke run --config spoke.toml)"),
+            &spoke,
+        )?;
     }
     Ok(())
 }
@@ -225,7 +268,12 @@ fn copy_secret(from: &Path, to: &Path) -> anyhow::Result<()> {
 
 fn write_toml(path: &Path, what: &str, value: &impl serde::Serialize) -> anyhow::Result<()> {
     let body = toml::to_string_pretty(value)?;
-    std::fs::write(path, format!("# Configuration of {what}, written by caravan-sandbox.\n# Every option is described in docs/configuration.md.\n\n{body}"))?;
+    std::fs::write(
+        path,
+        format!(
+            "# Configuration of {what}, written by caravan-sandbox.\n# Every option is described in docs/configuration.md.\n\n{body}"
+        ),
+    )?;
     Ok(())
 }
 
@@ -239,7 +287,13 @@ struct Trip {
     sample: &'static str,
 }
 
-async fn control(dir: &Path, id: ParticipantId, method: &str, path: &str, body: Vec<u8>) -> anyhow::Result<Value> {
+async fn control(
+    dir: &Path,
+    id: ParticipantId,
+    method: &str,
+    path: &str,
+    body: Vec<u8>,
+) -> anyhow::Result<Value> {
     let socket = dir.join(id.as_str()).join("data").join("control.sock");
     let bytes = caravan_spoke::control::call(&socket, method, path, body).await?;
     Ok(serde_json::from_slice(&bytes)?)
@@ -262,7 +316,9 @@ async fn wait_for<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> a
 async fn exchange(dir: &Path, spokes: &[ParticipantId]) -> anyhow::Result<bool> {
     for id in spokes {
         wait_for(&format!("spoke {id} to connect to the hub"), async || {
-            let health = control(dir, *id, "GET", "/v1/health", Vec::new()).await.ok()?;
+            let health = control(dir, *id, "GET", "/v1/health", Vec::new())
+                .await
+                .ok()?;
             (health["hub_connected"] == Value::Bool(true)).then_some(())
         })
         .await?;
@@ -270,29 +326,68 @@ async fn exchange(dir: &Path, spokes: &[ParticipantId]) -> anyhow::Result<bool> 
     println!("all {} spokes connected to the hub\n", spokes.len());
     let n = spokes.len();
     let trips = [
-        Trip { from: spokes[0], to: spokes[1], document_type: DocumentType::CertificateOfOrigin, payload: ECO, sample: "eco/carec-KZ-CN-certificate-of-origin.xml" },
-        Trip { from: spokes[2 % n], to: spokes[0], document_type: DocumentType::Phytosanitary, payload: EPHYTO, sample: "ephyto/mattilsynet-SPSCertificateContent.xml" },
-        Trip { from: spokes[1], to: spokes[2 % n], document_type: DocumentType::Invoice, payload: EINVOICE, sample: "einvoice/ubl/peppol-base-example.xml" },
+        Trip {
+            from: spokes[0],
+            to: spokes[1],
+            document_type: DocumentType::CertificateOfOrigin,
+            payload: ECO,
+            sample: "eco/carec-KZ-CN-certificate-of-origin.xml",
+        },
+        Trip {
+            from: spokes[2 % n],
+            to: spokes[0],
+            document_type: DocumentType::Phytosanitary,
+            payload: EPHYTO,
+            sample: "ephyto/mattilsynet-SPSCertificateContent.xml",
+        },
+        Trip {
+            from: spokes[1],
+            to: spokes[2 % n],
+            document_type: DocumentType::Invoice,
+            payload: EINVOICE,
+            sample: "einvoice/ubl/peppol-base-example.xml",
+        },
     ];
     let mut sent = BTreeMap::new();
     for trip in &trips {
         let path = format!("/v1/documents?to={}&type={}", trip.to, trip.document_type);
         match control(dir, trip.from, "POST", &path, trip.payload.to_vec()).await {
             Ok(answer) => {
-                println!("{} -> {}  {:<9} {:<20} message {}\n              hub receipt: sequence {}, accepted {}",
-                    trip.from, trip.to, trip.document_type, text(&answer["document_id"]), text(&answer["message_id"]),
-                    answer["receipt"]["hub_sequence"], text(&answer["receipt"]["accepted_at"]));
+                println!(
+                    "{} -> {}  {:<9} {:<20} message {}\n              hub receipt: sequence {}, accepted {}",
+                    trip.from,
+                    trip.to,
+                    trip.document_type,
+                    text(&answer["document_id"]),
+                    text(&answer["message_id"]),
+                    answer["receipt"]["hub_sequence"],
+                    text(&answer["receipt"]["accepted_at"])
+                );
                 sent.insert(text(&answer["message_id"]), trip);
             }
-            Err(e) => println!("{} -> {}  {:<9} NOT SENT ({}): {e:#}", trip.from, trip.to, trip.document_type, trip.sample),
+            Err(e) => println!(
+                "{} -> {}  {:<9} NOT SENT ({}): {e:#}",
+                trip.from, trip.to, trip.document_type, trip.sample
+            ),
         }
     }
     println!();
     let mut all_good = sent.len() == trips.len();
     for (message_id, trip) in &sent {
-        let received = wait_for(&format!("{message_id} in {}'s inbox", trip.to), async || {
-            control(dir, trip.to, "GET", &format!("/v1/inbox/{message_id}"), Vec::new()).await.ok()
-        })
+        let received = wait_for(
+            &format!("{message_id} in {}'s inbox", trip.to),
+            async || {
+                control(
+                    dir,
+                    trip.to,
+                    "GET",
+                    &format!("/v1/inbox/{message_id}"),
+                    Vec::new(),
+                )
+                .await
+                .ok()
+            },
+        )
         .await?;
         let payload = caravan_spoke::control::call(
             &dir.join(trip.to.as_str()).join("data").join("control.sock"),
@@ -304,17 +399,48 @@ async fn exchange(dir: &Path, spokes: &[ParticipantId]) -> anyhow::Result<bool> 
         let verified = received["verification"]["status"] == "verified";
         let identical = payload.as_ref() == trip.payload;
         let state = wait_for(&format!("{message_id} to be acknowledged"), async || {
-            let status = control(dir, trip.from, "GET", &format!("/v1/sent/{message_id}/status"), Vec::new()).await.ok()?;
+            let status = control(
+                dir,
+                trip.from,
+                "GET",
+                &format!("/v1/sent/{message_id}/status"),
+                Vec::new(),
+            )
+            .await
+            .ok()?;
             matches!(status["state"].as_str(), Some("ACKNOWLEDGED" | "REJECTED")).then_some(status)
         })
         .await?;
         let ack_verified = state["acknowledgement"]["verified"] == Value::Bool(true);
-        println!("{} received {} {} from {}: {}; payload {} ({} bytes)",
-            trip.to, text(&received["document_type"]), text(&received["document_id"]), trip.from,
-            if verified { "verified end to end".to_owned() } else { format!("REJECTED {}", received["verification"]) },
-            if identical { "byte-identical" } else { "DIFFERS" }, payload.len());
-        println!("   {} sees {}: {} (recipient's signed acknowledgement {})",
-            trip.from, message_id, text(&state["state"]), if ack_verified { "verified" } else { "NOT VERIFIED" });
+        println!(
+            "{} received {} {} from {}: {}; payload {} ({} bytes)",
+            trip.to,
+            text(&received["document_type"]),
+            text(&received["document_id"]),
+            trip.from,
+            if verified {
+                "verified end to end".to_owned()
+            } else {
+                format!("REJECTED {}", received["verification"])
+            },
+            if identical {
+                "byte-identical"
+            } else {
+                "DIFFERS"
+            },
+            payload.len()
+        );
+        println!(
+            "   {} sees {}: {} (recipient's signed acknowledgement {})",
+            trip.from,
+            message_id,
+            text(&state["state"]),
+            if ack_verified {
+                "verified"
+            } else {
+                "NOT VERIFIED"
+            }
+        );
         all_good &= verified && identical && ack_verified && state["state"] == "ACKNOWLEDGED";
     }
     Ok(all_good)

@@ -59,7 +59,10 @@ pub struct Transition {
 
 impl Transition {
     pub fn new(state: MessageState, at: Timestamp) -> Self {
-        Self { state: state as i32, at_ms: at.as_millis() }
+        Self {
+            state: state as i32,
+            at_ms: at.as_millis(),
+        }
     }
 }
 

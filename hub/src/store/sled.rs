@@ -28,7 +28,7 @@ use sled::{
 use caravan_common::{MessageId, ParticipantId, Timestamp};
 
 use super::{
-    AckResult, AckUpdate, Acceptance, Backend, Incoming, MessageState, Pending, StatusRecord,
+    Acceptance, AckResult, AckUpdate, Backend, Incoming, MessageState, Pending, StatusRecord,
     StoreError,
     records::{LogEntry, LogKind, MessageRecord},
 };
@@ -64,11 +64,17 @@ fn backend_error(e: impl std::fmt::Display) -> StoreError {
 }
 
 fn corrupt(what: &'static str, detail: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt { what, detail: detail.to_string() }
+    StoreError::Corrupt {
+        what,
+        detail: detail.to_string(),
+    }
 }
 
 fn u64_value(bytes: &[u8], what: &'static str) -> Result<u64, StoreError> {
-    bytes.try_into().map(u64::from_be_bytes).map_err(|_| corrupt(what, "not 8 bytes"))
+    bytes
+        .try_into()
+        .map(u64::from_be_bytes)
+        .map_err(|_| corrupt(what, "not 8 bytes"))
 }
 
 fn dedup_key(sender: ParticipantId, id: MessageId) -> [u8; 18] {
@@ -142,11 +148,15 @@ impl SledBackend {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
         // The guarded data is `()`, so a panic elsewhere cannot have left it inconsistent.
-        self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
-fn transaction_result<T>(r: Result<T, TransactionError<Abort>>) -> Result<Result<T, Abort>, StoreError> {
+fn transaction_result<T>(
+    r: Result<T, TransactionError<Abort>>,
+) -> Result<Result<T, Abort>, StoreError> {
     match r {
         Ok(v) => Ok(Ok(v)),
         Err(TransactionError::Abort(Abort::Corrupt(e))) => Err(e),
@@ -163,57 +173,78 @@ impl Backend for SledBackend {
     ) -> Result<Acceptance, StoreError> {
         let _writer = self.lock();
         let dedup = dedup_key(m.sender, m.message_id);
-        let result = (&self.messages, &self.payloads, &self.dedup, &self.queue, &self.status, &self.log, &self.meta)
-            .transaction(|(messages, payloads, dedup_tree, queue, status, log, meta)| {
-                if let Some(existing) = dedup_tree.get(dedup)? {
-                    let sequence = u64_value(&existing, "dedup")
-                        .map_err(|e| ConflictableTransactionError::Abort(Abort::Corrupt(e)))?;
-                    let record = messages
-                        .get(sequence.to_be_bytes())?
-                        .ok_or_else(|| corrupt("message", format!("sequence {sequence} is missing")))
-                        .and_then(|b| MessageRecord::decode(b.as_ref()).map_err(|e| corrupt("message", e)))
-                        .map_err(|e| ConflictableTransactionError::Abort(Abort::Corrupt(e)))?;
-                    let abort = if record.header_sha256 == m.header_sha256 {
-                        Abort::Duplicate(sequence, record.receipt)
-                    } else {
-                        Abort::Conflict
+        let result = (
+            &self.messages,
+            &self.payloads,
+            &self.dedup,
+            &self.queue,
+            &self.status,
+            &self.log,
+            &self.meta,
+        )
+            .transaction(
+                |(messages, payloads, dedup_tree, queue, status, log, meta)| {
+                    if let Some(existing) = dedup_tree.get(dedup)? {
+                        let sequence = u64_value(&existing, "dedup")
+                            .map_err(|e| ConflictableTransactionError::Abort(Abort::Corrupt(e)))?;
+                        let record = messages
+                            .get(sequence.to_be_bytes())?
+                            .ok_or_else(|| {
+                                corrupt("message", format!("sequence {sequence} is missing"))
+                            })
+                            .and_then(|b| {
+                                MessageRecord::decode(b.as_ref()).map_err(|e| corrupt("message", e))
+                            })
+                            .map_err(|e| ConflictableTransactionError::Abort(Abort::Corrupt(e)))?;
+                        let abort = if record.header_sha256 == m.header_sha256 {
+                            Abort::Duplicate(sequence, record.receipt)
+                        } else {
+                            Abort::Conflict
+                        };
+                        return Err(ConflictableTransactionError::Abort(abort));
+                    }
+                    let sequence = next_counter(meta, NEXT_SEQUENCE)?;
+                    let key = sequence.to_be_bytes();
+                    let receipt = issue_receipt(sequence);
+                    let record = MessageRecord {
+                        sender: m.sender.to_string(),
+                        message_id: m.message_id.to_string(),
+                        recipient: m.recipient.to_string(),
+                        document_type: m.document_type.to_string(),
+                        header_sha256: m.header_sha256.to_vec(),
+                        header: m.header.clone(),
+                        key_id: m.key_id.clone(),
+                        signature: m.signature.clone(),
+                        receipt: receipt.clone(),
+                        accepted_at_ms: m.accepted_at.as_millis(),
                     };
-                    return Err(ConflictableTransactionError::Abort(abort));
-                }
-                let sequence = next_counter(meta, NEXT_SEQUENCE)?;
-                let key = sequence.to_be_bytes();
-                let receipt = issue_receipt(sequence);
-                let record = MessageRecord {
-                    sender: m.sender.to_string(),
-                    message_id: m.message_id.to_string(),
-                    recipient: m.recipient.to_string(),
-                    document_type: m.document_type.to_string(),
-                    header_sha256: m.header_sha256.to_vec(),
-                    header: m.header.clone(),
-                    key_id: m.key_id.clone(),
-                    signature: m.signature.clone(),
-                    receipt: receipt.clone(),
-                    accepted_at_ms: m.accepted_at.as_millis(),
-                };
-                messages.insert(&key, record.encode_to_vec())?;
-                payloads.insert(&key, m.payload.as_slice())?;
-                dedup_tree.insert(&dedup, &key)?;
-                queue.insert(&queue_key(m.recipient, sequence), &[])?;
-                let mut state = StatusRecord { receipt: receipt.clone(), ..Default::default() };
-                state.advance(MessageState::Accepted, m.accepted_at);
-                status.insert(&key, state.encode_to_vec())?;
-                append_log(log, meta, &LogEntry {
-                    kind: LogKind::Accepted as i32,
-                    at_ms: m.accepted_at.as_millis(),
-                    sequence,
-                    sender: record.sender,
-                    recipient: record.recipient,
-                    message_id: record.message_id,
-                    header_sha256: record.header_sha256,
-                    evidence_sha256: Vec::new(),
-                })?;
-                Ok((sequence, receipt))
-            });
+                    messages.insert(&key, record.encode_to_vec())?;
+                    payloads.insert(&key, m.payload.as_slice())?;
+                    dedup_tree.insert(&dedup, &key)?;
+                    queue.insert(&queue_key(m.recipient, sequence), &[])?;
+                    let mut state = StatusRecord {
+                        receipt: receipt.clone(),
+                        ..Default::default()
+                    };
+                    state.advance(MessageState::Accepted, m.accepted_at);
+                    status.insert(&key, state.encode_to_vec())?;
+                    append_log(
+                        log,
+                        meta,
+                        &LogEntry {
+                            kind: LogKind::Accepted as i32,
+                            at_ms: m.accepted_at.as_millis(),
+                            sequence,
+                            sender: record.sender,
+                            recipient: record.recipient,
+                            message_id: record.message_id,
+                            header_sha256: record.header_sha256,
+                            evidence_sha256: Vec::new(),
+                        },
+                    )?;
+                    Ok((sequence, receipt))
+                },
+            );
         Ok(match transaction_result(result)? {
             Ok((sequence, receipt)) => Acceptance::Accepted { sequence, receipt },
             Err(Abort::Duplicate(sequence, receipt)) => Acceptance::Duplicate { sequence, receipt },
@@ -243,7 +274,10 @@ impl Backend for SledBackend {
             out.push(Pending {
                 sequence,
                 sender: record.sender.parse().map_err(|e| corrupt("message", e))?,
-                message_id: record.message_id.parse().map_err(|e| corrupt("message", e))?,
+                message_id: record
+                    .message_id
+                    .parse()
+                    .map_err(|e| corrupt("message", e))?,
                 header: record.header,
                 key_id: record.key_id,
                 signature: record.signature,
@@ -258,30 +292,41 @@ impl Backend for SledBackend {
         let record = self.message(sequence)?;
         let result = (&self.status, &self.log, &self.meta).transaction(|(status, log, meta)| {
             let key = sequence.to_be_bytes();
-            let Some(bytes) = status.get(key)? else { return Ok(()) };
-            let mut state = StatusRecord::decode(bytes.as_ref())
-                .map_err(|e| ConflictableTransactionError::Abort(Abort::Corrupt(corrupt("status", e))))?;
+            let Some(bytes) = status.get(key)? else {
+                return Ok(());
+            };
+            let mut state = StatusRecord::decode(bytes.as_ref()).map_err(|e| {
+                ConflictableTransactionError::Abort(Abort::Corrupt(corrupt("status", e)))
+            })?;
             if state.current() != MessageState::Accepted {
                 return Ok(());
             }
             state.advance(MessageState::Delivered, at);
             status.insert(&key, state.encode_to_vec())?;
-            append_log(log, meta, &LogEntry {
-                kind: LogKind::Delivered as i32,
-                at_ms: at.as_millis(),
-                sequence,
-                sender: record.sender.clone(),
-                recipient: record.recipient.clone(),
-                message_id: record.message_id.clone(),
-                header_sha256: record.header_sha256.clone(),
-                evidence_sha256: Vec::new(),
-            })
+            append_log(
+                log,
+                meta,
+                &LogEntry {
+                    kind: LogKind::Delivered as i32,
+                    at_ms: at.as_millis(),
+                    sequence,
+                    sender: record.sender.clone(),
+                    recipient: record.recipient.clone(),
+                    message_id: record.message_id.clone(),
+                    header_sha256: record.header_sha256.clone(),
+                    evidence_sha256: Vec::new(),
+                },
+            )
         });
         transaction_result(result)?.map_err(|_| corrupt("status", "unexpected abort"))
     }
 
     fn acknowledge(&self, u: &AckUpdate) -> Result<AckResult, StoreError> {
-        let Some(seq_bytes) = self.dedup.get(dedup_key(u.sender, u.message_id)).map_err(backend_error)? else {
+        let Some(seq_bytes) = self
+            .dedup
+            .get(dedup_key(u.sender, u.message_id))
+            .map_err(backend_error)?
+        else {
             return Ok(AckResult::UnknownMessage);
         };
         let sequence = u64_value(&seq_bytes, "dedup")?;
@@ -293,35 +338,45 @@ impl Backend for SledBackend {
             return Ok(AckResult::DigestMismatch);
         }
         let evidence = caravan_common::signing::sha256(&u.ack).to_vec();
-        let result = (&self.status, &self.queue, &self.log, &self.meta).transaction(|(status, queue, log, meta)| {
-            let key = sequence.to_be_bytes();
-            let mut state = match status.get(key)? {
-                Some(bytes) => StatusRecord::decode(bytes.as_ref()).map_err(|e| {
-                    ConflictableTransactionError::Abort(Abort::Corrupt(corrupt("status", e)))
-                })?,
-                None => StatusRecord::default(),
-            };
-            if state.current().is_final() {
-                // Acknowledging twice is harmless: the first answer stands.
-                return Ok(state.current());
-            }
-            state.advance(u.state, u.at);
-            state.ack = u.ack.clone();
-            status.insert(&key, state.encode_to_vec())?;
-            queue.remove(&queue_key(u.recipient, sequence))?;
-            let kind = if u.state == MessageState::Rejected { LogKind::Rejected } else { LogKind::Acknowledged };
-            append_log(log, meta, &LogEntry {
-                kind: kind as i32,
-                at_ms: u.at.as_millis(),
-                sequence,
-                sender: record.sender.clone(),
-                recipient: record.recipient.clone(),
-                message_id: record.message_id.clone(),
-                header_sha256: record.header_sha256.clone(),
-                evidence_sha256: evidence.clone(),
-            })?;
-            Ok(u.state)
-        });
+        let result = (&self.status, &self.queue, &self.log, &self.meta).transaction(
+            |(status, queue, log, meta)| {
+                let key = sequence.to_be_bytes();
+                let mut state = match status.get(key)? {
+                    Some(bytes) => StatusRecord::decode(bytes.as_ref()).map_err(|e| {
+                        ConflictableTransactionError::Abort(Abort::Corrupt(corrupt("status", e)))
+                    })?,
+                    None => StatusRecord::default(),
+                };
+                if state.current().is_final() {
+                    // Acknowledging twice is harmless: the first answer stands.
+                    return Ok(state.current());
+                }
+                state.advance(u.state, u.at);
+                state.ack = u.ack.clone();
+                status.insert(&key, state.encode_to_vec())?;
+                queue.remove(&queue_key(u.recipient, sequence))?;
+                let kind = if u.state == MessageState::Rejected {
+                    LogKind::Rejected
+                } else {
+                    LogKind::Acknowledged
+                };
+                append_log(
+                    log,
+                    meta,
+                    &LogEntry {
+                        kind: kind as i32,
+                        at_ms: u.at.as_millis(),
+                        sequence,
+                        sender: record.sender.clone(),
+                        recipient: record.recipient.clone(),
+                        message_id: record.message_id.clone(),
+                        header_sha256: record.header_sha256.clone(),
+                        evidence_sha256: evidence.clone(),
+                    },
+                )?;
+                Ok(u.state)
+            },
+        );
         match transaction_result(result)? {
             Ok(state) => Ok(AckResult::Recorded(state)),
             Err(_) => Err(corrupt("status", "unexpected abort")),
@@ -333,7 +388,11 @@ impl Backend for SledBackend {
         sender: ParticipantId,
         message_id: MessageId,
     ) -> Result<Option<StatusRecord>, StoreError> {
-        let Some(seq_bytes) = self.dedup.get(dedup_key(sender, message_id)).map_err(backend_error)? else {
+        let Some(seq_bytes) = self
+            .dedup
+            .get(dedup_key(sender, message_id))
+            .map_err(backend_error)?
+        else {
             return Ok(None);
         };
         let sequence = u64_value(&seq_bytes, "dedup")?;
@@ -342,7 +401,9 @@ impl Backend for SledBackend {
             .get(sequence.to_be_bytes())
             .map_err(backend_error)?
             .ok_or_else(|| corrupt("status", format!("sequence {sequence} is missing")))?;
-        StatusRecord::decode(bytes.as_ref()).map(Some).map_err(|e| corrupt("status", e))
+        StatusRecord::decode(bytes.as_ref())
+            .map(Some)
+            .map_err(|e| corrupt("status", e))
     }
 
     fn flush(&self) -> Result<(), StoreError> {

@@ -49,12 +49,36 @@ fn suite(b: &dyn Backend) {
     let first = incoming("KZ", "CN", b"h1");
     let second = incoming("UZ", "CN", b"h2");
     let other = incoming("CN", "KZ", b"h3");
-    assert_eq!(accept(b, &first), Acceptance::Accepted { sequence: 1, receipt: receipt_for(1) });
-    assert_eq!(accept(b, &second), Acceptance::Accepted { sequence: 2, receipt: receipt_for(2) });
-    assert_eq!(accept(b, &other), Acceptance::Accepted { sequence: 3, receipt: receipt_for(3) });
+    assert_eq!(
+        accept(b, &first),
+        Acceptance::Accepted {
+            sequence: 1,
+            receipt: receipt_for(1)
+        }
+    );
+    assert_eq!(
+        accept(b, &second),
+        Acceptance::Accepted {
+            sequence: 2,
+            receipt: receipt_for(2)
+        }
+    );
+    assert_eq!(
+        accept(b, &other),
+        Acceptance::Accepted {
+            sequence: 3,
+            receipt: receipt_for(3)
+        }
+    );
 
     // Same sender and id with the same header: the original receipt, nothing new stored.
-    assert_eq!(accept(b, &first), Acceptance::Duplicate { sequence: 1, receipt: receipt_for(1) });
+    assert_eq!(
+        accept(b, &first),
+        Acceptance::Duplicate {
+            sequence: 1,
+            receipt: receipt_for(1)
+        }
+    );
     // Same sender and id, different header: conflict.
     let mut changed = first.clone();
     changed.header_sha256 = [9; 32];
@@ -62,11 +86,17 @@ fn suite(b: &dyn Backend) {
     // The same message id from another sender is a different message.
     let mut same_id_other_sender = first.clone();
     same_id_other_sender.sender = pid("TJ");
-    assert!(matches!(accept(b, &same_id_other_sender), Acceptance::Accepted { sequence: 4, .. }));
+    assert!(matches!(
+        accept(b, &same_id_other_sender),
+        Acceptance::Accepted { sequence: 4, .. }
+    ));
 
     // Pending is per recipient, oldest first, and resumes after a cursor.
     let pending = b.pending(pid("CN"), 0, 10).unwrap();
-    assert_eq!(pending.iter().map(|p| p.sequence).collect::<Vec<_>>(), vec![1, 2, 4]);
+    assert_eq!(
+        pending.iter().map(|p| p.sequence).collect::<Vec<_>>(),
+        vec![1, 2, 4]
+    );
     assert_eq!(pending[0].message_id, first.message_id);
     assert_eq!(pending[0].payload, first.payload);
     assert_eq!(pending[0].header, first.header);
@@ -86,12 +116,19 @@ fn suite(b: &dyn Backend) {
     // Acknowledgements: only the recipient, only the right header, idempotent.
     let mut wrong_recipient = ack(&first, MessageState::Acknowledged);
     wrong_recipient.recipient = pid("UZ");
-    assert_eq!(b.acknowledge(&wrong_recipient).unwrap(), AckResult::UnknownMessage);
+    assert_eq!(
+        b.acknowledge(&wrong_recipient).unwrap(),
+        AckResult::UnknownMessage
+    );
     let mut wrong_digest = ack(&first, MessageState::Acknowledged);
     wrong_digest.header_sha256 = [0; 32];
-    assert_eq!(b.acknowledge(&wrong_digest).unwrap(), AckResult::DigestMismatch);
     assert_eq!(
-        b.acknowledge(&ack(&first, MessageState::Acknowledged)).unwrap(),
+        b.acknowledge(&wrong_digest).unwrap(),
+        AckResult::DigestMismatch
+    );
+    assert_eq!(
+        b.acknowledge(&ack(&first, MessageState::Acknowledged))
+            .unwrap(),
         AckResult::Recorded(MessageState::Acknowledged)
     );
     assert_eq!(
@@ -104,13 +141,25 @@ fn suite(b: &dyn Backend) {
     let states: Vec<i32> = settled.transitions.iter().map(|t| t.state).collect();
     assert_eq!(
         states,
-        vec![MessageState::Accepted as i32, MessageState::Delivered as i32, MessageState::Acknowledged as i32]
+        vec![
+            MessageState::Accepted as i32,
+            MessageState::Delivered as i32,
+            MessageState::Acknowledged as i32
+        ]
     );
-    assert_eq!(b.pending(pid("CN"), 0, 10).unwrap().iter().map(|p| p.sequence).collect::<Vec<_>>(), vec![2, 4]);
+    assert_eq!(
+        b.pending(pid("CN"), 0, 10)
+            .unwrap()
+            .iter()
+            .map(|p| p.sequence)
+            .collect::<Vec<_>>(),
+        vec![2, 4]
+    );
 
     // A rejection settles the message too.
     assert_eq!(
-        b.acknowledge(&ack(&second, MessageState::Rejected)).unwrap(),
+        b.acknowledge(&ack(&second, MessageState::Rejected))
+            .unwrap(),
         AckResult::Recorded(MessageState::Rejected)
     );
     assert_eq!(status(&second).current(), MessageState::Rejected);
@@ -136,8 +185,17 @@ fn sled_backend_keeps_flushed_state_across_reopen() {
         b.flush().unwrap();
     }
     let b = SledBackend::open(dir.path(), 8 << 20).unwrap();
-    assert_eq!(accept(&b, &m), Acceptance::Duplicate { sequence: 1, receipt: receipt_for(1) });
+    assert_eq!(
+        accept(&b, &m),
+        Acceptance::Duplicate {
+            sequence: 1,
+            receipt: receipt_for(1)
+        }
+    );
     assert_eq!(b.pending(pid("CN"), 0, 10).unwrap().len(), 1);
     // Sequence numbers continue after a restart.
-    assert!(matches!(accept(&b, &incoming("KZ", "CN", b"h2")), Acceptance::Accepted { sequence: 2, .. }));
+    assert!(matches!(
+        accept(&b, &incoming("KZ", "CN", b"h2")),
+        Acceptance::Accepted { sequence: 2, .. }
+    ));
 }
