@@ -59,3 +59,95 @@ async fn flusher(store: Store, metrics: Arc<Metrics>, mut rx: mpsc::UnboundedRec
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{
+        Mutex,
+        atomic::{AtomicU64, Ordering},
+    };
+
+    use caravan_common::{MessageId, ParticipantId, Timestamp};
+
+    use super::*;
+    use crate::store::{
+        Acceptance, AckResult, AckUpdate, Backend, Incoming, Pending, StatusRecord,
+    };
+
+    /// A backend that only flushes: each flush takes a while and is counted; it can be made
+    /// to fail.
+    #[derive(Default)]
+    struct Flushes {
+        count: AtomicU64,
+        fail: Mutex<bool>,
+    }
+
+    impl Backend for Flushes {
+        fn accept(
+            &self,
+            _: &Incoming,
+            _: &dyn Fn(u64) -> Vec<u8>,
+        ) -> Result<Acceptance, StoreError> {
+            Ok(Acceptance::Conflict)
+        }
+        fn pending(&self, _: ParticipantId, _: u64, _: usize) -> Result<Vec<Pending>, StoreError> {
+            Ok(Vec::new())
+        }
+        fn mark_delivered(&self, _: u64, _: Timestamp) -> Result<(), StoreError> {
+            Ok(())
+        }
+        fn acknowledge(&self, _: &AckUpdate) -> Result<AckResult, StoreError> {
+            Ok(AckResult::UnknownMessage)
+        }
+        fn status(
+            &self,
+            _: ParticipantId,
+            _: MessageId,
+        ) -> Result<Option<StatusRecord>, StoreError> {
+            Ok(None)
+        }
+        fn flush(&self) -> Result<(), StoreError> {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            self.count.fetch_add(1, Ordering::SeqCst);
+            if *self.fail.lock().unwrap() {
+                return Err(StoreError::Backend("disk on fire".into()));
+            }
+            Ok(())
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writers_share_flushes_and_all_learn_of_failure() {
+        let backend = Arc::new(Flushes::default());
+        let store = Store(backend.clone());
+        let commit = GroupCommit::start(store, Arc::new(Metrics::default()));
+        let waiters: Vec<_> = (0..200)
+            .map(|_| {
+                let commit = commit.clone();
+                tokio::spawn(async move { commit.wait().await })
+            })
+            .collect();
+        for w in waiters {
+            w.await.unwrap().unwrap();
+        }
+        let flushes = backend.count.load(Ordering::SeqCst);
+        assert!(
+            (1..20).contains(&flushes),
+            "200 waiters took {flushes} flushes"
+        );
+
+        *backend.fail.lock().unwrap() = true;
+        let waiters: Vec<_> = (0..10)
+            .map(|_| {
+                let commit = commit.clone();
+                tokio::spawn(async move { commit.wait().await })
+            })
+            .collect();
+        for w in waiters {
+            assert!(
+                w.await.unwrap().is_err(),
+                "a failed flush fails every waiter it answers"
+            );
+        }
+    }
+}

@@ -143,7 +143,7 @@ pub trait Backend: Send + Sync + 'static {
 
 /// The handle the hub holds: cheap to clone, shared by all tasks.
 #[derive(Clone)]
-pub struct Store(Arc<dyn Backend>);
+pub struct Store(pub(crate) Arc<dyn Backend>);
 
 impl Store {
     pub fn new(backend: impl Backend) -> Self {
