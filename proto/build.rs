@@ -3,7 +3,11 @@
 
 use std::{env, path::PathBuf};
 
-const PROTOS: &[&str] = &["caravan/v1/exchange.proto"];
+const PROTOS: &[&str] = &[
+    "caravan/v1/exchange.proto",
+    "caravan/v1/trust.proto",
+    "caravan/v1/admin.proto",
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     for proto in PROTOS {

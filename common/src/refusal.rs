@@ -77,6 +77,20 @@ refusal_codes! {
     MalformedRequest = "MALFORMED_REQUEST",
     /// The document's content is not what its header declares (not well-formed, another type).
     InvalidDocument = "INVALID_DOCUMENT",
+    /// No open or pilot corridor lets this sender send this document type to this recipient.
+    CorridorClosed = "CORRIDOR_CLOSED",
+    /// The participant (caller or recipient) is suspended.
+    ParticipantSuspended = "PARTICIPANT_SUSPENDED",
+    /// The caller's TLS client certificate was revoked.
+    CertificateRevoked = "CERTIFICATE_REVOKED",
+    /// The participant or key named in an administrative request is not registered.
+    NotRegistered = "NOT_REGISTERED",
+    /// The participant or key is registered already.
+    AlreadyRegistered = "ALREADY_REGISTERED",
+    /// A trust list's signature does not verify with the pinned anchor key, or it is malformed.
+    InvalidTrustList = "INVALID_TRUST_LIST",
+    /// A trust list is older than the one already held.
+    TrustListRollback = "TRUST_LIST_ROLLBACK",
 }
 
 impl From<RefusalCode> for &'static str {

@@ -25,6 +25,8 @@ pub enum Purpose {
     Receipt,
     /// An acknowledgement, signed by the receiving participant.
     Ack,
+    /// A trust list, signed by the hub's anchor key.
+    TrustList,
 }
 
 impl Purpose {
@@ -34,6 +36,7 @@ impl Purpose {
             Self::Header => "application/vnd.caravan.header.v1+protobuf",
             Self::Receipt => "application/vnd.caravan.receipt.v1+protobuf",
             Self::Ack => "application/vnd.caravan.ack.v1+protobuf",
+            Self::TrustList => "application/vnd.caravan.trustlist.v1+protobuf",
         }
     }
 }
@@ -206,6 +209,11 @@ impl PublicKey {
 
     pub fn to_base64(&self) -> String {
         BASE64.encode(self.key.as_bytes())
+    }
+
+    /// The raw 32 bytes.
+    pub fn raw(&self) -> &[u8; 32] {
+        self.key.as_bytes()
     }
 
     pub fn key_id(&self) -> KeyId {

@@ -1,7 +1,7 @@
-//! The participants and keys a verifier trusts, and the rules that judge a signing key.
+//! The participants, keys and corridors a verifier trusts, and the rules that judge them.
 //!
-//! Today the set is read from configuration; the signed trust list published by the hub will
-//! fill the same structure, so the rules below do not change when the source does.
+//! A [`TrustSet`] is what a verified trust list says. The hub builds its own from the list it
+//! signs, and spokes from the list they receive, so both judge by the same rules.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -9,12 +9,29 @@ use crate::{
     DocumentType, KeyId, ParticipantId, Refusal, RefusalCode, Timestamp, signing::PublicKey,
 };
 
+/// Whether a participant may exchange documents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParticipantStatus {
+    Active,
+    /// Refused as sender and as recipient until resumed.
+    Suspended,
+}
+
 /// A participant of the network.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Participant {
     pub id: ParticipantId,
     /// Display name, e.g. "Kazakhstan".
     pub name: String,
+    pub contact: String,
+    pub status: ParticipantStatus,
+}
+
+/// Why and when a key was revoked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revocation {
+    pub at: Timestamp,
+    pub reason: String,
 }
 
 /// A participant's document-signing key and what it may sign.
@@ -28,13 +45,74 @@ pub struct SigningKeyEntry {
     pub not_before: Option<Timestamp>,
     /// End of validity; `None` for "until revoked".
     pub not_after: Option<Timestamp>,
+    pub revoked: Option<Revocation>,
 }
 
 impl SigningKeyEntry {
     pub fn key_id(&self) -> KeyId {
         self.public_key.key_id()
     }
+
+    /// The key's state at `at`, as an operator reads it.
+    pub fn status(&self, at: Timestamp) -> KeyStatus {
+        match (&self.revoked, self.not_before, self.not_after) {
+            (Some(r), _, _) if r.at <= at => KeyStatus::Revoked,
+            (_, Some(nb), _) if at < nb => KeyStatus::NotYetValid,
+            (_, _, Some(na)) if at > na => KeyStatus::Expired,
+            _ => KeyStatus::Active,
+        }
+    }
 }
+
+/// A key's state at some time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyStatus {
+    Active,
+    NotYetValid,
+    Expired,
+    Revoked,
+}
+
+impl KeyStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::NotYetValid => "not_yet_valid",
+            Self::Expired => "expired",
+            Self::Revoked => "revoked",
+        }
+    }
+}
+
+/// A hub receipt-signing key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubKey {
+    pub public_key: PublicKey,
+    pub not_before: Option<Timestamp>,
+    pub not_after: Option<Timestamp>,
+}
+
+/// Whether documents may flow along a corridor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum CorridorState {
+    Open,
+    /// Open for trials; receivers mark what arrives on it.
+    Pilot,
+    Closed,
+}
+
+impl CorridorState {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Pilot => "pilot",
+            Self::Closed => "closed",
+        }
+    }
+}
+
+/// (sender, recipient, document type).
+pub type CorridorKey = (ParticipantId, ParticipantId, DocumentType);
 
 /// Why a trust set could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -48,23 +126,47 @@ pub enum TrustSetError {
         key: KeyId,
         participant: ParticipantId,
     },
+    #[error("corridor {0}->{1} names an unlisted participant")]
+    CorridorWithoutParticipant(ParticipantId, ParticipantId),
 }
 
-/// Everything needed to judge signatures: participants, their keys, and the hub's keys.
+/// The version and freshness of the list a trust set came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ListInfo {
+    pub version: u64,
+    pub issued_at: Option<Timestamp>,
+    pub next_update: Option<Timestamp>,
+}
+
+impl ListInfo {
+    /// A list is fresh until its next-update time.
+    pub fn is_fresh(&self, now: Timestamp) -> bool {
+        self.next_update.is_none_or(|n| now <= n)
+    }
+}
+
+/// Everything needed to judge signatures: participants, their keys, corridors, the hub's keys.
 #[derive(Debug, Clone, Default)]
 pub struct TrustSet {
+    pub info: ListInfo,
     participants: BTreeMap<ParticipantId, Participant>,
     keys: HashMap<KeyId, SigningKeyEntry>,
-    hub_keys: HashMap<KeyId, PublicKey>,
+    hub_keys: HashMap<KeyId, HubKey>,
+    corridors: BTreeMap<CorridorKey, CorridorState>,
 }
 
 impl TrustSet {
     pub fn new(
+        info: ListInfo,
         participants: impl IntoIterator<Item = Participant>,
         keys: impl IntoIterator<Item = SigningKeyEntry>,
-        hub_keys: impl IntoIterator<Item = PublicKey>,
+        hub_keys: impl IntoIterator<Item = HubKey>,
+        corridors: impl IntoIterator<Item = (CorridorKey, CorridorState)>,
     ) -> Result<Self, TrustSetError> {
-        let mut set = Self::default();
+        let mut set = Self {
+            info,
+            ..Self::default()
+        };
         for p in participants {
             if set.participants.insert(p.id, p.clone()).is_some() {
                 return Err(TrustSetError::DuplicateParticipant(p.id));
@@ -82,7 +184,16 @@ impl TrustSet {
                 return Err(TrustSetError::DuplicateKey(key));
             }
         }
-        set.hub_keys = hub_keys.into_iter().map(|k| (k.key_id(), k)).collect();
+        set.hub_keys = hub_keys
+            .into_iter()
+            .map(|k| (k.public_key.key_id(), k))
+            .collect();
+        for ((from, to, doc), state) in corridors {
+            if !set.participants.contains_key(&from) || !set.participants.contains_key(&to) {
+                return Err(TrustSetError::CorridorWithoutParticipant(from, to));
+            }
+            set.corridors.insert((from, to, doc), state);
+        }
         Ok(set)
     }
 
@@ -98,13 +209,78 @@ impl TrustSet {
         self.keys.get(&id)
     }
 
-    pub fn hub_key(&self, id: KeyId) -> Option<&PublicKey> {
+    /// Every signing key, ordered by participant then key id.
+    pub fn keys(&self) -> Vec<&SigningKeyEntry> {
+        let mut keys: Vec<_> = self.keys.values().collect();
+        keys.sort_by_key(|k| (k.participant, k.key_id()));
+        keys
+    }
+
+    pub fn hub_key(&self, id: KeyId) -> Option<&HubKey> {
         self.hub_keys.get(&id)
     }
 
-    /// Find the key `key_id` and check that `signer` owns it and that it was valid at `at`.
-    /// Whether it may sign a given document type is checked by [`Self::check_document_type`]
-    /// once the signed header has been verified and decoded.
+    pub fn hub_keys(&self) -> impl Iterator<Item = &HubKey> {
+        self.hub_keys.values()
+    }
+
+    pub fn corridors(&self) -> impl Iterator<Item = (&CorridorKey, &CorridorState)> {
+        self.corridors.iter()
+    }
+
+    /// The state of a corridor; one not listed is closed.
+    pub fn corridor(
+        &self,
+        from: ParticipantId,
+        to: ParticipantId,
+        doc: DocumentType,
+    ) -> CorridorState {
+        self.corridors
+            .get(&(from, to, doc))
+            .copied()
+            .unwrap_or(CorridorState::Closed)
+    }
+
+    /// Check that `from` may send `doc` to `to`; returns the corridor's state (open or pilot).
+    pub fn check_corridor(
+        &self,
+        from: ParticipantId,
+        to: ParticipantId,
+        doc: DocumentType,
+    ) -> Result<CorridorState, Refusal> {
+        match self.corridor(from, to, doc) {
+            CorridorState::Closed => Err(Refusal::new(
+                RefusalCode::CorridorClosed,
+                format!("the corridor {from} -> {to} for {doc} is not open"),
+            )),
+            open => Ok(open),
+        }
+    }
+
+    /// Check that `id` is a registered, active participant; `role` names it in the refusal
+    /// ("caller", "recipient").
+    pub fn check_active(&self, id: ParticipantId, role: &str) -> Result<&Participant, Refusal> {
+        let p = self.participant(id).ok_or_else(|| {
+            let code = if role == "recipient" {
+                RefusalCode::UnknownRecipient
+            } else {
+                RefusalCode::UnknownParticipant
+            };
+            Refusal::new(code, format!("{role} {id} is not a registered participant"))
+        })?;
+        match p.status {
+            ParticipantStatus::Active => Ok(p),
+            ParticipantStatus::Suspended => Err(Refusal::new(
+                RefusalCode::ParticipantSuspended,
+                format!("{role} {id} is suspended"),
+            )),
+        }
+    }
+
+    /// Find the key `key_id` and check that `signer` owns it and that it was valid (not before
+    /// its start, not after its end, not revoked) at `at`. Whether it may sign a given document
+    /// type is checked by [`Self::check_document_type`] once the signed header has been
+    /// verified and decoded.
     pub fn signer_key(
         &self,
         key_id: KeyId,
@@ -123,6 +299,15 @@ impl TrustSet {
                 format!(
                     "key {key_id} belongs to {}, not to {signer}",
                     entry.participant
+                ),
+            ));
+        }
+        if let Some(r) = entry.revoked.as_ref().filter(|r| r.at <= at) {
+            return Err(Refusal::new(
+                RefusalCode::KeyRevoked,
+                format!(
+                    "key {key_id} was revoked at {} ({}), checked at {at}",
+                    r.at, r.reason
                 ),
             ));
         }
@@ -170,17 +355,26 @@ mod tests {
         s.parse().unwrap()
     }
 
-    fn set(key: &SigningKey, not_before: Option<i64>, not_after: Option<i64>) -> TrustSet {
+    fn participant(id: &str, status: ParticipantStatus) -> Participant {
+        Participant {
+            id: pid(id),
+            name: id.into(),
+            contact: String::new(),
+            status,
+        }
+    }
+
+    fn set(
+        key: &SigningKey,
+        not_before: Option<i64>,
+        not_after: Option<i64>,
+        revoked: Option<i64>,
+    ) -> TrustSet {
         TrustSet::new(
+            ListInfo::default(),
             [
-                Participant {
-                    id: pid("KZ"),
-                    name: "Kazakhstan".into(),
-                },
-                Participant {
-                    id: pid("CN"),
-                    name: "China".into(),
-                },
+                participant("KZ", ParticipantStatus::Active),
+                participant("CN", ParticipantStatus::Suspended),
             ],
             [SigningKeyEntry {
                 participant: pid("KZ"),
@@ -188,16 +382,24 @@ mod tests {
                 document_types: vec![DocumentType::Phytosanitary],
                 not_before: not_before.map(Timestamp::from_millis),
                 not_after: not_after.map(Timestamp::from_millis),
+                revoked: revoked.map(|at| Revocation {
+                    at: Timestamp::from_millis(at),
+                    reason: "lost".into(),
+                }),
             }],
             [],
+            [(
+                (pid("KZ"), pid("CN"), DocumentType::Phytosanitary),
+                CorridorState::Pilot,
+            )],
         )
         .unwrap()
     }
 
     #[test]
-    fn judges_owner_validity_and_type() {
+    fn judges_owner_validity_revocation_and_type() {
         let key = SigningKey::generate();
-        let trust = set(&key, Some(1_000), Some(2_000));
+        let trust = set(&key, Some(1_000), Some(2_000), Some(1_800));
         let at = Timestamp::from_millis(1_500);
         let entry = trust.signer_key(key.key_id(), pid("KZ"), at).unwrap();
         assert!(TrustSet::check_document_type(entry, DocumentType::Phytosanitary).is_ok());
@@ -211,11 +413,13 @@ mod tests {
             code(trust.signer_key(key.key_id(), pid("KZ"), early)),
             RefusalCode::KeyNotYetValid
         );
-        let late = Timestamp::from_millis(2_001);
+        let revoked = Timestamp::from_millis(1_800);
         assert_eq!(
-            code(trust.signer_key(key.key_id(), pid("KZ"), late)),
-            RefusalCode::KeyExpired
+            code(trust.signer_key(key.key_id(), pid("KZ"), revoked)),
+            RefusalCode::KeyRevoked
         );
+        assert_eq!(entry.status(revoked), KeyStatus::Revoked);
+        assert_eq!(entry.status(at), KeyStatus::Active);
         let other = SigningKey::generate();
         assert_eq!(
             code(trust.signer_key(other.key_id(), pid("KZ"), at)),
@@ -226,6 +430,49 @@ mod tests {
                 .unwrap_err()
                 .code,
             RefusalCode::DocumentTypeNotAllowed
+        );
+        let unrevoked = set(&key, None, Some(2_000), None);
+        let late = Timestamp::from_millis(2_001);
+        assert_eq!(
+            code(unrevoked.signer_key(key.key_id(), pid("KZ"), late)),
+            RefusalCode::KeyExpired
+        );
+    }
+
+    #[test]
+    fn corridors_and_participant_status() {
+        let trust = set(&SigningKey::generate(), None, None, None);
+        let (kz, cn) = (pid("KZ"), pid("CN"));
+        assert_eq!(
+            trust.check_corridor(kz, cn, DocumentType::Phytosanitary),
+            Ok(CorridorState::Pilot)
+        );
+        assert_eq!(
+            trust
+                .check_corridor(cn, kz, DocumentType::Phytosanitary)
+                .unwrap_err()
+                .code,
+            RefusalCode::CorridorClosed
+        );
+        assert_eq!(
+            trust
+                .check_corridor(kz, cn, DocumentType::Invoice)
+                .unwrap_err()
+                .code,
+            RefusalCode::CorridorClosed
+        );
+        assert!(trust.check_active(kz, "caller").is_ok());
+        assert_eq!(
+            trust.check_active(cn, "recipient").unwrap_err().code,
+            RefusalCode::ParticipantSuspended
+        );
+        assert_eq!(
+            trust.check_active(pid("TM"), "recipient").unwrap_err().code,
+            RefusalCode::UnknownRecipient
+        );
+        assert_eq!(
+            trust.check_active(pid("TM"), "caller").unwrap_err().code,
+            RefusalCode::UnknownParticipant
         );
     }
 
@@ -238,8 +485,138 @@ mod tests {
             document_types: vec![],
             not_before: None,
             not_after: None,
+            revoked: None,
         };
-        let err = TrustSet::new([], [entry], []).unwrap_err();
+        let err = TrustSet::new(ListInfo::default(), [], [entry], [], []).unwrap_err();
         assert!(matches!(err, TrustSetError::KeyWithoutParticipant { .. }));
+    }
+
+    #[test]
+    fn freshness() {
+        let info = ListInfo {
+            version: 1,
+            issued_at: None,
+            next_update: Some(Timestamp::from_millis(10)),
+        };
+        assert!(info.is_fresh(Timestamp::from_millis(10)));
+        assert!(!info.is_fresh(Timestamp::from_millis(11)));
+    }
+}
+
+/// A trust set as people and scripts read it (`trust-list show --json`, `key list --json`).
+pub mod view {
+    use serde::Serialize;
+
+    use super::{ParticipantStatus, TrustSet};
+    use crate::Timestamp;
+
+    #[derive(Debug, Clone, Serialize)]
+    pub struct TrustListView {
+        pub version: u64,
+        pub issued_at: Option<Timestamp>,
+        pub next_update: Option<Timestamp>,
+        /// Whether the list is before its next-update time.
+        pub fresh: bool,
+        pub participants: Vec<ParticipantView>,
+        pub keys: Vec<KeyView>,
+        pub corridors: Vec<CorridorView>,
+        pub hub_keys: Vec<HubKeyView>,
+    }
+
+    #[derive(Debug, Clone, Serialize)]
+    pub struct ParticipantView {
+        pub id: String,
+        pub name: String,
+        pub status: &'static str,
+        pub contact: String,
+    }
+
+    #[derive(Debug, Clone, Serialize)]
+    pub struct KeyView {
+        pub key_id: String,
+        pub participant: String,
+        /// `active`, `not_yet_valid`, `expired` or `revoked`, now.
+        pub status: &'static str,
+        pub document_types: Vec<String>,
+        pub public_key: String,
+        pub not_before: Option<Timestamp>,
+        pub not_after: Option<Timestamp>,
+        pub revoked_at: Option<Timestamp>,
+        pub revocation_reason: Option<String>,
+    }
+
+    #[derive(Debug, Clone, Serialize)]
+    pub struct CorridorView {
+        pub sender: String,
+        pub recipient: String,
+        pub document_type: String,
+        pub state: &'static str,
+    }
+
+    #[derive(Debug, Clone, Serialize)]
+    pub struct HubKeyView {
+        pub key_id: String,
+        pub public_key: String,
+        pub not_before: Option<Timestamp>,
+        pub not_after: Option<Timestamp>,
+    }
+
+    /// The view of `set` at time `now`.
+    pub fn view(set: &TrustSet, now: Timestamp) -> TrustListView {
+        TrustListView {
+            version: set.info.version,
+            issued_at: set.info.issued_at,
+            next_update: set.info.next_update,
+            fresh: set.info.is_fresh(now),
+            participants: set
+                .participants()
+                .map(|p| ParticipantView {
+                    id: p.id.to_string(),
+                    name: p.name.clone(),
+                    status: match p.status {
+                        ParticipantStatus::Active => "active",
+                        ParticipantStatus::Suspended => "suspended",
+                    },
+                    contact: p.contact.clone(),
+                })
+                .collect(),
+            keys: set
+                .keys()
+                .into_iter()
+                .map(|k| KeyView {
+                    key_id: k.key_id().to_string(),
+                    participant: k.participant.to_string(),
+                    status: k.status(now).as_str(),
+                    document_types: k.document_types.iter().map(|t| t.to_string()).collect(),
+                    public_key: k.public_key.to_base64(),
+                    not_before: k.not_before,
+                    not_after: k.not_after,
+                    revoked_at: k.revoked.as_ref().map(|r| r.at),
+                    revocation_reason: k.revoked.as_ref().map(|r| r.reason.clone()),
+                })
+                .collect(),
+            corridors: set
+                .corridors()
+                .map(|((from, to, doc), state)| CorridorView {
+                    sender: from.to_string(),
+                    recipient: to.to_string(),
+                    document_type: doc.to_string(),
+                    state: state.as_str(),
+                })
+                .collect(),
+            hub_keys: {
+                let mut keys: Vec<HubKeyView> = set
+                    .hub_keys()
+                    .map(|k| HubKeyView {
+                        key_id: k.public_key.key_id().to_string(),
+                        public_key: k.public_key.to_base64(),
+                        not_before: k.not_before,
+                        not_after: k.not_after,
+                    })
+                    .collect();
+                keys.sort_by(|a, b| a.key_id.cmp(&b.key_id));
+                keys
+            },
+        }
     }
 }

@@ -71,7 +71,8 @@ mod tests {
 
     use super::*;
     use crate::store::{
-        Acceptance, AckResult, AckUpdate, Backend, Incoming, Pending, StatusRecord,
+        Acceptance, AckResult, AckUpdate, Backend, Incoming, LogEntry, Pending, RegistryRecord,
+        StatusRecord,
     };
 
     /// A backend that only flushes: each flush takes a while and is counted; it can be made
@@ -105,6 +106,12 @@ mod tests {
             _: MessageId,
         ) -> Result<Option<StatusRecord>, StoreError> {
             Ok(None)
+        }
+        fn registry(&self) -> Result<Option<RegistryRecord>, StoreError> {
+            Ok(None)
+        }
+        fn save_registry(&self, _: &RegistryRecord, _: &LogEntry) -> Result<(), StoreError> {
+            Ok(())
         }
         fn flush(&self) -> Result<(), StoreError> {
             std::thread::sleep(std::time::Duration::from_millis(20));

@@ -6,19 +6,17 @@
 //! max_payload_bytes = 16777216       # largest document accepted (default 16 MiB)
 //! store_cache_mib = 64               # sled page cache (default 64 MiB)
 //! receipt_key = "pki/hub-receipt.key"
+//! anchor_key = "pki/hub-anchor.key"   # signs the trust list; spokes pin its public key
+//! trust_list_validity_secs = 86400   # a trust list's life; it is re-issued at half of it
 //!
 //! [tls]
 //! ca_cert = "pki/ca.pem"             # the CA that issued participants' certificates
 //! cert = "pki/hub.pem"
 //! key = "pki/hub.key"
-//!
-//! [[participants]]
-//! id = "KZ"
-//! name = "Kazakhstan"
-//! [[participants.keys]]
-//! public_key = "base64..."           # printed by `caravan-spoke keygen`
-//! document_types = ["e-co", "e-phyto", "e-invoice"]
 //! ```
+//!
+//! Participants, keys and corridors are not configured here: they live in the registry, in the
+//! store, and operators manage them with `caravan-hub admin` while the hub runs.
 
 use std::{
     net::SocketAddr,
@@ -28,15 +26,16 @@ use std::{
 use serde::{Deserialize, Serialize};
 
 use caravan_common::{
-    config::{ParticipantConfig, Problems, read_toml, resolve, trust_set},
+    config::{Problems, read_toml, resolve},
     signing::SigningKey,
-    trust::TrustSet,
 };
 
 /// Default largest payload: 16 MiB.
 pub const DEFAULT_MAX_PAYLOAD_BYTES: u64 = 16 * 1024 * 1024;
 /// Default sled page cache. sled's own default (1 GiB) is far more than the hub needs.
 pub const DEFAULT_STORE_CACHE_MIB: u64 = 64;
+/// Default life of a trust list: one day.
+pub const DEFAULT_TRUST_LIST_VALIDITY_SECS: u64 = 86_400;
 
 /// The file as written.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -54,11 +53,13 @@ pub struct HubFile {
     pub store_cache_mib: u64,
     /// The ed25519 key that signs receipts (from `caravan-hub pki init`).
     pub receipt_key: PathBuf,
+    /// The ed25519 trust-anchor key that signs trust lists (from `caravan-hub pki init`).
+    pub anchor_key: PathBuf,
+    /// Seconds until a trust list's next-update time; the hub re-issues it at half of that.
+    #[serde(default = "default_validity")]
+    pub trust_list_validity_secs: u64,
     /// TLS material.
     pub tls: TlsFile,
-    /// The participants and their document-signing keys.
-    #[serde(default)]
-    pub participants: Vec<ParticipantConfig>,
 }
 
 /// TLS files as written.
@@ -81,6 +82,10 @@ fn default_cache() -> u64 {
     DEFAULT_STORE_CACHE_MIB
 }
 
+fn default_validity() -> u64 {
+    DEFAULT_TRUST_LIST_VALIDITY_SECS
+}
+
 /// PEM contents of the TLS files, read at load.
 #[derive(Clone)]
 pub struct TlsMaterial {
@@ -96,8 +101,9 @@ pub struct Config {
     pub max_payload_bytes: usize,
     pub store_cache_bytes: u64,
     pub receipt_key: SigningKey,
+    pub anchor_key: SigningKey,
+    pub trust_list_validity: std::time::Duration,
     pub tls: TlsMaterial,
-    pub trust: TrustSet,
 }
 
 impl Config {
@@ -138,10 +144,17 @@ impl Config {
         if file.store_cache_mib == 0 {
             problems.push("store_cache_mib: must be at least 1");
         }
-        let hub_key = receipt_key.as_ref().map(|k| k.public().to_base64());
-        let trust = trust_set(&file.participants, hub_key.as_slice(), &mut problems);
-        if file.participants.is_empty() {
-            problems.push("participants: at least one participant is needed");
+        let anchor_key = problems.check(
+            "anchor_key",
+            SigningKey::load(&resolve(path, &file.anchor_key)),
+        );
+        if !(2..=366 * 86_400).contains(&file.trust_list_validity_secs) {
+            problems.push("trust_list_validity_secs: must be between 2 and 31622400 (366 days)");
+        }
+        if let (Some(r), Some(a)) = (&receipt_key, &anchor_key) {
+            if r.key_id() == a.key_id() {
+                problems.push("anchor_key: must differ from receipt_key");
+            }
         }
         problems.finish(path, || Config {
             listen: listen.expect("checked"),
@@ -149,12 +162,13 @@ impl Config {
             max_payload_bytes: max_payload_bytes.expect("checked"),
             store_cache_bytes: file.store_cache_mib * 1024 * 1024,
             receipt_key: receipt_key.expect("checked"),
+            anchor_key: anchor_key.expect("checked"),
+            trust_list_validity: std::time::Duration::from_secs(file.trust_list_validity_secs),
             tls: TlsMaterial {
                 ca_cert: ca_cert.expect("checked"),
                 cert: cert.expect("checked"),
                 key: key.expect("checked"),
             },
-            trust,
         })
     }
 }

@@ -21,15 +21,15 @@ use caravan_common::{
     MessageId, ParticipantId, Refusal, RefusalCode, Timestamp,
     envelope::{AckOutcome, Receipt},
     signing::SigningKey,
-    trust::TrustSet,
 };
 use caravan_proto::{envelope, receipt, v1};
 
 use crate::{
     commit::GroupCommit,
     error::HubError,
-    identity::{self, Caller},
+    identity::{self, Peer},
     metrics::{Event, Metrics},
+    registry::Registry,
     store::{Acceptance, AckResult, AckUpdate, Incoming, MessageState, Store},
 };
 
@@ -40,7 +40,7 @@ const DELIVERY_BUFFER: usize = 8;
 
 /// State shared by all handlers.
 pub struct Exchange {
-    trust: TrustSet,
+    registry: Arc<Registry>,
     store: Store,
     commit: GroupCommit,
     receipt_key: SigningKey,
@@ -72,7 +72,7 @@ impl QueueSignals {
 
 impl Exchange {
     pub fn new(
-        trust: TrustSet,
+        registry: Arc<Registry>,
         store: Store,
         commit: GroupCommit,
         receipt_key: SigningKey,
@@ -81,7 +81,7 @@ impl Exchange {
         shutdown: watch::Receiver<bool>,
     ) -> Self {
         Self {
-            trust,
+            registry,
             store,
             commit,
             receipt_key,
@@ -94,21 +94,7 @@ impl Exchange {
 
     /// The calling participant, or a refusal.
     fn participant<T>(&self, request: &Request<T>) -> Result<ParticipantId, Refusal> {
-        match identity::caller(request) {
-            Some(Caller::Participant(p)) if self.trust.participant(p).is_some() => Ok(p),
-            Some(Caller::Participant(p)) => Err(Refusal::new(
-                RefusalCode::UnknownParticipant,
-                format!("participant {p} in the client certificate is not registered"),
-            )),
-            Some(Caller::Operator(op)) => Err(Refusal::new(
-                RefusalCode::WrongRole,
-                format!("operator {op} may not use the exchange service"),
-            )),
-            None => Err(Refusal::new(
-                RefusalCode::NoClientIdentity,
-                "the client certificate carries no Caravan participant identity",
-            )),
-        }
+        identity::authorize_participant(identity::peer(request).as_ref(), &self.registry.snapshot())
     }
 
     /// Log and count a refusal, and turn it into a status.
@@ -146,17 +132,12 @@ impl Exchange {
             ));
         }
         let accepted_at = Timestamp::now();
-        let opened = envelope::open(&envelope, &self.trust, Some(caller), accepted_at)?;
+        let snapshot = self.registry.snapshot();
+        let trust = &snapshot.trust;
+        let opened = envelope::open(&envelope, trust, Some(caller), accepted_at)?;
         let header = &opened.header;
-        if self.trust.participant(header.recipient).is_none() {
-            return Err(HubError::refused(
-                RefusalCode::UnknownRecipient,
-                format!(
-                    "recipient {} is not a registered participant",
-                    header.recipient
-                ),
-            ));
-        }
+        trust.check_active(header.recipient, "recipient")?;
+        trust.check_corridor(header.sender, header.recipient, header.document_type)?;
         let incoming = Incoming {
             sender: header.sender,
             message_id: header.message_id,
@@ -230,14 +211,25 @@ impl Exchange {
     /// Stream pending documents to `recipient` until it disconnects or the hub shuts down.
     async fn stream_deliveries(
         self: Arc<Self>,
+        peer: Peer,
         recipient: ParticipantId,
         mut cursor: u64,
         tx: mpsc::Sender<Result<v1::Delivery, Status>>,
     ) {
         let mut updates = self.queues.subscribe(recipient);
+        let mut registry = self.registry.subscribe();
         let mut shutdown = self.shutdown.clone();
         info!(resume_after = cursor, "delivery stream opened");
         loop {
+            // A suspension or a revoked certificate ends an open stream at once.
+            let snapshot = registry.borrow_and_update().clone();
+            if let Err(refusal) = identity::authorize_participant(Some(&peer), &snapshot) {
+                info!(code = %refusal.code, "closing the delivery stream");
+                let _ = tx
+                    .send(Err(caravan_proto::status::to_status(&refusal)))
+                    .await;
+                return;
+            }
             // Mark the signal seen before reading, so a commit that lands after the read wakes us.
             updates.borrow_and_update();
             let after = cursor;
@@ -255,6 +247,7 @@ impl Exchange {
             if batch.is_empty() {
                 tokio::select! {
                     changed = updates.changed() => if changed.is_err() { return },
+                    changed = registry.changed() => if changed.is_err() { return },
                     _ = tx.closed() => break,
                     _ = shutdown.changed() => break,
                 }
@@ -311,7 +304,8 @@ impl Exchange {
                 "the request has no acknowledgement",
             )
         })?;
-        let ack = caravan_proto::ack::verify(&signed, &self.trust, Timestamp::now())?;
+        let ack =
+            caravan_proto::ack::verify(&signed, &self.registry.snapshot().trust, Timestamp::now())?;
         if ack.recipient != caller {
             return Err(HubError::refused(
                 RefusalCode::SenderMismatch,
@@ -465,13 +459,17 @@ impl v1::exchange_server::Exchange for ExchangeService {
             .0
             .participant(&request)
             .map_err(|r| self.0.refuse("deliveries", None, "", r.into()))?;
+        // `participant` succeeded, so the request has a peer certificate.
+        let Some(peer) = identity::peer(&request) else {
+            return Err(Status::unauthenticated("no client certificate"));
+        };
         let resume_after = request.into_inner().resume_after;
         let (tx, rx) = mpsc::channel(DELIVERY_BUFFER);
         let span = info_span!("deliveries", caller = %caller);
         tokio::spawn(
             self.0
                 .clone()
-                .stream_deliveries(caller, resume_after, tx)
+                .stream_deliveries(peer, caller, resume_after, tx)
                 .instrument(span),
         );
         Ok(Response::new(ReceiverStream::new(rx)))

@@ -4,7 +4,9 @@
 use tonic::Request;
 use x509_parser::{extensions::GeneralName, prelude::FromDer};
 
-use caravan_common::ParticipantId;
+use caravan_common::{ParticipantId, Refusal, RefusalCode};
+
+use crate::registry::Snapshot;
 
 /// URI SAN prefix naming a participant (a country's spoke).
 pub const PARTICIPANT_URI_PREFIX: &str = "urn:caravan:participant:";
@@ -20,11 +22,40 @@ pub enum Caller {
     Operator(String),
 }
 
+/// An authenticated caller and the certificate it presented.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    pub caller: Caller,
+    /// Serial number of the client certificate, lowercase hex: what revocation names.
+    pub serial: String,
+}
+
 /// The caller named by the leaf certificate of a request's TLS peer chain, if any. The chain
 /// itself was verified against the hub's CA during the handshake.
-pub fn caller<T>(request: &Request<T>) -> Option<Caller> {
+pub fn peer<T>(request: &Request<T>) -> Option<Peer> {
     let certs = request.peer_certs()?;
-    caller_from_der(certs.first()?.as_ref())
+    peer_from_der(certs.first()?.as_ref())
+}
+
+/// Lowercase hex of a certificate's serial number.
+pub fn serial_hex(der: &[u8]) -> Option<String> {
+    let (_, cert) = x509_parser::certificate::X509Certificate::from_der(der).ok()?;
+    Some(
+        cert.tbs_certificate
+            .raw_serial()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+    )
+}
+
+/// The peer named by a DER certificate: exactly one Caravan URI SAN.
+pub fn peer_from_der(der: &[u8]) -> Option<Peer> {
+    let caller = caller_from_der(der)?;
+    Some(Peer {
+        caller,
+        serial: serial_hex(der)?,
+    })
 }
 
 /// The caller named by a DER certificate: exactly one Caravan URI SAN.
@@ -49,4 +80,58 @@ pub fn caller_from_der(der: &[u8]) -> Option<Caller> {
     let first = found.next()?;
     // A certificate naming two identities is ambiguous; trust neither.
     found.next().is_none().then_some(first)
+}
+
+/// Authorise a participant (a spoke): its certificate is not revoked, and it is registered and
+/// active. Operators are refused: they administer, they do not exchange.
+pub fn authorize_participant(
+    peer: Option<&Peer>,
+    snapshot: &Snapshot,
+) -> Result<ParticipantId, Refusal> {
+    let peer = check_certificate(peer, snapshot)?;
+    match &peer.caller {
+        Caller::Participant(p) => snapshot.trust.check_active(*p, "caller").map(|_| *p),
+        Caller::Operator(op) => Err(Refusal::new(
+            RefusalCode::WrongRole,
+            format!("operator {op} may not use this service; it is for participants"),
+        )),
+    }
+}
+
+/// Authorise an operator: a certificate with the operator role that is not revoked.
+pub fn authorize_operator(peer: Option<&Peer>, snapshot: &Snapshot) -> Result<String, Refusal> {
+    let peer = check_certificate(peer, snapshot)?;
+    match &peer.caller {
+        Caller::Operator(op) => Ok(op.clone()),
+        Caller::Participant(p) => Err(Refusal::new(
+            RefusalCode::WrongRole,
+            format!(
+                "participant {p} may not use the admin service; it needs an operator certificate"
+            ),
+        )),
+    }
+}
+
+/// Authorise anyone with a Caravan certificate that is not revoked (the trust list is for all).
+pub fn authorize_any<'p>(peer: Option<&'p Peer>, snapshot: &Snapshot) -> Result<&'p Peer, Refusal> {
+    check_certificate(peer, snapshot)
+}
+
+fn check_certificate<'p>(peer: Option<&'p Peer>, snapshot: &Snapshot) -> Result<&'p Peer, Refusal> {
+    let peer = peer.ok_or_else(|| {
+        Refusal::new(
+            RefusalCode::NoClientIdentity,
+            "the client certificate carries no Caravan identity",
+        )
+    })?;
+    if let Some(revoked) = snapshot.revoked_certificates.get(&peer.serial) {
+        return Err(Refusal::new(
+            RefusalCode::CertificateRevoked,
+            format!(
+                "certificate {} was revoked ({})",
+                peer.serial, revoked.reason
+            ),
+        ));
+    }
+    Ok(peer)
 }

@@ -6,7 +6,9 @@
 //! and streams each document to its recipient until the recipient acknowledges it.
 //!
 //! Code map: [`config`] (the checked TOML file), [`pki`] (CA and certificates), [`identity`]
-//! (caller from the client certificate), [`exchange`] (the gRPC service and its rules),
+//! (caller from the client certificate, and who may call what), [`registry`] (participants,
+//! keys, corridors: the signed trust list), [`exchange`] (the gRPC service and its rules),
+//! [`anchor`] (the trust-list service), [`admin`] (the operators' service),
 //! [`store`] (durable state behind a narrow trait; sled backend), [`commit`] (group commit),
 //! [`metrics`], [`server`] (wiring and shutdown).
 //!
@@ -15,13 +17,17 @@
 
 #![forbid(unsafe_code)]
 
+pub mod admin;
+pub mod anchor;
 pub mod commit;
 pub mod config;
 pub mod error;
 pub mod exchange;
 pub mod identity;
 pub mod metrics;
+pub mod operator;
 pub mod pki;
+pub mod registry;
 pub mod server;
 pub mod store;
 

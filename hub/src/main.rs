@@ -7,13 +7,16 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use tracing::info;
 
 use caravan_common::{
-    ParticipantId,
+    DocumentType, ParticipantId,
     process::{LogFormat, init_tracing, shutdown_signal},
+    time::parse_rfc3339,
 };
 use caravan_hub::{
     Config,
+    operator::{Operator, OperatorError, read_public_key},
     pki::{self, PkiLayout, Subject},
 };
+use caravan_proto::v1;
 
 /// Exit code for a bad configuration or command line (sysexits EX_USAGE).
 const EX_USAGE: u8 = 64;
@@ -52,6 +55,145 @@ enum Command {
     Pki {
         #[command(subcommand)]
         command: PkiCommand,
+    },
+    /// Manage the registry of the running hub, as an operator.
+    Admin {
+        /// The operator's admin.toml: hub URL and operator certificate.
+        #[arg(long, env = "CARAVAN_HUB_ADMIN_CONFIG")]
+        config: PathBuf,
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Participants (countries).
+    Participant {
+        #[command(subcommand)]
+        command: ParticipantCommand,
+    },
+    /// Document-signing keys.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+    /// Which documents may flow between which participants.
+    Corridor {
+        #[command(subcommand)]
+        command: CorridorCommand,
+    },
+    /// TLS client certificates.
+    Cert {
+        #[command(subcommand)]
+        command: CertCommand,
+    },
+    /// The signed trust list.
+    TrustList {
+        #[command(subcommand)]
+        command: TrustListCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ParticipantCommand {
+    /// Register a participant.
+    Add {
+        id: ParticipantId,
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "")]
+        contact: String,
+    },
+    /// Refuse the participant as sender and recipient, and close its open streams.
+    Suspend { id: ParticipantId },
+    /// Lift a suspension.
+    Resume { id: ParticipantId },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Register a document-signing key for a participant.
+    Register {
+        #[arg(long)]
+        participant: ParticipantId,
+        /// Document types the key may sign, comma-separated: e-co,e-phyto,e-invoice.
+        #[arg(long, value_delimiter = ',')]
+        types: Vec<DocumentType>,
+        /// File with the base64 public key (`caravan-spoke keygen` writes it as <key>.pub).
+        #[arg(long)]
+        public_key: PathBuf,
+        /// Start of validity, RFC 3339 (default: now).
+        #[arg(long)]
+        not_before: Option<String>,
+        /// End of validity, RFC 3339 (default: none).
+        #[arg(long)]
+        not_after: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key from now on (key compromise).
+    Revoke {
+        key_id: String,
+        #[arg(long)]
+        reason: String,
+    },
+    List {
+        #[arg(long)]
+        participant: Option<ParticipantId>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum CorridorAction {
+    Open,
+    Pilot,
+    Close,
+}
+
+#[derive(Subcommand)]
+enum CorridorCommand {
+    /// Open a corridor.
+    Open(CorridorArgs),
+    /// Open a corridor for trials; receivers mark its traffic as pilot.
+    Pilot(CorridorArgs),
+    /// Close a corridor.
+    Close(CorridorArgs),
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args)]
+struct CorridorArgs {
+    from: ParticipantId,
+    to: ParticipantId,
+    /// Document types, comma-separated, or `all`.
+    types: String,
+}
+
+#[derive(Subcommand)]
+enum CertCommand {
+    /// Refuse a TLS client certificate from now on, by serial (as `pki issue` printed it).
+    Revoke {
+        serial: String,
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum TrustListCommand {
+    Show {
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -125,6 +267,250 @@ fn main() -> ExitCode {
             report(run(config))
         }
         Command::Pki { command } => report(pki_command(command)),
+        Command::Admin { config, command } => report(admin(config, command)),
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn admin(config: PathBuf, command: AdminCommand) -> anyhow::Result<()> {
+    let operator = Operator::connect(&config)?;
+    let mut admin = operator.admin();
+    let done = |r: tonic::Response<v1::AdminResponse>| {
+        println!(
+            "done; trust list version {}",
+            r.into_inner().trust_list_version
+        );
+    };
+    match command {
+        AdminCommand::Participant { command } => match command {
+            ParticipantCommand::Add { id, name, contact } => {
+                let request = v1::AddParticipantRequest {
+                    id: id.to_string(),
+                    name,
+                    contact,
+                };
+                done(
+                    admin
+                        .add_participant(request)
+                        .await
+                        .map_err(OperatorError::from)?,
+                );
+            }
+            ParticipantCommand::Suspend { id } => {
+                let status = v1::ParticipantStatus::Suspended as i32;
+                let request = v1::SetParticipantStatusRequest {
+                    id: id.to_string(),
+                    status,
+                };
+                done(
+                    admin
+                        .set_participant_status(request)
+                        .await
+                        .map_err(OperatorError::from)?,
+                );
+            }
+            ParticipantCommand::Resume { id } => {
+                let status = v1::ParticipantStatus::Active as i32;
+                let request = v1::SetParticipantStatusRequest {
+                    id: id.to_string(),
+                    status,
+                };
+                done(
+                    admin
+                        .set_participant_status(request)
+                        .await
+                        .map_err(OperatorError::from)?,
+                );
+            }
+            ParticipantCommand::List { json } => {
+                let list = operator.trust_list_view().await?;
+                if json {
+                    println!("{}", serde_json::to_string(&list.participants)?);
+                } else {
+                    for p in list.participants {
+                        println!("{}  {:<9}  {}  {}", p.id, p.status, p.name, p.contact);
+                    }
+                }
+            }
+        },
+        AdminCommand::Key { command } => match command {
+            KeyCommand::Register {
+                participant,
+                types,
+                public_key,
+                not_before,
+                not_after,
+                json,
+            } => {
+                let key = read_public_key(&public_key)?;
+                let time = |t: Option<String>| -> anyhow::Result<i64> {
+                    Ok(match t {
+                        None => 0,
+                        Some(text) => parse_rfc3339(&text)
+                            .with_context(|| format!("{text:?} is not an RFC 3339 time"))?
+                            .as_millis(),
+                    })
+                };
+                let request = v1::RegisterKeyRequest {
+                    participant: participant.to_string(),
+                    public_key: key.raw().to_vec(),
+                    document_types: types.iter().map(|t| t.to_string()).collect(),
+                    not_before_ms: time(not_before)?,
+                    not_after_ms: time(not_after)?,
+                };
+                let version = admin
+                    .register_key(request)
+                    .await
+                    .map_err(OperatorError::from)?
+                    .into_inner()
+                    .trust_list_version;
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({ "key_id": key.key_id().to_string(), "participant": participant.to_string(), "trust_list_version": version })
+                    );
+                } else {
+                    println!(
+                        "registered key {} for {participant}; trust list version {version}",
+                        key.key_id()
+                    );
+                }
+            }
+            KeyCommand::Revoke { key_id, reason } => {
+                done(
+                    admin
+                        .revoke_key(v1::RevokeKeyRequest { key_id, reason })
+                        .await
+                        .map_err(OperatorError::from)?,
+                );
+            }
+            KeyCommand::List { participant, json } => {
+                let mut keys = operator.trust_list_view().await?.keys;
+                if let Some(p) = participant {
+                    keys.retain(|k| k.participant == p.as_str());
+                }
+                if json {
+                    println!("{}", serde_json::to_string(&keys)?);
+                } else {
+                    for k in keys {
+                        println!(
+                            "{}  {}  {:<13}  {}",
+                            k.key_id,
+                            k.participant,
+                            k.status,
+                            k.document_types.join(",")
+                        );
+                    }
+                }
+            }
+        },
+        AdminCommand::Corridor { command } => {
+            let (action, args) = match command {
+                CorridorCommand::Open(a) => (CorridorAction::Open, a),
+                CorridorCommand::Pilot(a) => (CorridorAction::Pilot, a),
+                CorridorCommand::Close(a) => (CorridorAction::Close, a),
+                CorridorCommand::List { json } => {
+                    let corridors = operator.trust_list_view().await?.corridors;
+                    if json {
+                        println!("{}", serde_json::to_string(&corridors)?);
+                    } else {
+                        for c in corridors {
+                            println!(
+                                "{} -> {}  {:<9}  {}",
+                                c.sender, c.recipient, c.document_type, c.state
+                            );
+                        }
+                    }
+                    return Ok(());
+                }
+            };
+            let state = match action {
+                CorridorAction::Open => v1::CorridorState::Open,
+                CorridorAction::Pilot => v1::CorridorState::Pilot,
+                CorridorAction::Close => v1::CorridorState::Closed,
+            };
+            let types: Vec<DocumentType> = if args.types == "all" {
+                DocumentType::ALL.to_vec()
+            } else {
+                args.types
+                    .split(',')
+                    .map(str::parse)
+                    .collect::<Result<_, _>>()?
+            };
+            for t in types {
+                let request = v1::SetCorridorRequest {
+                    sender: args.from.to_string(),
+                    recipient: args.to.to_string(),
+                    document_type: t.to_string(),
+                    state: state as i32,
+                };
+                done(
+                    admin
+                        .set_corridor(request)
+                        .await
+                        .map_err(OperatorError::from)?,
+                );
+            }
+        }
+        AdminCommand::Cert {
+            command: CertCommand::Revoke { serial, reason },
+        } => {
+            done(
+                admin
+                    .revoke_certificate(v1::RevokeCertificateRequest { serial, reason })
+                    .await
+                    .map_err(OperatorError::from)?,
+            );
+        }
+        AdminCommand::TrustList {
+            command: TrustListCommand::Show { json },
+        } => {
+            let list = operator.trust_list_view().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                print_trust_list(&list);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_trust_list(list: &caravan_common::trust::view::TrustListView) {
+    let time = |t: Option<caravan_common::Timestamp>| {
+        t.map(|t| t.to_string()).unwrap_or_else(|| "-".into())
+    };
+    println!(
+        "trust list version {} issued {} next update {} ({})",
+        list.version,
+        time(list.issued_at),
+        time(list.next_update),
+        if list.fresh { "fresh" } else { "STALE" }
+    );
+    println!("participants:");
+    for p in &list.participants {
+        println!("  {}  {:<9}  {}", p.id, p.status, p.name);
+    }
+    println!("keys:");
+    for k in &list.keys {
+        println!(
+            "  {}  {}  {:<13}  {}",
+            k.key_id,
+            k.participant,
+            k.status,
+            k.document_types.join(",")
+        );
+    }
+    println!("corridors:");
+    for c in &list.corridors {
+        println!(
+            "  {} -> {}  {:<9}  {}",
+            c.sender, c.recipient, c.document_type, c.state
+        );
+    }
+    println!("hub receipt keys:");
+    for k in &list.hub_keys {
+        println!("  {}", k.key_id);
     }
 }
 
@@ -169,6 +555,12 @@ fn pki_command(command: PkiCommand) -> anyhow::Result<()> {
                 out.receipt_key_id
             );
             println!("receipt public key:   {}", out.receipt_public_key);
+            println!(
+                "anchor key:           {} (id {})",
+                layout.anchor_key().display(),
+                out.anchor_key_id
+            );
+            println!("anchor public key:    {}", out.anchor_public_key);
         }
         PkiCommand::Issue(args) => {
             let layout = PkiLayout::new(&args.dir);
@@ -177,9 +569,11 @@ fn pki_command(command: PkiCommand) -> anyhow::Result<()> {
                 (None, Some(op)) => Subject::Operator(op),
                 (None, None) => anyhow::bail!("name a --participant or an --operator"),
             };
-            let (cert, key) = pki::issue(&layout, &subject, args.days)?;
-            println!("certificate: {}", cert.display());
-            println!("key:         {}", key.display());
+            let issued = pki::issue(&layout, &subject, args.days)?;
+            println!("certificate: {}", issued.cert.display());
+            println!("key:         {}", issued.key.display());
+            println!("serial:      {}", issued.serial);
+            println!("sha256:      {}", issued.fingerprint);
         }
     }
     Ok(())

@@ -73,6 +73,12 @@ impl PkiLayout {
     pub fn receipt_public_key(&self) -> PathBuf {
         self.dir.join("hub-receipt.pub")
     }
+    pub fn anchor_key(&self) -> PathBuf {
+        self.dir.join("hub-anchor.key")
+    }
+    pub fn anchor_public_key(&self) -> PathBuf {
+        self.dir.join("hub-anchor.pub")
+    }
     pub fn participant_cert(&self, id: ParticipantId) -> PathBuf {
         self.dir.join("participants").join(format!("{id}.pem"))
     }
@@ -92,10 +98,24 @@ impl PkiLayout {
 pub struct Initialised {
     pub receipt_public_key: String,
     pub receipt_key_id: String,
+    /// The trust anchor's public key: spokes pin it in their configuration.
+    pub anchor_public_key: String,
+    pub anchor_key_id: String,
 }
 
-/// Create the CA, the hub's TLS certificate for `hub_names` (DNS names or IP addresses), and
-/// the hub's receipt-signing key, valid for `days`.
+/// A certificate `pki issue` wrote.
+#[derive(Debug)]
+pub struct Issued {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// Serial number, lowercase hex: what `admin cert revoke` takes.
+    pub serial: String,
+    /// SHA-256 of the DER certificate, lowercase hex.
+    pub fingerprint: String,
+}
+
+/// Create the CA, the hub's TLS certificate for `hub_names` (DNS names or IP addresses), the
+/// hub's trust anchor key (signs trust lists) and receipt-signing key, valid for `days`.
 pub fn init(layout: &PkiLayout, hub_names: &[String], days: u32) -> Result<Initialised, PkiError> {
     if layout.ca_cert().exists() || layout.ca_key().exists() {
         return Err(PkiError::AlreadyInitialised(layout.dir.clone()));
@@ -118,17 +138,25 @@ pub fn init(layout: &PkiLayout, hub_names: &[String], days: u32) -> Result<Initi
     leaf(&mut params, days);
     write_leaf(&params, &issuer, &layout.hub_cert(), &layout.hub_key())?;
 
-    let receipt_key = SigningKey::generate();
-    receipt_key.save(&layout.receipt_key())?;
-    let receipt_public_key = receipt_key.public().to_base64();
-    write_public(
-        &layout.receipt_public_key(),
-        format!("{receipt_public_key}\n").as_bytes(),
-    )?;
+    let receipt_key = new_key(&layout.receipt_key(), &layout.receipt_public_key())?;
+    let anchor_key = new_key(&layout.anchor_key(), &layout.anchor_public_key())?;
     Ok(Initialised {
-        receipt_public_key,
+        receipt_public_key: receipt_key.public().to_base64(),
         receipt_key_id: receipt_key.key_id().to_string(),
+        anchor_public_key: anchor_key.public().to_base64(),
+        anchor_key_id: anchor_key.key_id().to_string(),
     })
+}
+
+/// A new ed25519 key at `path` (0600), with its base64 public key at `public_path`.
+pub fn new_key(path: &Path, public_path: &Path) -> Result<SigningKey, PkiError> {
+    let key = SigningKey::generate();
+    key.save(path)?;
+    write_public(
+        public_path,
+        format!("{}\n", key.public().to_base64()).as_bytes(),
+    )?;
+    Ok(key)
 }
 
 /// Whom a certificate is for.
@@ -138,13 +166,8 @@ pub enum Subject {
     Operator(String),
 }
 
-/// Issue a TLS client certificate from the CA in `layout`, valid for `days`. Returns the paths
-/// of the certificate and its key.
-pub fn issue(
-    layout: &PkiLayout,
-    subject: &Subject,
-    days: u32,
-) -> Result<(PathBuf, PathBuf), PkiError> {
+/// Issue a TLS client certificate from the CA in `layout`, valid for `days`.
+pub fn issue(layout: &PkiLayout, subject: &Subject, days: u32) -> Result<Issued, PkiError> {
     let ca_pem = read(&layout.ca_cert())?;
     let ca_key = KeyPair::from_pem(&read(&layout.ca_key())?)?;
     let issuer = Issuer::from_ca_cert_pem(&ca_pem, ca_key)?;
@@ -180,8 +203,13 @@ pub fn issue(
     if let Some(parent) = cert.parent() {
         create_dir(parent)?;
     }
-    write_leaf(&params, &issuer, &cert, &key)?;
-    Ok((cert, key))
+    let der = write_leaf(&params, &issuer, &cert, &key)?;
+    Ok(Issued {
+        cert,
+        key,
+        serial: crate::identity::serial_hex(&der).unwrap_or_default(),
+        fingerprint: caravan_common::envelope::to_hex(&caravan_common::signing::sha256(&der)),
+    })
 }
 
 fn name(common_name: &str) -> DistinguishedName {
@@ -217,11 +245,12 @@ fn write_leaf(
     issuer: &Issuer<'_, KeyPair>,
     cert_path: &Path,
     key_path: &Path,
-) -> Result<(), PkiError> {
+) -> Result<Vec<u8>, PkiError> {
     let key = KeyPair::generate()?;
     let cert = params.signed_by(&key, issuer)?;
     signing::write_secret_file(key_path, key.serialize_pem().as_bytes())?;
-    write_public(cert_path, cert.pem().as_bytes())
+    write_public(cert_path, cert.pem().as_bytes())?;
+    Ok(cert.der().to_vec())
 }
 
 fn create_dir(path: &Path) -> Result<(), PkiError> {
@@ -263,8 +292,17 @@ mod tests {
             Err(PkiError::AlreadyInitialised(_))
         ));
         let kz: ParticipantId = "KZ".parse().unwrap();
-        let (cert, key) = issue(&layout, &Subject::Participant(kz), 30).unwrap();
-        for secret in [key, layout.ca_key(), layout.hub_key(), layout.receipt_key()] {
+        let issued = issue(&layout, &Subject::Participant(kz), 30).unwrap();
+        assert_eq!(issued.serial.len(), 32);
+        assert_eq!(issued.fingerprint.len(), 64);
+        let (cert, key) = (issued.cert, issued.key);
+        for secret in [
+            key,
+            layout.ca_key(),
+            layout.hub_key(),
+            layout.receipt_key(),
+            layout.anchor_key(),
+        ] {
             assert_eq!(
                 fs::metadata(&secret).unwrap().permissions().mode() & 0o777,
                 0o600
@@ -277,7 +315,9 @@ mod tests {
             issue(&layout, &Subject::Participant(kz), 30),
             Err(PkiError::Key(_))
         ));
-        let (op, _) = issue(&layout, &Subject::Operator("alice".into()), 30).unwrap();
+        let op = issue(&layout, &Subject::Operator("alice".into()), 30)
+            .unwrap()
+            .cert;
         let der = rustls_pemfile_der(&fs::read_to_string(op).unwrap());
         assert_eq!(
             caller_from_der(&der),

@@ -7,13 +7,19 @@ use tokio::{net::TcpListener, sync::watch};
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig, server::TcpIncoming};
 use tracing::info;
 
-use caravan_proto::v1::exchange_server::ExchangeServer;
+use caravan_proto::v1::{
+    admin_server::AdminServer, exchange_server::ExchangeServer,
+    trust_anchor_server::TrustAnchorServer,
+};
 
 use crate::{
+    admin::AdminService,
+    anchor::TrustAnchorService,
     commit::GroupCommit,
     config::Config,
     exchange::{Exchange, ExchangeService},
     metrics::Metrics,
+    registry::{Registry, RegistryError},
     store::{Store, sled::SledBackend},
 };
 
@@ -29,6 +35,8 @@ pub enum RunError {
     Transport(#[from] tonic::transport::Error),
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    #[error("registry: {0}")]
+    Registry(#[from] RegistryError),
 }
 
 /// Serve the hub on `listener` until `shutdown` completes, then drain and flush.
@@ -48,15 +56,35 @@ pub async fn run(
     let metrics = Arc::new(Metrics::default());
     let commit = GroupCommit::start(store.clone(), metrics.clone());
     let (stop_tx, stop_rx) = watch::channel(false);
+    let registry = Arc::new(
+        Registry::open(
+            store.clone(),
+            commit.clone(),
+            config.anchor_key,
+            config.receipt_key.public(),
+            config.trust_list_validity,
+        )
+        .await?,
+    );
+    info!(
+        version = registry.snapshot().list.version,
+        "registry loaded"
+    );
+    tokio::spawn(registry.clone().keep_fresh(stop_rx.clone()));
     let exchange = Arc::new(Exchange::new(
-        config.trust,
+        registry.clone(),
         store.clone(),
         commit,
         config.receipt_key,
         config.max_payload_bytes,
-        metrics,
-        stop_rx,
+        metrics.clone(),
+        stop_rx.clone(),
     ));
+    let anchor = TrustAnchorServer::new(TrustAnchorService {
+        registry: registry.clone(),
+        shutdown: stop_rx,
+    });
+    let admin = AdminServer::new(AdminService { registry, metrics });
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -89,6 +117,8 @@ pub async fn run(
         .add_service(health_service)
         .add_service(reflection)
         .add_service(exchange_service)
+        .add_service(anchor)
+        .add_service(admin)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;
     store.run(|b| b.flush()).await?;

@@ -118,7 +118,7 @@ pub fn verify(signed: &v1::SignedAck, trust: &TrustSet, at: Timestamp) -> Result
 mod tests {
     use caravan_common::{
         DocumentType, MessageId,
-        trust::{Participant, SigningKeyEntry},
+        trust::{Participant, ParticipantStatus, SigningKeyEntry},
     };
 
     use super::*;
@@ -127,9 +127,12 @@ mod tests {
     fn acks_verify_and_name_their_signer() {
         let cn = SigningKey::generate();
         let trust = TrustSet::new(
+            Default::default(),
             [Participant {
                 id: "CN".parse().unwrap(),
                 name: "China".into(),
+                contact: String::new(),
+                status: ParticipantStatus::Active,
             }],
             [SigningKeyEntry {
                 participant: "CN".parse().unwrap(),
@@ -137,7 +140,9 @@ mod tests {
                 document_types: vec![DocumentType::Invoice],
                 not_before: None,
                 not_after: None,
+                revoked: None,
             }],
+            [],
             [],
         )
         .unwrap();

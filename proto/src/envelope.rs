@@ -191,7 +191,7 @@ pub fn open(
 mod tests {
     use caravan_common::{
         DocumentType, MessageId, ParticipantId,
-        trust::{Participant, SigningKeyEntry},
+        trust::{Participant, ParticipantStatus, SigningKeyEntry},
     };
 
     use super::*;
@@ -218,19 +218,19 @@ mod tests {
             ],
             not_before: None,
             not_after: None,
+            revoked: None,
+        };
+        let participant = |id: &str| Participant {
+            id: pid(id),
+            name: id.into(),
+            contact: String::new(),
+            status: ParticipantStatus::Active,
         };
         let trust = TrustSet::new(
-            [
-                Participant {
-                    id: pid("KZ"),
-                    name: "Kazakhstan".into(),
-                },
-                Participant {
-                    id: pid("CN"),
-                    name: "China".into(),
-                },
-            ],
+            Default::default(),
+            [participant("KZ"), participant("CN")],
             [entry("KZ", &kz), entry("CN", &cn)],
+            [],
             [],
         )
         .unwrap();

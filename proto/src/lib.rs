@@ -15,6 +15,7 @@ pub mod ack;
 pub mod envelope;
 pub mod receipt;
 pub mod status;
+pub mod trust_list;
 
 /// Generated code for package `caravan.v1`.
 #[allow(clippy::all, missing_docs)]

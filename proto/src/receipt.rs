@@ -43,7 +43,8 @@ pub fn verify(signed: &v1::SignedReceipt, trust: &TrustSet) -> Result<Receipt, R
         .as_ref()
         .map(|s| s.signature.as_slice())
         .unwrap_or_default();
-    key.verify(Purpose::Receipt, &signed.body, signature)
+    key.public_key
+        .verify(Purpose::Receipt, &signed.body, signature)
         .map_err(|_| {
             bad(format!(
                 "receipt signature does not verify with hub key {key_id}"
@@ -75,7 +76,7 @@ pub fn verify(signed: &v1::SignedReceipt, trust: &TrustSet) -> Result<Receipt, R
 
 #[cfg(test)]
 mod tests {
-    use caravan_common::MessageId;
+    use caravan_common::{MessageId, trust::HubKey};
 
     use super::*;
 
@@ -94,7 +95,12 @@ mod tests {
     #[test]
     fn issued_receipts_verify_and_forgeries_do_not() {
         let hub = SigningKey::generate();
-        let trust = TrustSet::new([], [], [hub.public().clone()]).unwrap();
+        let hub_key = HubKey {
+            public_key: hub.public().clone(),
+            not_before: None,
+            not_after: None,
+        };
+        let trust = TrustSet::new(Default::default(), [], [], [hub_key], []).unwrap();
         let r = receipt(&hub);
         let signed = issue(&r, &hub);
         assert_eq!(verify(&signed, &trust).unwrap(), r);

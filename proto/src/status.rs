@@ -21,7 +21,10 @@ pub fn grpc_code(code: RefusalCode) -> Code {
         | KeyRevoked
         | KeyExpired
         | KeyNotYetValid
-        | DocumentTypeNotAllowed => Code::PermissionDenied,
+        | DocumentTypeNotAllowed
+        | CorridorClosed
+        | ParticipantSuspended
+        | CertificateRevoked => Code::PermissionDenied,
         BadSignature
         | MalformedHeader
         | InvalidHeader
@@ -33,9 +36,10 @@ pub fn grpc_code(code: RefusalCode) -> Code {
         | BadReceipt
         | WrongRecipient => Code::InvalidArgument,
         PayloadTooLarge => Code::ResourceExhausted,
-        UnknownRecipient => Code::FailedPrecondition,
-        DuplicateMessageId => Code::AlreadyExists,
-        UnknownMessage => Code::NotFound,
+        UnknownRecipient | TrustListRollback => Code::FailedPrecondition,
+        DuplicateMessageId | AlreadyRegistered => Code::AlreadyExists,
+        UnknownMessage | NotRegistered => Code::NotFound,
+        InvalidTrustList => Code::DataLoss,
     }
 }
 

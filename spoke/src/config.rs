@@ -8,20 +8,16 @@
 //! signing_key = "signing.key"              # from `caravan-spoke keygen`
 //! control_socket = "data/control.sock"     # local control API (default: <data_dir>/control.sock)
 //! max_payload_bytes = 16777216             # largest document sent (default 16 MiB)
-//! hub_receipt_keys = ["base64..."]         # the hub's receipt-signing public key(s)
+//! anchor_public_key = "base64..."          # the hub's trust anchor, pinned (hub-anchor.pub)
 //!
 //! [tls]
 //! ca_cert = "tls/ca.pem"                   # the hub's CA
 //! cert = "tls/KZ.pem"                      # this spoke's client certificate
 //! key = "tls/KZ.key"
-//!
-//! [[participants]]                         # every participant whose documents are verified
-//! id = "CN"
-//! name = "China"
-//! [[participants.keys]]
-//! public_key = "base64..."
-//! document_types = ["e-co", "e-phyto", "e-invoice"]
 //! ```
+//!
+//! Participants, keys and the hub's receipt keys are not configured here: they come from the
+//! hub's signed trust list, checked against the pinned anchor key.
 
 use std::path::{Path, PathBuf};
 
@@ -29,9 +25,8 @@ use serde::{Deserialize, Serialize};
 
 use caravan_common::{
     ParticipantId,
-    config::{ConfigError, ParticipantConfig, Problems, read_toml, resolve, trust_set},
-    signing::SigningKey,
-    trust::TrustSet,
+    config::{ConfigError, Problems, read_toml, resolve},
+    signing::{PublicKey, SigningKey},
 };
 
 /// Default largest payload sent: 16 MiB, as the hub's default.
@@ -59,12 +54,11 @@ pub struct SpokeFile {
     /// Largest payload this spoke sends, in bytes.
     #[serde(default = "default_max_payload")]
     pub max_payload_bytes: u64,
-    /// The hub's receipt-signing public keys (base64).
-    pub hub_receipt_keys: Vec<String>,
+    /// The hub's trust-anchor public key (base64, `hub-anchor.pub` from `caravan-hub pki
+    /// init`): only trust lists it signed are believed.
+    pub anchor_public_key: String,
     /// TLS material.
     pub tls: TlsFile,
-    /// Participants whose documents this spoke verifies, with their keys (including its own).
-    pub participants: Vec<ParticipantConfig>,
 }
 
 /// TLS files as written.
@@ -126,7 +120,7 @@ pub struct Config {
     pub control_socket: PathBuf,
     pub max_payload_bytes: usize,
     pub tls: TlsMaterial,
-    pub trust: TrustSet,
+    pub anchor: PublicKey,
 }
 
 impl Config {
@@ -168,25 +162,10 @@ impl Config {
                 None
             }
         };
-        if file.hub_receipt_keys.is_empty() {
-            problems
-                .push("hub_receipt_keys: at least one hub receipt key is needed to check receipts");
-        }
-        let trust = trust_set(&file.participants, &file.hub_receipt_keys, &mut problems);
-        if let (Some(me), Some(key)) = (participant, &signing_key) {
-            match trust.key(key.key_id()) {
-                Some(entry) if entry.participant == me => {}
-                Some(entry) => problems.push(format!(
-                    "signing_key: key {} is listed for {}, not for this spoke ({me})",
-                    key.key_id(),
-                    entry.participant
-                )),
-                None => problems.push(format!(
-                    "signing_key: key {} is not listed under participant {me} in [[participants]]",
-                    key.key_id()
-                )),
-            }
-        }
+        let anchor = problems.check(
+            "anchor_public_key",
+            PublicKey::from_base64(&file.anchor_public_key),
+        );
         let data_dir = resolve(path, &file.data_dir);
         let control_socket = control_socket(path, &file, &data_dir);
         problems.finish(path, || Config {
@@ -202,7 +181,7 @@ impl Config {
                 cert: cert.expect("checked"),
                 key: key.expect("checked"),
             },
-            trust,
+            anchor: anchor.expect("checked"),
         })
     }
 }

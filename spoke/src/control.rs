@@ -12,6 +12,7 @@
 //! | GET    | `/v1/inbox/{id}[?sender=]`        | the full [`InboxRecord`]                |
 //! | GET    | `/v1/inbox/{id}/payload[?sender=]`| the document bytes                      |
 //! | GET    | `/v1/sent/{id}/status`            | [`StatusView`] from the hub             |
+//! | GET    | `/v1/trust-list`                  | the trust list held, and its freshness  |
 //!
 //! Errors are `{"error": {"code": "...", "message": "..."}}` with a fitting HTTP status.
 
@@ -33,6 +34,7 @@ use serde::{Deserialize, Serialize};
 use caravan_common::{
     DocumentType, MessageId, ParticipantId, Refusal, Timestamp,
     envelope::{Ack, to_hex},
+    trust::view,
 };
 use caravan_proto::v1;
 
@@ -115,6 +117,7 @@ pub fn router(spoke: Arc<Spoke>, max_payload_bytes: usize) -> Router {
         .route("/v1/inbox/{id}", get(inbox_entry))
         .route("/v1/inbox/{id}/payload", get(payload))
         .route("/v1/sent/{id}/status", get(status))
+        .route("/v1/trust-list", get(trust_list))
         // Room for the largest document; a larger body gets 413 before it is read in full.
         .layer(DefaultBodyLimit::max(max_payload_bytes.saturating_add(1)))
         .with_state(spoke)
@@ -131,6 +134,17 @@ async fn health(State(spoke): State<Arc<Spoke>>) -> Json<Health> {
         participant: spoke.me.to_string(),
         hub_connected: spoke.hub_connected(),
     })
+}
+
+async fn trust_list(State(spoke): State<Arc<Spoke>>) -> Result<Json<view::TrustListView>, Failure> {
+    let held = spoke.trust().current().ok_or_else(|| {
+        Failure::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "NO_TRUST_LIST",
+            "no trust list yet: the hub has not been reached",
+        )
+    })?;
+    Ok(Json(view::view(&held.set, Timestamp::now())))
 }
 
 #[derive(Deserialize)]
@@ -193,7 +207,7 @@ impl From<&InboxRecord> for InboxItem {
             sender: r.sender.to_string(),
             document_type: r.document_type.map(|t| t.to_string()),
             document_id: r.document_id.clone(),
-            verified: r.verification == Verification::Verified,
+            verified: matches!(r.verification, Verification::Verified { .. }),
             verification: r.verification.clone(),
             received_at: r.received_at,
             accepted_at: r.accepted_at,
@@ -319,9 +333,18 @@ async fn status(
         .into_inner();
     let store = spoke.store.clone();
     let sent = blocking(move || store.sent_entry(message_id)).await?;
+    let held = spoke.trust().current();
     let acknowledgement = response.ack.map(|signed| {
         let at = Timestamp::now();
-        let verified: Result<Ack, Refusal> = caravan_proto::ack::verify(&signed, spoke.trust(), at)
+        let verified: Result<Ack, Refusal> = held
+            .as_ref()
+            .ok_or_else(|| {
+                Refusal::new(
+                    caravan_common::RefusalCode::InvalidTrustList,
+                    "no trust list held",
+                )
+            })
+            .and_then(|h| caravan_proto::ack::verify(&signed, &h.set, at))
             .and_then(|a| check_ack_matches(&a, message_id, spoke.me, sent.as_ref()).map(|()| a));
         let encoded = prost::Message::encode_to_vec(&signed);
         match verified {

@@ -7,6 +7,7 @@
 //!
 //! Code map: [`config`] (the checked TOML file), [`document`] (recognising XML documents),
 //! [`spoke`] (sending and receiving), [`store`] (inbox and sent records on sled),
+//! [`trust`] (the signed trust list held, checked against the pinned anchor, followed),
 //! [`control`] (the local control API the CLI uses, over a Unix socket).
 
 #![forbid(unsafe_code)]
@@ -16,6 +17,7 @@ pub mod control;
 pub mod document;
 pub mod spoke;
 pub mod store;
+pub mod trust;
 
 use std::{future::Future, os::unix::fs::PermissionsExt, path::Path, sync::Arc};
 
@@ -36,6 +38,8 @@ pub enum RunError {
     Transport(#[from] tonic::transport::Error),
     #[error("control socket {path}: {cause}")]
     ControlSocket { path: String, cause: String },
+    #[error(transparent)]
+    Trust(#[from] trust::TrustError),
 }
 
 /// Run the spoke until `shutdown` completes: the delivery stream from the hub and the local
@@ -53,10 +57,20 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let channel = spoke::hub_channel(&config)?;
     let max_payload_bytes = config.max_payload_bytes;
     let socket = config.control_socket.clone();
-    let spoke = Arc::new(spoke::Spoke::new(config, store.clone(), channel));
+    let trust = Arc::new(trust::TrustHolder::load(
+        config.anchor.clone(),
+        store.clone(),
+    )?);
+    let spoke = Arc::new(spoke::Spoke::new(
+        config,
+        store.clone(),
+        trust.clone(),
+        channel.clone(),
+    ));
     info!(participant = %spoke.me, socket = %socket.display(), "control API listening");
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    let follower = tokio::spawn(trust.follow(channel, stop_rx.clone()));
     let receiver = tokio::spawn(spoke.clone().receive(stop_rx.clone()));
     let mut stop = stop_rx;
     let control = axum::serve(listener, control::router(spoke, max_payload_bytes))
@@ -68,6 +82,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     info!("shutting down");
     let _ = stop_tx.send(true);
     let _ = receiver.await;
+    let _ = follower.await;
     let _ = control.await;
     let _ = std::fs::remove_file(&socket);
     spoke::blocking(move || store.flush()).await?;

@@ -96,6 +96,11 @@ enum Command {
         json: bool,
         message_id: MessageId,
     },
+    /// The trust list this spoke holds.
+    TrustList {
+        #[command(subcommand)]
+        command: TrustListCommand,
+    },
     /// Show the state of a sent document, as the hub reports it.
     Status {
         #[arg(long, env = "CARAVAN_SPOKE_CONFIG")]
@@ -103,6 +108,17 @@ enum Command {
         #[arg(long)]
         json: bool,
         message_id: MessageId,
+    },
+}
+
+#[derive(Subcommand)]
+enum TrustListCommand {
+    /// Print the list held and whether it is fresh.
+    Show {
+        #[arg(long, env = "CARAVAN_SPOKE_CONFIG")]
+        config: PathBuf,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -206,7 +222,13 @@ fn command(command: Command) -> Result<(), Failure> {
             }
             for i in items {
                 let verdict = match &i.verification {
-                    caravan_spoke::store::Verification::Verified => "verified".to_owned(),
+                    caravan_spoke::store::Verification::Verified { notes } if notes.is_empty() => {
+                        "verified".to_owned()
+                    }
+                    caravan_spoke::store::Verification::Verified { notes } => {
+                        let codes: Vec<&str> = notes.iter().map(|n| n.code.as_str()).collect();
+                        format!("verified ({})", codes.join(", "))
+                    }
                     caravan_spoke::store::Verification::Rejected { code, .. } => {
                         format!("REJECTED ({code})")
                     }
@@ -278,6 +300,52 @@ fn command(command: Command) -> Result<(), Failure> {
             }
             Ok(())
         }
+        Command::TrustList {
+            command: TrustListCommand::Show { config, json },
+        } => {
+            let list = call(&config, "GET", "/v1/trust-list", Vec::new())?;
+            if json {
+                println!("{list}");
+                return Ok(());
+            }
+            println!(
+                "trust list version {} issued {} next update {} ({})",
+                list["version"],
+                text(&list["issued_at"]),
+                text(&list["next_update"]),
+                if list["fresh"] == Value::Bool(true) {
+                    "fresh"
+                } else {
+                    "STALE"
+                }
+            );
+            for p in list["participants"].as_array().into_iter().flatten() {
+                println!(
+                    "  participant {}  {:<9}  {}",
+                    text(&p["id"]),
+                    text(&p["status"]),
+                    text(&p["name"])
+                );
+            }
+            for k in list["keys"].as_array().into_iter().flatten() {
+                println!(
+                    "  key {}  {}  {}",
+                    text(&k["key_id"]),
+                    text(&k["participant"]),
+                    text(&k["status"])
+                );
+            }
+            for c in list["corridors"].as_array().into_iter().flatten() {
+                println!(
+                    "  corridor {} -> {}  {:<9}  {}",
+                    text(&c["sender"]),
+                    text(&c["recipient"]),
+                    text(&c["document_type"]),
+                    text(&c["state"])
+                );
+            }
+            Ok(())
+        }
         Command::Status {
             config,
             json,
@@ -317,6 +385,12 @@ fn command(command: Command) -> Result<(), Failure> {
 fn keygen(out: PathBuf, json: bool) -> Result<(), Failure> {
     let key = SigningKey::generate();
     key.save(&out).map_err(|e| Failure(1, e.to_string()))?;
+    // The public half, for the hub operator (`caravan-hub admin key register --public-key`).
+    let mut public = out.clone().into_os_string();
+    public.push(".pub");
+    let public = PathBuf::from(public);
+    std::fs::write(&public, format!("{}\n", key.public().to_base64()))
+        .map_err(|e| Failure(1, format!("{}: {e}", public.display())))?;
     if json {
         println!(
             "{}",
@@ -324,12 +398,17 @@ fn keygen(out: PathBuf, json: bool) -> Result<(), Failure> {
                 "key_id": key.key_id().to_string(),
                 "public_key": key.public().to_base64(),
                 "file": out.display().to_string(),
+            "public_key_file": public.display().to_string(),
             })
         );
     } else {
         println!("key id:     {}", key.key_id());
         println!("public key: {}", key.public().to_base64());
-        println!("written to: {} (mode 0600)", out.display());
+        println!(
+            "written to: {} (mode 0600); public key in {}",
+            out.display(),
+            public.display()
+        );
     }
     Ok(())
 }

@@ -25,7 +25,7 @@ use caravan_common::{
     DocumentType, MessageId, ParticipantId, Refusal, RefusalCode, Timestamp,
     envelope::{Ack, AckOutcome, Header, Receipt, to_hex},
     signing::{SigningKey, sha256},
-    trust::TrustSet,
+    trust::CorridorState,
 };
 use caravan_proto::{
     ack, envelope, receipt,
@@ -35,7 +35,8 @@ use caravan_proto::{
 use crate::{
     config::Config,
     document,
-    store::{Evidence, InboxRecord, SentRecord, SpokeStore, StoreError, Verification},
+    store::{Evidence, InboxRecord, Note, SentRecord, SpokeStore, StoreError, Verification},
+    trust::{Held, TrustHolder},
 };
 
 /// Room for the envelope's header, signature and framing on top of the payload limit.
@@ -106,7 +107,7 @@ impl ReceiptView {
 /// A running spoke's shared state.
 pub struct Spoke {
     pub me: ParticipantId,
-    trust: TrustSet,
+    trust: Arc<TrustHolder>,
     key: SigningKey,
     pub store: Arc<SpokeStore>,
     client: ExchangeClient<Channel>,
@@ -133,11 +134,16 @@ pub fn hub_channel(config: &Config) -> Result<Channel, tonic::transport::Error> 
 }
 
 impl Spoke {
-    pub fn new(config: Config, store: Arc<SpokeStore>, channel: Channel) -> Self {
+    pub fn new(
+        config: Config,
+        store: Arc<SpokeStore>,
+        trust: Arc<TrustHolder>,
+        channel: Channel,
+    ) -> Self {
         let limit = config.max_payload_bytes + ENVELOPE_OVERHEAD;
         Self {
             me: config.participant,
-            trust: config.trust,
+            trust,
             key: config.signing_key,
             store,
             client: ExchangeClient::new(channel)
@@ -152,8 +158,18 @@ impl Spoke {
         self.hub_connected.load(Ordering::Relaxed)
     }
 
-    pub fn trust(&self) -> &TrustSet {
+    pub fn trust(&self) -> &TrustHolder {
         &self.trust
+    }
+
+    /// The trust set in force, or a refusal if no trust list was ever received.
+    fn trust_set(&self) -> Result<Arc<Held>, Refusal> {
+        self.trust.current().ok_or_else(|| {
+            Refusal::new(
+                RefusalCode::InvalidTrustList,
+                "no trust list yet: the hub has not been reached since this spoke was installed",
+            )
+        })
     }
 
     pub fn client(&self) -> ExchangeClient<Channel> {
@@ -175,13 +191,10 @@ impl Spoke {
             )
             .into());
         }
-        if self.trust.participant(out.to).is_none() {
-            return Err(Refusal::new(
-                RefusalCode::UnknownRecipient,
-                format!("{} is not a known participant", out.to),
-            )
-            .into());
-        }
+        let held = self.trust_set()?;
+        held.set.check_active(out.to, "recipient")?;
+        held.set
+            .check_corridor(self.me, out.to, out.document_type)?;
         let recognised = document::check(&out.payload, out.document_type)
             .map_err(|e| Refusal::new(RefusalCode::InvalidDocument, e.to_string()))?;
         let document_id = out.document_id.or(recognised.document_id).ok_or_else(|| {
@@ -224,7 +237,7 @@ impl Spoke {
                 "the hub answered without a receipt",
             )
         })?;
-        let receipt = receipt::verify(&signed, &self.trust)?;
+        let receipt = receipt::verify(&signed, &self.trust_set()?.set)?;
         if receipt.message_id != header.message_id || receipt.header_sha256 != header_sha256 {
             return Err(Refusal::new(
                 RefusalCode::BadReceipt,
@@ -264,6 +277,14 @@ impl Spoke {
 
     /// Keep a delivery stream open to the hub until `shutdown`, reconnecting with backoff.
     pub async fn receive(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        // Nothing can be verified, so nothing is taken, before a trust list is held.
+        let mut lists = self.trust.subscribe();
+        while lists.borrow_and_update().is_none() {
+            tokio::select! {
+                changed = lists.changed() => if changed.is_err() { return },
+                _ = shutdown.changed() => return,
+            }
+        }
         let mut backoff = Backoff::default();
         loop {
             let outcome = tokio::select! {
@@ -339,13 +360,20 @@ impl Spoke {
             );
             return Ok(None);
         };
+        let Some(held) = self.trust.current() else {
+            warn!(
+                cursor = delivery.cursor,
+                "delivery before any trust list; left for redelivery"
+            );
+            return Ok(None);
+        };
         let signed_receipt = delivery.receipt.unwrap_or_default();
-        let receipt = receipt::verify(&signed_receipt, &self.trust);
-        let verdict = self.judge(&env, receipt.as_ref());
+        let receipt = receipt::verify(&signed_receipt, &held.set);
+        let verdict = self.judge(&held.set, &env, receipt.as_ref());
         // Name the message: from the verified header, else the verified receipt, else (to be
         // able to answer at all) the header's unverified claims.
         let named = match (&verdict, &receipt) {
-            (Ok(opened), _) => Some((opened.header.sender, opened.header.message_id)),
+            (Ok((opened, _)), _) => Some((opened.header.sender, opened.header.message_id)),
             (Err(_), Ok(r)) => Some((r.sender, r.message_id)),
             _ => v1::Header::decode(env.header.as_slice())
                 .ok()
@@ -368,13 +396,15 @@ impl Spoke {
             }
             None => {
                 let verification = match &verdict {
-                    Ok(_) => Verification::Verified,
+                    Ok((_, notes)) => Verification::Verified {
+                        notes: notes.clone(),
+                    },
                     Err(r) => Verification::Rejected {
                         code: r.code,
                         reason: r.detail.clone(),
                     },
                 };
-                let header = verdict.as_ref().ok().map(|o| &o.header);
+                let header = verdict.as_ref().ok().map(|(o, _)| &o.header);
                 let receipt = receipt.as_ref().ok();
                 let record = InboxRecord {
                     message_id,
@@ -408,7 +438,10 @@ impl Spoke {
                     },
                 };
                 match &verification {
-                    Verification::Verified => info!(%message_id, %sender, "received and verified"),
+                    Verification::Verified { notes } => {
+                        let notes: Vec<&str> = notes.iter().map(|n| n.code.as_str()).collect();
+                        info!(%message_id, %sender, ?notes, "received and verified")
+                    }
                     Verification::Rejected { code, reason } => {
                         warn!(%message_id, %sender, %code, reason, "received document failed verification")
                     }
@@ -420,7 +453,7 @@ impl Spoke {
             }
         };
         let outcome = match verification {
-            Verification::Verified => AckOutcome::Accepted,
+            Verification::Verified { .. } => AckOutcome::Accepted,
             Verification::Rejected { code, reason } => AckOutcome::Rejected { code, reason },
         };
         Ok(Some(PendingAck {
@@ -436,15 +469,17 @@ impl Spoke {
         }))
     }
 
-    /// End-to-end verification of a delivered envelope with this spoke's trust set.
+    /// End-to-end verification of a delivered envelope with this spoke's trust set; a
+    /// verified document may carry notes the officer should see.
     fn judge(
         &self,
+        trust: &caravan_common::trust::TrustSet,
         env: &v1::Envelope,
         receipt: Result<&Receipt, &Refusal>,
-    ) -> Result<envelope::Opened, Refusal> {
+    ) -> Result<(envelope::Opened, Vec<Note>), Refusal> {
         let receipt = receipt.map_err(|r| r.clone())?;
         // The signing key is judged at the time the hub accepted the document.
-        let opened = envelope::open(env, &self.trust, None, receipt.accepted_at)?;
+        let opened = envelope::open(env, trust, None, receipt.accepted_at)?;
         let h = &opened.header;
         if receipt.message_id != h.message_id
             || receipt.sender != h.sender
@@ -465,7 +500,44 @@ impl Spoke {
                 ),
             ));
         }
-        Ok(opened)
+        let mut notes = Vec::new();
+        if let Some(r) = opened.signer.revoked.as_ref() {
+            notes.push(Note::new(
+                "KEY_SINCE_REVOKED",
+                format!(
+                    "key {} was revoked at {} ({}), after the hub accepted this document at {}",
+                    opened.signer.key_id(),
+                    r.at,
+                    r.reason,
+                    receipt.accepted_at
+                ),
+            ));
+        }
+        if trust.corridor(h.sender, h.recipient, h.document_type) == CorridorState::Pilot {
+            notes.push(Note::new(
+                "PILOT_CORRIDOR",
+                format!(
+                    "{} -> {} for {} is a pilot corridor",
+                    h.sender, h.recipient, h.document_type
+                ),
+            ));
+        }
+        let now = Timestamp::now();
+        if !trust.info.is_fresh(now) {
+            notes.push(Note::new(
+                "TRUST_LIST_STALE",
+                format!(
+                    "verified with trust list version {}, whose next update was due at {}",
+                    trust.info.version,
+                    trust
+                        .info
+                        .next_update
+                        .map(|t| t.to_string())
+                        .unwrap_or_default()
+                ),
+            ));
+        }
+        Ok((opened, notes))
     }
 
     async fn acknowledge(&self, pending: PendingAck) -> Result<(), tonic::Status> {
@@ -518,7 +590,7 @@ pub async fn blocking<T: Send + 'static>(
 
 /// Exponential backoff with full jitter, from 250 ms up to 30 s.
 #[derive(Debug, Default)]
-struct Backoff {
+pub(crate) struct Backoff {
     attempt: u32,
 }
 
@@ -526,11 +598,11 @@ impl Backoff {
     const BASE_MS: u64 = 250;
     const MAX_MS: u64 = 30_000;
 
-    fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.attempt = 0;
     }
 
-    fn next_delay(&mut self) -> Duration {
+    pub(crate) fn next_delay(&mut self) -> Duration {
         let ceiling = Self::BASE_MS
             .saturating_mul(1 << self.attempt.min(10))
             .min(Self::MAX_MS);

@@ -7,6 +7,7 @@
 //! | `payloads` | message id (16) + sender (2)   | payload bytes                 |
 //! | `arrivals` | arrival number (u64, BE)       | inbox key: arrival order      |
 //! | `sent`     | message id (16)                | [`SentRecord`] (JSON)         |
+//! | `trust`    | `current`                      | the signed trust list held    |
 //!
 //! A document enters the inbox once: the same (sender, message id) delivered again is
 //! recognised, and answered with the decision already recorded.
@@ -35,10 +36,32 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Verification {
-    /// Signature, signing key, sender, recipient, payload and hub receipt all check out.
-    Verified,
+    /// Signature, signing key, sender, recipient, payload and hub receipt all check out; the
+    /// notes say what an officer should know besides (a key revoked since, a stale trust list,
+    /// a pilot corridor).
+    Verified {
+        #[serde(default)]
+        notes: Vec<Note>,
+    },
     /// A check failed; the document is kept as evidence and was acknowledged as rejected.
     Rejected { code: RefusalCode, reason: String },
+}
+
+/// Something worth knowing about a verified document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Note {
+    /// Stable: `KEY_SINCE_REVOKED`, `TRUST_LIST_STALE`, `PILOT_CORRIDOR`.
+    pub code: String,
+    pub message: String,
+}
+
+impl Note {
+    pub fn new(code: &str, message: String) -> Self {
+        Self {
+            code: code.to_owned(),
+            message,
+        }
+    }
 }
 
 /// A received document, with what was checked and the evidence to prove it.
@@ -99,6 +122,7 @@ pub struct SpokeStore {
     payloads: sled::Tree,
     arrivals: sled::Tree,
     sent: sled::Tree,
+    trust: sled::Tree,
 }
 
 fn inbox_key(id: MessageId, sender: ParticipantId) -> [u8; 18] {
@@ -129,6 +153,7 @@ impl SpokeStore {
             payloads: tree("payloads")?,
             arrivals: tree("arrivals")?,
             sent: tree("sent")?,
+            trust: tree("trust")?,
             db,
         })
     }
@@ -228,6 +253,23 @@ impl SpokeStore {
             .transpose()
     }
 
+    /// The last good signed trust list (encoded `caravan.v1.SignedTrustList`).
+    pub fn trust_list(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .trust
+            .get(b"current")
+            .map_err(backend)?
+            .map(|v| v.to_vec()))
+    }
+
+    /// Keep a new good trust list; durable after [`Self::flush`].
+    pub fn set_trust_list(&self, signed: &[u8]) -> Result<(), StoreError> {
+        self.trust
+            .insert(b"current", signed)
+            .map(drop)
+            .map_err(backend)
+    }
+
     /// Make every write so far durable (see the hub's store for what sled's flush promises).
     pub fn flush(&self) -> Result<(), StoreError> {
         self.db.flush().map(drop).map_err(backend)
@@ -253,7 +295,7 @@ mod tests {
             hub_sequence: Some(1),
             accepted_at: Some(Timestamp::now()),
             received_at: Timestamp::now(),
-            verification: Verification::Verified,
+            verification: Verification::Verified { notes: Vec::new() },
             evidence: Evidence {
                 header: String::new(),
                 signature: String::new(),

@@ -21,14 +21,16 @@ use tokio::task::JoinHandle;
 
 use caravan_common::{
     DocumentType, ParticipantId,
-    config::{ParticipantConfig, SigningKeyConfig},
     process::{LogFormat, init_tracing, shutdown_signal},
     signing::SigningKey,
+    trust::CorridorState,
 };
 use caravan_hub::{
     config::{HubFile, TlsFile as HubTls},
+    operator::{AdminFile, AdminTls, Operator, OperatorError, read_public_key},
     pki::{self, PkiLayout, Subject},
 };
+use caravan_proto::v1;
 use caravan_spoke::config::{SpokeFile, TlsFile as SpokeTls};
 
 /// The sample documents sent, shipped in the repository (see samples/SOURCES.md).
@@ -102,6 +104,20 @@ async fn sandbox(cli: Cli) -> anyhow::Result<bool> {
     tasks.push(tokio::spawn(async move {
         Ok(caravan_hub::run(hub, listener, stopped(rx)).await?)
     }));
+    let start = Instant::now();
+    loop {
+        match onboard(&dir, &spokes).await {
+            Ok(()) => break,
+            Err(e)
+                if start.elapsed() < PATIENCE
+                    && e.downcast_ref::<OperatorError>()
+                        .is_some_and(|e| matches!(e, OperatorError::Unavailable(_))) =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(e.context("onboarding the spokes")),
+        }
+    }
     for id in &spokes {
         let config = caravan_spoke::Config::load(&spoke_config(&dir, *id))
             .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -194,48 +210,62 @@ fn create(dir: &Path, spokes: &[ParticipantId]) -> anyhow::Result<()> {
     let layout = PkiLayout::new(hub_dir.join("pki"));
     let init = pki::init(&layout, &["localhost".into(), "127.0.0.1".into()], 825)?;
     let port = free_port()?;
-    let mut participants = Vec::new();
-    for id in spokes {
-        let spoke_dir = dir.join(id.as_str());
-        let tls_dir = spoke_dir.join("tls");
-        std::fs::create_dir_all(&tls_dir)?;
-        let (cert, key) = pki::issue(&layout, &Subject::Participant(*id), 825)?;
-        std::fs::copy(&cert, tls_dir.join("client.pem"))?;
-        copy_secret(&key, &tls_dir.join("client.key"))?;
-        std::fs::copy(layout.ca_cert(), tls_dir.join("ca.pem"))?;
-        let signing = SigningKey::generate();
-        signing.save(&spoke_dir.join("signing.key"))?;
-        participants.push(ParticipantConfig {
-            id: id.to_string(),
-            name: country_name(*id).into(),
-            keys: vec![SigningKeyConfig {
-                key_id: Some(signing.key_id().to_string()),
-                public_key: signing.public().to_base64(),
-                document_types: DocumentType::ALL.iter().map(|t| t.to_string()).collect(),
-                not_before: None,
-                not_after: None,
-            }],
-        });
-    }
     let hub = HubFile {
         listen: format!("127.0.0.1:{port}"),
         data_dir: "data".into(),
         max_payload_bytes: caravan_hub::config::DEFAULT_MAX_PAYLOAD_BYTES,
         store_cache_mib: caravan_hub::config::DEFAULT_STORE_CACHE_MIB,
         receipt_key: "pki/hub-receipt.key".into(),
+        anchor_key: "pki/hub-anchor.key".into(),
+        trust_list_validity_secs: caravan_hub::config::DEFAULT_TRUST_LIST_VALIDITY_SECS,
         tls: HubTls {
             ca_cert: "pki/ca.pem".into(),
             cert: "pki/hub.pem".into(),
             key: "pki/hub.key".into(),
         },
-        participants: participants.clone(),
     };
     write_toml(
         &hub_dir.join("hub.toml"),
         "the Caravan hub (caravan-hub run --config hub.toml)",
         &hub,
     )?;
+
+    // The operator who onboards the spokes (caravan-hub admin --config operator/admin.toml ...).
+    let operator_dir = dir.join("operator");
+    std::fs::create_dir_all(&operator_dir)?;
+    let issued = pki::issue(&layout, &Subject::Operator("sandbox".into()), 825)?;
+    std::fs::copy(&issued.cert, operator_dir.join("operator.pem"))?;
+    copy_secret(&issued.key, &operator_dir.join("operator.key"))?;
+    std::fs::copy(layout.ca_cert(), operator_dir.join("ca.pem"))?;
+    let admin = AdminFile {
+        hub_url: format!("https://127.0.0.1:{port}"),
+        hub_tls_name: None,
+        tls: AdminTls {
+            ca_cert: "ca.pem".into(),
+            cert: "operator.pem".into(),
+            key: "operator.key".into(),
+        },
+    };
+    write_toml(
+        &operator_dir.join("admin.toml"),
+        "the sandbox operator (caravan-hub admin --config admin.toml)",
+        &admin,
+    )?;
+
     for id in spokes {
+        let spoke_dir = dir.join(id.as_str());
+        let tls_dir = spoke_dir.join("tls");
+        std::fs::create_dir_all(&tls_dir)?;
+        let issued = pki::issue(&layout, &Subject::Participant(*id), 825)?;
+        std::fs::copy(&issued.cert, tls_dir.join("client.pem"))?;
+        copy_secret(&issued.key, &tls_dir.join("client.key"))?;
+        std::fs::copy(layout.ca_cert(), tls_dir.join("ca.pem"))?;
+        let signing = SigningKey::generate();
+        signing.save(&spoke_dir.join("signing.key"))?;
+        std::fs::write(
+            spoke_dir.join("signing.key.pub"),
+            format!("{}\n", signing.public().to_base64()),
+        )?;
         let spoke = SpokeFile {
             participant: id.to_string(),
             hub_url: format!("https://127.0.0.1:{port}"),
@@ -244,19 +274,82 @@ fn create(dir: &Path, spokes: &[ParticipantId]) -> anyhow::Result<()> {
             signing_key: "signing.key".into(),
             control_socket: None,
             max_payload_bytes: caravan_spoke::config::DEFAULT_MAX_PAYLOAD_BYTES,
-            hub_receipt_keys: vec![init.receipt_public_key.clone()],
+            anchor_public_key: init.anchor_public_key.clone(),
             tls: SpokeTls {
                 ca_cert: "tls/ca.pem".into(),
                 cert: "tls/client.pem".into(),
                 key: "tls/client.key".into(),
             },
-            participants: participants.clone(),
         };
         write_toml(
             &spoke_config(dir, *id),
             &format!("the {id} spoke (caravan-spoke run --config spoke.toml)"),
             &spoke,
         )?;
+    }
+    Ok(())
+}
+
+/// As the sandbox operator: register each spoke, its signing key, and open every corridor
+/// between the spokes for all document types. Skips what the registry already holds.
+async fn onboard(dir: &Path, spokes: &[ParticipantId]) -> anyhow::Result<()> {
+    let operator = Operator::connect(&dir.join("operator").join("admin.toml"))?;
+    let trust = operator.trust_list().await?;
+    let mut admin = operator.admin();
+    let mut changes = 0;
+    for id in spokes {
+        if trust.participant(*id).is_none() {
+            let request = v1::AddParticipantRequest {
+                id: id.to_string(),
+                name: country_name(*id).into(),
+                contact: format!("operations@{}.sandbox.invalid", id.as_str().to_lowercase()),
+            };
+            admin
+                .add_participant(request)
+                .await
+                .map_err(OperatorError::from)?;
+            changes += 1;
+        }
+        let key = read_public_key(&dir.join(id.as_str()).join("signing.key.pub"))?;
+        if trust.key(key.key_id()).is_none() {
+            let request = v1::RegisterKeyRequest {
+                participant: id.to_string(),
+                public_key: key.raw().to_vec(),
+                document_types: DocumentType::ALL.iter().map(|t| t.to_string()).collect(),
+                not_before_ms: 0,
+                not_after_ms: 0,
+            };
+            admin
+                .register_key(request)
+                .await
+                .map_err(OperatorError::from)?;
+            changes += 1;
+        }
+    }
+    for from in spokes {
+        for to in spokes.iter().filter(|to| *to != from) {
+            for doc in DocumentType::ALL {
+                if trust.corridor(*from, *to, doc) != CorridorState::Open {
+                    let request = v1::SetCorridorRequest {
+                        sender: from.to_string(),
+                        recipient: to.to_string(),
+                        document_type: doc.to_string(),
+                        state: v1::CorridorState::Open as i32,
+                    };
+                    admin
+                        .set_corridor(request)
+                        .await
+                        .map_err(OperatorError::from)?;
+                    changes += 1;
+                }
+            }
+        }
+    }
+    if changes > 0 {
+        println!(
+            "operator onboarded {} spokes and opened their corridors ({changes} registry changes)",
+            spokes.len()
+        );
     }
     Ok(())
 }

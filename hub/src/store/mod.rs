@@ -20,7 +20,9 @@ use std::sync::Arc;
 
 use caravan_common::{DocumentType, MessageId, ParticipantId, Timestamp};
 
-pub use records::{MessageState, StatusRecord, Transition};
+pub use records::{
+    LogEntry, LogKind, MessageState, RegistryRecord, RevokedCertificate, StatusRecord, Transition,
+};
 
 /// Failures of the storage layer. They are internal: callers log them and answer the peer
 /// with a generic "unavailable" error.
@@ -136,6 +138,12 @@ pub trait Backend: Send + Sync + 'static {
         sender: ParticipantId,
         message_id: MessageId,
     ) -> Result<Option<StatusRecord>, StoreError>;
+
+    /// The registry, if one was ever saved.
+    fn registry(&self) -> Result<Option<RegistryRecord>, StoreError>;
+
+    /// Replace the registry and append `entry` to the exchange log, atomically.
+    fn save_registry(&self, registry: &RegistryRecord, entry: &LogEntry) -> Result<(), StoreError>;
 
     /// Make every write so far durable.
     fn flush(&self) -> Result<(), StoreError>;

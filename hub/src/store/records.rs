@@ -101,6 +101,8 @@ pub enum LogKind {
     Delivered = 2,
     Acknowledged = 3,
     Rejected = 4,
+    /// An operator (or the hub itself) changed the registry; a new trust list was issued.
+    RegistryChange = 5,
 }
 
 /// One entry of the exchange log: evidence of an event, appended and never changed.
@@ -120,7 +122,39 @@ pub struct LogEntry {
     pub message_id: String,
     #[prost(bytes = "vec", tag = "7")]
     pub header_sha256: Vec<u8>,
-    /// For acknowledgements: SHA-256 of the signed acknowledgement.
+    /// For acknowledgements: SHA-256 of the signed acknowledgement; for registry changes:
+    /// SHA-256 of the signed trust list issued.
     #[prost(bytes = "vec", tag = "8")]
     pub evidence_sha256: Vec<u8>,
+    /// Who caused the event: for registry changes, `operator:<name>` or `hub`.
+    #[prost(string, tag = "9")]
+    pub actor: String,
+    /// What changed, for people (registry changes).
+    #[prost(string, tag = "10")]
+    pub detail: String,
+}
+
+/// A TLS client certificate the hub refuses.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RevokedCertificate {
+    /// Serial number, lowercase hex.
+    #[prost(string, tag = "1")]
+    pub serial: String,
+    #[prost(int64, tag = "2")]
+    pub at_ms: i64,
+    #[prost(string, tag = "3")]
+    pub reason: String,
+    #[prost(string, tag = "4")]
+    pub by: String,
+}
+
+/// The registry: the current signed trust list (which holds participants, keys, corridors and
+/// hub keys) and what only the hub needs.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RegistryRecord {
+    /// The encoded `caravan.v1.SignedTrustList` in force.
+    #[prost(bytes = "vec", tag = "1")]
+    pub signed_trust_list: Vec<u8>,
+    #[prost(message, repeated, tag = "2")]
+    pub revoked_certificates: Vec<RevokedCertificate>,
 }

@@ -11,6 +11,7 @@
 //! | `status`   | sequence (u64)                      | `StatusRecord`               |
 //! | `log`      | log index (u64)                     | `LogEntry`                   |
 //! | `meta`     | `next_sequence`, `next_log_index`   | u64                          |
+//! | `registry` | `current`                           | `RegistryRecord`             |
 //!
 //! Every accept and acknowledgement is one multi-tree transaction, so a crash leaves either
 //! all of a message's entries or none. Durability: `flush()` writes sled's log with
@@ -30,11 +31,12 @@ use caravan_common::{MessageId, ParticipantId, Timestamp};
 use super::{
     Acceptance, AckResult, AckUpdate, Backend, Incoming, MessageState, Pending, StatusRecord,
     StoreError,
-    records::{LogEntry, LogKind, MessageRecord},
+    records::{LogEntry, LogKind, MessageRecord, RegistryRecord},
 };
 
 const NEXT_SEQUENCE: &[u8] = b"next_sequence";
 const NEXT_LOG_INDEX: &[u8] = b"next_log_index";
+const CURRENT_REGISTRY: &[u8] = b"current";
 
 /// The sled backend.
 pub struct SledBackend {
@@ -46,6 +48,7 @@ pub struct SledBackend {
     status: sled::Tree,
     log: sled::Tree,
     meta: sled::Tree,
+    registry: sled::Tree,
     /// Serialises writers that take sequence numbers. This is a `std` mutex, not a Tokio one:
     /// it is only held on blocking threads, for the few microseconds of an in-memory sled
     /// transaction, and it spares those transactions from conflicting and retrying.
@@ -132,6 +135,7 @@ impl SledBackend {
             status: tree("status")?,
             log: tree("log")?,
             meta: tree("meta")?,
+            registry: tree("registry")?,
             db,
             writer: Mutex::new(()),
         })
@@ -240,6 +244,7 @@ impl Backend for SledBackend {
                             message_id: record.message_id,
                             header_sha256: record.header_sha256,
                             evidence_sha256: Vec::new(),
+                            ..Default::default()
                         },
                     )?;
                     Ok((sequence, receipt))
@@ -315,6 +320,7 @@ impl Backend for SledBackend {
                     message_id: record.message_id.clone(),
                     header_sha256: record.header_sha256.clone(),
                     evidence_sha256: Vec::new(),
+                    ..Default::default()
                 },
             )
         });
@@ -372,6 +378,7 @@ impl Backend for SledBackend {
                         message_id: record.message_id.clone(),
                         header_sha256: record.header_sha256.clone(),
                         evidence_sha256: evidence.clone(),
+                        ..Default::default()
                     },
                 )?;
                 Ok(u.state)
@@ -404,6 +411,24 @@ impl Backend for SledBackend {
         StatusRecord::decode(bytes.as_ref())
             .map(Some)
             .map_err(|e| corrupt("status", e))
+    }
+
+    fn registry(&self) -> Result<Option<RegistryRecord>, StoreError> {
+        self.registry
+            .get(CURRENT_REGISTRY)
+            .map_err(backend_error)?
+            .map(|b| RegistryRecord::decode(b.as_ref()).map_err(|e| corrupt("registry", e)))
+            .transpose()
+    }
+
+    fn save_registry(&self, record: &RegistryRecord, entry: &LogEntry) -> Result<(), StoreError> {
+        let value = record.encode_to_vec();
+        let result =
+            (&self.registry, &self.log, &self.meta).transaction(|(registry, log, meta)| {
+                registry.insert(CURRENT_REGISTRY, value.as_slice())?;
+                append_log(log, meta, entry)
+            });
+        transaction_result(result)?.map_err(|_| corrupt("registry", "unexpected abort"))
     }
 
     fn flush(&self) -> Result<(), StoreError> {

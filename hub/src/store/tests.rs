@@ -199,3 +199,30 @@ fn sled_backend_keeps_flushed_state_across_reopen() {
         Acceptance::Accepted { sequence: 2, .. }
     ));
 }
+
+#[test]
+fn sled_backend_saves_the_registry_with_a_log_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = RegistryRecord {
+        signed_trust_list: b"list v2".to_vec(),
+        revoked_certificates: vec![RevokedCertificate {
+            serial: "01ab".into(),
+            at_ms: 5,
+            reason: "lost laptop".into(),
+            by: "operator:alice".into(),
+        }],
+    };
+    {
+        let b = SledBackend::open(dir.path(), 8 << 20).unwrap();
+        assert_eq!(b.registry().unwrap(), None);
+        let entry = LogEntry {
+            kind: LogKind::RegistryChange as i32,
+            actor: "operator:alice".into(),
+            ..Default::default()
+        };
+        b.save_registry(&record, &entry).unwrap();
+        b.flush().unwrap();
+    }
+    let b = SledBackend::open(dir.path(), 8 << 20).unwrap();
+    assert_eq!(b.registry().unwrap(), Some(record));
+}

@@ -1,0 +1,366 @@
+//! The Admin gRPC service: operators manage participants, keys, corridors and certificates.
+//! Only a certificate with the operator role may call it. Each change goes through
+//! [`Registry::change`]: validated, published as a new trust-list version, and logged with the
+//! operator's name.
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+use tracing::warn;
+
+use caravan_common::{
+    DocumentType, KeyId, ParticipantId, Refusal, RefusalCode, Timestamp, signing::PublicKey,
+};
+use caravan_proto::v1;
+
+use crate::{
+    error::HubError, identity, metrics::Metrics, registry::Registry, store::RevokedCertificate,
+};
+
+/// The service; cheap to clone.
+#[derive(Clone)]
+pub struct AdminService {
+    pub registry: Arc<Registry>,
+    pub metrics: Arc<Metrics>,
+}
+
+fn refused(code: RefusalCode, detail: impl Into<String>) -> Refusal {
+    Refusal::new(code, detail)
+}
+
+fn participant_id(text: &str) -> Result<ParticipantId, Refusal> {
+    text.parse()
+        .map_err(|e| refused(RefusalCode::MalformedRequest, format!("{e}")))
+}
+
+fn document_type(text: &str) -> Result<DocumentType, Refusal> {
+    text.parse()
+        .map_err(|e| refused(RefusalCode::MalformedRequest, format!("{e}")))
+}
+
+fn registered<'a>(
+    list: &'a mut v1::TrustList,
+    id: ParticipantId,
+) -> Result<&'a mut v1::TrustedParticipant, Refusal> {
+    list.participants
+        .iter_mut()
+        .find(|p| p.id == id.as_str())
+        .ok_or_else(|| {
+            refused(
+                RefusalCode::NotRegistered,
+                format!("participant {id} is not registered"),
+            )
+        })
+}
+
+impl AdminService {
+    /// Authorise the operator, run `change` as them, answer with the new version.
+    async fn apply(
+        &self,
+        op: &'static str,
+        request_peer: Option<identity::Peer>,
+        detail: String,
+        edit: impl FnOnce(
+            &mut v1::TrustList,
+            &mut std::collections::BTreeMap<String, RevokedCertificate>,
+        ) -> Result<(), Refusal>,
+    ) -> Result<Response<v1::AdminResponse>, Status> {
+        let result = async {
+            let operator =
+                identity::authorize_operator(request_peer.as_ref(), &self.registry.snapshot())?;
+            let actor = format!("operator:{operator}");
+            let version = self
+                .registry
+                .change(&actor, detail, |list, revoked| edit(list, revoked))
+                .await?;
+            Ok::<_, HubError>(version)
+        }
+        .await;
+        match result {
+            Ok(version) => Ok(Response::new(v1::AdminResponse {
+                trust_list_version: version,
+            })),
+            Err(e) => {
+                if let HubError::Refused(r) = &e {
+                    let total = self.metrics.refused(r.code);
+                    warn!(op, code = %r.code, detail = %r.detail, total, "refused");
+                }
+                Err(e.into())
+            }
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl v1::admin_server::Admin for AdminService {
+    async fn add_participant(
+        &self,
+        request: Request<v1::AddParticipantRequest>,
+    ) -> Result<Response<v1::AdminResponse>, Status> {
+        let peer = identity::peer(&request);
+        let r = request.into_inner();
+        let detail = format!("participant {} ({}) added", r.id, r.name);
+        self.apply("add_participant", peer, detail, move |list, _| {
+            let id = participant_id(&r.id)?;
+            if r.name.trim().is_empty() {
+                return Err(refused(
+                    RefusalCode::MalformedRequest,
+                    "a participant needs a name",
+                ));
+            }
+            if list.participants.iter().any(|p| p.id == id.as_str()) {
+                return Err(refused(
+                    RefusalCode::AlreadyRegistered,
+                    format!("participant {id} is registered already"),
+                ));
+            }
+            list.participants.push(v1::TrustedParticipant {
+                id: id.to_string(),
+                name: r.name.trim().to_owned(),
+                status: v1::ParticipantStatus::Active as i32,
+                contact: r.contact,
+            });
+            Ok(())
+        })
+        .await
+    }
+
+    async fn set_participant_status(
+        &self,
+        request: Request<v1::SetParticipantStatusRequest>,
+    ) -> Result<Response<v1::AdminResponse>, Status> {
+        let peer = identity::peer(&request);
+        let r = request.into_inner();
+        let state = match v1::ParticipantStatus::try_from(r.status) {
+            Ok(v1::ParticipantStatus::Active) => "resumed",
+            Ok(v1::ParticipantStatus::Suspended) => "suspended",
+            _ => "set to an invalid status",
+        };
+        let detail = format!("participant {} {state}", r.id);
+        self.apply("set_participant_status", peer, detail, move |list, _| {
+            let id = participant_id(&r.id)?;
+            if !matches!(
+                v1::ParticipantStatus::try_from(r.status),
+                Ok(v1::ParticipantStatus::Active | v1::ParticipantStatus::Suspended)
+            ) {
+                return Err(refused(
+                    RefusalCode::MalformedRequest,
+                    "status must be active or suspended",
+                ));
+            }
+            registered(list, id)?.status = r.status;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn register_key(
+        &self,
+        request: Request<v1::RegisterKeyRequest>,
+    ) -> Result<Response<v1::AdminResponse>, Status> {
+        let peer = identity::peer(&request);
+        let r = request.into_inner();
+        let key = <[u8; 32]>::try_from(r.public_key.as_slice())
+            .ok()
+            .and_then(|b| PublicKey::from_bytes(&b));
+        let detail = format!(
+            "key {} registered for {} ({})",
+            key.as_ref()
+                .map(|k| k.key_id().to_string())
+                .unwrap_or_default(),
+            r.participant,
+            r.document_types.join(",")
+        );
+        self.apply("register_key", peer, detail, move |list, _| {
+            let id = participant_id(&r.participant)?;
+            registered(list, id)?;
+            let key = key.ok_or_else(|| {
+                refused(
+                    RefusalCode::MalformedRequest,
+                    "public_key is not a 32-byte ed25519 key",
+                )
+            })?;
+            let key_id = key.key_id().to_string();
+            if list.keys.iter().any(|k| k.key_id == key_id) {
+                return Err(refused(
+                    RefusalCode::AlreadyRegistered,
+                    format!("key {key_id} is registered already"),
+                ));
+            }
+            if r.document_types.is_empty() {
+                return Err(refused(
+                    RefusalCode::MalformedRequest,
+                    "a key must be allowed at least one document type",
+                ));
+            }
+            let mut types = Vec::new();
+            for t in &r.document_types {
+                let t = document_type(t)?.to_string();
+                if !types.contains(&t) {
+                    types.push(t);
+                }
+            }
+            let not_before = if r.not_before_ms == 0 {
+                Timestamp::now().as_millis()
+            } else {
+                r.not_before_ms
+            };
+            if r.not_after_ms != 0 && r.not_after_ms <= not_before {
+                return Err(refused(
+                    RefusalCode::MalformedRequest,
+                    "not_after must be later than not_before",
+                ));
+            }
+            list.keys.push(v1::TrustedKey {
+                key_id,
+                participant: id.to_string(),
+                public_key: key.raw().to_vec(),
+                document_types: types,
+                not_before_ms: not_before,
+                not_after_ms: r.not_after_ms,
+                revoked_at_ms: 0,
+                revocation_reason: String::new(),
+            });
+            Ok(())
+        })
+        .await
+    }
+
+    async fn revoke_key(
+        &self,
+        request: Request<v1::RevokeKeyRequest>,
+    ) -> Result<Response<v1::AdminResponse>, Status> {
+        let peer = identity::peer(&request);
+        let r = request.into_inner();
+        let detail = format!("key {} revoked: {}", r.key_id, r.reason);
+        self.apply("revoke_key", peer, detail, move |list, _| {
+            let key_id: KeyId = r
+                .key_id
+                .parse()
+                .map_err(|e| refused(RefusalCode::MalformedRequest, format!("{e}")))?;
+            if r.reason.trim().is_empty() {
+                return Err(refused(
+                    RefusalCode::MalformedRequest,
+                    "a revocation needs a reason",
+                ));
+            }
+            let key = list
+                .keys
+                .iter_mut()
+                .find(|k| k.key_id == key_id.to_string())
+                .ok_or_else(|| {
+                    refused(
+                        RefusalCode::NotRegistered,
+                        format!("key {key_id} is not registered"),
+                    )
+                })?;
+            if key.revoked_at_ms != 0 {
+                return Err(refused(
+                    RefusalCode::KeyRevoked,
+                    format!("key {key_id} is revoked already"),
+                ));
+            }
+            key.revoked_at_ms = Timestamp::now().as_millis();
+            key.revocation_reason = r.reason.trim().to_owned();
+            Ok(())
+        })
+        .await
+    }
+
+    async fn set_corridor(
+        &self,
+        request: Request<v1::SetCorridorRequest>,
+    ) -> Result<Response<v1::AdminResponse>, Status> {
+        let peer = identity::peer(&request);
+        let r = request.into_inner();
+        let state = v1::CorridorState::try_from(r.state)
+            .map(|s| s.as_str_name())
+            .unwrap_or("?");
+        let detail = format!(
+            "corridor {} -> {} {} set to {}",
+            r.sender,
+            r.recipient,
+            r.document_type,
+            state.trim_start_matches("CORRIDOR_STATE_")
+        );
+        self.apply("set_corridor", peer, detail, move |list, _| {
+            let (from, to) = (participant_id(&r.sender)?, participant_id(&r.recipient)?);
+            let doc = document_type(&r.document_type)?.to_string();
+            registered(list, from)?;
+            registered(list, to)?;
+            if from == to {
+                return Err(refused(
+                    RefusalCode::MalformedRequest,
+                    "a corridor joins two different participants",
+                ));
+            }
+            if !matches!(
+                v1::CorridorState::try_from(r.state),
+                Ok(v1::CorridorState::Open | v1::CorridorState::Pilot | v1::CorridorState::Closed)
+            ) {
+                return Err(refused(
+                    RefusalCode::MalformedRequest,
+                    "state must be open, pilot or closed",
+                ));
+            }
+            match list.corridors.iter_mut().find(|c| {
+                c.sender == from.as_str() && c.recipient == to.as_str() && c.document_type == doc
+            }) {
+                Some(c) => c.state = r.state,
+                None => list.corridors.push(v1::Corridor {
+                    sender: from.to_string(),
+                    recipient: to.to_string(),
+                    document_type: doc,
+                    state: r.state,
+                }),
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn revoke_certificate(
+        &self,
+        request: Request<v1::RevokeCertificateRequest>,
+    ) -> Result<Response<v1::AdminResponse>, Status> {
+        let peer = identity::peer(&request);
+        let by = peer
+            .as_ref()
+            .map(|p| format!("{:?}", p.caller))
+            .unwrap_or_default();
+        let r = request.into_inner();
+        let detail = format!("certificate {} revoked: {}", r.serial, r.reason);
+        self.apply("revoke_certificate", peer, detail, move |_, revoked| {
+            let serial = r.serial.trim().to_ascii_lowercase().replace(':', "");
+            if serial.is_empty() || !serial.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(refused(
+                    RefusalCode::MalformedRequest,
+                    "serial must be hex, as `pki issue` prints it",
+                ));
+            }
+            if r.reason.trim().is_empty() {
+                return Err(refused(
+                    RefusalCode::MalformedRequest,
+                    "a revocation needs a reason",
+                ));
+            }
+            if revoked.contains_key(&serial) {
+                return Err(refused(
+                    RefusalCode::CertificateRevoked,
+                    format!("certificate {serial} is revoked already"),
+                ));
+            }
+            revoked.insert(
+                serial.clone(),
+                RevokedCertificate {
+                    serial,
+                    at_ms: Timestamp::now().as_millis(),
+                    reason: r.reason.trim().to_owned(),
+                    by,
+                },
+            );
+            Ok(())
+        })
+        .await
+    }
+}

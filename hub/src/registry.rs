@@ -1,0 +1,249 @@
+//! The registry: participants, their document-signing keys, corridors, the hub's receipt keys
+//! and revoked TLS certificates, as operators manage them while the hub runs.
+//!
+//! The registry *is* the trust list: every change edits the current `caravan.v1.TrustList`,
+//! bumps its version, signs it with the anchor key, and opens the signed list again with the
+//! same code spokes use, so that the hub judges by exactly what it publishes. The new list,
+//! with an exchange-log entry naming who made the change, is committed in one store
+//! transaction and flushed before it takes effect; then every handler, delivery stream and
+//! trust-list watcher sees it at once through a `watch` channel.
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use prost::Message;
+use tokio::sync::{Mutex, watch};
+use tracing::info;
+
+use caravan_common::{
+    Refusal, RefusalCode, Timestamp,
+    signing::{PublicKey, SigningKey, sha256},
+    trust::TrustSet,
+};
+use caravan_proto::{trust_list, v1};
+
+use crate::{
+    commit::GroupCommit,
+    error::HubError,
+    store::{LogEntry, LogKind, RegistryRecord, RevokedCertificate, Store, StoreError},
+};
+
+/// Why the registry could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The stored list was signed by another anchor than the configured one.
+    #[error(
+        "the registry's trust list is signed by anchor key {stored}, but anchor_key is {configured}; spokes pin the anchor, so it cannot change silently"
+    )]
+    AnchorChanged { stored: String, configured: String },
+    /// The stored list does not open with the configured anchor.
+    #[error("the stored trust list is invalid: {0}")]
+    Invalid(Refusal),
+    #[error(transparent)]
+    Hub(#[from] HubError),
+}
+
+/// What every handler reads: the registry in force.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// The rules, as any verifier would build them from `signed`.
+    pub trust: TrustSet,
+    /// The decoded list (for editing and listing).
+    pub list: v1::TrustList,
+    pub signed: v1::SignedTrustList,
+    /// Revoked TLS client certificates, by serial.
+    pub revoked_certificates: BTreeMap<String, RevokedCertificate>,
+}
+
+/// The registry handle.
+pub struct Registry {
+    store: Store,
+    commit: GroupCommit,
+    anchor: SigningKey,
+    validity: Duration,
+    current: watch::Sender<Arc<Snapshot>>,
+    /// Changes are made one at a time: each builds on the version before it.
+    writer: Mutex<()>,
+}
+
+impl Registry {
+    /// Load the registry, or create an empty one; make sure the configured receipt key is in it.
+    pub async fn open(
+        store: Store,
+        commit: GroupCommit,
+        anchor: SigningKey,
+        receipt_key: &PublicKey,
+        validity: Duration,
+    ) -> Result<Self, RegistryError> {
+        let record = store.run(|b| b.registry()).await?;
+        let snapshot = match record {
+            Some(record) => {
+                let signed = v1::SignedTrustList::decode(record.signed_trust_list.as_slice())
+                    .map_err(|e| StoreError::Corrupt {
+                        what: "registry",
+                        detail: e.to_string(),
+                    })?;
+                let stored_anchor = signed
+                    .signature
+                    .as_ref()
+                    .map(|s| s.key_id.clone())
+                    .unwrap_or_default();
+                if stored_anchor != anchor.key_id().to_string() {
+                    return Err(RegistryError::AnchorChanged {
+                        stored: stored_anchor,
+                        configured: anchor.key_id().to_string(),
+                    });
+                }
+                let (list, trust) =
+                    trust_list::open(&signed, anchor.public()).map_err(RegistryError::Invalid)?;
+                Snapshot {
+                    trust,
+                    list,
+                    signed,
+                    revoked_certificates: record
+                        .revoked_certificates
+                        .into_iter()
+                        .map(|c| (c.serial.clone(), c))
+                        .collect(),
+                }
+            }
+            None => {
+                // Version 0 is never published: the first change below makes version 1.
+                let list = v1::TrustList {
+                    anchor_key_id: anchor.key_id().to_string(),
+                    ..Default::default()
+                };
+                Snapshot {
+                    trust: TrustSet::default(),
+                    signed: trust_list::sign(&list, &anchor),
+                    list,
+                    revoked_certificates: BTreeMap::new(),
+                }
+            }
+        };
+        let registry = Self {
+            store,
+            commit,
+            anchor,
+            validity,
+            current: watch::channel(Arc::new(snapshot)).0,
+            writer: Mutex::new(()),
+        };
+        let key_id = receipt_key.key_id().to_string();
+        if !registry
+            .snapshot()
+            .list
+            .hub_keys
+            .iter()
+            .any(|k| k.key_id == key_id)
+        {
+            let public_key = receipt_key.clone();
+            registry
+                .change(
+                    "hub",
+                    format!("hub receipt key {key_id} added"),
+                    move |list, _| {
+                        list.hub_keys.push(v1::HubKey {
+                            key_id: public_key.key_id().to_string(),
+                            public_key: public_key.raw().to_vec(),
+                            not_before_ms: Timestamp::now().as_millis(),
+                            not_after_ms: 0,
+                        });
+                        Ok(())
+                    },
+                )
+                .await?;
+        }
+        Ok(registry)
+    }
+
+    /// The registry in force.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.current.borrow().clone()
+    }
+
+    /// Follow changes.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<Snapshot>> {
+        self.current.subscribe()
+    }
+
+    /// Apply `edit` to a copy of the registry, publish it as the next trust-list version, and
+    /// record the change by `actor` in the exchange log. Nothing changes if `edit` refuses.
+    pub async fn change(
+        &self,
+        actor: &str,
+        detail: String,
+        edit: impl FnOnce(
+            &mut v1::TrustList,
+            &mut BTreeMap<String, RevokedCertificate>,
+        ) -> Result<(), Refusal>,
+    ) -> Result<u64, HubError> {
+        let _writer = self.writer.lock().await;
+        let current = self.snapshot();
+        let mut list = current.list.clone();
+        let mut revoked = current.revoked_certificates.clone();
+        edit(&mut list, &mut revoked)?;
+        let now = Timestamp::now();
+        list.version = current.list.version + 1;
+        list.issued_at_ms = now.as_millis();
+        list.next_update_ms = now
+            .as_millis()
+            .saturating_add(self.validity.as_millis() as i64);
+        list.anchor_key_id = self.anchor.key_id().to_string();
+        let signed = trust_list::sign(&list, &self.anchor);
+        // Judge the new list as a spoke would; an edit that breaks it is refused whole.
+        let (list, trust) = trust_list::open(&signed, self.anchor.public())
+            .map_err(|r| HubError::refused(RefusalCode::MalformedRequest, r.detail))?;
+        let record = RegistryRecord {
+            signed_trust_list: signed.encode_to_vec(),
+            revoked_certificates: revoked.values().cloned().collect(),
+        };
+        let entry = LogEntry {
+            kind: LogKind::RegistryChange as i32,
+            at_ms: now.as_millis(),
+            evidence_sha256: sha256(&record.signed_trust_list).to_vec(),
+            actor: actor.to_owned(),
+            detail: detail.clone(),
+            ..Default::default()
+        };
+        self.store
+            .run(move |b| b.save_registry(&record, &entry))
+            .await?;
+        self.commit.wait().await?;
+        let version = list.version;
+        self.current.send_replace(Arc::new(Snapshot {
+            trust,
+            list,
+            signed,
+            revoked_certificates: revoked,
+        }));
+        info!(
+            actor,
+            version, detail, "registry changed; trust list issued"
+        );
+        Ok(version)
+    }
+
+    /// Re-issue the list (same content, next version) when half its life is gone, so that
+    /// verifiers keep a fresh list while nothing changes. Runs until the sender side closes.
+    pub async fn keep_fresh(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        loop {
+            let issued = self.snapshot().list.issued_at_ms;
+            let due = issued.saturating_add((self.validity.as_millis() / 2) as i64);
+            let wait = u64::try_from(due - Timestamp::now().as_millis()).unwrap_or(0);
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(wait.max(500))) => {}
+                _ = stop.changed() => return,
+            }
+            if self.snapshot().list.issued_at_ms == issued {
+                if let Err(e) = self
+                    .change("hub", "periodic re-issue".into(), |_, _| Ok(()))
+                    .await
+                {
+                    tracing::error!(cause = %e, "could not re-issue the trust list");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! The signed trust list: signing it with the anchor key, and opening it (verify, then decode,
+//! then check every entry) into a [`TrustSet`].
+
+use caravan_common::{
+    DocumentType, Refusal, RefusalCode, Timestamp,
+    signing::{PublicKey, Purpose, SigningKey},
+    trust::{
+        CorridorState, HubKey, ListInfo, Participant, ParticipantStatus, Revocation,
+        SigningKeyEntry, TrustSet,
+    },
+};
+use prost::Message;
+
+use crate::{signature_key_id, signature_of, v1};
+
+/// Encode and sign `list` with the anchor key.
+pub fn sign(list: &v1::TrustList, anchor: &SigningKey) -> v1::SignedTrustList {
+    let body = list.encode_to_vec();
+    let signature = anchor.sign(Purpose::TrustList, &body);
+    v1::SignedTrustList {
+        body,
+        signature: Some(signature_of(anchor.key_id(), signature)),
+    }
+}
+
+fn invalid(detail: impl Into<String>) -> Refusal {
+    Refusal::new(RefusalCode::InvalidTrustList, detail)
+}
+
+/// Verify `signed` with the pinned `anchor` key, then decode it into the list and its trust set.
+pub fn open(
+    signed: &v1::SignedTrustList,
+    anchor: &PublicKey,
+) -> Result<(v1::TrustList, TrustSet), Refusal> {
+    let key_id =
+        signature_key_id(signed.signature.as_ref(), "trust list").map_err(|r| invalid(r.detail))?;
+    if key_id != anchor.key_id() {
+        return Err(invalid(format!(
+            "signed by key {key_id}, not by the pinned anchor {}",
+            anchor.key_id()
+        )));
+    }
+    let signature = signed
+        .signature
+        .as_ref()
+        .map(|s| s.signature.as_slice())
+        .unwrap_or_default();
+    anchor
+        .verify(Purpose::TrustList, &signed.body, signature)
+        .map_err(|_| {
+            invalid(format!(
+                "signature does not verify with the anchor key {key_id}"
+            ))
+        })?;
+    let list = v1::TrustList::decode(signed.body.as_slice())
+        .map_err(|e| invalid(format!("does not decode: {e}")))?;
+    let set = trust_set(&list)?;
+    Ok((list, set))
+}
+
+fn time(ms: i64) -> Option<Timestamp> {
+    (ms != 0).then(|| Timestamp::from_millis(ms))
+}
+
+fn public_key(bytes: &[u8], what: &str) -> Result<PublicKey, Refusal> {
+    let bytes: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| invalid(format!("{what}: public key is not 32 bytes")))?;
+    PublicKey::from_bytes(&bytes)
+        .ok_or_else(|| invalid(format!("{what}: not an ed25519 public key")))
+}
+
+/// Check every entry of a decoded list and build the trust set.
+pub fn trust_set(list: &v1::TrustList) -> Result<TrustSet, Refusal> {
+    let field =
+        |what: String| move |e: caravan_common::ids::IdError| invalid(format!("{what}: {e}"));
+    let mut participants = Vec::new();
+    for p in &list.participants {
+        let status = match v1::ParticipantStatus::try_from(p.status) {
+            Ok(v1::ParticipantStatus::Active) => ParticipantStatus::Active,
+            Ok(v1::ParticipantStatus::Suspended) => ParticipantStatus::Suspended,
+            _ => {
+                return Err(invalid(format!(
+                    "participant {}: unknown status {}",
+                    p.id, p.status
+                )));
+            }
+        };
+        participants.push(Participant {
+            id: p.id.parse().map_err(field("participant".into()))?,
+            name: p.name.clone(),
+            contact: p.contact.clone(),
+            status,
+        });
+    }
+    let mut keys = Vec::new();
+    for k in &list.keys {
+        let what = format!("key {}", k.key_id);
+        let public_key = public_key(&k.public_key, &what)?;
+        if public_key.key_id().to_string() != k.key_id {
+            return Err(invalid(format!("{what}: id does not match the public key")));
+        }
+        let document_types = k
+            .document_types
+            .iter()
+            .map(|t| {
+                t.parse::<DocumentType>()
+                    .map_err(|e| invalid(format!("{what}: {e}")))
+            })
+            .collect::<Result<_, _>>()?;
+        keys.push(SigningKeyEntry {
+            participant: k.participant.parse().map_err(field(what.clone()))?,
+            public_key,
+            document_types,
+            not_before: time(k.not_before_ms),
+            not_after: time(k.not_after_ms),
+            revoked: time(k.revoked_at_ms).map(|at| Revocation {
+                at,
+                reason: k.revocation_reason.clone(),
+            }),
+        });
+    }
+    let hub_keys = list
+        .hub_keys
+        .iter()
+        .map(|k| {
+            Ok(HubKey {
+                public_key: public_key(&k.public_key, &format!("hub key {}", k.key_id))?,
+                not_before: time(k.not_before_ms),
+                not_after: time(k.not_after_ms),
+            })
+        })
+        .collect::<Result<Vec<_>, Refusal>>()?;
+    let mut corridors = Vec::new();
+    for c in &list.corridors {
+        let what = format!("corridor {}->{} {}", c.sender, c.recipient, c.document_type);
+        let state = match v1::CorridorState::try_from(c.state) {
+            Ok(v1::CorridorState::Open) => CorridorState::Open,
+            Ok(v1::CorridorState::Pilot) => CorridorState::Pilot,
+            Ok(v1::CorridorState::Closed) => CorridorState::Closed,
+            _ => return Err(invalid(format!("{what}: unknown state {}", c.state))),
+        };
+        let key = (
+            c.sender.parse().map_err(field(what.clone()))?,
+            c.recipient.parse().map_err(field(what.clone()))?,
+            c.document_type
+                .parse::<DocumentType>()
+                .map_err(|e| invalid(format!("{what}: {e}")))?,
+        );
+        corridors.push((key, state));
+    }
+    let info = ListInfo {
+        version: list.version,
+        issued_at: time(list.issued_at_ms),
+        next_update: time(list.next_update_ms),
+    };
+    TrustSet::new(info, participants, keys, hub_keys, corridors).map_err(|e| invalid(e.to_string()))
+}
+
+/// The wire form of a corridor state.
+pub fn corridor_state(state: CorridorState) -> v1::CorridorState {
+    match state {
+        CorridorState::Open => v1::CorridorState::Open,
+        CorridorState::Pilot => v1::CorridorState::Pilot,
+        CorridorState::Closed => v1::CorridorState::Closed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list(kz: &SigningKey) -> v1::TrustList {
+        v1::TrustList {
+            version: 3,
+            issued_at_ms: 1_000,
+            next_update_ms: 2_000,
+            anchor_key_id: String::new(),
+            participants: vec![v1::TrustedParticipant {
+                id: "KZ".into(),
+                name: "Kazakhstan".into(),
+                status: v1::ParticipantStatus::Active as i32,
+                contact: "ops@example.kz".into(),
+            }],
+            keys: vec![v1::TrustedKey {
+                key_id: kz.key_id().to_string(),
+                participant: "KZ".into(),
+                public_key: kz.public().to_base64().into_bytes(),
+                document_types: vec!["e-co".into()],
+                ..Default::default()
+            }],
+            corridors: vec![v1::Corridor {
+                sender: "KZ".into(),
+                recipient: "KZ".into(),
+                document_type: "e-co".into(),
+                state: v1::CorridorState::Pilot as i32,
+            }],
+            hub_keys: vec![],
+        }
+    }
+
+    fn raw(key: &SigningKey) -> Vec<u8> {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .decode(key.public().to_base64())
+            .unwrap()
+    }
+
+    #[test]
+    fn signed_lists_open_and_forgeries_do_not() {
+        let anchor = SigningKey::generate();
+        let kz = SigningKey::generate();
+        let mut l = list(&kz);
+        l.keys[0].public_key = raw(&kz);
+        let signed = sign(&l, &anchor);
+        let (decoded, set) = open(&signed, anchor.public()).unwrap();
+        assert_eq!(decoded, l);
+        assert_eq!(set.info.version, 3);
+        assert!(set.key(kz.key_id()).is_some());
+
+        // Signed by another key than the pinned anchor.
+        let impostor = SigningKey::generate();
+        let forged = sign(&l, &impostor);
+        assert_eq!(
+            open(&forged, anchor.public()).unwrap_err().code,
+            RefusalCode::InvalidTrustList
+        );
+        // The impostor claims the anchor's key id.
+        let mut forged = forged;
+        forged.signature.as_mut().unwrap().key_id = anchor.key_id().to_string();
+        assert_eq!(
+            open(&forged, anchor.public()).unwrap_err().code,
+            RefusalCode::InvalidTrustList
+        );
+        // A tampered body.
+        let mut tampered = signed.clone();
+        tampered.body[2] ^= 1;
+        assert_eq!(
+            open(&tampered, anchor.public()).unwrap_err().code,
+            RefusalCode::InvalidTrustList
+        );
+        // A validly signed list with an inconsistent entry is refused as a whole.
+        let mut bad = l.clone();
+        bad.keys[0].key_id = "0000000000000000".into();
+        assert_eq!(
+            open(&sign(&bad, &anchor), anchor.public())
+                .unwrap_err()
+                .code,
+            RefusalCode::InvalidTrustList
+        );
+    }
+}

@@ -1,0 +1,202 @@
+//! The trust list this spoke holds: fetched from the hub, believed only if the pinned anchor
+//! key signed it and it is not older than the one held, kept durably, and followed as the hub
+//! issues new versions.
+//!
+//! When the hub is unreachable the spoke keeps working on the last good list; once that list
+//! passes its next-update time the spoke says so loudly (log lines, and a `TRUST_LIST_STALE`
+//! note on every verification) but does not stop.
+
+use std::{sync::Arc, time::Duration};
+
+use prost::Message;
+use tokio::sync::watch;
+use tonic::transport::Channel;
+use tracing::{error, info, warn};
+
+use caravan_common::{Refusal, RefusalCode, Timestamp, signing::PublicKey, trust::TrustSet};
+use caravan_proto::{trust_list, v1, v1::trust_anchor_client::TrustAnchorClient};
+
+use crate::{
+    spoke::{Backoff, blocking},
+    store::{SpokeStore, StoreError},
+};
+
+/// A verified trust list.
+#[derive(Debug)]
+pub struct Held {
+    pub set: TrustSet,
+    pub signed: v1::SignedTrustList,
+}
+
+/// The list in force, shared by every task.
+pub struct TrustHolder {
+    anchor: PublicKey,
+    store: Arc<SpokeStore>,
+    current: watch::Sender<Option<Arc<Held>>>,
+}
+
+/// Why the held list could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum TrustError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the stored trust list is not valid for the pinned anchor: {0}")]
+    Invalid(Refusal),
+}
+
+impl TrustHolder {
+    /// Load the last good list from the store (checked again: the store is not trusted more
+    /// than the network).
+    pub fn load(anchor: PublicKey, store: Arc<SpokeStore>) -> Result<Self, TrustError> {
+        let held = match store.trust_list()? {
+            Some(bytes) => {
+                let signed = v1::SignedTrustList::decode(bytes.as_slice()).map_err(|e| {
+                    TrustError::Invalid(Refusal::new(RefusalCode::InvalidTrustList, e.to_string()))
+                })?;
+                let (_, set) = trust_list::open(&signed, &anchor).map_err(TrustError::Invalid)?;
+                info!(
+                    version = set.info.version,
+                    "trust list loaded from the store"
+                );
+                Some(Arc::new(Held { set, signed }))
+            }
+            None => None,
+        };
+        Ok(Self {
+            anchor,
+            store,
+            current: watch::channel(held).0,
+        })
+    }
+
+    /// The list in force, if any was ever received.
+    pub fn current(&self) -> Option<Arc<Held>> {
+        self.current.borrow().clone()
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<Option<Arc<Held>>> {
+        self.current.subscribe()
+    }
+
+    fn version(&self) -> u64 {
+        self.current().map(|h| h.set.info.version).unwrap_or(0)
+    }
+
+    /// Judge a list from the hub: keep it (durably) if genuine and newer. Returns whether it
+    /// replaced the held one.
+    pub async fn offer(&self, signed: v1::SignedTrustList) -> Result<bool, Refusal> {
+        let (_, set) = trust_list::open(&signed, &self.anchor)?;
+        let held = self.version();
+        let version = set.info.version;
+        if version < held {
+            return Err(Refusal::new(
+                RefusalCode::TrustListRollback,
+                format!(
+                    "the hub offered trust list version {version}, older than the version {held} held"
+                ),
+            ));
+        }
+        if version == held {
+            return Ok(false);
+        }
+        let (store, bytes) = (self.store.clone(), signed.encode_to_vec());
+        blocking(move || {
+            store.set_trust_list(&bytes)?;
+            store.flush()
+        })
+        .await
+        .map_err(|e| {
+            Refusal::new(
+                RefusalCode::InvalidTrustList,
+                format!("cannot keep the list: {e}"),
+            )
+        })?;
+        info!(version, next_update = ?set.info.next_update, "trust list updated");
+        self.current
+            .send_replace(Some(Arc::new(Held { set, signed })));
+        Ok(true)
+    }
+
+    /// Follow the hub's trust list until `shutdown`: watch for new versions, reconnect with
+    /// backoff, and warn while the held list is stale.
+    pub async fn follow(self: Arc<Self>, channel: Channel, mut shutdown: watch::Receiver<bool>) {
+        let mut backoff = Backoff::default();
+        loop {
+            let outcome = tokio::select! {
+                r = self.watch_once(channel.clone(), &mut backoff) => r,
+                _ = shutdown.changed() => return,
+            };
+            if let Err(status) = outcome {
+                warn!(code = ?status.code(), message = status.message(), "trust list watch failed");
+            }
+            let delay = backoff.next_delay();
+            tokio::select! {
+                _ = self.sleep_warning_if_stale(delay) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    async fn watch_once(
+        &self,
+        channel: Channel,
+        backoff: &mut Backoff,
+    ) -> Result<(), tonic::Status> {
+        let mut stream = TrustAnchorClient::new(channel)
+            .watch(v1::WatchTrustListRequest {
+                after_version: self.version(),
+            })
+            .await?
+            .into_inner();
+        backoff.reset();
+        loop {
+            let next = tokio::select! {
+                next = stream.message() => next?,
+                _ = self.sleep_warning_if_stale(Duration::from_secs(3600)) => continue,
+            };
+            let Some(signed) = next else { return Ok(()) };
+            if let Err(refusal) = self.offer(signed).await {
+                // A forged or rolled-back list is refused and the held one kept.
+                error!(code = %refusal.code, detail = %refusal.detail, "trust list refused");
+            }
+        }
+    }
+
+    /// Sleep for `period`, but wake to warn when the held list passes its next-update time,
+    /// and every minute while it stays stale.
+    async fn sleep_warning_if_stale(&self, period: Duration) {
+        let deadline = tokio::time::Instant::now() + period;
+        loop {
+            let Some(held) = self.current() else {
+                warn!(
+                    "no trust list yet: received documents cannot be verified until the hub is reached"
+                );
+                tokio::time::sleep_until(
+                    deadline.min(tokio::time::Instant::now() + Duration::from_secs(60)),
+                )
+                .await;
+                if tokio::time::Instant::now() >= deadline {
+                    return;
+                }
+                continue;
+            };
+            let now = Timestamp::now();
+            let wake = match held.set.info.next_update {
+                Some(next) if now > next => {
+                    warn!(version = held.set.info.version, next_update = %next,
+                        "TRUST LIST STALE: the held trust list passed its next-update time; verifications are marked stale");
+                    Duration::from_secs(60)
+                }
+                Some(next) => Duration::from_millis(
+                    u64::try_from(next.as_millis() - now.as_millis()).unwrap_or(0) + 1,
+                ),
+                None => period,
+            };
+            let until = deadline.min(tokio::time::Instant::now() + wake);
+            tokio::time::sleep_until(until).await;
+            if tokio::time::Instant::now() >= deadline {
+                return;
+            }
+        }
+    }
+}
