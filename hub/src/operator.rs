@@ -51,7 +51,7 @@ pub struct AdminTls {
 /// Why an admin command failed.
 #[derive(Debug, thiserror::Error)]
 pub enum OperatorError {
-    #[error("{0}")]
+    #[error(transparent)]
     Config(#[from] ConfigError),
     /// The hub refused the request, naming the rule.
     #[error("{0}")]

@@ -129,6 +129,7 @@ pub struct KeySpec {
     pub key_id: String,
     pub public_key: String,
     pub document_types: Vec<String>,
+    pub not_before: Option<String>,
     pub not_after: Option<String>,
 }
 
@@ -143,11 +144,18 @@ pub struct Party {
 pub struct Net {
     pub dir: tempfile::TempDir,
     pub parties: BTreeMap<String, Party>,
-    pub receipt_public_key: String,
+    /// The hub's trust-anchor public key, pinned by the spokes.
+    pub anchor_public_key: String,
     pub hub_port: Option<u16>,
     pub max_payload_bytes: u64,
-    /// What a given spoke is told about the participants, where it differs from the hub.
-    pub spoke_views: BTreeMap<String, BTreeMap<String, Party>>,
+    pub trust_list_validity_secs: u64,
+    /// Whether onboarding opens every corridor between the parties for every document type.
+    pub open_corridors: bool,
+    /// A spoke pinned to another anchor than the hub's (to test forgery).
+    pub spoke_anchor_override: BTreeMap<String, String>,
+    /// Which of its keys a spoke signs with (default the first).
+    pub spoke_key: BTreeMap<String, usize>,
+    onboarded: bool,
     hub: Option<Proc>,
     spokes: BTreeMap<String, Proc>,
 }
@@ -174,19 +182,36 @@ impl Net {
                 .arg(&pki),
         );
         let init = String::from_utf8_lossy(&init.stdout).into_owned();
-        let receipt_public_key = init
+        let anchor_public_key = init
             .lines()
-            .find_map(|l| l.strip_prefix("receipt public key:"))
-            .expect("pki init prints the receipt public key")
+            .find_map(|l| l.strip_prefix("anchor public key:"))
+            .expect("pki init prints the anchor public key")
             .trim()
             .to_owned();
+        run_ok(
+            Command::new(&bins.hub)
+                .args(["pki", "issue", "--dir"])
+                .arg(&pki)
+                .args(["--operator", "ops"]),
+        );
+        let admin = format!(
+            "hub_url = \"https://localhost:PORT\"\n[tls]\nca_cert = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n",
+            pki.join("ca.pem").display(),
+            pki.join("operators/ops.pem").display(),
+            pki.join("operators/ops.key").display()
+        );
+        fs::write(dir.path().join("admin.toml.in"), admin).expect("admin.toml");
         let mut net = Self {
             dir,
             parties: BTreeMap::new(),
-            receipt_public_key,
+            anchor_public_key,
             hub_port: None,
             max_payload_bytes: 16 * 1024 * 1024,
-            spoke_views: BTreeMap::new(),
+            trust_list_validity_secs: 86_400,
+            open_corridors: true,
+            spoke_anchor_override: BTreeMap::new(),
+            spoke_key: BTreeMap::new(),
+            onboarded: false,
             hub: None,
             spokes: BTreeMap::new(),
         };
@@ -204,7 +229,7 @@ impl Net {
                     keys: Vec::new(),
                 },
             );
-            net.add_key(id, &["e-co", "e-phyto", "e-invoice"], None);
+            net.add_key(id, &["e-co", "e-phyto", "e-invoice"], None, None);
         }
         net
     }
@@ -218,7 +243,13 @@ impl Net {
     }
 
     /// Create a signing key with `caravan-spoke keygen` and register it for `id`.
-    pub fn add_key(&mut self, id: &str, types: &[&str], not_after: Option<&str>) -> KeySpec {
+    pub fn add_key(
+        &mut self,
+        id: &str,
+        types: &[&str],
+        not_before: Option<&str>,
+        not_after: Option<&str>,
+    ) -> KeySpec {
         let n = self.parties[id].keys.len();
         let file = self.path().join(format!("{id}-signing-{n}.key"));
         let out = run_ok(
@@ -232,6 +263,7 @@ impl Net {
             key_id: json["key_id"].as_str().expect("key_id").to_owned(),
             public_key: json["public_key"].as_str().expect("public_key").to_owned(),
             document_types: types.iter().map(|t| (*t).to_owned()).collect(),
+            not_before: not_before.map(str::to_owned),
             not_after: not_after.map(str::to_owned),
         };
         self.parties
@@ -239,38 +271,91 @@ impl Net {
             .expect("party")
             .keys
             .push(spec.clone());
+        if self.onboarded {
+            self.register_key(id, &spec);
+        }
         spec
+    }
+
+    /// Register `spec` for `id` with `caravan-hub admin key register`.
+    pub fn register_key(&self, id: &str, spec: &KeySpec) {
+        let public = format!("{}.pub", spec.file.display());
+        let types = spec.document_types.join(",");
+        let mut args = vec![
+            "key",
+            "register",
+            "--participant",
+            id,
+            "--types",
+            &types,
+            "--public-key",
+            &public,
+        ];
+        if let Some(nb) = &spec.not_before {
+            args.extend(["--not-before", nb.as_str()]);
+        }
+        if let Some(na) = &spec.not_after {
+            args.extend(["--not-after", na.as_str()]);
+        }
+        self.admin_ok(&args);
+    }
+
+    pub fn admin_config(&self) -> PathBuf {
+        self.path().join("admin.toml")
+    }
+
+    /// Run `caravan-hub admin --config admin.toml ARGS`.
+    pub fn admin(&self, args: &[&str]) -> Output {
+        let mut command = Command::new(&binaries().hub);
+        command
+            .args(["admin", "--config"])
+            .arg(self.admin_config())
+            .args(args);
+        command.output().expect("run caravan-hub admin")
+    }
+
+    /// `admin`, which must succeed; returns its standard output.
+    pub fn admin_ok(&self, args: &[&str]) -> String {
+        let out = self.admin(args);
+        assert!(
+            out.status.success(),
+            "caravan-hub admin {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Register every party and key, and open the corridors, as an operator would.
+    fn onboard(&mut self) {
+        let parties: Vec<Party> = self.parties.values().cloned().collect();
+        for p in &parties {
+            self.admin_ok(&[
+                "participant",
+                "add",
+                &p.id,
+                "--name",
+                &format!("Participant {}", p.id),
+            ]);
+            for k in &p.keys {
+                self.register_key(&p.id, k);
+            }
+        }
+        if self.open_corridors {
+            for from in &parties {
+                for to in parties.iter().filter(|to| to.id != from.id) {
+                    self.admin_ok(&["corridor", "open", &from.id, &to.id, "all"]);
+                }
+            }
+        }
+        self.onboarded = true;
+    }
+
+    fn signing_key_index(&self, id: &str) -> usize {
+        self.spoke_key.get(id).copied().unwrap_or(0)
     }
 
     pub fn signing_key(&self, id: &str, n: usize) -> SigningKey {
         SigningKey::load(&self.parties[id].keys[n].file).expect("signing key")
-    }
-
-    fn participants_toml(&self, parties: &BTreeMap<String, Party>) -> String {
-        let mut out = String::new();
-        for p in parties.values() {
-            out.push_str(&format!(
-                "\n[[participants]]\nid = \"{}\"\nname = \"Participant {}\"\n",
-                p.id, p.id
-            ));
-            for k in &p.keys {
-                let types: Vec<String> = k
-                    .document_types
-                    .iter()
-                    .map(|t| format!("\"{t}\""))
-                    .collect();
-                out.push_str(&format!(
-                    "\n[[participants.keys]]\nkey_id = \"{}\"\npublic_key = \"{}\"\ndocument_types = [{}]\n",
-                    k.key_id,
-                    k.public_key,
-                    types.join(", ")
-                ));
-                if let Some(na) = &k.not_after {
-                    out.push_str(&format!("not_after = \"{na}\"\n"));
-                }
-            }
-        }
-        out
     }
 
     pub fn hub_config(&self) -> PathBuf {
@@ -280,13 +365,14 @@ impl Net {
     fn write_hub_config(&self, port: u16) {
         let pki = self.pki();
         let text = format!(
-            "listen = \"127.0.0.1:{port}\"\ndata_dir = \"hub-data\"\nmax_payload_bytes = {}\nreceipt_key = \"{}\"\n\n[tls]\nca_cert = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n{}",
+            "listen = \"127.0.0.1:{port}\"\ndata_dir = \"hub-data\"\nmax_payload_bytes = {}\nreceipt_key = \"{}\"\nanchor_key = \"{}\"\ntrust_list_validity_secs = {}\n\n[tls]\nca_cert = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n",
             self.max_payload_bytes,
             pki.join("hub-receipt.key").display(),
+            pki.join("hub-anchor.key").display(),
+            self.trust_list_validity_secs,
             pki.join("ca.pem").display(),
             pki.join("hub.pem").display(),
             pki.join("hub.key").display(),
-            self.participants_toml(&self.parties)
         );
         fs::write(self.hub_config(), text).expect("write hub.toml");
     }
@@ -310,6 +396,12 @@ impl Net {
         self.hub_port = Some(addr.port());
         // Keep the port for restarts.
         self.write_hub_config(addr.port());
+        let admin = fs::read_to_string(self.path().join("admin.toml.in")).expect("admin.toml.in");
+        fs::write(
+            self.admin_config(),
+            admin.replace("PORT", &addr.port().to_string()),
+        )
+        .expect("admin.toml");
         self.hub = Some(proc);
         let channel = self.parties.keys().next().and_then(|p| self.channel_as(p));
         let channel = channel.expect("a participant to check health with");
@@ -323,7 +415,7 @@ impl Net {
                 && r.into_inner().status
                     == tonic_health::pb::health_check_response::ServingStatus::Serving as i32
             {
-                return;
+                break;
             }
             assert!(
                 start.elapsed() < PATIENCE,
@@ -331,6 +423,9 @@ impl Net {
                 self.hub_log()
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if !self.onboarded {
+            self.onboard();
         }
     }
 
@@ -362,20 +457,29 @@ impl Net {
         let pki = self.pki();
         let port = self.hub_port.expect("start the hub first");
         let text = format!(
-            "participant = \"{id}\"\nhub_url = \"https://localhost:{port}\"\ndata_dir = \"spoke-{id}-data\"\nsigning_key = \"{}\"\nmax_payload_bytes = {}\nhub_receipt_keys = [\"{}\"]\n\n[tls]\nca_cert = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n{}",
-            self.parties[id].keys[0].file.display(),
+            "participant = \"{id}\"\nhub_url = \"https://localhost:{port}\"\ndata_dir = \"spoke-{id}-data\"\nsigning_key = \"{}\"\nmax_payload_bytes = {}\nanchor_public_key = \"{}\"\n\n[tls]\nca_cert = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n",
+            self.parties[id].keys[self.signing_key_index(id)]
+                .file
+                .display(),
             self.max_payload_bytes,
-            self.receipt_public_key,
+            self.spoke_anchor_override
+                .get(id)
+                .unwrap_or(&self.anchor_public_key),
             pki.join("ca.pem").display(),
             pki.join("participants").join(format!("{id}.pem")).display(),
             pki.join("participants").join(format!("{id}.key")).display(),
-            self.participants_toml(self.spoke_views.get(id).unwrap_or(&self.parties))
         );
         fs::write(self.spoke_config(id), text).expect("write spoke config");
     }
 
     /// Start a spoke and wait until it has its delivery stream open to the hub.
     pub async fn start_spoke(&mut self, id: &str) {
+        self.launch_spoke(id);
+        self.wait_spoke_connected(id).await;
+    }
+
+    /// Start a spoke without waiting for it to connect.
+    pub fn launch_spoke(&mut self, id: &str) {
         self.write_spoke_config(id);
         let mut command = Command::new(&binaries().spoke);
         command
@@ -385,6 +489,10 @@ impl Net {
         let n = fs::read_dir(self.path()).map(|d| d.count()).unwrap_or(0);
         let proc = Proc::spawn(command, self.path().join(format!("spoke-{id}-{n}.log")));
         self.spokes.insert(id.to_owned(), proc);
+    }
+
+    /// Wait until the spoke holds a trust list and has its delivery stream open.
+    pub async fn wait_spoke_connected(&mut self, id: &str) {
         let socket = self.control_socket(id);
         let start = Instant::now();
         loop {
