@@ -38,10 +38,10 @@ fn document_type(text: &str) -> Result<DocumentType, Refusal> {
         .map_err(|e| refused(RefusalCode::MalformedRequest, format!("{e}")))
 }
 
-fn registered<'a>(
-    list: &'a mut v1::TrustList,
+fn registered(
+    list: &mut v1::TrustList,
     id: ParticipantId,
-) -> Result<&'a mut v1::TrustedParticipant, Refusal> {
+) -> Result<&mut v1::TrustedParticipant, Refusal> {
     list.participants
         .iter_mut()
         .find(|p| p.id == id.as_str())

@@ -151,10 +151,10 @@ impl Config {
         if !(2..=366 * 86_400).contains(&file.trust_list_validity_secs) {
             problems.push("trust_list_validity_secs: must be between 2 and 31622400 (366 days)");
         }
-        if let (Some(r), Some(a)) = (&receipt_key, &anchor_key) {
-            if r.key_id() == a.key_id() {
-                problems.push("anchor_key: must differ from receipt_key");
-            }
+        if let (Some(r), Some(a)) = (&receipt_key, &anchor_key)
+            && r.key_id() == a.key_id()
+        {
+            problems.push("anchor_key: must differ from receipt_key");
         }
         problems.finish(path, || Config {
             listen: listen.expect("checked"),

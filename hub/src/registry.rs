@@ -236,13 +236,12 @@ impl Registry {
                 _ = tokio::time::sleep(Duration::from_millis(wait.max(500))) => {}
                 _ = stop.changed() => return,
             }
-            if self.snapshot().list.issued_at_ms == issued {
-                if let Err(e) = self
+            if self.snapshot().list.issued_at_ms == issued
+                && let Err(e) = self
                     .change("hub", "periodic re-issue".into(), |_, _| Ok(()))
                     .await
-                {
-                    tracing::error!(cause = %e, "could not re-issue the trust list");
-                }
+            {
+                tracing::error!(cause = %e, "could not re-issue the trust list");
             }
         }
     }

@@ -142,7 +142,15 @@ impl TrustHolder {
         channel: Channel,
         backoff: &mut Backoff,
     ) -> Result<(), tonic::Status> {
-        let mut stream = TrustAnchorClient::new(channel)
+        let mut client = TrustAnchorClient::new(channel);
+        // The current list first, whatever its version: a hub offering an older one than held
+        // (restored from an old backup, or lying) is noticed and refused here.
+        let current = client
+            .current(v1::CurrentTrustListRequest {})
+            .await?
+            .into_inner();
+        self.judge_offer(current).await;
+        let mut stream = client
             .watch(v1::WatchTrustListRequest {
                 after_version: self.version(),
             })
@@ -155,10 +163,14 @@ impl TrustHolder {
                 _ = self.sleep_warning_if_stale(Duration::from_secs(3600)) => continue,
             };
             let Some(signed) = next else { return Ok(()) };
-            if let Err(refusal) = self.offer(signed).await {
-                // A forged or rolled-back list is refused and the held one kept.
-                error!(code = %refusal.code, detail = %refusal.detail, "trust list refused");
-            }
+            self.judge_offer(signed).await;
+        }
+    }
+
+    /// Offer a list; a forged or rolled-back one is refused, loudly, and the held one kept.
+    async fn judge_offer(&self, signed: v1::SignedTrustList) {
+        if let Err(refusal) = self.offer(signed).await {
+            error!(code = %refusal.code, detail = %refusal.detail, "trust list refused");
         }
     }
 

@@ -16,8 +16,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use caravan_common::signing::SigningKey;
+use caravan_common::{
+    DocumentType, MessageId, Timestamp,
+    envelope::Header,
+    signing::{SigningKey, sha256},
+};
 use caravan_proto::v1::exchange_client::ExchangeClient;
+use caravan_proto::{envelope::seal, v1};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 /// How long to wait for a process to become ready, or for a document to arrive.
@@ -138,6 +143,8 @@ pub struct KeySpec {
 pub struct Party {
     pub id: String,
     pub keys: Vec<KeySpec>,
+    /// Serial of its TLS client certificate, as `pki issue` printed it.
+    pub serial: String,
 }
 
 /// A test network in a temporary folder.
@@ -216,22 +223,35 @@ impl Net {
             spokes: BTreeMap::new(),
         };
         for id in ids {
-            run_ok(
-                Command::new(&bins.hub)
-                    .args(["pki", "issue", "--dir"])
-                    .arg(&pki)
-                    .args(["--participant", id]),
-            );
-            net.parties.insert(
-                (*id).to_owned(),
-                Party {
-                    id: (*id).to_owned(),
-                    keys: Vec::new(),
-                },
-            );
-            net.add_key(id, &["e-co", "e-phyto", "e-invoice"], None, None);
+            net.new_party(id);
         }
         net
+    }
+
+    /// A participant's certificate and first signing key; registered at onboarding, or by the
+    /// test itself when the hub is already running.
+    pub fn new_party(&mut self, id: &str) {
+        let out = run_ok(
+            Command::new(&binaries().hub)
+                .args(["pki", "issue", "--dir"])
+                .arg(self.pki())
+                .args(["--participant", id]),
+        );
+        let serial = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("serial:"))
+            .expect("pki issue prints the serial")
+            .trim()
+            .to_owned();
+        let party = Party {
+            id: id.to_owned(),
+            keys: Vec::new(),
+            serial,
+        };
+        self.parties.insert(id.to_owned(), party);
+        let onboarded = std::mem::replace(&mut self.onboarded, false);
+        self.add_key(id, &["e-co", "e-phyto", "e-invoice"], None, None);
+        self.onboarded = onboarded;
     }
 
     pub fn path(&self) -> &Path {
@@ -517,6 +537,66 @@ impl Net {
         }
     }
 
+    /// Wait until `id`'s spoke holds a trust list of at least `version`; returns the list.
+    pub fn wait_trust_version(&self, id: &str, version: u64) -> serde_json::Value {
+        let start = Instant::now();
+        loop {
+            let out = self.spoke_cli(id, &["trust-list", "show", "--json"]);
+            if out.status.success() {
+                let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+                if list["version"].as_u64().unwrap_or(0) >= version {
+                    return list;
+                }
+            }
+            assert!(
+                start.elapsed() < PATIENCE,
+                "{id} never held trust list version {version}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The version of the hub's current trust list.
+    pub fn hub_trust_version(&self) -> u64 {
+        let out = self.admin_ok(&["trust-list", "show", "--json"]);
+        let list: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+        list["version"].as_u64().expect("version")
+    }
+
+    /// Wait until `check` holds of `id`'s spoke log.
+    pub fn wait_spoke_log(&self, id: &str, what: &str, check: impl Fn(&str) -> bool) {
+        let start = Instant::now();
+        while !check(&self.spoke_log(id)) {
+            assert!(
+                start.elapsed() < PATIENCE,
+                "spoke {id} never logged {what}:\n{}",
+                self.spoke_log(id)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Wait until the spoke's health says `hub_connected == connected`.
+    pub async fn wait_hub_connected(&self, id: &str, connected: bool) {
+        let socket = self.control_socket(id);
+        let start = Instant::now();
+        loop {
+            if let Ok(body) =
+                caravan_spoke::control::call(&socket, "GET", "/v1/health", Vec::new()).await
+            {
+                let health: serde_json::Value = serde_json::from_slice(&body).expect("health JSON");
+                if health["hub_connected"] == connected {
+                    return;
+                }
+            }
+            assert!(
+                start.elapsed() < PATIENCE,
+                "spoke {id} never had hub_connected={connected}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub fn spoke_log(&self, id: &str) -> String {
         self.spokes.get(id).map(Proc::log_text).unwrap_or_default()
     }
@@ -649,4 +729,42 @@ pub fn sample_path(path: &str) -> PathBuf {
         .join("..")
         .join("samples")
         .join(path)
+}
+
+/// A header for `payload`, signed later with `key`.
+pub fn header(
+    key: &SigningKey,
+    sender: &str,
+    recipient: &str,
+    doc: DocumentType,
+    payload: &[u8],
+) -> Header {
+    Header {
+        message_id: MessageId::generate(),
+        sender: sender.parse().unwrap(),
+        recipient: recipient.parse().unwrap(),
+        document_type: doc,
+        document_id: "TEST-1".into(),
+        content_type: "application/xml".into(),
+        payload_sha256: sha256(payload),
+        payload_length: payload.len() as u64,
+        created_at: Timestamp::now(),
+        key_id: key.key_id(),
+        supersedes: None,
+    }
+}
+
+/// An envelope sealed with `key`.
+pub fn envelope(
+    key: &SigningKey,
+    sender: &str,
+    recipient: &str,
+    doc: DocumentType,
+    payload: &[u8],
+) -> v1::Envelope {
+    seal(
+        &header(key, sender, recipient, doc, payload),
+        payload.to_vec(),
+        key,
+    )
 }

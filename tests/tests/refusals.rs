@@ -4,52 +4,16 @@
 use std::process::Command;
 
 use caravan_common::{
-    DocumentType, MessageId, RefusalCode, Timestamp,
-    envelope::{Ack, AckOutcome, Header},
+    DocumentType, RefusalCode, Timestamp,
+    envelope::{Ack, AckOutcome},
     signing::{Purpose, SigningKey, sha256},
 };
 use caravan_proto::{envelope::seal, v1};
-use caravan_tests::{Net, binaries, sample};
+use caravan_tests::{Net, binaries, envelope, header, sample};
 use prost::Message;
 use tonic::{Code, transport::Identity};
 
 const LIMIT: u64 = 256 * 1024;
-
-fn header(
-    key: &SigningKey,
-    sender: &str,
-    recipient: &str,
-    doc: DocumentType,
-    payload: &[u8],
-) -> Header {
-    Header {
-        message_id: MessageId::generate(),
-        sender: sender.parse().unwrap(),
-        recipient: recipient.parse().unwrap(),
-        document_type: doc,
-        document_id: "TEST-1".into(),
-        content_type: "application/xml".into(),
-        payload_sha256: sha256(payload),
-        payload_length: payload.len() as u64,
-        created_at: Timestamp::now(),
-        key_id: key.key_id(),
-        supersedes: None,
-    }
-}
-
-fn envelope(
-    key: &SigningKey,
-    sender: &str,
-    recipient: &str,
-    doc: DocumentType,
-    payload: &[u8],
-) -> v1::Envelope {
-    seal(
-        &header(key, sender, recipient, doc, payload),
-        payload.to_vec(),
-        key,
-    )
-}
 
 /// Submit and expect a refusal with `code`; returns the refusal detail.
 async fn refused(

@@ -1,0 +1,456 @@
+//! The registry and the signed trust list, end to end: onboarding while running, forgery,
+//! rollback and staleness of the list, key rotation and revocation, suspension and certificate
+//! revocation cutting open streams, roles, and corridors.
+
+use std::process::Command;
+
+use caravan_common::{DocumentType, RefusalCode, Timestamp};
+use caravan_proto::v1;
+use caravan_tests::{Net, binaries, envelope, sample, sample_path};
+
+fn code_of(status: tonic::Status) -> Option<RefusalCode> {
+    caravan_proto::status::from_status(&status).map(|r| r.code)
+}
+
+async fn submit(
+    net: &Net,
+    who: &str,
+    env: v1::Envelope,
+) -> Result<v1::SubmitResponse, Option<RefusalCode>> {
+    net.client(who)
+        .submit(v1::SubmitRequest {
+            envelope: Some(env),
+        })
+        .await
+        .map(|r| r.into_inner())
+        .map_err(code_of)
+}
+
+fn message_id(env: &v1::Envelope) -> String {
+    <v1::Header as prost::Message>::decode(env.header.as_slice())
+        .unwrap()
+        .message_id
+}
+
+fn in_secs(secs: i64) -> String {
+    Timestamp::from_millis(Timestamp::now().as_millis() + secs * 1000).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_country_is_onboarded_while_the_hub_runs() {
+    let mut net = Net::new(&["KZ", "CN"]);
+    net.start_hub().await;
+    net.start_spoke("KZ").await;
+
+    net.new_party("TJ");
+    let key = format!("{}.pub", net.parties["TJ"].keys[0].file.display());
+    net.admin_ok(&[
+        "participant",
+        "add",
+        "TJ",
+        "--name",
+        "Tajikistan",
+        "--contact",
+        "ops@tj.example",
+    ]);
+    let registered = net.admin_ok(&[
+        "key",
+        "register",
+        "--participant",
+        "TJ",
+        "--types",
+        "e-phyto",
+        "--public-key",
+        &key,
+        "--json",
+    ]);
+    let registered: serde_json::Value = serde_json::from_str(&registered).unwrap();
+    assert_eq!(
+        registered["key_id"],
+        net.parties["TJ"].keys[0].key_id.as_str()
+    );
+    net.admin_ok(&["corridor", "open", "KZ", "TJ", "e-phyto"]);
+    let keys: serde_json::Value =
+        serde_json::from_str(&net.admin_ok(&["key", "list", "--participant", "TJ", "--json"]))
+            .unwrap();
+    assert_eq!(keys.as_array().unwrap().len(), 1);
+    assert_eq!(keys[0]["participant"], "TJ");
+    assert_eq!(keys[0]["status"], "active");
+
+    net.start_spoke("TJ").await;
+    let version = net.hub_trust_version();
+    net.wait_trust_version("KZ", version);
+    let path = sample_path("ephyto/mattilsynet-SPSCertificateContent.xml");
+    let sent = net.spoke_json(
+        "KZ",
+        &[
+            "send",
+            "--to",
+            "TJ",
+            "--type",
+            "e-phyto",
+            path.to_str().unwrap(),
+        ],
+    );
+    let id = sent["message_id"].as_str().unwrap();
+    assert_eq!(net.wait_inbox("TJ", id)["verified"], true);
+    net.wait_state("KZ", id, "ACKNOWLEDGED");
+    // Every change was logged with the operator who made it.
+    assert!(
+        net.hub_log().contains("actor=\"operator:ops\"")
+            || net.hub_log().contains("actor=operator:ops"),
+        "{}",
+        net.hub_log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forged_rolled_back_and_stale_trust_lists() {
+    let mut net = Net::new(&["KZ", "CN", "UZ"]);
+    net.trust_list_validity_secs = 4;
+    // UZ's spoke pins the anchor of another hub: it must believe nothing this hub signs.
+    let other = net.path().join("other-pki");
+    let init = Command::new(&binaries().hub)
+        .args(["pki", "init", "--dir"])
+        .arg(&other)
+        .output()
+        .unwrap();
+    let init = String::from_utf8_lossy(&init.stdout).into_owned();
+    let foreign = init
+        .lines()
+        .find_map(|l| l.strip_prefix("anchor public key:"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    net.spoke_anchor_override.insert("UZ".into(), foreign);
+    net.start_hub().await;
+    net.start_spoke("KZ").await;
+    net.launch_spoke("UZ");
+    net.wait_spoke_log("UZ", "the forged list refused", |log| {
+        log.contains("INVALID_TRUST_LIST")
+    });
+    let out = net.spoke_cli("UZ", &["trust-list", "show", "--json"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("NO_TRUST_LIST"));
+    // A document for UZ is accepted by the hub but never taken by a spoke that trusts no list.
+    let path = sample_path("einvoice/ubl/peppol-base-example.xml");
+    let sent = net.spoke_json(
+        "KZ",
+        &[
+            "send",
+            "--to",
+            "UZ",
+            "--type",
+            "e-invoice",
+            path.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        net.spoke_json("KZ", &["status", sent["message_id"].as_str().unwrap()])["state"],
+        "ACCEPTED"
+    );
+
+    // Rollback: the hub comes back with its registry wiped, offering older versions.
+    let held = net.wait_trust_version("KZ", net.hub_trust_version())["version"]
+        .as_u64()
+        .unwrap();
+    net.kill_hub();
+    std::fs::remove_dir_all(net.path().join("hub-data")).unwrap();
+    net.start_hub().await;
+    net.wait_spoke_log("KZ", "the rollback refused", |log| {
+        log.contains("TRUST_LIST_ROLLBACK")
+    });
+    let kept = net.spoke_json("KZ", &["trust-list", "show"]);
+    assert!(
+        kept["version"].as_u64().unwrap() >= held,
+        "the spoke kept its newer list"
+    );
+
+    // Staleness: with the hub gone, the list passes its next-update time; the spoke says so.
+    net.kill_hub();
+    let start = std::time::Instant::now();
+    loop {
+        let list = net.spoke_json("KZ", &["trust-list", "show"]);
+        if list["fresh"] == false {
+            break;
+        }
+        assert!(
+            start.elapsed() < caravan_tests::PATIENCE,
+            "the list never went stale: {list}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    net.wait_spoke_log("KZ", "a stale warning", |log| {
+        log.contains("TRUST LIST STALE")
+    });
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_rotate_with_an_overlap() {
+    let mut net = Net::new(&["KZ", "CN"]);
+    let old = net.add_key(
+        "KZ",
+        &["e-co", "e-phyto", "e-invoice"],
+        None,
+        Some(&in_secs(6)),
+    );
+    let new = net.add_key("KZ", &["e-co", "e-phyto", "e-invoice"], None, None);
+    net.start_hub().await;
+    let (old_key, new_key) = (net.signing_key("KZ", 1), net.signing_key("KZ", 2));
+    assert_eq!(
+        (old_key.key_id().to_string(), new_key.key_id().to_string()),
+        (old.key_id.clone(), new.key_id.clone())
+    );
+    let doc = sample("eco/carec-KZ-CN-certificate-of-origin.xml");
+    let eco = DocumentType::CertificateOfOrigin;
+
+    // During the overlap both keys are accepted.
+    let early = envelope(&old_key, "KZ", "CN", eco, &doc);
+    let early_id = message_id(&early);
+    submit(&net, "KZ", early)
+        .await
+        .expect("old key inside its validity");
+    submit(&net, "KZ", envelope(&new_key, "KZ", "CN", eco, &doc))
+        .await
+        .expect("new key");
+
+    // After the old key's end only the new one is.
+    let end = Timestamp::from_millis(Timestamp::now().as_millis() + 6_500);
+    while Timestamp::now() < end {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let late = submit(&net, "KZ", envelope(&old_key, "KZ", "CN", eco, &doc)).await;
+    assert_eq!(late.unwrap_err(), Some(RefusalCode::KeyExpired));
+    submit(&net, "KZ", envelope(&new_key, "KZ", "CN", eco, &doc))
+        .await
+        .expect("new key");
+
+    // The spoke switches to the new key; the recipient verifies everything, the early document
+    // by the old key's validity at the time the hub accepted it.
+    net.spoke_key.insert("KZ".into(), 2);
+    net.start_spoke("KZ").await;
+    let path = sample_path("eco/carec-KZ-CN-certificate-of-origin-replacement.xml");
+    let sent = net.spoke_json(
+        "KZ",
+        &[
+            "send",
+            "--to",
+            "CN",
+            "--type",
+            "e-co",
+            path.to_str().unwrap(),
+        ],
+    );
+    net.start_spoke("CN").await;
+    assert_eq!(net.wait_inbox("CN", &early_id)["verified"], true);
+    assert_eq!(
+        net.wait_inbox("CN", sent["message_id"].as_str().unwrap())["verified"],
+        true
+    );
+    let keys: serde_json::Value =
+        serde_json::from_str(&net.admin_ok(&["key", "list", "--participant", "KZ", "--json"]))
+            .unwrap();
+    let status = |id: &str| {
+        keys.as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["key_id"] == id)
+            .unwrap()["status"]
+            .clone()
+    };
+    assert_eq!(status(&old.key_id), "expired");
+    assert_eq!(status(&new.key_id), "active");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn revocation_judged_by_the_time_of_acceptance() {
+    let mut net = Net::new(&["KZ", "CN"]);
+    net.start_hub().await;
+    let kz = net.signing_key("KZ", 0);
+    let doc = sample("einvoice/cii/en16931-CII_example1.xml");
+    let before = envelope(&kz, "KZ", "CN", DocumentType::Invoice, &doc);
+    let before_id = message_id(&before);
+    submit(&net, "KZ", before)
+        .await
+        .expect("accepted before the revocation");
+
+    let key_id = net.parties["KZ"].keys[0].key_id.clone();
+    net.admin_ok(&["key", "revoke", &key_id, "--reason", "key compromise"]);
+    let after = submit(
+        &net,
+        "KZ",
+        envelope(&kz, "KZ", "CN", DocumentType::Invoice, &doc),
+    )
+    .await;
+    assert_eq!(after.unwrap_err(), Some(RefusalCode::KeyRevoked));
+    let out = net.admin(&["key", "revoke", &key_id, "--reason", "again"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("KEY_REVOKED"),
+        "revoking twice is refused"
+    );
+
+    net.start_spoke("CN").await;
+    let item = net.wait_inbox("CN", &before_id);
+    assert_eq!(
+        item["verified"], true,
+        "accepted before the revocation: valid"
+    );
+    let notes = item["verification"]["notes"].as_array().unwrap();
+    assert!(
+        notes.iter().any(|n| n["code"] == "KEY_SINCE_REVOKED"),
+        "{item}"
+    );
+    let keys: serde_json::Value =
+        serde_json::from_str(&net.admin_ok(&["key", "list", "--json"])).unwrap();
+    assert!(
+        keys.as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["key_id"] == key_id.as_str() && k["status"] == "revoked")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn suspension_and_certificate_revocation_cut_open_streams() {
+    let mut net = Net::new(&["KZ", "CN"]);
+    net.start_hub().await;
+    net.start_spoke("KZ").await;
+    net.start_spoke("CN").await;
+
+    net.admin_ok(&["participant", "suspend", "CN"]);
+    net.wait_spoke_log("CN", "the stream cut", |log| {
+        log.contains("PARTICIPANT_SUSPENDED")
+    });
+    net.wait_hub_connected("CN", false).await;
+    let kz = net.signing_key("KZ", 0);
+    let doc = sample("einvoice/ubl/peppol-base-example.xml");
+    let refused = submit(
+        &net,
+        "KZ",
+        envelope(&kz, "KZ", "CN", DocumentType::Invoice, &doc),
+    )
+    .await;
+    assert_eq!(
+        refused.unwrap_err(),
+        Some(RefusalCode::ParticipantSuspended)
+    );
+    let list: serde_json::Value =
+        serde_json::from_str(&net.admin_ok(&["participant", "list", "--json"])).unwrap();
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["id"] == "CN" && p["status"] == "suspended")
+    );
+
+    net.admin_ok(&["participant", "resume", "CN"]);
+    net.wait_hub_connected("CN", true).await;
+    let env = envelope(&kz, "KZ", "CN", DocumentType::Invoice, &doc);
+    let id = message_id(&env);
+    submit(&net, "KZ", env).await.expect("resumed");
+    assert_eq!(net.wait_inbox("CN", &id)["verified"], true);
+
+    // Revoking CN's TLS certificate ends its open stream and every request it makes.
+    let serial = net.parties["CN"].serial.clone();
+    net.admin_ok(&[
+        "cert",
+        "revoke",
+        &serial,
+        "--reason",
+        "server decommissioned",
+    ]);
+    net.wait_spoke_log("CN", "the certificate refused", |log| {
+        log.contains("CERTIFICATE_REVOKED")
+    });
+    let status = net
+        .client("CN")
+        .status(v1::StatusRequest { message_id: id })
+        .await
+        .unwrap_err();
+    assert_eq!(code_of(status), Some(RefusalCode::CertificateRevoked));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn only_operators_administer_and_only_participants_exchange() {
+    let mut net = Net::new(&["KZ", "CN"]);
+    net.start_hub().await;
+    // A spoke's certificate in an admin.toml.
+    let pki = net.pki();
+    let spoke_admin = net.path().join("spoke-admin.toml");
+    let port = net.hub_port.unwrap();
+    std::fs::write(&spoke_admin, format!(
+        "hub_url = \"https://localhost:{port}\"\n[tls]\nca_cert = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n",
+        pki.join("ca.pem").display(), pki.join("participants/KZ.pem").display(), pki.join("participants/KZ.key").display()
+    )).unwrap();
+    let out = Command::new(&binaries().hub)
+        .args(["admin", "--config"])
+        .arg(&spoke_admin)
+        .args(["participant", "suspend", "CN"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("WRONG_ROLE"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list: serde_json::Value =
+        serde_json::from_str(&net.admin_ok(&["participant", "list", "--json"])).unwrap();
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["status"] == "active"),
+        "nothing changed"
+    );
+    // Bad administrative input names the rule.
+    let out = net.admin(&["participant", "add", "KZ", "--name", "again"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ALREADY_REGISTERED"));
+    let out = net.admin(&["participant", "suspend", "TM"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("NOT_REGISTERED"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn corridors_close_open_and_close_again() {
+    let mut net = Net::new(&["KZ", "CN"]);
+    net.open_corridors = false;
+    net.start_hub().await;
+    let kz = net.signing_key("KZ", 0);
+    let doc = sample("eco/carec-KZ-CN-certificate-of-origin.xml");
+    let eco = DocumentType::CertificateOfOrigin;
+    let attempt = || envelope(&kz, "KZ", "CN", eco, &doc);
+    assert_eq!(
+        submit(&net, "KZ", attempt()).await.unwrap_err(),
+        Some(RefusalCode::CorridorClosed)
+    );
+    net.admin_ok(&["corridor", "open", "KZ", "CN", "e-co"]);
+    submit(&net, "KZ", attempt()).await.expect("open corridor");
+    // Only that direction and type opened.
+    let cn = net.signing_key("CN", 0);
+    let back = envelope(&cn, "CN", "KZ", eco, &doc);
+    assert_eq!(
+        submit(&net, "CN", back).await.unwrap_err(),
+        Some(RefusalCode::CorridorClosed)
+    );
+    net.admin_ok(&["corridor", "close", "KZ", "CN", "e-co"]);
+    assert_eq!(
+        submit(&net, "KZ", attempt()).await.unwrap_err(),
+        Some(RefusalCode::CorridorClosed)
+    );
+
+    // A pilot corridor carries documents, marked as pilot traffic on the receiving side.
+    net.admin_ok(&["corridor", "pilot", "KZ", "CN", "e-co"]);
+    let env = attempt();
+    let id = message_id(&env);
+    submit(&net, "KZ", env).await.expect("pilot corridor");
+    net.start_spoke("CN").await;
+    let item = net.wait_inbox("CN", &id);
+    let notes = item["verification"]["notes"].as_array().unwrap();
+    assert!(
+        notes.iter().any(|n| n["code"] == "PILOT_CORRIDOR"),
+        "{item}"
+    );
+    let corridors: serde_json::Value =
+        serde_json::from_str(&net.admin_ok(&["corridor", "list", "--json"])).unwrap();
+    assert_eq!(corridors[0]["state"], "pilot");
+}
