@@ -213,6 +213,13 @@ enum PkiCommand {
     },
     /// Issue a TLS client certificate for a participant or an operator.
     Issue(IssueArgs),
+    /// Create a new receipt-signing key (rotation): point `receipt_key` at it and restart the
+    /// hub; the anchor vouches for it in the next trust list, so spokes need no change.
+    NewReceiptKey {
+        /// Where to write the key (0600); its public key goes to <out>.pub.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Args)]
@@ -561,6 +568,18 @@ fn pki_command(command: PkiCommand) -> anyhow::Result<()> {
                 out.anchor_key_id
             );
             println!("anchor public key:    {}", out.anchor_public_key);
+        }
+        PkiCommand::NewReceiptKey { out } => {
+            let mut public = out.clone().into_os_string();
+            public.push(".pub");
+            let public = PathBuf::from(public);
+            let key = pki::new_key(&out, &public)?;
+            println!(
+                "receipt key {} written to {} (public key in {})",
+                key.key_id(),
+                out.display(),
+                public.display()
+            );
         }
         PkiCommand::Issue(args) => {
             let layout = PkiLayout::new(&args.dir);

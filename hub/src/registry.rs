@@ -144,10 +144,15 @@ impl Registry {
                     "hub",
                     format!("hub receipt key {key_id} added"),
                     move |list, _| {
+                        // The keys before it sign nothing more; their receipts stay verifiable.
+                        let now = Timestamp::now().as_millis();
+                        for previous in list.hub_keys.iter_mut().filter(|k| k.not_after_ms == 0) {
+                            previous.not_after_ms = now;
+                        }
                         list.hub_keys.push(v1::HubKey {
                             key_id: public_key.key_id().to_string(),
                             public_key: public_key.raw().to_vec(),
-                            not_before_ms: Timestamp::now().as_millis(),
+                            not_before_ms: now,
                             not_after_ms: 0,
                         });
                         Ok(())

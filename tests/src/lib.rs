@@ -162,6 +162,8 @@ pub struct Net {
     pub spoke_anchor_override: BTreeMap<String, String>,
     /// Which of its keys a spoke signs with (default the first).
     pub spoke_key: BTreeMap<String, usize>,
+    /// The hub's receipt-signing key file (default `pki/hub-receipt.key`).
+    pub receipt_key: Option<PathBuf>,
     onboarded: bool,
     hub: Option<Proc>,
     spokes: BTreeMap<String, Proc>,
@@ -218,6 +220,7 @@ impl Net {
             open_corridors: true,
             spoke_anchor_override: BTreeMap::new(),
             spoke_key: BTreeMap::new(),
+            receipt_key: None,
             onboarded: false,
             hub: None,
             spokes: BTreeMap::new(),
@@ -387,7 +390,10 @@ impl Net {
         let text = format!(
             "listen = \"127.0.0.1:{port}\"\ndata_dir = \"hub-data\"\nmax_payload_bytes = {}\nreceipt_key = \"{}\"\nanchor_key = \"{}\"\ntrust_list_validity_secs = {}\n\n[tls]\nca_cert = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n",
             self.max_payload_bytes,
-            pki.join("hub-receipt.key").display(),
+            self.receipt_key
+                .clone()
+                .unwrap_or_else(|| pki.join("hub-receipt.key"))
+                .display(),
             pki.join("hub-anchor.key").display(),
             self.trust_list_validity_secs,
             pki.join("ca.pem").display(),

@@ -454,3 +454,54 @@ async fn corridors_close_open_and_close_again() {
         serde_json::from_str(&net.admin_ok(&["corridor", "list", "--json"])).unwrap();
     assert_eq!(corridors[0]["state"], "pilot");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_anchor_vouches_for_a_new_receipt_key() {
+    let mut net = Net::new(&["KZ", "CN"]);
+    net.start_hub().await;
+    net.start_spoke("KZ").await;
+    net.start_spoke("CN").await;
+    let path = sample_path("einvoice/ubl/peppol-base-example.xml");
+    let send = |net: &Net| {
+        net.spoke_json(
+            "KZ",
+            &[
+                "send",
+                "--to",
+                "CN",
+                "--type",
+                "e-invoice",
+                path.to_str().unwrap(),
+            ],
+        )
+    };
+    let first = send(&net);
+
+    let new_key = net.path().join("hub-receipt-2.key");
+    let out = Command::new(&binaries().hub)
+        .args(["pki", "new-receipt-key", "--out"])
+        .arg(&new_key)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    net.receipt_key = Some(new_key);
+    net.kill_hub();
+    net.start_hub().await;
+    let version = net.hub_trust_version();
+    net.wait_trust_version("KZ", version);
+    net.wait_trust_version("CN", version);
+    let list = net.spoke_json("KZ", &["trust-list", "show"]);
+    assert_eq!(list["hub_keys"].as_array().unwrap().len(), 2, "{list}");
+
+    let second = send(&net);
+    assert_ne!(
+        first["receipt"]["key_id"], second["receipt"]["key_id"],
+        "signed with the new key"
+    );
+    for sent in [&first, &second] {
+        assert_eq!(
+            net.wait_inbox("CN", sent["message_id"].as_str().unwrap())["verified"],
+            true
+        );
+    }
+}
