@@ -68,6 +68,9 @@ impl AdminService {
         let result = async {
             let operator =
                 identity::authorize_operator(request_peer.as_ref(), &self.registry.snapshot())?;
+            if let Some(peer) = &request_peer {
+                self.registry.note_certificate(peer);
+            }
             let actor = format!("operator:{operator}");
             let version = self
                 .registry
@@ -93,6 +96,33 @@ impl AdminService {
 
 #[tonic::async_trait]
 impl v1::admin_server::Admin for AdminService {
+    async fn list_certificates(
+        &self,
+        request: Request<v1::ListCertificatesRequest>,
+    ) -> Result<Response<v1::CertificateList>, Status> {
+        let snapshot = self.registry.snapshot();
+        identity::authorize_operator(identity::peer(&request).as_ref(), &snapshot)
+            .map_err(|r| caravan_proto::status::to_status(&r))?;
+        let seen = self.registry.certificates().await.map_err(HubError::from)?;
+        let certificates = seen
+            .into_iter()
+            .map(|c| {
+                let revoked = snapshot.revoked_certificates.get(&c.serial);
+                v1::CertificateInfo {
+                    revoked_at_ms: revoked.map(|r| r.at_ms).unwrap_or(0),
+                    revocation_reason: revoked.map(|r| r.reason.clone()).unwrap_or_default(),
+                    serial: c.serial,
+                    fingerprint: c.fingerprint,
+                    subject: c.subject,
+                    not_before_ms: c.not_before_ms,
+                    not_after_ms: c.not_after_ms,
+                    first_seen_ms: c.first_seen_ms,
+                }
+            })
+            .collect();
+        Ok(Response::new(v1::CertificateList { certificates }))
+    }
+
     async fn add_participant(
         &self,
         request: Request<v1::AddParticipantRequest>,

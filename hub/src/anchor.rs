@@ -22,9 +22,11 @@ pub struct TrustAnchorService {
 impl TrustAnchorService {
     fn authorize<T>(&self, request: &Request<T>) -> Result<(), Status> {
         let snapshot = self.registry.snapshot();
-        identity::authorize_any(identity::peer(request).as_ref(), &snapshot)
-            .map(drop)
-            .map_err(|r| caravan_proto::status::to_status(&r))
+        let peer = identity::peer(request);
+        let peer = identity::authorize_any(peer.as_ref(), &snapshot)
+            .map_err(|r| caravan_proto::status::to_status(&r))?;
+        self.registry.note_certificate(peer);
+        Ok(())
     }
 }
 

@@ -113,6 +113,15 @@ mod tests {
         fn save_registry(&self, _: &RegistryRecord, _: &LogEntry) -> Result<(), StoreError> {
             Ok(())
         }
+        fn record_certificate(
+            &self,
+            _: &crate::store::CertificateRecord,
+        ) -> Result<(), StoreError> {
+            Ok(())
+        }
+        fn certificates(&self) -> Result<Vec<crate::store::CertificateRecord>, StoreError> {
+            Ok(Vec::new())
+        }
         fn flush(&self) -> Result<(), StoreError> {
             std::thread::sleep(std::time::Duration::from_millis(20));
             self.count.fetch_add(1, Ordering::SeqCst);

@@ -94,7 +94,13 @@ impl Exchange {
 
     /// The calling participant, or a refusal.
     fn participant<T>(&self, request: &Request<T>) -> Result<ParticipantId, Refusal> {
-        identity::authorize_participant(identity::peer(request).as_ref(), &self.registry.snapshot())
+        let peer = identity::peer(request);
+        let participant =
+            identity::authorize_participant(peer.as_ref(), &self.registry.snapshot())?;
+        if let Some(peer) = &peer {
+            self.registry.note_certificate(peer);
+        }
+        Ok(participant)
     }
 
     /// Log and count a refusal, and turn it into a status.

@@ -28,6 +28,20 @@ pub struct Peer {
     pub caller: Caller,
     /// Serial number of the client certificate, lowercase hex: what revocation names.
     pub serial: String,
+    /// SHA-256 of the DER certificate, lowercase hex.
+    pub fingerprint: String,
+    pub not_before_ms: i64,
+    pub not_after_ms: i64,
+}
+
+impl Caller {
+    /// `participant:KZ` or `operator:alice`.
+    pub fn subject(&self) -> String {
+        match self {
+            Caller::Participant(p) => format!("participant:{p}"),
+            Caller::Operator(op) => format!("operator:{op}"),
+        }
+    }
 }
 
 /// The caller named by the leaf certificate of a request's TLS peer chain, if any. The chain
@@ -52,9 +66,14 @@ pub fn serial_hex(der: &[u8]) -> Option<String> {
 /// The peer named by a DER certificate: exactly one Caravan URI SAN.
 pub fn peer_from_der(der: &[u8]) -> Option<Peer> {
     let caller = caller_from_der(der)?;
+    let (_, cert) = x509_parser::certificate::X509Certificate::from_der(der).ok()?;
+    let validity = cert.validity();
     Some(Peer {
         caller,
         serial: serial_hex(der)?,
+        fingerprint: caravan_common::envelope::to_hex(&caravan_common::signing::sha256(der)),
+        not_before_ms: validity.not_before.timestamp().saturating_mul(1000),
+        not_after_ms: validity.not_after.timestamp().saturating_mul(1000),
     })
 }
 

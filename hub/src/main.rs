@@ -181,6 +181,11 @@ struct CorridorArgs {
 
 #[derive(Subcommand)]
 enum CertCommand {
+    /// The client certificates the hub has seen, with validity and revocation.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
     /// Refuse a TLS client certificate from now on, by serial (as `pki issue` printed it).
     Revoke {
         serial: String,
@@ -457,6 +462,45 @@ async fn admin(config: PathBuf, command: AdminCommand) -> anyhow::Result<()> {
                         .await
                         .map_err(OperatorError::from)?,
                 );
+            }
+        }
+        AdminCommand::Cert {
+            command: CertCommand::List { json },
+        } => {
+            let list = admin
+                .list_certificates(v1::ListCertificatesRequest {})
+                .await
+                .map_err(OperatorError::from)?
+                .into_inner();
+            let time = |ms: i64| (ms != 0).then(|| caravan_common::Timestamp::from_millis(ms));
+            let rows: Vec<serde_json::Value> = list
+                .certificates
+                .iter()
+                .map(|c| {
+                    serde_json::json!({
+                        "serial": c.serial,
+                        "fingerprint": c.fingerprint,
+                        "subject": c.subject,
+                        "not_before": time(c.not_before_ms),
+                        "not_after": time(c.not_after_ms),
+                        "first_seen": time(c.first_seen_ms),
+                        "revoked_at": time(c.revoked_at_ms),
+                        "revocation_reason": (c.revoked_at_ms != 0).then(|| c.revocation_reason.clone()),
+                    })
+                })
+                .collect();
+            if json {
+                println!("{}", serde_json::to_string(&rows)?);
+            } else {
+                for (c, row) in list.certificates.iter().zip(&rows) {
+                    let state = if c.revoked_at_ms != 0 {
+                        "REVOKED"
+                    } else {
+                        "valid"
+                    };
+                    let until = row["not_after"].as_str().unwrap_or("-");
+                    println!("{}  {:<20}  {state}  until {until}", c.serial, c.subject);
+                }
             }
         }
         AdminCommand::Cert {

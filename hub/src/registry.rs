@@ -8,7 +8,11 @@
 //! transaction and flushed before it takes effect; then every handler, delivery stream and
 //! trust-list watcher sees it at once through a `watch` channel.
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{
+    collections::{BTreeMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
 
 use prost::Message;
 use tokio::sync::{Mutex, watch};
@@ -24,7 +28,10 @@ use caravan_proto::{trust_list, v1};
 use crate::{
     commit::GroupCommit,
     error::HubError,
-    store::{LogEntry, LogKind, RegistryRecord, RevokedCertificate, Store, StoreError},
+    identity::Peer,
+    store::{
+        CertificateRecord, LogEntry, LogKind, RegistryRecord, RevokedCertificate, Store, StoreError,
+    },
 };
 
 /// Why the registry could not be opened.
@@ -65,6 +72,9 @@ pub struct Registry {
     current: watch::Sender<Arc<Snapshot>>,
     /// Changes are made one at a time: each builds on the version before it.
     writer: Mutex<()>,
+    /// Serials of the client certificates already recorded. A `std` mutex: held only to test
+    /// and insert, never across an await.
+    seen_certificates: std::sync::Mutex<HashSet<String>>,
 }
 
 impl Registry {
@@ -122,6 +132,12 @@ impl Registry {
                 }
             }
         };
+        let seen = store
+            .run(|b| b.certificates())
+            .await?
+            .into_iter()
+            .map(|c| c.serial)
+            .collect();
         let registry = Self {
             store,
             commit,
@@ -129,6 +145,7 @@ impl Registry {
             validity,
             current: watch::channel(Arc::new(snapshot)).0,
             writer: Mutex::new(()),
+            seen_certificates: std::sync::Mutex::new(seen),
         };
         let key_id = receipt_key.key_id().to_string();
         if !registry
@@ -166,6 +183,37 @@ impl Registry {
     /// The registry in force.
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.current.borrow().clone()
+    }
+
+    /// Record a caller's certificate the first time it is seen, for `cert list` and audits.
+    pub fn note_certificate(&self, peer: &Peer) {
+        let new = self
+            .seen_certificates
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(peer.serial.clone());
+        if !new {
+            return;
+        }
+        let record = CertificateRecord {
+            serial: peer.serial.clone(),
+            fingerprint: peer.fingerprint.clone(),
+            subject: peer.caller.subject(),
+            not_before_ms: peer.not_before_ms,
+            not_after_ms: peer.not_after_ms,
+            first_seen_ms: Timestamp::now().as_millis(),
+        };
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.run(move |b| b.record_certificate(&record)).await {
+                tracing::error!(cause = %e, "could not record a client certificate");
+            }
+        });
+    }
+
+    /// Every client certificate seen.
+    pub async fn certificates(&self) -> Result<Vec<CertificateRecord>, StoreError> {
+        self.store.run(|b| b.certificates()).await
     }
 
     /// Follow changes.

@@ -368,6 +368,25 @@ async fn suspension_and_certificate_revocation_cut_open_streams() {
         .await
         .unwrap_err();
     assert_eq!(code_of(status), Some(RefusalCode::CertificateRevoked));
+    // The registry lists the certificates seen, with the revocation.
+    let certs: serde_json::Value =
+        serde_json::from_str(&net.admin_ok(&["cert", "list", "--json"])).unwrap();
+    let cn = certs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["serial"] == serial.as_str())
+        .expect("CN's certificate seen");
+    assert_eq!(cn["subject"], "participant:CN");
+    assert_eq!(cn["fingerprint"].as_str().unwrap().len(), 64);
+    assert!(cn["revoked_at"].is_string(), "{cn}");
+    assert!(
+        certs
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["subject"] == "participant:KZ" && c["revoked_at"].is_null())
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

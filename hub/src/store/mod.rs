@@ -21,7 +21,8 @@ use std::sync::Arc;
 use caravan_common::{DocumentType, MessageId, ParticipantId, Timestamp};
 
 pub use records::{
-    LogEntry, LogKind, MessageState, RegistryRecord, RevokedCertificate, StatusRecord, Transition,
+    CertificateRecord, LogEntry, LogKind, MessageState, RegistryRecord, RevokedCertificate,
+    StatusRecord, Transition,
 };
 
 /// Failures of the storage layer. They are internal: callers log them and answer the peer
@@ -144,6 +145,12 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Replace the registry and append `entry` to the exchange log, atomically.
     fn save_registry(&self, registry: &RegistryRecord, entry: &LogEntry) -> Result<(), StoreError>;
+
+    /// Remember a client certificate the first time it is seen; a known serial is left as is.
+    fn record_certificate(&self, certificate: &CertificateRecord) -> Result<(), StoreError>;
+
+    /// Every client certificate seen, by serial.
+    fn certificates(&self) -> Result<Vec<CertificateRecord>, StoreError>;
 
     /// Make every write so far durable.
     fn flush(&self) -> Result<(), StoreError>;

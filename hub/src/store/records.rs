@@ -158,3 +158,23 @@ pub struct RegistryRecord {
     #[prost(message, repeated, tag = "2")]
     pub revoked_certificates: Vec<RevokedCertificate>,
 }
+
+/// A client certificate the hub has seen.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct CertificateRecord {
+    /// Serial number, lowercase hex.
+    #[prost(string, tag = "1")]
+    pub serial: String,
+    /// SHA-256 of the DER certificate, lowercase hex.
+    #[prost(string, tag = "2")]
+    pub fingerprint: String,
+    /// `participant:KZ` or `operator:alice`.
+    #[prost(string, tag = "3")]
+    pub subject: String,
+    #[prost(int64, tag = "4")]
+    pub not_before_ms: i64,
+    #[prost(int64, tag = "5")]
+    pub not_after_ms: i64,
+    #[prost(int64, tag = "6")]
+    pub first_seen_ms: i64,
+}

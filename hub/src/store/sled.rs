@@ -12,6 +12,7 @@
 //! | `log`      | log index (u64)                     | `LogEntry`                   |
 //! | `meta`     | `next_sequence`, `next_log_index`   | u64                          |
 //! | `registry` | `current`                           | `RegistryRecord`             |
+//! | `certificates` | serial (hex text)               | `CertificateRecord`          |
 //!
 //! Every accept and acknowledgement is one multi-tree transaction, so a crash leaves either
 //! all of a message's entries or none. Durability: `flush()` writes sled's log with
@@ -31,7 +32,7 @@ use caravan_common::{MessageId, ParticipantId, Timestamp};
 use super::{
     Acceptance, AckResult, AckUpdate, Backend, Incoming, MessageState, Pending, StatusRecord,
     StoreError,
-    records::{LogEntry, LogKind, MessageRecord, RegistryRecord},
+    records::{CertificateRecord, LogEntry, LogKind, MessageRecord, RegistryRecord},
 };
 
 const NEXT_SEQUENCE: &[u8] = b"next_sequence";
@@ -49,6 +50,7 @@ pub struct SledBackend {
     log: sled::Tree,
     meta: sled::Tree,
     registry: sled::Tree,
+    certificates: sled::Tree,
     /// Serialises writers that take sequence numbers. This is a `std` mutex, not a Tokio one:
     /// it is only held on blocking threads, for the few microseconds of an in-memory sled
     /// transaction, and it spares those transactions from conflicting and retrying.
@@ -136,6 +138,7 @@ impl SledBackend {
             log: tree("log")?,
             meta: tree("meta")?,
             registry: tree("registry")?,
+            certificates: tree("certificates")?,
             db,
             writer: Mutex::new(()),
         })
@@ -429,6 +432,29 @@ impl Backend for SledBackend {
                 append_log(log, meta, entry)
             });
         transaction_result(result)?.map_err(|_| corrupt("registry", "unexpected abort"))
+    }
+
+    fn record_certificate(&self, certificate: &CertificateRecord) -> Result<(), StoreError> {
+        let value = certificate.encode_to_vec();
+        self.certificates
+            .compare_and_swap(
+                certificate.serial.as_bytes(),
+                None as Option<&[u8]>,
+                Some(value),
+            )
+            .map_err(backend_error)?
+            .ok(); // Already known: the first sighting stands.
+        Ok(())
+    }
+
+    fn certificates(&self) -> Result<Vec<CertificateRecord>, StoreError> {
+        self.certificates
+            .iter()
+            .map(|entry| {
+                let (_, v) = entry.map_err(backend_error)?;
+                CertificateRecord::decode(v.as_ref()).map_err(|e| corrupt("certificate", e))
+            })
+            .collect()
     }
 
     fn flush(&self) -> Result<(), StoreError> {

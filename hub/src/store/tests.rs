@@ -226,3 +226,29 @@ fn sled_backend_saves_the_registry_with_a_log_entry() {
     let b = SledBackend::open(dir.path(), 8 << 20).unwrap();
     assert_eq!(b.registry().unwrap(), Some(record));
 }
+
+#[test]
+fn sled_backend_remembers_the_first_sighting_of_a_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = SledBackend::open(dir.path(), 8 << 20).unwrap();
+    let first = CertificateRecord {
+        serial: "0a".into(),
+        subject: "participant:KZ".into(),
+        first_seen_ms: 1,
+        ..Default::default()
+    };
+    b.record_certificate(&first).unwrap();
+    b.record_certificate(&CertificateRecord {
+        first_seen_ms: 2,
+        ..first.clone()
+    })
+    .unwrap();
+    b.record_certificate(&CertificateRecord {
+        serial: "0b".into(),
+        ..first.clone()
+    })
+    .unwrap();
+    let all = b.certificates().unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0], first);
+}
