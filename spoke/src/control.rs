@@ -40,7 +40,7 @@ use caravan_proto::v1;
 
 use crate::{
     spoke::{Outgoing, SendError, Spoke, blocking},
-    store::{InboxRecord, SentRecord, StoreError, Verification},
+    store::{InboxRecord, SentRecord, SentState, StoreError, Verification},
 };
 
 /// An error answer.
@@ -154,6 +154,8 @@ struct SendQuery {
     document_type: String,
     document_id: Option<String>,
     supersedes: Option<String>,
+    /// Seconds to wait for the hub's receipt (or refusal); absent: answer once queued.
+    wait: Option<u64>,
 }
 
 async fn send(
@@ -173,16 +175,22 @@ async fn send(
                 .map_err(|e| bad_request(format!("supersedes: {e}")))?,
         ),
     };
-    let sent = spoke
-        .send(Outgoing {
-            to,
-            document_type,
-            document_id: q.document_id.filter(|d| !d.is_empty()),
-            supersedes,
-            payload: body.to_vec(),
-        })
-        .await?;
-    Ok(Json(sent).into_response())
+    let wait = q.wait.map(|s| std::time::Duration::from_secs(s.min(600)));
+    let outgoing = Outgoing {
+        to,
+        document_type,
+        document_id: q.document_id.filter(|d| !d.is_empty()),
+        supersedes,
+        payload: body.to_vec(),
+    };
+    let sent = spoke.send(outgoing, wait).await?;
+    // 202: queued, the hub has not answered (yet); 200: accepted, with its receipt.
+    let status = if sent.receipt.is_some() {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    Ok((status, Json(sent)).into_response())
 }
 
 /// One line of the inbox listing.
@@ -314,6 +322,28 @@ async fn status(
     UrlPath(id): UrlPath<String>,
 ) -> Result<Json<StatusView>, Failure> {
     let message_id: MessageId = id.parse().map_err(|e| bad_request(format!("{e}")))?;
+    let store = spoke.store.clone();
+    let sent = blocking(move || store.sent_entry(message_id)).await?;
+    // Not yet accepted, or refused: only this spoke knows.
+    if let Some(local) = sent
+        .as_ref()
+        .filter(|s| matches!(s.state, SentState::Queued | SentState::Refused))
+    {
+        let state = serde_json::to_value(local.state)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        return Ok(Json(StatusView {
+            message_id: message_id.to_string(),
+            state,
+            transitions: vec![TransitionView {
+                state: "QUEUED".into(),
+                at: local.queued_at,
+            }],
+            sent,
+            acknowledgement: None,
+        }));
+    }
     let response = spoke
         .client()
         .status(v1::StatusRequest {
@@ -331,8 +361,6 @@ async fn status(
             ),
         })?
         .into_inner();
-    let store = spoke.store.clone();
-    let sent = blocking(move || store.sent_entry(message_id)).await?;
     let held = spoke.trust().current();
     let acknowledgement = response.ack.map(|signed| {
         let at = Timestamp::now();

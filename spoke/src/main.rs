@@ -20,6 +20,8 @@ use caravan_spoke::{
 const EX_USAGE: u8 = 64;
 /// Exit code when the running spoke or the hub cannot be reached (sysexits EX_UNAVAILABLE).
 const EX_UNAVAILABLE: u8 = 69;
+/// Exit code when `send --wait` ran out of time: the document stays queued (EX_TEMPFAIL).
+const EX_TEMPFAIL: u8 = 75;
 
 #[derive(Parser)]
 #[command(
@@ -54,7 +56,7 @@ enum Command {
         )]
         log_format: Format,
     },
-    /// Sign a document and submit it to the hub through the running spoke.
+    /// Sign a document and queue it in the running spoke's outbox, which submits it to the hub.
     Send {
         #[arg(long, env = "CARAVAN_SPOKE_CONFIG")]
         config: PathBuf,
@@ -70,6 +72,12 @@ enum Command {
         /// Message id of an earlier document that this one replaces or withdraws.
         #[arg(long)]
         supersedes: Option<MessageId>,
+        /// Wait for the hub's receipt (or refusal) instead of returning once queued.
+        #[arg(long)]
+        wait: bool,
+        /// How long `--wait` waits, in seconds.
+        #[arg(long, default_value_t = 60)]
+        wait_secs: u64,
         #[arg(long)]
         json: bool,
         /// The document (XML).
@@ -173,6 +181,8 @@ fn command(command: Command) -> Result<(), Failure> {
             document_id,
             supersedes,
             json,
+            wait,
+            wait_secs,
             file,
         } => {
             let payload = std::fs::read(&file)
@@ -184,28 +194,41 @@ fn command(command: Command) -> Result<(), Failure> {
             if let Some(id) = supersedes {
                 query.push_str(&format!("&supersedes={id}"));
             }
+            if wait {
+                query.push_str(&format!("&wait={wait_secs}"));
+            }
             let sent = call(&config, "POST", &query, payload)?;
+            let queued = sent["receipt"].is_null();
             if json {
                 println!("{sent}");
             } else {
                 println!(
-                    "sent {} ({}) as message {}",
+                    "{} {} ({}) as message {}",
+                    if queued { "queued" } else { "sent" },
                     text(&sent["document_id"]),
                     document_type,
                     text(&sent["message_id"])
                 );
                 let r = &sent["receipt"];
-                println!(
-                    "hub receipt: sequence {} accepted at {} (hub key {})",
-                    r["hub_sequence"],
-                    text(&r["accepted_at"]),
-                    text(&r["key_id"])
-                );
-                if sent["duplicate"] == Value::Bool(true) {
+                if !queued {
                     println!(
-                        "note: the hub already held this message; this is its original receipt"
+                        "hub receipt: sequence {} accepted at {} (hub key {})",
+                        r["hub_sequence"],
+                        text(&r["accepted_at"]),
+                        text(&r["key_id"])
                     );
+                } else if !wait {
+                    println!("the outbox submits it; follow it with `caravan-spoke status`");
                 }
+            }
+            if wait && queued {
+                return Err(Failure(
+                    EX_TEMPFAIL,
+                    format!(
+                        "the hub has not answered within {wait_secs}s; message {} stays queued and will be sent",
+                        text(&sent["message_id"])
+                    ),
+                ));
             }
             Ok(())
         }

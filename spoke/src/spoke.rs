@@ -17,9 +17,9 @@ use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
 use futures::StreamExt;
 use prost::Message;
 use serde::Serialize;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use caravan_common::{
     DocumentType, MessageId, ParticipantId, Refusal, RefusalCode, Timestamp,
@@ -35,7 +35,10 @@ use caravan_proto::{
 use crate::{
     config::Config,
     document,
-    store::{Evidence, InboxRecord, Note, SentRecord, SpokeStore, StoreError, Verification},
+    store::{
+        Evidence, InboxRecord, Note, Queued, ReceiptInfo, SentRecord, SentState, SpokeStore,
+        StoreError, Verification,
+    },
     trust::{Held, TrustHolder},
 };
 
@@ -43,6 +46,8 @@ use crate::{
 const ENVELOPE_OVERHEAD: usize = 64 * 1024;
 /// Deliveries verified and stored before one flush and their acknowledgements.
 const RECEIVE_BATCH: usize = 64;
+/// Documents submitted from the outbox at a time.
+const OUTBOX_WINDOW: usize = 32;
 /// Media type of the documents carried today.
 const XML: &str = "application/xml";
 
@@ -71,43 +76,24 @@ pub struct Outgoing {
     pub payload: Vec<u8>,
 }
 
-/// The answer to a successful send.
+/// The answer to a send: the document is in the outbox (`QUEUED`), or, when the caller waited,
+/// accepted by the hub (with its receipt) or refused.
 #[derive(Debug, Clone, Serialize)]
 pub struct Sent {
     pub message_id: MessageId,
     pub document_id: String,
-    /// True when the hub already held this message and returned its original receipt.
-    pub duplicate: bool,
-    pub receipt: ReceiptView,
-}
-
-/// A verified hub receipt, for people and JSON.
-#[derive(Debug, Clone, Serialize)]
-pub struct ReceiptView {
-    pub hub_sequence: u64,
-    pub accepted_at: Timestamp,
-    pub header_sha256: String,
-    pub key_id: String,
-    /// The signed receipt as received (protobuf `SignedReceipt`, base64): the evidence.
-    pub signed: String,
-}
-
-impl ReceiptView {
-    fn new(r: &Receipt, signed: &v1::SignedReceipt) -> Self {
-        Self {
-            hub_sequence: r.hub_sequence,
-            accepted_at: r.accepted_at,
-            header_sha256: to_hex(&r.header_sha256),
-            key_id: r.key_id.to_string(),
-            signed: BASE64.encode(signed.encode_to_vec()),
-        }
-    }
+    pub state: SentState,
+    pub receipt: Option<ReceiptInfo>,
 }
 
 /// A running spoke's shared state.
 pub struct Spoke {
     pub me: ParticipantId,
     trust: Arc<TrustHolder>,
+    /// Wakes the outbox worker when a document is queued.
+    outbox_signal: Notify,
+    /// Bumped whenever a queued document is settled (accepted or refused).
+    settled: watch::Sender<u64>,
     key: SigningKey,
     pub store: Arc<SpokeStore>,
     client: ExchangeClient<Channel>,
@@ -144,6 +130,8 @@ impl Spoke {
         Self {
             me: config.participant,
             trust,
+            outbox_signal: Notify::new(),
+            settled: watch::channel(0).0,
             key: config.signing_key,
             store,
             client: ExchangeClient::new(channel)
@@ -178,8 +166,9 @@ impl Spoke {
 
     // === sending ===
 
-    /// Check, sign and submit a document; returns once the hub's receipt is verified and kept.
-    pub async fn send(&self, out: Outgoing) -> Result<Sent, SendError> {
+    /// Check, sign and queue a document in the durable outbox; the outbox worker submits it.
+    /// With `wait`, return once the hub accepted or refused it, or when `wait` runs out.
+    pub async fn send(&self, out: Outgoing, wait: Option<Duration>) -> Result<Sent, SendError> {
         if out.payload.len() > self.max_payload_bytes {
             return Err(Refusal::new(
                 RefusalCode::PayloadTooLarge,
@@ -217,59 +206,195 @@ impl Spoke {
             supersedes: out.supersedes,
         };
         let sealed = envelope::seal(&header, out.payload, &self.key);
-        let header_sha256 = sha256(&sealed.header);
-        let response = self
-            .client()
-            .submit(v1::SubmitRequest {
-                envelope: Some(sealed),
-            })
-            .await
-            .map_err(|status| match caravan_proto::status::from_status(&status) {
-                Some(refusal) => SendError::Refused(refusal),
-                None => {
-                    SendError::HubUnavailable(format!("{}: {}", status.code(), status.message()))
-                }
-            })?
-            .into_inner();
-        let signed = response.receipt.ok_or_else(|| {
-            Refusal::new(
-                RefusalCode::BadReceipt,
-                "the hub answered without a receipt",
-            )
-        })?;
-        let receipt = receipt::verify(&signed, &self.trust_set()?.set)?;
-        if receipt.message_id != header.message_id || receipt.header_sha256 != header_sha256 {
-            return Err(Refusal::new(
-                RefusalCode::BadReceipt,
-                "the hub's receipt is for another message",
-            )
-            .into());
-        }
         let record = SentRecord {
             message_id: header.message_id,
             recipient: header.recipient,
             document_type: header.document_type,
             document_id: document_id.clone(),
             payload_length: header.payload_length,
-            header_sha256: to_hex(&header_sha256),
-            sent_at: header.created_at,
-            hub_sequence: receipt.hub_sequence,
-            accepted_at: receipt.accepted_at,
-            receipt: BASE64.encode(signed.encode_to_vec()),
+            header_sha256: to_hex(&sha256(&sealed.header)),
+            queued_at: header.created_at,
+            state: SentState::Queued,
+            receipt: None,
+            refusal: None,
+            attempts: 0,
+            last_error: None,
         };
-        let store = self.store.clone();
+        let mut settled = self.settled.subscribe();
+        let (store, bytes) = (self.store.clone(), sealed.encode_to_vec());
+        let queued = record.clone();
         blocking(move || {
-            store.sent_insert(&record)?;
+            store.enqueue(&queued, &bytes)?;
             store.flush()
         })
         .await?;
+        self.outbox_signal.notify_one();
         info!(message_id = %header.message_id, recipient = %header.recipient,
-            document_type = %header.document_type, hub_sequence = receipt.hub_sequence, "sent");
+            document_type = %header.document_type, "queued");
+        let mut record = record;
+        if let Some(wait) = wait {
+            let deadline = tokio::time::Instant::now() + wait;
+            loop {
+                let (store, id) = (self.store.clone(), header.message_id);
+                if let Some(now) = blocking(move || store.sent_entry(id)).await? {
+                    record = now;
+                }
+                if record.state != SentState::Queued {
+                    break;
+                }
+                tokio::select! {
+                    changed = settled.changed() => if changed.is_err() { break },
+                    _ = tokio::time::sleep_until(deadline) => break,
+                }
+            }
+            if let (SentState::Refused, Some(refusal)) = (record.state, &record.refusal) {
+                return Err(refusal.clone().into());
+            }
+        }
         Ok(Sent {
             message_id: header.message_id,
             document_id,
-            duplicate: response.duplicate,
-            receipt: ReceiptView::new(&receipt, &signed),
+            state: record.state,
+            receipt: record.receipt,
+        })
+    }
+
+    /// Submit what waits in the outbox until `shutdown`: in order, a window at a time, each
+    /// under its own message id on every attempt (the hub answers a resend with the original
+    /// receipt). A refusal settles a document for good; an unreachable hub is retried with
+    /// backoff.
+    pub async fn drain_outbox(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut backoff = Backoff::default();
+        loop {
+            let store = self.store.clone();
+            let batch = match blocking(move || store.outbox(OUTBOX_WINDOW)).await {
+                Ok(batch) => batch,
+                Err(e) => {
+                    error!(cause = %e, "cannot read the outbox");
+                    Vec::new()
+                }
+            };
+            if batch.is_empty() {
+                tokio::select! {
+                    _ = self.outbox_signal.notified() => continue,
+                    _ = shutdown.changed() => return,
+                }
+            }
+            let results =
+                futures::future::join_all(batch.into_iter().map(|q| self.submit_queued(q))).await;
+            let unreachable = results.iter().any(|unreachable| *unreachable);
+            self.settled.send_modify(|n| *n += 1);
+            if unreachable {
+                let delay = backoff.next_delay();
+                info!(
+                    delay_ms = delay.as_millis() as u64,
+                    "hub unreachable; outbox retries later"
+                );
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = shutdown.changed() => return,
+                }
+            } else {
+                backoff.reset();
+            }
+        }
+    }
+
+    /// One attempt at one queued document; returns whether the hub was unreachable.
+    async fn submit_queued(&self, queued: Queued) -> bool {
+        let id = queued.message_id;
+        let store = self.store.clone();
+        let Ok(Some(mut record)) = blocking(move || store.sent_entry(id)).await else {
+            error!(message_id = %id, "outbox entry without a record");
+            return false;
+        };
+        record.attempts += 1;
+        let envelope = match v1::Envelope::decode(queued.envelope.as_slice()) {
+            Ok(e) => e,
+            Err(e) => {
+                error!(message_id = %id, cause = %e, "outbox entry does not decode");
+                return false;
+            }
+        };
+        let outcome = self
+            .client()
+            .submit(v1::SubmitRequest {
+                envelope: Some(envelope),
+            })
+            .await;
+        let unreachable = match outcome {
+            Ok(response) => {
+                let response = response.into_inner();
+                match self.check_receipt(&record, response.receipt) {
+                    Ok(receipt) => {
+                        info!(message_id = %id, hub_sequence = receipt.hub_sequence, duplicate = response.duplicate, "accepted by the hub");
+                        record.state = SentState::Accepted;
+                        record.receipt = Some(receipt);
+                        false
+                    }
+                    Err(refusal) => {
+                        // A receipt that does not verify is no proof: try again later.
+                        warn!(message_id = %id, code = %refusal.code, detail = refusal.detail, "bad receipt; will resend");
+                        record.last_error = Some(refusal.to_string());
+                        true
+                    }
+                }
+            }
+            Err(status) => match caravan_proto::status::from_status(&status) {
+                Some(refusal) => {
+                    warn!(message_id = %id, code = %refusal.code, detail = refusal.detail, "refused by the hub");
+                    record.state = SentState::Refused;
+                    record.refusal = Some(refusal);
+                    false
+                }
+                None => {
+                    record.last_error = Some(format!("{}: {}", status.code(), status.message()));
+                    true
+                }
+            },
+        };
+        let store = self.store.clone();
+        let saved = blocking(move || {
+            if record.state == SentState::Queued {
+                store.sent_update(&record)
+            } else {
+                store.settle(&queued, &record)?;
+                store.flush()
+            }
+        })
+        .await;
+        if let Err(e) = saved {
+            error!(message_id = %id, cause = %e, "cannot update the outbox");
+        }
+        unreachable
+    }
+
+    /// Verify the hub's receipt for `record`.
+    fn check_receipt(
+        &self,
+        record: &SentRecord,
+        signed: Option<v1::SignedReceipt>,
+    ) -> Result<ReceiptInfo, Refusal> {
+        let signed = signed.ok_or_else(|| {
+            Refusal::new(
+                RefusalCode::BadReceipt,
+                "the hub answered without a receipt",
+            )
+        })?;
+        let receipt = receipt::verify(&signed, &self.trust_set()?.set)?;
+        if receipt.message_id != record.message_id
+            || to_hex(&receipt.header_sha256) != record.header_sha256
+        {
+            return Err(Refusal::new(
+                RefusalCode::BadReceipt,
+                "the hub's receipt is for another message",
+            ));
+        }
+        Ok(ReceiptInfo {
+            hub_sequence: receipt.hub_sequence,
+            accepted_at: receipt.accepted_at,
+            key_id: receipt.key_id.to_string(),
+            signed: BASE64.encode(signed.encode_to_vec()),
         })
     }
 

@@ -7,6 +7,7 @@
 //! | `payloads` | message id (16) + sender (2)   | payload bytes                 |
 //! | `arrivals` | arrival number (u64, BE)       | inbox key: arrival order      |
 //! | `sent`     | message id (16)                | [`SentRecord`] (JSON)         |
+//! | `outbox`   | queue number (u64) + id (16)   | the sealed envelope (protobuf)|
 //! | `trust`    | `current`                      | the signed trust list held    |
 //!
 //! A document enters the inbox once: the same (sender, message id) delivered again is
@@ -99,7 +100,32 @@ pub struct Evidence {
     pub ack: Option<String>,
 }
 
-/// A document this spoke sent, with the hub's receipt.
+/// Where a document this spoke sends is, as far as the spoke knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SentState {
+    /// In the outbox, not yet accepted by the hub (it may be unreachable).
+    Queued,
+    /// The hub refused it; `refusal` says why. It will not be sent again.
+    Refused,
+    Accepted,
+    Delivered,
+    Acknowledged,
+    Rejected,
+    Expired,
+}
+
+/// The hub's receipt for a sent document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceiptInfo {
+    pub hub_sequence: u64,
+    pub accepted_at: Timestamp,
+    pub key_id: String,
+    /// The signed receipt (protobuf `SignedReceipt`), base64: proof of submission.
+    pub signed: String,
+}
+
+/// A document this spoke sends or sent, with what happened to it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SentRecord {
     pub message_id: MessageId,
@@ -108,11 +134,13 @@ pub struct SentRecord {
     pub document_id: String,
     pub payload_length: u64,
     pub header_sha256: String,
-    pub sent_at: Timestamp,
-    pub hub_sequence: u64,
-    pub accepted_at: Timestamp,
-    /// The hub's signed receipt, base64.
-    pub receipt: String,
+    pub queued_at: Timestamp,
+    pub state: SentState,
+    pub receipt: Option<ReceiptInfo>,
+    pub refusal: Option<caravan_common::Refusal>,
+    /// Submission attempts so far, and the last failure to reach the hub.
+    pub attempts: u32,
+    pub last_error: Option<String>,
 }
 
 /// The spoke's store.
@@ -122,7 +150,17 @@ pub struct SpokeStore {
     payloads: sled::Tree,
     arrivals: sled::Tree,
     sent: sled::Tree,
+    outbox: sled::Tree,
     trust: sled::Tree,
+}
+
+/// An envelope waiting in the outbox.
+#[derive(Debug, Clone)]
+pub struct Queued {
+    key: Vec<u8>,
+    pub message_id: MessageId,
+    /// The encoded, sealed `caravan.v1.Envelope`: resent byte for byte on every attempt.
+    pub envelope: Vec<u8>,
 }
 
 fn inbox_key(id: MessageId, sender: ParticipantId) -> [u8; 18] {
@@ -130,6 +168,14 @@ fn inbox_key(id: MessageId, sender: ParticipantId) -> [u8; 18] {
     key[..16].copy_from_slice(id.as_bytes());
     key[16..].copy_from_slice(sender.as_str().as_bytes());
     key
+}
+
+fn uuid_message_id(bytes: [u8; 16]) -> Result<MessageId, StoreError> {
+    uuid::Uuid::from_bytes(bytes)
+        .hyphenated()
+        .to_string()
+        .parse()
+        .map_err(|e| StoreError::Corrupt(format!("outbox key: {e}")))
 }
 
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
@@ -153,6 +199,7 @@ impl SpokeStore {
             payloads: tree("payloads")?,
             arrivals: tree("arrivals")?,
             sent: tree("sent")?,
+            outbox: tree("outbox")?,
             trust: tree("trust")?,
             db,
         })
@@ -238,7 +285,64 @@ impl SpokeStore {
             .map(|v| v.to_vec()))
     }
 
-    pub fn sent_insert(&self, record: &SentRecord) -> Result<(), StoreError> {
+    /// Put a sealed envelope in the outbox together with its record, atomically. Durable
+    /// after [`Self::flush`].
+    pub fn enqueue(&self, record: &SentRecord, envelope: &[u8]) -> Result<(), StoreError> {
+        let mut key = self
+            .db
+            .generate_id()
+            .map_err(backend)?
+            .to_be_bytes()
+            .to_vec();
+        key.extend_from_slice(record.message_id.as_bytes());
+        let value = encode(record);
+        (&self.sent, &self.outbox)
+            .transaction(|(sent, outbox)| {
+                sent.insert(record.message_id.as_bytes(), value.as_slice())?;
+                outbox.insert(key.as_slice(), envelope)?;
+                Ok::<_, ConflictableTransactionError<()>>(())
+            })
+            .map_err(|e| backend(format!("{e:?}")))
+    }
+
+    /// The oldest `limit` envelopes in the outbox.
+    pub fn outbox(&self, limit: usize) -> Result<Vec<Queued>, StoreError> {
+        self.outbox
+            .iter()
+            .take(limit)
+            .map(|entry| {
+                let (key, envelope) = entry.map_err(backend)?;
+                let id: [u8; 16] = key
+                    .get(8..24)
+                    .and_then(|b| b.try_into().ok())
+                    .ok_or_else(|| StoreError::Corrupt("outbox key".into()))?;
+                let message_id = uuid_message_id(id)?;
+                Ok(Queued {
+                    key: key.to_vec(),
+                    message_id,
+                    envelope: envelope.to_vec(),
+                })
+            })
+            .collect()
+    }
+
+    pub fn outbox_len(&self) -> usize {
+        self.outbox.len()
+    }
+
+    /// Take `queued` out of the outbox and save its record, atomically.
+    pub fn settle(&self, queued: &Queued, record: &SentRecord) -> Result<(), StoreError> {
+        let value = encode(record);
+        (&self.sent, &self.outbox)
+            .transaction(|(sent, outbox)| {
+                sent.insert(record.message_id.as_bytes(), value.as_slice())?;
+                outbox.remove(queued.key.as_slice())?;
+                Ok::<_, ConflictableTransactionError<()>>(())
+            })
+            .map_err(|e| backend(format!("{e:?}")))
+    }
+
+    pub fn sent_update(&self, record: &SentRecord) -> Result<(), StoreError> {
         self.sent
             .insert(record.message_id.as_bytes(), encode(record))
             .map(drop)
@@ -340,6 +444,59 @@ mod tests {
                 .ack
                 .as_deref(),
             Some("ack")
+        );
+    }
+}
+
+#[cfg(test)]
+mod outbox_tests {
+    use super::*;
+
+    fn record() -> SentRecord {
+        SentRecord {
+            message_id: MessageId::generate(),
+            recipient: "CN".parse().unwrap(),
+            document_type: DocumentType::Invoice,
+            document_id: "INV-1".into(),
+            payload_length: 3,
+            header_sha256: "00".into(),
+            queued_at: Timestamp::now(),
+            state: SentState::Queued,
+            receipt: None,
+            refusal: None,
+            attempts: 0,
+            last_error: None,
+        }
+    }
+
+    #[test]
+    fn the_outbox_survives_a_reopen_and_settles_atomically() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (record(), record());
+        {
+            let store = SpokeStore::open(dir.path(), 4 << 20).unwrap();
+            store.enqueue(&a, b"envelope a").unwrap();
+            store.enqueue(&b, b"envelope b").unwrap();
+            store.flush().unwrap();
+        }
+        let store = SpokeStore::open(dir.path(), 4 << 20).unwrap();
+        let queued = store.outbox(10).unwrap();
+        assert_eq!(
+            queued.iter().map(|q| q.message_id).collect::<Vec<_>>(),
+            vec![a.message_id, b.message_id]
+        );
+        assert_eq!(queued[0].envelope, b"envelope a");
+        let mut settled = a.clone();
+        settled.state = SentState::Accepted;
+        store.settle(&queued[0], &settled).unwrap();
+        assert_eq!(store.outbox_len(), 1);
+        assert_eq!(
+            store.sent_entry(a.message_id).unwrap().unwrap().state,
+            SentState::Accepted
+        );
+        assert_eq!(
+            store.sent_entry(b.message_id).unwrap().unwrap().state,
+            SentState::Queued
         );
     }
 }

@@ -517,6 +517,26 @@ impl Net {
         self.spokes.insert(id.to_owned(), proc);
     }
 
+    /// Wait until the spoke's control API answers (whether or not the hub is reachable).
+    pub async fn wait_control(&mut self, id: &str) {
+        let socket = self.control_socket(id);
+        let start = Instant::now();
+        while caravan_spoke::control::call(&socket, "GET", "/v1/health", Vec::new())
+            .await
+            .is_err()
+        {
+            let proc = self.spokes.get_mut(id).expect("spoke");
+            if let Some(status) = proc.exited() {
+                panic!("spoke {id} exited with {status}; log:\n{}", proc.log_text());
+            }
+            assert!(
+                start.elapsed() < PATIENCE,
+                "spoke {id}'s control API never answered"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Wait until the spoke holds a trust list and has its delivery stream open.
     pub async fn wait_spoke_connected(&mut self, id: &str) {
         let socket = self.control_socket(id);

@@ -47,6 +47,7 @@ async fn all_three_document_types_arrive_verified_and_identical() {
             from,
             &[
                 "send",
+                "--wait",
                 "--to",
                 to,
                 "--type",
@@ -59,7 +60,7 @@ async fn all_three_document_types_arrive_verified_and_identical() {
             sent["document_id"], number,
             "document number read from {file}"
         );
-        assert_eq!(sent["duplicate"], false);
+        assert_eq!(sent["state"], "ACCEPTED");
         assert!(sent["receipt"]["hub_sequence"].as_u64().unwrap() >= 1);
 
         let item = net.wait_inbox(to, &id);
@@ -111,6 +112,7 @@ async fn offline_recipient_receives_on_connect() {
         "KZ",
         &[
             "send",
+            "--wait",
             "--to",
             "CN",
             "--type",
@@ -157,6 +159,7 @@ async fn hub_killed_and_restarted_delivers_exactly_once() {
             "KZ",
             &[
                 "send",
+                "--wait",
                 "--to",
                 "CN",
                 "--type",
@@ -199,6 +202,7 @@ async fn restarted_spoke_keeps_its_inbox_without_duplicates() {
         "KZ",
         &[
             "send",
+            "--wait",
             "--to",
             "CN",
             "--type",

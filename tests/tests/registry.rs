@@ -85,6 +85,7 @@ async fn a_country_is_onboarded_while_the_hub_runs() {
         "KZ",
         &[
             "send",
+            "--wait",
             "--to",
             "TJ",
             "--type",
@@ -138,6 +139,7 @@ async fn forged_rolled_back_and_stale_trust_lists() {
         "KZ",
         &[
             "send",
+            "--wait",
             "--to",
             "UZ",
             "--type",
@@ -234,6 +236,7 @@ async fn keys_rotate_with_an_overlap() {
         "KZ",
         &[
             "send",
+            "--wait",
             "--to",
             "CN",
             "--type",
@@ -486,6 +489,7 @@ async fn the_anchor_vouches_for_a_new_receipt_key() {
             "KZ",
             &[
                 "send",
+                "--wait",
                 "--to",
                 "CN",
                 "--type",

@@ -443,7 +443,10 @@ async fn exchange(dir: &Path, spokes: &[ParticipantId]) -> anyhow::Result<bool> 
     ];
     let mut sent = BTreeMap::new();
     for trip in &trips {
-        let path = format!("/v1/documents?to={}&type={}", trip.to, trip.document_type);
+        let path = format!(
+            "/v1/documents?to={}&type={}&wait=30",
+            trip.to, trip.document_type
+        );
         match control(dir, trip.from, "POST", &path, trip.payload.to_vec()).await {
             Ok(answer) => {
                 println!(

@@ -1,0 +1,109 @@
+//! The spoke's durable outbox: documents queued while the hub is away are sent when it comes
+//! back, under the same message id, exactly once, across restarts of the spoke.
+
+use caravan_tests::{Net, sample_path};
+
+const FILES: [(&str, &str); 3] = [
+    ("e-co", "eco/carec-KZ-CN-certificate-of-origin.xml"),
+    ("e-phyto", "ephyto/mattilsynet-SPSCertificateContent.xml"),
+    ("e-invoice", "einvoice/ubl/peppol-base-example.xml"),
+];
+
+fn queue_all(net: &Net) -> Vec<String> {
+    FILES
+        .iter()
+        .map(|(doc_type, file)| {
+            let path = sample_path(file);
+            let sent = net.spoke_json(
+                "KZ",
+                &[
+                    "send",
+                    "--to",
+                    "CN",
+                    "--type",
+                    doc_type,
+                    path.to_str().unwrap(),
+                ],
+            );
+            assert_eq!(sent["state"], "QUEUED");
+            assert!(sent["receipt"].is_null());
+            sent["message_id"].as_str().unwrap().to_owned()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn queued_documents_survive_a_spoke_restart_and_go_when_the_hub_returns() {
+    let mut net = Net::new(&["KZ", "CN"]);
+    net.start_hub().await;
+    net.start_spoke("KZ").await;
+    net.kill_hub();
+    net.wait_hub_connected("KZ", false).await;
+
+    let ids = queue_all(&net);
+    // --wait gives up after its time, says so, and leaves the document queued.
+    let path = sample_path("einvoice/ubl/oasis-UBL-Invoice-2.1-Example.xml");
+    let out = net.spoke_cli(
+        "KZ",
+        &[
+            "send",
+            "--wait",
+            "--wait-secs",
+            "1",
+            "--to",
+            "CN",
+            "--type",
+            "e-invoice",
+            path.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(75),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stays queued"));
+
+    // The spoke dies with a full outbox and comes back, still without a hub.
+    net.kill_spoke("KZ");
+    net.launch_spoke("KZ");
+    net.wait_control("KZ").await;
+    for id in &ids {
+        assert_eq!(net.spoke_json("KZ", &["status", id])["state"], "QUEUED");
+    }
+
+    net.start_hub().await;
+    net.start_spoke("CN").await;
+    for id in &ids {
+        assert_eq!(net.wait_inbox("CN", id)["verified"], true);
+        let status = net.wait_state("KZ", id, "ACKNOWLEDGED");
+        assert!(status["sent"]["attempts"].as_u64().unwrap() >= 1);
+    }
+    let inbox = net.spoke_json("CN", &["inbox"]);
+    assert_eq!(
+        inbox.as_array().unwrap().len(),
+        4,
+        "the four queued documents, once each: {inbox}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_queued_document_the_hub_refuses_is_settled_with_the_reason() {
+    let mut net = Net::new(&["KZ", "CN"]);
+    net.start_hub().await;
+    net.start_spoke("KZ").await;
+    net.kill_hub();
+    net.wait_hub_connected("KZ", false).await;
+    let ids = queue_all(&net);
+    // The hub returns with an empty registry: KZ is no participant of it.
+    std::fs::remove_dir_all(net.path().join("hub-data")).unwrap();
+    net.start_hub().await;
+    for id in &ids {
+        let status = net.wait_state("KZ", id, "REFUSED");
+        assert_eq!(
+            status["sent"]["refusal"]["code"], "UNKNOWN_PARTICIPANT",
+            "{status}"
+        );
+    }
+}
