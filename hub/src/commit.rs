@@ -119,6 +119,21 @@ mod tests {
         ) -> Result<(), StoreError> {
             Ok(())
         }
+        fn expire(
+            &self,
+            _: Timestamp,
+            _: &dyn Fn(&str) -> Option<u64>,
+        ) -> Result<Vec<ParticipantId>, StoreError> {
+            Ok(Vec::new())
+        }
+        fn events(
+            &self,
+            _: ParticipantId,
+            _: u64,
+            _: usize,
+        ) -> Result<Vec<(u64, crate::store::StatusEvent)>, StoreError> {
+            Ok(Vec::new())
+        }
         fn certificates(&self) -> Result<Vec<crate::store::CertificateRecord>, StoreError> {
             Ok(Vec::new())
         }

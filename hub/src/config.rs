@@ -58,8 +58,63 @@ pub struct HubFile {
     /// Seconds until a trust list's next-update time; the hub re-issues it at half of that.
     #[serde(default = "default_validity")]
     pub trust_list_validity_secs: u64,
+    /// Time to live of a message until it is settled, per document type, in seconds.
+    #[serde(default)]
+    pub message_ttl_secs: MessageTtl,
     /// TLS material.
     pub tls: TlsFile,
+}
+
+/// Seconds a message may wait for its recipient, per document type; then it is EXPIRED.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessageTtl {
+    #[serde(rename = "e-co", default = "default_ttl")]
+    pub certificate_of_origin: u64,
+    #[serde(rename = "e-phyto", default = "default_ttl")]
+    pub phytosanitary: u64,
+    #[serde(rename = "e-invoice", default = "default_ttl")]
+    pub invoice: u64,
+}
+
+/// Default time to live: 7 days.
+pub const DEFAULT_MESSAGE_TTL_SECS: u64 = 7 * 86_400;
+
+fn default_ttl() -> u64 {
+    DEFAULT_MESSAGE_TTL_SECS
+}
+
+impl Default for MessageTtl {
+    fn default() -> Self {
+        Self {
+            certificate_of_origin: DEFAULT_MESSAGE_TTL_SECS,
+            phytosanitary: DEFAULT_MESSAGE_TTL_SECS,
+            invoice: DEFAULT_MESSAGE_TTL_SECS,
+        }
+    }
+}
+
+impl MessageTtl {
+    /// The time to live of a document type, in milliseconds.
+    pub fn millis(&self, document_type: &str) -> Option<u64> {
+        let secs = match document_type {
+            "e-co" => self.certificate_of_origin,
+            "e-phyto" => self.phytosanitary,
+            "e-invoice" => self.invoice,
+            _ => return None,
+        };
+        Some(secs.saturating_mul(1000))
+    }
+
+    /// How often to look for expired messages: a quarter of the shortest time to live,
+    /// between a quarter second and a minute.
+    pub fn scan_interval(&self) -> std::time::Duration {
+        let shortest = self
+            .certificate_of_origin
+            .min(self.phytosanitary)
+            .min(self.invoice);
+        std::time::Duration::from_millis((shortest.saturating_mul(250)).clamp(250, 60_000))
+    }
 }
 
 /// TLS files as written.
@@ -103,6 +158,7 @@ pub struct Config {
     pub receipt_key: SigningKey,
     pub anchor_key: SigningKey,
     pub trust_list_validity: std::time::Duration,
+    pub message_ttl: MessageTtl,
     pub tls: TlsMaterial,
 }
 
@@ -144,6 +200,10 @@ impl Config {
         if file.store_cache_mib == 0 {
             problems.push("store_cache_mib: must be at least 1");
         }
+        let ttl = &file.message_ttl_secs;
+        if [ttl.certificate_of_origin, ttl.phytosanitary, ttl.invoice].contains(&0) {
+            problems.push("message_ttl_secs: every time to live must be at least 1 second");
+        }
         let anchor_key = problems.check(
             "anchor_key",
             SigningKey::load(&resolve(path, &file.anchor_key)),
@@ -164,6 +224,7 @@ impl Config {
             receipt_key: receipt_key.expect("checked"),
             anchor_key: anchor_key.expect("checked"),
             trust_list_validity: std::time::Duration::from_secs(file.trust_list_validity_secs),
+            message_ttl: file.message_ttl_secs.clone(),
             tls: TlsMaterial {
                 ca_cert: ca_cert.expect("checked"),
                 cert: cert.expect("checked"),

@@ -46,6 +46,8 @@ pub struct Exchange {
     receipt_key: SigningKey,
     max_payload_bytes: usize,
     queues: QueueSignals,
+    /// Wakes a sender's status watchers when one of its messages changes state.
+    status_signals: QueueSignals,
     metrics: Arc<Metrics>,
     shutdown: watch::Receiver<bool>,
 }
@@ -87,6 +89,7 @@ impl Exchange {
             receipt_key,
             max_payload_bytes,
             queues: QueueSignals::default(),
+            status_signals: QueueSignals::default(),
             metrics,
             shutdown,
         }
@@ -179,6 +182,7 @@ impl Exchange {
                 self.commit.wait().await?;
                 self.metrics.count(Event::Accepted);
                 self.queues.notify(header.recipient, sequence);
+                self.status_signals.notify(header.sender, sequence);
                 info!(message_id = %header.message_id, sender = %header.sender,
                     recipient = %header.recipient, document_type = %header.document_type,
                     sequence, "accepted");
@@ -294,9 +298,89 @@ impl Exchange {
                 {
                     tracing::error!(sequence, cause = %e, "could not record delivery");
                 }
+                self.status_signals.notify(pending.sender, sequence);
             }
         }
         info!("delivery stream closed");
+    }
+
+    /// Stream `sender`'s status events after `cursor` until it disconnects or the hub stops.
+    async fn stream_status(
+        self: Arc<Self>,
+        sender: ParticipantId,
+        mut cursor: u64,
+        tx: mpsc::Sender<Result<v1::StatusEvent, Status>>,
+    ) {
+        let mut updates = self.status_signals.subscribe(sender);
+        let mut shutdown = self.shutdown.clone();
+        loop {
+            updates.borrow_and_update();
+            let after = cursor;
+            let events = match self
+                .store
+                .run(move |b| b.events(sender, after, DELIVERY_BATCH))
+                .await
+            {
+                Ok(events) => events,
+                Err(e) => {
+                    let _ = tx.send(Err(HubError::from(e).into())).await;
+                    return;
+                }
+            };
+            if events.is_empty() {
+                tokio::select! {
+                    changed = updates.changed() => if changed.is_err() { return },
+                    _ = tx.closed() => return,
+                    _ = shutdown.changed() => return,
+                }
+                continue;
+            }
+            for (next, event) in events {
+                cursor = next;
+                let state =
+                    MessageState::try_from(event.state).unwrap_or(MessageState::Unspecified);
+                let ack = (!event.ack.is_empty())
+                    .then(|| v1::SignedAck::decode(event.ack.as_slice()).ok())
+                    .flatten();
+                let event = v1::StatusEvent {
+                    cursor: next,
+                    message_id: event.message_id,
+                    state: wire_state(state) as i32,
+                    at_ms: event.at_ms,
+                    ack,
+                };
+                tokio::select! {
+                    sent = tx.send(Ok(event)) => if sent.is_err() { return },
+                    _ = shutdown.changed() => return,
+                }
+            }
+        }
+    }
+
+    /// Expire what waited longer than its document type's time to live; run periodically.
+    pub async fn expire(&self, ttl: Arc<dyn Fn(&str) -> Option<u64> + Send + Sync>) {
+        let senders = match self
+            .store
+            .run(move |b| b.expire(Timestamp::now(), ttl.as_ref()))
+            .await
+        {
+            Ok(senders) => senders,
+            Err(e) => {
+                tracing::error!(cause = %e, "expiry failed");
+                return;
+            }
+        };
+        if senders.is_empty() {
+            return;
+        }
+        if let Err(e) = self.commit.wait().await {
+            tracing::error!(cause = %e, "expiry not flushed");
+        }
+        for sender in &senders {
+            self.metrics.count(Event::Expired);
+            self.status_signals.notify(*sender, 0);
+        }
+        info!(count = senders.len(), "messages expired");
     }
 
     async fn acknowledge(
@@ -337,6 +421,7 @@ impl Exchange {
         match self.store.run(move |b| b.acknowledge(&update)).await? {
             AckResult::Recorded(state) => {
                 self.commit.wait().await?;
+                self.status_signals.notify(ack.sender, 0);
                 self.metrics.count(if state == MessageState::Rejected {
                     Event::Rejected
                 } else {
@@ -476,6 +561,28 @@ impl v1::exchange_server::Exchange for ExchangeService {
             self.0
                 .clone()
                 .stream_deliveries(peer, caller, resume_after, tx)
+                .instrument(span),
+        );
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    type WatchStatusStream = ReceiverStream<Result<v1::StatusEvent, Status>>;
+
+    async fn watch_status(
+        &self,
+        request: Request<v1::WatchStatusRequest>,
+    ) -> Result<Response<Self::WatchStatusStream>, Status> {
+        let caller = self
+            .0
+            .participant(&request)
+            .map_err(|r| self.0.refuse("watch_status", None, "", r.into()))?;
+        let after = request.into_inner().after;
+        let (tx, rx) = mpsc::channel(DELIVERY_BUFFER);
+        let span = info_span!("watch_status", caller = %caller);
+        tokio::spawn(
+            self.0
+                .clone()
+                .stream_status(caller, after, tx)
                 .instrument(span),
         );
         Ok(Response::new(ReceiverStream::new(rx)))

@@ -15,6 +15,7 @@ pub struct Metrics {
     delivered: AtomicU64,
     acknowledged: AtomicU64,
     rejected: AtomicU64,
+    expired: AtomicU64,
     flushes: AtomicU64,
     refused: Vec<AtomicU64>,
 }
@@ -27,6 +28,7 @@ impl Default for Metrics {
             delivered: AtomicU64::new(0),
             acknowledged: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
+            expired: AtomicU64::new(0),
             flushes: AtomicU64::new(0),
             refused: RefusalCode::ALL.iter().map(|_| AtomicU64::new(0)).collect(),
         }
@@ -41,6 +43,7 @@ pub enum Event {
     Delivered,
     Acknowledged,
     Rejected,
+    Expired,
     Flush,
 }
 
@@ -52,6 +55,7 @@ impl Metrics {
             Event::Delivered => &self.delivered,
             Event::Acknowledged => &self.acknowledged,
             Event::Rejected => &self.rejected,
+            Event::Expired => &self.expired,
             Event::Flush => &self.flushes,
         };
         counter.fetch_add(1, Ordering::Relaxed);
@@ -102,6 +106,11 @@ impl Metrics {
                 "caravan_hub_documents_rejected_total",
                 "Documents the recipient refused.",
                 &self.rejected,
+            ),
+            (
+                "caravan_hub_documents_expired_total",
+                "Documents not settled within their time to live.",
+                &self.expired,
             ),
             (
                 "caravan_hub_store_flushes_total",

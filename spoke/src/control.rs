@@ -11,7 +11,7 @@
 //! | GET    | `/v1/inbox`                       | list of [`InboxItem`]                   |
 //! | GET    | `/v1/inbox/{id}[?sender=]`        | the full [`InboxRecord`]                |
 //! | GET    | `/v1/inbox/{id}/payload[?sender=]`| the document bytes                      |
-//! | GET    | `/v1/sent/{id}/status`            | [`StatusView`] from the hub             |
+//! | GET    | `/v1/sent/{id}/status`            | [`StatusView`]: state and history       |
 //! | GET    | `/v1/trust-list`                  | the trust list held, and its freshness  |
 //!
 //! Errors are `{"error": {"code": "...", "message": "..."}}` with a fitting HTTP status.
@@ -26,21 +26,15 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
 
-use caravan_common::{
-    DocumentType, MessageId, ParticipantId, Refusal, Timestamp,
-    envelope::{Ack, to_hex},
-    trust::view,
-};
-use caravan_proto::v1;
+use caravan_common::{DocumentType, MessageId, ParticipantId, Refusal, Timestamp, trust::view};
 
 use crate::{
     spoke::{Outgoing, SendError, Spoke, blocking},
-    store::{InboxRecord, SentRecord, SentState, StoreError, Verification},
+    store::{AckRecord, InboxRecord, SentRecord, SentState, StateChange, StoreError, Verification},
 };
 
 /// An error answer.
@@ -281,40 +275,16 @@ async fn payload(
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
 }
 
-/// The state of a sent message, as the hub reports it, with the recipient's acknowledgement
-/// checked here.
+/// The state of a sent message and its history, as this spoke followed it from the hub, with
+/// the recipient's acknowledgement checked here.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StatusView {
     pub message_id: String,
-    pub state: String,
-    pub transitions: Vec<TransitionView>,
-    pub sent: Option<SentRecord>,
-    pub acknowledgement: Option<AckView>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TransitionView {
-    pub state: String,
-    pub at: Timestamp,
-}
-
-/// The recipient's signed acknowledgement, verified by this spoke.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct AckView {
-    /// Whether the signature verified with the recipient's registered key.
-    pub verified: bool,
-    /// The verified content, or why it did not verify.
-    pub ack: Option<serde_json::Value>,
-    pub problem: Option<String>,
-    /// The signed acknowledgement (protobuf `SignedAck`, base64): proof of receipt.
-    pub signed: String,
-}
-
-fn state_name(state: i32) -> String {
-    let name = v1::MessageState::try_from(state)
-        .map(|s| s.as_str_name())
-        .unwrap_or("MESSAGE_STATE_UNSPECIFIED");
-    name.trim_start_matches("MESSAGE_STATE_").to_owned()
+    /// `QUEUED`, `REFUSED`, `ACCEPTED`, `DELIVERED`, `ACKNOWLEDGED`, `REJECTED` or `EXPIRED`.
+    pub state: SentState,
+    pub transitions: Vec<StateChange>,
+    pub acknowledgement: Option<AckRecord>,
+    pub sent: SentRecord,
 }
 
 async fn status(
@@ -323,113 +293,33 @@ async fn status(
 ) -> Result<Json<StatusView>, Failure> {
     let message_id: MessageId = id.parse().map_err(|e| bad_request(format!("{e}")))?;
     let store = spoke.store.clone();
-    let sent = blocking(move || store.sent_entry(message_id)).await?;
-    // Not yet accepted, or refused: only this spoke knows.
-    if let Some(local) = sent
-        .as_ref()
-        .filter(|s| matches!(s.state, SentState::Queued | SentState::Refused))
-    {
-        let state = serde_json::to_value(local.state)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
-        return Ok(Json(StatusView {
-            message_id: message_id.to_string(),
-            state,
-            transitions: vec![TransitionView {
-                state: "QUEUED".into(),
-                at: local.queued_at,
-            }],
-            sent,
-            acknowledgement: None,
-        }));
+    let sent = blocking(move || store.sent_entry(message_id))
+        .await?
+        .ok_or_else(|| {
+            Failure::new(
+                StatusCode::NOT_FOUND,
+                "UNKNOWN_MESSAGE",
+                format!("this spoke sent no message {message_id}"),
+            )
+        })?;
+    let mut transitions = vec![StateChange {
+        state: SentState::Queued,
+        at: sent.queued_at,
+    }];
+    transitions.extend(sent.transitions.iter().cloned());
+    if sent.state == SentState::Refused {
+        transitions.push(StateChange {
+            state: SentState::Refused,
+            at: sent.queued_at,
+        });
     }
-    let response = spoke
-        .client()
-        .status(v1::StatusRequest {
-            message_id: message_id.to_string(),
-        })
-        .await
-        .map_err(|status| match caravan_proto::status::from_status(&status) {
-            Some(refusal) => {
-                Failure::new(StatusCode::NOT_FOUND, refusal.code.as_str(), refusal.detail)
-            }
-            None => Failure::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "HUB_UNAVAILABLE",
-                status.message(),
-            ),
-        })?
-        .into_inner();
-    let held = spoke.trust().current();
-    let acknowledgement = response.ack.map(|signed| {
-        let at = Timestamp::now();
-        let verified: Result<Ack, Refusal> = held
-            .as_ref()
-            .ok_or_else(|| {
-                Refusal::new(
-                    caravan_common::RefusalCode::InvalidTrustList,
-                    "no trust list held",
-                )
-            })
-            .and_then(|h| caravan_proto::ack::verify(&signed, &h.set, at))
-            .and_then(|a| check_ack_matches(&a, message_id, spoke.me, sent.as_ref()).map(|()| a));
-        let encoded = prost::Message::encode_to_vec(&signed);
-        match verified {
-            Ok(a) => AckView {
-                verified: true,
-                ack: serde_json::to_value(&a).ok(),
-                problem: None,
-                signed: BASE64.encode(encoded),
-            },
-            Err(r) => AckView {
-                verified: false,
-                ack: None,
-                problem: Some(r.to_string()),
-                signed: BASE64.encode(encoded),
-            },
-        }
-    });
     Ok(Json(StatusView {
         message_id: message_id.to_string(),
-        state: state_name(response.state),
-        transitions: response
-            .transitions
-            .iter()
-            .map(|t| TransitionView {
-                state: state_name(t.state),
-                at: Timestamp::from_millis(t.at_ms),
-            })
-            .collect(),
+        state: sent.state,
+        transitions,
+        acknowledgement: sent.acknowledgement.clone(),
         sent,
-        acknowledgement,
     }))
-}
-
-fn check_ack_matches(
-    a: &Ack,
-    id: MessageId,
-    me: ParticipantId,
-    sent: Option<&SentRecord>,
-) -> Result<(), Refusal> {
-    let mismatch = |what: &str| {
-        Refusal::new(
-            caravan_common::RefusalCode::InvalidAck,
-            format!("acknowledgement names another {what}"),
-        )
-    };
-    if a.message_id != id || a.sender != me {
-        return Err(mismatch("message"));
-    }
-    if let Some(s) = sent {
-        if to_hex(&a.header_sha256) != s.header_sha256 {
-            return Err(mismatch("header"));
-        }
-        if a.recipient != s.recipient {
-            return Err(mismatch("recipient"));
-        }
-    }
-    Ok(())
 }
 
 // === client ===

@@ -73,6 +73,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let follower = tokio::spawn(trust.follow(channel, stop_rx.clone()));
     let receiver = tokio::spawn(spoke.clone().receive(stop_rx.clone()));
     let outbox = tokio::spawn(spoke.clone().drain_outbox(stop_rx.clone()));
+    let status = tokio::spawn(spoke.clone().follow_status(stop_rx.clone()));
     let mut stop = stop_rx;
     let control = axum::serve(listener, control::router(spoke, max_payload_bytes))
         .with_graceful_shutdown(async move {
@@ -85,6 +86,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let _ = receiver.await;
     let _ = follower.await;
     let _ = outbox.await;
+    let _ = status.await;
     let _ = control.await;
     let _ = std::fs::remove_file(&socket);
     spoke::blocking(move || store.flush()).await?;

@@ -36,8 +36,8 @@ use crate::{
     config::Config,
     document,
     store::{
-        Evidence, InboxRecord, Note, Queued, ReceiptInfo, SentRecord, SentState, SpokeStore,
-        StoreError, Verification,
+        AckRecord, Evidence, InboxRecord, Note, Queued, ReceiptInfo, SentRecord, SentState,
+        SpokeStore, StateChange, StoreError, Verification,
     },
     trust::{Held, TrustHolder},
 };
@@ -219,6 +219,8 @@ impl Spoke {
             refusal: None,
             attempts: 0,
             last_error: None,
+            transitions: Vec::new(),
+            acknowledgement: None,
         };
         let mut settled = self.settled.subscribe();
         let (store, bytes) = (self.store.clone(), sealed.encode_to_vec());
@@ -239,7 +241,8 @@ impl Spoke {
                 if let Some(now) = blocking(move || store.sent_entry(id)).await? {
                     record = now;
                 }
-                if record.state != SentState::Queued {
+                // Settled by the outbox worker: the receipt is kept, or the refusal.
+                if record.receipt.is_some() || record.refusal.is_some() {
                     break;
                 }
                 tokio::select! {
@@ -396,6 +399,111 @@ impl Spoke {
             key_id: receipt.key_id.to_string(),
             signed: BASE64.encode(signed.encode_to_vec()),
         })
+    }
+
+    // === following what was sent ===
+
+    /// Follow the hub's stream of status events for what this spoke sent, keeping each
+    /// message's history and the recipient's verified acknowledgement, until `shutdown`.
+    pub async fn follow_status(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut backoff = Backoff::default();
+        loop {
+            let outcome = tokio::select! {
+                r = self.status_stream(&mut backoff) => r,
+                _ = shutdown.changed() => return,
+            };
+            if let Err(status) = outcome {
+                debug!(code = ?status.code(), message = status.message(), "status stream ended");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff.next_delay()) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    async fn status_stream(&self, backoff: &mut Backoff) -> Result<(), tonic::Status> {
+        let store = self.store.clone();
+        let after = blocking(move || store.status_cursor())
+            .await
+            .map_err(store_status)?;
+        let mut stream = self
+            .client()
+            .watch_status(v1::WatchStatusRequest { after })
+            .await?
+            .into_inner();
+        backoff.reset();
+        while let Some(event) = stream.message().await? {
+            let Ok(message_id) = event.message_id.parse::<MessageId>() else {
+                continue;
+            };
+            let state = match v1::MessageState::try_from(event.state) {
+                Ok(v1::MessageState::Accepted) => SentState::Accepted,
+                Ok(v1::MessageState::Delivered) => SentState::Delivered,
+                Ok(v1::MessageState::Acknowledged) => SentState::Acknowledged,
+                Ok(v1::MessageState::Rejected) => SentState::Rejected,
+                Ok(v1::MessageState::Expired) => SentState::Expired,
+                _ => continue,
+            };
+            let store = self.store.clone();
+            let record = blocking(move || store.sent_entry(message_id))
+                .await
+                .map_err(store_status)?;
+            let acknowledgement = event
+                .ack
+                .map(|signed| self.check_ack(&signed, record.as_ref()));
+            let change = StateChange {
+                state,
+                at: Timestamp::from_millis(event.at_ms),
+            };
+            info!(%message_id, state = ?state, "status");
+            let store = self.store.clone();
+            blocking(move || store.apply_status(message_id, change, acknowledgement, event.cursor))
+                .await
+                .map_err(store_status)?;
+            self.settled.send_modify(|n| *n += 1);
+        }
+        Ok(())
+    }
+
+    /// Verify a recipient's acknowledgement of `sent` with the trust list held.
+    fn check_ack(&self, signed: &v1::SignedAck, sent: Option<&SentRecord>) -> AckRecord {
+        let encoded = BASE64.encode(signed.encode_to_vec());
+        let verified = self.trust_set().and_then(|held| {
+            let ack = ack::verify(signed, &held.set, Timestamp::now())?;
+            let mismatch = |what: &str| {
+                Refusal::new(
+                    RefusalCode::InvalidAck,
+                    format!("the acknowledgement names another {what}"),
+                )
+            };
+            if ack.sender != self.me {
+                return Err(mismatch("sender"));
+            }
+            if let Some(s) = sent {
+                if ack.message_id != s.message_id || ack.recipient != s.recipient {
+                    return Err(mismatch("message"));
+                }
+                if to_hex(&ack.header_sha256) != s.header_sha256 {
+                    return Err(mismatch("header"));
+                }
+            }
+            Ok(ack)
+        });
+        match verified {
+            Ok(ack) => AckRecord {
+                verified: true,
+                ack: serde_json::to_value(&ack).ok(),
+                problem: None,
+                signed: encoded,
+            },
+            Err(r) => AckRecord {
+                verified: false,
+                ack: None,
+                problem: Some(r.to_string()),
+                signed: encoded,
+            },
+        }
     }
 
     // === receiving ===

@@ -9,6 +9,7 @@
 //! | `sent`     | message id (16)                | [`SentRecord`] (JSON)         |
 //! | `outbox`   | queue number (u64) + id (16)   | the sealed envelope (protobuf)|
 //! | `trust`    | `current`                      | the signed trust list held    |
+//! | `meta`     | `status_cursor`                | last status event read (u64)  |
 //!
 //! A document enters the inbox once: the same (sender, message id) delivered again is
 //! recognised, and answered with the decision already recorded.
@@ -141,6 +142,42 @@ pub struct SentRecord {
     /// Submission attempts so far, and the last failure to reach the hub.
     pub attempts: u32,
     pub last_error: Option<String>,
+    /// Every state the message has been in at the hub, as the hub reported it.
+    #[serde(default)]
+    pub transitions: Vec<StateChange>,
+    /// The recipient's signed acknowledgement, as checked here: proof of receipt.
+    #[serde(default)]
+    pub acknowledgement: Option<AckRecord>,
+}
+
+/// A state a sent message entered, and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateChange {
+    pub state: SentState,
+    pub at: Timestamp,
+}
+
+/// The recipient's signed acknowledgement, verified by this spoke.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AckRecord {
+    /// Whether the signature verified with the recipient's registered key, and the
+    /// acknowledgement names this message and header.
+    pub verified: bool,
+    /// The verified content (outcome, reason, time), or why it did not verify.
+    pub ack: Option<serde_json::Value>,
+    pub problem: Option<String>,
+    /// The signed acknowledgement (protobuf `SignedAck`), base64.
+    pub signed: String,
+}
+
+impl SentState {
+    /// Settled for good: nothing more will happen to the message.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            Self::Refused | Self::Acknowledged | Self::Rejected | Self::Expired
+        )
+    }
 }
 
 /// The spoke's store.
@@ -152,7 +189,10 @@ pub struct SpokeStore {
     sent: sled::Tree,
     outbox: sled::Tree,
     trust: sled::Tree,
+    meta: sled::Tree,
 }
+
+const STATUS_CURSOR: &[u8] = b"status_cursor";
 
 /// An envelope waiting in the outbox.
 #[derive(Debug, Clone)]
@@ -201,6 +241,7 @@ impl SpokeStore {
             sent: tree("sent")?,
             outbox: tree("outbox")?,
             trust: tree("trust")?,
+            meta: tree("meta")?,
             db,
         })
     }
@@ -330,16 +371,70 @@ impl SpokeStore {
         self.outbox.len()
     }
 
-    /// Take `queued` out of the outbox and save its record, atomically.
-    pub fn settle(&self, queued: &Queued, record: &SentRecord) -> Result<(), StoreError> {
-        let value = encode(record);
+    /// Take `queued` out of the outbox and record the hub's answer (receipt or refusal),
+    /// atomically. State changes the hub already reported are kept.
+    pub fn settle(&self, queued: &Queued, answer: &SentRecord) -> Result<(), StoreError> {
+        let key = answer.message_id.as_bytes();
         (&self.sent, &self.outbox)
             .transaction(|(sent, outbox)| {
-                sent.insert(record.message_id.as_bytes(), value.as_slice())?;
+                let mut record: SentRecord = match sent.get(key)? {
+                    Some(v) => serde_json::from_slice(&v)
+                        .map_err(|e| ConflictableTransactionError::Abort(e.to_string()))?,
+                    None => answer.clone(),
+                };
+                record.receipt = answer.receipt.clone();
+                record.refusal = answer.refusal.clone();
+                record.attempts = answer.attempts;
+                record.last_error = answer.last_error.clone();
+                if record.state == SentState::Queued {
+                    record.state = answer.state;
+                }
+                sent.insert(key, encode(&record))?;
                 outbox.remove(queued.key.as_slice())?;
-                Ok::<_, ConflictableTransactionError<()>>(())
+                Ok(())
             })
             .map_err(|e| backend(format!("{e:?}")))
+    }
+
+    /// Where the hub's stream of status events was last read.
+    pub fn status_cursor(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .meta
+            .get(STATUS_CURSOR)
+            .map_err(backend)?
+            .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes))
+            .unwrap_or(0))
+    }
+
+    /// Apply a status event from the hub to the record of `message_id` and move the cursor,
+    /// atomically. Events for messages this spoke has no record of only move the cursor.
+    pub fn apply_status(
+        &self,
+        message_id: MessageId,
+        change: StateChange,
+        acknowledgement: Option<AckRecord>,
+        cursor: u64,
+    ) -> Result<(), StoreError> {
+        (&self.sent, &self.meta)
+            .transaction(|(sent, meta)| {
+                if let Some(v) = sent.get(message_id.as_bytes())? {
+                    let mut record: SentRecord = serde_json::from_slice(&v)
+                        .map_err(|e| ConflictableTransactionError::Abort(e.to_string()))?;
+                    if !record.transitions.contains(&change) {
+                        if !record.state.is_final() {
+                            record.state = change.state;
+                        }
+                        record.transitions.push(change.clone());
+                    }
+                    if acknowledgement.is_some() {
+                        record.acknowledgement = acknowledgement.clone();
+                    }
+                    sent.insert(message_id.as_bytes(), encode(&record))?;
+                }
+                meta.insert(STATUS_CURSOR, &cursor.to_be_bytes())?;
+                Ok(())
+            })
+            .map_err(|e: sled::transaction::TransactionError<String>| backend(format!("{e:?}")))
     }
 
     pub fn sent_update(&self, record: &SentRecord) -> Result<(), StoreError> {
@@ -466,7 +561,52 @@ mod outbox_tests {
             refusal: None,
             attempts: 0,
             last_error: None,
+            transitions: Vec::new(),
+            acknowledgement: None,
         }
+    }
+
+    #[test]
+    fn status_events_and_the_outbox_answer_merge_in_any_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SpokeStore::open(dir.path(), 4 << 20).unwrap();
+        let a = record();
+        store.enqueue(&a, b"envelope").unwrap();
+        // The hub's events overtake the outbox worker's own answer.
+        let at = Timestamp::now();
+        store
+            .apply_status(
+                a.message_id,
+                StateChange {
+                    state: SentState::Accepted,
+                    at,
+                },
+                None,
+                1,
+            )
+            .unwrap();
+        store
+            .apply_status(
+                a.message_id,
+                StateChange {
+                    state: SentState::Acknowledged,
+                    at,
+                },
+                None,
+                2,
+            )
+            .unwrap();
+        let queued = store.outbox(1).unwrap().remove(0);
+        let mut answer = a.clone();
+        answer.state = SentState::Accepted;
+        answer.attempts = 1;
+        store.settle(&queued, &answer).unwrap();
+        let now = store.sent_entry(a.message_id).unwrap().unwrap();
+        assert_eq!(now.state, SentState::Acknowledged, "the later state stands");
+        assert_eq!(now.transitions.len(), 2);
+        assert_eq!(now.attempts, 1);
+        assert_eq!(store.status_cursor().unwrap(), 2);
+        assert_eq!(store.outbox_len(), 0);
     }
 
     #[test]

@@ -164,6 +164,8 @@ pub struct Net {
     pub spoke_key: BTreeMap<String, usize>,
     /// The hub's receipt-signing key file (default `pki/hub-receipt.key`).
     pub receipt_key: Option<PathBuf>,
+    /// Time to live of e-CO messages, in seconds (default: the hub's).
+    pub eco_ttl_secs: Option<u64>,
     onboarded: bool,
     hub: Option<Proc>,
     spokes: BTreeMap<String, Proc>,
@@ -221,6 +223,7 @@ impl Net {
             spoke_anchor_override: BTreeMap::new(),
             spoke_key: BTreeMap::new(),
             receipt_key: None,
+            eco_ttl_secs: None,
             onboarded: false,
             hub: None,
             spokes: BTreeMap::new(),
@@ -400,6 +403,10 @@ impl Net {
             pki.join("hub.pem").display(),
             pki.join("hub.key").display(),
         );
+        let text = match self.eco_ttl_secs {
+            Some(ttl) => format!("{text}\n[message_ttl_secs]\ne-co = {ttl}\n"),
+            None => text,
+        };
         fs::write(self.hub_config(), text).expect("write hub.toml");
     }
 

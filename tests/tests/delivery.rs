@@ -60,7 +60,12 @@ async fn all_three_document_types_arrive_verified_and_identical() {
             sent["document_id"], number,
             "document number read from {file}"
         );
-        assert_eq!(sent["state"], "ACCEPTED");
+        // Accepted, or already further along: the status stream may overtake the answer.
+        assert!(
+            ["ACCEPTED", "DELIVERED", "ACKNOWLEDGED"].contains(&sent["state"].as_str().unwrap()),
+            "{sent}"
+        );
+        assert!(sent["receipt"]["signed"].is_string());
         assert!(sent["receipt"]["hub_sequence"].as_u64().unwrap() >= 1);
 
         let item = net.wait_inbox(to, &id);
@@ -88,7 +93,7 @@ async fn all_three_document_types_arrive_verified_and_identical() {
             .iter()
             .map(|t| t["state"].as_str().unwrap())
             .collect();
-        assert_eq!(states, ["ACCEPTED", "DELIVERED", "ACKNOWLEDGED"]);
+        assert_eq!(states, ["QUEUED", "ACCEPTED", "DELIVERED", "ACKNOWLEDGED"]);
     }
     // Nobody received anything twice or anything not meant for them.
     for (id, expected) in [("CN", 1), ("KZ", 1), ("UZ", 2)] {

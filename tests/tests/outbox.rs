@@ -107,3 +107,55 @@ async fn a_queued_document_the_hub_refuses_is_settled_with_the_reason() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_document_not_settled_in_time_expires() {
+    let mut net = Net::new(&["KZ", "CN"]);
+    net.eco_ttl_secs = Some(2);
+    net.start_hub().await;
+    net.start_spoke("KZ").await;
+    let path = sample_path("eco/carec-KZ-CN-certificate-of-origin.xml");
+    let sent = net.spoke_json(
+        "KZ",
+        &[
+            "send",
+            "--wait",
+            "--to",
+            "CN",
+            "--type",
+            "e-co",
+            path.to_str().unwrap(),
+        ],
+    );
+    let id = sent["message_id"].as_str().unwrap();
+    let status = net.wait_state("KZ", id, "EXPIRED");
+    let states: Vec<&str> = status["transitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["QUEUED", "ACCEPTED", "EXPIRED"]);
+    // The recipient, arriving late, is not given the expired document.
+    net.start_spoke("CN").await;
+    let other = sample_path("ephyto/mattilsynet-SPSCertificateContent.xml");
+    let later = net.spoke_json(
+        "KZ",
+        &[
+            "send",
+            "--wait",
+            "--to",
+            "CN",
+            "--type",
+            "e-phyto",
+            other.to_str().unwrap(),
+        ],
+    );
+    net.wait_inbox("CN", later["message_id"].as_str().unwrap());
+    let inbox = net.spoke_json("CN", &["inbox"]);
+    assert_eq!(
+        inbox.as_array().unwrap().len(),
+        1,
+        "only the unexpired document: {inbox}"
+    );
+}

@@ -218,6 +218,7 @@ fn create(dir: &Path, spokes: &[ParticipantId]) -> anyhow::Result<()> {
         receipt_key: "pki/hub-receipt.key".into(),
         anchor_key: "pki/hub-anchor.key".into(),
         trust_list_validity_secs: caravan_hub::config::DEFAULT_TRUST_LIST_VALIDITY_SECS,
+        message_ttl_secs: Default::default(),
         tls: HubTls {
             ca_cert: "pki/ca.pem".into(),
             cert: "pki/hub.pem".into(),

@@ -22,7 +22,7 @@ use caravan_common::{DocumentType, MessageId, ParticipantId, Timestamp};
 
 pub use records::{
     CertificateRecord, LogEntry, LogKind, MessageState, RegistryRecord, RevokedCertificate,
-    StatusRecord, Transition,
+    StatusEvent, StatusRecord, Transition,
 };
 
 /// Failures of the storage layer. They are internal: callers log them and answer the peer
@@ -132,6 +132,22 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Record a verified acknowledgement: the message leaves the recipient's queue.
     fn acknowledge(&self, update: &AckUpdate) -> Result<AckResult, StoreError>;
+
+    /// Expire every queued message older than its time to live (`ttl` gives it in
+    /// milliseconds per document type; `None`: never). Returns the senders to notify.
+    fn expire(
+        &self,
+        now: Timestamp,
+        ttl: &dyn Fn(&str) -> Option<u64>,
+    ) -> Result<Vec<ParticipantId>, StoreError>;
+
+    /// Up to `limit` status events for `sender` after cursor `after`, oldest first.
+    fn events(
+        &self,
+        sender: ParticipantId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, StatusEvent)>, StoreError>;
 
     /// The status of a message sent by `sender`.
     fn status(

@@ -103,6 +103,8 @@ pub enum LogKind {
     Rejected = 4,
     /// An operator (or the hub itself) changed the registry; a new trust list was issued.
     RegistryChange = 5,
+    /// The message was not settled within its time to live.
+    Expired = 6,
 }
 
 /// One entry of the exchange log: evidence of an event, appended and never changed.
@@ -177,4 +179,20 @@ pub struct CertificateRecord {
     pub not_after_ms: i64,
     #[prost(int64, tag = "6")]
     pub first_seen_ms: i64,
+}
+
+/// A change of a message's state, as its sender follows it.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct StatusEvent {
+    #[prost(uint64, tag = "1")]
+    pub sequence: u64,
+    #[prost(string, tag = "2")]
+    pub message_id: String,
+    #[prost(enumeration = "MessageState", tag = "3")]
+    pub state: i32,
+    #[prost(int64, tag = "4")]
+    pub at_ms: i64,
+    /// The recipient's encoded signed acknowledgement, with ACKNOWLEDGED or REJECTED.
+    #[prost(bytes = "vec", tag = "5")]
+    pub ack: Vec<u8>,
 }

@@ -13,6 +13,7 @@
 //! | `meta`     | `next_sequence`, `next_log_index`   | u64                          |
 //! | `registry` | `current`                           | `RegistryRecord`             |
 //! | `certificates` | serial (hex text)               | `CertificateRecord`          |
+//! | `events`   | sender (2) + event cursor (u64)     | `StatusEvent`: what the sender sees |
 //!
 //! Every accept and acknowledgement is one multi-tree transaction, so a crash leaves either
 //! all of a message's entries or none. Durability: `flush()` writes sled's log with
@@ -32,12 +33,13 @@ use caravan_common::{MessageId, ParticipantId, Timestamp};
 use super::{
     Acceptance, AckResult, AckUpdate, Backend, Incoming, MessageState, Pending, StatusRecord,
     StoreError,
-    records::{CertificateRecord, LogEntry, LogKind, MessageRecord, RegistryRecord},
+    records::{CertificateRecord, LogEntry, LogKind, MessageRecord, RegistryRecord, StatusEvent},
 };
 
 const NEXT_SEQUENCE: &[u8] = b"next_sequence";
 const NEXT_LOG_INDEX: &[u8] = b"next_log_index";
 const CURRENT_REGISTRY: &[u8] = b"current";
+const NEXT_EVENT: &[u8] = b"next_event";
 
 /// The sled backend.
 pub struct SledBackend {
@@ -51,6 +53,7 @@ pub struct SledBackend {
     meta: sled::Tree,
     registry: sled::Tree,
     certificates: sled::Tree,
+    events: sled::Tree,
     /// Serialises writers that take sequence numbers. This is a `std` mutex, not a Tokio one:
     /// it is only held on blocking threads, for the few microseconds of an in-memory sled
     /// transaction, and it spares those transactions from conflicting and retrying.
@@ -110,6 +113,18 @@ fn next_counter(
     Ok(current)
 }
 
+/// Append a status event to `sender`'s stream of events.
+fn append_event(
+    events: &TransactionalTree,
+    meta: &TransactionalTree,
+    sender: ParticipantId,
+    event: &StatusEvent,
+) -> Result<(), ConflictableTransactionError<Abort>> {
+    let cursor = next_counter(meta, NEXT_EVENT)?;
+    events.insert(&queue_key(sender, cursor), event.encode_to_vec())?;
+    Ok(())
+}
+
 fn append_log(
     log: &TransactionalTree,
     meta: &TransactionalTree,
@@ -139,6 +154,7 @@ impl SledBackend {
             meta: tree("meta")?,
             registry: tree("registry")?,
             certificates: tree("certificates")?,
+            events: tree("events")?,
             db,
             writer: Mutex::new(()),
         })
@@ -151,6 +167,90 @@ impl SledBackend {
             .map_err(backend_error)?
             .ok_or_else(|| corrupt("message", format!("sequence {sequence} is missing")))?;
         MessageRecord::decode(bytes.as_ref()).map_err(|e| corrupt("message", e))
+    }
+
+    /// Move message `sequence` to `to` if it is in one of `from`, together with its log entry
+    /// and its sender's status event; a settled message also leaves the recipient's queue.
+    /// Returns the state the message is in afterwards.
+    fn transition(
+        &self,
+        sequence: u64,
+        from: &[MessageState],
+        to: MessageState,
+        at: Timestamp,
+        ack: Option<&[u8]>,
+    ) -> Result<MessageState, StoreError> {
+        let record = self.message(sequence)?;
+        let sender: ParticipantId = record.sender.parse().map_err(|e| corrupt("message", e))?;
+        let recipient: ParticipantId = record
+            .recipient
+            .parse()
+            .map_err(|e| corrupt("message", e))?;
+        let evidence = ack
+            .map(|a| caravan_common::signing::sha256(a).to_vec())
+            .unwrap_or_default();
+        let kind = match to {
+            MessageState::Delivered => LogKind::Delivered,
+            MessageState::Acknowledged => LogKind::Acknowledged,
+            MessageState::Rejected => LogKind::Rejected,
+            _ => LogKind::Expired,
+        };
+        let result = (
+            &self.status,
+            &self.queue,
+            &self.log,
+            &self.meta,
+            &self.events,
+        )
+            .transaction(|(status, queue, log, meta, events)| {
+                let key = sequence.to_be_bytes();
+                let mut state = match status.get(key)? {
+                    Some(bytes) => StatusRecord::decode(bytes.as_ref()).map_err(|e| {
+                        ConflictableTransactionError::Abort(Abort::Corrupt(corrupt("status", e)))
+                    })?,
+                    None => return Ok(MessageState::Unspecified),
+                };
+                if !from.contains(&state.current()) {
+                    return Ok(state.current());
+                }
+                state.advance(to, at);
+                if let Some(ack) = ack {
+                    state.ack = ack.to_vec();
+                }
+                status.insert(&key, state.encode_to_vec())?;
+                if to.is_final() {
+                    queue.remove(&queue_key(recipient, sequence))?;
+                }
+                append_log(
+                    log,
+                    meta,
+                    &LogEntry {
+                        kind: kind as i32,
+                        at_ms: at.as_millis(),
+                        sequence,
+                        sender: record.sender.clone(),
+                        recipient: record.recipient.clone(),
+                        message_id: record.message_id.clone(),
+                        header_sha256: record.header_sha256.clone(),
+                        evidence_sha256: evidence.clone(),
+                        ..Default::default()
+                    },
+                )?;
+                append_event(
+                    events,
+                    meta,
+                    sender,
+                    &StatusEvent {
+                        sequence,
+                        message_id: record.message_id.clone(),
+                        state: to as i32,
+                        at_ms: at.as_millis(),
+                        ack: ack.map(<[u8]>::to_vec).unwrap_or_default(),
+                    },
+                )?;
+                Ok(to)
+            });
+        transaction_result(result)?.map_err(|_| corrupt("status", "unexpected abort"))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
@@ -188,9 +288,10 @@ impl Backend for SledBackend {
             &self.status,
             &self.log,
             &self.meta,
+            &self.events,
         )
             .transaction(
-                |(messages, payloads, dedup_tree, queue, status, log, meta)| {
+                |(messages, payloads, dedup_tree, queue, status, log, meta, events)| {
                     if let Some(existing) = dedup_tree.get(dedup)? {
                         let sequence = u64_value(&existing, "dedup")
                             .map_err(|e| ConflictableTransactionError::Abort(Abort::Corrupt(e)))?;
@@ -235,6 +336,18 @@ impl Backend for SledBackend {
                     };
                     state.advance(MessageState::Accepted, m.accepted_at);
                     status.insert(&key, state.encode_to_vec())?;
+                    append_event(
+                        events,
+                        meta,
+                        m.sender,
+                        &StatusEvent {
+                            sequence,
+                            message_id: record.message_id.clone(),
+                            state: MessageState::Accepted as i32,
+                            at_ms: m.accepted_at.as_millis(),
+                            ack: Vec::new(),
+                        },
+                    )?;
                     append_log(
                         log,
                         meta,
@@ -297,37 +410,14 @@ impl Backend for SledBackend {
     }
 
     fn mark_delivered(&self, sequence: u64, at: Timestamp) -> Result<(), StoreError> {
-        let record = self.message(sequence)?;
-        let result = (&self.status, &self.log, &self.meta).transaction(|(status, log, meta)| {
-            let key = sequence.to_be_bytes();
-            let Some(bytes) = status.get(key)? else {
-                return Ok(());
-            };
-            let mut state = StatusRecord::decode(bytes.as_ref()).map_err(|e| {
-                ConflictableTransactionError::Abort(Abort::Corrupt(corrupt("status", e)))
-            })?;
-            if state.current() != MessageState::Accepted {
-                return Ok(());
-            }
-            state.advance(MessageState::Delivered, at);
-            status.insert(&key, state.encode_to_vec())?;
-            append_log(
-                log,
-                meta,
-                &LogEntry {
-                    kind: LogKind::Delivered as i32,
-                    at_ms: at.as_millis(),
-                    sequence,
-                    sender: record.sender.clone(),
-                    recipient: record.recipient.clone(),
-                    message_id: record.message_id.clone(),
-                    header_sha256: record.header_sha256.clone(),
-                    evidence_sha256: Vec::new(),
-                    ..Default::default()
-                },
-            )
-        });
-        transaction_result(result)?.map_err(|_| corrupt("status", "unexpected abort"))
+        self.transition(
+            sequence,
+            &[MessageState::Accepted],
+            MessageState::Delivered,
+            at,
+            None,
+        )
+        .map(drop)
     }
 
     fn acknowledge(&self, u: &AckUpdate) -> Result<AckResult, StoreError> {
@@ -346,51 +436,58 @@ impl Backend for SledBackend {
         if record.header_sha256 != u.header_sha256 {
             return Ok(AckResult::DigestMismatch);
         }
-        let evidence = caravan_common::signing::sha256(&u.ack).to_vec();
-        let result = (&self.status, &self.queue, &self.log, &self.meta).transaction(
-            |(status, queue, log, meta)| {
-                let key = sequence.to_be_bytes();
-                let mut state = match status.get(key)? {
-                    Some(bytes) => StatusRecord::decode(bytes.as_ref()).map_err(|e| {
-                        ConflictableTransactionError::Abort(Abort::Corrupt(corrupt("status", e)))
-                    })?,
-                    None => StatusRecord::default(),
-                };
-                if state.current().is_final() {
-                    // Acknowledging twice is harmless: the first answer stands.
-                    return Ok(state.current());
-                }
-                state.advance(u.state, u.at);
-                state.ack = u.ack.clone();
-                status.insert(&key, state.encode_to_vec())?;
-                queue.remove(&queue_key(u.recipient, sequence))?;
-                let kind = if u.state == MessageState::Rejected {
-                    LogKind::Rejected
-                } else {
-                    LogKind::Acknowledged
-                };
-                append_log(
-                    log,
-                    meta,
-                    &LogEntry {
-                        kind: kind as i32,
-                        at_ms: u.at.as_millis(),
-                        sequence,
-                        sender: record.sender.clone(),
-                        recipient: record.recipient.clone(),
-                        message_id: record.message_id.clone(),
-                        header_sha256: record.header_sha256.clone(),
-                        evidence_sha256: evidence.clone(),
-                        ..Default::default()
-                    },
-                )?;
-                Ok(u.state)
-            },
-        );
-        match transaction_result(result)? {
-            Ok(state) => Ok(AckResult::Recorded(state)),
-            Err(_) => Err(corrupt("status", "unexpected abort")),
+        // Acknowledging twice is harmless: the first answer stands.
+        let open = [MessageState::Accepted, MessageState::Delivered];
+        let state = self.transition(sequence, &open, u.state, u.at, Some(&u.ack))?;
+        Ok(AckResult::Recorded(state))
+    }
+
+    fn expire(
+        &self,
+        now: Timestamp,
+        ttl: &dyn Fn(&str) -> Option<u64>,
+    ) -> Result<Vec<ParticipantId>, StoreError> {
+        let mut senders = Vec::new();
+        for entry in self.queue.iter() {
+            let (key, _) = entry.map_err(backend_error)?;
+            let sequence = u64_value(&key[2..], "queue")?;
+            let record = self.message(sequence)?;
+            let Some(ttl_ms) = ttl(&record.document_type) else {
+                continue;
+            };
+            if now.as_millis() < record.accepted_at_ms.saturating_add(ttl_ms as i64) {
+                continue;
+            }
+            let open = [MessageState::Accepted, MessageState::Delivered];
+            if self.transition(sequence, &open, MessageState::Expired, now, None)?
+                == MessageState::Expired
+            {
+                senders.push(record.sender.parse().map_err(|e| corrupt("message", e))?);
+            }
         }
+        Ok(senders)
+    }
+
+    fn events(
+        &self,
+        sender: ParticipantId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, StatusEvent)>, StoreError> {
+        let start = queue_key(sender, after.saturating_add(1));
+        let end = queue_key(sender, u64::MAX);
+        self.events
+            .range(start..=end)
+            .take(limit)
+            .map(|entry| {
+                let (key, value) = entry.map_err(backend_error)?;
+                let cursor = u64_value(&key[2..], "event")?;
+                Ok((
+                    cursor,
+                    StatusEvent::decode(value.as_ref()).map_err(|e| corrupt("event", e))?,
+                ))
+            })
+            .collect()
     }
 
     fn status(

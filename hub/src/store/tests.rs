@@ -166,6 +166,48 @@ fn suite(b: &dyn Backend) {
     // Delivery after settlement does not move the state back.
     b.mark_delivered(2, Timestamp::now()).unwrap();
     assert_eq!(status(&second).current(), MessageState::Rejected);
+
+    // The sender follows each transition as an event, resumable from a cursor.
+    let kz = b.events(pid("KZ"), 0, 100).unwrap();
+    let states: Vec<i32> = kz
+        .iter()
+        .filter(|(_, e)| e.sequence == 1)
+        .map(|(_, e)| e.state)
+        .collect();
+    assert_eq!(
+        states,
+        vec![
+            MessageState::Accepted as i32,
+            MessageState::Delivered as i32,
+            MessageState::Acknowledged as i32
+        ]
+    );
+    assert_eq!(kz.last().unwrap().1.ack, b"signed ack".to_vec());
+    let cursor = kz[0].0;
+    assert_eq!(
+        b.events(pid("KZ"), cursor, 100).unwrap().len(),
+        kz.len() - 1
+    );
+    assert!(
+        b.events(pid("UZ"), 0, 100)
+            .unwrap()
+            .iter()
+            .all(|(_, e)| e.sequence == 2)
+    );
+
+    // Expiry settles what waited too long, and only that.
+    let ttl = |doc: &str| (doc == "e-phyto").then_some(0u64);
+    let later = Timestamp::from_millis(Timestamp::now().as_millis() + 10);
+    let mut senders = b.expire(later, &ttl).unwrap();
+    senders.sort();
+    assert_eq!(senders, vec![pid("CN"), pid("TJ")]);
+    assert_eq!(status(&other).current(), MessageState::Expired);
+    assert!(b.pending(pid("CN"), 0, 10).unwrap().is_empty());
+    assert!(b.pending(pid("KZ"), 0, 10).unwrap().is_empty());
+    assert!(
+        b.expire(later, &ttl).unwrap().is_empty(),
+        "expiring twice changes nothing"
+    );
     b.flush().unwrap();
 }
 
