@@ -82,13 +82,11 @@ pub async fn run(
     ));
     let ttl = config.message_ttl.clone();
     let interval = ttl.scan_interval();
-    let ttl: Arc<dyn Fn(&str) -> Option<u64> + Send + Sync> =
-        Arc::new(move |doc: &str| ttl.millis(doc));
     let (expiring, mut stop) = (exchange.clone(), stop_rx.clone());
     tokio::spawn(async move {
         loop {
             tokio::select! {
-                _ = tokio::time::sleep(interval) => expiring.expire(ttl.clone()).await,
+                _ = tokio::time::sleep(interval) => expiring.expire(&ttl).await,
                 _ = stop.changed() => return,
             }
         }
