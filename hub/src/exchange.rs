@@ -358,10 +358,11 @@ impl Exchange {
     }
 
     /// Expire what waited longer than its document type's time to live; run periodically.
-    pub async fn expire(&self, ttl: Arc<dyn Fn(&str) -> Option<u64> + Send + Sync>) {
+    pub async fn expire(&self, ttl: &crate::config::MessageTtl) {
+        let ttl = ttl.clone();
         let senders = match self
             .store
-            .run(move |b| b.expire(Timestamp::now(), ttl.as_ref()))
+            .run(move |b| b.expire(Timestamp::now(), &|doc| ttl.millis(doc)))
             .await
         {
             Ok(senders) => senders,
