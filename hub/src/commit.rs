@@ -126,6 +126,9 @@ mod tests {
         ) -> Result<Vec<ParticipantId>, StoreError> {
             Ok(Vec::new())
         }
+        fn payload_chunk(&self, _: u64, _: u32) -> Result<Option<Vec<u8>>, StoreError> {
+            Ok(None)
+        }
         fn events(
             &self,
             _: ParticipantId,

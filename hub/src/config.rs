@@ -3,7 +3,7 @@
 //! ```toml
 //! listen = "127.0.0.1:7443"          # gRPC over mutual TLS; port 0 picks a free port
 //! data_dir = "data"                  # the sled store; relative paths follow this file
-//! max_payload_bytes = 16777216       # largest document accepted (default 16 MiB)
+//! max_payload_bytes = 67108864       # largest document accepted (default 64 MiB)
 //! store_cache_mib = 64               # sled page cache (default 64 MiB)
 //! receipt_key = "pki/hub-receipt.key"
 //! anchor_key = "pki/hub-anchor.key"   # signs the trust list; spokes pin its public key
@@ -30,8 +30,8 @@ use caravan_common::{
     signing::SigningKey,
 };
 
-/// Default largest payload: 16 MiB.
-pub const DEFAULT_MAX_PAYLOAD_BYTES: u64 = 16 * 1024 * 1024;
+/// Default largest payload: 64 MiB.
+pub const DEFAULT_MAX_PAYLOAD_BYTES: u64 = 64 * 1024 * 1024;
 /// Default sled page cache. sled's own default (1 GiB) is far more than the hub needs.
 pub const DEFAULT_STORE_CACHE_MIB: u64 = 64;
 /// Default life of a trust list: one day.

@@ -218,6 +218,63 @@ impl Exchange {
         })
     }
 
+    /// A submission in chunks: the signed header is judged first, and a document the header
+    /// says is too large is refused before its payload is read.
+    async fn submit_chunks(
+        &self,
+        caller: ParticipantId,
+        mut chunks: tonic::Streaming<v1::SubmitChunk>,
+    ) -> Result<v1::SubmitResponse, HubError> {
+        let malformed =
+            |detail: &str| HubError::refused(RefusalCode::MalformedRequest, detail.to_owned());
+        let transport = |status: Status| {
+            HubError::refused(
+                RefusalCode::MalformedRequest,
+                format!("the stream failed: {}", status.message()),
+            )
+        };
+        let first = chunks
+            .message()
+            .await
+            .map_err(transport)?
+            .ok_or_else(|| malformed("the stream is empty"))?;
+        let mut envelope = first
+            .envelope
+            .ok_or_else(|| malformed("the first chunk has no envelope"))?;
+        let snapshot = self.registry.snapshot();
+        let opened =
+            envelope::open_header(&envelope, &snapshot.trust, Some(caller), Timestamp::now())?;
+        let declared = opened.header.payload_length;
+        if declared > self.max_payload_bytes as u64 {
+            return Err(HubError::refused(
+                RefusalCode::PayloadTooLarge,
+                format!(
+                    "the header declares {declared} bytes; the limit is {}",
+                    self.max_payload_bytes
+                ),
+            ));
+        }
+        let mut payload = std::mem::take(&mut envelope.payload);
+        payload.reserve(declared as usize - payload.len().min(declared as usize));
+        while let Some(chunk) = chunks.message().await.map_err(transport)? {
+            if (payload.len() + chunk.data.len()) as u64 > declared {
+                return Err(HubError::refused(
+                    RefusalCode::PayloadLengthMismatch,
+                    format!("more payload than the {declared} bytes the header states"),
+                ));
+            }
+            payload.extend_from_slice(&chunk.data);
+        }
+        envelope.payload = payload;
+        self.submit(
+            caller,
+            v1::SubmitRequest {
+                envelope: Some(envelope),
+            },
+        )
+        .await
+    }
+
     /// Stream pending documents to `recipient` until it disconnects or the hub shuts down.
     async fn stream_deliveries(
         self: Arc<Self>,
@@ -272,21 +329,56 @@ impl Exchange {
                         continue;
                     }
                 };
-                let delivery = v1::Delivery {
-                    envelope: Some(v1::Envelope {
-                        header: pending.header,
-                        signature: Some(v1::Signature {
-                            key_id: pending.key_id,
-                            signature: pending.signature,
-                        }),
-                        payload: pending.payload,
-                    }),
-                    receipt: Some(receipt),
-                    cursor: pending.sequence,
-                };
-                tokio::select! {
-                    sent = tx.send(Ok(delivery)) => if sent.is_err() { return },
-                    _ = shutdown.changed() => return,
+                // The document goes out in frames of one stored chunk each, so a large one is
+                // never held whole, and a slow recipient holds at most the channel's frames.
+                let sequence = pending.sequence;
+                let chunks = pending.payload_chunks;
+                for index in 0..chunks.max(1) {
+                    let chunk = match index < chunks {
+                        true => match self
+                            .store
+                            .run(move |b| b.payload_chunk(sequence, index))
+                            .await
+                        {
+                            Ok(Some(chunk)) => chunk,
+                            Ok(None) | Err(_) => {
+                                tracing::error!(sequence, index, "stored payload chunk is missing");
+                                let _ = tx
+                                    .send(Err(Status::internal("stored payload is incomplete")))
+                                    .await;
+                                return;
+                            }
+                        },
+                        false => Vec::new(),
+                    };
+                    let complete = index + 1 >= chunks;
+                    let frame = if index == 0 {
+                        v1::Delivery {
+                            envelope: Some(v1::Envelope {
+                                header: pending.header.clone(),
+                                signature: Some(v1::Signature {
+                                    key_id: pending.key_id.clone(),
+                                    signature: pending.signature.clone(),
+                                }),
+                                payload: chunk,
+                            }),
+                            receipt: Some(receipt.clone()),
+                            cursor: sequence,
+                            continuation: Vec::new(),
+                            complete,
+                        }
+                    } else {
+                        v1::Delivery {
+                            cursor: sequence,
+                            continuation: chunk,
+                            complete,
+                            ..Default::default()
+                        }
+                    };
+                    tokio::select! {
+                        sent = tx.send(Ok(frame)) => if sent.is_err() { return },
+                        _ = shutdown.changed() => return,
+                    }
                 }
                 self.metrics.count(Event::Delivered);
                 debug!(sender = %pending.sender, message_id = %pending.message_id, sequence = pending.sequence, "delivered");
@@ -539,6 +631,22 @@ impl v1::exchange_server::Exchange for ExchangeService {
         }
         .instrument(span)
         .await
+    }
+
+    async fn submit_stream(
+        &self,
+        request: Request<tonic::Streaming<v1::SubmitChunk>>,
+    ) -> Result<Response<v1::SubmitResponse>, Status> {
+        let caller = self
+            .0
+            .participant(&request)
+            .map_err(|r| self.0.refuse("submit", None, "", r.into()))?;
+        self.0
+            .submit_chunks(caller, request.into_inner())
+            .instrument(info_span!("submit", caller = %caller))
+            .await
+            .map(Response::new)
+            .map_err(|e| self.0.refuse("submit", Some(caller), "", e))
     }
 
     type DeliveriesStream = ReceiverStream<Result<v1::Delivery, Status>>;

@@ -109,6 +109,19 @@ pub fn open(
     expected_signer: Option<caravan_common::ParticipantId>,
     at: Timestamp,
 ) -> Result<Opened, Refusal> {
+    let opened = open_header(envelope, trust, expected_signer, at)?;
+    check_payload(&opened.header, &envelope.payload)?;
+    Ok(opened)
+}
+
+/// Steps 1 to 3 of [`open`]: everything but the payload, so that a large document can be
+/// judged (and refused) before its payload is read.
+pub fn open_header(
+    envelope: &v1::Envelope,
+    trust: &TrustSet,
+    expected_signer: Option<caravan_common::ParticipantId>,
+    at: Timestamp,
+) -> Result<Opened, Refusal> {
     let key_id = signature_key_id(envelope.signature.as_ref(), "envelope")?;
     let owner = trust
         .key(key_id)
@@ -163,8 +176,16 @@ pub fn open(
         ));
     }
     TrustSet::check_document_type(&signer, header.document_type)?;
+    Ok(Opened {
+        header_sha256: sha256(&envelope.header),
+        header,
+        signer,
+    })
+}
 
-    let length = envelope.payload.len() as u64;
+/// Step 4 of [`open`]: the payload has the length and SHA-256 the header states.
+pub fn check_payload(header: &Header, payload: &[u8]) -> Result<(), Refusal> {
+    let length = payload.len() as u64;
     if length != header.payload_length {
         return Err(Refusal::new(
             RefusalCode::PayloadLengthMismatch,
@@ -174,17 +195,13 @@ pub fn open(
             ),
         ));
     }
-    if sha256(&envelope.payload) != header.payload_sha256 {
+    if sha256(payload) != header.payload_sha256 {
         return Err(Refusal::new(
             RefusalCode::PayloadHashMismatch,
             "payload SHA-256 differs from the one in the signed header",
         ));
     }
-    Ok(Opened {
-        header_sha256: sha256(&envelope.header),
-        header,
-        signer,
-    })
+    Ok(())
 }
 
 #[cfg(test)]

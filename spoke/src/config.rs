@@ -7,7 +7,7 @@
 //! data_dir = "data"                        # inbox and sent messages; relative to this file
 //! signing_key = "signing.key"              # from `caravan-spoke keygen`
 //! control_socket = "data/control.sock"     # local control API (default: <data_dir>/control.sock)
-//! max_payload_bytes = 16777216             # largest document sent (default 16 MiB)
+//! max_payload_bytes = 67108864             # largest document sent (default 64 MiB)
 //! anchor_public_key = "base64..."          # the hub's trust anchor, pinned (hub-anchor.pub)
 //!
 //! [tls]
@@ -29,8 +29,8 @@ use caravan_common::{
     signing::{PublicKey, SigningKey},
 };
 
-/// Default largest payload sent: 16 MiB, as the hub's default.
-pub const DEFAULT_MAX_PAYLOAD_BYTES: u64 = 16 * 1024 * 1024;
+/// Default largest payload sent: 64 MiB, as the hub's default.
+pub const DEFAULT_MAX_PAYLOAD_BYTES: u64 = 64 * 1024 * 1024;
 
 /// The file as written.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -48,6 +48,28 @@ const ENVELOPE_OVERHEAD: usize = 64 * 1024;
 const RECEIVE_BATCH: usize = 64;
 /// Documents submitted from the outbox at a time.
 const OUTBOX_WINDOW: usize = 32;
+/// Payloads larger than this are submitted in a stream of chunks of this size.
+const STREAM_ABOVE: usize = 1024 * 1024;
+
+/// The chunks of a large submission: the envelope without its payload, then the payload.
+fn chunked(
+    mut envelope: v1::Envelope,
+) -> impl futures::Stream<Item = v1::SubmitChunk> + Send + 'static {
+    let payload = std::mem::take(&mut envelope.payload);
+    let head = v1::SubmitChunk {
+        envelope: Some(envelope),
+        data: Vec::new(),
+    };
+    let count = payload.len().div_ceil(STREAM_ABOVE);
+    let body = (0..count).map(move |i| {
+        let end = ((i + 1) * STREAM_ABOVE).min(payload.len());
+        v1::SubmitChunk {
+            envelope: None,
+            data: payload[i * STREAM_ABOVE..end].to_vec(),
+        }
+    });
+    futures::stream::iter(std::iter::once(head).chain(body))
+}
 /// Media type of the documents carried today.
 const XML: &str = "application/xml";
 
@@ -319,12 +341,15 @@ impl Spoke {
                 return false;
             }
         };
-        let outcome = self
-            .client()
-            .submit(v1::SubmitRequest {
-                envelope: Some(envelope),
-            })
-            .await;
+        let outcome = if envelope.payload.len() > STREAM_ABOVE {
+            self.client().submit_stream(chunked(envelope)).await
+        } else {
+            self.client()
+                .submit(v1::SubmitRequest {
+                    envelope: Some(envelope),
+                })
+                .await
+        };
         let unreachable = match outcome {
             Ok(response) => {
                 let response = response.into_inner();
@@ -553,12 +578,24 @@ impl Spoke {
         backoff.reset();
         info!("delivery stream open");
         let mut batches = stream.ready_chunks(RECEIVE_BATCH);
+        // The document being assembled from its frames.
+        let mut partial: Option<v1::Delivery> = None;
         while let Some(batch) = batches.next().await {
             let mut acks = Vec::with_capacity(batch.len());
             let mut failure = None;
             for item in batch {
-                match item {
-                    Ok(delivery) => acks.extend(self.take(delivery).await.map_err(store_status)?),
+                let frame = match item {
+                    Ok(frame) => frame,
+                    Err(status) => {
+                        failure = Some(status);
+                        break;
+                    }
+                };
+                match self.assemble(&mut partial, frame) {
+                    Ok(Some(delivery)) => {
+                        acks.extend(self.take(delivery).await.map_err(store_status)?)
+                    }
+                    Ok(None) => {}
                     Err(status) => {
                         failure = Some(status);
                         break;
@@ -580,6 +617,43 @@ impl Spoke {
             }
         }
         Ok(())
+    }
+
+    /// Add a frame to the document being assembled; returns the document once complete.
+    fn assemble(
+        &self,
+        partial: &mut Option<v1::Delivery>,
+        frame: v1::Delivery,
+    ) -> Result<Option<v1::Delivery>, tonic::Status> {
+        let protocol = |what: &str| tonic::Status::data_loss(format!("delivery stream: {what}"));
+        let mut delivery = match partial.take() {
+            None if frame.envelope.is_some() => frame.clone(),
+            None => return Err(protocol("a continuation without a document")),
+            Some(_) if frame.envelope.is_some() => {
+                return Err(protocol("a new document before the last was complete"));
+            }
+            Some(mut d) if d.cursor == frame.cursor => {
+                let payload = &mut d
+                    .envelope
+                    .as_mut()
+                    .expect("assembled documents have an envelope")
+                    .payload;
+                if payload.len() + frame.continuation.len() > self.max_payload_bytes {
+                    return Err(protocol("a document larger than max_payload_bytes"));
+                }
+                payload.extend_from_slice(&frame.continuation);
+                d.complete = frame.complete;
+                d
+            }
+            Some(_) => return Err(protocol("a continuation of another document")),
+        };
+        if delivery.complete {
+            delivery.continuation.clear();
+            Ok(Some(delivery))
+        } else {
+            *partial = Some(delivery);
+            Ok(None)
+        }
     }
 
     /// Verify and store one delivery; returns the acknowledgement to send, if the message can

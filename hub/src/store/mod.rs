@@ -74,7 +74,9 @@ pub struct Pending {
     pub header: Vec<u8>,
     pub key_id: String,
     pub signature: Vec<u8>,
-    pub payload: Vec<u8>,
+    pub payload_length: u64,
+    /// Read them with [`Backend::payload_chunk`], index 0 to `payload_chunks - 1`.
+    pub payload_chunks: u32,
     pub receipt: Vec<u8>,
 }
 
@@ -140,6 +142,9 @@ pub trait Backend: Send + Sync + 'static {
         now: Timestamp,
         ttl: &dyn Fn(&str) -> Option<u64>,
     ) -> Result<Vec<ParticipantId>, StoreError>;
+
+    /// Chunk `index` of the payload of message `sequence`.
+    fn payload_chunk(&self, sequence: u64, index: u32) -> Result<Option<Vec<u8>>, StoreError>;
 
     /// Up to `limit` status events for `sender` after cursor `after`, oldest first.
     fn events(

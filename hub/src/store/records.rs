@@ -46,6 +46,11 @@ pub struct MessageRecord {
     pub receipt: Vec<u8>,
     #[prost(int64, tag = "10")]
     pub accepted_at_ms: i64,
+    #[prost(uint64, tag = "11")]
+    pub payload_length: u64,
+    /// How many chunks the payload is stored in (0 for an empty payload).
+    #[prost(uint32, tag = "12")]
+    pub payload_chunks: u32,
 }
 
 /// One state change of a message.

@@ -5,7 +5,7 @@
 //! | tree       | key                                 | value                        |
 //! |------------|-------------------------------------|------------------------------|
 //! | `messages` | sequence (u64)                      | `MessageRecord`              |
-//! | `payloads` | sequence (u64)                      | payload bytes                |
+//! | `payloads` | sequence (u64) + chunk index (u32)  | payload bytes, 1 MiB chunks  |
 //! | `dedup`    | sender (2) + message id (16)        | sequence (u64)               |
 //! | `queue`    | recipient (2) + sequence (u64)      | empty: pending delivery      |
 //! | `status`   | sequence (u64)                      | `StatusRecord`               |
@@ -83,6 +83,17 @@ fn u64_value(bytes: &[u8], what: &'static str) -> Result<u64, StoreError> {
         .try_into()
         .map(u64::from_be_bytes)
         .map_err(|_| corrupt(what, "not 8 bytes"))
+}
+
+/// Payloads are stored in chunks of this size, so that no value is huge and a delivery can
+/// stream a document without loading it whole.
+pub const PAYLOAD_CHUNK: usize = 1024 * 1024;
+
+fn chunk_key(sequence: u64, index: u32) -> [u8; 12] {
+    let mut key = [0u8; 12];
+    key[..8].copy_from_slice(&sequence.to_be_bytes());
+    key[8..].copy_from_slice(&index.to_be_bytes());
+    key
 }
 
 fn dedup_key(sender: ParticipantId, id: MessageId) -> [u8; 18] {
@@ -325,9 +336,13 @@ impl Backend for SledBackend {
                         signature: m.signature.clone(),
                         receipt: receipt.clone(),
                         accepted_at_ms: m.accepted_at.as_millis(),
+                        payload_length: m.payload.len() as u64,
+                        payload_chunks: m.payload.len().div_ceil(PAYLOAD_CHUNK) as u32,
                     };
                     messages.insert(&key, record.encode_to_vec())?;
-                    payloads.insert(&key, m.payload.as_slice())?;
+                    for (index, chunk) in m.payload.chunks(PAYLOAD_CHUNK).enumerate() {
+                        payloads.insert(&chunk_key(sequence, index as u32), chunk)?;
+                    }
                     dedup_tree.insert(&dedup, &key)?;
                     queue.insert(&queue_key(m.recipient, sequence), &[])?;
                     let mut state = StatusRecord {
@@ -387,11 +402,6 @@ impl Backend for SledBackend {
             let (key, _) = entry.map_err(backend_error)?;
             let sequence = u64_value(&key[2..], "queue")?;
             let record = self.message(sequence)?;
-            let payload = self
-                .payloads
-                .get(sequence.to_be_bytes())
-                .map_err(backend_error)?
-                .ok_or_else(|| corrupt("payload", format!("sequence {sequence} is missing")))?;
             out.push(Pending {
                 sequence,
                 sender: record.sender.parse().map_err(|e| corrupt("message", e))?,
@@ -402,7 +412,8 @@ impl Backend for SledBackend {
                 header: record.header,
                 key_id: record.key_id,
                 signature: record.signature,
-                payload: payload.to_vec(),
+                payload_length: record.payload_length,
+                payload_chunks: record.payload_chunks,
                 receipt: record.receipt,
             });
         }
@@ -466,6 +477,14 @@ impl Backend for SledBackend {
             }
         }
         Ok(senders)
+    }
+
+    fn payload_chunk(&self, sequence: u64, index: u32) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .payloads
+            .get(chunk_key(sequence, index))
+            .map_err(backend_error)?
+            .map(|v| v.to_vec()))
     }
 
     fn events(

@@ -98,7 +98,9 @@ fn suite(b: &dyn Backend) {
         vec![1, 2, 4]
     );
     assert_eq!(pending[0].message_id, first.message_id);
-    assert_eq!(pending[0].payload, first.payload);
+    assert_eq!(pending[0].payload_chunks, 1);
+    assert_eq!(b.payload_chunk(1, 0).unwrap().unwrap(), first.payload);
+    assert_eq!(b.payload_chunk(1, 1).unwrap(), None);
     assert_eq!(pending[0].header, first.header);
     assert_eq!(pending[0].receipt, receipt_for(1));
     assert_eq!(b.pending(pid("CN"), 1, 10).unwrap().len(), 2);
@@ -293,4 +295,22 @@ fn sled_backend_remembers_the_first_sighting_of_a_certificate() {
     let all = b.certificates().unwrap();
     assert_eq!(all.len(), 2);
     assert_eq!(all[0], first);
+}
+
+#[test]
+fn sled_backend_stores_large_payloads_in_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = SledBackend::open(dir.path(), 8 << 20).unwrap();
+    let mut m = incoming("KZ", "CN", b"big");
+    m.payload = (0..(2 * super::sled::PAYLOAD_CHUNK + 10))
+        .map(|i| (i % 251) as u8)
+        .collect();
+    accept(&b, &m);
+    let pending = b.pending(pid("CN"), 0, 1).unwrap();
+    assert_eq!(pending[0].payload_chunks, 3);
+    assert_eq!(pending[0].payload_length, m.payload.len() as u64);
+    let joined: Vec<u8> = (0..3)
+        .flat_map(|i| b.payload_chunk(1, i).unwrap().unwrap())
+        .collect();
+    assert_eq!(joined, m.payload);
 }
