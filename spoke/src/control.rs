@@ -155,8 +155,19 @@ struct SendQuery {
 async fn send(
     State(spoke): State<Arc<Spoke>>,
     Query(q): Query<SendQuery>,
-    body: Bytes,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, Failure> {
+    let body = body.map_err(|e| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => Failure::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PAYLOAD_TOO_LARGE",
+            format!(
+                "the document is larger than max_payload_bytes ({} bytes)",
+                spoke.max_payload_bytes()
+            ),
+        ),
+        status => Failure::new(status, "BAD_REQUEST", e.body_text()),
+    })?;
     let to: ParticipantId = q.to.parse().map_err(|e| bad_request(format!("to: {e}")))?;
     let document_type: DocumentType = q
         .document_type

@@ -164,6 +164,10 @@ impl Spoke {
         }
     }
 
+    pub fn max_payload_bytes(&self) -> usize {
+        self.max_payload_bytes
+    }
+
     pub fn hub_connected(&self) -> bool {
         self.hub_connected.load(Ordering::Relaxed)
     }

@@ -217,7 +217,7 @@ impl Net {
             parties: BTreeMap::new(),
             anchor_public_key,
             hub_port: None,
-            max_payload_bytes: 16 * 1024 * 1024,
+            max_payload_bytes: 64 * 1024 * 1024,
             trust_list_validity_secs: 86_400,
             open_corridors: true,
             spoke_anchor_override: BTreeMap::new(),

@@ -1,0 +1,172 @@
+//! Large documents: streamed in chunks both ways, refused before anything is stored when over
+//! the limit, and a transfer cut in the middle restarts cleanly, exactly once.
+
+use std::path::PathBuf;
+
+use caravan_common::{DocumentType, RefusalCode, signing::sha256};
+use caravan_proto::v1;
+use caravan_tests::{Net, envelope, sample};
+use prost::Message;
+
+/// A UBL invoice carrying an embedded attachment of about `size` bytes (base64 text), as real
+/// invoices with a PDF do.
+fn large_invoice(net: &Net, size: usize) -> PathBuf {
+    let base = String::from_utf8(sample("einvoice/ubl/peppol-base-example.xml")).unwrap();
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let body: String = (0..size / 4 * 4)
+        .map(|i| alphabet[(i * 7 + i / 64) % 64] as char)
+        .collect();
+    let attachment = format!(
+        "<cac:AdditionalDocumentReference><cbc:ID>scan</cbc:ID><cac:Attachment><cbc:EmbeddedDocumentBinaryObject mimeCode=\"application/pdf\" filename=\"scan.pdf\">{body}</cbc:EmbeddedDocumentBinaryObject></cac:Attachment></cac:AdditionalDocumentReference>"
+    );
+    let document = base.replacen("</Invoice>", &format!("{attachment}</Invoice>"), 1);
+    let path = net.path().join(format!("invoice-{size}.xml"));
+    std::fs::write(&path, document).unwrap();
+    path
+}
+
+fn received_payload(net: &Net, id: &str) -> Vec<u8> {
+    let out = net.path().join(format!("{id}.out"));
+    net.spoke_json("CN", &["show", id, "--payload-out", out.to_str().unwrap()]);
+    std::fs::read(out).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn large_documents_travel_in_chunks_and_arrive_identical() {
+    let mut net = Net::new(&["KZ", "CN"]);
+    net.start_hub().await;
+    net.start_spoke("KZ").await;
+    net.start_spoke("CN").await;
+    for size in [5 << 20, 20 << 20] {
+        let path = large_invoice(&net, size);
+        let sent = net.spoke_json(
+            "KZ",
+            &[
+                "send",
+                "--wait",
+                "--to",
+                "CN",
+                "--type",
+                "e-invoice",
+                path.to_str().unwrap(),
+            ],
+        );
+        let id = sent["message_id"].as_str().unwrap().to_owned();
+        assert_eq!(net.wait_inbox("CN", &id)["verified"], true);
+        assert_eq!(
+            sha256(&received_payload(&net, &id)),
+            sha256(&std::fs::read(&path).unwrap())
+        );
+        net.wait_state("KZ", &id, "ACKNOWLEDGED");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_document_over_the_limit_is_refused_before_anything_is_stored() {
+    let mut net = Net::new(&["KZ", "CN"]);
+    net.max_payload_bytes = 8 << 20;
+    net.start_hub().await;
+    net.start_spoke("KZ").await;
+    // At the spoke, before signing.
+    let path = large_invoice(&net, 9 << 20);
+    let out = net.spoke_cli(
+        "KZ",
+        &[
+            "send",
+            "--to",
+            "CN",
+            "--type",
+            "e-invoice",
+            path.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("PAYLOAD_TOO_LARGE"));
+    // At the hub, from the signed header alone: the stream carries only the envelope.
+    let kz = net.signing_key("KZ", 0);
+    let big = vec![b'x'; 9 << 20];
+    let mut env = envelope(&kz, "KZ", "CN", DocumentType::Invoice, &big);
+    let id = <v1::Header as Message>::decode(env.header.as_slice())
+        .unwrap()
+        .message_id;
+    env.payload.clear();
+    let head = v1::SubmitChunk {
+        envelope: Some(env),
+        data: Vec::new(),
+    };
+    let status = net
+        .client("KZ")
+        .submit_stream(futures_iter(vec![head]))
+        .await
+        .unwrap_err();
+    let refusal = caravan_proto::status::from_status(&status).unwrap();
+    assert_eq!(refusal.code, RefusalCode::PayloadTooLarge);
+    let status = net
+        .client("KZ")
+        .status(v1::StatusRequest { message_id: id })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        caravan_proto::status::from_status(&status).map(|r| r.code),
+        Some(RefusalCode::UnknownMessage)
+    );
+}
+
+fn futures_iter(chunks: Vec<v1::SubmitChunk>) -> impl tokio_stream::Stream<Item = v1::SubmitChunk> {
+    tokio_stream::iter(chunks)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn transfers_cut_in_the_middle_restart_cleanly_exactly_once() {
+    let mut net = Net::new(&["KZ", "CN"]);
+    net.start_hub().await;
+    net.start_spoke("KZ").await;
+    net.start_spoke("CN").await;
+    let path = large_invoice(&net, 30 << 20);
+    let expected = sha256(&std::fs::read(&path).unwrap());
+
+    // The hub dies while the document is on its way in.
+    let sent = net.spoke_json(
+        "KZ",
+        &[
+            "send",
+            "--to",
+            "CN",
+            "--type",
+            "e-invoice",
+            path.to_str().unwrap(),
+        ],
+    );
+    let first = sent["message_id"].as_str().unwrap().to_owned();
+    net.kill_hub();
+    net.start_hub().await;
+    assert_eq!(net.wait_inbox("CN", &first)["verified"], true);
+    assert_eq!(sha256(&received_payload(&net, &first)), expected);
+    net.wait_state("KZ", &first, "ACKNOWLEDGED");
+
+    // The receiving spoke dies while the document is on its way out.
+    let sent = net.spoke_json(
+        "KZ",
+        &[
+            "send",
+            "--wait",
+            "--to",
+            "CN",
+            "--type",
+            "e-invoice",
+            path.to_str().unwrap(),
+        ],
+    );
+    let second = sent["message_id"].as_str().unwrap().to_owned();
+    net.kill_spoke("CN");
+    net.start_spoke("CN").await;
+    assert_eq!(net.wait_inbox("CN", &second)["verified"], true);
+    assert_eq!(sha256(&received_payload(&net, &second)), expected);
+    net.wait_state("KZ", &second, "ACKNOWLEDGED");
+    let inbox = net.spoke_json("CN", &["inbox"]);
+    assert_eq!(
+        inbox.as_array().unwrap().len(),
+        2,
+        "each document once: {inbox}"
+    );
+}
