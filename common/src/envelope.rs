@@ -24,6 +24,8 @@ pub struct Header {
     pub key_id: KeyId,
     /// The message (from the same sender) this document replaces or withdraws.
     pub supersedes: Option<MessageId>,
+    /// The message (from the recipient) this document answers.
+    pub in_reply_to: Option<MessageId>,
 }
 
 /// The hub's signed proof that it durably accepted a message.

@@ -37,6 +37,7 @@ impl From<&Header> for v1::Header {
             created_at_ms: h.created_at.as_millis(),
             key_id: h.key_id.to_string(),
             supersedes: h.supersedes.map(|id| id.to_string()).unwrap_or_default(),
+            in_reply_to: h.in_reply_to.map(|id| id.to_string()).unwrap_or_default(),
         }
     }
 }
@@ -76,6 +77,10 @@ impl TryFrom<v1::Header> for Header {
             payload_length: h.payload_length,
             created_at: Timestamp::from_millis(h.created_at_ms),
             key_id: field("key_id", h.key_id.parse())?,
+            in_reply_to: match h.in_reply_to.as_str() {
+                "" => None,
+                id => Some(field("in_reply_to", id.parse())?),
+            },
             supersedes: match h.supersedes.as_str() {
                 "" => None,
                 id => Some(field("supersedes", id.parse())?),
@@ -267,6 +272,7 @@ mod tests {
             created_at: Timestamp::now(),
             key_id: key.key_id(),
             supersedes: None,
+            in_reply_to: None,
         }
     }
 

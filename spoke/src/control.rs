@@ -11,6 +11,7 @@
 //! | GET    | `/v1/inbox`                       | list of [`InboxItem`]                   |
 //! | GET    | `/v1/inbox/{id}[?sender=]`        | the full [`InboxRecord`]                |
 //! | GET    | `/v1/inbox/{id}/payload[?sender=]`| the document bytes                      |
+//! | POST   | `/v1/inbox/{id}/answer`           | `{"decision", "reason"?, "wait"?}`: a business response |
 //! | GET    | `/v1/sent/{id}/status`            | [`StatusView`]: state and history       |
 //! | GET    | `/v1/trust-list`                  | the trust list held, and its freshness  |
 //!
@@ -33,8 +34,11 @@ use serde::{Deserialize, Serialize};
 use caravan_common::{DocumentType, MessageId, ParticipantId, Refusal, Timestamp, trust::view};
 
 use crate::{
-    spoke::{Outgoing, SendError, Spoke, blocking},
-    store::{AckRecord, InboxRecord, SentRecord, SentState, StateChange, StoreError, Verification},
+    spoke::{Content, Outgoing, SendError, Spoke, blocking},
+    store::{
+        AckRecord, InboxRecord, ResponseBody, SentRecord, SentState, StateChange, StoreError,
+        Verification,
+    },
 };
 
 /// An error answer.
@@ -110,6 +114,7 @@ pub fn router(spoke: Arc<Spoke>, max_payload_bytes: usize) -> Router {
         .route("/v1/inbox", get(inbox))
         .route("/v1/inbox/{id}", get(inbox_entry))
         .route("/v1/inbox/{id}/payload", get(payload))
+        .route("/v1/inbox/{id}/answer", post(answer))
         .route("/v1/sent/{id}/status", get(status))
         .route("/v1/trust-list", get(trust_list))
         // Room for the largest document; a larger body gets 413 before it is read in full.
@@ -148,6 +153,8 @@ struct SendQuery {
     document_type: String,
     document_id: Option<String>,
     supersedes: Option<String>,
+    /// A received document this one answers.
+    in_reply_to: Option<String>,
     /// Seconds to wait for the hub's receipt (or refusal); absent: answer once queued.
     wait: Option<u64>,
 }
@@ -173,21 +180,30 @@ async fn send(
         .document_type
         .parse()
         .map_err(|e| bad_request(format!("type: {e}")))?;
-    let supersedes = match q.supersedes.as_deref() {
-        None | Some("") => None,
-        Some(id) => Some(
-            id.parse::<MessageId>()
-                .map_err(|e| bad_request(format!("supersedes: {e}")))?,
-        ),
-    };
-    let wait = q.wait.map(|s| std::time::Duration::from_secs(s.min(600)));
     let outgoing = Outgoing {
         to,
         document_type,
         document_id: q.document_id.filter(|d| !d.is_empty()),
-        supersedes,
-        payload: body.to_vec(),
+        supersedes: message_id_param("supersedes", q.supersedes.as_deref())?,
+        in_reply_to: message_id_param("in_reply_to", q.in_reply_to.as_deref())?,
+        content: Content::Document(body.to_vec()),
     };
+    queue(&spoke, outgoing, q.wait).await
+}
+
+fn message_id_param(name: &str, value: Option<&str>) -> Result<Option<MessageId>, Failure> {
+    match value {
+        None | Some("") => Ok(None),
+        Some(id) => id
+            .parse()
+            .map(Some)
+            .map_err(|e| bad_request(format!("{name}: {e}"))),
+    }
+}
+
+/// Queue `outgoing`, waiting up to `wait` seconds for the hub's answer.
+async fn queue(spoke: &Spoke, outgoing: Outgoing, wait: Option<u64>) -> Result<Response, Failure> {
+    let wait = wait.map(|s| std::time::Duration::from_secs(s.min(600)));
     let sent = spoke.send(outgoing, wait).await?;
     // 202: queued, the hub has not answered (yet); 200: accepted, with its receipt.
     let status = if sent.receipt.is_some() {
@@ -196,6 +212,44 @@ async fn send(
         StatusCode::ACCEPTED
     };
     Ok((status, Json(sent)).into_response())
+}
+
+#[derive(Deserialize)]
+struct AnswerRequest {
+    #[serde(flatten)]
+    body: ResponseBody,
+    wait: Option<u64>,
+}
+
+/// Answer a received document with a decision, sent back to its sender, linked to it.
+async fn answer(
+    State(spoke): State<Arc<Spoke>>,
+    UrlPath(id): UrlPath<String>,
+    body: Bytes,
+) -> Result<Response, Failure> {
+    // Parsed here rather than by `Json`, so that callers need not send a content type.
+    let request: AnswerRequest = serde_json::from_slice(&body).map_err(|e| {
+        bad_request(format!(
+            "the answer must be {{\"decision\": \"accepted\"|\"rejected\", \"reason\"?: text}}: {e}"
+        ))
+    })?;
+    let original = find(&spoke, &id, None).await?;
+    let document_type = original.document_type.ok_or_else(|| {
+        Failure::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "INVALID_DOCUMENT",
+            "the document failed verification; there is nothing to answer",
+        )
+    })?;
+    let outgoing = Outgoing {
+        to: original.sender,
+        document_type,
+        document_id: None,
+        supersedes: None,
+        in_reply_to: Some(original.message_id),
+        content: Content::Response(request.body),
+    };
+    queue(&spoke, outgoing, request.wait).await
 }
 
 /// One line of the inbox listing.
@@ -211,6 +265,8 @@ pub struct InboxItem {
     pub accepted_at: Option<Timestamp>,
     pub payload_length: u64,
     pub supersedes: Option<String>,
+    pub in_reply_to: Option<String>,
+    pub response: Option<ResponseBody>,
 }
 
 impl From<&InboxRecord> for InboxItem {
@@ -226,6 +282,8 @@ impl From<&InboxRecord> for InboxItem {
             accepted_at: r.accepted_at,
             payload_length: r.payload_length,
             supersedes: r.supersedes.map(|s| s.to_string()),
+            in_reply_to: r.in_reply_to.map(|s| s.to_string()),
+            response: r.response.clone(),
         }
     }
 }
@@ -295,6 +353,8 @@ pub struct StatusView {
     pub state: SentState,
     pub transitions: Vec<StateChange>,
     pub acknowledgement: Option<AckRecord>,
+    /// Business responses from the recipient, linked to this document.
+    pub responses: Vec<crate::store::AnswerRecord>,
     pub sent: SentRecord,
 }
 
@@ -329,6 +389,7 @@ async fn status(
         state: sent.state,
         transitions,
         acknowledgement: sent.acknowledgement.clone(),
+        responses: sent.responses.clone(),
         sent,
     }))
 }

@@ -72,6 +72,9 @@ enum Command {
         /// Message id of an earlier document that this one replaces or withdraws.
         #[arg(long)]
         supersedes: Option<MessageId>,
+        /// A received document (from the recipient) that this one answers.
+        #[arg(long)]
+        in_reply_to: Option<MessageId>,
         /// Wait for the hub's receipt (or refusal) instead of returning once queued.
         #[arg(long)]
         wait: bool,
@@ -82,6 +85,22 @@ enum Command {
         json: bool,
         /// The document (XML).
         file: PathBuf,
+    },
+    /// Answer a received document with a decision (accepted or rejected, with a reason),
+    /// sent back to its sender and linked to it.
+    Answer {
+        #[arg(long, env = "CARAVAN_SPOKE_CONFIG")]
+        config: PathBuf,
+        #[arg(long, value_enum)]
+        decision: DecisionArg,
+        #[arg(long)]
+        reason: Option<String>,
+        /// Wait for the hub's receipt.
+        #[arg(long)]
+        wait: bool,
+        #[arg(long)]
+        json: bool,
+        message_id: MessageId,
     },
     /// List received documents.
     Inbox {
@@ -128,6 +147,12 @@ enum TrustListCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DecisionArg {
+    Accepted,
+    Rejected,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -180,6 +205,7 @@ fn command(command: Command) -> Result<(), Failure> {
             document_type,
             document_id,
             supersedes,
+            in_reply_to,
             json,
             wait,
             wait_secs,
@@ -193,6 +219,9 @@ fn command(command: Command) -> Result<(), Failure> {
             }
             if let Some(id) = supersedes {
                 query.push_str(&format!("&supersedes={id}"));
+            }
+            if let Some(id) = in_reply_to {
+                query.push_str(&format!("&in_reply_to={id}"));
             }
             if wait {
                 query.push_str(&format!("&wait={wait_secs}"));
@@ -229,6 +258,41 @@ fn command(command: Command) -> Result<(), Failure> {
                         text(&sent["message_id"])
                     ),
                 ));
+            }
+            Ok(())
+        }
+        Command::Answer {
+            config,
+            decision,
+            reason,
+            wait,
+            json,
+            message_id,
+        } => {
+            let decision = match decision {
+                DecisionArg::Accepted => "accepted",
+                DecisionArg::Rejected => "rejected",
+            };
+            let mut body = serde_json::json!({ "decision": decision });
+            if let Some(reason) = reason {
+                body["reason"] = Value::String(reason);
+            }
+            if wait {
+                body["wait"] = Value::from(60);
+            }
+            let sent = call(
+                &config,
+                "POST",
+                &format!("/v1/inbox/{message_id}/answer"),
+                body.to_string().into_bytes(),
+            )?;
+            if json {
+                println!("{sent}");
+            } else {
+                println!(
+                    "answered {message_id} ({decision}) with message {}",
+                    text(&sent["message_id"])
+                );
             }
             Ok(())
         }

@@ -36,8 +36,9 @@ use crate::{
     config::Config,
     document,
     store::{
-        AckRecord, Evidence, InboxRecord, Note, Queued, ReceiptInfo, SentRecord, SentState,
-        SpokeStore, StateChange, StoreError, Verification,
+        AckRecord, AnswerRecord, Evidence, InboxRecord, Note, Queued, RESPONSE_CONTENT_TYPE,
+        ReceiptInfo, ResponseBody, SentRecord, SentState, SpokeStore, StateChange, StoreError,
+        Verification,
     },
     trust::{Held, TrustHolder},
 };
@@ -95,7 +96,19 @@ pub struct Outgoing {
     /// The business number; read from the document when absent.
     pub document_id: Option<String>,
     pub supersedes: Option<MessageId>,
-    pub payload: Vec<u8>,
+    /// A document received from `to` that this one answers.
+    pub in_reply_to: Option<MessageId>,
+    /// The document itself, or a business response (decision) built by the spoke.
+    pub content: Content,
+}
+
+/// What an outgoing message carries.
+#[derive(Debug, Clone)]
+pub enum Content {
+    /// A trade document (XML), checked against its declared type before signing.
+    Document(Vec<u8>),
+    /// A decision about the document named by `in_reply_to`.
+    Response(ResponseBody),
 }
 
 /// The answer to a send: the document is in the outbox (`QUEUED`), or, when the caller waited,
@@ -195,12 +208,44 @@ impl Spoke {
     /// Check, sign and queue a document in the durable outbox; the outbox worker submits it.
     /// With `wait`, return once the hub accepted or refused it, or when `wait` runs out.
     pub async fn send(&self, out: Outgoing, wait: Option<Duration>) -> Result<Sent, SendError> {
-        if out.payload.len() > self.max_payload_bytes {
+        // An answer must name a document that came from the participant it goes to.
+        let answered = match out.in_reply_to {
+            Some(id) => {
+                let (store, to) = (self.store.clone(), out.to);
+                let original = blocking(move || store.inbox_entry(to, id)).await?;
+                Some(original.ok_or_else(|| {
+                    Refusal::new(
+                        RefusalCode::UnknownMessage,
+                        format!("no document {id} from {} in the inbox to answer", out.to),
+                    )
+                })?)
+            }
+            None => None,
+        };
+        let (payload, content_type, found_id) = match out.content {
+            Content::Document(payload) => {
+                let recognised = document::check(&payload, out.document_type)
+                    .map_err(|e| Refusal::new(RefusalCode::InvalidDocument, e.to_string()))?;
+                (payload, XML, recognised.document_id)
+            }
+            Content::Response(body) => {
+                let Some(original) = &answered else {
+                    return Err(Refusal::new(
+                        RefusalCode::MalformedRequest,
+                        "a response must name the document it answers",
+                    )
+                    .into());
+                };
+                let payload = serde_json::to_vec(&body).expect("responses serialise");
+                (payload, RESPONSE_CONTENT_TYPE, original.document_id.clone())
+            }
+        };
+        if payload.len() > self.max_payload_bytes {
             return Err(Refusal::new(
                 RefusalCode::PayloadTooLarge,
                 format!(
                     "payload is {} bytes; the limit is {}",
-                    out.payload.len(),
+                    payload.len(),
                     self.max_payload_bytes
                 ),
             )
@@ -210,9 +255,7 @@ impl Spoke {
         held.set.check_active(out.to, "recipient")?;
         held.set
             .check_corridor(self.me, out.to, out.document_type)?;
-        let recognised = document::check(&out.payload, out.document_type)
-            .map_err(|e| Refusal::new(RefusalCode::InvalidDocument, e.to_string()))?;
-        let document_id = out.document_id.or(recognised.document_id).ok_or_else(|| {
+        let document_id = out.document_id.or(found_id).ok_or_else(|| {
             Refusal::new(
                 RefusalCode::InvalidDocument,
                 "the document carries no number; give one with --document-id",
@@ -224,14 +267,15 @@ impl Spoke {
             recipient: out.to,
             document_type: out.document_type,
             document_id: document_id.clone(),
-            content_type: XML.into(),
-            payload_sha256: sha256(&out.payload),
-            payload_length: out.payload.len() as u64,
+            content_type: content_type.into(),
+            payload_sha256: sha256(&payload),
+            payload_length: payload.len() as u64,
             created_at: Timestamp::now(),
             key_id: self.key.key_id(),
             supersedes: out.supersedes,
+            in_reply_to: out.in_reply_to,
         };
-        let sealed = envelope::seal(&header, out.payload, &self.key);
+        let sealed = envelope::seal(&header, payload, &self.key);
         let record = SentRecord {
             message_id: header.message_id,
             recipient: header.recipient,
@@ -247,6 +291,7 @@ impl Spoke {
             last_error: None,
             transitions: Vec::new(),
             acknowledgement: None,
+            responses: Vec::new(),
         };
         let mut settled = self.settled.subscribe();
         let (store, bytes) = (self.store.clone(), sealed.encode_to_vec());
@@ -717,6 +762,11 @@ impl Spoke {
                 };
                 let header = verdict.as_ref().ok().map(|(o, _)| &o.header);
                 let receipt = receipt.as_ref().ok();
+                // A verified business response about one of our documents: read its decision.
+                let response = header
+                    .filter(|h| h.content_type == RESPONSE_CONTENT_TYPE)
+                    .and_then(|_| serde_json::from_slice::<ResponseBody>(&env.payload).ok());
+                let answered = header.and_then(|h| h.in_reply_to).zip(response.clone());
                 let record = InboxRecord {
                     message_id,
                     sender,
@@ -724,6 +774,8 @@ impl Spoke {
                     document_id: header.map(|h| h.document_id.clone()),
                     content_type: header.map(|h| h.content_type.clone()),
                     supersedes: header.and_then(|h| h.supersedes),
+                    in_reply_to: header.and_then(|h| h.in_reply_to),
+                    response: response.clone(),
                     created_at: header.map(|h| h.created_at),
                     key_id: header.map(|h| h.key_id.to_string()),
                     payload_length: env.payload.len() as u64,
@@ -760,6 +812,18 @@ impl Spoke {
                 let store = self.store.clone();
                 let payload = env.payload;
                 blocking(move || store.inbox_insert(&record, &payload)).await?;
+                if let Some((original, body)) = answered {
+                    let answer = AnswerRecord {
+                        message_id,
+                        decision: body.decision,
+                        reason: body.reason,
+                        received_at,
+                    };
+                    let store = self.store.clone();
+                    if blocking(move || store.link_response(original, sender, answer)).await? {
+                        info!(%message_id, %original, "business response linked to the document it answers");
+                    }
+                }
                 verification
             }
         };

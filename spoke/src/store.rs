@@ -76,6 +76,12 @@ pub struct InboxRecord {
     pub document_id: Option<String>,
     pub content_type: Option<String>,
     pub supersedes: Option<MessageId>,
+    /// The message of ours this document answers.
+    #[serde(default)]
+    pub in_reply_to: Option<MessageId>,
+    /// When the document is a business response: its decision.
+    #[serde(default)]
+    pub response: Option<ResponseBody>,
     pub created_at: Option<Timestamp>,
     pub key_id: Option<String>,
     pub payload_length: u64,
@@ -148,6 +154,39 @@ pub struct SentRecord {
     /// The recipient's signed acknowledgement, as checked here: proof of receipt.
     #[serde(default)]
     pub acknowledgement: Option<AckRecord>,
+    /// Business responses the recipient sent back about this document.
+    #[serde(default)]
+    pub responses: Vec<AnswerRecord>,
+}
+
+/// Media type of a business response's payload.
+pub const RESPONSE_CONTENT_TYPE: &str = "application/vnd.caravan.response+json";
+
+/// The payload of a business response: the recipient's decision about a document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResponseBody {
+    pub decision: Decision,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// What an importing authority decided about a document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    Accepted,
+    Rejected,
+}
+
+/// A verified business response to a document this spoke sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnswerRecord {
+    /// The response's own message id (in the inbox).
+    pub message_id: MessageId,
+    pub decision: Decision,
+    pub reason: Option<String>,
+    pub received_at: Timestamp,
 }
 
 /// A state a sent message entered, and when.
@@ -437,6 +476,37 @@ impl SpokeStore {
             .map_err(|e: sled::transaction::TransactionError<String>| backend(format!("{e:?}")))
     }
 
+    /// Link a verified business response from `from` to the sent message it answers.
+    pub fn link_response(
+        &self,
+        answered: MessageId,
+        from: ParticipantId,
+        answer: AnswerRecord,
+    ) -> Result<bool, StoreError> {
+        let key = answered.as_bytes();
+        self.sent
+            .transaction(|sent| {
+                let Some(v) = sent.get(key)? else {
+                    return Ok(false);
+                };
+                let mut record: SentRecord = serde_json::from_slice(&v)
+                    .map_err(|e| ConflictableTransactionError::Abort(e.to_string()))?;
+                if record.recipient != from {
+                    return Ok(false);
+                }
+                if !record
+                    .responses
+                    .iter()
+                    .any(|r| r.message_id == answer.message_id)
+                {
+                    record.responses.push(answer.clone());
+                }
+                sent.insert(key, encode(&record))?;
+                Ok(true)
+            })
+            .map_err(|e: sled::transaction::TransactionError<String>| backend(format!("{e:?}")))
+    }
+
     pub fn sent_update(&self, record: &SentRecord) -> Result<(), StoreError> {
         self.sent
             .insert(record.message_id.as_bytes(), encode(record))
@@ -487,6 +557,8 @@ mod tests {
             document_id: Some("INV-1".into()),
             content_type: Some("application/xml".into()),
             supersedes: None,
+            in_reply_to: None,
+            response: None,
             created_at: Some(Timestamp::now()),
             key_id: None,
             payload_length: 3,
@@ -563,6 +635,7 @@ mod outbox_tests {
             last_error: None,
             transitions: Vec::new(),
             acknowledgement: None,
+            responses: Vec::new(),
         }
     }
 

@@ -784,6 +784,7 @@ pub fn header(
         created_at: Timestamp::now(),
         key_id: key.key_id(),
         supersedes: None,
+        in_reply_to: None,
     }
 }
 

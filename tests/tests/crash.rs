@@ -27,13 +27,21 @@ async fn a_hub_killed_under_load_loses_nothing_it_receipted() {
             let (mut receipted, mut refused) = (Vec::new(), Vec::new());
             for i in 0..PER_SENDER {
                 let mut env = envelope(&key, sender, "CN", DocumentType::Invoice, &doc);
-                let id = <v1::Header as Message>::decode(env.header.as_slice()).unwrap().message_id;
+                let id = <v1::Header as Message>::decode(env.header.as_slice())
+                    .unwrap()
+                    .message_id;
                 // Every tenth document is forged: the hub must refuse it.
                 let forged = i % 10 == 9;
                 if forged {
                     env.signature.as_mut().unwrap().signature[0] ^= 1;
                 }
-                match client.clone().submit(v1::SubmitRequest { envelope: Some(env) }).await {
+                match client
+                    .clone()
+                    .submit(v1::SubmitRequest {
+                        envelope: Some(env),
+                    })
+                    .await
+                {
                     Ok(r) => {
                         assert!(!forged, "a forged document was accepted");
                         assert!(r.into_inner().receipt.is_some());
@@ -54,7 +62,10 @@ async fn a_hub_killed_under_load_loses_nothing_it_receipted() {
     // Kill the hub while the senders are at it, then bring it back.
     let start = std::time::Instant::now();
     while net.hub_log().matches("accepted message_id").count() < 60 {
-        assert!(start.elapsed() < caravan_tests::PATIENCE, "no load reached the hub");
+        assert!(
+            start.elapsed() < caravan_tests::PATIENCE,
+            "no load reached the hub"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
     net.kill_hub();
@@ -73,20 +84,33 @@ async fn a_hub_killed_under_load_loses_nothing_it_receipted() {
     let start = std::time::Instant::now();
     let inbox = loop {
         let inbox = net.spoke_json("CN", &["inbox"]);
-        let ids: HashSet<String> =
-            inbox.as_array().unwrap().iter().map(|i| i["message_id"].as_str().unwrap().to_owned()).collect();
+        let ids: HashSet<String> = inbox
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["message_id"].as_str().unwrap().to_owned())
+            .collect();
         if receipted.iter().all(|id| ids.contains(id)) {
             break inbox;
         }
-        assert!(start.elapsed() < caravan_tests::PATIENCE, "receipted documents missing from the inbox");
+        assert!(
+            start.elapsed() < caravan_tests::PATIENCE,
+            "receipted documents missing from the inbox"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     };
     let items = inbox.as_array().unwrap();
-    let ids: Vec<&str> = items.iter().map(|i| i["message_id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = items
+        .iter()
+        .map(|i| i["message_id"].as_str().unwrap())
+        .collect();
     let unique: BTreeSet<&str> = ids.iter().copied().collect();
     assert_eq!(unique.len(), ids.len(), "a document appeared twice");
     assert!(items.iter().all(|i| i["verified"] == true));
     for id in &refused {
-        assert!(!unique.contains(id.as_str()), "refused document {id} appeared");
+        assert!(
+            !unique.contains(id.as_str()),
+            "refused document {id} appeared"
+        );
     }
 }

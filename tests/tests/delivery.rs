@@ -235,3 +235,84 @@ async fn hub_shuts_down_cleanly_on_sigterm() {
         "the hub exits 0 on SIGTERM with a delivery stream open"
     );
 }
+
+/// An importing country answers a phytosanitary certificate; the answer travels back signed,
+/// and the exporting spoke links it to the certificate it sent.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_business_response_travels_back_linked_to_its_document() {
+    let mut net = Net::new(&["KZ", "CN"]);
+    net.start_hub().await;
+    net.start_spoke("KZ").await;
+    net.start_spoke("CN").await;
+    let path = sample_path("ephyto/mattilsynet-SPSCertificateContent.xml");
+    let sent = net.spoke_json(
+        "KZ",
+        &[
+            "send",
+            "--wait",
+            "--to",
+            "CN",
+            "--type",
+            "e-phyto",
+            path.to_str().unwrap(),
+        ],
+    );
+    let id = sent["message_id"].as_str().unwrap().to_owned();
+    net.wait_inbox("CN", &id);
+
+    let answer = net.spoke_json(
+        "CN",
+        &[
+            "answer",
+            &id,
+            "--decision",
+            "rejected",
+            "--reason",
+            "pest found: Ribes rust",
+            "--wait",
+        ],
+    );
+    let answer_id = answer["message_id"].as_str().unwrap().to_owned();
+    let received = net.wait_inbox("KZ", &answer_id);
+    assert_eq!(received["verified"], true);
+    assert_eq!(received["in_reply_to"], id.as_str());
+    assert_eq!(received["response"]["decision"], "rejected");
+    assert_eq!(
+        received["document_id"], "123ABC",
+        "the answer carries the certificate's number"
+    );
+
+    let start = std::time::Instant::now();
+    loop {
+        let status = net.spoke_json("KZ", &["status", &id]);
+        if let Some(r) = status["responses"].as_array().and_then(|r| r.first()) {
+            assert_eq!(r["decision"], "rejected");
+            assert_eq!(r["reason"], "pest found: Ribes rust");
+            assert_eq!(r["message_id"], answer_id.as_str());
+            break;
+        }
+        assert!(
+            start.elapsed() < caravan_tests::PATIENCE,
+            "the response was never linked: {status}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // Only a document from the recipient can be answered.
+    let out = net.spoke_cli("KZ", &["answer", &answer_id, "--decision", "accepted"]);
+    assert!(
+        out.status.success(),
+        "KZ may answer CN's response: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = net.spoke_cli(
+        "CN",
+        &[
+            "answer",
+            "01a21646-8524-7350-9f29-f9486f6e7ea0",
+            "--decision",
+            "accepted",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("UNKNOWN_MESSAGE"));
+}
