@@ -1069,6 +1069,7 @@ mod tests {
             created_at: Timestamp::from_millis(900),
             key_id: w.kz.key_id(),
             supersedes: None,
+            in_reply_to: None,
         };
         let env = envelope::seal(&header, PAYLOAD.to_vec(), &w.kz);
         let receipt = Receipt {
