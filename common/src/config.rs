@@ -7,7 +7,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 /// Everything wrong with a config file, one line per problem.
 #[derive(Debug)]
@@ -76,6 +76,49 @@ pub fn resolve(config_path: &Path, value: &Path) -> PathBuf {
         value.to_owned()
     } else {
         config_path.parent().unwrap_or(Path::new(".")).join(value)
+    }
+}
+
+/// TLS files as written in a config: the CA that peers' certificates chain to, and this
+/// program's own certificate and private key (all PEM).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    /// The CA certificate: the hub's CA, which issued every participant's and operator's.
+    pub ca_cert: PathBuf,
+    /// This program's certificate, issued by that CA.
+    pub cert: PathBuf,
+    /// Its private key.
+    pub key: PathBuf,
+}
+
+/// The contents of the TLS files, read at load.
+#[derive(Clone)]
+pub struct TlsMaterial {
+    pub ca_cert: Vec<u8>,
+    pub cert: Vec<u8>,
+    pub key: Vec<u8>,
+}
+
+impl TlsFiles {
+    /// Read the three files (relative paths from `config_path`'s folder); each one missing is
+    /// a problem recorded under `tls.<field>`.
+    pub fn read(&self, config_path: &Path, problems: &mut Problems) -> Option<TlsMaterial> {
+        let mut read = |field: &str, p: &Path| {
+            let full = resolve(config_path, p);
+            problems.check(
+                field,
+                std::fs::read(&full).map_err(|e| format!("{}: {e}", full.display())),
+            )
+        };
+        let ca_cert = read("tls.ca_cert", &self.ca_cert);
+        let cert = read("tls.cert", &self.cert);
+        let key = read("tls.key", &self.key);
+        Some(TlsMaterial {
+            ca_cert: ca_cert?,
+            cert: cert?,
+            key: key?,
+        })
     }
 }
 

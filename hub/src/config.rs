@@ -26,7 +26,7 @@ use std::{
 use serde::{Deserialize, Serialize};
 
 use caravan_common::{
-    config::{Problems, read_toml, resolve},
+    config::{Problems, TlsFiles, TlsMaterial, read_toml, resolve},
     signing::SigningKey,
 };
 
@@ -62,7 +62,7 @@ pub struct HubFile {
     #[serde(default)]
     pub message_ttl_secs: MessageTtl,
     /// TLS material.
-    pub tls: TlsFile,
+    pub tls: TlsFiles,
 }
 
 /// Seconds a message may wait for its recipient, per document type; then it is EXPIRED.
@@ -117,18 +117,6 @@ impl MessageTtl {
     }
 }
 
-/// TLS files as written.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TlsFile {
-    /// CA certificate (PEM) that client certificates must chain to.
-    pub ca_cert: PathBuf,
-    /// The hub's certificate (PEM).
-    pub cert: PathBuf,
-    /// The hub's private key (PEM).
-    pub key: PathBuf,
-}
-
 fn default_max_payload() -> u64 {
     DEFAULT_MAX_PAYLOAD_BYTES
 }
@@ -139,14 +127,6 @@ fn default_cache() -> u64 {
 
 fn default_validity() -> u64 {
     DEFAULT_TRUST_LIST_VALIDITY_SECS
-}
-
-/// PEM contents of the TLS files, read at load.
-#[derive(Clone)]
-pub struct TlsMaterial {
-    pub ca_cert: Vec<u8>,
-    pub cert: Vec<u8>,
-    pub key: Vec<u8>,
 }
 
 /// The checked configuration.
@@ -176,16 +156,7 @@ impl Config {
     ) -> Result<Self, caravan_common::config::ConfigError> {
         let mut problems = Problems::default();
         let listen = problems.check("listen", file.listen.parse::<SocketAddr>());
-        let read = |field: &str, p: &Path, problems: &mut Problems| {
-            let full = resolve(path, p);
-            problems.check(
-                field,
-                std::fs::read(&full).map_err(|e| format!("{}: {e}", full.display())),
-            )
-        };
-        let ca_cert = read("tls.ca_cert", &file.tls.ca_cert, &mut problems);
-        let cert = read("tls.cert", &file.tls.cert, &mut problems);
-        let key = read("tls.key", &file.tls.key, &mut problems);
+        let tls = file.tls.read(path, &mut problems);
         let receipt_key = problems.check(
             "receipt_key",
             SigningKey::load(&resolve(path, &file.receipt_key)),
@@ -225,11 +196,7 @@ impl Config {
             anchor_key: anchor_key.expect("checked"),
             trust_list_validity: std::time::Duration::from_secs(file.trust_list_validity_secs),
             message_ttl: file.message_ttl_secs.clone(),
-            tls: TlsMaterial {
-                ca_cert: ca_cert.expect("checked"),
-                cert: cert.expect("checked"),
-                key: key.expect("checked"),
-            },
+            tls: tls.expect("checked"),
         })
     }
 }

@@ -19,7 +19,7 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity
 
 use caravan_common::{
     Refusal, Timestamp,
-    config::{ConfigError, Problems, read_toml, resolve},
+    config::{ConfigError, Problems, TlsFiles, read_toml},
     signing::PublicKey,
     trust::{TrustSet, view},
 };
@@ -34,18 +34,8 @@ pub struct AdminFile {
     /// The name the hub's certificate is checked against; defaults to the URL's host.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hub_tls_name: Option<String>,
-    pub tls: AdminTls,
-}
-
-/// The operator's TLS files.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AdminTls {
-    /// The hub's CA certificate.
-    pub ca_cert: std::path::PathBuf,
-    /// The operator's certificate and key (`caravan-hub pki issue --operator NAME`).
-    pub cert: std::path::PathBuf,
-    pub key: std::path::PathBuf,
+    /// The hub's CA, and the operator's certificate and key (`pki issue --operator NAME`).
+    pub tls: TlsFiles,
 }
 
 /// Why an admin command failed.
@@ -82,26 +72,11 @@ impl Operator {
     pub fn connect(path: &Path) -> Result<Self, OperatorError> {
         let file: AdminFile = read_toml(path)?;
         let mut problems = Problems::default();
-        let read = |field: &str, p: &Path, problems: &mut Problems| {
-            let full = resolve(path, p);
-            problems.check(
-                field,
-                std::fs::read(&full).map_err(|e| format!("{}: {e}", full.display())),
-            )
-        };
-        let ca = read("tls.ca_cert", &file.tls.ca_cert, &mut problems);
-        let cert = read("tls.cert", &file.tls.cert, &mut problems);
-        let key = read("tls.key", &file.tls.key, &mut problems);
-        let (ca, cert, key) = problems.finish(path, || {
-            (
-                ca.unwrap_or_default(),
-                cert.unwrap_or_default(),
-                key.unwrap_or_default(),
-            )
-        })?;
+        let material = file.tls.read(path, &mut problems);
+        let material = problems.finish(path, || material.expect("checked"))?;
         let mut tls = ClientTlsConfig::new()
-            .ca_certificate(Certificate::from_pem(ca))
-            .identity(Identity::from_pem(cert, key));
+            .ca_certificate(Certificate::from_pem(material.ca_cert))
+            .identity(Identity::from_pem(material.cert, material.key));
         if let Some(name) = file.hub_tls_name {
             tls = tls.domain_name(name);
         }

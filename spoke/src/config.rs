@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use caravan_common::{
     ParticipantId,
-    config::{ConfigError, Problems, read_toml, resolve},
+    config::{ConfigError, Problems, TlsFiles, TlsMaterial, read_toml, resolve},
     signing::{PublicKey, SigningKey},
 };
 
@@ -58,19 +58,7 @@ pub struct SpokeFile {
     /// init`): only trust lists it signed are believed.
     pub anchor_public_key: String,
     /// TLS material.
-    pub tls: TlsFile,
-}
-
-/// TLS files as written.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TlsFile {
-    /// The hub's CA certificate (PEM).
-    pub ca_cert: PathBuf,
-    /// This spoke's client certificate (PEM), issued by the hub's CA.
-    pub cert: PathBuf,
-    /// Its private key (PEM).
-    pub key: PathBuf,
+    pub tls: TlsFiles,
 }
 
 fn default_max_payload() -> u64 {
@@ -100,14 +88,6 @@ fn control_socket(path: &Path, file: &SpokeFile, data_dir: &Path) -> PathBuf {
         Some(p) => resolve(path, p),
         None => data_dir.join("control.sock"),
     }
-}
-
-/// PEM contents of the TLS files, read at load.
-#[derive(Clone)]
-pub struct TlsMaterial {
-    pub ca_cert: Vec<u8>,
-    pub cert: Vec<u8>,
-    pub key: Vec<u8>,
 }
 
 /// The checked configuration.
@@ -141,16 +121,7 @@ impl Config {
                 None
             }
         };
-        let read = |field: &str, p: &Path, problems: &mut Problems| {
-            let full = resolve(path, p);
-            problems.check(
-                field,
-                std::fs::read(&full).map_err(|e| format!("{}: {e}", full.display())),
-            )
-        };
-        let ca_cert = read("tls.ca_cert", &file.tls.ca_cert, &mut problems);
-        let cert = read("tls.cert", &file.tls.cert, &mut problems);
-        let key = read("tls.key", &file.tls.key, &mut problems);
+        let tls = file.tls.read(path, &mut problems);
         let signing_key = problems.check(
             "signing_key",
             SigningKey::load(&resolve(path, &file.signing_key)),
@@ -176,11 +147,7 @@ impl Config {
             signing_key: signing_key.expect("checked"),
             control_socket,
             max_payload_bytes: max_payload_bytes.expect("checked"),
-            tls: TlsMaterial {
-                ca_cert: ca_cert.expect("checked"),
-                cert: cert.expect("checked"),
-                key: key.expect("checked"),
-            },
+            tls: tls.expect("checked"),
             anchor: anchor.expect("checked"),
         })
     }

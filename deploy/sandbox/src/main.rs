@@ -21,17 +21,18 @@ use tokio::task::JoinHandle;
 
 use caravan_common::{
     DocumentType, ParticipantId,
+    config::TlsFiles,
     process::{LogFormat, init_tracing, shutdown_signal},
     signing::SigningKey,
     trust::CorridorState,
 };
 use caravan_hub::{
-    config::{HubFile, TlsFile as HubTls},
-    operator::{AdminFile, AdminTls, Operator, OperatorError, read_public_key},
+    config::HubFile,
+    operator::{AdminFile, Operator, OperatorError, read_public_key},
     pki::{self, PkiLayout, Subject},
 };
 use caravan_proto::v1;
-use caravan_spoke::config::{SpokeFile, TlsFile as SpokeTls};
+use caravan_spoke::config::SpokeFile;
 
 /// The sample documents sent, shipped in the repository (see samples/SOURCES.md).
 const ECO: &[u8] = include_bytes!("../../../samples/eco/carec-KZ-CN-certificate-of-origin.xml");
@@ -219,7 +220,7 @@ fn create(dir: &Path, spokes: &[ParticipantId]) -> anyhow::Result<()> {
         anchor_key: "pki/hub-anchor.key".into(),
         trust_list_validity_secs: caravan_hub::config::DEFAULT_TRUST_LIST_VALIDITY_SECS,
         message_ttl_secs: Default::default(),
-        tls: HubTls {
+        tls: TlsFiles {
             ca_cert: "pki/ca.pem".into(),
             cert: "pki/hub.pem".into(),
             key: "pki/hub.key".into(),
@@ -241,7 +242,7 @@ fn create(dir: &Path, spokes: &[ParticipantId]) -> anyhow::Result<()> {
     let admin = AdminFile {
         hub_url: format!("https://127.0.0.1:{port}"),
         hub_tls_name: None,
-        tls: AdminTls {
+        tls: TlsFiles {
             ca_cert: "ca.pem".into(),
             cert: "operator.pem".into(),
             key: "operator.key".into(),
@@ -276,7 +277,7 @@ fn create(dir: &Path, spokes: &[ParticipantId]) -> anyhow::Result<()> {
             control_socket: None,
             max_payload_bytes: caravan_spoke::config::DEFAULT_MAX_PAYLOAD_BYTES,
             anchor_public_key: init.anchor_public_key.clone(),
-            tls: SpokeTls {
+            tls: TlsFiles {
                 ca_cert: "tls/ca.pem".into(),
                 cert: "tls/client.pem".into(),
                 key: "tls/client.key".into(),
