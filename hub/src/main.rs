@@ -309,30 +309,10 @@ async fn admin(config: PathBuf, command: AdminCommand) -> anyhow::Result<()> {
                 );
             }
             ParticipantCommand::Suspend { id } => {
-                let status = v1::ParticipantStatus::Suspended as i32;
-                let request = v1::SetParticipantStatusRequest {
-                    id: id.to_string(),
-                    status,
-                };
-                done(
-                    admin
-                        .set_participant_status(request)
-                        .await
-                        .map_err(OperatorError::from)?,
-                );
+                done(set_status(&mut admin, id, v1::ParticipantStatus::Suspended).await?)
             }
             ParticipantCommand::Resume { id } => {
-                let status = v1::ParticipantStatus::Active as i32;
-                let request = v1::SetParticipantStatusRequest {
-                    id: id.to_string(),
-                    status,
-                };
-                done(
-                    admin
-                        .set_participant_status(request)
-                        .await
-                        .map_err(OperatorError::from)?,
-                );
+                done(set_status(&mut admin, id, v1::ParticipantStatus::Active).await?)
             }
             ParticipantCommand::List { json } => {
                 let list = operator.trust_list_view().await?;
@@ -525,6 +505,18 @@ async fn admin(config: PathBuf, command: AdminCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+async fn set_status(
+    admin: &mut caravan_proto::v1::admin_client::AdminClient<tonic::transport::Channel>,
+    id: ParticipantId,
+    status: v1::ParticipantStatus,
+) -> Result<tonic::Response<v1::AdminResponse>, OperatorError> {
+    let request = v1::SetParticipantStatusRequest {
+        id: id.to_string(),
+        status: status as i32,
+    };
+    Ok(admin.set_participant_status(request).await?)
 }
 
 fn print_trust_list(list: &caravan_common::trust::view::TrustListView) {

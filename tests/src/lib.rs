@@ -662,6 +662,21 @@ impl Net {
         serde_json::from_slice(&out.stdout).expect("JSON output")
     }
 
+    /// `caravan-spoke send --wait` of `file` from `from` to `to`; returns the JSON answer.
+    pub fn send(
+        &self,
+        from: &str,
+        to: &str,
+        document_type: &str,
+        file: &Path,
+    ) -> serde_json::Value {
+        let file = file.to_str().expect("UTF-8 path");
+        self.spoke_json(
+            from,
+            &["send", "--wait", "--to", to, "--type", document_type, file],
+        )
+    }
+
     /// Wait until `id`'s inbox holds an entry for `message_id`; returns the inbox item.
     pub fn wait_inbox(&self, id: &str, message_id: &str) -> serde_json::Value {
         let start = Instant::now();

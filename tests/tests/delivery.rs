@@ -43,18 +43,7 @@ async fn all_three_document_types_arrive_verified_and_identical() {
     ];
     for (from, to, doc_type, file, number) in trips {
         let path = sample_path(file);
-        let sent = net.spoke_json(
-            from,
-            &[
-                "send",
-                "--wait",
-                "--to",
-                to,
-                "--type",
-                doc_type,
-                path.to_str().unwrap(),
-            ],
-        );
+        let sent = net.send(from, to, doc_type, &path);
         let id = sent["message_id"].as_str().expect("message_id").to_owned();
         assert_eq!(
             sent["document_id"], number,
@@ -113,18 +102,7 @@ async fn offline_recipient_receives_on_connect() {
     net.start_hub().await;
     net.start_spoke("KZ").await;
     let path = sample_path("ephyto/mattilsynet-SPSCertificateContent.xml");
-    let sent = net.spoke_json(
-        "KZ",
-        &[
-            "send",
-            "--wait",
-            "--to",
-            "CN",
-            "--type",
-            "e-phyto",
-            path.to_str().unwrap(),
-        ],
-    );
+    let sent = net.send("KZ", "CN", "e-phyto", &path);
     let id = sent["message_id"].as_str().unwrap().to_owned();
     assert_eq!(net.spoke_json("KZ", &["status", &id])["state"], "ACCEPTED");
 
@@ -160,18 +138,7 @@ async fn hub_killed_and_restarted_delivers_exactly_once() {
     let mut ids = Vec::new();
     for (doc_type, file) in files {
         let path = sample_path(file);
-        let sent = net.spoke_json(
-            "KZ",
-            &[
-                "send",
-                "--wait",
-                "--to",
-                "CN",
-                "--type",
-                doc_type,
-                path.to_str().unwrap(),
-            ],
-        );
+        let sent = net.send("KZ", "CN", doc_type, &path);
         ids.push(sent["message_id"].as_str().unwrap().to_owned());
     }
     net.kill_hub();
@@ -203,18 +170,7 @@ async fn restarted_spoke_keeps_its_inbox_without_duplicates() {
     net.start_spoke("KZ").await;
     net.start_spoke("CN").await;
     let path = sample_path("einvoice/ubl/peppol-base-example.xml");
-    let sent = net.spoke_json(
-        "KZ",
-        &[
-            "send",
-            "--wait",
-            "--to",
-            "CN",
-            "--type",
-            "e-invoice",
-            path.to_str().unwrap(),
-        ],
-    );
+    let sent = net.send("KZ", "CN", "e-invoice", &path);
     let id = sent["message_id"].as_str().unwrap().to_owned();
     net.wait_state("KZ", &id, "ACKNOWLEDGED");
     net.kill_spoke("CN");
@@ -245,18 +201,7 @@ async fn a_business_response_travels_back_linked_to_its_document() {
     net.start_spoke("KZ").await;
     net.start_spoke("CN").await;
     let path = sample_path("ephyto/mattilsynet-SPSCertificateContent.xml");
-    let sent = net.spoke_json(
-        "KZ",
-        &[
-            "send",
-            "--wait",
-            "--to",
-            "CN",
-            "--type",
-            "e-phyto",
-            path.to_str().unwrap(),
-        ],
-    );
+    let sent = net.send("KZ", "CN", "e-phyto", &path);
     let id = sent["message_id"].as_str().unwrap().to_owned();
     net.wait_inbox("CN", &id);
 

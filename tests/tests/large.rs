@@ -39,18 +39,7 @@ async fn large_documents_travel_in_chunks_and_arrive_identical() {
     net.start_spoke("CN").await;
     for size in [5 << 20, 20 << 20] {
         let path = large_invoice(&net, size);
-        let sent = net.spoke_json(
-            "KZ",
-            &[
-                "send",
-                "--wait",
-                "--to",
-                "CN",
-                "--type",
-                "e-invoice",
-                path.to_str().unwrap(),
-            ],
-        );
+        let sent = net.send("KZ", "CN", "e-invoice", &path);
         let id = sent["message_id"].as_str().unwrap().to_owned();
         assert_eq!(net.wait_inbox("CN", &id)["verified"], true);
         assert_eq!(
@@ -145,18 +134,7 @@ async fn transfers_cut_in_the_middle_restart_cleanly_exactly_once() {
     net.wait_state("KZ", &first, "ACKNOWLEDGED");
 
     // The receiving spoke dies while the document is on its way out.
-    let sent = net.spoke_json(
-        "KZ",
-        &[
-            "send",
-            "--wait",
-            "--to",
-            "CN",
-            "--type",
-            "e-invoice",
-            path.to_str().unwrap(),
-        ],
-    );
+    let sent = net.send("KZ", "CN", "e-invoice", &path);
     let second = sent["message_id"].as_str().unwrap().to_owned();
     net.kill_spoke("CN");
     net.start_spoke("CN").await;

@@ -115,18 +115,7 @@ async fn a_document_not_settled_in_time_expires() {
     net.start_hub().await;
     net.start_spoke("KZ").await;
     let path = sample_path("eco/carec-KZ-CN-certificate-of-origin.xml");
-    let sent = net.spoke_json(
-        "KZ",
-        &[
-            "send",
-            "--wait",
-            "--to",
-            "CN",
-            "--type",
-            "e-co",
-            path.to_str().unwrap(),
-        ],
-    );
+    let sent = net.send("KZ", "CN", "e-co", &path);
     let id = sent["message_id"].as_str().unwrap();
     let status = net.wait_state("KZ", id, "EXPIRED");
     let states: Vec<&str> = status["transitions"]
@@ -139,18 +128,7 @@ async fn a_document_not_settled_in_time_expires() {
     // The recipient, arriving late, is not given the expired document.
     net.start_spoke("CN").await;
     let other = sample_path("ephyto/mattilsynet-SPSCertificateContent.xml");
-    let later = net.spoke_json(
-        "KZ",
-        &[
-            "send",
-            "--wait",
-            "--to",
-            "CN",
-            "--type",
-            "e-phyto",
-            other.to_str().unwrap(),
-        ],
-    );
+    let later = net.send("KZ", "CN", "e-phyto", &other);
     net.wait_inbox("CN", later["message_id"].as_str().unwrap());
     let inbox = net.spoke_json("CN", &["inbox"]);
     assert_eq!(

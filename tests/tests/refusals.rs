@@ -435,10 +435,7 @@ async fn callers_without_a_participant_certificate_are_refused() {
             .status
             .success()
     );
-    let identity = Identity::from_pem(
-        std::fs::read(other.join("participants/KZ.pem")).unwrap(),
-        std::fs::read(other.join("participants/KZ.key")).unwrap(),
-    );
+    let identity = tls_identity(&other, "participants/KZ");
     let status = submit(net.channel_with(Some(identity), &ca))
         .await
         .unwrap_err();
@@ -448,10 +445,7 @@ async fn callers_without_a_participant_certificate_are_refused() {
     );
 
     // An operator's certificate (the harness made one) may not use the exchange.
-    let identity = Identity::from_pem(
-        std::fs::read(net.pki().join("operators/ops.pem")).unwrap(),
-        std::fs::read(net.pki().join("operators/ops.key")).unwrap(),
-    );
+    let identity = tls_identity(&net.pki(), "operators/ops");
     let status = submit(net.channel_with(Some(identity), &ca))
         .await
         .unwrap_err();
@@ -471,10 +465,7 @@ async fn callers_without_a_participant_certificate_are_refused() {
             .status
             .success()
     );
-    let identity = Identity::from_pem(
-        std::fs::read(net.pki().join("participants/TJ.pem")).unwrap(),
-        std::fs::read(net.pki().join("participants/TJ.key")).unwrap(),
-    );
+    let identity = tls_identity(&net.pki(), "participants/TJ");
     let status = submit(net.channel_with(Some(identity), &ca))
         .await
         .unwrap_err();
@@ -496,4 +487,10 @@ async fn callers_without_a_participant_certificate_are_refused() {
         caravan_proto::status::from_status(&status).map(|r| r.code),
         Some(RefusalCode::UnknownMessage)
     );
+}
+
+/// The TLS identity `name` (`participants/KZ`, `operators/ops`) in the PKI folder `pki`.
+fn tls_identity(pki: &std::path::Path, name: &str) -> Identity {
+    let read = |ext: &str| std::fs::read(pki.join(format!("{name}.{ext}"))).unwrap();
+    Identity::from_pem(read("pem"), read("key"))
 }

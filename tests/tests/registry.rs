@@ -81,18 +81,7 @@ async fn a_country_is_onboarded_while_the_hub_runs() {
     let version = net.hub_trust_version();
     net.wait_trust_version("KZ", version);
     let path = sample_path("ephyto/mattilsynet-SPSCertificateContent.xml");
-    let sent = net.spoke_json(
-        "KZ",
-        &[
-            "send",
-            "--wait",
-            "--to",
-            "TJ",
-            "--type",
-            "e-phyto",
-            path.to_str().unwrap(),
-        ],
-    );
+    let sent = net.send("KZ", "TJ", "e-phyto", &path);
     let id = sent["message_id"].as_str().unwrap();
     assert_eq!(net.wait_inbox("TJ", id)["verified"], true);
     net.wait_state("KZ", id, "ACKNOWLEDGED");
@@ -135,18 +124,7 @@ async fn forged_rolled_back_and_stale_trust_lists() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("NO_TRUST_LIST"));
     // A document for UZ is accepted by the hub but never taken by a spoke that trusts no list.
     let path = sample_path("einvoice/ubl/peppol-base-example.xml");
-    let sent = net.spoke_json(
-        "KZ",
-        &[
-            "send",
-            "--wait",
-            "--to",
-            "UZ",
-            "--type",
-            "e-invoice",
-            path.to_str().unwrap(),
-        ],
-    );
+    let sent = net.send("KZ", "UZ", "e-invoice", &path);
     assert_eq!(
         net.spoke_json("KZ", &["status", sent["message_id"].as_str().unwrap()])["state"],
         "ACCEPTED"
@@ -232,18 +210,7 @@ async fn keys_rotate_with_an_overlap() {
     net.spoke_key.insert("KZ".into(), 2);
     net.start_spoke("KZ").await;
     let path = sample_path("eco/carec-KZ-CN-certificate-of-origin-replacement.xml");
-    let sent = net.spoke_json(
-        "KZ",
-        &[
-            "send",
-            "--wait",
-            "--to",
-            "CN",
-            "--type",
-            "e-co",
-            path.to_str().unwrap(),
-        ],
-    );
+    let sent = net.send("KZ", "CN", "e-co", &path);
     net.start_spoke("CN").await;
     assert_eq!(net.wait_inbox("CN", &early_id)["verified"], true);
     assert_eq!(
@@ -484,20 +451,7 @@ async fn the_anchor_vouches_for_a_new_receipt_key() {
     net.start_spoke("KZ").await;
     net.start_spoke("CN").await;
     let path = sample_path("einvoice/ubl/peppol-base-example.xml");
-    let send = |net: &Net| {
-        net.spoke_json(
-            "KZ",
-            &[
-                "send",
-                "--wait",
-                "--to",
-                "CN",
-                "--type",
-                "e-invoice",
-                path.to_str().unwrap(),
-            ],
-        )
-    };
+    let send = |net: &Net| net.send("KZ", "CN", "e-invoice", &path);
     let first = send(&net);
 
     let new_key = net.path().join("hub-receipt-2.key");
