@@ -11,6 +11,7 @@
 //! | GET    | `/v1/inbox`                       | list of [`InboxItem`]                   |
 //! | GET    | `/v1/inbox/{id}[?sender=]`        | the full [`InboxRecord`]                |
 //! | GET    | `/v1/inbox/{id}/payload[?sender=]`| the document bytes                      |
+//! | GET    | `/v1/inbox/{id}/evidence[?sender=]` | an evidence bundle for offline verification |
 //! | POST   | `/v1/inbox/{id}/answer`           | `{"decision", "reason"?, "wait"?}`: a business response |
 //! | GET    | `/v1/sent/{id}/status`            | [`StatusView`]: state and history       |
 //! | GET    | `/v1/trust-list`                  | the trust list held, and its freshness  |
@@ -115,6 +116,7 @@ pub fn router(spoke: Arc<Spoke>, max_payload_bytes: usize) -> Router {
         .route("/v1/inbox/{id}", get(inbox_entry))
         .route("/v1/inbox/{id}/payload", get(payload))
         .route("/v1/inbox/{id}/answer", post(answer))
+        .route("/v1/inbox/{id}/evidence", get(evidence))
         .route("/v1/sent/{id}/status", get(status))
         .route("/v1/trust-list", get(trust_list))
         // Room for the largest document; a larger body gets 413 before it is read in full.
@@ -219,6 +221,39 @@ struct AnswerRequest {
     #[serde(flatten)]
     body: ResponseBody,
     wait: Option<u64>,
+}
+
+/// An evidence bundle for a received document: verifiable offline with the anchor key.
+async fn evidence(
+    State(spoke): State<Arc<Spoke>>,
+    UrlPath(id): UrlPath<String>,
+    Query(q): Query<SenderQuery>,
+) -> Result<Json<crate::evidence::Bundle>, Failure> {
+    let record = find(&spoke, &id, q.sender.as_deref()).await?;
+    let store = spoke.store.clone();
+    let (sender, message_id) = (record.sender, record.message_id);
+    let payload = blocking(move || store.payload(sender, message_id))
+        .await?
+        .ok_or_else(|| StoreError::Corrupt(format!("payload of {id} is missing")))?;
+    let held = spoke.trust().current().ok_or_else(|| {
+        Failure::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "NO_TRUST_LIST",
+            "no trust list yet: the hub has not been reached",
+        )
+    })?;
+    let e = &record.evidence;
+    let bundle = crate::evidence::bundle(
+        &e.header,
+        &e.signature,
+        &e.signature_key_id,
+        &payload,
+        &e.receipt,
+        e.ack.as_deref(),
+        &held.signed,
+    )
+    .map_err(|e| StoreError::Corrupt(format!("evidence of {id}: {e}")))?;
+    Ok(Json(bundle))
 }
 
 /// Answer a received document with a decision, sent back to its sender, linked to it.

@@ -15,6 +15,7 @@
 pub mod config;
 pub mod control;
 pub mod document;
+pub mod evidence;
 pub mod spoke;
 pub mod store;
 pub mod trust;

@@ -102,6 +102,34 @@ enum Command {
         json: bool,
         message_id: MessageId,
     },
+    /// Write an evidence bundle for a received document: envelope, payload, hub receipt,
+    /// acknowledgement and the trust list in force, verifiable offline.
+    Export {
+        #[arg(long, env = "CARAVAN_SPOKE_CONFIG")]
+        config: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// The sender, if the id came from several.
+        #[arg(long)]
+        sender: Option<ParticipantId>,
+        message_id: MessageId,
+    },
+    /// Verify an evidence bundle with no network: exit 0 only when it is genuine.
+    Verify {
+        /// Take the anchor public key from this spoke config.
+        #[arg(
+            long,
+            required_unless_present = "anchor_key",
+            conflicts_with = "anchor_key"
+        )]
+        config: Option<PathBuf>,
+        /// A file with the hub's anchor public key (base64, as in hub-anchor.pub).
+        #[arg(long)]
+        anchor_key: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+        file: PathBuf,
+    },
     /// List received documents.
     Inbox {
         #[arg(long, env = "CARAVAN_SPOKE_CONFIG")]
@@ -296,6 +324,32 @@ fn command(command: Command) -> Result<(), Failure> {
             }
             Ok(())
         }
+        Command::Export {
+            config,
+            out,
+            sender,
+            message_id,
+        } => {
+            let query = sender.map(|s| format!("?sender={s}")).unwrap_or_default();
+            let bundle = call(
+                &config,
+                "GET",
+                &format!("/v1/inbox/{message_id}/evidence{query}"),
+                Vec::new(),
+            )?;
+            let text =
+                serde_json::to_string_pretty(&bundle).map_err(|e| Failure(1, e.to_string()))?;
+            std::fs::write(&out, text)
+                .map_err(|e| Failure(1, format!("{}: {e}", out.display())))?;
+            println!("evidence for {message_id} written to {}", out.display());
+            Ok(())
+        }
+        Command::Verify {
+            config,
+            anchor_key,
+            json,
+            file,
+        } => verify(config, anchor_key, json, file),
         Command::Inbox { config, json } => {
             let list = call(&config, "GET", "/v1/inbox", Vec::new())?;
             if json {
@@ -466,6 +520,65 @@ fn command(command: Command) -> Result<(), Failure> {
             }
             Ok(())
         }
+    }
+}
+
+fn verify(
+    config: Option<PathBuf>,
+    anchor_key: Option<PathBuf>,
+    json: bool,
+    file: PathBuf,
+) -> Result<(), Failure> {
+    let usage = |e: String| Failure(EX_USAGE, e);
+    let anchor_text = match (config, anchor_key) {
+        (Some(config), _) => {
+            let file: caravan_spoke::config::SpokeFile =
+                caravan_common::config::read_toml(&config).map_err(|e| usage(e.to_string()))?;
+            file.anchor_public_key
+        }
+        (None, Some(path)) => {
+            std::fs::read_to_string(&path).map_err(|e| usage(format!("{}: {e}", path.display())))?
+        }
+        (None, None) => return Err(usage("give --config or --anchor-key".into())),
+    };
+    let anchor = caravan_common::signing::PublicKey::from_base64(anchor_text.trim())
+        .map_err(|e| usage(e.to_string()))?;
+    let text =
+        std::fs::read_to_string(&file).map_err(|e| usage(format!("{}: {e}", file.display())))?;
+    let bundle: caravan_spoke::evidence::Bundle = serde_json::from_str(&text).map_err(|e| {
+        Failure(
+            1,
+            format!("{} is not an evidence bundle: {e}", file.display()),
+        )
+    })?;
+    let verdict = caravan_spoke::evidence::verify(&bundle, &anchor);
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(&verdict).map_err(|e| Failure(1, e.to_string()))?
+        );
+    } else {
+        for c in &verdict.checks {
+            println!(
+                "{} {:<26} {}",
+                if c.ok { "PASS" } else { "FAIL" },
+                c.name,
+                c.detail
+            );
+        }
+        println!(
+            "{}",
+            if verdict.genuine {
+                "GENUINE"
+            } else {
+                "NOT GENUINE"
+            }
+        );
+    }
+    if verdict.genuine {
+        Ok(())
+    } else {
+        Err(Failure(1, "the bundle is not genuine".into()))
     }
 }
 

@@ -1,0 +1,257 @@
+//! Evidence bundles and the offline verifier.
+//!
+//! An evidence bundle holds everything needed to judge a received document without any
+//! network: the envelope as it travelled (signed header, signature, payload), the hub's signed
+//! receipt, this spoke's signed acknowledgement, and the signed trust list in force. Anyone with
+//! the hub's anchor public key can verify it: the trust list inside counts only because that
+//! key signed it, and everything else is judged with that list, the signing key at the time the
+//! hub accepted the document.
+
+use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
+use prost::Message;
+use serde::{Deserialize, Serialize};
+
+use caravan_common::{
+    Refusal, Timestamp, envelope::to_hex, signing::PublicKey, trust::CorridorState,
+};
+use caravan_proto::{ack, envelope, receipt, trust_list, v1};
+
+/// The bundle format's name and version.
+pub const FORMAT: &str = "caravan-evidence/1";
+
+/// An evidence bundle, as written to a file (JSON, binary parts in base64).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bundle {
+    pub format: String,
+    /// The encoded `caravan.v1.Envelope`: header bytes, signature, payload.
+    pub envelope: String,
+    /// The encoded `caravan.v1.SignedReceipt`.
+    pub receipt: String,
+    /// The encoded `caravan.v1.SignedAck` the recipient sent, if any.
+    pub acknowledgement: Option<String>,
+    /// The encoded `caravan.v1.SignedTrustList` in force when the bundle was made.
+    pub trust_list: String,
+}
+
+/// One check of the verdict.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Check {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+/// What the offline verifier concluded.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Verdict {
+    /// True only when every check passed.
+    pub genuine: bool,
+    pub checks: Vec<Check>,
+    /// What the document claims, once its signature verified.
+    pub document: Option<serde_json::Value>,
+}
+
+impl Verdict {
+    fn check(&mut self, name: &str, result: Result<String, String>) -> bool {
+        let ok = result.is_ok();
+        let detail = result.unwrap_or_else(|e| e);
+        self.checks.push(Check {
+            name: name.into(),
+            ok,
+            detail,
+        });
+        ok
+    }
+}
+
+fn decode<M: Message + Default>(text: &str, what: &str) -> Result<M, String> {
+    let bytes = BASE64
+        .decode(text.trim())
+        .map_err(|e| format!("{what} is not base64: {e}"))?;
+    M::decode(bytes.as_slice()).map_err(|e| format!("{what} does not decode: {e}"))
+}
+
+fn refusal(r: Refusal) -> String {
+    r.to_string()
+}
+
+/// Judge `bundle` with the anchor public key alone. Every check is reported, in order; a check
+/// that depends on an earlier failed one says so.
+pub fn verify(bundle: &Bundle, anchor: &PublicKey) -> Verdict {
+    let mut v = Verdict {
+        genuine: false,
+        checks: Vec::new(),
+        document: None,
+    };
+    if bundle.format != FORMAT {
+        v.check(
+            "format",
+            Err(format!("format {:?} is not {FORMAT}", bundle.format)),
+        );
+        return v;
+    }
+    // 1. The trust list: signed by the anchor.
+    let trust = decode::<v1::SignedTrustList>(&bundle.trust_list, "trust list")
+        .and_then(|signed| trust_list::open(&signed, anchor).map_err(refusal));
+    let trust = match &trust {
+        Ok((_, set)) => {
+            let info = set.info;
+            let issued = info.issued_at.map(|t| t.to_string()).unwrap_or_default();
+            v.check(
+                "trust list",
+                Ok(format!(
+                    "version {} issued {issued}, signed by the anchor key {}",
+                    info.version,
+                    anchor.key_id()
+                )),
+            );
+            Some(set)
+        }
+        Err(e) => {
+            v.check("trust list", Err(e.clone()));
+            None
+        }
+    };
+    // 2. The hub's receipt: signed by a hub key the list vouches for.
+    let receipt = match (
+        trust,
+        decode::<v1::SignedReceipt>(&bundle.receipt, "receipt"),
+    ) {
+        (Some(set), Ok(signed)) => receipt::verify(&signed, set).map_err(refusal),
+        (None, _) => Err("not checked: no valid trust list".into()),
+        (_, Err(e)) => Err(e),
+    };
+    let receipt_ok = v.check(
+        "hub receipt",
+        receipt
+            .as_ref()
+            .map(|r| {
+                format!(
+                    "hub sequence {} accepted at {} (hub key {})",
+                    r.hub_sequence, r.accepted_at, r.key_id
+                )
+            })
+            .map_err(Clone::clone),
+    );
+    // 3. The document: signature, signing key at acceptance time, sender, type, payload.
+    let env = decode::<v1::Envelope>(&bundle.envelope, "envelope");
+    let opened = match (trust, &receipt, &env) {
+        (Some(set), Ok(r), Ok(env)) => {
+            envelope::open(env, set, None, r.accepted_at).map_err(refusal)
+        }
+        (_, _, Err(e)) => Err(e.clone()),
+        _ => Err("not checked: needs a valid trust list and hub receipt".into()),
+    };
+    let signature_ok = v.check(
+        "signature",
+        opened
+            .as_ref()
+            .map(|o| {
+                format!(
+                    "signed by {} with key {}, valid when the hub accepted it",
+                    o.header.sender,
+                    o.signer.key_id()
+                )
+            })
+            .map_err(Clone::clone),
+    );
+    if let (Ok(o), Ok(r)) = (&opened, &receipt) {
+        let h = &o.header;
+        v.check(
+            "receipt matches document",
+            if r.message_id == h.message_id
+                && r.sender == h.sender
+                && r.recipient == h.recipient
+                && r.header_sha256 == o.header_sha256
+            {
+                Ok(format!(
+                    "receipt names message {} and header {}",
+                    r.message_id,
+                    to_hex(&o.header_sha256)
+                ))
+            } else {
+                Err("the receipt is for another message or header".into())
+            },
+        );
+        if let Some(rev) = &o.signer.revoked {
+            v.checks.push(Check {
+                name: "key since revoked".into(),
+                ok: true,
+                detail: format!(
+                    "key {} was revoked at {} ({}), after the hub accepted the document",
+                    o.signer.key_id(),
+                    rev.at,
+                    rev.reason
+                ),
+            });
+        }
+        if let Some(set) = trust {
+            if set.corridor(h.sender, h.recipient, h.document_type) == CorridorState::Pilot {
+                v.checks.push(Check {
+                    name: "pilot corridor".into(),
+                    ok: true,
+                    detail: "sent on a pilot corridor".into(),
+                });
+            }
+        }
+        v.document = serde_json::to_value(h).ok();
+    }
+    // 4. The recipient's acknowledgement, when the bundle has one.
+    if let Some(text) = &bundle.acknowledgement {
+        let result = match (
+            trust,
+            decode::<v1::SignedAck>(text, "acknowledgement"),
+            &opened,
+        ) {
+            (Some(set), Ok(signed), Ok(o)) => ack::verify(&signed, set, Timestamp::now())
+                .map_err(refusal)
+                .and_then(|a| {
+                    if a.message_id == o.header.message_id
+                        && a.header_sha256 == o.header_sha256
+                        && a.recipient == o.header.recipient
+                    {
+                        Ok(format!(
+                            "{} acknowledged it ({:?}) at {}",
+                            a.recipient, a.outcome, a.acknowledged_at
+                        ))
+                    } else {
+                        Err("the acknowledgement is for another message or header".into())
+                    }
+                }),
+            (_, Err(e), _) => Err(e),
+            _ => Err("not checked: the document did not verify".into()),
+        };
+        v.check("acknowledgement", result);
+    }
+    v.genuine = receipt_ok && signature_ok && v.checks.iter().all(|c| c.ok);
+    v
+}
+
+/// Build a bundle from the parts a spoke keeps (base64 evidence of an inbox entry).
+pub fn bundle(
+    header: &str,
+    signature: &str,
+    key_id: &str,
+    payload: &[u8],
+    receipt: &str,
+    ack: Option<&str>,
+    trust: &v1::SignedTrustList,
+) -> Result<Bundle, String> {
+    let b64 = |s: &str| BASE64.decode(s).map_err(|e| e.to_string());
+    let envelope = v1::Envelope {
+        header: b64(header)?,
+        signature: Some(v1::Signature {
+            key_id: key_id.to_owned(),
+            signature: b64(signature)?,
+        }),
+        payload: payload.to_vec(),
+    };
+    Ok(Bundle {
+        format: FORMAT.into(),
+        envelope: BASE64.encode(envelope.encode_to_vec()),
+        receipt: receipt.to_owned(),
+        acknowledgement: ack.map(str::to_owned),
+        trust_list: BASE64.encode(trust.encode_to_vec()),
+    })
+}

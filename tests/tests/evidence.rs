@@ -1,0 +1,162 @@
+//! The offline verifier: an exported evidence bundle verifies with the anchor key alone, and
+//! every tampering is named.
+
+use std::process::{Command, Output};
+
+use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
+use caravan_proto::v1;
+use caravan_tests::{Net, binaries, sample_path};
+use prost::Message;
+
+fn verify(args: &[&str], file: &std::path::Path) -> (Output, serde_json::Value) {
+    let out = Command::new(&binaries().spoke)
+        .arg("verify")
+        .args(args)
+        .arg("--json")
+        .arg(file)
+        .output()
+        .unwrap();
+    let verdict = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    (out, verdict)
+}
+
+fn failed(verdict: &serde_json::Value) -> Vec<String> {
+    verdict["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["ok"] == false)
+        .map(|c| c["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_exported_bundle_verifies_offline_and_tampering_is_named() {
+    let mut net = Net::new(&["KZ", "CN"]);
+    net.start_hub().await;
+    net.start_spoke("KZ").await;
+    net.start_spoke("CN").await;
+    let sent = net.send(
+        "KZ",
+        "CN",
+        "e-co",
+        &sample_path("eco/carec-KZ-CN-certificate-of-origin.xml"),
+    );
+    let id = sent["message_id"].as_str().unwrap().to_owned();
+    net.wait_state("KZ", &id, "ACKNOWLEDGED");
+    let bundle_path = net.path().join("evidence.json");
+    let out = net.spoke_cli(
+        "CN",
+        &["export", &id, "--out", bundle_path.to_str().unwrap()],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Genuine, with the anchor key file, or with a spoke's config.
+    let anchor = net.pki().join("hub-anchor.pub");
+    let (out, verdict) = verify(&["--anchor-key", anchor.to_str().unwrap()], &bundle_path);
+    assert!(out.status.success(), "{verdict}");
+    assert_eq!(verdict["genuine"], true);
+    let names: Vec<&str> = verdict["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "trust list",
+            "hub receipt",
+            "signature",
+            "receipt matches document",
+            "acknowledgement"
+        ]
+    );
+    assert_eq!(verdict["document"]["document_id"], "KZ-CO-2026-000123");
+    let config = net.spoke_config("CN");
+    let (out, _) = verify(&["--config", config.to_str().unwrap()], &bundle_path);
+    assert!(out.status.success());
+
+    let original: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&bundle_path).unwrap()).unwrap();
+    let tampered = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut bundle = original.clone();
+        edit(&mut bundle);
+        let path = net.path().join("tampered.json");
+        std::fs::write(&path, bundle.to_string()).unwrap();
+        verify(&["--anchor-key", anchor.to_str().unwrap()], &path)
+    };
+    // A payload changed after signing.
+    let (out, verdict) = tampered(&|b| {
+        let mut env = v1::Envelope::decode(
+            BASE64
+                .decode(b["envelope"].as_str().unwrap())
+                .unwrap()
+                .as_slice(),
+        )
+        .unwrap();
+        env.payload[200] ^= 1;
+        b["envelope"] = BASE64.encode(env.encode_to_vec()).into();
+    });
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(verdict["genuine"], false);
+    assert!(
+        failed(&verdict).contains(&"signature".to_owned()),
+        "{verdict}"
+    );
+    let detail = verdict["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "signature")
+        .unwrap()["detail"]
+        .clone();
+    assert!(
+        detail.as_str().unwrap().contains("PAYLOAD_HASH_MISMATCH"),
+        "{detail}"
+    );
+    // A trust list edited by someone without the anchor key.
+    let (out, verdict) = tampered(&|b| {
+        let mut list = BASE64.decode(b["trust_list"].as_str().unwrap()).unwrap();
+        let n = list.len() / 2;
+        list[n] ^= 1;
+        b["trust_list"] = BASE64.encode(list).into();
+    });
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        failed(&verdict).contains(&"trust list".to_owned()),
+        "{verdict}"
+    );
+    // A receipt from another message.
+    let (out, verdict) = tampered(&|b| b["receipt"] = "AAAA".into());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        failed(&verdict).contains(&"hub receipt".to_owned()),
+        "{verdict}"
+    );
+
+    // Another anchor key believes nothing in the bundle.
+    let other = net.path().join("other-pki");
+    assert!(
+        Command::new(&binaries().hub)
+            .args(["pki", "init", "--dir"])
+            .arg(&other)
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    let (out, verdict) = verify(
+        &[
+            "--anchor-key",
+            other.join("hub-anchor.pub").to_str().unwrap(),
+        ],
+        &bundle_path,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(failed(&verdict)[0], "trust list");
+}
