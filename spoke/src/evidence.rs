@@ -186,14 +186,14 @@ pub fn verify(bundle: &Bundle, anchor: &PublicKey) -> Verdict {
                 ),
             });
         }
-        if let Some(set) = trust {
-            if set.corridor(h.sender, h.recipient, h.document_type) == CorridorState::Pilot {
-                v.checks.push(Check {
-                    name: "pilot corridor".into(),
-                    ok: true,
-                    detail: "sent on a pilot corridor".into(),
-                });
-            }
+        if let Some(set) = trust
+            && set.corridor(h.sender, h.recipient, h.document_type) == CorridorState::Pilot
+        {
+            v.checks.push(Check {
+                name: "pilot corridor".into(),
+                ok: true,
+                detail: "sent on a pilot corridor".into(),
+            });
         }
         v.document = serde_json::to_value(h).ok();
     }
