@@ -59,6 +59,30 @@ pub struct SpokeFile {
     pub anchor_public_key: String,
     /// TLS material.
     pub tls: TlsFiles,
+    /// The national single window's REST API; absent: not served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nsw: Option<NswFile>,
+}
+
+/// The NSW REST API as written.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NswFile {
+    /// Address of the HTTP API, e.g. "127.0.0.1:8080". Keep it on loopback, or put a TLS
+    /// proxy in front of it: the API itself speaks plain HTTP.
+    pub listen: String,
+    /// Clients allowed in, each with the SHA-256 (hex) of its bearer token.
+    pub tokens: Vec<NswTokenFile>,
+}
+
+/// One NSW API client.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NswTokenFile {
+    /// A name for the logs, e.g. "kz-single-window".
+    pub name: String,
+    /// SHA-256 of the token, 64 hex digits (`caravan-spoke token` prints it).
+    pub sha256: String,
 }
 
 fn default_max_payload() -> u64 {
@@ -101,6 +125,7 @@ pub struct Config {
     pub max_payload_bytes: usize,
     pub tls: TlsMaterial,
     pub anchor: PublicKey,
+    pub nsw: Option<crate::nsw::NswConfig>,
 }
 
 impl Config {
@@ -137,6 +162,7 @@ impl Config {
             "anchor_public_key",
             PublicKey::from_base64(&file.anchor_public_key),
         );
+        let nsw = file.nsw.as_ref().map(|n| nsw_config(n, &mut problems));
         let data_dir = resolve(path, &file.data_dir);
         let control_socket = control_socket(path, &file, &data_dir);
         problems.finish(path, || Config {
@@ -149,6 +175,40 @@ impl Config {
             max_payload_bytes: max_payload_bytes.expect("checked"),
             tls: tls.expect("checked"),
             anchor: anchor.expect("checked"),
+            nsw: nsw.flatten(),
         })
     }
+}
+
+fn nsw_config(file: &NswFile, problems: &mut Problems) -> Option<crate::nsw::NswConfig> {
+    let listen = problems.check("nsw.listen", file.listen.parse::<std::net::SocketAddr>());
+    if file.tokens.is_empty() {
+        problems.push("nsw.tokens: at least one client token is needed");
+    }
+    let mut tokens = Vec::new();
+    for (i, t) in file.tokens.iter().enumerate() {
+        let hex = t.sha256.as_bytes();
+        let digest: Option<[u8; 32]> = (hex.len() == 64 && hex.iter().all(u8::is_ascii_hexdigit))
+            .then(|| {
+                let mut out = [0u8; 32];
+                for (o, pair) in out.iter_mut().zip(hex.chunks(2)) {
+                    *o = u8::from_str_radix(std::str::from_utf8(pair).unwrap_or("00"), 16)
+                        .unwrap_or(0);
+                }
+                out
+            });
+        match digest {
+            Some(sha256) => tokens.push(crate::nsw::Token {
+                name: t.name.clone(),
+                sha256,
+            }),
+            None => problems.push(format!(
+                "nsw.tokens[{i}].sha256: must be 64 hex digits (the SHA-256 of the token)"
+            )),
+        }
+    }
+    Some(crate::nsw::NswConfig {
+        listen: listen?,
+        tokens,
+    })
 }

@@ -35,6 +35,7 @@ use serde::{Deserialize, Serialize};
 use caravan_common::{DocumentType, MessageId, ParticipantId, Refusal, Timestamp, trust::view};
 
 use crate::{
+    document::Problem,
     spoke::{Content, Outgoing, SendError, Spoke, blocking},
     store::{
         AckRecord, InboxRecord, ResponseBody, SentRecord, SentState, StateChange, StoreError,
@@ -52,9 +53,12 @@ pub struct ApiError {
 #[derive(Serialize, Deserialize)]
 struct ErrorBody {
     error: ApiError,
+    /// For a refused document: each problem, with the field and rule it breaks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    problems: Vec<Problem>,
 }
 
-struct Failure(StatusCode, ApiError);
+struct Failure(StatusCode, ApiError, Vec<Problem>);
 
 impl Failure {
     fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
@@ -64,13 +68,21 @@ impl Failure {
                 code: code.into(),
                 message: message.into(),
             },
+            Vec::new(),
         )
     }
 }
 
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
-        (self.0, Json(ErrorBody { error: self.1 })).into_response()
+        (
+            self.0,
+            Json(ErrorBody {
+                error: self.1,
+                problems: self.2,
+            }),
+        )
+            .into_response()
     }
 }
 
@@ -99,6 +111,20 @@ impl From<SendError> for Failure {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "HUB_UNAVAILABLE", m)
             }
             SendError::Store(e) => e.into(),
+            SendError::Invalid(problems) => {
+                let message = problems
+                    .iter()
+                    .map(|p| p.message.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                let mut failure = Self::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "INVALID_DOCUMENT",
+                    message,
+                );
+                failure.2 = problems;
+                failure
+            }
         }
     }
 }
@@ -110,18 +136,25 @@ fn bad_request(message: impl Into<String>) -> Failure {
 /// The routes, over the running spoke.
 pub fn router(spoke: Arc<Spoke>, max_payload_bytes: usize) -> Router {
     Router::new()
-        .route("/v1/health", get(health))
-        .route("/v1/documents", post(send))
-        .route("/v1/inbox", get(inbox))
-        .route("/v1/inbox/{id}", get(inbox_entry))
-        .route("/v1/inbox/{id}/payload", get(payload))
-        .route("/v1/inbox/{id}/answer", post(answer))
-        .route("/v1/inbox/{id}/evidence", get(evidence))
-        .route("/v1/sent/{id}/status", get(status))
-        .route("/v1/trust-list", get(trust_list))
+        .nest("/v1", routes(max_payload_bytes))
+        .with_state(spoke)
+}
+
+/// The operations, shared by the control API (`/v1`) and the NSW API (`/api/v1`).
+pub fn routes(max_payload_bytes: usize) -> Router<Arc<Spoke>> {
+    Router::new()
+        .route("/health", get(health))
+        .route("/documents", post(send))
+        .route("/documents/{id}", get(status))
+        .route("/inbox", get(inbox))
+        .route("/inbox/{id}", get(inbox_entry))
+        .route("/inbox/{id}/payload", get(payload))
+        .route("/inbox/{id}/answer", post(answer))
+        .route("/inbox/{id}/evidence", get(evidence))
+        .route("/sent/{id}/status", get(status))
+        .route("/trust-list", get(trust_list))
         // Room for the largest document; a larger body gets 413 before it is read in full.
         .layer(DefaultBodyLimit::max(max_payload_bytes.saturating_add(1)))
-        .with_state(spoke)
 }
 
 #[derive(Serialize, Deserialize)]
@@ -290,6 +323,8 @@ async fn answer(
 /// One line of the inbox listing.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InboxItem {
+    /// Arrival order: list again with `since` set to the last cursor seen.
+    pub cursor: u64,
     pub message_id: String,
     pub sender: String,
     pub document_type: Option<String>,
@@ -302,11 +337,13 @@ pub struct InboxItem {
     pub supersedes: Option<String>,
     pub in_reply_to: Option<String>,
     pub response: Option<ResponseBody>,
+    pub summary: Option<crate::document::Summary>,
 }
 
 impl From<&InboxRecord> for InboxItem {
     fn from(r: &InboxRecord) -> Self {
         Self {
+            cursor: 0,
             message_id: r.message_id.to_string(),
             sender: r.sender.to_string(),
             document_type: r.document_type.map(|t| t.to_string()),
@@ -319,14 +356,33 @@ impl From<&InboxRecord> for InboxItem {
             supersedes: r.supersedes.map(|s| s.to_string()),
             in_reply_to: r.in_reply_to.map(|s| s.to_string()),
             response: r.response.clone(),
+            summary: r.summary.clone(),
         }
     }
 }
 
-async fn inbox(State(spoke): State<Arc<Spoke>>) -> Result<Json<Vec<InboxItem>>, Failure> {
+#[derive(Deserialize)]
+struct InboxQuery {
+    /// Only documents that arrived after this cursor (from an earlier listing).
+    since: Option<u64>,
+}
+
+async fn inbox(
+    State(spoke): State<Arc<Spoke>>,
+    Query(q): Query<InboxQuery>,
+) -> Result<Json<Vec<InboxItem>>, Failure> {
     let store = spoke.store.clone();
-    let records = blocking(move || store.inbox_list()).await?;
-    Ok(Json(records.iter().map(InboxItem::from).collect()))
+    let since = q.since;
+    let records = blocking(move || store.inbox_since(since)).await?;
+    Ok(Json(
+        records
+            .iter()
+            .map(|(cursor, r)| InboxItem {
+                cursor: *cursor,
+                ..InboxItem::from(r)
+            })
+            .collect(),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -431,6 +487,49 @@ async fn status(
 
 // === client ===
 
+/// One HTTP/1.1 request over `io` (a Unix or TCP stream); returns the status and body.
+pub async fn exchange<S>(
+    io: S,
+    method: &str,
+    path_and_query: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> Result<(StatusCode, Bytes), ClientError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    let protocol = |e: &dyn std::fmt::Display| ClientError::Protocol(e.to_string());
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| ClientError::NotRunning {
+            socket: String::new(),
+            cause: e.to_string(),
+        })?;
+    tokio::spawn(connection);
+    let mut request = hyper::Request::builder()
+        .method(method)
+        .uri(path_and_query)
+        .header(header::HOST, "caravan-spoke");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request
+        .body(Full::new(Bytes::from(body)))
+        .map_err(|e| protocol(&e))?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| protocol(&e))?;
+    let status = response.status();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| protocol(&e))?
+        .to_bytes();
+    Ok((status, bytes))
+}
+
 /// Why the CLI could not get an answer.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -462,27 +561,12 @@ pub async fn call(
     let stream = tokio::net::UnixStream::connect(socket)
         .await
         .map_err(|e| not_running(&e))?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+    let (status, bytes) = exchange(stream, method, path_and_query, &[], body)
         .await
-        .map_err(|e| not_running(&e))?;
-    tokio::spawn(connection);
-    let request = hyper::Request::builder()
-        .method(method)
-        .uri(path_and_query)
-        .header(header::HOST, "caravan-spoke")
-        .body(Full::new(Bytes::from(body)))
-        .map_err(|e| ClientError::Protocol(e.to_string()))?;
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|e| ClientError::Protocol(e.to_string()))?;
-    let status = response.status();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| ClientError::Protocol(e.to_string()))?
-        .to_bytes();
+        .map_err(|e| match e {
+            ClientError::NotRunning { cause, .. } => not_running(&cause),
+            other => other,
+        })?;
     if status.is_success() {
         return Ok(bytes);
     }

@@ -242,6 +242,66 @@ fn append(targets: &mut [(&[&str], Option<String>, bool); 2], text: &str) {
     }
 }
 
+/// One thing wrong with a submitted document, for the NSW: which field, which rule, and what.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Problem {
+    pub field: String,
+    pub rule: String,
+    pub message: String,
+}
+
+impl DocumentError {
+    /// The problem as the NSW API reports it.
+    pub fn problem(&self) -> Problem {
+        let (field, rule) = match self {
+            Self::NotWellFormed { .. } => ("document", "well-formed-xml"),
+            Self::NoRoot => ("document", "root-element"),
+            Self::UnknownRoot { .. } => ("document", "known-document-format"),
+            Self::TypeMismatch { .. } => ("type", "matches-document"),
+        };
+        Problem {
+            field: field.into(),
+            rule: rule.into(),
+            message: self.to_string(),
+        }
+    }
+}
+
+/// The key fields of a document, for listings: its number and its issue date (ISO 8601).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Summary {
+    pub document_number: Option<String>,
+    pub issue_date: Option<String>,
+}
+
+impl Recognised {
+    pub fn summary(&self) -> Summary {
+        Summary {
+            document_number: self.document_id.clone(),
+            issue_date: self.issue_date.as_deref().and_then(iso_date),
+        }
+    }
+}
+
+/// The calendar date of a document date as written: `2016-04-22T13:53:08-03:00` and
+/// `2017-11-13` (ISO 8601, as SPS and UBL write them) or `20150109` (UN/CEFACT format 102).
+pub fn iso_date(text: &str) -> Option<String> {
+    let t = text.trim();
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    let (y, m, d) = if t.len() >= 10 && t.as_bytes()[4] == b'-' && t.as_bytes()[7] == b'-' {
+        (&t[0..4], &t[5..7], &t[8..10])
+    } else if t.len() == 8 && digits(t) {
+        (&t[0..4], &t[4..6], &t[6..8])
+    } else {
+        return None;
+    };
+    let (Ok(month), Ok(day)) = (m.parse::<u8>(), d.parse::<u8>()) else {
+        return None;
+    };
+    (digits(y) && (1..=12).contains(&month) && (1..=31).contains(&day))
+        .then(|| format!("{y}-{m}-{d}"))
+}
+
 /// Recognise `xml` and check it is of the `declared` type.
 pub fn check(xml: &[u8], declared: DocumentType) -> Result<Recognised, DocumentError> {
     let recognised = recognise(xml)?;
@@ -338,6 +398,19 @@ mod tests {
             })
         ));
         assert!(check(&invoice, DocumentType::Invoice).is_ok());
+    }
+
+    #[test]
+    fn dates_become_iso_8601() {
+        assert_eq!(
+            iso_date("2016-04-22T13:53:08-03:00").as_deref(),
+            Some("2016-04-22")
+        );
+        assert_eq!(iso_date("2017-11-13").as_deref(), Some("2017-11-13"));
+        assert_eq!(iso_date("20150109").as_deref(), Some("2015-01-09"));
+        for bad in ["", "2015-13-01", "yesterday", "2015010", "20151301"] {
+            assert_eq!(iso_date(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod config;
 pub mod control;
 pub mod document;
 pub mod evidence;
+pub mod nsw;
 pub mod spoke;
 pub mod store;
 pub mod trust;
@@ -58,6 +59,16 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let channel = spoke::hub_channel(&config)?;
     let max_payload_bytes = config.max_payload_bytes;
     let socket = config.control_socket.clone();
+    let nsw = config.nsw.clone();
+    let nsw_listener = match &nsw {
+        Some(n) => Some(tokio::net::TcpListener::bind(n.listen).await.map_err(|e| {
+            RunError::ControlSocket {
+                path: n.listen.to_string(),
+                cause: format!("NSW API: {e}"),
+            }
+        })?),
+        None => None,
+    };
     let trust = Arc::new(trust::TrustHolder::load(
         config.anchor.clone(),
         store.clone(),
@@ -76,11 +87,26 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let outbox = tokio::spawn(spoke.clone().drain_outbox(stop_rx.clone()));
     let status = tokio::spawn(spoke.clone().follow_status(stop_rx.clone()));
     let mut stop = stop_rx;
-    let control = axum::serve(listener, control::router(spoke, max_payload_bytes))
+    let control = axum::serve(listener, control::router(spoke.clone(), max_payload_bytes))
         .with_graceful_shutdown(async move {
             let _ = stop.changed().await;
         });
     let control = tokio::spawn(async move { control.await });
+    let nsw_api = match (nsw, nsw_listener) {
+        (Some(n), Some(listener)) => {
+            info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), clients = n.tokens.len(), "NSW API listening");
+            let mut stop = stop_tx.subscribe();
+            let app = nsw::router(spoke.clone(), max_payload_bytes, n.tokens);
+            Some(tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async move {
+                        let _ = stop.changed().await;
+                    })
+                    .await
+            }))
+        }
+        _ => None,
+    };
     shutdown.await;
     info!("shutting down");
     let _ = stop_tx.send(true);
@@ -89,6 +115,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let _ = outbox.await;
     let _ = status.await;
     let _ = control.await;
+    if let Some(api) = nsw_api {
+        let _ = api.await;
+    }
     let _ = std::fs::remove_file(&socket);
     spoke::blocking(move || store.flush()).await?;
     info!("store flushed; stopped");

@@ -44,6 +44,22 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Create a bearer token for an NSW API client: the token goes to FILE (0600), the line
+    /// for spoke.toml's [[nsw.tokens]] to standard output.
+    Token {
+        /// The client's name, for the logs.
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Where this spoke's interfaces are, from its config.
+    Info {
+        #[arg(long, env = "CARAVAN_SPOKE_CONFIG")]
+        config: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the spoke.
     Run {
         #[arg(long, env = "CARAVAN_SPOKE_CONFIG")]
@@ -216,6 +232,37 @@ fn main() -> ExitCode {
 fn command(command: Command) -> Result<(), Failure> {
     match command {
         Command::Keygen { out, json } => keygen(out, json),
+        Command::Token { name, out } => {
+            let (token, hash) = caravan_spoke::nsw::new_token();
+            caravan_common::signing::write_secret_file(&out, format!("{token}\n").as_bytes())
+                .map_err(|e| Failure(1, e.to_string()))?;
+            println!("[[nsw.tokens]]\nname = {:?}\nsha256 = \"{hash}\"", name);
+            Ok(())
+        }
+        Command::Info { config, json } => {
+            let path = config;
+            let file: caravan_spoke::config::SpokeFile =
+                caravan_common::config::read_toml(&path)
+                    .map_err(|e| Failure(EX_USAGE, e.to_string()))?;
+            let control =
+                ControlConfig::load(&path).map_err(|e| Failure(EX_USAGE, e.to_string()))?;
+            let info = serde_json::json!({
+                "participant": file.participant,
+                "hub_url": file.hub_url,
+                "api_url": file.nsw.as_ref().map(|n| format!("http://{}/api/v1", n.listen)),
+                "openapi_url": file.nsw.as_ref().map(|n| format!("http://{}/api/v1/openapi.json", n.listen)),
+                "console_url": serde_json::Value::Null,
+                "control_socket": control.control_socket.display().to_string(),
+            });
+            if json {
+                println!("{info}");
+            } else {
+                for (k, v) in info.as_object().into_iter().flatten() {
+                    println!("{k:<15} {}", text(v));
+                }
+            }
+            Ok(())
+        }
         Command::Run { config, log_format } => {
             let format = match log_format {
                 Format::Plain => LogFormat::Plain,

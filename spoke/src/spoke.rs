@@ -86,6 +86,9 @@ pub enum SendError {
     /// The spoke's store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The document is not what it must be; nothing was queued.
+    #[error("INVALID_DOCUMENT: {}", .0.iter().map(|p| p.message.as_str()).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<document::Problem>),
 }
 
 /// What to send.
@@ -225,7 +228,7 @@ impl Spoke {
         let (payload, content_type, found_id) = match out.content {
             Content::Document(payload) => {
                 let recognised = document::check(&payload, out.document_type)
-                    .map_err(|e| Refusal::new(RefusalCode::InvalidDocument, e.to_string()))?;
+                    .map_err(|e| SendError::Invalid(vec![e.problem()]))?;
                 (payload, XML, recognised.document_id)
             }
             Content::Response(body) => {
@@ -256,10 +259,11 @@ impl Spoke {
         held.set
             .check_corridor(self.me, out.to, out.document_type)?;
         let document_id = out.document_id.or(found_id).ok_or_else(|| {
-            Refusal::new(
-                RefusalCode::InvalidDocument,
-                "the document carries no number; give one with --document-id",
-            )
+            SendError::Invalid(vec![document::Problem {
+                field: "document_number".into(),
+                rule: "required".into(),
+                message: "the document carries no number; give one with --document-id".into(),
+            }])
         })?;
         let header = Header {
             message_id: MessageId::generate(),
@@ -776,6 +780,11 @@ impl Spoke {
                     supersedes: header.and_then(|h| h.supersedes),
                     in_reply_to: header.and_then(|h| h.in_reply_to),
                     response: response.clone(),
+                    // Read only once the document verified: never parse what is not genuine.
+                    summary: header
+                        .filter(|h| h.content_type == XML)
+                        .and_then(|_| document::recognise(&env.payload).ok())
+                        .map(|r| r.summary()),
                     created_at: header.map(|h| h.created_at),
                     key_id: header.map(|h| h.key_id.to_string()),
                     payload_length: env.payload.len() as u64,

@@ -82,6 +82,9 @@ pub struct InboxRecord {
     /// When the document is a business response: its decision.
     #[serde(default)]
     pub response: Option<ResponseBody>,
+    /// Key fields read from a verified document (number, issue date).
+    #[serde(default)]
+    pub summary: Option<crate::document::Summary>,
     pub created_at: Option<Timestamp>,
     pub key_id: Option<String>,
     pub payload_length: u64,
@@ -343,11 +346,27 @@ impl SpokeStore {
 
     /// Every inbox entry, in arrival order.
     pub fn inbox_list(&self) -> Result<Vec<InboxRecord>, StoreError> {
+        Ok(self
+            .inbox_since(None)?
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect())
+    }
+
+    /// Inbox entries that arrived after cursor `since` (all with `None`), in arrival order,
+    /// with their cursors.
+    pub fn inbox_since(&self, since: Option<u64>) -> Result<Vec<(u64, InboxRecord)>, StoreError> {
         let mut out = Vec::new();
-        for entry in self.arrivals.iter() {
-            let (_, key) = entry.map_err(backend)?;
+        let start = since.map_or(0, |s| s.saturating_add(1));
+        for entry in self.arrivals.range(start.to_be_bytes()..) {
+            let (arrival, key) = entry.map_err(backend)?;
+            let cursor = arrival
+                .as_ref()
+                .try_into()
+                .map(u64::from_be_bytes)
+                .map_err(|_| StoreError::Corrupt("arrival key".into()))?;
             if let Some(v) = self.inbox.get(&key).map_err(backend)? {
-                out.push(decode(&v)?);
+                out.push((cursor, decode(&v)?));
             }
         }
         Ok(out)
@@ -559,6 +578,7 @@ mod tests {
             supersedes: None,
             in_reply_to: None,
             response: None,
+            summary: None,
             created_at: Some(Timestamp::now()),
             key_id: None,
             payload_length: 3,

@@ -166,6 +166,10 @@ pub struct Net {
     pub receipt_key: Option<PathBuf>,
     /// Time to live of e-CO messages, in seconds (default: the hub's).
     pub eco_ttl_secs: Option<u64>,
+    /// Spokes serve the NSW API (on a free port) with one token each.
+    pub nsw: bool,
+    /// Each spoke's NSW API token.
+    pub nsw_tokens: BTreeMap<String, String>,
     onboarded: bool,
     hub: Option<Proc>,
     spokes: BTreeMap<String, Proc>,
@@ -224,6 +228,8 @@ impl Net {
             spoke_key: BTreeMap::new(),
             receipt_key: None,
             eco_ttl_secs: None,
+            nsw: false,
+            nsw_tokens: BTreeMap::new(),
             onboarded: false,
             hub: None,
             spokes: BTreeMap::new(),
@@ -486,7 +492,11 @@ impl Net {
             .join("control.sock")
     }
 
-    pub fn write_spoke_config(&self, id: &str) {
+    pub fn write_spoke_config(&mut self, id: &str) {
+        if self.nsw && !self.nsw_tokens.contains_key(id) {
+            let (token, _) = caravan_spoke::nsw::new_token();
+            self.nsw_tokens.insert(id.to_owned(), token);
+        }
         let pki = self.pki();
         let port = self.hub_port.expect("start the hub first");
         let text = format!(
@@ -502,7 +512,67 @@ impl Net {
             pki.join("participants").join(format!("{id}.pem")).display(),
             pki.join("participants").join(format!("{id}.key")).display(),
         );
+        let text = match self.nsw_tokens.get(id) {
+            Some(token) => {
+                let hash = caravan_common::envelope::to_hex(&sha256(token.as_bytes()));
+                format!(
+                    "{text}\n[nsw]\nlisten = \"127.0.0.1:0\"\n[[nsw.tokens]]\nname = \"{id}-nsw\"\nsha256 = \"{hash}\"\n"
+                )
+            }
+            None => text,
+        };
         fs::write(self.spoke_config(id), text).expect("write spoke config");
+    }
+
+    /// The address the spoke's NSW API listens on, from its log.
+    pub fn nsw_addr(&self, id: &str) -> SocketAddr {
+        let start = Instant::now();
+        loop {
+            let log = self.spoke_log(id);
+            if let Some(addr) = log
+                .lines()
+                .filter(|l| l.contains("NSW API listening"))
+                .find_map(|l| l.split("addr=").nth(1))
+            {
+                return addr
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .parse()
+                    .expect("NSW API address");
+            }
+            assert!(
+                start.elapsed() < PATIENCE,
+                "spoke {id} never served the NSW API:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// One request to `id`'s NSW API with `token` (or none); returns the status and JSON body
+    /// (`Null` when the body is not JSON).
+    pub async fn nsw_call(
+        &self,
+        id: &str,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Vec<u8>,
+    ) -> (u16, serde_json::Value) {
+        let stream = tokio::net::TcpStream::connect(self.nsw_addr(id))
+            .await
+            .expect("connect to the NSW API");
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> =
+            auth.iter().map(|a| ("authorization", a.as_str())).collect();
+        let (status, bytes) =
+            caravan_spoke::control::exchange(stream, method, path, &headers, body)
+                .await
+                .expect("NSW API answer");
+        (
+            status.as_u16(),
+            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        )
     }
 
     /// Start a spoke and wait until it has its delivery stream open to the hub.

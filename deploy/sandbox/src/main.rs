@@ -32,7 +32,7 @@ use caravan_hub::{
     pki::{self, PkiLayout, Subject},
 };
 use caravan_proto::v1;
-use caravan_spoke::config::SpokeFile;
+use caravan_spoke::config::{NswFile, NswTokenFile, SpokeFile};
 
 /// The sample documents sent, shipped in the repository (see samples/SOURCES.md).
 const ECO: &[u8] = include_bytes!("../../../samples/eco/carec-KZ-CN-certificate-of-origin.xml");
@@ -126,6 +126,13 @@ async fn sandbox(cli: Cli) -> anyhow::Result<bool> {
             "spoke {id} control socket {}",
             config.control_socket.display()
         );
+        if let Some(nsw) = &config.nsw {
+            println!(
+                "         NSW API http://{}/api/v1 (token in {})",
+                nsw.listen,
+                dir.join(id.as_str()).join("nsw-token").display()
+            );
+        }
         let rx = stop_rx.clone();
         tasks.push(tokio::spawn(async move {
             Ok(caravan_spoke::run(config, stopped(rx)).await?)
@@ -268,6 +275,12 @@ fn create(dir: &Path, spokes: &[ParticipantId]) -> anyhow::Result<()> {
             spoke_dir.join("signing.key.pub"),
             format!("{}\n", signing.public().to_base64()),
         )?;
+        // The national single window's bearer token; the config keeps only its SHA-256.
+        let (token, token_sha256) = caravan_spoke::nsw::new_token();
+        caravan_common::signing::write_secret_file(
+            &spoke_dir.join("nsw-token"),
+            format!("{token}\n").as_bytes(),
+        )?;
         let spoke = SpokeFile {
             participant: id.to_string(),
             hub_url: format!("https://127.0.0.1:{port}"),
@@ -277,6 +290,13 @@ fn create(dir: &Path, spokes: &[ParticipantId]) -> anyhow::Result<()> {
             control_socket: None,
             max_payload_bytes: caravan_spoke::config::DEFAULT_MAX_PAYLOAD_BYTES,
             anchor_public_key: init.anchor_public_key.clone(),
+            nsw: Some(NswFile {
+                listen: format!("127.0.0.1:{}", free_port()?),
+                tokens: vec![NswTokenFile {
+                    name: format!("{}-single-window", id.as_str().to_lowercase()),
+                    sha256: token_sha256,
+                }],
+            }),
             tls: TlsFiles {
                 ca_cert: "tls/ca.pem".into(),
                 cert: "tls/client.pem".into(),

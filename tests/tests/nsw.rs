@@ -1,0 +1,142 @@
+//! The national single window's REST API, as an NSW system uses it: bearer tokens, submission
+//! with precise refusals, the inbox since a cursor, document summaries, answers.
+
+use caravan_tests::{Net, sample};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_single_window_submits_follows_and_receives_over_the_rest_api() {
+    let mut net = Net::new(&["KZ", "CN"]);
+    net.nsw = true;
+    net.start_hub().await;
+    net.start_spoke("KZ").await;
+    net.start_spoke("CN").await;
+    let kz = net.nsw_tokens["KZ"].clone();
+    let cn = net.nsw_tokens["CN"].clone();
+
+    // The API describes itself, without a token.
+    let (status, doc) = net
+        .nsw_call("KZ", "GET", "/api/v1/openapi.json", None, Vec::new())
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert!(doc["paths"]["/api/v1/documents"]["post"].is_object());
+    // Everything else needs a valid token.
+    let (status, body) = net
+        .nsw_call("KZ", "GET", "/api/v1/inbox", None, Vec::new())
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("UNAUTHENTICATED"))
+    );
+    let (status, _) = net
+        .nsw_call("KZ", "GET", "/api/v1/inbox", Some(&cn), Vec::new())
+        .await;
+    assert_eq!(status, 401, "CN's token is not KZ's");
+
+    // Refusals name the field and the rule, and queue nothing.
+    let path = "/api/v1/documents?to=CN&type=e-phyto";
+    let (status, body) = net
+        .nsw_call("KZ", "POST", path, Some(&kz), b"<unclosed".to_vec())
+        .await;
+    assert_eq!(status, 422);
+    assert_eq!(body["problems"][0]["field"], "document");
+    assert_eq!(body["problems"][0]["rule"], "well-formed-xml");
+    let invoice = sample("einvoice/ubl/peppol-base-example.xml");
+    let (status, body) = net.nsw_call("KZ", "POST", path, Some(&kz), invoice).await;
+    assert_eq!(status, 422);
+    assert_eq!(body["problems"][0]["rule"], "matches-document", "{body}");
+
+    // A certificate, accepted by the hub.
+    let phyto = sample("ephyto/mattilsynet-SPSCertificateContent.xml");
+    let (status, sent) = net
+        .nsw_call("KZ", "POST", &format!("{path}&wait=30"), Some(&kz), phyto)
+        .await;
+    assert_eq!(status, 200, "{sent}");
+    let id = sent["message_id"].as_str().unwrap().to_owned();
+    assert!(sent["receipt"]["signed"].is_string());
+
+    // CN's single window finds it in its inbox, with the certificate's key fields.
+    let item = net.wait_inbox("CN", &id);
+    let cursor = item["cursor"].as_u64().unwrap();
+    let (status, list) = net
+        .nsw_call("CN", "GET", "/api/v1/inbox", Some(&cn), Vec::new())
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    let (_, after) = net
+        .nsw_call(
+            "CN",
+            "GET",
+            &format!("/api/v1/inbox?since={cursor}"),
+            Some(&cn),
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(
+        after.as_array().unwrap().len(),
+        0,
+        "nothing after the last cursor"
+    );
+    let (status, record) = net
+        .nsw_call(
+            "CN",
+            "GET",
+            &format!("/api/v1/inbox/{id}"),
+            Some(&cn),
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(record["message_id"], id.as_str());
+    assert_eq!(record["sender"], "KZ");
+    assert_eq!(record["document_type"], "e-phyto");
+    assert_eq!(record["verification"]["status"], "verified");
+    assert_eq!(record["summary"]["document_number"], "123ABC");
+    assert_eq!(record["summary"]["issue_date"], "2016-04-22");
+    let (status, _) = net
+        .nsw_call(
+            "CN",
+            "GET",
+            &format!("/api/v1/inbox/{id}/payload"),
+            Some(&cn),
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    // It answers; KZ follows the certificate to ACKNOWLEDGED and sees the answer.
+    let answer = br#"{"decision": "accepted"}"#.to_vec();
+    let (status, _) = net
+        .nsw_call(
+            "CN",
+            "POST",
+            &format!("/api/v1/inbox/{id}/answer"),
+            Some(&cn),
+            answer,
+        )
+        .await;
+    assert_eq!(status, 202);
+    let start = std::time::Instant::now();
+    loop {
+        let (status, doc) = net
+            .nsw_call(
+                "KZ",
+                "GET",
+                &format!("/api/v1/documents/{id}"),
+                Some(&kz),
+                Vec::new(),
+            )
+            .await;
+        assert_eq!(status, 200);
+        if doc["state"] == "ACKNOWLEDGED" && doc["responses"][0]["decision"] == "accepted" {
+            break;
+        }
+        assert!(start.elapsed() < caravan_tests::PATIENCE, "{doc}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Every request was logged with its caller.
+    assert!(
+        net.spoke_log("CN").contains("caller=\"CN-nsw\"")
+            || net.spoke_log("CN").contains("caller=CN-nsw")
+    );
+}
