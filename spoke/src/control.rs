@@ -413,12 +413,36 @@ async fn find(spoke: &Spoke, id: &str, sender: Option<&str>) -> Result<InboxReco
     }
 }
 
+/// A received document: its record, and the fields an officer checks.
+#[derive(Debug, Serialize)]
+pub struct InboxDetail {
+    #[serde(flatten)]
+    pub record: InboxRecord,
+    /// Read from the document only when it verified: what is not genuine is not interpreted.
+    pub fields: Vec<crate::document::Field>,
+}
+
 async fn inbox_entry(
     State(spoke): State<Arc<Spoke>>,
     UrlPath(id): UrlPath<String>,
     Query(q): Query<SenderQuery>,
-) -> Result<Json<InboxRecord>, Failure> {
-    Ok(Json(find(&spoke, &id, q.sender.as_deref()).await?))
+) -> Result<Json<InboxDetail>, Failure> {
+    let record = find(&spoke, &id, q.sender.as_deref()).await?;
+    let verified = matches!(record.verification, Verification::Verified { .. });
+    let fields = match (verified, record.content_type.as_deref()) {
+        (true, Some("application/xml")) => {
+            let store = spoke.store.clone();
+            let (sender, message_id) = (record.sender, record.message_id);
+            let payload = blocking(move || store.payload(sender, message_id))
+                .await?
+                .unwrap_or_default();
+            crate::document::recognise(&payload)
+                .and_then(|r| crate::document::fields(&payload, r.format))
+                .unwrap_or_default()
+        }
+        _ => Vec::new(),
+    };
+    Ok(Json(InboxDetail { record, fields }))
 }
 
 async fn payload(

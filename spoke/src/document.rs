@@ -419,3 +419,500 @@ mod tests {
         assert_eq!(recognise(xml).unwrap().document_id.as_deref(), Some("A&BA"));
     }
 }
+
+/// One field an officer checks, as found in the document. Repeated elements (goods lines,
+/// texts in several languages) give one field each, in document order.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Field {
+    pub label: String,
+    pub value: String,
+    /// The `languageID` of the element, when the document states it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+}
+
+/// `(label, path below the root by local names, attribute)`: the text of the element, or the
+/// value of the attribute when one is named.
+type Spec = (&'static str, &'static str, Option<&'static str>);
+
+const SPS: &[Spec] = &[
+    ("Certificate number", "SPSExchangedDocument/ID", None),
+    ("Certificate type", "SPSExchangedDocument/TypeCode", None),
+    ("Status", "SPSExchangedDocument/StatusCode", None),
+    (
+        "Issued",
+        "SPSExchangedDocument/IssueDateTime/DateTimeString",
+        None,
+    ),
+    (
+        "Issuing authority",
+        "SPSExchangedDocument/IssuerSPSParty/Name",
+        None,
+    ),
+    (
+        "Place of issue",
+        "SPSExchangedDocument/SignatorySPSAuthentication/IssueSPSLocation/Name",
+        None,
+    ),
+    (
+        "Authorised officer",
+        "SPSExchangedDocument/SignatorySPSAuthentication/ProviderSPSParty/SpecifiedSPSPerson/Name",
+        None,
+    ),
+    (
+        "Note subject",
+        "SPSExchangedDocument/IncludedSPSNote/Subject",
+        None,
+    ),
+    ("Note", "SPSExchangedDocument/IncludedSPSNote/Content", None),
+    (
+        "Attachment",
+        "SPSExchangedDocument/ReferenceSPSReferencedDocument/AttachmentBinaryObject",
+        Some("filename"),
+    ),
+    ("Consignor", "SPSConsignment/ConsignorSPSParty/Name", None),
+    ("Consignee", "SPSConsignment/ConsigneeSPSParty/Name", None),
+    ("Export country", "SPSConsignment/ExportSPSCountry/ID", None),
+    ("Import country", "SPSConsignment/ImportSPSCountry/ID", None),
+    (
+        "Transit country",
+        "SPSConsignment/TransitSPSCountry/ID",
+        None,
+    ),
+    (
+        "Point of entry",
+        "SPSConsignment/UnloadingBaseportSPSLocation/Name",
+        None,
+    ),
+    (
+        "Transport mode",
+        "SPSConsignment/MainCarriageSPSTransportMovement/ModeCode",
+        None,
+    ),
+    (
+        "Means of conveyance",
+        "SPSConsignment/MainCarriageSPSTransportMovement/UsedSPSTransportMeans/Name",
+        None,
+    ),
+    (
+        "Container / seal",
+        "SPSConsignment/UtilizedSPSTransportEquipment/ID",
+        None,
+    ),
+    (
+        "Product",
+        "SPSConsignment/IncludedSPSConsignmentItem/IncludedSPSTradeLineItem/Description",
+        None,
+    ),
+    (
+        "Botanical name",
+        "SPSConsignment/IncludedSPSConsignmentItem/IncludedSPSTradeLineItem/ScientificName",
+        None,
+    ),
+    (
+        "Common name",
+        "SPSConsignment/IncludedSPSConsignmentItem/IncludedSPSTradeLineItem/CommonName",
+        None,
+    ),
+    (
+        "Intended use",
+        "SPSConsignment/IncludedSPSConsignmentItem/IncludedSPSTradeLineItem/IntendedUse",
+        None,
+    ),
+    (
+        "Net weight",
+        "SPSConsignment/IncludedSPSConsignmentItem/IncludedSPSTradeLineItem/NetWeightMeasure",
+        None,
+    ),
+    (
+        "Gross weight",
+        "SPSConsignment/IncludedSPSConsignmentItem/IncludedSPSTradeLineItem/GrossWeightMeasure",
+        None,
+    ),
+    (
+        "Classification",
+        "SPSConsignment/IncludedSPSConsignmentItem/IncludedSPSTradeLineItem/ApplicableSPSClassification/ClassCode",
+        None,
+    ),
+    (
+        "Origin",
+        "SPSConsignment/IncludedSPSConsignmentItem/IncludedSPSTradeLineItem/OriginSPSCountry/ID",
+        None,
+    ),
+];
+
+const COO: &[Spec] = &[
+    ("Certificate number", "ID", None),
+    ("Issue date", "IssueDate", None),
+    ("Exporter", "ExporterParty/PartyName/Name", None),
+    ("Importer", "ImporterParty/PartyName/Name", None),
+    (
+        "Certificate type",
+        "CertificateOfOriginApplication/CertificateType",
+        None,
+    ),
+    (
+        "Status",
+        "CertificateOfOriginApplication/ApplicationStatusCode",
+        None,
+    ),
+    (
+        "Original certificate",
+        "CertificateOfOriginApplication/OriginalJobID",
+        None,
+    ),
+    (
+        "Replaces",
+        "CertificateOfOriginApplication/PreviousJobID",
+        None,
+    ),
+    (
+        "Issuing authority",
+        "CertificateOfOriginApplication/IssuerParty/PartyName/Name",
+        None,
+    ),
+    (
+        "Issuing country",
+        "CertificateOfOriginApplication/IssuingCountry/IdentificationCode",
+        None,
+    ),
+    (
+        "Consignee",
+        "CertificateOfOriginApplication/Shipment/Consignment/ConsigneeParty/PartyName/Name",
+        None,
+    ),
+    (
+        "Export country",
+        "CertificateOfOriginApplication/Shipment/ExportCountry/IdentificationCode",
+        None,
+    ),
+    (
+        "Goods",
+        "CertificateOfOriginApplication/Shipment/GoodsItem/Item/Description",
+        None,
+    ),
+    (
+        "HS code",
+        "CertificateOfOriginApplication/Shipment/GoodsItem/Item/CommodityClassification/ItemClassificationCode",
+        None,
+    ),
+    (
+        "Origin",
+        "CertificateOfOriginApplication/Shipment/GoodsItem/Item/OriginCountry/IdentificationCode",
+        None,
+    ),
+    (
+        "Quantity",
+        "CertificateOfOriginApplication/Shipment/GoodsItem/Quantity",
+        None,
+    ),
+    (
+        "Gross weight",
+        "CertificateOfOriginApplication/Shipment/GrossWeightMeasure",
+        None,
+    ),
+    (
+        "Transport mode",
+        "CertificateOfOriginApplication/Shipment/ShipmentStage/TransportModeCode",
+        None,
+    ),
+    (
+        "Supporting document",
+        "CertificateOfOriginApplication/SupportingDocumentReference/ID",
+        None,
+    ),
+    (
+        "Endorsed by",
+        "IssuerEndorsement/EndorserParty/Party/PartyName/Name",
+        None,
+    ),
+    ("Note", "Note", None),
+];
+
+const UBL_INVOICE: &[Spec] = &[
+    ("Invoice number", "ID", None),
+    ("Issue date", "IssueDate", None),
+    ("Type", "InvoiceTypeCode", None),
+    ("Type", "CreditNoteTypeCode", None),
+    ("Currency", "DocumentCurrencyCode", None),
+    (
+        "Seller",
+        "AccountingSupplierParty/Party/PartyLegalEntity/RegistrationName",
+        None,
+    ),
+    (
+        "Seller country",
+        "AccountingSupplierParty/Party/PostalAddress/Country/IdentificationCode",
+        None,
+    ),
+    (
+        "Buyer",
+        "AccountingCustomerParty/Party/PartyLegalEntity/RegistrationName",
+        None,
+    ),
+    (
+        "Buyer country",
+        "AccountingCustomerParty/Party/PostalAddress/Country/IdentificationCode",
+        None,
+    ),
+    ("Tax", "TaxTotal/TaxAmount", None),
+    ("Amount due", "LegalMonetaryTotal/PayableAmount", None),
+    ("Item", "InvoiceLine/Item/Name", None),
+    ("Item", "CreditNoteLine/Item/Name", None),
+    ("Quantity", "InvoiceLine/InvoicedQuantity", None),
+    ("Quantity", "CreditNoteLine/CreditedQuantity", None),
+    (
+        "Classification",
+        "InvoiceLine/Item/CommodityClassification/ItemClassificationCode",
+        None,
+    ),
+    (
+        "Attachment",
+        "AdditionalDocumentReference/Attachment/EmbeddedDocumentBinaryObject",
+        Some("filename"),
+    ),
+];
+
+const CII: &[Spec] = &[
+    ("Invoice number", "ExchangedDocument/ID", None),
+    ("Type", "ExchangedDocument/TypeCode", None),
+    (
+        "Issue date",
+        "ExchangedDocument/IssueDateTime/DateTimeString",
+        None,
+    ),
+    (
+        "Seller",
+        "SupplyChainTradeTransaction/ApplicableHeaderTradeAgreement/SellerTradeParty/Name",
+        None,
+    ),
+    (
+        "Seller country",
+        "SupplyChainTradeTransaction/ApplicableHeaderTradeAgreement/SellerTradeParty/PostalTradeAddress/CountryID",
+        None,
+    ),
+    (
+        "Buyer",
+        "SupplyChainTradeTransaction/ApplicableHeaderTradeAgreement/BuyerTradeParty/Name",
+        None,
+    ),
+    (
+        "Buyer country",
+        "SupplyChainTradeTransaction/ApplicableHeaderTradeAgreement/BuyerTradeParty/PostalTradeAddress/CountryID",
+        None,
+    ),
+    (
+        "Currency",
+        "SupplyChainTradeTransaction/ApplicableHeaderTradeSettlement/InvoiceCurrencyCode",
+        None,
+    ),
+    (
+        "Total",
+        "SupplyChainTradeTransaction/ApplicableHeaderTradeSettlement/SpecifiedTradeSettlementHeaderMonetarySummation/GrandTotalAmount",
+        None,
+    ),
+    (
+        "Amount due",
+        "SupplyChainTradeTransaction/ApplicableHeaderTradeSettlement/SpecifiedTradeSettlementHeaderMonetarySummation/DuePayableAmount",
+        None,
+    ),
+    (
+        "Item",
+        "SupplyChainTradeTransaction/IncludedSupplyChainTradeLineItem/SpecifiedTradeProduct/Name",
+        None,
+    ),
+    (
+        "Quantity",
+        "SupplyChainTradeTransaction/IncludedSupplyChainTradeLineItem/SpecifiedLineTradeDelivery/BilledQuantity",
+        None,
+    ),
+    (
+        "Attachment",
+        "SupplyChainTradeTransaction/ApplicableHeaderTradeAgreement/AdditionalReferencedDocument/AttachmentBinaryObject",
+        Some("filename"),
+    ),
+];
+
+impl Format {
+    fn fields(self) -> &'static [Spec] {
+        match self {
+            Self::SpsCertificate => SPS,
+            Self::UblCertificateOfOrigin => COO,
+            Self::UblInvoice | Self::UblCreditNote => UBL_INVOICE,
+            Self::CrossIndustryInvoice => CII,
+        }
+    }
+}
+
+/// The fields an officer checks, read from a document already recognised as `format`.
+/// Lenient: elements are found by their path of local names, whatever their order, prefixes or
+/// neighbours; what is absent is simply not listed.
+pub fn fields(xml: &[u8], format: Format) -> Result<Vec<Field>, DocumentError> {
+    let specs = format.fields();
+    let mut reader = NsReader::from_reader(xml);
+    let mut buf = Vec::new();
+    let mut path: Vec<String> = Vec::new();
+    let mut depth = 0usize;
+    let mut out = Vec::new();
+    // The field being read from element text: (index in `out`, depth it closes at).
+    let mut open: Vec<(usize, usize)> = Vec::new();
+    loop {
+        let position = reader.buffer_position();
+        let malformed = |e: quick_xml::Error| DocumentError::NotWellFormed {
+            position,
+            message: e.to_string(),
+        };
+        let (_, event) = reader
+            .read_resolved_event_into(&mut buf)
+            .map_err(malformed)?;
+        match &event {
+            Event::Start(e) | Event::Empty(e) => {
+                let is_start = matches!(event, Event::Start(_));
+                if depth > 0 {
+                    path.push(String::from_utf8_lossy(e.local_name().as_ref()).into_owned());
+                }
+                let here = path.join("/");
+                let attribute = |name: &str| {
+                    e.attributes()
+                        .flatten()
+                        .find(|a| a.key.local_name().as_ref() == name.as_bytes())
+                        .and_then(|a| a.unescape_value().ok())
+                        .map(|v| v.into_owned())
+                };
+                for (label, _, attr) in specs.iter().filter(|(_, p, _)| depth > 0 && *p == here) {
+                    match attr {
+                        Some(attr) => {
+                            if let Some(value) = attribute(attr) {
+                                out.push(Field {
+                                    label: (*label).into(),
+                                    value,
+                                    language: None,
+                                });
+                            }
+                        }
+                        None if is_start => {
+                            open.push((out.len(), depth + 1));
+                            out.push(Field {
+                                label: (*label).into(),
+                                value: String::new(),
+                                language: attribute("languageID"),
+                            });
+                        }
+                        None => {}
+                    }
+                }
+                if is_start {
+                    depth += 1;
+                } else if depth > 0 {
+                    path.pop();
+                }
+            }
+            Event::End(_) => {
+                while open.last().is_some_and(|(_, d)| *d == depth) {
+                    open.pop();
+                }
+                depth = depth.saturating_sub(1);
+                path.pop();
+            }
+            Event::Text(t) => {
+                let text = t.decode().map_err(|e| malformed(e.into()))?;
+                for (index, _) in &open {
+                    out[*index].value.push_str(&text);
+                }
+            }
+            Event::GeneralRef(r) => {
+                let text = match r.resolve_char_ref().map_err(malformed)? {
+                    Some(c) => c.to_string(),
+                    None => r
+                        .decode()
+                        .ok()
+                        .and_then(|n| quick_xml::escape::resolve_predefined_entity(&n))
+                        .unwrap_or_default()
+                        .to_owned(),
+                };
+                for (index, _) in &open {
+                    out[*index].value.push_str(&text);
+                }
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+        buf.clear();
+    }
+    for f in &mut out {
+        f.value = f.value.split_whitespace().collect::<Vec<_>>().join(" ");
+    }
+    out.retain(|f| !f.value.is_empty());
+    Ok(out)
+}
+
+#[cfg(test)]
+mod field_tests {
+    use super::*;
+
+    fn sample(path: &str) -> Vec<u8> {
+        std::fs::read(format!("{}/../samples/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    }
+
+    fn values<'a>(fields: &'a [Field], label: &str) -> Vec<&'a str> {
+        fields
+            .iter()
+            .filter(|f| f.label == label)
+            .map(|f| f.value.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn reads_what_an_officer_checks_in_the_samples() {
+        let phyto = fields(
+            &sample("ephyto/mattilsynet-SPSCertificateContent.xml"),
+            Format::SpsCertificate,
+        )
+        .unwrap();
+        assert_eq!(values(&phyto, "Certificate number"), ["123ABC"]);
+        assert!(!values(&phyto, "Botanical name").is_empty(), "{phyto:?}");
+        assert!(!values(&phyto, "Attachment").is_empty());
+        assert!(
+            values(&phyto, "Note subject").contains(&"ADRPN"),
+            "replacement data is listed"
+        );
+        // Texts repeated per language keep their language.
+        assert!(
+            phyto
+                .iter()
+                .any(|f| f.label == "Product" && f.language.is_some())
+        );
+
+        let eco = fields(
+            &sample("eco/carec-KZ-CN-certificate-of-origin.xml"),
+            Format::UblCertificateOfOrigin,
+        )
+        .unwrap();
+        assert_eq!(values(&eco, "Certificate number"), ["KZ-CO-2026-000123"]);
+        // A name given in several scripts is listed in each.
+        assert_eq!(
+            values(&eco, "Importer"),
+            [
+                "新疆丝路粮油贸易有限公司",
+                "Xinjiang Silk Road Grain and Oil Trading Co., Ltd."
+            ]
+        );
+        assert_eq!(values(&eco, "HS code"), ["110100", "110311"]);
+
+        let cii = fields(
+            &sample("einvoice/cii/en16931-CII_example1.xml"),
+            Format::CrossIndustryInvoice,
+        )
+        .unwrap();
+        assert_eq!(values(&cii, "Invoice number"), ["12115118"]);
+        assert!(!values(&cii, "Seller").is_empty());
+
+        let ubl = fields(
+            &sample("einvoice/ubl/peppol-base-example.xml"),
+            Format::UblInvoice,
+        )
+        .unwrap();
+        assert_eq!(values(&ubl, "Invoice number"), ["Snippet1"]);
+        assert!(!values(&ubl, "Amount due").is_empty());
+    }
+}

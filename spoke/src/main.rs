@@ -482,6 +482,17 @@ fn command(command: Command) -> Result<(), Failure> {
                     "verification",
                     describe_verification(&record["verification"])
                 );
+                for f in record["fields"].as_array().into_iter().flatten() {
+                    let language = f["language"]
+                        .as_str()
+                        .map(|l| format!(" [{l}]"))
+                        .unwrap_or_default();
+                    println!(
+                        "  {:<22} {}{language}",
+                        text(&f["label"]),
+                        text(&f["value"])
+                    );
+                }
                 if let Some(out) = payload_out {
                     println!("payload written to {}", out.display());
                 }
