@@ -62,6 +62,28 @@ pub struct SpokeFile {
     /// The national single window's REST API; absent: not served.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nsw: Option<NswFile>,
+    /// The officers' web console; absent: not served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console: Option<ConsoleFile>,
+}
+
+/// The officers' web console as written.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleFile {
+    /// Address of the console, e.g. "127.0.0.1:8081" (plain HTTP: keep it on loopback or
+    /// behind a TLS proxy).
+    pub listen: String,
+    pub officers: Vec<OfficerFile>,
+}
+
+/// An officer account.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OfficerFile {
+    pub user: String,
+    /// argon2 PHC string (`caravan-spoke officer-password` prints it).
+    pub password_hash: String,
 }
 
 /// The NSW REST API as written.
@@ -126,6 +148,7 @@ pub struct Config {
     pub tls: TlsMaterial,
     pub anchor: PublicKey,
     pub nsw: Option<crate::nsw::NswConfig>,
+    pub console: Option<crate::console::ConsoleConfig>,
 }
 
 impl Config {
@@ -163,6 +186,10 @@ impl Config {
             PublicKey::from_base64(&file.anchor_public_key),
         );
         let nsw = file.nsw.as_ref().map(|n| nsw_config(n, &mut problems));
+        let console = file
+            .console
+            .as_ref()
+            .map(|c| console_config(c, &mut problems));
         let data_dir = resolve(path, &file.data_dir);
         let control_socket = control_socket(path, &file, &data_dir);
         problems.finish(path, || Config {
@@ -176,6 +203,7 @@ impl Config {
             tls: tls.expect("checked"),
             anchor: anchor.expect("checked"),
             nsw: nsw.flatten(),
+            console: console.flatten(),
         })
     }
 }
@@ -210,5 +238,35 @@ fn nsw_config(file: &NswFile, problems: &mut Problems) -> Option<crate::nsw::Nsw
     Some(crate::nsw::NswConfig {
         listen: listen?,
         tokens,
+    })
+}
+
+fn console_config(
+    file: &ConsoleFile,
+    problems: &mut Problems,
+) -> Option<crate::console::ConsoleConfig> {
+    let listen = problems.check(
+        "console.listen",
+        file.listen.parse::<std::net::SocketAddr>(),
+    );
+    if file.officers.is_empty() {
+        problems.push("console.officers: at least one officer account is needed");
+    }
+    for (i, o) in file.officers.iter().enumerate() {
+        if argon2::PasswordHash::new(&o.password_hash).is_err() {
+            problems.push(format!("console.officers[{i}].password_hash: not an argon2 hash (use `caravan-spoke officer-password`)"));
+        }
+    }
+    let officers = file
+        .officers
+        .iter()
+        .map(|o| crate::console::Officer {
+            user: o.user.clone(),
+            password_hash: o.password_hash.clone(),
+        })
+        .collect();
+    Some(crate::console::ConsoleConfig {
+        listen: listen?,
+        officers,
     })
 }

@@ -522,6 +522,21 @@ pub async fn exchange<S>(
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
 {
+    let (status, _, body) = exchange_full(io, method, path_and_query, headers, body).await?;
+    Ok((status, body))
+}
+
+/// [`exchange`], also returning the response headers (name, value).
+pub async fn exchange_full<S>(
+    io: S,
+    method: &str,
+    path_and_query: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> Result<(StatusCode, Vec<(String, String)>, Bytes), ClientError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
     let protocol = |e: &dyn std::fmt::Display| ClientError::Protocol(e.to_string());
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
         .await
@@ -545,13 +560,23 @@ where
         .await
         .map_err(|e| protocol(&e))?;
     let status = response.status();
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                v.to_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
     let bytes = response
         .into_body()
         .collect()
         .await
         .map_err(|e| protocol(&e))?
         .to_bytes();
-    Ok((status, bytes))
+    Ok((status, headers, bytes))
 }
 
 /// Why the CLI could not get an answer.

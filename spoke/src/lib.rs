@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod console;
 pub mod control;
 pub mod document;
 pub mod evidence;
@@ -60,6 +61,16 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let max_payload_bytes = config.max_payload_bytes;
     let socket = config.control_socket.clone();
     let nsw = config.nsw.clone();
+    let console = config.console.clone();
+    let console_listener = match &console {
+        Some(c) => Some(tokio::net::TcpListener::bind(c.listen).await.map_err(|e| {
+            RunError::ControlSocket {
+                path: c.listen.to_string(),
+                cause: format!("console: {e}"),
+            }
+        })?),
+        None => None,
+    };
     let nsw_listener = match &nsw {
         Some(n) => Some(tokio::net::TcpListener::bind(n.listen).await.map_err(|e| {
             RunError::ControlSocket {
@@ -92,6 +103,21 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             let _ = stop.changed().await;
         });
     let control = tokio::spawn(async move { control.await });
+    let console_task = match (console, console_listener) {
+        (Some(c), Some(listener)) => {
+            info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), officers = c.officers.len(), "officer console listening");
+            let mut stop = stop_tx.subscribe();
+            let app = console::router(spoke.clone(), c.officers);
+            Some(tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async move {
+                        let _ = stop.changed().await;
+                    })
+                    .await
+            }))
+        }
+        _ => None,
+    };
     let nsw_api = match (nsw, nsw_listener) {
         (Some(n), Some(listener)) => {
             info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), clients = n.tokens.len(), "NSW API listening");
@@ -115,8 +141,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let _ = outbox.await;
     let _ = status.await;
     let _ = control.await;
-    if let Some(api) = nsw_api {
-        let _ = api.await;
+    for task in [nsw_api, console_task].into_iter().flatten() {
+        let _ = task.await;
     }
     let _ = std::fs::remove_file(&socket);
     spoke::blocking(move || store.flush()).await?;

@@ -53,6 +53,12 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Hash an officer's password (read from standard input) for spoke.toml's
+    /// [[console.officers]].
+    OfficerPassword {
+        #[arg(long)]
+        user: String,
+    },
     /// Where this spoke's interfaces are, from its config.
     Info {
         #[arg(long, env = "CARAVAN_SPOKE_CONFIG")]
@@ -239,6 +245,22 @@ fn command(command: Command) -> Result<(), Failure> {
             println!("[[nsw.tokens]]\nname = {:?}\nsha256 = \"{hash}\"", name);
             Ok(())
         }
+        Command::OfficerPassword { user } => {
+            let mut password = String::new();
+            std::io::stdin()
+                .read_line(&mut password)
+                .map_err(|e| Failure(1, e.to_string()))?;
+            let password = password.trim_end_matches(['\n', '\r']);
+            if password.len() < 8 {
+                return Err(Failure(
+                    EX_USAGE,
+                    "the password must have at least 8 characters".into(),
+                ));
+            }
+            let hash = caravan_spoke::console::hash_password(password);
+            println!("[[console.officers]]\nuser = {user:?}\npassword_hash = \"{hash}\"");
+            Ok(())
+        }
         Command::Info { config, json } => {
             let path = config;
             let file: caravan_spoke::config::SpokeFile =
@@ -251,7 +273,7 @@ fn command(command: Command) -> Result<(), Failure> {
                 "hub_url": file.hub_url,
                 "api_url": file.nsw.as_ref().map(|n| format!("http://{}/api/v1", n.listen)),
                 "openapi_url": file.nsw.as_ref().map(|n| format!("http://{}/api/v1/openapi.json", n.listen)),
-                "console_url": serde_json::Value::Null,
+                "console_url": file.console.as_ref().map(|c| format!("http://{}/console", c.listen)),
                 "control_socket": control.control_socket.display().to_string(),
             });
             if json {

@@ -170,6 +170,8 @@ pub struct Net {
     pub nsw: bool,
     /// Each spoke's NSW API token.
     pub nsw_tokens: BTreeMap<String, String>,
+    /// Spokes serve the officer console (on a free port) for user `officer` with this password.
+    pub console_password: Option<String>,
     onboarded: bool,
     hub: Option<Proc>,
     spokes: BTreeMap<String, Proc>,
@@ -230,6 +232,7 @@ impl Net {
             eco_ttl_secs: None,
             nsw: false,
             nsw_tokens: BTreeMap::new(),
+            console_password: None,
             onboarded: false,
             hub: None,
             spokes: BTreeMap::new(),
@@ -521,7 +524,73 @@ impl Net {
             }
             None => text,
         };
+        let text = match &self.console_password {
+            Some(password) => {
+                let hash = caravan_spoke::console::hash_password(password);
+                format!(
+                    "{text}\n[console]\nlisten = \"127.0.0.1:0\"\n[[console.officers]]\nuser = \"officer\"\npassword_hash = \"{hash}\"\n"
+                )
+            }
+            None => text,
+        };
         fs::write(self.spoke_config(id), text).expect("write spoke config");
+    }
+
+    /// The address the spoke's officer console listens on, from its log.
+    pub fn console_addr(&self, id: &str) -> SocketAddr {
+        let start = Instant::now();
+        loop {
+            let log = self.spoke_log(id);
+            if let Some(addr) = log
+                .lines()
+                .filter(|l| l.contains("officer console listening"))
+                .find_map(|l| l.split("addr=").nth(1))
+            {
+                return addr
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .parse()
+                    .expect("console address");
+            }
+            assert!(
+                start.elapsed() < PATIENCE,
+                "spoke {id} never served the console:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// One request to `id`'s console; returns status, the response headers and the body.
+    pub async fn console_call(
+        &self,
+        id: &str,
+        method: &str,
+        path: &str,
+        cookie: Option<&str>,
+        form: Option<&str>,
+    ) -> (u16, Vec<(String, String)>, String) {
+        let stream = tokio::net::TcpStream::connect(self.console_addr(id))
+            .await
+            .expect("connect to the console");
+        let (_sender, _) = (0, 0);
+        let mut headers: Vec<(&str, &str)> = Vec::new();
+        if let Some(c) = cookie {
+            headers.push(("cookie", c));
+        }
+        if form.is_some() {
+            headers.push(("content-type", "application/x-www-form-urlencoded"));
+        }
+        let body = form.map(|f| f.as_bytes().to_vec()).unwrap_or_default();
+        let (status, headers_out, bytes) =
+            caravan_spoke::control::exchange_full(stream, method, path, &headers, body)
+                .await
+                .expect("console answer");
+        (
+            status.as_u16(),
+            headers_out,
+            String::from_utf8_lossy(&bytes).into_owned(),
+        )
     }
 
     /// The address the spoke's NSW API listens on, from its log.

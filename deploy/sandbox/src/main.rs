@@ -32,7 +32,7 @@ use caravan_hub::{
     pki::{self, PkiLayout, Subject},
 };
 use caravan_proto::v1;
-use caravan_spoke::config::{NswFile, NswTokenFile, SpokeFile};
+use caravan_spoke::config::{ConsoleFile, NswFile, NswTokenFile, OfficerFile, SpokeFile};
 
 /// The sample documents sent, shipped in the repository (see samples/SOURCES.md).
 const ECO: &[u8] = include_bytes!("../../../samples/eco/carec-KZ-CN-certificate-of-origin.xml");
@@ -126,6 +126,13 @@ async fn sandbox(cli: Cli) -> anyhow::Result<bool> {
             "spoke {id} control socket {}",
             config.control_socket.display()
         );
+        if let Some(console) = &config.console {
+            println!(
+                "         officer console http://{}/console (login in {})",
+                console.listen,
+                dir.join(id.as_str()).join("officer.txt").display()
+            );
+        }
         if let Some(nsw) = &config.nsw {
             println!(
                 "         NSW API http://{}/api/v1 (token in {})",
@@ -281,6 +288,13 @@ fn create(dir: &Path, spokes: &[ParticipantId]) -> anyhow::Result<()> {
             &spoke_dir.join("nsw-token"),
             format!("{token}\n").as_bytes(),
         )?;
+        // An officer login for the console: user `officer`, a random password.
+        let (password, _) = caravan_spoke::nsw::new_token();
+        let password = &password[..20];
+        caravan_common::signing::write_secret_file(
+            &spoke_dir.join("officer.txt"),
+            format!("officer:{password}\n").as_bytes(),
+        )?;
         let spoke = SpokeFile {
             participant: id.to_string(),
             hub_url: format!("https://127.0.0.1:{port}"),
@@ -295,6 +309,13 @@ fn create(dir: &Path, spokes: &[ParticipantId]) -> anyhow::Result<()> {
                 tokens: vec![NswTokenFile {
                     name: format!("{}-single-window", id.as_str().to_lowercase()),
                     sha256: token_sha256,
+                }],
+            }),
+            console: Some(ConsoleFile {
+                listen: format!("127.0.0.1:{}", free_port()?),
+                officers: vec![OfficerFile {
+                    user: "officer".into(),
+                    password_hash: caravan_spoke::console::hash_password(password),
                 }],
             }),
             tls: TlsFiles {

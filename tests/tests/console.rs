@@ -1,0 +1,202 @@
+//! The officers' web console over HTTP, as a browser uses it: login with a CSRF-protected form,
+//! session cookie, inbox with filters, a document's verification panel, the printable view,
+//! a tampered document flagged, and lockout after repeated failures.
+
+use caravan_common::{MessageId, RefusalCode};
+use caravan_spoke::store::{SpokeStore, Verification};
+use caravan_tests::{Net, sample_path};
+
+const PASSWORD: &str = "border-post-7";
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// Log in as `officer` with `password`; returns the status and the session cookie.
+async fn login(net: &Net, password: &str) -> (u16, Option<String>) {
+    let (_, headers, form) = net
+        .console_call("CN", "GET", "/console/login", None, None)
+        .await;
+    let login_cookie = header(&headers, "set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let csrf = form
+        .split("name=csrf value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let body = format!("user=officer&password={password}&csrf={csrf}");
+    let (status, headers, _) = net
+        .console_call(
+            "CN",
+            "POST",
+            "/console/login",
+            Some(&login_cookie),
+            Some(&body),
+        )
+        .await;
+    let session = header(&headers, "set-cookie").map(|c| c.to_owned());
+    (status, session)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_officer_logs_in_finds_a_document_and_sees_it_verified() {
+    let mut net = Net::new(&["KZ", "CN"]);
+    net.console_password = Some(PASSWORD.into());
+    net.start_hub().await;
+    net.start_spoke("KZ").await;
+    net.start_spoke("CN").await;
+    let sent = net.send(
+        "KZ",
+        "CN",
+        "e-co",
+        &sample_path("eco/carec-KZ-CN-certificate-of-origin.xml"),
+    );
+    let id = sent["message_id"].as_str().unwrap().to_owned();
+    net.wait_inbox("CN", &id);
+
+    // Without a session, the console sends the browser to the login form.
+    let (status, headers, _) = net.console_call("CN", "GET", "/console", None, None).await;
+    assert_eq!(status, 303);
+    assert_eq!(header(&headers, "location"), Some("/console/login"));
+    // A login form posted without the token this browser was given is refused.
+    let (status, _, _) = net
+        .console_call(
+            "CN",
+            "POST",
+            "/console/login",
+            None,
+            Some("user=officer&password=x&csrf=forged"),
+        )
+        .await;
+    assert_eq!(status, 403);
+
+    let (status, session) = login(&net, PASSWORD).await;
+    assert_eq!(status, 303);
+    let session = session.unwrap();
+    for attribute in ["HttpOnly", "SameSite=Strict", "Secure"] {
+        assert!(session.contains(attribute), "{session}");
+    }
+    let cookie = session.split(';').next().unwrap().to_owned();
+
+    let (status, _, page) = net
+        .console_call("CN", "GET", "/console", Some(&cookie), None)
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("KZ-CO-2026-000123") && page.contains("✔ verified"),
+        "{page}"
+    );
+    let (_, _, page) = net
+        .console_call("CN", "GET", "/console?type=e-phyto", Some(&cookie), None)
+        .await;
+    assert!(page.contains("No document matches"));
+    let (_, _, page) = net
+        .console_call("CN", "GET", "/console?q=000123", Some(&cookie), None)
+        .await;
+    assert!(page.contains("KZ-CO-2026-000123"));
+
+    let (status, _, page) = net
+        .console_call(
+            "CN",
+            "GET",
+            &format!("/console/documents/{id}"),
+            Some(&cookie),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Genuine, current and unaltered"), "{page}");
+    for check in [
+        "Signature",
+        "Signing key",
+        "Issuer allowed",
+        "Hub receipt",
+        "Trust list",
+        "Current",
+    ] {
+        assert!(
+            page.contains(&format!("PASS</span></td><th>{check}</th>")),
+            "{check} not passed"
+        );
+    }
+    // The key fields, in every script the document uses.
+    assert!(page.contains("新疆丝路粮油贸易有限公司") && page.contains("110100"));
+    let (_, _, print) = net
+        .console_call(
+            "CN",
+            "GET",
+            &format!("/console/documents/{id}/print"),
+            Some(&cookie),
+            None,
+        )
+        .await;
+    assert!(
+        print.contains("<svg"),
+        "the printable view carries a QR code"
+    );
+    assert!(print.contains(&format!("/console/documents/{id}")));
+
+    // A document that failed verification is flagged, never hidden. (The spoke stores such a
+    // delivery as rejected; here one is written into its store directly while it is stopped.)
+    net.kill_spoke("CN");
+    {
+        let store =
+            SpokeStore::open(&net.path().join("spoke-CN-data").join("store"), 4 << 20).unwrap();
+        let mut forged = store.inbox_list().unwrap().remove(0);
+        forged.message_id = MessageId::generate();
+        forged.document_id = Some("KZ-CO-FORGED".into());
+        forged.verification = Verification::Rejected {
+            code: RefusalCode::BadSignature,
+            reason: "header signature does not verify with key x".into(),
+        };
+        store.inbox_insert(&forged, b"<forged/>").unwrap();
+        store.flush().unwrap();
+        drop(store);
+        let (_, _, page) = {
+            net.start_spoke("CN").await;
+            let (status, session) = login(&net, PASSWORD).await;
+            assert_eq!(status, 303);
+            let cookie = session.unwrap().split(';').next().unwrap().to_owned();
+            let (_, _, list) = net
+                .console_call("CN", "GET", "/console?status=rejected", Some(&cookie), None)
+                .await;
+            assert!(
+                list.contains("NOT GENUINE: BAD_SIGNATURE") && !list.contains("KZ-CO-2026-000123"),
+                "{list}"
+            );
+            net.console_call(
+                "CN",
+                "GET",
+                &format!("/console/documents/{}", forged.message_id),
+                Some(&cookie),
+                None,
+            )
+            .await
+        };
+        assert!(
+            page.contains("A CHECK FAILED") && page.contains("BAD_SIGNATURE"),
+            "{page}"
+        );
+        assert!(
+            !page.contains("KZ-CO-FORGED</td>"),
+            "the content of a document that is not genuine is not interpreted"
+        );
+    }
+
+    // Five wrong passwords lock the account, even against the right one.
+    for _ in 0..5 {
+        assert_eq!(login(&net, "wrong-password").await.0, 401);
+    }
+    let (status, _) = login(&net, PASSWORD).await;
+    assert_eq!(status, 401, "the account is locked");
+}
