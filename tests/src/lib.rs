@@ -6,6 +6,8 @@
 //! and are killed when the harness is dropped. Readiness is waited for on the hub's gRPC health
 //! service and on each spoke's control API, never with fixed sleeps.
 
+pub mod browser;
+
 use std::{
     collections::BTreeMap,
     fs,

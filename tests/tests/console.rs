@@ -2,9 +2,11 @@
 //! session cookie, inbox with filters, a document's verification panel, the printable view,
 //! a tampered document flagged, and lockout after repeated failures.
 
+use std::path::PathBuf;
+
 use caravan_common::{MessageId, RefusalCode};
 use caravan_spoke::store::{SpokeStore, Verification};
-use caravan_tests::{Net, sample_path};
+use caravan_tests::{Net, browser, sample_path};
 
 const PASSWORD: &str = "border-post-7";
 
@@ -148,50 +150,34 @@ async fn an_officer_logs_in_finds_a_document_and_sees_it_verified() {
 
     // A document that failed verification is flagged, never hidden. (The spoke stores such a
     // delivery as rejected; here one is written into its store directly while it is stopped.)
-    net.kill_spoke("CN");
-    {
-        let store =
-            SpokeStore::open(&net.path().join("spoke-CN-data").join("store"), 4 << 20).unwrap();
-        let mut forged = store.inbox_list().unwrap().remove(0);
-        forged.message_id = MessageId::generate();
-        forged.document_id = Some("KZ-CO-FORGED".into());
-        forged.verification = Verification::Rejected {
-            code: RefusalCode::BadSignature,
-            reason: "header signature does not verify with key x".into(),
-        };
-        store.inbox_insert(&forged, b"<forged/>").unwrap();
-        store.flush().unwrap();
-        drop(store);
-        let (_, _, page) = {
-            net.start_spoke("CN").await;
-            let (status, session) = login(&net, PASSWORD).await;
-            assert_eq!(status, 303);
-            let cookie = session.unwrap().split(';').next().unwrap().to_owned();
-            let (_, _, list) = net
-                .console_call("CN", "GET", "/console?status=rejected", Some(&cookie), None)
-                .await;
-            assert!(
-                list.contains("NOT GENUINE: BAD_SIGNATURE") && !list.contains("KZ-CO-2026-000123"),
-                "{list}"
-            );
-            net.console_call(
-                "CN",
-                "GET",
-                &format!("/console/documents/{}", forged.message_id),
-                Some(&cookie),
-                None,
-            )
-            .await
-        };
-        assert!(
-            page.contains("A CHECK FAILED") && page.contains("BAD_SIGNATURE"),
-            "{page}"
-        );
-        assert!(
-            !page.contains("KZ-CO-FORGED</td>"),
-            "the content of a document that is not genuine is not interpreted"
-        );
-    }
+    let forged = plant_a_tampered_document(&mut net).await;
+    let (status, session) = login(&net, PASSWORD).await;
+    assert_eq!(status, 303);
+    let cookie = session.unwrap().split(';').next().unwrap().to_owned();
+    let (_, _, list) = net
+        .console_call("CN", "GET", "/console?status=rejected", Some(&cookie), None)
+        .await;
+    assert!(
+        list.contains("NOT GENUINE: BAD_SIGNATURE") && !list.contains("KZ-CO-2026-000123"),
+        "{list}"
+    );
+    let (_, _, page) = net
+        .console_call(
+            "CN",
+            "GET",
+            &format!("/console/documents/{forged}"),
+            Some(&cookie),
+            None,
+        )
+        .await;
+    assert!(
+        page.contains("A CHECK FAILED") && page.contains("BAD_SIGNATURE"),
+        "{page}"
+    );
+    assert!(
+        !page.contains("KZ-CO-FORGED</td>"),
+        "the content of a document that is not genuine is not interpreted"
+    );
 
     // Five wrong passwords lock the account, even against the right one.
     for _ in 0..5 {
@@ -199,4 +185,104 @@ async fn an_officer_logs_in_finds_a_document_and_sees_it_verified() {
     }
     let (status, _) = login(&net, PASSWORD).await;
     assert_eq!(status, 401, "the account is locked");
+}
+
+/// Stop CN, write a delivery that failed verification into its store (as the spoke stores a
+/// tampered document), start CN again; returns the forged message id.
+async fn plant_a_tampered_document(net: &mut Net) -> MessageId {
+    net.kill_spoke("CN");
+    let store = SpokeStore::open(&net.path().join("spoke-CN-data").join("store"), 4 << 20).unwrap();
+    let mut forged = store.inbox_list().unwrap().remove(0);
+    forged.message_id = MessageId::generate();
+    forged.document_id = Some("KZ-CO-FORGED".into());
+    forged.verification = Verification::Rejected {
+        code: RefusalCode::BadSignature,
+        reason: "header signature does not verify with key x".into(),
+    };
+    store.inbox_insert(&forged, b"<forged/>").unwrap();
+    store.flush().unwrap();
+    drop(store);
+    net.start_spoke("CN").await;
+    forged.message_id
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn in_a_real_headless_browser() {
+    let Some(chromium) = browser::chromium() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must have Chromium: .ci/run installs it"
+        );
+        eprintln!(
+            "SKIPPED in_a_real_headless_browser: no Chromium here (apt-get install chromium)"
+        );
+        return;
+    };
+    let mut net = Net::new(&["KZ", "CN"]);
+    net.console_password = Some(PASSWORD.into());
+    net.start_hub().await;
+    net.start_spoke("KZ").await;
+    net.start_spoke("CN").await;
+    let sent = net.send(
+        "KZ",
+        "CN",
+        "e-co",
+        &sample_path("eco/carec-KZ-CN-certificate-of-origin.xml"),
+    );
+    net.wait_inbox("CN", sent["message_id"].as_str().unwrap());
+    let forged = plant_a_tampered_document(&mut net).await;
+    let base = format!("http://{}", net.console_addr("CN"));
+
+    let mut b = browser::Browser::launch(&chromium).await;
+    // Log in.
+    b.goto(&format!("{base}/console/login")).await;
+    let fill = format!(
+        "document.querySelector('input[name=user]').value = 'officer';\
+         document.querySelector('input[name=password]').value = '{PASSWORD}';\
+         document.forms[0].submit(); true"
+    );
+    b.eval(&fill).await;
+    b.wait_for(
+        "the inbox",
+        "location.pathname === '/console' && document.readyState === 'complete'",
+    )
+    .await;
+    // Find the certificate by its number, open it, see it verified.
+    b.eval("document.querySelector('input[name=q]').value = '000123'; document.querySelector('form.filters').submit(); true").await;
+    b.wait_for(
+        "the search result",
+        "location.search.includes('q=000123') && document.readyState === 'complete'",
+    )
+    .await;
+    let list = b.text().await;
+    assert!(
+        list.contains("KZ-CO-2026-000123") && !list.contains("KZ-CO-FORGED"),
+        "{list}"
+    );
+    b.eval("document.querySelector('a[href^=\"/console/documents/\"]').click(); true")
+        .await;
+    b.wait_for(
+        "the document page",
+        "location.pathname.startsWith('/console/documents/') && document.readyState === 'complete'",
+    )
+    .await;
+    let page = b.text().await;
+    assert!(page.contains("Genuine, current and unaltered"), "{page}");
+    assert!(page.contains("新疆丝路粮油贸易有限公司"));
+    let verified = b.screenshot().await;
+    // The tampered one is flagged, with the reason.
+    b.goto(&format!("{base}/console/documents/{forged}")).await;
+    let page = b.text().await;
+    assert!(
+        page.contains("A CHECK FAILED") && page.contains("BAD_SIGNATURE"),
+        "{page}"
+    );
+    if let Some(dir) = std::env::var_os("CARAVAN_SCREENSHOTS") {
+        std::fs::write(PathBuf::from(&dir).join("console-verified.png"), verified).unwrap();
+        std::fs::write(
+            PathBuf::from(dir).join("console-tampered.png"),
+            b.screenshot().await,
+        )
+        .unwrap();
+    }
 }

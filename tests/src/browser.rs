@@ -1,0 +1,193 @@
+//! A real headless browser for the console tests: Debian's Chromium, driven over the Chrome
+//! DevTools Protocol (a WebSocket), with no Node.js and nothing downloaded.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, tungstenite::Message};
+
+use crate::PATIENCE;
+
+/// The Chromium to use: `CARAVAN_CHROMIUM`, else `/usr/bin/chromium` if present.
+pub fn chromium() -> Option<PathBuf> {
+    std::env::var_os("CARAVAN_CHROMIUM")
+        .map(PathBuf::from)
+        .or_else(|| Some(PathBuf::from("/usr/bin/chromium")))
+        .filter(|p| p.exists())
+}
+
+/// A headless Chromium with one page, killed on drop.
+pub struct Browser {
+    child: Child,
+    ws: WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>,
+    session: String,
+    next_id: u64,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Browser {
+    pub async fn launch(binary: &PathBuf) -> Self {
+        let profile = tempfile::tempdir().expect("profile dir");
+        // The flags the workplace's notes give for a closed network, plus no sandbox as root.
+        let mut child = Command::new(binary)
+            .args([
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--remote-debugging-port=0",
+                "about:blank",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start chromium");
+        let stderr = child.stderr.take().expect("stderr");
+        let url = tokio::task::spawn_blocking(move || {
+            let mut lines = BufReader::new(stderr).lines();
+            let found = lines
+                .by_ref()
+                .map_while(Result::ok)
+                .find_map(|l| l.split("DevTools listening on ").nth(1).map(str::to_owned));
+            // Keep draining so Chromium never blocks on a full pipe.
+            std::thread::spawn(move || for _ in lines {});
+            found
+        })
+        .await
+        .expect("read chromium's output")
+        .expect("chromium printed no DevTools address");
+        let (ws, _) = tokio_tungstenite::connect_async(url.trim())
+            .await
+            .expect("connect to DevTools");
+        let mut browser = Self {
+            child,
+            ws,
+            session: String::new(),
+            next_id: 0,
+            _profile: profile,
+        };
+        let target = browser
+            .call(None, "Target.createTarget", json!({"url": "about:blank"}))
+            .await;
+        let target_id = target["targetId"].as_str().expect("targetId").to_owned();
+        let attached = browser
+            .call(
+                None,
+                "Target.attachToTarget",
+                json!({"targetId": target_id, "flatten": true}),
+            )
+            .await;
+        browser.session = attached["sessionId"]
+            .as_str()
+            .expect("sessionId")
+            .to_owned();
+        browser
+    }
+
+    async fn call(&mut self, session: Option<&str>, method: &str, params: Value) -> Value {
+        self.next_id += 1;
+        let id = self.next_id;
+        let mut message = json!({"id": id, "method": method, "params": params});
+        if let Some(s) = session {
+            message["sessionId"] = json!(s);
+        }
+        self.ws
+            .send(Message::text(message.to_string()))
+            .await
+            .expect("send to DevTools");
+        loop {
+            let frame = tokio::time::timeout(PATIENCE, self.ws.next())
+                .await
+                .expect("DevTools answers")
+                .expect("open")
+                .expect("frame");
+            if let Message::Text(text) = frame {
+                let value: Value = serde_json::from_str(&text).expect("JSON from DevTools");
+                if value["id"] == id {
+                    assert!(value["error"].is_null(), "{method}: {}", value["error"]);
+                    return value["result"].clone();
+                }
+            }
+        }
+    }
+
+    /// Evaluate JavaScript in the page; returns its value.
+    pub async fn eval(&mut self, script: &str) -> Value {
+        let session = self.session.clone();
+        let result = self
+            .call(
+                Some(&session),
+                "Runtime.evaluate",
+                json!({"expression": script, "returnByValue": true}),
+            )
+            .await;
+        result["result"]["value"].clone()
+    }
+
+    pub async fn goto(&mut self, url: &str) {
+        let session = self.session.clone();
+        self.call(Some(&session), "Page.navigate", json!({"url": url}))
+            .await;
+        self.wait_for(
+            "the page to load",
+            &format!("location.href === {url:?} && document.readyState === 'complete'"),
+        )
+        .await;
+    }
+
+    /// Wait until `condition` (JavaScript) is true in the page.
+    pub async fn wait_for(&mut self, what: &str, condition: &str) {
+        let start = Instant::now();
+        while self.eval(condition).await != Value::Bool(true) {
+            assert!(
+                start.elapsed() < PATIENCE,
+                "the browser never showed {what}; page: {}",
+                self.text().await
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The page's visible text.
+    pub async fn text(&mut self) -> String {
+        self.eval("document.body ? document.body.innerText : ''")
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// A PNG screenshot of the page.
+    pub async fn screenshot(&mut self) -> Vec<u8> {
+        use base64::Engine;
+        let session = self.session.clone();
+        let shot = self
+            .call(
+                Some(&session),
+                "Page.captureScreenshot",
+                json!({"format": "png"}),
+            )
+            .await;
+        base64::engine::general_purpose::STANDARD
+            .decode(shot["data"].as_str().unwrap_or_default())
+            .unwrap_or_default()
+    }
+}
