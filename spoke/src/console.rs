@@ -343,13 +343,19 @@ struct Filters {
 impl Filters {
     fn keep(&self, r: &InboxRecord) -> bool {
         let q = self.q.trim().to_lowercase();
+        let parties = r
+            .summary
+            .as_ref()
+            .map(|s| s.parties.as_slice())
+            .unwrap_or_default();
         let text_match = q.is_empty()
             || r.document_id
                 .as_deref()
                 .unwrap_or_default()
                 .to_lowercase()
                 .contains(&q)
-            || r.sender.as_str().to_lowercase() == q;
+            || r.sender.as_str().to_lowercase() == q
+            || parties.iter().any(|p| p.to_lowercase().contains(&q));
         let date = r.received_at.to_string();
         text_match
             && (self.document_type.is_empty()
@@ -430,7 +436,7 @@ async fn inbox(
     };
     let body = format!(
         "<h1>Received documents</h1><form class=filters method=get action=/console>\
-<input name=q placeholder=\"Document number or country\" value=\"{q}\">{types}\
+<input name=q placeholder=\"Number, party or country\" value=\"{q}\">{types}\
 <input name=country placeholder=\"From (e.g. KZ)\" size=8 value=\"{country}\">{status}\
 <label>From <input type=date name=from value=\"{from}\"></label><label>to <input type=date name=to value=\"{to}\"></label><button>Filter</button></form>\
 <table><thead><tr><th>Number</th><th>Type</th><th>From</th><th>Received (UTC)</th><th>Verification</th></tr></thead><tbody>{rows}</tbody></table>",

@@ -272,6 +272,65 @@ impl DocumentError {
 pub struct Summary {
     pub document_number: Option<String>,
     pub issue_date: Option<String>,
+    /// Names of the parties (consignor, consignee, exporter, importer, seller, buyer, issuing
+    /// authority), for search.
+    #[serde(default)]
+    pub parties: Vec<String>,
+}
+
+/// Fields that name parties, for [`Summary::parties`].
+const PARTY_LABELS: &[&str] = &[
+    "Consignor",
+    "Consignee",
+    "Exporter",
+    "Importer",
+    "Seller",
+    "Buyer",
+    "Issuing authority",
+];
+
+/// The summary of a document: recognised, its number, ISO issue date, and parties.
+pub fn summary(xml: &[u8]) -> Option<Summary> {
+    let recognised = recognise(xml).ok()?;
+    let fields = fields(xml, recognised.format).unwrap_or_default();
+    let mut summary = recognised.summary();
+    summary.parties = fields
+        .into_iter()
+        .filter(|f| PARTY_LABELS.contains(&f.label.as_str()))
+        .map(|f| f.value)
+        .collect();
+    Some(summary)
+}
+
+/// The fields every document of a format must state, beyond its number.
+fn required(format: Format) -> &'static [&'static str] {
+    match format {
+        Format::SpsCertificate => &[
+            "Issued",
+            "Issuing authority",
+            "Consignor",
+            "Consignee",
+            "Export country",
+        ],
+        Format::UblCertificateOfOrigin => &["Issue date", "Exporter", "Importer"],
+        Format::UblInvoice | Format::UblCreditNote | Format::CrossIndustryInvoice => {
+            &["Issue date", "Seller", "Buyer"]
+        }
+    }
+}
+
+/// What a document of `format` lacks among the fields its type requires.
+pub fn missing_fields(xml: &[u8], format: Format) -> Vec<Problem> {
+    let present = fields(xml, format).unwrap_or_default();
+    required(format)
+        .iter()
+        .filter(|label| !present.iter().any(|f| f.label == **label))
+        .map(|label| Problem {
+            field: label.to_lowercase().replace(' ', "_"),
+            rule: "required".into(),
+            message: format!("{label} is missing: a {format:?} document must state it"),
+        })
+        .collect()
 }
 
 impl Recognised {
@@ -279,6 +338,7 @@ impl Recognised {
         Summary {
             document_number: self.document_id.clone(),
             issue_date: self.issue_date.as_deref().and_then(iso_date),
+            parties: Vec::new(),
         }
     }
 }
@@ -860,6 +920,38 @@ mod field_tests {
             .filter(|f| f.label == label)
             .map(|f| f.value.as_str())
             .collect()
+    }
+
+    #[test]
+    fn required_fields_are_named_when_missing() {
+        let invoice = b"<Invoice xmlns='urn:oasis:names:specification:ubl:schema:xsd:Invoice-2'><ID>1</ID></Invoice>";
+        let problems = missing_fields(invoice, Format::UblInvoice);
+        let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(fields, ["issue_date", "seller", "buyer"]);
+        assert!(problems.iter().all(|p| p.rule == "required"));
+        for (path, format) in [
+            (
+                "ephyto/mattilsynet-SPSCertificateContent.xml",
+                Format::SpsCertificate,
+            ),
+            (
+                "eco/carec-KZ-CN-certificate-of-origin.xml",
+                Format::UblCertificateOfOrigin,
+            ),
+            ("einvoice/ubl/peppol-base-example.xml", Format::UblInvoice),
+            (
+                "einvoice/cii/en16931-CII_example1.xml",
+                Format::CrossIndustryInvoice,
+            ),
+        ] {
+            assert_eq!(missing_fields(&sample(path), format), vec![], "{path}");
+        }
+        let s = summary(&sample("eco/carec-KZ-CN-certificate-of-origin.xml")).unwrap();
+        assert!(
+            s.parties.iter().any(|p| p == "Dala Un LLP"),
+            "{:?}",
+            s.parties
+        );
     }
 
     #[test]

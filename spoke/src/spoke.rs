@@ -229,6 +229,10 @@ impl Spoke {
             Content::Document(payload) => {
                 let recognised = document::check(&payload, out.document_type)
                     .map_err(|e| SendError::Invalid(vec![e.problem()]))?;
+                let missing = document::missing_fields(&payload, recognised.format);
+                if !missing.is_empty() {
+                    return Err(SendError::Invalid(missing));
+                }
                 (payload, XML, recognised.document_id)
             }
             Content::Response(body) => {
@@ -783,8 +787,7 @@ impl Spoke {
                     // Read only once the document verified: never parse what is not genuine.
                     summary: header
                         .filter(|h| h.content_type == XML)
-                        .and_then(|_| document::recognise(&env.payload).ok())
-                        .map(|r| r.summary()),
+                        .and_then(|_| document::summary(&env.payload)),
                     created_at: header.map(|h| h.created_at),
                     key_id: header.map(|h| h.key_id.to_string()),
                     payload_length: env.payload.len() as u64,

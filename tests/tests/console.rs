@@ -106,6 +106,11 @@ async fn an_officer_logs_in_finds_a_document_and_sees_it_verified() {
         .console_call("CN", "GET", "/console?q=000123", Some(&cookie), None)
         .await;
     assert!(page.contains("KZ-CO-2026-000123"));
+    // Search by party name, in the script the document uses.
+    let (_, _, page) = net
+        .console_call("CN", "GET", "/console?q=dala+un", Some(&cookie), None)
+        .await;
+    assert!(page.contains("KZ-CO-2026-000123"), "{page}");
 
     let (status, _, page) = net
         .console_call(

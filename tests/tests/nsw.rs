@@ -140,3 +140,37 @@ async fn a_single_window_submits_follows_and_receives_over_the_rest_api() {
             || net.spoke_log("CN").contains("caller=CN-nsw")
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_document_lacking_required_fields_is_refused_with_each_problem() {
+    let mut net = Net::new(&["KZ", "CN"]);
+    net.nsw = true;
+    net.start_hub().await;
+    net.start_spoke("KZ").await;
+    let kz = net.nsw_tokens["KZ"].clone();
+    let bare = br#"<Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2" xmlns:cbc="urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"><cbc:ID>INV-9</cbc:ID></Invoice>"#;
+    let (status, body) = net
+        .nsw_call(
+            "KZ",
+            "POST",
+            "/api/v1/documents?to=CN&type=e-invoice",
+            Some(&kz),
+            bare.to_vec(),
+        )
+        .await;
+    assert_eq!(status, 422);
+    let fields: Vec<&str> = body["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["issue_date", "seller", "buyer"], "{body}");
+    assert!(
+        body["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["rule"] == "required")
+    );
+}
