@@ -95,6 +95,10 @@ pub struct NswFile {
     pub listen: String,
     /// Clients allowed in, each with the SHA-256 (hex) of its bearer token.
     pub tokens: Vec<NswTokenFile>,
+    /// Where to push each received document (POST, JSON), retried until it answers 2xx.
+    /// Plain `http://` only: keep it on the same machine or a trusted network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_url: Option<String>,
 }
 
 /// One NSW API client.
@@ -235,9 +239,22 @@ fn nsw_config(file: &NswFile, problems: &mut Problems) -> Option<crate::nsw::Nsw
             )),
         }
     }
+    let webhook = file.webhook_url.as_deref().and_then(|url| {
+        let parsed = url
+            .parse::<axum::http::Uri>()
+            .ok()
+            .filter(|u| u.scheme_str() == Some("http") && u.host().is_some());
+        if parsed.is_none() {
+            problems.push(format!(
+                "nsw.webhook_url: {url:?} is not an http://host:port/path URL"
+            ));
+        }
+        parsed
+    });
     Some(crate::nsw::NswConfig {
         listen: listen?,
         tokens,
+        webhook,
     })
 }
 

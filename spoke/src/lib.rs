@@ -121,6 +121,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let nsw_api = match (nsw, nsw_listener) {
         (Some(n), Some(listener)) => {
             info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), clients = n.tokens.len(), "NSW API listening");
+            if let Some(url) = n.webhook.clone() {
+                info!(url = %url, "pushing received documents to the NSW webhook");
+                tokio::spawn(nsw::push_webhooks(spoke.clone(), url, stop_tx.subscribe()));
+            }
             let mut stop = stop_tx.subscribe();
             let app = nsw::router(spoke.clone(), max_payload_bytes, n.tokens);
             Some(tokio::spawn(async move {

@@ -36,6 +36,86 @@ pub struct Token {
 pub struct NswConfig {
     pub listen: SocketAddr,
     pub tokens: Vec<Token>,
+    /// Where received documents are pushed, if anywhere.
+    pub webhook: Option<axum::http::Uri>,
+}
+
+/// Push every received document to the NSW's webhook, in arrival order, each retried with
+/// backoff until the webhook answers 2xx; the position is kept in the store, so a restart
+/// neither skips nor repeats what was acknowledged.
+pub async fn push_webhooks(
+    spoke: Arc<Spoke>,
+    url: axum::http::Uri,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut arrivals = spoke.arrivals();
+    let mut backoff = crate::spoke::Backoff::default();
+    let host = url.host().unwrap_or("localhost").to_owned();
+    let port = url.port_u16().unwrap_or(80);
+    let path = url
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "/".into());
+    loop {
+        arrivals.borrow_and_update();
+        let store = spoke.store.clone();
+        let pending = crate::spoke::blocking(move || {
+            let after = store.webhook_cursor()?;
+            store.inbox_since(after)
+        })
+        .await
+        .unwrap_or_default();
+        let mut failed = false;
+        for (cursor, record) in pending {
+            let mut item = control::InboxItem::from(&record);
+            item.cursor = cursor;
+            let body = serde_json::to_vec(&item).expect("inbox items serialise");
+            let outcome = match tokio::net::TcpStream::connect((host.as_str(), port)).await {
+                Ok(stream) => {
+                    let headers = [
+                        ("content-type", "application/json"),
+                        ("x-caravan-event", "document.received"),
+                    ];
+                    control::exchange(stream, "POST", &path, &headers, body)
+                        .await
+                        .map(|(status, _)| status)
+                        .map_err(|e| e.to_string())
+                }
+                Err(e) => Err(e.to_string()),
+            };
+            match outcome {
+                Ok(status) if status.is_success() => {
+                    info!(message_id = %record.message_id, cursor, "pushed to the NSW webhook");
+                    let store = spoke.store.clone();
+                    if let Err(e) =
+                        crate::spoke::blocking(move || store.set_webhook_cursor(cursor)).await
+                    {
+                        warn!(cause = %e, "cannot keep the webhook position");
+                    }
+                }
+                other => {
+                    let why = match other {
+                        Ok(status) => format!("answered {status}"),
+                        Err(e) => e,
+                    };
+                    warn!(message_id = %record.message_id, why, "NSW webhook failed; will retry");
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        let wait = if failed {
+            backoff.next_delay()
+        } else {
+            backoff.reset();
+            std::time::Duration::from_secs(3600)
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            changed = arrivals.changed(), if !failed => if changed.is_err() { return },
+            _ = shutdown.changed() => return,
+        }
+    }
 }
 
 /// A new random token (256 bits, hex) and the SHA-256 (hex) to put in the config.

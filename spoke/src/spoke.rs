@@ -132,6 +132,8 @@ pub struct Spoke {
     outbox_signal: Notify,
     /// Bumped whenever a queued document is settled (accepted or refused).
     settled: watch::Sender<u64>,
+    /// Bumped whenever a document enters the inbox.
+    arrived: watch::Sender<u64>,
     key: SigningKey,
     pub store: Arc<SpokeStore>,
     client: ExchangeClient<Channel>,
@@ -170,6 +172,7 @@ impl Spoke {
             trust,
             outbox_signal: Notify::new(),
             settled: watch::channel(0).0,
+            arrived: watch::channel(0).0,
             key: config.signing_key,
             store,
             client: ExchangeClient::new(channel)
@@ -178,6 +181,11 @@ impl Spoke {
             max_payload_bytes: config.max_payload_bytes,
             hub_connected: AtomicBool::new(false),
         }
+    }
+
+    /// Follow arrivals in the inbox.
+    pub fn arrivals(&self) -> watch::Receiver<u64> {
+        self.arrived.subscribe()
     }
 
     pub fn max_payload_bytes(&self) -> usize {
@@ -664,6 +672,7 @@ impl Spoke {
             blocking(move || store.flush())
                 .await
                 .map_err(store_status)?;
+            self.arrived.send_modify(|n| *n += 1);
             let results =
                 futures::future::join_all(acks.into_iter().map(|a| self.acknowledge(a))).await;
             for r in results {

@@ -235,6 +235,7 @@ pub struct SpokeStore {
 }
 
 const STATUS_CURSOR: &[u8] = b"status_cursor";
+const WEBHOOK_CURSOR: &[u8] = b"webhook_cursor";
 
 /// An envelope waiting in the outbox.
 #[derive(Debug, Clone)]
@@ -452,6 +453,23 @@ impl SpokeStore {
                 Ok(())
             })
             .map_err(|e| backend(format!("{e:?}")))
+    }
+
+    /// The last inbox arrival the NSW webhook acknowledged (`None`: none yet).
+    pub fn webhook_cursor(&self) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .meta
+            .get(WEBHOOK_CURSOR)
+            .map_err(backend)?
+            .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes)))
+    }
+
+    pub fn set_webhook_cursor(&self, cursor: u64) -> Result<(), StoreError> {
+        self.meta
+            .insert(WEBHOOK_CURSOR, &cursor.to_be_bytes())
+            .map(drop)
+            .map_err(backend)?;
+        self.flush()
     }
 
     /// Where the hub's stream of status events was last read.

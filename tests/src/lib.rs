@@ -172,6 +172,8 @@ pub struct Net {
     pub nsw: bool,
     /// Each spoke's NSW API token.
     pub nsw_tokens: BTreeMap<String, String>,
+    /// The NSW webhook URL given to every spoke serving the NSW API.
+    pub nsw_webhook: Option<String>,
     /// Spokes serve the officer console (on a free port) for user `officer` with this password.
     pub console_password: Option<String>,
     onboarded: bool,
@@ -235,6 +237,7 @@ impl Net {
             nsw: false,
             nsw_tokens: BTreeMap::new(),
             console_password: None,
+            nsw_webhook: None,
             onboarded: false,
             hub: None,
             spokes: BTreeMap::new(),
@@ -520,8 +523,13 @@ impl Net {
         let text = match self.nsw_tokens.get(id) {
             Some(token) => {
                 let hash = caravan_common::envelope::to_hex(&sha256(token.as_bytes()));
+                let webhook = self
+                    .nsw_webhook
+                    .as_ref()
+                    .map(|u| format!("webhook_url = \"{u}\"\n"))
+                    .unwrap_or_default();
                 format!(
-                    "{text}\n[nsw]\nlisten = \"127.0.0.1:0\"\n[[nsw.tokens]]\nname = \"{id}-nsw\"\nsha256 = \"{hash}\"\n"
+                    "{text}\n[nsw]\nlisten = \"127.0.0.1:0\"\n{webhook}[[nsw.tokens]]\nname = \"{id}-nsw\"\nsha256 = \"{hash}\"\n"
                 )
             }
             None => text,

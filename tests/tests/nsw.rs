@@ -174,3 +174,84 @@ async fn a_document_lacking_required_fields_is_refused_with_each_problem() {
             .all(|p| p["rule"] == "required")
     );
 }
+
+/// A webhook receiver on loopback: answers 500 to the first request, then 200; hands over
+/// each request body.
+async fn webhook_receiver() -> (String, tokio::sync::mpsc::UnboundedReceiver<(u16, String)>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/caravan/received", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut answered = 0;
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut request = Vec::new();
+            let mut buf = [0u8; 65536];
+            // Read the head, then the body by its Content-Length.
+            let body = loop {
+                let n = socket.read(&mut buf).await.unwrap_or(0);
+                if n == 0 {
+                    break None;
+                }
+                request.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&request).into_owned();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if body.len() >= length {
+                        break Some(body.to_owned());
+                    }
+                }
+            };
+            let Some(body) = body else { continue };
+            let status = if answered == 0 { 500 } else { 200 };
+            answered += 1;
+            let _ = socket
+                .write_all(
+                    format!(
+                        "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                    )
+                    .as_bytes(),
+                )
+                .await;
+            let _ = tx.send((status, body));
+        }
+    });
+    (url, rx)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_received_document_is_pushed_to_the_webhook_until_it_answers() {
+    let (url, mut received) = webhook_receiver().await;
+    let mut net = Net::new(&["KZ", "CN"]);
+    net.nsw = true;
+    net.nsw_webhook = Some(url);
+    net.start_hub().await;
+    net.start_spoke("KZ").await;
+    net.start_spoke("CN").await;
+    let sent = net.send(
+        "KZ",
+        "CN",
+        "e-co",
+        &caravan_tests::sample_path("eco/carec-KZ-CN-certificate-of-origin.xml"),
+    );
+    let id = sent["message_id"].as_str().unwrap();
+    // Refused once, then delivered: the same document both times.
+    for expected in [500, 200] {
+        let (status, body) = tokio::time::timeout(caravan_tests::PATIENCE, received.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(status, expected);
+        let item: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(item["message_id"], id);
+        assert_eq!(item["verified"], true);
+        assert_eq!(item["summary"]["document_number"], "KZ-CO-2026-000123");
+    }
+}

@@ -310,6 +310,7 @@ fn create(dir: &Path, spokes: &[ParticipantId]) -> anyhow::Result<()> {
                     name: format!("{}-single-window", id.as_str().to_lowercase()),
                     sha256: token_sha256,
                 }],
+                webhook_url: None,
             }),
             console: Some(ConsoleFile {
                 listen: format!("127.0.0.1:{}", free_port()?),
