@@ -58,6 +58,10 @@ pub struct HubFile {
     /// Seconds until a trust list's next-update time; the hub re-issues it at half of that.
     #[serde(default = "default_validity")]
     pub trust_list_validity_secs: u64,
+    /// Address for Prometheus metrics (plain HTTP, `GET /metrics`), e.g. "127.0.0.1:9464";
+    /// absent: not served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<String>,
     /// Time to live of a message until it is settled, per document type, in seconds.
     #[serde(default)]
     pub message_ttl_secs: MessageTtl,
@@ -139,6 +143,7 @@ pub struct Config {
     pub anchor_key: SigningKey,
     pub trust_list_validity: std::time::Duration,
     pub message_ttl: MessageTtl,
+    pub metrics_listen: Option<SocketAddr>,
     pub tls: TlsMaterial,
 }
 
@@ -171,6 +176,10 @@ impl Config {
         if file.store_cache_mib == 0 {
             problems.push("store_cache_mib: must be at least 1");
         }
+        let metrics_listen = file
+            .metrics_listen
+            .as_deref()
+            .map(|a| problems.check("metrics_listen", a.parse::<SocketAddr>()));
         let ttl = &file.message_ttl_secs;
         if [ttl.certificate_of_origin, ttl.phytosanitary, ttl.invoice].contains(&0) {
             problems.push("message_ttl_secs: every time to live must be at least 1 second");
@@ -196,6 +205,7 @@ impl Config {
             anchor_key: anchor_key.expect("checked"),
             trust_list_validity: std::time::Duration::from_secs(file.trust_list_validity_secs),
             message_ttl: file.message_ttl_secs.clone(),
+            metrics_listen: metrics_listen.flatten(),
             tls: tls.expect("checked"),
         })
     }

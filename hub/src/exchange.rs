@@ -287,6 +287,11 @@ impl Exchange {
         let mut registry = self.registry.subscribe();
         let mut shutdown = self.shutdown.clone();
         info!(resume_after = cursor, "delivery stream opened");
+        self.metrics
+            .streams
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // Counted down however the stream ends.
+        let _open = StreamGauge(self.metrics.clone());
         loop {
             // A suspension or a revoked certificate ends an open stream at once.
             let snapshot = registry.borrow_and_update().clone();
@@ -591,6 +596,17 @@ impl Exchange {
                 })
                 .collect(),
         })
+    }
+}
+
+/// Counts an open delivery stream down when dropped.
+struct StreamGauge(Arc<Metrics>);
+
+impl Drop for StreamGauge {
+    fn drop(&mut self) {
+        self.0
+            .streams
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

@@ -51,6 +51,13 @@ enum Command {
         )]
         log_format: Format,
     },
+    /// Where this hub's interfaces are, from its config.
+    Info {
+        #[arg(long, env = "CARAVAN_HUB_CONFIG")]
+        config: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// Manage the hub's certificate authority.
     Pki {
         #[command(subcommand)]
@@ -279,6 +286,7 @@ fn main() -> ExitCode {
             report(run(config))
         }
         Command::Pki { command } => report(pki_command(command)),
+        Command::Info { config, json } => report(info(config, json)),
         Command::Admin { config, command } => report(admin(config, command)),
     }
 }
@@ -555,6 +563,30 @@ fn print_trust_list(list: &caravan_common::trust::view::TrustListView) {
     for k in &list.hub_keys {
         println!("  {}", k.key_id);
     }
+}
+
+fn info(config: PathBuf, json: bool) -> anyhow::Result<()> {
+    let file: caravan_hub::config::HubFile =
+        caravan_common::config::read_toml(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let info = serde_json::json!({
+        "listen": file.listen,
+        "metrics_url": file.metrics_listen.as_ref().map(|a| format!("http://{a}/metrics")),
+        "dashboard_url": serde_json::Value::Null,
+        "data_dir": caravan_common::config::resolve(&config, &file.data_dir).display().to_string(),
+    });
+    if json {
+        println!("{info}");
+    } else {
+        for (k, v) in info.as_object().into_iter().flatten() {
+            println!(
+                "{k:<14} {}",
+                v.as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| v.to_string())
+            );
+        }
+    }
+    Ok(())
 }
 
 fn report(result: anyhow::Result<()>) -> ExitCode {

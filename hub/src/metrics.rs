@@ -18,6 +18,8 @@ pub struct Metrics {
     expired: AtomicU64,
     flushes: AtomicU64,
     refused: Vec<AtomicU64>,
+    /// Delivery streams open now: spokes connected.
+    pub streams: std::sync::atomic::AtomicI64,
 }
 
 impl Default for Metrics {
@@ -31,6 +33,7 @@ impl Default for Metrics {
             expired: AtomicU64::new(0),
             flushes: AtomicU64::new(0),
             refused: RefusalCode::ALL.iter().map(|_| AtomicU64::new(0)).collect(),
+            streams: std::sync::atomic::AtomicI64::new(0),
         }
     }
 }
@@ -125,6 +128,11 @@ impl Metrics {
                 counter.load(Ordering::Relaxed)
             );
         }
+        let streams = self.streams.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "# HELP caravan_hub_delivery_streams Delivery streams open (spokes connected).\n# TYPE caravan_hub_delivery_streams gauge\ncaravan_hub_delivery_streams {streams}"
+        );
         let name = "caravan_hub_requests_refused_total";
         let _ = writeln!(
             out,

@@ -91,6 +91,35 @@ pub async fn run(
             }
         }
     });
+    if let Some(addr) = config.metrics_listen {
+        let listener = TcpListener::bind(addr).await.map_err(|e| {
+            crate::store::StoreError::Backend(format!("metrics listener {addr}: {e}"))
+        })?;
+        info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "metrics listening");
+        let (metrics, mut stop) = (metrics.clone(), stop_rx.clone());
+        let app = axum::Router::new().route(
+            "/metrics",
+            axum::routing::get(move || {
+                let metrics = metrics.clone();
+                async move {
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4",
+                        )],
+                        metrics.render(),
+                    )
+                }
+            }),
+        );
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.changed().await;
+                })
+                .await;
+        });
+    }
     let anchor = TrustAnchorServer::new(TrustAnchorService {
         registry: registry.clone(),
         shutdown: stop_rx,

@@ -417,6 +417,8 @@ impl Net {
             pki.join("hub.pem").display(),
             pki.join("hub.key").display(),
         );
+        // Metrics on a free port, logged as `metrics listening addr=`.
+        let text = format!("metrics_listen = \"127.0.0.1:0\"\n{text}");
         let text = match self.eco_ttl_secs {
             Some(ttl) => format!("{text}\n[message_ttl_secs]\ne-co = {ttl}\n"),
             None => text,
@@ -437,6 +439,7 @@ impl Net {
         let mut proc = Proc::spawn(command, self.path().join(format!("hub-{n}.log")));
         let addr = wait_blocking("the hub to log its address", &mut proc, |log| {
             log.lines()
+                .filter(|l| !l.contains("metrics listening"))
                 .find_map(|l| l.split("listening addr=").nth(1))
                 .and_then(|a| a.trim().parse::<SocketAddr>().ok())
         });
@@ -474,6 +477,26 @@ impl Net {
         if !self.onboarded {
             self.onboard();
         }
+    }
+
+    /// The hub's Prometheus metrics, as text.
+    pub async fn hub_metrics(&self) -> String {
+        let log = self.hub_log();
+        let addr: SocketAddr = log
+            .lines()
+            .filter(|l| l.contains("metrics listening"))
+            .find_map(|l| l.split("addr=").nth(1))
+            .and_then(|a| a.split_whitespace().next()?.parse().ok())
+            .expect("the hub logs its metrics address");
+        let stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .expect("connect to metrics");
+        let (status, body) =
+            caravan_spoke::control::exchange(stream, "GET", "/metrics", &[], Vec::new())
+                .await
+                .expect("metrics");
+        assert!(status.is_success());
+        String::from_utf8_lossy(&body).into_owned()
     }
 
     pub fn hub_log(&self) -> String {

@@ -311,6 +311,21 @@ async fn the_hub_refuses_every_broken_rule_and_stores_nothing() {
             .any(|l| l.contains("code=SENDER_MISMATCH") && l.contains("total=2")),
         "SENDER_MISMATCH counted twice"
     );
+    // And exported to Prometheus, by reason.
+    let metrics = net.hub_metrics().await;
+    for line in [
+        "caravan_hub_requests_refused_total{reason=\"SENDER_MISMATCH\"} 2",
+        "caravan_hub_requests_refused_total{reason=\"BAD_SIGNATURE\"} 2",
+        "caravan_hub_requests_refused_total{reason=\"UNKNOWN_KEY\"} 1",
+        "caravan_hub_documents_accepted_total 1",
+        "caravan_hub_documents_duplicate_total 1",
+        "caravan_hub_delivery_streams 1",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line} missing:\n{metrics}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -234,6 +234,7 @@ fn create(dir: &Path, spokes: &[ParticipantId]) -> anyhow::Result<()> {
         anchor_key: "pki/hub-anchor.key".into(),
         trust_list_validity_secs: caravan_hub::config::DEFAULT_TRUST_LIST_VALIDITY_SECS,
         message_ttl_secs: Default::default(),
+        metrics_listen: Some(format!("127.0.0.1:{}", free_port()?)),
         tls: TlsFiles {
             ca_cert: "pki/ca.pem".into(),
             cert: "pki/hub.pem".into(),
