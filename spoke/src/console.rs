@@ -356,7 +356,8 @@ impl Filters {
                 .contains(&q)
             || r.sender.as_str().to_lowercase() == q
             || parties.iter().any(|p| p.to_lowercase().contains(&q));
-        let date = r.received_at.to_string();
+        let received = r.received_at.to_string();
+        let date = received.get(..10).unwrap_or(&received);
         text_match
             && (self.document_type.is_empty()
                 || r.document_type.map(|t| t.as_str()) == Some(self.document_type.as_str()))
@@ -366,8 +367,8 @@ impl Filters {
                 "rejected" => matches!(r.verification, Verification::Rejected { .. }),
                 _ => true,
             }
-            && (self.from.is_empty() || date[..10] >= *self.from.as_str())
-            && (self.to.is_empty() || date[..10] <= *self.to.as_str())
+            && (self.from.is_empty() || date >= self.from.as_str())
+            && (self.to.is_empty() || date <= self.to.as_str())
     }
 }
 
@@ -415,7 +416,7 @@ async fn inbox(
             num = esc(r.document_id.as_deref().unwrap_or("(unreadable)")),
             ty = esc(r.document_type.map(|t| t.as_str()).unwrap_or("?")),
             from = esc(r.sender.as_str()),
-            when = esc(&r.received_at.to_string()[..16].replace('T', " ")),
+            when = esc(&r.received_at.to_string().chars().take(16).collect::<String>().replace('T', " ")),
             verdict = verdict_cell(&r.verification),
         ));
     }

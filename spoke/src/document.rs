@@ -346,20 +346,29 @@ impl Recognised {
 /// The calendar date of a document date as written: `2016-04-22T13:53:08-03:00` and
 /// `2017-11-13` (ISO 8601, as SPS and UBL write them) or `20150109` (UN/CEFACT format 102).
 pub fn iso_date(text: &str) -> Option<String> {
-    let t = text.trim();
-    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    let (y, m, d) = if t.len() >= 10 && t.as_bytes()[4] == b'-' && t.as_bytes()[7] == b'-' {
-        (&t[0..4], &t[5..7], &t[8..10])
-    } else if t.len() == 8 && digits(t) {
-        (&t[0..4], &t[4..6], &t[6..8])
+    // Judged on bytes, so that no slice can fall inside a multi-byte character.
+    let b = text.trim().as_bytes();
+    let digits = |r: std::ops::Range<usize>| {
+        b.get(r.clone())
+            .is_some_and(|d| d.iter().all(u8::is_ascii_digit))
+    };
+    let (y, m, d) = if b.len() >= 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && digits(0..4)
+        && digits(5..7)
+        && digits(8..10)
+    {
+        (&b[0..4], &b[5..7], &b[8..10])
+    } else if b.len() == 8 && digits(0..8) {
+        (&b[0..4], &b[4..6], &b[6..8])
     } else {
         return None;
     };
-    let (Ok(month), Ok(day)) = (m.parse::<u8>(), d.parse::<u8>()) else {
-        return None;
-    };
-    (digits(y) && (1..=12).contains(&month) && (1..=31).contains(&day))
-        .then(|| format!("{y}-{m}-{d}"))
+    let number = |d: &[u8]| d.iter().fold(0u32, |n, c| n * 10 + u32::from(c - b'0'));
+    let (month, day) = (number(m), number(d));
+    ((1..=12).contains(&month) && (1..=31).contains(&day))
+        .then(|| format!("{:04}-{month:02}-{day:02}", number(y)))
 }
 
 /// Recognise `xml` and check it is of the `declared` type.
@@ -468,7 +477,16 @@ mod tests {
         );
         assert_eq!(iso_date("2017-11-13").as_deref(), Some("2017-11-13"));
         assert_eq!(iso_date("20150109").as_deref(), Some("2015-01-09"));
-        for bad in ["", "2015-13-01", "yesterday", "2015010", "20151301"] {
+        for bad in [
+            "",
+            "2015-13-01",
+            "yesterday",
+            "2015010",
+            "20151301",
+            "2015-01-0é",
+            "ÄÄ-01-01xx",
+            "2015-01-1€",
+        ] {
             assert_eq!(iso_date(bad), None, "{bad}");
         }
     }
