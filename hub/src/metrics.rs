@@ -73,14 +73,6 @@ impl Metrics {
         self.refused[index].fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    pub fn refused_total(&self, code: RefusalCode) -> u64 {
-        let index = RefusalCode::ALL
-            .iter()
-            .position(|c| *c == code)
-            .expect("every code is listed");
-        self.refused[index].load(Ordering::Relaxed)
-    }
-
     /// Prometheus text exposition of every counter.
     pub fn render(&self) -> String {
         let mut out = String::new();
