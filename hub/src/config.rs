@@ -210,3 +210,22 @@ impl Config {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The sample in deploy/config is a real config: every key it shows exists.
+    #[test]
+    fn the_sample_config_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/config/hub.toml");
+        let file: HubFile = read_toml(&path).unwrap();
+        assert_eq!(
+            file.message_ttl_secs.phytosanitary,
+            DEFAULT_MESSAGE_TTL_SECS
+        );
+        assert!(file.metrics_listen.is_some());
+        let admin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/config/admin.toml");
+        read_toml::<crate::operator::AdminFile>(&admin).unwrap();
+    }
+}

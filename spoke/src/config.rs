@@ -287,3 +287,25 @@ fn console_config(
         officers,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The sample in deploy/config is a real config: every key it shows exists and its
+    /// sections check out (the files it names do not exist here).
+    #[test]
+    fn the_sample_config_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/config/spoke.toml");
+        let file: SpokeFile = read_toml(&path).unwrap();
+        let mut problems = Problems::default();
+        assert!(
+            nsw_config(file.nsw.as_ref().unwrap(), &mut problems)
+                .unwrap()
+                .webhook
+                .is_some()
+        );
+        assert!(console_config(file.console.as_ref().unwrap(), &mut problems).is_some());
+        assert!(problems.finish(&path, || ()).is_ok());
+    }
+}
