@@ -27,6 +27,8 @@ pub enum Purpose {
     Ack,
     /// A trust list, signed by the hub's anchor key.
     TrustList,
+    /// A signed tree head of the exchange log, signed by the hub.
+    TreeHead,
 }
 
 impl Purpose {
@@ -37,6 +39,7 @@ impl Purpose {
             Self::Receipt => "application/vnd.caravan.receipt.v1+protobuf",
             Self::Ack => "application/vnd.caravan.ack.v1+protobuf",
             Self::TrustList => "application/vnd.caravan.trustlist.v1+protobuf",
+            Self::TreeHead => "application/vnd.caravan.treehead.v1",
         }
     }
 }
@@ -84,6 +87,7 @@ pub enum KeyError {
 }
 
 /// A private ed25519 key that signs on behalf of a participant or of the hub.
+#[derive(Clone)]
 pub struct SigningKey {
     key: ed25519_dalek::SigningKey,
     public: PublicKey,

@@ -129,6 +129,15 @@ mod tests {
         fn payload_chunk(&self, _: u64, _: u32) -> Result<Option<Vec<u8>>, StoreError> {
             Ok(None)
         }
+        fn log_entries(&self, _: u64, _: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+            Ok(Vec::new())
+        }
+        fn save_tree_head(&self, _: &crate::store::TreeHead) -> Result<(), StoreError> {
+            Ok(())
+        }
+        fn tree_heads(&self) -> Result<Vec<crate::store::TreeHead>, StoreError> {
+            Ok(Vec::new())
+        }
         fn events(
             &self,
             _: ParticipantId,

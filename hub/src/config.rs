@@ -58,6 +58,9 @@ pub struct HubFile {
     /// Seconds until a trust list's next-update time; the hub re-issues it at half of that.
     #[serde(default = "default_validity")]
     pub trust_list_validity_secs: u64,
+    /// Seconds between signed tree heads of the exchange log (when it grew).
+    #[serde(default = "default_tree_head_interval")]
+    pub tree_head_interval_secs: u64,
     /// Address for Prometheus metrics (plain HTTP, `GET /metrics`), e.g. "127.0.0.1:9464";
     /// absent: not served.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -129,6 +132,10 @@ fn default_cache() -> u64 {
     DEFAULT_STORE_CACHE_MIB
 }
 
+fn default_tree_head_interval() -> u64 {
+    60
+}
+
 fn default_validity() -> u64 {
     DEFAULT_TRUST_LIST_VALIDITY_SECS
 }
@@ -144,6 +151,7 @@ pub struct Config {
     pub trust_list_validity: std::time::Duration,
     pub message_ttl: MessageTtl,
     pub metrics_listen: Option<SocketAddr>,
+    pub tree_head_interval: std::time::Duration,
     pub tls: TlsMaterial,
 }
 
@@ -206,6 +214,7 @@ impl Config {
             trust_list_validity: std::time::Duration::from_secs(file.trust_list_validity_secs),
             message_ttl: file.message_ttl_secs.clone(),
             metrics_listen: metrics_listen.flatten(),
+            tree_head_interval: std::time::Duration::from_secs(file.tree_head_interval_secs.max(1)),
             tls: tls.expect("checked"),
         })
     }

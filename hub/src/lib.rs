@@ -24,6 +24,7 @@ pub mod config;
 pub mod error;
 pub mod exchange;
 pub mod identity;
+pub mod log;
 pub mod merkle;
 pub mod metrics;
 pub mod operator;

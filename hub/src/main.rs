@@ -63,6 +63,11 @@ enum Command {
         #[command(subcommand)]
         command: PkiCommand,
     },
+    /// Audit or export the exchange log (with the hub stopped: the store has one owner).
+    Log {
+        #[command(subcommand)]
+        command: LogCommand,
+    },
     /// Manage the registry of the running hub, as an operator.
     Admin {
         /// The operator's admin.toml: hub URL and operator certificate.
@@ -70,6 +75,25 @@ enum Command {
         config: PathBuf,
         #[command(subcommand)]
         command: AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum LogCommand {
+    /// Recompute the log's Merkle tree and check every signed tree head; exit 0 only if all hold.
+    Verify {
+        #[arg(long, env = "CARAVAN_HUB_CONFIG")]
+        config: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the log entries (one JSON object per line) for auditors.
+    Export {
+        #[arg(long, env = "CARAVAN_HUB_CONFIG")]
+        config: PathBuf,
+        /// Only entries at or after this time (RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
     },
 }
 
@@ -287,6 +311,14 @@ fn main() -> ExitCode {
         }
         Command::Pki { command } => report(pki_command(command)),
         Command::Info { config, json } => report(info(config, json)),
+        Command::Log { command } => match log_command(command) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::FAILURE,
+            Err(e) => {
+                eprintln!("caravan-hub: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Admin { config, command } => report(admin(config, command)),
     }
 }
@@ -562,6 +594,68 @@ fn print_trust_list(list: &caravan_common::trust::view::TrustListView) {
     println!("hub receipt keys:");
     for k in &list.hub_keys {
         println!("  {}", k.key_id);
+    }
+}
+
+/// Open the hub's store directly (the hub must be stopped).
+fn open_store(config: &Config) -> anyhow::Result<caravan_hub::store::sled::SledBackend> {
+    caravan_hub::store::sled::SledBackend::open(
+        &config.data_dir.join("store"),
+        config.store_cache_bytes,
+    )
+    .map_err(|e| {
+        anyhow::anyhow!("{e} (is the hub running? stop it first: the store has one owner)")
+    })
+}
+
+fn log_command(command: LogCommand) -> anyhow::Result<bool> {
+    use caravan_hub::store::Backend;
+    match command {
+        LogCommand::Verify { config, json } => {
+            let config = Config::load(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let store = open_store(&config)?;
+            let record = store.registry()?.context("the store holds no registry")?;
+            let signed = <v1::SignedTrustList as prost::Message>::decode(
+                record.signed_trust_list.as_slice(),
+            )?;
+            let (_, trust) = caravan_proto::trust_list::open(&signed, config.anchor_key.public())
+                .map_err(|r| anyhow::anyhow!("the stored trust list: {r}"))?;
+            let audit = caravan_hub::log::audit(&store, &trust)?;
+            if json {
+                println!("{}", serde_json::to_string(&audit)?);
+            } else {
+                println!(
+                    "{} entries, {} signed tree heads",
+                    audit.entries, audit.tree_heads
+                );
+                for p in &audit.problems {
+                    println!("PROBLEM {p}");
+                }
+                println!(
+                    "{}",
+                    if audit.problems.is_empty() {
+                        "the log matches every signed tree head"
+                    } else {
+                        "THE LOG WAS ALTERED"
+                    }
+                );
+            }
+            Ok(audit.problems.is_empty())
+        }
+        LogCommand::Export { config, since } => {
+            let config = Config::load(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let since = match since {
+                Some(t) => {
+                    parse_rfc3339(&t).with_context(|| format!("{t:?} is not an RFC 3339 time"))?
+                }
+                None => caravan_common::Timestamp::from_millis(0),
+            };
+            let store = open_store(&config)?;
+            for entry in caravan_hub::log::export(&store, since)? {
+                println!("{}", serde_json::to_string(&entry)?);
+            }
+            Ok(true)
+        }
     }
 }
 

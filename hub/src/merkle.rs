@@ -99,7 +99,11 @@ pub fn consistency_proof(m: usize, leaves: &[Hash]) -> Vec<Hash> {
     fn subproof(m: usize, leaves: &[Hash], complete: bool) -> Vec<Hash> {
         let n = leaves.len();
         if m == n {
-            return if complete { Vec::new() } else { vec![root(leaves)] };
+            return if complete {
+                Vec::new()
+            } else {
+                vec![root(leaves)]
+            };
         }
         let k = split(n);
         if m <= k {
@@ -163,7 +167,9 @@ mod tests {
     use super::*;
 
     fn leaves(n: usize) -> Vec<Hash> {
-        (0..n).map(|i| leaf_hash(format!("entry {i}").as_bytes())).collect()
+        (0..n)
+            .map(|i| leaf_hash(format!("entry {i}").as_bytes()))
+            .collect()
     }
 
     #[test]
@@ -182,11 +188,17 @@ mod tests {
             let r = root(&l);
             for i in 0..n {
                 let proof = inclusion_proof(i, &l);
-                assert!(verify_inclusion(i as u64, n as u64, &l[i], &proof, &r), "n={n} i={i}");
+                assert!(
+                    verify_inclusion(i as u64, n as u64, &l[i], &proof, &r),
+                    "n={n} i={i}"
+                );
                 let other = leaf_hash(b"forged");
                 assert!(!verify_inclusion(i as u64, n as u64, &other, &proof, &r));
                 if n > 1 {
-                    assert!(!verify_inclusion(((i + 1) % n) as u64, n as u64, &l[i], &proof, &r) || l[i] == l[(i + 1) % n]);
+                    assert!(
+                        !verify_inclusion(((i + 1) % n) as u64, n as u64, &l[i], &proof, &r)
+                            || l[i] == l[(i + 1) % n]
+                    );
                 }
             }
         }
@@ -198,13 +210,25 @@ mod tests {
             let l = leaves(n);
             for m in 1..=n {
                 let proof = consistency_proof(m, &l);
-                assert!(verify_consistency(m as u64, n as u64, &root(&l[..m]), &root(&l), &proof), "m={m} n={n}");
+                assert!(
+                    verify_consistency(m as u64, n as u64, &root(&l[..m]), &root(&l), &proof),
+                    "m={m} n={n}"
+                );
                 // The same tree with one old entry changed is not an extension of the first.
                 if m < n {
                     let mut rewritten = l.clone();
                     rewritten[0] = leaf_hash(b"rewritten");
                     let proof = consistency_proof(m, &rewritten);
-                    assert!(!verify_consistency(m as u64, n as u64, &root(&l[..m]), &root(&rewritten), &proof), "m={m} n={n}");
+                    assert!(
+                        !verify_consistency(
+                            m as u64,
+                            n as u64,
+                            &root(&l[..m]),
+                            &root(&rewritten),
+                            &proof
+                        ),
+                        "m={m} n={n}"
+                    );
                 }
             }
         }

@@ -71,6 +71,7 @@ pub async fn run(
         "registry loaded"
     );
     tokio::spawn(registry.clone().keep_fresh(stop_rx.clone()));
+    let tree_key = config.receipt_key.clone();
     let exchange = Arc::new(Exchange::new(
         registry.clone(),
         store.clone(),
@@ -80,6 +81,32 @@ pub async fn run(
         metrics.clone(),
         stop_rx.clone(),
     ));
+    // Sign the exchange log's Merkle root now and then, when it grew.
+    let (tree_store, tree_key, interval, mut stop) = (
+        store.clone(),
+        tree_key,
+        config.tree_head_interval,
+        stop_rx.clone(),
+    );
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = stop.changed() => return,
+            }
+            let key = tree_key.clone();
+            match tree_store
+                .run(move |b| crate::log::sign_tree_head(b, &key))
+                .await
+            {
+                Ok(Some(head)) => {
+                    info!(size = head.tree_size, root = %caravan_common::envelope::to_hex(&head.root_hash), "tree head signed")
+                }
+                Ok(None) => {}
+                Err(e) => tracing::error!(cause = %e, "could not sign a tree head"),
+            }
+        }
+    });
     let ttl = config.message_ttl.clone();
     let interval = ttl.scan_interval();
     let (expiring, mut stop) = (exchange.clone(), stop_rx.clone());

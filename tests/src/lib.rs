@@ -417,8 +417,8 @@ impl Net {
             pki.join("hub.pem").display(),
             pki.join("hub.key").display(),
         );
-        // Metrics on a free port, logged as `metrics listening addr=`.
-        let text = format!("metrics_listen = \"127.0.0.1:0\"\n{text}");
+        // Metrics on a free port, logged as `metrics listening addr=`; a tree head every second.
+        let text = format!("metrics_listen = \"127.0.0.1:0\"\ntree_head_interval_secs = 1\n{text}");
         let text = match self.eco_ttl_secs {
             Some(ttl) => format!("{text}\n[message_ttl_secs]\ne-co = {ttl}\n"),
             None => text,

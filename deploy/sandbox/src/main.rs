@@ -235,6 +235,7 @@ fn create(dir: &Path, spokes: &[ParticipantId]) -> anyhow::Result<()> {
         trust_list_validity_secs: caravan_hub::config::DEFAULT_TRUST_LIST_VALIDITY_SECS,
         message_ttl_secs: Default::default(),
         metrics_listen: Some(format!("127.0.0.1:{}", free_port()?)),
+        tree_head_interval_secs: 60,
         tls: TlsFiles {
             ca_cert: "pki/ca.pem".into(),
             cert: "pki/hub.pem".into(),

@@ -22,7 +22,7 @@ use caravan_common::{DocumentType, MessageId, ParticipantId, Timestamp};
 
 pub use records::{
     CertificateRecord, LogEntry, LogKind, MessageState, RegistryRecord, RevokedCertificate,
-    StatusEvent, StatusRecord, Transition,
+    StatusEvent, StatusRecord, Transition, TreeHead,
 };
 
 /// Failures of the storage layer. They are internal: callers log them and answer the peer
@@ -172,6 +172,15 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Every client certificate seen, by serial.
     fn certificates(&self) -> Result<Vec<CertificateRecord>, StoreError>;
+
+    /// Up to `limit` encoded exchange-log entries from index `from` (the first is 1), in order.
+    fn log_entries(&self, from: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
+
+    /// Keep a signed tree head.
+    fn save_tree_head(&self, head: &TreeHead) -> Result<(), StoreError>;
+
+    /// Every signed tree head, by tree size.
+    fn tree_heads(&self) -> Result<Vec<TreeHead>, StoreError>;
 
     /// Make every write so far durable.
     fn flush(&self) -> Result<(), StoreError>;

@@ -166,6 +166,36 @@ pub struct RegistryRecord {
     pub revoked_certificates: Vec<RevokedCertificate>,
 }
 
+/// A signed tree head of the exchange log: the Merkle root of its first `tree_size` entries.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct TreeHead {
+    #[prost(uint64, tag = "1")]
+    pub tree_size: u64,
+    #[prost(bytes = "vec", tag = "2")]
+    pub root_hash: Vec<u8>,
+    #[prost(int64, tag = "3")]
+    pub timestamp_ms: i64,
+    #[prost(string, tag = "4")]
+    pub key_id: String,
+    /// The hub's signature over PAE("application/vnd.caravan.treehead.v1", body), where body
+    /// is this record with `key_id` and `signature` empty, encoded.
+    #[prost(bytes = "vec", tag = "5")]
+    pub signature: Vec<u8>,
+}
+
+impl TreeHead {
+    /// The bytes the signature covers.
+    pub fn signed_bytes(&self) -> Vec<u8> {
+        use prost::Message;
+        TreeHead {
+            key_id: String::new(),
+            signature: Vec::new(),
+            ..self.clone()
+        }
+        .encode_to_vec()
+    }
+}
+
 /// A client certificate the hub has seen.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct CertificateRecord {

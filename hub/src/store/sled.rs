@@ -13,6 +13,7 @@
 //! | `meta`     | `next_sequence`, `next_log_index`   | u64                          |
 //! | `registry` | `current`                           | `RegistryRecord`             |
 //! | `certificates` | serial (hex text)               | `CertificateRecord`          |
+//! | `tree_heads` | tree size (u64)                   | `TreeHead`: signed Merkle roots of the log |
 //! | `events`   | sender (2) + event cursor (u64)     | `StatusEvent`: what the sender sees |
 //!
 //! Every accept and acknowledgement is one multi-tree transaction, so a crash leaves either
@@ -33,7 +34,9 @@ use caravan_common::{MessageId, ParticipantId, Timestamp};
 use super::{
     Acceptance, AckResult, AckUpdate, Backend, Incoming, MessageState, Pending, StatusRecord,
     StoreError,
-    records::{CertificateRecord, LogEntry, LogKind, MessageRecord, RegistryRecord, StatusEvent},
+    records::{
+        CertificateRecord, LogEntry, LogKind, MessageRecord, RegistryRecord, StatusEvent, TreeHead,
+    },
 };
 
 const NEXT_SEQUENCE: &[u8] = b"next_sequence";
@@ -54,6 +57,7 @@ pub struct SledBackend {
     registry: sled::Tree,
     certificates: sled::Tree,
     events: sled::Tree,
+    tree_heads: sled::Tree,
     /// Serialises writers that take sequence numbers. This is a `std` mutex, not a Tokio one:
     /// it is only held on blocking threads, for the few microseconds of an in-memory sled
     /// transaction, and it spares those transactions from conflicting and retrying.
@@ -166,6 +170,7 @@ impl SledBackend {
             registry: tree("registry")?,
             certificates: tree("certificates")?,
             events: tree("events")?,
+            tree_heads: tree("tree_heads")?,
             db,
             writer: Mutex::new(()),
         })
@@ -569,6 +574,34 @@ impl Backend for SledBackend {
             .map(|entry| {
                 let (_, v) = entry.map_err(backend_error)?;
                 CertificateRecord::decode(v.as_ref()).map_err(|e| corrupt("certificate", e))
+            })
+            .collect()
+    }
+
+    fn log_entries(&self, from: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        self.log
+            .range(from.to_be_bytes()..)
+            .take(limit)
+            .map(|entry| {
+                let (k, v) = entry.map_err(backend_error)?;
+                Ok((u64_value(&k, "log")?, v.to_vec()))
+            })
+            .collect()
+    }
+
+    fn save_tree_head(&self, head: &TreeHead) -> Result<(), StoreError> {
+        self.tree_heads
+            .insert(head.tree_size.to_be_bytes(), head.encode_to_vec())
+            .map(drop)
+            .map_err(backend_error)
+    }
+
+    fn tree_heads(&self) -> Result<Vec<TreeHead>, StoreError> {
+        self.tree_heads
+            .iter()
+            .map(|entry| {
+                let (_, v) = entry.map_err(backend_error)?;
+                TreeHead::decode(v.as_ref()).map_err(|e| corrupt("tree head", e))
             })
             .collect()
     }
