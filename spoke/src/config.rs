@@ -62,6 +62,9 @@ pub struct SpokeFile {
     /// The national single window's REST API; absent: not served.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nsw: Option<NswFile>,
+    /// Address for Prometheus metrics (plain HTTP `GET /metrics`); absent: not served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<String>,
     /// The officers' web console; absent: not served.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub console: Option<ConsoleFile>,
@@ -153,6 +156,7 @@ pub struct Config {
     pub anchor: PublicKey,
     pub nsw: Option<crate::nsw::NswConfig>,
     pub console: Option<crate::console::ConsoleConfig>,
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl Config {
@@ -194,6 +198,10 @@ impl Config {
             .console
             .as_ref()
             .map(|c| console_config(c, &mut problems));
+        let metrics_listen = file
+            .metrics_listen
+            .as_deref()
+            .map(|a| problems.check("metrics_listen", a.parse::<std::net::SocketAddr>()));
         let data_dir = resolve(path, &file.data_dir);
         let control_socket = control_socket(path, &file, &data_dir);
         problems.finish(path, || Config {
@@ -208,6 +216,7 @@ impl Config {
             anchor: anchor.expect("checked"),
             nsw: nsw.flatten(),
             console: console.flatten(),
+            metrics_listen: metrics_listen.flatten(),
         })
     }
 }

@@ -62,6 +62,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let socket = config.control_socket.clone();
     let nsw = config.nsw.clone();
     let console = config.console.clone();
+    let metrics_listen = config.metrics_listen;
     let console_listener = match &console {
         Some(c) => Some(tokio::net::TcpListener::bind(c.listen).await.map_err(|e| {
             RunError::ControlSocket {
@@ -118,6 +119,39 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         }
         _ => None,
     };
+    if let Some(addr) = metrics_listen {
+        let listener =
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| RunError::ControlSocket {
+                    path: addr.to_string(),
+                    cause: format!("metrics: {e}"),
+                })?;
+        info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "metrics listening");
+        let (spoke, mut stop) = (spoke.clone(), stop_tx.subscribe());
+        let app = axum::Router::new().route(
+            "/metrics",
+            axum::routing::get(move || {
+                let spoke = spoke.clone();
+                async move {
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4",
+                        )],
+                        spoke.metrics().await,
+                    )
+                }
+            }),
+        );
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.changed().await;
+                })
+                .await;
+        });
+    }
     let nsw_api = match (nsw, nsw_listener) {
         (Some(n), Some(listener)) => {
             info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), clients = n.tokens.len(), "NSW API listening");

@@ -274,6 +274,7 @@ fn command(command: Command) -> Result<(), Failure> {
                 "api_url": file.nsw.as_ref().map(|n| format!("http://{}/api/v1", n.listen)),
                 "openapi_url": file.nsw.as_ref().map(|n| format!("http://{}/api/v1/openapi.json", n.listen)),
                 "console_url": file.console.as_ref().map(|c| format!("http://{}/console", c.listen)),
+                "metrics_url": file.metrics_listen.as_ref().map(|a| format!("http://{a}/metrics")),
                 "control_socket": control.control_socket.display().to_string(),
             });
             if json {

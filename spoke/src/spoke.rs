@@ -183,6 +183,65 @@ impl Spoke {
         }
     }
 
+    /// Prometheus text exposition of the spoke's state.
+    pub async fn metrics(&self) -> String {
+        let store = self.store.clone();
+        let (inbox, outbox) =
+            blocking(move || Ok((store.inbox_since(None)?.len(), store.outbox_len())))
+                .await
+                .unwrap_or((0, 0));
+        let now = Timestamp::now();
+        let (version, age, fresh) = match self.trust.current() {
+            Some(h) => {
+                let age = h
+                    .set
+                    .info
+                    .issued_at
+                    .map_or(0, |t| (now.as_millis() - t.as_millis()).max(0) / 1000);
+                (h.set.info.version, age, u8::from(h.set.info.is_fresh(now)))
+            }
+            None => (0, 0, 0),
+        };
+        let gauges = [
+            (
+                "caravan_spoke_hub_connected",
+                "1 while the delivery stream to the hub is open.",
+                i64::from(self.hub_connected()),
+            ),
+            (
+                "caravan_spoke_inbox_documents",
+                "Documents in the inbox.",
+                inbox as i64,
+            ),
+            (
+                "caravan_spoke_outbox_documents",
+                "Documents waiting in the outbox for the hub.",
+                outbox as i64,
+            ),
+            (
+                "caravan_spoke_trust_list_version",
+                "Version of the trust list held.",
+                version as i64,
+            ),
+            (
+                "caravan_spoke_trust_list_age_seconds",
+                "Seconds since the trust list held was issued.",
+                age,
+            ),
+            (
+                "caravan_spoke_trust_list_fresh",
+                "1 while the trust list held is before its next-update time.",
+                i64::from(fresh),
+            ),
+        ];
+        gauges
+            .iter()
+            .map(|(name, help, value)| {
+                format!("# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n")
+            })
+            .collect()
+    }
+
     /// Follow arrivals in the inbox.
     pub fn arrivals(&self) -> watch::Receiver<u64> {
         self.arrived.subscribe()

@@ -543,6 +543,7 @@ impl Net {
             pki.join("participants").join(format!("{id}.pem")).display(),
             pki.join("participants").join(format!("{id}.key")).display(),
         );
+        let text = format!("metrics_listen = \"127.0.0.1:0\"\n{text}");
         let text = match self.nsw_tokens.get(id) {
             Some(token) => {
                 let hash = caravan_common::envelope::to_hex(&sha256(token.as_bytes()));
@@ -624,6 +625,26 @@ impl Net {
             headers_out,
             String::from_utf8_lossy(&bytes).into_owned(),
         )
+    }
+
+    /// The spoke's Prometheus metrics, as text.
+    pub async fn spoke_metrics(&self, id: &str) -> String {
+        let log = self.spoke_log(id);
+        let addr: SocketAddr = log
+            .lines()
+            .filter(|l| l.contains("metrics listening"))
+            .find_map(|l| l.split("addr=").nth(1))
+            .and_then(|a| a.split_whitespace().next()?.parse().ok())
+            .expect("the spoke logs its metrics address");
+        let stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .expect("connect to metrics");
+        let (status, body) =
+            caravan_spoke::control::exchange(stream, "GET", "/metrics", &[], Vec::new())
+                .await
+                .expect("metrics");
+        assert!(status.is_success());
+        String::from_utf8_lossy(&body).into_owned()
     }
 
     /// The address the spoke's NSW API listens on, from its log.

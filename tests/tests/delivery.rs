@@ -84,6 +84,19 @@ async fn all_three_document_types_arrive_verified_and_identical() {
             .collect();
         assert_eq!(states, ["QUEUED", "ACCEPTED", "DELIVERED", "ACKNOWLEDGED"]);
     }
+    // The spokes export their state to Prometheus.
+    let metrics = net.spoke_metrics("UZ").await;
+    for line in [
+        "caravan_spoke_inbox_documents 2",
+        "caravan_spoke_outbox_documents 0",
+        "caravan_spoke_hub_connected 1",
+        "caravan_spoke_trust_list_fresh 1",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line} missing:\n{metrics}"
+        );
+    }
     // Nobody received anything twice or anything not meant for them.
     for (id, expected) in [("CN", 1), ("KZ", 1), ("UZ", 2)] {
         assert_eq!(

@@ -314,6 +314,7 @@ fn create(dir: &Path, spokes: &[ParticipantId]) -> anyhow::Result<()> {
                 }],
                 webhook_url: None,
             }),
+            metrics_listen: Some(format!("127.0.0.1:{}", free_port()?)),
             console: Some(ConsoleFile {
                 listen: format!("127.0.0.1:{}", free_port()?),
                 officers: vec![OfficerFile {
