@@ -62,23 +62,17 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let socket = config.control_socket.clone();
     let nsw = config.nsw.clone();
     let console = config.console.clone();
-    let metrics_listen = config.metrics_listen;
+    // Bind every listener before anything starts, so a taken port stops the spoke at once.
     let console_listener = match &console {
-        Some(c) => Some(tokio::net::TcpListener::bind(c.listen).await.map_err(|e| {
-            RunError::ControlSocket {
-                path: c.listen.to_string(),
-                cause: format!("console: {e}"),
-            }
-        })?),
+        Some(c) => Some(bind(c.listen, "console").await?),
         None => None,
     };
     let nsw_listener = match &nsw {
-        Some(n) => Some(tokio::net::TcpListener::bind(n.listen).await.map_err(|e| {
-            RunError::ControlSocket {
-                path: n.listen.to_string(),
-                cause: format!("NSW API: {e}"),
-            }
-        })?),
+        Some(n) => Some(bind(n.listen, "NSW API").await?),
+        None => None,
+    };
+    let metrics_listener = match config.metrics_listen {
+        Some(addr) => Some(bind(addr, "metrics").await?),
         None => None,
     };
     let trust = Arc::new(trust::TrustHolder::load(
@@ -94,45 +88,32 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     info!(participant = %spoke.me, socket = %socket.display(), "control API listening");
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let follower = tokio::spawn(trust.follow(channel, stop_rx.clone()));
-    let receiver = tokio::spawn(spoke.clone().receive(stop_rx.clone()));
-    let outbox = tokio::spawn(spoke.clone().drain_outbox(stop_rx.clone()));
-    let status = tokio::spawn(spoke.clone().follow_status(stop_rx.clone()));
-    let mut stop = stop_rx;
-    let control = axum::serve(listener, control::router(spoke.clone(), max_payload_bytes))
-        .with_graceful_shutdown(async move {
-            let _ = stop.changed().await;
-        });
-    let control = tokio::spawn(async move { control.await });
-    let console_task = match (console, console_listener) {
-        (Some(c), Some(listener)) => {
-            info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), officers = c.officers.len(), "officer console listening");
-            let mut stop = stop_tx.subscribe();
-            let app = console::router(spoke.clone(), c.officers);
-            Some(tokio::spawn(async move {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async move {
-                        let _ = stop.changed().await;
-                    })
-                    .await
-            }))
-        }
-        _ => None,
-    };
-    if let Some(addr) = metrics_listen {
-        let listener =
-            tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|e| RunError::ControlSocket {
-                    path: addr.to_string(),
-                    cause: format!("metrics: {e}"),
-                })?;
-        info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "metrics listening");
-        let (spoke, mut stop) = (spoke.clone(), stop_tx.subscribe());
+    let mut tasks = vec![
+        tokio::spawn(trust.follow(channel, stop_rx.clone())),
+        tokio::spawn(spoke.clone().receive(stop_rx.clone())),
+        tokio::spawn(spoke.clone().drain_outbox(stop_rx.clone())),
+        tokio::spawn(spoke.clone().follow_status(stop_rx.clone())),
+    ];
+    tasks.push(serve(
+        listener,
+        control::router(spoke.clone(), max_payload_bytes),
+        stop_rx.clone(),
+    ));
+    if let (Some(c), Some(listener)) = (console, console_listener) {
+        info!(addr = %local(&listener), officers = c.officers.len(), "officer console listening");
+        tasks.push(serve(
+            listener,
+            console::router(spoke.clone(), c.officers),
+            stop_rx.clone(),
+        ));
+    }
+    if let Some(listener) = metrics_listener {
+        info!(addr = %local(&listener), "metrics listening");
+        let metrics = spoke.clone();
         let app = axum::Router::new().route(
             "/metrics",
             axum::routing::get(move || {
-                let spoke = spoke.clone();
+                let spoke = metrics.clone();
                 async move {
                     (
                         [(
@@ -144,48 +125,73 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 }
             }),
         );
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.changed().await;
-                })
-                .await;
-        });
+        tasks.push(serve(listener, app, stop_rx.clone()));
     }
-    let nsw_api = match (nsw, nsw_listener) {
-        (Some(n), Some(listener)) => {
-            info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), clients = n.tokens.len(), "NSW API listening");
-            if let Some(url) = n.webhook.clone() {
-                info!(url = %url, "pushing received documents to the NSW webhook");
-                tokio::spawn(nsw::push_webhooks(spoke.clone(), url, stop_tx.subscribe()));
-            }
-            let mut stop = stop_tx.subscribe();
-            let app = nsw::router(spoke.clone(), max_payload_bytes, n.tokens);
-            Some(tokio::spawn(async move {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async move {
-                        let _ = stop.changed().await;
-                    })
-                    .await
-            }))
+    if let (Some(n), Some(listener)) = (nsw, nsw_listener) {
+        info!(addr = %local(&listener), clients = n.tokens.len(), "NSW API listening");
+        if let Some(url) = n.webhook.clone() {
+            info!(url = %url, "pushing received documents to the NSW webhook");
+            tasks.push(tokio::spawn(nsw::push_webhooks(
+                spoke.clone(),
+                url,
+                stop_rx.clone(),
+            )));
         }
-        _ => None,
-    };
+        tasks.push(serve(
+            listener,
+            nsw::router(spoke.clone(), max_payload_bytes, n.tokens),
+            stop_rx.clone(),
+        ));
+    }
     shutdown.await;
     info!("shutting down");
     let _ = stop_tx.send(true);
-    let _ = receiver.await;
-    let _ = follower.await;
-    let _ = outbox.await;
-    let _ = status.await;
-    let _ = control.await;
-    for task in [nsw_api, console_task].into_iter().flatten() {
+    for task in tasks {
         let _ = task.await;
     }
     let _ = std::fs::remove_file(&socket);
     spoke::blocking(move || store.flush()).await?;
     info!("store flushed; stopped");
     Ok(())
+}
+
+async fn bind(addr: std::net::SocketAddr, what: &str) -> Result<tokio::net::TcpListener, RunError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| RunError::ControlSocket {
+            path: addr.to_string(),
+            cause: format!("{what}: {e}"),
+        })
+}
+
+fn local(listener: &tokio::net::TcpListener) -> String {
+    listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default()
+}
+
+/// Serve `app` on `listener` until `stop` changes.
+fn serve<L>(
+    listener: L,
+    app: axum::Router,
+    mut stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stop.changed().await;
+        };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            tracing::error!(cause = %e, "HTTP server failed");
+        }
+    })
 }
 
 fn create_private_dir(path: &Path) -> Result<(), String> {
