@@ -209,6 +209,16 @@ impl TrustSet {
         self.keys.get(&id)
     }
 
+    /// The key `id`, or the refusal `UNKNOWN_KEY`.
+    pub fn registered_key(&self, id: KeyId) -> Result<&SigningKeyEntry, Refusal> {
+        self.key(id).ok_or_else(|| {
+            Refusal::new(
+                RefusalCode::UnknownKey,
+                format!("key {id} is not registered"),
+            )
+        })
+    }
+
     /// Every signing key, ordered by participant then key id.
     pub fn keys(&self) -> Vec<&SigningKeyEntry> {
         let mut keys: Vec<_> = self.keys.values().collect();
@@ -287,12 +297,7 @@ impl TrustSet {
         signer: ParticipantId,
         at: Timestamp,
     ) -> Result<&SigningKeyEntry, Refusal> {
-        let entry = self.key(key_id).ok_or_else(|| {
-            Refusal::new(
-                RefusalCode::UnknownKey,
-                format!("key {key_id} is not registered"),
-            )
-        })?;
+        let entry = self.registered_key(key_id)?;
         if entry.participant != signer {
             return Err(Refusal::new(
                 RefusalCode::SenderMismatch,

@@ -42,15 +42,7 @@ pub fn sign(ack: &Ack, key: &SigningKey) -> v1::SignedAck {
 pub fn verify(signed: &v1::SignedAck, trust: &TrustSet, at: Timestamp) -> Result<Ack, Refusal> {
     let invalid = |detail: String| Refusal::new(RefusalCode::InvalidAck, detail);
     let key_id = signature_key_id(signed.signature.as_ref(), "acknowledgement")?;
-    let owner = trust
-        .key(key_id)
-        .ok_or_else(|| {
-            Refusal::new(
-                RefusalCode::UnknownKey,
-                format!("key {key_id} is not registered"),
-            )
-        })?
-        .participant;
+    let owner = trust.registered_key(key_id)?.participant;
     let key = trust.signer_key(key_id, owner, at)?;
     let signature = signed
         .signature

@@ -128,15 +128,7 @@ pub fn open_header(
     at: Timestamp,
 ) -> Result<Opened, Refusal> {
     let key_id = signature_key_id(envelope.signature.as_ref(), "envelope")?;
-    let owner = trust
-        .key(key_id)
-        .ok_or_else(|| {
-            Refusal::new(
-                RefusalCode::UnknownKey,
-                format!("key {key_id} is not registered"),
-            )
-        })?
-        .participant;
+    let owner = trust.registered_key(key_id)?.participant;
     let signer = trust
         .signer_key(key_id, expected_signer.unwrap_or(owner), at)?
         .clone();
