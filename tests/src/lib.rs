@@ -481,22 +481,7 @@ impl Net {
 
     /// The hub's Prometheus metrics, as text.
     pub async fn hub_metrics(&self) -> String {
-        let log = self.hub_log();
-        let addr: SocketAddr = log
-            .lines()
-            .filter(|l| l.contains("metrics listening"))
-            .find_map(|l| l.split("addr=").nth(1))
-            .and_then(|a| a.split_whitespace().next()?.parse().ok())
-            .expect("the hub logs its metrics address");
-        let stream = tokio::net::TcpStream::connect(addr)
-            .await
-            .expect("connect to metrics");
-        let (status, body) =
-            caravan_spoke::control::exchange(stream, "GET", "/metrics", &[], Vec::new())
-                .await
-                .expect("metrics");
-        assert!(status.is_success());
-        String::from_utf8_lossy(&body).into_owned()
+        fetch_metrics(await_logged_addr(|| self.hub_log(), "metrics listening")).await
     }
 
     pub fn hub_log(&self) -> String {
@@ -572,27 +557,7 @@ impl Net {
 
     /// The address the spoke's officer console listens on, from its log.
     pub fn console_addr(&self, id: &str) -> SocketAddr {
-        let start = Instant::now();
-        loop {
-            let log = self.spoke_log(id);
-            if let Some(addr) = log
-                .lines()
-                .filter(|l| l.contains("officer console listening"))
-                .find_map(|l| l.split("addr=").nth(1))
-            {
-                return addr
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or_default()
-                    .parse()
-                    .expect("console address");
-            }
-            assert!(
-                start.elapsed() < PATIENCE,
-                "spoke {id} never served the console:\n{log}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        await_logged_addr(|| self.spoke_log(id), "officer console listening")
     }
 
     /// One request to `id`'s console; returns status, the response headers and the body.
@@ -607,7 +572,6 @@ impl Net {
         let stream = tokio::net::TcpStream::connect(self.console_addr(id))
             .await
             .expect("connect to the console");
-        let (_sender, _) = (0, 0);
         let mut headers: Vec<(&str, &str)> = Vec::new();
         if let Some(c) = cookie {
             headers.push(("cookie", c));
@@ -629,47 +593,16 @@ impl Net {
 
     /// The spoke's Prometheus metrics, as text.
     pub async fn spoke_metrics(&self, id: &str) -> String {
-        let log = self.spoke_log(id);
-        let addr: SocketAddr = log
-            .lines()
-            .filter(|l| l.contains("metrics listening"))
-            .find_map(|l| l.split("addr=").nth(1))
-            .and_then(|a| a.split_whitespace().next()?.parse().ok())
-            .expect("the spoke logs its metrics address");
-        let stream = tokio::net::TcpStream::connect(addr)
-            .await
-            .expect("connect to metrics");
-        let (status, body) =
-            caravan_spoke::control::exchange(stream, "GET", "/metrics", &[], Vec::new())
-                .await
-                .expect("metrics");
-        assert!(status.is_success());
-        String::from_utf8_lossy(&body).into_owned()
+        fetch_metrics(await_logged_addr(
+            || self.spoke_log(id),
+            "metrics listening",
+        ))
+        .await
     }
 
     /// The address the spoke's NSW API listens on, from its log.
     pub fn nsw_addr(&self, id: &str) -> SocketAddr {
-        let start = Instant::now();
-        loop {
-            let log = self.spoke_log(id);
-            if let Some(addr) = log
-                .lines()
-                .filter(|l| l.contains("NSW API listening"))
-                .find_map(|l| l.split("addr=").nth(1))
-            {
-                return addr
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or_default()
-                    .parse()
-                    .expect("NSW API address");
-            }
-            assert!(
-                start.elapsed() < PATIENCE,
-                "spoke {id} never served the NSW API:\n{log}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        await_logged_addr(|| self.spoke_log(id), "NSW API listening")
     }
 
     /// One request to `id`'s NSW API with `token` (or none); returns the status and JSON body
@@ -1009,4 +942,38 @@ pub fn envelope(
         payload.to_vec(),
         key,
     )
+}
+
+/// Polls a process log until a line containing `marker` names its `addr=`.
+fn await_logged_addr(log: impl Fn() -> String, marker: &str) -> SocketAddr {
+    let start = Instant::now();
+    loop {
+        let text = log();
+        let addr = text
+            .lines()
+            .filter(|l| l.contains(marker))
+            .find_map(|l| l.split("addr=").nth(1))
+            .and_then(|a| a.split_whitespace().next()?.parse().ok());
+        if let Some(addr) = addr {
+            return addr;
+        }
+        assert!(
+            start.elapsed() < PATIENCE,
+            "never logged \"{marker}\":\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `GET /metrics` from a Prometheus listener, as text.
+async fn fetch_metrics(addr: SocketAddr) -> String {
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect to metrics");
+    let (status, body) =
+        caravan_spoke::control::exchange(stream, "GET", "/metrics", &[], Vec::new())
+            .await
+            .expect("metrics");
+    assert!(status.is_success(), "metrics answered {status}");
+    String::from_utf8_lossy(&body).into_owned()
 }
