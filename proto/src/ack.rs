@@ -9,7 +9,7 @@ use caravan_common::{
 };
 use prost::Message;
 
-use crate::{digest32, signature_key_id, signature_of, v1};
+use crate::{digest32, signature_of, signature_parts, v1};
 
 /// Encode and sign `ack` with the recipient's key (whose id must be `ack.key_id`).
 pub fn sign(ack: &Ack, key: &SigningKey) -> v1::SignedAck {
@@ -41,14 +41,9 @@ pub fn sign(ack: &Ack, key: &SigningKey) -> v1::SignedAck {
 /// Verify an acknowledgement: signed by a key of its recipient valid at `at`, then decoded.
 pub fn verify(signed: &v1::SignedAck, trust: &TrustSet, at: Timestamp) -> Result<Ack, Refusal> {
     let invalid = |detail: String| Refusal::new(RefusalCode::InvalidAck, detail);
-    let key_id = signature_key_id(signed.signature.as_ref(), "acknowledgement")?;
+    let (key_id, signature) = signature_parts(signed.signature.as_ref(), "acknowledgement")?;
     let owner = trust.registered_key(key_id)?.participant;
     let key = trust.signer_key(key_id, owner, at)?;
-    let signature = signed
-        .signature
-        .as_ref()
-        .map(|s| s.signature.as_slice())
-        .unwrap_or_default();
     key.public_key
         .verify(Purpose::Ack, &signed.body, signature)
         .map_err(|_| {

@@ -10,7 +10,7 @@ use caravan_common::{
 };
 use prost::Message;
 
-use crate::{digest32, signature_key_id, signature_of, v1};
+use crate::{digest32, signature_of, signature_parts, v1};
 
 /// Encode `header`, sign it with `key` and wrap it with `payload`.
 pub fn seal(header: &Header, payload: Vec<u8>, key: &SigningKey) -> v1::Envelope {
@@ -127,16 +127,11 @@ pub fn open_header(
     expected_signer: Option<caravan_common::ParticipantId>,
     at: Timestamp,
 ) -> Result<Opened, Refusal> {
-    let key_id = signature_key_id(envelope.signature.as_ref(), "envelope")?;
+    let (key_id, signature) = signature_parts(envelope.signature.as_ref(), "envelope")?;
     let owner = trust.registered_key(key_id)?.participant;
     let signer = trust
         .signer_key(key_id, expected_signer.unwrap_or(owner), at)?
         .clone();
-    let signature = envelope
-        .signature
-        .as_ref()
-        .map(|s| s.signature.as_slice())
-        .unwrap_or_default();
     signer
         .public_key
         .verify(Purpose::Header, &envelope.header, signature)

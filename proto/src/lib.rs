@@ -29,15 +29,19 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 
 use caravan_common::{KeyId, Refusal, RefusalCode};
 
-/// Parse the key id a signature names; an unparsable id names no registered key.
-fn signature_key_id(signature: Option<&v1::Signature>, what: &str) -> Result<KeyId, Refusal> {
+/// The key id a signature names and the signature bytes; an unparsable id names no registered
+/// key.
+fn signature_parts<'a>(
+    signature: Option<&'a v1::Signature>,
+    what: &str,
+) -> Result<(KeyId, &'a [u8]), Refusal> {
     let signature = signature.ok_or_else(|| {
         Refusal::new(
             RefusalCode::MalformedRequest,
             format!("{what} has no signature"),
         )
     })?;
-    signature.key_id.parse().map_err(|_| {
+    let key_id = signature.key_id.parse().map_err(|_| {
         Refusal::new(
             RefusalCode::UnknownKey,
             format!(
@@ -45,7 +49,8 @@ fn signature_key_id(signature: Option<&v1::Signature>, what: &str) -> Result<Key
                 signature.key_id
             ),
         )
-    })
+    })?;
+    Ok((key_id, signature.signature.as_slice()))
 }
 
 fn signature_of(key_id: KeyId, signature: [u8; 64]) -> v1::Signature {

@@ -8,7 +8,7 @@ use caravan_common::{
 };
 use prost::Message;
 
-use crate::{digest32, signature_key_id, signature_of, v1};
+use crate::{digest32, signature_of, signature_parts, v1};
 
 /// Encode and sign `receipt` with the hub's key (whose id must be `receipt.key_id`).
 pub fn issue(receipt: &Receipt, key: &SigningKey) -> v1::SignedReceipt {
@@ -33,16 +33,11 @@ pub fn issue(receipt: &Receipt, key: &SigningKey) -> v1::SignedReceipt {
 /// Verify a receipt against the hub keys in `trust`, then decode it.
 pub fn verify(signed: &v1::SignedReceipt, trust: &TrustSet) -> Result<Receipt, Refusal> {
     let bad = |detail: String| Refusal::new(RefusalCode::BadReceipt, detail);
-    let key_id =
-        signature_key_id(signed.signature.as_ref(), "receipt").map_err(|r| bad(r.detail))?;
+    let (key_id, signature) =
+        signature_parts(signed.signature.as_ref(), "receipt").map_err(|r| bad(r.detail))?;
     let key = trust
         .hub_key(key_id)
         .ok_or_else(|| bad(format!("receipt key {key_id} is not a hub key")))?;
-    let signature = signed
-        .signature
-        .as_ref()
-        .map(|s| s.signature.as_slice())
-        .unwrap_or_default();
     key.public_key
         .verify(Purpose::Receipt, &signed.body, signature)
         .map_err(|_| {

@@ -11,7 +11,7 @@ use caravan_common::{
 };
 use prost::Message;
 
-use crate::{signature_key_id, signature_of, v1};
+use crate::{signature_of, signature_parts, v1};
 
 /// Encode and sign `list` with the anchor key.
 pub fn sign(list: &v1::TrustList, anchor: &SigningKey) -> v1::SignedTrustList {
@@ -32,19 +32,14 @@ pub fn open(
     signed: &v1::SignedTrustList,
     anchor: &PublicKey,
 ) -> Result<(v1::TrustList, TrustSet), Refusal> {
-    let key_id =
-        signature_key_id(signed.signature.as_ref(), "trust list").map_err(|r| invalid(r.detail))?;
+    let (key_id, signature) =
+        signature_parts(signed.signature.as_ref(), "trust list").map_err(|r| invalid(r.detail))?;
     if key_id != anchor.key_id() {
         return Err(invalid(format!(
             "signed by key {key_id}, not by the pinned anchor {}",
             anchor.key_id()
         )));
     }
-    let signature = signed
-        .signature
-        .as_ref()
-        .map(|s| s.signature.as_slice())
-        .unwrap_or_default();
     anchor
         .verify(Purpose::TrustList, &signed.body, signature)
         .map_err(|_| {
