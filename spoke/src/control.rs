@@ -170,14 +170,19 @@ async fn health(State(spoke): State<Arc<Spoke>>) -> Json<Health> {
     })
 }
 
-async fn trust_list(State(spoke): State<Arc<Spoke>>) -> Result<Json<view::TrustListView>, Failure> {
-    let held = spoke.trust().current().ok_or_else(|| {
+/// The trust list the spoke holds, or 503 while the hub has not yet been reached.
+fn held_trust(spoke: &Spoke) -> Result<Arc<crate::trust::Held>, Failure> {
+    spoke.trust().current().ok_or_else(|| {
         Failure::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "NO_TRUST_LIST",
             "no trust list yet: the hub has not been reached",
         )
-    })?;
+    })
+}
+
+async fn trust_list(State(spoke): State<Arc<Spoke>>) -> Result<Json<view::TrustListView>, Failure> {
+    let held = held_trust(&spoke)?;
     Ok(Json(view::view(&held.set, Timestamp::now())))
 }
 
@@ -268,13 +273,7 @@ async fn evidence(
     let payload = blocking(move || store.payload(sender, message_id))
         .await?
         .ok_or_else(|| StoreError::Corrupt(format!("payload of {id} is missing")))?;
-    let held = spoke.trust().current().ok_or_else(|| {
-        Failure::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "NO_TRUST_LIST",
-            "no trust list yet: the hub has not been reached",
-        )
-    })?;
+    let held = held_trust(&spoke)?;
     let e = &record.evidence;
     let bundle = crate::evidence::bundle(
         &e.header,
