@@ -634,7 +634,7 @@ impl Net {
     /// Start a spoke and wait until it has its delivery stream open to the hub.
     pub async fn start_spoke(&mut self, id: &str) {
         self.launch_spoke(id);
-        self.wait_spoke_connected(id).await;
+        self.wait_hub_connected(id, true).await;
     }
 
     /// Start a spoke without waiting for it to connect.
@@ -665,32 +665,6 @@ impl Net {
             assert!(
                 start.elapsed() < PATIENCE,
                 "spoke {id}'s control API never answered"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// Wait until the spoke holds a trust list and has its delivery stream open.
-    pub async fn wait_spoke_connected(&mut self, id: &str) {
-        let socket = self.control_socket(id);
-        let start = Instant::now();
-        loop {
-            if let Ok(body) =
-                caravan_spoke::control::call(&socket, "GET", "/v1/health", Vec::new()).await
-            {
-                let health: serde_json::Value = serde_json::from_slice(&body).expect("health JSON");
-                if health["hub_connected"] == true {
-                    return;
-                }
-            }
-            let proc = self.spokes.get_mut(id).expect("spoke");
-            if let Some(status) = proc.exited() {
-                panic!("spoke {id} exited with {status}; log:\n{}", proc.log_text());
-            }
-            assert!(
-                start.elapsed() < PATIENCE,
-                "spoke {id} not connected; log:\n{}",
-                proc.log_text()
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -735,8 +709,9 @@ impl Net {
         }
     }
 
-    /// Wait until the spoke's health says `hub_connected == connected`.
-    pub async fn wait_hub_connected(&self, id: &str, connected: bool) {
+    /// Wait until the spoke's health says `hub_connected == connected`: with `true`, it holds a
+    /// trust list and has its delivery stream open.
+    pub async fn wait_hub_connected(&mut self, id: &str, connected: bool) {
         let socket = self.control_socket(id);
         let start = Instant::now();
         loop {
@@ -748,9 +723,14 @@ impl Net {
                     return;
                 }
             }
+            let proc = self.spokes.get_mut(id).expect("spoke");
+            if let Some(status) = proc.exited() {
+                panic!("spoke {id} exited with {status}; log:\n{}", proc.log_text());
+            }
             assert!(
                 start.elapsed() < PATIENCE,
-                "spoke {id} never had hub_connected={connected}"
+                "spoke {id} never had hub_connected={connected}; log:\n{}",
+                proc.log_text()
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
