@@ -15,6 +15,7 @@ pub mod config;
 pub mod document;
 pub mod envelope;
 pub mod ids;
+pub mod merkle;
 #[cfg(feature = "process")]
 pub mod process;
 pub mod refusal;

@@ -91,6 +91,12 @@ refusal_codes! {
     InvalidTrustList = "INVALID_TRUST_LIST",
     /// A trust list is older than the one already held.
     TrustListRollback = "TRUST_LIST_ROLLBACK",
+    /// A signed tree head or an inclusion proof of the hub's exchange log does not verify, or
+    /// the entry it proves is not the event it came with.
+    BadLogProof = "BAD_LOG_PROOF",
+    /// The hub's exchange log is not an extension of a tree head seen before: history was
+    /// rewritten, or the hub shows different logs to different participants.
+    LogInconsistent = "LOG_INCONSISTENT",
 }
 
 impl From<RefusalCode> for &'static str {

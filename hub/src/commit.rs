@@ -6,6 +6,9 @@
 //! is applied, the flush that answers it covers that write. While a flush runs, new waiters
 //! queue up for the next one, so the batch grows with the load.
 //!
+//! After the flush it advances the log's signed tree head over what is now durable, so a
+//! waiter learns a head that covers its write (one signature per flush).
+//!
 //! This is deliberately not sled's `flush_async`, which can hang for good with concurrent
 //! callers in sled 0.34.
 
@@ -14,11 +17,12 @@ use tokio::sync::{mpsc, oneshot};
 use std::sync::Arc;
 
 use crate::{
+    log::Heads,
     metrics::{Event, Metrics},
-    store::{Store, StoreError},
+    store::{Store, StoreError, TreeHead},
 };
 
-type Waiter = oneshot::Sender<Result<(), String>>;
+type Waiter = oneshot::Sender<Result<Arc<TreeHead>, String>>;
 
 /// Handle for writers; cheap to clone.
 #[derive(Clone)]
@@ -28,14 +32,15 @@ pub struct GroupCommit {
 
 impl GroupCommit {
     /// Start the flusher task for `store`. It ends when every handle is dropped.
-    pub fn start(store: Store, metrics: Arc<Metrics>) -> Self {
+    pub fn start(store: Store, heads: Arc<Heads>, metrics: Arc<Metrics>) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(flusher(store, metrics, rx));
+        tokio::spawn(flusher(store, heads, metrics, rx));
         Self { waiters: tx }
     }
 
-    /// Wait until everything written before this call is durable.
-    pub async fn wait(&self) -> Result<(), StoreError> {
+    /// Wait until everything written before this call is durable; returns the log's signed
+    /// tree head, which covers every entry written before the call.
+    pub async fn wait(&self) -> Result<Arc<TreeHead>, StoreError> {
         let (tx, rx) = oneshot::channel();
         let stopped = || StoreError::Backend("the flusher has stopped".into());
         self.waiters.send(tx).map_err(|_| stopped())?;
@@ -45,10 +50,24 @@ impl GroupCommit {
     }
 }
 
-async fn flusher(store: Store, metrics: Arc<Metrics>, mut rx: mpsc::UnboundedReceiver<Waiter>) {
+async fn flusher(
+    store: Store,
+    heads: Arc<Heads>,
+    metrics: Arc<Metrics>,
+    mut rx: mpsc::UnboundedReceiver<Waiter>,
+) {
     let mut batch = Vec::new();
     while rx.recv_many(&mut batch, usize::MAX).await > 0 {
-        let result = store.run(|b| b.flush()).await.map_err(|e| e.to_string());
+        let heads = heads.clone();
+        let result = store
+            .run(move |b| {
+                // Every waiter's write is applied, so this size covers them all.
+                let size = b.log_size()?;
+                b.flush()?;
+                heads.advance(b, size)
+            })
+            .await
+            .map_err(|e| e.to_string());
         metrics.count(Event::Flush);
         if let Err(e) = &result {
             tracing::error!(cause = %e, waiters = batch.len(), "store flush failed");
@@ -132,6 +151,12 @@ mod tests {
         fn log_entries(&self, _: u64, _: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
             Ok(Vec::new())
         }
+        fn log_size(&self) -> Result<u64, StoreError> {
+            Ok(0)
+        }
+        fn log_node(&self, _: u32, _: u64) -> Result<caravan_common::merkle::Hash, StoreError> {
+            Err(StoreError::Backend("no log".into()))
+        }
         fn save_tree_head(&self, _: &crate::store::TreeHead) -> Result<(), StoreError> {
             Ok(())
         }
@@ -163,7 +188,9 @@ mod tests {
     async fn concurrent_writers_share_flushes_and_all_learn_of_failure() {
         let backend = Arc::new(Flushes::default());
         let store = Store(backend.clone());
-        let commit = GroupCommit::start(store, Arc::new(Metrics::default()));
+        let key = caravan_common::signing::SigningKey::generate();
+        let heads = Arc::new(Heads::open(backend.as_ref(), key).unwrap());
+        let commit = GroupCommit::start(store, heads, Arc::new(Metrics::default()));
         let waiters: Vec<_> = (0..200)
             .map(|_| {
                 let commit = commit.clone();

@@ -28,9 +28,10 @@ use crate::{
     commit::GroupCommit,
     error::HubError,
     identity::{self, Peer},
+    log::Heads,
     metrics::{Event, Metrics},
     registry::Registry,
-    store::{Acceptance, AckResult, AckUpdate, Incoming, MessageState, Store},
+    store::{Acceptance, AckResult, AckUpdate, Incoming, MessageState, Store, TreeHead},
 };
 
 /// How many pending documents a delivery stream reads from the store at a time.
@@ -43,6 +44,7 @@ pub struct Exchange {
     registry: Arc<Registry>,
     store: Store,
     commit: GroupCommit,
+    heads: Arc<Heads>,
     receipt_key: SigningKey,
     max_payload_bytes: usize,
     queues: QueueSignals,
@@ -77,6 +79,7 @@ impl Exchange {
         registry: Arc<Registry>,
         store: Store,
         commit: GroupCommit,
+        heads: Arc<Heads>,
         receipt_key: SigningKey,
         max_payload_bytes: usize,
         metrics: Arc<Metrics>,
@@ -86,6 +89,7 @@ impl Exchange {
             registry,
             store,
             commit,
+            heads,
             receipt_key,
             max_payload_bytes,
             queues: QueueSignals::default(),
@@ -93,6 +97,22 @@ impl Exchange {
             metrics,
             shutdown,
         }
+    }
+
+    pub fn commit(&self) -> &GroupCommit {
+        &self.commit
+    }
+
+    /// The inclusion proof of log entry `log_index` in `head`, read on a blocking thread.
+    async fn prove(
+        &self,
+        head: Arc<TreeHead>,
+        log_index: u64,
+    ) -> Result<Option<v1::LogProof>, HubError> {
+        Ok(self
+            .store
+            .run(move |b| crate::log::prove(b, &head, log_index))
+            .await?)
     }
 
     /// The calling participant, or a refusal.
@@ -177,24 +197,32 @@ impl Exchange {
                 receipt::issue(&r, &self.receipt_key).encode_to_vec()
             })
         })?;
-        let (receipt, duplicate) = match acceptance {
-            Acceptance::Accepted { sequence, receipt } => {
-                self.commit.wait().await?;
+        let (receipt, duplicate, log_proof) = match acceptance {
+            Acceptance::Accepted {
+                sequence,
+                receipt,
+                log_index,
+            } => {
+                let head = self.commit.wait().await?;
                 self.metrics.count(Event::Accepted);
                 self.queues.notify(header.recipient, sequence);
                 self.status_signals.notify(header.sender, sequence);
                 info!(message_id = %header.message_id, sender = %header.sender,
                     recipient = %header.recipient, document_type = %header.document_type,
                     sequence, "accepted");
-                (receipt, false)
+                (receipt, false, self.prove(head, log_index).await?)
             }
-            Acceptance::Duplicate { sequence, receipt } => {
+            Acceptance::Duplicate {
+                sequence,
+                receipt,
+                log_index,
+            } => {
                 // The original may still be waiting for its flush: answer only once it is durable.
-                self.commit.wait().await?;
+                let head = self.commit.wait().await?;
                 self.metrics.count(Event::Duplicate);
                 info!(message_id = %header.message_id, sender = %header.sender, sequence,
                     "duplicate resend answered with the original receipt");
-                (receipt, true)
+                (receipt, true, self.prove(head, log_index).await?)
             }
             Acceptance::Conflict => {
                 return Err(HubError::refused(
@@ -215,6 +243,7 @@ impl Exchange {
         Ok(v1::SubmitResponse {
             receipt: Some(receipt),
             duplicate,
+            log_proof,
         })
     }
 
@@ -432,7 +461,27 @@ impl Exchange {
                 }
                 continue;
             }
+            // Tell the sender only what is durable, each change with its proof: wait for the
+            // flush that covers the newest one if the signed head does not yet.
+            let newest = events.iter().map(|(_, e)| e.log_index).max().unwrap_or(0);
+            let mut head = self.heads.current();
+            if newest > head.tree_size {
+                head = match self.commit.wait().await {
+                    Ok(head) => head,
+                    Err(e) => {
+                        let _ = tx.send(Err(HubError::from(e).into())).await;
+                        return;
+                    }
+                };
+            }
             for (next, event) in events {
+                let log_proof = match self.prove(head.clone(), event.log_index).await {
+                    Ok(proof) => proof,
+                    Err(e) => {
+                        let _ = tx.send(Err(e.into())).await;
+                        return;
+                    }
+                };
                 cursor = next;
                 let state =
                     MessageState::try_from(event.state).unwrap_or(MessageState::Unspecified);
@@ -445,6 +494,7 @@ impl Exchange {
                     state: wire_state(state) as i32,
                     at_ms: event.at_ms,
                     ack,
+                    log_proof,
                 };
                 tokio::select! {
                     sent = tx.send(Ok(event)) => if sent.is_err() { return },
@@ -517,8 +567,8 @@ impl Exchange {
             at: Timestamp::now(),
         };
         match self.store.run(move |b| b.acknowledge(&update)).await? {
-            AckResult::Recorded(state) => {
-                self.commit.wait().await?;
+            AckResult::Recorded { state, log_index } => {
+                let head = self.commit.wait().await?;
                 self.status_signals.notify(ack.sender, 0);
                 self.metrics.count(if state == MessageState::Rejected {
                     Event::Rejected
@@ -528,6 +578,7 @@ impl Exchange {
                 info!(message_id = %ack.message_id, sender = %ack.sender, state = ?state, "acknowledged");
                 Ok(v1::AcknowledgeResponse {
                     state: wire_state(state) as i32,
+                    log_proof: self.prove(head, log_index).await?,
                 })
             }
             AckResult::UnknownMessage => Err(HubError::refused(
@@ -545,6 +596,32 @@ impl Exchange {
                 ),
             )),
         }
+    }
+
+    /// Prove that the log of size `second` extends the log of size `first`.
+    async fn log_consistency(
+        &self,
+        request: v1::LogConsistencyRequest,
+    ) -> Result<v1::LogConsistencyResponse, HubError> {
+        let head = self.heads.current();
+        let (first, second) = (request.first, request.second);
+        if first == 0 || first > second || second > head.tree_size {
+            return Err(HubError::refused(
+                RefusalCode::MalformedRequest,
+                format!(
+                    "a consistency proof needs 1 <= first <= second <= {} (the log's size); asked for {first} and {second}",
+                    head.tree_size
+                ),
+            ));
+        }
+        let proof = self
+            .store
+            .run(move |b| crate::log::consistency(b, first, second))
+            .await?;
+        Ok(v1::LogConsistencyResponse {
+            proof,
+            latest: Some(head.to_wire()),
+        })
     }
 
     async fn status(
@@ -727,6 +804,21 @@ impl v1::exchange_server::Exchange for ExchangeService {
             .await
             .map(Response::new)
             .map_err(|e| self.0.refuse("acknowledge", Some(caller), "", e))
+    }
+
+    async fn log_consistency(
+        &self,
+        request: Request<v1::LogConsistencyRequest>,
+    ) -> Result<Response<v1::LogConsistencyResponse>, Status> {
+        let caller = self
+            .0
+            .participant(&request)
+            .map_err(|r| self.0.refuse("log_consistency", None, "", r.into()))?;
+        self.0
+            .log_consistency(request.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(|e| self.0.refuse("log_consistency", Some(caller), "", e))
     }
 
     async fn status(

@@ -25,7 +25,6 @@ pub mod error;
 pub mod exchange;
 pub mod identity;
 pub mod log;
-pub mod merkle;
 pub mod metrics;
 pub mod operator;
 pub mod pki;

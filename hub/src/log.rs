@@ -2,9 +2,14 @@
 //! recomputes the tree from the stored entries and checks every signed head.
 //!
 //! Every event (accepted, delivered, acknowledged, rejected, expired, registry change) is an
-//! entry in the store's log, appended in the same transaction as the change it records. The hub
-//! periodically signs the Merkle root of the whole log (a tree head, RFC 9162 style); an entry
-//! edited later no longer yields the signed roots, and the audit says which heads fail.
+//! entry in the store's log, appended with its Merkle nodes in the same transaction as the
+//! change it records. After each flush the hub signs a head over the durable log ([`Heads`]);
+//! receipts, acknowledgement answers and status events carry an inclusion proof against it,
+//! spokes ask for consistency proofs between the heads they saw, and a head is kept in the
+//! store now and then for audits. An entry edited later no longer yields the signed roots, and
+//! the audit says which heads fail.
+
+use std::sync::{Arc, RwLock};
 
 use prost::Message;
 use serde::Serialize;
@@ -12,14 +17,14 @@ use serde::Serialize;
 use caravan_common::{
     Timestamp,
     envelope::to_hex,
+    merkle::{self, Hash, Nodes},
     signing::{Purpose, SigningKey},
     trust::TrustSet,
 };
 
-use crate::{
-    merkle::{self, Hash},
-    store::{Backend, LogEntry, LogKind, StoreError, TreeHead},
-};
+use caravan_proto::v1;
+
+use crate::store::{Backend, LogEntry, LogKind, StoreError, TreeHead};
 
 const BATCH: usize = 4096;
 
@@ -37,29 +42,120 @@ fn entries(store: &dyn Backend) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
     }
 }
 
-/// Sign a tree head over the whole log with `key`, if the log grew since the last one.
-pub fn sign_tree_head(
+/// The store's Merkle nodes, as the proofs read them.
+struct StoreNodes<'a>(&'a dyn Backend);
+
+impl Nodes for StoreNodes<'_> {
+    type Error = StoreError;
+    fn perfect(&self, level: u32, index: u64) -> Result<Hash, StoreError> {
+        self.0.log_node(level, index)
+    }
+}
+
+/// The latest signed tree head over the durable part of the log. The group commit advances it
+/// after each flush (one signature per flush, not per document), so that every receipt,
+/// acknowledgement answer and status event can carry a proof against a head that covers its
+/// entry.
+pub struct Heads {
+    key: SigningKey,
+    current: RwLock<Arc<TreeHead>>,
+}
+
+fn sign(store: &dyn Backend, key: &SigningKey, size: u64) -> Result<TreeHead, StoreError> {
+    let root = merkle::root_of(&StoreNodes(store), size)?;
+    let timestamp = Timestamp::now();
+    Ok(TreeHead {
+        tree_size: size,
+        root_hash: root.to_vec(),
+        timestamp_ms: timestamp.as_millis(),
+        key_id: key.key_id().to_string(),
+        signature: key
+            .sign(
+                Purpose::TreeHead,
+                &caravan_proto::log::head_body(size, &root, timestamp),
+            )
+            .to_vec(),
+    })
+}
+
+impl Heads {
+    /// Sign a head over the log as it is (durable: the store was just opened).
+    pub fn open(store: &dyn Backend, key: SigningKey) -> Result<Self, StoreError> {
+        let head = sign(store, &key, store.log_size()?)?;
+        Ok(Self {
+            key,
+            current: RwLock::new(Arc::new(head)),
+        })
+    }
+
+    pub fn current(&self) -> Arc<TreeHead> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The first `size` entries are durable: sign a head over them if it is newer than the
+    /// current one.
+    pub fn advance(&self, store: &dyn Backend, size: u64) -> Result<Arc<TreeHead>, StoreError> {
+        let current = self.current();
+        if size <= current.tree_size {
+            return Ok(current);
+        }
+        let head = Arc::new(sign(store, &self.key, size)?);
+        let mut slot = self.current.write().unwrap_or_else(|e| e.into_inner());
+        if head.tree_size > slot.tree_size {
+            *slot = head;
+        }
+        Ok(slot.clone())
+    }
+}
+
+/// The inclusion proof of entry `log_index` (from 1) in `head`; `None` if the head does not
+/// cover it (or the index is 0: a record older than log proofs).
+pub fn prove(
     store: &dyn Backend,
-    key: &SigningKey,
-) -> Result<Option<TreeHead>, StoreError> {
-    let entries = entries(store)?;
-    let size = entries.len() as u64;
-    let last = store.tree_heads()?.last().map_or(0, |h| h.tree_size);
-    if size == 0 || size <= last {
+    head: &TreeHead,
+    log_index: u64,
+) -> Result<Option<v1::LogProof>, StoreError> {
+    if log_index == 0 || log_index > head.tree_size {
         return Ok(None);
     }
-    let leaves: Vec<Hash> = entries.iter().map(|(_, e)| merkle::leaf_hash(e)).collect();
-    let mut head = TreeHead {
-        tree_size: size,
-        root_hash: merkle::root(&leaves).to_vec(),
-        timestamp_ms: Timestamp::now().as_millis(),
-        key_id: String::new(),
-        signature: Vec::new(),
+    let Some((_, entry)) = store.log_entries(log_index, 1)?.pop() else {
+        return Err(StoreError::Corrupt {
+            what: "log entry",
+            detail: format!("entry {log_index} is missing"),
+        });
     };
-    head.signature = key.sign(Purpose::TreeHead, &head.signed_bytes()).to_vec();
-    head.key_id = key.key_id().to_string();
-    store.save_tree_head(&head)?;
-    Ok(Some(head))
+    let path = merkle::inclusion_path(&StoreNodes(store), log_index - 1, head.tree_size)?;
+    Ok(Some(v1::LogProof {
+        leaf_index: log_index - 1,
+        entry,
+        tree_head: Some(head.to_wire()),
+        audit_path: path.iter().map(|h| h.to_vec()).collect(),
+    }))
+}
+
+/// The consistency proof between the log's first `first` and first `second` entries.
+pub fn consistency(
+    store: &dyn Backend,
+    first: u64,
+    second: u64,
+) -> Result<Vec<Vec<u8>>, StoreError> {
+    Ok(merkle::consistency_path(&StoreNodes(store), first, second)?
+        .iter()
+        .map(|h| h.to_vec())
+        .collect())
+}
+
+/// Keep `head` for audits if the log grew since the last one kept.
+pub fn keep_tree_head(store: &dyn Backend, head: &TreeHead) -> Result<bool, StoreError> {
+    let last = store.tree_heads()?.last().map_or(0, |h| h.tree_size);
+    if head.tree_size == 0 || head.tree_size <= last {
+        return Ok(false);
+    }
+    store.save_tree_head(head)?;
+    Ok(true)
 }
 
 /// What the audit found.

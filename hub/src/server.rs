@@ -18,6 +18,7 @@ use crate::{
     commit::GroupCommit,
     config::Config,
     exchange::{Exchange, ExchangeService},
+    log::Heads,
     metrics::Metrics,
     registry::{Registry, RegistryError},
     store::{Store, sled::SledBackend},
@@ -54,7 +55,9 @@ pub async fn run(
     )?);
     info!(path = %config.data_dir.display(), "store opened");
     let metrics = Arc::new(Metrics::default());
-    let commit = GroupCommit::start(store.clone(), metrics.clone());
+    let key = config.receipt_key.clone();
+    let heads = Arc::new(store.run(move |b| Heads::open(b, key)).await?);
+    let commit = GroupCommit::start(store.clone(), heads.clone(), metrics.clone());
     let (stop_tx, stop_rx) = watch::channel(false);
     let registry = Arc::new(
         Registry::open(
@@ -71,20 +74,20 @@ pub async fn run(
         "registry loaded"
     );
     tokio::spawn(registry.clone().keep_fresh(stop_rx.clone()));
-    let tree_key = config.receipt_key.clone();
     let exchange = Arc::new(Exchange::new(
         registry.clone(),
         store.clone(),
         commit,
+        heads,
         config.receipt_key,
         config.max_payload_bytes,
         metrics.clone(),
         stop_rx.clone(),
     ));
-    // Sign the exchange log's Merkle root now and then, when it grew.
-    let (tree_store, tree_key, interval, mut stop) = (
+    // Keep a signed tree head for audits now and then, when the log grew.
+    let (tree_store, tree_commit, interval, mut stop) = (
         store.clone(),
-        tree_key,
+        exchange.commit().clone(),
         config.tree_head_interval,
         stop_rx.clone(),
     );
@@ -94,16 +97,23 @@ pub async fn run(
                 _ = tokio::time::sleep(interval) => {}
                 _ = stop.changed() => return,
             }
-            let key = tree_key.clone();
-            match tree_store
-                .run(move |b| crate::log::sign_tree_head(b, &key))
-                .await
-            {
+            // A flush first, so registry changes made since the last one are covered too.
+            let kept = match tree_commit.wait().await {
+                Ok(head) => {
+                    tree_store
+                        .run(move |b| {
+                            crate::log::keep_tree_head(b, &head).map(|kept| kept.then_some(head))
+                        })
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            match kept {
                 Ok(Some(head)) => {
-                    info!(size = head.tree_size, root = %caravan_common::envelope::to_hex(&head.root_hash), "tree head signed")
+                    info!(size = head.tree_size, root = %caravan_common::envelope::to_hex(&head.root_hash), "tree head kept")
                 }
                 Ok(None) => {}
-                Err(e) => tracing::error!(cause = %e, "could not sign a tree head"),
+                Err(e) => tracing::error!(cause = %e, "could not keep a tree head"),
             }
         }
     });

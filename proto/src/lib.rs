@@ -13,6 +13,7 @@
 
 pub mod ack;
 pub mod envelope;
+pub mod log;
 pub mod receipt;
 pub mod status;
 pub mod trust_list;

@@ -39,7 +39,7 @@ pub fn grpc_code(code: RefusalCode) -> Code {
         UnknownRecipient | TrustListRollback => Code::FailedPrecondition,
         DuplicateMessageId | AlreadyRegistered => Code::AlreadyExists,
         UnknownMessage | NotRegistered => Code::NotFound,
-        InvalidTrustList => Code::DataLoss,
+        InvalidTrustList | BadLogProof | LogInconsistent => Code::DataLoss,
     }
 }
 

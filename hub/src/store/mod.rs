@@ -18,7 +18,7 @@ mod tests;
 
 use std::sync::Arc;
 
-use caravan_common::{DocumentType, MessageId, ParticipantId, Timestamp};
+use caravan_common::{DocumentType, MessageId, ParticipantId, Timestamp, merkle};
 
 pub use records::{
     CertificateRecord, LogEntry, LogKind, MessageState, RegistryRecord, RevokedCertificate,
@@ -56,11 +56,20 @@ pub struct Incoming {
 /// The outcome of [`Backend::accept`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Acceptance {
-    /// Newly stored under `sequence`; `receipt` is the encoded signed receipt.
-    Accepted { sequence: u64, receipt: Vec<u8> },
+    /// Newly stored under `sequence`; `receipt` is the encoded signed receipt; `log_index`
+    /// the ACCEPTED entry in the exchange log.
+    Accepted {
+        sequence: u64,
+        receipt: Vec<u8>,
+        log_index: u64,
+    },
     /// The same (sender, message id) with the same header was accepted before: its original
-    /// receipt.
-    Duplicate { sequence: u64, receipt: Vec<u8> },
+    /// receipt and log entry (0 if the store predates log proofs).
+    Duplicate {
+        sequence: u64,
+        receipt: Vec<u8>,
+        log_index: u64,
+    },
     /// The same (sender, message id) was accepted before with a different header.
     Conflict,
 }
@@ -99,8 +108,9 @@ pub struct AckUpdate {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AckResult {
     /// Recorded now, or already recorded before (an acknowledgement is idempotent): the state
-    /// the message is in.
-    Recorded(MessageState),
+    /// the message is in, and the log entry of its acknowledgement (0 when it was settled
+    /// otherwise, e.g. expired).
+    Recorded { state: MessageState, log_index: u64 },
     /// No message (sender, message id) is addressed to this recipient.
     UnknownMessage,
     /// The acknowledgement's header digest is not the stored message's.
@@ -175,6 +185,13 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Up to `limit` encoded exchange-log entries from index `from` (the first is 1), in order.
     fn log_entries(&self, from: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
+
+    /// How many entries the exchange log holds.
+    fn log_size(&self) -> Result<u64, StoreError>;
+
+    /// The hash of a perfect subtree of the log's Merkle tree, stored as entries were appended
+    /// (see `caravan_common::merkle::Nodes`); level 0 holds the leaves, index from 0.
+    fn log_node(&self, level: u32, index: u64) -> Result<merkle::Hash, StoreError>;
 
     /// Keep a signed tree head.
     fn save_tree_head(&self, head: &TreeHead) -> Result<(), StoreError>;

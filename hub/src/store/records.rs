@@ -51,6 +51,10 @@ pub struct MessageRecord {
     /// How many chunks the payload is stored in (0 for an empty payload).
     #[prost(uint32, tag = "12")]
     pub payload_chunks: u32,
+    /// Index (from 1) of the ACCEPTED entry in the exchange log; 0 in stores older than the
+    /// log's proofs.
+    #[prost(uint64, tag = "13")]
+    pub log_index: u64,
 }
 
 /// One state change of a message.
@@ -84,6 +88,9 @@ pub struct StatusRecord {
     /// The encoded signed receipt.
     #[prost(bytes = "vec", tag = "4")]
     pub receipt: Vec<u8>,
+    /// Index (from 1) of the log entry that recorded the acknowledgement; 0 before one.
+    #[prost(uint64, tag = "5")]
+    pub ack_log_index: u64,
 }
 
 impl StatusRecord {
@@ -97,49 +104,9 @@ impl StatusRecord {
     }
 }
 
-/// Kinds of exchange-log entry.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, prost::Enumeration)]
-#[repr(i32)]
-pub enum LogKind {
-    Unspecified = 0,
-    Accepted = 1,
-    Delivered = 2,
-    Acknowledged = 3,
-    Rejected = 4,
-    /// An operator (or the hub itself) changed the registry; a new trust list was issued.
-    RegistryChange = 5,
-    /// The message was not settled within its time to live.
-    Expired = 6,
-}
-
-/// One entry of the exchange log: evidence of an event, appended and never changed.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct LogEntry {
-    #[prost(enumeration = "LogKind", tag = "1")]
-    pub kind: i32,
-    #[prost(int64, tag = "2")]
-    pub at_ms: i64,
-    #[prost(uint64, tag = "3")]
-    pub sequence: u64,
-    #[prost(string, tag = "4")]
-    pub sender: String,
-    #[prost(string, tag = "5")]
-    pub recipient: String,
-    #[prost(string, tag = "6")]
-    pub message_id: String,
-    #[prost(bytes = "vec", tag = "7")]
-    pub header_sha256: Vec<u8>,
-    /// For acknowledgements: SHA-256 of the signed acknowledgement; for registry changes:
-    /// SHA-256 of the signed trust list issued.
-    #[prost(bytes = "vec", tag = "8")]
-    pub evidence_sha256: Vec<u8>,
-    /// Who caused the event: for registry changes, `operator:<name>` or `hub`.
-    #[prost(string, tag = "9")]
-    pub actor: String,
-    /// What changed, for people (registry changes).
-    #[prost(string, tag = "10")]
-    pub detail: String,
-}
+/// The exchange log's entries are a wire type: participants check proofs over their exact
+/// bytes (`caravan.v1.LogEntry`), so the store keeps them in that encoding.
+pub use caravan_proto::v1::{LogEntry, LogEntryKind as LogKind};
 
 /// A TLS client certificate the hub refuses.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -178,21 +145,32 @@ pub struct TreeHead {
     #[prost(string, tag = "4")]
     pub key_id: String,
     /// The hub's signature over PAE("application/vnd.caravan.treehead.v1", body), where body
-    /// is this record with `key_id` and `signature` empty, encoded.
+    /// is the encoded `caravan.v1.TreeHeadBody` (size, root, timestamp).
     #[prost(bytes = "vec", tag = "5")]
     pub signature: Vec<u8>,
 }
 
 impl TreeHead {
-    /// The bytes the signature covers.
+    /// The bytes the signature covers: the wire's `TreeHeadBody`.
     pub fn signed_bytes(&self) -> Vec<u8> {
         use prost::Message;
-        TreeHead {
-            key_id: String::new(),
-            signature: Vec::new(),
-            ..self.clone()
+        caravan_proto::v1::TreeHeadBody {
+            tree_size: self.tree_size,
+            root_hash: self.root_hash.clone(),
+            timestamp_ms: self.timestamp_ms,
         }
         .encode_to_vec()
+    }
+
+    /// As participants receive it.
+    pub fn to_wire(&self) -> caravan_proto::v1::SignedTreeHead {
+        caravan_proto::v1::SignedTreeHead {
+            body: self.signed_bytes(),
+            signature: Some(caravan_proto::v1::Signature {
+                key_id: self.key_id.clone(),
+                signature: self.signature.clone(),
+            }),
+        }
     }
 }
 
@@ -230,4 +208,7 @@ pub struct StatusEvent {
     /// The recipient's encoded signed acknowledgement, with ACKNOWLEDGED or REJECTED.
     #[prost(bytes = "vec", tag = "5")]
     pub ack: Vec<u8>,
+    /// Index (from 1) of the log entry that recorded this change.
+    #[prost(uint64, tag = "6")]
+    pub log_index: u64,
 }

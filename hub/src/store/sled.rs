@@ -10,6 +10,7 @@
 //! | `queue`    | recipient (2) + sequence (u64)      | empty: pending delivery      |
 //! | `status`   | sequence (u64)                      | `StatusRecord`               |
 //! | `log`      | log index (u64)                     | `LogEntry`                   |
+//! | `log_nodes` | level (u8) + index (u64)           | 32-byte hash of a perfect subtree of the log's Merkle tree |
 //! | `meta`     | `next_sequence`, `next_log_index`   | u64                          |
 //! | `registry` | `current`                           | `RegistryRecord`             |
 //! | `certificates` | serial (hex text)               | `CertificateRecord`          |
@@ -29,7 +30,7 @@ use sled::{
     transaction::{ConflictableTransactionError, TransactionError, TransactionalTree},
 };
 
-use caravan_common::{MessageId, ParticipantId, Timestamp};
+use caravan_common::{MessageId, ParticipantId, Timestamp, merkle};
 
 use super::{
     Acceptance, AckResult, AckUpdate, Backend, Incoming, MessageState, Pending, StatusRecord,
@@ -53,6 +54,7 @@ pub struct SledBackend {
     queue: sled::Tree,
     status: sled::Tree,
     log: sled::Tree,
+    log_nodes: sled::Tree,
     meta: sled::Tree,
     registry: sled::Tree,
     certificates: sled::Tree,
@@ -66,7 +68,7 @@ pub struct SledBackend {
 
 /// The transaction aborted on purpose with this outcome.
 enum Abort {
-    Duplicate(u64, Vec<u8>),
+    Duplicate(u64, Vec<u8>, u64),
     Conflict,
     Corrupt(StoreError),
 }
@@ -140,14 +142,47 @@ fn append_event(
     Ok(())
 }
 
+fn node_key(level: u32, index: u64) -> [u8; 9] {
+    let mut key = [0u8; 9];
+    key[0] = level as u8;
+    key[1..].copy_from_slice(&index.to_be_bytes());
+    key
+}
+
+fn node_value(
+    bytes: Option<sled::IVec>,
+    level: u32,
+    index: u64,
+) -> Result<merkle::Hash, StoreError> {
+    bytes
+        .and_then(|b| <merkle::Hash>::try_from(b.as_ref()).ok())
+        .ok_or_else(|| {
+            corrupt(
+                "log node",
+                format!("node {index} at level {level} is missing"),
+            )
+        })
+}
+
+/// Append `entry` to the exchange log with the Merkle nodes it completes; returns its index
+/// (from 1).
 fn append_log(
     log: &TransactionalTree,
+    nodes: &TransactionalTree,
     meta: &TransactionalTree,
     entry: &LogEntry,
-) -> Result<(), ConflictableTransactionError<Abort>> {
+) -> Result<u64, ConflictableTransactionError<Abort>> {
     let index = next_counter(meta, NEXT_LOG_INDEX)?;
-    log.insert(&index.to_be_bytes(), entry.encode_to_vec())?;
-    Ok(())
+    let bytes = entry.encode_to_vec();
+    let appended = merkle::appended_nodes(index - 1, merkle::leaf_hash(&bytes), |level, i| {
+        node_value(nodes.get(node_key(level, i))?, level, i)
+            .map_err(|e| ConflictableTransactionError::Abort(Abort::Corrupt(e)))
+    })?;
+    for (level, i, hash) in appended {
+        nodes.insert(&node_key(level, i), &hash)?;
+    }
+    log.insert(&index.to_be_bytes(), bytes)?;
+    Ok(index)
 }
 
 impl SledBackend {
@@ -159,13 +194,14 @@ impl SledBackend {
             .open()
             .map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))?;
         let tree = |name: &str| db.open_tree(name).map_err(backend_error);
-        Ok(Self {
+        let backend = Self {
             messages: tree("messages")?,
             payloads: tree("payloads")?,
             dedup: tree("dedup")?,
             queue: tree("queue")?,
             status: tree("status")?,
             log: tree("log")?,
+            log_nodes: tree("log_nodes")?,
             meta: tree("meta")?,
             registry: tree("registry")?,
             certificates: tree("certificates")?,
@@ -173,7 +209,45 @@ impl SledBackend {
             tree_heads: tree("tree_heads")?,
             db,
             writer: Mutex::new(()),
-        })
+        };
+        backend.complete_log_nodes()?;
+        Ok(backend)
+    }
+
+    /// A store written before the log kept its Merkle nodes gets them computed from its entries
+    /// once, at open: the upgrade path for the log's proofs. (Nodes are written in the same
+    /// transaction as their entry, so a crash cannot leave them behind.)
+    fn complete_log_nodes(&self) -> Result<(), StoreError> {
+        let leaves = match self
+            .log_nodes
+            .range(node_key(0, 0)..node_key(1, 0))
+            .next_back()
+        {
+            Some(entry) => u64_value(&entry.map_err(backend_error)?.0[1..], "log node")? + 1,
+            None => 0,
+        };
+        let size = self.log_size()?;
+        if leaves >= size {
+            return Ok(());
+        }
+        tracing::info!(
+            from = leaves + 1,
+            to = size,
+            "computing the exchange log's Merkle nodes"
+        );
+        for entry in self.log.range((leaves + 1).to_be_bytes()..) {
+            let (key, bytes) = entry.map_err(backend_error)?;
+            let index = u64_value(&key, "log")?;
+            let appended = merkle::appended_nodes(index - 1, merkle::leaf_hash(&bytes), |l, i| {
+                self.log_node(l, i)
+            })?;
+            for (level, i, hash) in appended {
+                self.log_nodes
+                    .insert(node_key(level, i), &hash)
+                    .map_err(backend_error)?;
+            }
+        }
+        self.flush()
     }
 
     fn message(&self, sequence: u64) -> Result<MessageRecord, StoreError> {
@@ -195,7 +269,7 @@ impl SledBackend {
         to: MessageState,
         at: Timestamp,
         ack: Option<&[u8]>,
-    ) -> Result<MessageState, StoreError> {
+    ) -> Result<(MessageState, u64), StoreError> {
         let record = self.message(sequence)?;
         let sender: ParticipantId = record.sender.parse().map_err(|e| corrupt("message", e))?;
         let recipient: ParticipantId = record
@@ -215,30 +289,27 @@ impl SledBackend {
             &self.status,
             &self.queue,
             &self.log,
+            &self.log_nodes,
             &self.meta,
             &self.events,
         )
-            .transaction(|(status, queue, log, meta, events)| {
+            .transaction(|(status, queue, log, nodes, meta, events)| {
                 let key = sequence.to_be_bytes();
                 let mut state = match status.get(key)? {
                     Some(bytes) => StatusRecord::decode(bytes.as_ref()).map_err(|e| {
                         ConflictableTransactionError::Abort(Abort::Corrupt(corrupt("status", e)))
                     })?,
-                    None => return Ok(MessageState::Unspecified),
+                    None => return Ok((MessageState::Unspecified, 0)),
                 };
                 if !from.contains(&state.current()) {
-                    return Ok(state.current());
+                    return Ok((state.current(), state.ack_log_index));
                 }
-                state.advance(to, at);
-                if let Some(ack) = ack {
-                    state.ack = ack.to_vec();
-                }
-                status.insert(&key, state.encode_to_vec())?;
                 if to.is_final() {
                     queue.remove(&queue_key(recipient, sequence))?;
                 }
-                append_log(
+                let log_index = append_log(
                     log,
+                    nodes,
                     meta,
                     &LogEntry {
                         kind: kind as i32,
@@ -252,6 +323,12 @@ impl SledBackend {
                         ..Default::default()
                     },
                 )?;
+                state.advance(to, at);
+                if let Some(ack) = ack {
+                    state.ack = ack.to_vec();
+                    state.ack_log_index = log_index;
+                }
+                status.insert(&key, state.encode_to_vec())?;
                 append_event(
                     events,
                     meta,
@@ -262,9 +339,10 @@ impl SledBackend {
                         state: to as i32,
                         at_ms: at.as_millis(),
                         ack: ack.map(<[u8]>::to_vec).unwrap_or_default(),
+                        log_index,
                     },
                 )?;
-                Ok(to)
+                Ok((to, log_index))
             });
         transaction_result(result)?.map_err(|_| corrupt("status", "unexpected abort"))
     }
@@ -303,11 +381,12 @@ impl Backend for SledBackend {
             &self.queue,
             &self.status,
             &self.log,
+            &self.log_nodes,
             &self.meta,
             &self.events,
         )
             .transaction(
-                |(messages, payloads, dedup_tree, queue, status, log, meta, events)| {
+                |(messages, payloads, dedup_tree, queue, status, log, nodes, meta, events)| {
                     if let Some(existing) = dedup_tree.get(dedup)? {
                         let sequence = u64_value(&existing, "dedup")
                             .map_err(|e| ConflictableTransactionError::Abort(Abort::Corrupt(e)))?;
@@ -321,7 +400,7 @@ impl Backend for SledBackend {
                             })
                             .map_err(|e| ConflictableTransactionError::Abort(Abort::Corrupt(e)))?;
                         let abort = if record.header_sha256 == m.header_sha256 {
-                            Abort::Duplicate(sequence, record.receipt)
+                            Abort::Duplicate(sequence, record.receipt, record.log_index)
                         } else {
                             Abort::Conflict
                         };
@@ -330,6 +409,21 @@ impl Backend for SledBackend {
                     let sequence = next_counter(meta, NEXT_SEQUENCE)?;
                     let key = sequence.to_be_bytes();
                     let receipt = issue_receipt(sequence);
+                    let log_index = append_log(
+                        log,
+                        nodes,
+                        meta,
+                        &LogEntry {
+                            kind: LogKind::Accepted as i32,
+                            at_ms: m.accepted_at.as_millis(),
+                            sequence,
+                            sender: m.sender.to_string(),
+                            recipient: m.recipient.to_string(),
+                            message_id: m.message_id.to_string(),
+                            header_sha256: m.header_sha256.to_vec(),
+                            ..Default::default()
+                        },
+                    )?;
                     let record = MessageRecord {
                         sender: m.sender.to_string(),
                         message_id: m.message_id.to_string(),
@@ -343,6 +437,7 @@ impl Backend for SledBackend {
                         accepted_at_ms: m.accepted_at.as_millis(),
                         payload_length: m.payload.len() as u64,
                         payload_chunks: m.payload.len().div_ceil(PAYLOAD_CHUNK) as u32,
+                        log_index,
                     };
                     messages.insert(&key, record.encode_to_vec())?;
                     for (index, chunk) in m.payload.chunks(PAYLOAD_CHUNK).enumerate() {
@@ -366,29 +461,23 @@ impl Backend for SledBackend {
                             state: MessageState::Accepted as i32,
                             at_ms: m.accepted_at.as_millis(),
                             ack: Vec::new(),
+                            log_index,
                         },
                     )?;
-                    append_log(
-                        log,
-                        meta,
-                        &LogEntry {
-                            kind: LogKind::Accepted as i32,
-                            at_ms: m.accepted_at.as_millis(),
-                            sequence,
-                            sender: record.sender,
-                            recipient: record.recipient,
-                            message_id: record.message_id,
-                            header_sha256: record.header_sha256,
-                            evidence_sha256: Vec::new(),
-                            ..Default::default()
-                        },
-                    )?;
-                    Ok((sequence, receipt))
+                    Ok((sequence, receipt, log_index))
                 },
             );
         Ok(match transaction_result(result)? {
-            Ok((sequence, receipt)) => Acceptance::Accepted { sequence, receipt },
-            Err(Abort::Duplicate(sequence, receipt)) => Acceptance::Duplicate { sequence, receipt },
+            Ok((sequence, receipt, log_index)) => Acceptance::Accepted {
+                sequence,
+                receipt,
+                log_index,
+            },
+            Err(Abort::Duplicate(sequence, receipt, log_index)) => Acceptance::Duplicate {
+                sequence,
+                receipt,
+                log_index,
+            },
             Err(Abort::Conflict) => Acceptance::Conflict,
             Err(Abort::Corrupt(e)) => return Err(e),
         })
@@ -454,8 +543,8 @@ impl Backend for SledBackend {
         }
         // Acknowledging twice is harmless: the first answer stands.
         let open = [MessageState::Accepted, MessageState::Delivered];
-        let state = self.transition(sequence, &open, u.state, u.at, Some(&u.ack))?;
-        Ok(AckResult::Recorded(state))
+        let (state, log_index) = self.transition(sequence, &open, u.state, u.at, Some(&u.ack))?;
+        Ok(AckResult::Recorded { state, log_index })
     }
 
     fn expire(
@@ -475,7 +564,9 @@ impl Backend for SledBackend {
                 continue;
             }
             let open = [MessageState::Accepted, MessageState::Delivered];
-            if self.transition(sequence, &open, MessageState::Expired, now, None)?
+            if self
+                .transition(sequence, &open, MessageState::Expired, now, None)?
+                .0
                 == MessageState::Expired
             {
                 senders.push(record.sender.parse().map_err(|e| corrupt("message", e))?);
@@ -547,11 +638,12 @@ impl Backend for SledBackend {
 
     fn save_registry(&self, record: &RegistryRecord, entry: &LogEntry) -> Result<(), StoreError> {
         let value = record.encode_to_vec();
-        let result =
-            (&self.registry, &self.log, &self.meta).transaction(|(registry, log, meta)| {
+        let result = (&self.registry, &self.log, &self.log_nodes, &self.meta).transaction(
+            |(registry, log, nodes, meta)| {
                 registry.insert(CURRENT_REGISTRY, value.as_slice())?;
-                append_log(log, meta, entry)
-            });
+                append_log(log, nodes, meta, entry).map(drop)
+            },
+        );
         transaction_result(result)?.map_err(|_| corrupt("registry", "unexpected abort"))
     }
 
@@ -587,6 +679,26 @@ impl Backend for SledBackend {
                 Ok((u64_value(&k, "log")?, v.to_vec()))
             })
             .collect()
+    }
+
+    fn log_size(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .meta
+            .get(NEXT_LOG_INDEX)
+            .map_err(backend_error)?
+            .map(|v| u64_value(&v, "counter"))
+            .transpose()?
+            .map_or(0, |next| next - 1))
+    }
+
+    fn log_node(&self, level: u32, index: u64) -> Result<merkle::Hash, StoreError> {
+        node_value(
+            self.log_nodes
+                .get(node_key(level, index))
+                .map_err(backend_error)?,
+            level,
+            index,
+        )
     }
 
     fn save_tree_head(&self, head: &TreeHead) -> Result<(), StoreError> {

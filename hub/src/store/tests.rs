@@ -53,21 +53,24 @@ fn suite(b: &dyn Backend) {
         accept(b, &first),
         Acceptance::Accepted {
             sequence: 1,
-            receipt: receipt_for(1)
+            receipt: receipt_for(1),
+            log_index: 1
         }
     );
     assert_eq!(
         accept(b, &second),
         Acceptance::Accepted {
             sequence: 2,
-            receipt: receipt_for(2)
+            receipt: receipt_for(2),
+            log_index: 2
         }
     );
     assert_eq!(
         accept(b, &other),
         Acceptance::Accepted {
             sequence: 3,
-            receipt: receipt_for(3)
+            receipt: receipt_for(3),
+            log_index: 3
         }
     );
 
@@ -76,7 +79,8 @@ fn suite(b: &dyn Backend) {
         accept(b, &first),
         Acceptance::Duplicate {
             sequence: 1,
-            receipt: receipt_for(1)
+            receipt: receipt_for(1),
+            log_index: 1
         }
     );
     // Same sender and id, different header: conflict.
@@ -131,11 +135,17 @@ fn suite(b: &dyn Backend) {
     assert_eq!(
         b.acknowledge(&ack(&first, MessageState::Acknowledged))
             .unwrap(),
-        AckResult::Recorded(MessageState::Acknowledged)
+        AckResult::Recorded {
+            state: MessageState::Acknowledged,
+            log_index: 6
+        }
     );
     assert_eq!(
         b.acknowledge(&ack(&first, MessageState::Rejected)).unwrap(),
-        AckResult::Recorded(MessageState::Acknowledged),
+        AckResult::Recorded {
+            state: MessageState::Acknowledged,
+            log_index: 6
+        },
         "a second acknowledgement does not change the first"
     );
     let settled = status(&first);
@@ -162,7 +172,10 @@ fn suite(b: &dyn Backend) {
     assert_eq!(
         b.acknowledge(&ack(&second, MessageState::Rejected))
             .unwrap(),
-        AckResult::Recorded(MessageState::Rejected)
+        AckResult::Recorded {
+            state: MessageState::Rejected,
+            log_index: 7
+        }
     );
     assert_eq!(status(&second).current(), MessageState::Rejected);
     // Delivery after settlement does not move the state back.
@@ -210,6 +223,25 @@ fn suite(b: &dyn Backend) {
         b.expire(later, &ttl).unwrap().is_empty(),
         "expiring twice changes nothing"
     );
+
+    // Each event names its log entry, and the stored Merkle nodes are the tree of the entries.
+    assert!(kz.iter().all(|(_, e)| e.log_index > 0));
+    let entries = b.log_entries(1, 1000).unwrap();
+    assert_eq!(b.log_size().unwrap(), entries.len() as u64);
+    let leaves: Vec<merkle::Hash> = entries.iter().map(|(_, e)| merkle::leaf_hash(e)).collect();
+    struct Stored<'a>(&'a dyn Backend);
+    impl merkle::Nodes for Stored<'_> {
+        type Error = StoreError;
+        fn perfect(&self, level: u32, index: u64) -> Result<merkle::Hash, StoreError> {
+            self.0.log_node(level, index)
+        }
+    }
+    for size in 1..=leaves.len() {
+        assert_eq!(
+            merkle::root_of(&Stored(b), size as u64).unwrap(),
+            merkle::root(&leaves[..size])
+        );
+    }
     b.flush().unwrap();
 }
 
@@ -233,7 +265,8 @@ fn sled_backend_keeps_flushed_state_across_reopen() {
         accept(&b, &m),
         Acceptance::Duplicate {
             sequence: 1,
-            receipt: receipt_for(1)
+            receipt: receipt_for(1),
+            log_index: 1
         }
     );
     assert_eq!(b.pending(pid("CN"), 0, 10).unwrap().len(), 1);
@@ -313,4 +346,44 @@ fn sled_backend_stores_large_payloads_in_chunks() {
         .flat_map(|i| b.payload_chunk(1, i).unwrap().unwrap())
         .collect();
     assert_eq!(joined, m.payload);
+}
+
+#[test]
+fn a_store_without_log_nodes_gets_them_computed_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = |b: &SledBackend| {
+        let leaves: Vec<merkle::Hash> = b
+            .log_entries(1, 100)
+            .unwrap()
+            .iter()
+            .map(|(_, e)| merkle::leaf_hash(e))
+            .collect();
+        (leaves.len(), merkle::root(&leaves))
+    };
+    let expected = {
+        let b = SledBackend::open(dir.path(), 8 << 20).unwrap();
+        for h in [b"h1", b"h2", b"h3", b"h4", b"h5"] {
+            accept(&b, &incoming("KZ", "CN", h));
+        }
+        b.flush().unwrap();
+        root(&b)
+    };
+    // A store from before log proofs: entries, no nodes.
+    {
+        let db = ::sled::open(dir.path()).unwrap();
+        db.drop_tree("log_nodes").unwrap();
+        db.flush().unwrap();
+    }
+    let b = SledBackend::open(dir.path(), 8 << 20).unwrap();
+    assert_eq!(root(&b), expected);
+    assert_eq!(
+        b.log_node(0, 4).unwrap(),
+        merkle::leaf_hash(&b.log_entries(5, 1).unwrap()[0].1)
+    );
+    // Appending goes on from the computed nodes.
+    accept(&b, &incoming("KZ", "CN", b"h6"));
+    assert_eq!(
+        b.log_node(1, 2).unwrap(),
+        merkle::node_hash(&b.log_node(0, 4).unwrap(), &b.log_node(0, 5).unwrap())
+    );
 }
