@@ -598,28 +598,49 @@ impl Exchange {
         }
     }
 
-    /// Prove that the log of size `second` extends the log of size `first`.
+    /// Prove that the log of size `second` extends the logs of each size in `first`.
     async fn log_consistency(
         &self,
         request: v1::LogConsistencyRequest,
     ) -> Result<v1::LogConsistencyResponse, HubError> {
+        const MAX_PROOFS: usize = 1024;
         let head = self.heads.current();
-        let (first, second) = (request.first, request.second);
-        if first == 0 || first > second || second > head.tree_size {
+        let (firsts, second) = (request.first, request.second);
+        if firsts.len() > MAX_PROOFS {
             return Err(HubError::refused(
                 RefusalCode::MalformedRequest,
                 format!(
-                    "a consistency proof needs 1 <= first <= second <= {} (the log's size); asked for {first} and {second}",
+                    "at most {MAX_PROOFS} consistency proofs per request; asked for {}",
+                    firsts.len()
+                ),
+            ));
+        }
+        if let Some(bad) = firsts
+            .iter()
+            .find(|&&first| first == 0 || first > second || second > head.tree_size)
+        {
+            return Err(HubError::refused(
+                RefusalCode::MalformedRequest,
+                format!(
+                    "a consistency proof needs 1 <= first <= second <= {} (the log's size); asked for {bad} and {second}",
                     head.tree_size
                 ),
             ));
         }
-        let proof = self
+        let proofs = self
             .store
-            .run(move |b| crate::log::consistency(b, first, second))
+            .run(move |b| {
+                firsts
+                    .iter()
+                    .map(|&first| {
+                        crate::log::consistency(b, first, second)
+                            .map(|hashes| v1::ConsistencyProof { hashes })
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
             .await?;
         Ok(v1::LogConsistencyResponse {
-            proof,
+            proofs,
             latest: Some(head.to_wire()),
         })
     }

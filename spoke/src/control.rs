@@ -153,6 +153,7 @@ pub fn routes(max_payload_bytes: usize) -> Router<Arc<Spoke>> {
         .route("/inbox/{id}/evidence", get(evidence))
         .route("/sent/{id}/status", get(status))
         .route("/trust-list", get(trust_list))
+        .route("/log", get(exchange_log))
         // Room for the largest document; a larger body gets 413 before it is read in full.
         .layer(DefaultBodyLimit::max(max_payload_bytes.saturating_add(1)))
 }
@@ -179,6 +180,24 @@ fn held_trust(spoke: &Spoke) -> Result<Arc<crate::trust::Held>, Failure> {
             "no trust list yet: the hub has not been reached",
         )
     })
+}
+
+/// What this spoke verified of the hub's exchange log, and every alarm kept.
+#[derive(Serialize)]
+struct LogView {
+    last_verified_head: Option<crate::store::LogHeadRecord>,
+    alarms_total: u64,
+    alarms: Vec<crate::store::LogAlarm>,
+}
+
+async fn exchange_log(State(spoke): State<Arc<Spoke>>) -> Result<Json<LogView>, Failure> {
+    let store = spoke.store.clone();
+    let (alarms, alarms_total) = blocking(move || store.log_alarms()).await?;
+    Ok(Json(LogView {
+        last_verified_head: spoke.log.last(),
+        alarms_total,
+        alarms,
+    }))
 }
 
 async fn trust_list(State(spoke): State<Arc<Spoke>>) -> Result<Json<view::TrustListView>, Failure> {

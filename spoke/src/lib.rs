@@ -17,6 +17,7 @@ pub mod console;
 pub mod control;
 pub mod document;
 pub mod evidence;
+pub mod log_audit;
 pub mod nsw;
 pub mod spoke;
 pub mod store;
@@ -93,6 +94,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         tokio::spawn(spoke.clone().receive(stop_rx.clone())),
         tokio::spawn(spoke.clone().drain_outbox(stop_rx.clone())),
         tokio::spawn(spoke.clone().follow_status(stop_rx.clone())),
+        tokio::spawn(spoke.log.clone().run(spoke.client(), stop_rx.clone())),
     ];
     tasks.push(serve(
         listener,

@@ -178,6 +178,14 @@ enum Command {
         #[command(subcommand)]
         command: TrustListCommand,
     },
+    /// What this spoke verified of the hub's exchange log, and its alarms. Exits 0 when no
+    /// alarm was ever raised, 1 otherwise.
+    Log {
+        #[arg(long, env = "CARAVAN_SPOKE_CONFIG")]
+        config: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// Show the state of a sent document, as the hub reports it.
     Status {
         #[arg(long, env = "CARAVAN_SPOKE_CONFIG")]
@@ -565,6 +573,39 @@ fn command(command: Command) -> Result<(), Failure> {
                     text(&c["document_type"]),
                     text(&c["state"])
                 );
+            }
+            Ok(())
+        }
+        Command::Log { config, json } => {
+            let log = call(&config, "GET", "/v1/log", Vec::new())?;
+            let total = log["alarms_total"].as_u64().unwrap_or(0);
+            if json {
+                println!("{log}");
+            } else {
+                match log["last_verified_head"].as_object() {
+                    Some(h) => println!(
+                        "exchange log verified up to {} entries (root {}, signed {})",
+                        h["size"],
+                        text(&h["root"]),
+                        text(&h["signed_at"])
+                    ),
+                    None => println!("no exchange-log head verified yet"),
+                }
+                println!("{total} alarm(s)");
+                for a in log["alarms"].as_array().into_iter().flatten() {
+                    println!(
+                        "  {}  {}  {}",
+                        text(&a["at"]),
+                        text(&a["code"]),
+                        text(&a["detail"])
+                    );
+                }
+            }
+            if total > 0 {
+                return Err(Failure(
+                    1,
+                    format!("{total} exchange-log alarm(s): see above and docs/runbook.md"),
+                ));
             }
             Ok(())
         }

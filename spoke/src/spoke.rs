@@ -23,18 +23,21 @@ use tracing::{debug, error, info, warn};
 
 use caravan_common::{
     DocumentType, MessageId, ParticipantId, Refusal, RefusalCode, Timestamp,
-    envelope::{Ack, AckOutcome, Header, Receipt, to_hex},
+    envelope::{Ack, AckOutcome, Header, Receipt, from_hex32, to_hex},
     signing::{SigningKey, sha256},
     trust::CorridorState,
 };
 use caravan_proto::{
-    ack, envelope, receipt,
+    ack, envelope,
+    log::Expected,
+    receipt,
     v1::{self, exchange_client::ExchangeClient},
 };
 
 use crate::{
     config::Config,
     document,
+    log_audit::LogAudit,
     store::{
         AckRecord, AnswerRecord, Evidence, InboxRecord, Note, Queued, RESPONSE_CONTENT_TYPE,
         ReceiptInfo, ResponseBody, SentRecord, SentState, SpokeStore, StateChange, StoreError,
@@ -139,6 +142,8 @@ pub struct Spoke {
     client: ExchangeClient<Channel>,
     max_payload_bytes: usize,
     hub_connected: AtomicBool,
+    /// Checks the hub's exchange-log proofs.
+    pub log: Arc<LogAudit>,
 }
 
 /// A channel to the hub over mutual TLS; it connects on first use and reconnects by itself.
@@ -174,22 +179,28 @@ impl Spoke {
             settled: watch::channel(0).0,
             arrived: watch::channel(0).0,
             key: config.signing_key,
-            store,
+            store: store.clone(),
             client: ExchangeClient::new(channel)
                 .max_decoding_message_size(limit)
                 .max_encoding_message_size(limit),
             max_payload_bytes: config.max_payload_bytes,
             hub_connected: AtomicBool::new(false),
+            log: Arc::new(LogAudit::new(store.clone())),
         }
     }
 
     /// Prometheus text exposition of the spoke's state.
     pub async fn metrics(&self) -> String {
         let store = self.store.clone();
-        let (inbox, outbox) =
-            blocking(move || Ok((store.inbox_since(None)?.len(), store.outbox_len())))
-                .await
-                .unwrap_or((0, 0));
+        let (inbox, outbox, alarms) = blocking(move || {
+            Ok((
+                store.inbox_since(None)?.len(),
+                store.outbox_len(),
+                store.log_alarms()?.1,
+            ))
+        })
+        .await
+        .unwrap_or((0, 0, 0));
         let now = Timestamp::now();
         let (version, age, fresh) = match self.trust.current() {
             Some(h) => {
@@ -232,6 +243,16 @@ impl Spoke {
                 "caravan_spoke_trust_list_fresh",
                 "1 while the trust list held is before its next-update time.",
                 i64::from(fresh),
+            ),
+            (
+                "caravan_spoke_log_verified_entries",
+                "Size of the last exchange-log tree head verified consistent with all before it.",
+                self.log.last().map_or(0, |h| h.size as i64),
+            ),
+            (
+                "caravan_spoke_log_alarms",
+                "Alarms raised about the hub's exchange log since install (failed proofs); any rise needs an operator.",
+                alarms as i64,
             ),
         ];
         gauges
@@ -480,6 +501,9 @@ impl Spoke {
                 match self.check_receipt(&record, response.receipt) {
                     Ok(receipt) => {
                         info!(message_id = %id, hub_sequence = receipt.hub_sequence, duplicate = response.duplicate, "accepted by the hub");
+                        let expected = self.expected(v1::LogEntryKind::Accepted, &record, None);
+                        self.check_log(response.log_proof.as_ref(), &expected, "receipt")
+                            .await;
                         record.state = SentState::Accepted;
                         record.receipt = Some(receipt);
                         false
@@ -598,6 +622,19 @@ impl Spoke {
             let record = blocking(move || store.sent_entry(message_id))
                 .await
                 .map_err(store_status)?;
+            if let Some(sent) = &record {
+                let kind = match state {
+                    SentState::Accepted => v1::LogEntryKind::Accepted,
+                    SentState::Delivered => v1::LogEntryKind::Delivered,
+                    SentState::Acknowledged => v1::LogEntryKind::Acknowledged,
+                    SentState::Rejected => v1::LogEntryKind::Rejected,
+                    _ => v1::LogEntryKind::Expired,
+                };
+                let evidence = event.ack.as_ref().map(|a| sha256(&a.encode_to_vec()));
+                let expected = self.expected(kind, sent, evidence);
+                self.check_log(event.log_proof.as_ref(), &expected, "status event")
+                    .await;
+            }
             let acknowledgement = event
                 .ack
                 .map(|signed| self.check_ack(&signed, record.as_ref()));
@@ -613,6 +650,30 @@ impl Spoke {
             self.settled.send_modify(|n| *n += 1);
         }
         Ok(())
+    }
+
+    /// What the log entry for an event about `sent` must record.
+    fn expected(
+        &self,
+        kind: v1::LogEntryKind,
+        sent: &SentRecord,
+        evidence_sha256: Option<[u8; 32]>,
+    ) -> Expected {
+        Expected {
+            kind,
+            message_id: sent.message_id,
+            sender: self.me,
+            recipient: sent.recipient,
+            header_sha256: from_hex32(&sent.header_sha256),
+            evidence_sha256,
+        }
+    }
+
+    /// Check a log proof from the hub with the trust list held (see [`LogAudit`]).
+    async fn check_log(&self, proof: Option<&v1::LogProof>, expected: &Expected, event: &str) {
+        if let Ok(held) = self.trust_set() {
+            self.log.check(proof, expected, &held.set, event).await;
+        }
     }
 
     /// Verify a recipient's acknowledgement of `sent` with the trust list held.
@@ -932,7 +993,28 @@ impl Spoke {
             .acknowledge(v1::AcknowledgeRequest { ack: Some(signed) })
             .await
         {
-            Ok(_) => {
+            Ok(response) => {
+                let response = response.into_inner();
+                let a = &pending.ack;
+                // The entry records the first acknowledgement the hub took, which a resent one
+                // (signed anew) does not match byte for byte: the evidence digest is not compared.
+                let expected = Expected {
+                    kind: match response.state() {
+                        v1::MessageState::Rejected => v1::LogEntryKind::Rejected,
+                        _ => v1::LogEntryKind::Acknowledged,
+                    },
+                    message_id: a.message_id,
+                    sender: a.sender,
+                    recipient: self.me,
+                    header_sha256: Some(a.header_sha256),
+                    evidence_sha256: None,
+                };
+                self.check_log(
+                    response.log_proof.as_ref(),
+                    &expected,
+                    "acknowledgement answer",
+                )
+                .await;
                 let (store, a) = (self.store.clone(), pending.ack);
                 if let Err(e) =
                     blocking(move || store.inbox_set_ack(a.sender, a.message_id, evidence)).await

@@ -236,6 +236,38 @@ pub struct SpokeStore {
 
 const STATUS_CURSOR: &[u8] = b"status_cursor";
 const WEBHOOK_CURSOR: &[u8] = b"webhook_cursor";
+const LOG_HEAD: &[u8] = b"log_head";
+const LOG_ALARMS: &[u8] = b"log_alarms";
+/// Alarms kept (the newest); the total count is kept apart.
+const LOG_ALARMS_KEPT: usize = 100;
+const LOG_ALARMS_TOTAL: &[u8] = b"log_alarms_total";
+
+/// A tree head of the hub's exchange log that this spoke verified.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogHeadRecord {
+    pub size: u64,
+    /// Merkle root, lowercase hex.
+    pub root: String,
+    pub signed_at: Timestamp,
+    pub key_id: String,
+    /// The encoded `caravan.v1.SignedTreeHead`, base64: evidence for third parties.
+    pub signed: String,
+}
+
+/// A failed check of the hub's exchange log: the hub showed something it cannot stand by.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogAlarm {
+    pub at: Timestamp,
+    /// `BAD_LOG_PROOF` or `LOG_INCONSISTENT`.
+    pub code: String,
+    pub detail: String,
+    /// The message whose proof failed, if the alarm came from one.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub message_id: Option<MessageId>,
+    /// The signed heads involved, as evidence.
+    #[serde(default)]
+    pub heads: Vec<LogHeadRecord>,
+}
 
 /// An envelope waiting in the outbox.
 #[derive(Debug, Clone)]
@@ -574,6 +606,63 @@ impl SpokeStore {
             .insert(b"current", signed)
             .map(drop)
             .map_err(backend)
+    }
+
+    /// The last tree head of the hub's log this spoke verified consistent with every earlier one.
+    pub fn log_head(&self) -> Result<Option<LogHeadRecord>, StoreError> {
+        self.meta
+            .get(LOG_HEAD)
+            .map_err(backend)?
+            .map(|v| decode(&v))
+            .transpose()
+    }
+
+    /// Keep a newer verified head, durably.
+    pub fn set_log_head(&self, head: &LogHeadRecord) -> Result<(), StoreError> {
+        self.meta.insert(LOG_HEAD, encode(head)).map_err(backend)?;
+        self.flush()
+    }
+
+    /// The newest log alarms (at most 100), oldest first, and how many were raised in all.
+    pub fn log_alarms(&self) -> Result<(Vec<LogAlarm>, u64), StoreError> {
+        let alarms = self
+            .meta
+            .get(LOG_ALARMS)
+            .map_err(backend)?
+            .map(|v| decode(&v))
+            .transpose()?
+            .unwrap_or_default();
+        let total = self
+            .meta
+            .get(LOG_ALARMS_TOTAL)
+            .map_err(backend)?
+            .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes))
+            .unwrap_or(0);
+        Ok((alarms, total))
+    }
+
+    /// Record an alarm, durably.
+    pub fn add_log_alarm(&self, alarm: &LogAlarm) -> Result<(), StoreError> {
+        self.meta
+            .transaction(|meta| {
+                let mut alarms: Vec<LogAlarm> = match meta.get(LOG_ALARMS)? {
+                    Some(v) => serde_json::from_slice(&v)
+                        .map_err(|e| ConflictableTransactionError::Abort(e.to_string()))?,
+                    None => Vec::new(),
+                };
+                alarms.push(alarm.clone());
+                let excess = alarms.len().saturating_sub(LOG_ALARMS_KEPT);
+                alarms.drain(..excess);
+                let total = meta
+                    .get(LOG_ALARMS_TOTAL)?
+                    .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes))
+                    .unwrap_or(0);
+                meta.insert(LOG_ALARMS, encode(&alarms))?;
+                meta.insert(LOG_ALARMS_TOTAL, &(total + 1).to_be_bytes())?;
+                Ok(())
+            })
+            .map_err(|e: sled::transaction::TransactionError<String>| backend(format!("{e:?}")))?;
+        self.flush()
     }
 
     /// Make every write so far durable (see the hub's store for what sled's flush promises).

@@ -155,7 +155,7 @@ async fn an_officer_logs_in_finds_a_document_and_sees_it_verified() {
 
     // A document that failed verification is flagged, never hidden. (The spoke stores such a
     // delivery as rejected; here one is written into its store directly while it is stopped.)
-    let forged = plant_a_tampered_document(&mut net).await;
+    let forged = plant_a_tampered_document(&mut net, &id).await;
     let (status, session) = login(&net, PASSWORD).await;
     assert_eq!(status, 303);
     let cookie = session.unwrap().split(';').next().unwrap().to_owned();
@@ -193,8 +193,11 @@ async fn an_officer_logs_in_finds_a_document_and_sees_it_verified() {
 }
 
 /// Stop CN, write a delivery that failed verification into its store (as the spoke stores a
-/// tampered document), start CN again; returns the forged message id.
-async fn plant_a_tampered_document(net: &mut Net) -> MessageId {
+/// tampered document), start CN again; returns the forged message id. `sent` (KZ to CN) is
+/// awaited as ACKNOWLEDGED first: CN acknowledges only what it flushed, so killing it then
+/// loses nothing.
+async fn plant_a_tampered_document(net: &mut Net, sent: &str) -> MessageId {
+    net.wait_state("KZ", sent, "ACKNOWLEDGED");
     net.kill_spoke("CN");
     let store = SpokeStore::open(&net.path().join("spoke-CN-data").join("store"), 4 << 20).unwrap();
     let mut forged = store.inbox_list().unwrap().remove(0);
@@ -234,8 +237,9 @@ async fn in_a_real_headless_browser() {
         "e-co",
         &sample_path("eco/carec-KZ-CN-certificate-of-origin.xml"),
     );
-    net.wait_inbox("CN", sent["message_id"].as_str().unwrap());
-    let forged = plant_a_tampered_document(&mut net).await;
+    let id = sent["message_id"].as_str().unwrap();
+    net.wait_inbox("CN", id);
+    let forged = plant_a_tampered_document(&mut net, id).await;
     let base = format!("http://{}", net.console_addr("CN"));
 
     let mut b = browser::Browser::launch(&chromium).await;
