@@ -134,21 +134,38 @@ pub async fn run(
         })?;
         info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "metrics listening");
         let (metrics, mut stop) = (metrics.clone(), stop_rx.clone());
-        let app = axum::Router::new().route(
-            "/metrics",
-            axum::routing::get(move || {
-                let metrics = metrics.clone();
-                async move {
-                    (
-                        [(
-                            axum::http::header::CONTENT_TYPE,
-                            "text/plain; version=0.0.4",
-                        )],
-                        metrics.render(),
-                    )
-                }
-            }),
-        );
+        let health = stop_rx.clone();
+        let app = axum::Router::new()
+            .route(
+                "/metrics",
+                axum::routing::get(move || {
+                    let metrics = metrics.clone();
+                    async move {
+                        (
+                            [(
+                                axum::http::header::CONTENT_TYPE,
+                                "text/plain; version=0.0.4",
+                            )],
+                            metrics.render(),
+                        )
+                    }
+                }),
+            )
+            // For probes that cannot speak mutual TLS (Kubernetes, load balancers): the same
+            // answer as the gRPC health service, SERVING until shutdown begins.
+            .route(
+                "/healthz",
+                axum::routing::get(move || {
+                    let stopping = *health.borrow();
+                    async move {
+                        if stopping {
+                            (axum::http::StatusCode::SERVICE_UNAVAILABLE, "NOT_SERVING\n")
+                        } else {
+                            (axum::http::StatusCode::OK, "SERVING\n")
+                        }
+                    }
+                }),
+            );
         tokio::spawn(async move {
             let _ = axum::serve(listener, app)
                 .with_graceful_shutdown(async move {

@@ -112,21 +112,39 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     if let Some(listener) = metrics_listener {
         info!(addr = %local(&listener), "metrics listening");
         let metrics = spoke.clone();
-        let app = axum::Router::new().route(
-            "/metrics",
-            axum::routing::get(move || {
-                let spoke = metrics.clone();
-                async move {
-                    (
-                        [(
-                            axum::http::header::CONTENT_TYPE,
-                            "text/plain; version=0.0.4",
-                        )],
-                        spoke.metrics().await,
-                    )
-                }
-            }),
-        );
+        let health = stop_rx.clone();
+        let app = axum::Router::new()
+            .route(
+                "/metrics",
+                axum::routing::get(move || {
+                    let spoke = metrics.clone();
+                    async move {
+                        (
+                            [(
+                                axum::http::header::CONTENT_TYPE,
+                                "text/plain; version=0.0.4",
+                            )],
+                            spoke.metrics().await,
+                        )
+                    }
+                }),
+            )
+            // Liveness and readiness for probes: the spoke serves its national single window
+            // and officers whether or not the hub is reachable (the outbox holds documents
+            // meanwhile), so only shutdown makes it NOT_SERVING.
+            .route(
+                "/healthz",
+                axum::routing::get(move || {
+                    let stopping = *health.borrow();
+                    async move {
+                        if stopping {
+                            (axum::http::StatusCode::SERVICE_UNAVAILABLE, "NOT_SERVING\n")
+                        } else {
+                            (axum::http::StatusCode::OK, "SERVING\n")
+                        }
+                    }
+                }),
+            );
         tasks.push(serve(listener, app, stop_rx.clone()));
     }
     if let (Some(n), Some(listener)) = (nsw, nsw_listener) {

@@ -481,7 +481,17 @@ impl Net {
 
     /// The hub's Prometheus metrics, as text.
     pub async fn hub_metrics(&self) -> String {
-        fetch_metrics(await_logged_addr(|| self.hub_log(), "metrics listening")).await
+        let addr = await_logged_addr(|| self.hub_log(), "metrics listening");
+        expect_ok(http_get(addr, "/metrics").await)
+    }
+
+    /// `GET path` on the hub's metrics listener (plain HTTP): status and body.
+    pub async fn hub_http(&self, path: &str) -> (u16, String) {
+        http_get(
+            await_logged_addr(|| self.hub_log(), "metrics listening"),
+            path,
+        )
+        .await
     }
 
     pub fn hub_log(&self) -> String {
@@ -593,11 +603,13 @@ impl Net {
 
     /// The spoke's Prometheus metrics, as text.
     pub async fn spoke_metrics(&self, id: &str) -> String {
-        fetch_metrics(await_logged_addr(
-            || self.spoke_log(id),
-            "metrics listening",
-        ))
-        .await
+        expect_ok(self.spoke_http(id, "/metrics").await)
+    }
+
+    /// `GET path` on `id`'s metrics listener (plain HTTP): status and body.
+    pub async fn spoke_http(&self, id: &str, path: &str) -> (u16, String) {
+        let addr = await_logged_addr(|| self.spoke_log(id), "metrics listening");
+        http_get(addr, path).await
     }
 
     /// The address the spoke's NSW API listens on, from its log.
@@ -946,14 +958,17 @@ fn await_logged_addr(log: impl Fn() -> String, marker: &str) -> SocketAddr {
 }
 
 /// `GET /metrics` from a Prometheus listener, as text.
-async fn fetch_metrics(addr: SocketAddr) -> String {
+async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     let stream = tokio::net::TcpStream::connect(addr)
         .await
-        .expect("connect to metrics");
-    let (status, body) =
-        caravan_spoke::control::exchange(stream, "GET", "/metrics", &[], Vec::new())
-            .await
-            .expect("metrics");
-    assert!(status.is_success(), "metrics answered {status}");
-    String::from_utf8_lossy(&body).into_owned()
+        .expect("connect to the metrics listener");
+    let (status, body) = caravan_spoke::control::exchange(stream, "GET", path, &[], Vec::new())
+        .await
+        .expect("an HTTP answer");
+    (status.as_u16(), String::from_utf8_lossy(&body).into_owned())
+}
+
+fn expect_ok((status, body): (u16, String)) -> String {
+    assert_eq!(status, 200, "metrics answered {status}: {body}");
+    body
 }

@@ -84,7 +84,11 @@ async fn all_three_document_types_arrive_verified_and_identical() {
             .collect();
         assert_eq!(states, ["QUEUED", "ACCEPTED", "DELIVERED", "ACKNOWLEDGED"]);
     }
-    // The spokes export their state to Prometheus.
+    // The spokes export their state to Prometheus, and answer probes.
+    assert_eq!(
+        net.spoke_http("UZ", "/healthz").await,
+        (200, "SERVING\n".into())
+    );
     let metrics = net.spoke_metrics("UZ").await;
     for line in [
         "caravan_spoke_inbox_documents 2",

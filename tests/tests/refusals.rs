@@ -311,7 +311,8 @@ async fn the_hub_refuses_every_broken_rule_and_stores_nothing() {
             .any(|l| l.contains("code=SENDER_MISMATCH") && l.contains("total=2")),
         "SENDER_MISMATCH counted twice"
     );
-    // And exported to Prometheus, by reason.
+    // And exported to Prometheus, by reason; probes without mutual TLS see the hub serving.
+    assert_eq!(net.hub_http("/healthz").await, (200, "SERVING\n".into()));
     let metrics = net.hub_metrics().await;
     for line in [
         "caravan_hub_requests_refused_total{reason=\"SENDER_MISMATCH\"} 2",
