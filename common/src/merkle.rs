@@ -61,7 +61,7 @@ fn range_hash<N: Nodes + ?Sized>(nodes: &N, lo: u64, hi: u64) -> Result<Hash, N:
     if len == 0 {
         return Ok(Sha256::digest([]).into());
     }
-    if len.is_power_of_two() && lo % len == 0 {
+    if len.is_power_of_two() && lo.is_multiple_of(len) {
         return nodes.perfect(len.trailing_zeros(), lo >> len.trailing_zeros());
     }
     let k = split(len);

@@ -85,7 +85,7 @@ impl AdminService {
             })),
             Err(e) => {
                 if let HubError::Refused(r) = &e {
-                    let total = self.metrics.refused(r.code);
+                    let total = self.metrics.refused(op, None, r);
                     warn!(op, code = %r.code, detail = %r.detail, total, "refused");
                 }
                 Err(e.into())

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use crate::{
     log::Heads,
-    metrics::{Event, Metrics},
+    metrics::Metrics,
     store::{Store, StoreError, TreeHead},
 };
 
@@ -28,14 +28,20 @@ type Waiter = oneshot::Sender<Result<Arc<TreeHead>, String>>;
 #[derive(Clone)]
 pub struct GroupCommit {
     waiters: mpsc::UnboundedSender<Waiter>,
+    heads: Arc<Heads>,
 }
 
 impl GroupCommit {
     /// Start the flusher task for `store`. It ends when every handle is dropped.
     pub fn start(store: Store, heads: Arc<Heads>, metrics: Arc<Metrics>) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(flusher(store, heads, metrics, rx));
-        Self { waiters: tx }
+        tokio::spawn(flusher(store, heads.clone(), metrics, rx));
+        Self { waiters: tx, heads }
+    }
+
+    /// The log's signed tree heads, which every flush advances.
+    pub fn heads(&self) -> &Arc<Heads> {
+        &self.heads
     }
 
     /// Wait until everything written before this call is durable; returns the log's signed
@@ -59,6 +65,7 @@ async fn flusher(
     let mut batch = Vec::new();
     while rx.recv_many(&mut batch, usize::MAX).await > 0 {
         let heads = heads.clone();
+        let started = std::time::Instant::now();
         let result = store
             .run(move |b| {
                 // Every waiter's write is applied, so this size covers them all.
@@ -68,7 +75,7 @@ async fn flusher(
             })
             .await
             .map_err(|e| e.to_string());
-        metrics.count(Event::Flush);
+        metrics.flushed(started.elapsed().as_secs_f64());
         if let Err(e) = &result {
             tracing::error!(cause = %e, waiters = batch.len(), "store flush failed");
         }
@@ -113,8 +120,8 @@ mod tests {
         fn pending(&self, _: ParticipantId, _: u64, _: usize) -> Result<Vec<Pending>, StoreError> {
             Ok(Vec::new())
         }
-        fn mark_delivered(&self, _: u64, _: Timestamp) -> Result<(), StoreError> {
-            Ok(())
+        fn mark_delivered(&self, _: u64, _: Timestamp) -> Result<bool, StoreError> {
+            Ok(false)
         }
         fn acknowledge(&self, _: &AckUpdate) -> Result<AckResult, StoreError> {
             Ok(AckResult::UnknownMessage)
@@ -142,8 +149,14 @@ mod tests {
             &self,
             _: Timestamp,
             _: &dyn Fn(&str) -> Option<u64>,
-        ) -> Result<Vec<ParticipantId>, StoreError> {
+        ) -> Result<Vec<crate::store::Settled>, StoreError> {
             Ok(Vec::new())
+        }
+        fn queue_depths(&self) -> Result<Vec<(ParticipantId, u64)>, StoreError> {
+            Ok(Vec::new())
+        }
+        fn size_on_disk(&self) -> Result<u64, StoreError> {
+            Ok(0)
         }
         fn payload_chunk(&self, _: u64, _: u32) -> Result<Option<Vec<u8>>, StoreError> {
             Ok(None)

@@ -28,8 +28,7 @@ use crate::{
     commit::GroupCommit,
     error::HubError,
     identity::{self, Peer},
-    log::Heads,
-    metrics::{Event, Metrics},
+    metrics::{Corridor, Event, Metrics},
     registry::Registry,
     store::{Acceptance, AckResult, AckUpdate, Incoming, MessageState, Store, TreeHead},
 };
@@ -44,7 +43,6 @@ pub struct Exchange {
     registry: Arc<Registry>,
     store: Store,
     commit: GroupCommit,
-    heads: Arc<Heads>,
     receipt_key: SigningKey,
     max_payload_bytes: usize,
     queues: QueueSignals,
@@ -79,7 +77,6 @@ impl Exchange {
         registry: Arc<Registry>,
         store: Store,
         commit: GroupCommit,
-        heads: Arc<Heads>,
         receipt_key: SigningKey,
         max_payload_bytes: usize,
         metrics: Arc<Metrics>,
@@ -89,7 +86,6 @@ impl Exchange {
             registry,
             store,
             commit,
-            heads,
             receipt_key,
             max_payload_bytes,
             queues: QueueSignals::default(),
@@ -135,7 +131,7 @@ impl Exchange {
         e: HubError,
     ) -> Status {
         if let HubError::Refused(r) = &e {
-            let total = self.metrics.refused(r.code);
+            let total = self.metrics.refused(op, caller, r);
             warn!(op, caller = caller.map(|c| c.to_string()).unwrap_or_default(), message_id,
                 code = %r.code, detail = %r.detail, total, "refused");
         }
@@ -147,6 +143,7 @@ impl Exchange {
         caller: ParticipantId,
         request: v1::SubmitRequest,
     ) -> Result<v1::SubmitResponse, HubError> {
+        let started = std::time::Instant::now();
         let envelope = request.envelope.ok_or_else(|| {
             HubError::refused(RefusalCode::MalformedRequest, "the request has no envelope")
         })?;
@@ -197,6 +194,11 @@ impl Exchange {
                 receipt::issue(&r, &self.receipt_key).encode_to_vec()
             })
         })?;
+        let corridor = Corridor {
+            sender: header.sender,
+            recipient: header.recipient,
+            document_type: header.document_type.to_string(),
+        };
         let (receipt, duplicate, log_proof) = match acceptance {
             Acceptance::Accepted {
                 sequence,
@@ -204,7 +206,8 @@ impl Exchange {
                 log_index,
             } => {
                 let head = self.commit.wait().await?;
-                self.metrics.count(Event::Accepted);
+                self.metrics.count(&corridor, Event::Accepted);
+                self.metrics.accept.observe(started.elapsed().as_secs_f64());
                 self.queues.notify(header.recipient, sequence);
                 self.status_signals.notify(header.sender, sequence);
                 info!(message_id = %header.message_id, sender = %header.sender,
@@ -219,7 +222,7 @@ impl Exchange {
             } => {
                 // The original may still be waiting for its flush: answer only once it is durable.
                 let head = self.commit.wait().await?;
-                self.metrics.count(Event::Duplicate);
+                self.metrics.count(&corridor, Event::Duplicate);
                 info!(message_id = %header.message_id, sender = %header.sender, sequence,
                     "duplicate resend answered with the original receipt");
                 (receipt, true, self.prove(head, log_index).await?)
@@ -316,11 +319,8 @@ impl Exchange {
         let mut registry = self.registry.subscribe();
         let mut shutdown = self.shutdown.clone();
         info!(resume_after = cursor, "delivery stream opened");
-        self.metrics
-            .streams
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // Counted down however the stream ends.
-        let _open = StreamGauge(self.metrics.clone());
+        let _open = self.metrics.stream_opened(recipient);
         loop {
             // A suspension or a revoked certificate ends an open stream at once.
             let snapshot = registry.borrow_and_update().clone();
@@ -414,15 +414,28 @@ impl Exchange {
                         _ = shutdown.changed() => return,
                     }
                 }
-                self.metrics.count(Event::Delivered);
                 debug!(sender = %pending.sender, message_id = %pending.message_id, sequence = pending.sequence, "delivered");
                 let sequence = pending.sequence;
-                if let Err(e) = self
+                match self
                     .store
                     .run(move |b| b.mark_delivered(sequence, Timestamp::now()))
                     .await
                 {
-                    tracing::error!(sequence, cause = %e, "could not record delivery");
+                    // Counted once: a redelivery after a reconnect is not a new delivery.
+                    Ok(true) => {
+                        let corridor = Corridor {
+                            sender: pending.sender,
+                            recipient,
+                            document_type: pending.document_type.clone(),
+                        };
+                        self.metrics.count(&corridor, Event::Delivered);
+                        self.metrics
+                            .corridor(&corridor)
+                            .delivery
+                            .observe(seconds_since(pending.accepted_at));
+                    }
+                    Ok(false) => {}
+                    Err(e) => tracing::error!(sequence, cause = %e, "could not record delivery"),
                 }
                 self.status_signals.notify(pending.sender, sequence);
             }
@@ -464,7 +477,7 @@ impl Exchange {
             // Tell the sender only what is durable, each change with its proof: wait for the
             // flush that covers the newest one if the signed head does not yet.
             let newest = events.iter().map(|(_, e)| e.log_index).max().unwrap_or(0);
-            let mut head = self.heads.current();
+            let mut head = self.commit.heads().current();
             if newest > head.tree_size {
                 head = match self.commit.wait().await {
                     Ok(head) => head,
@@ -507,28 +520,28 @@ impl Exchange {
     /// Expire what waited longer than its document type's time to live; run periodically.
     pub async fn expire(&self, ttl: &crate::config::MessageTtl) {
         let ttl = ttl.clone();
-        let senders = match self
+        let expired = match self
             .store
             .run(move |b| b.expire(Timestamp::now(), &|doc| ttl.millis(doc)))
             .await
         {
-            Ok(senders) => senders,
+            Ok(expired) => expired,
             Err(e) => {
                 tracing::error!(cause = %e, "expiry failed");
                 return;
             }
         };
-        if senders.is_empty() {
+        if expired.is_empty() {
             return;
         }
         if let Err(e) = self.commit.wait().await {
             tracing::error!(cause = %e, "expiry not flushed");
         }
-        for sender in &senders {
-            self.metrics.count(Event::Expired);
-            self.status_signals.notify(*sender, 0);
+        for message in &expired {
+            self.metrics.count(&Corridor::of(message), Event::Expired);
+            self.status_signals.notify(message.sender, 0);
         }
-        info!(count = senders.len(), "messages expired");
+        info!(count = expired.len(), "messages expired");
     }
 
     async fn acknowledge(
@@ -567,14 +580,28 @@ impl Exchange {
             at: Timestamp::now(),
         };
         match self.store.run(move |b| b.acknowledge(&update)).await? {
-            AckResult::Recorded { state, log_index } => {
+            AckResult::Recorded {
+                state,
+                log_index,
+                now,
+            } => {
                 let head = self.commit.wait().await?;
                 self.status_signals.notify(ack.sender, 0);
-                self.metrics.count(if state == MessageState::Rejected {
-                    Event::Rejected
-                } else {
-                    Event::Acknowledged
-                });
+                if let Some(message) = now {
+                    let corridor = Corridor::of(&message);
+                    self.metrics.count(
+                        &corridor,
+                        if state == MessageState::Rejected {
+                            Event::Rejected
+                        } else {
+                            Event::Acknowledged
+                        },
+                    );
+                    self.metrics
+                        .corridor(&corridor)
+                        .acknowledgement
+                        .observe(seconds_since(message.accepted_at));
+                }
                 info!(message_id = %ack.message_id, sender = %ack.sender, state = ?state, "acknowledged");
                 Ok(v1::AcknowledgeResponse {
                     state: wire_state(state) as i32,
@@ -604,7 +631,7 @@ impl Exchange {
         request: v1::LogConsistencyRequest,
     ) -> Result<v1::LogConsistencyResponse, HubError> {
         const MAX_PROOFS: usize = 1024;
-        let head = self.heads.current();
+        let head = self.commit.heads().current();
         let (firsts, second) = (request.first, request.second);
         if firsts.len() > MAX_PROOFS {
             return Err(HubError::refused(
@@ -697,15 +724,9 @@ impl Exchange {
     }
 }
 
-/// Counts an open delivery stream down when dropped.
-struct StreamGauge(Arc<Metrics>);
-
-impl Drop for StreamGauge {
-    fn drop(&mut self) {
-        self.0
-            .streams
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-    }
+/// Seconds from `t` to now (0 if `t` is in the future: clocks of another process).
+fn seconds_since(t: Timestamp) -> f64 {
+    (Timestamp::now().as_millis() - t.as_millis()).max(0) as f64 / 1000.0
 }
 
 fn wire_state(state: MessageState) -> v1::MessageState {

@@ -7,6 +7,8 @@ use tokio::{net::TcpListener, sync::watch};
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig, server::TcpIncoming};
 use tracing::info;
 
+use caravan_common::Timestamp;
+
 use caravan_proto::v1::{
     admin_server::AdminServer, exchange_server::ExchangeServer,
     trust_anchor_server::TrustAnchorServer,
@@ -19,7 +21,7 @@ use crate::{
     config::Config,
     exchange::{Exchange, ExchangeService},
     log::Heads,
-    metrics::Metrics,
+    metrics::{Metrics, StoreGauges},
     registry::{Registry, RegistryError},
     store::{Store, sled::SledBackend},
 };
@@ -38,6 +40,38 @@ pub enum RunError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("registry: {0}")]
     Registry(#[from] RegistryError),
+}
+
+/// What the metrics and the dashboard read: the counters, and the store's state at the time.
+#[derive(Clone)]
+pub struct Observed {
+    pub metrics: Arc<Metrics>,
+    pub store: Store,
+    pub heads: Arc<Heads>,
+    pub registry: Arc<Registry>,
+}
+
+impl Observed {
+    /// Queue depths, store size, log size and trust-list age, now. A store error leaves the
+    /// store's gauges out (logged) rather than failing the scrape.
+    pub async fn gauges(&self) -> StoreGauges {
+        let (queue_depths, store_bytes) = self
+            .store
+            .run(|b| Ok((b.queue_depths()?, b.size_on_disk()?)))
+            .await
+            .unwrap_or_else(|e| {
+                tracing::error!(cause = %e, "cannot read the store's gauges");
+                (Vec::new(), 0)
+            });
+        let list = self.registry.snapshot().list.clone();
+        StoreGauges {
+            queue_depths,
+            store_bytes,
+            log_entries: self.heads.current().tree_size,
+            trust_list_version: list.version,
+            trust_list_age_secs: (Timestamp::now().as_millis() - list.issued_at_ms).max(0) / 1000,
+        }
+    }
 }
 
 /// Serve the hub on `listener` until `shutdown` completes, then drain and flush.
@@ -78,7 +112,6 @@ pub async fn run(
         registry.clone(),
         store.clone(),
         commit,
-        heads,
         config.receipt_key,
         config.max_payload_bytes,
         metrics.clone(),
@@ -133,20 +166,26 @@ pub async fn run(
             crate::store::StoreError::Backend(format!("metrics listener {addr}: {e}"))
         })?;
         info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "metrics listening");
-        let (metrics, mut stop) = (metrics.clone(), stop_rx.clone());
+        let mut stop = stop_rx.clone();
         let health = stop_rx.clone();
+        let view = Observed {
+            metrics: metrics.clone(),
+            store: store.clone(),
+            heads: heads.clone(),
+            registry: registry.clone(),
+        };
         let app = axum::Router::new()
             .route(
                 "/metrics",
                 axum::routing::get(move || {
-                    let metrics = metrics.clone();
+                    let view = view.clone();
                     async move {
                         (
                             [(
                                 axum::http::header::CONTENT_TYPE,
                                 "text/plain; version=0.0.4",
                             )],
-                            metrics.render(),
+                            view.metrics.render(&view.gauges().await),
                         )
                     }
                 }),

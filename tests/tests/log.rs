@@ -141,6 +141,20 @@ async fn spokes_check_every_log_proof_and_raise_an_alarm_when_history_is_rewritt
     let eco = sample_path("eco/carec-KZ-CN-certificate-of-origin.xml");
     let sent = net.send("KZ", "CN", "e-co", &eco);
     net.wait_state("KZ", sent["message_id"].as_str().unwrap(), "ACKNOWLEDGED");
+    // The hub counted it in its corridor, with the latency from acceptance to acknowledgement.
+    let metrics = net.hub_metrics().await;
+    for line in [
+        "caravan_hub_documents_acknowledged_total{sender=\"KZ\",recipient=\"CN\",document_type=\"e-co\"} 1",
+        "caravan_hub_acknowledgement_seconds_count{sender=\"KZ\",recipient=\"CN\",document_type=\"e-co\"} 1",
+        "caravan_hub_delivery_seconds_count{sender=\"KZ\",recipient=\"CN\",document_type=\"e-co\"} 1",
+        "caravan_hub_accept_seconds_count 1",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line} missing:\n{metrics}"
+        );
+    }
+    assert!(metrics.contains("caravan_hub_store_bytes "), "{metrics}");
 
     // The sender checked the receipt's and every status event's proof, the recipient the proof
     // in the hub's answer to its acknowledgement; the heads passed the consistency checks.

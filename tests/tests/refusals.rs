@@ -318,9 +318,10 @@ async fn the_hub_refuses_every_broken_rule_and_stores_nothing() {
         "caravan_hub_requests_refused_total{reason=\"SENDER_MISMATCH\"} 2",
         "caravan_hub_requests_refused_total{reason=\"BAD_SIGNATURE\"} 2",
         "caravan_hub_requests_refused_total{reason=\"UNKNOWN_KEY\"} 1",
-        "caravan_hub_documents_accepted_total 1",
-        "caravan_hub_documents_duplicate_total 1",
+        "caravan_hub_documents_accepted_total{sender=\"KZ\",recipient=\"CN\",document_type=\"e-co\"} 1",
+        "caravan_hub_documents_duplicate_total{sender=\"KZ\",recipient=\"CN\",document_type=\"e-co\"} 1",
         "caravan_hub_delivery_streams 1",
+        "caravan_hub_spoke_connected{participant=\"CN\"} 1",
     ] {
         assert!(
             metrics.lines().any(|l| l == line),

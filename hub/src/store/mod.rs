@@ -87,6 +87,18 @@ pub struct Pending {
     /// Read them with [`Backend::payload_chunk`], index 0 to `payload_chunks - 1`.
     pub payload_chunks: u32,
     pub receipt: Vec<u8>,
+    pub document_type: String,
+    pub accepted_at: Timestamp,
+}
+
+/// A message that changed state: who sent it where, what it is and when it was accepted (for
+/// the per-corridor metrics).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settled {
+    pub sender: ParticipantId,
+    pub recipient: ParticipantId,
+    pub document_type: String,
+    pub accepted_at: Timestamp,
 }
 
 /// An acknowledgement the hub has verified, to be recorded.
@@ -107,10 +119,14 @@ pub struct AckUpdate {
 /// The outcome of [`Backend::acknowledge`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AckResult {
-    /// Recorded now, or already recorded before (an acknowledgement is idempotent): the state
-    /// the message is in, and the log entry of its acknowledgement (0 when it was settled
-    /// otherwise, e.g. expired).
-    Recorded { state: MessageState, log_index: u64 },
+    /// Recorded now (`now` describes the message), or already recorded before (`now` is
+    /// `None`: an acknowledgement is idempotent): the state the message is in, and the log
+    /// entry of its acknowledgement (0 when it was settled otherwise, e.g. expired).
+    Recorded {
+        state: MessageState,
+        log_index: u64,
+        now: Option<Settled>,
+    },
     /// No message (sender, message id) is addressed to this recipient.
     UnknownMessage,
     /// The acknowledgement's header digest is not the stored message's.
@@ -140,18 +156,25 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Record that message `sequence` was streamed to its recipient (only if it is still
     /// `Accepted`).
-    fn mark_delivered(&self, sequence: u64, at: Timestamp) -> Result<(), StoreError>;
+    /// Returns whether it moved to DELIVERED now (not before, and not settled already).
+    fn mark_delivered(&self, sequence: u64, at: Timestamp) -> Result<bool, StoreError>;
 
     /// Record a verified acknowledgement: the message leaves the recipient's queue.
     fn acknowledge(&self, update: &AckUpdate) -> Result<AckResult, StoreError>;
 
     /// Expire every queued message older than its time to live (`ttl` gives it in
-    /// milliseconds per document type; `None`: never). Returns the senders to notify.
+    /// milliseconds per document type; `None`: never). Returns the messages expired.
     fn expire(
         &self,
         now: Timestamp,
         ttl: &dyn Fn(&str) -> Option<u64>,
-    ) -> Result<Vec<ParticipantId>, StoreError>;
+    ) -> Result<Vec<Settled>, StoreError>;
+
+    /// How many messages wait for each recipient (those with none are left out).
+    fn queue_depths(&self) -> Result<Vec<(ParticipantId, u64)>, StoreError>;
+
+    /// Bytes the store takes on disk.
+    fn size_on_disk(&self) -> Result<u64, StoreError>;
 
     /// Chunk `index` of the payload of message `sequence`.
     fn payload_chunk(&self, sequence: u64, index: u32) -> Result<Option<Vec<u8>>, StoreError>;

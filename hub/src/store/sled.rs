@@ -33,8 +33,8 @@ use sled::{
 use caravan_common::{MessageId, ParticipantId, Timestamp, merkle};
 
 use super::{
-    Acceptance, AckResult, AckUpdate, Backend, Incoming, MessageState, Pending, StatusRecord,
-    StoreError,
+    Acceptance, AckResult, AckUpdate, Backend, Incoming, MessageState, Pending, Settled,
+    StatusRecord, StoreError,
     records::{
         CertificateRecord, LogEntry, LogKind, MessageRecord, RegistryRecord, StatusEvent, TreeHead,
     },
@@ -44,6 +44,15 @@ const NEXT_SEQUENCE: &[u8] = b"next_sequence";
 const NEXT_LOG_INDEX: &[u8] = b"next_log_index";
 const CURRENT_REGISTRY: &[u8] = b"current";
 const NEXT_EVENT: &[u8] = b"next_event";
+
+/// The outcome of a state change.
+struct Transitioned {
+    state: MessageState,
+    /// The log entry that recorded the change, or of the acknowledgement held before.
+    log_index: u64,
+    /// The message, if it changed state now.
+    now: Option<Settled>,
+}
 
 /// The sled backend.
 pub struct SledBackend {
@@ -269,7 +278,7 @@ impl SledBackend {
         to: MessageState,
         at: Timestamp,
         ack: Option<&[u8]>,
-    ) -> Result<(MessageState, u64), StoreError> {
+    ) -> Result<Transitioned, StoreError> {
         let record = self.message(sequence)?;
         let sender: ParticipantId = record.sender.parse().map_err(|e| corrupt("message", e))?;
         let recipient: ParticipantId = record
@@ -299,10 +308,10 @@ impl SledBackend {
                     Some(bytes) => StatusRecord::decode(bytes.as_ref()).map_err(|e| {
                         ConflictableTransactionError::Abort(Abort::Corrupt(corrupt("status", e)))
                     })?,
-                    None => return Ok((MessageState::Unspecified, 0)),
+                    None => return Ok((MessageState::Unspecified, 0, false)),
                 };
                 if !from.contains(&state.current()) {
-                    return Ok((state.current(), state.ack_log_index));
+                    return Ok((state.current(), state.ack_log_index, false));
                 }
                 if to.is_final() {
                     queue.remove(&queue_key(recipient, sequence))?;
@@ -342,9 +351,20 @@ impl SledBackend {
                         log_index,
                     },
                 )?;
-                Ok((to, log_index))
+                Ok((to, log_index, true))
             });
-        transaction_result(result)?.map_err(|_| corrupt("status", "unexpected abort"))
+        let (state, log_index, fresh) =
+            transaction_result(result)?.map_err(|_| corrupt("status", "unexpected abort"))?;
+        Ok(Transitioned {
+            state,
+            log_index,
+            now: fresh.then(|| Settled {
+                sender,
+                recipient,
+                document_type: record.document_type,
+                accepted_at: Timestamp::from_millis(record.accepted_at_ms),
+            }),
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
@@ -509,12 +529,14 @@ impl Backend for SledBackend {
                 payload_length: record.payload_length,
                 payload_chunks: record.payload_chunks,
                 receipt: record.receipt,
+                document_type: record.document_type,
+                accepted_at: Timestamp::from_millis(record.accepted_at_ms),
             });
         }
         Ok(out)
     }
 
-    fn mark_delivered(&self, sequence: u64, at: Timestamp) -> Result<(), StoreError> {
+    fn mark_delivered(&self, sequence: u64, at: Timestamp) -> Result<bool, StoreError> {
         self.transition(
             sequence,
             &[MessageState::Accepted],
@@ -522,7 +544,7 @@ impl Backend for SledBackend {
             at,
             None,
         )
-        .map(drop)
+        .map(|t| t.now.is_some())
     }
 
     fn acknowledge(&self, u: &AckUpdate) -> Result<AckResult, StoreError> {
@@ -543,16 +565,20 @@ impl Backend for SledBackend {
         }
         // Acknowledging twice is harmless: the first answer stands.
         let open = [MessageState::Accepted, MessageState::Delivered];
-        let (state, log_index) = self.transition(sequence, &open, u.state, u.at, Some(&u.ack))?;
-        Ok(AckResult::Recorded { state, log_index })
+        let t = self.transition(sequence, &open, u.state, u.at, Some(&u.ack))?;
+        Ok(AckResult::Recorded {
+            state: t.state,
+            log_index: t.log_index,
+            now: t.now,
+        })
     }
 
     fn expire(
         &self,
         now: Timestamp,
         ttl: &dyn Fn(&str) -> Option<u64>,
-    ) -> Result<Vec<ParticipantId>, StoreError> {
-        let mut senders = Vec::new();
+    ) -> Result<Vec<Settled>, StoreError> {
+        let mut expired = Vec::new();
         for entry in self.queue.iter() {
             let (key, _) = entry.map_err(backend_error)?;
             let sequence = u64_value(&key[2..], "queue")?;
@@ -564,15 +590,30 @@ impl Backend for SledBackend {
                 continue;
             }
             let open = [MessageState::Accepted, MessageState::Delivered];
-            if self
-                .transition(sequence, &open, MessageState::Expired, now, None)?
-                .0
-                == MessageState::Expired
-            {
-                senders.push(record.sender.parse().map_err(|e| corrupt("message", e))?);
+            let t = self.transition(sequence, &open, MessageState::Expired, now, None)?;
+            expired.extend(t.now);
+        }
+        Ok(expired)
+    }
+
+    fn queue_depths(&self) -> Result<Vec<(ParticipantId, u64)>, StoreError> {
+        let mut depths: Vec<(ParticipantId, u64)> = Vec::new();
+        for key in self.queue.iter().keys() {
+            let key = key.map_err(backend_error)?;
+            let recipient = std::str::from_utf8(&key[..2])
+                .ok()
+                .and_then(|r| r.parse().ok())
+                .ok_or_else(|| corrupt("queue", "key without a recipient"))?;
+            match depths.last_mut() {
+                Some((r, n)) if *r == recipient => *n += 1,
+                _ => depths.push((recipient, 1)),
             }
         }
-        Ok(senders)
+        Ok(depths)
+    }
+
+    fn size_on_disk(&self) -> Result<u64, StoreError> {
+        self.db.size_on_disk().map_err(backend_error)
     }
 
     fn payload_chunk(&self, sequence: u64, index: u32) -> Result<Option<Vec<u8>>, StoreError> {

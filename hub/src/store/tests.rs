@@ -115,7 +115,15 @@ fn suite(b: &dyn Backend) {
     // Status follows the message.
     let status = |m: &Incoming| b.status(m.sender, m.message_id).unwrap().unwrap();
     assert_eq!(status(&first).current(), MessageState::Accepted);
-    b.mark_delivered(1, Timestamp::now()).unwrap();
+    assert_eq!(
+        b.queue_depths().unwrap(),
+        vec![(pid("CN"), 3), (pid("KZ"), 1)]
+    );
+    assert!(b.mark_delivered(1, Timestamp::now()).unwrap());
+    assert!(
+        !b.mark_delivered(1, Timestamp::now()).unwrap(),
+        "a redelivery is not a new delivery"
+    );
     assert_eq!(status(&first).current(), MessageState::Delivered);
     assert_eq!(b.status(pid("KZ"), MessageId::generate()).unwrap(), None);
 
@@ -137,14 +145,21 @@ fn suite(b: &dyn Backend) {
             .unwrap(),
         AckResult::Recorded {
             state: MessageState::Acknowledged,
-            log_index: 6
+            log_index: 6,
+            now: Some(Settled {
+                sender: pid("KZ"),
+                recipient: pid("CN"),
+                document_type: "e-phyto".into(),
+                accepted_at: first.accepted_at,
+            })
         }
     );
     assert_eq!(
         b.acknowledge(&ack(&first, MessageState::Rejected)).unwrap(),
         AckResult::Recorded {
             state: MessageState::Acknowledged,
-            log_index: 6
+            log_index: 6,
+            now: None
         },
         "a second acknowledgement does not change the first"
     );
@@ -174,12 +189,18 @@ fn suite(b: &dyn Backend) {
             .unwrap(),
         AckResult::Recorded {
             state: MessageState::Rejected,
-            log_index: 7
+            log_index: 7,
+            now: Some(Settled {
+                sender: pid("UZ"),
+                recipient: pid("CN"),
+                document_type: "e-phyto".into(),
+                accepted_at: second.accepted_at,
+            })
         }
     );
     assert_eq!(status(&second).current(), MessageState::Rejected);
     // Delivery after settlement does not move the state back.
-    b.mark_delivered(2, Timestamp::now()).unwrap();
+    assert!(!b.mark_delivered(2, Timestamp::now()).unwrap());
     assert_eq!(status(&second).current(), MessageState::Rejected);
 
     // The sender follows each transition as an event, resumable from a cursor.
@@ -213,9 +234,22 @@ fn suite(b: &dyn Backend) {
     // Expiry settles what waited too long, and only that.
     let ttl = |doc: &str| (doc == "e-phyto").then_some(0u64);
     let later = Timestamp::from_millis(Timestamp::now().as_millis() + 10);
-    let mut senders = b.expire(later, &ttl).unwrap();
+    let mut senders: Vec<ParticipantId> = b
+        .expire(later, &ttl)
+        .unwrap()
+        .iter()
+        .map(|m| {
+            assert_eq!(m.document_type, "e-phyto");
+            m.sender
+        })
+        .collect();
     senders.sort();
     assert_eq!(senders, vec![pid("CN"), pid("TJ")]);
+    assert_eq!(
+        b.queue_depths().unwrap(),
+        Vec::new(),
+        "the expired left the queues"
+    );
     assert_eq!(status(&other).current(), MessageState::Expired);
     assert!(b.pending(pid("CN"), 0, 10).unwrap().is_empty());
     assert!(b.pending(pid("KZ"), 0, 10).unwrap().is_empty());
