@@ -65,6 +65,10 @@ pub struct HubFile {
     /// absent: not served.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics_listen: Option<String>,
+    /// Address of the operators' dashboard (HTTPS with the hub's certificate; an operator
+    /// client certificate is required), e.g. "127.0.0.1:9443"; absent: not served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dashboard_listen: Option<String>,
     /// Time to live of a message until it is settled, per document type, in seconds.
     #[serde(default)]
     pub message_ttl_secs: MessageTtl,
@@ -151,6 +155,7 @@ pub struct Config {
     pub trust_list_validity: std::time::Duration,
     pub message_ttl: MessageTtl,
     pub metrics_listen: Option<SocketAddr>,
+    pub dashboard_listen: Option<SocketAddr>,
     pub tree_head_interval: std::time::Duration,
     pub tls: TlsMaterial,
 }
@@ -188,6 +193,10 @@ impl Config {
             .metrics_listen
             .as_deref()
             .map(|a| problems.check("metrics_listen", a.parse::<SocketAddr>()));
+        let dashboard_listen = file
+            .dashboard_listen
+            .as_deref()
+            .map(|a| problems.check("dashboard_listen", a.parse::<SocketAddr>()));
         let ttl = &file.message_ttl_secs;
         if [ttl.certificate_of_origin, ttl.phytosanitary, ttl.invoice].contains(&0) {
             problems.push("message_ttl_secs: every time to live must be at least 1 second");
@@ -214,6 +223,7 @@ impl Config {
             trust_list_validity: std::time::Duration::from_secs(file.trust_list_validity_secs),
             message_ttl: file.message_ttl_secs.clone(),
             metrics_listen: metrics_listen.flatten(),
+            dashboard_listen: dashboard_listen.flatten(),
             tree_head_interval: std::time::Duration::from_secs(file.tree_head_interval_secs.max(1)),
             tls: tls.expect("checked"),
         })
@@ -234,6 +244,7 @@ mod tests {
             DEFAULT_MESSAGE_TTL_SECS
         );
         assert!(file.metrics_listen.is_some());
+        assert!(file.dashboard_listen.is_some());
         let admin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/config/admin.toml");
         read_toml::<crate::operator::AdminFile>(&admin).unwrap();
     }

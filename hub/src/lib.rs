@@ -21,6 +21,7 @@ pub mod admin;
 pub mod anchor;
 pub mod commit;
 pub mod config;
+pub mod dashboard;
 pub mod error;
 pub mod exchange;
 pub mod identity;

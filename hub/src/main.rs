@@ -665,7 +665,7 @@ fn info(config: PathBuf, json: bool) -> anyhow::Result<()> {
     let info = serde_json::json!({
         "listen": file.listen,
         "metrics_url": file.metrics_listen.as_ref().map(|a| format!("http://{a}/metrics")),
-        "dashboard_url": serde_json::Value::Null,
+        "dashboard_url": file.dashboard_listen.as_ref().map(|a| format!("https://{a}/dashboard")),
         "data_dir": caravan_common::config::resolve(&config, &file.data_dir).display().to_string(),
     });
     if json {

@@ -161,6 +161,12 @@ pub async fn run(
             }
         }
     });
+    let observed = Observed {
+        metrics: metrics.clone(),
+        store: store.clone(),
+        heads: heads.clone(),
+        registry: registry.clone(),
+    };
     if let Some(addr) = config.metrics_listen {
         let listener = TcpListener::bind(addr).await.map_err(|e| {
             crate::store::StoreError::Backend(format!("metrics listener {addr}: {e}"))
@@ -168,12 +174,7 @@ pub async fn run(
         info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "metrics listening");
         let mut stop = stop_rx.clone();
         let health = stop_rx.clone();
-        let view = Observed {
-            metrics: metrics.clone(),
-            store: store.clone(),
-            heads: heads.clone(),
-            registry: registry.clone(),
-        };
+        let view = observed.clone();
         let app = axum::Router::new()
             .route(
                 "/metrics",
@@ -205,6 +206,24 @@ pub async fn run(
                     }
                 }),
             );
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.changed().await;
+                })
+                .await;
+        });
+    }
+    if let Some(addr) = config.dashboard_listen {
+        let tcp = TcpListener::bind(addr).await.map_err(|e| {
+            crate::store::StoreError::Backend(format!("dashboard listener {addr}: {e}"))
+        })?;
+        info!(addr = %tcp.local_addr().map(|a| a.to_string()).unwrap_or_default(), "dashboard listening");
+        let listener = crate::dashboard::OperatorListener::new(tcp, &config.tls)
+            .map_err(crate::store::StoreError::Backend)?;
+        let app = crate::dashboard::router(observed.clone())
+            .into_make_service_with_connect_info::<crate::dashboard::Visitor>();
+        let mut stop = stop_rx.clone();
         tokio::spawn(async move {
             let _ = axum::serve(listener, app)
                 .with_graceful_shutdown(async move {

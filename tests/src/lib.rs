@@ -417,8 +417,11 @@ impl Net {
             pki.join("hub.pem").display(),
             pki.join("hub.key").display(),
         );
-        // Metrics on a free port, logged as `metrics listening addr=`; a tree head every second.
-        let text = format!("metrics_listen = \"127.0.0.1:0\"\ntree_head_interval_secs = 1\n{text}");
+        // Metrics and the dashboard on free ports, logged as `metrics listening addr=` and
+        // `dashboard listening addr=`; a tree head every second.
+        let text = format!(
+            "metrics_listen = \"127.0.0.1:0\"\ndashboard_listen = \"127.0.0.1:0\"\ntree_head_interval_secs = 1\n{text}"
+        );
         let text = match self.eco_ttl_secs {
             Some(ttl) => format!("{text}\n[message_ttl_secs]\ne-co = {ttl}\n"),
             None => text,
@@ -439,7 +442,7 @@ impl Net {
         let mut proc = Proc::spawn(command, self.path().join(format!("hub-{n}.log")));
         let addr = wait_blocking("the hub to log its address", &mut proc, |log| {
             log.lines()
-                .filter(|l| !l.contains("metrics listening"))
+                .filter(|l| !l.contains("metrics listening") && !l.contains("dashboard listening"))
                 .find_map(|l| l.split("listening addr=").nth(1))
                 .and_then(|a| a.trim().parse::<SocketAddr>().ok())
         });
@@ -483,6 +486,52 @@ impl Net {
     pub async fn hub_metrics(&self) -> String {
         let addr = await_logged_addr(|| self.hub_log(), "metrics listening");
         expect_ok(http_get(addr, "/metrics").await)
+    }
+
+    /// `GET path` on the hub's dashboard over TLS, presenting the certificate and key in
+    /// `identity` (PEM files) or none: status and body, or why the connection failed.
+    pub async fn dashboard_get(
+        &self,
+        identity: Option<(&Path, &Path)>,
+        path: &str,
+    ) -> Result<(u16, String), String> {
+        use tokio_rustls::rustls::{
+            self,
+            pki_types::{CertificateDer, PrivateKeyDer, ServerName, pem::PemObject},
+        };
+        let addr = await_logged_addr(|| self.hub_log(), "dashboard listening");
+        let mut roots = rustls::RootCertStore::empty();
+        for ca in CertificateDer::pem_file_iter(self.pki().join("ca.pem")).unwrap() {
+            roots.add(ca.unwrap()).unwrap();
+        }
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots);
+        let config = match identity {
+            Some((cert, key)) => builder
+                .with_client_auth_cert(
+                    CertificateDer::pem_file_iter(cert)
+                        .unwrap()
+                        .map(Result::unwrap)
+                        .collect(),
+                    PrivateKeyDer::from_pem_file(key).unwrap(),
+                )
+                .unwrap(),
+            None => builder.with_no_client_auth(),
+        };
+        let tcp = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| e.to_string())?;
+        let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+            .map_err(|e| format!("TLS: {e}"))?;
+        let (status, body) = caravan_spoke::control::exchange(tls, "GET", path, &[], Vec::new())
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok((status.as_u16(), String::from_utf8_lossy(&body).into_owned()))
     }
 
     /// `GET path` on the hub's metrics listener (plain HTTP): status and body.

@@ -100,6 +100,13 @@ async fn sandbox(cli: Cli) -> anyhow::Result<bool> {
         .await
         .with_context(|| format!("hub cannot listen on {}", hub.listen))?;
     println!("hub      listening on https://{} (mutual TLS)", hub.listen);
+    if let Some(addr) = hub.dashboard_listen {
+        println!(
+            "         dashboard https://localhost:{}/dashboard (operator certificate: {}/operator/)",
+            addr.port(),
+            dir.display()
+        );
+    }
     let mut tasks: Vec<JoinHandle<anyhow::Result<()>>> = Vec::new();
     let rx = stop_rx.clone();
     tasks.push(tokio::spawn(async move {
@@ -235,6 +242,7 @@ fn create(dir: &Path, spokes: &[ParticipantId]) -> anyhow::Result<()> {
         trust_list_validity_secs: caravan_hub::config::DEFAULT_TRUST_LIST_VALIDITY_SECS,
         message_ttl_secs: Default::default(),
         metrics_listen: Some(format!("127.0.0.1:{}", free_port()?)),
+        dashboard_listen: Some(format!("127.0.0.1:{}", free_port()?)),
         tree_head_interval_secs: 60,
         tls: TlsFiles {
             ca_cert: "pki/ca.pem".into(),

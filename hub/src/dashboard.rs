@@ -1,0 +1,455 @@
+//! The operator's dashboard: participants online, the corridor matrix with volumes and
+//! latencies per document type, queue depths and recent refusals, as an HTML page and as JSON.
+//!
+//! It is served over HTTPS with the hub's own certificate and asks for a client certificate
+//! from the hub's CA, like the Admin service: an operator certificate that is not revoked gets
+//! the page; a participant's gets 403 (`WRONG_ROLE`), a revoked one 403
+//! (`CERTIFICATE_REVOKED`), and a client without a certificate does not complete the
+//! handshake. Operators import their certificate in the browser (see the runbook).
+//!
+//! The TLS handshake runs in the accept loop with a time limit, one at a time: the dashboard is
+//! for a handful of operators on an operations network, not for the public.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use axum::{
+    Json, Router,
+    extract::{ConnectInfo, State, connect_info::Connected},
+    http::{StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::get,
+    serve::{IncomingStream, Listener},
+};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+use serde::Serialize;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::{
+    TlsAcceptor,
+    rustls::{self, RootCertStore, server::WebPkiClientVerifier},
+    server::TlsStream,
+};
+use tracing::debug;
+
+use caravan_common::{
+    Refusal, Timestamp,
+    config::TlsMaterial,
+    trust::{CorridorState, view},
+};
+
+use crate::{
+    identity::{self, Peer},
+    metrics::RecentRefusal,
+    server::Observed,
+};
+
+/// Longest a client may take to complete the TLS handshake.
+const HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);
+
+/// A TLS listener that asks for a client certificate from the hub's CA.
+pub struct OperatorListener {
+    tcp: TcpListener,
+    tls: TlsAcceptor,
+}
+
+/// Who connected: the address and the identity in the client certificate.
+#[derive(Debug, Clone)]
+pub struct Visitor {
+    pub addr: SocketAddr,
+    pub peer: Option<Peer>,
+}
+
+impl OperatorListener {
+    /// TLS with the hub's certificate; client certificates must chain to the hub's CA.
+    pub fn new(tcp: TcpListener, tls: &TlsMaterial) -> Result<Self, String> {
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&tls.cert)
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("tls.cert: {e}"))?;
+        let key = PrivateKeyDer::from_pem_slice(&tls.key).map_err(|e| format!("tls.key: {e}"))?;
+        let mut roots = RootCertStore::empty();
+        for ca in CertificateDer::pem_slice_iter(&tls.ca_cert) {
+            roots
+                .add(ca.map_err(|e| format!("tls.ca_cert: {e}"))?)
+                .map_err(|e| format!("tls.ca_cert: {e}"))?;
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier =
+            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .build()
+                .map_err(|e| format!("client verifier: {e}"))?;
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(certs, key)
+            .map_err(|e| format!("tls.cert/tls.key: {e}"))?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Self {
+            tcp,
+            tls: TlsAcceptor::from(Arc::new(config)),
+        })
+    }
+}
+
+impl Listener for OperatorListener {
+    type Io = TlsStream<TcpStream>;
+    type Addr = Visitor;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let (tcp, addr) = match self.tcp.accept().await {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait instead of spinning.
+                    debug!(cause = %e, "dashboard accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            match tokio::time::timeout(HANDSHAKE_LIMIT, self.tls.accept(tcp)).await {
+                Ok(Ok(stream)) => {
+                    let peer = stream
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|certs| certs.first())
+                        .and_then(|leaf| identity::peer_from_der(leaf.as_ref()));
+                    return (stream, Visitor { addr, peer });
+                }
+                Ok(Err(e)) => debug!(%addr, cause = %e, "dashboard TLS handshake failed"),
+                Err(_) => debug!(%addr, "dashboard TLS handshake timed out"),
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(Visitor {
+            addr: self.tcp.local_addr()?,
+            peer: None,
+        })
+    }
+}
+
+impl Connected<IncomingStream<'_, OperatorListener>> for Visitor {
+    fn connect_info(stream: IncomingStream<'_, OperatorListener>) -> Self {
+        stream.remote_addr().clone()
+    }
+}
+
+/// The dashboard's routes; serve with `into_make_service_with_connect_info::<Visitor>()`.
+pub fn router(observed: Observed) -> Router {
+    Router::new()
+        .route(
+            "/",
+            get(|| async { axum::response::Redirect::to("/dashboard") }),
+        )
+        .route("/dashboard", get(page))
+        .route("/dashboard.json", get(json))
+        .with_state(observed)
+}
+
+/// A participant as the dashboard lists it.
+#[derive(Debug, Serialize)]
+pub struct ParticipantRow {
+    pub id: String,
+    pub name: String,
+    pub status: String,
+    /// A delivery stream is open now.
+    pub online: bool,
+    /// Documents waiting for it at the hub.
+    pub queued: u64,
+}
+
+/// One corridor and document type.
+#[derive(Debug, Serialize)]
+pub struct CorridorRow {
+    pub sender: String,
+    pub recipient: String,
+    pub document_type: String,
+    /// `open`, `pilot` or `closed` in the trust list in force.
+    pub state: String,
+    pub accepted: u64,
+    pub delivered: u64,
+    pub acknowledged: u64,
+    pub rejected: u64,
+    pub expired: u64,
+    /// Upper bounds of the latency buckets holding the median and the 95th percentile, from
+    /// acceptance to acknowledgement, in milliseconds (`None`: nothing acknowledged yet).
+    pub ack_p50_ms: Option<f64>,
+    pub ack_p95_ms: Option<f64>,
+}
+
+/// Everything the dashboard shows.
+#[derive(Debug, Serialize)]
+pub struct Dashboard {
+    pub operator: String,
+    pub generated_at: Timestamp,
+    pub participants: Vec<ParticipantRow>,
+    pub corridors: Vec<CorridorRow>,
+    pub queued_total: u64,
+    pub store_bytes: u64,
+    pub log_entries: u64,
+    pub trust_list_version: u64,
+    pub trust_list_age_secs: i64,
+    pub recent_refusals: Vec<RecentRefusal>,
+}
+
+fn refused(refusal: &Refusal) -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!("{refusal}\n"),
+    )
+        .into_response()
+}
+
+async fn gather(observed: &Observed, visitor: &Visitor) -> Result<Dashboard, Refusal> {
+    let snapshot = observed.registry.snapshot();
+    let operator = identity::authorize_operator(visitor.peer.as_ref(), &snapshot)?;
+    let gauges = observed.gauges().await;
+    let online = observed.metrics.connected();
+    let now = Timestamp::now();
+    let list = view::view(&snapshot.trust, now);
+    let queued = |p: &str| {
+        gauges
+            .queue_depths
+            .iter()
+            .find(|(r, _)| r.as_str() == p)
+            .map_or(0, |(_, n)| *n)
+    };
+    let participants = list
+        .participants
+        .iter()
+        .map(|p| ParticipantRow {
+            id: p.id.clone(),
+            name: p.name.clone(),
+            status: p.status.to_owned(),
+            online: online.iter().any(|o| o.as_str() == p.id),
+            queued: queued(&p.id),
+        })
+        .collect();
+    let ms = |bound: Option<f64>| bound.map(|s| s * 1000.0);
+    let corridors = observed
+        .metrics
+        .corridors()
+        .into_iter()
+        .map(|(c, stats)| {
+            let state = c
+                .document_type
+                .parse()
+                .map(|t| snapshot.trust.corridor(c.sender, c.recipient, t))
+                .unwrap_or(CorridorState::Closed);
+            let load =
+                |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+            CorridorRow {
+                sender: c.sender.to_string(),
+                recipient: c.recipient.to_string(),
+                document_type: c.document_type.clone(),
+                state: state.as_str().to_owned(),
+                accepted: load(&stats.accepted),
+                delivered: load(&stats.delivered),
+                acknowledged: load(&stats.acknowledged),
+                rejected: load(&stats.rejected),
+                expired: load(&stats.expired),
+                ack_p50_ms: ms(stats.acknowledgement.quantile_bound(0.5)),
+                ack_p95_ms: ms(stats.acknowledgement.quantile_bound(0.95)),
+            }
+        })
+        .collect();
+    Ok(Dashboard {
+        operator,
+        generated_at: now,
+        participants,
+        corridors,
+        queued_total: gauges.queue_depths.iter().map(|(_, n)| n).sum(),
+        store_bytes: gauges.store_bytes,
+        log_entries: gauges.log_entries,
+        trust_list_version: gauges.trust_list_version,
+        trust_list_age_secs: gauges.trust_list_age_secs,
+        recent_refusals: observed.metrics.recent_refusals(),
+    })
+}
+
+async fn json(
+    State(observed): State<Observed>,
+    ConnectInfo(visitor): ConnectInfo<Visitor>,
+) -> Response {
+    match gather(&observed, &visitor).await {
+        Ok(d) => Json(d).into_response(),
+        Err(r) => refused(&r),
+    }
+}
+
+async fn page(
+    State(observed): State<Observed>,
+    ConnectInfo(visitor): ConnectInfo<Visitor>,
+) -> Response {
+    match gather(&observed, &visitor).await {
+        Ok(d) => (
+            [
+                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            render(&d),
+        )
+            .into_response(),
+        Err(r) => refused(&r),
+    }
+}
+
+/// Text for HTML (names come from the registry, typed by operators).
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn latency(ms: Option<f64>) -> String {
+    match ms {
+        None => "–".into(),
+        Some(ms) if ms.is_infinite() => "&gt; 1 h".into(),
+        Some(ms) if ms < 1000.0 => format!("≤ {ms} ms"),
+        Some(ms) => format!("≤ {} s", ms / 1000.0),
+    }
+}
+
+/// The page: server-rendered, refreshed by the browser every 10 seconds, no script.
+fn render(d: &Dashboard) -> String {
+    use std::fmt::Write;
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<!doctype html><html lang=en><head><meta charset=utf-8><meta http-equiv=refresh content=10>\
+         <title>Caravan hub</title><style>body{{font-family:sans-serif;margin:1.5em}}\
+         table{{border-collapse:collapse;margin-bottom:1.5em}}td,th{{border:1px solid #bbb;padding:.3em .6em;text-align:left}}\
+         .off{{color:#a00}}.on{{color:#070}}.num{{text-align:right}}</style></head><body>\
+         <h1>Caravan hub</h1><p>Signed in as operator <b>{}</b>. {} · trust list v{} (issued {} s ago) · \
+         {} log entries · store {:.1} MiB · {} documents queued</p>",
+        escape(&d.operator),
+        d.generated_at,
+        d.trust_list_version,
+        d.trust_list_age_secs,
+        d.log_entries,
+        d.store_bytes as f64 / (1024.0 * 1024.0),
+        d.queued_total
+    );
+    h.push_str("<h2>Participants</h2><table id=participants><tr><th>Id</th><th>Name</th><th>Status</th><th>Online</th><th>Queued for it</th></tr>");
+    for p in &d.participants {
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td class={}>{}</td><td class=num>{}</td></tr>",
+            escape(&p.id),
+            escape(&p.name),
+            escape(&p.status),
+            if p.online { "on" } else { "off" },
+            if p.online { "online" } else { "offline" },
+            p.queued
+        );
+    }
+    h.push_str("</table><h2>Corridors</h2>");
+    let mut types: Vec<&str> = d
+        .corridors
+        .iter()
+        .map(|c| c.document_type.as_str())
+        .collect();
+    types.sort_unstable();
+    types.dedup();
+    if types.is_empty() {
+        h.push_str("<p>No document has passed yet.</p>");
+    }
+    let ids: Vec<&str> = d.participants.iter().map(|p| p.id.as_str()).collect();
+    for t in types {
+        let _ = write!(
+            h,
+            "<h3>{}</h3><p>Each cell: acknowledged / accepted (rejected, expired), and the time from acceptance to acknowledgement for half and for 95% of them.</p><table class=matrix><tr><th>from \\ to</th>",
+            escape(t)
+        );
+        for to in &ids {
+            let _ = write!(h, "<th>{}</th>", escape(to));
+        }
+        h.push_str("</tr>");
+        for from in &ids {
+            let _ = write!(h, "<tr><th>{}</th>", escape(from));
+            for to in &ids {
+                match d
+                    .corridors
+                    .iter()
+                    .find(|c| c.document_type == t && c.sender == *from && c.recipient == *to)
+                {
+                    Some(c) => {
+                        let _ = write!(
+                            h,
+                            "<td>{} / {} ({}, {})<br>p50 {} · p95 {}<br><small>{}</small></td>",
+                            c.acknowledged,
+                            c.accepted,
+                            c.rejected,
+                            c.expired,
+                            latency(c.ack_p50_ms),
+                            latency(c.ack_p95_ms),
+                            escape(&c.state)
+                        );
+                    }
+                    None => h.push_str("<td></td>"),
+                }
+            }
+            h.push_str("</tr>");
+        }
+        h.push_str("</table>");
+    }
+    h.push_str("<h2>Recent refusals</h2><table id=refusals><tr><th>When</th><th>Operation</th><th>Caller</th><th>Reason</th><th>Detail</th></tr>");
+    for r in &d.recent_refusals {
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            r.at,
+            escape(&r.op),
+            escape(&r.caller),
+            r.code,
+            escape(&r.detail)
+        );
+    }
+    h.push_str("</table></body></html>");
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_escaped() {
+        assert_eq!(
+            escape("<script>alert('x') & \"y\"</script>"),
+            "&lt;script&gt;alert(&#39;x&#39;) &amp; &quot;y&quot;&lt;/script&gt;"
+        );
+        let d = Dashboard {
+            operator: "ops".into(),
+            generated_at: Timestamp::now(),
+            participants: vec![ParticipantRow {
+                id: "KZ".into(),
+                name: "<b>Kazakhstan</b>".into(),
+                status: "active".into(),
+                online: true,
+                queued: 2,
+            }],
+            corridors: Vec::new(),
+            queued_total: 2,
+            store_bytes: 0,
+            log_entries: 0,
+            trust_list_version: 1,
+            trust_list_age_secs: 0,
+            recent_refusals: Vec::new(),
+        };
+        let page = render(&d);
+        assert!(page.contains("&lt;b&gt;Kazakhstan&lt;/b&gt;"));
+        assert!(!page.contains("<b>Kazakhstan"));
+    }
+}
