@@ -3,10 +3,10 @@
 //! [`Registry::change`]: validated, published as a new trust-list version, and logged with the
 //! operator's name.
 
-use std::sync::Arc;
+use std::{path::PathBuf, sync::Arc};
 
 use tonic::{Request, Response, Status};
-use tracing::warn;
+use tracing::{info, warn};
 
 use caravan_common::{
     DocumentType, KeyId, ParticipantId, Refusal, RefusalCode, Timestamp, signing::PublicKey,
@@ -14,7 +14,11 @@ use caravan_common::{
 use caravan_proto::v1;
 
 use crate::{
-    error::HubError, identity, metrics::Metrics, registry::Registry, store::RevokedCertificate,
+    error::HubError,
+    identity,
+    metrics::Metrics,
+    registry::Registry,
+    store::{RevokedCertificate, Store},
 };
 
 /// The service; cheap to clone.
@@ -22,6 +26,9 @@ use crate::{
 pub struct AdminService {
     pub registry: Arc<Registry>,
     pub metrics: Arc<Metrics>,
+    pub store: Store,
+    /// Where online backups go (`backup_dir` in hub.toml).
+    pub backup_dir: PathBuf,
 }
 
 fn refused(code: RefusalCode, detail: impl Into<String>) -> Refusal {
@@ -121,6 +128,48 @@ impl v1::admin_server::Admin for AdminService {
             })
             .collect();
         Ok(Response::new(v1::CertificateList { certificates }))
+    }
+
+    async fn backup(
+        &self,
+        request: Request<v1::BackupRequest>,
+    ) -> Result<Response<v1::BackupResponse>, Status> {
+        let operator = identity::authorize_operator(
+            identity::peer(&request).as_ref(),
+            &self.registry.snapshot(),
+        )
+        .map_err(|r| {
+            let total = self.metrics.refused("backup", None, &r);
+            warn!(op = "backup", code = %r.code, detail = %r.detail, total, "refused");
+            caravan_proto::status::to_status(&r)
+        })?;
+        let taken_at = Timestamp::now();
+        let dir = self.backup_dir.clone();
+        let path = dir.join(format!("store-{}", taken_at.as_millis()));
+        let dest = path.clone();
+        let summary = self
+            .store
+            .run(move |b| {
+                std::fs::create_dir_all(&dir).map_err(|e| {
+                    crate::store::StoreError::Backend(format!("{}: {e}", dir.display()))
+                })?;
+                b.backup(&dest)
+            })
+            .await
+            .map_err(|e| {
+                tracing::error!(%operator, cause = %e, "backup failed");
+                Status::from(HubError::from(e))
+            })?;
+        info!(%operator, path = %path.display(), records = summary.records, bytes = summary.bytes,
+            log_entries = summary.log_entries, pause_ms = summary.pause.as_millis() as u64, "backup taken");
+        Ok(Response::new(v1::BackupResponse {
+            path: path.display().to_string(),
+            records: summary.records,
+            bytes: summary.bytes,
+            log_entries: summary.log_entries,
+            pause_ms: summary.pause.as_millis() as u64,
+            taken_at_ms: taken_at.as_millis(),
+        }))
     }
 
     async fn add_participant(

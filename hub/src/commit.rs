@@ -152,6 +152,15 @@ mod tests {
         ) -> Result<Vec<crate::store::Settled>, StoreError> {
             Ok(Vec::new())
         }
+        fn backup(&self, _: &std::path::Path) -> Result<crate::store::BackupSummary, StoreError> {
+            Err(StoreError::Backend("no backups".into()))
+        }
+        fn epoch(&self) -> Result<String, StoreError> {
+            Ok(String::new())
+        }
+        fn registry_version_floor(&self) -> Result<u64, StoreError> {
+            Ok(0)
+        }
         fn queue_depths(&self) -> Result<Vec<(ParticipantId, u64)>, StoreError> {
             Ok(Vec::new())
         }

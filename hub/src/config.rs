@@ -69,6 +69,10 @@ pub struct HubFile {
     /// client certificate is required), e.g. "127.0.0.1:9443"; absent: not served.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dashboard_listen: Option<String>,
+    /// Folder for online backups (`caravan-hub admin backup`); default `<data_dir>/backups`.
+    /// Relative paths are from the config file's folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_dir: Option<PathBuf>,
     /// Time to live of a message until it is settled, per document type, in seconds.
     #[serde(default)]
     pub message_ttl_secs: MessageTtl,
@@ -156,6 +160,7 @@ pub struct Config {
     pub message_ttl: MessageTtl,
     pub metrics_listen: Option<SocketAddr>,
     pub dashboard_listen: Option<SocketAddr>,
+    pub backup_dir: PathBuf,
     pub tree_head_interval: std::time::Duration,
     pub tls: TlsMaterial,
 }
@@ -224,6 +229,10 @@ impl Config {
             message_ttl: file.message_ttl_secs.clone(),
             metrics_listen: metrics_listen.flatten(),
             dashboard_listen: dashboard_listen.flatten(),
+            backup_dir: match &file.backup_dir {
+                Some(dir) => resolve(path, dir),
+                None => resolve(path, &file.data_dir).join("backups"),
+            },
             tree_head_interval: std::time::Duration::from_secs(file.tree_head_interval_secs.max(1)),
             tls: tls.expect("checked"),
         })

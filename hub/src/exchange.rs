@@ -48,6 +48,8 @@ pub struct Exchange {
     queues: QueueSignals,
     /// Wakes a sender's status watchers when one of its messages changes state.
     status_signals: QueueSignals,
+    /// The store's epoch: status cursors belong to it (see `WatchStatusRequest.epoch`).
+    epoch: String,
     metrics: Arc<Metrics>,
     shutdown: watch::Receiver<bool>,
 }
@@ -81,8 +83,9 @@ impl Exchange {
         max_payload_bytes: usize,
         metrics: Arc<Metrics>,
         shutdown: watch::Receiver<bool>,
-    ) -> Self {
-        Self {
+    ) -> Result<Self, crate::store::StoreError> {
+        let epoch = store.backend().epoch()?;
+        Ok(Self {
             registry,
             store,
             commit,
@@ -90,9 +93,10 @@ impl Exchange {
             max_payload_bytes,
             queues: QueueSignals::default(),
             status_signals: QueueSignals::default(),
+            epoch,
             metrics,
             shutdown,
-        }
+        })
     }
 
     pub fn commit(&self) -> &GroupCommit {
@@ -508,6 +512,7 @@ impl Exchange {
                     at_ms: event.at_ms,
                     ack,
                     log_proof,
+                    epoch: self.epoch.clone(),
                 };
                 tokio::select! {
                     sent = tx.send(Ok(event)) => if sent.is_err() { return },
@@ -820,7 +825,14 @@ impl v1::exchange_server::Exchange for ExchangeService {
             .0
             .participant(&request)
             .map_err(|r| self.0.refuse("watch_status", None, "", r.into()))?;
-        let after = request.into_inner().after;
+        let request = request.into_inner();
+        // A cursor from before a restore means nothing now: start again from the first event.
+        let after = if request.epoch.is_empty() || request.epoch == self.0.epoch {
+            request.after
+        } else {
+            info!(%caller, "status cursor from another epoch (the hub was restored): replaying");
+            0
+        };
         let (tx, rx) = mpsc::channel(DELIVERY_BUFFER);
         let span = info_span!("watch_status", caller = %caller);
         tokio::spawn(

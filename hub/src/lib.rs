@@ -30,6 +30,7 @@ pub mod metrics;
 pub mod operator;
 pub mod pki;
 pub mod registry;
+pub mod restore;
 pub mod server;
 pub mod store;
 

@@ -227,6 +227,26 @@ pub fn audit(store: &dyn Backend, trust: &TrustSet) -> Result<Audit, StoreError>
     })
 }
 
+/// Audit a store with the hub keys of the trust list it holds, which `anchor` must have signed.
+/// Returns the audit and the trust list's version.
+pub fn audit_stored(
+    store: &dyn Backend,
+    anchor: &caravan_common::signing::PublicKey,
+) -> Result<(Audit, u64), StoreError> {
+    let corrupt = |detail: String| StoreError::Corrupt {
+        what: "registry",
+        detail,
+    };
+    let record = store
+        .registry()?
+        .ok_or_else(|| corrupt("the store holds no registry".into()))?;
+    let signed = v1::SignedTrustList::decode(record.signed_trust_list.as_slice())
+        .map_err(|e| corrupt(e.to_string()))?;
+    let (list, trust) = caravan_proto::trust_list::open(&signed, anchor)
+        .map_err(|r| corrupt(format!("the stored trust list: {r}")))?;
+    Ok((audit(store, &trust)?, list.version))
+}
+
 /// One log entry as exported for auditors (one JSON object per line).
 #[derive(Debug, Serialize)]
 pub struct ExportedEntry {

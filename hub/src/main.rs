@@ -68,6 +68,17 @@ enum Command {
         #[command(subcommand)]
         command: LogCommand,
     },
+    /// Replace the hub's store with a backup (hub stopped). The backup is copied, upgraded and
+    /// audited first; the store it replaces is kept aside. Exit 0 only if it was restored.
+    Restore {
+        #[arg(long, env = "CARAVAN_HUB_CONFIG")]
+        config: PathBuf,
+        /// The backup: a folder from `admin backup`, or a copy of a stopped hub's store.
+        #[arg(long)]
+        from: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// Manage the registry of the running hub, as an operator.
     Admin {
         /// The operator's admin.toml: hub URL and operator certificate.
@@ -123,6 +134,12 @@ enum AdminCommand {
     TrustList {
         #[command(subcommand)]
         command: TrustListCommand,
+    },
+    /// Copy the running hub's store into a new folder under its `backup_dir` (on the hub's
+    /// machine); writes wait for the copy, reads go on.
+    Backup {
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -320,7 +337,37 @@ fn main() -> ExitCode {
             }
         },
         Command::Admin { config, command } => report(admin(config, command)),
+        Command::Restore { config, from, json } => report(restore(config, from, json)),
     }
+}
+
+fn restore(config: PathBuf, from: PathBuf, json: bool) -> anyhow::Result<()> {
+    let config = Config::load(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let restored = caravan_hub::restore::restore(
+        &config.data_dir,
+        &from,
+        config.store_cache_bytes,
+        config.anchor_key.public(),
+    )?;
+    if json {
+        println!("{}", serde_json::to_string(&restored)?);
+    } else {
+        println!(
+            "restored {} into {}: {} log entries, {} signed tree heads, all hold; trust list version {}",
+            from.display(),
+            restored.store.display(),
+            restored.audit.entries,
+            restored.audit.tree_heads,
+            restored.trust_list_version
+        );
+        if let Some(aside) = &restored.set_aside {
+            println!("the store it replaced is kept in {}", aside.display());
+        }
+        println!(
+            "what the hub accepted after the backup is not in it: spokes that saw later tree heads will raise LOG_INCONSISTENT (see the runbook)"
+        );
+    }
+    Ok(())
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -484,6 +531,31 @@ async fn admin(config: PathBuf, command: AdminCommand) -> anyhow::Result<()> {
                 );
             }
         }
+        AdminCommand::Backup { json } => {
+            let b = admin
+                .backup(v1::BackupRequest {})
+                .await
+                .map_err(OperatorError::from)?
+                .into_inner();
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "path": b.path,
+                        "records": b.records,
+                        "bytes": b.bytes,
+                        "log_entries": b.log_entries,
+                        "pause_ms": b.pause_ms,
+                        "taken_at": caravan_common::Timestamp::from_millis(b.taken_at_ms),
+                    })
+                );
+            } else {
+                println!(
+                    "backup in {} (on the hub's machine): {} records, {} bytes, {} log entries; writes waited {} ms",
+                    b.path, b.records, b.bytes, b.log_entries, b.pause_ms
+                );
+            }
+        }
         AdminCommand::Cert {
             command: CertCommand::List { json },
         } => {
@@ -609,18 +681,11 @@ fn open_store(config: &Config) -> anyhow::Result<caravan_hub::store::sled::SledB
 }
 
 fn log_command(command: LogCommand) -> anyhow::Result<bool> {
-    use caravan_hub::store::Backend;
     match command {
         LogCommand::Verify { config, json } => {
             let config = Config::load(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
             let store = open_store(&config)?;
-            let record = store.registry()?.context("the store holds no registry")?;
-            let signed = <v1::SignedTrustList as prost::Message>::decode(
-                record.signed_trust_list.as_slice(),
-            )?;
-            let (_, trust) = caravan_proto::trust_list::open(&signed, config.anchor_key.public())
-                .map_err(|r| anyhow::anyhow!("the stored trust list: {r}"))?;
-            let audit = caravan_hub::log::audit(&store, &trust)?;
+            let (audit, _) = caravan_hub::log::audit_stored(&store, config.anchor_key.public())?;
             if json {
                 println!("{}", serde_json::to_string(&audit)?);
             } else {

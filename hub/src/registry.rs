@@ -132,6 +132,14 @@ impl Registry {
                 }
             }
         };
+        // After a restore, the list must move beyond the version the replaced store had
+        // published: spokes refuse a list older than the one they hold.
+        let floor = store.run(|b| b.registry_version_floor()).await?;
+        let mut snapshot = snapshot;
+        let restored = floor > 0 && snapshot.list.version <= floor;
+        if restored {
+            snapshot.list.version = floor;
+        }
         let seen = store
             .run(|b| b.certificates())
             .await?
@@ -147,6 +155,15 @@ impl Registry {
             writer: Mutex::new(()),
             seen_certificates: std::sync::Mutex::new(seen),
         };
+        if restored {
+            registry
+                .change(
+                    "hub",
+                    format!("re-issued after a restore from backup, beyond version {floor}"),
+                    |_, _| Ok(()),
+                )
+                .await?;
+        }
         let key_id = receipt_key.key_id().to_string();
         if !registry
             .snapshot()

@@ -116,7 +116,7 @@ pub async fn run(
         config.max_payload_bytes,
         metrics.clone(),
         stop_rx.clone(),
-    ));
+    )?);
     // Keep a signed tree head for audits now and then, when the log grew.
     let (tree_store, tree_commit, interval, mut stop) = (
         store.clone(),
@@ -236,7 +236,12 @@ pub async fn run(
         registry: registry.clone(),
         shutdown: stop_rx,
     });
-    let admin = AdminServer::new(AdminService { registry, metrics });
+    let admin = AdminServer::new(AdminService {
+        registry,
+        metrics,
+        store: store.clone(),
+        backup_dir: config.backup_dir.clone(),
+    });
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health

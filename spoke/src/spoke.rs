@@ -597,12 +597,12 @@ impl Spoke {
 
     async fn status_stream(&self, backoff: &mut Backoff) -> Result<(), tonic::Status> {
         let store = self.store.clone();
-        let after = blocking(move || store.status_cursor())
+        let (after, epoch) = blocking(move || store.status_cursor())
             .await
             .map_err(store_status)?;
         let mut stream = self
             .client()
-            .watch_status(v1::WatchStatusRequest { after })
+            .watch_status(v1::WatchStatusRequest { after, epoch })
             .await?
             .into_inner();
         backoff.reset();
@@ -644,9 +644,12 @@ impl Spoke {
             };
             info!(%message_id, state = ?state, "status");
             let store = self.store.clone();
-            blocking(move || store.apply_status(message_id, change, acknowledgement, event.cursor))
-                .await
-                .map_err(store_status)?;
+            let epoch = event.epoch;
+            blocking(move || {
+                store.apply_status(message_id, change, acknowledgement, event.cursor, &epoch)
+            })
+            .await
+            .map_err(store_status)?;
             self.settled.send_modify(|n| *n += 1);
         }
         Ok(())

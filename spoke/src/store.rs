@@ -235,6 +235,7 @@ pub struct SpokeStore {
 }
 
 const STATUS_CURSOR: &[u8] = b"status_cursor";
+const STATUS_EPOCH: &[u8] = b"status_epoch";
 const WEBHOOK_CURSOR: &[u8] = b"webhook_cursor";
 const LOG_HEAD: &[u8] = b"log_head";
 const LOG_ALARMS: &[u8] = b"log_alarms";
@@ -504,14 +505,22 @@ impl SpokeStore {
         self.flush()
     }
 
-    /// Where the hub's stream of status events was last read.
-    pub fn status_cursor(&self) -> Result<u64, StoreError> {
-        Ok(self
+    /// Where the hub's stream of status events was last read, and the hub's epoch that cursor
+    /// belongs to (empty before the first event).
+    pub fn status_cursor(&self) -> Result<(u64, String), StoreError> {
+        let cursor = self
             .meta
             .get(STATUS_CURSOR)
             .map_err(backend)?
             .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes))
-            .unwrap_or(0))
+            .unwrap_or(0);
+        let epoch = self
+            .meta
+            .get(STATUS_EPOCH)
+            .map_err(backend)?
+            .map(|v| String::from_utf8_lossy(&v).into_owned())
+            .unwrap_or_default();
+        Ok((cursor, epoch))
     }
 
     /// Apply a status event from the hub to the record of `message_id` and move the cursor,
@@ -522,6 +531,7 @@ impl SpokeStore {
         change: StateChange,
         acknowledgement: Option<AckRecord>,
         cursor: u64,
+        epoch: &str,
     ) -> Result<(), StoreError> {
         (&self.sent, &self.meta)
             .transaction(|(sent, meta)| {
@@ -540,6 +550,7 @@ impl SpokeStore {
                     sent.insert(message_id.as_bytes(), encode(&record))?;
                 }
                 meta.insert(STATUS_CURSOR, &cursor.to_be_bytes())?;
+                meta.insert(STATUS_EPOCH, epoch.as_bytes())?;
                 Ok(())
             })
             .map_err(|e: sled::transaction::TransactionError<String>| backend(format!("{e:?}")))
@@ -783,6 +794,7 @@ mod outbox_tests {
                 },
                 None,
                 1,
+                "epoch-1",
             )
             .unwrap();
         store
@@ -794,6 +806,7 @@ mod outbox_tests {
                 },
                 None,
                 2,
+                "epoch-1",
             )
             .unwrap();
         let queued = store.outbox(1).unwrap().remove(0);
@@ -805,7 +818,7 @@ mod outbox_tests {
         assert_eq!(now.state, SentState::Acknowledged, "the later state stands");
         assert_eq!(now.transitions.len(), 2);
         assert_eq!(now.attempts, 1);
-        assert_eq!(store.status_cursor().unwrap(), 2);
+        assert_eq!(store.status_cursor().unwrap(), (2, "epoch-1".to_owned()));
         assert_eq!(store.outbox_len(), 0);
     }
 

@@ -243,6 +243,7 @@ fn create(dir: &Path, spokes: &[ParticipantId]) -> anyhow::Result<()> {
         message_ttl_secs: Default::default(),
         metrics_listen: Some(format!("127.0.0.1:{}", free_port()?)),
         dashboard_listen: Some(format!("127.0.0.1:{}", free_port()?)),
+        backup_dir: None,
         tree_head_interval_secs: 60,
         tls: TlsFiles {
             ca_cert: "pki/ca.pem".into(),

@@ -133,6 +133,19 @@ pub enum AckResult {
     DigestMismatch,
 }
 
+/// What an online backup copied.
+#[derive(Debug, Clone)]
+pub struct BackupSummary {
+    /// Key-value records copied.
+    pub records: u64,
+    /// Size of the copy on disk.
+    pub bytes: u64,
+    /// Entries of the exchange log in the copy.
+    pub log_entries: u64,
+    /// How long writes waited.
+    pub pause: std::time::Duration,
+}
+
 /// What a storage backend must provide. Implementations are synchronous; async callers run
 /// them on blocking threads.
 pub trait Backend: Send + Sync + 'static {
@@ -221,6 +234,18 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Every signed tree head, by tree size.
     fn tree_heads(&self) -> Result<Vec<TreeHead>, StoreError>;
+
+    /// Copy the whole store, as of one moment between writes, into a new store at `dest`
+    /// (which must not exist), while the hub runs: writes wait for the copy, reads go on.
+    fn backup(&self, dest: &std::path::Path) -> Result<BackupSummary, StoreError>;
+
+    /// The store's epoch: an id made when the store was created and made anew when it is
+    /// restored from a backup, so that cursors given out before a restore are recognised.
+    fn epoch(&self) -> Result<String, StoreError>;
+
+    /// The trust-list version the registry must move beyond at start (0: none): the version
+    /// the store replaced by a restore had reached.
+    fn registry_version_floor(&self) -> Result<u64, StoreError>;
 
     /// Make every write so far durable.
     fn flush(&self) -> Result<(), StoreError>;

@@ -22,7 +22,10 @@
 //! `sync_file_range`, which survives a killed process but (unlike `fsync`) is not guaranteed
 //! to survive a power cut on a disk with a volatile write cache.
 
-use std::{path::Path, sync::Mutex};
+use std::{
+    path::Path,
+    sync::{Mutex, RwLock},
+};
 
 use prost::Message;
 use sled::{
@@ -33,8 +36,8 @@ use sled::{
 use caravan_common::{MessageId, ParticipantId, Timestamp, merkle};
 
 use super::{
-    Acceptance, AckResult, AckUpdate, Backend, Incoming, MessageState, Pending, Settled,
-    StatusRecord, StoreError,
+    Acceptance, AckResult, AckUpdate, Backend, BackupSummary, Incoming, MessageState, Pending,
+    Settled, StatusRecord, StoreError,
     records::{
         CertificateRecord, LogEntry, LogKind, MessageRecord, RegistryRecord, StatusEvent, TreeHead,
     },
@@ -73,6 +76,21 @@ pub struct SledBackend {
     /// it is only held on blocking threads, for the few microseconds of an in-memory sled
     /// transaction, and it spares those transactions from conflicting and retrying.
     writer: Mutex<()>,
+    /// Every write holds it shared; an online backup holds it exclusively, so that it copies
+    /// a state between transactions, never in the middle of one's trees.
+    gate: RwLock<()>,
+}
+
+/// The store's layout version, in `meta`. Opening a store of a later version is refused (a
+/// downgrade would misread it); an earlier one is upgraded at open.
+pub const FORMAT_VERSION: u64 = 1;
+const FORMAT_KEY: &[u8] = b"format_version";
+const EPOCH: &[u8] = b"epoch";
+const REGISTRY_FLOOR: &[u8] = b"registry_version_floor";
+
+/// A fresh epoch: a UUIDv7, unique and ordered by time.
+fn new_epoch() -> String {
+    MessageId::generate().to_string()
 }
 
 /// The transaction aborted on purpose with this outcome.
@@ -218,9 +236,85 @@ impl SledBackend {
             tree_heads: tree("tree_heads")?,
             db,
             writer: Mutex::new(()),
+            gate: RwLock::new(()),
         };
-        backend.complete_log_nodes()?;
+        backend.upgrade()?;
         Ok(backend)
+    }
+
+    /// Bring a store of an earlier format up to [`FORMAT_VERSION`], or refuse a later one.
+    fn upgrade(&self) -> Result<(), StoreError> {
+        let found = self
+            .meta
+            .get(FORMAT_KEY)
+            .map_err(backend_error)?
+            .map(|v| u64_value(&v, "format version"))
+            .transpose()?;
+        if let Some(v) = found
+            && v > FORMAT_VERSION
+        {
+            return Err(StoreError::Backend(format!(
+                "the store has format version {v}, written by a newer Caravan; this one reads up to version {FORMAT_VERSION}: run the newer binary, or restore a backup taken before the upgrade"
+            )));
+        }
+        // Version 0 (no version recorded): the log's Merkle nodes may be missing, and there is
+        // no epoch yet.
+        self.complete_log_nodes()?;
+        if self.meta.get(EPOCH).map_err(backend_error)?.is_none() {
+            self.meta
+                .insert(EPOCH, new_epoch().as_bytes())
+                .map_err(backend_error)?;
+        }
+        if found != Some(FORMAT_VERSION) {
+            self.meta
+                .insert(FORMAT_KEY, &FORMAT_VERSION.to_be_bytes())
+                .map_err(backend_error)?;
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Prepare a store just copied from a backup to be the hub's: a new epoch (cursors handed
+    /// out before are recognised as stale), and, from the store it replaces if there is one,
+    /// sequence and event numbers continued (never reused) and the trust-list version to move
+    /// beyond (spokes refuse an older list).
+    pub fn prepare_restored(&self, replaced: Option<&SledBackend>) -> Result<(), StoreError> {
+        self.meta
+            .insert(EPOCH, new_epoch().as_bytes())
+            .map_err(backend_error)?;
+        if let Some(old) = replaced {
+            for counter in [NEXT_SEQUENCE, NEXT_EVENT] {
+                let read = |b: &SledBackend| -> Result<u64, StoreError> {
+                    b.meta
+                        .get(counter)
+                        .map_err(backend_error)?
+                        .map(|v| u64_value(&v, "counter"))
+                        .transpose()
+                        .map(|v| v.unwrap_or(1))
+                };
+                let next = read(self)?.max(read(old)?);
+                self.meta
+                    .insert(counter, &next.to_be_bytes())
+                    .map_err(backend_error)?;
+            }
+            let version = match old.registry()? {
+                Some(record) => {
+                    caravan_proto::v1::SignedTrustList::decode(record.signed_trust_list.as_slice())
+                        .ok()
+                        .and_then(|s| caravan_proto::v1::TrustList::decode(s.body.as_slice()).ok())
+                        .map_or(0, |l| l.version)
+                }
+                None => 0,
+            };
+            self.meta
+                .insert(REGISTRY_FLOOR, &version.to_be_bytes())
+                .map_err(backend_error)?;
+        }
+        self.flush()
+    }
+
+    fn shared(&self) -> std::sync::RwLockReadGuard<'_, ()> {
+        self.gate.read().unwrap_or_else(|e| e.into_inner())
     }
 
     /// A store written before the log kept its Merkle nodes gets them computed from its entries
@@ -279,6 +373,7 @@ impl SledBackend {
         at: Timestamp,
         ack: Option<&[u8]>,
     ) -> Result<Transitioned, StoreError> {
+        let _gate = self.shared();
         let record = self.message(sequence)?;
         let sender: ParticipantId = record.sender.parse().map_err(|e| corrupt("message", e))?;
         let recipient: ParticipantId = record
@@ -392,6 +487,7 @@ impl Backend for SledBackend {
         m: &Incoming,
         issue_receipt: &dyn Fn(u64) -> Vec<u8>,
     ) -> Result<Acceptance, StoreError> {
+        let _gate = self.shared();
         let _writer = self.lock();
         let dedup = dedup_key(m.sender, m.message_id);
         let result = (
@@ -678,6 +774,7 @@ impl Backend for SledBackend {
     }
 
     fn save_registry(&self, record: &RegistryRecord, entry: &LogEntry) -> Result<(), StoreError> {
+        let _gate = self.shared();
         let value = record.encode_to_vec();
         let result = (&self.registry, &self.log, &self.log_nodes, &self.meta).transaction(
             |(registry, log, nodes, meta)| {
@@ -689,6 +786,7 @@ impl Backend for SledBackend {
     }
 
     fn record_certificate(&self, certificate: &CertificateRecord) -> Result<(), StoreError> {
+        let _gate = self.shared();
         let value = certificate.encode_to_vec();
         self.certificates
             .compare_and_swap(
@@ -743,6 +841,7 @@ impl Backend for SledBackend {
     }
 
     fn save_tree_head(&self, head: &TreeHead) -> Result<(), StoreError> {
+        let _gate = self.shared();
         self.tree_heads
             .insert(head.tree_size.to_be_bytes(), head.encode_to_vec())
             .map(drop)
@@ -757,6 +856,54 @@ impl Backend for SledBackend {
                 TreeHead::decode(v.as_ref()).map_err(|e| corrupt("tree head", e))
             })
             .collect()
+    }
+
+    fn epoch(&self) -> Result<String, StoreError> {
+        Ok(self
+            .meta
+            .get(EPOCH)
+            .map_err(backend_error)?
+            .map(|v| String::from_utf8_lossy(&v).into_owned())
+            .unwrap_or_default())
+    }
+
+    fn registry_version_floor(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .meta
+            .get(REGISTRY_FLOOR)
+            .map_err(backend_error)?
+            .map(|v| u64_value(&v, "registry version floor"))
+            .transpose()?
+            .unwrap_or(0))
+    }
+
+    fn backup(&self, dest: &Path) -> Result<BackupSummary, StoreError> {
+        let started = std::time::Instant::now();
+        // Writers wait until the copy is done; readers (deliveries, status) go on.
+        let _exclusive = self.gate.write().unwrap_or_else(|e| e.into_inner());
+        let copy = sled::Config::new()
+            .path(dest)
+            .create_new(true)
+            .open()
+            .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", dest.display())))?;
+        let mut records = 0u64;
+        for name in self.db.tree_names() {
+            let from = self.db.open_tree(&name).map_err(backend_error)?;
+            let to = copy.open_tree(&name).map_err(backend_error)?;
+            for entry in from.iter() {
+                let (k, v) = entry.map_err(backend_error)?;
+                to.insert(k, v).map_err(backend_error)?;
+                records += 1;
+            }
+        }
+        copy.flush().map_err(backend_error)?;
+        let bytes = copy.size_on_disk().map_err(backend_error)?;
+        Ok(BackupSummary {
+            records,
+            bytes,
+            log_entries: self.log_size()?,
+            pause: started.elapsed(),
+        })
     }
 
     fn flush(&self) -> Result<(), StoreError> {

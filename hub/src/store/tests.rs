@@ -421,3 +421,57 @@ fn a_store_without_log_nodes_gets_them_computed_at_open() {
         merkle::node_hash(&b.log_node(0, 4).unwrap(), &b.log_node(0, 5).unwrap())
     );
 }
+
+#[test]
+fn a_store_from_a_newer_caravan_is_refused_and_an_older_one_upgraded() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(SledBackend::open(dir.path(), 8 << 20).unwrap());
+    {
+        let db = ::sled::open(dir.path()).unwrap();
+        let meta = db.open_tree("meta").unwrap();
+        assert_eq!(
+            meta.get("format_version").unwrap().unwrap().as_ref(),
+            sled::FORMAT_VERSION.to_be_bytes(),
+            "a new store records its format"
+        );
+        meta.insert("format_version", &(sled::FORMAT_VERSION + 1).to_be_bytes())
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let err = SledBackend::open(dir.path(), 8 << 20)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("written by a newer Caravan"), "{err}");
+    {
+        let db = ::sled::open(dir.path()).unwrap();
+        db.open_tree("meta")
+            .unwrap()
+            .remove("format_version")
+            .unwrap();
+        db.flush().unwrap();
+    }
+    SledBackend::open(dir.path(), 8 << 20).expect("a store without a version is upgraded");
+}
+
+#[test]
+fn an_online_backup_is_a_whole_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = SledBackend::open(&dir.path().join("live"), 8 << 20).unwrap();
+    for h in [b"h1", b"h2", b"h3"] {
+        accept(&b, &incoming("KZ", "CN", h));
+    }
+    let summary = b.backup(&dir.path().join("copy")).unwrap();
+    assert_eq!(summary.log_entries, 3);
+    assert!(summary.records > 10 && summary.bytes > 0, "{summary:?}");
+    assert!(
+        b.backup(&dir.path().join("copy")).is_err(),
+        "a backup never overwrites another"
+    );
+    // The live store goes on; the copy opens as a store of its own with the same content.
+    accept(&b, &incoming("KZ", "CN", b"h4"));
+    drop(b);
+    let copy = SledBackend::open(&dir.path().join("copy"), 8 << 20).unwrap();
+    assert_eq!(copy.log_size().unwrap(), 3);
+    assert_eq!(copy.pending(pid("CN"), 0, 10).unwrap().len(), 3);
+}

@@ -1,0 +1,125 @@
+//! Restoring the hub's store from a backup, with the hub stopped.
+//!
+//! A backup is a whole store: one taken online (`caravan-hub admin backup`, a state between two
+//! writes) or a copy of a stopped hub's `data_dir/store`. Restoring never destroys anything:
+//! the backup is copied next to the live store, upgraded to this binary's format, and audited
+//! (every signed tree head against the entries, with the hub keys of its own trust list, which
+//! the configured anchor key must have signed); only if all of that holds does it replace the
+//! live store, which is kept aside under a dated name.
+//!
+//! What the hub accepted after the backup is not in it. So that the network picks up again, the
+//! restored store gets a new epoch (spokes' status cursors from before are recognised and
+//! replayed from the start), continues the replaced store's sequence and event numbers, and
+//! makes the hub re-issue the trust list beyond the replaced store's version at start (spokes
+//! refuse a list older than theirs). Spokes that saw tree heads of the lost entries raise
+//! `LOG_INCONSISTENT`: a restore that loses entries is visible, as it should be.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use caravan_common::{Timestamp, signing::PublicKey};
+
+use crate::{
+    log::{self, Audit},
+    store::{StoreError, sled::SledBackend},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    #[error("{0} is not a store backup (no sled `conf` file in it)")]
+    NotABackup(String),
+    #[error("the live store {0} is in use: stop the hub first (its store has one owner): {1}")]
+    InUse(String, String),
+    #[error("the backup does not pass its audit, nothing was changed: {}", .0.join("; "))]
+    AuditFailed(Vec<String>),
+    #[error("{0}: {1}")]
+    Io(String, std::io::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What a restore did.
+#[derive(Debug, Serialize)]
+pub struct Restored {
+    /// The live store, now the backup's content.
+    pub store: PathBuf,
+    /// Where the store it replaced was kept, if there was one.
+    pub set_aside: Option<PathBuf>,
+    pub audit: Audit,
+    pub trust_list_version: u64,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RestoreError + '_ {
+    move |e| RestoreError::Io(path.display().to_string(), e)
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Result<(), RestoreError> {
+    std::fs::create_dir_all(to).map_err(io(to))?;
+    for entry in std::fs::read_dir(from).map_err(io(from))? {
+        let entry = entry.map_err(io(from))?;
+        let target = to.join(entry.file_name());
+        if entry.file_type().map_err(io(&entry.path()))?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target).map_err(io(&target))?;
+        }
+    }
+    Ok(())
+}
+
+/// Replace `data_dir/store` with the backup in `from`, after checking it; see the module docs.
+pub fn restore(
+    data_dir: &Path,
+    from: &Path,
+    cache_bytes: u64,
+    anchor: &PublicKey,
+) -> Result<Restored, RestoreError> {
+    if !from.join("conf").is_file() {
+        return Err(RestoreError::NotABackup(from.display().to_string()));
+    }
+    let live = data_dir.join("store");
+    // Opening takes sled's lock: it fails while a hub holds the store.
+    let replaced = live
+        .exists()
+        .then(|| SledBackend::open(&live, cache_bytes))
+        .transpose()
+        .map_err(|e| RestoreError::InUse(live.display().to_string(), e.to_string()))?;
+    let stamp = Timestamp::now().as_millis();
+    let staging = data_dir.join(format!("store.restoring-{stamp}"));
+    copy_dir(from, &staging)?;
+    let checked = (|| {
+        let store = SledBackend::open(&staging, cache_bytes)?;
+        let (audit, version) = log::audit_stored(&store, anchor)?;
+        if audit.problems.is_empty() {
+            store.prepare_restored(replaced.as_ref())?;
+        }
+        Ok::<_, StoreError>((audit, version))
+    })();
+    drop(replaced);
+    let (audit, trust_list_version) = match checked {
+        Ok((audit, version)) if audit.problems.is_empty() => (audit, version),
+        Ok((audit, _)) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(RestoreError::AuditFailed(audit.problems));
+        }
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e.into());
+        }
+    };
+    let set_aside = if live.exists() {
+        let aside = data_dir.join(format!("store.before-restore-{stamp}"));
+        std::fs::rename(&live, &aside).map_err(io(&live))?;
+        Some(aside)
+    } else {
+        None
+    };
+    std::fs::rename(&staging, &live).map_err(io(&staging))?;
+    Ok(Restored {
+        store: live,
+        set_aside,
+        audit,
+        trust_list_version,
+    })
+}

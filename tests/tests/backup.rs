@@ -1,0 +1,158 @@
+//! Online backup of the hub's store while documents flow, and restoring it with the hub
+//! stopped: what the backup held comes back, what came after is gone (and the spokes notice).
+
+use std::process::Command;
+
+use caravan_proto::v1;
+use caravan_tests::{Net, binaries, sample_path};
+
+fn restore(net: &Net, from: &str) -> std::process::Output {
+    Command::new(&binaries().hub)
+        .args(["restore", "--json", "--from", from, "--config"])
+        .arg(net.hub_config())
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backup_taken_under_load_restores_to_a_hub_that_works() {
+    let mut net = Net::new(&["KZ", "CN"]);
+    net.start_hub().await;
+    net.start_spoke("KZ").await;
+    net.start_spoke("CN").await;
+    let eco = sample_path("eco/carec-KZ-CN-certificate-of-origin.xml");
+    let before = net.send("KZ", "CN", "e-co", &eco)["message_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    net.wait_state("KZ", &before, "ACKNOWLEDGED");
+
+    // Back up while KZ keeps sending.
+    let backup = std::thread::scope(|s| {
+        let sending = s.spawn(|| {
+            (0..4)
+                .map(|_| {
+                    net.send("KZ", "CN", "e-co", &eco)["message_id"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned()
+                })
+                .collect::<Vec<_>>()
+        });
+        let backup: serde_json::Value =
+            serde_json::from_str(&net.admin_ok(&["backup", "--json"])).unwrap();
+        sending.join().unwrap();
+        backup
+    });
+    let path = backup["path"].as_str().unwrap().to_owned();
+    assert!(
+        path.starts_with(
+            net.path()
+                .join("hub-data")
+                .join("backups")
+                .to_str()
+                .unwrap()
+        ),
+        "{backup}"
+    );
+    assert!(backup["log_entries"].as_u64().unwrap() >= 3, "{backup}");
+    let after = net.send("KZ", "CN", "e-co", &eco)["message_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    net.wait_state("KZ", &after, "ACKNOWLEDGED");
+    // A registry change after the backup: the spokes hold a newer trust list than the backup.
+    net.admin_ok(&["corridor", "pilot", "CN", "KZ", "e-phyto"]);
+    let newest = net.hub_trust_version();
+    net.wait_trust_version("KZ", newest);
+
+    // Refusals first: a running hub's store is not replaced, and a folder that is no backup
+    // is not taken; neither changes anything.
+    let out = restore(&net, &path);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("stop the hub first"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(net.terminate_hub(), "the hub stops cleanly");
+    let out = restore(&net, net.pki().to_str().unwrap());
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a store backup"));
+
+    let out = restore(&net, &path);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let restored: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        restored["audit"]["problems"].as_array().unwrap().is_empty(),
+        "{restored}"
+    );
+    let aside = restored["set_aside"].as_str().unwrap();
+    assert!(
+        std::path::Path::new(aside).join("conf").exists(),
+        "the old store is kept"
+    );
+
+    // The restored hub re-issues its trust list beyond the version the spokes hold, so they
+    // take it (they refuse an older one).
+    net.start_hub().await;
+    assert!(net.hub_trust_version() > newest);
+    net.wait_trust_version("KZ", newest + 1);
+    // It knows what the backup held, and not what came after it.
+    let mut kz = net.client("KZ");
+    let known = kz
+        .status(v1::StatusRequest { message_id: before })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(known.state(), v1::MessageState::Acknowledged);
+    let lost = kz
+        .status(v1::StatusRequest { message_id: after })
+        .await
+        .unwrap_err();
+    assert!(lost.message().starts_with("UNKNOWN_MESSAGE"), "{lost:?}");
+    // And it works: a new document goes through.
+    net.wait_hub_connected("KZ", true).await;
+    let new = net.send("KZ", "CN", "e-co", &eco)["message_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    net.wait_state("KZ", &new, "ACKNOWLEDGED");
+    // KZ had seen tree heads over the entries the backup lacks: the rewind is visible.
+    let start = std::time::Instant::now();
+    loop {
+        let out = net.spoke_cli("KZ", &["log", "--json"]);
+        let view: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        if view["alarms_total"].as_u64() > Some(0) {
+            assert_eq!(view["alarms"][0]["code"], "LOG_INCONSISTENT", "{view}");
+            break;
+        }
+        assert!(
+            start.elapsed() < caravan_tests::PATIENCE,
+            "no alarm: {view}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // The audit of the restored log holds.
+    let out = Command::new(&binaries().hub)
+        .args(["log", "verify", "--config"])
+        .arg(net.hub_config())
+        .output()
+        .unwrap();
+    assert!(net.terminate_hub());
+    let out2 = Command::new(&binaries().hub)
+        .args(["log", "verify", "--json", "--config"])
+        .arg(net.hub_config())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "log verify needs the hub stopped");
+    assert!(
+        out2.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out2.stdout)
+    );
+}
