@@ -254,6 +254,7 @@ mod tests {
         );
         assert!(file.metrics_listen.is_some());
         assert!(file.dashboard_listen.is_some());
+        assert!(file.backup_dir.is_some());
         let admin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/config/admin.toml");
         read_toml::<crate::operator::AdminFile>(&admin).unwrap();
     }
