@@ -266,6 +266,30 @@ enum PkiCommand {
     },
     /// Issue a TLS client certificate for a participant or an operator.
     Issue(IssueArgs),
+    /// Renew the hub's TLS certificate from the current CA (the old one is kept); restart the
+    /// hub to use it.
+    RenewHubCert {
+        #[arg(long)]
+        dir: PathBuf,
+        /// DNS name or IP address the hub is reached at (repeatable): all of them.
+        #[arg(long = "hub-name", required = true)]
+        hub_names: Vec<String>,
+        #[arg(long, default_value_t = 825)]
+        days: u32,
+    },
+    /// Replace the CA: the old one is kept, a new one is made, `ca-bundle.pem` holds both for
+    /// the changeover, and the hub's certificate is renewed from the new CA (runbook: "Renew
+    /// the CA").
+    RolloverCa {
+        #[arg(long)]
+        dir: PathBuf,
+        /// DNS name or IP address the hub is reached at (repeatable): all of them.
+        #[arg(long = "hub-name", required = true)]
+        hub_names: Vec<String>,
+        /// Validity of the hub certificate in days (the CA gets five times as long).
+        #[arg(long, default_value_t = 825)]
+        days: u32,
+    },
     /// Create a new receipt-signing key (rotation): point `receipt_key` at it and restart the
     /// hub; the anchor vouches for it in the next trust list, so spokes need no change.
     NewReceiptKey {
@@ -293,6 +317,10 @@ struct IssueArgs {
     /// Validity in days.
     #[arg(long, default_value_t = 825)]
     days: u32,
+    /// Replace a certificate issued before (renewal, or after a CA rollover); the old
+    /// certificate and key are kept as <name>-<ms>.pem / .key.
+    #[arg(long)]
+    renew: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -808,6 +836,41 @@ fn pki_command(command: PkiCommand) -> anyhow::Result<()> {
                 public.display()
             );
         }
+        PkiCommand::RenewHubCert {
+            dir,
+            hub_names,
+            days,
+        } => {
+            let layout = PkiLayout::new(&dir);
+            pki::renew_hub_cert(&layout, &hub_names, days)?;
+            println!(
+                "hub TLS certificate renewed: {} (names: {}); restart the hub to use it",
+                layout.hub_cert().display(),
+                hub_names.join(", ")
+            );
+        }
+        PkiCommand::RolloverCa {
+            dir,
+            hub_names,
+            days,
+        } => {
+            let layout = PkiLayout::new(&dir);
+            let r = pki::rollover_ca(&layout, &hub_names, days)?;
+            println!("new CA certificate:   {}", layout.ca_cert().display());
+            println!(
+                "old CA kept:          {} and {}",
+                r.old_ca_cert.display(),
+                r.old_ca_key.display()
+            );
+            println!(
+                "both, for the change: {} (hub and spokes: tls.ca_cert)",
+                r.bundle.display()
+            );
+            println!(
+                "hub TLS certificate:  {} (from the new CA)",
+                layout.hub_cert().display()
+            );
+        }
         PkiCommand::Issue(args) => {
             let layout = PkiLayout::new(&args.dir);
             let subject = match (args.participant, args.operator) {
@@ -815,7 +878,7 @@ fn pki_command(command: PkiCommand) -> anyhow::Result<()> {
                 (None, Some(op)) => Subject::Operator(op),
                 (None, None) => anyhow::bail!("name a --participant or an --operator"),
             };
-            let issued = pki::issue(&layout, &subject, args.days)?;
+            let issued = pki::issue(&layout, &subject, args.days, args.renew)?;
             println!("certificate: {}", issued.cert.display());
             println!("key:         {}", issued.key.display());
             println!("serial:      {}", issued.serial);

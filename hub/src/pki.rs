@@ -130,13 +130,7 @@ pub fn init(layout: &PkiLayout, hub_names: &[String], days: u32) -> Result<Initi
     let ca_cert = params.self_signed(&ca_key)?;
     signing::write_secret_file(&layout.ca_key(), ca_key.serialize_pem().as_bytes())?;
     write_public(&layout.ca_cert(), ca_cert.pem().as_bytes())?;
-    let issuer = Issuer::new(params, ca_key);
-
-    let mut params = CertificateParams::new(hub_names.to_vec())?;
-    params.distinguished_name = name("Caravan hub");
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    leaf(&mut params, days);
-    write_leaf(&params, &issuer, &layout.hub_cert(), &layout.hub_key())?;
+    write_hub_cert(layout, &Issuer::new(params, ca_key), hub_names, days)?;
 
     let receipt_key = new_key(&layout.receipt_key(), &layout.receipt_public_key())?;
     let anchor_key = new_key(&layout.anchor_key(), &layout.anchor_public_key())?;
@@ -145,6 +139,106 @@ pub fn init(layout: &PkiLayout, hub_names: &[String], days: u32) -> Result<Initi
         receipt_key_id: receipt_key.key_id().to_string(),
         anchor_public_key: anchor_key.public().to_base64(),
         anchor_key_id: anchor_key.key_id().to_string(),
+    })
+}
+
+/// Move `path` aside to `<stem>-<stamp>.<ext>` if it exists (renewals keep what they replace);
+/// returns where it went.
+fn set_aside(path: &Path, stamp: i64) -> Result<Option<PathBuf>, PkiError> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+    let ext = path.extension().unwrap_or_default().to_string_lossy();
+    let aside = path.with_file_name(format!("{stem}-{stamp}.{ext}"));
+    fs::rename(path, &aside).map_err(|source| PkiError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(Some(aside))
+}
+
+fn stamp() -> i64 {
+    caravan_common::Timestamp::now().as_millis()
+}
+
+fn ca_issuer(layout: &PkiLayout) -> Result<Issuer<'static, KeyPair>, PkiError> {
+    let ca_pem = read(&layout.ca_cert())?;
+    let ca_key = KeyPair::from_pem(&read(&layout.ca_key())?)?;
+    Ok(Issuer::from_ca_cert_pem(&ca_pem, ca_key)?)
+}
+
+fn write_hub_cert(
+    layout: &PkiLayout,
+    issuer: &Issuer<'_, KeyPair>,
+    hub_names: &[String],
+    days: u32,
+) -> Result<(), PkiError> {
+    let mut params = CertificateParams::new(hub_names.to_vec())?;
+    params.distinguished_name = name("Caravan hub");
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    leaf(&mut params, days);
+    write_leaf(&params, issuer, &layout.hub_cert(), &layout.hub_key()).map(drop)
+}
+
+/// Renew the hub's TLS certificate for `hub_names` from the current CA; the old certificate and
+/// key are kept as `hub-<ms>.pem` / `hub-<ms>.key`. Restart the hub to use it.
+pub fn renew_hub_cert(layout: &PkiLayout, hub_names: &[String], days: u32) -> Result<(), PkiError> {
+    let issuer = ca_issuer(layout)?;
+    let stamp = stamp();
+    set_aside(&layout.hub_cert(), stamp)?;
+    set_aside(&layout.hub_key(), stamp)?;
+    write_hub_cert(layout, &issuer, hub_names, days)
+}
+
+/// What a CA rollover wrote.
+#[derive(Debug)]
+pub struct RolledOver {
+    /// The previous CA certificate and key, kept.
+    pub old_ca_cert: PathBuf,
+    pub old_ca_key: PathBuf,
+    /// New and old CA certificates together: what hub and spokes trust during the change.
+    pub bundle: PathBuf,
+}
+
+/// Replace the CA (before it expires, or after its key was exposed): the old one is kept as
+/// `ca-<ms>.pem` / `ca-<ms>.key`, a new one takes `ca.pem` / `ca.key`, `ca-bundle.pem` holds
+/// both, and the hub's certificate is renewed from the new CA. See the runbook for the steps
+/// around it.
+pub fn rollover_ca(
+    layout: &PkiLayout,
+    hub_names: &[String],
+    days: u32,
+) -> Result<RolledOver, PkiError> {
+    let old_pem = read(&layout.ca_cert())?;
+    // Refuse early, before anything moves, if the old CA is not usable.
+    ca_issuer(layout)?;
+    let stamp = stamp();
+    let missing = |path: PathBuf| PkiError::Io {
+        path,
+        source: std::io::ErrorKind::NotFound.into(),
+    };
+    let old_ca_cert =
+        set_aside(&layout.ca_cert(), stamp)?.ok_or_else(|| missing(layout.ca_cert()))?;
+    let old_ca_key = set_aside(&layout.ca_key(), stamp)?.ok_or_else(|| missing(layout.ca_key()))?;
+    let ca_key = KeyPair::generate()?;
+    let mut params = CertificateParams::default();
+    params.distinguished_name = name(&format!("Caravan regional hub CA {stamp}"));
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    validity(&mut params, days.saturating_mul(5));
+    let ca_cert = params.self_signed(&ca_key)?;
+    signing::write_secret_file(&layout.ca_key(), ca_key.serialize_pem().as_bytes())?;
+    write_public(&layout.ca_cert(), ca_cert.pem().as_bytes())?;
+    let bundle = layout.dir.join("ca-bundle.pem");
+    write_public(&bundle, format!("{}{old_pem}", ca_cert.pem()).as_bytes())?;
+    set_aside(&layout.hub_cert(), stamp)?;
+    set_aside(&layout.hub_key(), stamp)?;
+    write_hub_cert(layout, &Issuer::new(params, ca_key), hub_names, days)?;
+    Ok(RolledOver {
+        old_ca_cert,
+        old_ca_key,
+        bundle,
     })
 }
 
@@ -166,11 +260,16 @@ pub enum Subject {
     Operator(String),
 }
 
-/// Issue a TLS client certificate from the CA in `layout`, valid for `days`.
-pub fn issue(layout: &PkiLayout, subject: &Subject, days: u32) -> Result<Issued, PkiError> {
-    let ca_pem = read(&layout.ca_cert())?;
-    let ca_key = KeyPair::from_pem(&read(&layout.ca_key())?)?;
-    let issuer = Issuer::from_ca_cert_pem(&ca_pem, ca_key)?;
+/// Issue a TLS client certificate from the CA in `layout`, valid for `days`. With `renew`, a
+/// certificate and key already there are kept as `<name>-<ms>.pem` / `.key` (revoke the old
+/// one once the new one is in use); without, an existing key is an error.
+pub fn issue(
+    layout: &PkiLayout,
+    subject: &Subject,
+    days: u32,
+    renew: bool,
+) -> Result<Issued, PkiError> {
+    let issuer = ca_issuer(layout)?;
     let (uri, common_name, cert, key) = match subject {
         Subject::Participant(id) => (
             format!("{PARTICIPANT_URI_PREFIX}{id}"),
@@ -202,6 +301,11 @@ pub fn issue(layout: &PkiLayout, subject: &Subject, days: u32) -> Result<Issued,
     leaf(&mut params, days);
     if let Some(parent) = cert.parent() {
         create_dir(parent)?;
+    }
+    if renew {
+        let stamp = stamp();
+        set_aside(&cert, stamp)?;
+        set_aside(&key, stamp)?;
     }
     let der = write_leaf(&params, &issuer, &cert, &key)?;
     Ok(Issued {
@@ -292,7 +396,7 @@ mod tests {
             Err(PkiError::AlreadyInitialised(_))
         ));
         let kz: ParticipantId = "KZ".parse().unwrap();
-        let issued = issue(&layout, &Subject::Participant(kz), 30).unwrap();
+        let issued = issue(&layout, &Subject::Participant(kz), 30, false).unwrap();
         assert_eq!(issued.serial.len(), 32);
         assert_eq!(issued.fingerprint.len(), 64);
         let (cert, key) = (issued.cert, issued.key);
@@ -312,10 +416,10 @@ mod tests {
         assert_eq!(caller_from_der(&der), Some(Caller::Participant(kz)));
         // Issuing again for the same participant does not overwrite its key.
         assert!(matches!(
-            issue(&layout, &Subject::Participant(kz), 30),
+            issue(&layout, &Subject::Participant(kz), 30, false),
             Err(PkiError::Key(_))
         ));
-        let op = issue(&layout, &Subject::Operator("alice".into()), 30)
+        let op = issue(&layout, &Subject::Operator("alice".into()), 30, false)
             .unwrap()
             .cert;
         let der = rustls_pemfile_der(&fs::read_to_string(op).unwrap());
@@ -324,7 +428,7 @@ mod tests {
             Some(Caller::Operator("alice".into()))
         );
         assert!(matches!(
-            issue(&layout, &Subject::Operator("Alice Smith".into()), 30),
+            issue(&layout, &Subject::Operator("Alice Smith".into()), 30, false),
             Err(PkiError::BadOperatorName(_))
         ));
     }

@@ -176,6 +176,9 @@ pub struct Net {
     pub nsw_webhook: Option<String>,
     /// Spokes serve the officer console (on a free port) for user `officer` with this password.
     pub console_password: Option<String>,
+    /// The CA file, in the PKI folder, that the hub and the spokes trust (default `ca.pem`; a
+    /// CA rollover uses `ca-bundle.pem`).
+    pub ca_file: String,
     onboarded: bool,
     hub: Option<Proc>,
     spokes: BTreeMap<String, Proc>,
@@ -238,6 +241,7 @@ impl Net {
             nsw_tokens: BTreeMap::new(),
             console_password: None,
             nsw_webhook: None,
+            ca_file: "ca.pem".into(),
             onboarded: false,
             hub: None,
             spokes: BTreeMap::new(),
@@ -413,7 +417,7 @@ impl Net {
                 .display(),
             pki.join("hub-anchor.key").display(),
             self.trust_list_validity_secs,
-            pki.join("ca.pem").display(),
+            pki.join(&self.ca_file).display(),
             pki.join("hub.pem").display(),
             pki.join("hub.key").display(),
         );
@@ -501,7 +505,7 @@ impl Net {
         };
         let addr = await_logged_addr(|| self.hub_log(), "dashboard listening");
         let mut roots = rustls::RootCertStore::empty();
-        for ca in CertificateDer::pem_file_iter(self.pki().join("ca.pem")).unwrap() {
+        for ca in CertificateDer::pem_file_iter(self.pki().join(&self.ca_file)).unwrap() {
             roots.add(ca.unwrap()).unwrap();
         }
         let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
@@ -583,7 +587,7 @@ impl Net {
             self.spoke_anchor_override
                 .get(id)
                 .unwrap_or(&self.anchor_public_key),
-            pki.join("ca.pem").display(),
+            pki.join(&self.ca_file).display(),
             pki.join("participants").join(format!("{id}.pem")).display(),
             pki.join("participants").join(format!("{id}.key")).display(),
         );
@@ -886,7 +890,10 @@ impl Net {
         let pki = self.pki();
         let cert = fs::read(pki.join("participants").join(format!("{id}.pem"))).ok()?;
         let key = fs::read(pki.join("participants").join(format!("{id}.key"))).ok()?;
-        Some(self.channel_with(Some(Identity::from_pem(cert, key)), &pki.join("ca.pem")))
+        Some(self.channel_with(
+            Some(Identity::from_pem(cert, key)),
+            &pki.join(&self.ca_file),
+        ))
     }
 
     /// A channel to the hub presenting `identity` (or none), trusting the CA at `ca`.

@@ -260,7 +260,7 @@ fn create(dir: &Path, spokes: &[ParticipantId]) -> anyhow::Result<()> {
     // The operator who onboards the spokes (caravan-hub admin --config operator/admin.toml ...).
     let operator_dir = dir.join("operator");
     std::fs::create_dir_all(&operator_dir)?;
-    let issued = pki::issue(&layout, &Subject::Operator("sandbox".into()), 825)?;
+    let issued = pki::issue(&layout, &Subject::Operator("sandbox".into()), 825, false)?;
     std::fs::copy(&issued.cert, operator_dir.join("operator.pem"))?;
     copy_secret(&issued.key, &operator_dir.join("operator.key"))?;
     std::fs::copy(layout.ca_cert(), operator_dir.join("ca.pem"))?;
@@ -283,7 +283,7 @@ fn create(dir: &Path, spokes: &[ParticipantId]) -> anyhow::Result<()> {
         let spoke_dir = dir.join(id.as_str());
         let tls_dir = spoke_dir.join("tls");
         std::fs::create_dir_all(&tls_dir)?;
-        let issued = pki::issue(&layout, &Subject::Participant(*id), 825)?;
+        let issued = pki::issue(&layout, &Subject::Participant(*id), 825, false)?;
         std::fs::copy(&issued.cert, tls_dir.join("client.pem"))?;
         copy_secret(&issued.key, &tls_dir.join("client.key"))?;
         std::fs::copy(layout.ca_cert(), tls_dir.join("ca.pem"))?;
