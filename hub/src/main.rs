@@ -1,6 +1,9 @@
 //! `caravan-hub`: run the hub, and manage its PKI.
 
-use std::{path::PathBuf, process::ExitCode};
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -63,7 +66,8 @@ enum Command {
         #[command(subcommand)]
         command: PkiCommand,
     },
-    /// Audit or export the exchange log (with the hub stopped: the store has one owner).
+    /// Audit or export the exchange log: of the stopped hub's store (it has one owner), or of a
+    /// backup (`--store`) while the hub runs.
     Log {
         #[command(subcommand)]
         command: LogCommand,
@@ -95,6 +99,9 @@ enum LogCommand {
     Verify {
         #[arg(long, env = "CARAVAN_HUB_CONFIG")]
         config: PathBuf,
+        /// A backup folder (`admin backup`) instead of the hub's store.
+        #[arg(long)]
+        store: Option<PathBuf>,
         #[arg(long)]
         json: bool,
     },
@@ -102,6 +109,9 @@ enum LogCommand {
     Export {
         #[arg(long, env = "CARAVAN_HUB_CONFIG")]
         config: PathBuf,
+        /// A backup folder (`admin backup`) instead of the hub's store.
+        #[arg(long)]
+        store: Option<PathBuf>,
         /// Only entries at or after this time (RFC 3339).
         #[arg(long)]
         since: Option<String>,
@@ -698,21 +708,42 @@ fn print_trust_list(list: &caravan_common::trust::view::TrustListView) {
 }
 
 /// Open the hub's store directly (the hub must be stopped).
-fn open_store(config: &Config) -> anyhow::Result<caravan_hub::store::sled::SledBackend> {
-    caravan_hub::store::sled::SledBackend::open(
-        &config.data_dir.join("store"),
-        config.store_cache_bytes,
-    )
-    .map_err(|e| {
-        anyhow::anyhow!("{e} (is the hub running? stop it first: the store has one owner)")
-    })
+/// The hub's store, or the backup at `backup`.
+fn open_store(
+    config: &Config,
+    backup: Option<&Path>,
+) -> anyhow::Result<caravan_hub::store::sled::SledBackend> {
+    match backup {
+        Some(path) => {
+            anyhow::ensure!(
+                path.join("conf").is_file(),
+                "{} is not a store backup",
+                path.display()
+            );
+            caravan_hub::store::sled::SledBackend::open(path, config.store_cache_bytes)
+                .map_err(|e| anyhow::anyhow!("{e}"))
+        }
+        None => caravan_hub::store::sled::SledBackend::open(
+            &config.data_dir.join("store"),
+            config.store_cache_bytes,
+        )
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "{e} (is the hub running? stop it first, or audit a backup with --store: the store has one owner)"
+            )
+        }),
+    }
 }
 
 fn log_command(command: LogCommand) -> anyhow::Result<bool> {
     match command {
-        LogCommand::Verify { config, json } => {
+        LogCommand::Verify {
+            config,
+            store,
+            json,
+        } => {
             let config = Config::load(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let store = open_store(&config)?;
+            let store = open_store(&config, store.as_deref())?;
             let (audit, _) = caravan_hub::log::audit_stored(&store, config.anchor_key.public())?;
             if json {
                 println!("{}", serde_json::to_string(&audit)?);
@@ -735,7 +766,11 @@ fn log_command(command: LogCommand) -> anyhow::Result<bool> {
             }
             Ok(audit.problems.is_empty())
         }
-        LogCommand::Export { config, since } => {
+        LogCommand::Export {
+            config,
+            store,
+            since,
+        } => {
             let config = Config::load(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
             let since = match since {
                 Some(t) => {
@@ -743,7 +778,7 @@ fn log_command(command: LogCommand) -> anyhow::Result<bool> {
                 }
                 None => caravan_common::Timestamp::from_millis(0),
             };
-            let store = open_store(&config)?;
+            let store = open_store(&config, store.as_deref())?;
             for entry in caravan_hub::log::export(&store, since)? {
                 println!("{}", serde_json::to_string(&entry)?);
             }

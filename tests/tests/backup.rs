@@ -56,6 +56,28 @@ async fn a_backup_taken_under_load_restores_to_a_hub_that_works() {
         "{backup}"
     );
     assert!(backup["log_entries"].as_u64().unwrap() >= 3, "{backup}");
+    // Auditors work on the backup while the hub runs.
+    let hub = |args: &[&str]| {
+        Command::new(&binaries().hub)
+            .args(args)
+            .arg("--config")
+            .arg(net.hub_config())
+            .output()
+            .unwrap()
+    };
+    let verified = hub(&["log", "verify", "--json", "--store", &path]);
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    let exported = hub(&["log", "export", "--store", &path]);
+    assert!(exported.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&exported.stdout).lines().count() as u64,
+        backup["log_entries"].as_u64().unwrap(),
+        "one line per entry of the backup"
+    );
     let after = net.send("KZ", "CN", "e-co", &eco)["message_id"]
         .as_str()
         .unwrap()
