@@ -14,6 +14,7 @@
 pub mod config;
 pub mod document;
 pub mod envelope;
+pub mod html;
 pub mod ids;
 pub mod merkle;
 #[cfg(feature = "process")]

@@ -33,6 +33,7 @@ use tracing::debug;
 use caravan_common::{
     Refusal, Timestamp,
     config::TlsMaterial,
+    html::escape,
     trust::{CorridorState, view},
 };
 
@@ -296,22 +297,6 @@ async fn page(
     }
 }
 
-/// Text for HTML (names come from the registry, typed by operators).
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 fn latency(ms: Option<f64>) -> String {
     match ms {
         None => "–".into(),
@@ -426,10 +411,6 @@ mod tests {
 
     #[test]
     fn names_are_escaped() {
-        assert_eq!(
-            escape("<script>alert('x') & \"y\"</script>"),
-            "&lt;script&gt;alert(&#39;x&#39;) &amp; &quot;y&quot;&lt;/script&gt;"
-        );
         let d = Dashboard {
             operator: "ops".into(),
             generated_at: Timestamp::now(),

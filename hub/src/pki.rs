@@ -121,16 +121,8 @@ pub fn init(layout: &PkiLayout, hub_names: &[String], days: u32) -> Result<Initi
         return Err(PkiError::AlreadyInitialised(layout.dir.clone()));
     }
     create_dir(&layout.dir)?;
-    let ca_key = KeyPair::generate()?;
-    let mut params = CertificateParams::default();
-    params.distinguished_name = name("Caravan regional hub CA");
-    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    validity(&mut params, days.saturating_mul(5));
-    let ca_cert = params.self_signed(&ca_key)?;
-    signing::write_secret_file(&layout.ca_key(), ca_key.serialize_pem().as_bytes())?;
-    write_public(&layout.ca_cert(), ca_cert.pem().as_bytes())?;
-    write_hub_cert(layout, &Issuer::new(params, ca_key), hub_names, days)?;
+    let (issuer, _) = new_ca(layout, "Caravan regional hub CA", days)?;
+    write_hub_cert(layout, &issuer, hub_names, days)?;
 
     let receipt_key = new_key(&layout.receipt_key(), &layout.receipt_public_key())?;
     let anchor_key = new_key(&layout.anchor_key(), &layout.anchor_public_key())?;
@@ -160,6 +152,25 @@ fn set_aside(path: &Path, stamp: i64) -> Result<Option<PathBuf>, PkiError> {
 
 fn stamp() -> i64 {
     caravan_common::Timestamp::now().as_millis()
+}
+
+/// A new CA named `common_name` in `ca.pem` / `ca.key` (valid five times `days`): its issuer
+/// and its certificate's PEM.
+fn new_ca(
+    layout: &PkiLayout,
+    common_name: &str,
+    days: u32,
+) -> Result<(Issuer<'static, KeyPair>, String), PkiError> {
+    let ca_key = KeyPair::generate()?;
+    let mut params = CertificateParams::default();
+    params.distinguished_name = name(common_name);
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    validity(&mut params, days.saturating_mul(5));
+    let ca_cert = params.self_signed(&ca_key)?;
+    signing::write_secret_file(&layout.ca_key(), ca_key.serialize_pem().as_bytes())?;
+    write_public(&layout.ca_cert(), ca_cert.pem().as_bytes())?;
+    Ok((Issuer::new(params, ca_key), ca_cert.pem()))
 }
 
 fn ca_issuer(layout: &PkiLayout) -> Result<Issuer<'static, KeyPair>, PkiError> {
@@ -221,20 +232,12 @@ pub fn rollover_ca(
     let old_ca_cert =
         set_aside(&layout.ca_cert(), stamp)?.ok_or_else(|| missing(layout.ca_cert()))?;
     let old_ca_key = set_aside(&layout.ca_key(), stamp)?.ok_or_else(|| missing(layout.ca_key()))?;
-    let ca_key = KeyPair::generate()?;
-    let mut params = CertificateParams::default();
-    params.distinguished_name = name(&format!("Caravan regional hub CA {stamp}"));
-    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    validity(&mut params, days.saturating_mul(5));
-    let ca_cert = params.self_signed(&ca_key)?;
-    signing::write_secret_file(&layout.ca_key(), ca_key.serialize_pem().as_bytes())?;
-    write_public(&layout.ca_cert(), ca_cert.pem().as_bytes())?;
+    let (issuer, new_pem) = new_ca(layout, &format!("Caravan regional hub CA {stamp}"), days)?;
     let bundle = layout.dir.join("ca-bundle.pem");
-    write_public(&bundle, format!("{}{old_pem}", ca_cert.pem()).as_bytes())?;
+    write_public(&bundle, format!("{new_pem}{old_pem}").as_bytes())?;
     set_aside(&layout.hub_cert(), stamp)?;
     set_aside(&layout.hub_key(), stamp)?;
-    write_hub_cert(layout, &Issuer::new(params, ca_key), hub_names, days)?;
+    write_hub_cert(layout, &issuer, hub_names, days)?;
     Ok(RolledOver {
         old_ca_cert,
         old_ca_key,

@@ -28,7 +28,9 @@ use serde::Deserialize;
 use subtle::ConstantTimeEq;
 use tracing::{info, warn};
 
-use caravan_common::{MessageId, Timestamp, envelope::to_hex, trust::KeyStatus};
+use caravan_common::{
+    MessageId, Timestamp, envelope::to_hex, html::escape as esc, trust::KeyStatus,
+};
 
 use crate::{
     document,
@@ -111,22 +113,6 @@ fn set_cookie(name: &str, value: &str, max_age: Duration) -> String {
         "{name}={value}; Path=/console; HttpOnly; Secure; SameSite=Strict; Max-Age={}",
         max_age.as_secs()
     )
-}
-
-/// Escape text for HTML.
-fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:0;background:#f5f6f8;color:#1b1f24}\

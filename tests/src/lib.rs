@@ -358,6 +358,16 @@ impl Net {
         command.output().expect("run caravan-hub admin")
     }
 
+    /// `caravan-hub ARGS --config <the hub's config>` (the local commands: log, restore, info).
+    pub fn hub_cli(&self, args: &[&str]) -> Output {
+        Command::new(&binaries().hub)
+            .args(args)
+            .arg("--config")
+            .arg(self.hub_config())
+            .output()
+            .expect("run caravan-hub")
+    }
+
     /// `admin`, which must succeed; returns its standard output.
     pub fn admin_ok(&self, args: &[&str]) -> String {
         let out = self.admin(args);

@@ -1,18 +1,8 @@
 //! Online backup of the hub's store while documents flow, and restoring it with the hub
 //! stopped: what the backup held comes back, what came after is gone (and the spokes notice).
 
-use std::process::Command;
-
 use caravan_proto::v1;
-use caravan_tests::{Net, binaries, sample_path};
-
-fn restore(net: &Net, from: &str) -> std::process::Output {
-    Command::new(&binaries().hub)
-        .args(["restore", "--json", "--from", from, "--config"])
-        .arg(net.hub_config())
-        .output()
-        .unwrap()
-}
+use caravan_tests::{Net, sample_path};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_backup_taken_under_load_restores_to_a_hub_that_works() {
@@ -57,21 +47,13 @@ async fn a_backup_taken_under_load_restores_to_a_hub_that_works() {
     );
     assert!(backup["log_entries"].as_u64().unwrap() >= 3, "{backup}");
     // Auditors work on the backup while the hub runs.
-    let hub = |args: &[&str]| {
-        Command::new(&binaries().hub)
-            .args(args)
-            .arg("--config")
-            .arg(net.hub_config())
-            .output()
-            .unwrap()
-    };
-    let verified = hub(&["log", "verify", "--json", "--store", &path]);
+    let verified = net.hub_cli(&["log", "verify", "--json", "--store", &path]);
     assert!(
         verified.status.success(),
         "{}",
         String::from_utf8_lossy(&verified.stderr)
     );
-    let exported = hub(&["log", "export", "--store", &path]);
+    let exported = net.hub_cli(&["log", "export", "--store", &path]);
     assert!(exported.status.success());
     assert_eq!(
         String::from_utf8_lossy(&exported.stdout).lines().count() as u64,
@@ -90,7 +72,7 @@ async fn a_backup_taken_under_load_restores_to_a_hub_that_works() {
 
     // Refusals first: a running hub's store is not replaced, and a folder that is no backup
     // is not taken; neither changes anything.
-    let out = restore(&net, &path);
+    let out = net.hub_cli(&["restore", "--json", "--from", &path]);
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("stop the hub first"),
@@ -98,11 +80,12 @@ async fn a_backup_taken_under_load_restores_to_a_hub_that_works() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(net.terminate_hub(), "the hub stops cleanly");
-    let out = restore(&net, net.pki().to_str().unwrap());
+    let pki = net.pki();
+    let out = net.hub_cli(&["restore", "--json", "--from", pki.to_str().unwrap()]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not a store backup"));
 
-    let out = restore(&net, &path);
+    let out = net.hub_cli(&["restore", "--json", "--from", &path]);
     assert!(
         out.status.success(),
         "{}",
@@ -160,17 +143,9 @@ async fn a_backup_taken_under_load_restores_to_a_hub_that_works() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     // The audit of the restored log holds.
-    let out = Command::new(&binaries().hub)
-        .args(["log", "verify", "--config"])
-        .arg(net.hub_config())
-        .output()
-        .unwrap();
+    let out = net.hub_cli(&["log", "verify"]);
     assert!(net.terminate_hub());
-    let out2 = Command::new(&binaries().hub)
-        .args(["log", "verify", "--json", "--config"])
-        .arg(net.hub_config())
-        .output()
-        .unwrap();
+    let out2 = net.hub_cli(&["log", "verify", "--json"]);
     assert!(!out.status.success(), "log verify needs the hub stopped");
     assert!(
         out2.status.success(),

@@ -94,11 +94,7 @@ async fn operators_see_the_network_and_nobody_else_does() {
     );
 
     // `info` tells where the dashboard is.
-    let out = std::process::Command::new(&caravan_tests::binaries().hub)
-        .args(["info", "--json", "--config"])
-        .arg(net.hub_config())
-        .output()
-        .unwrap();
+    let out = net.hub_cli(&["info", "--json"]);
     let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(
         info["dashboard_url"]

@@ -1,18 +1,7 @@
 //! The exchange log as evidence: signed tree heads over its Merkle tree; an audit that finds
 //! an edited entry; an export for auditors.
 
-use std::process::Command;
-
-use caravan_tests::{Net, binaries, sample_path};
-
-fn hub(net: &Net, args: &[&str]) -> std::process::Output {
-    Command::new(&binaries().hub)
-        .args(args)
-        .arg("--config")
-        .arg(net.hub_config())
-        .output()
-        .unwrap()
-}
+use caravan_tests::{Net, sample_path};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_log_matches_its_signed_tree_heads_until_someone_edits_it() {
@@ -40,7 +29,7 @@ async fn the_log_matches_its_signed_tree_heads_until_someone_edits_it() {
     }
     assert!(net.terminate_hub(), "the hub stops cleanly");
 
-    let out = hub(&net, &["log", "verify", "--json"]);
+    let out = net.hub_cli(&["log", "verify", "--json"]);
     assert!(
         out.status.success(),
         "{}{}",
@@ -55,7 +44,7 @@ async fn the_log_matches_its_signed_tree_heads_until_someone_edits_it() {
         "{audit}"
     );
 
-    let out = hub(&net, &["log", "export"]);
+    let out = net.hub_cli(&["log", "export"]);
     assert!(out.status.success());
     let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -87,7 +76,7 @@ async fn the_log_matches_its_signed_tree_heads_until_someone_edits_it() {
         log.insert(key, entry).unwrap();
         db.flush().unwrap();
     }
-    let out = hub(&net, &["log", "verify", "--json"]);
+    let out = net.hub_cli(&["log", "verify", "--json"]);
     assert_eq!(out.status.code(), Some(1));
     let audit: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let problems = audit["problems"].as_array().unwrap();
