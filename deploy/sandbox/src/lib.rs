@@ -1,0 +1,284 @@
+//! A Caravan network on this machine: the PKI, the hub's and the spokes' configs, and an
+//! operator who onboards the spokes. Shared by `caravan-sandbox` (try it out) and
+//! `caravan-bench` (measure it).
+
+#![forbid(unsafe_code)]
+
+use std::{
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use anyhow::bail;
+
+use caravan_common::{
+    DocumentType, ParticipantId, config::TlsFiles, signing::SigningKey, trust::CorridorState,
+};
+use caravan_hub::{
+    config::HubFile,
+    operator::{AdminFile, Operator, OperatorError, read_public_key},
+    pki::{self, PkiLayout, Subject},
+};
+use caravan_proto::v1;
+use caravan_spoke::config::{ConsoleFile, NswFile, NswTokenFile, OfficerFile, SpokeFile};
+
+pub fn spoke_config(dir: &Path, id: ParticipantId) -> PathBuf {
+    dir.join(id.as_str()).join("spoke.toml")
+}
+
+pub fn check_spokes_exist(dir: &Path, spokes: &[ParticipantId]) -> anyhow::Result<()> {
+    for id in spokes {
+        if !spoke_config(dir, *id).exists() {
+            bail!(
+                "{} was created without spoke {id}; remove the folder or use the same --spokes",
+                dir.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+pub fn country_name(id: ParticipantId) -> &'static str {
+    match id.as_str() {
+        "AF" => "Afghanistan",
+        "AZ" => "Azerbaijan",
+        "CN" => "China",
+        "GE" => "Georgia",
+        "KZ" => "Kazakhstan",
+        "KG" => "Kyrgyz Republic",
+        "MN" => "Mongolia",
+        "PK" => "Pakistan",
+        "TJ" => "Tajikistan",
+        "TM" => "Turkmenistan",
+        "UZ" => "Uzbekistan",
+        _ => "Participant",
+    }
+}
+
+/// A loopback port that is free now, kept in the configs.
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+pub fn create(dir: &Path, spokes: &[ParticipantId]) -> anyhow::Result<()> {
+    let hub_dir = dir.join("hub");
+    let layout = PkiLayout::new(hub_dir.join("pki"));
+    let init = pki::init(&layout, &["localhost".into(), "127.0.0.1".into()], 825)?;
+    let port = free_port()?;
+    let hub = HubFile {
+        listen: format!("127.0.0.1:{port}"),
+        data_dir: "data".into(),
+        max_payload_bytes: caravan_hub::config::DEFAULT_MAX_PAYLOAD_BYTES,
+        store_cache_mib: caravan_hub::config::DEFAULT_STORE_CACHE_MIB,
+        receipt_key: "pki/hub-receipt.key".into(),
+        anchor_key: "pki/hub-anchor.key".into(),
+        trust_list_validity_secs: caravan_hub::config::DEFAULT_TRUST_LIST_VALIDITY_SECS,
+        message_ttl_secs: Default::default(),
+        metrics_listen: Some(format!("127.0.0.1:{}", free_port()?)),
+        dashboard_listen: Some(format!("127.0.0.1:{}", free_port()?)),
+        backup_dir: None,
+        tree_head_interval_secs: 60,
+        tls: TlsFiles {
+            ca_cert: "pki/ca.pem".into(),
+            cert: "pki/hub.pem".into(),
+            key: "pki/hub.key".into(),
+        },
+    };
+    write_toml(
+        &hub_dir.join("hub.toml"),
+        "the Caravan hub (caravan-hub run --config hub.toml)",
+        &hub,
+    )?;
+
+    // The operator who onboards the spokes (caravan-hub admin --config operator/admin.toml ...).
+    let operator_dir = dir.join("operator");
+    std::fs::create_dir_all(&operator_dir)?;
+    let issued = pki::issue(&layout, &Subject::Operator("sandbox".into()), 825, false)?;
+    std::fs::copy(&issued.cert, operator_dir.join("operator.pem"))?;
+    copy_secret(&issued.key, &operator_dir.join("operator.key"))?;
+    std::fs::copy(layout.ca_cert(), operator_dir.join("ca.pem"))?;
+    let admin = AdminFile {
+        hub_url: format!("https://127.0.0.1:{port}"),
+        hub_tls_name: None,
+        tls: TlsFiles {
+            ca_cert: "ca.pem".into(),
+            cert: "operator.pem".into(),
+            key: "operator.key".into(),
+        },
+    };
+    write_toml(
+        &operator_dir.join("admin.toml"),
+        "the sandbox operator (caravan-hub admin --config admin.toml)",
+        &admin,
+    )?;
+
+    for id in spokes {
+        let spoke_dir = dir.join(id.as_str());
+        let tls_dir = spoke_dir.join("tls");
+        std::fs::create_dir_all(&tls_dir)?;
+        let issued = pki::issue(&layout, &Subject::Participant(*id), 825, false)?;
+        std::fs::copy(&issued.cert, tls_dir.join("client.pem"))?;
+        copy_secret(&issued.key, &tls_dir.join("client.key"))?;
+        std::fs::copy(layout.ca_cert(), tls_dir.join("ca.pem"))?;
+        let signing = SigningKey::generate();
+        signing.save(&spoke_dir.join("signing.key"))?;
+        std::fs::write(
+            spoke_dir.join("signing.key.pub"),
+            format!("{}\n", signing.public().to_base64()),
+        )?;
+        // The national single window's bearer token; the config keeps only its SHA-256.
+        let (token, token_sha256) = caravan_spoke::nsw::new_token();
+        caravan_common::signing::write_secret_file(
+            &spoke_dir.join("nsw-token"),
+            format!("{token}\n").as_bytes(),
+        )?;
+        // An officer login for the console: user `officer`, a random password.
+        let (password, _) = caravan_spoke::nsw::new_token();
+        let password = &password[..20];
+        caravan_common::signing::write_secret_file(
+            &spoke_dir.join("officer.txt"),
+            format!("officer:{password}\n").as_bytes(),
+        )?;
+        let spoke = SpokeFile {
+            participant: id.to_string(),
+            hub_url: format!("https://127.0.0.1:{port}"),
+            hub_tls_name: None,
+            data_dir: "data".into(),
+            signing_key: "signing.key".into(),
+            control_socket: None,
+            max_payload_bytes: caravan_spoke::config::DEFAULT_MAX_PAYLOAD_BYTES,
+            anchor_public_key: init.anchor_public_key.clone(),
+            nsw: Some(NswFile {
+                listen: format!("127.0.0.1:{}", free_port()?),
+                tokens: vec![NswTokenFile {
+                    name: format!("{}-single-window", id.as_str().to_lowercase()),
+                    sha256: token_sha256,
+                }],
+                webhook_url: None,
+            }),
+            metrics_listen: Some(format!("127.0.0.1:{}", free_port()?)),
+            console: Some(ConsoleFile {
+                listen: format!("127.0.0.1:{}", free_port()?),
+                officers: vec![OfficerFile {
+                    user: "officer".into(),
+                    password_hash: caravan_spoke::console::hash_password(password),
+                }],
+            }),
+            tls: TlsFiles {
+                ca_cert: "tls/ca.pem".into(),
+                cert: "tls/client.pem".into(),
+                key: "tls/client.key".into(),
+            },
+        };
+        write_toml(
+            &spoke_config(dir, *id),
+            &format!("the {id} spoke (caravan-spoke run --config spoke.toml)"),
+            &spoke,
+        )?;
+    }
+    Ok(())
+}
+
+/// As the sandbox operator: register each spoke, its signing key, and open every corridor
+/// between the spokes for all document types. Skips what the registry already holds.
+pub async fn onboard(dir: &Path, spokes: &[ParticipantId]) -> anyhow::Result<()> {
+    let operator = Operator::connect(&dir.join("operator").join("admin.toml"))?;
+    let trust = operator.trust_list().await?;
+    let mut admin = operator.admin();
+    let mut changes = 0;
+    for id in spokes {
+        if trust.participant(*id).is_none() {
+            let request = v1::AddParticipantRequest {
+                id: id.to_string(),
+                name: country_name(*id).into(),
+                contact: format!("operations@{}.sandbox.invalid", id.as_str().to_lowercase()),
+            };
+            admin
+                .add_participant(request)
+                .await
+                .map_err(OperatorError::from)?;
+            changes += 1;
+        }
+        let key = read_public_key(&dir.join(id.as_str()).join("signing.key.pub"))?;
+        if trust.key(key.key_id()).is_none() {
+            let request = v1::RegisterKeyRequest {
+                participant: id.to_string(),
+                public_key: key.raw().to_vec(),
+                document_types: DocumentType::ALL.iter().map(|t| t.to_string()).collect(),
+                not_before_ms: 0,
+                not_after_ms: 0,
+            };
+            admin
+                .register_key(request)
+                .await
+                .map_err(OperatorError::from)?;
+            changes += 1;
+        }
+    }
+    for from in spokes {
+        for to in spokes.iter().filter(|to| *to != from) {
+            for doc in DocumentType::ALL {
+                if trust.corridor(*from, *to, doc) != CorridorState::Open {
+                    let request = v1::SetCorridorRequest {
+                        sender: from.to_string(),
+                        recipient: to.to_string(),
+                        document_type: doc.to_string(),
+                        state: v1::CorridorState::Open as i32,
+                    };
+                    admin
+                        .set_corridor(request)
+                        .await
+                        .map_err(OperatorError::from)?;
+                    changes += 1;
+                }
+            }
+        }
+    }
+    if changes > 0 {
+        println!(
+            "operator onboarded {} spokes and opened their corridors ({changes} registry changes)",
+            spokes.len()
+        );
+    }
+    Ok(())
+}
+
+pub fn copy_secret(from: &Path, to: &Path) -> anyhow::Result<()> {
+    caravan_common::signing::write_secret_file(to, &std::fs::read(from)?)?;
+    Ok(())
+}
+
+pub fn write_toml(path: &Path, what: &str, value: &impl serde::Serialize) -> anyhow::Result<()> {
+    let body = toml::to_string_pretty(value)?;
+    std::fs::write(
+        path,
+        format!(
+            "# Configuration of {what}, written by caravan-sandbox.\n# Every option is described in docs/configuration.md.\n\n{body}"
+        ),
+    )?;
+    Ok(())
+}
+
+/// [`onboard`] as soon as the hub answers (it may still be starting), for up to `patience`.
+pub async fn onboard_when_up(
+    dir: &Path,
+    spokes: &[ParticipantId],
+    patience: Duration,
+) -> anyhow::Result<()> {
+    let start = Instant::now();
+    loop {
+        match onboard(dir, spokes).await {
+            Ok(()) => return Ok(()),
+            Err(e)
+                if start.elapsed() < patience
+                    && e.downcast_ref::<OperatorError>()
+                        .is_some_and(|e| matches!(e, OperatorError::Unavailable(_))) =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(e.context("onboarding the spokes")),
+        }
+    }
+}
