@@ -103,16 +103,12 @@ impl Exchange {
         &self.commit
     }
 
-    /// The inclusion proof of log entry `log_index` in `head`, read on a blocking thread.
-    async fn prove(
-        &self,
-        head: Arc<TreeHead>,
-        log_index: u64,
-    ) -> Result<Option<v1::LogProof>, HubError> {
+    /// The inclusion proof of log entry `log_index` in `head` (cheap: see `Heads::prove`).
+    fn prove(&self, head: &TreeHead, log_index: u64) -> Result<Option<v1::LogProof>, HubError> {
         Ok(self
-            .store
-            .run(move |b| crate::log::prove(b, &head, log_index))
-            .await?)
+            .commit
+            .heads()
+            .prove(self.store.backend(), head, log_index)?)
     }
 
     /// The calling participant, or a refusal.
@@ -217,7 +213,7 @@ impl Exchange {
                 info!(message_id = %header.message_id, sender = %header.sender,
                     recipient = %header.recipient, document_type = %header.document_type,
                     sequence, "accepted");
-                (receipt, false, self.prove(head, log_index).await?)
+                (receipt, false, self.prove(&head, log_index)?)
             }
             Acceptance::Duplicate {
                 sequence,
@@ -229,7 +225,7 @@ impl Exchange {
                 self.metrics.count(&corridor, Event::Duplicate);
                 info!(message_id = %header.message_id, sender = %header.sender, sequence,
                     "duplicate resend answered with the original receipt");
-                (receipt, true, self.prove(head, log_index).await?)
+                (receipt, true, self.prove(&head, log_index)?)
             }
             Acceptance::Conflict => {
                 return Err(HubError::refused(
@@ -492,7 +488,7 @@ impl Exchange {
                 };
             }
             for (next, event) in events {
-                let log_proof = match self.prove(head.clone(), event.log_index).await {
+                let log_proof = match self.prove(&head, event.log_index) {
                     Ok(proof) => proof,
                     Err(e) => {
                         let _ = tx.send(Err(e.into())).await;
@@ -610,7 +606,7 @@ impl Exchange {
                 info!(message_id = %ack.message_id, sender = %ack.sender, state = ?state, "acknowledged");
                 Ok(v1::AcknowledgeResponse {
                     state: wire_state(state) as i32,
-                    log_proof: self.prove(head, log_index).await?,
+                    log_proof: self.prove(&head, log_index)?,
                 })
             }
             AckResult::UnknownMessage => Err(HubError::refused(
@@ -659,13 +655,15 @@ impl Exchange {
                 ),
             ));
         }
+        let heads = self.commit.heads().clone();
         let proofs = self
             .store
             .run(move |b| {
                 firsts
                     .iter()
                     .map(|&first| {
-                        crate::log::consistency(b, first, second)
+                        heads
+                            .consistency(b, first, second)
                             .map(|hashes| v1::ConsistencyProof { hashes })
                     })
                     .collect::<Result<Vec<_>, _>>()

@@ -9,7 +9,10 @@
 //! store now and then for audits. An entry edited later no longer yields the signed roots, and
 //! the audit says which heads fail.
 
-use std::sync::{Arc, RwLock};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, RwLock},
+};
 
 use prost::Message;
 use serde::Serialize;
@@ -42,13 +45,32 @@ fn entries(store: &dyn Backend) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
     }
 }
 
-/// The store's Merkle nodes, as the proofs read them.
-struct StoreNodes<'a>(&'a dyn Backend);
+/// Nodes kept in memory, at most this many; the cache starts over when full. A proof for a
+/// recent entry reads the same large subtrees as the one before, so a small cache serves most
+/// reads.
+const CACHED_NODES: usize = 1 << 16;
+
+/// The store's Merkle nodes, as the proofs read them, through the cache (nodes never change
+/// once written, so a cached one is never stale).
+struct StoreNodes<'a> {
+    store: &'a dyn Backend,
+    cache: &'a Mutex<HashMap<(u32, u64), Hash>>,
+}
 
 impl Nodes for StoreNodes<'_> {
     type Error = StoreError;
     fn perfect(&self, level: u32, index: u64) -> Result<Hash, StoreError> {
-        self.0.log_node(level, index)
+        let lock = || self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(hash) = lock().get(&(level, index)) {
+            return Ok(*hash);
+        }
+        let hash = self.store.log_node(level, index)?;
+        let mut cache = lock();
+        if cache.len() >= CACHED_NODES {
+            cache.clear();
+        }
+        cache.insert((level, index), hash);
+        Ok(hash)
     }
 }
 
@@ -59,10 +81,11 @@ impl Nodes for StoreNodes<'_> {
 pub struct Heads {
     key: SigningKey,
     current: RwLock<Arc<TreeHead>>,
+    nodes: Mutex<HashMap<(u32, u64), Hash>>,
 }
 
-fn sign(store: &dyn Backend, key: &SigningKey, size: u64) -> Result<TreeHead, StoreError> {
-    let root = merkle::root_of(&StoreNodes(store), size)?;
+fn sign(nodes: &StoreNodes<'_>, key: &SigningKey, size: u64) -> Result<TreeHead, StoreError> {
+    let root = merkle::root_of(nodes, size)?;
     let timestamp = Timestamp::now();
     Ok(TreeHead {
         tree_size: size,
@@ -81,11 +104,27 @@ fn sign(store: &dyn Backend, key: &SigningKey, size: u64) -> Result<TreeHead, St
 impl Heads {
     /// Sign a head over the log as it is (durable: the store was just opened).
     pub fn open(store: &dyn Backend, key: SigningKey) -> Result<Self, StoreError> {
-        let head = sign(store, &key, store.log_size()?)?;
+        let nodes = Mutex::default();
+        let head = sign(
+            &StoreNodes {
+                store,
+                cache: &nodes,
+            },
+            &key,
+            store.log_size()?,
+        )?;
         Ok(Self {
             key,
             current: RwLock::new(Arc::new(head)),
+            nodes,
         })
+    }
+
+    fn nodes<'a>(&'a self, store: &'a dyn Backend) -> StoreNodes<'a> {
+        StoreNodes {
+            store,
+            cache: &self.nodes,
+        }
     }
 
     pub fn current(&self) -> Arc<TreeHead> {
@@ -102,50 +141,53 @@ impl Heads {
         if size <= current.tree_size {
             return Ok(current);
         }
-        let head = Arc::new(sign(store, &self.key, size)?);
+        let head = Arc::new(sign(&self.nodes(store), &self.key, size)?);
         let mut slot = self.current.write().unwrap_or_else(|e| e.into_inner());
         if head.tree_size > slot.tree_size {
             *slot = head;
         }
         Ok(slot.clone())
     }
-}
 
-/// The inclusion proof of entry `log_index` (from 1) in `head`; `None` if the head does not
-/// cover it (or the index is 0: a record older than log proofs).
-pub fn prove(
-    store: &dyn Backend,
-    head: &TreeHead,
-    log_index: u64,
-) -> Result<Option<v1::LogProof>, StoreError> {
-    if log_index == 0 || log_index > head.tree_size {
-        return Ok(None);
+    /// The inclusion proof of entry `log_index` (from 1) in `head`; `None` if the head does
+    /// not cover it (or the index is 0: a record older than log proofs). Cheap enough for an
+    /// async task: one entry read, and nodes mostly from the cache.
+    pub fn prove(
+        &self,
+        store: &dyn Backend,
+        head: &TreeHead,
+        log_index: u64,
+    ) -> Result<Option<v1::LogProof>, StoreError> {
+        if log_index == 0 || log_index > head.tree_size {
+            return Ok(None);
+        }
+        let Some((_, entry)) = store.log_entries(log_index, 1)?.pop() else {
+            return Err(StoreError::Corrupt {
+                what: "log entry",
+                detail: format!("entry {log_index} is missing"),
+            });
+        };
+        let path = merkle::inclusion_path(&self.nodes(store), log_index - 1, head.tree_size)?;
+        Ok(Some(v1::LogProof {
+            leaf_index: log_index - 1,
+            entry,
+            tree_head: Some(head.to_wire()),
+            audit_path: path.iter().map(|h| h.to_vec()).collect(),
+        }))
     }
-    let Some((_, entry)) = store.log_entries(log_index, 1)?.pop() else {
-        return Err(StoreError::Corrupt {
-            what: "log entry",
-            detail: format!("entry {log_index} is missing"),
-        });
-    };
-    let path = merkle::inclusion_path(&StoreNodes(store), log_index - 1, head.tree_size)?;
-    Ok(Some(v1::LogProof {
-        leaf_index: log_index - 1,
-        entry,
-        tree_head: Some(head.to_wire()),
-        audit_path: path.iter().map(|h| h.to_vec()).collect(),
-    }))
-}
 
-/// The consistency proof between the log's first `first` and first `second` entries.
-pub fn consistency(
-    store: &dyn Backend,
-    first: u64,
-    second: u64,
-) -> Result<Vec<Vec<u8>>, StoreError> {
-    Ok(merkle::consistency_path(&StoreNodes(store), first, second)?
-        .iter()
-        .map(|h| h.to_vec())
-        .collect())
+    /// The consistency proof between the log's first `first` and first `second` entries.
+    pub fn consistency(
+        &self,
+        store: &dyn Backend,
+        first: u64,
+        second: u64,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        Ok(merkle::consistency_path(&self.nodes(store), first, second)?
+            .iter()
+            .map(|h| h.to_vec())
+            .collect())
+    }
 }
 
 /// Keep `head` for audits if the log grew since the last one kept.
