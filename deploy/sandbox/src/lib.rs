@@ -55,11 +55,20 @@ pub fn country_name(id: ParticipantId) -> &'static str {
     }
 }
 
-/// A loopback port that is free now, kept in the configs.
+/// A loopback port that is free now, kept in the configs; never the same one twice in a
+/// process (the system may hand a released port out again at once).
 pub fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        if !given.contains(&port) {
+            given.push(port);
+            return Ok(port);
+        }
+    }
 }
 
 pub fn create(dir: &Path, spokes: &[ParticipantId]) -> anyhow::Result<()> {
