@@ -185,7 +185,7 @@ impl Exchange {
             accepted_at,
             key_id: self.receipt_key.key_id(),
         };
-        let acceptance = tokio::task::block_in_place(|| {
+        let acceptance = {
             self.store.backend().accept(&incoming, &|sequence| {
                 let r = Receipt {
                     hub_sequence: sequence,
@@ -193,7 +193,7 @@ impl Exchange {
                 };
                 receipt::issue(&r, &self.receipt_key).encode_to_vec()
             })
-        })?;
+        }?;
         let corridor = Corridor {
             sender: header.sender,
             recipient: header.recipient,
@@ -336,8 +336,7 @@ impl Exchange {
             let after = cursor;
             let batch = match self
                 .store
-                .run(move |b| b.pending(recipient, after, DELIVERY_BATCH))
-                .await
+                .inline(|b| b.pending(recipient, after, DELIVERY_BATCH))
             {
                 Ok(batch) => batch,
                 Err(e) => {
@@ -371,8 +370,7 @@ impl Exchange {
                     let chunk = match index < chunks {
                         true => match self
                             .store
-                            .run(move |b| b.payload_chunk(sequence, index))
-                            .await
+                            .inline(|b| b.payload_chunk(sequence, index))
                         {
                             Ok(Some(chunk)) => chunk,
                             Ok(None) | Err(_) => {
@@ -418,8 +416,7 @@ impl Exchange {
                 let sequence = pending.sequence;
                 match self
                     .store
-                    .run(move |b| b.mark_delivered(sequence, Timestamp::now()))
-                    .await
+                    .inline(|b| b.mark_delivered(sequence, Timestamp::now()))
                 {
                     // Counted once: a redelivery after a reconnect is not a new delivery.
                     Ok(true) => {
@@ -457,8 +454,7 @@ impl Exchange {
             let after = cursor;
             let events = match self
                 .store
-                .run(move |b| b.events(sender, after, DELIVERY_BATCH))
-                .await
+                .inline(|b| b.events(sender, after, DELIVERY_BATCH))
             {
                 Ok(events) => events,
                 Err(e) => {
@@ -580,7 +576,7 @@ impl Exchange {
             ack: signed.encode_to_vec(),
             at: Timestamp::now(),
         };
-        match self.store.run(move |b| b.acknowledge(&update)).await? {
+        match self.store.inline(|b| b.acknowledge(&update))? {
             AckResult::Recorded {
                 state,
                 log_index,
