@@ -368,10 +368,7 @@ impl Exchange {
                 let chunks = pending.payload_chunks;
                 for index in 0..chunks.max(1) {
                     let chunk = match index < chunks {
-                        true => match self
-                            .store
-                            .inline(|b| b.payload_chunk(sequence, index))
-                        {
+                        true => match self.store.inline(|b| b.payload_chunk(sequence, index)) {
                             Ok(Some(chunk)) => chunk,
                             Ok(None) | Err(_) => {
                                 tracing::error!(sequence, index, "stored payload chunk is missing");

@@ -108,13 +108,26 @@ pub fn verify_proof(
     expected: &Expected,
     trust: &TrustSet,
 ) -> Result<TreeHead, Refusal> {
-    let head = verify_head(
-        proof
-            .tree_head
-            .as_ref()
-            .ok_or_else(|| bad("log proof has no tree head"))?,
-        trust,
-    )?;
+    let head = verify_head(signed_head(proof)?, trust)?;
+    check_inclusion(proof, &head, expected)?;
+    Ok(head)
+}
+
+/// The signed tree head a proof is against.
+pub fn signed_head(proof: &v1::LogProof) -> Result<&v1::SignedTreeHead, Refusal> {
+    proof
+        .tree_head
+        .as_ref()
+        .ok_or_else(|| bad("log proof has no tree head"))
+}
+
+/// [`verify_proof`] without the head's signature, for a `head` already verified (one head
+/// covers every proof given out between two flushes).
+pub fn check_inclusion(
+    proof: &v1::LogProof,
+    head: &TreeHead,
+    expected: &Expected,
+) -> Result<(), Refusal> {
     let path = hashes(&proof.audit_path, "log proof")?;
     let leaf = merkle::leaf_hash(&proof.entry);
     if !merkle::verify_inclusion(proof.leaf_index, head.size, &leaf, &path, &head.root) {
@@ -163,7 +176,7 @@ pub fn verify_proof(
             proof.leaf_index
         )));
     }
-    Ok(head)
+    Ok(())
 }
 
 /// Check that `second` only appended to `first` (heads in either order), with `proof` from

@@ -16,7 +16,7 @@
 //! heads against the newest one, so a rewrite raises one alarm rather than one per document.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, HashMap},
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -31,6 +31,7 @@ use caravan_common::{
     MessageId, Refusal, RefusalCode, Timestamp,
     envelope::{from_hex32, to_hex},
     merkle,
+    signing::sha256,
     trust::TrustSet,
 };
 use caravan_proto::{
@@ -80,7 +81,13 @@ pub struct LogAudit {
     store: Arc<SpokeStore>,
     heads: Mutex<Heads>,
     wake: Notify,
+    /// Heads whose signature verified, by the signed bytes' digest: the hub signs one head per
+    /// flush and many proofs share it, so each signature is checked once.
+    verified: Mutex<HashMap<[u8; 32], TreeHead>>,
 }
+
+/// Verified heads remembered, at most (the map starts over when full).
+const VERIFIED_HEADS: usize = 1024;
 
 fn root_of(record: &LogHeadRecord) -> Option<merkle::Hash> {
     from_hex32(&record.root)
@@ -99,7 +106,24 @@ impl LogAudit {
                 pending: BTreeMap::new(),
             }),
             wake: Notify::new(),
+            verified: Mutex::default(),
         }
+    }
+
+    /// The head of `signed`, its signature checked once per distinct head.
+    fn head(&self, signed: &v1::SignedTreeHead, trust: &TrustSet) -> Result<TreeHead, Refusal> {
+        let digest = sha256(&signed.encode_to_vec());
+        let lock = || self.verified.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(head) = lock().get(&digest) {
+            return Ok(head.clone());
+        }
+        let head = log_proof::verify_head(signed, trust)?;
+        let mut verified = lock();
+        if verified.len() >= VERIFIED_HEADS {
+            verified.clear();
+        }
+        verified.insert(digest, head.clone());
+        Ok(head)
     }
 
     fn heads(&self) -> std::sync::MutexGuard<'_, Heads> {
@@ -128,11 +152,10 @@ impl LogAudit {
                 )
             })
             .and_then(|p| {
-                let head = log_proof::verify_proof(p, expected, trust)?;
-                Ok(Candidate::new(
-                    head,
-                    p.tree_head.as_ref().unwrap_or(&Default::default()),
-                ))
+                let signed = log_proof::signed_head(p)?;
+                let head = self.head(signed, trust)?;
+                log_proof::check_inclusion(p, &head, expected)?;
+                Ok(Candidate::new(head, signed))
             });
         match checked {
             Ok(seen) => {

@@ -275,7 +275,10 @@ impl Store {
     /// works in memory (its page cache holds the working set) and takes tens of microseconds,
     /// less than a hand-off to a blocking thread and back costs; only the flush waits for the
     /// disk, and the group commit runs it on a blocking thread.
-    pub fn inline<T>(&self, op: impl FnOnce(&dyn Backend) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    pub fn inline<T>(
+        &self,
+        op: impl FnOnce(&dyn Backend) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         op(self.0.as_ref())
     }
 
