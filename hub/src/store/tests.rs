@@ -304,11 +304,44 @@ fn sled_backend_keeps_flushed_state_across_reopen() {
         }
     );
     assert_eq!(b.pending(pid("CN"), 0, 10).unwrap().len(), 1);
-    // Sequence numbers continue after a restart.
+    // Sequence numbers, log indices and event cursors continue after a restart (they are
+    // kept in memory and derived from the data at open).
     assert!(matches!(
         accept(&b, &incoming("KZ", "CN", b"h2")),
-        Acceptance::Accepted { sequence: 2, .. }
+        Acceptance::Accepted {
+            sequence: 2,
+            log_index: 2,
+            ..
+        }
     ));
+    accept(&b, &incoming("UZ", "CN", b"h3"));
+    assert!(b.mark_delivered(1, Timestamp::now()).unwrap());
+    b.flush().unwrap();
+    drop(b);
+    let b = SledBackend::open(dir.path(), 8 << 20).unwrap();
+    assert_eq!(b.log_size().unwrap(), 4);
+    assert!(matches!(
+        accept(&b, &incoming("KZ", "CN", b"h4")),
+        Acceptance::Accepted {
+            sequence: 4,
+            log_index: 5,
+            ..
+        }
+    ));
+    let cursors: Vec<u64> = [pid("KZ"), pid("UZ")]
+        .iter()
+        .flat_map(|s| b.events(*s, 0, 100).unwrap())
+        .map(|(c, _)| c)
+        .collect();
+    let mut sorted = cursors.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(
+        sorted.len(),
+        cursors.len(),
+        "no event cursor is reused: {cursors:?}"
+    );
+    assert_eq!(sorted.last(), Some(&5));
 }
 
 #[test]
