@@ -291,3 +291,17 @@ pub async fn onboard_when_up(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The README's first command is `cargo run --release -p caravan-sandbox`: with two
+    /// binaries in the package, cargo needs `default-run` to know which one that means.
+    #[test]
+    fn cargo_run_without_bin_runs_the_sandbox() {
+        let manifest: toml::Value = toml::from_str(include_str!("../Cargo.toml")).unwrap();
+        assert_eq!(
+            manifest["package"]["default-run"].as_str(),
+            Some("caravan-sandbox")
+        );
+    }
+}
