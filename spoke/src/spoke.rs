@@ -618,10 +618,9 @@ impl Spoke {
                 Ok(v1::MessageState::Expired) => SentState::Expired,
                 _ => continue,
             };
-            let store = self.store.clone();
-            let record = blocking(move || store.sent_entry(message_id))
-                .await
-                .map_err(store_status)?;
+            // Store reads and writes on the request path run inline: sled works in memory, and
+            // a hand-off to a blocking thread costs more; only flushes wait for the disk.
+            let record = self.store.sent_entry(message_id).map_err(store_status)?;
             if let Some(sent) = &record {
                 let kind = match state {
                     SentState::Accepted => v1::LogEntryKind::Accepted,
@@ -643,13 +642,9 @@ impl Spoke {
                 at: Timestamp::from_millis(event.at_ms),
             };
             info!(%message_id, state = ?state, "status");
-            let store = self.store.clone();
-            let epoch = event.epoch;
-            blocking(move || {
-                store.apply_status(message_id, change, acknowledgement, event.cursor, &epoch)
-            })
-            .await
-            .map_err(store_status)?;
+            self.store
+                .apply_status(message_id, change, acknowledgement, event.cursor, &event.epoch)
+                .map_err(store_status)?;
             self.settled.send_modify(|n| *n += 1);
         }
         Ok(())
@@ -883,8 +878,7 @@ impl Spoke {
             return Ok(None);
         };
         let header_sha256 = sha256(&env.header);
-        let store = self.store.clone();
-        let existing = blocking(move || store.inbox_entry(sender, message_id)).await?;
+        let existing = self.store.inbox_entry(sender, message_id)?;
         let verification = match existing {
             Some(record) => {
                 debug!(%message_id, %sender, "redelivered; answering with the recorded decision");
@@ -953,9 +947,7 @@ impl Spoke {
                         warn!(%message_id, %sender, %code, reason, "received document failed verification")
                     }
                 }
-                let store = self.store.clone();
-                let payload = env.payload;
-                blocking(move || store.inbox_insert(&record, &payload)).await?;
+                self.store.inbox_insert(&record, &env.payload)?;
                 if let Some((original, body)) = answered {
                     let answer = AnswerRecord {
                         message_id,
@@ -1018,10 +1010,8 @@ impl Spoke {
                     "acknowledgement answer",
                 )
                 .await;
-                let (store, a) = (self.store.clone(), pending.ack);
-                if let Err(e) =
-                    blocking(move || store.inbox_set_ack(a.sender, a.message_id, evidence)).await
-                {
+                let a = pending.ack;
+                if let Err(e) = self.store.inbox_set_ack(a.sender, a.message_id, evidence) {
                     warn!(cause = %e, "could not keep the acknowledgement sent");
                 }
                 Ok(())
