@@ -12,6 +12,7 @@
 //! flushing per write.
 
 mod records;
+mod segments;
 pub mod sled;
 #[cfg(test)]
 mod tests;

@@ -55,6 +55,12 @@ pub struct MessageRecord {
     /// log's proofs.
     #[prost(uint64, tag = "13")]
     pub log_index: u64,
+    /// The payload segment file (from 1) and offset the payload was appended at; segment 0:
+    /// the payload is in sled's `payloads` tree (stores of format 1).
+    #[prost(uint32, tag = "14")]
+    pub payload_segment: u32,
+    #[prost(uint64, tag = "15")]
+    pub payload_offset: u64,
 }
 
 /// One state change of a message.

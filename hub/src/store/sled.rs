@@ -5,7 +5,7 @@
 //! | tree       | key                                 | value                        |
 //! |------------|-------------------------------------|------------------------------|
 //! | `messages` | sequence (u64)                      | `MessageRecord`              |
-//! | `payloads` | sequence (u64) + chunk index (u32)  | payload bytes, 1 MiB chunks  |
+//! | `payloads` | sequence (u64) + chunk index (u32)  | payload bytes, 1 MiB chunks (format 1 only; now in `payload-segments/`, see `segments`) |
 //! | `dedup`    | sender (2) + message id (16)        | sequence (u64)               |
 //! | `queue`    | recipient (2) + sequence (u64)      | empty: pending delivery      |
 //! | `status`   | sequence (u64)                      | `StatusRecord`               |
@@ -41,6 +41,7 @@ use super::{
     records::{
         CertificateRecord, LogEntry, LogKind, MessageRecord, RegistryRecord, StatusEvent, TreeHead,
     },
+    segments::{Location, Segments},
 };
 
 const NEXT_SEQUENCE: &[u8] = b"next_sequence";
@@ -76,6 +77,8 @@ pub struct SledBackend {
     /// it is only held on blocking threads, for the few microseconds of an in-memory sled
     /// transaction, and it spares those transactions from conflicting and retrying.
     writer: Mutex<()>,
+    /// The payloads (see `segments`).
+    segments: Segments,
     /// Every write holds it shared; an online backup holds it exclusively, so that it copies
     /// a state between transactions, never in the middle of one's trees.
     gate: RwLock<()>,
@@ -83,7 +86,8 @@ pub struct SledBackend {
 
 /// The store's layout version, in `meta`. Opening a store of a later version is refused (a
 /// downgrade would misread it); an earlier one is upgraded at open.
-pub const FORMAT_VERSION: u64 = 1;
+/// Version 2: payloads in segment files, not in sled.
+pub const FORMAT_VERSION: u64 = 2;
 const FORMAT_KEY: &[u8] = b"format_version";
 const EPOCH: &[u8] = b"epoch";
 const REGISTRY_FLOOR: &[u8] = b"registry_version_floor";
@@ -235,6 +239,7 @@ impl SledBackend {
             events: tree("events")?,
             tree_heads: tree("tree_heads")?,
             db,
+            segments: Segments::open(path)?,
             writer: Mutex::new(()),
             gate: RwLock::new(()),
         };
@@ -490,9 +495,17 @@ impl Backend for SledBackend {
         let _gate = self.shared();
         let _writer = self.lock();
         let dedup = dedup_key(m.sender, m.message_id);
+        // The payload goes to its segment first (a resend of a stored message writes nothing).
+        let at = if m.payload.is_empty() || self.dedup.contains_key(dedup).map_err(backend_error)? {
+            Location {
+                segment: 0,
+                offset: 0,
+            }
+        } else {
+            self.segments.append(&m.payload)?
+        };
         let result = (
             &self.messages,
-            &self.payloads,
             &self.dedup,
             &self.queue,
             &self.status,
@@ -502,7 +515,7 @@ impl Backend for SledBackend {
             &self.events,
         )
             .transaction(
-                |(messages, payloads, dedup_tree, queue, status, log, nodes, meta, events)| {
+                |(messages, dedup_tree, queue, status, log, nodes, meta, events)| {
                     if let Some(existing) = dedup_tree.get(dedup)? {
                         let sequence = u64_value(&existing, "dedup")
                             .map_err(|e| ConflictableTransactionError::Abort(Abort::Corrupt(e)))?;
@@ -554,11 +567,10 @@ impl Backend for SledBackend {
                         payload_length: m.payload.len() as u64,
                         payload_chunks: m.payload.len().div_ceil(PAYLOAD_CHUNK) as u32,
                         log_index,
+                        payload_segment: at.segment,
+                        payload_offset: at.offset,
                     };
                     messages.insert(&key, record.encode_to_vec())?;
-                    for (index, chunk) in m.payload.chunks(PAYLOAD_CHUNK).enumerate() {
-                        payloads.insert(&chunk_key(sequence, index as u32), chunk)?;
-                    }
                     dedup_tree.insert(&dedup, &key)?;
                     queue.insert(&queue_key(m.recipient, sequence), &[])?;
                     let mut state = StatusRecord {
@@ -709,15 +721,29 @@ impl Backend for SledBackend {
     }
 
     fn size_on_disk(&self) -> Result<u64, StoreError> {
-        self.db.size_on_disk().map_err(backend_error)
+        Ok(self.db.size_on_disk().map_err(backend_error)? + self.segments.size()?)
     }
 
     fn payload_chunk(&self, sequence: u64, index: u32) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .payloads
-            .get(chunk_key(sequence, index))
-            .map_err(backend_error)?
-            .map(|v| v.to_vec()))
+        let record = self.message(sequence)?;
+        if record.payload_segment == 0 {
+            // Format 1, or an empty payload.
+            return Ok(self
+                .payloads
+                .get(chunk_key(sequence, index))
+                .map_err(backend_error)?
+                .map(|v| v.to_vec()));
+        }
+        let skip = u64::from(index) * PAYLOAD_CHUNK as u64;
+        if skip >= record.payload_length {
+            return Ok(None);
+        }
+        let len = (record.payload_length - skip).min(PAYLOAD_CHUNK as u64) as usize;
+        let at = Location {
+            segment: record.payload_segment,
+            offset: record.payload_offset,
+        };
+        self.segments.read(at, skip, len).map(Some)
     }
 
     fn events(
@@ -897,7 +923,7 @@ impl Backend for SledBackend {
             }
         }
         copy.flush().map_err(backend_error)?;
-        let bytes = copy.size_on_disk().map_err(backend_error)?;
+        let bytes = copy.size_on_disk().map_err(backend_error)? + self.segments.copy_to(dest)?;
         Ok(BackupSummary {
             records,
             bytes,
@@ -907,6 +933,8 @@ impl Backend for SledBackend {
     }
 
     fn flush(&self) -> Result<(), StoreError> {
+        // Payloads first: a record flushed by sled must not name bytes still in the page cache.
+        self.segments.sync()?;
         self.db.flush().map(drop).map_err(backend_error)
     }
 }

@@ -1,0 +1,201 @@
+//! Document payloads in append-only segment files beside sled's own files.
+//!
+//! sled 0.34 keeps every value it has written in memory for the life of the process, whatever
+//! its cache size (measured: 1,000 values of 1 MiB leave 1 GiB resident; 3,000 leave 3 GiB),
+//! so a hub that stored payloads in sled would grow with every document it accepts. Payloads
+//! are therefore appended to `payload-segments/seg-<n>.bin` (a new segment past 256 MiB), and
+//! sled holds only where each one is. A payload is written before the transaction that records
+//! it, and the group commit syncs the segment before it flushes sled, so a receipt never names
+//! a payload that is not on disk; bytes written for a transaction that then failed are left as
+//! unreferenced garbage. Reads are positioned (`pread`), so they need no lock.
+
+use std::{
+    fs::{File, OpenOptions},
+    io::Write,
+    os::unix::fs::FileExt,
+    path::{Path, PathBuf},
+    sync::Mutex,
+};
+
+use super::StoreError;
+
+/// A segment is closed for writing once it holds this many bytes.
+const SEGMENT_BYTES: u64 = 256 * 1024 * 1024;
+/// The folder, inside the store's folder.
+pub const FOLDER: &str = "payload-segments";
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |e| StoreError::Backend(format!("{}: {e}", path.display()))
+}
+
+/// Where a payload is: segment number (from 1) and byte offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Location {
+    pub segment: u32,
+    pub offset: u64,
+}
+
+struct Writer {
+    segment: u32,
+    file: File,
+    len: u64,
+    /// Segments written to since the last sync (the current one, and any closed since).
+    unsynced: Vec<File>,
+}
+
+/// The segment files of one store.
+pub struct Segments {
+    dir: PathBuf,
+    writer: Mutex<Writer>,
+}
+
+fn segment_path(dir: &Path, segment: u32) -> PathBuf {
+    dir.join(format!("seg-{segment:06}.bin"))
+}
+
+fn open_for_append(path: &Path) -> Result<File, StoreError> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .read(true)
+        .open(path)
+        .map_err(io(path))
+}
+
+impl Segments {
+    /// Open (or create) the segments in `store/payload-segments`, appending to the last one.
+    pub fn open(store: &Path) -> Result<Self, StoreError> {
+        let dir = store.join(FOLDER);
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let mut last = 1;
+        for entry in std::fs::read_dir(&dir).map_err(io(&dir))? {
+            let name = entry.map_err(io(&dir))?.file_name();
+            if let Some(n) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix("seg-")?.strip_suffix(".bin")?.parse().ok())
+            {
+                last = last.max(n);
+            }
+        }
+        let path = segment_path(&dir, last);
+        let file = open_for_append(&path)?;
+        let len = file.metadata().map_err(io(&path))?.len();
+        Ok(Self {
+            dir,
+            writer: Mutex::new(Writer {
+                segment: last,
+                file,
+                len,
+                unsynced: Vec::new(),
+            }),
+        })
+    }
+
+    /// Append `payload`; durable after the next [`Segments::sync`].
+    pub fn append(&self, payload: &[u8]) -> Result<Location, StoreError> {
+        let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        if w.len >= SEGMENT_BYTES {
+            let segment = w.segment + 1;
+            let path = segment_path(&self.dir, segment);
+            let file = open_for_append(&path)?;
+            let closed = std::mem::replace(&mut w.file, file);
+            w.unsynced.push(closed);
+            w.segment = segment;
+            w.len = 0;
+        }
+        let at = Location {
+            segment: w.segment,
+            offset: w.len,
+        };
+        let path = segment_path(&self.dir, w.segment);
+        if let Err(e) = w.file.write_all(payload) {
+            // A partial write leaves garbage at the end; later offsets must follow it.
+            w.len = w.file.metadata().map(|m| m.len()).unwrap_or(w.len);
+            return Err(io(&path)(e));
+        }
+        w.len += payload.len() as u64;
+        Ok(at)
+    }
+
+    /// `len` bytes at `at` + `skip`.
+    pub fn read(&self, at: Location, skip: u64, len: usize) -> Result<Vec<u8>, StoreError> {
+        let path = segment_path(&self.dir, at.segment);
+        let file = File::open(&path).map_err(io(&path))?;
+        let mut buf = vec![0u8; len];
+        file.read_exact_at(&mut buf, at.offset + skip)
+            .map_err(io(&path))?;
+        Ok(buf)
+    }
+
+    /// Make every append so far durable (`fdatasync`).
+    pub fn sync(&self) -> Result<(), StoreError> {
+        let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        for closed in w.unsynced.drain(..) {
+            closed.sync_data().map_err(io(&self.dir))?;
+        }
+        w.file.sync_data().map_err(io(&self.dir))
+    }
+
+    /// Bytes in all segments.
+    pub fn size(&self) -> Result<u64, StoreError> {
+        let mut bytes = 0;
+        for entry in std::fs::read_dir(&self.dir).map_err(io(&self.dir))? {
+            bytes += entry
+                .and_then(|e| e.metadata())
+                .map_err(io(&self.dir))?
+                .len();
+        }
+        Ok(bytes)
+    }
+
+    /// Copy every segment into `dest/payload-segments` (for a backup; appends must be held
+    /// off by the caller).
+    pub fn copy_to(&self, dest: &Path) -> Result<u64, StoreError> {
+        let to = dest.join(FOLDER);
+        std::fs::create_dir_all(&to).map_err(io(&to))?;
+        let mut bytes = 0;
+        for entry in std::fs::read_dir(&self.dir).map_err(io(&self.dir))? {
+            let entry = entry.map_err(io(&self.dir))?;
+            let target = to.join(entry.file_name());
+            bytes += std::fs::copy(entry.path(), &target).map_err(io(&target))?;
+            File::open(&target)
+                .and_then(|f| f.sync_all())
+                .map_err(io(&target))?;
+        }
+        Ok(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_come_back_across_segments_and_reopens() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Segments::open(dir.path()).unwrap();
+        let a = s.append(b"first payload").unwrap();
+        let b = s.append(b"second").unwrap();
+        assert_eq!(
+            a,
+            Location {
+                segment: 1,
+                offset: 0
+            }
+        );
+        assert_eq!(b.offset, 13);
+        s.sync().unwrap();
+        assert_eq!(s.read(b, 0, 6).unwrap(), b"second");
+        assert_eq!(s.read(a, 6, 7).unwrap(), b"payload");
+        drop(s);
+        let s = Segments::open(dir.path()).unwrap();
+        let c = s.append(b"third").unwrap();
+        assert_eq!(c.offset, 19, "appends go on after a reopen");
+        assert!(s.read(c, 0, 6).is_err(), "reading past the end is an error");
+        let copy = tempfile::tempdir().unwrap();
+        s.sync().unwrap();
+        assert_eq!(s.copy_to(copy.path()).unwrap(), 24);
+        let s2 = Segments::open(copy.path()).unwrap();
+        assert_eq!(s2.read(a, 0, 13).unwrap(), b"first payload");
+    }
+}
