@@ -122,6 +122,9 @@ fn default_max_payload() -> u64 {
 pub struct ControlConfig {
     pub participant: String,
     pub control_socket: PathBuf,
+    /// The largest document the spoke takes, so that the CLI refuses a larger one before
+    /// uploading it.
+    pub max_payload_bytes: usize,
 }
 
 impl ControlConfig {
@@ -132,6 +135,7 @@ impl ControlConfig {
         Ok(Self {
             control_socket: control_socket(path, &file, &data_dir),
             participant: file.participant,
+            max_payload_bytes: file.max_payload_bytes as usize,
         })
     }
 }

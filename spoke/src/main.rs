@@ -319,6 +319,20 @@ fn command(command: Command) -> Result<(), Failure> {
         } => {
             let payload = std::fs::read(&file)
                 .map_err(|e| Failure(EX_USAGE, format!("{}: {e}", file.display())))?;
+            // Refused here rather than half-uploaded: the spoke would stop reading at its limit.
+            let limit = ControlConfig::load(&config)
+                .map_err(|e| Failure(EX_USAGE, e.to_string()))?
+                .max_payload_bytes;
+            if payload.len() > limit {
+                return Err(Failure(
+                    1,
+                    format!(
+                        "PAYLOAD_TOO_LARGE: {} is {} bytes; this spoke's limit (max_payload_bytes) is {limit}",
+                        file.display(),
+                        payload.len()
+                    ),
+                ));
+            }
             let mut query = format!("/v1/documents?to={to}&type={document_type}");
             if let Some(id) = &document_id {
                 query.push_str(&format!("&document_id={}", encode_query(id)));

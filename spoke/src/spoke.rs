@@ -643,7 +643,13 @@ impl Spoke {
             };
             info!(%message_id, state = ?state, "status");
             self.store
-                .apply_status(message_id, change, acknowledgement, event.cursor, &event.epoch)
+                .apply_status(
+                    message_id,
+                    change,
+                    acknowledgement,
+                    event.cursor,
+                    &event.epoch,
+                )
                 .map_err(store_status)?;
             self.settled.send_modify(|n| *n += 1);
         }

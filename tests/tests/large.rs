@@ -69,7 +69,12 @@ async fn a_document_over_the_limit_is_refused_before_anything_is_stored() {
             path.to_str().unwrap(),
         ],
     );
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("PAYLOAD_TOO_LARGE"));
     // At the hub, from the signed header alone: the stream carries only the envelope.
     let kz = net.signing_key("KZ", 0);
