@@ -20,6 +20,7 @@ pub mod merkle;
 #[cfg(feature = "process")]
 pub mod process;
 pub mod refusal;
+pub mod segments;
 pub mod signing;
 pub mod time;
 pub mod trust;

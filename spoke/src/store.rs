@@ -4,14 +4,16 @@
 //! | tree       | key                            | value                         |
 //! |------------|--------------------------------|-------------------------------|
 //! | `inbox`    | message id (16) + sender (2)   | [`InboxRecord`] (JSON)        |
-//! | `payloads` | message id (16) + sender (2)   | payload bytes                 |
+//! | `payload_at` | message id (16) + sender (2) | segment (u32) + offset (u64) + length (u64) of the payload in `payload-segments/` |
+//! | `payloads` | message id (16) + sender (2)   | payload bytes (stores written before segments; read only) |
 //! | `arrivals` | arrival number (u64, BE)       | inbox key: arrival order      |
 //! | `sent`     | message id (16)                | [`SentRecord`] (JSON)         |
 //! | `outbox`   | queue number (u64) + id (16)   | the sealed envelope (protobuf)|
 //! | `trust`    | `current`                      | the signed trust list held    |
 //! | `meta`     | `status_cursor`                | last status event read (u64)  |
 //!
-//! A document enters the inbox once: the same (sender, message id) delivered again is
+//! Payloads live in append-only segment files (`caravan_common::segments`), not in sled,
+//! which would keep every one in memory until the process ends. A document enters the inbox once: the same (sender, message id) delivered again is
 //! recognised, and answered with the decision already recorded.
 
 use std::path::Path;
@@ -19,7 +21,10 @@ use std::path::Path;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use sled::{Transactional, transaction::ConflictableTransactionError};
 
-use caravan_common::{DocumentType, MessageId, ParticipantId, RefusalCode, Timestamp};
+use caravan_common::{
+    DocumentType, MessageId, ParticipantId, RefusalCode, Timestamp,
+    segments::{Location, Segments},
+};
 
 /// Failures of the spoke's store.
 #[derive(Debug, thiserror::Error)]
@@ -227,6 +232,8 @@ pub struct SpokeStore {
     db: sled::Db,
     inbox: sled::Tree,
     payloads: sled::Tree,
+    payload_at: sled::Tree,
+    segments: Segments,
     arrivals: sled::Tree,
     sent: sled::Tree,
     outbox: sled::Tree,
@@ -313,6 +320,8 @@ impl SpokeStore {
         Ok(Self {
             inbox: tree("inbox")?,
             payloads: tree("payloads")?,
+            payload_at: tree("payload_at")?,
+            segments: Segments::open(path).map_err(backend)?,
             arrivals: tree("arrivals")?,
             sent: tree("sent")?,
             outbox: tree("outbox")?,
@@ -347,15 +356,24 @@ impl SpokeStore {
     /// whether it was new. Not durable until [`Self::flush`].
     pub fn inbox_insert(&self, record: &InboxRecord, payload: &[u8]) -> Result<bool, StoreError> {
         let key = inbox_key(record.message_id, record.sender);
+        if self.inbox.contains_key(key).map_err(backend)? {
+            return Ok(false);
+        }
+        // The payload first (see the module docs); it is durable with the next flush.
+        let at = self.segments.append(payload).map_err(backend)?;
+        let mut pointer = Vec::with_capacity(20);
+        pointer.extend_from_slice(&at.segment.to_be_bytes());
+        pointer.extend_from_slice(&at.offset.to_be_bytes());
+        pointer.extend_from_slice(&(payload.len() as u64).to_be_bytes());
         let arrival = self.db.generate_id().map_err(backend)?;
         let value = encode(record);
-        (&self.inbox, &self.payloads, &self.arrivals)
-            .transaction(|(inbox, payloads, arrivals)| {
+        (&self.inbox, &self.payload_at, &self.arrivals)
+            .transaction(|(inbox, payload_at, arrivals)| {
                 if inbox.get(key)?.is_some() {
                     return Ok(false);
                 }
                 inbox.insert(&key, value.as_slice())?;
-                payloads.insert(&key, payload)?;
+                payload_at.insert(&key, pointer.as_slice())?;
                 arrivals.insert(&arrival.to_be_bytes(), &key)?;
                 Ok::<_, ConflictableTransactionError<()>>(true)
             })
@@ -411,11 +429,30 @@ impl SpokeStore {
         sender: ParticipantId,
         id: MessageId,
     ) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .payloads
-            .get(inbox_key(id, sender))
-            .map_err(backend)?
-            .map(|v| v.to_vec()))
+        let key = inbox_key(id, sender);
+        let Some(pointer) = self.payload_at.get(key).map_err(backend)? else {
+            // A store written before segments.
+            return Ok(self.payloads.get(key).map_err(backend)?.map(|v| v.to_vec()));
+        };
+        let field = |range: std::ops::Range<usize>| -> Result<u64, StoreError> {
+            pointer
+                .get(range)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_be_bytes)
+                .ok_or_else(|| StoreError::Corrupt("payload location".into()))
+        };
+        let segment = pointer
+            .get(..4)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_be_bytes)
+            .ok_or_else(|| StoreError::Corrupt("payload location".into()))?;
+        let at = Location {
+            segment,
+            offset: field(4..12)?,
+        };
+        let len = usize::try_from(field(12..20)?)
+            .map_err(|_| StoreError::Corrupt("payload length".into()))?;
+        self.segments.read(at, 0, len).map(Some).map_err(backend)
     }
 
     /// Put a sealed envelope in the outbox together with its record, atomically. Durable
@@ -678,6 +715,8 @@ impl SpokeStore {
 
     /// Make every write so far durable (see the hub's store for what sled's flush promises).
     pub fn flush(&self) -> Result<(), StoreError> {
+        // Payloads first: a flushed inbox entry must not name bytes still in the page cache.
+        self.segments.sync().map_err(backend)?;
         self.db.flush().map(drop).map_err(backend)
     }
 }
@@ -749,6 +788,29 @@ mod tests {
                 .ack
                 .as_deref(),
             Some("ack")
+        );
+        // Payloads live in segment files and survive a reopen; a payload stored by a spoke
+        // from before segments (in sled's `payloads` tree) is still read.
+        assert_eq!(
+            store.payload(b.sender, b.message_id).unwrap().unwrap(),
+            b"xyz"
+        );
+        let key = inbox_key(a.message_id, a.sender);
+        store.payload_at.remove(key).unwrap();
+        store
+            .payloads
+            .insert(key, b"old format".as_slice())
+            .unwrap();
+        store.flush().unwrap();
+        drop(store);
+        let store = SpokeStore::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(
+            store.payload(b.sender, b.message_id).unwrap().unwrap(),
+            b"xyz"
+        );
+        assert_eq!(
+            store.payload(a.sender, a.message_id).unwrap().unwrap(),
+            b"old format"
         );
     }
 }

@@ -12,7 +12,6 @@
 //! flushing per write.
 
 mod records;
-mod segments;
 pub mod sled;
 #[cfg(test)]
 mod tests;

@@ -41,8 +41,8 @@ use super::{
     records::{
         CertificateRecord, LogEntry, LogKind, MessageRecord, RegistryRecord, StatusEvent, TreeHead,
     },
-    segments::{Location, Segments},
 };
+use caravan_common::segments::{Location, Segments};
 
 const NEXT_SEQUENCE: &[u8] = b"next_sequence";
 const NEXT_LOG_INDEX: &[u8] = b"next_log_index";
@@ -239,7 +239,7 @@ impl SledBackend {
             events: tree("events")?,
             tree_heads: tree("tree_heads")?,
             db,
-            segments: Segments::open(path)?,
+            segments: Segments::open(path).map_err(backend_error)?,
             writer: Mutex::new(()),
             gate: RwLock::new(()),
         };
@@ -502,7 +502,7 @@ impl Backend for SledBackend {
                 offset: 0,
             }
         } else {
-            self.segments.append(&m.payload)?
+            self.segments.append(&m.payload).map_err(backend_error)?
         };
         let result = (
             &self.messages,
@@ -721,7 +721,8 @@ impl Backend for SledBackend {
     }
 
     fn size_on_disk(&self) -> Result<u64, StoreError> {
-        Ok(self.db.size_on_disk().map_err(backend_error)? + self.segments.size()?)
+        Ok(self.db.size_on_disk().map_err(backend_error)?
+            + self.segments.size().map_err(backend_error)?)
     }
 
     fn payload_chunk(&self, sequence: u64, index: u32) -> Result<Option<Vec<u8>>, StoreError> {
@@ -743,7 +744,10 @@ impl Backend for SledBackend {
             segment: record.payload_segment,
             offset: record.payload_offset,
         };
-        self.segments.read(at, skip, len).map(Some)
+        self.segments
+            .read(at, skip, len)
+            .map(Some)
+            .map_err(backend_error)
     }
 
     fn events(
@@ -923,7 +927,8 @@ impl Backend for SledBackend {
             }
         }
         copy.flush().map_err(backend_error)?;
-        let bytes = copy.size_on_disk().map_err(backend_error)? + self.segments.copy_to(dest)?;
+        let bytes = copy.size_on_disk().map_err(backend_error)?
+            + self.segments.copy_to(dest).map_err(backend_error)?;
         Ok(BackupSummary {
             records,
             bytes,
@@ -934,7 +939,7 @@ impl Backend for SledBackend {
 
     fn flush(&self) -> Result<(), StoreError> {
         // Payloads first: a record flushed by sled must not name bytes still in the page cache.
-        self.segments.sync()?;
+        self.segments.sync().map_err(backend_error)?;
         self.db.flush().map(drop).map_err(backend_error)
     }
 }

@@ -1,13 +1,15 @@
-//! Document payloads in append-only segment files beside sled's own files.
+//! Document payloads in append-only segment files beside a store's own files (hub and spokes).
 //!
 //! sled 0.34 keeps every value it has written in memory for the life of the process, whatever
 //! its cache size (measured: 1,000 values of 1 MiB leave 1 GiB resident; 3,000 leave 3 GiB),
-//! so a hub that stored payloads in sled would grow with every document it accepts. Payloads
-//! are therefore appended to `payload-segments/seg-<n>.bin` (a new segment past 256 MiB), and
-//! sled holds only where each one is. A payload is written before the transaction that records
-//! it, and the group commit syncs the segment before it flushes sled, so a receipt never names
-//! a payload that is not on disk; bytes written for a transaction that then failed are left as
+//! so a store that kept payloads in sled would grow with every document. Payloads are therefore
+//! appended to `payload-segments/seg-<n>.bin` (a new segment past 256 MiB), and the database
+//! holds only where each one is. A payload is written before the transaction that records it,
+//! and the store syncs the segment before it flushes the database, so nothing durable names a
+//! payload that is not on disk; bytes written for a transaction that then failed are left as
 //! unreferenced garbage. Reads are positioned (`pread`), so they need no lock.
+//!
+//! Plain files and `std` only: the one piece of storage the two stores share.
 
 use std::{
     fs::{File, OpenOptions},
@@ -17,15 +19,16 @@ use std::{
     sync::Mutex,
 };
 
-use super::StoreError;
+/// Errors name the file.
+pub type SegmentError = std::io::Error;
 
 /// A segment is closed for writing once it holds this many bytes.
 const SEGMENT_BYTES: u64 = 256 * 1024 * 1024;
 /// The folder, inside the store's folder.
 pub const FOLDER: &str = "payload-segments";
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
-    move |e| StoreError::Backend(format!("{}: {e}", path.display()))
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SegmentError + '_ {
+    move |e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
 }
 
 /// Where a payload is: segment number (from 1) and byte offset.
@@ -53,7 +56,7 @@ fn segment_path(dir: &Path, segment: u32) -> PathBuf {
     dir.join(format!("seg-{segment:06}.bin"))
 }
 
-fn open_for_append(path: &Path) -> Result<File, StoreError> {
+fn open_for_append(path: &Path) -> Result<File, SegmentError> {
     OpenOptions::new()
         .create(true)
         .append(true)
@@ -64,7 +67,7 @@ fn open_for_append(path: &Path) -> Result<File, StoreError> {
 
 impl Segments {
     /// Open (or create) the segments in `store/payload-segments`, appending to the last one.
-    pub fn open(store: &Path) -> Result<Self, StoreError> {
+    pub fn open(store: &Path) -> Result<Self, SegmentError> {
         let dir = store.join(FOLDER);
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
         let mut last = 1;
@@ -92,7 +95,7 @@ impl Segments {
     }
 
     /// Append `payload`; durable after the next [`Segments::sync`].
-    pub fn append(&self, payload: &[u8]) -> Result<Location, StoreError> {
+    pub fn append(&self, payload: &[u8]) -> Result<Location, SegmentError> {
         let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         if w.len >= SEGMENT_BYTES {
             let segment = w.segment + 1;
@@ -118,7 +121,7 @@ impl Segments {
     }
 
     /// `len` bytes at `at` + `skip`.
-    pub fn read(&self, at: Location, skip: u64, len: usize) -> Result<Vec<u8>, StoreError> {
+    pub fn read(&self, at: Location, skip: u64, len: usize) -> Result<Vec<u8>, SegmentError> {
         let path = segment_path(&self.dir, at.segment);
         let file = File::open(&path).map_err(io(&path))?;
         let mut buf = vec![0u8; len];
@@ -128,7 +131,7 @@ impl Segments {
     }
 
     /// Make every append so far durable (`fdatasync`).
-    pub fn sync(&self) -> Result<(), StoreError> {
+    pub fn sync(&self) -> Result<(), SegmentError> {
         let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         for closed in w.unsynced.drain(..) {
             closed.sync_data().map_err(io(&self.dir))?;
@@ -137,7 +140,7 @@ impl Segments {
     }
 
     /// Bytes in all segments.
-    pub fn size(&self) -> Result<u64, StoreError> {
+    pub fn size(&self) -> Result<u64, SegmentError> {
         let mut bytes = 0;
         for entry in std::fs::read_dir(&self.dir).map_err(io(&self.dir))? {
             bytes += entry
@@ -150,7 +153,7 @@ impl Segments {
 
     /// Copy every segment into `dest/payload-segments` (for a backup; appends must be held
     /// off by the caller).
-    pub fn copy_to(&self, dest: &Path) -> Result<u64, StoreError> {
+    pub fn copy_to(&self, dest: &Path) -> Result<u64, SegmentError> {
         let to = dest.join(FOLDER);
         std::fs::create_dir_all(&to).map_err(io(&to))?;
         let mut bytes = 0;
