@@ -42,8 +42,10 @@ struct Writer {
     segment: u32,
     file: File,
     len: u64,
-    /// Segments written to since the last sync (the current one, and any closed since).
+    /// Segments closed since the last sync.
     unsynced: Vec<File>,
+    /// Whether the current segment was written to since the last sync.
+    dirty: bool,
 }
 
 /// The segment files of one store.
@@ -90,6 +92,7 @@ impl Segments {
                 file,
                 len,
                 unsynced: Vec::new(),
+                dirty: false,
             }),
         })
     }
@@ -106,6 +109,7 @@ impl Segments {
             w.segment = segment;
             w.len = 0;
         }
+        w.dirty = true;
         let at = Location {
             segment: w.segment,
             offset: w.len,
@@ -136,7 +140,12 @@ impl Segments {
         for closed in w.unsynced.drain(..) {
             closed.sync_data().map_err(io(&self.dir))?;
         }
-        w.file.sync_data().map_err(io(&self.dir))
+        // Most flushes follow state changes alone: nothing new to sync then.
+        if w.dirty {
+            w.file.sync_data().map_err(io(&self.dir))?;
+            w.dirty = false;
+        }
+        Ok(())
     }
 
     /// Bytes in all segments.
