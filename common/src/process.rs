@@ -42,3 +42,14 @@ pub async fn shutdown_signal() {
         _ = term.recv() => tracing::info!("received SIGTERM"),
     }
 }
+
+/// `println!` for a command's output, which may go to a pipe the reader closes early
+/// (`caravan-hub log export | head`): then the output ends quietly instead of the program
+/// panicking on a broken pipe.
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)+) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)+);
+    }};
+}

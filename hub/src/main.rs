@@ -388,9 +388,9 @@ fn restore(config: PathBuf, from: PathBuf, json: bool) -> anyhow::Result<()> {
         config.anchor_key.public(),
     )?;
     if json {
-        println!("{}", serde_json::to_string(&restored)?);
+        caravan_common::out!("{}", serde_json::to_string(&restored)?);
     } else {
-        println!(
+        caravan_common::out!(
             "restored {} into {}: {} log entries, {} signed tree heads, all hold; trust list version {}",
             from.display(),
             restored.store.display(),
@@ -399,9 +399,9 @@ fn restore(config: PathBuf, from: PathBuf, json: bool) -> anyhow::Result<()> {
             restored.trust_list_version
         );
         if let Some(aside) = &restored.set_aside {
-            println!("the store it replaced is kept in {}", aside.display());
+            caravan_common::out!("the store it replaced is kept in {}", aside.display());
         }
-        println!(
+        caravan_common::out!(
             "what the hub accepted after the backup is not in it: spokes that saw later tree heads will raise LOG_INCONSISTENT (see the runbook)"
         );
     }
@@ -413,7 +413,7 @@ async fn admin(config: PathBuf, command: AdminCommand) -> anyhow::Result<()> {
     let operator = Operator::connect(&config)?;
     let mut admin = operator.admin();
     let done = |r: tonic::Response<v1::AdminResponse>| {
-        println!(
+        caravan_common::out!(
             "done; trust list version {}",
             r.into_inner().trust_list_version
         );
@@ -442,10 +442,16 @@ async fn admin(config: PathBuf, command: AdminCommand) -> anyhow::Result<()> {
             ParticipantCommand::List { json } => {
                 let list = operator.trust_list_view().await?;
                 if json {
-                    println!("{}", serde_json::to_string(&list.participants)?);
+                    caravan_common::out!("{}", serde_json::to_string(&list.participants)?);
                 } else {
                     for p in list.participants {
-                        println!("{}  {:<9}  {}  {}", p.id, p.status, p.name, p.contact);
+                        caravan_common::out!(
+                            "{}  {:<9}  {}  {}",
+                            p.id,
+                            p.status,
+                            p.name,
+                            p.contact
+                        );
                     }
                 }
             }
@@ -482,12 +488,12 @@ async fn admin(config: PathBuf, command: AdminCommand) -> anyhow::Result<()> {
                     .into_inner()
                     .trust_list_version;
                 if json {
-                    println!(
+                    caravan_common::out!(
                         "{}",
                         serde_json::json!({ "key_id": key.key_id().to_string(), "participant": participant.to_string(), "trust_list_version": version })
                     );
                 } else {
-                    println!(
+                    caravan_common::out!(
                         "registered key {} for {participant}; trust list version {version}",
                         key.key_id()
                     );
@@ -507,10 +513,10 @@ async fn admin(config: PathBuf, command: AdminCommand) -> anyhow::Result<()> {
                     keys.retain(|k| k.participant == p.as_str());
                 }
                 if json {
-                    println!("{}", serde_json::to_string(&keys)?);
+                    caravan_common::out!("{}", serde_json::to_string(&keys)?);
                 } else {
                     for k in keys {
-                        println!(
+                        caravan_common::out!(
                             "{}  {}  {:<13}  {}",
                             k.key_id,
                             k.participant,
@@ -529,12 +535,15 @@ async fn admin(config: PathBuf, command: AdminCommand) -> anyhow::Result<()> {
                 CorridorCommand::List { json } => {
                     let corridors = operator.trust_list_view().await?.corridors;
                     if json {
-                        println!("{}", serde_json::to_string(&corridors)?);
+                        caravan_common::out!("{}", serde_json::to_string(&corridors)?);
                     } else {
                         for c in corridors {
-                            println!(
+                            caravan_common::out!(
                                 "{} -> {}  {:<9}  {}",
-                                c.sender, c.recipient, c.document_type, c.state
+                                c.sender,
+                                c.recipient,
+                                c.document_type,
+                                c.state
                             );
                         }
                     }
@@ -576,7 +585,7 @@ async fn admin(config: PathBuf, command: AdminCommand) -> anyhow::Result<()> {
                 .map_err(OperatorError::from)?
                 .into_inner();
             if json {
-                println!(
+                caravan_common::out!(
                     "{}",
                     serde_json::json!({
                         "path": b.path,
@@ -588,9 +597,13 @@ async fn admin(config: PathBuf, command: AdminCommand) -> anyhow::Result<()> {
                     })
                 );
             } else {
-                println!(
+                caravan_common::out!(
                     "backup in {} (on the hub's machine): {} records, {} bytes, {} log entries; writes waited {} ms",
-                    b.path, b.records, b.bytes, b.log_entries, b.pause_ms
+                    b.path,
+                    b.records,
+                    b.bytes,
+                    b.log_entries,
+                    b.pause_ms
                 );
             }
         }
@@ -620,7 +633,7 @@ async fn admin(config: PathBuf, command: AdminCommand) -> anyhow::Result<()> {
                 })
                 .collect();
             if json {
-                println!("{}", serde_json::to_string(&rows)?);
+                caravan_common::out!("{}", serde_json::to_string(&rows)?);
             } else {
                 for (c, row) in list.certificates.iter().zip(&rows) {
                     let state = if c.revoked_at_ms != 0 {
@@ -629,7 +642,7 @@ async fn admin(config: PathBuf, command: AdminCommand) -> anyhow::Result<()> {
                         "valid"
                     };
                     let until = row["not_after"].as_str().unwrap_or("-");
-                    println!("{}  {:<20}  {state}  until {until}", c.serial, c.subject);
+                    caravan_common::out!("{}  {:<20}  {state}  until {until}", c.serial, c.subject);
                 }
             }
         }
@@ -648,7 +661,7 @@ async fn admin(config: PathBuf, command: AdminCommand) -> anyhow::Result<()> {
         } => {
             let list = operator.trust_list_view().await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&list)?);
+                caravan_common::out!("{}", serde_json::to_string_pretty(&list)?);
             } else {
                 print_trust_list(&list);
             }
@@ -673,20 +686,20 @@ fn print_trust_list(list: &caravan_common::trust::view::TrustListView) {
     let time = |t: Option<caravan_common::Timestamp>| {
         t.map(|t| t.to_string()).unwrap_or_else(|| "-".into())
     };
-    println!(
+    caravan_common::out!(
         "trust list version {} issued {} next update {} ({})",
         list.version,
         time(list.issued_at),
         time(list.next_update),
         if list.fresh { "fresh" } else { "STALE" }
     );
-    println!("participants:");
+    caravan_common::out!("participants:");
     for p in &list.participants {
-        println!("  {}  {:<9}  {}", p.id, p.status, p.name);
+        caravan_common::out!("  {}  {:<9}  {}", p.id, p.status, p.name);
     }
-    println!("keys:");
+    caravan_common::out!("keys:");
     for k in &list.keys {
-        println!(
+        caravan_common::out!(
             "  {}  {}  {:<13}  {}",
             k.key_id,
             k.participant,
@@ -694,16 +707,19 @@ fn print_trust_list(list: &caravan_common::trust::view::TrustListView) {
             k.document_types.join(",")
         );
     }
-    println!("corridors:");
+    caravan_common::out!("corridors:");
     for c in &list.corridors {
-        println!(
+        caravan_common::out!(
             "  {} -> {}  {:<9}  {}",
-            c.sender, c.recipient, c.document_type, c.state
+            c.sender,
+            c.recipient,
+            c.document_type,
+            c.state
         );
     }
-    println!("hub receipt keys:");
+    caravan_common::out!("hub receipt keys:");
     for k in &list.hub_keys {
-        println!("  {}", k.key_id);
+        caravan_common::out!("  {}", k.key_id);
     }
 }
 
@@ -746,16 +762,17 @@ fn log_command(command: LogCommand) -> anyhow::Result<bool> {
             let store = open_store(&config, store.as_deref())?;
             let (audit, _) = caravan_hub::log::audit_stored(&store, config.anchor_key.public())?;
             if json {
-                println!("{}", serde_json::to_string(&audit)?);
+                caravan_common::out!("{}", serde_json::to_string(&audit)?);
             } else {
-                println!(
+                caravan_common::out!(
                     "{} entries, {} signed tree heads",
-                    audit.entries, audit.tree_heads
+                    audit.entries,
+                    audit.tree_heads
                 );
                 for p in &audit.problems {
-                    println!("PROBLEM {p}");
+                    caravan_common::out!("PROBLEM {p}");
                 }
-                println!(
+                caravan_common::out!(
                     "{}",
                     if audit.problems.is_empty() {
                         "the log matches every signed tree head"
@@ -780,7 +797,7 @@ fn log_command(command: LogCommand) -> anyhow::Result<bool> {
             };
             let store = open_store(&config, store.as_deref())?;
             for entry in caravan_hub::log::export(&store, since)? {
-                println!("{}", serde_json::to_string(&entry)?);
+                caravan_common::out!("{}", serde_json::to_string(&entry)?);
             }
             Ok(true)
         }
@@ -797,10 +814,10 @@ fn info(config: PathBuf, json: bool) -> anyhow::Result<()> {
         "data_dir": caravan_common::config::resolve(&config, &file.data_dir).display().to_string(),
     });
     if json {
-        println!("{info}");
+        caravan_common::out!("{info}");
     } else {
         for (k, v) in info.as_object().into_iter().flatten() {
-            println!(
+            caravan_common::out!(
                 "{k:<14} {}",
                 v.as_str()
                     .map(str::to_owned)
@@ -840,31 +857,31 @@ fn pki_command(command: PkiCommand) -> anyhow::Result<()> {
         } => {
             let layout = PkiLayout::new(&dir);
             let out = pki::init(&layout, &hub_names, days)?;
-            println!("CA certificate:       {}", layout.ca_cert().display());
-            println!(
+            caravan_common::out!("CA certificate:       {}", layout.ca_cert().display());
+            caravan_common::out!(
                 "hub TLS certificate:  {} (names: {})",
                 layout.hub_cert().display(),
                 hub_names.join(", ")
             );
-            println!(
+            caravan_common::out!(
                 "hub receipt key:      {} (id {})",
                 layout.receipt_key().display(),
                 out.receipt_key_id
             );
-            println!("receipt public key:   {}", out.receipt_public_key);
-            println!(
+            caravan_common::out!("receipt public key:   {}", out.receipt_public_key);
+            caravan_common::out!(
                 "anchor key:           {} (id {})",
                 layout.anchor_key().display(),
                 out.anchor_key_id
             );
-            println!("anchor public key:    {}", out.anchor_public_key);
+            caravan_common::out!("anchor public key:    {}", out.anchor_public_key);
         }
         PkiCommand::NewReceiptKey { out } => {
             let mut public = out.clone().into_os_string();
             public.push(".pub");
             let public = PathBuf::from(public);
             let key = pki::new_key(&out, &public)?;
-            println!(
+            caravan_common::out!(
                 "receipt key {} written to {} (public key in {})",
                 key.key_id(),
                 out.display(),
@@ -878,7 +895,7 @@ fn pki_command(command: PkiCommand) -> anyhow::Result<()> {
         } => {
             let layout = PkiLayout::new(&dir);
             pki::renew_hub_cert(&layout, &hub_names, days)?;
-            println!(
+            caravan_common::out!(
                 "hub TLS certificate renewed: {} (names: {}); restart the hub to use it",
                 layout.hub_cert().display(),
                 hub_names.join(", ")
@@ -891,17 +908,17 @@ fn pki_command(command: PkiCommand) -> anyhow::Result<()> {
         } => {
             let layout = PkiLayout::new(&dir);
             let r = pki::rollover_ca(&layout, &hub_names, days)?;
-            println!("new CA certificate:   {}", layout.ca_cert().display());
-            println!(
+            caravan_common::out!("new CA certificate:   {}", layout.ca_cert().display());
+            caravan_common::out!(
                 "old CA kept:          {} and {}",
                 r.old_ca_cert.display(),
                 r.old_ca_key.display()
             );
-            println!(
+            caravan_common::out!(
                 "both, for the change: {} (hub and spokes: tls.ca_cert)",
                 r.bundle.display()
             );
-            println!(
+            caravan_common::out!(
                 "hub TLS certificate:  {} (from the new CA)",
                 layout.hub_cert().display()
             );
@@ -914,10 +931,10 @@ fn pki_command(command: PkiCommand) -> anyhow::Result<()> {
                 (None, None) => anyhow::bail!("name a --participant or an --operator"),
             };
             let issued = pki::issue(&layout, &subject, args.days, args.renew)?;
-            println!("certificate: {}", issued.cert.display());
-            println!("key:         {}", issued.key.display());
-            println!("serial:      {}", issued.serial);
-            println!("sha256:      {}", issued.fingerprint);
+            caravan_common::out!("certificate: {}", issued.cert.display());
+            caravan_common::out!("key:         {}", issued.key.display());
+            caravan_common::out!("serial:      {}", issued.serial);
+            caravan_common::out!("sha256:      {}", issued.fingerprint);
         }
     }
     Ok(())

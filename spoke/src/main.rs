@@ -250,7 +250,7 @@ fn command(command: Command) -> Result<(), Failure> {
             let (token, hash) = caravan_spoke::nsw::new_token();
             caravan_common::signing::write_secret_file(&out, format!("{token}\n").as_bytes())
                 .map_err(|e| Failure(1, e.to_string()))?;
-            println!("[[nsw.tokens]]\nname = {:?}\nsha256 = \"{hash}\"", name);
+            caravan_common::out!("[[nsw.tokens]]\nname = {:?}\nsha256 = \"{hash}\"", name);
             Ok(())
         }
         Command::OfficerPassword { user } => {
@@ -266,7 +266,9 @@ fn command(command: Command) -> Result<(), Failure> {
                 ));
             }
             let hash = caravan_spoke::console::hash_password(password);
-            println!("[[console.officers]]\nuser = {user:?}\npassword_hash = \"{hash}\"");
+            caravan_common::out!(
+                "[[console.officers]]\nuser = {user:?}\npassword_hash = \"{hash}\""
+            );
             Ok(())
         }
         Command::Info { config, json } => {
@@ -286,10 +288,10 @@ fn command(command: Command) -> Result<(), Failure> {
                 "control_socket": control.control_socket.display().to_string(),
             });
             if json {
-                println!("{info}");
+                caravan_common::out!("{info}");
             } else {
                 for (k, v) in info.as_object().into_iter().flatten() {
-                    println!("{k:<15} {}", text(v));
+                    caravan_common::out!("{k:<15} {}", text(v));
                 }
             }
             Ok(())
@@ -349,9 +351,9 @@ fn command(command: Command) -> Result<(), Failure> {
             let sent = call(&config, "POST", &query, payload)?;
             let queued = sent["receipt"].is_null();
             if json {
-                println!("{sent}");
+                caravan_common::out!("{sent}");
             } else {
-                println!(
+                caravan_common::out!(
                     "{} {} ({}) as message {}",
                     if queued { "queued" } else { "sent" },
                     text(&sent["document_id"]),
@@ -360,14 +362,16 @@ fn command(command: Command) -> Result<(), Failure> {
                 );
                 let r = &sent["receipt"];
                 if !queued {
-                    println!(
+                    caravan_common::out!(
                         "hub receipt: sequence {} accepted at {} (hub key {})",
                         r["hub_sequence"],
                         text(&r["accepted_at"]),
                         text(&r["key_id"])
                     );
                 } else if !wait {
-                    println!("the outbox submits it; follow it with `caravan-spoke status`");
+                    caravan_common::out!(
+                        "the outbox submits it; follow it with `caravan-spoke status`"
+                    );
                 }
             }
             if wait && queued {
@@ -407,9 +411,9 @@ fn command(command: Command) -> Result<(), Failure> {
                 body.to_string().into_bytes(),
             )?;
             if json {
-                println!("{sent}");
+                caravan_common::out!("{sent}");
             } else {
-                println!(
+                caravan_common::out!(
                     "answered {message_id} ({decision}) with message {}",
                     text(&sent["message_id"])
                 );
@@ -433,7 +437,7 @@ fn command(command: Command) -> Result<(), Failure> {
                 serde_json::to_string_pretty(&bundle).map_err(|e| Failure(1, e.to_string()))?;
             std::fs::write(&out, text)
                 .map_err(|e| Failure(1, format!("{}: {e}", out.display())))?;
-            println!("evidence for {message_id} written to {}", out.display());
+            caravan_common::out!("evidence for {message_id} written to {}", out.display());
             Ok(())
         }
         Command::Verify {
@@ -445,13 +449,13 @@ fn command(command: Command) -> Result<(), Failure> {
         Command::Inbox { config, json } => {
             let list = call(&config, "GET", "/v1/inbox", Vec::new())?;
             if json {
-                println!("{list}");
+                caravan_common::out!("{list}");
                 return Ok(());
             }
             let items: Vec<InboxItem> = serde_json::from_value(list)
                 .map_err(|e| Failure(1, format!("unexpected answer: {e}")))?;
             if items.is_empty() {
-                println!("the inbox is empty");
+                caravan_common::out!("the inbox is empty");
             }
             for i in items {
                 let verdict = match &i.verification {
@@ -466,7 +470,7 @@ fn command(command: Command) -> Result<(), Failure> {
                         format!("REJECTED ({code})")
                     }
                 };
-                println!(
+                caravan_common::out!(
                     "{}  {}  {:<9}  {:<24}  {}  {}",
                     i.received_at,
                     i.message_id,
@@ -502,7 +506,7 @@ fn command(command: Command) -> Result<(), Failure> {
                     .map_err(|e| Failure(1, format!("{}: {e}", out.display())))?;
             }
             if json {
-                println!("{record}");
+                caravan_common::out!("{record}");
             } else {
                 for field in [
                     "message_id",
@@ -519,10 +523,10 @@ fn command(command: Command) -> Result<(), Failure> {
                     "supersedes",
                 ] {
                     if !record[field].is_null() {
-                        println!("{field:<15} {}", text(&record[field]));
+                        caravan_common::out!("{field:<15} {}", text(&record[field]));
                     }
                 }
-                println!(
+                caravan_common::out!(
                     "{:<15} {}",
                     "verification",
                     describe_verification(&record["verification"])
@@ -532,14 +536,14 @@ fn command(command: Command) -> Result<(), Failure> {
                         .as_str()
                         .map(|l| format!(" [{l}]"))
                         .unwrap_or_default();
-                    println!(
+                    caravan_common::out!(
                         "  {:<22} {}{language}",
                         text(&f["label"]),
                         text(&f["value"])
                     );
                 }
                 if let Some(out) = payload_out {
-                    println!("payload written to {}", out.display());
+                    caravan_common::out!("payload written to {}", out.display());
                 }
             }
             Ok(())
@@ -549,10 +553,10 @@ fn command(command: Command) -> Result<(), Failure> {
         } => {
             let list = call(&config, "GET", "/v1/trust-list", Vec::new())?;
             if json {
-                println!("{list}");
+                caravan_common::out!("{list}");
                 return Ok(());
             }
-            println!(
+            caravan_common::out!(
                 "trust list version {} issued {} next update {} ({})",
                 list["version"],
                 text(&list["issued_at"]),
@@ -564,7 +568,7 @@ fn command(command: Command) -> Result<(), Failure> {
                 }
             );
             for p in list["participants"].as_array().into_iter().flatten() {
-                println!(
+                caravan_common::out!(
                     "  participant {}  {:<9}  {}",
                     text(&p["id"]),
                     text(&p["status"]),
@@ -572,7 +576,7 @@ fn command(command: Command) -> Result<(), Failure> {
                 );
             }
             for k in list["keys"].as_array().into_iter().flatten() {
-                println!(
+                caravan_common::out!(
                     "  key {}  {}  {}",
                     text(&k["key_id"]),
                     text(&k["participant"]),
@@ -580,7 +584,7 @@ fn command(command: Command) -> Result<(), Failure> {
                 );
             }
             for c in list["corridors"].as_array().into_iter().flatten() {
-                println!(
+                caravan_common::out!(
                     "  corridor {} -> {}  {:<9}  {}",
                     text(&c["sender"]),
                     text(&c["recipient"]),
@@ -594,20 +598,20 @@ fn command(command: Command) -> Result<(), Failure> {
             let log = call(&config, "GET", "/v1/log", Vec::new())?;
             let total = log["alarms_total"].as_u64().unwrap_or(0);
             if json {
-                println!("{log}");
+                caravan_common::out!("{log}");
             } else {
                 match log["last_verified_head"].as_object() {
-                    Some(h) => println!(
+                    Some(h) => caravan_common::out!(
                         "exchange log verified up to {} entries (root {}, signed {})",
                         h["size"],
                         text(&h["root"]),
                         text(&h["signed_at"])
                     ),
-                    None => println!("no exchange-log head verified yet"),
+                    None => caravan_common::out!("no exchange-log head verified yet"),
                 }
-                println!("{total} alarm(s)");
+                caravan_common::out!("{total} alarm(s)");
                 for a in log["alarms"].as_array().into_iter().flatten() {
-                    println!(
+                    caravan_common::out!(
                         "  {}  {}  {}",
                         text(&a["at"]),
                         text(&a["code"]),
@@ -635,11 +639,11 @@ fn command(command: Command) -> Result<(), Failure> {
                 Vec::new(),
             )?;
             if json {
-                println!("{status}");
+                caravan_common::out!("{status}");
             } else {
-                println!("{message_id}: {}", text(&status["state"]));
+                caravan_common::out!("{message_id}: {}", text(&status["state"]));
                 for t in status["transitions"].as_array().into_iter().flatten() {
-                    println!("  {:<13} {}", text(&t["state"]), text(&t["at"]));
+                    caravan_common::out!("  {:<13} {}", text(&t["state"]), text(&t["at"]));
                 }
                 let ack = &status["acknowledgement"];
                 if !ack.is_null() {
@@ -648,7 +652,7 @@ fn command(command: Command) -> Result<(), Failure> {
                     } else {
                         "SIGNATURE NOT VERIFIED"
                     };
-                    println!(
+                    caravan_common::out!(
                         "recipient's acknowledgement: {} ({verified})",
                         text(&ack["ack"]["outcome"])
                     );
@@ -689,20 +693,20 @@ fn verify(
     })?;
     let verdict = caravan_spoke::evidence::verify(&bundle, &anchor);
     if json {
-        println!(
+        caravan_common::out!(
             "{}",
             serde_json::to_string(&verdict).map_err(|e| Failure(1, e.to_string()))?
         );
     } else {
         for c in &verdict.checks {
-            println!(
+            caravan_common::out!(
                 "{} {:<26} {}",
                 if c.ok { "PASS" } else { "FAIL" },
                 c.name,
                 c.detail
             );
         }
-        println!(
+        caravan_common::out!(
             "{}",
             if verdict.genuine {
                 "GENUINE"
@@ -728,7 +732,7 @@ fn keygen(out: PathBuf, json: bool) -> Result<(), Failure> {
     std::fs::write(&public, format!("{}\n", key.public().to_base64()))
         .map_err(|e| Failure(1, format!("{}: {e}", public.display())))?;
     if json {
-        println!(
+        caravan_common::out!(
             "{}",
             serde_json::json!({
                 "key_id": key.key_id().to_string(),
@@ -738,9 +742,9 @@ fn keygen(out: PathBuf, json: bool) -> Result<(), Failure> {
             })
         );
     } else {
-        println!("key id:     {}", key.key_id());
-        println!("public key: {}", key.public().to_base64());
-        println!(
+        caravan_common::out!("key id:     {}", key.key_id());
+        caravan_common::out!("public key: {}", key.public().to_base64());
+        caravan_common::out!(
             "written to: {} (mode 0600); public key in {}",
             out.display(),
             public.display()

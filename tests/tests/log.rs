@@ -65,6 +65,25 @@ async fn the_log_matches_its_signed_tree_heads_until_someone_edits_it() {
         );
     }
 
+    // A reader that has gone (`| head -1`) ends the export quietly, without a panic.
+    {
+        let mut child = std::process::Command::new(&caravan_tests::binaries().hub)
+            .args(["log", "export", "--config"])
+            .arg(net.hub_config())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+    }
+
     // Someone with access to the disk edits an old entry.
     {
         let db = sled::open(net.path().join("hub-data").join("store")).unwrap();
