@@ -573,10 +573,9 @@ impl Backend for SledBackend {
                     messages.insert(&key, record.encode_to_vec())?;
                     dedup_tree.insert(&dedup, &key)?;
                     queue.insert(&queue_key(m.recipient, sequence), &[])?;
-                    let mut state = StatusRecord {
-                        receipt: receipt.clone(),
-                        ..Default::default()
-                    };
+                    // The receipt stays in the message record only: the status record is
+                    // rewritten at every state change, and `status` fills it in.
+                    let mut state = StatusRecord::default();
                     state.advance(MessageState::Accepted, m.accepted_at);
                     status.insert(&key, state.encode_to_vec())?;
                     append_event(
@@ -790,9 +789,11 @@ impl Backend for SledBackend {
             .get(sequence.to_be_bytes())
             .map_err(backend_error)?
             .ok_or_else(|| corrupt("status", format!("sequence {sequence} is missing")))?;
-        StatusRecord::decode(bytes.as_ref())
-            .map(Some)
-            .map_err(|e| corrupt("status", e))
+        let mut status = StatusRecord::decode(bytes.as_ref()).map_err(|e| corrupt("status", e))?;
+        if status.receipt.is_empty() {
+            status.receipt = self.message(sequence)?.receipt;
+        }
+        Ok(Some(status))
     }
 
     fn registry(&self) -> Result<Option<RegistryRecord>, StoreError> {

@@ -116,6 +116,11 @@ fn suite(b: &dyn Backend) {
     let status = |m: &Incoming| b.status(m.sender, m.message_id).unwrap().unwrap();
     assert_eq!(status(&first).current(), MessageState::Accepted);
     assert_eq!(
+        status(&first).receipt,
+        receipt_for(1),
+        "status carries the receipt"
+    );
+    assert_eq!(
         b.queue_depths().unwrap(),
         vec![(pid("CN"), 3), (pid("KZ"), 1)]
     );
