@@ -190,13 +190,23 @@ impl Heads {
     }
 }
 
-/// Keep `head` for audits if the log grew since the last one kept.
-pub fn keep_tree_head(store: &dyn Backend, head: &TreeHead) -> Result<bool, StoreError> {
-    let last = store.tree_heads()?.last().map_or(0, |h| h.tree_size);
-    if head.tree_size == 0 || head.tree_size <= last {
+/// The size of the last tree head kept for audits (0: none).
+pub fn last_kept_size(store: &dyn Backend) -> Result<u64, StoreError> {
+    Ok(store.tree_heads()?.last().map_or(0, |h| h.tree_size))
+}
+
+/// Keep `head` for audits if the log grew since the last one kept (of size `last`, which is
+/// advanced).
+pub fn keep_tree_head(
+    store: &dyn Backend,
+    head: &TreeHead,
+    last: &mut u64,
+) -> Result<bool, StoreError> {
+    if head.tree_size == 0 || head.tree_size <= *last {
         return Ok(false);
     }
     store.save_tree_head(head)?;
+    *last = head.tree_size;
     Ok(true)
 }
 

@@ -124,6 +124,8 @@ pub async fn run(
         config.tree_head_interval,
         stop_rx.clone(),
     );
+    // Read once: afterwards the task knows what it kept.
+    let mut last_kept = store.run(crate::log::last_kept_size).await?;
     tokio::spawn(async move {
         loop {
             tokio::select! {
@@ -133,19 +135,23 @@ pub async fn run(
             // A flush first, so registry changes made since the last one are covered too.
             let kept = match tree_commit.wait().await {
                 Ok(head) => {
+                    let mut last = last_kept;
                     tree_store
                         .run(move |b| {
-                            crate::log::keep_tree_head(b, &head).map(|kept| kept.then_some(head))
+                            let kept = crate::log::keep_tree_head(b, &head, &mut last)?;
+                            Ok((kept.then_some(head), last))
                         })
                         .await
                 }
                 Err(e) => Err(e),
             };
             match kept {
-                Ok(Some(head)) => {
-                    info!(size = head.tree_size, root = %caravan_common::envelope::to_hex(&head.root_hash), "tree head kept")
+                Ok((head, last)) => {
+                    last_kept = last;
+                    if let Some(head) = head {
+                        info!(size = head.tree_size, root = %caravan_common::envelope::to_hex(&head.root_hash), "tree head kept")
+                    }
                 }
-                Ok(None) => {}
                 Err(e) => tracing::error!(cause = %e, "could not keep a tree head"),
             }
         }

@@ -155,11 +155,15 @@ impl LogAudit {
                 let signed = log_proof::signed_head(p)?;
                 let head = self.head(signed, trust)?;
                 log_proof::check_inclusion(p, &head, expected)?;
-                Ok(Candidate::new(head, signed))
+                Ok((head, signed))
             });
         match checked {
-            Ok(seen) => {
-                self.heads().pending.entry(seen.head.size).or_insert(seen);
+            Ok((head, signed)) => {
+                // Many proofs share a head: its record (with the encoded evidence) is made once.
+                self.heads()
+                    .pending
+                    .entry(head.size)
+                    .or_insert_with(|| Candidate::new(head, signed));
                 self.wake.notify_one();
             }
             Err(refusal) => {
