@@ -333,10 +333,10 @@ impl Exchange {
             }
             // Mark the signal seen before reading, so a commit that lands after the read wakes us.
             updates.borrow_and_update();
-            let after = cursor;
             let batch = match self
                 .store
-                .inline(|b| b.pending(recipient, after, DELIVERY_BATCH))
+                .backend()
+                .pending(recipient, cursor, DELIVERY_BATCH)
             {
                 Ok(batch) => batch,
                 Err(e) => {
@@ -368,7 +368,7 @@ impl Exchange {
                 let chunks = pending.payload_chunks;
                 for index in 0..chunks.max(1) {
                     let chunk = match index < chunks {
-                        true => match self.store.inline(|b| b.payload_chunk(sequence, index)) {
+                        true => match self.store.backend().payload_chunk(sequence, index) {
                             Ok(Some(chunk)) => chunk,
                             Ok(None) | Err(_) => {
                                 tracing::error!(sequence, index, "stored payload chunk is missing");
@@ -413,7 +413,8 @@ impl Exchange {
                 let sequence = pending.sequence;
                 match self
                     .store
-                    .inline(|b| b.mark_delivered(sequence, Timestamp::now()))
+                    .backend()
+                    .mark_delivered(sequence, Timestamp::now())
                 {
                     // Counted once: a redelivery after a reconnect is not a new delivery.
                     Ok(true) => {
@@ -448,11 +449,7 @@ impl Exchange {
         let mut shutdown = self.shutdown.clone();
         loop {
             updates.borrow_and_update();
-            let after = cursor;
-            let events = match self
-                .store
-                .inline(|b| b.events(sender, after, DELIVERY_BATCH))
-            {
+            let events = match self.store.backend().events(sender, cursor, DELIVERY_BATCH) {
                 Ok(events) => events,
                 Err(e) => {
                     let _ = tx.send(Err(HubError::from(e).into())).await;
@@ -573,7 +570,7 @@ impl Exchange {
             ack: signed.encode_to_vec(),
             at: Timestamp::now(),
         };
-        match self.store.inline(|b| b.acknowledge(&update))? {
+        match self.store.backend().acknowledge(&update)? {
             AckResult::Recorded {
                 state,
                 log_index,

@@ -271,18 +271,10 @@ impl Store {
             .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
     }
 
-    /// Run `op` on the calling (async) thread. For the request path's reads and writes: sled
-    /// works in memory (its page cache holds the working set) and takes tens of microseconds,
-    /// less than a hand-off to a blocking thread and back costs; only the flush waits for the
-    /// disk, and the group commit runs it on a blocking thread.
-    pub fn inline<T>(
-        &self,
-        op: impl FnOnce(&dyn Backend) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        op(self.0.as_ref())
-    }
-
-    /// Direct access, for callers already on a blocking thread.
+    /// Direct access, on the calling thread. The request path's reads and writes use it from
+    /// async tasks: sled works in memory (its page cache holds the working set) and takes tens
+    /// of microseconds, less than a hand-off to a blocking thread and back costs; only the
+    /// flush waits for the disk, and the group commit runs it on a blocking thread.
     pub fn backend(&self) -> &dyn Backend {
         self.0.as_ref()
     }
