@@ -1,6 +1,7 @@
 //! Types and rules that the Caravan hub and spokes share.
 //!
-//! Everything here is pure: no sockets, no storage, no gRPC. The wire encoding lives in
+//! Everything here is pure (no sockets, no gRPC), except behind features: `process` (logging,
+//! signals) and `store` (the storage engines, [`kv`]), and the payload files of [`segments`]. The wire encoding lives in
 //! `caravan-proto`; this crate holds what the encoding carries (participant ids, document types,
 //! headers, receipts, acknowledgements), how signatures are made and checked, the stable refusal
 //! codes both sides report, and the set of participants and keys a verifier trusts.
@@ -16,6 +17,8 @@ pub mod document;
 pub mod envelope;
 pub mod html;
 pub mod ids;
+#[cfg(feature = "store")]
+pub mod kv;
 pub mod merkle;
 #[cfg(feature = "process")]
 pub mod process;

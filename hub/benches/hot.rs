@@ -7,6 +7,7 @@ use std::{collections::HashMap, hint::black_box};
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 
+use caravan_common::kv::EngineKind;
 use caravan_common::{
     DocumentType, MessageId, ParticipantId, Timestamp,
     envelope::Header,
@@ -14,7 +15,7 @@ use caravan_common::{
     signing::{SigningKey, sha256},
     trust::{Participant, ParticipantStatus, SigningKeyEntry, TrustSet},
 };
-use caravan_hub::store::{Backend, Incoming, sled::SledBackend};
+use caravan_hub::store::{Backend, Incoming, kv::KvBackend};
 use caravan_proto::envelope;
 
 fn pid(s: &str) -> ParticipantId {
@@ -102,42 +103,45 @@ fn incoming(payload: &[u8]) -> Incoming {
 }
 
 fn store(c: &mut Criterion) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SledBackend::open(dir.path(), 64 << 20).unwrap();
-    let payload = vec![b'x'; 4096];
-    let receipt = vec![9u8; 180];
-    c.bench_function("store/accept 4 KiB (one transaction, no flush)", |b| {
-        b.iter_batched(
-            || incoming(&payload),
-            |m| store.accept(&m, &|_| receipt.clone()).unwrap(),
-            BatchSize::SmallInput,
-        )
-    });
-    c.bench_function("store/accept 4 KiB + flush (a flush per document)", |b| {
-        b.iter_batched(
-            || incoming(&payload),
-            |m| {
-                store.accept(&m, &|_| receipt.clone()).unwrap();
-                store.flush().unwrap();
-            },
-            BatchSize::SmallInput,
-        )
-    });
-    c.bench_function(
-        "store/64 accepts of 4 KiB + one flush (group commit)",
-        |b| {
+    for engine in [EngineKind::Sled, EngineKind::Redb] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = KvBackend::open(dir.path(), engine, 64 << 20).unwrap();
+        let payload = vec![b'x'; 4096];
+        let receipt = vec![9u8; 180];
+        let name = |what: &str| format!("store/{}/{what}", engine.as_str());
+        c.bench_function(&name("accept 4 KiB (one transaction, no flush)"), |b| {
             b.iter_batched(
-                || (0..64).map(|_| incoming(&payload)).collect::<Vec<_>>(),
-                |batch| {
-                    for m in &batch {
-                        store.accept(m, &|_| receipt.clone()).unwrap();
-                    }
+                || incoming(&payload),
+                |m| store.accept(&m, &|_| receipt.clone()).unwrap(),
+                BatchSize::SmallInput,
+            )
+        });
+        c.bench_function(&name("accept 4 KiB + flush (a flush per document)"), |b| {
+            b.iter_batched(
+                || incoming(&payload),
+                |m| {
+                    store.accept(&m, &|_| receipt.clone()).unwrap();
                     store.flush().unwrap();
                 },
                 BatchSize::SmallInput,
             )
-        },
-    );
+        });
+        c.bench_function(
+            &name("64 accepts of 4 KiB + one flush (group commit)"),
+            |b| {
+                b.iter_batched(
+                    || (0..64).map(|_| incoming(&payload)).collect::<Vec<_>>(),
+                    |batch| {
+                        for m in &batch {
+                            store.accept(m, &|_| receipt.clone()).unwrap();
+                        }
+                        store.flush().unwrap();
+                    },
+                    BatchSize::SmallInput,
+                )
+            },
+        );
+    }
 }
 
 /// A Merkle tree held in memory, as the hub's node cache holds it.

@@ -2,9 +2,10 @@
 //!
 //! ```toml
 //! listen = "127.0.0.1:7443"          # gRPC over mutual TLS; port 0 picks a free port
-//! data_dir = "data"                  # the sled store; relative paths follow this file
+//! data_dir = "data"                  # the store; relative paths follow this file
 //! max_payload_bytes = 67108864       # largest document accepted (default 64 MiB)
-//! store_cache_mib = 64               # sled page cache (default 64 MiB)
+//! store_engine = "sled"              # "sled" (default) or "redb"; fixed when the store is made
+//! store_cache_mib = 64               # the engine's page cache (default 64 MiB)
 //! receipt_key = "pki/hub-receipt.key"
 //! anchor_key = "pki/hub-anchor.key"   # signs the trust list; spokes pin its public key
 //! trust_list_validity_secs = 86400   # a trust list's life; it is re-issued at half of it
@@ -27,12 +28,14 @@ use serde::{Deserialize, Serialize};
 
 use caravan_common::{
     config::{Problems, TlsFiles, TlsMaterial, read_toml, resolve},
+    kv::EngineKind,
     signing::SigningKey,
 };
 
 /// Default largest payload: 64 MiB.
 pub const DEFAULT_MAX_PAYLOAD_BYTES: u64 = 64 * 1024 * 1024;
-/// Default sled page cache. sled's own default (1 GiB) is far more than the hub needs.
+/// Default page cache of the store's engine. sled's own default (1 GiB) is far more than the
+/// hub needs.
 pub const DEFAULT_STORE_CACHE_MIB: u64 = 64;
 /// Default life of a trust list: one day.
 pub const DEFAULT_TRUST_LIST_VALIDITY_SECS: u64 = 86_400;
@@ -48,6 +51,9 @@ pub struct HubFile {
     /// Largest document payload accepted, in bytes.
     #[serde(default = "default_max_payload")]
     pub max_payload_bytes: u64,
+    /// The store's key-value engine, for a new store; an existing one keeps its own.
+    #[serde(default)]
+    pub store_engine: EngineKind,
     /// Page cache of the store, in MiB.
     #[serde(default = "default_cache")]
     pub store_cache_mib: u64,
@@ -153,6 +159,7 @@ pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub max_payload_bytes: usize,
+    pub store_engine: EngineKind,
     pub store_cache_bytes: u64,
     pub receipt_key: SigningKey,
     pub anchor_key: SigningKey,
@@ -222,6 +229,7 @@ impl Config {
             listen: listen.expect("checked"),
             data_dir: resolve(path, &file.data_dir),
             max_payload_bytes: max_payload_bytes.expect("checked"),
+            store_engine: file.store_engine,
             store_cache_bytes: file.store_cache_mib * 1024 * 1024,
             receipt_key: receipt_key.expect("checked"),
             anchor_key: anchor_key.expect("checked"),

@@ -723,24 +723,19 @@ fn print_trust_list(list: &caravan_common::trust::view::TrustListView) {
     }
 }
 
-/// Open the hub's store directly (the hub must be stopped).
-/// The hub's store, or the backup at `backup`.
+/// The hub's store (the hub must be stopped), or the backup at `backup`, opened directly.
 fn open_store(
     config: &Config,
     backup: Option<&Path>,
-) -> anyhow::Result<caravan_hub::store::sled::SledBackend> {
+) -> anyhow::Result<caravan_hub::store::kv::KvBackend> {
+    use caravan_hub::store::kv::KvBackend;
     match backup {
-        Some(path) => {
-            anyhow::ensure!(
-                path.join("conf").is_file(),
-                "{} is not a store backup",
-                path.display()
-            );
-            caravan_hub::store::sled::SledBackend::open(path, config.store_cache_bytes)
-                .map_err(|e| anyhow::anyhow!("{e}"))
-        }
-        None => caravan_hub::store::sled::SledBackend::open(
+        Some(path) => KvBackend::open_found(path, config.store_cache_bytes)
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .ok_or_else(|| anyhow::anyhow!("{} is not a store backup", path.display())),
+        None => KvBackend::open(
             &config.data_dir.join("store"),
+            config.store_engine,
             config.store_cache_bytes,
         )
         .map_err(|e| {

@@ -22,12 +22,12 @@ use caravan_common::{Timestamp, signing::PublicKey};
 
 use crate::{
     log::{self, Audit},
-    store::{StoreError, sled::SledBackend},
+    store::{StoreError, kv::KvBackend},
 };
 
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreError {
-    #[error("{0} is not a store backup (no sled `conf` file in it)")]
+    #[error("{0} is not a store backup (neither a sled nor a redb store is in it)")]
     NotABackup(String),
     #[error("the live store {0} is in use: stop the hub first (its store has one owner): {1}")]
     InUse(String, String),
@@ -75,21 +75,19 @@ pub fn restore(
     cache_bytes: u64,
     anchor: &PublicKey,
 ) -> Result<Restored, RestoreError> {
-    if !from.join("conf").is_file() {
+    if caravan_common::kv::EngineKind::detect(from).is_none() {
         return Err(RestoreError::NotABackup(from.display().to_string()));
     }
     let live = data_dir.join("store");
-    // Opening takes sled's lock: it fails while a hub holds the store.
-    let replaced = live
-        .exists()
-        .then(|| SledBackend::open(&live, cache_bytes))
-        .transpose()
+    // Opening takes the engine's lock on its files: it fails while a hub holds the store.
+    let replaced = KvBackend::open_found(&live, cache_bytes)
         .map_err(|e| RestoreError::InUse(live.display().to_string(), e.to_string()))?;
     let stamp = Timestamp::now().as_millis();
     let staging = data_dir.join(format!("store.restoring-{stamp}"));
     copy_dir(from, &staging)?;
     let checked = (|| {
-        let store = SledBackend::open(&staging, cache_bytes)?;
+        let store = KvBackend::open_found(&staging, cache_bytes)?
+            .ok_or_else(|| StoreError::Backend("the copied backup holds no store".into()))?;
         let (audit, version) = log::audit_stored(&store, anchor)?;
         if audit.problems.is_empty() {
             store.prepare_restored(replaced.as_ref())?;

@@ -23,7 +23,7 @@ use crate::{
     log::Heads,
     metrics::{Metrics, StoreGauges},
     registry::{Registry, RegistryError},
-    store::{Store, sled::SledBackend},
+    store::{Store, kv::KvBackend},
 };
 
 /// Room for the envelope's header, signature and framing on top of the payload limit.
@@ -83,11 +83,12 @@ pub async fn run(
     std::fs::create_dir_all(&config.data_dir).map_err(|e| {
         crate::store::StoreError::Backend(format!("{}: {e}", config.data_dir.display()))
     })?;
-    let store = Store::new(SledBackend::open(
+    let store = Store::new(KvBackend::open(
         &config.data_dir.join("store"),
+        config.store_engine,
         config.store_cache_bytes,
     )?);
-    info!(path = %config.data_dir.display(), "store opened");
+    info!(path = %config.data_dir.display(), engine = config.store_engine.as_str(), "store opened");
     let metrics = Arc::new(Metrics::default());
     let key = config.receipt_key.clone();
     let heads = Arc::new(store.run(move |b| Heads::open(b, key)).await?);

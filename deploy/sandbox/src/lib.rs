@@ -12,7 +12,8 @@ use std::{
 use anyhow::bail;
 
 use caravan_common::{
-    DocumentType, ParticipantId, config::TlsFiles, signing::SigningKey, trust::CorridorState,
+    DocumentType, ParticipantId, config::TlsFiles, kv::EngineKind, signing::SigningKey,
+    trust::CorridorState,
 };
 use caravan_hub::{
     config::HubFile,
@@ -71,7 +72,9 @@ pub fn free_port() -> anyhow::Result<u16> {
     }
 }
 
-pub fn create(dir: &Path, spokes: &[ParticipantId]) -> anyhow::Result<()> {
+/// Create a network in `dir`: PKI, the hub's and the operator's configuration, and one folder per
+/// spoke; the stores will be made on `engine`.
+pub fn create(dir: &Path, spokes: &[ParticipantId], engine: EngineKind) -> anyhow::Result<()> {
     let hub_dir = dir.join("hub");
     let layout = PkiLayout::new(hub_dir.join("pki"));
     let init = pki::init(&layout, &["localhost".into(), "127.0.0.1".into()], 825)?;
@@ -80,6 +83,7 @@ pub fn create(dir: &Path, spokes: &[ParticipantId]) -> anyhow::Result<()> {
         listen: format!("127.0.0.1:{port}"),
         data_dir: "data".into(),
         max_payload_bytes: caravan_hub::config::DEFAULT_MAX_PAYLOAD_BYTES,
+        store_engine: engine,
         store_cache_mib: caravan_hub::config::DEFAULT_STORE_CACHE_MIB,
         receipt_key: "pki/hub-receipt.key".into(),
         anchor_key: "pki/hub-anchor.key".into(),

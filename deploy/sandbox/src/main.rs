@@ -21,6 +21,7 @@ use tokio::task::JoinHandle;
 
 use caravan_common::{
     DocumentType, ParticipantId,
+    kv::EngineKind,
     process::{LogFormat, init_tracing, shutdown_signal},
 };
 use caravan_sandbox::{check_spokes_exist, create, onboard_when_up, spoke_config};
@@ -77,7 +78,7 @@ async fn sandbox(cli: Cli) -> anyhow::Result<bool> {
         println!("reusing {}", dir.display());
         check_spokes_exist(&dir, &spokes)?;
     } else {
-        create(&dir, &spokes)?;
+        create(&dir, &spokes, EngineKind::default())?;
         println!("created {}: PKI, hub and spoke configs", dir.display());
     }
 

@@ -4,15 +4,16 @@
 //! dedup index, recipient queue entry, status and exchange-log entry, all in one atomic write),
 //! list what is pending for a recipient, record deliveries and acknowledgements, answer status
 //! queries, and make writes durable. [`Store`] is the handle the rest of the hub holds;
-//! backends implement [`Backend`]. sled is the embedded default, and its types never leave
-//! [`sled`](self::sled).
+//! backends implement [`Backend`]. The one the hub runs, [`kv::KvBackend`], keeps its records
+//! in tables of a key-value engine (`caravan_common::kv`): sled, the embedded default, or
+//! redb (`store_engine`), whose types never leave that module.
 //!
 //! Writes are applied in memory first; [`Backend::flush`] makes everything written so far
 //! durable. Callers batch concurrent writers onto one flush (see `crate::commit`) instead of
 //! flushing per write.
 
+pub mod kv;
 mod records;
-pub mod sled;
 #[cfg(test)]
 mod tests;
 
@@ -260,7 +261,8 @@ impl Store {
         Self(Arc::new(backend))
     }
 
-    /// Run a store operation on a blocking thread, so sled's I/O never stalls the runtime.
+    /// Run a store operation on a blocking thread, so the engine's I/O never stalls the
+    /// runtime.
     pub async fn run<T: Send + 'static>(
         &self,
         op: impl FnOnce(&dyn Backend) -> Result<T, StoreError> + Send + 'static,
@@ -272,7 +274,8 @@ impl Store {
     }
 
     /// Direct access, on the calling thread. The request path's reads and writes use it from
-    /// async tasks: sled works in memory (its page cache holds the working set) and takes tens
+    /// async tasks: the engine works in memory (its page cache holds the working set; commits wait
+    /// for no disk) and takes tens
     /// of microseconds, less than a hand-off to a blocking thread and back costs; only the
     /// flush waits for the disk, and the group commit runs it on a blocking thread.
     pub fn backend(&self) -> &dyn Backend {

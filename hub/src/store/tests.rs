@@ -2,7 +2,19 @@
 
 use caravan_common::{DocumentType, MessageId, ParticipantId, Timestamp};
 
-use super::{sled::SledBackend, *};
+use super::{kv::KvBackend, *};
+use caravan_common::kv::EngineKind;
+
+const ENGINES: [EngineKind; 2] = [EngineKind::Sled, EngineKind::Redb];
+
+fn open(path: &std::path::Path, engine: EngineKind) -> KvBackend {
+    KvBackend::open(path, engine, 8 << 20).unwrap()
+}
+
+/// Stores made before there was a choice of engine are sled stores.
+fn sled(path: &std::path::Path) -> KvBackend {
+    open(path, EngineKind::Sled)
+}
 
 fn pid(s: &str) -> ParticipantId {
     s.parse().unwrap()
@@ -285,145 +297,155 @@ fn suite(b: &dyn Backend) {
 }
 
 #[test]
-fn sled_backend_conforms() {
-    let dir = tempfile::tempdir().unwrap();
-    suite(&SledBackend::open(dir.path(), 8 << 20).unwrap());
-}
-
-#[test]
-fn sled_backend_keeps_flushed_state_across_reopen() {
-    let dir = tempfile::tempdir().unwrap();
-    let m = incoming("KZ", "CN", b"h1");
-    {
-        let b = SledBackend::open(dir.path(), 8 << 20).unwrap();
-        accept(&b, &m);
-        b.flush().unwrap();
+fn every_engine_conforms() {
+    for engine in ENGINES {
+        let dir = tempfile::tempdir().unwrap();
+        suite(&open(dir.path(), engine));
     }
-    let b = SledBackend::open(dir.path(), 8 << 20).unwrap();
-    assert_eq!(
-        accept(&b, &m),
-        Acceptance::Duplicate {
-            sequence: 1,
-            receipt: receipt_for(1),
-            log_index: 1
-        }
-    );
-    assert_eq!(b.pending(pid("CN"), 0, 10).unwrap().len(), 1);
-    // Sequence numbers, log indices and event cursors continue after a restart (they are
-    // kept in memory and derived from the data at open).
-    assert!(matches!(
-        accept(&b, &incoming("KZ", "CN", b"h2")),
-        Acceptance::Accepted {
-            sequence: 2,
-            log_index: 2,
-            ..
-        }
-    ));
-    accept(&b, &incoming("UZ", "CN", b"h3"));
-    assert!(b.mark_delivered(1, Timestamp::now()).unwrap());
-    b.flush().unwrap();
-    drop(b);
-    let b = SledBackend::open(dir.path(), 8 << 20).unwrap();
-    assert_eq!(b.log_size().unwrap(), 4);
-    assert!(matches!(
-        accept(&b, &incoming("KZ", "CN", b"h4")),
-        Acceptance::Accepted {
-            sequence: 4,
-            log_index: 5,
-            ..
-        }
-    ));
-    let cursors: Vec<u64> = [pid("KZ"), pid("UZ")]
-        .iter()
-        .flat_map(|s| b.events(*s, 0, 100).unwrap())
-        .map(|(c, _)| c)
-        .collect();
-    let mut sorted = cursors.clone();
-    sorted.sort();
-    sorted.dedup();
-    assert_eq!(
-        sorted.len(),
-        cursors.len(),
-        "no event cursor is reused: {cursors:?}"
-    );
-    assert_eq!(sorted.last(), Some(&5));
 }
 
 #[test]
-fn sled_backend_saves_the_registry_with_a_log_entry() {
-    let dir = tempfile::tempdir().unwrap();
-    let record = RegistryRecord {
-        signed_trust_list: b"list v2".to_vec(),
-        revoked_certificates: vec![RevokedCertificate {
-            serial: "01ab".into(),
-            at_ms: 5,
-            reason: "lost laptop".into(),
-            by: "operator:alice".into(),
-        }],
-    };
-    {
-        let b = SledBackend::open(dir.path(), 8 << 20).unwrap();
-        assert_eq!(b.registry().unwrap(), None);
-        let entry = LogEntry {
-            kind: LogKind::RegistryChange as i32,
-            actor: "operator:alice".into(),
+fn flushed_state_survives_a_reopen() {
+    for engine in ENGINES {
+        let dir = tempfile::tempdir().unwrap();
+        let m = incoming("KZ", "CN", b"h1");
+        {
+            let b = open(dir.path(), engine);
+            accept(&b, &m);
+            b.flush().unwrap();
+        }
+        let b = open(dir.path(), engine);
+        assert_eq!(
+            accept(&b, &m),
+            Acceptance::Duplicate {
+                sequence: 1,
+                receipt: receipt_for(1),
+                log_index: 1
+            }
+        );
+        assert_eq!(b.pending(pid("CN"), 0, 10).unwrap().len(), 1);
+        // Sequence numbers, log indices and event cursors continue after a restart (they are
+        // kept in memory and derived from the data at open).
+        assert!(matches!(
+            accept(&b, &incoming("KZ", "CN", b"h2")),
+            Acceptance::Accepted {
+                sequence: 2,
+                log_index: 2,
+                ..
+            }
+        ));
+        accept(&b, &incoming("UZ", "CN", b"h3"));
+        assert!(b.mark_delivered(1, Timestamp::now()).unwrap());
+        b.flush().unwrap();
+        drop(b);
+        let b = open(dir.path(), engine);
+        assert_eq!(b.log_size().unwrap(), 4);
+        assert!(matches!(
+            accept(&b, &incoming("KZ", "CN", b"h4")),
+            Acceptance::Accepted {
+                sequence: 4,
+                log_index: 5,
+                ..
+            }
+        ));
+        let cursors: Vec<u64> = [pid("KZ"), pid("UZ")]
+            .iter()
+            .flat_map(|s| b.events(*s, 0, 100).unwrap())
+            .map(|(c, _)| c)
+            .collect();
+        let mut sorted = cursors.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(
+            sorted.len(),
+            cursors.len(),
+            "no event cursor is reused: {cursors:?}"
+        );
+        assert_eq!(sorted.last(), Some(&5));
+    }
+}
+
+#[test]
+fn the_registry_is_saved_with_a_log_entry() {
+    for engine in ENGINES {
+        let dir = tempfile::tempdir().unwrap();
+        let record = RegistryRecord {
+            signed_trust_list: b"list v2".to_vec(),
+            revoked_certificates: vec![RevokedCertificate {
+                serial: "01ab".into(),
+                at_ms: 5,
+                reason: "lost laptop".into(),
+                by: "operator:alice".into(),
+            }],
+        };
+        {
+            let b = open(dir.path(), engine);
+            assert_eq!(b.registry().unwrap(), None);
+            let entry = LogEntry {
+                kind: LogKind::RegistryChange as i32,
+                actor: "operator:alice".into(),
+                ..Default::default()
+            };
+            b.save_registry(&record, &entry).unwrap();
+            b.flush().unwrap();
+        }
+        let b = open(dir.path(), engine);
+        assert_eq!(b.registry().unwrap(), Some(record));
+    }
+}
+
+#[test]
+fn the_first_sighting_of_a_certificate_stands() {
+    for engine in ENGINES {
+        let dir = tempfile::tempdir().unwrap();
+        let b = open(dir.path(), engine);
+        let first = CertificateRecord {
+            serial: "0a".into(),
+            subject: "participant:KZ".into(),
+            first_seen_ms: 1,
             ..Default::default()
         };
-        b.save_registry(&record, &entry).unwrap();
-        b.flush().unwrap();
+        b.record_certificate(&first).unwrap();
+        b.record_certificate(&CertificateRecord {
+            first_seen_ms: 2,
+            ..first.clone()
+        })
+        .unwrap();
+        b.record_certificate(&CertificateRecord {
+            serial: "0b".into(),
+            ..first.clone()
+        })
+        .unwrap();
+        let all = b.certificates().unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0], first);
     }
-    let b = SledBackend::open(dir.path(), 8 << 20).unwrap();
-    assert_eq!(b.registry().unwrap(), Some(record));
 }
 
 #[test]
-fn sled_backend_remembers_the_first_sighting_of_a_certificate() {
-    let dir = tempfile::tempdir().unwrap();
-    let b = SledBackend::open(dir.path(), 8 << 20).unwrap();
-    let first = CertificateRecord {
-        serial: "0a".into(),
-        subject: "participant:KZ".into(),
-        first_seen_ms: 1,
-        ..Default::default()
-    };
-    b.record_certificate(&first).unwrap();
-    b.record_certificate(&CertificateRecord {
-        first_seen_ms: 2,
-        ..first.clone()
-    })
-    .unwrap();
-    b.record_certificate(&CertificateRecord {
-        serial: "0b".into(),
-        ..first.clone()
-    })
-    .unwrap();
-    let all = b.certificates().unwrap();
-    assert_eq!(all.len(), 2);
-    assert_eq!(all[0], first);
-}
-
-#[test]
-fn sled_backend_stores_large_payloads_in_chunks() {
-    let dir = tempfile::tempdir().unwrap();
-    let b = SledBackend::open(dir.path(), 8 << 20).unwrap();
-    let mut m = incoming("KZ", "CN", b"big");
-    m.payload = (0..(2 * super::sled::PAYLOAD_CHUNK + 10))
-        .map(|i| (i % 251) as u8)
-        .collect();
-    accept(&b, &m);
-    let pending = b.pending(pid("CN"), 0, 1).unwrap();
-    assert_eq!(pending[0].payload_chunks, 3);
-    assert_eq!(pending[0].payload_length, m.payload.len() as u64);
-    let joined: Vec<u8> = (0..3)
-        .flat_map(|i| b.payload_chunk(1, i).unwrap().unwrap())
-        .collect();
-    assert_eq!(joined, m.payload);
+fn large_payloads_are_read_in_chunks() {
+    for engine in ENGINES {
+        let dir = tempfile::tempdir().unwrap();
+        let b = open(dir.path(), engine);
+        let mut m = incoming("KZ", "CN", b"big");
+        m.payload = (0..(2 * super::kv::PAYLOAD_CHUNK + 10))
+            .map(|i| (i % 251) as u8)
+            .collect();
+        accept(&b, &m);
+        let pending = b.pending(pid("CN"), 0, 1).unwrap();
+        assert_eq!(pending[0].payload_chunks, 3);
+        assert_eq!(pending[0].payload_length, m.payload.len() as u64);
+        let joined: Vec<u8> = (0..3)
+            .flat_map(|i| b.payload_chunk(1, i).unwrap().unwrap())
+            .collect();
+        assert_eq!(joined, m.payload);
+    }
 }
 
 #[test]
 fn a_store_without_log_nodes_gets_them_computed_at_open() {
     let dir = tempfile::tempdir().unwrap();
-    let root = |b: &SledBackend| {
+    let root = |b: &KvBackend| {
         let leaves: Vec<merkle::Hash> = b
             .log_entries(1, 100)
             .unwrap()
@@ -433,7 +455,7 @@ fn a_store_without_log_nodes_gets_them_computed_at_open() {
         (leaves.len(), merkle::root(&leaves))
     };
     let expected = {
-        let b = SledBackend::open(dir.path(), 8 << 20).unwrap();
+        let b = sled(dir.path());
         for h in [b"h1", b"h2", b"h3", b"h4", b"h5"] {
             accept(&b, &incoming("KZ", "CN", h));
         }
@@ -446,7 +468,7 @@ fn a_store_without_log_nodes_gets_them_computed_at_open() {
         db.drop_tree("log_nodes").unwrap();
         db.flush().unwrap();
     }
-    let b = SledBackend::open(dir.path(), 8 << 20).unwrap();
+    let b = sled(dir.path());
     assert_eq!(root(&b), expected);
     assert_eq!(
         b.log_node(0, 4).unwrap(),
@@ -463,20 +485,20 @@ fn a_store_without_log_nodes_gets_them_computed_at_open() {
 #[test]
 fn a_store_from_a_newer_caravan_is_refused_and_an_older_one_upgraded() {
     let dir = tempfile::tempdir().unwrap();
-    drop(SledBackend::open(dir.path(), 8 << 20).unwrap());
+    drop(sled(dir.path()));
     {
         let db = ::sled::open(dir.path()).unwrap();
         let meta = db.open_tree("meta").unwrap();
         assert_eq!(
             meta.get("format_version").unwrap().unwrap().as_ref(),
-            sled::FORMAT_VERSION.to_be_bytes(),
+            kv::FORMAT_VERSION.to_be_bytes(),
             "a new store records its format"
         );
-        meta.insert("format_version", &(sled::FORMAT_VERSION + 1).to_be_bytes())
+        meta.insert("format_version", &(kv::FORMAT_VERSION + 1).to_be_bytes())
             .unwrap();
         db.flush().unwrap();
     }
-    let err = SledBackend::open(dir.path(), 8 << 20)
+    let err = KvBackend::open(dir.path(), EngineKind::Sled, 8 << 20)
         .err()
         .unwrap()
         .to_string();
@@ -489,40 +511,43 @@ fn a_store_from_a_newer_caravan_is_refused_and_an_older_one_upgraded() {
             .unwrap();
         db.flush().unwrap();
     }
-    SledBackend::open(dir.path(), 8 << 20).expect("a store without a version is upgraded");
+    KvBackend::open(dir.path(), EngineKind::Sled, 8 << 20)
+        .expect("a store without a version is upgraded");
 }
 
 #[test]
 fn an_online_backup_is_a_whole_store() {
-    let dir = tempfile::tempdir().unwrap();
-    let b = SledBackend::open(&dir.path().join("live"), 8 << 20).unwrap();
-    for h in [b"h1", b"h2", b"h3"] {
-        accept(&b, &incoming("KZ", "CN", h));
+    for engine in ENGINES {
+        let dir = tempfile::tempdir().unwrap();
+        let b = open(&dir.path().join("live"), engine);
+        for h in [b"h1", b"h2", b"h3"] {
+            accept(&b, &incoming("KZ", "CN", h));
+        }
+        let summary = b.backup(&dir.path().join("copy")).unwrap();
+        assert_eq!(summary.log_entries, 3);
+        assert!(summary.records > 10 && summary.bytes > 0, "{summary:?}");
+        assert!(
+            b.backup(&dir.path().join("copy")).is_err(),
+            "a backup never overwrites another"
+        );
+        // The live store goes on; the copy opens as a store of its own with the same content.
+        accept(&b, &incoming("KZ", "CN", b"h4"));
+        drop(b);
+        let copy = open(&dir.path().join("copy"), engine);
+        assert_eq!(copy.log_size().unwrap(), 3);
+        assert_eq!(copy.pending(pid("CN"), 0, 10).unwrap().len(), 3);
     }
-    let summary = b.backup(&dir.path().join("copy")).unwrap();
-    assert_eq!(summary.log_entries, 3);
-    assert!(summary.records > 10 && summary.bytes > 0, "{summary:?}");
-    assert!(
-        b.backup(&dir.path().join("copy")).is_err(),
-        "a backup never overwrites another"
-    );
-    // The live store goes on; the copy opens as a store of its own with the same content.
-    accept(&b, &incoming("KZ", "CN", b"h4"));
-    drop(b);
-    let copy = SledBackend::open(&dir.path().join("copy"), 8 << 20).unwrap();
-    assert_eq!(copy.log_size().unwrap(), 3);
-    assert_eq!(copy.pending(pid("CN"), 0, 10).unwrap().len(), 3);
 }
 
 #[test]
 fn payloads_live_in_segments_and_format_1_payloads_stay_readable() {
     use prost::Message;
     let dir = tempfile::tempdir().unwrap();
-    let big: Vec<u8> = (0..(2 * super::sled::PAYLOAD_CHUNK + 10))
+    let big: Vec<u8> = (0..(2 * super::kv::PAYLOAD_CHUNK + 10))
         .map(|i| (i % 251) as u8)
         .collect();
     {
-        let b = SledBackend::open(dir.path(), 8 << 20).unwrap();
+        let b = sled(dir.path());
         let mut m = incoming("KZ", "CN", b"h1");
         m.payload = big.clone();
         accept(&b, &m);
@@ -553,7 +578,7 @@ fn payloads_live_in_segments_and_format_1_payloads_stay_readable() {
             .unwrap();
         db.flush().unwrap();
     }
-    let b = SledBackend::open(dir.path(), 8 << 20).unwrap();
+    let b = sled(dir.path());
     let mut read = Vec::new();
     let mut index = 0;
     while let Some(chunk) = b.payload_chunk(1, index).unwrap() {

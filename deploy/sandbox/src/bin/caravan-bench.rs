@@ -34,6 +34,7 @@ use tonic::transport::Channel;
 use caravan_common::{
     DocumentType, MessageId, ParticipantId, Timestamp,
     envelope::Header,
+    kv::EngineKind,
     process::{LogFormat, init_tracing, shutdown_signal},
     signing::{SigningKey, sha256},
     trust::TrustSet,
@@ -75,6 +76,9 @@ struct Cli {
     /// Give up after this many seconds (the run is reported as incomplete).
     #[arg(long, default_value_t = 600)]
     max_secs: u64,
+    /// The storage engine of the hub's and the spokes' stores.
+    #[arg(long, value_enum, default_value = "sled")]
+    engine: Engine,
     /// Print one JSON object instead of a line.
     #[arg(long)]
     json: bool,
@@ -89,8 +93,31 @@ struct Cli {
     serve_spoke: Option<PathBuf>,
 }
 
+#[derive(Clone, Copy, Debug, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Engine {
+    Sled,
+    Redb,
+}
+
+impl Engine {
+    fn as_str(self) -> &'static str {
+        EngineKind::from(self).as_str()
+    }
+}
+
+impl From<Engine> for EngineKind {
+    fn from(e: Engine) -> Self {
+        match e {
+            Engine::Sled => EngineKind::Sled,
+            Engine::Redb => EngineKind::Redb,
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 struct Report {
+    engine: Engine,
     size: usize,
     window: usize,
     spokes: usize,
@@ -105,6 +132,10 @@ struct Report {
     p99_ack_ms: f64,
     max_ack_ms: f64,
     hub_cpu_us_per_doc: f64,
+    /// All spoke processes together.
+    spokes_cpu_us_per_doc: f64,
+    /// This process: the senders' signing, submitting and receipt checks.
+    bench_cpu_us_per_doc: f64,
     hub_rss_mib: f64,
     flushes_per_doc: f64,
     idle_spoke_kib: f64,
@@ -294,7 +325,7 @@ async fn bench(cli: Cli) -> anyhow::Result<bool> {
         .map(|s| s.parse().expect("CAREC ids parse"))
         .collect();
     if !dir.join("hub").join("hub.toml").exists() {
-        create(&dir, &ids)?;
+        create(&dir, &ids, cli.engine.into())?;
     }
     let hub_config = dir.join("hub").join("hub.toml");
     let hub_settings =
@@ -398,6 +429,11 @@ async fn bench(cli: Cli) -> anyhow::Result<bool> {
         .collect();
     let flushes_before = flushes(metrics).await?;
     let cpu_before = cpu_time(hub.pid())?;
+    let spokes_cpu = |spokes: &[Server]| -> anyhow::Result<Duration> {
+        spokes.iter().map(|s| cpu_time(s.pid())).sum()
+    };
+    let spokes_cpu_before = spokes_cpu(&spokes)?;
+    let bench_cpu_before = cpu_time(std::process::id())?;
     let window = Arc::new(Semaphore::new(cli.window));
     let started = Instant::now();
     let mut failures = 0usize;
@@ -467,6 +503,8 @@ async fn bench(cli: Cli) -> anyhow::Result<bool> {
     .await
     .is_ok();
     let cpu = cpu_time(hub.pid())? - cpu_before;
+    let spokes_cpu = spokes_cpu(&spokes)? - spokes_cpu_before;
+    let bench_cpu = cpu_time(std::process::id())? - bench_cpu_before;
     let flushed = flushes(metrics).await? - flushes_before;
     let peak_kib = memory_kib(hub.pid(), "VmHWM:")?;
     drop(spokes);
@@ -481,6 +519,7 @@ async fn bench(cli: Cli) -> anyhow::Result<bool> {
         .as_secs_f64();
     let acknowledged = c.acks.len();
     let report = Report {
+        engine: cli.engine,
         size: cli.size,
         window: cli.window,
         spokes: cli.spokes,
@@ -495,6 +534,8 @@ async fn bench(cli: Cli) -> anyhow::Result<bool> {
         p99_ack_ms: percentile(&c.acks, 0.99),
         max_ack_ms: percentile(&c.acks, 1.0),
         hub_cpu_us_per_doc: cpu.as_secs_f64() * 1e6 / cli.documents as f64,
+        spokes_cpu_us_per_doc: spokes_cpu.as_secs_f64() * 1e6 / cli.documents as f64,
+        bench_cpu_us_per_doc: bench_cpu.as_secs_f64() * 1e6 / cli.documents as f64,
         hub_rss_mib: peak_kib as f64 / 1024.0,
         flushes_per_doc: flushed as f64 / cli.documents as f64,
         idle_spoke_kib,
@@ -503,7 +544,8 @@ async fn bench(cli: Cli) -> anyhow::Result<bool> {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         println!(
-            "size {} B  window {}  spokes {}  docs {}/{}: {:.0} docs/s  receipt p50 {:.2} ms p99 {:.2} ms max {:.2} ms  ack p50 {:.2} ms p99 {:.2} ms max {:.2} ms  hub {:.0} us CPU/doc, peak RSS {:.1} MiB, {:.3} flushes/doc, idle spoke {:.0} KiB",
+            "{}: size {} B  window {}  spokes {}  docs {}/{}: {:.0} docs/s  receipt p50 {:.2} ms p99 {:.2} ms max {:.2} ms  ack p50 {:.2} ms p99 {:.2} ms max {:.2} ms  CPU/doc: hub {:.0} us, spokes {:.0} us, bench {:.0} us; hub peak RSS {:.1} MiB, {:.3} flushes/doc, idle spoke {:.0} KiB",
+            report.engine.as_str(),
             report.size,
             report.window,
             report.spokes,
@@ -517,6 +559,8 @@ async fn bench(cli: Cli) -> anyhow::Result<bool> {
             report.p99_ack_ms,
             report.max_ack_ms,
             report.hub_cpu_us_per_doc,
+            report.spokes_cpu_us_per_doc,
+            report.bench_cpu_us_per_doc,
             report.hub_rss_mib,
             report.flushes_per_doc,
             report.idle_spoke_kib

@@ -1,0 +1,617 @@
+//! The storage engines under the hub's and the spokes' stores, behind one narrow trait.
+//!
+//! A store is a set of named tables of byte keys and values, read one key or one key range at a
+//! time and written by atomic transactions; [`Engine::flush`] makes every committed transaction
+//! durable. That is all the hub's and the spokes' records need, so their logic (what a message
+//! or an inbox entry is, which keys change together) is written once, over [`Engine`], and the
+//! engine is a setting:
+//!
+//! - **sled** 0.34 ([`SledEngine`]), the embedded default. Its flush syncs with
+//!   `sync_file_range`: it survives a killed process, not necessarily a power cut on a disk
+//!   with a volatile write cache. Each flush hands the write to a thread pool that wakes all
+//!   its idle threads, which costs most of a busy node's CPU (see the README's performance
+//!   section).
+//! - **redb** 4 ([`RedbEngine`]): transactions commit in memory (`Durability::None`) and a
+//!   flush is one durable commit, written with `fdatasync`; no background threads.
+//!
+//! The engine of an existing store is found from its files ([`EngineKind::detect`]); a store
+//! is never converted from one engine to another in place.
+
+use std::{collections::HashMap, path::Path, sync::Mutex};
+
+/// Key-value pairs, in key order.
+pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// Failures of an engine.
+#[derive(Debug, thiserror::Error)]
+pub enum KvError {
+    /// The engine reported an I/O or corruption error.
+    #[error("storage engine: {0}")]
+    Engine(String),
+    /// A stored record failed to decode: the database is corrupt or from an unknown version.
+    #[error("stored record {what} is corrupt: {detail}")]
+    Corrupt { what: &'static str, detail: String },
+    /// Another transaction touched the same keys: the engine runs the transaction again.
+    /// Transaction bodies pass it on with `?`; callers never see it.
+    #[error("transaction conflict")]
+    Conflict,
+}
+
+impl KvError {
+    pub fn corrupt(what: &'static str, detail: impl std::fmt::Display) -> Self {
+        Self::Corrupt {
+            what,
+            detail: detail.to_string(),
+        }
+    }
+
+    fn engine(e: impl std::fmt::Display) -> Self {
+        Self::Engine(e.to_string())
+    }
+}
+
+/// The view a transaction body has: its own writes, and the committed state.
+pub trait Tx {
+    fn get(&mut self, table: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, KvError>;
+    fn insert(&mut self, table: &'static str, key: &[u8], value: &[u8]) -> Result<(), KvError>;
+    fn remove(&mut self, table: &'static str, key: &[u8]) -> Result<(), KvError>;
+}
+
+/// A transaction body. It may run more than once (after a conflict), so it keeps its results
+/// by overwriting, never by appending.
+pub type Body<'a> = dyn FnMut(&mut dyn Tx) -> Result<(), KvError> + 'a;
+
+/// What a store needs of its engine. Reads see every committed transaction, durable or not.
+pub trait Engine: Send + Sync + 'static {
+    fn get(&self, table: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, KvError>;
+
+    /// Up to `limit` pairs with `from <= key` and `key < to` (`None`: to the end), in key
+    /// order, or from the last when `reverse`.
+    fn range(
+        &self,
+        table: &'static str,
+        from: &[u8],
+        to: Option<&[u8]>,
+        limit: usize,
+        reverse: bool,
+    ) -> Result<Pairs, KvError>;
+
+    /// Run `body` as one atomic transaction: all its writes are committed, or none (when it
+    /// returns an error, which is then returned).
+    fn write(&self, body: &mut Body<'_>) -> Result<(), KvError>;
+
+    /// Make every committed transaction durable.
+    fn flush(&self) -> Result<(), KvError>;
+
+    /// Bytes the engine's files take on disk.
+    fn size_on_disk(&self) -> Result<u64, KvError>;
+
+    /// Copy every table, as of one moment between transactions, into a new store of the same
+    /// engine in folder `dest` (which must not hold a store).
+    fn copy_to(&self, dest: &Path) -> Result<Copied, KvError>;
+}
+
+/// What [`Engine::copy_to`] did.
+#[derive(Debug, Clone, Copy)]
+pub struct Copied {
+    /// Key-value pairs copied.
+    pub records: u64,
+    /// How long transactions waited for the copy (sled: all of it; redb copies a snapshot while
+    /// they go on).
+    pub writes_paused: std::time::Duration,
+}
+
+/// Which engine a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    #[default]
+    Sled,
+    Redb,
+}
+
+/// The file a redb store keeps in its folder.
+const REDB_FILE: &str = "store.redb";
+
+impl EngineKind {
+    /// The engine of the store in folder `path`, if there is one.
+    pub fn detect(path: &Path) -> Option<Self> {
+        if path.join(REDB_FILE).is_file() {
+            Some(Self::Redb)
+        } else if path.join("conf").is_file() && path.join("db").is_file() {
+            Some(Self::Sled)
+        } else {
+            None
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sled => "sled",
+            Self::Redb => "redb",
+        }
+    }
+}
+
+/// Open the store in folder `path` with `tables`: the engine it was created with, or, for a
+/// new store, `kind`. A store of another engine than `kind` is refused, so that a setting
+/// never silently points at a different store than the one the operator means.
+pub fn open(
+    path: &Path,
+    kind: EngineKind,
+    tables: &[&'static str],
+    cache_bytes: u64,
+) -> Result<Box<dyn Engine>, KvError> {
+    match EngineKind::detect(path) {
+        Some(found) if found != kind => Err(KvError::Engine(format!(
+            "the store in {} was created with store_engine = \"{}\", not \"{}\": set it back (stores are not converted between engines)",
+            path.display(),
+            found.as_str(),
+            kind.as_str()
+        ))),
+        _ => open_existing(path, kind, tables, cache_bytes),
+    }
+}
+
+/// Open the store in folder `path` with the engine found there (for tools that read a store or
+/// a backup whatever the configuration says); `None` if there is no store.
+pub fn open_found(
+    path: &Path,
+    tables: &[&'static str],
+    cache_bytes: u64,
+) -> Result<Option<Box<dyn Engine>>, KvError> {
+    EngineKind::detect(path)
+        .map(|kind| open_existing(path, kind, tables, cache_bytes))
+        .transpose()
+}
+
+fn open_existing(
+    path: &Path,
+    kind: EngineKind,
+    tables: &[&'static str],
+    cache_bytes: u64,
+) -> Result<Box<dyn Engine>, KvError> {
+    Ok(match kind {
+        EngineKind::Sled => Box::new(SledEngine::open(path, tables, cache_bytes)?),
+        EngineKind::Redb => Box::new(RedbEngine::open(path, tables, cache_bytes)?),
+    })
+}
+
+/// The sled engine: one tree per table.
+pub struct SledEngine {
+    db: sled::Db,
+    names: Vec<&'static str>,
+    trees: Vec<sled::Tree>,
+    /// Transactions run one at a time: sled would otherwise detect their conflicts late and
+    /// run them again, which costs more than the wait.
+    writer: Mutex<()>,
+}
+
+impl SledEngine {
+    pub fn open(path: &Path, tables: &[&'static str], cache_bytes: u64) -> Result<Self, KvError> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_bytes)
+            .open()
+            .map_err(|e| KvError::Engine(format!("cannot open {}: {e}", path.display())))?;
+        let trees = tables
+            .iter()
+            .map(|t| db.open_tree(t).map_err(KvError::engine))
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            db,
+            names: tables.to_vec(),
+            trees,
+            writer: Mutex::new(()),
+        })
+    }
+
+    fn tree(&self, table: &str) -> &sled::Tree {
+        let i = self.names.iter().position(|n| *n == table);
+        &self.trees[i.unwrap_or_else(|| panic!("table {table} was not opened"))]
+    }
+}
+
+struct SledTx<'a> {
+    names: &'a [&'static str],
+    trees: &'a [sled::transaction::TransactionalTree],
+}
+
+impl SledTx<'_> {
+    fn tree(&self, table: &str) -> &sled::transaction::TransactionalTree {
+        let i = self.names.iter().position(|n| *n == table);
+        &self.trees[i.unwrap_or_else(|| panic!("table {table} was not opened"))]
+    }
+}
+
+fn sled_tx_error(e: sled::transaction::UnabortableTransactionError) -> KvError {
+    match e {
+        sled::transaction::UnabortableTransactionError::Conflict => KvError::Conflict,
+        other => KvError::engine(other),
+    }
+}
+
+impl Tx for SledTx<'_> {
+    fn get(&mut self, table: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
+        Ok(self
+            .tree(table)
+            .get(key)
+            .map_err(sled_tx_error)?
+            .map(|v| v.to_vec()))
+    }
+    fn insert(&mut self, table: &'static str, key: &[u8], value: &[u8]) -> Result<(), KvError> {
+        self.tree(table)
+            .insert(key, value)
+            .map(drop)
+            .map_err(sled_tx_error)
+    }
+    fn remove(&mut self, table: &'static str, key: &[u8]) -> Result<(), KvError> {
+        self.tree(table)
+            .remove(key)
+            .map(drop)
+            .map_err(sled_tx_error)
+    }
+}
+
+impl Engine for SledEngine {
+    fn get(&self, table: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
+        Ok(self
+            .tree(table)
+            .get(key)
+            .map_err(KvError::engine)?
+            .map(|v| v.to_vec()))
+    }
+
+    fn range(
+        &self,
+        table: &'static str,
+        from: &[u8],
+        to: Option<&[u8]>,
+        limit: usize,
+        reverse: bool,
+    ) -> Result<Pairs, KvError> {
+        let tree = self.tree(table);
+        let iter = match to {
+            Some(to) => tree.range(from..to),
+            None => tree.range(from..),
+        };
+        let pair = |e: sled::Result<(sled::IVec, sled::IVec)>| {
+            e.map(|(k, v)| (k.to_vec(), v.to_vec()))
+                .map_err(KvError::engine)
+        };
+        if reverse {
+            iter.rev().take(limit).map(pair).collect()
+        } else {
+            iter.take(limit).map(pair).collect()
+        }
+    }
+
+    fn write(&self, body: &mut Body<'_>) -> Result<(), KvError> {
+        use sled::{
+            Transactional,
+            transaction::{ConflictableTransactionError, TransactionError},
+        };
+        let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        // sled wants an `Fn`; the body runs once at a time all the same.
+        let body = std::cell::RefCell::new(body);
+        let result = self.trees.as_slice().transaction(|trees| {
+            let mut tx = SledTx {
+                names: &self.names,
+                trees,
+            };
+            (body.borrow_mut())(&mut tx).map_err(|e| match e {
+                KvError::Conflict => ConflictableTransactionError::Conflict,
+                other => ConflictableTransactionError::Abort(other),
+            })
+        });
+        match result {
+            Ok(()) => Ok(()),
+            Err(TransactionError::Abort(e)) => Err(e),
+            Err(TransactionError::Storage(e)) => Err(KvError::engine(e)),
+        }
+    }
+
+    fn flush(&self) -> Result<(), KvError> {
+        self.db.flush().map(drop).map_err(KvError::engine)
+    }
+
+    fn size_on_disk(&self) -> Result<u64, KvError> {
+        self.db.size_on_disk().map_err(KvError::engine)
+    }
+
+    fn copy_to(&self, dest: &Path) -> Result<Copied, KvError> {
+        let started = std::time::Instant::now();
+        // Writers wait (this holds the transaction lock), so the copy is one state.
+        let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let copy = sled::Config::new()
+            .path(dest)
+            .create_new(true)
+            .open()
+            .map_err(|e| KvError::Engine(format!("cannot create {}: {e}", dest.display())))?;
+        let mut records = 0u64;
+        for name in self.db.tree_names() {
+            let from = self.db.open_tree(&name).map_err(KvError::engine)?;
+            let to = copy.open_tree(&name).map_err(KvError::engine)?;
+            for entry in from.iter() {
+                let (k, v) = entry.map_err(KvError::engine)?;
+                to.insert(k, v).map_err(KvError::engine)?;
+                records += 1;
+            }
+        }
+        copy.flush().map_err(KvError::engine)?;
+        Ok(Copied {
+            records,
+            writes_paused: started.elapsed(),
+        })
+    }
+}
+
+type RedbTable = redb::TableDefinition<'static, &'static [u8], &'static [u8]>;
+
+/// The redb engine: one table per table, in one file.
+pub struct RedbEngine {
+    db: redb::Database,
+    file: std::path::PathBuf,
+    tables: Vec<&'static str>,
+}
+
+impl RedbEngine {
+    pub fn open(path: &Path, tables: &[&'static str], cache_bytes: u64) -> Result<Self, KvError> {
+        std::fs::create_dir_all(path)
+            .map_err(|e| KvError::Engine(format!("cannot create {}: {e}", path.display())))?;
+        let file = path.join(REDB_FILE);
+        let db = redb::Database::builder()
+            .set_cache_size(cache_bytes as usize)
+            .create(&file)
+            .map_err(|e| KvError::Engine(format!("cannot open {}: {e}", file.display())))?;
+        let engine = Self {
+            db,
+            file,
+            tables: tables.to_vec(),
+        };
+        // Every table exists from the start, so that reads never meet a missing one.
+        let txn = engine.db.begin_write().map_err(KvError::engine)?;
+        for t in tables {
+            txn.open_table(RedbTable::new(t)).map_err(KvError::engine)?;
+        }
+        txn.commit().map_err(KvError::engine)?;
+        Ok(engine)
+    }
+}
+
+struct RedbTx<'t> {
+    txn: &'t redb::WriteTransaction,
+    open: HashMap<&'static str, redb::Table<'t, &'static [u8], &'static [u8]>>,
+}
+
+impl<'t> RedbTx<'t> {
+    fn table(
+        &mut self,
+        name: &'static str,
+    ) -> Result<&mut redb::Table<'t, &'static [u8], &'static [u8]>, KvError> {
+        use std::collections::hash_map::Entry;
+        Ok(match self.open.entry(name) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => e.insert(
+                self.txn
+                    .open_table(RedbTable::new(name))
+                    .map_err(KvError::engine)?,
+            ),
+        })
+    }
+}
+
+impl Tx for RedbTx<'_> {
+    fn get(&mut self, table: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
+        use redb::ReadableTable;
+        Ok(self
+            .table(table)?
+            .get(key)
+            .map_err(KvError::engine)?
+            .map(|v| v.value().to_vec()))
+    }
+    fn insert(&mut self, table: &'static str, key: &[u8], value: &[u8]) -> Result<(), KvError> {
+        self.table(table)?
+            .insert(key, value)
+            .map(drop)
+            .map_err(KvError::engine)
+    }
+    fn remove(&mut self, table: &'static str, key: &[u8]) -> Result<(), KvError> {
+        self.table(table)?
+            .remove(key)
+            .map(drop)
+            .map_err(KvError::engine)
+    }
+}
+
+impl Engine for RedbEngine {
+    fn get(&self, table: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
+        use redb::ReadableDatabase;
+        let txn = self.db.begin_read().map_err(KvError::engine)?;
+        let table = txn
+            .open_table(RedbTable::new(table))
+            .map_err(KvError::engine)?;
+        Ok(table
+            .get(key)
+            .map_err(KvError::engine)?
+            .map(|v| v.value().to_vec()))
+    }
+
+    fn range(
+        &self,
+        table: &'static str,
+        from: &[u8],
+        to: Option<&[u8]>,
+        limit: usize,
+        reverse: bool,
+    ) -> Result<Pairs, KvError> {
+        use redb::ReadableDatabase;
+        let txn = self.db.begin_read().map_err(KvError::engine)?;
+        let table = txn
+            .open_table(RedbTable::new(table))
+            .map_err(KvError::engine)?;
+        let iter = match to {
+            Some(to) => table.range::<&[u8]>(from..to),
+            None => table.range::<&[u8]>(from..),
+        }
+        .map_err(KvError::engine)?;
+        let pair = |e: Result<_, redb::StorageError>| {
+            e.map(
+                |(k, v): (redb::AccessGuard<&[u8]>, redb::AccessGuard<&[u8]>)| {
+                    (k.value().to_vec(), v.value().to_vec())
+                },
+            )
+            .map_err(KvError::engine)
+        };
+        if reverse {
+            iter.rev().take(limit).map(pair).collect()
+        } else {
+            iter.take(limit).map(pair).collect()
+        }
+    }
+
+    fn write(&self, body: &mut Body<'_>) -> Result<(), KvError> {
+        let mut txn = self.db.begin_write().map_err(KvError::engine)?;
+        txn.set_durability(redb::Durability::None)
+            .map_err(KvError::engine)?;
+        let outcome = {
+            let mut tx = RedbTx {
+                txn: &txn,
+                open: HashMap::new(),
+            };
+            body(&mut tx)
+        };
+        match outcome {
+            Ok(()) => txn.commit().map_err(KvError::engine),
+            Err(e) => {
+                txn.abort().map_err(KvError::engine)?;
+                Err(e)
+            }
+        }
+    }
+
+    fn flush(&self) -> Result<(), KvError> {
+        // A durable commit persists every non-durable one before it.
+        let txn = self.db.begin_write().map_err(KvError::engine)?;
+        txn.commit().map_err(KvError::engine)
+    }
+
+    fn size_on_disk(&self) -> Result<u64, KvError> {
+        std::fs::metadata(&self.file)
+            .map(|m| m.len())
+            .map_err(KvError::engine)
+    }
+
+    fn copy_to(&self, dest: &Path) -> Result<Copied, KvError> {
+        use redb::{ReadableDatabase, ReadableTable};
+        if EngineKind::detect(dest).is_some() {
+            return Err(KvError::Engine(format!(
+                "{} already holds a store",
+                dest.display()
+            )));
+        }
+        let copy = RedbEngine::open(dest, &self.tables, 16 << 20)?;
+        // A read transaction is a snapshot: writers go on while it is copied.
+        let snapshot = self.db.begin_read().map_err(KvError::engine)?;
+        let txn = copy.db.begin_write().map_err(KvError::engine)?;
+        let mut records = 0u64;
+        for name in &self.tables {
+            let from = snapshot
+                .open_table(RedbTable::new(name))
+                .map_err(KvError::engine)?;
+            let mut to = txn
+                .open_table(RedbTable::new(name))
+                .map_err(KvError::engine)?;
+            for entry in from.iter().map_err(KvError::engine)? {
+                let (k, v) = entry.map_err(KvError::engine)?;
+                to.insert(k.value(), v.value()).map_err(KvError::engine)?;
+                records += 1;
+            }
+        }
+        txn.commit().map_err(KvError::engine)?;
+        Ok(Copied {
+            records,
+            writes_paused: std::time::Duration::ZERO,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TABLES: &[&str] = &["a", "b"];
+
+    fn engines(dir: &Path) -> Vec<Box<dyn Engine>> {
+        [EngineKind::Sled, EngineKind::Redb]
+            .into_iter()
+            .map(|k| open(&dir.join(k.as_str()), k, TABLES, 8 << 20).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn transactions_are_atomic_and_ranges_ordered() {
+        let dir = tempfile::tempdir().unwrap();
+        for e in engines(dir.path()) {
+            e.write(&mut |tx| {
+                for i in 0u8..5 {
+                    tx.insert("a", &[i], &[i * 2])?;
+                }
+                tx.insert("b", b"k", b"v")
+            })
+            .unwrap();
+            // A failed body leaves nothing behind, even the writes it made first.
+            let err = e
+                .write(&mut |tx| {
+                    tx.insert("b", b"k", b"changed")?;
+                    tx.remove("a", &[0])?;
+                    assert_eq!(tx.get("b", b"k")?.as_deref(), Some(&b"changed"[..]));
+                    Err(KvError::corrupt("test", "refused"))
+                })
+                .unwrap_err();
+            assert!(matches!(err, KvError::Corrupt { what: "test", .. }));
+            assert_eq!(e.get("b", b"k").unwrap().as_deref(), Some(&b"v"[..]));
+            assert_eq!(e.get("a", &[0]).unwrap().as_deref(), Some(&[0u8][..]));
+            let keys = |p: Pairs| p.into_iter().map(|(k, _)| k[0]).collect::<Vec<_>>();
+            assert_eq!(
+                keys(e.range("a", &[1], Some(&[4]), 10, false).unwrap()),
+                [1, 2, 3]
+            );
+            assert_eq!(keys(e.range("a", &[1], None, 2, true).unwrap()), [4, 3]);
+            assert_eq!(keys(e.range("a", &[], None, 2, false).unwrap()), [0, 1]);
+            e.flush().unwrap();
+            assert!(e.size_on_disk().unwrap() > 0);
+        }
+    }
+
+    #[test]
+    fn a_store_keeps_its_engine_and_copies_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        for kind in [EngineKind::Sled, EngineKind::Redb] {
+            let path = dir.path().join(kind.as_str());
+            {
+                let e = open(&path, kind, TABLES, 8 << 20).unwrap();
+                e.write(&mut |tx| tx.insert("a", b"x", b"1")).unwrap();
+                e.flush().unwrap();
+                let copy = dir.path().join(format!("{}-copy", kind.as_str()));
+                assert_eq!(e.copy_to(&copy).unwrap().records, 1);
+                let copied = open_found(&copy, TABLES, 8 << 20).unwrap().unwrap();
+                assert_eq!(copied.get("a", b"x").unwrap().as_deref(), Some(&b"1"[..]));
+            }
+            assert_eq!(EngineKind::detect(&path), Some(kind));
+            let other = match kind {
+                EngineKind::Sled => EngineKind::Redb,
+                EngineKind::Redb => EngineKind::Sled,
+            };
+            let err = open(&path, other, TABLES, 8 << 20).err().unwrap();
+            assert!(err.to_string().contains("not converted"), "{err}");
+            let reopened = open(&path, kind, TABLES, 8 << 20).unwrap();
+            assert_eq!(reopened.get("a", b"x").unwrap().as_deref(), Some(&b"1"[..]));
+        }
+        assert!(
+            open_found(&dir.path().join("none"), TABLES, 8 << 20)
+                .unwrap()
+                .is_none()
+        );
+    }
+}
