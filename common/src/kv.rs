@@ -76,6 +76,9 @@ pub trait Engine: Send + Sync + 'static {
         reverse: bool,
     ) -> Result<Pairs, KvError>;
 
+    /// How many pairs `table` holds (sled counts them; redb keeps the count).
+    fn len(&self, table: &'static str) -> Result<u64, KvError>;
+
     /// Run `body` as one atomic transaction: all its writes are committed, or none (when it
     /// returns an error, which is then returned).
     fn write(&self, body: &mut Body<'_>) -> Result<(), KvError>;
@@ -286,6 +289,10 @@ impl Engine for SledEngine {
         }
     }
 
+    fn len(&self, table: &'static str) -> Result<u64, KvError> {
+        Ok(self.tree(table).len() as u64)
+    }
+
     fn write(&self, body: &mut Body<'_>) -> Result<(), KvError> {
         use sled::{
             Transactional,
@@ -470,6 +477,14 @@ impl Engine for RedbEngine {
         }
     }
 
+    fn len(&self, table: &'static str) -> Result<u64, KvError> {
+        use redb::{ReadableDatabase, ReadableTableMetadata};
+        let txn = self.db.begin_read().map_err(KvError::engine)?;
+        txn.open_table(RedbTable::new(table))
+            .and_then(|t| Ok(t.len()?))
+            .map_err(KvError::engine)
+    }
+
     fn write(&self, body: &mut Body<'_>) -> Result<(), KvError> {
         let mut txn = self.db.begin_write().map_err(KvError::engine)?;
         txn.set_durability(redb::Durability::None)
@@ -579,6 +594,7 @@ mod tests {
             );
             assert_eq!(keys(e.range("a", &[1], None, 2, true).unwrap()), [4, 3]);
             assert_eq!(keys(e.range("a", &[], None, 2, false).unwrap()), [0, 1]);
+            assert_eq!(e.len("a").unwrap(), 5);
             e.flush().unwrap();
             assert!(e.size_on_disk().unwrap() > 0);
         }

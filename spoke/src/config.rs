@@ -5,6 +5,7 @@
 //! hub_url = "https://127.0.0.1:7443"       # the hub's gRPC endpoint
 //! hub_tls_name = "localhost"               # name in the hub's certificate (default: URL host)
 //! data_dir = "data"                        # inbox and sent messages; relative to this file
+//! store_engine = "sled"                    # "sled" (default) or "redb"; fixed when the store is made
 //! signing_key = "signing.key"              # from `caravan-spoke keygen`
 //! control_socket = "data/control.sock"     # local control API (default: <data_dir>/control.sock)
 //! max_payload_bytes = 67108864             # largest document sent (default 64 MiB)
@@ -26,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use caravan_common::{
     ParticipantId,
     config::{ConfigError, Problems, TlsFiles, TlsMaterial, read_toml, resolve},
+    kv::EngineKind,
     signing::{PublicKey, SigningKey},
 };
 
@@ -45,6 +47,9 @@ pub struct SpokeFile {
     pub hub_tls_name: Option<String>,
     /// Folder of the spoke's store.
     pub data_dir: PathBuf,
+    /// The store's key-value engine, for a new store; an existing one keeps its own.
+    #[serde(default)]
+    pub store_engine: EngineKind,
     /// The participant's ed25519 document-signing key.
     pub signing_key: PathBuf,
     /// Unix socket of the local control API used by the CLI; only this machine's users with
@@ -153,6 +158,7 @@ pub struct Config {
     pub hub_url: String,
     pub hub_tls_name: Option<String>,
     pub data_dir: PathBuf,
+    pub store_engine: EngineKind,
     pub signing_key: SigningKey,
     pub control_socket: PathBuf,
     pub max_payload_bytes: usize,
@@ -213,6 +219,7 @@ impl Config {
             hub_url: hub_url.expect("checked"),
             hub_tls_name: file.hub_tls_name,
             data_dir,
+            store_engine: file.store_engine,
             signing_key: signing_key.expect("checked"),
             control_socket,
             max_payload_bytes: max_payload_bytes.expect("checked"),

@@ -6,7 +6,7 @@
 //! (accepted, or rejected with the reason).
 //!
 //! Code map: [`config`] (the checked TOML file), [`document`] (recognising XML documents),
-//! [`spoke`] (sending and receiving), [`store`] (inbox and sent records on sled),
+//! [`spoke`] (sending and receiving), [`store`] (inbox and sent records, on sled or redb),
 //! [`trust`] (the signed trust list held, checked against the pinned anchor, followed),
 //! [`control`] (the local control API the CLI uses, over a Unix socket).
 
@@ -55,6 +55,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     })?;
     let store = Arc::new(store::SpokeStore::open(
         &config.data_dir.join("store"),
+        config.store_engine,
         STORE_CACHE_BYTES,
     )?);
     let listener = bind_control_socket(&config.control_socket).await?;

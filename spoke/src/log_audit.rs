@@ -350,7 +350,7 @@ mod tests {
     #[tokio::test]
     async fn a_missing_or_forged_proof_is_an_alarm_and_a_good_one_waits_for_the_audit() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(SpokeStore::open(dir.path(), 1 << 20).unwrap());
+        let store = Arc::new(SpokeStore::open(dir.path(), Default::default(), 1 << 20).unwrap());
         let audit = LogAudit::new(store.clone());
         let hub = SigningKey::generate();
         let trust = TrustSet::new(

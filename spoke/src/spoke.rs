@@ -194,8 +194,8 @@ impl Spoke {
         let store = self.store.clone();
         let (inbox, outbox, alarms) = blocking(move || {
             Ok((
-                store.inbox_since(None)?.len(),
-                store.outbox_len(),
+                store.inbox_len()?,
+                store.outbox_len()?,
                 store.log_alarms()?.1,
             ))
         })
@@ -618,7 +618,7 @@ impl Spoke {
                 Ok(v1::MessageState::Expired) => SentState::Expired,
                 _ => continue,
             };
-            // Store reads and writes on the request path run inline: sled works in memory, and
+            // Store reads and writes on the request path run inline: the engine works in memory, and
             // a hand-off to a blocking thread costs more; only flushes wait for the disk.
             let record = self.store.sent_entry(message_id).map_err(store_status)?;
             if let Some(sent) = &record {

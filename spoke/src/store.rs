@@ -1,7 +1,8 @@
 //! The spoke's durable state: the inbox (documents received, each with its verification
-//! result and evidence) and the record of documents sent. sled types stay in this module.
+//! result and evidence) and the record of documents sent, in tables of a key-value engine
+//! (`caravan_common::kv`: sled, the default, or redb; `store_engine`).
 //!
-//! | tree       | key                            | value                         |
+//! | table      | key                            | value                         |
 //! |------------|--------------------------------|-------------------------------|
 //! | `inbox`    | message id (16) + sender (2)   | [`InboxRecord`] (JSON)        |
 //! | `payload_at` | message id (16) + sender (2) | segment (u32) + offset (u64) + length (u64) of the payload in `payload-segments/` |
@@ -10,19 +11,20 @@
 //! | `sent`     | message id (16)                | [`SentRecord`] (JSON)         |
 //! | `outbox`   | queue number (u64) + id (16)   | the sealed envelope (protobuf)|
 //! | `trust`    | `current`                      | the signed trust list held    |
-//! | `meta`     | `status_cursor`                | last status event read (u64)  |
+//! | `meta`     | `status_cursor`, `next_arrival`, `next_queued`, ... | cursors and counters (u64), log head and alarms (JSON) |
 //!
-//! Payloads live in append-only segment files (`caravan_common::segments`), not in sled,
-//! which would keep every one in memory until the process ends. A document enters the inbox once: the same (sender, message id) delivered again is
-//! recognised, and answered with the decision already recorded.
+//! Payloads live in append-only segment files (`caravan_common::segments`), not in the engine
+//! (sled would keep every one in memory until the process ends). A document enters the inbox
+//! once: the same (sender, message id) delivered again is recognised, and answered with the
+//! decision already recorded.
 
 use std::path::Path;
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
-use sled::{Transactional, transaction::ConflictableTransactionError};
 
 use caravan_common::{
     DocumentType, MessageId, ParticipantId, RefusalCode, Timestamp,
+    kv::{self, Engine, EngineKind, KvError, Tx},
     segments::{Location, Segments},
 };
 
@@ -37,6 +39,15 @@ pub enum StoreError {
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
+}
+
+impl From<KvError> for StoreError {
+    fn from(e: KvError) -> Self {
+        match e {
+            KvError::Corrupt { what, detail } => StoreError::Corrupt(format!("{what}: {detail}")),
+            other => StoreError::Backend(other.to_string()),
+        }
+    }
 }
 
 /// The outcome of end-to-end verification of a received document.
@@ -229,18 +240,23 @@ impl SentState {
 
 /// The spoke's store.
 pub struct SpokeStore {
-    db: sled::Db,
-    inbox: sled::Tree,
-    payloads: sled::Tree,
-    payload_at: sled::Tree,
+    engine: Box<dyn Engine>,
     segments: Segments,
-    arrivals: sled::Tree,
-    sent: sled::Tree,
-    outbox: sled::Tree,
-    trust: sled::Tree,
-    meta: sled::Tree,
 }
 
+const INBOX: &str = "inbox";
+const PAYLOADS: &str = "payloads";
+const PAYLOAD_AT: &str = "payload_at";
+const ARRIVALS: &str = "arrivals";
+const SENT: &str = "sent";
+const OUTBOX: &str = "outbox";
+const TRUST: &str = "trust";
+const META: &str = "meta";
+const TABLES: &[&str] = &[
+    INBOX, PAYLOADS, PAYLOAD_AT, ARRIVALS, SENT, OUTBOX, TRUST, META,
+];
+
+const CURRENT_TRUST_LIST: &[u8] = b"current";
 const STATUS_CURSOR: &[u8] = b"status_cursor";
 const STATUS_EPOCH: &[u8] = b"status_epoch";
 const WEBHOOK_CURSOR: &[u8] = b"webhook_cursor";
@@ -249,6 +265,9 @@ const LOG_ALARMS: &[u8] = b"log_alarms";
 /// Alarms kept (the newest); the total count is kept apart.
 const LOG_ALARMS_KEPT: usize = 100;
 const LOG_ALARMS_TOTAL: &[u8] = b"log_alarms_total";
+/// The next arrival number (the inbox's order) and outbox queue number.
+const NEXT_ARRIVAL: &[u8] = b"next_arrival";
+const NEXT_QUEUED: &[u8] = b"next_queued";
 
 /// A tree head of the hub's exchange log that this spoke verified.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -305,30 +324,73 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
+/// [`decode`] inside a transaction.
+fn decode_in<T: DeserializeOwned>(bytes: &[u8], what: &'static str) -> Result<T, KvError> {
+    serde_json::from_slice(bytes).map_err(|e| KvError::corrupt(what, e))
+}
+
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).expect("records serialise")
 }
 
+fn u64_of(bytes: &[u8]) -> Option<u64> {
+    bytes.try_into().ok().map(u64::from_be_bytes)
+}
+
+/// Take the next value of counter `name` in `meta`.
+fn next_counter(tx: &mut dyn Tx, name: &[u8]) -> Result<u64, KvError> {
+    let next = tx.get(META, name)?.as_deref().and_then(u64_of).unwrap_or(0);
+    tx.insert(META, name, &(next + 1).to_be_bytes())?;
+    Ok(next)
+}
+
 impl SpokeStore {
-    pub fn open(path: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(cache_bytes)
-            .open()
-            .map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))?;
-        let tree = |name: &str| db.open_tree(name).map_err(backend);
-        Ok(Self {
-            inbox: tree("inbox")?,
-            payloads: tree("payloads")?,
-            payload_at: tree("payload_at")?,
+    /// Open (or create, on `engine`) the store in folder `path`.
+    pub fn open(path: &Path, engine: EngineKind, cache_bytes: u64) -> Result<Self, StoreError> {
+        let store = Self {
+            engine: kv::open(path, engine, TABLES, cache_bytes)?,
             segments: Segments::open(path).map_err(backend)?,
-            arrivals: tree("arrivals")?,
-            sent: tree("sent")?,
-            outbox: tree("outbox")?,
-            trust: tree("trust")?,
-            meta: tree("meta")?,
-            db,
-        })
+        };
+        store.start_counters()?;
+        Ok(store)
+    }
+
+    /// Stores written before the counters were kept in `meta` numbered arrivals and the outbox
+    /// with sled's id generator: go on after the last number used.
+    fn start_counters(&self) -> Result<(), StoreError> {
+        for (counter, table) in [(NEXT_ARRIVAL, ARRIVALS), (NEXT_QUEUED, OUTBOX)] {
+            if self.engine.get(META, counter)?.is_some() {
+                continue;
+            }
+            let last = self.engine.range(table, &[], None, 1, true)?;
+            let next = match last.first() {
+                Some((key, _)) => key
+                    .get(..8)
+                    .and_then(u64_of)
+                    .ok_or_else(|| StoreError::Corrupt(format!("{table} key")))?
+                    .saturating_add(1),
+                None => 0,
+            };
+            self.engine
+                .write(&mut |tx| tx.insert(META, counter, &next.to_be_bytes()))?;
+        }
+        Ok(())
+    }
+
+    fn get<T: DeserializeOwned>(
+        &self,
+        table: &'static str,
+        key: &[u8],
+    ) -> Result<Option<T>, StoreError> {
+        self.engine.get(table, key)?.map(|b| decode(&b)).transpose()
+    }
+
+    fn put(&self, table: &'static str, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        Ok(self.engine.write(&mut |tx| tx.insert(table, key, value))?)
+    }
+
+    fn meta_u64(&self, key: &[u8]) -> Result<Option<u64>, StoreError> {
+        Ok(self.engine.get(META, key)?.as_deref().and_then(u64_of))
     }
 
     /// The inbox entry for (sender, message id).
@@ -337,18 +399,18 @@ impl SpokeStore {
         sender: ParticipantId,
         id: MessageId,
     ) -> Result<Option<InboxRecord>, StoreError> {
-        self.inbox
-            .get(inbox_key(id, sender))
-            .map_err(backend)?
-            .map(|b| decode(&b))
-            .transpose()
+        self.get(INBOX, &inbox_key(id, sender))
     }
 
     /// Inbox entries with this message id (from any sender; normally one).
     pub fn inbox_find(&self, id: MessageId) -> Result<Vec<InboxRecord>, StoreError> {
-        self.inbox
-            .scan_prefix(id.as_bytes())
-            .map(|entry| entry.map_err(backend).and_then(|(_, v)| decode(&v)))
+        // Keys are the id and a two-letter sender, so this bound is past every one of them.
+        let mut end = id.as_bytes().to_vec();
+        end.extend_from_slice(&[0xff; 3]);
+        self.engine
+            .range(INBOX, id.as_bytes(), Some(&end), usize::MAX, false)?
+            .into_iter()
+            .map(|(_, v)| decode(&v))
             .collect()
     }
 
@@ -356,7 +418,7 @@ impl SpokeStore {
     /// whether it was new. Not durable until [`Self::flush`].
     pub fn inbox_insert(&self, record: &InboxRecord, payload: &[u8]) -> Result<bool, StoreError> {
         let key = inbox_key(record.message_id, record.sender);
-        if self.inbox.contains_key(key).map_err(backend)? {
+        if self.engine.get(INBOX, &key)?.is_some() {
             return Ok(false);
         }
         // The payload first (see the module docs); it is durable with the next flush.
@@ -365,19 +427,19 @@ impl SpokeStore {
         pointer.extend_from_slice(&at.segment.to_be_bytes());
         pointer.extend_from_slice(&at.offset.to_be_bytes());
         pointer.extend_from_slice(&(payload.len() as u64).to_be_bytes());
-        let arrival = self.db.generate_id().map_err(backend)?;
         let value = encode(record);
-        (&self.inbox, &self.payload_at, &self.arrivals)
-            .transaction(|(inbox, payload_at, arrivals)| {
-                if inbox.get(key)?.is_some() {
-                    return Ok(false);
-                }
-                inbox.insert(&key, value.as_slice())?;
-                payload_at.insert(&key, pointer.as_slice())?;
-                arrivals.insert(&arrival.to_be_bytes(), &key)?;
-                Ok::<_, ConflictableTransactionError<()>>(true)
-            })
-            .map_err(|e| backend(format!("{e:?}")))
+        let mut inserted = false;
+        self.engine.write(&mut |tx| {
+            inserted = tx.get(INBOX, &key)?.is_none();
+            if inserted {
+                let arrival = next_counter(tx, NEXT_ARRIVAL)?;
+                tx.insert(INBOX, &key, &value)?;
+                tx.insert(PAYLOAD_AT, &key, &pointer)?;
+                tx.insert(ARRIVALS, &arrival.to_be_bytes(), &key)?;
+            }
+            Ok(())
+        })?;
+        Ok(inserted)
     }
 
     /// Record the acknowledgement sent for an inbox entry.
@@ -388,12 +450,14 @@ impl SpokeStore {
         ack: String,
     ) -> Result<(), StoreError> {
         let key = inbox_key(id, sender);
-        if let Some(bytes) = self.inbox.get(key).map_err(backend)? {
-            let mut record: InboxRecord = decode(&bytes)?;
-            record.evidence.ack = Some(ack);
-            self.inbox.insert(key, encode(&record)).map_err(backend)?;
-        }
-        Ok(())
+        Ok(self.engine.write(&mut |tx| {
+            if let Some(bytes) = tx.get(INBOX, &key)? {
+                let mut record: InboxRecord = decode_in(&bytes, "inbox entry")?;
+                record.evidence.ack = Some(ack.clone());
+                tx.insert(INBOX, &key, &encode(&record))?;
+            }
+            Ok(())
+        })?)
     }
 
     /// Every inbox entry, in arrival order.
@@ -405,20 +469,24 @@ impl SpokeStore {
             .collect())
     }
 
+    /// How many documents the inbox holds.
+    pub fn inbox_len(&self) -> Result<u64, StoreError> {
+        Ok(self.engine.len(ARRIVALS)?)
+    }
+
     /// Inbox entries that arrived after cursor `since` (all with `None`), in arrival order,
     /// with their cursors.
     pub fn inbox_since(&self, since: Option<u64>) -> Result<Vec<(u64, InboxRecord)>, StoreError> {
         let mut out = Vec::new();
         let start = since.map_or(0, |s| s.saturating_add(1));
-        for entry in self.arrivals.range(start.to_be_bytes()..) {
-            let (arrival, key) = entry.map_err(backend)?;
-            let cursor = arrival
-                .as_ref()
-                .try_into()
-                .map(u64::from_be_bytes)
-                .map_err(|_| StoreError::Corrupt("arrival key".into()))?;
-            if let Some(v) = self.inbox.get(&key).map_err(backend)? {
-                out.push((cursor, decode(&v)?));
+        for (arrival, key) in
+            self.engine
+                .range(ARRIVALS, &start.to_be_bytes(), None, usize::MAX, false)?
+        {
+            let cursor =
+                u64_of(&arrival).ok_or_else(|| StoreError::Corrupt("arrival key".into()))?;
+            if let Some(record) = self.get(INBOX, &key)? {
+                out.push((cursor, record));
             }
         }
         Ok(out)
@@ -430,15 +498,14 @@ impl SpokeStore {
         id: MessageId,
     ) -> Result<Option<Vec<u8>>, StoreError> {
         let key = inbox_key(id, sender);
-        let Some(pointer) = self.payload_at.get(key).map_err(backend)? else {
+        let Some(pointer) = self.engine.get(PAYLOAD_AT, &key)? else {
             // A store written before segments.
-            return Ok(self.payloads.get(key).map_err(backend)?.map(|v| v.to_vec()));
+            return Ok(self.engine.get(PAYLOADS, &key)?);
         };
         let field = |range: std::ops::Range<usize>| -> Result<u64, StoreError> {
             pointer
                 .get(range)
-                .and_then(|b| b.try_into().ok())
-                .map(u64::from_be_bytes)
+                .and_then(u64_of)
                 .ok_or_else(|| StoreError::Corrupt("payload location".into()))
         };
         let segment = pointer
@@ -458,103 +525,77 @@ impl SpokeStore {
     /// Put a sealed envelope in the outbox together with its record, atomically. Durable
     /// after [`Self::flush`].
     pub fn enqueue(&self, record: &SentRecord, envelope: &[u8]) -> Result<(), StoreError> {
-        let mut key = self
-            .db
-            .generate_id()
-            .map_err(backend)?
-            .to_be_bytes()
-            .to_vec();
-        key.extend_from_slice(record.message_id.as_bytes());
         let value = encode(record);
-        (&self.sent, &self.outbox)
-            .transaction(|(sent, outbox)| {
-                sent.insert(record.message_id.as_bytes(), value.as_slice())?;
-                outbox.insert(key.as_slice(), envelope)?;
-                Ok::<_, ConflictableTransactionError<()>>(())
-            })
-            .map_err(|e| backend(format!("{e:?}")))
+        Ok(self.engine.write(&mut |tx| {
+            let mut key = next_counter(tx, NEXT_QUEUED)?.to_be_bytes().to_vec();
+            key.extend_from_slice(record.message_id.as_bytes());
+            tx.insert(SENT, record.message_id.as_bytes(), &value)?;
+            tx.insert(OUTBOX, &key, envelope)
+        })?)
     }
 
     /// The oldest `limit` envelopes in the outbox.
     pub fn outbox(&self, limit: usize) -> Result<Vec<Queued>, StoreError> {
-        self.outbox
-            .iter()
-            .take(limit)
-            .map(|entry| {
-                let (key, envelope) = entry.map_err(backend)?;
+        self.engine
+            .range(OUTBOX, &[], None, limit, false)?
+            .into_iter()
+            .map(|(key, envelope)| {
                 let id: [u8; 16] = key
                     .get(8..24)
                     .and_then(|b| b.try_into().ok())
                     .ok_or_else(|| StoreError::Corrupt("outbox key".into()))?;
-                let message_id = uuid_message_id(id)?;
                 Ok(Queued {
-                    key: key.to_vec(),
-                    message_id,
-                    envelope: envelope.to_vec(),
+                    message_id: uuid_message_id(id)?,
+                    key,
+                    envelope,
                 })
             })
             .collect()
     }
 
-    pub fn outbox_len(&self) -> usize {
-        self.outbox.len()
+    /// How many envelopes wait in the outbox.
+    pub fn outbox_len(&self) -> Result<u64, StoreError> {
+        Ok(self.engine.len(OUTBOX)?)
     }
 
     /// Take `queued` out of the outbox and record the hub's answer (receipt or refusal),
     /// atomically. State changes the hub already reported are kept.
     pub fn settle(&self, queued: &Queued, answer: &SentRecord) -> Result<(), StoreError> {
         let key = answer.message_id.as_bytes();
-        (&self.sent, &self.outbox)
-            .transaction(|(sent, outbox)| {
-                let mut record: SentRecord = match sent.get(key)? {
-                    Some(v) => serde_json::from_slice(&v)
-                        .map_err(|e| ConflictableTransactionError::Abort(e.to_string()))?,
-                    None => answer.clone(),
-                };
-                record.receipt = answer.receipt.clone();
-                record.refusal = answer.refusal.clone();
-                record.attempts = answer.attempts;
-                record.last_error = answer.last_error.clone();
-                if record.state == SentState::Queued {
-                    record.state = answer.state;
-                }
-                sent.insert(key, encode(&record))?;
-                outbox.remove(queued.key.as_slice())?;
-                Ok(())
-            })
-            .map_err(|e| backend(format!("{e:?}")))
+        Ok(self.engine.write(&mut |tx| {
+            let mut record: SentRecord = match tx.get(SENT, key)? {
+                Some(v) => decode_in(&v, "sent record")?,
+                None => answer.clone(),
+            };
+            record.receipt = answer.receipt.clone();
+            record.refusal = answer.refusal.clone();
+            record.attempts = answer.attempts;
+            record.last_error = answer.last_error.clone();
+            if record.state == SentState::Queued {
+                record.state = answer.state;
+            }
+            tx.insert(SENT, key, &encode(&record))?;
+            tx.remove(OUTBOX, &queued.key)
+        })?)
     }
 
     /// The last inbox arrival the NSW webhook acknowledged (`None`: none yet).
     pub fn webhook_cursor(&self) -> Result<Option<u64>, StoreError> {
-        Ok(self
-            .meta
-            .get(WEBHOOK_CURSOR)
-            .map_err(backend)?
-            .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes)))
+        self.meta_u64(WEBHOOK_CURSOR)
     }
 
     pub fn set_webhook_cursor(&self, cursor: u64) -> Result<(), StoreError> {
-        self.meta
-            .insert(WEBHOOK_CURSOR, &cursor.to_be_bytes())
-            .map(drop)
-            .map_err(backend)?;
+        self.put(META, WEBHOOK_CURSOR, &cursor.to_be_bytes())?;
         self.flush()
     }
 
     /// Where the hub's stream of status events was last read, and the hub's epoch that cursor
     /// belongs to (empty before the first event).
     pub fn status_cursor(&self) -> Result<(u64, String), StoreError> {
-        let cursor = self
-            .meta
-            .get(STATUS_CURSOR)
-            .map_err(backend)?
-            .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes))
-            .unwrap_or(0);
+        let cursor = self.meta_u64(STATUS_CURSOR)?.unwrap_or(0);
         let epoch = self
-            .meta
-            .get(STATUS_EPOCH)
-            .map_err(backend)?
+            .engine
+            .get(META, STATUS_EPOCH)?
             .map(|v| String::from_utf8_lossy(&v).into_owned())
             .unwrap_or_default();
         Ok((cursor, epoch))
@@ -570,27 +611,24 @@ impl SpokeStore {
         cursor: u64,
         epoch: &str,
     ) -> Result<(), StoreError> {
-        (&self.sent, &self.meta)
-            .transaction(|(sent, meta)| {
-                if let Some(v) = sent.get(message_id.as_bytes())? {
-                    let mut record: SentRecord = serde_json::from_slice(&v)
-                        .map_err(|e| ConflictableTransactionError::Abort(e.to_string()))?;
-                    if !record.transitions.contains(&change) {
-                        if !record.state.is_final() {
-                            record.state = change.state;
-                        }
-                        record.transitions.push(change.clone());
+        let key = message_id.as_bytes();
+        Ok(self.engine.write(&mut |tx| {
+            if let Some(v) = tx.get(SENT, key)? {
+                let mut record: SentRecord = decode_in(&v, "sent record")?;
+                if !record.transitions.contains(&change) {
+                    if !record.state.is_final() {
+                        record.state = change.state;
                     }
-                    if acknowledgement.is_some() {
-                        record.acknowledgement = acknowledgement.clone();
-                    }
-                    sent.insert(message_id.as_bytes(), encode(&record))?;
+                    record.transitions.push(change.clone());
                 }
-                meta.insert(STATUS_CURSOR, &cursor.to_be_bytes())?;
-                meta.insert(STATUS_EPOCH, epoch.as_bytes())?;
-                Ok(())
-            })
-            .map_err(|e: sled::transaction::TransactionError<String>| backend(format!("{e:?}")))
+                if acknowledgement.is_some() {
+                    record.acknowledgement = acknowledgement.clone();
+                }
+                tx.insert(SENT, key, &encode(&record))?;
+            }
+            tx.insert(META, STATUS_CURSOR, &cursor.to_be_bytes())?;
+            tx.insert(META, STATUS_EPOCH, epoch.as_bytes())
+        })?)
     }
 
     /// Link a verified business response from `from` to the sent message it answers.
@@ -601,125 +639,99 @@ impl SpokeStore {
         answer: AnswerRecord,
     ) -> Result<bool, StoreError> {
         let key = answered.as_bytes();
-        self.sent
-            .transaction(|sent| {
-                let Some(v) = sent.get(key)? else {
-                    return Ok(false);
-                };
-                let mut record: SentRecord = serde_json::from_slice(&v)
-                    .map_err(|e| ConflictableTransactionError::Abort(e.to_string()))?;
-                if record.recipient != from {
-                    return Ok(false);
-                }
-                if !record
-                    .responses
-                    .iter()
-                    .any(|r| r.message_id == answer.message_id)
-                {
-                    record.responses.push(answer.clone());
-                }
-                sent.insert(key, encode(&record))?;
-                Ok(true)
-            })
-            .map_err(|e: sled::transaction::TransactionError<String>| backend(format!("{e:?}")))
+        let mut linked = false;
+        self.engine.write(&mut |tx| {
+            linked = false;
+            let Some(v) = tx.get(SENT, key)? else {
+                return Ok(());
+            };
+            let mut record: SentRecord = decode_in(&v, "sent record")?;
+            if record.recipient != from {
+                return Ok(());
+            }
+            if !record
+                .responses
+                .iter()
+                .any(|r| r.message_id == answer.message_id)
+            {
+                record.responses.push(answer.clone());
+            }
+            tx.insert(SENT, key, &encode(&record))?;
+            linked = true;
+            Ok(())
+        })?;
+        Ok(linked)
     }
 
     pub fn sent_update(&self, record: &SentRecord) -> Result<(), StoreError> {
-        self.sent
-            .insert(record.message_id.as_bytes(), encode(record))
-            .map(drop)
-            .map_err(backend)
+        self.put(SENT, record.message_id.as_bytes(), &encode(record))
     }
 
     pub fn sent_entry(&self, id: MessageId) -> Result<Option<SentRecord>, StoreError> {
-        self.sent
-            .get(id.as_bytes())
-            .map_err(backend)?
-            .map(|b| decode(&b))
-            .transpose()
+        self.get(SENT, id.as_bytes())
     }
 
     /// The last good signed trust list (encoded `caravan.v1.SignedTrustList`).
     pub fn trust_list(&self) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .trust
-            .get(b"current")
-            .map_err(backend)?
-            .map(|v| v.to_vec()))
+        Ok(self.engine.get(TRUST, CURRENT_TRUST_LIST)?)
     }
 
     /// Keep a new good trust list; durable after [`Self::flush`].
     pub fn set_trust_list(&self, signed: &[u8]) -> Result<(), StoreError> {
-        self.trust
-            .insert(b"current", signed)
-            .map(drop)
-            .map_err(backend)
+        self.put(TRUST, CURRENT_TRUST_LIST, signed)
     }
 
     /// The last tree head of the hub's log this spoke verified consistent with every earlier one.
     pub fn log_head(&self) -> Result<Option<LogHeadRecord>, StoreError> {
-        self.meta
-            .get(LOG_HEAD)
-            .map_err(backend)?
-            .map(|v| decode(&v))
-            .transpose()
+        self.get(META, LOG_HEAD)
     }
 
     /// Keep a newer verified head, durably.
     pub fn set_log_head(&self, head: &LogHeadRecord) -> Result<(), StoreError> {
-        self.meta.insert(LOG_HEAD, encode(head)).map_err(backend)?;
+        self.put(META, LOG_HEAD, &encode(head))?;
         self.flush()
     }
 
     /// The newest log alarms (at most 100), oldest first, and how many were raised in all.
     pub fn log_alarms(&self) -> Result<(Vec<LogAlarm>, u64), StoreError> {
-        let alarms = self
-            .meta
-            .get(LOG_ALARMS)
-            .map_err(backend)?
-            .map(|v| decode(&v))
-            .transpose()?
-            .unwrap_or_default();
-        let total = self
-            .meta
-            .get(LOG_ALARMS_TOTAL)
-            .map_err(backend)?
-            .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes))
-            .unwrap_or(0);
+        let alarms = self.get(META, LOG_ALARMS)?.unwrap_or_default();
+        let total = self.meta_u64(LOG_ALARMS_TOTAL)?.unwrap_or(0);
         Ok((alarms, total))
     }
 
     /// Record an alarm, durably.
     pub fn add_log_alarm(&self, alarm: &LogAlarm) -> Result<(), StoreError> {
-        self.meta
-            .transaction(|meta| {
-                let mut alarms: Vec<LogAlarm> = match meta.get(LOG_ALARMS)? {
-                    Some(v) => serde_json::from_slice(&v)
-                        .map_err(|e| ConflictableTransactionError::Abort(e.to_string()))?,
-                    None => Vec::new(),
-                };
-                alarms.push(alarm.clone());
-                let excess = alarms.len().saturating_sub(LOG_ALARMS_KEPT);
-                alarms.drain(..excess);
-                let total = meta
-                    .get(LOG_ALARMS_TOTAL)?
-                    .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes))
-                    .unwrap_or(0);
-                meta.insert(LOG_ALARMS, encode(&alarms))?;
-                meta.insert(LOG_ALARMS_TOTAL, &(total + 1).to_be_bytes())?;
-                Ok(())
-            })
-            .map_err(|e: sled::transaction::TransactionError<String>| backend(format!("{e:?}")))?;
+        self.engine.write(&mut |tx| {
+            let mut alarms: Vec<LogAlarm> = match tx.get(META, LOG_ALARMS)? {
+                Some(v) => decode_in(&v, "log alarms")?,
+                None => Vec::new(),
+            };
+            alarms.push(alarm.clone());
+            let excess = alarms.len().saturating_sub(LOG_ALARMS_KEPT);
+            alarms.drain(..excess);
+            let total = tx
+                .get(META, LOG_ALARMS_TOTAL)?
+                .as_deref()
+                .and_then(u64_of)
+                .unwrap_or(0);
+            tx.insert(META, LOG_ALARMS, &encode(&alarms))?;
+            tx.insert(META, LOG_ALARMS_TOTAL, &(total + 1).to_be_bytes())
+        })?;
         self.flush()
     }
 
-    /// Make every write so far durable (see the hub's store for what sled's flush promises).
+    /// Make every write so far durable (what that promises depends on the engine: see
+    /// `caravan_common::kv`).
     pub fn flush(&self) -> Result<(), StoreError> {
         // Payloads first: a flushed inbox entry must not name bytes still in the page cache.
         self.segments.sync().map_err(backend)?;
-        self.db.flush().map(drop).map_err(backend)
+        Ok(self.engine.flush()?)
     }
 }
+
+/// The engines the tests run on.
+#[cfg(test)]
+const ENGINES: [EngineKind; 2] = [EngineKind::Sled, EngineKind::Redb];
 
 #[cfg(test)]
 mod tests {
@@ -756,62 +768,97 @@ mod tests {
 
     #[test]
     fn inbox_keeps_each_document_once_in_arrival_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SpokeStore::open(dir.path(), 4 << 20).unwrap();
-        let a = record("KZ");
-        let b = record("UZ");
-        assert!(store.inbox_insert(&a, b"abc").unwrap());
-        assert!(store.inbox_insert(&b, b"xyz").unwrap());
-        assert!(
-            !store.inbox_insert(&a, b"other").unwrap(),
-            "a redelivery is not stored again"
-        );
-        let list = store.inbox_list().unwrap();
-        assert_eq!(
-            list.iter().map(|r| r.message_id).collect::<Vec<_>>(),
-            vec![a.message_id, b.message_id]
-        );
-        assert_eq!(
-            store.payload(a.sender, a.message_id).unwrap().unwrap(),
-            b"abc"
-        );
-        assert_eq!(store.inbox_find(b.message_id).unwrap(), vec![b.clone()]);
-        store
-            .inbox_set_ack(a.sender, a.message_id, "ack".into())
-            .unwrap();
-        assert_eq!(
+        for engine in ENGINES {
+            let dir = tempfile::tempdir().unwrap();
+            let store = SpokeStore::open(dir.path(), engine, 4 << 20).unwrap();
+            let a = record("KZ");
+            let b = record("UZ");
+            assert!(store.inbox_insert(&a, b"abc").unwrap());
+            assert!(store.inbox_insert(&b, b"xyz").unwrap());
+            assert!(
+                !store.inbox_insert(&a, b"other").unwrap(),
+                "a redelivery is not stored again"
+            );
+            let list = store.inbox_list().unwrap();
+            assert_eq!(
+                list.iter().map(|r| r.message_id).collect::<Vec<_>>(),
+                vec![a.message_id, b.message_id]
+            );
+            assert_eq!(
+                store.payload(a.sender, a.message_id).unwrap().unwrap(),
+                b"abc"
+            );
+            assert_eq!(store.inbox_find(b.message_id).unwrap(), vec![b.clone()]);
             store
-                .inbox_entry(a.sender, a.message_id)
-                .unwrap()
-                .unwrap()
-                .evidence
-                .ack
-                .as_deref(),
-            Some("ack")
-        );
-        // Payloads live in segment files and survive a reopen; a payload stored by a spoke
-        // from before segments (in sled's `payloads` tree) is still read.
-        assert_eq!(
-            store.payload(b.sender, b.message_id).unwrap().unwrap(),
-            b"xyz"
-        );
-        let key = inbox_key(a.message_id, a.sender);
-        store.payload_at.remove(key).unwrap();
-        store
-            .payloads
-            .insert(key, b"old format".as_slice())
-            .unwrap();
-        store.flush().unwrap();
-        drop(store);
-        let store = SpokeStore::open(dir.path(), 1 << 20).unwrap();
-        assert_eq!(
-            store.payload(b.sender, b.message_id).unwrap().unwrap(),
-            b"xyz"
-        );
-        assert_eq!(
-            store.payload(a.sender, a.message_id).unwrap().unwrap(),
-            b"old format"
-        );
+                .inbox_set_ack(a.sender, a.message_id, "ack".into())
+                .unwrap();
+            assert_eq!(
+                store
+                    .inbox_entry(a.sender, a.message_id)
+                    .unwrap()
+                    .unwrap()
+                    .evidence
+                    .ack
+                    .as_deref(),
+                Some("ack")
+            );
+            // Payloads live in segment files and survive a reopen; a payload stored by a spoke
+            // from before segments (in sled's `payloads` tree) is still read.
+            assert_eq!(
+                store.payload(b.sender, b.message_id).unwrap().unwrap(),
+                b"xyz"
+            );
+            let key = inbox_key(a.message_id, a.sender);
+            store
+                .engine
+                .write(&mut |tx| {
+                    tx.remove(PAYLOAD_AT, &key)?;
+                    tx.insert(PAYLOADS, &key, b"old format")
+                })
+                .unwrap();
+            store.flush().unwrap();
+            drop(store);
+            let store = SpokeStore::open(dir.path(), engine, 1 << 20).unwrap();
+            assert_eq!(
+                store.payload(b.sender, b.message_id).unwrap().unwrap(),
+                b"xyz"
+            );
+            assert_eq!(
+                store.payload(a.sender, a.message_id).unwrap().unwrap(),
+                b"old format"
+            );
+        }
+    }
+    #[test]
+    fn numbering_goes_on_after_a_store_numbered_by_sled() {
+        // Stores from before the counters in `meta` numbered arrivals with sled's ids.
+        let dir = tempfile::tempdir().unwrap();
+        let a = record("KZ");
+        {
+            let store = SpokeStore::open(dir.path(), EngineKind::Sled, 1 << 20).unwrap();
+            store.inbox_insert(&a, b"abc").unwrap();
+            let key = inbox_key(a.message_id, a.sender);
+            store
+                .engine
+                .write(&mut |tx| {
+                    tx.remove(ARRIVALS, &0u64.to_be_bytes())?;
+                    tx.insert(ARRIVALS, &41u64.to_be_bytes(), &key)?;
+                    tx.remove(META, NEXT_ARRIVAL)
+                })
+                .unwrap();
+            store.flush().unwrap();
+        }
+        let store = SpokeStore::open(dir.path(), EngineKind::Sled, 1 << 20).unwrap();
+        let b = record("UZ");
+        store.inbox_insert(&b, b"xyz").unwrap();
+        let cursors: Vec<u64> = store
+            .inbox_since(None)
+            .unwrap()
+            .iter()
+            .map(|(c, _)| *c)
+            .collect();
+        assert_eq!(cursors, [41, 42]);
+        assert_eq!(store.inbox_len().unwrap(), 2);
     }
 }
 
@@ -841,77 +888,81 @@ mod outbox_tests {
 
     #[test]
     fn status_events_and_the_outbox_answer_merge_in_any_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SpokeStore::open(dir.path(), 4 << 20).unwrap();
-        let a = record();
-        store.enqueue(&a, b"envelope").unwrap();
-        // The hub's events overtake the outbox worker's own answer.
-        let at = Timestamp::now();
-        store
-            .apply_status(
-                a.message_id,
-                StateChange {
-                    state: SentState::Accepted,
-                    at,
-                },
-                None,
-                1,
-                "epoch-1",
-            )
-            .unwrap();
-        store
-            .apply_status(
-                a.message_id,
-                StateChange {
-                    state: SentState::Acknowledged,
-                    at,
-                },
-                None,
-                2,
-                "epoch-1",
-            )
-            .unwrap();
-        let queued = store.outbox(1).unwrap().remove(0);
-        let mut answer = a.clone();
-        answer.state = SentState::Accepted;
-        answer.attempts = 1;
-        store.settle(&queued, &answer).unwrap();
-        let now = store.sent_entry(a.message_id).unwrap().unwrap();
-        assert_eq!(now.state, SentState::Acknowledged, "the later state stands");
-        assert_eq!(now.transitions.len(), 2);
-        assert_eq!(now.attempts, 1);
-        assert_eq!(store.status_cursor().unwrap(), (2, "epoch-1".to_owned()));
-        assert_eq!(store.outbox_len(), 0);
+        for engine in ENGINES {
+            let dir = tempfile::tempdir().unwrap();
+            let store = SpokeStore::open(dir.path(), engine, 4 << 20).unwrap();
+            let a = record();
+            store.enqueue(&a, b"envelope").unwrap();
+            // The hub's events overtake the outbox worker's own answer.
+            let at = Timestamp::now();
+            store
+                .apply_status(
+                    a.message_id,
+                    StateChange {
+                        state: SentState::Accepted,
+                        at,
+                    },
+                    None,
+                    1,
+                    "epoch-1",
+                )
+                .unwrap();
+            store
+                .apply_status(
+                    a.message_id,
+                    StateChange {
+                        state: SentState::Acknowledged,
+                        at,
+                    },
+                    None,
+                    2,
+                    "epoch-1",
+                )
+                .unwrap();
+            let queued = store.outbox(1).unwrap().remove(0);
+            let mut answer = a.clone();
+            answer.state = SentState::Accepted;
+            answer.attempts = 1;
+            store.settle(&queued, &answer).unwrap();
+            let now = store.sent_entry(a.message_id).unwrap().unwrap();
+            assert_eq!(now.state, SentState::Acknowledged, "the later state stands");
+            assert_eq!(now.transitions.len(), 2);
+            assert_eq!(now.attempts, 1);
+            assert_eq!(store.status_cursor().unwrap(), (2, "epoch-1".to_owned()));
+            assert_eq!(store.outbox_len().unwrap(), 0);
+        }
     }
 
     #[test]
     fn the_outbox_survives_a_reopen_and_settles_atomically() {
-        let dir = tempfile::tempdir().unwrap();
-        let (a, b) = (record(), record());
-        {
-            let store = SpokeStore::open(dir.path(), 4 << 20).unwrap();
-            store.enqueue(&a, b"envelope a").unwrap();
-            store.enqueue(&b, b"envelope b").unwrap();
-            store.flush().unwrap();
+        for engine in ENGINES {
+            let dir = tempfile::tempdir().unwrap();
+            let (a, b) = (record(), record());
+            {
+                let store = SpokeStore::open(dir.path(), engine, 4 << 20).unwrap();
+                store.enqueue(&a, b"envelope a").unwrap();
+                store.enqueue(&b, b"envelope b").unwrap();
+                store.flush().unwrap();
+            }
+            let store = SpokeStore::open(dir.path(), engine, 4 << 20).unwrap();
+            let queued = store.outbox(10).unwrap();
+            assert_eq!(
+                queued.iter().map(|q| q.message_id).collect::<Vec<_>>(),
+                vec![a.message_id, b.message_id]
+            );
+            assert_eq!(queued[0].envelope, b"envelope a");
+            let mut settled = a.clone();
+            settled.state = SentState::Accepted;
+            store.settle(&queued[0], &settled).unwrap();
+            assert_eq!(store.outbox_len().unwrap(), 1);
+            assert_eq!(
+                store.sent_entry(a.message_id).unwrap().unwrap().state,
+                SentState::Accepted
+            );
+            assert_eq!(
+                store.sent_entry(b.message_id).unwrap().unwrap().state,
+                SentState::Queued
+            );
         }
-        let store = SpokeStore::open(dir.path(), 4 << 20).unwrap();
-        let queued = store.outbox(10).unwrap();
-        assert_eq!(
-            queued.iter().map(|q| q.message_id).collect::<Vec<_>>(),
-            vec![a.message_id, b.message_id]
-        );
-        assert_eq!(queued[0].envelope, b"envelope a");
-        let mut settled = a.clone();
-        settled.state = SentState::Accepted;
-        store.settle(&queued[0], &settled).unwrap();
-        assert_eq!(store.outbox_len(), 1);
-        assert_eq!(
-            store.sent_entry(a.message_id).unwrap().unwrap().state,
-            SentState::Accepted
-        );
-        assert_eq!(
-            store.sent_entry(b.message_id).unwrap().unwrap().state,
-            SentState::Queued
-        );
     }
 }

@@ -199,7 +199,12 @@ async fn an_officer_logs_in_finds_a_document_and_sees_it_verified() {
 async fn plant_a_tampered_document(net: &mut Net, sent: &str) -> MessageId {
     net.wait_state("KZ", sent, "ACKNOWLEDGED");
     net.kill_spoke("CN");
-    let store = SpokeStore::open(&net.path().join("spoke-CN-data").join("store"), 4 << 20).unwrap();
+    let store = SpokeStore::open(
+        &net.path().join("spoke-CN-data").join("store"),
+        Default::default(),
+        4 << 20,
+    )
+    .unwrap();
     let mut forged = store.inbox_list().unwrap().remove(0);
     forged.message_id = MessageId::generate();
     forged.document_id = Some("KZ-CO-FORGED".into());

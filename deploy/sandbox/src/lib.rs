@@ -159,6 +159,7 @@ pub fn create(dir: &Path, spokes: &[ParticipantId], engine: EngineKind) -> anyho
             hub_url: format!("https://127.0.0.1:{port}"),
             hub_tls_name: None,
             data_dir: "data".into(),
+            store_engine: engine,
             signing_key: "signing.key".into(),
             control_socket: None,
             max_payload_bytes: caravan_spoke::config::DEFAULT_MAX_PAYLOAD_BYTES,
