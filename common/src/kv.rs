@@ -192,11 +192,29 @@ pub struct SledEngine {
 
 impl SledEngine {
     pub fn open(path: &Path, tables: &[&'static str], cache_bytes: u64) -> Result<Self, KvError> {
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(cache_bytes)
-            .open()
-            .map_err(|e| KvError::Engine(format!("cannot open {}: {e}", path.display())))?;
+        // A store closed a moment ago in this process can hold its lock a little longer (sled's
+        // I/O threads finish their writes first; sled's own tests wait for it too): a lock
+        // held for longer than this is another owner's.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        let db = loop {
+            match sled::Config::new()
+                .path(path)
+                .cache_capacity(cache_bytes)
+                .open()
+            {
+                Err(e)
+                    if e.to_string().contains("could not acquire lock")
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => {
+                    break other.map_err(|e| {
+                        KvError::Engine(format!("cannot open {}: {e}", path.display()))
+                    })?;
+                }
+            }
+        };
         let trees = tables
             .iter()
             .map(|t| db.open_tree(t).map_err(KvError::engine))

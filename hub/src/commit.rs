@@ -67,7 +67,7 @@ async fn flusher(
         let heads = heads.clone();
         let started = std::time::Instant::now();
         let result = store
-            .run(move |b| {
+            .write(move |b| {
                 // Every waiter's write is applied, so this size covers them all.
                 let size = b.log_size()?;
                 b.flush()?;
@@ -209,7 +209,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_writers_share_flushes_and_all_learn_of_failure() {
         let backend = Arc::new(Flushes::default());
-        let store = Store(backend.clone());
+        let store = Store::shared(backend.clone());
         let key = caravan_common::signing::SigningKey::generate();
         let heads = Arc::new(Heads::open(backend.as_ref(), key).unwrap());
         let commit = GroupCommit::start(store, heads, Arc::new(Metrics::default()));

@@ -185,15 +185,19 @@ impl Exchange {
             accepted_at,
             key_id: self.receipt_key.key_id(),
         };
-        let acceptance = {
-            self.store.backend().accept(&incoming, &|sequence| {
-                let r = Receipt {
-                    hub_sequence: sequence,
-                    ..receipt_template.clone()
-                };
-                receipt::issue(&r, &self.receipt_key).encode_to_vec()
+        let key = self.receipt_key.clone();
+        let acceptance = self
+            .store
+            .write(move |b| {
+                b.accept(&incoming, &|sequence| {
+                    let r = Receipt {
+                        hub_sequence: sequence,
+                        ..receipt_template.clone()
+                    };
+                    receipt::issue(&r, &key).encode_to_vec()
+                })
             })
-        }?;
+            .await?;
         let corridor = Corridor {
             sender: header.sender,
             recipient: header.recipient,
@@ -353,6 +357,7 @@ impl Exchange {
                 }
                 continue;
             }
+            let mut sent = Vec::with_capacity(batch.len());
             for pending in batch {
                 cursor = pending.sequence;
                 let receipt = match v1::SignedReceipt::decode(pending.receipt.as_slice()) {
@@ -410,29 +415,44 @@ impl Exchange {
                     }
                 }
                 debug!(sender = %pending.sender, message_id = %pending.message_id, sequence = pending.sequence, "delivered");
-                let sequence = pending.sequence;
-                match self
-                    .store
-                    .backend()
-                    .mark_delivered(sequence, Timestamp::now())
-                {
-                    // Counted once: a redelivery after a reconnect is not a new delivery.
-                    Ok(true) => {
-                        let corridor = Corridor {
-                            sender: pending.sender,
-                            recipient,
-                            document_type: pending.document_type.clone(),
-                        };
-                        self.metrics.count(&corridor, Event::Delivered);
-                        self.metrics
-                            .corridor(&corridor)
-                            .delivery
-                            .observe(seconds_since(pending.accepted_at));
+                sent.push(pending);
+            }
+            // The batch's deliveries are recorded in one turn of the store's writer, not one
+            // each: the stream does not wait for the writer per document.
+            let sequences: Vec<u64> = sent.iter().map(|p| p.sequence).collect();
+            let recorded = self
+                .store
+                .write(move |b| {
+                    let at = Timestamp::now();
+                    sequences
+                        .into_iter()
+                        .map(|s| b.mark_delivered(s, at))
+                        .collect::<Result<Vec<bool>, _>>()
+                })
+                .await;
+            match recorded {
+                Ok(fresh) => {
+                    for (pending, fresh) in sent.drain(..).zip(fresh) {
+                        // Counted once: a redelivery after a reconnect is not a new delivery.
+                        if fresh {
+                            let corridor = Corridor {
+                                sender: pending.sender,
+                                recipient,
+                                document_type: pending.document_type,
+                            };
+                            self.metrics.count(&corridor, Event::Delivered);
+                            self.metrics
+                                .corridor(&corridor)
+                                .delivery
+                                .observe(seconds_since(pending.accepted_at));
+                        }
+                        self.status_signals.notify(pending.sender, pending.sequence);
                     }
-                    Ok(false) => {}
-                    Err(e) => tracing::error!(sequence, cause = %e, "could not record delivery"),
                 }
-                self.status_signals.notify(pending.sender, sequence);
+                Err(e) => {
+                    tracing::error!(cause = %e, "could not record deliveries");
+                    sent.clear();
+                }
             }
         }
         info!("delivery stream closed");
@@ -570,7 +590,7 @@ impl Exchange {
             ack: signed.encode_to_vec(),
             at: Timestamp::now(),
         };
-        match self.store.backend().acknowledge(&update)? {
+        match self.store.write(move |b| b.acknowledge(&update)).await? {
             AckResult::Recorded {
                 state,
                 log_index,

@@ -50,6 +50,10 @@ use crate::{
 const ENVELOPE_OVERHEAD: usize = 64 * 1024;
 /// Deliveries verified and stored before one flush and their acknowledgements.
 const RECEIVE_BATCH: usize = 64;
+/// Batches whose acknowledgements may be under way while the next ones are received: the hub
+/// answers an acknowledgement after its own flush, and waiting for that before taking the next
+/// batch would leave the stream idle for a round trip per batch.
+const ACK_BATCHES_IN_FLIGHT: usize = 4;
 /// Documents submitted from the outbox at a time.
 const OUTBOX_WINDOW: usize = 32;
 /// Payloads larger than this are submitted in a stream of chunks of this size.
@@ -769,7 +773,18 @@ impl Spoke {
         let mut batches = stream.ready_chunks(RECEIVE_BATCH);
         // The document being assembled from its frames.
         let mut partial: Option<v1::Delivery> = None;
-        while let Some(batch) = batches.next().await {
+        // Acknowledgements of flushed batches, in flight while the next batches are taken.
+        let mut acking = futures::stream::FuturesUnordered::new();
+        loop {
+            let batch = tokio::select! {
+                Some(acked) = acking.next() => {
+                    let results: Vec<Result<(), tonic::Status>> = acked;
+                    results.into_iter().collect::<Result<(), _>>()?;
+                    continue;
+                }
+                batch = batches.next(), if acking.len() < ACK_BATCHES_IN_FLIGHT => batch,
+            };
+            let Some(batch) = batch else { break };
             let mut acks = Vec::with_capacity(batch.len());
             let mut failure = None;
             for item in batch {
@@ -797,14 +812,16 @@ impl Spoke {
                 .await
                 .map_err(store_status)?;
             self.arrived.send_modify(|n| *n += 1);
-            let results =
-                futures::future::join_all(acks.into_iter().map(|a| self.acknowledge(a))).await;
-            for r in results {
-                r?;
-            }
+            acking.push(futures::future::join_all(
+                acks.into_iter().map(|a| self.acknowledge(a)),
+            ));
             if let Some(status) = failure {
                 return Err(status);
             }
+        }
+        // The stream ended: the acknowledgements already under way still go out.
+        while let Some(acked) = acking.next().await {
+            acked.into_iter().collect::<Result<(), _>>()?;
         }
         Ok(())
     }

@@ -254,31 +254,73 @@ pub trait Backend: Send + Sync + 'static {
 
 /// The handle the hub holds: cheap to clone, shared by all tasks.
 #[derive(Clone)]
-pub struct Store(pub(crate) Arc<dyn Backend>);
+pub struct Store {
+    backend: Arc<dyn Backend>,
+    writer: std::sync::mpsc::Sender<Job>,
+}
+
+type Job = Box<dyn FnOnce(&dyn Backend) + Send>;
 
 impl Store {
+    /// Wrap `backend`, with a thread of its own for writes (see [`Store::write`]); the thread
+    /// ends when the last handle is dropped.
     pub fn new(backend: impl Backend) -> Self {
-        Self(Arc::new(backend))
+        Self::shared(Arc::new(backend))
     }
 
-    /// Run a store operation on a blocking thread, so the engine's I/O never stalls the
-    /// runtime.
+    /// [`Store::new`] for a backend the caller keeps a handle to.
+    pub fn shared(backend: Arc<dyn Backend>) -> Self {
+        let (writer, jobs) = std::sync::mpsc::channel::<Job>();
+        let owned = backend.clone();
+        std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || {
+                while let Ok(job) = jobs.recv() {
+                    job(owned.as_ref());
+                }
+            })
+            .expect("a thread for the store's writes");
+        Self { backend, writer }
+    }
+
+    /// Run a write, or a flush, on the store's writer thread, in the order they come.
+    ///
+    /// Why a thread of its own: an engine lets one transaction write at a time, and redb holds
+    /// that turn through a durable commit, `fdatasync` included. Writes made on the runtime's
+    /// threads would stop them for as long (every connection of the hub, not only the
+    /// writers); on this thread they queue instead, and the group commit's flush takes its
+    /// turn among them. A write itself touches memory only, and the queue costs less than a
+    /// hand-off to Tokio's blocking pool, whose threads would contend for the turn.
+    pub async fn write<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&dyn Backend) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let stopped = || StoreError::Backend("the store's writer has stopped".into());
+        self.writer
+            .send(Box::new(move |b| {
+                let _ = tx.send(op(b));
+            }))
+            .map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
+    }
+
+    /// Run a long store operation (a backup, an audit) on a blocking thread.
     pub async fn run<T: Send + 'static>(
         &self,
         op: impl FnOnce(&dyn Backend) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let backend = self.0.clone();
+        let backend = self.backend.clone();
         tokio::task::spawn_blocking(move || op(backend.as_ref()))
             .await
             .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
     }
 
-    /// Direct access, on the calling thread. The request path's reads and writes use it from
-    /// async tasks: the engine works in memory (its page cache holds the working set; commits wait
-    /// for no disk) and takes tens
-    /// of microseconds, less than a hand-off to a blocking thread and back costs; only the
-    /// flush waits for the disk, and the group commit runs it on a blocking thread.
+    /// Direct access, on the calling thread, for reads. The request path's reads use it from
+    /// async tasks: the engine reads from memory (its page cache holds the working set) in
+    /// microseconds, less than a hand-off to another thread and back costs, and reads never
+    /// wait for a write's turn.
     pub fn backend(&self) -> &dyn Backend {
-        self.0.as_ref()
+        self.backend.as_ref()
     }
 }
