@@ -83,6 +83,16 @@ pub trait Engine: Send + Sync + 'static {
     /// returns an error, which is then returned).
     fn write(&self, body: &mut Body<'_>) -> Result<(), KvError>;
 
+    /// Run `ops`, whose transactions on this thread may then share one commit: each still
+    /// applies all of its writes or none, reads on this thread see them, other threads see
+    /// them when `ops` has returned, and a flush inside makes them durable so far. An error:
+    /// none of the batch's writes was kept, whatever each transaction returned. (sled commits
+    /// each transaction by itself: its batch only runs `ops`.)
+    fn batch(&self, ops: &mut dyn FnMut()) -> Result<(), KvError> {
+        ops();
+        Ok(())
+    }
+
     /// Make every committed transaction durable.
     fn flush(&self) -> Result<(), KvError>;
 
@@ -372,12 +382,28 @@ impl Engine for SledEngine {
 }
 
 type RedbTable = redb::TableDefinition<'static, &'static [u8], &'static [u8]>;
+type OpenTable<'t> = redb::Table<'t, &'static [u8], &'static [u8]>;
 
 /// The redb engine: one table per table, in one file.
 pub struct RedbEngine {
     db: redb::Database,
     file: std::path::PathBuf,
     tables: Vec<&'static str>,
+}
+
+/// A batch (see [`Engine::batch`]): the transaction its writes share, opened at the first write
+/// and again after a flush.
+#[derive(Default)]
+struct Batch {
+    txn: Option<redb::WriteTransaction>,
+    /// A write failed half applied: the batch can only be rolled back.
+    broken: bool,
+}
+
+std::thread_local! {
+    /// The batches this thread runs, by engine (its address): a batch is its thread's alone,
+    /// and no other thread ever looks at it.
+    static BATCHES: std::cell::RefCell<Vec<(usize, Batch)>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 impl RedbEngine {
@@ -402,82 +428,82 @@ impl RedbEngine {
         txn.commit().map_err(KvError::engine)?;
         Ok(engine)
     }
-}
 
-struct RedbTx<'t> {
-    txn: &'t redb::WriteTransaction,
-    open: HashMap<&'static str, redb::Table<'t, &'static [u8], &'static [u8]>>,
-}
+    fn id(&self) -> usize {
+        self as *const Self as usize
+    }
 
-impl<'t> RedbTx<'t> {
-    fn table(
-        &mut self,
-        name: &'static str,
-    ) -> Result<&mut redb::Table<'t, &'static [u8], &'static [u8]>, KvError> {
-        use std::collections::hash_map::Entry;
-        Ok(match self.open.entry(name) {
-            Entry::Occupied(e) => e.into_mut(),
-            Entry::Vacant(e) => e.insert(
-                self.txn
-                    .open_table(RedbTable::new(name))
-                    .map_err(KvError::engine)?,
-            ),
+    /// Call `f` with the batch this thread runs on this engine, if any.
+    fn in_batch<T>(&self, f: impl FnOnce(Option<&mut Batch>) -> T) -> T {
+        BATCHES.with_borrow_mut(|batches| {
+            f(batches
+                .iter_mut()
+                .find(|(id, _)| *id == self.id())
+                .map(|(_, b)| b))
         })
     }
-}
 
-impl Tx for RedbTx<'_> {
-    fn get(&mut self, table: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
-        use redb::ReadableTable;
-        Ok(self
-            .table(table)?
-            .get(key)
-            .map_err(KvError::engine)?
-            .map(|v| v.value().to_vec()))
-    }
-    fn insert(&mut self, table: &'static str, key: &[u8], value: &[u8]) -> Result<(), KvError> {
-        self.table(table)?
-            .insert(key, value)
-            .map(drop)
-            .map_err(KvError::engine)
-    }
-    fn remove(&mut self, table: &'static str, key: &[u8]) -> Result<(), KvError> {
-        self.table(table)?
-            .remove(key)
-            .map(drop)
-            .map_err(KvError::engine)
-    }
-}
-
-impl Engine for RedbEngine {
-    fn get(&self, table: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
-        use redb::ReadableDatabase;
-        let txn = self.db.begin_read().map_err(KvError::engine)?;
-        let table = txn
-            .open_table(RedbTable::new(table))
-            .map_err(KvError::engine)?;
-        Ok(table
-            .get(key)
-            .map_err(KvError::engine)?
-            .map(|v| v.value().to_vec()))
-    }
-
-    fn range(
+    /// Run `read` in the transaction of the batch this thread runs, if it has writes not yet
+    /// committed; otherwise in a read transaction of the committed state.
+    fn read<T>(
         &self,
         table: &'static str,
+        read: impl FnOnce(&dyn ReadTable) -> Result<T, KvError>,
+    ) -> Result<T, KvError> {
+        use redb::ReadableDatabase;
+        let mut read = Some(read);
+        let in_batch = self.in_batch(|batch| match batch {
+            Some(Batch { txn: Some(txn), .. }) => {
+                let t = txn
+                    .open_table(RedbTable::new(table))
+                    .map_err(KvError::engine)?;
+                read.take().expect("called once")(&t).map(Some)
+            }
+            _ => Ok(None),
+        })?;
+        if let Some(v) = in_batch {
+            return Ok(v);
+        }
+        let read = read.expect("not called in a batch");
+        let txn = self.db.begin_read().map_err(KvError::engine)?;
+        let t = txn
+            .open_table(RedbTable::new(table))
+            .map_err(KvError::engine)?;
+        read(&t)
+    }
+}
+
+/// What reads need of a redb table, open for reading or for writing.
+trait ReadTable {
+    fn get_value(&self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError>;
+    fn pairs(
+        &self,
+        from: &[u8],
+        to: Option<&[u8]>,
+        limit: usize,
+        reverse: bool,
+    ) -> Result<Pairs, KvError>;
+    fn count(&self) -> Result<u64, KvError>;
+}
+
+impl<T: redb::ReadableTable<&'static [u8], &'static [u8]>> ReadTable for T {
+    fn get_value(&self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
+        Ok(self
+            .get(key)
+            .map_err(KvError::engine)?
+            .map(|v| v.value().to_vec()))
+    }
+
+    fn pairs(
+        &self,
         from: &[u8],
         to: Option<&[u8]>,
         limit: usize,
         reverse: bool,
     ) -> Result<Pairs, KvError> {
-        use redb::ReadableDatabase;
-        let txn = self.db.begin_read().map_err(KvError::engine)?;
-        let table = txn
-            .open_table(RedbTable::new(table))
-            .map_err(KvError::engine)?;
         let iter = match to {
-            Some(to) => table.range::<&[u8]>(from..to),
-            None => table.range::<&[u8]>(from..),
+            Some(to) => self.range::<&[u8]>(from..to),
+            None => self.range::<&[u8]>(from..),
         }
         .map_err(KvError::engine)?;
         let pair = |e: Result<_, redb::StorageError>| {
@@ -495,37 +521,180 @@ impl Engine for RedbEngine {
         }
     }
 
+    fn count(&self) -> Result<u64, KvError> {
+        self.len().map_err(KvError::engine)
+    }
+}
+
+/// A transaction body's view in redb: its writes are held apart until it returns `Ok`, then
+/// applied to the write transaction, so that a body that fails leaves nothing behind even
+/// when it shares the transaction with others (a batch).
+struct RedbTx<'t> {
+    txn: &'t redb::WriteTransaction,
+    open: HashMap<&'static str, OpenTable<'t>>,
+    writes: HashMap<(&'static str, Vec<u8>), Option<Vec<u8>>>,
+}
+
+impl<'t> RedbTx<'t> {
+    fn new(txn: &'t redb::WriteTransaction) -> Self {
+        Self {
+            txn,
+            open: HashMap::new(),
+            writes: HashMap::new(),
+        }
+    }
+
+    fn table(&mut self, name: &'static str) -> Result<&mut OpenTable<'t>, KvError> {
+        use std::collections::hash_map::Entry;
+        Ok(match self.open.entry(name) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => e.insert(
+                self.txn
+                    .open_table(RedbTable::new(name))
+                    .map_err(KvError::engine)?,
+            ),
+        })
+    }
+
+    /// Run `body`, then apply its writes. `Err(Some(e))`: the body failed, nothing was
+    /// written; `Err(None)`: applying failed half way, and the transaction must be dropped.
+    fn run(mut self, body: &mut Body<'_>) -> Result<(), Option<KvError>> {
+        body(&mut self).map_err(Some)?;
+        let writes = std::mem::take(&mut self.writes);
+        for ((table, key), value) in writes {
+            let t = self.table(table).map_err(|_| None)?;
+            let applied = match value {
+                Some(v) => t.insert(key.as_slice(), v.as_slice()).map(drop),
+                None => t.remove(key.as_slice()).map(drop),
+            };
+            applied.map_err(|_| None)?;
+        }
+        Ok(())
+    }
+}
+
+impl Tx for RedbTx<'_> {
+    fn get(&mut self, table: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
+        if let Some(written) = self.writes.get(&(table, key.to_vec())) {
+            return Ok(written.clone());
+        }
+        self.table(table)?.get_value(key)
+    }
+    fn insert(&mut self, table: &'static str, key: &[u8], value: &[u8]) -> Result<(), KvError> {
+        self.writes
+            .insert((table, key.to_vec()), Some(value.to_vec()));
+        Ok(())
+    }
+    fn remove(&mut self, table: &'static str, key: &[u8]) -> Result<(), KvError> {
+        self.writes.insert((table, key.to_vec()), None);
+        Ok(())
+    }
+}
+
+impl Engine for RedbEngine {
+    fn get(&self, table: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
+        self.read(table, |t| t.get_value(key))
+    }
+
+    fn range(
+        &self,
+        table: &'static str,
+        from: &[u8],
+        to: Option<&[u8]>,
+        limit: usize,
+        reverse: bool,
+    ) -> Result<Pairs, KvError> {
+        self.read(table, |t| t.pairs(from, to, limit, reverse))
+    }
+
     fn len(&self, table: &'static str) -> Result<u64, KvError> {
-        use redb::{ReadableDatabase, ReadableTableMetadata};
-        let txn = self.db.begin_read().map_err(KvError::engine)?;
-        txn.open_table(RedbTable::new(table))
-            .and_then(|t| Ok(t.len()?))
-            .map_err(KvError::engine)
+        self.read(table, |t| t.count())
     }
 
     fn write(&self, body: &mut Body<'_>) -> Result<(), KvError> {
+        let mut body = Some(body);
+        let batched = self.in_batch(|batch| {
+            let Some(batch) = batch else {
+                return Ok(None);
+            };
+            if batch.broken {
+                return Err(KvError::Engine(
+                    "an earlier write of this batch failed".into(),
+                ));
+            }
+            if batch.txn.is_none() {
+                let mut txn = self.db.begin_write().map_err(KvError::engine)?;
+                txn.set_durability(redb::Durability::None)
+                    .map_err(KvError::engine)?;
+                batch.txn = Some(txn);
+            }
+            let txn = batch.txn.as_ref().expect("opened above");
+            let body = body.take().expect("called once");
+            match RedbTx::new(txn).run(body) {
+                Ok(()) => Ok(Some(())),
+                Err(Some(e)) => Err(e),
+                Err(None) => {
+                    batch.broken = true;
+                    Err(KvError::Engine(
+                        "a write failed half applied; the batch is dropped".into(),
+                    ))
+                }
+            }
+        })?;
+        if batched.is_some() {
+            return Ok(());
+        }
+        let body = body.expect("not run in a batch");
         let mut txn = self.db.begin_write().map_err(KvError::engine)?;
         txn.set_durability(redb::Durability::None)
             .map_err(KvError::engine)?;
-        let outcome = {
-            let mut tx = RedbTx {
-                txn: &txn,
-                open: HashMap::new(),
-            };
-            body(&mut tx)
-        };
-        match outcome {
+        match RedbTx::new(&txn).run(body) {
             Ok(()) => txn.commit().map_err(KvError::engine),
             Err(e) => {
                 txn.abort().map_err(KvError::engine)?;
-                Err(e)
+                Err(e.unwrap_or_else(|| KvError::Engine("a write failed half applied".into())))
+            }
+        }
+    }
+
+    fn batch(&self, ops: &mut dyn FnMut()) -> Result<(), KvError> {
+        if self.in_batch(|b| b.is_some()) {
+            // Already in one: this is part of it.
+            ops();
+            return Ok(());
+        }
+        BATCHES.with_borrow_mut(|b| b.push((self.id(), Batch::default())));
+        ops();
+        let batch = BATCHES.with_borrow_mut(|batches| {
+            let at = batches.iter().position(|(id, _)| *id == self.id());
+            batches.swap_remove(at.expect("the batch pushed above")).1
+        });
+        match (batch.txn, batch.broken) {
+            (None, _) => Ok(()),
+            (Some(txn), false) => txn.commit().map_err(KvError::engine),
+            (Some(txn), true) => {
+                txn.abort().map_err(KvError::engine)?;
+                Err(KvError::Engine("a write of the batch failed; none was kept".into()))
             }
         }
     }
 
     fn flush(&self) -> Result<(), KvError> {
-        // A durable commit persists every non-durable one before it.
-        let txn = self.db.begin_write().map_err(KvError::engine)?;
+        // A durable commit persists every non-durable one before it; in a batch, it is the
+        // batch's own transaction so far.
+        let open = self.in_batch(|batch| match batch {
+            Some(batch) if batch.broken => Err(KvError::Engine(
+                "a write of this batch failed; nothing to make durable".into(),
+            )),
+            Some(batch) => Ok(batch.txn.take()),
+            None => Ok(None),
+        })?;
+        let mut txn = match open {
+            Some(txn) => txn,
+            None => self.db.begin_write().map_err(KvError::engine)?,
+        };
+        txn.set_durability(redb::Durability::Immediate)
+            .map_err(KvError::engine)?;
         txn.commit().map_err(KvError::engine)
     }
 
@@ -615,6 +784,56 @@ mod tests {
             assert_eq!(e.len("a").unwrap(), 5);
             e.flush().unwrap();
             assert!(e.size_on_disk().unwrap() > 0);
+        }
+    }
+
+    #[test]
+    fn a_batch_keeps_each_transaction_whole_and_shows_its_writes_when_done() {
+        let dir = tempfile::tempdir().unwrap();
+        for (kind, e) in [EngineKind::Sled, EngineKind::Redb]
+            .into_iter()
+            .zip(engines(dir.path()))
+        {
+            let e: std::sync::Arc<dyn Engine> = e.into();
+            let mut seen_inside = None;
+            let mut seen_elsewhere = None;
+            e.batch(&mut || {
+                e.write(&mut |tx| tx.insert("a", b"1", b"one")).unwrap();
+                let failed = e.write(&mut |tx| {
+                    tx.insert("a", b"2", b"two")?;
+                    Err(KvError::corrupt("test", "refused"))
+                });
+                assert!(failed.is_err());
+                e.write(&mut |tx| {
+                    // A transaction sees the batch's earlier writes.
+                    let one = tx.get("a", b"1")?.unwrap();
+                    tx.insert("b", b"copy", &one)
+                })
+                .unwrap();
+                seen_inside = Some(e.range("a", &[], None, 10, false).unwrap().len());
+                let other = e.clone();
+                seen_elsewhere = Some(
+                    std::thread::spawn(move || other.get("a", b"1").unwrap())
+                        .join()
+                        .unwrap(),
+                );
+                e.flush().unwrap();
+                e.write(&mut |tx| tx.insert("a", b"3", b"three")).unwrap();
+            })
+            .unwrap();
+            assert_eq!(seen_inside, Some(1), "the failed transaction left nothing");
+            // redb holds a batch's writes back from other threads until it ends; sled commits
+            // each transaction by itself.
+            let expected = (kind == EngineKind::Sled).then(|| b"one".to_vec());
+            assert_eq!(seen_elsewhere, Some(expected));
+            let keys: Vec<Vec<u8>> = e
+                .range("a", &[], None, 10, false)
+                .unwrap()
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect();
+            assert_eq!(keys, [b"1".to_vec(), b"3".to_vec()]);
+            assert_eq!(e.get("b", b"copy").unwrap().as_deref(), Some(&b"one"[..]));
         }
     }
 

@@ -817,6 +817,10 @@ impl Backend for KvBackend {
         })
     }
 
+    fn batch(&self, ops: &mut dyn FnMut()) -> Result<(), StoreError> {
+        Ok(self.engine.batch(ops)?)
+    }
+
     fn flush(&self) -> Result<(), StoreError> {
         // Payloads first: a record made durable must not name bytes still in the page cache.
         self.segments.sync().map_err(backend_error)?;

@@ -250,6 +250,13 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Make every write so far durable.
     fn flush(&self) -> Result<(), StoreError>;
+
+    /// Run `ops`, whose writes may share one commit (see `caravan_common::kv::Engine::batch`):
+    /// other threads see them once it returns; an error means none of them was kept.
+    fn batch(&self, ops: &mut dyn FnMut()) -> Result<(), StoreError> {
+        ops();
+        Ok(())
+    }
 }
 
 /// The handle the hub holds: cheap to clone, shared by all tasks.
@@ -259,7 +266,13 @@ pub struct Store {
     writer: std::sync::mpsc::Sender<Job>,
 }
 
-type Job = Box<dyn FnOnce(&dyn Backend) + Send>;
+/// A write for the writer thread: it runs in a batch, and returns how to answer once the
+/// batch is committed (with the batch's error if it failed).
+type Job = Box<dyn FnOnce(&dyn Backend) -> Reply + Send>;
+type Reply = Box<dyn FnOnce(Option<&StoreError>) + Send>;
+
+/// Writes the writer thread takes into one batch at most.
+const WRITE_BATCH: usize = 256;
 
 impl Store {
     /// Wrap `backend`, with a thread of its own for writes (see [`Store::write`]); the thread
@@ -275,8 +288,19 @@ impl Store {
         std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || {
-                while let Ok(job) = jobs.recv() {
-                    job(owned.as_ref());
+                let backend = owned.as_ref();
+                let mut replies = Vec::with_capacity(WRITE_BATCH);
+                while let Ok(first) = jobs.recv() {
+                    let mut batch: Vec<Job> = std::iter::once(first)
+                        .chain(jobs.try_iter().take(WRITE_BATCH - 1))
+                        .collect();
+                    let outcome = backend.batch(&mut || {
+                        replies.extend(batch.drain(..).map(|job| job(backend)));
+                    });
+                    let failed = outcome.err();
+                    for reply in replies.drain(..) {
+                        reply(failed.as_ref());
+                    }
                 }
             })
             .expect("a thread for the store's writes");
@@ -290,7 +314,10 @@ impl Store {
     /// threads would stop them for as long (every connection of the hub, not only the
     /// writers); on this thread they queue instead, and the group commit's flush takes its
     /// turn among them. A write itself touches memory only, and the queue costs less than a
-    /// hand-off to Tokio's blocking pool, whose threads would contend for the turn.
+    /// hand-off to Tokio's blocking pool, whose threads would contend for the turn. The writes
+    /// waiting in the queue run as one batch, which redb commits once (a commit costs more
+    /// than a write); each is answered after that commit, so that what a caller learns is
+    /// visible to every reader.
     pub async fn write<T: Send + 'static>(
         &self,
         op: impl FnOnce(&dyn Backend) -> Result<T, StoreError> + Send + 'static,
@@ -299,7 +326,13 @@ impl Store {
         let stopped = || StoreError::Backend("the store's writer has stopped".into());
         self.writer
             .send(Box::new(move |b| {
-                let _ = tx.send(op(b));
+                let result = op(b);
+                Box::new(move |failed: Option<&StoreError>| {
+                    let _ = tx.send(match failed {
+                        Some(e) => Err(StoreError::Backend(format!("the write was not kept: {e}"))),
+                        None => result,
+                    });
+                })
             }))
             .map_err(|_| stopped())?;
         rx.await.map_err(|_| stopped())?
