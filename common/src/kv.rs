@@ -674,7 +674,9 @@ impl Engine for RedbEngine {
             (Some(txn), false) => txn.commit().map_err(KvError::engine),
             (Some(txn), true) => {
                 txn.abort().map_err(KvError::engine)?;
-                Err(KvError::Engine("a write of the batch failed; none was kept".into()))
+                Err(KvError::Engine(
+                    "a write of the batch failed; none was kept".into(),
+                ))
             }
         }
     }

@@ -54,6 +54,8 @@ const RECEIVE_BATCH: usize = 64;
 /// answers an acknowledgement after its own flush, and waiting for that before taking the next
 /// batch would leave the stream idle for a round trip per batch.
 const ACK_BATCHES_IN_FLIGHT: usize = 4;
+/// Status events applied in one batch of the store at most.
+const STATUS_BATCH: usize = 256;
 /// Documents submitted from the outbox at a time.
 const OUTBOX_WINDOW: usize = 32;
 /// Payloads larger than this are submitted in a stream of chunks of this size.
@@ -604,60 +606,88 @@ impl Spoke {
         let (after, epoch) = blocking(move || store.status_cursor())
             .await
             .map_err(store_status)?;
-        let mut stream = self
+        let stream = self
             .client()
             .watch_status(v1::WatchStatusRequest { after, epoch })
             .await?
             .into_inner();
         backoff.reset();
-        while let Some(event) = stream.message().await? {
-            let Ok(message_id) = event.message_id.parse::<MessageId>() else {
-                continue;
-            };
-            let state = match v1::MessageState::try_from(event.state) {
-                Ok(v1::MessageState::Accepted) => SentState::Accepted,
-                Ok(v1::MessageState::Delivered) => SentState::Delivered,
-                Ok(v1::MessageState::Acknowledged) => SentState::Acknowledged,
-                Ok(v1::MessageState::Rejected) => SentState::Rejected,
-                Ok(v1::MessageState::Expired) => SentState::Expired,
-                _ => continue,
-            };
-            // Store reads and writes on the request path run inline: the engine works in memory, and
-            // a hand-off to a blocking thread costs more; only flushes wait for the disk.
-            let record = self.store.sent_entry(message_id).map_err(store_status)?;
-            if let Some(sent) = &record {
-                let kind = match state {
-                    SentState::Accepted => v1::LogEntryKind::Accepted,
-                    SentState::Delivered => v1::LogEntryKind::Delivered,
-                    SentState::Acknowledged => v1::LogEntryKind::Acknowledged,
-                    SentState::Rejected => v1::LogEntryKind::Rejected,
-                    _ => v1::LogEntryKind::Expired,
-                };
-                let evidence = event.ack.as_ref().map(|a| sha256(&a.encode_to_vec()));
-                let expected = self.expected(kind, sent, evidence);
-                self.check_log(event.log_proof.as_ref(), &expected, "status event")
-                    .await;
+        // The events that have arrived together are applied in one batch of the store.
+        let mut chunks = stream.ready_chunks(STATUS_BATCH);
+        while let Some(chunk) = chunks.next().await {
+            let mut changes = Vec::with_capacity(chunk.len());
+            for event in chunk {
+                if let Some(change) = self.status_change(event?).await.map_err(store_status)? {
+                    changes.push(change);
+                }
             }
-            let acknowledgement = event
-                .ack
-                .map(|signed| self.check_ack(&signed, record.as_ref()));
-            let change = StateChange {
-                state,
-                at: Timestamp::from_millis(event.at_ms),
-            };
-            info!(%message_id, state = ?state, "status");
             self.store
-                .apply_status(
-                    message_id,
-                    change,
-                    acknowledgement,
-                    event.cursor,
-                    &event.epoch,
-                )
+                .batch(|| {
+                    for (message_id, change, acknowledgement, cursor, epoch) in &changes {
+                        self.store.apply_status(
+                            *message_id,
+                            change.clone(),
+                            acknowledgement.clone(),
+                            *cursor,
+                            epoch,
+                        )?;
+                    }
+                    Ok(())
+                })
                 .map_err(store_status)?;
-            self.settled.send_modify(|n| *n += 1);
+            self.settled.send_modify(|n| *n += changes.len() as u64);
         }
         Ok(())
+    }
+
+    /// Check a status event (its log proof, the acknowledgement it carries) and say what it
+    /// changes: `None` for an event this spoke does not understand.
+    async fn status_change(
+        &self,
+        event: v1::StatusEvent,
+    ) -> Result<Option<StatusChange>, StoreError> {
+        let Ok(message_id) = event.message_id.parse::<MessageId>() else {
+            return Ok(None);
+        };
+        let state = match v1::MessageState::try_from(event.state) {
+            Ok(v1::MessageState::Accepted) => SentState::Accepted,
+            Ok(v1::MessageState::Delivered) => SentState::Delivered,
+            Ok(v1::MessageState::Acknowledged) => SentState::Acknowledged,
+            Ok(v1::MessageState::Rejected) => SentState::Rejected,
+            Ok(v1::MessageState::Expired) => SentState::Expired,
+            _ => return Ok(None),
+        };
+        // Store reads on the request path run inline: the engine reads from memory, and a
+        // hand-off to a blocking thread costs more.
+        let record = self.store.sent_entry(message_id)?;
+        if let Some(sent) = &record {
+            let kind = match state {
+                SentState::Accepted => v1::LogEntryKind::Accepted,
+                SentState::Delivered => v1::LogEntryKind::Delivered,
+                SentState::Acknowledged => v1::LogEntryKind::Acknowledged,
+                SentState::Rejected => v1::LogEntryKind::Rejected,
+                _ => v1::LogEntryKind::Expired,
+            };
+            let evidence = event.ack.as_ref().map(|a| sha256(&a.encode_to_vec()));
+            let expected = self.expected(kind, sent, evidence);
+            self.check_log(event.log_proof.as_ref(), &expected, "status event")
+                .await;
+        }
+        let acknowledgement = event
+            .ack
+            .map(|signed| self.check_ack(&signed, record.as_ref()));
+        let change = StateChange {
+            state,
+            at: Timestamp::from_millis(event.at_ms),
+        };
+        info!(%message_id, state = ?state, "status");
+        Ok(Some((
+            message_id,
+            change,
+            acknowledgement,
+            event.cursor,
+            event.epoch,
+        )))
     }
 
     /// What the log entry for an event about `sent` must record.
@@ -785,7 +815,7 @@ impl Spoke {
                 batch = batches.next(), if acking.len() < ACK_BATCHES_IN_FLIGHT => batch,
             };
             let Some(batch) = batch else { break };
-            let mut acks = Vec::with_capacity(batch.len());
+            let mut taken = Taken::default();
             let mut failure = None;
             for item in batch {
                 let frame = match item {
@@ -796,9 +826,7 @@ impl Spoke {
                     }
                 };
                 match self.assemble(&mut partial, frame) {
-                    Ok(Some(delivery)) => {
-                        acks.extend(self.take(delivery).await.map_err(store_status)?)
-                    }
+                    Ok(Some(delivery)) => self.take(delivery, &mut taken).map_err(store_status)?,
                     Ok(None) => {}
                     Err(status) => {
                         failure = Some(status);
@@ -806,14 +834,10 @@ impl Spoke {
                     }
                 }
             }
-            // The inbox is durable before any acknowledgement leaves.
-            let store = self.store.clone();
-            blocking(move || store.flush())
-                .await
-                .map_err(store_status)?;
+            self.keep(&mut taken).await.map_err(store_status)?;
             self.arrived.send_modify(|n| *n += 1);
             acking.push(futures::future::join_all(
-                acks.into_iter().map(|a| self.acknowledge(a)),
+                taken.acks.into_iter().map(|a| self.acknowledge(a)),
             ));
             if let Some(status) = failure {
                 return Err(status);
@@ -863,23 +887,24 @@ impl Spoke {
         }
     }
 
-    /// Verify and store one delivery; returns the acknowledgement to send, if the message can
-    /// be named at all.
-    async fn take(&self, delivery: v1::Delivery) -> Result<Option<PendingAck>, StoreError> {
+    /// Verify one delivery and judge it: what to store (a new document) goes into
+    /// `taken.store`, and the acknowledgement to send (if the message can be named at all) into
+    /// `taken.acks`.
+    fn take(&self, delivery: v1::Delivery, taken: &mut Taken) -> Result<(), StoreError> {
         let received_at = Timestamp::now();
         let Some(env) = delivery.envelope else {
             warn!(
                 cursor = delivery.cursor,
                 "delivery without an envelope; ignored"
             );
-            return Ok(None);
+            return Ok(());
         };
         let Some(held) = self.trust.current() else {
             warn!(
                 cursor = delivery.cursor,
                 "delivery before any trust list; left for redelivery"
             );
-            return Ok(None);
+            return Ok(());
         };
         let signed_receipt = delivery.receipt.unwrap_or_default();
         let receipt = receipt::verify(&signed_receipt, &held.set);
@@ -898,7 +923,7 @@ impl Spoke {
                 cursor = delivery.cursor,
                 "delivery names no message; cannot acknowledge it"
             );
-            return Ok(None);
+            return Ok(());
         };
         let header_sha256 = sha256(&env.header);
         let existing = self.store.inbox_entry(sender, message_id)?;
@@ -970,19 +995,18 @@ impl Spoke {
                         warn!(%message_id, %sender, %code, reason, "received document failed verification")
                     }
                 }
-                self.store.inbox_insert(&record, &env.payload)?;
-                if let Some((original, body)) = answered {
-                    let answer = AnswerRecord {
-                        message_id,
-                        decision: body.decision,
-                        reason: body.reason,
-                        received_at,
-                    };
-                    let store = self.store.clone();
-                    if blocking(move || store.link_response(original, sender, answer)).await? {
-                        info!(%message_id, %original, "business response linked to the document it answers");
-                    }
-                }
+                let answered = answered.map(|(original, body)| {
+                    (
+                        original,
+                        AnswerRecord {
+                            message_id,
+                            decision: body.decision,
+                            reason: body.reason,
+                            received_at,
+                        },
+                    )
+                });
+                taken.store.push((record, env.payload, answered));
                 verification
             }
         };
@@ -990,7 +1014,7 @@ impl Spoke {
             Verification::Verified { .. } => AckOutcome::Accepted,
             Verification::Rejected { code, reason } => AckOutcome::Rejected { code, reason },
         };
-        Ok(Some(PendingAck {
+        taken.acks.push(PendingAck {
             ack: Ack {
                 message_id,
                 sender,
@@ -1000,7 +1024,36 @@ impl Spoke {
                 acknowledged_at: Timestamp::now(),
                 key_id: self.key.key_id(),
             },
-        }))
+        });
+        Ok(())
+    }
+
+    /// Store what a batch of deliveries brought, in one batch of the store, and make it
+    /// durable: the inbox is durable before any acknowledgement leaves.
+    async fn keep(&self, taken: &mut Taken) -> Result<(), StoreError> {
+        let store = self.store.clone();
+        let kept = std::mem::take(&mut taken.store);
+        let linked = blocking(move || {
+            let mut linked = Vec::new();
+            store.batch(|| {
+                for (record, payload, answered) in &kept {
+                    store.inbox_insert(record, payload)?;
+                    if let Some((original, answer)) = answered
+                        && store.link_response(*original, record.sender, answer.clone())?
+                    {
+                        linked.push((record.message_id, *original));
+                    }
+                }
+                Ok(())
+            })?;
+            store.flush()?;
+            Ok(linked)
+        })
+        .await?;
+        for (message_id, original) in linked {
+            info!(%message_id, %original, "business response linked to the document it answers");
+        }
+        Ok(())
     }
 
     async fn acknowledge(&self, pending: PendingAck) -> Result<(), tonic::Status> {
@@ -1125,8 +1178,20 @@ pub fn verify_delivery(
 }
 
 /// An acknowledgement waiting to be signed and sent.
+/// A status event to apply: message, change, the acknowledgement it carried, cursor, epoch.
+type StatusChange = (MessageId, StateChange, Option<AckRecord>, u64, String);
+
 struct PendingAck {
     ack: Ack,
+}
+
+/// What a batch of deliveries brought: new documents to store (each with its payload and,
+/// for a business response, the document it answers), and acknowledgements to send once they
+/// are durable.
+#[derive(Default)]
+struct Taken {
+    store: Vec<(InboxRecord, Vec<u8>, Option<(MessageId, AnswerRecord)>)>,
+    acks: Vec<PendingAck>,
 }
 
 fn store_status(e: StoreError) -> tonic::Status {

@@ -720,6 +720,15 @@ impl SpokeStore {
         self.flush()
     }
 
+    /// Run `ops` as one batch of the engine: their writes share one commit where the engine
+    /// can (see `caravan_common::kv::Engine::batch`); an error from `ops` or the batch comes
+    /// back, and a failed batch kept none of its writes.
+    pub fn batch(&self, mut ops: impl FnMut() -> Result<(), StoreError>) -> Result<(), StoreError> {
+        let mut outcome = Ok(());
+        self.engine.batch(&mut || outcome = ops())?;
+        outcome
+    }
+
     /// Make every write so far durable (what that promises depends on the engine: see
     /// `caravan_common::kv`).
     pub fn flush(&self) -> Result<(), StoreError> {
