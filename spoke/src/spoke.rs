@@ -673,8 +673,11 @@ impl Spoke {
             self.check_log(event.log_proof.as_ref(), &expected, "status event")
                 .await;
         }
+        // An acknowledgement of a message this spoke has no record of would not be kept: it is
+        // not checked either.
         let acknowledgement = event
             .ack
+            .filter(|_| record.is_some())
             .map(|signed| self.check_ack(&signed, record.as_ref()));
         let change = StateChange {
             state,
@@ -1006,7 +1009,11 @@ impl Spoke {
                         },
                     )
                 });
-                taken.store.push((record, env.payload, answered));
+                taken.store.push(NewDocument {
+                    record,
+                    payload: env.payload,
+                    answers: answered,
+                });
                 verification
             }
         };
@@ -1036,12 +1043,12 @@ impl Spoke {
         let linked = blocking(move || {
             let mut linked = Vec::new();
             store.batch(|| {
-                for (record, payload, answered) in &kept {
-                    store.inbox_insert(record, payload)?;
-                    if let Some((original, answer)) = answered
-                        && store.link_response(*original, record.sender, answer.clone())?
+                for new in &kept {
+                    store.inbox_insert(&new.record, &new.payload)?;
+                    if let Some((original, answer)) = &new.answers
+                        && store.link_response(*original, new.record.sender, answer.clone())?
                     {
-                        linked.push((record.message_id, *original));
+                        linked.push((new.record.message_id, *original));
                     }
                 }
                 Ok(())
@@ -1190,8 +1197,16 @@ struct PendingAck {
 /// are durable.
 #[derive(Default)]
 struct Taken {
-    store: Vec<(InboxRecord, Vec<u8>, Option<(MessageId, AnswerRecord)>)>,
+    store: Vec<NewDocument>,
     acks: Vec<PendingAck>,
+}
+
+/// A document received for the first time, to keep in the inbox.
+struct NewDocument {
+    record: InboxRecord,
+    payload: Vec<u8>,
+    /// For a business response: the document it answers, and the answer.
+    answers: Option<(MessageId, AnswerRecord)>,
 }
 
 fn store_status(e: StoreError) -> tonic::Status {

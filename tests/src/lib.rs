@@ -179,6 +179,9 @@ pub struct Net {
     /// The CA file, in the PKI folder, that the hub and the spokes trust (default `ca.pem`; a
     /// CA rollover uses `ca-bundle.pem`).
     pub ca_file: String,
+    /// The storage engine of the hub's and the spokes' stores (`store_engine`; default: the
+    /// binaries' default, sled).
+    pub store_engine: Option<&'static str>,
     onboarded: bool,
     hub: Option<Proc>,
     spokes: BTreeMap<String, Proc>,
@@ -242,6 +245,7 @@ impl Net {
             console_password: None,
             nsw_webhook: None,
             ca_file: "ca.pem".into(),
+            store_engine: None,
             onboarded: false,
             hub: None,
             spokes: BTreeMap::new(),
@@ -412,6 +416,13 @@ impl Net {
         SigningKey::load(&self.parties[id].keys[n].file).expect("signing key")
     }
 
+    /// The `store_engine` line of a config, if one is chosen.
+    fn engine_line(&self) -> String {
+        self.store_engine
+            .map(|e| format!("store_engine = \"{e}\"\n"))
+            .unwrap_or_default()
+    }
+
     pub fn hub_config(&self) -> PathBuf {
         self.path().join("hub.toml")
     }
@@ -434,7 +445,8 @@ impl Net {
         // Metrics and the dashboard on free ports, logged as `metrics listening addr=` and
         // `dashboard listening addr=`; a tree head every second.
         let text = format!(
-            "metrics_listen = \"127.0.0.1:0\"\ndashboard_listen = \"127.0.0.1:0\"\ntree_head_interval_secs = 1\n{text}"
+            "metrics_listen = \"127.0.0.1:0\"\ndashboard_listen = \"127.0.0.1:0\"\ntree_head_interval_secs = 1\n{}{text}",
+            self.engine_line()
         );
         let text = match self.eco_ttl_secs {
             Some(ttl) => format!("{text}\n[message_ttl_secs]\ne-co = {ttl}\n"),
@@ -601,7 +613,10 @@ impl Net {
             pki.join("participants").join(format!("{id}.pem")).display(),
             pki.join("participants").join(format!("{id}.key")).display(),
         );
-        let text = format!("metrics_listen = \"127.0.0.1:0\"\n{text}");
+        let text = format!(
+            "metrics_listen = \"127.0.0.1:0\"\n{}{text}",
+            self.engine_line()
+        );
         let text = match self.nsw_tokens.get(id) {
             Some(token) => {
                 let hash = caravan_common::envelope::to_hex(&sha256(token.as_bytes()));

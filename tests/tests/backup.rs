@@ -6,7 +6,17 @@ use caravan_tests::{Net, sample_path};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_backup_taken_under_load_restores_to_a_hub_that_works() {
+    backup_and_restore(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redb_store_backs_up_under_load_and_restores() {
+    backup_and_restore(Some("redb")).await;
+}
+
+async fn backup_and_restore(engine: Option<&'static str>) {
     let mut net = Net::new(&["KZ", "CN"]);
+    net.store_engine = engine;
     net.start_hub().await;
     net.start_spoke("KZ").await;
     net.start_spoke("CN").await;
@@ -97,8 +107,9 @@ async fn a_backup_taken_under_load_restores_to_a_hub_that_works() {
         "{restored}"
     );
     let aside = restored["set_aside"].as_str().unwrap();
+    let aside = std::path::Path::new(aside);
     assert!(
-        std::path::Path::new(aside).join("conf").exists(),
+        aside.join("conf").exists() || aside.join("store.redb").exists(),
         "the old store is kept"
     );
 

@@ -14,7 +14,17 @@ const PER_SENDER: usize = 150;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_hub_killed_under_load_loses_nothing_it_receipted() {
+    killed_under_load(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hub_on_redb_killed_under_load_loses_nothing_it_receipted() {
+    killed_under_load(Some("redb")).await;
+}
+
+async fn killed_under_load(engine: Option<&'static str>) {
     let mut net = Net::new(&["KZ", "UZ", "CN"]);
+    net.store_engine = engine;
     net.start_hub().await;
     let doc = sample("einvoice/ubl/peppol-base-example.xml");
 
