@@ -146,6 +146,24 @@ impl EngineKind {
     }
 }
 
+impl std::str::FromStr for EngineKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "sled" => Ok(Self::Sled),
+            "redb" => Ok(Self::Redb),
+            other => Err(format!("unknown store engine {other:?}: sled or redb")),
+        }
+    }
+}
+
+impl std::fmt::Display for EngineKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Open the store in folder `path` with `tables`: the engine it was created with, or, for a
 /// new store, `kind`. A store of another engine than `kind` is refused, so that a setting
 /// never silently points at a different store than the one the operator means.

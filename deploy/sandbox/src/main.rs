@@ -51,6 +51,10 @@ struct Cli {
     /// verified.
     #[arg(long)]
     once: bool,
+    /// The storage engine of new stores (hub and spokes): sled, the default, or redb (faster;
+    /// see the README's performance section). An existing sandbox keeps its own.
+    #[arg(long, default_value = "sled")]
+    store_engine: EngineKind,
 }
 
 #[tokio::main]
@@ -78,7 +82,7 @@ async fn sandbox(cli: Cli) -> anyhow::Result<bool> {
         println!("reusing {}", dir.display());
         check_spokes_exist(&dir, &spokes)?;
     } else {
-        create(&dir, &spokes, EngineKind::default())?;
+        create(&dir, &spokes, cli.store_engine)?;
         println!("created {}: PKI, hub and spoke configs", dir.display());
     }
 

@@ -76,9 +76,9 @@ struct Cli {
     /// Give up after this many seconds (the run is reported as incomplete).
     #[arg(long, default_value_t = 600)]
     max_secs: u64,
-    /// The storage engine of the hub's and the spokes' stores.
-    #[arg(long, value_enum, default_value = "sled")]
-    engine: Engine,
+    /// The storage engine of the hub's and the spokes' stores: sled or redb.
+    #[arg(long, default_value = "sled")]
+    engine: EngineKind,
     /// Print one JSON object instead of a line.
     #[arg(long)]
     json: bool,
@@ -93,31 +93,9 @@ struct Cli {
     serve_spoke: Option<PathBuf>,
 }
 
-#[derive(Clone, Copy, Debug, clap::ValueEnum, Serialize)]
-#[serde(rename_all = "lowercase")]
-enum Engine {
-    Sled,
-    Redb,
-}
-
-impl Engine {
-    fn as_str(self) -> &'static str {
-        EngineKind::from(self).as_str()
-    }
-}
-
-impl From<Engine> for EngineKind {
-    fn from(e: Engine) -> Self {
-        match e {
-            Engine::Sled => EngineKind::Sled,
-            Engine::Redb => EngineKind::Redb,
-        }
-    }
-}
-
 #[derive(Debug, Serialize)]
 struct Report {
-    engine: Engine,
+    engine: EngineKind,
     size: usize,
     window: usize,
     spokes: usize,
@@ -325,7 +303,7 @@ async fn bench(cli: Cli) -> anyhow::Result<bool> {
         .map(|s| s.parse().expect("CAREC ids parse"))
         .collect();
     if !dir.join("hub").join("hub.toml").exists() {
-        create(&dir, &ids, cli.engine.into())?;
+        create(&dir, &ids, cli.engine)?;
     }
     let hub_config = dir.join("hub").join("hub.toml");
     let hub_settings =
@@ -545,7 +523,7 @@ async fn bench(cli: Cli) -> anyhow::Result<bool> {
     } else {
         println!(
             "{}: size {} B  window {}  spokes {}  docs {}/{}: {:.0} docs/s  receipt p50 {:.2} ms p99 {:.2} ms max {:.2} ms  ack p50 {:.2} ms p99 {:.2} ms max {:.2} ms  CPU/doc: hub {:.0} us, spokes {:.0} us, bench {:.0} us; hub peak RSS {:.1} MiB, {:.3} flushes/doc, idle spoke {:.0} KiB",
-            report.engine.as_str(),
+            report.engine,
             report.size,
             report.window,
             report.spokes,
