@@ -127,6 +127,25 @@ fn store(c: &mut Criterion) {
             )
         });
         c.bench_function(
+            &name("64 accepts of 4 KiB in one batch + one flush (the writer thread)"),
+            |b| {
+                b.iter_batched(
+                    || (0..64).map(|_| incoming(&payload)).collect::<Vec<_>>(),
+                    |batch| {
+                        store
+                            .batch(&mut || {
+                                for m in &batch {
+                                    store.accept(m, &|_| receipt.clone()).unwrap();
+                                }
+                                store.flush().unwrap();
+                            })
+                            .unwrap();
+                    },
+                    BatchSize::SmallInput,
+                )
+            },
+        );
+        c.bench_function(
             &name("64 accepts of 4 KiB + one flush (group commit)"),
             |b| {
                 b.iter_batched(

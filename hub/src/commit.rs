@@ -1,42 +1,66 @@
-//! Group commit: concurrent writers share one flush instead of paying one each.
+//! The write path: one writer thread, and group commit.
 //!
-//! A writer applies its change to the store (in memory), then calls [`GroupCommit::wait`]. One
-//! flusher task collects every waiter that has arrived, runs a single `flush()` on a blocking
-//! thread, and wakes them all with its result. Because a waiter registers only after its write
-//! is applied, the flush that answers it covers that write. While a flush runs, new waiters
-//! queue up for the next one, so the batch grows with the load.
+//! Every write of the request path runs on one thread of its own, in the order they come.
+//! Why: an engine lets one transaction write at a time, and redb holds that turn through a
+//! durable commit, `fdatasync` included; writes made on the runtime's threads would stop them
+//! for as long (every connection of the hub, not only the writers). Here they queue instead,
+//! and cost less than a hand-off to Tokio's blocking pool, whose threads would contend for
+//! the turn.
 //!
-//! After the flush it advances the log's signed tree head over what is now durable, so a
-//! waiter learns a head that covers its write (one signature per flush).
+//! The writes waiting in the queue run as one batch of the store (which redb commits once; a
+//! commit costs more than a write), and each is answered after that commit, so that what a
+//! caller learns is visible to every reader. Writers that need their write durable ask for a
+//! flush ([`GroupCommit::write_durable`], [`GroupCommit::wait`]): the batch ends with one flush
+//! for all of them, so concurrent writers share one flush instead of paying one each, and the
+//! batch, hence the share, grows with the load. After the flush the log's signed tree head
+//! advances over what is now durable, so a waiter learns a head that covers its write (one
+//! signature per flush).
 //!
 //! This is deliberately not sled's `flush_async`, which can hang for good with concurrent
 //! callers in sled 0.34.
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
-use std::sync::Arc;
+use std::sync::{Arc, mpsc};
 
 use crate::{
     log::Heads,
     metrics::Metrics,
-    store::{Store, StoreError, TreeHead},
+    store::{Backend, Store, StoreError, TreeHead},
 };
 
-type Waiter = oneshot::Sender<Result<Arc<TreeHead>, String>>;
+/// Writes the writer thread takes into one batch at most.
+const WRITE_BATCH: usize = 256;
+
+type Reply = Box<dyn FnOnce(Option<&StoreError>) + Send>;
+type Flushed = Result<Arc<TreeHead>, String>;
+
+enum Job {
+    /// A write: it runs in a batch, and returns how to answer once the batch is committed
+    /// (with the batch's error if it failed).
+    Write(Box<dyn FnOnce(&dyn Backend) -> Reply + Send>),
+    /// Make everything written before durable, and answer with the tree head over it.
+    Flush(oneshot::Sender<Flushed>),
+}
 
 /// Handle for writers; cheap to clone.
 #[derive(Clone)]
 pub struct GroupCommit {
-    waiters: mpsc::UnboundedSender<Waiter>,
+    jobs: mpsc::Sender<Job>,
     heads: Arc<Heads>,
 }
 
 impl GroupCommit {
-    /// Start the flusher task for `store`. It ends when every handle is dropped.
+    /// Start the writer thread for `store`. It ends when every handle is dropped.
     pub fn start(store: Store, heads: Arc<Heads>, metrics: Arc<Metrics>) -> Self {
-        let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(flusher(store, heads.clone(), metrics, rx));
-        Self { waiters: tx, heads }
+        let (jobs, queue) = mpsc::channel();
+        let backend = store.arc();
+        let writer_heads = heads.clone();
+        std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || writer(backend.as_ref(), &writer_heads, &metrics, queue))
+            .expect("a thread for the store's writes");
+        Self { jobs, heads }
     }
 
     /// The log's signed tree heads, which every flush advances.
@@ -44,44 +68,105 @@ impl GroupCommit {
         &self.heads
     }
 
+    fn stopped() -> StoreError {
+        StoreError::Backend("the store's writer has stopped".into())
+    }
+
+    /// Run a write on the writer thread; answered once it is visible to readers (not yet
+    /// durable).
+    pub async fn write<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&dyn Backend) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.jobs
+            .send(Job::Write(Box::new(move |b| {
+                let result = op(b);
+                Box::new(move |failed: Option<&StoreError>| {
+                    let _ = tx.send(match failed {
+                        Some(e) => Err(StoreError::Backend(format!("the write was not kept: {e}"))),
+                        None => result,
+                    });
+                })
+            })))
+            .map_err(|_| Self::stopped())?;
+        rx.await.map_err(|_| Self::stopped())?
+    }
+
     /// Wait until everything written before this call is durable; returns the log's signed
     /// tree head, which covers every entry written before the call.
     pub async fn wait(&self) -> Result<Arc<TreeHead>, StoreError> {
         let (tx, rx) = oneshot::channel();
-        let stopped = || StoreError::Backend("the flusher has stopped".into());
-        self.waiters.send(tx).map_err(|_| stopped())?;
+        self.jobs
+            .send(Job::Flush(tx))
+            .map_err(|_| Self::stopped())?;
         rx.await
-            .map_err(|_| stopped())?
+            .map_err(|_| Self::stopped())?
             .map_err(StoreError::Backend)
+    }
+
+    /// [`Self::write`], then [`Self::wait`], asked for together: the flush usually ends the
+    /// very batch the write runs in.
+    pub async fn write_durable<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&dyn Backend) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<(T, Arc<TreeHead>), StoreError> {
+        let written = self.write(op);
+        let flushed = self.wait();
+        let (written, flushed) = tokio::join!(written, flushed);
+        Ok((written?, flushed?))
     }
 }
 
-async fn flusher(
-    store: Store,
-    heads: Arc<Heads>,
-    metrics: Arc<Metrics>,
-    mut rx: mpsc::UnboundedReceiver<Waiter>,
-) {
-    let mut batch = Vec::new();
-    while rx.recv_many(&mut batch, usize::MAX).await > 0 {
-        let heads = heads.clone();
-        let started = std::time::Instant::now();
-        let result = store
-            .write(move |b| {
-                // Every waiter's write is applied, so this size covers them all.
-                let size = b.log_size()?;
-                b.flush()?;
-                heads.advance(b, size)
-            })
-            .await
-            .map_err(|e| e.to_string());
-        metrics.flushed(started.elapsed().as_secs_f64());
-        if let Err(e) = &result {
-            tracing::error!(cause = %e, waiters = batch.len(), "store flush failed");
+/// The writer thread: batches of writes, each ended by one flush if any writer asked for it.
+fn writer(backend: &dyn Backend, heads: &Heads, metrics: &Metrics, queue: mpsc::Receiver<Job>) {
+    let mut replies: Vec<Reply> = Vec::with_capacity(WRITE_BATCH);
+    let mut waiters = Vec::new();
+    while let Ok(first) = queue.recv() {
+        let mut batch: Vec<Job> = std::iter::once(first)
+            .chain(queue.try_iter().take(WRITE_BATCH - 1))
+            .collect();
+        let mut flushed = None;
+        let outcome = backend.batch(&mut || {
+            for job in batch.drain(..) {
+                match job {
+                    Job::Write(write) => replies.push(write(backend)),
+                    Job::Flush(waiter) => waiters.push(waiter),
+                }
+            }
+            if !waiters.is_empty() {
+                let started = std::time::Instant::now();
+                // Every write of the batch is applied, so this size covers them all.
+                let result = backend
+                    .log_size()
+                    .and_then(|size| {
+                        backend.flush()?;
+                        heads.advance(backend, size)
+                    })
+                    .map_err(|e| e.to_string());
+                metrics.flushed(started.elapsed().as_secs_f64());
+                flushed = Some(result);
+            }
+        });
+        let failed = outcome.err();
+        for reply in replies.drain(..) {
+            reply(failed.as_ref());
         }
-        for waiter in batch.drain(..) {
+        if waiters.is_empty() {
+            continue;
+        }
+        let flushed = match (flushed, &failed) {
+            (Some(Ok(head)), None) => Ok(head),
+            (Some(Err(e)), _) => Err(e),
+            (_, Some(e)) => Err(e.to_string()),
+            (None, None) => Err("no flush ran".to_owned()),
+        };
+        if let Err(e) = &flushed {
+            tracing::error!(cause = %e, waiters = waiters.len(), "store flush failed");
+        }
+        for waiter in waiters.drain(..) {
             // A waiter that went away (its request was cancelled) needs no answer.
-            let _ = waiter.send(result.clone());
+            let _ = waiter.send(flushed.clone());
         }
     }
 }

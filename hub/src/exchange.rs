@@ -186,9 +186,11 @@ impl Exchange {
             key_id: self.receipt_key.key_id(),
         };
         let key = self.receipt_key.clone();
-        let acceptance = self
-            .store
-            .write(move |b| {
+        // The write and its flush are asked for together; a conflict (nothing written) waits
+        // for a flush it does not need, which is rare and harmless.
+        let (acceptance, head) = self
+            .commit
+            .write_durable(move |b| {
                 b.accept(&incoming, &|sequence| {
                     let r = Receipt {
                         hub_sequence: sequence,
@@ -209,7 +211,6 @@ impl Exchange {
                 receipt,
                 log_index,
             } => {
-                let head = self.commit.wait().await?;
                 self.metrics.count(&corridor, Event::Accepted);
                 self.metrics.accept.observe(started.elapsed().as_secs_f64());
                 self.queues.notify(header.recipient, sequence);
@@ -224,8 +225,7 @@ impl Exchange {
                 receipt,
                 log_index,
             } => {
-                // The original may still be waiting for its flush: answer only once it is durable.
-                let head = self.commit.wait().await?;
+                // The original may have been waiting for its flush: this answer comes after one.
                 self.metrics.count(&corridor, Event::Duplicate);
                 info!(message_id = %header.message_id, sender = %header.sender, sequence,
                     "duplicate resend answered with the original receipt");
@@ -421,7 +421,7 @@ impl Exchange {
             // each: the stream does not wait for the writer per document.
             let sequences: Vec<u64> = sent.iter().map(|p| p.sequence).collect();
             let recorded = self
-                .store
+                .commit
                 .write(move |b| {
                     let at = Timestamp::now();
                     sequences
@@ -590,13 +590,16 @@ impl Exchange {
             ack: signed.encode_to_vec(),
             at: Timestamp::now(),
         };
-        match self.store.write(move |b| b.acknowledge(&update)).await? {
+        let (recorded, head) = self
+            .commit
+            .write_durable(move |b| b.acknowledge(&update))
+            .await?;
+        match recorded {
             AckResult::Recorded {
                 state,
                 log_index,
                 now,
             } => {
-                let head = self.commit.wait().await?;
                 self.status_signals.notify(ack.sender, 0);
                 if let Some(message) = now {
                     let corridor = Corridor::of(&message);

@@ -259,91 +259,27 @@ pub trait Backend: Send + Sync + 'static {
     }
 }
 
-/// The handle the hub holds: cheap to clone, shared by all tasks.
+/// The handle the hub holds: cheap to clone, shared by all tasks. Writes on the request path
+/// go through `crate::commit` (one writer thread, group commit); this handle reads.
 #[derive(Clone)]
-pub struct Store {
-    backend: Arc<dyn Backend>,
-    writer: std::sync::mpsc::Sender<Job>,
-}
-
-/// A write for the writer thread: it runs in a batch, and returns how to answer once the
-/// batch is committed (with the batch's error if it failed).
-type Job = Box<dyn FnOnce(&dyn Backend) -> Reply + Send>;
-type Reply = Box<dyn FnOnce(Option<&StoreError>) + Send>;
-
-/// Writes the writer thread takes into one batch at most.
-const WRITE_BATCH: usize = 256;
+pub struct Store(Arc<dyn Backend>);
 
 impl Store {
-    /// Wrap `backend`, with a thread of its own for writes (see [`Store::write`]); the thread
-    /// ends when the last handle is dropped.
     pub fn new(backend: impl Backend) -> Self {
-        Self::shared(Arc::new(backend))
+        Self(Arc::new(backend))
     }
 
     /// [`Store::new`] for a backend the caller keeps a handle to.
     pub fn shared(backend: Arc<dyn Backend>) -> Self {
-        let (writer, jobs) = std::sync::mpsc::channel::<Job>();
-        let owned = backend.clone();
-        std::thread::Builder::new()
-            .name("store-writer".into())
-            .spawn(move || {
-                let backend = owned.as_ref();
-                let mut replies = Vec::with_capacity(WRITE_BATCH);
-                while let Ok(first) = jobs.recv() {
-                    let mut batch: Vec<Job> = std::iter::once(first)
-                        .chain(jobs.try_iter().take(WRITE_BATCH - 1))
-                        .collect();
-                    let outcome = backend.batch(&mut || {
-                        replies.extend(batch.drain(..).map(|job| job(backend)));
-                    });
-                    let failed = outcome.err();
-                    for reply in replies.drain(..) {
-                        reply(failed.as_ref());
-                    }
-                }
-            })
-            .expect("a thread for the store's writes");
-        Self { backend, writer }
+        Self(backend)
     }
 
-    /// Run a write, or a flush, on the store's writer thread, in the order they come.
-    ///
-    /// Why a thread of its own: an engine lets one transaction write at a time, and redb holds
-    /// that turn through a durable commit, `fdatasync` included. Writes made on the runtime's
-    /// threads would stop them for as long (every connection of the hub, not only the
-    /// writers); on this thread they queue instead, and the group commit's flush takes its
-    /// turn among them. A write itself touches memory only, and the queue costs less than a
-    /// hand-off to Tokio's blocking pool, whose threads would contend for the turn. The writes
-    /// waiting in the queue run as one batch, which redb commits once (a commit costs more
-    /// than a write); each is answered after that commit, so that what a caller learns is
-    /// visible to every reader.
-    pub async fn write<T: Send + 'static>(
-        &self,
-        op: impl FnOnce(&dyn Backend) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, StoreError> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let stopped = || StoreError::Backend("the store's writer has stopped".into());
-        self.writer
-            .send(Box::new(move |b| {
-                let result = op(b);
-                Box::new(move |failed: Option<&StoreError>| {
-                    let _ = tx.send(match failed {
-                        Some(e) => Err(StoreError::Backend(format!("the write was not kept: {e}"))),
-                        None => result,
-                    });
-                })
-            }))
-            .map_err(|_| stopped())?;
-        rx.await.map_err(|_| stopped())?
-    }
-
-    /// Run a long store operation (a backup, an audit) on a blocking thread.
+    /// Run a long store operation (a backup, an audit, an expiry sweep) on a blocking thread.
     pub async fn run<T: Send + 'static>(
         &self,
         op: impl FnOnce(&dyn Backend) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let backend = self.backend.clone();
+        let backend = self.0.clone();
         tokio::task::spawn_blocking(move || op(backend.as_ref()))
             .await
             .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
@@ -354,6 +290,10 @@ impl Store {
     /// microseconds, less than a hand-off to another thread and back costs, and reads never
     /// wait for a write's turn.
     pub fn backend(&self) -> &dyn Backend {
-        self.backend.as_ref()
+        self.0.as_ref()
+    }
+
+    pub(crate) fn arc(&self) -> Arc<dyn Backend> {
+        self.0.clone()
     }
 }
