@@ -33,12 +33,13 @@ use crate::{
 const WRITE_BATCH: usize = 256;
 
 type Reply = Box<dyn FnOnce(Option<&StoreError>) + Send>;
+/// A write: it runs in a batch, and returns how to answer once the batch is committed (with
+/// the batch's error if it failed).
+type Write = Box<dyn FnOnce(&dyn Backend) -> Reply + Send>;
 type Flushed = Result<Arc<TreeHead>, String>;
 
 enum Job {
-    /// A write: it runs in a batch, and returns how to answer once the batch is committed
-    /// (with the batch's error if it failed).
-    Write(Box<dyn FnOnce(&dyn Backend) -> Reply + Send>),
+    Write(Write),
     /// Make everything written before durable, and answer with the tree head over it.
     Flush(oneshot::Sender<Flushed>),
 }
