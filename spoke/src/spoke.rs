@@ -968,7 +968,10 @@ impl Spoke {
                     created_at: header.map(|h| h.created_at),
                     key_id: header.map(|h| h.key_id.to_string()),
                     payload_length: env.payload.len() as u64,
-                    payload_sha256: to_hex(&sha256(&env.payload)),
+                    // Verified: the signed header's digest is the payload's (it was checked).
+                    payload_sha256: to_hex(
+                        &header.map_or_else(|| sha256(&env.payload), |h| h.payload_sha256),
+                    ),
                     hub_sequence: receipt.map(|r| r.hub_sequence),
                     accepted_at: receipt.map(|r| r.accepted_at),
                     received_at,
