@@ -4,6 +4,7 @@
 //! listen = "127.0.0.1:7443"          # gRPC over mutual TLS; port 0 picks a free port
 //! data_dir = "data"                  # the store; relative paths follow this file
 //! max_payload_bytes = 67108864       # largest document accepted (default 64 MiB)
+//! payload_in_flight_mib = 128        # streamed payloads held in memory at once (default 128 MiB)
 //! store_engine = "sled"              # "sled" (default) or "redb"; fixed when the store is made
 //! store_cache_mib = 64               # the engine's page cache (default 64 MiB)
 //! receipt_key = "pki/hub-receipt.key"
@@ -54,6 +55,10 @@ pub struct HubFile {
     /// The store's key-value engine, for a new store; an existing one keeps its own.
     #[serde(default)]
     pub store_engine: EngineKind,
+    /// Payload bytes of streamed submissions the hub holds in memory at once, in MiB; a
+    /// submission beyond it waits for room before its payload is read.
+    #[serde(default = "default_in_flight")]
+    pub payload_in_flight_mib: u64,
     /// Page cache of the store, in MiB.
     #[serde(default = "default_cache")]
     pub store_cache_mib: u64,
@@ -142,6 +147,13 @@ fn default_max_payload() -> u64 {
     DEFAULT_MAX_PAYLOAD_BYTES
 }
 
+/// Default budget of streamed payloads in memory: with the hub's own needs, under 256 MiB.
+pub const DEFAULT_PAYLOAD_IN_FLIGHT_MIB: u64 = 128;
+
+fn default_in_flight() -> u64 {
+    DEFAULT_PAYLOAD_IN_FLIGHT_MIB
+}
+
 fn default_cache() -> u64 {
     DEFAULT_STORE_CACHE_MIB
 }
@@ -159,6 +171,7 @@ pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub max_payload_bytes: usize,
+    pub payload_in_flight_bytes: usize,
     pub store_engine: EngineKind,
     pub store_cache_bytes: u64,
     pub receipt_key: SigningKey,
@@ -198,6 +211,14 @@ impl Config {
                 None
             }
         };
+        if let Some(max) = max_payload_bytes
+            && (file.payload_in_flight_mib.saturating_mul(1024 * 1024) < max as u64
+                || file.payload_in_flight_mib > 64 * 1024)
+        {
+            problems.push(
+                "payload_in_flight_mib: must hold at least one document of max_payload_bytes, and at most 65536 (64 GiB)",
+            );
+        }
         if file.store_cache_mib == 0 {
             problems.push("store_cache_mib: must be at least 1");
         }
@@ -229,6 +250,7 @@ impl Config {
             listen: listen.expect("checked"),
             data_dir: resolve(path, &file.data_dir),
             max_payload_bytes: max_payload_bytes.expect("checked"),
+            payload_in_flight_bytes: file.payload_in_flight_mib as usize * 1024 * 1024,
             store_engine: file.store_engine,
             store_cache_bytes: file.store_cache_mib * 1024 * 1024,
             receipt_key: receipt_key.expect("checked"),
@@ -265,5 +287,18 @@ mod tests {
         assert!(file.backup_dir.is_some());
         let admin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/config/admin.toml");
         read_toml::<crate::operator::AdminFile>(&admin).unwrap();
+    }
+
+    #[test]
+    fn the_payload_budget_must_hold_the_largest_document() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/config/hub.toml");
+        let mut file: HubFile = read_toml(&path).unwrap();
+        file.max_payload_bytes = 64 << 20;
+        file.payload_in_flight_mib = 32;
+        let err = Config::from_file(&path, file).err().unwrap().to_string();
+        assert!(
+            err.contains("payload_in_flight_mib: must hold at least one document"),
+            "{err}"
+        );
     }
 }

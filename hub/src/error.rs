@@ -14,6 +14,10 @@ pub enum HubError {
     /// The store failed; the peer is told to retry, the cause is logged here.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The hub has no room for the request now (`RESOURCE_EXHAUSTED`, no refusal): the peer
+    /// retries later, as for an unreachable hub; nothing was stored.
+    #[error("busy: {0}")]
+    Busy(String),
 }
 
 impl HubError {
@@ -30,6 +34,7 @@ impl From<HubError> for Status {
                 tracing::error!(cause = %e, "store failure");
                 Status::unavailable("the hub's store is unavailable; retry later")
             }
+            HubError::Busy(why) => Status::resource_exhausted(why),
         }
     }
 }

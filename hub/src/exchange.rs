@@ -12,7 +12,7 @@ use std::{
 };
 
 use prost::Message;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -45,6 +45,8 @@ pub struct Exchange {
     commit: GroupCommit,
     receipt_key: SigningKey,
     max_payload_bytes: usize,
+    /// Room for streamed payloads in memory, in KiB (`payload_in_flight_mib`).
+    in_flight: Semaphore,
     queues: QueueSignals,
     /// Wakes a sender's status watchers when one of its messages changes state.
     status_signals: QueueSignals,
@@ -80,7 +82,7 @@ impl Exchange {
         store: Store,
         commit: GroupCommit,
         receipt_key: SigningKey,
-        max_payload_bytes: usize,
+        (max_payload_bytes, payload_in_flight_bytes): (usize, usize),
         metrics: Arc<Metrics>,
         shutdown: watch::Receiver<bool>,
     ) -> Result<Self, crate::store::StoreError> {
@@ -91,6 +93,7 @@ impl Exchange {
             commit,
             receipt_key,
             max_payload_bytes,
+            in_flight: Semaphore::new(payload_in_flight_bytes / 1024),
             queues: QueueSignals::default(),
             status_signals: QueueSignals::default(),
             epoch,
@@ -290,6 +293,22 @@ impl Exchange {
                 ),
             ));
         }
+        // Room for the whole payload first, or the document is turned away for now: the
+        // hub's memory for payloads stays within its budget whatever the load. Not waiting:
+        // the chunks of a waiting stream would fill the connection's HTTP/2 window and stall
+        // the stream that holds the room, if both come from one spoke. Senders retry later
+        // (a spoke's outbox backs off), as when the hub is unreachable.
+        let Ok(_room) = self
+            .in_flight
+            .try_acquire_many(declared.div_ceil(1024) as u32)
+        else {
+            self.metrics
+                .busy
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return Err(HubError::Busy(format!(
+                "no room now for a payload of {declared} bytes (payload_in_flight_mib); retry later"
+            )));
+        };
         let mut payload = std::mem::take(&mut envelope.payload);
         payload.reserve(declared as usize - payload.len().min(declared as usize));
         while let Some(chunk) = chunks.message().await.map_err(transport)? {

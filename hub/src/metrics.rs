@@ -179,6 +179,8 @@ pub struct Metrics {
     refused: Vec<AtomicU64>,
     recent: Mutex<VecDeque<RecentRefusal>>,
     flushes: AtomicU64,
+    /// Streamed submissions turned away for want of room in the payload budget.
+    pub busy: AtomicU64,
     /// From a submission's arrival to its durable receipt (verification, store, flush).
     pub accept: Histogram,
     /// One flush of the store.
@@ -195,6 +197,7 @@ impl Default for Metrics {
             refused: RefusalCode::ALL.iter().map(|_| AtomicU64::new(0)).collect(),
             recent: Mutex::default(),
             flushes: AtomicU64::new(0),
+            busy: AtomicU64::new(0),
             accept: Histogram::default(),
             flush: Histogram::default(),
             streams: Mutex::default(),
@@ -398,6 +401,14 @@ impl Metrics {
         let name = "caravan_hub_store_flushes_total";
         header(&mut out, name, "counter", "Durable flushes of the store.");
         let _ = writeln!(out, "{name} {}", self.flushes.load(Ordering::Relaxed));
+        let name = "caravan_hub_submissions_busy_total";
+        header(
+            &mut out,
+            name,
+            "counter",
+            "Streamed submissions turned away (RESOURCE_EXHAUSTED, retried by the sender) for want of room in payload_in_flight_mib.",
+        );
+        let _ = writeln!(out, "{name} {}", self.busy.load(Ordering::Relaxed));
         let name = "caravan_hub_delivery_streams";
         header(
             &mut out,

@@ -114,7 +114,7 @@ pub async fn run(
         store.clone(),
         commit,
         config.receipt_key,
-        config.max_payload_bytes,
+        (config.max_payload_bytes, config.payload_in_flight_bytes),
         metrics.clone(),
         stop_rx.clone(),
     )?);

@@ -182,6 +182,8 @@ pub struct Net {
     /// The storage engine of the hub's and the spokes' stores (`store_engine`; default: the
     /// binaries' default, sled).
     pub store_engine: Option<&'static str>,
+    /// The hub's `payload_in_flight_mib` (default: the hub's).
+    pub payload_in_flight_mib: Option<u64>,
     onboarded: bool,
     hub: Option<Proc>,
     spokes: BTreeMap<String, Proc>,
@@ -246,6 +248,7 @@ impl Net {
             nsw_webhook: None,
             ca_file: "ca.pem".into(),
             store_engine: None,
+            payload_in_flight_mib: None,
             onboarded: false,
             hub: None,
             spokes: BTreeMap::new(),
@@ -448,6 +451,10 @@ impl Net {
             "metrics_listen = \"127.0.0.1:0\"\ndashboard_listen = \"127.0.0.1:0\"\ntree_head_interval_secs = 1\n{}{text}",
             self.engine_line()
         );
+        let text = match self.payload_in_flight_mib {
+            Some(mib) => format!("payload_in_flight_mib = {mib}\n{text}"),
+            None => text,
+        };
         let text = match self.eco_ttl_secs {
             Some(ttl) => format!("{text}\n[message_ttl_secs]\ne-co = {ttl}\n"),
             None => text,

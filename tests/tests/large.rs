@@ -1,5 +1,6 @@
 //! Large documents: streamed in chunks both ways, refused before anything is stored when over
-//! the limit, and a transfer cut in the middle restarts cleanly, exactly once.
+//! the limit, admitted within the hub's memory budget for payloads, and a transfer cut in the
+//! middle restarts cleanly, exactly once.
 
 use std::path::PathBuf;
 
@@ -151,5 +152,54 @@ async fn transfers_cut_in_the_middle_restart_cleanly_exactly_once() {
         inbox.as_array().unwrap().len(),
         2,
         "each document once: {inbox}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn streamed_documents_beyond_the_payload_budget_are_retried_until_there_is_room() {
+    let mut net = Net::new(&["KZ", "CN"]);
+    net.max_payload_bytes = 3 << 20;
+    // Room for one document of 2.5 MiB at a time.
+    net.payload_in_flight_mib = Some(3);
+    net.start_hub().await;
+    net.start_spoke("KZ").await;
+    net.start_spoke("CN").await;
+    let paths: Vec<PathBuf> = (0..4)
+        .map(|i| large_invoice(&net, (5 << 19) + 4 * i))
+        .collect();
+    let ids: Vec<String> = std::thread::scope(|s| {
+        let sending: Vec<_> = paths
+            .iter()
+            .map(|path| {
+                let net = &net;
+                s.spawn(move || {
+                    net.send("KZ", "CN", "e-invoice", path)["message_id"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned()
+                })
+            })
+            .collect();
+        sending.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (id, path) in ids.iter().zip(&paths) {
+        assert_eq!(net.wait_inbox("CN", id)["verified"], true);
+        assert_eq!(
+            sha256(&received_payload(&net, id)),
+            sha256(&std::fs::read(path).unwrap())
+        );
+        net.wait_state("KZ", id, "ACKNOWLEDGED");
+    }
+    // Some were turned away for a while (and retried by KZ's outbox), none was lost.
+    let (_, metrics) = net.hub_http("/metrics").await;
+    let busy: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("caravan_hub_submissions_busy_total "))
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!(busy > 0, "{metrics}");
+    assert_eq!(
+        net.spoke_json("CN", &["inbox"]).as_array().unwrap().len(),
+        4
     );
 }

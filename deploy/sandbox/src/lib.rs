@@ -83,6 +83,7 @@ pub fn create(dir: &Path, spokes: &[ParticipantId], engine: EngineKind) -> anyho
         listen: format!("127.0.0.1:{port}"),
         data_dir: "data".into(),
         max_payload_bytes: caravan_hub::config::DEFAULT_MAX_PAYLOAD_BYTES,
+        payload_in_flight_mib: caravan_hub::config::DEFAULT_PAYLOAD_IN_FLIGHT_MIB,
         store_engine: engine,
         store_cache_mib: caravan_hub::config::DEFAULT_STORE_CACHE_MIB,
         receipt_key: "pki/hub-receipt.key".into(),
