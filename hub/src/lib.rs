@@ -9,8 +9,9 @@
 //! (caller from the client certificate, and who may call what), [`registry`] (participants,
 //! keys, corridors: the signed trust list), [`exchange`] (the gRPC service and its rules),
 //! [`anchor`] (the trust-list service), [`admin`] (the operators' service),
-//! [`store`] (durable state behind a narrow trait, on sled or redb), [`commit`] (group commit),
-//! [`metrics`], [`server`] (wiring and shutdown).
+//! [`store`] (durable state behind a narrow trait, on sled or redb), [`commit`] (the write
+//! path: one writer thread, batches, group commit), [`metrics`], [`server`] (wiring and
+//! shutdown).
 //!
 //! **Architecture invariant:** the hub never parses payloads; it routes bytes with a declared
 //! document type and content type.
