@@ -802,11 +802,16 @@ fn log_command(command: LogCommand) -> anyhow::Result<bool> {
 fn info(config: PathBuf, json: bool) -> anyhow::Result<()> {
     let file: caravan_hub::config::HubFile =
         caravan_common::config::read_toml(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let data_dir = caravan_common::config::resolve(&config, &file.data_dir);
+    // The engine the store is on: the one it was made with, or the setting for a new one.
+    let engine = caravan_common::kv::EngineKind::detect(&data_dir.join("store"))
+        .unwrap_or(file.store_engine);
     let info = serde_json::json!({
         "listen": file.listen,
         "metrics_url": file.metrics_listen.as_ref().map(|a| format!("http://{a}/metrics")),
         "dashboard_url": file.dashboard_listen.as_ref().map(|a| format!("https://{a}/dashboard")),
-        "data_dir": caravan_common::config::resolve(&config, &file.data_dir).display().to_string(),
+        "data_dir": data_dir.display().to_string(),
+        "store_engine": engine.as_str(),
     });
     if json {
         caravan_common::out!("{info}");

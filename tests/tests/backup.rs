@@ -18,6 +18,10 @@ async fn backup_and_restore(engine: Option<&'static str>) {
     let mut net = Net::new(&["KZ", "CN"]);
     net.store_engine = engine;
     net.start_hub().await;
+    // `info` tells which engine the store is on.
+    let info: serde_json::Value =
+        serde_json::from_slice(&net.hub_cli(&["info", "--json"]).stdout).unwrap();
+    assert_eq!(info["store_engine"], engine.unwrap_or("sled"), "{info}");
     net.start_spoke("KZ").await;
     net.start_spoke("CN").await;
     let eco = sample_path("eco/carec-KZ-CN-certificate-of-origin.xml");
