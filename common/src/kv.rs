@@ -86,8 +86,9 @@ pub trait Engine: Send + Sync + 'static {
     /// Run `ops`, whose transactions on this thread may then share one commit: each still
     /// applies all of its writes or none, reads on this thread see them, other threads see
     /// them when `ops` has returned, and a flush inside makes them durable so far. An error:
-    /// none of the batch's writes was kept, whatever each transaction returned. (sled commits
-    /// each transaction by itself: its batch only runs `ops`.)
+    /// the batch's writes since its last flush inside (all of them, without one) were not
+    /// kept, whatever each transaction returned; callers treat every write of the batch as
+    /// failed. (sled commits each transaction by itself: its batch only runs `ops`.)
     fn batch(&self, ops: &mut dyn FnMut()) -> Result<(), KvError> {
         ops();
         Ok(())
@@ -688,12 +689,14 @@ impl Engine for RedbEngine {
             batches.swap_remove(at.expect("the batch pushed above")).1
         });
         match (batch.txn, batch.broken) {
-            (None, _) => Ok(()),
+            (None, false) => Ok(()),
             (Some(txn), false) => txn.commit().map_err(KvError::engine),
-            (Some(txn), true) => {
-                txn.abort().map_err(KvError::engine)?;
+            (txn, true) => {
+                if let Some(txn) = txn {
+                    txn.abort().map_err(KvError::engine)?;
+                }
                 Err(KvError::Engine(
-                    "a write of the batch failed; none was kept".into(),
+                    "a write of the batch failed; it was not kept".into(),
                 ))
             }
         }
@@ -713,9 +716,16 @@ impl Engine for RedbEngine {
             Some(txn) => txn,
             None => self.db.begin_write().map_err(KvError::engine)?,
         };
-        txn.set_durability(redb::Durability::Immediate)
-            .map_err(KvError::engine)?;
-        txn.commit().map_err(KvError::engine)
+        let committed = txn
+            .set_durability(redb::Durability::Immediate)
+            .map_err(KvError::engine)
+            .and_then(|()| txn.commit().map_err(KvError::engine));
+        if committed.is_err() {
+            // The batch's writes so far went with the failed commit: none of it may be
+            // answered as kept.
+            self.in_batch(|batch| batch.map(|b| b.broken = true));
+        }
+        committed
     }
 
     fn size_on_disk(&self) -> Result<u64, KvError> {

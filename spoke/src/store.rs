@@ -722,7 +722,7 @@ impl SpokeStore {
 
     /// Run `ops` as one batch of the engine: their writes share one commit where the engine
     /// can (see `caravan_common::kv::Engine::batch`); an error from `ops` or the batch comes
-    /// back, and a failed batch kept none of its writes.
+    /// back; after a failed batch, treat each of its writes as not kept.
     pub fn batch(&self, mut ops: impl FnMut() -> Result<(), StoreError>) -> Result<(), StoreError> {
         let mut outcome = Ok(());
         self.engine.batch(&mut || outcome = ops())?;

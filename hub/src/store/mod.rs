@@ -252,7 +252,8 @@ pub trait Backend: Send + Sync + 'static {
     fn flush(&self) -> Result<(), StoreError>;
 
     /// Run `ops`, whose writes may share one commit (see `caravan_common::kv::Engine::batch`):
-    /// other threads see them once it returns; an error means none of them was kept.
+    /// other threads see them once it returns; after an error, callers treat every write of
+    /// the batch as failed (those before a flush inside it were kept).
     fn batch(&self, ops: &mut dyn FnMut()) -> Result<(), StoreError> {
         ops();
         Ok(())
