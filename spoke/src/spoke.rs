@@ -811,8 +811,7 @@ impl Spoke {
         loop {
             let batch = tokio::select! {
                 Some(acked) = acking.next() => {
-                    let results: Vec<Result<(), tonic::Status>> = acked;
-                    results.into_iter().collect::<Result<(), _>>()?;
+                    acked?;
                     continue;
                 }
                 batch = batches.next(), if acking.len() < ACK_BATCHES_IN_FLIGHT => batch,
@@ -839,16 +838,14 @@ impl Spoke {
             }
             self.keep(&mut taken).await.map_err(store_status)?;
             self.arrived.send_modify(|n| *n += 1);
-            acking.push(futures::future::join_all(
-                taken.acks.into_iter().map(|a| self.acknowledge(a)),
-            ));
+            acking.push(self.acknowledge_all(taken.acks));
             if let Some(status) = failure {
                 return Err(status);
             }
         }
         // The stream ended: the acknowledgements already under way still go out.
         while let Some(acked) = acking.next().await {
-            acked.into_iter().collect::<Result<(), _>>()?;
+            acked?;
         }
         Ok(())
     }
@@ -1066,7 +1063,42 @@ impl Spoke {
         Ok(())
     }
 
-    async fn acknowledge(&self, pending: PendingAck) -> Result<(), tonic::Status> {
+    /// Send the acknowledgements of a flushed batch together, then keep what was sent as
+    /// evidence in the inbox, in one batch of the store.
+    async fn acknowledge_all(&self, acks: Vec<PendingAck>) -> Result<(), tonic::Status> {
+        let results =
+            futures::future::join_all(acks.into_iter().map(|a| self.acknowledge(a))).await;
+        let mut sent = Vec::with_capacity(results.len());
+        let mut failure = None;
+        for result in results {
+            match result {
+                Ok(kept) => sent.extend(kept),
+                Err(status) => failure = failure.or(Some(status)),
+            }
+        }
+        if !sent.is_empty() {
+            let store = self.store.clone();
+            let kept = blocking(move || {
+                store.batch(|| {
+                    for (sender, message_id, evidence) in &sent {
+                        store.inbox_set_ack(*sender, *message_id, evidence.clone())?;
+                    }
+                    Ok(())
+                })
+            })
+            .await;
+            if let Err(e) = kept {
+                warn!(cause = %e, "could not keep the acknowledgements sent");
+            }
+        }
+        failure.map_or(Ok(()), Err)
+    }
+
+    /// Send one acknowledgement; returns what to keep as evidence once the hub took it.
+    async fn acknowledge(
+        &self,
+        pending: PendingAck,
+    ) -> Result<Option<(ParticipantId, MessageId, String)>, tonic::Status> {
         let signed = ack::sign(&pending.ack, &self.key);
         let evidence = BASE64.encode(signed.encode_to_vec());
         match self
@@ -1096,18 +1128,14 @@ impl Spoke {
                     "acknowledgement answer",
                 )
                 .await;
-                let a = pending.ack;
-                if let Err(e) = self.store.inbox_set_ack(a.sender, a.message_id, evidence) {
-                    warn!(cause = %e, "could not keep the acknowledgement sent");
-                }
-                Ok(())
+                Ok(Some((pending.ack.sender, pending.ack.message_id, evidence)))
             }
             Err(status) => match caravan_proto::status::from_status(&status) {
                 // The hub refused the acknowledgement itself: retrying will not help.
                 Some(refusal) => {
                     warn!(message_id = %pending.ack.message_id, code = %refusal.code, detail = refusal.detail,
                         "the hub refused our acknowledgement");
-                    Ok(())
+                    Ok(None)
                 }
                 None => Err(status),
             },
