@@ -443,35 +443,41 @@ impl Exchange {
                 .commit
                 .write(move |b| {
                     let at = Timestamp::now();
-                    sequences
+                    Ok(sequences
                         .into_iter()
                         .map(|s| b.mark_delivered(s, at))
-                        .collect::<Result<Vec<bool>, _>>()
+                        .collect::<Vec<_>>())
                 })
                 .await;
-            match recorded {
-                Ok(fresh) => {
-                    for (pending, fresh) in sent.drain(..).zip(fresh) {
-                        // Counted once: a redelivery after a reconnect is not a new delivery.
-                        if fresh {
-                            let corridor = Corridor {
-                                sender: pending.sender,
-                                recipient,
-                                document_type: pending.document_type,
-                            };
-                            self.metrics.count(&corridor, Event::Delivered);
-                            self.metrics
-                                .corridor(&corridor)
-                                .delivery
-                                .observe(seconds_since(pending.accepted_at));
-                        }
-                        self.status_signals.notify(pending.sender, pending.sequence);
-                    }
-                }
+            let recorded = match recorded {
+                Ok(recorded) => recorded,
                 Err(e) => {
                     tracing::error!(cause = %e, "could not record deliveries");
-                    sent.clear();
+                    continue;
                 }
+            };
+            for (pending, recorded) in sent.into_iter().zip(recorded) {
+                match recorded {
+                    // Counted once: a redelivery after a reconnect is not a new delivery.
+                    Ok(true) => {
+                        let corridor = Corridor {
+                            sender: pending.sender,
+                            recipient,
+                            document_type: pending.document_type,
+                        };
+                        self.metrics.count(&corridor, Event::Delivered);
+                        self.metrics
+                            .corridor(&corridor)
+                            .delivery
+                            .observe(seconds_since(pending.accepted_at));
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::error!(sequence = pending.sequence, cause = %e, "could not record delivery");
+                        continue;
+                    }
+                }
+                self.status_signals.notify(pending.sender, pending.sequence);
             }
         }
         info!("delivery stream closed");
