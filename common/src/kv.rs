@@ -181,7 +181,7 @@ pub fn open(
             found.as_str(),
             kind.as_str()
         ))),
-        _ => open_existing(path, kind, tables, cache_bytes),
+        _ => open_as(path, kind, tables, cache_bytes),
     }
 }
 
@@ -193,11 +193,11 @@ pub fn open_found(
     cache_bytes: u64,
 ) -> Result<Option<Box<dyn Engine>>, KvError> {
     EngineKind::detect(path)
-        .map(|kind| open_existing(path, kind, tables, cache_bytes))
+        .map(|kind| open_as(path, kind, tables, cache_bytes))
         .transpose()
 }
 
-fn open_existing(
+fn open_as(
     path: &Path,
     kind: EngineKind,
     tables: &[&'static str],
