@@ -19,7 +19,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use caravan_common::{
     MessageId, ParticipantId, Refusal, RefusalCode, Timestamp,
-    envelope::{AckOutcome, Receipt},
+    envelope::{Ack, AckOutcome, Receipt},
     signing::SigningKey,
 };
 use caravan_proto::{envelope, receipt, v1};
@@ -30,7 +30,9 @@ use crate::{
     identity::{self, Peer},
     metrics::{Corridor, Event, Metrics},
     registry::Registry,
-    store::{Acceptance, AckResult, AckUpdate, Incoming, MessageState, Store, TreeHead},
+    store::{
+        Acceptance, AckResult, AckUpdate, Incoming, MessageState, Store, StoreError, TreeHead,
+    },
 };
 
 /// How many pending documents a delivery stream reads from the store at a time.
@@ -134,11 +136,16 @@ impl Exchange {
         e: HubError,
     ) -> Status {
         if let HubError::Refused(r) = &e {
-            let total = self.metrics.refused(op, caller, r);
-            warn!(op, caller = caller.map(|c| c.to_string()).unwrap_or_default(), message_id,
-                code = %r.code, detail = %r.detail, total, "refused");
+            self.note_refusal(op, caller, message_id, r);
         }
         e.into()
+    }
+
+    /// Count and log a refusal.
+    fn note_refusal(&self, op: &str, caller: Option<ParticipantId>, message_id: &str, r: &Refusal) {
+        let total = self.metrics.refused(op, caller, r);
+        warn!(op, caller = caller.map(|c| c.to_string()).unwrap_or_default(), message_id,
+            code = %r.code, detail = %r.detail, total, "refused");
     }
 
     async fn submit(
@@ -591,8 +598,86 @@ impl Exchange {
                 "the request has no acknowledgement",
             )
         })?;
+        let (ack, update) = self.judge_ack(caller, &signed)?;
+        let (recorded, head) = self
+            .commit
+            .write_durable(move |b| b.acknowledge(&update))
+            .await?;
+        self.answer_ack(caller, &ack, recorded, &head)
+    }
+
+    /// Several acknowledgements: each judged alone, all recorded in one write and made durable
+    /// by one flush; one result each, in order.
+    async fn acknowledge_many(
+        &self,
+        caller: ParticipantId,
+        request: v1::AcknowledgeManyRequest,
+    ) -> Result<v1::AcknowledgeManyResponse, HubError> {
+        const MAX_ACKS: usize = 256;
+        if request.acks.len() > MAX_ACKS {
+            return Err(HubError::refused(
+                RefusalCode::MalformedRequest,
+                format!(
+                    "at most {MAX_ACKS} acknowledgements per request; got {}",
+                    request.acks.len()
+                ),
+            ));
+        }
+        let judged: Vec<_> = request
+            .acks
+            .iter()
+            .map(|signed| self.judge_ack(caller, signed))
+            .collect();
+        let updates: Vec<AckUpdate> = judged
+            .iter()
+            .filter_map(|j| j.as_ref().ok().map(|(_, u)| u.clone()))
+            .collect();
+        let (recorded, head) = self
+            .commit
+            .write_durable(move |b| {
+                Ok(updates
+                    .iter()
+                    .map(|u| b.acknowledge(u))
+                    .collect::<Vec<Result<AckResult, StoreError>>>())
+            })
+            .await?;
+        let mut recorded = recorded.into_iter();
+        let mut results = Vec::with_capacity(judged.len());
+        for judged in judged {
+            let answer = judged.and_then(|(ack, _)| {
+                let recorded = recorded.next().ok_or_else(|| {
+                    StoreError::Backend("an acknowledgement was not recorded".into())
+                })??;
+                self.answer_ack(caller, &ack, recorded, &head)
+            });
+            let result = match answer {
+                Ok(answer) => v1::acknowledge_result::Result::Answer(answer),
+                Err(HubError::Refused(r)) => {
+                    self.note_refusal("acknowledge", Some(caller), "", &r);
+                    v1::acknowledge_result::Result::Refused(v1::Refused {
+                        reason: r.code.to_string(),
+                        detail: r.detail,
+                    })
+                }
+                // A store failure fails the whole request: the caller sends it again.
+                Err(e) => return Err(e),
+            };
+            results.push(v1::AcknowledgeResult {
+                result: Some(result),
+            });
+        }
+        Ok(v1::AcknowledgeManyResponse { results })
+    }
+
+    /// Check a signed acknowledgement from `caller` (signature, key, that it is the caller's)
+    /// and say what to record.
+    fn judge_ack(
+        &self,
+        caller: ParticipantId,
+        signed: &v1::SignedAck,
+    ) -> Result<(Ack, AckUpdate), HubError> {
         let ack =
-            caravan_proto::ack::verify(&signed, &self.registry.snapshot().trust, Timestamp::now())?;
+            caravan_proto::ack::verify(signed, &self.registry.snapshot().trust, Timestamp::now())?;
         if ack.recipient != caller {
             return Err(HubError::refused(
                 RefusalCode::SenderMismatch,
@@ -615,10 +700,17 @@ impl Exchange {
             ack: signed.encode_to_vec(),
             at: Timestamp::now(),
         };
-        let (recorded, head) = self
-            .commit
-            .write_durable(move |b| b.acknowledge(&update))
-            .await?;
+        Ok((ack, update))
+    }
+
+    /// The answer to a recorded acknowledgement (durable under `head`), or its refusal.
+    fn answer_ack(
+        &self,
+        caller: ParticipantId,
+        ack: &Ack,
+        recorded: AckResult,
+        head: &TreeHead,
+    ) -> Result<v1::AcknowledgeResponse, HubError> {
         match recorded {
             AckResult::Recorded {
                 state,
@@ -644,7 +736,7 @@ impl Exchange {
                 info!(message_id = %ack.message_id, sender = %ack.sender, state = ?state, "acknowledged");
                 Ok(v1::AcknowledgeResponse {
                     state: wire_state(state) as i32,
-                    log_proof: self.prove(&head, log_index)?,
+                    log_proof: self.prove(head, log_index)?,
                 })
             }
             AckResult::UnknownMessage => Err(HubError::refused(
@@ -891,6 +983,22 @@ impl v1::exchange_server::Exchange for ExchangeService {
         self.0
             .acknowledge(caller, request.into_inner())
             .instrument(info_span!("acknowledge", caller = %caller))
+            .await
+            .map(Response::new)
+            .map_err(|e| self.0.refuse("acknowledge", Some(caller), "", e))
+    }
+
+    async fn acknowledge_many(
+        &self,
+        request: Request<v1::AcknowledgeManyRequest>,
+    ) -> Result<Response<v1::AcknowledgeManyResponse>, Status> {
+        let caller = self
+            .0
+            .participant(&request)
+            .map_err(|r| self.0.refuse("acknowledge", None, "", r.into()))?;
+        self.0
+            .acknowledge_many(caller, request.into_inner())
+            .instrument(info_span!("acknowledge_many", caller = %caller))
             .await
             .map(Response::new)
             .map_err(|e| self.0.refuse("acknowledge", Some(caller), "", e))

@@ -1063,19 +1063,59 @@ impl Spoke {
         Ok(())
     }
 
-    /// Send the acknowledgements of a flushed batch together, then keep what was sent as
-    /// evidence in the inbox, in one batch of the store.
+    /// Send the acknowledgements of a flushed batch together (one request), then keep what
+    /// was sent as evidence in the inbox, in one batch of the store.
     async fn acknowledge_all(&self, acks: Vec<PendingAck>) -> Result<(), tonic::Status> {
-        let results =
-            futures::future::join_all(acks.into_iter().map(|a| self.acknowledge(a))).await;
-        let mut sent = Vec::with_capacity(results.len());
-        let mut failure = None;
-        for result in results {
-            match result {
-                Ok(kept) => sent.extend(kept),
-                Err(status) => failure = failure.or(Some(status)),
-            }
+        if acks.is_empty() {
+            return Ok(());
         }
+        let signed: Vec<v1::SignedAck> =
+            acks.iter().map(|p| ack::sign(&p.ack, &self.key)).collect();
+        let sent = match self
+            .client()
+            .acknowledge_many(v1::AcknowledgeManyRequest {
+                acks: signed.clone(),
+            })
+            .await
+        {
+            Ok(response) => {
+                let results = response.into_inner().results;
+                if results.len() != acks.len() {
+                    return Err(tonic::Status::data_loss(
+                        "the hub answered another number of acknowledgements than sent",
+                    ));
+                }
+                let mut sent = Vec::with_capacity(acks.len());
+                for ((pending, signed), result) in acks.iter().zip(signed).zip(results) {
+                    match result.result {
+                        Some(v1::acknowledge_result::Result::Answer(answer)) => {
+                            sent.push(self.acknowledged(pending, signed, answer).await)
+                        }
+                        Some(v1::acknowledge_result::Result::Refused(r)) => {
+                            warn!(message_id = %pending.ack.message_id, code = r.reason, detail = r.detail,
+                                "the hub refused our acknowledgement");
+                        }
+                        None => {
+                            warn!(message_id = %pending.ack.message_id, "the hub answered nothing for our acknowledgement")
+                        }
+                    }
+                }
+                sent
+            }
+            // A hub from before AcknowledgeMany: one request each.
+            Err(status) if status.code() == tonic::Code::Unimplemented => {
+                let results = futures::future::join_all(
+                    acks.iter().zip(signed).map(|(p, s)| self.acknowledge(p, s)),
+                )
+                .await;
+                let mut sent = Vec::with_capacity(results.len());
+                for result in results {
+                    sent.extend(result?);
+                }
+                sent
+            }
+            Err(status) => return Err(status),
+        };
         if !sent.is_empty() {
             let store = self.store.clone();
             let kept = blocking(move || {
@@ -1091,45 +1131,26 @@ impl Spoke {
                 warn!(cause = %e, "could not keep the acknowledgements sent");
             }
         }
-        failure.map_or(Ok(()), Err)
+        Ok(())
     }
 
     /// Send one acknowledgement; returns what to keep as evidence once the hub took it.
     async fn acknowledge(
         &self,
-        pending: PendingAck,
+        pending: &PendingAck,
+        signed: v1::SignedAck,
     ) -> Result<Option<(ParticipantId, MessageId, String)>, tonic::Status> {
-        let signed = ack::sign(&pending.ack, &self.key);
-        let evidence = BASE64.encode(signed.encode_to_vec());
         match self
             .client()
-            .acknowledge(v1::AcknowledgeRequest { ack: Some(signed) })
+            .acknowledge(v1::AcknowledgeRequest {
+                ack: Some(signed.clone()),
+            })
             .await
         {
-            Ok(response) => {
-                let response = response.into_inner();
-                let a = &pending.ack;
-                // The entry records the first acknowledgement the hub took, which a resent one
-                // (signed anew) does not match byte for byte: the evidence digest is not compared.
-                let expected = Expected {
-                    kind: match response.state() {
-                        v1::MessageState::Rejected => v1::LogEntryKind::Rejected,
-                        _ => v1::LogEntryKind::Acknowledged,
-                    },
-                    message_id: a.message_id,
-                    sender: a.sender,
-                    recipient: self.me,
-                    header_sha256: Some(a.header_sha256),
-                    evidence_sha256: None,
-                };
-                self.check_log(
-                    response.log_proof.as_ref(),
-                    &expected,
-                    "acknowledgement answer",
-                )
-                .await;
-                Ok(Some((pending.ack.sender, pending.ack.message_id, evidence)))
-            }
+            Ok(response) => Ok(Some(
+                self.acknowledged(pending, signed, response.into_inner())
+                    .await,
+            )),
             Err(status) => match caravan_proto::status::from_status(&status) {
                 // The hub refused the acknowledgement itself: retrying will not help.
                 Some(refusal) => {
@@ -1140,6 +1161,41 @@ impl Spoke {
                 None => Err(status),
             },
         }
+    }
+
+    /// The hub took an acknowledgement: check the log entry it shows for it, and say what to
+    /// keep as evidence.
+    async fn acknowledged(
+        &self,
+        pending: &PendingAck,
+        signed: v1::SignedAck,
+        response: v1::AcknowledgeResponse,
+    ) -> (ParticipantId, MessageId, String) {
+        let a = &pending.ack;
+        // The entry records the first acknowledgement the hub took, which a resent one
+        // (signed anew) does not match byte for byte: the evidence digest is not compared.
+        let expected = Expected {
+            kind: match response.state() {
+                v1::MessageState::Rejected => v1::LogEntryKind::Rejected,
+                _ => v1::LogEntryKind::Acknowledged,
+            },
+            message_id: a.message_id,
+            sender: a.sender,
+            recipient: self.me,
+            header_sha256: Some(a.header_sha256),
+            evidence_sha256: None,
+        };
+        self.check_log(
+            response.log_proof.as_ref(),
+            &expected,
+            "acknowledgement answer",
+        )
+        .await;
+        (
+            a.sender,
+            a.message_id,
+            BASE64.encode(signed.encode_to_vec()),
+        )
     }
 }
 

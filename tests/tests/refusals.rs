@@ -396,8 +396,50 @@ async fn acknowledgements_are_checked() {
         .unwrap()
         .into_inner();
     assert_eq!(status.state, v1::MessageState::Accepted as i32);
-    // CN's real acknowledgement settles it.
+    // Several at once: each is judged alone; a refused one leaves the others be, and
+    // changes nothing.
     let cn = net.signing_key("CN", 0);
+    let uz = net.signing_key("UZ", 0);
+    let many = |acks: Vec<v1::SignedAck>| {
+        let mut client = net.client("CN");
+        async move {
+            client
+                .acknowledge_many(v1::AcknowledgeManyRequest { acks })
+                .await
+        }
+    };
+    let results = many(vec![
+        caravan_proto::ack::sign(&ack(&cn, "CN", [0; 32]), &cn),
+        caravan_proto::ack::sign(&ack(&uz, "UZ", header_sha256), &uz),
+        caravan_proto::ack::sign(&ack(&cn, "CN", header_sha256), &cn),
+    ])
+    .await
+    .unwrap()
+    .into_inner()
+    .results;
+    let reasons: Vec<String> = results
+        .iter()
+        .map(|r| match &r.result {
+            Some(v1::acknowledge_result::Result::Refused(r)) => r.reason.clone(),
+            Some(v1::acknowledge_result::Result::Answer(a)) => format!("{:?}", a.state()),
+            None => "nothing".into(),
+        })
+        .collect();
+    assert_eq!(reasons, ["INVALID_ACK", "SENDER_MISMATCH", "Acknowledged"]);
+    let Some(v1::acknowledge_result::Result::Answer(answer)) = &results[2].result else {
+        unreachable!("checked above")
+    };
+    assert!(
+        answer.log_proof.is_some(),
+        "the answer carries its log proof"
+    );
+    // Too many in one request: refused whole.
+    let too_many = vec![caravan_proto::ack::sign(&ack(&cn, "CN", header_sha256), &cn); 257];
+    assert_eq!(
+        caravan_proto::status::from_status(&many(too_many).await.unwrap_err()).map(|r| r.code),
+        Some(RefusalCode::MalformedRequest)
+    );
+    // CN's acknowledgement sent alone again: the first answer stands.
     let settled = send("CN", ack(&cn, "CN", header_sha256), cn)
         .await
         .unwrap()
