@@ -35,6 +35,9 @@ use crate::{
     },
 };
 
+/// How long a status stream waits for a flush to make its events durable before it asks for
+/// one itself.
+const STATUS_FLUSH_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
 /// How many pending documents a delivery stream reads from the store at a time.
 const DELIVERY_BATCH: usize = 64;
 /// How many deliveries may wait in a stream's send buffer; bounds memory per slow recipient.
@@ -521,7 +524,7 @@ impl Exchange {
             let newest = events.iter().map(|(_, e)| e.log_index).max().unwrap_or(0);
             let mut head = self.commit.heads().current();
             if newest > head.tree_size {
-                head = match self.commit.wait().await {
+                head = match self.durable_head(newest).await {
                     Ok(head) => head,
                     Err(e) => {
                         let _ = tx.send(Err(HubError::from(e).into())).await;
@@ -557,6 +560,25 @@ impl Exchange {
                     _ = shutdown.changed() => return,
                 }
             }
+        }
+    }
+
+    /// A signed head over the first `size` entries of the log: the next flush usually brings
+    /// one within milliseconds (writers ask for flushes all the time under load), and only if
+    /// none comes within [`STATUS_FLUSH_WAIT`] is one asked for. A state change nobody waits
+    /// for (a delivery) so rides on the flush of the next write instead of costing one.
+    async fn durable_head(&self, size: u64) -> Result<Arc<TreeHead>, StoreError> {
+        let mut heads = self.commit.heads().subscribe();
+        let covered = tokio::time::timeout(
+            STATUS_FLUSH_WAIT,
+            heads.wait_for(|head| head.tree_size >= size),
+        )
+        .await
+        .ok()
+        .and_then(|head| head.ok().map(|head| head.clone()));
+        match covered {
+            Some(head) => Ok(head),
+            None => self.commit.wait().await,
         }
     }
 

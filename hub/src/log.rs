@@ -11,7 +11,7 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, RwLock},
+    sync::{Arc, Mutex},
 };
 
 use prost::Message;
@@ -80,7 +80,8 @@ impl Nodes for StoreNodes<'_> {
 /// entry.
 pub struct Heads {
     key: SigningKey,
-    current: RwLock<Arc<TreeHead>>,
+    /// The current head; watchers learn of every new one.
+    current: tokio::sync::watch::Sender<Arc<TreeHead>>,
     nodes: Mutex<HashMap<(u32, u64), Hash>>,
 }
 
@@ -115,7 +116,7 @@ impl Heads {
         )?;
         Ok(Self {
             key,
-            current: RwLock::new(Arc::new(head)),
+            current: tokio::sync::watch::Sender::new(Arc::new(head)),
             nodes,
         })
     }
@@ -128,10 +129,12 @@ impl Heads {
     }
 
     pub fn current(&self) -> Arc<TreeHead> {
-        self.current
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.current.borrow().clone()
+    }
+
+    /// Every new head, as flushes make more of the log durable.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<Arc<TreeHead>> {
+        self.current.subscribe()
     }
 
     /// The first `size` entries are durable: sign a head over them if it is newer than the
@@ -142,11 +145,14 @@ impl Heads {
             return Ok(current);
         }
         let head = Arc::new(sign(&self.nodes(store), &self.key, size)?);
-        let mut slot = self.current.write().unwrap_or_else(|e| e.into_inner());
-        if head.tree_size > slot.tree_size {
-            *slot = head;
-        }
-        Ok(slot.clone())
+        self.current.send_if_modified(|slot| {
+            let newer = head.tree_size > slot.tree_size;
+            if newer {
+                *slot = head;
+            }
+            newer
+        });
+        Ok(self.current())
     }
 
     /// The inclusion proof of entry `log_index` (from 1) in `head`; `None` if the head does
