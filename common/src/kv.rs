@@ -448,6 +448,14 @@ impl RedbEngine {
         Ok(engine)
     }
 
+    /// A write transaction that commits in memory; a flush makes it durable.
+    fn begin_write(&self) -> Result<redb::WriteTransaction, KvError> {
+        let mut txn = self.db.begin_write().map_err(KvError::engine)?;
+        txn.set_durability(redb::Durability::None)
+            .map_err(KvError::engine)?;
+        Ok(txn)
+    }
+
     fn id(&self) -> usize {
         self as *const Self as usize
     }
@@ -467,23 +475,20 @@ impl RedbEngine {
     fn read<T>(
         &self,
         table: &'static str,
-        read: impl FnOnce(&dyn ReadTable) -> Result<T, KvError>,
+        read: impl Fn(&dyn ReadTable) -> Result<T, KvError>,
     ) -> Result<T, KvError> {
         use redb::ReadableDatabase;
-        let mut read = Some(read);
         let in_batch = self.in_batch(|batch| match batch {
-            Some(Batch { txn: Some(txn), .. }) => {
-                let t = txn
-                    .open_table(RedbTable::new(table))
-                    .map_err(KvError::engine)?;
-                read.take().expect("called once")(&t).map(Some)
-            }
-            _ => Ok(None),
-        })?;
-        if let Some(v) = in_batch {
-            return Ok(v);
+            Some(Batch { txn: Some(txn), .. }) => Some(
+                txn.open_table(RedbTable::new(table))
+                    .map_err(KvError::engine)
+                    .and_then(|t| read(&t)),
+            ),
+            _ => None,
+        });
+        if let Some(result) = in_batch {
+            return result;
         }
-        let read = read.expect("not called in a batch");
         let txn = self.db.begin_read().map_err(KvError::engine)?;
         let t = txn
             .open_table(RedbTable::new(table))
@@ -631,26 +636,22 @@ impl Engine for RedbEngine {
     }
 
     fn write(&self, body: &mut Body<'_>) -> Result<(), KvError> {
-        let mut body = Some(body);
         let batched = self.in_batch(|batch| {
-            let Some(batch) = batch else {
-                return Ok(None);
-            };
+            let batch = batch?;
             if batch.broken {
-                return Err(KvError::Engine(
+                return Some(Err(KvError::Engine(
                     "an earlier write of this batch failed".into(),
-                ));
+                )));
             }
-            if batch.txn.is_none() {
-                let mut txn = self.db.begin_write().map_err(KvError::engine)?;
-                txn.set_durability(redb::Durability::None)
-                    .map_err(KvError::engine)?;
-                batch.txn = Some(txn);
-            }
-            let txn = batch.txn.as_ref().expect("opened above");
-            let body = body.take().expect("called once");
-            match RedbTx::new(txn).run(body) {
-                Ok(()) => Ok(Some(())),
+            let txn = match &mut batch.txn {
+                Some(txn) => txn,
+                slot => match self.begin_write() {
+                    Ok(txn) => slot.insert(txn),
+                    Err(e) => return Some(Err(e)),
+                },
+            };
+            Some(match RedbTx::new(txn).run(body) {
+                Ok(()) => Ok(()),
                 Err(Some(e)) => Err(e),
                 Err(None) => {
                     batch.broken = true;
@@ -658,15 +659,12 @@ impl Engine for RedbEngine {
                         "a write failed half applied; the batch is dropped".into(),
                     ))
                 }
-            }
-        })?;
-        if batched.is_some() {
-            return Ok(());
+            })
+        });
+        if let Some(result) = batched {
+            return result;
         }
-        let body = body.expect("not run in a batch");
-        let mut txn = self.db.begin_write().map_err(KvError::engine)?;
-        txn.set_durability(redb::Durability::None)
-            .map_err(KvError::engine)?;
+        let txn = self.begin_write()?;
         match RedbTx::new(&txn).run(body) {
             Ok(()) => txn.commit().map_err(KvError::engine),
             Err(e) => {

@@ -320,12 +320,8 @@ fn uuid_message_id(bytes: [u8; 16]) -> Result<MessageId, StoreError> {
         .map_err(|e| StoreError::Corrupt(format!("outbox key: {e}")))
 }
 
-fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-/// [`decode`] inside a transaction.
-fn decode_in<T: DeserializeOwned>(bytes: &[u8], what: &'static str) -> Result<T, KvError> {
+/// A stored record; `what` names it if it is corrupt.
+fn decode<T: DeserializeOwned>(bytes: &[u8], what: &'static str) -> Result<T, KvError> {
     serde_json::from_slice(bytes).map_err(|e| KvError::corrupt(what, e))
 }
 
@@ -382,7 +378,11 @@ impl SpokeStore {
         table: &'static str,
         key: &[u8],
     ) -> Result<Option<T>, StoreError> {
-        self.engine.get(table, key)?.map(|b| decode(&b)).transpose()
+        Ok(self
+            .engine
+            .get(table, key)?
+            .map(|b| decode(&b, table))
+            .transpose()?)
     }
 
     fn put(&self, table: &'static str, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
@@ -407,11 +407,12 @@ impl SpokeStore {
         // Keys are the id and a two-letter sender, so this bound is past every one of them.
         let mut end = id.as_bytes().to_vec();
         end.extend_from_slice(&[0xff; 3]);
-        self.engine
+        Ok(self
+            .engine
             .range(INBOX, id.as_bytes(), Some(&end), usize::MAX, false)?
             .into_iter()
-            .map(|(_, v)| decode(&v))
-            .collect()
+            .map(|(_, v)| decode(&v, INBOX))
+            .collect::<Result<_, _>>()?)
     }
 
     /// Store a received document unless (sender, message id) is there already. Returns
@@ -452,7 +453,7 @@ impl SpokeStore {
         let key = inbox_key(id, sender);
         Ok(self.engine.write(&mut |tx| {
             if let Some(bytes) = tx.get(INBOX, &key)? {
-                let mut record: InboxRecord = decode_in(&bytes, "inbox entry")?;
+                let mut record: InboxRecord = decode(&bytes, "inbox entry")?;
                 record.evidence.ack = Some(ack.clone());
                 tx.insert(INBOX, &key, &encode(&record))?;
             }
@@ -564,7 +565,7 @@ impl SpokeStore {
         let key = answer.message_id.as_bytes();
         Ok(self.engine.write(&mut |tx| {
             let mut record: SentRecord = match tx.get(SENT, key)? {
-                Some(v) => decode_in(&v, "sent record")?,
+                Some(v) => decode(&v, "sent record")?,
                 None => answer.clone(),
             };
             record.receipt = answer.receipt.clone();
@@ -614,7 +615,7 @@ impl SpokeStore {
         let key = message_id.as_bytes();
         Ok(self.engine.write(&mut |tx| {
             if let Some(v) = tx.get(SENT, key)? {
-                let mut record: SentRecord = decode_in(&v, "sent record")?;
+                let mut record: SentRecord = decode(&v, "sent record")?;
                 if !record.transitions.contains(&change) {
                     if !record.state.is_final() {
                         record.state = change.state;
@@ -645,7 +646,7 @@ impl SpokeStore {
             let Some(v) = tx.get(SENT, key)? else {
                 return Ok(());
             };
-            let mut record: SentRecord = decode_in(&v, "sent record")?;
+            let mut record: SentRecord = decode(&v, "sent record")?;
             if record.recipient != from {
                 return Ok(());
             }
@@ -703,7 +704,7 @@ impl SpokeStore {
     pub fn add_log_alarm(&self, alarm: &LogAlarm) -> Result<(), StoreError> {
         self.engine.write(&mut |tx| {
             let mut alarms: Vec<LogAlarm> = match tx.get(META, LOG_ALARMS)? {
-                Some(v) => decode_in(&v, "log alarms")?,
+                Some(v) => decode(&v, "log alarms")?,
                 None => Vec::new(),
             };
             alarms.push(alarm.clone());
