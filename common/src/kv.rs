@@ -100,6 +100,12 @@ pub trait Engine: Send + Sync + 'static {
     /// Bytes the engine's files take on disk.
     fn size_on_disk(&self) -> Result<u64, KvError>;
 
+    /// The largest document payload a store keeps in this engine, in its record's own
+    /// transaction, rather than in a segment file beside it (`crate::segments`). Inside, a
+    /// flush is one sync instead of two (the segment's, then the engine's): most of the wait
+    /// for a small document's receipt.
+    fn inline_payload_limit(&self) -> usize;
+
     /// Copy every table, as of one moment between transactions, into a new store of the same
     /// engine in folder `dest` (which must not hold a store).
     fn copy_to(&self, dest: &Path) -> Result<Copied, KvError>;
@@ -126,6 +132,9 @@ pub enum EngineKind {
 
 /// The file a redb store keeps in its folder.
 const REDB_FILE: &str = "store.redb";
+/// redb keeps payloads up to this size itself (its cache is bounded, and its flush is the
+/// only sync then); larger ones go to segments, where a delivery streams them by the chunk.
+const REDB_INLINE_PAYLOAD: usize = 8 * 1024;
 
 impl EngineKind {
     /// The engine of the store in folder `path`, if there is one.
@@ -371,6 +380,11 @@ impl Engine for SledEngine {
 
     fn size_on_disk(&self) -> Result<u64, KvError> {
         self.db.size_on_disk().map_err(KvError::engine)
+    }
+
+    fn inline_payload_limit(&self) -> usize {
+        // None: sled 0.34 keeps every value it has written in memory (see `crate::segments`).
+        0
     }
 
     fn copy_to(&self, dest: &Path) -> Result<Copied, KvError> {
@@ -730,6 +744,10 @@ impl Engine for RedbEngine {
         std::fs::metadata(&self.file)
             .map(|m| m.len())
             .map_err(KvError::engine)
+    }
+
+    fn inline_payload_limit(&self) -> usize {
+        REDB_INLINE_PAYLOAD
     }
 
     fn copy_to(&self, dest: &Path) -> Result<Copied, KvError> {

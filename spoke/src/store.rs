@@ -6,15 +6,16 @@
 //! |------------|--------------------------------|-------------------------------|
 //! | `inbox`    | message id (16) + sender (2)   | [`InboxRecord`] (JSON)        |
 //! | `payload_at` | message id (16) + sender (2) | segment (u32) + offset (u64) + length (u64) of the payload in `payload-segments/` |
-//! | `payloads` | message id (16) + sender (2)   | payload bytes (stores written before segments; read only) |
+//! | `payloads` | message id (16) + sender (2)   | payload bytes up to the engine's `inline_payload_limit` (redb: 64 KiB; and stores written before segments) |
 //! | `arrivals` | arrival number (u64, BE)       | inbox key: arrival order      |
 //! | `sent`     | message id (16)                | [`SentRecord`] (JSON)         |
 //! | `outbox`   | queue number (u64) + id (16)   | the sealed envelope (protobuf)|
 //! | `trust`    | `current`                      | the signed trust list held    |
 //! | `meta`     | `status_cursor`, `next_arrival`, `next_queued`, ... | cursors and counters (u64), log head and alarms (JSON) |
 //!
-//! Payloads live in append-only segment files (`caravan_common::segments`), not in the engine
-//! (sled would keep every one in memory until the process ends). A document enters the inbox
+//! Payloads above the engine's inline limit live in append-only segment files
+//! (`caravan_common::segments`), not in the engine (sled would keep every one in memory until
+//! the process ends, so on sled all of them do). A document enters the inbox
 //! once: the same (sender, message id) delivered again is recognised, and answered with the
 //! decision already recorded.
 
@@ -422,12 +423,18 @@ impl SpokeStore {
         if self.engine.get(INBOX, &key)?.is_some() {
             return Ok(false);
         }
-        // The payload first (see the module docs); it is durable with the next flush.
-        let at = self.segments.append(payload).map_err(backend)?;
-        let mut pointer = Vec::with_capacity(20);
-        pointer.extend_from_slice(&at.segment.to_be_bytes());
-        pointer.extend_from_slice(&at.offset.to_be_bytes());
-        pointer.extend_from_slice(&(payload.len() as u64).to_be_bytes());
+        // A small payload is written with its record; a larger one goes to its segment first
+        // (see the module docs). Either is durable with the next flush.
+        let pointer = if payload.len() <= self.engine.inline_payload_limit() {
+            None
+        } else {
+            let at = self.segments.append(payload).map_err(backend)?;
+            let mut pointer = Vec::with_capacity(20);
+            pointer.extend_from_slice(&at.segment.to_be_bytes());
+            pointer.extend_from_slice(&at.offset.to_be_bytes());
+            pointer.extend_from_slice(&(payload.len() as u64).to_be_bytes());
+            Some(pointer)
+        };
         let value = encode(record);
         let mut inserted = false;
         self.engine.write(&mut |tx| {
@@ -435,7 +442,10 @@ impl SpokeStore {
             if inserted {
                 let arrival = next_counter(tx, NEXT_ARRIVAL)?;
                 tx.insert(INBOX, &key, &value)?;
-                tx.insert(PAYLOAD_AT, &key, &pointer)?;
+                match &pointer {
+                    Some(pointer) => tx.insert(PAYLOAD_AT, &key, pointer)?,
+                    None => tx.insert(PAYLOADS, &key, payload)?,
+                }
                 tx.insert(ARRIVALS, &arrival.to_be_bytes(), &key)?;
             }
             Ok(())
@@ -500,7 +510,7 @@ impl SpokeStore {
     ) -> Result<Option<Vec<u8>>, StoreError> {
         let key = inbox_key(id, sender);
         let Some(pointer) = self.engine.get(PAYLOAD_AT, &key)? else {
-            // A store written before segments.
+            // Kept in the engine: small, or stored before segments.
             return Ok(self.engine.get(PAYLOADS, &key)?);
         };
         let field = |range: std::ops::Range<usize>| -> Result<u64, StoreError> {
@@ -812,8 +822,21 @@ mod tests {
                     .as_deref(),
                 Some("ack")
             );
-            // Payloads live in segment files and survive a reopen; a payload stored by a spoke
-            // from before segments (in sled's `payloads` tree) is still read.
+            // Payloads up to the engine's inline limit are kept in the engine, larger ones in
+            // segment files; both survive a reopen, and a payload stored by a spoke from before
+            // segments (in sled's `payloads` tree) is still read.
+            let big = record("TJ");
+            let big_payload = vec![7u8; 64 * 1024 + 1];
+            assert!(store.inbox_insert(&big, &big_payload).unwrap());
+            let kept_inline = |r: &InboxRecord| {
+                let key = inbox_key(r.message_id, r.sender);
+                let inline = store.engine.get(PAYLOADS, &key).unwrap().is_some();
+                let in_segment = store.engine.get(PAYLOAD_AT, &key).unwrap().is_some();
+                assert_ne!(inline, in_segment, "a payload is kept in one place");
+                inline
+            };
+            assert_eq!(kept_inline(&b), engine == EngineKind::Redb);
+            assert!(!kept_inline(&big));
             assert_eq!(
                 store.payload(b.sender, b.message_id).unwrap().unwrap(),
                 b"xyz"
@@ -836,6 +859,10 @@ mod tests {
             assert_eq!(
                 store.payload(a.sender, a.message_id).unwrap().unwrap(),
                 b"old format"
+            );
+            assert_eq!(
+                store.payload(big.sender, big.message_id).unwrap().unwrap(),
+                big_payload
             );
         }
     }

@@ -5,7 +5,7 @@
 //! | table      | key                                 | value                        |
 //! |------------|-------------------------------------|------------------------------|
 //! | `messages` | sequence (u64)                      | `MessageRecord`              |
-//! | `payloads` | sequence (u64) + chunk index (u32)  | payload bytes, 1 MiB chunks (format 1 only; now in `payload-segments/`, see `segments`) |
+//! | `payloads` | sequence (u64) + chunk index (u32)  | payload bytes up to the engine's `inline_payload_limit` (redb: 64 KiB), and format 1's 1 MiB chunks; the others are in `payload-segments/` (see `segments`) |
 //! | `dedup`    | sender (2) + message id (16)        | sequence (u64)               |
 //! | `queue`    | recipient (2) + sequence (u64)      | empty: pending delivery      |
 //! | `status`   | sequence (u64)                      | `StatusRecord`               |
@@ -18,9 +18,9 @@
 //! | `events`   | sender (2) + event cursor (u64)     | `StatusEvent`: what the sender sees |
 //!
 //! Every accept and acknowledgement is one transaction over several tables, so a crash leaves
-//! either all of a message's entries or none. Payloads are appended to segment files first and
-//! synced before the engine's flush, so that a durable record never names bytes that are not
-//! on disk. What a flush promises depends on the engine (see `caravan_common::kv`).
+//! either all of a message's entries or none. Payloads above the engine's inline limit are
+//! appended to segment files first and synced before the engine's flush, so that a durable
+//! record never names bytes that are not on disk. What a flush promises depends on the engine (see `caravan_common::kv`).
 
 use std::path::Path;
 
@@ -449,6 +449,13 @@ impl KvBackend {
     }
 }
 
+#[cfg(test)]
+impl KvBackend {
+    pub fn engine_inline_payload_limit(&self) -> usize {
+        self.engine.inline_payload_limit()
+    }
+}
+
 impl Backend for KvBackend {
     fn accept(
         &self,
@@ -456,8 +463,10 @@ impl Backend for KvBackend {
         issue_receipt: &dyn Fn(u64) -> Vec<u8>,
     ) -> Result<Acceptance, StoreError> {
         let dedup = dedup_key(m.sender, m.message_id);
-        // The payload goes to its segment first (a resend of a stored message writes nothing).
-        let at = if m.payload.is_empty() || self.engine.get(DEDUP, &dedup)?.is_some() {
+        // A small payload is written with its record; a larger one goes to its segment first
+        // (a resend of a stored message writes nothing).
+        let inline = m.payload.len() <= self.engine.inline_payload_limit().min(PAYLOAD_CHUNK);
+        let at = if inline || m.payload.is_empty() || self.engine.get(DEDUP, &dedup)?.is_some() {
             Location {
                 segment: 0,
                 offset: 0,
@@ -520,6 +529,9 @@ impl Backend for KvBackend {
                 payload_offset: at.offset,
             };
             tx.insert(MESSAGES, &key, &record.encode_to_vec())?;
+            if inline && !m.payload.is_empty() {
+                tx.insert(PAYLOADS, &chunk_key(sequence, 0), &m.payload)?;
+            }
             tx.insert(DEDUP, &dedup, &key)?;
             tx.insert(QUEUE, &queue_key(m.recipient, sequence), &[])?;
             // The receipt stays in the message record only: the status record is rewritten at
@@ -657,7 +669,7 @@ impl Backend for KvBackend {
     fn payload_chunk(&self, sequence: u64, index: u32) -> Result<Option<Vec<u8>>, StoreError> {
         let record = self.message(sequence)?;
         if record.payload_segment == 0 {
-            // Format 1, or an empty payload.
+            // Kept in the engine (small, or from format 1), or empty.
             return Ok(self.engine.get(PAYLOADS, &chunk_key(sequence, index))?);
         }
         let skip = u64::from(index) * PAYLOAD_CHUNK as u64;

@@ -540,6 +540,40 @@ fn an_online_backup_is_a_whole_store() {
 }
 
 #[test]
+fn small_payloads_are_kept_with_their_record_where_the_engine_allows() {
+    for engine in ENGINES {
+        let dir = tempfile::tempdir().unwrap();
+        let limit = open(dir.path(), engine).engine_inline_payload_limit();
+        assert_eq!(limit, if engine == EngineKind::Redb { 8 * 1024 } else { 0 });
+        let at_limit = vec![1u8; limit.max(1)];
+        let above = vec![2u8; limit + 1];
+        {
+            let b = open(dir.path(), engine);
+            for (header, payload) in [(b"h1", &at_limit), (b"h2", &above)] {
+                let mut m = incoming("KZ", "CN", header);
+                m.payload = payload.clone();
+                accept(&b, &m);
+            }
+            b.flush().unwrap();
+        }
+        let in_segments: u64 = std::fs::read_dir(dir.path().join("payload-segments"))
+            .unwrap()
+            .map(|e| e.unwrap().metadata().unwrap().len())
+            .sum();
+        let expected = if limit > 0 {
+            above.len()
+        } else {
+            at_limit.len() + above.len()
+        };
+        assert_eq!(in_segments, expected as u64, "{engine}");
+        let b = open(dir.path(), engine);
+        assert_eq!(b.payload_chunk(1, 0).unwrap().unwrap(), at_limit);
+        assert_eq!(b.payload_chunk(1, 1).unwrap(), None);
+        assert_eq!(b.payload_chunk(2, 0).unwrap().unwrap(), above);
+    }
+}
+
+#[test]
 fn payloads_live_in_segments_and_format_1_payloads_stay_readable() {
     use prost::Message;
     let dir = tempfile::tempdir().unwrap();
