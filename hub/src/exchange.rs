@@ -319,16 +319,25 @@ impl Exchange {
                 "no room now for a payload of {declared} bytes (payload_in_flight_mib); retry later"
             )));
         };
+        // The payload: the envelope's, then every chunk's data, the first chunk's included.
         let mut payload = std::mem::take(&mut envelope.payload);
         payload.reserve(declared as usize - payload.len().min(declared as usize));
-        while let Some(chunk) = chunks.message().await.map_err(transport)? {
-            if (payload.len() + chunk.data.len()) as u64 > declared {
+        let append = |payload: &mut Vec<u8>, data: &[u8]| {
+            if (payload.len() + data.len()) as u64 > declared {
                 return Err(HubError::refused(
                     RefusalCode::PayloadLengthMismatch,
                     format!("more payload than the {declared} bytes the header states"),
                 ));
             }
-            payload.extend_from_slice(&chunk.data);
+            payload.extend_from_slice(data);
+            Ok(())
+        };
+        append(&mut payload, &first.data)?;
+        while let Some(chunk) = chunks.message().await.map_err(transport)? {
+            if chunk.envelope.is_some() {
+                return Err(malformed("only the first chunk carries an envelope"));
+            }
+            append(&mut payload, &chunk.data)?;
         }
         envelope.payload = payload;
         self.submit(

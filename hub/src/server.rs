@@ -26,8 +26,16 @@ use crate::{
     store::{Store, kv::KvBackend},
 };
 
-/// Room for the envelope's header, signature and framing on top of the payload limit.
+/// Room for the envelope's header, signature and framing on top of a message's payload.
 const ENVELOPE_OVERHEAD: usize = 64 * 1024;
+/// The largest gRPC message the exchange service decodes or sends: one message carries at most
+/// `MAX_PAYLOAD_PER_MESSAGE` of payload, whatever `max_payload_bytes` allows a whole document
+/// (larger documents stream). A larger request is answered OUT_OF_RANGE from its length prefix
+/// alone, before any of it is buffered; a smaller one over `max_payload_bytes` gets the hub's
+/// own PAYLOAD_TOO_LARGE refusal.
+const MESSAGE_LIMIT: usize = caravan_proto::MAX_PAYLOAD_PER_MESSAGE + ENVELOPE_OVERHEAD;
+// A delivery frame carries one stored chunk of a payload.
+const _: () = assert!(crate::store::kv::PAYLOAD_CHUNK <= caravan_proto::MAX_PAYLOAD_PER_MESSAGE);
 
 /// Errors that stop the hub.
 #[derive(Debug, thiserror::Error)]
@@ -258,10 +266,9 @@ pub async fn run(
         .register_encoded_file_descriptor_set(caravan_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
-    let message_limit = config.max_payload_bytes + ENVELOPE_OVERHEAD;
     let exchange_service = ExchangeServer::new(ExchangeService(exchange))
-        .max_decoding_message_size(message_limit)
-        .max_encoding_message_size(message_limit);
+        .max_decoding_message_size(MESSAGE_LIMIT)
+        .max_encoding_message_size(MESSAGE_LIMIT);
     let tls = ServerTlsConfig::new()
         .identity(Identity::from_pem(&config.tls.cert, &config.tls.key))
         .client_ca_root(Certificate::from_pem(&config.tls.ca_cert));

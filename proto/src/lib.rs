@@ -24,6 +24,13 @@ pub mod v1 {
     tonic::include_proto!("caravan.v1");
 }
 
+/// The most payload bytes one gRPC message carries: a unary `Submit`, one `SubmitStream` chunk,
+/// one delivery frame. Larger documents are streamed in chunks of this size. The hub decodes no
+/// larger message (plus the envelope around it): tonic reads a whole message into memory
+/// before any handler runs, so this, not `max_payload_bytes`, bounds what a request costs
+/// before the hub's own checks and its payload budget apply.
+pub const MAX_PAYLOAD_PER_MESSAGE: usize = 1024 * 1024;
+
 /// The encoded `FileDescriptorSet` of the contract, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/caravan_descriptor.bin"));

@@ -59,7 +59,7 @@ const STATUS_BATCH: usize = 256;
 /// Documents submitted from the outbox at a time.
 const OUTBOX_WINDOW: usize = 32;
 /// Payloads larger than this are submitted in a stream of chunks of this size.
-const STREAM_ABOVE: usize = 1024 * 1024;
+const STREAM_ABOVE: usize = caravan_proto::MAX_PAYLOAD_PER_MESSAGE;
 
 /// The chunks of a large submission: the envelope without its payload, then the payload.
 fn chunked(

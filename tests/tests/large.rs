@@ -105,6 +105,78 @@ async fn a_document_over_the_limit_is_refused_before_anything_is_stored() {
         caravan_proto::status::from_status(&status).map(|r| r.code),
         Some(RefusalCode::UnknownMessage)
     );
+    // A document of 2 MiB in one unary request, though within the limit: the hub does not read
+    // a message that large (such a document streams), and stores nothing.
+    let over = vec![b'x'; 2 * caravan_proto::MAX_PAYLOAD_PER_MESSAGE];
+    let env = envelope(&kz, "KZ", "CN", DocumentType::Invoice, &over);
+    let id = <v1::Header as Message>::decode(env.header.as_slice())
+        .unwrap()
+        .message_id;
+    let status = net
+        .client("KZ")
+        .submit(v1::SubmitRequest {
+            envelope: Some(env),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::OutOfRange, "{status:?}");
+    assert!(status.message().contains("too large"), "{status:?}");
+    let status = net
+        .client("KZ")
+        .status(v1::StatusRequest { message_id: id })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        caravan_proto::status::from_status(&status).map(|r| r.code),
+        Some(RefusalCode::UnknownMessage)
+    );
+    // The same document streamed is accepted.
+    let env = envelope(&kz, "KZ", "CN", DocumentType::Invoice, &over);
+    let mut head = env.clone();
+    head.payload.clear();
+    let (first, rest) = env.payload.split_at(caravan_proto::MAX_PAYLOAD_PER_MESSAGE);
+    let chunks = vec![
+        v1::SubmitChunk {
+            envelope: Some(head),
+            data: first.to_vec(),
+        },
+        v1::SubmitChunk {
+            envelope: None,
+            data: rest.to_vec(),
+        },
+    ];
+    let accepted = net
+        .client("KZ")
+        .submit_stream(futures_iter(chunks))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(accepted.receipt.is_some() && !accepted.duplicate);
+    // Only the first chunk carries an envelope.
+    let env = envelope(&kz, "KZ", "CN", DocumentType::Invoice, &over);
+    let mut head = env.clone();
+    head.payload.clear();
+    let chunks = vec![
+        v1::SubmitChunk {
+            envelope: Some(head.clone()),
+            data: Vec::new(),
+        },
+        v1::SubmitChunk {
+            envelope: Some(head),
+            data: env.payload[..caravan_proto::MAX_PAYLOAD_PER_MESSAGE].to_vec(),
+        },
+    ];
+    let status = net
+        .client("KZ")
+        .submit_stream(futures_iter(chunks))
+        .await
+        .unwrap_err();
+    let refusal = caravan_proto::status::from_status(&status).unwrap();
+    assert_eq!(refusal.code, RefusalCode::MalformedRequest);
+    assert!(
+        refusal.detail.contains("only the first chunk"),
+        "{refusal:?}"
+    );
 }
 
 fn futures_iter(chunks: Vec<v1::SubmitChunk>) -> impl tokio_stream::Stream<Item = v1::SubmitChunk> {

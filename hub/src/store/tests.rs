@@ -544,7 +544,14 @@ fn small_payloads_are_kept_with_their_record_where_the_engine_allows() {
     for engine in ENGINES {
         let dir = tempfile::tempdir().unwrap();
         let limit = open(dir.path(), engine).engine_inline_payload_limit();
-        assert_eq!(limit, if engine == EngineKind::Redb { 8 * 1024 } else { 0 });
+        assert_eq!(
+            limit,
+            if engine == EngineKind::Redb {
+                8 * 1024
+            } else {
+                0
+            }
+        );
         let at_limit = vec![1u8; limit.max(1)];
         let above = vec![2u8; limit + 1];
         {

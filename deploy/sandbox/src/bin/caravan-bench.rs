@@ -52,7 +52,7 @@ const CAREC: [&str; 11] = [
     "KZ", "CN", "UZ", "KG", "TJ", "TM", "AF", "AZ", "GE", "MN", "PK",
 ];
 /// Documents above this are submitted as a stream of chunks of this size, as the spoke does.
-const CHUNK: usize = 1024 * 1024;
+const CHUNK: usize = caravan_proto::MAX_PAYLOAD_PER_MESSAGE;
 const PATIENCE: Duration = Duration::from_secs(60);
 
 #[derive(Parser)]
