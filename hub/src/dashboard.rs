@@ -7,8 +7,9 @@
 //! (`CERTIFICATE_REVOKED`), and a client without a certificate does not complete the
 //! handshake. Operators import their certificate in the browser (see the runbook).
 //!
-//! The TLS handshake runs in the accept loop with a time limit, one at a time: the dashboard is
-//! for a handful of operators on an operations network, not for the public.
+//! TLS handshakes run beside the accept loop, each on its own task with a time limit, and at
+//! most `MAX_HANDSHAKES` at once: a client that connects and says nothing holds one slot for
+//! `HANDSHAKE_LIMIT`, never the operators behind it.
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -22,7 +23,10 @@ use axum::{
 };
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
 use serde::Serialize;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::{
+    net::{TcpListener, TcpStream},
+    task::JoinSet,
+};
 use tokio_rustls::{
     TlsAcceptor,
     rustls::{self, RootCertStore, server::WebPkiClientVerifier},
@@ -45,11 +49,15 @@ use crate::{
 
 /// Longest a client may take to complete the TLS handshake.
 const HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);
+/// Handshakes under way at once; further connections wait in the kernel's backlog.
+const MAX_HANDSHAKES: usize = 64;
 
 /// A TLS listener that asks for a client certificate from the hub's CA.
 pub struct OperatorListener {
     tcp: TcpListener,
     tls: TlsAcceptor,
+    /// Handshakes under way: a connection, once its handshake succeeds.
+    handshakes: JoinSet<Option<(TlsStream<TcpStream>, Visitor)>>,
 }
 
 /// Who connected: the address and the identity in the client certificate.
@@ -87,7 +95,35 @@ impl OperatorListener {
         Ok(Self {
             tcp,
             tls: TlsAcceptor::from(Arc::new(config)),
+            handshakes: JoinSet::new(),
         })
+    }
+}
+
+/// Complete the TLS handshake of one connection within `HANDSHAKE_LIMIT`.
+async fn handshake(
+    tls: TlsAcceptor,
+    tcp: TcpStream,
+    addr: SocketAddr,
+) -> Option<(TlsStream<TcpStream>, Visitor)> {
+    match tokio::time::timeout(HANDSHAKE_LIMIT, tls.accept(tcp)).await {
+        Ok(Ok(stream)) => {
+            let peer = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|certs| certs.first())
+                .and_then(|leaf| identity::peer_from_der(leaf.as_ref()));
+            Some((stream, Visitor { addr, peer }))
+        }
+        Ok(Err(e)) => {
+            debug!(%addr, cause = %e, "dashboard TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            debug!(%addr, "dashboard TLS handshake timed out");
+            None
+        }
     }
 }
 
@@ -97,27 +133,24 @@ impl Listener for OperatorListener {
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         loop {
-            let (tcp, addr) = match self.tcp.accept().await {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    // Out of file descriptors and the like: wait instead of spinning.
-                    debug!(cause = %e, "dashboard accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
+            tokio::select! {
+                accepted = self.tcp.accept(), if self.handshakes.len() < MAX_HANDSHAKES => {
+                    match accepted {
+                        Ok((tcp, addr)) => {
+                            self.handshakes.spawn(handshake(self.tls.clone(), tcp, addr));
+                        }
+                        Err(e) => {
+                            // Out of file descriptors and the like: wait instead of spinning.
+                            debug!(cause = %e, "dashboard accept failed");
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                    }
                 }
-            };
-            match tokio::time::timeout(HANDSHAKE_LIMIT, self.tls.accept(tcp)).await {
-                Ok(Ok(stream)) => {
-                    let peer = stream
-                        .get_ref()
-                        .1
-                        .peer_certificates()
-                        .and_then(|certs| certs.first())
-                        .and_then(|leaf| identity::peer_from_der(leaf.as_ref()));
-                    return (stream, Visitor { addr, peer });
+                Some(done) = self.handshakes.join_next() => {
+                    if let Ok(Some(connection)) = done {
+                        return connection;
+                    }
                 }
-                Ok(Err(e)) => debug!(%addr, cause = %e, "dashboard TLS handshake failed"),
-                Err(_) => debug!(%addr, "dashboard TLS handshake timed out"),
             }
         }
     }

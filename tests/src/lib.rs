@@ -521,6 +521,11 @@ impl Net {
         expect_ok(http_get(addr, "/metrics").await)
     }
 
+    /// Where the hub's dashboard listens.
+    pub fn dashboard_addr(&self) -> SocketAddr {
+        await_logged_addr(|| self.hub_log(), "dashboard listening")
+    }
+
     /// `GET path` on the hub's dashboard over TLS, presenting the certificate and key in
     /// `identity` (PEM files) or none: status and body, or why the connection failed.
     pub async fn dashboard_get(
@@ -532,7 +537,7 @@ impl Net {
             self,
             pki_types::{CertificateDer, PrivateKeyDer, ServerName, pem::PemObject},
         };
-        let addr = await_logged_addr(|| self.hub_log(), "dashboard listening");
+        let addr = self.dashboard_addr();
         let mut roots = rustls::RootCertStore::empty();
         for ca in CertificateDer::pem_file_iter(self.pki().join(&self.ca_file)).unwrap() {
             roots.add(ca.unwrap()).unwrap();
