@@ -377,7 +377,7 @@ impl Spoke {
             supersedes: out.supersedes,
             in_reply_to: out.in_reply_to,
         };
-        let sealed = envelope::seal(&header, payload, &self.key);
+        let mut sealed = envelope::seal(&header, payload, &self.key);
         let record = SentRecord {
             message_id: header.message_id,
             recipient: header.recipient,
@@ -396,10 +396,11 @@ impl Spoke {
             responses: Vec::new(),
         };
         let mut settled = self.settled.subscribe();
+        let payload = std::mem::take(&mut sealed.payload);
         let (store, bytes) = (self.store.clone(), sealed.encode_to_vec());
         let queued = record.clone();
         blocking(move || {
-            store.enqueue(&queued, &bytes)?;
+            store.enqueue(&queued, &bytes, &payload)?;
             store.flush()
         })
         .await?;
@@ -479,19 +480,33 @@ impl Spoke {
     /// One attempt at one queued document; returns whether the hub was unreachable.
     async fn submit_queued(&self, queued: Queued) -> bool {
         let id = queued.message_id;
-        let store = self.store.clone();
-        let Ok(Some(mut record)) = blocking(move || store.sent_entry(id)).await else {
-            error!(message_id = %id, "outbox entry without a record");
-            return false;
+        let (store, entry) = (self.store.clone(), queued.clone());
+        let (mut record, payload) = match blocking(move || {
+            Ok((store.sent_entry(id)?, store.queued_payload(&entry)?))
+        })
+        .await
+        {
+            Ok((Some(record), payload)) => (record, payload),
+            Ok((None, _)) => {
+                error!(message_id = %id, "outbox entry without a record");
+                return false;
+            }
+            Err(e) => {
+                error!(message_id = %id, cause = %e, "cannot read the outbox entry");
+                return false;
+            }
         };
         record.attempts += 1;
-        let envelope = match v1::Envelope::decode(queued.envelope.as_slice()) {
+        let mut envelope = match v1::Envelope::decode(queued.envelope.as_slice()) {
             Ok(e) => e,
             Err(e) => {
                 error!(message_id = %id, cause = %e, "outbox entry does not decode");
                 return false;
             }
         };
+        if let Some(payload) = payload {
+            envelope.payload = payload;
+        }
         let outcome = if envelope.payload.len() > STREAM_ABOVE {
             self.client().submit_stream(chunked(envelope)).await
         } else {

@@ -9,7 +9,8 @@
 //! | `payloads` | message id (16) + sender (2)   | payload bytes up to the engine's `inline_payload_limit` (redb: 64 KiB; and stores written before segments) |
 //! | `arrivals` | arrival number (u64, BE)       | inbox key: arrival order      |
 //! | `sent`     | message id (16)                | [`SentRecord`] (JSON)         |
-//! | `outbox`   | queue number (u64) + id (16)   | the sealed envelope (protobuf)|
+//! | `outbox`   | queue number (u64) + id (16)   | the sealed envelope (protobuf), without its payload (stores from before `outbox_payloads`: with it) |
+//! | `outbox_payloads` | outbox key              | 0 + the payload (up to the engine's inline limit), or 1 + segment (u32) + offset (u64) + length (u64) |
 //! | `trust`    | `current`                      | the signed trust list held    |
 //! | `meta`     | `status_cursor`, `next_arrival`, `next_queued`, ... | cursors and counters (u64), log head and alarms (JSON) |
 //!
@@ -251,10 +252,19 @@ const PAYLOAD_AT: &str = "payload_at";
 const ARRIVALS: &str = "arrivals";
 const SENT: &str = "sent";
 const OUTBOX: &str = "outbox";
+const OUTBOX_PAYLOADS: &str = "outbox_payloads";
 const TRUST: &str = "trust";
 const META: &str = "meta";
 const TABLES: &[&str] = &[
-    INBOX, PAYLOADS, PAYLOAD_AT, ARRIVALS, SENT, OUTBOX, TRUST, META,
+    INBOX,
+    PAYLOADS,
+    PAYLOAD_AT,
+    ARRIVALS,
+    SENT,
+    OUTBOX,
+    OUTBOX_PAYLOADS,
+    TRUST,
+    META,
 ];
 
 const CURRENT_TRUST_LIST: &[u8] = b"current";
@@ -302,8 +312,34 @@ pub struct LogAlarm {
 pub struct Queued {
     key: Vec<u8>,
     pub message_id: MessageId,
-    /// The encoded, sealed `caravan.v1.Envelope`: resent byte for byte on every attempt.
+    /// The encoded, sealed `caravan.v1.Envelope`, without its payload (see
+    /// [`SpokeStore::queued_payload`]): resent byte for byte on every attempt.
     pub envelope: Vec<u8>,
+}
+
+/// Where a payload kept in a segment is, as stored: segment (u32), offset (u64), length (u64).
+fn encode_location(at: Location, len: usize) -> Vec<u8> {
+    let mut pointer = Vec::with_capacity(20);
+    pointer.extend_from_slice(&at.segment.to_be_bytes());
+    pointer.extend_from_slice(&at.offset.to_be_bytes());
+    pointer.extend_from_slice(&(len as u64).to_be_bytes());
+    pointer
+}
+
+fn decode_location(pointer: &[u8]) -> Result<(Location, usize), StoreError> {
+    let corrupt = || StoreError::Corrupt("payload location".into());
+    let segment = pointer
+        .get(..4)
+        .and_then(|b| b.try_into().ok())
+        .map(u32::from_be_bytes)
+        .ok_or_else(corrupt)?;
+    let offset = pointer.get(4..12).and_then(u64_of).ok_or_else(corrupt)?;
+    let len = pointer
+        .get(12..20)
+        .and_then(u64_of)
+        .and_then(|l| usize::try_from(l).ok())
+        .ok_or_else(corrupt)?;
+    Ok((Location { segment, offset }, len))
 }
 
 fn inbox_key(id: MessageId, sender: ParticipantId) -> [u8; 18] {
@@ -429,11 +465,7 @@ impl SpokeStore {
             None
         } else {
             let at = self.segments.append(payload).map_err(backend)?;
-            let mut pointer = Vec::with_capacity(20);
-            pointer.extend_from_slice(&at.segment.to_be_bytes());
-            pointer.extend_from_slice(&at.offset.to_be_bytes());
-            pointer.extend_from_slice(&(payload.len() as u64).to_be_bytes());
-            Some(pointer)
+            Some(encode_location(at, payload.len()))
         };
         let value = encode(record);
         let mut inserted = false;
@@ -513,36 +545,50 @@ impl SpokeStore {
             // Kept in the engine: small, or stored before segments.
             return Ok(self.engine.get(PAYLOADS, &key)?);
         };
-        let field = |range: std::ops::Range<usize>| -> Result<u64, StoreError> {
-            pointer
-                .get(range)
-                .and_then(u64_of)
-                .ok_or_else(|| StoreError::Corrupt("payload location".into()))
-        };
-        let segment = pointer
-            .get(..4)
-            .and_then(|b| b.try_into().ok())
-            .map(u32::from_be_bytes)
-            .ok_or_else(|| StoreError::Corrupt("payload location".into()))?;
-        let at = Location {
-            segment,
-            offset: field(4..12)?,
-        };
-        let len = usize::try_from(field(12..20)?)
-            .map_err(|_| StoreError::Corrupt("payload length".into()))?;
+        let (at, len) = decode_location(&pointer)?;
         self.segments.read(at, 0, len).map(Some).map_err(backend)
     }
 
-    /// Put a sealed envelope in the outbox together with its record, atomically. Durable
-    /// after [`Self::flush`].
-    pub fn enqueue(&self, record: &SentRecord, envelope: &[u8]) -> Result<(), StoreError> {
+    /// Put a sealed envelope in the outbox together with its record, atomically: `envelope`
+    /// encoded without its payload, and `payload`, which is kept apart like an inbox entry's
+    /// (in a segment above the engine's inline limit: sled would keep a large value in
+    /// memory until the process ends). Durable after [`Self::flush`].
+    pub fn enqueue(
+        &self,
+        record: &SentRecord,
+        envelope: &[u8],
+        payload: &[u8],
+    ) -> Result<(), StoreError> {
+        let kept = if payload.len() <= self.engine.inline_payload_limit() {
+            [&[0u8][..], payload].concat()
+        } else {
+            let at = self.segments.append(payload).map_err(backend)?;
+            [vec![1u8], encode_location(at, payload.len())].concat()
+        };
         let value = encode(record);
         Ok(self.engine.write(&mut |tx| {
             let mut key = next_counter(tx, NEXT_QUEUED)?.to_be_bytes().to_vec();
             key.extend_from_slice(record.message_id.as_bytes());
             tx.insert(SENT, record.message_id.as_bytes(), &value)?;
-            tx.insert(OUTBOX, &key, envelope)
+            tx.insert(OUTBOX, &key, envelope)?;
+            tx.insert(OUTBOX_PAYLOADS, &key, &kept)
         })?)
+    }
+
+    /// The payload of a queued envelope; `None` for an envelope queued with its payload inside
+    /// (by a spoke from before `outbox_payloads`).
+    pub fn queued_payload(&self, queued: &Queued) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some(kept) = self.engine.get(OUTBOX_PAYLOADS, &queued.key)? else {
+            return Ok(None);
+        };
+        match kept.split_first() {
+            Some((0, payload)) => Ok(Some(payload.to_vec())),
+            Some((1, pointer)) => {
+                let (at, len) = decode_location(pointer)?;
+                self.segments.read(at, 0, len).map(Some).map_err(backend)
+            }
+            _ => Err(StoreError::Corrupt("outbox payload".into())),
+        }
     }
 
     /// The oldest `limit` envelopes in the outbox.
@@ -586,6 +632,7 @@ impl SpokeStore {
                 record.state = answer.state;
             }
             tx.insert(SENT, key, &encode(&record))?;
+            tx.remove(OUTBOX_PAYLOADS, &queued.key)?;
             tx.remove(OUTBOX, &queued.key)
         })?)
     }
@@ -929,7 +976,7 @@ mod outbox_tests {
             let dir = tempfile::tempdir().unwrap();
             let store = SpokeStore::open(dir.path(), engine, 4 << 20).unwrap();
             let a = record();
-            store.enqueue(&a, b"envelope").unwrap();
+            store.enqueue(&a, b"envelope", b"abc").unwrap();
             // The hub's events overtake the outbox worker's own answer.
             let at = Timestamp::now();
             store
@@ -975,10 +1022,12 @@ mod outbox_tests {
         for engine in ENGINES {
             let dir = tempfile::tempdir().unwrap();
             let (a, b) = (record(), record());
+            // Over the inline limit of either engine: kept in a segment, not in the engine.
+            let big = vec![9u8; 64 * 1024 + 1];
             {
                 let store = SpokeStore::open(dir.path(), engine, 4 << 20).unwrap();
-                store.enqueue(&a, b"envelope a").unwrap();
-                store.enqueue(&b, b"envelope b").unwrap();
+                store.enqueue(&a, b"envelope a", b"small").unwrap();
+                store.enqueue(&b, b"envelope b", &big).unwrap();
                 store.flush().unwrap();
             }
             let store = SpokeStore::open(dir.path(), engine, 4 << 20).unwrap();
@@ -988,10 +1037,23 @@ mod outbox_tests {
                 vec![a.message_id, b.message_id]
             );
             assert_eq!(queued[0].envelope, b"envelope a");
+            assert_eq!(store.queued_payload(&queued[0]).unwrap().unwrap(), b"small");
+            assert_eq!(store.queued_payload(&queued[1]).unwrap().unwrap(), big);
+            let in_segments: u64 = std::fs::read_dir(dir.path().join("payload-segments"))
+                .unwrap()
+                .map(|e| e.unwrap().metadata().unwrap().len())
+                .sum();
+            let small_outside = if engine == EngineKind::Sled { 5 } else { 0 };
+            assert_eq!(in_segments, (big.len() + small_outside) as u64, "{engine}");
             let mut settled = a.clone();
             settled.state = SentState::Accepted;
             store.settle(&queued[0], &settled).unwrap();
             assert_eq!(store.outbox_len().unwrap(), 1);
+            assert_eq!(
+                store.engine.len(OUTBOX_PAYLOADS).unwrap(),
+                1,
+                "settled with it"
+            );
             assert_eq!(
                 store.sent_entry(a.message_id).unwrap().unwrap().state,
                 SentState::Accepted
@@ -1000,6 +1062,24 @@ mod outbox_tests {
                 store.sent_entry(b.message_id).unwrap().unwrap().state,
                 SentState::Queued
             );
+        }
+    }
+
+    #[test]
+    fn an_envelope_queued_with_its_payload_inside_is_sent_as_it_was() {
+        // Spokes from before `outbox_payloads` queued the whole envelope as one value.
+        for engine in ENGINES {
+            let dir = tempfile::tempdir().unwrap();
+            let store = SpokeStore::open(dir.path(), engine, 4 << 20).unwrap();
+            let a = record();
+            store.enqueue(&a, b"whole envelope", b"").unwrap();
+            let queued = store.outbox(1).unwrap().remove(0);
+            store
+                .engine
+                .write(&mut |tx| tx.remove(OUTBOX_PAYLOADS, &queued.key))
+                .unwrap();
+            assert_eq!(store.queued_payload(&queued).unwrap(), None);
+            assert_eq!(queued.envelope, b"whole envelope");
         }
     }
 }
