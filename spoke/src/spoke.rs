@@ -58,6 +58,10 @@ const ACK_BATCHES_IN_FLIGHT: usize = 4;
 const STATUS_BATCH: usize = 256;
 /// Documents submitted from the outbox at a time.
 const OUTBOX_WINDOW: usize = 32;
+/// Payload bytes, in KiB, that the outbox's concurrent submissions hold in memory at once: a
+/// window of large documents waits for room instead of loading them all (one larger than this
+/// goes alone).
+const OUTBOX_PAYLOAD_KIB: usize = 128 * 1024;
 /// Payloads larger than this are submitted in a stream of chunks of this size.
 const STREAM_ABOVE: usize = caravan_proto::MAX_PAYLOAD_PER_MESSAGE;
 
@@ -442,6 +446,7 @@ impl Spoke {
     /// backoff.
     pub async fn drain_outbox(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let mut backoff = Backoff::default();
+        let room = tokio::sync::Semaphore::new(OUTBOX_PAYLOAD_KIB);
         loop {
             let store = self.store.clone();
             let batch = match blocking(move || store.outbox(OUTBOX_WINDOW)).await {
@@ -458,7 +463,8 @@ impl Spoke {
                 }
             }
             let results =
-                futures::future::join_all(batch.into_iter().map(|q| self.submit_queued(q))).await;
+                futures::future::join_all(batch.into_iter().map(|q| self.submit_queued(q, &room)))
+                    .await;
             let unreachable = results.iter().any(|unreachable| *unreachable);
             self.settled.send_modify(|n| *n += 1);
             if unreachable {
@@ -477,22 +483,33 @@ impl Spoke {
         }
     }
 
-    /// One attempt at one queued document; returns whether the hub was unreachable.
-    async fn submit_queued(&self, queued: Queued) -> bool {
+    /// One attempt at one queued document, its payload in memory only once there is `room`;
+    /// returns whether the hub was unreachable.
+    async fn submit_queued(&self, queued: Queued, room: &tokio::sync::Semaphore) -> bool {
         let id = queued.message_id;
-        let (store, entry) = (self.store.clone(), queued.clone());
-        let (mut record, payload) = match blocking(move || {
-            Ok((store.sent_entry(id)?, store.queued_payload(&entry)?))
-        })
-        .await
-        {
-            Ok((Some(record), payload)) => (record, payload),
-            Ok((None, _)) => {
+        let store = self.store.clone();
+        let mut record = match blocking(move || store.sent_entry(id)).await {
+            Ok(Some(record)) => record,
+            Ok(None) => {
                 error!(message_id = %id, "outbox entry without a record");
                 return false;
             }
             Err(e) => {
                 error!(message_id = %id, cause = %e, "cannot read the outbox entry");
+                return false;
+            }
+        };
+        let kib = usize::try_from(record.payload_length.div_ceil(1024))
+            .unwrap_or(usize::MAX)
+            .clamp(1, OUTBOX_PAYLOAD_KIB);
+        let Ok(_room) = room.acquire_many(kib as u32).await else {
+            return false;
+        };
+        let (store, entry) = (self.store.clone(), queued.clone());
+        let payload = match blocking(move || store.queued_payload(&entry)).await {
+            Ok(payload) => payload,
+            Err(e) => {
+                error!(message_id = %id, cause = %e, "cannot read the outbox entry's payload");
                 return false;
             }
         };
