@@ -6,7 +6,7 @@
 //! |------------|--------------------------------|-------------------------------|
 //! | `inbox`    | message id (16) + sender (2)   | [`InboxRecord`] (JSON)        |
 //! | `payload_at` | message id (16) + sender (2) | segment (u32) + offset (u64) + length (u64) of the payload in `payload-segments/` |
-//! | `payloads` | message id (16) + sender (2)   | payload bytes up to the engine's `inline_payload_limit` (redb: 64 KiB; and stores written before segments) |
+//! | `payloads` | message id (16) + sender (2)   | payload bytes up to the engine's `inline_payload_limit` (redb: 8 KiB; and stores written before segments) |
 //! | `arrivals` | arrival number (u64, BE)       | inbox key: arrival order      |
 //! | `sent`     | message id (16)                | [`SentRecord`] (JSON)         |
 //! | `outbox`   | queue number (u64) + id (16)   | the sealed envelope (protobuf), without its payload (stores from before `outbox_payloads`: with it) |

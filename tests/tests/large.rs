@@ -96,15 +96,7 @@ async fn a_document_over_the_limit_is_refused_before_anything_is_stored() {
         .unwrap_err();
     let refusal = caravan_proto::status::from_status(&status).unwrap();
     assert_eq!(refusal.code, RefusalCode::PayloadTooLarge);
-    let status = net
-        .client("KZ")
-        .status(v1::StatusRequest { message_id: id })
-        .await
-        .unwrap_err();
-    assert_eq!(
-        caravan_proto::status::from_status(&status).map(|r| r.code),
-        Some(RefusalCode::UnknownMessage)
-    );
+    assert_not_stored(&net, id).await;
     // A document of 2 MiB in one unary request, though within the limit: the hub does not read
     // a message that large (such a document streams), and stores nothing.
     let over = vec![b'x'; 2 * caravan_proto::MAX_PAYLOAD_PER_MESSAGE];
@@ -121,15 +113,7 @@ async fn a_document_over_the_limit_is_refused_before_anything_is_stored() {
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::OutOfRange, "{status:?}");
     assert!(status.message().contains("too large"), "{status:?}");
-    let status = net
-        .client("KZ")
-        .status(v1::StatusRequest { message_id: id })
-        .await
-        .unwrap_err();
-    assert_eq!(
-        caravan_proto::status::from_status(&status).map(|r| r.code),
-        Some(RefusalCode::UnknownMessage)
-    );
+    assert_not_stored(&net, id).await;
     // The same document streamed is accepted.
     let env = envelope(&kz, "KZ", "CN", DocumentType::Invoice, &over);
     let mut head = env.clone();
@@ -176,6 +160,19 @@ async fn a_document_over_the_limit_is_refused_before_anything_is_stored() {
     assert!(
         refusal.detail.contains("only the first chunk"),
         "{refusal:?}"
+    );
+}
+
+/// The hub holds no message `id` from KZ.
+async fn assert_not_stored(net: &Net, id: String) {
+    let status = net
+        .client("KZ")
+        .status(v1::StatusRequest { message_id: id })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        caravan_proto::status::from_status(&status).map(|r| r.code),
+        Some(RefusalCode::UnknownMessage)
     );
 }
 

@@ -5,7 +5,7 @@
 //! | table      | key                                 | value                        |
 //! |------------|-------------------------------------|------------------------------|
 //! | `messages` | sequence (u64)                      | `MessageRecord`              |
-//! | `payloads` | sequence (u64) + chunk index (u32)  | payload bytes up to the engine's `inline_payload_limit` (redb: 64 KiB), and format 1's 1 MiB chunks; the others are in `payload-segments/` (see `segments`) |
+//! | `payloads` | sequence (u64) + chunk index (u32)  | payload bytes up to the engine's `inline_payload_limit` (redb: 8 KiB), and format 1's 1 MiB chunks; the others are in `payload-segments/` (see `segments`) |
 //! | `dedup`    | sender (2) + message id (16)        | sequence (u64)               |
 //! | `queue`    | recipient (2) + sequence (u64)      | empty: pending delivery      |
 //! | `status`   | sequence (u64)                      | `StatusRecord`               |
@@ -20,7 +20,8 @@
 //! Every accept and acknowledgement is one transaction over several tables, so a crash leaves
 //! either all of a message's entries or none. Payloads above the engine's inline limit are
 //! appended to segment files first and synced before the engine's flush, so that a durable
-//! record never names bytes that are not on disk. What a flush promises depends on the engine (see `caravan_common::kv`).
+//! record never names bytes that are not on disk. What a flush promises depends on the engine
+//! (see `caravan_common::kv`).
 
 use std::path::Path;
 
@@ -466,7 +467,7 @@ impl Backend for KvBackend {
         // A small payload is written with its record; a larger one goes to its segment first
         // (a resend of a stored message writes nothing).
         let inline = m.payload.len() <= self.engine.inline_payload_limit().min(PAYLOAD_CHUNK);
-        let at = if inline || m.payload.is_empty() || self.engine.get(DEDUP, &dedup)?.is_some() {
+        let at = if inline || self.engine.get(DEDUP, &dedup)?.is_some() {
             Location {
                 segment: 0,
                 offset: 0,

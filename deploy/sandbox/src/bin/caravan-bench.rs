@@ -5,10 +5,10 @@
 //! processes** (this same binary, in `--serve-hub` / `--serve-spoke` mode), talking real mutual
 //! TLS on loopback, with their stores on the engine `--engine` names and its flushes. The
 //! spokes are the real product: they receive, verify end to end, store and flush, then sign and
-//! send their acknowledgements. The senders are driven from here, with each spoke's own certificate and
-//! signing key, so that the window of documents in flight is exact: each document is signed,
-//! submitted (streamed above 1 MiB, as the spoke does), and its receipt verified; its
-//! acknowledgement is seen on the sender's status stream, as the spoke sees it.
+//! send their acknowledgements. The senders are driven from here, with each spoke's own
+//! certificate and signing key, so that the window of documents in flight is exact: each
+//! document is signed, submitted (streamed above 1 MiB, as the spoke does), and its receipt
+//! verified; its acknowledgement is seen on the sender's status stream, as the spoke sees it.
 //!
 //! What is reported: documents delivered and acknowledged per second (first submission to last
 //! acknowledgement), submit-to-receipt and submit-to-acknowledged latencies, the hub's CPU time
