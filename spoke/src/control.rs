@@ -28,7 +28,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
 
@@ -221,19 +221,38 @@ struct SendQuery {
 async fn send(
     State(spoke): State<Arc<Spoke>>,
     Query(q): Query<SendQuery>,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    request: axum::extract::Request,
 ) -> Result<Response, Failure> {
-    let body = body.map_err(|e| match e.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => Failure::new(
+    let max = spoke.max_payload_bytes();
+    let too_large = || {
+        Failure::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "PAYLOAD_TOO_LARGE",
-            format!(
-                "the document is larger than max_payload_bytes ({} bytes)",
-                spoke.max_payload_bytes()
-            ),
-        ),
-        status => Failure::new(status, "BAD_REQUEST", e.body_text()),
-    })?;
+            format!("the document is larger than max_payload_bytes ({max} bytes)"),
+        )
+    };
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err(too_large());
+    }
+    // Room among the documents being taken in at the same moment, before the body is read:
+    // for the size declared, or for the largest allowed.
+    let room = spoke.room_to_send(declared.unwrap_or(max as u64)).await;
+    let body = Limited::new(request.into_body(), max)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.downcast_ref::<LengthLimitError>().is_some() {
+                too_large()
+            } else {
+                bad_request(format!("the document could not be read: {e}"))
+            }
+        })?
+        .to_bytes();
     let to: ParticipantId = q.to.parse().map_err(|e| bad_request(format!("to: {e}")))?;
     let document_type: DocumentType = q
         .document_type
@@ -245,7 +264,9 @@ async fn send(
         document_id: q.document_id.filter(|d| !d.is_empty()),
         supersedes: message_id_param("supersedes", q.supersedes.as_deref())?,
         in_reply_to: message_id_param("in_reply_to", q.in_reply_to.as_deref())?,
-        content: Content::Document(body.to_vec()),
+        // The body's own buffer, not a copy: it is the largest thing a spoke holds.
+        content: Content::Document(Vec::from(body)),
+        room: Some(room),
     };
     queue(&spoke, outgoing, q.wait).await
 }
@@ -334,6 +355,7 @@ async fn answer(
         supersedes: None,
         in_reply_to: Some(original.message_id),
         content: Content::Response(request.body),
+        room: None,
     };
     queue(&spoke, outgoing, request.wait).await
 }

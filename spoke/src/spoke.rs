@@ -17,7 +17,7 @@ use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
 use futures::StreamExt;
 use prost::Message;
 use serde::Serialize;
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tracing::{debug, error, info, warn};
 
@@ -58,10 +58,15 @@ const ACK_BATCHES_IN_FLIGHT: usize = 4;
 const STATUS_BATCH: usize = 256;
 /// Documents submitted from the outbox at a time.
 const OUTBOX_WINDOW: usize = 32;
-/// Payload bytes, in KiB, that the outbox's concurrent submissions hold in memory at once: a
-/// window of large documents waits for room instead of loading them all (one larger than this
-/// goes alone).
-const OUTBOX_PAYLOAD_KIB: usize = 128 * 1024;
+/// Payload bytes, in KiB, held in memory at once by the documents being taken in by `send`,
+/// and again by the outbox's concurrent submissions: many large documents wait for room
+/// instead of all being loaded (one larger than this goes alone).
+const PAYLOAD_ROOM_KIB: usize = 128 * 1024;
+
+/// The permits, in KiB, that `bytes` of payload take from a room of `PAYLOAD_ROOM_KIB`.
+fn room_kib(bytes: u64) -> u32 {
+    bytes.div_ceil(1024).clamp(1, PAYLOAD_ROOM_KIB as u64) as u32
+}
 /// Payloads larger than this are submitted in a stream of chunks of this size.
 const STREAM_ABOVE: usize = caravan_proto::MAX_PAYLOAD_PER_MESSAGE;
 
@@ -105,7 +110,7 @@ pub enum SendError {
 }
 
 /// What to send.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Outgoing {
     pub to: ParticipantId,
     pub document_type: DocumentType,
@@ -116,6 +121,9 @@ pub struct Outgoing {
     pub in_reply_to: Option<MessageId>,
     /// The document itself, or a business response (decision) built by the spoke.
     pub content: Content,
+    /// The room the document was taken in with ([`Spoke::room_to_send`]), given back once it
+    /// is in the outbox.
+    pub room: Option<OwnedSemaphorePermit>,
 }
 
 /// What an outgoing message carries.
@@ -143,6 +151,8 @@ pub struct Spoke {
     trust: Arc<TrustHolder>,
     /// Wakes the outbox worker when a document is queued.
     outbox_signal: Notify,
+    /// Room for the payloads `send` takes in at once (see `PAYLOAD_ROOM_KIB`).
+    send_room: Arc<Semaphore>,
     /// Bumped whenever a queued document is settled (accepted or refused).
     settled: watch::Sender<u64>,
     /// Bumped whenever a document enters the inbox.
@@ -186,6 +196,7 @@ impl Spoke {
             me: config.participant,
             trust,
             outbox_signal: Notify::new(),
+            send_room: Arc::new(Semaphore::new(PAYLOAD_ROOM_KIB)),
             settled: watch::channel(0).0,
             arrived: watch::channel(0).0,
             key: config.signing_key,
@@ -280,6 +291,16 @@ impl Spoke {
 
     pub fn max_payload_bytes(&self) -> usize {
         self.max_payload_bytes
+    }
+
+    /// Wait for room to take in a document of `bytes` among those being sent at the same
+    /// moment; hold it until the document is in the outbox ([`Outgoing::room`]).
+    pub async fn room_to_send(&self, bytes: u64) -> OwnedSemaphorePermit {
+        self.send_room
+            .clone()
+            .acquire_many_owned(room_kib(bytes))
+            .await
+            .expect("the room is never closed")
     }
 
     pub fn hub_connected(&self) -> bool {
@@ -408,6 +429,7 @@ impl Spoke {
             store.flush()
         })
         .await?;
+        drop(out.room);
         self.outbox_signal.notify_one();
         info!(message_id = %header.message_id, recipient = %header.recipient,
             document_type = %header.document_type, "queued");
@@ -446,7 +468,7 @@ impl Spoke {
     /// backoff.
     pub async fn drain_outbox(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let mut backoff = Backoff::default();
-        let room = tokio::sync::Semaphore::new(OUTBOX_PAYLOAD_KIB);
+        let room = Semaphore::new(PAYLOAD_ROOM_KIB);
         loop {
             let store = self.store.clone();
             let batch = match blocking(move || store.outbox(OUTBOX_WINDOW)).await {
@@ -485,7 +507,7 @@ impl Spoke {
 
     /// One attempt at one queued document, its payload in memory only once there is `room`;
     /// returns whether the hub was unreachable.
-    async fn submit_queued(&self, queued: Queued, room: &tokio::sync::Semaphore) -> bool {
+    async fn submit_queued(&self, queued: Queued, room: &Semaphore) -> bool {
         let id = queued.message_id;
         let store = self.store.clone();
         let mut record = match blocking(move || store.sent_entry(id)).await {
@@ -499,10 +521,7 @@ impl Spoke {
                 return false;
             }
         };
-        let kib = usize::try_from(record.payload_length.div_ceil(1024))
-            .unwrap_or(usize::MAX)
-            .clamp(1, OUTBOX_PAYLOAD_KIB);
-        let Ok(_room) = room.acquire_many(kib as u32).await else {
+        let Ok(_room) = room.acquire_many(room_kib(record.payload_length)).await else {
             return false;
         };
         let (store, entry) = (self.store.clone(), queued.clone());

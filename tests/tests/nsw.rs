@@ -7,6 +7,7 @@ use caravan_tests::{Net, sample};
 async fn a_single_window_submits_follows_and_receives_over_the_rest_api() {
     let mut net = Net::new(&["KZ", "CN"]);
     net.nsw = true;
+    net.max_payload_bytes = 1 << 20;
     net.start_hub().await;
     net.start_spoke("KZ").await;
     net.start_spoke("CN").await;
@@ -45,6 +46,20 @@ async fn a_single_window_submits_follows_and_receives_over_the_rest_api() {
     let (status, body) = net.nsw_call("KZ", "POST", path, Some(&kz), invoice).await;
     assert_eq!(status, 422);
     assert_eq!(body["problems"][0]["rule"], "matches-document", "{body}");
+    // Over max_payload_bytes: refused from the length the request declares, and, when it
+    // declares none (chunked), once the body passes the limit.
+    let (status, body) = net
+        .nsw_call("KZ", "POST", path, Some(&kz), vec![b' '; (1 << 20) + 1])
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (413, Some("PAYLOAD_TOO_LARGE")),
+        "{body}"
+    );
+    assert_eq!(
+        chunked_post(net.nsw_addr("KZ"), path, &kz, (1 << 20) + 1).await,
+        413
+    );
 
     // A certificate, accepted by the hub.
     let phyto = sample("ephyto/mattilsynet-SPSCertificateContent.xml");
@@ -177,6 +192,38 @@ async fn a_document_lacking_required_fields_is_refused_with_each_problem() {
 
 /// A webhook receiver on loopback: answers 500 to the first request, then 200; hands over
 /// each request body.
+/// POST `len` bytes to `path` in chunks, without declaring a length; the status answered.
+async fn chunked_post(addr: std::net::SocketAddr, path: &str, token: &str, len: usize) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer {token}\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let chunk = vec![b' '; 64 * 1024];
+    let mut sent = 0;
+    while sent < len {
+        let n = chunk.len().min(len - sent);
+        let mut frame = format!("{n:x}\r\n").into_bytes();
+        frame.extend_from_slice(&chunk[..n]);
+        frame.extend_from_slice(b"\r\n");
+        // The spoke may answer and stop reading before the end.
+        if stream.write_all(&frame).await.is_err() {
+            break;
+        }
+        sent += n;
+    }
+    let _ = stream.write_all(b"0\r\n\r\n").await;
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer).await;
+    let answer = String::from_utf8_lossy(&answer);
+    answer
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|rest| rest.get(..3))
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP answer: {answer:?}"))
+}
+
 async fn webhook_receiver() -> (String, tokio::sync::mpsc::UnboundedReceiver<(u16, String)>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
