@@ -9,8 +9,9 @@
 //! | `payloads` | message id (16) + sender (2)   | payload bytes up to the engine's `inline_payload_limit` (redb: 8 KiB; and stores written before segments) |
 //! | `arrivals` | arrival number (u64, BE)       | inbox key: arrival order      |
 //! | `sent`     | message id (16)                | [`SentRecord`] (JSON)         |
-//! | `outbox`   | queue number (u64) + id (16)   | the sealed envelope (protobuf), without its payload (stores from before `outbox_payloads`: with it) |
-//! | `outbox_payloads` | outbox key              | 0 + the payload (up to the engine's inline limit), or 1 + segment (u32) + offset (u64) + length (u64) |
+//! | `queued`   | queue number (u64) + id (16)   | the sealed envelope (protobuf) of a document in the outbox, without its payload |
+//! | `outbox_payloads` | the `queued` key        | 0 + the payload (up to the engine's inline limit), or 1 + segment (u32) + offset (u64) + length (u64) |
+//! | `outbox`   | queue number (u64) + id (16)   | a whole sealed envelope, queued by a spoke from before `queued`: sent, never written (an older spoke, after a downgrade, sees none of `queued` and leaves those documents waiting rather than sending them without payload) |
 //! | `trust`    | `current`                      | the signed trust list held    |
 //! | `meta`     | `status_cursor`, `next_arrival`, `next_queued`, ... | cursors and counters (u64), log head and alarms (JSON) |
 //!
@@ -252,6 +253,7 @@ const PAYLOAD_AT: &str = "payload_at";
 const ARRIVALS: &str = "arrivals";
 const SENT: &str = "sent";
 const OUTBOX: &str = "outbox";
+const QUEUED: &str = "queued";
 const OUTBOX_PAYLOADS: &str = "outbox_payloads";
 const TRUST: &str = "trust";
 const META: &str = "meta";
@@ -262,6 +264,7 @@ const TABLES: &[&str] = &[
     ARRIVALS,
     SENT,
     OUTBOX,
+    QUEUED,
     OUTBOX_PAYLOADS,
     TRUST,
     META,
@@ -311,6 +314,8 @@ pub struct LogAlarm {
 #[derive(Debug, Clone)]
 pub struct Queued {
     key: Vec<u8>,
+    /// In `outbox`, with its payload inside the envelope.
+    whole: bool,
     pub message_id: MessageId,
     /// The encoded, sealed `caravan.v1.Envelope`, without its payload (see
     /// [`SpokeStore::queued_payload`]): resent byte for byte on every attempt.
@@ -391,6 +396,7 @@ impl SpokeStore {
     /// Stores written before the counters were kept in `meta` numbered arrivals and the outbox
     /// with sled's id generator: go on after the last number used.
     fn start_counters(&self) -> Result<(), StoreError> {
+        // (`queued` came after the counters: a store without them has none of it.)
         for (counter, table) in [(NEXT_ARRIVAL, ARRIVALS), (NEXT_QUEUED, OUTBOX)] {
             if self.engine.get(META, counter)?.is_some() {
                 continue;
@@ -570,17 +576,21 @@ impl SpokeStore {
             let mut key = next_counter(tx, NEXT_QUEUED)?.to_be_bytes().to_vec();
             key.extend_from_slice(record.message_id.as_bytes());
             tx.insert(SENT, record.message_id.as_bytes(), &value)?;
-            tx.insert(OUTBOX, &key, envelope)?;
+            tx.insert(QUEUED, &key, envelope)?;
             tx.insert(OUTBOX_PAYLOADS, &key, &kept)
         })?)
     }
 
     /// The payload of a queued envelope; `None` for an envelope queued with its payload inside
-    /// (by a spoke from before `outbox_payloads`).
+    /// (by a spoke from before `queued`).
     pub fn queued_payload(&self, queued: &Queued) -> Result<Option<Vec<u8>>, StoreError> {
-        let Some(kept) = self.engine.get(OUTBOX_PAYLOADS, &queued.key)? else {
+        if queued.whole {
             return Ok(None);
-        };
+        }
+        let kept = self
+            .engine
+            .get(OUTBOX_PAYLOADS, &queued.key)?
+            .ok_or_else(|| StoreError::Corrupt("outbox payload is missing".into()))?;
         match kept.split_first() {
             Some((0, payload)) => Ok(Some(payload.to_vec())),
             Some((1, pointer)) => {
@@ -591,28 +601,31 @@ impl SpokeStore {
         }
     }
 
-    /// The oldest `limit` envelopes in the outbox.
+    /// The oldest `limit` envelopes in the outbox (both tables share the queue numbers).
     pub fn outbox(&self, limit: usize) -> Result<Vec<Queued>, StoreError> {
-        self.engine
-            .range(OUTBOX, &[], None, limit, false)?
-            .into_iter()
-            .map(|(key, envelope)| {
+        let mut oldest = Vec::new();
+        for (table, whole) in [(QUEUED, false), (OUTBOX, true)] {
+            for (key, envelope) in self.engine.range(table, &[], None, limit, false)? {
                 let id: [u8; 16] = key
                     .get(8..24)
                     .and_then(|b| b.try_into().ok())
                     .ok_or_else(|| StoreError::Corrupt("outbox key".into()))?;
-                Ok(Queued {
+                oldest.push(Queued {
                     message_id: uuid_message_id(id)?,
                     key,
+                    whole,
                     envelope,
-                })
-            })
-            .collect()
+                });
+            }
+        }
+        oldest.sort_by(|a, b| a.key.cmp(&b.key));
+        oldest.truncate(limit);
+        Ok(oldest)
     }
 
     /// How many envelopes wait in the outbox.
     pub fn outbox_len(&self) -> Result<u64, StoreError> {
-        Ok(self.engine.len(OUTBOX)?)
+        Ok(self.engine.len(QUEUED)? + self.engine.len(OUTBOX)?)
     }
 
     /// Take `queued` out of the outbox and record the hub's answer (receipt or refusal),
@@ -632,8 +645,12 @@ impl SpokeStore {
                 record.state = answer.state;
             }
             tx.insert(SENT, key, &encode(&record))?;
-            tx.remove(OUTBOX_PAYLOADS, &queued.key)?;
-            tx.remove(OUTBOX, &queued.key)
+            if queued.whole {
+                tx.remove(OUTBOX, &queued.key)
+            } else {
+                tx.remove(OUTBOX_PAYLOADS, &queued.key)?;
+                tx.remove(QUEUED, &queued.key)
+            }
         })?)
     }
 
@@ -1066,20 +1083,48 @@ mod outbox_tests {
     }
 
     #[test]
-    fn an_envelope_queued_with_its_payload_inside_is_sent_as_it_was() {
-        // Spokes from before `outbox_payloads` queued the whole envelope as one value.
+    fn envelopes_queued_whole_by_an_older_spoke_go_out_in_turn_as_they_were() {
+        // Spokes from before `queued` kept the whole envelope in `outbox`.
         for engine in ENGINES {
             let dir = tempfile::tempdir().unwrap();
             let store = SpokeStore::open(dir.path(), engine, 4 << 20).unwrap();
-            let a = record();
-            store.enqueue(&a, b"whole envelope", b"").unwrap();
-            let queued = store.outbox(1).unwrap().remove(0);
+            let (a, b, c) = (record(), record(), record());
+            store.enqueue(&a, b"envelope a", b"payload a").unwrap();
             store
                 .engine
-                .write(&mut |tx| tx.remove(OUTBOX_PAYLOADS, &queued.key))
+                .write(&mut |tx| {
+                    let mut key = next_counter(tx, NEXT_QUEUED)?.to_be_bytes().to_vec();
+                    key.extend_from_slice(b.message_id.as_bytes());
+                    tx.insert(SENT, b.message_id.as_bytes(), &encode(&b))?;
+                    tx.insert(OUTBOX, &key, b"whole envelope b")
+                })
                 .unwrap();
-            assert_eq!(store.queued_payload(&queued).unwrap(), None);
-            assert_eq!(queued.envelope, b"whole envelope");
+            store.enqueue(&c, b"envelope c", b"payload c").unwrap();
+            let queued = store.outbox(10).unwrap();
+            assert_eq!(
+                queued.iter().map(|q| q.message_id).collect::<Vec<_>>(),
+                vec![a.message_id, b.message_id, c.message_id],
+                "in the order they were queued"
+            );
+            assert_eq!(store.outbox_len().unwrap(), 3);
+            assert_eq!(queued[1].envelope, b"whole envelope b");
+            assert_eq!(store.queued_payload(&queued[1]).unwrap(), None);
+            assert_eq!(
+                store.queued_payload(&queued[2]).unwrap().unwrap(),
+                b"payload c"
+            );
+            let mut settled = b.clone();
+            settled.state = SentState::Accepted;
+            store.settle(&queued[1], &settled).unwrap();
+            assert_eq!(
+                store
+                    .outbox(10)
+                    .unwrap()
+                    .iter()
+                    .map(|q| q.message_id)
+                    .collect::<Vec<_>>(),
+                vec![a.message_id, c.message_id]
+            );
         }
     }
 }
