@@ -909,7 +909,7 @@ impl Spoke {
     ) -> Result<Option<v1::Delivery>, tonic::Status> {
         let protocol = |what: &str| tonic::Status::data_loss(format!("delivery stream: {what}"));
         let mut delivery = match partial.take() {
-            None if frame.envelope.is_some() => frame.clone(),
+            None if frame.envelope.is_some() => frame,
             None => return Err(protocol("a continuation without a document")),
             Some(_) if frame.envelope.is_some() => {
                 return Err(protocol("a new document before the last was complete"));
