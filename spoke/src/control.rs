@@ -7,7 +7,7 @@
 //! | method | path                              | answer                                  |
 //! |--------|-----------------------------------|-----------------------------------------|
 //! | GET    | `/v1/health`                      | participant, hub connection             |
-//! | POST   | `/v1/documents?to=&type=[&document_id=][&supersedes=]` | body: the document; [`Sent`] |
+//! | POST   | `/v1/documents?to=&type=[&document_id=][&supersedes=]` | body: the document; [`crate::spoke::Sent`] |
 //! | GET    | `/v1/inbox`                       | list of [`InboxItem`]                   |
 //! | GET    | `/v1/inbox/{id}[?sender=]`        | the full [`InboxRecord`]                |
 //! | GET    | `/v1/inbox/{id}/payload[?sender=]`| the document bytes                      |
