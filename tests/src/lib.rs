@@ -162,6 +162,8 @@ pub struct Net {
     pub open_corridors: bool,
     /// A spoke pinned to another anchor than the hub's (to test forgery).
     pub spoke_anchor_override: BTreeMap<String, String>,
+    /// A spoke that reaches the hub at another port (through a proxy a test runs).
+    pub spoke_hub_port: BTreeMap<String, u16>,
     /// Which of its keys a spoke signs with (default the first).
     pub spoke_key: BTreeMap<String, usize>,
     /// The hub's receipt-signing key file (default `pki/hub-receipt.key`).
@@ -239,6 +241,7 @@ impl Net {
             trust_list_validity_secs: 86_400,
             open_corridors: true,
             spoke_anchor_override: BTreeMap::new(),
+            spoke_hub_port: BTreeMap::new(),
             spoke_key: BTreeMap::new(),
             receipt_key: None,
             eco_ttl_secs: None,
@@ -611,7 +614,10 @@ impl Net {
             self.nsw_tokens.insert(id.to_owned(), token);
         }
         let pki = self.pki();
-        let port = self.hub_port.expect("start the hub first");
+        let port = match self.spoke_hub_port.get(id) {
+            Some(port) => *port,
+            None => self.hub_port.expect("start the hub first"),
+        };
         let text = format!(
             "participant = \"{id}\"\nhub_url = \"https://localhost:{port}\"\ndata_dir = \"spoke-{id}-data\"\nsigning_key = \"{}\"\nmax_payload_bytes = {}\nanchor_public_key = \"{}\"\n\n[tls]\nca_cert = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n",
             self.parties[id].keys[self.signing_key_index(id)]

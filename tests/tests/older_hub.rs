@@ -1,0 +1,194 @@
+//! A spoke and a hub from before `AcknowledgeMany`: the spoke, told UNIMPLEMENTED, sends its
+//! acknowledgements one request each, and everything still goes through. The older hub is the
+//! real one behind a proxy (with the hub's certificate towards the spoke and the spoke's
+//! towards the hub) that forwards every call but `AcknowledgeMany`.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use caravan_proto::v1::{
+    self,
+    exchange_client::ExchangeClient,
+    exchange_server::{Exchange, ExchangeServer},
+    trust_anchor_client::TrustAnchorClient,
+    trust_anchor_server::{TrustAnchor, TrustAnchorServer},
+};
+use caravan_tests::{Net, sample_path};
+use tonic::{
+    Request, Response, Status, Streaming,
+    transport::{Certificate, Channel, Identity, Server, ServerTlsConfig, server::TcpIncoming},
+};
+
+#[derive(Clone)]
+struct OlderHub {
+    exchange: ExchangeClient<Channel>,
+    anchor: TrustAnchorClient<Channel>,
+    /// Calls of AcknowledgeMany (refused) and of Acknowledge (forwarded).
+    many: Arc<AtomicUsize>,
+    single: Arc<AtomicUsize>,
+}
+
+#[tonic::async_trait]
+impl Exchange for OlderHub {
+    async fn submit(
+        &self,
+        r: Request<v1::SubmitRequest>,
+    ) -> Result<Response<v1::SubmitResponse>, Status> {
+        self.exchange.clone().submit(r.into_inner()).await
+    }
+
+    async fn submit_stream(
+        &self,
+        _: Request<Streaming<v1::SubmitChunk>>,
+    ) -> Result<Response<v1::SubmitResponse>, Status> {
+        Err(Status::unimplemented("not needed by this test"))
+    }
+
+    type DeliveriesStream = Streaming<v1::Delivery>;
+
+    async fn deliveries(
+        &self,
+        r: Request<v1::DeliveriesRequest>,
+    ) -> Result<Response<Self::DeliveriesStream>, Status> {
+        self.exchange.clone().deliveries(r.into_inner()).await
+    }
+
+    async fn acknowledge(
+        &self,
+        r: Request<v1::AcknowledgeRequest>,
+    ) -> Result<Response<v1::AcknowledgeResponse>, Status> {
+        self.single.fetch_add(1, Ordering::SeqCst);
+        self.exchange.clone().acknowledge(r.into_inner()).await
+    }
+
+    async fn acknowledge_many(
+        &self,
+        _: Request<v1::AcknowledgeManyRequest>,
+    ) -> Result<Response<v1::AcknowledgeManyResponse>, Status> {
+        self.many.fetch_add(1, Ordering::SeqCst);
+        Err(Status::unimplemented("a hub from before AcknowledgeMany"))
+    }
+
+    async fn status(
+        &self,
+        r: Request<v1::StatusRequest>,
+    ) -> Result<Response<v1::StatusResponse>, Status> {
+        self.exchange.clone().status(r.into_inner()).await
+    }
+
+    type WatchStatusStream = Streaming<v1::StatusEvent>;
+
+    async fn watch_status(
+        &self,
+        r: Request<v1::WatchStatusRequest>,
+    ) -> Result<Response<Self::WatchStatusStream>, Status> {
+        self.exchange.clone().watch_status(r.into_inner()).await
+    }
+
+    async fn log_consistency(
+        &self,
+        r: Request<v1::LogConsistencyRequest>,
+    ) -> Result<Response<v1::LogConsistencyResponse>, Status> {
+        self.exchange.clone().log_consistency(r.into_inner()).await
+    }
+}
+
+#[tonic::async_trait]
+impl TrustAnchor for OlderHub {
+    async fn current(
+        &self,
+        r: Request<v1::CurrentTrustListRequest>,
+    ) -> Result<Response<v1::SignedTrustList>, Status> {
+        self.anchor.clone().current(r.into_inner()).await
+    }
+
+    type WatchStream = Streaming<v1::SignedTrustList>;
+
+    async fn watch(
+        &self,
+        r: Request<v1::WatchTrustListRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        self.anchor.clone().watch(r.into_inner()).await
+    }
+}
+
+/// Serve `hub` on a free loopback port as the hub would (its certificate, client certificates
+/// from its CA); the port.
+async fn serve(net: &Net, hub: OlderHub) -> u16 {
+    let pki = net.pki();
+    let read = |name: &str| std::fs::read(pki.join(name)).unwrap();
+    let tls = ServerTlsConfig::new()
+        .identity(Identity::from_pem(read("hub.pem"), read("hub.key")))
+        .client_ca_root(Certificate::from_pem(read(&net.ca_file)));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let router = Server::builder()
+        .tls_config(tls)
+        .unwrap()
+        .add_service(ExchangeServer::new(hub.clone()))
+        .add_service(TrustAnchorServer::new(hub));
+    tokio::spawn(router.serve_with_incoming(TcpIncoming::from(listener)));
+    port
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_spoke_acknowledges_one_by_one_to_a_hub_without_acknowledge_many() {
+    let mut net = Net::new(&["KZ", "CN"]);
+    net.start_hub().await;
+    let pki = net.pki();
+    let cn = Identity::from_pem(
+        std::fs::read(pki.join("participants/CN.pem")).unwrap(),
+        std::fs::read(pki.join("participants/CN.key")).unwrap(),
+    );
+    let channel = net.channel_with(Some(cn), &pki.join(&net.ca_file));
+    let hub = OlderHub {
+        exchange: ExchangeClient::new(channel.clone()),
+        anchor: TrustAnchorClient::new(channel),
+        many: Arc::default(),
+        single: Arc::default(),
+    };
+    let port = serve(&net, hub.clone()).await;
+    net.spoke_hub_port.insert("CN".into(), port);
+    net.start_spoke("KZ").await;
+    net.start_spoke("CN").await;
+
+    let eco = sample_path("eco/carec-KZ-CN-certificate-of-origin.xml");
+    let ids: Vec<String> = (0..3)
+        .map(|_| {
+            net.send("KZ", "CN", "e-co", &eco)["message_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    for id in &ids {
+        let status = net.wait_state("KZ", id, "ACKNOWLEDGED");
+        assert_eq!(status["acknowledgement"]["verified"], true, "{status}");
+        // The recipient keeps the acknowledgement the hub took as evidence.
+        let start = Instant::now();
+        loop {
+            let shown = net.spoke_json("CN", &["show", id]);
+            if shown["evidence"]["ack"].is_string() {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "CN never kept its acknowledgement of {id}: {shown}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    assert!(
+        hub.many.load(Ordering::SeqCst) >= 1,
+        "AcknowledgeMany was tried"
+    );
+    assert!(
+        hub.single.load(Ordering::SeqCst) >= ids.len(),
+        "then one Acknowledge each"
+    );
+}
