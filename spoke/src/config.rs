@@ -9,6 +9,7 @@
 //! signing_key = "signing.key"              # from `caravan-spoke keygen`
 //! control_socket = "data/control.sock"     # local control API (default: <data_dir>/control.sock)
 //! max_payload_bytes = 67108864             # largest document sent (default 64 MiB)
+//! payload_in_flight_mib = 128              # payloads taken in at once, and submitted at once
 //! anchor_public_key = "base64..."          # the hub's trust anchor, pinned (hub-anchor.pub)
 //!
 //! [tls]
@@ -33,6 +34,11 @@ use caravan_common::{
 
 /// Default largest payload sent: 64 MiB, as the hub's default.
 pub const DEFAULT_MAX_PAYLOAD_BYTES: u64 = 64 * 1024 * 1024;
+/// Default room for payloads in memory, in MiB: for those `send` takes in at once, and again
+/// for those the outbox submits at once.
+pub const DEFAULT_PAYLOAD_IN_FLIGHT_MIB: u64 = 128;
+/// The largest room allowed (64 GiB).
+const MAX_PAYLOAD_IN_FLIGHT_MIB: u64 = 64 * 1024;
 
 /// The file as written.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -59,6 +65,10 @@ pub struct SpokeFile {
     /// Largest payload this spoke sends, in bytes.
     #[serde(default = "default_max_payload")]
     pub max_payload_bytes: u64,
+    /// Payload MiB held in memory at once by the documents `send` takes in, and again by the
+    /// outbox's submissions; more wait for room (one larger than this goes alone).
+    #[serde(default = "default_payload_in_flight")]
+    pub payload_in_flight_mib: u64,
     /// The hub's trust-anchor public key (base64, `hub-anchor.pub` from `caravan-hub pki
     /// init`): only trust lists it signed are believed.
     pub anchor_public_key: String,
@@ -123,6 +133,10 @@ fn default_max_payload() -> u64 {
     DEFAULT_MAX_PAYLOAD_BYTES
 }
 
+fn default_payload_in_flight() -> u64 {
+    DEFAULT_PAYLOAD_IN_FLIGHT_MIB
+}
+
 /// Just enough of the config to reach a running spoke: the CLI's view.
 pub struct ControlConfig {
     pub participant: String,
@@ -162,6 +176,8 @@ pub struct Config {
     pub signing_key: SigningKey,
     pub control_socket: PathBuf,
     pub max_payload_bytes: usize,
+    /// See [`SpokeFile::payload_in_flight_mib`].
+    pub payload_in_flight_mib: usize,
     pub tls: TlsMaterial,
     pub anchor: PublicKey,
     pub nsw: Option<crate::nsw::NswConfig>,
@@ -199,6 +215,11 @@ impl Config {
                 None
             }
         };
+        if !(1..=MAX_PAYLOAD_IN_FLIGHT_MIB).contains(&file.payload_in_flight_mib) {
+            problems.push(format!(
+                "payload_in_flight_mib: must be between 1 and {MAX_PAYLOAD_IN_FLIGHT_MIB}"
+            ));
+        }
         let anchor = problems.check(
             "anchor_public_key",
             PublicKey::from_base64(&file.anchor_public_key),
@@ -223,6 +244,7 @@ impl Config {
             signing_key: signing_key.expect("checked"),
             control_socket,
             max_payload_bytes: max_payload_bytes.expect("checked"),
+            payload_in_flight_mib: file.payload_in_flight_mib as usize,
             tls: tls.expect("checked"),
             anchor: anchor.expect("checked"),
             nsw: nsw.flatten(),

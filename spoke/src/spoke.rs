@@ -58,14 +58,28 @@ const ACK_BATCHES_IN_FLIGHT: usize = 4;
 const STATUS_BATCH: usize = 256;
 /// Documents submitted from the outbox at a time.
 const OUTBOX_WINDOW: usize = 32;
-/// Payload bytes, in KiB, held in memory at once by the documents being taken in by `send`,
-/// and again by the outbox's concurrent submissions: many large documents wait for room
-/// instead of all being loaded (one larger than this goes alone).
-const PAYLOAD_ROOM_KIB: usize = 128 * 1024;
+/// Room for payloads in memory, in KiB permits (`payload_in_flight_mib`): held by the
+/// documents being taken in by `send`, and, in a room of the same size, by the outbox's
+/// concurrent submissions, so that many large documents wait for room instead of all being
+/// loaded (one larger than the room goes alone).
+struct PayloadRoom {
+    kib: usize,
+    taking_in: Arc<Semaphore>,
+}
 
-/// The permits, in KiB, that `bytes` of payload take from a room of `PAYLOAD_ROOM_KIB`.
-fn room_kib(bytes: u64) -> u32 {
-    bytes.div_ceil(1024).clamp(1, PAYLOAD_ROOM_KIB as u64) as u32
+impl PayloadRoom {
+    fn new(mib: usize) -> Self {
+        let kib = mib.saturating_mul(1024).max(1);
+        Self {
+            kib,
+            taking_in: Arc::new(Semaphore::new(kib)),
+        }
+    }
+
+    /// The permits `bytes` of payload take.
+    fn permits(&self, bytes: u64) -> u32 {
+        bytes.div_ceil(1024).clamp(1, self.kib as u64) as u32
+    }
 }
 /// Payloads larger than this are submitted in a stream of chunks of this size.
 const STREAM_ABOVE: usize = caravan_proto::MAX_PAYLOAD_PER_MESSAGE;
@@ -151,8 +165,7 @@ pub struct Spoke {
     trust: Arc<TrustHolder>,
     /// Wakes the outbox worker when a document is queued.
     outbox_signal: Notify,
-    /// Room for the payloads `send` takes in at once (see `PAYLOAD_ROOM_KIB`).
-    send_room: Arc<Semaphore>,
+    room: PayloadRoom,
     /// Bumped whenever a queued document is settled (accepted or refused).
     settled: watch::Sender<u64>,
     /// Bumped whenever a document enters the inbox.
@@ -196,7 +209,7 @@ impl Spoke {
             me: config.participant,
             trust,
             outbox_signal: Notify::new(),
-            send_room: Arc::new(Semaphore::new(PAYLOAD_ROOM_KIB)),
+            room: PayloadRoom::new(config.payload_in_flight_mib),
             settled: watch::channel(0).0,
             arrived: watch::channel(0).0,
             key: config.signing_key,
@@ -296,9 +309,10 @@ impl Spoke {
     /// Wait for room to take in a document of `bytes` among those being sent at the same
     /// moment; hold it until the document is in the outbox ([`Outgoing::room`]).
     pub async fn room_to_send(&self, bytes: u64) -> OwnedSemaphorePermit {
-        self.send_room
+        self.room
+            .taking_in
             .clone()
-            .acquire_many_owned(room_kib(bytes))
+            .acquire_many_owned(self.room.permits(bytes))
             .await
             .expect("the room is never closed")
     }
@@ -468,7 +482,7 @@ impl Spoke {
     /// backoff.
     pub async fn drain_outbox(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let mut backoff = Backoff::default();
-        let room = Semaphore::new(PAYLOAD_ROOM_KIB);
+        let room = Semaphore::new(self.room.kib);
         loop {
             let store = self.store.clone();
             let batch = match blocking(move || store.outbox(OUTBOX_WINDOW)).await {
@@ -521,7 +535,10 @@ impl Spoke {
                 return false;
             }
         };
-        let Ok(_room) = room.acquire_many(room_kib(record.payload_length)).await else {
+        let Ok(_room) = room
+            .acquire_many(self.room.permits(record.payload_length))
+            .await
+        else {
             return false;
         };
         let (store, entry) = (self.store.clone(), queued.clone());

@@ -66,6 +66,55 @@ key = "missing.key"
 }
 
 #[test]
+fn an_invalid_spoke_config_stops_with_one_line_per_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("spoke.toml");
+    std::fs::write(
+        &config,
+        r#"
+participant = "K1"
+hub_url = "http://hub:7443"
+data_dir = "data"
+signing_key = "missing.key"
+max_payload_bytes = 0
+payload_in_flight_mib = 0
+anchor_public_key = "not base64"
+
+[tls]
+ca_cert = "missing-ca.pem"
+cert = "missing.pem"
+key = "missing.key"
+"#,
+    )
+    .unwrap();
+    let out = Command::new(&binaries().spoke)
+        .args(["run", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let text = stderr(&out);
+    for field in [
+        "participant",
+        "hub_url",
+        "signing_key",
+        "max_payload_bytes",
+        "payload_in_flight_mib",
+        "anchor_public_key",
+        "tls.ca_cert",
+        "tls.cert",
+        "tls.key",
+    ] {
+        assert!(
+            text.lines()
+                .any(|l| l.contains(&format!("spoke.toml: {field}"))),
+            "{field} missing:\n{text}"
+        );
+    }
+    assert_eq!(text.lines().count(), 9, "{text}");
+}
+
+#[test]
 fn keygen_writes_a_private_key_and_never_overwrites() {
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("signing.key");

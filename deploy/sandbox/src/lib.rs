@@ -164,6 +164,7 @@ pub fn create(dir: &Path, spokes: &[ParticipantId], engine: EngineKind) -> anyho
             signing_key: "signing.key".into(),
             control_socket: None,
             max_payload_bytes: caravan_spoke::config::DEFAULT_MAX_PAYLOAD_BYTES,
+            payload_in_flight_mib: caravan_spoke::config::DEFAULT_PAYLOAD_IN_FLIGHT_MIB,
             anchor_public_key: init.anchor_public_key.clone(),
             nsw: Some(NswFile {
                 listen: format!("127.0.0.1:{}", free_port()?),
