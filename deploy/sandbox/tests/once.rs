@@ -59,8 +59,10 @@ fn assert_all_went_through(ok: bool, output: &str) {
     );
 }
 
+/// One test, one sandbox at a time: a sandbox keeps the ports it chose in its configs, and two
+/// sandboxes made side by side can pick a port the other then holds.
 #[test]
-fn the_sandbox_carries_three_documents_end_to_end_and_reuses_its_folder() {
+fn the_sandbox_carries_three_documents_end_to_end_on_either_engine_and_reuses_its_folder() {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("sandbox");
     let (ok, output) = sandbox_once(&dir, &[]);
@@ -68,20 +70,13 @@ fn the_sandbox_carries_three_documents_end_to_end_and_reuses_its_folder() {
     assert!(dir.join("hub/hub.toml").is_file() && dir.join("KZ/spoke.toml").is_file());
     let (ok, output) = sandbox_once(&dir, &[]);
     assert_all_went_through(ok, &output);
-}
 
-#[test]
-fn the_sandbox_runs_on_redb_too() {
-    let root = tempfile::tempdir().unwrap();
-    let (ok, output) = sandbox_once(&root.path().join("sandbox"), &["--store-engine", "redb"]);
+    let redb = root.path().join("sandbox-redb");
+    let (ok, output) = sandbox_once(&redb, &["--store-engine", "redb"]);
     assert_all_went_through(ok, &output);
     for store in ["hub/data/store", "KZ/data/store"] {
         assert!(
-            root.path()
-                .join("sandbox")
-                .join(store)
-                .join("store.redb")
-                .is_file(),
+            redb.join(store).join("store.redb").is_file(),
             "{store} is a redb store"
         );
     }
