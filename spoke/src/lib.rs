@@ -42,6 +42,15 @@ pub enum RunError {
     Transport(#[from] tonic::transport::Error),
     #[error("control socket {path}: {cause}")]
     ControlSocket { path: String, cause: String },
+    #[error("data_dir {path}: {cause}")]
+    DataDir { path: String, cause: String },
+    /// A listener of the config (`console.listen`, `nsw.listen`, `metrics_listen`).
+    #[error("{what} cannot listen on {addr}: {cause}")]
+    Listen {
+        what: &'static str,
+        addr: std::net::SocketAddr,
+        cause: std::io::Error,
+    },
     #[error(transparent)]
     Trust(#[from] trust::TrustError),
 }
@@ -49,7 +58,7 @@ pub enum RunError {
 /// Run the spoke until `shutdown` completes: the delivery stream from the hub and the local
 /// control API.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
-    create_private_dir(&config.data_dir).map_err(|cause| RunError::ControlSocket {
+    create_private_dir(&config.data_dir).map_err(|cause| RunError::DataDir {
         path: config.data_dir.display().to_string(),
         cause,
     })?;
@@ -66,15 +75,15 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let console = config.console.clone();
     // Bind every listener before anything starts, so a taken port stops the spoke at once.
     let console_listener = match &console {
-        Some(c) => Some(bind(c.listen, "console").await?),
+        Some(c) => Some(bind(c.listen, "console.listen (officer console)").await?),
         None => None,
     };
     let nsw_listener = match &nsw {
-        Some(n) => Some(bind(n.listen, "NSW API").await?),
+        Some(n) => Some(bind(n.listen, "nsw.listen (NSW API)").await?),
         None => None,
     };
     let metrics_listener = match config.metrics_listen {
-        Some(addr) => Some(bind(addr, "metrics").await?),
+        Some(addr) => Some(bind(addr, "metrics_listen").await?),
         None => None,
     };
     let trust = Arc::new(trust::TrustHolder::load(
@@ -176,13 +185,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     Ok(())
 }
 
-async fn bind(addr: std::net::SocketAddr, what: &str) -> Result<tokio::net::TcpListener, RunError> {
+async fn bind(
+    addr: std::net::SocketAddr,
+    what: &'static str,
+) -> Result<tokio::net::TcpListener, RunError> {
     tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|e| RunError::ControlSocket {
-            path: addr.to_string(),
-            cause: format!("{what}: {e}"),
-        })
+        .map_err(|cause| RunError::Listen { what, addr, cause })
 }
 
 fn local(listener: &tokio::net::TcpListener) -> String {

@@ -136,7 +136,16 @@ async fn sandbox(cli: Cli) -> anyhow::Result<bool> {
         }));
     }
 
-    let outcome = exchange(&dir, &spokes).await;
+    // A hub or spoke that stops (a port taken, say) ends the wait at once; its error follows.
+    let stopped_early = async {
+        while !tasks.iter().any(|t| t.is_finished()) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let outcome = tokio::select! {
+        outcome = exchange(&dir, &spokes) => outcome,
+        () = stopped_early => Err(anyhow::anyhow!("the hub or a spoke stopped; its error follows")),
+    };
     let all_good = match &outcome {
         Ok(ok) => *ok,
         Err(e) => {

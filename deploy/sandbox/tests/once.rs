@@ -1,7 +1,8 @@
 //! The README's first command, as a new user runs it: the sandbox makes a PKI and configs,
 //! starts a hub and three spokes over mutual TLS on loopback, onboards them, sends three real
 //! documents, and with `--once` exits 0 only if each was delivered, verified end to end and
-//! acknowledged. Run again on the same folder, it reuses it.
+//! acknowledged. Run again on the same folder, it reuses it; when a port it was given is
+//! taken, it stops at once and names it.
 
 use std::{
     path::Path,
@@ -70,6 +71,21 @@ fn the_sandbox_carries_three_documents_end_to_end_on_either_engine_and_reuses_it
     assert!(dir.join("hub/hub.toml").is_file() && dir.join("KZ/spoke.toml").is_file());
     let (ok, output) = sandbox_once(&dir, &[]);
     assert_all_went_through(ok, &output);
+    // A port of its configs taken by another program: it stops at once and says which.
+    let config: toml::Value =
+        toml::from_str(&std::fs::read_to_string(dir.join("CN/spoke.toml")).unwrap()).unwrap();
+    let taken = std::net::TcpListener::bind(config["nsw"]["listen"].as_str().unwrap()).unwrap();
+    let (ok, output) = sandbox_once(&dir, &[]);
+    assert!(!ok, "{output}");
+    assert!(
+        output.contains(&format!(
+            "nsw.listen (NSW API) cannot listen on {}",
+            taken.local_addr().unwrap()
+        )),
+        "{output}"
+    );
+    assert!(!output.contains("timed out"), "{output}");
+    drop(taken);
 
     let redb = root.path().join("sandbox-redb");
     let (ok, output) = sandbox_once(&redb, &["--store-engine", "redb"]);
