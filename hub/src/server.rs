@@ -48,6 +48,15 @@ pub enum RunError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("registry: {0}")]
     Registry(#[from] RegistryError),
+    /// A listener of the config (`metrics_listen`, `dashboard_listen`).
+    #[error("{what} cannot listen on {addr}: {cause}")]
+    Listen {
+        what: &'static str,
+        addr: std::net::SocketAddr,
+        cause: std::io::Error,
+    },
+    #[error("dashboard TLS: {0}")]
+    DashboardTls(String),
 }
 
 /// What the metrics and the dashboard read: the counters, and the store's state at the time.
@@ -183,9 +192,13 @@ pub async fn run(
         registry: registry.clone(),
     };
     if let Some(addr) = config.metrics_listen {
-        let listener = TcpListener::bind(addr).await.map_err(|e| {
-            crate::store::StoreError::Backend(format!("metrics listener {addr}: {e}"))
-        })?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|cause| RunError::Listen {
+                what: "metrics_listen",
+                addr,
+                cause,
+            })?;
         info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "metrics listening");
         let mut stop = stop_rx.clone();
         let health = stop_rx.clone();
@@ -230,12 +243,16 @@ pub async fn run(
         });
     }
     if let Some(addr) = config.dashboard_listen {
-        let tcp = TcpListener::bind(addr).await.map_err(|e| {
-            crate::store::StoreError::Backend(format!("dashboard listener {addr}: {e}"))
-        })?;
+        let tcp = TcpListener::bind(addr)
+            .await
+            .map_err(|cause| RunError::Listen {
+                what: "dashboard_listen",
+                addr,
+                cause,
+            })?;
         info!(addr = %tcp.local_addr().map(|a| a.to_string()).unwrap_or_default(), "dashboard listening");
         let listener = crate::dashboard::OperatorListener::new(tcp, &config.tls)
-            .map_err(crate::store::StoreError::Backend)?;
+            .map_err(RunError::DashboardTls)?;
         let app = crate::dashboard::router(observed.clone())
             .into_make_service_with_connect_info::<crate::dashboard::Visitor>();
         let mut stop = stop_rx.clone();

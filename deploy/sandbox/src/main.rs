@@ -108,7 +108,18 @@ async fn sandbox(cli: Cli) -> anyhow::Result<bool> {
     tasks.push(tokio::spawn(async move {
         Ok(caravan_hub::run(hub, listener, stopped(rx)).await?)
     }));
-    onboard_when_up(&dir, &spokes, PATIENCE).await?;
+    let onboarded = tokio::select! {
+        onboarded = onboard_when_up(&dir, &spokes, PATIENCE) => onboarded,
+        () = any_ended(&tasks) => Err(anyhow::anyhow!("the hub stopped")),
+    };
+    if let Err(e) = onboarded {
+        // The hub's own error, if it stopped, says more than the wait for it.
+        let _ = stop_tx.send(true);
+        for task in tasks {
+            task.await??;
+        }
+        return Err(e);
+    }
     for id in &spokes {
         let config = caravan_spoke::Config::load(&spoke_config(&dir, *id))
             .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -136,15 +147,9 @@ async fn sandbox(cli: Cli) -> anyhow::Result<bool> {
         }));
     }
 
-    // A hub or spoke that stops (a port taken, say) ends the wait at once; its error follows.
-    let stopped_early = async {
-        while !tasks.iter().any(|t| t.is_finished()) {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    };
     let outcome = tokio::select! {
         outcome = exchange(&dir, &spokes) => outcome,
-        () = stopped_early => Err(anyhow::anyhow!("the hub or a spoke stopped; its error follows")),
+        () = any_ended(&tasks) => Err(anyhow::anyhow!("the hub or a spoke stopped; its error follows")),
     };
     let all_good = match &outcome {
         Ok(ok) => *ok,
@@ -197,6 +202,14 @@ async fn control(
     let socket = dir.join(id.as_str()).join("data").join("control.sock");
     let bytes = caravan_spoke::control::call(&socket, method, path, body).await?;
     Ok(serde_json::from_slice(&bytes)?)
+}
+
+/// Completes when any of `tasks` has ended: a hub or spoke that stops (a port taken, say) ends
+/// a wait for it at once, and its error is shown.
+async fn any_ended(tasks: &[JoinHandle<anyhow::Result<()>>]) {
+    while !tasks.iter().any(|t| t.is_finished()) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Poll `check` until it yields a value or `PATIENCE` runs out.

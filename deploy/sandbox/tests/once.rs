@@ -86,6 +86,21 @@ fn the_sandbox_carries_three_documents_end_to_end_on_either_engine_and_reuses_it
     );
     assert!(!output.contains("timed out"), "{output}");
     drop(taken);
+    // The same for one of the hub's.
+    let config: toml::Value =
+        toml::from_str(&std::fs::read_to_string(dir.join("hub/hub.toml")).unwrap()).unwrap();
+    let taken = std::net::TcpListener::bind(config["dashboard_listen"].as_str().unwrap()).unwrap();
+    let (ok, output) = sandbox_once(&dir, &[]);
+    assert!(!ok, "{output}");
+    assert!(
+        output.contains(&format!(
+            "dashboard_listen cannot listen on {}",
+            taken.local_addr().unwrap()
+        )),
+        "{output}"
+    );
+    assert!(!output.contains("timed out"), "{output}");
+    drop(taken);
 
     let redb = root.path().join("sandbox-redb");
     let (ok, output) = sandbox_once(&redb, &["--store-engine", "redb"]);
