@@ -1,4 +1,5 @@
-//! What every Caravan binary does the same way: logging set-up and shutdown signals.
+//! What every Caravan binary does the same way: logging set-up, shutdown signals, and binding
+//! the listeners its config names.
 
 use tracing_subscriber::EnvFilter;
 
@@ -52,4 +53,23 @@ macro_rules! out {
         use std::io::Write as _;
         let _ = writeln!(std::io::stdout(), $($arg)+);
     }};
+}
+
+/// A listener named in a config could not bind: says which setting, and the address.
+#[derive(Debug, thiserror::Error)]
+#[error("{what} cannot listen on {addr}: {cause}")]
+pub struct ListenError {
+    pub what: &'static str,
+    pub addr: std::net::SocketAddr,
+    pub cause: std::io::Error,
+}
+
+/// Bind the TCP listener that the config setting `what` names.
+pub async fn listen(
+    addr: std::net::SocketAddr,
+    what: &'static str,
+) -> Result<tokio::net::TcpListener, ListenError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|cause| ListenError { what, addr, cause })
 }

@@ -7,7 +7,7 @@ use tokio::{net::TcpListener, sync::watch};
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig, server::TcpIncoming};
 use tracing::info;
 
-use caravan_common::Timestamp;
+use caravan_common::{Timestamp, process::listen};
 
 use caravan_proto::v1::{
     admin_server::AdminServer, exchange_server::ExchangeServer,
@@ -49,12 +49,8 @@ pub enum RunError {
     #[error("registry: {0}")]
     Registry(#[from] RegistryError),
     /// A listener of the config (`metrics_listen`, `dashboard_listen`).
-    #[error("{what} cannot listen on {addr}: {cause}")]
-    Listen {
-        what: &'static str,
-        addr: std::net::SocketAddr,
-        cause: std::io::Error,
-    },
+    #[error(transparent)]
+    Listen(#[from] caravan_common::process::ListenError),
     #[error("dashboard TLS: {0}")]
     DashboardTls(String),
 }
@@ -192,13 +188,7 @@ pub async fn run(
         registry: registry.clone(),
     };
     if let Some(addr) = config.metrics_listen {
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|cause| RunError::Listen {
-                what: "metrics_listen",
-                addr,
-                cause,
-            })?;
+        let listener = listen(addr, "metrics_listen").await?;
         info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "metrics listening");
         let mut stop = stop_rx.clone();
         let health = stop_rx.clone();
@@ -243,13 +233,7 @@ pub async fn run(
         });
     }
     if let Some(addr) = config.dashboard_listen {
-        let tcp = TcpListener::bind(addr)
-            .await
-            .map_err(|cause| RunError::Listen {
-                what: "dashboard_listen",
-                addr,
-                cause,
-            })?;
+        let tcp = listen(addr, "dashboard_listen").await?;
         info!(addr = %tcp.local_addr().map(|a| a.to_string()).unwrap_or_default(), "dashboard listening");
         let listener = crate::dashboard::OperatorListener::new(tcp, &config.tls)
             .map_err(RunError::DashboardTls)?;

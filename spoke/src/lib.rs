@@ -28,6 +28,8 @@ use std::{future::Future, os::unix::fs::PermissionsExt, path::Path, sync::Arc};
 use tokio::{net::UnixListener, sync::watch};
 use tracing::info;
 
+use caravan_common::process::listen;
+
 pub use config::Config;
 
 /// Page cache of the spoke's store.
@@ -45,12 +47,8 @@ pub enum RunError {
     #[error("data_dir {path}: {cause}")]
     DataDir { path: String, cause: String },
     /// A listener of the config (`console.listen`, `nsw.listen`, `metrics_listen`).
-    #[error("{what} cannot listen on {addr}: {cause}")]
-    Listen {
-        what: &'static str,
-        addr: std::net::SocketAddr,
-        cause: std::io::Error,
-    },
+    #[error(transparent)]
+    Listen(#[from] caravan_common::process::ListenError),
     #[error(transparent)]
     Trust(#[from] trust::TrustError),
 }
@@ -75,15 +73,15 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let console = config.console.clone();
     // Bind every listener before anything starts, so a taken port stops the spoke at once.
     let console_listener = match &console {
-        Some(c) => Some(bind(c.listen, "console.listen (officer console)").await?),
+        Some(c) => Some(listen(c.listen, "console.listen (officer console)").await?),
         None => None,
     };
     let nsw_listener = match &nsw {
-        Some(n) => Some(bind(n.listen, "nsw.listen (NSW API)").await?),
+        Some(n) => Some(listen(n.listen, "nsw.listen (NSW API)").await?),
         None => None,
     };
     let metrics_listener = match config.metrics_listen {
-        Some(addr) => Some(bind(addr, "metrics_listen").await?),
+        Some(addr) => Some(listen(addr, "metrics_listen").await?),
         None => None,
     };
     let trust = Arc::new(trust::TrustHolder::load(
@@ -183,15 +181,6 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     spoke::blocking(move || store.flush()).await?;
     info!("store flushed; stopped");
     Ok(())
-}
-
-async fn bind(
-    addr: std::net::SocketAddr,
-    what: &'static str,
-) -> Result<tokio::net::TcpListener, RunError> {
-    tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|cause| RunError::Listen { what, addr, cause })
 }
 
 fn local(listener: &tokio::net::TcpListener) -> String {
