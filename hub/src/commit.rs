@@ -153,14 +153,12 @@ fn writer(backend: &dyn Backend, heads: &Heads, metrics: &Metrics, queue: mpsc::
         for reply in replies.drain(..) {
             reply(failed.as_ref());
         }
-        if waiters.is_empty() {
-            continue;
-        }
+        // A flush ran exactly when some writer asked for one.
+        let Some(flushed) = flushed else { continue };
         let flushed = match (flushed, &failed) {
-            (Some(Ok(head)), None) => Ok(head),
-            (Some(Err(e)), _) => Err(e),
-            (_, Some(e)) => Err(e.to_string()),
-            (None, None) => Err("no flush ran".to_owned()),
+            (Ok(head), None) => Ok(head),
+            (Err(e), _) => Err(e),
+            (Ok(_), Some(e)) => Err(e.to_string()),
         };
         if let Err(e) = &flushed {
             tracing::error!(cause = %e, waiters = waiters.len(), "store flush failed");

@@ -56,7 +56,8 @@ pub struct HubFile {
     #[serde(default)]
     pub store_engine: EngineKind,
     /// Payload bytes of streamed submissions the hub holds in memory at once, in MiB; a
-    /// submission beyond it waits for room before its payload is read.
+    /// submission without room now is answered RESOURCE_EXHAUSTED before its payload is read
+    /// (the sender retries).
     #[serde(default = "default_in_flight")]
     pub payload_in_flight_mib: u64,
     /// Page cache of the store, in MiB.
