@@ -654,14 +654,17 @@ impl Exchange {
                 ),
             ));
         }
-        let judged: Vec<_> = request
+        // What to record goes to the writer; each acknowledgement stays here for its answer.
+        let mut updates: Vec<AckUpdate> = Vec::with_capacity(request.acks.len());
+        let judged: Vec<Result<Ack, HubError>> = request
             .acks
             .iter()
-            .map(|signed| self.judge_ack(caller, signed))
-            .collect();
-        let updates: Vec<AckUpdate> = judged
-            .iter()
-            .filter_map(|j| j.as_ref().ok().map(|(_, u)| u.clone()))
+            .map(|signed| {
+                self.judge_ack(caller, signed).map(|(ack, update)| {
+                    updates.push(update);
+                    ack
+                })
+            })
             .collect();
         let (recorded, head) = self
             .commit
@@ -675,7 +678,7 @@ impl Exchange {
         let mut recorded = recorded.into_iter();
         let mut results = Vec::with_capacity(judged.len());
         for judged in judged {
-            let answer = judged.and_then(|(ack, _)| {
+            let answer = judged.and_then(|ack| {
                 let recorded = recorded.next().ok_or_else(|| {
                     StoreError::Backend("an acknowledgement was not recorded".into())
                 })??;

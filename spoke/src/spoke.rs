@@ -689,21 +689,22 @@ impl Spoke {
                     changes.push(change);
                 }
             }
+            let applied = changes.len() as u64;
             self.store
                 .batch(|| {
-                    for (message_id, change, acknowledgement, cursor, epoch) in &changes {
+                    for (message_id, change, acknowledgement, cursor, epoch) in changes.drain(..) {
                         self.store.apply_status(
-                            *message_id,
-                            change.clone(),
-                            acknowledgement.clone(),
-                            *cursor,
-                            epoch,
+                            message_id,
+                            change,
+                            acknowledgement,
+                            cursor,
+                            &epoch,
                         )?;
                     }
                     Ok(())
                 })
                 .map_err(store_status)?;
-            self.settled.send_modify(|n| *n += changes.len() as u64);
+            self.settled.send_modify(|n| *n += applied);
         }
         Ok(())
     }
@@ -787,7 +788,7 @@ impl Spoke {
 
     /// Verify a recipient's acknowledgement of `sent` with the trust list held.
     fn check_ack(&self, signed: &v1::SignedAck, sent: Option<&SentRecord>) -> AckRecord {
-        let encoded = BASE64.encode(signed.encode_to_vec());
+        let encoded = evidence_of(signed);
         let verified = self.trust_set().and_then(|held| {
             let ack = ack::verify(signed, &held.set, Timestamp::now())?;
             let mismatch = |what: &str| {
@@ -1139,11 +1140,10 @@ impl Spoke {
         }
         let signed: Vec<v1::SignedAck> =
             acks.iter().map(|p| ack::sign(&p.ack, &self.key)).collect();
+        let evidence: Vec<String> = signed.iter().map(evidence_of).collect();
         let sent = match self
             .client()
-            .acknowledge_many(v1::AcknowledgeManyRequest {
-                acks: signed.clone(),
-            })
+            .acknowledge_many(v1::AcknowledgeManyRequest { acks: signed })
             .await
         {
             Ok(response) => {
@@ -1154,10 +1154,10 @@ impl Spoke {
                     ));
                 }
                 let mut sent = Vec::with_capacity(acks.len());
-                for ((pending, signed), result) in acks.iter().zip(signed).zip(results) {
+                for ((pending, evidence), result) in acks.iter().zip(evidence).zip(results) {
                     match result.result {
                         Some(v1::acknowledge_result::Result::Answer(answer)) => {
-                            sent.push(self.acknowledged(pending, signed, answer).await)
+                            sent.push(self.acknowledged(pending, evidence, answer).await)
                         }
                         Some(v1::acknowledge_result::Result::Refused(r)) => {
                             warn!(message_id = %pending.ack.message_id, code = r.reason, detail = r.detail,
@@ -1170,12 +1170,11 @@ impl Spoke {
                 }
                 sent
             }
-            // A hub from before AcknowledgeMany: one request each.
+            // A hub from before AcknowledgeMany: one request each (signed again: the batch's
+            // went with the request).
             Err(status) if status.code() == tonic::Code::Unimplemented => {
-                let results = futures::future::join_all(
-                    acks.iter().zip(signed).map(|(p, s)| self.acknowledge(p, s)),
-                )
-                .await;
+                let results =
+                    futures::future::join_all(acks.iter().map(|p| self.acknowledge(p))).await;
                 let mut sent = Vec::with_capacity(results.len());
                 for result in results {
                     sent.extend(result?);
@@ -1185,11 +1184,11 @@ impl Spoke {
             Err(status) => return Err(status),
         };
         if !sent.is_empty() {
-            let store = self.store.clone();
+            let (store, mut sent) = (self.store.clone(), sent);
             let kept = blocking(move || {
                 store.batch(|| {
-                    for (sender, message_id, evidence) in &sent {
-                        store.inbox_set_ack(*sender, *message_id, evidence.clone())?;
+                    for (sender, message_id, evidence) in sent.drain(..) {
+                        store.inbox_set_ack(sender, message_id, evidence)?;
                     }
                     Ok(())
                 })
@@ -1202,21 +1201,21 @@ impl Spoke {
         Ok(())
     }
 
-    /// Send one acknowledgement; returns what to keep as evidence once the hub took it.
+    /// Sign and send one acknowledgement; returns what to keep as evidence once the hub took
+    /// it.
     async fn acknowledge(
         &self,
         pending: &PendingAck,
-        signed: v1::SignedAck,
     ) -> Result<Option<(ParticipantId, MessageId, String)>, tonic::Status> {
+        let signed = ack::sign(&pending.ack, &self.key);
+        let evidence = evidence_of(&signed);
         match self
             .client()
-            .acknowledge(v1::AcknowledgeRequest {
-                ack: Some(signed.clone()),
-            })
+            .acknowledge(v1::AcknowledgeRequest { ack: Some(signed) })
             .await
         {
             Ok(response) => Ok(Some(
-                self.acknowledged(pending, signed, response.into_inner())
+                self.acknowledged(pending, evidence, response.into_inner())
                     .await,
             )),
             Err(status) => match caravan_proto::status::from_status(&status) {
@@ -1232,11 +1231,11 @@ impl Spoke {
     }
 
     /// The hub took an acknowledgement: check the log entry it shows for it, and say what to
-    /// keep as evidence.
+    /// keep as evidence (`evidence`, the signed acknowledgement encoded).
     async fn acknowledged(
         &self,
         pending: &PendingAck,
-        signed: v1::SignedAck,
+        evidence: String,
         response: v1::AcknowledgeResponse,
     ) -> (ParticipantId, MessageId, String) {
         let a = &pending.ack;
@@ -1259,11 +1258,7 @@ impl Spoke {
             "acknowledgement answer",
         )
         .await;
-        (
-            a.sender,
-            a.message_id,
-            BASE64.encode(signed.encode_to_vec()),
-        )
+        (a.sender, a.message_id, evidence)
     }
 }
 
@@ -1339,10 +1334,15 @@ pub fn verify_delivery(
     Ok((opened, notes))
 }
 
-/// An acknowledgement waiting to be signed and sent.
+/// A signed acknowledgement as the inbox keeps it: its encoding, base64.
+fn evidence_of(signed: &v1::SignedAck) -> String {
+    BASE64.encode(signed.encode_to_vec())
+}
+
 /// A status event to apply: message, change, the acknowledgement it carried, cursor, epoch.
 type StatusChange = (MessageId, StateChange, Option<AckRecord>, u64, String);
 
+/// An acknowledgement waiting to be signed and sent.
 struct PendingAck {
     ack: Ack,
 }
