@@ -465,14 +465,7 @@ impl SpokeStore {
         if self.engine.get(INBOX, &key)?.is_some() {
             return Ok(false);
         }
-        // A small payload is written with its record; a larger one goes to its segment first
-        // (see the module docs). Either is durable with the next flush.
-        let pointer = if payload.len() <= self.engine.inline_payload_limit() {
-            None
-        } else {
-            let at = self.segments.append(payload).map_err(backend)?;
-            Some(encode_location(at, payload.len()))
-        };
+        let pointer = self.place_payload(payload)?;
         let value = encode(record);
         let mut inserted = false;
         self.engine.write(&mut |tx| {
@@ -551,8 +544,24 @@ impl SpokeStore {
             // Kept in the engine: small, or stored before segments.
             return Ok(self.engine.get(PAYLOADS, &key)?);
         };
-        let (at, len) = decode_location(&pointer)?;
-        self.segments.read(at, 0, len).map(Some).map_err(backend)
+        self.read_placed(&pointer).map(Some)
+    }
+
+    /// Where a payload goes: `None` to be written with its record (up to the engine's inline
+    /// limit), else appended to a segment now, and the encoded location to record. Either is
+    /// durable with the next flush (see the module docs).
+    fn place_payload(&self, payload: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        if payload.len() <= self.engine.inline_payload_limit() {
+            return Ok(None);
+        }
+        let at = self.segments.append(payload).map_err(backend)?;
+        Ok(Some(encode_location(at, payload.len())))
+    }
+
+    /// The payload at an encoded segment location from [`Self::place_payload`].
+    fn read_placed(&self, pointer: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let (at, len) = decode_location(pointer)?;
+        self.segments.read(at, 0, len).map_err(backend)
     }
 
     /// Put a sealed envelope in the outbox together with its record, atomically: `envelope`
@@ -565,11 +574,9 @@ impl SpokeStore {
         envelope: &[u8],
         payload: &[u8],
     ) -> Result<(), StoreError> {
-        let kept = if payload.len() <= self.engine.inline_payload_limit() {
-            [&[0u8][..], payload].concat()
-        } else {
-            let at = self.segments.append(payload).map_err(backend)?;
-            [vec![1u8], encode_location(at, payload.len())].concat()
+        let kept = match self.place_payload(payload)? {
+            None => [&[0u8][..], payload].concat(),
+            Some(pointer) => [&[1u8][..], &pointer].concat(),
         };
         let value = encode(record);
         Ok(self.engine.write(&mut |tx| {
@@ -593,10 +600,7 @@ impl SpokeStore {
             .ok_or_else(|| StoreError::Corrupt("outbox payload is missing".into()))?;
         match kept.split_first() {
             Some((0, payload)) => Ok(Some(payload.to_vec())),
-            Some((1, pointer)) => {
-                let (at, len) = decode_location(pointer)?;
-                self.segments.read(at, 0, len).map(Some).map_err(backend)
-            }
+            Some((1, pointer)) => self.read_placed(pointer).map(Some),
             _ => Err(StoreError::Corrupt("outbox payload".into())),
         }
     }
@@ -1056,10 +1060,7 @@ mod outbox_tests {
             assert_eq!(queued[0].envelope, b"envelope a");
             assert_eq!(store.queued_payload(&queued[0]).unwrap().unwrap(), b"small");
             assert_eq!(store.queued_payload(&queued[1]).unwrap().unwrap(), big);
-            let in_segments: u64 = std::fs::read_dir(dir.path().join("payload-segments"))
-                .unwrap()
-                .map(|e| e.unwrap().metadata().unwrap().len())
-                .sum();
+            let in_segments = store.segments.size().unwrap();
             let small_outside = if engine == EngineKind::Sled { 5 } else { 0 };
             assert_eq!(in_segments, (big.len() + small_outside) as u64, "{engine}");
             let mut settled = a.clone();

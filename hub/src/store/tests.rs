@@ -563,10 +563,10 @@ fn small_payloads_are_kept_with_their_record_where_the_engine_allows() {
             }
             b.flush().unwrap();
         }
-        let in_segments: u64 = std::fs::read_dir(dir.path().join("payload-segments"))
+        let in_segments = caravan_common::segments::Segments::open(dir.path())
             .unwrap()
-            .map(|e| e.unwrap().metadata().unwrap().len())
-            .sum();
+            .size()
+            .unwrap();
         let expected = if limit > 0 {
             above.len()
         } else {
