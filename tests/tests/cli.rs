@@ -9,12 +9,42 @@ fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// `binary run --config <dir>/<name>` with `text` as the config: it stops with exit 64 and one
+/// line of stderr for each of `fields`, naming the file and the field. The config's path.
+fn refused_config(
+    dir: &std::path::Path,
+    binary: &std::path::Path,
+    name: &str,
+    text: &str,
+    fields: &[&str],
+) -> std::path::PathBuf {
+    let config = dir.join(name);
+    std::fs::write(&config, text).unwrap();
+    let out = Command::new(binary)
+        .args(["run", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let text = stderr(&out);
+    for field in fields {
+        assert!(
+            text.lines()
+                .any(|l| l.contains(&format!("{name}: {field}"))),
+            "{field} missing:\n{text}"
+        );
+    }
+    assert_eq!(text.lines().count(), fields.len(), "{text}");
+    config
+}
+
 #[test]
 fn an_invalid_hub_config_stops_with_one_line_per_problem() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("hub.toml");
-    std::fs::write(
-        &config,
+    let config = refused_config(
+        dir.path(),
+        &binaries().hub,
+        "hub.toml",
         r#"
 listen = "not an address"
 data_dir = "data"
@@ -28,32 +58,17 @@ ca_cert = "missing-ca.pem"
 cert = "missing.pem"
 key = "missing.key"
 "#,
-    )
-    .unwrap();
-    let out = Command::new(&binaries().hub)
-        .args(["run", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(64));
-    let text = stderr(&out);
-    for field in [
-        "listen",
-        "max_payload_bytes",
-        "receipt_key",
-        "tls.ca_cert",
-        "tls.cert",
-        "tls.key",
-        "anchor_key",
-        "trust_list_validity_secs",
-    ] {
-        assert!(
-            text.lines()
-                .any(|l| l.contains(&format!("hub.toml: {field}"))),
-            "{field} missing:\n{text}"
-        );
-    }
-    assert_eq!(text.lines().count(), 8, "{text}");
+        &[
+            "listen",
+            "max_payload_bytes",
+            "receipt_key",
+            "tls.ca_cert",
+            "tls.cert",
+            "tls.key",
+            "anchor_key",
+            "trust_list_validity_secs",
+        ],
+    );
 
     std::fs::write(&config, "listen = \"127.0.0.1:0\"\nsurprise = 1\n").unwrap();
     let out = Command::new(&binaries().hub)
@@ -68,9 +83,10 @@ key = "missing.key"
 #[test]
 fn an_invalid_spoke_config_stops_with_one_line_per_problem() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("spoke.toml");
-    std::fs::write(
-        &config,
+    refused_config(
+        dir.path(),
+        &binaries().spoke,
+        "spoke.toml",
         r#"
 participant = "K1"
 hub_url = "http://hub:7443"
@@ -85,33 +101,18 @@ ca_cert = "missing-ca.pem"
 cert = "missing.pem"
 key = "missing.key"
 "#,
-    )
-    .unwrap();
-    let out = Command::new(&binaries().spoke)
-        .args(["run", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(64));
-    let text = stderr(&out);
-    for field in [
-        "participant",
-        "hub_url",
-        "signing_key",
-        "max_payload_bytes",
-        "payload_in_flight_mib",
-        "anchor_public_key",
-        "tls.ca_cert",
-        "tls.cert",
-        "tls.key",
-    ] {
-        assert!(
-            text.lines()
-                .any(|l| l.contains(&format!("spoke.toml: {field}"))),
-            "{field} missing:\n{text}"
-        );
-    }
-    assert_eq!(text.lines().count(), 9, "{text}");
+        &[
+            "participant",
+            "hub_url",
+            "signing_key",
+            "max_payload_bytes",
+            "payload_in_flight_mib",
+            "anchor_public_key",
+            "tls.ca_cert",
+            "tls.cert",
+            "tls.key",
+        ],
+    );
 }
 
 #[test]

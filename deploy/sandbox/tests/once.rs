@@ -60,6 +60,25 @@ fn assert_all_went_through(ok: bool, output: &str) {
     );
 }
 
+/// With the port at `key` of config `file` (in sandbox `dir`) held by another program, the
+/// sandbox fails without waiting out its patience, and names the setting and the address.
+fn stops_at_once_when_taken(dir: &Path, file: &str, key: &[&str], setting: &str) {
+    let config: toml::Value =
+        toml::from_str(&std::fs::read_to_string(dir.join(file)).unwrap()).unwrap();
+    let addr = key.iter().fold(&config, |v, k| &v[*k]).as_str().unwrap();
+    let taken = std::net::TcpListener::bind(addr).unwrap();
+    let (ok, output) = sandbox_once(dir, &[]);
+    assert!(!ok, "{output}");
+    assert!(
+        output.contains(&format!(
+            "{setting} cannot listen on {}",
+            taken.local_addr().unwrap()
+        )),
+        "{output}"
+    );
+    assert!(!output.contains("timed out"), "{output}");
+}
+
 /// One test, one sandbox at a time: a sandbox keeps the ports it chose in its configs, and two
 /// sandboxes made side by side can pick a port the other then holds.
 #[test]
@@ -71,36 +90,20 @@ fn the_sandbox_carries_three_documents_end_to_end_on_either_engine_and_reuses_it
     assert!(dir.join("hub/hub.toml").is_file() && dir.join("KZ/spoke.toml").is_file());
     let (ok, output) = sandbox_once(&dir, &[]);
     assert_all_went_through(ok, &output);
-    // A port of its configs taken by another program: it stops at once and says which.
-    let config: toml::Value =
-        toml::from_str(&std::fs::read_to_string(dir.join("CN/spoke.toml")).unwrap()).unwrap();
-    let taken = std::net::TcpListener::bind(config["nsw"]["listen"].as_str().unwrap()).unwrap();
-    let (ok, output) = sandbox_once(&dir, &[]);
-    assert!(!ok, "{output}");
-    assert!(
-        output.contains(&format!(
-            "nsw.listen (NSW API) cannot listen on {}",
-            taken.local_addr().unwrap()
-        )),
-        "{output}"
+    // A port of its configs taken by another program, a spoke's or the hub's: it stops at
+    // once and says which.
+    stops_at_once_when_taken(
+        &dir,
+        "CN/spoke.toml",
+        &["nsw", "listen"],
+        "nsw.listen (NSW API)",
     );
-    assert!(!output.contains("timed out"), "{output}");
-    drop(taken);
-    // The same for one of the hub's.
-    let config: toml::Value =
-        toml::from_str(&std::fs::read_to_string(dir.join("hub/hub.toml")).unwrap()).unwrap();
-    let taken = std::net::TcpListener::bind(config["dashboard_listen"].as_str().unwrap()).unwrap();
-    let (ok, output) = sandbox_once(&dir, &[]);
-    assert!(!ok, "{output}");
-    assert!(
-        output.contains(&format!(
-            "dashboard_listen cannot listen on {}",
-            taken.local_addr().unwrap()
-        )),
-        "{output}"
+    stops_at_once_when_taken(
+        &dir,
+        "hub/hub.toml",
+        &["dashboard_listen"],
+        "dashboard_listen",
     );
-    assert!(!output.contains("timed out"), "{output}");
-    drop(taken);
 
     let redb = root.path().join("sandbox-redb");
     let (ok, output) = sandbox_once(&redb, &["--store-engine", "redb"]);
