@@ -17,7 +17,13 @@
 //! The engine of an existing store is found from its files ([`EngineKind::detect`]); a store
 //! is never converted from one engine to another in place.
 
-use std::{collections::HashMap, path::Path, sync::Mutex};
+use std::{
+    collections::HashMap,
+    path::Path,
+    sync::{Arc, Mutex},
+};
+
+use crate::recovery::{Fault, Recovering, StoreHealth};
 
 /// Key-value pairs, in key order.
 pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
@@ -31,6 +37,11 @@ pub enum KvError {
     /// A stored record failed to decode: the database is corrupt or from an unknown version.
     #[error("stored record {what} is corrupt: {detail}")]
     Corrupt { what: &'static str, detail: String },
+    /// The store is faulted (a full disk, an I/O error): writes are refused until it recovers
+    /// by itself (`crate::recovery`). Callers answer "retry later", and log nothing more: the
+    /// fault was logged once.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(Fault),
     /// Another transaction touched the same keys: the engine runs the transaction again.
     /// Transaction bodies pass it on with `?`; callers never see it.
     #[error("transaction conflict")]
@@ -109,6 +120,12 @@ pub trait Engine: Send + Sync + 'static {
     /// Copy every table, as of one moment between transactions, into a new store of the same
     /// engine in folder `dest` (which must not hold a store).
     fn copy_to(&self, dest: &Path) -> Result<Copied, KvError>;
+
+    /// The store's health, for an engine that recovers from faults (every store opened with
+    /// [`open`] or [`open_found`]).
+    fn health(&self) -> Option<&Arc<StoreHealth>> {
+        None
+    }
 }
 
 /// What [`Engine::copy_to`] did.
@@ -206,16 +223,31 @@ pub fn open_found(
         .transpose()
 }
 
+/// Open the engine, wrapped so that it recovers from storage faults by opening it again.
 fn open_as(
     path: &Path,
     kind: EngineKind,
     tables: &[&'static str],
     cache_bytes: u64,
 ) -> Result<Box<dyn Engine>, KvError> {
-    Ok(match kind {
-        EngineKind::Sled => Box::new(SledEngine::open(path, tables, cache_bytes)?),
-        EngineKind::Redb => Box::new(RedbEngine::open(path, tables, cache_bytes)?),
-    })
+    let mut tables = tables.to_vec();
+    tables.push(crate::recovery::PROBE_TABLE);
+    let folder = path.to_path_buf();
+    let path = path.to_path_buf();
+    let reopen = move || -> Result<Box<dyn Engine>, KvError> {
+        Ok(match kind {
+            EngineKind::Sled => Box::new(SledEngine::open(&path, &tables, cache_bytes)?),
+            EngineKind::Redb => Box::new(RedbEngine::open(&path, &tables, cache_bytes)?),
+        })
+    };
+    let engine = reopen()?;
+    let health = Arc::new(StoreHealth::new(folder.display().to_string()));
+    Ok(Box::new(Recovering::new(
+        &folder,
+        engine,
+        Box::new(reopen),
+        health,
+    )?))
 }
 
 /// The sled engine: one tree per table.

@@ -22,6 +22,8 @@ pub mod kv;
 pub mod merkle;
 #[cfg(feature = "process")]
 pub mod process;
+#[cfg(feature = "store")]
+pub mod recovery;
 pub mod refusal;
 pub mod segments;
 pub mod signing;

@@ -46,6 +46,9 @@ struct Writer {
     unsynced: Vec<File>,
     /// Whether the current segment was written to since the last sync.
     dirty: bool,
+    /// A write or sync of the current segment failed (a full disk, say): what it holds past
+    /// its last good sync is uncertain, so the next append starts a new segment.
+    broken: bool,
 }
 
 /// The segment files of one store.
@@ -65,6 +68,18 @@ fn open_for_append(path: &Path) -> Result<File, SegmentError> {
         .read(true)
         .open(path)
         .map_err(io(path))
+}
+
+fn sync_all(w: &mut Writer) -> std::io::Result<()> {
+    for closed in w.unsynced.drain(..) {
+        closed.sync_data()?;
+    }
+    // Most flushes follow state changes alone: nothing new to sync then.
+    if w.dirty {
+        w.file.sync_data()?;
+        w.dirty = false;
+    }
+    Ok(())
 }
 
 impl Segments {
@@ -93,6 +108,7 @@ impl Segments {
                 len,
                 unsynced: Vec::new(),
                 dirty: false,
+                broken: false,
             }),
         })
     }
@@ -100,14 +116,19 @@ impl Segments {
     /// Append `payload`; durable after the next [`Segments::sync`].
     pub fn append(&self, payload: &[u8]) -> Result<Location, SegmentError> {
         let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        if w.len >= SEGMENT_BYTES {
+        if w.len >= SEGMENT_BYTES || w.broken {
             let segment = w.segment + 1;
             let path = segment_path(&self.dir, segment);
             let file = open_for_append(&path)?;
             let closed = std::mem::replace(&mut w.file, file);
-            w.unsynced.push(closed);
+            // A broken segment's writes all failed their callers: nothing durable needs them.
+            if !w.broken {
+                w.unsynced.push(closed);
+            }
             w.segment = segment;
             w.len = 0;
+            w.broken = false;
+            w.dirty = false;
         }
         w.dirty = true;
         let at = Location {
@@ -116,8 +137,8 @@ impl Segments {
         };
         let path = segment_path(&self.dir, w.segment);
         if let Err(e) = w.file.write_all(payload) {
-            // A partial write leaves garbage at the end; later offsets must follow it.
-            w.len = w.file.metadata().map(|m| m.len()).unwrap_or(w.len);
+            // A partial write leaves garbage at the end: appends go on in a new segment.
+            w.broken = true;
             return Err(io(&path)(e));
         }
         w.len += payload.len() as u64;
@@ -137,15 +158,14 @@ impl Segments {
     /// Make every append so far durable (`fdatasync`).
     pub fn sync(&self) -> Result<(), SegmentError> {
         let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        for closed in w.unsynced.drain(..) {
-            closed.sync_data().map_err(io(&self.dir))?;
+        let synced = sync_all(&mut w);
+        if synced.is_err() {
+            // After a failed fsync the kernel may have dropped the unwritten pages and will
+            // not say so again: nothing more is appended to this segment.
+            w.broken = true;
+            w.unsynced.clear();
         }
-        // Most flushes follow state changes alone: nothing new to sync then.
-        if w.dirty {
-            w.file.sync_data().map_err(io(&self.dir))?;
-            w.dirty = false;
-        }
-        Ok(())
+        synced.map_err(io(&self.dir))
     }
 
     /// Bytes in all segments.

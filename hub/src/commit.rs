@@ -36,7 +36,7 @@ type Reply = Box<dyn FnOnce(Option<&StoreError>) + Send>;
 /// A write: it runs in a batch, and returns how to answer once the batch is committed (with
 /// the batch's error if it failed).
 type Write = Box<dyn FnOnce(&dyn Backend) -> Reply + Send>;
-type Flushed = Result<Arc<TreeHead>, String>;
+type Flushed = Result<Arc<TreeHead>, StoreError>;
 
 enum Job {
     Write(Write),
@@ -85,7 +85,7 @@ impl GroupCommit {
                 let result = op(b);
                 Box::new(move |failed: Option<&StoreError>| {
                     let _ = tx.send(match failed {
-                        Some(e) => Err(StoreError::Backend(format!("the write was not kept: {e}"))),
+                        Some(e) => Err(not_kept(e)),
                         None => result,
                     });
                 })
@@ -101,9 +101,7 @@ impl GroupCommit {
         self.jobs
             .send(Job::Flush(tx))
             .map_err(|_| Self::stopped())?;
-        rx.await
-            .map_err(|_| Self::stopped())?
-            .map_err(StoreError::Backend)
+        rx.await.map_err(|_| Self::stopped())?
     }
 
     /// [`Self::write`], then [`Self::wait`], asked for together: the flush usually ends the
@@ -116,6 +114,14 @@ impl GroupCommit {
         let flushed = self.wait();
         let (written, flushed) = tokio::join!(written, flushed);
         Ok((written?, flushed?))
+    }
+}
+
+/// The answer to a write whose batch failed: a faulted store says so as it is.
+fn not_kept(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::Unavailable(_) => e.clone(),
+        other => StoreError::Backend(format!("the write was not kept: {other}")),
     }
 }
 
@@ -138,13 +144,10 @@ fn writer(backend: &dyn Backend, heads: &Heads, metrics: &Metrics, queue: mpsc::
             if !waiters.is_empty() {
                 let started = std::time::Instant::now();
                 // Every write of the batch is applied, so this size covers them all.
-                let result = backend
-                    .log_size()
-                    .and_then(|size| {
-                        backend.flush()?;
-                        heads.advance(backend, size)
-                    })
-                    .map_err(|e| e.to_string());
+                let result = backend.log_size().and_then(|size| {
+                    backend.flush()?;
+                    heads.advance(backend, size)
+                });
                 metrics.flushed(started.elapsed().as_secs_f64());
                 flushed = Some(result);
             }
@@ -158,10 +161,12 @@ fn writer(backend: &dyn Backend, heads: &Heads, metrics: &Metrics, queue: mpsc::
         let flushed = match (flushed, &failed) {
             (Ok(head), None) => Ok(head),
             (Err(e), _) => Err(e),
-            (Ok(_), Some(e)) => Err(e.to_string()),
+            (Ok(_), Some(e)) => Err(not_kept(e)),
         };
-        if let Err(e) = &flushed {
-            tracing::error!(cause = %e, waiters = waiters.len(), "store flush failed");
+        match &flushed {
+            // Logged once, when the store faulted (`caravan_common::recovery`).
+            Err(StoreError::Unavailable(_)) | Ok(_) => {}
+            Err(e) => tracing::error!(cause = %e, waiters = waiters.len(), "store flush failed"),
         }
         for waiter in waiters.drain(..) {
             // A waiter that went away (its request was cancelled) needs no answer.

@@ -30,6 +30,11 @@ impl From<HubError> for Status {
     fn from(e: HubError) -> Status {
         match e {
             HubError::Refused(r) => caravan_proto::status::to_status(&r),
+            // Logged once when the store faulted, not per request.
+            HubError::Store(StoreError::Unavailable(fault)) => Status::unavailable(format!(
+                "the hub's store is unavailable ({}); retry later",
+                fault.kind.as_str()
+            )),
             HubError::Store(e) => {
                 tracing::error!(cause = %e, "store failure");
                 Status::unavailable("the hub's store is unavailable; retry later")

@@ -360,6 +360,10 @@ impl Exchange {
         let mut updates = self.queues.subscribe(recipient);
         let mut registry = self.registry.subscribe();
         let mut shutdown = self.shutdown.clone();
+        let mut store_health = self.store.backend().health().map(|h| h.subscribe());
+        let mut generation = store_health
+            .as_mut()
+            .map(|h| h.borrow_and_update().generation);
         info!(resume_after = cursor, "delivery stream opened");
         // Counted down however the stream ends.
         let _open = self.metrics.stream_opened(recipient);
@@ -372,6 +376,24 @@ impl Exchange {
                     .send(Err(caravan_proto::status::to_status(&refusal)))
                     .await;
                 return;
+            }
+            // While the store is faulted nothing is delivered (it could not be recorded); after
+            // it recovered, the queue is read again from its start: writes that were never
+            // made durable may be gone, and their sequence numbers given anew.
+            if let Some(health) = &mut store_health {
+                let condition = health.borrow_and_update().clone();
+                if condition.fault.is_some() {
+                    tokio::select! {
+                        changed = health.changed() => if changed.is_err() { return },
+                        _ = tx.closed() => break,
+                        _ = shutdown.changed() => break,
+                    }
+                    continue;
+                }
+                if generation != Some(condition.generation) {
+                    generation = Some(condition.generation);
+                    cursor = 0;
+                }
             }
             // Mark the signal seen before reading, so a commit that lands after the read wakes us.
             updates.borrow_and_update();
@@ -470,6 +492,8 @@ impl Exchange {
                 .await;
             let recorded = match recorded {
                 Ok(recorded) => recorded,
+                // A faulted store was logged once; the loop waits for it to recover.
+                Err(StoreError::Unavailable(_)) => continue,
                 Err(e) => {
                     tracing::error!(cause = %e, "could not record deliveries");
                     continue;
@@ -600,6 +624,7 @@ impl Exchange {
             .await
         {
             Ok(expired) => expired,
+            Err(StoreError::Unavailable(_)) => return,
             Err(e) => {
                 tracing::error!(cause = %e, "expiry failed");
                 return;
@@ -608,8 +633,9 @@ impl Exchange {
         if expired.is_empty() {
             return;
         }
-        if let Err(e) = self.commit.wait().await {
-            tracing::error!(cause = %e, "expiry not flushed");
+        match self.commit.wait().await {
+            Ok(_) | Err(StoreError::Unavailable(_)) => {}
+            Err(e) => tracing::error!(cause = %e, "expiry not flushed"),
         }
         for message in &expired {
             self.metrics.count(&Corridor::of(message), Event::Expired);

@@ -166,6 +166,8 @@ pub async fn run(
                         info!(size = head.tree_size, root = %caravan_common::envelope::to_hex(&head.root_hash), "tree head kept")
                     }
                 }
+                // Logged once when the store faulted; kept after it recovers.
+                Err(crate::store::StoreError::Unavailable(_)) => {}
                 Err(e) => tracing::error!(cause = %e, "could not keep a tree head"),
             }
         }
@@ -192,6 +194,7 @@ pub async fn run(
         info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "metrics listening");
         let mut stop = stop_rx.clone();
         let health = stop_rx.clone();
+        let store_health = store.backend().health();
         let view = observed.clone();
         let app = axum::Router::new()
             .route(
@@ -199,28 +202,36 @@ pub async fn run(
                 axum::routing::get(move || {
                     let view = view.clone();
                     async move {
+                        let mut text = view.metrics.render(&view.gauges().await);
+                        if let Some(health) = view.store.backend().health() {
+                            text.push_str(&health.render_metrics("caravan_hub"));
+                        }
                         (
                             [(
                                 axum::http::header::CONTENT_TYPE,
                                 "text/plain; version=0.0.4",
                             )],
-                            view.metrics.render(&view.gauges().await),
+                            text,
                         )
                     }
                 }),
             )
             // For probes that cannot speak mutual TLS (Kubernetes, load balancers): the same
-            // answer as the gRPC health service, SERVING until shutdown begins.
+            // answer as the gRPC health service, SERVING until shutdown begins, NOT_SERVING
+            // while the store is faulted (with the reason).
             .route(
                 "/healthz",
                 axum::routing::get(move || {
                     let stopping = *health.borrow();
+                    let fault = store_health.as_ref().and_then(|h| h.fault());
                     async move {
-                        if stopping {
-                            (axum::http::StatusCode::SERVICE_UNAVAILABLE, "NOT_SERVING\n")
-                        } else {
-                            (axum::http::StatusCode::OK, "SERVING\n")
-                        }
+                        let (code, text) =
+                            caravan_common::recovery::healthz(stopping, fault.as_ref());
+                        (
+                            axum::http::StatusCode::from_u16(code)
+                                .unwrap_or(axum::http::StatusCode::SERVICE_UNAVAILABLE),
+                            text,
+                        )
                     }
                 }),
             );
@@ -263,6 +274,9 @@ pub async fn run(
     health
         .set_serving::<ExchangeServer<ExchangeService>>()
         .await;
+    if let Some(store_health) = store.backend().health() {
+        tokio::spawn(follow_store_health(store_health.subscribe(), health));
+    }
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(caravan_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -296,4 +310,26 @@ pub async fn run(
     store.run(|b| b.flush()).await?;
     info!("store flushed; stopped");
     Ok(())
+}
+
+/// The gRPC health service says NOT_SERVING while the store is faulted, and SERVING again once
+/// it recovered (the store logs each change once).
+async fn follow_store_health(
+    mut store: watch::Receiver<caravan_common::recovery::Condition>,
+    health: tonic_health::server::HealthReporter,
+) {
+    loop {
+        let faulted = store.borrow_and_update().fault.is_some();
+        let status = if faulted {
+            tonic_health::ServingStatus::NotServing
+        } else {
+            tonic_health::ServingStatus::Serving
+        };
+        for service in ["", "caravan.v1.Exchange"] {
+            health.set_service_status(service, status).await;
+        }
+        if store.changed().await.is_err() {
+            return;
+        }
+    }
 }

@@ -73,16 +73,21 @@ impl Failure {
     }
 }
 
+/// Seconds a caller answered 503 (store or hub unavailable) is asked to wait before it
+/// tries again: a faulted store tries to recover at least every 5 s.
+const RETRY_AFTER_SECS: &str = "10";
+
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
-        (
-            self.0,
-            Json(ErrorBody {
-                error: self.1,
-                problems: self.2,
-            }),
-        )
-            .into_response()
+        let body = Json(ErrorBody {
+            error: self.1,
+            problems: self.2,
+        });
+        if self.0 == StatusCode::SERVICE_UNAVAILABLE {
+            (self.0, [(header::RETRY_AFTER, RETRY_AFTER_SECS)], body).into_response()
+        } else {
+            (self.0, body).into_response()
+        }
     }
 }
 
@@ -94,6 +99,20 @@ impl From<Refusal> for Failure {
 
 impl From<StoreError> for Failure {
     fn from(e: StoreError) -> Self {
+        if let StoreError::Unavailable(fault) = &e {
+            // Logged once when the store faulted; the caller retries after a while.
+            let code = match fault.kind {
+                caravan_common::recovery::FaultKind::DiskFull => "DISK_FULL",
+                caravan_common::recovery::FaultKind::Io => "STORE_UNAVAILABLE",
+            };
+            return Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                code,
+                format!(
+                    "the spoke cannot store documents now: {fault}; it recovers by itself, retry later"
+                ),
+            );
+        }
         tracing::error!(cause = %e, "store failure");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -121,6 +121,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         info!(addr = %local(&listener), "metrics listening");
         let metrics = spoke.clone();
         let health = stop_rx.clone();
+        let store_health = store.health().cloned();
         let app = axum::Router::new()
             .route(
                 "/metrics",
@@ -139,17 +140,21 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             )
             // Liveness and readiness for probes: the spoke serves its national single window
             // and officers whether or not the hub is reachable (the outbox holds documents
-            // meanwhile), so only shutdown makes it NOT_SERVING.
+            // meanwhile), so only shutdown, and a faulted store (it can take no document in),
+            // make it NOT_SERVING.
             .route(
                 "/healthz",
                 axum::routing::get(move || {
                     let stopping = *health.borrow();
+                    let fault = store_health.as_ref().and_then(|h| h.fault());
                     async move {
-                        if stopping {
-                            (axum::http::StatusCode::SERVICE_UNAVAILABLE, "NOT_SERVING\n")
-                        } else {
-                            (axum::http::StatusCode::OK, "SERVING\n")
-                        }
+                        let (code, text) =
+                            caravan_common::recovery::healthz(stopping, fault.as_ref());
+                        (
+                            axum::http::StatusCode::from_u16(code)
+                                .unwrap_or(axum::http::StatusCode::SERVICE_UNAVAILABLE),
+                            text,
+                        )
                     }
                 }),
             );

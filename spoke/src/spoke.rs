@@ -289,12 +289,16 @@ impl Spoke {
                 alarms as i64,
             ),
         ];
-        gauges
+        let mut text: String = gauges
             .iter()
             .map(|(name, help, value)| {
                 format!("# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n")
             })
-            .collect()
+            .collect();
+        if let Some(health) = self.store.health() {
+            text.push_str(&health.render_metrics("caravan_spoke"));
+        }
+        text
     }
 
     /// Follow arrivals in the inbox.
@@ -484,6 +488,10 @@ impl Spoke {
         let mut backoff = Backoff::default();
         let room = Semaphore::new(self.room.kib);
         loop {
+            // Nothing is submitted while the receipt could not be kept.
+            if !self.store_writable(&mut shutdown).await {
+                return;
+            }
             let store = self.store.clone();
             let batch = match blocking(move || store.outbox(OUTBOX_WINDOW)).await {
                 Ok(batch) => batch,
@@ -613,8 +621,11 @@ impl Spoke {
             }
         })
         .await;
-        if let Err(e) = saved {
-            error!(message_id = %id, cause = %e, "cannot update the outbox");
+        match saved {
+            Ok(()) => {}
+            // Logged once when the store faulted; the outbox waits for it to recover.
+            Err(StoreError::Unavailable(_)) => {}
+            Err(e) => error!(message_id = %id, cause = %e, "cannot update the outbox"),
         }
         unreachable
     }
@@ -828,6 +839,24 @@ impl Spoke {
 
     // === receiving ===
 
+    /// Wait until the store takes writes (at once, unless it is faulted: a full disk, say;
+    /// it recovers by itself, `caravan_common::recovery`); false on shutdown.
+    async fn store_writable(&self, shutdown: &mut watch::Receiver<bool>) -> bool {
+        let Some(health) = self.store.health() else {
+            return true;
+        };
+        let mut condition = health.subscribe();
+        loop {
+            if condition.borrow_and_update().fault.is_none() {
+                return true;
+            }
+            tokio::select! {
+                changed = condition.changed() => if changed.is_err() { return false },
+                _ = shutdown.changed() => return false,
+            }
+        }
+    }
+
     /// Keep a delivery stream open to the hub until `shutdown`, reconnecting with backoff.
     pub async fn receive(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         // Nothing can be verified, so nothing is taken, before a trust list is held.
@@ -840,6 +869,10 @@ impl Spoke {
         }
         let mut backoff = Backoff::default();
         loop {
+            // Nothing is taken in while it could not be kept.
+            if !self.store_writable(&mut shutdown).await {
+                return;
+            }
             let outcome = tokio::select! {
                 r = self.receive_stream(&mut backoff) => r,
                 _ = shutdown.changed() => return,

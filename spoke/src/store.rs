@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use caravan_common::{
     DocumentType, MessageId, ParticipantId, RefusalCode, Timestamp,
     kv::{self, Engine, EngineKind, KvError, Tx},
+    recovery,
     segments::{Location, Segments},
 };
 
@@ -38,6 +39,10 @@ pub enum StoreError {
     Backend(String),
     #[error("stored record is corrupt: {0}")]
     Corrupt(String),
+    /// The store is faulted (a full disk, an I/O error) and recovers by itself
+    /// (`caravan_common::recovery`): logged once there; callers answer "retry later".
+    #[error("the spoke's store is unavailable: {0}")]
+    Unavailable(caravan_common::recovery::Fault),
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
@@ -48,6 +53,7 @@ impl From<KvError> for StoreError {
     fn from(e: KvError) -> Self {
         match e {
             KvError::Corrupt { what, detail } => StoreError::Corrupt(format!("{what}: {detail}")),
+            KvError::Unavailable(fault) => StoreError::Unavailable(fault),
             other => StoreError::Backend(other.to_string()),
         }
     }
@@ -554,7 +560,10 @@ impl SpokeStore {
         if payload.len() <= self.engine.inline_payload_limit() {
             return Ok(None);
         }
-        let at = self.segments.append(payload).map_err(backend)?;
+        let at = self
+            .segments
+            .append(payload)
+            .map_err(|e| recovery::storage_failed(self.engine.as_ref(), e))?;
         Ok(Some(encode_location(at, payload.len())))
     }
 
@@ -812,8 +821,15 @@ impl SpokeStore {
     /// `caravan_common::kv`).
     pub fn flush(&self) -> Result<(), StoreError> {
         // Payloads first: a flushed inbox entry must not name bytes still in the page cache.
-        self.segments.sync().map_err(backend)?;
+        self.segments
+            .sync()
+            .map_err(|e| recovery::storage_failed(self.engine.as_ref(), e))?;
         Ok(self.engine.flush()?)
+    }
+
+    /// The store's health: faulted while the disk is full or failing, until it recovers.
+    pub fn health(&self) -> Option<&std::sync::Arc<recovery::StoreHealth>> {
+        self.engine.health()
     }
 }
 

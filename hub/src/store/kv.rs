@@ -30,7 +30,7 @@ use prost::Message;
 use caravan_common::{
     MessageId, ParticipantId, Timestamp,
     kv::{self, Engine, EngineKind, KvError, Tx},
-    merkle,
+    merkle, recovery,
     segments::{Location, Segments},
 };
 
@@ -107,6 +107,7 @@ impl From<KvError> for StoreError {
     fn from(e: KvError) -> Self {
         match e {
             KvError::Corrupt { what, detail } => StoreError::Corrupt { what, detail },
+            KvError::Unavailable(fault) => StoreError::Unavailable(fault),
             other => StoreError::Backend(other.to_string()),
         }
     }
@@ -473,7 +474,9 @@ impl Backend for KvBackend {
                 offset: 0,
             }
         } else {
-            self.segments.append(&m.payload).map_err(backend_error)?
+            self.segments
+                .append(&m.payload)
+                .map_err(|e| recovery::storage_failed(self.engine.as_ref(), e))?
         };
         let mut outcome = Acceptance::Conflict;
         self.engine.write(&mut |tx| {
@@ -836,7 +839,13 @@ impl Backend for KvBackend {
 
     fn flush(&self) -> Result<(), StoreError> {
         // Payloads first: a record made durable must not name bytes still in the page cache.
-        self.segments.sync().map_err(backend_error)?;
+        self.segments
+            .sync()
+            .map_err(|e| recovery::storage_failed(self.engine.as_ref(), e))?;
         Ok(self.engine.flush()?)
+    }
+
+    fn health(&self) -> Option<std::sync::Arc<recovery::StoreHealth>> {
+        self.engine.health().cloned()
     }
 }

@@ -28,11 +28,15 @@ pub use records::{
 
 /// Failures of the storage layer. They are internal: callers log them and answer the peer
 /// with a generic "unavailable" error.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The backend reported an I/O or corruption error.
     #[error("storage backend: {0}")]
     Backend(String),
+    /// The store is faulted (a full disk, an I/O error) and recovers by itself
+    /// (`caravan_common::recovery`): logged once there, answered UNAVAILABLE here.
+    #[error("the hub's store is unavailable: {0}")]
+    Unavailable(caravan_common::recovery::Fault),
     /// A stored record failed to decode: the database is corrupt or from an unknown version.
     #[error("stored record {what} is corrupt: {detail}")]
     Corrupt { what: &'static str, detail: String },
@@ -250,6 +254,11 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Make every write so far durable.
     fn flush(&self) -> Result<(), StoreError>;
+
+    /// The store's health, where it recovers from storage faults by itself.
+    fn health(&self) -> Option<Arc<caravan_common::recovery::StoreHealth>> {
+        None
+    }
 
     /// Run `ops`, whose writes may share one commit (see `caravan_common::kv::Engine::batch`):
     /// other threads see them once it returns; after an error, callers treat every write of
