@@ -299,8 +299,11 @@ impl Registry {
     /// verifiers keep a fresh list while nothing changes. Runs until the sender side closes.
     pub async fn keep_fresh(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         loop {
-            let issued = self.snapshot().list.issued_at_ms;
-            let due = issued.saturating_add((self.validity.as_millis() / 2) as i64);
+            let (issued, next_update) = {
+                let list = &self.snapshot().list;
+                (list.issued_at_ms, list.next_update_ms)
+            };
+            let due = reissue_due(issued, next_update, self.validity);
             let wait = u64::try_from(due - Timestamp::now().as_millis()).unwrap_or(0);
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(wait.max(500))) => {}
@@ -314,5 +317,37 @@ impl Registry {
                 tracing::error!(cause = %e, "could not re-issue the trust list");
             }
         }
+    }
+}
+
+/// When a list issued at `issued` (ms) with its own `next_update` (ms) is re-issued: halfway
+/// through its life, or through the configured `validity` if that is shorter. The list's own
+/// time counts: a list issued under a shorter validity than configured now (the setting was
+/// lowered, then raised) would otherwise go stale for the rest of the new validity.
+fn reissue_due(issued: i64, next_update: i64, validity: Duration) -> i64 {
+    let own_life = next_update.saturating_sub(issued).max(0);
+    let life = own_life.min(validity.as_millis() as i64);
+    issued.saturating_add(life / 2)
+}
+
+#[cfg(test)]
+mod reissue_tests {
+    use super::*;
+
+    #[test]
+    fn a_list_is_reissued_halfway_through_its_own_life_or_the_configured_one() {
+        let day = Duration::from_secs(86_400);
+        // Issued at 1,000 s for an hour, while the setting is a day now: due at 1,000 s + 30 min.
+        assert_eq!(
+            reissue_due(1_000_000, 1_000_000 + 3_600_000, day),
+            1_000_000 + 1_800_000
+        );
+        // Issued for a day, the setting lowered to an hour: due in half an hour.
+        assert_eq!(
+            reissue_due(0, 86_400_000, Duration::from_secs(3_600)),
+            1_800_000
+        );
+        // A list past its next update (or with none) is due at once.
+        assert_eq!(reissue_due(5_000, 0, day), 5_000);
     }
 }

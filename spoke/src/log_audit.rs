@@ -182,13 +182,19 @@ impl LogAudit {
         error!(alarm = "exchange_log", code = %refusal.code, detail = refusal.detail,
             message_id = message_id.map(|m| m.to_string()).unwrap_or_default(),
             "the hub's exchange log failed a check");
-        let alarm = LogAlarm {
+        self.keep_alarm(LogAlarm {
             at: Timestamp::now(),
             code: refusal.code.to_string(),
             detail: refusal.detail,
             message_id,
             heads,
-        };
+        })
+        .await;
+    }
+
+    /// Keep an alarm about the hub with the log's alarms (shown by `caravan-spoke log`,
+    /// counted in `caravan_spoke_log_alarms`): one per incident.
+    pub async fn keep_alarm(&self, alarm: LogAlarm) {
         let store = self.store.clone();
         if let Err(e) = blocking(move || store.add_log_alarm(&alarm)).await {
             error!(cause = %e, "cannot keep the log alarm");
@@ -305,13 +311,29 @@ impl LogAudit {
                 self.alarm(refusal, None, vec![target.record]).await;
                 return;
             }
-            for (earlier, proof) in candidates.iter().zip(&response.proofs) {
-                if let Err(refusal) =
-                    log_proof::verify_consistency(&earlier.head, &target.head, &proof.hashes)
-                {
-                    let heads = vec![earlier.record.clone(), target.record.clone()];
-                    self.alarm(refusal, None, heads).await;
+            // One rewrite makes every earlier head of the round inconsistent with the newest:
+            // one incident, one alarm, which keeps every head involved as evidence.
+            let mut failed =
+                candidates
+                    .iter()
+                    .zip(&response.proofs)
+                    .filter_map(|(earlier, proof)| {
+                        log_proof::verify_consistency(&earlier.head, &target.head, &proof.hashes)
+                            .err()
+                            .map(|refusal| (refusal, earlier.record.clone()))
+                    });
+            if let Some((mut refusal, first)) = failed.next() {
+                let mut heads = vec![first];
+                heads.extend(failed.map(|(_, record)| record));
+                if heads.len() > 1 {
+                    refusal.detail = format!(
+                        "{} ({} heads received before it fail alike; all are kept)",
+                        refusal.detail,
+                        heads.len()
+                    );
                 }
+                heads.push(target.record.clone());
+                self.alarm(refusal, None, heads).await;
             }
         }
         // After an alarm the spoke follows the hub's new history (the alarm keeps both heads),

@@ -681,6 +681,7 @@ impl Spoke {
     }
 
     async fn status_stream(&self, backoff: &mut Backoff) -> Result<(), tonic::Status> {
+        self.resubmit_stranded().await?;
         let store = self.store.clone();
         let (after, epoch) = blocking(move || store.status_cursor())
             .await
@@ -717,6 +718,92 @@ impl Spoke {
                 .map_err(store_status)?;
             self.settled.send_modify(|n| *n += applied);
         }
+        Ok(())
+    }
+
+    /// Find the documents the hub gave receipts for that it no longer knows (its store was
+    /// restored from a backup taken before them), and queue them again under their message
+    /// ids, byte for byte: the hub takes them as new, and the recipient's duplicate check
+    /// keeps them exactly once. One alarm names them all. Runs at each connection of the
+    /// status stream, so after every restart of the hub.
+    async fn resubmit_stranded(&self) -> Result<(), tonic::Status> {
+        let store = self.store.clone();
+        let receipted = blocking(move || store.receipted(usize::MAX))
+            .await
+            .map_err(store_status)?;
+        if receipted.is_empty() {
+            return Ok(());
+        }
+        let client = self.client();
+        let answers: Vec<_> = futures::stream::iter(receipted)
+            .map(|id| {
+                let mut client = client.clone();
+                async move {
+                    let asked = client
+                        .status(v1::StatusRequest {
+                            message_id: id.to_string(),
+                        })
+                        .await;
+                    (id, asked)
+                }
+            })
+            .buffer_unordered(16)
+            .collect()
+            .await;
+        let mut lost = Vec::new();
+        for (id, answer) in answers {
+            match answer {
+                Ok(_) => {}
+                Err(status)
+                    if caravan_proto::status::from_status(&status)
+                        .is_some_and(|r| r.code == RefusalCode::UnknownMessage) =>
+                {
+                    lost.push(id)
+                }
+                Err(status) => return Err(status),
+            }
+        }
+        if lost.is_empty() {
+            return Ok(());
+        }
+        let store = self.store.clone();
+        let requeued = blocking(move || {
+            let mut requeued = Vec::new();
+            for id in lost {
+                if store.requeue(id, STRANDED)? {
+                    requeued.push(id);
+                }
+            }
+            store.flush()?;
+            Ok(requeued)
+        })
+        .await
+        .map_err(store_status)?;
+        if requeued.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<String> = requeued.iter().map(|m| m.to_string()).collect();
+        let detail = format!(
+            "the hub no longer knew {} document(s) it had given receipts for (was it restored from a backup?); resubmitted under the same message ids: {}",
+            ids.len(),
+            ids.join(", ")
+        );
+        error!(
+            alarm = "hub_lost_documents",
+            count = ids.len(),
+            detail,
+            "the hub lost receipted documents"
+        );
+        self.log
+            .keep_alarm(crate::store::LogAlarm {
+                at: Timestamp::now(),
+                code: "HUB_LOST_DOCUMENTS".into(),
+                detail,
+                message_id: None,
+                heads: Vec::new(),
+            })
+            .await;
+        self.outbox_signal.notify_one();
         Ok(())
     }
 
@@ -859,13 +946,12 @@ impl Spoke {
 
     /// Keep a delivery stream open to the hub until `shutdown`, reconnecting with backoff.
     pub async fn receive(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
-        // Nothing can be verified, so nothing is taken, before a trust list is held.
-        let mut lists = self.trust.subscribe();
-        while lists.borrow_and_update().is_none() {
-            tokio::select! {
-                changed = lists.changed() => if changed.is_err() { return },
-                _ = shutdown.changed() => return,
-            }
+        // Nothing can be verified, so nothing is taken, before the hub's current trust list
+        // was asked for since start (a list held from before a restart may miss a key
+        // registered or revoked meanwhile).
+        tokio::select! {
+            ready = self.trust.ready() => if !ready { return },
+            _ = shutdown.changed() => return,
         }
         let mut backoff = Backoff::default();
         loop {
@@ -1371,6 +1457,9 @@ pub fn verify_delivery(
 fn evidence_of(signed: &v1::SignedAck) -> String {
     BASE64.encode(signed.encode_to_vec())
 }
+
+/// Why a receipted document went back to the outbox (its `last_error`).
+const STRANDED: &str = "the hub no longer knew this document after giving a receipt for it (restored from a backup?): resubmitted under the same message id";
 
 /// A status event to apply: message, change, the acknowledgement it carried, cursor, epoch.
 type StatusChange = (MessageId, StateChange, Option<AckRecord>, u64, String);

@@ -12,6 +12,8 @@
 //! | `queued`   | queue number (u64) + id (16)   | the sealed envelope (protobuf) of a document in the outbox, without its payload |
 //! | `outbox_payloads` | the `queued` key        | 0 + the payload (up to the engine's inline limit), or 1 + segment (u32) + offset (u64) + length (u64) |
 //! | `outbox`   | queue number (u64) + id (16)   | a whole sealed envelope, queued by a spoke from before `queued`: sent, never written (an older spoke, after a downgrade, sees none of `queued` and leaves those documents waiting rather than sending them without payload) |
+//! | `receipted` | message id (16)               | the sealed envelope of a document the hub gave a receipt for, kept (as it was in `queued` or `outbox`) until it reaches a final state: a hub restored from a backup may no longer know it, and it is then queued again, byte for byte |
+//! | `receipted_payloads` | message id (16)      | its payload, as in `outbox_payloads` (none for a whole envelope) |
 //! | `trust`    | `current`                      | the signed trust list held    |
 //! | `meta`     | `status_cursor`, `next_arrival`, `next_queued`, ... | cursors and counters (u64), log head and alarms (JSON) |
 //!
@@ -261,6 +263,8 @@ const SENT: &str = "sent";
 const OUTBOX: &str = "outbox";
 const QUEUED: &str = "queued";
 const OUTBOX_PAYLOADS: &str = "outbox_payloads";
+const RECEIPTED: &str = "receipted";
+const RECEIPTED_PAYLOADS: &str = "receipted_payloads";
 const TRUST: &str = "trust";
 const META: &str = "meta";
 const TABLES: &[&str] = &[
@@ -272,6 +276,8 @@ const TABLES: &[&str] = &[
     OUTBOX,
     QUEUED,
     OUTBOX_PAYLOADS,
+    RECEIPTED,
+    RECEIPTED_PAYLOADS,
     TRUST,
     META,
 ];
@@ -305,7 +311,8 @@ pub struct LogHeadRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogAlarm {
     pub at: Timestamp,
-    /// `BAD_LOG_PROOF` or `LOG_INCONSISTENT`.
+    /// `BAD_LOG_PROOF` or `LOG_INCONSISTENT` (the log), or `HUB_LOST_DOCUMENTS` (documents
+    /// with receipts the hub no longer knew, resubmitted).
     pub code: String,
     pub detail: String,
     /// The message whose proof failed, if the alarm came from one.
@@ -658,13 +665,72 @@ impl SpokeStore {
                 record.state = answer.state;
             }
             tx.insert(SENT, key, &encode(&record))?;
-            if queued.whole {
-                tx.remove(OUTBOX, &queued.key)
-            } else {
-                tx.remove(OUTBOX_PAYLOADS, &queued.key)?;
-                tx.remove(QUEUED, &queued.key)
+            // Receipted and not settled for good: the envelope is kept until it is (see
+            // `receipted`), for a hub that loses it in a restore.
+            let keep = record.receipt.is_some() && !record.state.is_final();
+            let table = if queued.whole { OUTBOX } else { QUEUED };
+            if keep {
+                let envelope = tx.get(table, &queued.key)?.ok_or_else(|| {
+                    KvError::corrupt("outbox entry", "missing while it is settled")
+                })?;
+                tx.insert(RECEIPTED, key, &envelope)?;
             }
+            if !queued.whole {
+                if keep && let Some(payload) = tx.get(OUTBOX_PAYLOADS, &queued.key)? {
+                    tx.insert(RECEIPTED_PAYLOADS, key, &payload)?;
+                }
+                tx.remove(OUTBOX_PAYLOADS, &queued.key)?;
+            }
+            tx.remove(table, &queued.key)
         })?)
+    }
+
+    /// Documents the hub gave a receipt for that have not reached a final state yet, up to
+    /// `limit`.
+    pub fn receipted(&self, limit: usize) -> Result<Vec<MessageId>, StoreError> {
+        self.engine
+            .range(RECEIPTED, &[], None, limit, false)?
+            .into_iter()
+            .map(|(key, _)| {
+                let id: [u8; 16] = key
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("receipted key".into()))?;
+                uuid_message_id(id)
+            })
+            .collect()
+    }
+
+    /// Put a receipted document the hub no longer knows back in the outbox, byte for byte,
+    /// under its message id, with `why` as its last error; false if it is not kept (settled
+    /// meanwhile). Durable after [`Self::flush`].
+    pub fn requeue(&self, message_id: MessageId, why: &str) -> Result<bool, StoreError> {
+        let id = message_id.as_bytes();
+        let mut requeued = false;
+        self.engine.write(&mut |tx| {
+            requeued = false;
+            let (Some(envelope), Some(v)) = (tx.get(RECEIPTED, id)?, tx.get(SENT, id)?) else {
+                return Ok(());
+            };
+            let mut record: SentRecord = decode(&v, "sent record")?;
+            let mut key = next_counter(tx, NEXT_QUEUED)?.to_be_bytes().to_vec();
+            key.extend_from_slice(id);
+            match tx.get(RECEIPTED_PAYLOADS, id)? {
+                Some(payload) => {
+                    tx.insert(QUEUED, &key, &envelope)?;
+                    tx.insert(OUTBOX_PAYLOADS, &key, &payload)?;
+                    tx.remove(RECEIPTED_PAYLOADS, id)?;
+                }
+                None => tx.insert(OUTBOX, &key, &envelope)?,
+            }
+            tx.remove(RECEIPTED, id)?;
+            record.state = SentState::Queued;
+            record.last_error = Some(why.to_owned());
+            tx.insert(SENT, id, &encode(&record))?;
+            requeued = true;
+            Ok(())
+        })?;
+        Ok(requeued)
     }
 
     /// The last inbox arrival the NSW webhook acknowledged (`None`: none yet).
@@ -713,6 +779,10 @@ impl SpokeStore {
                     record.acknowledgement = acknowledgement.clone();
                 }
                 tx.insert(SENT, key, &encode(&record))?;
+                if record.state.is_final() {
+                    tx.remove(RECEIPTED, key)?;
+                    tx.remove(RECEIPTED_PAYLOADS, key)?;
+                }
             }
             tx.insert(META, STATUS_CURSOR, &cursor.to_be_bytes())?;
             tx.insert(META, STATUS_EPOCH, epoch.as_bytes())

@@ -33,6 +33,10 @@ pub struct TrustHolder {
     anchor: PublicKey,
     store: Arc<SpokeStore>,
     current: watch::Sender<Option<Arc<Held>>>,
+    /// Whether the hub's current list was asked for (and judged) since start: deliveries
+    /// wait for it, so that a spoke restarted with an old list never judges a document by
+    /// it (a key revoked or registered meanwhile).
+    asked: watch::Sender<bool>,
 }
 
 /// Why the held list could not be loaded.
@@ -66,7 +70,25 @@ impl TrustHolder {
             anchor,
             store,
             current: watch::channel(held).0,
+            asked: watch::channel(false).0,
         })
+    }
+
+    /// Wait until the hub's current list has been asked for and judged since start, and a
+    /// list is held: only then can a delivery be judged with the list in force. False when
+    /// the holder is gone.
+    pub async fn ready(&self) -> bool {
+        let mut asked = self.asked.subscribe();
+        let mut lists = self.current.subscribe();
+        loop {
+            if *asked.borrow_and_update() && lists.borrow_and_update().is_some() {
+                return true;
+            }
+            tokio::select! {
+                changed = asked.changed() => if changed.is_err() { return false },
+                changed = lists.changed() => if changed.is_err() { return false },
+            }
+        }
     }
 
     /// The list in force, if any was ever received.
@@ -150,6 +172,7 @@ impl TrustHolder {
             .await?
             .into_inner();
         self.judge_offer(current).await;
+        self.asked.send_replace(true);
         let mut stream = client
             .watch(v1::WatchTrustListRequest {
                 after_version: self.version(),

@@ -1,0 +1,120 @@
+//! What restarts and restores must not lose: documents the hub gave receipts for before it was
+//! restored from an older backup, and the trust list a restarted spoke judges by.
+
+use caravan_tests::{Net, PATIENCE, sample_path};
+
+/// A hub restored from a backup no longer knows the documents it accepted after the backup.
+/// Their sender holds receipts for them: it finds them, resubmits them under their message
+/// ids, and raises one alarm naming them; the recipient gets each exactly once.
+#[tokio::test(flavor = "multi_thread")]
+async fn documents_receipted_after_the_backup_are_resubmitted_after_a_restore() {
+    let mut net = Net::new(&["KZ", "CN"]);
+    net.start_hub().await;
+    net.start_spoke("KZ").await;
+    net.start_spoke("CN").await;
+    let eco = sample_path("eco/carec-KZ-CN-certificate-of-origin.xml");
+    let first = net.send("KZ", "CN", "e-co", &eco)["message_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    net.wait_state("KZ", &first, "ACKNOWLEDGED");
+    let backup: serde_json::Value =
+        serde_json::from_str(&net.admin_ok(&["backup", "--json"])).unwrap();
+    let path = backup["path"].as_str().unwrap().to_owned();
+
+    // CN is away: three documents are receipted by the hub and wait there.
+    net.kill_spoke("CN");
+    let stranded: Vec<String> = (0..3)
+        .map(|_| {
+            let sent = net.send("KZ", "CN", "e-co", &eco);
+            assert_eq!(sent["state"], "ACCEPTED", "{sent}");
+            sent["message_id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+
+    assert!(net.terminate_hub());
+    let out = net.hub_cli(&["restore", "--json", "--from", &path]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    net.start_hub().await;
+    net.start_spoke("CN").await;
+    for id in &stranded {
+        net.wait_state("KZ", id, "ACKNOWLEDGED");
+    }
+    let inbox = net.spoke_json("CN", &["inbox"]);
+    for id in stranded.iter().chain([&first]) {
+        let copies = inbox
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["message_id"] == id.as_str())
+            .count();
+        assert_eq!(copies, 1, "{id} in CN's inbox:\n{inbox}");
+    }
+    // One alarm for the incident, naming every document.
+    let out = net.spoke_cli("KZ", &["log", "--json"]);
+    let view: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let lost: Vec<&serde_json::Value> = view["alarms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["code"] == "HUB_LOST_DOCUMENTS")
+        .collect();
+    assert_eq!(lost.len(), 1, "{view}");
+    // The rewound log is one incident too: one alarm, not one per proof that fails.
+    let log_alarms = view["alarms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["code"] != "HUB_LOST_DOCUMENTS")
+        .count();
+    assert!(
+        log_alarms <= 1,
+        "{log_alarms} log alarms for one restore: {view}"
+    );
+    let detail = lost[0]["detail"].as_str().unwrap();
+    for id in &stranded {
+        assert!(detail.contains(id.as_str()), "{id} not named: {detail}");
+    }
+    assert!(!detail.contains(first.as_str()), "{detail}");
+    let status = net.spoke_json("KZ", &["status", &stranded[0]]);
+    assert!(
+        status["sent"]["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("resubmitted under the same message id")),
+        "{status}"
+    );
+}
+
+/// A spoke restarted with an old trust list asks the hub for the current one before it judges
+/// any delivery: a key registered while it was down verifies.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restarted_spoke_judges_deliveries_with_the_current_trust_list() {
+    let mut net = Net::new(&["KZ", "CN"]);
+    net.start_hub().await;
+    net.start_spoke("CN").await;
+    let held = net.hub_trust_version();
+    net.wait_trust_version("CN", held);
+    net.kill_spoke("CN");
+
+    // While CN is down, KZ gets a new key (a new trust list) and signs with it.
+    net.add_key("KZ", &["e-co", "e-phyto", "e-invoice"], None, None);
+    assert!(net.hub_trust_version() > held);
+    net.spoke_key.insert("KZ".into(), 1);
+    net.start_spoke("KZ").await;
+    let eco = sample_path("eco/carec-KZ-CN-certificate-of-origin.xml");
+    let id = net.send("KZ", "CN", "e-co", &eco)["message_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let start = std::time::Instant::now();
+    net.start_spoke("CN").await;
+    let item = net.wait_inbox("CN", &id);
+    assert_eq!(item["verified"], true, "{item}");
+    net.wait_state("KZ", &id, "ACKNOWLEDGED");
+    assert!(start.elapsed() < PATIENCE);
+}
