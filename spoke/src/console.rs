@@ -310,7 +310,7 @@ async fn logout(
         .into_response()
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, serde::Serialize, Default, Clone)]
 struct Filters {
     #[serde(default)]
     q: String,
@@ -324,7 +324,13 @@ struct Filters {
     from: String,
     #[serde(default)]
     to: String,
+    /// The page: documents that arrived before this cursor (the newest first).
+    #[serde(default)]
+    before: Option<u64>,
 }
+
+/// Documents the inbox page lists at a time.
+const INBOX_PAGE: usize = 100;
 
 impl Filters {
     fn keep(&self, r: &InboxRecord) -> bool {
@@ -386,16 +392,23 @@ async fn inbox(
         return Redirect::to("/console/login").into_response();
     };
     let store = c.spoke.store.clone();
-    let records = match blocking(move || store.inbox_list()).await {
-        Ok(r) => r,
+    let filters = f.clone();
+    let listed = blocking(move || {
+        let total = store.inbox_len()?;
+        let (page, older) =
+            store.inbox_matching(filters.before, INBOX_PAGE, |r| filters.keep(r))?;
+        Ok((total, page, older))
+    })
+    .await;
+    let (total, records, older) = match listed {
+        Ok(listed) => listed,
         Err(e) => {
             return (StatusCode::INTERNAL_SERVER_ERROR, format!("store: {e}")).into_response();
         }
     };
-    // A document that later documents name as superseded: search the replacements once.
     let mut rows = String::new();
-    // Newest first, which is what an officer at a border post looks for.
-    for r in records.iter().rev().filter(|r| f.keep(r)) {
+    // Newest first, which is what an officer at a border post looks for; a page at a time.
+    for (_, r) in &records {
         rows.push_str(&format!(
             "<tr><td><a href=\"/console/documents/{id}\">{num}</a></td><td>{ty}</td><td>{from}</td><td>{when}</td><td>{verdict}</td></tr>",
             id = r.message_id,
@@ -409,6 +422,17 @@ async fn inbox(
     if rows.is_empty() {
         rows = "<tr><td colspan=5>No document matches.</td></tr>".into();
     }
+    let older = match older {
+        Some(before) => format!(
+            "<p><a href=\"/console?{}\">Older documents &rarr;</a></p>",
+            esc(&serde_urlencoded::to_string(Filters {
+                before: Some(before),
+                ..f.clone()
+            })
+            .unwrap_or_default())
+        ),
+        None => String::new(),
+    };
     let select = |name: &str, current: &str, options: &[(&str, &str)]| {
         let opts: String = options
             .iter()
@@ -426,7 +450,13 @@ async fn inbox(
 <input name=q placeholder=\"Number, party or country\" value=\"{q}\">{types}\
 <input name=country placeholder=\"From (e.g. KZ)\" size=8 value=\"{country}\">{status}\
 <label>From <input type=date name=from value=\"{from}\"></label><label>to <input type=date name=to value=\"{to}\"></label><button>Filter</button></form>\
-<table><thead><tr><th>Number</th><th>Type</th><th>From</th><th>Received (UTC)</th><th>Verification</th></tr></thead><tbody>{rows}</tbody></table>",
+<p>Documents in the inbox: {total}{shown}.</p>\
+<table><thead><tr><th>Number</th><th>Type</th><th>From</th><th>Received (UTC)</th><th>Verification</th></tr></thead><tbody>{rows}</tbody></table>{older}",
+        shown = if f.before.is_some() {
+            "; older ones"
+        } else {
+            ""
+        },
         q = esc(&f.q),
         types = select(
             "type",
@@ -616,13 +646,23 @@ async fn load(c: &Console, id: &str) -> Result<(InboxRecord, Vec<InboxRecord>, V
         .map_err(|_| (StatusCode::NOT_FOUND, "no such document").into_response())?;
     let store = c.spoke.store.clone();
     let result = blocking(move || {
-        let all = store.inbox_list()?;
-        let record = all.iter().find(|r| r.message_id == id).cloned();
-        let payload = match &record {
-            Some(r) => store.payload(r.sender, r.message_id)?.unwrap_or_default(),
-            None => Vec::new(),
+        let record = store.inbox_find(id)?.into_iter().next();
+        let (payload, replacements) = match &record {
+            Some(r) => (
+                store.payload(r.sender, r.message_id)?.unwrap_or_default(),
+                // Documents that replace this one (read a page at a time, not all at once).
+                store
+                    .inbox_matching(None, 1, |o| {
+                        o.sender == r.sender && o.supersedes == Some(r.message_id)
+                    })?
+                    .0
+                    .into_iter()
+                    .map(|(_, o)| o)
+                    .collect(),
+            ),
+            None => (Vec::new(), Vec::new()),
         };
-        Ok((record, all, payload))
+        Ok((record, replacements, payload))
     })
     .await
     .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, format!("store: {e}")).into_response())?;

@@ -8,7 +8,7 @@
 //! |--------|-----------------------------------|-----------------------------------------|
 //! | GET    | `/v1/health`                      | participant, hub connection             |
 //! | POST   | `/v1/documents?to=&type=[&document_id=][&supersedes=]` | body: the document; [`crate::spoke::Sent`] |
-//! | GET    | `/v1/inbox`                       | list of [`InboxItem`]                   |
+//! | GET    | `/v1/inbox[?since=][&limit=]`     | list of [`InboxItem`], oldest first, a page of at most [`INBOX_PAGE`] |
 //! | GET    | `/v1/inbox/{id}[?sender=]`        | the full [`InboxRecord`]                |
 //! | GET    | `/v1/inbox/{id}/payload[?sender=]`| the document bytes                      |
 //! | GET    | `/v1/inbox/{id}/evidence[?sender=]` | an evidence bundle for offline verification |
@@ -424,15 +424,22 @@ impl From<&InboxRecord> for InboxItem {
 struct InboxQuery {
     /// Only documents that arrived after this cursor (from an earlier listing).
     since: Option<u64>,
+    /// At most this many (default and most [`INBOX_PAGE`]): a caller pages on with `since`
+    /// set to the last cursor it got.
+    limit: Option<usize>,
 }
+
+/// The most documents one inbox listing returns: an inbox of tens of thousands is read a page
+/// at a time, never loaded whole.
+pub const INBOX_PAGE: usize = 1000;
 
 async fn inbox(
     State(spoke): State<Arc<Spoke>>,
     Query(q): Query<InboxQuery>,
 ) -> Result<Json<Vec<InboxItem>>, Failure> {
     let store = spoke.store.clone();
-    let since = q.since;
-    let records = blocking(move || store.inbox_since(since)).await?;
+    let (since, limit) = (q.since, q.limit.unwrap_or(INBOX_PAGE).clamp(1, INBOX_PAGE));
+    let records = blocking(move || store.inbox_since(since, limit)).await?;
     Ok(Json(
         records
             .iter()

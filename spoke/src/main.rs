@@ -447,13 +447,28 @@ fn command(command: Command) -> Result<(), Failure> {
             file,
         } => verify(config, anchor_key, json, file),
         Command::Inbox { config, json } => {
-            let list = call(&config, "GET", "/v1/inbox", Vec::new())?;
+            // The spoke answers a page at a time; the CLI reads them all, in arrival order.
+            let mut items: Vec<InboxItem> = Vec::new();
+            loop {
+                let path = match items.last() {
+                    Some(last) => format!("/v1/inbox?since={}", last.cursor),
+                    None => "/v1/inbox".to_owned(),
+                };
+                let page: Vec<InboxItem> =
+                    serde_json::from_value(call(&config, "GET", &path, Vec::new())?)
+                        .map_err(|e| Failure(1, format!("unexpected answer: {e}")))?;
+                let full = page.len() == caravan_spoke::control::INBOX_PAGE;
+                items.extend(page);
+                if !full {
+                    break;
+                }
+            }
             if json {
+                let list = serde_json::to_string(&items)
+                    .map_err(|e| Failure(1, format!("cannot print the inbox: {e}")))?;
                 caravan_common::out!("{list}");
                 return Ok(());
             }
-            let items: Vec<InboxItem> = serde_json::from_value(list)
-                .map_err(|e| Failure(1, format!("unexpected answer: {e}")))?;
             if items.is_empty() {
                 caravan_common::out!("the inbox is empty");
             }

@@ -24,6 +24,9 @@ use caravan_common::{envelope::to_hex, signing::sha256};
 
 use crate::{control, spoke::Spoke};
 
+/// Documents the webhook push reads from the inbox at a time.
+const WEBHOOK_PAGE: usize = 100;
+
 /// A client of the API: a name for the logs, and the SHA-256 of its token.
 #[derive(Debug, Clone)]
 pub struct Token {
@@ -61,10 +64,12 @@ pub async fn push_webhooks(
         let store = spoke.store.clone();
         let pending = crate::spoke::blocking(move || {
             let after = store.webhook_cursor()?;
-            store.inbox_since(after)
+            store.inbox_since(after, WEBHOOK_PAGE)
         })
         .await
         .unwrap_or_default();
+        // A full page: more may wait behind it, pushed at once.
+        let more = pending.len() == WEBHOOK_PAGE;
         let mut failed = false;
         for (cursor, record) in pending {
             let mut item = control::InboxItem::from(&record);
@@ -106,6 +111,8 @@ pub async fn push_webhooks(
         }
         let wait = if failed {
             backoff.next_delay()
+        } else if more {
+            continue;
         } else {
             backoff.reset();
             std::time::Duration::from_secs(3600)
@@ -233,7 +240,7 @@ pub fn openapi_document() -> serde_json::Value {
                 }
             }},
             "/api/v1/documents/{id}": {"get": {"summary": "State and history of a document sent", "parameters": [id.clone()], "responses": {"200": {"description": "status, transitions, acknowledgement, responses"}, "404": {"description": "unknown", "content": json(error.clone())["content"]}}}},
-            "/api/v1/inbox": {"get": {"summary": "Documents received, in arrival order", "parameters": [{"name": "since", "in": "query", "schema": {"type": "integer"}, "description": "only after this cursor"}], "responses": {"200": {"description": "items", "content": json(serde_json::json!({"type": "array", "items": {"$ref": "#/components/schemas/InboxItem"}}))["content"]}}}},
+            "/api/v1/inbox": {"get": {"summary": "Documents received, in arrival order", "parameters": [{"name": "since", "in": "query", "schema": {"type": "integer"}, "description": "only after this cursor"}, {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}, "description": "at most this many (default and most 1000): page on with since = the last cursor received"}], "responses": {"200": {"description": "items", "content": json(serde_json::json!({"type": "array", "items": {"$ref": "#/components/schemas/InboxItem"}}))["content"]}}}},
             "/api/v1/inbox/{id}": {"get": {"summary": "A received document: fields, summary, verification, evidence", "parameters": [id.clone()], "responses": {"200": {"description": "the inbox record"}, "404": {"description": "unknown", "content": json(error.clone())["content"]}}}},
             "/api/v1/inbox/{id}/payload": {"get": {"summary": "The document's bytes as received", "parameters": [id.clone()], "responses": {"200": {"description": "the document", "content": {"application/octet-stream": {}}}}}},
             "/api/v1/inbox/{id}/answer": {"post": {"summary": "Answer a received document (accepted or rejected, with a reason)", "parameters": [id.clone()], "requestBody": json(serde_json::json!({"type": "object", "required": ["decision"], "properties": {"decision": {"type": "string", "enum": ["accepted", "rejected"]}, "reason": {"type": "string"}, "wait": {"type": "integer"}}})), "responses": {"202": {"description": "queued"}, "200": {"description": "accepted by the hub"}}}},

@@ -249,6 +249,9 @@ impl SentState {
     }
 }
 
+/// Inbox entries with their arrival cursors.
+pub type Arrivals = Vec<(u64, InboxRecord)>;
+
 /// The spoke's store.
 pub struct SpokeStore {
     engine: Box<dyn Engine>,
@@ -515,29 +518,59 @@ impl SpokeStore {
         })?)
     }
 
-    /// Every inbox entry, in arrival order.
-    pub fn inbox_list(&self) -> Result<Vec<InboxRecord>, StoreError> {
-        Ok(self
-            .inbox_since(None)?
-            .into_iter()
-            .map(|(_, r)| r)
-            .collect())
-    }
-
     /// How many documents the inbox holds.
     pub fn inbox_len(&self) -> Result<u64, StoreError> {
         Ok(self.engine.len(ARRIVALS)?)
     }
 
-    /// Inbox entries that arrived after cursor `since` (all with `None`), in arrival order,
-    /// with their cursors.
-    pub fn inbox_since(&self, since: Option<u64>) -> Result<Vec<(u64, InboxRecord)>, StoreError> {
-        let mut out = Vec::new();
+    /// At most `limit` inbox entries that arrived after cursor `since` (from the first with
+    /// `None`), in arrival order, with their cursors.
+    pub fn inbox_since(&self, since: Option<u64>, limit: usize) -> Result<Arrivals, StoreError> {
         let start = since.map_or(0, |s| s.saturating_add(1));
-        for (arrival, key) in
-            self.engine
-                .range(ARRIVALS, &start.to_be_bytes(), None, usize::MAX, false)?
-        {
+        self.arrivals(&start.to_be_bytes(), None, limit, false)
+    }
+
+    /// Inbox entries newest first, from before cursor `before` (from the newest with
+    /// `None`), for which `keep` holds, until `want` are found: read a page at a time, so
+    /// that memory holds one page and the matches, never the whole inbox. Returns them and,
+    /// if more may follow, the cursor to go on before.
+    pub fn inbox_matching(
+        &self,
+        mut before: Option<u64>,
+        want: usize,
+        keep: impl Fn(&InboxRecord) -> bool,
+    ) -> Result<(Arrivals, Option<u64>), StoreError> {
+        const PAGE: usize = 256;
+        let mut found = Vec::new();
+        loop {
+            let end = before.map(u64::to_be_bytes);
+            let page = self.arrivals(&[], end.as_ref().map(|e| &e[..]), PAGE, true)?;
+            let full = page.len() == PAGE;
+            for (cursor, record) in page {
+                before = Some(cursor);
+                if keep(&record) {
+                    found.push((cursor, record));
+                    if found.len() == want {
+                        return Ok((found, before.filter(|c| *c > 0)));
+                    }
+                }
+            }
+            if !full {
+                return Ok((found, None));
+            }
+        }
+    }
+
+    /// Inbox entries by arrival cursor in `[from, to)`, at most `limit`, with their cursors.
+    fn arrivals(
+        &self,
+        from: &[u8],
+        to: Option<&[u8]>,
+        limit: usize,
+        reverse: bool,
+    ) -> Result<Arrivals, StoreError> {
+        let mut out = Vec::new();
+        for (arrival, key) in self.engine.range(ARRIVALS, from, to, limit, reverse)? {
             let cursor =
                 u64_of(&arrival).ok_or_else(|| StoreError::Corrupt("arrival key".into()))?;
             if let Some(record) = self.get(INBOX, &key)? {
@@ -953,7 +986,12 @@ mod tests {
                 !store.inbox_insert(&a, b"other").unwrap(),
                 "a redelivery is not stored again"
             );
-            let list = store.inbox_list().unwrap();
+            let list: Vec<InboxRecord> = store
+                .inbox_since(None, usize::MAX)
+                .unwrap()
+                .into_iter()
+                .map(|(_, r)| r)
+                .collect();
             assert_eq!(
                 list.iter().map(|r| r.message_id).collect::<Vec<_>>(),
                 vec![a.message_id, b.message_id]
@@ -1043,13 +1081,41 @@ mod tests {
         let b = record("UZ");
         store.inbox_insert(&b, b"xyz").unwrap();
         let cursors: Vec<u64> = store
-            .inbox_since(None)
+            .inbox_since(None, usize::MAX)
             .unwrap()
             .iter()
             .map(|(c, _)| *c)
             .collect();
         assert_eq!(cursors, [41, 42]);
         assert_eq!(store.inbox_len().unwrap(), 2);
+    }
+
+    #[test]
+    fn the_inbox_is_read_a_page_at_a_time() {
+        for engine in ENGINES {
+            let dir = tempfile::tempdir().unwrap();
+            let store = SpokeStore::open(dir.path(), engine, 4 << 20).unwrap();
+            // 600 documents: more than one page of the scan; every third from UZ.
+            for i in 0..600 {
+                let sender = if i % 3 == 0 { "UZ" } else { "KZ" };
+                store.inbox_insert(&record(sender), b"xyz").unwrap();
+            }
+            let first = store.inbox_since(None, 250).unwrap();
+            assert_eq!(first.len(), 250);
+            let next = store.inbox_since(Some(first[249].0), 1000).unwrap();
+            assert_eq!(next.len(), 350, "{engine}");
+            assert_eq!(next[0].0, first[249].0 + 1);
+            // Newest first, filtered, a page at a time, and on from where a page ended.
+            let uz = |r: &InboxRecord| r.sender.as_str() == "UZ";
+            let (page, older) = store.inbox_matching(None, 150, uz).unwrap();
+            assert_eq!(page.len(), 150);
+            assert!(page.windows(2).all(|w| w[0].0 > w[1].0), "newest first");
+            assert!(page.iter().all(|(_, r)| uz(r)));
+            let (rest, none) = store.inbox_matching(older, 150, uz).unwrap();
+            assert_eq!(rest.len(), 50, "{engine}: 200 from UZ in all");
+            assert_eq!(none, None);
+            assert!(rest[0].0 < page[149].0);
+        }
     }
 }
 

@@ -98,6 +98,9 @@ async fn an_officer_logs_in_finds_a_document_and_sees_it_verified() {
         page.contains("KZ-CO-2026-000123") && page.contains("✔ verified"),
         "{page}"
     );
+    // The listing says how many there are; one page holds them all, so no link to older ones.
+    assert!(page.contains("Documents in the inbox: 1."), "{page}");
+    assert!(!page.contains("Older documents"), "{page}");
     let (_, _, page) = net
         .console_call("CN", "GET", "/console?type=e-phyto", Some(&cookie), None)
         .await;
@@ -205,7 +208,7 @@ async fn plant_a_tampered_document(net: &mut Net, sent: &str) -> MessageId {
         4 << 20,
     )
     .unwrap();
-    let mut forged = store.inbox_list().unwrap().remove(0);
+    let mut forged = store.inbox_since(None, 1).unwrap().remove(0).1;
     forged.message_id = MessageId::generate();
     forged.document_id = Some("KZ-CO-FORGED".into());
     forged.verification = Verification::Rejected {
