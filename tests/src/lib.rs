@@ -891,6 +891,29 @@ impl Net {
         )
     }
 
+    /// `caravan-spoke send` without waiting for the hub: returns once the document is in
+    /// `from`'s outbox.
+    pub fn send_queued(
+        &self,
+        from: &str,
+        to: &str,
+        document_type: &str,
+        file: &Path,
+    ) -> serde_json::Value {
+        let file = file.to_str().expect("UTF-8 path");
+        self.spoke_json(from, &["send", "--to", to, "--type", document_type, file])
+    }
+
+    /// How many entries `id`'s inbox holds for `message_id` (exactly-once checks).
+    pub fn inbox_copies(&self, id: &str, message_id: &str) -> usize {
+        self.spoke_json(id, &["inbox"])
+            .as_array()
+            .expect("array")
+            .iter()
+            .filter(|i| i["message_id"] == message_id)
+            .count()
+    }
+
     /// Wait until `id`'s inbox holds an entry for `message_id`; returns the inbox item.
     pub fn wait_inbox(&self, id: &str, message_id: &str) -> serde_json::Value {
         let start = Instant::now();

@@ -103,17 +103,7 @@ async fn hub_full_then_freed(engine: &'static str) {
     // Documents sent now wait in the sender's outbox: the hub cannot keep them.
     let mut ids = Vec::new();
     for _ in 0..5 {
-        let sent = net.spoke_json(
-            "KZ",
-            &[
-                "send",
-                "--to",
-                "CN",
-                "--type",
-                "e-phyto",
-                doc.to_str().unwrap(),
-            ],
-        );
+        let sent = net.send_queued("KZ", "CN", "e-phyto", &doc);
         ids.push(sent["message_id"].as_str().unwrap().to_owned());
     }
     let (status, body) = eventually(
@@ -151,15 +141,8 @@ async fn hub_full_then_freed(engine: &'static str) {
     for id in &ids {
         net.wait_state("KZ", id, "ACKNOWLEDGED");
     }
-    let inbox = net.spoke_json("CN", &["inbox"]);
     for id in &ids {
-        let copies = inbox
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|i| i["message_id"] == id.as_str())
-            .count();
-        assert_eq!(copies, 1, "{id} in CN's inbox");
+        assert_eq!(net.inbox_copies("CN", id), 1, "{id} in CN's inbox");
     }
     // One line when the store faulted and one when it recovered, not one per request.
     let log = net.hub_log();
