@@ -10,9 +10,9 @@
 //! [`Recovering`] wraps an engine. A write or flush that fails in the engine marks the store
 //! faulted ([`StoreHealth`]: one log line, a metric, the health services NOT_SERVING) and
 //! answers [`KvError::Unavailable`]; while faulted, writes are refused without touching the
-//! engine, and reads go on as far as the engine allows. A thread of its own then reopens the engine with backoff and
-//! probes it with a real write and a durable flush; the store is healthy again only when
-//! that probe is durable. Each recovery starts a new generation, which tells the stores'
+//! engine, and reads go on as far as the engine allows. A thread of its own then reopens the
+//! engine with backoff and probes it with a real write and a durable flush; the store is
+//! healthy again only when that probe is durable. Each recovery starts a new generation, which tells the stores'
 //! users that state written but never made durable may be gone (the hub ends its delivery
 //! streams then, so they start again from the store).
 //!
