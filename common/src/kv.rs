@@ -278,6 +278,12 @@ impl SledEngine {
                 {
                     std::thread::sleep(std::time::Duration::from_millis(20));
                 }
+                Err(e @ sled::Error::Corruption { .. }) => {
+                    return Err(KvError::corrupt(
+                        "database file",
+                        format!("{}: {e}", path.join("db").display()),
+                    ));
+                }
                 other => {
                     break other.map_err(|e| {
                         KvError::Engine(format!("cannot open {}: {e}", path.display()))
@@ -471,15 +477,56 @@ std::thread_local! {
     static BATCHES: std::cell::RefCell<Vec<(usize, Batch)>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
+/// Whether redb refused to open its file because of what the file holds.
+fn redb_damaged(e: &redb::DatabaseError) -> bool {
+    match e {
+        redb::DatabaseError::Storage(redb::StorageError::Corrupted(_)) => true,
+        redb::DatabaseError::Storage(redb::StorageError::Io(io)) => {
+            io.kind() == std::io::ErrorKind::InvalidData
+        }
+        _ => false,
+    }
+}
+
 impl RedbEngine {
     pub fn open(path: &Path, tables: &[&'static str], cache_bytes: u64) -> Result<Self, KvError> {
         std::fs::create_dir_all(path)
             .map_err(|e| KvError::Engine(format!("cannot create {}: {e}", path.display())))?;
         let file = path.join(REDB_FILE);
-        let db = redb::Database::builder()
-            .set_cache_size(cache_bytes as usize)
-            .create(&file)
-            .map_err(|e| KvError::Engine(format!("cannot open {}: {e}", file.display())))?;
+        // redb 4.6 panics (`unreachable`) on some garbled files instead of answering an error:
+        // caught here, so that a damaged store is reported as such, not as a crash.
+        let opened = std::panic::catch_unwind(|| {
+            redb::Database::builder()
+                .set_cache_size(cache_bytes as usize)
+                .create(&file)
+        });
+        let db = match opened {
+            Ok(Ok(db)) => db,
+            // Damaged pages, or a file that is no redb database (a garbled header).
+            Ok(Err(e)) if redb_damaged(&e) => {
+                return Err(KvError::corrupt(
+                    "database file",
+                    format!("{}: {e}", file.display()),
+                ));
+            }
+            Ok(Err(e)) => {
+                return Err(KvError::Engine(format!(
+                    "cannot open {}: {e}",
+                    file.display()
+                )));
+            }
+            Err(panic) => {
+                let why = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                return Err(KvError::corrupt(
+                    "database file",
+                    format!("{}: redb failed reading it ({why})", file.display()),
+                ));
+            }
+        };
         let engine = Self {
             db,
             file,

@@ -12,6 +12,8 @@
 
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "store")]
+pub mod check;
 pub mod config;
 pub mod document;
 pub mod envelope;

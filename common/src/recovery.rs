@@ -414,7 +414,7 @@ fn attempt(inner: &Inner) -> Result<(), KvError> {
 
 /// A failure of the storage beside the engine (payload segments): faults the store when the
 /// engine recovers (`health`), and is answered as the engine's faults are.
-pub fn storage_failed(engine: &dyn Engine, e: std::io::Error) -> KvError {
+pub fn storage_failed(engine: &dyn Engine, e: impl std::fmt::Display) -> KvError {
     match engine.health() {
         Some(health) => KvError::Unavailable(health.report(&e.to_string())),
         None => KvError::Engine(e.to_string()),

@@ -9,18 +9,54 @@
 //! payload that is not on disk; bytes written for a transaction that then failed are left as
 //! unreferenced garbage. Reads are positioned (`pread`), so they need no lock.
 //!
-//! Plain files and `std` only: the one piece of storage the two stores share.
+//! Every payload appended gets a CRC-32 per block of [`CHECK_BLOCK`] bytes ([`Placed`]), which
+//! the record that names the payload keeps beside its location; a read with them checks every
+//! block it returns and answers [`SegmentError::Corrupt`] (file, offset, block) on a mismatch,
+//! never the bytes. CRC-32 (`crc32fast`, already under sled, SIMD: measured 11-12 GB/s here,
+//! 90 us per 1 MiB block) rather than SHA-256 (1.3-1.4 GB/s in the same run): it guards
+//! against the disk, not an attacker (the signed header's SHA-256 does that, at the
+//! recipient), and a check per block lets a delivery check each 1 MiB frame before it sends
+//! it, without reading a document twice. Payloads written before
+//! the checksums have none: they are read as before, unchecked.
+//!
+//! Plain files, `std` and `crc32fast`: the one piece of storage the two stores share.
 
 use std::{
+    collections::HashSet,
     fs::{File, OpenOptions},
+    hash::Hash,
     io::Write,
     os::unix::fs::FileExt,
     path::{Path, PathBuf},
     sync::Mutex,
 };
 
-/// Errors name the file.
-pub type SegmentError = std::io::Error;
+/// Failures of the segment files; both name the file.
+#[derive(Debug, thiserror::Error)]
+pub enum SegmentError {
+    /// The file could not be read or written.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// The bytes read do not match the checksum recorded when they were written.
+    #[error(
+        "{}: the payload at offset {offset} fails its checksum in block {block} (bytes {}..{} of the payload): CRC-32 recorded {expected:08x}, read {found:08x}",
+        .file.display(), *block as u64 * CHECK_BLOCK as u64, *block as u64 * CHECK_BLOCK as u64 + *len as u64
+    )]
+    Corrupt {
+        file: PathBuf,
+        segment: u32,
+        /// Where the payload starts in its segment.
+        offset: u64,
+        block: u32,
+        /// Bytes in the block.
+        len: usize,
+        expected: u32,
+        found: u32,
+    },
+}
+
+/// Payload bytes are checked in blocks of this size: a hub's stored chunk and delivery frame.
+pub const CHECK_BLOCK: usize = 1024 * 1024;
 
 /// A segment is closed for writing once it holds this many bytes.
 const SEGMENT_BYTES: u64 = 256 * 1024 * 1024;
@@ -28,7 +64,19 @@ const SEGMENT_BYTES: u64 = 256 * 1024 * 1024;
 pub const FOLDER: &str = "payload-segments";
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SegmentError + '_ {
-    move |e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+    move |e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())).into()
+}
+
+/// The CRC-32 of each [`CHECK_BLOCK`] of `payload` (none for an empty one).
+pub fn checksums(payload: &[u8]) -> Vec<u32> {
+    payload.chunks(CHECK_BLOCK).map(crc32fast::hash).collect()
+}
+
+/// Where a payload was appended, and the checksums of its blocks to keep with its location.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placed {
+    pub at: Location,
+    pub checksums: Vec<u32>,
 }
 
 /// Where a payload is: segment number (from 1) and byte offset.
@@ -114,7 +162,14 @@ impl Segments {
     }
 
     /// Append `payload`; durable after the next [`Segments::sync`].
-    pub fn append(&self, payload: &[u8]) -> Result<Location, SegmentError> {
+    pub fn append(&self, payload: &[u8]) -> Result<Placed, SegmentError> {
+        // Computed before the lock: appends of other writers need not wait for it.
+        let checksums = checksums(payload);
+        let at = self.append_bytes(payload)?;
+        Ok(Placed { at, checksums })
+    }
+
+    fn append_bytes(&self, payload: &[u8]) -> Result<Location, SegmentError> {
         let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         if w.len >= SEGMENT_BYTES || w.broken {
             let segment = w.segment + 1;
@@ -145,14 +200,62 @@ impl Segments {
         Ok(at)
     }
 
-    /// `len` bytes at `at` + `skip`.
-    pub fn read(&self, at: Location, skip: u64, len: usize) -> Result<Vec<u8>, SegmentError> {
+    /// `len` bytes at `at` + `skip`, checked against `checksums` (the payload's, from
+    /// [`Segments::append`]; empty: written before checksums, read unchecked). A checked read
+    /// starts at a block boundary (`skip` a multiple of [`CHECK_BLOCK`]).
+    pub fn read(
+        &self,
+        at: Location,
+        skip: u64,
+        len: usize,
+        checksums: &[u32],
+    ) -> Result<Vec<u8>, SegmentError> {
         let path = segment_path(&self.dir, at.segment);
         let file = File::open(&path).map_err(io(&path))?;
         let mut buf = vec![0u8; len];
         file.read_exact_at(&mut buf, at.offset + skip)
             .map_err(io(&path))?;
+        if checksums.is_empty() {
+            return Ok(buf);
+        }
+        let first = skip / CHECK_BLOCK as u64;
+        for (i, block) in buf.chunks(CHECK_BLOCK).enumerate() {
+            let n = first + i as u64;
+            let found = crc32fast::hash(block);
+            // A block without a checksum (a length the record does not match) is as wrong as
+            // a mismatch: the record and the bytes disagree.
+            let expected = usize::try_from(n)
+                .ok()
+                .and_then(|n| checksums.get(n).copied());
+            if !skip.is_multiple_of(CHECK_BLOCK as u64) || expected != Some(found) {
+                return Err(SegmentError::Corrupt {
+                    file: path,
+                    segment: at.segment,
+                    offset: at.offset,
+                    block: u32::try_from(n).unwrap_or(u32::MAX),
+                    len: block.len(),
+                    expected: expected.unwrap_or(0),
+                    found,
+                });
+            }
+        }
         Ok(buf)
+    }
+
+    /// The length of segment `segment`'s file (`None`: there is no such file), for checks that
+    /// a record's payload lies inside its segment.
+    pub fn segment_len(&self, segment: u32) -> Result<Option<u64>, SegmentError> {
+        let path = segment_path(&self.dir, segment);
+        match std::fs::metadata(&path) {
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io(&path)(e)),
+        }
+    }
+
+    /// The path of segment `segment`'s file (for reports).
+    pub fn segment_file(&self, segment: u32) -> PathBuf {
+        segment_path(&self.dir, segment)
     }
 
     /// Make every append so far durable (`fdatasync`).
@@ -198,6 +301,43 @@ impl Segments {
     }
 }
 
+/// Payloads found corrupt since the process started, each remembered once, so that whoever
+/// finds one logs it and counts it the first time only (a document read again and again is one
+/// fault, not one per read).
+pub struct Damaged<K> {
+    seen: Mutex<HashSet<K>>,
+}
+
+impl<K> Default for Damaged<K> {
+    fn default() -> Self {
+        Self {
+            seen: Mutex::new(HashSet::new()),
+        }
+    }
+}
+
+impl<K: Hash + Eq> Damaged<K> {
+    /// Remember `key`; whether it is new (then log it).
+    pub fn note(&self, key: K) -> bool {
+        self.seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key)
+    }
+
+    pub fn contains(&self, key: &K) -> bool {
+        self.seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(key)
+    }
+
+    /// How many were found.
+    pub fn count(&self) -> u64 {
+        self.seen.lock().unwrap_or_else(|e| e.into_inner()).len() as u64
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,8 +346,8 @@ mod tests {
     fn payloads_come_back_across_segments_and_reopens() {
         let dir = tempfile::tempdir().unwrap();
         let s = Segments::open(dir.path()).unwrap();
-        let a = s.append(b"first payload").unwrap();
-        let b = s.append(b"second").unwrap();
+        let a = s.append(b"first payload").unwrap().at;
+        let b = s.append(b"second").unwrap().at;
         assert_eq!(
             a,
             Location {
@@ -217,17 +357,80 @@ mod tests {
         );
         assert_eq!(b.offset, 13);
         s.sync().unwrap();
-        assert_eq!(s.read(b, 0, 6).unwrap(), b"second");
-        assert_eq!(s.read(a, 6, 7).unwrap(), b"payload");
+        assert_eq!(s.read(b, 0, 6, &[]).unwrap(), b"second");
+        assert_eq!(s.read(a, 6, 7, &[]).unwrap(), b"payload");
         drop(s);
         let s = Segments::open(dir.path()).unwrap();
-        let c = s.append(b"third").unwrap();
+        let c = s.append(b"third").unwrap().at;
         assert_eq!(c.offset, 19, "appends go on after a reopen");
-        assert!(s.read(c, 0, 6).is_err(), "reading past the end is an error");
+        assert!(
+            s.read(c, 0, 6, &[]).is_err(),
+            "reading past the end is an error"
+        );
         let copy = tempfile::tempdir().unwrap();
         s.sync().unwrap();
         assert_eq!(s.copy_to(copy.path()).unwrap(), 24);
         let s2 = Segments::open(copy.path()).unwrap();
-        assert_eq!(s2.read(a, 0, 13).unwrap(), b"first payload");
+        assert_eq!(s2.read(a, 0, 13, &[]).unwrap(), b"first payload");
+    }
+
+    #[test]
+    fn a_flipped_byte_fails_its_block_checksum_and_names_where() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Segments::open(dir.path()).unwrap();
+        s.append(b"before").unwrap();
+        let payload: Vec<u8> = (0..CHECK_BLOCK * 2 + 10).map(|i| i as u8).collect();
+        let placed = s.append(&payload).unwrap();
+        assert_eq!(
+            placed.checksums.len(),
+            3,
+            "one per block, the last one short"
+        );
+        s.sync().unwrap();
+        let whole = s.read(placed.at, 0, payload.len(), &placed.checksums);
+        assert_eq!(whole.unwrap(), payload);
+        // Flip one byte in the second block, on disk.
+        let file = s.segment_file(1);
+        let mut bytes = std::fs::read(&file).unwrap();
+        bytes[6 + CHECK_BLOCK + 7] ^= 0x20;
+        std::fs::write(&file, bytes).unwrap();
+        let first = s.read(placed.at, 0, CHECK_BLOCK, &placed.checksums);
+        assert_eq!(
+            first.unwrap(),
+            &payload[..CHECK_BLOCK],
+            "the first block is intact"
+        );
+        let second = s.read(
+            placed.at,
+            CHECK_BLOCK as u64,
+            CHECK_BLOCK,
+            &placed.checksums,
+        );
+        match second {
+            Err(SegmentError::Corrupt {
+                segment: 1,
+                offset: 6,
+                block: 1,
+                ..
+            }) => {}
+            other => panic!("{other:?}"),
+        }
+        let err = s
+            .read(placed.at, 0, payload.len(), &placed.checksums)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("seg-000001.bin") && err.contains("offset 6") && err.contains("block 1"),
+            "{err}"
+        );
+        // Without checksums (a payload from before them) the bytes come back unchecked.
+        assert_eq!(
+            s.read(placed.at, 0, payload.len(), &[]).unwrap().len(),
+            payload.len()
+        );
+        let damaged = Damaged::default();
+        assert!(damaged.note(7u64));
+        assert!(!damaged.note(7u64), "remembered once");
+        assert_eq!(damaged.count(), 1);
     }
 }

@@ -29,6 +29,9 @@ pub struct AdminService {
     pub store: Store,
     /// Where online backups go (`backup_dir` in hub.toml).
     pub backup_dir: PathBuf,
+    /// Signs a tree head over each backup's log, so that `log verify` of the backup checks
+    /// its newest entries too.
+    pub receipt_key: caravan_common::signing::SigningKey,
 }
 
 fn refused(code: RefusalCode, detail: impl Into<String>) -> Refusal {
@@ -147,13 +150,20 @@ impl v1::admin_server::Admin for AdminService {
         let dir = self.backup_dir.clone();
         let path = dir.join(format!("store-{}", taken_at.as_millis()));
         let dest = path.clone();
+        let key = self.receipt_key.clone();
         let summary = self
             .store
             .run(move |b| {
                 std::fs::create_dir_all(&dir).map_err(|e| {
                     crate::store::StoreError::Backend(format!("{}: {e}", dir.display()))
                 })?;
-                b.backup(&dest)
+                let summary = b.backup(&dest)?;
+                let copy =
+                    crate::store::kv::KvBackend::open_found(&dest, 8 << 20)?.ok_or_else(|| {
+                        crate::store::StoreError::Backend("the copy is not a store".into())
+                    })?;
+                crate::log::cover_log(&copy, &key)?;
+                Ok(summary)
             })
             .await
             .map_err(|e| {

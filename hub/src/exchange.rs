@@ -418,8 +418,13 @@ impl Exchange {
                 continue;
             }
             let mut sent = Vec::with_capacity(batch.len());
-            for pending in batch {
+            'documents: for pending in batch {
                 cursor = pending.sequence;
+                // A payload found corrupt is held back: it stays queued (and is reported, once,
+                // by the store), never sent as good; the others go on.
+                if self.store.backend().payload_damaged(pending.sequence) {
+                    continue;
+                }
                 let receipt = match v1::SignedReceipt::decode(pending.receipt.as_slice()) {
                     Ok(r) => r,
                     Err(e) => {
@@ -435,6 +440,20 @@ impl Exchange {
                     let chunk = match index < chunks {
                         true => match self.store.backend().payload_chunk(sequence, index) {
                             Ok(Some(chunk)) => chunk,
+                            // Found before any of it went out: skip it.
+                            Err(StoreError::PayloadCorrupt { .. }) if index == 0 => {
+                                continue 'documents;
+                            }
+                            // Part of it went out: the recipient drops the part when the
+                            // stream ends; the next stream skips the document.
+                            Err(StoreError::PayloadCorrupt { message, .. }) => {
+                                let _ = tx
+                                    .send(Err(Status::data_loss(format!(
+                                        "the stored payload of {message} is corrupt: held back at the hub"
+                                    ))))
+                                    .await;
+                                return;
+                            }
                             Ok(None) | Err(_) => {
                                 tracing::error!(sequence, index, "stored payload chunk is missing");
                                 let _ = tx

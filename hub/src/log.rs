@@ -216,13 +216,50 @@ pub fn keep_tree_head(
     Ok(true)
 }
 
+/// Keep a signed head over the whole log unless a kept head covers its newest entry already:
+/// at start (after a hub that was killed), after the final flush at shutdown, and in a backup,
+/// so that `log verify` always has a head over the newest entries to check them against.
+/// Returns the size of the head kept, if one was.
+pub fn cover_log(store: &dyn Backend, key: &SigningKey) -> Result<Option<u64>, StoreError> {
+    let size = store.log_size()?;
+    if size == 0 || last_kept_size(store)? >= size {
+        return Ok(None);
+    }
+    let cache = Mutex::default();
+    let head = sign(
+        &StoreNodes {
+            store,
+            cache: &cache,
+        },
+        key,
+        size,
+    )?;
+    store.save_tree_head(&head)?;
+    store.flush()?;
+    Ok(Some(size))
+}
+
 /// What the audit found.
 #[derive(Debug, Serialize)]
 pub struct Audit {
     pub entries: u64,
     pub tree_heads: usize,
+    /// The size of the largest kept head whose root matched: entries up to it were checked.
+    pub covered: u64,
     /// Empty when the log matches every signed tree head.
     pub problems: Vec<String>,
+    /// Set when the newest entries are covered by no kept head, so nothing vouches for them
+    /// (the hub was killed before it kept one, or the store is from before heads were kept at
+    /// shutdown). `log verify` fails then; a restore accepts it, and the hub keeps a head at
+    /// its next start.
+    pub uncovered: Option<String>,
+}
+
+impl Audit {
+    /// Whether every entry is covered by a kept head and every head holds.
+    pub fn passed(&self) -> bool {
+        self.problems.is_empty() && self.uncovered.is_none()
+    }
 }
 
 /// Recompute the Merkle tree from the stored entries and check every signed tree head: its
@@ -278,10 +315,20 @@ pub fn audit(store: &dyn Backend, trust: &TrustSet) -> Result<Audit, StoreError>
             last_good = size;
         }
     }
+    let entries = entries.len() as u64;
+    let covered = heads.iter().map(|h| h.tree_size).max().unwrap_or(0);
+    let uncovered = (entries > covered).then(|| {
+        format!(
+            "entries {} to {entries} are covered by no kept signed tree head, so nothing vouches for them (was the hub killed rather than stopped? start it and stop it with SIGTERM: it keeps a head over its log at start and at shutdown)",
+            covered + 1
+        )
+    });
     Ok(Audit {
-        entries: entries.len() as u64,
+        entries,
         tree_heads: heads.len(),
+        covered: last_good as u64,
         problems,
+        uncovered,
     })
 }
 

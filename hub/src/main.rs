@@ -23,6 +23,8 @@ use caravan_proto::v1;
 
 /// Exit code for a bad configuration or command line (sysexits EX_USAGE).
 const EX_USAGE: u8 = 64;
+/// Exit code when the store is damaged and the hub will not start on it (EX_DATAERR).
+const EX_DATAERR: u8 = 65;
 
 #[derive(Parser)]
 #[command(
@@ -72,6 +74,13 @@ enum Command {
         #[command(subcommand)]
         command: LogCommand,
     },
+    /// Check the stopped hub's store (it has one owner), or a backup (`--store`), whole: every
+    /// table decodes, every payload matches its checksums, every reference lands, the log's
+    /// Merkle nodes are its entries'. Exit 0 with counts if all is well, 1 naming each problem.
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
     /// Replace the hub's store with a backup (hub stopped). The backup is copied, upgraded and
     /// audited first; the store it replaces is kept aside. Exit 0 only if it was restored.
     Restore {
@@ -90,6 +99,20 @@ enum Command {
         config: PathBuf,
         #[command(subcommand)]
         command: AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Walk the whole store and report what is wrong, with exact locations.
+    Check {
+        #[arg(long, env = "CARAVAN_HUB_CONFIG")]
+        config: PathBuf,
+        /// A backup folder (`admin backup`) instead of the hub's store.
+        #[arg(long)]
+        store: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -362,11 +385,36 @@ fn main() -> ExitCode {
             if let Some(listen) = listen {
                 config.listen = listen;
             }
-            report(run(config))
+            let result = run(config);
+            let damaged = result.as_ref().is_err_and(|e| {
+                matches!(
+                    e.downcast_ref::<caravan_hub::server::RunError>(),
+                    Some(caravan_hub::server::RunError::StoreDamaged { .. })
+                )
+            });
+            match report(result) {
+                _ if damaged => ExitCode::from(EX_DATAERR),
+                code => code,
+            }
         }
         Command::Pki { command } => report(pki_command(command)),
         Command::Info { config, json } => report(info(config, json)),
         Command::Log { command } => match log_command(command) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::FAILURE,
+            Err(e) => {
+                eprintln!("caravan-hub: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Store {
+            command:
+                StoreCommand::Check {
+                    config,
+                    store,
+                    json,
+                },
+        } => match store_check(config, store, json) {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::FAILURE,
             Err(e) => {
@@ -760,23 +808,29 @@ fn log_command(command: LogCommand) -> anyhow::Result<bool> {
                 caravan_common::out!("{}", serde_json::to_string(&audit)?);
             } else {
                 caravan_common::out!(
-                    "{} entries, {} signed tree heads",
+                    "{} entries, {} signed tree heads, entries 1 to {} checked against them",
                     audit.entries,
-                    audit.tree_heads
+                    audit.tree_heads,
+                    audit.covered
                 );
                 for p in &audit.problems {
                     caravan_common::out!("PROBLEM {p}");
                 }
+                if let Some(uncovered) = &audit.uncovered {
+                    caravan_common::out!("PROBLEM {uncovered}");
+                }
                 caravan_common::out!(
                     "{}",
-                    if audit.problems.is_empty() {
-                        "the log matches every signed tree head"
-                    } else {
+                    if !audit.problems.is_empty() {
                         "THE LOG WAS ALTERED"
+                    } else if audit.uncovered.is_some() {
+                        "THE NEWEST ENTRIES ARE NOT COVERED BY A SIGNED TREE HEAD"
+                    } else {
+                        "the log matches every signed tree head"
                     }
                 );
             }
-            Ok(audit.problems.is_empty())
+            Ok(audit.passed())
         }
         LogCommand::Export {
             config,
@@ -797,6 +851,20 @@ fn log_command(command: LogCommand) -> anyhow::Result<bool> {
             Ok(true)
         }
     }
+}
+
+fn store_check(config: PathBuf, backup: Option<PathBuf>, json: bool) -> anyhow::Result<bool> {
+    let config = Config::load(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let store = open_store(&config, backup.as_deref())?;
+    let report = store.check();
+    if json {
+        caravan_common::out!("{}", serde_json::to_string(&report)?);
+    } else {
+        for line in report.lines() {
+            caravan_common::out!("{line}");
+        }
+    }
+    Ok(report.is_sound())
 }
 
 fn info(config: PathBuf, json: bool) -> anyhow::Result<()> {

@@ -167,6 +167,8 @@ const RECENT_REFUSALS: usize = 50;
 pub struct StoreGauges {
     pub queue_depths: Vec<(ParticipantId, u64)>,
     pub store_bytes: u64,
+    /// Messages whose stored payload failed its checksum since the hub started (held back).
+    pub payloads_corrupt: u64,
     pub log_entries: u64,
     pub trust_list_version: u64,
     pub trust_list_age_secs: i64,
@@ -471,6 +473,14 @@ impl Metrics {
             header(&mut out, name, "gauge", help);
             let _ = writeln!(out, "{name} {value}");
         }
+        let name = "caravan_hub_payloads_corrupt_total";
+        header(
+            &mut out,
+            name,
+            "counter",
+            "Messages whose stored payload failed its checksum since the hub started: held back, never delivered (see the runbook).",
+        );
+        let _ = writeln!(out, "{name} {}", store.payloads_corrupt);
         out
     }
 }

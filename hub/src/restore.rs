@@ -2,10 +2,11 @@
 //!
 //! A backup is a whole store: one taken online (`caravan-hub admin backup`, a state between two
 //! writes) or a copy of a stopped hub's `data_dir/store`. Restoring never destroys anything:
-//! the backup is copied next to the live store, upgraded to this binary's format, and audited
-//! (every signed tree head against the entries, with the hub keys of its own trust list, which
-//! the configured anchor key must have signed); only if all of that holds does it replace the
-//! live store, which is kept aside under a dated name.
+//! the backup is copied next to the live store, upgraded to this binary's format, checked whole
+//! (`caravan-hub store check`: records, payload checksums, references) and audited (every
+//! signed tree head against the entries, with the hub keys of its own trust list, which the
+//! configured anchor key must have signed); only if all of that holds does it replace the live
+//! store, which is kept aside under a dated name.
 //!
 //! What the hub accepted after the backup is not in it. So that the network picks up again, the
 //! restored store gets a new epoch (spokes' status cursors from before are recognised and
@@ -33,6 +34,9 @@ pub enum RestoreError {
     InUse(String, String),
     #[error("the backup does not pass its audit, nothing was changed: {}", .0.join("; "))]
     AuditFailed(Vec<String>),
+    /// The backup fails `store check`.
+    #[error("the backup is damaged, nothing was changed: {0}")]
+    Damaged(String),
     #[error("{0}: {1}")]
     Io(String, std::io::Error),
     #[error(transparent)]
@@ -88,16 +92,24 @@ pub fn restore(
     let checked = (|| {
         let store = KvBackend::open_found(&staging, cache_bytes)?
             .ok_or_else(|| StoreError::Backend("the copied backup holds no store".into()))?;
+        let report = store.check();
+        if !report.is_sound() {
+            return Ok(Err(report.summary()));
+        }
         let (audit, version) = log::audit_stored(&store, anchor)?;
         if audit.problems.is_empty() {
             store.prepare_restored(replaced.as_ref())?;
         }
-        Ok::<_, StoreError>((audit, version))
+        Ok::<_, StoreError>(Ok((audit, version)))
     })();
     drop(replaced);
     let (audit, trust_list_version) = match checked {
-        Ok((audit, version)) if audit.problems.is_empty() => (audit, version),
-        Ok((audit, _)) => {
+        Ok(Err(damage)) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(RestoreError::Damaged(damage));
+        }
+        Ok(Ok((audit, version))) if audit.problems.is_empty() => (audit, version),
+        Ok(Ok((audit, _))) => {
             let _ = std::fs::remove_dir_all(&staging);
             return Err(RestoreError::AuditFailed(audit.problems));
         }

@@ -53,6 +53,12 @@ pub enum RunError {
     Listen(#[from] caravan_common::process::ListenError),
     #[error("dashboard TLS: {0}")]
     DashboardTls(String),
+    /// The store failed the check at start (`KvBackend::check_at_start`) or could not be
+    /// opened for what it holds: the hub serves nothing on it, and changed nothing.
+    #[error(
+        "the store in {path} is damaged, so the hub will not start on it: {problems}. The hub wrote nothing to it. List every problem with `caravan-hub store check --config <hub.toml>`, then restore the store from a backup (`caravan-hub restore --config <hub.toml> --from <backup>`; runbook: Faults and hostile conditions)"
+    )]
+    StoreDamaged { path: String, problems: String },
 }
 
 /// What the metrics and the dashboard read: the counters, and the store's state at the time.
@@ -68,6 +74,7 @@ impl Observed {
     /// Queue depths, store size, log size and trust-list age, now. A store error leaves the
     /// store's gauges out (logged) rather than failing the scrape.
     pub async fn gauges(&self) -> StoreGauges {
+        let payloads_corrupt = self.store.backend().damaged_payloads();
         let (queue_depths, store_bytes) = self
             .store
             .run(|b| Ok((b.queue_depths()?, b.size_on_disk()?)))
@@ -80,6 +87,7 @@ impl Observed {
         StoreGauges {
             queue_depths,
             store_bytes,
+            payloads_corrupt,
             log_entries: self.heads.current().tree_size,
             trust_list_version: list.version,
             trust_list_age_secs: (Timestamp::now().as_millis() - list.issued_at_ms).max(0) / 1000,
@@ -96,15 +104,29 @@ pub async fn run(
     std::fs::create_dir_all(&config.data_dir).map_err(|e| {
         crate::store::StoreError::Backend(format!("{}: {e}", config.data_dir.display()))
     })?;
-    let store = Store::new(KvBackend::open(
-        &config.data_dir.join("store"),
-        config.store_engine,
-        config.store_cache_bytes,
-    )?);
-    info!(path = %config.data_dir.display(), engine = config.store_engine.as_str(), "store opened");
+    let path = config.data_dir.join("store");
+    let damaged = |problems: String| RunError::StoreDamaged {
+        path: path.display().to_string(),
+        problems,
+    };
+    let opened = KvBackend::open_checked(&path, config.store_engine, config.store_cache_bytes)
+        .map_err(|e| match e {
+            // A database file the engine cannot read for what it holds.
+            crate::store::StoreError::Corrupt { .. } => damaged(e.to_string()),
+            // Busy (another hub holds it), or an I/O error.
+            other => RunError::Store(other),
+        })?;
+    let backend = opened.map_err(|report| damaged(report.summary()))?;
+    // Checked: its log's size is the floor for the next start.
+    backend.note_floors(crate::store::Backend::log_size(&backend)?)?;
+    let backend = Arc::new(backend);
+    let store = Store::shared(backend.clone());
+    info!(path = %config.data_dir.display(), engine = config.store_engine.as_str(), "store opened and checked");
     let metrics = Arc::new(Metrics::default());
     let key = config.receipt_key.clone();
     let heads = Arc::new(store.run(move |b| Heads::open(b, key)).await?);
+    // A hub killed before it kept a head leaves its newest entries covered by none.
+    keep_covering_head(&store, &config.receipt_key, "at start").await?;
     let commit = GroupCommit::start(store.clone(), heads.clone(), metrics.clone());
     let (stop_tx, stop_rx) = watch::channel(false);
     let registry = Arc::new(
@@ -122,6 +144,7 @@ pub async fn run(
         "registry loaded"
     );
     tokio::spawn(registry.clone().keep_fresh(stop_rx.clone()));
+    let receipt_key = config.receipt_key.clone();
     let exchange = Arc::new(Exchange::new(
         registry.clone(),
         store.clone(),
@@ -132,11 +155,12 @@ pub async fn run(
         stop_rx.clone(),
     )?);
     // Keep a signed tree head for audits now and then, when the log grew.
-    let (tree_store, tree_commit, interval, mut stop) = (
+    let (tree_store, tree_commit, interval, mut stop, floors) = (
         store.clone(),
         exchange.commit().clone(),
         config.tree_head_interval,
         stop_rx.clone(),
+        backend.clone(),
     );
     // Read once: afterwards the task knows what it kept.
     let mut last_kept = store.run(crate::log::last_kept_size).await?;
@@ -150,9 +174,14 @@ pub async fn run(
             let kept = match tree_commit.wait().await {
                 Ok(head) => {
                     let mut last = last_kept;
+                    let floors = floors.clone();
                     tree_store
                         .run(move |b| {
                             let kept = crate::log::keep_tree_head(b, &head, &mut last)?;
+                            if kept {
+                                // The head covers what the flush just made durable.
+                                floors.note_floors(head.tree_size)?;
+                            }
                             Ok((kept.then_some(head), last))
                         })
                         .await
@@ -268,6 +297,7 @@ pub async fn run(
         metrics,
         store: store.clone(),
         backup_dir: config.backup_dir.clone(),
+        receipt_key: receipt_key.clone(),
     });
 
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -308,6 +338,12 @@ pub async fn run(
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;
     store.run(|b| b.flush()).await?;
+    // After the final flush: a head over everything, so `log verify` checks the newest entries.
+    keep_covering_head(&store, &receipt_key, "at shutdown").await?;
+    let floors = backend.clone();
+    store
+        .run(move |b| floors.note_floors(b.log_size()?))
+        .await?;
     info!("store flushed; stopped");
     Ok(())
 }
@@ -332,4 +368,17 @@ async fn follow_store_health(
             return;
         }
     }
+}
+
+/// Keep a signed head over the whole log if none covers its newest entry (`log::cover_log`).
+async fn keep_covering_head(
+    store: &Store,
+    key: &caravan_common::signing::SigningKey,
+    when: &'static str,
+) -> Result<(), RunError> {
+    let key = key.clone();
+    if let Some(size) = store.run(move |b| crate::log::cover_log(b, &key)).await? {
+        info!(size, when, "tree head kept");
+    }
+    Ok(())
 }

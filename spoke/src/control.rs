@@ -99,26 +99,46 @@ impl From<Refusal> for Failure {
 
 impl From<StoreError> for Failure {
     fn from(e: StoreError) -> Self {
-        if let StoreError::Unavailable(fault) = &e {
-            // Logged once when the store faulted; the caller retries after a while.
-            let code = match fault.kind {
-                caravan_common::recovery::FaultKind::DiskFull => "DISK_FULL",
-                caravan_common::recovery::FaultKind::Io => "STORE_UNAVAILABLE",
-            };
-            return Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                code,
+        match e {
+            StoreError::Unavailable(fault) => {
+                // Logged once when the store faulted; the caller retries after a while.
+                let code = match fault.kind {
+                    caravan_common::recovery::FaultKind::DiskFull => "DISK_FULL",
+                    caravan_common::recovery::FaultKind::Io => "STORE_UNAVAILABLE",
+                };
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    code,
+                    format!(
+                        "the spoke cannot store documents now: {fault}; it recovers by itself, retry later"
+                    ),
+                )
+            }
+            // Logged once by the store, not once per request.
+            StoreError::PayloadCorrupt { document, .. } => Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "STORE_CORRUPT",
                 format!(
-                    "the spoke cannot store documents now: {fault}; it recovers by itself, retry later"
+                    "the stored payload of {document} fails its checksum: it is not served; the spoke's operator restores the store from a backup (see its log and runbook)"
                 ),
-            );
+            ),
+            StoreError::Corrupt(_) => {
+                tracing::error!(cause = %e, "store failure");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "STORE_CORRUPT",
+                    "a record of the spoke's store does not decode; see its log",
+                )
+            }
+            StoreError::Backend(_) => {
+                tracing::error!(cause = %e, "store failure");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "STORE_FAILURE",
+                    "the spoke's store failed; see its log",
+                )
+            }
         }
-        tracing::error!(cause = %e, "store failure");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "STORE_FAILURE",
-            "the spoke's store failed; see its log",
-        )
     }
 }
 

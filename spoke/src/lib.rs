@@ -51,6 +51,12 @@ pub enum RunError {
     Listen(#[from] caravan_common::process::ListenError),
     #[error(transparent)]
     Trust(#[from] trust::TrustError),
+    /// The store failed the check at start (`SpokeStore::check_at_start`): the spoke serves
+    /// nothing on it, and changed nothing.
+    #[error(
+        "the store in {path} is damaged, so the spoke will not start on it: {problems}. The spoke served nothing from it. List every problem with `caravan-spoke store check --config <spoke.toml>`, then restore the store from a backup (runbook: Faults and hostile conditions)"
+    )]
+    StoreDamaged { path: String, problems: String },
 }
 
 /// Run the spoke until `shutdown` completes: the delivery stream from the hub and the local
@@ -60,11 +66,25 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         path: config.data_dir.display().to_string(),
         cause,
     })?;
-    let store = Arc::new(store::SpokeStore::open(
-        &config.data_dir.join("store"),
-        config.store_engine,
-        STORE_CACHE_BYTES,
-    )?);
+    let path = config.data_dir.join("store");
+    let damaged = |problems: String| RunError::StoreDamaged {
+        path: path.display().to_string(),
+        problems,
+    };
+    let store = store::SpokeStore::open(&path, config.store_engine, STORE_CACHE_BYTES).map_err(
+        |e| match e {
+            // A database file the engine cannot read for what it holds.
+            store::StoreError::Corrupt(_) => damaged(e.to_string()),
+            // Busy (another spoke holds it), or an I/O error.
+            other => RunError::Store(other),
+        },
+    )?;
+    let checked = store.check_at_start();
+    if !checked.is_sound() {
+        return Err(damaged(checked.summary()));
+    }
+    store.note_floors()?;
+    let store = Arc::new(store);
     let listener = bind_control_socket(&config.control_socket).await?;
     let channel = spoke::hub_channel(&config)?;
     let max_payload_bytes = config.max_payload_bytes;
@@ -122,6 +142,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         let metrics = spoke.clone();
         let health = stop_rx.clone();
         let store_health = store.health().cloned();
+        let damaged_store = store.clone();
         let app = axum::Router::new()
             .route(
                 "/metrics",
@@ -140,16 +161,21 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             )
             // Liveness and readiness for probes: the spoke serves its national single window
             // and officers whether or not the hub is reachable (the outbox holds documents
-            // meanwhile), so only shutdown, and a faulted store (it can take no document in),
-            // make it NOT_SERVING.
+            // meanwhile), so only shutdown, a faulted store (it can take no document in), and a
+            // store a read found damaged, make it NOT_SERVING.
             .route(
                 "/healthz",
                 axum::routing::get(move || {
                     let stopping = *health.borrow();
                     let fault = store_health.as_ref().and_then(|h| h.fault());
+                    let damage = damaged_store.damage();
                     async move {
-                        let (code, text) =
-                            caravan_common::recovery::healthz(stopping, fault.as_ref());
+                        let (code, text) = match damage {
+                            Some(damage) if !stopping => {
+                                (503, format!("NOT_SERVING STORE_CORRUPT {damage}\n"))
+                            }
+                            _ => caravan_common::recovery::healthz(stopping, fault.as_ref()),
+                        };
                         (
                             axum::http::StatusCode::from_u16(code)
                                 .unwrap_or(axum::http::StatusCode::SERVICE_UNAVAILABLE),
@@ -183,7 +209,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         let _ = task.await;
     }
     let _ = std::fs::remove_file(&socket);
-    spoke::blocking(move || store.flush()).await?;
+    spoke::blocking(move || {
+        store.flush()?;
+        store.note_floors()
+    })
+    .await?;
     info!("store flushed; stopped");
     Ok(())
 }

@@ -288,6 +288,16 @@ impl Spoke {
                 "Alarms raised about the hub's exchange log since install (failed proofs); any rise needs an operator.",
                 alarms as i64,
             ),
+            (
+                "caravan_spoke_store_damaged",
+                "1 once a read found the store damaged (a record that does not decode, a payload that fails its checksum) since the spoke started: /healthz says STORE_CORRUPT until a restart.",
+                i64::from(self.store.damage().is_some()),
+            ),
+            (
+                "caravan_spoke_payloads_corrupt",
+                "Documents whose stored payload failed its checksum since the spoke started: never served (see the runbook).",
+                self.store.damaged_payloads() as i64,
+            ),
         ];
         let mut text: String = gauges
             .iter()
@@ -552,6 +562,8 @@ impl Spoke {
         let (store, entry) = (self.store.clone(), queued.clone());
         let payload = match blocking(move || store.queued_payload(&entry)).await {
             Ok(payload) => payload,
+            // Held in the outbox, never sent with bad bytes; the store logged it once.
+            Err(StoreError::PayloadCorrupt { .. }) => return false,
             Err(e) => {
                 error!(message_id = %id, cause = %e, "cannot read the outbox entry's payload");
                 return false;

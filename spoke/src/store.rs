@@ -5,25 +5,34 @@
 //! | table      | key                            | value                         |
 //! |------------|--------------------------------|-------------------------------|
 //! | `inbox`    | message id (16) + sender (2)   | [`InboxRecord`] (JSON)        |
-//! | `payload_at` | message id (16) + sender (2) | segment (u32) + offset (u64) + length (u64) of the payload in `payload-segments/` |
+//! | `payload_at` | message id (16) + sender (2) | segment (u32) + offset (u64) + length (u64) of the payload in `payload-segments/`, then the CRC-32 of each 1 MiB block (none in stores from before checksums: read unchecked) |
 //! | `payloads` | message id (16) + sender (2)   | payload bytes up to the engine's `inline_payload_limit` (redb: 8 KiB; and stores written before segments) |
 //! | `arrivals` | arrival number (u64, BE)       | inbox key: arrival order      |
 //! | `sent`     | message id (16)                | [`SentRecord`] (JSON)         |
 //! | `queued`   | queue number (u64) + id (16)   | the sealed envelope (protobuf) of a document in the outbox, without its payload |
-//! | `outbox_payloads` | the `queued` key        | 0 + the payload (up to the engine's inline limit), or 1 + segment (u32) + offset (u64) + length (u64) |
+//! | `outbox_payloads` | the `queued` key        | 0 + the payload (up to the engine's inline limit), or 1 + a location as in `payload_at` |
 //! | `outbox`   | queue number (u64) + id (16)   | a whole sealed envelope, queued by a spoke from before `queued`: sent, never written (an older spoke, after a downgrade, sees none of `queued` and leaves those documents waiting rather than sending them without payload) |
 //! | `receipted` | message id (16)               | the sealed envelope of a document the hub gave a receipt for, kept (as it was in `queued` or `outbox`) until it reaches a final state: a hub restored from a backup may no longer know it, and it is then queued again, byte for byte |
 //! | `receipted_payloads` | message id (16)      | its payload, as in `outbox_payloads` (none for a whole envelope) |
 //! | `trust`    | `current`                      | the signed trust list held    |
-//! | `meta`     | `status_cursor`, `next_arrival`, `next_queued`, ... | cursors and counters (u64), log head and alarms (JSON) |
+//! | `meta`     | `format_version`, `status_cursor`, `next_arrival`, `next_queued`, ... | the store's format, cursors and counters (u64), log head and alarms (JSON) |
 //!
 //! Payloads above the engine's inline limit live in append-only segment files
 //! (`caravan_common::segments`), not in the engine (sled would keep every one in memory until
 //! the process ends, so on sled all of them do). A document enters the inbox
 //! once: the same (sender, message id) delivered again is recognised, and answered with the
 //! decision already recorded.
+//!
+//! A payload in a segment is read back only if it matches the checksums kept with its location:
+//! otherwise [`StoreError::PayloadCorrupt`] names the document, the segment and the offset
+//! (logged once per document, counted), and the NSW API, the console and the outbox get that,
+//! never the bytes. A read that finds the store damaged marks it ([`SpokeStore::damage`]) for
+//! `/healthz` and the metrics.
 
-use std::path::Path;
+use std::{
+    path::{Path, PathBuf},
+    sync::Mutex,
+};
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
@@ -31,8 +40,10 @@ use caravan_common::{
     DocumentType, MessageId, ParticipantId, RefusalCode, Timestamp,
     kv::{self, Engine, EngineKind, KvError, Tx},
     recovery,
-    segments::{Location, Segments},
+    segments::{self, Damaged, Location, Placed, SegmentError, Segments},
 };
+
+mod check;
 
 /// Failures of the spoke's store.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +56,14 @@ pub enum StoreError {
     /// (`caravan_common::recovery`): logged once there; callers answer "retry later".
     #[error("the spoke's store is unavailable: {0}")]
     Unavailable(caravan_common::recovery::Fault),
+    /// A stored payload fails its checksum: the document is never served as good.
+    #[error("the stored payload of {document} is corrupt: {detail}")]
+    PayloadCorrupt {
+        /// `message <id> from <sender>`, or the outbox entry.
+        document: String,
+        /// The segment file, offset and block.
+        detail: String,
+    },
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
@@ -256,7 +275,19 @@ pub type Arrivals = Vec<(u64, InboxRecord)>;
 pub struct SpokeStore {
     engine: Box<dyn Engine>,
     segments: Segments,
+    /// The store's folder, for reports.
+    path: PathBuf,
+    /// Documents whose payload failed its checksum (logged once each), by their key.
+    damaged: Damaged<Vec<u8>>,
+    /// The first damage a read found since the spoke started: health says so until a restart.
+    damage: Mutex<Option<String>>,
 }
+
+/// The store's layout version, in `meta` (absent in stores from before it: version 1 too).
+/// Opening a store of a later version is refused; payload locations with checksums are read
+/// by earlier spokes as before (they ignore the checksums).
+pub const FORMAT_VERSION: u64 = 1;
+const FORMAT_KEY: &[u8] = b"format_version";
 
 const INBOX: &str = "inbox";
 const PAYLOADS: &str = "payloads";
@@ -338,16 +369,28 @@ pub struct Queued {
     pub envelope: Vec<u8>,
 }
 
-/// Where a payload kept in a segment is, as stored: segment (u32), offset (u64), length (u64).
-fn encode_location(at: Location, len: usize) -> Vec<u8> {
-    let mut pointer = Vec::with_capacity(20);
+/// Where a payload kept in a segment is, as stored: segment (u32), offset (u64), length (u64),
+/// then the CRC-32 (u32) of each block.
+fn encode_location(placed: &Placed, len: usize) -> Vec<u8> {
+    let at = placed.at;
+    let mut pointer = Vec::with_capacity(20 + 4 * placed.checksums.len());
     pointer.extend_from_slice(&at.segment.to_be_bytes());
     pointer.extend_from_slice(&at.offset.to_be_bytes());
     pointer.extend_from_slice(&(len as u64).to_be_bytes());
+    for sum in &placed.checksums {
+        pointer.extend_from_slice(&sum.to_be_bytes());
+    }
     pointer
 }
 
-fn decode_location(pointer: &[u8]) -> Result<(Location, usize), StoreError> {
+/// A payload's place: where, how long, and its block checksums (empty: written before them).
+struct Placement {
+    at: Location,
+    len: usize,
+    checksums: Vec<u32>,
+}
+
+fn decode_location(pointer: &[u8]) -> Result<Placement, StoreError> {
     let corrupt = || StoreError::Corrupt("payload location".into());
     let segment = pointer
         .get(..4)
@@ -360,7 +403,21 @@ fn decode_location(pointer: &[u8]) -> Result<(Location, usize), StoreError> {
         .and_then(u64_of)
         .and_then(|l| usize::try_from(l).ok())
         .ok_or_else(corrupt)?;
-    Ok((Location { segment, offset }, len))
+    let sums = &pointer[20..];
+    if !sums.len().is_multiple_of(4)
+        || (!sums.is_empty() && sums.len() / 4 != len.div_ceil(segments::CHECK_BLOCK))
+    {
+        return Err(corrupt());
+    }
+    let checksums = sums
+        .chunks_exact(4)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    Ok(Placement {
+        at: Location { segment, offset },
+        len,
+        checksums,
+    })
 }
 
 fn inbox_key(id: MessageId, sender: ParticipantId) -> [u8; 18] {
@@ -404,9 +461,76 @@ impl SpokeStore {
         let store = Self {
             engine: kv::open(path, engine, TABLES, cache_bytes)?,
             segments: Segments::open(path).map_err(backend)?,
+            path: path.to_path_buf(),
+            damaged: Damaged::default(),
+            damage: Mutex::new(None),
         };
+        store.upgrade()?;
         store.start_counters()?;
         Ok(store)
+    }
+
+    /// Open the store in folder `path` on whichever engine it was created with (for
+    /// `store check` of a backup); `None` if `path` holds no store.
+    pub fn open_found(path: &Path, cache_bytes: u64) -> Result<Option<Self>, StoreError> {
+        match EngineKind::detect(path) {
+            Some(kind) => Self::open(path, kind, cache_bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Record the format version, or refuse a store of a later one.
+    fn upgrade(&self) -> Result<(), StoreError> {
+        match self.meta_u64(FORMAT_KEY)? {
+            Some(v) if v > FORMAT_VERSION => Err(StoreError::Backend(format!(
+                "the store has format version {v}, written by a newer Caravan; this one reads up to version {FORMAT_VERSION}: run the newer binary, or restore a backup taken before the upgrade"
+            ))),
+            Some(_) => Ok(()),
+            None => {
+                self.put(META, FORMAT_KEY, &FORMAT_VERSION.to_be_bytes())?;
+                self.flush()
+            }
+        }
+    }
+
+    /// The first damage a read found since the spoke started (`None`: none).
+    pub fn damage(&self) -> Option<String> {
+        self.damage
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// How many documents' payloads failed their checksum since the spoke started.
+    pub fn damaged_payloads(&self) -> u64 {
+        self.damaged.count()
+    }
+
+    /// Pass a read's outcome on, noting damage (a record that does not decode, an engine that
+    /// cannot read its files, a payload that fails its checksum) for health; logged the first
+    /// time.
+    fn watched<T>(&self, outcome: Result<T, StoreError>) -> Result<T, StoreError> {
+        // Damage, not a passing fault (a full disk, a reopen under way: `recovery` has those).
+        // The engines say "corrupt" in words only.
+        let damage = |e: &StoreError| match e {
+            StoreError::Corrupt(_) | StoreError::PayloadCorrupt { .. } => true,
+            StoreError::Backend(cause) => cause.to_lowercase().contains("corrupt"),
+            StoreError::Unavailable(_) => false,
+        };
+        if let Err(e) = outcome.as_ref()
+            && damage(e)
+        {
+            let mut damage = self.damage.lock().unwrap_or_else(|e| e.into_inner());
+            if damage.is_none() {
+                // A payload's damage was logged where it was found, once per document.
+                if !matches!(e, StoreError::PayloadCorrupt { .. }) {
+                    tracing::error!(store = %self.path.display(), cause = %e,
+                        "the store is damaged: health reports STORE_CORRUPT until a restart; run `caravan-spoke store check` (see the runbook)");
+                }
+                *damage = Some(e.to_string());
+            }
+        }
+        outcome
     }
 
     /// Stores written before the counters were kept in `meta` numbered arrivals and the outbox
@@ -458,7 +582,7 @@ impl SpokeStore {
         sender: ParticipantId,
         id: MessageId,
     ) -> Result<Option<InboxRecord>, StoreError> {
-        self.get(INBOX, &inbox_key(id, sender))
+        self.watched(self.get(INBOX, &inbox_key(id, sender)))
     }
 
     /// Inbox entries with this message id (from any sender; normally one).
@@ -466,12 +590,14 @@ impl SpokeStore {
         // Keys are the id and a two-letter sender, so this bound is past every one of them.
         let mut end = id.as_bytes().to_vec();
         end.extend_from_slice(&[0xff; 3]);
-        Ok(self
-            .engine
-            .range(INBOX, id.as_bytes(), Some(&end), usize::MAX, false)?
-            .into_iter()
-            .map(|(_, v)| decode(&v, INBOX))
-            .collect::<Result<_, _>>()?)
+        self.watched((|| {
+            Ok(self
+                .engine
+                .range(INBOX, id.as_bytes(), Some(&end), usize::MAX, false)?
+                .into_iter()
+                .map(|(_, v)| decode(&v, INBOX))
+                .collect::<Result<_, _>>()?)
+        })())
     }
 
     /// Store a received document unless (sender, message id) is there already. Returns
@@ -569,15 +695,18 @@ impl SpokeStore {
         limit: usize,
         reverse: bool,
     ) -> Result<Arrivals, StoreError> {
-        let mut out = Vec::new();
-        for (arrival, key) in self.engine.range(ARRIVALS, from, to, limit, reverse)? {
-            let cursor =
-                u64_of(&arrival).ok_or_else(|| StoreError::Corrupt("arrival key".into()))?;
-            if let Some(record) = self.get(INBOX, &key)? {
-                out.push((cursor, record));
+        // Every inbox listing reads here: damage found makes health say so.
+        self.watched((|| {
+            let mut out = Vec::new();
+            for (arrival, key) in self.engine.range(ARRIVALS, from, to, limit, reverse)? {
+                let cursor =
+                    u64_of(&arrival).ok_or_else(|| StoreError::Corrupt("arrival key".into()))?;
+                if let Some(record) = self.get(INBOX, &key)? {
+                    out.push((cursor, record));
+                }
             }
-        }
-        Ok(out)
+            Ok(out)
+        })())
     }
 
     pub fn payload(
@@ -586,11 +715,14 @@ impl SpokeStore {
         id: MessageId,
     ) -> Result<Option<Vec<u8>>, StoreError> {
         let key = inbox_key(id, sender);
-        let Some(pointer) = self.engine.get(PAYLOAD_AT, &key)? else {
-            // Kept in the engine: small, or stored before segments.
-            return Ok(self.engine.get(PAYLOADS, &key)?);
-        };
-        self.read_placed(&pointer).map(Some)
+        self.watched((|| {
+            let Some(pointer) = self.engine.get(PAYLOAD_AT, &key)? else {
+                // Kept in the engine: small, or stored before segments.
+                return Ok(self.engine.get(PAYLOADS, &key)?);
+            };
+            let document = format!("message {id} from {sender}");
+            self.read_placed(&pointer, &key, &document).map(Some)
+        })())
     }
 
     /// Where a payload goes: `None` to be written with its record (up to the engine's inline
@@ -600,17 +732,36 @@ impl SpokeStore {
         if payload.len() <= self.engine.inline_payload_limit() {
             return Ok(None);
         }
-        let at = self
+        let placed = self
             .segments
             .append(payload)
             .map_err(|e| recovery::storage_failed(self.engine.as_ref(), e))?;
-        Ok(Some(encode_location(at, payload.len())))
+        Ok(Some(encode_location(&placed, payload.len())))
     }
 
-    /// The payload at an encoded segment location from [`Self::place_payload`].
-    fn read_placed(&self, pointer: &[u8]) -> Result<Vec<u8>, StoreError> {
-        let (at, len) = decode_location(pointer)?;
-        self.segments.read(at, 0, len).map_err(backend)
+    /// The payload at an encoded segment location from [`Self::place_payload`], checked
+    /// against its checksums; `key` and `document` name it.
+    fn read_placed(
+        &self,
+        pointer: &[u8],
+        key: &[u8],
+        document: &str,
+    ) -> Result<Vec<u8>, StoreError> {
+        let p = decode_location(pointer)?;
+        match self.segments.read(p.at, 0, p.len, &p.checksums) {
+            Ok(bytes) => Ok(bytes),
+            Err(e @ SegmentError::Corrupt { .. }) => {
+                if self.damaged.note(key.to_vec()) {
+                    tracing::error!(store = %self.path.display(), document, cause = %e,
+                        "stored payload fails its checksum; it is not served, and health reports STORE_CORRUPT until a restart");
+                }
+                Err(StoreError::PayloadCorrupt {
+                    document: document.to_owned(),
+                    detail: e.to_string(),
+                })
+            }
+            Err(e) => Err(backend(e)),
+        }
     }
 
     /// Put a sealed envelope in the outbox together with its record, atomically: `envelope`
@@ -643,15 +794,20 @@ impl SpokeStore {
         if queued.whole {
             return Ok(None);
         }
-        let kept = self
-            .engine
-            .get(OUTBOX_PAYLOADS, &queued.key)?
-            .ok_or_else(|| StoreError::Corrupt("outbox payload is missing".into()))?;
-        match kept.split_first() {
-            Some((0, payload)) => Ok(Some(payload.to_vec())),
-            Some((1, pointer)) => self.read_placed(pointer).map(Some),
-            _ => Err(StoreError::Corrupt("outbox payload".into())),
-        }
+        self.watched((|| {
+            let kept = self
+                .engine
+                .get(OUTBOX_PAYLOADS, &queued.key)?
+                .ok_or_else(|| StoreError::Corrupt("outbox payload is missing".into()))?;
+            match kept.split_first() {
+                Some((0, payload)) => Ok(Some(payload.to_vec())),
+                Some((1, pointer)) => {
+                    let document = format!("outbox message {}", queued.message_id);
+                    self.read_placed(pointer, &queued.key, &document).map(Some)
+                }
+                _ => Err(StoreError::Corrupt("outbox payload".into())),
+            }
+        })())
     }
 
     /// The oldest `limit` envelopes in the outbox (both tables share the queue numbers).
@@ -859,7 +1015,7 @@ impl SpokeStore {
     }
 
     pub fn sent_entry(&self, id: MessageId) -> Result<Option<SentRecord>, StoreError> {
-        self.get(SENT, id.as_bytes())
+        self.watched(self.get(SENT, id.as_bytes()))
     }
 
     /// The last good signed trust list (encoded `caravan.v1.SignedTrustList`).
@@ -1058,6 +1214,104 @@ mod tests {
             );
         }
     }
+    #[test]
+    fn damage_is_refused_reported_and_marks_the_store_unhealthy() {
+        for engine in ENGINES {
+            let dir = tempfile::tempdir().unwrap();
+            let store = SpokeStore::open(dir.path(), engine, 4 << 20).unwrap();
+            let (a, b) = (record("KZ"), record("UZ"));
+            let big = vec![5u8; segments::CHECK_BLOCK + 100];
+            store.inbox_insert(&a, &big).unwrap();
+            store.inbox_insert(&b, b"small").unwrap();
+            store.flush().unwrap();
+            let report = store.check();
+            // The records say 3 bytes: the check compares.
+            assert_eq!(report.problems.len(), 2, "{engine}: {:?}", report.problems);
+            let dir2 = tempfile::tempdir().unwrap();
+            let store = SpokeStore::open(dir2.path(), engine, 4 << 20).unwrap();
+            let mut a = record("KZ");
+            a.payload_length = big.len() as u64;
+            let mut b = record("UZ");
+            b.payload_length = 5;
+            store.inbox_insert(&a, &big).unwrap();
+            store.inbox_insert(&b, b"small").unwrap();
+            store.flush().unwrap();
+            let report = store.check();
+            assert!(report.is_sound(), "{engine}: {:?}", report.problems);
+            // On sled even the small one is in a segment; redb keeps it in its own pages.
+            let in_engine = u64::from(engine == EngineKind::Redb);
+            assert_eq!(report.payloads.checked, 2 - in_engine);
+            assert_eq!(report.payloads.in_engine, in_engine);
+            assert!(store.check_at_start().is_sound());
+            assert_eq!(store.damage(), None);
+
+            // A flipped bit in the segment: never served, named, counted once.
+            let file = dir2.path().join("payload-segments").join("seg-000001.bin");
+            let mut bytes = std::fs::read(&file).unwrap();
+            bytes[segments::CHECK_BLOCK + 1] ^= 8;
+            std::fs::write(&file, bytes).unwrap();
+            for _ in 0..2 {
+                match store.payload(a.sender, a.message_id) {
+                    Err(StoreError::PayloadCorrupt { document, detail }) => {
+                        assert!(document.contains(&a.message_id.to_string()), "{document}");
+                        assert!(detail.contains("block 1"), "{detail}");
+                    }
+                    other => panic!("{engine}: {other:?}"),
+                }
+            }
+            assert_eq!(store.damaged_payloads(), 1);
+            assert!(store.damage().is_some());
+            assert_eq!(
+                store.payload(b.sender, b.message_id).unwrap().unwrap(),
+                b"small"
+            );
+            let report = store.check();
+            assert_eq!(report.problems.len(), 1, "{engine}: {:?}", report.problems);
+            assert!(
+                report.problems[0]
+                    .record
+                    .contains(&a.message_id.to_string())
+            );
+
+            // A record that no longer decodes breaks the inbox listing: said, and remembered.
+            let dir3 = tempfile::tempdir().unwrap();
+            let store = SpokeStore::open(dir3.path(), engine, 4 << 20).unwrap();
+            store.inbox_insert(&b, b"small").unwrap();
+            let key = inbox_key(b.message_id, b.sender);
+            store.put(INBOX, &key, b"{not json").unwrap();
+            store.flush().unwrap();
+            assert!(
+                store
+                    .check_at_start()
+                    .problems
+                    .iter()
+                    .any(|p| p.place == INBOX)
+            );
+            assert!(store.inbox_since(None, 100).is_err());
+            assert!(store.damage().unwrap().contains("inbox"));
+            // Counters that went back since they were noted: committed data was lost.
+            store.note_floors().unwrap();
+            assert!(
+                store
+                    .check_at_start()
+                    .problems
+                    .iter()
+                    .all(|p| p.place == INBOX)
+            );
+            store.put(META, NEXT_ARRIVAL, &0u64.to_be_bytes()).unwrap();
+            let report = store.check_at_start();
+            assert!(
+                report.problems.iter().any(
+                    |p| p.record == "next_arrival" && p.detail.contains("is at 0 but was at 1")
+                ),
+                "{engine}: {:?}",
+                report.problems
+            );
+            let report = store.check();
+            assert!(!report.is_sound());
+        }
+    }
+
     #[test]
     fn numbering_goes_on_after_a_store_numbered_by_sled() {
         // Stores from before the counters in `meta` numbered arrivals with sled's ids.

@@ -186,6 +186,8 @@ pub struct Net {
     pub store_engine: Option<&'static str>,
     /// The hub's `payload_in_flight_mib` (default: the hub's).
     pub payload_in_flight_mib: Option<u64>,
+    /// The hub's `tree_head_interval_secs` (default 1: a head kept every second).
+    pub tree_head_interval_secs: u64,
     onboarded: bool,
     hub: Option<Proc>,
     spokes: BTreeMap<String, Proc>,
@@ -252,6 +254,7 @@ impl Net {
             ca_file: "ca.pem".into(),
             store_engine: None,
             payload_in_flight_mib: None,
+            tree_head_interval_secs: 1,
             onboarded: false,
             hub: None,
             spokes: BTreeMap::new(),
@@ -449,9 +452,10 @@ impl Net {
             pki.join("hub.key").display(),
         );
         // Metrics and the dashboard on free ports, logged as `metrics listening addr=` and
-        // `dashboard listening addr=`; a tree head every second.
+        // `dashboard listening addr=`; a tree head every second unless the test says otherwise.
         let text = format!(
-            "metrics_listen = \"127.0.0.1:0\"\ndashboard_listen = \"127.0.0.1:0\"\ntree_head_interval_secs = 1\n{}{text}",
+            "metrics_listen = \"127.0.0.1:0\"\ndashboard_listen = \"127.0.0.1:0\"\ntree_head_interval_secs = {}\n{}{text}",
+            self.tree_head_interval_secs,
             self.engine_line()
         );
         let text = match self.payload_in_flight_mib {
@@ -850,6 +854,11 @@ impl Net {
 
     pub fn kill_spoke(&mut self, id: &str) {
         self.spokes.remove(id).expect("spoke running").kill();
+    }
+
+    /// SIGTERM a spoke and wait for its exit; returns whether it exited cleanly.
+    pub fn terminate_spoke(&mut self, id: &str) -> bool {
+        self.spokes.remove(id).expect("spoke running").terminate()
     }
 
     /// Run `caravan-spoke ARGS --config <id's config>` and return its output.

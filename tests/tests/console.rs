@@ -215,7 +215,10 @@ async fn plant_a_tampered_document(net: &mut Net, sent: &str) -> MessageId {
         code: RefusalCode::BadSignature,
         reason: "header signature does not verify with key x".into(),
     };
-    store.inbox_insert(&forged, b"<forged/>").unwrap();
+    // The record says what was received (the spoke's check at start compares).
+    let payload = b"<forged/>";
+    forged.payload_length = payload.len() as u64;
+    store.inbox_insert(&forged, payload).unwrap();
     store.flush().unwrap();
     drop(store);
     net.start_spoke("CN").await;

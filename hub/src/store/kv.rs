@@ -23,7 +23,7 @@
 //! record never names bytes that are not on disk. What a flush promises depends on the engine
 //! (see `caravan_common::kv`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use prost::Message;
 
@@ -31,7 +31,7 @@ use caravan_common::{
     MessageId, ParticipantId, Timestamp,
     kv::{self, Engine, EngineKind, KvError, Tx},
     merkle, recovery,
-    segments::{Location, Segments},
+    segments::{Damaged, Location, SegmentError, Segments},
 };
 
 use super::{
@@ -41,6 +41,8 @@ use super::{
         CertificateRecord, LogEntry, LogKind, MessageRecord, RegistryRecord, StatusEvent, TreeHead,
     },
 };
+
+mod check;
 
 const MESSAGES: &str = "messages";
 const PAYLOADS: &str = "payloads";
@@ -88,6 +90,10 @@ pub struct KvBackend {
     engine: Box<dyn Engine>,
     /// The payloads (see `segments`).
     segments: Segments,
+    /// The store's folder, for reports.
+    path: PathBuf,
+    /// Messages whose payload failed its checksum, by sequence (logged once each).
+    damaged: Damaged<u64>,
 }
 
 /// The store's layout version, in `meta`. Opening a store of a later version is refused (a
@@ -228,13 +234,35 @@ impl KvBackend {
             .transpose()
     }
 
+    /// Open the store for the hub to run on: [`Self::check_at_start`] runs before the upgrade
+    /// writes anything; a store that fails it is left as it is, and its report returned.
+    pub fn open_checked(
+        path: &Path,
+        engine: EngineKind,
+        cache_bytes: u64,
+    ) -> Result<Result<Self, caravan_common::check::Report>, StoreError> {
+        let backend = Self::unchecked(kv::open(path, engine, TABLES, cache_bytes)?, path)?;
+        let report = backend.check_at_start();
+        if !report.is_sound() {
+            return Ok(Err(report));
+        }
+        backend.upgrade()?;
+        Ok(Ok(backend))
+    }
+
     fn on(engine: Box<dyn Engine>, path: &Path) -> Result<Self, StoreError> {
-        let backend = Self {
-            engine,
-            segments: Segments::open(path).map_err(backend_error)?,
-        };
+        let backend = Self::unchecked(engine, path)?;
         backend.upgrade()?;
         Ok(backend)
+    }
+
+    fn unchecked(engine: Box<dyn Engine>, path: &Path) -> Result<Self, StoreError> {
+        Ok(Self {
+            engine,
+            segments: Segments::open(path).map_err(backend_error)?,
+            path: path.to_path_buf(),
+            damaged: Damaged::default(),
+        })
     }
 
     fn meta(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
@@ -468,15 +496,18 @@ impl Backend for KvBackend {
         // A small payload is written with its record; a larger one goes to its segment first
         // (a resend of a stored message writes nothing).
         let inline = m.payload.len() <= self.engine.inline_payload_limit().min(PAYLOAD_CHUNK);
-        let at = if inline || self.engine.get(DEDUP, &dedup)?.is_some() {
-            Location {
+        let (at, checksums) = if inline || self.engine.get(DEDUP, &dedup)?.is_some() {
+            let at = Location {
                 segment: 0,
                 offset: 0,
-            }
+            };
+            (at, Vec::new())
         } else {
-            self.segments
+            let placed = self
+                .segments
                 .append(&m.payload)
-                .map_err(|e| recovery::storage_failed(self.engine.as_ref(), e))?
+                .map_err(|e| recovery::storage_failed(self.engine.as_ref(), e))?;
+            (placed.at, placed.checksums)
         };
         let mut outcome = Acceptance::Conflict;
         self.engine.write(&mut |tx| {
@@ -531,6 +562,7 @@ impl Backend for KvBackend {
                 log_index,
                 payload_segment: at.segment,
                 payload_offset: at.offset,
+                payload_crc32: checksums.clone(),
             };
             tx.insert(MESSAGES, &key, &record.encode_to_vec())?;
             if inline && !m.payload.is_empty() {
@@ -685,10 +717,30 @@ impl Backend for KvBackend {
             segment: record.payload_segment,
             offset: record.payload_offset,
         };
-        self.segments
-            .read(at, skip, len)
-            .map(Some)
-            .map_err(backend_error)
+        match self.segments.read(at, skip, len, &record.payload_crc32) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e @ SegmentError::Corrupt { .. }) => {
+                let message = format!("{}/{}", record.sender, record.message_id);
+                if self.damaged.note(sequence) {
+                    tracing::error!(store = %self.path.display(), %message, sequence, cause = %e,
+                        "stored payload fails its checksum; the document is held back, not delivered");
+                }
+                Err(StoreError::PayloadCorrupt {
+                    sequence,
+                    message,
+                    detail: e.to_string(),
+                })
+            }
+            Err(e) => Err(backend_error(e)),
+        }
+    }
+
+    fn payload_damaged(&self, sequence: u64) -> bool {
+        self.damaged.contains(&sequence)
+    }
+
+    fn damaged_payloads(&self) -> u64 {
+        self.damaged.count()
     }
 
     fn events(

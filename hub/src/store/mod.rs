@@ -40,6 +40,15 @@ pub enum StoreError {
     /// A stored record failed to decode: the database is corrupt or from an unknown version.
     #[error("stored record {what} is corrupt: {detail}")]
     Corrupt { what: &'static str, detail: String },
+    /// A stored payload's bytes fail their checksum: the document is not served as good.
+    #[error("the stored payload of message {message} (sequence {sequence}) is corrupt: {detail}")]
+    PayloadCorrupt {
+        sequence: u64,
+        /// `<sender>/<message id>`.
+        message: String,
+        /// The segment file, offset and block, from `caravan_common::segments`.
+        detail: String,
+    },
 }
 
 /// A message the hub has verified and is about to accept.
@@ -194,8 +203,19 @@ pub trait Backend: Send + Sync + 'static {
     /// Bytes the store takes on disk.
     fn size_on_disk(&self) -> Result<u64, StoreError>;
 
-    /// Chunk `index` of the payload of message `sequence`.
+    /// Chunk `index` of the payload of message `sequence`, checked against its checksum
+    /// ([`StoreError::PayloadCorrupt`] if it fails: logged once per message, and counted).
     fn payload_chunk(&self, sequence: u64, index: u32) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Whether message `sequence`'s payload was found corrupt since the hub started.
+    fn payload_damaged(&self, _sequence: u64) -> bool {
+        false
+    }
+
+    /// How many messages' payloads were found corrupt since the hub started.
+    fn damaged_payloads(&self) -> u64 {
+        0
+    }
 
     /// Up to `limit` status events for `sender` after cursor `after`, oldest first.
     fn events(

@@ -61,6 +61,11 @@ pub struct MessageRecord {
     pub payload_segment: u32,
     #[prost(uint64, tag = "15")]
     pub payload_offset: u64,
+    /// CRC-32 of each 1 MiB block of a payload in a segment (`caravan_common::segments`),
+    /// checked on every read; empty for a payload written before checksums (read unchecked)
+    /// and for one kept in the engine (its own checksums guard it).
+    #[prost(fixed32, repeated, tag = "16")]
+    pub payload_crc32: Vec<u32>,
 }
 
 /// One state change of a message.

@@ -630,3 +630,80 @@ fn payloads_live_in_segments_and_format_1_payloads_stay_readable() {
     assert_eq!(read, big);
     assert_eq!(b.payload_chunk(2, 0).unwrap().unwrap(), b"from format 1");
 }
+
+#[test]
+fn a_payload_chunk_that_fails_its_checksum_is_refused_and_old_payloads_stay_unchecked() {
+    use prost::Message;
+    let dir = tempfile::tempdir().unwrap();
+    let big: Vec<u8> = (0..(2 * super::kv::PAYLOAD_CHUNK + 10))
+        .map(|i| (i % 251) as u8)
+        .collect();
+    {
+        let b = sled(dir.path());
+        for header in [b"h1", b"h2"] {
+            let mut m = incoming("KZ", "CN", header);
+            m.payload = big.clone();
+            accept(&b, &m);
+        }
+        b.flush().unwrap();
+        let report = b.check();
+        assert!(report.is_sound(), "{:?}", report.problems);
+        assert_eq!(report.payloads.checked, 2);
+    }
+    // Message 2 as a store from before checksums wrote it: no checksums.
+    {
+        let db = ::sled::open(dir.path()).unwrap();
+        let messages = db.open_tree("messages").unwrap();
+        let key = 2u64.to_be_bytes();
+        let mut record =
+            super::records::MessageRecord::decode(messages.get(key).unwrap().unwrap().as_ref())
+                .unwrap();
+        record.payload_crc32.clear();
+        messages.insert(key, record.encode_to_vec()).unwrap();
+        db.flush().unwrap();
+    }
+    // A bit flips in the second chunk of message 1 (the segment's second MiB).
+    let file = dir.path().join("payload-segments").join("seg-000001.bin");
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[super::kv::PAYLOAD_CHUNK + 3] ^= 1;
+    std::fs::write(&file, bytes).unwrap();
+    let b = sled(dir.path());
+    assert_eq!(
+        b.payload_chunk(1, 0).unwrap().unwrap(),
+        big[..super::kv::PAYLOAD_CHUNK]
+    );
+    for _ in 0..2 {
+        match b.payload_chunk(1, 1) {
+            Err(StoreError::PayloadCorrupt {
+                sequence: 1,
+                message,
+                detail,
+            }) => {
+                assert!(message.starts_with("KZ/"), "{message}");
+                assert!(
+                    detail.contains("seg-000001.bin") && detail.contains("block 1"),
+                    "{detail}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(b.payload_damaged(1) && !b.payload_damaged(2));
+    assert_eq!(b.damaged_payloads(), 1, "counted once");
+    assert_eq!(
+        b.payload_chunk(2, 1).unwrap().unwrap().len(),
+        super::kv::PAYLOAD_CHUNK
+    );
+    let report = b.check();
+    assert_eq!(report.payloads.checked, 0);
+    assert_eq!(
+        report.payloads.unchecked, 1,
+        "the old one is read unchecked"
+    );
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    assert!(report.problems[0].record.contains("sequence 1"));
+    assert!(
+        b.check_at_start().is_sound(),
+        "the quick check reads no payload"
+    );
+}
