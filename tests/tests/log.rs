@@ -210,10 +210,11 @@ async fn spokes_check_every_log_proof_and_raise_an_alarm_when_history_is_rewritt
             .contains("is not an extension of"),
         "{kz}"
     );
-    assert_eq!(
-        alarm["heads"].as_array().unwrap().len(),
-        2,
-        "the two signed heads are kept as evidence: {kz}"
+    // The last verified head and every head of the round that fails against it (one or more,
+    // as many as arrived before the round: one alarm keeps them all).
+    assert!(
+        alarm["heads"].as_array().unwrap().len() >= 2,
+        "the signed heads are kept as evidence: {kz}"
     );
     // KZ follows the new history from then on: one rewrite, one round of alarms.
     let kz = wait_log_view(&net, "KZ", "the new history followed", |v| {
