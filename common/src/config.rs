@@ -41,6 +41,15 @@ impl Problems {
         self.0.push(problem.into());
     }
 
+    /// Problems recorded so far.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// Keep the value of `result`, or record its error under `field`.
     pub fn check<T, E: fmt::Display>(&mut self, field: &str, result: Result<T, E>) -> Option<T> {
         result.map_err(|e| self.push(format!("{field}: {e}"))).ok()

@@ -63,8 +63,26 @@ const SEGMENT_BYTES: u64 = 256 * 1024 * 1024;
 /// The folder, inside the store's folder.
 pub const FOLDER: &str = "payload-segments";
 
+/// An I/O error with the file it concerns; the OS error stays reachable as its source (so
+/// [`crate::fd::is_exhaustion`] still recognises `EMFILE`).
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {source}")]
+struct Located {
+    path: String,
+    source: std::io::Error,
+}
+
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SegmentError + '_ {
-    move |e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())).into()
+    move |source| {
+        std::io::Error::new(
+            source.kind(),
+            Located {
+                path: path.display().to_string(),
+                source,
+            },
+        )
+        .into()
+    }
 }
 
 /// The CRC-32 of each [`CHECK_BLOCK`] of `payload` (none for an empty one).
@@ -202,7 +220,9 @@ impl Segments {
 
     /// `len` bytes at `at` + `skip`, checked against `checksums` (the payload's, from
     /// [`Segments::append`]; empty: written before checksums, read unchecked). A checked read
-    /// starts at a block boundary (`skip` a multiple of [`CHECK_BLOCK`]).
+    /// starts at a block boundary (`skip` a multiple of [`CHECK_BLOCK`]). Each read opens the
+    /// segment, so a process out of file descriptors fails here: that is reported as such
+    /// ([`crate::fd`]), never as a missing payload.
     pub fn read(
         &self,
         at: Location,
@@ -211,7 +231,18 @@ impl Segments {
         checksums: &[u32],
     ) -> Result<Vec<u8>, SegmentError> {
         let path = segment_path(&self.dir, at.segment);
-        let file = File::open(&path).map_err(io(&path))?;
+        let file = match File::open(&path) {
+            Ok(file) => {
+                crate::fd::available();
+                file
+            }
+            Err(e) => {
+                if crate::fd::is_exhaustion(&e) {
+                    crate::fd::exhausted(crate::fd::During::Open, &e);
+                }
+                return Err(io(&path)(e));
+            }
+        };
         let mut buf = vec![0u8; len];
         file.read_exact_at(&mut buf, at.offset + skip)
             .map_err(io(&path))?;

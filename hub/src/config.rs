@@ -15,6 +15,14 @@
 //! ca_cert = "pki/ca.pem"             # the CA that issued participants' certificates
 //! cert = "pki/hub.pem"
 //! key = "pki/hub.key"
+//!
+//! [net]                              # every listener's limits (all optional; the defaults)
+//! handshake_timeout_secs = 10
+//! header_read_timeout_secs = 10
+//! idle_timeout_secs = 60
+//! write_stall_timeout_secs = 30
+//! max_connections = 4096
+//! max_handshakes = 256
 //! ```
 //!
 //! Participants, keys and corridors are not configured here: they live in the registry, in the
@@ -30,6 +38,7 @@ use serde::{Deserialize, Serialize};
 use caravan_common::{
     config::{Problems, TlsFiles, TlsMaterial, read_toml, resolve},
     kv::EngineKind,
+    net::{Limits, NetFile},
     signing::SigningKey,
 };
 
@@ -90,6 +99,9 @@ pub struct HubFile {
     pub message_ttl_secs: MessageTtl,
     /// TLS material.
     pub tls: TlsFiles,
+    /// Time limits and caps of every listener (gRPC, dashboard, metrics).
+    #[serde(default)]
+    pub net: NetFile,
 }
 
 /// Seconds a message may wait for its recipient, per document type; then it is EXPIRED.
@@ -184,6 +196,8 @@ pub struct Config {
     pub backup_dir: PathBuf,
     pub tree_head_interval: std::time::Duration,
     pub tls: TlsMaterial,
+    /// See [`HubFile::net`].
+    pub net: Limits,
 }
 
 impl Config {
@@ -242,6 +256,7 @@ impl Config {
         if !(2..=366 * 86_400).contains(&file.trust_list_validity_secs) {
             problems.push("trust_list_validity_secs: must be between 2 and 31622400 (366 days)");
         }
+        let net = file.net.check(&mut problems);
         if let (Some(r), Some(a)) = (&receipt_key, &anchor_key)
             && r.key_id() == a.key_id()
         {
@@ -266,6 +281,7 @@ impl Config {
             },
             tree_head_interval: std::time::Duration::from_secs(file.tree_head_interval_secs.max(1)),
             tls: tls.expect("checked"),
+            net: net.expect("checked"),
         })
     }
 }
@@ -286,6 +302,10 @@ mod tests {
         assert!(file.metrics_listen.is_some());
         assert!(file.dashboard_listen.is_some());
         assert!(file.backup_dir.is_some());
+        assert_eq!(
+            file.net.max_handshakes,
+            caravan_common::net::DEFAULT_MAX_HANDSHAKES
+        );
         let admin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/config/admin.toml");
         read_toml::<crate::operator::AdminFile>(&admin).unwrap();
     }

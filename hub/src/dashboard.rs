@@ -7,37 +7,27 @@
 //! (`CERTIFICATE_REVOKED`), and a client without a certificate does not complete the
 //! handshake. Operators import their certificate in the browser (see the runbook).
 //!
-//! TLS handshakes run beside the accept loop, each on its own task with a time limit, and at
-//! most `MAX_HANDSHAKES` at once: a client that connects and says nothing holds one slot for
-//! `HANDSHAKE_LIMIT`, never the operators behind it.
+//! Connections go through `caravan_common::net` like every listener's: TLS handshakes beside
+//! the accept loop, each with a time limit, a bounded number at once, the oldest giving way to
+//! a new connection, so a client that connects and says nothing never holds up the operators
+//! behind it.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::net::SocketAddr;
 
 use axum::{
     Json, Router,
-    extract::{ConnectInfo, State, connect_info::Connected},
+    extract::{ConnectInfo, State},
     http::{StatusCode, header},
     response::{IntoResponse, Response},
     routing::get,
-    serve::{IncomingStream, Listener},
 };
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
 use serde::Serialize;
-use tokio::{
-    net::{TcpListener, TcpStream},
-    task::JoinSet,
-};
-use tokio_rustls::{
-    TlsAcceptor,
-    rustls::{self, RootCertStore, server::WebPkiClientVerifier},
-    server::TlsStream,
-};
-use tracing::debug;
+use tokio_rustls::server::TlsStream;
 
 use caravan_common::{
     Refusal, Timestamp,
-    config::TlsMaterial,
     html::escape,
+    net::Conn,
     trust::{CorridorState, view},
 };
 
@@ -47,19 +37,6 @@ use crate::{
     server::Observed,
 };
 
-/// Longest a client may take to complete the TLS handshake.
-const HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);
-/// Handshakes under way at once; further connections wait in the kernel's backlog.
-const MAX_HANDSHAKES: usize = 64;
-
-/// A TLS listener that asks for a client certificate from the hub's CA.
-pub struct OperatorListener {
-    tcp: TcpListener,
-    tls: TlsAcceptor,
-    /// Handshakes under way: a connection, once its handshake succeeds.
-    handshakes: JoinSet<Option<(TlsStream<TcpStream>, Visitor)>>,
-}
-
 /// Who connected: the address and the identity in the client certificate.
 #[derive(Debug, Clone)]
 pub struct Visitor {
@@ -67,105 +44,18 @@ pub struct Visitor {
     pub peer: Option<Peer>,
 }
 
-impl OperatorListener {
-    /// TLS with the hub's certificate; client certificates must chain to the hub's CA.
-    pub fn new(tcp: TcpListener, tls: &TlsMaterial) -> Result<Self, String> {
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&tls.cert)
-            .collect::<Result<_, _>>()
-            .map_err(|e| format!("tls.cert: {e}"))?;
-        let key = PrivateKeyDer::from_pem_slice(&tls.key).map_err(|e| format!("tls.key: {e}"))?;
-        let mut roots = RootCertStore::empty();
-        for ca in CertificateDer::pem_slice_iter(&tls.ca_cert) {
-            roots
-                .add(ca.map_err(|e| format!("tls.ca_cert: {e}"))?)
-                .map_err(|e| format!("tls.ca_cert: {e}"))?;
+impl Visitor {
+    /// The visitor on a connection through its TLS handshake.
+    pub fn of(stream: &TlsStream<Conn>) -> Self {
+        let (conn, session) = stream.get_ref();
+        let peer = session
+            .peer_certificates()
+            .and_then(|certs| certs.first())
+            .and_then(|leaf| identity::peer_from_der(leaf.as_ref()));
+        Self {
+            addr: conn.peer_addr(),
+            peer,
         }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let verifier =
-            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-                .build()
-                .map_err(|e| format!("client verifier: {e}"))?;
-        let mut config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
-            .with_client_cert_verifier(verifier)
-            .with_single_cert(certs, key)
-            .map_err(|e| format!("tls.cert/tls.key: {e}"))?;
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Ok(Self {
-            tcp,
-            tls: TlsAcceptor::from(Arc::new(config)),
-            handshakes: JoinSet::new(),
-        })
-    }
-}
-
-/// Complete the TLS handshake of one connection within `HANDSHAKE_LIMIT`.
-async fn handshake(
-    tls: TlsAcceptor,
-    tcp: TcpStream,
-    addr: SocketAddr,
-) -> Option<(TlsStream<TcpStream>, Visitor)> {
-    match tokio::time::timeout(HANDSHAKE_LIMIT, tls.accept(tcp)).await {
-        Ok(Ok(stream)) => {
-            let peer = stream
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|certs| certs.first())
-                .and_then(|leaf| identity::peer_from_der(leaf.as_ref()));
-            Some((stream, Visitor { addr, peer }))
-        }
-        Ok(Err(e)) => {
-            debug!(%addr, cause = %e, "dashboard TLS handshake failed");
-            None
-        }
-        Err(_) => {
-            debug!(%addr, "dashboard TLS handshake timed out");
-            None
-        }
-    }
-}
-
-impl Listener for OperatorListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = Visitor;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            tokio::select! {
-                accepted = self.tcp.accept(), if self.handshakes.len() < MAX_HANDSHAKES => {
-                    match accepted {
-                        Ok((tcp, addr)) => {
-                            self.handshakes.spawn(handshake(self.tls.clone(), tcp, addr));
-                        }
-                        Err(e) => {
-                            // Out of file descriptors and the like: wait instead of spinning.
-                            debug!(cause = %e, "dashboard accept failed");
-                            tokio::time::sleep(Duration::from_millis(100)).await;
-                        }
-                    }
-                }
-                Some(done) = self.handshakes.join_next() => {
-                    if let Ok(Some(connection)) = done {
-                        return connection;
-                    }
-                }
-            }
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(Visitor {
-            addr: self.tcp.local_addr()?,
-            peer: None,
-        })
-    }
-}
-
-impl Connected<IncomingStream<'_, OperatorListener>> for Visitor {
-    fn connect_info(stream: IncomingStream<'_, OperatorListener>) -> Self {
-        stream.remote_addr().clone()
     }
 }
 

@@ -454,10 +454,33 @@ impl Exchange {
                                     .await;
                                 return;
                             }
-                            Ok(None) | Err(_) => {
+                            Ok(None) => {
                                 tracing::error!(sequence, index, "stored payload chunk is missing");
                                 let _ = tx
                                     .send(Err(Status::internal("stored payload is incomplete")))
+                                    .await;
+                                return;
+                            }
+                            // Logged once per episode by `caravan_common::fd`; the spoke
+                            // reconnects and the document is delivered again.
+                            Err(StoreError::OutOfFiles(cause)) => {
+                                tracing::debug!(
+                                    sequence,
+                                    index,
+                                    cause,
+                                    "cannot read a stored payload: out of file descriptors"
+                                );
+                                let _ = tx
+                                    .send(Err(Status::unavailable(
+                                        "the hub is out of file descriptors; retry",
+                                    )))
+                                    .await;
+                                return;
+                            }
+                            Err(e) => {
+                                tracing::error!(sequence, index, cause = %e, "cannot read a stored payload chunk");
+                                let _ = tx
+                                    .send(Err(Status::internal("stored payload could not be read")))
                                     .await;
                                 return;
                             }

@@ -385,6 +385,7 @@ fn main() -> ExitCode {
             if let Some(listen) = listen {
                 config.listen = listen;
             }
+            caravan_common::process::raise_fd_limit();
             let result = run(config);
             let damaged = result.as_ref().is_err_and(|e| {
                 matches!(

@@ -1,13 +1,36 @@
 //! Wiring: open the store, start group commit, and serve the gRPC services over mutual TLS
 //! until shutdown.
+//!
+//! Every listener goes through `caravan_common::net`: the gRPC port's TLS handshakes are done
+//! there (not by tonic, which would hold each one without a time limit), and tonic is handed
+//! the TLS streams; the dashboard and the metrics are served by its HTTP/1 loop.
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    io,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
 
-use tokio::{net::TcpListener, sync::watch};
-use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig, server::TcpIncoming};
+use hyper_util::service::TowerToHyperService;
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    net::TcpListener,
+    sync::watch,
+};
+use tonic::transport::{
+    Server,
+    server::{Connected, TcpConnectInfo},
+};
 use tracing::info;
 
-use caravan_common::{Timestamp, process::listen};
+use caravan_common::{
+    Timestamp,
+    net::{self, Conn, Listener, Plain, Stats, Tls},
+    process::listen,
+};
 
 use caravan_proto::v1::{
     admin_server::AdminServer, exchange_server::ExchangeServer,
@@ -51,14 +74,76 @@ pub enum RunError {
     /// A listener of the config (`metrics_listen`, `dashboard_listen`).
     #[error(transparent)]
     Listen(#[from] caravan_common::process::ListenError),
-    #[error("dashboard TLS: {0}")]
-    DashboardTls(String),
     /// The store failed the check at start (`KvBackend::check_at_start`) or could not be
     /// opened for what it holds: the hub serves nothing on it, and changed nothing.
     #[error(
         "the store in {path} is damaged, so the hub will not start on it: {problems}. The hub wrote nothing to it. List every problem with `caravan-hub store check --config <hub.toml>`, then restore the store from a backup (`caravan-hub restore --config <hub.toml> --from <backup>`; runbook: Faults and hostile conditions)"
     )]
     StoreDamaged { path: String, problems: String },
+    /// The TLS material of the config, as the gRPC port and the dashboard load it.
+    #[error("TLS: {0}")]
+    Tls(String),
+}
+
+/// A gRPC connection: a [`Conn`] that tonic can ask for its addresses, so that, under TLS,
+/// `request.peer_certs()` finds the client certificate (`TlsConnectInfo<TcpConnectInfo>`).
+pub struct GrpcConn(Conn);
+
+impl From<Conn> for GrpcConn {
+    fn from(conn: Conn) -> Self {
+        Self(conn)
+    }
+}
+
+impl Connected for GrpcConn {
+    type ConnectInfo = TcpConnectInfo;
+
+    fn connect_info(&self) -> TcpConnectInfo {
+        TcpConnectInfo {
+            local_addr: self.0.local_addr(),
+            remote_addr: Some(self.0.peer_addr()),
+        }
+    }
+}
+
+impl AsyncRead for GrpcConn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for GrpcConn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+    }
 }
 
 /// What the metrics and the dashboard read: the counters, and the store's state at the time.
@@ -68,6 +153,8 @@ pub struct Observed {
     pub store: Store,
     pub heads: Arc<Heads>,
     pub registry: Arc<Registry>,
+    /// The listeners' connection counts, for `/metrics`.
+    pub listeners: Vec<Arc<Stats>>,
 }
 
 impl Observed {
@@ -212,16 +299,27 @@ pub async fn run(
             }
         }
     });
+    let (grpc_stats, dashboard_stats, metrics_stats) = (
+        Stats::new("grpc"),
+        Stats::new("dashboard"),
+        Stats::new("metrics"),
+    );
     let observed = Observed {
         metrics: metrics.clone(),
         store: store.clone(),
         heads: heads.clone(),
         registry: registry.clone(),
+        listeners: vec![
+            grpc_stats.clone(),
+            dashboard_stats.clone(),
+            metrics_stats.clone(),
+        ],
     };
+    let limits = config.net;
     if let Some(addr) = config.metrics_listen {
         let listener = listen(addr, "metrics_listen").await?;
         info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "metrics listening");
-        let mut stop = stop_rx.clone();
+        let listener = Listener::new(listener, Plain, limits, metrics_stats);
         let health = stop_rx.clone();
         let store_health = store.backend().health();
         let view = observed.clone();
@@ -235,6 +333,7 @@ pub async fn run(
                         if let Some(health) = view.store.backend().health() {
                             text.push_str(&health.render_metrics("caravan_hub"));
                         }
+                        net::render("caravan_hub", &view.listeners, &mut text);
                         (
                             [(
                                 axum::http::header::CONTENT_TYPE,
@@ -264,29 +363,29 @@ pub async fn run(
                     }
                 }),
             );
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.changed().await;
-                })
-                .await;
-        });
+        tokio::spawn(net::serve_http1(
+            listener,
+            move |_| TowerToHyperService::new(app.clone()),
+            stop_rx.clone(),
+        ));
     }
     if let Some(addr) = config.dashboard_listen {
         let tcp = listen(addr, "dashboard_listen").await?;
         info!(addr = %tcp.local_addr().map(|a| a.to_string()).unwrap_or_default(), "dashboard listening");
-        let listener = crate::dashboard::OperatorListener::new(tcp, &config.tls)
-            .map_err(RunError::DashboardTls)?;
-        let app = crate::dashboard::router(observed.clone())
-            .into_make_service_with_connect_info::<crate::dashboard::Visitor>();
-        let mut stop = stop_rx.clone();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.changed().await;
-                })
-                .await;
-        });
+        let tls = net::tls_acceptor(&config.tls, &[b"http/1.1"]).map_err(RunError::Tls)?;
+        let listener = Listener::new(tcp, Tls::<Conn>::new(tls), limits, dashboard_stats);
+        let app = crate::dashboard::router(observed.clone());
+        tokio::spawn(net::serve_http1(
+            listener,
+            move |stream| {
+                let visitor = crate::dashboard::Visitor::of(stream);
+                TowerToHyperService::new(
+                    app.clone()
+                        .layer(axum::Extension(axum::extract::ConnectInfo(visitor))),
+                )
+            },
+            stop_rx.clone(),
+        ));
     }
     let anchor = TrustAnchorServer::new(TrustAnchorService {
         registry: registry.clone(),
@@ -314,12 +413,16 @@ pub async fn run(
     let exchange_service = ExchangeServer::new(ExchangeService(exchange))
         .max_decoding_message_size(MESSAGE_LIMIT)
         .max_encoding_message_size(MESSAGE_LIMIT);
-    let tls = ServerTlsConfig::new()
-        .identity(Identity::from_pem(&config.tls.cert, &config.tls.key))
-        .client_ca_root(Certificate::from_pem(&config.tls.ca_cert));
-
+    let tls = net::tls_acceptor(&config.tls, &[b"h2"]).map_err(RunError::Tls)?;
     let addr = listener.local_addr().ok();
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    // HTTP/2 pings every 30 s keep a live peer busy, so a connection with no byte either way
+    // for idle_timeout is cut too.
+    let listener = Listener::new(listener, Tls::<GrpcConn>::new(tls), limits, grpc_stats)
+        .cut_idle_connections();
+    let incoming = futures::stream::unfold(listener, |mut listener| async move {
+        let stream = listener.accept().await;
+        Some((Ok::<_, io::Error>(stream), listener))
+    });
     info!(addr = %addr.map(|a| a.to_string()).unwrap_or_default(), "listening");
     let shutdown = async move {
         shutdown.await;
@@ -327,7 +430,6 @@ pub async fn run(
         let _ = stop_tx.send(true);
     };
     Server::builder()
-        .tls_config(tls)?
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .add_service(health_service)

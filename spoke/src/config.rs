@@ -16,6 +16,19 @@
 //! ca_cert = "tls/ca.pem"                   # the hub's CA
 //! cert = "tls/KZ.pem"                      # this spoke's client certificate
 //! key = "tls/KZ.key"
+//!
+//! [net]                                    # every listener's limits (optional; the defaults)
+//! handshake_timeout_secs = 10              # first byte of a connection
+//! header_read_timeout_secs = 10
+//! idle_timeout_secs = 60                   # an idle request body
+//! write_stall_timeout_secs = 30
+//! max_connections = 4096
+//! max_handshakes = 256
+//!
+//! [upload]                                 # how a document handed to `send` must arrive
+//! grace_secs = 20
+//! min_rate_bytes_per_sec = 500
+//! room_wait_secs = 30                      # wait for room in payload_in_flight_mib, then 503
 //! ```
 //!
 //! Participants, keys and the hub's receipt keys are not configured here: they come from the
@@ -29,8 +42,11 @@ use caravan_common::{
     ParticipantId,
     config::{ConfigError, Problems, TlsFiles, TlsMaterial, read_toml, resolve},
     kv::EngineKind,
+    net::{Limits, NetFile},
     signing::{PublicKey, SigningKey},
 };
+
+use crate::upload::{UploadFile, UploadRules};
 
 /// Default largest payload sent: 64 MiB, as the hub's default.
 pub const DEFAULT_MAX_PAYLOAD_BYTES: u64 = 64 * 1024 * 1024;
@@ -83,6 +99,12 @@ pub struct SpokeFile {
     /// The officers' web console; absent: not served.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub console: Option<ConsoleFile>,
+    /// Time limits and caps of every TCP listener (NSW API, console, metrics).
+    #[serde(default)]
+    pub net: NetFile,
+    /// How a document handed to `send` must arrive (NSW API and control API).
+    #[serde(default)]
+    pub upload: UploadFile,
 }
 
 /// The officers' web console as written.
@@ -183,6 +205,10 @@ pub struct Config {
     pub nsw: Option<crate::nsw::NswConfig>,
     pub console: Option<crate::console::ConsoleConfig>,
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// See [`SpokeFile::net`].
+    pub net: Limits,
+    /// See [`SpokeFile::upload`].
+    pub upload: UploadRules,
 }
 
 impl Config {
@@ -233,6 +259,8 @@ impl Config {
             .metrics_listen
             .as_deref()
             .map(|a| problems.check("metrics_listen", a.parse::<std::net::SocketAddr>()));
+        let net = file.net.check(&mut problems);
+        let upload = file.upload.check(&mut problems);
         let data_dir = resolve(path, &file.data_dir);
         let control_socket = control_socket(path, &file, &data_dir);
         problems.finish(path, || Config {
@@ -250,6 +278,8 @@ impl Config {
             nsw: nsw.flatten(),
             console: console.flatten(),
             metrics_listen: metrics_listen.flatten(),
+            net: net.expect("checked"),
+            upload,
         })
     }
 }
@@ -348,6 +378,33 @@ mod tests {
                 .is_some()
         );
         assert!(console_config(file.console.as_ref().unwrap(), &mut problems).is_some());
+        assert!(file.net.check(&mut problems).is_some());
+        let upload = file.upload.check(&mut problems);
+        assert_eq!(upload.min_rate, crate::upload::DEFAULT_MIN_RATE);
         assert!(problems.finish(&path, || ()).is_ok());
+    }
+
+    #[test]
+    fn bad_upload_rules_are_named() {
+        let mut problems = Problems::default();
+        crate::upload::UploadFile {
+            grace_secs: 0,
+            min_rate_bytes_per_sec: 0,
+            room_wait_secs: 5000,
+        }
+        .check(&mut problems);
+        let text = problems
+            .finish(Path::new("spoke.toml"), || ())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.contains("upload.grace_secs: must be between 1 and 3600"),
+            "{text}"
+        );
+        assert!(
+            text.contains("upload.min_rate_bytes_per_sec: must be at least 1"),
+            "{text}"
+        );
+        assert!(text.contains("upload.room_wait_secs"), "{text}");
     }
 }

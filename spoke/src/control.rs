@@ -28,7 +28,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
 
@@ -41,6 +41,7 @@ use crate::{
         AckRecord, InboxRecord, ResponseBody, SentRecord, SentState, StateChange, StoreError,
         Verification,
     },
+    upload::UploadError,
 };
 
 /// An error answer.
@@ -58,7 +59,13 @@ struct ErrorBody {
     problems: Vec<Problem>,
 }
 
-struct Failure(StatusCode, ApiError, Vec<Problem>);
+/// An error answer: status, error, the problems of a refused document, extra headers.
+struct Failure(
+    StatusCode,
+    ApiError,
+    Vec<Problem>,
+    Vec<(header::HeaderName, header::HeaderValue)>,
+);
 
 impl Failure {
     fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
@@ -68,6 +75,7 @@ impl Failure {
                 code: code.into(),
                 message: message.into(),
             },
+            Vec::new(),
             Vec::new(),
         )
     }
@@ -79,14 +87,55 @@ const RETRY_AFTER_SECS: &str = "10";
 
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
-        let body = Json(ErrorBody {
-            error: self.1,
-            problems: self.2,
-        });
+        let mut response = (
+            self.0,
+            Json(ErrorBody {
+                error: self.1,
+                problems: self.2,
+            }),
+        )
+            .into_response();
+        let headers = response.headers_mut();
         if self.0 == StatusCode::SERVICE_UNAVAILABLE {
-            (self.0, [(header::RETRY_AFTER, RETRY_AFTER_SECS)], body).into_response()
-        } else {
-            (self.0, body).into_response()
+            headers.insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from_static(RETRY_AFTER_SECS),
+            );
+        }
+        // A failure's own headers win (NO_ROOM_TO_SEND has its own Retry-After).
+        for (name, value) in self.3 {
+            headers.insert(name, value);
+        }
+        response
+    }
+}
+
+impl From<UploadError> for Failure {
+    fn from(e: UploadError) -> Self {
+        let message = e.to_string();
+        match e {
+            UploadError::TooLarge(_) => {
+                Self::new(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", message)
+            }
+            UploadError::Slow { .. } | UploadError::Idle(_) => {
+                let mut failure = Self::new(StatusCode::REQUEST_TIMEOUT, "BODY_TIMEOUT", message);
+                // The rest of the body is not read: the connection cannot carry another request.
+                failure.3.push((
+                    header::CONNECTION,
+                    header::HeaderValue::from_static("close"),
+                ));
+                failure
+            }
+            UploadError::NoRoom { .. } => {
+                let mut failure =
+                    Self::new(StatusCode::SERVICE_UNAVAILABLE, "NO_ROOM_TO_SEND", message);
+                failure.3.push((
+                    header::RETRY_AFTER,
+                    header::HeaderValue::from(crate::upload::RETRY_AFTER_SECS),
+                ));
+                failure
+            }
+            UploadError::Read(_) => bad_request(message),
         }
     }
 }
@@ -263,35 +312,16 @@ async fn send(
     request: axum::extract::Request,
 ) -> Result<Response, Failure> {
     let max = spoke.max_payload_bytes();
-    let too_large = || {
-        Failure::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "PAYLOAD_TOO_LARGE",
-            format!("the document is larger than max_payload_bytes ({max} bytes)"),
-        )
-    };
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > max as u64) {
-        return Err(too_large());
+        return Err(UploadError::TooLarge(max).into());
     }
-    // Room among the documents being taken in at the same moment, before the body is read:
-    // for the size declared, or for the largest allowed.
-    let room = spoke.room_to_send(declared.unwrap_or(max as u64)).await;
-    let body = Limited::new(request.into_body(), max)
-        .collect()
-        .await
-        .map_err(|e| {
-            if e.downcast_ref::<LengthLimitError>().is_some() {
-                too_large()
-            } else {
-                bad_request(format!("the document could not be read: {e}"))
-            }
-        })?
-        .to_bytes();
+    // Room among the documents being taken in at the same moment, as the bytes arrive.
+    let (body, room) = spoke.take_in(request.into_body()).await?;
     let to: ParticipantId = q.to.parse().map_err(|e| bad_request(format!("to: {e}")))?;
     let document_type: DocumentType = q
         .document_type
@@ -303,8 +333,7 @@ async fn send(
         document_id: q.document_id.filter(|d| !d.is_empty()),
         supersedes: message_id_param("supersedes", q.supersedes.as_deref())?,
         in_reply_to: message_id_param("in_reply_to", q.in_reply_to.as_deref())?,
-        // The body's own buffer, not a copy: it is the largest thing a spoke holds.
-        content: Content::Document(Vec::from(body)),
+        content: Content::Document(body),
         room: Some(room),
     };
     queue(&spoke, outgoing, q.wait).await

@@ -22,13 +22,18 @@ pub mod nsw;
 pub mod spoke;
 pub mod store;
 pub mod trust;
+pub mod upload;
 
 use std::{future::Future, os::unix::fs::PermissionsExt, path::Path, sync::Arc};
 
+use hyper_util::service::TowerToHyperService;
 use tokio::{net::UnixListener, sync::watch};
 use tracing::info;
 
-use caravan_common::process::listen;
+use caravan_common::{
+    net::{self, Listener, Plain, Stats},
+    process::listen,
+};
 
 pub use config::Config;
 
@@ -91,6 +96,17 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let socket = config.control_socket.clone();
     let nsw = config.nsw.clone();
     let console = config.console.clone();
+    let limits = config.net;
+    let (nsw_stats, console_stats, metrics_stats) = (
+        Stats::new("nsw"),
+        Stats::new("console"),
+        Stats::new("metrics"),
+    );
+    let listeners = vec![
+        nsw_stats.clone(),
+        console_stats.clone(),
+        metrics_stats.clone(),
+    ];
     // Bind every listener before anything starts, so a taken port stops the spoke at once.
     let console_listener = match &console {
         Some(c) => Some(listen(c.listen, "console.listen (officer console)").await?),
@@ -124,7 +140,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         tokio::spawn(spoke.clone().follow_status(stop_rx.clone())),
         tokio::spawn(spoke.log.clone().run(spoke.client(), stop_rx.clone())),
     ];
-    tasks.push(serve(
+    tasks.push(serve_local(
         listener,
         control::router(spoke.clone(), max_payload_bytes),
         stop_rx.clone(),
@@ -132,7 +148,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     if let (Some(c), Some(listener)) = (console, console_listener) {
         info!(addr = %local(&listener), officers = c.officers.len(), "officer console listening");
         tasks.push(serve(
-            listener,
+            Listener::new(listener, Plain, limits, console_stats),
             console::router(spoke.clone(), c.officers),
             stop_rx.clone(),
         ));
@@ -148,13 +164,16 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 "/metrics",
                 axum::routing::get(move || {
                     let spoke = metrics.clone();
+                    let listeners = listeners.clone();
                     async move {
+                        let mut text = spoke.metrics().await;
+                        net::render("caravan_spoke", &listeners, &mut text);
                         (
                             [(
                                 axum::http::header::CONTENT_TYPE,
                                 "text/plain; version=0.0.4",
                             )],
-                            spoke.metrics().await,
+                            text,
                         )
                     }
                 }),
@@ -184,7 +203,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                     }
                 }),
             );
-        tasks.push(serve(listener, app, stop_rx.clone()));
+        tasks.push(serve(
+            Listener::new(listener, Plain, limits, metrics_stats),
+            app,
+            stop_rx.clone(),
+        ));
     }
     if let (Some(n), Some(listener)) = (nsw, nsw_listener) {
         info!(addr = %local(&listener), clients = n.tokens.len(), "NSW API listening");
@@ -197,7 +220,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             )));
         }
         tasks.push(serve(
-            listener,
+            Listener::new(listener, Plain, limits, nsw_stats),
             nsw::router(spoke.clone(), max_payload_bytes, n.tokens),
             stop_rx.clone(),
         ));
@@ -225,16 +248,27 @@ fn local(listener: &tokio::net::TcpListener) -> String {
         .unwrap_or_default()
 }
 
-/// Serve `app` on `listener` until `stop` changes.
-fn serve<L>(
-    listener: L,
+/// Serve `app` over TCP until `stop` changes, with the connection hygiene of
+/// `caravan_common::net` (caps, first-byte and header time limits, idle bodies).
+fn serve(
+    listener: Listener<Plain>,
+    app: axum::Router,
+    stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(net::serve_http1(
+        listener,
+        move |_| TowerToHyperService::new(app.clone()),
+        stop,
+    ))
+}
+
+/// Serve `app` on the local control socket until `stop` changes (reachable only by this
+/// machine's users with access to the file).
+fn serve_local(
+    listener: UnixListener,
     app: axum::Router,
     mut stop: watch::Receiver<bool>,
-) -> tokio::task::JoinHandle<()>
-where
-    L: axum::serve::Listener,
-    L::Addr: std::fmt::Debug,
-{
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let shutdown = async move {
             let _ = stop.changed().await;

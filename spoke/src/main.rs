@@ -334,6 +334,7 @@ fn command(command: Command) -> Result<(), Failure> {
             };
             init_tracing("CARAVAN_SPOKE_LOG", "info", format);
             let config = Config::load(&config).map_err(|e| Failure(EX_USAGE, e.to_string()))?;
+            caravan_common::process::raise_fd_limit();
             runtime()?
                 .block_on(caravan_spoke::run(config, shutdown_signal()))
                 .map_err(|e| {

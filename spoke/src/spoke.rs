@@ -64,7 +64,8 @@ const OUTBOX_WINDOW: usize = 32;
 /// loaded (one larger than the room goes alone).
 struct PayloadRoom {
     kib: usize,
-    taking_in: Arc<Semaphore>,
+    /// Taken as a document's bytes arrive ([`crate::upload`]).
+    taking_in: crate::upload::Room,
 }
 
 impl PayloadRoom {
@@ -72,7 +73,10 @@ impl PayloadRoom {
         let kib = mib.saturating_mul(1024).max(1);
         Self {
             kib,
-            taking_in: Arc::new(Semaphore::new(kib)),
+            taking_in: crate::upload::Room {
+                kib,
+                permits: Arc::new(Semaphore::new(kib)),
+            },
         }
     }
 
@@ -135,8 +139,8 @@ pub struct Outgoing {
     pub in_reply_to: Option<MessageId>,
     /// The document itself, or a business response (decision) built by the spoke.
     pub content: Content,
-    /// The room the document was taken in with ([`Spoke::room_to_send`]), given back once it
-    /// is in the outbox.
+    /// The room the document was taken in with ([`Spoke::take_in`]), given back once it is in
+    /// the outbox.
     pub room: Option<OwnedSemaphorePermit>,
 }
 
@@ -166,6 +170,11 @@ pub struct Spoke {
     /// Wakes the outbox worker when a document is queued.
     outbox_signal: Notify,
     room: PayloadRoom,
+    /// How a document handed to `send` must arrive.
+    upload: crate::upload::UploadRules,
+    uploads: crate::upload::UploadStats,
+    /// The listeners' idle timeout (`net.idle_timeout_secs`), which also ends an idle body.
+    idle_timeout: Duration,
     /// Bumped whenever a queued document is settled (accepted or refused).
     settled: watch::Sender<u64>,
     /// Bumped whenever a document enters the inbox.
@@ -210,6 +219,9 @@ impl Spoke {
             trust,
             outbox_signal: Notify::new(),
             room: PayloadRoom::new(config.payload_in_flight_mib),
+            upload: config.upload,
+            uploads: crate::upload::UploadStats::default(),
+            idle_timeout: config.net.idle_timeout,
             settled: watch::channel(0).0,
             arrived: watch::channel(0).0,
             key: config.signing_key,
@@ -308,6 +320,11 @@ impl Spoke {
         if let Some(health) = self.store.health() {
             text.push_str(&health.render_metrics("caravan_spoke"));
         }
+        text.push_str(
+            &self
+                .uploads
+                .render(self.room.taking_in.taken_kib(), self.room.kib),
+        );
         text
     }
 
@@ -320,15 +337,22 @@ impl Spoke {
         self.max_payload_bytes
     }
 
-    /// Wait for room to take in a document of `bytes` among those being sent at the same
-    /// moment; hold it until the document is in the outbox ([`Outgoing::room`]).
-    pub async fn room_to_send(&self, bytes: u64) -> OwnedSemaphorePermit {
-        self.room
-            .taking_in
-            .clone()
-            .acquire_many_owned(self.room.permits(bytes))
-            .await
-            .expect("the room is never closed")
+    /// Read a document handed to `send`, taking room among `payload_in_flight_mib` as its
+    /// bytes arrive; hold it until the document is in the outbox ([`Outgoing::room`]). See
+    /// [`crate::upload`] for the rules.
+    pub async fn take_in(
+        &self,
+        body: axum::body::Body,
+    ) -> Result<(Vec<u8>, OwnedSemaphorePermit), crate::upload::UploadError> {
+        crate::upload::take_in(
+            body,
+            self.max_payload_bytes,
+            &self.upload,
+            &self.room.taking_in,
+            &self.uploads,
+            self.idle_timeout,
+        )
+        .await
     }
 
     pub fn hub_connected(&self) -> bool {

@@ -188,6 +188,10 @@ pub struct Net {
     pub payload_in_flight_mib: Option<u64>,
     /// The hub's `tree_head_interval_secs` (default 1: a head kept every second).
     pub tree_head_interval_secs: u64,
+    /// Top-level lines put first in the hub's config (e.g. `net = { handshake_timeout_secs = 2 }`).
+    pub hub_extra: String,
+    /// Top-level lines put first in every spoke's config.
+    pub spoke_extra: String,
     onboarded: bool,
     hub: Option<Proc>,
     spokes: BTreeMap<String, Proc>,
@@ -255,6 +259,8 @@ impl Net {
             store_engine: None,
             payload_in_flight_mib: None,
             tree_head_interval_secs: 1,
+            hub_extra: String::new(),
+            spoke_extra: String::new(),
             onboarded: false,
             hub: None,
             spokes: BTreeMap::new(),
@@ -462,6 +468,7 @@ impl Net {
             Some(mib) => format!("payload_in_flight_mib = {mib}\n{text}"),
             None => text,
         };
+        let text = format!("{}{text}", self.hub_extra);
         let text = match self.eco_ttl_secs {
             Some(ttl) => format!("{text}\n[message_ttl_secs]\ne-co = {ttl}\n"),
             None => text,
@@ -636,7 +643,8 @@ impl Net {
             pki.join("participants").join(format!("{id}.key")).display(),
         );
         let text = format!(
-            "metrics_listen = \"127.0.0.1:0\"\n{}{text}",
+            "metrics_listen = \"127.0.0.1:0\"\n{}{}{text}",
+            self.spoke_extra,
             self.engine_line()
         );
         let text = match self.nsw_tokens.get(id) {

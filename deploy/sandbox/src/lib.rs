@@ -99,6 +99,7 @@ pub fn create(dir: &Path, spokes: &[ParticipantId], engine: EngineKind) -> anyho
             cert: "pki/hub.pem".into(),
             key: "pki/hub.key".into(),
         },
+        net: Default::default(),
     };
     write_toml(
         &hub_dir.join("hub.toml"),
@@ -182,6 +183,8 @@ pub fn create(dir: &Path, spokes: &[ParticipantId], engine: EngineKind) -> anyho
                     password_hash: caravan_spoke::console::hash_password(password),
                 }],
             }),
+            net: Default::default(),
+            upload: Default::default(),
             tls: TlsFiles {
                 ca_cert: "tls/ca.pem".into(),
                 cert: "tls/client.pem".into(),

@@ -60,6 +60,7 @@ struct Cli {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     init_tracing("CARAVAN_SANDBOX_LOG", "warn", LogFormat::Plain);
+    caravan_common::process::raise_fd_limit();
     match sandbox(Cli::parse()).await {
         Ok(true) => std::process::ExitCode::SUCCESS,
         Ok(false) => std::process::ExitCode::FAILURE,

@@ -731,6 +731,9 @@ impl Backend for KvBackend {
                     detail: e.to_string(),
                 })
             }
+            Err(SegmentError::Io(e)) if caravan_common::fd::is_exhaustion(&e) => {
+                Err(StoreError::OutOfFiles(e.to_string()))
+            }
             Err(e) => Err(backend_error(e)),
         }
     }

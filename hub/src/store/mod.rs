@@ -49,6 +49,10 @@ pub enum StoreError {
         /// The segment file, offset and block, from `caravan_common::segments`.
         detail: String,
     },
+    /// The process is out of file descriptors (EMFILE/ENFILE): a payload segment could not be
+    /// opened. Nothing is missing; the read works again once descriptors are free.
+    #[error("out of file descriptors: {0}")]
+    OutOfFiles(String),
 }
 
 /// A message the hub has verified and is about to accept.

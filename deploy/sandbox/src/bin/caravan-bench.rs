@@ -128,6 +128,7 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async {
         if let Some(config) = cli.serve_hub {
             init_tracing("CARAVAN_HUB_LOG", "warn", LogFormat::Plain);
+            caravan_common::process::raise_fd_limit();
             let config = caravan_hub::Config::load(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
             let listener = tokio::net::TcpListener::bind(config.listen).await?;
             caravan_hub::run(config, listener, shutdown_signal()).await?;
@@ -135,6 +136,7 @@ fn main() -> std::process::ExitCode {
         }
         if let Some(config) = cli.serve_spoke {
             init_tracing("CARAVAN_SPOKE_LOG", "warn", LogFormat::Plain);
+            caravan_common::process::raise_fd_limit();
             let config =
                 caravan_spoke::Config::load(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
             caravan_spoke::run(config, shutdown_signal()).await?;

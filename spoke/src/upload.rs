@@ -1,0 +1,397 @@
+//! Taking in a document handed to `send` (NSW API and control API) so that no client can hold
+//! the others hostage.
+//!
+//! Room among `payload_in_flight_mib` is taken as the bytes arrive, not for the length a client
+//! declares: a slow client holds only what it has sent. The body must keep up, in the manner of
+//! Apache's `mod_reqtimeout` (`body=20,MinRate=500`): after a grace period it must have
+//! arrived at a minimum average rate (each `min_rate` bytes buy one more second), and a body
+//! with no byte for the listener's `idle_timeout` fails too ([`caravan_common::net::BodyIdle`]).
+//! Either is answered 408 `BODY_TIMEOUT` and the room it held is given back at once. When the
+//! room is full, a send waits at most `room_wait` for it, then gets 503 `NO_ROOM_TO_SEND` with
+//! `Retry-After` (two half-received documents each waiting for the other's room end this way
+//! too). The room a document holds goes with it into the outbox ([`crate::spoke::Outgoing`]).
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use axum::body::Body;
+use http_body_util::BodyExt;
+use serde::{Deserialize, Serialize};
+use tokio::{
+    sync::{OwnedSemaphorePermit, Semaphore},
+    time::Instant,
+};
+use tracing::{info, warn};
+
+use caravan_common::{config::Problems, net::BodyIdle};
+
+/// Default grace period before the minimum rate applies, in seconds.
+pub const DEFAULT_GRACE_SECS: u64 = 20;
+/// Default minimum average rate of a body after the grace period, in bytes per second.
+pub const DEFAULT_MIN_RATE: u64 = 500;
+/// Default longest wait for room among `payload_in_flight_mib`, in seconds.
+pub const DEFAULT_ROOM_WAIT_SECS: u64 = 30;
+/// The `Retry-After` of a send refused for want of room, in seconds.
+pub const RETRY_AFTER_SECS: u64 = 5;
+
+/// The `[upload]` table of the spoke's config.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadFile {
+    /// Seconds a document's body may take before the minimum rate applies.
+    #[serde(default = "default_grace")]
+    pub grace_secs: u64,
+    /// After the grace period, the body must have arrived at this average rate (bytes/s) at
+    /// least: each `min_rate_bytes_per_sec` bytes received buy one more second.
+    #[serde(default = "default_min_rate")]
+    pub min_rate_bytes_per_sec: u64,
+    /// Seconds a send waits for room among `payload_in_flight_mib` before it is answered 503.
+    #[serde(default = "default_room_wait")]
+    pub room_wait_secs: u64,
+}
+
+fn default_grace() -> u64 {
+    DEFAULT_GRACE_SECS
+}
+fn default_min_rate() -> u64 {
+    DEFAULT_MIN_RATE
+}
+fn default_room_wait() -> u64 {
+    DEFAULT_ROOM_WAIT_SECS
+}
+
+impl Default for UploadFile {
+    fn default() -> Self {
+        Self {
+            grace_secs: DEFAULT_GRACE_SECS,
+            min_rate_bytes_per_sec: DEFAULT_MIN_RATE,
+            room_wait_secs: DEFAULT_ROOM_WAIT_SECS,
+        }
+    }
+}
+
+impl UploadFile {
+    /// The rules, every problem recorded under `upload.<field>`.
+    pub fn check(&self, problems: &mut Problems) -> UploadRules {
+        if !(1..=3600).contains(&self.grace_secs) {
+            problems.push("upload.grace_secs: must be between 1 and 3600 seconds");
+        }
+        if self.min_rate_bytes_per_sec == 0 {
+            problems.push("upload.min_rate_bytes_per_sec: must be at least 1");
+        }
+        if !(1..=3600).contains(&self.room_wait_secs) {
+            problems.push("upload.room_wait_secs: must be between 1 and 3600 seconds");
+        }
+        UploadRules {
+            grace: Duration::from_secs(self.grace_secs),
+            min_rate: self.min_rate_bytes_per_sec.max(1),
+            room_wait: Duration::from_secs(self.room_wait_secs),
+        }
+    }
+}
+
+/// The checked rules; see [`UploadFile`].
+#[derive(Debug, Clone, Copy)]
+pub struct UploadRules {
+    pub grace: Duration,
+    pub min_rate: u64,
+    pub room_wait: Duration,
+}
+
+impl Default for UploadRules {
+    fn default() -> Self {
+        UploadFile::default().check(&mut Problems::default())
+    }
+}
+
+/// Why a document was not taken in.
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    /// Over `max_payload_bytes` (413).
+    #[error("the document is larger than max_payload_bytes ({0} bytes)")]
+    TooLarge(usize),
+    /// Slower than the minimum rate after the grace period (408).
+    #[error(
+        "the document arrived slower than {min_rate} bytes/s after the first {grace_secs} s (upload.min_rate_bytes_per_sec, upload.grace_secs)"
+    )]
+    Slow { min_rate: u64, grace_secs: u64 },
+    /// No byte for the idle timeout (408).
+    #[error("no byte of the document for {0} s (net.idle_timeout_secs)")]
+    Idle(u64),
+    /// No room among `payload_in_flight_mib` within `room_wait` (503).
+    #[error(
+        "no room to take the document in: payload_in_flight_mib ({mib} MiB) is held by documents being received or queued; waited {waited_secs} s (upload.room_wait_secs)"
+    )]
+    NoRoom { mib: usize, waited_secs: u64 },
+    /// The body failed otherwise (400).
+    #[error("the document could not be read: {0}")]
+    Read(String),
+}
+
+/// What uploads did, for `/metrics`, and whether the room is full now (logged once per change).
+#[derive(Debug, Default)]
+pub struct UploadStats {
+    slow: AtomicU64,
+    idle: AtomicU64,
+    no_room: AtomicU64,
+    full: AtomicBool,
+}
+
+impl UploadStats {
+    /// Prometheus lines; `taken_kib` and `room_kib` describe the room now.
+    pub fn render(&self, taken_kib: usize, room_kib: usize) -> String {
+        format!(
+            "# HELP caravan_spoke_upload_room_taken_kib KiB of payload_in_flight_mib held by documents being taken in or queued.\n\
+             # TYPE caravan_spoke_upload_room_taken_kib gauge\ncaravan_spoke_upload_room_taken_kib {taken_kib}\n\
+             # HELP caravan_spoke_upload_room_kib KiB of payload_in_flight_mib.\n\
+             # TYPE caravan_spoke_upload_room_kib gauge\ncaravan_spoke_upload_room_kib {room_kib}\n\
+             # HELP caravan_spoke_uploads_refused_total Documents refused while being taken in, by reason (slow and idle: 408 BODY_TIMEOUT; no_room: 503 NO_ROOM_TO_SEND).\n\
+             # TYPE caravan_spoke_uploads_refused_total counter\n\
+             caravan_spoke_uploads_refused_total{{reason=\"slow\"}} {}\n\
+             caravan_spoke_uploads_refused_total{{reason=\"idle\"}} {}\n\
+             caravan_spoke_uploads_refused_total{{reason=\"no_room\"}} {}\n",
+            self.slow.load(Ordering::Relaxed),
+            self.idle.load(Ordering::Relaxed),
+            self.no_room.load(Ordering::Relaxed),
+        )
+    }
+
+    fn count(&self, e: &UploadError) {
+        let counter = match e {
+            UploadError::Slow { .. } => &self.slow,
+            UploadError::Idle(_) => &self.idle,
+            UploadError::NoRoom { .. } => &self.no_room,
+            _ => return,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The room documents are taken in with: `kib` permits of one KiB.
+pub struct Room {
+    pub kib: usize,
+    pub permits: Arc<Semaphore>,
+}
+
+impl Room {
+    /// KiB held now.
+    pub fn taken_kib(&self) -> usize {
+        self.kib.saturating_sub(self.permits.available_permits())
+    }
+}
+
+/// Read `body` (at most `max` bytes), taking room as its bytes arrive, under `rules`.
+/// `idle` is the listener's idle timeout, for the message. Returns the document and the room
+/// it holds; on any error the room taken is given back (dropped) at once.
+pub async fn take_in(
+    body: Body,
+    max: usize,
+    rules: &UploadRules,
+    room: &Room,
+    stats: &UploadStats,
+    idle: Duration,
+) -> Result<(Vec<u8>, OwnedSemaphorePermit), UploadError> {
+    let result = read(body, max, rules, room, idle).await;
+    match &result {
+        Err(e) => {
+            stats.count(e);
+            if matches!(e, UploadError::NoRoom { .. }) && !stats.full.swap(true, Ordering::Relaxed)
+            {
+                warn!(
+                    mib = room.kib / 1024,
+                    "send room full: sends are refused with 503 NO_ROOM_TO_SEND until documents already taken in reach the outbox (see the runbook, 'Slow uploads')"
+                );
+            }
+        }
+        Ok(_) => {
+            if stats.full.swap(false, Ordering::Relaxed) {
+                info!("send room available again");
+            }
+        }
+    }
+    result
+}
+
+async fn read(
+    body: Body,
+    max: usize,
+    rules: &UploadRules,
+    room: &Room,
+    idle: Duration,
+) -> Result<(Vec<u8>, OwnedSemaphorePermit), UploadError> {
+    let start = Instant::now();
+    let mut paused = Duration::ZERO;
+    let mut held = room
+        .permits
+        .clone()
+        .try_acquire_many_owned(0)
+        .map_err(|e| UploadError::Read(e.to_string()))?;
+    let mut document = Vec::new();
+    let mut body = body;
+    loop {
+        // mod_reqtimeout's rule: the grace period, plus a second per `min_rate` bytes received.
+        let allowed =
+            rules.grace + Duration::from_secs_f64(document.len() as f64 / rules.min_rate as f64);
+        let deadline = start + paused + allowed;
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) => {
+                return Err(UploadError::Slow {
+                    min_rate: rules.min_rate,
+                    grace_secs: rules.grace.as_secs(),
+                });
+            }
+            Ok(None) => break,
+            Ok(Some(Err(e))) => {
+                let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+                while let Some(c) = cause {
+                    if c.is::<BodyIdle>() {
+                        return Err(UploadError::Idle(idle.as_secs()));
+                    }
+                    cause = c.source();
+                }
+                return Err(UploadError::Read(e.to_string()));
+            }
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if document.len() + data.len() > max {
+            return Err(UploadError::TooLarge(max));
+        }
+        document.extend_from_slice(&data);
+        // One KiB permit per KiB received; a document larger than the room takes it all.
+        let want = document.len().div_ceil(1024).min(room.kib);
+        let need = want.saturating_sub(held.num_permits());
+        if need > 0 {
+            let need = u32::try_from(need).unwrap_or(u32::MAX);
+            let more = match room.permits.clone().try_acquire_many_owned(need) {
+                Ok(more) => more,
+                Err(_) => {
+                    let waiting = Instant::now();
+                    let acquired = tokio::time::timeout(
+                        rules.room_wait,
+                        room.permits.clone().acquire_many_owned(need),
+                    )
+                    .await;
+                    // Time spent waiting for room is not the client's.
+                    paused += waiting.elapsed();
+                    match acquired {
+                        Ok(Ok(more)) => more,
+                        Ok(Err(e)) => return Err(UploadError::Read(e.to_string())),
+                        Err(_) => {
+                            return Err(UploadError::NoRoom {
+                                mib: room.kib / 1024,
+                                waited_secs: rules.room_wait.as_secs(),
+                            });
+                        }
+                    }
+                }
+            };
+            held.merge(more);
+        }
+    }
+    if held.num_permits() == 0 {
+        // An empty document still takes a place, as it did when room was taken up front.
+        let one = tokio::time::timeout(rules.room_wait, room.permits.clone().acquire_many_owned(1))
+            .await
+            .map_err(|_| UploadError::NoRoom {
+                mib: room.kib / 1024,
+                waited_secs: rules.room_wait.as_secs(),
+            })?
+            .map_err(|e| UploadError::Read(e.to_string()))?;
+        held.merge(one);
+    }
+    Ok((document, held))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn room(kib: usize) -> Room {
+        Room {
+            kib,
+            permits: Arc::new(Semaphore::new(kib)),
+        }
+    }
+
+    #[tokio::test]
+    async fn room_follows_the_bytes_received() {
+        let room = room(4);
+        let stats = UploadStats::default();
+        let rules = UploadRules::default();
+        let (doc, held) = take_in(
+            Body::from(vec![7u8; 2000]),
+            10_000,
+            &rules,
+            &room,
+            &stats,
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+        assert_eq!(doc.len(), 2000);
+        assert_eq!(held.num_permits(), 2);
+        assert_eq!(room.taken_kib(), 2);
+        drop(held);
+        assert_eq!(room.taken_kib(), 0);
+        let err = take_in(
+            Body::from(vec![0u8; 10_001]),
+            10_000,
+            &rules,
+            &room,
+            &stats,
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, UploadError::TooLarge(10_000)), "{err}");
+        assert_eq!(
+            room.taken_kib(),
+            0,
+            "a refused document gives its room back"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_full_room_is_refused_after_the_wait() {
+        let room = room(2);
+        let stats = UploadStats::default();
+        let rules = UploadRules {
+            room_wait: Duration::from_millis(100),
+            ..UploadRules::default()
+        };
+        let holder = room.permits.clone().try_acquire_many_owned(2).unwrap();
+        let err = take_in(
+            Body::from(vec![1u8; 10]),
+            100,
+            &rules,
+            &room,
+            &stats,
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, UploadError::NoRoom { .. }), "{err}");
+        assert!(stats.render(2, 2).contains("reason=\"no_room\"} 1"));
+        drop(holder);
+        assert!(
+            take_in(
+                Body::from(vec![1u8; 10]),
+                100,
+                &rules,
+                &room,
+                &stats,
+                Duration::from_secs(60)
+            )
+            .await
+            .is_ok()
+        );
+    }
+}
