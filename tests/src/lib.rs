@@ -192,6 +192,8 @@ pub struct Net {
     pub hub_extra: String,
     /// Top-level lines put first in every spoke's config.
     pub spoke_extra: String,
+    /// Run the hub with this RLIMIT_NOFILE, soft and hard (through util-linux `prlimit`).
+    pub hub_nofile: Option<u64>,
     onboarded: bool,
     hub: Option<Proc>,
     spokes: BTreeMap<String, Proc>,
@@ -261,6 +263,7 @@ impl Net {
             tree_head_interval_secs: 1,
             hub_extra: String::new(),
             spoke_extra: String::new(),
+            hub_nofile: None,
             onboarded: false,
             hub: None,
             spokes: BTreeMap::new(),
@@ -480,7 +483,17 @@ impl Net {
     /// start takes a free port; restarts keep it, so spokes find the hub again.
     pub async fn start_hub(&mut self) {
         self.write_hub_config(self.hub_port.unwrap_or(0));
-        let mut command = Command::new(&binaries().hub);
+        let mut command = match self.hub_nofile {
+            Some(n) => {
+                // prlimit sets the limits, then executes the hub in its place (same pid).
+                let mut command = Command::new("prlimit");
+                command
+                    .arg(format!("--nofile={n}:{n}"))
+                    .arg(&binaries().hub);
+                command
+            }
+            None => Command::new(&binaries().hub),
+        };
         command
             .args(["run", "--config"])
             .arg(self.hub_config())

@@ -93,6 +93,7 @@ async fn a_flood_of_silent_connections_on_the_hub_locks_nobody_out() {
     let started = Instant::now();
     let list = tokio::task::block_in_place(|| net.admin_ok(&["participant", "list"]));
     assert!(list.contains("KZ"), "{list}");
+    eprintln!("admin CLI under the flood: {:?}", started.elapsed());
     assert!(
         started.elapsed() < ANSWER,
         "admin CLI took {:?} under the flood",
@@ -144,6 +145,7 @@ async fn a_flood_of_silent_connections_on_the_hub_locks_nobody_out() {
         evicted + timed_out >= (FLOOD + HALF_SPOKEN) as f64,
         "evicted {evicted} + timed out {timed_out}:\n{metrics}"
     );
+    eprintln!("grpc flood: {evicted} handshakes evicted, {timed_out} timed out");
     assert!(timed_out >= 1.0, "{metrics}");
     assert!(
         metric(&metrics, "caravan_hub_fd_limit") >= 1024.0,
@@ -155,6 +157,85 @@ async fn a_flood_of_silent_connections_on_the_hub_locks_nobody_out() {
     assert_eq!(saturated, 1, "{log}");
     assert!(log.contains("listener no longer saturated"), "{log}");
     assert!(log.contains("file descriptor limit"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn running_out_of_file_descriptors_is_reported_and_survived() {
+    enough_descriptors();
+    let mut net = Net::new(&["KZ", "CN"]);
+    // Far fewer descriptors than the flood needs (soft = hard: nothing to raise).
+    net.hub_nofile = Some(256);
+    net.hub_extra = "net = { handshake_timeout_secs = 2 }\n".into();
+    net.start_hub().await;
+    net.start_spoke("KZ").await;
+    let addr: SocketAddr = ([127, 0, 0, 1], net.hub_port.unwrap()).into();
+    assert!(
+        net.hub_log().contains("file descriptor limit limit=256"),
+        "{}",
+        net.hub_log()
+    );
+
+    let silent = flood(addr, None, 600).await;
+    let flooded = Instant::now();
+    let deadline = flooded + ANSWER;
+    while !net.hub_log().contains("out of file descriptors") {
+        assert!(
+            Instant::now() < deadline,
+            "no exhaustion logged:\n{}",
+            net.hub_log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The hub backs off instead of spinning, the silent connections time out, and the
+    // operator and the spokes get through.
+    let started = Instant::now();
+    let list = tokio::task::block_in_place(|| net.admin_ok(&["participant", "list"]));
+    assert!(list.contains("KZ"), "{list}");
+    assert!(
+        started.elapsed() < ANSWER,
+        "admin CLI took {:?} while descriptors ran out",
+        started.elapsed()
+    );
+    all_closed(
+        silent,
+        flooded + Duration::from_secs(20),
+        "silent connections",
+    )
+    .await;
+    net.start_spoke("CN").await;
+    tokio::task::block_in_place(|| {
+        let sent = net.send(
+            "KZ",
+            "CN",
+            "e-co",
+            &sample_path("eco/carec-KZ-CN-certificate-of-origin.xml"),
+        );
+        net.wait_inbox("CN", sent["message_id"].as_str().expect("message id"));
+    });
+    let metrics = net.hub_metrics().await;
+    let failures = metric(
+        &metrics,
+        "caravan_hub_fd_exhaustion_failures_total{during=\"accept\"}",
+    );
+    let episodes = metric(&metrics, "caravan_hub_fd_exhaustion_episodes_total");
+    eprintln!("fd exhaustion: {episodes} episodes, {failures} failed accepts");
+    assert!(episodes >= 1.0, "{metrics}");
+    assert_eq!(
+        metric(&metrics, "caravan_hub_fd_exhausted"),
+        0.0,
+        "{metrics}"
+    );
+    assert_eq!(metric(&metrics, "caravan_hub_fd_limit"), 256.0, "{metrics}");
+    // One warning and one all-clear per episode, not one line per failed accept.
+    let log = net.hub_log();
+    let warnings = log.matches("out of file descriptors:").count() as f64;
+    assert_eq!(warnings, episodes, "{log}");
+    assert!(failures >= episodes, "{metrics}");
+    assert_eq!(
+        log.matches("file descriptors available again").count() as f64,
+        episodes,
+        "{log}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -280,16 +361,20 @@ async fn slow_uploads_hold_only_what_they_sent_and_are_cut() {
     assert_eq!(room_taken(&net).await, 2.0);
 
     let started = Instant::now();
-    let (status, body) = net
-        .nsw_call(
+    let (status, body) = tokio::time::timeout(
+        ANSWER,
+        net.nsw_call(
             "KZ",
             "POST",
             "/api/v1/documents?to=CN&type=e-co",
             Some(&token),
             sample("eco/carec-KZ-CN-certificate-of-origin.xml"),
-        )
-        .await;
+        ),
+    )
+    .await
+    .expect("a send is not held up by slow uploads");
     assert_eq!(status, 202, "{body}");
+    eprintln!("send beside two slow uploads: {:?}", started.elapsed());
     assert!(
         started.elapsed() < Duration::from_secs(3),
         "a send beside two slow uploads took {:?}",
