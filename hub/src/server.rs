@@ -430,7 +430,8 @@ pub async fn run(
         let _ = stop_tx.send(true);
     };
     Server::builder()
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        // A ping at least every half idle timeout, so a live peer is never cut as idle.
+        .http2_keepalive_interval(Some(Duration::from_secs(30).min(limits.idle_timeout / 2)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .add_service(health_service)
         .add_service(reflection)
