@@ -236,7 +236,9 @@ pub fn openapi_document() -> serde_json::Value {
                     "202": {"description": "queued", "content": json(serde_json::json!({"$ref": "#/components/schemas/Sent"}))["content"]},
                     "200": {"description": "accepted by the hub (with wait)", "content": json(serde_json::json!({"$ref": "#/components/schemas/Sent"}))["content"]},
                     "422": {"description": "refused: the problems, each with field, rule and message; nothing was queued", "content": json(error.clone())["content"]},
-                    "413": {"description": "larger than max_payload_bytes", "content": json(error.clone())["content"]}
+                    "413": {"description": "larger than max_payload_bytes", "content": json(error.clone())["content"]},
+                    "408": {"description": "BODY_TIMEOUT: the body came slower than the minimum rate after the grace period, or stopped for the idle timeout; nothing was queued and the connection is closed", "content": json(error.clone())["content"]},
+                    "503": {"description": "NO_ROOM_TO_SEND: no room among payload_in_flight_mib within room_wait_secs (or the spoke's store is unavailable); retry after Retry-After seconds", "headers": {"Retry-After": {"schema": {"type": "integer"}}}, "content": json(error.clone())["content"]}
                 }
             }},
             "/api/v1/documents/{id}": {"get": {"summary": "State and history of a document sent", "parameters": [id.clone()], "responses": {"200": {"description": "status, transitions, acknowledgement, responses"}, "404": {"description": "unknown", "content": json(error.clone())["content"]}}}},
