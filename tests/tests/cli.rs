@@ -57,6 +57,9 @@ trust_list_validity_secs = 1
 ca_cert = "missing-ca.pem"
 cert = "missing.pem"
 key = "missing.key"
+
+[net]
+max_handshakes = 0
 "#,
         &[
             "listen",
@@ -67,6 +70,7 @@ key = "missing.key"
             "tls.key",
             "anchor_key",
             "trust_list_validity_secs",
+            "net.max_handshakes",
         ],
     );
 
@@ -100,6 +104,12 @@ anchor_public_key = "not base64"
 ca_cert = "missing-ca.pem"
 cert = "missing.pem"
 key = "missing.key"
+
+[net]
+idle_timeout_secs = 0
+
+[upload]
+min_rate_bytes_per_sec = 0
 "#,
         &[
             "participant",
@@ -111,6 +121,8 @@ key = "missing.key"
             "tls.ca_cert",
             "tls.cert",
             "tls.key",
+            "net.idle_timeout_secs",
+            "upload.min_rate_bytes_per_sec",
         ],
     );
 }
