@@ -70,21 +70,39 @@ pub struct Ack {
 
 /// Lowercase hex, for digests shown to people and in JSON.
 pub fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(bytes)
 }
 
 /// A 32-byte digest from lowercase or uppercase hex; `None` if it is not one.
 pub fn from_hex32(text: &str) -> Option<[u8; 32]> {
-    if text.len() != 64 || !text.is_ascii() {
-        return None;
-    }
     let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
-    }
+    hex::decode_to_slice(text, &mut out).ok()?;
     Some(out)
 }
 
 fn hex<S: serde::Serializer>(bytes: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&to_hex(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digests_in_hex_round_trip_and_refuse_what_is_not_one() {
+        let digest: [u8; 32] = std::array::from_fn(|i| i as u8 * 7);
+        let text = to_hex(&digest);
+        assert_eq!(&text[..8], "00070e15");
+        assert_eq!(from_hex32(&text), Some(digest));
+        assert_eq!(from_hex32(&text.to_uppercase()), Some(digest));
+        for bad in [
+            &text[..62],
+            "zz",
+            "",
+            &format!("{text}00"),
+            &format!("é{}", &text[2..]),
+        ] {
+            assert_eq!(from_hex32(bad), None, "{bad}");
+        }
+    }
 }

@@ -126,25 +126,13 @@ impl FromStr for KeyId {
     type Err = IdError;
     fn from_str(s: &str) -> Result<Self, IdError> {
         let err = || IdError::Key(s.to_owned());
-        let digits = s.as_bytes();
-        if digits.len() != 16 {
+        // Lowercase only: a key id is written one way, so it compares as text too.
+        if s.bytes().any(|b| b.is_ascii_uppercase()) {
             return Err(err());
         }
         let mut out = [0u8; 8];
-        for (byte, pair) in out.iter_mut().zip(digits.chunks(2)) {
-            let hi = hex_value(pair[0]).ok_or_else(err)?;
-            let lo = hex_value(pair[1]).ok_or_else(err)?;
-            *byte = hi << 4 | lo;
-        }
+        hex::decode_to_slice(s, &mut out).map_err(|_| err())?;
         Ok(Self(out))
-    }
-}
-
-fn hex_value(digit: u8) -> Option<u8> {
-    match digit {
-        b'0'..=b'9' => Some(digit - b'0'),
-        b'a'..=b'f' => Some(digit - b'a' + 10),
-        _ => None,
     }
 }
 
@@ -163,7 +151,7 @@ impl From<KeyId> for String {
 
 impl fmt::Display for KeyId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+        f.write_str(&hex::encode(self.0))
     }
 }
 
