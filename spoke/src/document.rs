@@ -345,30 +345,20 @@ impl Recognised {
 
 /// The calendar date of a document date as written: `2016-04-22T13:53:08-03:00` and
 /// `2017-11-13` (ISO 8601, as SPS and UBL write them) or `20150109` (UN/CEFACT format 102).
+/// A date that is not in the calendar (31 February) is none.
 pub fn iso_date(text: &str) -> Option<String> {
-    // Judged on bytes, so that no slice can fall inside a multi-byte character.
-    let b = text.trim().as_bytes();
-    let digits = |r: std::ops::Range<usize>| {
-        b.get(r.clone())
-            .is_some_and(|d| d.iter().all(u8::is_ascii_digit))
+    use time::{Date, format_description::BorrowedFormatItem, macros::format_description};
+    const ISO_8601: &[BorrowedFormatItem] = format_description!("[year]-[month]-[day]");
+    const FORMAT_102: &[BorrowedFormatItem] = format_description!("[year][month][day]");
+    let text = text.trim();
+    let date = match text.len() {
+        8 => Date::parse(text, FORMAT_102),
+        // A date-time: the date is its first ten characters (`str::get` keeps slices whole).
+        _ => Date::parse(text.get(..10)?, ISO_8601),
     };
-    let (y, m, d) = if b.len() >= 10
-        && b[4] == b'-'
-        && b[7] == b'-'
-        && digits(0..4)
-        && digits(5..7)
-        && digits(8..10)
-    {
-        (&b[0..4], &b[5..7], &b[8..10])
-    } else if b.len() == 8 && digits(0..8) {
-        (&b[0..4], &b[4..6], &b[6..8])
-    } else {
-        return None;
-    };
-    let number = |d: &[u8]| d.iter().fold(0u32, |n, c| n * 10 + u32::from(c - b'0'));
-    let (month, day) = (number(m), number(d));
-    ((1..=12).contains(&month) && (1..=31).contains(&day))
-        .then(|| format!("{:04}-{month:02}-{day:02}", number(y)))
+    date.ok()
+        .filter(|d| (0..=9999).contains(&d.year()))
+        .map(|d| format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day()))
 }
 
 /// Recognise `xml` and check it is of the `declared` type.
@@ -477,6 +467,7 @@ mod tests {
         );
         assert_eq!(iso_date("2017-11-13").as_deref(), Some("2017-11-13"));
         assert_eq!(iso_date("20150109").as_deref(), Some("2015-01-09"));
+        assert_eq!(iso_date("2016-02-29").as_deref(), Some("2016-02-29"));
         for bad in [
             "",
             "2015-13-01",
@@ -486,6 +477,10 @@ mod tests {
             "2015-01-0é",
             "ÄÄ-01-01xx",
             "2015-01-1€",
+            "2015-02-29",
+            "2016-02-31",
+            "20150230",
+            "2015-04-31T10:00:00Z",
         ] {
             assert_eq!(iso_date(bad), None, "{bad}");
         }
