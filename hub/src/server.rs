@@ -29,7 +29,7 @@ use tracing::info;
 use caravan_common::{
     Timestamp,
     net::{self, Conn, Listener, Plain, Stats, Tls},
-    process::listen,
+    process::{Listening, listen},
 };
 
 use caravan_proto::v1::{
@@ -74,6 +74,9 @@ pub enum RunError {
     /// A listener of the config (`metrics_listen`, `dashboard_listen`).
     #[error(transparent)]
     Listen(#[from] caravan_common::process::ListenError),
+    /// `listening.json` in the data folder (where the hub listens, for scripts).
+    #[error(transparent)]
+    Listening(#[from] caravan_common::process::ListeningError),
     /// The store failed the check at start (`KvBackend::check_at_start`) or could not be
     /// opened for what it holds: the hub serves nothing on it, and changed nothing.
     #[error(
@@ -191,6 +194,13 @@ pub async fn run(
     std::fs::create_dir_all(&config.data_dir).map_err(|e| {
         crate::store::StoreError::Backend(format!("{}: {e}", config.data_dir.display()))
     })?;
+    // Never leave a previous run's addresses for a reader while this one starts.
+    let data_dir = config.data_dir.clone();
+    Listening::clear(&data_dir)?;
+    let mut listening = Listening {
+        grpc: listener.local_addr().ok(),
+        ..Listening::default()
+    };
     let path = config.data_dir.join("store");
     let damaged = |problems: String| RunError::StoreDamaged {
         path: path.display().to_string(),
@@ -318,6 +328,7 @@ pub async fn run(
     let limits = config.net;
     if let Some(addr) = config.metrics_listen {
         let listener = listen(addr, "metrics_listen").await?;
+        listening.metrics = listener.local_addr().ok();
         info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "metrics listening");
         let listener = Listener::new(listener, Plain, limits, metrics_stats);
         let health = stop_rx.clone();
@@ -371,6 +382,7 @@ pub async fn run(
     }
     if let Some(addr) = config.dashboard_listen {
         let tcp = listen(addr, "dashboard_listen").await?;
+        listening.dashboard = tcp.local_addr().ok();
         info!(addr = %tcp.local_addr().map(|a| a.to_string()).unwrap_or_default(), "dashboard listening");
         let tls = net::tls_acceptor(&config.tls, &[b"http/1.1"]).map_err(RunError::Tls)?;
         let listener = Listener::new(tcp, Tls::<Conn>::new(tls), limits, dashboard_stats);
@@ -423,6 +435,7 @@ pub async fn run(
         let stream = listener.accept().await;
         Some((Ok::<_, io::Error>(stream), listener))
     });
+    listening.of_this_process().write(&data_dir)?;
     info!(addr = %addr.map(|a| a.to_string()).unwrap_or_default(), "listening");
     let shutdown = async move {
         shutdown.await;
@@ -440,6 +453,7 @@ pub async fn run(
         .add_service(admin)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;
+    Listening::clear(&data_dir)?;
     store.run(|b| b.flush()).await?;
     // After the final flush: a head over everything, so `log verify` checks the newest entries.
     keep_covering_head(&store, &receipt_key, "at shutdown").await?;

@@ -32,7 +32,7 @@ use tracing::info;
 
 use caravan_common::{
     net::{self, Listener, Plain, Stats},
-    process::listen,
+    process::{Listening, listen},
 };
 
 pub use config::Config;
@@ -54,6 +54,9 @@ pub enum RunError {
     /// A listener of the config (`console.listen`, `nsw.listen`, `metrics_listen`).
     #[error(transparent)]
     Listen(#[from] caravan_common::process::ListenError),
+    /// `listening.json` in the data folder (where the spoke listens, for scripts).
+    #[error(transparent)]
+    Listening(#[from] caravan_common::process::ListeningError),
     #[error(transparent)]
     Trust(#[from] trust::TrustError),
     /// The store failed the check at start (`SpokeStore::check_at_start`): the spoke serves
@@ -71,6 +74,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         path: config.data_dir.display().to_string(),
         cause,
     })?;
+    // Never leave a previous run's addresses for a reader while this one starts.
+    let data_dir = config.data_dir.clone();
+    Listening::clear(&data_dir)?;
     let path = config.data_dir.join("store");
     let damaged = |problems: String| RunError::StoreDamaged {
         path: path.display().to_string(),
@@ -130,6 +136,16 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         trust.clone(),
         channel.clone(),
     ));
+    let local_addr = |l: &Option<tokio::net::TcpListener>| l.as_ref()?.local_addr().ok();
+    Listening {
+        nsw: local_addr(&nsw_listener),
+        console: local_addr(&console_listener),
+        metrics: local_addr(&metrics_listener),
+        control_socket: Some(socket.clone()),
+        ..Listening::default()
+    }
+    .of_this_process()
+    .write(&data_dir)?;
     info!(participant = %spoke.me, socket = %socket.display(), "control API listening");
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -232,6 +248,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         let _ = task.await;
     }
     let _ = std::fs::remove_file(&socket);
+    Listening::clear(&data_dir)?;
     spoke::blocking(move || {
         store.flush()?;
         store.note_floors()

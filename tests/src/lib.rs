@@ -2,9 +2,14 @@
 //! `caravan-spoke` binaries, over real mutual TLS on loopback, in a temporary folder.
 //!
 //! The binaries are built once per test process with the same cargo that runs the tests (or
-//! taken from `CARAVAN_HUB_BIN` / `CARAVAN_SPOKE_BIN`). Processes log to files in the folder
-//! and are killed when the harness is dropped. Readiness is waited for on the hub's gRPC health
-//! service and on each spoke's control API, never with fixed sleeps.
+//! taken from `CARAVAN_HUB_BIN` / `CARAVAN_SPOKE_BIN`). Their configs are the binaries' own
+//! config types (`HubFile`, `SpokeFile`) written as TOML, with every listener but the hub's
+//! first gRPC port on port 0; the ports taken are read from the `listening.json` each process
+//! writes in its data folder once its listeners are bound (`caravan_common::process::Listening`),
+//! never from its log. Processes log to files in the folder and are killed when the harness is
+//! dropped. Readiness is waited for on the hub's gRPC health service and on each spoke's control
+//! API, never with fixed sleeps, and every wait sleeps with tokio's timer, never blocking the
+//! runtime's threads.
 
 pub mod browser;
 
@@ -14,17 +19,25 @@ use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
     process::{Child, Command, Output, Stdio},
-    sync::OnceLock,
+    sync::{Mutex, OnceLock},
     time::{Duration, Instant},
 };
 
 use caravan_common::{
     DocumentType, MessageId, Timestamp,
+    config::TlsFiles,
     envelope::Header,
+    net::NetFile,
+    process::Listening,
     signing::{SigningKey, sha256},
 };
+use caravan_hub::{config::HubFile, operator::AdminFile};
 use caravan_proto::v1::exchange_client::ExchangeClient;
 use caravan_proto::{envelope::seal, v1};
+use caravan_spoke::{
+    config::{ConsoleFile, NswFile, NswTokenFile, OfficerFile, SpokeFile},
+    upload::UploadFile,
+};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 /// How long to wait for a process to become ready, or for a document to arrive.
@@ -80,7 +93,9 @@ pub fn binaries() -> &'static Binaries {
 
 /// A running process, killed on drop.
 pub struct Proc {
-    child: Child,
+    /// Behind a lock so that a wait holding `&Proc` can ask whether it exited.
+    child: Mutex<Child>,
+    pid: u32,
     pub log: PathBuf,
 }
 
@@ -90,42 +105,84 @@ impl Proc {
         let err = out.try_clone().expect("log file");
         command.stdin(Stdio::null()).stdout(out).stderr(err);
         let child = command.spawn().expect("spawn");
-        Self { child, log }
+        Self {
+            pid: child.id(),
+            child: Mutex::new(child),
+            log,
+        }
     }
 
     pub fn log_text(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    fn child(&mut self) -> &mut Child {
+        self.child.get_mut().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// SIGKILL: no chance to flush or clean up.
     pub fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let child = self.child();
+        let _ = child.kill();
+        let _ = child.wait();
     }
 
     /// SIGTERM, then wait for a clean exit; returns whether it exited successfully.
-    pub fn terminate(mut self) -> bool {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    pub async fn terminate(mut self) -> bool {
+        let _ = tokio::process::Command::new("kill")
+            .args(["-TERM", &self.pid.to_string()])
+            .status()
+            .await;
         let start = Instant::now();
         while start.elapsed() < PATIENCE {
-            if let Ok(Some(status)) = self.child.try_wait() {
+            if let Ok(Some(status)) = self.child().try_wait() {
                 return status.success();
             }
-            std::thread::sleep(Duration::from_millis(20));
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
         false
     }
 
-    fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.child.try_wait().ok().flatten()
+    fn exited(&self) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
+        child.try_wait().ok().flatten()
+    }
+
+    /// Wait until this process has written `listening.json` in `data_dir` (a file left there
+    /// by an earlier process, with another pid, is not its own); returns its listeners.
+    pub async fn listening(&self, data_dir: &Path) -> Listening {
+        let start = Instant::now();
+        loop {
+            match Listening::read(data_dir) {
+                Ok(Some(listening)) if listening.pid == self.pid => return listening,
+                Ok(_) => {}
+                // The writer renames a whole file into place: an unreadable one is a bug.
+                Err(e) => panic!("{}: {e}", Listening::path(data_dir).display()),
+            }
+            if let Some(status) = self.exited() {
+                panic!(
+                    "process exited ({status}) before it wrote {}; log:\n{}",
+                    Listening::path(data_dir).display(),
+                    self.log_text()
+                );
+            }
+            assert!(
+                start.elapsed() < PATIENCE,
+                "no {} from pid {}; log:\n{}",
+                Listening::path(data_dir).display(),
+                self.pid,
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }
 
 impl Drop for Proc {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let child = self.child();
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }
 
@@ -156,6 +213,8 @@ pub struct Net {
     /// The hub's trust-anchor public key, pinned by the spokes.
     pub anchor_public_key: String,
     pub hub_port: Option<u16>,
+    /// Where the running hub listens, from its `listening.json`.
+    pub hub_listening: Option<Listening>,
     pub max_payload_bytes: u64,
     pub trust_list_validity_secs: u64,
     /// Whether onboarding opens every corridor between the parties for every document type.
@@ -188,10 +247,14 @@ pub struct Net {
     pub payload_in_flight_mib: Option<u64>,
     /// The hub's `tree_head_interval_secs` (default 1: a head kept every second).
     pub tree_head_interval_secs: u64,
-    /// Top-level lines put first in the hub's config (e.g. `net = { handshake_timeout_secs = 2 }`).
-    pub hub_extra: String,
-    /// Top-level lines put first in every spoke's config.
-    pub spoke_extra: String,
+    /// The hub's `[net]` limits (default: the hub's).
+    pub hub_net: NetFile,
+    /// Every spoke's `payload_in_flight_mib` (default: the spoke's).
+    pub spoke_payload_in_flight_mib: Option<u64>,
+    /// Every spoke's `[net]` limits (default: the spoke's).
+    pub spoke_net: NetFile,
+    /// Every spoke's `[upload]` rules (default: the spoke's).
+    pub spoke_upload: UploadFile,
     /// Run the hub with this RLIMIT_NOFILE, soft and hard (through util-linux `prlimit`).
     pub hub_nofile: Option<u64>,
     onboarded: bool,
@@ -233,18 +296,12 @@ impl Net {
                 .arg(&pki)
                 .args(["--operator", "ops"]),
         );
-        let admin = format!(
-            "hub_url = \"https://localhost:PORT\"\n[tls]\nca_cert = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n",
-            pki.join("ca.pem").display(),
-            pki.join("operators/ops.pem").display(),
-            pki.join("operators/ops.key").display()
-        );
-        fs::write(dir.path().join("admin.toml.in"), admin).expect("admin.toml");
         let mut net = Self {
             dir,
             parties: BTreeMap::new(),
             anchor_public_key,
             hub_port: None,
+            hub_listening: None,
             max_payload_bytes: 64 * 1024 * 1024,
             trust_list_validity_secs: 86_400,
             open_corridors: true,
@@ -261,8 +318,10 @@ impl Net {
             store_engine: None,
             payload_in_flight_mib: None,
             tree_head_interval_secs: 1,
-            hub_extra: String::new(),
-            spoke_extra: String::new(),
+            hub_net: NetFile::default(),
+            spoke_payload_in_flight_mib: None,
+            spoke_net: NetFile::default(),
+            spoke_upload: UploadFile::default(),
             hub_nofile: None,
             onboarded: false,
             hub: None,
@@ -434,49 +493,68 @@ impl Net {
         SigningKey::load(&self.parties[id].keys[n].file).expect("signing key")
     }
 
-    /// The `store_engine` line of a config, if one is chosen.
-    fn engine_line(&self) -> String {
-        self.store_engine
-            .map(|e| format!("store_engine = \"{e}\"\n"))
-            .unwrap_or_default()
-    }
-
     pub fn hub_config(&self) -> PathBuf {
         self.path().join("hub.toml")
     }
 
+    /// The hub's data folder (`data_dir`).
+    pub fn hub_data(&self) -> PathBuf {
+        self.path().join("hub-data")
+    }
+
+    /// The hub's config, as the hub's own `HubFile`.
     fn write_hub_config(&self, port: u16) {
         let pki = self.pki();
-        let text = format!(
-            "listen = \"127.0.0.1:{port}\"\ndata_dir = \"hub-data\"\nmax_payload_bytes = {}\nreceipt_key = \"{}\"\nanchor_key = \"{}\"\ntrust_list_validity_secs = {}\n\n[tls]\nca_cert = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n",
-            self.max_payload_bytes,
-            self.receipt_key
+        let mut file = HubFile {
+            listen: format!("127.0.0.1:{port}"),
+            data_dir: "hub-data".into(),
+            max_payload_bytes: self.max_payload_bytes,
+            store_engine: Default::default(),
+            payload_in_flight_mib: self
+                .payload_in_flight_mib
+                .unwrap_or(caravan_hub::config::DEFAULT_PAYLOAD_IN_FLIGHT_MIB),
+            store_cache_mib: caravan_hub::config::DEFAULT_STORE_CACHE_MIB,
+            receipt_key: self
+                .receipt_key
                 .clone()
-                .unwrap_or_else(|| pki.join("hub-receipt.key"))
-                .display(),
-            pki.join("hub-anchor.key").display(),
-            self.trust_list_validity_secs,
-            pki.join(&self.ca_file).display(),
-            pki.join("hub.pem").display(),
-            pki.join("hub.key").display(),
-        );
-        // Metrics and the dashboard on free ports, logged as `metrics listening addr=` and
-        // `dashboard listening addr=`; a tree head every second unless the test says otherwise.
-        let text = format!(
-            "metrics_listen = \"127.0.0.1:0\"\ndashboard_listen = \"127.0.0.1:0\"\ntree_head_interval_secs = {}\n{}{text}",
-            self.tree_head_interval_secs,
-            self.engine_line()
-        );
-        let text = match self.payload_in_flight_mib {
-            Some(mib) => format!("payload_in_flight_mib = {mib}\n{text}"),
-            None => text,
+                .unwrap_or_else(|| pki.join("hub-receipt.key")),
+            anchor_key: pki.join("hub-anchor.key"),
+            trust_list_validity_secs: self.trust_list_validity_secs,
+            tree_head_interval_secs: self.tree_head_interval_secs,
+            // Metrics and the dashboard on free ports, found in listening.json.
+            metrics_listen: Some("127.0.0.1:0".into()),
+            dashboard_listen: Some("127.0.0.1:0".into()),
+            backup_dir: None,
+            message_ttl_secs: Default::default(),
+            tls: TlsFiles {
+                ca_cert: pki.join(&self.ca_file),
+                cert: pki.join("hub.pem"),
+                key: pki.join("hub.key"),
+            },
+            net: self.hub_net.clone(),
         };
-        let text = format!("{}{text}", self.hub_extra);
-        let text = match self.eco_ttl_secs {
-            Some(ttl) => format!("{text}\n[message_ttl_secs]\ne-co = {ttl}\n"),
-            None => text,
+        if let Some(engine) = self.store_engine {
+            file.store_engine = engine.parse().expect("a store engine");
+        }
+        if let Some(ttl) = self.eco_ttl_secs {
+            file.message_ttl_secs.certificate_of_origin = ttl;
+        }
+        write_toml(&self.hub_config(), &file);
+    }
+
+    /// The operator's `admin.toml`, for the hub at `port`.
+    fn write_admin_config(&self, port: u16) {
+        let pki = self.pki();
+        let file = AdminFile {
+            hub_url: format!("https://localhost:{port}"),
+            hub_tls_name: None,
+            tls: TlsFiles {
+                ca_cert: pki.join("ca.pem"),
+                cert: pki.join("operators/ops.pem"),
+                key: pki.join("operators/ops.key"),
+            },
         };
-        fs::write(self.hub_config(), text).expect("write hub.toml");
+        write_toml(&self.admin_config(), &file);
     }
 
     /// Start (or restart) the hub and wait until its health service says SERVING. The first
@@ -499,22 +577,14 @@ impl Net {
             .arg(self.hub_config())
             .env("CARAVAN_HUB_LOG", "info,caravan_hub=debug");
         let n = fs::read_dir(self.path()).map(|d| d.count()).unwrap_or(0);
-        let mut proc = Proc::spawn(command, self.path().join(format!("hub-{n}.log")));
-        let addr = wait_blocking("the hub to log its address", &mut proc, |log| {
-            log.lines()
-                .filter(|l| !l.contains("metrics listening") && !l.contains("dashboard listening"))
-                .find_map(|l| l.split("listening addr=").nth(1))
-                .and_then(|a| a.trim().parse::<SocketAddr>().ok())
-        });
-        self.hub_port = Some(addr.port());
+        let proc = Proc::spawn(command, self.path().join(format!("hub-{n}.log")));
+        let listening = proc.listening(&self.hub_data()).await;
+        let port = listening.grpc.expect("the hub names its gRPC port").port();
+        self.hub_port = Some(port);
+        self.hub_listening = Some(listening);
         // Keep the port for restarts.
-        self.write_hub_config(addr.port());
-        let admin = fs::read_to_string(self.path().join("admin.toml.in")).expect("admin.toml.in");
-        fs::write(
-            self.admin_config(),
-            admin.replace("PORT", &addr.port().to_string()),
-        )
-        .expect("admin.toml");
+        self.write_hub_config(port);
+        self.write_admin_config(port);
         self.hub = Some(proc);
         let channel = self.parties.keys().next().and_then(|p| self.channel_as(p));
         let channel = channel.expect("a participant to check health with");
@@ -542,15 +612,21 @@ impl Net {
         }
     }
 
+    /// Where the hub (started last) listens.
+    fn hub_listens(&self) -> &Listening {
+        self.hub_listening.as_ref().expect("the hub started")
+    }
+
     /// The hub's Prometheus metrics, as text.
     pub async fn hub_metrics(&self) -> String {
-        let addr = await_logged_addr(|| self.hub_log(), "metrics listening");
-        expect_ok(http_get(addr, "/metrics").await)
+        expect_ok(self.hub_http("/metrics").await)
     }
 
     /// Where the hub's dashboard listens.
     pub fn dashboard_addr(&self) -> SocketAddr {
-        await_logged_addr(|| self.hub_log(), "dashboard listening")
+        self.hub_listens()
+            .dashboard
+            .expect("the hub serves its dashboard")
     }
 
     /// `GET path` on the hub's dashboard over TLS, presenting the certificate and key in
@@ -601,11 +677,8 @@ impl Net {
 
     /// `GET path` on the hub's metrics listener (plain HTTP): status and body.
     pub async fn hub_http(&self, path: &str) -> (u16, String) {
-        http_get(
-            await_logged_addr(|| self.hub_log(), "metrics listening"),
-            path,
-        )
-        .await
+        let addr = self.hub_listens().metrics.expect("the hub serves metrics");
+        http_get(addr, path).await
     }
 
     pub fn hub_log(&self) -> String {
@@ -618,8 +691,8 @@ impl Net {
     }
 
     /// SIGTERM the hub and check it exits cleanly.
-    pub fn terminate_hub(&mut self) -> bool {
-        self.hub.take().expect("hub running").terminate()
+    pub async fn terminate_hub(&mut self) -> bool {
+        self.hub.take().expect("hub running").terminate().await
     }
 
     pub fn spoke_config(&self, id: &str) -> PathBuf {
@@ -632,6 +705,12 @@ impl Net {
             .join("control.sock")
     }
 
+    /// `id`'s data folder (`data_dir`).
+    pub fn spoke_data(&self, id: &str) -> PathBuf {
+        self.path().join(format!("spoke-{id}-data"))
+    }
+
+    /// `id`'s config, as the spoke's own `SpokeFile`.
     pub fn write_spoke_config(&mut self, id: &str) {
         if self.nsw && !self.nsw_tokens.contains_key(id) {
             let (token, _) = caravan_spoke::nsw::new_token();
@@ -642,53 +721,69 @@ impl Net {
             Some(port) => *port,
             None => self.hub_port.expect("start the hub first"),
         };
-        let text = format!(
-            "participant = \"{id}\"\nhub_url = \"https://localhost:{port}\"\ndata_dir = \"spoke-{id}-data\"\nsigning_key = \"{}\"\nmax_payload_bytes = {}\nanchor_public_key = \"{}\"\n\n[tls]\nca_cert = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n",
-            self.parties[id].keys[self.signing_key_index(id)]
+        // The NSW API, the console and metrics on free ports, found in listening.json.
+        let nsw = self.nsw_tokens.get(id).map(|token| NswFile {
+            listen: "127.0.0.1:0".into(),
+            tokens: vec![NswTokenFile {
+                name: format!("{id}-nsw"),
+                sha256: caravan_common::envelope::to_hex(&sha256(token.as_bytes())),
+            }],
+            webhook_url: self.nsw_webhook.clone(),
+        });
+        let console = self.console_password.as_ref().map(|password| ConsoleFile {
+            listen: "127.0.0.1:0".into(),
+            officers: vec![OfficerFile {
+                user: "officer".into(),
+                password_hash: caravan_spoke::console::hash_password(password),
+            }],
+        });
+        let participants = pki.join("participants");
+        let mut file = SpokeFile {
+            participant: id.to_owned(),
+            hub_url: format!("https://localhost:{port}"),
+            hub_tls_name: None,
+            data_dir: format!("spoke-{id}-data").into(),
+            store_engine: Default::default(),
+            signing_key: self.parties[id].keys[self.signing_key_index(id)]
                 .file
-                .display(),
-            self.max_payload_bytes,
-            self.spoke_anchor_override
+                .clone(),
+            control_socket: None,
+            max_payload_bytes: self.max_payload_bytes,
+            payload_in_flight_mib: self
+                .spoke_payload_in_flight_mib
+                .unwrap_or(caravan_spoke::config::DEFAULT_PAYLOAD_IN_FLIGHT_MIB),
+            anchor_public_key: self
+                .spoke_anchor_override
                 .get(id)
-                .unwrap_or(&self.anchor_public_key),
-            pki.join(&self.ca_file).display(),
-            pki.join("participants").join(format!("{id}.pem")).display(),
-            pki.join("participants").join(format!("{id}.key")).display(),
-        );
-        let text = format!(
-            "metrics_listen = \"127.0.0.1:0\"\n{}{}{text}",
-            self.spoke_extra,
-            self.engine_line()
-        );
-        let text = match self.nsw_tokens.get(id) {
-            Some(token) => {
-                let hash = caravan_common::envelope::to_hex(&sha256(token.as_bytes()));
-                let webhook = self
-                    .nsw_webhook
-                    .as_ref()
-                    .map(|u| format!("webhook_url = \"{u}\"\n"))
-                    .unwrap_or_default();
-                format!(
-                    "{text}\n[nsw]\nlisten = \"127.0.0.1:0\"\n{webhook}[[nsw.tokens]]\nname = \"{id}-nsw\"\nsha256 = \"{hash}\"\n"
-                )
-            }
-            None => text,
+                .unwrap_or(&self.anchor_public_key)
+                .clone(),
+            tls: TlsFiles {
+                ca_cert: pki.join(&self.ca_file),
+                cert: participants.join(format!("{id}.pem")),
+                key: participants.join(format!("{id}.key")),
+            },
+            nsw,
+            metrics_listen: Some("127.0.0.1:0".into()),
+            console,
+            net: self.spoke_net.clone(),
+            upload: self.spoke_upload.clone(),
         };
-        let text = match &self.console_password {
-            Some(password) => {
-                let hash = caravan_spoke::console::hash_password(password);
-                format!(
-                    "{text}\n[console]\nlisten = \"127.0.0.1:0\"\n[[console.officers]]\nuser = \"officer\"\npassword_hash = \"{hash}\"\n"
-                )
-            }
-            None => text,
-        };
-        fs::write(self.spoke_config(id), text).expect("write spoke config");
+        if let Some(engine) = self.store_engine {
+            file.store_engine = engine.parse().expect("a store engine");
+        }
+        write_toml(&self.spoke_config(id), &file);
     }
 
-    /// The address the spoke's officer console listens on, from its log.
-    pub fn console_addr(&self, id: &str) -> SocketAddr {
-        await_logged_addr(|| self.spoke_log(id), "officer console listening")
+    /// Where `id`'s running spoke listens, from its `listening.json` (waiting for the file).
+    pub async fn spoke_listening(&self, id: &str) -> Listening {
+        let proc = self.spokes.get(id).expect("spoke running");
+        proc.listening(&self.spoke_data(id)).await
+    }
+
+    /// The address the spoke's officer console listens on.
+    pub async fn console_addr(&self, id: &str) -> SocketAddr {
+        let listening = self.spoke_listening(id).await;
+        listening.console.expect("the spoke serves the console")
     }
 
     /// One request to `id`'s console; returns status, the response headers and the body.
@@ -700,7 +795,7 @@ impl Net {
         cookie: Option<&str>,
         form: Option<&str>,
     ) -> (u16, Vec<(String, String)>, String) {
-        let stream = tokio::net::TcpStream::connect(self.console_addr(id))
+        let stream = tokio::net::TcpStream::connect(self.console_addr(id).await)
             .await
             .expect("connect to the console");
         let mut headers: Vec<(&str, &str)> = Vec::new();
@@ -729,13 +824,14 @@ impl Net {
 
     /// `GET path` on `id`'s metrics listener (plain HTTP): status and body.
     pub async fn spoke_http(&self, id: &str, path: &str) -> (u16, String) {
-        let addr = await_logged_addr(|| self.spoke_log(id), "metrics listening");
-        http_get(addr, path).await
+        let listening = self.spoke_listening(id).await;
+        http_get(listening.metrics.expect("the spoke serves metrics"), path).await
     }
 
-    /// The address the spoke's NSW API listens on, from its log.
-    pub fn nsw_addr(&self, id: &str) -> SocketAddr {
-        await_logged_addr(|| self.spoke_log(id), "NSW API listening")
+    /// The address the spoke's NSW API listens on.
+    pub async fn nsw_addr(&self, id: &str) -> SocketAddr {
+        let listening = self.spoke_listening(id).await;
+        listening.nsw.expect("the spoke serves the NSW API")
     }
 
     /// One request to `id`'s NSW API with `token` (or none); returns the status and JSON body
@@ -748,7 +844,7 @@ impl Net {
         token: Option<&str>,
         body: Vec<u8>,
     ) -> (u16, serde_json::Value) {
-        let stream = tokio::net::TcpStream::connect(self.nsw_addr(id))
+        let stream = tokio::net::TcpStream::connect(self.nsw_addr(id).await)
             .await
             .expect("connect to the NSW API");
         let auth = token.map(|t| format!("Bearer {t}"));
@@ -804,10 +900,12 @@ impl Net {
     }
 
     /// Wait until `id`'s spoke holds a trust list of at least `version`; returns the list.
-    pub fn wait_trust_version(&self, id: &str, version: u64) -> serde_json::Value {
+    pub async fn wait_trust_version(&self, id: &str, version: u64) -> serde_json::Value {
         let start = Instant::now();
         loop {
-            let out = self.spoke_cli(id, &["trust-list", "show", "--json"]);
+            let out = self
+                .spoke_cli_async(id, &["trust-list", "show", "--json"])
+                .await;
             if out.status.success() {
                 let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
                 if list["version"].as_u64().unwrap_or(0) >= version {
@@ -818,7 +916,7 @@ impl Net {
                 start.elapsed() < PATIENCE,
                 "{id} never held trust list version {version}"
             );
-            std::thread::sleep(Duration::from_millis(50));
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
@@ -830,7 +928,7 @@ impl Net {
     }
 
     /// Wait until `check` holds of `id`'s spoke log.
-    pub fn wait_spoke_log(&self, id: &str, what: &str, check: impl Fn(&str) -> bool) {
+    pub async fn wait_spoke_log(&self, id: &str, what: &str, check: impl Fn(&str) -> bool) {
         let start = Instant::now();
         while !check(&self.spoke_log(id)) {
             assert!(
@@ -838,7 +936,7 @@ impl Net {
                 "spoke {id} never logged {what}:\n{}",
                 self.spoke_log(id)
             );
-            std::thread::sleep(Duration::from_millis(50));
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
@@ -878,8 +976,12 @@ impl Net {
     }
 
     /// SIGTERM a spoke and wait for its exit; returns whether it exited cleanly.
-    pub fn terminate_spoke(&mut self, id: &str) -> bool {
-        self.spokes.remove(id).expect("spoke running").terminate()
+    pub async fn terminate_spoke(&mut self, id: &str) -> bool {
+        self.spokes
+            .remove(id)
+            .expect("spoke running")
+            .terminate()
+            .await
     }
 
     /// Run `caravan-spoke ARGS --config <id's config>` and return its output.
@@ -890,6 +992,32 @@ impl Net {
             .arg("--config")
             .arg(self.spoke_config(id));
         command.output().expect("run caravan-spoke")
+    }
+
+    /// [`Net::spoke_cli`] on tokio's process driver, for waits that poll a command without
+    /// holding a runtime thread while it runs.
+    pub async fn spoke_cli_async(&self, id: &str, args: &[&str]) -> Output {
+        tokio::process::Command::new(&binaries().spoke)
+            .args(args)
+            .arg("--config")
+            .arg(self.spoke_config(id))
+            .output()
+            .await
+            .expect("run caravan-spoke")
+    }
+
+    /// [`Net::spoke_json`] on tokio's process driver.
+    pub async fn spoke_json_async(&self, id: &str, args: &[&str]) -> serde_json::Value {
+        let mut args = args.to_vec();
+        args.push("--json");
+        let out = self.spoke_cli_async(id, &args).await;
+        assert!(
+            out.status.success(),
+            "caravan-spoke {args:?} failed: {}\nspoke log:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.spoke_log(id)
+        );
+        serde_json::from_slice(&out.stdout).expect("JSON output")
     }
 
     /// `caravan-spoke ... --json`, which must succeed, parsed.
@@ -945,10 +1073,10 @@ impl Net {
     }
 
     /// Wait until `id`'s inbox holds an entry for `message_id`; returns the inbox item.
-    pub fn wait_inbox(&self, id: &str, message_id: &str) -> serde_json::Value {
+    pub async fn wait_inbox(&self, id: &str, message_id: &str) -> serde_json::Value {
         let start = Instant::now();
         loop {
-            let inbox = self.spoke_json(id, &["inbox"]);
+            let inbox = self.spoke_json_async(id, &["inbox"]).await;
             if let Some(item) = inbox
                 .as_array()
                 .expect("array")
@@ -962,15 +1090,15 @@ impl Net {
                 "{message_id} never reached {id}; log:\n{}",
                 self.spoke_log(id)
             );
-            std::thread::sleep(Duration::from_millis(50));
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
     /// Wait until the sender `id` sees `message_id` in `state`; returns the status.
-    pub fn wait_state(&self, id: &str, message_id: &str, state: &str) -> serde_json::Value {
+    pub async fn wait_state(&self, id: &str, message_id: &str, state: &str) -> serde_json::Value {
         let start = Instant::now();
         loop {
-            let status = self.spoke_json(id, &["status", message_id]);
+            let status = self.spoke_json_async(id, &["status", message_id]).await;
             if status["state"] == state {
                 return status;
             }
@@ -978,7 +1106,7 @@ impl Net {
                 start.elapsed() < PATIENCE,
                 "{message_id} never reached {state}: {status}"
             );
-            std::thread::sleep(Duration::from_millis(50));
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
@@ -1013,27 +1141,6 @@ impl Net {
         ExchangeClient::new(self.channel_as(id).expect("participant certificate"))
             .max_decoding_message_size(64 << 20)
             .max_encoding_message_size(64 << 20)
-    }
-}
-
-fn wait_blocking<T>(what: &str, proc: &mut Proc, mut check: impl FnMut(&str) -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = check(&proc.log_text()) {
-            return v;
-        }
-        if let Some(status) = proc.exited() {
-            panic!(
-                "process exited ({status}) before {what}; log:\n{}",
-                proc.log_text()
-            );
-        }
-        assert!(
-            start.elapsed() < PATIENCE,
-            "timed out waiting for {what}; log:\n{}",
-            proc.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -1088,25 +1195,10 @@ pub fn envelope(
     )
 }
 
-/// Polls a process log until a line containing `marker` names its `addr=`.
-fn await_logged_addr(log: impl Fn() -> String, marker: &str) -> SocketAddr {
-    let start = Instant::now();
-    loop {
-        let text = log();
-        let addr = text
-            .lines()
-            .filter(|l| l.contains(marker))
-            .find_map(|l| l.split("addr=").nth(1))
-            .and_then(|a| a.split_whitespace().next()?.parse().ok());
-        if let Some(addr) = addr {
-            return addr;
-        }
-        assert!(
-            start.elapsed() < PATIENCE,
-            "never logged \"{marker}\":\n{text}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+/// Write `config` (a binary's own config type) as TOML.
+fn write_toml(path: &Path, config: &impl serde::Serialize) {
+    let text = toml::to_string(config).expect("a config as TOML");
+    fs::write(path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
 }
 
 /// `GET /metrics` from a Prometheus listener, as text.

@@ -5,7 +5,7 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::{Command, Output, Stdio},
+    process::{Output, Stdio},
     time::{Duration, Instant},
 };
 
@@ -62,13 +62,13 @@ fn problems_naming(report: &serde_json::Value, what: &str) -> usize {
 }
 
 /// Run `caravan-hub run` on `config`, expecting it to stop by itself; its output.
-fn run_hub_expecting_exit(config: &Path) -> Output {
-    run_expecting_exit(&binaries().hub, config)
+async fn run_hub_expecting_exit(config: &Path) -> Output {
+    run_expecting_exit(&binaries().hub, config).await
 }
 
 /// Run `<binary> run --config <config>`, expecting it to stop by itself; its output.
-fn run_expecting_exit(binary: &Path, config: &Path) -> Output {
-    let mut child = Command::new(binary)
+async fn run_expecting_exit(binary: &Path, config: &Path) -> Output {
+    let mut child = tokio::process::Command::new(binary)
         .args(["run", "--config"])
         .arg(config)
         .stdout(Stdio::piped())
@@ -78,15 +78,15 @@ fn run_expecting_exit(binary: &Path, config: &Path) -> Output {
     let start = Instant::now();
     while child.try_wait().unwrap().is_none() {
         if start.elapsed() > PATIENCE {
-            let _ = child.kill();
+            let _ = child.kill().await;
             panic!(
                 "started on a damaged store: {}",
-                text(&child.wait_with_output().unwrap())
+                text(&child.wait_with_output().await.unwrap())
             );
         }
-        std::thread::sleep(Duration::from_millis(50));
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    child.wait_with_output().unwrap()
+    child.wait_with_output().await.unwrap()
 }
 
 async fn a_flipped_byte_in_a_hub_segment_is_found_and_the_document_held_back(engine: &'static str) {
@@ -96,7 +96,7 @@ async fn a_flipped_byte_in_a_hub_segment_is_found_and_the_document_held_back(eng
     // CN is not running: the document waits in the hub's queue.
     let sent = net.send("KZ", "CN", "e-co", &sample_path(ECO));
     let id = sent["message_id"].as_str().unwrap().to_owned();
-    assert!(net.terminate_hub(), "the hub stops cleanly");
+    assert!(net.terminate_hub().await, "the hub stops cleanly");
     let out = net.hub_cli(&["store", "check", "--json"]);
     let (code, report) = store_check(out);
     assert_eq!(code, Some(0), "a sound store passes: {report}");
@@ -130,8 +130,8 @@ async fn a_flipped_byte_in_a_hub_segment_is_found_and_the_document_held_back(eng
     // was passed over, not sent, and does not block the queue.
     let later = net.send("KZ", "CN", "e-invoice", &sample_path(INVOICE));
     let later = later["message_id"].as_str().unwrap().to_owned();
-    net.wait_inbox("CN", &later);
-    net.wait_state("KZ", &later, "ACKNOWLEDGED");
+    net.wait_inbox("CN", &later).await;
+    net.wait_state("KZ", &later, "ACKNOWLEDGED").await;
     let inbox = net.spoke_json("CN", &["inbox"]);
     assert!(
         !inbox.to_string().contains(&id),
@@ -153,7 +153,8 @@ async fn a_flipped_byte_in_a_hub_segment_is_found_and_the_document_held_back(eng
     net.kill_spoke("CN");
     net.start_spoke("CN").await;
     let third = net.send("KZ", "CN", "e-invoice", &sample_path(INVOICE));
-    net.wait_inbox("CN", third["message_id"].as_str().unwrap());
+    net.wait_inbox("CN", third["message_id"].as_str().unwrap())
+        .await;
     let log = net.hub_log();
     let lines: Vec<&str> = log
         .lines()
@@ -186,8 +187,8 @@ async fn a_flipped_byte_in_a_spoke_segment_is_found_and_never_served(engine: &'s
     net.start_spoke("CN").await;
     let sent = net.send("KZ", "CN", "e-co", &sample_path(ECO));
     let id = sent["message_id"].as_str().unwrap().to_owned();
-    net.wait_inbox("CN", &id);
-    net.wait_state("KZ", &id, "ACKNOWLEDGED");
+    net.wait_inbox("CN", &id).await;
+    net.wait_state("KZ", &id, "ACKNOWLEDGED").await;
     let token = net.nsw_tokens["CN"].clone();
     let path = format!("/api/v1/inbox/{id}/payload");
     let (status, _) = net
@@ -293,8 +294,9 @@ async fn a_short_lived_hub_keeps_a_head_over_its_newest_entries_and_an_edit_is_c
     net.start_spoke("KZ").await;
     net.start_spoke("CN").await;
     let sent = net.send("KZ", "CN", "e-co", &sample_path(ECO));
-    net.wait_state("KZ", sent["message_id"].as_str().unwrap(), "ACKNOWLEDGED");
-    assert!(net.terminate_hub(), "the hub stops cleanly");
+    net.wait_state("KZ", sent["message_id"].as_str().unwrap(), "ACKNOWLEDGED")
+        .await;
+    assert!(net.terminate_hub().await, "the hub stops cleanly");
     let (code, audit) = log_verify(&net);
     assert_eq!(code, Some(0), "{audit}");
     let entries = audit["entries"].as_u64().unwrap();
@@ -329,7 +331,7 @@ async fn a_short_lived_hub_keeps_a_head_over_its_newest_entries_and_an_edit_is_c
     );
     // Started again, the hub covers them at once; stopped, the log verifies.
     net.start_hub().await;
-    assert!(net.terminate_hub());
+    assert!(net.terminate_hub().await);
     let (code, audit) = log_verify(&net);
     assert_eq!(code, Some(0), "{audit}");
 
@@ -359,7 +361,7 @@ async fn a_short_lived_hub_keeps_a_head_over_its_newest_entries_and_an_edit_is_c
         "{report}"
     );
     // ... and the hub will not start on it.
-    let out = run_hub_expecting_exit(&net.hub_config());
+    let out = run_hub_expecting_exit(&net.hub_config()).await;
     assert_eq!(out.status.code(), Some(65), "{}", text(&out));
     let said = text(&out);
     assert!(
@@ -403,7 +405,7 @@ async fn a_hub_refuses_to_start_on_a_garbled_database_file() {
         net.start_spoke("KZ").await;
         let sent = net.send("KZ", "CN", "e-co", &sample_path(ECO));
         assert!(sent["message_id"].is_string());
-        assert!(net.terminate_hub());
+        assert!(net.terminate_hub().await);
         let store = net.path().join("hub-data").join("store");
         let file = match engine {
             "sled" => store.join("db"),
@@ -414,7 +416,7 @@ async fn a_hub_refuses_to_start_on_a_garbled_database_file() {
         // an error: the log's size noted at the last stop shows what was lost. redb fails
         // reading its file (it panics inside; caught).
         garble(&file, false);
-        let out = run_hub_expecting_exit(&net.hub_config());
+        let out = run_hub_expecting_exit(&net.hub_config()).await;
         assert_refused(&out, &format!("{engine}, first half"));
         let said = text(&out);
         match engine {
@@ -430,11 +432,11 @@ async fn a_hub_refuses_to_start_on_a_garbled_database_file() {
         // The tail.
         std::fs::write(&file, &intact).unwrap();
         garble(&file, true);
-        let out = run_hub_expecting_exit(&net.hub_config());
+        let out = run_hub_expecting_exit(&net.hub_config()).await;
         assert_refused(&out, &format!("{engine}, second half"));
 
         // A spoke likewise (its outbox number went back, or redb cannot read its file).
-        assert!(net.terminate_spoke("KZ"), "the spoke stops cleanly");
+        assert!(net.terminate_spoke("KZ").await, "the spoke stops cleanly");
         let store = net.path().join("spoke-KZ-data").join("store");
         garble(
             &match engine {
@@ -443,7 +445,7 @@ async fn a_hub_refuses_to_start_on_a_garbled_database_file() {
             },
             false,
         );
-        let out = run_expecting_exit(&binaries().spoke, &net.spoke_config("KZ"));
+        let out = run_expecting_exit(&binaries().spoke, &net.spoke_config("KZ")).await;
         let said = text(&out);
         assert_eq!(out.status.code(), Some(65), "{engine}: {said}");
         assert!(

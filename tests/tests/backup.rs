@@ -29,7 +29,7 @@ async fn backup_and_restore(engine: Option<&'static str>) {
         .as_str()
         .unwrap()
         .to_owned();
-    net.wait_state("KZ", &before, "ACKNOWLEDGED");
+    net.wait_state("KZ", &before, "ACKNOWLEDGED").await;
 
     // Back up while KZ keeps sending.
     let backup = std::thread::scope(|s| {
@@ -78,11 +78,11 @@ async fn backup_and_restore(engine: Option<&'static str>) {
         .as_str()
         .unwrap()
         .to_owned();
-    net.wait_state("KZ", &after, "ACKNOWLEDGED");
+    net.wait_state("KZ", &after, "ACKNOWLEDGED").await;
     // A registry change after the backup: the spokes hold a newer trust list than the backup.
     net.admin_ok(&["corridor", "pilot", "CN", "KZ", "e-phyto"]);
     let newest = net.hub_trust_version();
-    net.wait_trust_version("KZ", newest);
+    net.wait_trust_version("KZ", newest).await;
 
     // Refusals first: a running hub's store is not replaced, and a folder that is no backup
     // is not taken; neither changes anything.
@@ -93,7 +93,7 @@ async fn backup_and_restore(engine: Option<&'static str>) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(net.terminate_hub(), "the hub stops cleanly");
+    assert!(net.terminate_hub().await, "the hub stops cleanly");
     let pki = net.pki();
     let out = net.hub_cli(&["restore", "--json", "--from", pki.to_str().unwrap()]);
     assert!(!out.status.success());
@@ -121,7 +121,7 @@ async fn backup_and_restore(engine: Option<&'static str>) {
     // take it (they refuse an older one).
     net.start_hub().await;
     assert!(net.hub_trust_version() > newest);
-    net.wait_trust_version("KZ", newest + 1);
+    net.wait_trust_version("KZ", newest + 1).await;
     // It knows what the backup held, and not what came after it.
     let mut kz = net.client("KZ");
     let known = kz
@@ -141,7 +141,7 @@ async fn backup_and_restore(engine: Option<&'static str>) {
         .as_str()
         .unwrap()
         .to_owned();
-    net.wait_state("KZ", &new, "ACKNOWLEDGED");
+    net.wait_state("KZ", &new, "ACKNOWLEDGED").await;
     // KZ had seen tree heads over the entries the backup lacks: the rewind is visible.
     let start = std::time::Instant::now();
     loop {
@@ -155,11 +155,11 @@ async fn backup_and_restore(engine: Option<&'static str>) {
             start.elapsed() < caravan_tests::PATIENCE,
             "no alarm: {view}"
         );
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     // The audit of the restored log holds.
     let out = net.hub_cli(&["log", "verify"]);
-    assert!(net.terminate_hub());
+    assert!(net.terminate_hub().await);
     let out2 = net.hub_cli(&["log", "verify", "--json"]);
     assert!(!out.status.success(), "log verify needs the hub stopped");
     assert!(

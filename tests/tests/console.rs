@@ -64,7 +64,7 @@ async fn an_officer_logs_in_finds_a_document_and_sees_it_verified() {
         &sample_path("eco/carec-KZ-CN-certificate-of-origin.xml"),
     );
     let id = sent["message_id"].as_str().unwrap().to_owned();
-    net.wait_inbox("CN", &id);
+    net.wait_inbox("CN", &id).await;
 
     // Without a session, the console sends the browser to the login form.
     let (status, headers, _) = net.console_call("CN", "GET", "/console", None, None).await;
@@ -200,7 +200,7 @@ async fn an_officer_logs_in_finds_a_document_and_sees_it_verified() {
 /// awaited as ACKNOWLEDGED first: CN acknowledges only what it flushed, so killing it then
 /// loses nothing.
 async fn plant_a_tampered_document(net: &mut Net, sent: &str) -> MessageId {
-    net.wait_state("KZ", sent, "ACKNOWLEDGED");
+    net.wait_state("KZ", sent, "ACKNOWLEDGED").await;
     net.kill_spoke("CN");
     let store = SpokeStore::open(
         &net.path().join("spoke-CN-data").join("store"),
@@ -249,9 +249,9 @@ async fn in_a_real_headless_browser() {
         &sample_path("eco/carec-KZ-CN-certificate-of-origin.xml"),
     );
     let id = sent["message_id"].as_str().unwrap();
-    net.wait_inbox("CN", id);
+    net.wait_inbox("CN", id).await;
     let forged = plant_a_tampered_document(&mut net, id).await;
-    let base = format!("http://{}", net.console_addr("CN"));
+    let base = format!("http://{}", net.console_addr("CN").await);
 
     let mut b = browser::Browser::launch(&chromium).await;
     // Log in.

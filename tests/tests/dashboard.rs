@@ -16,7 +16,8 @@ async fn operators_see_the_network_and_nobody_else_does() {
         "e-co",
         &sample_path("eco/carec-KZ-CN-certificate-of-origin.xml"),
     );
-    net.wait_state("KZ", sent["message_id"].as_str().unwrap(), "ACKNOWLEDGED");
+    net.wait_state("KZ", sent["message_id"].as_str().unwrap(), "ACKNOWLEDGED")
+        .await;
     // A refusal for the list of recent ones.
     let refused = net
         .client("KZ")

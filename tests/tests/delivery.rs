@@ -57,7 +57,7 @@ async fn all_three_document_types_arrive_verified_and_identical() {
         assert!(sent["receipt"]["signed"].is_string());
         assert!(sent["receipt"]["hub_sequence"].as_u64().unwrap() >= 1);
 
-        let item = net.wait_inbox(to, &id);
+        let item = net.wait_inbox(to, &id).await;
         assert_eq!(item["sender"], from);
         assert_eq!(item["document_type"], doc_type);
         assert_eq!(item["document_id"], number);
@@ -73,7 +73,7 @@ async fn all_three_document_types_arrive_verified_and_identical() {
             "payload bytes identical at the recipient"
         );
 
-        let status = net.wait_state(from, &id, "ACKNOWLEDGED");
+        let status = net.wait_state(from, &id, "ACKNOWLEDGED").await;
         assert_eq!(status["acknowledgement"]["verified"], true, "{status}");
         assert_eq!(status["acknowledgement"]["ack"]["outcome"], "accepted");
         let states: Vec<&str> = status["transitions"]
@@ -124,9 +124,9 @@ async fn offline_recipient_receives_on_connect() {
     assert_eq!(net.spoke_json("KZ", &["status", &id])["state"], "ACCEPTED");
 
     net.start_spoke("CN").await;
-    let item = net.wait_inbox("CN", &id);
+    let item = net.wait_inbox("CN", &id).await;
     assert_eq!(item["verified"], true);
-    net.wait_state("KZ", &id, "ACKNOWLEDGED");
+    net.wait_state("KZ", &id, "ACKNOWLEDGED").await;
 }
 
 /// The hub is SIGKILLed with documents accepted but not yet delivered; after a restart every
@@ -162,8 +162,8 @@ async fn hub_killed_and_restarted_delivers_exactly_once() {
     net.start_hub().await;
     net.start_spoke("CN").await;
     for id in &ids {
-        assert_eq!(net.wait_inbox("CN", id)["verified"], true);
-        net.wait_state("KZ", id, "ACKNOWLEDGED");
+        assert_eq!(net.wait_inbox("CN", id).await["verified"], true);
+        net.wait_state("KZ", id, "ACKNOWLEDGED").await;
     }
     let inbox = net.spoke_json("CN", &["inbox"]);
     let mut received: Vec<&str> = inbox
@@ -189,7 +189,7 @@ async fn restarted_spoke_keeps_its_inbox_without_duplicates() {
     let path = sample_path("einvoice/ubl/peppol-base-example.xml");
     let sent = net.send("KZ", "CN", "e-invoice", &path);
     let id = sent["message_id"].as_str().unwrap().to_owned();
-    net.wait_state("KZ", &id, "ACKNOWLEDGED");
+    net.wait_state("KZ", &id, "ACKNOWLEDGED").await;
     net.kill_spoke("CN");
     net.start_spoke("CN").await;
     let inbox = net.spoke_json("CN", &["inbox"]);
@@ -204,7 +204,7 @@ async fn hub_shuts_down_cleanly_on_sigterm() {
     net.start_hub().await;
     net.start_spoke("CN").await;
     assert!(
-        net.terminate_hub(),
+        net.terminate_hub().await,
         "the hub exits 0 on SIGTERM with a delivery stream open"
     );
 }
@@ -220,7 +220,7 @@ async fn a_business_response_travels_back_linked_to_its_document() {
     let path = sample_path("ephyto/mattilsynet-SPSCertificateContent.xml");
     let sent = net.send("KZ", "CN", "e-phyto", &path);
     let id = sent["message_id"].as_str().unwrap().to_owned();
-    net.wait_inbox("CN", &id);
+    net.wait_inbox("CN", &id).await;
 
     let answer = net.spoke_json(
         "CN",
@@ -235,7 +235,7 @@ async fn a_business_response_travels_back_linked_to_its_document() {
         ],
     );
     let answer_id = answer["message_id"].as_str().unwrap().to_owned();
-    let received = net.wait_inbox("KZ", &answer_id);
+    let received = net.wait_inbox("KZ", &answer_id).await;
     assert_eq!(received["verified"], true);
     assert_eq!(received["in_reply_to"], id.as_str());
     assert_eq!(received["response"]["decision"], "rejected");
@@ -257,7 +257,7 @@ async fn a_business_response_travels_back_linked_to_its_document() {
             start.elapsed() < caravan_tests::PATIENCE,
             "the response was never linked: {status}"
         );
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     // Only a document from the recipient can be answered.
     let out = net.spoke_cli("KZ", &["answer", &answer_id, "--decision", "accepted"]);

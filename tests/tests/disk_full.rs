@@ -97,7 +97,8 @@ async fn hub_full_then_freed(engine: &'static str) {
     net.start_spoke("CN").await;
     let doc = sample_path("ephyto/mattilsynet-SPSCertificateContent.xml");
     let before = net.send("KZ", "CN", "e-phyto", &doc);
-    net.wait_state("KZ", before["message_id"].as_str().unwrap(), "ACKNOWLEDGED");
+    net.wait_state("KZ", before["message_id"].as_str().unwrap(), "ACKNOWLEDGED")
+        .await;
 
     disk.fill();
     // Documents sent now wait in the sender's outbox: the hub cannot keep them.
@@ -139,7 +140,7 @@ async fn hub_full_then_freed(engine: &'static str) {
     )
     .await;
     for id in &ids {
-        net.wait_state("KZ", id, "ACKNOWLEDGED");
+        net.wait_state("KZ", id, "ACKNOWLEDGED").await;
     }
     for id in &ids {
         assert_eq!(net.inbox_copies("CN", id), 1, "{id} in CN's inbox");
@@ -218,7 +219,7 @@ async fn a_full_disk_under_a_spoke_is_a_retry_later_for_its_nsw() {
     )
     .await;
     let id = sent["message_id"].as_str().unwrap().to_owned();
-    net.wait_state("KZ", &id, "ACKNOWLEDGED");
+    net.wait_state("KZ", &id, "ACKNOWLEDGED").await;
     assert_eq!(net.spoke_http("KZ", "/healthz").await.0, 200);
     let log = net.spoke_log("KZ");
     assert_eq!(
@@ -230,7 +231,7 @@ async fn a_full_disk_under_a_spoke_is_a_retry_later_for_its_nsw() {
 
 /// The Retry-After header of a send refused while the disk is full.
 async fn retry_after(net: &Net, path: &str, token: &str, doc: &[u8]) -> Option<String> {
-    let stream = tokio::net::TcpStream::connect(net.nsw_addr("KZ"))
+    let stream = tokio::net::TcpStream::connect(net.nsw_addr("KZ").await)
         .await
         .unwrap();
     let auth = format!("Bearer {token}");

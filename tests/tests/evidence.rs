@@ -43,7 +43,7 @@ async fn an_exported_bundle_verifies_offline_and_tampering_is_named() {
         &sample_path("eco/carec-KZ-CN-certificate-of-origin.xml"),
     );
     let id = sent["message_id"].as_str().unwrap().to_owned();
-    net.wait_state("KZ", &id, "ACKNOWLEDGED");
+    net.wait_state("KZ", &id, "ACKNOWLEDGED").await;
     let bundle_path = net.path().join("evidence.json");
     let out = net.spoke_cli(
         "CN",

@@ -80,7 +80,7 @@ fn metric(text: &str, name: &str) -> f64 {
 async fn a_flood_of_silent_connections_on_the_hub_locks_nobody_out() {
     enough_descriptors();
     let mut net = Net::new(&["KZ", "CN"]);
-    net.hub_extra = "net = { handshake_timeout_secs = 2 }\n".into();
+    net.hub_net.handshake_timeout_secs = 2;
     net.start_hub().await;
     net.start_spoke("KZ").await;
     let addr: SocketAddr = ([127, 0, 0, 1], net.hub_port.unwrap()).into();
@@ -108,16 +108,17 @@ async fn a_flood_of_silent_connections_on_the_hub_locks_nobody_out() {
         started.elapsed()
     );
     let started = Instant::now();
-    tokio::task::block_in_place(|| {
-        let sent = net.send(
+    // The CLI runs off the runtime's threads; the wait is async.
+    let sent = tokio::task::block_in_place(|| {
+        net.send(
             "KZ",
             "CN",
             "e-co",
             &sample_path("eco/carec-KZ-CN-certificate-of-origin.xml"),
-        );
-        let id = sent["message_id"].as_str().expect("message id").to_owned();
-        net.wait_inbox("CN", &id);
+        )
     });
+    let id = sent["message_id"].as_str().expect("message id").to_owned();
+    net.wait_inbox("CN", &id).await;
     assert!(
         started.elapsed() < ANSWER,
         "a document took {:?} from KZ to CN under the flood",
@@ -165,7 +166,7 @@ async fn running_out_of_file_descriptors_is_reported_and_survived() {
     let mut net = Net::new(&["KZ", "CN"]);
     // Far fewer descriptors than the flood needs (soft = hard: nothing to raise).
     net.hub_nofile = Some(256);
-    net.hub_extra = "net = { handshake_timeout_secs = 2 }\n".into();
+    net.hub_net.handshake_timeout_secs = 2;
     net.start_hub().await;
     net.start_spoke("KZ").await;
     let addr: SocketAddr = ([127, 0, 0, 1], net.hub_port.unwrap()).into();
@@ -203,15 +204,16 @@ async fn running_out_of_file_descriptors_is_reported_and_survived() {
     )
     .await;
     net.start_spoke("CN").await;
-    tokio::task::block_in_place(|| {
-        let sent = net.send(
+    let sent = tokio::task::block_in_place(|| {
+        net.send(
             "KZ",
             "CN",
             "e-co",
             &sample_path("eco/carec-KZ-CN-certificate-of-origin.xml"),
-        );
-        net.wait_inbox("CN", sent["message_id"].as_str().expect("message id"));
+        )
     });
+    net.wait_inbox("CN", sent["message_id"].as_str().expect("message id"))
+        .await;
     let metrics = net.hub_metrics().await;
     let failures = metric(
         &metrics,
@@ -243,13 +245,13 @@ async fn a_flood_on_the_nsw_api_leaves_room_for_the_single_window() {
     enough_descriptors();
     let mut net = Net::new(&["KZ", "CN"]);
     net.nsw = true;
-    net.spoke_extra = "net = { handshake_timeout_secs = 2 }\n".into();
+    net.spoke_net.handshake_timeout_secs = 2;
     net.start_hub().await;
     net.start_spoke("KZ").await;
     net.start_spoke("CN").await;
     let token = net.nsw_tokens["KZ"].clone();
 
-    let silent = flood(net.nsw_addr("KZ"), None, FLOOD).await;
+    let silent = flood(net.nsw_addr("KZ").await, None, FLOOD).await;
     let flooded = Instant::now();
     let started = Instant::now();
     let (status, body) = tokio::time::timeout(
@@ -334,15 +336,13 @@ async fn slow_uploads_hold_only_what_they_sent_and_are_cut() {
     net.nsw = true;
     // A room of 1 MiB: one upload declaring 64 MiB took all of it, before anything arrived.
     let grace = Duration::from_secs(6);
-    net.spoke_extra = format!(
-        "payload_in_flight_mib = 1\nupload = {{ grace_secs = {} }}\n",
-        grace.as_secs()
-    );
+    net.spoke_payload_in_flight_mib = Some(1);
+    net.spoke_upload.grace_secs = grace.as_secs();
     net.start_hub().await;
     net.start_spoke("KZ").await;
     net.start_spoke("CN").await;
     let token = net.nsw_tokens["KZ"].clone();
-    let addr = net.nsw_addr("KZ");
+    let addr = net.nsw_addr("KZ").await;
 
     let began = Instant::now();
     let slow = [
@@ -412,12 +412,14 @@ async fn slow_uploads_hold_only_what_they_sent_and_are_cut() {
 async fn a_full_room_answers_503_and_an_idle_body_is_cut() {
     let mut net = Net::new(&["KZ", "CN"]);
     net.nsw = true;
-    net.spoke_extra = "payload_in_flight_mib = 1\nupload = { room_wait_secs = 2 }\nnet = { idle_timeout_secs = 5 }\n".into();
+    net.spoke_payload_in_flight_mib = Some(1);
+    net.spoke_upload.room_wait_secs = 2;
+    net.spoke_net.idle_timeout_secs = 5;
     net.start_hub().await;
     net.start_spoke("KZ").await;
     net.start_spoke("CN").await;
     let token = net.nsw_tokens["KZ"].clone();
-    let addr = net.nsw_addr("KZ");
+    let addr = net.nsw_addr("KZ").await;
 
     // A client sends 1 MiB of its 2 MiB quickly, then nothing: it holds the whole room.
     let mut holder = start_upload(addr, &token, 2 << 20, &vec![b' '; (1 << 20) + 10]).await;

@@ -42,12 +42,12 @@ async fn large_documents_travel_in_chunks_and_arrive_identical() {
         let path = large_invoice(&net, size);
         let sent = net.send("KZ", "CN", "e-invoice", &path);
         let id = sent["message_id"].as_str().unwrap().to_owned();
-        assert_eq!(net.wait_inbox("CN", &id)["verified"], true);
+        assert_eq!(net.wait_inbox("CN", &id).await["verified"], true);
         assert_eq!(
             sha256(&received_payload(&net, &id)),
             sha256(&std::fs::read(&path).unwrap())
         );
-        net.wait_state("KZ", &id, "ACKNOWLEDGED");
+        net.wait_state("KZ", &id, "ACKNOWLEDGED").await;
     }
 }
 
@@ -204,18 +204,18 @@ async fn transfers_cut_in_the_middle_restart_cleanly_exactly_once() {
     let first = sent["message_id"].as_str().unwrap().to_owned();
     net.kill_hub();
     net.start_hub().await;
-    assert_eq!(net.wait_inbox("CN", &first)["verified"], true);
+    assert_eq!(net.wait_inbox("CN", &first).await["verified"], true);
     assert_eq!(sha256(&received_payload(&net, &first)), expected);
-    net.wait_state("KZ", &first, "ACKNOWLEDGED");
+    net.wait_state("KZ", &first, "ACKNOWLEDGED").await;
 
     // The receiving spoke dies while the document is on its way out.
     let sent = net.send("KZ", "CN", "e-invoice", &path);
     let second = sent["message_id"].as_str().unwrap().to_owned();
     net.kill_spoke("CN");
     net.start_spoke("CN").await;
-    assert_eq!(net.wait_inbox("CN", &second)["verified"], true);
+    assert_eq!(net.wait_inbox("CN", &second).await["verified"], true);
     assert_eq!(sha256(&received_payload(&net, &second)), expected);
-    net.wait_state("KZ", &second, "ACKNOWLEDGED");
+    net.wait_state("KZ", &second, "ACKNOWLEDGED").await;
     let inbox = net.spoke_json("CN", &["inbox"]);
     assert_eq!(
         inbox.as_array().unwrap().len(),
@@ -252,12 +252,12 @@ async fn streamed_documents_beyond_the_payload_budget_are_retried_until_there_is
         sending.into_iter().map(|h| h.join().unwrap()).collect()
     });
     for (id, path) in ids.iter().zip(&paths) {
-        assert_eq!(net.wait_inbox("CN", id)["verified"], true);
+        assert_eq!(net.wait_inbox("CN", id).await["verified"], true);
         assert_eq!(
             sha256(&received_payload(&net, id)),
             sha256(&std::fs::read(path).unwrap())
         );
-        net.wait_state("KZ", id, "ACKNOWLEDGED");
+        net.wait_state("KZ", id, "ACKNOWLEDGED").await;
     }
     // Some were turned away for a while (and retried by KZ's outbox), none was lost.
     let (_, metrics) = net.hub_http("/metrics").await;

@@ -14,11 +14,12 @@ async fn the_log_matches_its_signed_tree_heads_until_someone_edits_it() {
         ("e-invoice", "einvoice/ubl/peppol-base-example.xml"),
     ] {
         let sent = net.send("KZ", "CN", doc_type, &sample_path(file));
-        net.wait_state("KZ", sent["message_id"].as_str().unwrap(), "ACKNOWLEDGED");
+        net.wait_state("KZ", sent["message_id"].as_str().unwrap(), "ACKNOWLEDGED")
+            .await;
     }
     // No wait for the periodic head: the hub keeps one over its whole log when it stops (a
     // wait for the next periodic one could miss it, kept before the wait began).
-    assert!(net.terminate_hub(), "the hub stops cleanly");
+    assert!(net.terminate_hub().await, "the hub stops cleanly");
 
     let out = net.hub_cli(&["log", "verify", "--json"]);
     assert!(
@@ -140,7 +141,8 @@ async fn spokes_check_every_log_proof_and_raise_an_alarm_when_history_is_rewritt
     net.start_spoke("CN").await;
     let eco = sample_path("eco/carec-KZ-CN-certificate-of-origin.xml");
     let sent = net.send("KZ", "CN", "e-co", &eco);
-    net.wait_state("KZ", sent["message_id"].as_str().unwrap(), "ACKNOWLEDGED");
+    net.wait_state("KZ", sent["message_id"].as_str().unwrap(), "ACKNOWLEDGED")
+        .await;
     // The hub counted it in its corridor, with the latency from acceptance to acknowledgement.
     let metrics = net.hub_metrics().await;
     for line in [
@@ -178,7 +180,7 @@ async fn spokes_check_every_log_proof_and_raise_an_alarm_when_history_is_rewritt
     // proof the hub gives from now on is self-consistent, but not with what KZ saw before. (The
     // nodes are dropped and the store marked as one from before them, so that the hub computes
     // them anew at open, as for such a store, and its check at start has nothing to compare.)
-    assert!(net.terminate_hub(), "the hub stops cleanly");
+    assert!(net.terminate_hub().await, "the hub stops cleanly");
     {
         let db = sled::open(net.path().join("hub-data").join("store")).unwrap();
         let log = db.open_tree("log").unwrap();
@@ -195,7 +197,8 @@ async fn spokes_check_every_log_proof_and_raise_an_alarm_when_history_is_rewritt
     net.start_hub().await;
     net.wait_hub_connected("KZ", true).await;
     let sent = net.send("KZ", "CN", "e-co", &eco);
-    net.wait_state("KZ", sent["message_id"].as_str().unwrap(), "ACKNOWLEDGED");
+    net.wait_state("KZ", sent["message_id"].as_str().unwrap(), "ACKNOWLEDGED")
+        .await;
 
     let kz = wait_log_view(&net, "KZ", "an alarm", |v| {
         v["alarms_total"].as_u64() > Some(0)

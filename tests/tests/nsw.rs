@@ -57,7 +57,7 @@ async fn a_single_window_submits_follows_and_receives_over_the_rest_api() {
         "{body}"
     );
     assert_eq!(
-        chunked_post(net.nsw_addr("KZ"), path, &kz, (1 << 20) + 1).await,
+        chunked_post(net.nsw_addr("KZ").await, path, &kz, (1 << 20) + 1).await,
         413
     );
 
@@ -71,7 +71,7 @@ async fn a_single_window_submits_follows_and_receives_over_the_rest_api() {
     assert!(sent["receipt"]["signed"].is_string());
 
     // CN's single window finds it in its inbox, with the certificate's key fields.
-    let item = net.wait_inbox("CN", &id);
+    let item = net.wait_inbox("CN", &id).await;
     let cursor = item["cursor"].as_u64().unwrap();
     let (status, list) = net
         .nsw_call("CN", "GET", "/api/v1/inbox", Some(&cn), Vec::new())

@@ -167,7 +167,7 @@ async fn a_spoke_acknowledges_one_by_one_to_a_hub_without_acknowledge_many() {
         })
         .collect();
     for id in &ids {
-        let status = net.wait_state("KZ", id, "ACKNOWLEDGED");
+        let status = net.wait_state("KZ", id, "ACKNOWLEDGED").await;
         assert_eq!(status["acknowledgement"]["verified"], true, "{status}");
         // The recipient keeps the acknowledgement the hub took as evidence.
         let start = Instant::now();

@@ -76,8 +76,8 @@ async fn queued_documents_survive_a_spoke_restart_and_go_when_the_hub_returns() 
     net.start_hub().await;
     net.start_spoke("CN").await;
     for id in &ids {
-        assert_eq!(net.wait_inbox("CN", id)["verified"], true);
-        let status = net.wait_state("KZ", id, "ACKNOWLEDGED");
+        assert_eq!(net.wait_inbox("CN", id).await["verified"], true);
+        let status = net.wait_state("KZ", id, "ACKNOWLEDGED").await;
         assert!(status["sent"]["attempts"].as_u64().unwrap() >= 1);
     }
     let inbox = net.spoke_json("CN", &["inbox"]);
@@ -100,7 +100,7 @@ async fn a_queued_document_the_hub_refuses_is_settled_with_the_reason() {
     std::fs::remove_dir_all(net.path().join("hub-data")).unwrap();
     net.start_hub().await;
     for id in &ids {
-        let status = net.wait_state("KZ", id, "REFUSED");
+        let status = net.wait_state("KZ", id, "REFUSED").await;
         assert_eq!(
             status["sent"]["refusal"]["code"], "UNKNOWN_PARTICIPANT",
             "{status}"
@@ -117,7 +117,7 @@ async fn a_document_not_settled_in_time_expires() {
     let path = sample_path("eco/carec-KZ-CN-certificate-of-origin.xml");
     let sent = net.send("KZ", "CN", "e-co", &path);
     let id = sent["message_id"].as_str().unwrap();
-    let status = net.wait_state("KZ", id, "EXPIRED");
+    let status = net.wait_state("KZ", id, "EXPIRED").await;
     let states: Vec<&str> = status["transitions"]
         .as_array()
         .unwrap()
@@ -129,7 +129,8 @@ async fn a_document_not_settled_in_time_expires() {
     net.start_spoke("CN").await;
     let other = sample_path("ephyto/mattilsynet-SPSCertificateContent.xml");
     let later = net.send("KZ", "CN", "e-phyto", &other);
-    net.wait_inbox("CN", later["message_id"].as_str().unwrap());
+    net.wait_inbox("CN", later["message_id"].as_str().unwrap())
+        .await;
     let inbox = net.spoke_json("CN", &["inbox"]);
     assert_eq!(
         inbox.as_array().unwrap().len(),

@@ -28,17 +28,17 @@ async fn the_ca_rolls_over_while_countries_move_one_by_one() {
     net.start_spoke("KZ").await;
     net.start_spoke("CN").await;
     let eco = sample_path("eco/carec-KZ-CN-certificate-of-origin.xml");
-    let send = |net: &Net| {
+    let send = async |net: &Net| {
         let id = net.send("KZ", "CN", "e-co", &eco)["message_id"]
             .as_str()
             .unwrap()
             .to_owned();
-        net.wait_state("KZ", &id, "ACKNOWLEDGED");
+        net.wait_state("KZ", &id, "ACKNOWLEDGED").await;
     };
-    send(&net);
+    send(&net).await;
 
     // A new CA; the hub's certificate comes from it, and hub and spokes trust both CAs.
-    assert!(net.terminate_hub());
+    assert!(net.terminate_hub().await);
     pki(
         &net,
         &[
@@ -67,10 +67,10 @@ async fn the_ca_rolls_over_while_countries_move_one_by_one() {
     pki(&net, &["issue", "--participant", "CN", "--renew"]);
     net.start_spoke("KZ").await;
     net.start_spoke("CN").await;
-    send(&net);
+    send(&net).await;
 
     // Once every country moved, the old CA goes: KZ's old certificate no longer connects...
-    assert!(net.terminate_hub());
+    assert!(net.terminate_hub().await);
     net.ca_file = "ca.pem".into();
     net.start_hub().await;
     let status = |id: &str| {
@@ -101,5 +101,5 @@ async fn the_ca_rolls_over_while_countries_move_one_by_one() {
     net.kill_spoke("KZ");
     pki(&net, &["issue", "--participant", "KZ", "--renew"]);
     net.start_spoke("KZ").await;
-    send(&net);
+    send(&net).await;
 }

@@ -275,7 +275,7 @@ async fn the_hub_refuses_every_broken_rule_and_stores_nothing() {
 
     // The recipient got the one accepted message, once, and nothing refused.
     let accepted = h.message_id.to_string();
-    let item = net.wait_inbox("CN", &accepted);
+    let item = net.wait_inbox("CN", &accepted).await;
     assert_eq!(item["verified"], true);
     let inbox = net.spoke_json("CN", &["inbox"]);
     assert_eq!(

@@ -79,12 +79,12 @@ async fn a_country_is_onboarded_while_the_hub_runs() {
 
     net.start_spoke("TJ").await;
     let version = net.hub_trust_version();
-    net.wait_trust_version("KZ", version);
+    net.wait_trust_version("KZ", version).await;
     let path = sample_path("ephyto/mattilsynet-SPSCertificateContent.xml");
     let sent = net.send("KZ", "TJ", "e-phyto", &path);
     let id = sent["message_id"].as_str().unwrap();
-    assert_eq!(net.wait_inbox("TJ", id)["verified"], true);
-    net.wait_state("KZ", id, "ACKNOWLEDGED");
+    assert_eq!(net.wait_inbox("TJ", id).await["verified"], true);
+    net.wait_state("KZ", id, "ACKNOWLEDGED").await;
     // Every change was logged with the operator who made it.
     assert!(
         net.hub_log().contains("actor=\"operator:ops\"")
@@ -118,7 +118,8 @@ async fn forged_rolled_back_and_stale_trust_lists() {
     net.launch_spoke("UZ");
     net.wait_spoke_log("UZ", "the forged list refused", |log| {
         log.contains("INVALID_TRUST_LIST")
-    });
+    })
+    .await;
     let out = net.spoke_cli("UZ", &["trust-list", "show", "--json"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("NO_TRUST_LIST"));
@@ -131,7 +132,7 @@ async fn forged_rolled_back_and_stale_trust_lists() {
     );
 
     // Rollback: the hub comes back with its registry wiped, offering older versions.
-    let held = net.wait_trust_version("KZ", net.hub_trust_version())["version"]
+    let held = net.wait_trust_version("KZ", net.hub_trust_version()).await["version"]
         .as_u64()
         .unwrap();
     net.kill_hub();
@@ -139,7 +140,8 @@ async fn forged_rolled_back_and_stale_trust_lists() {
     net.start_hub().await;
     net.wait_spoke_log("KZ", "the rollback refused", |log| {
         log.contains("TRUST_LIST_ROLLBACK")
-    });
+    })
+    .await;
     let kept = net.spoke_json("KZ", &["trust-list", "show"]);
     assert!(
         kept["version"].as_u64().unwrap() >= held,
@@ -158,11 +160,12 @@ async fn forged_rolled_back_and_stale_trust_lists() {
             start.elapsed() < caravan_tests::PATIENCE,
             "the list never went stale: {list}"
         );
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     net.wait_spoke_log("KZ", "a stale warning", |log| {
         log.contains("TRUST LIST STALE")
-    });
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -197,7 +200,7 @@ async fn keys_rotate_with_an_overlap() {
     // After the old key's end only the new one is.
     let end = Timestamp::from_millis(Timestamp::now().as_millis() + 6_500);
     while Timestamp::now() < end {
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     let late = submit(&net, "KZ", envelope(&old_key, "KZ", "CN", eco, &doc)).await;
     assert_eq!(late.unwrap_err(), Some(RefusalCode::KeyExpired));
@@ -212,9 +215,10 @@ async fn keys_rotate_with_an_overlap() {
     let path = sample_path("eco/carec-KZ-CN-certificate-of-origin-replacement.xml");
     let sent = net.send("KZ", "CN", "e-co", &path);
     net.start_spoke("CN").await;
-    assert_eq!(net.wait_inbox("CN", &early_id)["verified"], true);
+    assert_eq!(net.wait_inbox("CN", &early_id).await["verified"], true);
     assert_eq!(
-        net.wait_inbox("CN", sent["message_id"].as_str().unwrap())["verified"],
+        net.wait_inbox("CN", sent["message_id"].as_str().unwrap())
+            .await["verified"],
         true
     );
     let keys: serde_json::Value =
@@ -260,7 +264,7 @@ async fn revocation_judged_by_the_time_of_acceptance() {
     );
 
     net.start_spoke("CN").await;
-    let item = net.wait_inbox("CN", &before_id);
+    let item = net.wait_inbox("CN", &before_id).await;
     assert_eq!(
         item["verified"], true,
         "accepted before the revocation: valid"
@@ -290,7 +294,8 @@ async fn suspension_and_certificate_revocation_cut_open_streams() {
     net.admin_ok(&["participant", "suspend", "CN"]);
     net.wait_spoke_log("CN", "the stream cut", |log| {
         log.contains("PARTICIPANT_SUSPENDED")
-    });
+    })
+    .await;
     net.wait_hub_connected("CN", false).await;
     let kz = net.signing_key("KZ", 0);
     let doc = sample("einvoice/ubl/peppol-base-example.xml");
@@ -318,7 +323,7 @@ async fn suspension_and_certificate_revocation_cut_open_streams() {
     let env = envelope(&kz, "KZ", "CN", DocumentType::Invoice, &doc);
     let id = message_id(&env);
     submit(&net, "KZ", env).await.expect("resumed");
-    assert_eq!(net.wait_inbox("CN", &id)["verified"], true);
+    assert_eq!(net.wait_inbox("CN", &id).await["verified"], true);
 
     // Revoking CN's TLS certificate ends its open stream and every request it makes.
     let serial = net.parties["CN"].serial.clone();
@@ -331,7 +336,8 @@ async fn suspension_and_certificate_revocation_cut_open_streams() {
     ]);
     net.wait_spoke_log("CN", "the certificate refused", |log| {
         log.contains("CERTIFICATE_REVOKED")
-    });
+    })
+    .await;
     let status = net
         .client("CN")
         .status(v1::StatusRequest { message_id: id })
@@ -433,7 +439,7 @@ async fn corridors_close_open_and_close_again() {
     let id = message_id(&env);
     submit(&net, "KZ", env).await.expect("pilot corridor");
     net.start_spoke("CN").await;
-    let item = net.wait_inbox("CN", &id);
+    let item = net.wait_inbox("CN", &id).await;
     let notes = item["verification"]["notes"].as_array().unwrap();
     assert!(
         notes.iter().any(|n| n["code"] == "PILOT_CORRIDOR"),
@@ -465,8 +471,8 @@ async fn the_anchor_vouches_for_a_new_receipt_key() {
     net.kill_hub();
     net.start_hub().await;
     let version = net.hub_trust_version();
-    net.wait_trust_version("KZ", version);
-    net.wait_trust_version("CN", version);
+    net.wait_trust_version("KZ", version).await;
+    net.wait_trust_version("CN", version).await;
     let list = net.spoke_json("KZ", &["trust-list", "show"]);
     assert_eq!(list["hub_keys"].as_array().unwrap().len(), 2, "{list}");
 
@@ -477,7 +483,8 @@ async fn the_anchor_vouches_for_a_new_receipt_key() {
     );
     for sent in [&first, &second] {
         assert_eq!(
-            net.wait_inbox("CN", sent["message_id"].as_str().unwrap())["verified"],
+            net.wait_inbox("CN", sent["message_id"].as_str().unwrap())
+                .await["verified"],
             true
         );
     }

@@ -17,7 +17,7 @@ async fn documents_receipted_after_the_backup_are_resubmitted_after_a_restore() 
         .as_str()
         .unwrap()
         .to_owned();
-    net.wait_state("KZ", &first, "ACKNOWLEDGED");
+    net.wait_state("KZ", &first, "ACKNOWLEDGED").await;
     let backup: serde_json::Value =
         serde_json::from_str(&net.admin_ok(&["backup", "--json"])).unwrap();
     let path = backup["path"].as_str().unwrap().to_owned();
@@ -32,7 +32,7 @@ async fn documents_receipted_after_the_backup_are_resubmitted_after_a_restore() 
         })
         .collect();
 
-    assert!(net.terminate_hub());
+    assert!(net.terminate_hub().await);
     let out = net.hub_cli(&["restore", "--json", "--from", &path]);
     assert!(
         out.status.success(),
@@ -42,7 +42,7 @@ async fn documents_receipted_after_the_backup_are_resubmitted_after_a_restore() 
     net.start_hub().await;
     net.start_spoke("CN").await;
     for id in &stranded {
-        net.wait_state("KZ", id, "ACKNOWLEDGED");
+        net.wait_state("KZ", id, "ACKNOWLEDGED").await;
     }
     for id in stranded.iter().chain([&first]) {
         assert_eq!(net.inbox_copies("CN", id), 1, "{id} in CN's inbox");
@@ -90,7 +90,7 @@ async fn a_restarted_spoke_judges_deliveries_with_the_current_trust_list() {
     net.start_hub().await;
     net.start_spoke("CN").await;
     let held = net.hub_trust_version();
-    net.wait_trust_version("CN", held);
+    net.wait_trust_version("CN", held).await;
     net.kill_spoke("CN");
 
     // While CN is down, KZ gets a new key (a new trust list) and signs with it.
@@ -106,8 +106,8 @@ async fn a_restarted_spoke_judges_deliveries_with_the_current_trust_list() {
 
     let start = std::time::Instant::now();
     net.start_spoke("CN").await;
-    let item = net.wait_inbox("CN", &id);
+    let item = net.wait_inbox("CN", &id).await;
     assert_eq!(item["verified"], true, "{item}");
-    net.wait_state("KZ", &id, "ACKNOWLEDGED");
+    net.wait_state("KZ", &id, "ACKNOWLEDGED").await;
     assert!(start.elapsed() < PATIENCE);
 }
