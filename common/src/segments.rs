@@ -222,7 +222,8 @@ impl Segments {
     /// [`Segments::append`]; empty: written before checksums, read unchecked). A checked read
     /// starts at a block boundary (`skip` a multiple of [`CHECK_BLOCK`]). Each read opens the
     /// segment, so a process out of file descriptors fails here: that is reported as such
-    /// ([`crate::fd`]), never as a missing payload.
+    /// ([`crate::fd`]), never as a missing payload. To read a payload block after block, open
+    /// a [`PayloadReader`] once instead.
     pub fn read(
         &self,
         at: Location,
@@ -231,46 +232,22 @@ impl Segments {
         checksums: &[u32],
     ) -> Result<Vec<u8>, SegmentError> {
         let path = segment_path(&self.dir, at.segment);
-        let file = match File::open(&path) {
-            Ok(file) => {
-                crate::fd::available();
-                file
-            }
-            Err(e) => {
-                if crate::fd::is_exhaustion(&e) {
-                    crate::fd::exhausted(crate::fd::During::Open, &e);
-                }
-                return Err(io(&path)(e));
-            }
-        };
-        let mut buf = vec![0u8; len];
-        file.read_exact_at(&mut buf, at.offset + skip)
-            .map_err(io(&path))?;
-        if checksums.is_empty() {
-            return Ok(buf);
-        }
-        let first = skip / CHECK_BLOCK as u64;
-        for (i, block) in buf.chunks(CHECK_BLOCK).enumerate() {
-            let n = first + i as u64;
-            let found = crc32fast::hash(block);
-            // A block without a checksum (a length the record does not match) is as wrong as
-            // a mismatch: the record and the bytes disagree.
-            let expected = usize::try_from(n)
-                .ok()
-                .and_then(|n| checksums.get(n).copied());
-            if !skip.is_multiple_of(CHECK_BLOCK as u64) || expected != Some(found) {
-                return Err(SegmentError::Corrupt {
-                    file: path,
-                    segment: at.segment,
-                    offset: at.offset,
-                    block: u32::try_from(n).unwrap_or(u32::MAX),
-                    len: block.len(),
-                    expected: expected.unwrap_or(0),
-                    found,
-                });
-            }
-        }
-        Ok(buf)
+        let file = open_for_read(&path)?;
+        read_checked(&file, &path, at, skip, len, checksums)
+    }
+
+    /// A reader of the payload at `at` (with its `checksums`) that opens the segment file
+    /// once, for reading the payload block after block; running out of file descriptors
+    /// fails here as in [`Segments::read`].
+    pub fn reader(&self, at: Location, checksums: Vec<u32>) -> Result<PayloadReader, SegmentError> {
+        let path = segment_path(&self.dir, at.segment);
+        let file = open_for_read(&path)?;
+        Ok(PayloadReader {
+            file,
+            path,
+            at,
+            checksums,
+        })
     }
 
     /// The length of segment `segment`'s file (`None`: there is no such file), for checks that
@@ -329,6 +306,79 @@ impl Segments {
                 .map_err(io(&target))?;
         }
         Ok(bytes)
+    }
+}
+
+/// Open a segment to read it, telling [`crate::fd`] whether descriptors ran out.
+fn open_for_read(path: &Path) -> Result<File, SegmentError> {
+    match File::open(path) {
+        Ok(file) => {
+            crate::fd::available();
+            Ok(file)
+        }
+        Err(e) => {
+            if crate::fd::is_exhaustion(&e) {
+                crate::fd::exhausted(crate::fd::During::Open, &e);
+            }
+            Err(io(path)(e))
+        }
+    }
+}
+
+/// `len` bytes at `at` + `skip` of the open segment `file`, checked against `checksums`
+/// (see [`Segments::read`]).
+fn read_checked(
+    file: &File,
+    path: &Path,
+    at: Location,
+    skip: u64,
+    len: usize,
+    checksums: &[u32],
+) -> Result<Vec<u8>, SegmentError> {
+    let mut buf = vec![0u8; len];
+    file.read_exact_at(&mut buf, at.offset + skip)
+        .map_err(io(path))?;
+    if checksums.is_empty() {
+        return Ok(buf);
+    }
+    let first = skip / CHECK_BLOCK as u64;
+    for (i, block) in buf.chunks(CHECK_BLOCK).enumerate() {
+        let n = first + i as u64;
+        let found = crc32fast::hash(block);
+        // A block without a checksum (a length the record does not match) is as wrong as
+        // a mismatch: the record and the bytes disagree.
+        let expected = usize::try_from(n)
+            .ok()
+            .and_then(|n| checksums.get(n).copied());
+        if !skip.is_multiple_of(CHECK_BLOCK as u64) || expected != Some(found) {
+            return Err(SegmentError::Corrupt {
+                file: path.to_path_buf(),
+                segment: at.segment,
+                offset: at.offset,
+                block: u32::try_from(n).unwrap_or(u32::MAX),
+                len: block.len(),
+                expected: expected.unwrap_or(0),
+                found,
+            });
+        }
+    }
+    Ok(buf)
+}
+
+/// One payload read block after block from its segment file, opened once
+/// ([`Segments::reader`]): a delivery of a large document reads each 1 MiB frame without
+/// opening the file again. Reads are positioned, so the segment's appends go on meanwhile.
+pub struct PayloadReader {
+    file: File,
+    path: PathBuf,
+    at: Location,
+    checksums: Vec<u32>,
+}
+
+impl PayloadReader {
+    /// `len` bytes of the payload from `skip`, checked as [`Segments::read`] checks them.
+    pub fn read(&self, skip: u64, len: usize) -> Result<Vec<u8>, SegmentError> {
+        read_checked(&self.file, &self.path, self.at, skip, len, &self.checksums)
     }
 }
 
@@ -463,5 +513,61 @@ mod tests {
         assert!(damaged.note(7u64));
         assert!(!damaged.note(7u64), "remembered once");
         assert_eq!(damaged.count(), 1);
+    }
+
+    #[test]
+    fn a_reader_keeps_its_segment_open_and_checks_every_block() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Segments::open(dir.path()).unwrap();
+        s.append(b"before").unwrap();
+        let payload: Vec<u8> = (0..CHECK_BLOCK * 2 + 10).map(|i| (i % 251) as u8).collect();
+        let placed = s.append(&payload).unwrap();
+        s.sync().unwrap();
+        let reader = s.reader(placed.at, placed.checksums.clone()).unwrap();
+        // The file is open: removing its name does not stop the reads.
+        let file = s.segment_file(1);
+        let bytes = std::fs::read(&file).unwrap();
+        std::fs::remove_file(&file).unwrap();
+        assert!(
+            s.read(placed.at, 0, CHECK_BLOCK, &placed.checksums)
+                .is_err(),
+            "a read that opens the file finds it gone"
+        );
+        let mut read = Vec::new();
+        for block in 0..3u64 {
+            let skip = block * CHECK_BLOCK as u64;
+            let len = (payload.len() as u64 - skip).min(CHECK_BLOCK as u64) as usize;
+            read.extend(reader.read(skip, len).unwrap());
+        }
+        assert_eq!(read, payload);
+        // A damaged block is refused by a reader too, naming where.
+        let mut damaged = bytes;
+        damaged[6 + 2 * CHECK_BLOCK + 3] ^= 0x01;
+        std::fs::write(&file, damaged).unwrap();
+        let reader = s.reader(placed.at, placed.checksums.clone()).unwrap();
+        assert_eq!(
+            reader.read(0, CHECK_BLOCK).unwrap(),
+            &payload[..CHECK_BLOCK]
+        );
+        match reader.read(2 * CHECK_BLOCK as u64, 10) {
+            Err(SegmentError::Corrupt {
+                segment: 1,
+                offset: 6,
+                block: 2,
+                ..
+            }) => {}
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            s.reader(
+                Location {
+                    segment: 9,
+                    offset: 0
+                },
+                Vec::new()
+            )
+            .is_err(),
+            "a segment that does not exist cannot be opened"
+        );
     }
 }

@@ -76,8 +76,10 @@ impl AdminService {
         ) -> Result<(), Refusal>,
     ) -> Result<Response<v1::AdminResponse>, Status> {
         let result = async {
-            let operator =
-                identity::authorize_operator(request_peer.as_ref(), &self.registry.snapshot())?;
+            let operator = self
+                .registry
+                .snapshot()
+                .authorize_operator(request_peer.as_ref())?;
             if let Some(peer) = &request_peer {
                 self.registry.note_certificate(peer);
             }
@@ -111,7 +113,8 @@ impl v1::admin_server::Admin for AdminService {
         request: Request<v1::ListCertificatesRequest>,
     ) -> Result<Response<v1::CertificateList>, Status> {
         let snapshot = self.registry.snapshot();
-        identity::authorize_operator(identity::peer(&request).as_ref(), &snapshot)
+        snapshot
+            .authorize_operator(identity::peer(&request).as_ref())
             .map_err(|r| caravan_proto::status::to_status(&r))?;
         let seen = self.registry.certificates().await.map_err(HubError::from)?;
         let certificates = seen
@@ -137,15 +140,15 @@ impl v1::admin_server::Admin for AdminService {
         &self,
         request: Request<v1::BackupRequest>,
     ) -> Result<Response<v1::BackupResponse>, Status> {
-        let operator = identity::authorize_operator(
-            identity::peer(&request).as_ref(),
-            &self.registry.snapshot(),
-        )
-        .map_err(|r| {
-            let total = self.metrics.refused("backup", None, &r);
-            warn!(op = "backup", code = %r.code, detail = %r.detail, total, "refused");
-            caravan_proto::status::to_status(&r)
-        })?;
+        let operator = self
+            .registry
+            .snapshot()
+            .authorize_operator(identity::peer(&request).as_ref())
+            .map_err(|r| {
+                let total = self.metrics.refused("backup", None, &r);
+                warn!(op = "backup", code = %r.code, detail = %r.detail, total, "refused");
+                caravan_proto::status::to_status(&r)
+            })?;
         let taken_at = Timestamp::now();
         let dir = self.backup_dir.clone();
         let path = dir.join(format!("store-{}", taken_at.as_millis()));

@@ -23,7 +23,8 @@ impl TrustAnchorService {
     fn authorize<T>(&self, request: &Request<T>) -> Result<(), Status> {
         let snapshot = self.registry.snapshot();
         let peer = identity::peer(request);
-        let peer = identity::authorize_any(peer.as_ref(), &snapshot)
+        let peer = snapshot
+            .authorize_any(peer.as_ref())
             .map_err(|r| caravan_proto::status::to_status(&r))?;
         self.registry.note_certificate(peer);
         Ok(())

@@ -34,7 +34,7 @@ use caravan_common::{
 use crate::{
     identity::{self, Peer},
     metrics::RecentRefusal,
-    server::Observed,
+    observed::Observed,
 };
 
 /// Who connected: the address and the identity in the client certificate.
@@ -128,7 +128,7 @@ fn refused(refusal: &Refusal) -> Response {
 
 async fn gather(observed: &Observed, visitor: &Visitor) -> Result<Dashboard, Refusal> {
     let snapshot = observed.registry.snapshot();
-    let operator = identity::authorize_operator(visitor.peer.as_ref(), &snapshot)?;
+    let operator = snapshot.authorize_operator(visitor.peer.as_ref())?;
     let gauges = observed.gauges().await;
     let online = observed.metrics.connected();
     let now = Timestamp::now();

@@ -1,14 +1,13 @@
 //! Who is calling: read from the TLS client certificate the hub's CA issued, never from what
-//! the request claims.
+//! the request claims. A leaf: what a caller may do is judged by the registry in force
+//! ([`crate::registry::Snapshot::authorize_participant`] and its siblings).
 
 use std::collections::HashMap;
 
 use tonic::Request;
 use x509_parser::{extensions::GeneralName, prelude::FromDer};
 
-use caravan_common::{ParticipantId, Refusal, RefusalCode};
-
-use crate::registry::Snapshot;
+use caravan_common::ParticipantId;
 
 /// URI SAN prefix naming a participant (a country's spoke).
 pub const PARTICIPANT_URI_PREFIX: &str = "urn:caravan:participant:";
@@ -120,58 +119,4 @@ pub fn caller_from_der(der: &[u8]) -> Option<Caller> {
     let first = found.next()?;
     // A certificate naming two identities is ambiguous; trust neither.
     found.next().is_none().then_some(first)
-}
-
-/// Authorise a participant (a spoke): its certificate is not revoked, and it is registered and
-/// active. Operators are refused: they administer, they do not exchange.
-pub fn authorize_participant(
-    peer: Option<&Peer>,
-    snapshot: &Snapshot,
-) -> Result<ParticipantId, Refusal> {
-    let peer = check_certificate(peer, snapshot)?;
-    match &peer.caller {
-        Caller::Participant(p) => snapshot.trust.check_active(*p, "caller").map(|_| *p),
-        Caller::Operator(op) => Err(Refusal::new(
-            RefusalCode::WrongRole,
-            format!("operator {op} may not use this service; it is for participants"),
-        )),
-    }
-}
-
-/// Authorise an operator: a certificate with the operator role that is not revoked.
-pub fn authorize_operator(peer: Option<&Peer>, snapshot: &Snapshot) -> Result<String, Refusal> {
-    let peer = check_certificate(peer, snapshot)?;
-    match &peer.caller {
-        Caller::Operator(op) => Ok(op.clone()),
-        Caller::Participant(p) => Err(Refusal::new(
-            RefusalCode::WrongRole,
-            format!(
-                "participant {p} may not use the admin service; it needs an operator certificate"
-            ),
-        )),
-    }
-}
-
-/// Authorise anyone with a Caravan certificate that is not revoked (the trust list is for all).
-pub fn authorize_any<'p>(peer: Option<&'p Peer>, snapshot: &Snapshot) -> Result<&'p Peer, Refusal> {
-    check_certificate(peer, snapshot)
-}
-
-fn check_certificate<'p>(peer: Option<&'p Peer>, snapshot: &Snapshot) -> Result<&'p Peer, Refusal> {
-    let peer = peer.ok_or_else(|| {
-        Refusal::new(
-            RefusalCode::NoClientIdentity,
-            "the client certificate carries no Caravan identity",
-        )
-    })?;
-    if let Some(revoked) = snapshot.revoked_certificates.get(&peer.serial) {
-        return Err(Refusal::new(
-            RefusalCode::CertificateRevoked,
-            format!(
-                "certificate {} was revoked ({})",
-                peer.serial, revoked.reason
-            ),
-        ));
-    }
-    Ok(peer)
 }

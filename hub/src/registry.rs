@@ -19,7 +19,7 @@ use tokio::sync::{Mutex, watch};
 use tracing::info;
 
 use caravan_common::{
-    Refusal, RefusalCode, Timestamp,
+    ParticipantId, Refusal, RefusalCode, Timestamp,
     signing::{PublicKey, SigningKey, sha256},
     trust::TrustSet,
 };
@@ -28,7 +28,7 @@ use caravan_proto::{trust_list, v1};
 use crate::{
     commit::GroupCommit,
     error::HubError,
-    identity::Peer,
+    identity::{Caller, Peer},
     store::{
         CertificateRecord, LogEntry, LogKind, RegistryRecord, RevokedCertificate, Store, StoreError,
     },
@@ -61,6 +61,59 @@ pub struct Snapshot {
     pub signed: v1::SignedTrustList,
     /// Revoked TLS client certificates, by serial.
     pub revoked_certificates: BTreeMap<String, RevokedCertificate>,
+}
+
+impl Snapshot {
+    /// Authorise a participant (a spoke): its certificate is not revoked, and it is registered and
+    /// active. Operators are refused: they administer, they do not exchange.
+    pub fn authorize_participant(&self, peer: Option<&Peer>) -> Result<ParticipantId, Refusal> {
+        let peer = self.check_certificate(peer)?;
+        match &peer.caller {
+            Caller::Participant(p) => self.trust.check_active(*p, "caller").map(|_| *p),
+            Caller::Operator(op) => Err(Refusal::new(
+                RefusalCode::WrongRole,
+                format!("operator {op} may not use this service; it is for participants"),
+            )),
+        }
+    }
+
+    /// Authorise an operator: a certificate with the operator role that is not revoked.
+    pub fn authorize_operator(&self, peer: Option<&Peer>) -> Result<String, Refusal> {
+        let peer = self.check_certificate(peer)?;
+        match &peer.caller {
+            Caller::Operator(op) => Ok(op.clone()),
+            Caller::Participant(p) => Err(Refusal::new(
+                RefusalCode::WrongRole,
+                format!(
+                    "participant {p} may not use the admin service; it needs an operator certificate"
+                ),
+            )),
+        }
+    }
+
+    /// Authorise anyone with a Caravan certificate that is not revoked (the trust list is for all).
+    pub fn authorize_any<'p>(&self, peer: Option<&'p Peer>) -> Result<&'p Peer, Refusal> {
+        self.check_certificate(peer)
+    }
+
+    fn check_certificate<'p>(&self, peer: Option<&'p Peer>) -> Result<&'p Peer, Refusal> {
+        let peer = peer.ok_or_else(|| {
+            Refusal::new(
+                RefusalCode::NoClientIdentity,
+                "the client certificate carries no Caravan identity",
+            )
+        })?;
+        if let Some(revoked) = self.revoked_certificates.get(&peer.serial) {
+            return Err(Refusal::new(
+                RefusalCode::CertificateRevoked,
+                format!(
+                    "certificate {} was revoked ({})",
+                    peer.serial, revoked.reason
+                ),
+            ));
+        }
+        Ok(peer)
+    }
 }
 
 /// The registry handle.

@@ -27,7 +27,6 @@ use tonic::transport::{
 use tracing::info;
 
 use caravan_common::{
-    Timestamp,
     net::{self, Conn, Listener, Plain, Stats, Tls},
     process::{Listening, listen},
 };
@@ -44,7 +43,8 @@ use crate::{
     config::Config,
     exchange::{Exchange, ExchangeService},
     log::Heads,
-    metrics::{Metrics, StoreGauges},
+    metrics::Metrics,
+    observed::Observed,
     registry::{Registry, RegistryError},
     store::{Store, kv::KvBackend},
 };
@@ -146,42 +146,6 @@ impl AsyncWrite for GrpcConn {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
-    }
-}
-
-/// What the metrics and the dashboard read: the counters, and the store's state at the time.
-#[derive(Clone)]
-pub struct Observed {
-    pub metrics: Arc<Metrics>,
-    pub store: Store,
-    pub heads: Arc<Heads>,
-    pub registry: Arc<Registry>,
-    /// The listeners' connection counts, for `/metrics`.
-    pub listeners: Vec<Arc<Stats>>,
-}
-
-impl Observed {
-    /// Queue depths, store size, log size and trust-list age, now. A store error leaves the
-    /// store's gauges out (logged) rather than failing the scrape.
-    pub async fn gauges(&self) -> StoreGauges {
-        let payloads_corrupt = self.store.backend().damaged_payloads();
-        let (queue_depths, store_bytes) = self
-            .store
-            .run(|b| Ok((b.queue_depths()?, b.size_on_disk()?)))
-            .await
-            .unwrap_or_else(|e| {
-                tracing::error!(cause = %e, "cannot read the store's gauges");
-                (Vec::new(), 0)
-            });
-        let list = self.registry.snapshot().list.clone();
-        StoreGauges {
-            queue_depths,
-            store_bytes,
-            payloads_corrupt,
-            log_entries: self.heads.current().tree_size,
-            trust_list_version: list.version,
-            trust_list_age_secs: (Timestamp::now().as_millis() - list.issued_at_ms).max(0) / 1000,
-        }
     }
 }
 
@@ -340,11 +304,7 @@ pub async fn run(
                 axum::routing::get(move || {
                     let view = view.clone();
                     async move {
-                        let mut text = view.metrics.render(&view.gauges().await);
-                        if let Some(health) = view.store.backend().health() {
-                            text.push_str(&health.render_metrics("caravan_hub"));
-                        }
-                        net::render("caravan_hub", &view.listeners, &mut text);
+                        let text = view.metrics_text().await;
                         (
                             [(
                                 axum::http::header::CONTENT_TYPE,

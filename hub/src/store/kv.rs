@@ -31,12 +31,12 @@ use caravan_common::{
     MessageId, ParticipantId, Timestamp,
     kv::{self, Engine, EngineKind, KvError, Tx},
     merkle, recovery,
-    segments::{Damaged, Location, SegmentError, Segments},
+    segments::{Damaged, Location, PayloadReader, SegmentError, Segments},
 };
 
 use super::{
-    Acceptance, AckResult, AckUpdate, Backend, BackupSummary, Incoming, MessageState, Pending,
-    Settled, StatusRecord, StoreError,
+    Acceptance, AckResult, AckUpdate, Backend, BackupSummary, ChunkByChunk, Incoming, MessageState,
+    PayloadChunks, Pending, Settled, StatusRecord, StoreError,
     records::{
         CertificateRecord, LogEntry, LogKind, MessageRecord, RegistryRecord, StatusEvent, TreeHead,
     },
@@ -486,6 +486,63 @@ impl KvBackend {
     }
 }
 
+/// Where chunk `index` of a message's segment payload lies: bytes skipped and length
+/// (`None`: past its end).
+fn chunk_span(record: &MessageRecord, index: u32) -> Option<(u64, usize)> {
+    let skip = u64::from(index) * PAYLOAD_CHUNK as u64;
+    (skip < record.payload_length).then(|| {
+        (
+            skip,
+            (record.payload_length - skip).min(PAYLOAD_CHUNK as u64) as usize,
+        )
+    })
+}
+
+/// A segment payload read chunk after chunk, its file opened once.
+struct SegmentChunks<'a> {
+    backend: &'a KvBackend,
+    sequence: u64,
+    record: MessageRecord,
+    reader: PayloadReader,
+}
+
+impl PayloadChunks for SegmentChunks<'_> {
+    fn chunk(&mut self, index: u32) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some((skip, len)) = chunk_span(&self.record, index) else {
+            return Ok(None);
+        };
+        self.reader
+            .read(skip, len)
+            .map(Some)
+            .map_err(|e| self.backend.payload_error(&self.record, self.sequence, e))
+    }
+}
+
+impl KvBackend {
+    /// A failed read of message `sequence`'s payload as the store reports it: a checksum
+    /// failure logged once per message and counted, running out of file descriptors apart.
+    fn payload_error(&self, record: &MessageRecord, sequence: u64, e: SegmentError) -> StoreError {
+        match e {
+            e @ SegmentError::Corrupt { .. } => {
+                let message = format!("{}/{}", record.sender, record.message_id);
+                if self.damaged.note(sequence) {
+                    tracing::error!(store = %self.path.display(), %message, sequence, cause = %e,
+                        "stored payload fails its checksum; the document is held back, not delivered");
+                }
+                StoreError::PayloadCorrupt {
+                    sequence,
+                    message,
+                    detail: e.to_string(),
+                }
+            }
+            SegmentError::Io(e) if caravan_common::fd::is_exhaustion(&e) => {
+                StoreError::OutOfFiles(e.to_string())
+            }
+            e => backend_error(e),
+        }
+    }
+}
+
 impl Backend for KvBackend {
     fn accept(
         &self,
@@ -708,34 +765,41 @@ impl Backend for KvBackend {
             // Kept in the engine (small, or from format 1), or empty.
             return Ok(self.engine.get(PAYLOADS, &chunk_key(sequence, index))?);
         }
-        let skip = u64::from(index) * PAYLOAD_CHUNK as u64;
-        if skip >= record.payload_length {
+        let Some((skip, len)) = chunk_span(&record, index) else {
             return Ok(None);
-        }
-        let len = (record.payload_length - skip).min(PAYLOAD_CHUNK as u64) as usize;
+        };
         let at = Location {
             segment: record.payload_segment,
             offset: record.payload_offset,
         };
-        match self.segments.read(at, skip, len, &record.payload_crc32) {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(e @ SegmentError::Corrupt { .. }) => {
-                let message = format!("{}/{}", record.sender, record.message_id);
-                if self.damaged.note(sequence) {
-                    tracing::error!(store = %self.path.display(), %message, sequence, cause = %e,
-                        "stored payload fails its checksum; the document is held back, not delivered");
-                }
-                Err(StoreError::PayloadCorrupt {
-                    sequence,
-                    message,
-                    detail: e.to_string(),
-                })
-            }
-            Err(SegmentError::Io(e)) if caravan_common::fd::is_exhaustion(&e) => {
-                Err(StoreError::OutOfFiles(e.to_string()))
-            }
-            Err(e) => Err(backend_error(e)),
+        self.segments
+            .read(at, skip, len, &record.payload_crc32)
+            .map(Some)
+            .map_err(|e| self.payload_error(&record, sequence, e))
+    }
+
+    fn payload_reader(&self, sequence: u64) -> Result<Box<dyn PayloadChunks + '_>, StoreError> {
+        let record = self.message(sequence)?;
+        if record.payload_segment == 0 {
+            return Ok(Box::new(ChunkByChunk {
+                backend: self,
+                sequence,
+            }));
         }
+        let at = Location {
+            segment: record.payload_segment,
+            offset: record.payload_offset,
+        };
+        let reader = self
+            .segments
+            .reader(at, record.payload_crc32.clone())
+            .map_err(|e| self.payload_error(&record, sequence, e))?;
+        Ok(Box::new(SegmentChunks {
+            backend: self,
+            sequence,
+            record,
+            reader,
+        }))
     }
 
     fn payload_damaged(&self, sequence: u64) -> bool {

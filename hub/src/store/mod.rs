@@ -109,6 +109,24 @@ pub struct Pending {
     pub accepted_at: Timestamp,
 }
 
+/// A payload being read chunk after chunk ([`Backend::payload_reader`]).
+pub trait PayloadChunks: Send {
+    /// Chunk `index`, as [`Backend::payload_chunk`] answers it.
+    fn chunk(&mut self, index: u32) -> Result<Option<Vec<u8>>, StoreError>;
+}
+
+/// Each chunk read on its own with [`Backend::payload_chunk`].
+pub(crate) struct ChunkByChunk<'a, B: ?Sized> {
+    pub(crate) backend: &'a B,
+    pub(crate) sequence: u64,
+}
+
+impl<B: Backend + ?Sized> PayloadChunks for ChunkByChunk<'_, B> {
+    fn chunk(&mut self, index: u32) -> Result<Option<Vec<u8>>, StoreError> {
+        self.backend.payload_chunk(self.sequence, index)
+    }
+}
+
 /// A message that changed state: who sent it where, what it is and when it was accepted (for
 /// the per-corridor metrics).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -210,6 +228,16 @@ pub trait Backend: Send + Sync + 'static {
     /// Chunk `index` of the payload of message `sequence`, checked against its checksum
     /// ([`StoreError::PayloadCorrupt`] if it fails: logged once per message, and counted).
     fn payload_chunk(&self, sequence: u64, index: u32) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// The payload of message `sequence`, to read chunk after chunk (a delivery): the same
+    /// chunks and checks as [`Backend::payload_chunk`], the segment file opened once. The
+    /// default reads each chunk with `payload_chunk`.
+    fn payload_reader(&self, sequence: u64) -> Result<Box<dyn PayloadChunks + '_>, StoreError> {
+        Ok(Box::new(ChunkByChunk {
+            backend: self,
+            sequence,
+        }))
+    }
 
     /// Whether message `sequence`'s payload was found corrupt since the hub started.
     fn payload_damaged(&self, _sequence: u64) -> bool {

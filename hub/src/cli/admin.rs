@@ -1,0 +1,468 @@
+//! `caravan-hub admin ...`: the registry of the running hub (participants, keys, corridors,
+//! certificates, the trust list) and its backups, through the Admin service as an operator.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Subcommand, ValueEnum};
+
+use caravan_common::{DocumentType, ParticipantId, time::parse_rfc3339};
+use caravan_hub::operator::{Operator, OperatorError, read_public_key};
+use caravan_proto::v1;
+
+#[derive(Subcommand)]
+pub enum AdminCommand {
+    /// Participants (countries).
+    Participant {
+        #[command(subcommand)]
+        command: ParticipantCommand,
+    },
+    /// Document-signing keys.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+    /// Which documents may flow between which participants.
+    Corridor {
+        #[command(subcommand)]
+        command: CorridorCommand,
+    },
+    /// TLS client certificates.
+    Cert {
+        #[command(subcommand)]
+        command: CertCommand,
+    },
+    /// The signed trust list.
+    TrustList {
+        #[command(subcommand)]
+        command: TrustListCommand,
+    },
+    /// Copy the running hub's store into a new folder under its `backup_dir` (on the hub's
+    /// machine); writes wait for the copy, reads go on.
+    Backup {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ParticipantCommand {
+    /// Register a participant.
+    Add {
+        id: ParticipantId,
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "")]
+        contact: String,
+    },
+    /// Refuse the participant as sender and recipient, and close its open streams.
+    Suspend { id: ParticipantId },
+    /// Lift a suspension.
+    Resume { id: ParticipantId },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum KeyCommand {
+    /// Register a document-signing key for a participant.
+    Register {
+        #[arg(long)]
+        participant: ParticipantId,
+        /// Document types the key may sign, comma-separated: e-co,e-phyto,e-invoice.
+        #[arg(long, value_delimiter = ',')]
+        types: Vec<DocumentType>,
+        /// File with the base64 public key (`caravan-spoke keygen` writes it as <key>.pub).
+        #[arg(long)]
+        public_key: PathBuf,
+        /// Start of validity, RFC 3339 (default: now).
+        #[arg(long)]
+        not_before: Option<String>,
+        /// End of validity, RFC 3339 (default: none).
+        #[arg(long)]
+        not_after: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key from now on (key compromise).
+    Revoke {
+        key_id: String,
+        #[arg(long)]
+        reason: String,
+    },
+    List {
+        #[arg(long)]
+        participant: Option<ParticipantId>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum CorridorAction {
+    Open,
+    Pilot,
+    Close,
+}
+
+#[derive(Subcommand)]
+pub enum CorridorCommand {
+    /// Open a corridor.
+    Open(CorridorArgs),
+    /// Open a corridor for trials; receivers mark its traffic as pilot.
+    Pilot(CorridorArgs),
+    /// Close a corridor.
+    Close(CorridorArgs),
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args)]
+pub struct CorridorArgs {
+    from: ParticipantId,
+    to: ParticipantId,
+    /// Document types, comma-separated, or `all`.
+    types: String,
+}
+
+#[derive(Subcommand)]
+pub enum CertCommand {
+    /// The client certificates the hub has seen, with validity and revocation.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Refuse a TLS client certificate from now on, by serial (as `pki issue` printed it).
+    Revoke {
+        serial: String,
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TrustListCommand {
+    Show {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[tokio::main(flavor = "current_thread")]
+pub async fn command(config: PathBuf, command: AdminCommand) -> anyhow::Result<()> {
+    let operator = Operator::connect(&config)?;
+    let mut admin = operator.admin();
+    let done = |r: tonic::Response<v1::AdminResponse>| {
+        caravan_common::out!(
+            "done; trust list version {}",
+            r.into_inner().trust_list_version
+        );
+    };
+    match command {
+        AdminCommand::Participant { command } => match command {
+            ParticipantCommand::Add { id, name, contact } => {
+                let request = v1::AddParticipantRequest {
+                    id: id.to_string(),
+                    name,
+                    contact,
+                };
+                done(
+                    admin
+                        .add_participant(request)
+                        .await
+                        .map_err(OperatorError::from)?,
+                );
+            }
+            ParticipantCommand::Suspend { id } => {
+                done(set_status(&mut admin, id, v1::ParticipantStatus::Suspended).await?)
+            }
+            ParticipantCommand::Resume { id } => {
+                done(set_status(&mut admin, id, v1::ParticipantStatus::Active).await?)
+            }
+            ParticipantCommand::List { json } => {
+                let list = operator.trust_list_view().await?;
+                if json {
+                    caravan_common::out!("{}", serde_json::to_string(&list.participants)?);
+                } else {
+                    for p in list.participants {
+                        caravan_common::out!(
+                            "{}  {:<9}  {}  {}",
+                            p.id,
+                            p.status,
+                            p.name,
+                            p.contact
+                        );
+                    }
+                }
+            }
+        },
+        AdminCommand::Key { command } => match command {
+            KeyCommand::Register {
+                participant,
+                types,
+                public_key,
+                not_before,
+                not_after,
+                json,
+            } => {
+                let key = read_public_key(&public_key)?;
+                let time = |t: Option<String>| -> anyhow::Result<i64> {
+                    Ok(match t {
+                        None => 0,
+                        Some(text) => parse_rfc3339(&text)
+                            .with_context(|| format!("{text:?} is not an RFC 3339 time"))?
+                            .as_millis(),
+                    })
+                };
+                let request = v1::RegisterKeyRequest {
+                    participant: participant.to_string(),
+                    public_key: key.raw().to_vec(),
+                    document_types: types.iter().map(|t| t.to_string()).collect(),
+                    not_before_ms: time(not_before)?,
+                    not_after_ms: time(not_after)?,
+                };
+                let version = admin
+                    .register_key(request)
+                    .await
+                    .map_err(OperatorError::from)?
+                    .into_inner()
+                    .trust_list_version;
+                if json {
+                    caravan_common::out!(
+                        "{}",
+                        serde_json::json!({ "key_id": key.key_id().to_string(), "participant": participant.to_string(), "trust_list_version": version })
+                    );
+                } else {
+                    caravan_common::out!(
+                        "registered key {} for {participant}; trust list version {version}",
+                        key.key_id()
+                    );
+                }
+            }
+            KeyCommand::Revoke { key_id, reason } => {
+                done(
+                    admin
+                        .revoke_key(v1::RevokeKeyRequest { key_id, reason })
+                        .await
+                        .map_err(OperatorError::from)?,
+                );
+            }
+            KeyCommand::List { participant, json } => {
+                let mut keys = operator.trust_list_view().await?.keys;
+                if let Some(p) = participant {
+                    keys.retain(|k| k.participant == p.as_str());
+                }
+                if json {
+                    caravan_common::out!("{}", serde_json::to_string(&keys)?);
+                } else {
+                    for k in keys {
+                        caravan_common::out!(
+                            "{}  {}  {:<13}  {}",
+                            k.key_id,
+                            k.participant,
+                            k.status,
+                            k.document_types.join(",")
+                        );
+                    }
+                }
+            }
+        },
+        AdminCommand::Corridor { command } => {
+            let (action, args) = match command {
+                CorridorCommand::Open(a) => (CorridorAction::Open, a),
+                CorridorCommand::Pilot(a) => (CorridorAction::Pilot, a),
+                CorridorCommand::Close(a) => (CorridorAction::Close, a),
+                CorridorCommand::List { json } => {
+                    let corridors = operator.trust_list_view().await?.corridors;
+                    if json {
+                        caravan_common::out!("{}", serde_json::to_string(&corridors)?);
+                    } else {
+                        for c in corridors {
+                            caravan_common::out!(
+                                "{} -> {}  {:<9}  {}",
+                                c.sender,
+                                c.recipient,
+                                c.document_type,
+                                c.state
+                            );
+                        }
+                    }
+                    return Ok(());
+                }
+            };
+            let state = match action {
+                CorridorAction::Open => v1::CorridorState::Open,
+                CorridorAction::Pilot => v1::CorridorState::Pilot,
+                CorridorAction::Close => v1::CorridorState::Closed,
+            };
+            let types: Vec<DocumentType> = if args.types == "all" {
+                DocumentType::ALL.to_vec()
+            } else {
+                args.types
+                    .split(',')
+                    .map(str::parse)
+                    .collect::<Result<_, _>>()?
+            };
+            for t in types {
+                let request = v1::SetCorridorRequest {
+                    sender: args.from.to_string(),
+                    recipient: args.to.to_string(),
+                    document_type: t.to_string(),
+                    state: state as i32,
+                };
+                done(
+                    admin
+                        .set_corridor(request)
+                        .await
+                        .map_err(OperatorError::from)?,
+                );
+            }
+        }
+        AdminCommand::Backup { json } => {
+            let b = admin
+                .backup(v1::BackupRequest {})
+                .await
+                .map_err(OperatorError::from)?
+                .into_inner();
+            if json {
+                caravan_common::out!(
+                    "{}",
+                    serde_json::json!({
+                        "path": b.path,
+                        "records": b.records,
+                        "bytes": b.bytes,
+                        "log_entries": b.log_entries,
+                        "pause_ms": b.pause_ms,
+                        "taken_at": caravan_common::Timestamp::from_millis(b.taken_at_ms),
+                    })
+                );
+            } else {
+                caravan_common::out!(
+                    "backup in {} (on the hub's machine): {} records, {} bytes, {} log entries; writes waited {} ms",
+                    b.path,
+                    b.records,
+                    b.bytes,
+                    b.log_entries,
+                    b.pause_ms
+                );
+            }
+        }
+        AdminCommand::Cert {
+            command: CertCommand::List { json },
+        } => {
+            let list = admin
+                .list_certificates(v1::ListCertificatesRequest {})
+                .await
+                .map_err(OperatorError::from)?
+                .into_inner();
+            let time = |ms: i64| (ms != 0).then(|| caravan_common::Timestamp::from_millis(ms));
+            let rows: Vec<serde_json::Value> = list
+                .certificates
+                .iter()
+                .map(|c| {
+                    serde_json::json!({
+                        "serial": c.serial,
+                        "fingerprint": c.fingerprint,
+                        "subject": c.subject,
+                        "not_before": time(c.not_before_ms),
+                        "not_after": time(c.not_after_ms),
+                        "first_seen": time(c.first_seen_ms),
+                        "revoked_at": time(c.revoked_at_ms),
+                        "revocation_reason": (c.revoked_at_ms != 0).then(|| c.revocation_reason.clone()),
+                    })
+                })
+                .collect();
+            if json {
+                caravan_common::out!("{}", serde_json::to_string(&rows)?);
+            } else {
+                for (c, row) in list.certificates.iter().zip(&rows) {
+                    let state = if c.revoked_at_ms != 0 {
+                        "REVOKED"
+                    } else {
+                        "valid"
+                    };
+                    let until = row["not_after"].as_str().unwrap_or("-");
+                    caravan_common::out!("{}  {:<20}  {state}  until {until}", c.serial, c.subject);
+                }
+            }
+        }
+        AdminCommand::Cert {
+            command: CertCommand::Revoke { serial, reason },
+        } => {
+            done(
+                admin
+                    .revoke_certificate(v1::RevokeCertificateRequest { serial, reason })
+                    .await
+                    .map_err(OperatorError::from)?,
+            );
+        }
+        AdminCommand::TrustList {
+            command: TrustListCommand::Show { json },
+        } => {
+            let list = operator.trust_list_view().await?;
+            if json {
+                caravan_common::out!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                print_trust_list(&list);
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn set_status(
+    admin: &mut caravan_proto::v1::admin_client::AdminClient<tonic::transport::Channel>,
+    id: ParticipantId,
+    status: v1::ParticipantStatus,
+) -> Result<tonic::Response<v1::AdminResponse>, OperatorError> {
+    let request = v1::SetParticipantStatusRequest {
+        id: id.to_string(),
+        status: status as i32,
+    };
+    Ok(admin.set_participant_status(request).await?)
+}
+
+fn print_trust_list(list: &caravan_common::trust::view::TrustListView) {
+    let time = |t: Option<caravan_common::Timestamp>| {
+        t.map(|t| t.to_string()).unwrap_or_else(|| "-".into())
+    };
+    caravan_common::out!(
+        "trust list version {} issued {} next update {} ({})",
+        list.version,
+        time(list.issued_at),
+        time(list.next_update),
+        if list.fresh { "fresh" } else { "STALE" }
+    );
+    caravan_common::out!("participants:");
+    for p in &list.participants {
+        caravan_common::out!("  {}  {:<9}  {}", p.id, p.status, p.name);
+    }
+    caravan_common::out!("keys:");
+    for k in &list.keys {
+        caravan_common::out!(
+            "  {}  {}  {:<13}  {}",
+            k.key_id,
+            k.participant,
+            k.status,
+            k.document_types.join(",")
+        );
+    }
+    caravan_common::out!("corridors:");
+    for c in &list.corridors {
+        caravan_common::out!(
+            "  {} -> {}  {:<9}  {}",
+            c.sender,
+            c.recipient,
+            c.document_type,
+            c.state
+        );
+    }
+    caravan_common::out!("hub receipt keys:");
+    for k in &list.hub_keys {
+        caravan_common::out!("  {}", k.key_id);
+    }
+}

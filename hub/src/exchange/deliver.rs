@@ -1,0 +1,328 @@
+//! Deliveries: the stream of a recipient's pending documents, in frames of one stored chunk,
+//! judged again at every registry change, held back while the store is faulted, and recorded
+//! as delivered a batch at a time.
+
+use std::sync::Arc;
+
+use prost::Message;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Status;
+use tracing::{Instrument, debug, info};
+
+use caravan_common::{ParticipantId, Timestamp};
+use caravan_proto::v1;
+
+use super::state::{DELIVERY_BATCH, DELIVERY_BUFFER, Exchange, seconds_since};
+use crate::{
+    error::HubError,
+    identity::Peer,
+    metrics::{Corridor, Event},
+    store::{Pending, StoreError},
+};
+
+impl Exchange {
+    /// Open a delivery stream for `recipient` (whose certificate is `peer`) from after
+    /// `resume_after`; it runs in its own task, in the caller's span.
+    pub(super) fn open_deliveries(
+        self: Arc<Self>,
+        peer: Peer,
+        recipient: ParticipantId,
+        resume_after: u64,
+    ) -> ReceiverStream<Result<v1::Delivery, Status>> {
+        let (tx, rx) = mpsc::channel(DELIVERY_BUFFER);
+        tokio::spawn(
+            self.stream_deliveries(peer, recipient, resume_after, tx)
+                .in_current_span(),
+        );
+        ReceiverStream::new(rx)
+    }
+
+    /// Stream pending documents to `recipient` until it disconnects or the hub shuts down.
+    async fn stream_deliveries(
+        self: Arc<Self>,
+        peer: Peer,
+        recipient: ParticipantId,
+        mut cursor: u64,
+        tx: mpsc::Sender<Result<v1::Delivery, Status>>,
+    ) {
+        let mut updates = self.queues.subscribe(recipient);
+        let mut registry = self.registry.subscribe();
+        let mut shutdown = self.shutdown.clone();
+        let mut store_health = self.store.backend().health().map(|h| h.subscribe());
+        let mut generation = store_health
+            .as_mut()
+            .map(|h| h.borrow_and_update().generation);
+        info!(resume_after = cursor, "delivery stream opened");
+        // Counted down however the stream ends.
+        let _open = self.metrics.stream_opened(recipient);
+        loop {
+            // A suspension or a revoked certificate ends an open stream at once.
+            let snapshot = registry.borrow_and_update().clone();
+            if let Err(refusal) = snapshot.authorize_participant(Some(&peer)) {
+                info!(code = %refusal.code, "closing the delivery stream");
+                let _ = tx
+                    .send(Err(caravan_proto::status::to_status(&refusal)))
+                    .await;
+                return;
+            }
+            // While the store is faulted nothing is delivered (it could not be recorded); after
+            // it recovered, the queue is read again from its start: writes that were never
+            // made durable may be gone, and their sequence numbers given anew.
+            if let Some(health) = &mut store_health {
+                let condition = health.borrow_and_update().clone();
+                if condition.fault.is_some() {
+                    tokio::select! {
+                        changed = health.changed() => if changed.is_err() { return },
+                        _ = tx.closed() => break,
+                        _ = shutdown.changed() => break,
+                    }
+                    continue;
+                }
+                if generation != Some(condition.generation) {
+                    generation = Some(condition.generation);
+                    cursor = 0;
+                }
+            }
+            // Mark the signal seen before reading, so a commit that lands after the read wakes us.
+            updates.borrow_and_update();
+            let batch = match self
+                .store
+                .backend()
+                .pending(recipient, cursor, DELIVERY_BATCH)
+            {
+                Ok(batch) => batch,
+                Err(e) => {
+                    let _ = tx.send(Err(HubError::from(e).into())).await;
+                    return;
+                }
+            };
+            if batch.is_empty() {
+                tokio::select! {
+                    changed = updates.changed() => if changed.is_err() { return },
+                    changed = registry.changed() => if changed.is_err() { return },
+                    _ = tx.closed() => break,
+                    _ = shutdown.changed() => break,
+                }
+                continue;
+            }
+            // A payload found corrupt is held back: it stays queued (and is reported, once,
+            // by the store), never sent as good; the others go on.
+            cursor = batch.last().map_or(cursor, |p| p.sequence);
+            let batch: Vec<(Pending, v1::SignedReceipt)> = batch
+                .into_iter()
+                .filter(|pending| !self.store.backend().payload_damaged(pending.sequence))
+                .filter_map(|pending| {
+                    match v1::SignedReceipt::decode(pending.receipt.as_slice()) {
+                        Ok(receipt) => Some((pending, receipt)),
+                        Err(e) => {
+                            tracing::error!(sequence = pending.sequence, cause = %e, "stored receipt is corrupt");
+                            None
+                        }
+                    }
+                })
+                .collect();
+            // The payloads are read on a blocking thread, a chunk ahead of the frames sent.
+            let mut payloads = self.read_payloads(&batch);
+            let mut sent = Vec::with_capacity(batch.len());
+            'documents: for (pending, receipt) in batch {
+                // The document goes out in frames of one stored chunk each, so a large one is
+                // never held whole, and a slow recipient holds at most the channel's frames.
+                let sequence = pending.sequence;
+                let chunks = pending.payload_chunks;
+                for index in 0..chunks.max(1) {
+                    let chunk = match index < chunks {
+                        true => match payloads.next(sequence, index).await {
+                            Ok(Some(chunk)) => chunk,
+                            // Found before any of it went out: skip it.
+                            Err(StoreError::PayloadCorrupt { .. }) if index == 0 => {
+                                continue 'documents;
+                            }
+                            // Part of it went out: the recipient drops the part when the
+                            // stream ends; the next stream skips the document.
+                            Err(StoreError::PayloadCorrupt { message, .. }) => {
+                                let _ = tx
+                                    .send(Err(Status::data_loss(format!(
+                                        "the stored payload of {message} is corrupt: held back at the hub"
+                                    ))))
+                                    .await;
+                                return;
+                            }
+                            Ok(None) => {
+                                tracing::error!(sequence, index, "stored payload chunk is missing");
+                                let _ = tx
+                                    .send(Err(Status::internal("stored payload is incomplete")))
+                                    .await;
+                                return;
+                            }
+                            // Logged once per episode by `caravan_common::fd`; the spoke
+                            // reconnects and the document is delivered again.
+                            Err(StoreError::OutOfFiles(cause)) => {
+                                tracing::debug!(
+                                    sequence,
+                                    index,
+                                    cause,
+                                    "cannot read a stored payload: out of file descriptors"
+                                );
+                                let _ = tx
+                                    .send(Err(Status::unavailable(
+                                        "the hub is out of file descriptors; retry",
+                                    )))
+                                    .await;
+                                return;
+                            }
+                            Err(e) => {
+                                tracing::error!(sequence, index, cause = %e, "cannot read a stored payload chunk");
+                                let _ = tx
+                                    .send(Err(Status::internal("stored payload could not be read")))
+                                    .await;
+                                return;
+                            }
+                        },
+                        false => Vec::new(),
+                    };
+                    let complete = index + 1 >= chunks;
+                    let frame = if index == 0 {
+                        v1::Delivery {
+                            envelope: Some(v1::Envelope {
+                                header: pending.header.clone(),
+                                signature: Some(v1::Signature {
+                                    key_id: pending.key_id.clone(),
+                                    signature: pending.signature.clone(),
+                                }),
+                                payload: chunk,
+                            }),
+                            receipt: Some(receipt.clone()),
+                            cursor: sequence,
+                            continuation: Vec::new(),
+                            complete,
+                        }
+                    } else {
+                        v1::Delivery {
+                            cursor: sequence,
+                            continuation: chunk,
+                            complete,
+                            ..Default::default()
+                        }
+                    };
+                    tokio::select! {
+                        sent = tx.send(Ok(frame)) => if sent.is_err() { return },
+                        _ = shutdown.changed() => return,
+                    }
+                }
+                debug!(sender = %pending.sender, message_id = %pending.message_id, sequence = pending.sequence, "delivered");
+                sent.push(pending);
+            }
+            // The batch's deliveries are recorded in one turn of the store's writer, not one
+            // each: the stream does not wait for the writer per document.
+            let sequences: Vec<u64> = sent.iter().map(|p| p.sequence).collect();
+            let recorded = self
+                .commit
+                .write(move |b| {
+                    let at = Timestamp::now();
+                    Ok(sequences
+                        .into_iter()
+                        .map(|s| b.mark_delivered(s, at))
+                        .collect::<Vec<_>>())
+                })
+                .await;
+            let recorded = match recorded {
+                Ok(recorded) => recorded,
+                // A faulted store was logged once; the loop waits for it to recover.
+                Err(StoreError::Unavailable(_)) => continue,
+                Err(e) => {
+                    tracing::error!(cause = %e, "could not record deliveries");
+                    continue;
+                }
+            };
+            for (pending, recorded) in sent.into_iter().zip(recorded) {
+                match recorded {
+                    // Counted once: a redelivery after a reconnect is not a new delivery.
+                    Ok(true) => {
+                        let corridor = Corridor {
+                            sender: pending.sender,
+                            recipient,
+                            document_type: pending.document_type,
+                        };
+                        self.metrics.count(&corridor, Event::Delivered);
+                        self.metrics
+                            .corridor(&corridor)
+                            .delivery
+                            .observe(seconds_since(pending.accepted_at));
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::error!(sequence = pending.sequence, cause = %e, "could not record delivery");
+                        continue;
+                    }
+                }
+                self.status_signals.notify(pending.sender, pending.sequence);
+            }
+        }
+        info!("delivery stream closed");
+    }
+}
+
+/// One chunk read by a batch's payload reader: the message, the chunk's index, what the
+/// store answered.
+type ChunkRead = (u64, u32, Result<Option<Vec<u8>>, StoreError>);
+
+/// The payloads of a batch of deliveries, read in order on a blocking thread (never on the
+/// runtime's threads), each document's segment file opened once, a chunk ahead of the stream.
+struct Payloads(mpsc::Receiver<ChunkRead>);
+
+impl Exchange {
+    /// Start reading the payloads of `batch`, in order: every chunk of each document, up to
+    /// the first that fails (the document ends there). Dropping the answer stops the reading.
+    fn read_payloads(&self, batch: &[(Pending, v1::SignedReceipt)]) -> Payloads {
+        let documents: Vec<(u64, u32)> = batch
+            .iter()
+            .map(|(p, _)| (p.sequence, p.payload_chunks))
+            .filter(|(_, chunks)| *chunks > 0)
+            .collect();
+        // One chunk waits in the channel while the stream sends the one before it.
+        let (tx, rx) = mpsc::channel(1);
+        if !documents.is_empty() {
+            let backend = self.store.arc();
+            tokio::task::spawn_blocking(move || {
+                for (sequence, chunks) in documents {
+                    let mut reader = match backend.payload_reader(sequence) {
+                        Ok(reader) => reader,
+                        Err(e) => {
+                            if tx.blocking_send((sequence, 0, Err(e))).is_err() {
+                                return;
+                            }
+                            continue;
+                        }
+                    };
+                    for index in 0..chunks {
+                        let chunk = reader.chunk(index);
+                        let failed = !matches!(chunk, Ok(Some(_)));
+                        if tx.blocking_send((sequence, index, chunk)).is_err() {
+                            return;
+                        }
+                        if failed {
+                            break;
+                        }
+                    }
+                }
+            });
+        }
+        Payloads(rx)
+    }
+}
+
+impl Payloads {
+    /// Chunk `index` of message `sequence`'s payload: the next one read.
+    async fn next(&mut self, sequence: u64, index: u32) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.0.recv().await {
+            Some((s, i, chunk)) if s == sequence && i == index => chunk,
+            Some((s, i, _)) => Err(StoreError::Backend(format!(
+                "payload reader out of step: read chunk {i} of message {s}, wanted chunk {index} of {sequence}"
+            ))),
+            None => Err(StoreError::Backend(
+                "the payload reader stopped before the payload was read".into(),
+            )),
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! The exchange's shared state: the registry, store, writer and keys every RPC family uses,
+//! the wake-up signals of delivery and status streams, and what every family needs (proofs,
+//! the wire form of a state).
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use tokio::sync::{Semaphore, watch};
+
+use caravan_common::{ParticipantId, Timestamp, signing::SigningKey};
+use caravan_proto::v1;
+
+use crate::{
+    commit::GroupCommit,
+    error::HubError,
+    metrics::Metrics,
+    registry::Registry,
+    store::{MessageState, Store, StoreError, TreeHead},
+};
+
+/// How long a status stream waits for a flush to make its events durable before it asks for
+/// one itself.
+pub(super) const STATUS_FLUSH_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
+/// How many pending documents (or status events) a stream reads from the store at a time.
+pub(super) const DELIVERY_BATCH: usize = 64;
+/// How many deliveries (or status events) may wait in a stream's send buffer; bounds memory
+/// per slow recipient.
+pub(super) const DELIVERY_BUFFER: usize = 8;
+
+/// State shared by all handlers.
+pub struct Exchange {
+    pub(super) registry: Arc<Registry>,
+    pub(super) store: Store,
+    pub(super) commit: GroupCommit,
+    pub(super) receipt_key: SigningKey,
+    pub(super) max_payload_bytes: usize,
+    /// Room for streamed payloads in memory, in KiB (`payload_in_flight_mib`).
+    pub(super) in_flight: Semaphore,
+    pub(super) queues: QueueSignals,
+    /// Wakes a sender's status watchers when one of its messages changes state.
+    pub(super) status_signals: QueueSignals,
+    /// The store's epoch: status cursors belong to it (see `WatchStatusRequest.epoch`).
+    pub(super) epoch: String,
+    pub(super) metrics: Arc<Metrics>,
+    pub(super) shutdown: watch::Receiver<bool>,
+}
+
+/// Wakes a participant's streams (deliveries for a recipient, status for a sender) when a
+/// change for it is committed.
+#[derive(Default)]
+pub(super) struct QueueSignals(Mutex<HashMap<ParticipantId, watch::Sender<u64>>>);
+
+impl QueueSignals {
+    fn sender(&self, p: ParticipantId) -> watch::Sender<u64> {
+        // Held only to look up or insert a channel; never across an await.
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(p).or_insert_with(|| watch::channel(0).0).clone()
+    }
+
+    pub(super) fn subscribe(&self, p: ParticipantId) -> watch::Receiver<u64> {
+        self.sender(p).subscribe()
+    }
+
+    pub(super) fn notify(&self, p: ParticipantId, sequence: u64) {
+        self.sender(p).send_replace(sequence);
+    }
+}
+
+impl Exchange {
+    pub fn new(
+        registry: Arc<Registry>,
+        store: Store,
+        commit: GroupCommit,
+        receipt_key: SigningKey,
+        (max_payload_bytes, payload_in_flight_bytes): (usize, usize),
+        metrics: Arc<Metrics>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<Self, StoreError> {
+        let epoch = store.backend().epoch()?;
+        Ok(Self {
+            registry,
+            store,
+            commit,
+            receipt_key,
+            max_payload_bytes,
+            in_flight: Semaphore::new(payload_in_flight_bytes / 1024),
+            queues: QueueSignals::default(),
+            status_signals: QueueSignals::default(),
+            epoch,
+            metrics,
+            shutdown,
+        })
+    }
+
+    pub fn commit(&self) -> &GroupCommit {
+        &self.commit
+    }
+
+    /// The inclusion proof of log entry `log_index` in `head` (cheap: see `Heads::prove`).
+    pub(super) fn prove(
+        &self,
+        head: &TreeHead,
+        log_index: u64,
+    ) -> Result<Option<v1::LogProof>, HubError> {
+        Ok(self
+            .commit
+            .heads()
+            .prove(self.store.backend(), head, log_index)?)
+    }
+}
+
+/// Seconds from `t` to now (0 if `t` is in the future: clocks of another process).
+pub(super) fn seconds_since(t: Timestamp) -> f64 {
+    (Timestamp::now().as_millis() - t.as_millis()).max(0) as f64 / 1000.0
+}
+
+/// A stored state as the wire says it.
+pub(super) fn wire_state(state: MessageState) -> v1::MessageState {
+    match state {
+        MessageState::Unspecified => v1::MessageState::Unspecified,
+        MessageState::Accepted => v1::MessageState::Accepted,
+        MessageState::Delivered => v1::MessageState::Delivered,
+        MessageState::Acknowledged => v1::MessageState::Acknowledged,
+        MessageState::Rejected => v1::MessageState::Rejected,
+        MessageState::Expired => v1::MessageState::Expired,
+    }
+}

@@ -1,0 +1,216 @@
+//! Submit and SubmitStream: a signed envelope judged (key, signature, header, payload,
+//! recipient, corridor) before anything is stored, then accepted durably in one transaction
+//! and answered with the hub-signed receipt and its log proof.
+
+use prost::Message;
+use tonic::Status;
+use tracing::info;
+
+use caravan_common::{ParticipantId, RefusalCode, Timestamp, envelope::Receipt};
+use caravan_proto::{envelope, receipt, v1};
+
+use super::state::Exchange;
+use crate::{
+    error::HubError,
+    metrics::{Corridor, Event},
+    store::{Acceptance, Incoming, StoreError},
+};
+
+impl Exchange {
+    pub(super) async fn submit(
+        &self,
+        caller: ParticipantId,
+        request: v1::SubmitRequest,
+    ) -> Result<v1::SubmitResponse, HubError> {
+        let started = std::time::Instant::now();
+        let envelope = request.envelope.ok_or_else(|| {
+            HubError::refused(RefusalCode::MalformedRequest, "the request has no envelope")
+        })?;
+        if envelope.payload.len() > self.max_payload_bytes {
+            return Err(HubError::refused(
+                RefusalCode::PayloadTooLarge,
+                format!(
+                    "payload is {} bytes; the limit is {}",
+                    envelope.payload.len(),
+                    self.max_payload_bytes
+                ),
+            ));
+        }
+        let accepted_at = Timestamp::now();
+        let snapshot = self.registry.snapshot();
+        let trust = &snapshot.trust;
+        let opened = envelope::open(&envelope, trust, Some(caller), accepted_at)?;
+        let header = &opened.header;
+        trust.check_active(header.recipient, "recipient")?;
+        trust.check_corridor(header.sender, header.recipient, header.document_type)?;
+        let incoming = Incoming {
+            sender: header.sender,
+            message_id: header.message_id,
+            recipient: header.recipient,
+            document_type: header.document_type,
+            header_sha256: opened.header_sha256,
+            key_id: opened.signer.key_id().to_string(),
+            signature: envelope.signature.map(|s| s.signature).unwrap_or_default(),
+            header: envelope.header,
+            payload: envelope.payload,
+            accepted_at,
+        };
+        let receipt_template = Receipt {
+            message_id: header.message_id,
+            sender: header.sender,
+            recipient: header.recipient,
+            header_sha256: opened.header_sha256,
+            hub_sequence: 0,
+            accepted_at,
+            key_id: self.receipt_key.key_id(),
+        };
+        let key = self.receipt_key.clone();
+        // The write and its flush are asked for together; a conflict (nothing written) waits
+        // for a flush it does not need, which is rare and harmless.
+        let (acceptance, head) = self
+            .commit
+            .write_durable(move |b| {
+                b.accept(&incoming, &|sequence| {
+                    let r = Receipt {
+                        hub_sequence: sequence,
+                        ..receipt_template.clone()
+                    };
+                    receipt::issue(&r, &key).encode_to_vec()
+                })
+            })
+            .await?;
+        let corridor = Corridor {
+            sender: header.sender,
+            recipient: header.recipient,
+            document_type: header.document_type.to_string(),
+        };
+        let (receipt, duplicate, log_proof) = match acceptance {
+            Acceptance::Accepted {
+                sequence,
+                receipt,
+                log_index,
+            } => {
+                self.metrics.count(&corridor, Event::Accepted);
+                self.metrics.accept.observe(started.elapsed().as_secs_f64());
+                self.queues.notify(header.recipient, sequence);
+                self.status_signals.notify(header.sender, sequence);
+                info!(message_id = %header.message_id, sender = %header.sender,
+                    recipient = %header.recipient, document_type = %header.document_type,
+                    sequence, "accepted");
+                (receipt, false, self.prove(&head, log_index)?)
+            }
+            Acceptance::Duplicate {
+                sequence,
+                receipt,
+                log_index,
+            } => {
+                // The original may have been waiting for its flush: this answer comes after one.
+                self.metrics.count(&corridor, Event::Duplicate);
+                info!(message_id = %header.message_id, sender = %header.sender, sequence,
+                    "duplicate resend answered with the original receipt");
+                (receipt, true, self.prove(&head, log_index)?)
+            }
+            Acceptance::Conflict => {
+                return Err(HubError::refused(
+                    RefusalCode::DuplicateMessageId,
+                    format!(
+                        "message id {} was already used by {} for a different header",
+                        header.message_id, header.sender
+                    ),
+                ));
+            }
+        };
+        let receipt =
+            v1::SignedReceipt::decode(receipt.as_slice()).map_err(|e| StoreError::Corrupt {
+                what: "receipt",
+                detail: e.to_string(),
+            })?;
+        Ok(v1::SubmitResponse {
+            receipt: Some(receipt),
+            duplicate,
+            log_proof,
+        })
+    }
+
+    /// A submission in chunks: the signed header is judged first, and a document the header
+    /// says is too large is refused before its payload is read.
+    pub(super) async fn submit_chunks(
+        &self,
+        caller: ParticipantId,
+        mut chunks: tonic::Streaming<v1::SubmitChunk>,
+    ) -> Result<v1::SubmitResponse, HubError> {
+        let malformed =
+            |detail: &str| HubError::refused(RefusalCode::MalformedRequest, detail.to_owned());
+        let transport = |status: Status| {
+            HubError::refused(
+                RefusalCode::MalformedRequest,
+                format!("the stream failed: {}", status.message()),
+            )
+        };
+        let first = chunks
+            .message()
+            .await
+            .map_err(transport)?
+            .ok_or_else(|| malformed("the stream is empty"))?;
+        let mut envelope = first
+            .envelope
+            .ok_or_else(|| malformed("the first chunk has no envelope"))?;
+        let snapshot = self.registry.snapshot();
+        let opened =
+            envelope::open_header(&envelope, &snapshot.trust, Some(caller), Timestamp::now())?;
+        let declared = opened.header.payload_length;
+        if declared > self.max_payload_bytes as u64 {
+            return Err(HubError::refused(
+                RefusalCode::PayloadTooLarge,
+                format!(
+                    "the header declares {declared} bytes; the limit is {}",
+                    self.max_payload_bytes
+                ),
+            ));
+        }
+        // Room for the whole payload first, or the document is turned away for now: the
+        // hub's memory for payloads stays within its budget whatever the load. Not waiting:
+        // the chunks of a waiting stream would fill the connection's HTTP/2 window and stall
+        // the stream that holds the room, if both come from one spoke. Senders retry later
+        // (a spoke's outbox backs off), as when the hub is unreachable.
+        let Ok(_room) = self
+            .in_flight
+            .try_acquire_many(declared.div_ceil(1024) as u32)
+        else {
+            self.metrics
+                .busy
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return Err(HubError::Busy(format!(
+                "no room now for a payload of {declared} bytes (payload_in_flight_mib); retry later"
+            )));
+        };
+        // The payload: the envelope's, then every chunk's data, the first chunk's included.
+        let mut payload = std::mem::take(&mut envelope.payload);
+        payload.reserve(declared as usize - payload.len().min(declared as usize));
+        let append = |payload: &mut Vec<u8>, data: &[u8]| {
+            if (payload.len() + data.len()) as u64 > declared {
+                return Err(HubError::refused(
+                    RefusalCode::PayloadLengthMismatch,
+                    format!("more payload than the {declared} bytes the header states"),
+                ));
+            }
+            payload.extend_from_slice(data);
+            Ok(())
+        };
+        append(&mut payload, &first.data)?;
+        while let Some(chunk) = chunks.message().await.map_err(transport)? {
+            if chunk.envelope.is_some() {
+                return Err(malformed("only the first chunk carries an envelope"));
+            }
+            append(&mut payload, &chunk.data)?;
+        }
+        envelope.payload = payload;
+        self.submit(
+            caller,
+            v1::SubmitRequest {
+                envelope: Some(envelope),
+            },
+        )
+        .await
+    }
+}
