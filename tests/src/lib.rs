@@ -593,7 +593,7 @@ impl Net {
             .connect(ServerName::try_from("localhost").unwrap(), tcp)
             .await
             .map_err(|e| format!("TLS: {e}"))?;
-        let (status, body) = caravan_spoke::control::exchange(tls, "GET", path, &[], Vec::new())
+        let (status, body) = caravan_spoke::client::exchange(tls, "GET", path, &[], Vec::new())
             .await
             .map_err(|e| e.to_string())?;
         Ok((status.as_u16(), String::from_utf8_lossy(&body).into_owned()))
@@ -634,7 +634,7 @@ impl Net {
 
     pub fn write_spoke_config(&mut self, id: &str) {
         if self.nsw && !self.nsw_tokens.contains_key(id) {
-            let (token, _) = caravan_spoke::nsw::new_token();
+            let (token, _) = caravan_spoke::api::nsw::new_token();
             self.nsw_tokens.insert(id.to_owned(), token);
         }
         let pki = self.pki();
@@ -676,7 +676,7 @@ impl Net {
         };
         let text = match &self.console_password {
             Some(password) => {
-                let hash = caravan_spoke::console::hash_password(password);
+                let hash = caravan_spoke::api::console::hash_password(password);
                 format!(
                     "{text}\n[console]\nlisten = \"127.0.0.1:0\"\n[[console.officers]]\nuser = \"officer\"\npassword_hash = \"{hash}\"\n"
                 )
@@ -712,7 +712,7 @@ impl Net {
         }
         let body = form.map(|f| f.as_bytes().to_vec()).unwrap_or_default();
         let (status, headers_out, bytes) =
-            caravan_spoke::control::exchange_full(stream, method, path, &headers, body)
+            caravan_spoke::client::exchange_full(stream, method, path, &headers, body)
                 .await
                 .expect("console answer");
         (
@@ -754,10 +754,9 @@ impl Net {
         let auth = token.map(|t| format!("Bearer {t}"));
         let headers: Vec<(&str, &str)> =
             auth.iter().map(|a| ("authorization", a.as_str())).collect();
-        let (status, bytes) =
-            caravan_spoke::control::exchange(stream, method, path, &headers, body)
-                .await
-                .expect("NSW API answer");
+        let (status, bytes) = caravan_spoke::client::exchange(stream, method, path, &headers, body)
+            .await
+            .expect("NSW API answer");
         (
             status.as_u16(),
             serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
@@ -787,7 +786,7 @@ impl Net {
     pub async fn wait_control(&mut self, id: &str) {
         let socket = self.control_socket(id);
         let start = Instant::now();
-        while caravan_spoke::control::call(&socket, "GET", "/v1/health", Vec::new())
+        while caravan_spoke::client::call(&socket, "GET", "/v1/health", Vec::new())
             .await
             .is_err()
         {
@@ -849,7 +848,7 @@ impl Net {
         let start = Instant::now();
         loop {
             if let Ok(body) =
-                caravan_spoke::control::call(&socket, "GET", "/v1/health", Vec::new()).await
+                caravan_spoke::client::call(&socket, "GET", "/v1/health", Vec::new()).await
             {
                 let health: serde_json::Value = serde_json::from_slice(&body).expect("health JSON");
                 if health["hub_connected"] == connected {
@@ -1114,7 +1113,7 @@ async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     let stream = tokio::net::TcpStream::connect(addr)
         .await
         .expect("connect to the metrics listener");
-    let (status, body) = caravan_spoke::control::exchange(stream, "GET", path, &[], Vec::new())
+    let (status, body) = caravan_spoke::client::exchange(stream, "GET", path, &[], Vec::new())
         .await
         .expect("an HTTP answer");
     (status.as_u16(), String::from_utf8_lossy(&body).into_owned())
