@@ -34,7 +34,11 @@
 //! Participants, keys and the hub's receipt keys are not configured here: they come from the
 //! hub's signed trust list, checked against the pinned anchor key.
 
-use std::path::{Path, PathBuf};
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use serde::{Deserialize, Serialize};
 
@@ -45,8 +49,6 @@ use caravan_common::{
     net::{Limits, NetFile},
     signing::{PublicKey, SigningKey},
 };
-
-use crate::upload::{UploadFile, UploadRules};
 
 /// Default largest payload sent: 64 MiB, as the hub's default.
 pub const DEFAULT_MAX_PAYLOAD_BYTES: u64 = 64 * 1024 * 1024;
@@ -135,10 +137,57 @@ pub struct NswFile {
     pub listen: String,
     /// Clients allowed in, each with the SHA-256 (hex) of its bearer token.
     pub tokens: Vec<NswTokenFile>,
-    /// Where to push each received document (POST, JSON), retried until it answers 2xx.
-    /// Plain `http://` only: keep it on the same machine or a trusted network.
+    /// Where to push each received document (POST, JSON), retried until it answers 2xx:
+    /// `http://` (keep it on the same machine or a trusted network) or `https://`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook_url: Option<String>,
+    /// How the webhook is reached: time limits, and the CA for `https://`.
+    #[serde(default, skip_serializing_if = "WebhookFile::is_default")]
+    pub webhook: WebhookFile,
+}
+
+/// Default time to connect to the webhook (TCP, and TLS for `https://`), in seconds.
+pub const DEFAULT_WEBHOOK_CONNECT_TIMEOUT_SECS: u64 = 5;
+/// Default time for the webhook to answer a push, in seconds.
+pub const DEFAULT_WEBHOOK_RESPONSE_TIMEOUT_SECS: u64 = 30;
+
+/// The `[nsw.webhook]` table as written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookFile {
+    /// Seconds to connect (TCP, and the TLS handshake); then the push fails and is retried.
+    #[serde(default = "default_webhook_connect")]
+    pub connect_timeout_secs: u64,
+    /// Seconds for the whole answer once connected; then the push fails and is retried.
+    #[serde(default = "default_webhook_response")]
+    pub response_timeout_secs: u64,
+    /// For `https://`: a PEM file of the CA(s) the webhook's certificate must chain to;
+    /// absent: the webpki roots (the public web's CAs). Relative to the config file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+}
+
+fn default_webhook_connect() -> u64 {
+    DEFAULT_WEBHOOK_CONNECT_TIMEOUT_SECS
+}
+fn default_webhook_response() -> u64 {
+    DEFAULT_WEBHOOK_RESPONSE_TIMEOUT_SECS
+}
+
+impl Default for WebhookFile {
+    fn default() -> Self {
+        Self {
+            connect_timeout_secs: DEFAULT_WEBHOOK_CONNECT_TIMEOUT_SECS,
+            response_timeout_secs: DEFAULT_WEBHOOK_RESPONSE_TIMEOUT_SECS,
+            ca_file: None,
+        }
+    }
+}
+
+impl WebhookFile {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 /// One NSW API client.
@@ -157,6 +206,125 @@ fn default_max_payload() -> u64 {
 
 fn default_payload_in_flight() -> u64 {
     DEFAULT_PAYLOAD_IN_FLIGHT_MIB
+}
+
+/// A client of the NSW API: a name for the logs, and the SHA-256 of its token.
+#[derive(Debug, Clone)]
+pub struct Token {
+    pub name: String,
+    pub sha256: [u8; 32],
+}
+
+/// The NSW API's configuration, checked.
+#[derive(Debug, Clone)]
+pub struct NswConfig {
+    pub listen: SocketAddr,
+    pub tokens: Vec<Token>,
+    /// Where received documents are pushed, if anywhere.
+    pub webhook: Option<WebhookConfig>,
+}
+
+/// The NSW webhook, checked.
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    /// `http://` or `https://` URL.
+    pub url: axum::http::Uri,
+    /// For `https://`: the CA(s) the webhook's certificate must chain to (PEM); `None`: the
+    /// webpki roots.
+    pub ca_pem: Option<Vec<u8>>,
+    pub connect_timeout: Duration,
+    pub response_timeout: Duration,
+}
+
+/// An officer account of the console: a user name and an argon2 password hash (PHC string).
+#[derive(Debug, Clone)]
+pub struct Officer {
+    pub user: String,
+    pub password_hash: String,
+}
+
+/// The console's configuration, checked.
+#[derive(Debug, Clone)]
+pub struct ConsoleConfig {
+    pub listen: SocketAddr,
+    pub officers: Vec<Officer>,
+}
+
+/// Default grace period before the minimum rate applies, in seconds.
+pub const DEFAULT_GRACE_SECS: u64 = 20;
+/// Default minimum average rate of a body after the grace period, in bytes per second.
+pub const DEFAULT_MIN_RATE: u64 = 500;
+/// Default longest wait for room among `payload_in_flight_mib`, in seconds.
+pub const DEFAULT_ROOM_WAIT_SECS: u64 = 30;
+
+/// The `[upload]` table of the spoke's config.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadFile {
+    /// Seconds a document's body may take before the minimum rate applies.
+    #[serde(default = "default_grace")]
+    pub grace_secs: u64,
+    /// After the grace period, the body must have arrived at this average rate (bytes/s) at
+    /// least: each `min_rate_bytes_per_sec` bytes received buy one more second.
+    #[serde(default = "default_min_rate")]
+    pub min_rate_bytes_per_sec: u64,
+    /// Seconds a send waits for room among `payload_in_flight_mib` before it is answered 503.
+    #[serde(default = "default_room_wait")]
+    pub room_wait_secs: u64,
+}
+
+fn default_grace() -> u64 {
+    DEFAULT_GRACE_SECS
+}
+fn default_min_rate() -> u64 {
+    DEFAULT_MIN_RATE
+}
+fn default_room_wait() -> u64 {
+    DEFAULT_ROOM_WAIT_SECS
+}
+
+impl Default for UploadFile {
+    fn default() -> Self {
+        Self {
+            grace_secs: DEFAULT_GRACE_SECS,
+            min_rate_bytes_per_sec: DEFAULT_MIN_RATE,
+            room_wait_secs: DEFAULT_ROOM_WAIT_SECS,
+        }
+    }
+}
+
+impl UploadFile {
+    /// The rules, every problem recorded under `upload.<field>`.
+    pub fn check(&self, problems: &mut Problems) -> UploadRules {
+        if !(1..=3600).contains(&self.grace_secs) {
+            problems.push("upload.grace_secs: must be between 1 and 3600 seconds");
+        }
+        if self.min_rate_bytes_per_sec == 0 {
+            problems.push("upload.min_rate_bytes_per_sec: must be at least 1");
+        }
+        if !(1..=3600).contains(&self.room_wait_secs) {
+            problems.push("upload.room_wait_secs: must be between 1 and 3600 seconds");
+        }
+        UploadRules {
+            grace: Duration::from_secs(self.grace_secs),
+            min_rate: self.min_rate_bytes_per_sec.max(1),
+            room_wait: Duration::from_secs(self.room_wait_secs),
+        }
+    }
+}
+
+/// The checked rules; see [`UploadFile`].
+#[derive(Debug, Clone, Copy)]
+pub struct UploadRules {
+    pub grace: Duration,
+    pub min_rate: u64,
+    pub room_wait: Duration,
+}
+
+impl Default for UploadRules {
+    fn default() -> Self {
+        UploadFile::default().check(&mut Problems::default())
+    }
 }
 
 /// Just enough of the config to reach a running spoke: the CLI's view.
@@ -202,8 +370,8 @@ pub struct Config {
     pub payload_in_flight_mib: usize,
     pub tls: TlsMaterial,
     pub anchor: PublicKey,
-    pub nsw: Option<crate::nsw::NswConfig>,
-    pub console: Option<crate::console::ConsoleConfig>,
+    pub nsw: Option<NswConfig>,
+    pub console: Option<ConsoleConfig>,
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// See [`SpokeFile::net`].
     pub net: Limits,
@@ -250,7 +418,10 @@ impl Config {
             "anchor_public_key",
             PublicKey::from_base64(&file.anchor_public_key),
         );
-        let nsw = file.nsw.as_ref().map(|n| nsw_config(n, &mut problems));
+        let nsw = file
+            .nsw
+            .as_ref()
+            .map(|n| nsw_config(n, path, &mut problems));
         let console = file
             .console
             .as_ref()
@@ -284,7 +455,7 @@ impl Config {
     }
 }
 
-fn nsw_config(file: &NswFile, problems: &mut Problems) -> Option<crate::nsw::NswConfig> {
+fn nsw_config(file: &NswFile, path: &Path, problems: &mut Problems) -> Option<NswConfig> {
     let listen = problems.check("nsw.listen", file.listen.parse::<std::net::SocketAddr>());
     if file.tokens.is_empty() {
         problems.push("nsw.tokens: at least one client token is needed");
@@ -302,7 +473,7 @@ fn nsw_config(file: &NswFile, problems: &mut Problems) -> Option<crate::nsw::Nsw
                 out
             });
         match digest {
-            Some(sha256) => tokens.push(crate::nsw::Token {
+            Some(sha256) => tokens.push(Token {
                 name: t.name.clone(),
                 sha256,
             }),
@@ -311,29 +482,81 @@ fn nsw_config(file: &NswFile, problems: &mut Problems) -> Option<crate::nsw::Nsw
             )),
         }
     }
-    let webhook = file.webhook_url.as_deref().and_then(|url| {
-        let parsed = url
-            .parse::<axum::http::Uri>()
-            .ok()
-            .filter(|u| u.scheme_str() == Some("http") && u.host().is_some());
-        if parsed.is_none() {
-            problems.push(format!(
-                "nsw.webhook_url: {url:?} is not an http://host:port/path URL"
-            ));
-        }
-        parsed
-    });
-    Some(crate::nsw::NswConfig {
+    let webhook = file
+        .webhook_url
+        .as_deref()
+        .and_then(|url| webhook_config(url, &file.webhook, path, problems));
+    Some(NswConfig {
         listen: listen?,
         tokens,
         webhook,
     })
 }
 
-fn console_config(
-    file: &ConsoleFile,
+fn webhook_config(
+    url: &str,
+    file: &WebhookFile,
+    path: &Path,
     problems: &mut Problems,
-) -> Option<crate::console::ConsoleConfig> {
+) -> Option<WebhookConfig> {
+    let parsed = url
+        .parse::<axum::http::Uri>()
+        .ok()
+        .filter(|u| matches!(u.scheme_str(), Some("http") | Some("https")) && u.host().is_some());
+    if parsed.is_none() {
+        problems.push(format!(
+            "nsw.webhook_url: {url:?} is not an http:// or https://host:port/path URL"
+        ));
+    }
+    for (name, secs) in [
+        ("connect_timeout_secs", file.connect_timeout_secs),
+        ("response_timeout_secs", file.response_timeout_secs),
+    ] {
+        if !(1..=3600).contains(&secs) {
+            problems.push(format!(
+                "nsw.webhook.{name}: must be between 1 and 3600 seconds"
+            ));
+        }
+    }
+    let ca_pem = match &file.ca_file {
+        None => None,
+        Some(ca) => {
+            let ca = resolve(path, ca);
+            match std::fs::read(&ca) {
+                Ok(pem) => {
+                    use rustls_pki_types::{CertificateDer, pem::PemObject};
+                    let certs: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(&pem).collect();
+                    match certs {
+                        Ok(certs) if !certs.is_empty() => Some(pem),
+                        Ok(_) => {
+                            problems.push(format!(
+                                "nsw.webhook.ca_file: {} holds no PEM certificate",
+                                ca.display()
+                            ));
+                            None
+                        }
+                        Err(e) => {
+                            problems.push(format!("nsw.webhook.ca_file: {}: {e}", ca.display()));
+                            None
+                        }
+                    }
+                }
+                Err(e) => {
+                    problems.push(format!("nsw.webhook.ca_file: {}: {e}", ca.display()));
+                    None
+                }
+            }
+        }
+    };
+    Some(WebhookConfig {
+        url: parsed?,
+        ca_pem,
+        connect_timeout: Duration::from_secs(file.connect_timeout_secs),
+        response_timeout: Duration::from_secs(file.response_timeout_secs),
+    })
+}
+
+fn console_config(file: &ConsoleFile, problems: &mut Problems) -> Option<ConsoleConfig> {
     let listen = problems.check(
         "console.listen",
         file.listen.parse::<std::net::SocketAddr>(),
@@ -349,12 +572,12 @@ fn console_config(
     let officers = file
         .officers
         .iter()
-        .map(|o| crate::console::Officer {
+        .map(|o| Officer {
             user: o.user.clone(),
             password_hash: o.password_hash.clone(),
         })
         .collect();
-    Some(crate::console::ConsoleConfig {
+    Some(ConsoleConfig {
         listen: listen?,
         officers,
     })
@@ -372,7 +595,7 @@ mod tests {
         let file: SpokeFile = read_toml(&path).unwrap();
         let mut problems = Problems::default();
         assert!(
-            nsw_config(file.nsw.as_ref().unwrap(), &mut problems)
+            nsw_config(file.nsw.as_ref().unwrap(), &path, &mut problems)
                 .unwrap()
                 .webhook
                 .is_some()
@@ -380,14 +603,14 @@ mod tests {
         assert!(console_config(file.console.as_ref().unwrap(), &mut problems).is_some());
         assert!(file.net.check(&mut problems).is_some());
         let upload = file.upload.check(&mut problems);
-        assert_eq!(upload.min_rate, crate::upload::DEFAULT_MIN_RATE);
+        assert_eq!(upload.min_rate, DEFAULT_MIN_RATE);
         assert!(problems.finish(&path, || ()).is_ok());
     }
 
     #[test]
     fn bad_upload_rules_are_named() {
         let mut problems = Problems::default();
-        crate::upload::UploadFile {
+        UploadFile {
             grace_secs: 0,
             min_rate_bytes_per_sec: 0,
             room_wait_secs: 5000,

@@ -15,6 +15,9 @@ use quick_xml::{
 
 use caravan_common::DocumentType;
 
+/// Media type of the documents carried today.
+pub const XML: &str = "application/xml";
+
 /// A known document format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {

@@ -12,8 +12,9 @@ use caravan_common::{
 };
 use caravan_spoke::{
     Config,
+    api::views::InboxItem,
+    client::{self as control, ClientError},
     config::ControlConfig,
-    control::{self, ClientError, InboxItem},
 };
 
 /// Exit code for a bad configuration or command line (sysexits EX_USAGE).
@@ -270,7 +271,7 @@ fn command(command: Command) -> Result<(), Failure> {
     match command {
         Command::Keygen { out, json } => keygen(out, json),
         Command::Token { name, out } => {
-            let (token, hash) = caravan_spoke::nsw::new_token();
+            let (token, hash) = caravan_spoke::api::nsw::new_token();
             caravan_common::signing::write_secret_file(&out, format!("{token}\n").as_bytes())
                 .map_err(|e| Failure(1, e.to_string()))?;
             caravan_common::out!("[[nsw.tokens]]\nname = {:?}\nsha256 = \"{hash}\"", name);
@@ -288,7 +289,7 @@ fn command(command: Command) -> Result<(), Failure> {
                     "the password must have at least 8 characters".into(),
                 ));
             }
-            let hash = caravan_spoke::console::hash_password(password);
+            let hash = caravan_spoke::api::console::hash_password(password);
             caravan_common::out!(
                 "[[console.officers]]\nuser = {user:?}\npassword_hash = \"{hash}\""
             );
@@ -495,7 +496,7 @@ fn command(command: Command) -> Result<(), Failure> {
                 let page: Vec<InboxItem> =
                     serde_json::from_value(call(&config, "GET", &path, Vec::new())?)
                         .map_err(|e| Failure(1, format!("unexpected answer: {e}")))?;
-                let full = page.len() == caravan_spoke::control::INBOX_PAGE;
+                let full = page.len() == caravan_spoke::api::control::INBOX_PAGE;
                 items.extend(page);
                 if !full {
                     break;

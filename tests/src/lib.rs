@@ -34,9 +34,8 @@ use caravan_common::{
 use caravan_hub::{config::HubFile, operator::AdminFile};
 use caravan_proto::v1::exchange_client::ExchangeClient;
 use caravan_proto::{envelope::seal, v1};
-use caravan_spoke::{
-    config::{ConsoleFile, NswFile, NswTokenFile, OfficerFile, SpokeFile},
-    upload::UploadFile,
+use caravan_spoke::config::{
+    ConsoleFile, NswFile, NswTokenFile, OfficerFile, SpokeFile, UploadFile,
 };
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
@@ -669,7 +668,7 @@ impl Net {
             .connect(ServerName::try_from("localhost").unwrap(), tcp)
             .await
             .map_err(|e| format!("TLS: {e}"))?;
-        let (status, body) = caravan_spoke::control::exchange(tls, "GET", path, &[], Vec::new())
+        let (status, body) = caravan_spoke::client::exchange(tls, "GET", path, &[], Vec::new())
             .await
             .map_err(|e| e.to_string())?;
         Ok((status.as_u16(), String::from_utf8_lossy(&body).into_owned()))
@@ -713,7 +712,7 @@ impl Net {
     /// `id`'s config, as the spoke's own `SpokeFile`.
     pub fn write_spoke_config(&mut self, id: &str) {
         if self.nsw && !self.nsw_tokens.contains_key(id) {
-            let (token, _) = caravan_spoke::nsw::new_token();
+            let (token, _) = caravan_spoke::api::nsw::new_token();
             self.nsw_tokens.insert(id.to_owned(), token);
         }
         let pki = self.pki();
@@ -729,12 +728,13 @@ impl Net {
                 sha256: caravan_common::envelope::to_hex(&sha256(token.as_bytes())),
             }],
             webhook_url: self.nsw_webhook.clone(),
+            webhook: Default::default(),
         });
         let console = self.console_password.as_ref().map(|password| ConsoleFile {
             listen: "127.0.0.1:0".into(),
             officers: vec![OfficerFile {
                 user: "officer".into(),
-                password_hash: caravan_spoke::console::hash_password(password),
+                password_hash: caravan_spoke::api::console::hash_password(password),
             }],
         });
         let participants = pki.join("participants");
@@ -807,7 +807,7 @@ impl Net {
         }
         let body = form.map(|f| f.as_bytes().to_vec()).unwrap_or_default();
         let (status, headers_out, bytes) =
-            caravan_spoke::control::exchange_full(stream, method, path, &headers, body)
+            caravan_spoke::client::exchange_full(stream, method, path, &headers, body)
                 .await
                 .expect("console answer");
         (
@@ -850,10 +850,9 @@ impl Net {
         let auth = token.map(|t| format!("Bearer {t}"));
         let headers: Vec<(&str, &str)> =
             auth.iter().map(|a| ("authorization", a.as_str())).collect();
-        let (status, bytes) =
-            caravan_spoke::control::exchange(stream, method, path, &headers, body)
-                .await
-                .expect("NSW API answer");
+        let (status, bytes) = caravan_spoke::client::exchange(stream, method, path, &headers, body)
+            .await
+            .expect("NSW API answer");
         (
             status.as_u16(),
             serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
@@ -883,7 +882,7 @@ impl Net {
     pub async fn wait_control(&mut self, id: &str) {
         let socket = self.control_socket(id);
         let start = Instant::now();
-        while caravan_spoke::control::call(&socket, "GET", "/v1/health", Vec::new())
+        while caravan_spoke::client::call(&socket, "GET", "/v1/health", Vec::new())
             .await
             .is_err()
         {
@@ -947,7 +946,7 @@ impl Net {
         let start = Instant::now();
         loop {
             if let Ok(body) =
-                caravan_spoke::control::call(&socket, "GET", "/v1/health", Vec::new()).await
+                caravan_spoke::client::call(&socket, "GET", "/v1/health", Vec::new()).await
             {
                 let health: serde_json::Value = serde_json::from_slice(&body).expect("health JSON");
                 if health["hub_connected"] == connected {
@@ -1206,7 +1205,7 @@ async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     let stream = tokio::net::TcpStream::connect(addr)
         .await
         .expect("connect to the metrics listener");
-    let (status, body) = caravan_spoke::control::exchange(stream, "GET", path, &[], Vec::new())
+    let (status, body) = caravan_spoke::client::exchange(stream, "GET", path, &[], Vec::new())
         .await
         .expect("an HTTP answer");
     (status.as_u16(), String::from_utf8_lossy(&body).into_owned())

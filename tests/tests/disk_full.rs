@@ -235,7 +235,7 @@ async fn retry_after(net: &Net, path: &str, token: &str, doc: &[u8]) -> Option<S
         .await
         .unwrap();
     let auth = format!("Bearer {token}");
-    let (status, headers, _) = caravan_spoke::control::exchange_full(
+    let (status, headers, _) = caravan_spoke::client::exchange_full(
         stream,
         "POST",
         path,

@@ -433,7 +433,7 @@ async fn a_full_room_answers_503_and_an_idle_body_is_cut() {
     let started = Instant::now();
     let stream = TcpStream::connect(addr).await.unwrap();
     let auth = format!("Bearer {token}");
-    let (status, headers, body) = caravan_spoke::control::exchange_full(
+    let (status, headers, body) = caravan_spoke::client::exchange_full(
         stream,
         "POST",
         "/api/v1/documents?to=CN&type=e-co",

@@ -144,13 +144,13 @@ pub fn create(dir: &Path, spokes: &[ParticipantId], engine: EngineKind) -> anyho
             format!("{}\n", signing.public().to_base64()),
         )?;
         // The national single window's bearer token; the config keeps only its SHA-256.
-        let (token, token_sha256) = caravan_spoke::nsw::new_token();
+        let (token, token_sha256) = caravan_spoke::api::nsw::new_token();
         caravan_common::signing::write_secret_file(
             &spoke_dir.join("nsw-token"),
             format!("{token}\n").as_bytes(),
         )?;
         // An officer login for the console: user `officer`, a random password.
-        let (password, _) = caravan_spoke::nsw::new_token();
+        let (password, _) = caravan_spoke::api::nsw::new_token();
         let password = &password[..20];
         caravan_common::signing::write_secret_file(
             &spoke_dir.join("officer.txt"),
@@ -174,13 +174,14 @@ pub fn create(dir: &Path, spokes: &[ParticipantId], engine: EngineKind) -> anyho
                     sha256: token_sha256,
                 }],
                 webhook_url: None,
+                webhook: Default::default(),
             }),
             metrics_listen: Some(format!("127.0.0.1:{}", free_port()?)),
             console: Some(ConsoleFile {
                 listen: format!("127.0.0.1:{}", free_port()?),
                 officers: vec![OfficerFile {
                     user: "officer".into(),
-                    password_hash: caravan_spoke::console::hash_password(password),
+                    password_hash: caravan_spoke::api::console::hash_password(password),
                 }],
             }),
             net: Default::default(),

@@ -201,7 +201,7 @@ async fn control(
     body: Vec<u8>,
 ) -> anyhow::Result<Value> {
     let socket = dir.join(id.as_str()).join("data").join("control.sock");
-    let bytes = caravan_spoke::control::call(&socket, method, path, body).await?;
+    let bytes = caravan_spoke::client::call(&socket, method, path, body).await?;
     Ok(serde_json::from_slice(&bytes)?)
 }
 
@@ -306,7 +306,7 @@ async fn exchange(dir: &Path, spokes: &[ParticipantId]) -> anyhow::Result<bool> 
             },
         )
         .await?;
-        let payload = caravan_spoke::control::call(
+        let payload = caravan_spoke::client::call(
             &dir.join(trip.to.as_str()).join("data").join("control.sock"),
             "GET",
             &format!("/v1/inbox/{message_id}/payload"),

@@ -205,7 +205,7 @@ fn memory_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
 async fn flushes(metrics: std::net::SocketAddr) -> anyhow::Result<u64> {
     let stream = tokio::net::TcpStream::connect(metrics).await?;
     let (_, body) =
-        caravan_spoke::control::exchange(stream, "GET", "/metrics", &[], Vec::new()).await?;
+        caravan_spoke::client::exchange(stream, "GET", "/metrics", &[], Vec::new()).await?;
     String::from_utf8_lossy(&body)
         .lines()
         .find_map(|l| l.strip_prefix("caravan_hub_store_flushes_total "))
@@ -343,7 +343,7 @@ async fn bench(cli: Cli) -> anyhow::Result<bool> {
         let socket = dir.join(id.as_str()).join("data").join("control.sock");
         let start = Instant::now();
         loop {
-            let connected = caravan_spoke::control::call(&socket, "GET", "/v1/health", Vec::new())
+            let connected = caravan_spoke::client::call(&socket, "GET", "/v1/health", Vec::new())
                 .await
                 .ok()
                 .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
@@ -370,7 +370,7 @@ async fn bench(cli: Cli) -> anyhow::Result<bool> {
     for id in &ids {
         let config = caravan_spoke::Config::load(&spoke_config(&dir, *id))
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let channel = caravan_spoke::spoke::hub_channel(&config)?;
+        let channel = caravan_spoke::hub::hub_channel(&config)?;
         let client = ExchangeClient::new(channel)
             .max_decoding_message_size(limit)
             .max_encoding_message_size(limit);

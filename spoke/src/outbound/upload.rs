@@ -9,7 +9,7 @@
 //! Either is answered 408 `BODY_TIMEOUT` and the room it held is given back at once. When the
 //! room is full, a send waits at most `room_wait` for it, then gets 503 `NO_ROOM_TO_SEND` with
 //! `Retry-After` (two half-received documents each waiting for the other's room end this way
-//! too). The room a document holds goes with it into the outbox ([`crate::spoke::Outgoing`]).
+//! too). The room a document holds goes with it into the outbox ([`crate::outbound::Outgoing`]).
 
 use std::{
     sync::{
@@ -21,93 +21,18 @@ use std::{
 
 use axum::body::Body;
 use http_body_util::BodyExt;
-use serde::{Deserialize, Serialize};
 use tokio::{
     sync::{OwnedSemaphorePermit, Semaphore},
     time::Instant,
 };
 use tracing::{info, warn};
 
-use caravan_common::{config::Problems, net::BodyIdle};
+use caravan_common::net::BodyIdle;
 
-/// Default grace period before the minimum rate applies, in seconds.
-pub const DEFAULT_GRACE_SECS: u64 = 20;
-/// Default minimum average rate of a body after the grace period, in bytes per second.
-pub const DEFAULT_MIN_RATE: u64 = 500;
-/// Default longest wait for room among `payload_in_flight_mib`, in seconds.
-pub const DEFAULT_ROOM_WAIT_SECS: u64 = 30;
+use crate::config::UploadRules;
+
 /// The `Retry-After` of a send refused for want of room, in seconds.
 pub const RETRY_AFTER_SECS: u64 = 5;
-
-/// The `[upload]` table of the spoke's config.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UploadFile {
-    /// Seconds a document's body may take before the minimum rate applies.
-    #[serde(default = "default_grace")]
-    pub grace_secs: u64,
-    /// After the grace period, the body must have arrived at this average rate (bytes/s) at
-    /// least: each `min_rate_bytes_per_sec` bytes received buy one more second.
-    #[serde(default = "default_min_rate")]
-    pub min_rate_bytes_per_sec: u64,
-    /// Seconds a send waits for room among `payload_in_flight_mib` before it is answered 503.
-    #[serde(default = "default_room_wait")]
-    pub room_wait_secs: u64,
-}
-
-fn default_grace() -> u64 {
-    DEFAULT_GRACE_SECS
-}
-fn default_min_rate() -> u64 {
-    DEFAULT_MIN_RATE
-}
-fn default_room_wait() -> u64 {
-    DEFAULT_ROOM_WAIT_SECS
-}
-
-impl Default for UploadFile {
-    fn default() -> Self {
-        Self {
-            grace_secs: DEFAULT_GRACE_SECS,
-            min_rate_bytes_per_sec: DEFAULT_MIN_RATE,
-            room_wait_secs: DEFAULT_ROOM_WAIT_SECS,
-        }
-    }
-}
-
-impl UploadFile {
-    /// The rules, every problem recorded under `upload.<field>`.
-    pub fn check(&self, problems: &mut Problems) -> UploadRules {
-        if !(1..=3600).contains(&self.grace_secs) {
-            problems.push("upload.grace_secs: must be between 1 and 3600 seconds");
-        }
-        if self.min_rate_bytes_per_sec == 0 {
-            problems.push("upload.min_rate_bytes_per_sec: must be at least 1");
-        }
-        if !(1..=3600).contains(&self.room_wait_secs) {
-            problems.push("upload.room_wait_secs: must be between 1 and 3600 seconds");
-        }
-        UploadRules {
-            grace: Duration::from_secs(self.grace_secs),
-            min_rate: self.min_rate_bytes_per_sec.max(1),
-            room_wait: Duration::from_secs(self.room_wait_secs),
-        }
-    }
-}
-
-/// The checked rules; see [`UploadFile`].
-#[derive(Debug, Clone, Copy)]
-pub struct UploadRules {
-    pub grace: Duration,
-    pub min_rate: u64,
-    pub room_wait: Duration,
-}
-
-impl Default for UploadRules {
-    fn default() -> Self {
-        UploadFile::default().check(&mut Problems::default())
-    }
-}
 
 /// Why a document was not taken in.
 #[derive(Debug, thiserror::Error)]

@@ -40,7 +40,7 @@ use caravan_proto::{
 };
 
 use crate::{
-    spoke::blocking,
+    rt::blocking,
     store::{LogAlarm, LogHeadRecord, SpokeStore},
 };
 

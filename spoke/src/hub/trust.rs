@@ -1,4 +1,4 @@
-//! The trust list this spoke holds: fetched from the hub, believed only if the pinned anchor
+//! The trust list this spoke holds (owned here): fetched from the hub, believed only if the pinned anchor
 //! key signed it and it is not older than the one held, kept durably, and followed as the hub
 //! issues new versions.
 //!
@@ -17,7 +17,7 @@ use caravan_common::{Refusal, RefusalCode, Timestamp, signing::PublicKey, trust:
 use caravan_proto::{trust_list, v1, v1::trust_anchor_client::TrustAnchorClient};
 
 use crate::{
-    spoke::{Backoff, blocking},
+    rt::{Backoff, Shutdown, blocking},
     store::{SpokeStore, StoreError},
 };
 
@@ -42,30 +42,53 @@ pub struct TrustHolder {
 /// Why the held list could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum TrustError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
+    /// The store could not be read: a disk or store failure, not a judgement of the list.
+    #[error("cannot read the stored trust list: {0}")]
+    Store(#[source] StoreError),
+    /// The stored list was read, and is not one the pinned anchor signed.
     #[error("the stored trust list is not valid for the pinned anchor: {0}")]
-    Invalid(Refusal),
+    Invalid(#[source] Refusal),
+}
+
+/// Why a list the hub offered was not kept.
+#[derive(Debug, thiserror::Error)]
+pub enum OfferError {
+    /// Forged, for another anchor, or older than the list held: the held one stays.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    /// A good list that could not be kept (a disk or store failure): the held one stays, and
+    /// the hub's is judged again at the next offer.
+    #[error("cannot keep the trust list: {0}")]
+    Store(#[source] StoreError),
+}
+
+/// Judge what the store holds as the trust list (`read`, the store's answer): a store
+/// failure stays a store failure, never an invalid list.
+fn stored_list(
+    read: Result<Option<Vec<u8>>, StoreError>,
+    anchor: &PublicKey,
+) -> Result<Option<Held>, TrustError> {
+    let Some(bytes) = read.map_err(TrustError::Store)? else {
+        return Ok(None);
+    };
+    let signed = v1::SignedTrustList::decode(bytes.as_slice()).map_err(|e| {
+        TrustError::Invalid(Refusal::new(RefusalCode::InvalidTrustList, e.to_string()))
+    })?;
+    let (_, set) = trust_list::open(&signed, anchor).map_err(TrustError::Invalid)?;
+    Ok(Some(Held { set, signed }))
 }
 
 impl TrustHolder {
     /// Load the last good list from the store (checked again: the store is not trusted more
     /// than the network).
     pub fn load(anchor: PublicKey, store: Arc<SpokeStore>) -> Result<Self, TrustError> {
-        let held = match store.trust_list()? {
-            Some(bytes) => {
-                let signed = v1::SignedTrustList::decode(bytes.as_slice()).map_err(|e| {
-                    TrustError::Invalid(Refusal::new(RefusalCode::InvalidTrustList, e.to_string()))
-                })?;
-                let (_, set) = trust_list::open(&signed, &anchor).map_err(TrustError::Invalid)?;
-                info!(
-                    version = set.info.version,
-                    "trust list loaded from the store"
-                );
-                Some(Arc::new(Held { set, signed }))
-            }
-            None => None,
-        };
+        let held = stored_list(store.trust_list(), &anchor)?.map(|held| {
+            info!(
+                version = held.set.info.version,
+                "trust list loaded from the store"
+            );
+            Arc::new(held)
+        });
         Ok(Self {
             anchor,
             store,
@@ -106,17 +129,17 @@ impl TrustHolder {
 
     /// Judge a list from the hub: keep it (durably) if genuine and newer. Returns whether it
     /// replaced the held one.
-    pub async fn offer(&self, signed: v1::SignedTrustList) -> Result<bool, Refusal> {
+    pub async fn offer(&self, signed: v1::SignedTrustList) -> Result<bool, OfferError> {
         let (_, set) = trust_list::open(&signed, &self.anchor)?;
         let held = self.version();
         let version = set.info.version;
         if version < held {
-            return Err(Refusal::new(
+            return Err(OfferError::Refused(Refusal::new(
                 RefusalCode::TrustListRollback,
                 format!(
                     "the hub offered trust list version {version}, older than the version {held} held"
                 ),
-            ));
+            )));
         }
         if version == held {
             return Ok(false);
@@ -127,12 +150,7 @@ impl TrustHolder {
             store.flush()
         })
         .await
-        .map_err(|e| {
-            Refusal::new(
-                RefusalCode::InvalidTrustList,
-                format!("cannot keep the list: {e}"),
-            )
-        })?;
+        .map_err(OfferError::Store)?;
         info!(version, next_update = ?set.info.next_update, "trust list updated");
         self.current
             .send_replace(Some(Arc::new(Held { set, signed })));
@@ -141,7 +159,7 @@ impl TrustHolder {
 
     /// Follow the hub's trust list until `shutdown`: watch for new versions, reconnect with
     /// backoff, and warn while the held list is stale.
-    pub async fn follow(self: Arc<Self>, channel: Channel, mut shutdown: watch::Receiver<bool>) {
+    pub async fn follow(self: Arc<Self>, channel: Channel, mut shutdown: Shutdown) {
         let mut backoff = Backoff::default();
         loop {
             let outcome = tokio::select! {
@@ -192,8 +210,14 @@ impl TrustHolder {
 
     /// Offer a list; a forged or rolled-back one is refused, loudly, and the held one kept.
     async fn judge_offer(&self, signed: v1::SignedTrustList) {
-        if let Err(refusal) = self.offer(signed).await {
-            error!(code = %refusal.code, detail = %refusal.detail, "trust list refused");
+        match self.offer(signed).await {
+            Ok(_) => {}
+            Err(OfferError::Refused(refusal)) => {
+                error!(code = %refusal.code, detail = %refusal.detail, "trust list refused")
+            }
+            Err(OfferError::Store(e)) => {
+                error!(cause = %e, "trust list not kept: the store failed; the held list stays in force")
+            }
         }
     }
 
@@ -233,5 +257,38 @@ impl TrustHolder {
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use caravan_common::signing::SigningKey;
+
+    use super::*;
+
+    #[test]
+    fn a_store_failure_is_not_an_invalid_list() {
+        let anchor = SigningKey::generate().public().clone();
+        let failed = stored_list(Err(StoreError::Backend("disk I/O error".into())), &anchor);
+        let e = failed.unwrap_err();
+        assert!(matches!(e, TrustError::Store(_)), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "cannot read the stored trust list: store: disk I/O error"
+        );
+        assert!(std::error::Error::source(&e).is_some());
+    }
+
+    #[test]
+    fn stored_bytes_that_are_no_list_are_invalid() {
+        let anchor = SigningKey::generate().public().clone();
+        let e = stored_list(Ok(Some(b"\xff\xff not a list".to_vec())), &anchor).unwrap_err();
+        assert!(matches!(e, TrustError::Invalid(_)), "{e:?}");
+        assert!(
+            e.to_string()
+                .starts_with("the stored trust list is not valid"),
+            "{e}"
+        );
+        assert!(stored_list(Ok(None), &anchor).unwrap().is_none());
     }
 }

@@ -10,7 +10,6 @@
 
 use std::{
     collections::HashMap,
-    net::SocketAddr,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -28,15 +27,16 @@ use serde::Deserialize;
 use subtle::ConstantTimeEq;
 use tracing::{info, warn};
 
-use caravan_common::{
-    MessageId, Timestamp, envelope::to_hex, html::escape as esc, trust::KeyStatus,
-};
+use caravan_common::{MessageId, Timestamp, html::escape as esc, trust::KeyStatus};
 
 use crate::{
+    config::Officer,
     document,
-    spoke::{Spoke, blocking},
+    rt::blocking,
     store::{InboxRecord, Verification},
 };
+
+use super::Api;
 
 /// Failed logins before an account is locked.
 const MAX_FAILURES: u32 = 5;
@@ -46,20 +46,6 @@ const LOCKOUT: Duration = Duration::from_secs(15 * 60);
 const SESSION_LIFE: Duration = Duration::from_secs(8 * 3600);
 const SESSION_COOKIE: &str = "caravan_session";
 const LOGIN_COOKIE: &str = "caravan_login";
-
-/// An officer account: a user name and an argon2 password hash (PHC string).
-#[derive(Debug, Clone)]
-pub struct Officer {
-    pub user: String,
-    pub password_hash: String,
-}
-
-/// The console's configuration, checked.
-#[derive(Debug, Clone)]
-pub struct ConsoleConfig {
-    pub listen: SocketAddr,
-    pub officers: Vec<Officer>,
-}
 
 /// Hash a password for the config (argon2id with a random salt).
 pub fn hash_password(password: &str) -> String {
@@ -85,7 +71,7 @@ struct Failures {
 
 /// The console's state. The maps are `std` mutexes: held for a lookup, never across an await.
 pub struct Console {
-    spoke: Arc<Spoke>,
+    api: Api,
     officers: Vec<Officer>,
     sessions: Mutex<HashMap<String, Session>>,
     failures: Mutex<HashMap<String, Failures>>,
@@ -94,7 +80,7 @@ pub struct Console {
 fn random_token() -> String {
     let mut bytes = [0u8; 32];
     rand_core::OsRng.fill_bytes(&mut bytes);
-    to_hex(&bytes)
+    hex::encode(bytes)
 }
 
 fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -142,9 +128,9 @@ fn page(title: &str, user: Option<(&str, &str)>, body: &str) -> Html<String> {
 }
 
 /// The console's routes.
-pub fn router(spoke: Arc<Spoke>, officers: Vec<Officer>) -> Router {
+pub fn router(api: Api, officers: Vec<Officer>) -> Router {
     let console = Arc::new(Console {
-        spoke,
+        api,
         officers,
         sessions: Mutex::default(),
         failures: Mutex::default(),
@@ -391,7 +377,7 @@ async fn inbox(
     let Some((user, csrf)) = c.session(&headers) else {
         return Redirect::to("/console/login").into_response();
     };
-    let store = c.spoke.store.clone();
+    let store = c.api.store.clone();
     let filters = f.clone();
     let listed = blocking(move || {
         let total = store.inbox_len()?;
@@ -494,7 +480,7 @@ struct CheckLine {
 /// The verification panel: each check, and why it passed or failed.
 fn checks(c: &Console, r: &InboxRecord, all: &[InboxRecord]) -> Vec<CheckLine> {
     let mut lines = Vec::new();
-    let held = c.spoke.trust().current();
+    let held = c.api.hub.trust().current();
     match &r.verification {
         Verification::Verified { notes } => {
             lines.push(CheckLine {
@@ -644,7 +630,7 @@ async fn load(c: &Console, id: &str) -> Result<(InboxRecord, Vec<InboxRecord>, V
     let id: MessageId = id
         .parse()
         .map_err(|_| (StatusCode::NOT_FOUND, "no such document").into_response())?;
-    let store = c.spoke.store.clone();
+    let store = c.api.store.clone();
     let result = blocking(move || {
         let record = store.inbox_find(id)?.into_iter().next();
         let (payload, replacements) = match &record {

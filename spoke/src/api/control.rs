@@ -7,7 +7,7 @@
 //! | method | path                              | answer                                  |
 //! |--------|-----------------------------------|-----------------------------------------|
 //! | GET    | `/v1/health`                      | participant, hub connection             |
-//! | POST   | `/v1/documents?to=&type=[&document_id=][&supersedes=]` | body: the document; [`crate::spoke::Sent`] |
+//! | POST   | `/v1/documents?to=&type=[&document_id=][&supersedes=]` | body: the document; [`SentView`] |
 //! | GET    | `/v1/inbox[?since=][&limit=]`     | list of [`InboxItem`], oldest first, a page of at most [`INBOX_PAGE`] |
 //! | GET    | `/v1/inbox/{id}[?sender=]`        | the full [`InboxRecord`]                |
 //! | GET    | `/v1/inbox/{id}/payload[?sender=]`| the document bytes                      |
@@ -18,7 +18,7 @@
 //!
 //! Errors are `{"error": {"code": "...", "message": "..."}}` with a fitting HTTP status.
 
-use std::{path::Path, sync::Arc};
+use std::sync::Arc;
 
 use axum::{
     Json, Router,
@@ -28,36 +28,24 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use caravan_common::{DocumentType, MessageId, ParticipantId, Refusal, Timestamp, trust::view};
 
 use crate::{
     document::Problem,
-    spoke::{Content, Outgoing, SendError, Spoke, blocking},
-    store::{
-        AckRecord, InboxRecord, ResponseBody, SentRecord, SentState, StateChange, StoreError,
-        Verification,
-    },
-    upload::UploadError,
+    outbound::{Content, Outgoing, SendError, upload::UploadError},
+    rt::blocking,
+    store::{InboxRecord, ResponseBody, SentState, StateChange, StoreError, Verification},
 };
 
-/// An error answer.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ApiError {
-    pub code: String,
-    pub message: String,
-}
-
-#[derive(Serialize, Deserialize)]
-struct ErrorBody {
-    error: ApiError,
-    /// For a refused document: each problem, with the field and rule it breaks.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    problems: Vec<Problem>,
-}
+use super::{
+    Api,
+    views::{
+        ApiError, ErrorBody, Health, InboxDetail, InboxItem, LogView, SentView, StatusView,
+        TrustListView,
+    },
+};
 
 /// An error answer: status, error, the problems of a refused document, extra headers.
 struct Failure(
@@ -131,7 +119,7 @@ impl From<UploadError> for Failure {
                     Self::new(StatusCode::SERVICE_UNAVAILABLE, "NO_ROOM_TO_SEND", message);
                 failure.3.push((
                     header::RETRY_AFTER,
-                    header::HeaderValue::from(crate::upload::RETRY_AFTER_SECS),
+                    header::HeaderValue::from(crate::outbound::upload::RETRY_AFTER_SECS),
                 ));
                 failure
             }
@@ -222,14 +210,14 @@ fn bad_request(message: impl Into<String>) -> Failure {
 }
 
 /// The routes, over the running spoke.
-pub fn router(spoke: Arc<Spoke>, max_payload_bytes: usize) -> Router {
+pub fn router(api: Api, max_payload_bytes: usize) -> Router {
     Router::new()
         .nest("/v1", routes(max_payload_bytes))
-        .with_state(spoke)
+        .with_state(api)
 }
 
 /// The operations, shared by the control API (`/v1`) and the NSW API (`/api/v1`).
-pub fn routes(max_payload_bytes: usize) -> Router<Arc<Spoke>> {
+pub fn routes(max_payload_bytes: usize) -> Router<Api> {
     Router::new()
         .route("/health", get(health))
         .route("/documents", post(send))
@@ -246,22 +234,16 @@ pub fn routes(max_payload_bytes: usize) -> Router<Arc<Spoke>> {
         .layer(DefaultBodyLimit::max(max_payload_bytes.saturating_add(1)))
 }
 
-#[derive(Serialize, Deserialize)]
-pub struct Health {
-    pub participant: String,
-    pub hub_connected: bool,
-}
-
-async fn health(State(spoke): State<Arc<Spoke>>) -> Json<Health> {
+async fn health(State(api): State<Api>) -> Json<Health> {
     Json(Health {
-        participant: spoke.me.to_string(),
-        hub_connected: spoke.hub_connected(),
+        participant: api.me.to_string(),
+        hub_connected: api.hub.connected(),
     })
 }
 
 /// The trust list the spoke holds, or 503 while the hub has not yet been reached.
-fn held_trust(spoke: &Spoke) -> Result<Arc<crate::trust::Held>, Failure> {
-    spoke.trust().current().ok_or_else(|| {
+fn held_trust(api: &Api) -> Result<Arc<crate::hub::trust::Held>, Failure> {
+    api.hub.trust().current().ok_or_else(|| {
         Failure::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "NO_TRUST_LIST",
@@ -270,27 +252,19 @@ fn held_trust(spoke: &Spoke) -> Result<Arc<crate::trust::Held>, Failure> {
     })
 }
 
-/// What this spoke verified of the hub's exchange log, and every alarm kept.
-#[derive(Serialize)]
-struct LogView {
-    last_verified_head: Option<crate::store::LogHeadRecord>,
-    alarms_total: u64,
-    alarms: Vec<crate::store::LogAlarm>,
-}
-
-async fn exchange_log(State(spoke): State<Arc<Spoke>>) -> Result<Json<LogView>, Failure> {
-    let store = spoke.store.clone();
+async fn exchange_log(State(api): State<Api>) -> Result<Json<LogView>, Failure> {
+    let store = api.store.clone();
     let (alarms, alarms_total) = blocking(move || store.log_alarms()).await?;
     Ok(Json(LogView {
-        last_verified_head: spoke.log.last(),
+        last_verified_head: api.hub.log().last(),
         alarms_total,
         alarms,
     }))
 }
 
-async fn trust_list(State(spoke): State<Arc<Spoke>>) -> Result<Json<view::TrustListView>, Failure> {
-    let held = held_trust(&spoke)?;
-    Ok(Json(view::view(&held.set, Timestamp::now())))
+async fn trust_list(State(api): State<Api>) -> Result<Json<TrustListView>, Failure> {
+    let held = held_trust(&api)?;
+    Ok(Json(view::view(&held.set, Timestamp::now()).into()))
 }
 
 #[derive(Deserialize)]
@@ -307,11 +281,11 @@ struct SendQuery {
 }
 
 async fn send(
-    State(spoke): State<Arc<Spoke>>,
+    State(api): State<Api>,
     Query(q): Query<SendQuery>,
     request: axum::extract::Request,
 ) -> Result<Response, Failure> {
-    let max = spoke.max_payload_bytes();
+    let max = api.outbound.max_payload_bytes();
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -321,7 +295,7 @@ async fn send(
         return Err(UploadError::TooLarge(max).into());
     }
     // Room among the documents being taken in at the same moment, as the bytes arrive.
-    let (body, room) = spoke.take_in(request.into_body()).await?;
+    let (body, room) = api.outbound.take_in(request.into_body()).await?;
     let to: ParticipantId = q.to.parse().map_err(|e| bad_request(format!("to: {e}")))?;
     let document_type: DocumentType = q
         .document_type
@@ -336,7 +310,7 @@ async fn send(
         content: Content::Document(body),
         room: Some(room),
     };
-    queue(&spoke, outgoing, q.wait).await
+    queue(&api, outgoing, q.wait).await
 }
 
 fn message_id_param(name: &str, value: Option<&str>) -> Result<Option<MessageId>, Failure> {
@@ -350,9 +324,9 @@ fn message_id_param(name: &str, value: Option<&str>) -> Result<Option<MessageId>
 }
 
 /// Queue `outgoing`, waiting up to `wait` seconds for the hub's answer.
-async fn queue(spoke: &Spoke, outgoing: Outgoing, wait: Option<u64>) -> Result<Response, Failure> {
+async fn queue(api: &Api, outgoing: Outgoing, wait: Option<u64>) -> Result<Response, Failure> {
     let wait = wait.map(|s| std::time::Duration::from_secs(s.min(600)));
-    let sent = spoke.send(outgoing, wait).await?;
+    let sent = SentView::from(api.outbound.send(outgoing, wait).await?);
     // 202: queued, the hub has not answered (yet); 200: accepted, with its receipt.
     let status = if sent.receipt.is_some() {
         StatusCode::OK
@@ -371,17 +345,17 @@ struct AnswerRequest {
 
 /// An evidence bundle for a received document: verifiable offline with the anchor key.
 async fn evidence(
-    State(spoke): State<Arc<Spoke>>,
+    State(api): State<Api>,
     UrlPath(id): UrlPath<String>,
     Query(q): Query<SenderQuery>,
 ) -> Result<Json<crate::evidence::Bundle>, Failure> {
-    let record = find(&spoke, &id, q.sender.as_deref()).await?;
-    let store = spoke.store.clone();
+    let record = find(&api, &id, q.sender.as_deref()).await?;
+    let store = api.store.clone();
     let (sender, message_id) = (record.sender, record.message_id);
     let payload = blocking(move || store.payload(sender, message_id))
         .await?
         .ok_or_else(|| StoreError::Corrupt(format!("payload of {id} is missing")))?;
-    let held = held_trust(&spoke)?;
+    let held = held_trust(&api)?;
     let e = &record.evidence;
     let bundle = crate::evidence::bundle(
         &e.header,
@@ -398,7 +372,7 @@ async fn evidence(
 
 /// Answer a received document with a decision, sent back to its sender, linked to it.
 async fn answer(
-    State(spoke): State<Arc<Spoke>>,
+    State(api): State<Api>,
     UrlPath(id): UrlPath<String>,
     body: Bytes,
 ) -> Result<Response, Failure> {
@@ -408,7 +382,7 @@ async fn answer(
             "the answer must be {{\"decision\": \"accepted\"|\"rejected\", \"reason\"?: text}}: {e}"
         ))
     })?;
-    let original = find(&spoke, &id, None).await?;
+    let original = find(&api, &id, None).await?;
     let document_type = original.document_type.ok_or_else(|| {
         Failure::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -425,48 +399,7 @@ async fn answer(
         content: Content::Response(request.body),
         room: None,
     };
-    queue(&spoke, outgoing, request.wait).await
-}
-
-/// One line of the inbox listing.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct InboxItem {
-    /// Arrival order: list again with `since` set to the last cursor seen.
-    pub cursor: u64,
-    pub message_id: String,
-    pub sender: String,
-    pub document_type: Option<String>,
-    pub document_id: Option<String>,
-    pub verified: bool,
-    pub verification: Verification,
-    pub received_at: Timestamp,
-    pub accepted_at: Option<Timestamp>,
-    pub payload_length: u64,
-    pub supersedes: Option<String>,
-    pub in_reply_to: Option<String>,
-    pub response: Option<ResponseBody>,
-    pub summary: Option<crate::document::Summary>,
-}
-
-impl From<&InboxRecord> for InboxItem {
-    fn from(r: &InboxRecord) -> Self {
-        Self {
-            cursor: 0,
-            message_id: r.message_id.to_string(),
-            sender: r.sender.to_string(),
-            document_type: r.document_type.map(|t| t.to_string()),
-            document_id: r.document_id.clone(),
-            verified: matches!(r.verification, Verification::Verified { .. }),
-            verification: r.verification.clone(),
-            received_at: r.received_at,
-            accepted_at: r.accepted_at,
-            payload_length: r.payload_length,
-            supersedes: r.supersedes.map(|s| s.to_string()),
-            in_reply_to: r.in_reply_to.map(|s| s.to_string()),
-            response: r.response.clone(),
-            summary: r.summary.clone(),
-        }
-    }
+    queue(&api, outgoing, request.wait).await
 }
 
 #[derive(Deserialize)]
@@ -483,10 +416,10 @@ struct InboxQuery {
 pub const INBOX_PAGE: usize = 1000;
 
 async fn inbox(
-    State(spoke): State<Arc<Spoke>>,
+    State(api): State<Api>,
     Query(q): Query<InboxQuery>,
 ) -> Result<Json<Vec<InboxItem>>, Failure> {
-    let store = spoke.store.clone();
+    let store = api.store.clone();
     let (since, limit) = (q.since, q.limit.unwrap_or(INBOX_PAGE).clamp(1, INBOX_PAGE));
     let records = blocking(move || store.inbox_since(since, limit)).await?;
     Ok(Json(
@@ -505,12 +438,12 @@ struct SenderQuery {
     sender: Option<String>,
 }
 
-async fn find(spoke: &Spoke, id: &str, sender: Option<&str>) -> Result<InboxRecord, Failure> {
+async fn find(api: &Api, id: &str, sender: Option<&str>) -> Result<InboxRecord, Failure> {
     let id: MessageId = id.parse().map_err(|e| bad_request(format!("{e}")))?;
     let sender: Option<ParticipantId> = sender
         .map(|s| s.parse().map_err(|e| bad_request(format!("sender: {e}"))))
         .transpose()?;
-    let store = spoke.store.clone();
+    let store = api.store.clone();
     let mut found = blocking(move || store.inbox_find(id)).await?;
     found.retain(|r| sender.is_none_or(|s| r.sender == s));
     match found.len() {
@@ -528,25 +461,16 @@ async fn find(spoke: &Spoke, id: &str, sender: Option<&str>) -> Result<InboxReco
     }
 }
 
-/// A received document: its record, and the fields an officer checks.
-#[derive(Debug, Serialize)]
-pub struct InboxDetail {
-    #[serde(flatten)]
-    pub record: InboxRecord,
-    /// Read from the document only when it verified: what is not genuine is not interpreted.
-    pub fields: Vec<crate::document::Field>,
-}
-
 async fn inbox_entry(
-    State(spoke): State<Arc<Spoke>>,
+    State(api): State<Api>,
     UrlPath(id): UrlPath<String>,
     Query(q): Query<SenderQuery>,
 ) -> Result<Json<InboxDetail>, Failure> {
-    let record = find(&spoke, &id, q.sender.as_deref()).await?;
+    let record = find(&api, &id, q.sender.as_deref()).await?;
     let verified = matches!(record.verification, Verification::Verified { .. });
     let fields = match (verified, record.content_type.as_deref()) {
         (true, Some("application/xml")) => {
-            let store = spoke.store.clone();
+            let store = api.store.clone();
             let (sender, message_id) = (record.sender, record.message_id);
             let payload = blocking(move || store.payload(sender, message_id))
                 .await?
@@ -561,12 +485,12 @@ async fn inbox_entry(
 }
 
 async fn payload(
-    State(spoke): State<Arc<Spoke>>,
+    State(api): State<Api>,
     UrlPath(id): UrlPath<String>,
     Query(q): Query<SenderQuery>,
 ) -> Result<Response, Failure> {
-    let record = find(&spoke, &id, q.sender.as_deref()).await?;
-    let store = spoke.store.clone();
+    let record = find(&api, &id, q.sender.as_deref()).await?;
+    let store = api.store.clone();
     let bytes = blocking(move || store.payload(record.sender, record.message_id))
         .await?
         .ok_or_else(|| StoreError::Corrupt(format!("payload of {id} is missing")))?;
@@ -574,26 +498,12 @@ async fn payload(
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
 }
 
-/// The state of a sent message and its history, as this spoke followed it from the hub, with
-/// the recipient's acknowledgement checked here.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct StatusView {
-    pub message_id: String,
-    /// `QUEUED`, `REFUSED`, `ACCEPTED`, `DELIVERED`, `ACKNOWLEDGED`, `REJECTED` or `EXPIRED`.
-    pub state: SentState,
-    pub transitions: Vec<StateChange>,
-    pub acknowledgement: Option<AckRecord>,
-    /// Business responses from the recipient, linked to this document.
-    pub responses: Vec<crate::store::AnswerRecord>,
-    pub sent: SentRecord,
-}
-
 async fn status(
-    State(spoke): State<Arc<Spoke>>,
+    State(api): State<Api>,
     UrlPath(id): UrlPath<String>,
 ) -> Result<Json<StatusView>, Failure> {
     let message_id: MessageId = id.parse().map_err(|e| bad_request(format!("{e}")))?;
-    let store = spoke.store.clone();
+    let store = api.store.clone();
     let sent = blocking(move || store.sent_entry(message_id))
         .await?
         .ok_or_else(|| {
@@ -622,123 +532,4 @@ async fn status(
         responses: sent.responses.clone(),
         sent,
     }))
-}
-
-// === client ===
-
-/// One HTTP/1.1 request over `io` (a Unix or TCP stream); returns the status and body.
-pub async fn exchange<S>(
-    io: S,
-    method: &str,
-    path_and_query: &str,
-    headers: &[(&str, &str)],
-    body: Vec<u8>,
-) -> Result<(StatusCode, Bytes), ClientError>
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
-{
-    let (status, _, body) = exchange_full(io, method, path_and_query, headers, body).await?;
-    Ok((status, body))
-}
-
-/// [`exchange`], also returning the response headers (name, value).
-pub async fn exchange_full<S>(
-    io: S,
-    method: &str,
-    path_and_query: &str,
-    headers: &[(&str, &str)],
-    body: Vec<u8>,
-) -> Result<(StatusCode, Vec<(String, String)>, Bytes), ClientError>
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
-{
-    let protocol = |e: &dyn std::fmt::Display| ClientError::Protocol(e.to_string());
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
-        .await
-        .map_err(|e| ClientError::NotRunning {
-            socket: String::new(),
-            cause: e.to_string(),
-        })?;
-    tokio::spawn(connection);
-    let mut request = hyper::Request::builder()
-        .method(method)
-        .uri(path_and_query)
-        .header(header::HOST, "caravan-spoke");
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let request = request
-        .body(Full::new(Bytes::from(body)))
-        .map_err(|e| protocol(&e))?;
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|e| protocol(&e))?;
-    let status = response.status();
-    let headers = response
-        .headers()
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_owned(),
-                v.to_str().unwrap_or_default().to_owned(),
-            )
-        })
-        .collect();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| protocol(&e))?
-        .to_bytes();
-    Ok((status, headers, bytes))
-}
-
-/// Why the CLI could not get an answer.
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    /// The spoke is not running (or not on this socket).
-    #[error(
-        "cannot reach the running spoke at {socket}: {cause} (is `caravan-spoke run` running with this config?)"
-    )]
-    NotRunning { socket: String, cause: String },
-    /// The spoke answered with an error.
-    #[error("{}: {}", .0.code, .0.message)]
-    Api(ApiError, StatusCode),
-    /// The exchange failed half-way.
-    #[error("control API: {0}")]
-    Protocol(String),
-}
-
-/// A request to the control API of the spoke listening on `socket`; returns the body of a
-/// successful answer.
-pub async fn call(
-    socket: &Path,
-    method: &str,
-    path_and_query: &str,
-    body: Vec<u8>,
-) -> Result<Bytes, ClientError> {
-    let not_running = |e: &dyn std::fmt::Display| ClientError::NotRunning {
-        socket: socket.display().to_string(),
-        cause: e.to_string(),
-    };
-    let stream = tokio::net::UnixStream::connect(socket)
-        .await
-        .map_err(|e| not_running(&e))?;
-    let (status, bytes) = exchange(stream, method, path_and_query, &[], body)
-        .await
-        .map_err(|e| match e {
-            ClientError::NotRunning { cause, .. } => not_running(&cause),
-            other => other,
-        })?;
-    if status.is_success() {
-        return Ok(bytes);
-    }
-    let error = serde_json::from_slice::<ErrorBody>(&bytes)
-        .map(|b| b.error)
-        .unwrap_or_else(|_| ApiError {
-            code: format!("HTTP_{}", status.as_u16()),
-            message: String::from_utf8_lossy(&bytes).chars().take(500).collect(),
-        });
-    Err(ClientError::Api(error, status))
 }

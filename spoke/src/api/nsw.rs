@@ -1,4 +1,5 @@
-//! The national single window's REST API: HTTP/JSON on the spoke, under `/api/v1`.
+//! The national single window's REST API (owned here): HTTP/JSON on the spoke, under
+//! `/api/v1`, and its OpenAPI document.
 //!
 //! The same operations as the local control API (submit, status, inbox since a cursor, payload,
 //! answer, evidence, trust list), authenticated with bearer tokens. The config stores only the
@@ -6,7 +7,7 @@
 //! time. Every request is logged with the caller's name, never with its body. The OpenAPI
 //! document at `/api/v1/openapi.json` describes the API and needs no token.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::sync::Arc;
 
 use axum::{
     Json, Router,
@@ -20,129 +21,30 @@ use rand_core::RngCore;
 use subtle::ConstantTimeEq;
 use tracing::{info, warn};
 
-use caravan_common::{envelope::to_hex, signing::sha256};
+use caravan_common::signing::sha256;
 
-use crate::{control, spoke::Spoke};
+use crate::config::Token;
 
-/// Documents the webhook push reads from the inbox at a time.
-const WEBHOOK_PAGE: usize = 100;
-
-/// A client of the API: a name for the logs, and the SHA-256 of its token.
-#[derive(Debug, Clone)]
-pub struct Token {
-    pub name: String,
-    pub sha256: [u8; 32],
-}
-
-/// The NSW API's configuration, checked.
-#[derive(Debug, Clone)]
-pub struct NswConfig {
-    pub listen: SocketAddr,
-    pub tokens: Vec<Token>,
-    /// Where received documents are pushed, if anywhere.
-    pub webhook: Option<axum::http::Uri>,
-}
-
-/// Push every received document to the NSW's webhook, in arrival order, each retried with
-/// backoff until the webhook answers 2xx; the position is kept in the store, so a restart
-/// neither skips nor repeats what was acknowledged.
-pub async fn push_webhooks(
-    spoke: Arc<Spoke>,
-    url: axum::http::Uri,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
-) {
-    let mut arrivals = spoke.arrivals();
-    let mut backoff = crate::spoke::Backoff::default();
-    let host = url.host().unwrap_or("localhost").to_owned();
-    let port = url.port_u16().unwrap_or(80);
-    let path = url
-        .path_and_query()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "/".into());
-    loop {
-        arrivals.borrow_and_update();
-        let store = spoke.store.clone();
-        let pending = crate::spoke::blocking(move || {
-            let after = store.webhook_cursor()?;
-            store.inbox_since(after, WEBHOOK_PAGE)
-        })
-        .await
-        .unwrap_or_default();
-        // A full page: more may wait behind it, pushed at once.
-        let more = pending.len() == WEBHOOK_PAGE;
-        let mut failed = false;
-        for (cursor, record) in pending {
-            let mut item = control::InboxItem::from(&record);
-            item.cursor = cursor;
-            let body = serde_json::to_vec(&item).expect("inbox items serialise");
-            let outcome = match tokio::net::TcpStream::connect((host.as_str(), port)).await {
-                Ok(stream) => {
-                    let headers = [
-                        ("content-type", "application/json"),
-                        ("x-caravan-event", "document.received"),
-                    ];
-                    control::exchange(stream, "POST", &path, &headers, body)
-                        .await
-                        .map(|(status, _)| status)
-                        .map_err(|e| e.to_string())
-                }
-                Err(e) => Err(e.to_string()),
-            };
-            match outcome {
-                Ok(status) if status.is_success() => {
-                    info!(message_id = %record.message_id, cursor, "pushed to the NSW webhook");
-                    let store = spoke.store.clone();
-                    if let Err(e) =
-                        crate::spoke::blocking(move || store.set_webhook_cursor(cursor)).await
-                    {
-                        warn!(cause = %e, "cannot keep the webhook position");
-                    }
-                }
-                other => {
-                    let why = match other {
-                        Ok(status) => format!("answered {status}"),
-                        Err(e) => e,
-                    };
-                    warn!(message_id = %record.message_id, why, "NSW webhook failed; will retry");
-                    failed = true;
-                    break;
-                }
-            }
-        }
-        let wait = if failed {
-            backoff.next_delay()
-        } else if more {
-            continue;
-        } else {
-            backoff.reset();
-            std::time::Duration::from_secs(3600)
-        };
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            changed = arrivals.changed(), if !failed => if changed.is_err() { return },
-            _ = shutdown.changed() => return,
-        }
-    }
-}
+use super::{Api, control};
 
 /// A new random token (256 bits, hex) and the SHA-256 (hex) to put in the config.
 pub fn new_token() -> (String, String) {
     let mut bytes = [0u8; 32];
     rand_core::OsRng.fill_bytes(&mut bytes);
-    let token = to_hex(&bytes);
-    let hash = to_hex(&sha256(token.as_bytes()));
+    let token = hex::encode(bytes);
+    let hash = hex::encode(sha256(token.as_bytes()));
     (token, hash)
 }
 
 /// The API's routes over the running spoke.
-pub fn router(spoke: Arc<Spoke>, max_payload_bytes: usize, tokens: Vec<Token>) -> Router {
+pub fn router(api: Api, max_payload_bytes: usize, tokens: Vec<Token>) -> Router {
     let tokens = Arc::new(tokens);
-    let api = control::routes(max_payload_bytes)
+    let routes = control::routes(max_payload_bytes)
         .route_layer(middleware::from_fn_with_state(tokens, authenticate));
     Router::new()
-        .nest("/api/v1", api)
+        .nest("/api/v1", routes)
         .route("/api/v1/openapi.json", get(openapi))
-        .with_state(spoke)
+        .with_state(api)
 }
 
 async fn authenticate(

@@ -1,0 +1,263 @@
+//! The control and NSW APIs' answers, as they travel in JSON: what the API promises its
+//! callers (the CLI, [`crate::client`], national single windows), apart from how the store
+//! keeps records, converted from the stored records here and nowhere else.
+
+use serde::{Deserialize, Serialize};
+
+use caravan_common::{Timestamp, trust::view};
+
+use crate::{
+    document::{Field, Problem, Summary},
+    outbound::Sent,
+    store::{
+        AckRecord, AnswerRecord, InboxRecord, LogAlarm, LogHeadRecord, ReceiptInfo, ResponseBody,
+        SentRecord, SentState, StateChange, Verification,
+    },
+};
+
+/// An error answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApiError {
+    pub code: String,
+    pub message: String,
+}
+
+/// The body of every error answer.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ApiError,
+    /// For a refused document: each problem, with the field and rule it breaks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<Problem>,
+}
+
+/// `GET /health`: who this spoke is, and whether its delivery stream to the hub is open.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Health {
+    pub participant: String,
+    pub hub_connected: bool,
+}
+
+/// What this spoke verified of the hub's exchange log, and every alarm kept.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogView {
+    pub last_verified_head: Option<LogHeadRecord>,
+    pub alarms_total: u64,
+    pub alarms: Vec<LogAlarm>,
+}
+
+/// One line of the inbox listing.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InboxItem {
+    /// Arrival order: list again with `since` set to the last cursor seen.
+    pub cursor: u64,
+    pub message_id: String,
+    pub sender: String,
+    pub document_type: Option<String>,
+    pub document_id: Option<String>,
+    pub verified: bool,
+    pub verification: Verification,
+    pub received_at: Timestamp,
+    pub accepted_at: Option<Timestamp>,
+    pub payload_length: u64,
+    pub supersedes: Option<String>,
+    pub in_reply_to: Option<String>,
+    pub response: Option<ResponseBody>,
+    pub summary: Option<Summary>,
+}
+
+impl From<&InboxRecord> for InboxItem {
+    fn from(r: &InboxRecord) -> Self {
+        Self {
+            cursor: 0,
+            message_id: r.message_id.to_string(),
+            sender: r.sender.to_string(),
+            document_type: r.document_type.map(|t| t.to_string()),
+            document_id: r.document_id.clone(),
+            verified: matches!(r.verification, Verification::Verified { .. }),
+            verification: r.verification.clone(),
+            received_at: r.received_at,
+            accepted_at: r.accepted_at,
+            payload_length: r.payload_length,
+            supersedes: r.supersedes.map(|s| s.to_string()),
+            in_reply_to: r.in_reply_to.map(|s| s.to_string()),
+            response: r.response.clone(),
+            summary: r.summary.clone(),
+        }
+    }
+}
+
+/// A received document: its record, and the fields an officer checks.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InboxDetail {
+    #[serde(flatten)]
+    pub record: InboxRecord,
+    /// Read from the document only when it verified: what is not genuine is not interpreted.
+    pub fields: Vec<Field>,
+}
+
+/// The state of a sent message and its history, as this spoke followed it from the hub, with
+/// the recipient's acknowledgement checked here.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusView {
+    pub message_id: String,
+    /// `QUEUED`, `REFUSED`, `ACCEPTED`, `DELIVERED`, `ACKNOWLEDGED`, `REJECTED` or `EXPIRED`.
+    pub state: SentState,
+    pub transitions: Vec<StateChange>,
+    pub acknowledgement: Option<AckRecord>,
+    /// Business responses from the recipient, linked to this document.
+    pub responses: Vec<AnswerRecord>,
+    pub sent: SentRecord,
+}
+
+/// The answer to a send: the document is in the outbox (`QUEUED`), or, when the caller waited,
+/// accepted by the hub (with its receipt).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SentView {
+    pub message_id: String,
+    pub document_id: String,
+    pub state: SentState,
+    pub receipt: Option<ReceiptView>,
+}
+
+/// The hub's receipt for a sent document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceiptView {
+    pub hub_sequence: u64,
+    pub accepted_at: Timestamp,
+    pub key_id: String,
+    /// The signed receipt (protobuf `SignedReceipt`), base64: proof of submission.
+    pub signed: String,
+}
+
+impl From<&ReceiptInfo> for ReceiptView {
+    fn from(r: &ReceiptInfo) -> Self {
+        Self {
+            hub_sequence: r.hub_sequence,
+            accepted_at: r.accepted_at,
+            key_id: r.key_id.clone(),
+            signed: r.signed.clone(),
+        }
+    }
+}
+
+impl From<Sent> for SentView {
+    fn from(s: Sent) -> Self {
+        Self {
+            message_id: s.message_id.to_string(),
+            document_id: s.document_id,
+            state: s.state,
+            receipt: s.receipt.as_ref().map(ReceiptView::from),
+        }
+    }
+}
+
+/// `GET /trust-list`: the trust list held, and whether it is fresh.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrustListView {
+    pub version: u64,
+    pub issued_at: Option<Timestamp>,
+    pub next_update: Option<Timestamp>,
+    /// Whether the list is before its next-update time.
+    pub fresh: bool,
+    pub participants: Vec<ParticipantView>,
+    pub keys: Vec<KeyView>,
+    pub corridors: Vec<CorridorView>,
+    pub hub_keys: Vec<HubKeyView>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ParticipantView {
+    pub id: String,
+    pub name: String,
+    /// `active` or `suspended`.
+    pub status: String,
+    pub contact: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeyView {
+    pub key_id: String,
+    pub participant: String,
+    /// `active`, `not_yet_valid`, `expired` or `revoked`, now.
+    pub status: String,
+    pub document_types: Vec<String>,
+    pub public_key: String,
+    pub not_before: Option<Timestamp>,
+    pub not_after: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+    pub revocation_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CorridorView {
+    pub sender: String,
+    pub recipient: String,
+    pub document_type: String,
+    /// `open`, `pilot` or `closed`.
+    pub state: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HubKeyView {
+    pub key_id: String,
+    pub public_key: String,
+    pub not_before: Option<Timestamp>,
+    pub not_after: Option<Timestamp>,
+}
+
+impl From<view::TrustListView> for TrustListView {
+    fn from(v: view::TrustListView) -> Self {
+        Self {
+            version: v.version,
+            issued_at: v.issued_at,
+            next_update: v.next_update,
+            fresh: v.fresh,
+            participants: v
+                .participants
+                .into_iter()
+                .map(|p| ParticipantView {
+                    id: p.id,
+                    name: p.name,
+                    status: p.status.into(),
+                    contact: p.contact,
+                })
+                .collect(),
+            keys: v
+                .keys
+                .into_iter()
+                .map(|k| KeyView {
+                    key_id: k.key_id,
+                    participant: k.participant,
+                    status: k.status.into(),
+                    document_types: k.document_types,
+                    public_key: k.public_key,
+                    not_before: k.not_before,
+                    not_after: k.not_after,
+                    revoked_at: k.revoked_at,
+                    revocation_reason: k.revocation_reason,
+                })
+                .collect(),
+            corridors: v
+                .corridors
+                .into_iter()
+                .map(|c| CorridorView {
+                    sender: c.sender,
+                    recipient: c.recipient,
+                    document_type: c.document_type,
+                    state: c.state.into(),
+                })
+                .collect(),
+            hub_keys: v
+                .hub_keys
+                .into_iter()
+                .map(|k| HubKeyView {
+                    key_id: k.key_id,
+                    public_key: k.public_key,
+                    not_before: k.not_before,
+                    not_after: k.not_after,
+                })
+                .collect(),
+        }
+    }
+}

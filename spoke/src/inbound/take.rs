@@ -1,0 +1,219 @@
+//! Taking a delivery in: verify it, judge it once (a redelivery gets the recorded decision),
+//! store what is new in one batch of the store and flush it before any acknowledgement.
+
+use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
+use prost::Message;
+use tracing::{debug, info, warn};
+
+use caravan_common::{
+    MessageId, Timestamp,
+    envelope::{Ack, AckOutcome, to_hex},
+    signing::sha256,
+};
+use caravan_proto::{receipt, v1};
+
+use crate::{
+    document::{self, XML},
+    rt::blocking,
+    store::{
+        AnswerRecord, Evidence, InboxRecord, RESPONSE_CONTENT_TYPE, ResponseBody, StoreError,
+        Verification,
+    },
+};
+
+use super::{Inbound, acknowledge::PendingAck, verify::verify_delivery};
+
+/// What a batch of deliveries brought: new documents to store (each with its payload and,
+/// for a business response, the document it answers), and acknowledgements to send once they
+/// are durable.
+#[derive(Default)]
+pub(super) struct Taken {
+    store: Vec<NewDocument>,
+    pub(super) acks: Vec<PendingAck>,
+}
+
+/// A document received for the first time, to keep in the inbox.
+struct NewDocument {
+    record: InboxRecord,
+    payload: Vec<u8>,
+    /// For a business response: the document it answers, and the answer.
+    answers: Option<(MessageId, AnswerRecord)>,
+}
+
+impl Inbound {
+    /// Verify one delivery and judge it: what to store (a new document) goes into
+    /// `taken.store`, and the acknowledgement to send (if the message can be named at all) into
+    /// `taken.acks`.
+    pub(super) fn take(&self, delivery: v1::Delivery, taken: &mut Taken) -> Result<(), StoreError> {
+        let received_at = Timestamp::now();
+        let Some(env) = delivery.envelope else {
+            warn!(
+                cursor = delivery.cursor,
+                "delivery without an envelope; ignored"
+            );
+            return Ok(());
+        };
+        let Some(held) = self.hub.trust().current() else {
+            warn!(
+                cursor = delivery.cursor,
+                "delivery before any trust list; left for redelivery"
+            );
+            return Ok(());
+        };
+        let signed_receipt = delivery.receipt.unwrap_or_default();
+        let receipt = receipt::verify(&signed_receipt, &held.set);
+        let verdict = verify_delivery(&held.set, self.me, &env, receipt.as_ref(), Timestamp::now());
+        // Name the message: from the verified header, else the verified receipt, else (to be
+        // able to answer at all) the header's unverified claims.
+        let named = match (&verdict, &receipt) {
+            (Ok((opened, _)), _) => Some((opened.header.sender, opened.header.message_id)),
+            (Err(_), Ok(r)) => Some((r.sender, r.message_id)),
+            _ => v1::Header::decode(env.header.as_slice())
+                .ok()
+                .and_then(|h| Some((h.sender.parse().ok()?, h.message_id.parse().ok()?))),
+        };
+        let Some((sender, message_id)) = named else {
+            warn!(
+                cursor = delivery.cursor,
+                "delivery names no message; cannot acknowledge it"
+            );
+            return Ok(());
+        };
+        let header_sha256 = sha256(&env.header);
+        let existing = self.store.inbox_entry(sender, message_id)?;
+        let verification = match existing {
+            Some(record) => {
+                debug!(%message_id, %sender, "redelivered; answering with the recorded decision");
+                record.verification
+            }
+            None => {
+                let verification = match &verdict {
+                    Ok((_, notes)) => Verification::Verified {
+                        notes: notes.clone(),
+                    },
+                    Err(r) => Verification::Rejected {
+                        code: r.code,
+                        reason: r.detail.clone(),
+                    },
+                };
+                let header = verdict.as_ref().ok().map(|(o, _)| &o.header);
+                let receipt = receipt.as_ref().ok();
+                // A verified business response about one of our documents: read its decision.
+                let response = header
+                    .filter(|h| h.content_type == RESPONSE_CONTENT_TYPE)
+                    .and_then(|_| serde_json::from_slice::<ResponseBody>(&env.payload).ok());
+                let answered = header.and_then(|h| h.in_reply_to).zip(response.clone());
+                let record = InboxRecord {
+                    message_id,
+                    sender,
+                    document_type: header.map(|h| h.document_type),
+                    document_id: header.map(|h| h.document_id.clone()),
+                    content_type: header.map(|h| h.content_type.clone()),
+                    supersedes: header.and_then(|h| h.supersedes),
+                    in_reply_to: header.and_then(|h| h.in_reply_to),
+                    response: response.clone(),
+                    // Read only once the document verified: never parse what is not genuine.
+                    summary: header
+                        .filter(|h| h.content_type == XML)
+                        .and_then(|_| document::summary(&env.payload)),
+                    created_at: header.map(|h| h.created_at),
+                    key_id: header.map(|h| h.key_id.to_string()),
+                    payload_length: env.payload.len() as u64,
+                    // Verified: the signed header's digest is the payload's (it was checked).
+                    payload_sha256: to_hex(
+                        &header.map_or_else(|| sha256(&env.payload), |h| h.payload_sha256),
+                    ),
+                    hub_sequence: receipt.map(|r| r.hub_sequence),
+                    accepted_at: receipt.map(|r| r.accepted_at),
+                    received_at,
+                    verification: verification.clone(),
+                    evidence: Evidence {
+                        header: BASE64.encode(&env.header),
+                        signature: env
+                            .signature
+                            .as_ref()
+                            .map(|s| BASE64.encode(&s.signature))
+                            .unwrap_or_default(),
+                        signature_key_id: env
+                            .signature
+                            .as_ref()
+                            .map(|s| s.key_id.clone())
+                            .unwrap_or_default(),
+                        receipt: BASE64.encode(signed_receipt.encode_to_vec()),
+                        ack: None,
+                    },
+                };
+                match &verification {
+                    Verification::Verified { notes } => {
+                        let notes: Vec<&str> = notes.iter().map(|n| n.code.as_str()).collect();
+                        info!(%message_id, %sender, ?notes, "received and verified")
+                    }
+                    Verification::Rejected { code, reason } => {
+                        warn!(%message_id, %sender, %code, reason, "received document failed verification")
+                    }
+                }
+                let answered = answered.map(|(original, body)| {
+                    (
+                        original,
+                        AnswerRecord {
+                            message_id,
+                            decision: body.decision,
+                            reason: body.reason,
+                            received_at,
+                        },
+                    )
+                });
+                taken.store.push(NewDocument {
+                    record,
+                    payload: env.payload,
+                    answers: answered,
+                });
+                verification
+            }
+        };
+        let outcome = match verification {
+            Verification::Verified { .. } => AckOutcome::Accepted,
+            Verification::Rejected { code, reason } => AckOutcome::Rejected { code, reason },
+        };
+        taken.acks.push(PendingAck {
+            ack: Ack {
+                message_id,
+                sender,
+                recipient: self.me,
+                header_sha256,
+                outcome,
+                acknowledged_at: Timestamp::now(),
+                key_id: self.key.key_id(),
+            },
+        });
+        Ok(())
+    }
+
+    /// Store what a batch of deliveries brought, in one batch of the store, and make it
+    /// durable: the inbox is durable before any acknowledgement leaves.
+    pub(super) async fn keep(&self, taken: &mut Taken) -> Result<(), StoreError> {
+        let store = self.store.clone();
+        let kept = std::mem::take(&mut taken.store);
+        let linked = blocking(move || {
+            let mut linked = Vec::new();
+            store.batch(|| {
+                for new in &kept {
+                    store.inbox_insert(&new.record, &new.payload)?;
+                    if let Some((original, answer)) = &new.answers
+                        && store.link_response(*original, new.record.sender, answer.clone())?
+                    {
+                        linked.push((new.record.message_id, *original));
+                    }
+                }
+                Ok(())
+            })?;
+            store.flush()?;
+            Ok(linked)
+        })
+        .await?;
+        for (message_id, original) in linked {
+            info!(%message_id, %original, "business response linked to the document it answers");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,275 @@
+//! Following what was sent: the hub's resumable stream of status events for this spoke's
+//! documents, each checked (log proof, the recipient's acknowledgement) and kept in the
+//! document's history; documents the hub lost after a receipt are queued again.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use prost::Message;
+use tracing::{debug, error, info};
+
+use caravan_common::{
+    MessageId, Refusal, RefusalCode, Timestamp, envelope::to_hex, signing::sha256,
+};
+use caravan_proto::{ack, v1};
+
+use crate::{
+    hub::{ack_evidence, store_status},
+    rt::{Backoff, Shutdown, blocking},
+    store::{AckRecord, LogAlarm, SentRecord, SentState, StateChange, StoreError},
+};
+
+use super::Outbound;
+
+/// Status events applied in one batch of the store at most.
+const STATUS_BATCH: usize = 256;
+/// Why a receipted document went back to the outbox (its `last_error`).
+const STRANDED: &str = "the hub no longer knew this document after giving a receipt for it (restored from a backup?): resubmitted under the same message id";
+
+/// A status event to apply: message, change, the acknowledgement it carried, cursor, epoch.
+type StatusChange = (MessageId, StateChange, Option<AckRecord>, u64, String);
+
+impl Outbound {
+    /// Follow the hub's stream of status events for what this spoke sent, keeping each
+    /// message's history and the recipient's verified acknowledgement, until `shutdown`.
+    pub async fn follow_status(self: Arc<Self>, mut shutdown: Shutdown) {
+        let mut backoff = Backoff::default();
+        loop {
+            let outcome = tokio::select! {
+                r = self.status_stream(&mut backoff) => r,
+                _ = shutdown.changed() => return,
+            };
+            if let Err(status) = outcome {
+                debug!(code = ?status.code(), message = status.message(), "status stream ended");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff.next_delay()) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    async fn status_stream(&self, backoff: &mut Backoff) -> Result<(), tonic::Status> {
+        self.resubmit_stranded().await?;
+        let store = self.store.clone();
+        let (after, epoch) = blocking(move || store.status_cursor())
+            .await
+            .map_err(store_status)?;
+        let stream = self
+            .hub
+            .client()
+            .watch_status(v1::WatchStatusRequest { after, epoch })
+            .await?
+            .into_inner();
+        backoff.reset();
+        // The events that have arrived together are applied in one batch of the store.
+        let mut chunks = stream.ready_chunks(STATUS_BATCH);
+        while let Some(chunk) = chunks.next().await {
+            let mut changes = Vec::with_capacity(chunk.len());
+            for event in chunk {
+                if let Some(change) = self.status_change(event?).await.map_err(store_status)? {
+                    changes.push(change);
+                }
+            }
+            let applied = changes.len() as u64;
+            self.store
+                .batch(|| {
+                    for (message_id, change, acknowledgement, cursor, epoch) in changes.drain(..) {
+                        self.store.apply_status(
+                            message_id,
+                            change,
+                            acknowledgement,
+                            cursor,
+                            &epoch,
+                        )?;
+                    }
+                    Ok(())
+                })
+                .map_err(store_status)?;
+            self.settled.send_modify(|n| *n += applied);
+        }
+        Ok(())
+    }
+
+    /// Find the documents the hub gave receipts for that it no longer knows (its store was
+    /// restored from a backup taken before them), and queue them again under their message
+    /// ids, byte for byte: the hub takes them as new, and the recipient's duplicate check
+    /// keeps them exactly once. One alarm names them all. Runs at each connection of the
+    /// status stream, so after every restart of the hub.
+    async fn resubmit_stranded(&self) -> Result<(), tonic::Status> {
+        let store = self.store.clone();
+        let receipted = blocking(move || store.receipted(usize::MAX))
+            .await
+            .map_err(store_status)?;
+        if receipted.is_empty() {
+            return Ok(());
+        }
+        let client = self.hub.client();
+        let answers: Vec<_> = futures::stream::iter(receipted)
+            .map(|id| {
+                let mut client = client.clone();
+                async move {
+                    let asked = client
+                        .status(v1::StatusRequest {
+                            message_id: id.to_string(),
+                        })
+                        .await;
+                    (id, asked)
+                }
+            })
+            .buffer_unordered(16)
+            .collect()
+            .await;
+        let mut lost = Vec::new();
+        for (id, answer) in answers {
+            match answer {
+                Ok(_) => {}
+                Err(status)
+                    if caravan_proto::status::from_status(&status)
+                        .is_some_and(|r| r.code == RefusalCode::UnknownMessage) =>
+                {
+                    lost.push(id)
+                }
+                Err(status) => return Err(status),
+            }
+        }
+        if lost.is_empty() {
+            return Ok(());
+        }
+        let store = self.store.clone();
+        let requeued = blocking(move || {
+            let mut requeued = Vec::new();
+            for id in lost {
+                if store.requeue(id, STRANDED)? {
+                    requeued.push(id);
+                }
+            }
+            store.flush()?;
+            Ok(requeued)
+        })
+        .await
+        .map_err(store_status)?;
+        if requeued.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<String> = requeued.iter().map(|m| m.to_string()).collect();
+        let detail = format!(
+            "the hub no longer knew {} document(s) it had given receipts for (was it restored from a backup?); resubmitted under the same message ids: {}",
+            ids.len(),
+            ids.join(", ")
+        );
+        error!(
+            alarm = "hub_lost_documents",
+            count = ids.len(),
+            detail,
+            "the hub lost receipted documents"
+        );
+        self.hub
+            .log()
+            .keep_alarm(LogAlarm {
+                at: Timestamp::now(),
+                code: "HUB_LOST_DOCUMENTS".into(),
+                detail,
+                message_id: None,
+                heads: Vec::new(),
+            })
+            .await;
+        self.outbox_signal.notify_one();
+        Ok(())
+    }
+
+    /// Check a status event (its log proof, the acknowledgement it carries) and say what it
+    /// changes: `None` for an event this spoke does not understand.
+    async fn status_change(
+        &self,
+        event: v1::StatusEvent,
+    ) -> Result<Option<StatusChange>, StoreError> {
+        let Ok(message_id) = event.message_id.parse::<MessageId>() else {
+            return Ok(None);
+        };
+        let state = match v1::MessageState::try_from(event.state) {
+            Ok(v1::MessageState::Accepted) => SentState::Accepted,
+            Ok(v1::MessageState::Delivered) => SentState::Delivered,
+            Ok(v1::MessageState::Acknowledged) => SentState::Acknowledged,
+            Ok(v1::MessageState::Rejected) => SentState::Rejected,
+            Ok(v1::MessageState::Expired) => SentState::Expired,
+            _ => return Ok(None),
+        };
+        // Store reads on the request path run inline: the engine reads from memory, and a
+        // hand-off to a blocking thread costs more.
+        let record = self.store.sent_entry(message_id)?;
+        if let Some(sent) = &record {
+            let kind = match state {
+                SentState::Accepted => v1::LogEntryKind::Accepted,
+                SentState::Delivered => v1::LogEntryKind::Delivered,
+                SentState::Acknowledged => v1::LogEntryKind::Acknowledged,
+                SentState::Rejected => v1::LogEntryKind::Rejected,
+                _ => v1::LogEntryKind::Expired,
+            };
+            let evidence = event.ack.as_ref().map(|a| sha256(&a.encode_to_vec()));
+            let expected = self.expected(kind, sent, evidence);
+            self.hub
+                .check_log(event.log_proof.as_ref(), &expected, "status event")
+                .await;
+        }
+        // An acknowledgement of a message this spoke has no record of would not be kept: it is
+        // not checked either.
+        let acknowledgement = event
+            .ack
+            .filter(|_| record.is_some())
+            .map(|signed| self.check_ack(&signed, record.as_ref()));
+        let change = StateChange {
+            state,
+            at: Timestamp::from_millis(event.at_ms),
+        };
+        info!(%message_id, state = ?state, "status");
+        Ok(Some((
+            message_id,
+            change,
+            acknowledgement,
+            event.cursor,
+            event.epoch,
+        )))
+    }
+
+    /// What the log entry for an event about `sent` must record.
+    /// Verify a recipient's acknowledgement of `sent` with the trust list held.
+    fn check_ack(&self, signed: &v1::SignedAck, sent: Option<&SentRecord>) -> AckRecord {
+        let encoded = ack_evidence(signed);
+        let verified = self.hub.trust_set().and_then(|held| {
+            let ack = ack::verify(signed, &held.set, Timestamp::now())?;
+            let mismatch = |what: &str| {
+                Refusal::new(
+                    RefusalCode::InvalidAck,
+                    format!("the acknowledgement names another {what}"),
+                )
+            };
+            if ack.sender != self.me {
+                return Err(mismatch("sender"));
+            }
+            if let Some(s) = sent {
+                if ack.message_id != s.message_id || ack.recipient != s.recipient {
+                    return Err(mismatch("message"));
+                }
+                if to_hex(&ack.header_sha256) != s.header_sha256 {
+                    return Err(mismatch("header"));
+                }
+            }
+            Ok(ack)
+        });
+        match verified {
+            Ok(ack) => AckRecord {
+                verified: true,
+                ack: serde_json::to_value(&ack).ok(),
+                problem: None,
+                signed: encoded,
+            },
+            Err(r) => AckRecord {
+                verified: false,
+                ack: None,
+                problem: Some(r.to_string()),
+                signed: encoded,
+            },
+        }
+    }
+}
