@@ -1,9 +1,10 @@
 //! A real headless browser for the console tests: Debian's Chromium, driven over the Chrome
-//! DevTools Protocol (a WebSocket), with no Node.js and nothing downloaded.
+//! DevTools Protocol (a WebSocket), with no Node.js and nothing downloaded. The DevTools port
+//! is the one Chromium writes to `DevToolsActivePort` in its profile folder, never read from
+//! its output.
 
 use std::{
-    io::{BufRead, BufReader},
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
@@ -38,6 +39,42 @@ impl Drop for Browser {
     }
 }
 
+/// Wait for the `DevToolsActivePort` file Chromium writes in `profile` once its DevTools
+/// server listens (the profile is new, so no earlier file is there): the port on its first
+/// line, the browser's WebSocket path on its second.
+async fn devtools_url(profile: &Path, child: &mut Child) -> String {
+    let file = profile.join("DevToolsActivePort");
+    let start = Instant::now();
+    loop {
+        // Chromium writes the file in place: taken only once its second line is a whole
+        // browser path (a GUID of 36 characters).
+        if let Ok(text) = std::fs::read_to_string(&file) {
+            let mut lines = text.lines();
+            if let (Some(port), Some(path)) = (lines.next(), lines.next())
+                && let Ok(port) = port.trim().parse::<u16>()
+                && path
+                    .trim()
+                    .strip_prefix("/devtools/browser/")
+                    .is_some_and(|guid| guid.len() == 36)
+            {
+                return format!("ws://127.0.0.1:{port}{}", path.trim());
+            }
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "chromium exited ({status}) before it wrote {}",
+                file.display()
+            );
+        }
+        assert!(
+            start.elapsed() < PATIENCE,
+            "chromium wrote no {}",
+            file.display()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 impl Browser {
     pub async fn launch(binary: &PathBuf) -> Self {
         let profile = tempfile::tempdir().expect("profile dir");
@@ -57,24 +94,11 @@ impl Browser {
             ])
             .arg(format!("--user-data-dir={}", profile.path().display()))
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(Stdio::null())
             .spawn()
             .expect("start chromium");
-        let stderr = child.stderr.take().expect("stderr");
-        let url = tokio::task::spawn_blocking(move || {
-            let mut lines = BufReader::new(stderr).lines();
-            let found = lines
-                .by_ref()
-                .map_while(Result::ok)
-                .find_map(|l| l.split("DevTools listening on ").nth(1).map(str::to_owned));
-            // Keep draining so Chromium never blocks on a full pipe.
-            std::thread::spawn(move || for _ in lines {});
-            found
-        })
-        .await
-        .expect("read chromium's output")
-        .expect("chromium printed no DevTools address");
-        let (ws, _) = tokio_tungstenite::connect_async(url.trim())
+        let url = devtools_url(profile.path(), &mut child).await;
+        let (ws, _) = tokio_tungstenite::connect_async(url)
             .await
             .expect("connect to DevTools");
         let mut browser = Self {

@@ -1,6 +1,8 @@
 //! What restarts and restores must not lose: documents the hub gave receipts for before it was
-//! restored from an older backup, and the trust list a restarted spoke judges by.
+//! restored from an older backup, and the trust list a restarted spoke judges by; and what a
+//! restart must not leave behind: the previous process's `listening.json`.
 
+use caravan_common::process::Listening;
 use caravan_tests::{Net, PATIENCE, sample_path};
 
 /// A hub restored from a backup no longer knows the documents it accepted after the backup.
@@ -110,4 +112,63 @@ async fn a_restarted_spoke_judges_deliveries_with_the_current_trust_list() {
     assert_eq!(item["verified"], true, "{item}");
     net.wait_state("KZ", &id, "ACKNOWLEDGED").await;
     assert!(start.elapsed() < PATIENCE);
+}
+
+/// `listening.json` names every listener a config serves, on the port really bound (all but
+/// the hub's first gRPC port were asked for as port 0), and nothing else; a clean stop removes
+/// it; a killed process leaves it, and the next one replaces it before anyone reads it as its
+/// own.
+#[tokio::test(flavor = "multi_thread")]
+async fn listening_json_names_the_bound_ports_and_leaves_with_the_process() {
+    let mut net = Net::new(&["KZ", "CN"]);
+    net.nsw = true;
+    net.start_hub().await;
+    net.start_spoke("KZ").await;
+    let hub = net.hub_listening.clone().expect("the hub's listening.json");
+    assert_eq!(hub.grpc.map(|a| a.port()), net.hub_port);
+    for addr in [hub.grpc, hub.metrics, hub.dashboard] {
+        let addr = addr.expect("each of the hub's listeners named");
+        tokio::net::TcpStream::connect(addr)
+            .await
+            .unwrap_or_else(|e| panic!("{addr} of {hub:?}: {e}"));
+    }
+    assert_eq!(
+        (hub.nsw, hub.console, &hub.control_socket),
+        (None, None, &None)
+    );
+
+    let spoke = net.spoke_listening("KZ").await;
+    assert_ne!(spoke.pid, hub.pid);
+    assert_eq!(spoke.control_socket, Some(net.control_socket("KZ")));
+    for addr in [spoke.nsw, spoke.metrics] {
+        let addr = addr.expect("each of the spoke's listeners named");
+        tokio::net::TcpStream::connect(addr)
+            .await
+            .unwrap_or_else(|e| panic!("{addr} of {spoke:?}: {e}"));
+    }
+    assert_eq!(
+        (spoke.grpc, spoke.dashboard, spoke.console),
+        (None, None, None)
+    );
+
+    // A clean stop takes the file away.
+    assert!(net.terminate_spoke("KZ").await);
+    assert_eq!(Listening::read(&net.spoke_data("KZ")).unwrap(), None);
+
+    // A killed hub leaves its file; the next hub's replaces it.
+    net.kill_hub();
+    assert_eq!(Listening::read(&net.hub_data()).unwrap(), Some(hub.clone()));
+    net.start_hub().await;
+    let again = net
+        .hub_listening
+        .clone()
+        .expect("the new hub's listening.json");
+    assert_ne!(again.pid, hub.pid);
+    assert_eq!(
+        again.grpc, hub.grpc,
+        "a restarted hub keeps its configured port"
+    );
+    assert_eq!(Listening::read(&net.hub_data()).unwrap(), Some(again));
+    assert!(net.terminate_hub().await);
+    assert_eq!(Listening::read(&net.hub_data()).unwrap(), None);
 }
