@@ -6,12 +6,13 @@
 //! and streams each document to its recipient until the recipient acknowledges it.
 //!
 //! Code map: [`config`] (the checked TOML file), [`pki`] (CA and certificates), [`identity`]
-//! (caller from the client certificate, and who may call what), [`registry`] (participants,
-//! keys, corridors: the signed trust list), [`exchange`] (the gRPC service and its rules),
-//! [`anchor`] (the trust-list service), [`admin`] (the operators' service),
-//! [`store`] (durable state behind a narrow trait, on sled or redb), [`commit`] (the write
-//! path: one writer thread, batches, group commit), [`metrics`], [`server`] (wiring and
-//! shutdown).
+//! (caller from the client certificate), [`registry`] (participants, keys, corridors: the
+//! signed trust list, and who may call what), [`exchange`] (the gRPC service and its rules, one
+//! module per RPC family), [`anchor`] (the trust-list service), [`admin`] (the operators'
+//! service), [`store`] (durable state behind a narrow trait, on sled or redb), [`commit`] (the
+//! write path: one writer thread, batches, group commit), [`metrics`], [`observed`] (what
+//! `/metrics` and the dashboard read), [`dashboard`], [`server`] (wiring and shutdown). The
+//! binary's commands are in `src/cli/`, outside the library.
 //!
 //! **Architecture invariant:** the hub never parses payloads; it routes bytes with a declared
 //! document type and content type.

@@ -46,18 +46,41 @@ pub enum OperatorError {
     /// The hub refused the request, naming the rule.
     #[error("{0}")]
     Refused(Refusal),
-    /// The hub could not be reached.
-    #[error("hub unavailable: {0}")]
-    Unavailable(String),
-    #[error("{0}")]
-    Invalid(String),
+    /// The hub could not be reached, or failed the request without a refusal: its status,
+    /// code and message.
+    #[error("hub unavailable: {}: {}", .0.code(), .0.message())]
+    Unavailable(Box<tonic::Status>),
+    /// `hub_url` in admin.toml is not a usable endpoint.
+    #[error("hub_url {url}")]
+    HubUrl {
+        url: String,
+        #[source]
+        source: tonic::transport::Error,
+    },
+    /// The hub's trust list does not decode.
+    #[error("trust list does not decode")]
+    TrustList(#[source] prost::DecodeError),
+    /// A public key file could not be read.
+    #[error("{path}")]
+    KeyFile {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A public key file does not hold a public key.
+    #[error("{path}")]
+    Key {
+        path: String,
+        #[source]
+        source: caravan_common::signing::KeyError,
+    },
 }
 
 impl From<tonic::Status> for OperatorError {
     fn from(status: tonic::Status) -> Self {
         match caravan_proto::status::from_status(&status) {
             Some(r) => Self::Refused(r),
-            None => Self::Unavailable(format!("{}: {}", status.code(), status.message())),
+            None => Self::Unavailable(Box::new(status)),
         }
     }
 }
@@ -82,7 +105,10 @@ impl Operator {
         }
         let channel = Endpoint::from_shared(file.hub_url.clone())
             .and_then(|e| e.tls_config(tls))
-            .map_err(|e| OperatorError::Invalid(format!("hub_url {}: {e}", file.hub_url)))?
+            .map_err(|source| OperatorError::HubUrl {
+                url: file.hub_url.clone(),
+                source,
+            })?
             .connect_timeout(Duration::from_secs(5))
             .connect_lazy();
         Ok(Self { channel })
@@ -100,7 +126,7 @@ impl Operator {
             .await?
             .into_inner();
         let list = <v1::TrustList as prost::Message>::decode(signed.body.as_slice())
-            .map_err(|e| OperatorError::Invalid(format!("trust list does not decode: {e}")))?;
+            .map_err(OperatorError::TrustList)?;
         caravan_proto::trust_list::trust_set(&list).map_err(OperatorError::Refused)
     }
 
@@ -112,8 +138,12 @@ impl Operator {
 
 /// Read a public key file: the base64 text `caravan-spoke keygen` writes to `<key>.pub`.
 pub fn read_public_key(path: &Path) -> Result<PublicKey, OperatorError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| OperatorError::Invalid(format!("{}: {e}", path.display())))?;
-    PublicKey::from_base64(text.trim())
-        .map_err(|e| OperatorError::Invalid(format!("{}: {e}", path.display())))
+    let text = std::fs::read_to_string(path).map_err(|source| OperatorError::KeyFile {
+        path: path.display().to_string(),
+        source,
+    })?;
+    PublicKey::from_base64(text.trim()).map_err(|source| OperatorError::Key {
+        path: path.display().to_string(),
+        source,
+    })
 }

@@ -34,11 +34,15 @@ use crate::{
     },
 };
 
-/// Why the registry could not be opened.
+/// Why the registry could not be opened. A store that cannot be read is told apart from a
+/// trust list that does not hold: the first is the disk's or the store's fault (restore or
+/// repair the store), the second the list's or the configuration's.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
+    /// The store failed to give the registry back: an I/O error, a faulted store, or a stored
+    /// record that does not decode.
+    #[error("could not read the registry from the store")]
+    Read(#[source] StoreError),
     /// The stored list was signed by another anchor than the configured one.
     #[error(
         "the registry's trust list is signed by anchor key {stored}, but anchor_key is {configured}; spokes pin the anchor, so it cannot change silently"
@@ -47,8 +51,25 @@ pub enum RegistryError {
     /// The stored list does not open with the configured anchor.
     #[error("the stored trust list is invalid: {0}")]
     Invalid(Refusal),
-    #[error(transparent)]
-    Hub(#[from] HubError),
+    /// The list re-issued at start could not be stored.
+    #[error("could not store the registry's new trust list")]
+    Write(#[source] StoreError),
+    /// The change made at start was refused (the list it would make does not hold).
+    #[error("the registry's change at start was refused: {0}")]
+    Refused(Refusal),
+    /// No room to make the change at start.
+    #[error("the registry's change at start could not be made: {0}")]
+    Busy(String),
+}
+
+impl From<HubError> for RegistryError {
+    fn from(e: HubError) -> Self {
+        match e {
+            HubError::Refused(r) => Self::Refused(r),
+            HubError::Store(e) => Self::Write(e),
+            HubError::Busy(why) => Self::Busy(why),
+        }
+    }
 }
 
 /// What every handler reads: the registry in force.
@@ -64,6 +85,57 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// The registry in `record` as stored (`None`: a new hub's, empty, version 0, never
+    /// published), its trust list opened with the `anchor` key as a spoke would.
+    pub fn open(
+        record: Option<RegistryRecord>,
+        anchor: &SigningKey,
+    ) -> Result<Self, RegistryError> {
+        let Some(record) = record else {
+            // Version 0 is never published: the first change makes version 1.
+            let list = v1::TrustList {
+                anchor_key_id: anchor.key_id().to_string(),
+                ..Default::default()
+            };
+            return Ok(Snapshot {
+                trust: TrustSet::default(),
+                signed: trust_list::sign(&list, anchor),
+                list,
+                revoked_certificates: BTreeMap::new(),
+            });
+        };
+        let signed =
+            v1::SignedTrustList::decode(record.signed_trust_list.as_slice()).map_err(|e| {
+                RegistryError::Read(StoreError::Corrupt {
+                    what: "registry",
+                    detail: e.to_string(),
+                })
+            })?;
+        let stored_anchor = signed
+            .signature
+            .as_ref()
+            .map(|s| s.key_id.clone())
+            .unwrap_or_default();
+        if stored_anchor != anchor.key_id().to_string() {
+            return Err(RegistryError::AnchorChanged {
+                stored: stored_anchor,
+                configured: anchor.key_id().to_string(),
+            });
+        }
+        let (list, trust) =
+            trust_list::open(&signed, anchor.public()).map_err(RegistryError::Invalid)?;
+        Ok(Snapshot {
+            trust,
+            list,
+            signed,
+            revoked_certificates: record
+                .revoked_certificates
+                .into_iter()
+                .map(|c| (c.serial.clone(), c))
+                .collect(),
+        })
+    }
+
     /// Authorise a participant (a spoke): its certificate is not revoked, and it is registered and
     /// active. Operators are refused: they administer, they do not exchange.
     pub fn authorize_participant(&self, peer: Option<&Peer>) -> Result<ParticipantId, Refusal> {
@@ -139,55 +211,17 @@ impl Registry {
         receipt_key: &PublicKey,
         validity: Duration,
     ) -> Result<Self, RegistryError> {
-        let record = store.run(|b| b.registry()).await?;
-        let snapshot = match record {
-            Some(record) => {
-                let signed = v1::SignedTrustList::decode(record.signed_trust_list.as_slice())
-                    .map_err(|e| StoreError::Corrupt {
-                        what: "registry",
-                        detail: e.to_string(),
-                    })?;
-                let stored_anchor = signed
-                    .signature
-                    .as_ref()
-                    .map(|s| s.key_id.clone())
-                    .unwrap_or_default();
-                if stored_anchor != anchor.key_id().to_string() {
-                    return Err(RegistryError::AnchorChanged {
-                        stored: stored_anchor,
-                        configured: anchor.key_id().to_string(),
-                    });
-                }
-                let (list, trust) =
-                    trust_list::open(&signed, anchor.public()).map_err(RegistryError::Invalid)?;
-                Snapshot {
-                    trust,
-                    list,
-                    signed,
-                    revoked_certificates: record
-                        .revoked_certificates
-                        .into_iter()
-                        .map(|c| (c.serial.clone(), c))
-                        .collect(),
-                }
-            }
-            None => {
-                // Version 0 is never published: the first change below makes version 1.
-                let list = v1::TrustList {
-                    anchor_key_id: anchor.key_id().to_string(),
-                    ..Default::default()
-                };
-                Snapshot {
-                    trust: TrustSet::default(),
-                    signed: trust_list::sign(&list, &anchor),
-                    list,
-                    revoked_certificates: BTreeMap::new(),
-                }
-            }
-        };
+        let record = store
+            .run(|b| b.registry())
+            .await
+            .map_err(RegistryError::Read)?;
+        let snapshot = Snapshot::open(record, &anchor)?;
         // After a restore, the list must move beyond the version the replaced store had
         // published: spokes refuse a list older than the one they hold.
-        let floor = store.run(|b| b.registry_version_floor()).await?;
+        let floor = store
+            .run(|b| b.registry_version_floor())
+            .await
+            .map_err(RegistryError::Read)?;
         let mut snapshot = snapshot;
         let restored = floor > 0 && snapshot.list.version <= floor;
         if restored {
@@ -195,7 +229,8 @@ impl Registry {
         }
         let seen = store
             .run(|b| b.certificates())
-            .await?
+            .await
+            .map_err(RegistryError::Read)?
             .into_iter()
             .map(|c| c.serial)
             .collect();
@@ -381,6 +416,84 @@ fn reissue_due(issued: i64, next_update: i64, validity: Duration) -> i64 {
     let own_life = next_update.saturating_sub(issued).max(0);
     let life = own_life.min(validity.as_millis() as i64);
     issued.saturating_add(life / 2)
+}
+
+#[cfg(test)]
+mod open_tests {
+    use super::*;
+
+    fn record(signed: &v1::SignedTrustList) -> RegistryRecord {
+        RegistryRecord {
+            signed_trust_list: signed.encode_to_vec(),
+            revoked_certificates: Vec::new(),
+        }
+    }
+
+    fn list(anchor: &SigningKey) -> v1::TrustList {
+        v1::TrustList {
+            version: 3,
+            anchor_key_id: anchor.key_id().to_string(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_stored_registry_opens_with_its_anchor() {
+        let anchor = SigningKey::generate();
+        let signed = trust_list::sign(&list(&anchor), &anchor);
+        let snapshot = Snapshot::open(Some(record(&signed)), &anchor).unwrap();
+        assert_eq!(snapshot.list.version, 3);
+        let empty = Snapshot::open(None, &anchor).unwrap();
+        assert_eq!(empty.list.version, 0);
+    }
+
+    #[test]
+    fn a_store_that_fails_is_not_an_invalid_trust_list() {
+        let anchor = SigningKey::generate();
+        // The store gives back bytes that do not decode: its fault, not the list's.
+        let garbage = RegistryRecord {
+            signed_trust_list: vec![0xff; 7],
+            revoked_certificates: Vec::new(),
+        };
+        let e = Snapshot::open(Some(garbage), &anchor).unwrap_err();
+        assert!(
+            matches!(e, RegistryError::Read(StoreError::Corrupt { .. })),
+            "{e:?}"
+        );
+        let text = e.to_string();
+        assert!(
+            text.starts_with("could not read the registry from the store")
+                && !text.contains("invalid"),
+            "{text}"
+        );
+        assert!(
+            std::error::Error::source(&e).is_some(),
+            "the store's error is kept"
+        );
+        // A store that fails writing the list at start is a store failure too.
+        let write = RegistryError::from(HubError::Store(StoreError::Backend(
+            "disk I/O error".into(),
+        )));
+        assert!(matches!(write, RegistryError::Write(_)), "{write:?}");
+        assert!(!write.to_string().contains("invalid"), "{write}");
+        assert!(std::error::Error::source(&write).is_some());
+    }
+
+    #[test]
+    fn a_list_that_does_not_hold_is_invalid_and_another_anchor_is_refused() {
+        let anchor = SigningKey::generate();
+        let mut signed = trust_list::sign(&list(&anchor), &anchor);
+        // Tampered after signing: decodes, names the anchor, fails the signature.
+        let mut body = list(&anchor);
+        body.version = 4;
+        signed.body = body.encode_to_vec();
+        let e = Snapshot::open(Some(record(&signed)), &anchor).unwrap_err();
+        assert!(matches!(e, RegistryError::Invalid(_)), "{e:?}");
+        let other = SigningKey::generate();
+        let signed = trust_list::sign(&list(&other), &other);
+        let e = Snapshot::open(Some(record(&signed)), &anchor).unwrap_err();
+        assert!(matches!(e, RegistryError::AnchorChanged { .. }), "{e:?}");
+    }
 }
 
 #[cfg(test)]

@@ -30,15 +30,19 @@ use crate::{
 pub enum RestoreError {
     #[error("{0} is not a store backup (neither a sled nor a redb store is in it)")]
     NotABackup(String),
-    #[error("the live store {0} is in use: stop the hub first (its store has one owner): {1}")]
-    InUse(String, String),
+    #[error("the live store {path} is in use: stop the hub first (its store has one owner)")]
+    InUse {
+        path: String,
+        #[source]
+        source: StoreError,
+    },
     #[error("the backup does not pass its audit, nothing was changed: {}", .0.join("; "))]
     AuditFailed(Vec<String>),
     /// The backup fails `store check`.
     #[error("the backup is damaged, nothing was changed: {0}")]
     Damaged(String),
-    #[error("{0}: {1}")]
-    Io(String, std::io::Error),
+    #[error("{0}")]
+    Io(String, #[source] std::io::Error),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -84,8 +88,11 @@ pub fn restore(
     }
     let live = data_dir.join("store");
     // Opening takes the engine's lock on its files: it fails while a hub holds the store.
-    let replaced = KvBackend::open_found(&live, cache_bytes)
-        .map_err(|e| RestoreError::InUse(live.display().to_string(), e.to_string()))?;
+    let replaced =
+        KvBackend::open_found(&live, cache_bytes).map_err(|source| RestoreError::InUse {
+            path: live.display().to_string(),
+            source,
+        })?;
     let stamp = Timestamp::now().as_millis();
     let staging = data_dir.join(format!("store.restoring-{stamp}"));
     copy_dir(from, &staging)?;

@@ -60,16 +60,24 @@ const MESSAGE_LIMIT: usize = caravan_proto::MAX_PAYLOAD_PER_MESSAGE + ENVELOPE_O
 // A delivery frame carries one stored chunk of a payload.
 const _: () = assert!(crate::store::kv::PAYLOAD_CHUNK <= caravan_proto::MAX_PAYLOAD_PER_MESSAGE);
 
-/// Errors that stop the hub.
+/// Errors that stop the hub. A variant that wraps another error names only where it arose;
+/// the error itself is its source (`{:#}` prints the whole chain, as the CLI does).
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error("store: {0}")]
+    #[error("store")]
     Store(#[from] crate::store::StoreError),
-    #[error("transport: {0}")]
+    /// The config's `data_dir` could not be made.
+    #[error("store: cannot create the data folder {path}")]
+    DataDir {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("transport")]
     Transport(#[from] tonic::transport::Error),
-    #[error("reflection: {0}")]
+    #[error("reflection")]
     Reflection(#[from] tonic_reflection::server::Error),
-    #[error("registry: {0}")]
+    #[error("registry")]
     Registry(#[from] RegistryError),
     /// A listener of the config (`metrics_listen`, `dashboard_listen`).
     #[error(transparent)]
@@ -155,8 +163,9 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
-    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-        crate::store::StoreError::Backend(format!("{}: {e}", config.data_dir.display()))
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| RunError::DataDir {
+        path: config.data_dir.display().to_string(),
+        source,
     })?;
     // Never leave a previous run's addresses for a reader while this one starts.
     let data_dir = config.data_dir.clone();
