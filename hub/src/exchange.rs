@@ -446,10 +446,10 @@ impl Exchange {
                             }
                             // Part of it went out: the recipient drops the part when the
                             // stream ends; the next stream skips the document.
-                            Err(StoreError::PayloadCorrupt { message, .. }) => {
+                            Err(StoreError::PayloadCorrupt { document, .. }) => {
                                 let _ = tx
                                     .send(Err(Status::data_loss(format!(
-                                        "the stored payload of {message} is corrupt: held back at the hub"
+                                        "the stored payload of {document} is corrupt: held back at the hub"
                                     ))))
                                     .await;
                                 return;
@@ -467,7 +467,7 @@ impl Exchange {
                                 tracing::debug!(
                                     sequence,
                                     index,
-                                    cause,
+                                    cause = %cause,
                                     "cannot read a stored payload: out of file descriptors"
                                 );
                                 let _ = tx
@@ -747,9 +747,9 @@ impl Exchange {
         let mut results = Vec::with_capacity(judged.len());
         for judged in judged {
             let answer = judged.and_then(|ack| {
-                let recorded = recorded.next().ok_or_else(|| {
-                    StoreError::Backend("an acknowledgement was not recorded".into())
-                })??;
+                let recorded = recorded
+                    .next()
+                    .ok_or_else(|| StoreError::Stopped("an acknowledgement was not recorded"))??;
                 self.answer_ack(caller, &ack, recorded, &head)
             });
             let result = match answer {

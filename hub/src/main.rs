@@ -776,13 +776,13 @@ fn print_trust_list(list: &caravan_common::trust::view::TrustListView) {
 fn open_store(
     config: &Config,
     backup: Option<&Path>,
-) -> anyhow::Result<caravan_hub::store::kv::KvBackend> {
-    use caravan_hub::store::kv::KvBackend;
+) -> anyhow::Result<caravan_hub::store::Backend> {
+    use caravan_hub::store::Backend;
     match backup {
-        Some(path) => KvBackend::open_found(path, config.store_cache_bytes)
+        Some(path) => Backend::open_found(path, config.store_cache_bytes)
             .map_err(|e| anyhow::anyhow!("{e}"))?
             .ok_or_else(|| anyhow::anyhow!("{} is not a store backup", path.display())),
-        None => KvBackend::open(
+        None => Backend::open(
             &config.data_dir.join("store"),
             config.store_engine,
             config.store_cache_bytes,
@@ -873,8 +873,9 @@ fn info(config: PathBuf, json: bool) -> anyhow::Result<()> {
         caravan_common::config::read_toml(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
     let data_dir = caravan_common::config::resolve(&config, &file.data_dir);
     // The engine the store is on: the one it was made with, or the setting for a new one.
-    let engine = caravan_common::kv::EngineKind::detect(&data_dir.join("store"))
-        .unwrap_or(file.store_engine);
+    let engine = caravan_common::store::EngineKind::detect(&data_dir.join("store"))
+        .or(file.store_engine)
+        .unwrap_or_default();
     let info = serde_json::json!({
         "listen": file.listen,
         "metrics_url": file.metrics_listen.as_ref().map(|a| format!("http://{a}/metrics")),

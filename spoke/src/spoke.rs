@@ -1527,13 +1527,7 @@ fn store_status(e: StoreError) -> tonic::Status {
 }
 
 /// Run blocking store work off the async threads.
-pub async fn blocking<T: Send + 'static>(
-    op: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, StoreError> {
-    tokio::task::spawn_blocking(op)
-        .await
-        .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
-}
+pub use caravan_common::store::blocking;
 
 /// Exponential backoff with full jitter, from 250 ms up to 30 s.
 #[derive(Debug, Default)]

@@ -182,7 +182,7 @@ pub struct Net {
     /// CA rollover uses `ca-bundle.pem`).
     pub ca_file: String,
     /// The storage engine of the hub's and the spokes' stores (`store_engine`; default: the
-    /// binaries' default, sled).
+    /// binaries' default: redb for a new store).
     pub store_engine: Option<&'static str>,
     /// The hub's `payload_in_flight_mib` (default: the hub's).
     pub payload_in_flight_mib: Option<u64>,
