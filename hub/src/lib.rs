@@ -28,6 +28,7 @@ pub mod exchange;
 pub mod identity;
 pub mod log;
 pub mod metrics;
+pub mod migrate;
 pub mod operator;
 pub mod pki;
 pub mod registry;

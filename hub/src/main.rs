@@ -114,6 +114,20 @@ enum StoreCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Copy the stopped hub's store into the store another configuration describes (its
+    /// `data_dir` and `store_engine`: the other engine, say), then check it whole and verify
+    /// its log. The old store is left untouched; a target folder that holds anything is
+    /// refused. Exit 0 only if the moved store holds.
+    Migrate {
+        /// The configuration the hub runs with now.
+        #[arg(long)]
+        from: PathBuf,
+        /// The configuration to run with after the move.
+        #[arg(long)]
+        to: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -416,6 +430,16 @@ fn main() -> ExitCode {
                     json,
                 },
         } => match store_check(config, store, json) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::FAILURE,
+            Err(e) => {
+                eprintln!("caravan-hub: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Store {
+            command: StoreCommand::Migrate { from, to, json },
+        } => match store_migrate(from, to, json) {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::FAILURE,
             Err(e) => {
@@ -866,6 +890,37 @@ fn store_check(config: PathBuf, backup: Option<PathBuf>, json: bool) -> anyhow::
         }
     }
     Ok(report.is_sound())
+}
+
+fn store_migrate(from: PathBuf, to: PathBuf, json: bool) -> anyhow::Result<bool> {
+    let old = Config::load(&from).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let new = Config::load(&to).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let moved = caravan_hub::migrate::migrate(
+        &old.data_dir.join("store"),
+        &new.data_dir.join("store"),
+        new.store_engine,
+        new.anchor_key.public(),
+    )?;
+    if json {
+        caravan_common::out!("{}", serde_json::to_string(&moved)?);
+    } else {
+        caravan_common::out!(
+            "moved the store in {} ({}) to {} ({}): {} records, {} bytes of payload segments; store check passed; log: {} entries, entries 1 to {} checked against {} signed tree heads",
+            moved.from.display(),
+            moved.from_engine,
+            moved.to.display(),
+            moved.to_engine,
+            moved.records,
+            moved.segment_bytes,
+            moved.log.entries,
+            moved.log.covered,
+            moved.log.tree_heads
+        );
+        if let Some(uncovered) = &moved.log.uncovered {
+            caravan_common::out!("NOTE {uncovered}");
+        }
+    }
+    Ok(true)
 }
 
 fn info(config: PathBuf, json: bool) -> anyhow::Result<()> {

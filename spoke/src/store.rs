@@ -441,6 +441,29 @@ impl SpokeStore {
         }
     }
 
+    /// Copy the stopped store in folder `from` into a new store in folder `to` on `engine`
+    /// (`None`: the default for a new store), leaving `from` as it was, then check the copy
+    /// whole (`caravan-spoke store migrate`). A running spoke's store is refused (it holds the
+    /// engine's lock), and so is a `to` that holds anything. Returns what was copied and the
+    /// copy's check.
+    pub fn migrate(
+        from: &Path,
+        to: &Path,
+        engine: Option<EngineKind>,
+    ) -> Result<
+        (
+            caravan_common::store::Migrated,
+            caravan_common::check::Report,
+        ),
+        StoreError,
+    > {
+        let migrated =
+            caravan_common::store::migrate(from, to, engine.unwrap_or_default(), TABLES)?;
+        let moved =
+            Self::open_found(to, 8 << 20)?.ok_or_else(|| StoreError::NoStore(to.to_path_buf()))?;
+        Ok((migrated, moved.check()))
+    }
+
     /// Record the format version, or refuse a store of a later one.
     fn upgrade(&self) -> Result<(), StoreError> {
         match self.meta_u64(FORMAT_KEY)? {

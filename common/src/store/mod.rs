@@ -662,8 +662,14 @@ pub fn migrate(
     if occupied {
         return Err(StoreError::NotEmpty(to.to_path_buf()));
     }
-    // The segments first, so that the new store's own segments go on after them.
+    // The segments first, so that the new store's own segments go on after them; and the
+    // counters noted beside the store (`crate::check`), which hold for the copy as well.
     let segment_bytes = source.segments.copy_to(to)?;
+    let floors = from.join(crate::check::FLOORS_FILE);
+    if floors.is_file() {
+        std::fs::copy(&floors, to.join(crate::check::FLOORS_FILE))
+            .map_err(StoreError::io(&floors))?;
+    }
     let target = Db::open(to, Some(kind), tables, 64 << 20)?;
     const BATCH: usize = 1024;
     let mut records = 0u64;
