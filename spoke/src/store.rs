@@ -41,6 +41,7 @@ use caravan_common::{
     store::{
         Counter, Db, EngineKind, Table,
         keys::{message_key, message_range_end, u64_of},
+        record,
         segments::{self, Damaged, Location, Placed, SegmentError},
     },
 };
@@ -255,8 +256,9 @@ pub struct SpokeStore {
 
 /// The store's layout version, in `meta` (absent in stores from before it: version 1 too).
 /// Opening a store of a later version is refused; payload locations with checksums are read
-/// by earlier spokes as before (they ignore the checksums).
-pub const FORMAT_VERSION: u64 = 1;
+/// by earlier spokes as before (they ignore the checksums). Version 2: records carry their
+/// own version ([`RECORD_VERSION`]); those written before read as version 0.
+pub const FORMAT_VERSION: u64 = 2;
 const FORMAT_KEY: &[u8] = b"format_version";
 
 const INBOX: Table = Table::new(0, "inbox");
@@ -405,12 +407,27 @@ fn uuid_message_id(bytes: [u8; 16]) -> Result<MessageId, StoreError> {
 }
 
 /// A stored record; `what` names it if it is corrupt.
+/// The version of the spoke's stored records (JSON bodies; `caravan_common::store::record`):
+/// 1. Version 0, written before records carried versions, is the same JSON.
+pub const RECORD_VERSION: u8 = 1;
+
 fn decode<T: DeserializeOwned>(bytes: &[u8], what: &'static str) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::corrupt(what, e))
+    let (version, body) = record::split(bytes);
+    if version > RECORD_VERSION {
+        return Err(StoreError::corrupt(
+            what,
+            format!("record version {version}, written by a newer Caravan"),
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| StoreError::corrupt(what, e))
 }
 
+/// A record as stored: its version, then its JSON.
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    serde_json::to_vec(value).expect("records serialise")
+    let mut out = vec![0, RECORD_VERSION];
+    // Serialising the records' own types (strings, numbers, enums) cannot fail.
+    serde_json::to_writer(&mut out, value).expect("records serialise");
+    out
 }
 
 impl SpokeStore {
@@ -471,8 +488,10 @@ impl SpokeStore {
                 found: v,
                 supported: FORMAT_VERSION,
             }),
-            Some(_) => Ok(()),
-            None => {
+            Some(FORMAT_VERSION) => Ok(()),
+            // Nothing to rewrite: older records still decode (as version 0). The new version
+            // is recorded so that an older spoke refuses the records it could not read.
+            _ => {
                 self.put(META, FORMAT_KEY, &FORMAT_VERSION.to_be_bytes())?;
                 self.flush()
             }
@@ -1273,6 +1292,41 @@ mod tests {
             );
             let report = store.check();
             assert!(!report.is_sound());
+        }
+    }
+
+    #[test]
+    fn records_written_before_record_versions_still_decode() {
+        for engine in ENGINES {
+            let dir = tempfile::tempdir().unwrap();
+            let store = SpokeStore::open(dir.path(), Some(engine), 4 << 20).unwrap();
+            let a = record("KZ");
+            store.inbox_insert(&a, b"abc").unwrap();
+            let key = inbox_key(a.message_id, a.sender);
+            let stored = store.db.get(INBOX, &key).unwrap().unwrap();
+            assert_eq!(
+                &stored[..2],
+                &[0, RECORD_VERSION],
+                "a record carries its version"
+            );
+            // As a spoke from before versions wrote it: the bare JSON.
+            store
+                .put(INBOX, &key, &serde_json::to_vec(&a).unwrap())
+                .unwrap();
+            assert_eq!(
+                store.inbox_entry(a.sender, a.message_id).unwrap(),
+                Some(a.clone())
+            );
+            assert!(store.check().is_sound(), "{engine}");
+            // One from a newer spoke is refused, not misread.
+            let newer = [
+                &[0u8, RECORD_VERSION + 1][..],
+                &serde_json::to_vec(&a).unwrap(),
+            ]
+            .concat();
+            store.put(INBOX, &key, &newer).unwrap();
+            let err = store.inbox_entry(a.sender, a.message_id).unwrap_err();
+            assert!(err.to_string().contains("newer Caravan"), "{err}");
         }
     }
 

@@ -23,6 +23,7 @@
 //! engine is an explicit copy into a new folder ([`migrate`]), never done in place.
 
 pub mod keys;
+pub mod record;
 mod redb;
 pub mod segments;
 mod sled;

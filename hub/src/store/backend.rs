@@ -37,6 +37,7 @@ use caravan_common::{
     store::{
         Counter, Db, EngineKind, StoreError, Table, Tx,
         keys::{participant_key, u64_value},
+        record::Record,
         segments::{Damaged, Location, SegmentError},
     },
 };
@@ -105,8 +106,9 @@ pub struct Backend {
 
 /// The store's layout version, in `meta`. Opening a store of a later version is refused (a
 /// downgrade would misread it); an earlier one is upgraded at open.
-/// Version 2: payloads in segment files, not in the engine.
-pub const FORMAT_VERSION: u64 = 2;
+/// Version 2: payloads in segment files, not in the engine. Version 3: records carry their
+/// own version (`caravan_common::store::record`; those written before read as version 0).
+pub const FORMAT_VERSION: u64 = 3;
 const FORMAT_KEY: &[u8] = b"format_version";
 const EPOCH: &[u8] = b"epoch";
 const REGISTRY_FLOOR: &[u8] = b"registry_version_floor";
@@ -150,7 +152,7 @@ fn append_event(
     event: &StatusEvent,
 ) -> Result<(), StoreError> {
     let cursor = NEXT_EVENT.take(tx)?;
-    tx.insert(EVENTS, &queue_key(sender, cursor), &event.encode_to_vec())
+    tx.insert(EVENTS, &queue_key(sender, cursor), &Record::encode(event))
 }
 
 fn node_key(level: u32, index: u64) -> [u8; 9] {
@@ -187,7 +189,7 @@ fn append_log(tx: &mut dyn Tx, entry: &LogEntry) -> Result<u64, StoreError> {
 }
 
 fn decode_message(bytes: &[u8]) -> Result<MessageRecord, StoreError> {
-    MessageRecord::decode(bytes).map_err(|e| StoreError::corrupt("message", e))
+    <MessageRecord as Record>::decode(bytes)
 }
 
 impl Backend {
@@ -395,8 +397,7 @@ impl Backend {
         // (state afterwards, log index, whether it changed now)
         let (state, log_index, fresh) = self.db.update(|tx| {
             let mut state = match tx.get(STATUS, &key)? {
-                Some(bytes) => StatusRecord::decode(bytes.as_slice())
-                    .map_err(|e| StoreError::corrupt("status", e))?,
+                Some(bytes) => <StatusRecord as Record>::decode(&bytes)?,
                 None => return Ok((MessageState::Unspecified, 0, false)),
             };
             if !from.contains(&state.current()) {
@@ -424,7 +425,7 @@ impl Backend {
                 state.ack = ack.to_vec();
                 state.ack_log_index = log_index;
             }
-            tx.insert(STATUS, &key, &state.encode_to_vec())?;
+            tx.insert(STATUS, &key, &Record::encode(&state))?;
             append_event(
                 tx,
                 sender,
@@ -537,7 +538,7 @@ impl Backend {
                 payload_offset: at.offset,
                 payload_crc32: checksums.clone(),
             };
-            tx.insert(MESSAGES, &key, &record.encode_to_vec())?;
+            tx.insert(MESSAGES, &key, &Record::encode(&record))?;
             if inline && !m.payload.is_empty() {
                 tx.insert(PAYLOADS, &chunk_key(sequence, 0), &m.payload)?;
             }
@@ -547,7 +548,7 @@ impl Backend {
             // every state change, and `status` fills it in.
             let mut state = StatusRecord::default();
             state.advance(MessageState::Accepted, m.accepted_at);
-            tx.insert(STATUS, &key, &state.encode_to_vec())?;
+            tx.insert(STATUS, &key, &Record::encode(&state))?;
             append_event(
                 tx,
                 m.sender,
@@ -746,7 +747,7 @@ impl Backend {
             .map(|(key, value)| {
                 Ok((
                     u64_value(&key[2..], "event")?,
-                    StatusEvent::decode(value.as_slice()).map_err(|e| corrupt("event", e))?,
+                    <StatusEvent as Record>::decode(&value)?,
                 ))
             })
             .collect()
@@ -765,8 +766,7 @@ impl Backend {
             .db
             .get(STATUS, &sequence.to_be_bytes())?
             .ok_or_else(|| corrupt("status", format!("sequence {sequence} is missing")))?;
-        let mut status =
-            StatusRecord::decode(bytes.as_slice()).map_err(|e| corrupt("status", e))?;
+        let mut status = <StatusRecord as Record>::decode(&bytes)?;
         if status.receipt.is_empty() {
             status.receipt = self.message(sequence)?.receipt;
         }
@@ -777,7 +777,7 @@ impl Backend {
     pub fn registry(&self) -> Result<Option<RegistryRecord>, StoreError> {
         self.db
             .get(REGISTRY, CURRENT_REGISTRY)?
-            .map(|b| RegistryRecord::decode(b.as_slice()).map_err(|e| corrupt("registry", e)))
+            .map(|b| <RegistryRecord as Record>::decode(&b))
             .transpose()
     }
 
@@ -787,7 +787,7 @@ impl Backend {
         record: &RegistryRecord,
         entry: &LogEntry,
     ) -> Result<(), StoreError> {
-        let value = record.encode_to_vec();
+        let value = Record::encode(record);
         self.db.update(|tx| {
             tx.insert(REGISTRY, CURRENT_REGISTRY, &value)?;
             append_log(tx, entry).map(drop)
@@ -797,7 +797,7 @@ impl Backend {
     /// Remember a client certificate the first time it is seen; a known serial is left as is.
     pub fn record_certificate(&self, certificate: &CertificateRecord) -> Result<(), StoreError> {
         let key = certificate.serial.as_bytes();
-        let value = certificate.encode_to_vec();
+        let value = Record::encode(certificate);
         self.db.update(|tx| {
             // Already known: the first sighting stands.
             if tx.get(CERTIFICATES, key)?.is_none() {
@@ -812,9 +812,7 @@ impl Backend {
         self.db
             .range(CERTIFICATES, &[], None, usize::MAX, false)?
             .into_iter()
-            .map(|(_, v)| {
-                CertificateRecord::decode(v.as_slice()).map_err(|e| corrupt("certificate", e))
-            })
+            .map(|(_, v)| <CertificateRecord as Record>::decode(&v))
             .collect()
     }
 
@@ -846,7 +844,7 @@ impl Backend {
 
     /// Keep a signed tree head.
     pub fn save_tree_head(&self, head: &TreeHead) -> Result<(), StoreError> {
-        let value = head.encode_to_vec();
+        let value = Record::encode(head);
         self.db
             .put(TREE_HEADS, &head.tree_size.to_be_bytes(), &value)
     }
@@ -856,7 +854,7 @@ impl Backend {
         self.db
             .range(TREE_HEADS, &[], None, usize::MAX, false)?
             .into_iter()
-            .map(|(_, v)| TreeHead::decode(v.as_slice()).map_err(|e| corrupt("tree head", e)))
+            .map(|(_, v)| <TreeHead as Record>::decode(&v))
             .collect()
     }
 

@@ -8,6 +8,7 @@ use caravan_common::{
     merkle,
     store::{
         Engine, StoreError,
+        record::Record,
         segments::{CHECK_BLOCK, Location},
     },
 };
@@ -190,7 +191,7 @@ impl Backend {
                     report.problem(MESSAGES, hex_key(key), "key is not a sequence number");
                     return;
                 };
-                let record = match MessageRecord::decode(value) {
+                let record = match <MessageRecord as Record>::decode(value) {
                     Ok(r) => r,
                     Err(e) => {
                         report.problem(MESSAGES, format!("sequence {sequence}"), e.to_string());
@@ -289,7 +290,7 @@ impl Backend {
             STATUS,
             &mut report,
             |report, key, value| {
-                if let Err(e) = StatusRecord::decode(value) {
+                if let Err(e) = <StatusRecord as Record>::decode(value) {
                     report.problem(STATUS, hex_key(key), e.to_string());
                 }
             },
@@ -302,7 +303,7 @@ impl Backend {
             |report, key, value| {
                 if key.len() != 10 {
                     report.problem(EVENTS, hex_key(key), "key is not sender + cursor");
-                } else if let Err(e) = StatusEvent::decode(value) {
+                } else if let Err(e) = <StatusEvent as Record>::decode(value) {
                     report.problem(EVENTS, hex_key(key), e.to_string());
                 }
             },
@@ -313,7 +314,7 @@ impl Backend {
             REGISTRY,
             &mut report,
             |report, key, value| {
-                let decoded = RegistryRecord::decode(value)
+                let decoded = <RegistryRecord as Record>::decode(value)
                     .map_err(|e| e.to_string())
                     .and_then(|r| {
                         caravan_proto::v1::SignedTrustList::decode(r.signed_trust_list.as_slice())
@@ -330,7 +331,7 @@ impl Backend {
             CERTIFICATES,
             &mut report,
             |report, key, value| {
-                if let Err(e) = CertificateRecord::decode(value) {
+                if let Err(e) = <CertificateRecord as Record>::decode(value) {
                     report.problem(CERTIFICATES, String::from_utf8_lossy(key), e.to_string());
                 }
             },
@@ -452,7 +453,7 @@ impl Backend {
             TREE_HEADS,
             report,
             |report, key, value| {
-                let head = match TreeHead::decode(value) {
+                let head = match <TreeHead as Record>::decode(value) {
                     Ok(h) => h,
                     Err(e) => {
                         report.problem(TREE_HEADS, hex_key(key), e.to_string());
@@ -525,7 +526,7 @@ impl Backend {
                 .try_into()
                 .map(u64::from_be_bytes)
                 .unwrap_or(0);
-            match MessageRecord::decode(value.as_slice()) {
+            match <MessageRecord as Record>::decode(&value) {
                 Ok(r) if sequence < next_sequence => {
                     self.check_payload(&mut report, sequence, &r, false)
                 }
@@ -591,7 +592,7 @@ impl Backend {
             self.db.range(TREE_HEADS, &[], None, 1, true),
         );
         if let Some((_, value)) = head.unwrap_or_default().first().filter(|_| has_nodes) {
-            match TreeHead::decode(value.as_slice()) {
+            match <TreeHead as Record>::decode(value) {
                 Ok(h) if h.tree_size > log_size => report.problem(
                     TREE_HEADS,
                     format!("head of size {}", h.tree_size),
