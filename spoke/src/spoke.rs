@@ -39,9 +39,9 @@ use crate::{
     document,
     log_audit::LogAudit,
     store::{
-        AckRecord, AnswerRecord, Evidence, InboxRecord, Note, Queued, RESPONSE_CONTENT_TYPE,
-        ReceiptInfo, ResponseBody, SentRecord, SentState, SpokeStore, StateChange, StoreError,
-        Verification,
+        AckCheck, AckRecord, AnswerRecord, Evidence, InboxRecord, Note, Queued,
+        RESPONSE_CONTENT_TYPE, ReceiptInfo, ResponseBody, SentRecord, SentState, SpokeStore,
+        StateChange, StoreError, Verification,
     },
     trust::{Held, TrustHolder},
 };
@@ -946,15 +946,13 @@ impl Spoke {
         });
         match verified {
             Ok(ack) => AckRecord {
-                verified: true,
-                ack: serde_json::to_value(&ack).ok(),
-                problem: None,
+                check: AckCheck::Verified(
+                    serde_json::to_value(&ack).unwrap_or(serde_json::Value::Null),
+                ),
                 signed: encoded,
             },
             Err(r) => AckRecord {
-                verified: false,
-                ack: None,
-                problem: Some(r.to_string()),
+                check: AckCheck::Failed(r.to_string()),
                 signed: encoded,
             },
         }

@@ -216,17 +216,72 @@ pub struct StateChange {
     pub at: Timestamp,
 }
 
-/// The recipient's signed acknowledgement, verified by this spoke.
+/// The recipient's signed acknowledgement, as this spoke checked it: verified with its content,
+/// or not with the reason, never both. Stored, and shown by the control and NSW APIs, in its
+/// flat form [`AckJson`] (as before it was an enum), so records written before still decode
+/// and the APIs' JSON is unchanged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "AckJson", into = "AckJson")]
 pub struct AckRecord {
-    /// Whether the signature verified with the recipient's registered key, and the
-    /// acknowledgement names this message and header.
-    pub verified: bool,
-    /// The verified content (outcome, reason, time), or why it did not verify.
-    pub ack: Option<serde_json::Value>,
-    pub problem: Option<String>,
+    pub check: AckCheck,
     /// The signed acknowledgement (protobuf `SignedAck`), base64.
     pub signed: String,
+}
+
+/// What checking an acknowledgement found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AckCheck {
+    /// The signature verified with the recipient's registered key, and the acknowledgement
+    /// names this message and header: its content (outcome, reason, time).
+    Verified(serde_json::Value),
+    /// It did not verify: why.
+    Failed(String),
+}
+
+impl AckRecord {
+    pub fn is_verified(&self) -> bool {
+        matches!(self.check, AckCheck::Verified(_))
+    }
+}
+
+/// [`AckRecord`] as stored and as the APIs show it: `verified`, with `ack` (the content) when
+/// it did and `problem` when it did not, and `signed`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AckJson {
+    pub verified: bool,
+    pub ack: Option<serde_json::Value>,
+    pub problem: Option<String>,
+    pub signed: String,
+}
+
+impl From<AckJson> for AckRecord {
+    /// A stored record said one thing by `verified` and its fields: `verified` decides.
+    fn from(json: AckJson) -> Self {
+        let check = if json.verified {
+            AckCheck::Verified(json.ack.unwrap_or(serde_json::Value::Null))
+        } else {
+            AckCheck::Failed(json.problem.unwrap_or_default())
+        };
+        Self {
+            check,
+            signed: json.signed,
+        }
+    }
+}
+
+impl From<AckRecord> for AckJson {
+    fn from(record: AckRecord) -> Self {
+        let (verified, ack, problem) = match record.check {
+            AckCheck::Verified(ack) => (true, Some(ack), None),
+            AckCheck::Failed(problem) => (false, None, Some(problem)),
+        };
+        Self {
+            verified,
+            ack,
+            problem,
+            signed: record.signed,
+        }
+    }
 }
 
 impl SentState {
@@ -1328,6 +1383,30 @@ mod tests {
             let err = store.inbox_entry(a.sender, a.message_id).unwrap_err();
             assert!(err.to_string().contains("newer Caravan"), "{err}");
         }
+    }
+
+    #[test]
+    fn an_acknowledgement_is_verified_or_not_and_keeps_its_stored_form() {
+        let verified = AckRecord {
+            check: AckCheck::Verified(serde_json::json!({"outcome": "ACCEPTED"})),
+            signed: "c2lnbmVk".into(),
+        };
+        let json = serde_json::to_value(&verified).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"verified": true, "ack": {"outcome": "ACCEPTED"}, "problem": null, "signed": "c2lnbmVk"})
+        );
+        let failed: AckRecord = serde_json::from_value(serde_json::json!(
+            {"verified": false, "ack": null, "problem": "BAD_SIGNATURE: no", "signed": "eA=="}
+        ))
+        .unwrap();
+        assert_eq!(failed.check, AckCheck::Failed("BAD_SIGNATURE: no".into()));
+        assert!(!failed.is_verified());
+        assert_eq!(
+            serde_json::from_value::<AckRecord>(json).unwrap(),
+            verified,
+            "it round-trips"
+        );
     }
 
     #[test]
