@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::kv::{Engine, KvError};
+use crate::store::{Engine, StoreError, Table};
 
 /// One thing wrong, where it is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -176,15 +176,15 @@ const SCAN_BATCH: usize = 1024;
 /// table in memory); a pair is counted in `report` under `table`.
 pub fn scan(
     engine: &dyn Engine,
-    table: &'static str,
+    table: Table,
     report: &mut Report,
     mut each: impl FnMut(&mut Report, &[u8], &[u8]),
-) -> Result<(), KvError> {
+) -> Result<(), StoreError> {
     let mut from = Vec::new();
     loop {
         let batch = engine.range(table, &from, None, SCAN_BATCH, false)?;
         for (key, value) in &batch {
-            *report.records.entry(table).or_default() += 1;
+            *report.records.entry(table.name()).or_default() += 1;
             each(report, key, value);
         }
         match batch.last() {

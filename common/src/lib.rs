@@ -1,9 +1,9 @@
 //! Types and rules that the Caravan hub and spokes share.
 //!
 //! Everything here is pure (no sockets, no gRPC), except behind features: `process` (logging,
-//! signals, the descriptor limit), `store` (the storage engines, [`kv`]) and `net` (the
-//! connection hygiene of every listener), and the payload files of [`segments`] and the
-//! descriptor accounting of [`fd`]. The wire encoding lives in
+//! signals, the descriptor limit), `store` (the foundation under both stores: engines,
+//! tables, transactions, payload segments, [`store`]) and `net` (the connection hygiene of
+//! every listener), and the descriptor accounting of [`fd`]. The wire encoding lives in
 //! `caravan-proto`; this crate holds what the encoding carries (participant ids, document types,
 //! headers, receipts, acknowledgements), how signatures are made and checked, the stable refusal
 //! codes both sides report, and the set of participants and keys a verifier trusts.
@@ -22,8 +22,6 @@ pub mod envelope;
 pub mod fd;
 pub mod html;
 pub mod ids;
-#[cfg(feature = "store")]
-pub mod kv;
 pub mod merkle;
 #[cfg(feature = "net")]
 pub mod net;
@@ -32,10 +30,15 @@ pub mod process;
 #[cfg(feature = "store")]
 pub mod recovery;
 pub mod refusal;
-pub mod segments;
 pub mod signing;
+#[cfg(feature = "store")]
+pub mod store;
 pub mod time;
 pub mod trust;
+
+/// The payload segment files are part of the store foundation; this path stays for their users.
+#[cfg(feature = "store")]
+pub use store::segments;
 
 pub use document::DocumentType;
 pub use ids::{KeyId, MessageId, ParticipantId};

@@ -9,7 +9,7 @@
 //!
 //! [`Recovering`] wraps an engine. A write or flush that fails in the engine marks the store
 //! faulted ([`StoreHealth`]: one log line, a metric, the health services NOT_SERVING) and
-//! answers [`KvError::Unavailable`]; while faulted, writes are refused without touching the
+//! answers [`StoreError::Unavailable`]; while faulted, writes are refused without touching the
 //! engine, and reads go on as far as the engine allows. A thread of its own then reopens the
 //! engine with backoff and probes it with a real write and a durable flush; the store is
 //! healthy again only when that probe is durable. Each recovery starts a new generation, which tells the stores'
@@ -28,9 +28,10 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use crate::kv::{Body, Copied, Engine, KvError, Pairs};
+use crate::store::{Body, Copied, Engine, EngineKind, Pairs, StoreError, Table};
 
-/// The table the recovery probe writes to; every store opened through `kv::open` has it.
+/// The table the recovery probe writes to; every store opened through `store::Db::open` has
+/// it, after its own tables.
 pub(crate) const PROBE_TABLE: &str = "_health";
 /// Bytes the probe writes: enough to need new space on a full disk.
 const PROBE_BYTES: usize = 16 * 1024;
@@ -212,7 +213,7 @@ pub fn healthz(stopping: bool, fault: Option<&Fault>) -> (u16, String) {
     }
 }
 
-type Reopen = Box<dyn Fn() -> Result<Box<dyn Engine>, KvError> + Send + Sync>;
+type Reopen = Box<dyn Fn() -> Result<Box<dyn Engine>, StoreError> + Send + Sync>;
 
 struct Inner {
     /// The store's folder.
@@ -222,6 +223,9 @@ struct Inner {
     reopen: Reopen,
     health: Arc<StoreHealth>,
     inline_payload_limit: usize,
+    kind: EngineKind,
+    /// The table the probe writes.
+    probe: Table,
 }
 
 /// An engine that recovers from storage faults (see the module doc).
@@ -236,9 +240,12 @@ impl Recovering {
         engine: Box<dyn Engine>,
         reopen: Reopen,
         health: Arc<StoreHealth>,
-    ) -> Result<Self, KvError> {
+        probe: Table,
+    ) -> Result<Self, StoreError> {
         let inner = Arc::new(Inner {
             path: path.to_path_buf(),
+            kind: engine.kind(),
+            probe,
             inline_payload_limit: engine.inline_payload_limit(),
             engine: RwLock::new(Some(Arc::from(engine))),
             reopen,
@@ -248,61 +255,66 @@ impl Recovering {
         std::thread::Builder::new()
             .name("store-recovery".into())
             .spawn(move || recover(weak))
-            .map_err(|e| KvError::Engine(format!("cannot start the store's recovery: {e}")))?;
+            .map_err(|e| StoreError::engine_at("cannot start the store's recovery", e))?;
         Ok(Self { inner })
     }
 
-    fn engine(&self) -> Result<Arc<dyn Engine>, KvError> {
+    fn engine(&self) -> Result<Arc<dyn Engine>, StoreError> {
         let slot = self.inner.engine.read().unwrap_or_else(|e| e.into_inner());
         match (&*slot, self.inner.health.fault()) {
             (Some(engine), _) => Ok(engine.clone()),
-            (None, Some(fault)) => Err(KvError::Unavailable(fault)),
-            (None, None) => Err(KvError::Engine("the store is being reopened".into())),
+            (None, Some(fault)) => Err(StoreError::Unavailable(fault)),
+            (None, None) => Err(StoreError::Stopped("the store is being reopened")),
         }
     }
 
     /// The engine, for a write: refused while the store is faulted.
-    fn for_write(&self) -> Result<Arc<dyn Engine>, KvError> {
+    fn for_write(&self) -> Result<Arc<dyn Engine>, StoreError> {
         match self.inner.health.fault() {
-            Some(fault) => Err(KvError::Unavailable(fault)),
+            Some(fault) => Err(StoreError::Unavailable(fault)),
             None => self.engine(),
         }
     }
 
     /// A failure of a write: the engine's own errors fault the store.
-    fn failed(&self, e: KvError) -> KvError {
-        match e {
-            KvError::Engine(cause) => KvError::Unavailable(self.inner.health.report(&cause)),
-            other => other,
+    fn failed(&self, e: StoreError) -> StoreError {
+        if e.is_storage_failure() {
+            StoreError::Unavailable(self.inner.health.report(&error_chain(&e)))
+        } else {
+            e
         }
     }
 }
 
 impl Engine for Recovering {
-    fn get(&self, table: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
+    fn kind(&self) -> EngineKind {
+        self.inner.kind
+    }
+
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         self.engine()?.get(table, key)
     }
 
     fn range(
         &self,
-        table: &'static str,
+        table: Table,
         from: &[u8],
         to: Option<&[u8]>,
         limit: usize,
         reverse: bool,
-    ) -> Result<Pairs, KvError> {
+    ) -> Result<Pairs, StoreError> {
         self.engine()?.range(table, from, to, limit, reverse)
     }
 
-    fn len(&self, table: &'static str) -> Result<u64, KvError> {
+    fn len(&self, table: Table) -> Result<u64, StoreError> {
         self.engine()?.len(table)
     }
 
-    fn write(&self, body: &mut Body<'_>) -> Result<(), KvError> {
+    fn write(&self, body: &mut Body<'_>) -> Result<(), StoreError> {
         self.for_write()?.write(body).map_err(|e| self.failed(e))
     }
 
-    fn batch(&self, ops: &mut dyn FnMut()) -> Result<(), KvError> {
+    fn batch(&self, ops: &mut dyn FnMut()) -> Result<(), StoreError> {
         // `ops` always runs (its writers must all be answered); while faulted each of its
         // writes is refused.
         match self.for_write() {
@@ -314,11 +326,11 @@ impl Engine for Recovering {
         }
     }
 
-    fn flush(&self) -> Result<(), KvError> {
+    fn flush(&self) -> Result<(), StoreError> {
         self.for_write()?.flush().map_err(|e| self.failed(e))
     }
 
-    fn size_on_disk(&self) -> Result<u64, KvError> {
+    fn size_on_disk(&self) -> Result<u64, StoreError> {
         self.engine()?.size_on_disk()
     }
 
@@ -326,7 +338,7 @@ impl Engine for Recovering {
         self.inner.inline_payload_limit
     }
 
-    fn copy_to(&self, dest: &Path) -> Result<Copied, KvError> {
+    fn copy_to(&self, dest: &Path) -> Result<Copied, StoreError> {
         self.engine()?.copy_to(dest)
     }
 
@@ -369,19 +381,18 @@ fn recover(store: Weak<Inner>) {
 
 /// Reopen the engine and prove that a write becomes durable (after a full disk, that there
 /// is room again first).
-fn attempt(inner: &Inner) -> Result<(), KvError> {
+fn attempt(inner: &Inner) -> Result<(), StoreError> {
     if inner
         .health
         .fault()
         .is_some_and(|f| f.kind == FaultKind::DiskFull)
     {
-        let fs = rustix::fs::statvfs(&inner.path)
-            .map_err(|e| KvError::Engine(format!("{}: {e}", inner.path.display())))?;
+        let fs =
+            rustix::fs::statvfs(&inner.path).map_err(|e| StoreError::io(&inner.path)(e.into()))?;
         let free = fs.f_bavail.saturating_mul(fs.f_frsize);
         if free < FREE_TO_RECOVER {
-            return Err(KvError::Engine(format!(
-                "{} bytes free on the store's file system; waiting for {FREE_TO_RECOVER}",
-                free
+            return Err(StoreError::engine(format!(
+                "{free} bytes free on the store's file system; waiting for {FREE_TO_RECOVER}"
             )));
         }
     }
@@ -397,8 +408,8 @@ fn attempt(inner: &Inner) -> Result<(), KvError> {
         while Arc::strong_count(&old) > 1 {
             if Instant::now() > deadline {
                 *inner.engine.write().unwrap_or_else(|e| e.into_inner()) = Some(old);
-                return Err(KvError::Engine(
-                    "operations on the faulted engine did not finish".into(),
+                return Err(StoreError::Stopped(
+                    "operations on the faulted engine did not finish",
                 ));
             }
             std::thread::sleep(Duration::from_millis(10));
@@ -408,17 +419,33 @@ fn attempt(inner: &Inner) -> Result<(), KvError> {
     let engine: Arc<dyn Engine> = Arc::from((inner.reopen)()?);
     *inner.engine.write().unwrap_or_else(|e| e.into_inner()) = Some(engine.clone());
     let probe = vec![0u8; PROBE_BYTES];
-    engine.write(&mut |tx| tx.insert(PROBE_TABLE, b"probe", &probe))?;
+    engine.write(&mut |tx| tx.insert(inner.probe, b"probe", &probe))?;
     engine.flush()
 }
 
 /// A failure of the storage beside the engine (payload segments): faults the store when the
 /// engine recovers (`health`), and is answered as the engine's faults are.
-pub fn storage_failed(engine: &dyn Engine, e: impl std::fmt::Display) -> KvError {
+pub fn storage_failed(engine: &dyn Engine, e: impl Into<StoreError>) -> StoreError {
+    let e = e.into();
     match engine.health() {
-        Some(health) => KvError::Unavailable(health.report(&e.to_string())),
-        None => KvError::Engine(e.to_string()),
+        Some(health) => StoreError::Unavailable(health.report(&error_chain(&e))),
+        None => e,
     }
+}
+
+/// An error and its sources, as one line: the words a fault is classified by.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let more = cause.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 #[cfg(test)]

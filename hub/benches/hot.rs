@@ -7,7 +7,7 @@ use std::{collections::HashMap, hint::black_box};
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 
-use caravan_common::kv::EngineKind;
+use caravan_common::store::EngineKind;
 use caravan_common::{
     DocumentType, MessageId, ParticipantId, Timestamp,
     envelope::Header,
@@ -15,7 +15,7 @@ use caravan_common::{
     signing::{SigningKey, sha256},
     trust::{Participant, ParticipantStatus, SigningKeyEntry, TrustSet},
 };
-use caravan_hub::store::{Backend, Incoming, kv::KvBackend};
+use caravan_hub::store::{Backend, Incoming};
 use caravan_proto::envelope;
 
 fn pid(s: &str) -> ParticipantId {
@@ -105,7 +105,7 @@ fn incoming(payload: &[u8]) -> Incoming {
 fn store(c: &mut Criterion) {
     for engine in [EngineKind::Sled, EngineKind::Redb] {
         let dir = tempfile::tempdir().unwrap();
-        let store = KvBackend::open(dir.path(), engine, 64 << 20).unwrap();
+        let store = Backend::open(dir.path(), Some(engine), 64 << 20).unwrap();
         let payload = vec![b'x'; 4096];
         let receipt = vec![9u8; 180];
         let name = |what: &str| format!("store/{}/{what}", engine.as_str());

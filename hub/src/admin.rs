@@ -157,14 +157,10 @@ impl v1::admin_server::Admin for AdminService {
         let summary = self
             .store
             .run(move |b| {
-                std::fs::create_dir_all(&dir).map_err(|e| {
-                    crate::store::StoreError::Backend(format!("{}: {e}", dir.display()))
-                })?;
+                std::fs::create_dir_all(&dir).map_err(crate::store::StoreError::io(&dir))?;
                 let summary = b.backup(&dest)?;
-                let copy =
-                    crate::store::kv::KvBackend::open_found(&dest, 8 << 20)?.ok_or_else(|| {
-                        crate::store::StoreError::Backend("the copy is not a store".into())
-                    })?;
+                let copy = crate::store::Backend::open_found(&dest, 8 << 20)?
+                    .ok_or_else(|| crate::store::StoreError::NoStore(dest.clone()))?;
                 crate::log::cover_log(&copy, &key)?;
                 Ok(summary)
             })

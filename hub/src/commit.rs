@@ -35,7 +35,7 @@ const WRITE_BATCH: usize = 256;
 type Reply = Box<dyn FnOnce(Option<&StoreError>) + Send>;
 /// A write: it runs in a batch, and returns how to answer once the batch is committed (with
 /// the batch's error if it failed).
-type Write = Box<dyn FnOnce(&dyn Backend) -> Reply + Send>;
+type Write = Box<dyn FnOnce(&Backend) -> Reply + Send>;
 type Flushed = Result<Arc<TreeHead>, StoreError>;
 
 enum Job {
@@ -59,7 +59,7 @@ impl GroupCommit {
         let writer_heads = heads.clone();
         std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer(backend.as_ref(), &writer_heads, &metrics, queue))
+            .spawn(move || writer(&backend, &writer_heads, &metrics, queue))
             .expect("a thread for the store's writes");
         Self { jobs, heads }
     }
@@ -70,14 +70,14 @@ impl GroupCommit {
     }
 
     fn stopped() -> StoreError {
-        StoreError::Backend("the store's writer has stopped".into())
+        StoreError::Stopped("the store's writer has stopped")
     }
 
     /// Run a write on the writer thread; answered once it is visible to readers (not yet
     /// durable).
     pub async fn write<T: Send + 'static>(
         &self,
-        op: impl FnOnce(&dyn Backend) -> Result<T, StoreError> + Send + 'static,
+        op: impl FnOnce(&Backend) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let (tx, rx) = oneshot::channel();
         self.jobs
@@ -108,7 +108,7 @@ impl GroupCommit {
     /// very batch the write runs in.
     pub async fn write_durable<T: Send + 'static>(
         &self,
-        op: impl FnOnce(&dyn Backend) -> Result<T, StoreError> + Send + 'static,
+        op: impl FnOnce(&Backend) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<(T, Arc<TreeHead>), StoreError> {
         let written = self.write(op);
         let flushed = self.wait();
@@ -121,12 +121,12 @@ impl GroupCommit {
 fn not_kept(e: &StoreError) -> StoreError {
     match e {
         StoreError::Unavailable(_) => e.clone(),
-        other => StoreError::Backend(format!("the write was not kept: {other}")),
+        other => StoreError::NotKept(Arc::new(other.clone())),
     }
 }
 
 /// The writer thread: batches of writes, each ended by one flush if any writer asked for it.
-fn writer(backend: &dyn Backend, heads: &Heads, metrics: &Metrics, queue: mpsc::Receiver<Job>) {
+fn writer(backend: &Backend, heads: &Heads, metrics: &Metrics, queue: mpsc::Receiver<Job>) {
     let mut replies: Vec<Reply> = Vec::with_capacity(WRITE_BATCH);
     let mut waiters = Vec::new();
     while let Ok(first) = queue.recv() {
@@ -177,158 +177,67 @@ fn writer(backend: &dyn Backend, heads: &Heads, metrics: &Metrics, queue: mpsc::
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{
-        Mutex,
-        atomic::{AtomicU64, Ordering},
-    };
-
-    use caravan_common::{MessageId, ParticipantId, Timestamp};
+    use caravan_common::store::EngineKind;
 
     use super::*;
-    use crate::store::{
-        Acceptance, AckResult, AckUpdate, Backend, Incoming, LogEntry, Pending, RegistryRecord,
-        StatusRecord,
-    };
-
-    /// A backend that only flushes: each flush takes a while and is counted; it can be made
-    /// to fail.
-    #[derive(Default)]
-    struct Flushes {
-        count: AtomicU64,
-        fail: Mutex<bool>,
-    }
-
-    impl Backend for Flushes {
-        fn accept(
-            &self,
-            _: &Incoming,
-            _: &dyn Fn(u64) -> Vec<u8>,
-        ) -> Result<Acceptance, StoreError> {
-            Ok(Acceptance::Conflict)
-        }
-        fn pending(&self, _: ParticipantId, _: u64, _: usize) -> Result<Vec<Pending>, StoreError> {
-            Ok(Vec::new())
-        }
-        fn mark_delivered(&self, _: u64, _: Timestamp) -> Result<bool, StoreError> {
-            Ok(false)
-        }
-        fn acknowledge(&self, _: &AckUpdate) -> Result<AckResult, StoreError> {
-            Ok(AckResult::UnknownMessage)
-        }
-        fn status(
-            &self,
-            _: ParticipantId,
-            _: MessageId,
-        ) -> Result<Option<StatusRecord>, StoreError> {
-            Ok(None)
-        }
-        fn registry(&self) -> Result<Option<RegistryRecord>, StoreError> {
-            Ok(None)
-        }
-        fn save_registry(&self, _: &RegistryRecord, _: &LogEntry) -> Result<(), StoreError> {
-            Ok(())
-        }
-        fn record_certificate(
-            &self,
-            _: &crate::store::CertificateRecord,
-        ) -> Result<(), StoreError> {
-            Ok(())
-        }
-        fn expire(
-            &self,
-            _: Timestamp,
-            _: &dyn Fn(&str) -> Option<u64>,
-        ) -> Result<Vec<crate::store::Settled>, StoreError> {
-            Ok(Vec::new())
-        }
-        fn backup(&self, _: &std::path::Path) -> Result<crate::store::BackupSummary, StoreError> {
-            Err(StoreError::Backend("no backups".into()))
-        }
-        fn epoch(&self) -> Result<String, StoreError> {
-            Ok(String::new())
-        }
-        fn registry_version_floor(&self) -> Result<u64, StoreError> {
-            Ok(0)
-        }
-        fn queue_depths(&self) -> Result<Vec<(ParticipantId, u64)>, StoreError> {
-            Ok(Vec::new())
-        }
-        fn size_on_disk(&self) -> Result<u64, StoreError> {
-            Ok(0)
-        }
-        fn payload_chunk(&self, _: u64, _: u32) -> Result<Option<Vec<u8>>, StoreError> {
-            Ok(None)
-        }
-        fn log_entries(&self, _: u64, _: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-            Ok(Vec::new())
-        }
-        fn log_size(&self) -> Result<u64, StoreError> {
-            Ok(0)
-        }
-        fn log_node(&self, _: u32, _: u64) -> Result<caravan_common::merkle::Hash, StoreError> {
-            Err(StoreError::Backend("no log".into()))
-        }
-        fn save_tree_head(&self, _: &crate::store::TreeHead) -> Result<(), StoreError> {
-            Ok(())
-        }
-        fn tree_heads(&self) -> Result<Vec<crate::store::TreeHead>, StoreError> {
-            Ok(Vec::new())
-        }
-        fn events(
-            &self,
-            _: ParticipantId,
-            _: u64,
-            _: usize,
-        ) -> Result<Vec<(u64, crate::store::StatusEvent)>, StoreError> {
-            Ok(Vec::new())
-        }
-        fn certificates(&self) -> Result<Vec<crate::store::CertificateRecord>, StoreError> {
-            Ok(Vec::new())
-        }
-        fn flush(&self) -> Result<(), StoreError> {
-            std::thread::sleep(std::time::Duration::from_millis(20));
-            self.count.fetch_add(1, Ordering::SeqCst);
-            if *self.fail.lock().unwrap() {
-                return Err(StoreError::Backend("disk on fire".into()));
-            }
-            Ok(())
-        }
-    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_writers_share_flushes_and_all_learn_of_failure() {
-        let backend = Arc::new(Flushes::default());
-        let store = Store::shared(backend.clone());
-        let key = caravan_common::signing::SigningKey::generate();
-        let heads = Arc::new(Heads::open(backend.as_ref(), key).unwrap());
-        let commit = GroupCommit::start(store, heads, Arc::new(Metrics::default()));
-        let waiters: Vec<_> = (0..200)
-            .map(|_| {
-                let commit = commit.clone();
-                tokio::spawn(async move { commit.wait().await })
-            })
-            .collect();
-        for w in waiters {
-            w.await.unwrap().unwrap();
-        }
-        let flushes = backend.count.load(Ordering::SeqCst);
-        assert!(
-            (1..20).contains(&flushes),
-            "200 waiters took {flushes} flushes"
-        );
-
-        *backend.fail.lock().unwrap() = true;
-        let waiters: Vec<_> = (0..10)
-            .map(|_| {
-                let commit = commit.clone();
-                tokio::spawn(async move { commit.wait().await })
-            })
-            .collect();
-        for w in waiters {
+        for engine in [EngineKind::Redb, EngineKind::Sled] {
+            let dir = tempfile::tempdir().unwrap();
+            let backend = Arc::new(Backend::open(dir.path(), Some(engine), 8 << 20).unwrap());
+            let store = Store::shared(backend.clone());
+            let key = caravan_common::signing::SigningKey::generate();
+            let heads = Arc::new(Heads::open(&backend, key).unwrap());
+            let metrics = Arc::new(Metrics::default());
+            let commit = GroupCommit::start(store, heads, metrics.clone());
+            let before = metrics.flush.count();
+            // The writer is held by a write until every waiter has queued.
+            let (release, hold) = std::sync::mpsc::channel::<()>();
+            let writer = commit.clone();
+            let held = tokio::spawn(async move {
+                writer
+                    .write(move |_| {
+                        let _ = hold.recv();
+                        Ok(())
+                    })
+                    .await
+            });
+            let waiters: Vec<_> = (0..200)
+                .map(|_| {
+                    let commit = commit.clone();
+                    tokio::spawn(async move { commit.wait().await })
+                })
+                .collect();
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            release.send(()).unwrap();
+            held.await.unwrap().unwrap();
+            for w in waiters {
+                w.await.unwrap().unwrap();
+            }
+            let flushes = metrics.flush.count() - before;
             assert!(
-                w.await.unwrap().is_err(),
-                "a failed flush fails every waiter it answers"
+                (1..20).contains(&flushes),
+                "{engine}: 200 waiters took {flushes} flushes"
             );
+
+            // A storage fault: every waiter a flush answers learns of it.
+            backend
+                .health()
+                .unwrap()
+                .report("Input/output error (os error 5)");
+            let waiters: Vec<_> = (0..10)
+                .map(|_| {
+                    let commit = commit.clone();
+                    tokio::spawn(async move { commit.wait().await })
+                })
+                .collect();
+            for w in waiters {
+                assert!(
+                    matches!(w.await.unwrap(), Err(StoreError::Unavailable(_))),
+                    "{engine}: a failed flush fails every waiter it answers"
+                );
+            }
         }
     }
 }

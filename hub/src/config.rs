@@ -5,7 +5,7 @@
 //! data_dir = "data"                  # the store; relative paths follow this file
 //! max_payload_bytes = 67108864       # largest document accepted (default 64 MiB)
 //! payload_in_flight_mib = 128        # streamed payloads held in memory at once (default 128 MiB)
-//! store_engine = "sled"              # "sled" (default) or "redb"; fixed when the store is made
+//! store_engine = "redb"              # "redb" (default for a new store) or "sled"; see below
 //! store_cache_mib = 64               # the engine's page cache (default 64 MiB)
 //! receipt_key = "pki/hub-receipt.key"
 //! anchor_key = "pki/hub-anchor.key"   # signs the trust list; spokes pin its public key
@@ -37,9 +37,9 @@ use serde::{Deserialize, Serialize};
 
 use caravan_common::{
     config::{Problems, TlsFiles, TlsMaterial, read_toml, resolve},
-    kv::EngineKind,
     net::{Limits, NetFile},
     signing::SigningKey,
+    store::EngineKind,
 };
 
 /// Default largest payload: 64 MiB.
@@ -61,9 +61,11 @@ pub struct HubFile {
     /// Largest document payload accepted, in bytes.
     #[serde(default = "default_max_payload")]
     pub max_payload_bytes: u64,
-    /// The store's key-value engine, for a new store; an existing one keeps its own.
+    /// The store's engine: for a new store, the one it is made with (unset: redb); an
+    /// existing store keeps the engine it was made with, and a setting naming the other one
+    /// is refused at start (move a store with `caravan-hub store migrate`).
     #[serde(default)]
-    pub store_engine: EngineKind,
+    pub store_engine: Option<EngineKind>,
     /// Payload bytes of streamed submissions the hub holds in memory at once, in MiB; a
     /// submission without room now is answered RESOURCE_EXHAUSTED before its payload is read
     /// (the sender retries).
@@ -185,7 +187,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub max_payload_bytes: usize,
     pub payload_in_flight_bytes: usize,
-    pub store_engine: EngineKind,
+    /// As configured (`None`: the store's own, or redb for a new one).
+    pub store_engine: Option<EngineKind>,
     pub store_cache_bytes: u64,
     pub receipt_key: SigningKey,
     pub anchor_key: SigningKey,

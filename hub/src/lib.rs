@@ -29,6 +29,7 @@ pub mod exchange;
 pub mod identity;
 pub mod log;
 pub mod metrics;
+pub mod migrate;
 pub mod observed;
 pub mod operator;
 pub mod pki;

@@ -471,8 +471,8 @@ mod open_tests {
             "the store's error is kept"
         );
         // A store that fails writing the list at start is a store failure too.
-        let write = RegistryError::from(HubError::Store(StoreError::Backend(
-            "disk I/O error".into(),
+        let write = RegistryError::from(HubError::Store(StoreError::engine(
+            std::io::Error::other("disk I/O error"),
         )));
         assert!(matches!(write, RegistryError::Write(_)), "{write:?}");
         assert!(!write.to_string().contains("invalid"), "{write}");

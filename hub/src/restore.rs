@@ -23,7 +23,7 @@ use caravan_common::{Timestamp, signing::PublicKey};
 
 use crate::{
     log::{self, Audit},
-    store::{StoreError, kv::KvBackend},
+    store::{Backend, StoreError},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -83,13 +83,13 @@ pub fn restore(
     cache_bytes: u64,
     anchor: &PublicKey,
 ) -> Result<Restored, RestoreError> {
-    if caravan_common::kv::EngineKind::detect(from).is_none() {
+    if caravan_common::store::EngineKind::detect(from).is_none() {
         return Err(RestoreError::NotABackup(from.display().to_string()));
     }
     let live = data_dir.join("store");
     // Opening takes the engine's lock on its files: it fails while a hub holds the store.
     let replaced =
-        KvBackend::open_found(&live, cache_bytes).map_err(|source| RestoreError::InUse {
+        Backend::open_found(&live, cache_bytes).map_err(|source| RestoreError::InUse {
             path: live.display().to_string(),
             source,
         })?;
@@ -97,8 +97,8 @@ pub fn restore(
     let staging = data_dir.join(format!("store.restoring-{stamp}"));
     copy_dir(from, &staging)?;
     let checked = (|| {
-        let store = KvBackend::open_found(&staging, cache_bytes)?
-            .ok_or_else(|| StoreError::Backend("the copied backup holds no store".into()))?;
+        let store = Backend::open_found(&staging, cache_bytes)?
+            .ok_or_else(|| StoreError::NoStore(staging.clone()))?;
         let report = store.check();
         if !report.is_sound() {
             return Ok(Err(report.summary()));

@@ -46,7 +46,7 @@ use crate::{
     metrics::Metrics,
     observed::Observed,
     registry::{Registry, RegistryError},
-    store::{Store, kv::KvBackend},
+    store::{Backend, Store},
 };
 
 /// Room for the envelope's header, signature and framing on top of a message's payload.
@@ -58,7 +58,7 @@ const ENVELOPE_OVERHEAD: usize = 64 * 1024;
 /// own PAYLOAD_TOO_LARGE refusal.
 const MESSAGE_LIMIT: usize = caravan_proto::MAX_PAYLOAD_PER_MESSAGE + ENVELOPE_OVERHEAD;
 // A delivery frame carries one stored chunk of a payload.
-const _: () = assert!(crate::store::kv::PAYLOAD_CHUNK <= caravan_proto::MAX_PAYLOAD_PER_MESSAGE);
+const _: () = assert!(crate::store::PAYLOAD_CHUNK <= caravan_proto::MAX_PAYLOAD_PER_MESSAGE);
 
 /// Errors that stop the hub. A variant that wraps another error names only where it arose;
 /// the error itself is its source (`{:#}` prints the whole chain, as the CLI does).
@@ -85,7 +85,7 @@ pub enum RunError {
     /// `listening.json` in the data folder (where the hub listens, for scripts).
     #[error(transparent)]
     Listening(#[from] caravan_common::process::ListeningError),
-    /// The store failed the check at start (`KvBackend::check_at_start`) or could not be
+    /// The store failed the check at start (`Backend::check_at_start`) or could not be
     /// opened for what it holds: the hub serves nothing on it, and changed nothing.
     #[error(
         "the store in {path} is damaged, so the hub will not start on it: {problems}. The hub wrote nothing to it. List every problem with `caravan-hub store check --config <hub.toml>`, then restore the store from a backup (`caravan-hub restore --config <hub.toml> --from <backup>`; runbook: Faults and hostile conditions)"
@@ -179,7 +179,7 @@ pub async fn run(
         path: path.display().to_string(),
         problems,
     };
-    let opened = KvBackend::open_checked(&path, config.store_engine, config.store_cache_bytes)
+    let opened = Backend::open_checked(&path, config.store_engine, config.store_cache_bytes)
         .map_err(|e| match e {
             // A database file the engine cannot read for what it holds.
             crate::store::StoreError::Corrupt { .. } => damaged(e.to_string()),
@@ -188,10 +188,10 @@ pub async fn run(
         })?;
     let backend = opened.map_err(|report| damaged(report.summary()))?;
     // Checked: its log's size is the floor for the next start.
-    backend.note_floors(crate::store::Backend::log_size(&backend)?)?;
+    backend.note_floors(backend.log_size()?)?;
     let backend = Arc::new(backend);
     let store = Store::shared(backend.clone());
-    info!(path = %config.data_dir.display(), engine = config.store_engine.as_str(), "store opened and checked");
+    info!(path = %config.data_dir.display(), engine = backend.engine_kind().as_str(), "store opened and checked");
     let metrics = Arc::new(Metrics::default());
     let key = config.receipt_key.clone();
     let heads = Arc::new(store.run(move |b| Heads::open(b, key)).await?);

@@ -5,7 +5,7 @@
 //! hub_url = "https://127.0.0.1:7443"       # the hub's gRPC endpoint
 //! hub_tls_name = "localhost"               # name in the hub's certificate (default: URL host)
 //! data_dir = "data"                        # inbox and sent messages; relative to this file
-//! store_engine = "sled"                    # "sled" (default) or "redb"; fixed when the store is made
+//! store_engine = "redb"                    # "redb" (default for a new store) or "sled"; see below
 //! signing_key = "signing.key"              # from `caravan-spoke keygen`
 //! control_socket = "data/control.sock"     # local control API (default: <data_dir>/control.sock)
 //! max_payload_bytes = 67108864             # largest document sent (default 64 MiB)
@@ -45,9 +45,9 @@ use serde::{Deserialize, Serialize};
 use caravan_common::{
     ParticipantId,
     config::{ConfigError, Problems, TlsFiles, TlsMaterial, read_toml, resolve},
-    kv::EngineKind,
     net::{Limits, NetFile},
     signing::{PublicKey, SigningKey},
+    store::EngineKind,
 };
 
 /// Default largest payload sent: 64 MiB, as the hub's default.
@@ -71,9 +71,11 @@ pub struct SpokeFile {
     pub hub_tls_name: Option<String>,
     /// Folder of the spoke's store.
     pub data_dir: PathBuf,
-    /// The store's key-value engine, for a new store; an existing one keeps its own.
+    /// The store's engine: for a new store, the one it is made with (unset: redb); an
+    /// existing store keeps the engine it was made with, and a setting naming the other one
+    /// is refused at start (move a store with `caravan-spoke store migrate`).
     #[serde(default)]
-    pub store_engine: EngineKind,
+    pub store_engine: Option<EngineKind>,
     /// The participant's ed25519 document-signing key.
     pub signing_key: PathBuf,
     /// Unix socket of the local control API used by the CLI; only this machine's users with
@@ -362,7 +364,8 @@ pub struct Config {
     pub hub_url: String,
     pub hub_tls_name: Option<String>,
     pub data_dir: PathBuf,
-    pub store_engine: EngineKind,
+    /// As configured (`None`: the store's own, or redb for a new one).
+    pub store_engine: Option<EngineKind>,
     pub signing_key: SigningKey,
     pub control_socket: PathBuf,
     pub max_payload_bytes: usize,

@@ -218,6 +218,17 @@ enum StoreCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Copy the stopped spoke's store into the store another configuration describes (its
+    /// `data_dir` and `store_engine`: the other engine, say), then check it whole. The old
+    /// store is left untouched; a target folder that holds anything is refused.
+    Migrate {
+        /// The configuration the spoke runs with now.
+        #[arg(long)]
+        from: PathBuf,
+        /// The configuration to run with after the move.
+        #[arg(long)]
+        to: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -303,6 +314,9 @@ fn command(command: Command) -> Result<(), Failure> {
                     json,
                 },
         } => store_check(&config, store.as_deref(), json),
+        Command::Store {
+            command: StoreCommand::Migrate { from, to },
+        } => store_migrate(&from, &to),
         Command::Info { config, json } => {
             let path = config;
             let file: caravan_spoke::config::SpokeFile =
@@ -875,6 +889,46 @@ fn encode_query(value: &str) -> String {
 }
 
 /// `store check`: the whole walk of the stopped spoke's store, or of a copy.
+fn store_migrate(from: &std::path::Path, to: &std::path::Path) -> Result<(), Failure> {
+    let old = Config::load(from).map_err(|e| Failure(EX_USAGE, e.to_string()))?;
+    let new = Config::load(to).map_err(|e| Failure(EX_USAGE, e.to_string()))?;
+    let (source, target) = (old.data_dir.join("store"), new.data_dir.join("store"));
+    let (moved, report) =
+        caravan_spoke::store::SpokeStore::migrate(&source, &target, new.store_engine).map_err(
+            |e| {
+                Failure(
+                    1,
+                    format!(
+                        "the store was not moved: {e} (is the spoke running? stop it first: the store has one owner)"
+                    ),
+                )
+            },
+        )?;
+    for line in report.lines() {
+        caravan_common::out!("{line}");
+    }
+    if !report.is_sound() {
+        return Err(Failure(
+            1,
+            format!(
+                "the moved store in {} does not hold ({} problem(s)); the old store is untouched",
+                target.display(),
+                report.problems.len()
+            ),
+        ));
+    }
+    caravan_common::out!(
+        "moved the store in {} ({}) to {} ({}): {} records, {} bytes of payload segments; store check passed",
+        source.display(),
+        moved.from,
+        target.display(),
+        moved.to,
+        moved.records,
+        moved.segment_bytes
+    );
+    Ok(())
+}
+
 fn store_check(
     config: &std::path::Path,
     backup: Option<&std::path::Path>,

@@ -7,20 +7,14 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::store::{SpokeStore, StoreError};
+use crate::store::SpokeStore;
 
 /// The shutdown signal every long-running task watches: it changes (to `true`) once, when the
 /// spoke stops.
 pub type Shutdown = watch::Receiver<bool>;
 
 /// Run blocking store work off the async threads.
-pub async fn blocking<T: Send + 'static>(
-    op: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, StoreError> {
-    tokio::task::spawn_blocking(op)
-        .await
-        .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
-}
+pub use caravan_common::store::blocking;
 
 /// Wait until the store takes writes (at once, unless it is faulted: a full disk, say; it
 /// recovers by itself, `caravan_common::recovery`); false on shutdown.

@@ -88,7 +88,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let store = store::SpokeStore::open(&path, config.store_engine, STORE_CACHE_BYTES).map_err(
         |e| match e {
             // A database file the engine cannot read for what it holds.
-            store::StoreError::Corrupt(_) => damaged(e.to_string()),
+            store::StoreError::Corrupt { .. } => damaged(e.to_string()),
             // Busy (another spoke holds it), or an I/O error.
             other => RunError::Store(other),
         },

@@ -1,6 +1,6 @@
 //! The spoke's durable state: the inbox (documents received, each with its verification
 //! result and evidence) and the record of documents sent, in tables of a key-value engine
-//! (`caravan_common::kv`: sled, the default, or redb; `store_engine`).
+//! (`caravan_common::store`: redb, the default for a new store, or sled; `store_engine`).
 //!
 //! | table      | key                            | value                         |
 //! |------------|--------------------------------|-------------------------------|
@@ -18,7 +18,7 @@
 //! | `meta`     | `format_version`, `status_cursor`, `next_arrival`, `next_queued`, ... | the store's format, cursors and counters (u64), log head and alarms (JSON) |
 //!
 //! Payloads above the engine's inline limit live in append-only segment files
-//! (`caravan_common::segments`), not in the engine (sled would keep every one in memory until
+//! (`caravan_common::store::segments`), not in the engine (sled would keep every one in memory until
 //! the process ends, so on sled all of them do). A document enters the inbox
 //! once: the same (sender, message id) delivered again is recognised, and answered with the
 //! decision already recorded.
@@ -31,54 +31,25 @@
 
 use std::{
     path::{Path, PathBuf},
-    sync::Mutex,
+    sync::{Arc, Mutex},
 };
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use caravan_common::{
-    DocumentType, MessageId, ParticipantId, RefusalCode, Timestamp,
-    kv::{self, Engine, EngineKind, KvError, Tx},
-    recovery,
-    segments::{self, Damaged, Location, Placed, SegmentError, Segments},
+    DocumentType, MessageId, ParticipantId, RefusalCode, Timestamp, recovery,
+    store::{
+        Counter, Db, EngineKind, Table,
+        keys::{message_key, message_range_end, u64_of},
+        record,
+        segments::{self, Damaged, Location, Placed, SegmentError},
+    },
 };
 
 mod check;
 
-/// Failures of the spoke's store.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("store: {0}")]
-    Backend(String),
-    #[error("stored record is corrupt: {0}")]
-    Corrupt(String),
-    /// The store is faulted (a full disk, an I/O error) and recovers by itself
-    /// (`caravan_common::recovery`): logged once there; callers answer "retry later".
-    #[error("the spoke's store is unavailable: {0}")]
-    Unavailable(caravan_common::recovery::Fault),
-    /// A stored payload fails its checksum: the document is never served as good.
-    #[error("the stored payload of {document} is corrupt: {detail}")]
-    PayloadCorrupt {
-        /// `message <id> from <sender>`, or the outbox entry.
-        document: String,
-        /// The segment file, offset and block.
-        detail: String,
-    },
-}
-
-fn backend(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(e.to_string())
-}
-
-impl From<KvError> for StoreError {
-    fn from(e: KvError) -> Self {
-        match e {
-            KvError::Corrupt { what, detail } => StoreError::Corrupt(format!("{what}: {detail}")),
-            KvError::Unavailable(fault) => StoreError::Unavailable(fault),
-            other => StoreError::Backend(other.to_string()),
-        }
-    }
-}
+/// The store's one error, shared with the hub (`caravan_common::store`).
+pub use caravan_common::store::StoreError;
 
 /// The outcome of end-to-end verification of a received document.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -245,17 +216,72 @@ pub struct StateChange {
     pub at: Timestamp,
 }
 
-/// The recipient's signed acknowledgement, verified by this spoke.
+/// The recipient's signed acknowledgement, as this spoke checked it: verified with its content,
+/// or not with the reason, never both. Stored, and shown by the control and NSW APIs, in its
+/// flat form [`AckJson`] (as before it was an enum), so records written before still decode
+/// and the APIs' JSON is unchanged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "AckJson", into = "AckJson")]
 pub struct AckRecord {
-    /// Whether the signature verified with the recipient's registered key, and the
-    /// acknowledgement names this message and header.
-    pub verified: bool,
-    /// The verified content (outcome, reason, time), or why it did not verify.
-    pub ack: Option<serde_json::Value>,
-    pub problem: Option<String>,
+    pub check: AckCheck,
     /// The signed acknowledgement (protobuf `SignedAck`), base64.
     pub signed: String,
+}
+
+/// What checking an acknowledgement found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AckCheck {
+    /// The signature verified with the recipient's registered key, and the acknowledgement
+    /// names this message and header: its content (outcome, reason, time).
+    Verified(serde_json::Value),
+    /// It did not verify: why.
+    Failed(String),
+}
+
+impl AckRecord {
+    pub fn is_verified(&self) -> bool {
+        matches!(self.check, AckCheck::Verified(_))
+    }
+}
+
+/// [`AckRecord`] as stored and as the APIs show it: `verified`, with `ack` (the content) when
+/// it did and `problem` when it did not, and `signed`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AckJson {
+    pub verified: bool,
+    pub ack: Option<serde_json::Value>,
+    pub problem: Option<String>,
+    pub signed: String,
+}
+
+impl From<AckJson> for AckRecord {
+    /// A stored record said one thing by `verified` and its fields: `verified` decides.
+    fn from(json: AckJson) -> Self {
+        let check = if json.verified {
+            AckCheck::Verified(json.ack.unwrap_or(serde_json::Value::Null))
+        } else {
+            AckCheck::Failed(json.problem.unwrap_or_default())
+        };
+        Self {
+            check,
+            signed: json.signed,
+        }
+    }
+}
+
+impl From<AckRecord> for AckJson {
+    fn from(record: AckRecord) -> Self {
+        let (verified, ack, problem) = match record.check {
+            AckCheck::Verified(ack) => (true, Some(ack), None),
+            AckCheck::Failed(problem) => (false, None, Some(problem)),
+        };
+        Self {
+            verified,
+            ack,
+            problem,
+            signed: record.signed,
+        }
+    }
 }
 
 impl SentState {
@@ -273,8 +299,8 @@ pub type Arrivals = Vec<(u64, InboxRecord)>;
 
 /// The spoke's store.
 pub struct SpokeStore {
-    engine: Box<dyn Engine>,
-    segments: Segments,
+    /// The engine and the payload segments.
+    db: Db,
     /// The store's folder, for reports.
     path: PathBuf,
     /// Documents whose payload failed its checksum (logged once each), by their key.
@@ -285,23 +311,25 @@ pub struct SpokeStore {
 
 /// The store's layout version, in `meta` (absent in stores from before it: version 1 too).
 /// Opening a store of a later version is refused; payload locations with checksums are read
-/// by earlier spokes as before (they ignore the checksums).
-pub const FORMAT_VERSION: u64 = 1;
+/// by earlier spokes as before (they ignore the checksums). Version 2: records carry their
+/// own version ([`RECORD_VERSION`]); those written before read as version 0.
+pub const FORMAT_VERSION: u64 = 2;
 const FORMAT_KEY: &[u8] = b"format_version";
 
-const INBOX: &str = "inbox";
-const PAYLOADS: &str = "payloads";
-const PAYLOAD_AT: &str = "payload_at";
-const ARRIVALS: &str = "arrivals";
-const SENT: &str = "sent";
-const OUTBOX: &str = "outbox";
-const QUEUED: &str = "queued";
-const OUTBOX_PAYLOADS: &str = "outbox_payloads";
-const RECEIPTED: &str = "receipted";
-const RECEIPTED_PAYLOADS: &str = "receipted_payloads";
-const TRUST: &str = "trust";
-const META: &str = "meta";
-const TABLES: &[&str] = &[
+const INBOX: Table = Table::new(0, "inbox");
+const PAYLOADS: Table = Table::new(1, "payloads");
+const PAYLOAD_AT: Table = Table::new(2, "payload_at");
+const ARRIVALS: Table = Table::new(3, "arrivals");
+const SENT: Table = Table::new(4, "sent");
+const OUTBOX: Table = Table::new(5, "outbox");
+const QUEUED: Table = Table::new(6, "queued");
+const OUTBOX_PAYLOADS: Table = Table::new(7, "outbox_payloads");
+const RECEIPTED: Table = Table::new(8, "receipted");
+const RECEIPTED_PAYLOADS: Table = Table::new(9, "receipted_payloads");
+const TRUST: Table = Table::new(10, "trust");
+const META: Table = Table::new(11, "meta");
+/// The spoke store's tables, each at its slot (for `store migrate`, which copies them all).
+pub const TABLES: &[Table] = &[
     INBOX,
     PAYLOADS,
     PAYLOAD_AT,
@@ -325,9 +353,10 @@ const LOG_ALARMS: &[u8] = b"log_alarms";
 /// Alarms kept (the newest); the total count is kept apart.
 const LOG_ALARMS_KEPT: usize = 100;
 const LOG_ALARMS_TOTAL: &[u8] = b"log_alarms_total";
-/// The next arrival number (the inbox's order) and outbox queue number.
-const NEXT_ARRIVAL: &[u8] = b"next_arrival";
-const NEXT_QUEUED: &[u8] = b"next_queued";
+/// The next arrival number (the inbox's order) and outbox queue number. Stores made before
+/// the store foundation numbered from 0 and go on from where they are; new ones from 1.
+const NEXT_ARRIVAL: Counter = Counter::new(META, b"next_arrival");
+const NEXT_QUEUED: Counter = Counter::new(META, b"next_queued");
 
 /// A tree head of the hub's exchange log that this spoke verified.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -391,7 +420,7 @@ struct Placement {
 }
 
 fn decode_location(pointer: &[u8]) -> Result<Placement, StoreError> {
-    let corrupt = || StoreError::Corrupt("payload location".into());
+    let corrupt = || StoreError::corrupt("payload location", "does not decode");
     let segment = pointer
         .get(..4)
         .and_then(|b| b.try_into().ok())
@@ -421,10 +450,7 @@ fn decode_location(pointer: &[u8]) -> Result<Placement, StoreError> {
 }
 
 fn inbox_key(id: MessageId, sender: ParticipantId) -> [u8; 18] {
-    let mut key = [0u8; 18];
-    key[..16].copy_from_slice(id.as_bytes());
-    key[16..].copy_from_slice(sender.as_str().as_bytes());
-    key
+    message_key(id, sender)
 }
 
 fn uuid_message_id(bytes: [u8; 16]) -> Result<MessageId, StoreError> {
@@ -432,35 +458,43 @@ fn uuid_message_id(bytes: [u8; 16]) -> Result<MessageId, StoreError> {
         .hyphenated()
         .to_string()
         .parse()
-        .map_err(|e| StoreError::Corrupt(format!("outbox key: {e}")))
+        .map_err(|e| StoreError::corrupt("outbox key", e))
 }
 
 /// A stored record; `what` names it if it is corrupt.
-fn decode<T: DeserializeOwned>(bytes: &[u8], what: &'static str) -> Result<T, KvError> {
-    serde_json::from_slice(bytes).map_err(|e| KvError::corrupt(what, e))
+/// The version of the spoke's stored records (JSON bodies; `caravan_common::store::record`):
+/// 1. Version 0, written before records carried versions, is the same JSON.
+pub const RECORD_VERSION: u8 = 1;
+
+fn decode<T: DeserializeOwned>(bytes: &[u8], what: &'static str) -> Result<T, StoreError> {
+    let (version, body) = record::split(bytes);
+    if version > RECORD_VERSION {
+        return Err(StoreError::corrupt(
+            what,
+            format!("record version {version}, written by a newer Caravan"),
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| StoreError::corrupt(what, e))
 }
 
+/// A record as stored: its version, then its JSON.
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    serde_json::to_vec(value).expect("records serialise")
-}
-
-fn u64_of(bytes: &[u8]) -> Option<u64> {
-    bytes.try_into().ok().map(u64::from_be_bytes)
-}
-
-/// Take the next value of counter `name` in `meta`.
-fn next_counter(tx: &mut dyn Tx, name: &[u8]) -> Result<u64, KvError> {
-    let next = tx.get(META, name)?.as_deref().and_then(u64_of).unwrap_or(0);
-    tx.insert(META, name, &(next + 1).to_be_bytes())?;
-    Ok(next)
+    let mut out = vec![0, RECORD_VERSION];
+    // Serialising the records' own types (strings, numbers, enums) cannot fail.
+    serde_json::to_writer(&mut out, value).expect("records serialise");
+    out
 }
 
 impl SpokeStore {
-    /// Open (or create, on `engine`) the store in folder `path`.
-    pub fn open(path: &Path, engine: EngineKind, cache_bytes: u64) -> Result<Self, StoreError> {
+    /// Open (or create) the store in folder `path`: on the engine it was created with, or for
+    /// a new store `engine` (`None`: the default).
+    pub fn open(
+        path: &Path,
+        engine: Option<EngineKind>,
+        cache_bytes: u64,
+    ) -> Result<Self, StoreError> {
         let store = Self {
-            engine: kv::open(path, engine, TABLES, cache_bytes)?,
-            segments: Segments::open(path).map_err(backend)?,
+            db: Db::open(path, engine, TABLES, cache_bytes)?,
             path: path.to_path_buf(),
             damaged: Damaged::default(),
             damage: Mutex::new(None),
@@ -474,19 +508,45 @@ impl SpokeStore {
     /// `store check` of a backup); `None` if `path` holds no store.
     pub fn open_found(path: &Path, cache_bytes: u64) -> Result<Option<Self>, StoreError> {
         match EngineKind::detect(path) {
-            Some(kind) => Self::open(path, kind, cache_bytes).map(Some),
+            Some(kind) => Self::open(path, Some(kind), cache_bytes).map(Some),
             None => Ok(None),
         }
+    }
+
+    /// Copy the stopped store in folder `from` into a new store in folder `to` on `engine`
+    /// (`None`: the default for a new store), leaving `from` as it was, then check the copy
+    /// whole (`caravan-spoke store migrate`). A running spoke's store is refused (it holds the
+    /// engine's lock), and so is a `to` that holds anything. Returns what was copied and the
+    /// copy's check.
+    pub fn migrate(
+        from: &Path,
+        to: &Path,
+        engine: Option<EngineKind>,
+    ) -> Result<
+        (
+            caravan_common::store::Migrated,
+            caravan_common::check::Report,
+        ),
+        StoreError,
+    > {
+        let migrated =
+            caravan_common::store::migrate(from, to, engine.unwrap_or_default(), TABLES)?;
+        let moved =
+            Self::open_found(to, 8 << 20)?.ok_or_else(|| StoreError::NoStore(to.to_path_buf()))?;
+        Ok((migrated, moved.check()))
     }
 
     /// Record the format version, or refuse a store of a later one.
     fn upgrade(&self) -> Result<(), StoreError> {
         match self.meta_u64(FORMAT_KEY)? {
-            Some(v) if v > FORMAT_VERSION => Err(StoreError::Backend(format!(
-                "the store has format version {v}, written by a newer Caravan; this one reads up to version {FORMAT_VERSION}: run the newer binary, or restore a backup taken before the upgrade"
-            ))),
-            Some(_) => Ok(()),
-            None => {
+            Some(v) if v > FORMAT_VERSION => Err(StoreError::Newer {
+                found: v,
+                supported: FORMAT_VERSION,
+            }),
+            Some(FORMAT_VERSION) => Ok(()),
+            // Nothing to rewrite: older records still decode (as version 0). The new version
+            // is recorded so that an older spoke refuses the records it could not read.
+            _ => {
                 self.put(META, FORMAT_KEY, &FORMAT_VERSION.to_be_bytes())?;
                 self.flush()
             }
@@ -513,9 +573,9 @@ impl SpokeStore {
         // Damage, not a passing fault (a full disk, a reopen under way: `recovery` has those).
         // The engines say "corrupt" in words only.
         let damage = |e: &StoreError| match e {
-            StoreError::Corrupt(_) | StoreError::PayloadCorrupt { .. } => true,
-            StoreError::Backend(cause) => cause.to_lowercase().contains("corrupt"),
-            StoreError::Unavailable(_) => false,
+            StoreError::Corrupt { .. } | StoreError::PayloadCorrupt { .. } => true,
+            StoreError::Engine { .. } => e.to_string().to_lowercase().contains("corrupt"),
+            _ => false,
         };
         if let Err(e) = outcome.as_ref()
             && damage(e)
@@ -538,42 +598,34 @@ impl SpokeStore {
     fn start_counters(&self) -> Result<(), StoreError> {
         // (`queued` came after the counters: a store without them has none of it.)
         for (counter, table) in [(NEXT_ARRIVAL, ARRIVALS), (NEXT_QUEUED, OUTBOX)] {
-            if self.engine.get(META, counter)?.is_some() {
+            if counter.next(&self.db)?.is_some() {
                 continue;
             }
-            let last = self.engine.range(table, &[], None, 1, true)?;
+            let last = self.db.range(table, &[], None, 1, true)?;
             let next = match last.first() {
-                Some((key, _)) => key
-                    .get(..8)
-                    .and_then(u64_of)
-                    .ok_or_else(|| StoreError::Corrupt(format!("{table} key")))?
+                Some((key, _)) => u64_of(key)
+                    .ok_or_else(|| StoreError::corrupt(table.name(), "key is not a number"))?
                     .saturating_add(1),
-                None => 0,
+                None => Counter::FIRST,
             };
-            self.engine
-                .write(&mut |tx| tx.insert(META, counter, &next.to_be_bytes()))?;
+            self.db.update(|tx| counter.set_next(tx, next))?;
         }
         Ok(())
     }
 
-    fn get<T: DeserializeOwned>(
-        &self,
-        table: &'static str,
-        key: &[u8],
-    ) -> Result<Option<T>, StoreError> {
-        Ok(self
-            .engine
+    fn get<T: DeserializeOwned>(&self, table: Table, key: &[u8]) -> Result<Option<T>, StoreError> {
+        self.db
             .get(table, key)?
-            .map(|b| decode(&b, table))
-            .transpose()?)
+            .map(|b| decode(&b, table.name()))
+            .transpose()
     }
 
-    fn put(&self, table: &'static str, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
-        Ok(self.engine.write(&mut |tx| tx.insert(table, key, value))?)
+    fn put(&self, table: Table, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        self.db.put(table, key, value)
     }
 
     fn meta_u64(&self, key: &[u8]) -> Result<Option<u64>, StoreError> {
-        Ok(self.engine.get(META, key)?.as_deref().and_then(u64_of))
+        Ok(self.db.get(META, key)?.as_deref().and_then(u64_of))
     }
 
     /// The inbox entry for (sender, message id).
@@ -587,16 +639,14 @@ impl SpokeStore {
 
     /// Inbox entries with this message id (from any sender; normally one).
     pub fn inbox_find(&self, id: MessageId) -> Result<Vec<InboxRecord>, StoreError> {
-        // Keys are the id and a two-letter sender, so this bound is past every one of them.
-        let mut end = id.as_bytes().to_vec();
-        end.extend_from_slice(&[0xff; 3]);
+        // Keys are the id and a two-letter sender: this range holds every sender's.
+        let end = message_range_end(id);
         self.watched((|| {
-            Ok(self
-                .engine
+            self.db
                 .range(INBOX, id.as_bytes(), Some(&end), usize::MAX, false)?
                 .into_iter()
-                .map(|(_, v)| decode(&v, INBOX))
-                .collect::<Result<_, _>>()?)
+                .map(|(_, v)| decode(&v, INBOX.name()))
+                .collect::<Result<_, _>>()
         })())
     }
 
@@ -604,26 +654,24 @@ impl SpokeStore {
     /// whether it was new. Not durable until [`Self::flush`].
     pub fn inbox_insert(&self, record: &InboxRecord, payload: &[u8]) -> Result<bool, StoreError> {
         let key = inbox_key(record.message_id, record.sender);
-        if self.engine.get(INBOX, &key)?.is_some() {
+        if self.db.get(INBOX, &key)?.is_some() {
             return Ok(false);
         }
         let pointer = self.place_payload(payload)?;
         let value = encode(record);
-        let mut inserted = false;
-        self.engine.write(&mut |tx| {
-            inserted = tx.get(INBOX, &key)?.is_none();
-            if inserted {
-                let arrival = next_counter(tx, NEXT_ARRIVAL)?;
-                tx.insert(INBOX, &key, &value)?;
-                match &pointer {
-                    Some(pointer) => tx.insert(PAYLOAD_AT, &key, pointer)?,
-                    None => tx.insert(PAYLOADS, &key, payload)?,
-                }
-                tx.insert(ARRIVALS, &arrival.to_be_bytes(), &key)?;
+        self.db.update(|tx| {
+            if tx.get(INBOX, &key)?.is_some() {
+                return Ok(false);
             }
-            Ok(())
-        })?;
-        Ok(inserted)
+            let arrival = NEXT_ARRIVAL.take(tx)?;
+            tx.insert(INBOX, &key, &value)?;
+            match &pointer {
+                Some(pointer) => tx.insert(PAYLOAD_AT, &key, pointer)?,
+                None => tx.insert(PAYLOADS, &key, payload)?,
+            }
+            tx.insert(ARRIVALS, &arrival.to_be_bytes(), &key)?;
+            Ok(true)
+        })
     }
 
     /// Record the acknowledgement sent for an inbox entry.
@@ -634,19 +682,19 @@ impl SpokeStore {
         ack: String,
     ) -> Result<(), StoreError> {
         let key = inbox_key(id, sender);
-        Ok(self.engine.write(&mut |tx| {
+        self.db.update(|tx| {
             if let Some(bytes) = tx.get(INBOX, &key)? {
                 let mut record: InboxRecord = decode(&bytes, "inbox entry")?;
                 record.evidence.ack = Some(ack.clone());
                 tx.insert(INBOX, &key, &encode(&record))?;
             }
             Ok(())
-        })?)
+        })
     }
 
     /// How many documents the inbox holds.
     pub fn inbox_len(&self) -> Result<u64, StoreError> {
-        Ok(self.engine.len(ARRIVALS)?)
+        self.db.len(ARRIVALS)
     }
 
     /// At most `limit` inbox entries that arrived after cursor `since` (from the first with
@@ -698,9 +746,9 @@ impl SpokeStore {
         // Every inbox listing reads here: damage found makes health say so.
         self.watched((|| {
             let mut out = Vec::new();
-            for (arrival, key) in self.engine.range(ARRIVALS, from, to, limit, reverse)? {
-                let cursor =
-                    u64_of(&arrival).ok_or_else(|| StoreError::Corrupt("arrival key".into()))?;
+            for (arrival, key) in self.db.range(ARRIVALS, from, to, limit, reverse)? {
+                let cursor = u64_of(&arrival)
+                    .ok_or_else(|| StoreError::corrupt("arrival key", "not a number"))?;
                 if let Some(record) = self.get(INBOX, &key)? {
                     out.push((cursor, record));
                 }
@@ -716,9 +764,9 @@ impl SpokeStore {
     ) -> Result<Option<Vec<u8>>, StoreError> {
         let key = inbox_key(id, sender);
         self.watched((|| {
-            let Some(pointer) = self.engine.get(PAYLOAD_AT, &key)? else {
+            let Some(pointer) = self.db.get(PAYLOAD_AT, &key)? else {
                 // Kept in the engine: small, or stored before segments.
-                return Ok(self.engine.get(PAYLOADS, &key)?);
+                return self.db.get(PAYLOADS, &key);
             };
             let document = format!("message {id} from {sender}");
             self.read_placed(&pointer, &key, &document).map(Some)
@@ -729,13 +777,10 @@ impl SpokeStore {
     /// limit), else appended to a segment now, and the encoded location to record. Either is
     /// durable with the next flush (see the module docs).
     fn place_payload(&self, payload: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        if payload.len() <= self.engine.inline_payload_limit() {
+        if payload.len() <= self.db.inline_payload_limit() {
             return Ok(None);
         }
-        let placed = self
-            .segments
-            .append(payload)
-            .map_err(|e| recovery::storage_failed(self.engine.as_ref(), e))?;
+        let placed = self.db.append_payload(payload)?;
         Ok(Some(encode_location(&placed, payload.len())))
     }
 
@@ -748,7 +793,7 @@ impl SpokeStore {
         document: &str,
     ) -> Result<Vec<u8>, StoreError> {
         let p = decode_location(pointer)?;
-        match self.segments.read(p.at, 0, p.len, &p.checksums) {
+        match self.db.segments().read(p.at, 0, p.len, &p.checksums) {
             Ok(bytes) => Ok(bytes),
             Err(e @ SegmentError::Corrupt { .. }) => {
                 if self.damaged.note(key.to_vec()) {
@@ -757,10 +802,10 @@ impl SpokeStore {
                 }
                 Err(StoreError::PayloadCorrupt {
                     document: document.to_owned(),
-                    detail: e.to_string(),
+                    source: Arc::new(e),
                 })
             }
-            Err(e) => Err(backend(e)),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -779,13 +824,13 @@ impl SpokeStore {
             Some(pointer) => [&[1u8][..], &pointer].concat(),
         };
         let value = encode(record);
-        Ok(self.engine.write(&mut |tx| {
-            let mut key = next_counter(tx, NEXT_QUEUED)?.to_be_bytes().to_vec();
+        self.db.update(|tx| {
+            let mut key = NEXT_QUEUED.take(tx)?.to_be_bytes().to_vec();
             key.extend_from_slice(record.message_id.as_bytes());
             tx.insert(SENT, record.message_id.as_bytes(), &value)?;
             tx.insert(QUEUED, &key, envelope)?;
             tx.insert(OUTBOX_PAYLOADS, &key, &kept)
-        })?)
+        })
     }
 
     /// The payload of a queued envelope; `None` for an envelope queued with its payload inside
@@ -796,16 +841,16 @@ impl SpokeStore {
         }
         self.watched((|| {
             let kept = self
-                .engine
+                .db
                 .get(OUTBOX_PAYLOADS, &queued.key)?
-                .ok_or_else(|| StoreError::Corrupt("outbox payload is missing".into()))?;
+                .ok_or_else(|| StoreError::corrupt("outbox payload", "missing"))?;
             match kept.split_first() {
                 Some((0, payload)) => Ok(Some(payload.to_vec())),
                 Some((1, pointer)) => {
                     let document = format!("outbox message {}", queued.message_id);
                     self.read_placed(pointer, &queued.key, &document).map(Some)
                 }
-                _ => Err(StoreError::Corrupt("outbox payload".into())),
+                _ => Err(StoreError::corrupt("outbox payload", "unknown kind")),
             }
         })())
     }
@@ -814,11 +859,11 @@ impl SpokeStore {
     pub fn outbox(&self, limit: usize) -> Result<Vec<Queued>, StoreError> {
         let mut oldest = Vec::new();
         for (table, whole) in [(QUEUED, false), (OUTBOX, true)] {
-            for (key, envelope) in self.engine.range(table, &[], None, limit, false)? {
+            for (key, envelope) in self.db.range(table, &[], None, limit, false)? {
                 let id: [u8; 16] = key
                     .get(8..24)
                     .and_then(|b| b.try_into().ok())
-                    .ok_or_else(|| StoreError::Corrupt("outbox key".into()))?;
+                    .ok_or_else(|| StoreError::corrupt("outbox key", "not number + id"))?;
                 oldest.push(Queued {
                     message_id: uuid_message_id(id)?,
                     key,
@@ -834,14 +879,14 @@ impl SpokeStore {
 
     /// How many envelopes wait in the outbox.
     pub fn outbox_len(&self) -> Result<u64, StoreError> {
-        Ok(self.engine.len(QUEUED)? + self.engine.len(OUTBOX)?)
+        Ok(self.db.len(QUEUED)? + self.db.len(OUTBOX)?)
     }
 
     /// Take `queued` out of the outbox and record the hub's answer (receipt or refusal),
     /// atomically. State changes the hub already reported are kept.
     pub fn settle(&self, queued: &Queued, answer: &SentRecord) -> Result<(), StoreError> {
         let key = answer.message_id.as_bytes();
-        Ok(self.engine.write(&mut |tx| {
+        self.db.update(|tx| {
             let mut record: SentRecord = match tx.get(SENT, key)? {
                 Some(v) => decode(&v, "sent record")?,
                 None => answer.clone(),
@@ -860,7 +905,7 @@ impl SpokeStore {
             let table = if queued.whole { OUTBOX } else { QUEUED };
             if keep {
                 let envelope = tx.get(table, &queued.key)?.ok_or_else(|| {
-                    KvError::corrupt("outbox entry", "missing while it is settled")
+                    StoreError::corrupt("outbox entry", "missing while it is settled")
                 })?;
                 tx.insert(RECEIPTED, key, &envelope)?;
             }
@@ -871,20 +916,20 @@ impl SpokeStore {
                 tx.remove(OUTBOX_PAYLOADS, &queued.key)?;
             }
             tx.remove(table, &queued.key)
-        })?)
+        })
     }
 
     /// Documents the hub gave a receipt for that have not reached a final state yet, up to
     /// `limit`.
     pub fn receipted(&self, limit: usize) -> Result<Vec<MessageId>, StoreError> {
-        self.engine
+        self.db
             .range(RECEIPTED, &[], None, limit, false)?
             .into_iter()
             .map(|(key, _)| {
                 let id: [u8; 16] = key
                     .as_slice()
                     .try_into()
-                    .map_err(|_| StoreError::Corrupt("receipted key".into()))?;
+                    .map_err(|_| StoreError::corrupt("receipted key", "not an id"))?;
                 uuid_message_id(id)
             })
             .collect()
@@ -895,14 +940,12 @@ impl SpokeStore {
     /// meanwhile). Durable after [`Self::flush`].
     pub fn requeue(&self, message_id: MessageId, why: &str) -> Result<bool, StoreError> {
         let id = message_id.as_bytes();
-        let mut requeued = false;
-        self.engine.write(&mut |tx| {
-            requeued = false;
+        self.db.update(|tx| {
             let (Some(envelope), Some(v)) = (tx.get(RECEIPTED, id)?, tx.get(SENT, id)?) else {
-                return Ok(());
+                return Ok(false);
             };
             let mut record: SentRecord = decode(&v, "sent record")?;
-            let mut key = next_counter(tx, NEXT_QUEUED)?.to_be_bytes().to_vec();
+            let mut key = NEXT_QUEUED.take(tx)?.to_be_bytes().to_vec();
             key.extend_from_slice(id);
             match tx.get(RECEIPTED_PAYLOADS, id)? {
                 Some(payload) => {
@@ -916,10 +959,8 @@ impl SpokeStore {
             record.state = SentState::Queued;
             record.last_error = Some(why.to_owned());
             tx.insert(SENT, id, &encode(&record))?;
-            requeued = true;
-            Ok(())
-        })?;
-        Ok(requeued)
+            Ok(true)
+        })
     }
 
     /// The last inbox arrival the NSW webhook acknowledged (`None`: none yet).
@@ -937,7 +978,7 @@ impl SpokeStore {
     pub fn status_cursor(&self) -> Result<(u64, String), StoreError> {
         let cursor = self.meta_u64(STATUS_CURSOR)?.unwrap_or(0);
         let epoch = self
-            .engine
+            .db
             .get(META, STATUS_EPOCH)?
             .map(|v| String::from_utf8_lossy(&v).into_owned())
             .unwrap_or_default();
@@ -955,7 +996,7 @@ impl SpokeStore {
         epoch: &str,
     ) -> Result<(), StoreError> {
         let key = message_id.as_bytes();
-        Ok(self.engine.write(&mut |tx| {
+        self.db.update(|tx| {
             if let Some(v) = tx.get(SENT, key)? {
                 let mut record: SentRecord = decode(&v, "sent record")?;
                 if !record.transitions.contains(&change) {
@@ -975,7 +1016,7 @@ impl SpokeStore {
             }
             tx.insert(META, STATUS_CURSOR, &cursor.to_be_bytes())?;
             tx.insert(META, STATUS_EPOCH, epoch.as_bytes())
-        })?)
+        })
     }
 
     /// Link a verified business response from `from` to the sent message it answers.
@@ -986,15 +1027,13 @@ impl SpokeStore {
         answer: AnswerRecord,
     ) -> Result<bool, StoreError> {
         let key = answered.as_bytes();
-        let mut linked = false;
-        self.engine.write(&mut |tx| {
-            linked = false;
+        self.db.update(|tx| {
             let Some(v) = tx.get(SENT, key)? else {
-                return Ok(());
+                return Ok(false);
             };
             let mut record: SentRecord = decode(&v, "sent record")?;
             if record.recipient != from {
-                return Ok(());
+                return Ok(false);
             }
             if !record
                 .responses
@@ -1004,10 +1043,8 @@ impl SpokeStore {
                 record.responses.push(answer.clone());
             }
             tx.insert(SENT, key, &encode(&record))?;
-            linked = true;
-            Ok(())
-        })?;
-        Ok(linked)
+            Ok(true)
+        })
     }
 
     pub fn sent_update(&self, record: &SentRecord) -> Result<(), StoreError> {
@@ -1020,7 +1057,7 @@ impl SpokeStore {
 
     /// The last good signed trust list (encoded `caravan.v1.SignedTrustList`).
     pub fn trust_list(&self) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.engine.get(TRUST, CURRENT_TRUST_LIST)?)
+        self.db.get(TRUST, CURRENT_TRUST_LIST)
     }
 
     /// Keep a new good trust list; durable after [`Self::flush`].
@@ -1048,7 +1085,7 @@ impl SpokeStore {
 
     /// Record an alarm, durably.
     pub fn add_log_alarm(&self, alarm: &LogAlarm) -> Result<(), StoreError> {
-        self.engine.write(&mut |tx| {
+        self.db.update(|tx| {
             let mut alarms: Vec<LogAlarm> = match tx.get(META, LOG_ALARMS)? {
                 Some(v) => decode(&v, "log alarms")?,
                 None => Vec::new(),
@@ -1068,27 +1105,24 @@ impl SpokeStore {
     }
 
     /// Run `ops` as one batch of the engine: their writes share one commit where the engine
-    /// can (see `caravan_common::kv::Engine::batch`); an error from `ops` or the batch comes
+    /// can (see `caravan_common::store::Engine::batch`); an error from `ops` or the batch comes
     /// back; after a failed batch, treat each of its writes as not kept.
     pub fn batch(&self, mut ops: impl FnMut() -> Result<(), StoreError>) -> Result<(), StoreError> {
+        // The engine runs an object-safe `ops`; its outcome comes back through this slot.
         let mut outcome = Ok(());
-        self.engine.batch(&mut || outcome = ops())?;
+        self.db.batch(&mut || outcome = ops())?;
         outcome
     }
 
     /// Make every write so far durable (what that promises depends on the engine: see
-    /// `caravan_common::kv`).
+    /// `caravan_common::store`): the payloads first, then the engine (`Db::flush`).
     pub fn flush(&self) -> Result<(), StoreError> {
-        // Payloads first: a flushed inbox entry must not name bytes still in the page cache.
-        self.segments
-            .sync()
-            .map_err(|e| recovery::storage_failed(self.engine.as_ref(), e))?;
-        Ok(self.engine.flush()?)
+        self.db.flush()
     }
 
     /// The store's health: faulted while the disk is full or failing, until it recovers.
     pub fn health(&self) -> Option<&std::sync::Arc<recovery::StoreHealth>> {
-        self.engine.health()
+        self.db.health()
     }
 }
 
@@ -1133,7 +1167,7 @@ mod tests {
     fn inbox_keeps_each_document_once_in_arrival_order() {
         for engine in ENGINES {
             let dir = tempfile::tempdir().unwrap();
-            let store = SpokeStore::open(dir.path(), engine, 4 << 20).unwrap();
+            let store = SpokeStore::open(dir.path(), Some(engine), 4 << 20).unwrap();
             let a = record("KZ");
             let b = record("UZ");
             assert!(store.inbox_insert(&a, b"abc").unwrap());
@@ -1178,8 +1212,8 @@ mod tests {
             assert!(store.inbox_insert(&big, &big_payload).unwrap());
             let kept_inline = |r: &InboxRecord| {
                 let key = inbox_key(r.message_id, r.sender);
-                let inline = store.engine.get(PAYLOADS, &key).unwrap().is_some();
-                let in_segment = store.engine.get(PAYLOAD_AT, &key).unwrap().is_some();
+                let inline = store.db.get(PAYLOADS, &key).unwrap().is_some();
+                let in_segment = store.db.get(PAYLOAD_AT, &key).unwrap().is_some();
                 assert_ne!(inline, in_segment, "a payload is kept in one place");
                 inline
             };
@@ -1191,15 +1225,15 @@ mod tests {
             );
             let key = inbox_key(a.message_id, a.sender);
             store
-                .engine
-                .write(&mut |tx| {
+                .db
+                .update(|tx| {
                     tx.remove(PAYLOAD_AT, &key)?;
                     tx.insert(PAYLOADS, &key, b"old format")
                 })
                 .unwrap();
             store.flush().unwrap();
             drop(store);
-            let store = SpokeStore::open(dir.path(), engine, 1 << 20).unwrap();
+            let store = SpokeStore::open(dir.path(), Some(engine), 1 << 20).unwrap();
             assert_eq!(
                 store.payload(b.sender, b.message_id).unwrap().unwrap(),
                 b"xyz"
@@ -1218,7 +1252,7 @@ mod tests {
     fn damage_is_refused_reported_and_marks_the_store_unhealthy() {
         for engine in ENGINES {
             let dir = tempfile::tempdir().unwrap();
-            let store = SpokeStore::open(dir.path(), engine, 4 << 20).unwrap();
+            let store = SpokeStore::open(dir.path(), Some(engine), 4 << 20).unwrap();
             let (a, b) = (record("KZ"), record("UZ"));
             let big = vec![5u8; segments::CHECK_BLOCK + 100];
             store.inbox_insert(&a, &big).unwrap();
@@ -1228,7 +1262,7 @@ mod tests {
             // The records say 3 bytes: the check compares.
             assert_eq!(report.problems.len(), 2, "{engine}: {:?}", report.problems);
             let dir2 = tempfile::tempdir().unwrap();
-            let store = SpokeStore::open(dir2.path(), engine, 4 << 20).unwrap();
+            let store = SpokeStore::open(dir2.path(), Some(engine), 4 << 20).unwrap();
             let mut a = record("KZ");
             a.payload_length = big.len() as u64;
             let mut b = record("UZ");
@@ -1252,7 +1286,8 @@ mod tests {
             std::fs::write(&file, bytes).unwrap();
             for _ in 0..2 {
                 match store.payload(a.sender, a.message_id) {
-                    Err(StoreError::PayloadCorrupt { document, detail }) => {
+                    Err(StoreError::PayloadCorrupt { document, source }) => {
+                        let detail = source.to_string();
                         assert!(document.contains(&a.message_id.to_string()), "{document}");
                         assert!(detail.contains("block 1"), "{detail}");
                     }
@@ -1275,7 +1310,7 @@ mod tests {
 
             // A record that no longer decodes breaks the inbox listing: said, and remembered.
             let dir3 = tempfile::tempdir().unwrap();
-            let store = SpokeStore::open(dir3.path(), engine, 4 << 20).unwrap();
+            let store = SpokeStore::open(dir3.path(), Some(engine), 4 << 20).unwrap();
             store.inbox_insert(&b, b"small").unwrap();
             let key = inbox_key(b.message_id, b.sender);
             store.put(INBOX, &key, b"{not json").unwrap();
@@ -1285,7 +1320,7 @@ mod tests {
                     .check_at_start()
                     .problems
                     .iter()
-                    .any(|p| p.place == INBOX)
+                    .any(|p| p.place == INBOX.name())
             );
             assert!(store.inbox_since(None, 100).is_err());
             assert!(store.damage().unwrap().contains("inbox"));
@@ -1296,13 +1331,16 @@ mod tests {
                     .check_at_start()
                     .problems
                     .iter()
-                    .all(|p| p.place == INBOX)
+                    .all(|p| p.place == INBOX.name())
             );
-            store.put(META, NEXT_ARRIVAL, &0u64.to_be_bytes()).unwrap();
+            store
+                .put(META, NEXT_ARRIVAL.key(), &0u64.to_be_bytes())
+                .unwrap();
             let report = store.check_at_start();
+            // Arrivals number from 1 (`Counter::FIRST`): after one, the next is 2.
             assert!(
                 report.problems.iter().any(
-                    |p| p.record == "next_arrival" && p.detail.contains("is at 0 but was at 1")
+                    |p| p.record == "next_arrival" && p.detail.contains("is at 0 but was at 2")
                 ),
                 "{engine}: {:?}",
                 report.problems
@@ -1313,25 +1351,84 @@ mod tests {
     }
 
     #[test]
+    fn records_written_before_record_versions_still_decode() {
+        for engine in ENGINES {
+            let dir = tempfile::tempdir().unwrap();
+            let store = SpokeStore::open(dir.path(), Some(engine), 4 << 20).unwrap();
+            let a = record("KZ");
+            store.inbox_insert(&a, b"abc").unwrap();
+            let key = inbox_key(a.message_id, a.sender);
+            let stored = store.db.get(INBOX, &key).unwrap().unwrap();
+            assert_eq!(
+                &stored[..2],
+                &[0, RECORD_VERSION],
+                "a record carries its version"
+            );
+            // As a spoke from before versions wrote it: the bare JSON.
+            store
+                .put(INBOX, &key, &serde_json::to_vec(&a).unwrap())
+                .unwrap();
+            assert_eq!(
+                store.inbox_entry(a.sender, a.message_id).unwrap(),
+                Some(a.clone())
+            );
+            assert!(store.check().is_sound(), "{engine}");
+            // One from a newer spoke is refused, not misread.
+            let newer = [
+                &[0u8, RECORD_VERSION + 1][..],
+                &serde_json::to_vec(&a).unwrap(),
+            ]
+            .concat();
+            store.put(INBOX, &key, &newer).unwrap();
+            let err = store.inbox_entry(a.sender, a.message_id).unwrap_err();
+            assert!(err.to_string().contains("newer Caravan"), "{err}");
+        }
+    }
+
+    #[test]
+    fn an_acknowledgement_is_verified_or_not_and_keeps_its_stored_form() {
+        let verified = AckRecord {
+            check: AckCheck::Verified(serde_json::json!({"outcome": "ACCEPTED"})),
+            signed: "c2lnbmVk".into(),
+        };
+        let json = serde_json::to_value(&verified).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"verified": true, "ack": {"outcome": "ACCEPTED"}, "problem": null, "signed": "c2lnbmVk"})
+        );
+        let failed: AckRecord = serde_json::from_value(serde_json::json!(
+            {"verified": false, "ack": null, "problem": "BAD_SIGNATURE: no", "signed": "eA=="}
+        ))
+        .unwrap();
+        assert_eq!(failed.check, AckCheck::Failed("BAD_SIGNATURE: no".into()));
+        assert!(!failed.is_verified());
+        assert_eq!(
+            serde_json::from_value::<AckRecord>(json).unwrap(),
+            verified,
+            "it round-trips"
+        );
+    }
+
+    #[test]
     fn numbering_goes_on_after_a_store_numbered_by_sled() {
         // Stores from before the counters in `meta` numbered arrivals with sled's ids.
         let dir = tempfile::tempdir().unwrap();
         let a = record("KZ");
         {
-            let store = SpokeStore::open(dir.path(), EngineKind::Sled, 1 << 20).unwrap();
+            let store = SpokeStore::open(dir.path(), Some(EngineKind::Sled), 1 << 20).unwrap();
             store.inbox_insert(&a, b"abc").unwrap();
             let key = inbox_key(a.message_id, a.sender);
             store
-                .engine
-                .write(&mut |tx| {
-                    tx.remove(ARRIVALS, &0u64.to_be_bytes())?;
+                .db
+                .update(|tx| {
+                    tx.remove(ARRIVALS, &Counter::FIRST.to_be_bytes())?;
                     tx.insert(ARRIVALS, &41u64.to_be_bytes(), &key)?;
-                    tx.remove(META, NEXT_ARRIVAL)
+                    tx.remove(META, NEXT_ARRIVAL.key())
                 })
                 .unwrap();
             store.flush().unwrap();
         }
-        let store = SpokeStore::open(dir.path(), EngineKind::Sled, 1 << 20).unwrap();
+        let store = SpokeStore::open(dir.path(), Some(EngineKind::Sled), 1 << 20).unwrap();
         let b = record("UZ");
         store.inbox_insert(&b, b"xyz").unwrap();
         let cursors: Vec<u64> = store
@@ -1348,7 +1445,7 @@ mod tests {
     fn the_inbox_is_read_a_page_at_a_time() {
         for engine in ENGINES {
             let dir = tempfile::tempdir().unwrap();
-            let store = SpokeStore::open(dir.path(), engine, 4 << 20).unwrap();
+            let store = SpokeStore::open(dir.path(), Some(engine), 4 << 20).unwrap();
             // 600 documents: more than one page of the scan; every third from UZ.
             for i in 0..600 {
                 let sender = if i % 3 == 0 { "UZ" } else { "KZ" };
@@ -1401,7 +1498,7 @@ mod outbox_tests {
     fn status_events_and_the_outbox_answer_merge_in_any_order() {
         for engine in ENGINES {
             let dir = tempfile::tempdir().unwrap();
-            let store = SpokeStore::open(dir.path(), engine, 4 << 20).unwrap();
+            let store = SpokeStore::open(dir.path(), Some(engine), 4 << 20).unwrap();
             let a = record();
             store.enqueue(&a, b"envelope", b"abc").unwrap();
             // The hub's events overtake the outbox worker's own answer.
@@ -1452,12 +1549,12 @@ mod outbox_tests {
             // Over the inline limit of either engine: kept in a segment, not in the engine.
             let big = vec![9u8; 64 * 1024 + 1];
             {
-                let store = SpokeStore::open(dir.path(), engine, 4 << 20).unwrap();
+                let store = SpokeStore::open(dir.path(), Some(engine), 4 << 20).unwrap();
                 store.enqueue(&a, b"envelope a", b"small").unwrap();
                 store.enqueue(&b, b"envelope b", &big).unwrap();
                 store.flush().unwrap();
             }
-            let store = SpokeStore::open(dir.path(), engine, 4 << 20).unwrap();
+            let store = SpokeStore::open(dir.path(), Some(engine), 4 << 20).unwrap();
             let queued = store.outbox(10).unwrap();
             assert_eq!(
                 queued.iter().map(|q| q.message_id).collect::<Vec<_>>(),
@@ -1466,18 +1563,14 @@ mod outbox_tests {
             assert_eq!(queued[0].envelope, b"envelope a");
             assert_eq!(store.queued_payload(&queued[0]).unwrap().unwrap(), b"small");
             assert_eq!(store.queued_payload(&queued[1]).unwrap().unwrap(), big);
-            let in_segments = store.segments.size().unwrap();
+            let in_segments = store.db.segments().size().unwrap();
             let small_outside = if engine == EngineKind::Sled { 5 } else { 0 };
             assert_eq!(in_segments, (big.len() + small_outside) as u64, "{engine}");
             let mut settled = a.clone();
             settled.state = SentState::Accepted;
             store.settle(&queued[0], &settled).unwrap();
             assert_eq!(store.outbox_len().unwrap(), 1);
-            assert_eq!(
-                store.engine.len(OUTBOX_PAYLOADS).unwrap(),
-                1,
-                "settled with it"
-            );
+            assert_eq!(store.db.len(OUTBOX_PAYLOADS).unwrap(), 1, "settled with it");
             assert_eq!(
                 store.sent_entry(a.message_id).unwrap().unwrap().state,
                 SentState::Accepted
@@ -1494,13 +1587,13 @@ mod outbox_tests {
         // Spokes from before `queued` kept the whole envelope in `outbox`.
         for engine in ENGINES {
             let dir = tempfile::tempdir().unwrap();
-            let store = SpokeStore::open(dir.path(), engine, 4 << 20).unwrap();
+            let store = SpokeStore::open(dir.path(), Some(engine), 4 << 20).unwrap();
             let (a, b, c) = (record(), record(), record());
             store.enqueue(&a, b"envelope a", b"payload a").unwrap();
             store
-                .engine
-                .write(&mut |tx| {
-                    let mut key = next_counter(tx, NEXT_QUEUED)?.to_be_bytes().to_vec();
+                .db
+                .update(|tx| {
+                    let mut key = NEXT_QUEUED.take(tx)?.to_be_bytes().to_vec();
                     key.extend_from_slice(b.message_id.as_bytes());
                     tx.insert(SENT, b.message_id.as_bytes(), &encode(&b))?;
                     tx.insert(OUTBOX, &key, b"whole envelope b")

@@ -240,7 +240,7 @@ pub struct Net {
     /// CA rollover uses `ca-bundle.pem`).
     pub ca_file: String,
     /// The storage engine of the hub's and the spokes' stores (`store_engine`; default: the
-    /// binaries' default, sled).
+    /// binaries' default: redb for a new store).
     pub store_engine: Option<&'static str>,
     /// The hub's `payload_in_flight_mib` (default: the hub's).
     pub payload_in_flight_mib: Option<u64>,
@@ -533,7 +533,7 @@ impl Net {
             net: self.hub_net.clone(),
         };
         if let Some(engine) = self.store_engine {
-            file.store_engine = engine.parse().expect("a store engine");
+            file.store_engine = Some(engine.parse().expect("a store engine"));
         }
         if let Some(ttl) = self.eco_ttl_secs {
             file.message_ttl_secs.certificate_of_origin = ttl;
@@ -769,7 +769,7 @@ impl Net {
             upload: self.spoke_upload.clone(),
         };
         if let Some(engine) = self.store_engine {
-            file.store_engine = engine.parse().expect("a store engine");
+            file.store_engine = Some(engine.parse().expect("a store engine"));
         }
         write_toml(&self.spoke_config(id), &file);
     }

@@ -18,8 +18,8 @@ async fn a_hub_killed_under_load_loses_nothing_it_receipted() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_hub_on_redb_killed_under_load_loses_nothing_it_receipted() {
-    killed_under_load(Some("redb")).await;
+async fn a_hub_on_sled_killed_under_load_loses_nothing_it_receipted() {
+    killed_under_load(Some("sled")).await;
 }
 
 async fn killed_under_load(engine: Option<&'static str>) {

@@ -6,6 +6,8 @@ use caravan_tests::{Net, sample_path};
 #[tokio::test(flavor = "multi_thread")]
 async fn the_log_matches_its_signed_tree_heads_until_someone_edits_it() {
     let mut net = Net::new(&["KZ", "CN"]);
+    // The test edits the store through sled.
+    net.store_engine = Some("sled");
     net.start_hub().await;
     net.start_spoke("KZ").await;
     net.start_spoke("CN").await;
@@ -136,6 +138,8 @@ async fn wait_log_view(
 #[tokio::test(flavor = "multi_thread")]
 async fn spokes_check_every_log_proof_and_raise_an_alarm_when_history_is_rewritten() {
     let mut net = Net::new(&["KZ", "CN"]);
+    // The test edits the store through sled.
+    net.store_engine = Some("sled");
     net.start_hub().await;
     net.start_spoke("KZ").await;
     net.start_spoke("CN").await;

@@ -12,7 +12,7 @@ use std::{
 use anyhow::bail;
 
 use caravan_common::{
-    DocumentType, ParticipantId, config::TlsFiles, kv::EngineKind, signing::SigningKey,
+    DocumentType, ParticipantId, config::TlsFiles, signing::SigningKey, store::EngineKind,
     trust::CorridorState,
 };
 use caravan_hub::{
@@ -84,7 +84,7 @@ pub fn create(dir: &Path, spokes: &[ParticipantId], engine: EngineKind) -> anyho
         data_dir: "data".into(),
         max_payload_bytes: caravan_hub::config::DEFAULT_MAX_PAYLOAD_BYTES,
         payload_in_flight_mib: caravan_hub::config::DEFAULT_PAYLOAD_IN_FLIGHT_MIB,
-        store_engine: engine,
+        store_engine: Some(engine),
         store_cache_mib: caravan_hub::config::DEFAULT_STORE_CACHE_MIB,
         receipt_key: "pki/hub-receipt.key".into(),
         anchor_key: "pki/hub-anchor.key".into(),
@@ -161,7 +161,7 @@ pub fn create(dir: &Path, spokes: &[ParticipantId], engine: EngineKind) -> anyho
             hub_url: format!("https://127.0.0.1:{port}"),
             hub_tls_name: None,
             data_dir: "data".into(),
-            store_engine: engine,
+            store_engine: Some(engine),
             signing_key: "signing.key".into(),
             control_socket: None,
             max_payload_bytes: caravan_spoke::config::DEFAULT_MAX_PAYLOAD_BYTES,

@@ -1,9 +1,9 @@
 //! `caravan-sandbox`: a whole Caravan network on this machine, for trying it out.
 //!
 //! It creates (or reuses) a folder with a fresh PKI, a hub config and one config per spoke,
-//! starts the hub and the spokes on loopback with real mutual TLS and the sled store, sends
-//! real sample documents between them (an e-CO, an e-Phyto and an e-invoice), and reports what
-//! happened. The config files it writes are the ones a user would run by hand with
+//! starts the hub and the spokes on loopback with real mutual TLS and their stores (redb by
+//! default), sends real sample documents between them (an e-CO, an e-Phyto and an e-invoice),
+//! and reports what happened. The config files it writes are the ones a user would run by hand with
 //! `caravan-hub run --config DIR/hub/hub.toml` and `caravan-spoke run --config DIR/KZ/spoke.toml`.
 
 #![forbid(unsafe_code)]
@@ -21,8 +21,8 @@ use tokio::task::JoinHandle;
 
 use caravan_common::{
     DocumentType, ParticipantId,
-    kv::EngineKind,
     process::{LogFormat, init_tracing, shutdown_signal},
+    store::EngineKind,
 };
 use caravan_sandbox::{check_spokes_exist, create, onboard_when_up, spoke_config};
 
@@ -51,9 +51,9 @@ struct Cli {
     /// verified.
     #[arg(long)]
     once: bool,
-    /// The storage engine of new stores (hub and spokes): sled, the default, or redb (faster;
-    /// see the README's performance section). An existing sandbox keeps its own.
-    #[arg(long, default_value = "sled")]
+    /// The storage engine of new stores (hub and spokes): redb, the default, or sled (see the
+    /// README's performance section). An existing sandbox keeps its own.
+    #[arg(long, default_value = "redb")]
     store_engine: EngineKind,
 }
 

@@ -88,6 +88,13 @@ fn the_sandbox_carries_three_documents_end_to_end_on_either_engine_and_reuses_it
     let (ok, output) = sandbox_once(&dir, &[]);
     assert_all_went_through(ok, &output);
     assert!(dir.join("hub/hub.toml").is_file() && dir.join("KZ/spoke.toml").is_file());
+    // redb is the default engine of new stores.
+    for store in ["hub/data/store", "KZ/data/store"] {
+        assert!(
+            dir.join(store).join("store.redb").is_file(),
+            "{store} is a redb store"
+        );
+    }
     let (ok, output) = sandbox_once(&dir, &[]);
     assert_all_went_through(ok, &output);
     // A port of its configs taken by another program, a spoke's or the hub's: it stops at
@@ -105,13 +112,13 @@ fn the_sandbox_carries_three_documents_end_to_end_on_either_engine_and_reuses_it
         "dashboard_listen",
     );
 
-    let redb = root.path().join("sandbox-redb");
-    let (ok, output) = sandbox_once(&redb, &["--store-engine", "redb"]);
+    let sled = root.path().join("sandbox-sled");
+    let (ok, output) = sandbox_once(&sled, &["--store-engine", "sled"]);
     assert_all_went_through(ok, &output);
     for store in ["hub/data/store", "KZ/data/store"] {
         assert!(
-            redb.join(store).join("store.redb").is_file(),
-            "{store} is a redb store"
+            sled.join(store).join("conf").is_file() && sled.join(store).join("db").is_file(),
+            "{store} is a sled store"
         );
     }
 }

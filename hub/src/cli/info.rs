@@ -17,8 +17,9 @@ pub fn command(InfoArgs { config, json }: InfoArgs) -> anyhow::Result<()> {
         caravan_common::config::read_toml(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
     let data_dir = caravan_common::config::resolve(&config, &file.data_dir);
     // The engine the store is on: the one it was made with, or the setting for a new one.
-    let engine = caravan_common::kv::EngineKind::detect(&data_dir.join("store"))
-        .unwrap_or(file.store_engine);
+    let engine = caravan_common::store::EngineKind::detect(&data_dir.join("store"))
+        .or(file.store_engine)
+        .unwrap_or_default();
     let info = serde_json::json!({
         "listen": file.listen,
         "metrics_url": file.metrics_listen.as_ref().map(|a| format!("http://{a}/metrics")),

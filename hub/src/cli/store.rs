@@ -9,7 +9,7 @@ use std::{
 
 use clap::Subcommand;
 
-use caravan_hub::{Config, store::kv::KvBackend};
+use caravan_hub::{Config, store::Backend};
 
 use super::exit::{load_config, verdict};
 
@@ -25,6 +25,20 @@ pub enum StoreCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Copy the stopped hub's store into the store another configuration describes (its
+    /// `data_dir` and `store_engine`: the other engine, say), then check it whole and verify
+    /// its log. The old store is left untouched; a target folder that holds anything is
+    /// refused. Exit 0 only if the moved store holds.
+    Migrate {
+        /// The configuration the hub runs with now.
+        #[arg(long)]
+        from: PathBuf,
+        /// The configuration to run with after the move.
+        #[arg(long)]
+        to: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub fn command(command: StoreCommand) -> ExitCode {
@@ -34,16 +48,17 @@ pub fn command(command: StoreCommand) -> ExitCode {
             store,
             json,
         } => verdict(check(config, store, json)),
+        StoreCommand::Migrate { from, to, json } => verdict(migrate(from, to, json)),
     }
 }
 
 /// The hub's store (the hub must be stopped), or the backup at `backup`, opened directly.
-pub fn open_store(config: &Config, backup: Option<&Path>) -> anyhow::Result<KvBackend> {
+pub fn open_store(config: &Config, backup: Option<&Path>) -> anyhow::Result<Backend> {
     match backup {
-        Some(path) => KvBackend::open_found(path, config.store_cache_bytes)
+        Some(path) => Backend::open_found(path, config.store_cache_bytes)
             .map_err(|e| anyhow::anyhow!("{e}"))?
             .ok_or_else(|| anyhow::anyhow!("{} is not a store backup", path.display())),
-        None => KvBackend::open(
+        None => Backend::open(
             &config.data_dir.join("store"),
             config.store_engine,
             config.store_cache_bytes,
@@ -69,4 +84,37 @@ fn check(config: PathBuf, backup: Option<PathBuf>, json: bool) -> anyhow::Result
         }
     }
     Ok(report.is_sound())
+}
+
+/// `store migrate`: the stopped store copied into the one `to` describes, checked and its log
+/// verified.
+fn migrate(from: PathBuf, to: PathBuf, json: bool) -> anyhow::Result<bool> {
+    let old = load_config(&from)?;
+    let new = load_config(&to)?;
+    let moved = caravan_hub::migrate::migrate(
+        &old.data_dir.join("store"),
+        &new.data_dir.join("store"),
+        new.store_engine,
+        new.anchor_key.public(),
+    )?;
+    if json {
+        caravan_common::out!("{}", serde_json::to_string(&moved)?);
+    } else {
+        caravan_common::out!(
+            "moved the store in {} ({}) to {} ({}): {} records, {} bytes of payload segments; store check passed; log: {} entries, entries 1 to {} checked against {} signed tree heads",
+            moved.from.display(),
+            moved.from_engine,
+            moved.to.display(),
+            moved.to_engine,
+            moved.records,
+            moved.segment_bytes,
+            moved.log.entries,
+            moved.log.covered,
+            moved.log.tree_heads
+        );
+        if let Some(uncovered) = &moved.log.uncovered {
+            caravan_common::out!("NOTE {uncovered}");
+        }
+    }
+    Ok(true)
 }

@@ -83,9 +83,9 @@ impl Exchange {
         let mut results = Vec::with_capacity(judged.len());
         for judged in judged {
             let answer = judged.and_then(|ack| {
-                let recorded = recorded.next().ok_or_else(|| {
-                    StoreError::Backend("an acknowledgement was not recorded".into())
-                })??;
+                let recorded = recorded
+                    .next()
+                    .ok_or_else(|| StoreError::Stopped("an acknowledgement was not recorded"))??;
                 self.answer_ack(caller, &ack, recorded, &head)
             });
             let result = match answer {

@@ -140,10 +140,10 @@ impl Exchange {
                             }
                             // Part of it went out: the recipient drops the part when the
                             // stream ends; the next stream skips the document.
-                            Err(StoreError::PayloadCorrupt { message, .. }) => {
+                            Err(StoreError::PayloadCorrupt { document, .. }) => {
                                 let _ = tx
                                     .send(Err(Status::data_loss(format!(
-                                        "the stored payload of {message} is corrupt: held back at the hub"
+                                        "the stored payload of {document} is corrupt: held back at the hub"
                                     ))))
                                     .await;
                                 return;
@@ -161,7 +161,7 @@ impl Exchange {
                                 tracing::debug!(
                                     sequence,
                                     index,
-                                    cause,
+                                    cause = %cause,
                                     "cannot read a stored payload: out of file descriptors"
                                 );
                                 let _ = tx
@@ -317,11 +317,12 @@ impl Payloads {
     async fn next(&mut self, sequence: u64, index: u32) -> Result<Option<Vec<u8>>, StoreError> {
         match self.0.recv().await {
             Some((s, i, chunk)) if s == sequence && i == index => chunk,
-            Some((s, i, _)) => Err(StoreError::Backend(format!(
-                "payload reader out of step: read chunk {i} of message {s}, wanted chunk {index} of {sequence}"
-            ))),
-            None => Err(StoreError::Backend(
-                "the payload reader stopped before the payload was read".into(),
+            // The reader sends every chunk of every document in the stream's order.
+            Some(_) => Err(StoreError::Stopped(
+                "the payload reader went out of step with the delivery stream",
+            )),
+            None => Err(StoreError::Stopped(
+                "the payload reader stopped before the payload was read",
             )),
         }
     }

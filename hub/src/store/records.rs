@@ -223,3 +223,36 @@ pub struct StatusEvent {
     #[prost(uint64, tag = "6")]
     pub log_index: u64,
 }
+
+/// Every hub record is stored with its version (`caravan_common::store::record`): version 1 is
+/// its protobuf body, which version 0 (written before records carried versions) is too.
+/// Exchange-log entries are not records: their bytes are the Merkle tree's leaves, and travel.
+macro_rules! protobuf_records {
+    ($($record:ty => $what:literal),* $(,)?) => {$(
+        impl caravan_common::store::record::Record for $record {
+            const WHAT: &'static str = $what;
+            const VERSION: u8 = 1;
+
+            fn encode_body(&self) -> Vec<u8> {
+                prost::Message::encode_to_vec(self)
+            }
+
+            fn decode_version(
+                _version: u8,
+                body: &[u8],
+            ) -> Result<Self, caravan_common::store::StoreError> {
+                <$record as prost::Message>::decode(body)
+                    .map_err(|e| caravan_common::store::StoreError::corrupt($what, e))
+            }
+        }
+    )*};
+}
+
+protobuf_records! {
+    MessageRecord => "message",
+    StatusRecord => "status",
+    RegistryRecord => "registry",
+    TreeHead => "tree head",
+    CertificateRecord => "certificate",
+    StatusEvent => "event",
+}

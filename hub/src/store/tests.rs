@@ -1,18 +1,18 @@
-//! The conformance suite every backend must pass.
+//! The hub store's suite, run on every engine.
 
-use caravan_common::{DocumentType, MessageId, ParticipantId, Timestamp};
+use caravan_common::{DocumentType, MessageId, ParticipantId, Timestamp, merkle};
 
-use super::{kv::KvBackend, *};
-use caravan_common::kv::EngineKind;
+use super::*;
+use caravan_common::store::EngineKind;
 
 const ENGINES: [EngineKind; 2] = [EngineKind::Sled, EngineKind::Redb];
 
-fn open(path: &std::path::Path, engine: EngineKind) -> KvBackend {
-    KvBackend::open(path, engine, 8 << 20).unwrap()
+fn open(path: &std::path::Path, engine: EngineKind) -> Backend {
+    Backend::open(path, Some(engine), 8 << 20).unwrap()
 }
 
 /// Stores made before there was a choice of engine are sled stores.
-fn sled(path: &std::path::Path) -> KvBackend {
+fn sled(path: &std::path::Path) -> Backend {
     open(path, EngineKind::Sled)
 }
 
@@ -39,7 +39,7 @@ fn receipt_for(sequence: u64) -> Vec<u8> {
     format!("receipt-{sequence}").into_bytes()
 }
 
-fn accept(b: &dyn Backend, m: &Incoming) -> Acceptance {
+fn accept(b: &Backend, m: &Incoming) -> Acceptance {
     b.accept(m, &receipt_for).unwrap()
 }
 
@@ -56,7 +56,7 @@ fn ack(m: &Incoming, state: MessageState) -> AckUpdate {
 }
 
 /// Runs every rule against a fresh, empty backend.
-fn suite(b: &dyn Backend) {
+fn suite(b: &Backend) {
     // Sequence numbers start at 1 and increase.
     let first = incoming("KZ", "CN", b"h1");
     let second = incoming("UZ", "CN", b"h2");
@@ -280,7 +280,7 @@ fn suite(b: &dyn Backend) {
     let entries = b.log_entries(1, 1000).unwrap();
     assert_eq!(b.log_size().unwrap(), entries.len() as u64);
     let leaves: Vec<merkle::Hash> = entries.iter().map(|(_, e)| merkle::leaf_hash(e)).collect();
-    struct Stored<'a>(&'a dyn Backend);
+    struct Stored<'a>(&'a Backend);
     impl merkle::Nodes for Stored<'_> {
         type Error = StoreError;
         fn perfect(&self, level: u32, index: u64) -> Result<merkle::Hash, StoreError> {
@@ -428,7 +428,7 @@ fn large_payloads_are_read_in_chunks() {
         let dir = tempfile::tempdir().unwrap();
         let b = open(dir.path(), engine);
         let mut m = incoming("KZ", "CN", b"big");
-        m.payload = (0..(2 * super::kv::PAYLOAD_CHUNK + 10))
+        m.payload = (0..(2 * super::PAYLOAD_CHUNK + 10))
             .map(|i| (i % 251) as u8)
             .collect();
         accept(&b, &m);
@@ -445,7 +445,7 @@ fn large_payloads_are_read_in_chunks() {
 #[test]
 fn a_store_without_log_nodes_gets_them_computed_at_open() {
     let dir = tempfile::tempdir().unwrap();
-    let root = |b: &KvBackend| {
+    let root = |b: &Backend| {
         let leaves: Vec<merkle::Hash> = b
             .log_entries(1, 100)
             .unwrap()
@@ -491,14 +491,14 @@ fn a_store_from_a_newer_caravan_is_refused_and_an_older_one_upgraded() {
         let meta = db.open_tree("meta").unwrap();
         assert_eq!(
             meta.get("format_version").unwrap().unwrap().as_ref(),
-            kv::FORMAT_VERSION.to_be_bytes(),
+            FORMAT_VERSION.to_be_bytes(),
             "a new store records its format"
         );
-        meta.insert("format_version", &(kv::FORMAT_VERSION + 1).to_be_bytes())
+        meta.insert("format_version", &(FORMAT_VERSION + 1).to_be_bytes())
             .unwrap();
         db.flush().unwrap();
     }
-    let err = KvBackend::open(dir.path(), EngineKind::Sled, 8 << 20)
+    let err = Backend::open(dir.path(), Some(EngineKind::Sled), 8 << 20)
         .err()
         .unwrap()
         .to_string();
@@ -511,7 +511,7 @@ fn a_store_from_a_newer_caravan_is_refused_and_an_older_one_upgraded() {
             .unwrap();
         db.flush().unwrap();
     }
-    KvBackend::open(dir.path(), EngineKind::Sled, 8 << 20)
+    Backend::open(dir.path(), Some(EngineKind::Sled), 8 << 20)
         .expect("a store without a version is upgraded");
 }
 
@@ -584,7 +584,7 @@ fn small_payloads_are_kept_with_their_record_where_the_engine_allows() {
 fn payloads_live_in_segments_and_format_1_payloads_stay_readable() {
     use prost::Message;
     let dir = tempfile::tempdir().unwrap();
-    let big: Vec<u8> = (0..(2 * super::kv::PAYLOAD_CHUNK + 10))
+    let big: Vec<u8> = (0..(2 * super::PAYLOAD_CHUNK + 10))
         .map(|i| (i % 251) as u8)
         .collect();
     {
@@ -607,8 +607,10 @@ fn payloads_live_in_segments_and_format_1_payloads_stay_readable() {
         let messages = db.open_tree("messages").unwrap();
         let key = 2u64.to_be_bytes();
         let mut record =
-            super::records::MessageRecord::decode(messages.get(key).unwrap().unwrap().as_ref())
-                .unwrap();
+            <super::records::MessageRecord as caravan_common::store::record::Record>::decode(
+                messages.get(key).unwrap().unwrap().as_ref(),
+            )
+            .unwrap();
         record.payload_segment = 0;
         messages.insert(key, record.encode_to_vec()).unwrap();
         let mut chunk_key = key.to_vec();
@@ -635,7 +637,7 @@ fn payloads_live_in_segments_and_format_1_payloads_stay_readable() {
 fn a_payload_chunk_that_fails_its_checksum_is_refused_and_old_payloads_stay_unchecked() {
     use prost::Message;
     let dir = tempfile::tempdir().unwrap();
-    let big: Vec<u8> = (0..(2 * super::kv::PAYLOAD_CHUNK + 10))
+    let big: Vec<u8> = (0..(2 * super::PAYLOAD_CHUNK + 10))
         .map(|i| (i % 251) as u8)
         .collect();
     {
@@ -656,8 +658,10 @@ fn a_payload_chunk_that_fails_its_checksum_is_refused_and_old_payloads_stay_unch
         let messages = db.open_tree("messages").unwrap();
         let key = 2u64.to_be_bytes();
         let mut record =
-            super::records::MessageRecord::decode(messages.get(key).unwrap().unwrap().as_ref())
-                .unwrap();
+            <super::records::MessageRecord as caravan_common::store::record::Record>::decode(
+                messages.get(key).unwrap().unwrap().as_ref(),
+            )
+            .unwrap();
         record.payload_crc32.clear();
         messages.insert(key, record.encode_to_vec()).unwrap();
         db.flush().unwrap();
@@ -665,21 +669,18 @@ fn a_payload_chunk_that_fails_its_checksum_is_refused_and_old_payloads_stay_unch
     // A bit flips in the second chunk of message 1 (the segment's second MiB).
     let file = dir.path().join("payload-segments").join("seg-000001.bin");
     let mut bytes = std::fs::read(&file).unwrap();
-    bytes[super::kv::PAYLOAD_CHUNK + 3] ^= 1;
+    bytes[super::PAYLOAD_CHUNK + 3] ^= 1;
     std::fs::write(&file, bytes).unwrap();
     let b = sled(dir.path());
     assert_eq!(
         b.payload_chunk(1, 0).unwrap().unwrap(),
-        big[..super::kv::PAYLOAD_CHUNK]
+        big[..super::PAYLOAD_CHUNK]
     );
     for _ in 0..2 {
         match b.payload_chunk(1, 1) {
-            Err(StoreError::PayloadCorrupt {
-                sequence: 1,
-                message,
-                detail,
-            }) => {
-                assert!(message.starts_with("KZ/"), "{message}");
+            Err(StoreError::PayloadCorrupt { document, source }) => {
+                let detail = source.to_string();
+                assert!(document.starts_with("KZ/"), "{document}");
                 assert!(
                     detail.contains("seg-000001.bin") && detail.contains("block 1"),
                     "{detail}"
@@ -692,7 +693,7 @@ fn a_payload_chunk_that_fails_its_checksum_is_refused_and_old_payloads_stay_unch
     assert_eq!(b.damaged_payloads(), 1, "counted once");
     assert_eq!(
         b.payload_chunk(2, 1).unwrap().unwrap().len(),
-        super::kv::PAYLOAD_CHUNK
+        super::PAYLOAD_CHUNK
     );
     let report = b.check();
     assert_eq!(report.payloads.checked, 0);
@@ -706,4 +707,42 @@ fn a_payload_chunk_that_fails_its_checksum_is_refused_and_old_payloads_stay_unch
         b.check_at_start().is_sound(),
         "the quick check reads no payload"
     );
+}
+
+#[test]
+fn records_written_before_record_versions_still_decode() {
+    use caravan_common::store::record::Record;
+    let dir = tempfile::tempdir().unwrap();
+    let m = incoming("KZ", "CN", b"header");
+    {
+        let b = sled(dir.path());
+        accept(&b, &m);
+        b.flush().unwrap();
+    }
+    // Rewritten as a store from before versions held them: the bare protobuf body.
+    {
+        let db = ::sled::open(dir.path()).unwrap();
+        for table in ["messages", "status"] {
+            let tree = db.open_tree(table).unwrap();
+            let stored = tree.get(1u64.to_be_bytes()).unwrap().unwrap();
+            assert_eq!(
+                &stored[..2],
+                &[0, 1],
+                "{table}: a record carries its version"
+            );
+            let body = caravan_common::store::record::split(&stored).1.to_vec();
+            tree.insert(1u64.to_be_bytes(), body).unwrap();
+        }
+        db.flush().unwrap();
+    }
+    let b = sled(dir.path());
+    let pending = b.pending(m.recipient, 0, 10).unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].message_id, m.message_id);
+    let status = b.status(m.sender, m.message_id).unwrap().unwrap();
+    assert_eq!(status.current(), MessageState::Accepted);
+    assert!(b.check().is_sound(), "{:?}", b.check().problems);
+    // A record from a newer binary is refused, not misread.
+    let newer = [&[0u8, 9][..], b"body"].concat();
+    assert!(<super::records::StatusRecord as Record>::decode(&newer).is_err());
 }

@@ -159,7 +159,7 @@ impl From<StoreError> for Failure {
                     "the stored payload of {document} fails its checksum: it is not served; the spoke's operator restores the store from a backup (see its log and runbook)"
                 ),
             ),
-            StoreError::Corrupt(_) => {
+            StoreError::Corrupt { .. } => {
                 tracing::error!(cause = %e, "store failure");
                 Self::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -167,7 +167,7 @@ impl From<StoreError> for Failure {
                     "a record of the spoke's store does not decode; see its log",
                 )
             }
-            StoreError::Backend(_) => {
+            _ => {
                 tracing::error!(cause = %e, "store failure");
                 Self::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -354,7 +354,7 @@ async fn evidence(
     let (sender, message_id) = (record.sender, record.message_id);
     let payload = blocking(move || store.payload(sender, message_id))
         .await?
-        .ok_or_else(|| StoreError::Corrupt(format!("payload of {id} is missing")))?;
+        .ok_or_else(|| StoreError::corrupt("payload", format!("the payload of {id} is missing")))?;
     let held = held_trust(&api)?;
     let e = &record.evidence;
     let bundle = crate::evidence::bundle(
@@ -366,7 +366,7 @@ async fn evidence(
         e.ack.as_deref(),
         &held.signed,
     )
-    .map_err(|e| StoreError::Corrupt(format!("evidence of {id}: {e}")))?;
+    .map_err(|e| StoreError::corrupt("evidence", format!("evidence of {id}: {e}")))?;
     Ok(Json(bundle))
 }
 
@@ -493,7 +493,7 @@ async fn payload(
     let store = api.store.clone();
     let bytes = blocking(move || store.payload(record.sender, record.message_id))
         .await?
-        .ok_or_else(|| StoreError::Corrupt(format!("payload of {id} is missing")))?;
+        .ok_or_else(|| StoreError::corrupt("payload", format!("the payload of {id} is missing")))?;
     // The content type is the sender's claim; it is served as data, never rendered here.
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
 }

@@ -269,7 +269,10 @@ mod tests {
     #[test]
     fn a_store_failure_is_not_an_invalid_list() {
         let anchor = SigningKey::generate().public().clone();
-        let failed = stored_list(Err(StoreError::Backend("disk I/O error".into())), &anchor);
+        let failed = stored_list(
+            Err(StoreError::engine(std::io::Error::other("disk I/O error"))),
+            &anchor,
+        );
         let e = failed.unwrap_err();
         assert!(matches!(e, TrustError::Store(_)), "{e:?}");
         assert_eq!(

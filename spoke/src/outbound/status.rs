@@ -16,7 +16,7 @@ use caravan_proto::{ack, v1};
 use crate::{
     hub::{ack_evidence, store_status},
     rt::{Backoff, Shutdown, blocking},
-    store::{AckRecord, LogAlarm, SentRecord, SentState, StateChange, StoreError},
+    store::{AckCheck, AckRecord, LogAlarm, SentRecord, SentState, StateChange, StoreError},
 };
 
 use super::Outbound;
@@ -259,15 +259,13 @@ impl Outbound {
         });
         match verified {
             Ok(ack) => AckRecord {
-                verified: true,
-                ack: serde_json::to_value(&ack).ok(),
-                problem: None,
+                check: AckCheck::Verified(
+                    serde_json::to_value(&ack).unwrap_or(serde_json::Value::Null),
+                ),
                 signed: encoded,
             },
             Err(r) => AckRecord {
-                verified: false,
-                ack: None,
-                problem: Some(r.to_string()),
+                check: AckCheck::Failed(r.to_string()),
                 signed: encoded,
             },
         }

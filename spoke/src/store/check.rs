@@ -3,10 +3,7 @@
 
 use prost::Message;
 
-use caravan_common::{
-    check::{Report, check_floors, hex_key, note_floors, scan},
-    kv::KvError,
-};
+use caravan_common::check::{Report, check_floors, hex_key, note_floors, scan};
 use caravan_proto::v1;
 
 use super::*;
@@ -15,7 +12,11 @@ use super::*;
 const NEWEST: usize = 16;
 
 /// `value`, or a problem in `place` (an engine error reading it).
-fn read<T>(report: &mut Report, place: &str, value: Result<T, KvError>) -> Option<T> {
+fn read<T>(
+    report: &mut Report,
+    place: impl Into<String>,
+    value: Result<T, StoreError>,
+) -> Option<T> {
     match value {
         Ok(v) => Some(v),
         Err(e) => {
@@ -43,13 +44,13 @@ const U64_META: [&[u8]; 6] = [
     STATUS_CURSOR,
     WEBHOOK_CURSOR,
     LOG_ALARMS_TOTAL,
-    NEXT_ARRIVAL,
-    NEXT_QUEUED,
+    NEXT_ARRIVAL.key(),
+    NEXT_QUEUED.key(),
 ];
 
 impl SpokeStore {
     fn report(&self) -> Report {
-        let engine = EngineKind::detect(&self.path).map_or("unknown", EngineKind::as_str);
+        let engine = self.db.kind().as_str();
         Report::new(&self.path, engine)
     }
 
@@ -71,7 +72,8 @@ impl SpokeStore {
             }
         };
         let place = self
-            .segments
+            .db
+            .segments()
             .segment_file(p.at.segment)
             .display()
             .to_string();
@@ -82,7 +84,7 @@ impl SpokeStore {
                 format!("{} bytes kept, the record says {length}", p.len),
             );
         }
-        match self.segments.segment_len(p.at.segment) {
+        match self.db.segments().segment_len(p.at.segment) {
             Ok(Some(len)) if p.at.offset.saturating_add(p.len as u64) <= len => {}
             Ok(Some(len)) => {
                 report.problem(
@@ -111,7 +113,7 @@ impl SpokeStore {
         if !read {
             return;
         }
-        match self.segments.read(p.at, 0, p.len, &p.checksums) {
+        match self.db.segments().read(p.at, 0, p.len, &p.checksums) {
             Ok(_) => {
                 report.payloads.checked += 1;
                 report.payloads.segment_bytes += p.len as u64;
@@ -123,7 +125,7 @@ impl SpokeStore {
     /// An inbox entry decodes and its payload is where its record says.
     fn check_inbox_entry(&self, report: &mut Report, key: &[u8], value: &[u8], read: bool) {
         let name = inbox_name(key);
-        let record: InboxRecord = match decode(value, INBOX) {
+        let record: InboxRecord = match decode(value, INBOX.name()) {
             Ok(r) => r,
             Err(e) => {
                 report.problem(INBOX, &name, e.to_string());
@@ -133,11 +135,11 @@ impl SpokeStore {
         if inbox_key(record.message_id, record.sender) != key {
             report.problem(INBOX, &name, "kept under another document's key");
         }
-        match self.engine.get(PAYLOAD_AT, key) {
+        match self.db.get(PAYLOAD_AT, key) {
             Ok(Some(pointer)) => {
                 self.check_placed(report, &pointer, &name, Some(record.payload_length), read)
             }
-            Ok(None) => match self.engine.get(PAYLOADS, key) {
+            Ok(None) => match self.db.get(PAYLOADS, key) {
                 Ok(Some(payload)) if payload.len() as u64 == record.payload_length => {
                     report.payloads.in_engine += 1
                 }
@@ -170,14 +172,14 @@ impl SpokeStore {
     /// The meta records decode.
     fn check_meta(&self, report: &mut Report) {
         for key in U64_META {
-            match read(report, META, self.engine.get(META, key)) {
+            match read(report, META, self.db.get(META, key)) {
                 Some(Some(v)) if v.len() == 8 => {}
                 Some(Some(_)) => report.problem(META, String::from_utf8_lossy(key), "not 8 bytes"),
                 _ => {}
             }
         }
         match self
-            .engine
+            .db
             .get(META, FORMAT_KEY)
             .ok()
             .flatten()
@@ -191,17 +193,17 @@ impl SpokeStore {
                 format!("{other:?}: not a version this binary reads"),
             ),
         }
-        if let Some(Some(v)) = read(report, META, self.engine.get(META, LOG_HEAD))
+        if let Some(Some(v)) = read(report, META, self.db.get(META, LOG_HEAD))
             && let Err(e) = decode::<LogHeadRecord>(&v, "log head")
         {
             report.problem(META, "log_head", e.to_string());
         }
-        if let Some(Some(v)) = read(report, META, self.engine.get(META, LOG_ALARMS))
+        if let Some(Some(v)) = read(report, META, self.db.get(META, LOG_ALARMS))
             && let Err(e) = decode::<Vec<LogAlarm>>(&v, "log alarms")
         {
             report.problem(META, "log_alarms", e.to_string());
         }
-        if let Some(Some(v)) = read(report, TRUST, self.engine.get(TRUST, CURRENT_TRUST_LIST))
+        if let Some(Some(v)) = read(report, TRUST, self.db.get(TRUST, CURRENT_TRUST_LIST))
             && let Err(e) = v1::SignedTrustList::decode(v.as_slice())
         {
             report.problem(TRUST, "current", e.to_string());
@@ -215,16 +217,19 @@ impl SpokeStore {
     pub fn check(&self) -> Report {
         let mut report = self.report();
         self.check_meta(&mut report);
-        let walked = scan(&*self.engine, INBOX, &mut report, |report, key, value| {
-            self.check_inbox_entry(report, key, value, true)
-        });
+        let walked = scan(
+            self.db.engine(),
+            INBOX,
+            &mut report,
+            |report, key, value| self.check_inbox_entry(report, key, value, true),
+        );
         read(&mut report, INBOX, walked);
         for table in [PAYLOAD_AT, PAYLOADS] {
             let walked = scan(
-                &*self.engine,
+                self.db.engine(),
                 table,
                 &mut report,
-                |report, key, _| match self.engine.get(INBOX, key) {
+                |report, key, _| match self.db.get(INBOX, key) {
                     Ok(Some(_)) => {}
                     Ok(None) => report.problem(table, inbox_name(key), "no inbox entry names it"),
                     Err(e) => report.problem(table, inbox_name(key), e.to_string()),
@@ -233,7 +238,7 @@ impl SpokeStore {
             read(&mut report, table, walked);
         }
         let walked = scan(
-            &*self.engine,
+            self.db.engine(),
             ARRIVALS,
             &mut report,
             |report, key, value| {
@@ -241,7 +246,7 @@ impl SpokeStore {
                 if key.len() != 8 {
                     report.problem(ARRIVALS, &arrival, "key is not an arrival number");
                 }
-                match self.engine.get(INBOX, value) {
+                match self.db.get(INBOX, value) {
                     Ok(Some(_)) => {}
                     Ok(None) => report.problem(
                         ARRIVALS,
@@ -253,49 +258,54 @@ impl SpokeStore {
             },
         );
         read(&mut report, ARRIVALS, walked);
-        let walked = scan(&*self.engine, SENT, &mut report, |report, key, value| {
-            if let Err(e) = decode::<SentRecord>(value, SENT) {
+        let walked = scan(self.db.engine(), SENT, &mut report, |report, key, value| {
+            if let Err(e) = decode::<SentRecord>(value, SENT.name()) {
                 report.problem(SENT, hex_key(key), e.to_string());
             }
         });
         read(&mut report, SENT, walked);
         for table in [QUEUED, OUTBOX] {
-            let walked = scan(&*self.engine, table, &mut report, |report, key, value| {
-                let name = format!("outbox entry {}", hex_key(key));
-                if key.len() != 24 {
-                    report.problem(table, &name, "key is not number + message id");
-                }
-                if let Err(e) = v1::Envelope::decode(value) {
-                    report.problem(table, &name, format!("the envelope: {e}"));
-                }
-                if let Some(id) = key.get(8..24) {
-                    match self.engine.get(SENT, id) {
-                        Ok(Some(_)) => {}
-                        Ok(None) => report.problem(SENT, &name, "its sent record is missing"),
-                        Err(e) => report.problem(SENT, &name, e.to_string()),
+            let walked = scan(
+                self.db.engine(),
+                table,
+                &mut report,
+                |report, key, value| {
+                    let name = format!("outbox entry {}", hex_key(key));
+                    if key.len() != 24 {
+                        report.problem(table, &name, "key is not number + message id");
                     }
-                }
-                if table == QUEUED {
-                    match self.engine.get(OUTBOX_PAYLOADS, key) {
-                        Ok(Some(_)) => {}
-                        Ok(None) => {
-                            report.problem(OUTBOX_PAYLOADS, &name, "its payload is missing")
+                    if let Err(e) = v1::Envelope::decode(value) {
+                        report.problem(table, &name, format!("the envelope: {e}"));
+                    }
+                    if let Some(id) = key.get(8..24) {
+                        match self.db.get(SENT, id) {
+                            Ok(Some(_)) => {}
+                            Ok(None) => report.problem(SENT, &name, "its sent record is missing"),
+                            Err(e) => report.problem(SENT, &name, e.to_string()),
                         }
-                        Err(e) => report.problem(OUTBOX_PAYLOADS, &name, e.to_string()),
                     }
-                }
-            });
+                    if table == QUEUED {
+                        match self.db.get(OUTBOX_PAYLOADS, key) {
+                            Ok(Some(_)) => {}
+                            Ok(None) => {
+                                report.problem(OUTBOX_PAYLOADS, &name, "its payload is missing")
+                            }
+                            Err(e) => report.problem(OUTBOX_PAYLOADS, &name, e.to_string()),
+                        }
+                    }
+                },
+            );
             read(&mut report, table, walked);
         }
         let walked = scan(
-            &*self.engine,
+            self.db.engine(),
             OUTBOX_PAYLOADS,
             &mut report,
             |report, key, value| self.check_outbox_payload(report, key, value, true),
         );
         read(&mut report, OUTBOX_PAYLOADS, walked);
         for table in [TRUST, META] {
-            let walked = scan(&*self.engine, table, &mut report, |_, _, _| {});
+            let walked = scan(self.db.engine(), table, &mut report, |_, _, _| {});
             read(&mut report, table, walked);
         }
         report
@@ -304,8 +314,14 @@ impl SpokeStore {
     /// The counters that only grow: arrivals into the inbox, documents into the outbox.
     fn counters(&self) -> Result<[(&'static str, u64); 2], StoreError> {
         Ok([
-            ("next_arrival", self.meta_u64(NEXT_ARRIVAL)?.unwrap_or(0)),
-            ("next_queued", self.meta_u64(NEXT_QUEUED)?.unwrap_or(0)),
+            (
+                "next_arrival",
+                self.meta_u64(NEXT_ARRIVAL.key())?.unwrap_or(0),
+            ),
+            (
+                "next_queued",
+                self.meta_u64(NEXT_QUEUED.key())?.unwrap_or(0),
+            ),
         ])
     }
 
@@ -313,8 +329,7 @@ impl SpokeStore {
     /// flush), for [`Self::check_at_start`] to compare with next time
     /// (`caravan_common::check::note_floors`).
     pub fn note_floors(&self) -> Result<(), StoreError> {
-        note_floors(&self.path, &self.counters()?)
-            .map_err(|e| StoreError::Backend(format!("{}: {e}", self.path.display())))
+        note_floors(&self.path, &self.counters()?).map_err(StoreError::io(&self.path))
     }
 
     /// The bounded check before the spoke starts: every table reads at both ends, the format,
@@ -328,22 +343,22 @@ impl SpokeStore {
             Ok(counters) => check_floors(&self.path, &counters, &mut report),
             Err(e) => report.problem(META, "counters", e.to_string()),
         }
-        for table in TABLES {
+        for &table in TABLES {
             for reverse in [false, true] {
                 read(
                     &mut report,
                     table,
-                    self.engine.range(table, &[], None, 1, reverse),
+                    self.db.range(table, &[], None, 1, reverse),
                 );
             }
         }
         let newest = read(
             &mut report,
             ARRIVALS,
-            self.engine.range(ARRIVALS, &[], None, NEWEST, true),
+            self.db.range(ARRIVALS, &[], None, NEWEST, true),
         );
         for (_, key) in newest.into_iter().flatten() {
-            match self.engine.get(INBOX, &key) {
+            match self.db.get(INBOX, &key) {
                 Ok(Some(value)) => self.check_inbox_entry(&mut report, &key, &value, false),
                 Ok(None) => report.problem(ARRIVALS, inbox_name(&key), "not in the inbox"),
                 Err(e) => report.problem(INBOX, inbox_name(&key), e.to_string()),
@@ -352,7 +367,7 @@ impl SpokeStore {
         let newest = read(
             &mut report,
             OUTBOX_PAYLOADS,
-            self.engine.range(OUTBOX_PAYLOADS, &[], None, NEWEST, true),
+            self.db.range(OUTBOX_PAYLOADS, &[], None, NEWEST, true),
         );
         for (key, value) in newest.into_iter().flatten() {
             self.check_outbox_payload(&mut report, &key, &value, false);

@@ -34,9 +34,9 @@ use tonic::transport::Channel;
 use caravan_common::{
     DocumentType, MessageId, ParticipantId, Timestamp,
     envelope::Header,
-    kv::EngineKind,
     process::{LogFormat, init_tracing, shutdown_signal},
     signing::{SigningKey, sha256},
+    store::EngineKind,
     trust::TrustSet,
 };
 use caravan_hub::operator::Operator;
@@ -76,8 +76,8 @@ struct Cli {
     /// Give up after this many seconds (the run is reported as incomplete).
     #[arg(long, default_value_t = 600)]
     max_secs: u64,
-    /// The storage engine of the hub's and the spokes' stores: sled or redb.
-    #[arg(long, default_value = "sled")]
+    /// The storage engine of the hub's and the spokes' stores: redb (the default) or sled.
+    #[arg(long, default_value = "redb")]
     engine: EngineKind,
     /// Print one JSON object instead of a line.
     #[arg(long)]

@@ -5,9 +5,12 @@ use prost::Message;
 
 use caravan_common::{
     check::{Report, check_floors, hex_key, note_floors, scan},
-    kv::KvError,
     merkle,
-    segments::{CHECK_BLOCK, Location},
+    store::{
+        Engine, StoreError,
+        record::Record,
+        segments::{CHECK_BLOCK, Location},
+    },
 };
 
 use super::*;
@@ -24,7 +27,11 @@ fn message_name(r: &MessageRecord, sequence: u64) -> String {
 }
 
 /// `value`, or a problem in `place` (an engine error reading it).
-fn read<T>(report: &mut Report, place: &str, value: Result<T, KvError>) -> Option<T> {
+fn read<T>(
+    report: &mut Report,
+    place: impl Into<String>,
+    value: Result<T, StoreError>,
+) -> Option<T> {
     match value {
         Ok(v) => Some(v),
         Err(e) => {
@@ -38,8 +45,8 @@ fn read<T>(report: &mut Report, place: &str, value: Result<T, KvError>) -> Optio
 struct EngineNodes<'a>(&'a dyn Engine);
 
 impl merkle::Nodes for EngineNodes<'_> {
-    type Error = KvError;
-    fn perfect(&self, level: u32, index: u64) -> Result<merkle::Hash, KvError> {
+    type Error = StoreError;
+    fn perfect(&self, level: u32, index: u64) -> Result<merkle::Hash, StoreError> {
         node_value(
             self.0.get(LOG_NODES, &node_key(level, index))?,
             level,
@@ -48,15 +55,15 @@ impl merkle::Nodes for EngineNodes<'_> {
     }
 }
 
-impl KvBackend {
+impl Backend {
     fn report(&self) -> Report {
-        let engine = EngineKind::detect(&self.path).map_or("unknown", EngineKind::as_str);
+        let engine = self.db.kind().as_str();
         Report::new(&self.path, engine)
     }
 
     /// A counter of `meta` (`None`: not set yet), or a problem.
     fn counter(&self, report: &mut Report, name: &[u8]) -> Option<u64> {
-        let value = read(report, META, self.engine.get(META, name))??;
+        let value = read(report, META, self.db.get(META, name))??;
         match u64_value(&value, "counter") {
             Ok(v) => Some(v),
             Err(e) => {
@@ -78,7 +85,7 @@ impl KvBackend {
             report.payloads.in_engine += 1;
             let mut total = 0u64;
             for index in 0..r.payload_chunks.max(1) {
-                match self.engine.get(PAYLOADS, &chunk_key(sequence, index)) {
+                match self.db.get(PAYLOADS, &chunk_key(sequence, index)) {
                     Ok(Some(chunk)) => total += chunk.len() as u64,
                     Ok(None) => {
                         report.problem(PAYLOADS, &name, format!("chunk {index} is missing"));
@@ -102,10 +109,10 @@ impl KvBackend {
             }
             return;
         }
-        let file = self.segments.segment_file(r.payload_segment);
+        let file = self.db.segments().segment_file(r.payload_segment);
         let place = file.display().to_string();
         let end = r.payload_offset.saturating_add(r.payload_length);
-        match self.segments.segment_len(r.payload_segment) {
+        match self.db.segments().segment_len(r.payload_segment) {
             Ok(Some(len)) if end <= len => {}
             Ok(Some(len)) => {
                 report.problem(
@@ -153,7 +160,7 @@ impl KvBackend {
         let mut skip = 0u64;
         while skip < r.payload_length {
             let len = (r.payload_length - skip).min(CHECK_BLOCK as u64) as usize;
-            if let Err(e) = self.segments.read(at, skip, len, &r.payload_crc32) {
+            if let Err(e) = self.db.segments().read(at, skip, len, &r.payload_crc32) {
                 report.problem(&place, &name, e.to_string());
                 return;
             }
@@ -168,15 +175,15 @@ impl KvBackend {
     /// entries and the kept tree heads' roots are the log's. For a stopped hub or a backup.
     pub fn check(&self) -> Report {
         let mut report = self.report();
-        let next_sequence = self.counter(&mut report, NEXT_SEQUENCE).unwrap_or(1);
+        let next_sequence = self.counter(&mut report, NEXT_SEQUENCE.key()).unwrap_or(1);
         let log_size = self
-            .counter(&mut report, NEXT_LOG_INDEX)
+            .counter(&mut report, NEXT_LOG_INDEX.key())
             .map_or(0, |n| n.saturating_sub(1));
         self.check_meta(&mut report);
 
         // Messages and their payloads.
         let walked = scan(
-            &*self.engine,
+            self.db.engine(),
             MESSAGES,
             &mut report,
             |report, key, value| {
@@ -184,7 +191,7 @@ impl KvBackend {
                     report.problem(MESSAGES, hex_key(key), "key is not a sequence number");
                     return;
                 };
-                let record = match MessageRecord::decode(value) {
+                let record = match <MessageRecord as Record>::decode(value) {
                     Ok(r) => r,
                     Err(e) => {
                         report.problem(MESSAGES, format!("sequence {sequence}"), e.to_string());
@@ -216,13 +223,13 @@ impl KvBackend {
                     .zip(record.message_id.parse::<MessageId>().ok());
                 match parsed {
                     None => report.problem(MESSAGES, &name, "sender or message id does not parse"),
-                    Some((sender, id)) => match self.engine.get(DEDUP, &dedup_key(sender, id)) {
+                    Some((sender, id)) => match self.db.get(DEDUP, &dedup_key(sender, id)) {
                         Ok(Some(v)) if v == key => {}
                         Ok(_) => report.problem(DEDUP, &name, "the dedup index does not name it"),
                         Err(e) => report.problem(DEDUP, &name, e.to_string()),
                     },
                 }
-                match self.engine.get(STATUS, key) {
+                match self.db.get(STATUS, key) {
                     Ok(Some(_)) => {}
                     Ok(None) => report.problem(STATUS, &name, "its status is missing"),
                     Err(e) => report.problem(STATUS, &name, e.to_string()),
@@ -233,8 +240,8 @@ impl KvBackend {
         read(&mut report, MESSAGES, walked);
 
         let message_exists =
-            |report: &mut Report, table: &str, key: &[u8], sequence: &[u8]| match self
-                .engine
+            |report: &mut Report, table: Table, key: &[u8], sequence: &[u8]| match self
+                .db
                 .get(MESSAGES, sequence)
             {
                 Ok(Some(_)) => {}
@@ -246,7 +253,7 @@ impl KvBackend {
                 Err(e) => report.problem(table, hex_key(key), e.to_string()),
             };
         let walked = scan(
-            &*self.engine,
+            self.db.engine(),
             PAYLOADS,
             &mut report,
             |report, key, _| match key.get(..8).filter(|_| key.len() == 12) {
@@ -255,16 +262,21 @@ impl KvBackend {
             },
         );
         read(&mut report, PAYLOADS, walked);
-        let walked = scan(&*self.engine, DEDUP, &mut report, |report, key, value| {
-            if key.len() != 18 || value.len() != 8 {
-                report.problem(DEDUP, hex_key(key), "not sender + id -> sequence");
-            } else {
-                message_exists(report, DEDUP, key, value);
-            }
-        });
+        let walked = scan(
+            self.db.engine(),
+            DEDUP,
+            &mut report,
+            |report, key, value| {
+                if key.len() != 18 || value.len() != 8 {
+                    report.problem(DEDUP, hex_key(key), "not sender + id -> sequence");
+                } else {
+                    message_exists(report, DEDUP, key, value);
+                }
+            },
+        );
         read(&mut report, DEDUP, walked);
         let walked = scan(
-            &*self.engine,
+            self.db.engine(),
             QUEUE,
             &mut report,
             |report, key, _| match key.get(2..).filter(|_| key.len() == 10) {
@@ -273,26 +285,36 @@ impl KvBackend {
             },
         );
         read(&mut report, QUEUE, walked);
-        let walked = scan(&*self.engine, STATUS, &mut report, |report, key, value| {
-            if let Err(e) = StatusRecord::decode(value) {
-                report.problem(STATUS, hex_key(key), e.to_string());
-            }
-        });
+        let walked = scan(
+            self.db.engine(),
+            STATUS,
+            &mut report,
+            |report, key, value| {
+                if let Err(e) = <StatusRecord as Record>::decode(value) {
+                    report.problem(STATUS, hex_key(key), e.to_string());
+                }
+            },
+        );
         read(&mut report, STATUS, walked);
-        let walked = scan(&*self.engine, EVENTS, &mut report, |report, key, value| {
-            if key.len() != 10 {
-                report.problem(EVENTS, hex_key(key), "key is not sender + cursor");
-            } else if let Err(e) = StatusEvent::decode(value) {
-                report.problem(EVENTS, hex_key(key), e.to_string());
-            }
-        });
+        let walked = scan(
+            self.db.engine(),
+            EVENTS,
+            &mut report,
+            |report, key, value| {
+                if key.len() != 10 {
+                    report.problem(EVENTS, hex_key(key), "key is not sender + cursor");
+                } else if let Err(e) = <StatusEvent as Record>::decode(value) {
+                    report.problem(EVENTS, hex_key(key), e.to_string());
+                }
+            },
+        );
         read(&mut report, EVENTS, walked);
         let walked = scan(
-            &*self.engine,
+            self.db.engine(),
             REGISTRY,
             &mut report,
             |report, key, value| {
-                let decoded = RegistryRecord::decode(value)
+                let decoded = <RegistryRecord as Record>::decode(value)
                     .map_err(|e| e.to_string())
                     .and_then(|r| {
                         caravan_proto::v1::SignedTrustList::decode(r.signed_trust_list.as_slice())
@@ -305,11 +327,11 @@ impl KvBackend {
         );
         read(&mut report, REGISTRY, walked);
         let walked = scan(
-            &*self.engine,
+            self.db.engine(),
             CERTIFICATES,
             &mut report,
             |report, key, value| {
-                if let Err(e) = CertificateRecord::decode(value) {
+                if let Err(e) = <CertificateRecord as Record>::decode(value) {
                     report.problem(CERTIFICATES, String::from_utf8_lossy(key), e.to_string());
                 }
             },
@@ -333,10 +355,10 @@ impl KvBackend {
                 format!("{v} is newer than this binary's {FORMAT_VERSION}"),
             );
         }
-        self.counter(report, NEXT_EVENT);
+        self.counter(report, NEXT_EVENT.key());
         self.counter(report, REGISTRY_FLOOR);
         // (A new store has none yet: the upgrade makes it.)
-        if let Some(Some(epoch)) = read(report, META, self.engine.get(META, EPOCH))
+        if let Some(Some(epoch)) = read(report, META, self.db.get(META, EPOCH))
             && std::str::from_utf8(&epoch).is_err()
         {
             report.problem(META, "epoch", "not text");
@@ -351,7 +373,7 @@ impl KvBackend {
         let mut frontier: Vec<Option<(u64, merkle::Hash)>> = Vec::new();
         let mut expected = 1u64;
         let mut nodes = 0u64;
-        let walked = scan(&*self.engine, LOG, report, |report, key, value| {
+        let walked = scan(self.db.engine(), LOG, report, |report, key, value| {
             let Some(index) = key.try_into().ok().map(u64::from_be_bytes) else {
                 report.problem(LOG, hex_key(key), "key is not an index");
                 return;
@@ -386,7 +408,7 @@ impl KvBackend {
                 }
                 frontier[level as usize] = Some((i, hash));
                 nodes += 1;
-                match self.engine.get(LOG_NODES, &node_key(level, i)) {
+                match self.db.get(LOG_NODES, &node_key(level, i)) {
                     Ok(Some(stored)) if stored == hash => {}
                     Ok(Some(_)) => report.problem(
                         LOG_NODES,
@@ -417,7 +439,7 @@ impl KvBackend {
                 format!("the log holds {entries} entries, its counter says {log_size}"),
             );
         }
-        let stored = read(report, LOG_NODES, self.engine.len(LOG_NODES)).unwrap_or(nodes);
+        let stored = read(report, LOG_NODES, self.db.len(LOG_NODES)).unwrap_or(nodes);
         if expected != u64::MAX && stored != nodes {
             report.problem(
                 LOG_NODES,
@@ -425,37 +447,42 @@ impl KvBackend {
                 format!("{stored} stored, the entries make {nodes}"),
             );
         }
-        *report.records.entry(LOG_NODES).or_default() = stored;
-        let walked = scan(&*self.engine, TREE_HEADS, report, |report, key, value| {
-            let head = match TreeHead::decode(value) {
-                Ok(h) => h,
-                Err(e) => {
-                    report.problem(TREE_HEADS, hex_key(key), e.to_string());
+        *report.records.entry(LOG_NODES.name()).or_default() = stored;
+        let walked = scan(
+            self.db.engine(),
+            TREE_HEADS,
+            report,
+            |report, key, value| {
+                let head = match <TreeHead as Record>::decode(value) {
+                    Ok(h) => h,
+                    Err(e) => {
+                        report.problem(TREE_HEADS, hex_key(key), e.to_string());
+                        return;
+                    }
+                };
+                let place = format!("head of size {}", head.tree_size);
+                if key != head.tree_size.to_be_bytes() {
+                    report.problem(TREE_HEADS, &place, "kept under another size");
+                }
+                if head.tree_size > log_size {
+                    report.problem(
+                        TREE_HEADS,
+                        &place,
+                        format!("the log holds only {log_size} entries"),
+                    );
                     return;
                 }
-            };
-            let place = format!("head of size {}", head.tree_size);
-            if key != head.tree_size.to_be_bytes() {
-                report.problem(TREE_HEADS, &place, "kept under another size");
-            }
-            if head.tree_size > log_size {
-                report.problem(
-                    TREE_HEADS,
-                    &place,
-                    format!("the log holds only {log_size} entries"),
-                );
-                return;
-            }
-            match merkle::root_of(&EngineNodes(&*self.engine), head.tree_size) {
-                Ok(root) if root.as_slice() == head.root_hash.as_slice() => {}
-                Ok(_) => report.problem(
-                    TREE_HEADS,
-                    &place,
-                    "its root is not the log's: an entry it covers was changed",
-                ),
-                Err(e) => report.problem(TREE_HEADS, &place, e.to_string()),
-            }
-        });
+                match merkle::root_of(&EngineNodes(self.db.engine()), head.tree_size) {
+                    Ok(root) if root.as_slice() == head.root_hash.as_slice() => {}
+                    Ok(_) => report.problem(
+                        TREE_HEADS,
+                        &place,
+                        "its root is not the log's: an entry it covers was changed",
+                    ),
+                    Err(e) => report.problem(TREE_HEADS, &place, e.to_string()),
+                }
+            },
+        );
         read(report, TREE_HEADS, walked);
     }
 
@@ -465,8 +492,7 @@ impl KvBackend {
     /// Never more than is durable: a killed hub loses what was not flushed, and must not then
     /// take its store for a damaged one.
     pub fn note_floors(&self, log_entries: u64) -> Result<(), StoreError> {
-        note_floors(&self.path, &[("log_entries", log_entries)])
-            .map_err(|e| backend_error(format!("{}: {e}", self.path.display())))
+        note_floors(&self.path, &[("log_entries", log_entries)]).map_err(StoreError::io(&self.path))
     }
 
     /// The bounded check before the hub starts: every table reads at both ends, the format
@@ -475,24 +501,24 @@ impl KvBackend {
     /// log's). Not the whole walk: that is `store check`.
     pub fn check_at_start(&self) -> Report {
         let mut report = self.report();
-        let next_sequence = self.counter(&mut report, NEXT_SEQUENCE).unwrap_or(1);
+        let next_sequence = self.counter(&mut report, NEXT_SEQUENCE.key()).unwrap_or(1);
         let log_size = self
-            .counter(&mut report, NEXT_LOG_INDEX)
+            .counter(&mut report, NEXT_LOG_INDEX.key())
             .map_or(0, |n| n.saturating_sub(1));
         self.check_meta(&mut report);
-        for table in TABLES {
+        for &table in TABLES {
             for reverse in [false, true] {
                 read(
                     &mut report,
                     table,
-                    self.engine.range(table, &[], None, 1, reverse),
+                    self.db.range(table, &[], None, 1, reverse),
                 );
             }
         }
         let newest = read(
             &mut report,
             MESSAGES,
-            self.engine.range(MESSAGES, &[], None, NEWEST, true),
+            self.db.range(MESSAGES, &[], None, NEWEST, true),
         );
         for (key, value) in newest.into_iter().flatten() {
             let sequence = key
@@ -500,7 +526,7 @@ impl KvBackend {
                 .try_into()
                 .map(u64::from_be_bytes)
                 .unwrap_or(0);
-            match MessageRecord::decode(value.as_slice()) {
+            match <MessageRecord as Record>::decode(&value) {
                 Ok(r) if sequence < next_sequence => {
                     self.check_payload(&mut report, sequence, &r, false)
                 }
@@ -516,7 +542,7 @@ impl KvBackend {
         let newest = read(
             &mut report,
             LOG,
-            self.engine.range(LOG, &[], None, NEWEST, true),
+            self.db.range(LOG, &[], None, NEWEST, true),
         );
         let newest = newest.unwrap_or_default();
         let last = newest
@@ -548,7 +574,7 @@ impl KvBackend {
                 continue;
             }
             let leaf = self
-                .engine
+                .db
                 .get(LOG_NODES, &node_key(0, index.saturating_sub(1)));
             match read(&mut report, LOG_NODES, leaf) {
                 Some(Some(hash)) if hash == merkle::leaf_hash(value) => {}
@@ -563,16 +589,16 @@ impl KvBackend {
         let head = read(
             &mut report,
             TREE_HEADS,
-            self.engine.range(TREE_HEADS, &[], None, 1, true),
+            self.db.range(TREE_HEADS, &[], None, 1, true),
         );
         if let Some((_, value)) = head.unwrap_or_default().first().filter(|_| has_nodes) {
-            match TreeHead::decode(value.as_slice()) {
+            match <TreeHead as Record>::decode(value) {
                 Ok(h) if h.tree_size > log_size => report.problem(
                     TREE_HEADS,
                     format!("head of size {}", h.tree_size),
                     format!("the log holds only {log_size} entries"),
                 ),
-                Ok(h) => match merkle::root_of(&EngineNodes(&*self.engine), h.tree_size) {
+                Ok(h) => match merkle::root_of(&EngineNodes(self.db.engine()), h.tree_size) {
                     Ok(root) if root.as_slice() == h.root_hash.as_slice() => {}
                     Ok(_) => report.problem(
                         TREE_HEADS,

@@ -1,6 +1,8 @@
-//! The hub's store over a key-value engine (`caravan_common::kv`: sled by default, or redb).
+//! The hub's records in tables of the store foundation (`caravan_common::store`: redb, the
+//! default for a new store, or sled).
 //!
-//! Tables (all keys big-endian so that byte order is numeric order):
+//! Tables (all numbers big-endian so that byte order is numeric order,
+//! `caravan_common::store::keys`):
 //!
 //! | table      | key                                 | value                        |
 //! |------------|-------------------------------------|------------------------------|
@@ -11,7 +13,7 @@
 //! | `status`   | sequence (u64)                      | `StatusRecord`               |
 //! | `log`      | log index (u64)                     | `LogEntry`                   |
 //! | `log_nodes` | level (u8) + index (u64)           | 32-byte hash of a perfect subtree of the log's Merkle tree |
-//! | `meta`     | `next_sequence`, `next_log_index`   | u64                          |
+//! | `meta`     | `next_sequence`, `next_log_index`, `next_event` (counters: the first is 1), `format_version`, `epoch`, ... | u64, or text |
 //! | `registry` | `current`                           | `RegistryRecord`             |
 //! | `certificates` | serial (hex text)               | `CertificateRecord`          |
 //! | `tree_heads` | tree size (u64)                   | `TreeHead`: signed Merkle roots of the log |
@@ -19,9 +21,9 @@
 //!
 //! Every accept and acknowledgement is one transaction over several tables, so a crash leaves
 //! either all of a message's entries or none. Payloads above the engine's inline limit are
-//! appended to segment files first and synced before the engine's flush, so that a durable
-//! record never names bytes that are not on disk. What a flush promises depends on the engine
-//! (see `caravan_common::kv`).
+//! appended to segment files first and synced before the engine's flush (`Db::flush`), so that
+//! a durable record never names bytes that are not on disk. What a flush promises depends on
+//! the engine (see `caravan_common::store`).
 
 use std::path::{Path, PathBuf};
 
@@ -29,14 +31,20 @@ use prost::Message;
 
 use caravan_common::{
     MessageId, ParticipantId, Timestamp,
-    kv::{self, Engine, EngineKind, KvError, Tx},
-    merkle, recovery,
-    segments::{Damaged, Location, PayloadReader, SegmentError, Segments},
+    check::Report,
+    merkle,
+    recovery::StoreHealth,
+    store::{
+        Counter, Db, EngineKind, StoreError, Table, Tx,
+        keys::{participant_key, u64_value},
+        record::Record,
+        segments::{Damaged, Location, PayloadReader, SegmentError},
+    },
 };
 
 use super::{
-    Acceptance, AckResult, AckUpdate, Backend, BackupSummary, ChunkByChunk, Incoming, MessageState,
-    PayloadChunks, Pending, Settled, StatusRecord, StoreError,
+    Acceptance, AckResult, AckUpdate, BackupSummary, Incoming, MessageState, Pending, Settled,
+    StatusRecord,
     records::{
         CertificateRecord, LogEntry, LogKind, MessageRecord, RegistryRecord, StatusEvent, TreeHead,
     },
@@ -44,19 +52,20 @@ use super::{
 
 mod check;
 
-const MESSAGES: &str = "messages";
-const PAYLOADS: &str = "payloads";
-const DEDUP: &str = "dedup";
-const QUEUE: &str = "queue";
-const STATUS: &str = "status";
-const LOG: &str = "log";
-const LOG_NODES: &str = "log_nodes";
-const META: &str = "meta";
-const REGISTRY: &str = "registry";
-const CERTIFICATES: &str = "certificates";
-const EVENTS: &str = "events";
-const TREE_HEADS: &str = "tree_heads";
-const TABLES: &[&str] = &[
+const MESSAGES: Table = Table::new(0, "messages");
+const PAYLOADS: Table = Table::new(1, "payloads");
+const DEDUP: Table = Table::new(2, "dedup");
+const QUEUE: Table = Table::new(3, "queue");
+const STATUS: Table = Table::new(4, "status");
+const LOG: Table = Table::new(5, "log");
+const LOG_NODES: Table = Table::new(6, "log_nodes");
+const META: Table = Table::new(7, "meta");
+const REGISTRY: Table = Table::new(8, "registry");
+const CERTIFICATES: Table = Table::new(9, "certificates");
+const EVENTS: Table = Table::new(10, "events");
+const TREE_HEADS: Table = Table::new(11, "tree_heads");
+/// The hub store's tables, each at its slot (for `store migrate`, which copies them all).
+pub const TABLES: &[Table] = &[
     MESSAGES,
     PAYLOADS,
     DEDUP,
@@ -71,10 +80,10 @@ const TABLES: &[&str] = &[
     TREE_HEADS,
 ];
 
-const NEXT_SEQUENCE: &[u8] = b"next_sequence";
-const NEXT_LOG_INDEX: &[u8] = b"next_log_index";
+const NEXT_SEQUENCE: Counter = Counter::new(META, b"next_sequence");
+const NEXT_LOG_INDEX: Counter = Counter::new(META, b"next_log_index");
+const NEXT_EVENT: Counter = Counter::new(META, b"next_event");
 const CURRENT_REGISTRY: &[u8] = b"current";
-const NEXT_EVENT: &[u8] = b"next_event";
 
 /// The outcome of a state change.
 struct Transitioned {
@@ -85,11 +94,10 @@ struct Transitioned {
     now: Option<Settled>,
 }
 
-/// The hub's store on a key-value engine.
-pub struct KvBackend {
-    engine: Box<dyn Engine>,
-    /// The payloads (see `segments`).
-    segments: Segments,
+/// The hub's store: its records over the store foundation's [`Db`] (engine and payload
+/// segments).
+pub struct Backend {
+    db: Db,
     /// The store's folder, for reports.
     path: PathBuf,
     /// Messages whose payload failed its checksum, by sequence (logged once each).
@@ -98,8 +106,9 @@ pub struct KvBackend {
 
 /// The store's layout version, in `meta`. Opening a store of a later version is refused (a
 /// downgrade would misread it); an earlier one is upgraded at open.
-/// Version 2: payloads in segment files, not in the engine.
-pub const FORMAT_VERSION: u64 = 2;
+/// Version 2: payloads in segment files, not in the engine. Version 3: records carry their
+/// own version (`caravan_common::store::record`; those written before read as version 0).
+pub const FORMAT_VERSION: u64 = 3;
 const FORMAT_KEY: &[u8] = b"format_version";
 const EPOCH: &[u8] = b"epoch";
 const REGISTRY_FLOOR: &[u8] = b"registry_version_floor";
@@ -109,32 +118,8 @@ fn new_epoch() -> String {
     MessageId::generate().to_string()
 }
 
-impl From<KvError> for StoreError {
-    fn from(e: KvError) -> Self {
-        match e {
-            KvError::Corrupt { what, detail } => StoreError::Corrupt { what, detail },
-            KvError::Unavailable(fault) => StoreError::Unavailable(fault),
-            other => StoreError::Backend(other.to_string()),
-        }
-    }
-}
-
-fn backend_error(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(e.to_string())
-}
-
 fn corrupt(what: &'static str, detail: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt {
-        what,
-        detail: detail.to_string(),
-    }
-}
-
-fn u64_value(bytes: &[u8], what: &'static str) -> Result<u64, KvError> {
-    bytes
-        .try_into()
-        .map(u64::from_be_bytes)
-        .map_err(|_| KvError::corrupt(what, "not 8 bytes"))
+    StoreError::corrupt(what, detail)
 }
 
 /// Payloads are stored in chunks of this size, so that no value is huge and a delivery can
@@ -148,6 +133,7 @@ fn chunk_key(sequence: u64, index: u32) -> [u8; 12] {
     key
 }
 
+/// The dedup index's key: sender, then message id (the order this table was created with).
 fn dedup_key(sender: ParticipantId, id: MessageId) -> [u8; 18] {
     let mut key = [0u8; 18];
     key[..2].copy_from_slice(sender.as_str().as_bytes());
@@ -156,20 +142,7 @@ fn dedup_key(sender: ParticipantId, id: MessageId) -> [u8; 18] {
 }
 
 fn queue_key(recipient: ParticipantId, sequence: u64) -> [u8; 10] {
-    let mut key = [0u8; 10];
-    key[..2].copy_from_slice(recipient.as_str().as_bytes());
-    key[2..].copy_from_slice(&sequence.to_be_bytes());
-    key
-}
-
-/// Take the next value of a counter in `meta`, starting at 1.
-fn next_counter(tx: &mut dyn Tx, name: &[u8]) -> Result<u64, KvError> {
-    let current = match tx.get(META, name)? {
-        Some(v) => u64_value(&v, "counter")?,
-        None => 1,
-    };
-    tx.insert(META, name, &(current + 1).to_be_bytes())?;
-    Ok(current)
+    participant_key(recipient, sequence)
 }
 
 /// Append a status event to `sender`'s stream of events.
@@ -177,9 +150,9 @@ fn append_event(
     tx: &mut dyn Tx,
     sender: ParticipantId,
     event: &StatusEvent,
-) -> Result<(), KvError> {
-    let cursor = next_counter(tx, NEXT_EVENT)?;
-    tx.insert(EVENTS, &queue_key(sender, cursor), &event.encode_to_vec())
+) -> Result<(), StoreError> {
+    let cursor = NEXT_EVENT.take(tx)?;
+    tx.insert(EVENTS, &queue_key(sender, cursor), &Record::encode(event))
 }
 
 fn node_key(level: u32, index: u64) -> [u8; 9] {
@@ -189,11 +162,11 @@ fn node_key(level: u32, index: u64) -> [u8; 9] {
     key
 }
 
-fn node_value(bytes: Option<Vec<u8>>, level: u32, index: u64) -> Result<merkle::Hash, KvError> {
+fn node_value(bytes: Option<Vec<u8>>, level: u32, index: u64) -> Result<merkle::Hash, StoreError> {
     bytes
         .and_then(|b| <merkle::Hash>::try_from(b.as_slice()).ok())
         .ok_or_else(|| {
-            KvError::corrupt(
+            StoreError::corrupt(
                 "log node",
                 format!("node {index} at level {level} is missing"),
             )
@@ -202,8 +175,8 @@ fn node_value(bytes: Option<Vec<u8>>, level: u32, index: u64) -> Result<merkle::
 
 /// Append `entry` to the exchange log with the Merkle nodes it completes; returns its index
 /// (from 1).
-fn append_log(tx: &mut dyn Tx, entry: &LogEntry) -> Result<u64, KvError> {
-    let index = next_counter(tx, NEXT_LOG_INDEX)?;
+fn append_log(tx: &mut dyn Tx, entry: &LogEntry) -> Result<u64, StoreError> {
+    let index = NEXT_LOG_INDEX.take(tx)?;
     let bytes = entry.encode_to_vec();
     let appended = merkle::appended_nodes(index - 1, merkle::leaf_hash(&bytes), |level, i| {
         node_value(tx.get(LOG_NODES, &node_key(level, i))?, level, i)
@@ -215,22 +188,26 @@ fn append_log(tx: &mut dyn Tx, entry: &LogEntry) -> Result<u64, KvError> {
     Ok(index)
 }
 
-fn decode_message(bytes: &[u8]) -> Result<MessageRecord, KvError> {
-    MessageRecord::decode(bytes).map_err(|e| KvError::corrupt("message", e))
+fn decode_message(bytes: &[u8]) -> Result<MessageRecord, StoreError> {
+    <MessageRecord as Record>::decode(bytes)
 }
 
-impl KvBackend {
-    /// Open (or create, on `engine`) the store in folder `path`, with at most `cache_bytes` of
-    /// page cache.
-    pub fn open(path: &Path, engine: EngineKind, cache_bytes: u64) -> Result<Self, StoreError> {
-        Self::on(kv::open(path, engine, TABLES, cache_bytes)?, path)
+impl Backend {
+    /// Open (or create) the store in folder `path`, with at most `cache_bytes` of page cache:
+    /// on the engine it was created with, or for a new store `engine` (`None`: the default).
+    pub fn open(
+        path: &Path,
+        engine: Option<EngineKind>,
+        cache_bytes: u64,
+    ) -> Result<Self, StoreError> {
+        Self::on(Db::open(path, engine, TABLES, cache_bytes)?)
     }
 
     /// Open the store in folder `path` on whichever engine it was created with (for tools that
     /// read a store or a backup); `None` if `path` holds no store.
     pub fn open_found(path: &Path, cache_bytes: u64) -> Result<Option<Self>, StoreError> {
-        kv::open_found(path, TABLES, cache_bytes)?
-            .map(|engine| Self::on(engine, path))
+        Db::open_found(path, TABLES, cache_bytes)?
+            .map(Self::on)
             .transpose()
     }
 
@@ -238,10 +215,10 @@ impl KvBackend {
     /// writes anything; a store that fails it is left as it is, and its report returned.
     pub fn open_checked(
         path: &Path,
-        engine: EngineKind,
+        engine: Option<EngineKind>,
         cache_bytes: u64,
-    ) -> Result<Result<Self, caravan_common::check::Report>, StoreError> {
-        let backend = Self::unchecked(kv::open(path, engine, TABLES, cache_bytes)?, path)?;
+    ) -> Result<Result<Self, Report>, StoreError> {
+        let backend = Self::unchecked(Db::open(path, engine, TABLES, cache_bytes)?);
         let report = backend.check_at_start();
         if !report.is_sound() {
             return Ok(Err(report));
@@ -250,31 +227,35 @@ impl KvBackend {
         Ok(Ok(backend))
     }
 
-    fn on(engine: Box<dyn Engine>, path: &Path) -> Result<Self, StoreError> {
-        let backend = Self::unchecked(engine, path)?;
+    fn on(db: Db) -> Result<Self, StoreError> {
+        let backend = Self::unchecked(db);
         backend.upgrade()?;
         Ok(backend)
     }
 
-    fn unchecked(engine: Box<dyn Engine>, path: &Path) -> Result<Self, StoreError> {
-        Ok(Self {
-            engine,
-            segments: Segments::open(path).map_err(backend_error)?,
-            path: path.to_path_buf(),
+    fn unchecked(db: Db) -> Self {
+        Self {
+            path: db.path().to_path_buf(),
+            db,
             damaged: Damaged::default(),
-        })
+        }
+    }
+
+    /// The engine the store runs on.
+    pub fn engine_kind(&self) -> EngineKind {
+        self.db.kind()
     }
 
     fn meta(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.engine.get(META, key)?)
+        self.db.get(META, key)
     }
 
     fn set_meta(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
-        Ok(self.engine.write(&mut |tx| tx.insert(META, key, value))?)
+        self.db.put(META, key, value)
     }
 
     fn meta_u64(&self, key: &[u8], what: &'static str) -> Result<Option<u64>, StoreError> {
-        Ok(self.meta(key)?.map(|v| u64_value(&v, what)).transpose()?)
+        self.meta(key)?.map(|v| u64_value(&v, what)).transpose()
     }
 
     /// Bring a store of an earlier format up to [`FORMAT_VERSION`], or refuse a later one.
@@ -283,9 +264,10 @@ impl KvBackend {
         if let Some(v) = found
             && v > FORMAT_VERSION
         {
-            return Err(StoreError::Backend(format!(
-                "the store has format version {v}, written by a newer Caravan; this one reads up to version {FORMAT_VERSION}: run the newer binary, or restore a backup taken before the upgrade"
-            )));
+            return Err(StoreError::Newer {
+                found: v,
+                supported: FORMAT_VERSION,
+            });
         }
         // Version 0 (no version recorded): the log's Merkle nodes may be missing, and there is
         // no epoch yet.
@@ -304,15 +286,15 @@ impl KvBackend {
     /// out before are recognised as stale), and, from the store it replaces if there is one,
     /// sequence and event numbers continued (never reused) and the trust-list version to move
     /// beyond (spokes refuse an older list).
-    pub fn prepare_restored(&self, replaced: Option<&KvBackend>) -> Result<(), StoreError> {
+    pub fn prepare_restored(&self, replaced: Option<&Backend>) -> Result<(), StoreError> {
         self.set_meta(EPOCH, new_epoch().as_bytes())?;
         if let Some(old) = replaced {
             for counter in [NEXT_SEQUENCE, NEXT_EVENT] {
-                let read = |b: &KvBackend| -> Result<u64, StoreError> {
-                    Ok(b.meta_u64(counter, "counter")?.unwrap_or(1))
+                let read = |b: &Backend| -> Result<u64, StoreError> {
+                    Ok(counter.next(&b.db)?.unwrap_or(Counter::FIRST))
                 };
                 let next = read(self)?.max(read(old)?);
-                self.set_meta(counter, &next.to_be_bytes())?;
+                self.db.update(|tx| counter.set_next(tx, next))?;
             }
             let version = match old.registry()? {
                 Some(record) => {
@@ -333,7 +315,7 @@ impl KvBackend {
     /// transaction as their entry, so a crash cannot leave them behind.)
     fn complete_log_nodes(&self) -> Result<(), StoreError> {
         let last_leaf =
-            self.engine
+            self.db
                 .range(LOG_NODES, &node_key(0, 0), Some(&node_key(1, 0)), 1, true)?;
         let mut leaves = match last_leaf.first() {
             Some((key, _)) => u64_value(&key[1..], "log node")? + 1,
@@ -350,7 +332,7 @@ impl KvBackend {
         );
         while leaves < size {
             let entries = self.log_entries(leaves + 1, 1024)?;
-            self.engine.write(&mut |tx| {
+            self.db.update(|tx| {
                 for (index, bytes) in &entries {
                     let appended =
                         merkle::appended_nodes(index - 1, merkle::leaf_hash(bytes), |l, i| {
@@ -372,18 +354,17 @@ impl KvBackend {
 
     fn message(&self, sequence: u64) -> Result<MessageRecord, StoreError> {
         let bytes = self
-            .engine
+            .db
             .get(MESSAGES, &sequence.to_be_bytes())?
             .ok_or_else(|| corrupt("message", format!("sequence {sequence} is missing")))?;
-        Ok(decode_message(&bytes)?)
+        decode_message(&bytes)
     }
 
     fn sequence_of(&self, sender: ParticipantId, id: MessageId) -> Result<Option<u64>, StoreError> {
-        Ok(self
-            .engine
+        self.db
             .get(DEDUP, &dedup_key(sender, id))?
             .map(|v| u64_value(&v, "dedup"))
-            .transpose()?)
+            .transpose()
     }
 
     /// Move message `sequence` to `to` if it is in one of `from`, together with its log entry
@@ -413,19 +394,14 @@ impl KvBackend {
             _ => LogKind::Expired,
         };
         let key = sequence.to_be_bytes();
-        let mut outcome = (MessageState::Unspecified, 0, false);
-        self.engine.write(&mut |tx| {
+        // (state afterwards, log index, whether it changed now)
+        let (state, log_index, fresh) = self.db.update(|tx| {
             let mut state = match tx.get(STATUS, &key)? {
-                Some(bytes) => StatusRecord::decode(bytes.as_slice())
-                    .map_err(|e| KvError::corrupt("status", e))?,
-                None => {
-                    outcome = (MessageState::Unspecified, 0, false);
-                    return Ok(());
-                }
+                Some(bytes) => <StatusRecord as Record>::decode(&bytes)?,
+                None => return Ok((MessageState::Unspecified, 0, false)),
             };
             if !from.contains(&state.current()) {
-                outcome = (state.current(), state.ack_log_index, false);
-                return Ok(());
+                return Ok((state.current(), state.ack_log_index, false));
             }
             if to.is_final() {
                 tx.remove(QUEUE, &queue_key(recipient, sequence))?;
@@ -449,7 +425,7 @@ impl KvBackend {
                 state.ack = ack.to_vec();
                 state.ack_log_index = log_index;
             }
-            tx.insert(STATUS, &key, &state.encode_to_vec())?;
+            tx.insert(STATUS, &key, &Record::encode(&state))?;
             append_event(
                 tx,
                 sender,
@@ -462,10 +438,8 @@ impl KvBackend {
                     log_index,
                 },
             )?;
-            outcome = (to, log_index, true);
-            Ok(())
+            Ok((to, log_index, true))
         })?;
-        let (state, log_index, fresh) = outcome;
         Ok(Transitioned {
             state,
             log_index,
@@ -480,9 +454,9 @@ impl KvBackend {
 }
 
 #[cfg(test)]
-impl KvBackend {
+impl Backend {
     pub fn engine_inline_payload_limit(&self) -> usize {
-        self.engine.inline_payload_limit()
+        self.db.inline_payload_limit()
     }
 }
 
@@ -498,53 +472,59 @@ fn chunk_span(record: &MessageRecord, index: u32) -> Option<(u64, usize)> {
     })
 }
 
-/// A segment payload read chunk after chunk, its file opened once.
-struct SegmentChunks<'a> {
-    backend: &'a KvBackend,
+/// A payload read chunk after chunk ([`Backend::payload_reader`]): from the engine chunk by
+/// chunk, or from its segment file, opened once.
+pub struct PayloadChunks<'a> {
+    backend: &'a Backend,
     sequence: u64,
-    record: MessageRecord,
-    reader: PayloadReader,
+    /// The message and its open segment; `None`: the payload is kept in the engine.
+    segment: Option<(MessageRecord, PayloadReader)>,
 }
 
-impl PayloadChunks for SegmentChunks<'_> {
-    fn chunk(&mut self, index: u32) -> Result<Option<Vec<u8>>, StoreError> {
-        let Some((skip, len)) = chunk_span(&self.record, index) else {
+impl PayloadChunks<'_> {
+    /// Chunk `index`, as [`Backend::payload_chunk`] answers it.
+    pub fn chunk(&mut self, index: u32) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some((record, reader)) = &mut self.segment else {
+            return self.backend.payload_chunk(self.sequence, index);
+        };
+        let Some((skip, len)) = chunk_span(record, index) else {
             return Ok(None);
         };
-        self.reader
+        reader
             .read(skip, len)
             .map(Some)
-            .map_err(|e| self.backend.payload_error(&self.record, self.sequence, e))
+            .map_err(|e| self.backend.payload_error(record, self.sequence, e))
     }
 }
 
-impl KvBackend {
+impl Backend {
     /// A failed read of message `sequence`'s payload as the store reports it: a checksum
-    /// failure logged once per message and counted, running out of file descriptors apart.
+    /// failure logged once per message and counted; other errors as they are.
     fn payload_error(&self, record: &MessageRecord, sequence: u64, e: SegmentError) -> StoreError {
         match e {
             e @ SegmentError::Corrupt { .. } => {
-                let message = format!("{}/{}", record.sender, record.message_id);
+                let document = format!("{}/{}", record.sender, record.message_id);
                 if self.damaged.note(sequence) {
-                    tracing::error!(store = %self.path.display(), %message, sequence, cause = %e,
+                    tracing::error!(store = %self.path.display(), message = %document, sequence, cause = %e,
                         "stored payload fails its checksum; the document is held back, not delivered");
                 }
                 StoreError::PayloadCorrupt {
-                    sequence,
-                    message,
-                    detail: e.to_string(),
+                    document,
+                    source: std::sync::Arc::new(e),
                 }
             }
-            SegmentError::Io(e) if caravan_common::fd::is_exhaustion(&e) => {
-                StoreError::OutOfFiles(e.to_string())
-            }
-            e => backend_error(e),
+            e => e.into(),
         }
     }
 }
 
-impl Backend for KvBackend {
-    fn accept(
+/// What the hub does with its store. Synchronous; async callers run it on blocking threads
+/// (`crate::commit` for the request path's writes).
+impl Backend {
+    /// Atomically store a new message, or report a duplicate or conflict. `issue_receipt` is
+    /// called with the sequence number assigned to the message and returns the encoded signed
+    /// receipt to store with it; it may be called more than once if the write is retried.
+    pub fn accept(
         &self,
         m: &Incoming,
         issue_receipt: &dyn Fn(u64) -> Vec<u8>,
@@ -552,31 +532,27 @@ impl Backend for KvBackend {
         let dedup = dedup_key(m.sender, m.message_id);
         // A small payload is written with its record; a larger one goes to its segment first
         // (a resend of a stored message writes nothing).
-        let inline = m.payload.len() <= self.engine.inline_payload_limit().min(PAYLOAD_CHUNK);
-        let (at, checksums) = if inline || self.engine.get(DEDUP, &dedup)?.is_some() {
+        let inline = m.payload.len() <= self.db.inline_payload_limit().min(PAYLOAD_CHUNK);
+        let (at, checksums) = if inline || self.db.get(DEDUP, &dedup)?.is_some() {
             let at = Location {
                 segment: 0,
                 offset: 0,
             };
             (at, Vec::new())
         } else {
-            let placed = self
-                .segments
-                .append(&m.payload)
-                .map_err(|e| recovery::storage_failed(self.engine.as_ref(), e))?;
+            let placed = self.db.append_payload(&m.payload)?;
             (placed.at, placed.checksums)
         };
-        let mut outcome = Acceptance::Conflict;
-        self.engine.write(&mut |tx| {
+        self.db.update(|tx| {
             if let Some(existing) = tx.get(DEDUP, &dedup)? {
                 let sequence = u64_value(&existing, "dedup")?;
                 let record = tx
                     .get(MESSAGES, &sequence.to_be_bytes())?
                     .ok_or_else(|| {
-                        KvError::corrupt("message", format!("sequence {sequence} is missing"))
+                        StoreError::corrupt("message", format!("sequence {sequence} is missing"))
                     })
                     .and_then(|b| decode_message(&b))?;
-                outcome = if record.header_sha256 == m.header_sha256 {
+                return Ok(if record.header_sha256 == m.header_sha256 {
                     Acceptance::Duplicate {
                         sequence,
                         receipt: record.receipt,
@@ -584,10 +560,9 @@ impl Backend for KvBackend {
                     }
                 } else {
                     Acceptance::Conflict
-                };
-                return Ok(());
+                });
             }
-            let sequence = next_counter(tx, NEXT_SEQUENCE)?;
+            let sequence = NEXT_SEQUENCE.take(tx)?;
             let key = sequence.to_be_bytes();
             let receipt = issue_receipt(sequence);
             let log_index = append_log(
@@ -621,7 +596,7 @@ impl Backend for KvBackend {
                 payload_offset: at.offset,
                 payload_crc32: checksums.clone(),
             };
-            tx.insert(MESSAGES, &key, &record.encode_to_vec())?;
+            tx.insert(MESSAGES, &key, &Record::encode(&record))?;
             if inline && !m.payload.is_empty() {
                 tx.insert(PAYLOADS, &chunk_key(sequence, 0), &m.payload)?;
             }
@@ -631,7 +606,7 @@ impl Backend for KvBackend {
             // every state change, and `status` fills it in.
             let mut state = StatusRecord::default();
             state.advance(MessageState::Accepted, m.accepted_at);
-            tx.insert(STATUS, &key, &state.encode_to_vec())?;
+            tx.insert(STATUS, &key, &Record::encode(&state))?;
             append_event(
                 tx,
                 m.sender,
@@ -644,17 +619,17 @@ impl Backend for KvBackend {
                     log_index,
                 },
             )?;
-            outcome = Acceptance::Accepted {
+            Ok(Acceptance::Accepted {
                 sequence,
                 receipt,
                 log_index,
-            };
-            Ok(())
-        })?;
-        Ok(outcome)
+            })
+        })
     }
 
-    fn pending(
+    /// Up to `limit` unacknowledged messages for `recipient` with a sequence above `after`,
+    /// oldest first.
+    pub fn pending(
         &self,
         recipient: ParticipantId,
         after: u64,
@@ -663,7 +638,7 @@ impl Backend for KvBackend {
         let start = queue_key(recipient, after.saturating_add(1));
         let end = queue_key(recipient, u64::MAX);
         let mut out = Vec::new();
-        for (key, _) in self.engine.range(QUEUE, &start, Some(&end), limit, false)? {
+        for (key, _) in self.db.range(QUEUE, &start, Some(&end), limit, false)? {
             let sequence = u64_value(&key[2..], "queue")?;
             let record = self.message(sequence)?;
             out.push(Pending {
@@ -686,7 +661,10 @@ impl Backend for KvBackend {
         Ok(out)
     }
 
-    fn mark_delivered(&self, sequence: u64, at: Timestamp) -> Result<bool, StoreError> {
+    /// Record that message `sequence` was streamed to its recipient (only if it is still
+    /// `Accepted`).
+    /// Returns whether it moved to DELIVERED now (not before, and not settled already).
+    pub fn mark_delivered(&self, sequence: u64, at: Timestamp) -> Result<bool, StoreError> {
         self.transition(
             sequence,
             &[MessageState::Accepted],
@@ -697,7 +675,8 @@ impl Backend for KvBackend {
         .map(|t| t.now.is_some())
     }
 
-    fn acknowledge(&self, u: &AckUpdate) -> Result<AckResult, StoreError> {
+    /// Record a verified acknowledgement: the message leaves the recipient's queue.
+    pub fn acknowledge(&self, u: &AckUpdate) -> Result<AckResult, StoreError> {
         let Some(sequence) = self.sequence_of(u.sender, u.message_id)? else {
             return Ok(AckResult::UnknownMessage);
         };
@@ -718,13 +697,15 @@ impl Backend for KvBackend {
         })
     }
 
-    fn expire(
+    /// Expire every queued message older than its time to live (`ttl` gives it in
+    /// milliseconds per document type; `None`: never). Returns the messages expired.
+    pub fn expire(
         &self,
         now: Timestamp,
         ttl: &dyn Fn(&str) -> Option<u64>,
     ) -> Result<Vec<Settled>, StoreError> {
         let mut expired = Vec::new();
-        for (key, _) in self.engine.range(QUEUE, &[], None, usize::MAX, false)? {
+        for (key, _) in self.db.range(QUEUE, &[], None, usize::MAX, false)? {
             let sequence = u64_value(&key[2..], "queue")?;
             let record = self.message(sequence)?;
             let Some(ttl_ms) = ttl(&record.document_type) else {
@@ -740,9 +721,10 @@ impl Backend for KvBackend {
         Ok(expired)
     }
 
-    fn queue_depths(&self) -> Result<Vec<(ParticipantId, u64)>, StoreError> {
+    /// How many messages wait for each recipient (those with none are left out).
+    pub fn queue_depths(&self) -> Result<Vec<(ParticipantId, u64)>, StoreError> {
         let mut depths: Vec<(ParticipantId, u64)> = Vec::new();
-        for (key, _) in self.engine.range(QUEUE, &[], None, usize::MAX, false)? {
+        for (key, _) in self.db.range(QUEUE, &[], None, usize::MAX, false)? {
             let recipient = std::str::from_utf8(&key[..2])
                 .ok()
                 .and_then(|r| r.parse().ok())
@@ -755,15 +737,18 @@ impl Backend for KvBackend {
         Ok(depths)
     }
 
-    fn size_on_disk(&self) -> Result<u64, StoreError> {
-        Ok(self.engine.size_on_disk()? + self.segments.size().map_err(backend_error)?)
+    /// Bytes the store takes on disk.
+    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
+        self.db.size_on_disk()
     }
 
-    fn payload_chunk(&self, sequence: u64, index: u32) -> Result<Option<Vec<u8>>, StoreError> {
+    /// Chunk `index` of the payload of message `sequence`, checked against its checksum
+    /// ([`StoreError::PayloadCorrupt`] if it fails: logged once per message, and counted).
+    pub fn payload_chunk(&self, sequence: u64, index: u32) -> Result<Option<Vec<u8>>, StoreError> {
         let record = self.message(sequence)?;
         if record.payload_segment == 0 {
             // Kept in the engine (small, or from format 1), or empty.
-            return Ok(self.engine.get(PAYLOADS, &chunk_key(sequence, index))?);
+            return self.db.get(PAYLOADS, &chunk_key(sequence, index));
         }
         let Some((skip, len)) = chunk_span(&record, index) else {
             return Ok(None);
@@ -772,45 +757,52 @@ impl Backend for KvBackend {
             segment: record.payload_segment,
             offset: record.payload_offset,
         };
-        self.segments
+        self.db
+            .segments()
             .read(at, skip, len, &record.payload_crc32)
             .map(Some)
             .map_err(|e| self.payload_error(&record, sequence, e))
     }
 
-    fn payload_reader(&self, sequence: u64) -> Result<Box<dyn PayloadChunks + '_>, StoreError> {
+    /// The payload of message `sequence`, to read chunk after chunk (a delivery): the same
+    /// chunks and checks as [`Backend::payload_chunk`], a segment file opened once.
+    pub fn payload_reader(&self, sequence: u64) -> Result<PayloadChunks<'_>, StoreError> {
         let record = self.message(sequence)?;
         if record.payload_segment == 0 {
-            return Ok(Box::new(ChunkByChunk {
+            return Ok(PayloadChunks {
                 backend: self,
                 sequence,
-            }));
+                segment: None,
+            });
         }
         let at = Location {
             segment: record.payload_segment,
             offset: record.payload_offset,
         };
         let reader = self
-            .segments
+            .db
+            .segments()
             .reader(at, record.payload_crc32.clone())
             .map_err(|e| self.payload_error(&record, sequence, e))?;
-        Ok(Box::new(SegmentChunks {
+        Ok(PayloadChunks {
             backend: self,
             sequence,
-            record,
-            reader,
-        }))
+            segment: Some((record, reader)),
+        })
     }
 
-    fn payload_damaged(&self, sequence: u64) -> bool {
+    /// Whether message `sequence`'s payload was found corrupt since the hub started.
+    pub fn payload_damaged(&self, sequence: u64) -> bool {
         self.damaged.contains(&sequence)
     }
 
-    fn damaged_payloads(&self) -> u64 {
+    /// How many messages' payloads were found corrupt since the hub started.
+    pub fn damaged_payloads(&self) -> u64 {
         self.damaged.count()
     }
 
-    fn events(
+    /// Up to `limit` status events for `sender` after cursor `after`, oldest first.
+    pub fn events(
         &self,
         sender: ParticipantId,
         after: u64,
@@ -818,19 +810,20 @@ impl Backend for KvBackend {
     ) -> Result<Vec<(u64, StatusEvent)>, StoreError> {
         let start = queue_key(sender, after.saturating_add(1));
         let end = queue_key(sender, u64::MAX);
-        self.engine
+        self.db
             .range(EVENTS, &start, Some(&end), limit, false)?
             .into_iter()
             .map(|(key, value)| {
                 Ok((
                     u64_value(&key[2..], "event")?,
-                    StatusEvent::decode(value.as_slice()).map_err(|e| corrupt("event", e))?,
+                    <StatusEvent as Record>::decode(&value)?,
                 ))
             })
             .collect()
     }
 
-    fn status(
+    /// The status of a message sent by `sender`.
+    pub fn status(
         &self,
         sender: ParticipantId,
         message_id: MessageId,
@@ -839,132 +832,149 @@ impl Backend for KvBackend {
             return Ok(None);
         };
         let bytes = self
-            .engine
+            .db
             .get(STATUS, &sequence.to_be_bytes())?
             .ok_or_else(|| corrupt("status", format!("sequence {sequence} is missing")))?;
-        let mut status =
-            StatusRecord::decode(bytes.as_slice()).map_err(|e| corrupt("status", e))?;
+        let mut status = <StatusRecord as Record>::decode(&bytes)?;
         if status.receipt.is_empty() {
             status.receipt = self.message(sequence)?.receipt;
         }
         Ok(Some(status))
     }
 
-    fn registry(&self) -> Result<Option<RegistryRecord>, StoreError> {
-        self.engine
+    /// The registry, if one was ever saved.
+    pub fn registry(&self) -> Result<Option<RegistryRecord>, StoreError> {
+        self.db
             .get(REGISTRY, CURRENT_REGISTRY)?
-            .map(|b| RegistryRecord::decode(b.as_slice()).map_err(|e| corrupt("registry", e)))
+            .map(|b| <RegistryRecord as Record>::decode(&b))
             .transpose()
     }
 
-    fn save_registry(&self, record: &RegistryRecord, entry: &LogEntry) -> Result<(), StoreError> {
-        let value = record.encode_to_vec();
-        Ok(self.engine.write(&mut |tx| {
+    /// Replace the registry and append `entry` to the exchange log, atomically.
+    pub fn save_registry(
+        &self,
+        record: &RegistryRecord,
+        entry: &LogEntry,
+    ) -> Result<(), StoreError> {
+        let value = Record::encode(record);
+        self.db.update(|tx| {
             tx.insert(REGISTRY, CURRENT_REGISTRY, &value)?;
             append_log(tx, entry).map(drop)
-        })?)
+        })
     }
 
-    fn record_certificate(&self, certificate: &CertificateRecord) -> Result<(), StoreError> {
+    /// Remember a client certificate the first time it is seen; a known serial is left as is.
+    pub fn record_certificate(&self, certificate: &CertificateRecord) -> Result<(), StoreError> {
         let key = certificate.serial.as_bytes();
-        let value = certificate.encode_to_vec();
-        Ok(self.engine.write(&mut |tx| {
+        let value = Record::encode(certificate);
+        self.db.update(|tx| {
             // Already known: the first sighting stands.
             if tx.get(CERTIFICATES, key)?.is_none() {
                 tx.insert(CERTIFICATES, key, &value)?;
             }
             Ok(())
-        })?)
+        })
     }
 
-    fn certificates(&self) -> Result<Vec<CertificateRecord>, StoreError> {
-        self.engine
+    /// Every client certificate seen, by serial.
+    pub fn certificates(&self) -> Result<Vec<CertificateRecord>, StoreError> {
+        self.db
             .range(CERTIFICATES, &[], None, usize::MAX, false)?
             .into_iter()
-            .map(|(_, v)| {
-                CertificateRecord::decode(v.as_slice()).map_err(|e| corrupt("certificate", e))
-            })
+            .map(|(_, v)| <CertificateRecord as Record>::decode(&v))
             .collect()
     }
 
-    fn log_entries(&self, from: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        self.engine
+    /// Up to `limit` encoded exchange-log entries from index `from` (the first is 1), in order.
+    pub fn log_entries(&self, from: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        self.db
             .range(LOG, &from.to_be_bytes(), None, limit, false)?
             .into_iter()
             .map(|(k, v)| Ok((u64_value(&k, "log")?, v)))
             .collect()
     }
 
-    fn log_size(&self) -> Result<u64, StoreError> {
-        Ok(self
-            .meta_u64(NEXT_LOG_INDEX, "counter")?
-            .map_or(0, |next| next - 1))
+    /// How many entries the exchange log holds.
+    pub fn log_size(&self) -> Result<u64, StoreError> {
+        Ok(NEXT_LOG_INDEX
+            .next(&self.db)?
+            .map_or(0, |next| next - Counter::FIRST))
     }
 
-    fn log_node(&self, level: u32, index: u64) -> Result<merkle::Hash, StoreError> {
-        Ok(node_value(
-            self.engine.get(LOG_NODES, &node_key(level, index))?,
+    /// The hash of a perfect subtree of the log's Merkle tree, stored as entries were appended
+    /// (see `caravan_common::merkle::Nodes`); level 0 holds the leaves, index from 0.
+    pub fn log_node(&self, level: u32, index: u64) -> Result<merkle::Hash, StoreError> {
+        node_value(
+            self.db.get(LOG_NODES, &node_key(level, index))?,
             level,
             index,
-        )?)
+        )
     }
 
-    fn save_tree_head(&self, head: &TreeHead) -> Result<(), StoreError> {
-        let value = head.encode_to_vec();
-        Ok(self
-            .engine
-            .write(&mut |tx| tx.insert(TREE_HEADS, &head.tree_size.to_be_bytes(), &value))?)
+    /// Keep a signed tree head.
+    pub fn save_tree_head(&self, head: &TreeHead) -> Result<(), StoreError> {
+        let value = Record::encode(head);
+        self.db
+            .put(TREE_HEADS, &head.tree_size.to_be_bytes(), &value)
     }
 
-    fn tree_heads(&self) -> Result<Vec<TreeHead>, StoreError> {
-        self.engine
+    /// Every signed tree head, by tree size.
+    pub fn tree_heads(&self) -> Result<Vec<TreeHead>, StoreError> {
+        self.db
             .range(TREE_HEADS, &[], None, usize::MAX, false)?
             .into_iter()
-            .map(|(_, v)| TreeHead::decode(v.as_slice()).map_err(|e| corrupt("tree head", e)))
+            .map(|(_, v)| <TreeHead as Record>::decode(&v))
             .collect()
     }
 
-    fn epoch(&self) -> Result<String, StoreError> {
+    /// The store's epoch: an id made when the store was created and made anew when it is
+    /// restored from a backup, so that cursors given out before a restore are recognised.
+    pub fn epoch(&self) -> Result<String, StoreError> {
         Ok(self
             .meta(EPOCH)?
             .map(|v| String::from_utf8_lossy(&v).into_owned())
             .unwrap_or_default())
     }
 
-    fn registry_version_floor(&self) -> Result<u64, StoreError> {
+    /// The trust-list version the registry must move beyond at start (0: none): the version
+    /// the store replaced by a restore had reached.
+    pub fn registry_version_floor(&self) -> Result<u64, StoreError> {
         Ok(self
             .meta_u64(REGISTRY_FLOOR, "registry version floor")?
             .unwrap_or(0))
     }
 
-    fn backup(&self, dest: &Path) -> Result<BackupSummary, StoreError> {
+    /// Copy the whole store, as of one moment between writes, into a new store at `dest`
+    /// (which must not exist), while the hub runs: writes wait for the copy, reads go on.
+    pub fn backup(&self, dest: &Path) -> Result<BackupSummary, StoreError> {
         // The engine copies one state between transactions; the segments are copied after it,
         // so they hold every payload that state names (and perhaps a few more bytes).
-        let copied = self.engine.copy_to(dest)?;
-        let segment_bytes = self.segments.copy_to(dest).map_err(backend_error)?;
+        let (copied, segment_bytes) = self.db.copy_to(dest)?;
         let copy = Self::open_found(dest, 8 << 20)?
-            .ok_or_else(|| backend_error("the copy is not a store"))?;
+            .ok_or_else(|| StoreError::NoStore(dest.to_path_buf()))?;
         Ok(BackupSummary {
             records: copied.records,
-            bytes: copy.engine.size_on_disk()? + segment_bytes,
+            bytes: copy.db.engine().size_on_disk()? + segment_bytes,
             log_entries: copy.log_size()?,
             pause: copied.writes_paused,
         })
     }
 
-    fn batch(&self, ops: &mut dyn FnMut()) -> Result<(), StoreError> {
-        Ok(self.engine.batch(ops)?)
+    /// Run `ops`, whose writes may share one commit (see `caravan_common::store::Engine::batch`):
+    /// other threads see them once it returns; after an error, callers treat every write of
+    /// the batch as failed (those before a flush inside it were kept).
+    pub fn batch(&self, ops: &mut dyn FnMut()) -> Result<(), StoreError> {
+        self.db.batch(ops)
     }
 
-    fn flush(&self) -> Result<(), StoreError> {
-        // Payloads first: a record made durable must not name bytes still in the page cache.
-        self.segments
-            .sync()
-            .map_err(|e| recovery::storage_failed(self.engine.as_ref(), e))?;
-        Ok(self.engine.flush()?)
+    /// Make every write so far durable.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        // Payloads first, then the engine (`Db::flush`).
+        self.db.flush()
     }
 
-    fn health(&self) -> Option<std::sync::Arc<recovery::StoreHealth>> {
-        self.engine.health().cloned()
+    /// The store's health, where it recovers from storage faults by itself.
+    pub fn health(&self) -> Option<std::sync::Arc<StoreHealth>> {
+        self.db.health().cloned()
     }
 }

@@ -1,0 +1,114 @@
+//! Moving a stopped hub's store to the other engine (`caravan-hub store migrate`): copy, check,
+//! audit.
+//!
+//! A store is never converted in place: every record of every table and the payload segments
+//! are copied into a new store, in the folder and on the engine a second configuration names,
+//! and the old store is left as it was (the operator switches configurations, and removes the
+//! old folder when satisfied). The copy is then walked whole (`store check`) and its exchange
+//! log audited against its signed tree heads (`log verify`), so that a move that lost or
+//! changed anything is reported before the hub runs on it.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use caravan_common::{
+    check::Report,
+    signing::PublicKey,
+    store::{self, EngineKind, Migrated},
+};
+
+use crate::{
+    log::{self, Audit},
+    store::{Backend, StoreError, TABLES},
+};
+
+/// Why a move did not happen, or did not hold.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    /// The source could not be opened: no store there, or a running hub holds it.
+    #[error("cannot open the store in {}: {source} (is the hub running? stop it first: the store has one owner)", path.display())]
+    Source {
+        path: PathBuf,
+        #[source]
+        source: StoreError,
+    },
+    /// The copy failed (the target holds something already, the disk is full, ...).
+    #[error("the store was not moved: {0}")]
+    Copy(#[source] StoreError),
+    /// The copy fails its check or its audit: the old store is untouched, the new one is left
+    /// for inspection.
+    #[error("the moved store in {} does not hold: {}; the old store is untouched", path.display(), problems.join("; "))]
+    Unsound {
+        path: PathBuf,
+        problems: Vec<String>,
+    },
+}
+
+/// What a move did.
+#[derive(Debug, Serialize)]
+pub struct Moved {
+    pub from: PathBuf,
+    pub to: PathBuf,
+    pub from_engine: EngineKind,
+    pub to_engine: EngineKind,
+    /// Key-value records copied.
+    pub records: u64,
+    /// Bytes of payload segments copied.
+    pub segment_bytes: u64,
+    /// The exchange log of the new store, audited.
+    pub log: Audit,
+}
+
+/// Copy the stopped store in folder `from` into a new store in folder `to` on `engine`
+/// (`None`: the default for a new store), then check the copy whole and audit its log with
+/// `anchor` (the key that signed its trust list).
+pub fn migrate(
+    from: &Path,
+    to: &Path,
+    engine: Option<EngineKind>,
+    anchor: &PublicKey,
+) -> Result<Moved, MigrateError> {
+    let source = |e| MigrateError::Source {
+        path: from.to_path_buf(),
+        source: e,
+    };
+    if EngineKind::detect(from).is_none() {
+        return Err(source(StoreError::NoStore(from.to_path_buf())));
+    }
+    let Migrated {
+        from: from_engine,
+        to: to_engine,
+        records,
+        segment_bytes,
+    } = match store::migrate(from, to, engine.unwrap_or_default(), TABLES) {
+        Ok(done) => done,
+        Err(e @ StoreError::NotEmpty(_)) => return Err(MigrateError::Copy(e)),
+        Err(e) if EngineKind::detect(to).is_none() => return Err(source(e)),
+        Err(e) => return Err(MigrateError::Copy(e)),
+    };
+    let unsound = |problems| MigrateError::Unsound {
+        path: to.to_path_buf(),
+        problems,
+    };
+    let moved = Backend::open_found(to, 64 << 20)
+        .map_err(MigrateError::Copy)?
+        .ok_or_else(|| MigrateError::Copy(StoreError::NoStore(to.to_path_buf())))?;
+    let report: Report = moved.check();
+    if !report.is_sound() {
+        return Err(unsound(vec![report.summary()]));
+    }
+    let (audit, _) = log::audit_stored(&moved, anchor).map_err(MigrateError::Copy)?;
+    if !audit.problems.is_empty() {
+        return Err(unsound(audit.problems));
+    }
+    Ok(Moved {
+        from: from.to_path_buf(),
+        to: to.to_path_buf(),
+        from_engine,
+        to_engine,
+        records,
+        segment_bytes,
+        log: audit,
+    })
+}
