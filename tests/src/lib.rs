@@ -541,19 +541,20 @@ impl Net {
         write_toml(&self.hub_config(), &file);
     }
 
-    /// The operator's `admin.toml`, for the hub at `port`.
-    fn write_admin_config(&self, port: u16) {
-        let pki = self.pki();
+    /// An `admin.toml` at `path` for the running hub, presenting the certificate `cert` and
+    /// its key `key` (an operator's, or one a test expects the hub to refuse).
+    pub fn write_admin_config_as(&self, path: &Path, cert: PathBuf, key: PathBuf) {
+        let port = self.hub_port.expect("start the hub first");
         let file = AdminFile {
             hub_url: format!("https://localhost:{port}"),
             hub_tls_name: None,
             tls: TlsFiles {
-                ca_cert: pki.join("ca.pem"),
-                cert: pki.join("operators/ops.pem"),
-                key: pki.join("operators/ops.key"),
+                ca_cert: self.pki().join("ca.pem"),
+                cert,
+                key,
             },
         };
-        write_toml(&self.admin_config(), &file);
+        write_toml(path, &file);
     }
 
     /// Start (or restart) the hub and wait until its health service says SERVING. The first
@@ -583,7 +584,12 @@ impl Net {
         self.hub_listening = Some(listening);
         // Keep the port for restarts.
         self.write_hub_config(port);
-        self.write_admin_config(port);
+        let operators = self.pki().join("operators");
+        self.write_admin_config_as(
+            &self.admin_config(),
+            operators.join("ops.pem"),
+            operators.join("ops.key"),
+        );
         self.hub = Some(proc);
         let channel = self.parties.keys().next().and_then(|p| self.channel_as(p));
         let channel = channel.expect("a participant to check health with");

@@ -372,11 +372,11 @@ async fn only_operators_administer_and_only_participants_exchange() {
     // A spoke's certificate in an admin.toml.
     let pki = net.pki();
     let spoke_admin = net.path().join("spoke-admin.toml");
-    let port = net.hub_port.unwrap();
-    std::fs::write(&spoke_admin, format!(
-        "hub_url = \"https://localhost:{port}\"\n[tls]\nca_cert = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n",
-        pki.join("ca.pem").display(), pki.join("participants/KZ.pem").display(), pki.join("participants/KZ.key").display()
-    )).unwrap();
+    net.write_admin_config_as(
+        &spoke_admin,
+        pki.join("participants/KZ.pem"),
+        pki.join("participants/KZ.key"),
+    );
     let out = Command::new(&binaries().hub)
         .args(["admin", "--config"])
         .arg(&spoke_admin)
