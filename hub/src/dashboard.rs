@@ -21,12 +21,12 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
+use maud::{DOCTYPE, PreEscaped, html};
 use serde::Serialize;
 use tokio_rustls::server::TlsStream;
 
 use caravan_common::{
     Refusal, Timestamp,
-    html::escape,
     net::Conn,
     trust::{CorridorState, view},
 };
@@ -223,46 +223,19 @@ async fn page(
 fn latency(ms: Option<f64>) -> String {
     match ms {
         None => "–".into(),
-        Some(ms) if ms.is_infinite() => "&gt; 1 h".into(),
+        Some(ms) if ms.is_infinite() => "> 1 h".into(),
         Some(ms) if ms < 1000.0 => format!("≤ {ms} ms"),
         Some(ms) => format!("≤ {} s", ms / 1000.0),
     }
 }
 
-/// The page: server-rendered, refreshed by the browser every 10 seconds, no script.
+const STYLE: &str = "body{font-family:sans-serif;margin:1.5em}\
+    table{border-collapse:collapse;margin-bottom:1.5em}td,th{border:1px solid #bbb;padding:.3em .6em;text-align:left}\
+    .off{color:#a00}.on{color:#070}.num{text-align:right}";
+
+/// The page: server-rendered, refreshed by the browser every 10 seconds, no script. Every
+/// value is escaped by `maud` when the page is built.
 fn render(d: &Dashboard) -> String {
-    use std::fmt::Write;
-    let mut h = String::new();
-    let _ = write!(
-        h,
-        "<!doctype html><html lang=en><head><meta charset=utf-8><meta http-equiv=refresh content=10>\
-         <title>Caravan hub</title><style>body{{font-family:sans-serif;margin:1.5em}}\
-         table{{border-collapse:collapse;margin-bottom:1.5em}}td,th{{border:1px solid #bbb;padding:.3em .6em;text-align:left}}\
-         .off{{color:#a00}}.on{{color:#070}}.num{{text-align:right}}</style></head><body>\
-         <h1>Caravan hub</h1><p>Signed in as operator <b>{}</b>. {} · trust list v{} (issued {} s ago) · \
-         {} log entries · store {:.1} MiB · {} documents queued</p>",
-        escape(&d.operator),
-        d.generated_at,
-        d.trust_list_version,
-        d.trust_list_age_secs,
-        d.log_entries,
-        d.store_bytes as f64 / (1024.0 * 1024.0),
-        d.queued_total
-    );
-    h.push_str("<h2>Participants</h2><table id=participants><tr><th>Id</th><th>Name</th><th>Status</th><th>Online</th><th>Queued for it</th></tr>");
-    for p in &d.participants {
-        let _ = write!(
-            h,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td class={}>{}</td><td class=num>{}</td></tr>",
-            escape(&p.id),
-            escape(&p.name),
-            escape(&p.status),
-            if p.online { "on" } else { "off" },
-            if p.online { "online" } else { "offline" },
-            p.queued
-        );
-    }
-    h.push_str("</table><h2>Corridors</h2>");
     let mut types: Vec<&str> = d
         .corridors
         .iter()
@@ -270,62 +243,95 @@ fn render(d: &Dashboard) -> String {
         .collect();
     types.sort_unstable();
     types.dedup();
-    if types.is_empty() {
-        h.push_str("<p>No document has passed yet.</p>");
-    }
     let ids: Vec<&str> = d.participants.iter().map(|p| p.id.as_str()).collect();
-    for t in types {
-        let _ = write!(
-            h,
-            "<h3>{}</h3><p>Each cell: acknowledged / accepted (rejected, expired), and the time from acceptance to acknowledgement for half and for 95% of them.</p><table class=matrix><tr><th>from \\ to</th>",
-            escape(t)
-        );
-        for to in &ids {
-            let _ = write!(h, "<th>{}</th>", escape(to));
-        }
-        h.push_str("</tr>");
-        for from in &ids {
-            let _ = write!(h, "<tr><th>{}</th>", escape(from));
-            for to in &ids {
-                match d
-                    .corridors
-                    .iter()
-                    .find(|c| c.document_type == t && c.sender == *from && c.recipient == *to)
-                {
-                    Some(c) => {
-                        let _ = write!(
-                            h,
-                            "<td>{} / {} ({}, {})<br>p50 {} · p95 {}<br><small>{}</small></td>",
-                            c.acknowledged,
-                            c.accepted,
-                            c.rejected,
-                            c.expired,
-                            latency(c.ack_p50_ms),
-                            latency(c.ack_p95_ms),
-                            escape(&c.state)
-                        );
+    let cell = |t: &str, from: &str, to: &str| {
+        d.corridors
+            .iter()
+            .find(|c| c.document_type == t && c.sender == from && c.recipient == to)
+    };
+    let page = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta http-equiv="refresh" content="10";
+                title { "Caravan hub" }
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                h1 { "Caravan hub" }
+                p {
+                    "Signed in as operator " b { (d.operator) } ". "
+                    (d.generated_at) " · trust list v" (d.trust_list_version)
+                    " (issued " (d.trust_list_age_secs) " s ago) · "
+                    (d.log_entries) " log entries · store "
+                    (format!("{:.1}", d.store_bytes as f64 / (1024.0 * 1024.0))) " MiB · "
+                    (d.queued_total) " documents queued"
+                }
+                h2 { "Participants" }
+                table id="participants" {
+                    tr { th { "Id" } th { "Name" } th { "Status" } th { "Online" } th { "Queued for it" } }
+                    @for p in &d.participants {
+                        tr {
+                            td { (p.id) }
+                            td { (p.name) }
+                            td { (p.status) }
+                            td class=(if p.online { "on" } else { "off" }) {
+                                (if p.online { "online" } else { "offline" })
+                            }
+                            td class="num" { (p.queued) }
+                        }
                     }
-                    None => h.push_str("<td></td>"),
+                }
+                h2 { "Corridors" }
+                @if types.is_empty() {
+                    p { "No document has passed yet." }
+                }
+                @for t in &types {
+                    h3 { (t) }
+                    p { "Each cell: acknowledged / accepted (rejected, expired), and the time from acceptance to acknowledgement for half and for 95% of them." }
+                    table class="matrix" {
+                        tr {
+                            th { "from \\ to" }
+                            @for to in &ids { th { (to) } }
+                        }
+                        @for from in &ids {
+                            tr {
+                                th { (from) }
+                                @for to in &ids {
+                                    @if let Some(c) = cell(t, from, to) {
+                                        td {
+                                            (c.acknowledged) " / " (c.accepted) " (" (c.rejected) ", " (c.expired) ")"
+                                            br;
+                                            "p50 " (latency(c.ack_p50_ms)) " · p95 " (latency(c.ack_p95_ms))
+                                            br;
+                                            small { (c.state) }
+                                        }
+                                    } @else {
+                                        td {}
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                h2 { "Recent refusals" }
+                table id="refusals" {
+                    tr { th { "When" } th { "Operation" } th { "Caller" } th { "Reason" } th { "Detail" } }
+                    @for r in &d.recent_refusals {
+                        tr {
+                            td { (r.at) }
+                            td { (r.op) }
+                            td { (r.caller) }
+                            td { (r.code) }
+                            td { (r.detail) }
+                        }
+                    }
                 }
             }
-            h.push_str("</tr>");
         }
-        h.push_str("</table>");
-    }
-    h.push_str("<h2>Recent refusals</h2><table id=refusals><tr><th>When</th><th>Operation</th><th>Caller</th><th>Reason</th><th>Detail</th></tr>");
-    for r in &d.recent_refusals {
-        let _ = write!(
-            h,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            r.at,
-            escape(&r.op),
-            escape(&r.caller),
-            r.code,
-            escape(&r.detail)
-        );
-    }
-    h.push_str("</table></body></html>");
-    h
+    };
+    page.into_string()
 }
 
 #[cfg(test)]
@@ -344,7 +350,19 @@ mod tests {
                 online: true,
                 queued: 2,
             }],
-            corridors: Vec::new(),
+            corridors: vec![CorridorRow {
+                sender: "KZ".into(),
+                recipient: "KZ".into(),
+                document_type: "e-co".into(),
+                state: "<open>".into(),
+                accepted: 1,
+                delivered: 1,
+                acknowledged: 1,
+                rejected: 0,
+                expired: 0,
+                ack_p50_ms: Some(f64::INFINITY),
+                ack_p95_ms: None,
+            }],
             queued_total: 2,
             store_bytes: 0,
             log_entries: 0,
@@ -355,5 +373,14 @@ mod tests {
         let page = render(&d);
         assert!(page.contains("&lt;b&gt;Kazakhstan&lt;/b&gt;"));
         assert!(!page.contains("<b>Kazakhstan"));
+        assert!(page.contains("Signed in as operator <b>ops</b>"), "{page}");
+        for text in [
+            "<h3>e-co</h3>",
+            "1 / 1 (0, 0)",
+            "p50 &gt; 1 h",
+            "&lt;open&gt;",
+        ] {
+            assert!(page.contains(text), "{text} missing:\n{page}");
+        }
     }
 }

@@ -74,13 +74,7 @@ pub fn peer<T>(request: &Request<T>) -> Option<Peer> {
 /// Lowercase hex of a certificate's serial number.
 pub fn serial_hex(der: &[u8]) -> Option<String> {
     let (_, cert) = x509_parser::certificate::X509Certificate::from_der(der).ok()?;
-    Some(
-        cert.tbs_certificate
-            .raw_serial()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect(),
-    )
+    Some(hex::encode(cert.tbs_certificate.raw_serial()))
 }
 
 /// The peer named by a DER certificate: exactly one Caravan URI SAN.
