@@ -11,9 +11,7 @@ use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
 use prost::Message;
 use serde::{Deserialize, Serialize};
 
-use caravan_common::{
-    Refusal, Timestamp, envelope::to_hex, signing::PublicKey, trust::CorridorState,
-};
+use caravan_common::{Refusal, Timestamp, signing::PublicKey, trust::CorridorState};
 use caravan_proto::{ack, envelope, receipt, trust_list, v1};
 
 /// The bundle format's name and version.
@@ -168,7 +166,7 @@ pub fn verify(bundle: &Bundle, anchor: &PublicKey) -> Verdict {
                 Ok(format!(
                     "receipt names message {} and header {}",
                     r.message_id,
-                    to_hex(&o.header_sha256)
+                    hex::encode(o.header_sha256)
                 ))
             } else {
                 Err("the receipt is for another message or header".into())

@@ -261,3 +261,106 @@ impl From<view::TrustListView> for TrustListView {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use caravan_common::{DocumentType, MessageId, RefusalCode};
+    use serde_json::json;
+
+    use crate::store::Evidence;
+
+    use super::*;
+
+    fn record(id: MessageId) -> InboxRecord {
+        InboxRecord {
+            message_id: id,
+            sender: "KZ".parse().unwrap(),
+            document_type: Some(DocumentType::CertificateOfOrigin),
+            document_id: Some("KZ-CO-1".into()),
+            content_type: Some("application/xml".into()),
+            supersedes: None,
+            in_reply_to: None,
+            response: None,
+            summary: None,
+            created_at: None,
+            key_id: None,
+            payload_length: 3,
+            payload_sha256: "00".into(),
+            hub_sequence: Some(7),
+            accepted_at: Some(Timestamp::from_millis(1_000)),
+            received_at: Timestamp::from_millis(2_000),
+            verification: Verification::Rejected {
+                code: RefusalCode::KeyRevoked,
+                reason: "lost".into(),
+            },
+            evidence: Evidence {
+                header: String::new(),
+                signature: String::new(),
+                signature_key_id: String::new(),
+                receipt: String::new(),
+                ack: None,
+            },
+        }
+    }
+
+    /// The inbox item as the NSW API, the webhook and `inbox --json` have always shown it.
+    #[test]
+    fn an_inbox_item_keeps_its_json() {
+        let id = MessageId::generate();
+        let mut item = InboxItem::from(&record(id));
+        item.cursor = 4;
+        assert_eq!(
+            serde_json::to_value(&item).unwrap(),
+            json!({
+                "cursor": 4,
+                "message_id": id.to_string(),
+                "sender": "KZ",
+                "document_type": "e-co",
+                "document_id": "KZ-CO-1",
+                "verified": false,
+                "verification": {"status": "rejected", "code": "KEY_REVOKED", "reason": "lost"},
+                "received_at": "1970-01-01T00:00:02.000Z",
+                "accepted_at": "1970-01-01T00:00:01.000Z",
+                "payload_length": 3,
+                "supersedes": null,
+                "in_reply_to": null,
+                "response": null,
+                "summary": null,
+            })
+        );
+    }
+
+    /// The answer to a send, and the same answer read back by the client.
+    #[test]
+    fn a_sent_view_keeps_its_json_and_reads_back() {
+        let id = MessageId::generate();
+        let sent = SentView::from(Sent {
+            message_id: id,
+            document_id: "KZ-CO-1".into(),
+            state: SentState::Accepted,
+            receipt: Some(ReceiptInfo {
+                hub_sequence: 9,
+                accepted_at: Timestamp::from_millis(1_000),
+                key_id: "abcd".into(),
+                signed: "c2ln".into(),
+            }),
+        });
+        let value = serde_json::to_value(&sent).unwrap();
+        assert_eq!(
+            value,
+            json!({
+                "message_id": id.to_string(),
+                "document_id": "KZ-CO-1",
+                "state": "ACCEPTED",
+                "receipt": {
+                    "hub_sequence": 9,
+                    "accepted_at": "1970-01-01T00:00:01.000Z",
+                    "key_id": "abcd",
+                    "signed": "c2ln",
+                },
+            })
+        );
+        let back: SentView = serde_json::from_value(value).unwrap();
+        assert_eq!(back.receipt.unwrap().hub_sequence, 9);
+    }
+}

@@ -287,3 +287,55 @@ pub async fn push(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn webhook(url: &str, response_secs: u64) -> Webhook {
+        Webhook::new(&WebhookConfig {
+            url: url.parse().unwrap(),
+            ca_pem: None,
+            connect_timeout: Duration::from_secs(1),
+            response_timeout: Duration::from_secs(response_secs),
+        })
+        .unwrap()
+    }
+
+    /// An endpoint that takes the connection and never answers: the push ends with its own
+    /// timeout error instead of waiting for good.
+    #[tokio::test]
+    async fn a_hanging_endpoint_times_out() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let held = tokio::spawn(async move {
+            let (socket, _) = listener.accept().await.unwrap();
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            drop(socket);
+        });
+        let hook = webhook(&format!("http://{addr}/hook"), 1);
+        let started = std::time::Instant::now();
+        let e = hook.post(b"{}".to_vec()).await.unwrap_err();
+        assert!(matches!(e, WebhookError::ResponseTimeout { .. }), "{e:?}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(e.to_string().contains("did not answer within 1 s"), "{e}");
+        assert!(!e.to_string().contains("caravan-spoke run"), "{e}");
+        held.abort();
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_is_a_connect_error_and_https_builds() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let e = webhook(&format!("http://{addr}/"), 1)
+            .post(Vec::new())
+            .await
+            .unwrap_err();
+        assert!(matches!(e, WebhookError::Connect { .. }), "{e:?}");
+        assert!(std::error::Error::source(&e).is_some());
+        let https = webhook("https://nsw.example/hook", 1);
+        assert_eq!(https.port, 443);
+        assert!(https.tls.is_some());
+    }
+}

@@ -28,10 +28,7 @@ use tonic::transport::Channel;
 use tracing::{debug, error};
 
 use caravan_common::{
-    MessageId, Refusal, RefusalCode, Timestamp,
-    envelope::{from_hex32, to_hex},
-    merkle,
-    signing::sha256,
+    MessageId, Refusal, RefusalCode, Timestamp, envelope::from_hex32, merkle, signing::sha256,
     trust::TrustSet,
 };
 use caravan_proto::{
@@ -60,7 +57,7 @@ impl Candidate {
     fn new(head: TreeHead, signed: &v1::SignedTreeHead) -> Self {
         let record = LogHeadRecord {
             size: head.size,
-            root: to_hex(&head.root),
+            root: hex::encode(head.root),
             signed_at: head.timestamp,
             key_id: head.key_id.to_string(),
             signed: BASE64.encode(signed.encode_to_vec()),

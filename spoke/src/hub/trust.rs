@@ -277,7 +277,7 @@ mod tests {
         assert!(matches!(e, TrustError::Store(_)), "{e:?}");
         assert_eq!(
             e.to_string(),
-            "cannot read the stored trust list: store: disk I/O error"
+            "cannot read the stored trust list: storage engine: disk I/O error"
         );
         assert!(std::error::Error::source(&e).is_some());
     }

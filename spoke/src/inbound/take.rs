@@ -7,7 +7,7 @@ use tracing::{debug, info, warn};
 
 use caravan_common::{
     MessageId, Timestamp,
-    envelope::{Ack, AckOutcome, to_hex},
+    envelope::{Ack, AckOutcome},
     signing::sha256,
 };
 use caravan_proto::{receipt, v1};
@@ -120,8 +120,8 @@ impl Inbound {
                     key_id: header.map(|h| h.key_id.to_string()),
                     payload_length: env.payload.len() as u64,
                     // Verified: the signed header's digest is the payload's (it was checked).
-                    payload_sha256: to_hex(
-                        &header.map_or_else(|| sha256(&env.payload), |h| h.payload_sha256),
+                    payload_sha256: hex::encode(
+                        header.map_or_else(|| sha256(&env.payload), |h| h.payload_sha256),
                     ),
                     hub_sequence: receipt.map(|r| r.hub_sequence),
                     accepted_at: receipt.map(|r| r.accepted_at),

@@ -20,7 +20,7 @@ use tracing::info;
 
 use caravan_common::{
     DocumentType, MessageId, ParticipantId, Refusal, RefusalCode, Timestamp,
-    envelope::{Header, from_hex32, to_hex},
+    envelope::{Header, from_hex32},
     signing::{SigningKey, sha256},
 };
 use caravan_proto::{envelope, log::Expected, v1};
@@ -265,7 +265,7 @@ impl Outbound {
             document_type: header.document_type,
             document_id: document_id.clone(),
             payload_length: header.payload_length,
-            header_sha256: to_hex(&sha256(&sealed.header)),
+            header_sha256: hex::encode(sha256(&sealed.header)),
             queued_at: header.created_at,
             state: SentState::Queued,
             receipt: None,

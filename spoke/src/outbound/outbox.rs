@@ -8,7 +8,7 @@ use prost::Message;
 use tokio::sync::Semaphore;
 use tracing::{error, info, warn};
 
-use caravan_common::{Refusal, RefusalCode, envelope::to_hex};
+use caravan_common::{Refusal, RefusalCode};
 use caravan_proto::{receipt, v1};
 
 use crate::{
@@ -212,7 +212,7 @@ impl Outbound {
         })?;
         let receipt = receipt::verify(&signed, &self.hub.trust_set()?.set)?;
         if receipt.message_id != record.message_id
-            || to_hex(&receipt.header_sha256) != record.header_sha256
+            || hex::encode(receipt.header_sha256) != record.header_sha256
         {
             return Err(Refusal::new(
                 RefusalCode::BadReceipt,

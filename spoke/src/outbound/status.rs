@@ -8,9 +8,7 @@ use futures::StreamExt;
 use prost::Message;
 use tracing::{debug, error, info};
 
-use caravan_common::{
-    MessageId, Refusal, RefusalCode, Timestamp, envelope::to_hex, signing::sha256,
-};
+use caravan_common::{MessageId, Refusal, RefusalCode, Timestamp, signing::sha256};
 use caravan_proto::{ack, v1};
 
 use crate::{
@@ -251,7 +249,7 @@ impl Outbound {
                 if ack.message_id != s.message_id || ack.recipient != s.recipient {
                     return Err(mismatch("message"));
                 }
-                if to_hex(&ack.header_sha256) != s.header_sha256 {
+                if hex::encode(ack.header_sha256) != s.header_sha256 {
                     return Err(mismatch("header"));
                 }
             }

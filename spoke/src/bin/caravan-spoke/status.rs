@@ -1,0 +1,52 @@
+//! `status`: the state of a sent document and its history, as the running spoke followed it.
+
+use std::path::PathBuf;
+
+use caravan_common::MessageId;
+
+use crate::{Failure, json_line, wire_name, with_client};
+
+#[derive(clap::Args)]
+pub struct Status {
+    #[arg(long, env = "CARAVAN_SPOKE_CONFIG")]
+    config: PathBuf,
+    #[arg(long)]
+    json: bool,
+    message_id: MessageId,
+}
+
+impl Status {
+    pub fn run(self) -> Result<(), Failure> {
+        let id = self.message_id;
+        let status = with_client(&self.config, async |client| client.status(id).await)?;
+        if self.json {
+            caravan_common::out!("{}", json_line(&status)?);
+            return Ok(());
+        }
+        caravan_common::out!("{id}: {}", wire_name(&status.state));
+        for t in &status.transitions {
+            caravan_common::out!("  {:<13} {}", wire_name(&t.state), t.at);
+        }
+        if let Some(ack) = &status.acknowledgement {
+            let verified = if ack.is_verified() {
+                "signature verified"
+            } else {
+                "SIGNATURE NOT VERIFIED"
+            };
+            // The outcome as the acknowledgement states it (`accepted`, or the rejection).
+            let content = match &ack.check {
+                caravan_spoke::store::AckCheck::Verified(content) => Some(content),
+                caravan_spoke::store::AckCheck::Failed(_) => None,
+            };
+            let outcome = content.and_then(|a| a.get("outcome")).map_or_else(
+                || "-".to_owned(),
+                |o| match o {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                },
+            );
+            caravan_common::out!("recipient's acknowledgement: {outcome} ({verified})");
+        }
+        Ok(())
+    }
+}
