@@ -8,7 +8,7 @@
 //! |------------|-------------------------------------|------------------------------|
 //! | `messages` | sequence (u64)                      | `MessageRecord`              |
 //! | `payloads` | sequence (u64) + chunk index (u32)  | payload bytes up to the engine's `inline_payload_limit` (redb: 8 KiB), and format 1's 1 MiB chunks; the others are in `payload-segments/` (see `segments`) |
-//! | `dedup`    | sender (2) + message id (16)        | sequence (u64)               |
+//! | `dedup`    | message id (16) + sender (2)        | sequence (u64); stores before format 3 had sender + id, and are rewritten at open |
 //! | `queue`    | recipient (2) + sequence (u64)      | empty: pending delivery      |
 //! | `status`   | sequence (u64)                      | `StatusRecord`               |
 //! | `log`      | log index (u64)                     | `LogEntry`                   |
@@ -36,7 +36,7 @@ use caravan_common::{
     recovery::StoreHealth,
     store::{
         Counter, Db, EngineKind, StoreError, Table, Tx,
-        keys::{participant_key, u64_value},
+        keys::{message_id, message_key, participant_key, u64_value},
         record::Record,
         segments::{Damaged, Location, PayloadReader, SegmentError},
     },
@@ -107,7 +107,8 @@ pub struct Backend {
 /// The store's layout version, in `meta`. Opening a store of a later version is refused (a
 /// downgrade would misread it); an earlier one is upgraded at open.
 /// Version 2: payloads in segment files, not in the engine. Version 3: records carry their
-/// own version (`caravan_common::store::record`; those written before read as version 0).
+/// own version (`caravan_common::store::record`; those written before read as version 0), and
+/// dedup keys are id then sender, as every message key (rewritten at open).
 pub const FORMAT_VERSION: u64 = 3;
 const FORMAT_KEY: &[u8] = b"format_version";
 const EPOCH: &[u8] = b"epoch";
@@ -133,12 +134,16 @@ fn chunk_key(sequence: u64, index: u32) -> [u8; 12] {
     key
 }
 
-/// The dedup index's key: sender, then message id (the order this table was created with).
+/// The dedup index's key: the message key of both stores (id, then sender).
 fn dedup_key(sender: ParticipantId, id: MessageId) -> [u8; 18] {
-    let mut key = [0u8; 18];
-    key[..2].copy_from_slice(sender.as_str().as_bytes());
-    key[2..].copy_from_slice(id.as_bytes());
-    key
+    message_key(id, sender)
+}
+
+/// A dedup key as stores before format 3 wrote it (sender, then id): the id and sender.
+fn old_dedup_key(key: &[u8]) -> Option<(MessageId, ParticipantId)> {
+    let sender = std::str::from_utf8(key.get(..2)?).ok()?.parse().ok()?;
+    let id = message_id(key.get(2..18)?.try_into().ok()?)?;
+    (key.len() == 18).then_some((id, sender))
 }
 
 fn queue_key(recipient: ParticipantId, sequence: u64) -> [u8; 10] {
@@ -272,6 +277,9 @@ impl Backend {
         // Version 0 (no version recorded): the log's Merkle nodes may be missing, and there is
         // no epoch yet.
         self.complete_log_nodes()?;
+        if found.is_none_or(|v| v < 3) {
+            self.rewrite_dedup_keys()?;
+        }
         if self.meta(EPOCH)?.is_none() {
             self.set_meta(EPOCH, new_epoch().as_bytes())?;
         }
@@ -306,6 +314,47 @@ impl Backend {
                 None => 0,
             };
             self.set_meta(REGISTRY_FLOOR, &version.to_be_bytes())?;
+        }
+        self.flush()
+    }
+
+    /// Dedup keys written before format 3 (sender, then id) rewritten as id, then sender, a
+    /// batch per transaction. A key in the new order is left as it is, so a rewrite that was
+    /// cut short goes on where it stopped.
+    fn rewrite_dedup_keys(&self) -> Result<(), StoreError> {
+        const BATCH: usize = 1024;
+        let mut old = Vec::new();
+        let mut from = Vec::new();
+        loop {
+            let page = self.db.range(DEDUP, &from, None, BATCH, false)?;
+            for (key, value) in &page {
+                if let Some((id, sender)) = old_dedup_key(key) {
+                    old.push((key.clone(), message_key(id, sender), value.clone()));
+                }
+            }
+            match page.last() {
+                Some((key, _)) if page.len() == BATCH => {
+                    from = key.clone();
+                    from.push(0);
+                }
+                _ => break,
+            }
+        }
+        if old.is_empty() {
+            return Ok(());
+        }
+        tracing::info!(
+            keys = old.len(),
+            "rewriting the dedup index as id, then sender"
+        );
+        for batch in old.chunks(BATCH) {
+            self.db.update(|tx| {
+                for (old_key, new_key, value) in batch {
+                    tx.remove(DEDUP, old_key)?;
+                    tx.insert(DEDUP, new_key, value)?;
+                }
+                Ok(())
+            })?;
         }
         self.flush()
     }

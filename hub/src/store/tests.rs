@@ -746,3 +746,38 @@ fn records_written_before_record_versions_still_decode() {
     let newer = [&[0u8, 9][..], b"body"].concat();
     assert!(<super::records::StatusRecord as Record>::decode(&newer).is_err());
 }
+
+#[test]
+fn a_dedup_index_in_the_old_key_order_is_rewritten_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = incoming("KZ", "CN", b"header");
+    {
+        let b = sled(dir.path());
+        assert!(matches!(accept(&b, &m), Acceptance::Accepted { .. }));
+        b.flush().unwrap();
+    }
+    // As a store of format 2 held it: sender, then id.
+    {
+        let db = ::sled::open(dir.path()).unwrap();
+        let dedup = db.open_tree("dedup").unwrap();
+        let (key, value) = dedup.iter().next().unwrap().unwrap();
+        assert_eq!(&key[..16], m.message_id.as_bytes(), "id, then sender");
+        let mut old = m.sender.as_str().as_bytes().to_vec();
+        old.extend_from_slice(m.message_id.as_bytes());
+        dedup.remove(&key).unwrap();
+        dedup.insert(old, value).unwrap();
+        db.open_tree("meta")
+            .unwrap()
+            .insert("format_version", &2u64.to_be_bytes())
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let b = sled(dir.path());
+    // The resend is recognised, and the status found, through the rewritten index.
+    assert!(matches!(
+        accept(&b, &m),
+        Acceptance::Duplicate { sequence: 1, .. }
+    ));
+    assert!(b.status(m.sender, m.message_id).unwrap().is_some());
+    assert!(b.check().is_sound(), "{:?}", b.check().problems);
+}

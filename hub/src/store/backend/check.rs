@@ -268,7 +268,7 @@ impl Backend {
             &mut report,
             |report, key, value| {
                 if key.len() != 18 || value.len() != 8 {
-                    report.problem(DEDUP, hex_key(key), "not sender + id -> sequence");
+                    report.problem(DEDUP, hex_key(key), "not id + sender -> sequence");
                 } else {
                     message_exists(report, DEDUP, key, value);
                 }
