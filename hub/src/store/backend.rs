@@ -43,10 +43,10 @@ use caravan_common::{
 };
 
 use super::{
-    Acceptance, AckResult, AckUpdate, BackupSummary, Incoming, MessageState, Pending, Settled,
-    StatusRecord,
+    ops::{Acceptance, AckResult, AckUpdate, BackupSummary, Incoming, Pending, Settled},
     records::{
-        CertificateRecord, LogEntry, LogKind, MessageRecord, RegistryRecord, StatusEvent, TreeHead,
+        CertificateRecord, LogEntry, LogKind, MessageRecord, MessageState, RegistryRecord,
+        StatusEvent, StatusRecord, TreeHead,
     },
 };
 
