@@ -263,6 +263,9 @@ impl Exchange {
     }
 }
 
+/// Bytes of payload chunks a delivery stream's reader may hold ready ahead of the stream.
+const READ_AHEAD: u64 = 2 * 1024 * 1024;
+
 /// One chunk read by a batch's payload reader: the message, the chunk's index, what the
 /// store answered.
 type ChunkRead = (u64, u32, Result<Option<Vec<u8>>, StoreError>);
@@ -280,8 +283,17 @@ impl Exchange {
             .map(|(p, _)| (p.sequence, p.payload_chunks))
             .filter(|(_, chunks)| *chunks > 0)
             .collect();
-        // One chunk waits in the channel while the stream sends the one before it.
-        let (tx, rx) = mpsc::channel(1);
+        // Chunks wait in the channel while the stream sends the one before them: up to
+        // READ_AHEAD bytes of the largest chunk in the batch (one 1 MiB chunk at least, up to
+        // 64 small payloads), so that small documents are not handed over one at a time.
+        let largest = batch
+            .iter()
+            .map(|(p, _)| p.payload_length.min(crate::store::PAYLOAD_CHUNK as u64))
+            .max()
+            .unwrap_or(1)
+            .max(1);
+        let ahead = (READ_AHEAD / largest).clamp(1, 64) as usize;
+        let (tx, rx) = mpsc::channel(ahead);
         if !documents.is_empty() {
             let backend = self.store.arc();
             tokio::task::spawn_blocking(move || {
