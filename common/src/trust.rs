@@ -510,12 +510,12 @@ mod tests {
 
 /// A trust set as people and scripts read it (`trust-list show --json`, `key list --json`).
 pub mod view {
-    use serde::Serialize;
+    use serde::{Deserialize, Serialize};
 
     use super::{ParticipantStatus, TrustSet};
     use crate::Timestamp;
 
-    #[derive(Debug, Clone, Serialize)]
+    #[derive(Debug, Clone, Serialize, Deserialize)]
     pub struct TrustListView {
         pub version: u64,
         pub issued_at: Option<Timestamp>,
@@ -528,20 +528,20 @@ pub mod view {
         pub hub_keys: Vec<HubKeyView>,
     }
 
-    #[derive(Debug, Clone, Serialize)]
+    #[derive(Debug, Clone, Serialize, Deserialize)]
     pub struct ParticipantView {
         pub id: String,
         pub name: String,
-        pub status: &'static str,
+        pub status: String,
         pub contact: String,
     }
 
-    #[derive(Debug, Clone, Serialize)]
+    #[derive(Debug, Clone, Serialize, Deserialize)]
     pub struct KeyView {
         pub key_id: String,
         pub participant: String,
         /// `active`, `not_yet_valid`, `expired` or `revoked`, now.
-        pub status: &'static str,
+        pub status: String,
         pub document_types: Vec<String>,
         pub public_key: String,
         pub not_before: Option<Timestamp>,
@@ -550,15 +550,15 @@ pub mod view {
         pub revocation_reason: Option<String>,
     }
 
-    #[derive(Debug, Clone, Serialize)]
+    #[derive(Debug, Clone, Serialize, Deserialize)]
     pub struct CorridorView {
         pub sender: String,
         pub recipient: String,
         pub document_type: String,
-        pub state: &'static str,
+        pub state: String,
     }
 
-    #[derive(Debug, Clone, Serialize)]
+    #[derive(Debug, Clone, Serialize, Deserialize)]
     pub struct HubKeyView {
         pub key_id: String,
         pub public_key: String,
@@ -581,7 +581,8 @@ pub mod view {
                     status: match p.status {
                         ParticipantStatus::Active => "active",
                         ParticipantStatus::Suspended => "suspended",
-                    },
+                    }
+                    .into(),
                     contact: p.contact.clone(),
                 })
                 .collect(),
@@ -591,7 +592,7 @@ pub mod view {
                 .map(|k| KeyView {
                     key_id: k.key_id().to_string(),
                     participant: k.participant.to_string(),
-                    status: k.status(now).as_str(),
+                    status: k.status(now).as_str().into(),
                     document_types: k.document_types.iter().map(|t| t.to_string()).collect(),
                     public_key: k.public_key.to_base64(),
                     not_before: k.not_before,
@@ -606,7 +607,7 @@ pub mod view {
                     sender: from.to_string(),
                     recipient: to.to_string(),
                     document_type: doc.to_string(),
-                    state: state.as_str(),
+                    state: state.as_str().into(),
                 })
                 .collect(),
             hub_keys: {

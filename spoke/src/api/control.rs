@@ -264,7 +264,7 @@ async fn exchange_log(State(api): State<Api>) -> Result<Json<LogView>, Failure> 
 
 async fn trust_list(State(api): State<Api>) -> Result<Json<TrustListView>, Failure> {
     let held = held_trust(&api)?;
-    Ok(Json(view::view(&held.set, Timestamp::now()).into()))
+    Ok(Json(view::view(&held.set, Timestamp::now())))
 }
 
 #[derive(Deserialize)]

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use caravan_common::{Timestamp, trust::view};
+use caravan_common::Timestamp;
 
 use crate::{
     document::{Field, Problem, Summary},
@@ -152,115 +152,11 @@ impl From<Sent> for SentView {
     }
 }
 
-/// `GET /trust-list`: the trust list held, and whether it is fresh.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TrustListView {
-    pub version: u64,
-    pub issued_at: Option<Timestamp>,
-    pub next_update: Option<Timestamp>,
-    /// Whether the list is before its next-update time.
-    pub fresh: bool,
-    pub participants: Vec<ParticipantView>,
-    pub keys: Vec<KeyView>,
-    pub corridors: Vec<CorridorView>,
-    pub hub_keys: Vec<HubKeyView>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ParticipantView {
-    pub id: String,
-    pub name: String,
-    /// `active` or `suspended`.
-    pub status: String,
-    pub contact: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct KeyView {
-    pub key_id: String,
-    pub participant: String,
-    /// `active`, `not_yet_valid`, `expired` or `revoked`, now.
-    pub status: String,
-    pub document_types: Vec<String>,
-    pub public_key: String,
-    pub not_before: Option<Timestamp>,
-    pub not_after: Option<Timestamp>,
-    pub revoked_at: Option<Timestamp>,
-    pub revocation_reason: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CorridorView {
-    pub sender: String,
-    pub recipient: String,
-    pub document_type: String,
-    /// `open`, `pilot` or `closed`.
-    pub state: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct HubKeyView {
-    pub key_id: String,
-    pub public_key: String,
-    pub not_before: Option<Timestamp>,
-    pub not_after: Option<Timestamp>,
-}
-
-impl From<view::TrustListView> for TrustListView {
-    fn from(v: view::TrustListView) -> Self {
-        Self {
-            version: v.version,
-            issued_at: v.issued_at,
-            next_update: v.next_update,
-            fresh: v.fresh,
-            participants: v
-                .participants
-                .into_iter()
-                .map(|p| ParticipantView {
-                    id: p.id,
-                    name: p.name,
-                    status: p.status.into(),
-                    contact: p.contact,
-                })
-                .collect(),
-            keys: v
-                .keys
-                .into_iter()
-                .map(|k| KeyView {
-                    key_id: k.key_id,
-                    participant: k.participant,
-                    status: k.status.into(),
-                    document_types: k.document_types,
-                    public_key: k.public_key,
-                    not_before: k.not_before,
-                    not_after: k.not_after,
-                    revoked_at: k.revoked_at,
-                    revocation_reason: k.revocation_reason,
-                })
-                .collect(),
-            corridors: v
-                .corridors
-                .into_iter()
-                .map(|c| CorridorView {
-                    sender: c.sender,
-                    recipient: c.recipient,
-                    document_type: c.document_type,
-                    state: c.state.into(),
-                })
-                .collect(),
-            hub_keys: v
-                .hub_keys
-                .into_iter()
-                .map(|k| HubKeyView {
-                    key_id: k.key_id,
-                    public_key: k.public_key,
-                    not_before: k.not_before,
-                    not_after: k.not_after,
-                })
-                .collect(),
-        }
-    }
-}
+/// `GET /trust-list`: the trust list held, and whether it is fresh (the view every CLI and
+/// API shows, `caravan_common::trust::view`).
+pub use caravan_common::trust::view::{
+    CorridorView, HubKeyView, KeyView, ParticipantView, TrustListView,
+};
 
 #[cfg(test)]
 mod tests {
