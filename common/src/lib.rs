@@ -20,7 +20,6 @@ pub mod config;
 pub mod document;
 pub mod envelope;
 pub mod fd;
-pub mod html;
 pub mod ids;
 pub mod merkle;
 #[cfg(feature = "net")]

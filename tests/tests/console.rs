@@ -29,7 +29,7 @@ async fn login(net: &Net, password: &str) -> (u16, Option<String>) {
         .unwrap()
         .to_owned();
     let csrf = form
-        .split("name=csrf value=\"")
+        .split("name=\"csrf\" value=\"")
         .nth(1)
         .unwrap()
         .split('"')

@@ -7,6 +7,11 @@
 //! a random cookie (`HttpOnly`, `SameSite=Strict`, `Secure`); every form that changes something
 //! carries a per-session CSRF token; an account is locked for a while after repeated failures.
 //! Each verification check says why it passed or failed; a failure is never a generic error.
+//!
+//! The pages are `maud` templates: every value that comes from a document, the store or the
+//! request (numbers, party names, fields, the XML, the filters typed in) is escaped when the
+//! page is built, and only the stylesheet and the QR code's SVG are spliced in as they are.
+//! Cookies are read from `Cookie` and written into `Set-Cookie` with the `cookie` crate.
 
 use std::{
     collections::HashMap,
@@ -27,13 +32,15 @@ use serde::Deserialize;
 use subtle::ConstantTimeEq;
 use tracing::{info, warn};
 
-use caravan_common::{MessageId, Timestamp, html::escape as esc, trust::KeyStatus};
+use caravan_common::{MessageId, Timestamp, trust::KeyStatus};
+use cookie::{Cookie, SameSite};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use crate::{
     config::Officer,
     document,
     rt::blocking,
-    store::{InboxRecord, Verification},
+    store::{Arrivals, InboxRecord, Verification},
 };
 
 use super::Api;
@@ -83,22 +90,35 @@ fn random_token() -> String {
     hex::encode(bytes)
 }
 
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+/// The value of cookie `name` in the request's `Cookie` headers (the first, if several).
+fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|c| c.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_owned())
+        .flat_map(Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == name)
+        .map(|c| c.value().to_owned())
 }
 
-fn set_cookie(name: &str, value: &str, max_age: Duration) -> String {
-    format!(
-        "{name}={value}; Path=/console; HttpOnly; Secure; SameSite=Strict; Max-Age={}",
-        max_age.as_secs()
-    )
+/// A cookie of the console: on `/console` only, `HttpOnly`, `Secure`, `SameSite=Strict`,
+/// lasting `max_age` (zero: the browser drops it at once).
+fn console_cookie(name: &'static str, value: String, max_age: Duration) -> Cookie<'static> {
+    let max_age = i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX);
+    Cookie::build((name, value))
+        .path("/console")
+        .http_only(true)
+        .secure(true)
+        .same_site(SameSite::Strict)
+        .max_age(cookie::time::Duration::seconds(max_age))
+        .build()
+}
+
+/// `response` with `cookie` set: the login form (its CSRF cookie), a login (the session) and
+/// a logout (the session dropped) all answer this way.
+fn with_cookie(cookie: Cookie<'_>, response: impl IntoResponse) -> Response {
+    ([(header::SET_COOKIE, cookie.to_string())], response).into_response()
 }
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:0;background:#f5f6f8;color:#1b1f24}\
@@ -111,20 +131,34 @@ form.filters{display:flex;flex-wrap:wrap;gap:.5rem;margin-bottom:1rem}input,sele
 pre{white-space:pre-wrap;word-break:break-all;max-height:30rem;overflow:auto;background:#fff;padding:.5rem}\
 @media print{header,form,.noprint{display:none}body{background:#fff}}";
 
-fn page(title: &str, user: Option<(&str, &str)>, body: &str) -> Html<String> {
-    let bar = match user {
-        Some((name, csrf)) => format!(
-            "<span>{}</span><form method=post action=/console/logout><input type=hidden name=csrf value=\"{}\"><button>Log out</button></form>",
-            esc(name),
-            esc(csrf)
-        ),
-        None => String::new(),
+/// A whole page around `body`; with an officer (name, CSRF token), the bar names them and
+/// offers the logout form.
+fn page(title: &str, officer: Option<(&str, &str)>, body: Markup) -> Html<String> {
+    let page = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width,initial-scale=1";
+                title { (title) " · Caravan" }
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                header {
+                    a href="/console" { b { "Caravan" } " officer console" }
+                    @if let Some((name, csrf)) = officer {
+                        span { (name) }
+                        form method="post" action="/console/logout" {
+                            input type="hidden" name="csrf" value=(csrf);
+                            button { "Log out" }
+                        }
+                    }
+                }
+                main { (body) }
+            }
+        }
     };
-    Html(format!(
-        "<!doctype html><html lang=en><head><meta charset=utf-8><meta name=viewport content=\"width=device-width,initial-scale=1\">\
-<title>{} · Caravan</title><style>{STYLE}</style></head><body><header><a href=/console><b>Caravan</b> officer console</a>{bar}</header><main>{body}</main></body></html>",
-        esc(title)
-    ))
+    Html(page.into_string())
 }
 
 /// The console's routes.
@@ -147,7 +181,7 @@ pub fn router(api: Api, officers: Vec<Officer>) -> Router {
 impl Console {
     /// The session of a request: (user, csrf token).
     fn session(&self, headers: &HeaderMap) -> Option<(String, String)> {
-        let id = cookie(headers, SESSION_COOKIE)?;
+        let id = cookie_value(headers, SESSION_COOKIE)?;
         let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
         sessions.retain(|_, s| s.expires > Instant::now());
         sessions.get(&id).map(|s| (s.user.clone(), s.csrf.clone()))
@@ -194,19 +228,26 @@ const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$
 
 async fn login_form() -> Response {
     let token = random_token();
-    let body = format!(
-        "<div class=panel><h1>Log in</h1><form method=post action=/console/login>\
-<input type=hidden name=csrf value=\"{token}\"><p><label>User <input name=user autocomplete=username required></label></p>\
-<p><label>Password <input name=password type=password autocomplete=current-password required></label></p><button>Log in</button></form></div>"
-    );
-    (
-        [(
-            header::SET_COOKIE,
-            set_cookie(LOGIN_COOKIE, &token, Duration::from_secs(900)),
-        )],
-        page("Log in", None, &body),
+    let body = html! {
+        div.panel {
+            h1 { "Log in" }
+            form method="post" action="/console/login" {
+                input type="hidden" name="csrf" value=(token);
+                p { label { "User " input name="user" autocomplete="username" required; } }
+                p {
+                    label {
+                        "Password "
+                        input name="password" type="password" autocomplete="current-password" required;
+                    }
+                }
+                button { "Log in" }
+            }
+        }
+    };
+    with_cookie(
+        console_cookie(LOGIN_COOKIE, token, Duration::from_secs(900)),
+        page("Log in", None, body),
     )
-        .into_response()
 }
 
 #[derive(Deserialize)]
@@ -222,25 +263,20 @@ async fn login(
     Form(form): Form<LoginForm>,
 ) -> Response {
     // Double-submit: the form's token must be the one this browser was given with the form.
-    let expected = cookie(&headers, LOGIN_COOKIE).unwrap_or_default();
+    let expected = cookie_value(&headers, LOGIN_COOKIE).unwrap_or_default();
     if expected.is_empty() || !bool::from(expected.as_bytes().ct_eq(form.csrf.as_bytes())) {
-        return (
-            StatusCode::FORBIDDEN,
-            page(
-                "Log in",
-                None,
-                "<p class=fail>The login form expired. <a href=/console/login>Try again</a>.</p>",
-            ),
-        )
-            .into_response();
+        let body = html! {
+            p.fail { "The login form expired. " a href="/console/login" { "Try again" } "." }
+        };
+        return (StatusCode::FORBIDDEN, page("Log in", None, body)).into_response();
     }
     if let Err(message) = c.check_login(&form.user, &form.password) {
         warn!(user = form.user, "failed officer login");
-        let body = format!(
-            "<p class=fail>{}</p><p><a href=/console/login>Try again</a></p>",
-            esc(message)
-        );
-        return (StatusCode::UNAUTHORIZED, page("Log in", None, &body)).into_response();
+        let body = html! {
+            p.fail { (message) }
+            p { a href="/console/login" { "Try again" } }
+        };
+        return (StatusCode::UNAUTHORIZED, page("Log in", None, body)).into_response();
     }
     let id = random_token();
     let session = Session {
@@ -253,14 +289,10 @@ async fn login(
         .unwrap_or_else(|e| e.into_inner())
         .insert(id.clone(), session);
     info!(user = form.user, "officer logged in");
-    (
-        [(
-            header::SET_COOKIE,
-            set_cookie(SESSION_COOKIE, &id, SESSION_LIFE),
-        )],
+    with_cookie(
+        console_cookie(SESSION_COOKIE, id, SESSION_LIFE),
         Redirect::to("/console"),
     )
-        .into_response()
 }
 
 #[derive(Deserialize)]
@@ -279,21 +311,17 @@ async fn logout(
     if !bool::from(csrf.as_bytes().ct_eq(form.csrf.as_bytes())) {
         return (StatusCode::FORBIDDEN, "CSRF token mismatch").into_response();
     }
-    if let Some(id) = cookie(&headers, SESSION_COOKIE) {
+    if let Some(id) = cookie_value(&headers, SESSION_COOKIE) {
         c.sessions
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&id);
     }
     info!(user, "officer logged out");
-    (
-        [(
-            header::SET_COOKIE,
-            set_cookie(SESSION_COOKIE, "", Duration::ZERO),
-        )],
+    with_cookie(
+        console_cookie(SESSION_COOKIE, String::new(), Duration::ZERO),
         Redirect::to("/console/login"),
     )
-        .into_response()
 }
 
 #[derive(Deserialize, serde::Serialize, Default, Clone)]
@@ -350,22 +378,111 @@ impl Filters {
     }
 }
 
-fn verdict_cell(v: &Verification) -> String {
-    match v {
-        Verification::Verified { notes } if notes.is_empty() => {
-            "<span class=ok>✔ verified</span>".into()
+/// The verification column of the inbox list.
+fn verdict_cell(v: &Verification) -> Markup {
+    html! {
+        @match v {
+            Verification::Verified { notes } => {
+                span.ok { "✔ verified" }
+                @if !notes.is_empty() {
+                    " "
+                    span.warn {
+                        "("
+                        @for (i, n) in notes.iter().enumerate() {
+                            @if i > 0 { ", " }
+                            (n.code)
+                        }
+                        ")"
+                    }
+                }
+            }
+            Verification::Rejected { code, .. } => {
+                span.fail { "✘ NOT GENUINE: " (code.as_str()) }
+            }
         }
-        Verification::Verified { notes } => {
-            let codes: Vec<String> = notes.iter().map(|n| esc(&n.code)).collect();
-            format!(
-                "<span class=ok>✔ verified</span> <span class=warn>({})</span>",
-                codes.join(", ")
-            )
+    }
+}
+
+/// A `select` of the filter form, `current` selected.
+fn select(name: &str, current: &str, options: &[(&str, &str)]) -> Markup {
+    html! {
+        select name=(name) {
+            @for (value, label) in options {
+                option value=(value) selected[*value == current] { (label) }
+            }
         }
-        Verification::Rejected { code, .. } => format!(
-            "<span class=fail>✘ NOT GENUINE: {}</span>",
-            esc(code.as_str())
-        ),
+    }
+}
+
+/// The inbox page's body: the filter form as the officer filled it, how many documents the
+/// inbox holds, one page of `records` (newest first) and, when there are older ones, the link
+/// to them (`older`: the cursor).
+fn inbox_body(f: &Filters, total: u64, records: &Arrivals, older: Option<u64>) -> Markup {
+    let older = older.map(|before| {
+        serde_urlencoded::to_string(Filters {
+            before: Some(before),
+            ..f.clone()
+        })
+        .unwrap_or_default()
+    });
+    html! {
+        h1 { "Received documents" }
+        form.filters method="get" action="/console" {
+            input name="q" placeholder="Number, party or country" value=(f.q);
+            (select("type", &f.document_type, &[
+                ("", "Any type"),
+                ("e-co", "Certificate of origin"),
+                ("e-phyto", "Phytosanitary"),
+                ("e-invoice", "Invoice"),
+            ]))
+            input name="country" placeholder="From (e.g. KZ)" size="8" value=(f.country);
+            (select("status", &f.status, &[
+                ("", "Any result"),
+                ("verified", "Verified"),
+                ("rejected", "Not genuine"),
+            ]))
+            label { "From " input type="date" name="from" value=(f.from); }
+            label { "to " input type="date" name="to" value=(f.to); }
+            button { "Filter" }
+        }
+        p {
+            "Documents in the inbox: " (total)
+            @if f.before.is_some() { "; older ones" }
+            "."
+        }
+        table {
+            thead {
+                tr {
+                    th { "Number" } th { "Type" } th { "From" } th { "Received (UTC)" }
+                    th { "Verification" }
+                }
+            }
+            tbody {
+                // Newest first, which is what an officer at a border post looks for; a page at
+                // a time.
+                @for (_, r) in records {
+                    tr {
+                        td {
+                            a href={ "/console/documents/" (r.message_id) } {
+                                (r.document_id.as_deref().unwrap_or("(unreadable)"))
+                            }
+                        }
+                        td { (r.document_type.map(|t| t.as_str()).unwrap_or("?")) }
+                        td { (r.sender.as_str()) }
+                        td {
+                            (r.received_at.to_string().chars().take(16).collect::<String>().replace('T', " "))
+                        }
+                        td { (verdict_cell(&r.verification)) }
+                    }
+                }
+                @if records.is_empty() {
+                    tr { td colspan="5" { "No document matches." } }
+                }
+            }
+        }
+        @if let Some(query) = older {
+            p { a href={ "/console?" (query) } { "Older documents →" } }
+        }
     }
 }
 
@@ -392,82 +509,12 @@ async fn inbox(
             return (StatusCode::INTERNAL_SERVER_ERROR, format!("store: {e}")).into_response();
         }
     };
-    let mut rows = String::new();
-    // Newest first, which is what an officer at a border post looks for; a page at a time.
-    for (_, r) in &records {
-        rows.push_str(&format!(
-            "<tr><td><a href=\"/console/documents/{id}\">{num}</a></td><td>{ty}</td><td>{from}</td><td>{when}</td><td>{verdict}</td></tr>",
-            id = r.message_id,
-            num = esc(r.document_id.as_deref().unwrap_or("(unreadable)")),
-            ty = esc(r.document_type.map(|t| t.as_str()).unwrap_or("?")),
-            from = esc(r.sender.as_str()),
-            when = esc(&r.received_at.to_string().chars().take(16).collect::<String>().replace('T', " ")),
-            verdict = verdict_cell(&r.verification),
-        ));
-    }
-    if rows.is_empty() {
-        rows = "<tr><td colspan=5>No document matches.</td></tr>".into();
-    }
-    let older = match older {
-        Some(before) => format!(
-            "<p><a href=\"/console?{}\">Older documents &rarr;</a></p>",
-            esc(&serde_urlencoded::to_string(Filters {
-                before: Some(before),
-                ..f.clone()
-            })
-            .unwrap_or_default())
-        ),
-        None => String::new(),
-    };
-    let select = |name: &str, current: &str, options: &[(&str, &str)]| {
-        let opts: String = options
-            .iter()
-            .map(|(v, label)| {
-                format!(
-                    "<option value=\"{v}\"{}>{label}</option>",
-                    if *v == current { " selected" } else { "" }
-                )
-            })
-            .collect();
-        format!("<select name={name}>{opts}</select>")
-    };
-    let body = format!(
-        "<h1>Received documents</h1><form class=filters method=get action=/console>\
-<input name=q placeholder=\"Number, party or country\" value=\"{q}\">{types}\
-<input name=country placeholder=\"From (e.g. KZ)\" size=8 value=\"{country}\">{status}\
-<label>From <input type=date name=from value=\"{from}\"></label><label>to <input type=date name=to value=\"{to}\"></label><button>Filter</button></form>\
-<p>Documents in the inbox: {total}{shown}.</p>\
-<table><thead><tr><th>Number</th><th>Type</th><th>From</th><th>Received (UTC)</th><th>Verification</th></tr></thead><tbody>{rows}</tbody></table>{older}",
-        shown = if f.before.is_some() {
-            "; older ones"
-        } else {
-            ""
-        },
-        q = esc(&f.q),
-        types = select(
-            "type",
-            &f.document_type,
-            &[
-                ("", "Any type"),
-                ("e-co", "Certificate of origin"),
-                ("e-phyto", "Phytosanitary"),
-                ("e-invoice", "Invoice")
-            ]
-        ),
-        country = esc(&f.country),
-        status = select(
-            "status",
-            &f.status,
-            &[
-                ("", "Any result"),
-                ("verified", "Verified"),
-                ("rejected", "Not genuine")
-            ]
-        ),
-        from = esc(&f.from),
-        to = esc(&f.to),
-    );
-    page("Received documents", Some((&user, &csrf)), &body).into_response()
+    page(
+        "Received documents",
+        Some((&user, &csrf)),
+        inbox_body(&f, total, &records, older),
+    )
+    .into_response()
 }
 
 /// One line of the verification panel: passed (`Some(true)`), failed, or information.
@@ -658,48 +705,89 @@ async fn load(c: &Console, id: &str) -> Result<(InboxRecord, Vec<InboxRecord>, V
     }
 }
 
-fn fields_table(r: &InboxRecord, payload: &[u8]) -> String {
+/// What the document says, when it verified and is a trade document the spoke reads.
+fn fields_table(r: &InboxRecord, payload: &[u8]) -> Markup {
     let verified = matches!(r.verification, Verification::Verified { .. });
     if !verified || r.content_type.as_deref() != Some("application/xml") {
-        return "<p class=warn>The document's content is not shown: it did not verify, or it is not a trade document.</p>".into();
+        return html! {
+            p.warn { "The document's content is not shown: it did not verify, or it is not a trade document." }
+        };
     }
     let fields = document::recognise(payload)
         .and_then(|d| document::fields(payload, d.format))
         .unwrap_or_default();
-    let rows: String = fields
-        .iter()
-        .map(|f| {
-            let lang = f
-                .language
-                .as_deref()
-                .map(|l| format!(" <small>[{}]</small>", esc(l)))
-                .unwrap_or_default();
-            format!(
-                "<tr><th>{}</th><td>{}{lang}</td></tr>",
-                esc(&f.label),
-                esc(&f.value)
-            )
-        })
-        .collect();
-    format!("<table>{rows}</table>")
+    field_rows(&fields)
 }
 
-fn check_rows(lines: &[CheckLine]) -> String {
-    lines
-        .iter()
-        .map(|l| {
-            let mark = match l.ok {
-                Some(true) => "<span class=ok>✔ PASS</span>",
-                Some(false) => "<span class=fail>✘ FAIL</span>",
-                None => "<span class=warn>ℹ</span>",
-            };
-            format!(
-                "<tr><td>{mark}</td><th>{}</th><td>{}</td></tr>",
-                l.name,
-                esc(&l.detail)
-            )
-        })
-        .collect()
+/// The document's fields, as the sender wrote them (labels ours, values and languages theirs).
+fn field_rows(fields: &[document::Field]) -> Markup {
+    html! {
+        table {
+            @for f in fields {
+                tr {
+                    th { (f.label) }
+                    td {
+                        (f.value)
+                        @if let Some(language) = &f.language {
+                            " " small { "[" (language) "]" }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The verification panel's rows: each check, passed, failed or information, and why.
+fn check_rows(lines: &[CheckLine]) -> Markup {
+    html! {
+        @for l in lines {
+            tr {
+                td {
+                    @match l.ok {
+                        Some(true) => span.ok { "✔ PASS" },
+                        Some(false) => span.fail { "✘ FAIL" },
+                        None => span.warn { "ℹ" },
+                    }
+                }
+                th { (l.name) }
+                td { (l.detail) }
+            }
+        }
+    }
+}
+
+/// The document page's body: what it is, the verdict, each check, its fields, and the XML.
+fn document_body(r: &InboxRecord, lines: &[CheckLine], payload: &[u8]) -> Markup {
+    let genuine = lines.iter().all(|l| l.ok != Some(false));
+    let xml = String::from_utf8_lossy(payload);
+    let shown: String = xml.chars().take(200_000).collect();
+    html! {
+        h1 { (r.document_id.as_deref().unwrap_or("(unreadable)")) }
+        p {
+            (r.document_type.map(|t| t.as_str()).unwrap_or("?")) " from "
+            b { (r.sender.as_str()) }
+            ", received " (r.received_at) " · "
+            a href={ "/console/documents/" (r.message_id) "/print" } { "Printable view" }
+        }
+        @if genuine {
+            p.ok { "✔ Genuine, current and unaltered." }
+        } @else {
+            p.fail { "✘ A CHECK FAILED: read the panel below before relying on this document." }
+        }
+        div.panel {
+            h2 { "Verification" }
+            table { (check_rows(lines)) }
+        }
+        div.panel {
+            h2 { "What the document says" }
+            (fields_table(r, payload))
+        }
+        div.panel {
+            h2 { "Document as received (XML)" }
+            pre { (shown) }
+        }
+    }
 }
 
 async fn document_page(
@@ -715,33 +803,10 @@ async fn document_page(
         Err(response) => return response,
     };
     let lines = checks(&c, &r, &all);
-    let genuine = lines.iter().all(|l| l.ok != Some(false));
-    let banner = if genuine {
-        "<p class=ok>✔ Genuine, current and unaltered.</p>".to_owned()
-    } else {
-        "<p class=fail>✘ A CHECK FAILED: read the panel below before relying on this document.</p>"
-            .to_owned()
-    };
-    let xml = String::from_utf8_lossy(&payload);
-    let shown: String = xml.chars().take(200_000).collect();
-    let body = format!(
-        "<h1>{num}</h1><p>{ty} from <b>{from}</b>, received {when} · <a href=\"/console/documents/{id}/print\">Printable view</a></p>{banner}\
-<div class=panel><h2>Verification</h2><table>{checks}</table></div>\
-<div class=panel><h2>What the document says</h2>{fields}</div>\
-<div class=panel><h2>Document as received (XML)</h2><pre>{xml}</pre></div>",
-        num = esc(r.document_id.as_deref().unwrap_or("(unreadable)")),
-        ty = esc(r.document_type.map(|t| t.as_str()).unwrap_or("?")),
-        from = esc(r.sender.as_str()),
-        when = esc(&r.received_at.to_string()),
-        id = r.message_id,
-        checks = check_rows(&lines),
-        fields = fields_table(&r, &payload),
-        xml = esc(&shown),
-    );
     page(
         r.document_id.as_deref().unwrap_or("Document"),
         Some((&user, &csrf)),
-        &body,
+        document_body(&r, &lines, &payload),
     )
     .into_response()
 }
@@ -772,18 +837,23 @@ async fn print_page(
         })
         .unwrap_or_default();
     let lines = checks(&c, &r, &all);
-    let body = format!(
-        "<h1>{num}</h1><p>{ty} from {from} · received {when}</p><div style=\"float:right\">{qr}<br><small>{url}</small></div>\
-<table>{checks}</table><h2>What the document says</h2>{fields}",
-        num = esc(r.document_id.as_deref().unwrap_or("(unreadable)")),
-        ty = esc(r.document_type.map(|t| t.as_str()).unwrap_or("?")),
-        from = esc(r.sender.as_str()),
-        when = esc(&r.received_at.to_string()),
-        url = esc(&url),
-        checks = check_rows(&lines),
-        fields = fields_table(&r, &payload),
-    );
-    page("Printable view", Some((&user, &csrf)), &body).into_response()
+    let body = html! {
+        h1 { (r.document_id.as_deref().unwrap_or("(unreadable)")) }
+        p {
+            (r.document_type.map(|t| t.as_str()).unwrap_or("?")) " from " (r.sender.as_str())
+            " · received " (r.received_at)
+        }
+        div style="float:right" {
+            // The SVG is the qrcode crate's own drawing: the URL is in it as modules, not text.
+            (PreEscaped(qr))
+            br;
+            small { (url) }
+        }
+        table { (check_rows(&lines)) }
+        h2 { "What the document says" }
+        (fields_table(&r, &payload))
+    };
+    page("Printable view", Some((&user, &csrf)), body).into_response()
 }
 
 #[cfg(test)]
@@ -791,7 +861,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn passwords_hash_and_verify_and_html_is_escaped() {
+    fn passwords_hash_and_verify() {
         let hash = hash_password("correct horse");
         let parsed = PasswordHash::new(&hash).unwrap();
         assert!(
@@ -808,9 +878,133 @@ mod tests {
             PasswordHash::new(DUMMY_HASH).is_ok(),
             "the dummy hash parses, so unknown users cost the same"
         );
-        assert_eq!(
-            esc("<a href=\"x\">&'"),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+    }
+
+    const HOSTILE: &str = "\"><script>alert('x')</script>";
+    const ESCAPED: &str = "&quot;&gt;&lt;script&gt;alert('x')&lt;/script&gt;";
+
+    #[test]
+    fn hostile_text_is_escaped_on_every_page() {
+        // A query typed into the filters, echoed back into the form's attributes.
+        let filters = Filters {
+            q: HOSTILE.into(),
+            country: HOSTILE.into(),
+            from: HOSTILE.into(),
+            ..Filters::default()
+        };
+        let inbox = page(
+            HOSTILE,
+            Some((HOSTILE, "token")),
+            inbox_body(&filters, 7, &Vec::new(), Some(42)),
+        )
+        .0;
+        // A document's fields and a check's detail (a rejection reason comes from the sender).
+        let fields = field_rows(&[document::Field {
+            label: "Exporter".into(),
+            value: HOSTILE.into(),
+            language: Some(HOSTILE.into()),
+        }]);
+        let checks = check_rows(&[CheckLine {
+            name: "Signature",
+            ok: Some(false),
+            detail: HOSTILE.into(),
+        }]);
+        let document = page("KZ-1", None, html! { (fields) table { (checks) } }).0;
+        for rendered in [&inbox, &document] {
+            assert!(!rendered.contains("<script>"), "{rendered}");
+            assert!(rendered.contains(ESCAPED), "{rendered}");
+        }
+        assert!(
+            inbox.contains(&format!(
+                "name=\"q\" placeholder=\"Number, party or country\" value=\"{ESCAPED}\""
+            )),
+            "{inbox}"
         );
+        assert!(inbox.contains(&format!("<title>{ESCAPED} · Caravan</title>")));
+        assert!(inbox.contains(&format!("<span>{ESCAPED}</span>")));
+        // The link to older documents keeps the filters, URL-encoded, and the cursor.
+        assert!(
+            inbox.contains("href=\"/console?q=%22%3E%3Cscript%3E"),
+            "{inbox}"
+        );
+        assert!(inbox.contains("before=42"), "{inbox}");
+        assert!(inbox.contains("Documents in the inbox: 7."));
+        assert!(inbox.contains("No document matches."));
+        assert!(document.contains(&format!("<td>{ESCAPED} <small>[{ESCAPED}]</small></td>")));
+        assert!(document.contains("<td><span class=\"fail\">✘ FAIL</span></td><th>Signature</th>"));
+    }
+
+    #[test]
+    fn filters_keep_what_the_officer_chose() {
+        let filters = Filters {
+            document_type: "e-phyto".into(),
+            status: "rejected".into(),
+            ..Filters::default()
+        };
+        let form = inbox_body(&filters, 0, &Vec::new(), None).into_string();
+        assert!(form.contains("<option value=\"e-phyto\" selected>Phytosanitary</option>"));
+        assert!(form.contains("<option value=\"rejected\" selected>Not genuine</option>"));
+        assert!(form.contains("<option value=\"\">Any type</option>"));
+        assert!(!form.contains("Older documents"));
+    }
+
+    #[test]
+    fn session_cookies_keep_their_attributes() {
+        let set = console_cookie(SESSION_COOKIE, "abc".into(), SESSION_LIFE).to_string();
+        assert!(set.starts_with("caravan_session=abc;"), "{set}");
+        for attribute in [
+            "; HttpOnly",
+            "; SameSite=Strict",
+            "; Secure",
+            "; Path=/console",
+            "; Max-Age=28800",
+        ] {
+            assert!(set.contains(attribute), "{attribute} missing: {set}");
+        }
+        // Logging out empties the cookie and tells the browser to drop it at once.
+        let dropped = console_cookie(SESSION_COOKIE, String::new(), Duration::ZERO).to_string();
+        assert!(dropped.starts_with("caravan_session=;"), "{dropped}");
+        assert!(dropped.contains("; Max-Age=0"), "{dropped}");
+        let response = with_cookie(
+            console_cookie(LOGIN_COOKIE, "t".into(), Duration::from_secs(900)),
+            Redirect::to("/console"),
+        );
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        assert_eq!(response.headers()[header::LOCATION], "/console");
+        assert!(
+            response.headers()[header::SET_COOKIE]
+                .to_str()
+                .unwrap()
+                .starts_with("caravan_login=t;")
+        );
+    }
+
+    #[test]
+    fn the_session_cookie_is_found_among_others() {
+        let mut headers = HeaderMap::new();
+        headers.append(
+            header::COOKIE,
+            "theme=dark; caravan_login=x".parse().unwrap(),
+        );
+        headers.append(
+            header::COOKIE,
+            " other=1 ;caravan_session=0123abcd; caravan_session_old=no"
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(
+            cookie_value(&headers, SESSION_COOKIE).as_deref(),
+            Some("0123abcd")
+        );
+        assert_eq!(cookie_value(&headers, LOGIN_COOKIE).as_deref(), Some("x"));
+        assert_eq!(cookie_value(&headers, "missing"), None);
+        // Malformed pairs are skipped, not fatal.
+        let mut headers = HeaderMap::new();
+        headers.append(
+            header::COOKIE,
+            "=nameless; ;garbage; caravan_session=s".parse().unwrap(),
+        );
+        assert_eq!(cookie_value(&headers, SESSION_COOKIE).as_deref(), Some("s"));
+        assert_eq!(cookie_value(&HeaderMap::new(), SESSION_COOKIE), None);
     }
 }
