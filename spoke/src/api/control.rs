@@ -36,7 +36,7 @@ use crate::{
     document::Problem,
     outbound::{Content, Outgoing, SendError, upload::UploadError},
     rt::blocking,
-    store::{InboxRecord, ResponseBody, SentState, StateChange, StoreError, Verification},
+    store::{InboxRecord, ResponseBody, StoreError, Verification},
 };
 
 use super::{
@@ -255,11 +255,8 @@ fn held_trust(api: &Api) -> Result<Arc<crate::hub::trust::Held>, Failure> {
 async fn exchange_log(State(api): State<Api>) -> Result<Json<LogView>, Failure> {
     let store = api.store.clone();
     let (alarms, alarms_total) = blocking(move || store.log_alarms()).await?;
-    Ok(Json(LogView {
-        last_verified_head: api.hub.log().last(),
-        alarms_total,
-        alarms,
-    }))
+    let head = api.hub.log().last();
+    Ok(Json(LogView::new(head.as_ref(), &alarms, alarms_total)))
 }
 
 async fn trust_list(State(api): State<Api>) -> Result<Json<TrustListView>, Failure> {
@@ -481,7 +478,7 @@ async fn inbox_entry(
         }
         _ => Vec::new(),
     };
-    Ok(Json(InboxDetail { record, fields }))
+    Ok(Json(InboxDetail::new(&record, fields)))
 }
 
 async fn payload(
@@ -513,23 +510,5 @@ async fn status(
                 format!("this spoke sent no message {message_id}"),
             )
         })?;
-    let mut transitions = vec![StateChange {
-        state: SentState::Queued,
-        at: sent.queued_at,
-    }];
-    transitions.extend(sent.transitions.iter().cloned());
-    if sent.state == SentState::Refused {
-        transitions.push(StateChange {
-            state: SentState::Refused,
-            at: sent.queued_at,
-        });
-    }
-    Ok(Json(StatusView {
-        message_id: message_id.to_string(),
-        state: sent.state,
-        transitions,
-        acknowledgement: sent.acknowledgement.clone(),
-        responses: sent.responses.clone(),
-        sent,
-    }))
+    Ok(Json(StatusView::from(&sent)))
 }

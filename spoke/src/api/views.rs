@@ -4,14 +4,15 @@
 
 use serde::{Deserialize, Serialize};
 
-use caravan_common::Timestamp;
+use caravan_common::{DocumentType, MessageId, ParticipantId, Refusal, RefusalCode, Timestamp};
 
 use crate::{
     document::{Field, Problem, Summary},
     outbound::Sent,
     store::{
-        AckRecord, AnswerRecord, InboxRecord, LogAlarm, LogHeadRecord, ReceiptInfo, ResponseBody,
-        SentRecord, SentState, StateChange, Verification,
+        AckCheck, AckRecord, AnswerRecord, Decision, Evidence, InboxRecord, LogAlarm,
+        LogHeadRecord, Note, ReceiptInfo, ResponseBody, SentRecord, SentState, StateChange,
+        Verification,
     },
 };
 
@@ -41,9 +42,137 @@ pub struct Health {
 /// What this spoke verified of the hub's exchange log, and every alarm kept.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LogView {
-    pub last_verified_head: Option<LogHeadRecord>,
+    pub last_verified_head: Option<LogHeadView>,
     pub alarms_total: u64,
-    pub alarms: Vec<LogAlarm>,
+    pub alarms: Vec<LogAlarmView>,
+}
+
+impl LogView {
+    pub fn new(head: Option<&LogHeadRecord>, alarms: &[LogAlarm], alarms_total: u64) -> Self {
+        Self {
+            last_verified_head: head.map(LogHeadView::from),
+            alarms_total,
+            alarms: alarms.iter().map(LogAlarmView::from).collect(),
+        }
+    }
+}
+
+/// A tree head of the hub's exchange log that this spoke verified.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogHeadView {
+    pub size: u64,
+    /// Merkle root, lowercase hex.
+    pub root: String,
+    pub signed_at: Timestamp,
+    pub key_id: String,
+    /// The encoded `caravan.v1.SignedTreeHead`, base64: evidence for third parties.
+    pub signed: String,
+}
+
+impl From<&LogHeadRecord> for LogHeadView {
+    fn from(h: &LogHeadRecord) -> Self {
+        Self {
+            size: h.size,
+            root: h.root.clone(),
+            signed_at: h.signed_at,
+            key_id: h.key_id.clone(),
+            signed: h.signed.clone(),
+        }
+    }
+}
+
+/// A failed check of the hub's exchange log, or documents the hub lost.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogAlarmView {
+    pub at: Timestamp,
+    /// `BAD_LOG_PROOF`, `LOG_INCONSISTENT` or `HUB_LOST_DOCUMENTS`.
+    pub code: String,
+    pub detail: String,
+    /// The message whose proof failed, if the alarm came from one.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub message_id: Option<MessageId>,
+    /// The signed heads involved, as evidence.
+    #[serde(default)]
+    pub heads: Vec<LogHeadView>,
+}
+
+impl From<&LogAlarm> for LogAlarmView {
+    fn from(a: &LogAlarm) -> Self {
+        Self {
+            at: a.at,
+            code: a.code.clone(),
+            detail: a.detail.clone(),
+            message_id: a.message_id,
+            heads: a.heads.iter().map(LogHeadView::from).collect(),
+        }
+    }
+}
+
+/// The outcome of end-to-end verification of a received document, as the APIs show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum VerificationView {
+    /// Every check passed; the notes say what an officer should know besides.
+    Verified {
+        #[serde(default)]
+        notes: Vec<NoteView>,
+    },
+    /// A check failed; the document is kept as evidence and was acknowledged as rejected.
+    Rejected { code: RefusalCode, reason: String },
+}
+
+impl VerificationView {
+    pub fn is_verified(&self) -> bool {
+        matches!(self, Self::Verified { .. })
+    }
+}
+
+impl From<&Verification> for VerificationView {
+    fn from(v: &Verification) -> Self {
+        match v {
+            Verification::Verified { notes } => Self::Verified {
+                notes: notes.iter().map(NoteView::from).collect(),
+            },
+            Verification::Rejected { code, reason } => Self::Rejected {
+                code: *code,
+                reason: reason.clone(),
+            },
+        }
+    }
+}
+
+/// Something worth knowing about a verified document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoteView {
+    /// Stable: `KEY_SINCE_REVOKED`, `TRUST_LIST_STALE`, `PILOT_CORRIDOR`.
+    pub code: String,
+    pub message: String,
+}
+
+impl From<&Note> for NoteView {
+    fn from(n: &Note) -> Self {
+        Self {
+            code: n.code.clone(),
+            message: n.message.clone(),
+        }
+    }
+}
+
+/// A business response's decision, as the APIs show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResponseView {
+    pub decision: Decision,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl From<&ResponseBody> for ResponseView {
+    fn from(r: &ResponseBody) -> Self {
+        Self {
+            decision: r.decision,
+            reason: r.reason.clone(),
+        }
+    }
 }
 
 /// One line of the inbox listing.
@@ -56,13 +185,13 @@ pub struct InboxItem {
     pub document_type: Option<String>,
     pub document_id: Option<String>,
     pub verified: bool,
-    pub verification: Verification,
+    pub verification: VerificationView,
     pub received_at: Timestamp,
     pub accepted_at: Option<Timestamp>,
     pub payload_length: u64,
     pub supersedes: Option<String>,
     pub in_reply_to: Option<String>,
-    pub response: Option<ResponseBody>,
+    pub response: Option<ResponseView>,
     pub summary: Option<Summary>,
 }
 
@@ -75,25 +204,102 @@ impl From<&InboxRecord> for InboxItem {
             document_type: r.document_type.map(|t| t.to_string()),
             document_id: r.document_id.clone(),
             verified: matches!(r.verification, Verification::Verified { .. }),
-            verification: r.verification.clone(),
+            verification: VerificationView::from(&r.verification),
             received_at: r.received_at,
             accepted_at: r.accepted_at,
             payload_length: r.payload_length,
             supersedes: r.supersedes.map(|s| s.to_string()),
             in_reply_to: r.in_reply_to.map(|s| s.to_string()),
-            response: r.response.clone(),
+            response: r.response.as_ref().map(ResponseView::from),
             summary: r.summary.clone(),
         }
     }
 }
 
-/// A received document: its record, and the fields an officer checks.
+/// A received document: what was signed and checked, the evidence, and the fields an officer
+/// checks.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InboxDetail {
-    #[serde(flatten)]
-    pub record: InboxRecord,
+    pub message_id: MessageId,
+    pub sender: ParticipantId,
+    /// As signed in the header; absent if the header could not be trusted.
+    pub document_type: Option<DocumentType>,
+    pub document_id: Option<String>,
+    pub content_type: Option<String>,
+    pub supersedes: Option<MessageId>,
+    /// The message of this spoke's that the document answers.
+    #[serde(default)]
+    pub in_reply_to: Option<MessageId>,
+    /// When the document is a business response: its decision.
+    #[serde(default)]
+    pub response: Option<ResponseView>,
+    /// Key fields read from a verified document (number, issue date).
+    #[serde(default)]
+    pub summary: Option<Summary>,
+    pub created_at: Option<Timestamp>,
+    pub key_id: Option<String>,
+    pub payload_length: u64,
+    /// SHA-256 of the payload as received, hex.
+    pub payload_sha256: String,
+    /// From the hub's receipt, when it verified.
+    pub hub_sequence: Option<u64>,
+    pub accepted_at: Option<Timestamp>,
+    pub received_at: Timestamp,
+    pub verification: VerificationView,
+    /// The signed header, its signature and the hub's signed receipt, base64: the evidence.
+    pub evidence: EvidenceView,
     /// Read from the document only when it verified: what is not genuine is not interpreted.
     pub fields: Vec<Field>,
+}
+
+impl InboxDetail {
+    /// The record's view, with the `fields` read from its document.
+    pub fn new(r: &InboxRecord, fields: Vec<Field>) -> Self {
+        Self {
+            message_id: r.message_id,
+            sender: r.sender,
+            document_type: r.document_type,
+            document_id: r.document_id.clone(),
+            content_type: r.content_type.clone(),
+            supersedes: r.supersedes,
+            in_reply_to: r.in_reply_to,
+            response: r.response.as_ref().map(ResponseView::from),
+            summary: r.summary.clone(),
+            created_at: r.created_at,
+            key_id: r.key_id.clone(),
+            payload_length: r.payload_length,
+            payload_sha256: r.payload_sha256.clone(),
+            hub_sequence: r.hub_sequence,
+            accepted_at: r.accepted_at,
+            received_at: r.received_at,
+            verification: VerificationView::from(&r.verification),
+            evidence: EvidenceView::from(&r.evidence),
+            fields,
+        }
+    }
+}
+
+/// Signed bytes kept as evidence, base64.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EvidenceView {
+    pub header: String,
+    pub signature: String,
+    pub signature_key_id: String,
+    pub receipt: String,
+    /// This spoke's signed acknowledgement, once sent.
+    pub ack: Option<String>,
+}
+
+impl From<&Evidence> for EvidenceView {
+    fn from(e: &Evidence) -> Self {
+        Self {
+            header: e.header.clone(),
+            signature: e.signature.clone(),
+            signature_key_id: e.signature_key_id.clone(),
+            receipt: e.receipt.clone(),
+            ack: e.ack.clone(),
+        }
+    }
 }
 
 /// The state of a sent message and its history, as this spoke followed it from the hub, with
@@ -103,11 +309,150 @@ pub struct StatusView {
     pub message_id: String,
     /// `QUEUED`, `REFUSED`, `ACCEPTED`, `DELIVERED`, `ACKNOWLEDGED`, `REJECTED` or `EXPIRED`.
     pub state: SentState,
-    pub transitions: Vec<StateChange>,
-    pub acknowledgement: Option<AckRecord>,
+    /// Every state, from `QUEUED` (at the time it was queued) to the last; a refused document
+    /// ends with `REFUSED` (at the time it was queued: the refusal's time is not kept).
+    pub transitions: Vec<TransitionView>,
+    pub acknowledgement: Option<AckView>,
     /// Business responses from the recipient, linked to this document.
-    pub responses: Vec<AnswerRecord>,
-    pub sent: SentRecord,
+    pub responses: Vec<AnswerView>,
+    pub sent: SentDetail,
+}
+
+impl From<&SentRecord> for StatusView {
+    fn from(sent: &SentRecord) -> Self {
+        let detail = SentDetail::from(sent);
+        let mut transitions = vec![TransitionView {
+            state: SentState::Queued,
+            at: sent.queued_at,
+        }];
+        transitions.extend(detail.transitions.iter().cloned());
+        if detail.state == SentState::Refused {
+            transitions.push(TransitionView {
+                state: SentState::Refused,
+                at: sent.queued_at,
+            });
+        }
+        Self {
+            message_id: sent.message_id.to_string(),
+            state: detail.state,
+            transitions,
+            acknowledgement: detail.acknowledgement.clone(),
+            responses: detail.responses.clone(),
+            sent: detail,
+        }
+    }
+}
+
+/// A document this spoke sends or sent, with what happened to it, in one flat object.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SentDetail {
+    pub message_id: MessageId,
+    pub recipient: ParticipantId,
+    pub document_type: DocumentType,
+    pub document_id: String,
+    pub payload_length: u64,
+    /// SHA-256 of the signed header, hex.
+    pub header_sha256: String,
+    pub queued_at: Timestamp,
+    pub state: SentState,
+    /// The hub's receipt, once kept.
+    pub receipt: Option<ReceiptView>,
+    /// Why the hub refused it, when it did.
+    pub refusal: Option<Refusal>,
+    /// Submission attempts so far, and the last failure to reach the hub.
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    /// Every state the message has been in at the hub, as the hub reported it.
+    pub transitions: Vec<TransitionView>,
+    /// The recipient's signed acknowledgement, as checked here: proof of receipt.
+    pub acknowledgement: Option<AckView>,
+    /// Business responses the recipient sent back about this document.
+    pub responses: Vec<AnswerView>,
+}
+
+impl From<&SentRecord> for SentDetail {
+    fn from(r: &SentRecord) -> Self {
+        Self {
+            message_id: r.message_id,
+            recipient: r.recipient,
+            document_type: r.document_type,
+            document_id: r.document_id.clone(),
+            payload_length: r.payload_length,
+            header_sha256: r.header_sha256.clone(),
+            queued_at: r.queued_at,
+            state: r.state,
+            receipt: r.receipt.as_ref().map(ReceiptView::from),
+            refusal: r.refusal.clone(),
+            attempts: r.attempts,
+            last_error: r.last_error.clone(),
+            transitions: r.transitions.iter().map(TransitionView::from).collect(),
+            acknowledgement: r.acknowledgement.as_ref().map(AckView::from),
+            responses: r.responses.iter().map(AnswerView::from).collect(),
+        }
+    }
+}
+
+/// A state a sent message entered, and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransitionView {
+    pub state: SentState,
+    pub at: Timestamp,
+}
+
+impl From<&StateChange> for TransitionView {
+    fn from(c: &StateChange) -> Self {
+        Self {
+            state: c.state,
+            at: c.at,
+        }
+    }
+}
+
+/// The recipient's signed acknowledgement as this spoke checked it: `verified`, with `ack`
+/// (its content) when it did and `problem` (why not) when it did not, and `signed`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AckView {
+    pub verified: bool,
+    pub ack: Option<serde_json::Value>,
+    pub problem: Option<String>,
+    /// The signed acknowledgement (protobuf `SignedAck`), base64.
+    pub signed: String,
+}
+
+impl From<&AckRecord> for AckView {
+    fn from(a: &AckRecord) -> Self {
+        let (verified, ack, problem) = match &a.check {
+            AckCheck::Verified(ack) => (true, Some(ack.clone()), None),
+            AckCheck::Failed(problem) => (false, None, Some(problem.clone())),
+        };
+        Self {
+            verified,
+            ack,
+            problem,
+            signed: a.signed.clone(),
+        }
+    }
+}
+
+/// A verified business response to a document this spoke sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnswerView {
+    /// The response's own message id (in the inbox).
+    pub message_id: MessageId,
+    pub decision: Decision,
+    pub reason: Option<String>,
+    pub received_at: Timestamp,
+}
+
+impl From<&AnswerRecord> for AnswerView {
+    fn from(a: &AnswerRecord) -> Self {
+        Self {
+            message_id: a.message_id,
+            decision: a.decision,
+            reason: a.reason.clone(),
+            received_at: a.received_at,
+        }
+    }
 }
 
 /// The answer to a send: the document is in the outbox (`QUEUED`), or, when the caller waited,
@@ -160,50 +505,18 @@ pub use caravan_common::trust::view::{
 
 #[cfg(test)]
 mod tests {
-    use caravan_common::{DocumentType, MessageId, RefusalCode};
     use serde_json::json;
 
-    use crate::store::Evidence;
+    use crate::store::fixtures::inbox_record;
 
     use super::*;
-
-    fn record(id: MessageId) -> InboxRecord {
-        InboxRecord {
-            message_id: id,
-            sender: "KZ".parse().unwrap(),
-            document_type: Some(DocumentType::CertificateOfOrigin),
-            document_id: Some("KZ-CO-1".into()),
-            content_type: Some("application/xml".into()),
-            supersedes: None,
-            in_reply_to: None,
-            response: None,
-            summary: None,
-            created_at: None,
-            key_id: None,
-            payload_length: 3,
-            payload_sha256: "00".into(),
-            hub_sequence: Some(7),
-            accepted_at: Some(Timestamp::from_millis(1_000)),
-            received_at: Timestamp::from_millis(2_000),
-            verification: Verification::Rejected {
-                code: RefusalCode::KeyRevoked,
-                reason: "lost".into(),
-            },
-            evidence: Evidence {
-                header: String::new(),
-                signature: String::new(),
-                signature_key_id: String::new(),
-                receipt: String::new(),
-                ack: None,
-            },
-        }
-    }
 
     /// The inbox item as the NSW API, the webhook and `inbox --json` have always shown it.
     #[test]
     fn an_inbox_item_keeps_its_json() {
-        let id = MessageId::generate();
-        let mut item = InboxItem::from(&record(id));
+        let record = inbox_record("KZ");
+        let id = record.message_id;
+        let mut item = InboxItem::from(&record);
         item.cursor = 4;
         assert_eq!(
             serde_json::to_value(&item).unwrap(),
@@ -258,5 +571,368 @@ mod tests {
         );
         let back: SentView = serde_json::from_value(value).unwrap();
         assert_eq!(back.receipt.unwrap().hub_sequence, 9);
+    }
+
+    /// A fixed id, so that the expected JSON can be written out.
+    const ID: &str = "01890a5d-ac96-774b-bcce-b302099a8057";
+    const REPLY: &str = "01890a5d-ac96-774b-bcce-b302099a8058";
+
+    /// `GET /v1/inbox/{id}` (and the NSW API's) exactly as it answered while it was the stored
+    /// record flattened, with every field set.
+    #[test]
+    fn an_inbox_detail_keeps_its_json() {
+        let reply: MessageId = REPLY.parse().unwrap();
+        let record = InboxRecord {
+            message_id: ID.parse().unwrap(),
+            supersedes: Some(reply),
+            in_reply_to: Some(reply),
+            response: Some(ResponseBody {
+                decision: Decision::Rejected,
+                reason: Some("late".into()),
+            }),
+            summary: Some(Summary {
+                document_number: Some("KZ-CO-1".into()),
+                issue_date: Some("2026-01-02".into()),
+                parties: vec!["Exporter LLP".into()],
+            }),
+            created_at: Some(Timestamp::from_millis(500)),
+            key_id: Some("0011223344556677".into()),
+            verification: Verification::Verified {
+                notes: vec![Note::new("PILOT_CORRIDOR", "pilot".into())],
+            },
+            evidence: Evidence {
+                header: "aGVhZGVy".into(),
+                signature: "c2ln".into(),
+                signature_key_id: "0011223344556677".into(),
+                receipt: "cmVj".into(),
+                ack: Some("YWNr".into()),
+            },
+            ..inbox_record("KZ")
+        };
+        let fields = vec![
+            Field {
+                label: "Number".into(),
+                value: "KZ-CO-1".into(),
+                language: None,
+            },
+            Field {
+                label: "Goods".into(),
+                value: "wheat".into(),
+                language: Some("en".into()),
+            },
+        ];
+        let detail = InboxDetail::new(&record, fields);
+        let value = serde_json::to_value(&detail).unwrap();
+        assert_eq!(
+            value,
+            json!({
+                "message_id": "01890a5d-ac96-774b-bcce-b302099a8057",
+                "sender": "KZ",
+                "document_type": "e-co",
+                "document_id": "KZ-CO-1",
+                "content_type": "application/xml",
+                "supersedes": "01890a5d-ac96-774b-bcce-b302099a8058",
+                "in_reply_to": "01890a5d-ac96-774b-bcce-b302099a8058",
+                "response": {
+                    "decision": "rejected",
+                    "reason": "late"
+                },
+                "summary": {
+                    "document_number": "KZ-CO-1",
+                    "issue_date": "2026-01-02",
+                    "parties": [
+                        "Exporter LLP"
+                    ]
+                },
+                "created_at": "1970-01-01T00:00:00.500Z",
+                "key_id": "0011223344556677",
+                "payload_length": 3,
+                "payload_sha256": "00",
+                "hub_sequence": 7,
+                "accepted_at": "1970-01-01T00:00:01.000Z",
+                "received_at": "1970-01-01T00:00:02.000Z",
+                "verification": {
+                    "status": "verified",
+                    "notes": [
+                        {
+                            "code": "PILOT_CORRIDOR",
+                            "message": "pilot"
+                        }
+                    ]
+                },
+                "evidence": {
+                    "header": "aGVhZGVy",
+                    "signature": "c2ln",
+                    "signature_key_id": "0011223344556677",
+                    "receipt": "cmVj",
+                    "ack": "YWNr"
+                },
+                "fields": [
+                    {
+                        "label": "Number",
+                        "value": "KZ-CO-1"
+                    },
+                    {
+                        "label": "Goods",
+                        "value": "wheat",
+                        "language": "en"
+                    }
+                ]
+            })
+        );
+        // The client reads it back.
+        let back: InboxDetail = serde_json::from_value(value).unwrap();
+        assert_eq!(back.evidence, EvidenceView::from(&record.evidence));
+        assert!(back.verification.is_verified());
+    }
+
+    /// A sent document the recipient acknowledged and answered, after two attempts.
+    fn acknowledged() -> SentRecord {
+        let id: MessageId = ID.parse().unwrap();
+        SentRecord {
+            message_id: id,
+            recipient: "CN".parse().unwrap(),
+            document_type: DocumentType::Invoice,
+            document_id: "INV-1".into(),
+            payload_length: 3,
+            header_sha256: "ab".into(),
+            queued_at: Timestamp::from_millis(100),
+            state: SentState::Acknowledged,
+            receipt: Some(ReceiptInfo {
+                hub_sequence: 9,
+                accepted_at: Timestamp::from_millis(1_000),
+                key_id: "abcd".into(),
+                signed: "c2ln".into(),
+            }),
+            refusal: None,
+            attempts: 2,
+            last_error: Some("Unavailable: down".into()),
+            transitions: vec![
+                StateChange {
+                    state: SentState::Accepted,
+                    at: Timestamp::from_millis(1_000),
+                },
+                StateChange {
+                    state: SentState::Acknowledged,
+                    at: Timestamp::from_millis(3_000),
+                },
+            ],
+            acknowledgement: Some(AckRecord {
+                check: AckCheck::Verified(json!({"outcome": "accepted"})),
+                signed: "YWNr".into(),
+            }),
+            responses: vec![AnswerRecord {
+                message_id: REPLY.parse().unwrap(),
+                decision: Decision::Accepted,
+                reason: None,
+                received_at: Timestamp::from_millis(4_000),
+            }],
+        }
+    }
+
+    /// A sent document the hub refused.
+    fn refused() -> SentRecord {
+        SentRecord {
+            state: SentState::Refused,
+            receipt: None,
+            refusal: Some(Refusal::new(RefusalCode::UnknownParticipant, "who?")),
+            transitions: Vec::new(),
+            acknowledgement: None,
+            responses: Vec::new(),
+            ..acknowledged()
+        }
+    }
+
+    /// `GET /v1/sent/{id}/status` (and the NSW API's `/documents/{id}`) exactly as it answered
+    /// while it embedded the stored record: acknowledged, then refused.
+    #[test]
+    fn a_status_view_keeps_its_json() {
+        let value = serde_json::to_value(StatusView::from(&acknowledged())).unwrap();
+        assert_eq!(
+            value,
+            json!({
+                "message_id": "01890a5d-ac96-774b-bcce-b302099a8057",
+                "state": "ACKNOWLEDGED",
+                "transitions": [
+                    {
+                        "state": "QUEUED",
+                        "at": "1970-01-01T00:00:00.100Z"
+                    },
+                    {
+                        "state": "ACCEPTED",
+                        "at": "1970-01-01T00:00:01.000Z"
+                    },
+                    {
+                        "state": "ACKNOWLEDGED",
+                        "at": "1970-01-01T00:00:03.000Z"
+                    }
+                ],
+                "acknowledgement": {
+                    "verified": true,
+                    "ack": {
+                        "outcome": "accepted"
+                    },
+                    "problem": null,
+                    "signed": "YWNr"
+                },
+                "responses": [
+                    {
+                        "message_id": "01890a5d-ac96-774b-bcce-b302099a8058",
+                        "decision": "accepted",
+                        "reason": null,
+                        "received_at": "1970-01-01T00:00:04.000Z"
+                    }
+                ],
+                "sent": {
+                    "message_id": "01890a5d-ac96-774b-bcce-b302099a8057",
+                    "recipient": "CN",
+                    "document_type": "e-invoice",
+                    "document_id": "INV-1",
+                    "payload_length": 3,
+                    "header_sha256": "ab",
+                    "queued_at": "1970-01-01T00:00:00.100Z",
+                    "state": "ACKNOWLEDGED",
+                    "receipt": {
+                        "hub_sequence": 9,
+                        "accepted_at": "1970-01-01T00:00:01.000Z",
+                        "key_id": "abcd",
+                        "signed": "c2ln"
+                    },
+                    "refusal": null,
+                    "attempts": 2,
+                    "last_error": "Unavailable: down",
+                    "transitions": [
+                        {
+                            "state": "ACCEPTED",
+                            "at": "1970-01-01T00:00:01.000Z"
+                        },
+                        {
+                            "state": "ACKNOWLEDGED",
+                            "at": "1970-01-01T00:00:03.000Z"
+                        }
+                    ],
+                    "acknowledgement": {
+                        "verified": true,
+                        "ack": {
+                            "outcome": "accepted"
+                        },
+                        "problem": null,
+                        "signed": "YWNr"
+                    },
+                    "responses": [
+                        {
+                            "message_id": "01890a5d-ac96-774b-bcce-b302099a8058",
+                            "decision": "accepted",
+                            "reason": null,
+                            "received_at": "1970-01-01T00:00:04.000Z"
+                        }
+                    ]
+                }
+            })
+        );
+        let back: StatusView = serde_json::from_value(value).unwrap();
+        assert_eq!(back.sent.receipt.unwrap().hub_sequence, 9);
+        assert!(back.acknowledgement.unwrap().verified);
+
+        let value = serde_json::to_value(StatusView::from(&refused())).unwrap();
+        assert_eq!(
+            value,
+            json!({
+                "message_id": "01890a5d-ac96-774b-bcce-b302099a8057",
+                "state": "REFUSED",
+                "transitions": [
+                    {
+                        "state": "QUEUED",
+                        "at": "1970-01-01T00:00:00.100Z"
+                    },
+                    {
+                        "state": "REFUSED",
+                        "at": "1970-01-01T00:00:00.100Z"
+                    }
+                ],
+                "acknowledgement": null,
+                "responses": [],
+                "sent": {
+                    "message_id": "01890a5d-ac96-774b-bcce-b302099a8057",
+                    "recipient": "CN",
+                    "document_type": "e-invoice",
+                    "document_id": "INV-1",
+                    "payload_length": 3,
+                    "header_sha256": "ab",
+                    "queued_at": "1970-01-01T00:00:00.100Z",
+                    "state": "REFUSED",
+                    "receipt": null,
+                    "refusal": {
+                        "code": "UNKNOWN_PARTICIPANT",
+                        "detail": "who?"
+                    },
+                    "attempts": 2,
+                    "last_error": "Unavailable: down",
+                    "transitions": [],
+                    "acknowledgement": null,
+                    "responses": []
+                }
+            })
+        );
+    }
+
+    /// `GET /v1/log`: as it answered while it embedded the stored head and alarms.
+    #[test]
+    fn a_log_view_keeps_its_json() {
+        let head = LogHeadRecord {
+            size: 12,
+            root: "ab".into(),
+            signed_at: Timestamp::from_millis(1_000),
+            key_id: "k1".into(),
+            signed: "c2ln".into(),
+        };
+        let alarms = [
+            LogAlarm {
+                at: Timestamp::from_millis(2_000),
+                code: "LOG_INCONSISTENT".into(),
+                detail: "forked".into(),
+                message_id: Some(ID.parse().unwrap()),
+                heads: vec![head.clone()],
+            },
+            LogAlarm {
+                at: Timestamp::from_millis(3_000),
+                code: "HUB_LOST_DOCUMENTS".into(),
+                detail: "lost".into(),
+                message_id: None,
+                heads: Vec::new(),
+            },
+        ];
+        let view = serde_json::to_value(LogView::new(Some(&head), &alarms, 5)).unwrap();
+        let head_json = json!({
+            "size": 12,
+            "root": "ab",
+            "signed_at": "1970-01-01T00:00:01.000Z",
+            "key_id": "k1",
+            "signed": "c2ln",
+        });
+        assert_eq!(
+            view,
+            json!({
+                "last_verified_head": head_json,
+                "alarms_total": 5,
+                "alarms": [
+                    {
+                        "at": "1970-01-01T00:00:02.000Z",
+                        "code": "LOG_INCONSISTENT",
+                        "detail": "forked",
+                        "message_id": ID,
+                        "heads": [head_json],
+                    },
+                    {
+                        "at": "1970-01-01T00:00:03.000Z",
+                        "code": "HUB_LOST_DOCUMENTS",
+                        "detail": "lost",
+                        "heads": [],
+                    },
+                ],
+            })
+        );
+        let back: LogView = serde_json::from_value(view).unwrap();
+        assert_eq!(back.alarms[0].heads[0].size, 12);
     }
 }

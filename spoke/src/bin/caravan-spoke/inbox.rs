@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use caravan_common::{MessageId, ParticipantId};
-use caravan_spoke::store::Verification;
+use caravan_spoke::api::views::VerificationView;
 
 use crate::{Failure, json_line, with_client};
 
@@ -30,12 +30,12 @@ impl Inbox {
         }
         for i in items {
             let verdict = match &i.verification {
-                Verification::Verified { notes } if notes.is_empty() => "verified".to_owned(),
-                Verification::Verified { notes } => {
+                VerificationView::Verified { notes } if notes.is_empty() => "verified".to_owned(),
+                VerificationView::Verified { notes } => {
                     let codes: Vec<&str> = notes.iter().map(|n| n.code.as_str()).collect();
                     format!("verified ({})", codes.join(", "))
                 }
-                Verification::Rejected { code, .. } => format!("REJECTED ({code})"),
+                VerificationView::Rejected { code, .. } => format!("REJECTED ({code})"),
             };
             caravan_common::out!(
                 "{}  {}  {:<9}  {:<24}  {}  {}",
@@ -85,7 +85,7 @@ impl Show {
             caravan_common::out!("{}", json_line(&detail)?);
             return Ok(());
         }
-        let r = &detail.record;
+        let r = &detail;
         let lines: [(&str, Option<String>); 12] = [
             ("message_id", Some(r.message_id.to_string())),
             ("sender", Some(r.sender.to_string())),
@@ -106,10 +106,10 @@ impl Show {
             }
         }
         let verification = match &r.verification {
-            Verification::Verified { .. } => {
+            VerificationView::Verified { .. } => {
                 "verified end to end (signature, signing key, sender, payload, hub receipt)".into()
             }
-            Verification::Rejected { code, reason } => format!("REJECTED: {code}: {reason}"),
+            VerificationView::Rejected { code, reason } => format!("REJECTED: {code}: {reason}"),
         };
         caravan_common::out!("{:<15} {verification}", "verification");
         for f in &detail.fields {

@@ -28,16 +28,13 @@ impl Status {
             caravan_common::out!("  {:<13} {}", wire_name(&t.state), t.at);
         }
         if let Some(ack) = &status.acknowledgement {
-            let verified = if ack.is_verified() {
+            let verified = if ack.verified {
                 "signature verified"
             } else {
                 "SIGNATURE NOT VERIFIED"
             };
             // The outcome as the acknowledgement states it (`accepted`, or the rejection).
-            let content = match &ack.check {
-                caravan_spoke::store::AckCheck::Verified(content) => Some(content),
-                caravan_spoke::store::AckCheck::Failed(_) => None,
-            };
+            let content = ack.ack.as_ref().filter(|_| ack.verified);
             let outcome = content.and_then(|a| a.get("outcome")).map_or_else(
                 || "-".to_owned(),
                 |o| match o {
