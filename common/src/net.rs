@@ -544,30 +544,50 @@ where
     }
 }
 
+/// Why the TLS material of a config cannot make a TLS server (the gRPC port, the dashboard):
+/// which setting is at fault, the parser's or rustls's error its source.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsSetupError {
+    #[error("tls.cert: not PEM certificates")]
+    Cert(#[source] rustls_pki_types::pem::Error),
+    #[error("tls.key: not a PEM private key")]
+    Key(#[source] rustls_pki_types::pem::Error),
+    #[error("tls.ca_cert: not PEM certificates")]
+    CaPem(#[source] rustls_pki_types::pem::Error),
+    #[error("tls.ca_cert: a certificate cannot be a trust anchor")]
+    CaCert(#[source] rustls::Error),
+    #[error("client verifier")]
+    ClientVerifier(#[source] rustls::server::VerifierBuilderError),
+    #[error("protocol versions")]
+    Versions(#[source] rustls::Error),
+    #[error("tls.cert/tls.key: not a usable server certificate and key")]
+    Identity(#[source] rustls::Error),
+}
+
 /// The TLS server side every TLS listener uses: the hub's certificate, client certificates
 /// required and checked against the CA, ring, the given ALPN protocols.
-pub fn tls_acceptor(material: &TlsMaterial, alpn: &[&[u8]]) -> Result<TlsAcceptor, String> {
+pub fn tls_acceptor(material: &TlsMaterial, alpn: &[&[u8]]) -> Result<TlsAcceptor, TlsSetupError> {
     use rustls_pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&material.cert)
         .collect::<Result<_, _>>()
-        .map_err(|e| format!("tls.cert: {e}"))?;
-    let key = PrivateKeyDer::from_pem_slice(&material.key).map_err(|e| format!("tls.key: {e}"))?;
+        .map_err(TlsSetupError::Cert)?;
+    let key = PrivateKeyDer::from_pem_slice(&material.key).map_err(TlsSetupError::Key)?;
     let mut roots = RootCertStore::empty();
     for ca in CertificateDer::pem_slice_iter(&material.ca_cert) {
         roots
-            .add(ca.map_err(|e| format!("tls.ca_cert: {e}"))?)
-            .map_err(|e| format!("tls.ca_cert: {e}"))?;
+            .add(ca.map_err(TlsSetupError::CaPem)?)
+            .map_err(TlsSetupError::CaCert)?;
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .build()
-        .map_err(|e| format!("client verifier: {e}"))?;
+        .map_err(TlsSetupError::ClientVerifier)?;
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
+        .map_err(TlsSetupError::Versions)?
         .with_client_cert_verifier(verifier)
         .with_single_cert(certs, key)
-        .map_err(|e| format!("tls.cert/tls.key: {e}"))?;
+        .map_err(TlsSetupError::Identity)?;
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
@@ -939,6 +959,36 @@ mod tests {
         let limits = Limits::default();
         assert_eq!(limits.handshake_timeout, Duration::from_secs(10));
         assert_eq!(limits.max_handshakes, 256);
+    }
+
+    /// The whole chain of an error, as the binaries print it.
+    fn chain(e: &dyn std::error::Error) -> String {
+        let mut text = e.to_string();
+        let mut cause = e.source();
+        while let Some(c) = cause {
+            text.push_str(&format!(": {c}"));
+            cause = c.source();
+        }
+        text
+    }
+
+    #[test]
+    fn tls_material_that_does_not_parse_names_the_setting_and_keeps_the_cause() {
+        let material = |cert: &str, key: &str| TlsMaterial {
+            ca_cert: Vec::new(),
+            cert: cert.as_bytes().to_vec(),
+            key: key.as_bytes().to_vec(),
+        };
+        let cut_short = "-----BEGIN CERTIFICATE-----\nAAAA\n";
+        let e = tls_acceptor(&material(cut_short, ""), &[]).err().unwrap();
+        assert!(matches!(e, TlsSetupError::Cert(_)), "{e:?}");
+        let text = chain(&e);
+        assert!(text.starts_with("tls.cert: "), "{text}");
+        assert!(std::error::Error::source(&e).is_some(), "{text}");
+        let e = tls_acceptor(&material("", "not a key"), &[]).err().unwrap();
+        assert!(matches!(e, TlsSetupError::Key(_)), "{e:?}");
+        assert!(chain(&e).starts_with("tls.key: "), "{}", chain(&e));
+        assert!(std::error::Error::source(&e).is_some());
     }
 
     async fn listener(limits: Limits) -> (Listener<Plain>, SocketAddr) {

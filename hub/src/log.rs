@@ -18,7 +18,7 @@ use prost::Message;
 use serde::Serialize;
 
 use caravan_common::{
-    Timestamp,
+    Refusal, Timestamp,
     envelope::to_hex,
     merkle::{self, Hash, Nodes},
     signing::{Purpose, SigningKey},
@@ -332,12 +332,26 @@ pub fn audit(store: &Backend, trust: &TrustSet) -> Result<Audit, StoreError> {
     })
 }
 
+/// Why a stored log could not be audited.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// The store failed, or a record of it (the registry itself) is missing or does not decode.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The trust list the store holds decodes but does not verify with the anchor key given:
+    /// signed by another key, a signature that fails, or an entry that breaks a rule (the
+    /// refusal names which). Its hub keys cannot judge the tree heads; not a store fault (the
+    /// configured `anchor_key` may be another network's).
+    #[error("the stored trust list does not verify with the anchor key {anchor}: {refusal}")]
+    TrustList { anchor: String, refusal: Refusal },
+}
+
 /// Audit a store with the hub keys of the trust list it holds, which `anchor` must have signed.
 /// Returns the audit and the trust list's version.
 pub fn audit_stored(
     store: &Backend,
     anchor: &caravan_common::signing::PublicKey,
-) -> Result<(Audit, u64), StoreError> {
+) -> Result<(Audit, u64), AuditError> {
     let corrupt = |detail: String| StoreError::Corrupt {
         what: "registry",
         detail,
@@ -347,8 +361,12 @@ pub fn audit_stored(
         .ok_or_else(|| corrupt("the store holds no registry".into()))?;
     let signed = v1::SignedTrustList::decode(record.signed_trust_list.as_slice())
         .map_err(|e| corrupt(e.to_string()))?;
-    let (list, trust) = caravan_proto::trust_list::open(&signed, anchor)
-        .map_err(|r| corrupt(format!("the stored trust list: {r}")))?;
+    let (list, trust) = caravan_proto::trust_list::open(&signed, anchor).map_err(|refusal| {
+        AuditError::TrustList {
+            anchor: anchor.key_id().to_string(),
+            refusal,
+        }
+    })?;
     Ok((audit(store, &trust)?, list.version))
 }
 
@@ -406,4 +424,75 @@ pub fn export(store: &Backend, since: Timestamp) -> Result<Vec<ExportedEntry>, S
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use caravan_common::{RefusalCode, signing::SigningKey, store::EngineKind};
+    use caravan_proto::trust_list;
+
+    use super::*;
+    use crate::store::RegistryRecord;
+
+    fn store_with_list(dir: &std::path::Path, signer: &SigningKey) -> Backend {
+        let store = Backend::open(dir, Some(EngineKind::Redb), 8 << 20).unwrap();
+        let list = v1::TrustList {
+            version: 2,
+            anchor_key_id: signer.key_id().to_string(),
+            ..Default::default()
+        };
+        let record = RegistryRecord {
+            signed_trust_list: trust_list::sign(&list, signer).encode_to_vec(),
+            revoked_certificates: Vec::new(),
+        };
+        let entry = LogEntry {
+            kind: LogKind::RegistryChange as i32,
+            actor: "operator:alice".into(),
+            ..Default::default()
+        };
+        store.save_registry(&record, &entry).unwrap();
+        store
+    }
+
+    #[test]
+    fn a_trust_list_that_does_not_verify_is_not_a_store_fault() {
+        let dir = tempfile::tempdir().unwrap();
+        let anchor = SigningKey::generate();
+        let store = store_with_list(dir.path(), &anchor);
+        let (_, version) = audit_stored(&store, anchor.public()).unwrap();
+        assert_eq!(version, 2);
+        let other = SigningKey::generate();
+        let e = audit_stored(&store, other.public()).unwrap_err();
+        match &e {
+            AuditError::TrustList { anchor, refusal } => {
+                assert_eq!(anchor, &other.key_id().to_string());
+                assert_eq!(refusal.code, RefusalCode::InvalidTrustList);
+                assert!(refusal.detail.contains("not by the pinned anchor"), "{e}");
+            }
+            AuditError::Store(_) => panic!("reported as a store fault: {e}"),
+        }
+        assert!(!e.to_string().contains("corrupt"), "{e}");
+    }
+
+    #[test]
+    fn a_registry_that_does_not_decode_is_a_store_fault() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Backend::open(dir.path(), Some(EngineKind::Redb), 8 << 20).unwrap();
+        let record = RegistryRecord {
+            signed_trust_list: vec![0xff; 7],
+            revoked_certificates: Vec::new(),
+        };
+        store.save_registry(&record, &LogEntry::default()).unwrap();
+        let e = audit_stored(&store, SigningKey::generate().public()).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                AuditError::Store(StoreError::Corrupt {
+                    what: "registry",
+                    ..
+                })
+            ),
+            "{e:?}"
+        );
+    }
 }

@@ -19,7 +19,7 @@ use caravan_common::{
 };
 
 use crate::{
-    log::{self, Audit},
+    log::{self, Audit, AuditError},
     store::{Backend, StoreError, TABLES},
 };
 
@@ -98,7 +98,11 @@ pub fn migrate(
     if !report.is_sound() {
         return Err(unsound(vec![report.summary()]));
     }
-    let (audit, _) = log::audit_stored(&moved, anchor).map_err(MigrateError::Copy)?;
+    let (audit, _) = match log::audit_stored(&moved, anchor) {
+        Ok(audited) => audited,
+        Err(AuditError::Store(e)) => return Err(MigrateError::Copy(e)),
+        Err(e @ AuditError::TrustList { .. }) => return Err(unsound(vec![e.to_string()])),
+    };
     if !audit.problems.is_empty() {
         return Err(unsound(audit.problems));
     }

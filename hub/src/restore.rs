@@ -22,7 +22,7 @@ use serde::Serialize;
 use caravan_common::{Timestamp, signing::PublicKey};
 
 use crate::{
-    log::{self, Audit},
+    log::{self, Audit, AuditError},
     store::{Backend, StoreError},
 };
 
@@ -107,7 +107,7 @@ pub fn restore(
         if audit.problems.is_empty() {
             store.prepare_restored(replaced.as_ref())?;
         }
-        Ok::<_, StoreError>(Ok((audit, version)))
+        Ok::<_, AuditError>(Ok((audit, version)))
     })();
     drop(replaced);
     let (audit, trust_list_version) = match checked {
@@ -122,7 +122,11 @@ pub fn restore(
         }
         Err(e) => {
             let _ = std::fs::remove_dir_all(&staging);
-            return Err(e.into());
+            return Err(match e {
+                AuditError::Store(e) => e.into(),
+                // The backup's list does not verify with this hub's anchor: an audit failure.
+                e @ AuditError::TrustList { .. } => RestoreError::AuditFailed(vec![e.to_string()]),
+            });
         }
     };
     let set_aside = if live.exists() {

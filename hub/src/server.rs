@@ -92,8 +92,8 @@ pub enum RunError {
     )]
     StoreDamaged { path: String, problems: String },
     /// The TLS material of the config, as the gRPC port and the dashboard load it.
-    #[error("TLS: {0}")]
-    Tls(String),
+    #[error("TLS")]
+    Tls(#[from] net::TlsSetupError),
 }
 
 /// A gRPC connection: a [`Conn`] that tonic can ask for its addresses, so that, under TLS,
@@ -353,7 +353,7 @@ pub async fn run(
         let tcp = listen(addr, "dashboard_listen").await?;
         listening.dashboard = tcp.local_addr().ok();
         info!(addr = %tcp.local_addr().map(|a| a.to_string()).unwrap_or_default(), "dashboard listening");
-        let tls = net::tls_acceptor(&config.tls, &[b"http/1.1"]).map_err(RunError::Tls)?;
+        let tls = net::tls_acceptor(&config.tls, &[b"http/1.1"])?;
         let listener = Listener::new(tcp, Tls::<Conn>::new(tls), limits, dashboard_stats);
         let app = crate::dashboard::router(observed.clone());
         tokio::spawn(net::serve_http1(
@@ -394,7 +394,7 @@ pub async fn run(
     let exchange_service = ExchangeServer::new(ExchangeService(exchange))
         .max_decoding_message_size(MESSAGE_LIMIT)
         .max_encoding_message_size(MESSAGE_LIMIT);
-    let tls = net::tls_acceptor(&config.tls, &[b"h2"]).map_err(RunError::Tls)?;
+    let tls = net::tls_acceptor(&config.tls, &[b"h2"])?;
     let addr = listener.local_addr().ok();
     // HTTP/2 pings every 30 s keep a live peer busy, so a connection with no byte either way
     // for idle_timeout is cut too.

@@ -36,9 +36,16 @@ const WEBHOOK_PAGE: usize = 100;
 /// Why a push to the webhook failed (it is retried with backoff).
 #[derive(Debug, thiserror::Error)]
 pub enum WebhookError {
-    /// The URL or the TLS settings cannot make a client (checked at start).
+    /// The URL cannot make a client (checked at start).
     #[error("NSW webhook: {0}")]
     Setup(String),
+    /// A setting (`what`: `ca_file`, the host name, ...) cannot make a client or a request.
+    #[error("NSW webhook: {what}: {source}")]
+    Invalid {
+        what: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("cannot connect to the NSW webhook at {addr}: {source}")]
     Connect {
         addr: String,
@@ -83,6 +90,11 @@ pub struct Webhook {
 impl Webhook {
     pub fn new(config: &WebhookConfig) -> Result<Self, WebhookError> {
         let setup = |m: String| WebhookError::Setup(m);
+        let invalid =
+            |what: &str, source: Box<dyn std::error::Error + Send + Sync>| WebhookError::Invalid {
+                what: what.to_owned(),
+                source,
+            };
         let url = &config.url;
         let host = url
             .host()
@@ -105,8 +117,8 @@ impl Webhook {
             match &config.ca_pem {
                 Some(pem) => {
                     for ca in CertificateDer::pem_slice_iter(pem) {
-                        let ca = ca.map_err(|e| setup(format!("ca_file: {e}")))?;
-                        roots.add(ca).map_err(|e| setup(format!("ca_file: {e}")))?;
+                        let ca = ca.map_err(|e| invalid("ca_file", e.into()))?;
+                        roots.add(ca).map_err(|e| invalid("ca_file", e.into()))?;
                     }
                 }
                 None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
@@ -114,11 +126,10 @@ impl Webhook {
             let provider = Arc::new(rustls::crypto::ring::default_provider());
             let client = rustls::ClientConfig::builder_with_provider(provider)
                 .with_safe_default_protocol_versions()
-                .map_err(|e| setup(e.to_string()))?
+                .map_err(|e| invalid("TLS protocol versions", e.into()))?
                 .with_root_certificates(roots)
                 .with_no_client_auth();
-            let name =
-                ServerName::try_from(host.clone()).map_err(|e| setup(format!("{host}: {e}")))?;
+            let name = ServerName::try_from(host.clone()).map_err(|e| invalid(&host, e.into()))?;
             Some((TlsConnector::from(Arc::new(client)), name))
         } else {
             None
@@ -199,7 +210,10 @@ impl Webhook {
                 .header(header::CONTENT_TYPE, "application/json")
                 .header("x-caravan-event", "document.received")
                 .body(Full::new(Bytes::from(body)))
-                .map_err(|e| WebhookError::Setup(e.to_string()))?;
+                .map_err(|e| WebhookError::Invalid {
+                    what: "the request".into(),
+                    source: e.into(),
+                })?;
             let answered = sender.send_request(request).await;
             let result = match answered {
                 Ok(response) => {
@@ -300,6 +314,25 @@ mod tests {
             response_timeout: Duration::from_secs(response_secs),
         })
         .unwrap()
+    }
+
+    /// A `ca_file` that is not PEM is named, its parser's error kept as the source.
+    #[test]
+    fn a_bad_ca_file_is_named_with_its_cause() {
+        let e = Webhook::new(&WebhookConfig {
+            url: "https://nsw.example/hook".parse().unwrap(),
+            ca_pem: Some(b"-----BEGIN CERTIFICATE-----\nAAAA\n".to_vec()),
+            connect_timeout: Duration::from_secs(1),
+            response_timeout: Duration::from_secs(1),
+        })
+        .err()
+        .unwrap();
+        assert!(
+            matches!(&e, WebhookError::Invalid { what, .. } if what == "ca_file"),
+            "{e}"
+        );
+        assert!(e.to_string().starts_with("NSW webhook: ca_file: "), "{e}");
+        assert!(std::error::Error::source(&e).is_some());
     }
 
     /// An endpoint that takes the connection and never answers: the push ends with its own

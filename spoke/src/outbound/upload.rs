@@ -53,9 +53,9 @@ pub enum UploadError {
         "no room to take the document in: payload_in_flight_mib ({mib} MiB) is held by documents being received or queued; waited {waited_secs} s (upload.room_wait_secs)"
     )]
     NoRoom { mib: usize, waited_secs: u64 },
-    /// The body failed otherwise (400).
+    /// The body failed otherwise (400); the body's (or the room's) error is the source.
     #[error("the document could not be read: {0}")]
-    Read(String),
+    Read(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// What uploads did, for `/metrics`, and whether the room is full now (logged once per change).
@@ -155,7 +155,7 @@ async fn read(
         .permits
         .clone()
         .try_acquire_many_owned(0)
-        .map_err(|e| UploadError::Read(e.to_string()))?;
+        .map_err(|e| UploadError::Read(e.into()))?;
     let mut document = Vec::new();
     let mut body = body;
     loop {
@@ -179,7 +179,7 @@ async fn read(
                     }
                     cause = c.source();
                 }
-                return Err(UploadError::Read(e.to_string()));
+                return Err(UploadError::Read(e.into()));
             }
             Ok(Some(Ok(frame))) => frame,
         };
@@ -208,7 +208,7 @@ async fn read(
                     paused += waiting.elapsed();
                     match acquired {
                         Ok(Ok(more)) => more,
-                        Ok(Err(e)) => return Err(UploadError::Read(e.to_string())),
+                        Ok(Err(e)) => return Err(UploadError::Read(e.into())),
                         Err(_) => {
                             return Err(UploadError::NoRoom {
                                 mib: room.kib / 1024,
@@ -229,7 +229,7 @@ async fn read(
                 mib: room.kib / 1024,
                 waited_secs: rules.room_wait.as_secs(),
             })?
-            .map_err(|e| UploadError::Read(e.to_string()))?;
+            .map_err(|e| UploadError::Read(e.into()))?;
         held.merge(one);
     }
     Ok((document, held))
