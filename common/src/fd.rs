@@ -5,11 +5,10 @@
 //! payload segment fails, which once read as "stored payload chunk is missing". Every place
 //! that can hit the limit asks [`is_exhaustion`] and reports it here: the first failure of an
 //! episode logs one warning with the limit, the first success after it (an accept, a segment
-//! opened) one line saying it is over, and the counts are in `/metrics` ([`render`]). The
+//! opened) one line saying it is over, and the counts are in `/metrics` (`Descriptors`). The
 //! state is the process's, as the limit is.
 
 use std::{
-    fmt::Write as _,
     io,
     sync::{
         OnceLock,
@@ -115,26 +114,55 @@ pub fn set_limit(limit: u64) {
     LIMIT.store(limit, Ordering::Relaxed);
 }
 
-/// Prometheus lines, each name starting with `prefix` (`caravan_hub`, `caravan_spoke`).
-pub fn render(prefix: &str, out: &mut String) {
-    let _ = write!(
-        out,
-        "# HELP {prefix}_fd_limit Soft limit on open file descriptors (RLIMIT_NOFILE), raised to the hard limit at start.\n\
-         # TYPE {prefix}_fd_limit gauge\n{prefix}_fd_limit {}\n\
-         # HELP {prefix}_fd_exhausted 1 while file descriptors are out (EMFILE/ENFILE).\n\
-         # TYPE {prefix}_fd_exhausted gauge\n{prefix}_fd_exhausted {}\n\
-         # HELP {prefix}_fd_exhaustion_episodes_total Times file descriptors ran out.\n\
-         # TYPE {prefix}_fd_exhaustion_episodes_total counter\n{prefix}_fd_exhaustion_episodes_total {}\n\
-         # HELP {prefix}_fd_exhaustion_failures_total Operations that failed for want of a file descriptor.\n\
-         # TYPE {prefix}_fd_exhaustion_failures_total counter\n\
-         {prefix}_fd_exhaustion_failures_total{{during=\"accept\"}} {}\n\
-         {prefix}_fd_exhaustion_failures_total{{during=\"open\"}} {}\n",
-        LIMIT.load(Ordering::Relaxed),
-        u8::from(is_exhausted()),
-        EPISODES.load(Ordering::Relaxed),
-        ACCEPT_FAILURES.load(Ordering::Relaxed),
-        OPEN_FAILURES.load(Ordering::Relaxed),
-    );
+/// The process's descriptors in `/metrics`: a collector reading the counts at each scrape,
+/// registered under the side's prefix (`caravan_hub_fd_limit`, ...).
+#[cfg(feature = "metrics")]
+#[derive(Debug)]
+pub struct Descriptors;
+
+#[cfg(feature = "metrics")]
+impl prometheus_client::collector::Collector for Descriptors {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder,
+    ) -> std::fmt::Result {
+        use crate::metrics::write_family;
+        use prometheus_client::metrics::{counter::ConstCounter, gauge::ConstGauge};
+        let limit = LIMIT.load(Ordering::Relaxed) as i64;
+        write_family(
+            &mut encoder,
+            "fd_limit",
+            "Soft limit on open file descriptors (RLIMIT_NOFILE), raised to the hard limit at start.",
+            &[(&[], ConstGauge::new(limit))],
+        )?;
+        write_family(
+            &mut encoder,
+            "fd_exhausted",
+            "1 while file descriptors are out (EMFILE/ENFILE).",
+            &[(&[], ConstGauge::new(i64::from(is_exhausted())))],
+        )?;
+        write_family(
+            &mut encoder,
+            "fd_exhaustion_episodes",
+            "Times file descriptors ran out.",
+            &[(&[], ConstCounter::new(EPISODES.load(Ordering::Relaxed)))],
+        )?;
+        write_family(
+            &mut encoder,
+            "fd_exhaustion_failures",
+            "Operations that failed for want of a file descriptor.",
+            &[
+                (
+                    &[("during", During::Accept.as_str())],
+                    ConstCounter::new(ACCEPT_FAILURES.load(Ordering::Relaxed)),
+                ),
+                (
+                    &[("during", During::Open.as_str())],
+                    ConstCounter::new(OPEN_FAILURES.load(Ordering::Relaxed)),
+                ),
+            ],
+        )
+    }
 }
 
 #[cfg(test)]
@@ -164,9 +192,11 @@ mod tests {
         assert_eq!(EPISODES.load(Ordering::Relaxed), before + 1);
         available();
         assert!(!is_exhausted());
-        let mut out = String::new();
-        render("caravan_test", &mut out);
-        assert!(out.contains("caravan_test_fd_exhausted 0\n"), "{out}");
-        assert!(out.contains("during=\"open\"}"), "{out}");
+        #[cfg(feature = "metrics")]
+        {
+            let out = crate::metrics::text_of("caravan_test", Descriptors);
+            assert!(out.contains("caravan_test_fd_exhausted 0\n"), "{out}");
+            assert!(out.contains("during=\"open\"}"), "{out}");
+        }
     }
 }

@@ -2,11 +2,12 @@
 //!
 //! Everything here is pure (no sockets, no gRPC), except behind features: `process` (logging,
 //! signals, the descriptor limit), `store` (the foundation under both stores: engines,
-//! tables, transactions, payload segments, [`store`]) and `net` (the connection hygiene of
-//! every listener), and the descriptor accounting of [`fd`]. The wire encoding lives in
-//! `caravan-proto`; this crate holds what the encoding carries (participant ids, document types,
-//! headers, receipts, acknowledgements), how signatures are made and checked, the stable refusal
-//! codes both sides report, and the set of participants and keys a verifier trusts.
+//! tables, transactions, payload segments, [`store`]), `net` (the connection hygiene of every
+//! listener) and `metrics` (the Prometheus exposition both serve), and the descriptor
+//! accounting of [`fd`]. The wire encoding lives in `caravan-proto`; this crate holds what the
+//! encoding carries (participant ids, document types, headers, receipts, acknowledgements), how
+//! signatures are made and checked, the stable refusal codes both sides report, and the set of
+//! participants and keys a verifier trusts.
 //!
 //! **Architecture invariant:** signatures cover bytes that travel, framed by
 //! [`signing::pae`] with a payload type per kind of object ([`signing::Purpose`]); nothing is
@@ -22,6 +23,8 @@ pub mod envelope;
 pub mod fd;
 pub mod ids;
 pub mod merkle;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 #[cfg(feature = "net")]
 pub mod net;
 #[cfg(feature = "process")]

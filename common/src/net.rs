@@ -22,11 +22,10 @@
 //!   spinning, and is reported through [`crate::fd`].
 //!
 //! Faults are logged once per change of state (a listener saturating, then recovering), never
-//! once per connection; the counts are in `/metrics` ([`render`]).
+//! once per connection; the counts are in `/metrics` ([`Listeners`]).
 
 use std::{
     collections::VecDeque,
-    fmt::Write as _,
     future::Future,
     io,
     net::SocketAddr,
@@ -238,84 +237,100 @@ impl Stats {
     }
 }
 
-/// Prometheus lines for `listeners` (names starting with `prefix`, e.g. `caravan_hub`), then
-/// the process's file descriptors ([`fd::render`]).
-pub fn render(prefix: &str, listeners: &[Arc<Stats>], out: &mut String) {
-    type Pick = fn(&Stats) -> i64;
-    /// Name, kind, help, and the samples of each listener (label, value).
-    type Family<'a> = (&'a str, &'a str, &'a str, &'a [(&'a str, Pick)]);
-    fn load(a: &AtomicU64) -> i64 {
-        a.load(Ordering::Relaxed) as i64
-    }
-    let families: [Family; 7] = [
-        (
-            "connections_accepted_total",
-            "counter",
-            "Connections accepted.",
-            &[("", |s| load(&s.accepted))],
-        ),
-        (
-            "connections_refused_total",
-            "counter",
-            "Connections closed at once: the listener had max_connections open.",
-            &[("", |s| load(&s.refused))],
-        ),
-        (
-            "handshakes_evicted_total",
-            "counter",
-            "Handshakes dropped (oldest first) to make room for a new connection: max_handshakes were under way.",
-            &[("", |s| load(&s.evicted))],
-        ),
-        (
-            "handshakes_failed_total",
-            "counter",
-            "Handshakes that failed, by reason (timeout: handshake_timeout passed).",
-            &[
-                ("reason=\"timeout\"", |s| load(&s.handshake_timeouts)),
-                ("reason=\"error\"", |s| load(&s.handshake_failures)),
-            ],
-        ),
-        (
-            "connections_cut_total",
-            "counter",
-            "Connections cut by a time limit: idle (no byte either way), idle_body (a request body without a byte), write_stall (the peer read nothing).",
-            &[
-                ("reason=\"idle\"", |s| load(&s.idle_cut)),
-                ("reason=\"idle_body\"", |s| load(&s.body_idle_cut)),
-                ("reason=\"write_stall\"", |s| load(&s.write_stalls)),
-            ],
-        ),
-        (
-            "connections_open",
-            "gauge",
-            "Connections open now, handshakes included.",
-            &[("", |s| s.open.load(Ordering::Relaxed))],
-        ),
-        (
-            "handshakes_in_flight",
-            "gauge",
-            "Handshakes under way now.",
-            &[("", |s| s.handshaking.load(Ordering::Relaxed))],
-        ),
-    ];
-    for (name, kind, help, samples) in families {
-        let _ = writeln!(
-            out,
-            "# HELP {prefix}_{name} {help}\n# TYPE {prefix}_{name} {kind}"
-        );
-        for stats in listeners {
-            for (label, pick) in samples {
-                let sep = if label.is_empty() { "" } else { "," };
-                let _ = writeln!(
-                    out,
-                    "{prefix}_{name}{{listener=\"{}\"{sep}{label}}} {}",
-                    stats.name,
-                    pick(stats)
-                );
-            }
+/// The listeners' connections in `/metrics`: a collector reading each listener's counts at
+/// every scrape, registered under the side's prefix (`caravan_hub_connections_open{listener="grpc"}`).
+#[derive(Debug)]
+pub struct Listeners(pub Vec<Arc<Stats>>);
+
+impl prometheus_client::collector::Collector for Listeners {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder,
+    ) -> std::fmt::Result {
+        use crate::metrics::write_family;
+        use prometheus_client::metrics::{counter::ConstCounter, gauge::ConstGauge};
+        type Pick = fn(&Stats) -> &AtomicU64;
+        /// Name, help, and the samples of each listener: the `reason` label ("": none), the count.
+        type Counters = (&'static str, &'static str, &'static [(&'static str, Pick)]);
+        let counters: [Counters; 5] = [
+            (
+                "connections_accepted",
+                "Connections accepted.",
+                &[("", |s| &s.accepted)],
+            ),
+            (
+                "connections_refused",
+                "Connections closed at once: the listener had max_connections open.",
+                &[("", |s| &s.refused)],
+            ),
+            (
+                "handshakes_evicted",
+                "Handshakes dropped (oldest first) to make room for a new connection: max_handshakes were under way.",
+                &[("", |s| &s.evicted)],
+            ),
+            (
+                "handshakes_failed",
+                "Handshakes that failed, by reason (timeout: handshake_timeout passed).",
+                &[
+                    ("timeout", |s| &s.handshake_timeouts),
+                    ("error", |s| &s.handshake_failures),
+                ],
+            ),
+            (
+                "connections_cut",
+                "Connections cut by a time limit: idle (no byte either way), idle_body (a request body without a byte), write_stall (the peer read nothing).",
+                &[
+                    ("idle", |s| &s.idle_cut),
+                    ("idle_body", |s| &s.body_idle_cut),
+                    ("write_stall", |s| &s.write_stalls),
+                ],
+            ),
+        ];
+        for (name, help, picks) in counters {
+            let labels: Vec<[(&str, &str); 2]> = self
+                .0
+                .iter()
+                .flat_map(|s| {
+                    picks
+                        .iter()
+                        .map(|(r, _)| [("listener", s.name), ("reason", *r)])
+                })
+                .collect();
+            let counts = self.0.iter().flat_map(|s| {
+                picks
+                    .iter()
+                    .map(|(_, pick)| ConstCounter::new(pick(s).load(Ordering::Relaxed)))
+            });
+            let samples: Vec<_> = labels
+                .iter()
+                .zip(counts)
+                .map(|(l, count)| (if l[1].1.is_empty() { &l[..1] } else { &l[..] }, count))
+                .collect();
+            write_family(&mut encoder, name, help, &samples)?;
         }
+        type Gauges = (&'static str, &'static str, fn(&Stats) -> &AtomicI64);
+        let gauges: [Gauges; 2] = [
+            (
+                "connections_open",
+                "Connections open now, handshakes included.",
+                |s| &s.open,
+            ),
+            ("handshakes_in_flight", "Handshakes under way now.", |s| {
+                &s.handshaking
+            }),
+        ];
+        for (name, help, pick) in gauges {
+            let labels: Vec<_> = self.0.iter().map(|s| [("listener", s.name)]).collect();
+            let samples: Vec<_> = self
+                .0
+                .iter()
+                .zip(&labels)
+                .map(|(s, l)| (&l[..], ConstGauge::new(pick(s).load(Ordering::Relaxed))))
+                .collect();
+            write_family(&mut encoder, name, help, &samples)?;
+        }
+        Ok(())
     }
-    fd::render(prefix, out);
 }
 
 // === Conn ===
@@ -1039,8 +1054,7 @@ mod tests {
         let stats = listener.stats();
         assert!(stats.evicted.load(Ordering::Relaxed) >= 4, "{stats:?}");
         assert_eq!(stats.accepted.load(Ordering::Relaxed), 9);
-        let mut out = String::new();
-        render("caravan_test", std::slice::from_ref(stats), &mut out);
+        let out = crate::metrics::text_of("caravan_test", Listeners(vec![stats.clone()]));
         assert!(
             out.contains("caravan_test_connections_accepted_total{listener=\"test\"} 9"),
             "{out}"

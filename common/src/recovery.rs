@@ -173,30 +173,52 @@ impl StoreHealth {
             c.generation += 1;
         });
     }
+}
 
-    /// Prometheus lines, names prefixed with `prefix` (`caravan_hub`, `caravan_spoke`).
-    pub fn render_metrics(&self, prefix: &str) -> String {
+impl std::fmt::Debug for StoreHealth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreHealth")
+            .field("name", &self.name)
+            .field("fault", &self.fault())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The store's health in `/metrics`, read at each scrape, registered under the side's prefix
+/// (`caravan_hub_store_healthy`, ...).
+impl prometheus_client::collector::Collector for StoreHealth {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder,
+    ) -> std::fmt::Result {
+        use crate::metrics::write_family;
+        use prometheus_client::metrics::{counter::ConstCounter, gauge::ConstGauge};
         let fault = self.fault();
-        let mut out = format!(
-            "# HELP {prefix}_store_healthy 1 while the store accepts writes, 0 while it is faulted (full disk, I/O error).\n\
-             # TYPE {prefix}_store_healthy gauge\n{prefix}_store_healthy {}\n\
-             # HELP {prefix}_store_faults_total Storage faults since start (each recovers by itself once its cause is gone).\n\
-             # TYPE {prefix}_store_faults_total counter\n{prefix}_store_faults_total {}\n",
-            u8::from(fault.is_none()),
-            self.faults.load(Ordering::Relaxed),
-        );
-        out.push_str(&format!(
-            "# HELP {prefix}_store_fault Why the store is faulted now (1 for the reason).\n# TYPE {prefix}_store_fault gauge\n"
-        ));
-        for kind in [FaultKind::DiskFull, FaultKind::Io] {
-            let on = fault.as_ref().is_some_and(|f| f.kind == kind);
-            out.push_str(&format!(
-                "{prefix}_store_fault{{reason=\"{}\"}} {}\n",
-                kind.as_str(),
-                u8::from(on)
-            ));
-        }
-        out
+        write_family(
+            &mut encoder,
+            "store_healthy",
+            "1 while the store accepts writes, 0 while it is faulted (full disk, I/O error).",
+            &[(&[], ConstGauge::new(i64::from(fault.is_none())))],
+        )?;
+        write_family(
+            &mut encoder,
+            "store_faults",
+            "Storage faults since start (each recovers by itself once its cause is gone).",
+            &[(&[], ConstCounter::new(self.faults.load(Ordering::Relaxed)))],
+        )?;
+        let on = |kind| ConstGauge::new(i64::from(fault.as_ref().is_some_and(|f| f.kind == kind)));
+        write_family(
+            &mut encoder,
+            "store_fault",
+            "Why the store is faulted now (1 for the reason).",
+            &[
+                (
+                    &[("reason", FaultKind::DiskFull.as_str())],
+                    on(FaultKind::DiskFull),
+                ),
+                (&[("reason", FaultKind::Io.as_str())], on(FaultKind::Io)),
+            ],
+        )
     }
 }
 
@@ -478,21 +500,15 @@ mod tests {
         assert_eq!(first.kind, FaultKind::DiskFull);
         assert!(watch.has_changed().unwrap());
         watch.borrow_and_update();
-        assert!(health.render_metrics("x").contains("x_store_healthy 0\n"));
-        assert!(
-            health
-                .render_metrics("x")
-                .contains("x_store_fault{reason=\"disk_full\"} 1\n")
-        );
+        let health = std::sync::Arc::new(health);
+        let text = || crate::metrics::text_of("x", health.clone());
+        assert!(text().contains("x_store_healthy 0\n"));
+        assert!(text().contains("x_store_fault{reason=\"disk_full\"} 1\n"));
         health.recovered();
         let now = health.condition();
         assert_eq!(now.fault, None);
         assert_eq!(now.generation, 1);
-        assert!(
-            health
-                .render_metrics("x")
-                .contains("x_store_faults_total 1\n")
-        );
-        assert!(health.render_metrics("x").contains("x_store_healthy 1\n"));
+        assert!(text().contains("x_store_faults_total 1\n"));
+        assert!(text().contains("x_store_healthy 1\n"));
     }
 }

@@ -162,18 +162,16 @@ async fn gather(observed: &Observed, visitor: &Visitor) -> Result<Dashboard, Ref
                 .parse()
                 .map(|t| snapshot.trust.corridor(c.sender, c.recipient, t))
                 .unwrap_or(CorridorState::Closed);
-            let load =
-                |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
             CorridorRow {
                 sender: c.sender.to_string(),
                 recipient: c.recipient.to_string(),
                 document_type: c.document_type.clone(),
                 state: state.as_str().to_owned(),
-                accepted: load(&stats.accepted),
-                delivered: load(&stats.delivered),
-                acknowledged: load(&stats.acknowledged),
-                rejected: load(&stats.rejected),
-                expired: load(&stats.expired),
+                accepted: stats.accepted.get(),
+                delivered: stats.delivered.get(),
+                acknowledged: stats.acknowledged.get(),
+                rejected: stats.rejected.get(),
+                expired: stats.expired.get(),
                 ack_p50_ms: ms(stats.acknowledgement.quantile_bound(0.5)),
                 ack_p95_ms: ms(stats.acknowledgement.quantile_bound(0.95)),
             }

@@ -1,20 +1,33 @@
-//! What the exchange did, per corridor and document type, with latencies: rendered in the
-//! Prometheus text format and read back by the operator's dashboard.
+//! What the exchange did, per corridor and document type, with latencies: typed metrics
+//! (`prometheus-client`) registered for `/metrics`, and read back by the operators' dashboard.
 //!
-//! Hand-rolled on atomics rather than on a metrics crate because the dashboard reads the same
-//! numbers back (volumes and latency quantiles per corridor), which the crates' write-only
-//! families do not offer; the label values are participant ids, document types and refusal
-//! codes, which need no escaping.
+//! Every counter and histogram is a member of a registered family; each corridor keeps handles
+//! to its own members, so counting a document is a read lock on the corridor map (as before)
+//! and atomic adds, and the dashboard reads the same numbers back (volumes and latency
+//! quantiles per corridor). The latency [`Histogram`] is this module's own, on atomics and
+//! encoded by the crate's histogram encoder: the crate's histogram takes a lock per
+//! observation and gives no counts back. Label values are participant ids, document types and
+//! refusal codes. What is read from the store at scrape time ([`StoreGauges`]) goes into a
+//! registry made for that scrape.
 
 use std::{
     collections::{BTreeMap, VecDeque},
-    fmt::Write,
     sync::{
         Arc, Mutex, RwLock,
-        atomic::{AtomicI64, AtomicU64, Ordering},
+        atomic::{AtomicU64, Ordering},
     },
 };
 
+use prometheus_client::{
+    encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet},
+    metrics::{
+        MetricType, TypedMetric,
+        counter::{ConstCounter, Counter},
+        family::Family,
+        gauge::{ConstGauge, Gauge},
+    },
+    registry::Registry,
+};
 use serde::Serialize;
 
 use caravan_common::{ParticipantId, RefusalCode, Timestamp};
@@ -26,79 +39,91 @@ const BUCKETS: [f64; 18] = [
     60.0, 300.0, 3600.0,
 ];
 
-/// A latency histogram with Prometheus' cumulative buckets.
+/// A latency histogram with Prometheus' buckets ([`BUCKETS`], then `+Inf`); clones share the
+/// counts.
+#[derive(Debug, Clone, Default)]
+pub struct Histogram(Arc<Counts>);
+
 #[derive(Debug, Default)]
-pub struct Histogram {
-    buckets: [AtomicU64; BUCKETS.len()],
-    count: AtomicU64,
+struct Counts {
+    /// Observations per bucket (not cumulative), the last above every bound.
+    buckets: [AtomicU64; BUCKETS.len() + 1],
     sum_micros: AtomicU64,
 }
 
 impl Histogram {
     pub fn observe(&self, seconds: f64) {
         let seconds = seconds.max(0.0);
-        if let Some(i) = BUCKETS.iter().position(|b| seconds <= *b) {
-            self.buckets[i].fetch_add(1, Ordering::Relaxed);
-        }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_micros
+        let i = BUCKETS
+            .iter()
+            .position(|b| seconds <= *b)
+            .unwrap_or(BUCKETS.len());
+        self.0.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.0
+            .sum_micros
             .fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
     }
 
+    /// Observations so far.
     pub fn count(&self) -> u64 {
-        self.count.load(Ordering::Relaxed)
+        self.0
+            .buckets
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// The bucket bound under which a fraction `q` of the observations fall (`None`: no
     /// observation; `+Inf`: above the last bucket). An upper bound, as Prometheus' own
     /// `histogram_quantile` would interpolate within the bucket.
     pub fn quantile_bound(&self, q: f64) -> Option<f64> {
-        let count = self.count();
+        let counts: Vec<u64> = self
+            .0
+            .buckets
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect();
+        let count: u64 = counts.iter().sum();
         if count == 0 {
             return None;
         }
         let rank = (q * count as f64).ceil().max(1.0) as u64;
         let mut seen = 0;
-        for (bound, bucket) in BUCKETS.iter().zip(&self.buckets) {
-            seen += bucket.load(Ordering::Relaxed);
+        for (bound, n) in BUCKETS.iter().chain([&f64::INFINITY]).zip(counts) {
+            seen += n;
             if seen >= rank {
                 return Some(*bound);
             }
         }
         Some(f64::INFINITY)
     }
+}
 
-    fn render(&self, out: &mut String, name: &str, labels: &str) {
-        let sep = if labels.is_empty() { "" } else { "," };
-        let mut cumulative = 0;
-        for (bound, bucket) in BUCKETS.iter().zip(&self.buckets) {
-            cumulative += bucket.load(Ordering::Relaxed);
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {cumulative}"
-            );
-        }
-        let count = self.count();
-        let braces = |l: &str| {
-            if l.is_empty() {
-                String::new()
-            } else {
-                format!("{{{l}}}")
-            }
-        };
-        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
-        let _ = writeln!(
-            out,
-            "{name}_sum{} {}",
-            braces(labels),
-            self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6
-        );
-        let _ = writeln!(out, "{name}_count{} {count}", braces(labels));
+impl TypedMetric for Histogram {
+    const TYPE: MetricType = MetricType::Histogram;
+}
+
+impl EncodeMetric for Histogram {
+    fn encode(&self, mut encoder: MetricEncoder) -> std::fmt::Result {
+        let buckets: Vec<(f64, u64)> = BUCKETS
+            .iter()
+            .chain([&f64::INFINITY])
+            .zip(&self.0.buckets)
+            .map(|(bound, n)| (*bound, n.load(Ordering::Relaxed)))
+            .collect();
+        // The count from the same loads as the buckets, so `+Inf` always equals it.
+        let count = buckets.iter().map(|(_, n)| n).sum();
+        let sum = self.0.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        encoder.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        Self::TYPE
     }
 }
 
-/// Who sends what to whom.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+/// Who sends what to whom; the labels of the per-corridor families.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, EncodeLabelSet)]
 pub struct Corridor {
     pub sender: ParticipantId,
     pub recipient: ParticipantId,
@@ -113,29 +138,52 @@ impl Corridor {
             document_type: message.document_type.clone(),
         }
     }
-
-    fn labels(&self) -> String {
-        format!(
-            "sender=\"{}\",recipient=\"{}\",document_type=\"{}\"",
-            self.sender, self.recipient, self.document_type
-        )
-    }
 }
 
-/// What happened to documents in one corridor.
-#[derive(Debug, Default)]
+/// What happened to documents in one corridor: handles to the corridor's members of the
+/// registered families.
+#[derive(Debug)]
 pub struct CorridorStats {
-    pub accepted: AtomicU64,
-    pub duplicates: AtomicU64,
-    pub delivered: AtomicU64,
-    pub acknowledged: AtomicU64,
-    pub rejected: AtomicU64,
-    pub expired: AtomicU64,
+    pub accepted: Counter,
+    pub duplicates: Counter,
+    pub delivered: Counter,
+    pub acknowledged: Counter,
+    pub rejected: Counter,
+    pub expired: Counter,
     /// From acceptance to the last frame streamed to the recipient.
     pub delivery: Histogram,
     /// From acceptance to the recipient's acknowledgement recorded: end to end, as the hub
     /// sees it.
     pub acknowledgement: Histogram,
+}
+
+/// The per-corridor families, registered once.
+#[derive(Debug, Default)]
+struct CorridorFamilies {
+    accepted: Family<Corridor, Counter>,
+    duplicates: Family<Corridor, Counter>,
+    delivered: Family<Corridor, Counter>,
+    acknowledged: Family<Corridor, Counter>,
+    rejected: Family<Corridor, Counter>,
+    expired: Family<Corridor, Counter>,
+    delivery: Family<Corridor, Histogram>,
+    acknowledgement: Family<Corridor, Histogram>,
+}
+
+impl CorridorFamilies {
+    /// The members for `corridor`, created in every family.
+    fn stats(&self, corridor: &Corridor) -> CorridorStats {
+        CorridorStats {
+            accepted: self.accepted.get_or_create_owned(corridor),
+            duplicates: self.duplicates.get_or_create_owned(corridor),
+            delivered: self.delivered.get_or_create_owned(corridor),
+            acknowledged: self.acknowledged.get_or_create_owned(corridor),
+            rejected: self.rejected.get_or_create_owned(corridor),
+            expired: self.expired.get_or_create_owned(corridor),
+            delivery: self.delivery.get_or_create_owned(corridor),
+            acknowledgement: self.acknowledgement.get_or_create_owned(corridor),
+        }
+    }
 }
 
 /// Document outcomes counted per corridor.
@@ -162,6 +210,24 @@ pub struct RecentRefusal {
 /// How many refusals the dashboard keeps.
 const RECENT_REFUSALS: usize = 50;
 
+/// The label of refusals: the refusal code.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct Reason {
+    reason: &'static str,
+}
+
+/// The label of per-participant gauges.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct Participant {
+    participant: ParticipantId,
+}
+
+/// The label of per-recipient gauges.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct Recipient {
+    recipient: ParticipantId,
+}
+
 /// What is read from the store at scrape time.
 #[derive(Debug, Default)]
 pub struct StoreGauges {
@@ -174,41 +240,193 @@ pub struct StoreGauges {
     pub trust_list_age_secs: i64,
 }
 
+impl StoreGauges {
+    /// These values as a registry of their own, for the one scrape that read them.
+    pub fn registry(&self) -> Registry {
+        let mut registry = Registry::default();
+        let queue = Family::<Recipient, Gauge>::default();
+        for (recipient, n) in &self.queue_depths {
+            queue
+                .get_or_create(&Recipient {
+                    recipient: *recipient,
+                })
+                .set(*n as i64);
+        }
+        registry.register(
+            "caravan_hub_queue_documents",
+            "Documents waiting for their recipient, per recipient",
+            queue,
+        );
+        for (name, help, value) in [
+            (
+                "caravan_hub_store_bytes",
+                "Bytes the store takes on disk",
+                self.store_bytes as i64,
+            ),
+            (
+                "caravan_hub_log_entries",
+                "Entries in the exchange log (size of the last signed tree head)",
+                self.log_entries as i64,
+            ),
+            (
+                "caravan_hub_trust_list_version",
+                "Version of the trust list in force",
+                self.trust_list_version as i64,
+            ),
+            (
+                "caravan_hub_trust_list_age_seconds",
+                "Seconds since the trust list in force was issued",
+                self.trust_list_age_secs,
+            ),
+        ] {
+            registry.register(name, help, ConstGauge::new(value));
+        }
+        registry.register(
+            "caravan_hub_payloads_corrupt",
+            "Messages whose stored payload failed its checksum since the hub started: held back, never delivered (see the runbook)",
+            ConstCounter::new(self.payloads_corrupt),
+        );
+        registry
+    }
+}
+
 /// Process-wide metrics; cheap to update from any task.
 #[derive(Debug)]
 pub struct Metrics {
     corridors: RwLock<BTreeMap<Corridor, Arc<CorridorStats>>>,
-    refused: Vec<AtomicU64>,
+    families: CorridorFamilies,
+    refusals: Family<Reason, Counter>,
+    /// The members of `refusals`, in the order of [`RefusalCode::ALL`].
+    refused: Vec<Counter>,
     recent: Mutex<VecDeque<RecentRefusal>>,
-    flushes: AtomicU64,
+    flushes: Counter,
     /// Streamed submissions turned away for want of room in the payload budget.
-    pub busy: AtomicU64,
+    pub busy: Counter,
     /// From a submission's arrival to its durable receipt (verification, store, flush).
     pub accept: Histogram,
     /// One flush of the store.
     pub flush: Histogram,
     /// Delivery streams open, per participant: the spokes connected.
     streams: Mutex<BTreeMap<ParticipantId, i64>>,
-    open_streams: AtomicI64,
+    connected: Family<Participant, Gauge>,
+    open_streams: Gauge,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
+        let refusals = Family::<Reason, Counter>::default();
+        // Every code from the start, at 0, so a rate over any of them is defined.
+        let refused = RefusalCode::ALL
+            .iter()
+            .map(|code| {
+                refusals.get_or_create_owned(&Reason {
+                    reason: code.as_str(),
+                })
+            })
+            .collect();
         Self {
             corridors: RwLock::default(),
-            refused: RefusalCode::ALL.iter().map(|_| AtomicU64::new(0)).collect(),
+            families: CorridorFamilies::default(),
+            refusals,
+            refused,
             recent: Mutex::default(),
-            flushes: AtomicU64::new(0),
-            busy: AtomicU64::new(0),
+            flushes: Counter::default(),
+            busy: Counter::default(),
             accept: Histogram::default(),
             flush: Histogram::default(),
             streams: Mutex::default(),
-            open_streams: AtomicI64::new(0),
+            connected: Family::default(),
+            open_streams: Gauge::default(),
         }
     }
 }
 
 impl Metrics {
+    /// Register every metric in `registry` under its `caravan_hub_` name (counters get their
+    /// `_total` from the encoder).
+    pub fn register(&self, registry: &mut Registry) {
+        let f = &self.families;
+        for (name, help, family) in [
+            (
+                "caravan_hub_documents_accepted",
+                "Documents accepted and durably stored",
+                &f.accepted,
+            ),
+            (
+                "caravan_hub_documents_duplicate",
+                "Resends answered with the original receipt",
+                &f.duplicates,
+            ),
+            (
+                "caravan_hub_documents_delivered",
+                "Documents streamed to their recipient",
+                &f.delivered,
+            ),
+            (
+                "caravan_hub_documents_acknowledged",
+                "Documents the recipient verified and stored",
+                &f.acknowledged,
+            ),
+            (
+                "caravan_hub_documents_rejected",
+                "Documents the recipient refused",
+                &f.rejected,
+            ),
+            (
+                "caravan_hub_documents_expired",
+                "Documents not settled within their time to live",
+                &f.expired,
+            ),
+        ] {
+            registry.register(name, help, family.clone());
+        }
+        registry.register(
+            "caravan_hub_delivery_seconds",
+            "From acceptance to the document streamed to its recipient",
+            f.delivery.clone(),
+        );
+        registry.register(
+            "caravan_hub_acknowledgement_seconds",
+            "From acceptance to the recipient's acknowledgement: end to end, as the hub sees it",
+            f.acknowledgement.clone(),
+        );
+        registry.register(
+            "caravan_hub_accept_seconds",
+            "From a submission's arrival to its durable receipt (verification, store, flush)",
+            self.accept.clone(),
+        );
+        registry.register(
+            "caravan_hub_store_flush_seconds",
+            "One durable flush of the store",
+            self.flush.clone(),
+        );
+        registry.register(
+            "caravan_hub_requests_refused",
+            "Requests refused, by reason",
+            self.refusals.clone(),
+        );
+        registry.register(
+            "caravan_hub_store_flushes",
+            "Durable flushes of the store",
+            self.flushes.clone(),
+        );
+        registry.register(
+            "caravan_hub_submissions_busy",
+            "Streamed submissions turned away (RESOURCE_EXHAUSTED, retried by the sender) for want of room in payload_in_flight_mib",
+            self.busy.clone(),
+        );
+        registry.register(
+            "caravan_hub_delivery_streams",
+            "Delivery streams open (spokes connected)",
+            self.open_streams.clone(),
+        );
+        registry.register(
+            "caravan_hub_spoke_connected",
+            "1 while the participant has a delivery stream open",
+            self.connected.clone(),
+        );
+    }
+
     /// The counters of `corridor`, created on first use.
     pub fn corridor(&self, corridor: &Corridor) -> Arc<CorridorStats> {
         if let Some(stats) = self
@@ -223,7 +441,7 @@ impl Metrics {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .entry(corridor.clone())
-            .or_default()
+            .or_insert_with(|| Arc::new(self.families.stats(corridor)))
             .clone()
     }
 
@@ -237,11 +455,11 @@ impl Metrics {
             Event::Rejected => &stats.rejected,
             Event::Expired => &stats.expired,
         };
-        counter.fetch_add(1, Ordering::Relaxed);
+        counter.inc();
     }
 
     pub fn flushed(&self, seconds: f64) {
-        self.flushes.fetch_add(1, Ordering::Relaxed);
+        self.flushes.inc();
         self.flush.observe(seconds);
     }
 
@@ -269,19 +487,24 @@ impl Metrics {
             .iter()
             .position(|c| *c == refusal.code)
             .unwrap_or(0);
-        self.refused[index].fetch_add(1, Ordering::Relaxed) + 1
+        self.refused[index].inc() + 1
     }
 
     /// A delivery stream opened for `participant`; it counts until the guard is dropped.
     pub fn stream_opened(self: &Arc<Self>, participant: ParticipantId) -> StreamGuard {
-        *self
-            .streams
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(participant)
-            .or_default() += 1;
-        self.open_streams.fetch_add(1, Ordering::Relaxed);
+        self.stream_change(participant, 1);
+        self.open_streams.inc();
         StreamGuard(self.clone(), participant)
+    }
+
+    /// Add `by` to the streams open for `participant`, and set its gauge.
+    fn stream_change(&self, participant: ParticipantId, by: i64) {
+        let mut streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
+        let n = streams.entry(participant).or_default();
+        *n += by;
+        self.connected
+            .get_or_create(&Participant { participant })
+            .set(i64::from(*n > 0));
     }
 
     /// Participants with a delivery stream open now.
@@ -310,179 +533,6 @@ impl Metrics {
         let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
         recent.iter().rev().cloned().collect()
     }
-
-    /// Prometheus text exposition.
-    pub fn render(&self, store: &StoreGauges) -> String {
-        let mut out = String::new();
-        let header = |out: &mut String, name: &str, kind: &str, help: &str| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        };
-        let corridors = self.corridors();
-        type Pick = fn(&CorridorStats) -> &AtomicU64;
-        let counters: [(&str, &str, Pick); 6] = [
-            ("accepted", "Documents accepted and durably stored.", |s| {
-                &s.accepted
-            }),
-            (
-                "duplicate",
-                "Resends answered with the original receipt.",
-                |s| &s.duplicates,
-            ),
-            ("delivered", "Documents streamed to their recipient.", |s| {
-                &s.delivered
-            }),
-            (
-                "acknowledged",
-                "Documents the recipient verified and stored.",
-                |s| &s.acknowledged,
-            ),
-            ("rejected", "Documents the recipient refused.", |s| {
-                &s.rejected
-            }),
-            (
-                "expired",
-                "Documents not settled within their time to live.",
-                |s| &s.expired,
-            ),
-        ];
-        for (what, help, pick) in counters {
-            let name = format!("caravan_hub_documents_{what}_total");
-            header(&mut out, &name, "counter", help);
-            for (corridor, stats) in &corridors {
-                let _ = writeln!(
-                    out,
-                    "{name}{{{}}} {}",
-                    corridor.labels(),
-                    pick(stats).load(Ordering::Relaxed)
-                );
-            }
-        }
-        type Latency = fn(&CorridorStats) -> &Histogram;
-        let latencies: [(&str, &str, Latency); 2] = [
-            (
-                "caravan_hub_delivery_seconds",
-                "From acceptance to the document streamed to its recipient.",
-                |s| &s.delivery,
-            ),
-            (
-                "caravan_hub_acknowledgement_seconds",
-                "From acceptance to the recipient's acknowledgement: end to end, as the hub sees it.",
-                |s| &s.acknowledgement,
-            ),
-        ];
-        for (name, help, pick) in latencies {
-            header(&mut out, name, "histogram", help);
-            for (corridor, stats) in &corridors {
-                pick(stats).render(&mut out, name, &corridor.labels());
-            }
-        }
-        for (name, help, histogram) in [
-            (
-                "caravan_hub_accept_seconds",
-                "From a submission's arrival to its durable receipt (verification, store, flush).",
-                &self.accept,
-            ),
-            (
-                "caravan_hub_store_flush_seconds",
-                "One durable flush of the store.",
-                &self.flush,
-            ),
-        ] {
-            header(&mut out, name, "histogram", help);
-            histogram.render(&mut out, name, "");
-        }
-        let name = "caravan_hub_requests_refused_total";
-        header(&mut out, name, "counter", "Requests refused, by reason.");
-        for (code, counter) in RefusalCode::ALL.iter().zip(&self.refused) {
-            let _ = writeln!(
-                out,
-                "{name}{{reason=\"{code}\"}} {}",
-                counter.load(Ordering::Relaxed)
-            );
-        }
-        let name = "caravan_hub_store_flushes_total";
-        header(&mut out, name, "counter", "Durable flushes of the store.");
-        let _ = writeln!(out, "{name} {}", self.flushes.load(Ordering::Relaxed));
-        let name = "caravan_hub_submissions_busy_total";
-        header(
-            &mut out,
-            name,
-            "counter",
-            "Streamed submissions turned away (RESOURCE_EXHAUSTED, retried by the sender) for want of room in payload_in_flight_mib.",
-        );
-        let _ = writeln!(out, "{name} {}", self.busy.load(Ordering::Relaxed));
-        let name = "caravan_hub_delivery_streams";
-        header(
-            &mut out,
-            name,
-            "gauge",
-            "Delivery streams open (spokes connected).",
-        );
-        let _ = writeln!(out, "{name} {}", self.open_streams.load(Ordering::Relaxed));
-        let name = "caravan_hub_spoke_connected";
-        header(
-            &mut out,
-            name,
-            "gauge",
-            "1 while the participant has a delivery stream open.",
-        );
-        for (participant, n) in self
-            .streams
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-        {
-            let _ = writeln!(
-                out,
-                "{name}{{participant=\"{participant}\"}} {}",
-                i64::from(*n > 0)
-            );
-        }
-        let name = "caravan_hub_queue_documents";
-        header(
-            &mut out,
-            name,
-            "gauge",
-            "Documents waiting for their recipient, per recipient.",
-        );
-        for (recipient, n) in &store.queue_depths {
-            let _ = writeln!(out, "{name}{{recipient=\"{recipient}\"}} {n}");
-        }
-        for (name, help, value) in [
-            (
-                "caravan_hub_store_bytes",
-                "Bytes the store takes on disk.",
-                store.store_bytes as i64,
-            ),
-            (
-                "caravan_hub_log_entries",
-                "Entries in the exchange log (size of the last signed tree head).",
-                store.log_entries as i64,
-            ),
-            (
-                "caravan_hub_trust_list_version",
-                "Version of the trust list in force.",
-                store.trust_list_version as i64,
-            ),
-            (
-                "caravan_hub_trust_list_age_seconds",
-                "Seconds since the trust list in force was issued.",
-                store.trust_list_age_secs,
-            ),
-        ] {
-            header(&mut out, name, "gauge", help);
-            let _ = writeln!(out, "{name} {value}");
-        }
-        let name = "caravan_hub_payloads_corrupt_total";
-        header(
-            &mut out,
-            name,
-            "counter",
-            "Messages whose stored payload failed its checksum since the hub started: held back, never delivered (see the runbook).",
-        );
-        let _ = writeln!(out, "{name} {}", store.payloads_corrupt);
-        out
-    }
 }
 
 /// Counts an open delivery stream down when dropped.
@@ -490,16 +540,8 @@ pub struct StreamGuard(Arc<Metrics>, ParticipantId);
 
 impl Drop for StreamGuard {
     fn drop(&mut self) {
-        if let Some(n) = self
-            .0
-            .streams
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get_mut(&self.1)
-        {
-            *n -= 1;
-        }
-        self.0.open_streams.fetch_sub(1, Ordering::Relaxed);
+        self.0.stream_change(self.1, -1);
+        self.0.open_streams.dec();
     }
 }
 
@@ -507,23 +549,63 @@ impl Drop for StreamGuard {
 mod tests {
     use super::*;
 
+    /// The `/metrics` text of `m` with `gauges`, as the hub encodes it.
+    fn text(m: &Metrics, gauges: &StoreGauges) -> String {
+        let mut registry = Registry::default();
+        m.register(&mut registry);
+        caravan_common::metrics::encode(&[&registry, &gauges.registry()])
+    }
+
+    /// Every sample of `text`: its name with labels, and its value.
+    fn samples(text: &str) -> BTreeMap<String, f64> {
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| {
+                let (key, value) = l.rsplit_once(' ').expect("a sample line");
+                (key.to_owned(), value.parse().expect("a number"))
+            })
+            .collect()
+    }
+
+    /// The crate writes `le` before the family's labels (`x_bucket{le="0.005",sender=..}`);
+    /// Prometheus reads labels in any order.
     #[test]
-    fn histograms_render_cumulative_buckets_and_bound_quantiles() {
+    fn histograms_encode_cumulative_buckets_and_bound_quantiles() {
         let h = Histogram::default();
         assert_eq!(h.quantile_bound(0.5), None);
         for s in [0.0004, 0.003, 0.003, 0.2, 7200.0] {
             h.observe(s);
         }
+        assert_eq!(h.count(), 5);
         assert_eq!(h.quantile_bound(0.5), Some(0.005));
         assert_eq!(h.quantile_bound(0.8), Some(0.25));
         assert_eq!(h.quantile_bound(1.0), Some(f64::INFINITY));
-        let mut out = String::new();
-        h.render(&mut out, "x", "a=\"b\"");
-        assert!(out.contains("x_bucket{a=\"b\",le=\"0.0005\"} 1\n"), "{out}");
-        assert!(out.contains("x_bucket{a=\"b\",le=\"0.005\"} 3\n"), "{out}");
-        assert!(out.contains("x_bucket{a=\"b\",le=\"3600\"} 4\n"), "{out}");
-        assert!(out.contains("x_bucket{a=\"b\",le=\"+Inf\"} 5\n"), "{out}");
-        assert!(out.contains("x_count{a=\"b\"} 5\n"), "{out}");
+        let family = Family::<Corridor, Histogram>::default();
+        let corridor = Corridor {
+            sender: "KZ".parse().unwrap(),
+            recipient: "CN".parse().unwrap(),
+            document_type: "e-co".into(),
+        };
+        let member = family.get_or_create_owned(&corridor);
+        for s in [0.0004, 0.003, 0.003, 0.2, 7200.0] {
+            member.observe(s);
+        }
+        let mut registry = Registry::default();
+        registry.register("x", "X", family);
+        let out = caravan_common::metrics::encode(&[&registry]);
+        let l = "sender=\"KZ\",recipient=\"CN\",document_type=\"e-co\"";
+        for line in [
+            "# TYPE x histogram".to_owned(),
+            format!("x_bucket{{le=\"0.0005\",{l}}} 1"),
+            format!("x_bucket{{le=\"0.005\",{l}}} 3"),
+            format!("x_bucket{{le=\"3600.0\",{l}}} 4"),
+            format!("x_bucket{{le=\"+Inf\",{l}}} 5"),
+            format!("x_count{{{l}}} 5"),
+        ] {
+            assert!(out.lines().any(|o| o == line), "{line} missing:\n{out}");
+        }
+        let sum = samples(&out)[&format!("x_sum{{{l}}}")];
+        assert!((sum - 7200.2064).abs() < 1e-6, "{sum}\n{out}");
     }
 
     #[test]
@@ -538,10 +620,13 @@ mod tests {
         m.count(&kz_cn, Event::Accepted);
         m.corridor(&kz_cn).acknowledgement.observe(0.02);
         let guard = m.stream_opened("CN".parse().unwrap());
-        let text = m.render(&StoreGauges {
-            queue_depths: vec![("CN".parse().unwrap(), 3)],
-            ..Default::default()
-        });
+        let text = text(
+            &m,
+            &StoreGauges {
+                queue_depths: vec![("CN".parse().unwrap(), 3)],
+                ..Default::default()
+            },
+        );
         for line in [
             "caravan_hub_documents_accepted_total{sender=\"KZ\",recipient=\"CN\",document_type=\"e-co\"} 2",
             "caravan_hub_acknowledgement_seconds_count{sender=\"KZ\",recipient=\"CN\",document_type=\"e-co\"} 1",
@@ -554,8 +639,123 @@ mod tests {
         drop(guard);
         assert!(m.connected().is_empty());
         assert!(
-            m.render(&StoreGauges::default())
+            super::tests::text(&m, &StoreGauges::default())
                 .contains("caravan_hub_spoke_connected{participant=\"CN\"} 0")
+        );
+    }
+
+    #[test]
+    fn the_exposition_carries_what_was_recorded() {
+        let m = Arc::new(Metrics::default());
+        let kz_cn = Corridor {
+            sender: "KZ".parse().unwrap(),
+            recipient: "CN".parse().unwrap(),
+            document_type: "e-co".into(),
+        };
+        let uz_kz = Corridor {
+            sender: "UZ".parse().unwrap(),
+            recipient: "KZ".parse().unwrap(),
+            document_type: "e-phyto".into(),
+        };
+        for event in [Event::Accepted, Event::Delivered, Event::Acknowledged] {
+            m.count(&kz_cn, event);
+        }
+        m.count(&uz_kz, Event::Accepted);
+        m.count(&uz_kz, Event::Expired);
+        m.corridor(&kz_cn).delivery.observe(0.03);
+        m.accept.observe(0.002);
+        m.accept.observe(0.004);
+        m.flushed(0.001);
+        m.busy.inc();
+        let bad = caravan_common::Refusal::new(RefusalCode::BadSignature, "no");
+        assert_eq!(m.refused("submit", None, &bad), 1);
+        assert_eq!(m.refused("submit", None, &bad), 2);
+        let text = text(
+            &m,
+            &StoreGauges {
+                store_bytes: 4096,
+                payloads_corrupt: 1,
+                log_entries: 12,
+                trust_list_version: 3,
+                trust_list_age_secs: 60,
+                queue_depths: vec![("KZ".parse().unwrap(), 2)],
+            },
+        );
+        assert!(text.ends_with("# EOF\n"), "{text}");
+        assert_eq!(text.matches("# EOF").count(), 1, "{text}");
+        let s = samples(&text);
+        let kz = "sender=\"KZ\",recipient=\"CN\",document_type=\"e-co\"";
+        let uz = "sender=\"UZ\",recipient=\"KZ\",document_type=\"e-phyto\"";
+        for (key, value) in [
+            (format!("caravan_hub_documents_accepted_total{{{kz}}}"), 1.0),
+            (
+                format!("caravan_hub_documents_delivered_total{{{kz}}}"),
+                1.0,
+            ),
+            (
+                format!("caravan_hub_documents_acknowledged_total{{{kz}}}"),
+                1.0,
+            ),
+            (format!("caravan_hub_documents_expired_total{{{kz}}}"), 0.0),
+            (format!("caravan_hub_documents_accepted_total{{{uz}}}"), 1.0),
+            (format!("caravan_hub_documents_expired_total{{{uz}}}"), 1.0),
+            (
+                format!("caravan_hub_delivery_seconds_bucket{{le=\"0.025\",{kz}}}"),
+                0.0,
+            ),
+            (
+                format!("caravan_hub_delivery_seconds_bucket{{le=\"0.05\",{kz}}}"),
+                1.0,
+            ),
+            (format!("caravan_hub_delivery_seconds_count{{{uz}}}"), 0.0),
+            ("caravan_hub_accept_seconds_count".into(), 2.0),
+            (
+                "caravan_hub_accept_seconds_bucket{le=\"0.0025\"}".into(),
+                1.0,
+            ),
+            (
+                "caravan_hub_accept_seconds_bucket{le=\"0.005\"}".into(),
+                2.0,
+            ),
+            ("caravan_hub_accept_seconds_sum".into(), 0.006),
+            ("caravan_hub_store_flushes_total".into(), 1.0),
+            ("caravan_hub_store_flush_seconds_count".into(), 1.0),
+            ("caravan_hub_submissions_busy_total".into(), 1.0),
+            (
+                "caravan_hub_requests_refused_total{reason=\"BAD_SIGNATURE\"}".into(),
+                2.0,
+            ),
+            (
+                "caravan_hub_requests_refused_total{reason=\"UNKNOWN_KEY\"}".into(),
+                0.0,
+            ),
+            ("caravan_hub_delivery_streams".into(), 0.0),
+            ("caravan_hub_queue_documents{recipient=\"KZ\"}".into(), 2.0),
+            ("caravan_hub_store_bytes".into(), 4096.0),
+            ("caravan_hub_log_entries".into(), 12.0),
+            ("caravan_hub_trust_list_version".into(), 3.0),
+            ("caravan_hub_trust_list_age_seconds".into(), 60.0),
+            ("caravan_hub_payloads_corrupt_total".into(), 1.0),
+        ] {
+            assert_eq!(s.get(&key), Some(&value), "{key}:\n{text}");
+        }
+        // Every refusal code from the start, and each family described once.
+        let refusals = s
+            .keys()
+            .filter(|k| k.starts_with("caravan_hub_requests_refused_total"))
+            .count();
+        assert_eq!(refusals, RefusalCode::ALL.len());
+        for family in [
+            "# TYPE caravan_hub_documents_accepted counter",
+            "# TYPE caravan_hub_acknowledgement_seconds histogram",
+            "# TYPE caravan_hub_queue_documents gauge",
+            "# TYPE caravan_hub_payloads_corrupt counter",
+        ] {
+            assert_eq!(text.lines().filter(|l| *l == family).count(), 1, "{family}");
+        }
+        assert!(
+            text.contains("# HELP caravan_hub_store_flushes Durable flushes of the store.\n"),
+            "{text}"
         );
     }
 }

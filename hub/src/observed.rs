@@ -1,11 +1,11 @@
-//! What the metrics page and the operators' dashboard read: the counters, and the store's
-//! state at the time of reading.
+//! What `/metrics` and the operators' dashboard read: the counters, the listeners, the store's
+//! health, and the store's state at the time of reading, as one OpenMetrics exposition.
 
 use std::sync::Arc;
 
 use caravan_common::{
-    Timestamp,
-    net::{self, Stats},
+    Timestamp, fd,
+    net::{Listeners, Stats},
 };
 
 use crate::{
@@ -22,11 +22,37 @@ pub struct Observed {
     pub store: Store,
     pub heads: Arc<Heads>,
     pub registry: Arc<Registry>,
-    /// The listeners' connection counts, for `/metrics`.
-    pub listeners: Vec<Arc<Stats>>,
+    /// Everything `/metrics` shows but the store's state: the hub's metrics, and under
+    /// `caravan_hub_` the listeners' connections, the file descriptors and the store's health.
+    exposition: Arc<prometheus_client::registry::Registry>,
 }
 
 impl Observed {
+    /// `listeners`: the listeners' connection counts, for `/metrics`.
+    pub fn new(
+        metrics: Arc<Metrics>,
+        store: Store,
+        heads: Arc<Heads>,
+        registry: Arc<Registry>,
+        listeners: Vec<Arc<Stats>>,
+    ) -> Self {
+        let mut exposition = prometheus_client::registry::Registry::default();
+        metrics.register(&mut exposition);
+        let shared = exposition.sub_registry_with_prefix("caravan_hub");
+        if let Some(health) = store.backend().health() {
+            shared.register_collector(Box::new(health));
+        }
+        shared.register_collector(Box::new(Listeners(listeners)));
+        shared.register_collector(Box::new(fd::Descriptors));
+        Self {
+            metrics,
+            store,
+            heads,
+            registry,
+            exposition: Arc::new(exposition),
+        }
+    }
+
     /// Queue depths, store size, log size and trust-list age, now. A store error leaves the
     /// store's gauges out (logged) rather than failing the scrape.
     pub async fn gauges(&self) -> StoreGauges {
@@ -50,14 +76,9 @@ impl Observed {
         }
     }
 
-    /// The Prometheus text of `/metrics`: the hub's metrics, the store's health, the
-    /// listeners' connections.
+    /// The OpenMetrics text of `/metrics` (served as [`caravan_common::metrics::CONTENT_TYPE`]).
     pub async fn metrics_text(&self) -> String {
-        let mut text = self.metrics.render(&self.gauges().await);
-        if let Some(health) = self.store.backend().health() {
-            text.push_str(&health.render_metrics("caravan_hub"));
-        }
-        net::render("caravan_hub", &self.listeners, &mut text);
-        text
+        let now = self.gauges().await.registry();
+        caravan_common::metrics::encode(&[&self.exposition, &now])
     }
 }

@@ -287,17 +287,17 @@ pub async fn run(
         Stats::new("dashboard"),
         Stats::new("metrics"),
     );
-    let observed = Observed {
-        metrics: metrics.clone(),
-        store: store.clone(),
-        heads: heads.clone(),
-        registry: registry.clone(),
-        listeners: vec![
+    let observed = Observed::new(
+        metrics.clone(),
+        store.clone(),
+        heads.clone(),
+        registry.clone(),
+        vec![
             grpc_stats.clone(),
             dashboard_stats.clone(),
             metrics_stats.clone(),
         ],
-    };
+    );
     let limits = config.net;
     if let Some(addr) = config.metrics_listen {
         let listener = listen(addr, "metrics_listen").await?;
@@ -317,7 +317,7 @@ pub async fn run(
                         (
                             [(
                                 axum::http::header::CONTENT_TYPE,
-                                "text/plain; version=0.0.4",
+                                caravan_common::metrics::CONTENT_TYPE,
                             )],
                             text,
                         )

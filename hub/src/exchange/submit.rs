@@ -177,9 +177,7 @@ impl Exchange {
             .in_flight
             .try_acquire_many(declared.div_ceil(1024) as u32)
         else {
-            self.metrics
-                .busy
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.metrics.busy.inc();
             return Err(HubError::Busy(format!(
                 "no room now for a payload of {declared} bytes (payload_in_flight_mib); retry later"
             )));

@@ -159,10 +159,14 @@ impl Outbound {
         self.max_payload_bytes
     }
 
-    /// The uploads' metrics text: what they did and the room they hold.
-    pub fn upload_metrics(&self) -> String {
-        self.uploads
-            .render(self.room.taking_in.taken_kib(), self.room.kib)
+    /// Register the uploads' refusals in `registry` (`/metrics`).
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        self.uploads.register(registry);
+    }
+
+    /// The room uploads hold now, in `registry` (a scrape's own).
+    pub fn room_gauges(&self, registry: &mut prometheus_client::registry::Registry) {
+        upload::room_gauges(registry, self.room.taking_in.taken_kib(), self.room.kib);
     }
 
     /// Read a document handed to `send`, taking room among `payload_in_flight_mib` as its

@@ -14,13 +14,18 @@
 use std::{
     sync::{
         Arc,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicBool, Ordering},
     },
     time::Duration,
 };
 
 use axum::body::Body;
 use http_body_util::BodyExt;
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family, gauge::ConstGauge},
+    registry::Registry,
+};
 use tokio::{
     sync::{OwnedSemaphorePermit, Semaphore},
     time::Instant,
@@ -59,31 +64,46 @@ pub enum UploadError {
 }
 
 /// What uploads did, for `/metrics`, and whether the room is full now (logged once per change).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct UploadStats {
-    slow: AtomicU64,
-    idle: AtomicU64,
-    no_room: AtomicU64,
+    /// `caravan_spoke_uploads_refused_total`, by reason; the three below are its members.
+    refused: Family<Reason, Counter>,
+    slow: Counter,
+    idle: Counter,
+    no_room: Counter,
     full: AtomicBool,
 }
 
+/// The label of refused uploads.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct Reason {
+    reason: &'static str,
+}
+
+impl Default for UploadStats {
+    fn default() -> Self {
+        let refused = Family::<Reason, Counter>::default();
+        let member = |reason| refused.get_or_create_owned(&Reason { reason });
+        let (slow, idle, no_room) = (member("slow"), member("idle"), member("no_room"));
+        Self {
+            refused,
+            slow,
+            idle,
+            no_room,
+            full: AtomicBool::new(false),
+        }
+    }
+}
+
 impl UploadStats {
-    /// Prometheus lines; `taken_kib` and `room_kib` describe the room now.
-    pub fn render(&self, taken_kib: usize, room_kib: usize) -> String {
-        format!(
-            "# HELP caravan_spoke_upload_room_taken_kib KiB of payload_in_flight_mib held by documents being taken in or queued.\n\
-             # TYPE caravan_spoke_upload_room_taken_kib gauge\ncaravan_spoke_upload_room_taken_kib {taken_kib}\n\
-             # HELP caravan_spoke_upload_room_kib KiB of payload_in_flight_mib.\n\
-             # TYPE caravan_spoke_upload_room_kib gauge\ncaravan_spoke_upload_room_kib {room_kib}\n\
-             # HELP caravan_spoke_uploads_refused_total Documents refused while being taken in, by reason (slow and idle: 408 BODY_TIMEOUT; no_room: 503 NO_ROOM_TO_SEND).\n\
-             # TYPE caravan_spoke_uploads_refused_total counter\n\
-             caravan_spoke_uploads_refused_total{{reason=\"slow\"}} {}\n\
-             caravan_spoke_uploads_refused_total{{reason=\"idle\"}} {}\n\
-             caravan_spoke_uploads_refused_total{{reason=\"no_room\"}} {}\n",
-            self.slow.load(Ordering::Relaxed),
-            self.idle.load(Ordering::Relaxed),
-            self.no_room.load(Ordering::Relaxed),
-        )
+    /// Register the refusals in `registry`; the room, read at scrape time, goes into each
+    /// scrape's registry with [`room_gauges`].
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "caravan_spoke_uploads_refused",
+            "Documents refused while being taken in, by reason (slow and idle: 408 BODY_TIMEOUT; no_room: 503 NO_ROOM_TO_SEND)",
+            self.refused.clone(),
+        );
     }
 
     fn count(&self, e: &UploadError) {
@@ -93,8 +113,22 @@ impl UploadStats {
             UploadError::NoRoom { .. } => &self.no_room,
             _ => return,
         };
-        counter.fetch_add(1, Ordering::Relaxed);
+        counter.inc();
     }
+}
+
+/// The room now in `registry`: `taken_kib` of `room_kib` held.
+pub fn room_gauges(registry: &mut Registry, taken_kib: usize, room_kib: usize) {
+    registry.register(
+        "caravan_spoke_upload_room_taken_kib",
+        "KiB of payload_in_flight_mib held by documents being taken in or queued",
+        ConstGauge::new(taken_kib as i64),
+    );
+    registry.register(
+        "caravan_spoke_upload_room_kib",
+        "KiB of payload_in_flight_mib",
+        ConstGauge::new(room_kib as i64),
+    );
 }
 
 /// The room documents are taken in with: `kib` permits of one KiB.
@@ -304,7 +338,17 @@ mod tests {
         .await
         .unwrap_err();
         assert!(matches!(err, UploadError::NoRoom { .. }), "{err}");
-        assert!(stats.render(2, 2).contains("reason=\"no_room\"} 1"));
+        let mut registry = Registry::default();
+        stats.register(&mut registry);
+        room_gauges(&mut registry, 2, 2);
+        let text = caravan_common::metrics::encode(&[&registry]);
+        for line in [
+            "caravan_spoke_uploads_refused_total{reason=\"no_room\"} 1",
+            "caravan_spoke_uploads_refused_total{reason=\"slow\"} 0",
+            "caravan_spoke_upload_room_taken_kib 2",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
+        }
         drop(holder);
         assert!(
             take_in(
