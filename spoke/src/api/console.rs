@@ -15,7 +15,7 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, MutexGuard},
     time::{Duration, Instant},
 };
 
@@ -179,10 +179,16 @@ pub fn router(api: Api, officers: Vec<Officer>) -> Router {
 }
 
 impl Console {
+    /// The open sessions, by id (a poisoned lock still holds a consistent map: each change
+    /// is one insert, remove or retain).
+    fn sessions(&self) -> MutexGuard<'_, HashMap<String, Session>> {
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// The session of a request: (user, csrf token).
     fn session(&self, headers: &HeaderMap) -> Option<(String, String)> {
         let id = cookie_value(headers, SESSION_COOKIE)?;
-        let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        let mut sessions = self.sessions();
         sessions.retain(|_, s| s.expires > Instant::now());
         sessions.get(&id).map(|s| (s.user.clone(), s.csrf.clone()))
     }
@@ -284,10 +290,7 @@ async fn login(
         csrf: random_token(),
         expires: Instant::now() + SESSION_LIFE,
     };
-    c.sessions
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(id.clone(), session);
+    c.sessions().insert(id.clone(), session);
     info!(user = form.user, "officer logged in");
     with_cookie(
         console_cookie(SESSION_COOKIE, id, SESSION_LIFE),
@@ -312,10 +315,7 @@ async fn logout(
         return (StatusCode::FORBIDDEN, "CSRF token mismatch").into_response();
     }
     if let Some(id) = cookie_value(&headers, SESSION_COOKIE) {
-        c.sessions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&id);
+        c.sessions().remove(&id);
     }
     info!(user, "officer logged out");
     with_cookie(
