@@ -41,8 +41,6 @@ use std::{
     sync::Mutex,
 };
 
-use serde::de::DeserializeOwned;
-
 use caravan_common::{
     recovery,
     store::{Counter, Db, EngineKind, Table, keys::u64_of, segments::Damaged},
@@ -67,10 +65,13 @@ pub use records::{
     AnswerRecord, Decision, Evidence, InboxRecord, LogAlarm, LogHeadRecord, Note, RECORD_VERSION,
     RESPONSE_CONTENT_TYPE, ResponseBody, Verification,
 };
-pub use sent::{AckCheck, AckJson, AckRecord, ReceiptInfo, SentRecord, SentState, StateChange};
+pub use sent::{
+    AckCheck, AckJson, AckRecord, HubState, Lifecycle, ReceiptInfo, SENT_RECORD_VERSION,
+    SentRecord, SentRecordV1, SentState, StateChange, StateChangeV1,
+};
 pub use tables::{FORMAT_VERSION, TABLES};
 
-use records::decode;
+use records::{JsonRecord, decode};
 use tables::{ARRIVALS, FORMAT_KEY, META, NEXT_ARRIVAL, NEXT_QUEUED, OUTBOX};
 
 /// The store's one error, shared with the hub (`caravan_common::store`).
@@ -147,7 +148,7 @@ impl SpokeStore {
                 supported: FORMAT_VERSION,
             }),
             Some(FORMAT_VERSION) => Ok(()),
-            // Nothing to rewrite: older records still decode (as version 0). The new version
+            // Nothing to rewrite: older records still decode (each by its version). The new version
             // is recorded so that an older spoke refuses the records it could not read.
             _ => {
                 self.put(META, FORMAT_KEY, &FORMAT_VERSION.to_be_bytes())?;
@@ -216,7 +217,7 @@ impl SpokeStore {
         Ok(())
     }
 
-    fn get<T: DeserializeOwned>(&self, table: Table, key: &[u8]) -> Result<Option<T>, StoreError> {
+    fn get<T: JsonRecord>(&self, table: Table, key: &[u8]) -> Result<Option<T>, StoreError> {
         self.db
             .get(table, key)?
             .map(|b| decode(&b, table.name()))

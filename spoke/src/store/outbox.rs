@@ -7,7 +7,7 @@ use caravan_common::{MessageId, store::StoreError};
 use super::{
     SpokeStore,
     records::{decode, encode},
-    sent::{SentRecord, SentState},
+    sent::{Lifecycle, SentRecord},
     tables::{
         NEXT_QUEUED, OUTBOX, OUTBOX_PAYLOADS, QUEUED, RECEIPTED, RECEIPTED_PAYLOADS, SENT,
         uuid_message_id,
@@ -109,17 +109,13 @@ impl SpokeStore {
                 Some(v) => decode(&v, "sent record")?,
                 None => answer.clone(),
             };
-            record.receipt = answer.receipt.clone();
-            record.refusal = answer.refusal.clone();
+            record.lifecycle = record.lifecycle.settled_by(answer.lifecycle.clone());
             record.attempts = answer.attempts;
             record.last_error = answer.last_error.clone();
-            if record.state == SentState::Queued {
-                record.state = answer.state;
-            }
             tx.insert(SENT, key, &encode(&record))?;
             // Receipted and not settled for good: the envelope is kept until it is (see
             // `receipted`), for a hub that loses it in a restore.
-            let keep = record.receipt.is_some() && !record.state.is_final();
+            let keep = record.lifecycle.receipt().is_some() && !record.lifecycle.is_final();
             let table = if queued.whole { OUTBOX } else { QUEUED };
             if keep {
                 let envelope = tx.get(table, &queued.key)?.ok_or_else(|| {
@@ -174,7 +170,9 @@ impl SpokeStore {
                 None => tx.insert(OUTBOX, &key, &envelope)?,
             }
             tx.remove(RECEIPTED, id)?;
-            record.state = SentState::Queued;
+            record.lifecycle = Lifecycle::Queued {
+                lost_receipt: record.lifecycle.receipt().cloned(),
+            };
             record.last_error = Some(why.to_owned());
             tx.insert(SENT, id, &encode(&record))?;
             Ok(true)
@@ -187,7 +185,15 @@ mod tests {
     use caravan_common::{DocumentType, Timestamp, store::EngineKind};
 
     use super::*;
-    use crate::store::{StateChange, fixtures::ENGINES};
+    use crate::store::{HubState, SentState, StateChange, fixtures::ENGINES};
+
+    /// The outbox worker's answer for an accepted document whose receipt it has not kept.
+    fn accepted() -> Lifecycle {
+        Lifecycle::AtHub {
+            state: HubState::Accepted,
+            receipt: None,
+        }
+    }
 
     fn record() -> SentRecord {
         SentRecord {
@@ -198,9 +204,7 @@ mod tests {
             payload_length: 3,
             header_sha256: "00".into(),
             queued_at: Timestamp::now(),
-            state: SentState::Queued,
-            receipt: None,
-            refusal: None,
+            lifecycle: Lifecycle::QUEUED,
             attempts: 0,
             last_error: None,
             transitions: Vec::new(),
@@ -222,7 +226,7 @@ mod tests {
                 .apply_status(
                     a.message_id,
                     StateChange {
-                        state: SentState::Accepted,
+                        state: HubState::Accepted,
                         at,
                     },
                     None,
@@ -234,7 +238,7 @@ mod tests {
                 .apply_status(
                     a.message_id,
                     StateChange {
-                        state: SentState::Acknowledged,
+                        state: HubState::Acknowledged,
                         at,
                     },
                     None,
@@ -244,11 +248,15 @@ mod tests {
                 .unwrap();
             let queued = store.outbox(1).unwrap().remove(0);
             let mut answer = a.clone();
-            answer.state = SentState::Accepted;
+            answer.lifecycle = accepted();
             answer.attempts = 1;
             store.settle(&queued, &answer).unwrap();
             let now = store.sent_entry(a.message_id).unwrap().unwrap();
-            assert_eq!(now.state, SentState::Acknowledged, "the later state stands");
+            assert_eq!(
+                now.state(),
+                SentState::Acknowledged,
+                "the later state stands"
+            );
             assert_eq!(now.transitions.len(), 2);
             assert_eq!(now.attempts, 1);
             assert_eq!(store.status_cursor().unwrap(), (2, "epoch-1".to_owned()));
@@ -282,16 +290,16 @@ mod tests {
             let small_outside = if engine == EngineKind::Sled { 5 } else { 0 };
             assert_eq!(in_segments, (big.len() + small_outside) as u64, "{engine}");
             let mut settled = a.clone();
-            settled.state = SentState::Accepted;
+            settled.lifecycle = accepted();
             store.settle(&queued[0], &settled).unwrap();
             assert_eq!(store.outbox_len().unwrap(), 1);
             assert_eq!(store.db.len(OUTBOX_PAYLOADS).unwrap(), 1, "settled with it");
             assert_eq!(
-                store.sent_entry(a.message_id).unwrap().unwrap().state,
+                store.sent_entry(a.message_id).unwrap().unwrap().state(),
                 SentState::Accepted
             );
             assert_eq!(
-                store.sent_entry(b.message_id).unwrap().unwrap().state,
+                store.sent_entry(b.message_id).unwrap().unwrap().state(),
                 SentState::Queued
             );
         }
@@ -329,7 +337,7 @@ mod tests {
                 b"payload c"
             );
             let mut settled = b.clone();
-            settled.state = SentState::Accepted;
+            settled.lifecycle = accepted();
             store.settle(&queued[1], &settled).unwrap();
             assert_eq!(
                 store

@@ -8,28 +8,48 @@ use caravan_common::{
     store::{StoreError, record},
 };
 
-/// The version of the spoke's stored records (JSON bodies; `caravan_common::store::record`):
-/// 1. Version 0, written before records carried versions, is the same JSON.
+/// The version of the spoke's stored records whose JSON has not changed since records carried
+/// versions (`caravan_common::store::record`): 1. Version 0, written before, is the same JSON.
+/// A record type whose JSON changed says so with its own [`JsonRecord::VERSION`].
 pub const RECORD_VERSION: u8 = 1;
 
-/// A stored record; `what` names it if it is corrupt.
-pub(super) fn decode<T: DeserializeOwned>(
-    bytes: &[u8],
-    what: &'static str,
-) -> Result<T, StoreError> {
+/// A record the spoke stores as JSON behind its version.
+pub trait JsonRecord: Serialize + DeserializeOwned {
+    /// The version this spoke writes.
+    const VERSION: u8 = RECORD_VERSION;
+
+    /// A body written as an older `version` (0: before records carried versions): by default
+    /// the same JSON as today's.
+    fn decode_older(version: u8, body: &[u8]) -> serde_json::Result<Self> {
+        let _ = version;
+        serde_json::from_slice(body)
+    }
+}
+
+impl JsonRecord for InboxRecord {}
+impl JsonRecord for LogHeadRecord {}
+impl JsonRecord for Vec<LogAlarm> {}
+
+/// A stored record of any version this spoke reads; `what` names it if it is corrupt, or
+/// from a newer spoke.
+pub(super) fn decode<T: JsonRecord>(bytes: &[u8], what: &'static str) -> Result<T, StoreError> {
     let (version, body) = record::split(bytes);
-    if version > RECORD_VERSION {
+    if version > T::VERSION {
         return Err(StoreError::corrupt(
             what,
             format!("record version {version}, written by a newer Caravan"),
         ));
     }
-    serde_json::from_slice(body).map_err(|e| StoreError::corrupt(what, e))
+    let decoded = match version == T::VERSION {
+        true => serde_json::from_slice(body),
+        false => T::decode_older(version, body),
+    };
+    decoded.map_err(|e| StoreError::corrupt(what, e))
 }
 
 /// A record as stored: its version, then its JSON.
-pub(super) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    let mut out = vec![0, RECORD_VERSION];
+pub(super) fn encode<T: JsonRecord>(value: &T) -> Vec<u8> {
+    let mut out = vec![0, T::VERSION];
     // Serialising the records' own types (strings, numbers, enums) cannot fail.
     serde_json::to_writer(&mut out, value).expect("records serialise");
     out

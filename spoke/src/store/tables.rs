@@ -9,8 +9,11 @@ use caravan_common::{
 /// The store's layout version, in `meta` (absent in stores from before it: version 1 too).
 /// Opening a store of a later version is refused; payload locations with checksums are read
 /// by earlier spokes as before (they ignore the checksums). Version 2: records carry their
-/// own version ([`super::RECORD_VERSION`]); those written before read as version 0.
-pub const FORMAT_VERSION: u64 = 2;
+/// own version ([`super::RECORD_VERSION`]); those written before read as version 0. Version
+/// 3: sent records in their lifecycle form ([`super::SENT_RECORD_VERSION`]), which a spoke of
+/// version 2 could not read (it refuses the store whole instead); older sent records still
+/// decode.
+pub const FORMAT_VERSION: u64 = 3;
 pub(super) const FORMAT_KEY: &[u8] = b"format_version";
 
 pub(super) const INBOX: Table = Table::new(0, "inbox");
