@@ -380,9 +380,9 @@ impl From<&SentRecord> for SentDetail {
             payload_length: r.payload_length,
             header_sha256: r.header_sha256.clone(),
             queued_at: r.queued_at,
-            state: r.state,
-            receipt: r.receipt.as_ref().map(ReceiptView::from),
-            refusal: r.refusal.clone(),
+            state: r.state(),
+            receipt: r.lifecycle.receipt().map(ReceiptView::from),
+            refusal: r.lifecycle.refusal().cloned(),
             attempts: r.attempts,
             last_error: r.last_error.clone(),
             transitions: r.transitions.iter().map(TransitionView::from).collect(),
@@ -402,7 +402,7 @@ pub struct TransitionView {
 impl From<&StateChange> for TransitionView {
     fn from(c: &StateChange) -> Self {
         Self {
-            state: c.state,
+            state: c.state.into(),
             at: c.at,
         }
     }
@@ -507,7 +507,7 @@ pub use caravan_common::trust::view::{
 mod tests {
     use serde_json::json;
 
-    use crate::store::fixtures::inbox_record;
+    use crate::store::{HubState, Lifecycle, fixtures::inbox_record};
 
     use super::*;
 
@@ -697,23 +697,24 @@ mod tests {
             payload_length: 3,
             header_sha256: "ab".into(),
             queued_at: Timestamp::from_millis(100),
-            state: SentState::Acknowledged,
-            receipt: Some(ReceiptInfo {
-                hub_sequence: 9,
-                accepted_at: Timestamp::from_millis(1_000),
-                key_id: "abcd".into(),
-                signed: "c2ln".into(),
-            }),
-            refusal: None,
+            lifecycle: Lifecycle::AtHub {
+                state: HubState::Acknowledged,
+                receipt: Some(ReceiptInfo {
+                    hub_sequence: 9,
+                    accepted_at: Timestamp::from_millis(1_000),
+                    key_id: "abcd".into(),
+                    signed: "c2ln".into(),
+                }),
+            },
             attempts: 2,
             last_error: Some("Unavailable: down".into()),
             transitions: vec![
                 StateChange {
-                    state: SentState::Accepted,
+                    state: HubState::Accepted,
                     at: Timestamp::from_millis(1_000),
                 },
                 StateChange {
-                    state: SentState::Acknowledged,
+                    state: HubState::Acknowledged,
                     at: Timestamp::from_millis(3_000),
                 },
             ],
@@ -733,9 +734,9 @@ mod tests {
     /// A sent document the hub refused.
     fn refused() -> SentRecord {
         SentRecord {
-            state: SentState::Refused,
-            receipt: None,
-            refusal: Some(Refusal::new(RefusalCode::UnknownParticipant, "who?")),
+            lifecycle: Lifecycle::Refused {
+                refusal: Refusal::new(RefusalCode::UnknownParticipant, "who?"),
+            },
             transitions: Vec::new(),
             acknowledgement: None,
             responses: Vec::new(),

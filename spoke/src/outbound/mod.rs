@@ -31,8 +31,8 @@ use crate::{
     hub::Hub,
     rt::blocking,
     store::{
-        RESPONSE_CONTENT_TYPE, ReceiptInfo, ResponseBody, SentRecord, SentState, SpokeStore,
-        StoreError,
+        Lifecycle, RESPONSE_CONTENT_TYPE, ReceiptInfo, ResponseBody, SentRecord, SentState,
+        SpokeStore, StoreError,
     },
 };
 
@@ -271,9 +271,7 @@ impl Outbound {
             payload_length: header.payload_length,
             header_sha256: hex::encode(sha256(&sealed.header)),
             queued_at: header.created_at,
-            state: SentState::Queued,
-            receipt: None,
-            refusal: None,
+            lifecycle: Lifecycle::QUEUED,
             attempts: 0,
             last_error: None,
             transitions: Vec::new(),
@@ -302,7 +300,7 @@ impl Outbound {
                     record = now;
                 }
                 // Settled by the outbox worker: the receipt is kept, or the refusal.
-                if record.receipt.is_some() || record.refusal.is_some() {
+                if record.lifecycle.receipt().is_some() || record.lifecycle.refusal().is_some() {
                     break;
                 }
                 tokio::select! {
@@ -310,15 +308,15 @@ impl Outbound {
                     _ = tokio::time::sleep_until(deadline) => break,
                 }
             }
-            if let (SentState::Refused, Some(refusal)) = (record.state, &record.refusal) {
+            if let Some(refusal) = record.lifecycle.refusal() {
                 return Err(refusal.clone().into());
             }
         }
         Ok(Sent {
             message_id: header.message_id,
             document_id,
-            state: record.state,
-            receipt: record.receipt,
+            state: record.state(),
+            receipt: record.lifecycle.receipt().cloned(),
         })
     }
 

@@ -13,7 +13,7 @@ use caravan_proto::{receipt, v1};
 
 use crate::{
     rt::{Backoff, Shutdown, blocking, store_writable},
-    store::{Queued, ReceiptInfo, SentRecord, SentState, StoreError},
+    store::{HubState, Lifecycle, Queued, ReceiptInfo, SentRecord, StoreError},
 };
 
 use super::Outbound;
@@ -154,8 +154,10 @@ impl Outbound {
                         self.hub
                             .check_log(response.log_proof.as_ref(), &expected, "receipt")
                             .await;
-                        record.state = SentState::Accepted;
-                        record.receipt = Some(receipt);
+                        record.lifecycle = Lifecycle::AtHub {
+                            state: HubState::Accepted,
+                            receipt: Some(receipt),
+                        };
                         false
                     }
                     Err(refusal) => {
@@ -169,8 +171,7 @@ impl Outbound {
             Err(status) => match caravan_proto::status::from_status(&status) {
                 Some(refusal) => {
                     warn!(message_id = %id, code = %refusal.code, detail = refusal.detail, "refused by the hub");
-                    record.state = SentState::Refused;
-                    record.refusal = Some(refusal);
+                    record.lifecycle = Lifecycle::Refused { refusal };
                     false
                 }
                 None => {
@@ -181,7 +182,7 @@ impl Outbound {
         };
         let store = self.store.clone();
         let saved = blocking(move || {
-            if record.state == SentState::Queued {
+            if record.lifecycle.is_queued() {
                 store.sent_update(&record)
             } else {
                 store.settle(&queued, &record)?;

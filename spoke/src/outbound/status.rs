@@ -14,7 +14,7 @@ use caravan_proto::{ack, v1};
 use crate::{
     hub::{ack_evidence, store_status},
     rt::{Backoff, Shutdown, blocking},
-    store::{AckCheck, AckRecord, LogAlarm, SentRecord, SentState, StateChange, StoreError},
+    store::{AckCheck, AckRecord, HubState, LogAlarm, SentRecord, StateChange, StoreError},
 };
 
 use super::Outbound;
@@ -186,11 +186,11 @@ impl Outbound {
             return Ok(None);
         };
         let state = match v1::MessageState::try_from(event.state) {
-            Ok(v1::MessageState::Accepted) => SentState::Accepted,
-            Ok(v1::MessageState::Delivered) => SentState::Delivered,
-            Ok(v1::MessageState::Acknowledged) => SentState::Acknowledged,
-            Ok(v1::MessageState::Rejected) => SentState::Rejected,
-            Ok(v1::MessageState::Expired) => SentState::Expired,
+            Ok(v1::MessageState::Accepted) => HubState::Accepted,
+            Ok(v1::MessageState::Delivered) => HubState::Delivered,
+            Ok(v1::MessageState::Acknowledged) => HubState::Acknowledged,
+            Ok(v1::MessageState::Rejected) => HubState::Rejected,
+            Ok(v1::MessageState::Expired) => HubState::Expired,
             _ => return Ok(None),
         };
         // Store reads on the request path run inline: the engine reads from memory, and a
@@ -198,11 +198,11 @@ impl Outbound {
         let record = self.store.sent_entry(message_id)?;
         if let Some(sent) = &record {
             let kind = match state {
-                SentState::Accepted => v1::LogEntryKind::Accepted,
-                SentState::Delivered => v1::LogEntryKind::Delivered,
-                SentState::Acknowledged => v1::LogEntryKind::Acknowledged,
-                SentState::Rejected => v1::LogEntryKind::Rejected,
-                _ => v1::LogEntryKind::Expired,
+                HubState::Accepted => v1::LogEntryKind::Accepted,
+                HubState::Delivered => v1::LogEntryKind::Delivered,
+                HubState::Acknowledged => v1::LogEntryKind::Acknowledged,
+                HubState::Rejected => v1::LogEntryKind::Rejected,
+                HubState::Expired => v1::LogEntryKind::Expired,
             };
             let evidence = event.ack.as_ref().map(|a| sha256(&a.encode_to_vec()));
             let expected = self.expected(kind, sent, evidence);

@@ -4,9 +4,21 @@
 use prost::Message;
 
 use caravan_common::check::{Report, check_floors, hex_key, note_floors, scan};
+use caravan_common::store::keys::u64_of;
 use caravan_proto::v1;
 
-use super::*;
+use super::{
+    SpokeStore, StoreError,
+    payloads::decode_location,
+    records::{InboxRecord, LogAlarm, LogHeadRecord, decode},
+    sent::SentRecord,
+    tables::{
+        ARRIVALS, CURRENT_TRUST_LIST, FORMAT_KEY, FORMAT_VERSION, INBOX, LOG_ALARMS,
+        LOG_ALARMS_TOTAL, LOG_HEAD, META, NEXT_ARRIVAL, NEXT_QUEUED, OUTBOX, OUTBOX_PAYLOADS,
+        PAYLOAD_AT, PAYLOADS, QUEUED, SENT, STATUS_CURSOR, TABLES, TRUST, WEBHOOK_CURSOR,
+        inbox_key,
+    },
+};
 
 /// Records read from the newest end of the inbox and the outbox at start.
 const NEWEST: usize = 16;

@@ -1,0 +1,166 @@
+//! The inbox: each document received once (`inbox`, keyed by message id and sender), in
+//! arrival order (`arrivals`), with its payload (`payloads` or `payload_at`).
+
+use caravan_common::{
+    MessageId, ParticipantId,
+    store::{
+        StoreError,
+        keys::{message_range_end, u64_of},
+    },
+};
+
+use super::{
+    SpokeStore,
+    records::{InboxRecord, decode, encode},
+    tables::{ARRIVALS, INBOX, NEXT_ARRIVAL, PAYLOAD_AT, PAYLOADS, inbox_key},
+};
+
+/// Inbox entries with their arrival cursors.
+pub type Arrivals = Vec<(u64, InboxRecord)>;
+
+impl SpokeStore {
+    /// The inbox entry for (sender, message id).
+    pub fn inbox_entry(
+        &self,
+        sender: ParticipantId,
+        id: MessageId,
+    ) -> Result<Option<InboxRecord>, StoreError> {
+        self.watched(self.get(INBOX, &inbox_key(id, sender)))
+    }
+
+    /// Inbox entries with this message id (from any sender; normally one).
+    pub fn inbox_find(&self, id: MessageId) -> Result<Vec<InboxRecord>, StoreError> {
+        // Keys are the id and a two-letter sender: this range holds every sender's.
+        let end = message_range_end(id);
+        self.watched((|| {
+            self.db
+                .range(INBOX, id.as_bytes(), Some(&end), usize::MAX, false)?
+                .into_iter()
+                .map(|(_, v)| decode(&v, INBOX.name()))
+                .collect::<Result<_, _>>()
+        })())
+    }
+
+    /// Store a received document unless (sender, message id) is there already. Returns
+    /// whether it was new. Not durable until [`Self::flush`].
+    pub fn inbox_insert(&self, record: &InboxRecord, payload: &[u8]) -> Result<bool, StoreError> {
+        let key = inbox_key(record.message_id, record.sender);
+        if self.db.get(INBOX, &key)?.is_some() {
+            return Ok(false);
+        }
+        let pointer = self.place_payload(payload)?;
+        let value = encode(record);
+        self.db.update(|tx| {
+            if tx.get(INBOX, &key)?.is_some() {
+                return Ok(false);
+            }
+            let arrival = NEXT_ARRIVAL.take(tx)?;
+            tx.insert(INBOX, &key, &value)?;
+            match &pointer {
+                Some(pointer) => tx.insert(PAYLOAD_AT, &key, pointer)?,
+                None => tx.insert(PAYLOADS, &key, payload)?,
+            }
+            tx.insert(ARRIVALS, &arrival.to_be_bytes(), &key)?;
+            Ok(true)
+        })
+    }
+
+    /// Record the acknowledgement sent for an inbox entry.
+    pub fn inbox_set_ack(
+        &self,
+        sender: ParticipantId,
+        id: MessageId,
+        ack: String,
+    ) -> Result<(), StoreError> {
+        let key = inbox_key(id, sender);
+        self.db.update(|tx| {
+            if let Some(bytes) = tx.get(INBOX, &key)? {
+                let mut record: InboxRecord = decode(&bytes, "inbox entry")?;
+                record.evidence.ack = Some(ack.clone());
+                tx.insert(INBOX, &key, &encode(&record))?;
+            }
+            Ok(())
+        })
+    }
+
+    /// How many documents the inbox holds.
+    pub fn inbox_len(&self) -> Result<u64, StoreError> {
+        self.db.len(ARRIVALS)
+    }
+
+    /// At most `limit` inbox entries that arrived after cursor `since` (from the first with
+    /// `None`), in arrival order, with their cursors.
+    pub fn inbox_since(&self, since: Option<u64>, limit: usize) -> Result<Arrivals, StoreError> {
+        let start = since.map_or(0, |s| s.saturating_add(1));
+        self.arrivals(&start.to_be_bytes(), None, limit, false)
+    }
+
+    /// Inbox entries newest first, from before cursor `before` (from the newest with
+    /// `None`), for which `keep` holds, until `want` are found: read a page at a time, so
+    /// that memory holds one page and the matches, never the whole inbox. Returns them and,
+    /// if more may follow, the cursor to go on before.
+    pub fn inbox_matching(
+        &self,
+        mut before: Option<u64>,
+        want: usize,
+        keep: impl Fn(&InboxRecord) -> bool,
+    ) -> Result<(Arrivals, Option<u64>), StoreError> {
+        const PAGE: usize = 256;
+        let mut found = Vec::new();
+        loop {
+            let end = before.map(u64::to_be_bytes);
+            let page = self.arrivals(&[], end.as_ref().map(|e| &e[..]), PAGE, true)?;
+            let full = page.len() == PAGE;
+            for (cursor, record) in page {
+                before = Some(cursor);
+                if keep(&record) {
+                    found.push((cursor, record));
+                    if found.len() == want {
+                        return Ok((found, before.filter(|c| *c > 0)));
+                    }
+                }
+            }
+            if !full {
+                return Ok((found, None));
+            }
+        }
+    }
+
+    /// Inbox entries by arrival cursor in `[from, to)`, at most `limit`, with their cursors.
+    fn arrivals(
+        &self,
+        from: &[u8],
+        to: Option<&[u8]>,
+        limit: usize,
+        reverse: bool,
+    ) -> Result<Arrivals, StoreError> {
+        // Every inbox listing reads here: damage found makes health say so.
+        self.watched((|| {
+            let mut out = Vec::new();
+            for (arrival, key) in self.db.range(ARRIVALS, from, to, limit, reverse)? {
+                let cursor = u64_of(&arrival)
+                    .ok_or_else(|| StoreError::corrupt("arrival key", "not a number"))?;
+                if let Some(record) = self.get(INBOX, &key)? {
+                    out.push((cursor, record));
+                }
+            }
+            Ok(out)
+        })())
+    }
+
+    pub fn payload(
+        &self,
+        sender: ParticipantId,
+        id: MessageId,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = inbox_key(id, sender);
+        self.watched((|| {
+            let Some(pointer) = self.db.get(PAYLOAD_AT, &key)? else {
+                // Kept in the engine: small, or stored before segments.
+                return self.db.get(PAYLOADS, &key);
+            };
+            let document = format!("message {id} from {sender}");
+            self.read_placed(&pointer, &key, &document).map(Some)
+        })())
+    }
+}

@@ -1,0 +1,73 @@
+//! The spoke store's layout: its tables, each at its slot, the keys kept in `meta`, the
+//! counters, the format version, and how keys are made of ids.
+
+use caravan_common::{
+    MessageId, ParticipantId,
+    store::{Counter, StoreError, Table, keys::message_key},
+};
+
+/// The store's layout version, in `meta` (absent in stores from before it: version 1 too).
+/// Opening a store of a later version is refused; payload locations with checksums are read
+/// by earlier spokes as before (they ignore the checksums). Version 2: records carry their
+/// own version ([`super::RECORD_VERSION`]); those written before read as version 0. Version
+/// 3: sent records in their lifecycle form ([`super::SENT_RECORD_VERSION`]), which a spoke of
+/// version 2 could not read (it refuses the store whole instead); older sent records still
+/// decode.
+pub const FORMAT_VERSION: u64 = 3;
+pub(super) const FORMAT_KEY: &[u8] = b"format_version";
+
+pub(super) const INBOX: Table = Table::new(0, "inbox");
+pub(super) const PAYLOADS: Table = Table::new(1, "payloads");
+pub(super) const PAYLOAD_AT: Table = Table::new(2, "payload_at");
+pub(super) const ARRIVALS: Table = Table::new(3, "arrivals");
+pub(super) const SENT: Table = Table::new(4, "sent");
+pub(super) const OUTBOX: Table = Table::new(5, "outbox");
+pub(super) const QUEUED: Table = Table::new(6, "queued");
+pub(super) const OUTBOX_PAYLOADS: Table = Table::new(7, "outbox_payloads");
+pub(super) const RECEIPTED: Table = Table::new(8, "receipted");
+pub(super) const RECEIPTED_PAYLOADS: Table = Table::new(9, "receipted_payloads");
+pub(super) const TRUST: Table = Table::new(10, "trust");
+pub(super) const META: Table = Table::new(11, "meta");
+/// The spoke store's tables, each at its slot (for `store migrate`, which copies them all).
+pub const TABLES: &[Table] = &[
+    INBOX,
+    PAYLOADS,
+    PAYLOAD_AT,
+    ARRIVALS,
+    SENT,
+    OUTBOX,
+    QUEUED,
+    OUTBOX_PAYLOADS,
+    RECEIPTED,
+    RECEIPTED_PAYLOADS,
+    TRUST,
+    META,
+];
+
+pub(super) const CURRENT_TRUST_LIST: &[u8] = b"current";
+pub(super) const STATUS_CURSOR: &[u8] = b"status_cursor";
+pub(super) const STATUS_EPOCH: &[u8] = b"status_epoch";
+pub(super) const WEBHOOK_CURSOR: &[u8] = b"webhook_cursor";
+pub(super) const LOG_HEAD: &[u8] = b"log_head";
+pub(super) const LOG_ALARMS: &[u8] = b"log_alarms";
+/// Alarms kept (the newest); the total count is kept apart.
+pub(super) const LOG_ALARMS_KEPT: usize = 100;
+pub(super) const LOG_ALARMS_TOTAL: &[u8] = b"log_alarms_total";
+/// The next arrival number (the inbox's order) and outbox queue number. Stores made before
+/// the store foundation numbered from 0 and go on from where they are; new ones from 1.
+pub(super) const NEXT_ARRIVAL: Counter = Counter::new(META, b"next_arrival");
+pub(super) const NEXT_QUEUED: Counter = Counter::new(META, b"next_queued");
+
+/// The inbox's key of a document: message id, then sender.
+pub(super) fn inbox_key(id: MessageId, sender: ParticipantId) -> [u8; 18] {
+    message_key(id, sender)
+}
+
+/// The message id in an outbox or `receipted` key.
+pub(super) fn uuid_message_id(bytes: [u8; 16]) -> Result<MessageId, StoreError> {
+    uuid::Uuid::from_bytes(bytes)
+        .hyphenated()
+        .to_string()
+        .parse()
+        .map_err(|e| StoreError::corrupt("outbox key", e))
+}

@@ -1,0 +1,292 @@
+//! The store's tests: the inbox, damage, record versions and numbering.
+
+use caravan_common::store::{Counter, EngineKind, segments};
+
+use super::{
+    fixtures::{ENGINES, inbox_record as record},
+    tables::*,
+    *,
+};
+
+#[test]
+fn inbox_keeps_each_document_once_in_arrival_order() {
+    for engine in ENGINES {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SpokeStore::open(dir.path(), Some(engine), 4 << 20).unwrap();
+        let a = record("KZ");
+        let b = record("UZ");
+        assert!(store.inbox_insert(&a, b"abc").unwrap());
+        assert!(store.inbox_insert(&b, b"xyz").unwrap());
+        assert!(
+            !store.inbox_insert(&a, b"other").unwrap(),
+            "a redelivery is not stored again"
+        );
+        let list: Vec<InboxRecord> = store
+            .inbox_since(None, usize::MAX)
+            .unwrap()
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect();
+        assert_eq!(
+            list.iter().map(|r| r.message_id).collect::<Vec<_>>(),
+            vec![a.message_id, b.message_id]
+        );
+        assert_eq!(
+            store.payload(a.sender, a.message_id).unwrap().unwrap(),
+            b"abc"
+        );
+        assert_eq!(store.inbox_find(b.message_id).unwrap(), vec![b.clone()]);
+        store
+            .inbox_set_ack(a.sender, a.message_id, "ack".into())
+            .unwrap();
+        assert_eq!(
+            store
+                .inbox_entry(a.sender, a.message_id)
+                .unwrap()
+                .unwrap()
+                .evidence
+                .ack
+                .as_deref(),
+            Some("ack")
+        );
+        // Payloads up to the engine's inline limit are kept in the engine, larger ones in
+        // segment files; both survive a reopen, and a payload stored by a spoke from before
+        // segments (in sled's `payloads` tree) is still read.
+        let big = record("TJ");
+        let big_payload = vec![7u8; 64 * 1024 + 1];
+        assert!(store.inbox_insert(&big, &big_payload).unwrap());
+        let kept_inline = |r: &InboxRecord| {
+            let key = inbox_key(r.message_id, r.sender);
+            let inline = store.db.get(PAYLOADS, &key).unwrap().is_some();
+            let in_segment = store.db.get(PAYLOAD_AT, &key).unwrap().is_some();
+            assert_ne!(inline, in_segment, "a payload is kept in one place");
+            inline
+        };
+        assert_eq!(kept_inline(&b), engine == EngineKind::Redb);
+        assert!(!kept_inline(&big));
+        assert_eq!(
+            store.payload(b.sender, b.message_id).unwrap().unwrap(),
+            b"xyz"
+        );
+        let key = inbox_key(a.message_id, a.sender);
+        store
+            .db
+            .update(|tx| {
+                tx.remove(PAYLOAD_AT, &key)?;
+                tx.insert(PAYLOADS, &key, b"old format")
+            })
+            .unwrap();
+        store.flush().unwrap();
+        drop(store);
+        let store = SpokeStore::open(dir.path(), Some(engine), 1 << 20).unwrap();
+        assert_eq!(
+            store.payload(b.sender, b.message_id).unwrap().unwrap(),
+            b"xyz"
+        );
+        assert_eq!(
+            store.payload(a.sender, a.message_id).unwrap().unwrap(),
+            b"old format"
+        );
+        assert_eq!(
+            store.payload(big.sender, big.message_id).unwrap().unwrap(),
+            big_payload
+        );
+    }
+}
+#[test]
+fn damage_is_refused_reported_and_marks_the_store_unhealthy() {
+    for engine in ENGINES {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SpokeStore::open(dir.path(), Some(engine), 4 << 20).unwrap();
+        let (a, b) = (record("KZ"), record("UZ"));
+        let big = vec![5u8; segments::CHECK_BLOCK + 100];
+        store.inbox_insert(&a, &big).unwrap();
+        store.inbox_insert(&b, b"small").unwrap();
+        store.flush().unwrap();
+        let report = store.check();
+        // The records say 3 bytes: the check compares.
+        assert_eq!(report.problems.len(), 2, "{engine}: {:?}", report.problems);
+        let dir2 = tempfile::tempdir().unwrap();
+        let store = SpokeStore::open(dir2.path(), Some(engine), 4 << 20).unwrap();
+        let mut a = record("KZ");
+        a.payload_length = big.len() as u64;
+        let mut b = record("UZ");
+        b.payload_length = 5;
+        store.inbox_insert(&a, &big).unwrap();
+        store.inbox_insert(&b, b"small").unwrap();
+        store.flush().unwrap();
+        let report = store.check();
+        assert!(report.is_sound(), "{engine}: {:?}", report.problems);
+        // On sled even the small one is in a segment; redb keeps it in its own pages.
+        let in_engine = u64::from(engine == EngineKind::Redb);
+        assert_eq!(report.payloads.checked, 2 - in_engine);
+        assert_eq!(report.payloads.in_engine, in_engine);
+        assert!(store.check_at_start().is_sound());
+        assert_eq!(store.damage(), None);
+
+        // A flipped bit in the segment: never served, named, counted once.
+        let file = dir2.path().join("payload-segments").join("seg-000001.bin");
+        let mut bytes = std::fs::read(&file).unwrap();
+        bytes[segments::CHECK_BLOCK + 1] ^= 8;
+        std::fs::write(&file, bytes).unwrap();
+        for _ in 0..2 {
+            match store.payload(a.sender, a.message_id) {
+                Err(StoreError::PayloadCorrupt { document, source }) => {
+                    let detail = source.to_string();
+                    assert!(document.contains(&a.message_id.to_string()), "{document}");
+                    assert!(detail.contains("block 1"), "{detail}");
+                }
+                other => panic!("{engine}: {other:?}"),
+            }
+        }
+        assert_eq!(store.damaged_payloads(), 1);
+        assert!(store.damage().is_some());
+        assert_eq!(
+            store.payload(b.sender, b.message_id).unwrap().unwrap(),
+            b"small"
+        );
+        let report = store.check();
+        assert_eq!(report.problems.len(), 1, "{engine}: {:?}", report.problems);
+        assert!(
+            report.problems[0]
+                .record
+                .contains(&a.message_id.to_string())
+        );
+
+        // A record that no longer decodes breaks the inbox listing: said, and remembered.
+        let dir3 = tempfile::tempdir().unwrap();
+        let store = SpokeStore::open(dir3.path(), Some(engine), 4 << 20).unwrap();
+        store.inbox_insert(&b, b"small").unwrap();
+        let key = inbox_key(b.message_id, b.sender);
+        store.put(INBOX, &key, b"{not json").unwrap();
+        store.flush().unwrap();
+        assert!(
+            store
+                .check_at_start()
+                .problems
+                .iter()
+                .any(|p| p.place == INBOX.name())
+        );
+        assert!(store.inbox_since(None, 100).is_err());
+        assert!(store.damage().unwrap().contains("inbox"));
+        // Counters that went back since they were noted: committed data was lost.
+        store.note_floors().unwrap();
+        assert!(
+            store
+                .check_at_start()
+                .problems
+                .iter()
+                .all(|p| p.place == INBOX.name())
+        );
+        store
+            .put(META, NEXT_ARRIVAL.key(), &0u64.to_be_bytes())
+            .unwrap();
+        let report = store.check_at_start();
+        // Arrivals number from 1 (`Counter::FIRST`): after one, the next is 2.
+        assert!(
+            report
+                .problems
+                .iter()
+                .any(|p| p.record == "next_arrival" && p.detail.contains("is at 0 but was at 2")),
+            "{engine}: {:?}",
+            report.problems
+        );
+        let report = store.check();
+        assert!(!report.is_sound());
+    }
+}
+
+#[test]
+fn records_written_before_record_versions_still_decode() {
+    for engine in ENGINES {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SpokeStore::open(dir.path(), Some(engine), 4 << 20).unwrap();
+        let a = record("KZ");
+        store.inbox_insert(&a, b"abc").unwrap();
+        let key = inbox_key(a.message_id, a.sender);
+        let stored = store.db.get(INBOX, &key).unwrap().unwrap();
+        assert_eq!(
+            &stored[..2],
+            &[0, RECORD_VERSION],
+            "a record carries its version"
+        );
+        // As a spoke from before versions wrote it: the bare JSON.
+        store
+            .put(INBOX, &key, &serde_json::to_vec(&a).unwrap())
+            .unwrap();
+        assert_eq!(
+            store.inbox_entry(a.sender, a.message_id).unwrap(),
+            Some(a.clone())
+        );
+        assert!(store.check().is_sound(), "{engine}");
+        // One from a newer spoke is refused, not misread.
+        let newer = [
+            &[0u8, RECORD_VERSION + 1][..],
+            &serde_json::to_vec(&a).unwrap(),
+        ]
+        .concat();
+        store.put(INBOX, &key, &newer).unwrap();
+        let err = store.inbox_entry(a.sender, a.message_id).unwrap_err();
+        assert!(err.to_string().contains("newer Caravan"), "{err}");
+    }
+}
+
+#[test]
+fn numbering_goes_on_after_a_store_numbered_by_sled() {
+    // Stores from before the counters in `meta` numbered arrivals with sled's ids.
+    let dir = tempfile::tempdir().unwrap();
+    let a = record("KZ");
+    {
+        let store = SpokeStore::open(dir.path(), Some(EngineKind::Sled), 1 << 20).unwrap();
+        store.inbox_insert(&a, b"abc").unwrap();
+        let key = inbox_key(a.message_id, a.sender);
+        store
+            .db
+            .update(|tx| {
+                tx.remove(ARRIVALS, &Counter::FIRST.to_be_bytes())?;
+                tx.insert(ARRIVALS, &41u64.to_be_bytes(), &key)?;
+                tx.remove(META, NEXT_ARRIVAL.key())
+            })
+            .unwrap();
+        store.flush().unwrap();
+    }
+    let store = SpokeStore::open(dir.path(), Some(EngineKind::Sled), 1 << 20).unwrap();
+    let b = record("UZ");
+    store.inbox_insert(&b, b"xyz").unwrap();
+    let cursors: Vec<u64> = store
+        .inbox_since(None, usize::MAX)
+        .unwrap()
+        .iter()
+        .map(|(c, _)| *c)
+        .collect();
+    assert_eq!(cursors, [41, 42]);
+    assert_eq!(store.inbox_len().unwrap(), 2);
+}
+
+#[test]
+fn the_inbox_is_read_a_page_at_a_time() {
+    for engine in ENGINES {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SpokeStore::open(dir.path(), Some(engine), 4 << 20).unwrap();
+        // 600 documents: more than one page of the scan; every third from UZ.
+        for i in 0..600 {
+            let sender = if i % 3 == 0 { "UZ" } else { "KZ" };
+            store.inbox_insert(&record(sender), b"xyz").unwrap();
+        }
+        let first = store.inbox_since(None, 250).unwrap();
+        assert_eq!(first.len(), 250);
+        let next = store.inbox_since(Some(first[249].0), 1000).unwrap();
+        assert_eq!(next.len(), 350, "{engine}");
+        assert_eq!(next[0].0, first[249].0 + 1);
+        // Newest first, filtered, a page at a time, and on from where a page ended.
+        let uz = |r: &InboxRecord| r.sender.as_str() == "UZ";
+        let (page, older) = store.inbox_matching(None, 150, uz).unwrap();
+        assert_eq!(page.len(), 150);
+        assert!(page.windows(2).all(|w| w[0].0 > w[1].0), "newest first");
+        assert!(page.iter().all(|(_, r)| uz(r)));
+        let (rest, none) = store.inbox_matching(older, 150, uz).unwrap();
+        assert_eq!(rest.len(), 50, "{engine}: 200 from UZ in all");
+        assert_eq!(none, None);
+        assert!(rest[0].0 < page[149].0);
+    }
+}
