@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::store::{Engine, StoreError, Table};
+use crate::store::{Engine, Pairs, StoreError, Table};
 
 /// One thing wrong, where it is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -198,7 +198,83 @@ pub fn scan(
     }
 }
 
+/// `value`, or a problem in `place` (an engine error reading it).
+pub fn read<T>(
+    report: &mut Report,
+    place: impl Into<String>,
+    value: Result<T, StoreError>,
+) -> Option<T> {
+    match value {
+        Ok(v) => Some(v),
+        Err(e) => {
+            report.problem(place, "", format!("cannot be read: {e}"));
+            None
+        }
+    }
+}
+
+/// Records a check at start reads from the newest end of the tables that grow.
+pub const NEWEST: usize = 16;
+
+/// The first step of every check at start: each of `tables` reads at both ends (its first and
+/// its last record), so that a table the engine cannot read stops the start, not a request
+/// later; each failure is a problem in that table.
+pub fn read_both_ends(engine: &dyn Engine, tables: &[Table], report: &mut Report) {
+    for &table in tables {
+        for reverse in [false, true] {
+            read(report, table, engine.range(table, &[], None, 1, reverse));
+        }
+    }
+}
+
+/// The newest `n` records of `table`, newest first, for a check at start to look at closely
+/// (none, and a problem in the table, when they cannot be read).
+pub fn newest(engine: &dyn Engine, table: Table, n: usize, report: &mut Report) -> Pairs {
+    read(report, table, engine.range(table, &[], None, n, true)).unwrap_or_default()
+}
+
 /// Keys as an operator reads them: hex.
 pub fn hex_key(key: &[u8]) -> String {
     key.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Db, EngineKind};
+
+    const GROWS: Table = Table::new(0, "grows");
+    const EMPTY: Table = Table::new(1, "empty");
+    const TABLES: &[Table] = &[GROWS, EMPTY];
+
+    #[test]
+    fn the_start_check_reads_every_table_and_the_newest_records_first() {
+        let dir = tempfile::tempdir().unwrap();
+        for kind in [EngineKind::Sled, EngineKind::Redb] {
+            let db =
+                Db::open(&dir.path().join(kind.as_str()), Some(kind), TABLES, 8 << 20).unwrap();
+            for i in 0u8..20 {
+                db.put(GROWS, &[i], &[i]).unwrap();
+            }
+            let mut report = Report::new(dir.path(), kind.as_str());
+            read_both_ends(db.engine(), TABLES, &mut report);
+            let records = newest(db.engine(), GROWS, NEWEST, &mut report);
+            let keys: Vec<u8> = records.iter().map(|(k, _)| k[0]).collect();
+            assert_eq!(keys, (4u8..20).rev().collect::<Vec<_>>());
+            assert!(newest(db.engine(), EMPTY, NEWEST, &mut report).is_empty());
+            assert!(report.is_sound(), "{:?}", report.problems);
+        }
+    }
+
+    #[test]
+    fn an_engine_error_is_a_problem_in_its_table() {
+        let mut report = Report::default();
+        let value: Result<u8, StoreError> = Err(StoreError::engine(std::io::Error::other("EIO")));
+        assert_eq!(read(&mut report, GROWS, value), None);
+        assert_eq!(report.problems.len(), 1);
+        assert_eq!(report.problems[0].place, "grows");
+        assert!(report.problems[0].detail.starts_with("cannot be read: "));
+        assert_eq!(read(&mut report, GROWS, Ok(7)), Some(7));
+        assert_eq!(report.problems.len(), 1);
+    }
 }

@@ -26,28 +26,11 @@ pub enum PkiCommand {
     Issue(IssueArgs),
     /// Renew the hub's TLS certificate from the current CA (the old one is kept); restart the
     /// hub to use it.
-    RenewHubCert {
-        #[arg(long)]
-        dir: PathBuf,
-        /// DNS name or IP address the hub is reached at (repeatable): all of them.
-        #[arg(long = "hub-name", required = true)]
-        hub_names: Vec<String>,
-        #[arg(long, default_value_t = 825)]
-        days: u32,
-    },
+    RenewHubCert(HubCertArgs),
     /// Replace the CA: the old one is kept, a new one is made, `ca-bundle.pem` holds both for
     /// the changeover, and the hub's certificate is renewed from the new CA (runbook: "Renew
     /// the CA").
-    RolloverCa {
-        #[arg(long)]
-        dir: PathBuf,
-        /// DNS name or IP address the hub is reached at (repeatable): all of them.
-        #[arg(long = "hub-name", required = true)]
-        hub_names: Vec<String>,
-        /// Validity of the hub certificate in days (the CA gets five times as long).
-        #[arg(long, default_value_t = 825)]
-        days: u32,
-    },
+    RolloverCa(HubCertArgs),
     /// Create a new receipt-signing key (rotation): point `receipt_key` at it and restart the
     /// hub; the anchor vouches for it in the next trust list, so spokes need no change.
     NewReceiptKey {
@@ -55,6 +38,20 @@ pub enum PkiCommand {
         #[arg(long)]
         out: PathBuf,
     },
+}
+
+/// A new hub certificate: `renew-hub-cert`, `rollover-ca`.
+#[derive(Args)]
+pub struct HubCertArgs {
+    /// The PKI folder made by `pki init`.
+    #[arg(long)]
+    dir: PathBuf,
+    /// DNS name or IP address the hub is reached at (repeatable): all of them.
+    #[arg(long = "hub-name", required = true)]
+    hub_names: Vec<String>,
+    /// Validity of the hub certificate in days (a new CA gets five times as long).
+    #[arg(long, default_value_t = 825)]
+    days: u32,
 }
 
 #[derive(Args)]
@@ -90,24 +87,28 @@ pub fn command(command: PkiCommand) -> anyhow::Result<()> {
         } => {
             let layout = PkiLayout::new(&dir);
             let out = pki::init(&layout, &hub_names, days)?;
-            caravan_common::out!("CA certificate:       {}", layout.ca_cert().display());
-            caravan_common::out!(
-                "hub TLS certificate:  {} (names: {})",
-                layout.hub_cert().display(),
-                hub_names.join(", ")
-            );
-            caravan_common::out!(
-                "hub receipt key:      {} (id {})",
-                layout.receipt_key().display(),
-                out.receipt_key_id
-            );
-            caravan_common::out!("receipt public key:   {}", out.receipt_public_key);
-            caravan_common::out!(
-                "anchor key:           {} (id {})",
-                layout.anchor_key().display(),
-                out.anchor_key_id
-            );
-            caravan_common::out!("anchor public key:    {}", out.anchor_public_key);
+            print_rows(&[
+                ("CA certificate:", layout.ca_cert().display().to_string()),
+                ("hub TLS certificate:", hub_cert(&layout, &hub_names)),
+                (
+                    "hub receipt key:",
+                    format!(
+                        "{} (id {})",
+                        layout.receipt_key().display(),
+                        out.receipt_key_id
+                    ),
+                ),
+                ("receipt public key:", out.receipt_public_key),
+                (
+                    "anchor key:",
+                    format!(
+                        "{} (id {})",
+                        layout.anchor_key().display(),
+                        out.anchor_key_id
+                    ),
+                ),
+                ("anchor public key:", out.anchor_public_key),
+            ]);
         }
         PkiCommand::NewReceiptKey { out } => {
             let mut public = out.clone().into_os_string();
@@ -121,40 +122,43 @@ pub fn command(command: PkiCommand) -> anyhow::Result<()> {
                 public.display()
             );
         }
-        PkiCommand::RenewHubCert {
+        PkiCommand::RenewHubCert(HubCertArgs {
             dir,
             hub_names,
             days,
-        } => {
+        }) => {
             let layout = PkiLayout::new(&dir);
             pki::renew_hub_cert(&layout, &hub_names, days)?;
             caravan_common::out!(
-                "hub TLS certificate renewed: {} (names: {}); restart the hub to use it",
-                layout.hub_cert().display(),
-                hub_names.join(", ")
+                "hub TLS certificate renewed: {}; restart the hub to use it",
+                hub_cert(&layout, &hub_names)
             );
         }
-        PkiCommand::RolloverCa {
+        PkiCommand::RolloverCa(HubCertArgs {
             dir,
             hub_names,
             days,
-        } => {
+        }) => {
             let layout = PkiLayout::new(&dir);
             let r = pki::rollover_ca(&layout, &hub_names, days)?;
-            caravan_common::out!("new CA certificate:   {}", layout.ca_cert().display());
-            caravan_common::out!(
-                "old CA kept:          {} and {}",
-                r.old_ca_cert.display(),
-                r.old_ca_key.display()
-            );
-            caravan_common::out!(
-                "both, for the change: {} (hub and spokes: tls.ca_cert)",
-                r.bundle.display()
-            );
-            caravan_common::out!(
-                "hub TLS certificate:  {} (from the new CA)",
-                layout.hub_cert().display()
-            );
+            print_rows(&[
+                (
+                    "new CA certificate:",
+                    layout.ca_cert().display().to_string(),
+                ),
+                (
+                    "old CA kept:",
+                    format!("{} and {}", r.old_ca_cert.display(), r.old_ca_key.display()),
+                ),
+                (
+                    "both, for the change:",
+                    format!("{} (hub and spokes: tls.ca_cert)", r.bundle.display()),
+                ),
+                (
+                    "hub TLS certificate:",
+                    format!("{} (from the new CA)", layout.hub_cert().display()),
+                ),
+            ]);
         }
         PkiCommand::Issue(args) => {
             let layout = PkiLayout::new(&args.dir);
@@ -164,11 +168,30 @@ pub fn command(command: PkiCommand) -> anyhow::Result<()> {
                 (None, None) => anyhow::bail!("name a --participant or an --operator"),
             };
             let issued = pki::issue(&layout, &subject, args.days, args.renew)?;
-            caravan_common::out!("certificate: {}", issued.cert.display());
-            caravan_common::out!("key:         {}", issued.key.display());
-            caravan_common::out!("serial:      {}", issued.serial);
-            caravan_common::out!("sha256:      {}", issued.fingerprint);
+            print_rows(&[
+                ("certificate:", issued.cert.display().to_string()),
+                ("key:", issued.key.display().to_string()),
+                ("serial:", issued.serial),
+                ("sha256:", issued.fingerprint),
+            ]);
         }
     }
     Ok(())
+}
+
+/// The hub's certificate and the names it carries.
+fn hub_cert(layout: &PkiLayout, hub_names: &[String]) -> String {
+    format!(
+        "{} (names: {})",
+        layout.hub_cert().display(),
+        hub_names.join(", ")
+    )
+}
+
+/// What a command made, one `label value` line each, the values in one column.
+fn print_rows(rows: &[(&str, String)]) {
+    let width = rows.iter().map(|(label, _)| label.len()).max().unwrap_or(0) + 1;
+    for (label, value) in rows {
+        caravan_common::out!("{label:<width$}{value}");
+    }
 }

@@ -228,50 +228,57 @@ async fn read(
         let want = document.len().div_ceil(1024).min(room.kib);
         let need = want.saturating_sub(held.num_permits());
         if need > 0 {
-            let need = u32::try_from(need).unwrap_or(u32::MAX);
-            let more = match room.permits.clone().try_acquire_many_owned(need) {
-                Ok(more) => more,
-                Err(_) => {
-                    let waiting = Instant::now();
-                    let acquired = tokio::time::timeout(
-                        rules.room_wait,
-                        room.permits.clone().acquire_many_owned(need),
-                    )
-                    .await;
-                    // Time spent waiting for room is not the client's.
-                    paused += waiting.elapsed();
-                    match acquired {
-                        Ok(Ok(more)) => more,
-                        Ok(Err(e)) => return Err(UploadError::Read(e.into())),
-                        Err(_) => {
-                            return Err(UploadError::NoRoom {
-                                mib: room.kib / 1024,
-                                waited_secs: rules.room_wait.as_secs(),
-                            });
-                        }
-                    }
-                }
-            };
-            held.merge(more);
+            let waiting = Instant::now();
+            let more = more_room(room, need, rules).await;
+            // Time spent waiting for room is not the client's.
+            paused += waiting.elapsed();
+            held.merge(more?);
         }
     }
     if held.num_permits() == 0 {
         // An empty document still takes a place, as it did when room was taken up front.
-        let one = tokio::time::timeout(rules.room_wait, room.permits.clone().acquire_many_owned(1))
-            .await
-            .map_err(|_| UploadError::NoRoom {
-                mib: room.kib / 1024,
-                waited_secs: rules.room_wait.as_secs(),
-            })?
-            .map_err(|e| UploadError::Read(e.into()))?;
-        held.merge(one);
+        held.merge(more_room(room, 1, rules).await?);
     }
     Ok((document, held))
+}
+
+/// `kib` more KiB of room: at once when free, else within `room_wait` or [`UploadError::NoRoom`].
+async fn more_room(
+    room: &Room,
+    kib: usize,
+    rules: &UploadRules,
+) -> Result<OwnedSemaphorePermit, UploadError> {
+    let kib = u32::try_from(kib).unwrap_or(u32::MAX);
+    if let Ok(more) = room.permits.clone().try_acquire_many_owned(kib) {
+        return Ok(more);
+    }
+    tokio::time::timeout(
+        rules.room_wait,
+        room.permits.clone().acquire_many_owned(kib),
+    )
+    .await
+    .map_err(|_| UploadError::NoRoom {
+        mib: room.kib / 1024,
+        waited_secs: rules.room_wait.as_secs(),
+    })?
+    .map_err(|e| UploadError::Read(e.into()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `take_in` of `len` bytes under `max`, with a listener idle timeout of a minute.
+    async fn take(
+        len: usize,
+        max: usize,
+        rules: &UploadRules,
+        room: &Room,
+        stats: &UploadStats,
+    ) -> Result<(Vec<u8>, OwnedSemaphorePermit), UploadError> {
+        let body = Body::from(vec![1u8; len]);
+        take_in(body, max, rules, room, stats, Duration::from_secs(60)).await
+    }
 
     fn room(kib: usize) -> Room {
         Room {
@@ -285,31 +292,15 @@ mod tests {
         let room = room(4);
         let stats = UploadStats::default();
         let rules = UploadRules::default();
-        let (doc, held) = take_in(
-            Body::from(vec![7u8; 2000]),
-            10_000,
-            &rules,
-            &room,
-            &stats,
-            Duration::from_secs(60),
-        )
-        .await
-        .unwrap();
+        let (doc, held) = take(2000, 10_000, &rules, &room, &stats).await.unwrap();
         assert_eq!(doc.len(), 2000);
         assert_eq!(held.num_permits(), 2);
         assert_eq!(room.taken_kib(), 2);
         drop(held);
         assert_eq!(room.taken_kib(), 0);
-        let err = take_in(
-            Body::from(vec![0u8; 10_001]),
-            10_000,
-            &rules,
-            &room,
-            &stats,
-            Duration::from_secs(60),
-        )
-        .await
-        .unwrap_err();
+        let err = take(10_001, 10_000, &rules, &room, &stats)
+            .await
+            .unwrap_err();
         assert!(matches!(err, UploadError::TooLarge(10_000)), "{err}");
         assert_eq!(
             room.taken_kib(),
@@ -327,16 +318,7 @@ mod tests {
             ..UploadRules::default()
         };
         let holder = room.permits.clone().try_acquire_many_owned(2).unwrap();
-        let err = take_in(
-            Body::from(vec![1u8; 10]),
-            100,
-            &rules,
-            &room,
-            &stats,
-            Duration::from_secs(60),
-        )
-        .await
-        .unwrap_err();
+        let err = take(10, 100, &rules, &room, &stats).await.unwrap_err();
         assert!(matches!(err, UploadError::NoRoom { .. }), "{err}");
         let mut registry = Registry::default();
         stats.register(&mut registry);
@@ -350,17 +332,6 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
         }
         drop(holder);
-        assert!(
-            take_in(
-                Body::from(vec![1u8; 10]),
-                100,
-                &rules,
-                &room,
-                &stats,
-                Duration::from_secs(60)
-            )
-            .await
-            .is_ok()
-        );
+        assert!(take(10, 100, &rules, &room, &stats).await.is_ok());
     }
 }

@@ -3,7 +3,9 @@
 
 use prost::Message;
 
-use caravan_common::check::{Report, check_floors, hex_key, note_floors, scan};
+use caravan_common::check::{
+    NEWEST, Report, check_floors, hex_key, newest, note_floors, read, read_both_ends, scan,
+};
 use caravan_common::store::keys::u64_of;
 use caravan_proto::v1;
 
@@ -19,24 +21,6 @@ use super::{
         inbox_key,
     },
 };
-
-/// Records read from the newest end of the inbox and the outbox at start.
-const NEWEST: usize = 16;
-
-/// `value`, or a problem in `place` (an engine error reading it).
-fn read<T>(
-    report: &mut Report,
-    place: impl Into<String>,
-    value: Result<T, StoreError>,
-) -> Option<T> {
-    match value {
-        Ok(v) => Some(v),
-        Err(e) => {
-            report.problem(place, "", format!("cannot be read: {e}"));
-            None
-        }
-    }
-}
 
 /// An inbox key as an operator names the document.
 fn inbox_name(key: &[u8]) -> String {
@@ -355,33 +339,16 @@ impl SpokeStore {
             Ok(counters) => check_floors(&self.path, &counters, &mut report),
             Err(e) => report.problem(META, "counters", e.to_string()),
         }
-        for &table in TABLES {
-            for reverse in [false, true] {
-                read(
-                    &mut report,
-                    table,
-                    self.db.range(table, &[], None, 1, reverse),
-                );
-            }
-        }
-        let newest = read(
-            &mut report,
-            ARRIVALS,
-            self.db.range(ARRIVALS, &[], None, NEWEST, true),
-        );
-        for (_, key) in newest.into_iter().flatten() {
+        let engine = self.db.engine();
+        read_both_ends(engine, TABLES, &mut report);
+        for (_, key) in newest(engine, ARRIVALS, NEWEST, &mut report) {
             match self.db.get(INBOX, &key) {
                 Ok(Some(value)) => self.check_inbox_entry(&mut report, &key, &value, false),
                 Ok(None) => report.problem(ARRIVALS, inbox_name(&key), "not in the inbox"),
                 Err(e) => report.problem(INBOX, inbox_name(&key), e.to_string()),
             }
         }
-        let newest = read(
-            &mut report,
-            OUTBOX_PAYLOADS,
-            self.db.range(OUTBOX_PAYLOADS, &[], None, NEWEST, true),
-        );
-        for (key, value) in newest.into_iter().flatten() {
+        for (key, value) in newest(engine, OUTBOX_PAYLOADS, NEWEST, &mut report) {
             self.check_outbox_payload(&mut report, &key, &value, false);
         }
         report

@@ -4,7 +4,9 @@
 use prost::Message;
 
 use caravan_common::{
-    check::{Report, check_floors, hex_key, note_floors, scan},
+    check::{
+        NEWEST, Report, check_floors, hex_key, newest, note_floors, read, read_both_ends, scan,
+    },
     merkle,
     store::{
         Engine, StoreError,
@@ -16,29 +18,11 @@ use caravan_common::{
 use super::*;
 use crate::store::records::{CertificateRecord, LogEntry, RegistryRecord, StatusEvent, TreeHead};
 
-/// Records read from the newest end of each table at start.
-const NEWEST: usize = 16;
-
 fn message_name(r: &MessageRecord, sequence: u64) -> String {
     format!(
         "message {}/{} (sequence {sequence})",
         r.sender, r.message_id
     )
-}
-
-/// `value`, or a problem in `place` (an engine error reading it).
-fn read<T>(
-    report: &mut Report,
-    place: impl Into<String>,
-    value: Result<T, StoreError>,
-) -> Option<T> {
-    match value {
-        Ok(v) => Some(v),
-        Err(e) => {
-            report.problem(place, "", format!("cannot be read: {e}"));
-            None
-        }
-    }
 }
 
 /// The store's Merkle nodes, for roots.
@@ -506,21 +490,9 @@ impl Backend {
             .counter(&mut report, NEXT_LOG_INDEX.key())
             .map_or(0, |n| n.saturating_sub(1));
         self.check_meta(&mut report);
-        for &table in TABLES {
-            for reverse in [false, true] {
-                read(
-                    &mut report,
-                    table,
-                    self.db.range(table, &[], None, 1, reverse),
-                );
-            }
-        }
-        let newest = read(
-            &mut report,
-            MESSAGES,
-            self.db.range(MESSAGES, &[], None, NEWEST, true),
-        );
-        for (key, value) in newest.into_iter().flatten() {
+        let engine = self.db.engine();
+        read_both_ends(engine, TABLES, &mut report);
+        for (key, value) in newest(engine, MESSAGES, NEWEST, &mut report) {
             let sequence = key
                 .as_slice()
                 .try_into()
@@ -539,13 +511,8 @@ impl Backend {
             }
         }
         check_floors(&self.path, &[("log_entries", log_size)], &mut report);
-        let newest = read(
-            &mut report,
-            LOG,
-            self.db.range(LOG, &[], None, NEWEST, true),
-        );
-        let newest = newest.unwrap_or_default();
-        let last = newest
+        let entries = newest(engine, LOG, NEWEST, &mut report);
+        let last = entries
             .first()
             .and_then(|(k, _)| k.as_slice().try_into().ok())
             .map(u64::from_be_bytes);
@@ -561,7 +528,7 @@ impl Backend {
         }
         // A store of version 0 may have no Merkle nodes yet (the upgrade computes them).
         let has_nodes = self.counter(&mut report, FORMAT_KEY).is_some();
-        for (key, value) in &newest {
+        for (key, value) in &entries {
             let index = key
                 .as_slice()
                 .try_into()
@@ -586,19 +553,15 @@ impl Backend {
                 None => {}
             }
         }
-        let head = read(
-            &mut report,
-            TREE_HEADS,
-            self.db.range(TREE_HEADS, &[], None, 1, true),
-        );
-        if let Some((_, value)) = head.unwrap_or_default().first().filter(|_| has_nodes) {
+        let head = newest(engine, TREE_HEADS, 1, &mut report);
+        if let Some((_, value)) = head.first().filter(|_| has_nodes) {
             match <TreeHead as Record>::decode(value) {
                 Ok(h) if h.tree_size > log_size => report.problem(
                     TREE_HEADS,
                     format!("head of size {}", h.tree_size),
                     format!("the log holds only {log_size} entries"),
                 ),
-                Ok(h) => match merkle::root_of(&EngineNodes(self.db.engine()), h.tree_size) {
+                Ok(h) => match merkle::root_of(&EngineNodes(engine), h.tree_size) {
                     Ok(root) if root.as_slice() == h.root_hash.as_slice() => {}
                     Ok(_) => report.problem(
                         TREE_HEADS,
