@@ -2,12 +2,12 @@
 //! (`prometheus-client`) encoded as OpenMetrics text, served with the content type that names
 //! that format.
 //!
-//! Each side keeps one long-lived [`Registry`] (its counters and histograms, updated on the hot
-//! path with atomics, and the collectors of [`crate::net`], [`crate::fd`] and
-//! [`crate::recovery`] that read their atomics at scrape time); what must be read from the
-//! store or the state at scrape time goes into a registry made for that one scrape, so two
-//! scrapes never see each other's half-set values. [`encode`] writes them one after the other
-//! and ends the text with the `# EOF` that OpenMetrics requires.
+//! Each side keeps one long-lived [`Registry`]: its counters and histograms, updated on the
+//! hot path with atomics, and the collectors of `net`, `fd` and `recovery`, which read their
+//! atomics at scrape time. What must be read from the store or the state at scrape time goes
+//! into a registry made for that one scrape, so two scrapes never see each other's half-set
+//! values. [`encode`] writes them one after the other and ends the text with the `# EOF` that
+//! OpenMetrics requires.
 
 use prometheus_client::{
     encoding::{

@@ -550,7 +550,7 @@ mod tests {
     use super::*;
 
     /// The `/metrics` text of `m` with `gauges`, as the hub encodes it.
-    fn text(m: &Metrics, gauges: &StoreGauges) -> String {
+    fn encoded(m: &Metrics, gauges: &StoreGauges) -> String {
         let mut registry = Registry::default();
         m.register(&mut registry);
         caravan_common::metrics::encode(&[&registry, &gauges.registry()])
@@ -620,7 +620,7 @@ mod tests {
         m.count(&kz_cn, Event::Accepted);
         m.corridor(&kz_cn).acknowledgement.observe(0.02);
         let guard = m.stream_opened("CN".parse().unwrap());
-        let text = text(
+        let text = encoded(
             &m,
             &StoreGauges {
                 queue_depths: vec![("CN".parse().unwrap(), 3)],
@@ -639,7 +639,7 @@ mod tests {
         drop(guard);
         assert!(m.connected().is_empty());
         assert!(
-            super::tests::text(&m, &StoreGauges::default())
+            encoded(&m, &StoreGauges::default())
                 .contains("caravan_hub_spoke_connected{participant=\"CN\"} 0")
         );
     }
@@ -670,7 +670,7 @@ mod tests {
         let bad = caravan_common::Refusal::new(RefusalCode::BadSignature, "no");
         assert_eq!(m.refused("submit", None, &bad), 1);
         assert_eq!(m.refused("submit", None, &bad), 2);
-        let text = text(
+        let text = encoded(
             &m,
             &StoreGauges {
                 store_bytes: 4096,

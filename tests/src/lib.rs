@@ -622,9 +622,9 @@ impl Net {
         self.hub_listening.as_ref().expect("the hub started")
     }
 
-    /// The hub's Prometheus metrics, as text.
+    /// The hub's Prometheus metrics, as text (checked to be OpenMetrics, labelled as such).
     pub async fn hub_metrics(&self) -> String {
-        expect_ok(self.hub_http("/metrics").await)
+        metrics_get(self.hub_listens().metrics.expect("the hub serves metrics")).await
     }
 
     /// Where the hub's dashboard listens.
@@ -823,9 +823,10 @@ impl Net {
         )
     }
 
-    /// The spoke's Prometheus metrics, as text.
+    /// The spoke's Prometheus metrics, as text (checked to be OpenMetrics, labelled as such).
     pub async fn spoke_metrics(&self, id: &str) -> String {
-        expect_ok(self.spoke_http(id, "/metrics").await)
+        let listening = self.spoke_listening(id).await;
+        metrics_get(listening.metrics.expect("the spoke serves metrics")).await
     }
 
     /// `GET path` on `id`'s metrics listener (plain HTTP): status and body.
@@ -1217,7 +1218,27 @@ async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     (status.as_u16(), String::from_utf8_lossy(&body).into_owned())
 }
 
-fn expect_ok((status, body): (u16, String)) -> String {
-    assert_eq!(status, 200, "metrics answered {status}: {body}");
-    body
+/// `GET /metrics` from a Prometheus listener: the text, once it is seen to be OpenMetrics (ended
+/// by `# EOF`) sent with the content type that says so.
+async fn metrics_get(addr: SocketAddr) -> String {
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect to the metrics listener");
+    let (status, headers, body) =
+        caravan_spoke::client::exchange_full(stream, "GET", "/metrics", &[], Vec::new())
+            .await
+            .expect("an HTTP answer");
+    let text = String::from_utf8_lossy(&body).into_owned();
+    assert_eq!(status.as_u16(), 200, "metrics answered {status}: {text}");
+    let content_type = headers
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case("content-type"))
+        .map(|(_, value)| value.as_str());
+    assert_eq!(
+        content_type,
+        Some(caravan_common::metrics::CONTENT_TYPE),
+        "{headers:?}"
+    );
+    assert!(text.ends_with("\n# EOF\n"), "{text}");
+    text
 }

@@ -19,9 +19,8 @@ use prometheus_client::{metrics::gauge::ConstGauge, registry::Registry};
 use caravan_common::{
     Timestamp, fd,
     net::{Listeners, Stats},
+    recovery::StoreHealth,
 };
-
-use caravan_common::recovery::StoreHealth;
 
 use crate::rt::{Shutdown, blocking};
 
