@@ -309,9 +309,9 @@ impl TryFrom<SentRecordV1> for SentRecord {
 }
 
 /// The recipient's signed acknowledgement, as this spoke checked it: verified with its content,
-/// or not with the reason, never both. Stored, and shown by the control and NSW APIs, in its
-/// flat form [`AckJson`] (as before it was an enum), so records written before still decode
-/// and the APIs' JSON is unchanged.
+/// or not with the reason, never both. Stored in its flat form [`AckJson`] (as before it was
+/// an enum), so records written before still decode; the APIs show it as
+/// `crate::api::views::AckView`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(from = "AckJson", into = "AckJson")]
 pub struct AckRecord {
@@ -336,8 +336,8 @@ impl AckRecord {
     }
 }
 
-/// [`AckRecord`] as stored and as the APIs show it: `verified`, with `ack` (the content) when
-/// it did and `problem` when it did not, and `signed`.
+/// [`AckRecord`] as stored: `verified`, with `ack` (the content) when it did and `problem`
+/// when it did not, and `signed`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AckJson {
     pub verified: bool,
@@ -714,7 +714,11 @@ mod tests {
             .note_attempt(id, queued.attempts + 1, Some("bad receipt".into()))
             .unwrap();
         let now = store.sent_entry(id).unwrap().unwrap();
-        assert_eq!(now.state(), SentState::Delivered, "not wound back to QUEUED");
+        assert_eq!(
+            now.state(),
+            SentState::Delivered,
+            "not wound back to QUEUED"
+        );
         assert_eq!(now.transitions.len(), 2);
         assert_eq!(now.attempts, 3);
         assert_eq!(now.last_error.as_deref(), Some("bad receipt"));
