@@ -13,7 +13,7 @@ use super::{
 };
 
 /// The version of the sent record's JSON (`caravan_common::store::record`): 2, its
-/// [`Lifecycle`]. Versions 0 and 1 are the flat form ([`SentRecordV1`]), read still.
+/// [`Lifecycle`]. Versions 0 and 1 are the flat form (`SentRecordV1`), read still.
 pub const SENT_RECORD_VERSION: u8 = 2;
 
 /// Where a document this spoke sends is, as the APIs name it.
@@ -215,7 +215,7 @@ pub struct StateChange {
 /// A sent record as spokes wrote it before [`Lifecycle`] (record versions 0 and 1): a `state`
 /// beside an optional `receipt` and `refusal`, which could contradict it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SentRecordV1 {
+pub(super) struct SentRecordV1 {
     pub message_id: MessageId,
     pub recipient: ParticipantId,
     pub document_type: DocumentType,
@@ -238,7 +238,7 @@ pub struct SentRecordV1 {
 
 /// A state change as [`SentRecordV1`] kept it, in the APIs' names.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StateChangeV1 {
+pub(super) struct StateChangeV1 {
     pub state: SentState,
     pub at: Timestamp,
 }
