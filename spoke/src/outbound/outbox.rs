@@ -183,7 +183,7 @@ impl Outbound {
         let store = self.store.clone();
         let saved = blocking(move || {
             if record.lifecycle.is_queued() {
-                store.sent_update(&record)
+                store.note_attempt(record.message_id, record.attempts, record.last_error)
             } else {
                 store.settle(&queued, &record)?;
                 store.flush()

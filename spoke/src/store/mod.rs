@@ -67,7 +67,7 @@ pub use records::{
 };
 pub use sent::{
     AckCheck, AckJson, AckRecord, HubState, Lifecycle, ReceiptInfo, SENT_RECORD_VERSION,
-    SentRecord, SentRecordV1, SentState, StateChange, StateChangeV1,
+    SentRecord, SentState, StateChange,
 };
 pub use tables::{FORMAT_VERSION, TABLES};
 

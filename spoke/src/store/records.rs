@@ -10,7 +10,7 @@ use caravan_common::{
 
 /// The version of the spoke's stored records whose JSON has not changed since records carried
 /// versions (`caravan_common::store::record`): 1. Version 0, written before, is the same JSON.
-/// A record type whose JSON changed says so with its own [`JsonRecord::VERSION`].
+/// A record type whose JSON changed says so with its own version (`JsonRecord::VERSION`).
 pub const RECORD_VERSION: u8 = 1;
 
 /// A record the spoke stores as JSON behind its version.

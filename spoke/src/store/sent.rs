@@ -13,7 +13,7 @@ use super::{
 };
 
 /// The version of the sent record's JSON (`caravan_common::store::record`): 2, its
-/// [`Lifecycle`]. Versions 0 and 1 are the flat form ([`SentRecordV1`]), read still.
+/// [`Lifecycle`]. Versions 0 and 1 are the flat form (`SentRecordV1`), read still.
 pub const SENT_RECORD_VERSION: u8 = 2;
 
 /// Where a document this spoke sends is, as the APIs name it.
@@ -215,7 +215,7 @@ pub struct StateChange {
 /// A sent record as spokes wrote it before [`Lifecycle`] (record versions 0 and 1): a `state`
 /// beside an optional `receipt` and `refusal`, which could contradict it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SentRecordV1 {
+pub(super) struct SentRecordV1 {
     pub message_id: MessageId,
     pub recipient: ParticipantId,
     pub document_type: DocumentType,
@@ -238,7 +238,7 @@ pub struct SentRecordV1 {
 
 /// A state change as [`SentRecordV1`] kept it, in the APIs' names.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StateChangeV1 {
+pub(super) struct StateChangeV1 {
     pub state: SentState,
     pub at: Timestamp,
 }
@@ -309,9 +309,9 @@ impl TryFrom<SentRecordV1> for SentRecord {
 }
 
 /// The recipient's signed acknowledgement, as this spoke checked it: verified with its content,
-/// or not with the reason, never both. Stored, and shown by the control and NSW APIs, in its
-/// flat form [`AckJson`] (as before it was an enum), so records written before still decode
-/// and the APIs' JSON is unchanged.
+/// or not with the reason, never both. Stored in its flat form [`AckJson`] (as before it was
+/// an enum), so records written before still decode; the APIs show it as
+/// `crate::api::views::AckView`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(from = "AckJson", into = "AckJson")]
 pub struct AckRecord {
@@ -336,8 +336,8 @@ impl AckRecord {
     }
 }
 
-/// [`AckRecord`] as stored and as the APIs show it: `verified`, with `ack` (the content) when
-/// it did and `problem` when it did not, and `signed`.
+/// [`AckRecord`] as stored: `verified`, with `ack` (the content) when it did and `problem`
+/// when it did not, and `signed`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AckJson {
     pub verified: bool,
@@ -449,8 +449,25 @@ impl SpokeStore {
         })
     }
 
-    pub fn sent_update(&self, record: &SentRecord) -> Result<(), StoreError> {
-        self.put(SENT, record.message_id.as_bytes(), &encode(record))
+    /// Note a submission attempt that got no answer from the hub (unreachable, or a receipt
+    /// that did not verify): the attempts so far and the last error. Only those: the hub's
+    /// status events may have moved the record on since the outbox worker read it.
+    pub fn note_attempt(
+        &self,
+        message_id: MessageId,
+        attempts: u32,
+        last_error: Option<String>,
+    ) -> Result<(), StoreError> {
+        let key = message_id.as_bytes();
+        self.db.update(|tx| {
+            if let Some(v) = tx.get(SENT, key)? {
+                let mut record: SentRecord = decode(&v, "sent record")?;
+                record.attempts = attempts;
+                record.last_error = last_error.clone();
+                tx.insert(SENT, key, &encode(&record))?;
+            }
+            Ok(())
+        })
     }
 
     pub fn sent_entry(&self, id: MessageId) -> Result<Option<SentRecord>, StoreError> {
@@ -677,6 +694,34 @@ mod tests {
             assert_eq!(record.transitions.len(), 2);
             assert!(store.check().is_sound(), "{engine}");
         }
+    }
+
+    #[test]
+    fn a_failed_attempt_keeps_what_the_hubs_events_said_meanwhile() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SpokeStore::open(dir.path(), None, 4 << 20).unwrap();
+        let id = MessageId::generate();
+        let bytes = stored(&flat(id, "QUEUED", false, false), 1);
+        let queued: SentRecord = decode(&bytes, "sent").unwrap();
+        store.enqueue(&queued, b"envelope", b"abc").unwrap();
+        // The worker read it queued; the hub's event arrives while its attempt fails.
+        let change = StateChange {
+            state: HubState::Delivered,
+            at: Timestamp::from_millis(2_000),
+        };
+        store.apply_status(id, change, None, 1, "e").unwrap();
+        store
+            .note_attempt(id, queued.attempts + 1, Some("bad receipt".into()))
+            .unwrap();
+        let now = store.sent_entry(id).unwrap().unwrap();
+        assert_eq!(
+            now.state(),
+            SentState::Delivered,
+            "not wound back to QUEUED"
+        );
+        assert_eq!(now.transitions.len(), 2);
+        assert_eq!(now.attempts, 3);
+        assert_eq!(now.last_error.as_deref(), Some("bad receipt"));
     }
 
     #[test]
