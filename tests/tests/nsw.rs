@@ -190,8 +190,6 @@ async fn a_document_lacking_required_fields_is_refused_with_each_problem() {
     );
 }
 
-/// A webhook receiver on loopback: answers 500 to the first request, then 200; hands over
-/// each request body.
 /// POST `len` bytes to `path` in chunks, without declaring a length; the status answered.
 async fn chunked_post(addr: std::net::SocketAddr, path: &str, token: &str, len: usize) -> u16 {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -224,6 +222,8 @@ async fn chunked_post(addr: std::net::SocketAddr, path: &str, token: &str, len: 
         .unwrap_or_else(|| panic!("no HTTP answer: {answer:?}"))
 }
 
+/// A webhook receiver on loopback: answers 500 to the first request, then 200; hands over
+/// each request body.
 async fn webhook_receiver() -> (String, tokio::sync::mpsc::UnboundedReceiver<(u16, String)>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
