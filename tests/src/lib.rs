@@ -9,7 +9,8 @@
 //! never from its log. Processes log to files in the folder and are killed when the harness is
 //! dropped. Readiness is waited for on the hub's gRPC health service and on each spoke's control
 //! API, never with fixed sleeps, and every wait sleeps with tokio's timer, never blocking the
-//! runtime's threads.
+//! runtime's threads; one-shot commands (`pki`, `admin`, `send`, ...) run on tokio's process
+//! driver, so the harness's methods that run one are `async`.
 
 pub mod browser;
 
@@ -81,13 +82,25 @@ pub fn binaries() -> &'static Binaries {
         if profile_dir.file_name().is_some_and(|n| n == "release") {
             build.arg("--release");
         }
-        let status = build.status().expect("run cargo build");
+        // Once per test process; a test calling first may be on its runtime.
+        let status = blocking(|| build.status()).expect("run cargo build");
         assert!(status.success(), "building the binaries failed");
         Binaries {
             hub: profile_dir.join("caravan-hub"),
             spoke: profile_dir.join("caravan-spoke"),
         }
     })
+}
+
+/// Run `f`, which blocks, without holding up the async runtime it may be called on: on a
+/// multi-threaded one, the worker hands its other tasks over first.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) if runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
 }
 
 /// A running process, killed on drop.
@@ -261,8 +274,18 @@ pub struct Net {
     spokes: BTreeMap<String, Proc>,
 }
 
-fn run_ok(command: &mut Command) -> Output {
-    let out = command.output().expect("run command");
+/// Run a one-shot command to its end on tokio's process driver (no runtime thread is held
+/// while it runs).
+async fn output(command: &mut tokio::process::Command) -> Output {
+    command
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("run {command:?}: {e}"))
+}
+
+/// [`output`] of a command that must succeed.
+async fn run_ok(command: &mut tokio::process::Command) -> Output {
+    let out = output(command).await;
     assert!(
         out.status.success(),
         "{command:?} failed: {}",
@@ -273,15 +296,16 @@ fn run_ok(command: &mut Command) -> Output {
 
 impl Net {
     /// PKI, certificates and signing keys for `ids`; nothing started.
-    pub fn new(ids: &[&str]) -> Self {
+    pub async fn new(ids: &[&str]) -> Self {
         let bins = binaries();
         let dir = tempfile::tempdir().expect("temp dir");
         let pki = dir.path().join("pki");
         let init = run_ok(
-            Command::new(&bins.hub)
+            tokio::process::Command::new(&bins.hub)
                 .args(["pki", "init", "--dir"])
                 .arg(&pki),
-        );
+        )
+        .await;
         let init = String::from_utf8_lossy(&init.stdout).into_owned();
         let anchor_public_key = init
             .lines()
@@ -290,11 +314,12 @@ impl Net {
             .trim()
             .to_owned();
         run_ok(
-            Command::new(&bins.hub)
+            tokio::process::Command::new(&bins.hub)
                 .args(["pki", "issue", "--dir"])
                 .arg(&pki)
                 .args(["--operator", "ops"]),
-        );
+        )
+        .await;
         let mut net = Self {
             dir,
             parties: BTreeMap::new(),
@@ -327,20 +352,21 @@ impl Net {
             spokes: BTreeMap::new(),
         };
         for id in ids {
-            net.new_party(id);
+            net.new_party(id).await;
         }
         net
     }
 
     /// A participant's certificate and first signing key; registered at onboarding, or by the
     /// test itself when the hub is already running.
-    pub fn new_party(&mut self, id: &str) {
+    pub async fn new_party(&mut self, id: &str) {
         let out = run_ok(
-            Command::new(&binaries().hub)
+            tokio::process::Command::new(&binaries().hub)
                 .args(["pki", "issue", "--dir"])
                 .arg(self.pki())
                 .args(["--participant", id]),
-        );
+        )
+        .await;
         let serial = String::from_utf8_lossy(&out.stdout)
             .lines()
             .find_map(|l| l.strip_prefix("serial:"))
@@ -354,7 +380,8 @@ impl Net {
         };
         self.parties.insert(id.to_owned(), party);
         let onboarded = std::mem::replace(&mut self.onboarded, false);
-        self.add_key(id, &["e-co", "e-phyto", "e-invoice"], None, None);
+        self.add_key(id, &["e-co", "e-phyto", "e-invoice"], None, None)
+            .await;
         self.onboarded = onboarded;
     }
 
@@ -367,7 +394,7 @@ impl Net {
     }
 
     /// Create a signing key with `caravan-spoke keygen` and register it for `id`.
-    pub fn add_key(
+    pub async fn add_key(
         &mut self,
         id: &str,
         types: &[&str],
@@ -377,10 +404,11 @@ impl Net {
         let n = self.parties[id].keys.len();
         let file = self.path().join(format!("{id}-signing-{n}.key"));
         let out = run_ok(
-            Command::new(&binaries().spoke)
+            tokio::process::Command::new(&binaries().spoke)
                 .args(["keygen", "--json", "--out"])
                 .arg(&file),
-        );
+        )
+        .await;
         let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("keygen --json");
         let spec = KeySpec {
             file,
@@ -396,13 +424,13 @@ impl Net {
             .keys
             .push(spec.clone());
         if self.onboarded {
-            self.register_key(id, &spec);
+            self.register_key(id, &spec).await;
         }
         spec
     }
 
     /// Register `spec` for `id` with `caravan-hub admin key register`.
-    pub fn register_key(&self, id: &str, spec: &KeySpec) {
+    pub async fn register_key(&self, id: &str, spec: &KeySpec) {
         let public = format!("{}.pub", spec.file.display());
         let types = spec.document_types.join(",");
         let mut args = vec![
@@ -421,7 +449,7 @@ impl Net {
         if let Some(na) = &spec.not_after {
             args.extend(["--not-after", na.as_str()]);
         }
-        self.admin_ok(&args);
+        self.admin_ok(&args).await;
     }
 
     pub fn admin_config(&self) -> PathBuf {
@@ -429,28 +457,30 @@ impl Net {
     }
 
     /// Run `caravan-hub admin --config admin.toml ARGS`.
-    pub fn admin(&self, args: &[&str]) -> Output {
-        let mut command = Command::new(&binaries().hub);
-        command
-            .args(["admin", "--config"])
-            .arg(self.admin_config())
-            .args(args);
-        command.output().expect("run caravan-hub admin")
+    pub async fn admin(&self, args: &[&str]) -> Output {
+        output(
+            tokio::process::Command::new(&binaries().hub)
+                .args(["admin", "--config"])
+                .arg(self.admin_config())
+                .args(args),
+        )
+        .await
     }
 
     /// `caravan-hub ARGS --config <the hub's config>` (the local commands: log, restore, info).
-    pub fn hub_cli(&self, args: &[&str]) -> Output {
-        Command::new(&binaries().hub)
-            .args(args)
-            .arg("--config")
-            .arg(self.hub_config())
-            .output()
-            .expect("run caravan-hub")
+    pub async fn hub_cli(&self, args: &[&str]) -> Output {
+        output(
+            tokio::process::Command::new(&binaries().hub)
+                .args(args)
+                .arg("--config")
+                .arg(self.hub_config()),
+        )
+        .await
     }
 
     /// `admin`, which must succeed; returns its standard output.
-    pub fn admin_ok(&self, args: &[&str]) -> String {
-        let out = self.admin(args);
+    pub async fn admin_ok(&self, args: &[&str]) -> String {
+        let out = self.admin(args).await;
         assert!(
             out.status.success(),
             "caravan-hub admin {args:?} failed: {}",
@@ -460,7 +490,7 @@ impl Net {
     }
 
     /// Register every party and key, and open the corridors, as an operator would.
-    fn onboard(&mut self) {
+    async fn onboard(&mut self) {
         let parties: Vec<Party> = self.parties.values().cloned().collect();
         for p in &parties {
             self.admin_ok(&[
@@ -469,15 +499,17 @@ impl Net {
                 &p.id,
                 "--name",
                 &format!("Participant {}", p.id),
-            ]);
+            ])
+            .await;
             for k in &p.keys {
-                self.register_key(&p.id, k);
+                self.register_key(&p.id, k).await;
             }
         }
         if self.open_corridors {
             for from in &parties {
                 for to in parties.iter().filter(|to| to.id != from.id) {
-                    self.admin_ok(&["corridor", "open", &from.id, &to.id, "all"]);
+                    self.admin_ok(&["corridor", "open", &from.id, &to.id, "all"])
+                        .await;
                 }
             }
         }
@@ -613,7 +645,7 @@ impl Net {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         if !self.onboarded {
-            self.onboard();
+            self.onboard().await;
         }
     }
 
@@ -909,9 +941,7 @@ impl Net {
     pub async fn wait_trust_version(&self, id: &str, version: u64) -> serde_json::Value {
         let start = Instant::now();
         loop {
-            let out = self
-                .spoke_cli_async(id, &["trust-list", "show", "--json"])
-                .await;
+            let out = self.spoke_cli(id, &["trust-list", "show", "--json"]).await;
             if out.status.success() {
                 let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
                 if list["version"].as_u64().unwrap_or(0) >= version {
@@ -927,8 +957,8 @@ impl Net {
     }
 
     /// The version of the hub's current trust list.
-    pub fn hub_trust_version(&self) -> u64 {
-        let out = self.admin_ok(&["trust-list", "show", "--json"]);
+    pub async fn hub_trust_version(&self) -> u64 {
+        let out = self.admin_ok(&["trust-list", "show", "--json"]).await;
         let list: serde_json::Value = serde_json::from_str(&out).expect("JSON");
         list["version"].as_u64().expect("version")
     }
@@ -991,46 +1021,21 @@ impl Net {
     }
 
     /// Run `caravan-spoke ARGS --config <id's config>` and return its output.
-    pub fn spoke_cli(&self, id: &str, args: &[&str]) -> Output {
-        let mut command = Command::new(&binaries().spoke);
-        command
-            .args(args)
-            .arg("--config")
-            .arg(self.spoke_config(id));
-        command.output().expect("run caravan-spoke")
-    }
-
-    /// [`Net::spoke_cli`] on tokio's process driver, for waits that poll a command without
-    /// holding a runtime thread while it runs.
-    pub async fn spoke_cli_async(&self, id: &str, args: &[&str]) -> Output {
-        tokio::process::Command::new(&binaries().spoke)
-            .args(args)
-            .arg("--config")
-            .arg(self.spoke_config(id))
-            .output()
-            .await
-            .expect("run caravan-spoke")
-    }
-
-    /// [`Net::spoke_json`] on tokio's process driver.
-    pub async fn spoke_json_async(&self, id: &str, args: &[&str]) -> serde_json::Value {
-        let mut args = args.to_vec();
-        args.push("--json");
-        let out = self.spoke_cli_async(id, &args).await;
-        assert!(
-            out.status.success(),
-            "caravan-spoke {args:?} failed: {}\nspoke log:\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            self.spoke_log(id)
-        );
-        serde_json::from_slice(&out.stdout).expect("JSON output")
+    pub async fn spoke_cli(&self, id: &str, args: &[&str]) -> Output {
+        output(
+            tokio::process::Command::new(&binaries().spoke)
+                .args(args)
+                .arg("--config")
+                .arg(self.spoke_config(id)),
+        )
+        .await
     }
 
     /// `caravan-spoke ... --json`, which must succeed, parsed.
-    pub fn spoke_json(&self, id: &str, args: &[&str]) -> serde_json::Value {
+    pub async fn spoke_json(&self, id: &str, args: &[&str]) -> serde_json::Value {
         let mut args = args.to_vec();
         args.push("--json");
-        let out = self.spoke_cli(id, &args);
+        let out = self.spoke_cli(id, &args).await;
         assert!(
             out.status.success(),
             "caravan-spoke {args:?} failed: {}\nspoke log:\n{}",
@@ -1041,7 +1046,7 @@ impl Net {
     }
 
     /// `caravan-spoke send --wait` of `file` from `from` to `to`; returns the JSON answer.
-    pub fn send(
+    pub async fn send(
         &self,
         from: &str,
         to: &str,
@@ -1053,11 +1058,12 @@ impl Net {
             from,
             &["send", "--wait", "--to", to, "--type", document_type, file],
         )
+        .await
     }
 
     /// `caravan-spoke send` without waiting for the hub: returns once the document is in
     /// `from`'s outbox.
-    pub fn send_queued(
+    pub async fn send_queued(
         &self,
         from: &str,
         to: &str,
@@ -1066,11 +1072,13 @@ impl Net {
     ) -> serde_json::Value {
         let file = file.to_str().expect("UTF-8 path");
         self.spoke_json(from, &["send", "--to", to, "--type", document_type, file])
+            .await
     }
 
     /// How many entries `id`'s inbox holds for `message_id` (exactly-once checks).
-    pub fn inbox_copies(&self, id: &str, message_id: &str) -> usize {
+    pub async fn inbox_copies(&self, id: &str, message_id: &str) -> usize {
         self.spoke_json(id, &["inbox"])
+            .await
             .as_array()
             .expect("array")
             .iter()
@@ -1082,7 +1090,7 @@ impl Net {
     pub async fn wait_inbox(&self, id: &str, message_id: &str) -> serde_json::Value {
         let start = Instant::now();
         loop {
-            let inbox = self.spoke_json_async(id, &["inbox"]).await;
+            let inbox = self.spoke_json(id, &["inbox"]).await;
             if let Some(item) = inbox
                 .as_array()
                 .expect("array")
@@ -1104,7 +1112,7 @@ impl Net {
     pub async fn wait_state(&self, id: &str, message_id: &str, state: &str) -> serde_json::Value {
         let start = Instant::now();
         loop {
-            let status = self.spoke_json_async(id, &["status", message_id]).await;
+            let status = self.spoke_json(id, &["status", message_id]).await;
             if status["state"] == state {
                 return status;
             }

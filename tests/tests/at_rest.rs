@@ -15,8 +15,8 @@ use caravan_tests::{Net, PATIENCE, binaries, sample_path};
 const ECO: &str = "eco/carec-KZ-CN-certificate-of-origin.xml";
 const INVOICE: &str = "einvoice/ubl/peppol-base-example.xml";
 
-fn net(engine: &'static str) -> Net {
-    let mut net = Net::new(&["KZ", "CN"]);
+async fn net(engine: &'static str) -> Net {
+    let mut net = Net::new(&["KZ", "CN"]).await;
     net.store_engine = Some(engine);
     net
 }
@@ -90,20 +90,20 @@ async fn run_expecting_exit(binary: &Path, config: &Path) -> Output {
 }
 
 async fn a_flipped_byte_in_a_hub_segment_is_found_and_the_document_held_back(engine: &'static str) {
-    let mut net = net(engine);
+    let mut net = net(engine).await;
     net.start_hub().await;
     net.start_spoke("KZ").await;
     // CN is not running: the document waits in the hub's queue.
-    let sent = net.send("KZ", "CN", "e-co", &sample_path(ECO));
+    let sent = net.send("KZ", "CN", "e-co", &sample_path(ECO)).await;
     let id = sent["message_id"].as_str().unwrap().to_owned();
     assert!(net.terminate_hub().await, "the hub stops cleanly");
-    let out = net.hub_cli(&["store", "check", "--json"]);
+    let out = net.hub_cli(&["store", "check", "--json"]).await;
     let (code, report) = store_check(out);
     assert_eq!(code, Some(0), "a sound store passes: {report}");
     assert_eq!(report["payloads"]["checked"], 1, "{report}");
 
     flip_byte(&segment(&net.path().join("hub-data").join("store")));
-    let (code, report) = store_check(net.hub_cli(&["store", "check", "--json"]));
+    let (code, report) = store_check(net.hub_cli(&["store", "check", "--json"]).await);
     assert_eq!(code, Some(1), "{report}");
     assert_eq!(
         problems_naming(&report, &id),
@@ -115,7 +115,7 @@ async fn a_flipped_byte_in_a_hub_segment_is_found_and_the_document_held_back(eng
         problems_naming(&report, "fails its checksum") == 1,
         "says what is wrong: {report}"
     );
-    let out = net.hub_cli(&["store", "check"]);
+    let out = net.hub_cli(&["store", "check"]).await;
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out).contains("THE STORE IS DAMAGED"),
@@ -128,16 +128,18 @@ async fn a_flipped_byte_in_a_hub_segment_is_found_and_the_document_held_back(eng
     net.start_spoke("CN").await;
     // A later document from the same sender goes through: the damaged one, queued before it,
     // was passed over, not sent, and does not block the queue.
-    let later = net.send("KZ", "CN", "e-invoice", &sample_path(INVOICE));
+    let later = net
+        .send("KZ", "CN", "e-invoice", &sample_path(INVOICE))
+        .await;
     let later = later["message_id"].as_str().unwrap().to_owned();
     net.wait_inbox("CN", &later).await;
     net.wait_state("KZ", &later, "ACKNOWLEDGED").await;
-    let inbox = net.spoke_json("CN", &["inbox"]);
+    let inbox = net.spoke_json("CN", &["inbox"]).await;
     assert!(
         !inbox.to_string().contains(&id),
         "the corrupt document never reaches the recipient: {inbox}"
     );
-    let status = net.spoke_json("KZ", &["status", &id]);
+    let status = net.spoke_json("KZ", &["status", &id]).await;
     assert_eq!(
         status["state"], "ACCEPTED",
         "held at the hub, not lost: {status}"
@@ -152,7 +154,9 @@ async fn a_flipped_byte_in_a_hub_segment_is_found_and_the_document_held_back(eng
     // The recipient reconnects: the document is passed over again, and not logged again.
     net.kill_spoke("CN");
     net.start_spoke("CN").await;
-    let third = net.send("KZ", "CN", "e-invoice", &sample_path(INVOICE));
+    let third = net
+        .send("KZ", "CN", "e-invoice", &sample_path(INVOICE))
+        .await;
     net.wait_inbox("CN", third["message_id"].as_str().unwrap())
         .await;
     let log = net.hub_log();
@@ -166,7 +170,10 @@ async fn a_flipped_byte_in_a_hub_segment_is_found_and_the_document_held_back(eng
         "{}",
         lines[0]
     );
-    assert_eq!(net.spoke_json("KZ", &["status", &id])["state"], "ACCEPTED");
+    assert_eq!(
+        net.spoke_json("KZ", &["status", &id]).await["state"],
+        "ACCEPTED"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -180,12 +187,12 @@ async fn a_flipped_byte_in_a_hub_segment_is_found_and_the_document_held_back_red
 }
 
 async fn a_flipped_byte_in_a_spoke_segment_is_found_and_never_served(engine: &'static str) {
-    let mut net = net(engine);
+    let mut net = net(engine).await;
     net.nsw = true;
     net.start_hub().await;
     net.start_spoke("KZ").await;
     net.start_spoke("CN").await;
-    let sent = net.send("KZ", "CN", "e-co", &sample_path(ECO));
+    let sent = net.send("KZ", "CN", "e-co", &sample_path(ECO)).await;
     let id = sent["message_id"].as_str().unwrap().to_owned();
     net.wait_inbox("CN", &id).await;
     net.wait_state("KZ", &id, "ACKNOWLEDGED").await;
@@ -196,12 +203,12 @@ async fn a_flipped_byte_in_a_spoke_segment_is_found_and_never_served(engine: &'s
         .await;
     assert_eq!(status, 200, "served while intact");
     net.kill_spoke("CN");
-    let (code, report) = store_check(net.spoke_cli("CN", &["store", "check", "--json"]));
+    let (code, report) = store_check(net.spoke_cli("CN", &["store", "check", "--json"]).await);
     assert_eq!(code, Some(0), "{report}");
     assert_eq!(report["payloads"]["checked"], 1, "{report}");
 
     flip_byte(&segment(&net.path().join("spoke-CN-data").join("store")));
-    let (code, report) = store_check(net.spoke_cli("CN", &["store", "check", "--json"]));
+    let (code, report) = store_check(net.spoke_cli("CN", &["store", "check", "--json"]).await);
     assert_eq!(code, Some(1), "{report}");
     assert_eq!(
         problems_naming(&report, &id),
@@ -278,8 +285,8 @@ async fn a_flipped_byte_in_a_spoke_segment_is_found_and_never_served_redb() {
 }
 
 /// `log verify --json`: exit code and audit.
-fn log_verify(net: &Net) -> (Option<i32>, serde_json::Value) {
-    let out = net.hub_cli(&["log", "verify", "--json"]);
+async fn log_verify(net: &Net) -> (Option<i32>, serde_json::Value) {
+    let out = net.hub_cli(&["log", "verify", "--json"]).await;
     let audit = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("log verify printed no JSON ({e}): {}", text(&out)));
     (out.status.code(), audit)
@@ -287,17 +294,17 @@ fn log_verify(net: &Net) -> (Option<i32>, serde_json::Value) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_short_lived_hub_keeps_a_head_over_its_newest_entries_and_an_edit_is_caught() {
-    let mut net = net("sled");
+    let mut net = net("sled").await;
     // Far longer than the hub runs: only the heads kept at start and at shutdown count.
     net.tree_head_interval_secs = 3600;
     net.start_hub().await;
     net.start_spoke("KZ").await;
     net.start_spoke("CN").await;
-    let sent = net.send("KZ", "CN", "e-co", &sample_path(ECO));
+    let sent = net.send("KZ", "CN", "e-co", &sample_path(ECO)).await;
     net.wait_state("KZ", sent["message_id"].as_str().unwrap(), "ACKNOWLEDGED")
         .await;
     assert!(net.terminate_hub().await, "the hub stops cleanly");
-    let (code, audit) = log_verify(&net);
+    let (code, audit) = log_verify(&net).await;
     assert_eq!(code, Some(0), "{audit}");
     let entries = audit["entries"].as_u64().unwrap();
     assert!(
@@ -314,16 +321,17 @@ async fn a_short_lived_hub_keeps_a_head_over_its_newest_entries_and_an_edit_is_c
     // A killed hub keeps no head at shutdown: what it logged since is covered by none.
     net.start_hub().await;
     // A registry change: committed with its log entry before the command returns.
-    net.admin_ok(&["corridor", "pilot", "CN", "KZ", "e-phyto"]);
+    net.admin_ok(&["corridor", "pilot", "CN", "KZ", "e-phyto"])
+        .await;
     net.kill_hub();
-    let (code, audit) = log_verify(&net);
+    let (code, audit) = log_verify(&net).await;
     assert_eq!(code, Some(1), "{audit}");
     let uncovered = audit["uncovered"].as_str().unwrap_or_default();
     assert!(
         uncovered.contains("covered by no kept signed tree head"),
         "{audit}"
     );
-    let out = net.hub_cli(&["log", "verify"]);
+    let out = net.hub_cli(&["log", "verify"]).await;
     assert!(
         text(&out).contains("THE NEWEST ENTRIES ARE NOT COVERED"),
         "{}",
@@ -332,7 +340,7 @@ async fn a_short_lived_hub_keeps_a_head_over_its_newest_entries_and_an_edit_is_c
     // Started again, the hub covers them at once; stopped, the log verifies.
     net.start_hub().await;
     assert!(net.terminate_hub().await);
-    let (code, audit) = log_verify(&net);
+    let (code, audit) = log_verify(&net).await;
     assert_eq!(code, Some(0), "{audit}");
 
     // Someone with access to the disk edits the newest entry (the engine's own checksums pass:
@@ -348,13 +356,13 @@ async fn a_short_lived_hub_keeps_a_head_over_its_newest_entries_and_an_edit_is_c
         log.insert(key, entry).unwrap();
         db.flush().unwrap();
     }
-    let (code, audit) = log_verify(&net);
+    let (code, audit) = log_verify(&net).await;
     assert_eq!(code, Some(1), "{audit}");
     assert!(
         audit["problems"].to_string().contains("was changed"),
         "{audit}"
     );
-    let (code, report) = store_check(net.hub_cli(&["store", "check", "--json"]));
+    let (code, report) = store_check(net.hub_cli(&["store", "check", "--json"]).await);
     assert_eq!(code, Some(1), "{report}");
     assert!(
         report["problems"].to_string().contains("log_nodes"),
@@ -400,10 +408,10 @@ fn assert_refused(out: &Output, case: &str) {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_hub_refuses_to_start_on_a_garbled_database_file() {
     for engine in ["sled", "redb"] {
-        let mut net = net(engine);
+        let mut net = net(engine).await;
         net.start_hub().await;
         net.start_spoke("KZ").await;
-        let sent = net.send("KZ", "CN", "e-co", &sample_path(ECO));
+        let sent = net.send("KZ", "CN", "e-co", &sample_path(ECO)).await;
         assert!(sent["message_id"].is_string());
         assert!(net.terminate_hub().await);
         let store = net.path().join("hub-data").join("store");

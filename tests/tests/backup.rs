@@ -15,40 +15,32 @@ async fn a_sled_store_backs_up_under_load_and_restores() {
 }
 
 async fn backup_and_restore(engine: Option<&'static str>) {
-    let mut net = Net::new(&["KZ", "CN"]);
+    let mut net = Net::new(&["KZ", "CN"]).await;
     net.store_engine = engine;
     net.start_hub().await;
     // `info` tells which engine the store is on.
     let info: serde_json::Value =
-        serde_json::from_slice(&net.hub_cli(&["info", "--json"]).stdout).unwrap();
+        serde_json::from_slice(&net.hub_cli(&["info", "--json"]).await.stdout).unwrap();
     // A new store without a setting is on redb.
     assert_eq!(info["store_engine"], engine.unwrap_or("redb"), "{info}");
     net.start_spoke("KZ").await;
     net.start_spoke("CN").await;
     let eco = sample_path("eco/carec-KZ-CN-certificate-of-origin.xml");
-    let before = net.send("KZ", "CN", "e-co", &eco)["message_id"]
+    let before = net.send("KZ", "CN", "e-co", &eco).await["message_id"]
         .as_str()
         .unwrap()
         .to_owned();
     net.wait_state("KZ", &before, "ACKNOWLEDGED").await;
 
     // Back up while KZ keeps sending.
-    let backup = std::thread::scope(|s| {
-        let sending = s.spawn(|| {
-            (0..4)
-                .map(|_| {
-                    net.send("KZ", "CN", "e-co", &eco)["message_id"]
-                        .as_str()
-                        .unwrap()
-                        .to_owned()
-                })
-                .collect::<Vec<_>>()
-        });
-        let backup: serde_json::Value =
-            serde_json::from_str(&net.admin_ok(&["backup", "--json"])).unwrap();
-        sending.join().unwrap();
-        backup
-    });
+    let sending = async {
+        for _ in 0..4 {
+            let sent = net.send("KZ", "CN", "e-co", &eco).await;
+            assert!(sent["message_id"].is_string(), "{sent}");
+        }
+    };
+    let ((), backup) = tokio::join!(sending, net.admin_ok(&["backup", "--json"]));
+    let backup: serde_json::Value = serde_json::from_str(&backup).unwrap();
     let path = backup["path"].as_str().unwrap().to_owned();
     assert!(
         path.starts_with(
@@ -62,32 +54,35 @@ async fn backup_and_restore(engine: Option<&'static str>) {
     );
     assert!(backup["log_entries"].as_u64().unwrap() >= 3, "{backup}");
     // Auditors work on the backup while the hub runs.
-    let verified = net.hub_cli(&["log", "verify", "--json", "--store", &path]);
+    let verified = net
+        .hub_cli(&["log", "verify", "--json", "--store", &path])
+        .await;
     assert!(
         verified.status.success(),
         "{}",
         String::from_utf8_lossy(&verified.stderr)
     );
-    let exported = net.hub_cli(&["log", "export", "--store", &path]);
+    let exported = net.hub_cli(&["log", "export", "--store", &path]).await;
     assert!(exported.status.success());
     assert_eq!(
         String::from_utf8_lossy(&exported.stdout).lines().count() as u64,
         backup["log_entries"].as_u64().unwrap(),
         "one line per entry of the backup"
     );
-    let after = net.send("KZ", "CN", "e-co", &eco)["message_id"]
+    let after = net.send("KZ", "CN", "e-co", &eco).await["message_id"]
         .as_str()
         .unwrap()
         .to_owned();
     net.wait_state("KZ", &after, "ACKNOWLEDGED").await;
     // A registry change after the backup: the spokes hold a newer trust list than the backup.
-    net.admin_ok(&["corridor", "pilot", "CN", "KZ", "e-phyto"]);
-    let newest = net.hub_trust_version();
+    net.admin_ok(&["corridor", "pilot", "CN", "KZ", "e-phyto"])
+        .await;
+    let newest = net.hub_trust_version().await;
     net.wait_trust_version("KZ", newest).await;
 
     // Refusals first: a running hub's store is not replaced, and a folder that is no backup
     // is not taken; neither changes anything.
-    let out = net.hub_cli(&["restore", "--json", "--from", &path]);
+    let out = net.hub_cli(&["restore", "--json", "--from", &path]).await;
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("stop the hub first"),
@@ -96,11 +91,13 @@ async fn backup_and_restore(engine: Option<&'static str>) {
     );
     assert!(net.terminate_hub().await, "the hub stops cleanly");
     let pki = net.pki();
-    let out = net.hub_cli(&["restore", "--json", "--from", pki.to_str().unwrap()]);
+    let out = net
+        .hub_cli(&["restore", "--json", "--from", pki.to_str().unwrap()])
+        .await;
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not a store backup"));
 
-    let out = net.hub_cli(&["restore", "--json", "--from", &path]);
+    let out = net.hub_cli(&["restore", "--json", "--from", &path]).await;
     assert!(
         out.status.success(),
         "{}",
@@ -121,7 +118,7 @@ async fn backup_and_restore(engine: Option<&'static str>) {
     // The restored hub re-issues its trust list beyond the version the spokes hold, so they
     // take it (they refuse an older one).
     net.start_hub().await;
-    assert!(net.hub_trust_version() > newest);
+    assert!(net.hub_trust_version().await > newest);
     net.wait_trust_version("KZ", newest + 1).await;
     // It knows what the backup held, and not what came after it.
     let mut kz = net.client("KZ");
@@ -138,7 +135,7 @@ async fn backup_and_restore(engine: Option<&'static str>) {
     assert!(lost.message().starts_with("UNKNOWN_MESSAGE"), "{lost:?}");
     // And it works: a new document goes through.
     net.wait_hub_connected("KZ", true).await;
-    let new = net.send("KZ", "CN", "e-co", &eco)["message_id"]
+    let new = net.send("KZ", "CN", "e-co", &eco).await["message_id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -146,7 +143,7 @@ async fn backup_and_restore(engine: Option<&'static str>) {
     // KZ had seen tree heads over the entries the backup lacks: the rewind is visible.
     let start = std::time::Instant::now();
     loop {
-        let out = net.spoke_cli("KZ", &["log", "--json"]);
+        let out = net.spoke_cli("KZ", &["log", "--json"]).await;
         let view: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         if view["alarms_total"].as_u64() > Some(0) {
             assert_eq!(view["alarms"][0]["code"], "LOG_INCONSISTENT", "{view}");
@@ -159,9 +156,9 @@ async fn backup_and_restore(engine: Option<&'static str>) {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     // The audit of the restored log holds.
-    let out = net.hub_cli(&["log", "verify"]);
+    let out = net.hub_cli(&["log", "verify"]).await;
     assert!(net.terminate_hub().await);
-    let out2 = net.hub_cli(&["log", "verify", "--json"]);
+    let out2 = net.hub_cli(&["log", "verify", "--json"]).await;
     assert!(!out.status.success(), "log verify needs the hub stopped");
     assert!(
         out2.status.success(),

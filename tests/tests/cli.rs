@@ -167,7 +167,7 @@ fn keygen_writes_a_private_key_and_never_overwrites() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_spoke_refuses_bad_documents_before_signing() {
-    let mut net = Net::new(&["KZ", "CN"]);
+    let mut net = Net::new(&["KZ", "CN"]).await;
     net.start_hub().await;
     net.start_spoke("KZ").await;
     let not_xml = net.path().join("not.xml");
@@ -191,7 +191,7 @@ async fn the_spoke_refuses_bad_documents_before_signing() {
     for (args, code) in cases {
         let mut full = vec!["send"];
         full.extend(args);
-        let out = net.spoke_cli("KZ", &full);
+        let out = net.spoke_cli("KZ", &full).await;
         assert_eq!(out.status.code(), Some(1), "{full:?}");
         assert!(stderr(&out).contains(code), "{full:?}: {}", stderr(&out));
     }
@@ -202,7 +202,7 @@ async fn the_spoke_refuses_bad_documents_before_signing() {
 
     // A spoke that is not running cannot be used, and the CLI says why.
     net.write_spoke_config("CN");
-    let out = net.spoke_cli("CN", &["inbox"]);
+    let out = net.spoke_cli("CN", &["inbox"]).await;
     assert_eq!(out.status.code(), Some(69));
     assert!(
         stderr(&out).contains("caravan-spoke run"),

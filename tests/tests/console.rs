@@ -52,17 +52,19 @@ async fn login(net: &Net, password: &str) -> (u16, Option<String>) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_officer_logs_in_finds_a_document_and_sees_it_verified() {
-    let mut net = Net::new(&["KZ", "CN"]);
+    let mut net = Net::new(&["KZ", "CN"]).await;
     net.console_password = Some(PASSWORD.into());
     net.start_hub().await;
     net.start_spoke("KZ").await;
     net.start_spoke("CN").await;
-    let sent = net.send(
-        "KZ",
-        "CN",
-        "e-co",
-        &sample_path("eco/carec-KZ-CN-certificate-of-origin.xml"),
-    );
+    let sent = net
+        .send(
+            "KZ",
+            "CN",
+            "e-co",
+            &sample_path("eco/carec-KZ-CN-certificate-of-origin.xml"),
+        )
+        .await;
     let id = sent["message_id"].as_str().unwrap().to_owned();
     net.wait_inbox("CN", &id).await;
 
@@ -237,17 +239,19 @@ async fn in_a_real_headless_browser() {
         );
         return;
     };
-    let mut net = Net::new(&["KZ", "CN"]);
+    let mut net = Net::new(&["KZ", "CN"]).await;
     net.console_password = Some(PASSWORD.into());
     net.start_hub().await;
     net.start_spoke("KZ").await;
     net.start_spoke("CN").await;
-    let sent = net.send(
-        "KZ",
-        "CN",
-        "e-co",
-        &sample_path("eco/carec-KZ-CN-certificate-of-origin.xml"),
-    );
+    let sent = net
+        .send(
+            "KZ",
+            "CN",
+            "e-co",
+            &sample_path("eco/carec-KZ-CN-certificate-of-origin.xml"),
+        )
+        .await;
     let id = sent["message_id"].as_str().unwrap();
     net.wait_inbox("CN", id).await;
     let forged = plant_a_tampered_document(&mut net, id).await;

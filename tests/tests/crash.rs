@@ -23,7 +23,7 @@ async fn a_hub_on_sled_killed_under_load_loses_nothing_it_receipted() {
 }
 
 async fn killed_under_load(engine: Option<&'static str>) {
-    let mut net = Net::new(&["KZ", "UZ", "CN"]);
+    let mut net = Net::new(&["KZ", "UZ", "CN"]).await;
     net.store_engine = engine;
     net.start_hub().await;
     let doc = sample("einvoice/ubl/peppol-base-example.xml");
@@ -93,7 +93,7 @@ async fn killed_under_load(engine: Option<&'static str>) {
     net.start_spoke("CN").await;
     let start = std::time::Instant::now();
     let inbox = loop {
-        let inbox = net.spoke_json("CN", &["inbox"]);
+        let inbox = net.spoke_json("CN", &["inbox"]).await;
         let ids: HashSet<String> = inbox
             .as_array()
             .unwrap()

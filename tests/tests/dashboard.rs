@@ -6,16 +6,18 @@ use caravan_tests::{Net, sample_path};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn operators_see_the_network_and_nobody_else_does() {
-    let mut net = Net::new(&["KZ", "CN", "UZ"]);
+    let mut net = Net::new(&["KZ", "CN", "UZ"]).await;
     net.start_hub().await;
     net.start_spoke("KZ").await;
     net.start_spoke("CN").await;
-    let sent = net.send(
-        "KZ",
-        "CN",
-        "e-co",
-        &sample_path("eco/carec-KZ-CN-certificate-of-origin.xml"),
-    );
+    let sent = net
+        .send(
+            "KZ",
+            "CN",
+            "e-co",
+            &sample_path("eco/carec-KZ-CN-certificate-of-origin.xml"),
+        )
+        .await;
     net.wait_state("KZ", sent["message_id"].as_str().unwrap(), "ACKNOWLEDGED")
         .await;
     // A refusal for the list of recent ones.
@@ -104,7 +106,7 @@ async fn operators_see_the_network_and_nobody_else_does() {
     );
 
     // `info` tells where the dashboard is.
-    let out = net.hub_cli(&["info", "--json"]);
+    let out = net.hub_cli(&["info", "--json"]).await;
     let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(
         info["dashboard_url"]

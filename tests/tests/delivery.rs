@@ -6,7 +6,7 @@ use caravan_tests::{Net, sample, sample_path};
 /// payload, and acknowledged back to the sender with a verified signed acknowledgement.
 #[tokio::test(flavor = "multi_thread")]
 async fn all_three_document_types_arrive_verified_and_identical() {
-    let mut net = Net::new(&["KZ", "CN", "UZ"]);
+    let mut net = Net::new(&["KZ", "CN", "UZ"]).await;
     net.start_hub().await;
     for id in ["KZ", "CN", "UZ"] {
         net.start_spoke(id).await;
@@ -43,7 +43,7 @@ async fn all_three_document_types_arrive_verified_and_identical() {
     ];
     for (from, to, doc_type, file, number) in trips {
         let path = sample_path(file);
-        let sent = net.send(from, to, doc_type, &path);
+        let sent = net.send(from, to, doc_type, &path).await;
         let id = sent["message_id"].as_str().expect("message_id").to_owned();
         assert_eq!(
             sent["document_id"], number,
@@ -65,7 +65,9 @@ async fn all_three_document_types_arrive_verified_and_identical() {
         assert!(item["received_at"].as_str().unwrap().ends_with('Z'));
 
         let out = net.path().join(format!("{id}.xml"));
-        let shown = net.spoke_json(to, &["show", &id, "--payload-out", out.to_str().unwrap()]);
+        let shown = net
+            .spoke_json(to, &["show", &id, "--payload-out", out.to_str().unwrap()])
+            .await;
         assert_eq!(shown["verification"]["status"], "verified");
         assert_eq!(
             std::fs::read(&out).unwrap(),
@@ -104,7 +106,11 @@ async fn all_three_document_types_arrive_verified_and_identical() {
     // Nobody received anything twice or anything not meant for them.
     for (id, expected) in [("CN", 1), ("KZ", 1), ("UZ", 2)] {
         assert_eq!(
-            net.spoke_json(id, &["inbox"]).as_array().unwrap().len(),
+            net.spoke_json(id, &["inbox"])
+                .await
+                .as_array()
+                .unwrap()
+                .len(),
             expected,
             "{id}'s inbox"
         );
@@ -115,13 +121,16 @@ async fn all_three_document_types_arrive_verified_and_identical() {
 /// recipient connects.
 #[tokio::test(flavor = "multi_thread")]
 async fn offline_recipient_receives_on_connect() {
-    let mut net = Net::new(&["KZ", "CN"]);
+    let mut net = Net::new(&["KZ", "CN"]).await;
     net.start_hub().await;
     net.start_spoke("KZ").await;
     let path = sample_path("ephyto/mattilsynet-SPSCertificateContent.xml");
-    let sent = net.send("KZ", "CN", "e-phyto", &path);
+    let sent = net.send("KZ", "CN", "e-phyto", &path).await;
     let id = sent["message_id"].as_str().unwrap().to_owned();
-    assert_eq!(net.spoke_json("KZ", &["status", &id])["state"], "ACCEPTED");
+    assert_eq!(
+        net.spoke_json("KZ", &["status", &id]).await["state"],
+        "ACCEPTED"
+    );
 
     net.start_spoke("CN").await;
     let item = net.wait_inbox("CN", &id).await;
@@ -133,7 +142,7 @@ async fn offline_recipient_receives_on_connect() {
 /// document for which the sender holds a receipt is delivered exactly once.
 #[tokio::test(flavor = "multi_thread")]
 async fn hub_killed_and_restarted_delivers_exactly_once() {
-    let mut net = Net::new(&["KZ", "CN"]);
+    let mut net = Net::new(&["KZ", "CN"]).await;
     net.start_hub().await;
     net.start_spoke("KZ").await;
     let files = [
@@ -155,7 +164,7 @@ async fn hub_killed_and_restarted_delivers_exactly_once() {
     let mut ids = Vec::new();
     for (doc_type, file) in files {
         let path = sample_path(file);
-        let sent = net.send("KZ", "CN", doc_type, &path);
+        let sent = net.send("KZ", "CN", doc_type, &path).await;
         ids.push(sent["message_id"].as_str().unwrap().to_owned());
     }
     net.kill_hub();
@@ -165,7 +174,7 @@ async fn hub_killed_and_restarted_delivers_exactly_once() {
         assert_eq!(net.wait_inbox("CN", id).await["verified"], true);
         net.wait_state("KZ", id, "ACKNOWLEDGED").await;
     }
-    let inbox = net.spoke_json("CN", &["inbox"]);
+    let inbox = net.spoke_json("CN", &["inbox"]).await;
     let mut received: Vec<&str> = inbox
         .as_array()
         .unwrap()
@@ -182,17 +191,17 @@ async fn hub_killed_and_restarted_delivers_exactly_once() {
 /// does not create a second inbox entry.
 #[tokio::test(flavor = "multi_thread")]
 async fn restarted_spoke_keeps_its_inbox_without_duplicates() {
-    let mut net = Net::new(&["KZ", "CN"]);
+    let mut net = Net::new(&["KZ", "CN"]).await;
     net.start_hub().await;
     net.start_spoke("KZ").await;
     net.start_spoke("CN").await;
     let path = sample_path("einvoice/ubl/peppol-base-example.xml");
-    let sent = net.send("KZ", "CN", "e-invoice", &path);
+    let sent = net.send("KZ", "CN", "e-invoice", &path).await;
     let id = sent["message_id"].as_str().unwrap().to_owned();
     net.wait_state("KZ", &id, "ACKNOWLEDGED").await;
     net.kill_spoke("CN");
     net.start_spoke("CN").await;
-    let inbox = net.spoke_json("CN", &["inbox"]);
+    let inbox = net.spoke_json("CN", &["inbox"]).await;
     assert_eq!(inbox.as_array().unwrap().len(), 1, "{inbox}");
     assert_eq!(inbox[0]["message_id"], id.as_str());
 }
@@ -200,7 +209,7 @@ async fn restarted_spoke_keeps_its_inbox_without_duplicates() {
 /// SIGTERM stops the hub cleanly (drains, flushes, exits 0) even with delivery streams open.
 #[tokio::test(flavor = "multi_thread")]
 async fn hub_shuts_down_cleanly_on_sigterm() {
-    let mut net = Net::new(&["KZ", "CN"]);
+    let mut net = Net::new(&["KZ", "CN"]).await;
     net.start_hub().await;
     net.start_spoke("CN").await;
     assert!(
@@ -213,27 +222,29 @@ async fn hub_shuts_down_cleanly_on_sigterm() {
 /// and the exporting spoke links it to the certificate it sent.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_business_response_travels_back_linked_to_its_document() {
-    let mut net = Net::new(&["KZ", "CN"]);
+    let mut net = Net::new(&["KZ", "CN"]).await;
     net.start_hub().await;
     net.start_spoke("KZ").await;
     net.start_spoke("CN").await;
     let path = sample_path("ephyto/mattilsynet-SPSCertificateContent.xml");
-    let sent = net.send("KZ", "CN", "e-phyto", &path);
+    let sent = net.send("KZ", "CN", "e-phyto", &path).await;
     let id = sent["message_id"].as_str().unwrap().to_owned();
     net.wait_inbox("CN", &id).await;
 
-    let answer = net.spoke_json(
-        "CN",
-        &[
-            "answer",
-            &id,
-            "--decision",
-            "rejected",
-            "--reason",
-            "pest found: Ribes rust",
-            "--wait",
-        ],
-    );
+    let answer = net
+        .spoke_json(
+            "CN",
+            &[
+                "answer",
+                &id,
+                "--decision",
+                "rejected",
+                "--reason",
+                "pest found: Ribes rust",
+                "--wait",
+            ],
+        )
+        .await;
     let answer_id = answer["message_id"].as_str().unwrap().to_owned();
     let received = net.wait_inbox("KZ", &answer_id).await;
     assert_eq!(received["verified"], true);
@@ -246,7 +257,7 @@ async fn a_business_response_travels_back_linked_to_its_document() {
 
     let start = std::time::Instant::now();
     loop {
-        let status = net.spoke_json("KZ", &["status", &id]);
+        let status = net.spoke_json("KZ", &["status", &id]).await;
         if let Some(r) = status["responses"].as_array().and_then(|r| r.first()) {
             assert_eq!(r["decision"], "rejected");
             assert_eq!(r["reason"], "pest found: Ribes rust");
@@ -260,21 +271,25 @@ async fn a_business_response_travels_back_linked_to_its_document() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     // Only a document from the recipient can be answered.
-    let out = net.spoke_cli("KZ", &["answer", &answer_id, "--decision", "accepted"]);
+    let out = net
+        .spoke_cli("KZ", &["answer", &answer_id, "--decision", "accepted"])
+        .await;
     assert!(
         out.status.success(),
         "KZ may answer CN's response: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = net.spoke_cli(
-        "CN",
-        &[
-            "answer",
-            "01a21646-8524-7350-9f29-f9486f6e7ea0",
-            "--decision",
-            "accepted",
-        ],
-    );
+    let out = net
+        .spoke_cli(
+            "CN",
+            &[
+                "answer",
+                "01a21646-8524-7350-9f29-f9486f6e7ea0",
+                "--decision",
+                "accepted",
+            ],
+        )
+        .await;
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("UNKNOWN_MESSAGE"));
 }

@@ -87,7 +87,7 @@ async fn eventually<T>(
 }
 
 async fn hub_full_then_freed(engine: &'static str) {
-    let mut net = Net::new(&["KZ", "CN"]);
+    let mut net = Net::new(&["KZ", "CN"]).await;
     net.store_engine = Some(engine);
     let Some(disk) = SmallDisk::mount(&net.path().join("hub-data"), 24) else {
         return;
@@ -96,7 +96,7 @@ async fn hub_full_then_freed(engine: &'static str) {
     net.start_spoke("KZ").await;
     net.start_spoke("CN").await;
     let doc = sample_path("ephyto/mattilsynet-SPSCertificateContent.xml");
-    let before = net.send("KZ", "CN", "e-phyto", &doc);
+    let before = net.send("KZ", "CN", "e-phyto", &doc).await;
     net.wait_state("KZ", before["message_id"].as_str().unwrap(), "ACKNOWLEDGED")
         .await;
 
@@ -104,7 +104,7 @@ async fn hub_full_then_freed(engine: &'static str) {
     // Documents sent now wait in the sender's outbox: the hub cannot keep them.
     let mut ids = Vec::new();
     for _ in 0..5 {
-        let sent = net.send_queued("KZ", "CN", "e-phyto", &doc);
+        let sent = net.send_queued("KZ", "CN", "e-phyto", &doc).await;
         ids.push(sent["message_id"].as_str().unwrap().to_owned());
     }
     let (status, body) = eventually(
@@ -128,7 +128,7 @@ async fn hub_full_then_freed(engine: &'static str) {
     // The spoke keeps trying for a while; the documents stay queued, none is lost.
     tokio::time::sleep(Duration::from_secs(2)).await;
     for id in &ids {
-        let status = net.spoke_json("KZ", &["status", id]);
+        let status = net.spoke_json("KZ", &["status", id]).await;
         assert_eq!(status["state"], "QUEUED", "{status}");
     }
 
@@ -143,7 +143,7 @@ async fn hub_full_then_freed(engine: &'static str) {
         net.wait_state("KZ", id, "ACKNOWLEDGED").await;
     }
     for id in &ids {
-        assert_eq!(net.inbox_copies("CN", id), 1, "{id} in CN's inbox");
+        assert_eq!(net.inbox_copies("CN", id).await, 1, "{id} in CN's inbox");
     }
     // One line when the store faulted and one when it recovered, not one per request.
     let log = net.hub_log();
@@ -174,7 +174,7 @@ async fn a_full_disk_under_the_hub_on_redb_passes_without_a_restart() {
 /// spoke's disk is full, and its sends go through once space is freed.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_full_disk_under_a_spoke_is_a_retry_later_for_its_nsw() {
-    let mut net = Net::new(&["KZ", "CN"]);
+    let mut net = Net::new(&["KZ", "CN"]).await;
     net.nsw = true;
     let Some(disk) = SmallDisk::mount(&net.path().join("spoke-KZ-data"), 24) else {
         return;

@@ -1,20 +1,23 @@
 //! The offline verifier: an exported evidence bundle verifies with the anchor key alone, and
 //! every tampering is named.
 
-use std::process::{Command, Output};
+use std::process::Output;
+
+use tokio::process::Command;
 
 use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
 use caravan_proto::v1;
 use caravan_tests::{Net, binaries, sample_path};
 use prost::Message;
 
-fn verify(args: &[&str], file: &std::path::Path) -> (Output, serde_json::Value) {
+async fn verify(args: &[&str], file: &std::path::Path) -> (Output, serde_json::Value) {
     let out = Command::new(&binaries().spoke)
         .arg("verify")
         .args(args)
         .arg("--json")
         .arg(file)
         .output()
+        .await
         .unwrap();
     let verdict = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
     (out, verdict)
@@ -32,23 +35,27 @@ fn failed(verdict: &serde_json::Value) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_exported_bundle_verifies_offline_and_tampering_is_named() {
-    let mut net = Net::new(&["KZ", "CN"]);
+    let mut net = Net::new(&["KZ", "CN"]).await;
     net.start_hub().await;
     net.start_spoke("KZ").await;
     net.start_spoke("CN").await;
-    let sent = net.send(
-        "KZ",
-        "CN",
-        "e-co",
-        &sample_path("eco/carec-KZ-CN-certificate-of-origin.xml"),
-    );
+    let sent = net
+        .send(
+            "KZ",
+            "CN",
+            "e-co",
+            &sample_path("eco/carec-KZ-CN-certificate-of-origin.xml"),
+        )
+        .await;
     let id = sent["message_id"].as_str().unwrap().to_owned();
     net.wait_state("KZ", &id, "ACKNOWLEDGED").await;
     let bundle_path = net.path().join("evidence.json");
-    let out = net.spoke_cli(
-        "CN",
-        &["export", &id, "--out", bundle_path.to_str().unwrap()],
-    );
+    let out = net
+        .spoke_cli(
+            "CN",
+            &["export", &id, "--out", bundle_path.to_str().unwrap()],
+        )
+        .await;
     assert!(
         out.status.success(),
         "{}",
@@ -57,7 +64,7 @@ async fn an_exported_bundle_verifies_offline_and_tampering_is_named() {
 
     // Genuine, with the anchor key file, or with a spoke's config.
     let anchor = net.pki().join("hub-anchor.pub");
-    let (out, verdict) = verify(&["--anchor-key", anchor.to_str().unwrap()], &bundle_path);
+    let (out, verdict) = verify(&["--anchor-key", anchor.to_str().unwrap()], &bundle_path).await;
     assert!(out.status.success(), "{verdict}");
     assert_eq!(verdict["genuine"], true);
     let names: Vec<&str> = verdict["checks"]
@@ -78,17 +85,18 @@ async fn an_exported_bundle_verifies_offline_and_tampering_is_named() {
     );
     assert_eq!(verdict["document"]["document_id"], "KZ-CO-2026-000123");
     let config = net.spoke_config("CN");
-    let (out, _) = verify(&["--config", config.to_str().unwrap()], &bundle_path);
+    let (out, _) = verify(&["--config", config.to_str().unwrap()], &bundle_path).await;
     assert!(out.status.success());
 
     let original: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&bundle_path).unwrap()).unwrap();
-    let tampered = |edit: &dyn Fn(&mut serde_json::Value)| {
+    // The bundle edited by `edit`, written to a file, and verified with the anchor key.
+    let tampered = async |edit: &dyn Fn(&mut serde_json::Value)| {
         let mut bundle = original.clone();
         edit(&mut bundle);
         let path = net.path().join("tampered.json");
         std::fs::write(&path, bundle.to_string()).unwrap();
-        verify(&["--anchor-key", anchor.to_str().unwrap()], &path)
+        verify(&["--anchor-key", anchor.to_str().unwrap()], &path).await
     };
     // A payload changed after signing.
     let (out, verdict) = tampered(&|b| {
@@ -101,7 +109,8 @@ async fn an_exported_bundle_verifies_offline_and_tampering_is_named() {
         .unwrap();
         env.payload[200] ^= 1;
         b["envelope"] = BASE64.encode(env.encode_to_vec()).into();
-    });
+    })
+    .await;
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(verdict["genuine"], false);
     assert!(
@@ -125,14 +134,15 @@ async fn an_exported_bundle_verifies_offline_and_tampering_is_named() {
         let n = list.len() / 2;
         list[n] ^= 1;
         b["trust_list"] = BASE64.encode(list).into();
-    });
+    })
+    .await;
     assert_eq!(out.status.code(), Some(1));
     assert!(
         failed(&verdict).contains(&"trust list".to_owned()),
         "{verdict}"
     );
     // A receipt from another message.
-    let (out, verdict) = tampered(&|b| b["receipt"] = "AAAA".into());
+    let (out, verdict) = tampered(&|b| b["receipt"] = "AAAA".into()).await;
     assert_eq!(out.status.code(), Some(1));
     assert!(
         failed(&verdict).contains(&"hub receipt".to_owned()),
@@ -146,6 +156,7 @@ async fn an_exported_bundle_verifies_offline_and_tampering_is_named() {
             .args(["pki", "init", "--dir"])
             .arg(&other)
             .output()
+            .await
             .unwrap()
             .status
             .success()
@@ -156,7 +167,8 @@ async fn an_exported_bundle_verifies_offline_and_tampering_is_named() {
             other.join("hub-anchor.pub").to_str().unwrap(),
         ],
         &bundle_path,
-    );
+    )
+    .await;
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(failed(&verdict)[0], "trust list");
 }

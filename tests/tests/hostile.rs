@@ -79,7 +79,7 @@ fn metric(text: &str, name: &str) -> f64 {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_flood_of_silent_connections_on_the_hub_locks_nobody_out() {
     enough_descriptors();
-    let mut net = Net::new(&["KZ", "CN"]);
+    let mut net = Net::new(&["KZ", "CN"]).await;
     net.hub_net.handshake_timeout_secs = 2;
     net.start_hub().await;
     net.start_spoke("KZ").await;
@@ -91,7 +91,7 @@ async fn a_flood_of_silent_connections_on_the_hub_locks_nobody_out() {
 
     // The operator's CLI gets its answer.
     let started = Instant::now();
-    let list = tokio::task::block_in_place(|| net.admin_ok(&["participant", "list"]));
+    let list = net.admin_ok(&["participant", "list"]).await;
     assert!(list.contains("KZ"), "{list}");
     eprintln!("admin CLI under the flood: {:?}", started.elapsed());
     assert!(
@@ -108,15 +108,14 @@ async fn a_flood_of_silent_connections_on_the_hub_locks_nobody_out() {
         started.elapsed()
     );
     let started = Instant::now();
-    // The CLI runs off the runtime's threads; the wait is async.
-    let sent = tokio::task::block_in_place(|| {
-        net.send(
+    let sent = net
+        .send(
             "KZ",
             "CN",
             "e-co",
             &sample_path("eco/carec-KZ-CN-certificate-of-origin.xml"),
         )
-    });
+        .await;
     let id = sent["message_id"].as_str().expect("message id").to_owned();
     net.wait_inbox("CN", &id).await;
     assert!(
@@ -163,7 +162,7 @@ async fn a_flood_of_silent_connections_on_the_hub_locks_nobody_out() {
 #[tokio::test(flavor = "multi_thread")]
 async fn running_out_of_file_descriptors_is_reported_and_survived() {
     enough_descriptors();
-    let mut net = Net::new(&["KZ", "CN"]);
+    let mut net = Net::new(&["KZ", "CN"]).await;
     // Far fewer descriptors than the flood needs (soft = hard: nothing to raise).
     net.hub_nofile = Some(256);
     net.hub_net.handshake_timeout_secs = 2;
@@ -190,7 +189,7 @@ async fn running_out_of_file_descriptors_is_reported_and_survived() {
     // The hub backs off instead of spinning, the silent connections time out, and the
     // operator and the spokes get through.
     let started = Instant::now();
-    let list = tokio::task::block_in_place(|| net.admin_ok(&["participant", "list"]));
+    let list = net.admin_ok(&["participant", "list"]).await;
     assert!(list.contains("KZ"), "{list}");
     assert!(
         started.elapsed() < ANSWER,
@@ -204,14 +203,14 @@ async fn running_out_of_file_descriptors_is_reported_and_survived() {
     )
     .await;
     net.start_spoke("CN").await;
-    let sent = tokio::task::block_in_place(|| {
-        net.send(
+    let sent = net
+        .send(
             "KZ",
             "CN",
             "e-co",
             &sample_path("eco/carec-KZ-CN-certificate-of-origin.xml"),
         )
-    });
+        .await;
     net.wait_inbox("CN", sent["message_id"].as_str().expect("message id"))
         .await;
     let metrics = net.hub_metrics().await;
@@ -243,7 +242,7 @@ async fn running_out_of_file_descriptors_is_reported_and_survived() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_flood_on_the_nsw_api_leaves_room_for_the_single_window() {
     enough_descriptors();
-    let mut net = Net::new(&["KZ", "CN"]);
+    let mut net = Net::new(&["KZ", "CN"]).await;
     net.nsw = true;
     net.spoke_net.handshake_timeout_secs = 2;
     net.start_hub().await;
@@ -332,7 +331,7 @@ async fn room_taken(net: &Net) -> f64 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn slow_uploads_hold_only_what_they_sent_and_are_cut() {
-    let mut net = Net::new(&["KZ", "CN"]);
+    let mut net = Net::new(&["KZ", "CN"]).await;
     net.nsw = true;
     // A room of 1 MiB: one upload declaring 64 MiB took all of it, before anything arrived.
     let grace = Duration::from_secs(6);
@@ -410,7 +409,7 @@ async fn slow_uploads_hold_only_what_they_sent_and_are_cut() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_full_room_answers_503_and_an_idle_body_is_cut() {
-    let mut net = Net::new(&["KZ", "CN"]);
+    let mut net = Net::new(&["KZ", "CN"]).await;
     net.nsw = true;
     net.spoke_payload_in_flight_mib = Some(1);
     net.spoke_upload.room_wait_secs = 2;

@@ -26,25 +26,26 @@ fn large_invoice(net: &Net, size: usize) -> PathBuf {
     path
 }
 
-fn received_payload(net: &Net, id: &str) -> Vec<u8> {
+async fn received_payload(net: &Net, id: &str) -> Vec<u8> {
     let out = net.path().join(format!("{id}.out"));
-    net.spoke_json("CN", &["show", id, "--payload-out", out.to_str().unwrap()]);
+    net.spoke_json("CN", &["show", id, "--payload-out", out.to_str().unwrap()])
+        .await;
     std::fs::read(out).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn large_documents_travel_in_chunks_and_arrive_identical() {
-    let mut net = Net::new(&["KZ", "CN"]);
+    let mut net = Net::new(&["KZ", "CN"]).await;
     net.start_hub().await;
     net.start_spoke("KZ").await;
     net.start_spoke("CN").await;
     for size in [5 << 20, 20 << 20] {
         let path = large_invoice(&net, size);
-        let sent = net.send("KZ", "CN", "e-invoice", &path);
+        let sent = net.send("KZ", "CN", "e-invoice", &path).await;
         let id = sent["message_id"].as_str().unwrap().to_owned();
         assert_eq!(net.wait_inbox("CN", &id).await["verified"], true);
         assert_eq!(
-            sha256(&received_payload(&net, &id)),
+            sha256(&received_payload(&net, &id).await),
             sha256(&std::fs::read(&path).unwrap())
         );
         net.wait_state("KZ", &id, "ACKNOWLEDGED").await;
@@ -53,23 +54,25 @@ async fn large_documents_travel_in_chunks_and_arrive_identical() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_document_over_the_limit_is_refused_before_anything_is_stored() {
-    let mut net = Net::new(&["KZ", "CN"]);
+    let mut net = Net::new(&["KZ", "CN"]).await;
     net.max_payload_bytes = 8 << 20;
     net.start_hub().await;
     net.start_spoke("KZ").await;
     // At the spoke, before signing.
     let path = large_invoice(&net, 9 << 20);
-    let out = net.spoke_cli(
-        "KZ",
-        &[
-            "send",
-            "--to",
-            "CN",
-            "--type",
-            "e-invoice",
-            path.to_str().unwrap(),
-        ],
-    );
+    let out = net
+        .spoke_cli(
+            "KZ",
+            &[
+                "send",
+                "--to",
+                "CN",
+                "--type",
+                "e-invoice",
+                path.to_str().unwrap(),
+            ],
+        )
+        .await;
     assert_eq!(
         out.status.code(),
         Some(1),
@@ -182,7 +185,7 @@ fn futures_iter(chunks: Vec<v1::SubmitChunk>) -> impl tokio_stream::Stream<Item 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn transfers_cut_in_the_middle_restart_cleanly_exactly_once() {
-    let mut net = Net::new(&["KZ", "CN"]);
+    let mut net = Net::new(&["KZ", "CN"]).await;
     net.start_hub().await;
     net.start_spoke("KZ").await;
     net.start_spoke("CN").await;
@@ -190,33 +193,35 @@ async fn transfers_cut_in_the_middle_restart_cleanly_exactly_once() {
     let expected = sha256(&std::fs::read(&path).unwrap());
 
     // The hub dies while the document is on its way in.
-    let sent = net.spoke_json(
-        "KZ",
-        &[
-            "send",
-            "--to",
-            "CN",
-            "--type",
-            "e-invoice",
-            path.to_str().unwrap(),
-        ],
-    );
+    let sent = net
+        .spoke_json(
+            "KZ",
+            &[
+                "send",
+                "--to",
+                "CN",
+                "--type",
+                "e-invoice",
+                path.to_str().unwrap(),
+            ],
+        )
+        .await;
     let first = sent["message_id"].as_str().unwrap().to_owned();
     net.kill_hub();
     net.start_hub().await;
     assert_eq!(net.wait_inbox("CN", &first).await["verified"], true);
-    assert_eq!(sha256(&received_payload(&net, &first)), expected);
+    assert_eq!(sha256(&received_payload(&net, &first).await), expected);
     net.wait_state("KZ", &first, "ACKNOWLEDGED").await;
 
     // The receiving spoke dies while the document is on its way out.
-    let sent = net.send("KZ", "CN", "e-invoice", &path);
+    let sent = net.send("KZ", "CN", "e-invoice", &path).await;
     let second = sent["message_id"].as_str().unwrap().to_owned();
     net.kill_spoke("CN");
     net.start_spoke("CN").await;
     assert_eq!(net.wait_inbox("CN", &second).await["verified"], true);
-    assert_eq!(sha256(&received_payload(&net, &second)), expected);
+    assert_eq!(sha256(&received_payload(&net, &second).await), expected);
     net.wait_state("KZ", &second, "ACKNOWLEDGED").await;
-    let inbox = net.spoke_json("CN", &["inbox"]);
+    let inbox = net.spoke_json("CN", &["inbox"]).await;
     assert_eq!(
         inbox.as_array().unwrap().len(),
         2,
@@ -226,7 +231,7 @@ async fn transfers_cut_in_the_middle_restart_cleanly_exactly_once() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn streamed_documents_beyond_the_payload_budget_are_retried_until_there_is_room() {
-    let mut net = Net::new(&["KZ", "CN"]);
+    let mut net = Net::new(&["KZ", "CN"]).await;
     net.max_payload_bytes = 3 << 20;
     // Room for one document of 2.5 MiB at a time.
     net.payload_in_flight_mib = Some(3);
@@ -236,25 +241,18 @@ async fn streamed_documents_beyond_the_payload_budget_are_retried_until_there_is
     let paths: Vec<PathBuf> = (0..4)
         .map(|i| large_invoice(&net, (5 << 19) + 4 * i))
         .collect();
-    let ids: Vec<String> = std::thread::scope(|s| {
-        let sending: Vec<_> = paths
-            .iter()
-            .map(|path| {
-                let net = &net;
-                s.spawn(move || {
-                    net.send("KZ", "CN", "e-invoice", path)["message_id"]
-                        .as_str()
-                        .unwrap()
-                        .to_owned()
-                })
-            })
-            .collect();
-        sending.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    let sending = paths
+        .iter()
+        .map(|path| net.send("KZ", "CN", "e-invoice", path));
+    let ids: Vec<String> = futures::future::join_all(sending)
+        .await
+        .iter()
+        .map(|sent| sent["message_id"].as_str().unwrap().to_owned())
+        .collect();
     for (id, path) in ids.iter().zip(&paths) {
         assert_eq!(net.wait_inbox("CN", id).await["verified"], true);
         assert_eq!(
-            sha256(&received_payload(&net, id)),
+            sha256(&received_payload(&net, id).await),
             sha256(&std::fs::read(path).unwrap())
         );
         net.wait_state("KZ", id, "ACKNOWLEDGED").await;
@@ -268,7 +266,11 @@ async fn streamed_documents_beyond_the_payload_budget_are_retried_until_there_is
         .unwrap();
     assert!(busy > 0, "{metrics}");
     assert_eq!(
-        net.spoke_json("CN", &["inbox"]).as_array().unwrap().len(),
+        net.spoke_json("CN", &["inbox"])
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
         4
     );
 }

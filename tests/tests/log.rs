@@ -5,7 +5,7 @@ use caravan_tests::{Net, sample_path};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_log_matches_its_signed_tree_heads_until_someone_edits_it() {
-    let mut net = Net::new(&["KZ", "CN"]);
+    let mut net = Net::new(&["KZ", "CN"]).await;
     // The test edits the store through sled.
     net.store_engine = Some("sled");
     net.start_hub().await;
@@ -15,7 +15,7 @@ async fn the_log_matches_its_signed_tree_heads_until_someone_edits_it() {
         ("e-co", "eco/carec-KZ-CN-certificate-of-origin.xml"),
         ("e-invoice", "einvoice/ubl/peppol-base-example.xml"),
     ] {
-        let sent = net.send("KZ", "CN", doc_type, &sample_path(file));
+        let sent = net.send("KZ", "CN", doc_type, &sample_path(file)).await;
         net.wait_state("KZ", sent["message_id"].as_str().unwrap(), "ACKNOWLEDGED")
             .await;
     }
@@ -23,7 +23,7 @@ async fn the_log_matches_its_signed_tree_heads_until_someone_edits_it() {
     // wait for the next periodic one could miss it, kept before the wait began).
     assert!(net.terminate_hub().await, "the hub stops cleanly");
 
-    let out = net.hub_cli(&["log", "verify", "--json"]);
+    let out = net.hub_cli(&["log", "verify", "--json"]).await;
     assert!(
         out.status.success(),
         "{}{}",
@@ -39,7 +39,7 @@ async fn the_log_matches_its_signed_tree_heads_until_someone_edits_it() {
     );
     assert_eq!(audit["covered"].as_u64(), Some(entries), "{audit}");
 
-    let out = net.hub_cli(&["log", "export"]);
+    let out = net.hub_cli(&["log", "export"]).await;
     assert!(out.status.success());
     let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -90,7 +90,7 @@ async fn the_log_matches_its_signed_tree_heads_until_someone_edits_it() {
         log.insert(key, entry).unwrap();
         db.flush().unwrap();
     }
-    let out = net.hub_cli(&["log", "verify", "--json"]);
+    let out = net.hub_cli(&["log", "verify", "--json"]).await;
     assert_eq!(out.status.code(), Some(1));
     let audit: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let problems = audit["problems"].as_array().unwrap();
@@ -102,8 +102,8 @@ async fn the_log_matches_its_signed_tree_heads_until_someone_edits_it() {
 }
 
 /// `caravan-spoke log --json`, whatever its exit code (1 once an alarm was raised).
-fn spoke_log_view(net: &Net, id: &str) -> serde_json::Value {
-    let out = net.spoke_cli(id, &["log", "--json"]);
+async fn spoke_log_view(net: &Net, id: &str) -> serde_json::Value {
+    let out = net.spoke_cli(id, &["log", "--json"]).await;
     serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
         panic!(
             "caravan-spoke log: {}\n{}",
@@ -122,7 +122,7 @@ async fn wait_log_view(
 ) -> serde_json::Value {
     let start = std::time::Instant::now();
     loop {
-        let view = spoke_log_view(net, id);
+        let view = spoke_log_view(net, id).await;
         if check(&view) {
             return view;
         }
@@ -137,14 +137,14 @@ async fn wait_log_view(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn spokes_check_every_log_proof_and_raise_an_alarm_when_history_is_rewritten() {
-    let mut net = Net::new(&["KZ", "CN"]);
+    let mut net = Net::new(&["KZ", "CN"]).await;
     // The test edits the store through sled.
     net.store_engine = Some("sled");
     net.start_hub().await;
     net.start_spoke("KZ").await;
     net.start_spoke("CN").await;
     let eco = sample_path("eco/carec-KZ-CN-certificate-of-origin.xml");
-    let sent = net.send("KZ", "CN", "e-co", &eco);
+    let sent = net.send("KZ", "CN", "e-co", &eco).await;
     net.wait_state("KZ", sent["message_id"].as_str().unwrap(), "ACKNOWLEDGED")
         .await;
     // The hub counted it in its corridor, with the latency from acceptance to acknowledgement.
@@ -172,7 +172,7 @@ async fn spokes_check_every_log_proof_and_raise_an_alarm_when_history_is_rewritt
     let cn = wait_log_view(&net, "CN", "a verified head", |v| verified(v) >= 4).await;
     assert_eq!(cn["alarms_total"], 0, "{cn}");
     let before = verified(&kz);
-    assert!(net.spoke_cli("KZ", &["log"]).status.success());
+    assert!(net.spoke_cli("KZ", &["log"]).await.status.success());
     assert!(
         net.spoke_metrics("KZ")
             .await
@@ -200,7 +200,7 @@ async fn spokes_check_every_log_proof_and_raise_an_alarm_when_history_is_rewritt
     }
     net.start_hub().await;
     net.wait_hub_connected("KZ", true).await;
-    let sent = net.send("KZ", "CN", "e-co", &eco);
+    let sent = net.send("KZ", "CN", "e-co", &eco).await;
     net.wait_state("KZ", sent["message_id"].as_str().unwrap(), "ACKNOWLEDGED")
         .await;
 
@@ -228,7 +228,7 @@ async fn spokes_check_every_log_proof_and_raise_an_alarm_when_history_is_rewritt
         verified(v) > before
     })
     .await;
-    let out = net.spoke_cli("KZ", &["log"]);
+    let out = net.spoke_cli("KZ", &["log"]).await;
     assert_eq!(
         out.status.code(),
         Some(1),

@@ -5,7 +5,7 @@ use caravan_tests::{Net, sample};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_single_window_submits_follows_and_receives_over_the_rest_api() {
-    let mut net = Net::new(&["KZ", "CN"]);
+    let mut net = Net::new(&["KZ", "CN"]).await;
     net.nsw = true;
     net.max_payload_bytes = 1 << 20;
     net.start_hub().await;
@@ -158,7 +158,7 @@ async fn a_single_window_submits_follows_and_receives_over_the_rest_api() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_document_lacking_required_fields_is_refused_with_each_problem() {
-    let mut net = Net::new(&["KZ", "CN"]);
+    let mut net = Net::new(&["KZ", "CN"]).await;
     net.nsw = true;
     net.start_hub().await;
     net.start_spoke("KZ").await;
@@ -190,8 +190,6 @@ async fn a_document_lacking_required_fields_is_refused_with_each_problem() {
     );
 }
 
-/// A webhook receiver on loopback: answers 500 to the first request, then 200; hands over
-/// each request body.
 /// POST `len` bytes to `path` in chunks, without declaring a length; the status answered.
 async fn chunked_post(addr: std::net::SocketAddr, path: &str, token: &str, len: usize) -> u16 {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -224,6 +222,8 @@ async fn chunked_post(addr: std::net::SocketAddr, path: &str, token: &str, len: 
         .unwrap_or_else(|| panic!("no HTTP answer: {answer:?}"))
 }
 
+/// A webhook receiver on loopback: answers 500 to the first request, then 200; hands over
+/// each request body.
 async fn webhook_receiver() -> (String, tokio::sync::mpsc::UnboundedReceiver<(u16, String)>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -276,18 +276,20 @@ async fn webhook_receiver() -> (String, tokio::sync::mpsc::UnboundedReceiver<(u1
 #[tokio::test(flavor = "multi_thread")]
 async fn each_received_document_is_pushed_to_the_webhook_until_it_answers() {
     let (url, mut received) = webhook_receiver().await;
-    let mut net = Net::new(&["KZ", "CN"]);
+    let mut net = Net::new(&["KZ", "CN"]).await;
     net.nsw = true;
     net.nsw_webhook = Some(url);
     net.start_hub().await;
     net.start_spoke("KZ").await;
     net.start_spoke("CN").await;
-    let sent = net.send(
-        "KZ",
-        "CN",
-        "e-co",
-        &caravan_tests::sample_path("eco/carec-KZ-CN-certificate-of-origin.xml"),
-    );
+    let sent = net
+        .send(
+            "KZ",
+            "CN",
+            "e-co",
+            &caravan_tests::sample_path("eco/carec-KZ-CN-certificate-of-origin.xml"),
+        )
+        .await;
     let id = sent["message_id"].as_str().unwrap();
     // Refused once, then delivered: the same document both times.
     for expected in [500, 200] {

@@ -138,7 +138,7 @@ async fn serve(net: &Net, hub: OlderHub) -> u16 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_spoke_acknowledges_one_by_one_to_a_hub_without_acknowledge_many() {
-    let mut net = Net::new(&["KZ", "CN"]);
+    let mut net = Net::new(&["KZ", "CN"]).await;
     net.start_hub().await;
     let pki = net.pki();
     let cn = Identity::from_pem(
@@ -158,21 +158,18 @@ async fn a_spoke_acknowledges_one_by_one_to_a_hub_without_acknowledge_many() {
     net.start_spoke("CN").await;
 
     let eco = sample_path("eco/carec-KZ-CN-certificate-of-origin.xml");
-    let ids: Vec<String> = (0..3)
-        .map(|_| {
-            net.send("KZ", "CN", "e-co", &eco)["message_id"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
+    let mut ids: Vec<String> = Vec::new();
+    for _ in 0..3 {
+        let sent = net.send("KZ", "CN", "e-co", &eco).await;
+        ids.push(sent["message_id"].as_str().unwrap().to_owned());
+    }
     for id in &ids {
         let status = net.wait_state("KZ", id, "ACKNOWLEDGED").await;
         assert_eq!(status["acknowledgement"]["verified"], true, "{status}");
         // The recipient keeps the acknowledgement the hub took as evidence.
         let start = Instant::now();
         loop {
-            let shown = net.spoke_json("CN", &["show", id]);
+            let shown = net.spoke_json("CN", &["show", id]).await;
             if shown["evidence"]["ack"].is_string() {
                 break;
             }

@@ -9,12 +9,12 @@ const FILES: [(&str, &str); 3] = [
     ("e-invoice", "einvoice/ubl/peppol-base-example.xml"),
 ];
 
-fn queue_all(net: &Net) -> Vec<String> {
-    FILES
-        .iter()
-        .map(|(doc_type, file)| {
-            let path = sample_path(file);
-            let sent = net.spoke_json(
+async fn queue_all(net: &Net) -> Vec<String> {
+    let mut ids = Vec::new();
+    for (doc_type, file) in FILES {
+        let path = sample_path(file);
+        let sent = net
+            .spoke_json(
                 "KZ",
                 &[
                     "send",
@@ -24,39 +24,42 @@ fn queue_all(net: &Net) -> Vec<String> {
                     doc_type,
                     path.to_str().unwrap(),
                 ],
-            );
-            assert_eq!(sent["state"], "QUEUED");
-            assert!(sent["receipt"].is_null());
-            sent["message_id"].as_str().unwrap().to_owned()
-        })
-        .collect()
+            )
+            .await;
+        assert_eq!(sent["state"], "QUEUED");
+        assert!(sent["receipt"].is_null());
+        ids.push(sent["message_id"].as_str().unwrap().to_owned());
+    }
+    ids
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn queued_documents_survive_a_spoke_restart_and_go_when_the_hub_returns() {
-    let mut net = Net::new(&["KZ", "CN"]);
+    let mut net = Net::new(&["KZ", "CN"]).await;
     net.start_hub().await;
     net.start_spoke("KZ").await;
     net.kill_hub();
     net.wait_hub_connected("KZ", false).await;
 
-    let ids = queue_all(&net);
+    let ids = queue_all(&net).await;
     // --wait gives up after its time, says so, and leaves the document queued.
     let path = sample_path("einvoice/ubl/oasis-UBL-Invoice-2.1-Example.xml");
-    let out = net.spoke_cli(
-        "KZ",
-        &[
-            "send",
-            "--wait",
-            "--wait-secs",
-            "1",
-            "--to",
-            "CN",
-            "--type",
-            "e-invoice",
-            path.to_str().unwrap(),
-        ],
-    );
+    let out = net
+        .spoke_cli(
+            "KZ",
+            &[
+                "send",
+                "--wait",
+                "--wait-secs",
+                "1",
+                "--to",
+                "CN",
+                "--type",
+                "e-invoice",
+                path.to_str().unwrap(),
+            ],
+        )
+        .await;
     assert_eq!(
         out.status.code(),
         Some(75),
@@ -70,7 +73,10 @@ async fn queued_documents_survive_a_spoke_restart_and_go_when_the_hub_returns() 
     net.launch_spoke("KZ");
     net.wait_control("KZ").await;
     for id in &ids {
-        assert_eq!(net.spoke_json("KZ", &["status", id])["state"], "QUEUED");
+        assert_eq!(
+            net.spoke_json("KZ", &["status", id]).await["state"],
+            "QUEUED"
+        );
     }
 
     net.start_hub().await;
@@ -80,7 +86,7 @@ async fn queued_documents_survive_a_spoke_restart_and_go_when_the_hub_returns() 
         let status = net.wait_state("KZ", id, "ACKNOWLEDGED").await;
         assert!(status["sent"]["attempts"].as_u64().unwrap() >= 1);
     }
-    let inbox = net.spoke_json("CN", &["inbox"]);
+    let inbox = net.spoke_json("CN", &["inbox"]).await;
     assert_eq!(
         inbox.as_array().unwrap().len(),
         4,
@@ -90,12 +96,12 @@ async fn queued_documents_survive_a_spoke_restart_and_go_when_the_hub_returns() 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_queued_document_the_hub_refuses_is_settled_with_the_reason() {
-    let mut net = Net::new(&["KZ", "CN"]);
+    let mut net = Net::new(&["KZ", "CN"]).await;
     net.start_hub().await;
     net.start_spoke("KZ").await;
     net.kill_hub();
     net.wait_hub_connected("KZ", false).await;
-    let ids = queue_all(&net);
+    let ids = queue_all(&net).await;
     // The hub returns with an empty registry: KZ is no participant of it.
     std::fs::remove_dir_all(net.path().join("hub-data")).unwrap();
     net.start_hub().await;
@@ -110,12 +116,12 @@ async fn a_queued_document_the_hub_refuses_is_settled_with_the_reason() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_document_not_settled_in_time_expires() {
-    let mut net = Net::new(&["KZ", "CN"]);
+    let mut net = Net::new(&["KZ", "CN"]).await;
     net.eco_ttl_secs = Some(2);
     net.start_hub().await;
     net.start_spoke("KZ").await;
     let path = sample_path("eco/carec-KZ-CN-certificate-of-origin.xml");
-    let sent = net.send("KZ", "CN", "e-co", &path);
+    let sent = net.send("KZ", "CN", "e-co", &path).await;
     let id = sent["message_id"].as_str().unwrap();
     let status = net.wait_state("KZ", id, "EXPIRED").await;
     let states: Vec<&str> = status["transitions"]
@@ -128,10 +134,10 @@ async fn a_document_not_settled_in_time_expires() {
     // The recipient, arriving late, is not given the expired document.
     net.start_spoke("CN").await;
     let other = sample_path("ephyto/mattilsynet-SPSCertificateContent.xml");
-    let later = net.send("KZ", "CN", "e-phyto", &other);
+    let later = net.send("KZ", "CN", "e-phyto", &other).await;
     net.wait_inbox("CN", later["message_id"].as_str().unwrap())
         .await;
-    let inbox = net.spoke_json("CN", &["inbox"]);
+    let inbox = net.spoke_json("CN", &["inbox"]).await;
     assert_eq!(
         inbox.as_array().unwrap().len(),
         1,

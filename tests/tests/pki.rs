@@ -1,18 +1,19 @@
 //! Renewing the CA without a flag day: the hub and the spokes trust the old and the new CA
 //! together while certificates are re-issued, then only the new one.
 
-use std::process::Command;
+use tokio::process::Command;
 
 use caravan_proto::v1;
 use caravan_tests::{Net, binaries, sample_path};
 
-fn pki(net: &Net, args: &[&str]) {
+async fn pki(net: &Net, args: &[&str]) {
     let out = Command::new(&binaries().hub)
         .arg("pki")
         .args(args)
         .arg("--dir")
         .arg(net.pki())
         .output()
+        .await
         .unwrap();
     assert!(
         out.status.success(),
@@ -23,13 +24,13 @@ fn pki(net: &Net, args: &[&str]) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_ca_rolls_over_while_countries_move_one_by_one() {
-    let mut net = Net::new(&["KZ", "CN"]);
+    let mut net = Net::new(&["KZ", "CN"]).await;
     net.start_hub().await;
     net.start_spoke("KZ").await;
     net.start_spoke("CN").await;
     let eco = sample_path("eco/carec-KZ-CN-certificate-of-origin.xml");
     let send = async |net: &Net| {
-        let id = net.send("KZ", "CN", "e-co", &eco)["message_id"]
+        let id = net.send("KZ", "CN", "e-co", &eco).await["message_id"]
             .as_str()
             .unwrap()
             .to_owned();
@@ -48,7 +49,8 @@ async fn the_ca_rolls_over_while_countries_move_one_by_one() {
             "--hub-name",
             "127.0.0.1",
         ],
-    );
+    )
+    .await;
     let old_cas = std::fs::read_dir(net.pki())
         .unwrap()
         .filter(|e| {
@@ -64,7 +66,7 @@ async fn the_ca_rolls_over_while_countries_move_one_by_one() {
         net.kill_spoke(id);
     }
     // CN moves to a certificate from the new CA; KZ still has its old one. Both work.
-    pki(&net, &["issue", "--participant", "CN", "--renew"]);
+    pki(&net, &["issue", "--participant", "CN", "--renew"]).await;
     net.start_spoke("KZ").await;
     net.start_spoke("CN").await;
     send(&net).await;
@@ -99,7 +101,7 @@ async fn the_ca_rolls_over_while_countries_move_one_by_one() {
     );
     // ...until it gets one from the new CA.
     net.kill_spoke("KZ");
-    pki(&net, &["issue", "--participant", "KZ", "--renew"]);
+    pki(&net, &["issue", "--participant", "KZ", "--renew"]).await;
     net.start_spoke("KZ").await;
     send(&net).await;
 }

@@ -1,7 +1,7 @@
 //! Every refusal of the hub, over the wire: the right gRPC code, the stable reason in the
 //! error details, and nothing stored. The raw clients here send what a spoke never would.
 
-use std::process::Command;
+use tokio::process::Command;
 
 use caravan_common::{
     DocumentType, RefusalCode, Timestamp,
@@ -42,14 +42,16 @@ async fn refused(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_hub_refuses_every_broken_rule_and_stores_nothing() {
-    let mut net = Net::new(&["KZ", "CN"]);
-    let phyto_only = net.add_key("KZ", &["e-phyto"], None, None);
-    let expired = net.add_key(
-        "KZ",
-        &["e-co", "e-phyto", "e-invoice"],
-        Some("2019-01-01T00:00:00Z"),
-        Some("2020-01-01T00:00:00Z"),
-    );
+    let mut net = Net::new(&["KZ", "CN"]).await;
+    let phyto_only = net.add_key("KZ", &["e-phyto"], None, None).await;
+    let expired = net
+        .add_key(
+            "KZ",
+            &["e-co", "e-phyto", "e-invoice"],
+            Some("2019-01-01T00:00:00Z"),
+            Some("2020-01-01T00:00:00Z"),
+        )
+        .await;
     net.max_payload_bytes = LIMIT;
     net.start_hub().await;
     net.start_spoke("CN").await;
@@ -277,7 +279,7 @@ async fn the_hub_refuses_every_broken_rule_and_stores_nothing() {
     let accepted = h.message_id.to_string();
     let item = net.wait_inbox("CN", &accepted).await;
     assert_eq!(item["verified"], true);
-    let inbox = net.spoke_json("CN", &["inbox"]);
+    let inbox = net.spoke_json("CN", &["inbox"]).await;
     assert_eq!(
         inbox.as_array().unwrap().len(),
         1,
@@ -332,7 +334,7 @@ async fn the_hub_refuses_every_broken_rule_and_stores_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn acknowledgements_are_checked() {
-    let mut net = Net::new(&["KZ", "CN", "UZ"]);
+    let mut net = Net::new(&["KZ", "CN", "UZ"]).await;
     net.start_hub().await;
     let kz = net.signing_key("KZ", 0);
     let uz = net.signing_key("UZ", 0);
@@ -449,7 +451,7 @@ async fn acknowledgements_are_checked() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn callers_without_a_participant_certificate_are_refused() {
-    let mut net = Net::new(&["KZ", "CN"]);
+    let mut net = Net::new(&["KZ", "CN"]).await;
     net.start_hub().await;
     let kz = net.signing_key("KZ", 0);
     let doc = sample("eco/carec-KZ-CN-certificate-of-origin.xml");
@@ -481,6 +483,7 @@ async fn callers_without_a_participant_certificate_are_refused() {
             .args(["pki", "init", "--dir"])
             .arg(&other)
             .output()
+            .await
             .unwrap()
             .status
             .success()
@@ -490,6 +493,7 @@ async fn callers_without_a_participant_certificate_are_refused() {
             .args(["pki", "issue", "--participant", "KZ", "--dir"])
             .arg(&other)
             .output()
+            .await
             .unwrap()
             .status
             .success()
@@ -520,6 +524,7 @@ async fn callers_without_a_participant_certificate_are_refused() {
             .args(["pki", "issue", "--participant", "TJ", "--dir"])
             .arg(net.pki())
             .output()
+            .await
             .unwrap()
             .status
             .success()

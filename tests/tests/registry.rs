@@ -2,7 +2,7 @@
 //! rollback and staleness of the list, key rotation and revocation, suspension and certificate
 //! revocation cutting open streams, roles, and corridors.
 
-use std::process::Command;
+use tokio::process::Command;
 
 use caravan_common::{DocumentType, RefusalCode, Timestamp};
 use caravan_proto::v1;
@@ -38,11 +38,11 @@ fn in_secs(secs: i64) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_country_is_onboarded_while_the_hub_runs() {
-    let mut net = Net::new(&["KZ", "CN"]);
+    let mut net = Net::new(&["KZ", "CN"]).await;
     net.start_hub().await;
     net.start_spoke("KZ").await;
 
-    net.new_party("TJ");
+    net.new_party("TJ").await;
     let key = format!("{}.pub", net.parties["TJ"].keys[0].file.display());
     net.admin_ok(&[
         "participant",
@@ -52,36 +52,42 @@ async fn a_country_is_onboarded_while_the_hub_runs() {
         "Tajikistan",
         "--contact",
         "ops@tj.example",
-    ]);
-    let registered = net.admin_ok(&[
-        "key",
-        "register",
-        "--participant",
-        "TJ",
-        "--types",
-        "e-phyto",
-        "--public-key",
-        &key,
-        "--json",
-    ]);
+    ])
+    .await;
+    let registered = net
+        .admin_ok(&[
+            "key",
+            "register",
+            "--participant",
+            "TJ",
+            "--types",
+            "e-phyto",
+            "--public-key",
+            &key,
+            "--json",
+        ])
+        .await;
     let registered: serde_json::Value = serde_json::from_str(&registered).unwrap();
     assert_eq!(
         registered["key_id"],
         net.parties["TJ"].keys[0].key_id.as_str()
     );
-    net.admin_ok(&["corridor", "open", "KZ", "TJ", "e-phyto"]);
-    let keys: serde_json::Value =
-        serde_json::from_str(&net.admin_ok(&["key", "list", "--participant", "TJ", "--json"]))
-            .unwrap();
+    net.admin_ok(&["corridor", "open", "KZ", "TJ", "e-phyto"])
+        .await;
+    let keys: serde_json::Value = serde_json::from_str(
+        &net.admin_ok(&["key", "list", "--participant", "TJ", "--json"])
+            .await,
+    )
+    .unwrap();
     assert_eq!(keys.as_array().unwrap().len(), 1);
     assert_eq!(keys[0]["participant"], "TJ");
     assert_eq!(keys[0]["status"], "active");
 
     net.start_spoke("TJ").await;
-    let version = net.hub_trust_version();
+    let version = net.hub_trust_version().await;
     net.wait_trust_version("KZ", version).await;
     let path = sample_path("ephyto/mattilsynet-SPSCertificateContent.xml");
-    let sent = net.send("KZ", "TJ", "e-phyto", &path);
+    let sent = net.send("KZ", "TJ", "e-phyto", &path).await;
     let id = sent["message_id"].as_str().unwrap();
     assert_eq!(net.wait_inbox("TJ", id).await["verified"], true);
     net.wait_state("KZ", id, "ACKNOWLEDGED").await;
@@ -96,7 +102,7 @@ async fn a_country_is_onboarded_while_the_hub_runs() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn forged_rolled_back_and_stale_trust_lists() {
-    let mut net = Net::new(&["KZ", "CN", "UZ"]);
+    let mut net = Net::new(&["KZ", "CN", "UZ"]).await;
     net.trust_list_validity_secs = 4;
     // UZ's spoke pins the anchor of another hub: it must believe nothing this hub signs.
     let other = net.path().join("other-pki");
@@ -104,6 +110,7 @@ async fn forged_rolled_back_and_stale_trust_lists() {
         .args(["pki", "init", "--dir"])
         .arg(&other)
         .output()
+        .await
         .unwrap();
     let init = String::from_utf8_lossy(&init.stdout).into_owned();
     let foreign = init
@@ -120,19 +127,22 @@ async fn forged_rolled_back_and_stale_trust_lists() {
         log.contains("INVALID_TRUST_LIST")
     })
     .await;
-    let out = net.spoke_cli("UZ", &["trust-list", "show", "--json"]);
+    let out = net.spoke_cli("UZ", &["trust-list", "show", "--json"]).await;
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("NO_TRUST_LIST"));
     // A document for UZ is accepted by the hub but never taken by a spoke that trusts no list.
     let path = sample_path("einvoice/ubl/peppol-base-example.xml");
-    let sent = net.send("KZ", "UZ", "e-invoice", &path);
+    let sent = net.send("KZ", "UZ", "e-invoice", &path).await;
     assert_eq!(
-        net.spoke_json("KZ", &["status", sent["message_id"].as_str().unwrap()])["state"],
+        net.spoke_json("KZ", &["status", sent["message_id"].as_str().unwrap()])
+            .await["state"],
         "ACCEPTED"
     );
 
     // Rollback: the hub comes back with its registry wiped, offering older versions.
-    let held = net.wait_trust_version("KZ", net.hub_trust_version()).await["version"]
+    let held = net
+        .wait_trust_version("KZ", net.hub_trust_version().await)
+        .await["version"]
         .as_u64()
         .unwrap();
     net.kill_hub();
@@ -142,7 +152,7 @@ async fn forged_rolled_back_and_stale_trust_lists() {
         log.contains("TRUST_LIST_ROLLBACK")
     })
     .await;
-    let kept = net.spoke_json("KZ", &["trust-list", "show"]);
+    let kept = net.spoke_json("KZ", &["trust-list", "show"]).await;
     assert!(
         kept["version"].as_u64().unwrap() >= held,
         "the spoke kept its newer list"
@@ -152,7 +162,7 @@ async fn forged_rolled_back_and_stale_trust_lists() {
     net.kill_hub();
     let start = std::time::Instant::now();
     loop {
-        let list = net.spoke_json("KZ", &["trust-list", "show"]);
+        let list = net.spoke_json("KZ", &["trust-list", "show"]).await;
         if list["fresh"] == false {
             break;
         }
@@ -170,14 +180,18 @@ async fn forged_rolled_back_and_stale_trust_lists() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn keys_rotate_with_an_overlap() {
-    let mut net = Net::new(&["KZ", "CN"]);
-    let old = net.add_key(
-        "KZ",
-        &["e-co", "e-phyto", "e-invoice"],
-        None,
-        Some(&in_secs(6)),
-    );
-    let new = net.add_key("KZ", &["e-co", "e-phyto", "e-invoice"], None, None);
+    let mut net = Net::new(&["KZ", "CN"]).await;
+    let old = net
+        .add_key(
+            "KZ",
+            &["e-co", "e-phyto", "e-invoice"],
+            None,
+            Some(&in_secs(6)),
+        )
+        .await;
+    let new = net
+        .add_key("KZ", &["e-co", "e-phyto", "e-invoice"], None, None)
+        .await;
     net.start_hub().await;
     let (old_key, new_key) = (net.signing_key("KZ", 1), net.signing_key("KZ", 2));
     assert_eq!(
@@ -213,7 +227,7 @@ async fn keys_rotate_with_an_overlap() {
     net.spoke_key.insert("KZ".into(), 2);
     net.start_spoke("KZ").await;
     let path = sample_path("eco/carec-KZ-CN-certificate-of-origin-replacement.xml");
-    let sent = net.send("KZ", "CN", "e-co", &path);
+    let sent = net.send("KZ", "CN", "e-co", &path).await;
     net.start_spoke("CN").await;
     assert_eq!(net.wait_inbox("CN", &early_id).await["verified"], true);
     assert_eq!(
@@ -221,9 +235,11 @@ async fn keys_rotate_with_an_overlap() {
             .await["verified"],
         true
     );
-    let keys: serde_json::Value =
-        serde_json::from_str(&net.admin_ok(&["key", "list", "--participant", "KZ", "--json"]))
-            .unwrap();
+    let keys: serde_json::Value = serde_json::from_str(
+        &net.admin_ok(&["key", "list", "--participant", "KZ", "--json"])
+            .await,
+    )
+    .unwrap();
     let status = |id: &str| {
         keys.as_array()
             .unwrap()
@@ -238,7 +254,7 @@ async fn keys_rotate_with_an_overlap() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn revocation_judged_by_the_time_of_acceptance() {
-    let mut net = Net::new(&["KZ", "CN"]);
+    let mut net = Net::new(&["KZ", "CN"]).await;
     net.start_hub().await;
     let kz = net.signing_key("KZ", 0);
     let doc = sample("einvoice/cii/en16931-CII_example1.xml");
@@ -249,7 +265,8 @@ async fn revocation_judged_by_the_time_of_acceptance() {
         .expect("accepted before the revocation");
 
     let key_id = net.parties["KZ"].keys[0].key_id.clone();
-    net.admin_ok(&["key", "revoke", &key_id, "--reason", "key compromise"]);
+    net.admin_ok(&["key", "revoke", &key_id, "--reason", "key compromise"])
+        .await;
     let after = submit(
         &net,
         "KZ",
@@ -257,7 +274,9 @@ async fn revocation_judged_by_the_time_of_acceptance() {
     )
     .await;
     assert_eq!(after.unwrap_err(), Some(RefusalCode::KeyRevoked));
-    let out = net.admin(&["key", "revoke", &key_id, "--reason", "again"]);
+    let out = net
+        .admin(&["key", "revoke", &key_id, "--reason", "again"])
+        .await;
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("KEY_REVOKED"),
         "revoking twice is refused"
@@ -275,7 +294,7 @@ async fn revocation_judged_by_the_time_of_acceptance() {
         "{item}"
     );
     let keys: serde_json::Value =
-        serde_json::from_str(&net.admin_ok(&["key", "list", "--json"])).unwrap();
+        serde_json::from_str(&net.admin_ok(&["key", "list", "--json"]).await).unwrap();
     assert!(
         keys.as_array()
             .unwrap()
@@ -286,12 +305,12 @@ async fn revocation_judged_by_the_time_of_acceptance() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn suspension_and_certificate_revocation_cut_open_streams() {
-    let mut net = Net::new(&["KZ", "CN"]);
+    let mut net = Net::new(&["KZ", "CN"]).await;
     net.start_hub().await;
     net.start_spoke("KZ").await;
     net.start_spoke("CN").await;
 
-    net.admin_ok(&["participant", "suspend", "CN"]);
+    net.admin_ok(&["participant", "suspend", "CN"]).await;
     net.wait_spoke_log("CN", "the stream cut", |log| {
         log.contains("PARTICIPANT_SUSPENDED")
     })
@@ -310,7 +329,7 @@ async fn suspension_and_certificate_revocation_cut_open_streams() {
         Some(RefusalCode::ParticipantSuspended)
     );
     let list: serde_json::Value =
-        serde_json::from_str(&net.admin_ok(&["participant", "list", "--json"])).unwrap();
+        serde_json::from_str(&net.admin_ok(&["participant", "list", "--json"]).await).unwrap();
     assert!(
         list.as_array()
             .unwrap()
@@ -318,7 +337,7 @@ async fn suspension_and_certificate_revocation_cut_open_streams() {
             .any(|p| p["id"] == "CN" && p["status"] == "suspended")
     );
 
-    net.admin_ok(&["participant", "resume", "CN"]);
+    net.admin_ok(&["participant", "resume", "CN"]).await;
     net.wait_hub_connected("CN", true).await;
     let env = envelope(&kz, "KZ", "CN", DocumentType::Invoice, &doc);
     let id = message_id(&env);
@@ -333,7 +352,8 @@ async fn suspension_and_certificate_revocation_cut_open_streams() {
         &serial,
         "--reason",
         "server decommissioned",
-    ]);
+    ])
+    .await;
     net.wait_spoke_log("CN", "the certificate refused", |log| {
         log.contains("CERTIFICATE_REVOKED")
     })
@@ -346,7 +366,7 @@ async fn suspension_and_certificate_revocation_cut_open_streams() {
     assert_eq!(code_of(status), Some(RefusalCode::CertificateRevoked));
     // The registry lists the certificates seen, with the revocation.
     let certs: serde_json::Value =
-        serde_json::from_str(&net.admin_ok(&["cert", "list", "--json"])).unwrap();
+        serde_json::from_str(&net.admin_ok(&["cert", "list", "--json"]).await).unwrap();
     let cn = certs
         .as_array()
         .unwrap()
@@ -367,7 +387,7 @@ async fn suspension_and_certificate_revocation_cut_open_streams() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn only_operators_administer_and_only_participants_exchange() {
-    let mut net = Net::new(&["KZ", "CN"]);
+    let mut net = Net::new(&["KZ", "CN"]).await;
     net.start_hub().await;
     // A spoke's certificate in an admin.toml.
     let pki = net.pki();
@@ -382,6 +402,7 @@ async fn only_operators_administer_and_only_participants_exchange() {
         .arg(&spoke_admin)
         .args(["participant", "suspend", "CN"])
         .output()
+        .await
         .unwrap();
     assert!(!out.status.success());
     assert!(
@@ -390,7 +411,7 @@ async fn only_operators_administer_and_only_participants_exchange() {
         String::from_utf8_lossy(&out.stderr)
     );
     let list: serde_json::Value =
-        serde_json::from_str(&net.admin_ok(&["participant", "list", "--json"])).unwrap();
+        serde_json::from_str(&net.admin_ok(&["participant", "list", "--json"]).await).unwrap();
     assert!(
         list.as_array()
             .unwrap()
@@ -399,15 +420,17 @@ async fn only_operators_administer_and_only_participants_exchange() {
         "nothing changed"
     );
     // Bad administrative input names the rule.
-    let out = net.admin(&["participant", "add", "KZ", "--name", "again"]);
+    let out = net
+        .admin(&["participant", "add", "KZ", "--name", "again"])
+        .await;
     assert!(String::from_utf8_lossy(&out.stderr).contains("ALREADY_REGISTERED"));
-    let out = net.admin(&["participant", "suspend", "TM"]);
+    let out = net.admin(&["participant", "suspend", "TM"]).await;
     assert!(String::from_utf8_lossy(&out.stderr).contains("NOT_REGISTERED"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn corridors_close_open_and_close_again() {
-    let mut net = Net::new(&["KZ", "CN"]);
+    let mut net = Net::new(&["KZ", "CN"]).await;
     net.open_corridors = false;
     net.start_hub().await;
     let kz = net.signing_key("KZ", 0);
@@ -418,7 +441,8 @@ async fn corridors_close_open_and_close_again() {
         submit(&net, "KZ", attempt()).await.unwrap_err(),
         Some(RefusalCode::CorridorClosed)
     );
-    net.admin_ok(&["corridor", "open", "KZ", "CN", "e-co"]);
+    net.admin_ok(&["corridor", "open", "KZ", "CN", "e-co"])
+        .await;
     submit(&net, "KZ", attempt()).await.expect("open corridor");
     // Only that direction and type opened.
     let cn = net.signing_key("CN", 0);
@@ -427,14 +451,16 @@ async fn corridors_close_open_and_close_again() {
         submit(&net, "CN", back).await.unwrap_err(),
         Some(RefusalCode::CorridorClosed)
     );
-    net.admin_ok(&["corridor", "close", "KZ", "CN", "e-co"]);
+    net.admin_ok(&["corridor", "close", "KZ", "CN", "e-co"])
+        .await;
     assert_eq!(
         submit(&net, "KZ", attempt()).await.unwrap_err(),
         Some(RefusalCode::CorridorClosed)
     );
 
     // A pilot corridor carries documents, marked as pilot traffic on the receiving side.
-    net.admin_ok(&["corridor", "pilot", "KZ", "CN", "e-co"]);
+    net.admin_ok(&["corridor", "pilot", "KZ", "CN", "e-co"])
+        .await;
     let env = attempt();
     let id = message_id(&env);
     submit(&net, "KZ", env).await.expect("pilot corridor");
@@ -446,37 +472,37 @@ async fn corridors_close_open_and_close_again() {
         "{item}"
     );
     let corridors: serde_json::Value =
-        serde_json::from_str(&net.admin_ok(&["corridor", "list", "--json"])).unwrap();
+        serde_json::from_str(&net.admin_ok(&["corridor", "list", "--json"]).await).unwrap();
     assert_eq!(corridors[0]["state"], "pilot");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_anchor_vouches_for_a_new_receipt_key() {
-    let mut net = Net::new(&["KZ", "CN"]);
+    let mut net = Net::new(&["KZ", "CN"]).await;
     net.start_hub().await;
     net.start_spoke("KZ").await;
     net.start_spoke("CN").await;
     let path = sample_path("einvoice/ubl/peppol-base-example.xml");
-    let send = |net: &Net| net.send("KZ", "CN", "e-invoice", &path);
-    let first = send(&net);
+    let first = net.send("KZ", "CN", "e-invoice", &path).await;
 
     let new_key = net.path().join("hub-receipt-2.key");
     let out = Command::new(&binaries().hub)
         .args(["pki", "new-receipt-key", "--out"])
         .arg(&new_key)
         .output()
+        .await
         .unwrap();
     assert!(out.status.success());
     net.receipt_key = Some(new_key);
     net.kill_hub();
     net.start_hub().await;
-    let version = net.hub_trust_version();
+    let version = net.hub_trust_version().await;
     net.wait_trust_version("KZ", version).await;
     net.wait_trust_version("CN", version).await;
-    let list = net.spoke_json("KZ", &["trust-list", "show"]);
+    let list = net.spoke_json("KZ", &["trust-list", "show"]).await;
     assert_eq!(list["hub_keys"].as_array().unwrap().len(), 2, "{list}");
 
-    let second = send(&net);
+    let second = net.send("KZ", "CN", "e-invoice", &path).await;
     assert_ne!(
         first["receipt"]["key_id"], second["receipt"]["key_id"],
         "signed with the new key"

@@ -10,32 +10,31 @@ use caravan_tests::{Net, PATIENCE, sample_path};
 /// ids, and raises one alarm naming them; the recipient gets each exactly once.
 #[tokio::test(flavor = "multi_thread")]
 async fn documents_receipted_after_the_backup_are_resubmitted_after_a_restore() {
-    let mut net = Net::new(&["KZ", "CN"]);
+    let mut net = Net::new(&["KZ", "CN"]).await;
     net.start_hub().await;
     net.start_spoke("KZ").await;
     net.start_spoke("CN").await;
     let eco = sample_path("eco/carec-KZ-CN-certificate-of-origin.xml");
-    let first = net.send("KZ", "CN", "e-co", &eco)["message_id"]
+    let first = net.send("KZ", "CN", "e-co", &eco).await["message_id"]
         .as_str()
         .unwrap()
         .to_owned();
     net.wait_state("KZ", &first, "ACKNOWLEDGED").await;
     let backup: serde_json::Value =
-        serde_json::from_str(&net.admin_ok(&["backup", "--json"])).unwrap();
+        serde_json::from_str(&net.admin_ok(&["backup", "--json"]).await).unwrap();
     let path = backup["path"].as_str().unwrap().to_owned();
 
     // CN is away: three documents are receipted by the hub and wait there.
     net.kill_spoke("CN");
-    let stranded: Vec<String> = (0..3)
-        .map(|_| {
-            let sent = net.send("KZ", "CN", "e-co", &eco);
-            assert_eq!(sent["state"], "ACCEPTED", "{sent}");
-            sent["message_id"].as_str().unwrap().to_owned()
-        })
-        .collect();
+    let mut stranded: Vec<String> = Vec::new();
+    for _ in 0..3 {
+        let sent = net.send("KZ", "CN", "e-co", &eco).await;
+        assert_eq!(sent["state"], "ACCEPTED", "{sent}");
+        stranded.push(sent["message_id"].as_str().unwrap().to_owned());
+    }
 
     assert!(net.terminate_hub().await);
-    let out = net.hub_cli(&["restore", "--json", "--from", &path]);
+    let out = net.hub_cli(&["restore", "--json", "--from", &path]).await;
     assert!(
         out.status.success(),
         "{}",
@@ -47,10 +46,10 @@ async fn documents_receipted_after_the_backup_are_resubmitted_after_a_restore() 
         net.wait_state("KZ", id, "ACKNOWLEDGED").await;
     }
     for id in stranded.iter().chain([&first]) {
-        assert_eq!(net.inbox_copies("CN", id), 1, "{id} in CN's inbox");
+        assert_eq!(net.inbox_copies("CN", id).await, 1, "{id} in CN's inbox");
     }
     // One alarm for the incident, naming every document.
-    let out = net.spoke_cli("KZ", &["log", "--json"]);
+    let out = net.spoke_cli("KZ", &["log", "--json"]).await;
     let view: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let lost: Vec<&serde_json::Value> = view["alarms"]
         .as_array()
@@ -75,7 +74,7 @@ async fn documents_receipted_after_the_backup_are_resubmitted_after_a_restore() 
         assert!(detail.contains(id.as_str()), "{id} not named: {detail}");
     }
     assert!(!detail.contains(first.as_str()), "{detail}");
-    let status = net.spoke_json("KZ", &["status", &stranded[0]]);
+    let status = net.spoke_json("KZ", &["status", &stranded[0]]).await;
     assert!(
         status["sent"]["last_error"]
             .as_str()
@@ -88,20 +87,21 @@ async fn documents_receipted_after_the_backup_are_resubmitted_after_a_restore() 
 /// any delivery: a key registered while it was down verifies.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_restarted_spoke_judges_deliveries_with_the_current_trust_list() {
-    let mut net = Net::new(&["KZ", "CN"]);
+    let mut net = Net::new(&["KZ", "CN"]).await;
     net.start_hub().await;
     net.start_spoke("CN").await;
-    let held = net.hub_trust_version();
+    let held = net.hub_trust_version().await;
     net.wait_trust_version("CN", held).await;
     net.kill_spoke("CN");
 
     // While CN is down, KZ gets a new key (a new trust list) and signs with it.
-    net.add_key("KZ", &["e-co", "e-phyto", "e-invoice"], None, None);
-    assert!(net.hub_trust_version() > held);
+    net.add_key("KZ", &["e-co", "e-phyto", "e-invoice"], None, None)
+        .await;
+    assert!(net.hub_trust_version().await > held);
     net.spoke_key.insert("KZ".into(), 1);
     net.start_spoke("KZ").await;
     let eco = sample_path("eco/carec-KZ-CN-certificate-of-origin.xml");
-    let id = net.send("KZ", "CN", "e-co", &eco)["message_id"]
+    let id = net.send("KZ", "CN", "e-co", &eco).await["message_id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -120,7 +120,7 @@ async fn a_restarted_spoke_judges_deliveries_with_the_current_trust_list() {
 /// own.
 #[tokio::test(flavor = "multi_thread")]
 async fn listening_json_names_the_bound_ports_and_leaves_with_the_process() {
-    let mut net = Net::new(&["KZ", "CN"]);
+    let mut net = Net::new(&["KZ", "CN"]).await;
     net.nsw = true;
     net.start_hub().await;
     net.start_spoke("KZ").await;

@@ -50,13 +50,14 @@ fn moved_config(config: &Path, from: &str, to: &str, data_dir: &str) -> PathBuf 
     path
 }
 
-fn migrate(binary: &Path, from: &Path, to: &Path) -> std::process::Output {
-    std::process::Command::new(binary)
+async fn migrate(binary: &Path, from: &Path, to: &Path) -> std::process::Output {
+    tokio::process::Command::new(binary)
         .args(["store", "migrate", "--from"])
         .arg(from)
         .arg("--to")
         .arg(to)
         .output()
+        .await
         .unwrap()
 }
 
@@ -74,11 +75,12 @@ fn engine_of(store: &Path) -> &'static str {
 /// What "untouched" means for a store: the records of every table (as `store check` counts
 /// them; opening an engine writes its own bookkeeping), and the payload segments and noted
 /// counters byte for byte.
-fn state(binary: &Path, config: &Path, store: &Path) -> (serde_json::Value, Vec<Vec<u8>>) {
-    let out = std::process::Command::new(binary)
+async fn state(binary: &Path, config: &Path, store: &Path) -> (serde_json::Value, Vec<Vec<u8>>) {
+    let out = tokio::process::Command::new(binary)
         .args(["store", "check", "--json", "--config"])
         .arg(config)
         .output()
+        .await
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -100,14 +102,14 @@ fn swap_in(data_dir: &Path, moved: &Path) {
 }
 
 async fn moved(from: &'static str, to: &'static str) {
-    let mut net = Net::new(&["KZ", "CN"]);
+    let mut net = Net::new(&["KZ", "CN"]).await;
     net.store_engine = Some(from);
     net.start_hub().await;
     net.start_spoke("KZ").await;
     net.start_spoke("CN").await;
     let mut sent = Vec::new();
     for (kind, file) in [LARGE, SMALL] {
-        let id = net.send("KZ", "CN", kind, &sample_path(file))["message_id"]
+        let id = net.send("KZ", "CN", kind, &sample_path(file)).await["message_id"]
             .as_str()
             .unwrap()
             .to_owned();
@@ -118,7 +120,7 @@ async fn moved(from: &'static str, to: &'static str) {
     let hub_config = net.hub_config();
     let new_hub_config = moved_config(&hub_config, from, to, "moved-hub-data");
     // A running hub's store is refused.
-    let out = migrate(&binaries().hub, &hub_config, &new_hub_config);
+    let out = migrate(&binaries().hub, &hub_config, &new_hub_config).await;
     assert!(!out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("stop it first"), "{}", text(&out));
 
@@ -130,30 +132,33 @@ async fn moved(from: &'static str, to: &'static str) {
     // The hub's store.
     let hub_data = net.path().join("hub-data");
     let moved_hub = net.path().join("moved-hub-data");
-    let before = state(&binaries().hub, &hub_config, &hub_data.join("store"));
+    let before = state(&binaries().hub, &hub_config, &hub_data.join("store")).await;
     assert!(
         before.0.as_object().is_some_and(|r| !r.is_empty()),
         "{:?}",
         before.0
     );
-    let out = migrate(&binaries().hub, &hub_config, &new_hub_config);
+    let out = migrate(&binaries().hub, &hub_config, &new_hub_config).await;
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains(&format!("({to})")), "{}", text(&out));
     assert_eq!(engine_of(&moved_hub.join("store")), to);
     assert!(
-        state(&binaries().hub, &hub_config, &hub_data.join("store")) == before,
+        state(&binaries().hub, &hub_config, &hub_data.join("store")).await == before,
         "the old store is untouched"
     );
     // The moved store holds the same records.
     assert_eq!(
-        state(&binaries().hub, &new_hub_config, &moved_hub.join("store")).0,
+        state(&binaries().hub, &new_hub_config, &moved_hub.join("store"))
+            .await
+            .0,
         before.0
     );
     // The log of the moved store verifies.
-    let out = std::process::Command::new(&binaries().hub)
+    let out = tokio::process::Command::new(&binaries().hub)
         .args(["log", "verify", "--config"])
         .arg(&new_hub_config)
         .output()
+        .await
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
     assert!(
@@ -162,7 +167,7 @@ async fn moved(from: &'static str, to: &'static str) {
         text(&out)
     );
     // A target that holds a store is refused.
-    let out = migrate(&binaries().hub, &hub_config, &new_hub_config);
+    let out = migrate(&binaries().hub, &hub_config, &new_hub_config).await;
     assert!(!out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("already holds"), "{}", text(&out));
 
@@ -172,8 +177,8 @@ async fn moved(from: &'static str, to: &'static str) {
         let data = format!("moved-spoke-{id}-data");
         let new_config = moved_config(&config, from, to, &data);
         let old_store = net.path().join(format!("spoke-{id}-data")).join("store");
-        let before = state(&binaries().spoke, &config, &old_store);
-        let out = migrate(&binaries().spoke, &config, &new_config);
+        let before = state(&binaries().spoke, &config, &old_store).await;
+        let out = migrate(&binaries().spoke, &config, &new_config).await;
         assert!(out.status.success(), "{id}: {}", text(&out));
         // The move checked the copy whole: every record, every payload against its checksums.
         assert!(
@@ -183,12 +188,15 @@ async fn moved(from: &'static str, to: &'static str) {
         );
         assert_eq!(engine_of(&net.path().join(&data).join("store")), to);
         assert!(
-            state(&binaries().spoke, &config, &old_store) == before,
+            state(&binaries().spoke, &config, &old_store).await == before,
             "{id}: the old store is untouched"
         );
         let moved = net.path().join(&data).join("store");
-        assert_eq!(state(&binaries().spoke, &new_config, &moved).0, before.0);
-        let out = migrate(&binaries().spoke, &config, &new_config);
+        assert_eq!(
+            state(&binaries().spoke, &new_config, &moved).await.0,
+            before.0
+        );
+        let out = migrate(&binaries().spoke, &config, &new_config).await;
         assert!(!out.status.success(), "{id}: a second move is refused");
     }
 
@@ -203,20 +211,24 @@ async fn moved(from: &'static str, to: &'static str) {
     net.store_engine = Some(to);
     net.start_hub().await;
     let info: serde_json::Value =
-        serde_json::from_slice(&net.hub_cli(&["info", "--json"]).stdout).unwrap();
+        serde_json::from_slice(&net.hub_cli(&["info", "--json"]).await.stdout).unwrap();
     assert_eq!(info["store_engine"], to, "{info}");
     net.start_spoke("KZ").await;
     net.start_spoke("CN").await;
     for id in &sent {
         net.wait_state("KZ", id, "ACKNOWLEDGED").await;
-        assert_eq!(net.inbox_copies("CN", id), 1, "{id} is in CN's inbox once");
+        assert_eq!(
+            net.inbox_copies("CN", id).await,
+            1,
+            "{id} is in CN's inbox once"
+        );
     }
-    let later = net.send("KZ", "CN", LARGE.0, &sample_path(LARGE.1))["message_id"]
+    let later = net.send("KZ", "CN", LARGE.0, &sample_path(LARGE.1)).await["message_id"]
         .as_str()
         .unwrap()
         .to_owned();
     net.wait_state("KZ", &later, "ACKNOWLEDGED").await;
     assert!(net.terminate_hub().await, "the hub stops cleanly");
-    let out = net.hub_cli(&["log", "verify"]);
+    let out = net.hub_cli(&["log", "verify"]).await;
     assert!(out.status.success(), "{}", text(&out));
 }
