@@ -1248,5 +1248,39 @@ async fn metrics_get(addr: SocketAddr) -> String {
         "{headers:?}"
     );
     assert!(text.ends_with("\n# EOF\n"), "{text}");
+    check_families(&text);
     text
+}
+
+/// The exposition holds together as OpenMetrics: each family is declared once, and each
+/// sample belongs to the family declared last before it, named as its type requires (a
+/// counter's `_total`, a histogram's `_bucket`, `_sum` and `_count`, a gauge's bare name).
+fn check_families(text: &str) {
+    let mut declared = std::collections::HashSet::new();
+    let mut family: Option<(&str, &str)> = None;
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').expect("# TYPE name kind");
+            assert!(declared.insert(name), "{name} declared twice:\n{text}");
+            family = Some((name, kind));
+            continue;
+        }
+        if line.starts_with('#') {
+            continue;
+        }
+        let name = line.split(['{', ' ']).next().unwrap_or_default();
+        let (declared_name, kind) =
+            family.unwrap_or_else(|| panic!("{line} before any # TYPE:\n{text}"));
+        let suffixes: &[&str] = match kind {
+            "counter" => &["_total"],
+            "histogram" => &["_bucket", "_sum", "_count"],
+            "gauge" => &[""],
+            other => panic!("unexpected type {other}:\n{text}"),
+        };
+        assert!(
+            name.strip_prefix(declared_name)
+                .is_some_and(|suffix| suffixes.contains(&suffix)),
+            "{line} is not a sample of {kind} {declared_name}:\n{text}"
+        );
+    }
 }
