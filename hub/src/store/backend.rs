@@ -791,6 +791,11 @@ impl Backend {
             .collect()
     }
 
+    /// Whether the hub holds the message `id` of `sender` (accepted before, in any state).
+    pub fn holds(&self, sender: ParticipantId, id: MessageId) -> Result<bool, StoreError> {
+        Ok(self.sequence_of(sender, id)?.is_some())
+    }
+
     /// The status of a message sent by `sender`.
     pub fn status(
         &self,
