@@ -695,3 +695,6 @@ mod tests {
         assert_eq!(recognise(xml).unwrap().document_id.as_deref(), Some("A&BA"));
     }
 }
+
+#[cfg(test)]
+mod real_documents;
