@@ -1,5 +1,6 @@
 //! The inbox: each document received once (`inbox`, keyed by message id and sender), in
-//! arrival order (`arrivals`), with its payload (`payloads` or `payload_at`).
+//! arrival order (`arrivals`), with its payload (`payloads` or `payload_at`); read in arrival
+//! order, newest first filtered, or as the console's counted pages ([`InboxPage`]).
 
 use caravan_common::{
     MessageId, ParticipantId,
