@@ -560,6 +560,7 @@ impl Net {
             dashboard_listen: Some("127.0.0.1:0".into()),
             backup_dir: None,
             message_ttl_secs: Default::default(),
+            created_at_skew_secs: caravan_hub::config::DEFAULT_CREATED_AT_SKEW_SECS,
             tls: TlsFiles {
                 ca_cert: pki.join(&self.ca_file),
                 cert: pki.join("hub.pem"),
