@@ -16,7 +16,7 @@
 //!
 //! The pages are `maud` templates: every value that comes from a document, the store or the
 //! request (numbers, party names, fields, the XML, the filters typed in) is escaped when the
-//! page is built, and only the stylesheet and the QR code's SVG are spliced in as they are.
+//! page is built, and only the QR code's SVG is spliced in as it is.
 //! Cookies are read from `Cookie` and written into `Set-Cookie` with the `cookie` crate.
 
 use std::{
