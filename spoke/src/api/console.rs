@@ -16,7 +16,7 @@
 //!
 //! The pages are `maud` templates: every value that comes from a document, the store or the
 //! request (numbers, party names, fields, the XML, the filters typed in) is escaped when the
-//! page is built, and only the stylesheet and the QR code's SVG are spliced in as they are.
+//! page is built, and only the QR code's SVG is spliced in as it is.
 //! Cookies are read from `Cookie` and written into `Set-Cookie` with the `cookie` crate.
 
 use std::{
@@ -471,7 +471,15 @@ async fn login(
             &format!("A user name is at most {MAX_USER_BYTES} bytes."),
         );
     }
-    if let Err(message) = c.check_login(&form.user, &form.password, client) {
+    // argon2 costs milliseconds of CPU: off the async threads, so that a burst of logins does
+    // not stall the console's other pages (nor the spoke's other listeners).
+    let checked = {
+        let (console, user, password) = (c.clone(), form.user.clone(), form.password.clone());
+        tokio::task::spawn_blocking(move || console.check_login(&user, &password, client))
+            .await
+            .unwrap_or_else(|_| Err("The login could not be checked. Try again.".into()))
+    };
+    if let Err(message) = checked {
         warn!(user = ?form.user, %client, "failed officer login");
         return refused(StatusCode::UNAUTHORIZED, &message);
     }
