@@ -176,7 +176,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         info!(addr = %local(&listener), officers = c.officers.len(), "officer console listening");
         tasks.push(serve(
             Listener::new(listener, Plain, limits, console_stats),
-            api::console::router(api.clone(), c.officers),
+            api::console::router(api.clone(), c),
             stop_rx.clone(),
         ));
     }

@@ -249,6 +249,8 @@ pub struct Net {
     pub nsw_webhook: Option<String>,
     /// Spokes serve the officer console (on a free port) for user `officer` with this password.
     pub console_password: Option<String>,
+    /// The console's time zone (`console.time_zone`); `None`: UTC.
+    pub console_time_zone: Option<String>,
     /// The CA file, in the PKI folder, that the hub and the spokes trust (default `ca.pem`; a
     /// CA rollover uses `ca-bundle.pem`).
     pub ca_file: String,
@@ -337,6 +339,7 @@ impl Net {
             nsw: false,
             nsw_tokens: BTreeMap::new(),
             console_password: None,
+            console_time_zone: None,
             nsw_webhook: None,
             ca_file: "ca.pem".into(),
             store_engine: None,
@@ -773,7 +776,9 @@ impl Net {
             officers: vec![OfficerFile {
                 user: "officer".into(),
                 password_hash: caravan_spoke::api::console::hash_password(password),
+                language: None,
             }],
+            time_zone: self.console_time_zone.clone(),
         });
         let participants = pki.join("participants");
         let mut file = SpokeFile {

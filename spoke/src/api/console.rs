@@ -12,6 +12,12 @@
 //! request (numbers, party names, fields, the XML, the filters typed in) is escaped when the
 //! page is built, and only the stylesheet and the QR code's SVG are spliced in as they are.
 //! Cookies are read from `Cookie` and written into `Set-Cookie` with the `cookie` crate.
+//!
+//! Every word the console shows an officer comes from the catalogues of [`crate::i18n`], in the
+//! language of the officer's account, or the one chosen on the login page (from the browser's
+//! `Accept-Language` until the officer picks another); times are shown in the configured time
+//! zone, and code-list values (document kinds, statuses, transport modes, countries, units) by
+//! their names, a code not in its list shown as written and marked as such.
 
 use std::{
     collections::HashMap,
@@ -37,8 +43,14 @@ use cookie::{Cookie, SameSite};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use crate::{
-    config::Officer,
+    config::{ConsoleConfig, Officer},
     document,
+    i18n::{
+        Lang,
+        clock::Clock,
+        codes::{self, Decoded, List},
+        negotiate,
+    },
     rt::blocking,
     store::{Arrivals, InboxRecord, Verification},
 };
@@ -67,6 +79,8 @@ pub fn hash_password(password: &str) -> String {
 struct Session {
     user: String,
     csrf: String,
+    /// The language the console speaks in this session.
+    lang: Lang,
     expires: Instant,
 }
 
@@ -80,6 +94,7 @@ struct Failures {
 pub struct Console {
     api: Api,
     officers: Vec<Officer>,
+    clock: Clock,
     sessions: Mutex<HashMap<String, Session>>,
     failures: Mutex<HashMap<String, Failures>>,
 }
@@ -131,26 +146,26 @@ form.filters{display:flex;flex-wrap:wrap;gap:.5rem;margin-bottom:1rem}input,sele
 pre{white-space:pre-wrap;word-break:break-all;max-height:30rem;overflow:auto;background:#fff;padding:.5rem}\
 @media print{header,form,.noprint{display:none}body{background:#fff}}";
 
-/// A whole page around `body`; with an officer (name, CSRF token), the bar names them and
-/// offers the logout form.
-fn page(title: &str, officer: Option<(&str, &str)>, body: Markup) -> Html<String> {
+/// A whole page around `body`, in `lang`; with an officer (name, CSRF token), the bar names
+/// them and offers the logout form.
+fn page(lang: Lang, title: &str, officer: Option<(&str, &str)>, body: Markup) -> Html<String> {
     let page = html! {
         (DOCTYPE)
-        html lang="en" {
+        html lang=(lang.tag()) {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width,initial-scale=1";
-                title { (title) " · Caravan" }
+                title { (lang.f("page.title", &[("title", &title)])) }
                 style { (PreEscaped(STYLE)) }
             }
             body {
                 header {
-                    a href="/console" { b { "Caravan" } " officer console" }
+                    a href="/console" { b { "Caravan" } " " (lang.t("page.console")) }
                     @if let Some((name, csrf)) = officer {
                         span { (name) }
                         form method="post" action="/console/logout" {
                             input type="hidden" name="csrf" value=(csrf);
-                            button { "Log out" }
+                            button { (lang.t("page.logout")) }
                         }
                     }
                 }
@@ -161,11 +176,35 @@ fn page(title: &str, officer: Option<(&str, &str)>, body: Markup) -> Html<String
     Html(page.into_string())
 }
 
+/// A code of `list` as the officer reads it: its name and, in small type, the code; a code not
+/// in the list as written, marked as such.
+fn code_value(lang: Lang, list: List, code: &str) -> Markup {
+    html! {
+        @match codes::decode(list, code, lang) {
+            Decoded::Known { code, name } => { (name) " " small { "(" (code) ")" } }
+            Decoded::Unknown { code } => {
+                (code) " " small.warn { "(" (lang.t("code.unknown")) ")" }
+            }
+        }
+    }
+}
+
+/// A document type's name for the officer ("e-phyto" → "Phytosanitary").
+fn type_name(lang: Lang, t: Option<caravan_common::DocumentType>) -> &'static str {
+    match t.map(|t| t.as_str()) {
+        Some("e-co") => lang.t("doctype.e-co"),
+        Some("e-phyto") => lang.t("doctype.e-phyto"),
+        Some("e-invoice") => lang.t("doctype.e-invoice"),
+        _ => lang.t("doctype.unknown"),
+    }
+}
+
 /// The console's routes.
-pub fn router(api: Api, officers: Vec<Officer>) -> Router {
+pub fn router(api: Api, config: ConsoleConfig) -> Router {
     let console = Arc::new(Console {
         api,
-        officers,
+        officers: config.officers,
+        clock: config.clock,
         sessions: Mutex::default(),
         failures: Mutex::default(),
     });
@@ -185,20 +224,23 @@ impl Console {
         self.sessions.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The session of a request: (user, csrf token).
-    fn session(&self, headers: &HeaderMap) -> Option<(String, String)> {
+    /// The session of a request: (user, csrf token, language).
+    fn session(&self, headers: &HeaderMap) -> Option<(String, String, Lang)> {
         let id = cookie_value(headers, SESSION_COOKIE)?;
         let mut sessions = self.sessions();
         sessions.retain(|_, s| s.expires > Instant::now());
-        sessions.get(&id).map(|s| (s.user.clone(), s.csrf.clone()))
+        sessions
+            .get(&id)
+            .map(|s| (s.user.clone(), s.csrf.clone(), s.lang))
     }
 
-    /// Check a login, counting failures and locking accounts; returns an error for the page.
-    fn check_login(&self, user: &str, password: &str) -> Result<(), &'static str> {
+    /// Check a login, counting failures and locking accounts; returns the officer's account,
+    /// or the catalogue key of the error for the page.
+    fn check_login(&self, user: &str, password: &str) -> Result<&Officer, &'static str> {
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         let entry = failures.entry(user.to_owned()).or_default();
         if entry.locked_until.is_some_and(|t| t > Instant::now()) {
-            return Err("This account is locked after repeated failed logins. Try again later.");
+            return Err("login.locked");
         }
         let officer = self
             .officers
@@ -215,9 +257,9 @@ impl Console {
                     .is_ok()
             })
             .unwrap_or(false);
-        if good && officer.is_some() {
+        if let Some(officer) = officer.filter(|_| good) {
             *entry = Failures::default();
-            return Ok(());
+            return Ok(officer);
         }
         entry.count += 1;
         if entry.count >= MAX_FAILURES {
@@ -225,34 +267,72 @@ impl Console {
             entry.count = 0;
             warn!(user, "officer account locked after repeated failed logins");
         }
-        Err("Wrong user name or password.")
+        Err("login.wrong")
     }
 }
 
 /// A valid argon2 hash of a random string, used when the user name is unknown.
 const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$B4DDLhfCdLX/5QVxY9qqq5yG7tSAo2GqOqqMq+ISOUk";
 
-async fn login_form() -> Response {
-    let token = random_token();
-    let body = html! {
+/// The language asked for on the login page (`?lang=ru`, or the form's field).
+#[derive(Deserialize, Default)]
+struct LangChoice {
+    #[serde(default)]
+    lang: String,
+}
+
+/// The language of a browser that is not logged in: the one it chose on the login page, else
+/// the best of its `Accept-Language`.
+fn visitor_language(headers: &HeaderMap, chosen: &str) -> Lang {
+    Lang::from_tag(chosen).unwrap_or_else(|| {
+        negotiate(
+            headers
+                .get(header::ACCEPT_LANGUAGE)
+                .and_then(|v| v.to_str().ok()),
+        )
+    })
+}
+
+/// The login form's body, in `lang`, with a link to each other language.
+fn login_body(lang: Lang, token: &str) -> Markup {
+    html! {
         div.panel {
-            h1 { "Log in" }
+            h1 { (lang.t("login.title")) }
             form method="post" action="/console/login" {
                 input type="hidden" name="csrf" value=(token);
-                p { label { "User " input name="user" autocomplete="username" required; } }
+                input type="hidden" name="lang" value=(lang.tag());
+                p { label { (lang.t("login.user")) " " input name="user" autocomplete="username" required; } }
                 p {
                     label {
-                        "Password "
+                        (lang.t("login.password")) " "
                         input name="password" type="password" autocomplete="current-password" required;
                     }
                 }
-                button { "Log in" }
+                button { (lang.t("login.button")) }
+            }
+            p.languages {
+                (lang.t("page.language")) ": "
+                @for (i, other) in Lang::all().enumerate() {
+                    @if i > 0 { " · " }
+                    @if other == lang {
+                        b lang=(other.tag()) { (other.name()) }
+                    } @else {
+                        a href={ "/console/login?lang=" (other.tag()) } hreflang=(other.tag()) lang=(other.tag()) {
+                            (other.name())
+                        }
+                    }
+                }
             }
         }
-    };
+    }
+}
+
+async fn login_form(headers: HeaderMap, Query(choice): Query<LangChoice>) -> Response {
+    let lang = visitor_language(&headers, &choice.lang);
+    let token = random_token();
     with_cookie(
-        console_cookie(LOGIN_COOKIE, token, Duration::from_secs(900)),
-        page("Log in", None, body),
+        console_cookie(LOGIN_COOKIE, token.clone(), Duration::from_secs(900)),
+        page(lang, lang.t("login.title"), None, login_body(lang, &token)),
     )
 }
 
@@ -261,6 +341,9 @@ struct LoginForm {
     user: String,
     password: String,
     csrf: String,
+    /// The language the form was shown in.
+    #[serde(default)]
+    lang: String,
 }
 
 async fn login(
@@ -269,25 +352,40 @@ async fn login(
     Form(form): Form<LoginForm>,
 ) -> Response {
     // Double-submit: the form's token must be the one this browser was given with the form.
+    let lang = visitor_language(&headers, &form.lang);
+    let again = format!("/console/login?lang={}", lang.tag());
     let expected = cookie_value(&headers, LOGIN_COOKIE).unwrap_or_default();
     if expected.is_empty() || !bool::from(expected.as_bytes().ct_eq(form.csrf.as_bytes())) {
         let body = html! {
-            p.fail { "The login form expired. " a href="/console/login" { "Try again" } "." }
+            p.fail { (lang.t("login.expired")) " " a href=(again) { (lang.t("login.try_again")) } }
         };
-        return (StatusCode::FORBIDDEN, page("Log in", None, body)).into_response();
+        return (
+            StatusCode::FORBIDDEN,
+            page(lang, lang.t("login.title"), None, body),
+        )
+            .into_response();
     }
-    if let Err(message) = c.check_login(&form.user, &form.password) {
-        warn!(user = form.user, "failed officer login");
-        let body = html! {
-            p.fail { (message) }
-            p { a href="/console/login" { "Try again" } }
-        };
-        return (StatusCode::UNAUTHORIZED, page("Log in", None, body)).into_response();
-    }
+    let officer = match c.check_login(&form.user, &form.password) {
+        Ok(officer) => officer,
+        Err(message) => {
+            warn!(user = form.user, "failed officer login");
+            let body = html! {
+                p.fail { (lang.t(message)) }
+                p { a href=(again) { (lang.t("login.try_again")) } }
+            };
+            return (
+                StatusCode::UNAUTHORIZED,
+                page(lang, lang.t("login.title"), None, body),
+            )
+                .into_response();
+        }
+    };
     let id = random_token();
     let session = Session {
         user: form.user.clone(),
         csrf: random_token(),
+        // The account's language if it has one, else the one the login page was shown in.
+        lang: officer.language.unwrap_or(lang),
         expires: Instant::now() + SESSION_LIFE,
     };
     c.sessions().insert(id.clone(), session);
@@ -308,11 +406,11 @@ async fn logout(
     headers: HeaderMap,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    let Some((user, csrf)) = c.session(&headers) else {
+    let Some((user, csrf, lang)) = c.session(&headers) else {
         return Redirect::to("/console/login").into_response();
     };
     if !bool::from(csrf.as_bytes().ct_eq(form.csrf.as_bytes())) {
-        return (StatusCode::FORBIDDEN, "CSRF token mismatch").into_response();
+        return (StatusCode::FORBIDDEN, lang.t("login.csrf_mismatch")).into_response();
     }
     if let Some(id) = cookie_value(&headers, SESSION_COOKIE) {
         c.sessions().remove(&id);
@@ -320,7 +418,7 @@ async fn logout(
     info!(user, "officer logged out");
     with_cookie(
         console_cookie(SESSION_COOKIE, String::new(), Duration::ZERO),
-        Redirect::to("/console/login"),
+        Redirect::to(&format!("/console/login?lang={}", lang.tag())),
     )
 }
 
@@ -379,11 +477,11 @@ impl Filters {
 }
 
 /// The verification column of the inbox list.
-fn verdict_cell(v: &Verification) -> Markup {
+fn verdict_cell(lang: Lang, v: &Verification) -> Markup {
     html! {
         @match v {
             Verification::Verified { notes } => {
-                span.ok { "✔ verified" }
+                span.ok { (lang.t("verdict.verified")) }
                 @if !notes.is_empty() {
                     " "
                     span.warn {
@@ -397,7 +495,7 @@ fn verdict_cell(v: &Verification) -> Markup {
                 }
             }
             Verification::Rejected { code, .. } => {
-                span.fail { "✘ NOT GENUINE: " (code.as_str()) }
+                span.fail { (lang.f("verdict.not_genuine", &[("code", &code.as_str())])) }
             }
         }
     }
@@ -417,7 +515,14 @@ fn select(name: &str, current: &str, options: &[(&str, &str)]) -> Markup {
 /// The inbox page's body: the filter form as the officer filled it, how many documents the
 /// inbox holds, one page of `records` (newest first) and, when there are older ones, the link
 /// to them (`older`: the cursor).
-fn inbox_body(f: &Filters, total: u64, records: &Arrivals, older: Option<u64>) -> Markup {
+fn inbox_body(
+    lang: Lang,
+    clock: &Clock,
+    f: &Filters,
+    total: u64,
+    records: &Arrivals,
+    older: Option<u64>,
+) -> Markup {
     let older = older.map(|before| {
         serde_urlencoded::to_string(Filters {
             before: Some(before),
@@ -426,35 +531,37 @@ fn inbox_body(f: &Filters, total: u64, records: &Arrivals, older: Option<u64>) -
         .unwrap_or_default()
     });
     html! {
-        h1 { "Received documents" }
+        h1 { (lang.t("inbox.title")) }
         form.filters method="get" action="/console" {
-            input name="q" placeholder="Number, party or country" value=(f.q);
+            input name="q" placeholder=(lang.t("inbox.search")) value=(f.q);
             (select("type", &f.document_type, &[
-                ("", "Any type"),
-                ("e-co", "Certificate of origin"),
-                ("e-phyto", "Phytosanitary"),
-                ("e-invoice", "Invoice"),
+                ("", lang.t("doctype.any")),
+                ("e-co", lang.t("doctype.e-co")),
+                ("e-phyto", lang.t("doctype.e-phyto")),
+                ("e-invoice", lang.t("doctype.e-invoice")),
             ]))
-            input name="country" placeholder="From (e.g. KZ)" size="8" value=(f.country);
+            input name="country" placeholder=(lang.t("inbox.country")) size="8" value=(f.country);
             (select("status", &f.status, &[
-                ("", "Any result"),
-                ("verified", "Verified"),
-                ("rejected", "Not genuine"),
+                ("", lang.t("inbox.any_result")),
+                ("verified", lang.t("inbox.verified")),
+                ("rejected", lang.t("inbox.rejected")),
             ]))
-            label { "From " input type="date" name="from" value=(f.from); }
-            label { "to " input type="date" name="to" value=(f.to); }
-            button { "Filter" }
+            label { (lang.t("inbox.from")) " " input type="date" name="from" value=(f.from); }
+            label { (lang.t("inbox.to")) " " input type="date" name="to" value=(f.to); }
+            button { (lang.t("inbox.filter")) }
         }
         p {
-            "Documents in the inbox: " (total)
-            @if f.before.is_some() { "; older ones" }
+            (lang.f("inbox.count", &[("count", &total)]))
+            @if f.before.is_some() { (lang.t("inbox.older_ones")) }
             "."
         }
         table {
             thead {
                 tr {
-                    th { "Number" } th { "Type" } th { "From" } th { "Received (UTC)" }
-                    th { "Verification" }
+                    th { (lang.t("inbox.number")) } th { (lang.t("inbox.type")) }
+                    th { (lang.t("inbox.sender")) }
+                    th { (lang.f("inbox.received", &[("zone", &clock.name())])) }
+                    th { (lang.t("inbox.verification")) }
                 }
             }
             tbody {
@@ -464,24 +571,22 @@ fn inbox_body(f: &Filters, total: u64, records: &Arrivals, older: Option<u64>) -
                     tr {
                         td {
                             a href={ "/console/documents/" (r.message_id) } {
-                                (r.document_id.as_deref().unwrap_or("(unreadable)"))
+                                (r.document_id.as_deref().unwrap_or(lang.t("inbox.unreadable")))
                             }
                         }
-                        td { (r.document_type.map(|t| t.as_str()).unwrap_or("?")) }
+                        td { (type_name(lang, r.document_type)) }
                         td { (r.sender.as_str()) }
-                        td {
-                            (r.received_at.to_string().chars().take(16).collect::<String>().replace('T', " "))
-                        }
-                        td { (verdict_cell(&r.verification)) }
+                        td { (clock.format_short(r.received_at)) }
+                        td { (verdict_cell(lang, &r.verification)) }
                     }
                 }
                 @if records.is_empty() {
-                    tr { td colspan="5" { "No document matches." } }
+                    tr { td colspan="5" { (lang.t("inbox.none")) } }
                 }
             }
         }
         @if let Some(query) = older {
-            p { a href={ "/console?" (query) } { "Older documents →" } }
+            p { a href={ "/console?" (query) } { (lang.t("inbox.older")) } }
         }
     }
 }
@@ -491,7 +596,7 @@ async fn inbox(
     headers: HeaderMap,
     Query(f): Query<Filters>,
 ) -> Response {
-    let Some((user, csrf)) = c.session(&headers) else {
+    let Some((user, csrf, lang)) = c.session(&headers) else {
         return Redirect::to("/console/login").into_response();
     };
     let store = c.api.store.clone();
@@ -506,13 +611,18 @@ async fn inbox(
     let (total, records, older) = match listed {
         Ok(listed) => listed,
         Err(e) => {
-            return (StatusCode::INTERNAL_SERVER_ERROR, format!("store: {e}")).into_response();
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                lang.f("error.store", &[("error", &e)]),
+            )
+                .into_response();
         }
     };
     page(
-        "Received documents",
+        lang,
+        lang.t("inbox.title"),
         Some((&user, &csrf)),
-        inbox_body(&f, total, &records, older),
+        inbox_body(lang, &c.clock, &f, total, &records, older),
     )
     .into_response()
 }
@@ -524,122 +634,151 @@ struct CheckLine {
     detail: String,
 }
 
-/// The verification panel: each check, and why it passed or failed.
-fn checks(c: &Console, r: &InboxRecord, all: &[InboxRecord]) -> Vec<CheckLine> {
+/// A key's status in words.
+fn key_status(lang: Lang, status: KeyStatus) -> &'static str {
+    match status {
+        KeyStatus::Active => lang.t("key_status.active"),
+        KeyStatus::NotYetValid => lang.t("key_status.not_yet_valid"),
+        KeyStatus::Expired => lang.t("key_status.expired"),
+        KeyStatus::Revoked => lang.t("key_status.revoked"),
+    }
+}
+
+/// The verification panel: each check, and why it passed or failed, in `lang`, times on
+/// `clock`.
+fn checks(c: &Console, lang: Lang, r: &InboxRecord, all: &[InboxRecord]) -> Vec<CheckLine> {
+    let clock = &c.clock;
     let mut lines = Vec::new();
     let held = c.api.hub.trust().current();
     match &r.verification {
         Verification::Verified { notes } => {
             lines.push(CheckLine {
-                name: "Signature",
+                name: lang.t("check.signature"),
                 ok: Some(true),
-                detail: format!(
-                    "The sender's signature over the document's header verifies, and the document's bytes match the SHA-256 it signed ({}).",
-                    r.payload_sha256
-                ),
+                detail: lang.f("detail.signature_ok", &[("sha256", &r.payload_sha256)]),
             });
             for n in notes {
                 lines.push(CheckLine {
-                    name: "Note",
+                    name: lang.t("check.note"),
                     ok: None,
-                    detail: format!("{}: {}", n.code, n.message),
+                    detail: lang.f("detail.note", &[("code", &n.code), ("message", &n.message)]),
                 });
             }
         }
         Verification::Rejected { code, reason } => lines.push(CheckLine {
-            name: "Signature",
+            name: lang.t("check.signature"),
             ok: Some(false),
-            detail: format!("{code}: {reason}. Do not rely on this document."),
+            detail: lang.f("detail.rejected", &[("code", code), ("reason", reason)]),
         }),
     }
     let key = r.key_id.as_deref().and_then(|k| k.parse().ok());
     match (key, &held, r.accepted_at) {
-        (Some(key), Some(h), Some(at)) => {
-            match h.set.key(key) {
-                Some(entry) => {
-                    let status = entry.status(at);
-                    lines.push(CheckLine {
-                    name: "Signing key",
-                    ok: Some(status == KeyStatus::Active || entry.revoked.as_ref().is_some_and(|rv| rv.at > at)),
-                    detail: format!("Key {key} of {} was {} when the hub accepted the document ({at}); now {}.", entry.participant, status.as_str(), entry.status(Timestamp::now()).as_str()),
+        (Some(key), Some(h), Some(at)) => match h.set.key(key) {
+            Some(entry) => {
+                let status = entry.status(at);
+                lines.push(CheckLine {
+                    name: lang.t("check.signing_key"),
+                    ok: Some(
+                        status == KeyStatus::Active
+                            || entry.revoked.as_ref().is_some_and(|rv| rv.at > at),
+                    ),
+                    detail: lang.f(
+                        "detail.key",
+                        &[
+                            ("key", &key),
+                            ("participant", &entry.participant),
+                            ("status", &key_status(lang, status)),
+                            ("accepted", &clock.format(at)),
+                            ("now", &key_status(lang, entry.status(Timestamp::now()))),
+                        ],
+                    ),
                 });
-                    if let Some(t) = r.document_type {
-                        lines.push(CheckLine {
-                            name: "Issuer allowed",
-                            ok: Some(entry.document_types.contains(&t)),
-                            detail: format!(
-                                "{} may sign {}: {}.",
-                                entry.participant,
-                                t,
-                                if entry.document_types.contains(&t) {
-                                    "yes"
-                                } else {
-                                    "NO"
-                                }
-                            ),
-                        });
-                    }
+                if let Some(t) = r.document_type {
+                    let allowed = entry.document_types.contains(&t);
+                    lines.push(CheckLine {
+                        name: lang.t("check.issuer_allowed"),
+                        ok: Some(allowed),
+                        detail: lang.f(
+                            "detail.issuer_allowed",
+                            &[
+                                ("participant", &entry.participant),
+                                ("type", &type_name(lang, Some(t))),
+                                (
+                                    "answer",
+                                    &lang.t(if allowed { "detail.yes" } else { "detail.no" }),
+                                ),
+                            ],
+                        ),
+                    });
                 }
-                None => lines.push(CheckLine {
-                    name: "Signing key",
-                    ok: Some(false),
-                    detail: format!("Key {key} is not in the trust list held."),
-                }),
             }
-        }
+            None => lines.push(CheckLine {
+                name: lang.t("check.signing_key"),
+                ok: Some(false),
+                detail: lang.f("detail.key_not_listed", &[("key", &key)]),
+            }),
+        },
         _ => lines.push(CheckLine {
-            name: "Signing key",
+            name: lang.t("check.signing_key"),
             ok: Some(false),
-            detail: "The signing key could not be established.".into(),
+            detail: lang.t("detail.key_unknown").into(),
         }),
     }
     lines.push(match (r.hub_sequence, r.accepted_at) {
         (Some(seq), Some(at)) => CheckLine {
-            name: "Hub receipt",
+            name: lang.t("check.hub_receipt"),
             ok: Some(true),
-            detail: format!("The hub's signed receipt: accepted at {at}, sequence {seq}."),
+            detail: lang.f(
+                "detail.receipt_ok",
+                &[("accepted", &clock.format(at)), ("sequence", &seq)],
+            ),
         },
         _ => CheckLine {
-            name: "Hub receipt",
+            name: lang.t("check.hub_receipt"),
             ok: Some(false),
-            detail: "No valid hub receipt came with the document.".into(),
+            detail: lang.t("detail.receipt_missing").into(),
         },
     });
     lines.push(match &r.evidence.ack {
         Some(_) => CheckLine {
-            name: "Acknowledgement",
+            name: lang.t("check.acknowledgement"),
             ok: Some(true),
-            detail: "This spoke signed and sent its acknowledgement to the sender.".into(),
+            detail: lang.t("detail.ack_sent").into(),
         },
         None => CheckLine {
-            name: "Acknowledgement",
+            name: lang.t("check.acknowledgement"),
             ok: None,
-            detail: "Not acknowledged yet.".into(),
+            detail: lang.t("detail.ack_pending").into(),
         },
     });
     lines.push(match &held {
         Some(h) if h.set.info.is_fresh(Timestamp::now()) => CheckLine {
-            name: "Trust list",
+            name: lang.t("check.trust_list"),
             ok: Some(true),
-            detail: format!("Version {}, fresh.", h.set.info.version),
+            detail: lang.f("detail.trust_fresh", &[("version", &h.set.info.version)]),
         },
         Some(h) => CheckLine {
-            name: "Trust list",
+            name: lang.t("check.trust_list"),
             ok: Some(false),
-            detail: format!(
-                "Version {} is STALE: its next update was due at {}.",
-                h.set.info.version,
-                h.set
-                    .info
-                    .next_update
-                    .map(|t| t.to_string())
-                    .unwrap_or_default()
+            detail: lang.f(
+                "detail.trust_stale",
+                &[
+                    ("version", &h.set.info.version),
+                    (
+                        "due",
+                        &h.set
+                            .info
+                            .next_update
+                            .map(|t| clock.format(t))
+                            .unwrap_or_default(),
+                    ),
+                ],
             ),
         },
         None => CheckLine {
-            name: "Trust list",
+            name: lang.t("check.trust_list"),
             ok: Some(false),
-            detail: "No trust list held.".into(),
+            detail: lang.t("detail.trust_none").into(),
         },
     });
     let replacements: Vec<&InboxRecord> = all
@@ -648,35 +787,40 @@ fn checks(c: &Console, r: &InboxRecord, all: &[InboxRecord]) -> Vec<CheckLine> {
         .collect();
     lines.push(match replacements.first() {
         Some(n) => CheckLine {
-            name: "Current",
+            name: lang.t("check.current"),
             ok: Some(false),
-            detail: format!(
-                "REPLACED by {} (message {}), received {}.",
-                n.document_id.as_deref().unwrap_or("?"),
-                n.message_id,
-                n.received_at
+            detail: lang.f(
+                "detail.replaced",
+                &[
+                    ("number", &n.document_id.as_deref().unwrap_or("?")),
+                    ("message", &n.message_id),
+                    ("received", &clock.format(n.received_at)),
+                ],
             ),
         },
         None => CheckLine {
-            name: "Current",
+            name: lang.t("check.current"),
             ok: Some(true),
-            detail: "No later document replaces or withdraws this one.".into(),
+            detail: lang.t("detail.not_replaced").into(),
         },
     });
     if let Some(old) = r.supersedes {
         lines.push(CheckLine {
-            name: "Replaces",
+            name: lang.t("check.replaces"),
             ok: None,
-            detail: format!("This document replaces message {old}."),
+            detail: lang.f("detail.replaces", &[("message", &old)]),
         });
     }
     lines
 }
 
-async fn load(c: &Console, id: &str) -> Result<(InboxRecord, Vec<InboxRecord>, Vec<u8>), Response> {
-    let id: MessageId = id
-        .parse()
-        .map_err(|_| (StatusCode::NOT_FOUND, "no such document").into_response())?;
+async fn load(
+    c: &Console,
+    lang: Lang,
+    id: &str,
+) -> Result<(InboxRecord, Vec<InboxRecord>, Vec<u8>), Response> {
+    let not_found = || (StatusCode::NOT_FOUND, lang.t("error.no_such_document")).into_response();
+    let id: MessageId = id.parse().map_err(|_| not_found())?;
     let store = c.api.store.clone();
     let result = blocking(move || {
         let record = store.inbox_find(id)?.into_iter().next();
@@ -698,36 +842,79 @@ async fn load(c: &Console, id: &str) -> Result<(InboxRecord, Vec<InboxRecord>, V
         Ok((record, replacements, payload))
     })
     .await
-    .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, format!("store: {e}")).into_response())?;
+    .map_err(|e| {
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            lang.f("error.store", &[("error", &e)]),
+        )
+            .into_response()
+    })?;
     match result {
         (Some(r), all, payload) => Ok((r, all, payload)),
-        _ => Err((StatusCode::NOT_FOUND, "no such document").into_response()),
+        _ => Err(not_found()),
     }
 }
 
 /// What the document says, when it verified and is a trade document the spoke reads.
-fn fields_table(r: &InboxRecord, payload: &[u8]) -> Markup {
+fn fields_table(lang: Lang, r: &InboxRecord, payload: &[u8]) -> Markup {
     let verified = matches!(r.verification, Verification::Verified { .. });
     if !verified || r.content_type.as_deref() != Some("application/xml") {
         return html! {
-            p.warn { "The document's content is not shown: it did not verify, or it is not a trade document." }
+            p.warn { (lang.t("document.not_shown")) }
         };
     }
-    let fields = document::recognise(payload)
-        .and_then(|d| document::fields(payload, d.format))
+    let recognised = document::recognise(payload).ok();
+    let fields = recognised
+        .as_ref()
+        .and_then(|d| document::fields(payload, d.format).ok())
         .unwrap_or_default();
-    field_rows(&fields)
+    field_rows(lang, recognised.map(|d| d.format), &fields)
 }
 
-/// The document's fields, as the sender wrote them (labels ours, values and languages theirs).
-fn field_rows(fields: &[document::Field]) -> Markup {
+/// The catalogue key of a field's label: "Export country" → "field.export_country".
+fn field_key(label: &str) -> String {
+    let slug: String = label
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let words: Vec<&str> = slug.split('_').filter(|w| !w.is_empty()).collect();
+    format!("field.{}", words.join("_"))
+}
+
+/// The code list a field's value comes from, by its label and the document's format: an
+/// e-Phyto's certificate type and status are UN/CEFACT codes, an e-CO's are words.
+fn field_list(format: Option<document::Format>, label: &str) -> Option<List> {
+    let sps = format == Some(document::Format::SpsCertificate);
+    match label {
+        "Certificate type" if sps => Some(List::DocumentName),
+        "Status" if sps => Some(List::DocumentStatus),
+        "Type" => Some(List::DocumentName),
+        "Transport mode" => Some(List::TransportMode),
+        "Export country" | "Import country" | "Transit country" | "Origin" | "Issuing country"
+        | "Seller country" | "Buyer country" => Some(List::Country),
+        _ => None,
+    }
+}
+
+/// The document's fields, as the sender wrote them (labels in the officer's language, codes
+/// decoded, values and their languages the sender's).
+fn field_rows(lang: Lang, format: Option<document::Format>, fields: &[document::Field]) -> Markup {
     html! {
         table {
             @for f in fields {
                 tr {
-                    th { (f.label) }
+                    th { (lang.lookup(&field_key(&f.label)).unwrap_or(&f.label)) }
                     td {
-                        (f.value)
+                        @match field_list(format, &f.label) {
+                            Some(list) => (code_value(lang, list, &f.value)),
+                            None => (f.value),
+                        }
                         @if let Some(language) = &f.language {
                             " " small { "[" (language) "]" }
                         }
@@ -739,15 +926,15 @@ fn field_rows(fields: &[document::Field]) -> Markup {
 }
 
 /// The verification panel's rows: each check, passed, failed or information, and why.
-fn check_rows(lines: &[CheckLine]) -> Markup {
+fn check_rows(lang: Lang, lines: &[CheckLine]) -> Markup {
     html! {
         @for l in lines {
             tr {
                 td {
                     @match l.ok {
-                        Some(true) => span.ok { "✔ PASS" },
-                        Some(false) => span.fail { "✘ FAIL" },
-                        None => span.warn { "ℹ" },
+                        Some(true) => span.ok { (lang.t("verdict.pass")) },
+                        Some(false) => span.fail { (lang.t("verdict.fail")) },
+                        None => span.warn { (lang.t("verdict.info")) },
                     }
                 }
                 th { (l.name) }
@@ -757,36 +944,63 @@ fn check_rows(lines: &[CheckLine]) -> Markup {
     }
 }
 
+/// The hashes and key ids an officer rarely needs, folded away.
+fn details_block(lang: Lang, r: &InboxRecord) -> Markup {
+    html! {
+        details.panel {
+            summary { (lang.t("document.details")) }
+            table {
+                tr { th { (lang.t("document.message_id")) } td { code { (r.message_id) } } }
+                tr { th { (lang.t("document.payload_sha256")) } td { code { (r.payload_sha256) } } }
+                @if let Some(key) = &r.key_id {
+                    tr { th { (lang.t("document.key_id")) } td { code { (key) } } }
+                }
+            }
+        }
+    }
+}
+
 /// The document page's body: what it is, the verdict, each check, its fields, and the XML.
-fn document_body(r: &InboxRecord, lines: &[CheckLine], payload: &[u8]) -> Markup {
+fn document_body(
+    lang: Lang,
+    clock: &Clock,
+    r: &InboxRecord,
+    lines: &[CheckLine],
+    payload: &[u8],
+) -> Markup {
     let genuine = lines.iter().all(|l| l.ok != Some(false));
     let xml = String::from_utf8_lossy(payload);
     let shown: String = xml.chars().take(200_000).collect();
     html! {
-        h1 { (r.document_id.as_deref().unwrap_or("(unreadable)")) }
+        h1 { (r.document_id.as_deref().unwrap_or(lang.t("inbox.unreadable"))) }
         p {
-            (r.document_type.map(|t| t.as_str()).unwrap_or("?")) " from "
-            b { (r.sender.as_str()) }
-            ", received " (r.received_at) " · "
-            a href={ "/console/documents/" (r.message_id) "/print" } { "Printable view" }
+            (lang.f("document.from", &[
+                ("type", &type_name(lang, r.document_type)),
+                ("sender", &r.sender.as_str()),
+                ("received", &clock.format(r.received_at)),
+            ]))
+            " · "
+            a href={ "/console/documents/" (r.message_id) "/print" } { (lang.t("document.printable")) }
         }
         @if genuine {
-            p.ok { "✔ Genuine, current and unaltered." }
+            p.ok { (lang.t("verdict.genuine")) }
         } @else {
-            p.fail { "✘ A CHECK FAILED: read the panel below before relying on this document." }
+            p.fail { (lang.t("verdict.failed")) }
         }
         div.panel {
-            h2 { "Verification" }
-            table { (check_rows(lines)) }
+            h2 { (lang.t("document.verification")) }
+            table { (check_rows(lang, lines)) }
         }
         div.panel {
-            h2 { "What the document says" }
-            (fields_table(r, payload))
+            h2 { (lang.t("document.says")) }
+            (fields_table(lang, r, payload))
         }
+        (details_block(lang, r))
         div.panel {
-            h2 { "Document as received (XML)" }
+            h2 { (lang.t("document.as_received")) }
             pre { (shown) }
         }
+        p { small { (lang.f("page.times", &[("zone", &clock.name())])) } }
     }
 }
 
@@ -795,18 +1009,21 @@ async fn document_page(
     headers: HeaderMap,
     UrlPath(id): UrlPath<String>,
 ) -> Response {
-    let Some((user, csrf)) = c.session(&headers) else {
+    let Some((user, csrf, lang)) = c.session(&headers) else {
         return Redirect::to("/console/login").into_response();
     };
-    let (r, all, payload) = match load(&c, &id).await {
+    let (r, all, payload) = match load(&c, lang, &id).await {
         Ok(v) => v,
         Err(response) => return response,
     };
-    let lines = checks(&c, &r, &all);
+    let lines = checks(&c, lang, &r, &all);
     page(
-        r.document_id.as_deref().unwrap_or("Document"),
+        lang,
+        r.document_id
+            .as_deref()
+            .unwrap_or(lang.t("inbox.unreadable")),
         Some((&user, &csrf)),
-        document_body(&r, &lines, &payload),
+        document_body(lang, &c.clock, &r, &lines, &payload),
     )
     .into_response()
 }
@@ -816,10 +1033,10 @@ async fn print_page(
     headers: HeaderMap,
     UrlPath(id): UrlPath<String>,
 ) -> Response {
-    let Some((user, csrf)) = c.session(&headers) else {
+    let Some((user, csrf, lang)) = c.session(&headers) else {
         return Redirect::to("/console/login").into_response();
     };
-    let (r, all, payload) = match load(&c, &id).await {
+    let (r, all, payload) = match load(&c, lang, &id).await {
         Ok(v) => v,
         Err(response) => return response,
     };
@@ -836,12 +1053,12 @@ async fn print_page(
                 .build()
         })
         .unwrap_or_default();
-    let lines = checks(&c, &r, &all);
+    let lines = checks(&c, lang, &r, &all);
     let body = html! {
-        h1 { (r.document_id.as_deref().unwrap_or("(unreadable)")) }
+        h1 { (r.document_id.as_deref().unwrap_or(lang.t("inbox.unreadable"))) }
         p {
-            (r.document_type.map(|t| t.as_str()).unwrap_or("?")) " from " (r.sender.as_str())
-            " · received " (r.received_at)
+            (type_name(lang, r.document_type)) " · " (r.sender.as_str())
+            " · " (lang.f("document.print_received", &[("received", &c.clock.format(r.received_at))]))
         }
         div style="float:right" {
             // The SVG is the qrcode crate's own drawing: the URL is in it as modules, not text.
@@ -849,11 +1066,18 @@ async fn print_page(
             br;
             small { (url) }
         }
-        table { (check_rows(&lines)) }
-        h2 { "What the document says" }
-        (fields_table(&r, &payload))
+        table { (check_rows(lang, &lines)) }
+        h2 { (lang.t("document.says")) }
+        (fields_table(lang, &r, &payload))
+        p { small { (lang.f("page.times", &[("zone", &c.clock.name())])) } }
     };
-    page("Printable view", Some((&user, &csrf)), body).into_response()
+    page(
+        lang,
+        lang.t("document.printable"),
+        Some((&user, &csrf)),
+        body,
+    )
+    .into_response()
 }
 
 #[cfg(test)]
@@ -892,24 +1116,33 @@ mod tests {
             from: HOSTILE.into(),
             ..Filters::default()
         };
+        let en = Lang::default();
         let inbox = page(
+            en,
             HOSTILE,
             Some((HOSTILE, "token")),
-            inbox_body(&filters, 7, &Vec::new(), Some(42)),
+            inbox_body(en, &Clock::default(), &filters, 7, &Vec::new(), Some(42)),
         )
         .0;
         // A document's fields and a check's detail (a rejection reason comes from the sender).
-        let fields = field_rows(&[document::Field {
-            label: "Exporter".into(),
-            value: HOSTILE.into(),
-            language: Some(HOSTILE.into()),
-        }]);
-        let checks = check_rows(&[CheckLine {
-            name: "Signature",
-            ok: Some(false),
-            detail: HOSTILE.into(),
-        }]);
-        let document = page("KZ-1", None, html! { (fields) table { (checks) } }).0;
+        let fields = field_rows(
+            en,
+            None,
+            &[document::Field {
+                label: "Exporter".into(),
+                value: HOSTILE.into(),
+                language: Some(HOSTILE.into()),
+            }],
+        );
+        let checks = check_rows(
+            en,
+            &[CheckLine {
+                name: "Signature",
+                ok: Some(false),
+                detail: HOSTILE.into(),
+            }],
+        );
+        let document = page(en, "KZ-1", None, html! { (fields) table { (checks) } }).0;
         for rendered in [&inbox, &document] {
             assert!(!rendered.contains("<script>"), "{rendered}");
             assert!(rendered.contains(ESCAPED), "{rendered}");
@@ -941,7 +1174,15 @@ mod tests {
             status: "rejected".into(),
             ..Filters::default()
         };
-        let form = inbox_body(&filters, 0, &Vec::new(), None).into_string();
+        let form = inbox_body(
+            Lang::default(),
+            &Clock::default(),
+            &filters,
+            0,
+            &Vec::new(),
+            None,
+        )
+        .into_string();
         assert!(form.contains("<option value=\"e-phyto\" selected>Phytosanitary</option>"));
         assert!(form.contains("<option value=\"rejected\" selected>Not genuine</option>"));
         assert!(form.contains("<option value=\"\">Any type</option>"));
