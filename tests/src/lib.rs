@@ -838,10 +838,24 @@ impl Net {
         cookie: Option<&str>,
         form: Option<&str>,
     ) -> (u16, Vec<(String, String)>, String) {
+        self.console_call_with(id, method, path, cookie, form, &[])
+            .await
+    }
+
+    /// [`Self::console_call`] with more request headers (`accept-language`, ...).
+    pub async fn console_call_with(
+        &self,
+        id: &str,
+        method: &str,
+        path: &str,
+        cookie: Option<&str>,
+        form: Option<&str>,
+        extra: &[(&str, &str)],
+    ) -> (u16, Vec<(String, String)>, String) {
         let stream = tokio::net::TcpStream::connect(self.console_addr(id).await)
             .await
             .expect("connect to the console");
-        let mut headers: Vec<(&str, &str)> = Vec::new();
+        let mut headers: Vec<(&str, &str)> = extra.to_vec();
         if let Some(c) = cookie {
             headers.push(("cookie", c));
         }

@@ -1,6 +1,8 @@
 //! The officers' web console over HTTP, as a browser uses it: login with a CSRF-protected form,
 //! session cookie, inbox with filters, a document's verification panel, the printable view,
-//! a tampered document flagged, and lockout after repeated failures.
+//! a tampered document flagged, and lockout after repeated failures; the console in the
+//! officer's language (Accept-Language before login, the login page's choice after), times in
+//! the configured zone, code-list values and units decoded.
 
 use std::path::PathBuf;
 
@@ -48,6 +50,165 @@ async fn login(net: &Net, password: &str) -> (u16, Option<String>) {
         .await;
     let session = header(&headers, "set-cookie").map(|c| c.to_owned());
     (status, session)
+}
+
+/// Log in with the login form shown for `accept_language` and posted with the language it was
+/// shown in; returns the login page and the session cookie (`name=value`).
+async fn login_in(net: &Net, accept_language: &str, query: &str) -> (String, String) {
+    let (_, headers, form) = net
+        .console_call_with(
+            "CN",
+            "GET",
+            &format!("/console/login{query}"),
+            None,
+            None,
+            &[("accept-language", accept_language)],
+        )
+        .await;
+    let login_cookie = header(&headers, "set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let value = |name: &str| {
+        form.split(&format!("name=\"{name}\" value=\""))
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    let body = format!(
+        "user=officer&password={PASSWORD}&csrf={}&lang={}",
+        value("csrf"),
+        value("lang")
+    );
+    let (status, headers, _) = net
+        .console_call(
+            "CN",
+            "POST",
+            "/console/login",
+            Some(&login_cookie),
+            Some(&body),
+        )
+        .await;
+    assert_eq!(status, 303);
+    let session = header(&headers, "set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    (form, session)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_console_speaks_the_officers_language_and_decodes_codes() {
+    let mut net = Net::new(&["KZ", "CN"]).await;
+    net.console_password = Some(PASSWORD.into());
+    net.console_time_zone = Some("Asia/Almaty".into());
+    net.start_hub().await;
+    net.start_spoke("KZ").await;
+    net.start_spoke("CN").await;
+    let phyto = net
+        .send(
+            "KZ",
+            "CN",
+            "e-phyto",
+            &sample_path("ephyto/mattilsynet-SPSCertificateContent.xml"),
+        )
+        .await;
+    let phyto = phyto["message_id"].as_str().unwrap().to_owned();
+    let co = net
+        .send(
+            "KZ",
+            "CN",
+            "e-co",
+            &sample_path("eco/carec-KZ-CN-certificate-of-origin.xml"),
+        )
+        .await;
+    let co = co["message_id"].as_str().unwrap().to_owned();
+    net.wait_inbox("CN", &phyto).await;
+    net.wait_inbox("CN", &co).await;
+
+    // Before login the browser's Accept-Language decides, by quality.
+    let (form, ru) = login_in(&net, "de;q=0.9, ru;q=0.8, en;q=0.1", "").await;
+    assert!(form.contains("<html lang=\"ru\">"), "{form}");
+    assert!(form.contains("Пароль") && form.contains("Войти"), "{form}");
+    // The other languages are offered by their own names.
+    assert!(form.contains("href=\"/console/login?lang=zh\""), "{form}");
+    assert!(
+        form.contains("中文（简体）") && form.contains("English"),
+        "{form}"
+    );
+
+    let (_, _, inbox) = net
+        .console_call("CN", "GET", "/console", Some(&ru), None)
+        .await;
+    assert!(inbox.contains("Полученные документы"), "{inbox}");
+    assert!(inbox.contains("Документов во входящих: 2."), "{inbox}");
+    assert!(inbox.contains("Получен (Asia/Almaty)"), "{inbox}");
+    assert!(inbox.contains("✔ проверен"), "{inbox}");
+    assert!(inbox.contains("Фитосанитарный сертификат"), "{inbox}");
+
+    let (_, _, page) = net
+        .console_call(
+            "CN",
+            "GET",
+            &format!("/console/documents/{phyto}"),
+            Some(&ru),
+            None,
+        )
+        .await;
+    // Codes by their names, in Russian, the code kept beside; a code not in its list is shown
+    // as written and said to be so.
+    for expected in [
+        "✔ Подлинный, действующий, без изменений.",
+        "<th>Вид сертификата</th><td>Фитосанитарный сертификат <small>(851)</small>",
+        "<th>Статус</th><td>70 <small class=\"warn\">(нет в справочнике)</small>",
+        "<th>Страна экспорта</th><td>Аргентина <small>(AR)</small>",
+        "<th>Страна импорта</th><td>Эквадор <small>(EC)</small>",
+        "<th>Вид транспорта</th><td>Автомобильный транспорт <small>(3)</small>",
+        "<th>Вид транспорта</th><td>Морской транспорт <small>(1)</small>",
+        "ПРОЙДЕНА</span></td><th>Подпись</th>",
+        "Время указано по часовому поясу Asia/Almaty.",
+        "<summary>Хеши и идентификаторы ключей</summary>",
+    ] {
+        assert!(page.contains(expected), "{expected} not in {page}");
+    }
+    // Times in Almaty, with the offset.
+    assert!(page.contains("+05:00"), "{page}");
+
+    // Chosen on the login page, whatever the browser prefers.
+    let (form, zh) = login_in(&net, "ru", "?lang=zh").await;
+    assert!(form.contains("<html lang=\"zh\">"), "{form}");
+    let (_, _, page) = net
+        .console_call(
+            "CN",
+            "GET",
+            &format!("/console/documents/{co}"),
+            Some(&zh),
+            None,
+        )
+        .await;
+    for expected in [
+        "✔ 真实、有效且未被篡改。",
+        "<th>出口国</th><td>哈萨克斯坦 <small>(KZ)</small>",
+        "<th>运输方式</th><td>铁路运输 <small>(2)</small>",
+        "<th>原产地</th><td>哈萨克斯坦 <small>(KZ)</small>",
+        "通过</span></td><th>签名</th>",
+    ] {
+        assert!(page.contains(expected), "{expected} not in {page}");
+    }
+    // Unknown or absent: English.
+    let (form, en) = login_in(&net, "tlh, *;q=0.1", "").await;
+    assert!(form.contains("<html lang=\"en\">"), "{form}");
+    let (_, _, inbox) = net
+        .console_call("CN", "GET", "/console", Some(&en), None)
+        .await;
+    assert!(inbox.contains("Documents in the inbox: 2."), "{inbox}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
