@@ -415,6 +415,17 @@ async fn in_a_real_headless_browser() {
         .await;
     let id = sent["message_id"].as_str().unwrap();
     net.wait_inbox("CN", id).await;
+    let phyto = net
+        .send(
+            "KZ",
+            "CN",
+            "e-phyto",
+            &sample_path("ephyto/mattilsynet-SPSCertificateContent.xml"),
+        )
+        .await;
+    let phyto = phyto["message_id"].as_str().unwrap();
+    net.wait_inbox("CN", phyto).await;
+    net.wait_state("KZ", phyto, "ACKNOWLEDGED").await;
     let forged = plant_a_tampered_document(&mut net, id).await;
     let base = format!("http://{}", net.console_addr("CN").await);
 
@@ -462,12 +473,60 @@ async fn in_a_real_headless_browser() {
         page.contains("A CHECK FAILED") && page.contains("BAD_SIGNATURE"),
         "{page}"
     );
+    let tampered = b.screenshot().await;
+
+    // In Russian, chosen on the login page: the e-Phyto's codes by their names.
+    b.goto(&format!("{base}/console/login?lang=ru")).await;
+    assert!(b.text().await.contains("Пароль"));
+    b.eval(&fill).await;
+    b.wait_for(
+        "the inbox in Russian",
+        "location.pathname === '/console' && document.readyState === 'complete' \
+         && document.documentElement.lang === 'ru'",
+    )
+    .await;
+    assert!(b.text().await.contains("Полученные документы"));
+    b.goto(&format!("{base}/console/documents/{phyto}")).await;
+    let page = b.text().await;
+    for expected in [
+        "Подлинный, действующий, без изменений",
+        "Фитосанитарный сертификат (851)",
+        "70 (нет в справочнике)",
+        "Аргентина (AR)",
+        "Эквадор (EC)",
+        "Автомобильный транспорт (3)",
+        "Морской транспорт (1)",
+    ] {
+        assert!(page.contains(expected), "{expected} not in {page}");
+    }
+    let russian = b.screenshot().await;
+
+    // In Chinese: the e-CO's countries and transport mode.
+    b.goto(&format!("{base}/console/login?lang=zh")).await;
+    b.eval(&fill).await;
+    b.wait_for(
+        "the inbox in Chinese",
+        "location.pathname === '/console' && document.readyState === 'complete' \
+         && document.documentElement.lang === 'zh'",
+    )
+    .await;
+    assert!(b.text().await.contains("已接收文件"));
+    b.goto(&format!("{base}/console/documents/{id}")).await;
+    let page = b.text().await;
+    for expected in ["真实、有效且未被篡改", "哈萨克斯坦 (KZ)", "铁路运输 (2)"] {
+        assert!(page.contains(expected), "{expected} not in {page}");
+    }
+    let chinese = b.screenshot().await;
+
     if let Some(dir) = std::env::var_os("CARAVAN_SCREENSHOTS") {
-        std::fs::write(PathBuf::from(&dir).join("console-verified.png"), verified).unwrap();
-        std::fs::write(
-            PathBuf::from(dir).join("console-tampered.png"),
-            b.screenshot().await,
-        )
-        .unwrap();
+        let dir = PathBuf::from(dir);
+        for (name, png) in [
+            ("console-verified.png", verified),
+            ("console-tampered.png", tampered),
+            ("console-ru-ephyto.png", russian),
+            ("console-zh-eco.png", chinese),
+        ] {
+            std::fs::write(dir.join(name), png).unwrap();
+        }
     }
 }
