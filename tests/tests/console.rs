@@ -402,6 +402,7 @@ async fn in_a_real_headless_browser() {
     };
     let mut net = Net::new(&["KZ", "CN"]).await;
     net.console_password = Some(PASSWORD.into());
+    net.console_time_zone = Some("Asia/Almaty".into());
     net.start_hub().await;
     net.start_spoke("KZ").await;
     net.start_spoke("CN").await;
