@@ -1168,6 +1168,62 @@ mod tests {
     }
 
     #[test]
+    fn field_codes_are_decoded_in_the_officers_language_and_unknown_ones_marked() {
+        let field = |label: &str, value: &str| document::Field {
+            label: label.into(),
+            value: value.into(),
+            language: None,
+        };
+        let fields = [
+            field("Certificate type", "851"),
+            field("Status", "70"),
+            field("Export country", "KZ"),
+            field("Transport mode", "2"),
+            field("Import country", HOSTILE),
+            field("Consignor", "ТОО «Дала Ун»"),
+        ];
+        let sps = Some(document::Format::SpsCertificate);
+        let ru = field_rows(Lang::from_tag("ru").unwrap(), sps, &fields).into_string();
+        for expected in [
+            "<th>Вид сертификата</th><td>Фитосанитарный сертификат <small>(851)</small></td>",
+            "<th>Статус</th><td>70 <small class=\"warn\">(нет в справочнике)</small></td>",
+            "<th>Страна экспорта</th><td>Казахстан <small>(KZ)</small></td>",
+            "<th>Вид транспорта</th><td>Железнодорожный транспорт <small>(2)</small></td>",
+            "<th>Грузоотправитель</th><td>ТОО «Дала Ун»</td>",
+        ] {
+            assert!(ru.contains(expected), "{expected} not in {ru}");
+        }
+        // A value that is not a code stays escaped, and is marked as not in the list.
+        assert!(
+            ru.contains(&format!("<td>{ESCAPED} <small class=\"warn\">")),
+            "{ru}"
+        );
+        let zh = field_rows(Lang::from_tag("zh").unwrap(), sps, &fields).into_string();
+        assert!(
+            zh.contains("<th>证书类型</th><td>植物检疫证书 <small>(851)</small></td>"),
+            "{zh}"
+        );
+        // An e-CO's certificate type and status are words, not codes: shown as written.
+        let co = field_rows(
+            Lang::default(),
+            Some(document::Format::UblCertificateOfOrigin),
+            &[
+                field("Certificate type", "Non-preferential"),
+                field("Status", "ORIGINAL"),
+            ],
+        )
+        .into_string();
+        assert!(
+            co.contains("<td>Non-preferential</td>") && co.contains("<td>ORIGINAL</td>"),
+            "{co}"
+        );
+        // A label the catalogue does not know is shown as the spoke read it.
+        assert_eq!(field_key("Container / seal"), "field.container_seal");
+        let odd = field_rows(Lang::default(), None, &[field("Odd label", "x")]).into_string();
+        assert!(odd.contains("<th>Odd label</th>"), "{odd}");
+    }
+
+    #[test]
     fn filters_keep_what_the_officer_chose() {
         let filters = Filters {
             document_type: "e-phyto".into(),
