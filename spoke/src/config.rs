@@ -125,6 +125,11 @@ pub struct ConsoleFile {
     /// UTC.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_zone: Option<String>,
+    /// The console's address as officers reach it, e.g. "https://console.cn.example" (the
+    /// TLS proxy in front of `listen`): the printed QR code points there. `https://` unless
+    /// the host is loopback. Absent: printed pages carry no QR code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
 }
 
 /// An officer account.
@@ -264,6 +269,8 @@ pub struct ConsoleConfig {
     pub officers: Vec<Officer>,
     /// The time zone times are shown in.
     pub clock: Clock,
+    /// `public_url` checked, without a trailing `/`.
+    pub public_url: Option<String>,
 }
 
 /// Default grace period before the minimum rate applies, in seconds.
@@ -609,11 +616,53 @@ fn console_config(file: &ConsoleFile, problems: &mut Problems) -> Option<Console
         Some(name) => problems.check("console.time_zone", Clock::new(name)),
         None => Some(Clock::default()),
     };
+    let public_url = match &file.public_url {
+        None => Some(None),
+        Some(url) => match public_url(url) {
+            Ok(url) => Some(Some(url)),
+            Err(why) => {
+                problems.push(format!("console.public_url: {url:?} {why}"));
+                None
+            }
+        },
+    };
     Some(ConsoleConfig {
         listen: listen?,
         officers,
         clock: clock?,
+        public_url: public_url?,
     })
+}
+
+/// A console's public URL checked: `https://host[:port][/path]`, or `http://` on a loopback
+/// host (a Secure cookie and a printed QR code need https anywhere else); no query or
+/// fragment. Returned without a trailing `/`.
+fn public_url(url: &str) -> Result<String, &'static str> {
+    let uri = url
+        .parse::<axum::http::Uri>()
+        .map_err(|_| "is not a URL (https://host[:port][/path])")?;
+    let host = uri
+        .host()
+        .ok_or("has no host (https://host[:port][/path])")?;
+    if uri.query().is_some() || url.contains('#') {
+        return Err("must not have a query or fragment");
+    }
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    match uri.scheme_str() {
+        Some("https") => {}
+        Some("http") if loopback => {}
+        Some("http") => {
+            return Err(
+                "must be https:// (plain http is allowed only on a loopback host: officers' browsers drop the Secure session cookie, and a printed QR code must not lead to an unencrypted page)",
+            );
+        }
+        _ => return Err("must start with https://"),
+    }
+    Ok(url.trim_end_matches('/').to_owned())
 }
 
 #[cfg(test)]
@@ -641,6 +690,53 @@ mod tests {
     }
 
     #[test]
+    fn a_public_url_is_https_unless_loopback() {
+        assert_eq!(
+            public_url("https://console.cn.example/").as_deref(),
+            Ok("https://console.cn.example")
+        );
+        assert_eq!(
+            public_url("https://gw.example:8443/caravan").as_deref(),
+            Ok("https://gw.example:8443/caravan")
+        );
+        for loopback in [
+            "http://127.0.0.1:8081",
+            "http://localhost:8081",
+            "http://[::1]:8081",
+        ] {
+            assert!(public_url(loopback).is_ok(), "{loopback}");
+        }
+        for (bad, why) in [
+            ("http://console.cn.example", "must be https://"),
+            ("http://10.1.2.3:8081", "must be https://"),
+            ("ftp://console.cn.example", "must start with https://"),
+            ("console.cn.example", "must start with https://"),
+            ("https://console.cn.example/?x=1", "query or fragment"),
+            ("https://", "host"),
+        ] {
+            let error = public_url(bad).unwrap_err();
+            assert!(error.contains(why), "{bad}: {error}");
+        }
+        // Named in the config's problems, with the key and the value.
+        let mut problems = Problems::default();
+        let file = ConsoleFile {
+            listen: "127.0.0.1:8081".into(),
+            officers: Vec::new(),
+            public_url: Some("http://console.cn.example".into()),
+            time_zone: None,
+        };
+        assert!(console_config(&file, &mut problems).is_none());
+        let text = problems
+            .finish(Path::new("spoke.toml"), || ())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.contains("console.public_url: \"http://console.cn.example\" must be https://"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn officer_languages_and_the_time_zone_are_checked() {
         let hash = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$B4DDLhfCdLX/5QVxY9qqq5yG7tSAo2GqOqqMq+ISOUk";
         let officer = |language: Option<&str>| OfficerFile {
@@ -651,6 +747,7 @@ mod tests {
         let file = ConsoleFile {
             listen: "127.0.0.1:8081".into(),
             officers: vec![officer(Some("ru")), officer(None)],
+            public_url: None,
             time_zone: Some("Asia/Almaty".into()),
         };
         let mut problems = Problems::default();

@@ -293,3 +293,60 @@ async fn a_business_response_travels_back_linked_to_its_document() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("UNKNOWN_MESSAGE"));
 }
+
+/// A certificate of origin as JSON (UN/CEFACT JSON-LD style) travels with its own media type,
+/// and the receiving spoke reads what it says as the sending spoke did: number, date, parties,
+/// goods and HS codes, searchable in the inbox.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_json_certificate_of_origin_arrives_with_its_summary() {
+    let mut net = Net::new(&["KZ", "CN"]).await;
+    net.start_hub().await;
+    net.start_spoke("KZ").await;
+    net.start_spoke("CN").await;
+    let file = "eco/carec-KZ-CN-certificate-of-origin.json";
+    let sent = net.send("KZ", "CN", "e-co", &sample_path(file)).await;
+    assert_eq!(sent["document_id"], "KZ-CO-2026-000125", "{sent}");
+    let id = sent["message_id"].as_str().unwrap().to_owned();
+    let item = net.wait_inbox("CN", &id).await;
+    assert_eq!(item["verified"], true, "{item}");
+    let out = net.path().join(format!("{id}.json"));
+    let shown = net
+        .spoke_json("CN", &["show", &id, "--payload-out", out.to_str().unwrap()])
+        .await;
+    assert_eq!(std::fs::read(&out).unwrap(), sample(file));
+    assert_eq!(shown["content_type"], "application/json", "{shown}");
+    assert_eq!(shown["verification"]["status"], "verified", "{shown}");
+    assert_eq!(
+        shown["verification"]["notes"]
+            .as_array()
+            .map_or(0, Vec::len),
+        0,
+        "no content problem: {shown}"
+    );
+    let summary = &shown["summary"];
+    assert_eq!(summary["document_number"], "KZ-CO-2026-000125", "{shown}");
+    assert_eq!(summary["issue_date"], "2026-11-24");
+    assert!(
+        summary["parties"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p == "Dala Un LLP"),
+        "{summary}"
+    );
+    assert_eq!(summary["hs_codes"], serde_json::json!(["110100", "110311"]));
+    assert_eq!(
+        summary["goods"][0],
+        "Wheat flour, first grade, in 50 kg polypropylene bags"
+    );
+    assert!(
+        shown["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["label"] == "Importer"
+                && f["value"] == "Xinjiang Silk Road Grain and Oil Trading Co., Ltd."),
+        "{shown}"
+    );
+    net.wait_state("KZ", &id, "ACKNOWLEDGED").await;
+}

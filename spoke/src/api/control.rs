@@ -183,9 +183,6 @@ impl From<SendError> for Failure {
     fn from(e: SendError) -> Self {
         match e {
             SendError::Refused(r) => r.into(),
-            SendError::HubUnavailable(m) => {
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, "HUB_UNAVAILABLE", m)
-            }
             SendError::Store(e) => e.into(),
             SendError::Invalid(problems) => {
                 let message = problems
@@ -466,7 +463,7 @@ async fn inbox_entry(
     let record = find(&api, &id, q.sender.as_deref()).await?;
     let verified = matches!(record.verification, Verification::Verified { .. });
     let fields = match (verified, record.content_type.as_deref()) {
-        (true, Some("application/xml")) => {
+        (true, Some(crate::document::XML | crate::document::JSON)) => {
             let store = api.store.clone();
             let (sender, message_id) = (record.sender, record.message_id);
             let payload = blocking(move || store.payload(sender, message_id))

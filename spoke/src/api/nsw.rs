@@ -133,7 +133,7 @@ pub fn openapi_document() -> serde_json::Value {
                     {"name": "in_reply_to", "in": "query", "schema": {"type": "string"}},
                     {"name": "wait", "in": "query", "schema": {"type": "integer"}, "description": "seconds to wait for the hub's receipt"}
                 ],
-                "requestBody": {"required": true, "content": {"application/xml": {"schema": {"type": "string"}}}},
+                "requestBody": {"required": true, "content": {"application/xml": {"schema": {"type": "string"}}, "application/json": {"schema": {"type": "object", "description": "a JSON e-CO: an object with a certificateOfOrigin object"}}}},
                 "responses": {
                     "202": {"description": "queued", "content": json(serde_json::json!({"$ref": "#/components/schemas/Sent"}))["content"]},
                     "200": {"description": "accepted by the hub (with wait)", "content": json(serde_json::json!({"$ref": "#/components/schemas/Sent"}))["content"]},

@@ -594,6 +594,7 @@ mod tests {
                 document_number: Some("KZ-CO-1".into()),
                 issue_date: Some("2026-01-02".into()),
                 parties: vec!["Exporter LLP".into()],
+                ..Summary::default()
             }),
             created_at: Some(Timestamp::from_millis(500)),
             key_id: Some("0011223344556677".into()),

@@ -54,6 +54,12 @@ impl Clock {
         }
     }
 
+    /// `t` in this zone, to the minute, with the zone's name: "2026-12-06 14:05 Asia/Almaty"
+    /// ("2026-12-06 09:05 UTC").
+    pub fn minute_named(&self, t: Timestamp) -> String {
+        format!("{} {}", self.format_short(t), self.name)
+    }
+
     /// `t` in this zone, to the minute, for lists: "2026-12-06 14:05".
     pub fn format_short(&self, t: Timestamp) -> String {
         match jiff::Timestamp::from_millisecond(t.as_millis()) {
@@ -86,6 +92,8 @@ mod tests {
         let almaty = Clock::new("Asia/Almaty").unwrap();
         assert_eq!(almaty.format(t), "2026-12-06 14:05:09 +05:00");
         assert_eq!(almaty.format_short(t), "2026-12-06 14:05");
+        assert_eq!(almaty.minute_named(t), "2026-12-06 14:05 Asia/Almaty");
+        assert_eq!(Clock::default().minute_named(t), "2026-12-06 09:05 UTC");
         let shanghai = Clock::new("Asia/Shanghai").unwrap();
         assert_eq!(shanghai.format(t), "2026-12-06 17:05:09 +08:00");
         assert_eq!(shanghai.name(), "Asia/Shanghai");

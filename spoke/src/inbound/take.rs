@@ -13,10 +13,10 @@ use caravan_common::{
 use caravan_proto::{receipt, v1};
 
 use crate::{
-    document::{self, XML},
+    document,
     rt::blocking,
     store::{
-        AnswerRecord, Evidence, InboxRecord, RESPONSE_CONTENT_TYPE, ResponseBody, StoreError,
+        AnswerRecord, Evidence, InboxRecord, Note, RESPONSE_CONTENT_TYPE, ResponseBody, StoreError,
         Verification,
     },
 };
@@ -87,10 +87,24 @@ impl Inbound {
                 record.verification
             }
             None => {
+                // What the document says, judged as a sending spoke judges it, read only once
+                // it verified: never parse what is not genuine. Business responses are not
+                // trade documents.
+                let reading = verdict
+                    .as_ref()
+                    .ok()
+                    .map(|(o, _)| &o.header)
+                    .filter(|h| h.content_type != RESPONSE_CONTENT_TYPE)
+                    .map(|h| document::judge(&env.payload, h.document_type, Some(&h.content_type)));
                 let verification = match &verdict {
-                    Ok((_, notes)) => Verification::Verified {
-                        notes: notes.clone(),
-                    },
+                    Ok((_, notes)) => {
+                        let mut notes = notes.clone();
+                        // The signature verdict stands; what the content lacks is said beside it.
+                        if let Some(Err(problems)) = &reading {
+                            notes.push(content_note(problems));
+                        }
+                        Verification::Verified { notes }
+                    }
                     Err(r) => Verification::Rejected {
                         code: r.code,
                         reason: r.detail.clone(),
@@ -112,10 +126,10 @@ impl Inbound {
                     supersedes: header.and_then(|h| h.supersedes),
                     in_reply_to: header.and_then(|h| h.in_reply_to),
                     response: response.clone(),
-                    // Read only once the document verified: never parse what is not genuine.
-                    summary: header
-                        .filter(|h| h.content_type == XML)
-                        .and_then(|_| document::summary(&env.payload)),
+                    summary: reading
+                        .as_ref()
+                        .and_then(|r| r.as_ref().ok())
+                        .map(document::Content::summary),
                     created_at: header.map(|h| h.created_at),
                     key_id: header.map(|h| h.key_id.to_string()),
                     payload_length: env.payload.len() as u64,
@@ -217,3 +231,22 @@ impl Inbound {
         Ok(())
     }
 }
+
+/// The note a verified document gets when its content is not what a sending spoke accepts:
+/// every problem, by field and rule.
+fn content_note(problems: &[document::Problem]) -> Note {
+    let detail: Vec<String> = problems
+        .iter()
+        .map(|p| format!("{} ({}): {}", p.field, p.rule, p.message))
+        .collect();
+    Note::new(
+        CONTENT_NOT_UNDERSTOOD,
+        format!(
+            "the signature verified, but the content is not a document this network accepts: {}",
+            detail.join("; ")
+        ),
+    )
+}
+
+/// The note's code: the content is not understood as its declared document type.
+pub const CONTENT_NOT_UNDERSTOOD: &str = "CONTENT_NOT_UNDERSTOOD";

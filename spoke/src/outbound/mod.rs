@@ -27,7 +27,7 @@ use caravan_proto::{envelope, log::Expected, v1};
 
 use crate::{
     config::{Config, UploadRules},
-    document::{self, XML},
+    document,
     hub::Hub,
     rt::blocking,
     store::{
@@ -72,9 +72,6 @@ pub enum SendError {
     /// A rule was broken, found here or by the hub; nothing was accepted.
     #[error(transparent)]
     Refused(#[from] Refusal),
-    /// The hub could not be reached or failed; the document was not accepted.
-    #[error("hub unavailable: {0}")]
-    HubUnavailable(String),
     /// The spoke's store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -206,13 +203,15 @@ impl Outbound {
         };
         let (payload, content_type, found_id) = match out.content {
             Content::Document(payload) => {
-                let recognised = document::check(&payload, out.document_type)
-                    .map_err(|e| SendError::Invalid(vec![e.problem()]))?;
-                let missing = document::missing_fields(&payload, recognised.format);
-                if !missing.is_empty() {
-                    return Err(SendError::Invalid(missing));
-                }
-                (payload, XML, recognised.document_id)
+                // The same judgement the receiving spoke applies; the content type is the
+                // format's (XML, or JSON for a JSON e-CO).
+                let content = document::judge(&payload, out.document_type, None)
+                    .map_err(SendError::Invalid)?;
+                (
+                    payload,
+                    content.format.media_type(),
+                    content.document_number,
+                )
             }
             Content::Response(body) => {
                 let Some(original) = &answered else {

@@ -73,7 +73,8 @@ pub enum Verification {
 /// Something worth knowing about a verified document.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Note {
-    /// Stable: `KEY_SINCE_REVOKED`, `TRUST_LIST_STALE`, `PILOT_CORRIDOR`.
+    /// Stable: `KEY_SINCE_REVOKED`, `TRUST_LIST_STALE`, `PILOT_CORRIDOR`,
+    /// `CONTENT_NOT_UNDERSTOOD` (signature verified, content not what a sending spoke accepts).
     pub code: String,
     pub message: String,
 }
@@ -118,6 +119,22 @@ pub struct InboxRecord {
     pub verification: Verification,
     /// The signed header, its signature and the hub's signed receipt, base64: the evidence.
     pub evidence: Evidence,
+}
+
+impl InboxRecord {
+    /// Whether the inbox's search text `q` matches this record, case-insensitively: in its
+    /// document number, its sender (whole), or its summary's parties, goods descriptions and
+    /// HS codes (an HS code by its start). An empty `q` matches everything.
+    pub fn matches_text(&self, q: &str) -> bool {
+        let q = q.trim().to_lowercase();
+        q.is_empty()
+            || self
+                .document_id
+                .as_deref()
+                .is_some_and(|d| d.to_lowercase().contains(&q))
+            || self.sender.as_str().to_lowercase() == q
+            || self.summary.as_ref().is_some_and(|s| s.matches(&q))
+    }
 }
 
 /// Signed bytes kept as evidence, base64.

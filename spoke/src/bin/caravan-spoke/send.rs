@@ -34,7 +34,7 @@ pub struct Send {
     wait_secs: u64,
     #[arg(long)]
     json: bool,
-    /// The document (XML).
+    /// The document (XML, or JSON for a JSON e-CO).
     file: PathBuf,
 }
 
