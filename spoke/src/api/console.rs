@@ -1751,6 +1751,89 @@ mod tests {
     }
 
     #[test]
+    fn the_summary_groups_goods_with_units_and_decodes_codes() {
+        let eco = include_bytes!("../../../samples/eco/carec-KZ-CN-certificate-of-origin.xml");
+        let content = document::content(eco).unwrap();
+        let id = MessageId::generate();
+        let ru = summary_block(Lang::from_tag("ru").unwrap(), id, &content).into_string();
+        for expected in [
+            "<h2>Сводка</h2>",
+            "<th>Номер</th><td>KZ-CO-2026-000123</td>",
+            "Казахстан <small>(KZ)</small>",
+            "Китай <small>(CN)</small>",
+            "Железнодорожный транспорт <small>(2)</small>",
+            "<th>Код ГС (HS)</th>",
+            "<td>110100</td>",
+            "<td>50\u{a0}000 кг</td>",
+            "<td>50\u{a0}150 кг</td>",
+            "<td>1\u{a0}000 XBG (мешок)</td>",
+            "<td>300 XBG (мешок)</td>",
+        ] {
+            assert!(ru.contains(expected), "{expected} not in {ru}");
+        }
+        let zh = summary_block(Lang::from_tag("zh").unwrap(), id, &content).into_string();
+        for expected in [
+            "<h2>摘要</h2>",
+            "哈萨克斯坦 <small>(KZ)</small>",
+            "<td>15,045 千克</td>",
+            "铁路运输 <small>(2)</small>",
+        ] {
+            assert!(zh.contains(expected), "{expected} not in {zh}");
+        }
+        // The e-Phyto: kind decoded, status 70 marked as not in the list, its attachment linked.
+        let phyto = include_bytes!("../../../samples/ephyto/mattilsynet-SPSCertificateContent.xml");
+        let content = document::content(phyto).unwrap();
+        let en = summary_block(Lang::default(), id, &content).into_string();
+        for expected in [
+            "<th>Kind of document</th><td>Phytosanitary certificate <small>(851)</small></td>",
+            "<th>Status</th><td>70 <small class=\"warn\">(not in the code list)</small></td>",
+            "<th>Destination country</th><td>Ecuador <small>(EC)</small></td>",
+            "<td>10 kg</td>",
+            "<td>60 kg</td>",
+            &format!("href=\"/console/documents/{id}/attachments/0\" download>TestPdf.pdf</a>"),
+        ] {
+            assert!(en.contains(expected), "{expected} not in {en}");
+        }
+    }
+
+    #[test]
+    fn attachments_download_with_a_safe_type_and_name() {
+        assert_eq!(safe_media_type(Some("application/pdf")), "application/pdf");
+        assert_eq!(safe_media_type(Some(" image/png ")), "image/png");
+        for unsafe_type in [
+            None,
+            Some(""),
+            Some("text/html; charset=utf-8"),
+            Some("text/html\r\nSet-Cookie: x=1"),
+            Some("pdf"),
+            Some("a/b/c"),
+        ] {
+            assert_eq!(
+                safe_media_type(unsafe_type),
+                "application/octet-stream",
+                "{unsafe_type:?}"
+            );
+        }
+        assert_eq!(
+            disposition(Some("TestPdf.pdf"), 0),
+            "attachment; filename=\"TestPdf.pdf\"; filename*=UTF-8''TestPdf%2Epdf"
+        );
+        // Paths and quotes cannot escape the header value; other scripts keep their name.
+        let d = disposition(Some("../../etc/\"x\"\r\n.pdf"), 1);
+        assert!(
+            d.starts_with("attachment; filename=\"_x___.pdf\"; filename*=UTF-8''"),
+            "{d}"
+        );
+        assert!(!d.contains('\r') && !d.contains('\n'), "{d}");
+        let d = disposition(Some("сертификат.pdf"), 2);
+        assert!(d.contains("filename*=UTF-8''%D1%81"), "{d}");
+        assert_eq!(
+            disposition(None, 2),
+            "attachment; filename=\"attachment-3\"; filename*=UTF-8''attachment%2D3"
+        );
+    }
+
+    #[test]
     fn filters_keep_what_the_officer_chose() {
         let filters = Filters {
             document_type: "e-phyto".into(),
