@@ -182,6 +182,68 @@ async fn the_console_speaks_the_officers_language_and_decodes_codes() {
     }
     // Times in Almaty, with the offset.
     assert!(page.contains("+05:00"), "{page}");
+    // The summary at the top: weights with their units, the attached file offered.
+    let summary = page.split("<h2>Сводка</h2>").nth(1).unwrap_or_default();
+    let summary = summary
+        .split("<h2>Проверка</h2>")
+        .next()
+        .unwrap_or_default();
+    for expected in [
+        "<th>Вид документа</th><td>Фитосанитарный сертификат <small>(851)</small></td>",
+        "<th>Страна назначения</th><td>Эквадор <small>(EC)</small></td>",
+        "<td>10 кг</td>",
+        "<td>60 кг</td>",
+        "<td>06029048</td>",
+        "/attachments/0\" download>TestPdf.pdf</a>",
+    ] {
+        assert!(
+            summary.contains(expected),
+            "{expected} not in the summary: {summary}"
+        );
+    }
+    // The attachment, downloaded: as a file, never sniffed, never kept.
+    let (status, headers, pdf) = net
+        .console_call(
+            "CN",
+            "GET",
+            &format!("/console/documents/{phyto}/attachments/0"),
+            Some(&ru),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(pdf.starts_with("%PDF"), "{}", &pdf[..pdf.len().min(40)]);
+    assert_eq!(
+        header(&headers, "content-disposition"),
+        Some("attachment; filename=\"TestPdf.pdf\"; filename*=UTF-8''TestPdf%2Epdf")
+    );
+    assert_eq!(header(&headers, "x-content-type-options"), Some("nosniff"));
+    assert_eq!(header(&headers, "cache-control"), Some("no-store"));
+    // No other attachment; none without a session.
+    let (status, _, missing) = net
+        .console_call(
+            "CN",
+            "GET",
+            &format!("/console/documents/{phyto}/attachments/7"),
+            Some(&ru),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+    assert!(
+        missing.contains("В документе нет такого вложения."),
+        "{missing}"
+    );
+    let (status, _, _) = net
+        .console_call(
+            "CN",
+            "GET",
+            &format!("/console/documents/{phyto}/attachments/0"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 303);
 
     // Chosen on the login page, whatever the browser prefers.
     let (form, zh) = login_in(&net, "ru", "?lang=zh").await;
@@ -201,6 +263,11 @@ async fn the_console_speaks_the_officers_language_and_decodes_codes() {
         "<th>运输方式</th><td>铁路运输 <small>(2)</small>",
         "<th>原产地</th><td>哈萨克斯坦 <small>(KZ)</small>",
         "通过</span></td><th>签名</th>",
+        // The summary's goods lines, with units.
+        "<h2>摘要</h2>",
+        "<td>110100</td>",
+        "<td>50,150 千克</td>",
+        "<td>1,000 XBG (袋)</td>",
     ] {
         assert!(page.contains(expected), "{expected} not in {page}");
     }
@@ -845,6 +912,10 @@ async fn in_a_real_headless_browser() {
         "Эквадор (EC)",
         "Автомобильный транспорт (3)",
         "Морской транспорт (1)",
+        "Сводка",
+        "10 кг",
+        "60 кг",
+        "TestPdf.pdf",
     ] {
         assert!(page.contains(expected), "{expected} not in {page}");
     }
@@ -862,7 +933,14 @@ async fn in_a_real_headless_browser() {
     assert!(b.text().await.contains("已接收文件"));
     b.goto(&format!("{base}/console/documents/{id}")).await;
     let page = b.text().await;
-    for expected in ["真实、有效且未被篡改", "哈萨克斯坦 (KZ)", "铁路运输 (2)"] {
+    for expected in [
+        "真实、有效且未被篡改",
+        "摘要",
+        "哈萨克斯坦 (KZ)",
+        "铁路运输 (2)",
+        "50,150 千克",
+        "300 XBG (袋)",
+    ] {
         assert!(page.contains(expected), "{expected} not in {page}");
     }
     let chinese = b.screenshot().await;
