@@ -6,7 +6,8 @@
 //! (accepted, or rejected with the reason).
 //!
 //! Modules in the order a document moves, each using only those before it: the leaves
-//! [`config`] (the checked TOML file), [`rt`] (store work off the async threads, backoff,
+//! [`i18n`] (the console's languages, time zone and code lists), [`config`] (the checked TOML
+//! file), [`rt`] (store work off the async threads, backoff,
 //! shutdown), [`document`] (recognising XML documents) and [`store`] (inbox, outbox, sent
 //! records, on sled or redb); [`hub`] (the link to the hub, the trust list held, the log
 //! audit); [`outbound`] (send, upload, outbox, status following); [`inbound`] (receive,
@@ -15,6 +16,8 @@
 //! (the typed control-API client); [`spoke`] (the wiring and [`run`]).
 
 #![forbid(unsafe_code)]
+
+pub mod i18n;
 
 pub mod config;
 pub mod rt;

@@ -187,7 +187,9 @@ pub fn create(dir: &Path, spokes: &[ParticipantId], engine: EngineKind) -> anyho
                     officers: vec![OfficerFile {
                         user: "officer".into(),
                         password_hash: caravan_spoke::api::console::hash_password(password),
+                        language: None,
                     }],
+                    time_zone: None,
                 }
             }),
             net: Default::default(),
