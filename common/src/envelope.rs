@@ -2,9 +2,11 @@
 //! hub signs, and the acknowledgement a recipient signs. Their byte encodings, and the signing
 //! and checking of those bytes, live in `caravan-proto`.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
-use crate::{DocumentType, KeyId, MessageId, ParticipantId, RefusalCode, Timestamp};
+use crate::{DocumentType, KeyId, MessageId, ParticipantId, Refusal, RefusalCode, Timestamp};
 
 /// The signed statement a sender makes about a document.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -26,6 +28,55 @@ pub struct Header {
     pub supersedes: Option<MessageId>,
     /// The message (from the recipient) this document answers.
     pub in_reply_to: Option<MessageId>,
+}
+
+impl Header {
+    /// Check the header's `created_at` against the clock reading `now`: it may be ahead by at
+    /// most `skew` (clocks of two machines never agree exactly) and behind by at most
+    /// `lifetime` (the document type's message lifetime: an older header would only be held
+    /// to expire). Both bounds are included; beyond them the refusal names the bound, the
+    /// times and the setting that sets it.
+    pub fn check_created_at(
+        &self,
+        now: Timestamp,
+        skew: Duration,
+        lifetime: Duration,
+    ) -> Result<(), Refusal> {
+        let (created, clock) = (self.created_at.as_millis(), now.as_millis());
+        // In i128: both times come from outside (any i64), so the difference cannot overflow.
+        let ahead = i128::from(created) - i128::from(clock);
+        let seconds =
+            |ms: i128| Duration::from_millis(ms.unsigned_abs().min(u64::MAX as u128) as u64);
+        if ahead > skew.as_millis() as i128 {
+            return Err(Refusal::new(
+                RefusalCode::CreatedAtFuture,
+                format!(
+                    "created_at {} is {} ahead of the hub's clock ({now}); at most {} of clock skew is allowed (created_at_skew_secs)",
+                    self.created_at,
+                    humantime::format_duration(whole_seconds(seconds(ahead))),
+                    humantime::format_duration(skew),
+                ),
+            ));
+        }
+        if -ahead > lifetime.as_millis() as i128 {
+            return Err(Refusal::new(
+                RefusalCode::CreatedAtExpired,
+                format!(
+                    "created_at {} is {} old by the hub's clock ({now}); {} messages live {} (message_ttl_secs)",
+                    self.created_at,
+                    humantime::format_duration(whole_seconds(seconds(ahead))),
+                    self.document_type,
+                    humantime::format_duration(lifetime),
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `d` without its fraction of a second, for people.
+fn whole_seconds(d: Duration) -> Duration {
+    Duration::from_secs(d.as_secs())
 }
 
 /// The hub's signed proof that it durably accepted a message.
@@ -87,6 +138,67 @@ fn hex<S: serde::Serializer>(bytes: &[u8; 32], s: S) -> Result<S::Ok, S::Error> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn header(created_at_ms: i64) -> Header {
+        Header {
+            message_id: MessageId::generate(),
+            sender: "KZ".parse().unwrap(),
+            recipient: "CN".parse().unwrap(),
+            document_type: DocumentType::Phytosanitary,
+            document_id: "EPHYTO-1".into(),
+            content_type: "application/xml".into(),
+            payload_sha256: [0; 32],
+            payload_length: 0,
+            created_at: Timestamp::from_millis(created_at_ms),
+            key_id: "0123456789abcdef".parse().unwrap(),
+            supersedes: None,
+            in_reply_to: None,
+        }
+    }
+
+    #[test]
+    fn created_at_is_held_to_the_skew_ahead_and_the_lifetime_behind_bounds_included() {
+        let now = Timestamp::from_millis(1_800_000_000_000);
+        let skew = Duration::from_secs(300);
+        let lifetime = Duration::from_secs(7 * 86_400);
+        let check = |ms: i64| header(ms).check_created_at(now, skew, lifetime);
+        let code = |ms: i64| check(ms).unwrap_err().code;
+        let at = now.as_millis();
+        // The bounds themselves pass; one millisecond beyond either is refused.
+        assert!(check(at).is_ok());
+        assert!(check(at + 300_000).is_ok());
+        assert_eq!(code(at + 300_001), RefusalCode::CreatedAtFuture);
+        assert!(check(at - 7 * 86_400_000).is_ok());
+        assert_eq!(code(at - 7 * 86_400_000 - 1), RefusalCode::CreatedAtExpired);
+        // 1970 and 2100, and the ends of the wire's range, without overflow.
+        assert_eq!(code(0), RefusalCode::CreatedAtExpired);
+        assert_eq!(code(4_102_444_800_000), RefusalCode::CreatedAtFuture);
+        assert_eq!(code(i64::MIN), RefusalCode::CreatedAtExpired);
+        assert_eq!(code(i64::MAX), RefusalCode::CreatedAtFuture);
+        // The refusal names the bound, the setting and the document type.
+        let future = check(at + 3_600_000).unwrap_err().detail;
+        assert!(
+            future.contains("1h ahead")
+                && future.contains("5m of clock skew")
+                && future.contains("created_at_skew_secs"),
+            "{future}"
+        );
+        let old = check(at - 8 * 86_400_000).unwrap_err().detail;
+        assert!(
+            old.contains("8days old")
+                && old.contains("e-phyto messages live 7days")
+                && old.contains("message_ttl_secs"),
+            "{old}"
+        );
+        // No skew at all: one millisecond ahead is refused.
+        assert_eq!(
+            header(at + 1)
+                .check_created_at(now, Duration::ZERO, lifetime)
+                .unwrap_err()
+                .code,
+            RefusalCode::CreatedAtFuture
+        );
+    }
 
     #[test]
     fn digests_in_hex_round_trip_and_refuse_what_is_not_one() {

@@ -97,6 +97,12 @@ refusal_codes! {
     /// The hub's exchange log is not an extension of a tree head seen before: history was
     /// rewritten, or the hub shows different logs to different participants.
     LogInconsistent = "LOG_INCONSISTENT",
+    /// The header's `created_at` is later than the hub's clock plus the clock skew it allows
+    /// (`created_at_skew_secs`): the sender's clock runs ahead, or the time was made up.
+    CreatedAtFuture = "CREATED_AT_FUTURE",
+    /// The header's `created_at` is further in the past than its document type's message
+    /// lifetime (`message_ttl_secs`): the hub would only hold it to let it expire.
+    CreatedAtExpired = "CREATED_AT_EXPIRED",
 }
 
 impl From<RefusalCode> for &'static str {

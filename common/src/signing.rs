@@ -78,9 +78,14 @@ pub enum KeyError {
     /// The key file exists already; keys are never overwritten.
     #[error("key file {0} exists already; refusing to overwrite a key")]
     Exists(String),
-    /// The key file is not a PKCS#8 ed25519 private key in PEM form.
-    #[error("key file {0} is not a PKCS#8 PEM ed25519 private key")]
-    Malformed(String),
+    /// The key file is not a PKCS#8 ed25519 private key in PEM form (or the key cannot be
+    /// written as one); the PKCS#8 decoder's error is the source.
+    #[error("key file {path} is not a PKCS#8 PEM ed25519 private key")]
+    Malformed {
+        path: String,
+        #[source]
+        source: ed25519_dalek::pkcs8::Error,
+    },
     /// A public key is not 32 bytes of base64 forming a valid ed25519 point.
     #[error("public key {0:?} is not a base64 ed25519 public key (32 bytes)")]
     BadPublicKey(String),
@@ -110,8 +115,12 @@ impl SigningKey {
             path: path.display().to_string(),
             source,
         })?;
-        let key = ed25519_dalek::SigningKey::from_pkcs8_pem(&text)
-            .map_err(|_| KeyError::Malformed(path.display().to_string()))?;
+        let key = ed25519_dalek::SigningKey::from_pkcs8_pem(&text).map_err(|source| {
+            KeyError::Malformed {
+                path: path.display().to_string(),
+                source,
+            }
+        })?;
         Ok(Self::from_dalek(key))
     }
 
@@ -121,7 +130,10 @@ impl SigningKey {
         let pem = self
             .key
             .to_pkcs8_pem(LineEnding::LF)
-            .map_err(|_| KeyError::Malformed(path.display().to_string()))?;
+            .map_err(|source| KeyError::Malformed {
+                path: path.display().to_string(),
+                source,
+            })?;
         write_secret_file(path, pem.as_bytes())
     }
 
@@ -340,6 +352,23 @@ mod tests {
             Err(KeyError::Exists(_))
         ));
         assert_eq!(SigningKey::load(&path).unwrap().key_id(), key.key_id());
+    }
+
+    #[test]
+    fn a_key_file_that_is_no_key_is_named_with_the_decoder_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("signing.key");
+        fs::write(
+            &path,
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        let e = SigningKey::load(&path).err().unwrap();
+        assert!(
+            matches!(&e, KeyError::Malformed { path: p, .. } if p.ends_with("signing.key")),
+            "{e}"
+        );
+        assert!(std::error::Error::source(&e).is_some(), "{e}");
     }
 
     #[test]

@@ -24,8 +24,13 @@ impl Timestamp {
         self.0
     }
 
+    /// The time, if RFC 3339 can write it: from 1970 to the end of year 9999 (humantime's
+    /// formatter fails beyond it, and a time from the wire may be anything).
     fn to_system_time(self) -> Option<SystemTime> {
-        let ms = u64::try_from(self.0).ok()?;
+        const END_OF_9999_MS: u64 = 253_402_300_799_999;
+        let ms = u64::try_from(self.0)
+            .ok()
+            .filter(|ms| *ms <= END_OF_9999_MS)?;
         UNIX_EPOCH.checked_add(Duration::from_millis(ms))
     }
 }
@@ -70,6 +75,23 @@ pub fn parse_rfc3339(text: &str) -> Result<Timestamp, humantime::TimestampError>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_rfc3339_cannot_write_are_shown_in_milliseconds() {
+        assert_eq!(
+            Timestamp::from_millis(253_402_300_799_999).to_string(),
+            "9999-12-31T23:59:59.999Z"
+        );
+        assert_eq!(
+            Timestamp::from_millis(253_402_300_800_000).to_string(),
+            "253402300800000ms"
+        );
+        assert_eq!(
+            Timestamp::from_millis(i64::MAX).to_string(),
+            format!("{}ms", i64::MAX)
+        );
+        assert_eq!(Timestamp::from_millis(-1).to_string(), "-1ms");
+    }
 
     #[test]
     fn formats_as_rfc3339() {

@@ -10,6 +10,7 @@
 //! receipt_key = "pki/hub-receipt.key"
 //! anchor_key = "pki/hub-anchor.key"   # signs the trust list; spokes pin its public key
 //! trust_list_validity_secs = 86400   # a trust list's life; it is re-issued at half of it
+//! created_at_skew_secs = 300         # how far a header's created_at may run ahead of the hub
 //!
 //! [tls]
 //! ca_cert = "pki/ca.pem"             # the CA that issued participants' certificates
@@ -96,9 +97,16 @@ pub struct HubFile {
     /// Relative paths are from the config file's folder.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup_dir: Option<PathBuf>,
-    /// Time to live of a message until it is settled, per document type, in seconds.
+    /// Time to live of a message until it is settled, per document type, in seconds. A
+    /// header whose `created_at` is older than its type's time to live is refused
+    /// (`CREATED_AT_EXPIRED`).
     #[serde(default)]
     pub message_ttl_secs: MessageTtl,
+    /// How far, in seconds, a header's `created_at` may be ahead of the hub's clock (the
+    /// clocks of two machines never agree exactly); beyond it the document is refused
+    /// (`CREATED_AT_FUTURE`).
+    #[serde(default = "default_skew")]
+    pub created_at_skew_secs: u64,
     /// TLS material.
     pub tls: TlsFiles,
     /// Time limits and caps of every listener (gRPC, dashboard, metrics).
@@ -116,6 +124,15 @@ pub struct MessageTtl {
     pub phytosanitary: u64,
     #[serde(rename = "e-invoice", default = "default_ttl")]
     pub invoice: u64,
+}
+
+/// Default clock skew allowed for a header's `created_at`: 5 minutes.
+pub const DEFAULT_CREATED_AT_SKEW_SECS: u64 = 300;
+/// The largest clock skew that may be configured: one day.
+pub const MAX_CREATED_AT_SKEW_SECS: u64 = 86_400;
+
+fn default_skew() -> u64 {
+    DEFAULT_CREATED_AT_SKEW_SECS
 }
 
 /// Default time to live: 7 days.
@@ -158,6 +175,29 @@ impl MessageTtl {
     }
 }
 
+/// What the hub accepts of a header's creation time: at most `skew` ahead of its clock, and
+/// no older than the document type's time to live.
+#[derive(Debug, Clone)]
+pub struct CreatedAtBounds {
+    pub skew: std::time::Duration,
+    pub lifetime: MessageTtl,
+}
+
+impl CreatedAtBounds {
+    /// Check `header.created_at` against the hub's clock reading `now`.
+    pub fn check(
+        &self,
+        header: &caravan_common::envelope::Header,
+        now: caravan_common::Timestamp,
+    ) -> Result<(), caravan_common::Refusal> {
+        let lifetime = self
+            .lifetime
+            .millis(header.document_type.as_str())
+            .map_or(std::time::Duration::MAX, std::time::Duration::from_millis);
+        header.check_created_at(now, self.skew, lifetime)
+    }
+}
+
 fn default_max_payload() -> u64 {
     DEFAULT_MAX_PAYLOAD_BYTES
 }
@@ -194,6 +234,8 @@ pub struct Config {
     pub anchor_key: SigningKey,
     pub trust_list_validity: std::time::Duration,
     pub message_ttl: MessageTtl,
+    /// `created_at_skew_secs`.
+    pub created_at_skew: std::time::Duration,
     pub metrics_listen: Option<SocketAddr>,
     pub dashboard_listen: Option<SocketAddr>,
     pub backup_dir: PathBuf,
@@ -259,6 +301,11 @@ impl Config {
         if !(2..=366 * 86_400).contains(&file.trust_list_validity_secs) {
             problems.push("trust_list_validity_secs: must be between 2 and 31622400 (366 days)");
         }
+        if file.created_at_skew_secs > MAX_CREATED_AT_SKEW_SECS {
+            problems.push(format!(
+                "created_at_skew_secs: must be at most {MAX_CREATED_AT_SKEW_SECS} (one day)"
+            ));
+        }
         let net = file.net.check(&mut problems);
         if let (Some(r), Some(a)) = (&receipt_key, &anchor_key)
             && r.key_id() == a.key_id()
@@ -276,6 +323,7 @@ impl Config {
             anchor_key: anchor_key.expect("checked"),
             trust_list_validity: std::time::Duration::from_secs(file.trust_list_validity_secs),
             message_ttl: file.message_ttl_secs.clone(),
+            created_at_skew: std::time::Duration::from_secs(file.created_at_skew_secs),
             metrics_listen: metrics_listen.flatten(),
             dashboard_listen: dashboard_listen.flatten(),
             backup_dir: match &file.backup_dir {
@@ -311,6 +359,24 @@ mod tests {
         );
         let admin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/config/admin.toml");
         read_toml::<crate::operator::AdminFile>(&admin).unwrap();
+    }
+
+    #[test]
+    fn the_clock_skew_defaults_to_five_minutes_and_is_at_most_a_day() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/config/hub.toml");
+        let mut file: HubFile = read_toml(&path).unwrap();
+        assert_eq!(file.created_at_skew_secs, DEFAULT_CREATED_AT_SKEW_SECS);
+        let unset: HubFile = toml::from_str(
+            "listen = \"127.0.0.1:0\"\ndata_dir = \"d\"\nreceipt_key = \"r\"\nanchor_key = \"a\"\n[tls]\nca_cert = \"c\"\ncert = \"c\"\nkey = \"k\"\n",
+        )
+        .unwrap();
+        assert_eq!(unset.created_at_skew_secs, 300);
+        file.created_at_skew_secs = MAX_CREATED_AT_SKEW_SECS + 1;
+        let err = Config::from_file(&path, file).err().unwrap().to_string();
+        assert!(
+            err.contains("created_at_skew_secs: must be at most 86400"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -40,8 +40,8 @@ use crate::{
     admin::AdminService,
     anchor::TrustAnchorService,
     commit::GroupCommit,
-    config::Config,
-    exchange::{Exchange, ExchangeService},
+    config::{Config, CreatedAtBounds},
+    exchange::{Exchange, ExchangeService, SubmitRules},
     log::Heads,
     metrics::Metrics,
     observed::Observed,
@@ -220,7 +220,14 @@ pub async fn run(
         store.clone(),
         commit,
         config.receipt_key,
-        (config.max_payload_bytes, config.payload_in_flight_bytes),
+        SubmitRules {
+            max_payload_bytes: config.max_payload_bytes,
+            payload_in_flight_bytes: config.payload_in_flight_bytes,
+            created_at: CreatedAtBounds {
+                skew: config.created_at_skew,
+                lifetime: config.message_ttl.clone(),
+            },
+        },
         metrics.clone(),
         stop_rx.clone(),
     )?);

@@ -36,6 +36,9 @@ pub fn grpc_code(code: RefusalCode) -> Code {
         | BadReceipt
         | WrongRecipient => Code::InvalidArgument,
         PayloadTooLarge => Code::ResourceExhausted,
+        // Too far ahead of the hub's clock: the same header may pass once the clocks agree.
+        CreatedAtFuture => Code::OutOfRange,
+        CreatedAtExpired => Code::InvalidArgument,
         UnknownRecipient | TrustListRollback => Code::FailedPrecondition,
         DuplicateMessageId | AlreadyRegistered => Code::AlreadyExists,
         UnknownMessage | NotRegistered => Code::NotFound,

@@ -119,6 +119,11 @@ pub struct ConsoleFile {
     /// behind a TLS proxy).
     pub listen: String,
     pub officers: Vec<OfficerFile>,
+    /// The console's address as officers reach it, e.g. "https://console.cn.example" (the
+    /// TLS proxy in front of `listen`): the printed QR code points there. `https://` unless
+    /// the host is loopback. Absent: printed pages carry no QR code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
 }
 
 /// An officer account.
@@ -250,6 +255,8 @@ pub struct Officer {
 pub struct ConsoleConfig {
     pub listen: SocketAddr,
     pub officers: Vec<Officer>,
+    /// `public_url` checked, without a trailing `/`.
+    pub public_url: Option<String>,
 }
 
 /// Default grace period before the minimum rate applies, in seconds.
@@ -580,10 +587,52 @@ fn console_config(file: &ConsoleFile, problems: &mut Problems) -> Option<Console
             password_hash: o.password_hash.clone(),
         })
         .collect();
+    let public_url = match &file.public_url {
+        None => Some(None),
+        Some(url) => match public_url(url) {
+            Ok(url) => Some(Some(url)),
+            Err(why) => {
+                problems.push(format!("console.public_url: {url:?} {why}"));
+                None
+            }
+        },
+    };
     Some(ConsoleConfig {
         listen: listen?,
         officers,
+        public_url: public_url?,
     })
+}
+
+/// A console's public URL checked: `https://host[:port][/path]`, or `http://` on a loopback
+/// host (a Secure cookie and a printed QR code need https anywhere else); no query or
+/// fragment. Returned without a trailing `/`.
+fn public_url(url: &str) -> Result<String, &'static str> {
+    let uri = url
+        .parse::<axum::http::Uri>()
+        .map_err(|_| "is not a URL (https://host[:port][/path])")?;
+    let host = uri
+        .host()
+        .ok_or("has no host (https://host[:port][/path])")?;
+    if uri.query().is_some() || url.contains('#') {
+        return Err("must not have a query or fragment");
+    }
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    match uri.scheme_str() {
+        Some("https") => {}
+        Some("http") if loopback => {}
+        Some("http") => {
+            return Err(
+                "must be https:// (plain http is allowed only on a loopback host: officers' browsers drop the Secure session cookie, and a printed QR code must not lead to an unencrypted page)",
+            );
+        }
+        _ => return Err("must start with https://"),
+    }
+    Ok(url.trim_end_matches('/').to_owned())
 }
 
 #[cfg(test)]
@@ -608,6 +657,52 @@ mod tests {
         let upload = file.upload.check(&mut problems);
         assert_eq!(upload.min_rate, DEFAULT_MIN_RATE);
         assert!(problems.finish(&path, || ()).is_ok());
+    }
+
+    #[test]
+    fn a_public_url_is_https_unless_loopback() {
+        assert_eq!(
+            public_url("https://console.cn.example/").as_deref(),
+            Ok("https://console.cn.example")
+        );
+        assert_eq!(
+            public_url("https://gw.example:8443/caravan").as_deref(),
+            Ok("https://gw.example:8443/caravan")
+        );
+        for loopback in [
+            "http://127.0.0.1:8081",
+            "http://localhost:8081",
+            "http://[::1]:8081",
+        ] {
+            assert!(public_url(loopback).is_ok(), "{loopback}");
+        }
+        for (bad, why) in [
+            ("http://console.cn.example", "must be https://"),
+            ("http://10.1.2.3:8081", "must be https://"),
+            ("ftp://console.cn.example", "must start with https://"),
+            ("console.cn.example", "must start with https://"),
+            ("https://console.cn.example/?x=1", "query or fragment"),
+            ("https://", "host"),
+        ] {
+            let error = public_url(bad).unwrap_err();
+            assert!(error.contains(why), "{bad}: {error}");
+        }
+        // Named in the config's problems, with the key and the value.
+        let mut problems = Problems::default();
+        let file = ConsoleFile {
+            listen: "127.0.0.1:8081".into(),
+            officers: Vec::new(),
+            public_url: Some("http://console.cn.example".into()),
+        };
+        assert!(console_config(&file, &mut problems).is_none());
+        let text = problems
+            .finish(Path::new("spoke.toml"), || ())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.contains("console.public_url: \"http://console.cn.example\" must be https://"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::{future::Future, os::unix::fs::PermissionsExt, path::Path, sync::Arc};
 
 use hyper_util::service::TowerToHyperService;
 use tokio::{net::UnixListener, sync::watch};
-use tracing::info;
+use tracing::{info, warn};
 
 use caravan_common::{
     ParticipantId,
@@ -174,9 +174,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     ));
     if let (Some(c), Some(listener)) = (console, console_listener) {
         info!(addr = %local(&listener), officers = c.officers.len(), "officer console listening");
+        let console = api::console::Console::new(api.clone(), &c);
+        if let Some(problem) = console.cookie_problem() {
+            warn!("{problem}");
+        }
         tasks.push(serve(
             Listener::new(listener, Plain, limits, console_stats),
-            api::console::router(api.clone(), c.officers),
+            console.router(),
             stop_rx.clone(),
         ));
     }
@@ -279,7 +283,17 @@ fn serve(
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(net::serve_http1(
         listener,
-        move |_| TowerToHyperService::new(app.clone()),
+        move |conn| {
+            // Handlers that need the client's address (the console's login) find it here.
+            let peer = axum::extract::ConnectInfo(conn.peer_addr());
+            TowerToHyperService::new(tower::ServiceExt::map_request(
+                app.clone(),
+                move |mut request: axum::extract::Request<_>| {
+                    request.extensions_mut().insert(peer);
+                    request
+                },
+            ))
+        },
         stop,
     ))
 }

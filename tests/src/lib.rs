@@ -249,6 +249,8 @@ pub struct Net {
     pub nsw_webhook: Option<String>,
     /// Spokes serve the officer console (on a free port) for user `officer` with this password.
     pub console_password: Option<String>,
+    /// Serve the console without a `public_url` (otherwise `https://console-<id>.caravan.test`).
+    pub console_without_public_url: bool,
     /// The CA file, in the PKI folder, that the hub and the spokes trust (default `ca.pem`; a
     /// CA rollover uses `ca-bundle.pem`).
     pub ca_file: String,
@@ -336,6 +338,7 @@ impl Net {
             eco_ttl_secs: None,
             nsw: false,
             nsw_tokens: BTreeMap::new(),
+            console_without_public_url: false,
             console_password: None,
             nsw_webhook: None,
             ca_file: "ca.pem".into(),
@@ -557,6 +560,7 @@ impl Net {
             dashboard_listen: Some("127.0.0.1:0".into()),
             backup_dir: None,
             message_ttl_secs: Default::default(),
+            created_at_skew_secs: caravan_hub::config::DEFAULT_CREATED_AT_SKEW_SECS,
             tls: TlsFiles {
                 ca_cert: pki.join(&self.ca_file),
                 cert: pki.join("hub.pem"),
@@ -770,6 +774,9 @@ impl Net {
         });
         let console = self.console_password.as_ref().map(|password| ConsoleFile {
             listen: "127.0.0.1:0".into(),
+            // The QR code's URL; the port is not known before the spoke binds.
+            public_url: (!self.console_without_public_url)
+                .then(|| format!("https://console-{}.caravan.test", id.to_lowercase())),
             officers: vec![OfficerFile {
                 user: "officer".into(),
                 password_hash: caravan_spoke::api::console::hash_password(password),

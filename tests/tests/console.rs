@@ -1,8 +1,10 @@
 //! The officers' web console over HTTP, as a browser uses it: login with a CSRF-protected form,
 //! session cookie, inbox with filters, a document's verification panel, the printable view,
-//! a tampered document flagged, and lockout after repeated failures.
+//! a tampered document flagged, and lockout after repeated failures; the security headers, the
+//! return to the page asked for, the printout's QR code from the configured address only, the
+//! lockout per (account, address), and Back after logout in a real browser.
 
-use std::path::PathBuf;
+use std::{net::Ipv4Addr, path::PathBuf};
 
 use caravan_common::{MessageId, RefusalCode};
 use caravan_spoke::store::{SpokeStore, Verification};
@@ -197,6 +199,352 @@ async fn an_officer_logs_in_finds_a_document_and_sees_it_verified() {
     assert_eq!(status, 401, "the account is locked");
 }
 
+/// An HTTP/1.1 exchange with `id`'s console written by hand, from loopback address `from`
+/// (127.0.0.0/8 are all this machine's), with exactly the headers given (`Host` included):
+/// status, headers (names lower-case) and body.
+async fn raw(
+    net: &Net,
+    id: &str,
+    from: Ipv4Addr,
+    request: &str,
+) -> (u16, Vec<(String, String)>, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind((from, 0).into()).unwrap();
+    let mut stream = socket.connect(net.console_addr(id).await).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(": "))
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.to_owned()))
+        .collect();
+    (status, headers, body.to_owned())
+}
+
+/// A GET from `from` with `Host: host` and the session `cookie`, if any.
+async fn get_as(
+    net: &Net,
+    from: Ipv4Addr,
+    host: &str,
+    path: &str,
+    cookie: Option<&str>,
+) -> (u16, Vec<(String, String)>, String) {
+    let cookie = cookie
+        .map(|c| format!("Cookie: {c}\r\n"))
+        .unwrap_or_default();
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n{cookie}Connection: close\r\n\r\n");
+    raw(net, "CN", from, &request).await
+}
+
+/// Log in to CN from `from` as `user` with `password`, asking to return to `next`: status,
+/// `Location`, the session cookie (name=value) and the page.
+async fn login_as(
+    net: &Net,
+    from: Ipv4Addr,
+    user: &str,
+    password: &str,
+    next: &str,
+) -> (u16, Option<String>, Option<String>, String) {
+    let (_, headers, form) = get_as(net, from, "console", "/console/login", None).await;
+    let login_cookie = header(&headers, "set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let csrf = form
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let body = serde_urlencoded::to_string([
+        ("user", user),
+        ("password", password),
+        ("csrf", &csrf),
+        ("next", next),
+    ])
+    .unwrap();
+    let request = format!(
+        "POST /console/login HTTP/1.1\r\nHost: console\r\nCookie: {login_cookie}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let (status, headers, page) = raw(net, "CN", from, &request).await;
+    let location = header(&headers, "location").map(str::to_owned);
+    let session = header(&headers, "set-cookie")
+        .and_then(|c| c.split(';').next())
+        .map(str::to_owned);
+    (status, location, session, page)
+}
+
+/// The headers every console answer carries.
+fn assert_hardened(headers: &[(String, String)], what: &str) {
+    let csp = header(headers, "content-security-policy").unwrap_or_default();
+    assert!(
+        csp.contains("frame-ancestors 'none'")
+            && csp.contains("default-src 'none'")
+            && !csp.contains("unsafe-inline"),
+        "{what}: {csp:?}"
+    );
+    assert_eq!(header(headers, "x-frame-options"), Some("DENY"), "{what}");
+    assert_eq!(
+        header(headers, "x-content-type-options"),
+        Some("nosniff"),
+        "{what}"
+    );
+    assert_eq!(
+        header(headers, "referrer-policy"),
+        Some("no-referrer"),
+        "{what}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_console_is_hardened_and_prints_only_its_configured_address() {
+    let mut net = Net::new(&["KZ", "CN"]).await;
+    net.console_password = Some(PASSWORD.into());
+    net.start_hub().await;
+    net.start_spoke("KZ").await;
+    net.start_spoke("CN").await;
+    let sent = net
+        .send(
+            "KZ",
+            "CN",
+            "e-co",
+            &sample_path("eco/carec-KZ-CN-certificate-of-origin.xml"),
+        )
+        .await;
+    let id = sent["message_id"].as_str().unwrap().to_owned();
+    net.wait_inbox("CN", &id).await;
+    let here = Ipv4Addr::LOCALHOST;
+    let document = format!("/console/documents/{id}");
+
+    // Every answer is hardened: the login form, a redirect, the stylesheet, a refusal.
+    let (status, headers, form) = get_as(&net, here, "console", "/console/login", None).await;
+    assert_eq!(status, 200);
+    assert_hardened(&headers, "login form");
+    assert_eq!(header(&headers, "cache-control"), Some("no-store"));
+    assert!(
+        !form.contains("<style") && form.contains("href=\"/console/style.css\""),
+        "{form}"
+    );
+    let (status, headers, css) = get_as(&net, here, "console", "/console/style.css", None).await;
+    assert_eq!(status, 200);
+    assert_hardened(&headers, "stylesheet");
+    assert!(
+        header(&headers, "content-type")
+            .unwrap()
+            .starts_with("text/css")
+    );
+    assert!(css.contains("@media print"));
+
+    // Asked for a document without a session: the login form, which brings the officer back.
+    let (status, headers, _) = get_as(&net, here, "console", &document, None).await;
+    assert_eq!(status, 303);
+    assert_hardened(&headers, "redirect");
+    let to = format!("/console/login?next=%2Fconsole%2Fdocuments%2F{id}");
+    assert_eq!(header(&headers, "location"), Some(to.as_str()));
+    let (_, _, form) = get_as(&net, here, "console", &to, None).await;
+    assert!(
+        form.contains(&format!("name=\"next\" value=\"{document}\"")),
+        "{form}"
+    );
+    let (status, location, session, _) = login_as(&net, here, "officer", PASSWORD, &document).await;
+    assert_eq!(status, 303);
+    assert_eq!(location.as_deref(), Some(document.as_str()));
+    let cookie = session.unwrap();
+    // Anywhere else is refused: the officer lands on the inbox.
+    for elsewhere in [
+        "https://evil.example/console",
+        "//evil.example/console",
+        "/console//evil.example",
+        "/\\evil.example",
+    ] {
+        let (status, location, _, _) = login_as(&net, here, "officer", PASSWORD, elsewhere).await;
+        assert_eq!(status, 303);
+        assert_eq!(location.as_deref(), Some("/console"), "{elsewhere}");
+    }
+    let (_, _, form) = get_as(
+        &net,
+        here,
+        "console",
+        "/console/login?next=https%3A%2F%2Fevil.example",
+        None,
+    )
+    .await;
+    assert!(form.contains("name=\"next\" value=\"\""), "{form}");
+
+    // A document's page is never stored by the browser.
+    let (status, headers, page) = get_as(&net, here, "console", &document, Some(&cookie)).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("KZ-CO-2026-000123"));
+    assert_hardened(&headers, "document page");
+    assert_eq!(header(&headers, "cache-control"), Some("no-store"));
+
+    // The printout: the verdict, who printed it when, and a QR code leading to the configured
+    // public address, whatever Host the request names.
+    let (status, headers, print) = get_as(
+        &net,
+        here,
+        "attacker.example",
+        &format!("{document}/print"),
+        Some(&cookie),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(header(&headers, "cache-control"), Some("no-store"));
+    assert!(!print.contains("attacker.example"), "{print}");
+    assert!(print.contains("<svg"), "{print}");
+    assert!(
+        print.contains(&format!(
+            "<small>https://console-cn.caravan.test/console/documents/{id}</small>"
+        )),
+        "{print}"
+    );
+    assert!(
+        print.contains("✔ Genuine, current and unaltered."),
+        "{print}"
+    );
+    assert!(
+        print.contains("UTC by officer officer at the Caravan spoke of <b>CN</b>."),
+        "{print}"
+    );
+
+    // Inbox: a count, and filters whatever the case typed.
+    for query in ["country=kz", "country=Kz&type=E-CO", "type=e-co"] {
+        let (_, _, list) = get_as(
+            &net,
+            here,
+            "console",
+            &format!("/console?{query}"),
+            Some(&cookie),
+        )
+        .await;
+        assert!(
+            list.contains("KZ-CO-2026-000123")
+                && list.contains("Showing 1–1 of 1 matching (100 a page)."),
+            "{query}: {list}"
+        );
+    }
+    let (_, _, list) = get_as(&net, here, "console", "/console?country=uz", Some(&cookie)).await;
+    assert!(list.contains("No document matches."), "{list}");
+
+    // A user name over 64 bytes is refused before any lookup, and logged cut, with the
+    // client's address; a body over the console's limit is refused whole.
+    let long = "x".repeat(1000);
+    let (status, _, _, page) = login_as(&net, here, &long, "whatever", "").await;
+    assert_eq!(status, 400);
+    assert!(page.contains("A user name is at most 64 bytes."), "{page}");
+    let huge = "x".repeat(1 << 20);
+    let (status, _, _, _) = login_as(&net, here, &huge, "whatever", "").await;
+    assert_eq!(status, 413);
+
+    // Five failures from one address lock the account for that address, saying until when;
+    // the officer at another address still logs in.
+    let attacker = Ipv4Addr::new(127, 0, 0, 2);
+    for _ in 0..4 {
+        let (status, _, _, page) = login_as(&net, attacker, "officer", "guess", "").await;
+        assert_eq!(status, 401);
+        assert!(page.contains("Wrong user name or password."), "{page}");
+    }
+    let (status, _, _, page) = login_as(&net, attacker, "officer", "guess", "").await;
+    assert_eq!(status, 401);
+    assert!(
+        page.contains(
+            "This account is locked for logins from your address after 5 failed attempts, until "
+        ) && page.contains(" UTC."),
+        "{page}"
+    );
+    let (status, _, _, _) = login_as(&net, attacker, "officer", PASSWORD, "").await;
+    assert_eq!(
+        status, 401,
+        "locked for the address that failed, even with the password"
+    );
+    let (status, location, _, _) =
+        login_as(&net, Ipv4Addr::new(127, 0, 0, 3), "officer", PASSWORD, "").await;
+    assert_eq!(status, 303, "another address is not locked out");
+    assert_eq!(location.as_deref(), Some("/console"));
+    // Guessing across accounts from one address is throttled.
+    let sprayer = Ipv4Addr::new(127, 0, 0, 4);
+    let mut last = String::new();
+    for i in 0..20 {
+        last = login_as(&net, sprayer, &format!("user{i}"), "guess", "")
+            .await
+            .3;
+    }
+    assert!(
+        last.contains("Too many failed logins from your address: logins from it are paused until "),
+        "{last}"
+    );
+    let (status, _, _, _) = login_as(&net, sprayer, "officer", PASSWORD, "").await;
+    assert_eq!(status, 401, "throttled, whatever the account");
+    let log = std::fs::read_dir(net.path())
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("spoke-CN-"))
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+        .collect::<String>();
+    assert!(
+        log.contains("client=127.0.0.2"),
+        "the login log names the client"
+    );
+    assert!(log.contains("user name too long") && !log.contains(&"x".repeat(65)));
+    assert!(
+        !log.contains(PASSWORD) && !log.contains("guess"),
+        "never a password"
+    );
+
+    // Without a public address, the printout has no QR code and says why.
+    net.kill_spoke("CN");
+    net.console_without_public_url = true;
+    net.start_spoke("CN").await;
+    let (status, location, session, _) = login_as(
+        &net,
+        Ipv4Addr::new(127, 0, 0, 5),
+        "officer",
+        PASSWORD,
+        &format!("{document}/print"),
+    )
+    .await;
+    assert_eq!(status, 303);
+    assert_eq!(location, Some(format!("{document}/print")));
+    let (status, _, print) = get_as(
+        &net,
+        here,
+        "attacker.example",
+        &format!("{document}/print"),
+        session.as_deref(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        !print.contains("<svg") && !print.contains("attacker.example"),
+        "{print}"
+    );
+    assert!(
+        print.contains("No QR code: this console has no public address configured"),
+        "{print}"
+    );
+}
+
 /// Stop CN, write a delivery that failed verification into its store (as the spoke stores a
 /// tampered document), start CN again; returns the forged message id. `sent` (KZ to CN) is
 /// awaited as ACKNOWLEDGED first: CN acknowledges only what it flushed, so killing it then
@@ -309,4 +657,39 @@ async fn in_a_real_headless_browser() {
         )
         .unwrap();
     }
+    // The stylesheet applies under the Content-Security-Policy (served as a file).
+    let styled = b
+        .eval("getComputedStyle(document.querySelector('header')).backgroundColor")
+        .await;
+    assert_eq!(styled.as_str(), Some("rgb(18, 60, 105)"), "{styled}");
+
+    // Log out from a document's page, then Back: the browser kept nothing to show.
+    b.goto(&format!("{base}/console/documents/{id}")).await;
+    assert!(b.text().await.contains("KZ-CO-2026-000123"));
+    b.eval("document.querySelector('header form').submit(); true")
+        .await;
+    b.wait_for(
+        "the login form after logout",
+        "location.pathname === '/console/login' && document.readyState === 'complete'",
+    )
+    .await;
+    b.eval("history.back(); true").await;
+    b.wait_for(
+        "the page Back leads to",
+        "location.pathname === '/console/login' && location.search.startsWith('?next=') && document.readyState === 'complete'",
+    )
+    .await;
+    let back = b.text().await;
+    assert!(
+        !back.contains("KZ-CO-2026-000123") && !back.contains("Genuine") && back.contains("Log in"),
+        "{back}"
+    );
+    // Logging in there leads back to the document asked for.
+    b.eval(&fill).await;
+    b.wait_for(
+        "the document after login",
+        "location.pathname.startsWith('/console/documents/') && document.readyState === 'complete'",
+    )
+    .await;
+    assert!(b.text().await.contains("KZ-CO-2026-000123"));
 }

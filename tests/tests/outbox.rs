@@ -144,3 +144,48 @@ async fn a_document_not_settled_in_time_expires() {
         "only the unexpired document: {inbox}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_document_queued_longer_than_its_lifetime_is_refused_once_and_for_good() {
+    let mut net = Net::new(&["KZ", "CN"]).await;
+    net.eco_ttl_secs = Some(2);
+    net.start_hub().await;
+    net.start_spoke("KZ").await;
+    net.kill_hub();
+    net.wait_hub_connected("KZ", false).await;
+    let path = sample_path("eco/carec-KZ-CN-certificate-of-origin.xml");
+    let sent = net
+        .spoke_json(
+            "KZ",
+            &[
+                "send",
+                "--to",
+                "CN",
+                "--type",
+                "e-co",
+                path.to_str().unwrap(),
+            ],
+        )
+        .await;
+    let id = sent["message_id"].as_str().unwrap().to_owned();
+    // The hub is away longer than an e-co lives; its header is then too old to accept.
+    tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+    net.start_hub().await;
+    let status = net.wait_state("KZ", &id, "REFUSED").await;
+    assert_eq!(
+        status["sent"]["refusal"]["code"], "CREATED_AT_EXPIRED",
+        "{status}"
+    );
+    let attempts = status["sent"]["attempts"].as_u64().unwrap();
+    // Final: the outbox does not send it again.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let later = net.spoke_json("KZ", &["status", &id]).await;
+    assert_eq!(later["state"], "REFUSED", "{later}");
+    assert_eq!(later["sent"]["attempts"].as_u64().unwrap(), attempts);
+    let refusals = net
+        .hub_log()
+        .lines()
+        .filter(|l| l.contains("code=CREATED_AT_EXPIRED"))
+        .count();
+    assert_eq!(refusals, 1, "refused once:\n{}", net.hub_log());
+}

@@ -558,3 +558,168 @@ fn tls_identity(pki: &std::path::Path, name: &str) -> Identity {
     let read = |ext: &str| std::fs::read(pki.join(format!("{name}.{ext}"))).unwrap();
     Identity::from_pem(read("pem"), read("key"))
 }
+
+/// The value of the hub's `caravan_hub_log_entries` gauge.
+async fn hub_log_entries(net: &Net) -> u64 {
+    let metrics = net.hub_metrics().await;
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("caravan_hub_log_entries "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no caravan_hub_log_entries in\n{metrics}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn headers_created_in_the_future_or_before_their_lifetime_are_refused() {
+    let mut net = Net::new(&["KZ", "CN"]).await;
+    // e-co messages live 3 s here; e-phyto keep the default 7 days. The skew is the default
+    // 300 s.
+    net.eco_ttl_secs = Some(3);
+    net.start_hub().await;
+    let kz = net.signing_key("KZ", 0);
+    let doc = sample("eco/carec-KZ-CN-certificate-of-origin.xml");
+    let (eco, phyto) = (
+        DocumentType::CertificateOfOrigin,
+        DocumentType::Phytosanitary,
+    );
+    let created = |doc_type: DocumentType, at_ms: i64| {
+        let mut h = header(&kz, "KZ", "CN", doc_type, &doc);
+        h.created_at = Timestamp::from_millis(at_ms);
+        h
+    };
+    let now = || Timestamp::now().as_millis();
+    let entries_before = hub_log_entries(&net).await;
+    let mut refused_ids = Vec::new();
+
+    // Ahead of the hub's clock by more than the skew: an hour, and the year 2100.
+    for at in [now() + 3_600_000, 4_102_444_800_000] {
+        let h = created(eco, at);
+        refused_ids.push(h.message_id);
+        let detail = refused(
+            &net,
+            "KZ",
+            Some(seal(&h, doc.clone(), &kz)),
+            RefusalCode::CreatedAtFuture,
+            Code::OutOfRange,
+        )
+        .await;
+        assert!(
+            detail.contains("ahead of the hub's clock") && detail.contains("5m of clock skew"),
+            "{detail}"
+        );
+    }
+    // Older than the e-co lifetime: a minute ago, and 1970.
+    for at in [now() - 60_000, 0] {
+        let h = created(eco, at);
+        refused_ids.push(h.message_id);
+        let detail = refused(
+            &net,
+            "KZ",
+            Some(seal(&h, doc.clone(), &kz)),
+            RefusalCode::CreatedAtExpired,
+            Code::InvalidArgument,
+        )
+        .await;
+        assert!(
+            detail.contains("e-co messages live 3s") && detail.contains("message_ttl_secs"),
+            "{detail}"
+        );
+    }
+    // Streamed, the header is judged before the payload is read.
+    let h = created(eco, now() + 3_600_000);
+    refused_ids.push(h.message_id);
+    let status = net
+        .client("KZ")
+        .submit_stream(tokio_stream::iter(vec![v1::SubmitChunk {
+            envelope: Some(seal(&h, doc.clone(), &kz)),
+            data: Vec::new(),
+        }]))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        caravan_proto::status::from_status(&status).map(|r| r.code),
+        Some(RefusalCode::CreatedAtFuture),
+        "{status:?}"
+    );
+
+    // Nothing of them is stored: no message, no receipt, no log entry.
+    for id in &refused_ids {
+        let status = net
+            .client("KZ")
+            .status(v1::StatusRequest {
+                message_id: id.to_string(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(
+            caravan_proto::status::from_status(&status).map(|r| r.code),
+            Some(RefusalCode::UnknownMessage)
+        );
+    }
+    assert_eq!(hub_log_entries(&net).await, entries_before);
+
+    // Within the bounds: a minute ahead (clocks differ), and an e-phyto created an hour ago
+    // (its type lives 7 days).
+    let ahead = created(eco, now() + 60_000);
+    let hour_old = created(phyto, now() - 3_600_000);
+    for h in [&ahead, &hour_old] {
+        let answer = net
+            .client("KZ")
+            .submit(v1::SubmitRequest {
+                envelope: Some(seal(h, doc.clone(), &kz)),
+            })
+            .await
+            .unwrap_or_else(|s| panic!("{} refused: {s:?}", h.created_at))
+            .into_inner();
+        assert!(answer.receipt.is_some() && !answer.duplicate);
+    }
+
+    // A message the hub accepted is answered with its original receipt when resent after its
+    // lifetime; a new one as old is refused.
+    let fresh = created(eco, now());
+    let env = seal(&fresh, doc.clone(), &kz);
+    let first = net
+        .client("KZ")
+        .submit(v1::SubmitRequest {
+            envelope: Some(env.clone()),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    tokio::time::sleep(std::time::Duration::from_millis(3_500)).await;
+    let again = net
+        .client("KZ")
+        .submit(v1::SubmitRequest {
+            envelope: Some(env),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(again.duplicate);
+    assert_eq!(first.receipt, again.receipt, "the original receipt");
+    let as_old = created(eco, fresh.created_at.as_millis());
+    refused(
+        &net,
+        "KZ",
+        Some(seal(&as_old, doc.clone(), &kz)),
+        RefusalCode::CreatedAtExpired,
+        Code::InvalidArgument,
+    )
+    .await;
+
+    // Logged and counted by reason.
+    let log = net.hub_log();
+    for code in ["CREATED_AT_FUTURE", "CREATED_AT_EXPIRED"] {
+        assert!(log.contains(&format!("code={code}")), "{code} not logged");
+    }
+    let metrics = net.hub_metrics().await;
+    for line in [
+        "caravan_hub_requests_refused_total{reason=\"CREATED_AT_FUTURE\"} 3",
+        "caravan_hub_requests_refused_total{reason=\"CREATED_AT_EXPIRED\"} 3",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line} missing:\n{metrics}"
+        );
+    }
+}

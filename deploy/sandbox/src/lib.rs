@@ -90,6 +90,7 @@ pub fn create(dir: &Path, spokes: &[ParticipantId], engine: EngineKind) -> anyho
         anchor_key: "pki/hub-anchor.key".into(),
         trust_list_validity_secs: caravan_hub::config::DEFAULT_TRUST_LIST_VALIDITY_SECS,
         message_ttl_secs: Default::default(),
+        created_at_skew_secs: caravan_hub::config::DEFAULT_CREATED_AT_SKEW_SECS,
         metrics_listen: Some(format!("127.0.0.1:{}", free_port()?)),
         dashboard_listen: Some(format!("127.0.0.1:{}", free_port()?)),
         backup_dir: None,
@@ -177,12 +178,17 @@ pub fn create(dir: &Path, spokes: &[ParticipantId], engine: EngineKind) -> anyho
                 webhook: Default::default(),
             }),
             metrics_listen: Some(format!("127.0.0.1:{}", free_port()?)),
-            console: Some(ConsoleFile {
-                listen: format!("127.0.0.1:{}", free_port()?),
-                officers: vec![OfficerFile {
-                    user: "officer".into(),
-                    password_hash: caravan_spoke::api::console::hash_password(password),
-                }],
+            console: Some({
+                let listen = format!("127.0.0.1:{}", free_port()?);
+                ConsoleFile {
+                    // On loopback, the QR code may lead to plain http.
+                    public_url: Some(format!("http://{listen}")),
+                    listen,
+                    officers: vec![OfficerFile {
+                        user: "officer".into(),
+                        password_hash: caravan_spoke::api::console::hash_password(password),
+                    }],
+                }
             }),
             net: Default::default(),
             upload: Default::default(),

@@ -28,7 +28,7 @@ use tonic::{Request, Response, Status};
 use caravan_proto::v1;
 
 use call::{Rpc, serve};
-pub use state::Exchange;
+pub use state::{Exchange, SubmitRules};
 
 /// The tonic service wrapper.
 #[derive(Clone)]

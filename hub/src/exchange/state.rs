@@ -14,6 +14,7 @@ use caravan_proto::v1;
 
 use crate::{
     commit::GroupCommit,
+    config::CreatedAtBounds,
     error::HubError,
     metrics::Metrics,
     registry::Registry,
@@ -29,6 +30,14 @@ pub(super) const DELIVERY_BATCH: usize = 64;
 /// per slow recipient.
 pub(super) const DELIVERY_BUFFER: usize = 8;
 
+/// What a submission is held to: its payload's size, the room for streamed payloads, and its
+/// header's creation time.
+pub struct SubmitRules {
+    pub max_payload_bytes: usize,
+    pub payload_in_flight_bytes: usize,
+    pub created_at: CreatedAtBounds,
+}
+
 /// State shared by all handlers.
 pub struct Exchange {
     pub(super) registry: Arc<Registry>,
@@ -36,6 +45,8 @@ pub struct Exchange {
     pub(super) commit: GroupCommit,
     pub(super) receipt_key: SigningKey,
     pub(super) max_payload_bytes: usize,
+    /// The creation times a submitted header may carry.
+    pub(super) created_at: CreatedAtBounds,
     /// Room for streamed payloads in memory, in KiB (`payload_in_flight_mib`).
     pub(super) in_flight: Semaphore,
     pub(super) queues: QueueSignals,
@@ -74,7 +85,7 @@ impl Exchange {
         store: Store,
         commit: GroupCommit,
         receipt_key: SigningKey,
-        (max_payload_bytes, payload_in_flight_bytes): (usize, usize),
+        rules: SubmitRules,
         metrics: Arc<Metrics>,
         shutdown: watch::Receiver<bool>,
     ) -> Result<Self, StoreError> {
@@ -84,8 +95,9 @@ impl Exchange {
             store,
             commit,
             receipt_key,
-            max_payload_bytes,
-            in_flight: Semaphore::new(payload_in_flight_bytes / 1024),
+            max_payload_bytes: rules.max_payload_bytes,
+            created_at: rules.created_at,
+            in_flight: Semaphore::new(rules.payload_in_flight_bytes / 1024),
             queues: QueueSignals::default(),
             status_signals: QueueSignals::default(),
             epoch,

@@ -1,12 +1,15 @@
-//! Submit and SubmitStream: a signed envelope judged (key, signature, header, payload,
-//! recipient, corridor) before anything is stored, then accepted durably in one transaction
-//! and answered with the hub-signed receipt and its log proof.
+//! Submit and SubmitStream: a signed envelope judged (key, signature, header, its creation
+//! time, payload, recipient, corridor) before anything is stored, then accepted durably in one
+//! transaction and answered with the hub-signed receipt and its log proof.
 
 use prost::Message;
 use tonic::Status;
 use tracing::info;
 
-use caravan_common::{ParticipantId, RefusalCode, Timestamp, envelope::Receipt};
+use caravan_common::{
+    ParticipantId, RefusalCode, Timestamp,
+    envelope::{Header, Receipt},
+};
 use caravan_proto::{envelope, receipt, v1};
 
 use super::state::Exchange;
@@ -41,6 +44,7 @@ impl Exchange {
         let trust = &snapshot.trust;
         let opened = envelope::open(&envelope, trust, Some(caller), accepted_at)?;
         let header = &opened.header;
+        self.check_created_at(header, accepted_at)?;
         trust.check_active(header.recipient, "recipient")?;
         trust.check_corridor(header.sender, header.recipient, header.document_type)?;
         let incoming = Incoming {
@@ -132,6 +136,24 @@ impl Exchange {
         })
     }
 
+    /// Refuse a header created further ahead of the hub's clock than the allowed skew, or
+    /// longer ago than its document type's lifetime (`CREATED_AT_FUTURE`,
+    /// `CREATED_AT_EXPIRED`). A message the hub holds already passes: its resend is answered
+    /// with the original receipt (or refused as a reused id) whatever the time now.
+    fn check_created_at(&self, header: &Header, now: Timestamp) -> Result<(), HubError> {
+        let Err(refusal) = self.created_at.check(header, now) else {
+            return Ok(());
+        };
+        if self
+            .store
+            .backend()
+            .holds(header.sender, header.message_id)?
+        {
+            return Ok(());
+        }
+        Err(HubError::Refused(refusal))
+    }
+
     /// A submission in chunks: the signed header is judged first, and a document the header
     /// says is too large is refused before its payload is read.
     pub(super) async fn submit_chunks(
@@ -158,6 +180,7 @@ impl Exchange {
         let snapshot = self.registry.snapshot();
         let opened =
             envelope::open_header(&envelope, &snapshot.trust, Some(caller), Timestamp::now())?;
+        self.check_created_at(&opened.header, Timestamp::now())?;
         let declared = opened.header.payload_length;
         if declared > self.max_payload_bytes as u64 {
             return Err(HubError::refused(

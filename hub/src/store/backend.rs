@@ -35,8 +35,8 @@ use caravan_common::{
     merkle,
     recovery::StoreHealth,
     store::{
-        Counter, Db, EngineKind, StoreError, Table, Tx,
-        keys::{message_id, message_key, participant_key, u64_value},
+        Counter, Db, EngineKind, StoreError, Tx,
+        keys::{message_key, u64_value},
         record::Record,
         segments::{Damaged, Location, PayloadReader, SegmentError},
     },
@@ -51,39 +51,14 @@ use super::{
 };
 
 mod check;
+mod tables;
 
-const MESSAGES: Table = Table::new(0, "messages");
-const PAYLOADS: Table = Table::new(1, "payloads");
-const DEDUP: Table = Table::new(2, "dedup");
-const QUEUE: Table = Table::new(3, "queue");
-const STATUS: Table = Table::new(4, "status");
-const LOG: Table = Table::new(5, "log");
-const LOG_NODES: Table = Table::new(6, "log_nodes");
-const META: Table = Table::new(7, "meta");
-const REGISTRY: Table = Table::new(8, "registry");
-const CERTIFICATES: Table = Table::new(9, "certificates");
-const EVENTS: Table = Table::new(10, "events");
-const TREE_HEADS: Table = Table::new(11, "tree_heads");
-/// The hub store's tables, each at its slot (for `store migrate`, which copies them all).
-pub const TABLES: &[Table] = &[
-    MESSAGES,
-    PAYLOADS,
-    DEDUP,
-    QUEUE,
-    STATUS,
-    LOG,
-    LOG_NODES,
-    META,
-    REGISTRY,
-    CERTIFICATES,
-    EVENTS,
-    TREE_HEADS,
-];
-
-const NEXT_SEQUENCE: Counter = Counter::new(META, b"next_sequence");
-const NEXT_LOG_INDEX: Counter = Counter::new(META, b"next_log_index");
-const NEXT_EVENT: Counter = Counter::new(META, b"next_event");
-const CURRENT_REGISTRY: &[u8] = b"current";
+use tables::{
+    CERTIFICATES, CURRENT_REGISTRY, DEDUP, EPOCH, EVENTS, FORMAT_KEY, LOG, LOG_NODES, MESSAGES,
+    META, NEXT_EVENT, NEXT_LOG_INDEX, NEXT_SEQUENCE, PAYLOADS, QUEUE, REGISTRY, REGISTRY_FLOOR,
+    STATUS, TREE_HEADS, chunk_key, dedup_key, node_key, node_value, old_dedup_key, queue_key,
+};
+pub use tables::{FORMAT_VERSION, PAYLOAD_CHUNK, TABLES};
 
 /// The outcome of a state change.
 struct Transitioned {
@@ -104,16 +79,6 @@ pub struct Backend {
     damaged: Damaged<u64>,
 }
 
-/// The store's layout version, in `meta`. Opening a store of a later version is refused (a
-/// downgrade would misread it); an earlier one is upgraded at open.
-/// Version 2: payloads in segment files, not in the engine. Version 3: records carry their
-/// own version (`caravan_common::store::record`; those written before read as version 0), and
-/// dedup keys are id then sender, as every message key (rewritten at open).
-pub const FORMAT_VERSION: u64 = 3;
-const FORMAT_KEY: &[u8] = b"format_version";
-const EPOCH: &[u8] = b"epoch";
-const REGISTRY_FLOOR: &[u8] = b"registry_version_floor";
-
 /// A fresh epoch: a UUIDv7, unique and ordered by time.
 fn new_epoch() -> String {
     MessageId::generate().to_string()
@@ -121,33 +86,6 @@ fn new_epoch() -> String {
 
 fn corrupt(what: &'static str, detail: impl std::fmt::Display) -> StoreError {
     StoreError::corrupt(what, detail)
-}
-
-/// Payloads are stored in chunks of this size, so that no value is huge and a delivery can
-/// stream a document without loading it whole.
-pub const PAYLOAD_CHUNK: usize = 1024 * 1024;
-
-fn chunk_key(sequence: u64, index: u32) -> [u8; 12] {
-    let mut key = [0u8; 12];
-    key[..8].copy_from_slice(&sequence.to_be_bytes());
-    key[8..].copy_from_slice(&index.to_be_bytes());
-    key
-}
-
-/// The dedup index's key: the message key of both stores (id, then sender).
-fn dedup_key(sender: ParticipantId, id: MessageId) -> [u8; 18] {
-    message_key(id, sender)
-}
-
-/// A dedup key as stores before format 3 wrote it (sender, then id): the id and sender.
-fn old_dedup_key(key: &[u8]) -> Option<(MessageId, ParticipantId)> {
-    let sender = std::str::from_utf8(key.get(..2)?).ok()?.parse().ok()?;
-    let id = message_id(key.get(2..18)?.try_into().ok()?)?;
-    (key.len() == 18).then_some((id, sender))
-}
-
-fn queue_key(recipient: ParticipantId, sequence: u64) -> [u8; 10] {
-    participant_key(recipient, sequence)
 }
 
 /// Append a status event to `sender`'s stream of events.
@@ -158,24 +96,6 @@ fn append_event(
 ) -> Result<(), StoreError> {
     let cursor = NEXT_EVENT.take(tx)?;
     tx.insert(EVENTS, &queue_key(sender, cursor), &Record::encode(event))
-}
-
-fn node_key(level: u32, index: u64) -> [u8; 9] {
-    let mut key = [0u8; 9];
-    key[0] = level as u8;
-    key[1..].copy_from_slice(&index.to_be_bytes());
-    key
-}
-
-fn node_value(bytes: Option<Vec<u8>>, level: u32, index: u64) -> Result<merkle::Hash, StoreError> {
-    bytes
-        .and_then(|b| <merkle::Hash>::try_from(b.as_slice()).ok())
-        .ok_or_else(|| {
-            StoreError::corrupt(
-                "log node",
-                format!("node {index} at level {level} is missing"),
-            )
-        })
 }
 
 /// Append `entry` to the exchange log with the Merkle nodes it completes; returns its index
@@ -869,6 +789,11 @@ impl Backend {
                 ))
             })
             .collect()
+    }
+
+    /// Whether the hub holds the message `id` of `sender` (accepted before, in any state).
+    pub fn holds(&self, sender: ParticipantId, id: MessageId) -> Result<bool, StoreError> {
+        Ok(self.sequence_of(sender, id)?.is_some())
     }
 
     /// The status of a message sent by `sender`.

@@ -183,9 +183,6 @@ impl From<SendError> for Failure {
     fn from(e: SendError) -> Self {
         match e {
             SendError::Refused(r) => r.into(),
-            SendError::HubUnavailable(m) => {
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, "HUB_UNAVAILABLE", m)
-            }
             SendError::Store(e) => e.into(),
             SendError::Invalid(problems) => {
                 let message = problems

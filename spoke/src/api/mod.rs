@@ -1,11 +1,12 @@
 //! The spoke's interfaces to people and systems: the local control API ([`control`]), the
 //! national single window's API ([`nsw`]) and its webhook ([`webhook`]), the officers' console
-//! ([`console`]), metrics and health ([`metrics`]), and the answers they give ([`views`]).
+//! ([`console`], its login throttling in [`login_guard`]), metrics and health ([`metrics`]), and the answers they give ([`views`]).
 //!
 //! They hold [`Api`]: handles to the stages they call, never the stages' insides.
 
 pub mod console;
 pub mod control;
+pub mod login_guard;
 pub mod metrics;
 pub mod nsw;
 pub mod views;

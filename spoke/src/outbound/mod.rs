@@ -72,9 +72,6 @@ pub enum SendError {
     /// A rule was broken, found here or by the hub; nothing was accepted.
     #[error(transparent)]
     Refused(#[from] Refusal),
-    /// The hub could not be reached or failed; the document was not accepted.
-    #[error("hub unavailable: {0}")]
-    HubUnavailable(String),
     /// The spoke's store failed.
     #[error(transparent)]
     Store(#[from] StoreError),

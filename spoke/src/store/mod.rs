@@ -59,7 +59,7 @@ mod tables;
 #[cfg(test)]
 mod tests;
 
-pub use inbox::Arrivals;
+pub use inbox::{Arrivals, InboxPage, PageAt};
 pub use outbox::Queued;
 pub use records::{
     AnswerRecord, Decision, Evidence, InboxRecord, LogAlarm, LogHeadRecord, Note, RECORD_VERSION,

@@ -292,6 +292,60 @@ fn the_inbox_is_read_a_page_at_a_time() {
 }
 
 #[test]
+fn an_inbox_list_pages_both_ways_with_its_count() {
+    for engine in ENGINES {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SpokeStore::open(dir.path(), Some(engine), 4 << 20).unwrap();
+        // 600 documents: more than two chunks of the scan; every third from UZ (200).
+        for i in 0..600 {
+            let sender = if i % 3 == 0 { "UZ" } else { "KZ" };
+            store.inbox_insert(&record(sender), b"xyz").unwrap();
+        }
+        let uz = |r: &InboxRecord| r.sender.as_str() == "UZ";
+        let first = store.inbox_page(PageAt::Newest, 75, uz).unwrap();
+        assert_eq!((first.matching, first.newer), (200, 0), "{engine}");
+        assert_eq!(first.records.len(), 75);
+        assert!(first.records.iter().all(|(_, r)| uz(r)));
+        assert!(
+            first.records.windows(2).all(|w| w[0].0 > w[1].0),
+            "newest first"
+        );
+        assert_eq!(first.newer_from, None, "nothing newer than the first page");
+        let second = store
+            .inbox_page(PageAt::Before(first.older_from.unwrap()), 75, uz)
+            .unwrap();
+        assert_eq!((second.matching, second.newer), (200, 75));
+        assert_eq!(second.records.len(), 75);
+        assert!(second.records[0].0 < first.records[74].0);
+        let third = store
+            .inbox_page(PageAt::Before(second.older_from.unwrap()), 75, uz)
+            .unwrap();
+        assert_eq!((third.newer, third.records.len()), (150, 50));
+        assert_eq!(third.older_from, None, "the last page");
+        // Back: the previous page of the third is the second, exactly.
+        let back = store
+            .inbox_page(PageAt::After(third.newer_from.unwrap()), 75, uz)
+            .unwrap();
+        assert_eq!(back.records, second.records);
+        assert_eq!(back.newer, 75);
+        let back = store
+            .inbox_page(PageAt::After(back.newer_from.unwrap()), 75, uz)
+            .unwrap();
+        assert_eq!(back.records, first.records);
+        assert_eq!(back.newer_from, None);
+        // A cursor in the middle of the first page: the previous page is the newest page.
+        let near_top = store
+            .inbox_page(PageAt::After(first.records[10].0), 75, uz)
+            .unwrap();
+        assert_eq!(near_top.records, first.records);
+        // Nothing matches: an empty page, no links.
+        let none = store.inbox_page(PageAt::Newest, 75, |_| false).unwrap();
+        assert_eq!((none.matching, none.records.len()), (0, 0));
+        assert_eq!((none.older_from, none.newer_from), (None, None));
+    }
+}
+
+#[test]
 fn inbox_search_finds_goods_and_hs_codes_in_stored_summaries() {
     let dir = tempfile::tempdir().unwrap();
     let store = SpokeStore::open(dir.path(), None, 4 << 20).unwrap();

@@ -4,19 +4,30 @@
 use prost::Message;
 
 use caravan_common::{
+    MessageId, ParticipantId,
     check::{
         NEWEST, Report, check_floors, hex_key, newest, note_floors, read, read_both_ends, scan,
     },
     merkle,
     store::{
-        Engine, StoreError,
+        Engine, StoreError, Table,
+        keys::u64_value,
         record::Record,
         segments::{CHECK_BLOCK, Location},
     },
 };
 
-use super::*;
-use crate::store::records::{CertificateRecord, LogEntry, RegistryRecord, StatusEvent, TreeHead};
+use super::{
+    Backend,
+    tables::{
+        CERTIFICATES, DEDUP, EPOCH, EVENTS, FORMAT_KEY, FORMAT_VERSION, LOG, LOG_NODES, MESSAGES,
+        META, NEXT_EVENT, NEXT_LOG_INDEX, NEXT_SEQUENCE, PAYLOADS, QUEUE, REGISTRY, REGISTRY_FLOOR,
+        STATUS, TABLES, TREE_HEADS, chunk_key, dedup_key, node_key, node_value,
+    },
+};
+use crate::store::records::{
+    CertificateRecord, LogEntry, MessageRecord, RegistryRecord, StatusEvent, StatusRecord, TreeHead,
+};
 
 fn message_name(r: &MessageRecord, sequence: u64) -> String {
     format!(

@@ -45,10 +45,11 @@ impl Info {
                 .nsw
                 .as_ref()
                 .map(|n| format!("http://{}/api/v1/openapi.json", n.listen)),
-            console_url: file
-                .console
-                .as_ref()
-                .map(|c| format!("http://{}/console", c.listen)),
+            // Where officers reach it: its public address, if configured.
+            console_url: file.console.as_ref().map(|c| match &c.public_url {
+                Some(url) => format!("{}/console", url.trim_end_matches('/')),
+                None => format!("http://{}/console", c.listen),
+            }),
             metrics_url: file
                 .metrics_listen
                 .as_ref()

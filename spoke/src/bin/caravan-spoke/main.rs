@@ -102,7 +102,6 @@ impl From<ClientError> for Failure {
     fn from(e: ClientError) -> Self {
         let code = match &e {
             ClientError::NotRunning { .. } => EX_UNAVAILABLE,
-            ClientError::Api(error, _) if error.code == "HUB_UNAVAILABLE" => EX_UNAVAILABLE,
             _ => 1,
         };
         Failure(code, e.to_string())
