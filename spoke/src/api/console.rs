@@ -16,7 +16,7 @@
 //!
 //! The pages are `maud` templates: every value that comes from a document, the store or the
 //! request (numbers, party names, fields, the XML, the filters typed in) is escaped when the
-//! page is built, and only the stylesheet and the QR code's SVG are spliced in as they are.
+//! page is built, and only the QR code's SVG is spliced in as it is.
 //! Cookies are read from `Cookie` and written into `Set-Cookie` with the `cookie` crate.
 //!
 //! Every word the console shows an officer comes from the catalogues of [`crate::i18n`], in the
@@ -568,8 +568,20 @@ async fn login(
             &lang.f("login.user_too_long", &[("max", &MAX_USER_BYTES)]),
         );
     }
-    let officer = match c.check_login(lang, &form.user, &form.password, client) {
-        Ok(officer) => officer,
+    // argon2 costs milliseconds of CPU: off the async threads, so that a burst of logins does
+    // not stall the console's other pages (nor the spoke's other listeners).
+    let checked = {
+        let (console, user, password) = (c.clone(), form.user.clone(), form.password.clone());
+        tokio::task::spawn_blocking(move || {
+            console
+                .check_login(lang, &user, &password, client)
+                .map(|officer| officer.language)
+        })
+        .await
+        .unwrap_or_else(|_| Err(lang.t("login.unchecked").to_owned()))
+    };
+    let language = match checked {
+        Ok(language) => language,
         Err(message) => {
             warn!(user = ?form.user, %client, "failed officer login");
             return refused(StatusCode::UNAUTHORIZED, &message);
@@ -580,7 +592,7 @@ async fn login(
         user: form.user.clone(),
         csrf: random_token(),
         // The account's language if it has one, else the one the login page was shown in.
-        lang: officer.language.unwrap_or(lang),
+        lang: language.unwrap_or(lang),
         expires: Instant::now() + SESSION_LIFE,
     };
     c.sessions().insert(id.clone(), session);
