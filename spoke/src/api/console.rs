@@ -1277,6 +1277,17 @@ fn party_cell(lang: Lang, party: &document::Party) -> Markup {
     }
 }
 
+/// A value of a numeric code list (UNTDID 1001, 1373) decoded; a value in words (a UBL
+/// certificate of origin's "Non-preferential", "ORIGINAL") is the document's own and shown as
+/// written, not marked as an unknown code.
+fn numeric_code(lang: Lang, list: List, value: &str) -> Markup {
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        code_value(lang, list, value)
+    } else {
+        html! { (value) }
+    }
+}
+
 /// A measure as the officer reads it: the number grouped, the unit's symbol or name.
 fn measure(lang: Lang, m: &Option<document::Measure>) -> String {
     m.as_ref()
@@ -1312,10 +1323,10 @@ fn summary_block(lang: Lang, id: MessageId, c: &document::Content) -> Markup {
                     tr { th { (lang.t("summary.number")) } td { (n) } }
                 }
                 @if let Some(t) = &c.type_code {
-                    tr { th { (lang.t("summary.kind")) } td { (code_value(lang, List::DocumentName, t)) } }
+                    tr { th { (lang.t("summary.kind")) } td { (numeric_code(lang, List::DocumentName, t)) } }
                 }
                 @if let Some(s) = &c.status_code {
-                    tr { th { (lang.t("summary.status")) } td { (code_value(lang, List::DocumentStatus, s)) } }
+                    tr { th { (lang.t("summary.status")) } td { (numeric_code(lang, List::DocumentStatus, s)) } }
                 }
                 @if let Some(d) = &c.issue_date {
                     tr { th { (lang.t("summary.issued")) } td { (d) } }
@@ -1768,6 +1779,12 @@ mod tests {
         let content = document::content(eco).unwrap();
         let id = MessageId::generate();
         let ru = summary_block(Lang::from_tag("ru").unwrap(), id, &content).into_string();
+        // The e-CO's kind and status are words of its own, shown as written.
+        assert!(
+            ru.contains("<th>Вид документа</th><td>Non-preferential</td>")
+                && ru.contains("<th>Статус</th><td>ORIGINAL</td>"),
+            "{ru}"
+        );
         for expected in [
             "<h2>Сводка</h2>",
             "<th>Номер</th><td>KZ-CO-2026-000123</td>",
