@@ -111,6 +111,9 @@ pub struct SpokeFile {
     /// How a document handed to `send` must arrive (NSW API and control API).
     #[serde(default)]
     pub upload: UploadFile,
+    /// The content checks' limits (clock skew, age per document type).
+    #[serde(default)]
+    pub checks: CheckRules,
 }
 
 /// The officers' web console as written.
@@ -350,6 +353,92 @@ impl Default for UploadRules {
     }
 }
 
+/// The content checks' limits: the `[checks]` table of the spoke's config (see
+/// [`crate::checks`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckRules {
+    /// How far ahead of this spoke's clock a document's issue date may be, in seconds.
+    #[serde(default = "default_check_skew")]
+    pub clock_skew_secs: u64,
+    /// An e-Phyto issued more days ago than this gets a WARN.
+    #[serde(default = "default_age_phyto")]
+    pub max_age_days_phytosanitary: u64,
+    /// A certificate of origin issued more days ago than this gets a WARN.
+    #[serde(default = "default_age_co")]
+    pub max_age_days_certificate_of_origin: u64,
+    /// An invoice issued more days ago than this gets a WARN.
+    #[serde(default = "default_age_invoice")]
+    pub max_age_days_invoice: u64,
+}
+
+/// Default `checks.clock_skew_secs`.
+pub const DEFAULT_CHECK_SKEW_SECS: u64 = 300;
+/// Default `checks.max_age_days_phytosanitary`.
+pub const DEFAULT_MAX_AGE_DAYS_PHYTOSANITARY: u64 = 90;
+/// Default `checks.max_age_days_certificate_of_origin`.
+pub const DEFAULT_MAX_AGE_DAYS_CERTIFICATE_OF_ORIGIN: u64 = 365;
+/// Default `checks.max_age_days_invoice`.
+pub const DEFAULT_MAX_AGE_DAYS_INVOICE: u64 = 365;
+
+fn default_check_skew() -> u64 {
+    DEFAULT_CHECK_SKEW_SECS
+}
+fn default_age_phyto() -> u64 {
+    DEFAULT_MAX_AGE_DAYS_PHYTOSANITARY
+}
+fn default_age_co() -> u64 {
+    DEFAULT_MAX_AGE_DAYS_CERTIFICATE_OF_ORIGIN
+}
+fn default_age_invoice() -> u64 {
+    DEFAULT_MAX_AGE_DAYS_INVOICE
+}
+
+impl Default for CheckRules {
+    fn default() -> Self {
+        Self {
+            clock_skew_secs: DEFAULT_CHECK_SKEW_SECS,
+            max_age_days_phytosanitary: DEFAULT_MAX_AGE_DAYS_PHYTOSANITARY,
+            max_age_days_certificate_of_origin: DEFAULT_MAX_AGE_DAYS_CERTIFICATE_OF_ORIGIN,
+            max_age_days_invoice: DEFAULT_MAX_AGE_DAYS_INVOICE,
+        }
+    }
+}
+
+impl CheckRules {
+    /// The age beyond which a document of type `t` gets a WARN, in days.
+    pub fn max_age_days(&self, t: caravan_common::DocumentType) -> u64 {
+        use caravan_common::DocumentType::*;
+        match t {
+            Phytosanitary => self.max_age_days_phytosanitary,
+            CertificateOfOrigin => self.max_age_days_certificate_of_origin,
+            Invoice => self.max_age_days_invoice,
+        }
+    }
+
+    /// Every problem recorded under `checks.<field>`.
+    pub fn check(&self, problems: &mut Problems) {
+        if self.clock_skew_secs > 86_400 {
+            problems.push("checks.clock_skew_secs: must be at most 86400 seconds (a day)");
+        }
+        for (name, days) in [
+            (
+                "max_age_days_phytosanitary",
+                self.max_age_days_phytosanitary,
+            ),
+            (
+                "max_age_days_certificate_of_origin",
+                self.max_age_days_certificate_of_origin,
+            ),
+            ("max_age_days_invoice", self.max_age_days_invoice),
+        ] {
+            if !(1..=36_500).contains(&days) {
+                problems.push(format!("checks.{name}: must be between 1 and 36500 days"));
+            }
+        }
+    }
+}
+
 /// Just enough of the config to reach a running spoke: the CLI's view.
 pub struct ControlConfig {
     pub participant: String,
@@ -401,6 +490,8 @@ pub struct Config {
     pub net: Limits,
     /// See [`SpokeFile::upload`].
     pub upload: UploadRules,
+    /// See [`SpokeFile::checks`].
+    pub checks: CheckRules,
 }
 
 impl Config {
@@ -456,6 +547,7 @@ impl Config {
             .map(|a| problems.check("metrics_listen", a.parse::<std::net::SocketAddr>()));
         let net = file.net.check(&mut problems);
         let upload = file.upload.check(&mut problems);
+        file.checks.check(&mut problems);
         let data_dir = resolve(path, &file.data_dir);
         let control_socket = control_socket(path, &file, &data_dir);
         problems.finish(path, || Config {
@@ -475,6 +567,7 @@ impl Config {
             metrics_listen: metrics_listen.flatten(),
             net: net.expect("checked"),
             upload,
+            checks: file.checks,
         })
     }
 }

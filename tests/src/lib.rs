@@ -817,6 +817,7 @@ impl Net {
             console,
             net: self.spoke_net.clone(),
             upload: self.spoke_upload.clone(),
+            checks: Default::default(),
         };
         if let Some(engine) = self.store_engine {
             file.store_engine = Some(engine.parse().expect("a store engine"));

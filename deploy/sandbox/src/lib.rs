@@ -194,6 +194,7 @@ pub fn create(dir: &Path, spokes: &[ParticipantId], engine: EngineKind) -> anyho
             }),
             net: Default::default(),
             upload: Default::default(),
+            checks: Default::default(),
             tls: TlsFiles {
                 ca_cert: "tls/ca.pem".into(),
                 cert: "tls/client.pem".into(),
