@@ -656,23 +656,9 @@ const INBOX_PAGE: usize = 100;
 
 impl Filters {
     fn keep(&self, r: &InboxRecord) -> bool {
-        let q = self.q.trim().to_lowercase();
-        let parties = r
-            .summary
-            .as_ref()
-            .map(|s| s.parties.as_slice())
-            .unwrap_or_default();
-        let text_match = q.is_empty()
-            || r.document_id
-                .as_deref()
-                .unwrap_or_default()
-                .to_lowercase()
-                .contains(&q)
-            || r.sender.as_str().to_lowercase() == q
-            || parties.iter().any(|p| p.to_lowercase().contains(&q));
         let received = r.received_at.to_string();
         let date = received.get(..10).unwrap_or(&received);
-        text_match
+        r.matches_text(&self.q)
             && (self.document_type.trim().is_empty()
                 || r.document_type
                     .is_some_and(|t| t.as_str().eq_ignore_ascii_case(self.document_type.trim())))
