@@ -18,6 +18,7 @@
 #[cfg(feature = "store")]
 pub mod check;
 pub mod config;
+pub mod country;
 pub mod document;
 pub mod envelope;
 pub mod fd;
@@ -42,6 +43,7 @@ pub mod trust;
 #[cfg(feature = "store")]
 pub use store::segments;
 
+pub use country::CountryCode;
 pub use document::DocumentType;
 pub use ids::{KeyId, MessageId, ParticipantId};
 pub use refusal::{Refusal, RefusalCode};

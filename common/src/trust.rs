@@ -1,12 +1,16 @@
 //! The participants, keys and corridors a verifier trusts, and the rules that judge them.
 //!
 //! A [`TrustSet`] is what a verified trust list says. The hub builds its own from the list it
-//! signs, and spokes from the list they receive, so both judge by the same rules.
+//! signs, and spokes from the list they receive, so both judge by the same rules. Besides keys
+//! and corridors, it says for each participant which country it stands for and which issuing
+//! authorities (plant-health service, chamber of commerce, ...) it signs documents for: what a
+//! document *says* about its issuer can then be held against who signed and sent it.
 
 use std::collections::{BTreeMap, HashMap};
 
 use crate::{
-    DocumentType, KeyId, ParticipantId, Refusal, RefusalCode, Timestamp, signing::PublicKey,
+    CountryCode, DocumentType, KeyId, ParticipantId, Refusal, RefusalCode, Timestamp,
+    signing::PublicKey,
 };
 
 /// Whether a participant may exchange documents.
@@ -25,6 +29,177 @@ pub struct Participant {
     pub name: String,
     pub contact: String,
     pub status: ParticipantStatus,
+    /// The country it stands for; `None` until an operator records it (and in lists from
+    /// before countries).
+    pub country: Option<CountryCode>,
+    /// The authorities whose documents it signs and sends, in the order they were recorded.
+    pub issuing_authorities: Vec<IssuingAuthority>,
+}
+
+impl Participant {
+    /// The issuing authority recorded under `name`, compared as [`IssuingAuthority::is_named`]
+    /// does.
+    pub fn authority_named(&self, name: &str) -> Option<&IssuingAuthority> {
+        self.issuing_authorities.iter().find(|a| a.is_named(name))
+    }
+
+    /// The issuing authority that carries the identifier `scheme`/`value`, compared as
+    /// [`IssuingAuthority::has_identifier`] does.
+    pub fn authority_identified(&self, scheme: &str, value: &str) -> Option<&IssuingAuthority> {
+        self.issuing_authorities
+            .iter()
+            .find(|a| a.has_identifier(scheme, value))
+    }
+}
+
+/// Longest name of an issuing authority, in characters.
+pub const MAX_AUTHORITY_NAME_CHARS: usize = 200;
+/// Most identifiers one issuing authority carries.
+pub const MAX_AUTHORITY_IDENTIFIERS: usize = 8;
+/// Longest identifier scheme, in characters.
+pub const MAX_IDENTIFIER_SCHEME_CHARS: usize = 32;
+/// Longest identifier value, in characters.
+pub const MAX_IDENTIFIER_VALUE_CHARS: usize = 100;
+/// Most issuing authorities one participant records.
+pub const MAX_AUTHORITIES_PER_PARTICIPANT: usize = 64;
+
+/// An authority whose documents a participant signs: the plant-health service that issues its
+/// e-Phyto, the chamber of commerce that issues its certificates of origin. Documents name
+/// their issuer by name, and sometimes by an identifier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuingAuthority {
+    /// As documents give it, e.g. "Committee of State Inspection in the Agro-Industrial
+    /// Complex"; spaces collapsed, no control characters.
+    pub name: String,
+    /// Identifiers documents may give instead of, or beside, the name.
+    pub identifiers: Vec<AuthorityIdentifier>,
+}
+
+/// An identifier of an issuing authority in some scheme: an IPPC or UN/LOCODE-like code, a
+/// registration number (scheme `kz-bin`, value `123456789012`), a GLN (`gln`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorityIdentifier {
+    /// Lowercase letters, digits, `.`, `_`, `-`, `:`; at most 32 characters.
+    pub scheme: String,
+    /// As documents give it; no control characters, at most 100 characters.
+    pub value: String,
+}
+
+/// Why an issuing authority cannot be recorded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthorityError {
+    #[error("an issuing authority needs a name, as its documents give it")]
+    EmptyName,
+    #[error(
+        "the issuing authority's name is {chars} characters long; at most {MAX_AUTHORITY_NAME_CHARS}"
+    )]
+    NameTooLong { chars: usize },
+    #[error("the issuing authority's {0} contains a control character")]
+    ControlCharacter(&'static str),
+    #[error(
+        "identifier scheme {0:?} must be 1 to {MAX_IDENTIFIER_SCHEME_CHARS} characters of a-z, 0-9, '.', '_', '-', ':'"
+    )]
+    BadScheme(String),
+    #[error(
+        "identifier value of scheme {scheme} must be 1 to {MAX_IDENTIFIER_VALUE_CHARS} characters"
+    )]
+    BadValue { scheme: String },
+    #[error("an issuing authority carries at most {MAX_AUTHORITY_IDENTIFIERS} identifiers")]
+    TooManyIdentifiers,
+    #[error("identifier {scheme}={value} is given twice")]
+    DuplicateIdentifier { scheme: String, value: String },
+}
+
+/// `text` as an error may quote it: at most 40 characters, then an ellipsis.
+pub fn shortened(text: &str) -> String {
+    match text.char_indices().nth(40) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
+}
+
+/// `text` with its spaces trimmed and every run of white space made one space.
+fn collapse_spaces(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+impl AuthorityIdentifier {
+    /// Check and normalise an identifier: the scheme lowercased, the value trimmed.
+    pub fn new(scheme: &str, value: &str) -> Result<Self, AuthorityError> {
+        let scheme = scheme.trim().to_ascii_lowercase();
+        let scheme_ok = (1..=MAX_IDENTIFIER_SCHEME_CHARS).contains(&scheme.len())
+            && scheme
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b".-_:".contains(&b));
+        if !scheme_ok {
+            return Err(AuthorityError::BadScheme(shortened(&scheme)));
+        }
+        let value = value.trim();
+        if value.chars().any(char::is_control) {
+            return Err(AuthorityError::ControlCharacter("identifier value"));
+        }
+        if !(1..=MAX_IDENTIFIER_VALUE_CHARS).contains(&value.chars().count()) {
+            return Err(AuthorityError::BadValue { scheme });
+        }
+        Ok(Self {
+            scheme,
+            value: value.to_owned(),
+        })
+    }
+}
+
+impl IssuingAuthority {
+    /// Check and normalise an authority as an operator records it: the name's spaces
+    /// collapsed, within the limits, identifiers each checked and none twice.
+    pub fn new(
+        name: &str,
+        identifiers: impl IntoIterator<Item = AuthorityIdentifier>,
+    ) -> Result<Self, AuthorityError> {
+        if name.chars().any(|c| c.is_control() && !c.is_whitespace()) {
+            return Err(AuthorityError::ControlCharacter("name"));
+        }
+        let name = collapse_spaces(name);
+        if name.is_empty() {
+            return Err(AuthorityError::EmptyName);
+        }
+        let chars = name.chars().count();
+        if chars > MAX_AUTHORITY_NAME_CHARS {
+            return Err(AuthorityError::NameTooLong { chars });
+        }
+        let mut checked: Vec<AuthorityIdentifier> = Vec::new();
+        for id in identifiers {
+            if checked.iter().any(|c| c == &id) {
+                return Err(AuthorityError::DuplicateIdentifier {
+                    scheme: id.scheme,
+                    value: id.value,
+                });
+            }
+            checked.push(id);
+        }
+        if checked.len() > MAX_AUTHORITY_IDENTIFIERS {
+            return Err(AuthorityError::TooManyIdentifiers);
+        }
+        Ok(Self {
+            name,
+            identifiers: checked,
+        })
+    }
+
+    /// Whether `name` names this authority: the same words, whatever the case and spacing
+    /// ("STATE  Plant Quarantine service" names "State Plant Quarantine Service").
+    pub fn is_named(&self, name: &str) -> bool {
+        let fold = |t: &str| collapse_spaces(t).to_lowercase();
+        fold(name) == fold(&self.name)
+    }
+
+    /// Whether the authority carries identifier `value` in `scheme` (the scheme compared
+    /// without regard to case, the value exactly once trimmed).
+    pub fn has_identifier(&self, scheme: &str, value: &str) -> bool {
+        let (scheme, value) = (scheme.trim(), value.trim());
+        self.identifiers
+            .iter()
+            .any(|i| i.scheme.eq_ignore_ascii_case(scheme) && i.value == value)
+    }
 }
 
 /// Why and when a key was revoked.
@@ -366,6 +541,8 @@ mod tests {
             name: id.into(),
             contact: String::new(),
             status,
+            country: None,
+            issuing_authorities: Vec::new(),
         }
     }
 
@@ -497,6 +674,103 @@ mod tests {
     }
 
     #[test]
+    fn authorities_are_checked_normalised_and_found_by_name_or_identifier() {
+        let ippc = AuthorityIdentifier::new(" IPPC ", " KZ-NPPO ").unwrap();
+        assert_eq!(
+            (ippc.scheme.as_str(), ippc.value.as_str()),
+            ("ippc", "KZ-NPPO")
+        );
+        let authority = IssuingAuthority::new(
+            "  Committee of State Inspection\tin the  Agro-Industrial Complex ",
+            [
+                ippc.clone(),
+                AuthorityIdentifier::new("kz-bin", "123456789012").unwrap(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            authority.name,
+            "Committee of State Inspection in the Agro-Industrial Complex"
+        );
+        let mut kz = participant("KZ", ParticipantStatus::Active);
+        kz.issuing_authorities.push(authority.clone());
+        assert_eq!(
+            kz.authority_named("committee of state inspection IN THE agro-industrial complex"),
+            Some(&authority)
+        );
+        assert_eq!(kz.authority_named("Committee of State Inspection"), None);
+        assert_eq!(kz.authority_identified("IPPC", "KZ-NPPO"), Some(&authority));
+        assert_eq!(kz.authority_identified("ippc", "kz-nppo"), None);
+        assert_eq!(kz.authority_identified("gln", "KZ-NPPO"), None);
+
+        // Each rule, with its own error.
+        assert_eq!(
+            IssuingAuthority::new(" \n ", []),
+            Err(AuthorityError::EmptyName)
+        );
+        let long = "x".repeat(MAX_AUTHORITY_NAME_CHARS + 1);
+        assert_eq!(
+            IssuingAuthority::new(&long, []),
+            Err(AuthorityError::NameTooLong {
+                chars: MAX_AUTHORITY_NAME_CHARS + 1
+            })
+        );
+        // The limit counts characters, not bytes: 200 Cyrillic letters pass.
+        assert!(IssuingAuthority::new(&"Ж".repeat(MAX_AUTHORITY_NAME_CHARS), []).is_ok());
+        assert_eq!(
+            IssuingAuthority::new("Bad\u{7}name", []),
+            Err(AuthorityError::ControlCharacter("name"))
+        );
+        assert_eq!(
+            IssuingAuthority::new("Twice", [ippc.clone(), ippc.clone()]),
+            Err(AuthorityError::DuplicateIdentifier {
+                scheme: "ippc".into(),
+                value: "KZ-NPPO".into()
+            })
+        );
+        let many: Vec<_> = (0..=MAX_AUTHORITY_IDENTIFIERS)
+            .map(|n| AuthorityIdentifier::new("gln", &n.to_string()).unwrap())
+            .collect();
+        assert_eq!(
+            IssuingAuthority::new("Many", many),
+            Err(AuthorityError::TooManyIdentifiers)
+        );
+        let quoted = AuthorityIdentifier::new(&"s".repeat(10_000), "1").unwrap_err();
+        assert_eq!(
+            quoted,
+            AuthorityError::BadScheme(format!("{}…", "s".repeat(40)))
+        );
+        for bad in [
+            "",
+            "has space",
+            "é",
+            &"s".repeat(MAX_IDENTIFIER_SCHEME_CHARS + 1),
+            "a=b",
+        ] {
+            assert!(
+                matches!(
+                    AuthorityIdentifier::new(bad, "1"),
+                    Err(AuthorityError::BadScheme(_))
+                ),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            AuthorityIdentifier::new("gln", "  "),
+            Err(AuthorityError::BadValue {
+                scheme: "gln".into()
+            })
+        );
+        assert!(
+            AuthorityIdentifier::new("gln", &"1".repeat(MAX_IDENTIFIER_VALUE_CHARS + 1)).is_err()
+        );
+        assert_eq!(
+            AuthorityIdentifier::new("gln", "12\u{0}3"),
+            Err(AuthorityError::ControlCharacter("identifier value"))
+        );
+    }
+
+    #[test]
     fn freshness() {
         let info = ListInfo {
             version: 1,
@@ -534,6 +808,25 @@ pub mod view {
         pub name: String,
         pub status: String,
         pub contact: String,
+        /// ISO 3166-1 alpha-2 code of the country it stands for; `null` when not recorded.
+        #[serde(default)]
+        pub country: Option<String>,
+        /// The authorities whose documents it signs.
+        #[serde(default)]
+        pub issuing_authorities: Vec<AuthorityView>,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct AuthorityView {
+        pub name: String,
+        #[serde(default)]
+        pub identifiers: Vec<IdentifierView>,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct IdentifierView {
+        pub scheme: String,
+        pub value: String,
     }
 
     #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -584,6 +877,22 @@ pub mod view {
                     }
                     .into(),
                     contact: p.contact.clone(),
+                    country: p.country.map(|c| c.to_string()),
+                    issuing_authorities: p
+                        .issuing_authorities
+                        .iter()
+                        .map(|a| AuthorityView {
+                            name: a.name.clone(),
+                            identifiers: a
+                                .identifiers
+                                .iter()
+                                .map(|i| IdentifierView {
+                                    scheme: i.scheme.clone(),
+                                    value: i.value.clone(),
+                                })
+                                .collect(),
+                        })
+                        .collect(),
                 })
                 .collect(),
             keys: set

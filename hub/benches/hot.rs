@@ -45,6 +45,8 @@ fn trust(key: &SigningKey) -> TrustSet {
         name: id.into(),
         contact: String::new(),
         status: ParticipantStatus::Active,
+        country: None,
+        issuing_authorities: Vec::new(),
     };
     TrustSet::new(
         Default::default(),

@@ -1,4 +1,5 @@
-//! The Admin gRPC service: operators manage participants, keys, corridors and certificates.
+//! The Admin gRPC service: operators manage participants (with their country and issuing
+//! authorities), keys, corridors and certificates.
 //! Only a certificate with the operator role may call it. Each change goes through
 //! [`Registry::change`]: validated, published as a new trust-list version, and logged with the
 //! operator's name.
@@ -9,9 +10,11 @@ use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
 use caravan_common::{
-    DocumentType, KeyId, ParticipantId, Refusal, RefusalCode, Timestamp, signing::PublicKey,
+    CountryCode, DocumentType, KeyId, ParticipantId, Refusal, RefusalCode, Timestamp,
+    signing::PublicKey,
+    trust::{AuthorityIdentifier, IssuingAuthority, MAX_AUTHORITIES_PER_PARTICIPANT},
 };
-use caravan_proto::v1;
+use caravan_proto::{trust_list, v1};
 
 use crate::{
     error::HubError,
@@ -46,6 +49,98 @@ fn participant_id(text: &str) -> Result<ParticipantId, Refusal> {
 fn document_type(text: &str) -> Result<DocumentType, Refusal> {
     text.parse()
         .map_err(|e| refused(RefusalCode::MalformedRequest, format!("{e}")))
+}
+
+/// A country as the registry records it: an officially assigned ISO 3166-1 alpha-2 code.
+fn country_code(text: &str) -> Result<CountryCode, Refusal> {
+    CountryCode::assigned(text).map_err(|e| refused(RefusalCode::MalformedRequest, e.to_string()))
+}
+
+/// An issuing authority from a request, checked and normalised.
+fn issuing_authority(wire: Option<&v1::IssuingAuthority>) -> Result<IssuingAuthority, Refusal> {
+    let wire = wire.ok_or_else(|| {
+        refused(
+            RefusalCode::MalformedRequest,
+            "the request names no issuing authority",
+        )
+    })?;
+    let malformed = |e: caravan_common::trust::AuthorityError| {
+        refused(RefusalCode::MalformedRequest, e.to_string())
+    };
+    let identifiers = wire
+        .identifiers
+        .iter()
+        .map(|i| AuthorityIdentifier::new(&i.scheme, &i.value))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(malformed)?;
+    IssuingAuthority::new(&wire.name, identifiers).map_err(malformed)
+}
+
+/// Record `authority` for `id`: refused if the participant records one of that name already,
+/// has as many as it may, or if another authority anywhere carries one of its identifiers.
+fn add_authority(
+    list: &mut v1::TrustList,
+    id: ParticipantId,
+    authority: &IssuingAuthority,
+) -> Result<(), Refusal> {
+    registered(list, id)?;
+    for p in &list.participants {
+        for other in p
+            .issuing_authorities
+            .iter()
+            .map(trust_list::authority_from_wire)
+        {
+            if p.id == id.as_str() && other.is_named(&authority.name) {
+                return Err(refused(
+                    RefusalCode::AlreadyRegistered,
+                    format!(
+                        "participant {id} records issuing authority \"{}\" already",
+                        other.name
+                    ),
+                ));
+            }
+            if let Some(i) = authority
+                .identifiers
+                .iter()
+                .find(|i| other.has_identifier(&i.scheme, &i.value))
+            {
+                return Err(refused(
+                    RefusalCode::AlreadyRegistered,
+                    format!(
+                        "identifier {}={} is recorded already, for \"{}\" of {}",
+                        i.scheme, i.value, other.name, p.id
+                    ),
+                ));
+            }
+        }
+    }
+    let participant = registered(list, id)?;
+    if participant.issuing_authorities.len() >= MAX_AUTHORITIES_PER_PARTICIPANT {
+        return Err(refused(
+            RefusalCode::MalformedRequest,
+            format!(
+                "participant {id} records {MAX_AUTHORITIES_PER_PARTICIPANT} issuing authorities, the most it may; remove one first"
+            ),
+        ));
+    }
+    participant
+        .issuing_authorities
+        .push(trust_list::authority_to_wire(authority));
+    Ok(())
+}
+
+/// What a change's log entry says of an authority: its name and identifiers.
+fn describe(authority: &IssuingAuthority) -> String {
+    let ids: Vec<String> = authority
+        .identifiers
+        .iter()
+        .map(|i| format!("{}={}", i.scheme, i.value))
+        .collect();
+    if ids.is_empty() {
+        format!("\"{}\"", authority.name)
+    } else {
+        format!("\"{}\" ({})", authority.name, ids.join(", "))
+    }
 }
 
 fn registered(
@@ -187,7 +282,10 @@ impl v1::admin_server::Admin for AdminService {
     ) -> Result<Response<v1::AdminResponse>, Status> {
         let peer = identity::peer(&request);
         let r = request.into_inner();
-        let detail = format!("participant {} ({}) added", r.id, r.name);
+        let mut detail = format!("participant {} ({}) added", r.id, r.name);
+        if !r.country.is_empty() {
+            detail.push_str(&format!(", country {}", r.country));
+        }
         self.apply("add_participant", peer, detail, move |list, _| {
             let id = participant_id(&r.id)?;
             if r.name.trim().is_empty() {
@@ -196,6 +294,10 @@ impl v1::admin_server::Admin for AdminService {
                     "a participant needs a name",
                 ));
             }
+            let country = match r.country.as_str() {
+                "" => String::new(),
+                code => country_code(code)?.to_string(),
+            };
             if list.participants.iter().any(|p| p.id == id.as_str()) {
                 return Err(refused(
                     RefusalCode::AlreadyRegistered,
@@ -207,7 +309,102 @@ impl v1::admin_server::Admin for AdminService {
                 name: r.name.trim().to_owned(),
                 status: v1::ParticipantStatus::Active as i32,
                 contact: r.contact,
+                country,
+                issuing_authorities: Vec::new(),
             });
+            Ok(())
+        })
+        .await
+    }
+
+    async fn set_participant_country(
+        &self,
+        request: Request<v1::SetParticipantCountryRequest>,
+    ) -> Result<Response<v1::AdminResponse>, Status> {
+        let peer = identity::peer(&request);
+        let r = request.into_inner();
+        let detail = format!("participant {} country set to {}", r.id, r.country);
+        self.apply("set_participant_country", peer, detail, move |list, _| {
+            let id = participant_id(&r.id)?;
+            let country = country_code(&r.country)?;
+            let participant = registered(list, id)?;
+            if participant.country == country.as_str() {
+                return Err(refused(
+                    RefusalCode::AlreadyRegistered,
+                    format!("participant {id} records country {country} already"),
+                ));
+            }
+            participant.country = country.to_string();
+            Ok(())
+        })
+        .await
+    }
+
+    async fn add_issuing_authority(
+        &self,
+        request: Request<v1::AddIssuingAuthorityRequest>,
+    ) -> Result<Response<v1::AdminResponse>, Status> {
+        let peer = identity::peer(&request);
+        let r = request.into_inner();
+        // Checked before the change, so that its log entry names the authority as recorded;
+        // a refusal here is answered like one inside the change.
+        let authority = issuing_authority(r.authority.as_ref());
+        let detail = match &authority {
+            Ok(a) => format!(
+                "issuing authority {} added for participant {}",
+                describe(a),
+                r.participant
+            ),
+            Err(_) => String::new(),
+        };
+        self.apply("add_issuing_authority", peer, detail, move |list, _| {
+            let id = participant_id(&r.participant)?;
+            add_authority(list, id, &authority?)
+        })
+        .await
+    }
+
+    async fn remove_issuing_authority(
+        &self,
+        request: Request<v1::RemoveIssuingAuthorityRequest>,
+    ) -> Result<Response<v1::AdminResponse>, Status> {
+        let peer = identity::peer(&request);
+        let r = request.into_inner();
+        let probe = IssuingAuthority {
+            name: r.name.clone(),
+            identifiers: Vec::new(),
+        };
+        // The log entry names the authority as recorded (the change itself finds it again
+        // under the registry's writer lock).
+        let recorded = participant_id(&r.participant)
+            .ok()
+            .and_then(|id| {
+                let snapshot = self.registry.snapshot();
+                let p = snapshot.trust.participant(id)?;
+                Some(p.authority_named(&r.name)?.name.clone())
+            })
+            .unwrap_or_else(|| r.name.split_whitespace().collect::<Vec<_>>().join(" "));
+        let detail = format!(
+            "issuing authority \"{recorded}\" removed from participant {}",
+            r.participant
+        );
+        self.apply("remove_issuing_authority", peer, detail, move |list, _| {
+            let id = participant_id(&r.participant)?;
+            let participant = registered(list, id)?;
+            let at = participant
+                .issuing_authorities
+                .iter()
+                .position(|a| probe.is_named(&a.name))
+                .ok_or_else(|| {
+                    refused(
+                        RefusalCode::NotRegistered,
+                        format!(
+                            "participant {id} records no issuing authority named \"{}\"",
+                            caravan_common::trust::shortened(r.name.trim())
+                        ),
+                    )
+                })?;
+            participant.issuing_authorities.remove(at);
             Ok(())
         })
         .await

@@ -77,6 +77,10 @@ pub struct ParticipantRow {
     pub id: String,
     pub name: String,
     pub status: String,
+    /// The country it stands for (ISO 3166-1 alpha-2), if recorded.
+    pub country: Option<String>,
+    /// The authorities whose documents it signs.
+    pub issuing_authorities: Vec<view::AuthorityView>,
     /// A delivery stream is open now.
     pub online: bool,
     /// Documents waiting for it at the hub.
@@ -147,6 +151,8 @@ async fn gather(observed: &Observed, visitor: &Visitor) -> Result<Dashboard, Ref
             id: p.id.clone(),
             name: p.name.clone(),
             status: p.status.to_owned(),
+            country: p.country.clone(),
+            issuing_authorities: p.issuing_authorities.clone(),
             online: online.iter().any(|o| o.as_str() == p.id),
             queued: queued(&p.id),
         })
@@ -268,11 +274,25 @@ fn render(d: &Dashboard) -> String {
                 }
                 h2 { "Participants" }
                 table id="participants" {
-                    tr { th { "Id" } th { "Name" } th { "Status" } th { "Online" } th { "Queued for it" } }
+                    tr { th { "Id" } th { "Name" } th { "Country" } th { "Issuing authorities" } th { "Status" } th { "Online" } th { "Queued for it" } }
                     @for p in &d.participants {
                         tr {
                             td { (p.id) }
                             td { (p.name) }
+                            td { (p.country.as_deref().unwrap_or("not recorded")) }
+                            td {
+                                @if p.issuing_authorities.is_empty() {
+                                    "none recorded"
+                                }
+                                @for a in &p.issuing_authorities {
+                                    div class="authority" {
+                                        (a.name)
+                                        @for i in &a.identifiers {
+                                            " · " code { (i.scheme) "=" (i.value) }
+                                        }
+                                    }
+                                }
+                            }
                             td { (p.status) }
                             td class=(if p.online { "on" } else { "off" }) {
                                 (if p.online { "online" } else { "offline" })
@@ -345,6 +365,14 @@ mod tests {
                 id: "KZ".into(),
                 name: "<b>Kazakhstan</b>".into(),
                 status: "active".into(),
+                country: Some("KZ".into()),
+                issuing_authorities: vec![view::AuthorityView {
+                    name: "Plant <Quarantine> Service".into(),
+                    identifiers: vec![view::IdentifierView {
+                        scheme: "ippc".into(),
+                        value: "KZ-NPPO".into(),
+                    }],
+                }],
                 online: true,
                 queued: 2,
             }],
@@ -377,6 +405,8 @@ mod tests {
             "1 / 1 (0, 0)",
             "p50 &gt; 1 h",
             "&lt;open&gt;",
+            "<td>KZ</td>",
+            "Plant &lt;Quarantine&gt; Service · <code>ippc=KZ-NPPO</code>",
         ] {
             assert!(page.contains(text), "{text} missing:\n{page}");
         }

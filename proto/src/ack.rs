@@ -120,6 +120,8 @@ mod tests {
                 name: "China".into(),
                 contact: String::new(),
                 status: ParticipantStatus::Active,
+                country: None,
+                issuing_authorities: Vec::new(),
             }],
             [SigningKeyEntry {
                 participant: "CN".parse().unwrap(),

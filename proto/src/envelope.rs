@@ -234,6 +234,8 @@ mod tests {
             name: id.into(),
             contact: String::new(),
             status: ParticipantStatus::Active,
+            country: None,
+            issuing_authorities: Vec::new(),
         };
         let trust = TrustSet::new(
             Default::default(),

@@ -2,11 +2,11 @@
 //! then check every entry) into a [`TrustSet`].
 
 use caravan_common::{
-    DocumentType, Refusal, RefusalCode, Timestamp,
+    CountryCode, DocumentType, Refusal, RefusalCode, Timestamp,
     signing::{PublicKey, Purpose, SigningKey},
     trust::{
-        CorridorState, HubKey, ListInfo, Participant, ParticipantStatus, Revocation,
-        SigningKeyEntry, TrustSet,
+        AuthorityIdentifier, CorridorState, HubKey, IssuingAuthority, ListInfo, Participant,
+        ParticipantStatus, Revocation, SigningKeyEntry, TrustSet,
     },
 };
 use prost::Message;
@@ -81,11 +81,24 @@ pub fn trust_set(list: &v1::TrustList) -> Result<TrustSet, Refusal> {
                 )));
             }
         };
+        let country = match p.country.as_str() {
+            "" => None,
+            code => Some(
+                code.parse::<CountryCode>()
+                    .map_err(|e| invalid(format!("participant {}: {e}", p.id)))?,
+            ),
+        };
         participants.push(Participant {
             id: p.id.parse().map_err(field("participant".into()))?,
             name: p.name.clone(),
             contact: p.contact.clone(),
             status,
+            country,
+            issuing_authorities: p
+                .issuing_authorities
+                .iter()
+                .map(authority_from_wire)
+                .collect(),
         });
     }
     let mut keys = Vec::new();
@@ -152,6 +165,38 @@ pub fn trust_set(list: &v1::TrustList) -> Result<TrustSet, Refusal> {
     TrustSet::new(info, participants, keys, hub_keys, corridors).map_err(|e| invalid(e.to_string()))
 }
 
+/// An issuing authority as the signed list gives it. The hub checked it when it was recorded;
+/// a verifier takes it as it is (a limit raised later must not make older spokes refuse the
+/// whole list).
+pub fn authority_from_wire(a: &v1::IssuingAuthority) -> IssuingAuthority {
+    IssuingAuthority {
+        name: a.name.clone(),
+        identifiers: a
+            .identifiers
+            .iter()
+            .map(|i| AuthorityIdentifier {
+                scheme: i.scheme.clone(),
+                value: i.value.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// The wire form of an issuing authority.
+pub fn authority_to_wire(a: &IssuingAuthority) -> v1::IssuingAuthority {
+    v1::IssuingAuthority {
+        name: a.name.clone(),
+        identifiers: a
+            .identifiers
+            .iter()
+            .map(|i| v1::AuthorityIdentifier {
+                scheme: i.scheme.clone(),
+                value: i.value.clone(),
+            })
+            .collect(),
+    }
+}
+
 /// The wire form of a corridor state.
 pub fn corridor_state(state: CorridorState) -> v1::CorridorState {
     match state {
@@ -176,6 +221,7 @@ mod tests {
                 name: "Kazakhstan".into(),
                 status: v1::ParticipantStatus::Active as i32,
                 contact: "ops@example.kz".into(),
+                ..Default::default()
             }],
             keys: vec![v1::TrustedKey {
                 key_id: kz.key_id().to_string(),
@@ -242,6 +288,100 @@ mod tests {
                 .unwrap_err()
                 .code,
             RefusalCode::InvalidTrustList
+        );
+    }
+
+    /// `TrustedParticipant` and `TrustList` as spokes from before countries and issuing
+    /// authorities know them (only the fields they had).
+    mod before {
+        #[derive(Clone, PartialEq, prost::Message)]
+        pub struct TrustedParticipant {
+            #[prost(string, tag = "1")]
+            pub id: String,
+            #[prost(string, tag = "2")]
+            pub name: String,
+            #[prost(int32, tag = "3")]
+            pub status: i32,
+            #[prost(string, tag = "4")]
+            pub contact: String,
+        }
+
+        #[derive(Clone, PartialEq, prost::Message)]
+        pub struct TrustList {
+            #[prost(uint64, tag = "1")]
+            pub version: u64,
+            #[prost(message, repeated, tag = "5")]
+            pub participants: Vec<TrustedParticipant>,
+        }
+    }
+
+    #[test]
+    fn countries_and_authorities_travel_and_lists_with_or_without_them_open() {
+        let anchor = SigningKey::generate();
+        let kz = SigningKey::generate();
+        let mut l = list(&kz);
+        l.keys[0].public_key = raw(&kz);
+        l.participants[0].country = "KZ".into();
+        l.participants[0].issuing_authorities = vec![v1::IssuingAuthority {
+            name: "State Inspection of Plant Quarantine".into(),
+            identifiers: vec![v1::AuthorityIdentifier {
+                scheme: "ippc".into(),
+                value: "KZ-NPPO".into(),
+            }],
+        }];
+        let signed = sign(&l, &anchor);
+        let (_, set) = open(&signed, anchor.public()).unwrap();
+        let p = set.participant("KZ".parse().unwrap()).unwrap();
+        assert_eq!(p.country.map(|c| c.to_string()).as_deref(), Some("KZ"));
+        assert_eq!(
+            p.authority_identified("ippc", "KZ-NPPO")
+                .map(|a| a.name.as_str()),
+            Some("State Inspection of Plant Quarantine")
+        );
+        assert_eq!(
+            authority_to_wire(&p.issuing_authorities[0]),
+            l.participants[0].issuing_authorities[0]
+        );
+
+        // A spoke from before them decodes the same signed bytes, skipping the new fields.
+        let old = before::TrustList::decode(signed.body.as_slice()).unwrap();
+        assert_eq!(old.version, 3);
+        assert_eq!(old.participants[0].id, "KZ");
+        assert_eq!(old.participants[0].name, "Kazakhstan");
+
+        // A list from before them opens: no country, no authorities.
+        let old_body = before::TrustList {
+            version: 2,
+            participants: vec![before::TrustedParticipant {
+                id: "CN".into(),
+                name: "China".into(),
+                status: v1::ParticipantStatus::Active as i32,
+                contact: String::new(),
+            }],
+        }
+        .encode_to_vec();
+        let old_signed = v1::SignedTrustList {
+            signature: Some(signature_of(
+                anchor.key_id(),
+                anchor.sign(Purpose::TrustList, &old_body),
+            )),
+            body: old_body,
+        };
+        let (_, set) = open(&old_signed, anchor.public()).unwrap();
+        let cn = set.participant("CN".parse().unwrap()).unwrap();
+        assert_eq!(cn.country, None);
+        assert!(cn.issuing_authorities.is_empty());
+
+        // A verifier takes any well-formed code (ISO may assign more later), not a malformed one.
+        l.participants[0].country = "XK".into();
+        assert!(open(&sign(&l, &anchor), anchor.public()).is_ok());
+        l.participants[0].country = "kz".into();
+        let refusal = open(&sign(&l, &anchor), anchor.public()).unwrap_err();
+        assert_eq!(refusal.code, RefusalCode::InvalidTrustList);
+        assert!(
+            refusal.detail.contains("participant KZ"),
+            "{}",
+            refusal.detail
         );
     }
 }

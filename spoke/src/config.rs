@@ -42,6 +42,8 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
+use crate::i18n::{Lang, clock::Clock};
+
 use caravan_common::{
     ParticipantId,
     config::{ConfigError, Problems, TlsFiles, TlsMaterial, read_toml, resolve},
@@ -122,6 +124,10 @@ pub struct ConsoleFile {
     /// behind a TLS proxy).
     pub listen: String,
     pub officers: Vec<OfficerFile>,
+    /// The time zone the console shows times in: an IANA name such as "Asia/Almaty"; absent:
+    /// UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
     /// The console's address as officers reach it, e.g. "https://console.cn.example" (the
     /// TLS proxy in front of `listen`): the printed QR code points there. `https://` unless
     /// the host is loopback. Absent: printed pages carry no QR code.
@@ -136,6 +142,10 @@ pub struct OfficerFile {
     pub user: String,
     /// argon2 PHC string (`caravan-spoke officer-password` prints it).
     pub password_hash: String,
+    /// The language the console speaks to this officer: a catalogue's tag ("en", "ru",
+    /// "zh"); absent: the one chosen on the login page (from the browser's Accept-Language).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
 }
 
 /// The NSW REST API as written.
@@ -246,11 +256,13 @@ pub struct WebhookConfig {
     pub response_timeout: Duration,
 }
 
-/// An officer account of the console: a user name and an argon2 password hash (PHC string).
+/// An officer account of the console: a user name, an argon2 password hash (PHC string) and
+/// the language of the account, if one is set.
 #[derive(Debug, Clone)]
 pub struct Officer {
     pub user: String,
     pub password_hash: String,
+    pub language: Option<Lang>,
 }
 
 /// The console's configuration, checked.
@@ -258,6 +270,8 @@ pub struct Officer {
 pub struct ConsoleConfig {
     pub listen: SocketAddr,
     pub officers: Vec<Officer>,
+    /// The time zone times are shown in.
+    pub clock: Clock,
     /// `public_url` checked, without a trailing `/`.
     pub public_url: Option<String>,
 }
@@ -675,11 +689,26 @@ fn console_config(file: &ConsoleFile, problems: &mut Problems) -> Option<Console
     let officers = file
         .officers
         .iter()
-        .map(|o| Officer {
+        .enumerate()
+        .map(|(i, o)| Officer {
             user: o.user.clone(),
             password_hash: o.password_hash.clone(),
+            language: o.language.as_deref().and_then(|tag| {
+                let lang = Lang::from_tag(tag);
+                if lang.is_none() {
+                    problems.push(format!(
+                        "console.officers[{i}].language: {tag:?} is not a language of the console (it speaks {})",
+                        Lang::tags().join(", ")
+                    ));
+                }
+                lang
+            }),
         })
         .collect();
+    let clock = match &file.time_zone {
+        Some(name) => problems.check("console.time_zone", Clock::new(name)),
+        None => Some(Clock::default()),
+    };
     let public_url = match &file.public_url {
         None => Some(None),
         Some(url) => match public_url(url) {
@@ -693,6 +722,7 @@ fn console_config(file: &ConsoleFile, problems: &mut Problems) -> Option<Console
     Some(ConsoleConfig {
         listen: listen?,
         officers,
+        clock: clock?,
         public_url: public_url?,
     })
 }
@@ -786,6 +816,7 @@ mod tests {
             listen: "127.0.0.1:8081".into(),
             officers: Vec::new(),
             public_url: Some("http://console.cn.example".into()),
+            time_zone: None,
         };
         assert!(console_config(&file, &mut problems).is_none());
         let text = problems
@@ -794,6 +825,61 @@ mod tests {
             .to_string();
         assert!(
             text.contains("console.public_url: \"http://console.cn.example\" must be https://"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn officer_languages_and_the_time_zone_are_checked() {
+        let hash = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$B4DDLhfCdLX/5QVxY9qqq5yG7tSAo2GqOqqMq+ISOUk";
+        let officer = |language: Option<&str>| OfficerFile {
+            user: "officer".into(),
+            password_hash: hash.into(),
+            language: language.map(Into::into),
+        };
+        let file = ConsoleFile {
+            listen: "127.0.0.1:8081".into(),
+            officers: vec![officer(Some("ru")), officer(None)],
+            public_url: None,
+            time_zone: Some("Asia/Almaty".into()),
+        };
+        let mut problems = Problems::default();
+        let console = console_config(&file, &mut problems).unwrap();
+        assert!(problems.finish(Path::new("spoke.toml"), || ()).is_ok());
+        assert_eq!(console.officers[0].language.map(Lang::tag), Some("ru"));
+        assert_eq!(console.officers[1].language, None);
+        assert_eq!(console.clock.name(), "Asia/Almaty");
+        // Absent: UTC.
+        let mut problems = Problems::default();
+        let utc = console_config(
+            &ConsoleFile {
+                time_zone: None,
+                ..file.clone()
+            },
+            &mut problems,
+        )
+        .unwrap();
+        assert_eq!(utc.clock.name(), "UTC");
+
+        let mut problems = Problems::default();
+        console_config(
+            &ConsoleFile {
+                officers: vec![officer(Some("tlh"))],
+                time_zone: Some("Asia/Almaty City".into()),
+                ..file
+            },
+            &mut problems,
+        );
+        let text = problems
+            .finish(Path::new("spoke.toml"), || ())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.contains("console.officers[0].language: \"tlh\" is not a language of the console (it speaks en, ru, zh)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("console.time_zone: \"Asia/Almaty City\" is not a time zone"),
             "{text}"
         );
     }

@@ -1,6 +1,8 @@
 //! Documents travel end to end: real binaries, real mutual TLS, real sample documents.
 
-use caravan_tests::{Net, sample, sample_path};
+use caravan_common::DocumentType;
+use caravan_proto::{envelope::seal, v1};
+use caravan_tests::{Net, header, sample, sample_path};
 
 /// The three document types, each delivered, verified at the recipient with byte-identical
 /// payload, and acknowledged back to the sender with a verified signed acknowledgement.
@@ -349,4 +351,45 @@ async fn a_json_certificate_of_origin_arrives_with_its_summary() {
         "{shown}"
     );
     net.wait_state("KZ", &id, "ACKNOWLEDGED").await;
+}
+
+/// What a spoke will not send, a spoke that receives it does not pass in silence: a document
+/// signed by a registered key but whose content is not a supported document (an XHTML page), or
+/// is sent under the wrong media type, is stored with its signature verdict (verified) and a
+/// CONTENT_NOT_UNDERSTOOD note naming what was found, and no summary.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_received_document_not_understood_is_marked_with_the_reason() {
+    let mut net = Net::new(&["KZ", "CN"]).await;
+    net.start_hub().await;
+    net.start_spoke("CN").await;
+    let kz = net.signing_key("KZ", 0);
+    let page =
+        br#"<html xmlns="http://www.w3.org/1999/xhtml"><body>not a certificate</body></html>"#;
+    let json = sample("eco/carec-KZ-CN-certificate-of-origin.json");
+    let cases: [(&[u8], &str); 2] = [
+        (page, "{http://www.w3.org/1999/xhtml}html"),
+        // A JSON e-CO declared as XML (the test header says application/xml).
+        (&json, "the content type is application/xml"),
+    ];
+    for (payload, reason) in cases {
+        let h = header(&kz, "KZ", "CN", DocumentType::CertificateOfOrigin, payload);
+        let id = h.message_id.to_string();
+        net.client("KZ")
+            .submit(v1::SubmitRequest {
+                envelope: Some(seal(&h, payload.to_vec(), &kz)),
+            })
+            .await
+            .expect("the hub does not judge content");
+        net.wait_inbox("CN", &id).await;
+        let shown = net.spoke_json("CN", &["show", &id]).await;
+        assert_eq!(shown["verification"]["status"], "verified", "{shown}");
+        let notes = shown["verification"]["notes"].as_array().unwrap();
+        let note = notes
+            .iter()
+            .find(|n| n["code"] == "CONTENT_NOT_UNDERSTOOD")
+            .unwrap_or_else(|| panic!("no content note: {shown}"));
+        let message = note["message"].as_str().unwrap();
+        assert!(message.contains(reason), "{message}");
+        assert!(shown["summary"].is_null(), "{shown}");
+    }
 }

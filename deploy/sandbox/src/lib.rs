@@ -187,7 +187,9 @@ pub fn create(dir: &Path, spokes: &[ParticipantId], engine: EngineKind) -> anyho
                     officers: vec![OfficerFile {
                         user: "officer".into(),
                         password_hash: caravan_spoke::api::console::hash_password(password),
+                        language: None,
                     }],
+                    time_zone: None,
                 }
             }),
             net: Default::default(),
@@ -221,6 +223,10 @@ pub async fn onboard(dir: &Path, spokes: &[ParticipantId]) -> anyhow::Result<()>
                 id: id.to_string(),
                 name: country_name(*id).into(),
                 contact: format!("operations@{}.sandbox.invalid", id.as_str().to_lowercase()),
+                // The sandbox's participants stand for the countries whose codes they bear.
+                country: caravan_common::CountryCode::assigned(id.as_str())
+                    .map(|c| c.to_string())
+                    .unwrap_or_default(),
             };
             admin
                 .add_participant(request)

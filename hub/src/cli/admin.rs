@@ -1,5 +1,6 @@
-//! `caravan-hub admin ...`: the registry of the running hub (participants, keys, corridors,
-//! certificates, the trust list) and its backups, through the Admin service as an operator.
+//! `caravan-hub admin ...`: the registry of the running hub (participants with their country
+//! and issuing authorities, keys, corridors, certificates, the trust list) and its backups,
+//! through the Admin service as an operator.
 
 use std::path::PathBuf;
 
@@ -16,6 +17,12 @@ pub enum AdminCommand {
     Participant {
         #[command(subcommand)]
         command: ParticipantCommand,
+    },
+    /// The issuing authorities whose documents a participant signs (its plant-health
+    /// service, its chambers of commerce), as documents name them.
+    Authority {
+        #[command(subcommand)]
+        command: AuthorityCommand,
     },
     /// Document-signing keys.
     Key {
@@ -54,7 +61,12 @@ pub enum ParticipantCommand {
         name: String,
         #[arg(long, default_value = "")]
         contact: String,
+        /// The country it stands for: an ISO 3166-1 alpha-2 code, e.g. KZ.
+        #[arg(long)]
+        country: Option<String>,
     },
+    /// Record the country a participant stands for (an ISO 3166-1 alpha-2 code).
+    SetCountry { id: ParticipantId, country: String },
     /// Refuse the participant as sender and recipient, and close its open streams.
     Suspend { id: ParticipantId },
     /// Lift a suspension.
@@ -63,6 +75,42 @@ pub enum ParticipantCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+pub enum AuthorityCommand {
+    /// Record an issuing authority for a participant.
+    Add {
+        #[arg(long)]
+        participant: ParticipantId,
+        /// Its name as documents give it, e.g. "State Inspection of Plant Quarantine".
+        #[arg(long)]
+        name: String,
+        /// An identifier documents may give for it, as SCHEME=VALUE (e.g. ippc=KZ-NPPO); may
+        /// be repeated.
+        #[arg(long = "identifier", value_name = "SCHEME=VALUE", value_parser = identifier)]
+        identifiers: Vec<(String, String)>,
+    },
+    /// Remove a participant's issuing authority, by name.
+    Remove {
+        #[arg(long)]
+        participant: ParticipantId,
+        #[arg(long)]
+        name: String,
+    },
+    List {
+        #[arg(long)]
+        participant: Option<ParticipantId>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `SCHEME=VALUE`, split at the first `=`.
+fn identifier(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(scheme, value)| (scheme.to_owned(), value.to_owned()))
+        .ok_or_else(|| format!("{text:?} is not SCHEME=VALUE, e.g. ippc=KZ-NPPO"))
 }
 
 #[derive(Subcommand)]
@@ -164,15 +212,33 @@ pub async fn command(config: PathBuf, command: AdminCommand) -> anyhow::Result<(
     };
     match command {
         AdminCommand::Participant { command } => match command {
-            ParticipantCommand::Add { id, name, contact } => {
+            ParticipantCommand::Add {
+                id,
+                name,
+                contact,
+                country,
+            } => {
                 let request = v1::AddParticipantRequest {
                     id: id.to_string(),
                     name,
                     contact,
+                    country: country.unwrap_or_default(),
                 };
                 done(
                     admin
                         .add_participant(request)
+                        .await
+                        .map_err(OperatorError::from)?,
+                );
+            }
+            ParticipantCommand::SetCountry { id, country } => {
+                let request = v1::SetParticipantCountryRequest {
+                    id: id.to_string(),
+                    country,
+                };
+                done(
+                    admin
+                        .set_participant_country(request)
                         .await
                         .map_err(OperatorError::from)?,
                 );
@@ -190,12 +256,76 @@ pub async fn command(config: PathBuf, command: AdminCommand) -> anyhow::Result<(
                 } else {
                     for p in list.participants {
                         caravan_common::out!(
-                            "{}  {:<9}  {}  {}",
+                            "{}  {:<9}  country {}  {}  {}",
                             p.id,
                             p.status,
+                            p.country.as_deref().unwrap_or("-"),
                             p.name,
                             p.contact
                         );
+                    }
+                }
+            }
+        },
+        AdminCommand::Authority { command } => match command {
+            AuthorityCommand::Add {
+                participant,
+                name,
+                identifiers,
+            } => {
+                let request = v1::AddIssuingAuthorityRequest {
+                    participant: participant.to_string(),
+                    authority: Some(v1::IssuingAuthority {
+                        name,
+                        identifiers: identifiers
+                            .into_iter()
+                            .map(|(scheme, value)| v1::AuthorityIdentifier { scheme, value })
+                            .collect(),
+                    }),
+                };
+                done(
+                    admin
+                        .add_issuing_authority(request)
+                        .await
+                        .map_err(OperatorError::from)?,
+                );
+            }
+            AuthorityCommand::Remove { participant, name } => {
+                let request = v1::RemoveIssuingAuthorityRequest {
+                    participant: participant.to_string(),
+                    name,
+                };
+                done(
+                    admin
+                        .remove_issuing_authority(request)
+                        .await
+                        .map_err(OperatorError::from)?,
+                );
+            }
+            AuthorityCommand::List { participant, json } => {
+                let mut participants = operator.trust_list_view().await?.participants;
+                if let Some(p) = participant {
+                    participants.retain(|v| v.id == p.as_str());
+                }
+                let rows: Vec<serde_json::Value> = participants
+                    .iter()
+                    .flat_map(|p| {
+                        p.issuing_authorities.iter().map(|a| {
+                            serde_json::json!({
+                                "participant": p.id,
+                                "name": a.name,
+                                "identifiers": a.identifiers,
+                            })
+                        })
+                    })
+                    .collect();
+                if json {
+                    caravan_common::out!("{}", serde_json::to_string(&rows)?);
+                } else {
+                    for p in &participants {
+                        for a in &p.issuing_authorities {
+                            caravan_common::out!("{}  {}", p.id, authority_line(a));
+                        }
                     }
                 }
             }
@@ -439,7 +569,16 @@ fn print_trust_list(list: &caravan_common::trust::view::TrustListView) {
     );
     caravan_common::out!("participants:");
     for p in &list.participants {
-        caravan_common::out!("  {}  {:<9}  {}", p.id, p.status, p.name);
+        caravan_common::out!(
+            "  {}  {:<9}  country {}  {}",
+            p.id,
+            p.status,
+            p.country.as_deref().unwrap_or("-"),
+            p.name
+        );
+        for a in &p.issuing_authorities {
+            caravan_common::out!("      issuing authority {}", authority_line(a));
+        }
     }
     caravan_common::out!("keys:");
     for k in &list.keys {
@@ -464,5 +603,19 @@ fn print_trust_list(list: &caravan_common::trust::view::TrustListView) {
     caravan_common::out!("hub receipt keys:");
     for k in &list.hub_keys {
         caravan_common::out!("  {}", k.key_id);
+    }
+}
+
+/// An issuing authority on one line: its quoted name, then its identifiers.
+fn authority_line(a: &caravan_common::trust::view::AuthorityView) -> String {
+    let ids: Vec<String> = a
+        .identifiers
+        .iter()
+        .map(|i| format!("{}={}", i.scheme, i.value))
+        .collect();
+    if ids.is_empty() {
+        format!("\"{}\"", a.name)
+    } else {
+        format!("\"{}\"  {}", a.name, ids.join(", "))
     }
 }

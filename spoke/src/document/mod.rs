@@ -155,6 +155,9 @@ pub enum DocumentError {
     /// Elements are nested deeper than any real document.
     #[error("elements are nested deeper than {limit} levels")]
     TooDeep { limit: usize },
+    /// More elements than any real document holds.
+    #[error("the document has more than {limit} elements")]
+    TooManyElements { limit: usize },
     /// The payload starts as JSON but is not well-formed JSON.
     #[error("not well-formed JSON at line {line}, column {column}: {message}")]
     NotWellFormedJson {
@@ -332,6 +335,7 @@ impl DocumentError {
                 ("document", "known-document-format")
             }
             Self::TooDeep { .. } => ("document", "nesting-depth"),
+            Self::TooManyElements { .. } => ("document", "element-count"),
             Self::NotWellFormedJson { .. } => ("document", "well-formed-json"),
             Self::TypeMismatch { .. } => ("type", "matches-document"),
             Self::MediaTypeMismatch { .. } => ("content_type", "matches-document"),
@@ -496,10 +500,14 @@ fn required(format: Format) -> &'static [&'static str] {
 
 /// What a document of `format` lacks among the fields its type requires.
 pub fn missing_fields(xml: &[u8], format: Format) -> Vec<Problem> {
-    let content = content(xml).ok();
+    missing(format, content(xml).ok().as_ref())
+}
+
+/// What `content` (none when it could not be read) lacks among the fields `format` requires.
+fn missing(format: Format, content: Option<&Content>) -> Vec<Problem> {
     required(format)
         .iter()
-        .filter(|label| !content.as_ref().is_some_and(|c| c.states(label)))
+        .filter(|label| !content.is_some_and(|c| c.states(label)))
         .map(|label| Problem {
             field: label.to_lowercase().replace(' ', "_"),
             rule: "required".into(),
@@ -557,11 +565,12 @@ pub fn judge(
             .problem(),
         ]);
     }
-    let missing = missing_fields(payload, recognised.format);
+    let content = content(payload).map_err(|e| vec![e.problem()])?;
+    let missing = missing(recognised.format, Some(&content));
     if !missing.is_empty() {
         return Err(missing);
     }
-    content(payload).map_err(|e| vec![e.problem()])
+    Ok(content)
 }
 
 /// Recognise `xml` and check it is of the `declared` type.

@@ -3,7 +3,7 @@
 //! Why a tree and not the streaming reader `fields` uses: parties, goods lines and attachments
 //! are groups of elements read together (a name with its country, a description with its HS
 //! code and weights), which paths over a tree say plainly. Depth is capped, so neither building
-//! nor dropping a hostile document can exhaust the stack.
+//! nor dropping a hostile document can exhaust the stack, and so is the number of elements.
 
 use quick_xml::{events::Event, reader::NsReader};
 
@@ -11,6 +11,10 @@ use super::DocumentError;
 
 /// Elements nested deeper than this are refused (real documents nest about 12 levels).
 pub const MAX_DEPTH: usize = 128;
+
+/// Documents with more elements than this are refused, which bounds the tree's memory (about
+/// 150 MB at worst); an invoice of 10,000 lines has about 500,000.
+pub const MAX_ELEMENTS: usize = 1_000_000;
 
 /// One element: its local name, attributes (local names), text and children, in order.
 #[derive(Debug, Default)]
@@ -75,6 +79,7 @@ pub fn parse(xml: &[u8]) -> Result<Element, DocumentError> {
     // The open elements; the finished root ends up alone in `done`.
     let mut open: Vec<Element> = Vec::new();
     let mut done: Option<Element> = None;
+    let mut elements = 0usize;
     loop {
         let position = reader.buffer_position();
         let malformed = |e: quick_xml::Error| DocumentError::NotWellFormed {
@@ -88,6 +93,12 @@ pub fn parse(xml: &[u8]) -> Result<Element, DocumentError> {
             Event::Start(e) | Event::Empty(e) => {
                 if open.len() >= MAX_DEPTH {
                     return Err(DocumentError::TooDeep { limit: MAX_DEPTH });
+                }
+                elements += 1;
+                if elements > MAX_ELEMENTS {
+                    return Err(DocumentError::TooManyElements {
+                        limit: MAX_ELEMENTS,
+                    });
                 }
                 let element = Element {
                     name: String::from_utf8_lossy(e.local_name().as_ref()).into_owned(),
@@ -187,5 +198,12 @@ mod tests {
         );
         let fine = format!("{}{}", "<a>".repeat(MAX_DEPTH), "</a>".repeat(MAX_DEPTH));
         assert!(parse(fine.as_bytes()).is_ok());
+        let wide = format!("<r>{}</r>", "<a/>".repeat(MAX_ELEMENTS));
+        assert_eq!(
+            parse(wide.as_bytes()).unwrap_err(),
+            DocumentError::TooManyElements {
+                limit: MAX_ELEMENTS
+            }
+        );
     }
 }

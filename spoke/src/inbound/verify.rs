@@ -119,6 +119,8 @@ mod tests {
             name: id.into(),
             contact: String::new(),
             status: ParticipantStatus::Active,
+            country: None,
+            issuing_authorities: Vec::new(),
         };
         TrustSet::new(
             ListInfo {

@@ -399,3 +399,30 @@ fn documents_are_found_by_sender_and_number_and_marked_replaced() {
         assert!(old.checks.is_empty());
     }
 }
+
+#[test]
+fn inbox_search_finds_goods_and_hs_codes_in_stored_summaries() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SpokeStore::open(dir.path(), None, 4 << 20).unwrap();
+    let mut r = record("KZ");
+    r.summary = crate::document::summary(include_bytes!(
+        "../../../samples/eco/carec-KZ-CN-certificate-of-origin.xml"
+    ));
+    assert!(store.inbox_insert(&r, b"abc").unwrap());
+    let stored = store.inbox_entry(r.sender, r.message_id).unwrap().unwrap();
+    for q in [
+        "",
+        "kz-co-1",
+        "kz",
+        "DALA UN",
+        "wheat FLOUR",
+        "110311",
+        "1103",
+        "  Semolina ",
+    ] {
+        assert!(stored.matches_text(q), "{q:?}");
+    }
+    for q in ["xyz", "rice", "1006", "CN-CO"] {
+        assert!(!stored.matches_text(q), "{q:?}");
+    }
+}

@@ -31,7 +31,21 @@ impl TrustListCommand {
             if list.fresh { "fresh" } else { "STALE" }
         );
         for p in &list.participants {
-            caravan_common::out!("  participant {}  {:<9}  {}", p.id, p.status, p.name);
+            caravan_common::out!(
+                "  participant {}  {:<9}  country {}  {}",
+                p.id,
+                p.status,
+                p.country.as_deref().unwrap_or("-"),
+                p.name
+            );
+            for a in &p.issuing_authorities {
+                let ids: Vec<String> = a
+                    .identifiers
+                    .iter()
+                    .map(|i| format!("{}={}", i.scheme, i.value))
+                    .collect();
+                caravan_common::out!("    issuing authority \"{}\"  {}", a.name, ids.join(", "));
+            }
         }
         for k in &list.keys {
             caravan_common::out!("  key {}  {}  {}", k.key_id, k.participant, k.status);
