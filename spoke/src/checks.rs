@@ -64,7 +64,7 @@ pub struct Check {
     pub outcome: Outcome,
     /// Stable rule name, e.g. `ISSUER_COUNTRY_MISMATCH`, `DUPLICATE_NUMBER`, `REPLACED`.
     pub rule: String,
-    /// The translatable message's key in the console's catalogues: `check.<rule lowercase>`.
+    /// The translatable message's key in the console's catalogues: `content_check.<rule lowercase>`.
     pub message_key: String,
     /// The message's parameters, by name (`found`, `expected`, `replacement`, ...).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -106,7 +106,7 @@ impl Check {
 
 /// The catalogue key of a rule's message.
 pub fn message_key(rule: &str) -> String {
-    format!("check.{}", rule.to_ascii_lowercase())
+    format!("content_check.{}", rule.to_ascii_lowercase())
 }
 
 /// Every rule a check can name, for the catalogues' completeness test.
@@ -153,7 +153,7 @@ pub struct Registered {
 }
 
 impl Registered {
-    /// A participant as the registry names it until it records more: participants are named by
+    /// A participant of which the registry records nothing more: participants are named by
     /// their country code, and no issuing authority is recorded.
     pub fn by_id(id: ParticipantId) -> Self {
         Self {

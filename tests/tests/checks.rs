@@ -82,7 +82,7 @@ async fn the_recipient_judges_what_each_document_says() {
         .find(|c| c["rule"] == "DUPLICATE_NUMBER")
         .unwrap();
     assert_eq!(dup["params"]["earlier"], first.as_str());
-    assert_eq!(dup["message_key"], "check.duplicate_number");
+    assert_eq!(dup["message_key"], "content_check.duplicate_number");
 
     // The replacement certificate supersedes the first: the first shows REPLACED, naming it.
     let replacement = sample_path("eco/carec-KZ-CN-certificate-of-origin-replacement.xml");

@@ -126,7 +126,7 @@ pub fn openapi_document() -> serde_json::Value {
                     "check": {"type": "string", "enum": ["issuer", "header", "dates", "duplicate", "replaced"]},
                     "outcome": {"type": "string", "enum": ["PASS", "WARN", "FAIL"]},
                     "rule": {"type": "string", "description": "stable rule name, e.g. ISSUER_COUNTRY_MISMATCH, DOCUMENT_ID_MISMATCH, ISSUE_DATE_OLD, DUPLICATE_NUMBER, REPLACED"},
-                    "message_key": {"type": "string", "description": "translatable message key: check.<rule in lowercase>"},
+                    "message_key": {"type": "string", "description": "translatable message key: content_check.<rule in lowercase>"},
                     "params": {"type": "object", "additionalProperties": {"type": "string"}}
                 }},
                 "Verdict": {"type": "object", "required": ["status"], "description": "genuine and consistent only when the signature verified and every content check passed; the signature verdict itself is `verification`", "properties": {

@@ -694,7 +694,7 @@ mod tests {
                 headline.outcome,
                 headline.message_key.as_str()
             ),
-            ("duplicate", Outcome::Fail, "check.duplicate_number")
+            ("duplicate", Outcome::Fail, "content_check.duplicate_number")
         );
         // No checks (not understood, or older records), or not genuine: no content verdict.
         assert_eq!(VerdictView::of(&verified(Vec::new())), None);

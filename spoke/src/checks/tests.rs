@@ -102,7 +102,10 @@ fn a_kz_signed_e_phyto_naming_argentina_fails_the_issuer_check() {
     );
     assert_eq!(checks[0].params["found"], "AR");
     assert_eq!(checks[0].params["expected"], "KZ");
-    assert_eq!(checks[0].message_key, "check.export_country_mismatch");
+    assert_eq!(
+        checks[0].message_key,
+        "content_check.export_country_mismatch"
+    );
     assert_eq!(checks[1].params["found"], "EC");
     assert_eq!(checks[1].params["expected"], "CN");
     assert_eq!(headline(&checks), Some(&checks[0]));
@@ -381,4 +384,28 @@ fn every_rule_is_listed_and_parameters_are_short() {
             .describe()
             .starts_with("header Fail DOCUMENT_ID_MISMATCH: ")
     );
+}
+
+#[test]
+fn every_rule_and_check_has_a_message_in_every_language() {
+    let names = [
+        CheckName::Issuer,
+        CheckName::Header,
+        CheckName::Dates,
+        CheckName::Duplicate,
+        CheckName::Replaced,
+    ];
+    for lang in crate::i18n::Lang::all() {
+        for rule in RULES {
+            assert!(
+                lang.lookup(&message_key(rule)).is_some(),
+                "{}: {rule}",
+                lang.tag()
+            );
+        }
+        for n in names {
+            let key = format!("content_check.name_{}", n.as_str());
+            assert!(lang.lookup(&key).is_some(), "{}: {key}", lang.tag());
+        }
+    }
 }

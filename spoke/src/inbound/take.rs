@@ -315,11 +315,25 @@ impl Inbound {
     }
 }
 
-/// What the trust set says about a participant for the content checks. Participants are
-/// named by their country code; the trust list records no issuing authorities yet, so only
-/// countries are judged.
-pub(crate) fn registered(_trust: &TrustSet, id: ParticipantId) -> checks::Registered {
-    checks::Registered::by_id(id)
+/// What the trust set says about a participant for the content checks: its recorded country
+/// (else its id, participants being named by their country code) and the names of the issuing
+/// authorities recorded for it (none recorded: only countries are judged).
+pub(crate) fn registered(trust: &TrustSet, id: ParticipantId) -> checks::Registered {
+    let p = trust.participant(id);
+    checks::Registered {
+        id,
+        country: p
+            .and_then(|p| p.country.as_ref())
+            .map_or_else(|| id.as_str().to_owned(), |c| c.as_str().to_owned()),
+        authorities: p
+            .map(|p| {
+                p.issuing_authorities
+                    .iter()
+                    .map(|a| a.name.clone())
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
 }
 
 /// The note a verified document gets when its content is not what a sending spoke accepts:
