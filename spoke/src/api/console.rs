@@ -550,20 +550,8 @@ const INBOX_PAGE: usize = 100;
 
 impl Filters {
     fn keep(&self, r: &InboxRecord) -> bool {
-        let q = self.q.trim().to_lowercase();
-        let parties = r
-            .summary
-            .as_ref()
-            .map(|s| s.parties.as_slice())
-            .unwrap_or_default();
-        let text_match = q.is_empty()
-            || r.document_id
-                .as_deref()
-                .unwrap_or_default()
-                .to_lowercase()
-                .contains(&q)
-            || r.sender.as_str().to_lowercase() == q
-            || parties.iter().any(|p| p.to_lowercase().contains(&q));
+        // Number, sender, parties, goods descriptions and HS codes, in any case.
+        let text_match = r.matches_text(&self.q);
         let received = r.received_at.to_string();
         let date = received.get(..10).unwrap_or(&received);
         text_match
