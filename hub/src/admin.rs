@@ -374,9 +374,18 @@ impl v1::admin_server::Admin for AdminService {
             name: r.name.clone(),
             identifiers: Vec::new(),
         };
+        // The log entry names the authority as recorded (the change itself finds it again
+        // under the registry's writer lock).
+        let recorded = participant_id(&r.participant)
+            .ok()
+            .and_then(|id| {
+                let snapshot = self.registry.snapshot();
+                let p = snapshot.trust.participant(id)?;
+                Some(p.authority_named(&r.name)?.name.clone())
+            })
+            .unwrap_or_else(|| r.name.split_whitespace().collect::<Vec<_>>().join(" "));
         let detail = format!(
-            "issuing authority \"{}\" removed from participant {}",
-            r.name.split_whitespace().collect::<Vec<_>>().join(" "),
+            "issuing authority \"{recorded}\" removed from participant {}",
             r.participant
         );
         self.apply("remove_issuing_authority", peer, detail, move |list, _| {

@@ -42,6 +42,8 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
+use crate::i18n::{Lang, clock::Clock};
+
 use caravan_common::{
     ParticipantId,
     config::{ConfigError, Problems, TlsFiles, TlsMaterial, read_toml, resolve},
@@ -109,6 +111,9 @@ pub struct SpokeFile {
     /// How a document handed to `send` must arrive (NSW API and control API).
     #[serde(default)]
     pub upload: UploadFile,
+    /// The content checks' limits (clock skew, age per document type).
+    #[serde(default)]
+    pub checks: CheckRules,
 }
 
 /// The officers' web console as written.
@@ -119,6 +124,10 @@ pub struct ConsoleFile {
     /// behind a TLS proxy).
     pub listen: String,
     pub officers: Vec<OfficerFile>,
+    /// The time zone the console shows times in: an IANA name such as "Asia/Almaty"; absent:
+    /// UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
     /// The console's address as officers reach it, e.g. "https://console.cn.example" (the
     /// TLS proxy in front of `listen`): the printed QR code points there. `https://` unless
     /// the host is loopback. Absent: printed pages carry no QR code.
@@ -133,6 +142,10 @@ pub struct OfficerFile {
     pub user: String,
     /// argon2 PHC string (`caravan-spoke officer-password` prints it).
     pub password_hash: String,
+    /// The language the console speaks to this officer: a catalogue's tag ("en", "ru",
+    /// "zh"); absent: the one chosen on the login page (from the browser's Accept-Language).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
 }
 
 /// The NSW REST API as written.
@@ -243,11 +256,13 @@ pub struct WebhookConfig {
     pub response_timeout: Duration,
 }
 
-/// An officer account of the console: a user name and an argon2 password hash (PHC string).
+/// An officer account of the console: a user name, an argon2 password hash (PHC string) and
+/// the language of the account, if one is set.
 #[derive(Debug, Clone)]
 pub struct Officer {
     pub user: String,
     pub password_hash: String,
+    pub language: Option<Lang>,
 }
 
 /// The console's configuration, checked.
@@ -255,6 +270,8 @@ pub struct Officer {
 pub struct ConsoleConfig {
     pub listen: SocketAddr,
     pub officers: Vec<Officer>,
+    /// The time zone times are shown in.
+    pub clock: Clock,
     /// `public_url` checked, without a trailing `/`.
     pub public_url: Option<String>,
 }
@@ -336,6 +353,92 @@ impl Default for UploadRules {
     }
 }
 
+/// The content checks' limits: the `[checks]` table of the spoke's config (see
+/// [`crate::checks`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckRules {
+    /// How far ahead of this spoke's clock a document's issue date may be, in seconds.
+    #[serde(default = "default_check_skew")]
+    pub clock_skew_secs: u64,
+    /// An e-Phyto issued more days ago than this gets a WARN.
+    #[serde(default = "default_age_phyto")]
+    pub max_age_days_phytosanitary: u64,
+    /// A certificate of origin issued more days ago than this gets a WARN.
+    #[serde(default = "default_age_co")]
+    pub max_age_days_certificate_of_origin: u64,
+    /// An invoice issued more days ago than this gets a WARN.
+    #[serde(default = "default_age_invoice")]
+    pub max_age_days_invoice: u64,
+}
+
+/// Default `checks.clock_skew_secs`.
+pub const DEFAULT_CHECK_SKEW_SECS: u64 = 300;
+/// Default `checks.max_age_days_phytosanitary`.
+pub const DEFAULT_MAX_AGE_DAYS_PHYTOSANITARY: u64 = 90;
+/// Default `checks.max_age_days_certificate_of_origin`.
+pub const DEFAULT_MAX_AGE_DAYS_CERTIFICATE_OF_ORIGIN: u64 = 365;
+/// Default `checks.max_age_days_invoice`.
+pub const DEFAULT_MAX_AGE_DAYS_INVOICE: u64 = 365;
+
+fn default_check_skew() -> u64 {
+    DEFAULT_CHECK_SKEW_SECS
+}
+fn default_age_phyto() -> u64 {
+    DEFAULT_MAX_AGE_DAYS_PHYTOSANITARY
+}
+fn default_age_co() -> u64 {
+    DEFAULT_MAX_AGE_DAYS_CERTIFICATE_OF_ORIGIN
+}
+fn default_age_invoice() -> u64 {
+    DEFAULT_MAX_AGE_DAYS_INVOICE
+}
+
+impl Default for CheckRules {
+    fn default() -> Self {
+        Self {
+            clock_skew_secs: DEFAULT_CHECK_SKEW_SECS,
+            max_age_days_phytosanitary: DEFAULT_MAX_AGE_DAYS_PHYTOSANITARY,
+            max_age_days_certificate_of_origin: DEFAULT_MAX_AGE_DAYS_CERTIFICATE_OF_ORIGIN,
+            max_age_days_invoice: DEFAULT_MAX_AGE_DAYS_INVOICE,
+        }
+    }
+}
+
+impl CheckRules {
+    /// The age beyond which a document of type `t` gets a WARN, in days.
+    pub fn max_age_days(&self, t: caravan_common::DocumentType) -> u64 {
+        use caravan_common::DocumentType::*;
+        match t {
+            Phytosanitary => self.max_age_days_phytosanitary,
+            CertificateOfOrigin => self.max_age_days_certificate_of_origin,
+            Invoice => self.max_age_days_invoice,
+        }
+    }
+
+    /// Every problem recorded under `checks.<field>`.
+    pub fn check(&self, problems: &mut Problems) {
+        if self.clock_skew_secs > 86_400 {
+            problems.push("checks.clock_skew_secs: must be at most 86400 seconds (a day)");
+        }
+        for (name, days) in [
+            (
+                "max_age_days_phytosanitary",
+                self.max_age_days_phytosanitary,
+            ),
+            (
+                "max_age_days_certificate_of_origin",
+                self.max_age_days_certificate_of_origin,
+            ),
+            ("max_age_days_invoice", self.max_age_days_invoice),
+        ] {
+            if !(1..=36_500).contains(&days) {
+                problems.push(format!("checks.{name}: must be between 1 and 36500 days"));
+            }
+        }
+    }
+}
+
 /// Just enough of the config to reach a running spoke: the CLI's view.
 pub struct ControlConfig {
     pub participant: String,
@@ -387,6 +490,8 @@ pub struct Config {
     pub net: Limits,
     /// See [`SpokeFile::upload`].
     pub upload: UploadRules,
+    /// See [`SpokeFile::checks`].
+    pub checks: CheckRules,
 }
 
 impl Config {
@@ -442,6 +547,7 @@ impl Config {
             .map(|a| problems.check("metrics_listen", a.parse::<std::net::SocketAddr>()));
         let net = file.net.check(&mut problems);
         let upload = file.upload.check(&mut problems);
+        file.checks.check(&mut problems);
         let data_dir = resolve(path, &file.data_dir);
         let control_socket = control_socket(path, &file, &data_dir);
         problems.finish(path, || Config {
@@ -461,6 +567,7 @@ impl Config {
             metrics_listen: metrics_listen.flatten(),
             net: net.expect("checked"),
             upload,
+            checks: file.checks,
         })
     }
 }
@@ -582,11 +689,26 @@ fn console_config(file: &ConsoleFile, problems: &mut Problems) -> Option<Console
     let officers = file
         .officers
         .iter()
-        .map(|o| Officer {
+        .enumerate()
+        .map(|(i, o)| Officer {
             user: o.user.clone(),
             password_hash: o.password_hash.clone(),
+            language: o.language.as_deref().and_then(|tag| {
+                let lang = Lang::from_tag(tag);
+                if lang.is_none() {
+                    problems.push(format!(
+                        "console.officers[{i}].language: {tag:?} is not a language of the console (it speaks {})",
+                        Lang::tags().join(", ")
+                    ));
+                }
+                lang
+            }),
         })
         .collect();
+    let clock = match &file.time_zone {
+        Some(name) => problems.check("console.time_zone", Clock::new(name)),
+        None => Some(Clock::default()),
+    };
     let public_url = match &file.public_url {
         None => Some(None),
         Some(url) => match public_url(url) {
@@ -600,6 +722,7 @@ fn console_config(file: &ConsoleFile, problems: &mut Problems) -> Option<Console
     Some(ConsoleConfig {
         listen: listen?,
         officers,
+        clock: clock?,
         public_url: public_url?,
     })
 }
@@ -693,6 +816,7 @@ mod tests {
             listen: "127.0.0.1:8081".into(),
             officers: Vec::new(),
             public_url: Some("http://console.cn.example".into()),
+            time_zone: None,
         };
         assert!(console_config(&file, &mut problems).is_none());
         let text = problems
@@ -701,6 +825,61 @@ mod tests {
             .to_string();
         assert!(
             text.contains("console.public_url: \"http://console.cn.example\" must be https://"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn officer_languages_and_the_time_zone_are_checked() {
+        let hash = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$B4DDLhfCdLX/5QVxY9qqq5yG7tSAo2GqOqqMq+ISOUk";
+        let officer = |language: Option<&str>| OfficerFile {
+            user: "officer".into(),
+            password_hash: hash.into(),
+            language: language.map(Into::into),
+        };
+        let file = ConsoleFile {
+            listen: "127.0.0.1:8081".into(),
+            officers: vec![officer(Some("ru")), officer(None)],
+            public_url: None,
+            time_zone: Some("Asia/Almaty".into()),
+        };
+        let mut problems = Problems::default();
+        let console = console_config(&file, &mut problems).unwrap();
+        assert!(problems.finish(Path::new("spoke.toml"), || ()).is_ok());
+        assert_eq!(console.officers[0].language.map(Lang::tag), Some("ru"));
+        assert_eq!(console.officers[1].language, None);
+        assert_eq!(console.clock.name(), "Asia/Almaty");
+        // Absent: UTC.
+        let mut problems = Problems::default();
+        let utc = console_config(
+            &ConsoleFile {
+                time_zone: None,
+                ..file.clone()
+            },
+            &mut problems,
+        )
+        .unwrap();
+        assert_eq!(utc.clock.name(), "UTC");
+
+        let mut problems = Problems::default();
+        console_config(
+            &ConsoleFile {
+                officers: vec![officer(Some("tlh"))],
+                time_zone: Some("Asia/Almaty City".into()),
+                ..file
+            },
+            &mut problems,
+        );
+        let text = problems
+            .finish(Path::new("spoke.toml"), || ())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.contains("console.officers[0].language: \"tlh\" is not a language of the console (it speaks en, ru, zh)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("console.time_zone: \"Asia/Almaty City\" is not a time zone"),
             "{text}"
         );
     }

@@ -6,8 +6,10 @@
 //! (accepted, or rejected with the reason).
 //!
 //! Modules in the order a document moves, each using only those before it: the leaves
-//! [`config`] (the checked TOML file), [`rt`] (store work off the async threads, backoff,
-//! shutdown), [`document`] (recognising XML documents) and [`store`] (inbox, outbox, sent
+//! [`i18n`] (the console's languages, time zone and code lists), [`config`] (the checked TOML
+//! file), [`rt`] (store work off the async threads, backoff, shutdown), [`document`]
+//! (recognising documents and what they say), [`checks`] (whether what a document says fits its
+//! signer, recipient, header, the clock and the inbox) and [`store`] (inbox, outbox, sent
 //! records, on sled or redb); [`hub`] (the link to the hub, the trust list held, the log
 //! audit); [`outbound`] (send, upload, outbox, status following); [`inbound`] (receive,
 //! assemble, verify, take, acknowledge); [`evidence`] (bundles and the offline verifier);
@@ -16,9 +18,12 @@
 
 #![forbid(unsafe_code)]
 
+pub mod i18n;
+
 pub mod config;
 pub mod rt;
 
+pub mod checks;
 pub mod document;
 pub mod store;
 

@@ -249,6 +249,8 @@ pub struct Net {
     pub nsw_webhook: Option<String>,
     /// Spokes serve the officer console (on a free port) for user `officer` with this password.
     pub console_password: Option<String>,
+    /// The console's time zone (`console.time_zone`); `None`: UTC.
+    pub console_time_zone: Option<String>,
     /// Serve the console without a `public_url` (otherwise `https://console-<id>.caravan.test`).
     pub console_without_public_url: bool,
     /// The CA file, in the PKI folder, that the hub and the spokes trust (default `ca.pem`; a
@@ -340,6 +342,7 @@ impl Net {
             nsw_tokens: BTreeMap::new(),
             console_without_public_url: false,
             console_password: None,
+            console_time_zone: None,
             nsw_webhook: None,
             ca_file: "ca.pem".into(),
             store_engine: None,
@@ -780,7 +783,9 @@ impl Net {
             officers: vec![OfficerFile {
                 user: "officer".into(),
                 password_hash: caravan_spoke::api::console::hash_password(password),
+                language: None,
             }],
+            time_zone: self.console_time_zone.clone(),
         });
         let participants = pki.join("participants");
         let mut file = SpokeFile {
@@ -812,6 +817,7 @@ impl Net {
             console,
             net: self.spoke_net.clone(),
             upload: self.spoke_upload.clone(),
+            checks: Default::default(),
         };
         if let Some(engine) = self.store_engine {
             file.store_engine = Some(engine.parse().expect("a store engine"));
@@ -840,10 +846,24 @@ impl Net {
         cookie: Option<&str>,
         form: Option<&str>,
     ) -> (u16, Vec<(String, String)>, String) {
+        self.console_call_with(id, method, path, cookie, form, &[])
+            .await
+    }
+
+    /// [`Self::console_call`] with more request headers (`accept-language`, ...).
+    pub async fn console_call_with(
+        &self,
+        id: &str,
+        method: &str,
+        path: &str,
+        cookie: Option<&str>,
+        form: Option<&str>,
+        extra: &[(&str, &str)],
+    ) -> (u16, Vec<(String, String)>, String) {
         let stream = tokio::net::TcpStream::connect(self.console_addr(id).await)
             .await
             .expect("connect to the console");
-        let mut headers: Vec<(&str, &str)> = Vec::new();
+        let mut headers: Vec<(&str, &str)> = extra.to_vec();
         if let Some(c) = cookie {
             headers.push(("cookie", c));
         }

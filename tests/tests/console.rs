@@ -2,7 +2,9 @@
 //! session cookie, inbox with filters, a document's verification panel, the printable view,
 //! a tampered document flagged, and lockout after repeated failures; the security headers, the
 //! return to the page asked for, the printout's QR code from the configured address only, the
-//! lockout per (account, address), and Back after logout in a real browser.
+//! lockout per (account, address), and Back after logout in a real browser; the console in the
+//! officer's language (Accept-Language before login, the login page's choice after), times in
+//! the configured zone, code-list values and units decoded.
 
 use std::{net::Ipv4Addr, path::PathBuf};
 
@@ -50,6 +52,232 @@ async fn login(net: &Net, password: &str) -> (u16, Option<String>) {
         .await;
     let session = header(&headers, "set-cookie").map(|c| c.to_owned());
     (status, session)
+}
+
+/// Log in with the login form shown for `accept_language` and posted with the language it was
+/// shown in; returns the login page and the session cookie (`name=value`).
+async fn login_in(net: &Net, accept_language: &str, query: &str) -> (String, String) {
+    let (_, headers, form) = net
+        .console_call_with(
+            "CN",
+            "GET",
+            &format!("/console/login{query}"),
+            None,
+            None,
+            &[("accept-language", accept_language)],
+        )
+        .await;
+    let login_cookie = header(&headers, "set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let value = |name: &str| {
+        form.split(&format!("name=\"{name}\" value=\""))
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    let body = format!(
+        "user=officer&password={PASSWORD}&csrf={}&lang={}",
+        value("csrf"),
+        value("lang")
+    );
+    let (status, headers, _) = net
+        .console_call(
+            "CN",
+            "POST",
+            "/console/login",
+            Some(&login_cookie),
+            Some(&body),
+        )
+        .await;
+    assert_eq!(status, 303);
+    let session = header(&headers, "set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    (form, session)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_console_speaks_the_officers_language_and_decodes_codes() {
+    let mut net = Net::new(&["KZ", "CN"]).await;
+    net.console_password = Some(PASSWORD.into());
+    net.console_time_zone = Some("Asia/Almaty".into());
+    net.start_hub().await;
+    net.start_spoke("KZ").await;
+    net.start_spoke("CN").await;
+    let phyto = net
+        .send(
+            "KZ",
+            "CN",
+            "e-phyto",
+            &sample_path("ephyto/mattilsynet-SPSCertificateContent.xml"),
+        )
+        .await;
+    let phyto = phyto["message_id"].as_str().unwrap().to_owned();
+    let co = net
+        .send(
+            "KZ",
+            "CN",
+            "e-co",
+            &sample_path("eco/carec-KZ-CN-certificate-of-origin.xml"),
+        )
+        .await;
+    let co = co["message_id"].as_str().unwrap().to_owned();
+    net.wait_inbox("CN", &phyto).await;
+    net.wait_inbox("CN", &co).await;
+
+    // Before login the browser's Accept-Language decides, by quality.
+    let (form, ru) = login_in(&net, "de;q=0.9, ru;q=0.8, en;q=0.1", "").await;
+    assert!(form.contains("<html lang=\"ru\">"), "{form}");
+    assert!(form.contains("Пароль") && form.contains("Войти"), "{form}");
+    // The other languages are offered by their own names.
+    assert!(form.contains("href=\"/console/login?lang=zh\""), "{form}");
+    assert!(
+        form.contains("中文（简体）") && form.contains("English"),
+        "{form}"
+    );
+
+    let (_, _, inbox) = net
+        .console_call("CN", "GET", "/console", Some(&ru), None)
+        .await;
+    assert!(inbox.contains("Полученные документы"), "{inbox}");
+    assert!(inbox.contains("Документов во входящих: 2."), "{inbox}");
+    assert!(inbox.contains("Получен (Asia/Almaty)"), "{inbox}");
+    assert!(inbox.contains("✔ проверен"), "{inbox}");
+    assert!(inbox.contains("Фитосанитарный сертификат"), "{inbox}");
+
+    let (_, _, page) = net
+        .console_call(
+            "CN",
+            "GET",
+            &format!("/console/documents/{phyto}"),
+            Some(&ru),
+            None,
+        )
+        .await;
+    // Codes by their names, in Russian, the code kept beside; a code not in its list is shown
+    // as written and said to be so.
+    for expected in [
+        "✔ Подлинный, действующий, без изменений.",
+        "<th>Вид сертификата</th><td>Фитосанитарный сертификат <small>(851)</small>",
+        "<th>Статус</th><td>70 <small class=\"warn\">(нет в справочнике)</small>",
+        "<th>Страна экспорта</th><td>Аргентина <small>(AR)</small>",
+        "<th>Страна импорта</th><td>Эквадор <small>(EC)</small>",
+        "<th>Вид транспорта</th><td>Автомобильный транспорт <small>(3)</small>",
+        "<th>Вид транспорта</th><td>Морской транспорт <small>(1)</small>",
+        "ПРОЙДЕНА</span></td><th>Подпись</th>",
+        "Время указано по часовому поясу Asia/Almaty.",
+        "<summary>Хеши и идентификаторы ключей</summary>",
+    ] {
+        assert!(page.contains(expected), "{expected} not in {page}");
+    }
+    // Times in Almaty, with the offset.
+    assert!(page.contains("+05:00"), "{page}");
+    // The summary at the top: weights with their units, the attached file offered.
+    let summary = page.split("<h2>Сводка</h2>").nth(1).unwrap_or_default();
+    let summary = summary
+        .split("<h2>Проверка</h2>")
+        .next()
+        .unwrap_or_default();
+    for expected in [
+        "<th>Вид документа</th><td>Фитосанитарный сертификат <small>(851)</small></td>",
+        "<th>Страна назначения</th><td>Эквадор <small>(EC)</small></td>",
+        "<td>10 кг</td>",
+        "<td>60 кг</td>",
+        "<td>06029048</td>",
+        "/attachments/0\" download>TestPdf.pdf</a>",
+    ] {
+        assert!(
+            summary.contains(expected),
+            "{expected} not in the summary: {summary}"
+        );
+    }
+    // The attachment, downloaded: as a file, never sniffed, never kept.
+    let (status, headers, pdf) = net
+        .console_call(
+            "CN",
+            "GET",
+            &format!("/console/documents/{phyto}/attachments/0"),
+            Some(&ru),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(pdf.starts_with("%PDF"), "{}", &pdf[..pdf.len().min(40)]);
+    assert_eq!(
+        header(&headers, "content-disposition"),
+        Some("attachment; filename=\"TestPdf.pdf\"; filename*=UTF-8''TestPdf%2Epdf")
+    );
+    assert_eq!(header(&headers, "x-content-type-options"), Some("nosniff"));
+    assert_eq!(header(&headers, "cache-control"), Some("no-store"));
+    // No other attachment; none without a session.
+    let (status, _, missing) = net
+        .console_call(
+            "CN",
+            "GET",
+            &format!("/console/documents/{phyto}/attachments/7"),
+            Some(&ru),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+    assert!(
+        missing.contains("В документе нет такого вложения."),
+        "{missing}"
+    );
+    let (status, _, _) = net
+        .console_call(
+            "CN",
+            "GET",
+            &format!("/console/documents/{phyto}/attachments/0"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 303);
+
+    // Chosen on the login page, whatever the browser prefers.
+    let (form, zh) = login_in(&net, "ru", "?lang=zh").await;
+    assert!(form.contains("<html lang=\"zh\">"), "{form}");
+    let (_, _, page) = net
+        .console_call(
+            "CN",
+            "GET",
+            &format!("/console/documents/{co}"),
+            Some(&zh),
+            None,
+        )
+        .await;
+    for expected in [
+        "✔ 真实、有效且未被篡改。",
+        "<th>出口国</th><td>哈萨克斯坦 <small>(KZ)</small>",
+        "<th>运输方式</th><td>铁路运输 <small>(2)</small>",
+        "<th>原产地</th><td>哈萨克斯坦 <small>(KZ)</small>",
+        "通过</span></td><th>签名</th>",
+        // The summary's goods lines, with units.
+        "<h2>摘要</h2>",
+        "<td>110100</td>",
+        "<td>50,150 千克</td>",
+        "<td>1,000 XBG (袋)</td>",
+    ] {
+        assert!(page.contains(expected), "{expected} not in {page}");
+    }
+    // Unknown or absent: English.
+    let (form, en) = login_in(&net, "tlh, *;q=0.1", "").await;
+    assert!(form.contains("<html lang=\"en\">"), "{form}");
+    let (_, _, inbox) = net
+        .console_call("CN", "GET", "/console", Some(&en), None)
+        .await;
+    assert!(inbox.contains("Documents in the inbox: 2."), "{inbox}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -606,6 +834,7 @@ async fn in_a_real_headless_browser() {
     };
     let mut net = Net::new(&["KZ", "CN"]).await;
     net.console_password = Some(PASSWORD.into());
+    net.console_time_zone = Some("Asia/Almaty".into());
     net.start_hub().await;
     net.start_spoke("KZ").await;
     net.start_spoke("CN").await;
@@ -619,6 +848,17 @@ async fn in_a_real_headless_browser() {
         .await;
     let id = sent["message_id"].as_str().unwrap();
     net.wait_inbox("CN", id).await;
+    let phyto = net
+        .send(
+            "KZ",
+            "CN",
+            "e-phyto",
+            &sample_path("ephyto/mattilsynet-SPSCertificateContent.xml"),
+        )
+        .await;
+    let phyto = phyto["message_id"].as_str().unwrap();
+    net.wait_inbox("CN", phyto).await;
+    net.wait_state("KZ", phyto, "ACKNOWLEDGED").await;
     let forged = plant_a_tampered_document(&mut net, id).await;
     let base = format!("http://{}", net.console_addr("CN").await);
 
@@ -666,13 +906,72 @@ async fn in_a_real_headless_browser() {
         page.contains("A CHECK FAILED") && page.contains("BAD_SIGNATURE"),
         "{page}"
     );
+    let tampered = b.screenshot().await;
+
+    // In Russian, chosen on the login page: the e-Phyto's codes by their names.
+    b.goto(&format!("{base}/console/login?lang=ru")).await;
+    assert!(b.text().await.contains("Пароль"));
+    b.eval(&fill).await;
+    b.wait_for(
+        "the inbox in Russian",
+        "location.pathname === '/console' && document.readyState === 'complete' \
+         && document.documentElement.lang === 'ru'",
+    )
+    .await;
+    assert!(b.text().await.contains("Полученные документы"));
+    b.goto(&format!("{base}/console/documents/{phyto}")).await;
+    let page = b.text().await;
+    for expected in [
+        "Подлинный, действующий, без изменений",
+        "Фитосанитарный сертификат (851)",
+        "70 (нет в справочнике)",
+        "Аргентина (AR)",
+        "Эквадор (EC)",
+        "Автомобильный транспорт (3)",
+        "Морской транспорт (1)",
+        "Сводка",
+        "10 кг",
+        "60 кг",
+        "TestPdf.pdf",
+    ] {
+        assert!(page.contains(expected), "{expected} not in {page}");
+    }
+    let russian = b.screenshot().await;
+
+    // In Chinese: the e-CO's countries and transport mode.
+    b.goto(&format!("{base}/console/login?lang=zh")).await;
+    b.eval(&fill).await;
+    b.wait_for(
+        "the inbox in Chinese",
+        "location.pathname === '/console' && document.readyState === 'complete' \
+         && document.documentElement.lang === 'zh'",
+    )
+    .await;
+    assert!(b.text().await.contains("已接收文件"));
+    b.goto(&format!("{base}/console/documents/{id}")).await;
+    let page = b.text().await;
+    for expected in [
+        "真实、有效且未被篡改",
+        "摘要",
+        "哈萨克斯坦 (KZ)",
+        "铁路运输 (2)",
+        "50,150 千克",
+        "300 XBG (袋)",
+    ] {
+        assert!(page.contains(expected), "{expected} not in {page}");
+    }
+    let chinese = b.screenshot().await;
+
     if let Some(dir) = std::env::var_os("CARAVAN_SCREENSHOTS") {
-        std::fs::write(PathBuf::from(&dir).join("console-verified.png"), verified).unwrap();
-        std::fs::write(
-            PathBuf::from(dir).join("console-tampered.png"),
-            b.screenshot().await,
-        )
-        .unwrap();
+        let dir = PathBuf::from(dir);
+        for (name, png) in [
+            ("console-verified.png", verified),
+            ("console-tampered.png", tampered),
+            ("console-ru-ephyto.png", russian),
+            ("console-zh-eco.png", chinese),
+        ] {
+            std::fs::write(dir.join(name), png).unwrap();
+        }
     }
     // The stylesheet applies under the Content-Security-Policy (served as a file).
     let styled = b

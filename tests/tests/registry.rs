@@ -515,3 +515,259 @@ async fn the_anchor_vouches_for_a_new_receipt_key() {
         );
     }
 }
+
+/// `caravan-hub admin ARGS`, which must fail; returns its standard error.
+async fn admin_refused(net: &Net, args: &[&str]) -> String {
+    let out = net.admin(args).await;
+    assert!(
+        !out.status.success(),
+        "caravan-hub admin {args:?} succeeded: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_operator_records_countries_and_issuing_authorities_that_spokes_then_hold() {
+    let mut net = Net::new(&["KZ", "CN"]).await;
+    net.start_hub().await;
+    net.start_spoke("CN").await;
+    const NPPO: &str = "State Inspection of Plant Quarantine";
+
+    let start = net.hub_trust_version().await;
+    net.admin_ok(&["participant", "set-country", "KZ", "KZ"])
+        .await;
+    net.admin_ok(&[
+        "authority",
+        "add",
+        "--participant",
+        "KZ",
+        "--name",
+        &format!("  {NPPO} "),
+        "--identifier",
+        "IPPC=KZ-NPPO",
+        "--identifier",
+        "kz-bin=123456789012",
+    ])
+    .await;
+    net.admin_ok(&[
+        "authority",
+        "add",
+        "--participant",
+        "KZ",
+        "--name",
+        "Chamber of Commerce and Industry of Kazakhstan",
+    ])
+    .await;
+    let version = net.hub_trust_version().await;
+    assert_eq!(version, start + 3, "one version per change");
+
+    // The spoke holds them once the new list is published, in its CLI and its control API.
+    let list = net.wait_trust_version("CN", version).await;
+    let kz = list["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == "KZ")
+        .unwrap()
+        .clone();
+    assert_eq!(kz["country"], "KZ", "{kz}");
+    assert_eq!(
+        kz["issuing_authorities"],
+        serde_json::json!([
+            {"name": NPPO, "identifiers": [
+                {"scheme": "ippc", "value": "KZ-NPPO"},
+                {"scheme": "kz-bin", "value": "123456789012"},
+            ]},
+            {"name": "Chamber of Commerce and Industry of Kazakhstan", "identifiers": []},
+        ]),
+        "{kz}"
+    );
+    let cn = list["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == "CN")
+        .unwrap();
+    assert!(cn["country"].is_null() && cn["issuing_authorities"] == serde_json::json!([]));
+    let out = net.spoke_cli("CN", &["trust-list", "show"]).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("participant KZ  active     country KZ")
+            && text.contains(&format!(
+                "issuing authority \"{NPPO}\"  ippc=KZ-NPPO, kz-bin=123456789012"
+            )),
+        "{text}"
+    );
+    let listed: serde_json::Value = serde_json::from_str(
+        &net.admin_ok(&["authority", "list", "--participant", "KZ", "--json"])
+            .await,
+    )
+    .unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+    assert_eq!(listed[0]["participant"], "KZ");
+
+    // Bad input is refused with the rule it breaks, and changes nothing.
+    for (args, code, words) in [
+        (
+            vec!["participant", "set-country", "CN", "XK"],
+            "MALFORMED_REQUEST",
+            "not an officially assigned ISO 3166-1 alpha-2 code",
+        ),
+        (
+            vec!["participant", "set-country", "CN", "cn"],
+            "MALFORMED_REQUEST",
+            "two capital letters",
+        ),
+        (
+            vec!["participant", "set-country", "KZ", "KZ"],
+            "ALREADY_REGISTERED",
+            "records country KZ already",
+        ),
+        (
+            vec!["participant", "set-country", "UZ", "UZ"],
+            "NOT_REGISTERED",
+            "participant UZ is not registered",
+        ),
+        (
+            vec!["authority", "add", "--participant", "CN", "--name", "  "],
+            "MALFORMED_REQUEST",
+            "needs a name",
+        ),
+        (
+            vec![
+                "authority",
+                "add",
+                "--participant",
+                "KZ",
+                "--name",
+                "state INSPECTION of plant quarantine",
+            ],
+            "ALREADY_REGISTERED",
+            "records issuing authority",
+        ),
+        (
+            vec![
+                "authority",
+                "add",
+                "--participant",
+                "CN",
+                "--name",
+                "General Administration of Customs",
+                "--identifier",
+                "ippc=KZ-NPPO",
+            ],
+            "ALREADY_REGISTERED",
+            "identifier ippc=KZ-NPPO is recorded already",
+        ),
+        (
+            vec![
+                "authority",
+                "add",
+                "--participant",
+                "CN",
+                "--name",
+                "GACC",
+                "--identifier",
+                "has space=1",
+            ],
+            "MALFORMED_REQUEST",
+            "identifier scheme",
+        ),
+        (
+            vec!["authority", "remove", "--participant", "CN", "--name", NPPO],
+            "NOT_REGISTERED",
+            "records no issuing authority named",
+        ),
+    ] {
+        let err = admin_refused(&net, &args).await;
+        assert!(err.contains(code) && err.contains(words), "{args:?}: {err}");
+    }
+    let long = "x".repeat(201);
+    let err = admin_refused(
+        &net,
+        &["authority", "add", "--participant", "CN", "--name", &long],
+    )
+    .await;
+    assert!(
+        err.contains("MALFORMED_REQUEST") && err.contains("201 characters long; at most 200"),
+        "{err}"
+    );
+    let err = admin_refused(
+        &net,
+        &[
+            "authority",
+            "add",
+            "--participant",
+            "CN",
+            "--name",
+            "A",
+            "--identifier",
+            "ippc",
+        ],
+    )
+    .await;
+    assert!(err.contains("is not SCHEME=VALUE"), "{err}");
+    assert_eq!(net.hub_trust_version().await, version, "nothing changed");
+
+    // Removing works, by name whatever its case and spacing.
+    net.admin_ok(&[
+        "authority",
+        "remove",
+        "--participant",
+        "KZ",
+        "--name",
+        "state inspection of  PLANT quarantine",
+    ])
+    .await;
+    let list = net.wait_trust_version("CN", version + 1).await;
+    let kz = list["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == "KZ")
+        .unwrap()
+        .clone();
+    let names: Vec<&str> = kz["issuing_authorities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Chamber of Commerce and Industry of Kazakhstan"]);
+    // Its identifier is free again.
+    net.admin_ok(&[
+        "authority",
+        "add",
+        "--participant",
+        "KZ",
+        "--name",
+        NPPO,
+        "--identifier",
+        "ippc=KZ-NPPO",
+    ])
+    .await;
+
+    // Each change is in the exchange log, naming the operator.
+    assert!(net.terminate_hub().await, "the hub stops cleanly");
+    let out = net.hub_cli(&["log", "export"]).await;
+    assert!(out.status.success());
+    let details: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["kind"] == "registry_change" && e["actor"] == "operator:ops")
+        .map(|e| e["detail"].as_str().unwrap().to_owned())
+        .collect();
+    for expected in [
+        "participant KZ country set to KZ".to_owned(),
+        format!(
+            "issuing authority \"{NPPO}\" (ippc=KZ-NPPO, kz-bin=123456789012) added for participant KZ"
+        ),
+        format!("issuing authority \"{NPPO}\" removed from participant KZ"),
+    ] {
+        assert!(
+            details.contains(&expected),
+            "{expected} not in {details:#?}"
+        );
+    }
+}

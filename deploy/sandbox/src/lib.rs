@@ -187,11 +187,14 @@ pub fn create(dir: &Path, spokes: &[ParticipantId], engine: EngineKind) -> anyho
                     officers: vec![OfficerFile {
                         user: "officer".into(),
                         password_hash: caravan_spoke::api::console::hash_password(password),
+                        language: None,
                     }],
+                    time_zone: None,
                 }
             }),
             net: Default::default(),
             upload: Default::default(),
+            checks: Default::default(),
             tls: TlsFiles {
                 ca_cert: "tls/ca.pem".into(),
                 cert: "tls/client.pem".into(),

@@ -18,6 +18,12 @@
 //! request (numbers, party names, fields, the XML, the filters typed in) is escaped when the
 //! page is built, and only the QR code's SVG is spliced in as it is.
 //! Cookies are read from `Cookie` and written into `Set-Cookie` with the `cookie` crate.
+//!
+//! Every word the console shows an officer comes from the catalogues of [`crate::i18n`], in the
+//! language of the officer's account, or the one chosen on the login page (from the browser's
+//! `Accept-Language` until the officer picks another); times are shown in the configured time
+//! zone, and code-list values (document kinds, statuses, transport modes, countries, units) by
+//! their names, a code not in its list shown as written and marked as such.
 
 use std::{
     collections::HashMap,
@@ -47,6 +53,12 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 use crate::{
     config::{ConsoleConfig, Officer},
     document,
+    i18n::{
+        Lang,
+        clock::Clock,
+        codes::{self, Decoded, List},
+        negotiate,
+    },
     rt::blocking,
     store::{InboxPage, InboxRecord, PageAt, Verification},
 };
@@ -74,6 +86,8 @@ pub fn hash_password(password: &str) -> String {
 struct Session {
     user: String,
     csrf: String,
+    /// The language the console speaks in this session.
+    lang: Lang,
     expires: Instant,
 }
 
@@ -82,6 +96,8 @@ struct Session {
 pub struct Console {
     api: Api,
     officers: Vec<Officer>,
+    /// The time zone times are shown in.
+    clock: Clock,
     /// Where officers reach the console (`console.public_url`), for the printed QR code.
     public_url: Option<String>,
     /// Why officers' browsers cannot keep the session cookie, if they cannot.
@@ -173,26 +189,26 @@ async fn harden(mut response: Response) -> Response {
     response
 }
 
-/// A whole page around `body`; with an officer (name, CSRF token), the bar names them and
-/// offers the logout form.
-fn page(title: &str, officer: Option<(&str, &str)>, body: Markup) -> Html<String> {
+/// A whole page around `body`, in `lang`; with an officer (name, CSRF token), the bar names
+/// them and offers the logout form.
+fn page(lang: Lang, title: &str, officer: Option<(&str, &str)>, body: Markup) -> Html<String> {
     let page = html! {
         (DOCTYPE)
-        html lang="en" {
+        html lang=(lang.tag()) {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width,initial-scale=1";
-                title { (title) " · Caravan" }
+                title { (lang.f("page.title", &[("title", &title)])) }
                 link rel="stylesheet" href="/console/style.css";
             }
             body {
                 header {
-                    a href="/console" { b { "Caravan" } " officer console" }
+                    a href="/console" { b { "Caravan" } " " (lang.t("page.console")) }
                     @if let Some((name, csrf)) = officer {
                         span { (name) }
                         form method="post" action="/console/logout" {
                             input type="hidden" name="csrf" value=(csrf);
-                            button { "Log out" }
+                            button { (lang.t("page.logout")) }
                         }
                     }
                 }
@@ -201,6 +217,29 @@ fn page(title: &str, officer: Option<(&str, &str)>, body: Markup) -> Html<String
         }
     };
     Html(page.into_string())
+}
+
+/// A code of `list` as the officer reads it: its name and, in small type, the code; a code not
+/// in the list as written, marked as such.
+fn code_value(lang: Lang, list: List, code: &str) -> Markup {
+    html! {
+        @match codes::decode(list, code, lang) {
+            Decoded::Known { code, name } => { (name) " " small { "(" (code) ")" } }
+            Decoded::Unknown { code } => {
+                (code) " " small.warn { "(" (lang.t("code.unknown")) ")" }
+            }
+        }
+    }
+}
+
+/// A document type's name for the officer ("e-phyto" → "Phytosanitary").
+fn type_name(lang: Lang, t: Option<caravan_common::DocumentType>) -> &'static str {
+    match t.map(|t| t.as_str()) {
+        Some("e-co") => lang.t("doctype.e-co"),
+        Some("e-phyto") => lang.t("doctype.e-phyto"),
+        Some("e-invoice") => lang.t("doctype.e-invoice"),
+        _ => lang.t("doctype.unknown"),
+    }
 }
 
 /// The largest request body the console takes (its forms are a few fields).
@@ -228,6 +267,7 @@ impl Console {
         Arc::new(Console {
             api,
             officers: config.officers.clone(),
+            clock: config.clock.clone(),
             public_url: config.public_url.clone(),
             cookie_problem: cookie_problem(config.listen, config.public_url.as_deref()),
             sessions: Mutex::default(),
@@ -250,6 +290,10 @@ impl Console {
             .route("/console/logout", post(logout))
             .route("/console/documents/{id}", get(document_page))
             .route("/console/documents/{id}/print", get(print_page))
+            .route(
+                "/console/documents/{id}/attachments/{index}",
+                get(attachment),
+            )
             .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
             .layer(map_response(harden))
             .with_state(self.clone())
@@ -266,18 +310,27 @@ impl Console {
         self.sessions.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The session of a request: (user, csrf token).
-    fn session(&self, headers: &HeaderMap) -> Option<(String, String)> {
+    /// The session of a request: (user, csrf token, language).
+    fn session(&self, headers: &HeaderMap) -> Option<(String, String, Lang)> {
         let id = cookie_value(headers, SESSION_COOKIE)?;
         let mut sessions = self.sessions();
         sessions.retain(|_, s| s.expires > Instant::now());
-        sessions.get(&id).map(|s| (s.user.clone(), s.csrf.clone()))
+        sessions
+            .get(&id)
+            .map(|s| (s.user.clone(), s.csrf.clone(), s.lang))
     }
 
-    /// Check a login from `client`, counting failures; returns the message for the page.
-    fn check_login(&self, user: &str, password: &str, client: IpAddr) -> Result<(), String> {
+    /// Check a login from `client`, counting failures; returns the officer's account, or the
+    /// message for the page (in `lang`).
+    fn check_login(
+        &self,
+        lang: Lang,
+        user: &str,
+        password: &str,
+        client: IpAddr,
+    ) -> Result<&Officer, String> {
         if let Err(refusal) = self.guard().check(user, client, Instant::now()) {
-            return Err(refused_message(refusal));
+            return Err(refused_message(lang, &self.clock, refusal));
         }
         let officer = self
             .officers
@@ -294,15 +347,15 @@ impl Console {
                     .is_ok()
             })
             .unwrap_or(false);
-        if good && officer.is_some() {
+        if let Some(officer) = officer.filter(|_| good) {
             self.guard().succeeded(user, client);
-            return Ok(());
+            return Ok(officer);
         }
         if let Some(refusal) = self.guard().failed(user, client, Instant::now()) {
             warn!(user = ?shown_user(user), %client, ?refusal, "officer logins refused for a while after repeated failures");
-            return Err(refused_message(refusal));
+            return Err(refused_message(lang, &self.clock, refusal));
         }
-        Err("Wrong user name or password.".into())
+        Err(lang.t("login.wrong").into())
     }
 }
 
@@ -316,28 +369,23 @@ fn shown_user(user: &str) -> &str {
     &user[..end]
 }
 
-/// A wall-clock time as the console shows it: to the minute, in UTC, named.
-fn utc_minute(t: SystemTime) -> String {
-    use time::macros::format_description;
-    time::OffsetDateTime::from(t)
-        .format(format_description!(
-            "[year]-[month]-[day] [hour]:[minute] UTC"
-        ))
-        .unwrap_or_default()
+/// A wall-clock time as the console shows it: to the minute, in the console's time zone,
+/// named ("2026-12-06 04:12 UTC").
+fn clock_minute(clock: &Clock, t: SystemTime) -> String {
+    clock.minute_named(Timestamp::from(t))
 }
 
-/// The login page's words for a refusal, with until when.
-fn refused_message(refusal: Refusal) -> String {
+/// The login page's words for a refusal, with until when, in `lang` on `clock`.
+fn refused_message(lang: Lang, clock: &Clock, refusal: Refusal) -> String {
     let wait = refusal.until().saturating_duration_since(Instant::now());
     // Rounded up to the minute shown, so "until 04:12" is never early.
-    let until = utc_minute(SystemTime::now() + wait + Duration::from_secs(59));
+    let until = clock_minute(clock, SystemTime::now() + wait + Duration::from_secs(59));
     match refusal {
-        Refusal::AccountLocked { .. } => format!(
-            "This account is locked for logins from your address after {ACCOUNT_FAILURES} failed attempts, until {until}. Logins from other addresses are not affected."
+        Refusal::AccountLocked { .. } => lang.f(
+            "login.account_locked",
+            &[("failures", &ACCOUNT_FAILURES), ("until", &until)],
         ),
-        Refusal::AddressThrottled { .. } => format!(
-            "Too many failed logins from your address: logins from it are paused until {until}."
-        ),
+        Refusal::AddressThrottled { .. } => lang.f("login.address_throttled", &[("until", &until)]),
     }
 }
 
@@ -389,34 +437,80 @@ const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$
 struct NextQuery {
     #[serde(default)]
     next: String,
+    /// The language asked for on the login page (`?lang=ru`).
+    #[serde(default)]
+    lang: String,
 }
 
-async fn login_form(State(c): State<Arc<Console>>, Query(q): Query<NextQuery>) -> Response {
+/// The language of a browser that is not logged in: the one it chose on the login page, else
+/// the best of its `Accept-Language`.
+fn visitor_language(headers: &HeaderMap, chosen: &str) -> Lang {
+    Lang::from_tag(chosen).unwrap_or_else(|| {
+        negotiate(
+            headers
+                .get(header::ACCEPT_LANGUAGE)
+                .and_then(|v| v.to_str().ok()),
+        )
+    })
+}
+
+/// The login page's address in `lang`, returning to `next` afterwards.
+fn login_address(lang: Lang, next: &str) -> String {
+    let mut query = vec![("lang", lang.tag())];
+    if !next.is_empty() && next != "/console" {
+        query.push(("next", next));
+    }
+    format!(
+        "/console/login?{}",
+        serde_urlencoded::to_string(query).unwrap_or_default()
+    )
+}
+
+async fn login_form(
+    State(c): State<Arc<Console>>,
+    headers: HeaderMap,
+    Query(q): Query<NextQuery>,
+) -> Response {
+    let lang = visitor_language(&headers, &q.lang);
     let token = random_token();
     let next = local_next(&q.next).unwrap_or_default();
     let body = html! {
         @if let Some(problem) = c.cookie_problem() {
-            p.fail { (problem) }
+            p.fail { (lang.t("login.cookie_problem")) br; small { (problem) } }
         }
         div.panel {
-            h1 { "Log in" }
+            h1 { (lang.t("login.title")) }
             form method="post" action="/console/login" {
                 input type="hidden" name="csrf" value=(token);
                 input type="hidden" name="next" value=(next);
-                p { label { "User " input name="user" autocomplete="username" required; } }
+                input type="hidden" name="lang" value=(lang.tag());
+                p { label { (lang.t("login.user")) " " input name="user" autocomplete="username" required; } }
                 p {
                     label {
-                        "Password "
+                        (lang.t("login.password")) " "
                         input name="password" type="password" autocomplete="current-password" required;
                     }
                 }
-                button { "Log in" }
+                button { (lang.t("login.button")) }
+            }
+            p.languages {
+                (lang.t("page.language")) ": "
+                @for (i, other) in Lang::all().enumerate() {
+                    @if i > 0 { " · " }
+                    @if other == lang {
+                        b lang=(other.tag()) { (other.name()) }
+                    } @else {
+                        a href=(login_address(other, next)) hreflang=(other.tag()) lang=(other.tag()) {
+                            (other.name())
+                        }
+                    }
+                }
             }
         }
     };
     with_cookie(
         console_cookie(LOGIN_COOKIE, token, Duration::from_secs(900)),
-        page("Log in", None, body),
+        page(lang, lang.t("login.title"), None, body),
     )
 }
 
@@ -428,6 +522,9 @@ struct LoginForm {
     /// The page to return to (kept only if [`local_next`] accepts it).
     #[serde(default)]
     next: String,
+    /// The language the form was shown in.
+    #[serde(default)]
+    lang: String,
 }
 
 async fn login(
@@ -436,29 +533,29 @@ async fn login(
     extensions: Extensions,
     Form(form): Form<LoginForm>,
 ) -> Response {
+    let lang = visitor_language(&headers, &form.lang);
     // Double-submit: the form's token must be the one this browser was given with the form.
     let expected = cookie_value(&headers, LOGIN_COOKIE).unwrap_or_default();
     if expected.is_empty() || !bool::from(expected.as_bytes().ct_eq(form.csrf.as_bytes())) {
+        let again = login_address(lang, "");
         let body = html! {
-            p.fail { "The login form expired. " a href="/console/login" { "Try again" } "." }
+            p.fail { (lang.t("login.expired")) " " a href=(again) { (lang.t("login.try_again")) } }
         };
-        return (StatusCode::FORBIDDEN, page("Log in", None, body)).into_response();
+        return (
+            StatusCode::FORBIDDEN,
+            page(lang, lang.t("login.title"), None, body),
+        )
+            .into_response();
     }
     let client = client_ip(&extensions);
     let next = local_next(&form.next).unwrap_or("/console");
-    let again = match next {
-        "/console" => "/console/login".to_owned(),
-        next => format!(
-            "/console/login?{}",
-            serde_urlencoded::to_string([("next", next)]).unwrap_or_default()
-        ),
-    };
+    let again = login_address(lang, next);
     let refused = |status: StatusCode, message: &str| {
         let body = html! {
             p.fail { (message) }
-            p { a href=(again) { "Try again" } }
+            p { a href=(again) { (lang.t("login.try_again")) } }
         };
-        (status, page("Log in", None, body)).into_response()
+        (status, page(lang, lang.t("login.title"), None, body)).into_response()
     };
     if form.user.len() > MAX_USER_BYTES {
         // Refused before any lookup; counted against the address (under the cut name, so
@@ -468,25 +565,34 @@ async fn login(
             .failed(shown_user(&form.user), client, Instant::now());
         return refused(
             StatusCode::BAD_REQUEST,
-            &format!("A user name is at most {MAX_USER_BYTES} bytes."),
+            &lang.f("login.user_too_long", &[("max", &MAX_USER_BYTES)]),
         );
     }
     // argon2 costs milliseconds of CPU: off the async threads, so that a burst of logins does
     // not stall the console's other pages (nor the spoke's other listeners).
     let checked = {
         let (console, user, password) = (c.clone(), form.user.clone(), form.password.clone());
-        tokio::task::spawn_blocking(move || console.check_login(&user, &password, client))
-            .await
-            .unwrap_or_else(|_| Err("The login could not be checked. Try again.".into()))
+        tokio::task::spawn_blocking(move || {
+            console
+                .check_login(lang, &user, &password, client)
+                .map(|officer| officer.language)
+        })
+        .await
+        .unwrap_or_else(|_| Err(lang.t("login.unchecked").to_owned()))
     };
-    if let Err(message) = checked {
-        warn!(user = ?form.user, %client, "failed officer login");
-        return refused(StatusCode::UNAUTHORIZED, &message);
-    }
+    let language = match checked {
+        Ok(language) => language,
+        Err(message) => {
+            warn!(user = ?form.user, %client, "failed officer login");
+            return refused(StatusCode::UNAUTHORIZED, &message);
+        }
+    };
     let id = random_token();
     let session = Session {
         user: form.user.clone(),
         csrf: random_token(),
+        // The account's language if it has one, else the one the login page was shown in.
+        lang: language.unwrap_or(lang),
         expires: Instant::now() + SESSION_LIFE,
     };
     c.sessions().insert(id.clone(), session);
@@ -507,11 +613,11 @@ async fn logout(
     headers: HeaderMap,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    let Some((user, csrf)) = c.session(&headers) else {
+    let Some((user, csrf, lang)) = c.session(&headers) else {
         return Redirect::to("/console/login").into_response();
     };
     if !bool::from(csrf.as_bytes().ct_eq(form.csrf.as_bytes())) {
-        return (StatusCode::FORBIDDEN, "CSRF token mismatch").into_response();
+        return (StatusCode::FORBIDDEN, lang.t("login.csrf_mismatch")).into_response();
     }
     if let Some(id) = cookie_value(&headers, SESSION_COOKIE) {
         c.sessions().remove(&id);
@@ -550,11 +656,9 @@ const INBOX_PAGE: usize = 100;
 
 impl Filters {
     fn keep(&self, r: &InboxRecord) -> bool {
-        // Number, sender, parties, goods descriptions and HS codes, in any case.
-        let text_match = r.matches_text(&self.q);
         let received = r.received_at.to_string();
         let date = received.get(..10).unwrap_or(&received);
-        text_match
+        r.matches_text(&self.q)
             && (self.document_type.trim().is_empty()
                 || r.document_type
                     .is_some_and(|t| t.as_str().eq_ignore_ascii_case(self.document_type.trim())))
@@ -571,11 +675,11 @@ impl Filters {
 }
 
 /// The verification column of the inbox list.
-fn verdict_cell(v: &Verification) -> Markup {
+fn verdict_cell(lang: Lang, v: &Verification) -> Markup {
     html! {
         @match v {
             Verification::Verified { notes } => {
-                span.ok { "✔ verified" }
+                span.ok { (lang.t("verdict.verified")) }
                 @if !notes.is_empty() {
                     " "
                     span.warn {
@@ -589,7 +693,7 @@ fn verdict_cell(v: &Verification) -> Markup {
                 }
             }
             Verification::Rejected { code, .. } => {
-                span.fail { "✘ NOT GENUINE: " (code.as_str()) }
+                span.fail { (lang.f("verdict.not_genuine", &[("code", &code.as_str())])) }
             }
         }
     }
@@ -609,7 +713,7 @@ fn select(name: &str, current: &str, options: &[(&str, &str)]) -> Markup {
 /// The inbox page's body: the filter form as the officer filled it, how many documents the
 /// inbox holds and how many match, one page (newest first) and the links to the newer and
 /// older pages, when there are any (each keeps the filters).
-fn inbox_body(f: &Filters, total: u64, listed: &InboxPage) -> Markup {
+fn inbox_body(lang: Lang, clock: &Clock, f: &Filters, total: u64, listed: &InboxPage) -> Markup {
     let link = |before: Option<u64>, after: Option<u64>| {
         serde_urlencoded::to_string(Filters {
             before,
@@ -624,39 +728,45 @@ fn inbox_body(f: &Filters, total: u64, listed: &InboxPage) -> Markup {
     let first = listed.newer + 1;
     let last = listed.newer + records.len() as u64;
     html! {
-        h1 { "Received documents" }
+        h1 { (lang.t("inbox.title")) }
         form.filters method="get" action="/console" {
-            input name="q" placeholder="Number, party or country" value=(f.q);
+            input name="q" placeholder=(lang.t("inbox.search")) value=(f.q);
             (select("type", &f.document_type, &[
-                ("", "Any type"),
-                ("e-co", "Certificate of origin"),
-                ("e-phyto", "Phytosanitary"),
-                ("e-invoice", "Invoice"),
+                ("", lang.t("doctype.any")),
+                ("e-co", lang.t("doctype.e-co")),
+                ("e-phyto", lang.t("doctype.e-phyto")),
+                ("e-invoice", lang.t("doctype.e-invoice")),
             ]))
-            input name="country" placeholder="From (e.g. KZ)" size="8" value=(f.country);
+            input name="country" placeholder=(lang.t("inbox.country")) size="8" value=(f.country);
             (select("status", &f.status, &[
-                ("", "Any result"),
-                ("verified", "Verified"),
-                ("rejected", "Not genuine"),
+                ("", lang.t("inbox.any_result")),
+                ("verified", lang.t("inbox.verified")),
+                ("rejected", lang.t("inbox.rejected")),
             ]))
-            label { "From " input type="date" name="from" value=(f.from); }
-            label { "to " input type="date" name="to" value=(f.to); }
-            button { "Filter" }
+            label { (lang.t("inbox.from")) " " input type="date" name="from" value=(f.from); }
+            label { (lang.t("inbox.to")) " " input type="date" name="to" value=(f.to); }
+            button { (lang.t("inbox.filter")) }
         }
         p {
-            "Documents in the inbox: " (total)
-            @if f.before.is_some() { "; older ones" }
+            (lang.f("inbox.count", &[("count", &total)]))
+            @if f.before.is_some() { (lang.t("inbox.older_ones")) }
             "."
             @if !records.is_empty() {
-                " Showing " (first) "–" (last) " of " (listed.matching) " matching"
-                " (" (INBOX_PAGE) " a page)."
+                (lang.f("inbox.showing", &[
+                    ("first", &first),
+                    ("last", &last),
+                    ("matching", &listed.matching),
+                    ("page", &INBOX_PAGE),
+                ]))
             }
         }
         table {
             thead {
                 tr {
-                    th { "Number" } th { "Type" } th { "From" } th { "Received (UTC)" }
-                    th { "Verification" }
+                    th { (lang.t("inbox.number")) } th { (lang.t("inbox.type")) }
+                    th { (lang.t("inbox.sender")) }
+                    th { (lang.f("inbox.received", &[("zone", &clock.name())])) }
+                    th { (lang.t("inbox.verification")) }
                 }
             }
             tbody {
@@ -666,29 +776,27 @@ fn inbox_body(f: &Filters, total: u64, listed: &InboxPage) -> Markup {
                     tr {
                         td {
                             a href={ "/console/documents/" (r.message_id) } {
-                                (r.document_id.as_deref().unwrap_or("(unreadable)"))
+                                (r.document_id.as_deref().unwrap_or(lang.t("inbox.unreadable")))
                             }
                         }
-                        td { (r.document_type.map(|t| t.as_str()).unwrap_or("?")) }
+                        td { (type_name(lang, r.document_type)) }
                         td { (r.sender.as_str()) }
-                        td {
-                            (r.received_at.to_string().chars().take(16).collect::<String>().replace('T', " "))
-                        }
-                        td { (verdict_cell(&r.verification)) }
+                        td { (clock.format_short(r.received_at)) }
+                        td { (verdict_cell(lang, &r.verification)) }
                     }
                 }
                 @if records.is_empty() {
-                    tr { td colspan="5" { "No document matches." } }
+                    tr { td colspan="5" { (lang.t("inbox.none")) } }
                 }
             }
         }
         p.pages {
             @if let Some(query) = newer {
-                a href={ "/console?" (query) } { "← Newer documents" }
+                a href={ "/console?" (query) } { (lang.t("inbox.newer")) }
                 " "
             }
             @if let Some(query) = older {
-                a href={ "/console?" (query) } { "Older documents →" }
+                a href={ "/console?" (query) } { (lang.t("inbox.older")) }
             }
         }
     }
@@ -700,7 +808,7 @@ async fn inbox(
     uri: Uri,
     Query(f): Query<Filters>,
 ) -> Response {
-    let Some((user, csrf)) = c.session(&headers) else {
+    let Some((user, csrf, lang)) = c.session(&headers) else {
         return to_login(&uri);
     };
     let store = c.api.store.clone();
@@ -719,13 +827,18 @@ async fn inbox(
     let (total, listed) = match listed {
         Ok(listed) => listed,
         Err(e) => {
-            return (StatusCode::INTERNAL_SERVER_ERROR, format!("store: {e}")).into_response();
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                lang.f("error.store", &[("error", &e)]),
+            )
+                .into_response();
         }
     };
     page(
-        "Received documents",
+        lang,
+        lang.t("inbox.title"),
         Some((&user, &csrf)),
-        inbox_body(&f, total, &listed),
+        inbox_body(lang, &c.clock, &f, total, &listed),
     )
     .into_response()
 }
@@ -737,122 +850,151 @@ struct CheckLine {
     detail: String,
 }
 
-/// The verification panel: each check, and why it passed or failed.
-fn checks(c: &Console, r: &InboxRecord, all: &[InboxRecord]) -> Vec<CheckLine> {
+/// A key's status in words.
+fn key_status(lang: Lang, status: KeyStatus) -> &'static str {
+    match status {
+        KeyStatus::Active => lang.t("key_status.active"),
+        KeyStatus::NotYetValid => lang.t("key_status.not_yet_valid"),
+        KeyStatus::Expired => lang.t("key_status.expired"),
+        KeyStatus::Revoked => lang.t("key_status.revoked"),
+    }
+}
+
+/// The verification panel: each check, and why it passed or failed, in `lang`, times on
+/// `clock`.
+fn checks(c: &Console, lang: Lang, r: &InboxRecord, all: &[InboxRecord]) -> Vec<CheckLine> {
+    let clock = &c.clock;
     let mut lines = Vec::new();
     let held = c.api.hub.trust().current();
     match &r.verification {
         Verification::Verified { notes } => {
             lines.push(CheckLine {
-                name: "Signature",
+                name: lang.t("check.signature"),
                 ok: Some(true),
-                detail: format!(
-                    "The sender's signature over the document's header verifies, and the document's bytes match the SHA-256 it signed ({}).",
-                    r.payload_sha256
-                ),
+                detail: lang.f("detail.signature_ok", &[("sha256", &r.payload_sha256)]),
             });
             for n in notes {
                 lines.push(CheckLine {
-                    name: "Note",
+                    name: lang.t("check.note"),
                     ok: None,
-                    detail: format!("{}: {}", n.code, n.message),
+                    detail: lang.f("detail.note", &[("code", &n.code), ("message", &n.message)]),
                 });
             }
         }
         Verification::Rejected { code, reason } => lines.push(CheckLine {
-            name: "Signature",
+            name: lang.t("check.signature"),
             ok: Some(false),
-            detail: format!("{code}: {reason}. Do not rely on this document."),
+            detail: lang.f("detail.rejected", &[("code", code), ("reason", reason)]),
         }),
     }
     let key = r.key_id.as_deref().and_then(|k| k.parse().ok());
     match (key, &held, r.accepted_at) {
-        (Some(key), Some(h), Some(at)) => {
-            match h.set.key(key) {
-                Some(entry) => {
-                    let status = entry.status(at);
-                    lines.push(CheckLine {
-                    name: "Signing key",
-                    ok: Some(status == KeyStatus::Active || entry.revoked.as_ref().is_some_and(|rv| rv.at > at)),
-                    detail: format!("Key {key} of {} was {} when the hub accepted the document ({at}); now {}.", entry.participant, status.as_str(), entry.status(Timestamp::now()).as_str()),
+        (Some(key), Some(h), Some(at)) => match h.set.key(key) {
+            Some(entry) => {
+                let status = entry.status(at);
+                lines.push(CheckLine {
+                    name: lang.t("check.signing_key"),
+                    ok: Some(
+                        status == KeyStatus::Active
+                            || entry.revoked.as_ref().is_some_and(|rv| rv.at > at),
+                    ),
+                    detail: lang.f(
+                        "detail.key",
+                        &[
+                            ("key", &key),
+                            ("participant", &entry.participant),
+                            ("status", &key_status(lang, status)),
+                            ("accepted", &clock.format(at)),
+                            ("now", &key_status(lang, entry.status(Timestamp::now()))),
+                        ],
+                    ),
                 });
-                    if let Some(t) = r.document_type {
-                        lines.push(CheckLine {
-                            name: "Issuer allowed",
-                            ok: Some(entry.document_types.contains(&t)),
-                            detail: format!(
-                                "{} may sign {}: {}.",
-                                entry.participant,
-                                t,
-                                if entry.document_types.contains(&t) {
-                                    "yes"
-                                } else {
-                                    "NO"
-                                }
-                            ),
-                        });
-                    }
+                if let Some(t) = r.document_type {
+                    let allowed = entry.document_types.contains(&t);
+                    lines.push(CheckLine {
+                        name: lang.t("check.issuer_allowed"),
+                        ok: Some(allowed),
+                        detail: lang.f(
+                            "detail.issuer_allowed",
+                            &[
+                                ("participant", &entry.participant),
+                                ("type", &type_name(lang, Some(t))),
+                                (
+                                    "answer",
+                                    &lang.t(if allowed { "detail.yes" } else { "detail.no" }),
+                                ),
+                            ],
+                        ),
+                    });
                 }
-                None => lines.push(CheckLine {
-                    name: "Signing key",
-                    ok: Some(false),
-                    detail: format!("Key {key} is not in the trust list held."),
-                }),
             }
-        }
+            None => lines.push(CheckLine {
+                name: lang.t("check.signing_key"),
+                ok: Some(false),
+                detail: lang.f("detail.key_not_listed", &[("key", &key)]),
+            }),
+        },
         _ => lines.push(CheckLine {
-            name: "Signing key",
+            name: lang.t("check.signing_key"),
             ok: Some(false),
-            detail: "The signing key could not be established.".into(),
+            detail: lang.t("detail.key_unknown").into(),
         }),
     }
     lines.push(match (r.hub_sequence, r.accepted_at) {
         (Some(seq), Some(at)) => CheckLine {
-            name: "Hub receipt",
+            name: lang.t("check.hub_receipt"),
             ok: Some(true),
-            detail: format!("The hub's signed receipt: accepted at {at}, sequence {seq}."),
+            detail: lang.f(
+                "detail.receipt_ok",
+                &[("accepted", &clock.format(at)), ("sequence", &seq)],
+            ),
         },
         _ => CheckLine {
-            name: "Hub receipt",
+            name: lang.t("check.hub_receipt"),
             ok: Some(false),
-            detail: "No valid hub receipt came with the document.".into(),
+            detail: lang.t("detail.receipt_missing").into(),
         },
     });
     lines.push(match &r.evidence.ack {
         Some(_) => CheckLine {
-            name: "Acknowledgement",
+            name: lang.t("check.acknowledgement"),
             ok: Some(true),
-            detail: "This spoke signed and sent its acknowledgement to the sender.".into(),
+            detail: lang.t("detail.ack_sent").into(),
         },
         None => CheckLine {
-            name: "Acknowledgement",
+            name: lang.t("check.acknowledgement"),
             ok: None,
-            detail: "Not acknowledged yet.".into(),
+            detail: lang.t("detail.ack_pending").into(),
         },
     });
     lines.push(match &held {
         Some(h) if h.set.info.is_fresh(Timestamp::now()) => CheckLine {
-            name: "Trust list",
+            name: lang.t("check.trust_list"),
             ok: Some(true),
-            detail: format!("Version {}, fresh.", h.set.info.version),
+            detail: lang.f("detail.trust_fresh", &[("version", &h.set.info.version)]),
         },
         Some(h) => CheckLine {
-            name: "Trust list",
+            name: lang.t("check.trust_list"),
             ok: Some(false),
-            detail: format!(
-                "Version {} is STALE: its next update was due at {}.",
-                h.set.info.version,
-                h.set
-                    .info
-                    .next_update
-                    .map(|t| t.to_string())
-                    .unwrap_or_default()
+            detail: lang.f(
+                "detail.trust_stale",
+                &[
+                    ("version", &h.set.info.version),
+                    (
+                        "due",
+                        &h.set
+                            .info
+                            .next_update
+                            .map(|t| clock.format(t))
+                            .unwrap_or_default(),
+                    ),
+                ],
             ),
         },
         None => CheckLine {
-            name: "Trust list",
+            name: lang.t("check.trust_list"),
             ok: Some(false),
-            detail: "No trust list held.".into(),
+            detail: lang.t("detail.trust_none").into(),
         },
     });
     let replacements: Vec<&InboxRecord> = all
@@ -861,35 +1003,40 @@ fn checks(c: &Console, r: &InboxRecord, all: &[InboxRecord]) -> Vec<CheckLine> {
         .collect();
     lines.push(match replacements.first() {
         Some(n) => CheckLine {
-            name: "Current",
+            name: lang.t("check.current"),
             ok: Some(false),
-            detail: format!(
-                "REPLACED by {} (message {}), received {}.",
-                n.document_id.as_deref().unwrap_or("?"),
-                n.message_id,
-                n.received_at
+            detail: lang.f(
+                "detail.replaced",
+                &[
+                    ("number", &n.document_id.as_deref().unwrap_or("?")),
+                    ("message", &n.message_id),
+                    ("received", &clock.format(n.received_at)),
+                ],
             ),
         },
         None => CheckLine {
-            name: "Current",
+            name: lang.t("check.current"),
             ok: Some(true),
-            detail: "No later document replaces or withdraws this one.".into(),
+            detail: lang.t("detail.not_replaced").into(),
         },
     });
     if let Some(old) = r.supersedes {
         lines.push(CheckLine {
-            name: "Replaces",
+            name: lang.t("check.replaces"),
             ok: None,
-            detail: format!("This document replaces message {old}."),
+            detail: lang.f("detail.replaces", &[("message", &old)]),
         });
     }
     lines
 }
 
-async fn load(c: &Console, id: &str) -> Result<(InboxRecord, Vec<InboxRecord>, Vec<u8>), Response> {
-    let id: MessageId = id
-        .parse()
-        .map_err(|_| (StatusCode::NOT_FOUND, "no such document").into_response())?;
+async fn load(
+    c: &Console,
+    lang: Lang,
+    id: &str,
+) -> Result<(InboxRecord, Vec<InboxRecord>, Vec<u8>), Response> {
+    let not_found = || (StatusCode::NOT_FOUND, lang.t("error.no_such_document")).into_response();
+    let id: MessageId = id.parse().map_err(|_| not_found())?;
     let store = c.api.store.clone();
     let result = blocking(move || {
         let record = store.inbox_find(id)?.into_iter().next();
@@ -911,36 +1058,80 @@ async fn load(c: &Console, id: &str) -> Result<(InboxRecord, Vec<InboxRecord>, V
         Ok((record, replacements, payload))
     })
     .await
-    .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, format!("store: {e}")).into_response())?;
+    .map_err(|e| {
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            lang.f("error.store", &[("error", &e)]),
+        )
+            .into_response()
+    })?;
     match result {
         (Some(r), all, payload) => Ok((r, all, payload)),
-        _ => Err((StatusCode::NOT_FOUND, "no such document").into_response()),
+        _ => Err(not_found()),
     }
 }
 
-/// What the document says, when it verified and is a trade document the spoke reads.
-fn fields_table(r: &InboxRecord, payload: &[u8]) -> Markup {
-    let verified = matches!(r.verification, Verification::Verified { .. });
-    if !verified || r.content_type.as_deref() != Some("application/xml") {
-        return html! {
-            p.warn { "The document's content is not shown: it did not verify, or it is not a trade document." }
-        };
-    }
-    let fields = document::recognise(payload)
-        .and_then(|d| document::fields(payload, d.format))
-        .unwrap_or_default();
-    field_rows(&fields)
+/// What the document says, when it verified and is a document the spoke reads.
+fn content_of(r: &InboxRecord, payload: &[u8]) -> Option<document::Content> {
+    matches!(r.verification, Verification::Verified { .. })
+        .then(|| document::content(payload).ok())
+        .flatten()
 }
 
-/// The document's fields, as the sender wrote them (labels ours, values and languages theirs).
-fn field_rows(fields: &[document::Field]) -> Markup {
+/// The document's fields, when it verified and is a document the spoke reads.
+fn fields_table(lang: Lang, content: Option<&document::Content>) -> Markup {
+    match content {
+        Some(c) => field_rows(lang, Some(c.format), &c.fields),
+        None => html! {
+            p.warn { (lang.t("document.not_shown")) }
+        },
+    }
+}
+
+/// The catalogue key of a field's label: "Export country" → "field.export_country".
+fn field_key(label: &str) -> String {
+    let slug: String = label
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let words: Vec<&str> = slug.split('_').filter(|w| !w.is_empty()).collect();
+    format!("field.{}", words.join("_"))
+}
+
+/// The code list a field's value comes from, by its label and the document's format: an
+/// e-Phyto's certificate type and status are UN/CEFACT codes, an e-CO's are words.
+fn field_list(format: Option<document::Format>, label: &str) -> Option<List> {
+    let sps = format == Some(document::Format::SpsCertificate);
+    match label {
+        "Certificate type" if sps => Some(List::DocumentName),
+        "Status" if sps => Some(List::DocumentStatus),
+        "Type" => Some(List::DocumentName),
+        "Transport mode" => Some(List::TransportMode),
+        "Export country" | "Import country" | "Transit country" | "Origin" | "Issuing country"
+        | "Seller country" | "Buyer country" => Some(List::Country),
+        _ => None,
+    }
+}
+
+/// The document's fields, as the sender wrote them (labels in the officer's language, codes
+/// decoded, values and their languages the sender's).
+fn field_rows(lang: Lang, format: Option<document::Format>, fields: &[document::Field]) -> Markup {
     html! {
         table {
             @for f in fields {
                 tr {
-                    th { (f.label) }
+                    th { (lang.lookup(&field_key(&f.label)).unwrap_or(&f.label)) }
                     td {
-                        (f.value)
+                        @match field_list(format, &f.label) {
+                            Some(list) => (code_value(lang, list, &f.value)),
+                            None => (f.value),
+                        }
                         @if let Some(language) = &f.language {
                             " " small { "[" (language) "]" }
                         }
@@ -952,15 +1143,15 @@ fn field_rows(fields: &[document::Field]) -> Markup {
 }
 
 /// The verification panel's rows: each check, passed, failed or information, and why.
-fn check_rows(lines: &[CheckLine]) -> Markup {
+fn check_rows(lang: Lang, lines: &[CheckLine]) -> Markup {
     html! {
         @for l in lines {
             tr {
                 td {
                     @match l.ok {
-                        Some(true) => span.ok { "✔ PASS" },
-                        Some(false) => span.fail { "✘ FAIL" },
-                        None => span.warn { "ℹ" },
+                        Some(true) => span.ok { (lang.t("verdict.pass")) },
+                        Some(false) => span.fail { (lang.t("verdict.fail")) },
+                        None => span.warn { (lang.t("verdict.info")) },
                     }
                 }
                 th { (l.name) }
@@ -970,36 +1161,67 @@ fn check_rows(lines: &[CheckLine]) -> Markup {
     }
 }
 
+/// The hashes and key ids an officer rarely needs, folded away.
+fn details_block(lang: Lang, r: &InboxRecord) -> Markup {
+    html! {
+        details.panel {
+            summary { (lang.t("document.details")) }
+            table {
+                tr { th { (lang.t("document.message_id")) } td { code { (r.message_id) } } }
+                tr { th { (lang.t("document.payload_sha256")) } td { code { (r.payload_sha256) } } }
+                @if let Some(key) = &r.key_id {
+                    tr { th { (lang.t("document.key_id")) } td { code { (key) } } }
+                }
+            }
+        }
+    }
+}
+
 /// The document page's body: what it is, the verdict, each check, its fields, and the XML.
-fn document_body(r: &InboxRecord, lines: &[CheckLine], payload: &[u8]) -> Markup {
+fn document_body(
+    lang: Lang,
+    clock: &Clock,
+    r: &InboxRecord,
+    lines: &[CheckLine],
+    payload: &[u8],
+) -> Markup {
     let genuine = lines.iter().all(|l| l.ok != Some(false));
+    let content = content_of(r, payload);
     let xml = String::from_utf8_lossy(payload);
     let shown: String = xml.chars().take(200_000).collect();
     html! {
-        h1 { (r.document_id.as_deref().unwrap_or("(unreadable)")) }
+        h1 { (r.document_id.as_deref().unwrap_or(lang.t("inbox.unreadable"))) }
         p {
-            (r.document_type.map(|t| t.as_str()).unwrap_or("?")) " from "
-            b { (r.sender.as_str()) }
-            ", received " (r.received_at) " · "
-            a href={ "/console/documents/" (r.message_id) "/print" } { "Printable view" }
+            (lang.f("document.from", &[
+                ("type", &type_name(lang, r.document_type)),
+                ("sender", &r.sender.as_str()),
+                ("received", &clock.format(r.received_at)),
+            ]))
+            " · "
+            a href={ "/console/documents/" (r.message_id) "/print" } { (lang.t("document.printable")) }
         }
         @if genuine {
-            p.ok { "✔ Genuine, current and unaltered." }
+            p.ok { (lang.t("verdict.genuine")) }
         } @else {
-            p.fail { "✘ A CHECK FAILED: read the panel below before relying on this document." }
+            p.fail { (lang.t("verdict.failed")) }
+        }
+        @if let Some(c) = &content {
+            (summary_block(lang, r.message_id, c))
         }
         div.panel {
-            h2 { "Verification" }
-            table { (check_rows(lines)) }
+            h2 { (lang.t("document.verification")) }
+            table { (check_rows(lang, lines)) }
         }
         div.panel {
-            h2 { "What the document says" }
-            (fields_table(r, payload))
+            h2 { (lang.t("document.says")) }
+            (fields_table(lang, content.as_ref()))
         }
+        (details_block(lang, r))
         div.panel {
-            h2 { "Document as received (XML)" }
+            h2 { (lang.t("document.as_received")) }
             pre { (shown) }
         }
+        p { small { (lang.f("page.times", &[("zone", &clock.name())])) } }
     }
 }
 
@@ -1009,20 +1231,268 @@ async fn document_page(
     uri: Uri,
     UrlPath(id): UrlPath<String>,
 ) -> Response {
-    let Some((user, csrf)) = c.session(&headers) else {
+    let Some((user, csrf, lang)) = c.session(&headers) else {
         return to_login(&uri);
     };
-    let (r, all, payload) = match load(&c, &id).await {
+    let (r, all, payload) = match load(&c, lang, &id).await {
         Ok(v) => v,
         Err(response) => return response,
     };
-    let lines = checks(&c, &r, &all);
+    let lines = checks(&c, lang, &r, &all);
     page(
-        r.document_id.as_deref().unwrap_or("Document"),
+        lang,
+        r.document_id
+            .as_deref()
+            .unwrap_or(lang.t("inbox.unreadable")),
         Some((&user, &csrf)),
-        document_body(&r, &lines, &payload),
+        document_body(lang, &c.clock, &r, &lines, &payload),
     )
     .into_response()
+}
+
+/// A party as the summary shows it: its name, its other names, and its country decoded.
+fn party_cell(lang: Lang, party: &document::Party) -> Markup {
+    html! {
+        @if let Some(name) = &party.name { (name) }
+        @for other in &party.other_names {
+            br; small { (other) }
+        }
+        @if let Some(country) = &party.country {
+            " — " (code_value(lang, List::Country, country))
+        }
+    }
+}
+
+/// A value of a numeric code list (UNTDID 1001, 1373) decoded; a value in words (a UBL
+/// certificate of origin's "Non-preferential", "ORIGINAL") is the document's own and shown as
+/// written, not marked as an unknown code.
+fn numeric_code(lang: Lang, list: List, value: &str) -> Markup {
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        code_value(lang, list, value)
+    } else {
+        html! { (value) }
+    }
+}
+
+/// A measure as the officer reads it: the number grouped, the unit's symbol or name.
+fn measure(lang: Lang, m: &Option<document::Measure>) -> String {
+    m.as_ref()
+        .map(|m| codes::quantity(&m.value, m.unit.as_deref(), lang))
+        .unwrap_or_default()
+}
+
+/// The summary block at the top of the document page: who, from where to where, what goods
+/// (each line with its HS code, quantity and weights with their units), issued by whom and
+/// when, how it travels, and the files it carries.
+fn summary_block(lang: Lang, id: MessageId, c: &document::Content) -> Markup {
+    let exporter = c
+        .consignor
+        .as_ref()
+        .or(c.exporter.as_ref())
+        .or(c.seller.as_ref());
+    let consignee = c
+        .consignee
+        .as_ref()
+        .or(c.importer.as_ref())
+        .or(c.buyer.as_ref());
+    let mut origins: Vec<&str> = Vec::new();
+    for o in c.goods.iter().filter_map(|g| g.origin_country.as_deref()) {
+        if !origins.contains(&o) {
+            origins.push(o);
+        }
+    }
+    html! {
+        div.panel.summary {
+            h2 { (lang.t("summary.title")) }
+            table {
+                @if let Some(n) = &c.document_number {
+                    tr { th { (lang.t("summary.number")) } td { (n) } }
+                }
+                @if let Some(t) = &c.type_code {
+                    tr { th { (lang.t("summary.kind")) } td { (numeric_code(lang, List::DocumentName, t)) } }
+                }
+                @if let Some(s) = &c.status_code {
+                    tr { th { (lang.t("summary.status")) } td { (numeric_code(lang, List::DocumentStatus, s)) } }
+                }
+                @if let Some(d) = &c.issue_date {
+                    tr { th { (lang.t("summary.issued")) } td { (d) } }
+                }
+                @if let Some(p) = &c.issuer {
+                    tr { th { (lang.t("summary.authority")) } td { (party_cell(lang, p)) } }
+                }
+                @if let Some(p) = exporter {
+                    tr { th { (lang.t("summary.exporter")) } td { (party_cell(lang, p)) } }
+                }
+                @if let Some(p) = consignee {
+                    tr { th { (lang.t("summary.consignee")) } td { (party_cell(lang, p)) } }
+                }
+                @if !origins.is_empty() {
+                    tr {
+                        th { (lang.t("summary.origin")) }
+                        td {
+                            @for (i, o) in origins.iter().enumerate() {
+                                @if i > 0 { ", " }
+                                (code_value(lang, List::Country, o))
+                            }
+                        }
+                    }
+                }
+                @if let Some(e) = &c.export_country {
+                    tr { th { (lang.t("summary.export_country")) } td { (code_value(lang, List::Country, e)) } }
+                }
+                @if let Some(d) = &c.import_country {
+                    tr { th { (lang.t("summary.destination")) } td { (code_value(lang, List::Country, d)) } }
+                }
+                @if let Some(t) = &c.transport {
+                    tr {
+                        th { (lang.t("summary.transport")) }
+                        td {
+                            @if let Some(mode) = &t.mode_code {
+                                (code_value(lang, List::TransportMode, mode))
+                            }
+                            @if let Some(means) = &t.conveyance {
+                                @if t.mode_code.is_some() { " — " }
+                                (means)
+                            }
+                        }
+                    }
+                }
+            }
+            @if !c.goods.is_empty() {
+                h3 { (lang.t("summary.goods")) }
+                table.goods {
+                    thead {
+                        tr {
+                            th { (lang.t("summary.description")) }
+                            th { (lang.t("summary.hs_code")) }
+                            th { (lang.t("summary.quantity")) }
+                            th { (lang.t("summary.net_weight")) }
+                            th { (lang.t("summary.gross_weight")) }
+                        }
+                    }
+                    tbody {
+                        @for g in &c.goods {
+                            tr {
+                                td {
+                                    (g.description.as_deref().unwrap_or_default())
+                                    @if let Some(b) = &g.botanical_name {
+                                        br; small { i { (b) } }
+                                    }
+                                }
+                                td { (g.hs_code.as_deref().unwrap_or_default()) }
+                                td { (measure(lang, &g.quantity)) }
+                                td { (measure(lang, &g.net_weight)) }
+                                td { (measure(lang, &g.gross_weight)) }
+                            }
+                        }
+                    }
+                }
+            }
+            @if !c.attachments.is_empty() {
+                h3 { (lang.t("attachment.title")) }
+                ul {
+                    @for a in &c.attachments {
+                        li {
+                            a href={ "/console/documents/" (id) "/attachments/" (a.index) } download {
+                                (a.name.clone().unwrap_or_else(|| lang.f("attachment.unnamed", &[("index", &(a.index + 1))])))
+                            }
+                            @if let Some(t) = &a.media_type { " " small { "(" (t) ")" } }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A media type as the document states it, if it is a plain `type/subtype` (no parameters, no
+/// spaces, no line breaks): anything else is served as `application/octet-stream`.
+fn safe_media_type(stated: Option<&str>) -> &str {
+    let token = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
+    };
+    stated
+        .map(str::trim)
+        .filter(|t| t.len() <= 127)
+        .filter(|t| t.split_once('/').is_some_and(|(a, b)| token(a) && token(b)))
+        .unwrap_or("application/octet-stream")
+}
+
+/// `Content-Disposition: attachment` with the file's name (RFC 6266): an ASCII fallback with
+/// anything unsafe replaced, and the name itself UTF-8 percent-encoded.
+fn disposition(name: Option<&str>, index: usize) -> String {
+    let fallback_name = format!("attachment-{}", index + 1);
+    let name = name
+        .map(|n| n.rsplit(['/', '\\']).next().unwrap_or(n).trim())
+        .filter(|n| !n.is_empty())
+        .unwrap_or(&fallback_name);
+    let ascii: String = name
+        .chars()
+        .take(200)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._- ()".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let encoded = percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC);
+    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
+}
+
+/// An attachment embedded in a verified document, downloaded: its bytes decoded from the
+/// document, its stated media type when it is a plain one, never sniffed or shown inline.
+async fn attachment(
+    State(c): State<Arc<Console>>,
+    headers: HeaderMap,
+    UrlPath((id, index)): UrlPath<(String, usize)>,
+) -> Response {
+    let Some((_, _, lang)) = c.session(&headers) else {
+        return Redirect::to("/console/login").into_response();
+    };
+    let (r, _, payload) = match load(&c, lang, &id).await {
+        Ok(v) => v,
+        Err(response) => return response,
+    };
+    if !matches!(r.verification, Verification::Verified { .. }) {
+        return (StatusCode::FORBIDDEN, lang.t("attachment.not_verified")).into_response();
+    }
+    let found = document::content(&payload)
+        .ok()
+        .and_then(|content| content.attachments.into_iter().nth(index));
+    let Some(file) = found else {
+        return (StatusCode::NOT_FOUND, lang.t("attachment.none")).into_response();
+    };
+    let Some(bytes) = file.bytes() else {
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            lang.t("attachment.unreadable"),
+        )
+            .into_response();
+    };
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                safe_media_type(file.media_type.as_deref()).to_owned(),
+            ),
+            (
+                header::CONTENT_DISPOSITION,
+                disposition(file.name.as_deref(), index),
+            ),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "sandbox; default-src 'none'".to_owned(),
+            ),
+        ],
+        bytes,
+    )
+        .into_response()
 }
 
 async fn print_page(
@@ -1031,14 +1501,14 @@ async fn print_page(
     uri: Uri,
     UrlPath(id): UrlPath<String>,
 ) -> Response {
-    let Some((user, csrf)) = c.session(&headers) else {
+    let Some((user, csrf, lang)) = c.session(&headers) else {
         return to_login(&uri);
     };
-    let (r, all, payload) = match load(&c, &id).await {
+    let (r, all, payload) = match load(&c, lang, &id).await {
         Ok(v) => v,
         Err(response) => return response,
     };
-    let lines = checks(&c, &r, &all);
+    let lines = checks(&c, lang, &r, &all);
     let printed = Printed {
         at: SystemTime::now(),
         spoke: c.api.me.as_str(),
@@ -1046,9 +1516,10 @@ async fn print_page(
         public_url: c.public_url.as_deref(),
     };
     page(
-        "Printable view",
+        lang,
+        lang.t("document.printable"),
         Some((&user, &csrf)),
-        print_body(&r, &lines, &payload, &printed),
+        print_body(lang, &c.clock, &r, &lines, &payload, &printed),
     )
     .into_response()
 }
@@ -1063,11 +1534,20 @@ struct Printed<'a> {
     public_url: Option<&'a str>,
 }
 
-/// The printable view: the verdict, each check, what the document says, who printed it when,
-/// and a QR code leading to this document's page at the console's configured public address
-/// (none without one: never an address taken from the request).
-fn print_body(r: &InboxRecord, lines: &[CheckLine], payload: &[u8], printed: &Printed) -> Markup {
+/// The printable view, in `lang` with times on `clock`: the verdict, the summary, each check,
+/// what the document says, who printed it when, and a QR code leading to this document's page
+/// at the console's configured public address (none without one: never an address taken from
+/// the request).
+fn print_body(
+    lang: Lang,
+    clock: &Clock,
+    r: &InboxRecord,
+    lines: &[CheckLine],
+    payload: &[u8],
+    printed: &Printed,
+) -> Markup {
     let genuine = lines.iter().all(|l| l.ok != Some(false));
+    let content = content_of(r, payload);
     let url = printed
         .public_url
         .map(|base| format!("{base}/console/documents/{}", r.message_id));
@@ -1079,19 +1559,25 @@ fn print_body(r: &InboxRecord, lines: &[CheckLine], payload: &[u8], printed: &Pr
         })
     });
     html! {
-        h1 { (r.document_id.as_deref().unwrap_or("(unreadable)")) }
+        h1 { (r.document_id.as_deref().unwrap_or(lang.t("inbox.unreadable"))) }
         p {
-            (r.document_type.map(|t| t.as_str()).unwrap_or("?")) " from " (r.sender.as_str())
-            " · received " (r.received_at)
+            (lang.f("document.from", &[
+                ("type", &type_name(lang, r.document_type)),
+                ("sender", &r.sender.as_str()),
+                ("received", &clock.format(r.received_at)),
+            ]))
         }
         @if genuine {
-            p.ok { "✔ Genuine, current and unaltered." }
+            p.ok { (lang.t("verdict.genuine")) }
         } @else {
-            p.fail { "✘ A CHECK FAILED: read the checks below before relying on this document." }
+            p.fail { (lang.t("verdict.failed_print")) }
         }
         p.printed {
-            "Printed " (utc_minute(printed.at)) " by officer " (printed.officer)
-            " at the Caravan spoke of " b { (printed.spoke) } "."
+            (lang.f("print.printed", &[
+                ("at", &clock_minute(clock, printed.at)),
+                ("officer", &printed.officer),
+            ]))
+            " " b { (printed.spoke) } (lang.t("print.printed_end"))
         }
         div.qr {
             @match (&qr, &url) {
@@ -1103,17 +1589,16 @@ fn print_body(r: &InboxRecord, lines: &[CheckLine], payload: &[u8], printed: &Pr
                     small { (url) }
                 }
                 _ => {
-                    small.warn {
-                        "No QR code: this console has no public address configured "
-                        "(console.public_url), and a code is never made from the address "
-                        "this page was asked for."
-                    }
+                    small.warn { (lang.t("print.no_qr")) }
                 }
             }
         }
-        table { (check_rows(lines)) }
-        h2 { "What the document says" }
-        (fields_table(r, payload))
+        @if let Some(c) = &content {
+            (summary_block(lang, r.message_id, c))
+        }
+        table { (check_rows(lang, lines)) }
+        h2 { (lang.t("document.says")) }
+        (fields_table(lang, content.as_ref()))
     }
 }
 
@@ -1154,9 +1639,12 @@ mod tests {
             ..Filters::default()
         };
         let inbox = page(
+            Lang::default(),
             HOSTILE,
             Some((HOSTILE, "token")),
             inbox_body(
+                Lang::default(),
+                &Clock::default(),
                 &filters,
                 7,
                 &InboxPage {
@@ -1167,17 +1655,30 @@ mod tests {
         )
         .0;
         // A document's fields and a check's detail (a rejection reason comes from the sender).
-        let fields = field_rows(&[document::Field {
-            label: "Exporter".into(),
-            value: HOSTILE.into(),
-            language: Some(HOSTILE.into()),
-        }]);
-        let checks = check_rows(&[CheckLine {
-            name: "Signature",
-            ok: Some(false),
-            detail: HOSTILE.into(),
-        }]);
-        let document = page("KZ-1", None, html! { (fields) table { (checks) } }).0;
+        let fields = field_rows(
+            Lang::default(),
+            None,
+            &[document::Field {
+                label: "Exporter".into(),
+                value: HOSTILE.into(),
+                language: Some(HOSTILE.into()),
+            }],
+        );
+        let checks = check_rows(
+            Lang::default(),
+            &[CheckLine {
+                name: "Signature",
+                ok: Some(false),
+                detail: HOSTILE.into(),
+            }],
+        );
+        let document = page(
+            Lang::default(),
+            "KZ-1",
+            None,
+            html! { (fields) table { (checks) } },
+        )
+        .0;
         for rendered in [&inbox, &document] {
             assert!(!rendered.contains("<script>"), "{rendered}");
             assert!(rendered.contains(ESCAPED), "{rendered}");
@@ -1203,13 +1704,165 @@ mod tests {
     }
 
     #[test]
+    fn field_codes_are_decoded_in_the_officers_language_and_unknown_ones_marked() {
+        let field = |label: &str, value: &str| document::Field {
+            label: label.into(),
+            value: value.into(),
+            language: None,
+        };
+        let fields = [
+            field("Certificate type", "851"),
+            field("Status", "70"),
+            field("Export country", "KZ"),
+            field("Transport mode", "2"),
+            field("Import country", HOSTILE),
+            field("Consignor", "ТОО «Дала Ун»"),
+        ];
+        let sps = Some(document::Format::SpsCertificate);
+        let ru = field_rows(Lang::from_tag("ru").unwrap(), sps, &fields).into_string();
+        for expected in [
+            "<th>Вид сертификата</th><td>Фитосанитарный сертификат <small>(851)</small></td>",
+            "<th>Статус</th><td>70 <small class=\"warn\">(нет в справочнике)</small></td>",
+            "<th>Страна экспорта</th><td>Казахстан <small>(KZ)</small></td>",
+            "<th>Вид транспорта</th><td>Железнодорожный транспорт <small>(2)</small></td>",
+            "<th>Грузоотправитель</th><td>ТОО «Дала Ун»</td>",
+        ] {
+            assert!(ru.contains(expected), "{expected} not in {ru}");
+        }
+        // A value that is not a code stays escaped, and is marked as not in the list.
+        assert!(
+            ru.contains(&format!("<td>{ESCAPED} <small class=\"warn\">")),
+            "{ru}"
+        );
+        let zh = field_rows(Lang::from_tag("zh").unwrap(), sps, &fields).into_string();
+        assert!(
+            zh.contains("<th>证书类型</th><td>植物检疫证书 <small>(851)</small></td>"),
+            "{zh}"
+        );
+        // An e-CO's certificate type and status are words, not codes: shown as written.
+        let co = field_rows(
+            Lang::default(),
+            Some(document::Format::UblCertificateOfOrigin),
+            &[
+                field("Certificate type", "Non-preferential"),
+                field("Status", "ORIGINAL"),
+            ],
+        )
+        .into_string();
+        assert!(
+            co.contains("<td>Non-preferential</td>") && co.contains("<td>ORIGINAL</td>"),
+            "{co}"
+        );
+        // A label the catalogue does not know is shown as the spoke read it.
+        assert_eq!(field_key("Container / seal"), "field.container_seal");
+        let odd = field_rows(Lang::default(), None, &[field("Odd label", "x")]).into_string();
+        assert!(odd.contains("<th>Odd label</th>"), "{odd}");
+    }
+
+    #[test]
+    fn the_summary_groups_goods_with_units_and_decodes_codes() {
+        let eco = include_bytes!("../../../samples/eco/carec-KZ-CN-certificate-of-origin.xml");
+        let content = document::content(eco).unwrap();
+        let id = MessageId::generate();
+        let ru = summary_block(Lang::from_tag("ru").unwrap(), id, &content).into_string();
+        // The e-CO's kind and status are words of its own, shown as written.
+        assert!(
+            ru.contains("<th>Вид документа</th><td>Non-preferential</td>")
+                && ru.contains("<th>Статус</th><td>ORIGINAL</td>"),
+            "{ru}"
+        );
+        for expected in [
+            "<h2>Сводка</h2>",
+            "<th>Номер</th><td>KZ-CO-2026-000123</td>",
+            "Казахстан <small>(KZ)</small>",
+            "Китай <small>(CN)</small>",
+            "Железнодорожный транспорт <small>(2)</small>",
+            "<th>Код ГС (HS)</th>",
+            "<td>110100</td>",
+            "<td>50\u{a0}000 кг</td>",
+            "<td>50\u{a0}150 кг</td>",
+            "<td>1\u{a0}000 XBG (мешок)</td>",
+            "<td>300 XBG (мешок)</td>",
+        ] {
+            assert!(ru.contains(expected), "{expected} not in {ru}");
+        }
+        let zh = summary_block(Lang::from_tag("zh").unwrap(), id, &content).into_string();
+        for expected in [
+            "<h2>摘要</h2>",
+            "哈萨克斯坦 <small>(KZ)</small>",
+            "<td>15,045 千克</td>",
+            "铁路运输 <small>(2)</small>",
+        ] {
+            assert!(zh.contains(expected), "{expected} not in {zh}");
+        }
+        // The e-Phyto: kind decoded, status 70 marked as not in the list, its attachment linked.
+        let phyto = include_bytes!("../../../samples/ephyto/mattilsynet-SPSCertificateContent.xml");
+        let content = document::content(phyto).unwrap();
+        let en = summary_block(Lang::default(), id, &content).into_string();
+        for expected in [
+            "<th>Kind of document</th><td>Phytosanitary certificate <small>(851)</small></td>",
+            "<th>Status</th><td>70 <small class=\"warn\">(not in the code list)</small></td>",
+            "<th>Destination country</th><td>Ecuador <small>(EC)</small></td>",
+            "<td>10 kg</td>",
+            "<td>60 kg</td>",
+            &format!("href=\"/console/documents/{id}/attachments/0\" download>TestPdf.pdf</a>"),
+        ] {
+            assert!(en.contains(expected), "{expected} not in {en}");
+        }
+    }
+
+    #[test]
+    fn attachments_download_with_a_safe_type_and_name() {
+        assert_eq!(safe_media_type(Some("application/pdf")), "application/pdf");
+        assert_eq!(safe_media_type(Some(" image/png ")), "image/png");
+        for unsafe_type in [
+            None,
+            Some(""),
+            Some("text/html; charset=utf-8"),
+            Some("text/html\r\nSet-Cookie: x=1"),
+            Some("pdf"),
+            Some("a/b/c"),
+        ] {
+            assert_eq!(
+                safe_media_type(unsafe_type),
+                "application/octet-stream",
+                "{unsafe_type:?}"
+            );
+        }
+        assert_eq!(
+            disposition(Some("TestPdf.pdf"), 0),
+            "attachment; filename=\"TestPdf.pdf\"; filename*=UTF-8''TestPdf%2Epdf"
+        );
+        // Paths and quotes cannot escape the header value; other scripts keep their name.
+        let d = disposition(Some("../../etc/\"x\"\r\n.pdf"), 1);
+        assert!(
+            d.starts_with("attachment; filename=\"_x___.pdf\"; filename*=UTF-8''"),
+            "{d}"
+        );
+        assert!(!d.contains('\r') && !d.contains('\n'), "{d}");
+        let d = disposition(Some("сертификат.pdf"), 2);
+        assert!(d.contains("filename*=UTF-8''%D1%81"), "{d}");
+        assert_eq!(
+            disposition(None, 2),
+            "attachment; filename=\"attachment-3\"; filename*=UTF-8''attachment%2D3"
+        );
+    }
+
+    #[test]
     fn filters_keep_what_the_officer_chose() {
         let filters = Filters {
             document_type: "e-phyto".into(),
             status: "rejected".into(),
             ..Filters::default()
         };
-        let form = inbox_body(&filters, 0, &InboxPage::default()).into_string();
+        let form = inbox_body(
+            Lang::default(),
+            &Clock::default(),
+            &filters,
+            0,
+            &InboxPage::default(),
+        )
+        .into_string();
         assert!(form.contains("<option value=\"e-phyto\" selected>Phytosanitary</option>"));
         assert!(form.contains("<option value=\"rejected\" selected>Not genuine</option>"));
         assert!(form.contains("<option value=\"\">Any type</option>"));
@@ -1279,7 +1932,7 @@ mod tests {
     #[tokio::test]
     async fn every_answer_carries_the_security_headers() {
         for response in [
-            page("Inbox", None, html! { "x" }).into_response(),
+            page(Lang::default(), "Inbox", None, html! { "x" }).into_response(),
             Redirect::to("/console/login").into_response(),
             (StatusCode::FORBIDDEN, "CSRF token mismatch").into_response(),
         ] {
@@ -1302,7 +1955,7 @@ mod tests {
         assert_eq!(css.headers()[header::CACHE_CONTROL], "no-cache");
         assert_eq!(css.headers()[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
         // No page carries inline style or script: the policy would block them.
-        let page = page("Inbox", Some(("ana", "t")), html! { "x" }).0;
+        let page = page(Lang::default(), "Inbox", Some(("ana", "t")), html! { "x" }).0;
         assert!(page.contains("<link rel=\"stylesheet\" href=\"/console/style.css\">"));
         assert!(
             !page.contains("<style") && !page.contains("<script") && !page.contains("style=\"")
@@ -1387,12 +2040,23 @@ mod tests {
         assert!(shown.len() <= MAX_USER_BYTES && shown.len() >= MAX_USER_BYTES - 1);
         assert!(long.starts_with(shown));
         let in_ten = Instant::now() + Duration::from_secs(600);
-        let locked = refused_message(Refusal::AccountLocked { until: in_ten });
-        let until = utc_minute(SystemTime::now() + Duration::from_secs(600 + 59));
+        let locked = refused_message(
+            Lang::default(),
+            &Clock::default(),
+            Refusal::AccountLocked { until: in_ten },
+        );
+        let until = clock_minute(
+            &Clock::default(),
+            SystemTime::now() + Duration::from_secs(600 + 59),
+        );
         assert!(locked.contains(&format!("until {until}")), "{locked}");
         assert!(locked.ends_with("Logins from other addresses are not affected."));
         assert!(until.ends_with(" UTC") && until.len() == "2026-12-06 04:12 UTC".len());
-        let throttled = refused_message(Refusal::AddressThrottled { until: in_ten });
+        let throttled = refused_message(
+            Lang::default(),
+            &Clock::default(),
+            Refusal::AddressThrottled { until: in_ten },
+        );
         assert!(
             throttled.contains("from your address") && throttled.contains(&until),
             "{throttled}"
@@ -1406,6 +2070,8 @@ mod tests {
             ..Filters::default()
         };
         let body = inbox_body(
+            Lang::default(),
+            &Clock::default(),
             &filters,
             500,
             &InboxPage {
@@ -1452,7 +2118,15 @@ mod tests {
             officer: "ana",
             public_url: Some("https://console.cn.example"),
         };
-        let body = print_body(&record, &lines, b"", &printed).into_string();
+        let body = print_body(
+            Lang::default(),
+            &Clock::default(),
+            &record,
+            &lines,
+            b"",
+            &printed,
+        )
+        .into_string();
         assert!(body.contains("✔ Genuine, current and unaltered."), "{body}");
         assert!(body.contains("Printed 2026-11-30 "), "{body}");
         assert!(
@@ -1470,10 +2144,20 @@ mod tests {
             ok: Some(false),
             detail: "BAD_SIGNATURE".into(),
         }];
-        let body = print_body(&record, &failed, b"", &printed).into_string();
+        let body = print_body(
+            Lang::default(),
+            &Clock::default(),
+            &record,
+            &failed,
+            b"",
+            &printed,
+        )
+        .into_string();
         assert!(body.contains("✘ A CHECK FAILED"), "{body}");
         // Without a public URL: no QR code, and the page says why.
         let body = print_body(
+            Lang::default(),
+            &Clock::default(),
             &record,
             &lines,
             b"",

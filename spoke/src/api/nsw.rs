@@ -117,7 +117,21 @@ pub fn openapi_document() -> serde_json::Value {
                     "document_type": {"type": ["string", "null"]}, "document_id": {"type": ["string", "null"]},
                     "verified": {"type": "boolean"}, "verification": {"type": "object"},
                     "received_at": {"type": "string", "format": "date-time"},
-                    "summary": {"type": ["object", "null"], "properties": {"document_number": {"type": ["string", "null"]}, "issue_date": {"type": ["string", "null"], "format": "date"}}}
+                    "summary": {"type": ["object", "null"], "properties": {"document_number": {"type": ["string", "null"]}, "issue_date": {"type": ["string", "null"], "format": "date"}}},
+                    "checks": {"type": "array", "items": {"$ref": "#/components/schemas/Check"}, "description": "content checks of a verified, understood document (absent otherwise)"},
+                    "verdict": {"$ref": "#/components/schemas/Verdict"},
+                    "replaced_by": {"type": "string", "description": "message id of the document that replaced this one"}
+                }},
+                "Check": {"type": "object", "required": ["check", "outcome", "rule", "message_key"], "properties": {
+                    "check": {"type": "string", "enum": ["issuer", "header", "dates", "duplicate", "replaced"]},
+                    "outcome": {"type": "string", "enum": ["PASS", "WARN", "FAIL"]},
+                    "rule": {"type": "string", "description": "stable rule name, e.g. ISSUER_COUNTRY_MISMATCH, DOCUMENT_ID_MISMATCH, ISSUE_DATE_OLD, DUPLICATE_NUMBER, REPLACED"},
+                    "message_key": {"type": "string", "description": "translatable message key: check.<rule in lowercase>"},
+                    "params": {"type": "object", "additionalProperties": {"type": "string"}}
+                }},
+                "Verdict": {"type": "object", "required": ["status"], "description": "genuine and consistent only when the signature verified and every content check passed; the signature verdict itself is `verification`", "properties": {
+                    "status": {"type": "string", "enum": ["GENUINE_AND_CONSISTENT", "GENUINE_WITH_WARNINGS", "GENUINE_BUT_INCONSISTENT"]},
+                    "headline": {"$ref": "#/components/schemas/Check"}
                 }}
             }
         },

@@ -2,11 +2,14 @@
 //! callers (the CLI, [`crate::client`], national single windows), apart from how the store
 //! keeps records, converted from the stored records here and nowhere else.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use caravan_common::{DocumentType, MessageId, ParticipantId, Refusal, RefusalCode, Timestamp};
 
 use crate::{
+    checks::{self, Check, Outcome},
     document::{Field, Problem, Summary},
     outbound::Sent,
     store::{
@@ -175,6 +178,63 @@ impl From<&ResponseBody> for ResponseView {
     }
 }
 
+/// One line of the content checks ([`crate::checks`]), as the APIs show it: the officer's text
+/// is rendered from `message_key` with `params`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckView {
+    /// `issuer`, `header`, `dates`, `duplicate` or `replaced`.
+    pub check: String,
+    /// `PASS`, `WARN` or `FAIL`.
+    pub outcome: Outcome,
+    /// Stable rule name, e.g. `ISSUER_COUNTRY_MISMATCH`, `DUPLICATE_NUMBER`, `REPLACED`.
+    pub rule: String,
+    pub message_key: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub params: BTreeMap<String, String>,
+}
+
+impl From<&Check> for CheckView {
+    fn from(c: &Check) -> Self {
+        Self {
+            check: c.check.as_str().to_owned(),
+            outcome: c.outcome,
+            rule: c.rule.clone(),
+            message_key: c.message_key.clone(),
+            params: c.params.clone(),
+        }
+    }
+}
+
+/// The overall verdict on a verified document with content checks: genuine and consistent
+/// only when the signature verified and every check passed; otherwise the failing (else
+/// warning) check is the headline. The signature verdict (`verification`) stands apart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerdictView {
+    /// `GENUINE_AND_CONSISTENT`, `GENUINE_WITH_WARNINGS` or `GENUINE_BUT_INCONSISTENT`.
+    pub status: String,
+    /// The first failing check, else the first warning; absent when every check passed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headline: Option<CheckView>,
+}
+
+impl VerdictView {
+    /// The verdict on `r`, when its signature verified and its content was checked.
+    pub fn of(r: &InboxRecord) -> Option<Self> {
+        if !matches!(r.verification, Verification::Verified { .. }) || r.checks.is_empty() {
+            return None;
+        }
+        let status = match checks::worst(&r.checks) {
+            Outcome::Pass => "GENUINE_AND_CONSISTENT",
+            Outcome::Warn => "GENUINE_WITH_WARNINGS",
+            Outcome::Fail => "GENUINE_BUT_INCONSISTENT",
+        };
+        Some(Self {
+            status: status.to_owned(),
+            headline: checks::headline(&r.checks).map(CheckView::from),
+        })
+    }
+}
+
 /// One line of the inbox listing.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InboxItem {
@@ -193,6 +253,15 @@ pub struct InboxItem {
     pub in_reply_to: Option<String>,
     pub response: Option<ResponseView>,
     pub summary: Option<Summary>,
+    /// The content checks, when the document verified and was understood.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckView>,
+    /// The overall verdict, with the content checks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<VerdictView>,
+    /// The message that replaced this document, if one arrived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced_by: Option<String>,
 }
 
 impl From<&InboxRecord> for InboxItem {
@@ -212,6 +281,9 @@ impl From<&InboxRecord> for InboxItem {
             in_reply_to: r.in_reply_to.map(|s| s.to_string()),
             response: r.response.as_ref().map(ResponseView::from),
             summary: r.summary.clone(),
+            checks: r.checks.iter().map(CheckView::from).collect(),
+            verdict: VerdictView::of(r),
+            replaced_by: r.replaced_by().map(|m| m.to_string()),
         }
     }
 }
@@ -250,6 +322,12 @@ pub struct InboxDetail {
     pub evidence: EvidenceView,
     /// Read from the document only when it verified: what is not genuine is not interpreted.
     pub fields: Vec<Field>,
+    /// The content checks, when the document verified and was understood.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckView>,
+    /// The overall verdict, with the content checks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<VerdictView>,
 }
 
 impl InboxDetail {
@@ -275,6 +353,8 @@ impl InboxDetail {
             verification: VerificationView::from(&r.verification),
             evidence: EvidenceView::from(&r.evidence),
             fields,
+            checks: r.checks.iter().map(CheckView::from).collect(),
+            verdict: VerdictView::of(r),
         }
     }
 }
@@ -579,6 +659,55 @@ mod tests {
 
     /// `GET /v1/inbox/{id}` (and the NSW API's) exactly as it answered while it was the stored
     /// record flattened, with every field set.
+    #[test]
+    fn the_verdict_is_consistent_only_when_every_check_passes() {
+        let c = |check, outcome, rule: &str| Check {
+            check,
+            outcome,
+            rule: rule.into(),
+            message_key: checks::message_key(rule),
+            params: BTreeMap::new(),
+        };
+        use checks::CheckName::*;
+        let verified = |checks: Vec<Check>| InboxRecord {
+            verification: Verification::Verified { notes: Vec::new() },
+            checks,
+            ..inbox_record("KZ")
+        };
+        let pass = c(Header, Outcome::Pass, "HEADER_CONSISTENT");
+        let warn = c(Dates, Outcome::Warn, "ISSUE_DATE_OLD");
+        let fail = c(Duplicate, Outcome::Fail, "DUPLICATE_NUMBER");
+        let v = VerdictView::of(&verified(vec![pass.clone()])).unwrap();
+        assert_eq!(
+            (v.status.as_str(), v.headline),
+            ("GENUINE_AND_CONSISTENT", None)
+        );
+        let v = VerdictView::of(&verified(vec![pass.clone(), warn.clone()])).unwrap();
+        assert_eq!(v.status, "GENUINE_WITH_WARNINGS");
+        assert_eq!(v.headline.unwrap().rule, "ISSUE_DATE_OLD");
+        let v = VerdictView::of(&verified(vec![warn, pass.clone(), fail])).unwrap();
+        assert_eq!(v.status, "GENUINE_BUT_INCONSISTENT");
+        let headline = v.headline.unwrap();
+        assert_eq!(
+            (
+                headline.check.as_str(),
+                headline.outcome,
+                headline.message_key.as_str()
+            ),
+            ("duplicate", Outcome::Fail, "check.duplicate_number")
+        );
+        // No checks (not understood, or older records), or not genuine: no content verdict.
+        assert_eq!(VerdictView::of(&verified(Vec::new())), None);
+        let rejected = InboxRecord {
+            checks: vec![pass],
+            ..inbox_record("KZ")
+        };
+        assert_eq!(VerdictView::of(&rejected), None);
+        let item = InboxItem::from(&rejected);
+        assert_eq!(item.verdict, None);
+        assert_eq!(item.checks.len(), 1);
+    }
+
     #[test]
     fn an_inbox_detail_keeps_its_json() {
         let reply: MessageId = REPLY.parse().unwrap();

@@ -46,6 +46,8 @@ pub struct Inbound {
     /// Bumped whenever a document enters the inbox.
     arrived: watch::Sender<u64>,
     max_payload_bytes: usize,
+    /// The content checks' limits.
+    check_rules: crate::config::CheckRules,
 }
 
 impl Inbound {
@@ -57,6 +59,7 @@ impl Inbound {
             hub,
             arrived: watch::channel(0).0,
             max_payload_bytes: config.max_payload_bytes,
+            check_rules: config.checks,
         }
     }
 

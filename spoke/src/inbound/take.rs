@@ -6,14 +6,15 @@ use prost::Message;
 use tracing::{debug, info, warn};
 
 use caravan_common::{
-    MessageId, Timestamp,
-    envelope::{Ack, AckOutcome},
+    MessageId, ParticipantId, Timestamp,
+    envelope::{Ack, AckOutcome, Header},
     signing::sha256,
+    trust::TrustSet,
 };
 use caravan_proto::{receipt, v1};
 
 use crate::{
-    document,
+    checks, document,
     rt::blocking,
     store::{
         AnswerRecord, Evidence, InboxRecord, Note, RESPONSE_CONTENT_TYPE, ResponseBody, StoreError,
@@ -111,6 +112,14 @@ impl Inbound {
                     },
                 };
                 let header = verdict.as_ref().ok().map(|(o, _)| &o.header);
+                // What the document says, judged against its signer, header, the clock and the
+                // inbox: only for a verified document that was understood.
+                let checks = match (header, &reading) {
+                    (Some(h), Some(Ok(content))) => {
+                        self.content_checks(&held.set, h, content, &taken.store)?
+                    }
+                    _ => Vec::new(),
+                };
                 let receipt = receipt.as_ref().ok();
                 // A verified business response about one of our documents: read its decision.
                 let response = header
@@ -156,11 +165,18 @@ impl Inbound {
                         receipt: BASE64.encode(signed_receipt.encode_to_vec()),
                         ack: None,
                     },
+                    checks,
                 };
                 match &verification {
                     Verification::Verified { notes } => {
                         let notes: Vec<&str> = notes.iter().map(|n| n.code.as_str()).collect();
-                        info!(%message_id, %sender, ?notes, "received and verified")
+                        let checks: Vec<&str> = record
+                            .checks
+                            .iter()
+                            .filter(|c| c.outcome != checks::Outcome::Pass)
+                            .map(|c| c.rule.as_str())
+                            .collect();
+                        info!(%message_id, %sender, ?notes, ?checks, "received and verified")
                     }
                     Verification::Rejected { code, reason } => {
                         warn!(%message_id, %sender, %code, reason, "received document failed verification")
@@ -213,6 +229,14 @@ impl Inbound {
             store.batch(|| {
                 for new in &kept {
                     store.inbox_insert(&new.record, &new.payload)?;
+                    // A verified replacement marks the document it replaces.
+                    if let Some(original) = new.record.supersedes {
+                        store.inbox_mark_replaced(
+                            original,
+                            new.record.sender,
+                            new.record.message_id,
+                        )?;
+                    }
                     if let Some((original, answer)) = &new.answers
                         && store.link_response(*original, new.record.sender, answer.clone())?
                     {
@@ -230,6 +254,72 @@ impl Inbound {
         }
         Ok(())
     }
+}
+
+impl Inbound {
+    /// The content checks of a verified, understood document from `h.sender`: against the
+    /// registry's word on sender and recipient, this spoke's clock and limits, and the
+    /// documents with the same number in the inbox or earlier in this batch.
+    fn content_checks(
+        &self,
+        trust: &TrustSet,
+        h: &Header,
+        content: &document::Content,
+        batch: &[NewDocument],
+    ) -> Result<Vec<checks::Check>, StoreError> {
+        let mut earlier: Vec<InboxRecord> = match content.document_number.as_deref() {
+            Some(number) => self.store.inbox_same_number(h.sender, number)?,
+            None => Vec::new(),
+        };
+        earlier.extend(
+            batch
+                .iter()
+                .filter(|d| {
+                    d.record.sender == h.sender
+                        && d.record.number().is_some()
+                        && d.record.number() == content.document_number.as_deref()
+                })
+                .map(|d| d.record.clone()),
+        );
+        // A replacement earlier in this batch is not in the inbox yet.
+        let replaced_in_batch = |id: MessageId| {
+            batch
+                .iter()
+                .find(|d| d.record.sender == h.sender && d.record.supersedes == Some(id))
+                .map(|d| d.record.message_id)
+        };
+        let known = checks::Known {
+            earlier: earlier
+                .iter()
+                .map(|r| checks::Earlier {
+                    message_id: r.message_id,
+                    replaced_by: r.replaced_by().or_else(|| replaced_in_batch(r.message_id)),
+                })
+                .collect(),
+            replaced_by: None,
+        };
+        Ok(checks::run(&checks::Facts {
+            content,
+            header: &checks::HeaderClaims {
+                message_id: h.message_id,
+                document_id: h.document_id.clone(),
+                document_type: h.document_type,
+                supersedes: h.supersedes,
+            },
+            sender: &registered(trust, h.sender),
+            recipient: &registered(trust, h.recipient),
+            now: Timestamp::now(),
+            rules: &self.check_rules,
+            known: Some(&known),
+        }))
+    }
+}
+
+/// What the trust set says about a participant for the content checks. Participants are
+/// named by their country code; the trust list records no issuing authorities yet, so only
+/// countries are judged.
+pub(crate) fn registered(_trust: &TrustSet, id: ParticipantId) -> checks::Registered {
+    checks::Registered::by_id(id)
 }
 
 /// The note a verified document gets when its content is not what a sending spoke accepts:

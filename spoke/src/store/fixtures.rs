@@ -39,5 +39,6 @@ pub fn inbox_record(sender: &str) -> InboxRecord {
             receipt: String::new(),
             ack: None,
         },
+        checks: Vec::new(),
     }
 }

@@ -13,7 +13,10 @@ use caravan_common::{
 use super::{
     SpokeStore,
     records::{InboxRecord, decode, encode},
-    tables::{ARRIVALS, INBOX, NEXT_ARRIVAL, PAYLOAD_AT, PAYLOADS, inbox_key},
+    tables::{
+        ARRIVALS, INBOX, NEXT_ARRIVAL, NUMBERS, PAYLOAD_AT, PAYLOADS, inbox_key, number_key,
+        number_prefix,
+    },
 };
 
 /// Inbox entries with their arrival cursors.
@@ -43,6 +46,15 @@ pub struct InboxPage {
     pub older_from: Option<u64>,
     /// The cursor to ask for the previous, newer page with (`PageAt::After`), if there is one.
     pub newer_from: Option<u64>,
+}
+
+/// The inbox key named by a `numbers` key (its message id) and the sender.
+fn inbox_key_of_number(key: &[u8], sender: ParticipantId) -> Result<[u8; 18], StoreError> {
+    let id: [u8; 16] = key
+        .get(18..34)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| StoreError::corrupt("numbers key", "shorter than 34 bytes"))?;
+    Ok(inbox_key(super::tables::uuid_message_id(id)?, sender))
 }
 
 impl SpokeStore {
@@ -88,6 +100,68 @@ impl SpokeStore {
                 None => tx.insert(PAYLOADS, &key, payload)?,
             }
             tx.insert(ARRIVALS, &arrival.to_be_bytes(), &key)?;
+            if let Some(number) = record.number() {
+                tx.insert(
+                    NUMBERS,
+                    &number_key(record.sender, number, record.message_id),
+                    &[],
+                )?;
+            }
+            Ok(true)
+        })
+    }
+
+    /// Inbox entries from `sender` whose document states `number`, oldest message id first
+    /// (documents received before the `numbers` table existed are not found).
+    pub fn inbox_same_number(
+        &self,
+        sender: ParticipantId,
+        number: &str,
+    ) -> Result<Vec<InboxRecord>, StoreError> {
+        let prefix = number_prefix(sender, number);
+        let mut from = [0u8; 34];
+        let mut to = [0xffu8; 34];
+        from[..18].copy_from_slice(&prefix);
+        to[..18].copy_from_slice(&prefix);
+        self.watched((|| {
+            let mut out = Vec::new();
+            for (key, _) in self
+                .db
+                .range(NUMBERS, &from, Some(&to), usize::MAX, false)?
+            {
+                let Some(bytes) = self.db.get(INBOX, &inbox_key_of_number(&key, sender)?)? else {
+                    continue;
+                };
+                let record: InboxRecord = decode(&bytes, INBOX.name())?;
+                // A hash collision of two numbers is told apart here.
+                if record.number() == Some(number) {
+                    out.push(record);
+                }
+            }
+            Ok(out)
+        })())
+    }
+
+    /// Record that `by` replaced the document (`original`, `sender`): its `replaced` check
+    /// line becomes REPLACED naming `by`. Returns whether the document is in the inbox. Not
+    /// durable until [`Self::flush`].
+    pub fn inbox_mark_replaced(
+        &self,
+        original: MessageId,
+        sender: ParticipantId,
+        by: MessageId,
+    ) -> Result<bool, StoreError> {
+        let key = inbox_key(original, sender);
+        self.db.update(|tx| {
+            let Some(bytes) = tx.get(INBOX, &key)? else {
+                return Ok(false);
+            };
+            let mut record: InboxRecord = decode(&bytes, "inbox entry")?;
+            record
+                .checks
+                .retain(|c| c.check != crate::checks::CheckName::Replaced);
+            record.checks.push(crate::checks::replaced_by(by));
+            tx.insert(INBOX, &key, &encode(&record))?;
             Ok(true)
         })
     }

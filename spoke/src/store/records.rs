@@ -119,9 +119,27 @@ pub struct InboxRecord {
     pub verification: Verification,
     /// The signed header, its signature and the hub's signed receipt, base64: the evidence.
     pub evidence: Evidence,
+    /// The content checks ([`crate::checks`]) of a verified, understood document, as judged on
+    /// receipt; its `replaced` line turns REPLACED when a replacement arrives. Empty in
+    /// records from before content checks, and for documents not verified or not understood.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<crate::checks::Check>,
 }
 
 impl InboxRecord {
+    /// The number the document states (from its summary), for the duplicate check.
+    pub fn number(&self) -> Option<&str> {
+        self.summary.as_ref()?.document_number.as_deref()
+    }
+
+    /// The message that replaced this document, if one arrived.
+    pub fn replaced_by(&self) -> Option<MessageId> {
+        self.checks
+            .iter()
+            .find(|c| c.rule == "REPLACED")
+            .and_then(|c| c.params.get("replacement")?.parse().ok())
+    }
+
     /// Whether the inbox's search text `q` matches this record, case-insensitively: in its
     /// document number, its sender (whole), or its summary's parties, goods descriptions and
     /// HS codes (an HS code by its start). An empty `q` matches everything.

@@ -28,6 +28,9 @@ pub(super) const RECEIPTED: Table = Table::new(8, "receipted");
 pub(super) const RECEIPTED_PAYLOADS: Table = Table::new(9, "receipted_payloads");
 pub(super) const TRUST: Table = Table::new(10, "trust");
 pub(super) const META: Table = Table::new(11, "meta");
+/// Inbox documents by sender and document number ([`number_key`]), for the duplicate check;
+/// empty values. Stores from before it hold no entry for documents received earlier.
+pub(super) const NUMBERS: Table = Table::new(12, "numbers");
 /// The spoke store's tables, each at its slot (for `store migrate`, which copies them all).
 pub const TABLES: &[Table] = &[
     INBOX,
@@ -42,6 +45,7 @@ pub const TABLES: &[Table] = &[
     RECEIPTED_PAYLOADS,
     TRUST,
     META,
+    NUMBERS,
 ];
 
 pub(super) const CURRENT_TRUST_LIST: &[u8] = b"current";
@@ -61,6 +65,23 @@ pub(super) const NEXT_QUEUED: Counter = Counter::new(META, b"next_queued");
 /// The inbox's key of a document: message id, then sender.
 pub(super) fn inbox_key(id: MessageId, sender: ParticipantId) -> [u8; 18] {
     message_key(id, sender)
+}
+
+/// The `numbers` key prefix of a sender's document number: sender, then the first 16 bytes of
+/// the number's SHA-256 (numbers are any length and any bytes).
+pub(super) fn number_prefix(sender: ParticipantId, number: &str) -> [u8; 18] {
+    let mut key = [0; 18];
+    key[..2].copy_from_slice(sender.as_str().as_bytes());
+    key[2..].copy_from_slice(&caravan_common::signing::sha256(number.as_bytes())[..16]);
+    key
+}
+
+/// The `numbers` key of a document: its number's prefix, then its message id.
+pub(super) fn number_key(sender: ParticipantId, number: &str, id: MessageId) -> [u8; 34] {
+    let mut key = [0; 34];
+    key[..18].copy_from_slice(&number_prefix(sender, number));
+    key[18..].copy_from_slice(id.as_bytes());
+    key
 }
 
 /// The message id in an outbox or `receipted` key.

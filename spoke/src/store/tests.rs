@@ -371,3 +371,58 @@ fn inbox_search_finds_goods_and_hs_codes_in_stored_summaries() {
         assert!(!stored.matches_text(q), "{q:?}");
     }
 }
+
+#[test]
+fn documents_are_found_by_sender_and_number_and_marked_replaced() {
+    for engine in ENGINES {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SpokeStore::open(dir.path(), Some(engine), 4 << 20).unwrap();
+        let numbered = |sender: &str, number: &str| InboxRecord {
+            summary: Some(crate::document::Summary {
+                document_number: Some(number.into()),
+                ..Default::default()
+            }),
+            ..record(sender)
+        };
+        let first = numbered("KZ", "KZ-CO-1");
+        let again = numbered("KZ", "KZ-CO-1");
+        let other_sender = numbered("UZ", "KZ-CO-1");
+        let other_number = numbered("KZ", "KZ-CO-2");
+        for r in [&first, &again, &other_sender, &other_number] {
+            assert!(store.inbox_insert(r, b"x").unwrap());
+        }
+        let kz: caravan_common::ParticipantId = "KZ".parse().unwrap();
+        let found: Vec<_> = store
+            .inbox_same_number(kz, "KZ-CO-1")
+            .unwrap()
+            .into_iter()
+            .map(|r| r.message_id)
+            .collect();
+        assert_eq!(found, [first.message_id, again.message_id]);
+        assert!(store.inbox_same_number(kz, "KZ-CO-3").unwrap().is_empty());
+        // Marked replaced: the `replaced` line names the replacement, once however often.
+        assert_eq!(first.replaced_by(), None);
+        for _ in 0..2 {
+            assert!(
+                store
+                    .inbox_mark_replaced(first.message_id, kz, again.message_id)
+                    .unwrap()
+            );
+        }
+        let marked = store.inbox_entry(kz, first.message_id).unwrap().unwrap();
+        assert_eq!(marked.replaced_by(), Some(again.message_id));
+        assert_eq!(marked.checks.len(), 1);
+        assert_eq!(marked.checks[0].rule, "REPLACED");
+        // Unknown to the inbox: nothing to mark.
+        assert!(
+            !store
+                .inbox_mark_replaced(caravan_common::MessageId::generate(), kz, again.message_id)
+                .unwrap()
+        );
+        // Records from before content checks decode with none.
+        let mut json = serde_json::to_value(&marked).unwrap();
+        json.as_object_mut().unwrap().remove("checks");
+        let old: InboxRecord = serde_json::from_value(json).unwrap();
+        assert!(old.checks.is_empty());
+    }
+}

@@ -1,0 +1,313 @@
+//! Code lists decoded for the officers: a code as a document writes it (851, KGM, 2, KZ) to its
+//! name in the officer's language, from the lists shipped in `spoke/codes/` with their sources
+//! (`spoke/codes/SOURCES.md`): ISO 3166 country names from Unicode CLDR, UN/ECE Rec 19, 20, 21
+//! and UN/CEFACT UNTDID 1001 and 1373. A code that is not in its list is never guessed: it is
+//! `Decoded::Unknown`, which the console shows as written and marked as not found.
+//!
+//! The lists are embedded in the binary and parsed once; a list that does not parse is empty
+//! (its codes show as unknown), and the tests refuse such a file.
+
+use std::{collections::HashMap, sync::LazyLock};
+
+use serde::Deserialize;
+
+use super::Lang;
+
+/// A code list the console decodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum List {
+    /// ISO 3166-1 alpha-2, names from CLDR.
+    Country,
+    /// UN/ECE Recommendation 20, units of measure.
+    Unit,
+    /// UN/ECE Recommendation 21, package types.
+    Package,
+    /// UN/CEFACT UNTDID 1001, document names.
+    DocumentName,
+    /// UN/CEFACT UNTDID 1373, document status.
+    DocumentStatus,
+    /// UN/ECE Recommendation 19, modes of transport.
+    TransportMode,
+}
+
+/// One entry of a UN/ECE or UN/CEFACT list: names (and unit symbols) by language tag.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Entry {
+    name: HashMap<String, String>,
+    #[serde(default)]
+    symbol: HashMap<String, String>,
+}
+
+type Table = HashMap<String, Entry>;
+
+fn table(text: &str) -> Result<Table, toml::de::Error> {
+    toml::from_str(text)
+}
+
+static UNITS: &str = include_str!("../../codes/unece-rec20-units.toml");
+static PACKAGES: &str = include_str!("../../codes/unece-rec21-packages.toml");
+static DOCUMENT_NAMES: &str = include_str!("../../codes/uncefact-1001-document-names.toml");
+static DOCUMENT_STATUS: &str = include_str!("../../codes/uncefact-1373-document-status.toml");
+static TRANSPORT_MODES: &str = include_str!("../../codes/unece-rec19-transport-modes.toml");
+
+/// CLDR's territory names, by language tag (the files as CLDR publishes them).
+static TERRITORIES: &[(&str, &str)] = &[
+    ("en", include_str!("../../codes/cldr/territories-en.json")),
+    ("ru", include_str!("../../codes/cldr/territories-ru.json")),
+    ("zh", include_str!("../../codes/cldr/territories-zh.json")),
+];
+
+/// The country names of one CLDR `territories.json`: only ISO 3166-1 alpha-2 codes (two
+/// letters), not regions ("001") or alternative forms ("GB-alt-short").
+fn territories(tag: &str, json: &str) -> Result<HashMap<String, String>, serde_json::Error> {
+    let value: serde_json::Value = serde_json::from_str(json)?;
+    let names = value["main"][tag]["localeDisplayNames"]["territories"]
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .filter(|(code, _)| code.len() == 2 && code.bytes().all(|b| b.is_ascii_uppercase()))
+                .filter_map(|(code, name)| Some((code.clone(), name.as_str()?.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(names)
+}
+
+struct Lists {
+    tables: HashMap<List, Table>,
+    /// Country names: language tag -> code -> name.
+    countries: HashMap<&'static str, HashMap<String, String>>,
+}
+
+static LISTS: LazyLock<Lists> = LazyLock::new(|| Lists {
+    tables: [
+        (List::Unit, UNITS),
+        (List::Package, PACKAGES),
+        (List::DocumentName, DOCUMENT_NAMES),
+        (List::DocumentStatus, DOCUMENT_STATUS),
+        (List::TransportMode, TRANSPORT_MODES),
+    ]
+    .into_iter()
+    .map(|(list, text)| (list, table(text).unwrap_or_default()))
+    .collect(),
+    countries: TERRITORIES
+        .iter()
+        .map(|(tag, json)| (*tag, territories(tag, json).unwrap_or_default()))
+        .collect(),
+});
+
+/// A code, decoded or not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decoded<'a> {
+    /// In its list: the name in the officer's language (English where the list has none).
+    Known { code: &'a str, name: &'static str },
+    /// Not in its list: shown as written, marked as not found.
+    Unknown { code: &'a str },
+}
+
+/// The name of `code` in `list`, in `lang` (English if the list has no name in `lang`).
+pub fn name(list: List, code: &str, lang: Lang) -> Option<&'static str> {
+    let lists = &*LISTS;
+    if list == List::Country {
+        let code = code.trim().to_ascii_uppercase();
+        return [lang.tag(), super::DEFAULT]
+            .into_iter()
+            .filter_map(|tag| lists.countries.get(tag)?.get(&code))
+            .map(String::as_str)
+            .next();
+    }
+    let entry = lists.tables.get(&list)?.get(code.trim())?;
+    by_language(&entry.name, lang)
+}
+
+fn by_language(names: &'static HashMap<String, String>, lang: Lang) -> Option<&'static str> {
+    names
+        .get(lang.tag())
+        .or_else(|| names.get(super::DEFAULT))
+        .map(String::as_str)
+}
+
+/// `code` of `list`, decoded for `lang`.
+pub fn decode(list: List, code: &str, lang: Lang) -> Decoded<'_> {
+    match name(list, code, lang) {
+        Some(name) => Decoded::Known { code, name },
+        None => Decoded::Unknown { code },
+    }
+}
+
+/// The symbol of a Rec 20 unit in `lang` ("kg", "кг"), for units that have one.
+pub fn unit_symbol(code: &str, lang: Lang) -> Option<&'static str> {
+    let entry = LISTS.tables.get(&List::Unit)?.get(code.trim())?;
+    by_language(&entry.symbol, lang)
+}
+
+/// A number as written in a document ("65195", "2.5000"), its whole part grouped by thousands
+/// with the language's separator; anything that is not a plain decimal number is returned as
+/// written.
+pub fn number(value: &str, lang: Lang) -> String {
+    let value = value.trim();
+    let (sign, digits) = match value.strip_prefix('-') {
+        Some(rest) => ("-", rest),
+        None => ("", value),
+    };
+    let (whole, fraction) = match digits.split_once('.') {
+        Some((w, f)) => (w, Some(f)),
+        None => (digits, None),
+    };
+    let plain = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !plain(whole) || fraction.is_some_and(|f| !plain(f)) {
+        return value.to_owned();
+    }
+    let group = lang.t("number.group");
+    let mut out = String::from(sign);
+    for (i, c) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i) % 3 == 0 {
+            out.push_str(group);
+        }
+        out.push(c);
+    }
+    if let Some(f) = fraction {
+        out.push_str(lang.t("number.decimal"));
+        out.push_str(f);
+    }
+    out
+}
+
+/// How a quantity with a Rec 20 unit reads: the number grouped, then the unit's symbol
+/// ("65 195 кг"), or, for a unit without one, its code and name ("300 XBG (bag)"); an unknown
+/// unit is kept as written and said to be unknown.
+pub fn quantity(value: &str, unit: Option<&str>, lang: Lang) -> String {
+    let number = number(value, lang);
+    let Some(unit) = unit.map(str::trim).filter(|u| !u.is_empty()) else {
+        return number;
+    };
+    if let Some(symbol) = unit_symbol(unit, lang) {
+        return format!("{number} {symbol}");
+    }
+    match decode(List::Unit, unit, lang) {
+        Decoded::Known { name, .. } => format!("{number} {unit} ({name})"),
+        Decoded::Unknown { .. } => format!("{number} {unit} ({})", lang.t("code.unknown_unit")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lang(tag: &str) -> Lang {
+        Lang::from_tag(tag).unwrap()
+    }
+
+    #[test]
+    fn every_shipped_list_parses_and_names_english() {
+        for (file, text) in [
+            ("rec20", UNITS),
+            ("rec21", PACKAGES),
+            ("1001", DOCUMENT_NAMES),
+            ("1373", DOCUMENT_STATUS),
+            ("rec19", TRANSPORT_MODES),
+        ] {
+            let t = table(text).unwrap_or_else(|e| panic!("{file}: {e}"));
+            assert!(!t.is_empty(), "{file}");
+            for (code, entry) in &t {
+                for tag in ["en", "ru", "zh"] {
+                    assert!(entry.name.contains_key(tag), "{file} {code}: no {tag} name");
+                }
+                assert!(
+                    entry.symbol.is_empty() || entry.symbol.len() == entry.name.len(),
+                    "{file} {code}: a symbol in some languages only"
+                );
+            }
+        }
+        for (tag, json) in TERRITORIES {
+            let names = territories(tag, json).unwrap();
+            assert!(names.len() > 240, "{tag}: {}", names.len());
+            assert!(!names.contains_key("001") && !names.contains_key("GB-alt-short"));
+        }
+    }
+
+    #[test]
+    fn codes_are_decoded_in_the_officers_language() {
+        let (en, ru, zh) = (Lang::default(), lang("ru"), lang("zh"));
+        assert_eq!(
+            name(List::DocumentName, "851", en),
+            Some("Phytosanitary certificate")
+        );
+        assert_eq!(
+            name(List::DocumentName, "851", ru),
+            Some("Фитосанитарный сертификат")
+        );
+        assert_eq!(name(List::DocumentName, "851", zh), Some("植物检疫证书"));
+        assert_eq!(name(List::DocumentName, "861", zh), Some("原产地证书"));
+        assert_eq!(
+            name(List::DocumentName, "380", en),
+            Some("Commercial invoice")
+        );
+        assert_eq!(
+            name(List::TransportMode, "2", ru),
+            Some("Железнодорожный транспорт")
+        );
+        assert_eq!(name(List::TransportMode, "4", zh), Some("航空运输"));
+        assert_eq!(
+            name(List::DocumentStatus, "41", en),
+            Some("Validity revoked")
+        );
+        assert_eq!(name(List::Package, "BG", ru), Some("Мешок"));
+        // Countries from CLDR, whatever the case the document wrote them in.
+        assert_eq!(name(List::Country, "KZ", ru), Some("Казахстан"));
+        assert_eq!(name(List::Country, "kz", zh), Some("哈萨克斯坦"));
+        assert_eq!(name(List::Country, "CN", en), Some("China"));
+        assert_eq!(name(List::Country, "AR", ru), Some("Аргентина"));
+    }
+
+    #[test]
+    fn unknown_codes_are_never_guessed() {
+        let en = Lang::default();
+        assert_eq!(
+            decode(List::DocumentStatus, "70", en),
+            Decoded::Unknown { code: "70" }
+        );
+        assert_eq!(
+            decode(List::DocumentName, "999999", en),
+            Decoded::Unknown { code: "999999" }
+        );
+        assert_eq!(
+            decode(List::Country, "XX", en),
+            Decoded::Unknown { code: "XX" }
+        );
+        // Regions and alternative forms of CLDR are not countries.
+        assert_eq!(
+            decode(List::Country, "001", en),
+            Decoded::Unknown { code: "001" }
+        );
+        assert_eq!(
+            decode(List::TransportMode, "2", en),
+            Decoded::Known {
+                code: "2",
+                name: "Rail transport"
+            }
+        );
+    }
+
+    #[test]
+    fn quantities_read_with_their_units() {
+        let (en, ru, zh) = (Lang::default(), lang("ru"), lang("zh"));
+        assert_eq!(quantity("65195", Some("KGM"), en), "65,195 kg");
+        assert_eq!(quantity("65195", Some("KGM"), ru), "65\u{a0}195 кг");
+        assert_eq!(quantity("65195", Some("KGM"), zh), "65,195 千克");
+        assert_eq!(quantity("2.5", Some("KX"), ru), "2,5 мл/кг");
+        assert_eq!(quantity("1000", Some("XBG"), en), "1,000 XBG (bag)");
+        assert_eq!(quantity("300", Some("XBG"), zh), "300 XBG (袋)");
+        assert_eq!(quantity("50", Some("MTQ"), en), "50 m³");
+        assert_eq!(quantity("1234567.125", None, en), "1,234,567.125");
+        assert_eq!(quantity("-1500", Some("TNE"), en), "-1,500 t");
+        // An unknown unit stays as written, said to be unknown; odd numbers stay as written.
+        assert_eq!(
+            quantity("7", Some("QQQ"), en),
+            "7 QQQ (unit not in the code list)"
+        );
+        assert_eq!(quantity("1e5", Some("KGM"), en), "1e5 kg");
+        assert_eq!(quantity(" 12 ", Some(" "), en), "12");
+    }
+}
