@@ -673,6 +673,20 @@ async fn the_console_is_hardened_and_prints_only_its_configured_address() {
     }
     let (_, _, list) = get_as(&net, here, "console", "/console?country=uz", Some(&cookie)).await;
     assert!(list.contains("No document matches."), "{list}");
+    // Search by goods description and HS code (the store's inbox search).
+    for q in ["wheat+FLOUR", "1101", "110100"] {
+        let (_, _, list) = get_as(
+            &net,
+            here,
+            "console",
+            &format!("/console?q={q}"),
+            Some(&cookie),
+        )
+        .await;
+        assert!(list.contains("KZ-CO-2026-000123"), "{q}: {list}");
+    }
+    let (_, _, list) = get_as(&net, here, "console", "/console?q=0101", Some(&cookie)).await;
+    assert!(list.contains("No document matches."), "{list}");
 
     // A user name over 64 bytes is refused before any lookup, and logged cut, with the
     // client's address; a body over the console's limit is refused whole.
@@ -789,6 +803,9 @@ async fn plant_a_tampered_document(net: &mut Net, sent: &str) -> MessageId {
     let mut forged = store.inbox_since(None, 1).unwrap().remove(0).1;
     forged.message_id = MessageId::generate();
     forged.document_id = Some("KZ-CO-FORGED".into());
+    // A delivery that fails verification is stored without a summary (its content is not
+    // read): the copy must not keep the genuine one's.
+    forged.summary = None;
     forged.verification = Verification::Rejected {
         code: RefusalCode::BadSignature,
         reason: "header signature does not verify with key x".into(),
