@@ -48,6 +48,16 @@ pub struct Verdict {
     pub checks: Vec<Check>,
     /// What the document claims, once its signature verified.
     pub document: Option<serde_json::Value>,
+    /// The content checks ([`crate::checks`]) of a verified, understood document, judged with
+    /// the bundle's trust list at the hub's acceptance time and the default limits; duplicate
+    /// and replaced are the recipient's inbox's to judge and are not here. `genuine` does not
+    /// depend on them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub content_checks: Vec<crate::checks::Check>,
+    /// True when the document is genuine and every content check passed; absent when the
+    /// content was not checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consistent: Option<bool>,
 }
 
 impl Verdict {
@@ -81,6 +91,8 @@ pub fn verify(bundle: &Bundle, anchor: &PublicKey) -> Verdict {
         genuine: false,
         checks: Vec::new(),
         document: None,
+        content_checks: Vec::new(),
+        consistent: None,
     };
     if bundle.format != FORMAT {
         v.check(
@@ -194,6 +206,27 @@ pub fn verify(bundle: &Bundle, anchor: &PublicKey) -> Verdict {
             });
         }
         v.document = serde_json::to_value(h).ok();
+        if let (Some(set), Ok(env)) = (trust, &env)
+            && h.content_type != crate::store::RESPONSE_CONTENT_TYPE
+            && let Ok(content) =
+                crate::document::judge(&env.payload, h.document_type, Some(&h.content_type))
+        {
+            use crate::{checks, inbound::take::registered};
+            v.content_checks = checks::run(&checks::Facts {
+                content: &content,
+                header: &checks::HeaderClaims {
+                    message_id: h.message_id,
+                    document_id: h.document_id.clone(),
+                    document_type: h.document_type,
+                    supersedes: h.supersedes,
+                },
+                sender: &registered(set, h.sender),
+                recipient: &registered(set, h.recipient),
+                now: r.accepted_at,
+                rules: &checks::CheckRules::default(),
+                known: None,
+            });
+        }
     }
     // 4. The recipient's acknowledgement, when the bundle has one.
     if let Some(text) = &bundle.acknowledgement {
@@ -223,6 +256,11 @@ pub fn verify(bundle: &Bundle, anchor: &PublicKey) -> Verdict {
         v.check("acknowledgement", result);
     }
     v.genuine = receipt_ok && signature_ok && v.checks.iter().all(|c| c.ok);
+    if !v.content_checks.is_empty() {
+        v.consistent = Some(
+            v.genuine && crate::checks::worst(&v.content_checks) == crate::checks::Outcome::Pass,
+        );
+    }
     v
 }
 

@@ -1,7 +1,7 @@
 //! Content checks through the real binaries: what a received document says is judged against
 //! its signer, its header and the inbox, and the lines reach the recipient's inbox list.
 
-use caravan_tests::{Net, sample_path};
+use caravan_tests::{Net, binaries, sample_path};
 
 /// `(check, outcome, rule)` of an inbox item's content checks.
 fn lines(item: &serde_json::Value) -> Vec<(String, String, String)> {
@@ -141,4 +141,33 @@ async fn the_recipient_judges_what_each_document_says() {
     assert_eq!(it["verdict"]["headline"]["params"]["found"], "AR");
     // Issued in 2016: old for an e-Phyto.
     assert!(has(&it, "dates", "WARN", "ISSUE_DATE_OLD"), "{it:#}");
+
+    // The offline verifier says the same from the evidence bundle: genuine, not consistent.
+    let bundle = net.path().join("phyto-evidence.json");
+    let out = net
+        .spoke_cli("CN", &["export", &phyto, "--out", bundle.to_str().unwrap()])
+        .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let anchor = net.pki().join("hub-anchor.pub");
+    let out = tokio::process::Command::new(&binaries().spoke)
+        .args(["verify", "--anchor-key", anchor.to_str().unwrap(), "--json"])
+        .arg(&bundle)
+        .output()
+        .await
+        .unwrap();
+    let verdict: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(verdict["genuine"], true, "{verdict:#}");
+    assert_eq!(verdict["consistent"], false, "{verdict:#}");
+    assert!(
+        verdict["content_checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["rule"] == "EXPORT_COUNTRY_MISMATCH" && c["outcome"] == "FAIL"),
+        "{verdict:#}"
+    );
 }
