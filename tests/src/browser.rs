@@ -127,6 +127,19 @@ impl Browser {
     }
 
     async fn call(&mut self, session: Option<&str>, method: &str, params: Value) -> Value {
+        match self.try_call(session, method, params).await {
+            Ok(result) => result,
+            Err(error) => panic!("{method}: {error}"),
+        }
+    }
+
+    /// A DevTools call: its result, or the error DevTools answered with.
+    async fn try_call(
+        &mut self,
+        session: Option<&str>,
+        method: &str,
+        params: Value,
+    ) -> Result<Value, Value> {
         self.next_id += 1;
         let id = self.next_id;
         let mut message = json!({"id": id, "method": method, "params": params});
@@ -146,8 +159,10 @@ impl Browser {
             if let Message::Text(text) = frame {
                 let value: Value = serde_json::from_str(&text).expect("JSON from DevTools");
                 if value["id"] == id {
-                    assert!(value["error"].is_null(), "{method}: {}", value["error"]);
-                    return value["result"].clone();
+                    return match value["error"].is_null() {
+                        true => Ok(value["result"].clone()),
+                        false => Err(value["error"].clone()),
+                    };
                 }
             }
         }
@@ -177,10 +192,25 @@ impl Browser {
         .await;
     }
 
+    /// Evaluate JavaScript in a page that may be navigating (a form just submitted, a link
+    /// followed): `None` while the old page's context is gone and the new one not yet there.
+    async fn eval_during_navigation(&mut self, script: &str) -> Option<Value> {
+        let session = self.session.clone();
+        let params = json!({"expression": script, "returnByValue": true});
+        match self
+            .try_call(Some(&session), "Runtime.evaluate", params)
+            .await
+        {
+            Ok(result) => Some(result["result"]["value"].clone()),
+            Err(error) if navigating(&error) => None,
+            Err(error) => panic!("Runtime.evaluate: {error}"),
+        }
+    }
+
     /// Wait until `condition` (JavaScript) is true in the page.
     pub async fn wait_for(&mut self, what: &str, condition: &str) {
         let start = Instant::now();
-        while self.eval(condition).await != Value::Bool(true) {
+        while self.eval_during_navigation(condition).await != Some(Value::Bool(true)) {
             assert!(
                 start.elapsed() < PATIENCE,
                 "the browser never showed {what}; page: {}",
@@ -214,4 +244,18 @@ impl Browser {
             .decode(shot["data"].as_str().unwrap_or_default())
             .unwrap_or_default()
     }
+}
+
+/// Whether a DevTools error says only that the page navigated under the call (its execution
+/// context destroyed or not yet created), which a wait outlives.
+fn navigating(error: &Value) -> bool {
+    let message = error["message"].as_str().unwrap_or_default();
+    [
+        "Inspected target navigated or closed",
+        "Execution context was destroyed",
+        "Cannot find context with specified id",
+        "Cannot find default execution context",
+    ]
+    .iter()
+    .any(|m| message.contains(m))
 }
