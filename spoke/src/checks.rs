@@ -173,6 +173,17 @@ pub struct HeaderClaims {
     pub supersedes: Option<MessageId>,
 }
 
+impl From<&caravan_common::envelope::Header> for HeaderClaims {
+    fn from(h: &caravan_common::envelope::Header) -> Self {
+        Self {
+            message_id: h.message_id,
+            document_id: h.document_id.clone(),
+            document_type: h.document_type,
+            supersedes: h.supersedes,
+        }
+    }
+}
+
 /// An earlier inbox document from the same sender with the same number.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Earlier {

@@ -214,12 +214,7 @@ pub fn verify(bundle: &Bundle, anchor: &PublicKey) -> Verdict {
             use crate::{checks, inbound::take::registered};
             v.content_checks = checks::run(&checks::Facts {
                 content: &content,
-                header: &checks::HeaderClaims {
-                    message_id: h.message_id,
-                    document_id: h.document_id.clone(),
-                    document_type: h.document_type,
-                    supersedes: h.supersedes,
-                },
+                header: &checks::HeaderClaims::from(h),
                 sender: &registered(set, h.sender),
                 recipient: &registered(set, h.recipient),
                 now: r.accepted_at,

@@ -300,12 +300,7 @@ impl Inbound {
         };
         Ok(checks::run(&checks::Facts {
             content,
-            header: &checks::HeaderClaims {
-                message_id: h.message_id,
-                document_id: h.document_id.clone(),
-                document_type: h.document_type,
-                supersedes: h.supersedes,
-            },
+            header: &checks::HeaderClaims::from(h),
             sender: &registered(trust, h.sender),
             recipient: &registered(trust, h.recipient),
             now: Timestamp::now(),
