@@ -1177,6 +1177,19 @@ fn details_block(lang: Lang, r: &InboxRecord) -> Markup {
     }
 }
 
+/// The line under a document's title on its page and its printout: its kind, its sender and
+/// when it was received.
+fn document_from(lang: Lang, clock: &Clock, r: &InboxRecord) -> String {
+    lang.f(
+        "document.from",
+        &[
+            ("type", &type_name(lang, r.document_type)),
+            ("sender", &r.sender.as_str()),
+            ("received", &clock.format(r.received_at)),
+        ],
+    )
+}
+
 /// The document page's body: what it is, the verdict, each check, its fields, and the XML.
 fn document_body(
     lang: Lang,
@@ -1192,11 +1205,7 @@ fn document_body(
     html! {
         h1 { (r.document_id.as_deref().unwrap_or(lang.t("inbox.unreadable"))) }
         p {
-            (lang.f("document.from", &[
-                ("type", &type_name(lang, r.document_type)),
-                ("sender", &r.sender.as_str()),
-                ("received", &clock.format(r.received_at)),
-            ]))
+            (document_from(lang, clock, r))
             " · "
             a href={ "/console/documents/" (r.message_id) "/print" } { (lang.t("document.printable")) }
         }
@@ -1561,11 +1570,7 @@ fn print_body(
     html! {
         h1 { (r.document_id.as_deref().unwrap_or(lang.t("inbox.unreadable"))) }
         p {
-            (lang.f("document.from", &[
-                ("type", &type_name(lang, r.document_type)),
-                ("sender", &r.sender.as_str()),
-                ("received", &clock.format(r.received_at)),
-            ]))
+            (document_from(lang, clock, r))
         }
         @if genuine {
             p.ok { (lang.t("verdict.genuine")) }
