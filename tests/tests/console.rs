@@ -439,10 +439,19 @@ async fn raw(
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.bind((from, 0).into()).unwrap();
-    let mut stream = socket.connect(net.console_addr(id).await).await.unwrap();
-    stream.write_all(request.as_bytes()).await.unwrap();
+    let stream = socket.connect(net.console_addr(id).await).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    // The console may answer an oversized request and close before reading all of it: the
+    // answer is read beside the writing, and a failed write or a reset after the answer
+    // loses nothing already read.
+    let request = request.to_owned();
+    let writing = tokio::spawn(async move {
+        let _ = writer.write_all(request.as_bytes()).await;
+        std::future::pending::<()>().await;
+    });
     let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).await.unwrap();
+    let _ = reader.read_to_end(&mut answer).await;
+    writing.abort();
     let answer = String::from_utf8_lossy(&answer).into_owned();
     let (head, body) = answer.split_once("\r\n\r\n").unwrap();
     let mut lines = head.lines();
