@@ -1,10 +1,11 @@
-//! The labelled fields an officer checks, read from a document by paths of local names (the
-//! tables are in each format's file), in document order.
-
-use quick_xml::{events::Event, reader::NsReader};
+//! The labelled fields an officer checks, read from a document's element tree by paths of local
+//! names (the tables are in each format's file), in document order.
 
 use super::{
-    DocumentError, Format, PARTY_LABELS, cii, content::Measure, json_co, sps, ubl, xml::Element,
+    DocumentError, Format, PARTY_LABELS, cii,
+    content::Measure,
+    json_co, sps, ubl,
+    xml::{self, Element},
 };
 
 /// One field an officer checks, as found in the document. Repeated elements (goods lines,
@@ -27,107 +28,27 @@ pub(super) type Spec = (&'static str, &'static str, Option<&'static str>);
 /// neighbours; what is absent is simply not listed.
 /// A JSON e-CO's fields are its content's, labelled the same way.
 pub fn fields(payload: &[u8], format: Format) -> Result<Vec<Field>, DocumentError> {
-    let specs: &[Spec] = match format {
+    match specs(format) {
+        Some(specs) => Ok(fields_of(&xml::parse(payload)?, specs)),
+        None => json_co::fields(payload),
+    }
+}
+
+/// The field table of an XML format (`None`: the JSON e-CO, which has no paths).
+pub(super) fn specs(format: Format) -> Option<&'static [Spec]> {
+    Some(match format {
         Format::SpsCertificate => sps::SPS,
         Format::UblCertificateOfOrigin => ubl::COO,
         Format::UblInvoice | Format::UblCreditNote => ubl::UBL_INVOICE,
         Format::CrossIndustryInvoice => cii::CII,
-        Format::JsonCertificateOfOrigin => return json_co::fields(payload),
-    };
-    let xml = payload;
-    let mut reader = NsReader::from_reader(xml);
-    let mut buf = Vec::new();
-    let mut path: Vec<String> = Vec::new();
-    let mut depth = 0usize;
+        Format::JsonCertificateOfOrigin => return None,
+    })
+}
+
+/// The fields `specs` name, read from a parsed document (`root`), in document order.
+pub(super) fn fields_of(root: &Element, specs: &[Spec]) -> Vec<Field> {
     let mut out = Vec::new();
-    // The field being read from element text: (index in `out`, depth it closes at).
-    let mut open: Vec<(usize, usize)> = Vec::new();
-    loop {
-        let position = reader.buffer_position();
-        let malformed = |e: quick_xml::Error| DocumentError::NotWellFormed {
-            position,
-            message: e.to_string(),
-        };
-        let (_, event) = reader
-            .read_resolved_event_into(&mut buf)
-            .map_err(malformed)?;
-        match &event {
-            Event::Start(e) | Event::Empty(e) => {
-                let is_start = matches!(event, Event::Start(_));
-                if depth > 0 {
-                    path.push(String::from_utf8_lossy(e.local_name().as_ref()).into_owned());
-                }
-                let here = path.join("/");
-                let attribute = |name: &str| {
-                    e.attributes()
-                        .flatten()
-                        .find(|a| a.key.local_name().as_ref() == name.as_bytes())
-                        .and_then(|a| a.unescape_value().ok())
-                        .map(|v| v.into_owned())
-                };
-                for (label, _, attr) in specs.iter().filter(|(_, p, _)| depth > 0 && *p == here) {
-                    match attr {
-                        Some(attr) => {
-                            if let Some(value) = attribute(attr) {
-                                out.push(Field {
-                                    label: (*label).into(),
-                                    value,
-                                    language: None,
-                                });
-                            }
-                        }
-                        None if is_start => {
-                            open.push((out.len(), depth + 1));
-                            out.push(Field {
-                                label: (*label).into(),
-                                value: String::new(),
-                                language: attribute("languageID"),
-                            });
-                        }
-                        None => {}
-                    }
-                }
-                if is_start {
-                    depth += 1;
-                } else if depth > 0 {
-                    path.pop();
-                }
-            }
-            Event::End(_) => {
-                while open.last().is_some_and(|(_, d)| *d == depth) {
-                    open.pop();
-                }
-                depth = depth.saturating_sub(1);
-                path.pop();
-            }
-            Event::Text(t) => {
-                let text = t.decode().map_err(|e| malformed(e.into()))?;
-                for (index, _) in &open {
-                    out[*index].value.push_str(&text);
-                }
-            }
-            Event::GeneralRef(r) => {
-                let text = match r.resolve_char_ref().map_err(malformed)? {
-                    Some(c) => c.to_string(),
-                    None => r
-                        .decode()
-                        .ok()
-                        .and_then(|n| quick_xml::escape::resolve_predefined_entity(&n))
-                        .unwrap_or_default()
-                        .to_owned(),
-                };
-                for (index, _) in &open {
-                    out[*index].value.push_str(&text);
-                }
-            }
-            Event::Eof => break,
-            _ => {}
-        }
-        buf.clear();
-    }
-    for f in &mut out {
-        f.value = f.value.split_whitespace().collect::<Vec<_>>().join(" ");
-    }
+    walk(root, &mut String::new(), specs, &mut out);
     out.retain(|f| !f.value.is_empty());
     // A party named the same way in two places (PartyName and PartyLegalEntity) is listed once.
     let mut seen: Vec<(String, String)> = Vec::new();
@@ -140,7 +61,37 @@ pub fn fields(payload: &[u8], format: Format) -> Result<Vec<Field>, DocumentErro
         seen.push(key);
         first
     });
-    Ok(out)
+    out
+}
+
+/// The fields among `e`'s descendants, `path` being `e`'s below the root. Recursion is bounded
+/// by the tree's depth cap ([`xml::MAX_DEPTH`]).
+fn walk(e: &Element, path: &mut String, specs: &[Spec], out: &mut Vec<Field>) {
+    for child in &e.children {
+        let parent = path.len();
+        if !path.is_empty() {
+            path.push('/');
+        }
+        path.push_str(&child.name);
+        for (label, _, attribute) in specs.iter().filter(|(_, p, _)| *p == path.as_str()) {
+            let (value, language) = match attribute {
+                Some(name) => (child.attribute(name).map(str::to_owned), None),
+                None => (
+                    Some(child.deep_text()),
+                    child.attribute("languageID").map(str::to_owned),
+                ),
+            };
+            if let Some(value) = value {
+                out.push(Field {
+                    label: (*label).into(),
+                    value: value.split_whitespace().collect::<Vec<_>>().join(" "),
+                    language,
+                });
+            }
+        }
+        walk(child, path, specs, out);
+        path.truncate(parent);
+    }
 }
 
 /// A measure (quantity, weight) with the unit its `unitCode` states.

@@ -403,9 +403,11 @@ pub(crate) const PARTY_LABELS: &[&str] = &[
 /// What a payload says: recognised, then read by its format.
 pub fn content(payload: &[u8]) -> Result<Content, DocumentError> {
     let format = recognise(payload)?.format;
-    // An XML document's tree and labelled fields.
+    // An XML document's tree, parsed once, and the labelled fields read from it.
     let parts = || -> Result<(xml::Element, Vec<Field>), DocumentError> {
-        Ok((xml::parse(payload)?, fields(payload, format)?))
+        let root = xml::parse(payload)?;
+        let fields = fields::specs(format).map_or_else(Vec::new, |s| fields::fields_of(&root, s));
+        Ok((root, fields))
     };
     Ok(match format {
         Format::JsonCertificateOfOrigin => json_co::content(payload)?,

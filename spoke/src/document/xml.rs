@@ -1,9 +1,10 @@
 //! A small element tree of a recognised XML document, by local names, for reading what it says.
 //!
-//! Why a tree and not the streaming reader `fields` uses: parties, goods lines and attachments
-//! are groups of elements read together (a name with its country, a description with its HS
-//! code and weights), which paths over a tree say plainly. Depth is capped, so neither building
-//! nor dropping a hostile document can exhaust the stack, and so is the number of elements.
+//! Why a tree: parties, goods lines and attachments are groups of elements read together (a
+//! name with its country, a description with its HS code and weights), which paths over a tree
+//! say plainly; the labelled fields an officer checks are read from the same tree, so a
+//! document is parsed once. Depth is capped, so neither building nor dropping a hostile
+//! document can exhaust the stack, and so is the number of elements.
 
 use quick_xml::{events::Event, reader::NsReader};
 
@@ -60,6 +61,16 @@ impl Element {
     pub fn own_text(&self) -> Option<String> {
         let text = self.text.split_whitespace().collect::<Vec<_>>().join(" ");
         (!text.is_empty()).then_some(text)
+    }
+
+    /// The text of this element and of every element inside it (children after the
+    /// element's own text: what an element with mixed content interleaves is not kept).
+    pub fn deep_text(&self) -> String {
+        let mut text = self.text.clone();
+        for child in &self.children {
+            text.push_str(&child.deep_text());
+        }
+        text
     }
 
     /// The value of an attribute, by local name.
