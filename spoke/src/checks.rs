@@ -14,10 +14,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use caravan_common::{DocumentType, MessageId, ParticipantId, Timestamp};
+use caravan_common::{DocumentType, MessageId, ParticipantId, Timestamp, trust::IssuingAuthority};
 
 pub use crate::config::CheckRules;
-use crate::document::Content;
+use crate::document::{Content, Party};
 
 /// Which check a line belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -149,7 +149,30 @@ pub struct Registered {
     pub id: ParticipantId,
     /// ISO 3166-1 alpha-2.
     pub country: String,
-    pub authorities: Vec<String>,
+    pub authorities: Vec<IssuingAuthority>,
+}
+
+/// Whether a document's issuer is one of the registered authority's: by a name it goes by
+/// (case and runs of whitespace aside), or by an identifier the registry records for it.
+fn is_authority(party: &Party, registered: &IssuingAuthority) -> bool {
+    party.names().any(|name| name_eq(name, &registered.name))
+        || party.ids.iter().any(|id| {
+            registered
+                .identifiers
+                .iter()
+                .any(|r| identifies(id, &r.scheme, &r.value))
+        })
+}
+
+/// Whether an identifier as a document states it (`value`, or `SCHEME:value` when the document
+/// names its scheme) is `value` in `scheme`: the value exactly, the scheme in any case.
+fn identifies(stated: &str, scheme: &str, value: &str) -> bool {
+    let stated = stated.trim();
+    stated == value
+        || stated
+            .strip_suffix(value)
+            .and_then(|s| s.strip_suffix(':'))
+            .is_some_and(|s| s.eq_ignore_ascii_case(scheme))
 }
 
 impl Registered {
@@ -310,11 +333,9 @@ pub fn issuer(c: &Content, sender: &Registered, recipient: &Registered) -> Vec<C
         )),
         Some(_) => {}
     }
-    let registered_name = authority.is_some_and(|a| {
-        a.names()
-            .any(|name| sender.authorities.iter().any(|r| name_eq(name, r)))
-    });
-    if !sender.authorities.is_empty() && !registered_name {
+    let registered =
+        authority.is_some_and(|a| sender.authorities.iter().any(|r| is_authority(a, r)));
+    if !sender.authorities.is_empty() && !registered {
         let found = authority.and_then(|a| a.name.as_deref()).unwrap_or("");
         out.push(Check::new(
             n,
@@ -323,7 +344,15 @@ pub fn issuer(c: &Content, sender: &Registered, recipient: &Registered) -> Vec<C
             &[
                 ("found", found),
                 ("participant", sender.id.as_str()),
-                ("registered", &sender.authorities.join("; ")),
+                (
+                    "registered",
+                    &sender
+                        .authorities
+                        .iter()
+                        .map(|a| a.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                ),
             ],
         ));
     }

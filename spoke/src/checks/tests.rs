@@ -1,6 +1,6 @@
 //! Each check's PASS, WARN and FAIL, on the real samples and on what they say changed.
 
-use caravan_common::{DocumentType, MessageId, Timestamp};
+use caravan_common::{DocumentType, MessageId, Timestamp, trust::IssuingAuthority};
 
 use crate::document::{self, Content, Party};
 
@@ -21,7 +21,13 @@ fn ephyto() -> Content {
 
 fn reg(id: &str, authorities: &[&str]) -> Registered {
     Registered {
-        authorities: authorities.iter().map(|a| (*a).to_owned()).collect(),
+        authorities: authorities
+            .iter()
+            .map(|a| IssuingAuthority {
+                name: (*a).to_owned(),
+                identifiers: Vec::new(),
+            })
+            .collect(),
         ..Registered::by_id(id.parse().unwrap())
     }
 }
@@ -155,6 +161,42 @@ fn an_authority_not_registered_for_the_signer_fails() {
     );
     assert_eq!(other[0].params["found"], KZ_CCI);
     assert_eq!(other[0].params["registered"], "Ministry of Trade");
+}
+
+#[test]
+fn an_authority_is_also_known_by_its_registered_identifiers() {
+    let mut c = eco();
+    let registered = |scheme: &str, value: &str| Registered {
+        authorities: vec![IssuingAuthority {
+            name: "Registered under another name".into(),
+            identifiers: vec![caravan_common::trust::AuthorityIdentifier {
+                scheme: scheme.into(),
+                value: value.into(),
+            }],
+        }],
+        ..Registered::by_id("KZ".parse().unwrap())
+    };
+    let issuer_with = |c: &mut Content, ids: &[&str]| {
+        c.issuer.as_mut().unwrap().ids = ids.iter().map(|i| (*i).to_owned()).collect();
+    };
+    let cn = reg("CN", &[]);
+    // The value alone, or with its scheme in any case.
+    for stated in ["123456789012", "KZ-BIN:123456789012", "kz-bin:123456789012"] {
+        issuer_with(&mut c, &[stated]);
+        let lines = issuer(&c, &registered("kz-bin", "123456789012"), &cn);
+        assert_eq!(lines[0].outcome, Outcome::Pass, "{stated}: {lines:?}");
+    }
+    // Another scheme's value, another value, or none: the name is all there is, and it is not
+    // the registered one.
+    for stated in [&["gln:123456789012"][..], &["kz-bin:999"], &[]] {
+        issuer_with(&mut c, stated);
+        let lines = issuer(&c, &registered("kz-bin", "123456789012"), &cn);
+        assert_eq!(
+            rules(&lines),
+            [(CheckName::Issuer, Outcome::Fail, "ISSUER_NOT_REGISTERED")],
+            "{stated:?}"
+        );
+    }
 }
 
 #[test]

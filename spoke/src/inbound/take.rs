@@ -311,8 +311,8 @@ impl Inbound {
 }
 
 /// What the trust set says about a participant for the content checks: its recorded country
-/// (else its id, participants being named by their country code) and the names of the issuing
-/// authorities recorded for it (none recorded: only countries are judged).
+/// (else its id, participants being named by their country code) and the issuing authorities
+/// recorded for it (none recorded: only countries are judged).
 pub(crate) fn registered(trust: &TrustSet, id: ParticipantId) -> checks::Registered {
     let p = trust.participant(id);
     checks::Registered {
@@ -320,14 +320,7 @@ pub(crate) fn registered(trust: &TrustSet, id: ParticipantId) -> checks::Registe
         country: p
             .and_then(|p| p.country.as_ref())
             .map_or_else(|| id.as_str().to_owned(), |c| c.as_str().to_owned()),
-        authorities: p
-            .map(|p| {
-                p.issuing_authorities
-                    .iter()
-                    .map(|a| a.name.clone())
-                    .collect()
-            })
-            .unwrap_or_default(),
+        authorities: p.map(|p| p.issuing_authorities.clone()).unwrap_or_default(),
     }
 }
 
