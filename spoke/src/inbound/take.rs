@@ -296,7 +296,11 @@ impl Inbound {
                     replaced_by: r.replaced_by().or_else(|| replaced_in_batch(r.message_id)),
                 })
                 .collect(),
-            replaced_by: None,
+            // Its replacement may have come first: in the inbox or earlier in this batch.
+            replaced_by: self
+                .store
+                .inbox_replacement_of(h.sender, h.message_id)?
+                .or_else(|| replaced_in_batch(h.message_id)),
         };
         Ok(checks::run(&checks::Facts {
             content,

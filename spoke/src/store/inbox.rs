@@ -5,7 +5,7 @@
 use caravan_common::{
     MessageId, ParticipantId,
     store::{
-        StoreError,
+        StoreError, Tx,
         keys::{message_range_end, u64_of},
     },
 };
@@ -14,8 +14,8 @@ use super::{
     SpokeStore,
     records::{InboxRecord, decode, encode},
     tables::{
-        ARRIVALS, INBOX, NEXT_ARRIVAL, NUMBERS, PAYLOAD_AT, PAYLOADS, inbox_key, number_key,
-        number_prefix,
+        ARRIVALS, INBOX, NEXT_ARRIVAL, NUMBERS, PAYLOAD_AT, PAYLOADS, REPLACEMENTS, inbox_key,
+        number_key, number_prefix, uuid_message_id,
     },
 };
 
@@ -46,6 +46,26 @@ pub struct InboxPage {
     pub older_from: Option<u64>,
     /// The cursor to ask for the previous, newer page with (`PageAt::After`), if there is one.
     pub newer_from: Option<u64>,
+}
+
+/// Enter an inbox document in the indexes: its number (`numbers`) and the document it
+/// replaces (`replacements`).
+fn index(tx: &mut dyn Tx, record: &InboxRecord) -> Result<(), StoreError> {
+    if let Some(number) = record.number() {
+        tx.insert(
+            NUMBERS,
+            &number_key(record.sender, number, record.message_id),
+            &[],
+        )?;
+    }
+    if let Some(original) = record.supersedes {
+        tx.insert(
+            REPLACEMENTS,
+            &inbox_key(original, record.sender),
+            record.message_id.as_bytes(),
+        )?;
+    }
+    Ok(())
 }
 
 /// The inbox key named by a `numbers` key (its message id) and the sender.
@@ -100,19 +120,56 @@ impl SpokeStore {
                 None => tx.insert(PAYLOADS, &key, payload)?,
             }
             tx.insert(ARRIVALS, &arrival.to_be_bytes(), &key)?;
-            if let Some(number) = record.number() {
-                tx.insert(
-                    NUMBERS,
-                    &number_key(record.sender, number, record.message_id),
-                    &[],
-                )?;
-            }
+            index(tx, record)?;
             Ok(true)
         })
     }
 
-    /// Inbox entries from `sender` whose document states `number`, oldest message id first
-    /// (documents received before the `numbers` table existed are not found).
+    /// The document from `sender` that replaces `id`, if one arrived (before or after it).
+    pub fn inbox_replacement_of(
+        &self,
+        sender: ParticipantId,
+        id: MessageId,
+    ) -> Result<Option<MessageId>, StoreError> {
+        self.watched((|| {
+            let Some(value) = self.db.get(REPLACEMENTS, &inbox_key(id, sender))? else {
+                return Ok(None);
+            };
+            let bytes: [u8; 16] = value
+                .try_into()
+                .map_err(|_| StoreError::corrupt("replacements entry", "not 16 bytes"))?;
+            uuid_message_id(bytes).map(Some)
+        })())
+    }
+
+    /// Index every inbox document (`numbers`, `replacements`): for a store from before the
+    /// indexes held them all. Idempotent; a page of the inbox per transaction.
+    pub(super) fn index_inbox(&self) -> Result<u64, StoreError> {
+        const PAGE: usize = 1000;
+        let mut from = Vec::new();
+        let mut indexed = 0;
+        loop {
+            let page = self.db.range(INBOX, &from, None, PAGE, false)?;
+            let Some((last, _)) = page.last() else {
+                return Ok(indexed);
+            };
+            from = last.clone();
+            from.push(0);
+            let records = page
+                .iter()
+                .map(|(_, v)| decode::<InboxRecord>(v, INBOX.name()))
+                .collect::<Result<Vec<_>, _>>()?;
+            self.db.update(|tx| {
+                for record in &records {
+                    index(tx, record)?;
+                }
+                Ok(())
+            })?;
+            indexed += records.len() as u64;
+        }
+    }
+
+    /// Inbox entries from `sender` whose document states `number`, oldest message id first.
     pub fn inbox_same_number(
         &self,
         sender: ParticipantId,

@@ -16,6 +16,8 @@
 //! | `receipted_payloads` | message id (16)      | its payload, as in `outbox_payloads` (none for a whole envelope) |
 //! | `trust`    | `current`                      | the signed trust list held    |
 //! | `meta`     | `format_version`, `status_cursor`, `next_arrival`, `next_queued`, ... | the store's format, cursors and counters (u64), log head and alarms (JSON) |
+//! | `numbers`  | sender (2) + SHA-256 of the document number (first 16) + message id (16) | empty: the inbox by document number, for the duplicate check |
+//! | `replacements` | replaced message id (16) + sender (2) | the replacing document's message id (16), kept whether or not the replaced one has arrived |
 //!
 //! Here: the [`SpokeStore`] handle (open, upgrade, damage, batches, flush). Beside it, one
 //! module per part: `tables` (the layout: tables, `meta` keys, counters, key making),
@@ -148,9 +150,17 @@ impl SpokeStore {
                 supported: FORMAT_VERSION,
             }),
             Some(FORMAT_VERSION) => Ok(()),
-            // Nothing to rewrite: older records still decode (each by its version). The new version
-            // is recorded so that an older spoke refuses the records it could not read.
-            _ => {
+            // Older records still decode (each by its version); only the indexes are built for
+            // what was received before they held everything. The new version is recorded so
+            // that an older spoke refuses what it could not read or keep.
+            found => {
+                if found.unwrap_or(1) < 4 {
+                    let indexed = self.index_inbox()?;
+                    tracing::info!(
+                        documents = indexed,
+                        "store upgraded: inbox documents indexed by number and replacement"
+                    );
+                }
                 self.put(META, FORMAT_KEY, &FORMAT_VERSION.to_be_bytes())?;
                 self.flush()
             }

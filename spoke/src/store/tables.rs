@@ -12,8 +12,10 @@ use caravan_common::{
 /// own version ([`super::RECORD_VERSION`]); those written before read as version 0. Version
 /// 3: sent records in their lifecycle form ([`super::SENT_RECORD_VERSION`]), which a spoke of
 /// version 2 could not read (it refuses the store whole instead); older sent records still
-/// decode.
-pub const FORMAT_VERSION: u64 = 3;
+/// decode. Version 4: the `numbers` and `replacements` indexes hold every inbox document,
+/// those received before them included (built when an older store is opened); a spoke of
+/// version 3 would not keep `replacements`, so it refuses the store.
+pub const FORMAT_VERSION: u64 = 4;
 pub(super) const FORMAT_KEY: &[u8] = b"format_version";
 
 pub(super) const INBOX: Table = Table::new(0, "inbox");
@@ -29,8 +31,12 @@ pub(super) const RECEIPTED_PAYLOADS: Table = Table::new(9, "receipted_payloads")
 pub(super) const TRUST: Table = Table::new(10, "trust");
 pub(super) const META: Table = Table::new(11, "meta");
 /// Inbox documents by sender and document number ([`number_key`]), for the duplicate check;
-/// empty values. Stores from before it hold no entry for documents received earlier.
+/// empty values.
 pub(super) const NUMBERS: Table = Table::new(12, "numbers");
+/// The document that replaces another, by the replaced one's inbox key (its message id and
+/// sender), whether or not the replaced one has arrived: a replacement may come first.
+/// Values: the replacement's message id (16 bytes).
+pub(super) const REPLACEMENTS: Table = Table::new(13, "replacements");
 /// The spoke store's tables, each at its slot (for `store migrate`, which copies them all).
 pub const TABLES: &[Table] = &[
     INBOX,
@@ -46,6 +52,7 @@ pub const TABLES: &[Table] = &[
     TRUST,
     META,
     NUMBERS,
+    REPLACEMENTS,
 ];
 
 pub(super) const CURRENT_TRUST_LIST: &[u8] = b"current";
@@ -84,7 +91,7 @@ pub(super) fn number_key(sender: ParticipantId, number: &str, id: MessageId) -> 
     key
 }
 
-/// The message id in an outbox or `receipted` key.
+/// The message id in an outbox or `receipted` key, or a `replacements` value.
 pub(super) fn uuid_message_id(bytes: [u8; 16]) -> Result<MessageId, StoreError> {
     uuid::Uuid::from_bytes(bytes)
         .hyphenated()

@@ -426,3 +426,86 @@ fn documents_are_found_by_sender_and_number_and_marked_replaced() {
         assert!(old.checks.is_empty());
     }
 }
+
+#[test]
+fn a_replacement_is_found_whether_it_came_before_or_after() {
+    for engine in ENGINES {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SpokeStore::open(dir.path(), Some(engine), 4 << 20).unwrap();
+        let original = record("KZ");
+        let replacement = InboxRecord {
+            supersedes: Some(original.message_id),
+            ..record("KZ")
+        };
+        let kz = original.sender;
+        // The replacement first: the original, arriving later, is found replaced.
+        assert!(store.inbox_insert(&replacement, b"new").unwrap());
+        assert_eq!(
+            store.inbox_replacement_of(kz, original.message_id).unwrap(),
+            Some(replacement.message_id)
+        );
+        // Only for its sender, and nothing for a document nobody replaced.
+        let uz: caravan_common::ParticipantId = "UZ".parse().unwrap();
+        assert_eq!(
+            store.inbox_replacement_of(uz, original.message_id).unwrap(),
+            None
+        );
+        assert_eq!(
+            store
+                .inbox_replacement_of(kz, replacement.message_id)
+                .unwrap(),
+            None
+        );
+    }
+}
+
+#[test]
+fn opening_a_store_from_before_the_indexes_builds_them() {
+    for engine in ENGINES {
+        let dir = tempfile::tempdir().unwrap();
+        let numbered = |number: &str| InboxRecord {
+            summary: Some(crate::document::Summary {
+                document_number: Some(number.into()),
+                ..Default::default()
+            }),
+            ..record("KZ")
+        };
+        let first = numbered("KZ-CO-1");
+        let replacement = InboxRecord {
+            supersedes: Some(first.message_id),
+            ..numbered("KZ-CO-1")
+        };
+        let kz = first.sender;
+        {
+            let store = SpokeStore::open(dir.path(), Some(engine), 4 << 20).unwrap();
+            store.inbox_insert(&first, b"a").unwrap();
+            store.inbox_insert(&replacement, b"b").unwrap();
+            // As a store of version 3 was: no index entries, its version recorded.
+            store
+                .db
+                .update(|tx| {
+                    for (table, key) in [
+                        (NUMBERS, &number_key(kz, "KZ-CO-1", first.message_id)[..]),
+                        (
+                            NUMBERS,
+                            &number_key(kz, "KZ-CO-1", replacement.message_id)[..],
+                        ),
+                        (REPLACEMENTS, &inbox_key(first.message_id, kz)[..]),
+                    ] {
+                        tx.remove(table, key)?;
+                    }
+                    tx.insert(META, FORMAT_KEY, &3u64.to_be_bytes())
+                })
+                .unwrap();
+            store.flush().unwrap();
+            assert!(store.inbox_same_number(kz, "KZ-CO-1").unwrap().is_empty());
+        }
+        let store = SpokeStore::open(dir.path(), Some(engine), 4 << 20).unwrap();
+        assert_eq!(store.meta_u64(FORMAT_KEY).unwrap(), Some(FORMAT_VERSION));
+        assert_eq!(store.inbox_same_number(kz, "KZ-CO-1").unwrap().len(), 2);
+        assert_eq!(
+            store.inbox_replacement_of(kz, first.message_id).unwrap(),
+            Some(replacement.message_id)
+        );
+    }
+}
