@@ -16,6 +16,18 @@ pub type Shutdown = watch::Receiver<bool>;
 /// Run blocking store work off the async threads.
 pub use caravan_common::store::blocking;
 
+/// Run CPU-heavy synchronous work (verifying signatures, hashing and parsing documents) where
+/// it does not hold up the other tasks of an async worker thread: on the multi-threaded
+/// runtime the spoke runs on, the worker hands its other tasks on first; elsewhere (a
+/// single-threaded test runtime) in place.
+pub fn cpu_bound<R>(work: impl FnOnce() -> R) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
+        _ => work(),
+    }
+}
+
 /// Wait until the store takes writes (at once, unless it is faulted: a full disk, say; it
 /// recovers by itself, `caravan_common::recovery`); false on shutdown.
 pub async fn store_writable(store: &SpokeStore, shutdown: &mut Shutdown) -> bool {

@@ -24,7 +24,7 @@ use caravan_proto::v1;
 use crate::{
     config::Config,
     hub::{Hub, store_status},
-    rt::{Backoff, Shutdown, store_writable},
+    rt::{self, Backoff, Shutdown, store_writable},
     store::SpokeStore,
 };
 
@@ -131,24 +131,23 @@ impl Inbound {
             };
             let Some(batch) = batch else { break };
             let mut taken = Taken::default();
-            let mut failure = None;
-            for item in batch {
-                let frame = match item {
-                    Ok(frame) => frame,
-                    Err(status) => {
-                        failure = Some(status);
-                        break;
-                    }
-                };
-                match assemble::assemble(&mut partial, frame, self.max_payload_bytes) {
-                    Ok(Some(delivery)) => self.take(delivery, &mut taken).map_err(store_status)?,
-                    Ok(None) => {}
-                    Err(status) => {
-                        failure = Some(status);
-                        break;
+            // Verifying and reading a batch of documents is CPU work (and store reads).
+            let failure = rt::cpu_bound(|| {
+                for item in batch {
+                    let frame = match item {
+                        Ok(frame) => frame,
+                        Err(status) => return Ok(Some(status)),
+                    };
+                    match assemble::assemble(&mut partial, frame, self.max_payload_bytes) {
+                        Ok(Some(delivery)) => {
+                            self.take(delivery, &mut taken).map_err(store_status)?
+                        }
+                        Ok(None) => {}
+                        Err(status) => return Ok(Some(status)),
                     }
                 }
-            }
+                Ok::<_, tonic::Status>(None)
+            })?;
             self.keep(&mut taken).await.map_err(store_status)?;
             self.arrived.send_modify(|n| *n += 1);
             acking.push(self.acknowledge_all(taken.acks));
