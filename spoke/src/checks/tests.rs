@@ -451,3 +451,48 @@ fn every_rule_and_check_has_a_message_in_every_language() {
         }
     }
 }
+
+#[test]
+fn the_corridor_samples_pass_every_check_for_their_corridor() {
+    let kz_nppo = "Committee of State Inspection in the Agro-Industrial Complex, Ministry of \
+                   Agriculture of the Republic of Kazakhstan";
+    let uz_nppo = "Agency of Plant Quarantine and Protection of the Republic of Uzbekistan";
+    for (path, sender, recipient, issued) in [
+        (
+            "ephyto/carec-KZ-CN-phytosanitary.xml",
+            reg("KZ", &[kz_nppo]),
+            "CN",
+            at(2026, 11, 28, 0),
+        ),
+        (
+            "ephyto/carec-UZ-KZ-phytosanitary.xml",
+            reg("UZ", &[uz_nppo]),
+            "KZ",
+            at(2026, 11, 29, 0),
+        ),
+        (
+            "ephyto/carec-KZ-TJ-phytosanitary.xml",
+            reg("KZ", &[kz_nppo]),
+            "TJ",
+            at(2026, 12, 1, 0),
+        ),
+        (
+            "einvoice/ubl/carec-CN-UZ-invoice.xml",
+            reg("CN", &[]),
+            "UZ",
+            at(2026, 11, 27, 0),
+        ),
+    ] {
+        let c = sample(path);
+        let checks = run(&Facts {
+            content: &c,
+            header: &claims(&c),
+            sender: &sender,
+            recipient: &reg(recipient, &[]),
+            now: issued,
+            rules: &CheckRules::default(),
+            known: None,
+        });
+        assert_eq!(worst(&checks), Outcome::Pass, "{path}: {checks:?}");
+    }
+}
