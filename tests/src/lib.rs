@@ -395,6 +395,13 @@ impl Net {
         self.dir.path()
     }
 
+    /// [`sample_issued_now`] written to a file of this network's folder, for `send`.
+    pub fn sample_issued_now(&self, path: &str) -> PathBuf {
+        let file = self.dir.path().join(path.replace('/', "_"));
+        fs::write(&file, sample_issued_now(path)).expect("write sample");
+        file
+    }
+
     pub fn pki(&self) -> PathBuf {
         self.path().join("pki")
     }
@@ -1195,6 +1202,56 @@ pub fn sample_path(path: &str) -> PathBuf {
         .join("..")
         .join("samples")
         .join(path)
+}
+
+/// The issue date as written in each dated sample (see samples/SOURCES.md).
+const SAMPLE_ISSUED: &[(&str, &str)] = &[
+    (
+        "ephyto/carec-KZ-CN-phytosanitary.xml",
+        "2026-11-27T10:15:00+05:00",
+    ),
+    (
+        "ephyto/carec-UZ-KZ-phytosanitary.xml",
+        "2026-11-28T09:30:00+05:00",
+    ),
+    (
+        "ephyto/carec-KZ-TJ-phytosanitary.xml",
+        "2026-11-30T14:05:00+05:00",
+    ),
+    ("eco/carec-KZ-CN-certificate-of-origin.xml", ">2026-11-20<"),
+    (
+        "eco/carec-KZ-CN-certificate-of-origin-replacement.xml",
+        ">2026-11-23<",
+    ),
+    (
+        "eco/carec-KZ-CN-certificate-of-origin.json",
+        "2026-11-24T11:05:00+05:00",
+    ),
+    ("einvoice/ubl/carec-CN-UZ-invoice.xml", ">2026-11-26<"),
+];
+
+/// A sample as if issued an hour ago, so that a test asserting that every content check
+/// passes does not start to warn when the sample grows older than its type's age limit.
+pub fn sample_issued_now(path: &str) -> Vec<u8> {
+    let (_, issued) = SAMPLE_ISSUED
+        .iter()
+        .find(|(p, _)| *p == path)
+        .unwrap_or_else(|| panic!("no issue date recorded for {path}"));
+    let now = caravan_common::Timestamp::from_millis(
+        caravan_common::Timestamp::now().as_millis() - 3_600_000,
+    )
+    .to_string();
+    // `2026-12-06T12:00:00.000Z`: a date-time where the sample has one, else the date.
+    let now = if issued.contains('T') {
+        format!("{}Z", &now[..19])
+    } else {
+        let quote = &issued[..1];
+        let end = &issued[issued.len() - 1..];
+        format!("{quote}{}{end}", &now[..10])
+    };
+    let text = String::from_utf8(sample(path)).expect("UTF-8 sample");
+    assert!(text.contains(issued), "{path} does not carry {issued}");
+    text.replacen(issued, &now, 1).into_bytes()
 }
 
 /// A header for `payload`, signed later with `key`.
