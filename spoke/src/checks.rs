@@ -14,7 +14,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use caravan_common::{DocumentType, MessageId, ParticipantId, Timestamp, trust::IssuingAuthority};
+use caravan_common::{
+    DocumentType, MessageId, ParticipantId, Timestamp,
+    trust::{IssuingAuthority, TrustSet},
+};
 
 pub use crate::config::CheckRules;
 use crate::document::{Content, Party};
@@ -176,6 +179,20 @@ fn identifies(stated: &str, scheme: &str, value: &str) -> bool {
 }
 
 impl Registered {
+    /// What the trust set says about a participant: its recorded country (else its id,
+    /// participants being named by their country code) and the issuing authorities recorded
+    /// for it (none recorded: only countries are judged).
+    pub fn of(trust: &TrustSet, id: ParticipantId) -> Self {
+        let p = trust.participant(id);
+        Self {
+            id,
+            country: p
+                .and_then(|p| p.country.as_ref())
+                .map_or_else(|| id.as_str().to_owned(), |c| c.as_str().to_owned()),
+            authorities: p.map(|p| p.issuing_authorities.clone()).unwrap_or_default(),
+        }
+    }
+
     /// A participant of which the registry records nothing more: participants are named by
     /// their country code, and no issuing authority is recorded.
     pub fn by_id(id: ParticipantId) -> Self {

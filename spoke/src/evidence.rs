@@ -211,12 +211,12 @@ pub fn verify(bundle: &Bundle, anchor: &PublicKey) -> Verdict {
             && let Ok(content) =
                 crate::document::judge(&env.payload, h.document_type, Some(&h.content_type))
         {
-            use crate::{checks, inbound::take::registered};
+            use crate::checks::{self, Registered};
             v.content_checks = checks::run(&checks::Facts {
                 content: &content,
                 header: &checks::HeaderClaims::from(h),
-                sender: &registered(set, h.sender),
-                recipient: &registered(set, h.recipient),
+                sender: &Registered::of(set, h.sender),
+                recipient: &Registered::of(set, h.recipient),
                 now: r.accepted_at,
                 rules: &checks::CheckRules::default(),
                 known: None,

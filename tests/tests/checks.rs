@@ -1,7 +1,9 @@
 //! Content checks through the real binaries: what a received document says is judged against
 //! its signer, its header and the inbox, and the lines reach the recipient's inbox list.
 
-use caravan_tests::{Net, binaries, sample_path};
+use caravan_common::DocumentType;
+use caravan_proto::v1;
+use caravan_tests::{Net, binaries, sample, sample_path};
 
 /// `(check, outcome, rule)` of an inbox item's content checks.
 fn lines(item: &serde_json::Value) -> Vec<(String, String, String)> {
@@ -48,13 +50,38 @@ async fn send(net: &Net, args: &[&str]) -> String {
     id
 }
 
+/// Submit `payload` signed by KZ straight to the hub, as a spoke that skips the sending checks
+/// would: only the recipient judges it then.
+async fn submit_unchecked(
+    net: &Net,
+    doc: DocumentType,
+    document_id: &str,
+    content_type: &str,
+    payload: &[u8],
+) -> String {
+    let key = net.signing_key("KZ", 0);
+    let mut h = caravan_tests::header(&key, "KZ", "CN", doc, payload);
+    h.document_id = document_id.into();
+    h.content_type = content_type.into();
+    let env = caravan_proto::envelope::seal(&h, payload.to_vec(), &key);
+    net.client("KZ")
+        .submit(v1::SubmitRequest {
+            envelope: Some(env),
+        })
+        .await
+        .expect("the hub accepts a well-signed document");
+    let id = h.message_id.to_string();
+    net.wait_inbox("CN", &id).await;
+    id
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_recipient_judges_what_each_document_says() {
     let mut net = Net::new(&["KZ", "CN"]).await;
     net.start_hub().await;
     net.start_spoke("KZ").await;
     net.start_spoke("CN").await;
-    let eco = sample_path("eco/carec-KZ-CN-certificate-of-origin.xml");
+    let eco = net.sample_issued_now("eco/carec-KZ-CN-certificate-of-origin.xml");
     let eco = eco.to_str().unwrap();
 
     // A consistent KZ e-CO to CN: every check passes.
@@ -85,7 +112,8 @@ async fn the_recipient_judges_what_each_document_says() {
     assert_eq!(dup["message_key"], "content_check.duplicate_number");
 
     // The replacement certificate supersedes the first: the first shows REPLACED, naming it.
-    let replacement = sample_path("eco/carec-KZ-CN-certificate-of-origin-replacement.xml");
+    let replacement =
+        net.sample_issued_now("eco/carec-KZ-CN-certificate-of-origin-replacement.xml");
     let replacement = send(
         &net,
         &[
@@ -104,17 +132,14 @@ async fn the_recipient_judges_what_each_document_says() {
     let it = item(&net, "CN", &replacement).await;
     assert_eq!(it["verdict"]["status"], "GENUINE_AND_CONSISTENT", "{it:#}");
 
-    // A header whose document_id is not the document's number.
-    let json = sample_path("eco/carec-KZ-CN-certificate-of-origin.json");
-    let mismatch = send(
+    // A header whose document_id is not the document's number (a sending spoke refuses to
+    // send it; a foreign implementation might).
+    let mismatch = submit_unchecked(
         &net,
-        &[
-            "--type",
-            "e-co",
-            "--document-id",
-            "KZ-CO-NOT-THIS-ONE",
-            json.to_str().unwrap(),
-        ],
+        DocumentType::CertificateOfOrigin,
+        "KZ-CO-NOT-THIS-ONE",
+        "application/json",
+        &sample("eco/carec-KZ-CN-certificate-of-origin.json"),
     )
     .await;
     let it = item(&net, "CN", &mismatch).await;
@@ -125,8 +150,14 @@ async fn the_recipient_judges_what_each_document_says() {
     );
 
     // A KZ-signed e-Phyto naming Argentina's authority, export AR and import EC.
-    let phyto = sample_path("ephyto/mattilsynet-SPSCertificateContent.xml");
-    let phyto = send(&net, &["--type", "e-phyto", phyto.to_str().unwrap()]).await;
+    let phyto = submit_unchecked(
+        &net,
+        DocumentType::Phytosanitary,
+        "123ABC",
+        "application/xml",
+        &sample("ephyto/mattilsynet-SPSCertificateContent.xml"),
+    )
+    .await;
     let it = item(&net, "CN", &phyto).await;
     assert_eq!(it["verified"], true);
     assert!(
@@ -170,4 +201,112 @@ async fn the_recipient_judges_what_each_document_says() {
             .any(|c| c["rule"] == "EXPORT_COUNTRY_MISMATCH" && c["outcome"] == "FAIL"),
         "{verdict:#}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sender_runs_the_same_checks_before_it_signs() {
+    let mut net = Net::new(&["KZ", "CN"]).await;
+    net.start_hub().await;
+    net.start_spoke("KZ").await;
+    net.start_spoke("CN").await;
+
+    // A FAIL refuses the send, naming each failing check; nothing is queued.
+    let argentine = sample_path("ephyto/mattilsynet-SPSCertificateContent.xml");
+    let out = net
+        .spoke_cli(
+            "KZ",
+            &[
+                "send",
+                "--to",
+                "CN",
+                "--type",
+                "e-phyto",
+                argentine.to_str().unwrap(),
+            ],
+        )
+        .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("CONTENT_CHECK_FAILED")
+            && stderr.contains("(EXPORT_COUNTRY_MISMATCH)")
+            && stderr.contains("(IMPORT_COUNTRY_MISMATCH)")
+            && stderr.contains("The import country is EC, but the document was sent to CN."),
+        "{stderr}"
+    );
+    let eco = net.sample_issued_now("eco/carec-KZ-CN-certificate-of-origin.xml");
+    let out = net
+        .spoke_cli(
+            "KZ",
+            &[
+                "send",
+                "--to",
+                "CN",
+                "--type",
+                "e-co",
+                "--document-id",
+                "KZ-CO-NOT-THIS-ONE",
+                eco.to_str().unwrap(),
+            ],
+        )
+        .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("(DOCUMENT_ID_MISMATCH)"),
+        "{stderr}"
+    );
+
+    // A WARN is reported and the document sent: a consistent e-Phyto issued in 2016.
+    let old = String::from_utf8(sample("ephyto/carec-KZ-CN-phytosanitary.xml"))
+        .unwrap()
+        .replacen("2026-11-27T10:15:00+05:00", "2016-04-22T13:53:08+05:00", 1);
+    let old_file = net.path().join("old-phyto.xml");
+    std::fs::write(&old_file, old).unwrap();
+    let sent = net.send("KZ", "CN", "e-phyto", &old_file).await;
+    let warned: Vec<&serde_json::Value> = sent["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["outcome"] != "PASS")
+        .collect();
+    assert_eq!(warned.len(), 1, "{sent:#}");
+    assert_eq!(warned[0]["rule"], "ISSUE_DATE_OLD");
+    assert_eq!(warned[0]["outcome"], "WARN");
+    let it = net
+        .wait_inbox("CN", sent["message_id"].as_str().unwrap())
+        .await;
+    assert_eq!(it["verdict"]["status"], "GENUINE_WITH_WARNINGS", "{it:#}");
+    // The human form of the answer says so too.
+    let out = net
+        .spoke_cli(
+            "KZ",
+            &[
+                "send",
+                "--to",
+                "CN",
+                "--type",
+                "e-phyto",
+                old_file.to_str().unwrap(),
+            ],
+        )
+        .await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("warning: dates ISSUE_DATE_OLD: Issued 2016-04-22"),
+        "{stdout}"
+    );
+    // The same certificate sent again arrives, and the recipient sees the
+    // second copy for what it is.
+    let again = stdout
+        .lines()
+        .find_map(|l| l.split(" as message ").nth(1))
+        .expect("the answer names its message id");
+    let it = net.wait_inbox("CN", again.trim()).await;
+    assert_eq!(
+        it["verdict"]["status"], "GENUINE_BUT_INCONSISTENT",
+        "{it:#}"
+    );
+    // Only the documents that passed (or warned) reached CN.
+    let inbox = net.spoke_json("CN", &["inbox"]).await;
+    assert_eq!(inbox.as_array().unwrap().len(), 2, "{inbox:#}");
 }

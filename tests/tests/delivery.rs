@@ -25,8 +25,8 @@ async fn all_three_document_types_arrive_verified_and_identical() {
             "UZ",
             "KZ",
             "e-phyto",
-            "ephyto/mattilsynet-SPSCertificateContent.xml",
-            "123ABC",
+            "ephyto/carec-UZ-KZ-phytosanitary.xml",
+            "UZ-PHY-2026-017730",
         ),
         (
             "CN",
@@ -126,7 +126,7 @@ async fn offline_recipient_receives_on_connect() {
     let mut net = Net::new(&["KZ", "CN"]).await;
     net.start_hub().await;
     net.start_spoke("KZ").await;
-    let path = sample_path("ephyto/mattilsynet-SPSCertificateContent.xml");
+    let path = sample_path("ephyto/carec-KZ-CN-phytosanitary.xml");
     let sent = net.send("KZ", "CN", "e-phyto", &path).await;
     let id = sent["message_id"].as_str().unwrap().to_owned();
     assert_eq!(
@@ -153,7 +153,7 @@ async fn hub_killed_and_restarted_delivers_exactly_once() {
             "e-co",
             "eco/carec-KZ-CN-certificate-of-origin-replacement.xml",
         ),
-        ("e-phyto", "ephyto/mattilsynet-SPSCertificateContent.xml"),
+        ("e-phyto", "ephyto/carec-KZ-CN-phytosanitary.xml"),
         (
             "e-invoice",
             "einvoice/ubl/en16931-ubl-tc434-creditnote1.xml",
@@ -228,7 +228,7 @@ async fn a_business_response_travels_back_linked_to_its_document() {
     net.start_hub().await;
     net.start_spoke("KZ").await;
     net.start_spoke("CN").await;
-    let path = sample_path("ephyto/mattilsynet-SPSCertificateContent.xml");
+    let path = sample_path("ephyto/carec-KZ-CN-phytosanitary.xml");
     let sent = net.send("KZ", "CN", "e-phyto", &path).await;
     let id = sent["message_id"].as_str().unwrap().to_owned();
     net.wait_inbox("CN", &id).await;
@@ -253,7 +253,7 @@ async fn a_business_response_travels_back_linked_to_its_document() {
     assert_eq!(received["in_reply_to"], id.as_str());
     assert_eq!(received["response"]["decision"], "rejected");
     assert_eq!(
-        received["document_id"], "123ABC",
+        received["document_id"], "KZ-PHY-2026-004512",
         "the answer carries the certificate's number"
     );
 

@@ -95,7 +95,7 @@ async fn hub_full_then_freed(engine: &'static str) {
     net.start_hub().await;
     net.start_spoke("KZ").await;
     net.start_spoke("CN").await;
-    let doc = sample_path("ephyto/mattilsynet-SPSCertificateContent.xml");
+    let doc = sample_path("ephyto/carec-KZ-CN-phytosanitary.xml");
     let before = net.send("KZ", "CN", "e-phyto", &doc).await;
     net.wait_state("KZ", before["message_id"].as_str().unwrap(), "ACKNOWLEDGED")
         .await;
@@ -183,7 +183,7 @@ async fn a_full_disk_under_a_spoke_is_a_retry_later_for_its_nsw() {
     net.start_spoke("KZ").await;
     net.start_spoke("CN").await;
     let token = net.nsw_tokens["KZ"].clone();
-    let doc = sample("ephyto/mattilsynet-SPSCertificateContent.xml");
+    let doc = sample("ephyto/carec-KZ-CN-phytosanitary.xml");
     let path = "/api/v1/documents?to=CN&type=e-phyto";
 
     disk.fill();

@@ -57,14 +57,47 @@ async fn a_single_window_submits_follows_and_receives_over_the_rest_api() {
     let (status, body) = oversized_post(addr, path, &kz, (1 << 20) + 1, Framing::Chunked).await;
     assert_eq!(status, 413, "{body}");
 
-    // A certificate, accepted by the hub.
-    let phyto = sample("ephyto/mattilsynet-SPSCertificateContent.xml");
+    // What a certificate says is checked before it is signed: an Argentine e-Phyto for
+    // Ecuador, sent by KZ, is refused with each failing check, and nothing is queued.
+    let argentine = sample("ephyto/mattilsynet-SPSCertificateContent.xml");
+    let (status, body) = net.nsw_call("KZ", "POST", path, Some(&kz), argentine).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["code"], "CONTENT_CHECK_FAILED", "{body}");
+    let problems: Vec<(&str, &str)> = body["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["field"].as_str().unwrap(), p["rule"].as_str().unwrap()))
+        .collect();
+    assert!(
+        problems.contains(&("content_check.issuer", "EXPORT_COUNTRY_MISMATCH"))
+            && problems.contains(&("content_check.issuer", "IMPORT_COUNTRY_MISMATCH")),
+        "{body}"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("The export country is AR, but the document was signed by KZ."),
+        "{body}"
+    );
+
+    // A certificate consistent with KZ and CN, accepted by the hub, with its checks.
+    let phyto = sample("ephyto/carec-KZ-CN-phytosanitary.xml");
     let (status, sent) = net
         .nsw_call("KZ", "POST", &format!("{path}&wait=30"), Some(&kz), phyto)
         .await;
     assert_eq!(status, 200, "{sent}");
     let id = sent["message_id"].as_str().unwrap().to_owned();
     assert!(sent["receipt"]["signed"].is_string());
+    let checks = sent["checks"].as_array().expect("checks in the answer");
+    assert!(
+        checks
+            .iter()
+            .any(|c| c["rule"] == "ISSUER_COUNTRY_CONSISTENT")
+            && checks.iter().all(|c| c["outcome"] != "FAIL"),
+        "{sent}"
+    );
 
     // CN's single window finds it in its inbox, with the certificate's key fields.
     let item = net.wait_inbox("CN", &id).await;
@@ -73,7 +106,11 @@ async fn a_single_window_submits_follows_and_receives_over_the_rest_api() {
         .nsw_call("CN", "GET", "/api/v1/inbox", Some(&cn), Vec::new())
         .await;
     assert_eq!(status, 200);
-    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(
+        list.as_array().unwrap().len(),
+        1,
+        "the refused certificate never left KZ"
+    );
     let (_, after) = net
         .nsw_call(
             "CN",
@@ -102,8 +139,8 @@ async fn a_single_window_submits_follows_and_receives_over_the_rest_api() {
     assert_eq!(record["sender"], "KZ");
     assert_eq!(record["document_type"], "e-phyto");
     assert_eq!(record["verification"]["status"], "verified");
-    assert_eq!(record["summary"]["document_number"], "123ABC");
-    assert_eq!(record["summary"]["issue_date"], "2016-04-22");
+    assert_eq!(record["summary"]["document_number"], "KZ-PHY-2026-004512");
+    assert_eq!(record["summary"]["issue_date"], "2026-11-27");
     let (status, _) = net
         .nsw_call(
             "CN",

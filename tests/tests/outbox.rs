@@ -5,7 +5,7 @@ use caravan_tests::{Net, sample_path};
 
 const FILES: [(&str, &str); 3] = [
     ("e-co", "eco/carec-KZ-CN-certificate-of-origin.xml"),
-    ("e-phyto", "ephyto/mattilsynet-SPSCertificateContent.xml"),
+    ("e-phyto", "ephyto/carec-KZ-CN-phytosanitary.xml"),
     ("e-invoice", "einvoice/ubl/peppol-base-example.xml"),
 ];
 
@@ -133,7 +133,7 @@ async fn a_document_not_settled_in_time_expires() {
     assert_eq!(states, ["QUEUED", "ACCEPTED", "EXPIRED"]);
     // The recipient, arriving late, is not given the expired document.
     net.start_spoke("CN").await;
-    let other = sample_path("ephyto/mattilsynet-SPSCertificateContent.xml");
+    let other = sample_path("ephyto/carec-KZ-CN-phytosanitary.xml");
     let later = net.send("KZ", "CN", "e-phyto", &other).await;
     net.wait_inbox("CN", later["message_id"].as_str().unwrap())
         .await;

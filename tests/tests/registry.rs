@@ -86,7 +86,7 @@ async fn a_country_is_onboarded_while_the_hub_runs() {
     net.start_spoke("TJ").await;
     let version = net.hub_trust_version().await;
     net.wait_trust_version("KZ", version).await;
-    let path = sample_path("ephyto/mattilsynet-SPSCertificateContent.xml");
+    let path = sample_path("ephyto/carec-KZ-TJ-phytosanitary.xml");
     let sent = net.send("KZ", "TJ", "e-phyto", &path).await;
     let id = sent["message_id"].as_str().unwrap();
     assert_eq!(net.wait_inbox("TJ", id).await["verified"], true);

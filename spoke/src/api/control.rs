@@ -33,6 +33,7 @@ use serde::Deserialize;
 use caravan_common::{DocumentType, MessageId, ParticipantId, Refusal, Timestamp, trust::view};
 
 use crate::{
+    checks::Outcome,
     document::Problem,
     outbound::{Content, Outgoing, SendError, upload::UploadError},
     rt::blocking,
@@ -194,6 +195,33 @@ impl From<SendError> for Failure {
                     StatusCode::UNPROCESSABLE_ENTITY,
                     "INVALID_DOCUMENT",
                     message,
+                );
+                failure.2 = problems;
+                failure
+            }
+            SendError::Inconsistent(checks) => {
+                // Each failing line, its text in English; the NSW has the stable rules.
+                let english = crate::i18n::Lang::default();
+                let problems: Vec<Problem> = checks
+                    .iter()
+                    .filter(|c| c.outcome == Outcome::Fail)
+                    .map(|c| Problem {
+                        field: format!("content_check.{}", c.check.as_str()),
+                        rule: c.rule.clone(),
+                        message: english.message(&c.message_key, &c.params),
+                    })
+                    .collect();
+                let reasons: Vec<String> = problems
+                    .iter()
+                    .map(|p| format!("{} ({})", p.message, p.rule))
+                    .collect();
+                let mut failure = Self::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "CONTENT_CHECK_FAILED",
+                    format!(
+                        "what the document says fails its content checks, nothing was queued: {}",
+                        reasons.join(" ")
+                    ),
                 );
                 failure.2 = problems;
                 failure

@@ -110,7 +110,8 @@ pub fn openapi_document() -> serde_json::Value {
                 "Sent": {"type": "object", "required": ["message_id", "document_id", "state"], "properties": {
                     "message_id": {"type": "string"}, "document_id": {"type": "string"},
                     "state": {"type": "string", "enum": ["QUEUED", "REFUSED", "ACCEPTED", "DELIVERED", "ACKNOWLEDGED", "REJECTED", "EXPIRED"]},
-                    "receipt": {"type": ["object", "null"]}
+                    "receipt": {"type": ["object", "null"]},
+                    "checks": {"type": "array", "items": {"$ref": "#/components/schemas/Check"}, "description": "the content checks the sending spoke ran before signing (absent for a document it cannot read); a WARN is reported here and the document sent"}
                 }},
                 "InboxItem": {"type": "object", "required": ["cursor", "message_id", "sender", "verified", "verification", "received_at"], "properties": {
                     "cursor": {"type": "integer"}, "message_id": {"type": "string"}, "sender": {"type": "string"},
@@ -151,7 +152,7 @@ pub fn openapi_document() -> serde_json::Value {
                 "responses": {
                     "202": {"description": "queued", "content": json(serde_json::json!({"$ref": "#/components/schemas/Sent"}))["content"]},
                     "200": {"description": "accepted by the hub (with wait)", "content": json(serde_json::json!({"$ref": "#/components/schemas/Sent"}))["content"]},
-                    "422": {"description": "refused: the problems, each with field, rule and message; nothing was queued", "content": json(error.clone())["content"]},
+                    "422": {"description": "refused: the problems, each with field, rule and message; nothing was queued. CONTENT_CHECK_FAILED: a content check FAILs (each problem's field is content_check.<check>, its rule the check's rule)", "content": json(error.clone())["content"]},
                     "413": {"description": "larger than max_payload_bytes", "content": json(error.clone())["content"]},
                     "408": {"description": "BODY_TIMEOUT: the body came slower than the minimum rate after the grace period, or stopped for the idle timeout; nothing was queued and the connection is closed", "content": json(error.clone())["content"]},
                     "503": {"description": "NO_ROOM_TO_SEND: no room among payload_in_flight_mib within room_wait_secs (or the spoke's store is unavailable); retry after Retry-After seconds", "headers": {"Retry-After": {"schema": {"type": "integer"}}}, "content": json(error.clone())["content"]}

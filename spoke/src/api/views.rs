@@ -543,6 +543,10 @@ pub struct SentView {
     pub document_id: String,
     pub state: SentState,
     pub receipt: Option<ReceiptView>,
+    /// The content checks run before queueing (none for a business response): each passed
+    /// or only warned, since a failing one refuses the send.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckView>,
 }
 
 /// The hub's receipt for a sent document.
@@ -573,6 +577,7 @@ impl From<Sent> for SentView {
             document_id: s.document_id,
             state: s.state,
             receipt: s.receipt.as_ref().map(ReceiptView::from),
+            checks: s.checks.iter().map(CheckView::from).collect(),
         }
     }
 }

@@ -19,7 +19,11 @@
 pub mod clock;
 pub mod codes;
 
-use std::{collections::HashMap, fmt, sync::LazyLock};
+use std::{
+    collections::{BTreeMap, HashMap},
+    fmt,
+    sync::LazyLock,
+};
 
 include!(concat!(env!("OUT_DIR"), "/locales.rs"));
 
@@ -157,31 +161,46 @@ impl Lang {
             .next()
     }
 
-    /// The message `key` with each `{name}` of `args` filled in, in one pass: a value that
-    /// itself contains `{name}` (a document number, say) is never filled in again.
+    /// The message `key` with each `{name}` of `args` filled in ([`fill`]).
     pub fn f(self, key: &'static str, args: &[(&str, &dyn fmt::Display)]) -> String {
-        let template = self.t(key);
-        let mut out = String::with_capacity(template.len());
-        let mut rest = template;
-        while let Some(open) = rest.find('{') {
-            out.push_str(&rest[..open]);
-            let after = &rest[open + 1..];
-            match after.find('}').map(|close| (&after[..close], close)) {
-                Some((name, close)) if args.iter().any(|(n, _)| *n == name) => {
-                    if let Some((_, value)) = args.iter().find(|(n, _)| *n == name) {
-                        out.push_str(&value.to_string());
-                    }
-                    rest = &after[close + 1..];
-                }
-                _ => {
-                    out.push('{');
-                    rest = after;
-                }
+        fill(self.t(key), args)
+    }
+
+    /// A message whose key and parameters were made at run time (a content check's
+    /// `message_key` and `params`), in this language; the key itself if no catalogue has it.
+    pub fn message(self, key: &str, params: &BTreeMap<String, String>) -> String {
+        let args: Vec<(&str, &dyn fmt::Display)> = params
+            .iter()
+            .map(|(k, v)| (k.as_str(), v as &dyn fmt::Display))
+            .collect();
+        fill(self.lookup(key).unwrap_or(key), &args)
+    }
+}
+
+/// `template` with each `{name}` of `args` filled in, in one pass: a value that itself
+/// contains `{name}` (a document number, say) is never filled in again.
+fn fill(template: &str, args: &[(&str, &dyn fmt::Display)]) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let value = after
+            .find('}')
+            .and_then(|close| Some((args.iter().find(|(n, _)| *n == &after[..close])?, close)));
+        match value {
+            Some(((_, value), close)) => {
+                out.push_str(&value.to_string());
+                rest = &after[close + 1..];
+            }
+            None => {
+                out.push('{');
+                rest = after;
             }
         }
-        out.push_str(rest);
-        out
     }
+    out.push_str(rest);
+    out
 }
 
 /// Longest `Accept-Language` header read, and most entries weighed: the header comes from

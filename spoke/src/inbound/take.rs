@@ -6,7 +6,7 @@ use prost::Message;
 use tracing::{debug, info, warn};
 
 use caravan_common::{
-    MessageId, ParticipantId, Timestamp,
+    MessageId, Timestamp,
     envelope::{Ack, AckOutcome, Header},
     signing::sha256,
     trust::TrustSet,
@@ -305,26 +305,12 @@ impl Inbound {
         Ok(checks::run(&checks::Facts {
             content,
             header: &checks::HeaderClaims::from(h),
-            sender: &registered(trust, h.sender),
-            recipient: &registered(trust, h.recipient),
+            sender: &checks::Registered::of(trust, h.sender),
+            recipient: &checks::Registered::of(trust, h.recipient),
             now: Timestamp::now(),
             rules: &self.check_rules,
             known: Some(&known),
         }))
-    }
-}
-
-/// What the trust set says about a participant for the content checks: its recorded country
-/// (else its id, participants being named by their country code) and the issuing authorities
-/// recorded for it (none recorded: only countries are judged).
-pub(crate) fn registered(trust: &TrustSet, id: ParticipantId) -> checks::Registered {
-    let p = trust.participant(id);
-    checks::Registered {
-        id,
-        country: p
-            .and_then(|p| p.country.as_ref())
-            .map_or_else(|| id.as_str().to_owned(), |c| c.as_str().to_owned()),
-        authorities: p.map(|p| p.issuing_authorities.clone()).unwrap_or_default(),
     }
 }
 

@@ -26,6 +26,7 @@ use caravan_common::{
 use caravan_proto::{envelope, log::Expected, v1};
 
 use crate::{
+    checks::{self, Check, CheckRules, Outcome, Registered},
     config::{Config, UploadRules},
     document,
     hub::Hub,
@@ -78,6 +79,20 @@ pub enum SendError {
     /// The document is not what it must be; nothing was queued.
     #[error("INVALID_DOCUMENT: {}", .0.iter().map(|p| p.message.as_str()).collect::<Vec<_>>().join("; "))]
     Invalid(Vec<document::Problem>),
+    /// What the document says fails a content check (the recipient would mark it FAIL);
+    /// nothing was queued. Every line is kept, the passing ones too.
+    #[error("CONTENT_CHECK_FAILED: {}", .0.iter().filter(|c| c.outcome == Outcome::Fail).map(Check::describe).collect::<Vec<_>>().join("; "))]
+    Inconsistent(Vec<Check>),
+}
+
+/// The rules of the lines that did not pass, for the log (never the document's words).
+fn failed_rules(checks: &[Check]) -> String {
+    checks
+        .iter()
+        .filter(|c| c.outcome != Outcome::Pass)
+        .map(|c| c.rule.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// What to send.
@@ -114,6 +129,8 @@ pub struct Sent {
     pub document_id: String,
     pub state: SentState,
     pub receipt: Option<ReceiptInfo>,
+    /// The content checks run before queueing: every line passed or only warned.
+    pub checks: Vec<Check>,
 }
 
 /// The outbound stage: sending, the outbox worker and status following share it.
@@ -133,6 +150,8 @@ pub struct Outbound {
     /// Bumped whenever a queued document is settled (accepted or refused).
     settled: watch::Sender<u64>,
     max_payload_bytes: usize,
+    /// The content checks' clock skew and age limits, as the recipient applies them.
+    check_rules: CheckRules,
 }
 
 impl Outbound {
@@ -149,6 +168,7 @@ impl Outbound {
             idle_timeout: config.net.idle_timeout,
             settled: watch::channel(0).0,
             max_payload_bytes: config.max_payload_bytes,
+            check_rules: config.checks,
         }
     }
 
@@ -201,28 +221,24 @@ impl Outbound {
             }
             None => None,
         };
-        let (payload, content_type, found_id) = match out.content {
+        let (payload, content_type, document) = match out.content {
             Content::Document(payload) => {
                 // The same judgement the receiving spoke applies; the content type is the
                 // format's (XML, or JSON for a JSON e-CO).
                 let content = document::judge(&payload, out.document_type, None)
                     .map_err(SendError::Invalid)?;
-                (
-                    payload,
-                    content.format.media_type(),
-                    content.document_number,
-                )
+                (payload, content.format.media_type(), Some(content))
             }
             Content::Response(body) => {
-                let Some(original) = &answered else {
+                if answered.is_none() {
                     return Err(Refusal::new(
                         RefusalCode::MalformedRequest,
                         "a response must name the document it answers",
                     )
                     .into());
-                };
+                }
                 let payload = serde_json::to_vec(&body).expect("responses serialise");
-                (payload, RESPONSE_CONTENT_TYPE, original.document_id.clone())
+                (payload, RESPONSE_CONTENT_TYPE, None)
             }
         };
         if payload.len() > self.max_payload_bytes {
@@ -240,6 +256,10 @@ impl Outbound {
         held.set.check_active(out.to, "recipient")?;
         held.set
             .check_corridor(self.me, out.to, out.document_type)?;
+        let found_id = match &document {
+            Some(content) => content.document_number.clone(),
+            None => answered.and_then(|original| original.document_id),
+        };
         let document_id = out.document_id.or(found_id).ok_or_else(|| {
             SendError::Invalid(vec![document::Problem {
                 field: "document_number".into(),
@@ -247,8 +267,32 @@ impl Outbound {
                 message: "the document carries no number; give one with --document-id".into(),
             }])
         })?;
+        let message_id = MessageId::generate();
+        // What the recipient will judge, judged here first: a FAIL is refused before signing.
+        let checks = match &document {
+            Some(content) => checks::run(&checks::Facts {
+                content,
+                header: &checks::HeaderClaims {
+                    message_id,
+                    document_id: document_id.clone(),
+                    document_type: out.document_type,
+                    supersedes: out.supersedes,
+                },
+                sender: &Registered::of(&held.set, self.me),
+                recipient: &Registered::of(&held.set, out.to),
+                now: Timestamp::now(),
+                rules: &self.check_rules,
+                known: None,
+            }),
+            None => Vec::new(),
+        };
+        if checks::worst(&checks) == Outcome::Fail {
+            info!(recipient = %out.to, document_type = %out.document_type,
+                failed = %failed_rules(&checks), "refused: content check failed");
+            return Err(SendError::Inconsistent(checks));
+        }
         let header = Header {
-            message_id: MessageId::generate(),
+            message_id,
             sender: self.me,
             recipient: out.to,
             document_type: out.document_type,
@@ -289,7 +333,7 @@ impl Outbound {
         drop(out.room);
         self.outbox_signal.notify_one();
         info!(message_id = %header.message_id, recipient = %header.recipient,
-            document_type = %header.document_type, "queued");
+            document_type = %header.document_type, warnings = %failed_rules(&checks), "queued");
         let mut record = record;
         if let Some(wait) = wait {
             let deadline = tokio::time::Instant::now() + wait;
@@ -316,6 +360,7 @@ impl Outbound {
             document_id,
             state: record.state(),
             receipt: record.lifecycle.receipt().cloned(),
+            checks,
         })
     }
 

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use caravan_common::{DocumentType, MessageId, ParticipantId};
-use caravan_spoke::{client::SendRequest, config::ControlConfig};
+use caravan_spoke::{checks::Outcome, client::SendRequest, config::ControlConfig};
 
 use crate::{EX_TEMPFAIL, EX_USAGE, Failure, json_line, with_client};
 
@@ -89,6 +89,15 @@ impl Send {
                     "the outbox submits it; follow it with `caravan-spoke status`"
                 ),
                 None => {}
+            }
+            let english = caravan_spoke::i18n::Lang::default();
+            for c in sent.checks.iter().filter(|c| c.outcome != Outcome::Pass) {
+                caravan_common::out!(
+                    "warning: {} {}: {}",
+                    c.check,
+                    c.rule,
+                    english.message(&c.message_key, &c.params)
+                );
             }
         }
         if self.wait && queued {
