@@ -60,6 +60,17 @@ pub enum Outcome {
     Fail,
 }
 
+impl Outcome {
+    /// As the APIs write it: `PASS`, `WARN`, `FAIL`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pass => "PASS",
+            Self::Warn => "WARN",
+            Self::Fail => "FAIL",
+        }
+    }
+}
+
 /// One line of the checks: which check, how it came out, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Check {
@@ -143,6 +154,29 @@ const PARAM_CHARS: usize = 120;
 
 fn clip(v: &str) -> String {
     v.chars().take(PARAM_CHARS).collect()
+}
+
+/// `names` joined with "; ", whole names only, as many as fit in [`PARAM_CHARS`] (at least
+/// one), the rest counted: "A; B; … (+3)". Clipping the joined text would cut a name in two.
+fn name_list<'a>(names: impl ExactSizeIterator<Item = &'a str>) -> String {
+    let total = names.len();
+    let mut out = String::new();
+    let mut shown = 0;
+    for name in names {
+        let len = out.chars().count() + name.chars().count() + 2;
+        if shown > 0 && len > PARAM_CHARS {
+            break;
+        }
+        if shown > 0 {
+            out.push_str("; ");
+        }
+        out.push_str(name);
+        shown += 1;
+    }
+    if shown < total {
+        out.push_str(&format!("; … (+{})", total - shown));
+    }
+    out
 }
 
 /// What the registry says about a participant: its country and the issuing authorities it
@@ -363,12 +397,7 @@ pub fn issuer(c: &Content, sender: &Registered, recipient: &Registered) -> Vec<C
                 ("participant", sender.id.as_str()),
                 (
                     "registered",
-                    &sender
-                        .authorities
-                        .iter()
-                        .map(|a| a.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join("; "),
+                    &name_list(sender.authorities.iter().map(|a| a.name.as_str())),
                 ),
             ],
         ));

@@ -4,6 +4,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod documents;
+
 use std::{
     path::{Path, PathBuf},
     time::{Duration, Instant},
@@ -210,8 +212,9 @@ pub fn create(dir: &Path, spokes: &[ParticipantId], engine: EngineKind) -> anyho
     Ok(())
 }
 
-/// As the sandbox operator: register each spoke, its signing key, and open every corridor
-/// between the spokes for all document types. Skips what the registry already holds.
+/// As the sandbox operator: register each spoke, its signing key and the issuing authorities
+/// the sample documents name ([`documents::AUTHORITIES`]), and open every corridor between the
+/// spokes for all document types. Skips what the registry already holds.
 pub async fn onboard(dir: &Path, spokes: &[ParticipantId]) -> anyhow::Result<()> {
     let operator = Operator::connect(&dir.join("operator").join("admin.toml"))?;
     let trust = operator.trust_list().await?;
@@ -245,6 +248,28 @@ pub async fn onboard(dir: &Path, spokes: &[ParticipantId]) -> anyhow::Result<()>
             };
             admin
                 .register_key(request)
+                .await
+                .map_err(OperatorError::from)?;
+            changes += 1;
+        }
+    }
+    // The issuing authorities the sample documents name, so that the recipients' content
+    // checks find them registered for their signers.
+    for (id, name) in documents::AUTHORITIES {
+        let id: ParticipantId = id.parse()?;
+        let recorded = trust
+            .participant(id)
+            .is_some_and(|p| p.authority_named(name).is_some());
+        if spokes.contains(&id) && !recorded {
+            let request = v1::AddIssuingAuthorityRequest {
+                participant: id.to_string(),
+                authority: Some(v1::IssuingAuthority {
+                    name: (*name).to_owned(),
+                    identifiers: Vec::new(),
+                }),
+            };
+            admin
+                .add_issuing_authority(request)
                 .await
                 .map_err(OperatorError::from)?;
             changes += 1;

@@ -9,7 +9,6 @@
 #![forbid(unsafe_code)]
 
 use std::{
-    collections::BTreeMap,
     path::{Path, PathBuf},
     time::{Duration, Instant},
 };
@@ -24,13 +23,16 @@ use caravan_common::{
     process::{LogFormat, init_tracing, shutdown_signal},
     store::EngineKind,
 };
-use caravan_sandbox::{check_spokes_exist, create, onboard_when_up, spoke_config};
-
-/// The sample documents sent, shipped in the repository (see samples/SOURCES.md).
-const ECO: &[u8] = include_bytes!("../../../samples/eco/carec-KZ-CN-certificate-of-origin.xml");
-const EPHYTO: &[u8] =
-    include_bytes!("../../../samples/ephyto/mattilsynet-SPSCertificateContent.xml");
-const EINVOICE: &[u8] = include_bytes!("../../../samples/einvoice/ubl/peppol-base-example.xml");
+use caravan_sandbox::{
+    check_spokes_exist, create,
+    documents::{INCONSISTENT_EPHYTO, SAMPLES},
+    onboard_when_up, spoke_config,
+};
+use caravan_spoke::{
+    api::views::{CheckView, VerdictView},
+    client::ClientError,
+    i18n::Lang,
+};
 
 /// How long to wait for the network to come up and for documents to be acknowledged.
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -44,7 +46,8 @@ struct Cli {
     /// Folder for PKI, configs and data; reused if it exists.
     #[arg(long, default_value = "sandbox")]
     dir: PathBuf,
-    /// Participant ids of the spokes (at least two).
+    /// Participant ids of the spokes: KZ, CN and UZ, between which the sample documents
+    /// travel, and any others.
     #[arg(long, value_delimiter = ',', default_value = "KZ,CN,UZ")]
     spokes: Vec<ParticipantId>,
     /// Send the sample documents, report, and exit: 0 only if every one was delivered and
@@ -74,8 +77,12 @@ async fn main() -> std::process::ExitCode {
 async fn sandbox(cli: Cli) -> anyhow::Result<bool> {
     let mut spokes = cli.spokes.clone();
     spokes.dedup();
-    if spokes.len() < 2 {
-        bail!("--spokes needs at least two participants");
+    for sample in &SAMPLES {
+        if !spokes.contains(&sample.from()) || !spokes.contains(&sample.to()) {
+            bail!(
+                "the sample documents travel KZ -> CN, UZ -> KZ and CN -> UZ (each consistent with its sender): --spokes must include KZ, CN and UZ"
+            );
+        }
     }
     let dir = std::path::absolute(&cli.dir)?;
     let hub_config = dir.join("hub").join("hub.toml");
@@ -175,7 +182,7 @@ async fn sandbox(cli: Cli) -> anyhow::Result<bool> {
     println!(
         "{}",
         if all_good {
-            "all documents delivered and verified"
+            "all documents delivered and verified; every consistent one judged consistent, the inconsistent ones refused or marked FAIL"
         } else {
             "SOME DOCUMENTS FAILED"
         }
@@ -185,12 +192,21 @@ async fn sandbox(cli: Cli) -> anyhow::Result<bool> {
 
 // === exchanging documents ===
 
+/// One document sent, and what its recipient must conclude of it.
 struct Trip {
     from: ParticipantId,
     to: ParticipantId,
     document_type: DocumentType,
-    payload: &'static [u8],
+    payload: Vec<u8>,
     sample: &'static str,
+    /// `GENUINE_AND_CONSISTENT`, or the rule the recipient must FAIL it on.
+    expected: Expected,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Expected {
+    Consistent,
+    Fails(&'static str),
 }
 
 async fn control(
@@ -238,37 +254,43 @@ async fn exchange(dir: &Path, spokes: &[ParticipantId]) -> anyhow::Result<bool> 
         .await?;
     }
     println!("all {} spokes connected to the hub\n", spokes.len());
-    let n = spokes.len();
-    let trips = [
-        Trip {
-            from: spokes[0],
-            to: spokes[1],
-            document_type: DocumentType::CertificateOfOrigin,
-            payload: ECO,
-            sample: "eco/carec-KZ-CN-certificate-of-origin.xml",
-        },
-        Trip {
-            from: spokes[2 % n],
-            to: spokes[0],
-            document_type: DocumentType::Phytosanitary,
-            payload: EPHYTO,
-            sample: "ephyto/mattilsynet-SPSCertificateContent.xml",
-        },
-        Trip {
-            from: spokes[1],
-            to: spokes[2 % n],
-            document_type: DocumentType::Invoice,
-            payload: EINVOICE,
-            sample: "einvoice/ubl/peppol-base-example.xml",
-        },
-    ];
-    let mut sent = BTreeMap::new();
+    // Issued a minute ago, under numbers of this run's own: the recipients' date and
+    // duplicate checks pass however often the sandbox runs.
+    let issued = caravan_common::Timestamp::from_millis(
+        caravan_common::Timestamp::now().as_millis() - 60_000,
+    );
+    let mut trips: Vec<Trip> = SAMPLES
+        .iter()
+        .map(|s| Trip {
+            from: s.from(),
+            to: s.to(),
+            document_type: s.document_type,
+            payload: s.issued_at(issued),
+            sample: s.path,
+            expected: Expected::Consistent,
+        })
+        .collect();
+    // Deliberately inconsistent: the certificate of origin sent again under a new message id,
+    // without superseding the first. Its signature is genuine; the recipient marks it FAIL.
+    let first = &trips[0];
+    let again = Trip {
+        from: first.from,
+        to: first.to,
+        document_type: first.document_type,
+        payload: first.payload.clone(),
+        sample: first.sample,
+        expected: Expected::Fails("DUPLICATE_NUMBER"),
+    };
+    trips.push(again);
+    let mut all_good = refuses_before_signing(dir).await?;
+
+    let mut sent = Vec::new();
     for trip in &trips {
         let path = format!(
             "/v1/documents?to={}&type={}&wait=30",
             trip.to, trip.document_type
         );
-        match control(dir, trip.from, "POST", &path, trip.payload.to_vec()).await {
+        match control(dir, trip.from, "POST", &path, trip.payload.clone()).await {
             Ok(answer) => {
                 println!(
                     "{} -> {}  {:<9} {:<20} message {}\n              hub receipt: sequence {}, accepted {}",
@@ -280,87 +302,185 @@ async fn exchange(dir: &Path, spokes: &[ParticipantId]) -> anyhow::Result<bool> 
                     answer["receipt"]["hub_sequence"],
                     text(&answer["receipt"]["accepted_at"])
                 );
-                sent.insert(text(&answer["message_id"]), trip);
+                if trip.expected != Expected::Consistent {
+                    println!(
+                        "              the same certificate again, under a new message id: deliberately inconsistent"
+                    );
+                }
+                sent.push((text(&answer["message_id"]), trip));
             }
-            Err(e) => println!(
-                "{} -> {}  {:<9} NOT SENT ({}): {e:#}",
-                trip.from, trip.to, trip.document_type, trip.sample
-            ),
+            Err(e) => {
+                all_good = false;
+                println!(
+                    "{} -> {}  {:<9} NOT SENT ({}): {e:#}",
+                    trip.from, trip.to, trip.document_type, trip.sample
+                );
+            }
         }
     }
     println!();
-    let mut all_good = sent.len() == trips.len();
     for (message_id, trip) in &sent {
-        let received = wait_for(
-            &format!("{message_id} in {}'s inbox", trip.to),
-            async || {
-                control(
-                    dir,
-                    trip.to,
-                    "GET",
-                    &format!("/v1/inbox/{message_id}"),
-                    Vec::new(),
-                )
-                .await
-                .ok()
-            },
-        )
-        .await?;
-        let payload = caravan_spoke::client::call(
-            &dir.join(trip.to.as_str()).join("data").join("control.sock"),
-            "GET",
-            &format!("/v1/inbox/{message_id}/payload"),
-            Vec::new(),
-        )
-        .await?;
-        let verified = received["verification"]["status"] == "verified";
-        let identical = payload.as_ref() == trip.payload;
-        let state = wait_for(&format!("{message_id} to be acknowledged"), async || {
-            let status = control(
+        all_good &= received(dir, message_id, trip).await?;
+    }
+    Ok(all_good)
+}
+
+/// A KZ-signed e-Phyto for CN whose authority, export and import countries are another
+/// continent's: KZ's spoke must refuse it before signing, saying why.
+async fn refuses_before_signing(dir: &Path) -> anyhow::Result<bool> {
+    let (sample, payload) = INCONSISTENT_EPHYTO;
+    let from: ParticipantId = "KZ".parse()?;
+    let answer = control(
+        dir,
+        from,
+        "POST",
+        "/v1/documents?to=CN&type=e-phyto&wait=30",
+        payload.to_vec(),
+    )
+    .await;
+    let refused = match &answer {
+        Err(e) => match e.downcast_ref::<ClientError>() {
+            Some(ClientError::Api(error, _)) => {
+                (error.code == "CONTENT_CHECK_FAILED").then(|| error.message.clone())
+            }
+            _ => None,
+        },
+        Ok(_) => None,
+    };
+    match &refused {
+        Some(why) => println!(
+            "KZ -> CN  e-phyto   refused by KZ before signing ({sample}, an Argentine certificate):\n              {}\n",
+            why.replace(") ", ")\n              ")
+        ),
+        None => println!(
+            "KZ -> CN  e-phyto   NOT REFUSED ({sample}): {}\n",
+            match answer {
+                Ok(a) => format!("sent as message {}", text(&a["message_id"])),
+                Err(e) => format!("{e:#}"),
+            }
+        ),
+    }
+    Ok(refused.is_some())
+}
+
+/// Wait for `trip` in its recipient's inbox and its acknowledgement at its sender, and report
+/// both: whether it arrived intact and verified, and what the recipient's content checks
+/// concluded. True when all is as expected.
+async fn received(dir: &Path, message_id: &str, trip: &Trip) -> anyhow::Result<bool> {
+    let received = wait_for(
+        &format!("{message_id} in {}'s inbox", trip.to),
+        async || {
+            control(
                 dir,
-                trip.from,
+                trip.to,
                 "GET",
-                &format!("/v1/sent/{message_id}/status"),
+                &format!("/v1/inbox/{message_id}"),
                 Vec::new(),
             )
             .await
-            .ok()?;
-            matches!(status["state"].as_str(), Some("ACKNOWLEDGED" | "REJECTED")).then_some(status)
-        })
-        .await?;
-        let ack_verified = state["acknowledgement"]["verified"] == Value::Bool(true);
-        println!(
-            "{} received {} {} from {}: {}; payload {} ({} bytes)",
-            trip.to,
-            text(&received["document_type"]),
-            text(&received["document_id"]),
+            .ok()
+        },
+    )
+    .await?;
+    let payload = caravan_spoke::client::call(
+        &dir.join(trip.to.as_str()).join("data").join("control.sock"),
+        "GET",
+        &format!("/v1/inbox/{message_id}/payload"),
+        Vec::new(),
+    )
+    .await?;
+    let verified = received["verification"]["status"] == "verified";
+    let identical = payload.as_ref() == trip.payload;
+    let state = wait_for(&format!("{message_id} to be acknowledged"), async || {
+        let status = control(
+            dir,
             trip.from,
-            if verified {
-                "verified end to end".to_owned()
-            } else {
-                format!("REJECTED {}", received["verification"])
-            },
-            if identical {
-                "byte-identical"
-            } else {
-                "DIFFERS"
-            },
-            payload.len()
-        );
+            "GET",
+            &format!("/v1/sent/{message_id}/status"),
+            Vec::new(),
+        )
+        .await
+        .ok()?;
+        matches!(status["state"].as_str(), Some("ACKNOWLEDGED" | "REJECTED")).then_some(status)
+    })
+    .await?;
+    let ack_verified = state["acknowledgement"]["verified"] == Value::Bool(true);
+    println!(
+        "{} received {} {} from {}: {}; payload {} ({} bytes)",
+        trip.to,
+        text(&received["document_type"]),
+        text(&received["document_id"]),
+        trip.from,
+        if verified {
+            "verified end to end".to_owned()
+        } else {
+            format!("REJECTED {}", received["verification"])
+        },
+        if identical {
+            "byte-identical"
+        } else {
+            "DIFFERS"
+        },
+        payload.len()
+    );
+    let judged = judged(&received, trip.expected);
+    println!(
+        "   {} sees {}: {} (recipient's signed acknowledgement {})",
+        trip.from,
+        message_id,
+        text(&state["state"]),
+        if ack_verified {
+            "verified"
+        } else {
+            "NOT VERIFIED"
+        }
+    );
+    Ok(verified && identical && ack_verified && state["state"] == "ACKNOWLEDGED" && judged)
+}
+
+/// Print the recipient's verdict on what the document says, each check that did not pass
+/// with its reason in words; true when it is the one expected.
+fn judged(item: &Value, expected: Expected) -> bool {
+    let verdict: Option<VerdictView> = serde_json::from_value(item["verdict"].clone()).ok();
+    let checks: Vec<CheckView> = serde_json::from_value(item["checks"].clone()).unwrap_or_default();
+    let english = Lang::default();
+    let Some(verdict) = verdict else {
+        println!("   content checks: NONE (the document was not verified or not understood)");
+        return false;
+    };
+    let passed: Vec<&str> = checks
+        .iter()
+        .filter(|c| c.outcome == caravan_spoke::checks::Outcome::Pass)
+        .map(|c| c.check.as_str())
+        .collect();
+    println!(
+        "   content checks: {} (passed: {})",
+        verdict.status,
+        passed.join(", ")
+    );
+    for c in checks
+        .iter()
+        .filter(|c| c.outcome != caravan_spoke::checks::Outcome::Pass)
+    {
         println!(
-            "   {} sees {}: {} (recipient's signed acknowledgement {})",
-            trip.from,
-            message_id,
-            text(&state["state"]),
-            if ack_verified {
-                "verified"
-            } else {
-                "NOT VERIFIED"
-            }
+            "     {} {} {}: {}",
+            c.outcome.as_str(),
+            c.check,
+            c.rule,
+            english.message(&c.message_key, &c.params)
         );
-        all_good &= verified && identical && ack_verified && state["state"] == "ACKNOWLEDGED";
     }
-    Ok(all_good)
+    match expected {
+        Expected::Consistent => verdict.status == "GENUINE_AND_CONSISTENT",
+        Expected::Fails(rule) => {
+            let fails = verdict.status == "GENUINE_BUT_INCONSISTENT"
+                && verdict.headline.is_some_and(|h| h.rule == rule);
+            if fails {
+                println!("     (sent deliberately: the recipient marks it FAIL, as it should)");
+            }
+            fails
+        }
+    }
 }
 
 fn text(v: &Value) -> String {

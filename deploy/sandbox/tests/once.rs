@@ -1,7 +1,8 @@
 //! The README's first command, as a new user runs it: the sandbox makes a PKI and configs,
 //! starts a hub and three spokes over mutual TLS on loopback, onboards them, sends three real
-//! documents, and with `--once` exits 0 only if each was delivered, verified end to end and
-//! acknowledged. Run again on the same folder, it reuses it; when a port it was given is
+//! documents consistent with their senders and two that are not, and with `--once` exits 0
+//! only if each consistent one was delivered, verified end to end, acknowledged and judged
+//! consistent, and each inconsistent one refused by its sender or marked FAIL by its recipient. Run again on the same folder, it reuses it; when a port it was given is
 //! taken, it stops at once and names it.
 
 use std::{
@@ -42,20 +43,42 @@ fn sandbox_once(dir: &Path, args: &[&str]) -> (bool, String) {
     )
 }
 
+/// Each consistent document delivered, verified and judged consistent; the deliberately
+/// inconsistent ones refused by their sender or marked FAIL by their recipient, saying why.
 fn assert_all_went_through(ok: bool, output: &str) {
     assert!(ok, "{output}");
+    let count = |text: &str| output.matches(text).count();
     assert_eq!(
-        output
-            .matches("verified end to end; payload byte-identical")
-            .count(),
+        count("verified end to end; payload byte-identical"),
+        4,
+        "{output}"
+    );
+    assert_eq!(
+        count(": ACKNOWLEDGED (recipient's signed acknowledgement verified)"),
+        4,
+        "{output}"
+    );
+    assert_eq!(
+        count(
+            "content checks: GENUINE_AND_CONSISTENT (passed: issuer, header, dates, duplicate, replaced)"
+        ),
         3,
         "{output}"
     );
     assert_eq!(
-        output
-            .matches(": ACKNOWLEDGED (recipient's signed acknowledgement verified)")
-            .count(),
-        3,
+        count("content checks: GENUINE_BUT_INCONSISTENT"),
+        1,
+        "{output}"
+    );
+    assert!(
+        output.contains("FAIL duplicate DUPLICATE_NUMBER: Number KZ-CO-20"),
+        "{output}"
+    );
+    assert!(
+        output.contains("refused by KZ before signing")
+            && output.contains(
+                "The export country is AR, but the document was signed by KZ. (EXPORT_COUNTRY_MISMATCH)"
+            ),
         "{output}"
     );
 }
@@ -111,6 +134,15 @@ fn the_sandbox_carries_three_documents_end_to_end_on_either_engine_and_reuses_it
         &["dashboard_listen"],
         "dashboard_listen",
     );
+
+    // The sample documents travel between KZ, CN and UZ: a network without one is refused
+    // before anything is made.
+    let (ok, output) = sandbox_once(&root.path().join("two"), &["--spokes", "KZ,CN"]);
+    assert!(
+        !ok && output.contains("--spokes must include KZ, CN and UZ"),
+        "{output}"
+    );
+    assert!(!root.path().join("two").exists());
 
     let sled = root.path().join("sandbox-sled");
     let (ok, output) = sandbox_once(&sled, &["--store-engine", "sled"]);

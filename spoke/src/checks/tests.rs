@@ -496,3 +496,20 @@ fn the_corridor_samples_pass_every_check_for_their_corridor() {
         assert_eq!(worst(&checks), Outcome::Pass, "{path}: {checks:?}");
     }
 }
+
+#[test]
+fn the_registered_authorities_are_listed_by_whole_names() {
+    let long = "Committee of State Inspection in the Agro-Industrial Complex, Ministry of Agriculture of the Republic of Kazakhstan";
+    let names = [
+        "Chamber of Commerce and Industry of the Republic of Kazakhstan",
+        long,
+        "Third",
+    ];
+    assert_eq!(
+        name_list(names.iter().copied()),
+        "Chamber of Commerce and Industry of the Republic of Kazakhstan; … (+2)"
+    );
+    assert_eq!(name_list(["A", "B"].into_iter()), "A; B");
+    assert_eq!(name_list(std::iter::once(long)), long);
+    assert_eq!(name_list(std::iter::empty()), "");
+}
