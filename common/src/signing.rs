@@ -109,7 +109,8 @@ impl SigningKey {
         Self { key, public }
     }
 
-    /// Read a PKCS#8 PEM key file.
+    /// Read a PKCS#8 PEM key file: v1 (RFC 5208, the seed only, as [`save`](Self::save)
+    /// writes) or v2 (RFC 5958, with the public key, as earlier versions wrote).
     pub fn load(path: &Path) -> Result<Self, KeyError> {
         let text = fs::read_to_string(path).map_err(|source| KeyError::Io {
             path: path.display().to_string(),
@@ -124,11 +125,16 @@ impl SigningKey {
         Ok(Self::from_dalek(key))
     }
 
-    /// Write the key as a PKCS#8 PEM file readable by its owner only (mode 0600). An existing
-    /// file is never overwritten.
+    /// Write the key as a PKCS#8 v1 PEM file (RFC 8410's `PRIVATE KEY`, the seed only, which
+    /// OpenSSL, Python's `cryptography` and Go read; v2 with the public key inside is refused
+    /// by OpenSSL 3.0) readable by its owner only (mode 0600). An existing file is never
+    /// overwritten.
     pub fn save(&self, path: &Path) -> Result<(), KeyError> {
-        let pem = self
-            .key
+        let seed = ed25519_dalek::pkcs8::KeypairBytes {
+            secret_key: self.key.to_bytes(),
+            public_key: None,
+        };
+        let pem = seed
             .to_pkcs8_pem(LineEnding::LF)
             .map_err(|source| KeyError::Malformed {
                 path: path.display().to_string(),
@@ -271,6 +277,54 @@ mod tests {
             pae("http://example.com/HelloWorld", b"hello world"),
             b"DSSEv1 29 http://example.com/HelloWorld 11 hello world".to_vec()
         );
+    }
+
+    /// New key files are PKCS#8 v1, which OpenSSL 3.0 reads (it refuses v2); v2 files written
+    /// by earlier versions still load.
+    #[test]
+    fn key_files_are_pkcs8_v1_and_v2_files_still_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SigningKey::generate();
+        let path = dir.path().join("signing.key");
+        key.save(&path).unwrap();
+        let pem = fs::read_to_string(&path).unwrap();
+        let der = ed25519_dalek::pkcs8::spki::der::pem::decode_vec(pem.as_bytes())
+            .unwrap()
+            .1;
+        // SEQUENCE { INTEGER 0 (v1), AlgorithmIdentifier { 1.3.101.112 }, OCTET STRING } and
+        // nothing after: 48 bytes.
+        assert_eq!(der.len(), 48, "{der:02x?}");
+        assert_eq!(&der[2..5], &[0x02, 0x01, 0x00]);
+        assert_eq!(SigningKey::load(&path).unwrap().key_id(), key.key_id());
+
+        let v2 = dir.path().join("v2.key");
+        let pem = key.key.to_pkcs8_pem(LineEnding::LF).unwrap();
+        assert!(
+            ed25519_dalek::pkcs8::spki::der::pem::decode_vec(pem.as_bytes())
+                .unwrap()
+                .1
+                .len()
+                > 48
+        );
+        fs::write(&v2, pem.as_bytes()).unwrap();
+        assert_eq!(SigningKey::load(&v2).unwrap().key_id(), key.key_id());
+
+        // OpenSSL reads it and finds the same public key, where it is installed.
+        match std::process::Command::new("openssl")
+            .args(["pkey", "-pubout", "-outform", "DER", "-in"])
+            .arg(&path)
+            .output()
+        {
+            Ok(out) => {
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                assert_eq!(&out.stdout[out.stdout.len() - 32..], key.public().raw());
+            }
+            Err(e) => eprintln!("openssl not run ({e}): only the DER was checked"),
+        }
     }
 
     #[test]
