@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{DocumentType, KeyId, MessageId, ParticipantId, Refusal, RefusalCode, Timestamp};
+use crate::{
+    DocumentType, KeyId, MessageId, ParticipantId, Refusal, RefusalCode, RejectCode, Timestamp,
+};
 
 /// The signed statement a sender makes about a document.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -101,8 +103,9 @@ pub struct Receipt {
 pub enum AckOutcome {
     /// Verified end to end and stored.
     Accepted,
-    /// Refused, for the reason given.
-    Rejected { code: RefusalCode, reason: String },
+    /// Refused, for the reason given: a check of Caravan's that failed, or the recipient's own
+    /// business reason.
+    Rejected { code: RejectCode, reason: String },
 }
 
 /// A recipient's signed acknowledgement of a message.

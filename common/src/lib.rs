@@ -46,5 +46,5 @@ pub use store::segments;
 pub use country::CountryCode;
 pub use document::DocumentType;
 pub use ids::{KeyId, MessageId, ParticipantId};
-pub use refusal::{Refusal, RefusalCode};
+pub use refusal::{BusinessCode, Refusal, RefusalCode, RejectCode};
 pub use time::Timestamp;

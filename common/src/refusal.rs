@@ -135,6 +135,101 @@ impl fmt::Display for RefusalCode {
     }
 }
 
+/// Why a recipient rejected a document in its acknowledgement: one of Caravan's own
+/// [`RefusalCode`]s (the document failed a check of the protocol), or a business reason of the
+/// recipient's own, namespaced so that codes of different systems never collide.
+///
+/// On the wire both travel in `AckBody.reason_code`: Caravan's codes are `UPPER_SNAKE` and
+/// never contain a colon; a business code is `namespace:CODE` ([`BusinessCode`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub enum RejectCode {
+    Caravan(RefusalCode),
+    Business(BusinessCode),
+}
+
+impl RejectCode {
+    /// Why a reason code is refused, for error messages.
+    pub const RULE: &str = "one of Caravan's refusal codes, or a business code `namespace:CODE` (namespace 1-64 of a-z 0-9 . _ -, starting with a letter or digit, e.g. `kz.customs` or `untdid.4343`; code 1-64 of A-Z a-z 0-9 . _ -)";
+}
+
+impl FromStr for RejectCode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.contains(':') {
+            s.parse().map(Self::Business)
+        } else {
+            s.parse().map(Self::Caravan)
+        }
+    }
+}
+
+impl TryFrom<String> for RejectCode {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<RejectCode> for String {
+    fn from(c: RejectCode) -> Self {
+        c.to_string()
+    }
+}
+
+impl From<RefusalCode> for RejectCode {
+    fn from(c: RefusalCode) -> Self {
+        Self::Caravan(c)
+    }
+}
+
+impl fmt::Display for RejectCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Caravan(c) => c.fmt(f),
+            Self::Business(c) => f.write_str(&c.0),
+        }
+    }
+}
+
+/// A recipient's own reason for rejecting a document, `namespace:CODE`: the namespace names
+/// the system or code list the code comes from (`kz.customs`, `untdid.4343`), the code is that
+/// system's. Caravan carries it and shows it; it never interprets it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BusinessCode(String);
+
+impl BusinessCode {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn namespace(&self) -> &str {
+        self.0.split_once(':').map_or("", |(n, _)| n)
+    }
+}
+
+impl FromStr for BusinessCode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let valid = |part: &str, extra: fn(char) -> bool| {
+            (1..=64).contains(&part.len())
+                && part.starts_with(|c: char| c.is_ascii_alphanumeric())
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || extra(c) || ".-_".contains(c))
+        };
+        match s.split_once(':') {
+            Some((namespace, code))
+                if valid(namespace, |c| c.is_ascii_lowercase())
+                    && valid(code, |c| c.is_ascii_alphabetic()) =>
+            {
+                Ok(Self(s.to_owned()))
+            }
+            _ => Err(s.to_owned()),
+        }
+    }
+}
+
 /// A refusal: the rule that failed and a sentence for people. The detail never contains
 /// document content or key material.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
@@ -168,6 +263,42 @@ mod tests {
                     .chars()
                     .all(|c| c.is_ascii_uppercase() || c == '_')
             );
+        }
+    }
+
+    #[test]
+    fn a_reject_code_is_caravans_own_or_a_namespaced_business_code() {
+        assert_eq!(
+            "BAD_SIGNATURE".parse::<RejectCode>(),
+            Ok(RejectCode::Caravan(RefusalCode::BadSignature))
+        );
+        for ok in [
+            "kz.customs:QUOTA_EXCEEDED",
+            "untdid.4343:RE",
+            "a:b",
+            "cn-ciq_2:Rule.7",
+        ] {
+            let code: RejectCode = ok.parse().unwrap();
+            assert_eq!(code.to_string(), ok);
+            assert!(matches!(code, RejectCode::Business(_)));
+            let json = serde_json::to_string(&code).unwrap();
+            assert_eq!(serde_json::from_str::<RejectCode>(&json).unwrap(), code);
+        }
+        let long = format!("{}:X", "a".repeat(65));
+        for bad in [
+            "BUSINESS_RULE",
+            "",
+            ":X",
+            "kz:",
+            "KZ.Customs:X",
+            "kz customs:X",
+            "kz:a:b",
+            ".kz:X",
+            "kz:-X",
+            "kz:X\n",
+            long.as_str(),
+        ] {
+            assert!(bad.parse::<RejectCode>().is_err(), "{bad:?}");
         }
     }
 }

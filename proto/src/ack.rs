@@ -2,7 +2,7 @@
 //! the reason it refused it.
 
 use caravan_common::{
-    Refusal, RefusalCode, Timestamp,
+    Refusal, RefusalCode, RejectCode, Timestamp,
     envelope::{Ack, AckOutcome},
     signing::{Purpose, SigningKey},
     trust::TrustSet,
@@ -63,7 +63,7 @@ pub fn verify(signed: &v1::SignedAck, trust: &TrustSet, at: Timestamp) -> Result
             code: body
                 .reason_code
                 .parse()
-                .map_err(|c| invalid(format!("unknown reason code {c:?}")))?,
+                .map_err(|c| invalid(format!("reason code {c:?} is not {}", RejectCode::RULE)))?,
             reason: body.reason,
         },
         _ => {
@@ -141,7 +141,7 @@ mod tests {
             recipient: "CN".parse().unwrap(),
             header_sha256: [1; 32],
             outcome: AckOutcome::Rejected {
-                code: RefusalCode::BadSignature,
+                code: RefusalCode::BadSignature.into(),
                 reason: "no".into(),
             },
             acknowledged_at: Timestamp::now(),
@@ -156,6 +156,29 @@ mod tests {
         assert_eq!(
             verify(&signed, &trust, Timestamp::now()).unwrap_err().code,
             RefusalCode::SenderMismatch
+        );
+
+        // A business reason of the recipient's own, namespaced, travels and verifies; a code
+        // that is neither Caravan's nor namespaced is refused, saying what is allowed.
+        let mut business = ack.clone();
+        business.outcome = AckOutcome::Rejected {
+            code: "cn.customs:QUOTA_EXCEEDED".parse().unwrap(),
+            reason: "the import quota for HS 0808 is exhausted".into(),
+        };
+        let signed = sign(&business, &cn);
+        assert_eq!(verify(&signed, &trust, Timestamp::now()).unwrap(), business);
+        let mut body = v1::AckBody::decode(signed.body.as_slice()).unwrap();
+        body.reason_code = "BUSINESS_RULE".into();
+        let body = body.encode_to_vec();
+        let unknown = v1::SignedAck {
+            signature: Some(signature_of(cn.key_id(), cn.sign(Purpose::Ack, &body))),
+            body,
+        };
+        let refused = verify(&unknown, &trust, Timestamp::now()).unwrap_err();
+        assert_eq!(refused.code, RefusalCode::InvalidAck);
+        assert!(
+            refused.detail.contains("\"BUSINESS_RULE\" is not one of Caravan's refusal codes, or a business code `namespace:CODE`"),
+            "{refused}"
         );
 
         let mut tampered = sign(&ack, &cn);

@@ -393,3 +393,75 @@ async fn a_received_document_not_understood_is_marked_with_the_reason() {
         assert!(shown["summary"].is_null(), "{shown}");
     }
 }
+
+/// A recipient that runs its own system may reject a document for a business reason of its
+/// own, namespaced (`cn.customs:QUOTA_EXCEEDED`): the hub records it, and the sender's NSW and
+/// CLI show the code and the text beside the verified signature.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_business_rejection_reaches_the_sender_with_its_code() {
+    use caravan_common::{
+        Timestamp,
+        envelope::{Ack, AckOutcome},
+    };
+    use futures::StreamExt;
+
+    let mut net = Net::new(&["KZ", "CN"]).await;
+    net.start_hub().await;
+    net.start_spoke("KZ").await;
+    let sent = net
+        .send(
+            "KZ",
+            "CN",
+            "e-co",
+            &sample_path("eco/carec-KZ-CN-certificate-of-origin.xml"),
+        )
+        .await;
+    let id = sent["message_id"].as_str().unwrap();
+    // CN's own system takes the delivery and answers with its reason.
+    let mut cn = net.client("CN");
+    let mut deliveries = cn
+        .deliveries(v1::DeliveriesRequest { resume_after: 0 })
+        .await
+        .unwrap()
+        .into_inner();
+    let delivery = deliveries.next().await.unwrap().unwrap();
+    let envelope = delivery.envelope.unwrap();
+    let key = net.signing_key("CN", 0);
+    let ack = Ack {
+        message_id: id.parse().unwrap(),
+        sender: "KZ".parse().unwrap(),
+        recipient: "CN".parse().unwrap(),
+        header_sha256: caravan_common::signing::sha256(&envelope.header),
+        outcome: AckOutcome::Rejected {
+            code: "cn.customs:QUOTA_EXCEEDED".parse().unwrap(),
+            reason: "The import quota for HS 0808 is exhausted.".into(),
+        },
+        acknowledged_at: Timestamp::now(),
+        key_id: key.key_id(),
+    };
+    cn.acknowledge(v1::AcknowledgeRequest {
+        ack: Some(caravan_proto::ack::sign(&ack, &key)),
+    })
+    .await
+    .unwrap();
+    let status = net.wait_state("KZ", id, "REJECTED").await;
+    let answer = &status["acknowledgement"];
+    assert_eq!(answer["verified"], true, "{status:#}");
+    assert_eq!(answer["ack"]["outcome"], "rejected", "{status:#}");
+    assert_eq!(
+        answer["ack"]["code"], "cn.customs:QUOTA_EXCEEDED",
+        "{status:#}"
+    );
+    assert_eq!(
+        answer["ack"]["reason"], "The import quota for HS 0808 is exhausted.",
+        "{status:#}"
+    );
+    let out = net.spoke_cli("KZ", &["status", id]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(
+            "recipient's acknowledgement: rejected: cn.customs:QUOTA_EXCEEDED: The import quota for HS 0808 is exhausted. (signature verified)"
+        ),
+        "{stdout}"
+    );
+}

@@ -203,7 +203,10 @@ impl Inbound {
         };
         let outcome = match verification {
             Verification::Verified { .. } => AckOutcome::Accepted,
-            Verification::Rejected { code, reason } => AckOutcome::Rejected { code, reason },
+            Verification::Rejected { code, reason } => AckOutcome::Rejected {
+                code: code.into(),
+                reason,
+            },
         };
         taken.acks.push(PendingAck {
             ack: Ack {

@@ -33,15 +33,23 @@ impl Status {
             } else {
                 "SIGNATURE NOT VERIFIED"
             };
-            // The outcome as the acknowledgement states it (`accepted`, or the rejection).
+            // The outcome as the acknowledgement states it (`accepted`, or the rejection with
+            // its code, Caravan's or the recipient's own, and its text).
             let content = ack.ack.as_ref().filter(|_| ack.verified);
-            let outcome = content.and_then(|a| a.get("outcome")).map_or_else(
-                || "-".to_owned(),
-                |o| match o {
-                    serde_json::Value::String(s) => s.clone(),
+            let field = |name: &str| {
+                content.and_then(|a| a.get(name)).map(|v| match v {
+                    // The recipient wrote it: no control characters reach the terminal.
+                    serde_json::Value::String(s) => s.chars().filter(|c| !c.is_control()).collect(),
                     other => other.to_string(),
-                },
-            );
+                })
+            };
+            let outcome = match (field("outcome"), field("code")) {
+                (Some(outcome), Some(code)) => {
+                    format!("{outcome}: {code}: {}", field("reason").unwrap_or_default())
+                }
+                (Some(outcome), None) => outcome,
+                (None, _) => "-".to_owned(),
+            };
             caravan_common::out!("recipient's acknowledgement: {outcome} ({verified})");
         }
         Ok(())
