@@ -301,4 +301,19 @@ mod tests {
             assert!(bad.parse::<RejectCode>().is_err(), "{bad:?}");
         }
     }
+
+    /// The README's "Refusals" section names every code: a code added without a word there
+    /// fails here.
+    #[test]
+    fn the_readme_names_every_code() {
+        let readme = include_str!("../../README.md");
+        let section = &readme[readme.find("## Refusals").expect("the section")..];
+        let section = &section[..section[3..].find("\n## ").map_or(section.len(), |e| e + 3)];
+        for code in RefusalCode::ALL {
+            assert!(
+                section.contains(&format!("`{code}`")),
+                "README's Refusals section does not name {code}"
+            );
+        }
+    }
 }
