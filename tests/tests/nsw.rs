@@ -374,3 +374,247 @@ async fn each_received_document_is_pushed_to_the_webhook_until_it_answers() {
         assert_eq!(item["summary"]["document_number"], "KZ-CO-2026-000123");
     }
 }
+
+/// The OpenAPI document is a valid OpenAPI 3.1 document (parsed by an OpenAPI library), states
+/// that every operation but itself needs a token, and describes every answer the API really
+/// gives: each status below is one the document lists for its operation, and each JSON body
+/// validates against the schema the document gives for it. Framework errors (a query that does
+/// not parse, an unknown path, a wrong method) are JSON in the same shape.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_openapi_document_is_valid_and_describes_every_answer() {
+    let mut net = Net::new(&["KZ", "CN"]).await;
+    net.nsw = true;
+    net.max_payload_bytes = 1 << 20;
+    net.start_hub().await;
+    net.start_spoke("KZ").await;
+    net.start_spoke("CN").await;
+    let kz = net.nsw_tokens["KZ"].clone();
+    let cn = net.nsw_tokens["CN"].clone();
+
+    let (status, doc) = net
+        .nsw_call("KZ", "GET", "/api/v1/openapi.json", None, Vec::new())
+        .await;
+    assert_eq!(status, 200);
+    let spec = oas3::from_json(doc.to_string()).expect("a valid OpenAPI 3.1 document");
+    assert_eq!(spec.openapi, "3.1.0");
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let public = op["security"] == serde_json::json!([]);
+            assert_eq!(public, path == "/api/v1/openapi.json", "{method} {path}");
+            assert!(
+                public || op["responses"]["401"].is_object(),
+                "{method} {path} does not list 401"
+            );
+        }
+    }
+
+    // Each answer: the operation (as the document names it), the status, the body.
+    let mut answers: Vec<(&str, &str, u16, serde_json::Value)> = Vec::new();
+    let eco = net.sample_issued_now("eco/carec-KZ-CN-certificate-of-origin.xml");
+    let eco = std::fs::read(eco).unwrap();
+    let docs = "/api/v1/documents";
+    let send = "/api/v1/documents?to=CN&type=e-co";
+    let mut call = async |id: &str,
+                          method: &'static str,
+                          path: &str,
+                          template: &'static str,
+                          token: Option<&str>,
+                          body: Vec<u8>| {
+        let (status, answer) = net.nsw_call(id, method, path, token, body).await;
+        answers.push((template, method, status, answer.clone()));
+        (status, answer)
+    };
+    let (s, queued) = call("KZ", "POST", send, docs, Some(&kz), eco.clone()).await;
+    assert_eq!(s, 202, "{queued}");
+    let (s, sent) = call(
+        "KZ",
+        "POST",
+        &format!("{send}&wait=30"),
+        docs,
+        Some(&kz),
+        eco,
+    )
+    .await;
+    assert_eq!(s, 200, "{sent}");
+    let id = sent["message_id"].as_str().unwrap().to_owned();
+    for (path, expected) in [
+        ("/api/v1/documents?to=CN&type=e-nothing", 400),
+        ("/api/v1/documents?to=CN&type=e-co&wait=soon", 400),
+        ("/api/v1/documents?to=CN&type=e-phyto", 422),
+    ] {
+        let (s, body) = call("KZ", "POST", path, docs, Some(&kz), b"<unclosed".to_vec()).await;
+        assert_eq!(s, expected, "{path}: {body}");
+    }
+    let (s, _) = call("KZ", "POST", send, docs, None, Vec::new()).await;
+    assert_eq!(s, 401);
+    let status_path = format!("/api/v1/documents/{id}");
+    let (s, _) = call(
+        "KZ",
+        "GET",
+        &status_path,
+        "/api/v1/documents/{id}",
+        Some(&kz),
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, _) = call(
+        "KZ",
+        "GET",
+        &format!("/api/v1/sent/{id}/status"),
+        "/api/v1/sent/{id}/status",
+        Some(&kz),
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let unknown = "01a24cee-5329-73d5-8f60-908477aed561";
+    let (s, _) = call(
+        "KZ",
+        "GET",
+        &format!("/api/v1/documents/{unknown}"),
+        "/api/v1/documents/{id}",
+        Some(&kz),
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(s, 404);
+    let (s, _) = call(
+        "KZ",
+        "GET",
+        "/api/v1/documents/not-an-id",
+        "/api/v1/documents/{id}",
+        Some(&kz),
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(s, 400);
+    net.wait_inbox("CN", &id).await;
+    let (s, _) = call(
+        "CN",
+        "GET",
+        "/api/v1/inbox",
+        "/api/v1/inbox",
+        Some(&cn),
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, _) = call(
+        "CN",
+        "GET",
+        "/api/v1/inbox?since=yesterday",
+        "/api/v1/inbox",
+        Some(&cn),
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(s, 400);
+    let (s, _) = call(
+        "CN",
+        "GET",
+        &format!("/api/v1/inbox/{id}"),
+        "/api/v1/inbox/{id}",
+        Some(&cn),
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, _) = call(
+        "CN",
+        "GET",
+        &format!("/api/v1/inbox/{unknown}"),
+        "/api/v1/inbox/{id}",
+        Some(&cn),
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(s, 404);
+    let (s, _) = call(
+        "CN",
+        "GET",
+        &format!("/api/v1/inbox/{id}/payload"),
+        "/api/v1/inbox/{id}/payload",
+        Some(&cn),
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, _) = call(
+        "CN",
+        "GET",
+        &format!("/api/v1/inbox/{id}/evidence"),
+        "/api/v1/inbox/{id}/evidence",
+        Some(&cn),
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let answer = format!("/api/v1/inbox/{id}/answer");
+    let (s, _) = call(
+        "CN",
+        "POST",
+        &answer,
+        "/api/v1/inbox/{id}/answer",
+        Some(&cn),
+        b"{\"decision\": \"maybe\"}".to_vec(),
+    )
+    .await;
+    assert_eq!(s, 400);
+    let (s, _) = call(
+        "CN",
+        "POST",
+        &answer,
+        "/api/v1/inbox/{id}/answer",
+        Some(&cn),
+        b"{\"decision\": \"accepted\"}".to_vec(),
+    )
+    .await;
+    assert_eq!(s, 202);
+    for path in ["/api/v1/trust-list", "/api/v1/log", "/api/v1/health"] {
+        let (s, _) = call("CN", "GET", path, path, Some(&cn), Vec::new()).await;
+        assert_eq!(s, 200, "{path}");
+    }
+
+    for (template, method, status, body) in &answers {
+        let described =
+            &doc["paths"][template][method.to_lowercase()]["responses"][status.to_string()];
+        assert!(
+            described.is_object(),
+            "{method} {template} answered {status}, which the document does not list: {body}"
+        );
+        let Some(schema) = described["content"]["application/json"]["schema"].as_object() else {
+            continue;
+        };
+        let mut schema = serde_json::Value::Object(schema.clone());
+        schema["components"] = doc["components"].clone();
+        let validator = jsonschema::draft202012::new(&schema).expect("a valid schema");
+        let errors: Vec<String> = validator.iter_errors(body).map(|e| e.to_string()).collect();
+        assert!(
+            errors.is_empty(),
+            "{method} {template} {status}: {errors:?}\n{body:#}"
+        );
+    }
+
+    // What the framework answers before the API's handlers, in the same error shape.
+    for (method, path, expected, code) in [
+        ("GET", "/api/v1/nothing-here", 404, "NOT_FOUND"),
+        ("DELETE", "/api/v1/inbox", 405, "METHOD_NOT_ALLOWED"),
+        ("GET", "/api/v1/inbox?limit=-1", 400, "BAD_REQUEST"),
+    ] {
+        let (s, body) = net
+            .nsw_call("CN", method, path, Some(&cn), Vec::new())
+            .await;
+        assert_eq!(
+            (s, body["error"]["code"].as_str()),
+            (expected, Some(code)),
+            "{method} {path}: {body}"
+        );
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{body}"
+        );
+    }
+}

@@ -230,6 +230,50 @@ impl From<SendError> for Failure {
     }
 }
 
+/// Errors the framework answers before a handler runs (a query that does not parse, a path
+/// that is no route, a method the route does not take, a body over the limit) come as plain
+/// text: they are rewritten in the API's one error shape, `{"error": {"code", "message"}}`,
+/// with the code named after the status (`BAD_REQUEST`, `NOT_FOUND`, `METHOD_NOT_ALLOWED`,
+/// `PAYLOAD_TOO_LARGE`, ...) and the framework's sentence as the message. Headers (`Allow`,
+/// `Retry-After`) are kept.
+pub(super) async fn json_errors(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if is_json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let reason = status.canonical_reason().unwrap_or("Error");
+    // The framework's sentences are short; anything longer is cut, never buffered whole.
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let failure = Failure::new(
+        status,
+        &reason.to_uppercase().replace([' ', '-'], "_"),
+        if text.is_empty() {
+            reason.to_owned()
+        } else {
+            text
+        },
+    );
+    let mut answer = failure.into_response();
+    parts.headers.remove(header::CONTENT_TYPE);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    for (name, value) in parts.headers.drain().filter_map(|(n, v)| Some((n?, v))) {
+        answer.headers_mut().entry(name).or_insert(value);
+    }
+    answer
+}
+
 fn bad_request(message: impl Into<String>) -> Failure {
     Failure::new(StatusCode::BAD_REQUEST, "BAD_REQUEST", message)
 }
@@ -238,6 +282,7 @@ fn bad_request(message: impl Into<String>) -> Failure {
 pub fn router(api: Api, max_payload_bytes: usize) -> Router {
     Router::new()
         .nest("/v1", routes(max_payload_bytes))
+        .layer(axum::middleware::from_fn(json_errors))
         .with_state(api)
 }
 

@@ -5,7 +5,8 @@
 //! answer, evidence, trust list), authenticated with bearer tokens. The config stores only the
 //! SHA-256 of each token, and a presented token is compared with every stored hash in constant
 //! time. Every request is logged with the caller's name, never with its body. The OpenAPI
-//! document at `/api/v1/openapi.json` describes the API and needs no token.
+//! document at `/api/v1/openapi.json` describes the API and needs no token; every error the API
+//! answers, the framework's own included, is JSON in one shape.
 
 use std::sync::Arc;
 
@@ -44,6 +45,7 @@ pub fn router(api: Api, max_payload_bytes: usize, tokens: Vec<Token>) -> Router 
     Router::new()
         .nest("/api/v1", routes)
         .route("/api/v1/openapi.json", get(openapi))
+        .layer(middleware::from_fn(control::json_errors))
         .with_state(api)
 }
 
@@ -87,41 +89,132 @@ async fn openapi() -> Json<serde_json::Value> {
     Json(openapi_document())
 }
 
-/// The OpenAPI 3.1 description of the API.
+/// The OpenAPI 3.1 description of the API: every operation with every answer it gives, each
+/// error in the one shape `Error` (the tests parse the document with an OpenAPI library and
+/// validate real answers against it).
 pub fn openapi_document() -> serde_json::Value {
-    let id = serde_json::json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}, "description": "message id (UUIDv7)"});
-    let error = serde_json::json!({"$ref": "#/components/schemas/Error"});
-    let json = |schema: serde_json::Value| serde_json::json!({"content": {"application/json": {"schema": schema}}});
-    serde_json::json!({
+    use serde_json::{Value, json};
+    let id = json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}, "description": "message id (UUIDv7)"});
+    let sender = json!({"name": "sender", "in": "query", "schema": {"type": "string", "pattern": "^[A-Z]{2}$"}, "description": "the sending participant, when the same message id came from several"});
+    let answer = |description: &str, name: &str| json!({"description": description, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{name}")}}}});
+    let error = |description: &str| answer(description, "Error");
+    // What every authenticated operation may answer besides its own.
+    let common = |mut responses: Value, store: bool| {
+        responses["401"] =
+            error("UNAUTHENTICATED: no valid bearer token (with `WWW-Authenticate: Bearer`)");
+        responses["400"] = error(
+            "BAD_REQUEST: a parameter that does not parse (a message id, a participant, a number), with what was wrong",
+        );
+        if store {
+            responses["503"] = error(
+                "STORE_UNAVAILABLE or DISK_FULL: the spoke cannot use its store now; it recovers by itself; retry after Retry-After seconds",
+            );
+            responses["500"] = error(
+                "STORE_CORRUPT or STORE_FAILURE: a stored record fails its checks; the spoke's operator restores from a backup",
+            );
+        }
+        responses
+    };
+    let sent = json!({
+        "202": answer("queued", "Sent"),
+        "200": answer("accepted by the hub (with wait)", "Sent"),
+    });
+    let mut send_responses = common(sent.clone(), true);
+    send_responses["422"] = error(
+        "refused, nothing queued: the problems, each with field, rule and message. INVALID_DOCUMENT: not a supported document, or lacking a field its type needs; CONTENT_CHECK_FAILED: a content check FAILs (each problem's field is content_check.<check>, its rule the check's rule); or a refusal code of the hub's",
+    );
+    send_responses["413"] = error("PAYLOAD_TOO_LARGE: larger than max_payload_bytes");
+    send_responses["408"] = error(
+        "BODY_TIMEOUT: the body came slower than the minimum rate after the grace period, or stopped for the idle timeout; nothing was queued and the connection is closed",
+    );
+    send_responses["503"] = error(
+        "NO_ROOM_TO_SEND: no room among payload_in_flight_mib within room_wait_secs; STORE_UNAVAILABLE or DISK_FULL: the store cannot be used now; retry after Retry-After seconds",
+    );
+    let mut answer_responses = common(sent, true);
+    answer_responses["404"] = error("UNKNOWN_MESSAGE: no such document in the inbox");
+    answer_responses["409"] = error("AMBIGUOUS_MESSAGE: the id came from several senders");
+    answer_responses["422"] = error(
+        "INVALID_DOCUMENT: the document failed verification, there is nothing to answer; or a refusal code of the hub's",
+    );
+    let found = |ok: Value| {
+        let mut r = common(json!({"200": ok}), true);
+        r["404"] = error("UNKNOWN_MESSAGE: no such message");
+        r["409"] =
+            error("AMBIGUOUS_MESSAGE: the id came from several senders; name one with `sender`");
+        r
+    };
+    let mut status_responses = common(
+        json!({"200": answer("state, transitions, acknowledgement, responses", "Status")}),
+        true,
+    );
+    status_responses["404"] = error("UNKNOWN_MESSAGE: no document sent under this id");
+    let status_op = json!({"get": {"summary": "State and history of a document sent", "parameters": [id.clone()], "responses": status_responses}});
+    json!({
         "openapi": "3.1.0",
         "info": {
             "title": "Caravan spoke: national single window API",
-            "version": env!("CARGO_PKG_VERSION"),
-            "description": "Submit trade documents (e-CO, e-Phyto, e-invoice) to other countries through the Caravan hub, follow them, and receive, verify and answer documents from other countries. Every operation needs `Authorization: Bearer <token>`."
+            "version": "1",
+            "description": "Submit trade documents (e-CO, e-Phyto, e-invoice) to other countries through the Caravan hub, follow them, and receive, verify and answer documents from other countries. Every operation needs `Authorization: Bearer <token>` except this document itself (`/api/v1/openapi.json`), which is public. Every error answers in one shape, `Error`."
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": {
                 "Error": {"type": "object", "required": ["error"], "properties": {
-                    "error": {"type": "object", "required": ["code", "message"], "properties": {"code": {"type": "string"}, "message": {"type": "string"}}},
+                    "error": {"type": "object", "required": ["code", "message"], "properties": {"code": {"type": "string", "pattern": "^[A-Z][A-Z0-9_]*$"}, "message": {"type": "string"}}},
                     "problems": {"type": "array", "items": {"$ref": "#/components/schemas/Problem"}}
                 }},
                 "Problem": {"type": "object", "required": ["field", "rule", "message"], "properties": {"field": {"type": "string"}, "rule": {"type": "string"}, "message": {"type": "string"}}},
+                "Receipt": {"type": "object", "required": ["hub_sequence", "accepted_at", "key_id", "signed"], "properties": {
+                    "hub_sequence": {"type": "integer", "minimum": 1}, "accepted_at": {"type": "string", "format": "date-time"},
+                    "key_id": {"type": "string"}, "signed": {"type": "string", "contentEncoding": "base64", "description": "the hub's SignedReceipt (protobuf)"}
+                }},
+                "State": {"type": "string", "enum": ["QUEUED", "REFUSED", "ACCEPTED", "DELIVERED", "ACKNOWLEDGED", "REJECTED", "EXPIRED"]},
                 "Sent": {"type": "object", "required": ["message_id", "document_id", "state"], "properties": {
-                    "message_id": {"type": "string"}, "document_id": {"type": "string"},
-                    "state": {"type": "string", "enum": ["QUEUED", "REFUSED", "ACCEPTED", "DELIVERED", "ACKNOWLEDGED", "REJECTED", "EXPIRED"]},
-                    "receipt": {"type": ["object", "null"]},
+                    "message_id": {"type": "string", "format": "uuid"}, "document_id": {"type": "string"},
+                    "state": {"$ref": "#/components/schemas/State"},
+                    "receipt": {"oneOf": [{"$ref": "#/components/schemas/Receipt"}, {"type": "null"}]},
                     "checks": {"type": "array", "items": {"$ref": "#/components/schemas/Check"}, "description": "the content checks the sending spoke ran before signing (absent for a document it cannot read); a WARN is reported here and the document sent"}
                 }},
-                "InboxItem": {"type": "object", "required": ["cursor", "message_id", "sender", "verified", "verification", "received_at"], "properties": {
-                    "cursor": {"type": "integer"}, "message_id": {"type": "string"}, "sender": {"type": "string"},
+                "Status": {"type": "object", "required": ["message_id", "state", "transitions", "responses", "sent"], "properties": {
+                    "message_id": {"type": "string", "format": "uuid"},
+                    "state": {"$ref": "#/components/schemas/State"},
+                    "transitions": {"type": "array", "items": {"type": "object", "required": ["state", "at"], "properties": {"state": {"$ref": "#/components/schemas/State"}, "at": {"type": "string", "format": "date-time"}}}},
+                    "acknowledgement": {"oneOf": [{"type": "null"}, {"type": "object", "required": ["verified", "signed"], "description": "the recipient's signed acknowledgement as this spoke checked it: `ack` (outcome `accepted`, or `rejected` with `code` (Caravan's refusal code or the recipient's namespaced business code `namespace:CODE`) and `reason`) when it verified, `problem` when not", "properties": {
+                        "verified": {"type": "boolean"}, "ack": {"type": ["object", "null"]}, "problem": {"type": ["string", "null"]}, "signed": {"type": "string", "contentEncoding": "base64"}
+                    }}]},
+                    "responses": {"type": "array", "items": {"type": "object", "required": ["message_id", "decision", "received_at"], "properties": {"message_id": {"type": "string", "format": "uuid"}, "decision": {"type": "string", "enum": ["accepted", "rejected"]}, "reason": {"type": ["string", "null"]}, "received_at": {"type": "string", "format": "date-time"}}}},
+                    "sent": {"type": "object", "description": "the local record: attempts, last error, refusal"}
+                }},
+                "Verification": {"type": "object", "required": ["status"], "properties": {
+                    "status": {"type": "string", "enum": ["verified", "rejected"]},
+                    "notes": {"type": "array", "items": {"type": "object", "required": ["code", "message"], "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}},
+                    "code": {"type": "string", "description": "rejected: the refusal code"}, "reason": {"type": "string"}
+                }},
+                "Summary": {"type": ["object", "null"], "properties": {"document_number": {"type": ["string", "null"]}, "issue_date": {"type": ["string", "null"]}}},
+                "InboxItem": {"type": "object", "required": ["cursor", "message_id", "sender", "verified", "verification", "received_at", "payload_length"], "properties": {
+                    "cursor": {"type": "integer"}, "message_id": {"type": "string", "format": "uuid"}, "sender": {"type": "string"},
                     "document_type": {"type": ["string", "null"]}, "document_id": {"type": ["string", "null"]},
-                    "verified": {"type": "boolean"}, "verification": {"type": "object"},
+                    "verified": {"type": "boolean"}, "verification": {"$ref": "#/components/schemas/Verification"},
                     "received_at": {"type": "string", "format": "date-time"},
-                    "summary": {"type": ["object", "null"], "properties": {"document_number": {"type": ["string", "null"]}, "issue_date": {"type": ["string", "null"], "format": "date"}}},
+                    "accepted_at": {"type": ["string", "null"], "format": "date-time"},
+                    "payload_length": {"type": "integer", "minimum": 0},
+                    "supersedes": {"type": ["string", "null"]}, "in_reply_to": {"type": ["string", "null"]},
+                    "summary": {"$ref": "#/components/schemas/Summary"},
                     "checks": {"type": "array", "items": {"$ref": "#/components/schemas/Check"}, "description": "content checks of a verified, understood document (absent otherwise)"},
                     "verdict": {"$ref": "#/components/schemas/Verdict"},
                     "replaced_by": {"type": "string", "description": "message id of the document that replaced this one"}
+                }},
+                "InboxDetail": {"type": "object", "required": ["message_id", "sender", "verification", "received_at", "payload_length", "evidence", "fields"], "properties": {
+                    "message_id": {"type": "string", "format": "uuid"}, "sender": {"type": "string"},
+                    "document_type": {"type": ["string", "null"]}, "document_id": {"type": ["string", "null"]},
+                    "verification": {"$ref": "#/components/schemas/Verification"},
+                    "received_at": {"type": "string", "format": "date-time"},
+                    "payload_length": {"type": "integer", "minimum": 0},
+                    "summary": {"$ref": "#/components/schemas/Summary"},
+                    "evidence": {"type": "object", "description": "the signed header, its signature and the hub's signed receipt, base64"},
+                    "fields": {"type": "array", "description": "what the document says, read only when it verified", "items": {"type": "object", "required": ["label", "value"], "properties": {"label": {"type": "string"}, "value": {"type": "string"}, "language": {"type": "string"}}}},
+                    "checks": {"type": "array", "items": {"$ref": "#/components/schemas/Check"}},
+                    "verdict": {"$ref": "#/components/schemas/Verdict"}
                 }},
                 "Check": {"type": "object", "required": ["check", "outcome", "rule", "message_key"], "properties": {
                     "check": {"type": "string", "enum": ["issuer", "header", "dates", "duplicate", "replaced"]},
@@ -133,39 +226,48 @@ pub fn openapi_document() -> serde_json::Value {
                 "Verdict": {"type": "object", "required": ["status"], "description": "genuine and consistent only when the signature verified and every content check passed; the signature verdict itself is `verification`", "properties": {
                     "status": {"type": "string", "enum": ["GENUINE_AND_CONSISTENT", "GENUINE_WITH_WARNINGS", "GENUINE_BUT_INCONSISTENT"]},
                     "headline": {"$ref": "#/components/schemas/Check"}
+                }},
+                "Evidence": {"type": "object", "required": ["format", "envelope", "receipt", "trust_list"], "description": "everything `caravan-spoke verify` needs offline: the envelope, the hub's receipt, the acknowledgement and the anchor-signed trust list, base64", "properties": {
+                    "format": {"type": "string"}, "envelope": {"type": "string"}, "receipt": {"type": "string"},
+                    "acknowledgement": {"type": ["string", "null"]}, "trust_list": {"type": "string"}
+                }},
+                "TrustList": {"type": "object", "description": "the anchor-signed trust list this spoke holds (participants, keys, corridors), its version and freshness"},
+                "Health": {"type": "object", "required": ["participant", "hub_connected"], "properties": {"participant": {"type": "string"}, "hub_connected": {"type": "boolean"}}},
+                "Log": {"type": "object", "required": ["alarms_total", "alarms"], "properties": {
+                    "last_verified_head": {"type": ["object", "null"]}, "alarms_total": {"type": "integer"}, "alarms": {"type": "array", "items": {"type": "object"}}
                 }}
             }
         },
         "security": [{"bearer": []}],
         "paths": {
+            "/api/v1/openapi.json": {"get": {"summary": "This document", "security": [], "responses": {"200": {"description": "the OpenAPI document", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
             "/api/v1/documents": {"post": {
                 "summary": "Sign and queue a document for another country",
                 "parameters": [
                     {"name": "to", "in": "query", "required": true, "schema": {"type": "string"}, "description": "recipient, ISO 3166-1 alpha-2"},
                     {"name": "type", "in": "query", "required": true, "schema": {"type": "string", "enum": ["e-co", "e-phyto", "e-invoice"]}},
                     {"name": "document_id", "in": "query", "schema": {"type": "string"}, "description": "document number; read from the document when absent"},
-                    {"name": "supersedes", "in": "query", "schema": {"type": "string"}},
-                    {"name": "in_reply_to", "in": "query", "schema": {"type": "string"}},
-                    {"name": "wait", "in": "query", "schema": {"type": "integer"}, "description": "seconds to wait for the hub's receipt"}
+                    {"name": "supersedes", "in": "query", "schema": {"type": "string", "format": "uuid"}},
+                    {"name": "in_reply_to", "in": "query", "schema": {"type": "string", "format": "uuid"}},
+                    {"name": "wait", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 600}, "description": "seconds to wait for the hub's receipt"}
                 ],
-                "requestBody": {"required": true, "content": {"application/xml": {"schema": {"type": "string"}}, "application/json": {"schema": {"type": "object", "description": "a JSON e-CO: an object with a certificateOfOrigin object"}}}},
-                "responses": {
-                    "202": {"description": "queued", "content": json(serde_json::json!({"$ref": "#/components/schemas/Sent"}))["content"]},
-                    "200": {"description": "accepted by the hub (with wait)", "content": json(serde_json::json!({"$ref": "#/components/schemas/Sent"}))["content"]},
-                    "422": {"description": "refused: the problems, each with field, rule and message; nothing was queued. CONTENT_CHECK_FAILED: a content check FAILs (each problem's field is content_check.<check>, its rule the check's rule)", "content": json(error.clone())["content"]},
-                    "413": {"description": "larger than max_payload_bytes", "content": json(error.clone())["content"]},
-                    "408": {"description": "BODY_TIMEOUT: the body came slower than the minimum rate after the grace period, or stopped for the idle timeout; nothing was queued and the connection is closed", "content": json(error.clone())["content"]},
-                    "503": {"description": "NO_ROOM_TO_SEND: no room among payload_in_flight_mib within room_wait_secs (or the spoke's store is unavailable); retry after Retry-After seconds", "headers": {"Retry-After": {"schema": {"type": "integer"}}}, "content": json(error.clone())["content"]}
-                }
+                "requestBody": {"required": true, "description": "the document's bytes, as signed; any media type (the document is recognised by its content)", "content": {"application/xml": {"schema": {"type": "string"}}, "application/json": {"schema": {"type": "object", "description": "a JSON e-CO: an object with a certificateOfOrigin object"}}, "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+                "responses": send_responses
             }},
-            "/api/v1/documents/{id}": {"get": {"summary": "State and history of a document sent", "parameters": [id.clone()], "responses": {"200": {"description": "status, transitions, acknowledgement, responses"}, "404": {"description": "unknown", "content": json(error.clone())["content"]}}}},
-            "/api/v1/inbox": {"get": {"summary": "Documents received, in arrival order", "parameters": [{"name": "since", "in": "query", "schema": {"type": "integer"}, "description": "only after this cursor"}, {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}, "description": "at most this many (default and most 1000): page on with since = the last cursor received"}], "responses": {"200": {"description": "items", "content": json(serde_json::json!({"type": "array", "items": {"$ref": "#/components/schemas/InboxItem"}}))["content"]}}}},
-            "/api/v1/inbox/{id}": {"get": {"summary": "A received document: fields, summary, verification, evidence", "parameters": [id.clone()], "responses": {"200": {"description": "the inbox record"}, "404": {"description": "unknown", "content": json(error.clone())["content"]}}}},
-            "/api/v1/inbox/{id}/payload": {"get": {"summary": "The document's bytes as received", "parameters": [id.clone()], "responses": {"200": {"description": "the document", "content": {"application/octet-stream": {}}}, "500": {"description": "STORE_CORRUPT: the stored payload fails its checksum and is not served", "content": json(error.clone())["content"]}}}},
-            "/api/v1/inbox/{id}/answer": {"post": {"summary": "Answer a received document (accepted or rejected, with a reason)", "parameters": [id.clone()], "requestBody": json(serde_json::json!({"type": "object", "required": ["decision"], "properties": {"decision": {"type": "string", "enum": ["accepted", "rejected"]}, "reason": {"type": "string"}, "wait": {"type": "integer"}}})), "responses": {"202": {"description": "queued"}, "200": {"description": "accepted by the hub"}}}},
-            "/api/v1/inbox/{id}/evidence": {"get": {"summary": "An evidence bundle for offline verification", "parameters": [id], "responses": {"200": {"description": "the bundle"}}}},
-            "/api/v1/trust-list": {"get": {"summary": "The trust list held and its freshness", "responses": {"200": {"description": "the list"}}}},
-            "/api/v1/health": {"get": {"summary": "Participant and hub connection", "responses": {"200": {"description": "health"}}}}
+            "/api/v1/documents/{id}": status_op.clone(),
+            "/api/v1/sent/{id}/status": status_op,
+            "/api/v1/inbox": {"get": {"summary": "Documents received, in arrival order", "parameters": [{"name": "since", "in": "query", "schema": {"type": "integer", "minimum": 0}, "description": "only after this cursor"}, {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}, "description": "at most this many (default and most 1000): page on with since = the last cursor received"}], "responses": common(json!({"200": {"description": "items", "content": {"application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/InboxItem"}}}}}}), true)}},
+            "/api/v1/inbox/{id}": {"get": {"summary": "A received document: fields, summary, verification, evidence", "parameters": [id.clone(), sender.clone()], "responses": found(answer("the inbox record", "InboxDetail"))}},
+            "/api/v1/inbox/{id}/payload": {"get": {"summary": "The document's bytes as received", "parameters": [id.clone(), sender.clone()], "responses": found(json!({"description": "the document, with the content type its header declares", "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}))}},
+            "/api/v1/inbox/{id}/answer": {"post": {"summary": "Answer a received document (accepted or rejected, with a reason)", "parameters": [id.clone()], "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["decision"], "properties": {"decision": {"type": "string", "enum": ["accepted", "rejected"]}, "reason": {"type": "string"}, "wait": {"type": "integer"}}}}}}, "responses": answer_responses}},
+            "/api/v1/inbox/{id}/evidence": {"get": {"summary": "An evidence bundle for offline verification", "parameters": [id, sender], "responses": found(answer("the bundle", "Evidence"))}},
+            "/api/v1/trust-list": {"get": {"summary": "The trust list held and its freshness", "responses": {
+                "200": answer("the list", "TrustList"),
+                "401": error("UNAUTHENTICATED: no valid bearer token"),
+                "503": error("NO_TRUST_LIST: the hub has not been reached yet; retry after Retry-After seconds")
+            }}},
+            "/api/v1/log": {"get": {"summary": "The exchange log as this spoke audits it: the last verified tree head and the alarms", "responses": common(json!({"200": answer("the audit", "Log")}), true)}},
+            "/api/v1/health": {"get": {"summary": "Participant and hub connection", "responses": {"200": answer("health", "Health"), "401": error("UNAUTHENTICATED: no valid bearer token")}}}
         }
     })
 }
