@@ -2,12 +2,14 @@
 //! the same fixed inputs and compared with the values the document states, so that the
 //! document and the code cannot drift apart. Every signature is also verified, and the world
 //! the vectors describe is opened as a spoke opens it (trust list with the anchor, envelope,
-//! receipt, acknowledgements, log proofs).
+//! receipt, acknowledgements, log proofs). Where `openssl` is installed, every signature is
+//! made again by OpenSSL from the same PKCS#8 key files and compared: another implementation
+//! of Ed25519 agrees with the values.
 //!
 //! To print the values in the document's form (after a deliberate change of the wire format):
 //! `CARAVAN_PRINT_VECTORS=1 cargo test -p caravan-proto --test protocol_vectors -- --nocapture`.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, path::Path, process::Command};
 
 use base64::Engine;
 use caravan_common::{
@@ -46,16 +48,16 @@ fn pkcs8_v1(seed: &[u8; 32]) -> Vec<u8> {
     der
 }
 
-/// Load the key of `seed` the way a spoke or the hub does: from a PKCS#8 PEM key file.
-fn key(seed: &[u8; 32]) -> SigningKey {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("signing.key");
+/// Load the key of `seed` the way a spoke or the hub does: from a PKCS#8 PEM key file, written
+/// in `dir` as `<name>.key`.
+fn key(seed: &[u8; 32], dir: &Path, name: &str) -> SigningKey {
+    let path = dir.join(format!("{name}.key"));
     let body = base64::engine::general_purpose::STANDARD.encode(pkcs8_v1(seed));
     let pem = format!("-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----\n");
     std::fs::write(&path, pem).unwrap();
     let key = SigningKey::load(&path).unwrap();
     // The file `save` writes for it is the same DER.
-    let again = dir.path().join("again.key");
+    let again = dir.join(format!("{name}-again.key"));
     key.save(&again).unwrap();
     let written = std::fs::read_to_string(&again).unwrap();
     let b64: String = written
@@ -69,6 +71,33 @@ fn key(seed: &[u8; 32]) -> SigningKey {
         pkcs8_v1(seed)
     );
     key
+}
+
+/// Another implementation's signature: OpenSSL's Ed25519 over `message` with the key file
+/// `dir/<name>.key`, or `None` where `openssl` is not installed.
+fn openssl_sign(dir: &Path, name: &str, message: &[u8]) -> Option<Vec<u8>> {
+    let input = dir.join("message.bin");
+    std::fs::write(&input, message).unwrap();
+    let out = Command::new("openssl")
+        .args(["pkeyutl", "-sign", "-rawin", "-inkey"])
+        .arg(dir.join(format!("{name}.key")))
+        .arg("-in")
+        .arg(&input)
+        .output()
+        .map_err(|e| {
+            eprintln!("openssl not run ({e}): the vectors were checked with Caravan's code only")
+        })
+        .ok()?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(out.stdout)
+}
+
+fn signature(s: &Option<v1::Signature>) -> &[u8] {
+    &s.as_ref().expect("signed").signature
 }
 
 fn pid(s: &str) -> ParticipantId {
@@ -166,10 +195,11 @@ fn the_documents_test_vectors_are_what_the_code_computes() {
 
     // ---- 13.1 Keys.
     let names = [("kz", 0x01), ("cn", 0x41), ("hub", 0x21), ("anchor", 0x61)];
+    let dir = tempfile::tempdir().unwrap();
     let mut keys = BTreeMap::new();
     for (name, first) in names {
         let s = seed(first);
-        let k = key(&s);
+        let k = key(&s, dir.path(), name);
         v.hex(&format!("{name}.seed"), &s);
         v.hex(&format!("{name}.pkcs8_der"), &pkcs8_v1(&s));
         v.hex(&format!("{name}.public_key"), k.public().raw());
@@ -466,6 +496,49 @@ fn the_documents_test_vectors_are_what_the_code_computes() {
         ..five.clone()
     };
     log::verify_consistency(&three, &five, &wire(&consistency)).unwrap();
+
+    // ---- Every signature again with another implementation (OpenSSL), where installed:
+    // Ed25519 is deterministic, so the same key over the same PAE gives the same bytes.
+    let signed: [(&str, Purpose, &[u8], &[u8]); 6] = [
+        ("kz", Purpose::Header, &env.header, &header_sig),
+        (
+            "anchor",
+            Purpose::TrustList,
+            &signed_list.body,
+            signature(&signed_list.signature),
+        ),
+        (
+            "hub",
+            Purpose::Receipt,
+            &signed_receipt.body,
+            signature(&signed_receipt.signature),
+        ),
+        (
+            "cn",
+            Purpose::Ack,
+            &signed_ack.body,
+            signature(&signed_ack.signature),
+        ),
+        (
+            "cn",
+            Purpose::Ack,
+            &signed_rejection.body,
+            signature(&signed_rejection.signature),
+        ),
+        (
+            "hub",
+            Purpose::TreeHead,
+            &head.body,
+            signature(&head.signature),
+        ),
+    ];
+    for (name, purpose, body, sig) in signed {
+        if let Some(theirs) = openssl_sign(dir.path(), name, &pae(purpose.payload_type(), body)) {
+            assert_eq!(theirs, sig, "{purpose:?} signed by {name}");
+        } else {
+            break;
+        }
+    }
 
     // ---- Compare with the document.
     if std::env::var_os("CARAVAN_PRINT_VECTORS").is_some() {
