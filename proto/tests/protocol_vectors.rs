@@ -562,3 +562,42 @@ fn the_documents_test_vectors_are_what_the_code_computes() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// Section 12's table names every refusal code, each with the gRPC code the hub and spokes
+/// give it (`caravan_proto::status::grpc_code`).
+#[test]
+fn the_documents_refusal_table_is_the_codes_mapping() {
+    use tonic::Code;
+    let start = DOC
+        .find("\n## 12.")
+        .expect("section 12 of docs/protocol.md");
+    let section = &DOC[start..start + DOC[start..].find("\n## 13.").expect("section 13")];
+    let rows: BTreeMap<&str, &str> = section
+        .lines()
+        .filter_map(|line| {
+            let mut cells = line.split('|').map(str::trim).skip(1);
+            let code = cells.next()?.strip_prefix('`')?.strip_suffix('`')?;
+            Some((code, cells.next()?))
+        })
+        .collect();
+    for code in RefusalCode::ALL {
+        let grpc = match caravan_proto::status::grpc_code(*code) {
+            Code::Unauthenticated => "UNAUTHENTICATED",
+            Code::PermissionDenied => "PERMISSION_DENIED",
+            Code::InvalidArgument => "INVALID_ARGUMENT",
+            Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+            Code::OutOfRange => "OUT_OF_RANGE",
+            Code::FailedPrecondition => "FAILED_PRECONDITION",
+            Code::AlreadyExists => "ALREADY_EXISTS",
+            Code::NotFound => "NOT_FOUND",
+            Code::DataLoss => "DATA_LOSS",
+            other => panic!("{code} maps to {other:?}, which this test does not name"),
+        };
+        assert_eq!(
+            rows.get(code.as_str()).copied(),
+            Some(grpc),
+            "section 12 of docs/protocol.md: {code}"
+        );
+    }
+    assert_eq!(rows.len(), RefusalCode::ALL.len(), "{rows:?}");
+}
