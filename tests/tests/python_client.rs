@@ -136,3 +136,27 @@ async fn the_python_reference_client_exchanges_with_a_caravan_spoke() {
         "{report}"
     );
 }
+
+/// The client's protocol code computes the test vectors of docs/protocol.md section 13 with
+/// Python's own libraries, and refuses each tampering of a delivery with the right code.
+#[test]
+fn the_python_client_agrees_with_the_protocol_vectors() {
+    if !python_ready() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must have the Python client's packages: .ci/run installs them"
+        );
+        eprintln!("SKIPPED the_python_client_agrees_with_the_protocol_vectors: no Python packages");
+        return;
+    }
+    let out = std::process::Command::new("python3")
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../clients/python"))
+        .args(["-m", "unittest", "discover", "-s", "tests", "-t", "."])
+        .output()
+        .expect("python3 runs");
+    let report = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && report.contains("Ran 4 tests"),
+        "{report}"
+    );
+}
