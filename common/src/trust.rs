@@ -267,6 +267,15 @@ pub struct HubKey {
     pub not_after: Option<Timestamp>,
 }
 
+impl HubKey {
+    /// Whether the key could sign at `at` (a receipt's acceptance time, a tree head's
+    /// timestamp): a key rotated out stays valid for what it signed before, and a key signs
+    /// nothing dated before it was added.
+    pub fn valid_at(&self, at: Timestamp) -> bool {
+        self.not_before.is_none_or(|nb| at >= nb) && self.not_after.is_none_or(|na| at <= na)
+    }
+}
+
 /// Whether documents may flow along a corridor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum CorridorState {

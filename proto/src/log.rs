@@ -71,11 +71,17 @@ pub fn verify_head(signed: &v1::SignedTreeHead, trust: &TrustSet) -> Result<Tree
         })?;
     let body = v1::TreeHeadBody::decode(signed.body.as_slice())
         .map_err(|e| bad(format!("tree head does not decode: {e}")))?;
+    let timestamp = Timestamp::from_millis(body.timestamp_ms);
+    if !key.valid_at(timestamp) {
+        return Err(bad(format!(
+            "hub key {key_id} was not valid at the tree head's time {timestamp}"
+        )));
+    }
     Ok(TreeHead {
         size: body.tree_size,
         root: digest32(&body.root_hash)
             .ok_or_else(|| bad("tree head root_hash is not 32 bytes"))?,
-        timestamp: Timestamp::from_millis(body.timestamp_ms),
+        timestamp,
         key_id,
     })
 }

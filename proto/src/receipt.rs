@@ -66,6 +66,12 @@ pub fn verify(signed: &v1::SignedReceipt, trust: &TrustSet) -> Result<Receipt, R
             receipt.key_id
         )));
     }
+    if !key.valid_at(receipt.accepted_at) {
+        return Err(bad(format!(
+            "hub key {key_id} was not valid at the receipt's acceptance time {}",
+            receipt.accepted_at
+        )));
+    }
     Ok(receipt)
 }
 
@@ -113,5 +119,35 @@ mod tests {
             verify(&forged, &trust).unwrap_err().code,
             RefusalCode::BadReceipt
         );
+    }
+
+    /// A rotated-out hub key still vouches for what it signed while valid, and for nothing
+    /// dated outside its validity.
+    #[test]
+    fn a_receipt_is_judged_by_its_hub_key_at_its_acceptance_time() {
+        let hub = SigningKey::generate();
+        let r = receipt(&hub);
+        let at = r.accepted_at.as_millis();
+        let with = |not_before: Option<i64>, not_after: Option<i64>| {
+            let key = HubKey {
+                public_key: hub.public().clone(),
+                not_before: not_before.map(Timestamp::from_millis),
+                not_after: not_after.map(Timestamp::from_millis),
+            };
+            TrustSet::new(Default::default(), [], [], [key], []).unwrap()
+        };
+        let signed = issue(&r, &hub);
+        assert!(verify(&signed, &with(Some(at - 1000), Some(at + 1000))).is_ok());
+        assert!(verify(&signed, &with(Some(at), Some(at))).is_ok());
+        for trust in [with(Some(at + 1), None), with(None, Some(at - 1))] {
+            let refused = verify(&signed, &trust).unwrap_err();
+            assert_eq!(refused.code, RefusalCode::BadReceipt);
+            assert!(
+                refused
+                    .detail
+                    .contains("was not valid at the receipt's acceptance time"),
+                "{refused}"
+            );
+        }
     }
 }

@@ -49,6 +49,13 @@ pub fn open(
         })?;
     let list = v1::TrustList::decode(signed.body.as_slice())
         .map_err(|e| invalid(format!("does not decode: {e}")))?;
+    // The body names its signer too (empty only in lists of tests that build one by hand).
+    if !list.anchor_key_id.is_empty() && list.anchor_key_id != key_id.to_string() {
+        return Err(invalid(format!(
+            "the list names anchor key {}, but key {key_id} signed it",
+            list.anchor_key_id
+        )));
+    }
     let set = trust_set(&list)?;
     Ok((list, set))
 }
@@ -132,8 +139,13 @@ pub fn trust_set(list: &v1::TrustList) -> Result<TrustSet, Refusal> {
         .hub_keys
         .iter()
         .map(|k| {
+            let what = format!("hub key {}", k.key_id);
+            let public_key = public_key(&k.public_key, &what)?;
+            if public_key.key_id().to_string() != k.key_id {
+                return Err(invalid(format!("{what}: id does not match the public key")));
+            }
             Ok(HubKey {
-                public_key: public_key(&k.public_key, &format!("hub key {}", k.key_id))?,
+                public_key,
                 not_before: time(k.not_before_ms),
                 not_after: time(k.not_after_ms),
             })
@@ -280,15 +292,36 @@ mod tests {
             open(&tampered, anchor.public()).unwrap_err().code,
             RefusalCode::InvalidTrustList
         );
-        // A validly signed list with an inconsistent entry is refused as a whole.
+        // A validly signed list with an inconsistent entry is refused as a whole: a key, or
+        // a hub key, whose id is not its public key's, or a body naming another anchor.
         let mut bad = l.clone();
         bad.keys[0].key_id = "0000000000000000".into();
-        assert_eq!(
-            open(&sign(&bad, &anchor), anchor.public())
-                .unwrap_err()
-                .code,
-            RefusalCode::InvalidTrustList
-        );
+        let hub = SigningKey::generate();
+        let mut bad_hub = l.clone();
+        bad_hub.hub_keys = vec![v1::HubKey {
+            key_id: kz.key_id().to_string(),
+            public_key: raw(&hub),
+            ..Default::default()
+        }];
+        let mut other_anchor = l.clone();
+        other_anchor.anchor_key_id = impostor.key_id().to_string();
+        for (list, says) in [
+            (bad, "key 0000000000000000: id does not match"),
+            (bad_hub, "id does not match the public key"),
+            (other_anchor, "the list names anchor key"),
+        ] {
+            let refused = open(&sign(&list, &anchor), anchor.public()).unwrap_err();
+            assert_eq!(refused.code, RefusalCode::InvalidTrustList);
+            assert!(refused.detail.contains(says), "{refused}");
+        }
+        let mut good_hub = l.clone();
+        good_hub.anchor_key_id = anchor.key_id().to_string();
+        good_hub.hub_keys = vec![v1::HubKey {
+            key_id: hub.key_id().to_string(),
+            public_key: raw(&hub),
+            ..Default::default()
+        }];
+        assert!(open(&sign(&good_hub, &anchor), anchor.public()).is_ok());
     }
 
     /// `TrustedParticipant` and `TrustList` as spokes from before countries and issuing
