@@ -51,6 +51,7 @@ use cookie::{Cookie, SameSite};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use crate::{
+    checks::{self, CheckName, Outcome},
     config::{ConsoleConfig, Officer},
     document,
     i18n::{
@@ -66,6 +67,7 @@ use crate::{
 use super::{
     Api,
     login_guard::{ACCOUNT_FAILURES, LoginGuard, MAX_USER_BYTES, Refusal},
+    views::VerdictView,
 };
 
 /// How long a session lasts.
@@ -152,6 +154,7 @@ table{border-collapse:collapse;width:100%;background:#fff}td,th{padding:.4rem .5
 form.filters{display:flex;flex-wrap:wrap;gap:.5rem;margin-bottom:1rem}input,select,button{font-size:1rem;padding:.35rem}\
 pre{white-space:pre-wrap;word-break:break-all;max-height:30rem;overflow:auto;background:#fff;padding:.5rem}\
 .qr{float:right;max-width:14rem;margin-left:1rem}.pages a{margin-right:1rem}\
+.flag{display:inline-block;border:1px solid;border-radius:.3rem;padding:0 .3rem;margin:0 0 0 .3rem;font-size:.85rem}\
 @media print{header,form,.noprint{display:none}body{background:#fff}}";
 
 /// The stylesheet, served as a file so that the Content-Security-Policy needs no inline style.
@@ -664,13 +667,24 @@ impl Filters {
                     .is_some_and(|t| t.as_str().eq_ignore_ascii_case(self.document_type.trim())))
             && (self.country.trim().is_empty()
                 || r.sender.as_str().eq_ignore_ascii_case(self.country.trim()))
-            && match self.status.as_str() {
-                "verified" => matches!(r.verification, Verification::Verified { .. }),
-                "rejected" => matches!(r.verification, Verification::Rejected { .. }),
-                _ => true,
-            }
+            && self.result_matches(r)
             && (self.from.is_empty() || date >= self.from.as_str())
             && (self.to.is_empty() || date <= self.to.as_str())
+    }
+
+    /// The result filter, in any case: the signature's verdict (`verified`, `rejected`), or
+    /// what the content checks found (`consistent`, `warnings`, `inconsistent`; a document
+    /// whose content was not checked matches none of these).
+    fn result_matches(&self, r: &InboxRecord) -> bool {
+        let content = |status: &str| VerdictView::of(r).is_some_and(|v| v.status == status);
+        match self.status.trim().to_ascii_lowercase().as_str() {
+            "verified" => matches!(r.verification, Verification::Verified { .. }),
+            "rejected" => matches!(r.verification, Verification::Rejected { .. }),
+            "consistent" => content("GENUINE_AND_CONSISTENT"),
+            "warnings" => content("GENUINE_WITH_WARNINGS"),
+            "inconsistent" => content("GENUINE_BUT_INCONSISTENT"),
+            _ => true,
+        }
     }
 }
 
@@ -694,6 +708,40 @@ fn verdict_cell(lang: Lang, v: &Verification) -> Markup {
             }
             Verification::Rejected { code, .. } => {
                 span.fail { (lang.f("verdict.not_genuine", &[("code", &code.as_str())])) }
+            }
+        }
+    }
+}
+
+/// The inbox list's flags for what the content checks found: DUPLICATE (the number came
+/// before), REPLACED (with a link to the replacement), and FAIL or WARN for any other failing
+/// or warning check; each flag's title says why, in words.
+fn content_flags(lang: Lang, r: &InboxRecord) -> Markup {
+    let says = |c: &checks::Check| lang.message(&c.message_key, &c.params);
+    let duplicate = r
+        .checks
+        .iter()
+        .find(|c| c.check == CheckName::Duplicate && c.rule == "DUPLICATE_NUMBER");
+    let replaced = r.replaced_by();
+    let other = |outcome: Outcome| {
+        r.checks
+            .iter()
+            .find(|c| c.outcome == outcome && c.rule != "DUPLICATE_NUMBER" && c.rule != "REPLACED")
+    };
+    html! {
+        @if let Some(c) = other(Outcome::Fail) {
+            span.flag.fail title=(says(c)) { (lang.t("inbox.flag_fail")) }
+        }
+        @if let Some(c) = other(Outcome::Warn) {
+            span.flag.warn title=(says(c)) { (lang.t("inbox.flag_warn")) }
+        }
+        @if let Some(c) = duplicate {
+            span.flag.fail title=(says(c)) { (lang.t("inbox.flag_duplicate")) }
+        }
+        @if let Some(by) = replaced {
+            a.flag.warn href={ "/console/documents/" (by) }
+                title=(lang.f("inbox.replaced_by", &[("message", &by)])) {
+                (lang.t("inbox.flag_replaced"))
             }
         }
     }
@@ -742,6 +790,9 @@ fn inbox_body(lang: Lang, clock: &Clock, f: &Filters, total: u64, listed: &Inbox
                 ("", lang.t("inbox.any_result")),
                 ("verified", lang.t("inbox.verified")),
                 ("rejected", lang.t("inbox.rejected")),
+                ("consistent", lang.t("inbox.consistent")),
+                ("warnings", lang.t("inbox.warnings")),
+                ("inconsistent", lang.t("inbox.inconsistent")),
             ]))
             label { (lang.t("inbox.from")) " " input type="date" name="from" value=(f.from); }
             label { (lang.t("inbox.to")) " " input type="date" name="to" value=(f.to); }
@@ -782,7 +833,7 @@ fn inbox_body(lang: Lang, clock: &Clock, f: &Filters, total: u64, listed: &Inbox
                         td { (type_name(lang, r.document_type)) }
                         td { (r.sender.as_str()) }
                         td { (clock.format_short(r.received_at)) }
-                        td { (verdict_cell(lang, &r.verification)) }
+                        td { (verdict_cell(lang, &r.verification)) (content_flags(lang, r)) }
                     }
                 }
                 @if records.is_empty() {
@@ -843,11 +894,39 @@ async fn inbox(
     .into_response()
 }
 
-/// One line of the verification panel: passed (`Some(true)`), failed, or information.
+/// How a line of the verification panel came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mark {
+    Pass,
+    Warn,
+    Fail,
+    /// Information, neither passed nor failed.
+    Info,
+}
+
+impl Mark {
+    fn of(passed: bool) -> Self {
+        if passed { Self::Pass } else { Self::Fail }
+    }
+}
+
+impl From<Outcome> for Mark {
+    fn from(o: Outcome) -> Self {
+        match o {
+            Outcome::Pass => Self::Pass,
+            Outcome::Warn => Self::Warn,
+            Outcome::Fail => Self::Fail,
+        }
+    }
+}
+
+/// One line of the verification panel: how it came out and why, and the document it names
+/// (a replacement, an earlier copy), linked.
 struct CheckLine {
     name: &'static str,
-    ok: Option<bool>,
+    mark: Mark,
     detail: String,
+    link: Option<MessageId>,
 }
 
 /// A key's status in words.
@@ -861,8 +940,13 @@ fn key_status(lang: Lang, status: KeyStatus) -> &'static str {
 }
 
 /// The verification panel: each check, and why it passed or failed, in `lang`, times on
-/// `clock`.
-fn checks(c: &Console, lang: Lang, r: &InboxRecord, all: &[InboxRecord]) -> Vec<CheckLine> {
+/// `clock`; `replacement` the document that replaced this one, if one arrived.
+fn checks(
+    c: &Console,
+    lang: Lang,
+    r: &InboxRecord,
+    replacement: Option<&InboxRecord>,
+) -> Vec<CheckLine> {
     let clock = &c.clock;
     let mut lines = Vec::new();
     let held = c.api.hub.trust().current();
@@ -870,20 +954,23 @@ fn checks(c: &Console, lang: Lang, r: &InboxRecord, all: &[InboxRecord]) -> Vec<
         Verification::Verified { notes } => {
             lines.push(CheckLine {
                 name: lang.t("check.signature"),
-                ok: Some(true),
+                mark: Mark::Pass,
+                link: None,
                 detail: lang.f("detail.signature_ok", &[("sha256", &r.payload_sha256)]),
             });
             for n in notes {
                 lines.push(CheckLine {
                     name: lang.t("check.note"),
-                    ok: None,
+                    mark: Mark::Info,
+                    link: None,
                     detail: lang.f("detail.note", &[("code", &n.code), ("message", &n.message)]),
                 });
             }
         }
         Verification::Rejected { code, reason } => lines.push(CheckLine {
             name: lang.t("check.signature"),
-            ok: Some(false),
+            mark: Mark::Fail,
+            link: None,
             detail: lang.f("detail.rejected", &[("code", code), ("reason", reason)]),
         }),
     }
@@ -894,10 +981,11 @@ fn checks(c: &Console, lang: Lang, r: &InboxRecord, all: &[InboxRecord]) -> Vec<
                 let status = entry.status(at);
                 lines.push(CheckLine {
                     name: lang.t("check.signing_key"),
-                    ok: Some(
+                    mark: Mark::of(
                         status == KeyStatus::Active
                             || entry.revoked.as_ref().is_some_and(|rv| rv.at > at),
                     ),
+                    link: None,
                     detail: lang.f(
                         "detail.key",
                         &[
@@ -913,7 +1001,8 @@ fn checks(c: &Console, lang: Lang, r: &InboxRecord, all: &[InboxRecord]) -> Vec<
                     let allowed = entry.document_types.contains(&t);
                     lines.push(CheckLine {
                         name: lang.t("check.issuer_allowed"),
-                        ok: Some(allowed),
+                        mark: Mark::of(allowed),
+                        link: None,
                         detail: lang.f(
                             "detail.issuer_allowed",
                             &[
@@ -930,20 +1019,23 @@ fn checks(c: &Console, lang: Lang, r: &InboxRecord, all: &[InboxRecord]) -> Vec<
             }
             None => lines.push(CheckLine {
                 name: lang.t("check.signing_key"),
-                ok: Some(false),
+                mark: Mark::Fail,
+                link: None,
                 detail: lang.f("detail.key_not_listed", &[("key", &key)]),
             }),
         },
         _ => lines.push(CheckLine {
             name: lang.t("check.signing_key"),
-            ok: Some(false),
+            mark: Mark::Fail,
+            link: None,
             detail: lang.t("detail.key_unknown").into(),
         }),
     }
     lines.push(match (r.hub_sequence, r.accepted_at) {
         (Some(seq), Some(at)) => CheckLine {
             name: lang.t("check.hub_receipt"),
-            ok: Some(true),
+            mark: Mark::Pass,
+            link: None,
             detail: lang.f(
                 "detail.receipt_ok",
                 &[("accepted", &clock.format(at)), ("sequence", &seq)],
@@ -951,31 +1043,36 @@ fn checks(c: &Console, lang: Lang, r: &InboxRecord, all: &[InboxRecord]) -> Vec<
         },
         _ => CheckLine {
             name: lang.t("check.hub_receipt"),
-            ok: Some(false),
+            mark: Mark::Fail,
+            link: None,
             detail: lang.t("detail.receipt_missing").into(),
         },
     });
     lines.push(match &r.evidence.ack {
         Some(_) => CheckLine {
             name: lang.t("check.acknowledgement"),
-            ok: Some(true),
+            mark: Mark::Pass,
+            link: None,
             detail: lang.t("detail.ack_sent").into(),
         },
         None => CheckLine {
             name: lang.t("check.acknowledgement"),
-            ok: None,
+            mark: Mark::Info,
+            link: None,
             detail: lang.t("detail.ack_pending").into(),
         },
     });
     lines.push(match &held {
         Some(h) if h.set.info.is_fresh(Timestamp::now()) => CheckLine {
             name: lang.t("check.trust_list"),
-            ok: Some(true),
+            mark: Mark::Pass,
+            link: None,
             detail: lang.f("detail.trust_fresh", &[("version", &h.set.info.version)]),
         },
         Some(h) => CheckLine {
             name: lang.t("check.trust_list"),
-            ok: Some(false),
+            mark: Mark::Fail,
+            link: None,
             detail: lang.f(
                 "detail.trust_stale",
                 &[
@@ -993,18 +1090,30 @@ fn checks(c: &Console, lang: Lang, r: &InboxRecord, all: &[InboxRecord]) -> Vec<
         },
         None => CheckLine {
             name: lang.t("check.trust_list"),
-            ok: Some(false),
+            mark: Mark::Fail,
+            link: None,
             detail: lang.t("detail.trust_none").into(),
         },
     });
-    let replacements: Vec<&InboxRecord> = all
-        .iter()
-        .filter(|o| o.sender == r.sender && o.supersedes == Some(r.message_id))
-        .collect();
-    lines.push(match replacements.first() {
-        Some(n) => CheckLine {
+    // What the document says (the content checks, when it verified and was understood); the
+    // `replaced` check is the "current" line below, which every document has.
+    for check in r.checks.iter().filter(|c| c.check != CheckName::Replaced) {
+        lines.push(CheckLine {
+            name: lang
+                .lookup(&format!("content_check.name_{}", check.check.as_str()))
+                .unwrap_or(check.check.as_str()),
+            mark: check.outcome.into(),
+            detail: lang.message(&check.message_key, &check.params),
+            link: (check.rule == "DUPLICATE_NUMBER")
+                .then(|| check.params.get("earlier")?.parse().ok())
+                .flatten(),
+        });
+    }
+    let replaced_by = replacement.map(|n| n.message_id).or(r.replaced_by());
+    lines.push(match (replaced_by, replacement) {
+        (Some(_), Some(n)) => CheckLine {
             name: lang.t("check.current"),
-            ok: Some(false),
+            mark: Mark::Warn,
             detail: lang.f(
                 "detail.replaced",
                 &[
@@ -1013,49 +1122,58 @@ fn checks(c: &Console, lang: Lang, r: &InboxRecord, all: &[InboxRecord]) -> Vec<
                     ("received", &clock.format(n.received_at)),
                 ],
             ),
+            link: Some(n.message_id),
         },
-        None => CheckLine {
+        (Some(by), None) => CheckLine {
             name: lang.t("check.current"),
-            ok: Some(true),
+            mark: Mark::Warn,
+            detail: lang.f("content_check.replaced", &[("replacement", &by)]),
+            link: Some(by),
+        },
+        (None, _) => CheckLine {
+            name: lang.t("check.current"),
+            mark: Mark::Pass,
             detail: lang.t("detail.not_replaced").into(),
+            link: None,
         },
     });
     if let Some(old) = r.supersedes {
         lines.push(CheckLine {
             name: lang.t("check.replaces"),
-            ok: None,
+            mark: Mark::Info,
+            link: None,
             detail: lang.f("detail.replaces", &[("message", &old)]),
         });
     }
     lines
 }
 
+/// A document of the inbox by its message id, the document that replaced it (if one
+/// arrived), and its payload.
 async fn load(
     c: &Console,
     lang: Lang,
     id: &str,
-) -> Result<(InboxRecord, Vec<InboxRecord>, Vec<u8>), Response> {
+) -> Result<(InboxRecord, Option<InboxRecord>, Vec<u8>), Response> {
     let not_found = || (StatusCode::NOT_FOUND, lang.t("error.no_such_document")).into_response();
     let id: MessageId = id.parse().map_err(|_| not_found())?;
     let store = c.api.store.clone();
     let result = blocking(move || {
-        let record = store.inbox_find(id)?.into_iter().next();
-        let (payload, replacements) = match &record {
-            Some(r) => (
-                store.payload(r.sender, r.message_id)?.unwrap_or_default(),
-                // Documents that replace this one (read a page at a time, not all at once).
-                store
-                    .inbox_matching(None, 1, |o| {
-                        o.sender == r.sender && o.supersedes == Some(r.message_id)
-                    })?
-                    .0
-                    .into_iter()
-                    .map(|(_, o)| o)
-                    .collect(),
-            ),
-            None => (Vec::new(), Vec::new()),
+        let Some(r) = store.inbox_find(id)?.into_iter().next() else {
+            return Ok(None);
         };
-        Ok((record, replacements, payload))
+        let payload = store.payload(r.sender, r.message_id)?.unwrap_or_default();
+        // The replacements index knows every replacement, whichever arrived first; the record
+        // names the one marked on it.
+        let by = match store.inbox_replacement_of(r.sender, r.message_id)? {
+            Some(by) => Some(by),
+            None => r.replaced_by(),
+        };
+        let replacement = match by {
+            Some(by) => store.inbox_entry(r.sender, by)?,
+            None => None,
+        };
+        Ok(Some((r, replacement, payload)))
     })
     .await
     .map_err(|e| {
@@ -1065,10 +1183,7 @@ async fn load(
         )
             .into_response()
     })?;
-    match result {
-        (Some(r), all, payload) => Ok((r, all, payload)),
-        _ => Err(not_found()),
-    }
+    result.ok_or_else(not_found)
 }
 
 /// What the document says, when it verified and is a document the spoke reads.
@@ -1148,14 +1263,20 @@ fn check_rows(lang: Lang, lines: &[CheckLine]) -> Markup {
         @for l in lines {
             tr {
                 td {
-                    @match l.ok {
-                        Some(true) => span.ok { (lang.t("verdict.pass")) },
-                        Some(false) => span.fail { (lang.t("verdict.fail")) },
-                        None => span.warn { (lang.t("verdict.info")) },
+                    @match l.mark {
+                        Mark::Pass => span.ok { (lang.t("verdict.pass")) },
+                        Mark::Warn => span.warn { (lang.t("verdict.warn")) },
+                        Mark::Fail => span.fail { (lang.t("verdict.fail")) },
+                        Mark::Info => span.warn { (lang.t("verdict.info")) },
                     }
                 }
                 th { (l.name) }
-                td { (l.detail) }
+                td {
+                    @match l.link {
+                        Some(id) => a href={ "/console/documents/" (id) } { (l.detail) },
+                        None => (l.detail),
+                    }
+                }
             }
         }
     }
@@ -1190,6 +1311,38 @@ fn document_from(lang: Lang, clock: &Clock, r: &InboxRecord) -> String {
     )
 }
 
+/// The verdict at the top of a document's page and its printout: a failed panel check (the
+/// signature, its key, the receipt, the trust list) first; else, for a document whose content
+/// was checked, genuine and consistent only when every content check passed, otherwise the
+/// failing (else warning) check in words; else, for a document never checked, genuine, with
+/// the replacement as a warning if one arrived.
+fn verdict_line(lang: Lang, r: &InboxRecord, lines: &[CheckLine], print: bool) -> Markup {
+    let headline = |v: &VerdictView| {
+        v.headline
+            .as_ref()
+            .map(|h| lang.message(&h.message_key, &h.params))
+            .unwrap_or_default()
+    };
+    let warned = lines.iter().find(|l| l.mark == Mark::Warn);
+    html! {
+        @if lines.iter().any(|l| l.mark == Mark::Fail) {
+            p.fail { (lang.t(if print { "verdict.failed_print" } else { "verdict.failed" })) }
+        } @else if let Some(v) = VerdictView::of(r) {
+            @match v.status.as_str() {
+                "GENUINE_AND_CONSISTENT" => p.ok { (lang.t("verdict.consistent")) },
+                "GENUINE_WITH_WARNINGS" => p.warn {
+                    (lang.f("verdict.with_warnings", &[("message", &headline(&v))]))
+                },
+                _ => p.fail { (lang.f("verdict.inconsistent", &[("message", &headline(&v))])) },
+            }
+        } @else if let Some(l) = warned {
+            p.warn { (lang.f("verdict.with_warnings", &[("message", &l.detail)])) }
+        } @else {
+            p.ok { (lang.t("verdict.genuine")) }
+        }
+    }
+}
+
 /// The document page's body: what it is, the verdict, each check, its fields, and the XML.
 fn document_body(
     lang: Lang,
@@ -1198,7 +1351,6 @@ fn document_body(
     lines: &[CheckLine],
     payload: &[u8],
 ) -> Markup {
-    let genuine = lines.iter().all(|l| l.ok != Some(false));
     let content = content_of(r, payload);
     let xml = String::from_utf8_lossy(payload);
     let shown: String = xml.chars().take(200_000).collect();
@@ -1209,11 +1361,7 @@ fn document_body(
             " · "
             a href={ "/console/documents/" (r.message_id) "/print" } { (lang.t("document.printable")) }
         }
-        @if genuine {
-            p.ok { (lang.t("verdict.genuine")) }
-        } @else {
-            p.fail { (lang.t("verdict.failed")) }
-        }
+        (verdict_line(lang, r, lines, false))
         @if let Some(c) = &content {
             (summary_block(lang, r.message_id, c))
         }
@@ -1243,11 +1391,11 @@ async fn document_page(
     let Some((user, csrf, lang)) = c.session(&headers) else {
         return to_login(&uri);
     };
-    let (r, all, payload) = match load(&c, lang, &id).await {
+    let (r, replacement, payload) = match load(&c, lang, &id).await {
         Ok(v) => v,
         Err(response) => return response,
     };
-    let lines = checks(&c, lang, &r, &all);
+    let lines = checks(&c, lang, &r, replacement.as_ref());
     page(
         lang,
         r.document_id
@@ -1513,11 +1661,11 @@ async fn print_page(
     let Some((user, csrf, lang)) = c.session(&headers) else {
         return to_login(&uri);
     };
-    let (r, all, payload) = match load(&c, lang, &id).await {
+    let (r, replacement, payload) = match load(&c, lang, &id).await {
         Ok(v) => v,
         Err(response) => return response,
     };
-    let lines = checks(&c, lang, &r, &all);
+    let lines = checks(&c, lang, &r, replacement.as_ref());
     let printed = Printed {
         at: SystemTime::now(),
         spoke: c.api.me.as_str(),
@@ -1555,7 +1703,6 @@ fn print_body(
     payload: &[u8],
     printed: &Printed,
 ) -> Markup {
-    let genuine = lines.iter().all(|l| l.ok != Some(false));
     let content = content_of(r, payload);
     let url = printed
         .public_url
@@ -1572,11 +1719,7 @@ fn print_body(
         p {
             (document_from(lang, clock, r))
         }
-        @if genuine {
-            p.ok { (lang.t("verdict.genuine")) }
-        } @else {
-            p.fail { (lang.t("verdict.failed_print")) }
-        }
+        (verdict_line(lang, r, lines, true))
         p.printed {
             (lang.f("print.printed", &[
                 ("at", &clock_minute(clock, printed.at)),
@@ -1673,7 +1816,8 @@ mod tests {
             Lang::default(),
             &[CheckLine {
                 name: "Signature",
-                ok: Some(false),
+                mark: Mark::Fail,
+                link: None,
                 detail: HOSTILE.into(),
             }],
         );
@@ -2114,7 +2258,8 @@ mod tests {
         let record = crate::store::fixtures::inbox_record("KZ");
         let lines = [CheckLine {
             name: "Signature",
-            ok: Some(true),
+            mark: Mark::Pass,
+            link: None,
             detail: "verifies".into(),
         }];
         let printed = Printed {
@@ -2146,7 +2291,8 @@ mod tests {
         // A failed check is the printout's headline too.
         let failed = [CheckLine {
             name: "Signature",
-            ok: Some(false),
+            mark: Mark::Fail,
+            link: None,
             detail: "BAD_SIGNATURE".into(),
         }];
         let body = print_body(
@@ -2174,5 +2320,164 @@ mod tests {
         .into_string();
         assert!(!body.contains("<svg") && !body.contains("http"), "{body}");
         assert!(body.contains("No QR code: this console has no public address configured"));
+    }
+
+    /// A verified record with these content checks.
+    fn checked(checks: Vec<checks::Check>) -> InboxRecord {
+        InboxRecord {
+            verification: Verification::Verified { notes: Vec::new() },
+            checks,
+            ..crate::store::fixtures::inbox_record("KZ")
+        }
+    }
+
+    fn line(
+        check: CheckName,
+        outcome: Outcome,
+        rule: &str,
+        params: &[(&str, &str)],
+    ) -> checks::Check {
+        checks::Check {
+            check,
+            outcome,
+            rule: rule.into(),
+            message_key: checks::message_key(rule),
+            params: params
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_verdict_heads_with_the_failing_content_check_in_words() {
+        let passed = |mark| CheckLine {
+            name: "Signature",
+            mark,
+            detail: "verifies".into(),
+            link: None,
+        };
+        let pass = line(CheckName::Header, Outcome::Pass, "HEADER_CONSISTENT", &[]);
+        let old = line(
+            CheckName::Dates,
+            Outcome::Warn,
+            "ISSUE_DATE_OLD",
+            &[
+                ("found", "2016-04-22"),
+                ("age_days", "3870"),
+                ("max_days", "90"),
+            ],
+        );
+        let mismatch = line(
+            CheckName::Issuer,
+            Outcome::Fail,
+            "EXPORT_COUNTRY_MISMATCH",
+            &[("found", "AR"), ("expected", "KZ")],
+        );
+        let en = Lang::default();
+        let ru = Lang::from_tag("ru").unwrap();
+        let render = |lang, r: &InboxRecord, print| {
+            verdict_line(lang, r, &[passed(Mark::Pass)], print).into_string()
+        };
+        assert!(
+            render(en, &checked(vec![pass.clone()]), false).contains(
+                "✔ Genuine and consistent: signed, current, unaltered, and what it says fits its sender and recipient."
+            )
+        );
+        let warned = render(en, &checked(vec![pass.clone(), old.clone()]), true);
+        assert!(
+            warned.contains(
+                "⚠ Genuine, with warnings: Issued 2016-04-22: 3870 days ago, older than 90 days."
+            ),
+            "{warned}"
+        );
+        let failed = render(
+            ru,
+            &checked(vec![old, pass.clone(), mismatch.clone()]),
+            false,
+        );
+        assert!(
+            failed.contains(
+                "✘ Подпись подлинная, но содержание противоречиво: Страна экспорта AR, а документ подписан KZ."
+            ),
+            "{failed}"
+        );
+        // A failed signature-panel check comes first; a record never checked keeps the old words.
+        let body =
+            verdict_line(en, &checked(vec![pass]), &[passed(Mark::Fail)], true).into_string();
+        assert!(body.contains("✘ A CHECK FAILED"), "{body}");
+        assert!(
+            render(en, &checked(Vec::new()), false).contains("✔ Genuine, current and unaltered.")
+        );
+        // Each content check is a line of the panel, WARN shown as such and translated.
+        let rows = check_rows(
+            ru,
+            &[CheckLine {
+                name: ru.t("check.current"),
+                mark: Mark::Warn,
+                detail: "x".into(),
+                link: Some(MessageId::generate()),
+            }],
+        )
+        .into_string();
+        assert!(
+            rows.contains("⚠ ВНИМАНИЕ") && rows.contains("href=\"/console/documents/"),
+            "{rows}"
+        );
+    }
+
+    #[test]
+    fn the_inbox_flags_what_the_content_checks_found_and_filters_by_it() {
+        let by = MessageId::generate();
+        let earlier = MessageId::generate();
+        let duplicate = line(
+            CheckName::Duplicate,
+            Outcome::Fail,
+            "DUPLICATE_NUMBER",
+            &[("number", "KZ-1"), ("earlier", &earlier.to_string())],
+        );
+        let replaced = checks::replaced_by(by);
+        let record = checked(vec![duplicate, replaced]);
+        let flags = content_flags(Lang::default(), &record).into_string();
+        assert!(
+            flags.contains(">DUPLICATE<") && flags.contains(">REPLACED<"),
+            "{flags}"
+        );
+        assert!(
+            flags.contains(&format!("href=\"/console/documents/{by}\"")),
+            "{flags}"
+        );
+        // The duplicate and the replacement are named, not repeated as FAIL and WARN.
+        assert!(
+            !flags.contains("FAIL") && !flags.contains("WARN"),
+            "{flags}"
+        );
+        let zh = content_flags(Lang::from_tag("zh").unwrap(), &record).into_string();
+        assert!(zh.contains(">重复<") && zh.contains(">已替换<"), "{zh}");
+        let mismatch = checked(vec![line(
+            CheckName::Issuer,
+            Outcome::Fail,
+            "IMPORT_COUNTRY_MISMATCH",
+            &[("found", "EC"), ("expected", "CN")],
+        )]);
+        let flags = content_flags(Lang::default(), &mismatch).into_string();
+        assert!(
+            flags.contains("title=\"The import country is EC, but the document was sent to CN.\"")
+                && flags.contains("✘ FAIL"),
+            "{flags}"
+        );
+        // Nothing checked, nothing flagged.
+        assert_eq!(
+            content_flags(Lang::default(), &checked(Vec::new())).into_string(),
+            ""
+        );
+        let filter = |status: &str| Filters {
+            status: status.into(),
+            ..Filters::default()
+        };
+        assert!(filter("Inconsistent").keep(&mismatch) && filter("inconsistent").keep(&record));
+        assert!(!filter("consistent").keep(&mismatch) && !filter("warnings").keep(&mismatch));
+        assert!(!filter("consistent").keep(&checked(Vec::new())));
+        assert!(filter(" VERIFIED ").keep(&mismatch) && filter("").keep(&mismatch));
     }
 }

@@ -638,6 +638,7 @@ mod tests {
                 key_id: "abcd".into(),
                 signed: "c2ln".into(),
             }),
+            checks: Vec::new(),
         });
         let value = serde_json::to_value(&sent).unwrap();
         assert_eq!(

@@ -166,6 +166,7 @@ impl Inbound {
                         ack: None,
                     },
                     checks,
+                    replacement: None,
                 };
                 match &verification {
                     Verification::Verified { notes } => {
