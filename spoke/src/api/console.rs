@@ -927,6 +927,8 @@ struct CheckLine {
     mark: Mark,
     detail: String,
     link: Option<MessageId>,
+    /// A content check's line (what the document says), not the signature's or the hub's.
+    content: bool,
 }
 
 /// A key's status in words.
@@ -956,6 +958,7 @@ fn checks(
                 name: lang.t("check.signature"),
                 mark: Mark::Pass,
                 link: None,
+                content: false,
                 detail: lang.f("detail.signature_ok", &[("sha256", &r.payload_sha256)]),
             });
             for n in notes {
@@ -963,6 +966,7 @@ fn checks(
                     name: lang.t("check.note"),
                     mark: Mark::Info,
                     link: None,
+                    content: false,
                     detail: lang.f("detail.note", &[("code", &n.code), ("message", &n.message)]),
                 });
             }
@@ -971,6 +975,7 @@ fn checks(
             name: lang.t("check.signature"),
             mark: Mark::Fail,
             link: None,
+            content: false,
             detail: lang.f("detail.rejected", &[("code", code), ("reason", reason)]),
         }),
     }
@@ -986,6 +991,7 @@ fn checks(
                             || entry.revoked.as_ref().is_some_and(|rv| rv.at > at),
                     ),
                     link: None,
+                    content: false,
                     detail: lang.f(
                         "detail.key",
                         &[
@@ -1003,6 +1009,7 @@ fn checks(
                         name: lang.t("check.issuer_allowed"),
                         mark: Mark::of(allowed),
                         link: None,
+                        content: false,
                         detail: lang.f(
                             "detail.issuer_allowed",
                             &[
@@ -1021,6 +1028,7 @@ fn checks(
                 name: lang.t("check.signing_key"),
                 mark: Mark::Fail,
                 link: None,
+                content: false,
                 detail: lang.f("detail.key_not_listed", &[("key", &key)]),
             }),
         },
@@ -1028,6 +1036,7 @@ fn checks(
             name: lang.t("check.signing_key"),
             mark: Mark::Fail,
             link: None,
+            content: false,
             detail: lang.t("detail.key_unknown").into(),
         }),
     }
@@ -1036,6 +1045,7 @@ fn checks(
             name: lang.t("check.hub_receipt"),
             mark: Mark::Pass,
             link: None,
+            content: false,
             detail: lang.f(
                 "detail.receipt_ok",
                 &[("accepted", &clock.format(at)), ("sequence", &seq)],
@@ -1045,6 +1055,7 @@ fn checks(
             name: lang.t("check.hub_receipt"),
             mark: Mark::Fail,
             link: None,
+            content: false,
             detail: lang.t("detail.receipt_missing").into(),
         },
     });
@@ -1053,12 +1064,14 @@ fn checks(
             name: lang.t("check.acknowledgement"),
             mark: Mark::Pass,
             link: None,
+            content: false,
             detail: lang.t("detail.ack_sent").into(),
         },
         None => CheckLine {
             name: lang.t("check.acknowledgement"),
             mark: Mark::Info,
             link: None,
+            content: false,
             detail: lang.t("detail.ack_pending").into(),
         },
     });
@@ -1067,12 +1080,14 @@ fn checks(
             name: lang.t("check.trust_list"),
             mark: Mark::Pass,
             link: None,
+            content: false,
             detail: lang.f("detail.trust_fresh", &[("version", &h.set.info.version)]),
         },
         Some(h) => CheckLine {
             name: lang.t("check.trust_list"),
             mark: Mark::Fail,
             link: None,
+            content: false,
             detail: lang.f(
                 "detail.trust_stale",
                 &[
@@ -1092,6 +1107,7 @@ fn checks(
             name: lang.t("check.trust_list"),
             mark: Mark::Fail,
             link: None,
+            content: false,
             detail: lang.t("detail.trust_none").into(),
         },
     });
@@ -1107,6 +1123,7 @@ fn checks(
             link: (check.rule == "DUPLICATE_NUMBER")
                 .then(|| check.params.get("earlier")?.parse().ok())
                 .flatten(),
+            content: true,
         });
     }
     let replaced_by = replacement.map(|n| n.message_id).or(r.replaced_by());
@@ -1123,18 +1140,21 @@ fn checks(
                 ],
             ),
             link: Some(n.message_id),
+            content: false,
         },
         (Some(by), None) => CheckLine {
             name: lang.t("check.current"),
             mark: Mark::Warn,
             detail: lang.f("content_check.replaced", &[("replacement", &by)]),
             link: Some(by),
+            content: false,
         },
         (None, _) => CheckLine {
             name: lang.t("check.current"),
             mark: Mark::Pass,
             detail: lang.t("detail.not_replaced").into(),
             link: None,
+            content: false,
         },
     });
     if let Some(old) = r.supersedes {
@@ -1142,6 +1162,7 @@ fn checks(
             name: lang.t("check.replaces"),
             mark: Mark::Info,
             link: None,
+            content: false,
             detail: lang.f("detail.replaces", &[("message", &old)]),
         });
     }
@@ -1325,7 +1346,7 @@ fn verdict_line(lang: Lang, r: &InboxRecord, lines: &[CheckLine], print: bool) -
     };
     let warned = lines.iter().find(|l| l.mark == Mark::Warn);
     html! {
-        @if lines.iter().any(|l| l.mark == Mark::Fail) {
+        @if lines.iter().any(|l| l.mark == Mark::Fail && !l.content) {
             p.fail { (lang.t(if print { "verdict.failed_print" } else { "verdict.failed" })) }
         } @else if let Some(v) = VerdictView::of(r) {
             @match v.status.as_str() {
@@ -1818,6 +1839,7 @@ mod tests {
                 name: "Signature",
                 mark: Mark::Fail,
                 link: None,
+                content: false,
                 detail: HOSTILE.into(),
             }],
         );
@@ -2260,6 +2282,7 @@ mod tests {
             name: "Signature",
             mark: Mark::Pass,
             link: None,
+            content: false,
             detail: "verifies".into(),
         }];
         let printed = Printed {
@@ -2293,6 +2316,7 @@ mod tests {
             name: "Signature",
             mark: Mark::Fail,
             link: None,
+            content: false,
             detail: "BAD_SIGNATURE".into(),
         }];
         let body = print_body(
@@ -2356,6 +2380,7 @@ mod tests {
             mark,
             detail: "verifies".into(),
             link: None,
+            content: false,
         };
         let pass = line(CheckName::Header, Outcome::Pass, "HEADER_CONSISTENT", &[]);
         let old = line(
@@ -2376,8 +2401,17 @@ mod tests {
         );
         let en = Lang::default();
         let ru = Lang::from_tag("ru").unwrap();
+        // The panel as `checks` makes it: the signature's line, then one per content check.
         let render = |lang, r: &InboxRecord, print| {
-            verdict_line(lang, r, &[passed(Mark::Pass)], print).into_string()
+            let mut lines = vec![passed(Mark::Pass)];
+            lines.extend(r.checks.iter().map(|c| CheckLine {
+                name: "Content",
+                mark: c.outcome.into(),
+                detail: String::new(),
+                link: None,
+                content: true,
+            }));
+            verdict_line(lang, r, &lines, print).into_string()
         };
         assert!(
             render(en, &checked(vec![pass.clone()]), false).contains(
@@ -2417,6 +2451,7 @@ mod tests {
                 mark: Mark::Warn,
                 detail: "x".into(),
                 link: Some(MessageId::generate()),
+                content: false,
             }],
         )
         .into_string();
