@@ -984,6 +984,8 @@ async fn the_console_shows_what_the_content_checks_found() {
         ("CONSISTENT", "KZ-CO-2026-000124", 1),
     ] {
         let list = get(format!("/console?status={query}"), en.clone()).await;
+        let option = format!("value=\"{}\" selected", query.to_ascii_lowercase());
+        assert!(list.contains(&option), "{query}: {list}");
         assert!(
             list.contains(shown)
                 && list.contains(&format!("Showing 1–{matching} of {matching} matching")),

@@ -164,7 +164,7 @@ pub(super) fn inbox_body(
                 ("e-invoice", lang.t("doctype.e-invoice")),
             ]))
             input name="country" placeholder=(lang.t("inbox.country")) size="8" value=(f.country);
-            (select("status", &f.status, &[
+            (select("status", &f.status.trim().to_ascii_lowercase(), &[
                 ("", lang.t("inbox.any_result")),
                 ("verified", lang.t("inbox.verified")),
                 ("rejected", lang.t("inbox.rejected")),
