@@ -1107,10 +1107,26 @@ impl Net {
         content_type: &str,
         payload: &[u8],
     ) -> String {
+        self.submit_unchecked_with(from, to, doc, payload, |h| {
+            h.document_id = document_id.into();
+            h.content_type = content_type.into();
+        })
+        .await
+    }
+
+    /// [`Self::submit_unchecked`] with the header as `edit` leaves it (its message id, the
+    /// document it supersedes, ...).
+    pub async fn submit_unchecked_with(
+        &self,
+        from: &str,
+        to: &str,
+        doc: DocumentType,
+        payload: &[u8],
+        edit: impl FnOnce(&mut Header),
+    ) -> String {
         let key = self.signing_key(from, 0);
         let mut h = header(&key, from, to, doc, payload);
-        h.document_id = document_id.into();
-        h.content_type = content_type.into();
+        edit(&mut h);
         let env = seal(&h, payload.to_vec(), &key);
         self.client(from)
             .submit(v1::SubmitRequest {

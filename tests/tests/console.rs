@@ -993,6 +993,37 @@ async fn the_console_shows_what_the_content_checks_found() {
         );
     }
 
+    // A document whose content was not understood gets no content checks, nor a verdict on
+    // them; when its replacement came first, it is still shown REPLACED and linked.
+    let unread = MessageId::generate();
+    let later = net
+        .submit_unchecked_with("KZ", "CN", DocumentType::CertificateOfOrigin, b"new", |h| {
+            h.document_id = "KZ-NOTE-2".into();
+            h.content_type = "text/plain".into();
+            h.supersedes = Some(unread);
+        })
+        .await;
+    net.submit_unchecked_with("KZ", "CN", DocumentType::CertificateOfOrigin, b"old", |h| {
+        h.message_id = unread;
+        h.document_id = "KZ-NOTE-1".into();
+        h.content_type = "text/plain".into();
+    })
+    .await;
+    let it = net.wait_inbox("CN", &unread.to_string()).await;
+    assert_eq!(it["verified"], true, "{it:#}");
+    assert_eq!(it["replaced_by"], later.as_str(), "{it:#}");
+    assert!(it["checks"].is_null() && it["verdict"].is_null(), "{it:#}");
+    let page = get(format!("/console/documents/{unread}"), en.clone()).await;
+    assert!(
+        page.contains("<p class=\"warn\">⚠ Genuine, with warnings: REPLACED by KZ-NOTE-2 (message"),
+        "{page}"
+    );
+    let list = get("/console?q=KZ-NOTE".into(), en.clone()).await;
+    assert!(
+        list.contains(&format!("href=\"/console/documents/{later}\" title=\"Replaced by message {later}: open the replacement\">REPLACED</a>")),
+        "{list}"
+    );
+
     // In Russian: the failing check is the headline, in words, and FAIL in the list.
     let (_, ru) = login_in(&net, "ru", "").await;
     let page = get(format!("/console/documents/{phyto}"), ru.clone()).await;
