@@ -1095,6 +1095,50 @@ impl Net {
         .await
     }
 
+    /// Submit `payload` signed by `from` (its first key) straight to the hub for `to`, as a
+    /// spoke that skips the sending checks would: only the recipient judges it then. Returns
+    /// the message id once `to`'s inbox holds it.
+    pub async fn submit_unchecked(
+        &self,
+        from: &str,
+        to: &str,
+        doc: DocumentType,
+        document_id: &str,
+        content_type: &str,
+        payload: &[u8],
+    ) -> String {
+        self.submit_unchecked_with(from, to, doc, payload, |h| {
+            h.document_id = document_id.into();
+            h.content_type = content_type.into();
+        })
+        .await
+    }
+
+    /// [`Self::submit_unchecked`] with the header as `edit` leaves it (its message id, the
+    /// document it supersedes, ...).
+    pub async fn submit_unchecked_with(
+        &self,
+        from: &str,
+        to: &str,
+        doc: DocumentType,
+        payload: &[u8],
+        edit: impl FnOnce(&mut Header),
+    ) -> String {
+        let key = self.signing_key(from, 0);
+        let mut h = header(&key, from, to, doc, payload);
+        edit(&mut h);
+        let env = seal(&h, payload.to_vec(), &key);
+        self.client(from)
+            .submit(v1::SubmitRequest {
+                envelope: Some(env),
+            })
+            .await
+            .expect("the hub accepts a well-signed document");
+        let id = h.message_id.to_string();
+        self.wait_inbox(to, &id).await;
+        id
+    }
+
     /// `caravan-spoke send` without waiting for the hub: returns once the document is in
     /// `from`'s outbox.
     pub async fn send_queued(

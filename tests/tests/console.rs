@@ -8,11 +8,14 @@
 
 use std::{net::Ipv4Addr, path::PathBuf};
 
-use caravan_common::{MessageId, RefusalCode};
+use caravan_common::{DocumentType, MessageId, RefusalCode};
 use caravan_spoke::store::{SpokeStore, Verification};
-use caravan_tests::{Net, browser, sample_path};
+use caravan_tests::{Net, browser, sample};
 
 const PASSWORD: &str = "border-post-7";
+
+/// The verdict on a document whose signature and every content check passed.
+const CONSISTENT: &str = "✔ Genuine and consistent: signed, current, unaltered, and what it says fits its sender and recipient.";
 
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
     headers
@@ -119,7 +122,7 @@ async fn the_console_speaks_the_officers_language_and_decodes_codes() {
             "KZ",
             "CN",
             "e-phyto",
-            &sample_path("ephyto/mattilsynet-SPSCertificateContent.xml"),
+            &net.sample_issued_now("ephyto/carec-KZ-CN-phytosanitary.xml"),
         )
         .await;
     let phyto = phyto["message_id"].as_str().unwrap().to_owned();
@@ -128,7 +131,7 @@ async fn the_console_speaks_the_officers_language_and_decodes_codes() {
             "KZ",
             "CN",
             "e-co",
-            &sample_path("eco/carec-KZ-CN-certificate-of-origin.xml"),
+            &net.sample_issued_now("eco/carec-KZ-CN-certificate-of-origin.xml"),
         )
         .await;
     let co = co["message_id"].as_str().unwrap().to_owned();
@@ -167,14 +170,20 @@ async fn the_console_speaks_the_officers_language_and_decodes_codes() {
     // Codes by their names, in Russian, the code kept beside; a code not in its list is shown
     // as written and said to be so.
     for expected in [
-        "✔ Подлинный, действующий, без изменений.",
+        "✔ Подлинный и непротиворечивый: подписан, действующий, без изменений, и его содержание соответствует отправителю и получателю.",
         "<th>Вид сертификата</th><td>Фитосанитарный сертификат <small>(851)</small>",
         "<th>Статус</th><td>70 <small class=\"warn\">(нет в справочнике)</small>",
-        "<th>Страна экспорта</th><td>Аргентина <small>(AR)</small>",
-        "<th>Страна импорта</th><td>Эквадор <small>(EC)</small>",
+        "<th>Страна экспорта</th><td>Казахстан <small>(KZ)</small>",
+        "<th>Страна импорта</th><td>Китай <small>(CN)</small>",
         "<th>Вид транспорта</th><td>Автомобильный транспорт <small>(3)</small>",
         "<th>Вид транспорта</th><td>Морской транспорт <small>(1)</small>",
         "ПРОЙДЕНА</span></td><th>Подпись</th>",
+        // Each content check, in Russian.
+        "ПРОЙДЕНА</span></td><th>Выдавший орган</th>",
+        "ПРОЙДЕНА</span></td><th>Заголовок</th>",
+        "ПРОЙДЕНА</span></td><th>Даты</th>",
+        "ПРОЙДЕНА</span></td><th>Повтор</th>",
+        "<th>Номер</th><td>KZ-PHY-2026-004512</td>",
         "Время указано по часовому поясу Asia/Almaty.",
         "<summary>Хеши и идентификаторы ключей</summary>",
     ] {
@@ -190,7 +199,9 @@ async fn the_console_speaks_the_officers_language_and_decodes_codes() {
         .unwrap_or_default();
     for expected in [
         "<th>Вид документа</th><td>Фитосанитарный сертификат <small>(851)</small></td>",
-        "<th>Страна назначения</th><td>Эквадор <small>(EC)</small></td>",
+        "<th>Страна назначения</th><td>Китай <small>(CN)</small></td>",
+        "Zhetysu Agro LLP",
+        "Xinjiang Tianshan Fruit Trading Co., Ltd.",
         "<td>10 кг</td>",
         "<td>60 кг</td>",
         "<td>06029048</td>",
@@ -258,7 +269,7 @@ async fn the_console_speaks_the_officers_language_and_decodes_codes() {
         )
         .await;
     for expected in [
-        "✔ 真实、有效且未被篡改。",
+        "✔ 真实且一致：已签名、现行有效、未被篡改，且内容与发送方和接收方相符。",
         "<th>出口国</th><td>哈萨克斯坦 <small>(KZ)</small>",
         "<th>运输方式</th><td>铁路运输 <small>(2)</small>",
         "<th>原产地</th><td>哈萨克斯坦 <small>(KZ)</small>",
@@ -292,7 +303,7 @@ async fn an_officer_logs_in_finds_a_document_and_sees_it_verified() {
             "KZ",
             "CN",
             "e-co",
-            &sample_path("eco/carec-KZ-CN-certificate-of-origin.xml"),
+            &net.sample_issued_now("eco/carec-KZ-CN-certificate-of-origin.xml"),
         )
         .await;
     let id = sent["message_id"].as_str().unwrap().to_owned();
@@ -357,13 +368,17 @@ async fn an_officer_logs_in_finds_a_document_and_sees_it_verified() {
         )
         .await;
     assert_eq!(status, 200);
-    assert!(page.contains("Genuine, current and unaltered"), "{page}");
+    assert!(page.contains(CONSISTENT), "{page}");
     for check in [
         "Signature",
         "Signing key",
         "Issuer allowed",
         "Hub receipt",
         "Trust list",
+        "Issuer",
+        "Header",
+        "Dates",
+        "Duplicate",
         "Current",
     ] {
         assert!(
@@ -387,6 +402,7 @@ async fn an_officer_logs_in_finds_a_document_and_sees_it_verified() {
         "the printable view carries a QR code"
     );
     assert!(print.contains(&format!("/console/documents/{id}")));
+    assert!(print.contains(CONSISTENT), "{print}");
 
     // A document that failed verification is flagged, never hidden. (The spoke stores such a
     // delivery as rejected; here one is written into its store directly while it is stopped.)
@@ -565,7 +581,7 @@ async fn the_console_is_hardened_and_prints_only_its_configured_address() {
             "KZ",
             "CN",
             "e-co",
-            &sample_path("eco/carec-KZ-CN-certificate-of-origin.xml"),
+            &net.sample_issued_now("eco/carec-KZ-CN-certificate-of-origin.xml"),
         )
         .await;
     let id = sent["message_id"].as_str().unwrap().to_owned();
@@ -655,10 +671,7 @@ async fn the_console_is_hardened_and_prints_only_its_configured_address() {
         )),
         "{print}"
     );
-    assert!(
-        print.contains("✔ Genuine, current and unaltered."),
-        "{print}"
-    );
+    assert!(print.contains(CONSISTENT), "{print}");
     assert!(
         print.contains("UTC by officer officer at the Caravan spoke of <b>CN</b>."),
         "{print}"
@@ -815,6 +828,7 @@ async fn plant_a_tampered_document(net: &mut Net, sent: &str) -> MessageId {
     // A delivery that fails verification is stored without a summary (its content is not
     // read): the copy must not keep the genuine one's.
     forged.summary = None;
+    forged.checks = Vec::new();
     forged.verification = Verification::Rejected {
         code: RefusalCode::BadSignature,
         reason: "header signature does not verify with key x".into(),
@@ -827,6 +841,217 @@ async fn plant_a_tampered_document(net: &mut Net, sent: &str) -> MessageId {
     drop(store);
     net.start_spoke("CN").await;
     forged.message_id
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_console_shows_what_the_content_checks_found() {
+    let mut net = Net::new(&["KZ", "CN"]).await;
+    net.console_password = Some(PASSWORD.into());
+    net.start_hub().await;
+    net.start_spoke("KZ").await;
+    net.start_spoke("CN").await;
+    let eco = net.sample_issued_now("eco/carec-KZ-CN-certificate-of-origin.xml");
+    let eco = eco.to_str().unwrap();
+    let send = |args: Vec<String>| {
+        let net = &net;
+        async move {
+            let mut all = vec!["send", "--wait", "--to", "CN", "--type", "e-co"];
+            all.extend(args.iter().map(String::as_str));
+            let sent = net.spoke_json("KZ", &all).await;
+            let id = sent["message_id"].as_str().unwrap().to_owned();
+            net.wait_inbox("CN", &id).await;
+            id
+        }
+    };
+    // A consistent certificate, the same number again, and a replacement of the first.
+    let first = send(vec![eco.into()]).await;
+    let again = send(vec![eco.into()]).await;
+    let replacement =
+        net.sample_issued_now("eco/carec-KZ-CN-certificate-of-origin-replacement.xml");
+    let replacement = send(vec![
+        "--supersedes".into(),
+        first.clone(),
+        replacement.to_str().unwrap().into(),
+    ])
+    .await;
+    // A KZ-signed e-Phyto naming Argentina and Ecuador, from a sender that skips the checks.
+    let phyto = net
+        .submit_unchecked(
+            "KZ",
+            "CN",
+            DocumentType::Phytosanitary,
+            "123ABC",
+            "application/xml",
+            &sample("ephyto/mattilsynet-SPSCertificateContent.xml"),
+        )
+        .await;
+    let (status, session) = login(&net, PASSWORD).await;
+    assert_eq!(status, 303);
+    let en = session.unwrap().split(';').next().unwrap().to_owned();
+    let get = |path: String, cookie: String| {
+        let net = &net;
+        async move {
+            let (status, _, body) = net
+                .console_call("CN", "GET", &path, Some(&cookie), None)
+                .await;
+            assert_eq!(status, 200, "{path}: {body}");
+            body
+        }
+    };
+
+    // The replacement: every check passed, each one a line of the panel.
+    let page = get(format!("/console/documents/{replacement}"), en.clone()).await;
+    assert!(page.contains(CONSISTENT), "{page}");
+    for check in ["Issuer", "Header", "Dates", "Duplicate", "Current"] {
+        assert!(
+            page.contains(&format!("PASS</span></td><th>{check}</th>")),
+            "{check} not passed: {page}"
+        );
+    }
+    assert!(
+        page.contains("The countries fit the sender KZ and the recipient"),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!("This document replaces message {first}.")),
+        "{page}"
+    );
+
+    // The second copy: the duplicate is the headline, in words, and links the first.
+    let page = get(format!("/console/documents/{again}"), en.clone()).await;
+    let said = format!(
+        "Number KZ-CO-2026-000123 was received from this sender before, as message {first}."
+    );
+    assert!(
+        page.contains(&format!("✘ Genuine signature, but inconsistent: {said}")),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!(
+            "FAIL</span></td><th>Duplicate</th><td><a href=\"/console/documents/{first}\">{said}</a>"
+        )),
+        "{page}"
+    );
+
+    // The first, superseded: a warning, and its replacement one click away.
+    let page = get(format!("/console/documents/{first}"), en.clone()).await;
+    assert!(
+        page.contains(&format!(
+            "⚠ Genuine, with warnings: REPLACED by message {replacement}."
+        )),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!(
+            "WARN</span></td><th>Current</th><td><a href=\"/console/documents/{replacement}\">REPLACED by "
+        )),
+        "{page}"
+    );
+    let print = get(format!("/console/documents/{first}/print"), en.clone()).await;
+    assert!(
+        print.contains(&format!(
+            "⚠ Genuine, with warnings: REPLACED by message {replacement}."
+        )),
+        "{print}"
+    );
+
+    // The list flags each, the replaced one linking its replacement.
+    let list = get("/console".into(), en.clone()).await;
+    assert!(
+        list.contains(&format!(
+            "<a class=\"flag warn\" href=\"/console/documents/{replacement}\" title=\"Replaced by message {replacement}: open the replacement\">REPLACED</a>"
+        )),
+        "{list}"
+    );
+    assert!(
+        list.contains(&format!(
+            "<span class=\"flag fail\" title=\"{said}\">DUPLICATE</span>"
+        )),
+        "{list}"
+    );
+    assert!(
+        list.contains(
+            "<span class=\"flag fail\" title=\"The export country is AR, but the document was signed by KZ.\">✘ FAIL</span>"
+        ),
+        "{list}"
+    );
+    // Issued in 2016: old for an e-Phyto.
+    assert!(list.contains(">⚠ WARN</span>"), "{list}");
+    // Filtered by what the checks found, in any case.
+    for (query, shown, matching) in [
+        ("Inconsistent", "123ABC", 2),
+        ("warnings", "KZ-CO-2026-000123", 1),
+        ("CONSISTENT", "KZ-CO-2026-000124", 1),
+    ] {
+        let list = get(format!("/console?status={query}"), en.clone()).await;
+        let option = format!("value=\"{}\" selected", query.to_ascii_lowercase());
+        assert!(list.contains(&option), "{query}: {list}");
+        assert!(
+            list.contains(shown)
+                && list.contains(&format!("Showing 1–{matching} of {matching} matching")),
+            "{query}: {list}"
+        );
+    }
+
+    // A document whose content was not understood gets no content checks, nor a verdict on
+    // them; when its replacement came first, it is still shown REPLACED and linked.
+    let unread = MessageId::generate();
+    let later = net
+        .submit_unchecked_with("KZ", "CN", DocumentType::CertificateOfOrigin, b"new", |h| {
+            h.document_id = "KZ-NOTE-2".into();
+            h.content_type = "text/plain".into();
+            h.supersedes = Some(unread);
+        })
+        .await;
+    net.submit_unchecked_with("KZ", "CN", DocumentType::CertificateOfOrigin, b"old", |h| {
+        h.message_id = unread;
+        h.document_id = "KZ-NOTE-1".into();
+        h.content_type = "text/plain".into();
+    })
+    .await;
+    let it = net.wait_inbox("CN", &unread.to_string()).await;
+    assert_eq!(it["verified"], true, "{it:#}");
+    assert_eq!(it["replaced_by"], later.as_str(), "{it:#}");
+    assert!(it["checks"].is_null() && it["verdict"].is_null(), "{it:#}");
+    let page = get(format!("/console/documents/{unread}"), en.clone()).await;
+    assert!(
+        page.contains("<p class=\"warn\">⚠ Genuine, with warnings: REPLACED by KZ-NOTE-2 (message"),
+        "{page}"
+    );
+    let list = get("/console?q=KZ-NOTE".into(), en.clone()).await;
+    assert!(
+        list.contains(&format!("href=\"/console/documents/{later}\" title=\"Replaced by message {later}: open the replacement\">REPLACED</a>")),
+        "{list}"
+    );
+
+    // In Russian: the failing check is the headline, in words, and FAIL in the list.
+    let (_, ru) = login_in(&net, "ru", "").await;
+    let page = get(format!("/console/documents/{phyto}"), ru.clone()).await;
+    assert!(
+        page.contains(
+            "<p class=\"fail\">✘ Подпись подлинная, но содержание противоречиво: Страна экспорта AR, а документ подписан KZ.</p>"
+        ),
+        "{page}"
+    );
+    for expected in [
+        "НЕ ПРОЙДЕНА</span></td><th>Выдавший орган</th><td>Страна импорта EC, а документ отправлен в CN.",
+        "ВНИМАНИЕ</span></td><th>Даты</th>",
+    ] {
+        assert!(page.contains(expected), "{expected} not in {page}");
+    }
+    let print = get(format!("/console/documents/{phyto}/print"), ru.clone()).await;
+    assert!(
+        print.contains("✘ Подпись подлинная, но содержание противоречиво: Страна экспорта AR"),
+        "{print}"
+    );
+    let list = get("/console".into(), ru).await;
+    for expected in [
+        "title=\"Страна экспорта AR, а документ подписан KZ.\">✘ НЕ ПРОЙДЕНА</span>",
+        ">ПОВТОР</span>",
+        ">ЗАМЕНЁН</a>",
+    ] {
+        assert!(list.contains(expected), "{expected} not in {list}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -852,7 +1077,7 @@ async fn in_a_real_headless_browser() {
             "KZ",
             "CN",
             "e-co",
-            &sample_path("eco/carec-KZ-CN-certificate-of-origin.xml"),
+            &net.sample_issued_now("eco/carec-KZ-CN-certificate-of-origin.xml"),
         )
         .await;
     let id = sent["message_id"].as_str().unwrap();
@@ -862,7 +1087,7 @@ async fn in_a_real_headless_browser() {
             "KZ",
             "CN",
             "e-phyto",
-            &sample_path("ephyto/mattilsynet-SPSCertificateContent.xml"),
+            &net.sample_issued_now("ephyto/carec-KZ-CN-phytosanitary.xml"),
         )
         .await;
     let phyto = phyto["message_id"].as_str().unwrap();
@@ -905,7 +1130,7 @@ async fn in_a_real_headless_browser() {
     )
     .await;
     let page = b.text().await;
-    assert!(page.contains("Genuine, current and unaltered"), "{page}");
+    assert!(page.contains("Genuine and consistent"), "{page}");
     assert!(page.contains("新疆丝路粮油贸易有限公司"));
     let verified = b.screenshot().await;
     // The tampered one is flagged, with the reason.
@@ -931,11 +1156,12 @@ async fn in_a_real_headless_browser() {
     b.goto(&format!("{base}/console/documents/{phyto}")).await;
     let page = b.text().await;
     for expected in [
-        "Подлинный, действующий, без изменений",
+        "Подлинный и непротиворечивый",
         "Фитосанитарный сертификат (851)",
         "70 (нет в справочнике)",
-        "Аргентина (AR)",
-        "Эквадор (EC)",
+        "Казахстан (KZ)",
+        "Китай (CN)",
+        "Zhetysu Agro LLP",
         "Автомобильный транспорт (3)",
         "Морской транспорт (1)",
         "Сводка",
@@ -960,7 +1186,7 @@ async fn in_a_real_headless_browser() {
     b.goto(&format!("{base}/console/documents/{id}")).await;
     let page = b.text().await;
     for expected in [
-        "真实、有效且未被篡改",
+        "真实且一致",
         "摘要",
         "哈萨克斯坦 (KZ)",
         "铁路运输 (2)",

@@ -220,7 +220,13 @@ pub struct VerdictView {
 impl VerdictView {
     /// The verdict on `r`, when its signature verified and its content was checked.
     pub fn of(r: &InboxRecord) -> Option<Self> {
-        if !matches!(r.verification, Verification::Verified { .. }) || r.checks.is_empty() {
+        // A record whose only line is `replaced` was never checked: an earlier version gave
+        // unchecked records that line when they were replaced.
+        let unchecked = r
+            .checks
+            .iter()
+            .all(|c| c.check == checks::CheckName::Replaced);
+        if !matches!(r.verification, Verification::Verified { .. }) || unchecked {
             return None;
         }
         let status = match checks::worst(&r.checks) {
@@ -704,6 +710,8 @@ mod tests {
         );
         // No checks (not understood, or older records), or not genuine: no content verdict.
         assert_eq!(VerdictView::of(&verified(Vec::new())), None);
+        let marked_unchecked = verified(vec![checks::replaced_by(MessageId::generate())]);
+        assert_eq!(VerdictView::of(&marked_unchecked), None);
         let rejected = InboxRecord {
             checks: vec![pass],
             ..inbox_record("KZ")

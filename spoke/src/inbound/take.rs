@@ -6,7 +6,7 @@ use prost::Message;
 use tracing::{debug, info, warn};
 
 use caravan_common::{
-    MessageId, Timestamp,
+    MessageId, ParticipantId, Timestamp,
     envelope::{Ack, AckOutcome, Header},
     signing::sha256,
     trust::TrustSet,
@@ -120,6 +120,12 @@ impl Inbound {
                     }
                     _ => Vec::new(),
                 };
+                // Its replacement may have come first: recorded whether or not its content was
+                // checked (the `replaced` line, when checked, says the same).
+                let replacement = match header {
+                    Some(h) => self.replacement_of(h.sender, h.message_id, &taken.store)?,
+                    None => None,
+                };
                 let receipt = receipt.as_ref().ok();
                 // A verified business response about one of our documents: read its decision.
                 let response = header
@@ -166,6 +172,7 @@ impl Inbound {
                         ack: None,
                     },
                     checks,
+                    replacement,
                 };
                 match &verification {
                     Verification::Verified { notes } => {
@@ -259,7 +266,33 @@ impl Inbound {
     }
 }
 
+/// The document from `sender` in this batch that replaces `id` (not in the inbox yet).
+fn replaced_in_batch(
+    batch: &[NewDocument],
+    sender: ParticipantId,
+    id: MessageId,
+) -> Option<MessageId> {
+    batch
+        .iter()
+        .find(|d| d.record.sender == sender && d.record.supersedes == Some(id))
+        .map(|d| d.record.message_id)
+}
+
 impl Inbound {
+    /// The document from `sender` that replaces `id`, if it came first: in the inbox or
+    /// earlier in this batch.
+    fn replacement_of(
+        &self,
+        sender: ParticipantId,
+        id: MessageId,
+        batch: &[NewDocument],
+    ) -> Result<Option<MessageId>, StoreError> {
+        Ok(self
+            .store
+            .inbox_replacement_of(sender, id)?
+            .or_else(|| replaced_in_batch(batch, sender, id)))
+    }
+
     /// The content checks of a verified, understood document from `h.sender`: against the
     /// registry's word on sender and recipient, this spoke's clock and limits, and the
     /// documents with the same number in the inbox or earlier in this batch.
@@ -284,26 +317,17 @@ impl Inbound {
                 })
                 .map(|d| d.record.clone()),
         );
-        // A replacement earlier in this batch is not in the inbox yet.
-        let replaced_in_batch = |id: MessageId| {
-            batch
-                .iter()
-                .find(|d| d.record.sender == h.sender && d.record.supersedes == Some(id))
-                .map(|d| d.record.message_id)
-        };
         let known = checks::Known {
             earlier: earlier
                 .iter()
                 .map(|r| checks::Earlier {
                     message_id: r.message_id,
-                    replaced_by: r.replaced_by().or_else(|| replaced_in_batch(r.message_id)),
+                    replaced_by: r
+                        .replaced_by()
+                        .or_else(|| replaced_in_batch(batch, h.sender, r.message_id)),
                 })
                 .collect(),
-            // Its replacement may have come first: in the inbox or earlier in this batch.
-            replaced_by: self
-                .store
-                .inbox_replacement_of(h.sender, h.message_id)?
-                .or_else(|| replaced_in_batch(h.message_id)),
+            replaced_by: self.replacement_of(h.sender, h.message_id, batch)?,
         };
         Ok(checks::run(&checks::Facts {
             content,

@@ -40,5 +40,6 @@ pub fn inbox_record(sender: &str) -> InboxRecord {
             ack: None,
         },
         checks: Vec::new(),
+        replacement: None,
     }
 }

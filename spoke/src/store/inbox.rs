@@ -199,9 +199,10 @@ impl SpokeStore {
         })())
     }
 
-    /// Record that `by` replaced the document (`original`, `sender`): its `replaced` check
-    /// line becomes REPLACED naming `by`. Returns whether the document is in the inbox. Not
-    /// durable until [`Self::flush`].
+    /// Record that `by` replaced the document (`original`, `sender`): its `replacement`, and,
+    /// when its content was checked, its `replaced` check line becomes REPLACED naming `by` (a
+    /// document never checked gets no line: no verdict on what was not judged). Returns
+    /// whether the document is in the inbox. Not durable until [`Self::flush`].
     pub fn inbox_mark_replaced(
         &self,
         original: MessageId,
@@ -214,10 +215,13 @@ impl SpokeStore {
                 return Ok(false);
             };
             let mut record: InboxRecord = decode(&bytes, "inbox entry")?;
-            record
-                .checks
-                .retain(|c| c.check != crate::checks::CheckName::Replaced);
-            record.checks.push(crate::checks::replaced_by(by));
+            record.replacement = Some(by);
+            if !record.checks.is_empty() {
+                record
+                    .checks
+                    .retain(|c| c.check != crate::checks::CheckName::Replaced);
+                record.checks.push(crate::checks::replaced_by(by));
+            }
             tx.insert(INBOX, &key, &encode(&record))?;
             Ok(true)
         })

@@ -124,6 +124,11 @@ pub struct InboxRecord {
     /// records from before content checks, and for documents not verified or not understood.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<crate::checks::Check>,
+    /// The message that replaced this document, once a verified replacement arrived: kept for
+    /// every document, checked or not (an unchecked one gets no `replaced` line, so no verdict
+    /// on what was never judged). Absent in records from before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replacement: Option<MessageId>,
 }
 
 impl InboxRecord {
@@ -134,10 +139,12 @@ impl InboxRecord {
 
     /// The message that replaced this document, if one arrived.
     pub fn replaced_by(&self) -> Option<MessageId> {
-        self.checks
-            .iter()
-            .find(|c| c.rule == "REPLACED")
-            .and_then(|c| c.params.get("replacement")?.parse().ok())
+        self.replacement.or_else(|| {
+            self.checks
+                .iter()
+                .find(|c| c.rule == "REPLACED")
+                .and_then(|c| c.params.get("replacement")?.parse().ok())
+        })
     }
 
     /// Whether the inbox's search text `q` matches this record, case-insensitively: in its

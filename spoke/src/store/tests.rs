@@ -402,17 +402,39 @@ fn documents_are_found_by_sender_and_number_and_marked_replaced() {
         assert!(store.inbox_same_number(kz, "KZ-CO-3").unwrap().is_empty());
         // Marked replaced: the `replaced` line names the replacement, once however often.
         assert_eq!(first.replaced_by(), None);
+        let checked = InboxRecord {
+            checks: vec![crate::checks::replaced(&crate::checks::Known::default())],
+            ..numbered("KZ", "KZ-CO-4")
+        };
+        assert!(store.inbox_insert(&checked, b"x").unwrap());
         for _ in 0..2 {
             assert!(
                 store
-                    .inbox_mark_replaced(first.message_id, kz, again.message_id)
+                    .inbox_mark_replaced(checked.message_id, kz, again.message_id)
                     .unwrap()
             );
         }
-        let marked = store.inbox_entry(kz, first.message_id).unwrap().unwrap();
+        let marked = store.inbox_entry(kz, checked.message_id).unwrap().unwrap();
         assert_eq!(marked.replaced_by(), Some(again.message_id));
         assert_eq!(marked.checks.len(), 1);
         assert_eq!(marked.checks[0].rule, "REPLACED");
+        // A document whose content was never checked (not understood, or from before content
+        // checks) records its replacement without gaining a check line: no content verdict on
+        // what was never judged.
+        assert!(
+            store
+                .inbox_mark_replaced(first.message_id, kz, again.message_id)
+                .unwrap()
+        );
+        let unchecked = store.inbox_entry(kz, first.message_id).unwrap().unwrap();
+        assert_eq!(unchecked.replaced_by(), Some(again.message_id));
+        assert!(unchecked.checks.is_empty(), "{:?}", unchecked.checks);
+        assert_eq!(crate::api::views::VerdictView::of(&unchecked), None);
+        // Records from before the replacement field read it from their `replaced` line.
+        let mut json = serde_json::to_value(&marked).unwrap();
+        json.as_object_mut().unwrap().remove("replacement");
+        let older: InboxRecord = serde_json::from_value(json).unwrap();
+        assert_eq!(older.replaced_by(), Some(again.message_id));
         // Unknown to the inbox: nothing to mark.
         assert!(
             !store
