@@ -212,14 +212,14 @@ impl Outbound {
         }
         // An acknowledgement of a message this spoke has no record of would not be kept: it is
         // not checked either.
-        let acknowledgement = event
-            .ack
-            .filter(|_| record.is_some())
-            .map(|signed| self.check_ack(&signed, record.as_ref()));
         let change = StateChange {
             state,
             at: Timestamp::from_millis(event.at_ms),
         };
+        let acknowledgement = event
+            .ack
+            .filter(|_| record.is_some())
+            .map(|signed| self.check_ack(&signed, record.as_ref(), change.at));
         info!(%message_id, state = ?state, "status");
         Ok(Some((
             message_id,
@@ -230,12 +230,19 @@ impl Outbound {
         )))
     }
 
-    /// What the log entry for an event about `sent` must record.
-    /// Verify a recipient's acknowledgement of `sent` with the trust list held.
-    fn check_ack(&self, signed: &v1::SignedAck, sent: Option<&SentRecord>) -> AckRecord {
+    /// Verify a recipient's acknowledgement of `sent` with the trust list held, its key judged
+    /// at `at`, when the hub recorded the acknowledgement (as a document's key is judged when
+    /// the hub accepted it): an acknowledgement made before its key expired or was revoked
+    /// stays verified when its event arrives later.
+    fn check_ack(
+        &self,
+        signed: &v1::SignedAck,
+        sent: Option<&SentRecord>,
+        at: Timestamp,
+    ) -> AckRecord {
         let encoded = ack_evidence(signed);
         let verified = self.hub.trust_set().and_then(|held| {
-            let ack = ack::verify(signed, &held.set, Timestamp::now())?;
+            let ack = ack::verify(signed, &held.set, at)?;
             let mismatch = |what: &str| {
                 Refusal::new(
                     RefusalCode::InvalidAck,
