@@ -62,20 +62,6 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RestoreError + '_ {
     move |e| RestoreError::Io(path.display().to_string(), e)
 }
 
-fn copy_dir(from: &Path, to: &Path) -> Result<(), RestoreError> {
-    std::fs::create_dir_all(to).map_err(io(to))?;
-    for entry in std::fs::read_dir(from).map_err(io(from))? {
-        let entry = entry.map_err(io(from))?;
-        let target = to.join(entry.file_name());
-        if entry.file_type().map_err(io(&entry.path()))?.is_dir() {
-            copy_dir(&entry.path(), &target)?;
-        } else {
-            std::fs::copy(entry.path(), &target).map_err(io(&target))?;
-        }
-    }
-    Ok(())
-}
-
 /// Replace `data_dir/store` with the backup in `from`, after checking it; see the module docs.
 pub fn restore(
     data_dir: &Path,
@@ -95,7 +81,7 @@ pub fn restore(
         })?;
     let stamp = Timestamp::now().as_millis();
     let staging = data_dir.join(format!("store.restoring-{stamp}"));
-    copy_dir(from, &staging)?;
+    caravan_common::store::copy_dir(from, &staging).map_err(io(&staging))?;
     let checked = (|| {
         let store = Backend::open_found(&staging, cache_bytes)?
             .ok_or_else(|| StoreError::NoStore(staging.clone()))?;

@@ -206,6 +206,53 @@ async fn a_flipped_byte_in_a_spoke_segment_is_found_and_never_served(engine: &'s
     let (code, report) = store_check(net.spoke_cli("CN", &["store", "check", "--json"]).await);
     assert_eq!(code, Some(0), "{report}");
     assert_eq!(report["payloads"]["checked"], 1, "{report}");
+    // A copy is checked as it is, and left as it was (the check opens a copy of it).
+    let copy = net.path().join("CN-store-copy");
+    let copied = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(net.path().join("spoke-CN-data").join("store"))
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let bytes = |dir: &std::path::Path| -> Vec<(std::ffi::OsString, Vec<u8>)> {
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_file())
+            .map(|p| {
+                (
+                    p.file_name().unwrap().to_owned(),
+                    std::fs::read(&p).unwrap(),
+                )
+            })
+            .collect();
+        files.sort();
+        files
+    };
+    let before = bytes(&copy);
+    let (code, report) = store_check(
+        net.spoke_cli(
+            "CN",
+            &[
+                "store",
+                "check",
+                "--json",
+                "--store",
+                copy.to_str().unwrap(),
+            ],
+        )
+        .await,
+    );
+    assert_eq!(
+        (code, &report["payloads"]["checked"]),
+        (Some(0), &serde_json::json!(1)),
+        "{report}"
+    );
+    assert!(
+        bytes(&copy) == before,
+        "store check changed the copy it checked"
+    );
 
     flip_byte(&segment(&net.path().join("spoke-CN-data").join("store")));
     let (code, report) = store_check(net.spoke_cli("CN", &["store", "check", "--json"]).await);

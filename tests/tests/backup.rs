@@ -53,7 +53,15 @@ async fn backup_and_restore(engine: Option<&'static str>) {
         "{backup}"
     );
     assert!(backup["log_entries"].as_u64().unwrap() >= 3, "{backup}");
-    // Auditors work on the backup while the hub runs.
+    // Auditors work on the backup while the hub runs, and leave it exactly as it was (they
+    // open a copy: opening a store may write to it).
+    let untouched = folder_digest(std::path::Path::new(&path));
+    let checked = net.hub_cli(&["store", "check", "--store", &path]).await;
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
     let verified = net
         .hub_cli(&["log", "verify", "--json", "--store", &path])
         .await;
@@ -68,6 +76,11 @@ async fn backup_and_restore(engine: Option<&'static str>) {
         String::from_utf8_lossy(&exported.stdout).lines().count() as u64,
         backup["log_entries"].as_u64().unwrap(),
         "one line per entry of the backup"
+    );
+    assert_eq!(
+        folder_digest(std::path::Path::new(&path)),
+        untouched,
+        "the backup changed"
     );
     let after = net.send("KZ", "CN", "e-co", &eco).await["message_id"]
         .as_str()
@@ -165,4 +178,24 @@ async fn backup_and_restore(engine: Option<&'static str>) {
         "{}",
         String::from_utf8_lossy(&out2.stdout)
     );
+}
+
+/// Every file under `dir` with the SHA-256 of its bytes, in path order.
+fn folder_digest(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    use sha2::{Digest, Sha256};
+    let mut files = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                let digest = Sha256::digest(std::fs::read(&path).unwrap()).to_vec();
+                files.push((path, digest));
+            }
+        }
+    }
+    files.sort();
+    files
 }

@@ -642,6 +642,51 @@ pub struct Migrated {
     pub segment_bytes: u64,
 }
 
+/// A temporary folder, removed when dropped ([`scratch_copy`]).
+pub use tempfile::TempDir as Scratch;
+
+/// Copy folder `from` into `to` (made if missing), file for file: a stopped store or a backup.
+pub fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
+/// A copy of the store (or backup) in folder `from`, file for file, in a temporary folder
+/// removed when the returned guard drops: beside `from` (the same disk, where a backup has
+/// room) or, where that folder cannot be written, in the system's temporary folder. Tools that
+/// only read a backup (`store check --store`, `log verify --store`) open the copy, since opening
+/// a store may write to it (an engine's recovery, a format upgrade): the backup stays exactly
+/// as it was.
+pub fn scratch_copy(from: &Path) -> std::io::Result<Scratch> {
+    let scratch = from
+        .parent()
+        .and_then(|p| {
+            tempfile::Builder::new()
+                .prefix(".caravan-scratch-")
+                .tempdir_in(p)
+                .ok()
+        })
+        .map_or_else(
+            || {
+                tempfile::Builder::new()
+                    .prefix("caravan-scratch-")
+                    .tempdir()
+            },
+            Ok,
+        )?;
+    copy_dir(from, &scratch.path().join("store"))?;
+    Ok(scratch)
+}
+
 /// Copy the stopped store in folder `from` into a new store in folder `to` on engine `kind`
 /// (either engine), with `tables`: every pair of every table, a batch of keys per
 /// transaction, then the payload segments, then one durable flush. The source is opened and

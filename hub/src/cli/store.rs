@@ -52,17 +52,33 @@ pub fn command(command: StoreCommand) -> ExitCode {
     }
 }
 
-/// The hub's store (the hub must be stopped), or the backup at `backup`, opened directly.
-pub fn open_store(config: &Config, backup: Option<&Path>) -> anyhow::Result<Backend> {
+/// The hub's store (the hub must be stopped), or a copy of the backup at `backup` (kept
+/// while the returned folder guard lives).
+pub fn open_store(
+    config: &Config,
+    backup: Option<&Path>,
+) -> anyhow::Result<(Backend, Option<caravan_common::store::Scratch>)> {
     match backup {
-        Some(path) => Backend::open_found(path, config.store_cache_bytes)
-            .map_err(|e| anyhow::anyhow!("{e}"))?
-            .ok_or_else(|| anyhow::anyhow!("{} is not a store backup", path.display())),
+        Some(path) => {
+            if caravan_common::store::EngineKind::detect(path).is_none() {
+                anyhow::bail!("{} is not a store backup", path.display());
+            }
+            // Opening a store may write to it (a format upgrade): the backup stays as it was,
+            // and a copy of it is opened.
+            let scratch = caravan_common::store::scratch_copy(path).map_err(|e| {
+                anyhow::anyhow!("cannot copy {} to read it: {e}", path.display())
+            })?;
+            let store = Backend::open_found(&scratch.path().join("store"), config.store_cache_bytes)
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .ok_or_else(|| anyhow::anyhow!("{} is not a store backup", path.display()))?;
+            Ok((store, Some(scratch)))
+        }
         None => Backend::open(
             &config.data_dir.join("store"),
             config.store_engine,
             config.store_cache_bytes,
         )
+        .map(|store| (store, None))
         .map_err(|e| {
             anyhow::anyhow!(
                 "{e} (is the hub running? stop it first, or audit a backup with --store: the store has one owner)"
@@ -74,7 +90,7 @@ pub fn open_store(config: &Config, backup: Option<&Path>) -> anyhow::Result<Back
 /// `store check`: whether the store is sound, every problem printed.
 fn check(config: PathBuf, backup: Option<PathBuf>, json: bool) -> anyhow::Result<bool> {
     let config = load_config(&config)?;
-    let store = open_store(&config, backup.as_deref())?;
+    let (store, _copy) = open_store(&config, backup.as_deref())?;
     let report = store.check();
     if json {
         caravan_common::out!("{}", serde_json::to_string(&report)?);

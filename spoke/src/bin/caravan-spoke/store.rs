@@ -89,10 +89,22 @@ fn check(config: &Path, backup: Option<&Path>, json: bool) -> Result<(), Failure
     let config = Config::load(config).map_err(|e| Failure(EX_USAGE, e.to_string()))?;
     // A small cache: the walk reads each record once.
     const CACHE: u64 = 8 << 20;
+    // A copy is walked (opening a store may upgrade it): the backup stays as it was.
+    let mut _copy = None;
     let store = match backup {
-        Some(path) => SpokeStore::open_found(path, CACHE)
-            .map_err(|e| Failure(1, e.to_string()))?
-            .ok_or_else(|| Failure(1, format!("{} holds no store", path.display())))?,
+        Some(path) => {
+            if caravan_common::store::EngineKind::detect(path).is_none() {
+                return Err(Failure(1, format!("{} holds no store", path.display())));
+            }
+            let copy = caravan_common::store::scratch_copy(path).map_err(|e| {
+                Failure(1, format!("cannot copy {} to check it: {e}", path.display()))
+            })?;
+            let store = SpokeStore::open_found(&copy.path().join("store"), CACHE)
+                .map_err(|e| Failure(1, e.to_string()))?
+                .ok_or_else(|| Failure(1, format!("{} holds no store", path.display())))?;
+            _copy = Some(copy);
+            store
+        }
         None => SpokeStore::open(&config.data_dir.join("store"), config.store_engine, CACHE)
             .map_err(|e| {
                 Failure(
