@@ -169,6 +169,17 @@ async fn the_console_speaks_the_officers_language_and_decodes_codes() {
         .await;
     // Codes by their names, in Russian, the code kept beside; a code not in its list is shown
     // as written and said to be so.
+    // The issue date the document states in UTC (sample_issued_now), shown in Almaty:
+    // "2026-12-07 00:51:28 +05:00".
+    let issued = page
+        .split("<th>Дата выдачи</th><td>")
+        .nth(1)
+        .and_then(|rest| rest.split("</td>").next())
+        .unwrap_or_default();
+    assert!(
+        issued.len() == 26 && issued.ends_with(" +05:00") && !issued.contains(['T', 'Z']),
+        "issue date shown as {issued:?}"
+    );
     for expected in [
         "✔ Подлинный и непротиворечивый: подписан, действующий, без изменений, и его содержание соответствует отправителю и получателю.",
         "<th>Вид сертификата</th><td>Фитосанитарный сертификат <small>(851)</small>",

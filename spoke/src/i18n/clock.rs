@@ -54,6 +54,20 @@ impl Clock {
         }
     }
 
+    /// A time a document states, for reading: a date-time with an offset or `Z` (RFC 3339,
+    /// "2026-12-06T19:51:28Z") in this zone as [`Self::format`] shows times; anything else (a
+    /// date, a time without an offset, text) as the document gives it, since it names no
+    /// instant to convert.
+    pub fn document_time(&self, text: &str) -> String {
+        match text.trim().parse::<jiff::Timestamp>() {
+            Ok(ts) => ts
+                .to_zoned_datetime(self.zone.clone())
+                .strftime("%Y-%m-%d %H:%M:%S %:z")
+                .to_string(),
+            Err(_) => text.to_owned(),
+        }
+    }
+
     /// `t` in this zone, to the minute, with the zone's name: "2026-12-06 14:05 Asia/Almaty"
     /// ("2026-12-06 09:05 UTC").
     pub fn minute_named(&self, t: Timestamp) -> String {
@@ -116,5 +130,25 @@ mod tests {
             Clock::default().format_short(far),
             format!("{} ms", i64::MAX)
         );
+    }
+
+    #[test]
+    fn a_document_time_with_an_offset_is_shown_in_the_zone_and_a_date_as_written() {
+        let almaty = Clock::new("Asia/Almaty").unwrap();
+        assert_eq!(
+            almaty.document_time("2026-12-06T19:51:28Z"),
+            "2026-12-07 00:51:28 +05:00"
+        );
+        assert_eq!(
+            almaty.document_time("2026-11-27T10:15:00+05:00"),
+            "2026-11-27 10:15:00 +05:00"
+        );
+        assert_eq!(
+            Clock::default().document_time("2016-04-22T13:53:08-03:00"),
+            "2016-04-22 16:53:08 +00:00"
+        );
+        for as_written in ["2026-11-20", "2026-11-20T10:15:00", "soon", ""] {
+            assert_eq!(almaty.document_time(as_written), as_written);
+        }
     }
 }

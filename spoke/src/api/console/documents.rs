@@ -504,7 +504,7 @@ pub(super) fn document_body(
         }
         (verdict_line(lang, r, lines, false))
         @if let Some(c) = &content {
-            (summary_block(lang, r.message_id, c))
+            (summary_block(lang, clock, r.message_id, c))
         }
         div.panel {
             h2 { (lang.t("document.verification")) }
@@ -582,7 +582,12 @@ pub(super) fn measure(lang: Lang, m: &Option<document::Measure>) -> String {
 /// The summary block at the top of the document page: who, from where to where, what goods
 /// (each line with its HS code, quantity and weights with their units), issued by whom and
 /// when, how it travels, and the files it carries.
-pub(super) fn summary_block(lang: Lang, id: MessageId, c: &document::Content) -> Markup {
+pub(super) fn summary_block(
+    lang: Lang,
+    clock: &Clock,
+    id: MessageId,
+    c: &document::Content,
+) -> Markup {
     let exporter = c
         .consignor
         .as_ref()
@@ -613,7 +618,7 @@ pub(super) fn summary_block(lang: Lang, id: MessageId, c: &document::Content) ->
                     tr { th { (lang.t("summary.status")) } td { (numeric_code(lang, List::DocumentStatus, s)) } }
                 }
                 @if let Some(d) = &c.issue_date {
-                    tr { th { (lang.t("summary.issued")) } td { (d) } }
+                    tr { th { (lang.t("summary.issued")) } td { (clock.document_time(d)) } }
                 }
                 @if let Some(p) = &c.issuer {
                     tr { th { (lang.t("summary.authority")) } td { (party_cell(lang, p)) } }
@@ -883,7 +888,7 @@ pub(super) fn print_body(
             }
         }
         @if let Some(c) = &content {
-            (summary_block(lang, r.message_id, c))
+            (summary_block(lang, clock, r.message_id, c))
         }
         table { (check_rows(lang, lines)) }
         h2 { (lang.t("document.says")) }

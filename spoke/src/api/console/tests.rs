@@ -164,7 +164,13 @@ fn the_summary_groups_goods_with_units_and_decodes_codes() {
     let eco = include_bytes!("../../../../samples/eco/carec-KZ-CN-certificate-of-origin.xml");
     let content = document::content(eco).unwrap();
     let id = MessageId::generate();
-    let ru = summary_block(Lang::from_tag("ru").unwrap(), id, &content).into_string();
+    let ru = summary_block(
+        Lang::from_tag("ru").unwrap(),
+        &Clock::default(),
+        id,
+        &content,
+    )
+    .into_string();
     // The e-CO's kind and status are words of its own, shown as written.
     assert!(
         ru.contains("<th>Вид документа</th><td>Non-preferential</td>")
@@ -186,7 +192,13 @@ fn the_summary_groups_goods_with_units_and_decodes_codes() {
     ] {
         assert!(ru.contains(expected), "{expected} not in {ru}");
     }
-    let zh = summary_block(Lang::from_tag("zh").unwrap(), id, &content).into_string();
+    let zh = summary_block(
+        Lang::from_tag("zh").unwrap(),
+        &Clock::default(),
+        id,
+        &content,
+    )
+    .into_string();
     for expected in [
         "<h2>摘要</h2>",
         "哈萨克斯坦 <small>(KZ)</small>",
@@ -198,7 +210,7 @@ fn the_summary_groups_goods_with_units_and_decodes_codes() {
     // The e-Phyto: kind decoded, status 70 marked as not in the list, its attachment linked.
     let phyto = include_bytes!("../../../../samples/ephyto/mattilsynet-SPSCertificateContent.xml");
     let content = document::content(phyto).unwrap();
-    let en = summary_block(Lang::default(), id, &content).into_string();
+    let en = summary_block(Lang::default(), &Clock::default(), id, &content).into_string();
     for expected in [
         "<th>Kind of document</th><td>Phytosanitary certificate <small>(851)</small></td>",
         "<th>Status</th><td>70 <small class=\"warn\">(not in the code list)</small></td>",
