@@ -16,7 +16,7 @@
 //! heads against the newest one, so a rewrite raises one alarm rather than one per document.
 
 use std::{
-    collections::{BTreeMap, HashMap, HashSet},
+    collections::{BTreeMap, HashMap},
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -72,8 +72,6 @@ struct Heads {
     last: Option<LogHeadRecord>,
     /// Heads received since, by size.
     pending: BTreeMap<u64, Candidate>,
-    /// Roots of heads that contradicted a pending head of their size, alarmed once each.
-    forks: HashSet<(u64, merkle::Hash)>,
 }
 
 pub struct LogAudit {
@@ -102,7 +100,7 @@ impl LogAudit {
             store,
             heads: Mutex::new(Heads {
                 last,
-                ..Heads::default()
+                pending: BTreeMap::new(),
             }),
             wake: Notify::new(),
             verified: Mutex::default(),
@@ -159,40 +157,10 @@ impl LogAudit {
         match checked {
             Ok((head, signed)) => {
                 // Many proofs share a head: its record (with the encoded evidence) is made once.
-                // Two heads of one size with different roots are two logs: an alarm at once,
-                // with both (the audit round keeps only one head per size).
-                let fork = {
-                    let mut heads = self.heads();
-                    let seen = heads
-                        .pending
-                        .get(&head.size)
-                        .map(|c| (c.head.root, c.record.clone()));
-                    match seen {
-                        None => {
-                            heads
-                                .pending
-                                .insert(head.size, Candidate::new(head, signed));
-                            None
-                        }
-                        Some((root, earlier))
-                            if root != head.root && heads.forks.insert((head.size, head.root)) =>
-                        {
-                            Some((earlier, Candidate::new(head, signed).record))
-                        }
-                        Some(_) => None,
-                    }
-                };
-                if let Some((earlier, now)) = fork {
-                    let refusal = Refusal::new(
-                        RefusalCode::LogInconsistent,
-                        format!(
-                            "the hub signed two different logs of size {}: both came with proofs",
-                            earlier.size
-                        ),
-                    );
-                    self.alarm(refusal, Some(expected.message_id), vec![earlier, now])
-                        .await;
-                }
+                self.heads()
+                    .pending
+                    .entry(head.size)
+                    .or_insert_with(|| Candidate::new(head, signed));
                 self.wake.notify_one();
             }
             Err(refusal) => {
@@ -464,76 +432,5 @@ mod tests {
         // Alarms survive a restart.
         drop(audit);
         assert_eq!(store.log_alarms().unwrap().1, 2);
-    }
-
-    /// Two heads of the same size with different roots, each with a good inclusion proof,
-    /// are an alarm at once (before any audit round), once, with both heads kept.
-    #[tokio::test]
-    async fn two_heads_of_one_size_with_different_roots_are_an_alarm_at_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(SpokeStore::open(dir.path(), Default::default(), 1 << 20).unwrap());
-        let audit = LogAudit::new(store.clone());
-        let hub = SigningKey::generate();
-        let trust = TrustSet::new(
-            Default::default(),
-            [],
-            [],
-            [HubKey {
-                public_key: hub.public().clone(),
-                not_before: None,
-                not_after: None,
-            }],
-            [],
-        )
-        .unwrap();
-        let id = MessageId::generate();
-        let expected = Expected {
-            kind: v1::LogEntryKind::Accepted,
-            message_id: id,
-            sender: "KZ".parse().unwrap(),
-            recipient: "CN".parse().unwrap(),
-            header_sha256: Some([7; 32]),
-            evidence_sha256: None,
-        };
-        let entry = v1::LogEntry {
-            kind: v1::LogEntryKind::Accepted as i32,
-            sender: "KZ".into(),
-            recipient: "CN".into(),
-            message_id: id.to_string(),
-            header_sha256: vec![7; 32],
-            ..Default::default()
-        }
-        .encode_to_vec();
-        let leaf = merkle::leaf_hash(&entry);
-        // The same first entry, then another second entry in each of two logs of size 2.
-        let proof = |second: &[u8]| {
-            let sibling = merkle::leaf_hash(second);
-            let root = merkle::node_hash(&leaf, &sibling);
-            v1::LogProof {
-                leaf_index: 0,
-                entry: entry.clone(),
-                tree_head: Some(log_proof::sign_head(2, &root, Timestamp::now(), &hub)),
-                audit_path: vec![sibling.to_vec()],
-            }
-        };
-        let (one, other) = (proof(b"one history"), proof(b"another history"));
-        audit.check(Some(&one), &expected, &trust, "receipt").await;
-        assert_eq!(store.log_alarms().unwrap().1, 0);
-        audit
-            .check(Some(&other), &expected, &trust, "status event")
-            .await;
-        audit
-            .check(Some(&other), &expected, &trust, "status event")
-            .await;
-        let (alarms, total) = store.log_alarms().unwrap();
-        assert_eq!(total, 1, "one incident, one alarm");
-        assert_eq!(alarms[0].code, "LOG_INCONSISTENT");
-        assert!(
-            alarms[0].detail.contains("two different logs of size 2"),
-            "{}",
-            alarms[0].detail
-        );
-        assert_eq!(alarms[0].heads.len(), 2);
-        assert_ne!(alarms[0].heads[0].root, alarms[0].heads[1].root);
     }
 }
