@@ -447,133 +447,50 @@ async fn the_openapi_document_is_valid_and_describes_every_answer() {
     }
     let (s, _) = call("KZ", "POST", send, docs, None, Vec::new()).await;
     assert_eq!(s, 401);
-    let status_path = format!("/api/v1/documents/{id}");
-    let (s, _) = call(
-        "KZ",
-        "GET",
-        &status_path,
-        "/api/v1/documents/{id}",
-        Some(&kz),
-        Vec::new(),
-    )
-    .await;
-    assert_eq!(s, 200);
-    let (s, _) = call(
-        "KZ",
-        "GET",
-        &format!("/api/v1/sent/{id}/status"),
-        "/api/v1/sent/{id}/status",
-        Some(&kz),
-        Vec::new(),
-    )
-    .await;
-    assert_eq!(s, 200);
-    let unknown = "01a24cee-5329-73d5-8f60-908477aed561";
-    let (s, _) = call(
-        "KZ",
-        "GET",
-        &format!("/api/v1/documents/{unknown}"),
-        "/api/v1/documents/{id}",
-        Some(&kz),
-        Vec::new(),
-    )
-    .await;
-    assert_eq!(s, 404);
-    let (s, _) = call(
-        "KZ",
-        "GET",
-        "/api/v1/documents/not-an-id",
-        "/api/v1/documents/{id}",
-        Some(&kz),
-        Vec::new(),
-    )
-    .await;
-    assert_eq!(s, 400);
     net.wait_inbox("CN", &id).await;
-    let (s, _) = call(
-        "CN",
-        "GET",
-        "/api/v1/inbox",
-        "/api/v1/inbox",
-        Some(&cn),
-        Vec::new(),
-    )
-    .await;
-    assert_eq!(s, 200);
-    let (s, _) = call(
-        "CN",
-        "GET",
-        "/api/v1/inbox?since=yesterday",
-        "/api/v1/inbox",
-        Some(&cn),
-        Vec::new(),
-    )
-    .await;
-    assert_eq!(s, 400);
-    let (s, _) = call(
-        "CN",
-        "GET",
-        &format!("/api/v1/inbox/{id}"),
-        "/api/v1/inbox/{id}",
-        Some(&cn),
-        Vec::new(),
-    )
-    .await;
-    assert_eq!(s, 200);
-    let (s, _) = call(
-        "CN",
-        "GET",
-        &format!("/api/v1/inbox/{unknown}"),
-        "/api/v1/inbox/{id}",
-        Some(&cn),
-        Vec::new(),
-    )
-    .await;
-    assert_eq!(s, 404);
-    let (s, _) = call(
-        "CN",
-        "GET",
-        &format!("/api/v1/inbox/{id}/payload"),
-        "/api/v1/inbox/{id}/payload",
-        Some(&cn),
-        Vec::new(),
-    )
-    .await;
-    assert_eq!(s, 200);
-    let (s, _) = call(
-        "CN",
-        "GET",
-        &format!("/api/v1/inbox/{id}/evidence"),
-        "/api/v1/inbox/{id}/evidence",
-        Some(&cn),
-        Vec::new(),
-    )
-    .await;
-    assert_eq!(s, 200);
-    let answer = format!("/api/v1/inbox/{id}/answer");
-    let (s, _) = call(
-        "CN",
-        "POST",
-        &answer,
-        "/api/v1/inbox/{id}/answer",
-        Some(&cn),
-        b"{\"decision\": \"maybe\"}".to_vec(),
-    )
-    .await;
-    assert_eq!(s, 400);
-    let (s, _) = call(
-        "CN",
-        "POST",
-        &answer,
-        "/api/v1/inbox/{id}/answer",
-        Some(&cn),
-        b"{\"decision\": \"accepted\"}".to_vec(),
-    )
-    .await;
-    assert_eq!(s, 202);
-    for path in ["/api/v1/trust-list", "/api/v1/log", "/api/v1/health"] {
-        let (s, _) = call("CN", "GET", path, path, Some(&cn), Vec::new()).await;
-        assert_eq!(s, 200, "{path}");
+    let unknown = "01a24cee-5329-73d5-8f60-908477aed561";
+    let (answer_no, answer_yes) = (r#"{"decision": "maybe"}"#, r#"{"decision": "accepted"}"#);
+    // KZ about what it sent, CN about what it received: (caller, method, the operation as the
+    // document names it, what fills its `{id}` (else is appended), body, status).
+    for (who, method, template, arg, body, expected) in [
+        ("KZ", "GET", "/api/v1/documents/{id}", id.as_str(), "", 200),
+        ("KZ", "GET", "/api/v1/sent/{id}/status", &id, "", 200),
+        ("KZ", "GET", "/api/v1/documents/{id}", unknown, "", 404),
+        ("KZ", "GET", "/api/v1/documents/{id}", "not-an-id", "", 400),
+        ("CN", "GET", "/api/v1/inbox", "", "", 200),
+        ("CN", "GET", "/api/v1/inbox", "?since=yesterday", "", 400),
+        ("CN", "GET", "/api/v1/inbox/{id}", &id, "", 200),
+        ("CN", "GET", "/api/v1/inbox/{id}", unknown, "", 404),
+        ("CN", "GET", "/api/v1/inbox/{id}/payload", &id, "", 200),
+        ("CN", "GET", "/api/v1/inbox/{id}/evidence", &id, "", 200),
+        (
+            "CN",
+            "POST",
+            "/api/v1/inbox/{id}/answer",
+            &id,
+            answer_no,
+            400,
+        ),
+        (
+            "CN",
+            "POST",
+            "/api/v1/inbox/{id}/answer",
+            &id,
+            answer_yes,
+            202,
+        ),
+        ("CN", "GET", "/api/v1/trust-list", "", "", 200),
+        ("CN", "GET", "/api/v1/log", "", "", 200),
+        ("CN", "GET", "/api/v1/health", "", "", 200),
+    ] {
+        let path = if template.contains("{id}") {
+            template.replace("{id}", arg)
+        } else {
+            format!("{template}{arg}")
+        };
+        let token = if who == "KZ" { &kz } else { &cn };
+        let (s, answer) = call(who, method, &path, template, Some(token), body.into()).await;
+        assert_eq!(s, expected, "{method} {path}: {answer}");
     }
 
     for (template, method, status, body) in &answers {

@@ -10,13 +10,23 @@ use std::{path::Path, process::Stdio};
 
 use caravan_tests::Net;
 
-fn python_ready() -> bool {
-    std::process::Command::new("python3")
+/// Whether python3 has the client's packages; if not, `test` is skipped with a message,
+/// except under CI, which must have them.
+fn python_ready(test: &str) -> bool {
+    let ready = std::process::Command::new("python3")
         .args(["-c", "import grpc, grpc_tools, cryptography"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
-        .is_ok_and(|s| s.success())
+        .is_ok_and(|s| s.success());
+    if !ready {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must have the Python client's packages: .ci/run installs them"
+        );
+        eprintln!("SKIPPED {test}: pip install -r clients/python/requirements.txt");
+    }
+    ready
 }
 
 /// Run the client as participant CN with `args` after the command; its JSON lines.
@@ -51,15 +61,7 @@ async fn client(net: &Net, args: &[&str]) -> (bool, Vec<serde_json::Value>, Stri
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_python_reference_client_exchanges_with_a_caravan_spoke() {
-    if !python_ready() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must have the Python client's packages: .ci/run installs them"
-        );
-        eprintln!(
-            "SKIPPED the_python_reference_client_exchanges_with_a_caravan_spoke: \
-             pip install -r clients/python/requirements.txt"
-        );
+    if !python_ready("the_python_reference_client_exchanges_with_a_caravan_spoke") {
         return;
     }
     let mut net = Net::new(&["KZ", "CN"]).await;
@@ -141,12 +143,7 @@ async fn the_python_reference_client_exchanges_with_a_caravan_spoke() {
 /// Python's own libraries, and refuses each tampering of a delivery with the right code.
 #[test]
 fn the_python_client_agrees_with_the_protocol_vectors() {
-    if !python_ready() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must have the Python client's packages: .ci/run installs them"
-        );
-        eprintln!("SKIPPED the_python_client_agrees_with_the_protocol_vectors: no Python packages");
+    if !python_ready("the_python_client_agrees_with_the_protocol_vectors") {
         return;
     }
     let out = std::process::Command::new("python3")

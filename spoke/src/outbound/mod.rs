@@ -85,8 +85,9 @@ pub enum SendError {
     Inconsistent(Vec<Check>),
 }
 
-/// The rules of the lines that did not pass, for the log (never the document's words).
-fn failed_rules(checks: &[Check]) -> String {
+/// The rules of the lines that did not pass (failed or warned), for the log (never the
+/// document's words).
+fn rules_not_passed(checks: &[Check]) -> String {
     checks
         .iter()
         .filter(|c| c.outcome != Outcome::Pass)
@@ -288,7 +289,7 @@ impl Outbound {
         };
         if checks::worst(&checks) == Outcome::Fail {
             info!(recipient = %out.to, document_type = %out.document_type,
-                failed = %failed_rules(&checks), "refused: content check failed");
+                failed = %rules_not_passed(&checks), "refused: content check failed");
             return Err(SendError::Inconsistent(checks));
         }
         let header = Header {
@@ -333,7 +334,7 @@ impl Outbound {
         drop(out.room);
         self.outbox_signal.notify_one();
         info!(message_id = %header.message_id, recipient = %header.recipient,
-            document_type = %header.document_type, warnings = %failed_rules(&checks), "queued");
+            document_type = %header.document_type, warnings = %rules_not_passed(&checks), "queued");
         let mut record = record;
         if let Some(wait) = wait {
             let deadline = tokio::time::Instant::now() + wait;
