@@ -5,10 +5,31 @@
 //! `tools/derive_samples.py`). The receiving spoke's content checks judge what a document says:
 //! its issuing authority must be one the registry records for the signer, its issue date not
 //! older than its type's limit, its number not one received before. So that every run passes
-//! them, the sandbox sends each sample as issued a minute ago, under a number of its own
-//! (the same sandbox folder is run again and again).
+//! them, the sandbox sends each sample as issued a minute ago, under the number of its run
+//! (the same sandbox folder is run again and again, seconds apart or days).
+
+use std::path::Path;
 
 use caravan_common::{DocumentType, ParticipantId, Timestamp};
+
+/// The number of this run in sandbox folder `dir`, from 1, counted in `dir/runs`: the
+/// sequence of the numbers its documents carry, so that no run repeats an earlier one's.
+pub fn next_run(dir: &Path) -> std::io::Result<u64> {
+    let path = dir.join("runs");
+    let last = match std::fs::read_to_string(&path) {
+        Ok(text) => text.trim().parse().map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{}: {e}", path.display()),
+            )
+        })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+        Err(e) => return Err(e),
+    };
+    let run = last + 1;
+    std::fs::write(&path, format!("{run}\n"))?;
+    Ok(run)
+}
 
 /// A sample document and the corridor it was written for.
 pub struct Sample {
@@ -90,10 +111,9 @@ impl Sample {
     }
 
     /// The sample as issued at `at` (a minute before now, say), numbered with the year of `at`
-    /// and the last six digits of its Unix time: `KZ-CO-2026-000123` issued at
-    /// 2026-12-06T10:41:05Z (1796553665) becomes `KZ-CO-2026-553665`, a number of its own for
-    /// each sandbox run.
-    pub fn issued_at(&self, at: Timestamp) -> Vec<u8> {
+    /// and `run` ([`next_run`]): `KZ-CO-2026-000123` issued in 2026 on run 7 becomes
+    /// `KZ-CO-2026-000007`.
+    pub fn issued_at(&self, at: Timestamp, run: u64) -> Vec<u8> {
         let text = std::str::from_utf8(self.bytes).expect("the samples are UTF-8");
         let at_text = at.to_string(); // 2026-12-06T10:41:05.000Z
         let (date, time) = (&at_text[..10], &at_text[11..19]);
@@ -109,10 +129,8 @@ impl Sample {
             &self.issued[..open],
             &self.issued[close..]
         );
-        let seconds = at.as_millis() / 1000;
-        let sequence = seconds % 1_000_000;
         let prefix = &self.number[..self.number.len() - "2026-000123".len()];
-        let number = format!("{prefix}{}-{sequence:06}", &date[..4]);
+        let number = format!("{prefix}{}-{run:06}", &date[..4]);
         assert!(text.contains(self.issued), "{} changed", self.path);
         text.replacen(self.issued, &issued, 1)
             .replace(self.number, &number)
@@ -129,10 +147,10 @@ mod tests {
         let at = Timestamp::from_millis(1_796_553_665_000); // 2026-12-06T10:41:05Z
         assert_eq!(at.to_string(), "2026-12-06T10:41:05.000Z");
         for sample in SAMPLES {
-            let text = String::from_utf8(sample.issued_at(at)).unwrap();
+            let text = String::from_utf8(sample.issued_at(at, 7)).unwrap();
             assert!(!text.contains(sample.number), "{}", sample.path);
             assert!(!text.contains(sample.issued), "{}", sample.path);
-            let number = format!("{}2026-553665", &sample.number[..sample.number.len() - 11]);
+            let number = format!("{}2026-000007", &sample.number[..sample.number.len() - 11]);
             assert!(text.contains(&number), "{}: {number}", sample.path);
             assert!(
                 text.contains(">2026-12-06<") || text.contains(">2026-12-06T10:41:05Z<"),
@@ -140,5 +158,14 @@ mod tests {
                 sample.path
             );
         }
+    }
+
+    #[test]
+    fn each_run_of_a_folder_has_its_own_number() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(next_run(dir.path()).unwrap(), 1);
+        assert_eq!(next_run(dir.path()).unwrap(), 2);
+        std::fs::write(dir.path().join("runs"), "garbled").unwrap();
+        assert!(next_run(dir.path()).is_err());
     }
 }

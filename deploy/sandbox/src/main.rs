@@ -259,13 +259,15 @@ async fn exchange(dir: &Path, spokes: &[ParticipantId]) -> anyhow::Result<bool> 
     let issued = caravan_common::Timestamp::from_millis(
         caravan_common::Timestamp::now().as_millis() - 60_000,
     );
+    let run = caravan_sandbox::documents::next_run(dir)
+        .with_context(|| format!("counting this run in {}", dir.display()))?;
     let mut trips: Vec<Trip> = SAMPLES
         .iter()
         .map(|s| Trip {
             from: s.from(),
             to: s.to(),
             document_type: s.document_type,
-            payload: s.issued_at(issued),
+            payload: s.issued_at(issued, run),
             sample: s.path,
             expected: Expected::Consistent,
         })

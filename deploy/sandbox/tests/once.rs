@@ -110,6 +110,10 @@ fn the_sandbox_carries_three_documents_end_to_end_on_either_engine_and_reuses_it
     let dir = root.path().join("sandbox");
     let (ok, output) = sandbox_once(&dir, &[]);
     assert_all_went_through(ok, &output);
+    assert!(
+        output.contains("-000001"),
+        "the first run's numbers: {output}"
+    );
     assert!(dir.join("hub/hub.toml").is_file() && dir.join("KZ/spoke.toml").is_file());
     // redb is the default engine of new stores.
     for store in ["hub/data/store", "KZ/data/store"] {
@@ -118,8 +122,14 @@ fn the_sandbox_carries_three_documents_end_to_end_on_either_engine_and_reuses_it
             "{store} is a redb store"
         );
     }
+    // Run again at once, on the same folder: its documents carry numbers of their own, so no
+    // consistent one is taken for a duplicate of the first run's.
     let (ok, output) = sandbox_once(&dir, &[]);
     assert_all_went_through(ok, &output);
+    assert!(
+        output.contains("-000002") && !output.contains("-000001"),
+        "the second run's numbers: {output}"
+    );
     // A port of its configs taken by another program, a spoke's or the hub's: it stops at
     // once and says which.
     stops_at_once_when_taken(
