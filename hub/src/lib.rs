@@ -23,6 +23,7 @@ pub mod admin;
 pub mod anchor;
 pub mod commit;
 pub mod config;
+pub mod conformance;
 pub mod dashboard;
 pub mod error;
 pub mod exchange;
