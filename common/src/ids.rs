@@ -27,6 +27,10 @@ pub enum IdError {
 pub struct ParticipantId([u8; 2]);
 
 impl ParticipantId {
+    /// `ZZ`, the conformance kit's own identity: a code ISO 3166-1 leaves to users and assigns
+    /// to no country.
+    pub const CONFORMANCE: ParticipantId = ParticipantId(*b"ZZ");
+
     pub fn as_str(&self) -> &str {
         // Only ever built from two ASCII uppercase letters, so this cannot fail.
         std::str::from_utf8(&self.0).expect("participant id is ASCII")

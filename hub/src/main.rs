@@ -8,7 +8,7 @@ use std::{path::PathBuf, process::ExitCode};
 use clap::{Parser, Subcommand};
 
 use cli::{
-    admin::AdminCommand, exit::report, info::InfoArgs, log::LogCommand, pki::PkiCommand,
+    admin::AdminCommand, conformance::ConformanceCommand, exit::report, info::InfoArgs, log::LogCommand, pki::PkiCommand,
     restore::RestoreArgs, run::RunArgs, store::StoreCommand,
 };
 
@@ -50,6 +50,12 @@ enum Command {
     /// Replace the hub's store with a backup (hub stopped). The backup is copied, upgraded and
     /// audited first; the store it replaces is kept aside. Exit 0 only if it was restored.
     Restore(RestoreArgs),
+    /// The conformance kit: drive a candidate participant's test spoke through the protocol's
+    /// cases from a stand-in hub, and record the report with the running hub.
+    Conformance {
+        #[command(subcommand)]
+        command: ConformanceCommand,
+    },
     /// Manage the registry of the running hub, as an operator.
     Admin {
         /// The operator's admin.toml: hub URL and operator certificate.
@@ -68,6 +74,7 @@ fn main() -> ExitCode {
         Command::Log { command } => cli::log::command(command),
         Command::Store { command } => cli::store::command(command),
         Command::Restore(args) => report(cli::restore::command(args)),
+        Command::Conformance { command } => cli::conformance::command(command),
         Command::Admin { config, command } => report(cli::admin::command(config, command)),
     }
 }

@@ -118,13 +118,19 @@ impl Operator {
         AdminClient::new(self.channel.clone())
     }
 
+    /// The hub's current signed trust list, as it publishes it (unchecked: see
+    /// [`Operator::trust_list`], or open it with the anchor's public key).
+    pub async fn signed_trust_list(&self) -> Result<v1::SignedTrustList, OperatorError> {
+        Ok(TrustAnchorClient::new(self.channel.clone())
+            .current(v1::CurrentTrustListRequest {})
+            .await?
+            .into_inner())
+    }
+
     /// The hub's current trust list, as the hub publishes it (checked against the hub's own
     /// anchor key id, decoded without an outside pin: the operator trusts their own hub).
     pub async fn trust_list(&self) -> Result<TrustSet, OperatorError> {
-        let signed = TrustAnchorClient::new(self.channel.clone())
-            .current(v1::CurrentTrustListRequest {})
-            .await?
-            .into_inner();
+        let signed = self.signed_trust_list().await?;
         let list = <v1::TrustList as prost::Message>::decode(signed.body.as_slice())
             .map_err(OperatorError::TrustList)?;
         caravan_proto::trust_list::trust_set(&list).map_err(OperatorError::Refused)

@@ -337,6 +337,22 @@ impl Registry {
             &mut BTreeMap<String, RevokedCertificate>,
         ) -> Result<(), Refusal>,
     ) -> Result<u64, HubError> {
+        self.change_valid_for(self.validity, actor, detail, edit)
+            .await
+    }
+
+    /// [`Registry::change`], the new list fresh for `validity` instead of the configured
+    /// life: the conformance kit's stand-in issues a list that is stale at once.
+    pub(crate) async fn change_valid_for(
+        &self,
+        validity: Duration,
+        actor: &str,
+        detail: String,
+        edit: impl FnOnce(
+            &mut v1::TrustList,
+            &mut BTreeMap<String, RevokedCertificate>,
+        ) -> Result<(), Refusal>,
+    ) -> Result<u64, HubError> {
         let _writer = self.writer.lock().await;
         let current = self.snapshot();
         let mut list = current.list.clone();
@@ -347,7 +363,7 @@ impl Registry {
         list.issued_at_ms = now.as_millis();
         list.next_update_ms = now
             .as_millis()
-            .saturating_add(self.validity.as_millis() as i64);
+            .saturating_add(validity.as_millis() as i64);
         list.anchor_key_id = self.anchor.key_id().to_string();
         let signed = trust_list::sign(&list, &self.anchor);
         // Judge the new list as a spoke would; an edit that breaks it is refused whole.

@@ -41,6 +41,7 @@ use crate::{
     anchor::TrustAnchorService,
     commit::GroupCommit,
     config::{Config, CreatedAtBounds},
+    conformance::StandIn,
     exchange::{Exchange, ExchangeService, SubmitRules},
     log::Heads,
     metrics::Metrics,
@@ -163,6 +164,18 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
+    run_with(config, listener, shutdown, None).await
+}
+
+/// [`run`], or with `stand_in` the conformance kit's stand-in hub: its Exchange and
+/// TrustAnchor services wrapped by the kit's script, no Admin service, and no periodic
+/// re-issue of the trust list (the kit issues every version itself).
+pub async fn run_with(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+    stand_in: Option<Arc<StandIn>>,
+) -> Result<(), RunError> {
     std::fs::create_dir_all(&config.data_dir).map_err(|source| RunError::DataDir {
         path: config.data_dir.display().to_string(),
         source,
@@ -213,7 +226,9 @@ pub async fn run(
         version = registry.snapshot().list.version,
         "registry loaded"
     );
-    tokio::spawn(registry.clone().keep_fresh(stop_rx.clone()));
+    if stand_in.is_none() {
+        tokio::spawn(registry.clone().keep_fresh(stop_rx.clone()));
+    }
     let receipt_key = config.receipt_key.clone();
     let exchange = Arc::new(Exchange::new(
         registry.clone(),
@@ -375,10 +390,13 @@ pub async fn run(
             stop_rx.clone(),
         ));
     }
-    let anchor = TrustAnchorServer::new(TrustAnchorService {
+    if let Some(stand_in) = &stand_in {
+        stand_in.attach(exchange.clone(), registry.clone());
+    }
+    let anchor = TrustAnchorService {
         registry: registry.clone(),
         shutdown: stop_rx,
-    });
+    };
     let admin = AdminServer::new(AdminService {
         registry,
         metrics,
@@ -398,9 +416,37 @@ pub async fn run(
         .register_encoded_file_descriptor_set(caravan_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
-    let exchange_service = ExchangeServer::new(ExchangeService(exchange))
-        .max_decoding_message_size(MESSAGE_LIMIT)
-        .max_encoding_message_size(MESSAGE_LIMIT);
+    let exchange = ExchangeService(exchange);
+    // The hub's own services, or the stand-in's (which has no operators).
+    let (plain, stand_in) = match stand_in {
+        None => (
+            Some((
+                ExchangeServer::new(exchange)
+                    .max_decoding_message_size(MESSAGE_LIMIT)
+                    .max_encoding_message_size(MESSAGE_LIMIT),
+                TrustAnchorServer::new(anchor),
+                admin,
+            )),
+            None,
+        ),
+        Some(stand_in) => (
+            None,
+            Some((
+                ExchangeServer::new(stand_in.exchange(exchange))
+                    .max_decoding_message_size(MESSAGE_LIMIT)
+                    .max_encoding_message_size(MESSAGE_LIMIT),
+                TrustAnchorServer::new(stand_in.anchor(anchor)),
+            )),
+        ),
+    };
+    let (exchange, anchor, admin) = match plain {
+        Some((e, t, a)) => (Some(e), Some(t), Some(a)),
+        None => (None, None, None),
+    };
+    let (kit_exchange, kit_anchor) = match stand_in {
+        Some((e, t)) => (Some(e), Some(t)),
+        None => (None, None),
+    };
     let tls = net::tls_acceptor(&config.tls, &[b"h2"])?;
     let addr = listener.local_addr().ok();
     // HTTP/2 pings every 30 s keep a live peer busy, so a connection with no byte either way
@@ -424,9 +470,11 @@ pub async fn run(
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .add_service(health_service)
         .add_service(reflection)
-        .add_service(exchange_service)
-        .add_service(anchor)
-        .add_service(admin)
+        .add_optional_service(exchange)
+        .add_optional_service(anchor)
+        .add_optional_service(admin)
+        .add_optional_service(kit_exchange)
+        .add_optional_service(kit_anchor)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;
     Listening::clear(&data_dir)?;

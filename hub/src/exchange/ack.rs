@@ -43,7 +43,7 @@ impl Exchange {
 
     /// Several acknowledgements: each judged alone, all recorded in one write and made durable
     /// by one flush; one result each, in order.
-    pub(super) async fn acknowledge_many(
+    pub(crate) async fn acknowledge_many(
         &self,
         caller: ParticipantId,
         request: v1::AcknowledgeManyRequest,

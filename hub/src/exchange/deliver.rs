@@ -24,7 +24,7 @@ use crate::{
 impl Exchange {
     /// Open a delivery stream for `recipient` (whose certificate is `peer`) from after
     /// `resume_after`; it runs in its own task, in the caller's span.
-    pub(super) fn open_deliveries(
+    pub(crate) fn open_deliveries(
         self: Arc<Self>,
         peer: Peer,
         recipient: ParticipantId,

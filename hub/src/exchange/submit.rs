@@ -20,7 +20,7 @@ use crate::{
 };
 
 impl Exchange {
-    pub(super) async fn submit(
+    pub(crate) async fn submit(
         &self,
         caller: ParticipantId,
         request: v1::SubmitRequest,
