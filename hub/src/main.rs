@@ -8,8 +8,8 @@ use std::{path::PathBuf, process::ExitCode};
 use clap::{Parser, Subcommand};
 
 use cli::{
-    admin::AdminCommand, conformance::ConformanceCommand, exit::report, info::InfoArgs, log::LogCommand, pki::PkiCommand,
-    restore::RestoreArgs, run::RunArgs, store::StoreCommand,
+    admin::AdminCommand, conformance::ConformanceCommand, exit::report, info::InfoArgs,
+    log::LogCommand, pki::PkiCommand, restore::RestoreArgs, run::RunArgs, store::StoreCommand,
 };
 
 #[derive(Parser)]

@@ -361,9 +361,7 @@ impl Registry {
         let now = Timestamp::now();
         list.version = current.list.version + 1;
         list.issued_at_ms = now.as_millis();
-        list.next_update_ms = now
-            .as_millis()
-            .saturating_add(validity.as_millis() as i64);
+        list.next_update_ms = now.as_millis().saturating_add(validity.as_millis() as i64);
         list.anchor_key_id = self.anchor.key_id().to_string();
         let signed = trust_list::sign(&list, &self.anchor);
         // Judge the new list as a spoke would; an edit that breaks it is refused whole.

@@ -112,7 +112,7 @@ pub struct Proc {
 }
 
 impl Proc {
-    fn spawn(mut command: Command, log: PathBuf) -> Self {
+    pub fn spawn(mut command: Command, log: PathBuf) -> Self {
         let out = fs::File::create(&log).expect("log file");
         let err = out.try_clone().expect("log file");
         command.stdin(Stdio::null()).stdout(out).stderr(err);
@@ -155,7 +155,7 @@ impl Proc {
         false
     }
 
-    fn exited(&self) -> Option<std::process::ExitStatus> {
+    pub fn exited(&self) -> Option<std::process::ExitStatus> {
         let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
         child.try_wait().ok().flatten()
     }

@@ -123,7 +123,9 @@ impl Run<'_> {
     /// The candidate's first acknowledgement of `id`, within the case timeout.
     async fn first_ack(&self, id: MessageId) -> Option<SeenAck> {
         self.kit
-            .wait_for(self.options.case_timeout, |kit| kit.acks(id).into_iter().next())
+            .wait_for(self.options.case_timeout, |kit| {
+                kit.acks(id).into_iter().next()
+            })
             .await
     }
 
@@ -155,7 +157,11 @@ impl Run<'_> {
         }
     }
 
-    async fn expect_rejected(&self, id: MessageId, expected: RefusalCode) -> Result<String, String> {
+    async fn expect_rejected(
+        &self,
+        id: MessageId,
+        expected: RefusalCode,
+    ) -> Result<String, String> {
         match self.first_ack(id).await {
             None => Err(format!(
                 "{}: a document that fails verification must be acknowledged REJECTED",
@@ -170,7 +176,9 @@ impl Run<'_> {
             Some(SeenAck {
                 outcome: Some(AckOutcome::Rejected { code, .. }),
                 ..
-            }) => Err(format!("rejected, but {code}; the rule broken is {expected}")),
+            }) => Err(format!(
+                "rejected, but {code}; the rule broken is {expected}"
+            )),
             Some(SeenAck {
                 outcome: Some(AckOutcome::Accepted),
                 ..
@@ -294,7 +302,10 @@ impl Run<'_> {
                     Some(SeenAck {
                         outcome: Some(AckOutcome::Accepted),
                         ..
-                    }) => Ok("the redelivery was acknowledged ACCEPTED again, as the first time".to_owned()),
+                    }) => Ok(
+                        "the redelivery was acknowledged ACCEPTED again, as the first time"
+                            .to_owned(),
+                    ),
                     Some(SeenAck {
                         outcome: Some(AckOutcome::Rejected { code, .. }),
                         ..
@@ -323,9 +334,9 @@ impl Run<'_> {
             self.send(first, t, &key, None).await?;
             self.expect_accepted(first).await?;
             self.send(second, t, &key, Some(first)).await?;
-            self.expect_accepted(second).await.map(|_| {
-                format!("both acknowledged ACCEPTED; the second supersedes {first}")
-            })
+            self.expect_accepted(second)
+                .await
+                .map(|_| format!("both acknowledged ACCEPTED; the second supersedes {first}"))
         }
         .await;
         self.record(case(
@@ -480,7 +491,11 @@ impl Run<'_> {
         // Fresh again for whatever follows.
         if let Err(e) = self
             .registry
-            .change("conformance-kit", "a fresh trust list".to_owned(), |_, _| Ok(()))
+            .change(
+                "conformance-kit",
+                "a fresh trust list".to_owned(),
+                |_, _| Ok(()),
+            )
             .await
         {
             (self.progress)(&format!("could not re-issue a fresh trust list: {e}"));

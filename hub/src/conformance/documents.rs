@@ -47,11 +47,7 @@ pub fn document(document_type: DocumentType, number: &str) -> (Vec<u8>, &'static
 }
 
 /// Judge a document the candidate sent: `Ok` with its number, or the problems found.
-pub fn judge(
-    payload: &[u8],
-    declared: DocumentType,
-    content_type: &str,
-) -> Result<String, String> {
+pub fn judge(payload: &[u8], declared: DocumentType, content_type: &str) -> Result<String, String> {
     match caravan_spoke::document::judge(payload, declared, Some(content_type)) {
         Ok(content) => Ok(content.document_number.unwrap_or_default()),
         Err(problems) => Err(problems
@@ -70,7 +66,11 @@ mod tests {
     fn every_sample_passes_the_document_rules_under_its_new_number() {
         for t in DocumentType::ALL {
             let (payload, media) = document(t, "ZZ-CONF-7-1");
-            assert_eq!(judge(&payload, t, media), Ok("ZZ-CONF-7-1".to_owned()), "{t}");
+            assert_eq!(
+                judge(&payload, t, media),
+                Ok("ZZ-CONF-7-1".to_owned()),
+                "{t}"
+            );
         }
     }
 

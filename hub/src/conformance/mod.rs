@@ -211,9 +211,15 @@ pub async fn run(
             "it did not open its store within 60 s".to_owned(),
         ));
     };
-    prepare(&registry, &keys.identity, entry, candidate_keys, &options.types)
-        .await
-        .map_err(KitError::Prepare)?;
+    prepare(
+        &registry,
+        &keys.identity,
+        entry,
+        candidate_keys,
+        &options.types,
+    )
+    .await
+    .map_err(KitError::Prepare)?;
     let received = Arc::new(cases::Received::default());
     let receiver = tokio::spawn(cases::receive(
         exchange.clone(),

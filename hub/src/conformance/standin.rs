@@ -358,10 +358,8 @@ impl v1::exchange_server::Exchange for KitExchange {
                         }
                     }
                     Some(Tamper::HeaderSignature) => {
-                        if let Some(sig) = frame
-                            .envelope
-                            .as_mut()
-                            .and_then(|e| e.signature.as_mut())
+                        if let Some(sig) =
+                            frame.envelope.as_mut().and_then(|e| e.signature.as_mut())
                         {
                             flip(&mut sig.signature, 0);
                         }
