@@ -1203,23 +1203,34 @@ impl Net {
     }
 
     fn channel_as(&self, id: &str) -> Option<Channel> {
+        let port = self.hub_port.expect("hub started");
+        self.channel_to(id, port)
+    }
+
+    /// A channel presenting participant `id`'s certificate to whatever listens on `port` of
+    /// `localhost` with the hub's certificate (the hub, or the conformance kit's stand-in).
+    pub fn channel_to(&self, id: &str, port: u16) -> Option<Channel> {
         let pki = self.pki();
         let cert = fs::read(pki.join("participants").join(format!("{id}.pem"))).ok()?;
         let key = fs::read(pki.join("participants").join(format!("{id}.key"))).ok()?;
-        Some(self.channel_with(
+        Some(self.channel_on(
             Some(Identity::from_pem(cert, key)),
             &pki.join(&self.ca_file),
+            port,
         ))
     }
 
     /// A channel to the hub presenting `identity` (or none), trusting the CA at `ca`.
     pub fn channel_with(&self, identity: Option<Identity>, ca: &Path) -> Channel {
+        self.channel_on(identity, ca, self.hub_port.expect("hub started"))
+    }
+
+    fn channel_on(&self, identity: Option<Identity>, ca: &Path, port: u16) -> Channel {
         let mut tls =
             ClientTlsConfig::new().ca_certificate(Certificate::from_pem(fs::read(ca).expect("CA")));
         if let Some(identity) = identity {
             tls = tls.identity(identity);
         }
-        let port = self.hub_port.expect("hub started");
         Endpoint::from_shared(format!("https://localhost:{port}"))
             .expect("endpoint")
             .tls_config(tls)

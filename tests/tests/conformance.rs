@@ -151,3 +151,259 @@ async fn caravan_spoke_passes_the_conformance_kit() {
     }
     assert_eq!(report.participant.as_str(), "KZ");
 }
+
+/// A candidate written for the test that breaks one rule: it acknowledges what it is given
+/// without verifying it (`verify = false`), or takes any receipt as proof (`check_receipts =
+/// false`). Otherwise it keeps the protocol: it holds the newest trust list it is offered,
+/// assembles frames, and answers every delivery.
+struct Double {
+    verify: bool,
+    check_receipts: bool,
+}
+
+mod double {
+    use std::sync::{Arc, Mutex};
+
+    use prost::Message;
+    use tokio_stream::StreamExt;
+
+    use caravan_common::{
+        DocumentType, MessageId, Timestamp,
+        envelope::{Ack, AckOutcome, Header},
+        refusal::RejectCode,
+        signing::{PublicKey, SigningKey, sha256},
+        trust::TrustSet,
+    };
+    use caravan_proto::{
+        ack, envelope, receipt, trust_list,
+        v1::{self, exchange_client::ExchangeClient, trust_anchor_client::TrustAnchorClient},
+    };
+    use tonic::transport::Channel;
+
+    use super::Double;
+
+    type Held = Arc<Mutex<(u64, Option<TrustSet>)>>;
+
+    /// Adopt `signed` if it verifies with `anchor` and is newer than the list held.
+    fn adopt(held: &Held, signed: &v1::SignedTrustList, anchor: &PublicKey) {
+        if let Ok((list, set)) = trust_list::open(signed, anchor) {
+            let mut held = held.lock().unwrap();
+            if list.version > held.0 {
+                *held = (list.version, Some(set));
+            }
+        }
+    }
+
+    fn trust(held: &Held) -> TrustSet {
+        held.lock().unwrap().1.clone().expect("a trust list held")
+    }
+
+    /// Play the candidate until the task is dropped.
+    pub async fn play(
+        double: Double,
+        channel: Channel,
+        anchor: PublicKey,
+        key: SigningKey,
+        documents: Vec<(DocumentType, Vec<u8>)>,
+    ) {
+        let held: Held = Arc::new(Mutex::new((0, None)));
+        let mut anchor_client = TrustAnchorClient::new(channel.clone());
+        let current = anchor_client
+            .current(v1::CurrentTrustListRequest {})
+            .await
+            .expect("the stand-in's trust list")
+            .into_inner();
+        adopt(&held, &current, &anchor);
+        let watching = {
+            let (held, anchor) = (held.clone(), anchor.clone());
+            tokio::spawn(async move {
+                let mut stream = anchor_client
+                    .watch(v1::WatchTrustListRequest { after_version: 0 })
+                    .await
+                    .expect("watch")
+                    .into_inner();
+                while let Some(Ok(list)) = stream.next().await {
+                    adopt(&held, &list, &anchor);
+                }
+            })
+        };
+        let exchange = ExchangeClient::new(channel);
+        let sending = {
+            let (mut exchange, held, key) = (exchange.clone(), held.clone(), key.clone());
+            let check = double.check_receipts;
+            tokio::spawn(async move {
+                for (t, payload) in documents {
+                    let header = Header {
+                        message_id: MessageId::generate(),
+                        sender: "KZ".parse().unwrap(),
+                        recipient: "ZZ".parse().unwrap(),
+                        document_type: t,
+                        document_id: format!("DOUBLE-{t}"),
+                        content_type: "application/xml".into(),
+                        payload_sha256: sha256(&payload),
+                        payload_length: payload.len() as u64,
+                        created_at: Timestamp::now(),
+                        key_id: key.key_id(),
+                        supersedes: None,
+                        in_reply_to: None,
+                    };
+                    let envelope = envelope::seal(&header, payload, &key);
+                    loop {
+                        let answer = exchange
+                            .submit(v1::SubmitRequest {
+                                envelope: Some(envelope.clone()),
+                            })
+                            .await;
+                        let proof = answer.ok().and_then(|a| a.into_inner().receipt);
+                        let good = proof
+                            .as_ref()
+                            .is_some_and(|r| receipt::verify(r, &trust(&held)).is_ok());
+                        if good || (!check && proof.is_some()) {
+                            break;
+                        }
+                        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                    }
+                }
+            })
+        };
+        let mut exchange = exchange;
+        loop {
+            let Ok(stream) = exchange
+                .deliveries(v1::DeliveriesRequest { resume_after: 0 })
+                .await
+            else {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                continue;
+            };
+            let mut stream = stream.into_inner();
+            let mut current: Option<(v1::Envelope, Option<v1::SignedReceipt>)> = None;
+            while let Some(Ok(frame)) = stream.next().await {
+                if let Some(envelope) = frame.envelope {
+                    current = Some((envelope, frame.receipt));
+                } else if let Some((envelope, _)) = current.as_mut() {
+                    envelope.payload.extend_from_slice(&frame.continuation);
+                }
+                if !frame.complete {
+                    continue;
+                }
+                let Some((envelope, signed_receipt)) = current.take() else {
+                    continue;
+                };
+                let header = v1::Header::decode(envelope.header.as_slice()).expect("a header");
+                let outcome = match double.verify {
+                    false => AckOutcome::Accepted,
+                    true => {
+                        let set = trust(&held);
+                        let verdict = signed_receipt
+                            .ok_or_else(|| {
+                                caravan_common::Refusal::new(
+                                    caravan_common::RefusalCode::BadReceipt,
+                                    "no receipt",
+                                )
+                            })
+                            .and_then(|r| receipt::verify(&r, &set))
+                            .and_then(|r| envelope::open(&envelope, &set, None, r.accepted_at));
+                        match verdict {
+                            Ok(_) => AckOutcome::Accepted,
+                            Err(refusal) => AckOutcome::Rejected {
+                                code: RejectCode::Caravan(refusal.code),
+                                reason: refusal.detail,
+                            },
+                        }
+                    }
+                };
+                let ack = Ack {
+                    message_id: header.message_id.parse().expect("an id"),
+                    sender: header.sender.parse().expect("a sender"),
+                    recipient: "KZ".parse().unwrap(),
+                    header_sha256: sha256(&envelope.header),
+                    outcome,
+                    acknowledged_at: Timestamp::now(),
+                    key_id: key.key_id(),
+                };
+                let _ = exchange
+                    .acknowledge_many(v1::AcknowledgeManyRequest {
+                        acks: vec![ack::sign(&ack, &key)],
+                    })
+                    .await;
+            }
+            if sending.is_finished() && watching.is_finished() {
+                return;
+            }
+        }
+    }
+}
+
+/// Run the kit against `double`; the ids of the cases that failed.
+async fn failed_cases(net: &Net, double: Double, name: &str) -> Vec<String> {
+    let out = net.path().join(format!("reports-{name}"));
+    let (kit, port) = start_kit(net, "KZ", "e-co", &out).await;
+    let anchor = std::fs::read_to_string(net.hub_data().join("conformance").join("anchor.pub"))
+        .expect("the kit's anchor public key");
+    let anchor = caravan_common::signing::PublicKey::from_base64(anchor.trim()).expect("a key");
+    let eco = addressed_to_zz(
+        net,
+        "eco/carec-KZ-CN-certificate-of-origin.xml",
+        ">CN</cbc:IdentificationCode>",
+        ">ZZ</cbc:IdentificationCode>",
+    );
+    let candidate = tokio::spawn(double::play(
+        double,
+        net.channel_to("KZ", port).expect("KZ's certificate"),
+        anchor,
+        net.signing_key("KZ", 0),
+        vec![(
+            caravan_common::DocumentType::CertificateOfOrigin,
+            std::fs::read(eco).expect("document"),
+        )],
+    ));
+    let code = finish(&kit).await;
+    candidate.abort();
+    let report = report(&out);
+    assert_eq!(code, 1, "a failed run exits 1; log:\n{}", kit.log_text());
+    assert!(!report.passed);
+    report
+        .cases
+        .iter()
+        .filter(|c| c.outcome == Outcome::Fail)
+        .map(|c| c.id.clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn candidates_that_break_a_rule_fail_on_that_rule_alone() {
+    let mut net = Net::new(&["KZ"]).await;
+    net.start_hub().await;
+    let trusting = failed_cases(
+        &net,
+        Double {
+            verify: false,
+            check_receipts: true,
+        },
+        "acks-without-verifying",
+    )
+    .await;
+    assert_eq!(
+        trusting,
+        [
+            "tampered-payload",
+            "forged-header-signature",
+            "forged-delivery-receipt"
+        ],
+        "a candidate that acknowledges without verifying"
+    );
+    let credulous = failed_cases(
+        &net,
+        Double {
+            verify: true,
+            check_receipts: false,
+        },
+        "takes-any-receipt",
+    )
+    .await;
+    assert_eq!(
+        credulous,
+        ["forged-submit-receipt"],
+        "a candidate that takes a forged receipt"
+    );
+}
