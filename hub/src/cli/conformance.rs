@@ -57,6 +57,10 @@ pub struct RunArgs {
     /// The document types it exchanges (comma-separated). Default: every type.
     #[arg(long, value_delimiter = ',')]
     types: Vec<DocumentType>,
+    /// Of those, the types it issues: it must send one of each to the conformance identity
+    /// during the run. Default: every type of `--types`.
+    #[arg(long, value_delimiter = ',')]
+    sends: Vec<DocumentType>,
     /// Where the stand-in hub listens; the candidate's test spoke connects here. Port 0 takes
     /// a free port (written to `<dir>/standin/listening.json`).
     #[arg(long, default_value = "127.0.0.1:7443")]
@@ -121,6 +125,13 @@ async fn run(args: RunArgs) -> anyhow::Result<bool> {
         true => DocumentType::ALL.into_iter().collect(),
         false => args.types.into_iter().collect(),
     };
+    let sends: BTreeSet<DocumentType> = match args.sends.is_empty() {
+        true => types.clone(),
+        false => args.sends.into_iter().collect(),
+    };
+    if let Some(t) = sends.iter().find(|t| !types.contains(t)) {
+        anyhow::bail!("--sends names {t}, which --types does not: a candidate is judged on the types it exchanges");
+    }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -133,6 +144,7 @@ async fn run(args: RunArgs) -> anyhow::Result<bool> {
     );
     let options = Options {
         types,
+        sends,
         connect_timeout: Duration::from_secs(args.connect_timeout_secs),
         case_timeout: Duration::from_secs(args.case_timeout_secs),
         send_timeout: Duration::from_secs(args.send_timeout_secs),

@@ -511,13 +511,13 @@ impl Run<'_> {
             self.options.send_timeout.as_secs(),
             self.candidate(),
             self.options
-                .types
+                .sends
                 .iter()
                 .map(|t| t.as_str())
                 .collect::<Vec<_>>()
                 .join(", ")
         ));
-        for t in self.options.types.clone() {
+        for t in self.options.sends.clone() {
             let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
             let judged = received.wait_for(t, remaining).await;
             let result = match judged {
@@ -581,7 +581,7 @@ impl Run<'_> {
             ]
             .map(str::to_owned),
         );
-        ids.extend(self.options.types.iter().map(|t| format!("send-valid-{t}")));
+        ids.extend(self.options.sends.iter().map(|t| format!("send-valid-{t}")));
         ids.push("forged-submit-receipt".to_owned());
         for id in ids {
             self.cases.push(case(

@@ -45,9 +45,10 @@ pub const IDENTITY: ParticipantId = ParticipantId::CONFORMANCE;
 
 /// What a run covers and how long it waits.
 pub struct Options {
-    /// The document types the candidate exchanges: each is sent to it, and it must send one
-    /// of each.
+    /// The document types the candidate exchanges: each is sent to it.
     pub types: BTreeSet<DocumentType>,
+    /// The types it issues (a subset of `types`): it must send one of each.
+    pub sends: BTreeSet<DocumentType>,
     /// For the candidate to connect to the stand-in.
     pub connect_timeout: Duration,
     /// For each answer of the candidate.
@@ -259,6 +260,7 @@ pub async fn run(
         participant: candidate,
         conformance_identity: IDENTITY,
         document_types: options.types.clone(),
+        sends: options.sends.clone(),
         started_at_ms: started.as_millis(),
         finished_at_ms: Timestamp::now().as_millis(),
         kit_version: env!("CARGO_PKG_VERSION").to_owned(),

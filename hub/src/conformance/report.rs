@@ -30,6 +30,9 @@ pub struct Report {
     pub conformance_identity: ParticipantId,
     /// The document types the run covered; a passing report vouches for these only.
     pub document_types: BTreeSet<DocumentType>,
+    /// Of those, the types the candidate sent and had judged by the document rules (the
+    /// types it issues); the others it only received.
+    pub sends: BTreeSet<DocumentType>,
     pub started_at_ms: i64,
     pub finished_at_ms: i64,
     /// The version of `caravan-hub` that ran the kit.
@@ -71,6 +74,8 @@ pub enum ReportError {
     NoCases,
     #[error("the report covers no document type")]
     NoTypes,
+    #[error("the report says the candidate sends {0}, a type it does not cover")]
+    SendsUncovered(DocumentType),
     #[error("the report says passed={said} but {failed} of its cases failed")]
     Inconsistent { said: bool, failed: usize },
 }
@@ -88,6 +93,13 @@ impl Report {
         }
         if report.document_types.is_empty() {
             return Err(ReportError::NoTypes);
+        }
+        if let Some(t) = report
+            .sends
+            .iter()
+            .find(|t| !report.document_types.contains(t))
+        {
+            return Err(ReportError::SendsUncovered(*t));
         }
         let failed = report
             .cases
