@@ -44,6 +44,9 @@ pub struct Sample {
     /// The issue date (or date-time) as written, with the delimiters that make it unique in
     /// the text.
     pub issued: &'static str,
+    /// The markup naming the importing country (the recipient), where the document names
+    /// one: readdressed to the conformance identity for the conformance kit.
+    pub import_country: Option<&'static str>,
 }
 
 /// A certificate of origin KZ -> CN, an e-Phyto UZ -> KZ and an invoice CN -> UZ.
@@ -56,6 +59,7 @@ pub const SAMPLES: [Sample; 3] = [
         bytes: include_bytes!("../../../samples/eco/carec-KZ-CN-certificate-of-origin.xml"),
         number: "KZ-CO-2026-000123",
         issued: "<cbc:IssueDate>2026-11-20</cbc:IssueDate>",
+        import_country: Some(">CN</cbc:IdentificationCode>"),
     },
     Sample {
         from: "UZ",
@@ -65,6 +69,7 @@ pub const SAMPLES: [Sample; 3] = [
         bytes: include_bytes!("../../../samples/ephyto/carec-UZ-KZ-phytosanitary.xml"),
         number: "UZ-PHY-2026-017730",
         issued: "<ns2:DateTimeString>2026-11-28T09:30:00+05:00</ns2:DateTimeString>",
+        import_country: Some("<ns1:ID>KZ</ns1:ID>"),
     },
     Sample {
         from: "CN",
@@ -74,6 +79,8 @@ pub const SAMPLES: [Sample; 3] = [
         bytes: include_bytes!("../../../samples/einvoice/ubl/carec-CN-UZ-invoice.xml"),
         number: "CN-INV-2026-118204",
         issued: "<cbc:IssueDate>2026-11-26</cbc:IssueDate>",
+        // An invoice names its parties' countries, which need not be the recipient's.
+        import_country: None,
     },
 ];
 
@@ -135,6 +142,23 @@ impl Sample {
         text.replacen(self.issued, &issued, 1)
             .replace(self.number, &number)
             .into_bytes()
+    }
+}
+
+impl Sample {
+    /// [`Sample::issued_at`], addressed to the conformance kit's identity (ZZ) instead of its
+    /// recipient, so that the sending spoke's own checks pass when it sends it to the kit.
+    pub fn addressed_to_conformance(&self, at: Timestamp, run: u64) -> Vec<u8> {
+        let text = String::from_utf8(self.issued_at(at, run)).expect("the samples are UTF-8");
+        match self.import_country {
+            Some(markup) => {
+                assert!(text.contains(markup), "{} changed", self.path);
+                let zz =
+                    markup.replace(self.to, caravan_common::ParticipantId::CONFORMANCE.as_str());
+                text.replace(markup, &zz).into_bytes()
+            }
+            None => text.into_bytes(),
+        }
     }
 }
 

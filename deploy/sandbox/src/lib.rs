@@ -4,6 +4,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod conformance;
 pub mod documents;
 
 use std::{

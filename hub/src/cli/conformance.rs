@@ -130,7 +130,9 @@ async fn run(args: RunArgs) -> anyhow::Result<bool> {
         false => args.sends.into_iter().collect(),
     };
     if let Some(t) = sends.iter().find(|t| !types.contains(t)) {
-        anyhow::bail!("--sends names {t}, which --types does not: a candidate is judged on the types it exchanges");
+        anyhow::bail!(
+            "--sends names {t}, which --types does not: a candidate is judged on the types it exchanges"
+        );
     }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
