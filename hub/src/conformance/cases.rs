@@ -636,17 +636,31 @@ impl Received {
 
 /// Take in what the candidate sends to the conformance identity, as a recipient does: assemble
 /// each delivery, verify it with the stand-in's trust list, judge it by the document rules, and
-/// acknowledge it (ACCEPTED, or REJECTED with the refusal code or [`DOCUMENT_RULES`]). Runs
-/// until the stand-in stops.
+/// acknowledge it (ACCEPTED, or REJECTED with [`DOCUMENT_RULES`]). Runs until aborted.
 pub async fn receive(
     exchange: Arc<Exchange>,
     registry: Arc<Registry>,
     key: SigningKey,
     received: Arc<Received>,
 ) {
-    let mut stream = exchange
-        .clone()
-        .open_deliveries(zz_peer(IDENTITY), IDENTITY, 0);
+    // A stream that ends (the stand-in's store faulted) is opened again, as a spoke would.
+    loop {
+        let stream = exchange
+            .clone()
+            .open_deliveries(zz_peer(IDENTITY), IDENTITY, 0);
+        take(stream, &exchange, &registry, &key, &received).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Take in one delivery stream until it ends.
+async fn take(
+    mut stream: tokio_stream::wrappers::ReceiverStream<Result<v1::Delivery, tonic::Status>>,
+    exchange: &Exchange,
+    registry: &Registry,
+    key: &SigningKey,
+    received: &Received,
+) {
     let mut current: Option<(v1::Envelope, Option<v1::SignedReceipt>)> = None;
     while let Some(Ok(frame)) = stream.next().await {
         if let Some(envelope) = frame.envelope {
@@ -702,7 +716,7 @@ pub async fn receive(
             acknowledged_at: Timestamp::now(),
             key_id: key.key_id(),
         };
-        let signed = ack::sign(&ack, &key);
+        let signed = ack::sign(&ack, key);
         if let Err(e) = exchange
             .acknowledge_many(IDENTITY, v1::AcknowledgeManyRequest { acks: vec![signed] })
             .await
