@@ -164,7 +164,7 @@ form.filters{display:flex;flex-wrap:wrap;gap:.5rem;margin-bottom:1rem}input,sele
 pre{white-space:pre-wrap;word-break:break-all;max-height:30rem;overflow:auto;background:#fff;padding:.5rem}\
 .qr{float:right;max-width:14rem;margin-left:1rem}.pages a{margin-right:1rem}\
 .flag{display:inline-block;border:1px solid;border-radius:.3rem;padding:0 .3rem;margin:0 0 0 .3rem;font-size:.85rem}\
-header nav a{margin-right:1rem}.headline{font-size:1.15rem}.waiting{color:#3d4f63}\
+header nav a{margin-right:1rem}table.facts th{white-space:nowrap;overflow-wrap:normal;width:1%}.headline{font-size:1.15rem}.waiting{color:#3d4f63}\
 code.business{border:1px solid #8a99ab;border-radius:.3rem;white-space:nowrap}\
 code.business .namespace{background:#e4e9f0;padding:0 .3rem}code.business .colon{padding:0 .1rem}code.business .local{font-weight:700;padding:0 .3rem}\
 @media print{header,form,.noprint{display:none}body{background:#fff}}";

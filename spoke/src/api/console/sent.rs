@@ -432,7 +432,7 @@ fn answer_panel(lang: Lang, clock: &Clock, r: &SentRecord) -> Markup {
         @if seen.is_some() || r.state() == SentState::Rejected {
             div.panel.answer {
                 h2 { (lang.t("sent.answer")) }
-                table {
+                table.facts {
                     @match &seen {
                         None => tr { td colspan="2" { span.warn { (lang.t("sent.ack_awaited")) } } },
                         Some(AckSeen::Failed(problem)) => tr {
@@ -481,7 +481,7 @@ fn hub_panel(lang: Lang, clock: &Clock, r: &SentRecord) -> Markup {
     html! {
         div.panel {
             h2 { (lang.t("sent.hub")) }
-            table {
+            table.facts {
                 @if let Some(refusal) = r.lifecycle.refusal() {
                     tr {
                         th { (lang.t("sent.hub_refusal")) }
@@ -592,7 +592,7 @@ pub(super) fn sent_document_body(
         (responses_panel(lang, clock, &r.responses))
         details.panel {
             summary { (lang.t("document.details")) }
-            table {
+            table.facts {
                 tr { th { (lang.t("document.message_id")) } td { code { (r.message_id) } } }
                 tr { th { (lang.t("sent.header_sha256")) } td { code { (r.header_sha256) } } }
                 tr { th { (lang.t("sent.payload_length")) } td { (r.payload_length) } }
