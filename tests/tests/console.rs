@@ -4,7 +4,8 @@
 //! return to the page asked for, the printout's QR code from the configured address only, the
 //! lockout per (account, address), and Back after logout in a real browser; the console in the
 //! officer's language (Accept-Language before login, the login page's choice after), times in
-//! the configured zone, code-list values and units decoded.
+//! the configured zone, code-list values and units decoded; the sender's officer seeing what
+//! the spoke sent, and a recipient's rejection with its business code and reason.
 
 use std::{net::Ipv4Addr, path::PathBuf};
 
@@ -1254,4 +1255,226 @@ async fn in_a_real_headless_browser() {
     )
     .await;
     assert!(b.text().await.contains("KZ-CO-2026-000123"));
+}
+
+/// KZ sends CN a certificate of origin; CN's own system (not a Caravan spoke) takes the
+/// delivery and rejects it in its signed acknowledgement with a business code of its own.
+/// Returns the message id.
+async fn rejected_by_cn_with_a_business_code(net: &Net) -> String {
+    use caravan_common::{
+        Timestamp,
+        envelope::{Ack, AckOutcome},
+    };
+    use caravan_proto::v1;
+    use futures::StreamExt;
+
+    let sent = net
+        .send(
+            "KZ",
+            "CN",
+            "e-co",
+            &net.sample_issued_now("eco/carec-KZ-CN-certificate-of-origin.xml"),
+        )
+        .await;
+    let id = sent["message_id"].as_str().unwrap().to_owned();
+    let mut cn = net.client("CN");
+    let mut deliveries = cn
+        .deliveries(v1::DeliveriesRequest { resume_after: 0 })
+        .await
+        .unwrap()
+        .into_inner();
+    let delivery = deliveries.next().await.unwrap().unwrap();
+    let envelope = delivery.envelope.unwrap();
+    let key = net.signing_key("CN", 0);
+    let ack = Ack {
+        message_id: id.parse().unwrap(),
+        sender: "KZ".parse().unwrap(),
+        recipient: "CN".parse().unwrap(),
+        header_sha256: caravan_common::signing::sha256(&envelope.header),
+        outcome: AckOutcome::Rejected {
+            code: "cn.customs:QUOTA_EXCEEDED".parse().unwrap(),
+            reason: "The import quota for HS 0808 is exhausted.".into(),
+        },
+        acknowledged_at: Timestamp::now(),
+        key_id: key.key_id(),
+    };
+    cn.acknowledge(v1::AcknowledgeRequest {
+        ack: Some(caravan_proto::ack::sign(&ack, &key)),
+    })
+    .await
+    .unwrap();
+    let status = net.wait_state("KZ", &id, "REJECTED").await;
+    assert_eq!(status["acknowledgement"]["verified"], true, "{status:#}");
+    id
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_senders_officer_sees_the_recipients_rejection_with_its_code() {
+    let Some(chromium) = browser::chromium() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must have Chromium: .ci/run installs it"
+        );
+        eprintln!("SKIPPED: no Chromium here (apt-get install chromium)");
+        return;
+    };
+    let mut net = Net::new(&["KZ", "CN"]).await;
+    net.console_password = Some(PASSWORD.into());
+    net.console_time_zone = Some("Asia/Almaty".into());
+    net.start_hub().await;
+    net.start_spoke("KZ").await;
+    let id = rejected_by_cn_with_a_business_code(&net).await;
+    let base = format!("http://{}", net.console_addr("KZ").await);
+
+    let mut b = browser::Browser::launch(&chromium).await;
+    // The list of sent documents asks for a login first, and comes back to it after.
+    b.eval(&format!("location.href = '{base}/console/sent'; true"))
+        .await;
+    b.wait_for(
+        "the login form",
+        "location.pathname === '/console/login' && document.readyState === 'complete'",
+    )
+    .await;
+    let fill = format!(
+        "document.querySelector('input[name=user]').value = 'officer';\
+         document.querySelector('input[name=password]').value = '{PASSWORD}';\
+         document.forms[0].submit(); true"
+    );
+    b.eval(&fill).await;
+    b.wait_for(
+        "the sent documents after login",
+        "location.pathname === '/console/sent' && document.readyState === 'complete'",
+    )
+    .await;
+    let list = b.text().await;
+    for expected in [
+        "Sent documents",
+        "KZ-CO-2026-000123",
+        "Certificate of origin",
+        "CN — China (CN)",
+        "REJECTED",
+        "cn.customs:QUOTA_EXCEEDED",
+        "(business code of the recipient's system)",
+        "The import quota for HS 0808 is exhausted.",
+    ] {
+        assert!(list.contains(expected), "{expected} not in {list}");
+    }
+    // Filtered: among the failed ones, not among those on their way.
+    b.goto(&format!("{base}/console/sent?state=waiting")).await;
+    let waiting = b.text().await;
+    assert!(
+        waiting.contains("No document matches.") && !waiting.contains("KZ-CO-2026-000123"),
+        "{waiting}"
+    );
+    b.goto(&format!("{base}/console/sent?state=failed")).await;
+    assert!(b.text().await.contains("cn.customs:QUOTA_EXCEEDED"));
+    // The document's page: the code exactly, its parts, the reason, the signature verified,
+    // the hub's receipt and the history in the configured zone.
+    b.eval("document.querySelector('a[href^=\"/console/sent/\"]').click(); true")
+        .await;
+    b.wait_for(
+        "the sent document's page",
+        "location.pathname.startsWith('/console/sent/') && document.readyState === 'complete'",
+    )
+    .await;
+    let page = b.text().await;
+    for expected in [
+        "REJECTED: the recipient refused it; its reason is below.",
+        "The recipient's answer",
+        "cn.customs:QUOTA_EXCEEDED",
+        "Namespace cn.customs, code QUOTA_EXCEEDED: shown as the recipient wrote it; Caravan does not interpret it.",
+        "The import quota for HS 0808 is exhausted.",
+        "✔ The recipient's signature over its acknowledgement verifies with its registered key",
+        "The hub's signed receipt: accepted at ",
+        ", sequence ",
+        "+05:00",
+        "Accepted by the hub",
+    ] {
+        assert!(page.contains(expected), "{expected} not in {page}");
+    }
+    let path = b.eval("location.pathname").await;
+    assert_eq!(path.as_str(), Some(format!("/console/sent/{id}").as_str()));
+    // Namespace and code are set apart.
+    let parts = b
+        .eval("[...document.querySelectorAll('code.business span')].map(s => s.textContent).join('|')")
+        .await;
+    assert_eq!(
+        parts.as_str(),
+        Some("cn.customs|:|QUOTA_EXCEEDED"),
+        "{parts}"
+    );
+    let english = b.screenshot().await;
+
+    // In Russian.
+    b.goto(&format!("{base}/console/login?lang=ru")).await;
+    b.eval(&fill).await;
+    b.wait_for(
+        "the inbox in Russian",
+        "location.pathname === '/console' && document.readyState === 'complete' \
+         && document.documentElement.lang === 'ru'",
+    )
+    .await;
+    b.eval("document.querySelector('header nav a[href=\"/console/sent\"]').click(); true")
+        .await;
+    b.wait_for(
+        "the sent documents in Russian",
+        "location.pathname === '/console/sent' && document.readyState === 'complete'",
+    )
+    .await;
+    let list = b.text().await;
+    for expected in [
+        "Отправленные документы",
+        "ОТКЛОНЁН",
+        "Сертификат происхождения",
+        "Китай (CN)",
+        "cn.customs:QUOTA_EXCEEDED",
+        "(бизнес-код системы получателя)",
+        "The import quota for HS 0808 is exhausted.",
+    ] {
+        assert!(list.contains(expected), "{expected} not in {list}");
+    }
+    b.goto(&format!("{base}/console/sent/{id}")).await;
+    let page = b.text().await;
+    for expected in [
+        "ОТКЛОНЁН: получатель отклонил документ; причина указана ниже.",
+        "Ответ получателя",
+        "Код причины",
+        "Пространство имён cn.customs, код QUOTA_EXCEEDED",
+        "The import quota for HS 0808 is exhausted.",
+        "✔ Подпись получателя под подтверждением проверена",
+    ] {
+        assert!(page.contains(expected), "{expected} not in {page}");
+    }
+    let russian = b.screenshot().await;
+    // A message id this spoke never sent, and one that is no message id: a page saying so.
+    b.goto(&format!("{base}/console/sent/{}", MessageId::generate()))
+        .await;
+    assert!(
+        b.text()
+            .await
+            .contains("Этот узел не отправлял документа с таким идентификатором сообщения.")
+    );
+    b.goto(&format!("{base}/console/sent/not-an-id%3Cb%3E"))
+        .await;
+    assert!(
+        b.text()
+            .await
+            .contains("Этот узел не отправлял документа с таким идентификатором сообщения.")
+    );
+    // Without a session: the login, never the document.
+    let (status, headers, body) = net
+        .console_call("KZ", "GET", &format!("/console/sent/{id}"), None, None)
+        .await;
+    assert_eq!(status, 303, "{body}");
+    assert!(
+        header(&headers, "location").is_some_and(|l| l.starts_with("/console/login?next=")),
+        "{headers:?}"
+    );
+    assert!(!body.contains("QUOTA_EXCEEDED"), "{body}");
+
+    if let Some(dir) = std::env::var_os("CARAVAN_SCREENSHOTS") {
+        let dir = PathBuf::from(dir);
+        std::fs::write(dir.join("console-sent-rejected.png"), english).unwrap();
+        std::fs::write(dir.join("console-ru-sent-rejected.png"), russian).unwrap();
+    }
 }

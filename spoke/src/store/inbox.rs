@@ -12,6 +12,7 @@ use caravan_common::{
 
 use super::{
     SpokeStore,
+    paging::{CHUNK, Page, PageAt, counted_page},
     records::{InboxRecord, decode, encode},
     tables::{
         ARRIVALS, INBOX, NEXT_ARRIVAL, NUMBERS, PAYLOAD_AT, PAYLOADS, REPLACEMENTS, inbox_key,
@@ -22,31 +23,8 @@ use super::{
 /// Inbox entries with their arrival cursors.
 pub type Arrivals = Vec<(u64, InboxRecord)>;
 
-/// Where a page of a filtered inbox list starts (newest first; cursors are arrival cursors).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PageAt {
-    /// The newest matches.
-    Newest,
-    /// The matches that arrived before this cursor (the next, older page).
-    Before(u64),
-    /// The matches just after this cursor (the previous, newer page).
-    After(u64),
-}
-
-/// One page of a filtered inbox list, newest first, and where it stands among all matches.
-#[derive(Debug, Default)]
-pub struct InboxPage {
-    /// The page's entries, newest first.
-    pub records: Arrivals,
-    /// How many entries match in all.
-    pub matching: u64,
-    /// How many matches are newer than this page (the page shows `newer + 1` onwards).
-    pub newer: u64,
-    /// The cursor to ask for the next, older page with (`PageAt::Before`), if there is one.
-    pub older_from: Option<u64>,
-    /// The cursor to ask for the previous, newer page with (`PageAt::After`), if there is one.
-    pub newer_from: Option<u64>,
-}
+/// One page of a filtered inbox list, newest first, by arrival cursor ([`super::paging`]).
+pub type InboxPage = Page<u64, InboxRecord>;
 
 /// Enter an inbox document in the indexes: its number (`numbers`) and the document it
 /// replaces (`replacements`).
@@ -297,66 +275,15 @@ impl SpokeStore {
         want: usize,
         keep: impl Fn(&InboxRecord) -> bool,
     ) -> Result<InboxPage, StoreError> {
-        const CHUNK: usize = 256;
-        let want = want.max(1);
-        let mut page = InboxPage::default();
-        let mut window = std::collections::VecDeque::with_capacity(want);
-        let mut older_exists = false;
-        let mut end: Option<[u8; 8]> = None;
-        loop {
-            let chunk = self.arrivals(&[], end.as_ref().map(|e| &e[..]), CHUNK, true)?;
-            let full = chunk.len() == CHUNK;
-            for (cursor, record) in chunk {
-                end = Some(cursor.to_be_bytes());
-                if !keep(&record) {
-                    continue;
-                }
-                page.matching += 1;
-                let in_range = match at {
-                    PageAt::Newest => true,
-                    PageAt::Before(before) => cursor < before,
-                    PageAt::After(after) => cursor > after,
-                };
-                match at {
-                    PageAt::Before(_) if !in_range => page.newer += 1,
-                    PageAt::After(_) if !in_range => older_exists = true,
-                    // Scanning newest first: the matches just after the cursor are the last
-                    // ones seen above it, so the window keeps the latest `want`.
-                    PageAt::After(_) => {
-                        if window.len() == want {
-                            window.pop_front();
-                            page.newer += 1;
-                        }
-                        window.push_back((cursor, record));
-                    }
-                    _ if window.len() < want => window.push_back((cursor, record)),
-                    _ => older_exists = true,
-                }
-            }
-            if !full {
-                break;
-            }
-        }
-        if let PageAt::After(_) = at
-            && window.len() < want
-            && page.newer == 0
-            && older_exists
-        {
-            // Fewer than a page above the cursor: the previous page is the newest one.
-            return self.inbox_page(PageAt::Newest, want, keep);
-        }
-        page.records = window.into();
-        page.older_from = page
-            .records
-            .last()
-            .map(|(c, _)| *c)
-            .filter(|_| older_exists);
-        page.newer_from = page
-            .records
-            .first()
-            .map(|(c, _)| *c)
-            .filter(|_| page.newer > 0);
-        Ok(page)
+        counted_page(
+            at,
+            want,
+            &mut |before: Option<u64>| {
+                let end = before.map(u64::to_be_bytes);
+                self.arrivals(&[], end.as_ref().map(|e| &e[..]), CHUNK, true)
+            },
+            &keep,
+        )
     }
 
     /// Inbox entries by arrival cursor in `[from, to)`, at most `limit`, with their cursors.

@@ -54,6 +54,7 @@ pub(crate) mod fixtures;
 mod inbox;
 mod meta;
 mod outbox;
+mod paging;
 mod payloads;
 mod records;
 mod sent;
@@ -61,14 +62,15 @@ mod tables;
 #[cfg(test)]
 mod tests;
 
-pub use inbox::{Arrivals, InboxPage, PageAt};
+pub use inbox::{Arrivals, InboxPage};
 pub use outbox::Queued;
+pub use paging::{Page, PageAt};
 pub use records::{
     AnswerRecord, Decision, Evidence, InboxRecord, LogAlarm, LogHeadRecord, Note, RECORD_VERSION,
     RESPONSE_CONTENT_TYPE, ResponseBody, Verification,
 };
 pub use sent::{
-    AckCheck, AckJson, AckRecord, HubState, Lifecycle, ReceiptInfo, SENT_RECORD_VERSION,
+    AckCheck, AckJson, AckRecord, HubState, Lifecycle, ReceiptInfo, SENT_RECORD_VERSION, SentPage,
     SentRecord, SentState, StateChange,
 };
 pub use tables::{FORMAT_VERSION, TABLES};

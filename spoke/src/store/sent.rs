@@ -1,6 +1,8 @@
 //! The record of each document this spoke sends (`sent`): its state as far as the spoke
 //! knows, the hub's receipt or refusal, its history at the hub, the recipient's checked
-//! acknowledgement and business responses; and the store's operations on it.
+//! acknowledgement and business responses; and the store's operations on it, the console's
+//! counted pages of them ([`SentPage`]) among these: newest first by message id, whose UUIDv7
+//! order is the order the spoke queued them, so no index beside `sent` is needed.
 
 use serde::{Deserialize, Serialize};
 
@@ -8,9 +10,15 @@ use caravan_common::{DocumentType, MessageId, ParticipantId, Refusal, Timestamp}
 
 use super::{
     SpokeStore, StoreError,
+    paging::{CHUNK, Page, PageAt, counted_page},
     records::{AnswerRecord, JsonRecord, decode, encode},
-    tables::{META, RECEIPTED, RECEIPTED_PAYLOADS, SENT, STATUS_CURSOR, STATUS_EPOCH},
+    tables::{
+        META, RECEIPTED, RECEIPTED_PAYLOADS, SENT, STATUS_CURSOR, STATUS_EPOCH, uuid_message_id,
+    },
 };
+
+/// One page of the sent documents, newest first, by message id ([`super::paging`]).
+pub type SentPage = Page<MessageId, SentRecord>;
 
 /// The version of the sent record's JSON (`caravan_common::store::record`): 2, its
 /// [`Lifecycle`]. Versions 0 and 1 are the flat form (`SentRecordV1`), read still.
@@ -473,6 +481,48 @@ impl SpokeStore {
     pub fn sent_entry(&self, id: MessageId) -> Result<Option<SentRecord>, StoreError> {
         self.watched(self.get(SENT, id.as_bytes()))
     }
+
+    /// How many documents this spoke has sent or queued.
+    pub fn sent_len(&self) -> Result<u64, StoreError> {
+        self.db.len(SENT)
+    }
+
+    /// A page of at most `want` sent documents for which `keep` holds, newest first (by
+    /// message id: the order they were queued), starting `at`, with the count of all matches
+    /// and the cursors of the pages on either side. Reads `sent` a chunk at a time to count:
+    /// memory holds one chunk and the page.
+    pub fn sent_page(
+        &self,
+        at: PageAt<MessageId>,
+        want: usize,
+        keep: impl Fn(&SentRecord) -> bool,
+    ) -> Result<SentPage, StoreError> {
+        self.watched(counted_page(
+            at,
+            want,
+            &mut |before: Option<MessageId>| self.sent_before(before),
+            &keep,
+        ))
+    }
+
+    /// At most [`CHUNK`] sent records queued before `before` (from the newest with `None`),
+    /// newest first, with their message ids.
+    fn sent_before(
+        &self,
+        before: Option<MessageId>,
+    ) -> Result<Vec<(MessageId, SentRecord)>, StoreError> {
+        let end = before.map(|id| *id.as_bytes());
+        self.db
+            .range(SENT, &[], end.as_ref().map(|e| &e[..]), CHUNK, true)?
+            .into_iter()
+            .map(|(key, value)| {
+                let bytes: [u8; 16] = key
+                    .try_into()
+                    .map_err(|_| StoreError::corrupt("sent key", "not 16 bytes"))?;
+                Ok((uuid_message_id(bytes)?, decode(&value, SENT.name())?))
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -770,5 +820,50 @@ mod tests {
         assert!(refused.is_final() && refused.receipt().is_none());
         assert!(!delivered(None).is_final());
         assert_eq!(delivered(None).state(), SentState::Delivered);
+    }
+
+    #[test]
+    fn sent_documents_page_newest_first_filtered_and_counted() {
+        use crate::store::fixtures::ENGINES;
+
+        for engine in ENGINES {
+            let dir = tempfile::tempdir().unwrap();
+            let store = SpokeStore::open(dir.path(), Some(engine), 4 << 20).unwrap();
+            let mut ids: Vec<MessageId> = (0..600).map(|_| MessageId::generate()).collect();
+            ids.sort();
+            for (i, id) in ids.iter().enumerate() {
+                let bytes = stored(&flat(*id, "QUEUED", false, false), 1);
+                let mut record: SentRecord = decode(&bytes, "sent").unwrap();
+                record.document_id = format!("INV-{i}");
+                if i.is_multiple_of(3) {
+                    record.lifecycle = Lifecycle::AtHub {
+                        state: HubState::Rejected,
+                        receipt: Some(receipt()),
+                    };
+                }
+                store.enqueue(&record, b"envelope", b"abc").unwrap();
+            }
+            assert_eq!(store.sent_len().unwrap(), 600);
+            let rejected = |r: &SentRecord| r.state() == SentState::Rejected;
+            let first = store.sent_page(PageAt::Newest, 50, rejected).unwrap();
+            assert_eq!(first.matching, 200, "{engine}");
+            assert_eq!(first.records.len(), 50);
+            // Newest first: the last queued that was rejected is 597.
+            assert_eq!(first.records[0].0, ids[597]);
+            assert_eq!(first.records[0].1.document_id, "INV-597");
+            assert_eq!(first.newer_from, None);
+            let older = first.older_from.unwrap();
+            let second = store
+                .sent_page(PageAt::Before(older), 50, rejected)
+                .unwrap();
+            assert_eq!(second.newer, 50);
+            assert_eq!(second.records[0].1.document_id, "INV-447");
+            let back = store
+                .sent_page(PageAt::After(second.newer_from.unwrap()), 50, rejected)
+                .unwrap();
+            assert_eq!(back.records[0].1.document_id, "INV-597");
+            let none = store.sent_page(PageAt::Newest, 50, |_| false).unwrap();
+            assert!(none.records.is_empty() && none.matching == 0);
+        }
     }
 }

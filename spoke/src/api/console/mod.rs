@@ -1,5 +1,6 @@
 //! The officers' web console: a received certificate, what it says, and whether it is genuine,
-//! current and unaltered, in plain words.
+//! current and unaltered, in plain words; and what this spoke sent, where each document is and,
+//! when the recipient rejected one, its reason code and text ([`sent`]).
 //!
 //! Served by the spoke under `/console`, as plain server-rendered HTML with one stylesheet it
 //! serves itself (no script, nothing loaded from the internet), usable on a laptop or a tablet
@@ -70,11 +71,13 @@ use super::{
 
 mod documents;
 mod inbox;
+mod sent;
 #[cfg(test)]
 mod tests;
 
 use documents::{attachment, document_page, print_page};
 use inbox::inbox;
+use sent::{sent_document, sent_list};
 
 /// How long a session lasts.
 const SESSION_LIFE: Duration = Duration::from_secs(8 * 3600);
@@ -161,6 +164,9 @@ form.filters{display:flex;flex-wrap:wrap;gap:.5rem;margin-bottom:1rem}input,sele
 pre{white-space:pre-wrap;word-break:break-all;max-height:30rem;overflow:auto;background:#fff;padding:.5rem}\
 .qr{float:right;max-width:14rem;margin-left:1rem}.pages a{margin-right:1rem}\
 .flag{display:inline-block;border:1px solid;border-radius:.3rem;padding:0 .3rem;margin:0 0 0 .3rem;font-size:.85rem}\
+header nav a{margin-right:1rem}table.facts th{white-space:nowrap;overflow-wrap:normal;width:1%}.headline{font-size:1.15rem}.waiting{color:#3d4f63}\
+code.business{border:1px solid #8a99ab;border-radius:.3rem;white-space:nowrap}\
+code.business .namespace{background:#e4e9f0;padding:0 .3rem}code.business .colon{padding:0 .1rem}code.business .local{font-weight:700;padding:0 .3rem}\
 @media print{header,form,.noprint{display:none}body{background:#fff}}";
 
 /// The stylesheet, served as a file so that the Content-Security-Policy needs no inline style.
@@ -213,6 +219,12 @@ fn page(lang: Lang, title: &str, officer: Option<(&str, &str)>, body: Markup) ->
             body {
                 header {
                     a href="/console" { b { "Caravan" } " " (lang.t("page.console")) }
+                    @if officer.is_some() {
+                        nav {
+                            a href="/console" { (lang.t("page.received")) }
+                            a href="/console/sent" { (lang.t("page.sent")) }
+                        }
+                    }
                     @if let Some((name, csrf)) = officer {
                         span { (name) }
                         form method="post" action="/console/logout" {
@@ -297,6 +309,8 @@ impl Console {
             .route("/console/style.css", get(stylesheet))
             .route("/console/login", get(login_form).post(login))
             .route("/console/logout", post(logout))
+            .route("/console/sent", get(sent_list))
+            .route("/console/sent/{id}", get(sent_document))
             .route("/console/documents/{id}", get(document_page))
             .route("/console/documents/{id}/print", get(print_page))
             .route(
