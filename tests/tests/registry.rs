@@ -6,7 +6,7 @@ use tokio::process::Command;
 
 use caravan_common::{DocumentType, RefusalCode, Timestamp};
 use caravan_proto::v1;
-use caravan_tests::{Net, binaries, envelope, sample, sample_path};
+use caravan_tests::{HARNESS_OVERRIDE, Net, binaries, envelope, sample, sample_path};
 
 fn code_of(status: tonic::Status) -> Option<RefusalCode> {
     caravan_proto::status::from_status(&status).map(|r| r.code)
@@ -52,6 +52,10 @@ async fn a_country_is_onboarded_while_the_hub_runs() {
         "Tajikistan",
         "--contact",
         "ops@tj.example",
+        "--stage",
+        "production",
+        "--override",
+        HARNESS_OVERRIDE,
     ])
     .await;
     let registered = net
@@ -72,8 +76,16 @@ async fn a_country_is_onboarded_while_the_hub_runs() {
         registered["key_id"],
         net.parties["TJ"].keys[0].key_id.as_str()
     );
-    net.admin_ok(&["corridor", "open", "KZ", "TJ", "e-phyto"])
-        .await;
+    net.admin_ok(&[
+        "corridor",
+        "open",
+        "KZ",
+        "TJ",
+        "e-phyto",
+        "--override",
+        HARNESS_OVERRIDE,
+    ])
+    .await;
     let keys: serde_json::Value = serde_json::from_str(
         &net.admin_ok(&["key", "list", "--participant", "TJ", "--json"])
             .await,
@@ -441,8 +453,16 @@ async fn corridors_close_open_and_close_again() {
         submit(&net, "KZ", attempt()).await.unwrap_err(),
         Some(RefusalCode::CorridorClosed)
     );
-    net.admin_ok(&["corridor", "open", "KZ", "CN", "e-co"])
-        .await;
+    net.admin_ok(&[
+        "corridor",
+        "open",
+        "KZ",
+        "CN",
+        "e-co",
+        "--override",
+        HARNESS_OVERRIDE,
+    ])
+    .await;
     submit(&net, "KZ", attempt()).await.expect("open corridor");
     // Only that direction and type opened.
     let cn = net.signing_key("CN", 0);
@@ -459,8 +479,16 @@ async fn corridors_close_open_and_close_again() {
     );
 
     // A pilot corridor carries documents, marked as pilot traffic on the receiving side.
-    net.admin_ok(&["corridor", "pilot", "KZ", "CN", "e-co"])
-        .await;
+    net.admin_ok(&[
+        "corridor",
+        "pilot",
+        "KZ",
+        "CN",
+        "e-co",
+        "--override",
+        HARNESS_OVERRIDE,
+    ])
+    .await;
     let env = attempt();
     let id = message_id(&env);
     submit(&net, "KZ", env).await.expect("pilot corridor");
