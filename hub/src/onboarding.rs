@@ -186,6 +186,7 @@ pub fn corridor_unmet(
     let Some(needed) = ParticipantStage::needed_for(state) else {
         return Ok(Vec::new());
     };
+    // The stages first: they are the more basic rule, and a report alone cannot lift them.
     let mut unmet = Vec::new();
     for end in [from, to] {
         let stage = stage_in(list, end)?;
@@ -207,6 +208,8 @@ pub fn corridor_unmet(
                 ),
             ));
         }
+    }
+    for end in [from, to] {
         match evidence.newest_for(end, doc) {
             Some((_, report)) if report.covers(end, doc) => {}
             Some((record, _)) => unmet.push((

@@ -110,19 +110,19 @@ fn a_corridor_needs_both_ends_at_its_stage_with_reports_covering_its_type() {
     assert_eq!(
         codes(&unmet),
         [
-            RefusalCode::ConformanceRequired,
             RefusalCode::StageTooLow,
+            RefusalCode::ConformanceRequired,
             RefusalCode::ConformanceRequired
         ]
     );
     assert!(
-        unmet[1].1.contains(
+        unmet[0].1.contains(
             "TJ is at stage testing; a pilot corridor needs both ends at pilot or production"
         ),
         "{unmet:?}"
     );
     assert!(
-        unmet[0]
+        unmet[1]
             .1
             .contains("KZ has no recorded conformance report covering e-phyto"),
         "{unmet:?}"
