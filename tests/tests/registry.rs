@@ -621,7 +621,7 @@ async fn an_operator_records_countries_and_issuing_authorities_that_spokes_then_
     let out = net.spoke_cli("CN", &["trust-list", "show"]).await;
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("participant KZ  active     country KZ")
+        text.contains("participant KZ  active     stage production  country KZ")
             && text.contains(&format!(
                 "issuing authority \"{NPPO}\"  ippc=KZ-NPPO, kz-bin=123456789012"
             )),
