@@ -103,6 +103,21 @@ refusal_codes! {
     /// The header's `created_at` is further in the past than its document type's message
     /// lifetime (`message_ttl_secs`): the hub would only hold it to let it expire.
     CreatedAtExpired = "CREATED_AT_EXPIRED",
+    /// Admin: a conformance report is not one the hub can record (not JSON of the report
+    /// format, another format version, no cases, no document types, or a verdict its cases
+    /// contradict).
+    InvalidConformanceReport = "INVALID_CONFORMANCE_REPORT",
+    /// Admin: a promotion, or a pilot or open corridor, needs a recorded conformance report
+    /// that passed (for a corridor: one covering its document type), and there is none; an
+    /// operator may override with a reason, which the exchange log keeps.
+    ConformanceRequired = "CONFORMANCE_REQUIRED",
+    /// Admin: a corridor's end is at too early an onboarding stage (a pilot corridor needs
+    /// both at pilot or production, an open one both at production), or a participant is
+    /// added at pilot or production without an override reason.
+    StageTooLow = "STAGE_TOO_LOW",
+    /// Admin: a participant cannot be moved back to a stage while corridors above it (open,
+    /// or pilot for testing) join it: close them first.
+    CorridorsAboveStage = "CORRIDORS_ABOVE_STAGE",
 }
 
 impl From<RefusalCode> for &'static str {

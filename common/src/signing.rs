@@ -29,6 +29,8 @@ pub enum Purpose {
     TrustList,
     /// A signed tree head of the exchange log, signed by the hub.
     TreeHead,
+    /// A conformance report's JSON as the hub recorded it, signed with its receipt key.
+    ConformanceReport,
 }
 
 impl Purpose {
@@ -40,6 +42,7 @@ impl Purpose {
             Self::Ack => "application/vnd.caravan.ack.v1+protobuf",
             Self::TrustList => "application/vnd.caravan.trustlist.v1+protobuf",
             Self::TreeHead => "application/vnd.caravan.treehead.v1",
+            Self::ConformanceReport => "application/vnd.caravan.conformance-report.v1+json",
         }
     }
 }

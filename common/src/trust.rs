@@ -21,6 +21,58 @@ pub enum ParticipantStatus {
     Suspended,
 }
 
+/// Where a participant is in its onboarding. A new participant is tested (the conformance
+/// kit) before it exchanges for real: the hub lets a pilot corridor join only participants
+/// at pilot or production, and an open corridor only participants at production. Ordered:
+/// testing < pilot < production.
+///
+/// Lists from before stages carry none; they read as [`Self::Production`], so that an
+/// upgrade never cuts a corridor that was open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ParticipantStage {
+    Testing,
+    Pilot,
+    Production,
+}
+
+impl ParticipantStage {
+    pub const ALL: [Self; 3] = [Self::Testing, Self::Pilot, Self::Production];
+
+    /// The stable spelling: `testing`, `pilot`, `production`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Testing => "testing",
+            Self::Pilot => "pilot",
+            Self::Production => "production",
+        }
+    }
+
+    /// The stage both ends of a corridor in `state` must have reached; `None`: any (closed).
+    pub fn needed_for(state: CorridorState) -> Option<Self> {
+        match state {
+            CorridorState::Open => Some(Self::Production),
+            CorridorState::Pilot => Some(Self::Pilot),
+            CorridorState::Closed => None,
+        }
+    }
+}
+
+impl std::fmt::Display for ParticipantStage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ParticipantStage {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|stage| stage.as_str() == s)
+            .ok_or_else(|| format!("{s:?} is not a stage: testing, pilot or production"))
+    }
+}
+
 /// A participant of the network.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Participant {
@@ -34,6 +86,8 @@ pub struct Participant {
     pub country: Option<CountryCode>,
     /// The authorities whose documents it signs and sends, in the order they were recorded.
     pub issuing_authorities: Vec<IssuingAuthority>,
+    /// Its onboarding stage (production in lists from before stages).
+    pub stage: ParticipantStage,
 }
 
 impl Participant {
@@ -552,6 +606,7 @@ mod tests {
             status,
             country: None,
             issuing_authorities: Vec::new(),
+            stage: ParticipantStage::Production,
         }
     }
 
@@ -780,6 +835,31 @@ mod tests {
     }
 
     #[test]
+    fn stages_are_ordered_spelled_and_needed_by_corridors() {
+        use ParticipantStage::*;
+        assert!(Testing < Pilot && Pilot < Production);
+        for stage in ParticipantStage::ALL {
+            assert_eq!(stage.as_str().parse::<ParticipantStage>(), Ok(stage));
+        }
+        assert!("Production".parse::<ParticipantStage>().is_err());
+        assert_eq!(
+            ParticipantStage::needed_for(CorridorState::Open),
+            Some(Production)
+        );
+        assert_eq!(
+            ParticipantStage::needed_for(CorridorState::Pilot),
+            Some(Pilot)
+        );
+        assert_eq!(ParticipantStage::needed_for(CorridorState::Closed), None);
+        // A view from before stages reads as production, as its list does.
+        let old: view::ParticipantView = serde_json::from_str(
+            r#"{"id":"KZ","name":"Kazakhstan","status":"active","contact":""}"#,
+        )
+        .unwrap();
+        assert_eq!(old.stage, "production");
+    }
+
+    #[test]
     fn freshness() {
         let info = ListInfo {
             version: 1,
@@ -823,6 +903,14 @@ pub mod view {
         /// The authorities whose documents it signs.
         #[serde(default)]
         pub issuing_authorities: Vec<AuthorityView>,
+        /// Its onboarding stage: `testing`, `pilot` or `production` (views from before
+        /// stages: `production`, as their lists read).
+        #[serde(default = "production")]
+        pub stage: String,
+    }
+
+    fn production() -> String {
+        super::ParticipantStage::Production.as_str().into()
     }
 
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -887,6 +975,7 @@ pub mod view {
                     .into(),
                     contact: p.contact.clone(),
                     country: p.country.map(|c| c.to_string()),
+                    stage: p.stage.as_str().into(),
                     issuing_authorities: p
                         .issuing_authorities
                         .iter()

@@ -47,6 +47,7 @@ fn trust(key: &SigningKey) -> TrustSet {
         status: ParticipantStatus::Active,
         country: None,
         issuing_authorities: Vec::new(),
+        stage: caravan_common::trust::ParticipantStage::Production,
     };
     TrustSet::new(
         Default::default(),

@@ -2,7 +2,9 @@
 //! authorities), keys, corridors and certificates.
 //! Only a certificate with the operator role may call it. Each change goes through
 //! [`Registry::change`]: validated, published as a new trust-list version, and logged with the
-//! operator's name.
+//! operator's name. Stages and corridors are held to the onboarding rules
+//! (`crate::onboarding`), judged against the recorded conformance reports read in the same
+//! turn as the change; recording a report is logged but changes no trust list.
 
 use std::{path::PathBuf, sync::Arc};
 
@@ -12,7 +14,10 @@ use tracing::{info, warn};
 use caravan_common::{
     CountryCode, DocumentType, KeyId, ParticipantId, Refusal, RefusalCode, Timestamp,
     signing::PublicKey,
-    trust::{AuthorityIdentifier, IssuingAuthority, MAX_AUTHORITIES_PER_PARTICIPANT},
+    trust::{
+        AuthorityIdentifier, CorridorState, IssuingAuthority, MAX_AUTHORITIES_PER_PARTICIPANT,
+        ParticipantStage,
+    },
 };
 use caravan_proto::{trust_list, v1};
 
@@ -20,7 +25,8 @@ use crate::{
     error::HubError,
     identity,
     metrics::Metrics,
-    registry::Registry,
+    onboarding::{self, Evidence},
+    registry::{Logged, Registry},
     store::{RevokedCertificate, Store},
 };
 
@@ -170,18 +176,38 @@ impl AdminService {
             &mut std::collections::BTreeMap<String, RevokedCertificate>,
         ) -> Result<(), Refusal>,
     ) -> Result<Response<v1::AdminResponse>, Status> {
+        self.apply_judged(op, request_peer, move |list, revoked, _, actor| {
+            edit(list, revoked)?;
+            Ok(Logged {
+                actor: actor.to_owned(),
+                detail,
+            })
+        })
+        .await
+    }
+
+    /// [`Self::apply`] for a change the onboarding rules judge: the edit gets the recorded
+    /// conformance reports (read in the change's turn) and the operator's actor, and says how
+    /// the change is logged.
+    async fn apply_judged(
+        &self,
+        op: &'static str,
+        request_peer: Option<identity::Peer>,
+        edit: impl FnOnce(
+            &mut v1::TrustList,
+            &mut std::collections::BTreeMap<String, RevokedCertificate>,
+            Evidence,
+            &str,
+        ) -> Result<Logged, Refusal>,
+    ) -> Result<Response<v1::AdminResponse>, Status> {
         let result = async {
-            let operator = self
-                .registry
-                .snapshot()
-                .authorize_operator(request_peer.as_ref())?;
-            if let Some(peer) = &request_peer {
-                self.registry.note_certificate(peer);
-            }
-            let actor = format!("operator:{operator}");
+            let actor = self.operator_actor(request_peer.as_ref())?;
             let version = self
                 .registry
-                .change(&actor, detail, |list, revoked| edit(list, revoked))
+                .change_reading(
+                    |b| b.conformance_reports().map(Evidence::new),
+                    |list, revoked, evidence| edit(list, revoked, evidence, &actor),
+                )
                 .await?;
             Ok::<_, HubError>(version)
         }
@@ -190,14 +216,27 @@ impl AdminService {
             Ok(version) => Ok(Response::new(v1::AdminResponse {
                 trust_list_version: version,
             })),
-            Err(e) => {
-                if let HubError::Refused(r) = &e {
-                    let total = self.metrics.refused(op, None, r);
-                    warn!(op, code = %r.code, detail = %r.detail, total, "refused");
-                }
-                Err(e.into())
-            }
+            Err(e) => Err(self.answer(op, e)),
         }
+    }
+
+    /// Authorise the caller as an operator and note its certificate; its actor,
+    /// `operator:<name>`.
+    fn operator_actor(&self, peer: Option<&identity::Peer>) -> Result<String, Refusal> {
+        let operator = self.registry.snapshot().authorize_operator(peer)?;
+        if let Some(peer) = peer {
+            self.registry.note_certificate(peer);
+        }
+        Ok(format!("operator:{operator}"))
+    }
+
+    /// The status for a failed request, a refusal counted and logged.
+    fn answer(&self, op: &'static str, e: HubError) -> Status {
+        if let HubError::Refused(r) = &e {
+            let total = self.metrics.refused(op, None, r);
+            warn!(op, code = %r.code, detail = %r.detail, total, "refused");
+        }
+        e.into()
     }
 }
 
@@ -286,8 +325,10 @@ impl v1::admin_server::Admin for AdminService {
         if !r.country.is_empty() {
             detail.push_str(&format!(", country {}", r.country));
         }
-        self.apply("add_participant", peer, detail, move |list, _| {
+        self.apply_judged("add_participant", peer, move |list, _, _, actor| {
             let id = participant_id(&r.id)?;
+            let stage = onboarding::stage_from_request(r.stage, Some(ParticipantStage::Testing))?;
+            let override_reason = onboarding::override_reason(&r.override_reason)?;
             if r.name.trim().is_empty() {
                 return Err(refused(
                     RefusalCode::MalformedRequest,
@@ -311,8 +352,26 @@ impl v1::admin_server::Admin for AdminService {
                 contact: r.contact,
                 country,
                 issuing_authorities: Vec::new(),
+                stage: trust_list::stage_to_wire(stage) as i32,
             });
-            Ok(())
+            // No report can be recorded for a participant before it is registered: starting
+            // above testing is always an override.
+            let unmet = if stage > ParticipantStage::Testing {
+                vec![(
+                    RefusalCode::ConformanceRequired,
+                    format!(
+                        "{id} cannot start at stage {stage}: it has no recorded conformance report yet (a report is recorded once the participant is registered)"
+                    ),
+                )]
+            } else {
+                Vec::new()
+            };
+            onboarding::judge(
+                actor,
+                format!("{detail}, stage {stage}"),
+                unmet,
+                override_reason.as_deref(),
+            )
         })
         .await
     }
@@ -568,9 +627,11 @@ impl v1::admin_server::Admin for AdminService {
             r.document_type,
             state.trim_start_matches("CORRIDOR_STATE_")
         );
-        self.apply("set_corridor", peer, detail, move |list, _| {
+        self.apply_judged("set_corridor", peer, move |list, _, evidence, actor| {
             let (from, to) = (participant_id(&r.sender)?, participant_id(&r.recipient)?);
-            let doc = document_type(&r.document_type)?.to_string();
+            let doc_type = document_type(&r.document_type)?;
+            let doc = doc_type.to_string();
+            let override_reason = onboarding::override_reason(&r.override_reason)?;
             registered(list, from)?;
             registered(list, to)?;
             if from == to {
@@ -588,6 +649,13 @@ impl v1::admin_server::Admin for AdminService {
                     "state must be open, pilot or closed",
                 ));
             }
+            let state = match v1::CorridorState::try_from(r.state) {
+                Ok(v1::CorridorState::Open) => CorridorState::Open,
+                Ok(v1::CorridorState::Pilot) => CorridorState::Pilot,
+                _ => CorridorState::Closed,
+            };
+            let unmet = onboarding::corridor_unmet(list, &evidence, (from, to, doc_type), state)?;
+            let logged = onboarding::judge(actor, detail, unmet, override_reason.as_deref())?;
             match list.corridors.iter_mut().find(|c| {
                 c.sender == from.as_str() && c.recipient == to.as_str() && c.document_type == doc
             }) {
@@ -599,9 +667,110 @@ impl v1::admin_server::Admin for AdminService {
                     state: r.state,
                 }),
             }
-            Ok(())
+            Ok(logged)
         })
         .await
+    }
+
+    async fn set_participant_stage(
+        &self,
+        request: Request<v1::SetParticipantStageRequest>,
+    ) -> Result<Response<v1::AdminResponse>, Status> {
+        let peer = identity::peer(&request);
+        let r = request.into_inner();
+        self.apply_judged("set_participant_stage", peer, move |list, _, evidence, actor| {
+            let id = participant_id(&r.participant)?;
+            let stage = onboarding::stage_from_request(r.stage, None)?;
+            let override_reason = onboarding::override_reason(&r.override_reason)?;
+            let current = onboarding::stage_in(list, id)?;
+            if stage == current {
+                return Err(refused(
+                    RefusalCode::AlreadyRegistered,
+                    format!("participant {id} is at stage {stage} already"),
+                ));
+            }
+            let detail = format!("participant {id} stage {current} -> {stage}");
+            let logged = if stage > current {
+                let unmet = onboarding::promotion_unmet(&evidence, id);
+                let detail = match evidence.newest(id) {
+                    Some((record, _)) if unmet.is_empty() => format!(
+                        "{detail}, on conformance report {} (PASS)",
+                        record.id
+                    ),
+                    _ => detail,
+                };
+                onboarding::judge(actor, detail, unmet, override_reason.as_deref())?
+            } else {
+                let above = onboarding::corridors_above(list, id, stage);
+                if !above.is_empty() {
+                    return Err(refused(
+                        RefusalCode::CorridorsAboveStage,
+                        format!(
+                            "participant {id} cannot move back to stage {stage} while these corridors need more: {}; close them first",
+                            above.join(", ")
+                        ),
+                    ));
+                }
+                onboarding::judge(actor, detail, Vec::new(), override_reason.as_deref())?
+            };
+            let participant = registered(list, id)?;
+            participant.stage = trust_list::stage_to_wire(stage) as i32;
+            Ok(logged)
+        })
+        .await
+    }
+
+    async fn record_conformance_report(
+        &self,
+        request: Request<v1::RecordConformanceReportRequest>,
+    ) -> Result<Response<v1::ConformanceReportRecord>, Status> {
+        let peer = identity::peer(&request);
+        let r = request.into_inner();
+        let result = async {
+            let actor = self.operator_actor(peer.as_ref())?;
+            let prepared = onboarding::Prepared::new(r.report_json, &self.receipt_key, &actor)?;
+            let id = prepared.report.participant;
+            if self.registry.snapshot().trust.participant(id).is_none() {
+                return Err(HubError::Refused(refused(
+                    RefusalCode::NotRegistered,
+                    format!("the report is about participant {id}, which is not registered"),
+                )));
+            }
+            let record = self
+                .registry
+                .record_conformance(move |n| prepared.record(n))
+                .await?;
+            Ok::<_, HubError>(onboarding::to_wire(&record))
+        }
+        .await;
+        result
+            .map(Response::new)
+            .map_err(|e| self.answer("record_conformance_report", e))
+    }
+
+    async fn list_conformance_reports(
+        &self,
+        request: Request<v1::ListConformanceReportsRequest>,
+    ) -> Result<Response<v1::ConformanceReportList>, Status> {
+        let peer = identity::peer(&request);
+        let r = request.into_inner();
+        let result = async {
+            self.registry.snapshot().authorize_operator(peer.as_ref())?;
+            let only = match r.participant.as_str() {
+                "" => None,
+                text => Some(participant_id(text)?),
+            };
+            let mut records = self.store.run(|b| b.conformance_reports()).await?;
+            if let Some(id) = only {
+                records.retain(|c| c.participant == id.as_str());
+            }
+            let reports = records.iter().rev().map(onboarding::to_wire).collect();
+            Ok::<_, HubError>(v1::ConformanceReportList { reports })
+        }
+        .await;
+        result
+            .map(Response::new)
+            .map_err(|e| self.answer("list_conformance_reports", e))
     }
 
     async fn revoke_certificate(

@@ -1,4 +1,5 @@
-//! The operator's dashboard: participants online, the corridor matrix with volumes and
+//! The operator's dashboard: participants online (with their onboarding stage and last
+//! conformance report), the corridor matrix with volumes and
 //! latencies per document type, queue depths and recent refusals, as an HTML page and as JSON.
 //!
 //! It is served over HTTPS with the hub's own certificate and asks for a client certificate
@@ -81,10 +82,23 @@ pub struct ParticipantRow {
     pub country: Option<String>,
     /// The authorities whose documents it signs.
     pub issuing_authorities: Vec<view::AuthorityView>,
+    /// Its onboarding stage: `testing`, `pilot` or `production`.
+    pub stage: String,
+    /// Its newest recorded conformance report, if any.
+    pub last_report: Option<ReportRow>,
     /// A delivery stream is open now.
     pub online: bool,
     /// Documents waiting for it at the hub.
     pub queued: u64,
+}
+
+/// A conformance report as the dashboard lists it.
+#[derive(Debug, Serialize)]
+pub struct ReportRow {
+    pub id: u64,
+    pub passed: bool,
+    pub document_types: Vec<String>,
+    pub recorded_at: Timestamp,
 }
 
 /// One corridor and document type.
@@ -144,10 +158,33 @@ async fn gather(observed: &Observed, visitor: &Visitor) -> Result<Dashboard, Ref
             .find(|(r, _)| r.as_str() == p)
             .map_or(0, |(_, n)| *n)
     };
+    // A store that cannot give the reports leaves them out (logged), as the gauges do.
+    let reports = observed
+        .store
+        .backend()
+        .conformance_reports()
+        .unwrap_or_else(|e| {
+            tracing::error!(cause = %e, "the dashboard could not read the conformance reports");
+            Vec::new()
+        });
+    let last_report = |id: &str| {
+        reports
+            .iter()
+            .rev()
+            .find(|r| r.participant == id)
+            .map(|r| ReportRow {
+                id: r.id,
+                passed: r.passed,
+                document_types: r.document_types.clone(),
+                recorded_at: Timestamp::from_millis(r.recorded_at_ms),
+            })
+    };
     let participants = list
         .participants
         .iter()
         .map(|p| ParticipantRow {
+            stage: p.stage.clone(),
+            last_report: last_report(&p.id),
             id: p.id.clone(),
             name: p.name.clone(),
             status: p.status.to_owned(),
@@ -274,7 +311,7 @@ fn render(d: &Dashboard) -> String {
                 }
                 h2 { "Participants" }
                 table id="participants" {
-                    tr { th { "Id" } th { "Name" } th { "Country" } th { "Issuing authorities" } th { "Status" } th { "Online" } th { "Queued for it" } }
+                    tr { th { "Id" } th { "Name" } th { "Country" } th { "Issuing authorities" } th { "Status" } th { "Stage" } th { "Last conformance report" } th { "Online" } th { "Queued for it" } }
                     @for p in &d.participants {
                         tr {
                             td { (p.id) }
@@ -294,6 +331,18 @@ fn render(d: &Dashboard) -> String {
                                 }
                             }
                             td { (p.status) }
+                            td class="stage" { (p.stage) }
+                            td {
+                                @match &p.last_report {
+                                    None => "none recorded",
+                                    Some(r) => {
+                                        "#" (r.id) " "
+                                        b { (if r.passed { "PASS" } else { "FAIL" }) }
+                                        " " (r.document_types.join(", "))
+                                        " · " (r.recorded_at.to_string().get(..10).unwrap_or_default())
+                                    }
+                                }
+                            }
                             td class=(if p.online { "on" } else { "off" }) {
                                 (if p.online { "online" } else { "offline" })
                             }
@@ -373,6 +422,13 @@ mod tests {
                         value: "KZ-NPPO".into(),
                     }],
                 }],
+                stage: "pilot".into(),
+                last_report: Some(ReportRow {
+                    id: 3,
+                    passed: true,
+                    document_types: vec!["e-co".into(), "e-phyto".into()],
+                    recorded_at: Timestamp::from_millis(1_764_000_000_000),
+                }),
                 online: true,
                 queued: 2,
             }],
@@ -407,6 +463,8 @@ mod tests {
             "&lt;open&gt;",
             "<td>KZ</td>",
             "Plant &lt;Quarantine&gt; Service · <code>ippc=KZ-NPPO</code>",
+            "<td class=\"stage\">pilot</td>",
+            "#3 <b>PASS</b> e-co, e-phyto · 2025-11-24",
         ] {
             assert!(page.contains(text), "{text} missing:\n{page}");
         }

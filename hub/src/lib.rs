@@ -9,7 +9,8 @@
 //! (caller from the client certificate), [`registry`] (participants, keys, corridors: the
 //! signed trust list, and who may call what), [`exchange`] (the gRPC service and its rules, one
 //! module per RPC family), [`anchor`] (the trust-list service), [`admin`] (the operators'
-//! service), [`store`] (durable state behind a narrow trait, on sled or redb), [`commit`] (the
+//! service), [`onboarding`] (participants' stages and the conformance reports that let them
+//! advance), [`store`] (durable state behind a narrow trait, on sled or redb), [`commit`] (the
 //! write path: one writer thread, batches, group commit), [`metrics`], [`observed`] (what
 //! `/metrics` and the dashboard read), [`dashboard`], [`server`] (wiring and shutdown). The
 //! binary's commands are in `src/cli/`, outside the library.
@@ -32,6 +33,7 @@ pub mod log;
 pub mod metrics;
 pub mod migrate;
 pub mod observed;
+pub mod onboarding;
 pub mod operator;
 pub mod pki;
 pub mod registry;

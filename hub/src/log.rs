@@ -406,6 +406,7 @@ pub fn export(store: &Backend, since: Timestamp) -> Result<Vec<ExportedEntry>, S
             LogKind::Rejected => "rejected",
             LogKind::RegistryChange => "registry_change",
             LogKind::Expired => "expired",
+            LogKind::ConformanceReport => "conformance_report",
             LogKind::Unspecified => "unknown",
         };
         out.push(ExportedEntry {

@@ -30,9 +30,19 @@ use crate::{
     error::HubError,
     identity::{Caller, Peer},
     store::{
-        CertificateRecord, LogEntry, LogKind, RegistryRecord, RevokedCertificate, Store, StoreError,
+        Backend, CertificateRecord, ConformanceRecord, LogEntry, LogKind, RegistryRecord,
+        RevokedCertificate, Store, StoreError,
     },
 };
+
+/// How a change is logged: who made it and what it did, for people. The edit that makes the
+/// change says it, since only it knows what it found (an onboarding rule it overrode).
+#[derive(Debug, Clone)]
+pub struct Logged {
+    /// `operator:<name>`, `operator:<name> (override)` or `hub`.
+    pub actor: String,
+    pub detail: String,
+}
 
 /// Why the registry could not be opened. A store that cannot be read is told apart from a
 /// trust list that does not hold: the first is the disk's or the store's fault (restore or
@@ -353,11 +363,49 @@ impl Registry {
             &mut BTreeMap<String, RevokedCertificate>,
         ) -> Result<(), Refusal>,
     ) -> Result<u64, HubError> {
+        let actor = actor.to_owned();
+        self.change_with(
+            validity,
+            |_| Ok(()),
+            move |list, revoked, ()| {
+                edit(list, revoked)?;
+                Ok(Logged { actor, detail })
+            },
+        )
+        .await
+    }
+
+    /// [`Self::change`] for an edit that judges by stored records too (the conformance
+    /// reports): `read` runs first, under the same turn as the edit, so that no change or
+    /// report recorded in between is missed; the edit says how the change is logged.
+    pub async fn change_reading<R: Send + 'static>(
+        &self,
+        read: impl FnOnce(&Backend) -> Result<R, StoreError> + Send + 'static,
+        edit: impl FnOnce(
+            &mut v1::TrustList,
+            &mut BTreeMap<String, RevokedCertificate>,
+            R,
+        ) -> Result<Logged, Refusal>,
+    ) -> Result<u64, HubError> {
+        self.change_with(self.validity, read, edit).await
+    }
+
+    async fn change_with<R: Send + 'static>(
+        &self,
+        validity: Duration,
+        read: impl FnOnce(&Backend) -> Result<R, StoreError> + Send + 'static,
+        edit: impl FnOnce(
+            &mut v1::TrustList,
+            &mut BTreeMap<String, RevokedCertificate>,
+            R,
+        ) -> Result<Logged, Refusal>,
+    ) -> Result<u64, HubError> {
         let _writer = self.writer.lock().await;
+        let read = self.store.run(read).await?;
         let current = self.snapshot();
         let mut list = current.list.clone();
         let mut revoked = current.revoked_certificates.clone();
-        edit(&mut list, &mut revoked)?;
+        let Logged { actor, detail } = edit(&mut list, &mut revoked, read)?;
         let now = Timestamp::now();
         list.version = current.list.version + 1;
         list.issued_at_ms = now.as_millis();
@@ -375,7 +423,7 @@ impl Registry {
             kind: LogKind::RegistryChange as i32,
             at_ms: now.as_millis(),
             evidence_sha256: sha256(&record.signed_trust_list).to_vec(),
-            actor: actor.to_owned(),
+            actor: actor.clone(),
             detail: detail.clone(),
             ..Default::default()
         };
@@ -391,10 +439,35 @@ impl Registry {
             revoked_certificates: revoked,
         }));
         info!(
-            actor,
-            version, detail, "registry changed; trust list issued"
+            actor = actor.as_str(),
+            version,
+            detail = detail.as_str(),
+            "registry changed; trust list issued"
         );
         Ok(version)
+    }
+
+    /// Record a conformance report with its exchange-log entry, through the write path, and
+    /// answer once both are durable. Taken in turn with registry changes, so that a promotion
+    /// judges by the newest report recorded before it. `make` builds the record and the entry
+    /// from the report's id (see `Backend::record_conformance`).
+    pub async fn record_conformance(
+        &self,
+        make: impl Fn(u64) -> (ConformanceRecord, LogEntry) + Send + 'static,
+    ) -> Result<ConformanceRecord, HubError> {
+        let _writer = self.writer.lock().await;
+        let (record, _) = self
+            .commit
+            .write_durable(move |b| b.record_conformance(&make))
+            .await?;
+        info!(
+            id = record.id,
+            participant = %record.participant,
+            passed = record.passed,
+            actor = %record.recorded_by,
+            "conformance report recorded"
+        );
+        Ok(record)
     }
 
     /// Re-issue the list (same content, next version) when half its life is gone, so that

@@ -122,6 +122,7 @@ mod tests {
                 status: ParticipantStatus::Active,
                 country: None,
                 issuing_authorities: Vec::new(),
+                stage: caravan_common::trust::ParticipantStage::Production,
             }],
             [SigningKeyEntry {
                 participant: "CN".parse().unwrap(),

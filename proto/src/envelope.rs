@@ -236,6 +236,7 @@ mod tests {
             status: ParticipantStatus::Active,
             country: None,
             issuing_authorities: Vec::new(),
+            stage: caravan_common::trust::ParticipantStage::Production,
         };
         let trust = TrustSet::new(
             Default::default(),

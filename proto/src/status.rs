@@ -39,7 +39,9 @@ pub fn grpc_code(code: RefusalCode) -> Code {
         // Too far ahead of the hub's clock: the same header may pass once the clocks agree.
         CreatedAtFuture => Code::OutOfRange,
         CreatedAtExpired => Code::InvalidArgument,
-        UnknownRecipient | TrustListRollback => Code::FailedPrecondition,
+        UnknownRecipient | TrustListRollback | ConformanceRequired | StageTooLow
+        | CorridorsAboveStage => Code::FailedPrecondition,
+        InvalidConformanceReport => Code::InvalidArgument,
         DuplicateMessageId | AlreadyRegistered => Code::AlreadyExists,
         UnknownMessage | NotRegistered => Code::NotFound,
         InvalidTrustList | BadLogProof | LogInconsistent => Code::DataLoss,

@@ -6,7 +6,7 @@ use caravan_common::{
     signing::{PublicKey, Purpose, SigningKey},
     trust::{
         AuthorityIdentifier, CorridorState, HubKey, IssuingAuthority, ListInfo, Participant,
-        ParticipantStatus, Revocation, SigningKeyEntry, TrustSet,
+        ParticipantStage, ParticipantStatus, Revocation, SigningKeyEntry, TrustSet,
     },
 };
 use prost::Message;
@@ -95,7 +95,10 @@ pub fn trust_set(list: &v1::TrustList) -> Result<TrustSet, Refusal> {
                     .map_err(|e| invalid(format!("participant {}: {e}", p.id)))?,
             ),
         };
+        let stage = stage_from_wire(p.stage)
+            .ok_or_else(|| invalid(format!("participant {}: unknown stage {}", p.id, p.stage)))?;
         participants.push(Participant {
+            stage,
             id: p.id.parse().map_err(field("participant".into()))?,
             name: p.name.clone(),
             contact: p.contact.clone(),
@@ -206,6 +209,27 @@ pub fn authority_to_wire(a: &IssuingAuthority) -> v1::IssuingAuthority {
                 value: i.value.clone(),
             })
             .collect(),
+    }
+}
+
+/// A participant's stage as the list gives it: UNSPECIFIED (lists from before stages) is
+/// production, so that an upgrade never cuts a corridor; `None` for a value not defined.
+pub fn stage_from_wire(stage: i32) -> Option<ParticipantStage> {
+    match v1::ParticipantStage::try_from(stage).ok()? {
+        v1::ParticipantStage::Unspecified | v1::ParticipantStage::Production => {
+            Some(ParticipantStage::Production)
+        }
+        v1::ParticipantStage::Testing => Some(ParticipantStage::Testing),
+        v1::ParticipantStage::Pilot => Some(ParticipantStage::Pilot),
+    }
+}
+
+/// The wire form of a stage.
+pub fn stage_to_wire(stage: ParticipantStage) -> v1::ParticipantStage {
+    match stage {
+        ParticipantStage::Testing => v1::ParticipantStage::Testing,
+        ParticipantStage::Pilot => v1::ParticipantStage::Pilot,
+        ParticipantStage::Production => v1::ParticipantStage::Production,
     }
 }
 
@@ -324,6 +348,33 @@ mod tests {
         assert!(open(&sign(&good_hub, &anchor), anchor.public()).is_ok());
     }
 
+    #[test]
+    fn stages_travel_and_an_unknown_one_is_refused() {
+        let anchor = SigningKey::generate();
+        let kz = SigningKey::generate();
+        let mut l = list(&kz);
+        l.keys[0].public_key = raw(&kz);
+        for stage in ParticipantStage::ALL {
+            l.participants[0].stage = stage_to_wire(stage) as i32;
+            let (_, set) = open(&sign(&l, &anchor), anchor.public()).unwrap();
+            assert_eq!(set.participant("KZ".parse().unwrap()).unwrap().stage, stage);
+        }
+        l.participants[0].stage = 0;
+        let (_, set) = open(&sign(&l, &anchor), anchor.public()).unwrap();
+        assert_eq!(
+            set.participant("KZ".parse().unwrap()).unwrap().stage,
+            ParticipantStage::Production,
+            "a list from before stages"
+        );
+        l.participants[0].stage = 9;
+        let refusal = open(&sign(&l, &anchor), anchor.public()).unwrap_err();
+        assert_eq!(refusal.code, RefusalCode::InvalidTrustList);
+        assert!(
+            refusal.detail.contains("participant KZ: unknown stage 9"),
+            "{refusal}"
+        );
+    }
+
     /// `TrustedParticipant` and `TrustList` as spokes from before countries and issuing
     /// authorities know them (only the fields they had).
     mod before {
@@ -404,6 +455,8 @@ mod tests {
         let cn = set.participant("CN".parse().unwrap()).unwrap();
         assert_eq!(cn.country, None);
         assert!(cn.issuing_authorities.is_empty());
+        // ... and from before stages: production, so that its open corridors stay open.
+        assert_eq!(cn.stage, ParticipantStage::Production);
 
         // A verifier takes any well-formed code (ISO may assign more later), not a malformed one.
         l.participants[0].country = "XK".into();

@@ -368,8 +368,16 @@ async fn a_short_lived_hub_keeps_a_head_over_its_newest_entries_and_an_edit_is_c
     // A killed hub keeps no head at shutdown: what it logged since is covered by none.
     net.start_hub().await;
     // A registry change: committed with its log entry before the command returns.
-    net.admin_ok(&["corridor", "pilot", "CN", "KZ", "e-phyto"])
-        .await;
+    net.admin_ok(&[
+        "corridor",
+        "pilot",
+        "CN",
+        "KZ",
+        "e-phyto",
+        "--override",
+        caravan_tests::HARNESS_OVERRIDE,
+    ])
+    .await;
     net.kill_hub();
     let (code, audit) = log_verify(&net).await;
     assert_eq!(code, Some(1), "{audit}");

@@ -88,8 +88,16 @@ async fn backup_and_restore(engine: Option<&'static str>) {
         .to_owned();
     net.wait_state("KZ", &after, "ACKNOWLEDGED").await;
     // A registry change after the backup: the spokes hold a newer trust list than the backup.
-    net.admin_ok(&["corridor", "pilot", "CN", "KZ", "e-phyto"])
-        .await;
+    net.admin_ok(&[
+        "corridor",
+        "pilot",
+        "CN",
+        "KZ",
+        "e-phyto",
+        "--override",
+        caravan_tests::HARNESS_OVERRIDE,
+    ])
+    .await;
     let newest = net.hub_trust_version().await;
     net.wait_trust_version("KZ", newest).await;
 

@@ -6,7 +6,7 @@ use tokio::process::Command;
 
 use caravan_common::{DocumentType, RefusalCode, Timestamp};
 use caravan_proto::v1;
-use caravan_tests::{Net, binaries, envelope, sample, sample_path};
+use caravan_tests::{HARNESS_OVERRIDE, Net, binaries, envelope, sample, sample_path};
 
 fn code_of(status: tonic::Status) -> Option<RefusalCode> {
     caravan_proto::status::from_status(&status).map(|r| r.code)
@@ -52,6 +52,10 @@ async fn a_country_is_onboarded_while_the_hub_runs() {
         "Tajikistan",
         "--contact",
         "ops@tj.example",
+        "--stage",
+        "production",
+        "--override",
+        HARNESS_OVERRIDE,
     ])
     .await;
     let registered = net
@@ -72,8 +76,16 @@ async fn a_country_is_onboarded_while_the_hub_runs() {
         registered["key_id"],
         net.parties["TJ"].keys[0].key_id.as_str()
     );
-    net.admin_ok(&["corridor", "open", "KZ", "TJ", "e-phyto"])
-        .await;
+    net.admin_ok(&[
+        "corridor",
+        "open",
+        "KZ",
+        "TJ",
+        "e-phyto",
+        "--override",
+        HARNESS_OVERRIDE,
+    ])
+    .await;
     let keys: serde_json::Value = serde_json::from_str(
         &net.admin_ok(&["key", "list", "--participant", "TJ", "--json"])
             .await,
@@ -441,8 +453,16 @@ async fn corridors_close_open_and_close_again() {
         submit(&net, "KZ", attempt()).await.unwrap_err(),
         Some(RefusalCode::CorridorClosed)
     );
-    net.admin_ok(&["corridor", "open", "KZ", "CN", "e-co"])
-        .await;
+    net.admin_ok(&[
+        "corridor",
+        "open",
+        "KZ",
+        "CN",
+        "e-co",
+        "--override",
+        HARNESS_OVERRIDE,
+    ])
+    .await;
     submit(&net, "KZ", attempt()).await.expect("open corridor");
     // Only that direction and type opened.
     let cn = net.signing_key("CN", 0);
@@ -459,8 +479,16 @@ async fn corridors_close_open_and_close_again() {
     );
 
     // A pilot corridor carries documents, marked as pilot traffic on the receiving side.
-    net.admin_ok(&["corridor", "pilot", "KZ", "CN", "e-co"])
-        .await;
+    net.admin_ok(&[
+        "corridor",
+        "pilot",
+        "KZ",
+        "CN",
+        "e-co",
+        "--override",
+        HARNESS_OVERRIDE,
+    ])
+    .await;
     let env = attempt();
     let id = message_id(&env);
     submit(&net, "KZ", env).await.expect("pilot corridor");
@@ -593,7 +621,7 @@ async fn an_operator_records_countries_and_issuing_authorities_that_spokes_then_
     let out = net.spoke_cli("CN", &["trust-list", "show"]).await;
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("participant KZ  active     country KZ")
+        text.contains("participant KZ  active     stage production  country KZ")
             && text.contains(&format!(
                 "issuing authority \"{NPPO}\"  ippc=KZ-NPPO, kz-bin=123456789012"
             )),
@@ -770,4 +798,367 @@ async fn an_operator_records_countries_and_issuing_authorities_that_spokes_then_
             "{expected} not in {details:#?}"
         );
     }
+}
+
+/// A conformance report as the kit writes it, for `participant`, covering `types`; its cases
+/// pass or one fails.
+fn conformance_report(participant: &str, types: &[&str], passed: bool) -> String {
+    serde_json::to_string_pretty(&serde_json::json!({
+        "format": "caravan.conformance-report.v1",
+        "participant": participant,
+        "conformance_identity": "ZZ",
+        "document_types": types,
+        "started_at_ms": Timestamp::now().as_millis() - 60_000,
+        "finished_at_ms": Timestamp::now().as_millis(),
+        "kit_version": "e2e",
+        "passed": passed,
+        "cases": [
+            {"id": "receive-valid", "title": "A valid document is acknowledged", "rule": "§7",
+             "outcome": "PASS", "evidence": "ACCEPTED"},
+            {"id": "tampered-payload", "title": "A tampered payload is rejected", "rule": "§7",
+             "outcome": if passed { "PASS" } else { "FAIL" },
+             "evidence": "<acknowledged> & stored"},
+        ],
+    }))
+    .unwrap()
+}
+
+/// Record `json` with `admin conformance record`; the output (or the refusal on stderr).
+async fn record(net: &Net, json: &str) -> std::process::Output {
+    let file = net.path().join(format!("report-{}.json", rand_suffix()));
+    std::fs::write(&file, json).unwrap();
+    net.admin(&["conformance", "record", file.to_str().unwrap(), "--json"])
+        .await
+}
+
+fn rand_suffix() -> String {
+    caravan_common::MessageId::generate().to_string()
+}
+
+/// The refusal code an admin command failed with (its stderr names it).
+fn refused(out: &std::process::Output, code: RefusalCode) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !out.status.success(),
+        "refused with {code}, yet it succeeded"
+    );
+    assert!(stderr.contains(code.as_str()), "{code} expected: {stderr}");
+    stderr
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn onboarding_stages_are_earned_with_conformance_reports() {
+    let mut net = Net::new(&["KZ", "CN"]).await;
+    net.start_hub().await;
+    net.start_spoke("KZ").await;
+    let stage_of = |list: &serde_json::Value, id: &str| {
+        list["participants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["id"] == id)
+            .map(|p| p["stage"].as_str().unwrap().to_owned())
+    };
+
+    // A new participant starts in testing, and the spokes see it so.
+    net.admin_ok(&["participant", "add", "TJ", "--name", "Tajikistan"])
+        .await;
+    let version = net.hub_trust_version().await;
+    let held = net.wait_trust_version("KZ", version).await;
+    assert_eq!(stage_of(&held, "TJ").as_deref(), Some("testing"), "{held}");
+    assert_eq!(stage_of(&held, "KZ").as_deref(), Some("production"));
+    let out = net.spoke_cli("KZ", &["trust-list", "show"]).await;
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("stage testing"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // No corridor to a testing participant; nothing changes.
+    let out = net
+        .admin(&["corridor", "open", "KZ", "TJ", "e-phyto"])
+        .await;
+    let why = refused(&out, RefusalCode::StageTooLow);
+    assert!(
+        why.contains("TJ is at stage testing; an open corridor needs both ends at production"),
+        "{why}"
+    );
+    let out = net
+        .admin(&["corridor", "pilot", "KZ", "TJ", "e-phyto"])
+        .await;
+    refused(&out, RefusalCode::StageTooLow);
+    // Nor a promotion without a passing report.
+    let out = net.admin(&["participant", "stage", "TJ", "pilot"]).await;
+    let why = refused(&out, RefusalCode::ConformanceRequired);
+    assert!(
+        why.contains("TJ has no recorded conformance report"),
+        "{why}"
+    );
+    // Nor starting above testing without a reason.
+    let out = net
+        .admin(&[
+            "participant",
+            "add",
+            "UZ",
+            "--name",
+            "Uzbekistan",
+            "--stage",
+            "pilot",
+        ])
+        .await;
+    refused(&out, RefusalCode::ConformanceRequired);
+    assert_eq!(net.hub_trust_version().await, version, "nothing changed");
+
+    // Reports: a malformed one, and one for a participant not registered, are refused and
+    // not recorded.
+    let out = record(&net, "{\"format\": \"caravan.conformance-report.v1\"}").await;
+    let why = refused(&out, RefusalCode::InvalidConformanceReport);
+    assert!(
+        why.contains("not JSON of the conformance report format"),
+        "{why}"
+    );
+    let lie = conformance_report("TJ", &["e-phyto"], false).replacen(
+        "\"passed\": false",
+        "\"passed\": true",
+        1,
+    );
+    let why = refused(
+        &record(&net, &lie).await,
+        RefusalCode::InvalidConformanceReport,
+    );
+    assert!(
+        why.contains("says passed=true but 1 of its cases failed"),
+        "{why}"
+    );
+    refused(
+        &record(&net, &conformance_report("TM", &["e-phyto"], true)).await,
+        RefusalCode::NotRegistered,
+    );
+    let listed = net.admin_ok(&["conformance", "list", "--json"]).await;
+    assert_eq!(listed.trim(), "[]", "nothing recorded");
+
+    // A failing report is recorded, and does not promote.
+    let failing = conformance_report("TJ", &["e-phyto"], false);
+    let out = record(&net, &failing).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let first: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (first["id"].as_u64(), &first["passed"]),
+        (Some(1), &false.into())
+    );
+    let why = refused(
+        &net.admin(&["participant", "stage", "TJ", "pilot"]).await,
+        RefusalCode::ConformanceRequired,
+    );
+    assert!(
+        why.contains("TJ's newest conformance report (report 1) failed"),
+        "{why}"
+    );
+    assert_eq!(net.hub_trust_version().await, version, "nothing changed");
+
+    // A passing one for e-phyto promotes TJ to pilot.
+    let passing = conformance_report("TJ", &["e-phyto"], true);
+    let out = record(&net, &passing).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    net.admin_ok(&["participant", "stage", "TJ", "pilot"]).await;
+    // KZ has no report yet: a pilot corridor needs one at both ends.
+    let why = refused(
+        &net.admin(&["corridor", "pilot", "KZ", "TJ", "e-phyto"])
+            .await,
+        RefusalCode::ConformanceRequired,
+    );
+    assert!(
+        why.contains("KZ has no recorded conformance report covering e-phyto"),
+        "{why}"
+    );
+    let kz = conformance_report("KZ", &["e-co", "e-phyto"], true);
+    assert!(record(&net, &kz).await.status.success());
+    // TJ's report does not cover e-co.
+    let why = refused(
+        &net.admin(&["corridor", "pilot", "KZ", "TJ", "e-co"]).await,
+        RefusalCode::ConformanceRequired,
+    );
+    assert!(
+        why.contains("TJ has no recorded conformance report covering e-co"),
+        "{why}"
+    );
+    net.admin_ok(&["corridor", "pilot", "KZ", "TJ", "e-phyto"])
+        .await;
+    // Open needs production: TJ is at pilot.
+    let why = refused(
+        &net.admin(&["corridor", "open", "KZ", "TJ", "e-phyto"])
+            .await,
+        RefusalCode::StageTooLow,
+    );
+    assert!(why.contains("TJ is at stage pilot"), "{why}");
+
+    // Demotion is refused while a corridor needs more, named; closed, it goes through.
+    let why = refused(
+        &net.admin(&["participant", "stage", "TJ", "testing"]).await,
+        RefusalCode::CorridorsAboveStage,
+    );
+    assert!(why.contains("KZ -> TJ e-phyto (pilot)"), "{why}");
+    net.admin_ok(&["corridor", "close", "KZ", "TJ", "e-phyto"])
+        .await;
+    net.admin_ok(&["participant", "stage", "TJ", "testing"])
+        .await;
+
+    // An override promotes without a report, and an override opens a corridor the rules
+    // would refuse; both reasons go into the exchange log.
+    net.admin_ok(&["participant", "add", "UZ", "--name", "Uzbekistan"])
+        .await;
+    net.admin_ok(&[
+        "participant",
+        "stage",
+        "UZ",
+        "pilot",
+        "--override",
+        "bilateral pilot agreed by the ministries",
+    ])
+    .await;
+    net.admin_ok(&[
+        "corridor",
+        "pilot",
+        "KZ",
+        "UZ",
+        "e-co",
+        "--override",
+        "UZ's kit run is scheduled",
+    ])
+    .await;
+    let version = net.hub_trust_version().await;
+    let held = net.wait_trust_version("KZ", version).await;
+    assert_eq!(stage_of(&held, "UZ").as_deref(), Some("pilot"), "{held}");
+    assert_eq!(stage_of(&held, "TJ").as_deref(), Some("testing"), "{held}");
+
+    // The list, newest first, and one participant's.
+    let all: serde_json::Value =
+        serde_json::from_str(&net.admin_ok(&["conformance", "list", "--json"]).await).unwrap();
+    let ids: Vec<u64> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, [3, 2, 1]);
+    let text = net
+        .admin_ok(&["conformance", "list", "--participant", "TJ"])
+        .await;
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines[0].starts_with("2  TJ  ")
+            && lines[0].contains("  PASS  e-phyto  2/2 cases  operator:ops"),
+        "{text}"
+    );
+    assert!(lines[1].contains("  FAIL  e-phyto  1/2 cases"), "{text}");
+
+    // Show: each case, the hub's signature verified, the signed JSON and a page written.
+    let json_file = net.path().join("shown.json");
+    let html_file = net.path().join("shown.html");
+    let shown = net
+        .admin_ok(&[
+            "conformance",
+            "show",
+            "2",
+            "--json",
+            json_file.to_str().unwrap(),
+            "--html",
+            html_file.to_str().unwrap(),
+        ])
+        .await;
+    for text in [
+        "conformance report 2 for TJ",
+        "hub signature: verified with hub receipt key",
+        "PASS  tampered-payload  A tampered payload is rejected [§7]",
+    ] {
+        assert!(shown.contains(text), "{text} missing: {shown}");
+    }
+    let signed = std::fs::read(&json_file).unwrap();
+    assert_eq!(signed, passing.as_bytes(), "the exact bytes recorded");
+    let page = std::fs::read_to_string(&html_file).unwrap();
+    assert!(page.contains("&lt;acknowledged&gt; &amp; stored"), "{page}");
+    assert!(page.contains("tampered-payload"), "{page}");
+    // The signature verifies with the hub's receipt key, over the report's payload type.
+    let receipt =
+        caravan_common::signing::SigningKey::load(&net.pki().join("hub-receipt.key")).unwrap();
+    let second = &all[1];
+    assert_eq!(second["key_id"], receipt.key_id().to_string().as_str());
+    let signature = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .decode(second["signature"].as_str().unwrap())
+            .unwrap()
+    };
+    receipt
+        .public()
+        .verify(
+            caravan_common::signing::Purpose::ConformanceReport,
+            &signed,
+            &signature,
+        )
+        .expect("the hub's signature over PAE(report payload type, JSON)");
+
+    // The exchange log holds each report and each override with its reason.
+    assert!(net.terminate_hub().await, "the hub stops cleanly");
+    let out = net.hub_cli(&["log", "export"]).await;
+    assert!(out.status.success());
+    let entries: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let reports: Vec<&serde_json::Value> = entries
+        .iter()
+        .filter(|e| e["kind"] == "conformance_report")
+        .collect();
+    assert_eq!(reports.len(), 3);
+    assert_eq!(
+        reports[1]["detail"],
+        "conformance report 2 for TJ: PASS (e-phyto), 2/2 cases"
+    );
+    assert_eq!(reports[1]["actor"], "operator:ops");
+    assert_eq!(reports[1]["sender"], "TJ");
+    assert_eq!(
+        reports[1]["evidence_sha256"],
+        caravan_common::signing::sha256(passing.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+            .as_str()
+    );
+    let overrides: Vec<&str> = entries
+        .iter()
+        .filter(|e| e["kind"] == "registry_change" && e["actor"] == "operator:ops (override)")
+        .map(|e| e["detail"].as_str().unwrap())
+        .collect();
+    assert!(
+        overrides
+            .iter()
+            .any(|d| d.contains("participant UZ stage testing -> pilot")
+                && d.contains("UZ has no recorded conformance report")
+                && d.ends_with(": bilateral pilot agreed by the ministries")),
+        "{overrides:#?}"
+    );
+    assert!(
+        overrides
+            .iter()
+            .any(|d| d.contains("corridor KZ -> UZ e-co set to PILOT")
+                && d.ends_with(": UZ's kit run is scheduled")),
+        "{overrides:#?}"
+    );
+    assert!(
+        entries.iter().any(|e| e["detail"]
+            .as_str()
+            .unwrap()
+            .contains("participant TJ stage testing -> pilot, on conformance report 2 (PASS)")),
+        "the promotion names its report"
+    );
 }

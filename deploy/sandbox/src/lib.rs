@@ -213,9 +213,14 @@ pub fn create(dir: &Path, spokes: &[ParticipantId], engine: EngineKind) -> anyho
     Ok(())
 }
 
-/// As the sandbox operator: register each spoke, its signing key and the issuing authorities
-/// the sample documents name ([`documents::AUTHORITIES`]), and open every corridor between the
-/// spokes for all document types. Skips what the registry already holds.
+/// Why the sandbox's operator overrides the onboarding rules (stages, conformance reports):
+/// the sandbox's spokes are Caravan's own, run in one process to show the exchange.
+pub const SANDBOX_OVERRIDE: &str = "sandbox onboarding";
+
+/// As the sandbox operator: register each spoke (at stage production), its signing key and
+/// the issuing authorities the sample documents name ([`documents::AUTHORITIES`]), and open
+/// every corridor between the spokes for all document types, overriding the onboarding rules
+/// ([`SANDBOX_OVERRIDE`]). Skips what the registry already holds.
 pub async fn onboard(dir: &Path, spokes: &[ParticipantId]) -> anyhow::Result<()> {
     let operator = Operator::connect(&dir.join("operator").join("admin.toml"))?;
     let trust = operator.trust_list().await?;
@@ -231,6 +236,8 @@ pub async fn onboard(dir: &Path, spokes: &[ParticipantId]) -> anyhow::Result<()>
                 country: caravan_common::CountryCode::assigned(id.as_str())
                     .map(|c| c.to_string())
                     .unwrap_or_default(),
+                stage: v1::ParticipantStage::Production as i32,
+                override_reason: SANDBOX_OVERRIDE.into(),
             };
             admin
                 .add_participant(request)
@@ -285,6 +292,7 @@ pub async fn onboard(dir: &Path, spokes: &[ParticipantId]) -> anyhow::Result<()>
                         recipient: to.to_string(),
                         document_type: doc.to_string(),
                         state: v1::CorridorState::Open as i32,
+                        override_reason: SANDBOX_OVERRIDE.into(),
                     };
                     admin
                         .set_corridor(request)

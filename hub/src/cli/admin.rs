@@ -1,14 +1,22 @@
-//! `caravan-hub admin ...`: the registry of the running hub (participants with their country
-//! and issuing authorities, keys, corridors, certificates, the trust list) and its backups,
-//! through the Admin service as an operator.
+//! `caravan-hub admin ...`: the registry of the running hub (participants with their country,
+//! issuing authorities and onboarding stage, keys, corridors, certificates, the trust list),
+//! the conformance reports it keeps, and its backups, through the Admin service as an
+//! operator.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 
-use caravan_common::{DocumentType, ParticipantId, time::parse_rfc3339};
-use caravan_hub::operator::{Operator, OperatorError, read_public_key};
+use caravan_common::{
+    DocumentType, ParticipantId, Timestamp, time::parse_rfc3339, trust::ParticipantStage,
+};
+use caravan_hub::{
+    conformance::report::{Outcome, Recorded, Report},
+    onboarding,
+    operator::{Operator, OperatorError, read_public_key},
+};
+use caravan_proto::trust_list::stage_to_wire;
 use caravan_proto::v1;
 
 #[derive(Subcommand)]
@@ -33,6 +41,11 @@ pub enum AdminCommand {
     Corridor {
         #[command(subcommand)]
         command: CorridorCommand,
+    },
+    /// Conformance reports the hub keeps: record what the kit wrote, list, show.
+    Conformance {
+        #[command(subcommand)]
+        command: ConformanceCommand,
     },
     /// TLS client certificates.
     Cert {
@@ -64,6 +77,23 @@ pub enum ParticipantCommand {
         /// The country it stands for: an ISO 3166-1 alpha-2 code, e.g. KZ.
         #[arg(long)]
         country: Option<String>,
+        /// The onboarding stage it starts in (default testing); pilot or production needs
+        /// --override.
+        #[arg(long)]
+        stage: Option<ParticipantStage>,
+        /// Why the onboarding rules are overridden; kept in the exchange log.
+        #[arg(long = "override", value_name = "REASON")]
+        override_reason: Option<String>,
+    },
+    /// Move a participant to another onboarding stage: testing, pilot or production.
+    /// Promotion needs its newest conformance report to have passed (or --override);
+    /// demotion needs the corridors above the new stage closed first.
+    Stage {
+        id: ParticipantId,
+        stage: ParticipantStage,
+        /// Why the onboarding rules are overridden; kept in the exchange log.
+        #[arg(long = "override", value_name = "REASON")]
+        override_reason: Option<String>,
     },
     /// Record the country a participant stands for (an ISO 3166-1 alpha-2 code).
     SetCountry { id: ParticipantId, country: String },
@@ -175,6 +205,38 @@ pub struct CorridorArgs {
     to: ParticipantId,
     /// Document types, comma-separated, or `all`.
     types: String,
+    /// Open or pilot a corridor although its ends' stages or conformance reports do not
+    /// allow it, for this reason (kept in the exchange log).
+    #[arg(long = "override", value_name = "REASON")]
+    override_reason: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum ConformanceCommand {
+    /// Record a report the conformance kit wrote (JSON); the hub signs and keeps it.
+    Record {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The recorded reports, newest first: id, participant, time, verdict, types, cases,
+    /// who recorded it.
+    List {
+        #[arg(long)]
+        participant: Option<ParticipantId>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One report: each case, and whether the hub's signature verifies.
+    Show {
+        id: u64,
+        /// Write the report's JSON, exactly the bytes the hub signed, to FILE.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+        /// Write a readable HTML page of the report to FILE.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -217,16 +279,37 @@ pub async fn command(config: PathBuf, command: AdminCommand) -> anyhow::Result<(
                 name,
                 contact,
                 country,
+                stage,
+                override_reason,
             } => {
                 let request = v1::AddParticipantRequest {
                     id: id.to_string(),
                     name,
                     contact,
                     country: country.unwrap_or_default(),
+                    stage: stage.map_or(v1::ParticipantStage::Unspecified, stage_to_wire) as i32,
+                    override_reason: override_reason.unwrap_or_default(),
                 };
                 done(
                     admin
                         .add_participant(request)
+                        .await
+                        .map_err(OperatorError::from)?,
+                );
+            }
+            ParticipantCommand::Stage {
+                id,
+                stage,
+                override_reason,
+            } => {
+                let request = v1::SetParticipantStageRequest {
+                    participant: id.to_string(),
+                    stage: stage_to_wire(stage) as i32,
+                    override_reason: override_reason.unwrap_or_default(),
+                };
+                done(
+                    admin
+                        .set_participant_stage(request)
                         .await
                         .map_err(OperatorError::from)?,
                 );
@@ -256,9 +339,10 @@ pub async fn command(config: PathBuf, command: AdminCommand) -> anyhow::Result<(
                 } else {
                     for p in list.participants {
                         caravan_common::out!(
-                            "{}  {:<9}  country {}  {}  {}",
+                            "{}  {:<9}  {:<10}  country {}  {}  {}",
                             p.id,
                             p.status,
+                            p.stage,
                             p.country.as_deref().unwrap_or("-"),
                             p.name,
                             p.contact
@@ -443,6 +527,7 @@ pub async fn command(config: PathBuf, command: AdminCommand) -> anyhow::Result<(
                     recipient: args.to.to_string(),
                     document_type: t.to_string(),
                     state: state as i32,
+                    override_reason: args.override_reason.clone().unwrap_or_default(),
                 };
                 done(
                     admin
@@ -452,6 +537,7 @@ pub async fn command(config: PathBuf, command: AdminCommand) -> anyhow::Result<(
                 );
             }
         }
+        AdminCommand::Conformance { command } => conformance(&operator, command).await?,
         AdminCommand::Backup { json } => {
             let b = admin
                 .backup(v1::BackupRequest {})
@@ -544,6 +630,161 @@ pub async fn command(config: PathBuf, command: AdminCommand) -> anyhow::Result<(
     Ok(())
 }
 
+/// `admin conformance ...`.
+async fn conformance(operator: &Operator, command: ConformanceCommand) -> anyhow::Result<()> {
+    let mut admin = operator.admin();
+    match command {
+        ConformanceCommand::Record { file, json } => {
+            let report_json =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let record = admin
+                .record_conformance_report(v1::RecordConformanceReportRequest { report_json })
+                .await
+                .map_err(OperatorError::from)?
+                .into_inner();
+            if json {
+                caravan_common::out!("{}", record_json(&record));
+            } else {
+                caravan_common::out!(
+                    "recorded conformance report {} for {}: {}",
+                    record.id,
+                    record.participant,
+                    verdict(&record)
+                );
+            }
+        }
+        ConformanceCommand::List { participant, json } => {
+            let list = admin
+                .list_conformance_reports(v1::ListConformanceReportsRequest {
+                    participant: participant.map(|p| p.to_string()).unwrap_or_default(),
+                })
+                .await
+                .map_err(OperatorError::from)?
+                .into_inner();
+            if json {
+                let rows: Vec<serde_json::Value> = list.reports.iter().map(record_json).collect();
+                caravan_common::out!("{}", serde_json::to_string(&rows)?);
+            } else {
+                for r in &list.reports {
+                    let cases = Report::from_json(&r.report_json)
+                        .map(|report| case_counts(&report))
+                        .unwrap_or_else(|e| format!("unreadable: {e}"));
+                    caravan_common::out!(
+                        "{}  {}  {}  {}  {}  {} cases  {}",
+                        r.id,
+                        r.participant,
+                        Timestamp::from_millis(r.recorded_at_ms),
+                        verdict(r),
+                        r.document_types.join(","),
+                        cases,
+                        r.recorded_by
+                    );
+                }
+            }
+        }
+        ConformanceCommand::Show { id, json, html } => {
+            let list = admin
+                .list_conformance_reports(v1::ListConformanceReportsRequest::default())
+                .await
+                .map_err(OperatorError::from)?
+                .into_inner();
+            let record = list
+                .reports
+                .into_iter()
+                .find(|r| r.id == id)
+                .with_context(|| format!("the hub keeps no conformance report {id}"))?;
+            let report = Report::from_json(&record.report_json)
+                .with_context(|| format!("conformance report {id} does not read"))?;
+            let trust = operator.trust_list().await?;
+            let signature = match onboarding::verify(&record, &trust) {
+                Ok(key_id) => format!("verified with hub receipt key {key_id}"),
+                Err(e) => format!("DOES NOT VERIFY: {e}"),
+            };
+            caravan_common::out!(
+                "conformance report {id} for {} (exchanged with as {}): {}, {} cases, types {}",
+                report.participant,
+                report.conformance_identity,
+                verdict(&record),
+                case_counts(&report),
+                record.document_types.join(",")
+            );
+            caravan_common::out!(
+                "ran {} to {} with kit {}; recorded {} by {}",
+                Timestamp::from_millis(report.started_at_ms),
+                Timestamp::from_millis(report.finished_at_ms),
+                report.kit_version,
+                Timestamp::from_millis(record.recorded_at_ms),
+                record.recorded_by
+            );
+            caravan_common::out!("hub signature: {signature}");
+            for case in &report.cases {
+                let outcome = match case.outcome {
+                    Outcome::Pass => "PASS",
+                    Outcome::Fail => "FAIL",
+                };
+                caravan_common::out!(
+                    "  {outcome}  {}  {} [{}]: {}",
+                    case.id,
+                    case.title,
+                    case.rule,
+                    case.evidence
+                );
+            }
+            if let Some(path) = json {
+                std::fs::write(&path, &record.report_json)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                caravan_common::out!(
+                    "report JSON (the signed bytes) written to {}",
+                    path.display()
+                );
+            }
+            if let Some(path) = html {
+                let page = report.to_html(&Recorded {
+                    id,
+                    recorded_at: Timestamp::from_millis(record.recorded_at_ms),
+                    recorded_by: &record.recorded_by,
+                    signature: &signature,
+                });
+                std::fs::write(&path, page)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                caravan_common::out!("report page written to {}", path.display());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn verdict(r: &v1::ConformanceReportRecord) -> &'static str {
+    if r.passed { "PASS" } else { "FAIL" }
+}
+
+/// `passed/total` of a report's cases.
+fn case_counts(report: &Report) -> String {
+    let passed = report
+        .cases
+        .iter()
+        .filter(|c| c.outcome == Outcome::Pass)
+        .count();
+    format!("{passed}/{}", report.cases.len())
+}
+
+/// A recorded report as `--json` prints it (the report itself as an object).
+fn record_json(r: &v1::ConformanceReportRecord) -> serde_json::Value {
+    use base64::Engine;
+    let signature = r.signature.clone().unwrap_or_default();
+    serde_json::json!({
+        "id": r.id,
+        "participant": r.participant,
+        "passed": r.passed,
+        "document_types": r.document_types,
+        "recorded_at": Timestamp::from_millis(r.recorded_at_ms),
+        "recorded_by": r.recorded_by,
+        "key_id": signature.key_id,
+        "signature": base64::engine::general_purpose::STANDARD.encode(&signature.signature),
+        "report": serde_json::from_slice::<serde_json::Value>(&r.report_json).ok(),
+    })
+}
+
 async fn set_status(
     admin: &mut caravan_proto::v1::admin_client::AdminClient<tonic::transport::Channel>,
     id: ParticipantId,
@@ -570,9 +811,10 @@ fn print_trust_list(list: &caravan_common::trust::view::TrustListView) {
     caravan_common::out!("participants:");
     for p in &list.participants {
         caravan_common::out!(
-            "  {}  {:<9}  country {}  {}",
+            "  {}  {:<9}  {:<10}  country {}  {}",
             p.id,
             p.status,
+            p.stage,
             p.country.as_deref().unwrap_or("-"),
             p.name
         );

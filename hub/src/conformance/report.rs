@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use caravan_common::{DocumentType, ParticipantId};
+use caravan_common::{DocumentType, ParticipantId, Timestamp};
 
 /// The `format` of reports this hub writes and reads.
 pub const FORMAT: &str = "caravan.conformance-report.v1";
@@ -125,5 +125,139 @@ impl Report {
         self.passed
             && self.participant == participant
             && self.document_types.contains(&document_type)
+    }
+}
+
+/// What the hub recorded about a report, for its page ([`Report::to_html`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Recorded<'a> {
+    /// The record's id at the hub.
+    pub id: u64,
+    pub recorded_at: Timestamp,
+    /// `operator:<name>`.
+    pub recorded_by: &'a str,
+    /// What the check of the hub's signature found, e.g. "verified with hub receipt key
+    /// 1a2b3c4d5e6f7a8b".
+    pub signature: &'a str,
+}
+
+impl Report {
+    /// A page a person can read (and print) of the report as recorded: who and what it is
+    /// about, when it ran and was recorded, the verdict, then each case with its rule, outcome
+    /// and evidence. Every text is escaped by `maud` (case titles and evidence come from the
+    /// kit, which quoted what a candidate answered).
+    pub fn to_html(&self, recorded: &Recorded<'_>) -> String {
+        use maud::{DOCTYPE, html};
+        let verdict = if self.passed { "PASS" } else { "FAIL" };
+        let passed = self
+            .cases
+            .iter()
+            .filter(|c| c.outcome == Outcome::Pass)
+            .count();
+        let types: Vec<String> = self.document_types.iter().map(|t| t.to_string()).collect();
+        let time = |ms: i64| Timestamp::from_millis(ms).to_string();
+        html! {
+            (DOCTYPE)
+            html lang="en" {
+                head {
+                    meta charset="utf-8";
+                    title { "Conformance report " (recorded.id) " for " (self.participant) ": " (verdict) }
+                    style {
+                        "body{font-family:sans-serif;margin:2em}"
+                        "table{border-collapse:collapse}"
+                        "td,th{border:1px solid #999;padding:.3em .6em;text-align:left;vertical-align:top}"
+                        ".PASS{color:#060}.FAIL{color:#a00;font-weight:bold}"
+                    }
+                }
+                body {
+                    h1 { "Conformance report " (recorded.id) " for " (self.participant) }
+                    p class=(verdict) { "Verdict: " (verdict) " (" (passed) "/" (self.cases.len()) " cases passed)" }
+                    table id="summary" {
+                        tr { th { "Participant" } td { (self.participant) } }
+                        tr { th { "Exchanged with, as" } td { (self.conformance_identity) } }
+                        tr { th { "Document types" } td { (types.join(", ")) } }
+                        tr { th { "Run" } td { (time(self.started_at_ms)) " to " (time(self.finished_at_ms)) } }
+                        tr { th { "Kit version" } td { (self.kit_version) } }
+                        tr { th { "Recorded" } td { (recorded.recorded_at) " by " (recorded.recorded_by) } }
+                        tr { th { "Hub signature" } td { (recorded.signature) } }
+                        tr { th { "Format" } td { (self.format) } }
+                    }
+                    h2 { "Cases" }
+                    table id="cases" {
+                        tr { th { "Case" } th { "What it checks" } th { "Rule" } th { "Outcome" } th { "Evidence" } }
+                        @for case in &self.cases {
+                            @let outcome = match case.outcome { Outcome::Pass => "PASS", Outcome::Fail => "FAIL" };
+                            tr {
+                                td { code { (case.id) } }
+                                td { (case.title) }
+                                td { (case.rule) }
+                                td class=(outcome) { (outcome) }
+                                td { (case.evidence) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        .into_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report() -> Report {
+        Report {
+            format: FORMAT.into(),
+            participant: "TJ".parse().unwrap(),
+            conformance_identity: "ZZ".parse().unwrap(),
+            document_types: [DocumentType::Phytosanitary].into(),
+            started_at_ms: 1_764_000_000_000,
+            finished_at_ms: 1_764_000_060_000,
+            kit_version: "0.1.0".into(),
+            passed: false,
+            cases: vec![
+                CaseResult {
+                    id: "receive-valid-e-phyto".into(),
+                    title: "A valid e-Phyto is acknowledged".into(),
+                    rule: "§7 receiving".into(),
+                    outcome: Outcome::Pass,
+                    evidence: "ACCEPTED".into(),
+                },
+                CaseResult {
+                    id: "tampered-payload".into(),
+                    title: "A tampered payload is rejected".into(),
+                    rule: "§7 receiving".into(),
+                    outcome: Outcome::Fail,
+                    evidence: "acknowledged <script>alert(1)</script> & more".into(),
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn the_page_shows_every_case_escaped() {
+        let recorded = Recorded {
+            id: 3,
+            recorded_at: Timestamp::from_millis(1_764_000_100_000),
+            recorded_by: "operator:ops",
+            signature: "verified with hub receipt key 0011223344556677",
+        };
+        let page = report().to_html(&recorded);
+        for text in [
+            "Conformance report 3 for TJ",
+            "Verdict: FAIL (1/2 cases passed)",
+            "receive-valid-e-phyto",
+            "tampered-payload",
+            "§7 receiving",
+            "e-phyto",
+            "operator:ops",
+            "verified with hub receipt key 0011223344556677",
+            "acknowledged &lt;script&gt;alert(1)&lt;/script&gt; &amp; more",
+        ] {
+            assert!(page.contains(text), "{text} missing:\n{page}");
+        }
+        assert!(!page.contains("<script>"), "{page}");
     }
 }

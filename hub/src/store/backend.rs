@@ -18,6 +18,7 @@
 //! | `certificates` | serial (hex text)               | `CertificateRecord`          |
 //! | `tree_heads` | tree size (u64)                   | `TreeHead`: signed Merkle roots of the log |
 //! | `events`   | sender (2) + event cursor (u64)     | `StatusEvent`: what the sender sees |
+//! | `conformance_reports` | report id (u64, from counter `next_conformance_report`) | `ConformanceRecord`: a recorded, hub-signed conformance report |
 //!
 //! Every accept and acknowledgement is one transaction over several tables, so a crash leaves
 //! either all of a message's entries or none. Payloads above the engine's inline limit are
@@ -45,8 +46,8 @@ use caravan_common::{
 use super::{
     ops::{Acceptance, AckResult, AckUpdate, BackupSummary, Incoming, Pending, Settled},
     records::{
-        CertificateRecord, LogEntry, LogKind, MessageRecord, MessageState, RegistryRecord,
-        StatusEvent, StatusRecord, TreeHead,
+        CertificateRecord, ConformanceRecord, LogEntry, LogKind, MessageRecord, MessageState,
+        RegistryRecord, StatusEvent, StatusRecord, TreeHead,
     },
 };
 
@@ -54,9 +55,10 @@ mod check;
 mod tables;
 
 use tables::{
-    CERTIFICATES, CURRENT_REGISTRY, DEDUP, EPOCH, EVENTS, FORMAT_KEY, LOG, LOG_NODES, MESSAGES,
-    META, NEXT_EVENT, NEXT_LOG_INDEX, NEXT_SEQUENCE, PAYLOADS, QUEUE, REGISTRY, REGISTRY_FLOOR,
-    STATUS, TREE_HEADS, chunk_key, dedup_key, node_key, node_value, old_dedup_key, queue_key,
+    CERTIFICATES, CONFORMANCE_REPORTS, CURRENT_REGISTRY, DEDUP, EPOCH, EVENTS, FORMAT_KEY, LOG,
+    LOG_NODES, MESSAGES, META, NEXT_CONFORMANCE_REPORT, NEXT_EVENT, NEXT_LOG_INDEX, NEXT_SEQUENCE,
+    PAYLOADS, QUEUE, REGISTRY, REGISTRY_FLOOR, STATUS, TREE_HEADS, chunk_key, dedup_key, node_key,
+    node_value, old_dedup_key, queue_key,
 };
 pub use tables::{FORMAT_VERSION, PAYLOAD_CHUNK, TABLES};
 
@@ -835,6 +837,35 @@ impl Backend {
             tx.insert(REGISTRY, CURRENT_REGISTRY, &value)?;
             append_log(tx, entry).map(drop)
         })
+    }
+
+    /// Record a conformance report and append its exchange-log entry, atomically. `make`
+    /// builds both from the report's id (the next, from 1) and is called once, inside the
+    /// transaction; the record gets the entry's log index. Returns the record as stored.
+    pub fn record_conformance(
+        &self,
+        make: &dyn Fn(u64) -> (ConformanceRecord, LogEntry),
+    ) -> Result<ConformanceRecord, StoreError> {
+        self.db.update(|tx| {
+            let id = NEXT_CONFORMANCE_REPORT.take(tx)?;
+            let (mut record, entry) = make(id);
+            record.log_index = append_log(tx, &entry)?;
+            tx.insert(
+                CONFORMANCE_REPORTS,
+                &id.to_be_bytes(),
+                &Record::encode(&record),
+            )?;
+            Ok(record)
+        })
+    }
+
+    /// Every recorded conformance report, oldest first.
+    pub fn conformance_reports(&self) -> Result<Vec<ConformanceRecord>, StoreError> {
+        self.db
+            .range(CONFORMANCE_REPORTS, &[], None, usize::MAX, false)?
+            .into_iter()
+            .map(|(_, v)| <ConformanceRecord as Record>::decode(&v))
+            .collect()
     }
 
     /// Remember a client certificate the first time it is seen; a known serial is left as is.

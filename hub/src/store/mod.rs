@@ -24,8 +24,8 @@ pub use backend::{Backend, FORMAT_VERSION, PAYLOAD_CHUNK, PayloadChunks, TABLES}
 pub use caravan_common::store::StoreError;
 pub use ops::{Acceptance, AckResult, AckUpdate, BackupSummary, Incoming, Pending, Settled};
 pub use records::{
-    CertificateRecord, LogEntry, LogKind, MessageState, RegistryRecord, RevokedCertificate,
-    StatusEvent, StatusRecord, Transition, TreeHead,
+    CertificateRecord, ConformanceRecord, LogEntry, LogKind, MessageState, RegistryRecord,
+    RevokedCertificate, StatusEvent, StatusRecord, Transition, TreeHead,
 };
 
 /// The handle the hub holds: cheap to clone, shared by all tasks. Writes on the request path

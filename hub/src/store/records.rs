@@ -205,6 +205,38 @@ pub struct CertificateRecord {
     pub first_seen_ms: i64,
 }
 
+/// A conformance report as the hub recorded it (`Admin.RecordConformanceReport`): the kit's
+/// JSON exactly as given, what the hub read from it, and the hub's signature over it.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ConformanceRecord {
+    /// From 1, in the order reports were recorded.
+    #[prost(uint64, tag = "1")]
+    pub id: u64,
+    #[prost(string, tag = "2")]
+    pub participant: String,
+    #[prost(bool, tag = "3")]
+    pub passed: bool,
+    #[prost(string, repeated, tag = "4")]
+    pub document_types: Vec<String>,
+    #[prost(int64, tag = "5")]
+    pub recorded_at_ms: i64,
+    /// `operator:<name>`.
+    #[prost(string, tag = "6")]
+    pub recorded_by: String,
+    /// The report's JSON, as recorded and signed.
+    #[prost(bytes = "vec", tag = "7")]
+    pub report_json: Vec<u8>,
+    /// The hub receipt key that signed it.
+    #[prost(string, tag = "8")]
+    pub key_id: String,
+    /// Over PAE(`REPORT_PAYLOAD_TYPE`, report_json).
+    #[prost(bytes = "vec", tag = "9")]
+    pub signature: Vec<u8>,
+    /// Index (from 1) of the exchange-log entry that recorded it.
+    #[prost(uint64, tag = "10")]
+    pub log_index: u64,
+}
+
 /// A change of a message's state, as its sender follows it.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct StatusEvent {
@@ -255,4 +287,5 @@ protobuf_records! {
     TreeHead => "tree head",
     CertificateRecord => "certificate",
     StatusEvent => "event",
+    ConformanceRecord => "conformance report",
 }

@@ -121,6 +121,7 @@ mod tests {
             status: ParticipantStatus::Active,
             country: None,
             issuing_authorities: Vec::new(),
+            stage: caravan_common::trust::ParticipantStage::Production,
         };
         TrustSet::new(
             ListInfo {

@@ -20,13 +20,15 @@ use caravan_common::{
 use super::{
     Backend,
     tables::{
-        CERTIFICATES, DEDUP, EPOCH, EVENTS, FORMAT_KEY, FORMAT_VERSION, LOG, LOG_NODES, MESSAGES,
-        META, NEXT_EVENT, NEXT_LOG_INDEX, NEXT_SEQUENCE, PAYLOADS, QUEUE, REGISTRY, REGISTRY_FLOOR,
-        STATUS, TABLES, TREE_HEADS, chunk_key, dedup_key, node_key, node_value,
+        CERTIFICATES, CONFORMANCE_REPORTS, DEDUP, EPOCH, EVENTS, FORMAT_KEY, FORMAT_VERSION, LOG,
+        LOG_NODES, MESSAGES, META, NEXT_CONFORMANCE_REPORT, NEXT_EVENT, NEXT_LOG_INDEX,
+        NEXT_SEQUENCE, PAYLOADS, QUEUE, REGISTRY, REGISTRY_FLOOR, STATUS, TABLES, TREE_HEADS,
+        chunk_key, dedup_key, node_key, node_value,
     },
 };
 use crate::store::records::{
-    CertificateRecord, LogEntry, MessageRecord, RegistryRecord, StatusEvent, StatusRecord, TreeHead,
+    CertificateRecord, ConformanceRecord, LogEntry, MessageRecord, RegistryRecord, StatusEvent,
+    StatusRecord, TreeHead,
 };
 
 fn message_name(r: &MessageRecord, sequence: u64) -> String {
@@ -332,9 +334,70 @@ impl Backend {
             },
         );
         read(&mut report, CERTIFICATES, walked);
+        self.check_conformance_reports(&mut report, log_size);
 
         self.check_log(&mut report, log_size);
         report
+    }
+
+    /// Every recorded conformance report decodes, is kept under its own id, below the
+    /// counter's next id, names a log entry the log holds, and carries its report and a
+    /// signature (`admin conformance show` verifies the signature with the hub's keys).
+    fn check_conformance_reports(&self, report: &mut Report, log_size: u64) {
+        let next = self
+            .counter(report, NEXT_CONFORMANCE_REPORT.key())
+            .unwrap_or(1);
+        let walked = scan(
+            self.db.engine(),
+            CONFORMANCE_REPORTS,
+            report,
+            |report, key, value| {
+                let Some(id) = key.try_into().ok().map(u64::from_be_bytes) else {
+                    report.problem(CONFORMANCE_REPORTS, hex_key(key), "key is not a report id");
+                    return;
+                };
+                let place = format!("report {id}");
+                let record = match <ConformanceRecord as Record>::decode(value) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        report.problem(CONFORMANCE_REPORTS, &place, e.to_string());
+                        return;
+                    }
+                };
+                if record.id != id {
+                    report.problem(
+                        CONFORMANCE_REPORTS,
+                        &place,
+                        format!("kept under another id than its own {}", record.id),
+                    );
+                }
+                if id >= next {
+                    report.problem(
+                        CONFORMANCE_REPORTS,
+                        &place,
+                        format!("beyond the next report id {next}"),
+                    );
+                }
+                if record.log_index == 0 || record.log_index > log_size {
+                    report.problem(
+                        CONFORMANCE_REPORTS,
+                        &place,
+                        format!(
+                            "names log entry {} of a log of {log_size}",
+                            record.log_index
+                        ),
+                    );
+                }
+                if record.report_json.is_empty() || record.signature.len() != 64 {
+                    report.problem(
+                        CONFORMANCE_REPORTS,
+                        &place,
+                        "its report or the hub's signature is missing",
+                    );
+                }
+            },
+        );
+        read(report, CONFORMANCE_REPORTS, walked);
     }
 
     /// The format version and the epoch.
@@ -351,6 +414,7 @@ impl Backend {
             );
         }
         self.counter(report, NEXT_EVENT.key());
+        self.counter(report, NEXT_CONFORMANCE_REPORT.key());
         self.counter(report, REGISTRY_FLOOR);
         // (A new store has none yet: the upgrade makes it.)
         if let Some(Some(epoch)) = read(report, META, self.db.get(META, EPOCH))

@@ -32,9 +32,10 @@ impl TrustListCommand {
         );
         for p in &list.participants {
             caravan_common::out!(
-                "  participant {}  {:<9}  country {}  {}",
+                "  participant {}  {:<9}  stage {:<10}  country {}  {}",
                 p.id,
                 p.status,
+                p.stage,
                 p.country.as_deref().unwrap_or("-"),
                 p.name
             );
