@@ -808,6 +808,7 @@ fn conformance_report(participant: &str, types: &[&str], passed: bool) -> String
         "participant": participant,
         "conformance_identity": "ZZ",
         "document_types": types,
+        "sends": types,
         "started_at_ms": Timestamp::now().as_millis() - 60_000,
         "finished_at_ms": Timestamp::now().as_millis(),
         "kit_version": "e2e",

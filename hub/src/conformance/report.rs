@@ -213,6 +213,7 @@ mod tests {
             participant: "TJ".parse().unwrap(),
             conformance_identity: "ZZ".parse().unwrap(),
             document_types: [DocumentType::Phytosanitary].into(),
+            sends: [DocumentType::Phytosanitary].into(),
             started_at_ms: 1_764_000_000_000,
             finished_at_ms: 1_764_000_060_000,
             kit_version: "0.1.0".into(),

@@ -21,6 +21,7 @@ fn report_json(participant: &str, types: &[DocumentType], passed: bool) -> Vec<u
         participant: pid(participant),
         conformance_identity: pid("ZZ"),
         document_types: types.iter().copied().collect(),
+        sends: types.iter().copied().collect(),
         started_at_ms: 1_764_000_000_000,
         finished_at_ms: 1_764_000_060_000,
         kit_version: "test".into(),
