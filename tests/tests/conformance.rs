@@ -88,6 +88,9 @@ fn addressed_to_zz(net: &Net, path: &str, cn: &str, zz: &str) -> PathBuf {
 async fn caravan_spoke_passes_the_conformance_kit() {
     let mut net = Net::new(&["KZ"]).await;
     net.start_hub().await;
+    // A new country: testing until its report says otherwise.
+    net.admin_ok(&["participant", "stage", "KZ", "testing"])
+        .await;
     let out = net.path().join("reports");
     let (kit, port) = start_kit(&net, "KZ", "e-co,e-phyto", &out).await;
     // The candidate's test spoke: its own certificate and key, the stand-in's address and
@@ -150,6 +153,23 @@ async fn caravan_spoke_passes_the_conformance_kit() {
         assert!(ids.contains(&id), "no case {id} in {ids:?}");
     }
     assert_eq!(report.participant.as_str(), "KZ");
+    // The hub recorded and signed it, and the readable page was written beside it.
+    let listed: serde_json::Value = serde_json::from_str(
+        &net.admin_ok(&["conformance", "list", "--participant", "KZ", "--json"])
+            .await,
+    )
+    .expect("JSON");
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    assert_eq!(listed[0]["passed"], true, "{listed}");
+    let html = std::fs::read_dir(&out)
+        .expect("the report folder")
+        .map(|e| e.expect("entry").path())
+        .find(|p| p.extension().is_some_and(|e| e == "html"))
+        .expect("the report's page");
+    let page = std::fs::read_to_string(html).expect("page");
+    assert!(page.contains("PASS") && page.contains("forged-submit-receipt"));
+    // The passing report is what lets the participant leave testing, without an override.
+    net.admin_ok(&["participant", "stage", "KZ", "pilot"]).await;
 }
 
 /// A candidate written for the test that breaks one rule: it acknowledges what it is given
@@ -374,6 +394,8 @@ async fn failed_cases(net: &Net, double: Double, name: &str) -> Vec<String> {
 async fn candidates_that_break_a_rule_fail_on_that_rule_alone() {
     let mut net = Net::new(&["KZ"]).await;
     net.start_hub().await;
+    net.admin_ok(&["participant", "stage", "KZ", "testing"])
+        .await;
     let trusting = failed_cases(
         &net,
         Double {
@@ -406,4 +428,15 @@ async fn candidates_that_break_a_rule_fail_on_that_rule_alone() {
         ["forged-submit-receipt"],
         "a candidate that takes a forged receipt"
     );
+    // Both reports are kept, and a failed one promotes nobody.
+    let listed: serde_json::Value = serde_json::from_str(
+        &net.admin_ok(&["conformance", "list", "--participant", "KZ", "--json"])
+            .await,
+    )
+    .expect("JSON");
+    assert_eq!(listed.as_array().map(Vec::len), Some(2), "{listed}");
+    let refused = net.admin(&["participant", "stage", "KZ", "pilot"]).await;
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("CONFORMANCE_REQUIRED"), "{stderr}");
 }

@@ -12,11 +12,15 @@ use std::{
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
-use caravan_common::{DocumentType, ParticipantId, process::LogFormat};
+use caravan_common::{DocumentType, ParticipantId, Timestamp, process::LogFormat};
 use caravan_hub::{
-    conformance::{self, KitKeys, Options, anchor_public_path, default_dir, report::Report},
-    operator::Operator,
+    conformance::{
+        self, KitKeys, Options, anchor_public_path, default_dir,
+        report::{Recorded, Report},
+    },
+    operator::{Operator, OperatorError},
 };
+use caravan_proto::v1;
 
 use super::exit::{load_config, report};
 
@@ -29,8 +33,8 @@ pub enum ConformanceCommand {
         hub: HubArgs,
     },
     /// Drive a candidate through every case; write the report (JSON and HTML) and have the
-    /// running hub record it. Exit 0 if every case passed, 1 if not, 2 if the run could not
-    /// be made.
+    /// running hub record and sign it. Exit 0 if every case passed, 1 if not, 2 if the run
+    /// could not be made or its report not recorded.
     Run(RunArgs),
 }
 
@@ -163,7 +167,8 @@ async fn run(args: RunArgs) -> anyhow::Result<bool> {
     )
     .await?;
     let out = args.out.unwrap_or(dir);
-    let path = write_report(&out, &report)?;
+    let json = report.to_json();
+    let path = write(&out, &report, "json", &json)?;
     caravan_common::out!("report written to {}", path.display());
     let passed = report.passed;
     caravan_common::out!(
@@ -176,17 +181,45 @@ async fn run(args: RunArgs) -> anyhow::Result<bool> {
             .count(),
         report.cases.len()
     );
+    let record = operator
+        .admin()
+        .record_conformance_report(v1::RecordConformanceReportRequest { report_json: json })
+        .await
+        .map_err(OperatorError::from)
+        .with_context(|| {
+            format!(
+                "the hub did not record the report; record it with `caravan-hub admin --config {} conformance record {}`",
+                args.admin.display(),
+                path.display()
+            )
+        })?
+        .into_inner();
+    let signature = match &record.signature {
+        Some(s) => format!("signed by the hub's receipt key {}", s.key_id),
+        None => "not signed".to_owned(),
+    };
+    let html = report.to_html(&Recorded {
+        id: record.id,
+        recorded_at: Timestamp::from_millis(record.recorded_at_ms),
+        recorded_by: &record.recorded_by,
+        signature: &signature,
+    });
+    let page = write(&out, &report, "html", html.as_bytes())?;
+    caravan_common::out!(
+        "the hub recorded it as conformance report {} ({signature}); readable page {}",
+        record.id,
+        page.display()
+    );
     Ok(passed)
 }
 
-/// Write the report's JSON next to the others in `out`; its path.
-fn write_report(out: &Path, report: &Report) -> anyhow::Result<PathBuf> {
+/// Write one form of the report into `out`; its path.
+fn write(out: &Path, report: &Report, extension: &str, bytes: &[u8]) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let path = out.join(format!(
-        "conformance-{}-{}.json",
+        "conformance-{}-{}.{extension}",
         report.participant, report.started_at_ms
     ));
-    std::fs::write(&path, report.to_json())
-        .with_context(|| format!("cannot write {}", path.display()))?;
+    std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(path)
 }
