@@ -10,7 +10,13 @@ use anyhow::Context;
 use serde_json::Value;
 
 use caravan_common::{DocumentType, ParticipantId, Timestamp};
-use caravan_hub::conformance::{self, IDENTITY, KitKeys, Options, report::Report};
+use caravan_hub::{
+    conformance::{
+        self, IDENTITY, KitKeys, Options,
+        report::{Outcome, Recorded, Report},
+    },
+    operator::{Operator, OperatorError},
+};
 use caravan_proto::v1;
 
 use crate::{documents::SAMPLES, spoke_config};
@@ -96,4 +102,81 @@ async fn send_when_connected(
         caravan_spoke::client::call(&socket, "POST", &path, payload).await?;
     }
     Ok(())
+}
+
+/// Run the kit against every spoke still in testing or pilot, and have the hub record each
+/// report; print each verdict, and where its readable page is. True when every spoke is
+/// admitted (passed now, or at production already).
+pub async fn admit(
+    dir: &Path,
+    hub_config: &Path,
+    spokes: &[ParticipantId],
+    run: u64,
+) -> anyhow::Result<bool> {
+    let operator = Operator::connect(&dir.join("operator").join("admin.toml"))?;
+    let hub = caravan_hub::Config::load(hub_config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let signed = operator.signed_trust_list().await?;
+    let (registry, trust) = caravan_proto::trust_list::open(&signed, hub.anchor_key.public())
+        .map_err(|r| anyhow::anyhow!("the hub's trust list does not verify: {r}"))?;
+    let pages = dir.join("conformance");
+    let mut all = true;
+    for id in spokes {
+        if trust.participant(*id).map(|p| p.stage)
+            == Some(caravan_common::trust::ParticipantStage::Production)
+        {
+            println!("conformance {id}: in production already (admitted on an earlier run)");
+            continue;
+        }
+        println!(
+            "conformance {id}: the kit drives {id}'s test instance through every case (its spoke logs the hostile ones it refuses)"
+        );
+        let report = run_kit(dir, hub_config, &registry, *id, run).await?;
+        let json = report.to_json();
+        let record = operator
+            .admin()
+            .record_conformance_report(v1::RecordConformanceReportRequest {
+                report_json: json.clone(),
+            })
+            .await
+            .map_err(OperatorError::from)?
+            .into_inner();
+        let signature = record
+            .signature
+            .as_ref()
+            .map_or("not signed".to_owned(), |s| {
+                format!("signed by the hub's receipt key {}", s.key_id)
+            });
+        std::fs::create_dir_all(&pages)?;
+        let page = pages.join(format!("{id}.html"));
+        std::fs::write(pages.join(format!("{id}.json")), &json)?;
+        std::fs::write(
+            &page,
+            report.to_html(&Recorded {
+                id: record.id,
+                recorded_at: Timestamp::from_millis(record.recorded_at_ms),
+                recorded_by: &record.recorded_by,
+                signature: &signature,
+            }),
+        )?;
+        let passed = report
+            .cases
+            .iter()
+            .filter(|c| c.outcome == Outcome::Pass)
+            .count();
+        println!(
+            "conformance {id}: {} ({passed} of {} cases passed; issues {}); the hub recorded it as report {}, {signature}; {}",
+            if report.passed { "PASS" } else { "FAIL" },
+            report.cases.len(),
+            report
+                .sends
+                .iter()
+                .map(|t| t.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            record.id,
+            page.display()
+        );
+        all &= report.passed;
+    }
+    Ok(all)
 }

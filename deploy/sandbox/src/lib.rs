@@ -213,15 +213,19 @@ pub fn create(dir: &Path, spokes: &[ParticipantId], engine: EngineKind) -> anyho
     Ok(())
 }
 
-/// Why the sandbox's operator overrides the onboarding rules (stages, conformance reports):
-/// the sandbox's spokes are Caravan's own, run in one process to show the exchange.
-pub const SANDBOX_OVERRIDE: &str = "sandbox onboarding";
+/// Why the benchmark's operator overrides the onboarding rules (stages, conformance reports):
+/// its spokes are Caravan's own, started to measure the exchange, not to be admitted. The
+/// sandbox does not override: it runs the conformance kit (`conformance::admit`).
+pub const BENCH_OVERRIDE: &str = "benchmark network: Caravan's own spokes, not under test";
 
-/// As the sandbox operator: register each spoke (at stage production), its signing key and
-/// the issuing authorities the sample documents name ([`documents::AUTHORITIES`]), and open
-/// every corridor between the spokes for all document types, overriding the onboarding rules
-/// ([`SANDBOX_OVERRIDE`]). Skips what the registry already holds.
-pub async fn onboard(dir: &Path, spokes: &[ParticipantId]) -> anyhow::Result<()> {
+/// As the operator: register each spoke (in testing, or at production with `overridden`'s
+/// reason), its signing key and the issuing authorities the sample documents name
+/// ([`documents::AUTHORITIES`]). Skips what the registry already holds.
+pub async fn register(
+    dir: &Path,
+    spokes: &[ParticipantId],
+    overridden: Option<&str>,
+) -> anyhow::Result<()> {
     let operator = Operator::connect(&dir.join("operator").join("admin.toml"))?;
     let trust = operator.trust_list().await?;
     let mut admin = operator.admin();
@@ -236,8 +240,11 @@ pub async fn onboard(dir: &Path, spokes: &[ParticipantId]) -> anyhow::Result<()>
                 country: caravan_common::CountryCode::assigned(id.as_str())
                     .map(|c| c.to_string())
                     .unwrap_or_default(),
-                stage: v1::ParticipantStage::Production as i32,
-                override_reason: SANDBOX_OVERRIDE.into(),
+                stage: match overridden {
+                    Some(_) => v1::ParticipantStage::Production as i32,
+                    None => v1::ParticipantStage::Testing as i32,
+                },
+                override_reason: overridden.unwrap_or_default().into(),
             };
             admin
                 .add_participant(request)
@@ -283,6 +290,43 @@ pub async fn onboard(dir: &Path, spokes: &[ParticipantId]) -> anyhow::Result<()>
             changes += 1;
         }
     }
+    if changes > 0 {
+        println!(
+            "operator registered {} spokes, their keys and issuing authorities ({changes} registry changes)",
+            spokes.len()
+        );
+    }
+    Ok(())
+}
+
+/// As the operator: promote each spoke to production and open every corridor between them
+/// for all document types. Without `overridden`, the hub admits only spokes whose recorded
+/// conformance reports passed for every type; with it, the rules are overridden for that
+/// reason (logged). Skips what the registry already holds.
+pub async fn open_corridors(
+    dir: &Path,
+    spokes: &[ParticipantId],
+    overridden: Option<&str>,
+) -> anyhow::Result<()> {
+    let operator = Operator::connect(&dir.join("operator").join("admin.toml"))?;
+    let trust = operator.trust_list().await?;
+    let mut admin = operator.admin();
+    let mut changes = 0;
+    for id in spokes {
+        let stage = trust.participant(*id).map(|p| p.stage);
+        if stage != Some(caravan_common::trust::ParticipantStage::Production) {
+            let request = v1::SetParticipantStageRequest {
+                participant: id.to_string(),
+                stage: v1::ParticipantStage::Production as i32,
+                override_reason: overridden.unwrap_or_default().into(),
+            };
+            admin
+                .set_participant_stage(request)
+                .await
+                .map_err(OperatorError::from)?;
+            changes += 1;
+        }
+    }
     for from in spokes {
         for to in spokes.iter().filter(|to| *to != from) {
             for doc in DocumentType::ALL {
@@ -292,7 +336,7 @@ pub async fn onboard(dir: &Path, spokes: &[ParticipantId]) -> anyhow::Result<()>
                         recipient: to.to_string(),
                         document_type: doc.to_string(),
                         state: v1::CorridorState::Open as i32,
-                        override_reason: SANDBOX_OVERRIDE.into(),
+                        override_reason: overridden.unwrap_or_default().into(),
                     };
                     admin
                         .set_corridor(request)
@@ -305,7 +349,7 @@ pub async fn onboard(dir: &Path, spokes: &[ParticipantId]) -> anyhow::Result<()>
     }
     if changes > 0 {
         println!(
-            "operator onboarded {} spokes and opened their corridors ({changes} registry changes)",
+            "operator admitted {} spokes to production and opened their corridors ({changes} registry changes)",
             spokes.len()
         );
     }
@@ -328,15 +372,16 @@ pub fn write_toml(path: &Path, what: &str, value: &impl serde::Serialize) -> any
     Ok(())
 }
 
-/// [`onboard`] as soon as the hub answers (it may still be starting), for up to `patience`.
-pub async fn onboard_when_up(
+/// [`register`] as soon as the hub answers (it may still be starting), for up to `patience`.
+pub async fn register_when_up(
     dir: &Path,
     spokes: &[ParticipantId],
+    overridden: Option<&str>,
     patience: Duration,
 ) -> anyhow::Result<()> {
     let start = Instant::now();
     loop {
-        match onboard(dir, spokes).await {
+        match register(dir, spokes, overridden).await {
             Ok(()) => return Ok(()),
             Err(e)
                 if start.elapsed() < patience

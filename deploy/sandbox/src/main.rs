@@ -26,7 +26,7 @@ use caravan_common::{
 use caravan_sandbox::{
     check_spokes_exist, create,
     documents::{INCONSISTENT_EPHYTO, SAMPLES},
-    onboard_when_up, spoke_config,
+    open_corridors, register_when_up, spoke_config,
 };
 use caravan_spoke::{
     api::views::{CheckView, VerdictView},
@@ -116,8 +116,12 @@ async fn sandbox(cli: Cli) -> anyhow::Result<bool> {
     tasks.push(tokio::spawn(async move {
         Ok(caravan_hub::run(hub, listener, stopped(rx)).await?)
     }));
+    // Numbers this run's documents, those the conformance kit is sent too.
+    let run = caravan_sandbox::documents::next_run(&dir)
+        .with_context(|| format!("counting this run in {}", dir.display()))?;
+    // Registered in testing; the conformance kit admits each spoke before its corridors open.
     let onboarded = tokio::select! {
-        onboarded = onboard_when_up(&dir, &spokes, PATIENCE) => onboarded,
+        onboarded = onboard(&dir, &hub_config, &spokes, run) => onboarded,
         () = any_ended(&tasks) => Err(anyhow::anyhow!("the hub stopped")),
     };
     if let Err(e) = onboarded {
@@ -156,7 +160,7 @@ async fn sandbox(cli: Cli) -> anyhow::Result<bool> {
     }
 
     let outcome = tokio::select! {
-        outcome = exchange(&dir, &spokes) => outcome,
+        outcome = exchange(&dir, &spokes, run) => outcome,
         () = any_ended(&tasks) => Err(anyhow::anyhow!("the hub or a spoke stopped; its error follows")),
     };
     let all_good = match &outcome {
@@ -243,7 +247,27 @@ async fn wait_for<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> a
     }
 }
 
-async fn exchange(dir: &Path, spokes: &[ParticipantId]) -> anyhow::Result<bool> {
+/// Register the spokes, run the conformance kit against each one still in testing, and
+/// admit them to production with their corridors open once every one passed.
+async fn onboard(
+    dir: &Path,
+    hub_config: &Path,
+    spokes: &[ParticipantId],
+    run: u64,
+) -> anyhow::Result<()> {
+    register_when_up(dir, spokes, None, PATIENCE).await?;
+    if !caravan_sandbox::conformance::admit(dir, hub_config, spokes, run).await? {
+        bail!(
+            "a spoke failed the conformance kit, so its corridors stay closed (the reports are in {})",
+            dir.join("conformance").display()
+        );
+    }
+    open_corridors(dir, spokes, None).await?;
+    println!();
+    Ok(())
+}
+
+async fn exchange(dir: &Path, spokes: &[ParticipantId], run: u64) -> anyhow::Result<bool> {
     for id in spokes {
         wait_for(&format!("spoke {id} to connect to the hub"), async || {
             let health = control(dir, *id, "GET", "/v1/health", Vec::new())
@@ -259,8 +283,6 @@ async fn exchange(dir: &Path, spokes: &[ParticipantId]) -> anyhow::Result<bool> 
     let issued = caravan_common::Timestamp::from_millis(
         caravan_common::Timestamp::now().as_millis() - 60_000,
     );
-    let run = caravan_sandbox::documents::next_run(dir)
-        .with_context(|| format!("counting this run in {}", dir.display()))?;
     let mut trips: Vec<Trip> = SAMPLES
         .iter()
         .map(|s| Trip {

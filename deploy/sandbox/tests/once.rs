@@ -115,6 +115,19 @@ fn the_sandbox_carries_three_documents_end_to_end_on_either_engine_and_reuses_it
         "the first run's numbers: {output}"
     );
     assert!(dir.join("hub/hub.toml").is_file() && dir.join("KZ/spoke.toml").is_file());
+    // Each spoke passed the conformance kit, its report recorded by the hub and its page
+    // written, before the corridors opened (without overriding the onboarding rules).
+    for id in ["KZ", "CN", "UZ"] {
+        assert!(
+            output.contains(&format!("conformance {id}: PASS (15 of 15 cases passed")),
+            "{id}'s conformance run: {output}"
+        );
+        assert!(dir.join(format!("conformance/{id}.html")).is_file());
+    }
+    assert!(
+        output.contains("operator admitted 3 spokes to production"),
+        "{output}"
+    );
     // redb is the default engine of new stores.
     for store in ["hub/data/store", "KZ/data/store"] {
         assert!(
@@ -129,6 +142,11 @@ fn the_sandbox_carries_three_documents_end_to_end_on_either_engine_and_reuses_it
     assert!(
         output.contains("-000002") && !output.contains("-000001"),
         "the second run's numbers: {output}"
+    );
+    // Admitted once: the kit is not run again.
+    assert!(
+        output.contains("conformance KZ: in production already") && !output.contains(": PASS ("),
+        "{output}"
     );
     // A port of its configs taken by another program, a spoke's or the hub's: it stops at
     // once and says which.

@@ -48,7 +48,22 @@ pub struct Inbound {
     max_payload_bytes: usize,
     /// The content checks' limits.
     check_rules: crate::config::CheckRules,
+    /// Documents left unjudged (see `take::behind_hub`), with the list version held then.
+    left_for_newer_list: std::sync::Mutex<
+        std::collections::HashMap<(ParticipantId, caravan_common::MessageId), u64>,
+    >,
 }
+
+/// Why a delivery stream ended without an error.
+enum Ended {
+    /// The hub closed it.
+    ByHub,
+    /// This spoke, to have a document it left for a newer trust list delivered again.
+    ForNewerList,
+}
+
+/// How long a stream waits for a newer trust list after it left a document for one.
+const NEWER_LIST_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Inbound {
     pub fn new(config: &Config, store: Arc<SpokeStore>, hub: Arc<Hub>) -> Self {
@@ -60,6 +75,7 @@ impl Inbound {
             arrived: watch::channel(0).0,
             max_payload_bytes: config.max_payload_bytes,
             check_rules: config.checks,
+            left_for_newer_list: Default::default(),
         }
     }
 
@@ -89,7 +105,8 @@ impl Inbound {
             };
             self.hub.set_connected(false);
             match outcome {
-                Ok(()) => info!("the hub closed the delivery stream"),
+                Ok(Ended::ByHub) => info!("the hub closed the delivery stream"),
+                Ok(Ended::ForNewerList) => {}
                 Err(status) => {
                     warn!(code = ?status.code(), message = status.message(), "delivery stream failed")
                 }
@@ -106,7 +123,7 @@ impl Inbound {
         }
     }
 
-    async fn receive_stream(&self, backoff: &mut Backoff) -> Result<(), tonic::Status> {
+    async fn receive_stream(&self, backoff: &mut Backoff) -> Result<Ended, tonic::Status> {
         let stream = self
             .hub
             .client()
@@ -117,6 +134,7 @@ impl Inbound {
         backoff.reset();
         info!("delivery stream open");
         let mut batches = stream.ready_chunks(RECEIVE_BATCH);
+        let mut ended = Ended::ByHub;
         // The document being assembled from its frames.
         let mut partial: Option<v1::Delivery> = None;
         // Acknowledgements of flushed batches, in flight while the next batches are taken.
@@ -154,11 +172,29 @@ impl Inbound {
             if let Some(status) = failure {
                 return Err(status);
             }
+            if let Some(version) = taken.behind {
+                // A document was left for a newer list: once one is held (or the wait is
+                // over), a new stream has the hub deliver it again, to be judged then.
+                let mut lists = self.hub.trust().subscribe();
+                let newer = tokio::time::timeout(
+                    NEWER_LIST_WAIT,
+                    lists.wait_for(|held| {
+                        held.as_ref().is_some_and(|h| h.set.info.version > version)
+                    }),
+                )
+                .await;
+                info!(
+                    newer_list = matches!(newer, Ok(Ok(_))),
+                    "reopening the delivery stream to judge the document left for a newer trust list"
+                );
+                ended = Ended::ForNewerList;
+                break;
+            }
         }
         // The stream ended: the acknowledgements already under way still go out.
         while let Some(acked) = acking.next().await {
             acked?;
         }
-        Ok(())
+        Ok(ended)
     }
 }

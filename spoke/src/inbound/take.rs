@@ -31,6 +31,9 @@ use super::{Inbound, acknowledge::PendingAck, verify::verify_delivery};
 pub(super) struct Taken {
     store: Vec<NewDocument>,
     pub(super) acks: Vec<PendingAck>,
+    /// A document was left unjudged because the list held (this version) is likely behind
+    /// the hub's: see [`Inbound::behind_hub`].
+    pub(super) behind: Option<u64>,
 }
 
 /// A document received for the first time, to keep in the inbox.
@@ -42,6 +45,54 @@ struct NewDocument {
 }
 
 impl Inbound {
+    /// Whether to leave a delivery unjudged for now: its signing key is unknown to the list
+    /// held, or not yet valid in it, but the hub accepted the document after that list was
+    /// issued, so the list is likely behind the hub's (a key registered a moment ago, its new
+    /// list still on its way). Refusing it would reject a genuine document; it is judged once
+    /// a newer list is held, or, if none comes, on its next delivery (once per list version:
+    /// never put off for good). The version of the list held, when left.
+    fn behind_hub(
+        &self,
+        set: &TrustSet,
+        verdict: &Result<
+            (caravan_proto::envelope::Opened, Vec<crate::store::Note>),
+            caravan_common::Refusal,
+        >,
+        receipt: &Result<caravan_common::envelope::Receipt, caravan_common::Refusal>,
+    ) -> Option<u64> {
+        use caravan_common::RefusalCode::{KeyNotYetValid, UnknownKey};
+        let Err(refusal) = verdict else { return None };
+        let receipt = receipt.as_ref().ok()?;
+        if !matches!(refusal.code, UnknownKey | KeyNotYetValid)
+            || receipt.accepted_at <= set.info.issued_at?
+        {
+            return None;
+        }
+        let version = set.info.version;
+        let key = (receipt.sender, receipt.message_id);
+        let mut left = self
+            .left_for_newer_list
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if left.get(&key) == Some(&version) {
+            return None;
+        }
+        // A bound, against a hub that keeps sending such documents: forgetting one only
+        // means it is put off once more.
+        if left.len() >= 1024 {
+            left.clear();
+        }
+        left.insert(key, version);
+        info!(
+            message_id = %receipt.message_id,
+            sender = %receipt.sender,
+            code = %refusal.code,
+            list_version = version,
+            "the hub accepted this document after the trust list held was issued: waiting for a newer list before judging it"
+        );
+        Some(version)
+    }
+
     /// Verify one delivery and judge it: what to store (a new document) goes into
     /// `taken.store`, and the acknowledgement to send (if the message can be named at all) into
     /// `taken.acks`.
@@ -64,6 +115,10 @@ impl Inbound {
         let signed_receipt = delivery.receipt.unwrap_or_default();
         let receipt = receipt::verify(&signed_receipt, &held.set);
         let verdict = verify_delivery(&held.set, self.me, &env, receipt.as_ref(), Timestamp::now());
+        if let Some(version) = self.behind_hub(&held.set, &verdict, &receipt) {
+            taken.behind = Some(version);
+            return Ok(());
+        }
         // Name the message: from the verified header, else the verified receipt, else (to be
         // able to answer at all) the header's unverified claims.
         let named = match (&verdict, &receipt) {

@@ -45,7 +45,7 @@ use caravan_proto::{
     receipt,
     v1::{self, exchange_client::ExchangeClient},
 };
-use caravan_sandbox::{create, onboard_when_up, spoke_config};
+use caravan_sandbox::{BENCH_OVERRIDE, create, open_corridors, register_when_up, spoke_config};
 
 /// The participants, in the order `--spokes N` takes them.
 const CAREC: [&str; 11] = [
@@ -325,7 +325,8 @@ async fn bench(cli: Cli) -> anyhow::Result<bool> {
         .metrics_listen
         .context("the hub config has no metrics_listen")?;
     let hub = Server::start(&dir, "--serve-hub", &hub_config, "hub.log")?;
-    onboard_when_up(&dir, &ids, PATIENCE).await?;
+    register_when_up(&dir, &ids, Some(BENCH_OVERRIDE), PATIENCE).await?;
+    open_corridors(&dir, &ids, Some(BENCH_OVERRIDE)).await?;
     let operator = Operator::connect(&dir.join("operator").join("admin.toml"))?;
     let trust: Arc<TrustSet> = Arc::new(operator.trust_list().await?);
     let rss_before_spokes = memory_kib(hub.pid(), "VmRSS:")?;
