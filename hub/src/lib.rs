@@ -16,7 +16,8 @@
 //! binary's commands are in `src/cli/`, outside the library.
 //!
 //! **Architecture invariant:** the hub never parses payloads; it routes bytes with a declared
-//! document type and content type.
+//! document type and content type. (The conformance kit, [`conformance`], runs in its own
+//! process as a participant and reads what a candidate sends it, as any recipient would.)
 
 #![forbid(unsafe_code)]
 
