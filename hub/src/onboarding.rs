@@ -4,7 +4,7 @@
 //! but no pilot or open corridor may join it. Why: a country's system that gets the protocol
 //! wrong (accepts a tampered document, forges nothing but acknowledges before storing) harms
 //! the other countries first, so the hub asks for evidence before it lets real documents flow.
-//! The evidence is a conformance report (`crate::conformance::report`), recorded by an
+//! The evidence is a conformance report ([`report`], the JSON the conformance kit writes), recorded by an
 //! operator, signed by the hub with its receipt key (so that anyone holding the trust list can
 //! check later that this hub recorded exactly this report) and logged in the exchange log.
 //!
@@ -23,6 +23,8 @@
 //! good. Demotion cannot be overridden: a corridor above its ends' stages would contradict
 //! the list itself.
 
+pub mod report;
+
 use caravan_common::{
     DocumentType, ParticipantId, Refusal, RefusalCode, Timestamp,
     signing::{Purpose, SigningKey, sha256},
@@ -31,7 +33,7 @@ use caravan_common::{
 use caravan_proto::{trust_list, v1};
 
 use crate::{
-    conformance::report::{Outcome, Report},
+    onboarding::report::{Outcome, Report},
     registry::Logged,
     store::{ConformanceRecord, LogEntry, LogKind},
 };

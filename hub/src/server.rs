@@ -5,6 +5,8 @@
 //! there (not by tonic, which would hold each one without a time limit), and tonic is handed
 //! the TLS streams; the dashboard and the metrics are served by its HTTP/1 loop.
 
+pub mod standin;
+
 use std::{
     future::Future,
     io,
@@ -36,12 +38,12 @@ use caravan_proto::v1::{
     trust_anchor_server::TrustAnchorServer,
 };
 
+use self::standin::StandIn;
 use crate::{
     admin::AdminService,
     anchor::TrustAnchorService,
     commit::GroupCommit,
     config::{Config, CreatedAtBounds},
-    conformance::StandIn,
     exchange::{Exchange, ExchangeService, SubmitRules},
     log::Heads,
     metrics::Metrics,

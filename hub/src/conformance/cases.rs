@@ -18,12 +18,17 @@ use caravan_common::{
 use caravan_proto::{ack, envelope, receipt, v1};
 
 use super::{
-    IDENTITY, Options,
+    Options,
     documents::{document, judge},
-    report::{CaseResult, Outcome},
-    standin::{SeenAck, StandIn, Tamper, zz_peer},
 };
 use crate::{exchange::Exchange, registry::Registry};
+use crate::{
+    onboarding::report::{CaseResult, Outcome},
+    server::standin::{SeenAck, StandIn, Tamper, zz_peer},
+};
+
+/// The identity the kit exchanges with candidates as.
+pub const IDENTITY: ParticipantId = ParticipantId::CONFORMANCE;
 
 /// The reason code the kit rejects a candidate's document with when it breaks the document
 /// rules.

@@ -1,7 +1,7 @@
 //! The conformance kit: proof that a candidate participant (Caravan's spoke or another
 //! implementation of docs/protocol.md) keeps the protocol's rules before its corridors open.
 //!
-//! The kit runs a **stand-in hub** ([`standin`]): the hub's own code on its own listener, with
+//! The kit runs a **stand-in hub** ([`standin`], in the hub's wiring): the hub's own code on its own listener, with
 //! its own store, log, receipt key and trust-list anchor, all kept in the kit's folder (by
 //! default `<data_dir>/conformance`). Production spokes pin the hub's anchor, not the kit's, so
 //! nothing the stand-in signs can reach them. The candidate points a test instance of its
@@ -17,8 +17,12 @@
 
 pub mod cases;
 pub mod documents;
-pub mod report;
-pub mod standin;
+
+/// The report, which the onboarding rules judge (kept there, beside them).
+pub use crate::onboarding::report;
+/// The stand-in hub's script, part of the hub's wiring (`server::run_with`).
+pub use crate::server::standin::{self, StandIn};
+pub use cases::IDENTITY;
 
 use std::{
     collections::BTreeSet,
@@ -35,13 +39,8 @@ use caravan_common::{
 };
 use caravan_proto::v1;
 
-pub use standin::StandIn;
-
 use crate::{Config, server::RunError};
 use report::{FORMAT, Outcome, Report};
-
-/// The identity the kit exchanges with candidates as.
-pub const IDENTITY: ParticipantId = ParticipantId::CONFORMANCE;
 
 /// What a run covers and how long it waits.
 pub struct Options {

@@ -6,7 +6,7 @@ use prost::Message;
 
 use super::*;
 use crate::{
-    conformance::report::{CaseResult, FORMAT},
+    onboarding::report::{CaseResult, FORMAT},
     registry::Snapshot,
     store::{Backend, RegistryRecord},
 };
@@ -359,7 +359,7 @@ fn a_report_is_checked_signed_logged_and_its_signature_verifies() {
     // key checks it, and the kit's constant names the same payload type.
     assert_eq!(
         Purpose::ConformanceReport.payload_type(),
-        crate::conformance::report::REPORT_PAYLOAD_TYPE
+        crate::onboarding::report::REPORT_PAYLOAD_TYPE
     );
     assert!(
         key.public()
