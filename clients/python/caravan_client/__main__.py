@@ -105,6 +105,24 @@ def receive(pb, args):
                 )
             except Refused as r:
                 refused = r
+            # A list behind the hub's (docs/protocol.md section 7): a key registered a moment
+            # ago. Look for a newer list before refusing; a rejection is final.
+            if (
+                refused is not None
+                and refused.code in ("UNKNOWN_KEY", "KEY_NOT_YET_VALID")
+                and protocol.accepted_after_list(pb, held, delivery.receipt)
+            ):
+                newer = trust(pb, channel, args.anchor)
+                if newer.list.version > held.list.version:
+                    held = newer
+                    try:
+                        header, receipt = protocol.open_delivery(
+                            pb, held, args.me, envelope, delivery.receipt
+                        )
+                        refused = None
+                    except Refused as again:
+                        refused = again
+            if refused is not None:
                 header = pb.Header.FromString(envelope.header)
             ack = protocol.acknowledgement(pb, key, args.me, envelope, header, refused)
             answer = exchange.Acknowledge(pb.AcknowledgeRequest(ack=ack), timeout=30)

@@ -146,6 +146,16 @@ def seal(pb, key, sender, recipient, document_type, document_id, content_type, p
     return pb.Envelope(header=header, signature=sign(pb, key, HEADER, header), payload=payload)
 
 
+def accepted_after_list(pb, trust, signed_receipt):
+    """Whether the hub accepted a document after `trust`'s list was issued: then a key the list
+    does not know (yet) may be in a newer one, which a receiver must look for before it refuses
+    UNKNOWN_KEY or KEY_NOT_YET_VALID (docs/protocol.md section 7, a list behind the hub's)."""
+    try:
+        return trust.receipt(pb, signed_receipt).accepted_at_ms > trust.list.issued_at_ms
+    except Refused:
+        return False
+
+
 def open_delivery(pb, trust, me, envelope, signed_receipt):
     """Verify a delivered document end to end, as a receiving participant must: the hub's
     receipt, the sender's signature with a key valid when the hub accepted it, the recipient,

@@ -116,6 +116,22 @@ class Vectors(unittest.TestCase):
         forged = PB.SignedReceipt(body=receipt_body, signature=protocol.sign(PB, key("kz"), protocol.RECEIPT, receipt_body))
         self.assertEqual(refused(envelope, rec=forged), "BAD_RECEIPT")
 
+        # Accepted after the list was issued: a newer list may name a key this one lacks.
+        accepted = PB.ReceiptBody.FromString(receipt_body).accepted_at_ms
+        self.assertGreater(accepted, trust.list.issued_at_ms)
+        self.assertTrue(protocol.accepted_after_list(PB, trust, receipt))
+        self.assertFalse(protocol.accepted_after_list(PB, trust, forged))
+        later = PB.TrustList()
+        later.CopyFrom(trust.list)
+        later.issued_at_ms = accepted + 1
+        body = later.SerializeToString()
+        newer = protocol.Trust(
+            PB,
+            PB.SignedTrustList(body=body, signature=protocol.sign(PB, key("anchor"), protocol.TRUST_LIST, body)),
+            bytes.fromhex(V["anchor.public_key"]),
+        )
+        self.assertFalse(protocol.accepted_after_list(PB, newer, receipt))
+
 
 if __name__ == "__main__":
     unittest.main()
