@@ -142,23 +142,14 @@ impl Run<'_> {
     }
 
     async fn expect_accepted(&self, id: MessageId) -> Result<String, String> {
-        match self.first_ack(id).await {
-            None => Err(self.waited()),
-            Some(SeenAck {
-                outcome: Some(AckOutcome::Accepted),
-                ..
-            }) => Ok(format!(
+        match self.first_ack(id).await.ok_or_else(|| self.waited())?? {
+            AckOutcome::Accepted => Ok(format!(
                 "acknowledged ACCEPTED, signed with a registered key of {}",
                 self.candidate()
             )),
-            Some(SeenAck {
-                outcome: Some(AckOutcome::Rejected { code, reason }),
-                ..
-            }) => Err(format!("rejected {code} ({reason}), a valid document")),
-            Some(SeenAck { problem, .. }) => Err(format!(
-                "the acknowledgement does not verify: {}",
-                problem.unwrap_or_default()
-            )),
+            AckOutcome::Rejected { code, reason } => {
+                Err(format!("rejected {code} ({reason}), a valid document"))
+            }
         }
     }
 
@@ -167,32 +158,21 @@ impl Run<'_> {
         id: MessageId,
         expected: RefusalCode,
     ) -> Result<String, String> {
-        match self.first_ack(id).await {
-            None => Err(format!(
+        let seen = self.first_ack(id).await.ok_or_else(|| {
+            format!(
                 "{}: a document that fails verification must be acknowledged REJECTED",
                 self.waited()
-            )),
-            Some(SeenAck {
-                outcome: Some(AckOutcome::Rejected { code, reason }),
-                ..
-            }) if code == RejectCode::Caravan(expected) => {
+            )
+        })?;
+        match seen? {
+            AckOutcome::Rejected { code, reason } if code == RejectCode::Caravan(expected) => {
                 Ok(format!("rejected {code} ({reason})"))
             }
-            Some(SeenAck {
-                outcome: Some(AckOutcome::Rejected { code, .. }),
-                ..
-            }) => Err(format!(
+            AckOutcome::Rejected { code, .. } => Err(format!(
                 "rejected, but {code}; the rule broken is {expected}"
             )),
-            Some(SeenAck {
-                outcome: Some(AckOutcome::Accepted),
-                ..
-            }) => Err(format!(
+            AckOutcome::Accepted => Err(format!(
                 "ACCEPTED a document that must be refused {expected}"
-            )),
-            Some(SeenAck { problem, .. }) => Err(format!(
-                "the acknowledgement does not verify: {}",
-                problem.unwrap_or_default()
             )),
         }
     }
@@ -304,22 +284,13 @@ impl Run<'_> {
                         "{} for the redelivered document: a redelivery must be answered again",
                         self.waited()
                     )),
-                    Some(SeenAck {
-                        outcome: Some(AckOutcome::Accepted),
-                        ..
-                    }) => Ok(
+                    Some(Err(problem)) => Err(problem),
+                    Some(Ok(AckOutcome::Accepted)) => Ok(
                         "the redelivery was acknowledged ACCEPTED again, as the first time"
                             .to_owned(),
                     ),
-                    Some(SeenAck {
-                        outcome: Some(AckOutcome::Rejected { code, .. }),
-                        ..
-                    }) => Err(format!(
+                    Some(Ok(AckOutcome::Rejected { code, .. })) => Err(format!(
                         "the redelivery was rejected {code}; the first delivery was accepted"
-                    )),
-                    Some(SeenAck { problem, .. }) => Err(format!(
-                        "the acknowledgement does not verify: {}",
-                        problem.unwrap_or_default()
                     )),
                 }
             }

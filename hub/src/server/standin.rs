@@ -45,14 +45,9 @@ pub enum Tamper {
     CutMidway,
 }
 
-/// An acknowledgement the candidate sent, as the kit judged it.
-#[derive(Debug, Clone)]
-pub struct SeenAck {
-    /// `None` when the acknowledgement did not verify with the candidate's keys.
-    pub outcome: Option<AckOutcome>,
-    /// Why it did not verify.
-    pub problem: Option<String>,
-}
+/// An acknowledgement the candidate sent, as the kit judged it: its outcome, or why it does
+/// not count (it does not verify with the candidate's keys).
+pub type SeenAck = Result<AckOutcome, String>;
 
 #[derive(Default)]
 struct State {
@@ -230,19 +225,16 @@ impl StandIn {
         let Some(id) = id else {
             return;
         };
-        let seen = match caravan_proto::ack::verify(signed, &trust, Timestamp::now()) {
-            Ok(ack) if ack.recipient == self.candidate => SeenAck {
-                outcome: Some(ack.outcome),
-                problem: None,
-            },
-            Ok(ack) => SeenAck {
-                outcome: None,
-                problem: Some(format!("signed by {}, not by the candidate", ack.recipient)),
-            },
-            Err(refusal) => SeenAck {
-                outcome: None,
-                problem: Some(format!("{}: {}", refusal.code, refusal.detail)),
-            },
+        let seen: SeenAck = match caravan_proto::ack::verify(signed, &trust, Timestamp::now()) {
+            Ok(ack) if ack.recipient == self.candidate => Ok(ack.outcome),
+            Ok(ack) => Err(format!(
+                "the acknowledgement is signed by {}, not by the candidate",
+                ack.recipient
+            )),
+            Err(refusal) => Err(format!(
+                "the acknowledgement does not verify: {}: {}",
+                refusal.code, refusal.detail
+            )),
         };
         self.edit(|s| s.acks.entry(id).or_default().push(seen));
     }
