@@ -1257,6 +1257,51 @@ impl Net {
             .connect_lazy()
     }
 
+    /// As `recipient`'s own system (no spoke of its own running): take the first document
+    /// waiting for it, `message_id` from `sender`, and reject it with a business `code` and
+    /// `reason`, signed with its first key.
+    pub async fn reject_as_business(
+        &self,
+        recipient: &str,
+        sender: &str,
+        message_id: &str,
+        code: &str,
+        reason: &str,
+    ) {
+        use tokio_stream::StreamExt;
+        let mut client = self.client(recipient);
+        let mut deliveries = client
+            .deliveries(v1::DeliveriesRequest { resume_after: 0 })
+            .await
+            .expect("a delivery stream")
+            .into_inner();
+        let delivery = deliveries
+            .next()
+            .await
+            .expect("a delivery")
+            .expect("a frame");
+        let envelope = delivery.envelope.expect("an envelope");
+        let key = self.signing_key(recipient, 0);
+        let ack = caravan_common::envelope::Ack {
+            message_id: message_id.parse().expect("a message id"),
+            sender: sender.parse().expect("a participant"),
+            recipient: recipient.parse().expect("a participant"),
+            header_sha256: sha256(&envelope.header),
+            outcome: caravan_common::envelope::AckOutcome::Rejected {
+                code: code.parse().expect("a business code"),
+                reason: reason.into(),
+            },
+            acknowledged_at: caravan_common::Timestamp::now(),
+            key_id: key.key_id(),
+        };
+        client
+            .acknowledge(v1::AcknowledgeRequest {
+                ack: Some(caravan_proto::ack::sign(&ack, &key)),
+            })
+            .await
+            .expect("the rejection is recorded");
+    }
+
     /// A raw Exchange client authenticated as participant `id`, for sending what a spoke
     /// never would.
     pub fn client(&self, id: &str) -> ExchangeClient<Channel> {

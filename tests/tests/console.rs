@@ -1261,13 +1261,6 @@ async fn in_a_real_headless_browser() {
 /// delivery and rejects it in its signed acknowledgement with a business code of its own.
 /// Returns the message id.
 async fn rejected_by_cn_with_a_business_code(net: &Net) -> String {
-    use caravan_common::{
-        Timestamp,
-        envelope::{Ack, AckOutcome},
-    };
-    use caravan_proto::v1;
-    use futures::StreamExt;
-
     let sent = net
         .send(
             "KZ",
@@ -1277,32 +1270,14 @@ async fn rejected_by_cn_with_a_business_code(net: &Net) -> String {
         )
         .await;
     let id = sent["message_id"].as_str().unwrap().to_owned();
-    let mut cn = net.client("CN");
-    let mut deliveries = cn
-        .deliveries(v1::DeliveriesRequest { resume_after: 0 })
-        .await
-        .unwrap()
-        .into_inner();
-    let delivery = deliveries.next().await.unwrap().unwrap();
-    let envelope = delivery.envelope.unwrap();
-    let key = net.signing_key("CN", 0);
-    let ack = Ack {
-        message_id: id.parse().unwrap(),
-        sender: "KZ".parse().unwrap(),
-        recipient: "CN".parse().unwrap(),
-        header_sha256: caravan_common::signing::sha256(&envelope.header),
-        outcome: AckOutcome::Rejected {
-            code: "cn.customs:QUOTA_EXCEEDED".parse().unwrap(),
-            reason: "The import quota for HS 0808 is exhausted.".into(),
-        },
-        acknowledged_at: Timestamp::now(),
-        key_id: key.key_id(),
-    };
-    cn.acknowledge(v1::AcknowledgeRequest {
-        ack: Some(caravan_proto::ack::sign(&ack, &key)),
-    })
-    .await
-    .unwrap();
+    net.reject_as_business(
+        "CN",
+        "KZ",
+        &id,
+        "cn.customs:QUOTA_EXCEEDED",
+        "The import quota for HS 0808 is exhausted.",
+    )
+    .await;
     let status = net.wait_state("KZ", &id, "REJECTED").await;
     assert_eq!(status["acknowledgement"]["verified"], true, "{status:#}");
     id

@@ -399,12 +399,6 @@ async fn a_received_document_not_understood_is_marked_with_the_reason() {
 /// CLI show the code and the text beside the verified signature.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_business_rejection_reaches_the_sender_with_its_code() {
-    use caravan_common::{
-        Timestamp,
-        envelope::{Ack, AckOutcome},
-    };
-    use futures::StreamExt;
-
     let mut net = Net::new(&["KZ", "CN"]).await;
     net.start_hub().await;
     net.start_spoke("KZ").await;
@@ -418,32 +412,14 @@ async fn a_business_rejection_reaches_the_sender_with_its_code() {
         .await;
     let id = sent["message_id"].as_str().unwrap();
     // CN's own system takes the delivery and answers with its reason.
-    let mut cn = net.client("CN");
-    let mut deliveries = cn
-        .deliveries(v1::DeliveriesRequest { resume_after: 0 })
-        .await
-        .unwrap()
-        .into_inner();
-    let delivery = deliveries.next().await.unwrap().unwrap();
-    let envelope = delivery.envelope.unwrap();
-    let key = net.signing_key("CN", 0);
-    let ack = Ack {
-        message_id: id.parse().unwrap(),
-        sender: "KZ".parse().unwrap(),
-        recipient: "CN".parse().unwrap(),
-        header_sha256: caravan_common::signing::sha256(&envelope.header),
-        outcome: AckOutcome::Rejected {
-            code: "cn.customs:QUOTA_EXCEEDED".parse().unwrap(),
-            reason: "The import quota for HS 0808 is exhausted.".into(),
-        },
-        acknowledged_at: Timestamp::now(),
-        key_id: key.key_id(),
-    };
-    cn.acknowledge(v1::AcknowledgeRequest {
-        ack: Some(caravan_proto::ack::sign(&ack, &key)),
-    })
-    .await
-    .unwrap();
+    net.reject_as_business(
+        "CN",
+        "KZ",
+        id,
+        "cn.customs:QUOTA_EXCEEDED",
+        "The import quota for HS 0808 is exhausted.",
+    )
+    .await;
     let status = net.wait_state("KZ", id, "REJECTED").await;
     let answer = &status["acknowledgement"];
     assert_eq!(answer["verified"], true, "{status:#}");
