@@ -143,9 +143,7 @@ impl Sample {
             .replace(self.number, &number)
             .into_bytes()
     }
-}
 
-impl Sample {
     /// [`Sample::issued_at`], addressed to the conformance kit's identity (ZZ) instead of its
     /// recipient, so that the sending spoke's own checks pass when it sends it to the kit.
     pub fn addressed_to_conformance(&self, at: Timestamp, run: u64) -> Vec<u8> {
