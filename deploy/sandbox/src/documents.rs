@@ -183,6 +183,25 @@ mod tests {
     }
 
     #[test]
+    fn readdressed_to_the_conformance_kit_each_sample_names_zz_as_its_importing_country() {
+        let at = Timestamp::from_millis(1_796_553_665_000);
+        for sample in SAMPLES {
+            let text = String::from_utf8(sample.addressed_to_conformance(at, 3)).unwrap();
+            match sample.import_country {
+                Some(markup) => {
+                    assert!(!text.contains(markup), "{}", sample.path);
+                    assert!(
+                        text.contains(&markup.replace(sample.to, "ZZ")),
+                        "{}",
+                        sample.path
+                    );
+                }
+                None => assert_eq!(text.as_bytes(), sample.issued_at(at, 3), "{}", sample.path),
+            }
+        }
+    }
+
+    #[test]
     fn each_run_of_a_folder_has_its_own_number() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(next_run(dir.path()).unwrap(), 1);
