@@ -2,7 +2,8 @@
 //!
 //! ```toml
 //! participant = "KZ"                       # this spoke's participant id
-//! hub_url = "https://127.0.0.1:7443"       # the hub's gRPC endpoint
+//! hub_url = "https://127.0.0.1:7443"       # the hub's gRPC endpoint, or its replicas':
+//! # hub_urls = ["https://hub-a:7443", "https://hub-b:7443"]   (one at a time, the next on failure)
 //! hub_tls_name = "localhost"               # name in the hub's certificate (default: URL host)
 //! data_dir = "data"                        # inbox and sent messages; relative to this file
 //! store_engine = "redb"                    # "redb" (default for a new store) or "sled"; see below
@@ -66,8 +67,13 @@ const MAX_PAYLOAD_IN_FLIGHT_MIB: u64 = 64 * 1024;
 pub struct SpokeFile {
     /// This spoke's participant id (ISO 3166-1 alpha-2).
     pub participant: String,
-    /// The hub's gRPC endpoint, `https://host:port`.
-    pub hub_url: String,
+    /// The hub's gRPC endpoint, `https://host:port`; or give `hub_urls`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hub_url: Option<String>,
+    /// The endpoints of one hub's replicas (all active on one database), tried in order: the
+    /// spoke uses one at a time and moves to the next when the hub cannot be reached there.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hub_urls: Vec<String>,
     /// The DNS name or IP the hub's certificate is checked against; defaults to the URL's host.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hub_tls_name: Option<String>,
@@ -471,7 +477,8 @@ fn control_socket(path: &Path, file: &SpokeFile, data_dir: &Path) -> PathBuf {
 /// The checked configuration.
 pub struct Config {
     pub participant: ParticipantId,
-    pub hub_url: String,
+    /// The hub's address, or its replicas' in order (never empty).
+    pub hub_urls: Vec<String>,
     pub hub_tls_name: Option<String>,
     pub data_dir: PathBuf,
     /// As configured (`None`: the store's own, or redb for a new one).
@@ -494,24 +501,55 @@ pub struct Config {
     pub checks: CheckRules,
 }
 
+/// At most this many replica addresses.
+const MAX_HUB_URLS: usize = 16;
+
+/// The hub's address(es): `hub_url`, or `hub_urls`, each an `https://host:port` URL.
+fn hub_urls(file: &SpokeFile, problems: &mut Problems) -> Vec<String> {
+    let urls: Vec<String> = match (&file.hub_url, file.hub_urls.is_empty()) {
+        (Some(url), true) => vec![url.clone()],
+        (None, false) => file.hub_urls.clone(),
+        (Some(_), false) => {
+            problems.push(
+                "hub_url and hub_urls: give the hub's address as hub_url, or its replicas' as hub_urls, not both".to_owned(),
+            );
+            return Vec::new();
+        }
+        (None, true) => {
+            problems.push("hub_url: missing (or hub_urls, for a hub's replicas)".to_owned());
+            return Vec::new();
+        }
+    };
+    if urls.len() > MAX_HUB_URLS {
+        problems.push(format!(
+            "hub_urls: {} addresses, at most {MAX_HUB_URLS}",
+            urls.len()
+        ));
+    }
+    let key = if file.hub_url.is_some() {
+        "hub_url"
+    } else {
+        "hub_urls"
+    };
+    for (i, url) in urls.iter().enumerate() {
+        match url.parse::<tonic::transport::Uri>() {
+            Ok(uri) if uri.scheme_str() == Some("https") && uri.host().is_some() => {}
+            _ => problems.push(format!("{key}: {url:?} is not an https://host:port URL")),
+        }
+        if urls[..i].contains(url) {
+            problems.push(format!("hub_urls: {url:?} is given twice"));
+        }
+    }
+    urls
+}
+
 impl Config {
     /// Read and check `path`; every problem is reported.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let file: SpokeFile = read_toml(path)?;
         let mut problems = Problems::default();
         let participant = problems.check("participant", file.participant.parse::<ParticipantId>());
-        let hub_url = match file.hub_url.parse::<tonic::transport::Uri>() {
-            Ok(uri) if uri.scheme_str() == Some("https") && uri.host().is_some() => {
-                Some(file.hub_url.clone())
-            }
-            _ => {
-                problems.push(format!(
-                    "hub_url: {:?} is not an https://host:port URL",
-                    file.hub_url
-                ));
-                None
-            }
-        };
+        let hub_urls = hub_urls(&file, &mut problems);
         let tls = file.tls.read(path, &mut problems);
         let signing_key = problems.check(
             "signing_key",
@@ -552,7 +590,7 @@ impl Config {
         let control_socket = control_socket(path, &file, &data_dir);
         problems.finish(path, || Config {
             participant: participant.expect("checked"),
-            hub_url: hub_url.expect("checked"),
+            hub_urls,
             hub_tls_name: file.hub_tls_name,
             data_dir,
             store_engine: file.store_engine,
@@ -780,6 +818,51 @@ mod tests {
         let upload = file.upload.check(&mut problems);
         assert_eq!(upload.min_rate, DEFAULT_MIN_RATE);
         assert!(problems.finish(&path, || ()).is_ok());
+    }
+
+    #[test]
+    fn the_hubs_addresses_are_one_url_or_a_list_of_its_replicas() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/config/spoke.toml");
+        let base: SpokeFile = read_toml(&path).unwrap();
+        let judged = |one: Option<&str>, list: &[&str]| {
+            let file = SpokeFile {
+                hub_url: one.map(str::to_owned),
+                hub_urls: list.iter().map(|u| u.to_string()).collect(),
+                ..base.clone()
+            };
+            let mut problems = Problems::default();
+            let urls = hub_urls(&file, &mut problems);
+            let text = match problems.finish(&path, || ()) {
+                Ok(()) => String::new(),
+                Err(e) => e.to_string(),
+            };
+            (urls, text)
+        };
+        let (urls, problems) = judged(Some("https://hub:7443"), &[]);
+        assert_eq!(
+            (urls, problems.as_str()),
+            (vec!["https://hub:7443".to_owned()], "")
+        );
+        let (urls, problems) = judged(None, &["https://a:7443", "https://b:7443"]);
+        assert_eq!(urls.len(), 2, "{problems}");
+        assert!(problems.is_empty(), "{problems}");
+        for (url, urls, expected) in [
+            (Some("https://a:7443"), &["https://b:7443"][..], "not both"),
+            (None, &[][..], "hub_url: missing"),
+            (
+                None,
+                &["https://a:7443", "https://a:7443"][..],
+                "given twice",
+            ),
+            (
+                None,
+                &["http://a:7443"][..],
+                "is not an https://host:port URL",
+            ),
+        ] {
+            let (_, problems) = judged(url, urls);
+            assert!(problems.contains(expected), "{expected}: {problems}");
+        }
     }
 
     #[test]

@@ -100,7 +100,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     store.note_floors()?;
     let store = Arc::new(store);
     let listener = bind_control_socket(&config.control_socket).await?;
-    let channel = hub_link::hub_channel(&config)?;
+    let link = hub_link::link::HubLink::new(&config)?;
     let max_payload_bytes = config.max_payload_bytes;
     let socket = config.control_socket.clone();
     let nsw = config.nsw.clone();
@@ -139,7 +139,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         store.clone(),
     )?);
     let me = config.participant;
-    let spoke = Spoke::new(&config, store.clone(), trust.clone(), channel.clone());
+    let spoke = Spoke::new(&config, store.clone(), trust.clone(), link.clone());
     let api = spoke.api(me);
     let local_addr = |l: &Option<tokio::net::TcpListener>| l.as_ref()?.local_addr().ok();
     Listening {
@@ -155,7 +155,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = vec![
-        tokio::spawn(trust.follow(channel, stop_rx.clone())),
+        tokio::spawn(trust.follow(link, stop_rx.clone())),
         tokio::spawn(spoke.inbound.clone().receive(stop_rx.clone())),
         tokio::spawn(spoke.outbound.clone().drain_outbox(stop_rx.clone())),
         tokio::spawn(spoke.outbound.clone().follow_status(stop_rx.clone())),
@@ -243,10 +243,10 @@ impl Spoke {
         config: &Config,
         store: Arc<store::SpokeStore>,
         trust: Arc<trust::TrustHolder>,
-        channel: tonic::transport::Channel,
+        link: hub_link::link::HubLink,
     ) -> Self {
         let log = Arc::new(LogAudit::new(store.clone()));
-        let hub = Arc::new(Hub::new(channel, config.max_payload_bytes, trust, log));
+        let hub = Arc::new(Hub::new(link, config.max_payload_bytes, trust, log));
         Self {
             outbound: Arc::new(Outbound::new(config, store.clone(), hub.clone())),
             inbound: Arc::new(Inbound::new(config, store.clone(), hub.clone())),

@@ -241,6 +241,8 @@ pub struct Net {
     pub spoke_anchor_override: BTreeMap<String, String>,
     /// A spoke that reaches the hub at another port (through a proxy a test runs).
     pub spoke_hub_port: BTreeMap<String, u16>,
+    /// Per spoke: its `hub_urls` (the hub's replicas' addresses), instead of `hub_url`.
+    pub spoke_hub_urls: BTreeMap<String, Vec<String>>,
     /// Which of its keys a spoke signs with (default the first).
     pub spoke_key: BTreeMap<String, usize>,
     /// The hub's receipt-signing key file (default `pki/hub-receipt.key`).
@@ -341,6 +343,7 @@ impl Net {
             open_corridors: true,
             spoke_anchor_override: BTreeMap::new(),
             spoke_hub_port: BTreeMap::new(),
+            spoke_hub_urls: BTreeMap::new(),
             spoke_key: BTreeMap::new(),
             receipt_key: None,
             eco_ttl_secs: None,
@@ -817,7 +820,9 @@ impl Net {
         let participants = pki.join("participants");
         let mut file = SpokeFile {
             participant: id.to_owned(),
-            hub_url: format!("https://localhost:{port}"),
+            hub_url: (!self.spoke_hub_urls.contains_key(id))
+                .then(|| format!("https://localhost:{port}")),
+            hub_urls: self.spoke_hub_urls.get(id).cloned().unwrap_or_default(),
             hub_tls_name: None,
             data_dir: format!("spoke-{id}-data").into(),
             store_engine: Default::default(),

@@ -38,7 +38,7 @@ pub async fn run_kit(
     // The candidate's test instance: beside its production spoke, never in its folder.
     let mut spoke =
         caravan_spoke::Config::load(&spoke_config(dir, id)).map_err(|e| anyhow::anyhow!("{e}"))?;
-    spoke.hub_url = format!("https://127.0.0.1:{port}");
+    spoke.hub_urls = vec![format!("https://127.0.0.1:{port}")];
     spoke.anchor = keys.anchor.public().clone();
     spoke.data_dir = dir.join(id.as_str()).join("conformance");
     spoke.control_socket = spoke.data_dir.join("control.sock");

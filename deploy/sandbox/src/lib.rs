@@ -162,7 +162,8 @@ pub fn create(dir: &Path, spokes: &[ParticipantId], engine: EngineKind) -> anyho
         )?;
         let spoke = SpokeFile {
             participant: id.to_string(),
-            hub_url: format!("https://127.0.0.1:{port}"),
+            hub_url: Some(format!("https://127.0.0.1:{port}")),
+            hub_urls: Vec::new(),
             hub_tls_name: None,
             data_dir: "data".into(),
             store_engine: Some(engine),

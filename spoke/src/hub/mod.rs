@@ -1,23 +1,22 @@
-//! The spoke's link to the hub: the gRPC channel over mutual TLS, whether the delivery stream
+//! The spoke's link to the hub: the gRPC channel over mutual TLS ([`link`], to one address or to
+//! one of a hub's replicas), whether the delivery stream
 //! is open, the trust list held ([`trust`]) and the watch over the hub's exchange log
 //! ([`log_audit`]).
 //!
 //! Every stage that talks to the hub goes through [`Hub`]; it judges nothing of documents.
 
+pub mod link;
 pub mod log_audit;
 pub mod trust;
 
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
-    time::Duration,
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering},
 };
 
 use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
 use prost::Message;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use tonic::transport::Channel;
 
 use caravan_common::{Refusal, RefusalCode};
 use caravan_proto::{
@@ -25,9 +24,10 @@ use caravan_proto::{
     v1::{self, exchange_client::ExchangeClient},
 };
 
-use crate::{config::Config, store::StoreError};
+use crate::store::StoreError;
 
 use self::{
+    link::HubLink,
     log_audit::LogAudit,
     trust::{Held, TrustHolder},
 };
@@ -35,27 +35,10 @@ use self::{
 /// Room for the envelope's header, signature and framing on top of the payload limit.
 const ENVELOPE_OVERHEAD: usize = 64 * 1024;
 
-/// A channel to the hub over mutual TLS; it connects on first use and reconnects by itself.
-pub fn hub_channel(config: &Config) -> Result<Channel, tonic::transport::Error> {
-    let mut tls = ClientTlsConfig::new()
-        .ca_certificate(Certificate::from_pem(&config.tls.ca_cert))
-        .identity(Identity::from_pem(&config.tls.cert, &config.tls.key));
-    if let Some(name) = &config.hub_tls_name {
-        tls = tls.domain_name(name.clone());
-    }
-    Ok(Endpoint::from_shared(config.hub_url.clone())?
-        .tls_config(tls)?
-        .tcp_nodelay(true)
-        .connect_timeout(Duration::from_secs(5))
-        .http2_keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_timeout(Duration::from_secs(10))
-        .keep_alive_while_idle(true)
-        .connect_lazy())
-}
-
 /// The hub as the stages see it: its Exchange client, the trust list held and the log audit.
 pub struct Hub {
     client: ExchangeClient<Channel>,
+    link: HubLink,
     trust: Arc<TrustHolder>,
     log: Arc<LogAudit>,
     /// Whether the delivery stream is open.
@@ -65,16 +48,17 @@ pub struct Hub {
 impl Hub {
     /// The link over `channel`, its messages sized for payloads up to `max_payload_bytes`.
     pub fn new(
-        channel: Channel,
+        link: HubLink,
         max_payload_bytes: usize,
         trust: Arc<TrustHolder>,
         log: Arc<LogAudit>,
     ) -> Self {
         let limit = max_payload_bytes + ENVELOPE_OVERHEAD;
         Self {
-            client: ExchangeClient::new(channel)
+            client: ExchangeClient::new(link.channel.clone())
                 .max_decoding_message_size(limit)
                 .max_encoding_message_size(limit),
+            link,
             trust,
             log,
             connected: AtomicBool::new(false),
@@ -83,6 +67,11 @@ impl Hub {
 
     pub fn client(&self) -> ExchangeClient<Channel> {
         self.client.clone()
+    }
+
+    /// The link's address in use, and moving to the next when it fails.
+    pub fn link(&self) -> &HubLink {
+        &self.link
     }
 
     pub fn trust(&self) -> &Arc<TrustHolder> {

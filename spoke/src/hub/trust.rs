@@ -159,15 +159,19 @@ impl TrustHolder {
 
     /// Follow the hub's trust list until `shutdown`: watch for new versions, reconnect with
     /// backoff, and warn while the held list is stale.
-    pub async fn follow(self: Arc<Self>, channel: Channel, mut shutdown: Shutdown) {
+    pub async fn follow(self: Arc<Self>, link: super::link::HubLink, mut shutdown: Shutdown) {
         let mut backoff = Backoff::default();
         loop {
+            let address = link.current();
             let outcome = tokio::select! {
-                r = self.watch_once(channel.clone(), &mut backoff) => r,
+                r = self.watch_once(link.channel.clone(), &mut backoff) => r,
                 _ = shutdown.changed() => return,
             };
             if let Err(status) = outcome {
                 warn!(code = ?status.code(), message = status.message(), "trust list watch failed");
+                if super::link::unreachable(&status) {
+                    link.failed(address, "the trust list watch failed").await;
+                }
             }
             let delay = backoff.next_delay();
             tokio::select! {

@@ -99,6 +99,7 @@ impl Inbound {
             if !store_writable(&self.store, &mut shutdown).await {
                 return;
             }
+            let address = self.hub.link().current();
             let outcome = tokio::select! {
                 r = self.receive_stream(&mut backoff) => r,
                 _ = shutdown.changed() => return,
@@ -108,7 +109,13 @@ impl Inbound {
                 Ok(Ended::ByHub) => info!("the hub closed the delivery stream"),
                 Ok(Ended::ForNewerList) => {}
                 Err(status) => {
-                    warn!(code = ?status.code(), message = status.message(), "delivery stream failed")
+                    warn!(code = ?status.code(), message = status.message(), "delivery stream failed");
+                    if crate::hub::link::unreachable(&status) {
+                        self.hub
+                            .link()
+                            .failed(address, "the delivery stream failed")
+                            .await;
+                    }
                 }
             }
             let delay = backoff.next_delay();

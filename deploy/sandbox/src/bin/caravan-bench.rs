@@ -371,7 +371,7 @@ async fn bench(cli: Cli) -> anyhow::Result<bool> {
     for id in &ids {
         let config = caravan_spoke::Config::load(&spoke_config(&dir, *id))
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let channel = caravan_spoke::hub::hub_channel(&config)?;
+        let channel = caravan_spoke::hub::link::HubLink::new(&config)?.channel;
         let client = ExchangeClient::new(channel)
             .max_decoding_message_size(limit)
             .max_encoding_message_size(limit);

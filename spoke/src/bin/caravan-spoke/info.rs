@@ -20,7 +20,10 @@ pub struct Info {
 #[derive(Serialize)]
 struct Interfaces {
     participant: String,
+    /// The first (or only) address.
     hub_url: String,
+    /// Every address, in order (one, or the hub's replicas').
+    hub_urls: Vec<String>,
     api_url: Option<String>,
     openapi_url: Option<String>,
     console_url: Option<String>,
@@ -34,9 +37,14 @@ impl Info {
         let file: SpokeFile = caravan_common::config::read_toml(&path)
             .map_err(|e| Failure(EX_USAGE, e.to_string()))?;
         let control = ControlConfig::load(&path).map_err(|e| Failure(EX_USAGE, e.to_string()))?;
+        let hub_urls = match &file.hub_url {
+            Some(url) => vec![url.clone()],
+            None => file.hub_urls.clone(),
+        };
         let info = Interfaces {
             participant: file.participant,
-            hub_url: file.hub_url,
+            hub_url: hub_urls.first().cloned().unwrap_or_default(),
+            hub_urls,
             api_url: file
                 .nsw
                 .as_ref()
@@ -65,7 +73,7 @@ impl Info {
             ("api_url", or_dash(info.api_url)),
             ("console_url", or_dash(info.console_url)),
             ("control_socket", info.control_socket),
-            ("hub_url", info.hub_url),
+            ("hub_url", info.hub_urls.join(", ")),
             ("metrics_url", or_dash(info.metrics_url)),
             ("openapi_url", or_dash(info.openapi_url)),
             ("participant", info.participant),
