@@ -7,7 +7,6 @@
 use std::{collections::BTreeSet, path::Path, time::Duration};
 
 use anyhow::Context;
-use serde_json::Value;
 
 use caravan_common::{DocumentType, ParticipantId, Timestamp};
 use caravan_hub::{
@@ -58,7 +57,8 @@ pub async fn run_kit(
         .map(|s| (s.document_type, s.addressed_to_conformance(issued, run)))
         .collect();
     let sends: BTreeSet<DocumentType> = documents.iter().map(|(t, _)| *t).collect();
-    let sender = tokio::spawn(send_when_connected(socket, documents));
+    let refused = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let sender = tokio::spawn(send_when_connected(socket, documents, refused.clone()));
     let options = Options {
         types: DocumentType::ALL.into_iter().collect(),
         sends,
@@ -73,6 +73,9 @@ pub async fn run_kit(
     };
     let report = conformance::run(hub, &kit_dir, listener, registry, id, options, &failed).await;
     sender.abort();
+    if let Some(why) = refused.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        println!("   {id}: {why}");
+    }
     let _ = stop.send(());
     candidate
         .await
@@ -81,27 +84,31 @@ pub async fn run_kit(
     Ok(report?)
 }
 
-/// Once the candidate's test spoke is connected, send it `documents` for ZZ.
+/// Send the candidate's test spoke `documents` for ZZ, as its NSW would: each once the spoke
+/// takes it (it refuses a recipient its trust list does not name yet, as just after it
+/// connects), until the task is stopped. The last refusal of a document not sent is kept in
+/// `refused`, for the report.
 async fn send_when_connected(
     socket: std::path::PathBuf,
     documents: Vec<(DocumentType, Vec<u8>)>,
-) -> anyhow::Result<()> {
-    loop {
-        let health = caravan_spoke::client::call(&socket, "GET", "/v1/health", Vec::new()).await;
-        let connected = health
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-            .is_some_and(|h| h["hub_connected"] == Value::Bool(true));
-        if connected {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    refused: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+) {
     for (t, payload) in documents {
         let path = format!("/v1/documents?to={IDENTITY}&type={t}&wait=30");
-        caravan_spoke::client::call(&socket, "POST", &path, payload).await?;
+        loop {
+            match caravan_spoke::client::call(&socket, "POST", &path, payload.clone()).await {
+                Ok(_) => {
+                    *refused.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                    break;
+                }
+                Err(e) => {
+                    *refused.lock().unwrap_or_else(|e| e.into_inner()) =
+                        Some(format!("its test spoke did not take the {t}: {e}"));
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+            }
+        }
     }
-    Ok(())
 }
 
 /// Run the kit against every spoke still in testing or pilot, and have the hub record each

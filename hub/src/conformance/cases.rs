@@ -44,6 +44,8 @@ pub struct Run<'a> {
     pub options: &'a Options,
     /// Tells the documents of this run from those of earlier runs.
     pub label: String,
+    /// The version of the stand-in's trust list prepared for the run.
+    pub prepared: u64,
     pub numbered: u32,
     pub cases: Vec<CaseResult>,
     /// Reports progress to whoever runs the kit.
@@ -184,21 +186,24 @@ impl Run<'_> {
             self.options.connect_timeout.as_secs(),
             self.candidate()
         ));
+        // Connected, and handed the list prepared for the run (it names the conformance
+        // identity and its key), so that the first case does not race the list.
+        let prepared = self.prepared;
         let connected = self
             .kit
             .wait_for(self.options.connect_timeout, |kit| {
-                (kit.delivery_streams() > 0).then_some(())
+                (kit.delivery_streams() > 0 && kit.trust_version_served() >= prepared).then_some(())
             })
             .await
             .is_some();
         self.record(case(
             "connect",
-            "The candidate connects with its certificate, reads the trust list and opens its delivery stream",
+            "The candidate connects with its certificate, reads the run's trust list and opens its delivery stream",
             "§5.1, §5.2, §5.5",
             match connected {
                 true => Ok("delivery stream opened".to_owned()),
                 false => Err(format!(
-                    "no delivery stream within {} s",
+                    "no delivery stream, or the run's trust list (version {prepared}) not read, within {} s",
                     self.options.connect_timeout.as_secs()
                 )),
             },

@@ -211,7 +211,7 @@ pub async fn run(
             "it did not open its store within 60 s".to_owned(),
         ));
     };
-    prepare(
+    let prepared = prepare(
         &registry,
         &keys.identity,
         entry,
@@ -235,6 +235,7 @@ pub async fn run(
         key: keys.identity.clone(),
         options: &options,
         label: started.as_millis().to_string(),
+        prepared,
         numbered: 0,
         cases: Vec::new(),
         progress,
@@ -270,14 +271,14 @@ pub async fn run(
 
 /// Make the stand-in's trust list the run's: the conformance identity and its key, the
 /// candidate as the hub records it (name, country, authorities, keys), and corridors both ways
-/// for the run's types. Whatever earlier runs left is replaced.
+/// for the run's types. Whatever earlier runs left is replaced. The list's version.
 async fn prepare(
     registry: &crate::registry::Registry,
     identity: &SigningKey,
     candidate: v1::TrustedParticipant,
     candidate_keys: Vec<v1::TrustedKey>,
     types: &BTreeSet<DocumentType>,
-) -> Result<(), String> {
+) -> Result<u64, String> {
     let zz = IDENTITY.to_string();
     let id = candidate.id.clone();
     let identity_key = v1::TrustedKey {
@@ -323,6 +324,5 @@ async fn prepare(
             },
         )
         .await
-        .map(|_| ())
         .map_err(|e| e.to_string())
 }
