@@ -5,6 +5,8 @@
 //!
 //! ```toml
 //! hub_url = "https://127.0.0.1:7443"
+//! # or, for a hub's replicas: hub_urls = ["https://hub-a:7443", "https://hub-b:7443"]
+//! #   (the first that accepts a connection is used)
 //! hub_tls_name = "localhost"     # optional: the name in the hub's certificate
 //! [tls]
 //! ca_cert = "ca.pem"
@@ -29,8 +31,13 @@ use caravan_proto::v1::{self, admin_client::AdminClient, trust_anchor_client::Tr
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminFile {
-    /// The hub's endpoint, `https://host:port`.
-    pub hub_url: String,
+    /// The hub's endpoint, `https://host:port`; or give `hub_urls`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hub_url: Option<String>,
+    /// The endpoints of one hub's replicas, in order: a command uses the first that accepts a
+    /// connection.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hub_urls: Vec<String>,
     /// The name the hub's certificate is checked against; defaults to the URL's host.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hub_tls_name: Option<String>,
@@ -95,18 +102,31 @@ impl Operator {
     pub fn connect(path: &Path) -> Result<Self, OperatorError> {
         let file: AdminFile = read_toml(path)?;
         let mut problems = Problems::default();
+        let urls = match (&file.hub_url, file.hub_urls.is_empty()) {
+            (Some(url), true) => vec![url.clone()],
+            (None, false) => file.hub_urls.clone(),
+            (Some(_), false) => {
+                problems.push("hub_url and hub_urls: give one, not both");
+                Vec::new()
+            }
+            (None, true) => {
+                problems.push("hub_url: missing (or hub_urls, for a hub's replicas)");
+                Vec::new()
+            }
+        };
         let material = file.tls.read(path, &mut problems);
         let material = problems.finish(path, || material.expect("checked"))?;
+        let url = first_answering(&urls);
         let mut tls = ClientTlsConfig::new()
             .ca_certificate(Certificate::from_pem(material.ca_cert))
             .identity(Identity::from_pem(material.cert, material.key));
         if let Some(name) = file.hub_tls_name {
             tls = tls.domain_name(name);
         }
-        let channel = Endpoint::from_shared(file.hub_url.clone())
+        let channel = Endpoint::from_shared(url.clone())
             .and_then(|e| e.tls_config(tls))
             .map_err(|source| OperatorError::HubUrl {
-                url: file.hub_url.clone(),
+                url: url.clone(),
                 source,
             })?
             .connect_timeout(Duration::from_secs(5))
@@ -139,6 +159,36 @@ impl Operator {
     /// The trust list as people and scripts read it.
     pub async fn trust_list_view(&self) -> Result<view::TrustListView, OperatorError> {
         Ok(view::view(&self.trust_list().await?, Timestamp::now()))
+    }
+}
+
+/// Of the hub's addresses, the first whose host accepts a TCP connection within a second
+/// (the others may be replicas that are down); the first when only one is given or none
+/// answers, so that the command fails naming it.
+fn first_answering(urls: &[String]) -> String {
+    use std::net::{TcpStream, ToSocketAddrs};
+    let answers = |url: &String| {
+        let Ok(uri) = url.parse::<tonic::transport::Uri>() else {
+            return false;
+        };
+        let (Some(host), port) = (uri.host(), uri.port_u16().unwrap_or(443)) else {
+            return false;
+        };
+        (host.trim_start_matches('[').trim_end_matches(']'), port)
+            .to_socket_addrs()
+            .map(|mut addrs| {
+                addrs.any(|a| TcpStream::connect_timeout(&a, Duration::from_secs(1)).is_ok())
+            })
+            .unwrap_or(false)
+    };
+    match urls {
+        [only] => only.clone(),
+        _ => urls
+            .iter()
+            .find(|u| answers(u))
+            .or(urls.first())
+            .cloned()
+            .unwrap_or_default(),
     }
 }
 

@@ -615,7 +615,8 @@ impl Net {
     pub fn write_admin_config_as(&self, path: &Path, cert: PathBuf, key: PathBuf) {
         let port = self.hub_port.expect("start the hub first");
         let file = AdminFile {
-            hub_url: format!("https://localhost:{port}"),
+            hub_url: Some(format!("https://localhost:{port}")),
+            hub_urls: Vec::new(),
             hub_tls_name: None,
             tls: TlsFiles {
                 ca_cert: self.pki().join("ca.pem"),

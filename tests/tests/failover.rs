@@ -2,7 +2,7 @@
 //! to the next when the hub cannot be reached there (issue 16): here one address has nothing
 //! listening, first in one spoke's list and last in the other's, and documents still travel.
 
-use caravan_tests::{Net, sample_path};
+use caravan_tests::{Net, binaries, sample_path};
 
 /// A loopback port with nothing listening on it (bound, then released).
 fn dead_port() -> u16 {
@@ -49,4 +49,52 @@ async fn a_spoke_moves_to_the_hubs_next_address_when_one_cannot_be_reached() {
     // `info` lists every address.
     let info = net.spoke_json("KZ", &["info"]).await;
     assert_eq!(info["hub_urls"].as_array().map(Vec::len), Some(2), "{info}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_operator_reaches_the_hub_at_the_first_address_that_answers() {
+    let mut net = Net::new(&["KZ"]).await;
+    net.start_hub().await;
+    let hub = net.hub_port.expect("the hub's port");
+    // The harness's admin.toml, with the hub's address after one where nothing listens.
+    let text = std::fs::read_to_string(net.admin_config()).expect("admin.toml");
+    let mut file: toml::Table = toml::from_str(&text).expect("TOML");
+    file.remove("hub_url").expect("hub_url");
+    file.insert(
+        "hub_urls".into(),
+        toml::Value::Array(vec![
+            format!("https://localhost:{}", dead_port()).into(),
+            format!("https://localhost:{hub}").into(),
+        ]),
+    );
+    let path = net.admin_config().with_file_name("admin-replicas.toml");
+    std::fs::write(&path, toml::to_string(&file).expect("TOML")).expect("write");
+    let out = tokio::process::Command::new(&binaries().hub)
+        .args(["admin", "--config"])
+        .arg(&path)
+        .args(["participant", "list"])
+        .output()
+        .await
+        .expect("caravan-hub runs");
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("KZ"),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Both hub_url and hub_urls: refused, naming the rule.
+    file.insert("hub_url".into(), format!("https://localhost:{hub}").into());
+    std::fs::write(&path, toml::to_string(&file).expect("TOML")).expect("write");
+    let out = tokio::process::Command::new(&binaries().hub)
+        .args(["admin", "--config"])
+        .arg(&path)
+        .args(["participant", "list"])
+        .output()
+        .await
+        .expect("caravan-hub runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("hub_url and hub_urls"),
+        "{stderr}"
+    );
 }

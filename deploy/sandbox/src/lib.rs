@@ -119,7 +119,8 @@ pub fn create(dir: &Path, spokes: &[ParticipantId], engine: EngineKind) -> anyho
     copy_secret(&issued.key, &operator_dir.join("operator.key"))?;
     std::fs::copy(layout.ca_cert(), operator_dir.join("ca.pem"))?;
     let admin = AdminFile {
-        hub_url: format!("https://127.0.0.1:{port}"),
+        hub_url: Some(format!("https://127.0.0.1:{port}")),
+        hub_urls: Vec::new(),
         hub_tls_name: None,
         tls: TlsFiles {
             ca_cert: "ca.pem".into(),
