@@ -142,7 +142,6 @@ async fn run(args: RunArgs) -> anyhow::Result<bool> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let address = listener.local_addr()?;
-    KitKeys::open_or_create(&dir)?;
     caravan_common::out!(
         "conformance run for {}: stand-in hub on {address}, anchor public key in {}",
         args.participant,
