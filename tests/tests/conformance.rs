@@ -194,12 +194,14 @@ async fn caravan_spoke_passes_the_conformance_kit() {
 }
 
 /// A candidate written for the test that breaks one rule: it acknowledges what it is given
-/// without verifying it (`verify = false`), or takes any receipt as proof (`check_receipts =
-/// false`). Otherwise it keeps the protocol: it holds the newest trust list it is offered,
-/// assembles frames, and answers every delivery.
+/// without verifying it (`verify = false`), takes any receipt as proof (`check_receipts =
+/// false`), or refuses a key its list does not know without looking for a newer list
+/// (`looks_for_newer_list = false`). Otherwise it keeps the protocol: it holds the newest trust
+/// list it is offered, assembles frames, and answers every delivery.
 struct Double {
     verify: bool,
     check_receipts: bool,
+    looks_for_newer_list: bool,
 }
 
 mod double {
@@ -268,7 +270,7 @@ mod double {
                 }
             })
         };
-        let exchange = ExchangeClient::new(channel);
+        let exchange = ExchangeClient::new(channel.clone());
         let sending = {
             let (mut exchange, held, key) = (exchange.clone(), held.clone(), key.clone());
             let check = double.check_receipts;
@@ -334,16 +336,32 @@ mod double {
                 let outcome = match double.verify {
                     false => AckOutcome::Accepted,
                     true => {
-                        let set = trust(&held);
-                        let verdict = signed_receipt
-                            .ok_or_else(|| {
-                                caravan_common::Refusal::new(
-                                    caravan_common::RefusalCode::BadReceipt,
-                                    "no receipt",
-                                )
-                            })
-                            .and_then(|r| receipt::verify(&r, &set))
-                            .and_then(|r| envelope::open(&envelope, &set, None, r.accepted_at));
+                        let judge = |set: &TrustSet| {
+                            signed_receipt
+                                .clone()
+                                .ok_or_else(|| {
+                                    caravan_common::Refusal::new(
+                                        caravan_common::RefusalCode::BadReceipt,
+                                        "no receipt",
+                                    )
+                                })
+                                .and_then(|r| receipt::verify(&r, set))
+                                .and_then(|r| envelope::open(&envelope, set, None, r.accepted_at))
+                        };
+                        let mut verdict = judge(&trust(&held));
+                        // A key the list held does not know yet: look for a newer list first
+                        // (docs/protocol.md section 7).
+                        if double.looks_for_newer_list
+                            && verdict
+                                .as_ref()
+                                .is_err_and(|r| r.code == caravan_common::RefusalCode::UnknownKey)
+                            && let Ok(current) = TrustAnchorClient::new(channel.clone())
+                                .current(v1::CurrentTrustListRequest {})
+                                .await
+                        {
+                            adopt(&held, &current.into_inner(), &anchor);
+                            verdict = judge(&trust(&held));
+                        }
                         match verdict {
                             Ok(_) => AckOutcome::Accepted,
                             Err(refusal) => AckOutcome::Rejected {
@@ -422,6 +440,7 @@ async fn candidates_that_break_a_rule_fail_on_that_rule_alone() {
         Double {
             verify: false,
             check_receipts: true,
+            looks_for_newer_list: true,
         },
         "acks-without-verifying",
     )
@@ -440,6 +459,7 @@ async fn candidates_that_break_a_rule_fail_on_that_rule_alone() {
         Double {
             verify: true,
             check_receipts: false,
+            looks_for_newer_list: true,
         },
         "takes-any-receipt",
     )
@@ -449,13 +469,28 @@ async fn candidates_that_break_a_rule_fail_on_that_rule_alone() {
         ["forged-submit-receipt"],
         "a candidate that takes a forged receipt"
     );
-    // Both reports are kept, and a failed one promotes nobody.
+    let hasty = failed_cases(
+        &net,
+        Double {
+            verify: true,
+            check_receipts: true,
+            looks_for_newer_list: false,
+        },
+        "refuses-a-key-it-does-not-know-yet",
+    )
+    .await;
+    assert_eq!(
+        hasty,
+        ["trust-list-followed", "rolled-back-trust-list"],
+        "a candidate that refuses a new key before looking for the list naming it (the rollback case needs the new key, so it is not run)"
+    );
+    // Every report is kept, and a failed one promotes nobody.
     let listed: serde_json::Value = serde_json::from_str(
         &net.admin_ok(&["conformance", "list", "--participant", "KZ", "--json"])
             .await,
     )
     .expect("JSON");
-    assert_eq!(listed.as_array().map(Vec::len), Some(2), "{listed}");
+    assert_eq!(listed.as_array().map(Vec::len), Some(3), "{listed}");
     let refused = net.admin(&["participant", "stage", "KZ", "pilot"]).await;
     assert!(!refused.status.success());
     let stderr = String::from_utf8_lossy(&refused.stderr);

@@ -65,6 +65,9 @@ struct State {
     delivery_streams: u64,
     /// A list served instead of the registry's (an older one).
     trust_override: Option<v1::SignedTrustList>,
+    /// Versions from this one on are kept off the watch streams (served on `Current` only),
+    /// so that a document signed with a new key arrives before its list does.
+    withheld_from: Option<u64>,
     /// How often the override was handed to the candidate.
     override_served: u32,
     /// The newest version of the registry's list handed to the candidate.
@@ -187,6 +190,16 @@ impl StandIn {
 
     pub fn delivery_streams(&self) -> u64 {
         self.read(|s| s.delivery_streams)
+    }
+
+    /// Keep versions from `version` on off the watch streams (`None`: hand them over).
+    pub fn withhold_from_watch(&self, version: Option<u64>) {
+        self.edit(|s| s.withheld_from = version);
+    }
+
+    fn withheld(&self, list: &v1::SignedTrustList) -> bool {
+        let version = v1::TrustList::decode(list.body.as_slice()).map_or(0, |l| l.version);
+        self.read(|s| s.withheld_from.is_some_and(|from| version >= from))
     }
 
     pub fn serve_trust_list(&self, list: Option<v1::SignedTrustList>) {
@@ -469,6 +482,8 @@ impl v1::trust_anchor_server::TrustAnchor for KitAnchor {
         tokio::spawn(async move {
             let mut changed = kit.changed.subscribe();
             let mut offered: Option<Vec<u8>> = None;
+            // The newest list kept off this stream, handed over once no longer withheld.
+            let mut held_back: Option<v1::SignedTrustList> = None;
             loop {
                 if let Some(list) = kit.trust_override()
                     && offered.as_ref() != Some(&list.body)
@@ -479,8 +494,15 @@ impl v1::trust_anchor_server::TrustAnchor for KitAnchor {
                     }
                     kit.note_served(&list, true);
                 }
+                if let Some(list) = held_back.take_if(|l| !kit.withheld(l)) {
+                    if tx.send(Ok(list.clone())).await.is_err() {
+                        return;
+                    }
+                    kit.note_served(&list, false);
+                }
                 tokio::select! {
                     list = inner.next() => match list {
+                        Some(Ok(list)) if kit.withheld(&list) => held_back = Some(list),
                         Some(Ok(list)) => {
                             if tx.send(Ok(list.clone())).await.is_err() {
                                 return;

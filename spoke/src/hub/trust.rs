@@ -181,6 +181,25 @@ impl TrustHolder {
         }
     }
 
+    /// Ask the hub for its current list now and judge it (a newer one replaces the held one),
+    /// whatever the watch stream is doing: a document may name a key the list held does not
+    /// know yet. False when the hub could not be asked.
+    pub async fn refresh(&self, channel: Channel) -> bool {
+        match TrustAnchorClient::new(channel)
+            .current(v1::CurrentTrustListRequest {})
+            .await
+        {
+            Ok(current) => {
+                self.judge_offer(current.into_inner()).await;
+                true
+            }
+            Err(status) => {
+                warn!(code = ?status.code(), message = status.message(), "could not ask the hub for its current trust list");
+                false
+            }
+        }
+    }
+
     async fn watch_once(
         &self,
         channel: Channel,

@@ -180,9 +180,14 @@ impl Inbound {
                 return Err(status);
             }
             if let Some(version) = taken.behind {
-                // A document was left for a newer list: once one is held (or the wait is
-                // over), a new stream has the hub deliver it again, to be judged then.
+                // A document was left for a newer list: ask the hub for its current one (the
+                // watch stream may lag), and once a newer one is held (or the wait is over), a
+                // new stream has the hub deliver the document again, to be judged then.
                 let mut lists = self.hub.trust().subscribe();
+                self.hub
+                    .trust()
+                    .refresh(self.hub.link().channel.clone())
+                    .await;
                 let newer = tokio::time::timeout(
                     NEWER_LIST_WAIT,
                     lists.wait_for(|held| {
