@@ -68,6 +68,56 @@ impl Problems {
     }
 }
 
+/// At most this many addresses of one hub.
+#[cfg(feature = "net")]
+pub const MAX_HUB_URLS: usize = 16;
+
+/// The hub's address(es), as a spoke's or an operator's config gives them: `hub_url`, or
+/// `hub_urls` (the addresses of one hub's replicas, in order), not both; each an
+/// `https://host:port` URL, given once, at most [`MAX_HUB_URLS`]. Every problem is recorded.
+#[cfg(feature = "net")]
+pub fn hub_addresses(
+    hub_url: Option<&str>,
+    hub_urls: &[String],
+    problems: &mut Problems,
+) -> Vec<String> {
+    let urls: Vec<String> = match (hub_url, hub_urls.is_empty()) {
+        (Some(url), true) => vec![url.to_owned()],
+        (None, false) => hub_urls.to_vec(),
+        (Some(_), false) => {
+            problems.push(
+                "hub_url and hub_urls: give the hub's address as hub_url, or its replicas' as hub_urls, not both",
+            );
+            return Vec::new();
+        }
+        (None, true) => {
+            problems.push("hub_url: missing (or hub_urls, for a hub's replicas)");
+            return Vec::new();
+        }
+    };
+    if urls.len() > MAX_HUB_URLS {
+        problems.push(format!(
+            "hub_urls: {} addresses, at most {MAX_HUB_URLS}",
+            urls.len()
+        ));
+    }
+    let key = if hub_url.is_some() {
+        "hub_url"
+    } else {
+        "hub_urls"
+    };
+    for (i, url) in urls.iter().enumerate() {
+        match url.parse::<hyper::Uri>() {
+            Ok(uri) if uri.scheme_str() == Some("https") && uri.host().is_some() => {}
+            _ => problems.push(format!("{key}: {url:?} is not an https://host:port URL")),
+        }
+        if urls[..i].contains(url) {
+            problems.push(format!("hub_urls: {url:?} is given twice"));
+        }
+    }
+    urls
+}
+
 /// Read `path` as TOML into `T`. Unknown fields and type errors are reported with the path.
 pub fn read_toml<T: DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
     let fail = |problem: String| ConfigError {

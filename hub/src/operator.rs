@@ -102,18 +102,11 @@ impl Operator {
     pub fn connect(path: &Path) -> Result<Self, OperatorError> {
         let file: AdminFile = read_toml(path)?;
         let mut problems = Problems::default();
-        let urls = match (&file.hub_url, file.hub_urls.is_empty()) {
-            (Some(url), true) => vec![url.clone()],
-            (None, false) => file.hub_urls.clone(),
-            (Some(_), false) => {
-                problems.push("hub_url and hub_urls: give one, not both");
-                Vec::new()
-            }
-            (None, true) => {
-                problems.push("hub_url: missing (or hub_urls, for a hub's replicas)");
-                Vec::new()
-            }
-        };
+        let urls = caravan_common::config::hub_addresses(
+            file.hub_url.as_deref(),
+            &file.hub_urls,
+            &mut problems,
+        );
         let material = file.tls.read(path, &mut problems);
         let material = problems.finish(path, || material.expect("checked"))?;
         let url = first_answering(&urls);

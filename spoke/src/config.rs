@@ -501,55 +501,17 @@ pub struct Config {
     pub checks: CheckRules,
 }
 
-/// At most this many replica addresses.
-const MAX_HUB_URLS: usize = 16;
-
-/// The hub's address(es): `hub_url`, or `hub_urls`, each an `https://host:port` URL.
-fn hub_urls(file: &SpokeFile, problems: &mut Problems) -> Vec<String> {
-    let urls: Vec<String> = match (&file.hub_url, file.hub_urls.is_empty()) {
-        (Some(url), true) => vec![url.clone()],
-        (None, false) => file.hub_urls.clone(),
-        (Some(_), false) => {
-            problems.push(
-                "hub_url and hub_urls: give the hub's address as hub_url, or its replicas' as hub_urls, not both".to_owned(),
-            );
-            return Vec::new();
-        }
-        (None, true) => {
-            problems.push("hub_url: missing (or hub_urls, for a hub's replicas)".to_owned());
-            return Vec::new();
-        }
-    };
-    if urls.len() > MAX_HUB_URLS {
-        problems.push(format!(
-            "hub_urls: {} addresses, at most {MAX_HUB_URLS}",
-            urls.len()
-        ));
-    }
-    let key = if file.hub_url.is_some() {
-        "hub_url"
-    } else {
-        "hub_urls"
-    };
-    for (i, url) in urls.iter().enumerate() {
-        match url.parse::<tonic::transport::Uri>() {
-            Ok(uri) if uri.scheme_str() == Some("https") && uri.host().is_some() => {}
-            _ => problems.push(format!("{key}: {url:?} is not an https://host:port URL")),
-        }
-        if urls[..i].contains(url) {
-            problems.push(format!("hub_urls: {url:?} is given twice"));
-        }
-    }
-    urls
-}
-
 impl Config {
     /// Read and check `path`; every problem is reported.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let file: SpokeFile = read_toml(path)?;
         let mut problems = Problems::default();
         let participant = problems.check("participant", file.participant.parse::<ParticipantId>());
-        let hub_urls = hub_urls(&file, &mut problems);
+        let hub_urls = caravan_common::config::hub_addresses(
+            file.hub_url.as_deref(),
+            &file.hub_urls,
+            &mut problems,
+        );
         let tls = file.tls.read(path, &mut problems);
         let signing_key = problems.check(
             "signing_key",
@@ -831,7 +793,11 @@ mod tests {
                 ..base.clone()
             };
             let mut problems = Problems::default();
-            let urls = hub_urls(&file, &mut problems);
+            let urls = caravan_common::config::hub_addresses(
+                file.hub_url.as_deref(),
+                &file.hub_urls,
+                &mut problems,
+            );
             let text = match problems.finish(&path, || ()) {
                 Ok(()) => String::new(),
                 Err(e) => e.to_string(),

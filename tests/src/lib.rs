@@ -999,19 +999,30 @@ impl Net {
 
     /// Wait until `id`'s spoke holds a trust list of at least `version`; returns the list.
     pub async fn wait_trust_version(&self, id: &str, version: u64) -> serde_json::Value {
+        self.wait_trust_list(id, &format!("trust list version {version}"), |list| {
+            list["version"].as_u64().unwrap_or(0) >= version
+        })
+        .await
+    }
+
+    /// Wait until `id`'s spoke holds a trust list (as `trust-list show --json` gives it) that
+    /// `held` accepts, `what` it is waiting for; returns the list.
+    pub async fn wait_trust_list(
+        &self,
+        id: &str,
+        what: &str,
+        held: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
         let start = Instant::now();
         loop {
             let out = self.spoke_cli(id, &["trust-list", "show", "--json"]).await;
             if out.status.success() {
                 let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
-                if list["version"].as_u64().unwrap_or(0) >= version {
+                if held(&list) {
                     return list;
                 }
             }
-            assert!(
-                start.elapsed() < PATIENCE,
-                "{id} never held trust list version {version}"
-            );
+            assert!(start.elapsed() < PATIENCE, "{id} never held {what}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }

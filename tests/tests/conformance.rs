@@ -74,26 +74,6 @@ fn report(out: &Path) -> Report {
     Report::from_json(&std::fs::read(&files[0]).expect("report")).expect("a valid report")
 }
 
-/// Wait until `id`'s spoke holds a trust list naming the conformance identity: until then it
-/// refuses to send it anything (the stand-in names ZZ once the kit prepared its list).
-async fn wait_for_zz(net: &Net, id: &str) {
-    let start = Instant::now();
-    loop {
-        let list = net.spoke_json(id, &["trust-list", "show"]).await;
-        let named = list["participants"]
-            .as_array()
-            .is_some_and(|ps| ps.iter().any(|p| p["id"] == "ZZ"));
-        if named {
-            return;
-        }
-        assert!(
-            start.elapsed() < RUN_PATIENCE,
-            "{id} never held a trust list naming ZZ: {list}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// A KZ sample addressed to the conformance identity: issued an hour ago, its importing
 /// country ZZ, so that the sending spoke's own checks pass.
 fn addressed_to_zz(net: &Net, path: &str, cn: &str, zz: &str) -> PathBuf {
@@ -121,7 +101,13 @@ async fn caravan_spoke_passes_the_conformance_kit() {
     net.spoke_anchor_override
         .insert("KZ".into(), anchor.trim().to_owned());
     net.start_spoke("KZ").await;
-    wait_for_zz(&net, "KZ").await;
+    // Until it holds the list the kit prepared, naming ZZ, it refuses to send ZZ anything.
+    net.wait_trust_list("KZ", "a trust list naming ZZ", |list| {
+        list["participants"]
+            .as_array()
+            .is_some_and(|ps| ps.iter().any(|p| p["id"] == "ZZ"))
+    })
+    .await;
     let eco = addressed_to_zz(
         &net,
         "eco/carec-KZ-CN-certificate-of-origin.xml",
