@@ -27,6 +27,9 @@ use crate::store::{
 
 use super::{inbox::select, *};
 
+#[cfg(test)]
+mod tests;
+
 /// The list's filters as the officer chose them, and the page's cursor.
 #[derive(Deserialize, serde::Serialize, Default, Clone)]
 pub(super) struct SentFilters {
