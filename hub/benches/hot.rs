@@ -15,7 +15,7 @@ use caravan_common::{
     signing::{SigningKey, sha256},
     trust::{Participant, ParticipantStatus, SigningKeyEntry, TrustSet},
 };
-use caravan_hub::store::{Backend, Incoming};
+use caravan_hub::store::{Backend, Embedded, Incoming};
 use caravan_proto::envelope;
 
 fn pid(s: &str) -> ParticipantId {
@@ -108,7 +108,7 @@ fn incoming(payload: &[u8]) -> Incoming {
 fn store(c: &mut Criterion) {
     for engine in [EngineKind::Sled, EngineKind::Redb] {
         let dir = tempfile::tempdir().unwrap();
-        let store = Backend::open(dir.path(), Some(engine), 64 << 20).unwrap();
+        let store = Embedded::open(dir.path(), Some(engine), 64 << 20).unwrap();
         let payload = vec![b'x'; 4096];
         let receipt = vec![9u8; 180];
         let name = |what: &str| format!("store/{}/{what}", engine.as_str());

@@ -293,7 +293,7 @@ impl v1::admin_server::Admin for AdminService {
             .run(move |b| {
                 std::fs::create_dir_all(&dir).map_err(crate::store::StoreError::io(&dir))?;
                 let summary = b.backup(&dest)?;
-                let copy = crate::store::Backend::open_found(&dest, 8 << 20)?
+                let copy = crate::store::Embedded::open_found(&dest, 8 << 20)?
                     .ok_or_else(|| crate::store::StoreError::NoStore(dest.clone()))?;
                 crate::log::cover_log(&copy, &key)?;
                 Ok(summary)

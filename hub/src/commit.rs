@@ -35,7 +35,7 @@ const WRITE_BATCH: usize = 256;
 type Reply = Box<dyn FnOnce(Option<&StoreError>) + Send>;
 /// A write: it runs in a batch, and returns how to answer once the batch is committed (with
 /// the batch's error if it failed).
-type Write = Box<dyn FnOnce(&Backend) -> Reply + Send>;
+type Write = Box<dyn FnOnce(&dyn Backend) -> Reply + Send>;
 type Flushed = Result<Arc<TreeHead>, StoreError>;
 
 enum Job {
@@ -59,7 +59,7 @@ impl GroupCommit {
         let writer_heads = heads.clone();
         std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer(&backend, &writer_heads, &metrics, queue))
+            .spawn(move || writer(&*backend, &writer_heads, &metrics, queue))
             .expect("a thread for the store's writes");
         Self { jobs, heads }
     }
@@ -77,7 +77,7 @@ impl GroupCommit {
     /// durable).
     pub async fn write<T: Send + 'static>(
         &self,
-        op: impl FnOnce(&Backend) -> Result<T, StoreError> + Send + 'static,
+        op: impl FnOnce(&dyn Backend) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let (tx, rx) = oneshot::channel();
         self.jobs
@@ -108,7 +108,7 @@ impl GroupCommit {
     /// very batch the write runs in.
     pub async fn write_durable<T: Send + 'static>(
         &self,
-        op: impl FnOnce(&Backend) -> Result<T, StoreError> + Send + 'static,
+        op: impl FnOnce(&dyn Backend) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<(T, Arc<TreeHead>), StoreError> {
         let written = self.write(op);
         let flushed = self.wait();
@@ -126,7 +126,7 @@ fn not_kept(e: &StoreError) -> StoreError {
 }
 
 /// The writer thread: batches of writes, each ended by one flush if any writer asked for it.
-fn writer(backend: &Backend, heads: &Heads, metrics: &Metrics, queue: mpsc::Receiver<Job>) {
+fn writer(backend: &dyn Backend, heads: &Heads, metrics: &Metrics, queue: mpsc::Receiver<Job>) {
     let mut replies: Vec<Reply> = Vec::with_capacity(WRITE_BATCH);
     let mut waiters = Vec::new();
     while let Ok(first) = queue.recv() {
@@ -177,6 +177,7 @@ fn writer(backend: &Backend, heads: &Heads, metrics: &Metrics, queue: mpsc::Rece
 
 #[cfg(test)]
 mod tests {
+    use crate::store::Embedded;
     use caravan_common::store::EngineKind;
 
     use super::*;
@@ -185,10 +186,10 @@ mod tests {
     async fn concurrent_writers_share_flushes_and_all_learn_of_failure() {
         for engine in [EngineKind::Redb, EngineKind::Sled] {
             let dir = tempfile::tempdir().unwrap();
-            let backend = Arc::new(Backend::open(dir.path(), Some(engine), 8 << 20).unwrap());
+            let backend = Arc::new(Embedded::open(dir.path(), Some(engine), 8 << 20).unwrap());
             let store = Store::shared(backend.clone());
             let key = caravan_common::signing::SigningKey::generate();
-            let heads = Arc::new(Heads::open(&backend, key).unwrap());
+            let heads = Arc::new(Heads::open(&*backend, key).unwrap());
             let metrics = Arc::new(Metrics::default());
             let commit = GroupCommit::start(store, heads, metrics.clone());
             let before = metrics.flush.count();

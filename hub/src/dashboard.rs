@@ -161,8 +161,8 @@ async fn gather(observed: &Observed, visitor: &Visitor) -> Result<Dashboard, Ref
     // A store that cannot give the reports leaves them out (logged), as the gauges do.
     let reports = observed
         .store
-        .backend()
-        .conformance_reports()
+        .read(|b| b.conformance_reports())
+        .await
         .unwrap_or_else(|e| {
             tracing::error!(cause = %e, "the dashboard could not read the conformance reports");
             Vec::new()

@@ -32,7 +32,7 @@ use crate::store::{Backend, LogEntry, LogKind, StoreError, TreeHead};
 const BATCH: usize = 4096;
 
 /// Every entry of the log, in order, as (index, encoded entry).
-fn entries(store: &Backend) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+fn entries(store: &dyn Backend) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
     let mut out = Vec::new();
     loop {
         let from = out.last().map_or(1, |(i, _)| i + 1);
@@ -53,7 +53,7 @@ const CACHED_NODES: usize = 1 << 16;
 /// The store's Merkle nodes, as the proofs read them, through the cache (nodes never change
 /// once written, so a cached one is never stale).
 struct StoreNodes<'a> {
-    store: &'a Backend,
+    store: &'a dyn Backend,
     cache: &'a Mutex<HashMap<(u32, u64), Hash>>,
 }
 
@@ -104,7 +104,7 @@ fn sign(nodes: &StoreNodes<'_>, key: &SigningKey, size: u64) -> Result<TreeHead,
 
 impl Heads {
     /// Sign a head over the log as it is (durable: the store was just opened).
-    pub fn open(store: &Backend, key: SigningKey) -> Result<Self, StoreError> {
+    pub fn open(store: &dyn Backend, key: SigningKey) -> Result<Self, StoreError> {
         let nodes = Mutex::default();
         let head = sign(
             &StoreNodes {
@@ -121,7 +121,7 @@ impl Heads {
         })
     }
 
-    fn nodes<'a>(&'a self, store: &'a Backend) -> StoreNodes<'a> {
+    fn nodes<'a>(&'a self, store: &'a dyn Backend) -> StoreNodes<'a> {
         StoreNodes {
             store,
             cache: &self.nodes,
@@ -139,7 +139,7 @@ impl Heads {
 
     /// The first `size` entries are durable: sign a head over them if it is newer than the
     /// current one.
-    pub fn advance(&self, store: &Backend, size: u64) -> Result<Arc<TreeHead>, StoreError> {
+    pub fn advance(&self, store: &dyn Backend, size: u64) -> Result<Arc<TreeHead>, StoreError> {
         let current = self.current();
         if size <= current.tree_size {
             return Ok(current);
@@ -160,7 +160,7 @@ impl Heads {
     /// async task: one entry read, and nodes mostly from the cache.
     pub fn prove(
         &self,
-        store: &Backend,
+        store: &dyn Backend,
         head: &TreeHead,
         log_index: u64,
     ) -> Result<Option<v1::LogProof>, StoreError> {
@@ -185,7 +185,7 @@ impl Heads {
     /// The consistency proof between the log's first `first` and first `second` entries.
     pub fn consistency(
         &self,
-        store: &Backend,
+        store: &dyn Backend,
         first: u64,
         second: u64,
     ) -> Result<Vec<Vec<u8>>, StoreError> {
@@ -197,14 +197,14 @@ impl Heads {
 }
 
 /// The size of the last tree head kept for audits (0: none).
-pub fn last_kept_size(store: &Backend) -> Result<u64, StoreError> {
+pub fn last_kept_size(store: &dyn Backend) -> Result<u64, StoreError> {
     Ok(store.tree_heads()?.last().map_or(0, |h| h.tree_size))
 }
 
 /// Keep `head` for audits if the log grew since the last one kept (of size `last`, which is
 /// advanced).
 pub fn keep_tree_head(
-    store: &Backend,
+    store: &dyn Backend,
     head: &TreeHead,
     last: &mut u64,
 ) -> Result<bool, StoreError> {
@@ -220,7 +220,7 @@ pub fn keep_tree_head(
 /// at start (after a hub that was killed), after the final flush at shutdown, and in a backup,
 /// so that `log verify` always has a head over the newest entries to check them against.
 /// Returns the size of the head kept, if one was.
-pub fn cover_log(store: &Backend, key: &SigningKey) -> Result<Option<u64>, StoreError> {
+pub fn cover_log(store: &dyn Backend, key: &SigningKey) -> Result<Option<u64>, StoreError> {
     let size = store.log_size()?;
     if size == 0 || last_kept_size(store)? >= size {
         return Ok(None);
@@ -264,7 +264,7 @@ impl Audit {
 
 /// Recompute the Merkle tree from the stored entries and check every signed tree head: its
 /// signature (with the hub keys in `trust`) and its root.
-pub fn audit(store: &Backend, trust: &TrustSet) -> Result<Audit, StoreError> {
+pub fn audit(store: &dyn Backend, trust: &TrustSet) -> Result<Audit, StoreError> {
     let entries = entries(store)?;
     let leaves: Vec<Hash> = entries.iter().map(|(_, e)| merkle::leaf_hash(e)).collect();
     let heads = store.tree_heads()?;
@@ -349,7 +349,7 @@ pub enum AuditError {
 /// Audit a store with the hub keys of the trust list it holds, which `anchor` must have signed.
 /// Returns the audit and the trust list's version.
 pub fn audit_stored(
-    store: &Backend,
+    store: &dyn Backend,
     anchor: &caravan_common::signing::PublicKey,
 ) -> Result<(Audit, u64), AuditError> {
     let corrupt = |detail: String| StoreError::Corrupt {
@@ -389,7 +389,7 @@ pub struct ExportedEntry {
 }
 
 /// The log entries at or after `since`, for auditors.
-pub fn export(store: &Backend, since: Timestamp) -> Result<Vec<ExportedEntry>, StoreError> {
+pub fn export(store: &dyn Backend, since: Timestamp) -> Result<Vec<ExportedEntry>, StoreError> {
     let mut out = Vec::new();
     for (index, bytes) in entries(store)? {
         let e = LogEntry::decode(bytes.as_slice()).map_err(|err| StoreError::Corrupt {
@@ -433,10 +433,10 @@ mod tests {
     use caravan_proto::trust_list;
 
     use super::*;
-    use crate::store::RegistryRecord;
+    use crate::store::{Embedded, RegistryRecord};
 
-    fn store_with_list(dir: &std::path::Path, signer: &SigningKey) -> Backend {
-        let store = Backend::open(dir, Some(EngineKind::Redb), 8 << 20).unwrap();
+    fn store_with_list(dir: &std::path::Path, signer: &SigningKey) -> Embedded {
+        let store = Embedded::open(dir, Some(EngineKind::Redb), 8 << 20).unwrap();
         let list = v1::TrustList {
             version: 2,
             anchor_key_id: signer.key_id().to_string(),
@@ -478,7 +478,7 @@ mod tests {
     #[test]
     fn a_registry_that_does_not_decode_is_a_store_fault() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Backend::open(dir.path(), Some(EngineKind::Redb), 8 << 20).unwrap();
+        let store = Embedded::open(dir.path(), Some(EngineKind::Redb), 8 << 20).unwrap();
         let record = RegistryRecord {
             signed_trust_list: vec![0xff; 7],
             revoked_certificates: Vec::new(),

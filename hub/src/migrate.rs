@@ -20,7 +20,7 @@ use caravan_common::{
 
 use crate::{
     log::{self, Audit, AuditError},
-    store::{Backend, StoreError, TABLES},
+    store::{Embedded, StoreError, TABLES},
 };
 
 /// Why a move did not happen, or did not hold.
@@ -91,7 +91,7 @@ pub fn migrate(
         path: to.to_path_buf(),
         problems,
     };
-    let moved = Backend::open_found(to, 64 << 20)
+    let moved = Embedded::open_found(to, 64 << 20)
         .map_err(MigrateError::Copy)?
         .ok_or_else(|| MigrateError::Copy(StoreError::NoStore(to.to_path_buf())))?;
     let report: Report = moved.check();

@@ -380,7 +380,7 @@ impl Registry {
     /// report recorded in between is missed; the edit says how the change is logged.
     pub async fn change_reading<R: Send + 'static>(
         &self,
-        read: impl FnOnce(&Backend) -> Result<R, StoreError> + Send + 'static,
+        read: impl FnOnce(&dyn Backend) -> Result<R, StoreError> + Send + 'static,
         edit: impl FnOnce(
             &mut v1::TrustList,
             &mut BTreeMap<String, RevokedCertificate>,
@@ -393,7 +393,7 @@ impl Registry {
     async fn change_with<R: Send + 'static>(
         &self,
         validity: Duration,
-        read: impl FnOnce(&Backend) -> Result<R, StoreError> + Send + 'static,
+        read: impl FnOnce(&dyn Backend) -> Result<R, StoreError> + Send + 'static,
         edit: impl FnOnce(
             &mut v1::TrustList,
             &mut BTreeMap<String, RevokedCertificate>,

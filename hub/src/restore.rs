@@ -23,7 +23,7 @@ use caravan_common::{Timestamp, signing::PublicKey};
 
 use crate::{
     log::{self, Audit, AuditError},
-    store::{Backend, StoreError},
+    store::{Embedded, StoreError},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -75,7 +75,7 @@ pub fn restore(
     let live = data_dir.join("store");
     // Opening takes the engine's lock on its files: it fails while a hub holds the store.
     let replaced =
-        Backend::open_found(&live, cache_bytes).map_err(|source| RestoreError::InUse {
+        Embedded::open_found(&live, cache_bytes).map_err(|source| RestoreError::InUse {
             path: live.display().to_string(),
             source,
         })?;
@@ -83,7 +83,7 @@ pub fn restore(
     let staging = data_dir.join(format!("store.restoring-{stamp}"));
     caravan_common::store::copy_dir(from, &staging).map_err(io(&staging))?;
     let checked = (|| {
-        let store = Backend::open_found(&staging, cache_bytes)?
+        let store = Embedded::open_found(&staging, cache_bytes)?
             .ok_or_else(|| StoreError::NoStore(staging.clone()))?;
         let report = store.check();
         if !report.is_sound() {

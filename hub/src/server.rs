@@ -49,7 +49,7 @@ use crate::{
     metrics::Metrics,
     observed::Observed,
     registry::{Registry, RegistryError},
-    store::{Backend, Store},
+    store::{Backend, Embedded, Store},
 };
 
 /// Room for the envelope's header, signature and framing on top of a message's payload.
@@ -194,7 +194,7 @@ pub async fn run_with(
         path: path.display().to_string(),
         problems,
     };
-    let opened = Backend::open_checked(&path, config.store_engine, config.store_cache_bytes)
+    let opened = Embedded::open_checked(&path, config.store_engine, config.store_cache_bytes)
         .map_err(|e| match e {
             // A database file the engine cannot read for what it holds.
             crate::store::StoreError::Corrupt { .. } => damaged(e.to_string()),
@@ -232,22 +232,25 @@ pub async fn run_with(
         tokio::spawn(registry.clone().keep_fresh(stop_rx.clone()));
     }
     let receipt_key = config.receipt_key.clone();
-    let exchange = Arc::new(Exchange::new(
-        registry.clone(),
-        store.clone(),
-        commit,
-        config.receipt_key,
-        SubmitRules {
-            max_payload_bytes: config.max_payload_bytes,
-            payload_in_flight_bytes: config.payload_in_flight_bytes,
-            created_at: CreatedAtBounds {
-                skew: config.created_at_skew,
-                lifetime: config.message_ttl.clone(),
+    let exchange = Arc::new(
+        Exchange::new(
+            registry.clone(),
+            store.clone(),
+            commit,
+            config.receipt_key,
+            SubmitRules {
+                max_payload_bytes: config.max_payload_bytes,
+                payload_in_flight_bytes: config.payload_in_flight_bytes,
+                created_at: CreatedAtBounds {
+                    skew: config.created_at_skew,
+                    lifetime: config.message_ttl.clone(),
+                },
             },
-        },
-        metrics.clone(),
-        stop_rx.clone(),
-    )?);
+            metrics.clone(),
+            stop_rx.clone(),
+        )
+        .await?,
+    );
     // Keep a signed tree head for audits now and then, when the log grew.
     let (tree_store, tree_commit, interval, mut stop, floors) = (
         store.clone(),

@@ -9,7 +9,7 @@ use std::{
 
 use clap::Subcommand;
 
-use caravan_hub::{Config, store::Backend};
+use caravan_hub::{Config, store::Embedded};
 
 use super::exit::{load_config, verdict};
 
@@ -57,7 +57,7 @@ pub fn command(command: StoreCommand) -> ExitCode {
 pub fn open_store(
     config: &Config,
     backup: Option<&Path>,
-) -> anyhow::Result<(Backend, Option<caravan_common::store::Scratch>)> {
+) -> anyhow::Result<(Embedded, Option<caravan_common::store::Scratch>)> {
     match backup {
         Some(path) => {
             if caravan_common::store::EngineKind::detect(path).is_none() {
@@ -68,12 +68,12 @@ pub fn open_store(
             let scratch = caravan_common::store::scratch_copy(path).map_err(|e| {
                 anyhow::anyhow!("cannot copy {} to read it: {e}", path.display())
             })?;
-            let store = Backend::open_found(&scratch.path().join("store"), config.store_cache_bytes)
+            let store = Embedded::open_found(&scratch.path().join("store"), config.store_cache_bytes)
                 .map_err(|e| anyhow::anyhow!("{e}"))?
                 .ok_or_else(|| anyhow::anyhow!("{} is not a store backup", path.display()))?;
             Ok((store, Some(scratch)))
         }
-        None => Backend::open(
+        None => Embedded::open(
             &config.data_dir.join("store"),
             config.store_engine,
             config.store_cache_bytes,

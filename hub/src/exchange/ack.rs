@@ -38,7 +38,7 @@ impl Exchange {
             .commit
             .write_durable(move |b| b.acknowledge(&update))
             .await?;
-        self.answer_ack(caller, &ack, recorded, &head)
+        self.answer_ack(caller, &ack, recorded, &head).await
     }
 
     /// Several acknowledgements: each judged alone, all recorded in one write and made durable
@@ -82,12 +82,16 @@ impl Exchange {
         let mut recorded = recorded.into_iter();
         let mut results = Vec::with_capacity(judged.len());
         for judged in judged {
-            let answer = judged.and_then(|ack| {
-                let recorded = recorded
+            let answer = match judged {
+                Ok(ack) => match recorded
                     .next()
-                    .ok_or_else(|| StoreError::Stopped("an acknowledgement was not recorded"))??;
-                self.answer_ack(caller, &ack, recorded, &head)
-            });
+                    .ok_or(StoreError::Stopped("an acknowledgement was not recorded"))
+                {
+                    Ok(Ok(recorded)) => self.answer_ack(caller, &ack, recorded, &head).await,
+                    Ok(Err(e)) | Err(e) => Err(e.into()),
+                },
+                Err(e) => Err(e),
+            };
             let result = match answer {
                 Ok(answer) => v1::acknowledge_result::Result::Answer(answer),
                 Err(HubError::Refused(r)) => {
@@ -142,7 +146,7 @@ impl Exchange {
     }
 
     /// The answer to a recorded acknowledgement (durable under `head`), or its refusal.
-    pub(super) fn answer_ack(
+    pub(super) async fn answer_ack(
         &self,
         caller: ParticipantId,
         ack: &Ack,
@@ -174,7 +178,7 @@ impl Exchange {
                 info!(message_id = %ack.message_id, sender = %ack.sender, state = ?state, "acknowledged");
                 Ok(v1::AcknowledgeResponse {
                     state: wire_state(state) as i32,
-                    log_proof: self.prove(head, log_index)?,
+                    log_proof: self.prove(head, log_index).await?,
                 })
             }
             AckResult::UnknownMessage => Err(HubError::refused(

@@ -88,8 +88,8 @@ impl Exchange {
             updates.borrow_and_update();
             let batch = match self
                 .store
-                .backend()
-                .pending(recipient, cursor, DELIVERY_BATCH)
+                .read(move |b| b.pending(recipient, cursor, DELIVERY_BATCH))
+                .await
             {
                 Ok(batch) => batch,
                 Err(e) => {

@@ -80,7 +80,7 @@ impl QueueSignals {
 }
 
 impl Exchange {
-    pub fn new(
+    pub async fn new(
         registry: Arc<Registry>,
         store: Store,
         commit: GroupCommit,
@@ -89,7 +89,7 @@ impl Exchange {
         metrics: Arc<Metrics>,
         shutdown: watch::Receiver<bool>,
     ) -> Result<Self, StoreError> {
-        let epoch = store.backend().epoch()?;
+        let epoch = store.read(|b| b.epoch()).await?;
         Ok(Self {
             registry,
             store,
@@ -111,15 +111,17 @@ impl Exchange {
     }
 
     /// The inclusion proof of log entry `log_index` in `head` (cheap: see `Heads::prove`).
-    pub(super) fn prove(
+    pub(super) async fn prove(
         &self,
         head: &TreeHead,
         log_index: u64,
     ) -> Result<Option<v1::LogProof>, HubError> {
+        let heads = self.commit.heads().clone();
+        let head = head.clone();
         Ok(self
-            .commit
-            .heads()
-            .prove(self.store.backend(), head, log_index)?)
+            .store
+            .read(move |b| heads.prove(b, &head, log_index))
+            .await?)
     }
 }
 

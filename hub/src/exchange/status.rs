@@ -49,7 +49,11 @@ impl Exchange {
         let mut shutdown = self.shutdown.clone();
         loop {
             updates.borrow_and_update();
-            let events = match self.store.backend().events(sender, cursor, DELIVERY_BATCH) {
+            let events = match self
+                .store
+                .read(move |b| b.events(sender, cursor, DELIVERY_BATCH))
+                .await
+            {
                 Ok(events) => events,
                 Err(e) => {
                     let _ = tx.send(Err(HubError::from(e).into())).await;
@@ -78,7 +82,7 @@ impl Exchange {
                 };
             }
             for (next, event) in events {
-                let log_proof = match self.prove(&head, event.log_index) {
+                let log_proof = match self.prove(&head, event.log_index).await {
                     Ok(proof) => proof,
                     Err(e) => {
                         let _ = tx.send(Err(e.into())).await;

@@ -44,7 +44,7 @@ impl Exchange {
         let trust = &snapshot.trust;
         let opened = envelope::open(&envelope, trust, Some(caller), accepted_at)?;
         let header = &opened.header;
-        self.check_created_at(header, accepted_at)?;
+        self.check_created_at(header, accepted_at).await?;
         trust.check_active(header.recipient, "recipient")?;
         trust.check_corridor(header.sender, header.recipient, header.document_type)?;
         let incoming = Incoming {
@@ -101,7 +101,7 @@ impl Exchange {
                 info!(message_id = %header.message_id, sender = %header.sender,
                     recipient = %header.recipient, document_type = %header.document_type,
                     sequence, "accepted");
-                (receipt, false, self.prove(&head, log_index)?)
+                (receipt, false, self.prove(&head, log_index).await?)
             }
             Acceptance::Duplicate {
                 sequence,
@@ -112,7 +112,7 @@ impl Exchange {
                 self.metrics.count(&corridor, Event::Duplicate);
                 info!(message_id = %header.message_id, sender = %header.sender, sequence,
                     "duplicate resend answered with the original receipt");
-                (receipt, true, self.prove(&head, log_index)?)
+                (receipt, true, self.prove(&head, log_index).await?)
             }
             Acceptance::Conflict => {
                 return Err(HubError::refused(
@@ -140,15 +140,12 @@ impl Exchange {
     /// longer ago than its document type's lifetime (`CREATED_AT_FUTURE`,
     /// `CREATED_AT_EXPIRED`). A message the hub holds already passes: its resend is answered
     /// with the original receipt (or refused as a reused id) whatever the time now.
-    fn check_created_at(&self, header: &Header, now: Timestamp) -> Result<(), HubError> {
+    async fn check_created_at(&self, header: &Header, now: Timestamp) -> Result<(), HubError> {
         let Err(refusal) = self.created_at.check(header, now) else {
             return Ok(());
         };
-        if self
-            .store
-            .backend()
-            .holds(header.sender, header.message_id)?
-        {
+        let (sender, id) = (header.sender, header.message_id);
+        if self.store.read(move |b| b.holds(sender, id)).await? {
             return Ok(());
         }
         Err(HubError::Refused(refusal))
@@ -180,7 +177,8 @@ impl Exchange {
         let snapshot = self.registry.snapshot();
         let opened =
             envelope::open_header(&envelope, &snapshot.trust, Some(caller), Timestamp::now())?;
-        self.check_created_at(&opened.header, Timestamp::now())?;
+        self.check_created_at(&opened.header, Timestamp::now())
+            .await?;
         let declared = opened.header.payload_length;
         if declared > self.max_payload_bytes as u64 {
             return Err(HubError::refused(

@@ -8,7 +8,7 @@ use super::*;
 use crate::{
     onboarding::report::{CaseResult, FORMAT},
     registry::Snapshot,
-    store::{Backend, RegistryRecord},
+    store::{Backend, Embedded, RegistryRecord},
 };
 
 fn pid(s: &str) -> ParticipantId {
@@ -425,7 +425,7 @@ fn a_report_is_checked_signed_logged_and_its_signature_verifies() {
 fn reports_are_stored_with_their_log_entry_numbered_from_one_and_checked() {
     for engine in [EngineKind::Redb, EngineKind::Sled] {
         let dir = tempfile::tempdir().unwrap();
-        let store = Backend::open(dir.path(), Some(engine), 8 << 20).unwrap();
+        let store = Embedded::open(dir.path(), Some(engine), 8 << 20).unwrap();
         let key = SigningKey::generate();
         for passed in [false, true] {
             let prepared =

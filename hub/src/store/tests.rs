@@ -7,12 +7,12 @@ use caravan_common::store::EngineKind;
 
 const ENGINES: [EngineKind; 2] = [EngineKind::Sled, EngineKind::Redb];
 
-fn open(path: &std::path::Path, engine: EngineKind) -> Backend {
-    Backend::open(path, Some(engine), 8 << 20).unwrap()
+fn open(path: &std::path::Path, engine: EngineKind) -> Embedded {
+    Embedded::open(path, Some(engine), 8 << 20).unwrap()
 }
 
 /// Stores made before there was a choice of engine are sled stores.
-fn sled(path: &std::path::Path) -> Backend {
+fn sled(path: &std::path::Path) -> Embedded {
     open(path, EngineKind::Sled)
 }
 
@@ -39,7 +39,7 @@ fn receipt_for(sequence: u64) -> Vec<u8> {
     format!("receipt-{sequence}").into_bytes()
 }
 
-fn accept(b: &Backend, m: &Incoming) -> Acceptance {
+fn accept(b: &dyn Backend, m: &Incoming) -> Acceptance {
     b.accept(m, &receipt_for).unwrap()
 }
 
@@ -56,7 +56,7 @@ fn ack(m: &Incoming, state: MessageState) -> AckUpdate {
 }
 
 /// Runs every rule against a fresh, empty backend.
-fn suite(b: &Backend) {
+fn suite(b: &dyn Backend) {
     // Sequence numbers start at 1 and increase.
     let first = incoming("KZ", "CN", b"h1");
     let second = incoming("UZ", "CN", b"h2");
@@ -280,7 +280,7 @@ fn suite(b: &Backend) {
     let entries = b.log_entries(1, 1000).unwrap();
     assert_eq!(b.log_size().unwrap(), entries.len() as u64);
     let leaves: Vec<merkle::Hash> = entries.iter().map(|(_, e)| merkle::leaf_hash(e)).collect();
-    struct Stored<'a>(&'a Backend);
+    struct Stored<'a>(&'a dyn Backend);
     impl merkle::Nodes for Stored<'_> {
         type Error = StoreError;
         fn perfect(&self, level: u32, index: u64) -> Result<merkle::Hash, StoreError> {
@@ -445,7 +445,7 @@ fn large_payloads_are_read_in_chunks() {
 #[test]
 fn a_store_without_log_nodes_gets_them_computed_at_open() {
     let dir = tempfile::tempdir().unwrap();
-    let root = |b: &Backend| {
+    let root = |b: &dyn Backend| {
         let leaves: Vec<merkle::Hash> = b
             .log_entries(1, 100)
             .unwrap()
@@ -498,7 +498,7 @@ fn a_store_from_a_newer_caravan_is_refused_and_an_older_one_upgraded() {
             .unwrap();
         db.flush().unwrap();
     }
-    let err = Backend::open(dir.path(), Some(EngineKind::Sled), 8 << 20)
+    let err = Embedded::open(dir.path(), Some(EngineKind::Sled), 8 << 20)
         .err()
         .unwrap()
         .to_string();
@@ -511,7 +511,7 @@ fn a_store_from_a_newer_caravan_is_refused_and_an_older_one_upgraded() {
             .unwrap();
         db.flush().unwrap();
     }
-    Backend::open(dir.path(), Some(EngineKind::Sled), 8 << 20)
+    Embedded::open(dir.path(), Some(EngineKind::Sled), 8 << 20)
         .expect("a store without a version is upgraded");
 }
 

@@ -18,7 +18,7 @@ use caravan_common::{
 };
 
 use super::{
-    Backend,
+    Embedded,
     tables::{
         CERTIFICATES, CONFORMANCE_REPORTS, DEDUP, EPOCH, EVENTS, FORMAT_KEY, FORMAT_VERSION, LOG,
         LOG_NODES, MESSAGES, META, NEXT_CONFORMANCE_REPORT, NEXT_EVENT, NEXT_LOG_INDEX,
@@ -52,7 +52,7 @@ impl merkle::Nodes for EngineNodes<'_> {
     }
 }
 
-impl Backend {
+impl Embedded {
     fn report(&self) -> Report {
         let engine = self.db.kind().as_str();
         Report::new(&self.path, engine)

@@ -44,6 +44,7 @@ use caravan_common::{
 };
 
 use super::{
+    Backend, ChunkReader,
     ops::{Acceptance, AckResult, AckUpdate, BackupSummary, Incoming, Pending, Settled},
     records::{
         CertificateRecord, ConformanceRecord, LogEntry, LogKind, MessageRecord, MessageState,
@@ -73,7 +74,7 @@ struct Transitioned {
 
 /// The hub's store: its records over the store foundation's [`Db`] (engine and payload
 /// segments).
-pub struct Backend {
+pub struct Embedded {
     db: Db,
     /// The store's folder, for reports.
     path: PathBuf,
@@ -119,7 +120,7 @@ fn decode_message(bytes: &[u8]) -> Result<MessageRecord, StoreError> {
     <MessageRecord as Record>::decode(bytes)
 }
 
-impl Backend {
+impl Embedded {
     /// Open (or create) the store in folder `path`, with at most `cache_bytes` of page cache:
     /// on the engine it was created with, or for a new store `engine` (`None`: the default).
     pub fn open(
@@ -216,11 +217,11 @@ impl Backend {
     /// out before are recognised as stale), and, from the store it replaces if there is one,
     /// sequence and event numbers continued (never reused) and the trust-list version to move
     /// beyond (spokes refuse an older list).
-    pub fn prepare_restored(&self, replaced: Option<&Backend>) -> Result<(), StoreError> {
+    pub fn prepare_restored(&self, replaced: Option<&Embedded>) -> Result<(), StoreError> {
         self.set_meta(EPOCH, new_epoch().as_bytes())?;
         if let Some(old) = replaced {
             for counter in [NEXT_SEQUENCE, NEXT_EVENT] {
-                let read = |b: &Backend| -> Result<u64, StoreError> {
+                let read = |b: &Embedded| -> Result<u64, StoreError> {
                     Ok(counter.next(&b.db)?.unwrap_or(Counter::FIRST))
                 };
                 let next = read(self)?.max(read(old)?);
@@ -425,7 +426,7 @@ impl Backend {
 }
 
 #[cfg(test)]
-impl Backend {
+impl Embedded {
     pub fn engine_inline_payload_limit(&self) -> usize {
         self.db.inline_payload_limit()
     }
@@ -446,15 +447,14 @@ fn chunk_span(record: &MessageRecord, index: u32) -> Option<(u64, usize)> {
 /// A payload read chunk after chunk ([`Backend::payload_reader`]): from the engine chunk by
 /// chunk, or from its segment file, opened once.
 pub struct PayloadChunks<'a> {
-    backend: &'a Backend,
+    backend: &'a Embedded,
     sequence: u64,
     /// The message and its open segment; `None`: the payload is kept in the engine.
     segment: Option<(MessageRecord, PayloadReader)>,
 }
 
-impl PayloadChunks<'_> {
-    /// Chunk `index`, as [`Backend::payload_chunk`] answers it.
-    pub fn chunk(&mut self, index: u32) -> Result<Option<Vec<u8>>, StoreError> {
+impl super::ChunkReader for PayloadChunks<'_> {
+    fn chunk(&mut self, index: u32) -> Result<Option<Vec<u8>>, StoreError> {
         let Some((record, reader)) = &mut self.segment else {
             return self.backend.payload_chunk(self.sequence, index);
         };
@@ -468,7 +468,7 @@ impl PayloadChunks<'_> {
     }
 }
 
-impl Backend {
+impl Embedded {
     /// A failed read of message `sequence`'s payload as the store reports it: a checksum
     /// failure logged once per message and counted; other errors as they are.
     fn payload_error(&self, record: &MessageRecord, sequence: u64, e: SegmentError) -> StoreError {
@@ -491,11 +491,12 @@ impl Backend {
 
 /// What the hub does with its store. Synchronous; async callers run it on blocking threads
 /// (`crate::commit` for the request path's writes).
-impl Backend {
-    /// Atomically store a new message, or report a duplicate or conflict. `issue_receipt` is
-    /// called with the sequence number assigned to the message and returns the encoded signed
-    /// receipt to store with it; it may be called more than once if the write is retried.
-    pub fn accept(
+impl Backend for Embedded {
+    fn engine_name(&self) -> &'static str {
+        self.db.kind().as_str()
+    }
+
+    fn accept(
         &self,
         m: &Incoming,
         issue_receipt: &dyn Fn(u64) -> Vec<u8>,
@@ -598,9 +599,7 @@ impl Backend {
         })
     }
 
-    /// Up to `limit` unacknowledged messages for `recipient` with a sequence above `after`,
-    /// oldest first.
-    pub fn pending(
+    fn pending(
         &self,
         recipient: ParticipantId,
         after: u64,
@@ -632,10 +631,7 @@ impl Backend {
         Ok(out)
     }
 
-    /// Record that message `sequence` was streamed to its recipient (only if it is still
-    /// `Accepted`).
-    /// Returns whether it moved to DELIVERED now (not before, and not settled already).
-    pub fn mark_delivered(&self, sequence: u64, at: Timestamp) -> Result<bool, StoreError> {
+    fn mark_delivered(&self, sequence: u64, at: Timestamp) -> Result<bool, StoreError> {
         self.transition(
             sequence,
             &[MessageState::Accepted],
@@ -646,8 +642,7 @@ impl Backend {
         .map(|t| t.now.is_some())
     }
 
-    /// Record a verified acknowledgement: the message leaves the recipient's queue.
-    pub fn acknowledge(&self, u: &AckUpdate) -> Result<AckResult, StoreError> {
+    fn acknowledge(&self, u: &AckUpdate) -> Result<AckResult, StoreError> {
         let Some(sequence) = self.sequence_of(u.sender, u.message_id)? else {
             return Ok(AckResult::UnknownMessage);
         };
@@ -668,9 +663,7 @@ impl Backend {
         })
     }
 
-    /// Expire every queued message older than its time to live (`ttl` gives it in
-    /// milliseconds per document type; `None`: never). Returns the messages expired.
-    pub fn expire(
+    fn expire(
         &self,
         now: Timestamp,
         ttl: &dyn Fn(&str) -> Option<u64>,
@@ -692,8 +685,7 @@ impl Backend {
         Ok(expired)
     }
 
-    /// How many messages wait for each recipient (those with none are left out).
-    pub fn queue_depths(&self) -> Result<Vec<(ParticipantId, u64)>, StoreError> {
+    fn queue_depths(&self) -> Result<Vec<(ParticipantId, u64)>, StoreError> {
         let mut depths: Vec<(ParticipantId, u64)> = Vec::new();
         for (key, _) in self.db.range(QUEUE, &[], None, usize::MAX, false)? {
             let recipient = std::str::from_utf8(&key[..2])
@@ -708,14 +700,11 @@ impl Backend {
         Ok(depths)
     }
 
-    /// Bytes the store takes on disk.
-    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
+    fn size_on_disk(&self) -> Result<u64, StoreError> {
         self.db.size_on_disk()
     }
 
-    /// Chunk `index` of the payload of message `sequence`, checked against its checksum
-    /// ([`StoreError::PayloadCorrupt`] if it fails: logged once per message, and counted).
-    pub fn payload_chunk(&self, sequence: u64, index: u32) -> Result<Option<Vec<u8>>, StoreError> {
+    fn payload_chunk(&self, sequence: u64, index: u32) -> Result<Option<Vec<u8>>, StoreError> {
         let record = self.message(sequence)?;
         if record.payload_segment == 0 {
             // Kept in the engine (small, or from format 1), or empty.
@@ -735,16 +724,14 @@ impl Backend {
             .map_err(|e| self.payload_error(&record, sequence, e))
     }
 
-    /// The payload of message `sequence`, to read chunk after chunk (a delivery): the same
-    /// chunks and checks as [`Backend::payload_chunk`], a segment file opened once.
-    pub fn payload_reader(&self, sequence: u64) -> Result<PayloadChunks<'_>, StoreError> {
+    fn payload_reader(&self, sequence: u64) -> Result<Box<dyn ChunkReader + '_>, StoreError> {
         let record = self.message(sequence)?;
         if record.payload_segment == 0 {
-            return Ok(PayloadChunks {
+            return Ok(Box::new(PayloadChunks {
                 backend: self,
                 sequence,
                 segment: None,
-            });
+            }));
         }
         let at = Location {
             segment: record.payload_segment,
@@ -755,25 +742,22 @@ impl Backend {
             .segments()
             .reader(at, record.payload_crc32.clone())
             .map_err(|e| self.payload_error(&record, sequence, e))?;
-        Ok(PayloadChunks {
+        Ok(Box::new(PayloadChunks {
             backend: self,
             sequence,
             segment: Some((record, reader)),
-        })
+        }))
     }
 
-    /// Whether message `sequence`'s payload was found corrupt since the hub started.
-    pub fn payload_damaged(&self, sequence: u64) -> bool {
+    fn payload_damaged(&self, sequence: u64) -> bool {
         self.damaged.contains(&sequence)
     }
 
-    /// How many messages' payloads were found corrupt since the hub started.
-    pub fn damaged_payloads(&self) -> u64 {
+    fn damaged_payloads(&self) -> u64 {
         self.damaged.count()
     }
 
-    /// Up to `limit` status events for `sender` after cursor `after`, oldest first.
-    pub fn events(
+    fn events(
         &self,
         sender: ParticipantId,
         after: u64,
@@ -793,13 +777,11 @@ impl Backend {
             .collect()
     }
 
-    /// Whether the hub holds the message `id` of `sender` (accepted before, in any state).
-    pub fn holds(&self, sender: ParticipantId, id: MessageId) -> Result<bool, StoreError> {
+    fn holds(&self, sender: ParticipantId, id: MessageId) -> Result<bool, StoreError> {
         Ok(self.sequence_of(sender, id)?.is_some())
     }
 
-    /// The status of a message sent by `sender`.
-    pub fn status(
+    fn status(
         &self,
         sender: ParticipantId,
         message_id: MessageId,
@@ -818,20 +800,14 @@ impl Backend {
         Ok(Some(status))
     }
 
-    /// The registry, if one was ever saved.
-    pub fn registry(&self) -> Result<Option<RegistryRecord>, StoreError> {
+    fn registry(&self) -> Result<Option<RegistryRecord>, StoreError> {
         self.db
             .get(REGISTRY, CURRENT_REGISTRY)?
             .map(|b| <RegistryRecord as Record>::decode(&b))
             .transpose()
     }
 
-    /// Replace the registry and append `entry` to the exchange log, atomically.
-    pub fn save_registry(
-        &self,
-        record: &RegistryRecord,
-        entry: &LogEntry,
-    ) -> Result<(), StoreError> {
+    fn save_registry(&self, record: &RegistryRecord, entry: &LogEntry) -> Result<(), StoreError> {
         let value = Record::encode(record);
         self.db.update(|tx| {
             tx.insert(REGISTRY, CURRENT_REGISTRY, &value)?;
@@ -839,10 +815,7 @@ impl Backend {
         })
     }
 
-    /// Record a conformance report and append its exchange-log entry, atomically. `make`
-    /// builds both from the report's id (the next, from 1) and is called once, inside the
-    /// transaction; the record gets the entry's log index. Returns the record as stored.
-    pub fn record_conformance(
+    fn record_conformance(
         &self,
         make: &dyn Fn(u64) -> (ConformanceRecord, LogEntry),
     ) -> Result<ConformanceRecord, StoreError> {
@@ -859,8 +832,7 @@ impl Backend {
         })
     }
 
-    /// Every recorded conformance report, oldest first.
-    pub fn conformance_reports(&self) -> Result<Vec<ConformanceRecord>, StoreError> {
+    fn conformance_reports(&self) -> Result<Vec<ConformanceRecord>, StoreError> {
         self.db
             .range(CONFORMANCE_REPORTS, &[], None, usize::MAX, false)?
             .into_iter()
@@ -868,8 +840,7 @@ impl Backend {
             .collect()
     }
 
-    /// Remember a client certificate the first time it is seen; a known serial is left as is.
-    pub fn record_certificate(&self, certificate: &CertificateRecord) -> Result<(), StoreError> {
+    fn record_certificate(&self, certificate: &CertificateRecord) -> Result<(), StoreError> {
         let key = certificate.serial.as_bytes();
         let value = Record::encode(certificate);
         self.db.update(|tx| {
@@ -881,8 +852,7 @@ impl Backend {
         })
     }
 
-    /// Every client certificate seen, by serial.
-    pub fn certificates(&self) -> Result<Vec<CertificateRecord>, StoreError> {
+    fn certificates(&self) -> Result<Vec<CertificateRecord>, StoreError> {
         self.db
             .range(CERTIFICATES, &[], None, usize::MAX, false)?
             .into_iter()
@@ -890,8 +860,7 @@ impl Backend {
             .collect()
     }
 
-    /// Up to `limit` encoded exchange-log entries from index `from` (the first is 1), in order.
-    pub fn log_entries(&self, from: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+    fn log_entries(&self, from: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
         self.db
             .range(LOG, &from.to_be_bytes(), None, limit, false)?
             .into_iter()
@@ -899,16 +868,13 @@ impl Backend {
             .collect()
     }
 
-    /// How many entries the exchange log holds.
-    pub fn log_size(&self) -> Result<u64, StoreError> {
+    fn log_size(&self) -> Result<u64, StoreError> {
         Ok(NEXT_LOG_INDEX
             .next(&self.db)?
             .map_or(0, |next| next - Counter::FIRST))
     }
 
-    /// The hash of a perfect subtree of the log's Merkle tree, stored as entries were appended
-    /// (see `caravan_common::merkle::Nodes`); level 0 holds the leaves, index from 0.
-    pub fn log_node(&self, level: u32, index: u64) -> Result<merkle::Hash, StoreError> {
+    fn log_node(&self, level: u32, index: u64) -> Result<merkle::Hash, StoreError> {
         node_value(
             self.db.get(LOG_NODES, &node_key(level, index))?,
             level,
@@ -916,15 +882,13 @@ impl Backend {
         )
     }
 
-    /// Keep a signed tree head.
-    pub fn save_tree_head(&self, head: &TreeHead) -> Result<(), StoreError> {
+    fn save_tree_head(&self, head: &TreeHead) -> Result<(), StoreError> {
         let value = Record::encode(head);
         self.db
             .put(TREE_HEADS, &head.tree_size.to_be_bytes(), &value)
     }
 
-    /// Every signed tree head, by tree size.
-    pub fn tree_heads(&self) -> Result<Vec<TreeHead>, StoreError> {
+    fn tree_heads(&self) -> Result<Vec<TreeHead>, StoreError> {
         self.db
             .range(TREE_HEADS, &[], None, usize::MAX, false)?
             .into_iter()
@@ -932,26 +896,20 @@ impl Backend {
             .collect()
     }
 
-    /// The store's epoch: an id made when the store was created and made anew when it is
-    /// restored from a backup, so that cursors given out before a restore are recognised.
-    pub fn epoch(&self) -> Result<String, StoreError> {
+    fn epoch(&self) -> Result<String, StoreError> {
         Ok(self
             .meta(EPOCH)?
             .map(|v| String::from_utf8_lossy(&v).into_owned())
             .unwrap_or_default())
     }
 
-    /// The trust-list version the registry must move beyond at start (0: none): the version
-    /// the store replaced by a restore had reached.
-    pub fn registry_version_floor(&self) -> Result<u64, StoreError> {
+    fn registry_version_floor(&self) -> Result<u64, StoreError> {
         Ok(self
             .meta_u64(REGISTRY_FLOOR, "registry version floor")?
             .unwrap_or(0))
     }
 
-    /// Copy the whole store, as of one moment between writes, into a new store at `dest`
-    /// (which must not exist), while the hub runs: writes wait for the copy, reads go on.
-    pub fn backup(&self, dest: &Path) -> Result<BackupSummary, StoreError> {
+    fn backup(&self, dest: &Path) -> Result<BackupSummary, StoreError> {
         // The engine copies one state between transactions; the segments are copied after it,
         // so they hold every payload that state names (and perhaps a few more bytes).
         let (copied, segment_bytes) = self.db.copy_to(dest)?;
@@ -965,21 +923,16 @@ impl Backend {
         })
     }
 
-    /// Run `ops`, whose writes may share one commit (see `caravan_common::store::Engine::batch`):
-    /// other threads see them once it returns; after an error, callers treat every write of
-    /// the batch as failed (those before a flush inside it were kept).
-    pub fn batch(&self, ops: &mut dyn FnMut()) -> Result<(), StoreError> {
+    fn batch(&self, ops: &mut dyn FnMut()) -> Result<(), StoreError> {
         self.db.batch(ops)
     }
 
-    /// Make every write so far durable.
-    pub fn flush(&self) -> Result<(), StoreError> {
+    fn flush(&self) -> Result<(), StoreError> {
         // Payloads first, then the engine (`Db::flush`).
         self.db.flush()
     }
 
-    /// The store's health, where it recovers from storage faults by itself.
-    pub fn health(&self) -> Option<std::sync::Arc<StoreHealth>> {
+    fn health(&self) -> Option<std::sync::Arc<StoreHealth>> {
         self.db.health().cloned()
     }
 }
