@@ -51,6 +51,8 @@ pub enum FaultKind {
     DiskFull,
     /// Any other failure of the storage.
     Io,
+    /// The database server the store lives on cannot be reached (the hub's PostgreSQL engine).
+    Unreachable,
 }
 
 impl FaultKind {
@@ -59,6 +61,7 @@ impl FaultKind {
         match self {
             Self::DiskFull => "disk_full",
             Self::Io => "io_error",
+            Self::Unreachable => "database_unreachable",
         }
     }
 
@@ -89,6 +92,7 @@ impl std::fmt::Display for Fault {
         match self.kind {
             FaultKind::DiskFull => write!(f, "the disk is full ({})", self.cause),
             FaultKind::Io => write!(f, "storage I/O error ({})", self.cause),
+            FaultKind::Unreachable => write!(f, "the database is unreachable ({})", self.cause),
         }
     }
 }
@@ -139,6 +143,11 @@ impl StoreHealth {
 
     /// Record a failure of the storage; logged once per fault, not per failed request.
     pub fn report(&self, cause: &str) -> Fault {
+        self.report_as(FaultKind::of(cause), cause)
+    }
+
+    /// [`Self::report`] for a failure whose kind the caller knows.
+    pub fn report_as(&self, kind: FaultKind, cause: &str) -> Fault {
         let mut now = None;
         self.condition.send_if_modified(|c| match &c.fault {
             Some(fault) => {
@@ -147,7 +156,7 @@ impl StoreHealth {
             }
             None => {
                 let fault = Fault {
-                    kind: FaultKind::of(cause),
+                    kind,
                     cause: cause.to_string(),
                     since: SystemTime::now(),
                 };
@@ -163,7 +172,8 @@ impl StoreHealth {
         now.expect("set above")
     }
 
-    fn recovered(&self) {
+    /// The store works again (its probe passed): one log line, and a new generation.
+    pub fn recovered(&self) {
         self.condition.send_modify(|c| {
             if let Some(fault) = c.fault.take() {
                 let lasted = fault.since.elapsed().unwrap_or_default();
@@ -217,6 +227,10 @@ impl prometheus_client::collector::Collector for StoreHealth {
                     on(FaultKind::DiskFull),
                 ),
                 (&[("reason", FaultKind::Io.as_str())], on(FaultKind::Io)),
+                (
+                    &[("reason", FaultKind::Unreachable.as_str())],
+                    on(FaultKind::Unreachable),
+                ),
             ],
         )
     }

@@ -120,6 +120,14 @@ pub enum StoreError {
     /// process is stopping).
     #[error("store work stopped: {0}")]
     Stopped(&'static str),
+    /// What this engine cannot do, and what to do instead (a backup of a database, which its
+    /// own tools take).
+    #[error("{0}")]
+    Unsupported(&'static str),
+    /// Another hub replica changed the record first: the change is not made; read it again
+    /// and retry.
+    #[error("{0} was changed by another hub replica meanwhile; try again")]
+    Stale(&'static str),
     /// A table no store declared (a programming error).
     #[error("table {0} is not one of this store's tables")]
     UnknownTable(&'static str),

@@ -15,7 +15,10 @@
 
 mod embedded;
 mod ops;
+mod postgres;
 mod records;
+#[cfg(any(test, feature = "store-suite"))]
+pub mod suite;
 #[cfg(test)]
 mod tests;
 
@@ -27,6 +30,7 @@ use caravan_common::{MessageId, ParticipantId, Timestamp, merkle, recovery::Stor
 pub use caravan_common::store::StoreError;
 pub use embedded::{Embedded, FORMAT_VERSION, PAYLOAD_CHUNK, PayloadChunks, TABLES};
 pub use ops::{Acceptance, AckResult, AckUpdate, BackupSummary, Incoming, Pending, Settled};
+pub use postgres::{Change, POLL_INTERVAL, Postgres, PostgresSettings};
 pub use records::{
     CertificateRecord, ConformanceRecord, LogEntry, LogKind, MessageState, RegistryRecord,
     RevokedCertificate, StatusEvent, StatusRecord, Transition, TreeHead,

@@ -142,7 +142,8 @@ impl From<StoreError> for Failure {
                 // Logged once when the store faulted; the caller retries after a while.
                 let code = match fault.kind {
                     caravan_common::recovery::FaultKind::DiskFull => "DISK_FULL",
-                    caravan_common::recovery::FaultKind::Io => "STORE_UNAVAILABLE",
+                    caravan_common::recovery::FaultKind::Io
+                    | caravan_common::recovery::FaultKind::Unreachable => "STORE_UNAVAILABLE",
                 };
                 Self::new(
                     StatusCode::SERVICE_UNAVAILABLE,

@@ -1,0 +1,369 @@
+//! The rules every engine of the hub's store keeps, as a suite any engine runs: the embedded
+//! engines in this crate's unit tests, PostgreSQL in `tests/tests/postgres.rs` (on a cluster
+//! of the test's own, which this crate's tests have no way to start). Built for tests only
+//! (`cfg(test)`, or the `store-suite` feature the test crate turns on).
+
+use caravan_common::{
+    DocumentType, MessageId, ParticipantId, Timestamp, merkle, signing::SigningKey,
+};
+use caravan_proto::{trust_list, v1};
+use prost::Message;
+
+use super::{
+    Acceptance, AckResult, AckUpdate, Backend, CertificateRecord, Incoming, LogEntry, LogKind,
+    MessageState, PAYLOAD_CHUNK, RegistryRecord, RevokedCertificate, Settled, StoreError,
+};
+
+pub fn pid(s: &str) -> ParticipantId {
+    s.parse().unwrap()
+}
+
+pub fn incoming(sender: &str, recipient: &str, header: &[u8]) -> Incoming {
+    Incoming {
+        sender: pid(sender),
+        message_id: MessageId::generate(),
+        recipient: pid(recipient),
+        document_type: DocumentType::Phytosanitary,
+        header_sha256: caravan_common::signing::sha256(header),
+        header: header.to_vec(),
+        key_id: "0123456789abcdef".into(),
+        signature: vec![1; 64],
+        payload: b"<xml/>".to_vec(),
+        accepted_at: Timestamp::now(),
+    }
+}
+
+pub fn receipt_for(sequence: u64) -> Vec<u8> {
+    format!("receipt-{sequence}").into_bytes()
+}
+
+pub fn accept(b: &dyn Backend, m: &Incoming) -> Acceptance {
+    b.accept(m, &receipt_for).unwrap()
+}
+
+pub fn ack(m: &Incoming, state: MessageState) -> AckUpdate {
+    AckUpdate {
+        recipient: m.recipient,
+        sender: m.sender,
+        message_id: m.message_id,
+        header_sha256: m.header_sha256,
+        state,
+        ack: b"signed ack".to_vec(),
+        at: Timestamp::now(),
+    }
+}
+
+/// Runs every rule of the exchange against a fresh, empty backend.
+pub fn exchange(b: &dyn Backend) {
+    // Sequence numbers start at 1 and increase.
+    let first = incoming("KZ", "CN", b"h1");
+    let second = incoming("UZ", "CN", b"h2");
+    let other = incoming("CN", "KZ", b"h3");
+    assert_eq!(
+        accept(b, &first),
+        Acceptance::Accepted {
+            sequence: 1,
+            receipt: receipt_for(1),
+            log_index: 1
+        }
+    );
+    assert_eq!(
+        accept(b, &second),
+        Acceptance::Accepted {
+            sequence: 2,
+            receipt: receipt_for(2),
+            log_index: 2
+        }
+    );
+    assert_eq!(
+        accept(b, &other),
+        Acceptance::Accepted {
+            sequence: 3,
+            receipt: receipt_for(3),
+            log_index: 3
+        }
+    );
+
+    // Same sender and id with the same header: the original receipt, nothing new stored.
+    assert_eq!(
+        accept(b, &first),
+        Acceptance::Duplicate {
+            sequence: 1,
+            receipt: receipt_for(1),
+            log_index: 1
+        }
+    );
+    // Same sender and id, different header: conflict.
+    let mut changed = first.clone();
+    changed.header_sha256 = [9; 32];
+    assert_eq!(accept(b, &changed), Acceptance::Conflict);
+    // The same message id from another sender is a different message.
+    let mut same_id_other_sender = first.clone();
+    same_id_other_sender.sender = pid("TJ");
+    assert!(matches!(
+        accept(b, &same_id_other_sender),
+        Acceptance::Accepted { sequence: 4, .. }
+    ));
+
+    // Pending is per recipient, oldest first, and resumes after a cursor.
+    let pending = b.pending(pid("CN"), 0, 10).unwrap();
+    assert_eq!(
+        pending.iter().map(|p| p.sequence).collect::<Vec<_>>(),
+        vec![1, 2, 4]
+    );
+    assert_eq!(pending[0].message_id, first.message_id);
+    assert_eq!(pending[0].payload_chunks, 1);
+    assert_eq!(b.payload_chunk(1, 0).unwrap().unwrap(), first.payload);
+    assert_eq!(b.payload_chunk(1, 1).unwrap(), None);
+    assert_eq!(pending[0].header, first.header);
+    assert_eq!(pending[0].receipt, receipt_for(1));
+    assert_eq!(b.pending(pid("CN"), 1, 10).unwrap().len(), 2);
+    assert_eq!(b.pending(pid("CN"), 0, 1).unwrap().len(), 1);
+    assert_eq!(b.pending(pid("KZ"), 0, 10).unwrap().len(), 1);
+    assert!(b.pending(pid("AF"), 0, 10).unwrap().is_empty());
+
+    // Status follows the message.
+    let status = |m: &Incoming| b.status(m.sender, m.message_id).unwrap().unwrap();
+    assert_eq!(status(&first).current(), MessageState::Accepted);
+    assert_eq!(
+        status(&first).receipt,
+        receipt_for(1),
+        "status carries the receipt"
+    );
+    assert_eq!(
+        b.queue_depths().unwrap(),
+        vec![(pid("CN"), 3), (pid("KZ"), 1)]
+    );
+    assert!(b.mark_delivered(1, Timestamp::now()).unwrap());
+    assert!(
+        !b.mark_delivered(1, Timestamp::now()).unwrap(),
+        "a redelivery is not a new delivery"
+    );
+    assert_eq!(status(&first).current(), MessageState::Delivered);
+    assert_eq!(b.status(pid("KZ"), MessageId::generate()).unwrap(), None);
+
+    // Acknowledgements: only the recipient, only the right header, idempotent.
+    let mut wrong_recipient = ack(&first, MessageState::Acknowledged);
+    wrong_recipient.recipient = pid("UZ");
+    assert_eq!(
+        b.acknowledge(&wrong_recipient).unwrap(),
+        AckResult::UnknownMessage
+    );
+    let mut wrong_digest = ack(&first, MessageState::Acknowledged);
+    wrong_digest.header_sha256 = [0; 32];
+    assert_eq!(
+        b.acknowledge(&wrong_digest).unwrap(),
+        AckResult::DigestMismatch
+    );
+    assert_eq!(
+        b.acknowledge(&ack(&first, MessageState::Acknowledged))
+            .unwrap(),
+        AckResult::Recorded {
+            state: MessageState::Acknowledged,
+            log_index: 6,
+            now: Some(Settled {
+                sender: pid("KZ"),
+                recipient: pid("CN"),
+                document_type: "e-phyto".into(),
+                accepted_at: first.accepted_at,
+            })
+        }
+    );
+    assert_eq!(
+        b.acknowledge(&ack(&first, MessageState::Rejected)).unwrap(),
+        AckResult::Recorded {
+            state: MessageState::Acknowledged,
+            log_index: 6,
+            now: None
+        },
+        "a second acknowledgement does not change the first"
+    );
+    let settled = status(&first);
+    assert_eq!(settled.ack, b"signed ack".to_vec());
+    let states: Vec<i32> = settled.transitions.iter().map(|t| t.state).collect();
+    assert_eq!(
+        states,
+        vec![
+            MessageState::Accepted as i32,
+            MessageState::Delivered as i32,
+            MessageState::Acknowledged as i32
+        ]
+    );
+    assert_eq!(
+        b.pending(pid("CN"), 0, 10)
+            .unwrap()
+            .iter()
+            .map(|p| p.sequence)
+            .collect::<Vec<_>>(),
+        vec![2, 4]
+    );
+
+    // A rejection settles the message too.
+    assert_eq!(
+        b.acknowledge(&ack(&second, MessageState::Rejected))
+            .unwrap(),
+        AckResult::Recorded {
+            state: MessageState::Rejected,
+            log_index: 7,
+            now: Some(Settled {
+                sender: pid("UZ"),
+                recipient: pid("CN"),
+                document_type: "e-phyto".into(),
+                accepted_at: second.accepted_at,
+            })
+        }
+    );
+    assert_eq!(status(&second).current(), MessageState::Rejected);
+    // Delivery after settlement does not move the state back.
+    assert!(!b.mark_delivered(2, Timestamp::now()).unwrap());
+    assert_eq!(status(&second).current(), MessageState::Rejected);
+
+    // The sender follows each transition as an event, resumable from a cursor.
+    let kz = b.events(pid("KZ"), 0, 100).unwrap();
+    let states: Vec<i32> = kz
+        .iter()
+        .filter(|(_, e)| e.sequence == 1)
+        .map(|(_, e)| e.state)
+        .collect();
+    assert_eq!(
+        states,
+        vec![
+            MessageState::Accepted as i32,
+            MessageState::Delivered as i32,
+            MessageState::Acknowledged as i32
+        ]
+    );
+    assert_eq!(kz.last().unwrap().1.ack, b"signed ack".to_vec());
+    let cursor = kz[0].0;
+    assert_eq!(
+        b.events(pid("KZ"), cursor, 100).unwrap().len(),
+        kz.len() - 1
+    );
+    assert!(
+        b.events(pid("UZ"), 0, 100)
+            .unwrap()
+            .iter()
+            .all(|(_, e)| e.sequence == 2)
+    );
+
+    // Expiry settles what waited too long, and only that.
+    let ttl = |doc: &str| (doc == "e-phyto").then_some(0u64);
+    let later = Timestamp::from_millis(Timestamp::now().as_millis() + 10);
+    let mut senders: Vec<ParticipantId> = b
+        .expire(later, &ttl)
+        .unwrap()
+        .iter()
+        .map(|m| {
+            assert_eq!(m.document_type, "e-phyto");
+            m.sender
+        })
+        .collect();
+    senders.sort();
+    assert_eq!(senders, vec![pid("CN"), pid("TJ")]);
+    assert_eq!(
+        b.queue_depths().unwrap(),
+        Vec::new(),
+        "the expired left the queues"
+    );
+    assert_eq!(status(&other).current(), MessageState::Expired);
+    assert!(b.pending(pid("CN"), 0, 10).unwrap().is_empty());
+    assert!(b.pending(pid("KZ"), 0, 10).unwrap().is_empty());
+    assert!(
+        b.expire(later, &ttl).unwrap().is_empty(),
+        "expiring twice changes nothing"
+    );
+
+    // Each event names its log entry, and the stored Merkle nodes are the tree of the entries.
+    assert!(kz.iter().all(|(_, e)| e.log_index > 0));
+    let entries = b.log_entries(1, 1000).unwrap();
+    assert_eq!(b.log_size().unwrap(), entries.len() as u64);
+    let leaves: Vec<merkle::Hash> = entries.iter().map(|(_, e)| merkle::leaf_hash(e)).collect();
+    struct Stored<'a>(&'a dyn Backend);
+    impl merkle::Nodes for Stored<'_> {
+        type Error = StoreError;
+        fn perfect(&self, level: u32, index: u64) -> Result<merkle::Hash, StoreError> {
+            self.0.log_node(level, index)
+        }
+    }
+    for size in 1..=leaves.len() {
+        assert_eq!(
+            merkle::root_of(&Stored(b), size as u64).unwrap(),
+            merkle::root(&leaves[..size])
+        );
+    }
+    b.flush().unwrap();
+}
+
+/// A registry record holding a trust list of `version`, signed by `anchor`.
+pub fn registry_record(version: u64, anchor: &SigningKey) -> RegistryRecord {
+    let list = v1::TrustList {
+        version,
+        anchor_key_id: anchor.key_id().to_string(),
+        ..Default::default()
+    };
+    RegistryRecord {
+        signed_trust_list: trust_list::sign(&list, anchor).encode_to_vec(),
+        revoked_certificates: vec![RevokedCertificate {
+            serial: "01ab".into(),
+            at_ms: 5,
+            reason: "lost laptop".into(),
+            by: "operator:alice".into(),
+        }],
+    }
+}
+
+/// The registry is saved whole with its log entry; a client certificate's first sighting
+/// stands; a large payload is kept in chunks.
+pub fn records(b: &dyn Backend) {
+    let anchor = SigningKey::generate();
+    assert_eq!(b.registry().unwrap(), None);
+    let record = registry_record(2, &anchor);
+    let entry = LogEntry {
+        kind: LogKind::RegistryChange as i32,
+        actor: "operator:alice".into(),
+        ..Default::default()
+    };
+    let before = b.log_size().unwrap();
+    b.save_registry(&record, &entry).unwrap();
+    b.flush().unwrap();
+    assert_eq!(b.registry().unwrap(), Some(record));
+    assert_eq!(b.log_size().unwrap(), before + 1);
+
+    let first = CertificateRecord {
+        serial: "0a".into(),
+        subject: "participant:KZ".into(),
+        first_seen_ms: 1,
+        ..Default::default()
+    };
+    b.record_certificate(&first).unwrap();
+    b.record_certificate(&CertificateRecord {
+        first_seen_ms: 2,
+        ..first.clone()
+    })
+    .unwrap();
+    b.record_certificate(&CertificateRecord {
+        serial: "0b".into(),
+        ..first.clone()
+    })
+    .unwrap();
+    let all = b.certificates().unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0], first);
+
+    let mut m = incoming("KZ", "CN", b"big");
+    m.payload = (0..(2 * PAYLOAD_CHUNK + 10))
+        .map(|i| (i % 251) as u8)
+        .collect();
+    let Acceptance::Accepted { sequence, .. } = accept(b, &m) else {
+        panic!("a new message is accepted");
+    };
+    let pending = b.pending(pid("CN"), 0, 1).unwrap();
+    assert_eq!(pending[0].payload_chunks, 3);
+    assert_eq!(pending[0].payload_length, m.payload.len() as u64);
+    let mut reader = b.payload_reader(sequence).unwrap();
+    let joined: Vec<u8> = (0..3)
+        .flat_map(|i| reader.chunk(i).unwrap().unwrap())
+        .collect();
+    assert_eq!(joined, m.payload);
+    assert_eq!(reader.chunk(3).unwrap(), None);
+}
