@@ -5,8 +5,14 @@
 //! data_dir = "data"                  # the store; relative paths follow this file
 //! max_payload_bytes = 67108864       # largest document accepted (default 64 MiB)
 //! payload_in_flight_mib = 128        # streamed payloads held in memory at once (default 128 MiB)
-//! store_engine = "redb"              # "redb" (default for a new store) or "sled"; see below
-//! store_cache_mib = 64               # the engine's page cache (default 64 MiB)
+//! store_engine = "redb"              # "redb" (default for a new store), "sled", or "postgres"
+//! store_cache_mib = 64               # the embedded engine's page cache (default 64 MiB)
+//! # With store_engine = "postgres" (several replicas on one database; see the runbook):
+//! # postgres_url = "postgresql://caravan@db.internal:5432/caravan"   # no password in it
+//! # postgres_password_file = "secrets/postgres-password"   # mode 0600; or the environment's
+//! #                                                        # CARAVAN_POSTGRES_PASSWORD
+//! # postgres_ca_file = "pki/db-ca.pem"   # TLS to the database, server certificate checked
+//! # postgres_pool_size = 16              # connections per replica
 //! receipt_key = "pki/hub-receipt.key"
 //! anchor_key = "pki/hub-anchor.key"   # signs the trust list; spokes pin its public key
 //! trust_list_validity_secs = 86400   # a trust list's life; it is re-issued at half of it
@@ -64,9 +70,24 @@ pub struct HubFile {
     pub max_payload_bytes: u64,
     /// The store's engine: for a new store, the one it is made with (unset: redb); an
     /// existing store keeps the engine it was made with, and a setting naming the other one
-    /// is refused at start (move a store with `caravan-hub store migrate`).
+    /// is refused at start (move a store with `caravan-hub store migrate`). `postgres` keeps
+    /// the store in the database `postgres_url` names, which several replicas may share.
     #[serde(default)]
-    pub store_engine: Option<EngineKind>,
+    pub store_engine: Option<StoreEngine>,
+    /// The database of `store_engine = "postgres"`: a libpq-style URL without a password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres_url: Option<String>,
+    /// A file holding the database password (mode 0600); unset: the environment's
+    /// `CARAVAN_POSTGRES_PASSWORD`, if set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres_password_file: Option<PathBuf>,
+    /// The CA certificate (PEM) that signed the database server's: TLS is then required and
+    /// the server's certificate and name checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres_ca_file: Option<PathBuf>,
+    /// Connections to the database per replica.
+    #[serde(default = "default_pool_size")]
+    pub postgres_pool_size: usize,
     /// Payload bytes of streamed submissions the hub holds in memory at once, in MiB; a
     /// submission without room now is answered RESOURCE_EXHAUSTED before its payload is read
     /// (the sender retries).
@@ -112,6 +133,136 @@ pub struct HubFile {
     /// Time limits and caps of every listener (gRPC, dashboard, metrics).
     #[serde(default)]
     pub net: NetFile,
+}
+
+/// Where the hub keeps its store: one of the embedded engines in `data_dir`, or PostgreSQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreEngine {
+    Redb,
+    Sled,
+    Postgres,
+}
+
+impl StoreEngine {
+    /// The embedded engine, if this is one.
+    pub fn embedded(self) -> Option<EngineKind> {
+        match self {
+            Self::Redb => Some(EngineKind::Redb),
+            Self::Sled => Some(EngineKind::Sled),
+            Self::Postgres => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Redb => "redb",
+            Self::Sled => "sled",
+            Self::Postgres => "postgres",
+        }
+    }
+}
+
+impl From<EngineKind> for StoreEngine {
+    fn from(kind: EngineKind) -> Self {
+        match kind {
+            EngineKind::Redb => Self::Redb,
+            EngineKind::Sled => Self::Sled,
+        }
+    }
+}
+
+impl std::str::FromStr for StoreEngine {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "postgres" => Ok(Self::Postgres),
+            other => other
+                .parse::<EngineKind>()
+                .map(Self::from)
+                .map_err(|_| format!("unknown store engine {other:?}: redb, sled or postgres")),
+        }
+    }
+}
+
+/// Default connections to the database per replica.
+pub const DEFAULT_POSTGRES_POOL_SIZE: usize = 16;
+
+fn default_pool_size() -> usize {
+    DEFAULT_POSTGRES_POOL_SIZE
+}
+
+/// The environment variable that may hold the database password.
+pub const POSTGRES_PASSWORD_ENV: &str = "CARAVAN_POSTGRES_PASSWORD";
+
+/// The PostgreSQL settings of `file` (with `store_engine = "postgres"`), every problem
+/// reported.
+fn postgres_settings(
+    path: &Path,
+    file: &HubFile,
+    problems: &mut Problems,
+) -> Option<crate::store::PostgresSettings> {
+    let Some(url) = &file.postgres_url else {
+        problems.push("postgres_url: required with store_engine = \"postgres\"");
+        return None;
+    };
+    if !(1..=256).contains(&file.postgres_pool_size) {
+        problems.push("postgres_pool_size: must be between 1 and 256");
+    }
+    let password = match &file.postgres_password_file {
+        Some(secret) => {
+            let secret = resolve(path, secret);
+            match read_secret(&secret) {
+                Ok(password) => Some(password),
+                Err(e) => {
+                    problems.push(format!("postgres_password_file: {}: {e}", secret.display()));
+                    None
+                }
+            }
+        }
+        None => std::env::var(POSTGRES_PASSWORD_ENV).ok(),
+    };
+    let settings = crate::store::PostgresSettings {
+        url: url.clone(),
+        password,
+        ca_file: file.postgres_ca_file.as_ref().map(|f| resolve(path, f)),
+        pool_size: file.postgres_pool_size,
+    };
+    if let Err(e) = settings.driver_config() {
+        problems.push(e);
+    }
+    // A password written into the URL would be in every copy of this file and in every
+    // listing of it.
+    if let Ok(parsed) = url.parse::<tokio_postgres::Config>()
+        && parsed.get_password().is_some()
+    {
+        problems.push(format!(
+            "postgres_url: carries a password; move it to postgres_password_file or {POSTGRES_PASSWORD_ENV}"
+        ));
+    }
+    if let Some(ca) = &settings.ca_file
+        && !ca.is_file()
+    {
+        problems.push(format!("postgres_ca_file: {} is not a file", ca.display()));
+    }
+    Some(settings)
+}
+
+/// A secret from a file only its owner may read; its trailing newline is not part of it.
+fn read_secret(path: &Path) -> Result<String, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(format!("readable by others (mode {mode:o}); chmod 600 it"));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    let secret = text.trim_end_matches(['\n', '\r']);
+    if secret.is_empty() {
+        return Err("is empty".into());
+    }
+    Ok(secret.to_string())
 }
 
 /// Seconds a message may wait for its recipient, per document type; then it is EXPIRED.
@@ -227,8 +378,11 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub max_payload_bytes: usize,
     pub payload_in_flight_bytes: usize,
-    /// As configured (`None`: the store's own, or redb for a new one).
+    /// The embedded engine as configured (`None`: the store's own, or redb for a new one,
+    /// unless `postgres` is set).
     pub store_engine: Option<EngineKind>,
+    /// Set when the store is in PostgreSQL (`store_engine = "postgres"`).
+    pub postgres: Option<crate::store::PostgresSettings>,
     pub store_cache_bytes: u64,
     pub receipt_key: SigningKey,
     pub anchor_key: SigningKey,
@@ -282,6 +436,17 @@ impl Config {
         if file.store_cache_mib == 0 {
             problems.push("store_cache_mib: must be at least 1");
         }
+        let postgres = match file.store_engine {
+            Some(StoreEngine::Postgres) => postgres_settings(path, &file, &mut problems),
+            _ => {
+                if file.postgres_url.is_some() {
+                    problems.push(
+                        "postgres_url: set, but store_engine is not \"postgres\" (set store_engine = \"postgres\", or remove postgres_url)",
+                    );
+                }
+                None
+            }
+        };
         let metrics_listen = file
             .metrics_listen
             .as_deref()
@@ -317,7 +482,8 @@ impl Config {
             data_dir: resolve(path, &file.data_dir),
             max_payload_bytes: max_payload_bytes.expect("checked"),
             payload_in_flight_bytes: file.payload_in_flight_mib as usize * 1024 * 1024,
-            store_engine: file.store_engine,
+            store_engine: file.store_engine.and_then(StoreEngine::embedded),
+            postgres,
             store_cache_bytes: file.store_cache_mib * 1024 * 1024,
             receipt_key: receipt_key.expect("checked"),
             anchor_key: anchor_key.expect("checked"),

@@ -35,6 +35,8 @@ impl From<HubError> for Status {
                 "the hub's store is unavailable ({}); retry later",
                 fault.kind.as_str()
             )),
+            // Another replica's change came first: the caller reads again and retries.
+            HubError::Store(e @ StoreError::Stale(_)) => Status::aborted(e.to_string()),
             HubError::Store(e) => {
                 tracing::error!(cause = %e, "store failure");
                 Status::unavailable("the hub's store is unavailable; retry later")

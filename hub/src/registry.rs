@@ -427,9 +427,19 @@ impl Registry {
             detail: detail.clone(),
             ..Default::default()
         };
-        self.store
+        let saved = self
+            .store
             .run(move |b| b.save_registry(&record, &entry))
-            .await?;
+            .await;
+        if let Err(StoreError::Stale(what)) = saved {
+            // Another replica changed the registry first: take its list, so that the caller's
+            // retry builds on it.
+            if let Err(e) = self.reload().await {
+                tracing::error!(cause = %e, "could not read the registry again");
+            }
+            return Err(StoreError::Stale(what).into());
+        }
+        saved?;
         self.commit.wait().await?;
         let version = list.version;
         self.current.send_replace(Arc::new(Snapshot {
@@ -472,6 +482,32 @@ impl Registry {
 
     /// Re-issue the list (same content, next version) when half its life is gone, so that
     /// verifiers keep a fresh list while nothing changes. Runs until the sender side closes.
+    /// Read the registry again, as another hub replica sharing the store left it: its list is
+    /// taken if it is newer than the one held. Returns whether it was.
+    pub async fn reload(&self) -> Result<bool, RegistryError> {
+        let record = self
+            .store
+            .run(|b| b.registry())
+            .await
+            .map_err(RegistryError::Read)?;
+        let snapshot = Snapshot::open(record, &self.anchor)?;
+        let version = snapshot.list.version;
+        let newer = self.current.send_if_modified(|current| {
+            let newer = version > current.list.version;
+            if newer {
+                *current = Arc::new(snapshot);
+            }
+            newer
+        });
+        if newer {
+            info!(
+                version,
+                "registry changed by another replica; trust list taken"
+            );
+        }
+        Ok(newer)
+    }
+
     pub async fn keep_fresh(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         loop {
             let (issued, next_update) = {
@@ -484,12 +520,16 @@ impl Registry {
                 _ = tokio::time::sleep(Duration::from_millis(wait.max(500))) => {}
                 _ = stop.changed() => return,
             }
-            if self.snapshot().list.issued_at_ms == issued
-                && let Err(e) = self
+            if self.snapshot().list.issued_at_ms == issued {
+                match self
                     .change("hub", "periodic re-issue".into(), |_, _| Ok(()))
                     .await
-            {
-                tracing::error!(cause = %e, "could not re-issue the trust list");
+                {
+                    Ok(_) => {}
+                    // Another replica re-issued it first, and its list was taken.
+                    Err(HubError::Store(StoreError::Stale(_))) => {}
+                    Err(e) => tracing::error!(cause = %e, "could not re-issue the trust list"),
+                }
             }
         }
     }

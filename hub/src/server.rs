@@ -49,7 +49,7 @@ use crate::{
     metrics::Metrics,
     observed::Observed,
     registry::{Registry, RegistryError},
-    store::{Backend, Embedded, Store},
+    store::{Backend, Embedded, Postgres, Store, StoreError},
 };
 
 /// Room for the envelope's header, signature and framing on top of a message's payload.
@@ -189,24 +189,8 @@ pub async fn run_with(
         grpc: listener.local_addr().ok(),
         ..Listening::default()
     };
-    let path = config.data_dir.join("store");
-    let damaged = |problems: String| RunError::StoreDamaged {
-        path: path.display().to_string(),
-        problems,
-    };
-    let opened = Embedded::open_checked(&path, config.store_engine, config.store_cache_bytes)
-        .map_err(|e| match e {
-            // A database file the engine cannot read for what it holds.
-            crate::store::StoreError::Corrupt { .. } => damaged(e.to_string()),
-            // Busy (another hub holds it), or an I/O error.
-            other => RunError::Store(other),
-        })?;
-    let backend = opened.map_err(|report| damaged(report.summary()))?;
-    // Checked: its log's size is the floor for the next start.
-    backend.note_floors(backend.log_size()?)?;
-    let backend = Arc::new(backend);
+    let backend = open_store(&config).await?;
     let store = Store::shared(backend.clone());
-    info!(path = %config.data_dir.display(), engine = backend.engine_kind().as_str(), "store opened and checked");
     let metrics = Arc::new(Metrics::default());
     let key = config.receipt_key.clone();
     let heads = Arc::new(store.run(move |b| Heads::open(b, key)).await?);
@@ -251,13 +235,21 @@ pub async fn run_with(
         )
         .await?,
     );
-    // Keep a signed tree head for audits now and then, when the log grew.
-    let (tree_store, tree_commit, interval, mut stop, floors) = (
+    // Replicas sharing the store wake this one's streams, and its registry, when they commit.
+    if let Some(changes) = store.backend().changes() {
+        tokio::spawn(
+            exchange
+                .clone()
+                .follow_replicas(changes, registry.clone(), stop_rx.clone()),
+        );
+    }
+    // Keep a signed tree head for audits now and then, when the log grew (one replica at a
+    // time, when several share the store).
+    let (tree_store, tree_commit, interval, mut stop) = (
         store.clone(),
         exchange.commit().clone(),
         config.tree_head_interval,
         stop_rx.clone(),
-        backend.clone(),
     );
     // Read once: afterwards the task knows what it kept.
     let mut last_kept = store.run(crate::log::last_kept_size).await?;
@@ -271,13 +263,17 @@ pub async fn run_with(
             let kept = match tree_commit.wait().await {
                 Ok(head) => {
                     let mut last = last_kept;
-                    let floors = floors.clone();
                     tree_store
                         .run(move |b| {
+                            if !b.keeps_tree_heads() {
+                                return Ok((None, last));
+                            }
+                            // Another replica may have kept heads meanwhile.
+                            last = last.max(crate::log::last_kept_size(b)?);
                             let kept = crate::log::keep_tree_head(b, &head, &mut last)?;
                             if kept {
                                 // The head covers what the flush just made durable.
-                                floors.note_floors(head.tree_size)?;
+                                b.note_floors(head.tree_size)?;
                             }
                             Ok((kept.then_some(head), last))
                         })
@@ -486,12 +482,40 @@ pub async fn run_with(
     store.run(|b| b.flush()).await?;
     // After the final flush: a head over everything, so `log verify` checks the newest entries.
     keep_covering_head(&store, &receipt_key, "at shutdown").await?;
-    let floors = backend.clone();
-    store
-        .run(move |b| floors.note_floors(b.log_size()?))
-        .await?;
+    store.run(|b| b.note_floors(b.log_size()?)).await?;
     info!("store flushed; stopped");
     Ok(())
+}
+
+/// Open the store the configuration names, on a blocking thread: the embedded one in
+/// `data_dir` (checked before the hub runs on it), or the PostgreSQL database.
+async fn open_store(config: &Config) -> Result<Arc<dyn Backend>, RunError> {
+    if let Some(settings) = config.postgres.clone() {
+        let described = crate::store::postgres::redact(&settings.url);
+        let opened = tokio::task::spawn_blocking(move || Postgres::open(settings))
+            .await
+            .map_err(|_| RunError::Store(StoreError::Stopped("opening the database")))?;
+        let backend = opened.map_err(RunError::Store)?;
+        info!(database = %described, engine = "postgres", "store opened");
+        return Ok(Arc::new(backend));
+    }
+    let path = config.data_dir.join("store");
+    let damaged = |problems: String| RunError::StoreDamaged {
+        path: path.display().to_string(),
+        problems,
+    };
+    let opened = Embedded::open_checked(&path, config.store_engine, config.store_cache_bytes)
+        .map_err(|e| match e {
+            // A database file the engine cannot read for what it holds.
+            StoreError::Corrupt { .. } => damaged(e.to_string()),
+            // Busy (another hub holds it), or an I/O error.
+            other => RunError::Store(other),
+        })?;
+    let backend = opened.map_err(|report| damaged(report.summary()))?;
+    // Checked: its log's size is the floor for the next start.
+    backend.note_floors(backend.log_size()?)?;
+    info!(path = %config.data_dir.display(), engine = backend.engine_name(), "store opened and checked");
+    Ok(Arc::new(backend))
 }
 
 /// The gRPC health service says NOT_SERVING while the store is faulted, and SERVING again once
@@ -523,7 +547,15 @@ async fn keep_covering_head(
     when: &'static str,
 ) -> Result<(), RunError> {
     let key = key.clone();
-    if let Some(size) = store.run(move |b| crate::log::cover_log(b, &key)).await? {
+    let covered = store
+        .run(move |b| {
+            if !b.keeps_tree_heads() {
+                return Ok(None);
+            }
+            crate::log::cover_log(b, &key)
+        })
+        .await?;
+    if let Some(size) = covered {
         info!(size, when, "tree head kept");
     }
     Ok(())

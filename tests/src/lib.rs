@@ -267,6 +267,9 @@ pub struct Net {
     /// The storage engine of the hub's and the spokes' stores (`store_engine`; default: the
     /// binaries' default: redb for a new store).
     pub store_engine: Option<&'static str>,
+    /// The hub's store in this PostgreSQL database (`store_engine = "postgres"`), shared by
+    /// every replica ([`Net::start_replica`]); `None`: the embedded store.
+    pub postgres_url: Option<String>,
     /// The hub's `payload_in_flight_mib` (default: the hub's).
     pub payload_in_flight_mib: Option<u64>,
     /// The hub's `tree_head_interval_secs` (default 1: a head kept every second).
@@ -355,6 +358,7 @@ impl Net {
             nsw_webhook: None,
             ca_file: "ca.pem".into(),
             store_engine: None,
+            postgres_url: None,
             payload_in_flight_mib: None,
             tree_head_interval_secs: 1,
             hub_net: NetFile::default(),
@@ -571,10 +575,19 @@ impl Net {
 
     /// The hub's config, as the hub's own `HubFile`.
     fn write_hub_config(&self, port: u16) {
+        write_toml(&self.hub_config(), &self.hub_file(port, "hub-data"));
+    }
+
+    /// A hub's configuration listening on `port`, with its data folder `data_dir`.
+    fn hub_file(&self, port: u16, data_dir: &str) -> HubFile {
         let pki = self.pki();
         let mut file = HubFile {
             listen: format!("127.0.0.1:{port}"),
-            data_dir: "hub-data".into(),
+            data_dir: data_dir.into(),
+            postgres_url: self.postgres_url.clone(),
+            postgres_password_file: None,
+            postgres_ca_file: None,
+            postgres_pool_size: caravan_hub::config::DEFAULT_POSTGRES_POOL_SIZE,
             max_payload_bytes: self.max_payload_bytes,
             store_engine: Default::default(),
             payload_in_flight_mib: self
@@ -604,10 +617,65 @@ impl Net {
         if let Some(engine) = self.store_engine {
             file.store_engine = Some(engine.parse().expect("a store engine"));
         }
+        if self.postgres_url.is_some() {
+            file.store_engine = Some(caravan_hub::config::StoreEngine::Postgres);
+        }
         if let Some(ttl) = self.eco_ttl_secs {
             file.message_ttl_secs.certificate_of_origin = ttl;
         }
-        write_toml(&self.hub_config(), &file);
+        file
+    }
+
+    /// Start replica `n` (from 2) of the hub, on the same database as the hub
+    /// ([`Self::postgres_url`]) and a free port, and wait until it is SERVING; returns the
+    /// process and its port.
+    pub async fn start_replica(&self, n: usize) -> (Proc, u16) {
+        assert!(self.postgres_url.is_some(), "replicas share a database");
+        let config = self.path().join(format!("hub-replica-{n}.toml"));
+        let data_dir = format!("hub-replica-{n}-data");
+        write_toml(&config, &self.hub_file(0, &data_dir));
+        let mut command = Command::new(&binaries().hub);
+        command
+            .args(["run", "--config"])
+            .arg(&config)
+            .env("CARAVAN_HUB_LOG", "info,caravan_hub=debug");
+        let log = self.path().join(format!("hub-replica-{n}.log"));
+        let proc = Proc::spawn(command, log);
+        let port = proc
+            .listening(&self.path().join(&data_dir))
+            .await
+            .grpc
+            .expect("the replica names its gRPC port")
+            .port();
+        self.wait_serving(port, &proc).await;
+        (proc, port)
+    }
+
+    /// Wait until the hub at `port` says its exchange is SERVING.
+    async fn wait_serving(&self, port: u16, proc: &Proc) {
+        let first = self.parties.keys().next().expect("a participant");
+        let channel = self
+            .channel_to(first, port)
+            .expect("a participant to check health with");
+        let start = Instant::now();
+        loop {
+            let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+            let request = tonic_health::pb::HealthCheckRequest {
+                service: "caravan.v1.Exchange".into(),
+            };
+            if let Ok(r) = health.check(request).await
+                && r.into_inner().status
+                    == tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+            {
+                return;
+            }
+            assert!(
+                start.elapsed() < PATIENCE,
+                "hub at port {port} not healthy; log:\n{}",
+                proc.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// An `admin.toml` at `path` for the running hub, presenting the certificate `cert` and
@@ -660,28 +728,8 @@ impl Net {
             operators.join("ops.pem"),
             operators.join("ops.key"),
         );
+        self.wait_serving(port, &proc).await;
         self.hub = Some(proc);
-        let channel = self.parties.keys().next().and_then(|p| self.channel_as(p));
-        let channel = channel.expect("a participant to check health with");
-        let start = Instant::now();
-        loop {
-            let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
-            let request = tonic_health::pb::HealthCheckRequest {
-                service: "caravan.v1.Exchange".into(),
-            };
-            if let Ok(r) = health.check(request).await
-                && r.into_inner().status
-                    == tonic_health::pb::health_check_response::ServingStatus::Serving as i32
-            {
-                break;
-            }
-            assert!(
-                start.elapsed() < PATIENCE,
-                "hub not healthy; log:\n{}",
-                self.hub_log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
         if !self.onboarded {
             self.onboard().await;
         }

@@ -129,7 +129,7 @@ fn replicas_share_one_gap_free_order_and_tell_each_other() {
     };
     let a = store(&pg, "replicas");
     let b = open(&pg, "replicas");
-    let mut changes = b.changes();
+    let mut changes = b.changes().expect("replicas hear of each other");
     // Two writers at once, one per replica, each in batches as the hub's writer makes them.
     std::thread::scope(|scope| {
         for (replica, sender) in [(&a, "KZ"), (&b, "UZ")] {

@@ -17,15 +17,22 @@ pub fn command(InfoArgs { config, json }: InfoArgs) -> anyhow::Result<()> {
         caravan_common::config::read_toml(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
     let data_dir = caravan_common::config::resolve(&config, &file.data_dir);
     // The engine the store is on: the one it was made with, or the setting for a new one.
-    let engine = caravan_common::store::EngineKind::detect(&data_dir.join("store"))
-        .or(file.store_engine)
-        .unwrap_or_default();
+    use caravan_hub::config::StoreEngine;
+    let engine = match file.store_engine {
+        Some(StoreEngine::Postgres) => StoreEngine::Postgres,
+        configured => caravan_common::store::EngineKind::detect(&data_dir.join("store"))
+            .map(StoreEngine::from)
+            .or(configured)
+            .unwrap_or(StoreEngine::Redb),
+    };
     let info = serde_json::json!({
         "listen": file.listen,
         "metrics_url": file.metrics_listen.as_ref().map(|a| format!("http://{a}/metrics")),
         "dashboard_url": file.dashboard_listen.as_ref().map(|a| format!("https://{a}/dashboard")),
         "data_dir": data_dir.display().to_string(),
         "store_engine": engine.as_str(),
+        // Without its password: the URL never carries one (the configuration refuses it).
+        "postgres_url": file.postgres_url,
     });
     if json {
         caravan_common::out!("{info}");

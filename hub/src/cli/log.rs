@@ -50,8 +50,9 @@ fn audit_or_export(command: LogCommand) -> anyhow::Result<bool> {
             json,
         } => {
             let config = load_config(&config)?;
-            let (store, _copy) = open_store(&config, store.as_deref())?;
-            let (audit, _) = caravan_hub::log::audit_stored(&store, config.anchor_key.public())?;
+            let store = open_store(&config, store.as_deref())?;
+            let (audit, _) =
+                caravan_hub::log::audit_stored(store.backend(), config.anchor_key.public())?;
             if json {
                 caravan_common::out!("{}", serde_json::to_string(&audit)?);
             } else {
@@ -92,8 +93,8 @@ fn audit_or_export(command: LogCommand) -> anyhow::Result<bool> {
                 }
                 None => caravan_common::Timestamp::from_millis(0),
             };
-            let (store, _copy) = open_store(&config, store.as_deref())?;
-            for entry in caravan_hub::log::export(&store, since)? {
+            let store = open_store(&config, store.as_deref())?;
+            for entry in caravan_hub::log::export(store.backend(), since)? {
                 caravan_common::out!("{}", serde_json::to_string(&entry)?);
             }
             Ok(true)

@@ -9,7 +9,10 @@ use std::{
 
 use clap::Subcommand;
 
-use caravan_hub::{Config, store::Embedded};
+use caravan_hub::{
+    Config,
+    store::{Backend, Embedded, Postgres},
+};
 
 use super::exit::{load_config, verdict};
 
@@ -52,12 +55,34 @@ pub fn command(command: StoreCommand) -> ExitCode {
     }
 }
 
-/// The hub's store (the hub must be stopped), or a copy of the backup at `backup` (kept
-/// while the returned folder guard lives).
-pub fn open_store(
-    config: &Config,
-    backup: Option<&Path>,
-) -> anyhow::Result<(Embedded, Option<caravan_common::store::Scratch>)> {
+/// A store opened by a command: the hub's embedded store (the hub must be stopped), a copy of
+/// a backup (kept while this lives), or the hub's PostgreSQL database (the hub may run).
+pub enum Opened {
+    Embedded(Embedded, Option<caravan_common::store::Scratch>),
+    Postgres(Postgres),
+}
+
+impl Opened {
+    pub fn backend(&self) -> &dyn Backend {
+        match self {
+            Self::Embedded(store, _) => store,
+            Self::Postgres(store) => store,
+        }
+    }
+}
+
+/// The store `config` names, or a copy of the backup at `backup`.
+pub fn open_store(config: &Config, backup: Option<&Path>) -> anyhow::Result<Opened> {
+    if let Some(settings) = &config.postgres {
+        if backup.is_some() {
+            anyhow::bail!(
+                "the hub's store is in PostgreSQL: its backups are the database's own (restore one into a database, and name that database in a copy of the configuration)"
+            );
+        }
+        return Ok(Opened::Postgres(
+            Postgres::open(settings.clone()).map_err(|e| anyhow::anyhow!("{e}"))?,
+        ));
+    }
     match backup {
         Some(path) => {
             if caravan_common::store::EngineKind::detect(path).is_none() {
@@ -71,14 +96,14 @@ pub fn open_store(
             let store = Embedded::open_found(&scratch.path().join("store"), config.store_cache_bytes)
                 .map_err(|e| anyhow::anyhow!("{e}"))?
                 .ok_or_else(|| anyhow::anyhow!("{} is not a store backup", path.display()))?;
-            Ok((store, Some(scratch)))
+            Ok(Opened::Embedded(store, Some(scratch)))
         }
         None => Embedded::open(
             &config.data_dir.join("store"),
             config.store_engine,
             config.store_cache_bytes,
         )
-        .map(|store| (store, None))
+        .map(|store| Opened::Embedded(store, None))
         .map_err(|e| {
             anyhow::anyhow!(
                 "{e} (is the hub running? stop it first, or audit a backup with --store: the store has one owner)"
@@ -90,7 +115,11 @@ pub fn open_store(
 /// `store check`: whether the store is sound, every problem printed.
 fn check(config: PathBuf, backup: Option<PathBuf>, json: bool) -> anyhow::Result<bool> {
     let config = load_config(&config)?;
-    let (store, _copy) = open_store(&config, backup.as_deref())?;
+    let Opened::Embedded(store, _copy) = open_store(&config, backup.as_deref())? else {
+        anyhow::bail!(
+            "store check walks an embedded store; a store in PostgreSQL is checked by `log verify` and the database's own tools (amcheck, data checksums)"
+        );
+    };
     let report = store.check();
     if json {
         caravan_common::out!("{}", serde_json::to_string(&report)?);

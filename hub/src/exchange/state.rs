@@ -7,7 +7,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Semaphore, broadcast, watch};
 
 use caravan_common::{ParticipantId, Timestamp, signing::SigningKey};
 use caravan_proto::v1;
@@ -18,7 +18,7 @@ use crate::{
     error::HubError,
     metrics::Metrics,
     registry::Registry,
-    store::{MessageState, Store, StoreError, TreeHead},
+    store::{Change, MessageState, Store, StoreError, TreeHead},
 };
 
 /// How long a status stream waits for a flush to make its events durable before it asks for
@@ -77,6 +77,14 @@ impl QueueSignals {
     pub(super) fn notify(&self, p: ParticipantId, sequence: u64) {
         self.sender(p).send_replace(sequence);
     }
+
+    /// Wake every stream: something may have changed for anyone.
+    fn notify_all(&self) {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        for sender in map.values() {
+            sender.send_modify(|_| {});
+        }
+    }
 }
 
 impl Exchange {
@@ -108,6 +116,43 @@ impl Exchange {
 
     pub fn commit(&self) -> &GroupCommit {
         &self.commit
+    }
+
+    /// Wake this replica's streams, and read the registry again, when another replica sharing
+    /// the store commits a change for them (`Backend::changes`), until the hub stops.
+    pub async fn follow_replicas(
+        self: Arc<Self>,
+        mut changes: broadcast::Receiver<Change>,
+        registry: Arc<Registry>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        loop {
+            let change = tokio::select! {
+                change = changes.recv() => change,
+                _ = stop.changed() => return,
+            };
+            let reload = match change {
+                Ok(Change::Queue(recipient)) => {
+                    self.queues.notify(recipient, 0);
+                    false
+                }
+                Ok(Change::Status(sender)) => {
+                    self.status_signals.notify(sender, 0);
+                    false
+                }
+                Ok(Change::Registry) => true,
+                // Missed changes (this replica fell behind, or reconnected): look at everything.
+                Ok(Change::Everything) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                    self.queues.notify_all();
+                    self.status_signals.notify_all();
+                    true
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            };
+            if reload && let Err(e) = registry.reload().await {
+                tracing::error!(cause = %e, "could not read the registry another replica changed");
+            }
+        }
     }
 
     /// The inclusion proof of log entry `log_index` in `head` (cheap: see `Heads::prove`).

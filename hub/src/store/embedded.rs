@@ -496,6 +496,14 @@ impl Backend for Embedded {
         self.db.kind().as_str()
     }
 
+    /// A log size that is durable, noted beside the store (at start, once checked; with each
+    /// tree head kept; after the final flush at shutdown). Never more than is durable: a
+    /// killed hub loses what was not flushed, and must not then take its store for a damaged
+    /// one.
+    fn note_floors(&self, log_entries: u64) -> Result<(), StoreError> {
+        self.write_floors(log_entries)
+    }
+
     fn accept(
         &self,
         m: &Incoming,

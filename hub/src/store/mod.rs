@@ -15,7 +15,7 @@
 
 mod embedded;
 mod ops;
-mod postgres;
+pub mod postgres;
 mod records;
 #[cfg(any(test, feature = "store-suite"))]
 pub mod suite;
@@ -48,6 +48,24 @@ pub trait Backend: Send + Sync {
     /// server): async callers then read on a blocking thread ([`Store::read`]).
     fn reads_block(&self) -> bool {
         false
+    }
+
+    /// Note a log size that is durable, for the check at the next start to compare with
+    /// (the embedded engines keep it beside the store; a database needs none).
+    fn note_floors(&self, _log_entries: u64) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Changes other hub replicas commit to a shared store, as they happen (`None`: nothing
+    /// else writes to this store).
+    fn changes(&self) -> Option<tokio::sync::broadcast::Receiver<Change>> {
+        None
+    }
+
+    /// Whether this hub keeps the signed tree heads for audits now: always, unless replicas
+    /// share the store, where one at a time does (a lease it takes over when the holder dies).
+    fn keeps_tree_heads(&self) -> bool {
+        true
     }
 
     /// Atomically store a new message, or report a duplicate or conflict. `issue_receipt` is

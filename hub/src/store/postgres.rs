@@ -22,8 +22,9 @@
 //! its COMMIT returned.
 //!
 //! **Other replicas' changes.** Each transaction sends `NOTIFY` on `caravan_queue` (recipient),
-//! `caravan_status` (sender) and `caravan_registry`; every replica listens ([`Postgres::changes`])
-//! and wakes its streams. Notifications can be lost while a replica is disconnected, so a
+//! `caravan_status` (sender) and `caravan_registry`; every replica listens
+//! ([`Backend::changes`]: from `LISTEN`, and [`Change::Everything`] after a reconnection and at
+//! every [`POLL_INTERVAL`]) and wakes its streams. Notifications can be lost while a replica is disconnected, so a
 //! reconnection, and a slow poll, wake every stream too.
 //!
 //! **Failures.** A connection that fails marks the store faulted (`StoreHealth`, reason
@@ -736,12 +737,6 @@ impl Postgres {
         }
     }
 
-    /// Every committed change this replica learns of: from `LISTEN`, and [`Change::Everything`]
-    /// after a reconnection and at every [`POLL_INTERVAL`].
-    pub fn changes(&self) -> broadcast::Receiver<Change> {
-        self.changes.subscribe()
-    }
-
     /// Listen for notifications on a connection of its own, reconnecting with backoff.
     fn spawn_listener(&self) {
         let changes = self.changes.clone();
@@ -943,7 +938,7 @@ impl Postgres {
     /// Whether this replica holds the lease on keeping tree heads (taken if free): the
     /// holder of a session advisory lock on a connection of its own. When the replica dies,
     /// its connection closes and another takes the lease at its next try.
-    pub fn hold_tree_head_lease(&self) -> bool {
+    fn hold_tree_head_lease(&self) -> bool {
         self.block(async {
             let mut lease = self.lease.lock().await;
             if let Some(client) = lease.as_ref() {
@@ -1813,5 +1808,13 @@ impl Backend for Postgres {
 
     fn health(&self) -> Option<Arc<StoreHealth>> {
         Some(self.health.clone())
+    }
+
+    fn changes(&self) -> Option<broadcast::Receiver<Change>> {
+        Some(self.changes.subscribe())
+    }
+
+    fn keeps_tree_heads(&self) -> bool {
+        self.hold_tree_head_lease()
     }
 }

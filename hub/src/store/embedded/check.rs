@@ -545,12 +545,9 @@ impl Embedded {
         read(report, TREE_HEADS, walked);
     }
 
-    /// Note `log_entries`, a log size that is durable, beside the store (at start, once
-    /// checked; with each tree head kept; after the final flush at shutdown), for
-    /// [`Self::check_at_start`] to compare with next time (`caravan_common::check::note_floors`).
-    /// Never more than is durable: a killed hub loses what was not flushed, and must not then
-    /// take its store for a damaged one.
-    pub fn note_floors(&self, log_entries: u64) -> Result<(), StoreError> {
+    /// Note `log_entries` beside the store (`caravan_common::check::note_floors`), for
+    /// [`Self::check_at_start`] to compare with next time ([`Backend::note_floors`]).
+    pub(super) fn write_floors(&self, log_entries: u64) -> Result<(), StoreError> {
         note_floors(&self.path, &[("log_entries", log_entries)]).map_err(StoreError::io(&self.path))
     }
 
