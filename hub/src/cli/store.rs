@@ -59,14 +59,14 @@ pub fn command(command: StoreCommand) -> ExitCode {
 /// a backup (kept while this lives), or the hub's PostgreSQL database (the hub may run).
 pub enum Opened {
     Embedded(Embedded, Option<caravan_common::store::Scratch>),
-    Postgres(Postgres),
+    Postgres(Box<Postgres>),
 }
 
 impl Opened {
     pub fn backend(&self) -> &dyn Backend {
         match self {
             Self::Embedded(store, _) => store,
-            Self::Postgres(store) => store,
+            Self::Postgres(store) => &**store,
         }
     }
 }
@@ -79,9 +79,9 @@ pub fn open_store(config: &Config, backup: Option<&Path>) -> anyhow::Result<Open
                 "the hub's store is in PostgreSQL: its backups are the database's own (restore one into a database, and name that database in a copy of the configuration)"
             );
         }
-        return Ok(Opened::Postgres(
+        return Ok(Opened::Postgres(Box::new(
             Postgres::open(settings.clone()).map_err(|e| anyhow::anyhow!("{e}"))?,
-        ));
+        )));
     }
     match backup {
         Some(path) => {
