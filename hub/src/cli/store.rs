@@ -58,14 +58,14 @@ pub fn command(command: StoreCommand) -> ExitCode {
 /// A store opened by a command: the hub's embedded store (the hub must be stopped), a copy of
 /// a backup (kept while this lives), or the hub's PostgreSQL database (the hub may run).
 pub enum Opened {
-    Embedded(Embedded, Option<caravan_common::store::Scratch>),
+    Embedded(Box<Embedded>, Option<caravan_common::store::Scratch>),
     Postgres(Box<Postgres>),
 }
 
 impl Opened {
     pub fn backend(&self) -> &dyn Backend {
         match self {
-            Self::Embedded(store, _) => store,
+            Self::Embedded(store, _) => &**store,
             Self::Postgres(store) => &**store,
         }
     }
@@ -96,14 +96,14 @@ pub fn open_store(config: &Config, backup: Option<&Path>) -> anyhow::Result<Open
             let store = Embedded::open_found(&scratch.path().join("store"), config.store_cache_bytes)
                 .map_err(|e| anyhow::anyhow!("{e}"))?
                 .ok_or_else(|| anyhow::anyhow!("{} is not a store backup", path.display()))?;
-            Ok(Opened::Embedded(store, Some(scratch)))
+            Ok(Opened::Embedded(Box::new(store), Some(scratch)))
         }
         None => Embedded::open(
             &config.data_dir.join("store"),
             config.store_engine,
             config.store_cache_bytes,
         )
-        .map(|store| Opened::Embedded(store, None))
+        .map(|store| Opened::Embedded(Box::new(store), None))
         .map_err(|e| {
             anyhow::anyhow!(
                 "{e} (is the hub running? stop it first, or audit a backup with --store: the store has one owner)"
