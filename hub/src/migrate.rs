@@ -1,4 +1,4 @@
-//! Moving a stopped hub's store to the other engine (`caravan-hub store migrate`): copy, check,
+//! Moving a stopped hub's store to another engine (`caravan-hub store migrate`): copy, check,
 //! audit.
 //!
 //! A store is never converted in place: every record of every table and the payload segments
@@ -7,6 +7,11 @@
 //! old folder when satisfied). The copy is then walked whole (`store check`) and its exchange
 //! log audited against its signed tree heads (`log verify`), so that a move that lost or
 //! changed anything is reported before the hub runs on it.
+//!
+//! Into PostgreSQL ([`migrate_to_postgres`]) the records go typed, in one transaction, into a
+//! database that holds no hub's store yet; the Merkle nodes are computed anew from the log's
+//! entries as they are taken, so the audit that follows checks the copied log against the
+//! signed heads copied with it, and the counts against the source's.
 
 use std::path::{Path, PathBuf};
 
@@ -20,7 +25,7 @@ use caravan_common::{
 
 use crate::{
     log::{self, Audit, AuditError},
-    store::{Embedded, StoreError, TABLES},
+    store::{Backend, Embedded, Postgres, PostgresSettings, StoreError, TABLES},
 };
 
 /// Why a move did not happen, or did not hold.
@@ -113,6 +118,97 @@ pub fn migrate(
         to_engine,
         records,
         segment_bytes,
+        log: audit,
+    })
+}
+
+/// What a move into PostgreSQL did.
+#[derive(Debug, Serialize)]
+pub struct MovedToDatabase {
+    pub from: PathBuf,
+    pub from_engine: EngineKind,
+    /// The database, without a password.
+    pub to: String,
+    pub imported: crate::store::postgres::Imported,
+    /// The exchange log in the database, audited.
+    pub log: Audit,
+}
+
+/// Copy the stopped store in folder `from` into the empty PostgreSQL database `settings`
+/// names, then audit the log there with `anchor` and compare what arrived with the source.
+pub fn migrate_to_postgres(
+    from: &Path,
+    settings: PostgresSettings,
+    anchor: &PublicKey,
+) -> Result<MovedToDatabase, MigrateError> {
+    let source_error = |e| MigrateError::Source {
+        path: from.to_path_buf(),
+        source: e,
+    };
+    let source = Embedded::open_found(from, 64 << 20)
+        .map_err(source_error)?
+        .ok_or_else(|| source_error(StoreError::NoStore(from.to_path_buf())))?;
+    let to = crate::store::postgres::redact(&settings.url);
+    let target = Postgres::open(settings).map_err(MigrateError::Copy)?;
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let (exported, imported) = std::thread::scope(|scope| {
+        let exporter = scope.spawn(move || {
+            source.export(&mut |record| {
+                tx.blocking_send(record)
+                    .map_err(|_| StoreError::Stopped("the import ended early"))
+            })
+        });
+        let imported = target.import(rx);
+        (exporter.join(), imported)
+    });
+    let exported = exported.map_err(|_| MigrateError::Copy(StoreError::Stopped("the export")))?;
+    // The import's own error says why it stopped; the export's follows from it then.
+    let imported = imported.map_err(MigrateError::Copy)?;
+    exported.map_err(MigrateError::Copy)?;
+    let unsound = |problems| MigrateError::Unsound {
+        path: PathBuf::from(&to),
+        problems,
+    };
+    let source = Embedded::open_found(from, 64 << 20)
+        .map_err(source_error)?
+        .ok_or_else(|| source_error(StoreError::NoStore(from.to_path_buf())))?;
+    let mut problems = Vec::new();
+    let expect = |what: &str, here: u64, there: u64, problems: &mut Vec<String>| {
+        if here != there {
+            problems.push(format!(
+                "{what}: {here} in the store, {there} in the database"
+            ));
+        }
+    };
+    expect(
+        "log entries",
+        source.log_size().map_err(source_error)?,
+        target.log_size().map_err(MigrateError::Copy)?,
+        &mut problems,
+    );
+    expect(
+        "tree heads",
+        source.tree_heads().map_err(source_error)?.len() as u64,
+        imported.tree_heads,
+        &mut problems,
+    );
+    if source.registry().map_err(source_error)? != target.registry().map_err(MigrateError::Copy)? {
+        problems.push("the registry differs".into());
+    }
+    let (audit, _) = match log::audit_stored(&target, anchor) {
+        Ok(audited) => audited,
+        Err(AuditError::Store(e)) => return Err(MigrateError::Copy(e)),
+        Err(e @ AuditError::TrustList { .. }) => return Err(unsound(vec![e.to_string()])),
+    };
+    problems.extend(audit.problems.iter().cloned());
+    if !problems.is_empty() {
+        return Err(unsound(problems));
+    }
+    Ok(MovedToDatabase {
+        from: from.to_path_buf(),
+        from_engine: source.engine_kind(),
+        to,
+        imported,
         log: audit,
     })
 }

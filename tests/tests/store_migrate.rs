@@ -232,3 +232,85 @@ async fn moved(from: &'static str, to: &'static str) {
     let out = net.hub_cli(&["log", "verify"]).await;
     assert!(out.status.success(), "{}", text(&out));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hub_store_moves_into_postgres_with_its_documents() {
+    let Some(pg) = caravan_tests::postgres::Postgres::start(
+        "a_hub_store_moves_into_postgres_with_its_documents",
+    ) else {
+        return;
+    };
+    pg.sql("postgres", "CREATE DATABASE hub");
+    let mut net = Net::new(&["KZ", "CN"]).await;
+    net.start_hub().await;
+    net.start_spoke("KZ").await;
+    net.start_spoke("CN").await;
+    let mut delivered = Vec::new();
+    for (kind, file) in [LARGE, SMALL] {
+        let id = net.send("KZ", "CN", kind, &sample_path(file)).await["message_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        net.wait_state("KZ", &id, "ACKNOWLEDGED").await;
+        delivered.push(id);
+    }
+    // One more waits at the hub for CN, which is away.
+    assert!(net.terminate_spoke("CN").await);
+    let (kind, file) = LARGE;
+    let waiting = net.send("KZ", "CN", kind, &sample_path(file)).await["message_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(net.terminate_spoke("KZ").await);
+    assert!(net.terminate_hub().await, "the hub stops cleanly");
+
+    let hub_config = net.hub_config();
+    let old = std::fs::read_to_string(&hub_config).unwrap();
+    let new_hub_config = hub_config.with_file_name("hub-postgres.toml");
+    std::fs::write(
+        &new_hub_config,
+        format!(
+            "store_engine = \"postgres\"\npostgres_url = \"{}\"\n{}",
+            pg.url("hub"),
+            old.lines()
+                .filter(|l| !l.starts_with("store_engine"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        ),
+    )
+    .unwrap();
+    let out = migrate(&binaries().hub, &hub_config, &new_hub_config).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("into the database"), "{}", text(&out));
+    assert!(text(&out).contains("3 messages"), "{}", text(&out));
+    let out = tokio::process::Command::new(&binaries().hub)
+        .args(["log", "verify", "--config"])
+        .arg(&new_hub_config)
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("the log matches every signed tree head"),
+        "{}",
+        text(&out)
+    );
+    // A database that holds a store is refused, and left as it is.
+    let count = pg.sql("hub", "SELECT count(*) FROM log_entries");
+    let out = migrate(&binaries().hub, &hub_config, &new_hub_config).await;
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("already holds"), "{}", text(&out));
+    assert_eq!(pg.sql("hub", "SELECT count(*) FROM log_entries"), count);
+
+    // The hub runs on the database: the waiting document reaches CN, and the earlier ones
+    // keep their state.
+    net.postgres_url = Some(pg.url("hub"));
+    net.start_hub().await;
+    net.start_spoke("KZ").await;
+    net.start_spoke("CN").await;
+    net.wait_inbox("CN", &waiting).await;
+    net.wait_state("KZ", &waiting, "ACKNOWLEDGED").await;
+    for id in &delivered {
+        assert_eq!(net.inbox_copies("CN", id).await, 1, "not delivered again");
+    }
+}

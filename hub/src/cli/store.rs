@@ -29,9 +29,10 @@ pub enum StoreCommand {
         json: bool,
     },
     /// Copy the stopped hub's store into the store another configuration describes (its
-    /// `data_dir` and `store_engine`: the other engine, say), then check it whole and verify
-    /// its log. The old store is left untouched; a target folder that holds anything is
-    /// refused. Exit 0 only if the moved store holds.
+    /// `data_dir` and `store_engine`: the other engine, or a PostgreSQL database that holds no
+    /// hub's store yet), then check it and verify its log. The old store is left untouched; a
+    /// target folder that holds anything, or a database that holds a store, is refused. Exit
+    /// 0 only if the moved store holds.
     Migrate {
         /// The configuration the hub runs with now.
         #[arg(long)]
@@ -136,6 +137,42 @@ fn check(config: PathBuf, backup: Option<PathBuf>, json: bool) -> anyhow::Result
 fn migrate(from: PathBuf, to: PathBuf, json: bool) -> anyhow::Result<bool> {
     let old = load_config(&from)?;
     let new = load_config(&to)?;
+    if old.postgres.is_some() {
+        anyhow::bail!(
+            "{} keeps its store in PostgreSQL: move a database with the database's own tools (pg_dump and pg_restore, or a replica), not `store migrate`",
+            from.display()
+        );
+    }
+    if let Some(settings) = new.postgres.clone() {
+        let moved = caravan_hub::migrate::migrate_to_postgres(
+            &old.data_dir.join("store"),
+            settings,
+            new.anchor_key.public(),
+        )?;
+        if json {
+            caravan_common::out!("{}", serde_json::to_string(&moved)?);
+        } else {
+            let i = &moved.imported;
+            caravan_common::out!(
+                "moved the store in {} ({}) into the database {}: {} messages ({} bytes of payload), {} status events, {} certificates, {} conformance reports; log: {} entries, entries 1 to {} checked against {} signed tree heads",
+                moved.from.display(),
+                moved.from_engine,
+                moved.to,
+                i.messages,
+                i.payload_bytes,
+                i.events,
+                i.certificates,
+                i.conformance_reports,
+                moved.log.entries,
+                moved.log.covered,
+                moved.log.tree_heads
+            );
+            if let Some(uncovered) = &moved.log.uncovered {
+                caravan_common::out!("NOTE {uncovered}");
+            }
+        }
+        return Ok(true);
+    }
     let moved = caravan_hub::migrate::migrate(
         &old.data_dir.join("store"),
         &new.data_dir.join("store"),

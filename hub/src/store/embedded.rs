@@ -53,7 +53,10 @@ use super::{
 };
 
 mod check;
+mod export;
 mod tables;
+
+pub use export::Exported;
 
 use tables::{
     CERTIFICATES, CONFORMANCE_REPORTS, CURRENT_REGISTRY, DEDUP, EPOCH, EVENTS, FORMAT_KEY, LOG,

@@ -28,7 +28,7 @@ use caravan_common::{MessageId, ParticipantId, Timestamp, merkle, recovery::Stor
 
 /// The store's one error, shared with the spokes (`caravan_common::store`).
 pub use caravan_common::store::StoreError;
-pub use embedded::{Embedded, FORMAT_VERSION, PAYLOAD_CHUNK, PayloadChunks, TABLES};
+pub use embedded::{Embedded, Exported, FORMAT_VERSION, PAYLOAD_CHUNK, PayloadChunks, TABLES};
 pub use ops::{Acceptance, AckResult, AckUpdate, BackupSummary, Incoming, Pending, Settled};
 pub use postgres::{Change, POLL_INTERVAL, Postgres, PostgresSettings};
 pub use records::{

@@ -55,11 +55,11 @@ use caravan_common::{
 };
 
 use super::{
-    Backend, ChunkReader, PAYLOAD_CHUNK, StoreError,
+    Backend, ChunkReader, Exported, PAYLOAD_CHUNK, StoreError,
     ops::{Acceptance, AckResult, AckUpdate, BackupSummary, Incoming, Pending, Settled},
     records::{
-        CertificateRecord, ConformanceRecord, LogEntry, LogKind, MessageState, RegistryRecord,
-        RevokedCertificate, StatusEvent, StatusRecord, Transition, TreeHead,
+        CertificateRecord, ConformanceRecord, LogEntry, LogKind, MessageRecord, MessageState,
+        RegistryRecord, RevokedCertificate, StatusEvent, StatusRecord, Transition, TreeHead,
     },
 };
 
@@ -431,8 +431,18 @@ impl Open {
 
     /// Append `entry` to the log (written at commit); returns its index, from 1.
     async fn append_log(&mut self, entry: &LogEntry) -> Result<u64, StoreError> {
+        self.append_log_bytes(entry.kind, entry.at_ms, entry.encode_to_vec())
+            .await
+    }
+
+    /// [`Self::append_log`] for an entry encoded already (its leaf hashes these bytes).
+    async fn append_log_bytes(
+        &mut self,
+        kind: i32,
+        at_ms: i64,
+        bytes: Vec<u8>,
+    ) -> Result<u64, StoreError> {
         let size = self.counters().await?.log_size;
-        let bytes = entry.encode_to_vec();
         let nodes = &self.nodes;
         let appended = merkle::appended_nodes(size, merkle::leaf_hash(&bytes), |level, i| {
             nodes
@@ -448,8 +458,8 @@ impl Open {
         }
         let index = size + 1;
         self.log_rows.index.push(to_i64(index));
-        self.log_rows.kind.push(entry.kind);
-        self.log_rows.at_ms.push(entry.at_ms);
+        self.log_rows.kind.push(kind);
+        self.log_rows.at_ms.push(at_ms);
         self.log_rows.entry.push(bytes);
         self.counters_mut().log_size = index;
         Ok(index)
@@ -483,12 +493,17 @@ impl Open {
     }
 
     /// Write what was kept for the end, and COMMIT.
-    async fn commit(self) -> Result<(), StoreError> {
+    async fn commit(mut self) -> Result<(), StoreError> {
         if self.failed {
             let _ = self.client.batch_execute("ROLLBACK").await;
             return Err(StoreError::BatchFailed);
         }
-        let result = self.write_rows().await;
+        let result = async {
+            self.write_rows().await?;
+            self.write_counters().await?;
+            self.send_notifications().await
+        }
+        .await;
         match result {
             Ok(()) => self
                 .client
@@ -506,22 +521,23 @@ impl Open {
         let _ = self.client.batch_execute("ROLLBACK").await;
     }
 
-    async fn write_rows(&self) -> Result<(), StoreError> {
-        let log = &self.log_rows;
+    /// Write the rows kept for the end, and forget them.
+    async fn write_rows(&mut self) -> Result<(), StoreError> {
+        let log = std::mem::take(&mut self.log_rows);
         if !log.index.is_empty() {
             self.execute(
                 "INSERT INTO log_entries (log_index, kind, at_ms, entry) SELECT * FROM unnest($1::bigint[], $2::integer[], $3::bigint[], $4::bytea[])",
                 &[&log.index, &log.kind, &log.at_ms, &log.entry],
             )
             .await?;
-            let nodes = &self.node_rows;
+            let nodes = std::mem::take(&mut self.node_rows);
             self.execute(
                 "INSERT INTO log_nodes (level, node, hash) SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::bytea[])",
                 &[&nodes.level, &nodes.node, &nodes.hash],
             )
             .await?;
         }
-        let payloads = &self.payload_rows;
+        let payloads = std::mem::take(&mut self.payload_rows);
         if !payloads.sequence.is_empty() {
             self.execute(
                 "INSERT INTO payload_chunks (sequence, chunk, bytes) SELECT * FROM unnest($1::bigint[], $2::integer[], $3::bytea[])",
@@ -529,7 +545,7 @@ impl Open {
             )
             .await?;
         }
-        let transitions = &self.transition_rows;
+        let transitions = std::mem::take(&mut self.transition_rows);
         if !transitions.sequence.is_empty() {
             self.execute(
                 "INSERT INTO transitions (sequence, state, at_ms) SELECT * FROM unnest($1::bigint[], $2::smallint[], $3::bigint[])",
@@ -537,7 +553,7 @@ impl Open {
             )
             .await?;
         }
-        let e = &self.event_rows;
+        let e = std::mem::take(&mut self.event_rows);
         if !e.sender.is_empty() {
             self.execute(
                 "INSERT INTO events (sender, cursor, sequence, message_id, state, at_ms, ack, log_index) SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::smallint[], $6::bigint[], $7::bytea[], $8::bigint[])",
@@ -545,6 +561,10 @@ impl Open {
             )
             .await?;
         }
+        Ok(())
+    }
+
+    async fn write_counters(&self) -> Result<(), StoreError> {
         if let Some(c) = self.counters {
             self.execute(
                 "UPDATE counters SET log_size = $1, next_sequence = $2, next_event = $3, next_report = $4 WHERE id = 1",
@@ -557,6 +577,10 @@ impl Open {
             )
             .await?;
         }
+        Ok(())
+    }
+
+    async fn send_notifications(&self) -> Result<(), StoreError> {
         if !self.notifications.is_empty() {
             let (channels, payloads): (Vec<&str>, Vec<&str>) = self
                 .notifications
@@ -964,6 +988,225 @@ impl Postgres {
             taken
         })
     }
+}
+
+/// What an import took.
+#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+pub struct Imported {
+    pub log_entries: u64,
+    pub messages: u64,
+    pub payload_bytes: u64,
+    pub events: u64,
+    pub tree_heads: u64,
+    pub certificates: u64,
+    pub conformance_reports: u64,
+}
+
+impl Postgres {
+    /// Take a whole store, record by record as `Embedded::export` gives them, into this
+    /// database, which must hold no hub's store yet: one transaction, so that a failed import
+    /// leaves the database as it was.
+    pub fn import(
+        &self,
+        mut records: tokio::sync::mpsc::Receiver<Exported>,
+    ) -> Result<Imported, StoreError> {
+        /// Rows written to the database every so many records, not all held to the end.
+        const WRITE_EVERY: u64 = 256;
+        self.write(async |open: &mut Open| {
+            let counters = open.counters().await?;
+            let occupied = open
+                .query_opt(
+                    "SELECT 1 WHERE EXISTS (SELECT 1 FROM messages) OR EXISTS (SELECT 1 FROM registry)",
+                    &[],
+                )
+                .await?
+                .is_some();
+            if counters.log_size > 0 || occupied {
+                return Err(StoreError::NotEmpty(PathBuf::from(format!(
+                    "the database {}",
+                    self.described
+                ))));
+            }
+            let mut done = Imported::default();
+            let mut taken = 0u64;
+            while let Some(record) = records.recv().await {
+                taken += 1;
+                match record {
+                    Exported::LogEntry { index, entry } => {
+                        let decoded =
+                            LogEntry::decode(entry.as_slice()).map_err(|e| corrupt("log entry", e))?;
+                        let appended = open
+                            .append_log_bytes(decoded.kind, decoded.at_ms, entry)
+                            .await?;
+                        if appended != index {
+                            return Err(corrupt(
+                                "log entry",
+                                format!("entry {index} came after entry {}", appended - 1),
+                            ));
+                        }
+                        done.log_entries += 1;
+                    }
+                    Exported::Message {
+                        sequence,
+                        record,
+                        status,
+                        payload,
+                    } => {
+                        import_message(open, sequence, &record, &status, &payload).await?;
+                        done.messages += 1;
+                        done.payload_bytes += payload.len() as u64;
+                    }
+                    Exported::Event {
+                        sender,
+                        cursor,
+                        event,
+                    } => {
+                        let rows = &mut open.event_rows;
+                        rows.sender.push(sender);
+                        rows.cursor.push(to_i64(cursor));
+                        rows.sequence.push(to_i64(event.sequence));
+                        rows.message_id.push(event.message_id);
+                        rows.state.push(event.state as i16);
+                        rows.at_ms.push(event.at_ms);
+                        rows.ack.push(event.ack);
+                        rows.log_index.push(to_i64(event.log_index));
+                        done.events += 1;
+                    }
+                    Exported::TreeHead(head) => {
+                        open.execute(
+                            "INSERT INTO tree_heads (tree_size, root_hash, timestamp_ms, key_id, signature) VALUES ($1, $2, $3, $4, $5)",
+                            &[&to_i64(head.tree_size), &head.root_hash, &head.timestamp_ms, &head.key_id, &head.signature],
+                        )
+                        .await?;
+                        done.tree_heads += 1;
+                    }
+                    Exported::Registry(record) => {
+                        write_registry(open, &record).await?;
+                    }
+                    Exported::Certificate(c) => {
+                        open.execute(
+                            "INSERT INTO certificates (serial, fingerprint, subject, not_before_ms, not_after_ms, first_seen_ms) VALUES ($1, $2, $3, $4, $5, $6)",
+                            &[&c.serial, &c.fingerprint, &c.subject, &c.not_before_ms, &c.not_after_ms, &c.first_seen_ms],
+                        )
+                        .await?;
+                        done.certificates += 1;
+                    }
+                    Exported::Conformance(record) => {
+                        insert_report(open, &record).await?;
+                        done.conformance_reports += 1;
+                    }
+                    Exported::Counters {
+                        next_sequence,
+                        next_event,
+                        next_report,
+                        epoch,
+                        registry_floor,
+                    } => {
+                        let c = open.counters_mut();
+                        c.next_sequence = next_sequence;
+                        c.next_event = next_event;
+                        c.next_report = next_report;
+                        open.execute(
+                            "INSERT INTO meta (key, value) VALUES ('epoch', $1), ('registry_floor', $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                            &[&epoch, &registry_floor.to_string()],
+                        )
+                        .await?;
+                    }
+                }
+                if taken % WRITE_EVERY == 0 {
+                    open.write_rows().await?;
+                }
+            }
+            Ok(done)
+        })
+    }
+}
+
+/// A message as another store kept it: its state, acknowledgement, transitions and payload.
+async fn import_message(
+    open: &mut Open,
+    sequence: u64,
+    m: &MessageRecord,
+    status: &StatusRecord,
+    payload: &[u8],
+) -> Result<(), StoreError> {
+    let ack = (!status.ack.is_empty()).then_some(status.ack.as_slice());
+    open.execute(
+        "INSERT INTO messages (sequence, sender, message_id, recipient, document_type, header_sha256, header, key_id, signature, receipt, accepted_at_ms, payload_length, payload_chunks, log_index, state, ack, ack_log_index) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+        &[
+            &to_i64(sequence),
+            &m.sender,
+            &m.message_id,
+            &m.recipient,
+            &m.document_type,
+            &m.header_sha256,
+            &m.header,
+            &m.key_id,
+            &m.signature,
+            &m.receipt,
+            &m.accepted_at_ms,
+            &to_i64(m.payload_length),
+            &(m.payload_chunks as i32),
+            &to_i64(m.log_index),
+            &(status.state as i16),
+            &ack,
+            &to_i64(status.ack_log_index),
+        ],
+    )
+    .await?;
+    for t in &status.transitions {
+        open.transition_rows.sequence.push(to_i64(sequence));
+        open.transition_rows.state.push(t.state as i16);
+        open.transition_rows.at_ms.push(t.at_ms);
+    }
+    for (i, chunk) in payload.chunks(PAYLOAD_CHUNK).enumerate() {
+        open.payload_rows.sequence.push(to_i64(sequence));
+        open.payload_rows.chunk.push(i as i32);
+        open.payload_rows.bytes.push(chunk.to_vec());
+    }
+    Ok(())
+}
+
+/// Replace the registry: its list (at the version it carries) and the revoked certificates.
+async fn write_registry(open: &mut Open, record: &RegistryRecord) -> Result<u64, StoreError> {
+    let version = decode_list_version(&record.signed_trust_list)?;
+    open.execute(
+        "INSERT INTO registry (id, version, signed_trust_list) VALUES (1, $1, $2) ON CONFLICT (id) DO UPDATE SET version = $1, signed_trust_list = $2",
+        &[&to_i64(version), &record.signed_trust_list],
+    )
+    .await?;
+    open.execute("DELETE FROM revoked_certificates", &[])
+        .await?;
+    for c in &record.revoked_certificates {
+        open.execute(
+            "INSERT INTO revoked_certificates (serial, at_ms, reason, revoked_by) VALUES ($1, $2, $3, $4)",
+            &[&c.serial, &c.at_ms, &c.reason, &c.by],
+        )
+        .await?;
+    }
+    Ok(version)
+}
+
+async fn insert_report(open: &mut Open, record: &ConformanceRecord) -> Result<(), StoreError> {
+    open.execute(
+        "INSERT INTO conformance_reports (id, participant, passed, document_types, recorded_at_ms, recorded_by, report_json, key_id, signature, log_index) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        &[
+            &to_i64(record.id),
+            &record.participant,
+            &record.passed,
+            &record.document_types,
+            &record.recorded_at_ms,
+            &record.recorded_by,
+            &record.report_json,
+            &record.key_id,
+            &record.signature,
+            &to_i64(record.log_index),
+        ],
+    )
+    .await
+    .map(drop)
 }
 
 /// Which message a transition moves.
@@ -1556,19 +1799,7 @@ impl Backend for Postgres {
             if stored.is_some_and(|stored| stored >= version) {
                 return Err(StoreError::Stale("the registry"));
             }
-            open.execute(
-                "INSERT INTO registry (id, version, signed_trust_list) VALUES (1, $1, $2) ON CONFLICT (id) DO UPDATE SET version = $1, signed_trust_list = $2",
-                &[&to_i64(version), &record.signed_trust_list],
-            )
-            .await?;
-            open.execute("DELETE FROM revoked_certificates", &[]).await?;
-            for c in &record.revoked_certificates {
-                open.execute(
-                    "INSERT INTO revoked_certificates (serial, at_ms, reason, revoked_by) VALUES ($1, $2, $3, $4)",
-                    &[&c.serial, &c.at_ms, &c.reason, &c.by],
-                )
-                .await?;
-            }
+            write_registry(open, record).await?;
             open.append_log(entry).await?;
             open.notifications
                 .insert((REGISTRY_CHANNEL, version.to_string()));
@@ -1585,23 +1816,7 @@ impl Backend for Postgres {
             open.counters_mut().next_report = id + 1;
             let (mut record, entry) = make(id);
             record.log_index = open.append_log(&entry).await?;
-            open.execute(
-                "INSERT INTO conformance_reports (id, participant, passed, document_types, recorded_at_ms, recorded_by, report_json, key_id, signature, log_index) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                &[
-                    &to_i64(id),
-                    &record.participant,
-                    &record.passed,
-                    &record.document_types,
-                    &record.recorded_at_ms,
-                    &record.recorded_by,
-                    &record.report_json,
-                    &record.key_id,
-                    &record.signature,
-                    &to_i64(record.log_index),
-                ],
-            )
-            .await?;
+            insert_report(open, &record).await?;
             Ok(record)
         })
     }

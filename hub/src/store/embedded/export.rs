@@ -1,0 +1,152 @@
+//! Everything an embedded store holds, as typed records in the order a new store takes them
+//! (`store migrate` into PostgreSQL, see `crate::migrate`): the log first, so that the records
+//! naming its entries find them.
+
+use caravan_common::store::{Counter, StoreError, keys::u64_value, record::Record};
+
+use super::{
+    Embedded, MessageRecord, StatusEvent, StatusRecord,
+    tables::{
+        EVENTS, MESSAGES, NEXT_CONFORMANCE_REPORT, NEXT_EVENT, NEXT_SEQUENCE, REGISTRY_FLOOR,
+        STATUS,
+    },
+};
+use crate::store::{Backend, CertificateRecord, ConformanceRecord, RegistryRecord, TreeHead};
+
+/// One record of an exported store.
+pub enum Exported {
+    /// An entry of the exchange log, encoded, in order from index 1.
+    LogEntry {
+        index: u64,
+        entry: Vec<u8>,
+    },
+    /// A message with its status and its payload.
+    Message {
+        sequence: u64,
+        record: Box<MessageRecord>,
+        status: StatusRecord,
+        payload: Vec<u8>,
+    },
+    /// A sender's status event, by cursor.
+    Event {
+        sender: String,
+        cursor: u64,
+        event: StatusEvent,
+    },
+    TreeHead(TreeHead),
+    Registry(RegistryRecord),
+    Certificate(CertificateRecord),
+    Conformance(ConformanceRecord),
+    /// The numbers the store hands out next, its epoch and its registry version floor.
+    Counters {
+        next_sequence: u64,
+        next_event: u64,
+        next_report: u64,
+        epoch: String,
+        registry_floor: u64,
+    },
+}
+
+const BATCH: usize = 512;
+
+impl Embedded {
+    /// Pass every record of the store to `into`, in the order of [`Exported`]'s variants.
+    pub fn export(
+        &self,
+        into: &mut dyn FnMut(Exported) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut from = 1;
+        loop {
+            let entries = self.log_entries(from, BATCH)?;
+            let done = entries.len() < BATCH;
+            for (index, entry) in entries {
+                from = index + 1;
+                into(Exported::LogEntry { index, entry })?;
+            }
+            if done {
+                break;
+            }
+        }
+        self.each(MESSAGES, &mut |key, value| {
+            let sequence = u64_value(key, "message")?;
+            let record = <MessageRecord as Record>::decode(value)?;
+            let status = self
+                .db
+                .get(STATUS, key)?
+                .map(|b| <StatusRecord as Record>::decode(&b))
+                .transpose()?
+                .unwrap_or_default();
+            let mut payload = Vec::with_capacity(record.payload_length as usize);
+            let mut reader = self.payload_reader(sequence)?;
+            for index in 0..record.payload_chunks {
+                let chunk = reader.chunk(index)?.ok_or_else(|| {
+                    StoreError::corrupt(
+                        "payload",
+                        format!("chunk {index} of {sequence} is missing"),
+                    )
+                })?;
+                payload.extend_from_slice(&chunk);
+            }
+            drop(reader);
+            into(Exported::Message {
+                sequence,
+                record: Box::new(record),
+                status,
+                payload,
+            })
+        })?;
+        self.each(EVENTS, &mut |key, value| {
+            into(Exported::Event {
+                sender: String::from_utf8_lossy(&key[..2]).into_owned(),
+                cursor: u64_value(&key[2..], "event")?,
+                event: <StatusEvent as Record>::decode(value)?,
+            })
+        })?;
+        for head in self.tree_heads()? {
+            into(Exported::TreeHead(head))?;
+        }
+        if let Some(registry) = self.registry()? {
+            into(Exported::Registry(registry))?;
+        }
+        for certificate in self.certificates()? {
+            into(Exported::Certificate(certificate))?;
+        }
+        for report in self.conformance_reports()? {
+            into(Exported::Conformance(report))?;
+        }
+        let next = |c: Counter| -> Result<u64, StoreError> {
+            Ok(c.next(&self.db)?.unwrap_or(Counter::FIRST))
+        };
+        into(Exported::Counters {
+            next_sequence: next(NEXT_SEQUENCE)?,
+            next_event: next(NEXT_EVENT)?,
+            next_report: next(NEXT_CONFORMANCE_REPORT)?,
+            epoch: self.epoch()?,
+            registry_floor: self
+                .meta_u64(REGISTRY_FLOOR, "registry version floor")?
+                .unwrap_or(0),
+        })
+    }
+
+    /// Every pair of `table`, in key order, a batch at a time.
+    fn each(
+        &self,
+        table: caravan_common::store::Table,
+        f: &mut dyn FnMut(&[u8], &[u8]) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut from = Vec::new();
+        loop {
+            let pairs = self.db.range(table, &from, None, BATCH, false)?;
+            for (key, value) in &pairs {
+                f(key, value)?;
+            }
+            match pairs.last() {
+                Some((key, _)) if pairs.len() == BATCH => {
+                    from = key.clone();
+                    from.push(0);
+                }
+                _ => return Ok(()),
+            }
+        }
+    }
+}
