@@ -1113,7 +1113,7 @@ impl Postgres {
                         .await?;
                     }
                 }
-                if taken % WRITE_EVERY == 0 {
+                if taken.is_multiple_of(WRITE_EVERY) {
                     open.write_rows().await?;
                 }
             }

@@ -49,6 +49,9 @@ pub enum Exported {
 
 const BATCH: usize = 512;
 
+/// What is done with each key and value of a table.
+type Visit<'a> = dyn FnMut(&[u8], &[u8]) -> Result<(), StoreError> + 'a;
+
 impl Embedded {
     /// Pass every record of the store to `into`, in the order of [`Exported`]'s variants.
     pub fn export(
@@ -132,7 +135,7 @@ impl Embedded {
     fn each(
         &self,
         table: caravan_common::store::Table,
-        f: &mut dyn FnMut(&[u8], &[u8]) -> Result<(), StoreError>,
+        f: &mut Visit<'_>,
     ) -> Result<(), StoreError> {
         let mut from = Vec::new();
         loop {
