@@ -1,0 +1,101 @@
+//! What replicas tell each other: `NOTIFY` in each transaction, `LISTEN` on a connection of
+//! each replica's own, reconnected with backoff, and a slow poll in case a notification was lost.
+
+use super::*;
+
+/// A change another replica (or this one) committed, as the notifications tell it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Something new for this recipient to receive.
+    Queue(ParticipantId),
+    /// One of this sender's messages changed state.
+    Status(ParticipantId),
+    /// The registry changed.
+    Registry,
+    /// Notifications may have been missed (a reconnection, or the slow poll): look again at
+    /// everything.
+    Everything,
+}
+
+/// One session of listening: LISTEN on every channel, then pass notifications on until the
+/// connection ends.
+pub(super) async fn listen(
+    settings: &PostgresSettings,
+    changes: &broadcast::Sender<Change>,
+    poll: &mut tokio::time::Interval,
+) -> String {
+    match listen_once(settings, changes, poll).await {
+        Err(e) => e,
+    }
+}
+
+pub(super) async fn listen_once(
+    settings: &PostgresSettings,
+    changes: &broadcast::Sender<Change>,
+    poll: &mut tokio::time::Interval,
+) -> Result<std::convert::Infallible, String> {
+    let config = settings.driver_config()?;
+    let (client, mut connection) = match settings.tls().map_err(|e| e.to_string())? {
+        Some(tls) => {
+            let (client, connection) = config.connect(tls).await.map_err(|e| e.to_string())?;
+            (client, futures::future::Either::Left(connection))
+        }
+        None => {
+            let (client, connection) = config
+                .connect(tokio_postgres::NoTls)
+                .await
+                .map_err(|e| e.to_string())?;
+            (client, futures::future::Either::Right(connection))
+        }
+    };
+    let (tx, mut notifications) = tokio::sync::mpsc::unbounded_channel();
+    let driver = async move {
+        loop {
+            let message = std::future::poll_fn(|cx| match &mut connection {
+                futures::future::Either::Left(c) => c.poll_message(cx),
+                futures::future::Either::Right(c) => c.poll_message(cx),
+            })
+            .await;
+            match message {
+                Some(Ok(tokio_postgres::AsyncMessage::Notification(n))) => {
+                    let _ = tx.send(n);
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return e.to_string(),
+                None => return "the connection closed".to_string(),
+            }
+        }
+    };
+    let mut driver = std::pin::pin!(driver);
+    let channels =
+        format!("LISTEN {QUEUE_CHANNEL}; LISTEN {STATUS_CHANNEL}; LISTEN {REGISTRY_CHANNEL}");
+    let subscribe = client.batch_execute(&channels);
+    tokio::select! {
+        done = subscribe => done.map_err(|e| e.to_string())?,
+        ended = &mut driver => return Err(ended),
+    }
+    // Anything committed while this replica was not listening is looked at again.
+    let _ = changes.send(Change::Everything);
+    loop {
+        let change = tokio::select! {
+            ended = &mut driver => return Err(ended),
+            _ = poll.tick() => Change::Everything,
+            n = notifications.recv() => match n {
+                None => return Err("the connection closed".into()),
+                Some(n) => match n.channel() {
+                    QUEUE_CHANNEL => match n.payload().parse() {
+                        Ok(p) => Change::Queue(p),
+                        Err(_) => continue,
+                    },
+                    STATUS_CHANNEL => match n.payload().parse() {
+                        Ok(p) => Change::Status(p),
+                        Err(_) => continue,
+                    },
+                    _ => Change::Registry,
+                },
+            },
+        };
+        // Nobody may be subscribed yet: the connection stays for later subscribers.
+        let _ = changes.send(change);
+    }
+}

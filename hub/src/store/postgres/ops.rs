@@ -1,0 +1,765 @@
+//! The hub's store operations ([`Backend`]) in SQL.
+
+use super::*;
+
+/// Which message a transition moves.
+pub(super) enum Which<'a> {
+    Sequence(u64),
+    /// An acknowledgement's: (sender, id) addressed to its recipient, with its header digest.
+    Message(&'a AckUpdate),
+}
+
+pub(super) enum Transitioned {
+    /// The message was not in a state it could move from (or is not there).
+    Unchanged,
+    Now {
+        log_index: u64,
+        settled: Settled,
+    },
+}
+
+/// A payload read chunk after chunk, one query each.
+pub(super) struct Chunks<'a> {
+    store: &'a Postgres,
+    sequence: u64,
+}
+
+impl ChunkReader for Chunks<'_> {
+    fn chunk(&mut self, index: u32) -> Result<Option<Vec<u8>>, StoreError> {
+        self.store.payload_chunk(self.sequence, index)
+    }
+}
+
+impl Postgres {
+    /// Move message `sequence` (or the message (sender, id) addressed to `recipient` with
+    /// this header digest) to `to` if it is in one of `from`; see the embedded store's
+    /// `transition`.
+    pub(super) async fn transition(
+        open: &mut Open,
+        which: Which<'_>,
+        from: &[MessageState],
+        to: MessageState,
+        at: Timestamp,
+        ack: Option<&[u8]>,
+    ) -> Result<Transitioned, StoreError> {
+        let counters = open.counters().await?;
+        let log_index = counters.log_size + 1;
+        let from: Vec<i16> = from.iter().map(|s| *s as i16).collect();
+        let (with_ack, ack_bytes) = (ack.is_some(), ack.unwrap_or_default());
+        const RETURNING: &str = "RETURNING sequence, sender, recipient, message_id, header_sha256, document_type, accepted_at_ms";
+        let row = match which {
+            Which::Sequence(sequence) => {
+                open.query_opt(
+                    &format!("UPDATE messages SET state = $2, ack = CASE WHEN $4 THEN $5 ELSE ack END, ack_log_index = CASE WHEN $4 THEN $6 ELSE ack_log_index END WHERE sequence = $1 AND state = ANY($3) {RETURNING}"),
+                    &[&to_i64(sequence), &(to as i16), &from, &with_ack, &ack_bytes, &to_i64(log_index)],
+                )
+                .await?
+            }
+            Which::Message(u) => {
+                open.query_opt(
+                    &format!("UPDATE messages SET state = $4, ack = CASE WHEN $6 THEN $7 ELSE ack END, ack_log_index = CASE WHEN $6 THEN $8 ELSE ack_log_index END WHERE sender = $1 AND message_id = $2 AND recipient = $3 AND header_sha256 = $9 AND state = ANY($5) {RETURNING}"),
+                    &[&u.sender.as_str(), &u.message_id.to_string(), &u.recipient.as_str(), &(to as i16), &from, &with_ack, &ack_bytes, &to_i64(log_index), &u.header_sha256.as_slice()],
+                )
+                .await?
+            }
+        };
+        let Some(row) = row else {
+            return Ok(Transitioned::Unchanged);
+        };
+        let sequence = to_u64(row.get(0));
+        let sender: ParticipantId = parse(row.get(1), "message")?;
+        let recipient: ParticipantId = parse(row.get(2), "message")?;
+        let message_id: String = row.get(3);
+        let header_sha256: Vec<u8> = row.get(4);
+        let kind = match to {
+            MessageState::Delivered => LogKind::Delivered,
+            MessageState::Acknowledged => LogKind::Acknowledged,
+            MessageState::Rejected => LogKind::Rejected,
+            _ => LogKind::Expired,
+        };
+        let appended = open
+            .append_log(&LogEntry {
+                kind: kind as i32,
+                at_ms: at.as_millis(),
+                sequence,
+                sender: sender.to_string(),
+                recipient: recipient.to_string(),
+                message_id: message_id.clone(),
+                header_sha256,
+                evidence_sha256: ack
+                    .map(|a| caravan_common::signing::sha256(a).to_vec())
+                    .unwrap_or_default(),
+                ..Default::default()
+            })
+            .await?;
+        debug_assert_eq!(appended, log_index);
+        open.transition_row(sequence, to, at);
+        open.append_event(
+            sender,
+            StatusEvent {
+                sequence,
+                message_id,
+                state: to as i32,
+                at_ms: at.as_millis(),
+                ack: ack.map(<[u8]>::to_vec).unwrap_or_default(),
+                log_index,
+            },
+        )
+        .await?;
+        Ok(Transitioned::Now {
+            log_index,
+            settled: Settled {
+                sender,
+                recipient,
+                document_type: row.get(5),
+                accepted_at: Timestamp::from_millis(row.get(6)),
+            },
+        })
+    }
+}
+
+impl Backend for Postgres {
+    fn engine_name(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn reads_block(&self) -> bool {
+        true
+    }
+
+    fn accept(
+        &self,
+        m: &Incoming,
+        issue_receipt: &dyn Fn(u64) -> Vec<u8>,
+    ) -> Result<Acceptance, StoreError> {
+        self.write(async |open: &mut Open| {
+            let counters = open.counters().await?;
+            let sequence = counters.next_sequence;
+            let log_index = counters.log_size + 1;
+            let receipt = issue_receipt(sequence);
+            let chunks = m.payload.len().div_ceil(PAYLOAD_CHUNK) as i32;
+            let inserted = open
+                .query_opt(
+                    "INSERT INTO messages (sequence, sender, message_id, recipient, document_type, header_sha256, header, key_id, signature, receipt, accepted_at_ms, payload_length, payload_chunks, log_index, state) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 1) \
+                     ON CONFLICT (sender, message_id) DO NOTHING RETURNING sequence",
+                    &[
+                        &to_i64(sequence),
+                        &m.sender.as_str(),
+                        &m.message_id.to_string(),
+                        &m.recipient.as_str(),
+                        &m.document_type.to_string(),
+                        &m.header_sha256.as_slice(),
+                        &m.header,
+                        &m.key_id,
+                        &m.signature,
+                        &receipt,
+                        &m.accepted_at.as_millis(),
+                        &(m.payload.len() as i64),
+                        &chunks,
+                        &to_i64(log_index),
+                    ],
+                )
+                .await?;
+            if inserted.is_none() {
+                let row = open
+                    .query_opt(
+                        "SELECT sequence, header_sha256, receipt, log_index FROM messages WHERE sender = $1 AND message_id = $2",
+                        &[&m.sender.as_str(), &m.message_id.to_string()],
+                    )
+                    .await?
+                    .ok_or_else(|| corrupt("message", "a conflicting message is missing"))?;
+                let header: Vec<u8> = row.get(1);
+                return Ok(if header == m.header_sha256 {
+                    Acceptance::Duplicate {
+                        sequence: to_u64(row.get(0)),
+                        receipt: row.get(2),
+                        log_index: to_u64(row.get(3)),
+                    }
+                } else {
+                    Acceptance::Conflict
+                });
+            }
+            open.counters_mut().next_sequence = sequence + 1;
+            let appended = open
+                .append_log(&LogEntry {
+                    kind: LogKind::Accepted as i32,
+                    at_ms: m.accepted_at.as_millis(),
+                    sequence,
+                    sender: m.sender.to_string(),
+                    recipient: m.recipient.to_string(),
+                    message_id: m.message_id.to_string(),
+                    header_sha256: m.header_sha256.to_vec(),
+                    ..Default::default()
+                })
+                .await?;
+            debug_assert_eq!(appended, log_index);
+            for (i, chunk) in m.payload.chunks(PAYLOAD_CHUNK).enumerate() {
+                open.payload_rows.sequence.push(to_i64(sequence));
+                open.payload_rows.chunk.push(i as i32);
+                open.payload_rows.bytes.push(chunk.to_vec());
+            }
+            open.transition_row(sequence, MessageState::Accepted, m.accepted_at);
+            open.append_event(
+                m.sender,
+                StatusEvent {
+                    sequence,
+                    message_id: m.message_id.to_string(),
+                    state: MessageState::Accepted as i32,
+                    at_ms: m.accepted_at.as_millis(),
+                    ack: Vec::new(),
+                    log_index,
+                },
+            )
+            .await?;
+            open.notifications
+                .insert((QUEUE_CHANNEL, m.recipient.as_str().to_string()));
+            Ok(Acceptance::Accepted {
+                sequence,
+                receipt,
+                log_index,
+            })
+        })
+    }
+
+    fn pending(
+        &self,
+        recipient: ParticipantId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Pending>, StoreError> {
+        self.read(async |r: &Reader| {
+            let rows = r
+                .query(
+                    "SELECT sequence, sender, message_id, header, key_id, signature, payload_length, payload_chunks, receipt, document_type, accepted_at_ms \
+                     FROM messages WHERE recipient = $1 AND state IN (1, 2) AND sequence > $2 ORDER BY sequence LIMIT $3",
+                    &[&recipient.as_str(), &to_i64(after), &(limit as i64)],
+                )
+                .await?;
+            rows.into_iter()
+                .map(|row| {
+                    Ok(Pending {
+                        sequence: to_u64(row.get(0)),
+                        sender: parse(row.get(1), "message")?,
+                        message_id: parse(row.get(2), "message")?,
+                        header: row.get(3),
+                        key_id: row.get(4),
+                        signature: row.get(5),
+                        payload_length: to_u64(row.get(6)),
+                        payload_chunks: row.get::<_, i32>(7) as u32,
+                        receipt: row.get(8),
+                        document_type: row.get(9),
+                        accepted_at: Timestamp::from_millis(row.get(10)),
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn mark_delivered(&self, sequence: u64, at: Timestamp) -> Result<bool, StoreError> {
+        self.write(async |open: &mut Open| {
+            let moved = Self::transition(
+                open,
+                Which::Sequence(sequence),
+                &[MessageState::Accepted],
+                MessageState::Delivered,
+                at,
+                None,
+            )
+            .await?;
+            Ok(matches!(moved, Transitioned::Now { .. }))
+        })
+    }
+
+    fn acknowledge(&self, u: &AckUpdate) -> Result<AckResult, StoreError> {
+        self.write(async |open: &mut Open| {
+            let open_states = [MessageState::Accepted, MessageState::Delivered];
+            let moved = Self::transition(
+                open,
+                Which::Message(u),
+                &open_states,
+                u.state,
+                u.at,
+                Some(&u.ack),
+            )
+            .await?;
+            if let Transitioned::Now {
+                log_index,
+                settled,
+            } = moved
+            {
+                return Ok(AckResult::Recorded {
+                    state: u.state,
+                    log_index,
+                    now: Some(settled),
+                });
+            }
+            // Not moved: say why, as the embedded store does.
+            let Some(row) = open
+                .query_opt(
+                    "SELECT recipient, header_sha256, state, ack_log_index FROM messages WHERE sender = $1 AND message_id = $2",
+                    &[&u.sender.as_str(), &u.message_id.to_string()],
+                )
+                .await?
+            else {
+                return Ok(AckResult::UnknownMessage);
+            };
+            if row.get::<_, &str>(0) != u.recipient.as_str() {
+                return Ok(AckResult::UnknownMessage);
+            }
+            if row.get::<_, &[u8]>(1) != u.header_sha256.as_slice() {
+                return Ok(AckResult::DigestMismatch);
+            }
+            Ok(AckResult::Recorded {
+                state: state_of(row.get(2)),
+                log_index: to_u64(row.get(3)),
+                now: None,
+            })
+        })
+    }
+
+    fn expire(
+        &self,
+        now: Timestamp,
+        ttl: &dyn Fn(&str) -> Option<u64>,
+    ) -> Result<Vec<Settled>, StoreError> {
+        self.write(async |open: &mut Open| {
+            let rows = open
+                .query(
+                    "SELECT sequence, document_type, accepted_at_ms FROM messages WHERE state IN (1, 2) ORDER BY sequence",
+                    &[],
+                )
+                .await?;
+            let mut expired = Vec::new();
+            for row in rows {
+                let Some(ttl_ms) = ttl(row.get(1)) else {
+                    continue;
+                };
+                let accepted: i64 = row.get(2);
+                if now.as_millis() < accepted.saturating_add(ttl_ms as i64) {
+                    continue;
+                }
+                let open_states = [MessageState::Accepted, MessageState::Delivered];
+                if let Transitioned::Now { settled, .. } = Self::transition(
+                    open,
+                    Which::Sequence(to_u64(row.get(0))),
+                    &open_states,
+                    MessageState::Expired,
+                    now,
+                    None,
+                )
+                .await?
+                {
+                    expired.push(settled);
+                }
+            }
+            Ok(expired)
+        })
+    }
+
+    fn queue_depths(&self) -> Result<Vec<(ParticipantId, u64)>, StoreError> {
+        self.read(async |r: &Reader| {
+            r.query(
+                "SELECT recipient, count(*) FROM messages WHERE state IN (1, 2) GROUP BY recipient ORDER BY recipient",
+                &[],
+            )
+            .await?
+            .into_iter()
+            .map(|row| Ok((parse(row.get(0), "message")?, to_u64(row.get(1)))))
+            .collect()
+        })
+    }
+
+    fn size_on_disk(&self) -> Result<u64, StoreError> {
+        self.read(async |r: &Reader| {
+            let row = r
+                .query_opt("SELECT pg_database_size(current_database())", &[])
+                .await?
+                .ok_or_else(|| corrupt("database size", "no answer"))?;
+            Ok(to_u64(row.get(0)))
+        })
+    }
+
+    fn payload_chunk(&self, sequence: u64, index: u32) -> Result<Option<Vec<u8>>, StoreError> {
+        self.read(async |r: &Reader| {
+            Ok(r.query_opt(
+                "SELECT bytes FROM payload_chunks WHERE sequence = $1 AND chunk = $2",
+                &[&to_i64(sequence), &(index as i32)],
+            )
+            .await?
+            .map(|row| row.get(0)))
+        })
+    }
+
+    fn payload_reader(&self, sequence: u64) -> Result<Box<dyn ChunkReader + '_>, StoreError> {
+        Ok(Box::new(Chunks {
+            store: self,
+            sequence,
+        }))
+    }
+
+    // The database checks its own pages (`data_checksums`); a payload it returns is the one
+    // stored.
+    fn payload_damaged(&self, _sequence: u64) -> bool {
+        false
+    }
+
+    fn damaged_payloads(&self) -> u64 {
+        0
+    }
+
+    fn events(
+        &self,
+        sender: ParticipantId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, StatusEvent)>, StoreError> {
+        self.read(async |r: &Reader| {
+            r.query(
+                "SELECT cursor, sequence, message_id, state, at_ms, ack, log_index FROM events WHERE sender = $1 AND cursor > $2 ORDER BY cursor LIMIT $3",
+                &[&sender.as_str(), &to_i64(after), &(limit as i64)],
+            )
+            .await?
+            .into_iter()
+            .map(|row| {
+                Ok((
+                    to_u64(row.get(0)),
+                    StatusEvent {
+                        sequence: to_u64(row.get(1)),
+                        message_id: row.get(2),
+                        state: i32::from(row.get::<_, i16>(3)),
+                        at_ms: row.get(4),
+                        ack: row.get(5),
+                        log_index: to_u64(row.get(6)),
+                    },
+                ))
+            })
+            .collect()
+        })
+    }
+
+    fn holds(&self, sender: ParticipantId, id: MessageId) -> Result<bool, StoreError> {
+        self.read(async |r: &Reader| {
+            Ok(r.query_opt(
+                "SELECT 1 FROM messages WHERE sender = $1 AND message_id = $2",
+                &[&sender.as_str(), &id.to_string()],
+            )
+            .await?
+            .is_some())
+        })
+    }
+
+    fn status(
+        &self,
+        sender: ParticipantId,
+        message_id: MessageId,
+    ) -> Result<Option<StatusRecord>, StoreError> {
+        self.read(async |r: &Reader| {
+            let Some(row) = r
+                .query_opt(
+                    "SELECT sequence, state, ack, receipt, ack_log_index FROM messages WHERE sender = $1 AND message_id = $2",
+                    &[&sender.as_str(), &message_id.to_string()],
+                )
+                .await?
+            else {
+                return Ok(None);
+            };
+            let transitions = r
+                .query(
+                    "SELECT state, at_ms FROM transitions WHERE sequence = $1 ORDER BY id",
+                    &[&row.get::<_, i64>(0)],
+                )
+                .await?
+                .into_iter()
+                .map(|t| Transition {
+                    state: i32::from(t.get::<_, i16>(0)),
+                    at_ms: t.get(1),
+                })
+                .collect();
+            Ok(Some(StatusRecord {
+                state: i32::from(row.get::<_, i16>(1)),
+                transitions,
+                ack: row.get::<_, Option<Vec<u8>>>(2).unwrap_or_default(),
+                receipt: row.get(3),
+                ack_log_index: to_u64(row.get(4)),
+            }))
+        })
+    }
+
+    fn registry(&self) -> Result<Option<RegistryRecord>, StoreError> {
+        self.read(async |r: &Reader| {
+            let Some(row) = r
+                .query_opt("SELECT signed_trust_list FROM registry WHERE id = 1", &[])
+                .await?
+            else {
+                return Ok(None);
+            };
+            let revoked_certificates = r
+                .query(
+                    "SELECT serial, at_ms, reason, revoked_by FROM revoked_certificates ORDER BY serial",
+                    &[],
+                )
+                .await?
+                .into_iter()
+                .map(|c| RevokedCertificate {
+                    serial: c.get(0),
+                    at_ms: c.get(1),
+                    reason: c.get(2),
+                    by: c.get(3),
+                })
+                .collect();
+            Ok(Some(RegistryRecord {
+                signed_trust_list: row.get(0),
+                revoked_certificates,
+            }))
+        })
+    }
+
+    fn save_registry(&self, record: &RegistryRecord, entry: &LogEntry) -> Result<(), StoreError> {
+        let version = decode_list_version(&record.signed_trust_list)?;
+        self.write(async |open: &mut Open| {
+            // The counters first, as every write: one lock order for every transaction.
+            open.counters().await?;
+            let stored = open
+                .query_opt("SELECT version FROM registry WHERE id = 1 FOR UPDATE", &[])
+                .await?
+                .map(|row| to_u64(row.get(0)));
+            // Trust-list versions only go up: a replica that built this list on an older one
+            // lost the race, and must read the registry again.
+            if stored.is_some_and(|stored| stored >= version) {
+                return Err(StoreError::Stale("the registry"));
+            }
+            write_registry(open, record).await?;
+            open.append_log(entry).await?;
+            open.notifications
+                .insert((REGISTRY_CHANNEL, version.to_string()));
+            Ok(())
+        })
+    }
+
+    fn record_conformance(
+        &self,
+        make: &dyn Fn(u64) -> (ConformanceRecord, LogEntry),
+    ) -> Result<ConformanceRecord, StoreError> {
+        self.write(async |open: &mut Open| {
+            let id = open.counters().await?.next_report;
+            open.counters_mut().next_report = id + 1;
+            let (mut record, entry) = make(id);
+            record.log_index = open.append_log(&entry).await?;
+            insert_report(open, &record).await?;
+            Ok(record)
+        })
+    }
+
+    fn conformance_reports(&self) -> Result<Vec<ConformanceRecord>, StoreError> {
+        self.read(async |r: &Reader| {
+            Ok(r.query(
+                "SELECT id, participant, passed, document_types, recorded_at_ms, recorded_by, report_json, key_id, signature, log_index FROM conformance_reports ORDER BY id",
+                &[],
+            )
+            .await?
+            .into_iter()
+            .map(|row| ConformanceRecord {
+                id: to_u64(row.get(0)),
+                participant: row.get(1),
+                passed: row.get(2),
+                document_types: row.get(3),
+                recorded_at_ms: row.get(4),
+                recorded_by: row.get(5),
+                report_json: row.get(6),
+                key_id: row.get(7),
+                signature: row.get(8),
+                log_index: to_u64(row.get(9)),
+            })
+            .collect())
+        })
+    }
+
+    fn record_certificate(&self, c: &CertificateRecord) -> Result<(), StoreError> {
+        self.write(async |open: &mut Open| {
+            open.execute(
+                "INSERT INTO certificates (serial, fingerprint, subject, not_before_ms, not_after_ms, first_seen_ms) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (serial) DO NOTHING",
+                &[&c.serial, &c.fingerprint, &c.subject, &c.not_before_ms, &c.not_after_ms, &c.first_seen_ms],
+            )
+            .await
+            .map(drop)
+        })
+    }
+
+    fn certificates(&self) -> Result<Vec<CertificateRecord>, StoreError> {
+        self.read(async |r: &Reader| {
+            Ok(r.query(
+                "SELECT serial, fingerprint, subject, not_before_ms, not_after_ms, first_seen_ms FROM certificates ORDER BY serial",
+                &[],
+            )
+            .await?
+            .into_iter()
+            .map(|row| CertificateRecord {
+                serial: row.get(0),
+                fingerprint: row.get(1),
+                subject: row.get(2),
+                not_before_ms: row.get(3),
+                not_after_ms: row.get(4),
+                first_seen_ms: row.get(5),
+            })
+            .collect())
+        })
+    }
+
+    fn log_entries(&self, from: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        self.read(async |r: &Reader| {
+            Ok(r.query(
+                "SELECT log_index, entry FROM log_entries WHERE log_index >= $1 ORDER BY log_index LIMIT $2",
+                &[&to_i64(from), &(limit.min(i64::MAX as usize) as i64)],
+            )
+            .await?
+            .into_iter()
+            .map(|row| (to_u64(row.get(0)), row.get(1)))
+            .collect())
+        })
+    }
+
+    fn log_size(&self) -> Result<u64, StoreError> {
+        // Inside the writer's batch: the size its transaction has reached (committed by the
+        // flush that follows); elsewhere, the committed size.
+        if self.owns_batch() {
+            let slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+            if let Slot::Open(open) = &*slot
+                && let Some(counters) = open.counters
+            {
+                return Ok(counters.log_size);
+            }
+        }
+        self.read(async |r: &Reader| {
+            let row = r
+                .query_opt("SELECT log_size FROM counters WHERE id = 1", &[])
+                .await?
+                .ok_or_else(|| corrupt("counters", "the row is missing"))?;
+            Ok(to_u64(row.get(0)))
+        })
+    }
+
+    fn log_node(&self, level: u32, index: u64) -> Result<merkle::Hash, StoreError> {
+        self.read(async |r: &Reader| {
+            let row = r
+                .query_opt(
+                    "SELECT hash FROM log_nodes WHERE level = $1 AND node = $2",
+                    &[&(level as i16), &to_i64(index)],
+                )
+                .await?
+                .ok_or_else(|| {
+                    corrupt(
+                        "log node",
+                        format!("node {index} at level {level} is missing"),
+                    )
+                })?;
+            hash_of(row.get(0), level, index)
+        })
+    }
+
+    fn save_tree_head(&self, head: &TreeHead) -> Result<(), StoreError> {
+        self.write(async |open: &mut Open| {
+            open.execute(
+                "INSERT INTO tree_heads (tree_size, root_hash, timestamp_ms, key_id, signature) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tree_size) DO NOTHING",
+                &[&to_i64(head.tree_size), &head.root_hash, &head.timestamp_ms, &head.key_id, &head.signature],
+            )
+            .await
+            .map(drop)
+        })
+    }
+
+    fn tree_heads(&self) -> Result<Vec<TreeHead>, StoreError> {
+        self.read(async |r: &Reader| {
+            Ok(r.query(
+                "SELECT tree_size, root_hash, timestamp_ms, key_id, signature FROM tree_heads ORDER BY tree_size",
+                &[],
+            )
+            .await?
+            .into_iter()
+            .map(|row| TreeHead {
+                tree_size: to_u64(row.get(0)),
+                root_hash: row.get(1),
+                timestamp_ms: row.get(2),
+                key_id: row.get(3),
+                signature: row.get(4),
+            })
+            .collect())
+        })
+    }
+
+    fn epoch(&self) -> Result<String, StoreError> {
+        self.read(async |r: &Reader| {
+            Ok(
+                r.query_opt("SELECT value FROM meta WHERE key = 'epoch'", &[])
+                    .await?
+                    .map(|row| row.get(0))
+                    .unwrap_or_default(),
+            )
+        })
+    }
+
+    fn registry_version_floor(&self) -> Result<u64, StoreError> {
+        self.read(async |r: &Reader| {
+            Ok(
+                r.query_opt("SELECT value FROM meta WHERE key = 'registry_floor'", &[])
+                    .await?
+                    .and_then(|row| row.get::<_, String>(0).parse().ok())
+                    .unwrap_or(0),
+            )
+        })
+    }
+
+    fn backup(&self, _dest: &Path) -> Result<BackupSummary, StoreError> {
+        Err(StoreError::Unsupported(
+            "the hub's store is in PostgreSQL: back it up with the database's own tools (pg_basebackup and WAL archiving, see the runbook), not `admin backup`",
+        ))
+    }
+
+    fn batch(&self, ops: &mut dyn FnMut()) -> Result<(), StoreError> {
+        *self.owner.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::thread::current().id());
+        ops();
+        *self.owner.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        let slot = std::mem::replace(
+            &mut *self.slot.lock().unwrap_or_else(|e| e.into_inner()),
+            Slot::Idle,
+        );
+        match slot {
+            Slot::Idle => Ok(()),
+            Slot::Done(result) => result,
+            Slot::Open(open) => self.block(open.commit()),
+        }
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        // Every write outside a batch was committed before it returned; a batch's writes are
+        // committed now.
+        if !self.owns_batch() {
+            return Ok(());
+        }
+        let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+        match std::mem::replace(&mut *slot, Slot::Idle) {
+            Slot::Idle => Ok(()),
+            Slot::Done(result) => {
+                *slot = Slot::Done(result.clone());
+                result
+            }
+            Slot::Open(open) => {
+                let result = self.block(open.commit());
+                *slot = Slot::Done(result.clone());
+                result
+            }
+        }
+    }
+
+    fn health(&self) -> Option<Arc<StoreHealth>> {
+        Some(self.health.clone())
+    }
+
+    fn changes(&self) -> Option<broadcast::Receiver<Change>> {
+        Some(self.changes.subscribe())
+    }
+
+    fn keeps_tree_heads(&self) -> bool {
+        self.hold_tree_head_lease()
+    }
+}
