@@ -270,6 +270,8 @@ pub struct Net {
     /// The hub's store in this PostgreSQL database (`store_engine = "postgres"`), shared by
     /// every replica ([`Net::start_replica`]); `None`: the embedded store.
     pub postgres_url: Option<String>,
+    /// The cluster [`Net::on_postgres`] started, stopped with the network.
+    postgres: Option<postgres::Postgres>,
     /// The hub's `payload_in_flight_mib` (default: the hub's).
     pub payload_in_flight_mib: Option<u64>,
     /// The hub's `tree_head_interval_secs` (default 1: a head kept every second).
@@ -359,6 +361,7 @@ impl Net {
             ca_file: "ca.pem".into(),
             store_engine: None,
             postgres_url: None,
+            postgres: None,
             payload_in_flight_mib: None,
             tree_head_interval_secs: 1,
             hub_net: NetFile::default(),
@@ -624,6 +627,19 @@ impl Net {
             file.message_ttl_secs.certificate_of_origin = ttl;
         }
         file
+    }
+
+    /// Keep the hub's store in a PostgreSQL cluster of this network's own (database `hub`),
+    /// started now; `false` (and a message) if PostgreSQL is not installed, so that the test
+    /// can skip (never in CI: see [`postgres::Postgres::start`]).
+    pub fn on_postgres(&mut self, test: &str) -> bool {
+        let Some(pg) = postgres::Postgres::start(test) else {
+            return false;
+        };
+        pg.sql("postgres", "CREATE DATABASE hub");
+        self.postgres_url = Some(pg.url("hub"));
+        self.postgres = Some(pg);
+        true
     }
 
     /// Start replica `n` (from 2) of the hub, on the same database as the hub

@@ -22,9 +22,20 @@ async fn a_hub_on_sled_killed_under_load_loses_nothing_it_receipted() {
     killed_under_load(Some("sled")).await;
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hub_on_postgres_killed_under_load_loses_nothing_it_receipted() {
+    killed_under_load(Some("postgres")).await;
+}
+
 async fn killed_under_load(engine: Option<&'static str>) {
     let mut net = Net::new(&["KZ", "UZ", "CN"]).await;
-    net.store_engine = engine;
+    if engine == Some("postgres") {
+        if !net.on_postgres("a_hub_on_postgres_killed_under_load_loses_nothing_it_receipted") {
+            return;
+        }
+    } else {
+        net.store_engine = engine;
+    }
     net.start_hub().await;
     let doc = sample("einvoice/ubl/peppol-base-example.xml");
 

@@ -42,7 +42,10 @@ async fn refused(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_hub_refuses_every_broken_rule_and_stores_nothing() {
-    let mut net = Net::new(&["KZ", "CN"]).await;
+    the_hub_refuses_every_broken_rule_and_stores_nothing_on(Net::new(&["KZ", "CN"]).await).await;
+}
+
+async fn the_hub_refuses_every_broken_rule_and_stores_nothing_on(mut net: Net) {
     let phyto_only = net.add_key("KZ", &["e-phyto"], None, None).await;
     let expired = net
         .add_key(
@@ -334,7 +337,10 @@ async fn the_hub_refuses_every_broken_rule_and_stores_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn acknowledgements_are_checked() {
-    let mut net = Net::new(&["KZ", "CN", "UZ"]).await;
+    acknowledgements_are_checked_on(Net::new(&["KZ", "CN", "UZ"]).await).await;
+}
+
+async fn acknowledgements_are_checked_on(mut net: Net) {
     net.start_hub().await;
     let kz = net.signing_key("KZ", 0);
     let uz = net.signing_key("UZ", 0);
@@ -721,5 +727,28 @@ async fn headers_created_in_the_future_or_before_their_lifetime_are_refused() {
             metrics.lines().any(|l| l == line),
             "{line} missing:\n{metrics}"
         );
+    }
+}
+
+/// The same tests with the hub's store in PostgreSQL, on a cluster of each test's own (issue
+/// 16).
+mod on_postgres {
+    use caravan_tests::Net;
+
+    macro_rules! on_postgres {
+        ($($test:ident($body:path, $ids:expr)),* $(,)?) => {$(
+            #[tokio::test(flavor = "multi_thread")]
+            async fn $test() {
+                let mut net = Net::new($ids).await;
+                if net.on_postgres(concat!("on_postgres::", stringify!($test))) {
+                    $body(net).await;
+                }
+            }
+        )*};
+    }
+
+    on_postgres! {
+        the_hub_refuses_every_broken_rule_and_stores_nothing(super::the_hub_refuses_every_broken_rule_and_stores_nothing_on, &["KZ", "CN"]),
+        acknowledgements_are_checked(super::acknowledgements_are_checked_on, &["KZ", "CN", "UZ"]),
     }
 }

@@ -38,7 +38,10 @@ fn in_secs(secs: i64) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_country_is_onboarded_while_the_hub_runs() {
-    let mut net = Net::new(&["KZ", "CN"]).await;
+    a_country_is_onboarded_while_the_hub_runs_on(Net::new(&["KZ", "CN"]).await).await;
+}
+
+async fn a_country_is_onboarded_while_the_hub_runs_on(mut net: Net) {
     net.start_hub().await;
     net.start_spoke("KZ").await;
 
@@ -192,7 +195,10 @@ async fn forged_rolled_back_and_stale_trust_lists() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn keys_rotate_with_an_overlap() {
-    let mut net = Net::new(&["KZ", "CN"]).await;
+    keys_rotate_with_an_overlap_on(Net::new(&["KZ", "CN"]).await).await;
+}
+
+async fn keys_rotate_with_an_overlap_on(mut net: Net) {
     let old = net
         .add_key(
             "KZ",
@@ -266,7 +272,10 @@ async fn keys_rotate_with_an_overlap() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn revocation_judged_by_the_time_of_acceptance() {
-    let mut net = Net::new(&["KZ", "CN"]).await;
+    revocation_judged_by_the_time_of_acceptance_on(Net::new(&["KZ", "CN"]).await).await;
+}
+
+async fn revocation_judged_by_the_time_of_acceptance_on(mut net: Net) {
     net.start_hub().await;
     let kz = net.signing_key("KZ", 0);
     let doc = sample("einvoice/cii/en16931-CII_example1.xml");
@@ -317,7 +326,10 @@ async fn revocation_judged_by_the_time_of_acceptance() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn suspension_and_certificate_revocation_cut_open_streams() {
-    let mut net = Net::new(&["KZ", "CN"]).await;
+    suspension_and_certificate_revocation_cut_open_streams_on(Net::new(&["KZ", "CN"]).await).await;
+}
+
+async fn suspension_and_certificate_revocation_cut_open_streams_on(mut net: Net) {
     net.start_hub().await;
     net.start_spoke("KZ").await;
     net.start_spoke("CN").await;
@@ -442,7 +454,10 @@ async fn only_operators_administer_and_only_participants_exchange() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn corridors_close_open_and_close_again() {
-    let mut net = Net::new(&["KZ", "CN"]).await;
+    corridors_close_open_and_close_again_on(Net::new(&["KZ", "CN"]).await).await;
+}
+
+async fn corridors_close_open_and_close_again_on(mut net: Net) {
     net.open_corridors = false;
     net.start_hub().await;
     let kz = net.signing_key("KZ", 0);
@@ -1162,4 +1177,30 @@ async fn onboarding_stages_are_earned_with_conformance_reports() {
             .contains("participant TJ stage testing -> pilot, on conformance report 2 (PASS)")),
         "the promotion names its report"
     );
+}
+
+/// The same tests with the hub's store in PostgreSQL, on a cluster of each test's own (issue
+/// 16).
+mod on_postgres {
+    use caravan_tests::Net;
+
+    macro_rules! on_postgres {
+        ($($test:ident($body:path, $ids:expr)),* $(,)?) => {$(
+            #[tokio::test(flavor = "multi_thread")]
+            async fn $test() {
+                let mut net = Net::new($ids).await;
+                if net.on_postgres(concat!("on_postgres::", stringify!($test))) {
+                    $body(net).await;
+                }
+            }
+        )*};
+    }
+
+    on_postgres! {
+        a_country_is_onboarded_while_the_hub_runs(super::a_country_is_onboarded_while_the_hub_runs_on, &["KZ", "CN"]),
+        keys_rotate_with_an_overlap(super::keys_rotate_with_an_overlap_on, &["KZ", "CN"]),
+        revocation_judged_by_the_time_of_acceptance(super::revocation_judged_by_the_time_of_acceptance_on, &["KZ", "CN"]),
+        suspension_and_certificate_revocation_cut_open_streams(super::suspension_and_certificate_revocation_cut_open_streams_on, &["KZ", "CN"]),
+        corridors_close_open_and_close_again(super::corridors_close_open_and_close_again_on, &["KZ", "CN"]),
+    }
 }
