@@ -7,6 +7,8 @@
 pub mod conformance;
 pub mod documents;
 
+pub mod postgres;
+
 use std::{
     path::{Path, PathBuf},
     time::{Duration, Instant},

@@ -14,6 +14,12 @@
 //! acknowledgement), submit-to-receipt and submit-to-acknowledged latencies, the hub's CPU time
 //! per document and peak memory (from /proc), its store flushes per document (from its metrics),
 //! and what an idle connected spoke costs the hub in memory.
+//!
+//! `--engine postgres` keeps the hub's store in PostgreSQL: a cluster the benchmark starts on
+//! this machine (on the same cores, as a deployment on one machine would have it), or the
+//! database `--postgres-url` names. `--hub-replicas N` runs N hub processes on that database,
+//! the spokes spread over them (each spoke's `hub_urls` starts with a different replica). The
+//! database's commits and its server processes' CPU time per document are reported too.
 
 #![forbid(unsafe_code)]
 
@@ -39,13 +45,15 @@ use caravan_common::{
     store::EngineKind,
     trust::TrustSet,
 };
-use caravan_hub::operator::Operator;
+use caravan_hub::{config::StoreEngine, operator::Operator};
 use caravan_proto::{
     envelope::seal,
     receipt,
     v1::{self, exchange_client::ExchangeClient},
 };
-use caravan_sandbox::{BENCH_OVERRIDE, create, open_corridors, register_when_up, spoke_config};
+use caravan_sandbox::{
+    BENCH_OVERRIDE, create, open_corridors, postgres::Cluster, register_when_up, spoke_config,
+};
 
 /// The participants, in the order `--spokes N` takes them.
 const CAREC: [&str; 11] = [
@@ -76,9 +84,17 @@ struct Cli {
     /// Give up after this many seconds (the run is reported as incomplete).
     #[arg(long, default_value_t = 600)]
     max_secs: u64,
-    /// The storage engine of the hub's and the spokes' stores: redb (the default) or sled.
+    /// The storage engine of the hub's store: redb (the default), sled or postgres; the
+    /// spokes' stores are on redb with postgres, else on the same engine.
     #[arg(long, default_value = "redb")]
-    engine: EngineKind,
+    engine: StoreEngine,
+    /// With `--engine postgres`: the database (no password in the URL; the environment's
+    /// CARAVAN_POSTGRES_PASSWORD if one is needed); unset, a cluster of the benchmark's own.
+    #[arg(long)]
+    postgres_url: Option<String>,
+    /// Hub processes on the one database (`--engine postgres` only).
+    #[arg(long, default_value_t = 1)]
+    hub_replicas: usize,
     /// Print one JSON object instead of a line.
     #[arg(long)]
     json: bool,
@@ -95,7 +111,8 @@ struct Cli {
 
 #[derive(Debug, Serialize)]
 struct Report {
-    engine: EngineKind,
+    engine: StoreEngine,
+    hub_replicas: usize,
     size: usize,
     window: usize,
     spokes: usize,
@@ -109,11 +126,17 @@ struct Report {
     p50_ack_ms: f64,
     p99_ack_ms: f64,
     max_ack_ms: f64,
+    /// All hub processes together.
     hub_cpu_us_per_doc: f64,
+    /// The database server's processes (a cluster of the benchmark's own only).
+    db_cpu_us_per_doc: Option<f64>,
+    /// Transactions the database committed per document (`pg_stat_database`).
+    db_commits_per_doc: Option<f64>,
     /// All spoke processes together.
     spokes_cpu_us_per_doc: f64,
     /// This process: the senders' signing, submitting and receipt checks.
     bench_cpu_us_per_doc: f64,
+    /// The largest peak of the hub processes.
     hub_rss_mib: f64,
     flushes_per_doc: f64,
     idle_spoke_kib: f64,
@@ -201,16 +224,102 @@ fn memory_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
         .with_context(|| format!("{field} in /proc/{pid}/status"))
 }
 
-/// The hub's store flushes so far, from its Prometheus metrics.
-async fn flushes(metrics: std::net::SocketAddr) -> anyhow::Result<u64> {
-    let stream = tokio::net::TcpStream::connect(metrics).await?;
-    let (_, body) =
-        caravan_spoke::client::exchange(stream, "GET", "/metrics", &[], Vec::new()).await?;
-    String::from_utf8_lossy(&body)
-        .lines()
-        .find_map(|l| l.strip_prefix("caravan_hub_store_flushes_total "))
-        .and_then(|v| v.trim().parse().ok())
-        .context("caravan_hub_store_flushes_total in the hub's metrics")
+/// The hubs' store flushes so far, from their Prometheus metrics.
+async fn flushes(metrics: &[std::net::SocketAddr]) -> anyhow::Result<u64> {
+    let mut total = 0;
+    for addr in metrics {
+        let stream = tokio::net::TcpStream::connect(addr).await?;
+        let (_, body) =
+            caravan_spoke::client::exchange(stream, "GET", "/metrics", &[], Vec::new()).await?;
+        total += String::from_utf8_lossy(&body)
+            .lines()
+            .find_map(|l| l.strip_prefix("caravan_hub_store_flushes_total "))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .context("caravan_hub_store_flushes_total in the hub's metrics")?;
+    }
+    Ok(total)
+}
+
+/// Transactions committed in the benchmark's database so far.
+fn commits(cluster: &Cluster) -> u64 {
+    cluster
+        .sql(
+            "postgres",
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = 'hub'",
+        )
+        .parse()
+        .unwrap_or(0)
+}
+
+/// CPU time of the database server: its postmaster and every process it started.
+fn database_cpu(cluster: &Cluster) -> anyhow::Result<Duration> {
+    let postmaster: u32 = cluster
+        .postmaster_pid()
+        .context("the cluster's postmaster.pid")?;
+    let mut total = cpu_time(postmaster)?;
+    for entry in std::fs::read_dir("/proc")? {
+        let Some(pid) = entry?.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let parent = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if parent == Some(postmaster) {
+            total += cpu_time(pid).unwrap_or_default();
+        }
+    }
+    Ok(total)
+}
+
+/// Point the hub's configuration at `database`, add `replicas - 1` more hubs on it (ports of
+/// their own, the same keys), and give each spoke every hub's address, starting with a
+/// different one per spoke. Returns the hubs' configurations.
+fn replicas(
+    dir: &Path,
+    ids: &[ParticipantId],
+    database: &str,
+    replicas: usize,
+) -> anyhow::Result<Vec<PathBuf>> {
+    let first = dir.join("hub").join("hub.toml");
+    let mut hub: caravan_hub::config::HubFile = caravan_common::config::read_toml(&first)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    hub.store_engine = Some(StoreEngine::Postgres);
+    hub.postgres_url = Some(database.to_string());
+    let mut configs = Vec::new();
+    let mut urls = Vec::new();
+    for n in 1..=replicas {
+        if n > 1 {
+            hub.listen = format!("127.0.0.1:{}", caravan_sandbox::free_port()?);
+            hub.data_dir = format!("data-{n}").into();
+            hub.metrics_listen = Some(format!("127.0.0.1:{}", caravan_sandbox::free_port()?));
+            hub.dashboard_listen = Some(format!("127.0.0.1:{}", caravan_sandbox::free_port()?));
+        }
+        let config = dir.join("hub").join(if n == 1 {
+            "hub.toml".to_string()
+        } else {
+            format!("hub-{n}.toml")
+        });
+        caravan_sandbox::write_toml(&config, &format!("hub replica {n}"), &hub)?;
+        urls.push(format!("https://{}", hub.listen));
+        configs.push(config);
+    }
+    for (i, id) in ids.iter().enumerate() {
+        let path = spoke_config(dir, *id);
+        let mut spoke: caravan_spoke::config::SpokeFile =
+            caravan_common::config::read_toml(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
+        spoke.hub_url = None;
+        spoke.hub_urls = urls[i % urls.len()..]
+            .iter()
+            .chain(&urls[..i % urls.len()])
+            .cloned()
+            .collect();
+        caravan_sandbox::write_toml(&path, &format!("the {id} spoke"), &spoke)?;
+    }
+    Ok(configs)
 }
 
 /// A certificate of origin of exactly `size` bytes: a small valid UBL document, padded with a
@@ -315,16 +424,56 @@ async fn bench(cli: Cli) -> anyhow::Result<bool> {
         .iter()
         .map(|s| s.parse().expect("CAREC ids parse"))
         .collect();
-    if !dir.join("hub").join("hub.toml").exists() {
-        create(&dir, &ids, cli.engine)?;
+    let postgres = cli.engine == StoreEngine::Postgres;
+    if cli.hub_replicas == 0 || (cli.hub_replicas > 1 && !postgres) {
+        bail!("--hub-replicas: at least 1, and more than 1 only with --engine postgres");
     }
-    let hub_config = dir.join("hub").join("hub.toml");
-    let hub_settings =
-        caravan_hub::Config::load(&hub_config).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let metrics = hub_settings
-        .metrics_listen
-        .context("the hub config has no metrics_listen")?;
-    let hub = Server::start(&dir, "--serve-hub", &hub_config, "hub.log")?;
+    if cli.postgres_url.is_some() && !postgres {
+        bail!("--postgres-url needs --engine postgres");
+    }
+    // The database: the one named, or a cluster of the benchmark's own, with a fresh database.
+    let cluster = match (postgres, &cli.postgres_url) {
+        (true, None) => {
+            let cluster = Cluster::start()?;
+            cluster.sql("postgres", "CREATE DATABASE hub");
+            Some(cluster)
+        }
+        _ => None,
+    };
+    let database = cluster
+        .as_ref()
+        .map(|c| c.url("hub"))
+        .or_else(|| cli.postgres_url.clone());
+    if !dir.join("hub").join("hub.toml").exists() {
+        create(
+            &dir,
+            &ids,
+            cli.engine.embedded().unwrap_or(EngineKind::DEFAULT),
+        )?;
+    }
+    let hub_configs = match &database {
+        Some(url) => replicas(&dir, &ids, url, cli.hub_replicas)?,
+        None => vec![dir.join("hub").join("hub.toml")],
+    };
+    let mut metrics = Vec::new();
+    for config in &hub_configs {
+        let settings = caravan_hub::Config::load(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+        metrics.push(
+            settings
+                .metrics_listen
+                .context("the hub config has no metrics_listen")?,
+        );
+    }
+    let mut hubs = Vec::new();
+    for (n, config) in hub_configs.iter().enumerate() {
+        hubs.push(Server::start(
+            &dir,
+            "--serve-hub",
+            config,
+            &format!("hub-{}.log", n + 1),
+        )?);
+    }
+    let hub = &hubs[0];
     register_when_up(&dir, &ids, Some(BENCH_OVERRIDE), PATIENCE).await?;
     open_corridors(&dir, &ids, Some(BENCH_OVERRIDE)).await?;
     let operator = Operator::connect(&dir.join("operator").join("admin.toml"))?;
@@ -419,8 +568,15 @@ async fn bench(cli: Cli) -> anyhow::Result<bool> {
         .iter()
         .flat_map(|a| ids.iter().filter(move |b| *b != a).map(move |b| (*a, *b)))
         .collect();
-    let flushes_before = flushes(metrics).await?;
-    let cpu_before = cpu_time(hub.pid())?;
+    let flushes_before = flushes(&metrics).await?;
+    let hubs_cpu = |hubs: &[Server]| -> anyhow::Result<Duration> {
+        hubs.iter().map(|s| cpu_time(s.pid())).sum()
+    };
+    let cpu_before = hubs_cpu(&hubs)?;
+    let db_before = match &cluster {
+        Some(c) => Some((database_cpu(c)?, commits(c))),
+        None => None,
+    };
     let spokes_cpu = |spokes: &[Server]| -> anyhow::Result<Duration> {
         spokes.iter().map(|s| cpu_time(s.pid())).sum()
     };
@@ -494,13 +650,21 @@ async fn bench(cli: Cli) -> anyhow::Result<bool> {
     })
     .await
     .is_ok();
-    let cpu = cpu_time(hub.pid())? - cpu_before;
+    let cpu = hubs_cpu(&hubs)? - cpu_before;
     let spokes_cpu = spokes_cpu(&spokes)? - spokes_cpu_before;
     let bench_cpu = cpu_time(std::process::id())? - bench_cpu_before;
-    let flushed = flushes(metrics).await? - flushes_before;
-    let peak_kib = memory_kib(hub.pid(), "VmHWM:")?;
+    let flushed = flushes(&metrics).await? - flushes_before;
+    let db = match (&cluster, db_before) {
+        (Some(c), Some((cpu, committed))) => Some((database_cpu(c)? - cpu, commits(c) - committed)),
+        _ => None,
+    };
+    let mut peak_kib = 0;
+    for hub in &hubs {
+        peak_kib = peak_kib.max(memory_kib(hub.pid(), "VmHWM:")?);
+    }
     drop(spokes);
-    drop(hub);
+    drop(hubs);
+    drop(cluster);
 
     let mut c = std::mem::take(&mut *clock.lock().unwrap_or_else(|e| e.into_inner()));
     c.receipts.sort();
@@ -512,6 +676,7 @@ async fn bench(cli: Cli) -> anyhow::Result<bool> {
     let acknowledged = c.acks.len();
     let report = Report {
         engine: cli.engine,
+        hub_replicas: cli.hub_replicas,
         size: cli.size,
         window: cli.window,
         spokes: cli.spokes,
@@ -526,6 +691,8 @@ async fn bench(cli: Cli) -> anyhow::Result<bool> {
         p99_ack_ms: percentile(&c.acks, 0.99),
         max_ack_ms: percentile(&c.acks, 1.0),
         hub_cpu_us_per_doc: cpu.as_secs_f64() * 1e6 / cli.documents as f64,
+        db_cpu_us_per_doc: db.map(|(cpu, _)| cpu.as_secs_f64() * 1e6 / cli.documents as f64),
+        db_commits_per_doc: db.map(|(_, n)| n as f64 / cli.documents as f64),
         spokes_cpu_us_per_doc: spokes_cpu.as_secs_f64() * 1e6 / cli.documents as f64,
         bench_cpu_us_per_doc: bench_cpu.as_secs_f64() * 1e6 / cli.documents as f64,
         hub_rss_mib: peak_kib as f64 / 1024.0,
@@ -536,8 +703,15 @@ async fn bench(cli: Cli) -> anyhow::Result<bool> {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         println!(
-            "{}: size {} B  window {}  spokes {}  docs {}/{}: {:.0} docs/s  receipt p50 {:.2} ms p99 {:.2} ms max {:.2} ms  ack p50 {:.2} ms p99 {:.2} ms max {:.2} ms  CPU/doc: hub {:.0} us, spokes {:.0} us, bench {:.0} us; hub peak RSS {:.1} MiB, {:.3} flushes/doc, idle spoke {:.0} KiB",
-            report.engine,
+            "{}{}: size {} B  window {}  spokes {}  docs {}/{}: {:.0} docs/s  receipt p50 {:.2} ms p99 {:.2} ms max {:.2} ms  ack p50 {:.2} ms p99 {:.2} ms max {:.2} ms  CPU/doc: hub {:.0} us, spokes {:.0} us, bench {:.0} us; hub peak RSS {:.1} MiB, {:.3} flushes/doc, idle spoke {:.0} KiB",
+            report.engine.as_str(),
+            match (report.hub_replicas, report.db_commits_per_doc, report.db_cpu_us_per_doc) {
+                (replicas, Some(commits), Some(cpu)) => format!(
+                    " ({replicas} hub replica(s); database: {commits:.3} commits/doc, {cpu:.0} us CPU/doc)"
+                ),
+                (replicas, _, _) if replicas > 1 => format!(" ({replicas} hub replicas)"),
+                _ => String::new(),
+            },
             report.size,
             report.window,
             report.spokes,
