@@ -6,11 +6,19 @@
 #   hub/pki/           `caravan-hub pki init`: CA, hub TLS cert+key (names: hub, localhost,
 #                      127.0.0.1), trust-anchor key, receipt key; participant and operator
 #                      certificates from `caravan-hub pki issue`
-#   hub/hub.toml       copied from config/hub.toml
-#   operator/          operator.pem, operator.key, ca.pem, admin.toml (operator `compose`)
+#   hub/hub.toml       copied from config/hub.toml (compose.replicas.yaml: config/hub-postgres.toml,
+#                      CARAVAN_HUB_TEMPLATE)
+#   hub/postgres-password  compose.replicas.yaml only (CARAVAN_POSTGRES_SECRETS set): the database
+#                      password of the role `caravan`, mode 0600, for the hub replicas
+#   operator/          operator.pem, operator.key, ca.pem, admin.toml (operator `compose`; from
+#                      config/admin.toml, or CARAVAN_ADMIN_TEMPLATE)
 #   <ID>/              tls/{ca.pem,client.pem,client.key}, signing.key(.pub) from
 #                      `caravan-spoke keygen`, nsw-token from `caravan-spoke token`,
 #                      officer.txt (user:password), spoke.toml assembled from config/spoke-<id>.toml
+#
+# With CARAVAN_POSTGRES_SECRETS (compose.replicas.yaml), it also makes the database's passwords,
+# once, in that folder (a volume that only this service and `postgres` mount): superuser-password
+# and caravan-password, mode 0640 (the database runs as user postgres in group 10001).
 #
 # Run again, it reuses what exists (keys are never overwritten) and rewrites only the configs.
 # To start over: `docker compose down -v`.
@@ -22,6 +30,10 @@ TEMPLATES=${CARAVAN_TEMPLATES:-/opt/caravan-compose/config}
 SPOKES=${CARAVAN_SPOKES:-KZ CN UZ}
 # The names the hub is reached at: spokes use the compose service name `hub`.
 HUB_NAMES=${CARAVAN_HUB_NAMES:-hub localhost 127.0.0.1}
+HUB_TEMPLATE=${CARAVAN_HUB_TEMPLATE:-hub.toml}
+ADMIN_TEMPLATE=${CARAVAN_ADMIN_TEMPLATE:-admin.toml}
+# Unset: the hub keeps its store in its data_dir, no database.
+DB_SECRETS=${CARAVAN_POSTGRES_SECRETS:-}
 OPERATOR=compose
 PKI=$ETC/hub/pki
 
@@ -34,7 +46,23 @@ if [ ! -f "$PKI/ca.pem" ]; then
     caravan-hub pki init --dir "$PKI" "$@"
 fi
 mkdir -p "$ETC/hub"
-cp "$TEMPLATES/hub.toml" "$ETC/hub/hub.toml"
+cp "$TEMPLATES/$HUB_TEMPLATE" "$ETC/hub/hub.toml"
+
+# The database's passwords (compose.replicas.yaml): random, made once. The postgres container
+# reads its copies through its group 10001 (`group_add`), hence 0640 in a folder 0750; the hubs
+# get a copy of their own, 0600, since the hub refuses a password file that others may read.
+if [ -n "$DB_SECRETS" ]; then
+    chmod 0750 "$DB_SECRETS"
+    for name in superuser-password caravan-password; do
+        if [ ! -f "$DB_SECRETS/$name" ]; then
+            od -An -N24 -tx1 /dev/urandom | tr -d ' \n' > "$DB_SECRETS/$name.new"
+            chmod 0640 "$DB_SECRETS/$name.new"
+            mv "$DB_SECRETS/$name.new" "$DB_SECRETS/$name"
+        fi
+    done
+    install -m 0600 "$DB_SECRETS/caravan-password" "$ETC/hub/postgres-password"
+    echo "database passwords: $DB_SECRETS (the hubs read $ETC/hub/postgres-password)"
+fi
 
 # The operator who onboards the spokes (onboard.sh).
 if [ ! -f "$PKI/operators/$OPERATOR.pem" ]; then
@@ -44,7 +72,7 @@ mkdir -p "$ETC/operator"
 cp "$PKI/operators/$OPERATOR.pem" "$ETC/operator/operator.pem"
 install -m 0600 "$PKI/operators/$OPERATOR.key" "$ETC/operator/operator.key"
 cp "$PKI/ca.pem" "$ETC/operator/ca.pem"
-cp "$TEMPLATES/admin.toml" "$ETC/operator/admin.toml"
+cp "$TEMPLATES/$ADMIN_TEMPLATE" "$ETC/operator/admin.toml"
 
 anchor=$(tr -d '\n' < "$PKI/hub-anchor.pub")
 for id in $SPOKES; do

@@ -3,7 +3,11 @@
 # hub is healthy. As the operator `compose` (admin.toml written by init.sh), it does with
 # `caravan-hub admin` what caravan-sandbox's `onboard` does in code (deploy/sandbox/src/main.rs):
 # register each spoke as a participant, register its signing key for all three document types,
-# and open every corridor between the spokes for all document types.
+# admit it to stage production, and open every corridor between the spokes for all document
+# types.
+# No conformance kit runs here, so the stage change and the corridors are made with an override
+# (docs/runbook.md, "Onboarding stages and conformance reports"), as caravan-sandbox does; the
+# exchange log keeps the reason below with each of them.
 # What the registry already holds is skipped (ALREADY_REGISTERED); once everything is done it
 # leaves operator/onboarded, and later runs do nothing.
 set -eu
@@ -12,6 +16,7 @@ ETC=${CARAVAN_ETC:-/etc/caravan}
 SPOKES=${CARAVAN_SPOKES:-KZ CN UZ}
 ADMIN=$ETC/operator/admin.toml
 DONE=$ETC/operator/onboarded
+REASON="compose demonstration network: no conformance kit run"
 
 if [ -f "$DONE" ]; then
     echo "already onboarded ($DONE); the registry is managed with caravan-hub admin from here on"
@@ -59,11 +64,12 @@ for id in $SPOKES; do
         --contact "operations@$id_lower.compose.invalid"
     once key register --participant "$id" --types e-co,e-phyto,e-invoice \
         --public-key "$ETC/$id/signing.key.pub"
+    admin participant stage "$id" production --override "$REASON"
 done
 for from in $SPOKES; do
     for to in $SPOKES; do
         if [ "$from" != "$to" ]; then
-            admin corridor open "$from" "$to" all
+            admin corridor open "$from" "$to" all --override "$REASON"
         fi
     done
 done
