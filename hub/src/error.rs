@@ -37,6 +37,10 @@ impl From<HubError> for Status {
             )),
             // Another replica's change came first: the caller reads again and retries.
             HubError::Store(e @ StoreError::Stale(_)) => Status::aborted(e.to_string()),
+            // What this engine does not do, and what to do instead.
+            HubError::Store(e @ StoreError::Unsupported(_)) => {
+                Status::failed_precondition(e.to_string())
+            }
             HubError::Store(e) => {
                 tracing::error!(cause = %e, "store failure");
                 Status::unavailable("the hub's store is unavailable; retry later")

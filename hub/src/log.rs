@@ -182,6 +182,50 @@ impl Heads {
         }))
     }
 
+    /// [`Self::prove`] from memory alone (this cache and what the engine keeps in memory), for
+    /// an engine whose reads block; `None` if anything it needs is not there.
+    pub fn prove_cached(
+        &self,
+        store: &dyn Backend,
+        head: &TreeHead,
+        log_index: u64,
+    ) -> Option<v1::LogProof> {
+        /// Nodes from the heads' cache, then the engine's memory; a miss ends the attempt.
+        struct Cached<'a> {
+            store: &'a dyn Backend,
+            cache: &'a Mutex<HashMap<(u32, u64), Hash>>,
+        }
+        impl Nodes for Cached<'_> {
+            type Error = ();
+            fn perfect(&self, level: u32, index: u64) -> Result<Hash, ()> {
+                let cached = self
+                    .cache
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&(level, index))
+                    .copied();
+                cached
+                    .or_else(|| self.store.cached_log_node(level, index))
+                    .ok_or(())
+            }
+        }
+        if log_index == 0 || log_index > head.tree_size {
+            return None;
+        }
+        let entry = store.cached_log_entry(log_index)?;
+        let nodes = Cached {
+            store,
+            cache: &self.nodes,
+        };
+        let path = merkle::inclusion_path(&nodes, log_index - 1, head.tree_size).ok()?;
+        Some(v1::LogProof {
+            leaf_index: log_index - 1,
+            entry,
+            tree_head: Some(head.to_wire()),
+            audit_path: path.iter().map(|h| h.to_vec()).collect(),
+        })
+    }
+
     /// The consistency proof between the log's first `first` and first `second` entries.
     pub fn consistency(
         &self,

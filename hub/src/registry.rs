@@ -263,7 +263,10 @@ impl Registry {
                 .await?;
         }
         let key_id = receipt_key.key_id().to_string();
-        if !registry
+        // Replicas starting together on a new database race to add the key: the one that
+        // loses reads the winner's list (taken by `change`) and finds the key there.
+        let mut attempts = 0;
+        while !registry
             .snapshot()
             .list
             .hub_keys
@@ -271,7 +274,7 @@ impl Registry {
             .any(|k| k.key_id == key_id)
         {
             let public_key = receipt_key.clone();
-            registry
+            let changed = registry
                 .change(
                     "hub",
                     format!("hub receipt key {key_id} added"),
@@ -290,7 +293,13 @@ impl Registry {
                         Ok(())
                     },
                 )
-                .await?;
+                .await;
+            match changed {
+                Err(HubError::Store(StoreError::Stale(_))) if attempts < 3 => attempts += 1,
+                other => {
+                    other?;
+                }
+            }
         }
         Ok(registry)
     }

@@ -492,7 +492,7 @@ pub async fn run_with(
 async fn open_store(config: &Config) -> Result<Arc<dyn Backend>, RunError> {
     if let Some(settings) = config.postgres.clone() {
         let described = crate::store::postgres::redact(&settings.url);
-        let opened = tokio::task::spawn_blocking(move || Postgres::open(settings))
+        let opened = tokio::task::spawn_blocking(move || Postgres::open_waiting(settings))
             .await
             .map_err(|_| RunError::Store(StoreError::Stopped("opening the database")))?;
         let backend = opened.map_err(RunError::Store)?;

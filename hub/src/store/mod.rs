@@ -50,6 +50,17 @@ pub trait Backend: Send + Sync {
         false
     }
 
+    /// Log entry `index`, if the engine holds it in memory now (an engine whose reads block
+    /// keeps the newest ones, so that proofs need no round trip); `None`: read it.
+    fn cached_log_entry(&self, _index: u64) -> Option<Vec<u8>> {
+        None
+    }
+
+    /// Merkle node (`level`, `index`) of the log, if the engine holds it in memory now.
+    fn cached_log_node(&self, _level: u32, _index: u64) -> Option<merkle::Hash> {
+        None
+    }
+
     /// Note a log size that is durable, for the check at the next start to compare with
     /// (the embedded engines keep it beside the store; a database needs none).
     fn note_floors(&self, _log_entries: u64) -> Result<(), StoreError> {

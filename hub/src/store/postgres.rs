@@ -114,6 +114,8 @@ pub struct Postgres {
     /// The thread running a batch, and its transaction.
     owner: Mutex<Option<ThreadId>>,
     slot: Mutex<Slot>,
+    /// Log entries and nodes committed lately.
+    recent: Arc<Mutex<Recent>>,
     /// Notifications of committed changes, from this replica and the others.
     changes: broadcast::Sender<Change>,
     /// Holds the lease on keeping tree heads while this replica has it.
@@ -132,8 +134,20 @@ impl Drop for Postgres {
 
 impl Postgres {
     /// Connect, bring the schema up to date (one replica at a time), and start listening for
-    /// the other replicas' changes.
+    /// the other replicas' changes. An unreachable database fails the open at once (for
+    /// commands); see [`Self::open_waiting`].
     pub fn open(settings: PostgresSettings) -> Result<Self, StoreError> {
+        Self::open_with(settings, false)
+    }
+
+    /// [`Self::open`] that waits for an unreachable database, trying again with backoff (a hub
+    /// starting before its database, or while it restarts): the store is faulted meanwhile,
+    /// which is logged once, and recovered when the database answers.
+    pub fn open_waiting(settings: PostgresSettings) -> Result<Self, StoreError> {
+        Self::open_with(settings, true)
+    }
+
+    fn open_with(settings: PostgresSettings, wait: bool) -> Result<Self, StoreError> {
         let described = redact(&settings.url);
         let config = settings
             .driver_config()
@@ -168,12 +182,13 @@ impl Postgres {
             health,
             owner: Mutex::new(None),
             slot: Mutex::new(Slot::Idle),
+            recent: Arc::default(),
             changes: broadcast::channel(1024).0,
             lease: tokio::sync::Mutex::new(None),
             settings,
             described,
         };
-        store.block(store.migrate())?;
+        store.block(store.reach(wait))?;
         store.spawn_listener();
         store.spawn_probe();
         Ok(store)
@@ -198,6 +213,26 @@ impl Postgres {
 
     async fn client(&self) -> Result<Object, StoreError> {
         self.pool.get().await.map_err(|e| self.errors.pool(e))
+    }
+
+    /// [`Self::migrate`], tried again while the database cannot be reached if `wait`.
+    async fn reach(&self, wait: bool) -> Result<(), StoreError> {
+        let mut pause = Duration::from_millis(250);
+        loop {
+            match self.migrate().await {
+                Err(StoreError::Unavailable(_)) if wait => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(5));
+                }
+                Err(e) => return Err(e),
+                Ok(()) => {
+                    if self.health.fault().is_some() {
+                        self.health.recovered();
+                    }
+                    return Ok(());
+                }
+            }
+        }
     }
 
     /// Bring the schema to the newest version this binary knows, or refuse a newer one.
@@ -327,7 +362,12 @@ impl Postgres {
             if matches!(*slot, Slot::Idle) {
                 self.refuse_while_faulted()?;
                 let open = self.block(async {
-                    Open::begin(self.client().await?, self.errors.clone()).await
+                    Open::begin(
+                        self.client().await?,
+                        self.errors.clone(),
+                        self.recent.clone(),
+                    )
+                    .await
                 })?;
                 *slot = Slot::Open(Box::new(open));
             }
@@ -346,7 +386,12 @@ impl Postgres {
         }
         self.refuse_while_faulted()?;
         self.block(async {
-            let mut open = Open::begin(self.client().await?, self.errors.clone()).await?;
+            let mut open = Open::begin(
+                self.client().await?,
+                self.errors.clone(),
+                self.recent.clone(),
+            )
+            .await?;
             match op(&mut open).await {
                 Ok(value) => open.commit().await.map(|()| value),
                 Err(e) => {

@@ -38,6 +38,9 @@ CREATE TABLE messages (
     payload_chunks integer NOT NULL,
     log_index      bigint NOT NULL,
     state          smallint NOT NULL,
+    -- Every state the message went through, in order, and when.
+    states         smallint[] NOT NULL,
+    state_times    bigint[] NOT NULL,
     ack            bytea,
     ack_log_index  bigint NOT NULL DEFAULT 0,
     -- A resend is judged by this constraint: same header, the original receipt; another
@@ -53,15 +56,6 @@ CREATE TABLE payload_chunks (
     bytes    bytea NOT NULL,
     PRIMARY KEY (sequence, chunk)
 );
-
--- Every state a message went through, in order.
-CREATE TABLE transitions (
-    id       bigserial PRIMARY KEY,
-    sequence bigint NOT NULL REFERENCES messages,
-    state    smallint NOT NULL,
-    at_ms    bigint NOT NULL
-);
-CREATE INDEX transitions_sequence ON transitions (sequence, id);
 
 -- What each sender sees of its messages: its status events, by cursor.
 CREATE TABLE events (

@@ -144,8 +144,8 @@ pub(super) async fn import_message(
 ) -> Result<(), StoreError> {
     let ack = (!status.ack.is_empty()).then_some(status.ack.as_slice());
     open.execute(
-        "INSERT INTO messages (sequence, sender, message_id, recipient, document_type, header_sha256, header, key_id, signature, receipt, accepted_at_ms, payload_length, payload_chunks, log_index, state, ack, ack_log_index) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+        "INSERT INTO messages (sequence, sender, message_id, recipient, document_type, header_sha256, header, key_id, signature, receipt, accepted_at_ms, payload_length, payload_chunks, log_index, state, ack, ack_log_index, states, state_times) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
         &[
             &to_i64(sequence),
             &m.sender,
@@ -164,14 +164,19 @@ pub(super) async fn import_message(
             &(status.state as i16),
             &ack,
             &to_i64(status.ack_log_index),
+            &status
+                .transitions
+                .iter()
+                .map(|t| t.state as i16)
+                .collect::<Vec<i16>>(),
+            &status
+                .transitions
+                .iter()
+                .map(|t| t.at_ms)
+                .collect::<Vec<i64>>(),
         ],
     )
     .await?;
-    for t in &status.transitions {
-        open.transition_rows.sequence.push(to_i64(sequence));
-        open.transition_rows.state.push(t.state as i16);
-        open.transition_rows.at_ms.push(t.at_ms);
-    }
     for (i, chunk) in payload.chunks(PAYLOAD_CHUNK).enumerate() {
         open.payload_rows.sequence.push(to_i64(sequence));
         open.payload_rows.chunk.push(i as i32);

@@ -50,15 +50,15 @@ impl Postgres {
         let row = match which {
             Which::Sequence(sequence) => {
                 open.query_opt(
-                    &format!("UPDATE messages SET state = $2, ack = CASE WHEN $4 THEN $5 ELSE ack END, ack_log_index = CASE WHEN $4 THEN $6 ELSE ack_log_index END WHERE sequence = $1 AND state = ANY($3) {RETURNING}"),
-                    &[&to_i64(sequence), &(to as i16), &from, &with_ack, &ack_bytes, &to_i64(log_index)],
+                    &format!("UPDATE messages SET state = $2, states = states || $2::smallint, state_times = state_times || $7::bigint, ack = CASE WHEN $4 THEN $5 ELSE ack END, ack_log_index = CASE WHEN $4 THEN $6 ELSE ack_log_index END WHERE sequence = $1 AND state = ANY($3) {RETURNING}"),
+                    &[&to_i64(sequence), &(to as i16), &from, &with_ack, &ack_bytes, &to_i64(log_index), &at.as_millis()],
                 )
                 .await?
             }
             Which::Message(u) => {
                 open.query_opt(
-                    &format!("UPDATE messages SET state = $4, ack = CASE WHEN $6 THEN $7 ELSE ack END, ack_log_index = CASE WHEN $6 THEN $8 ELSE ack_log_index END WHERE sender = $1 AND message_id = $2 AND recipient = $3 AND header_sha256 = $9 AND state = ANY($5) {RETURNING}"),
-                    &[&u.sender.as_str(), &u.message_id.to_string(), &u.recipient.as_str(), &(to as i16), &from, &with_ack, &ack_bytes, &to_i64(log_index), &u.header_sha256.as_slice()],
+                    &format!("UPDATE messages SET state = $4, states = states || $4::smallint, state_times = state_times || $10::bigint, ack = CASE WHEN $6 THEN $7 ELSE ack END, ack_log_index = CASE WHEN $6 THEN $8 ELSE ack_log_index END WHERE sender = $1 AND message_id = $2 AND recipient = $3 AND header_sha256 = $9 AND state = ANY($5) {RETURNING}"),
+                    &[&u.sender.as_str(), &u.message_id.to_string(), &u.recipient.as_str(), &(to as i16), &from, &with_ack, &ack_bytes, &to_i64(log_index), &u.header_sha256.as_slice(), &at.as_millis()],
                 )
                 .await?
             }
@@ -93,7 +93,6 @@ impl Postgres {
             })
             .await?;
         debug_assert_eq!(appended, log_index);
-        open.transition_row(sequence, to, at);
         open.append_event(
             sender,
             StatusEvent {
@@ -115,6 +114,12 @@ impl Postgres {
                 accepted_at: Timestamp::from_millis(row.get(6)),
             },
         })
+    }
+}
+
+impl Postgres {
+    fn recent(&self) -> std::sync::MutexGuard<'_, Recent> {
+        self.recent.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -140,8 +145,8 @@ impl Backend for Postgres {
             let chunks = m.payload.len().div_ceil(PAYLOAD_CHUNK) as i32;
             let inserted = open
                 .query_opt(
-                    "INSERT INTO messages (sequence, sender, message_id, recipient, document_type, header_sha256, header, key_id, signature, receipt, accepted_at_ms, payload_length, payload_chunks, log_index, state) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 1) \
+                    "INSERT INTO messages (sequence, sender, message_id, recipient, document_type, header_sha256, header, key_id, signature, receipt, accepted_at_ms, payload_length, payload_chunks, log_index, state, states, state_times) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 1, ARRAY[1::smallint], ARRAY[$11::bigint]) \
                      ON CONFLICT (sender, message_id) DO NOTHING RETURNING sequence",
                     &[
                         &to_i64(sequence),
@@ -199,7 +204,6 @@ impl Backend for Postgres {
                 open.payload_rows.chunk.push(i as i32);
                 open.payload_rows.bytes.push(chunk.to_vec());
             }
-            open.transition_row(sequence, MessageState::Accepted, m.accepted_at);
             open.append_event(
                 m.sender,
                 StatusEvent {
@@ -457,31 +461,28 @@ impl Backend for Postgres {
         self.read(async |r: &Reader| {
             let Some(row) = r
                 .query_opt(
-                    "SELECT sequence, state, ack, receipt, ack_log_index FROM messages WHERE sender = $1 AND message_id = $2",
+                    "SELECT states, state_times, state, ack, receipt, ack_log_index FROM messages WHERE sender = $1 AND message_id = $2",
                     &[&sender.as_str(), &message_id.to_string()],
                 )
                 .await?
             else {
                 return Ok(None);
             };
-            let transitions = r
-                .query(
-                    "SELECT state, at_ms FROM transitions WHERE sequence = $1 ORDER BY id",
-                    &[&row.get::<_, i64>(0)],
-                )
-                .await?
+            let (states, times): (Vec<i16>, Vec<i64>) = (row.get(0), row.get(1));
+            let transitions = states
                 .into_iter()
-                .map(|t| Transition {
-                    state: i32::from(t.get::<_, i16>(0)),
-                    at_ms: t.get(1),
+                .zip(times)
+                .map(|(state, at_ms)| Transition {
+                    state: i32::from(state),
+                    at_ms,
                 })
                 .collect();
             Ok(Some(StatusRecord {
-                state: i32::from(row.get::<_, i16>(1)),
+                state: i32::from(row.get::<_, i16>(2)),
                 transitions,
-                ack: row.get::<_, Option<Vec<u8>>>(2).unwrap_or_default(),
-                receipt: row.get(3),
-                ack_log_index: to_u64(row.get(4)),
+                ack: row.get::<_, Option<Vec<u8>>>(3).unwrap_or_default(),
+                receipt: row.get(4),
+                ack_log_index: to_u64(row.get(5)),
             }))
         })
     }
@@ -607,6 +608,12 @@ impl Backend for Postgres {
     }
 
     fn log_entries(&self, from: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        // A proof reads one entry, most often a recent one.
+        if limit == 1
+            && let Some(entry) = self.recent().entry(from)
+        {
+            return Ok(vec![(from, entry)]);
+        }
         self.read(async |r: &Reader| {
             Ok(r.query(
                 "SELECT log_index, entry FROM log_entries WHERE log_index >= $1 ORDER BY log_index LIMIT $2",
@@ -617,6 +624,14 @@ impl Backend for Postgres {
             .map(|row| (to_u64(row.get(0)), row.get(1)))
             .collect())
         })
+    }
+
+    fn cached_log_entry(&self, index: u64) -> Option<Vec<u8>> {
+        self.recent().entry(index)
+    }
+
+    fn cached_log_node(&self, level: u32, index: u64) -> Option<merkle::Hash> {
+        self.recent().node(level, index)
     }
 
     fn log_size(&self) -> Result<u64, StoreError> {
@@ -640,6 +655,9 @@ impl Backend for Postgres {
     }
 
     fn log_node(&self, level: u32, index: u64) -> Result<merkle::Hash, StoreError> {
+        if let Some(hash) = self.recent().node(level, index) {
+            return Ok(hash);
+        }
         self.read(async |r: &Reader| {
             let row = r
                 .query_opt(

@@ -75,17 +75,51 @@ pub(super) struct EventRows {
 }
 
 #[derive(Default)]
-pub(super) struct TransitionRows {
-    pub(super) sequence: Vec<i64>,
-    pub(super) state: Vec<i16>,
-    pub(super) at_ms: Vec<i64>,
-}
-
-#[derive(Default)]
 pub(super) struct PayloadRows {
     pub(super) sequence: Vec<i64>,
     pub(super) chunk: Vec<i32>,
     pub(super) bytes: Vec<Vec<u8>>,
+}
+
+/// Log entries and Merkle nodes committed lately, kept in memory: they never change once
+/// committed, and the proofs of receipts, acknowledgements and status events read the newest
+/// ones again and again (a round trip to the database each, otherwise). Starts over when full.
+#[derive(Default)]
+pub(super) struct Recent {
+    entries: HashMap<u64, Vec<u8>>,
+    nodes: HashMap<(u32, u64), merkle::Hash>,
+}
+
+/// The most entries (and nodes) [`Recent`] holds.
+const RECENT: usize = 1 << 16;
+
+impl Recent {
+    pub(super) fn entry(&self, index: u64) -> Option<Vec<u8>> {
+        self.entries.get(&index).cloned()
+    }
+
+    pub(super) fn node(&self, level: u32, index: u64) -> Option<merkle::Hash> {
+        self.nodes.get(&(level, index)).copied()
+    }
+
+    fn keep(&mut self, fresh: Fresh) {
+        if self.entries.len() + fresh.entries.len() > RECENT {
+            self.entries.clear();
+        }
+        if self.nodes.len() + fresh.nodes.len() > RECENT {
+            self.nodes.clear();
+        }
+        self.entries.extend(fresh.entries);
+        self.nodes.extend(fresh.nodes);
+    }
+}
+
+/// What a transaction appends to the log, for [`Recent`] once it is committed (up to
+/// [`RECENT`]: an import's whole log is not kept).
+#[derive(Default)]
+struct Fresh {
+    entries: Vec<(u64, Vec<u8>)>,
+    nodes: Vec<((u32, u64), merkle::Hash)>,
 }
 
 /// An open transaction, and what it writes at commit.
@@ -99,11 +133,12 @@ pub(super) struct Open {
     pub(super) log_rows: LogRows,
     pub(super) node_rows: NodeRows,
     pub(super) event_rows: EventRows,
-    pub(super) transition_rows: TransitionRows,
     pub(super) payload_rows: PayloadRows,
     pub(super) notifications: BTreeSet<(&'static str, String)>,
     /// A statement failed: the transaction is rolled back, whatever else succeeded.
     pub(super) failed: bool,
+    recent: Arc<Mutex<Recent>>,
+    fresh: Fresh,
 }
 
 pub(super) fn to_i64(n: u64) -> i64 {
@@ -146,7 +181,11 @@ pub(super) fn state_of(n: i16) -> MessageState {
 }
 
 impl Open {
-    pub(super) async fn begin(client: Object, errors: Errors) -> Result<Self, StoreError> {
+    pub(super) async fn begin(
+        client: Object,
+        errors: Errors,
+        recent: Arc<Mutex<Recent>>,
+    ) -> Result<Self, StoreError> {
         client
             .batch_execute("BEGIN")
             .await
@@ -159,10 +198,11 @@ impl Open {
             log_rows: Default::default(),
             node_rows: Default::default(),
             event_rows: Default::default(),
-            transition_rows: Default::default(),
             payload_rows: Default::default(),
             notifications: BTreeSet::new(),
             failed: false,
+            recent,
+            fresh: Fresh::default(),
         })
     }
 
@@ -225,7 +265,17 @@ impl Open {
             next_event: to_u64(row.get(2)),
             next_report: to_u64(row.get(3)),
         };
-        let wanted = frontier(counters.log_size);
+        let mut wanted = frontier(counters.log_size);
+        {
+            let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+            wanted.retain(|&(level, i)| match recent.node(level, i) {
+                Some(hash) => {
+                    self.nodes.insert((level, i), hash);
+                    false
+                }
+                None => true,
+            });
+        }
         let (levels, nodes): (Vec<i16>, Vec<i64>) =
             wanted.iter().map(|&(l, i)| (l as i16, to_i64(i))).unzip();
         let rows = self
@@ -268,8 +318,15 @@ impl Open {
                 .copied()
                 .ok_or_else(|| corrupt("log node", format!("node {i} at level {level} is missing")))
         })?;
+        let keep = self.fresh.entries.len() < RECENT;
+        if keep {
+            self.fresh.entries.push((size + 1, bytes.clone()));
+        }
         for (level, i, hash) in appended {
             self.nodes.insert((level, i), hash);
+            if keep {
+                self.fresh.nodes.push(((level, i), hash));
+            }
             self.node_rows.level.push(level as i16);
             self.node_rows.node.push(to_i64(i));
             self.node_rows.hash.push(hash.to_vec());
@@ -304,12 +361,6 @@ impl Open {
         Ok(())
     }
 
-    pub(super) fn transition_row(&mut self, sequence: u64, state: MessageState, at: Timestamp) {
-        self.transition_rows.sequence.push(to_i64(sequence));
-        self.transition_rows.state.push(state as i16);
-        self.transition_rows.at_ms.push(at.as_millis());
-    }
-
     /// Write what was kept for the end, and COMMIT.
     pub(super) async fn commit(mut self) -> Result<(), StoreError> {
         if self.failed {
@@ -323,11 +374,18 @@ impl Open {
         }
         .await;
         match result {
-            Ok(()) => self
-                .client
-                .batch_execute("COMMIT")
-                .await
-                .map_err(|e| self.errors.driver(e)),
+            Ok(()) => {
+                self.client
+                    .batch_execute("COMMIT")
+                    .await
+                    .map_err(|e| self.errors.driver(e))?;
+                let fresh = std::mem::take(&mut self.fresh);
+                self.recent
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .keep(fresh);
+                Ok(())
+            }
             Err(e) => {
                 let _ = self.client.batch_execute("ROLLBACK").await;
                 Err(e)
@@ -360,14 +418,6 @@ impl Open {
             self.execute(
                 "INSERT INTO payload_chunks (sequence, chunk, bytes) SELECT * FROM unnest($1::bigint[], $2::integer[], $3::bytea[])",
                 &[&payloads.sequence, &payloads.chunk, &payloads.bytes],
-            )
-            .await?;
-        }
-        let transitions = std::mem::take(&mut self.transition_rows);
-        if !transitions.sequence.is_empty() {
-            self.execute(
-                "INSERT INTO transitions (sequence, state, at_ms) SELECT * FROM unnest($1::bigint[], $2::smallint[], $3::bigint[])",
-                &[&transitions.sequence, &transitions.state, &transitions.at_ms],
             )
             .await?;
         }
