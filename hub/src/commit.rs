@@ -16,6 +16,10 @@
 //! advances over what is now durable, so a waiter learns a head that covers its write (one
 //! signature per flush).
 //!
+//! Submissions come as their own kind of job: a batch's are judged together, before its other
+//! writes ([`Backend::accept_many`]), which an engine on a database server does in a couple of
+//! round trips instead of one per document.
+//!
 //! This is deliberately not sled's `flush_async`, which can hang for good with concurrent
 //! callers in sled 0.34.
 
@@ -26,7 +30,7 @@ use std::sync::{Arc, mpsc};
 use crate::{
     log::Heads,
     metrics::Metrics,
-    store::{Backend, Store, StoreError, TreeHead},
+    store::{Acceptance, Accepting, Backend, Incoming, Store, StoreError, TreeHead},
 };
 
 /// Writes the writer thread takes into one batch at most.
@@ -37,9 +41,19 @@ type Reply = Box<dyn FnOnce(Option<&StoreError>) + Send>;
 /// the batch's error if it failed).
 type Write = Box<dyn FnOnce(&dyn Backend) -> Reply + Send>;
 type Flushed = Result<Arc<TreeHead>, StoreError>;
+/// Signs a message's receipt once it has its sequence number.
+type IssueReceipt = Box<dyn Fn(u64) -> Vec<u8> + Send>;
+
+/// A message to accept, and who waits for the answer.
+struct Accept {
+    message: Incoming,
+    issue_receipt: IssueReceipt,
+    answer: oneshot::Sender<Result<Acceptance, StoreError>>,
+}
 
 enum Job {
     Write(Write),
+    Accept(Box<Accept>),
     /// Make everything written before durable, and answer with the tree head over it.
     Flush(oneshot::Sender<Flushed>),
 }
@@ -104,6 +118,26 @@ impl GroupCommit {
         rx.await.map_err(|_| Self::stopped())?
     }
 
+    /// Accept `message` (see [`Backend::accept`]), then [`Self::wait`]: the answer comes once
+    /// it is durable, with a tree head that covers it.
+    pub async fn accept_durable(
+        &self,
+        message: Incoming,
+        issue_receipt: impl Fn(u64) -> Vec<u8> + Send + 'static,
+    ) -> Result<(Acceptance, Arc<TreeHead>), StoreError> {
+        let (answer, rx) = oneshot::channel();
+        self.jobs
+            .send(Job::Accept(Box::new(Accept {
+                message,
+                issue_receipt: Box::new(issue_receipt),
+                answer,
+            })))
+            .map_err(|_| Self::stopped())?;
+        let accepted = async { rx.await.map_err(|_| Self::stopped())? };
+        let (accepted, flushed) = tokio::join!(accepted, self.wait());
+        Ok((accepted?, flushed?))
+    }
+
     /// [`Self::write`], then [`Self::wait`], asked for together: the flush usually ends the
     /// very batch the write runs in.
     pub async fn write_durable<T: Send + 'static>(
@@ -135,11 +169,37 @@ fn writer(backend: &dyn Backend, heads: &Heads, metrics: &Metrics, queue: mpsc::
             .collect();
         let mut flushed = None;
         let outcome = backend.batch(&mut || {
+            let mut accepts = Vec::new();
+            let mut writes = Vec::new();
             for job in batch.drain(..) {
                 match job {
-                    Job::Write(write) => replies.push(write(backend)),
+                    Job::Write(write) => writes.push(write),
+                    Job::Accept(accept) => accepts.push(accept),
                     Job::Flush(waiter) => waiters.push(waiter),
                 }
+            }
+            if !accepts.is_empty() {
+                let accepting: Vec<Accepting<'_>> = accepts
+                    .iter()
+                    .map(|a| Accepting {
+                        message: &a.message,
+                        issue_receipt: &*a.issue_receipt,
+                    })
+                    .collect();
+                let judged = backend.accept_many(&accepting);
+                drop(accepting);
+                for (accept, result) in accepts.into_iter().zip(judged) {
+                    let answer = accept.answer;
+                    replies.push(Box::new(move |failed: Option<&StoreError>| {
+                        let _ = answer.send(match failed {
+                            Some(e) => Err(not_kept(e)),
+                            None => result,
+                        });
+                    }));
+                }
+            }
+            for write in writes {
+                replies.push(write(backend));
             }
             if !waiters.is_empty() {
                 let started = std::time::Instant::now();

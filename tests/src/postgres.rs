@@ -21,7 +21,9 @@ impl Postgres {
             eprintln!("SKIPPED {test}: PostgreSQL is not installed (apt-get install postgresql)");
             return None;
         }
-        Some(Self(Cluster::start().unwrap_or_else(|e| panic!("{test}: {e:#}"))))
+        Some(Self(
+            Cluster::start().unwrap_or_else(|e| panic!("{test}: {e:#}")),
+        ))
     }
 }
 

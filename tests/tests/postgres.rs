@@ -57,6 +57,7 @@ fn the_postgres_engine_keeps_every_rule_of_the_store() {
     };
     suite::exchange(&store(&pg, "exchange"));
     suite::records(&store(&pg, "records"));
+    suite::many(&store(&pg, "many"));
     // The schema is versioned: a second replica opening the database migrates nothing.
     let _replica = open(&pg, "records");
     assert_eq!(

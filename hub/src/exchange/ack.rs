@@ -72,12 +72,7 @@ impl Exchange {
             .collect();
         let (recorded, head) = self
             .commit
-            .write_durable(move |b| {
-                Ok(updates
-                    .iter()
-                    .map(|u| b.acknowledge(u))
-                    .collect::<Vec<Result<AckResult, StoreError>>>())
-            })
+            .write_durable(move |b| Ok(b.acknowledge_many(&updates)))
             .await?;
         let mut recorded = recorded.into_iter();
         let mut results = Vec::with_capacity(judged.len());

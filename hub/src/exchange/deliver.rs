@@ -218,13 +218,7 @@ impl Exchange {
             let sequences: Vec<u64> = sent.iter().map(|p| p.sequence).collect();
             let recorded = self
                 .commit
-                .write(move |b| {
-                    let at = Timestamp::now();
-                    Ok(sequences
-                        .into_iter()
-                        .map(|s| b.mark_delivered(s, at))
-                        .collect::<Vec<_>>())
-                })
+                .write(move |b| Ok(b.mark_delivered_many(&sequences, Timestamp::now())))
                 .await;
             let recorded = match recorded {
                 Ok(recorded) => recorded,

@@ -73,14 +73,12 @@ impl Exchange {
         // for a flush it does not need, which is rare and harmless.
         let (acceptance, head) = self
             .commit
-            .write_durable(move |b| {
-                b.accept(&incoming, &|sequence| {
-                    let r = Receipt {
-                        hub_sequence: sequence,
-                        ..receipt_template.clone()
-                    };
-                    receipt::issue(&r, &key).encode_to_vec()
-                })
+            .accept_durable(incoming, move |sequence| {
+                let r = Receipt {
+                    hub_sequence: sequence,
+                    ..receipt_template.clone()
+                };
+                receipt::issue(&r, &key).encode_to_vec()
             })
             .await?;
         let corridor = Corridor {

@@ -88,6 +88,15 @@ pub trait Backend: Send + Sync {
         issue_receipt: &dyn Fn(u64) -> Vec<u8>,
     ) -> Result<Acceptance, StoreError>;
 
+    /// [`Self::accept`] for each of `messages`, in order, as one write (an engine may judge
+    /// them in fewer round trips).
+    fn accept_many(&self, messages: &[Accepting<'_>]) -> Vec<Result<Acceptance, StoreError>> {
+        messages
+            .iter()
+            .map(|a| self.accept(a.message, a.issue_receipt))
+            .collect()
+    }
+
     /// Up to `limit` unacknowledged messages for `recipient` with a sequence above `after`,
     /// oldest first.
     fn pending(
@@ -104,6 +113,25 @@ pub trait Backend: Send + Sync {
 
     /// Record a verified acknowledgement: the message leaves the recipient's queue.
     fn acknowledge(&self, u: &AckUpdate) -> Result<AckResult, StoreError>;
+
+    /// [`Self::mark_delivered`] for each of `sequences`, in order (an engine may do them in
+    /// fewer round trips).
+    fn mark_delivered_many(
+        &self,
+        sequences: &[u64],
+        at: Timestamp,
+    ) -> Vec<Result<bool, StoreError>> {
+        sequences
+            .iter()
+            .map(|s| self.mark_delivered(*s, at))
+            .collect()
+    }
+
+    /// [`Self::acknowledge`] for each of `updates`, in order (an engine may do them in fewer
+    /// round trips).
+    fn acknowledge_many(&self, updates: &[AckUpdate]) -> Vec<Result<AckResult, StoreError>> {
+        updates.iter().map(|u| self.acknowledge(u)).collect()
+    }
 
     /// Expire every queued message older than its time to live (`ttl` gives it in
     /// milliseconds per document type; `None`: never). Returns the messages expired.
@@ -212,6 +240,13 @@ pub trait Backend: Send + Sync {
 
     /// The store's health, where it recovers from storage faults by itself.
     fn health(&self) -> Option<std::sync::Arc<StoreHealth>>;
+}
+
+/// A message to accept, and how to sign its receipt once it has a sequence number
+/// ([`Backend::accept_many`]).
+pub struct Accepting<'a> {
+    pub message: &'a Incoming,
+    pub issue_receipt: &'a dyn Fn(u64) -> Vec<u8>,
 }
 
 /// A payload read chunk after chunk ([`Backend::payload_reader`]).

@@ -55,7 +55,7 @@ use caravan_common::{
 };
 
 use super::{
-    Backend, ChunkReader, Exported, PAYLOAD_CHUNK, StoreError,
+    Accepting, Backend, ChunkReader, Exported, PAYLOAD_CHUNK, StoreError,
     ops::{Acceptance, AckResult, AckUpdate, BackupSummary, Incoming, Pending, Settled},
     records::{
         CertificateRecord, ConformanceRecord, LogEntry, LogKind, MessageRecord, MessageState,
@@ -65,6 +65,7 @@ use super::{
 
 mod import;
 mod listen;
+mod many;
 mod ops;
 mod settings;
 mod tx;
@@ -114,8 +115,8 @@ pub struct Postgres {
     /// The thread running a batch, and its transaction.
     owner: Mutex<Option<ThreadId>>,
     slot: Mutex<Slot>,
-    /// Log entries and nodes committed lately.
-    recent: Arc<Mutex<Recent>>,
+    /// What this replica's transactions share.
+    shared: Arc<Shared>,
     /// Notifications of committed changes, from this replica and the others.
     changes: broadcast::Sender<Change>,
     /// Holds the lease on keeping tree heads while this replica has it.
@@ -182,7 +183,7 @@ impl Postgres {
             health,
             owner: Mutex::new(None),
             slot: Mutex::new(Slot::Idle),
-            recent: Arc::default(),
+            shared: Arc::new(Shared::new()),
             changes: broadcast::channel(1024).0,
             lease: tokio::sync::Mutex::new(None),
             settings,
@@ -298,11 +299,12 @@ impl Postgres {
     fn spawn_listener(&self) {
         let changes = self.changes.clone();
         let settings = self.settings.clone();
+        let own = self.shared.replica.clone();
         self.runtime().spawn(async move {
             let mut poll = tokio::time::interval(POLL_INTERVAL);
             let mut backoff = Duration::from_millis(250);
             loop {
-                let e = listen(&settings, &changes, &mut poll).await;
+                let e = listen(&settings, &own, &changes, &mut poll).await;
                 tracing::debug!(cause = %e, "notifications connection ended; reconnecting");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
@@ -365,7 +367,7 @@ impl Postgres {
                     Open::begin(
                         self.client().await?,
                         self.errors.clone(),
-                        self.recent.clone(),
+                        self.shared.clone(),
                     )
                     .await
                 })?;
@@ -389,7 +391,7 @@ impl Postgres {
             let mut open = Open::begin(
                 self.client().await?,
                 self.errors.clone(),
-                self.recent.clone(),
+                self.shared.clone(),
             )
             .await?;
             match op(&mut open).await {

@@ -367,3 +367,92 @@ pub fn records(b: &dyn Backend) {
     assert_eq!(joined, m.payload);
     assert_eq!(reader.chunk(3).unwrap(), None);
 }
+
+/// Deliveries and acknowledgements recorded many at a time answer as one at a time would,
+/// in order, duplicates and strangers included.
+pub fn many(b: &dyn Backend) {
+    let (first, second) = (incoming("KZ", "CN", b"m1"), incoming("UZ", "CN", b"m2"));
+    let sequence = |m: &Incoming| match accept(b, m) {
+        Acceptance::Accepted { sequence, .. } => sequence,
+        other => panic!("{other:?}"),
+    };
+    let (s1, s2) = (sequence(&first), sequence(&second));
+    let at = Timestamp::now();
+    let moved: Vec<bool> = b
+        .mark_delivered_many(&[s1, s2, s1], at)
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(moved, vec![true, true, false]);
+    let mut stranger = ack(&first, MessageState::Acknowledged);
+    stranger.recipient = pid("UZ");
+    let mut forged = ack(&second, MessageState::Acknowledged);
+    forged.header_sha256 = [0; 32];
+    let unknown = ack(&incoming("KZ", "CN", b"never"), MessageState::Acknowledged);
+    let results: Vec<AckResult> = b
+        .acknowledge_many(&[
+            ack(&first, MessageState::Acknowledged),
+            ack(&first, MessageState::Rejected),
+            stranger,
+            forged,
+            unknown,
+            ack(&second, MessageState::Rejected),
+        ])
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let log_size = b.log_size().unwrap();
+    assert_eq!(
+        results,
+        vec![
+            AckResult::Recorded {
+                state: MessageState::Acknowledged,
+                log_index: log_size - 1,
+                now: Some(Settled {
+                    sender: pid("KZ"),
+                    recipient: pid("CN"),
+                    document_type: "e-phyto".into(),
+                    accepted_at: first.accepted_at,
+                }),
+            },
+            AckResult::Recorded {
+                state: MessageState::Acknowledged,
+                log_index: log_size - 1,
+                now: None,
+            },
+            AckResult::UnknownMessage,
+            AckResult::DigestMismatch,
+            AckResult::UnknownMessage,
+            AckResult::Recorded {
+                state: MessageState::Rejected,
+                log_index: log_size,
+                now: Some(Settled {
+                    sender: pid("UZ"),
+                    recipient: pid("CN"),
+                    document_type: "e-phyto".into(),
+                    accepted_at: second.accepted_at,
+                }),
+            },
+        ]
+    );
+    // Accepted twice, delivered twice, acknowledged twice: six entries, and the statuses say so.
+    assert_eq!(log_size, 6);
+    let states: Vec<i32> = b
+        .status(first.sender, first.message_id)
+        .unwrap()
+        .unwrap()
+        .transitions
+        .iter()
+        .map(|t| t.state)
+        .collect();
+    assert_eq!(
+        states,
+        vec![
+            MessageState::Accepted as i32,
+            MessageState::Delivered as i32,
+            MessageState::Acknowledged as i32
+        ]
+    );
+    assert!(b.pending(pid("CN"), 0, 10).unwrap().is_empty());
+    b.flush().unwrap();
+}

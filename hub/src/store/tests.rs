@@ -26,6 +26,8 @@ fn every_engine_conforms() {
         suite::exchange(&open(dir.path(), engine));
         let dir = tempfile::tempdir().unwrap();
         suite::records(&open(dir.path(), engine));
+        let dir = tempfile::tempdir().unwrap();
+        suite::many(&open(dir.path(), engine));
     }
 }
 

@@ -258,7 +258,11 @@ fn database_cpu(cluster: &Cluster) -> anyhow::Result<Duration> {
         .context("the cluster's postmaster.pid")?;
     let mut total = cpu_time(postmaster)?;
     for entry in std::fs::read_dir("/proc")? {
-        let Some(pid) = entry?.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+        let Some(pid) = entry?
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
             continue;
         };
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
@@ -285,8 +289,8 @@ fn replicas(
     replicas: usize,
 ) -> anyhow::Result<Vec<PathBuf>> {
     let first = dir.join("hub").join("hub.toml");
-    let mut hub: caravan_hub::config::HubFile = caravan_common::config::read_toml(&first)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut hub: caravan_hub::config::HubFile =
+        caravan_common::config::read_toml(&first).map_err(|e| anyhow::anyhow!("{e}"))?;
     hub.store_engine = Some(StoreEngine::Postgres);
     hub.postgres_url = Some(database.to_string());
     let mut configs = Vec::new();
@@ -705,7 +709,11 @@ async fn bench(cli: Cli) -> anyhow::Result<bool> {
         println!(
             "{}{}: size {} B  window {}  spokes {}  docs {}/{}: {:.0} docs/s  receipt p50 {:.2} ms p99 {:.2} ms max {:.2} ms  ack p50 {:.2} ms p99 {:.2} ms max {:.2} ms  CPU/doc: hub {:.0} us, spokes {:.0} us, bench {:.0} us; hub peak RSS {:.1} MiB, {:.3} flushes/doc, idle spoke {:.0} KiB",
             report.engine.as_str(),
-            match (report.hub_replicas, report.db_commits_per_doc, report.db_cpu_us_per_doc) {
+            match (
+                report.hub_replicas,
+                report.db_commits_per_doc,
+                report.db_cpu_us_per_doc
+            ) {
                 (replicas, Some(commits), Some(cpu)) => format!(
                     " ({replicas} hub replica(s); database: {commits:.3} commits/doc, {cpu:.0} us CPU/doc)"
                 ),

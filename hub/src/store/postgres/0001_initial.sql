@@ -20,8 +20,7 @@ CREATE TABLE meta (
     value text NOT NULL
 );
 
--- A document the hub accepted, with its state. A document waits for its recipient while its
--- state is ACCEPTED (1) or DELIVERED (2): `messages_queue` is that queue.
+-- A document the hub accepted, as it was accepted: never changed afterwards.
 CREATE TABLE messages (
     sequence       bigint PRIMARY KEY,
     sender         text NOT NULL,
@@ -37,17 +36,25 @@ CREATE TABLE messages (
     payload_length bigint NOT NULL,
     payload_chunks integer NOT NULL,
     log_index      bigint NOT NULL,
-    state          smallint NOT NULL,
-    -- Every state the message went through, in order, and when.
-    states         smallint[] NOT NULL,
-    state_times    bigint[] NOT NULL,
-    ack            bytea,
-    ack_log_index  bigint NOT NULL DEFAULT 0,
     -- A resend is judged by this constraint: same header, the original receipt; another
     -- header under the same id, refused.
     CONSTRAINT messages_sender_message_id UNIQUE (sender, message_id)
 );
-CREATE INDEX messages_queue ON messages (recipient, sequence) WHERE state IN (1, 2);
+
+-- Where each message is: its state now, every state it went through and when, and its
+-- acknowledgement. Apart from the message, so that a change of state writes a narrow row.
+-- A document waits for its recipient while its state is ACCEPTED (1) or DELIVERED (2):
+-- `message_states_queue` is that queue.
+CREATE TABLE message_states (
+    sequence      bigint PRIMARY KEY REFERENCES messages,
+    recipient     text NOT NULL,
+    state         smallint NOT NULL,
+    states        smallint[] NOT NULL,
+    state_times   bigint[] NOT NULL,
+    ack           bytea,
+    ack_log_index bigint NOT NULL DEFAULT 0
+);
+CREATE INDEX message_states_queue ON message_states (recipient, sequence) WHERE state IN (1, 2);
 
 -- Payloads in chunks of at most 1 MiB, so that a large document is streamed, never held.
 CREATE TABLE payload_chunks (

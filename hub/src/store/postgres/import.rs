@@ -142,10 +142,9 @@ pub(super) async fn import_message(
     status: &StatusRecord,
     payload: &[u8],
 ) -> Result<(), StoreError> {
-    let ack = (!status.ack.is_empty()).then_some(status.ack.as_slice());
     open.execute(
-        "INSERT INTO messages (sequence, sender, message_id, recipient, document_type, header_sha256, header, key_id, signature, receipt, accepted_at_ms, payload_length, payload_chunks, log_index, state, ack, ack_log_index, states, state_times) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
+        "INSERT INTO messages (sequence, sender, message_id, recipient, document_type, header_sha256, header, key_id, signature, receipt, accepted_at_ms, payload_length, payload_chunks, log_index) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         &[
             &to_i64(sequence),
             &m.sender,
@@ -161,19 +160,22 @@ pub(super) async fn import_message(
             &to_i64(m.payload_length),
             &(m.payload_chunks as i32),
             &to_i64(m.log_index),
+        ],
+    )
+    .await?;
+    let ack = (!status.ack.is_empty()).then_some(status.ack.as_slice());
+    let states: Vec<i16> = status.transitions.iter().map(|t| t.state as i16).collect();
+    let times: Vec<i64> = status.transitions.iter().map(|t| t.at_ms).collect();
+    open.execute(
+        "INSERT INTO message_states (sequence, recipient, state, states, state_times, ack, ack_log_index) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        &[
+            &to_i64(sequence),
+            &m.recipient,
             &(status.state as i16),
+            &states,
+            &times,
             &ack,
             &to_i64(status.ack_log_index),
-            &status
-                .transitions
-                .iter()
-                .map(|t| t.state as i16)
-                .collect::<Vec<i16>>(),
-            &status
-                .transitions
-                .iter()
-                .map(|t| t.at_ms)
-                .collect::<Vec<i64>>(),
         ],
     )
     .await?;

@@ -21,16 +21,18 @@ pub enum Change {
 /// connection ends.
 pub(super) async fn listen(
     settings: &PostgresSettings,
+    own: &str,
     changes: &broadcast::Sender<Change>,
     poll: &mut tokio::time::Interval,
 ) -> String {
-    match listen_once(settings, changes, poll).await {
+    match listen_once(settings, own, changes, poll).await {
         Err(e) => e,
     }
 }
 
 pub(super) async fn listen_once(
     settings: &PostgresSettings,
+    own: &str,
     changes: &broadcast::Sender<Change>,
     poll: &mut tokio::time::Interval,
 ) -> Result<std::convert::Infallible, String> {
@@ -82,17 +84,26 @@ pub(super) async fn listen_once(
             _ = poll.tick() => Change::Everything,
             n = notifications.recv() => match n {
                 None => return Err("the connection closed".into()),
-                Some(n) => match n.channel() {
-                    QUEUE_CHANNEL => match n.payload().parse() {
-                        Ok(p) => Change::Queue(p),
-                        Err(_) => continue,
-                    },
-                    STATUS_CHANNEL => match n.payload().parse() {
-                        Ok(p) => Change::Status(p),
-                        Err(_) => continue,
-                    },
-                    _ => Change::Registry,
-                },
+                Some(n) => {
+                    // "<replica> <what>": this replica woke its own streams already.
+                    let Some((replica, what)) = n.payload().split_once(' ') else {
+                        continue;
+                    };
+                    if replica == own {
+                        continue;
+                    }
+                    match n.channel() {
+                        QUEUE_CHANNEL => match what.parse() {
+                            Ok(p) => Change::Queue(p),
+                            Err(_) => continue,
+                        },
+                        STATUS_CHANNEL => match what.parse() {
+                            Ok(p) => Change::Status(p),
+                            Err(_) => continue,
+                        },
+                        _ => Change::Registry,
+                    }
+                }
             },
         };
         // Nobody may be subscribed yet: the connection stays for later subscribers.

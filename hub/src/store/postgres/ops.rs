@@ -46,18 +46,18 @@ impl Postgres {
         let log_index = counters.log_size + 1;
         let from: Vec<i16> = from.iter().map(|s| *s as i16).collect();
         let (with_ack, ack_bytes) = (ack.is_some(), ack.unwrap_or_default());
-        const RETURNING: &str = "RETURNING sequence, sender, recipient, message_id, header_sha256, document_type, accepted_at_ms";
+        const RETURNING: &str = "RETURNING m.sequence, m.sender, m.recipient, m.message_id, m.header_sha256, m.document_type, m.accepted_at_ms";
         let row = match which {
             Which::Sequence(sequence) => {
                 open.query_opt(
-                    &format!("UPDATE messages SET state = $2, states = states || $2::smallint, state_times = state_times || $7::bigint, ack = CASE WHEN $4 THEN $5 ELSE ack END, ack_log_index = CASE WHEN $4 THEN $6 ELSE ack_log_index END WHERE sequence = $1 AND state = ANY($3) {RETURNING}"),
+                    &format!("UPDATE message_states s SET state = $2, states = s.states || $2::smallint, state_times = s.state_times || $7::bigint, ack = CASE WHEN $4 THEN $5 ELSE s.ack END, ack_log_index = CASE WHEN $4 THEN $6 ELSE s.ack_log_index END FROM messages m WHERE s.sequence = $1 AND m.sequence = s.sequence AND s.state = ANY($3) {RETURNING}"),
                     &[&to_i64(sequence), &(to as i16), &from, &with_ack, &ack_bytes, &to_i64(log_index), &at.as_millis()],
                 )
                 .await?
             }
             Which::Message(u) => {
                 open.query_opt(
-                    &format!("UPDATE messages SET state = $4, states = states || $4::smallint, state_times = state_times || $10::bigint, ack = CASE WHEN $6 THEN $7 ELSE ack END, ack_log_index = CASE WHEN $6 THEN $8 ELSE ack_log_index END WHERE sender = $1 AND message_id = $2 AND recipient = $3 AND header_sha256 = $9 AND state = ANY($5) {RETURNING}"),
+                    &format!("UPDATE message_states s SET state = $4, states = s.states || $4::smallint, state_times = s.state_times || $10::bigint, ack = CASE WHEN $6 THEN $7 ELSE s.ack END, ack_log_index = CASE WHEN $6 THEN $8 ELSE s.ack_log_index END FROM messages m WHERE m.sender = $1 AND m.message_id = $2 AND m.recipient = $3 AND m.header_sha256 = $9 AND s.sequence = m.sequence AND s.state = ANY($5) {RETURNING}"),
                     &[&u.sender.as_str(), &u.message_id.to_string(), &u.recipient.as_str(), &(to as i16), &from, &with_ack, &ack_bytes, &to_i64(log_index), &u.header_sha256.as_slice(), &at.as_millis()],
                 )
                 .await?
@@ -119,7 +119,7 @@ impl Postgres {
 
 impl Postgres {
     fn recent(&self) -> std::sync::MutexGuard<'_, Recent> {
-        self.recent.lock().unwrap_or_else(|e| e.into_inner())
+        self.shared.recent()
     }
 }
 
@@ -137,93 +137,22 @@ impl Backend for Postgres {
         m: &Incoming,
         issue_receipt: &dyn Fn(u64) -> Vec<u8>,
     ) -> Result<Acceptance, StoreError> {
-        self.write(async |open: &mut Open| {
-            let counters = open.counters().await?;
-            let sequence = counters.next_sequence;
-            let log_index = counters.log_size + 1;
-            let receipt = issue_receipt(sequence);
-            let chunks = m.payload.len().div_ceil(PAYLOAD_CHUNK) as i32;
-            let inserted = open
-                .query_opt(
-                    "INSERT INTO messages (sequence, sender, message_id, recipient, document_type, header_sha256, header, key_id, signature, receipt, accepted_at_ms, payload_length, payload_chunks, log_index, state, states, state_times) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 1, ARRAY[1::smallint], ARRAY[$11::bigint]) \
-                     ON CONFLICT (sender, message_id) DO NOTHING RETURNING sequence",
-                    &[
-                        &to_i64(sequence),
-                        &m.sender.as_str(),
-                        &m.message_id.to_string(),
-                        &m.recipient.as_str(),
-                        &m.document_type.to_string(),
-                        &m.header_sha256.as_slice(),
-                        &m.header,
-                        &m.key_id,
-                        &m.signature,
-                        &receipt,
-                        &m.accepted_at.as_millis(),
-                        &(m.payload.len() as i64),
-                        &chunks,
-                        &to_i64(log_index),
-                    ],
-                )
-                .await?;
-            if inserted.is_none() {
-                let row = open
-                    .query_opt(
-                        "SELECT sequence, header_sha256, receipt, log_index FROM messages WHERE sender = $1 AND message_id = $2",
-                        &[&m.sender.as_str(), &m.message_id.to_string()],
-                    )
-                    .await?
-                    .ok_or_else(|| corrupt("message", "a conflicting message is missing"))?;
-                let header: Vec<u8> = row.get(1);
-                return Ok(if header == m.header_sha256 {
-                    Acceptance::Duplicate {
-                        sequence: to_u64(row.get(0)),
-                        receipt: row.get(2),
-                        log_index: to_u64(row.get(3)),
-                    }
-                } else {
-                    Acceptance::Conflict
-                });
-            }
-            open.counters_mut().next_sequence = sequence + 1;
-            let appended = open
-                .append_log(&LogEntry {
-                    kind: LogKind::Accepted as i32,
-                    at_ms: m.accepted_at.as_millis(),
-                    sequence,
-                    sender: m.sender.to_string(),
-                    recipient: m.recipient.to_string(),
-                    message_id: m.message_id.to_string(),
-                    header_sha256: m.header_sha256.to_vec(),
-                    ..Default::default()
-                })
-                .await?;
-            debug_assert_eq!(appended, log_index);
-            for (i, chunk) in m.payload.chunks(PAYLOAD_CHUNK).enumerate() {
-                open.payload_rows.sequence.push(to_i64(sequence));
-                open.payload_rows.chunk.push(i as i32);
-                open.payload_rows.bytes.push(chunk.to_vec());
-            }
-            open.append_event(
-                m.sender,
-                StatusEvent {
-                    sequence,
-                    message_id: m.message_id.to_string(),
-                    state: MessageState::Accepted as i32,
-                    at_ms: m.accepted_at.as_millis(),
-                    ack: Vec::new(),
-                    log_index,
-                },
-            )
-            .await?;
-            open.notifications
-                .insert((QUEUE_CHANNEL, m.recipient.as_str().to_string()));
-            Ok(Acceptance::Accepted {
-                sequence,
-                receipt,
-                log_index,
-            })
-        })
+        let accepting = [Accepting {
+            message: m,
+            issue_receipt,
+        }];
+        let mut accepted =
+            self.write(async |open: &mut Open| Self::accept_all(open, &accepting).await)?;
+        accepted
+            .pop()
+            .ok_or(StoreError::Stopped("a message was not judged"))
+    }
+
+    fn accept_many(&self, messages: &[Accepting<'_>]) -> Vec<Result<Acceptance, StoreError>> {
+        match self.write(async |open: &mut Open| Self::accept_all(open, messages).await) {
+            Ok(accepted) => accepted.into_iter().map(Ok).collect(),
+            Err(e) => messages.iter().map(|_| Err(e.clone())).collect(),
+        }
     }
 
     fn pending(
@@ -235,8 +164,8 @@ impl Backend for Postgres {
         self.read(async |r: &Reader| {
             let rows = r
                 .query(
-                    "SELECT sequence, sender, message_id, header, key_id, signature, payload_length, payload_chunks, receipt, document_type, accepted_at_ms \
-                     FROM messages WHERE recipient = $1 AND state IN (1, 2) AND sequence > $2 ORDER BY sequence LIMIT $3",
+                    "SELECT m.sequence, m.sender, m.message_id, m.header, m.key_id, m.signature, m.payload_length, m.payload_chunks, m.receipt, m.document_type, m.accepted_at_ms \
+                     FROM message_states s JOIN messages m USING (sequence) WHERE s.recipient = $1 AND s.state IN (1, 2) AND s.sequence > $2 ORDER BY s.sequence LIMIT $3",
                     &[&recipient.as_str(), &to_i64(after), &(limit as i64)],
                 )
                 .await?;
@@ -301,7 +230,7 @@ impl Backend for Postgres {
             // Not moved: say why, as the embedded store does.
             let Some(row) = open
                 .query_opt(
-                    "SELECT recipient, header_sha256, state, ack_log_index FROM messages WHERE sender = $1 AND message_id = $2",
+                    "SELECT m.recipient, m.header_sha256, s.state, s.ack_log_index FROM messages m JOIN message_states s USING (sequence) WHERE m.sender = $1 AND m.message_id = $2",
                     &[&u.sender.as_str(), &u.message_id.to_string()],
                 )
                 .await?
@@ -322,6 +251,25 @@ impl Backend for Postgres {
         })
     }
 
+    fn mark_delivered_many(
+        &self,
+        sequences: &[u64],
+        at: Timestamp,
+    ) -> Vec<Result<bool, StoreError>> {
+        // One transaction's statements: a failure fails them all.
+        match self.write(async |open: &mut Open| Self::deliver_many(open, sequences, at).await) {
+            Ok(moved) => moved.into_iter().map(Ok).collect(),
+            Err(e) => sequences.iter().map(|_| Err(e.clone())).collect(),
+        }
+    }
+
+    fn acknowledge_many(&self, updates: &[AckUpdate]) -> Vec<Result<AckResult, StoreError>> {
+        match self.write(async |open: &mut Open| Self::acknowledge_many(open, updates).await) {
+            Ok(results) => results.into_iter().map(Ok).collect(),
+            Err(e) => updates.iter().map(|_| Err(e.clone())).collect(),
+        }
+    }
+
     fn expire(
         &self,
         now: Timestamp,
@@ -330,7 +278,7 @@ impl Backend for Postgres {
         self.write(async |open: &mut Open| {
             let rows = open
                 .query(
-                    "SELECT sequence, document_type, accepted_at_ms FROM messages WHERE state IN (1, 2) ORDER BY sequence",
+                    "SELECT s.sequence, m.document_type, m.accepted_at_ms FROM message_states s JOIN messages m USING (sequence) WHERE s.state IN (1, 2) ORDER BY s.sequence",
                     &[],
                 )
                 .await?;
@@ -364,7 +312,7 @@ impl Backend for Postgres {
     fn queue_depths(&self) -> Result<Vec<(ParticipantId, u64)>, StoreError> {
         self.read(async |r: &Reader| {
             r.query(
-                "SELECT recipient, count(*) FROM messages WHERE state IN (1, 2) GROUP BY recipient ORDER BY recipient",
+                "SELECT recipient, count(*) FROM message_states WHERE state IN (1, 2) GROUP BY recipient ORDER BY recipient",
                 &[],
             )
             .await?
@@ -461,7 +409,7 @@ impl Backend for Postgres {
         self.read(async |r: &Reader| {
             let Some(row) = r
                 .query_opt(
-                    "SELECT states, state_times, state, ack, receipt, ack_log_index FROM messages WHERE sender = $1 AND message_id = $2",
+                    "SELECT s.states, s.state_times, s.state, s.ack, m.receipt, s.ack_log_index FROM messages m JOIN message_states s USING (sequence) WHERE m.sender = $1 AND m.message_id = $2",
                     &[&sender.as_str(), &message_id.to_string()],
                 )
                 .await?

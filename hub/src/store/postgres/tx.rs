@@ -74,6 +74,53 @@ pub(super) struct EventRows {
     pub(super) log_index: Vec<i64>,
 }
 
+/// Messages accepted now, as `messages` rows.
+#[derive(Default)]
+pub(super) struct MessageRows {
+    sequence: Vec<i64>,
+    sender: Vec<String>,
+    message_id: Vec<String>,
+    recipient: Vec<String>,
+    document_type: Vec<String>,
+    header_sha256: Vec<Vec<u8>>,
+    header: Vec<Vec<u8>>,
+    key_id: Vec<String>,
+    signature: Vec<Vec<u8>>,
+    receipt: Vec<Vec<u8>>,
+    accepted_at_ms: Vec<i64>,
+    payload_length: Vec<i64>,
+    payload_chunks: Vec<i32>,
+    log_index: Vec<i64>,
+}
+
+impl MessageRows {
+    pub(super) fn push(&mut self, m: &Incoming, sequence: u64, receipt: &[u8], log_index: u64) {
+        self.sequence.push(to_i64(sequence));
+        self.sender.push(m.sender.as_str().to_string());
+        self.message_id.push(m.message_id.to_string());
+        self.recipient.push(m.recipient.as_str().to_string());
+        self.document_type.push(m.document_type.to_string());
+        self.header_sha256.push(m.header_sha256.to_vec());
+        self.header.push(m.header.clone());
+        self.key_id.push(m.key_id.clone());
+        self.signature.push(m.signature.clone());
+        self.receipt.push(receipt.to_vec());
+        self.accepted_at_ms.push(m.accepted_at.as_millis());
+        self.payload_length.push(m.payload.len() as i64);
+        self.payload_chunks
+            .push(m.payload.len().div_ceil(PAYLOAD_CHUNK) as i32);
+        self.log_index.push(to_i64(log_index));
+    }
+}
+
+/// The state rows of messages accepted now (ACCEPTED, since their acceptance).
+#[derive(Default)]
+pub(super) struct StateRows {
+    pub(super) sequence: Vec<i64>,
+    pub(super) recipient: Vec<String>,
+    pub(super) accepted_at_ms: Vec<i64>,
+}
+
 #[derive(Default)]
 pub(super) struct PayloadRows {
     pub(super) sequence: Vec<i64>,
@@ -88,6 +135,26 @@ pub(super) struct PayloadRows {
 pub(super) struct Recent {
     entries: HashMap<u64, Vec<u8>>,
     nodes: HashMap<(u32, u64), merkle::Hash>,
+}
+
+/// What a replica's transactions share: what they committed lately, and the replica's name in
+/// the notifications it sends (so that it does not wake its own streams twice).
+pub(super) struct Shared {
+    pub(super) recent: Mutex<Recent>,
+    pub(super) replica: String,
+}
+
+impl Shared {
+    pub(super) fn new() -> Self {
+        Self {
+            recent: Mutex::default(),
+            replica: MessageId::generate().to_string(),
+        }
+    }
+
+    pub(super) fn recent(&self) -> std::sync::MutexGuard<'_, Recent> {
+        self.recent.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// The most entries (and nodes) [`Recent`] holds.
@@ -134,10 +201,12 @@ pub(super) struct Open {
     pub(super) node_rows: NodeRows,
     pub(super) event_rows: EventRows,
     pub(super) payload_rows: PayloadRows,
+    pub(super) message_rows: MessageRows,
+    pub(super) state_rows: StateRows,
     pub(super) notifications: BTreeSet<(&'static str, String)>,
     /// A statement failed: the transaction is rolled back, whatever else succeeded.
     pub(super) failed: bool,
-    recent: Arc<Mutex<Recent>>,
+    shared: Arc<Shared>,
     fresh: Fresh,
 }
 
@@ -184,7 +253,7 @@ impl Open {
     pub(super) async fn begin(
         client: Object,
         errors: Errors,
-        recent: Arc<Mutex<Recent>>,
+        shared: Arc<Shared>,
     ) -> Result<Self, StoreError> {
         client
             .batch_execute("BEGIN")
@@ -199,9 +268,11 @@ impl Open {
             node_rows: Default::default(),
             event_rows: Default::default(),
             payload_rows: Default::default(),
+            message_rows: Default::default(),
+            state_rows: Default::default(),
             notifications: BTreeSet::new(),
             failed: false,
-            recent,
+            shared,
             fresh: Fresh::default(),
         })
     }
@@ -267,7 +338,7 @@ impl Open {
         };
         let mut wanted = frontier(counters.log_size);
         {
-            let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+            let recent = self.shared.recent();
             wanted.retain(|&(level, i)| match recent.node(level, i) {
                 Some(hash) => {
                     self.nodes.insert((level, i), hash);
@@ -380,10 +451,7 @@ impl Open {
                     .await
                     .map_err(|e| self.errors.driver(e))?;
                 let fresh = std::mem::take(&mut self.fresh);
-                self.recent
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .keep(fresh);
+                self.shared.recent().keep(fresh);
                 Ok(())
             }
             Err(e) => {
@@ -410,6 +478,39 @@ impl Open {
             self.execute(
                 "INSERT INTO log_nodes (level, node, hash) SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::bytea[])",
                 &[&nodes.level, &nodes.node, &nodes.hash],
+            )
+            .await?;
+        }
+        // Messages first: their states and payloads name them.
+        let m = std::mem::take(&mut self.message_rows);
+        if !m.sequence.is_empty() {
+            self.execute(
+                "INSERT INTO messages (sequence, sender, message_id, recipient, document_type, header_sha256, header, key_id, signature, receipt, accepted_at_ms, payload_length, payload_chunks, log_index) \
+                 SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::bytea[], $8::text[], $9::bytea[], $10::bytea[], $11::bigint[], $12::bigint[], $13::integer[], $14::bigint[])",
+                &[
+                    &m.sequence,
+                    &m.sender,
+                    &m.message_id,
+                    &m.recipient,
+                    &m.document_type,
+                    &m.header_sha256,
+                    &m.header,
+                    &m.key_id,
+                    &m.signature,
+                    &m.receipt,
+                    &m.accepted_at_ms,
+                    &m.payload_length,
+                    &m.payload_chunks,
+                    &m.log_index,
+                ],
+            )
+            .await?;
+        }
+        let states = std::mem::take(&mut self.state_rows);
+        if !states.sequence.is_empty() {
+            self.execute(
+                "INSERT INTO message_states (sequence, recipient, state, states, state_times) SELECT s, r, 1, ARRAY[1::smallint], ARRAY[t] FROM unnest($1::bigint[], $2::text[], $3::bigint[]) AS x(s, r, t)",
+                &[&states.sequence, &states.recipient, &states.accepted_at_ms],
             )
             .await?;
         }
@@ -450,10 +551,11 @@ impl Open {
 
     pub(super) async fn send_notifications(&self) -> Result<(), StoreError> {
         if !self.notifications.is_empty() {
-            let (channels, payloads): (Vec<&str>, Vec<&str>) = self
+            // "<replica> <what>": the sending replica's own listener skips it.
+            let (channels, payloads): (Vec<&str>, Vec<String>) = self
                 .notifications
                 .iter()
-                .map(|(c, p)| (*c, p.as_str()))
+                .map(|(c, p)| (*c, format!("{} {p}", self.shared.replica)))
                 .unzip();
             self.query(
                 "SELECT pg_notify(c, p) FROM unnest($1::text[], $2::text[]) AS n(c, p)",
