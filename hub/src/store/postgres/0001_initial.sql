@@ -78,7 +78,8 @@ CREATE TABLE events (
 );
 
 -- The exchange log: each entry exactly as encoded (its Merkle leaf hashes those bytes), and
--- the hashes of the perfect subtrees of its Merkle tree.
+-- the hashes of the perfect subtrees of its Merkle tree above the leaves (level 1 and up; a
+-- leaf is the hash of its entry, not stored twice).
 CREATE TABLE log_entries (
     log_index bigint PRIMARY KEY,
     kind      integer NOT NULL,
@@ -89,6 +90,7 @@ CREATE TABLE log_nodes (
     level     smallint NOT NULL,
     node      bigint NOT NULL,
     hash      bytea NOT NULL CHECK (length(hash) = 32),
+    CHECK (level > 0),
     PRIMARY KEY (level, node)
 );
 

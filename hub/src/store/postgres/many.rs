@@ -52,7 +52,7 @@ impl Changes {
         }
         open.execute(
             "UPDATE message_states s SET state = u.state, states = s.states || u.state, state_times = s.state_times || u.at_ms, ack = coalesce(u.ack, s.ack), ack_log_index = CASE WHEN u.ack IS NULL THEN s.ack_log_index ELSE u.ack_log_index END \
-             FROM unnest($1::bigint[], $2::smallint[], $3::bigint[], $4::bytea[], $5::bigint[]) AS u(sequence, state, at_ms, ack, ack_log_index) WHERE s.sequence = u.sequence",
+             FROM unnest($1::bigint[], $2::smallint[], $3::bigint[], $4::bytea[], $5::bigint[]) AS u(sequence, state, at_ms, ack, ack_log_index) WHERE s.sequence = ANY($1) AND s.sequence = u.sequence",
             &[&self.sequence, &self.state, &self.at_ms, &self.ack, &self.ack_log_index],
         )
         .await
@@ -135,7 +135,8 @@ impl Postgres {
         let mut rows = HashMap::new();
         for row in open
             .query(
-                &format!("{LOCKED} WHERE s.sequence = ANY($1) FOR UPDATE OF s"),
+                // Both sides by their primary keys: never a scan of either table.
+                &format!("{LOCKED} WHERE s.sequence = ANY($1) AND m.sequence = ANY($1) FOR UPDATE OF s"),
                 &[&wanted],
             )
             .await?
@@ -174,7 +175,9 @@ impl Postgres {
         let mut rows = HashMap::new();
         for row in open
             .query(
-                &format!("{LOCKED} WHERE (m.sender, m.message_id) IN (SELECT * FROM unnest($1::text[], $2::text[])) FOR UPDATE OF s"),
+                // Through the (sender, message id) index, both columns matched by arrays (the
+                // pairs are checked here: another sender's message of the same id is no match).
+                &format!("{LOCKED} WHERE m.sender = ANY($1) AND m.message_id = ANY($2) FOR UPDATE OF s"),
                 &[&senders, &ids],
             )
             .await?
@@ -244,7 +247,7 @@ impl Postgres {
         let mut held: HashMap<(String, String), Held> = HashMap::new();
         for row in open
             .query(
-                "SELECT sender, message_id, sequence, header_sha256, receipt, log_index FROM messages WHERE (sender, message_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))",
+                "SELECT sender, message_id, sequence, header_sha256, receipt, log_index FROM messages WHERE sender = ANY($1) AND message_id = ANY($2)",
                 &[&senders, &ids],
             )
             .await?

@@ -606,6 +606,16 @@ impl Backend for Postgres {
         if let Some(hash) = self.recent().node(level, index) {
             return Ok(hash);
         }
+        if level == 0 {
+            // A leaf is the hash of its entry.
+            let Some((_, entry)) = self.log_entries(index + 1, 1)?.pop() else {
+                return Err(corrupt(
+                    "log entry",
+                    format!("entry {} is missing", index + 1),
+                ));
+            };
+            return Ok(merkle::leaf_hash(&entry));
+        }
         self.read(async |r: &Reader| {
             let row = r
                 .query_opt(

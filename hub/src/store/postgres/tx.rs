@@ -347,18 +347,33 @@ impl Open {
                 None => true,
             });
         }
-        let (levels, nodes): (Vec<i16>, Vec<i64>) =
-            wanted.iter().map(|&(l, i)| (l as i16, to_i64(i))).unzip();
-        let rows = self
-            .query(
-                "SELECT n.level, n.node, n.hash FROM log_nodes n JOIN unnest($1::smallint[], $2::bigint[]) AS w(level, node) ON n.level = w.level AND n.node = w.node",
-                &[&levels, &nodes],
-            )
-            .await?;
-        for row in rows {
-            let (level, index) = (row.get::<_, i16>(0) as u32, to_u64(row.get(1)));
-            let hash = hash_of(row.get(2), level, index)?;
-            self.nodes.insert((level, index), hash);
+        // A leaf is not stored as a node: it is the hash of its entry.
+        if let Some(&(_, leaf)) = wanted.iter().find(|(level, _)| *level == 0) {
+            let row = self
+                .query_opt(
+                    "SELECT entry FROM log_entries WHERE log_index = $1",
+                    &[&to_i64(leaf + 1)],
+                )
+                .await?
+                .ok_or_else(|| corrupt("log entry", format!("entry {} is missing", leaf + 1)))?;
+            self.nodes
+                .insert((0, leaf), merkle::leaf_hash(row.get::<_, &[u8]>(0)));
+            wanted.retain(|(level, _)| *level > 0);
+        }
+        if !wanted.is_empty() {
+            let (levels, nodes): (Vec<i16>, Vec<i64>) =
+                wanted.iter().map(|&(l, i)| (l as i16, to_i64(i))).unzip();
+            let rows = self
+                .query(
+                    "SELECT n.level, n.node, n.hash FROM log_nodes n JOIN unnest($1::smallint[], $2::bigint[]) AS w(level, node) ON n.level = w.level AND n.node = w.node",
+                    &[&levels, &nodes],
+                )
+                .await?;
+            for row in rows {
+                let (level, index) = (row.get::<_, i16>(0) as u32, to_u64(row.get(1)));
+                let hash = hash_of(row.get(2), level, index)?;
+                self.nodes.insert((level, index), hash);
+            }
         }
         self.counters = Some(counters);
         Ok(counters)
@@ -398,9 +413,12 @@ impl Open {
             if keep {
                 self.fresh.nodes.push(((level, i), hash));
             }
-            self.node_rows.level.push(level as i16);
-            self.node_rows.node.push(to_i64(i));
-            self.node_rows.hash.push(hash.to_vec());
+            // Leaves are the entries' hashes, not stored twice.
+            if level > 0 {
+                self.node_rows.level.push(level as i16);
+                self.node_rows.node.push(to_i64(i));
+                self.node_rows.hash.push(hash.to_vec());
+            }
         }
         let index = size + 1;
         self.log_rows.index.push(to_i64(index));
@@ -475,11 +493,13 @@ impl Open {
             )
             .await?;
             let nodes = std::mem::take(&mut self.node_rows);
-            self.execute(
-                "INSERT INTO log_nodes (level, node, hash) SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::bytea[])",
-                &[&nodes.level, &nodes.node, &nodes.hash],
-            )
-            .await?;
+            if !nodes.level.is_empty() {
+                self.execute(
+                    "INSERT INTO log_nodes (level, node, hash) SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::bytea[])",
+                    &[&nodes.level, &nodes.node, &nodes.hash],
+                )
+                .await?;
+            }
         }
         // Messages first: their states and payloads name them.
         let m = std::mem::take(&mut self.message_rows);
