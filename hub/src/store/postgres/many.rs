@@ -136,7 +136,9 @@ impl Postgres {
         for row in open
             .query(
                 // Both sides by their primary keys: never a scan of either table.
-                &format!("{LOCKED} WHERE s.sequence = ANY($1) AND m.sequence = ANY($1) FOR UPDATE OF s"),
+                &format!(
+                    "{LOCKED} WHERE s.sequence = ANY($1) AND m.sequence = ANY($1) FOR UPDATE OF s"
+                ),
                 &[&wanted],
             )
             .await?
@@ -177,7 +179,9 @@ impl Postgres {
             .query(
                 // Through the (sender, message id) index, both columns matched by arrays (the
                 // pairs are checked here: another sender's message of the same id is no match).
-                &format!("{LOCKED} WHERE m.sender = ANY($1) AND m.message_id = ANY($2) FOR UPDATE OF s"),
+                &format!(
+                    "{LOCKED} WHERE m.sender = ANY($1) AND m.message_id = ANY($2) FOR UPDATE OF s"
+                ),
                 &[&senders, &ids],
             )
             .await?

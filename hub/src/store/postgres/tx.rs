@@ -142,6 +142,8 @@ pub(super) struct Recent {
 pub(super) struct Shared {
     pub(super) recent: Mutex<Recent>,
     pub(super) replica: String,
+    /// Small payloads read with pending documents, by sequence, until their delivery reads them.
+    prefetched: Mutex<HashMap<u64, Vec<u8>>>,
 }
 
 impl Shared {
@@ -149,11 +151,16 @@ impl Shared {
         Self {
             recent: Mutex::default(),
             replica: MessageId::generate().to_string(),
+            prefetched: Mutex::default(),
         }
     }
 
     pub(super) fn recent(&self) -> std::sync::MutexGuard<'_, Recent> {
         self.recent.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(super) fn prefetched(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Vec<u8>>> {
+        self.prefetched.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
