@@ -36,9 +36,10 @@ CREATE TABLE messages (
     payload_length bigint NOT NULL,
     payload_chunks integer NOT NULL,
     log_index      bigint NOT NULL,
-    -- A resend is judged by this constraint: same header, the original receipt; another
-    -- header under the same id, refused.
-    CONSTRAINT messages_sender_message_id UNIQUE (sender, message_id)
+    -- One message per (sender, id): a resend is answered with the original receipt, another
+    -- header under the same id refused. The id first, so that a batch finds its messages by
+    -- their ids alone.
+    CONSTRAINT messages_message_id_sender UNIQUE (message_id, sender)
 );
 
 -- Where each message is: its state now, every state it went through and when, and its

@@ -170,19 +170,14 @@ impl Postgres {
         updates: &[AckUpdate],
     ) -> Result<Vec<AckResult>, StoreError> {
         open.counters().await?;
-        let (senders, ids): (Vec<&str>, Vec<String>) = updates
-            .iter()
-            .map(|u| (u.sender.as_str(), u.message_id.to_string()))
-            .unzip();
+        let ids: Vec<String> = updates.iter().map(|u| u.message_id.to_string()).collect();
         let mut rows = HashMap::new();
         for row in open
             .query(
-                // Through the (sender, message id) index, both columns matched by arrays (the
-                // pairs are checked here: another sender's message of the same id is no match).
-                &format!(
-                    "{LOCKED} WHERE m.sender = ANY($1) AND m.message_id = ANY($2) FOR UPDATE OF s"
-                ),
-                &[&senders, &ids],
+                // Through the (message id, sender) index by ids; the pairs are checked here
+                // (another sender's message of the same id is no match).
+                &format!("{LOCKED} WHERE m.message_id = ANY($1) FOR UPDATE OF s"),
+                &[&ids],
             )
             .await?
         {
@@ -244,15 +239,15 @@ impl Postgres {
         messages: &[Accepting<'_>],
     ) -> Result<Vec<Acceptance>, StoreError> {
         open.counters().await?;
-        let (senders, ids): (Vec<&str>, Vec<String>) = messages
+        let ids: Vec<String> = messages
             .iter()
-            .map(|a| (a.message.sender.as_str(), a.message.message_id.to_string()))
-            .unzip();
+            .map(|a| a.message.message_id.to_string())
+            .collect();
         let mut held: HashMap<(String, String), Held> = HashMap::new();
         for row in open
             .query(
-                "SELECT sender, message_id, sequence, header_sha256, receipt, log_index FROM messages WHERE sender = ANY($1) AND message_id = ANY($2)",
-                &[&senders, &ids],
+                "SELECT sender, message_id, sequence, header_sha256, receipt, log_index FROM messages WHERE message_id = ANY($1)",
+                &[&ids],
             )
             .await?
         {
