@@ -581,6 +581,12 @@ impl Net {
         write_toml(&self.hub_config(), &self.hub_file(port, "hub-data"));
     }
 
+    /// Write the hub's config again as the network's settings are now (its port kept), for a
+    /// command run on a stopped hub.
+    pub fn rewrite_hub_config(&self) {
+        self.write_hub_config(self.hub_port.unwrap_or(0));
+    }
+
     /// A hub's configuration listening on `port`, with its data folder `data_dir`.
     fn hub_file(&self, port: u16, data_dir: &str) -> HubFile {
         let pki = self.pki();
@@ -640,6 +646,11 @@ impl Net {
         self.postgres_url = Some(pg.url("hub"));
         self.postgres = Some(pg);
         true
+    }
+
+    /// The cluster [`Self::on_postgres`] started.
+    pub fn postgres(&self) -> Option<&postgres::Postgres> {
+        self.postgres.as_ref()
     }
 
     /// Start replica `n` (from 2) of the hub, on the same database as the hub

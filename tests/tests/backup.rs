@@ -207,3 +207,154 @@ fn folder_digest(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
     files.sort();
     files
 }
+
+/// The hub's store in PostgreSQL is backed up with the database's own tools (here `pg_dump`,
+/// taken while a sender is at it) and restored into a new database; `store restored` marks it
+/// so, and the hub comes back on it as from a backup: a trust list beyond the spokes', what
+/// the dump held and not what came after, a visible rewind, a log that verifies.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_postgres_store_restored_from_a_dump_comes_back_as_a_restore() {
+    let mut net = Net::new(&["KZ", "CN"]).await;
+    if !net.on_postgres("a_postgres_store_restored_from_a_dump_comes_back_as_a_restore") {
+        return;
+    }
+    net.start_hub().await;
+    net.start_spoke("KZ").await;
+    net.start_spoke("CN").await;
+    let eco = sample_path("eco/carec-KZ-CN-certificate-of-origin.xml");
+    let before = net.send("KZ", "CN", "e-co", &eco).await["message_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    net.wait_state("KZ", &before, "ACKNOWLEDGED").await;
+    // `admin backup` says what to do instead.
+    let refused = net.admin(&["backup"]).await;
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("pg_basebackup"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    // A dump while KZ keeps sending.
+    let pg = net.postgres().expect("the network's cluster");
+    let dump = pg.socket_dir().join("hub.dump");
+    let dump_arg = dump.to_str().unwrap().to_owned();
+    let host = pg.socket_dir().to_str().unwrap().to_owned();
+    let sending = async {
+        for _ in 0..3 {
+            let sent = net.send("KZ", "CN", "e-co", &eco).await;
+            assert!(sent["message_id"].is_string(), "{sent}");
+        }
+    };
+    let dumping = async {
+        let out = pg.run(
+            "pg_dump",
+            &[
+                "--host",
+                &host,
+                "--username",
+                "postgres",
+                "--format",
+                "custom",
+                "--file",
+                &dump_arg,
+                "hub",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    tokio::join!(sending, dumping);
+    let after = net.send("KZ", "CN", "e-co", &eco).await["message_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    net.wait_state("KZ", &after, "ACKNOWLEDGED").await;
+    net.admin_ok(&[
+        "corridor",
+        "pilot",
+        "CN",
+        "KZ",
+        "e-phyto",
+        "--override",
+        caravan_tests::HARNESS_OVERRIDE,
+    ])
+    .await;
+    let newest = net.hub_trust_version().await;
+    net.wait_trust_version("KZ", newest).await;
+
+    // The restore: the hub stopped, the dump into a new database, marked restored.
+    assert!(net.terminate_hub().await, "the hub stops cleanly");
+    let pg = net.postgres().expect("the network's cluster");
+    pg.sql("postgres", "CREATE DATABASE restored");
+    let out = pg.run(
+        "pg_restore",
+        &[
+            "--host",
+            &host,
+            "--username",
+            "postgres",
+            "--dbname",
+            "restored",
+            &dump_arg,
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let restored = pg.url("restored");
+    net.postgres_url = Some(restored);
+    net.rewrite_hub_config();
+    let floor = newest.to_string();
+    let out = net
+        .hub_cli(&["store", "restored", "--json", "--trust-list-floor", &floor])
+        .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let marked: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        marked["audit"]["problems"].as_array().unwrap().is_empty(),
+        "{marked}"
+    );
+
+    net.start_hub().await;
+    assert!(net.hub_trust_version().await > newest);
+    net.wait_trust_version("KZ", newest + 1).await;
+    let mut kz = net.client("KZ");
+    let known = kz
+        .status(v1::StatusRequest { message_id: before })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(known.state(), v1::MessageState::Acknowledged);
+    let lost = kz
+        .status(v1::StatusRequest {
+            message_id: after.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert!(lost.message().starts_with("UNKNOWN_MESSAGE"), "{lost:?}");
+    // The spoke sends again what the restored hub lost, and a new document goes through.
+    net.wait_hub_connected("KZ", true).await;
+    net.wait_inbox("CN", &after).await;
+    let new = net.send("KZ", "CN", "e-co", &eco).await["message_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    net.wait_state("KZ", &new, "ACKNOWLEDGED").await;
+    assert!(net.terminate_hub().await);
+    let out = net.hub_cli(&["log", "verify", "--json"]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

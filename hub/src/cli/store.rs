@@ -43,6 +43,20 @@ pub enum StoreCommand {
         #[arg(long)]
         json: bool,
     },
+    /// After the hub's PostgreSQL database was restored to an earlier point (a base backup and
+    /// WAL, or a dump), before any replica starts on it: give the store a new epoch (spokes
+    /// then resubmit what the hub no longer knows) and the trust-list version the registry
+    /// must move beyond (the newest any spoke holds: `caravan-spoke trust-list show`), then
+    /// audit its log. Not for an embedded store: `caravan-hub restore` does all of this.
+    Restored {
+        #[arg(long, env = "CARAVAN_HUB_CONFIG")]
+        config: PathBuf,
+        /// The newest trust-list version any spoke holds.
+        #[arg(long)]
+        trust_list_floor: u64,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub fn command(command: StoreCommand) -> ExitCode {
@@ -53,6 +67,11 @@ pub fn command(command: StoreCommand) -> ExitCode {
             json,
         } => verdict(check(config, store, json)),
         StoreCommand::Migrate { from, to, json } => verdict(migrate(from, to, json)),
+        StoreCommand::Restored {
+            config,
+            trust_list_floor,
+            json,
+        } => verdict(restored(config, trust_list_floor, json)),
     }
 }
 
@@ -199,4 +218,41 @@ fn migrate(from: PathBuf, to: PathBuf, json: bool) -> anyhow::Result<bool> {
         }
     }
     Ok(true)
+}
+
+/// `store restored`: a restored database marked as such, and its log audited.
+fn restored(config: PathBuf, floor: u64, json: bool) -> anyhow::Result<bool> {
+    let config = load_config(&config)?;
+    let Some(settings) = config.postgres.clone() else {
+        anyhow::bail!(
+            "store restored is for a store in PostgreSQL; an embedded store is restored with `caravan-hub restore`, which does this itself"
+        );
+    };
+    let store = Postgres::open(settings).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let epoch = store
+        .mark_restored(floor)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (audit, _) = caravan_hub::log::audit_stored(&store, config.anchor_key.public())?;
+    if json {
+        caravan_common::out!(
+            "{}",
+            serde_json::json!({ "epoch": epoch, "trust_list_floor": floor, "audit": audit })
+        );
+    } else {
+        caravan_common::out!(
+            "the store is marked restored: epoch {epoch}; the trust list will be re-issued beyond version {floor} when the first replica starts; log: {} entries, entries 1 to {} checked against {} signed tree heads",
+            audit.entries,
+            audit.covered,
+            audit.tree_heads
+        );
+        for p in &audit.problems {
+            caravan_common::out!("PROBLEM {p}");
+        }
+        if let Some(uncovered) = &audit.uncovered {
+            caravan_common::out!(
+                "NOTE {uncovered} (the first replica to start keeps a head over them)"
+            );
+        }
+    }
+    Ok(audit.problems.is_empty())
 }

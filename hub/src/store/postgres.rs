@@ -195,6 +195,28 @@ impl Postgres {
         Ok(store)
     }
 
+    /// Mark the database restored to an earlier point ([`Backend::epoch`] anew, and the
+    /// trust-list version the registry must move beyond raised to `floor`), with no replica
+    /// running on it. Returns the new epoch.
+    pub fn mark_restored(&self, floor: u64) -> Result<String, StoreError> {
+        let epoch = MessageId::generate().to_string();
+        self.write(async |open: &mut Open| {
+            open.execute(
+                "INSERT INTO meta (key, value) VALUES ('epoch', $1) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                &[&epoch],
+            )
+            .await?;
+            open.execute(
+                "INSERT INTO meta (key, value) VALUES ('registry_floor', $1) ON CONFLICT (key) DO UPDATE SET value = greatest(meta.value::bigint, EXCLUDED.value::bigint)::text",
+                &[&floor.to_string()],
+            )
+            .await
+            .map(drop)
+        })?;
+        tracing::info!(store = %self.described, epoch = %epoch, floor, "store marked restored");
+        Ok(epoch)
+    }
+
     /// Where the store is, for logs (the URL without its password).
     pub fn describe(&self) -> &str {
         &self.described
