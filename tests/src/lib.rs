@@ -291,6 +291,23 @@ pub struct Net {
     spokes: BTreeMap<String, Proc>,
 }
 
+/// Tests that run again with the hub's store in PostgreSQL, on a cluster of each test's own:
+/// `name(body, ids)` makes a test `name` that builds a network of `ids`, moves its hub onto
+/// PostgreSQL ([`Net::on_postgres`]; skipped with a message where it is not installed) and
+/// runs `body(net)`.
+#[macro_export]
+macro_rules! on_postgres {
+    ($($test:ident($body:path, $ids:expr)),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread")]
+        async fn $test() {
+            let mut net = $crate::Net::new($ids).await;
+            if net.on_postgres(concat!("on_postgres::", stringify!($test))) {
+                $body(net).await;
+            }
+        }
+    )*};
+}
+
 /// Run a one-shot command to its end on tokio's process driver (no runtime thread is held
 /// while it runs).
 async fn output(command: &mut tokio::process::Command) -> Output {

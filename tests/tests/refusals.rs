@@ -733,21 +733,7 @@ async fn headers_created_in_the_future_or_before_their_lifetime_are_refused() {
 /// The same tests with the hub's store in PostgreSQL, on a cluster of each test's own (issue
 /// 16).
 mod on_postgres {
-    use caravan_tests::Net;
-
-    macro_rules! on_postgres {
-        ($($test:ident($body:path, $ids:expr)),* $(,)?) => {$(
-            #[tokio::test(flavor = "multi_thread")]
-            async fn $test() {
-                let mut net = Net::new($ids).await;
-                if net.on_postgres(concat!("on_postgres::", stringify!($test))) {
-                    $body(net).await;
-                }
-            }
-        )*};
-    }
-
-    on_postgres! {
+    caravan_tests::on_postgres! {
         the_hub_refuses_every_broken_rule_and_stores_nothing(super::the_hub_refuses_every_broken_rule_and_stores_nothing_on, &["KZ", "CN"]),
         acknowledgements_are_checked(super::acknowledgements_are_checked_on, &["KZ", "CN", "UZ"]),
     }

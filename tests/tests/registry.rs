@@ -1182,21 +1182,7 @@ async fn onboarding_stages_are_earned_with_conformance_reports() {
 /// The same tests with the hub's store in PostgreSQL, on a cluster of each test's own (issue
 /// 16).
 mod on_postgres {
-    use caravan_tests::Net;
-
-    macro_rules! on_postgres {
-        ($($test:ident($body:path, $ids:expr)),* $(,)?) => {$(
-            #[tokio::test(flavor = "multi_thread")]
-            async fn $test() {
-                let mut net = Net::new($ids).await;
-                if net.on_postgres(concat!("on_postgres::", stringify!($test))) {
-                    $body(net).await;
-                }
-            }
-        )*};
-    }
-
-    on_postgres! {
+    caravan_tests::on_postgres! {
         a_country_is_onboarded_while_the_hub_runs(super::a_country_is_onboarded_while_the_hub_runs_on, &["KZ", "CN"]),
         keys_rotate_with_an_overlap(super::keys_rotate_with_an_overlap_on, &["KZ", "CN"]),
         revocation_judged_by_the_time_of_acceptance(super::revocation_judged_by_the_time_of_acceptance_on, &["KZ", "CN"]),

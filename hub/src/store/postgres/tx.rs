@@ -198,8 +198,7 @@ struct Fresh {
 
 /// An open transaction, and what it writes at commit.
 pub(super) struct Open {
-    pub(super) client: Object,
-    pub(super) errors: Errors,
+    session: Reader,
     pub(super) counters: Option<Counters>,
     /// The Merkle nodes this transaction may read to append: the tree's frontier when the
     /// counters were locked, and every node appended since.
@@ -267,8 +266,7 @@ impl Open {
             .await
             .map_err(|e| errors.driver(e))?;
         Ok(Self {
-            client,
-            errors,
+            session: Reader { client, errors },
             counters: None,
             nodes: HashMap::new(),
             log_rows: Default::default(),
@@ -282,46 +280,6 @@ impl Open {
             shared,
             fresh: Fresh::default(),
         })
-    }
-
-    pub(super) async fn query(
-        &self,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Vec<Row>, StoreError> {
-        let statement = self
-            .client
-            .prepare_cached(sql)
-            .await
-            .map_err(|e| self.errors.driver(e))?;
-        self.client
-            .query(&statement, params)
-            .await
-            .map_err(|e| self.errors.driver(e))
-    }
-
-    pub(super) async fn query_opt(
-        &self,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Option<Row>, StoreError> {
-        Ok(self.query(sql, params).await?.into_iter().next())
-    }
-
-    pub(super) async fn execute(
-        &self,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<u64, StoreError> {
-        let statement = self
-            .client
-            .prepare_cached(sql)
-            .await
-            .map_err(|e| self.errors.driver(e))?;
-        self.client
-            .execute(&statement, params)
-            .await
-            .map_err(|e| self.errors.driver(e))
     }
 
     /// The counters, locked for the rest of the transaction (and the frontier of the log's
@@ -460,7 +418,7 @@ impl Open {
     /// Write what was kept for the end, and COMMIT.
     pub(super) async fn commit(mut self) -> Result<(), StoreError> {
         if self.failed {
-            let _ = self.client.batch_execute("ROLLBACK").await;
+            let _ = self.session.client.batch_execute("ROLLBACK").await;
             return Err(StoreError::BatchFailed);
         }
         let result = async {
@@ -471,23 +429,24 @@ impl Open {
         .await;
         match result {
             Ok(()) => {
-                self.client
+                self.session
+                    .client
                     .batch_execute("COMMIT")
                     .await
-                    .map_err(|e| self.errors.driver(e))?;
+                    .map_err(|e| self.session.errors.driver(e))?;
                 let fresh = std::mem::take(&mut self.fresh);
                 self.shared.recent().keep(fresh);
                 Ok(())
             }
             Err(e) => {
-                let _ = self.client.batch_execute("ROLLBACK").await;
+                let _ = self.session.client.batch_execute("ROLLBACK").await;
                 Err(e)
             }
         }
     }
 
     pub(super) async fn rollback(self) {
-        let _ = self.client.batch_execute("ROLLBACK").await;
+        let _ = self.session.client.batch_execute("ROLLBACK").await;
     }
 
     /// Write the rows kept for the end, and forget them.
@@ -648,7 +607,8 @@ where
     text.parse().map_err(|e| corrupt(what, e))
 }
 
-/// A pooled connection for reads.
+/// A pooled connection, and how its errors read: reads on their own, or a transaction's
+/// statements ([`Open`] derefs to one).
 pub(super) struct Reader {
     pub(super) client: Object,
     pub(super) errors: Errors,
@@ -678,6 +638,22 @@ impl Reader {
     ) -> Result<Option<Row>, StoreError> {
         Ok(self.query(sql, params).await?.into_iter().next())
     }
+
+    pub(super) async fn execute(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, StoreError> {
+        let statement = self
+            .client
+            .prepare_cached(sql)
+            .await
+            .map_err(|e| self.errors.driver(e))?;
+        self.client
+            .execute(&statement, params)
+            .await
+            .map_err(|e| self.errors.driver(e))
+    }
 }
 
 pub(super) fn decode_list_version(signed: &[u8]) -> Result<u64, StoreError> {
@@ -686,4 +662,12 @@ pub(super) fn decode_list_version(signed: &[u8]) -> Result<u64, StoreError> {
     let list = caravan_proto::v1::TrustList::decode(signed.body.as_slice())
         .map_err(|e| corrupt("registry", e))?;
     Ok(list.version)
+}
+
+impl std::ops::Deref for Open {
+    type Target = Reader;
+
+    fn deref(&self) -> &Reader {
+        &self.session
+    }
 }
