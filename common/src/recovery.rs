@@ -287,10 +287,10 @@ impl Recovering {
             reopen,
             health,
         });
-        let weak = Arc::downgrade(&inner);
+        let (weak, health) = (Arc::downgrade(&inner), inner.health.clone());
         std::thread::Builder::new()
             .name("store-recovery".into())
-            .spawn(move || recover(weak))
+            .spawn(move || recover(weak, health))
             .map_err(|e| StoreError::engine_at("cannot start the store's recovery", e))?;
         Ok(Self { inner })
     }
@@ -385,14 +385,18 @@ impl Engine for Recovering {
 
 /// The recovery thread: waits for a fault, then reopens and probes with backoff until the
 /// store works again. Ends when the store is dropped.
-fn recover(store: Weak<Inner>) {
+///
+/// While the store works it is never upgraded from its `Weak`: a store dropped by its owner
+/// closes on the owner's thread at once (its files free for the next open), not a moment later
+/// on this one.
+fn recover(store: Weak<Inner>, health: Arc<StoreHealth>) {
     let mut wait = FIRST_RETRY;
     loop {
-        let Some(inner) = store.upgrade() else { return };
-        if inner.health.fault().is_none() {
+        if store.strong_count() == 0 {
+            return;
+        }
+        if health.fault().is_none() {
             wait = FIRST_RETRY;
-            let health = inner.health.clone();
-            drop(inner);
             let guard = health.wake.0.lock().unwrap_or_else(|e| e.into_inner());
             // Checked again under the lock a reporter notifies with; the timeout notices a
             // dropped store.
@@ -401,7 +405,6 @@ fn recover(store: Weak<Inner>) {
             }
             continue;
         }
-        drop(inner);
         std::thread::sleep(wait);
         let Some(inner) = store.upgrade() else { return };
         match attempt(&inner) {
