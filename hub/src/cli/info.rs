@@ -25,15 +25,17 @@ pub fn command(InfoArgs { config, json }: InfoArgs) -> anyhow::Result<()> {
             .or(configured)
             .unwrap_or(StoreEngine::Redb),
     };
-    let info = serde_json::json!({
+    let mut info = serde_json::json!({
         "listen": file.listen,
         "metrics_url": file.metrics_listen.as_ref().map(|a| format!("http://{a}/metrics")),
         "dashboard_url": file.dashboard_listen.as_ref().map(|a| format!("https://{a}/dashboard")),
         "data_dir": data_dir.display().to_string(),
         "store_engine": engine.as_str(),
-        // Without its password: the URL never carries one (the configuration refuses it).
-        "postgres_url": file.postgres_url,
     });
+    // Without its password: the URL never carries one (the configuration refuses it).
+    if let Some(url) = &file.postgres_url {
+        info["postgres_url"] = url.as_str().into();
+    }
     if json {
         caravan_common::out!("{info}");
     } else {
