@@ -39,6 +39,7 @@ pub mod operator;
 pub mod pki;
 pub mod registry;
 pub mod restore;
+pub mod scorecard;
 pub mod server;
 pub mod store;
 
