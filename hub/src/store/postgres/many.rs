@@ -1,6 +1,6 @@
 //! Many messages at once: the submissions of one batch of the writer, the deliveries a stream
 //! sent, the acknowledgements of one `AcknowledgeMany`. Their rows are read (and locked) with
-//! one query, judged here in order as one message at a time would be, and written with one
+//! one query, judged here in order as one message at a time would be (a single message goes the same way, as a batch of one), and written with one
 //! more (new messages at commit), instead of a round trip each.
 
 use super::*;
@@ -124,12 +124,15 @@ async fn move_to(
 }
 
 impl Postgres {
-    /// [`Backend::mark_delivered`] for each of `sequences`, in two round trips.
-    pub(super) async fn deliver_many(
+    /// Move each of `sequences` that is in one of `from` to `to` (a delivery, an expiry), in
+    /// two round trips; what settled now, in order (`None`: not moved, or not there).
+    pub(super) async fn move_many(
         open: &mut Open,
         sequences: &[u64],
+        from: &[MessageState],
+        to: MessageState,
         at: Timestamp,
-    ) -> Result<Vec<bool>, StoreError> {
+    ) -> Result<Vec<Option<Settled>>, StoreError> {
         open.counters().await?;
         let wanted: Vec<i64> = sequences.iter().map(|s| to_i64(*s)).collect();
         let mut rows = HashMap::new();
@@ -149,16 +152,13 @@ impl Postgres {
         let mut changes = Changes::default();
         let mut moved = Vec::with_capacity(sequences.len());
         for sequence in sequences {
-            let Some(c) = rows.get_mut(sequence) else {
-                moved.push(false);
-                continue;
-            };
-            if c.state != MessageState::Accepted {
-                moved.push(false);
-                continue;
+            match rows.get_mut(sequence) {
+                Some(c) if from.contains(&c.state) => {
+                    let (_, settled) = move_to(open, c, to, at, None, &mut changes).await?;
+                    moved.push(Some(settled));
+                }
+                _ => moved.push(None),
             }
-            move_to(open, c, MessageState::Delivered, at, None, &mut changes).await?;
-            moved.push(true);
         }
         changes.write(open).await?;
         Ok(moved)

@@ -9,22 +9,6 @@ const PREFETCH_BELOW: usize = 64 * 1024;
 /// before reading its payloads leaves them behind.
 const PREFETCHED: usize = 1024;
 
-/// Which message a transition moves.
-pub(super) enum Which<'a> {
-    Sequence(u64),
-    /// An acknowledgement's: (sender, id) addressed to its recipient, with its header digest.
-    Message(&'a AckUpdate),
-}
-
-pub(super) enum Transitioned {
-    /// The message was not in a state it could move from (or is not there).
-    Unchanged,
-    Now {
-        log_index: u64,
-        settled: Settled,
-    },
-}
-
 /// A payload read chunk after chunk, one query each.
 pub(super) struct Chunks<'a> {
     store: &'a Postgres,
@@ -34,93 +18,6 @@ pub(super) struct Chunks<'a> {
 impl ChunkReader for Chunks<'_> {
     fn chunk(&mut self, index: u32) -> Result<Option<Vec<u8>>, StoreError> {
         self.store.payload_chunk(self.sequence, index)
-    }
-}
-
-impl Postgres {
-    /// Move message `sequence` (or the message (sender, id) addressed to `recipient` with
-    /// this header digest) to `to` if it is in one of `from`; see the embedded store's
-    /// `transition`.
-    pub(super) async fn transition(
-        open: &mut Open,
-        which: Which<'_>,
-        from: &[MessageState],
-        to: MessageState,
-        at: Timestamp,
-        ack: Option<&[u8]>,
-    ) -> Result<Transitioned, StoreError> {
-        let counters = open.counters().await?;
-        let log_index = counters.log_size + 1;
-        let from: Vec<i16> = from.iter().map(|s| *s as i16).collect();
-        let (with_ack, ack_bytes) = (ack.is_some(), ack.unwrap_or_default());
-        const RETURNING: &str = "RETURNING m.sequence, m.sender, m.recipient, m.message_id, m.header_sha256, m.document_type, m.accepted_at_ms";
-        let row = match which {
-            Which::Sequence(sequence) => {
-                open.query_opt(
-                    &format!("UPDATE message_states s SET state = $2, states = s.states || $2::smallint, state_times = s.state_times || $7::bigint, ack = CASE WHEN $4 THEN $5 ELSE s.ack END, ack_log_index = CASE WHEN $4 THEN $6 ELSE s.ack_log_index END FROM messages m WHERE s.sequence = $1 AND m.sequence = s.sequence AND s.state = ANY($3) {RETURNING}"),
-                    &[&to_i64(sequence), &(to as i16), &from, &with_ack, &ack_bytes, &to_i64(log_index), &at.as_millis()],
-                )
-                .await?
-            }
-            Which::Message(u) => {
-                open.query_opt(
-                    &format!("UPDATE message_states s SET state = $4, states = s.states || $4::smallint, state_times = s.state_times || $10::bigint, ack = CASE WHEN $6 THEN $7 ELSE s.ack END, ack_log_index = CASE WHEN $6 THEN $8 ELSE s.ack_log_index END FROM messages m WHERE m.sender = $1 AND m.message_id = $2 AND m.recipient = $3 AND m.header_sha256 = $9 AND s.sequence = m.sequence AND s.state = ANY($5) {RETURNING}"),
-                    &[&u.sender.as_str(), &u.message_id.to_string(), &u.recipient.as_str(), &(to as i16), &from, &with_ack, &ack_bytes, &to_i64(log_index), &u.header_sha256.as_slice(), &at.as_millis()],
-                )
-                .await?
-            }
-        };
-        let Some(row) = row else {
-            return Ok(Transitioned::Unchanged);
-        };
-        let sequence = to_u64(row.get(0));
-        let sender: ParticipantId = parse(row.get(1), "message")?;
-        let recipient: ParticipantId = parse(row.get(2), "message")?;
-        let message_id: String = row.get(3);
-        let header_sha256: Vec<u8> = row.get(4);
-        let kind = match to {
-            MessageState::Delivered => LogKind::Delivered,
-            MessageState::Acknowledged => LogKind::Acknowledged,
-            MessageState::Rejected => LogKind::Rejected,
-            _ => LogKind::Expired,
-        };
-        let appended = open
-            .append_log(&LogEntry {
-                kind: kind as i32,
-                at_ms: at.as_millis(),
-                sequence,
-                sender: sender.to_string(),
-                recipient: recipient.to_string(),
-                message_id: message_id.clone(),
-                header_sha256,
-                evidence_sha256: ack
-                    .map(|a| caravan_common::signing::sha256(a).to_vec())
-                    .unwrap_or_default(),
-                ..Default::default()
-            })
-            .await?;
-        debug_assert_eq!(appended, log_index);
-        open.append_event(
-            sender,
-            StatusEvent {
-                sequence,
-                message_id,
-                state: to as i32,
-                at_ms: at.as_millis(),
-                ack: ack.map(<[u8]>::to_vec).unwrap_or_default(),
-                log_index,
-            },
-        )
-        .await?;
-        Ok(Transitioned::Now {
-            log_index,
-            settled: Settled {
-                sender,
-                recipient,
-                document_type: row.get(5),
-                accepted_at: Timestamp::from_millis(row.get(6)),
-            },
-        })
     }
 }
 
@@ -214,65 +111,17 @@ impl Backend for Postgres {
     }
 
     fn mark_delivered(&self, sequence: u64, at: Timestamp) -> Result<bool, StoreError> {
-        self.write(async |open: &mut Open| {
-            let moved = Self::transition(
-                open,
-                Which::Sequence(sequence),
-                &[MessageState::Accepted],
-                MessageState::Delivered,
-                at,
-                None,
-            )
-            .await?;
-            Ok(matches!(moved, Transitioned::Now { .. }))
-        })
+        self.mark_delivered_many(&[sequence], at)
+            .pop()
+            .unwrap_or(Err(StoreError::Stopped("a delivery was not recorded")))
     }
 
     fn acknowledge(&self, u: &AckUpdate) -> Result<AckResult, StoreError> {
-        self.write(async |open: &mut Open| {
-            let open_states = [MessageState::Accepted, MessageState::Delivered];
-            let moved = Self::transition(
-                open,
-                Which::Message(u),
-                &open_states,
-                u.state,
-                u.at,
-                Some(&u.ack),
-            )
-            .await?;
-            if let Transitioned::Now {
-                log_index,
-                settled,
-            } = moved
-            {
-                return Ok(AckResult::Recorded {
-                    state: u.state,
-                    log_index,
-                    now: Some(settled),
-                });
-            }
-            // Not moved: say why, as the embedded store does.
-            let Some(row) = open
-                .query_opt(
-                    "SELECT m.recipient, m.header_sha256, s.state, s.ack_log_index FROM messages m JOIN message_states s USING (sequence) WHERE m.sender = $1 AND m.message_id = $2",
-                    &[&u.sender.as_str(), &u.message_id.to_string()],
-                )
-                .await?
-            else {
-                return Ok(AckResult::UnknownMessage);
-            };
-            if row.get::<_, &str>(0) != u.recipient.as_str() {
-                return Ok(AckResult::UnknownMessage);
-            }
-            if row.get::<_, &[u8]>(1) != u.header_sha256.as_slice() {
-                return Ok(AckResult::DigestMismatch);
-            }
-            Ok(AckResult::Recorded {
-                state: state_of(row.get(2)),
-                log_index: to_u64(row.get(3)),
-                now: None,
-            })
-        })
+        self.acknowledge_many(std::slice::from_ref(u))
+            .pop()
+            .unwrap_or(Err(StoreError::Stopped(
+                "an acknowledgement was not recorded",
+            )))
     }
 
     fn mark_delivered_many(
@@ -281,8 +130,12 @@ impl Backend for Postgres {
         at: Timestamp,
     ) -> Vec<Result<bool, StoreError>> {
         // One transaction's statements: a failure fails them all.
-        match self.write(async |open: &mut Open| Self::deliver_many(open, sequences, at).await) {
-            Ok(moved) => moved.into_iter().map(Ok).collect(),
+        let accepted = [MessageState::Accepted];
+        let moved = self.write(async |open: &mut Open| {
+            Self::move_many(open, sequences, &accepted, MessageState::Delivered, at).await
+        });
+        match moved {
+            Ok(moved) => moved.into_iter().map(|m| Ok(m.is_some())).collect(),
             Err(e) => sequences.iter().map(|_| Err(e.clone())).collect(),
         }
     }
@@ -306,29 +159,22 @@ impl Backend for Postgres {
                     &[],
                 )
                 .await?;
-            let mut expired = Vec::new();
-            for row in rows {
-                let Some(ttl_ms) = ttl(row.get(1)) else {
-                    continue;
-                };
-                let accepted: i64 = row.get(2);
-                if now.as_millis() < accepted.saturating_add(ttl_ms as i64) {
-                    continue;
-                }
-                let open_states = [MessageState::Accepted, MessageState::Delivered];
-                if let Transitioned::Now { settled, .. } = Self::transition(
-                    open,
-                    Which::Sequence(to_u64(row.get(0))),
-                    &open_states,
-                    MessageState::Expired,
-                    now,
-                    None,
-                )
-                .await?
-                {
-                    expired.push(settled);
-                }
-            }
+            let due: Vec<u64> = rows
+                .iter()
+                .filter(|row| {
+                    ttl(row.get(1)).is_some_and(|ttl_ms| {
+                        now.as_millis() >= row.get::<_, i64>(2).saturating_add(ttl_ms as i64)
+                    })
+                })
+                .map(|row| to_u64(row.get(0)))
+                .collect();
+            let open_states = [MessageState::Accepted, MessageState::Delivered];
+            let expired: Vec<Settled> =
+                Self::move_many(open, &due, &open_states, MessageState::Expired, now)
+                    .await?
+                    .into_iter()
+                    .flatten()
+                    .collect();
             Ok(expired)
         })
     }
