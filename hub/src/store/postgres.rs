@@ -73,7 +73,7 @@ mod tx;
 pub use import::Imported;
 pub use listen::Change;
 use listen::listen;
-use settings::connect;
+use settings::{Connected, connect};
 pub use settings::{PostgresSettings, redact};
 use tx::*;
 
@@ -455,7 +455,7 @@ impl Postgres {
             let Ok(config) = self.settings.driver_config() else {
                 return false;
             };
-            let Ok(client) = connect(&self.settings, &config).await else {
+            let Ok(Connected { client, .. }) = connect(&self.settings, &config).await else {
                 return false;
             };
             let taken = client

@@ -37,38 +37,13 @@ pub(super) async fn listen_once(
     poll: &mut tokio::time::Interval,
 ) -> Result<std::convert::Infallible, String> {
     let config = settings.driver_config()?;
-    let (client, mut connection) = match settings.tls().map_err(|e| e.to_string())? {
-        Some(tls) => {
-            let (client, connection) = config.connect(tls).await.map_err(|e| e.to_string())?;
-            (client, futures::future::Either::Left(connection))
-        }
-        None => {
-            let (client, connection) = config
-                .connect(tokio_postgres::NoTls)
-                .await
-                .map_err(|e| e.to_string())?;
-            (client, futures::future::Either::Right(connection))
-        }
-    };
-    let (tx, mut notifications) = tokio::sync::mpsc::unbounded_channel();
-    let driver = async move {
-        loop {
-            let message = std::future::poll_fn(|cx| match &mut connection {
-                futures::future::Either::Left(c) => c.poll_message(cx),
-                futures::future::Either::Right(c) => c.poll_message(cx),
-            })
-            .await;
-            match message {
-                Some(Ok(tokio_postgres::AsyncMessage::Notification(n))) => {
-                    let _ = tx.send(n);
-                }
-                Some(Ok(_)) => {}
-                Some(Err(e)) => return e.to_string(),
-                None => return "the connection closed".to_string(),
-            }
-        }
-    };
-    let mut driver = std::pin::pin!(driver);
+    let Connected {
+        client,
+        mut notifications,
+        ended,
+    } = connect(settings, &config).await?;
+    let ended = async { ended.await.unwrap_or_else(|e| e.to_string()) };
+    let mut driver = std::pin::pin!(ended);
     let channels =
         format!("LISTEN {QUEUE_CHANNEL}; LISTEN {STATUS_CHANNEL}; LISTEN {REGISTRY_CHANNEL}");
     let subscribe = client.batch_execute(&channels);

@@ -1,7 +1,8 @@
 //! Many messages at once: the submissions of one batch of the writer, the deliveries a stream
-//! sent, the acknowledgements of one `AcknowledgeMany`. Their rows are read (and locked) with
-//! one query, judged here in order as one message at a time would be (a single message goes the same way, as a batch of one), and written with one
-//! more (new messages at commit), instead of a round trip each.
+//! sent, the acknowledgements of one `AcknowledgeMany`, the messages an expiry sweep settles.
+//! Their rows are read (and locked) with one query, judged here in order as one message at a
+//! time would be, and written with one more (new messages at commit), instead of a round trip
+//! each. A single message goes the same way, as a batch of one.
 
 use super::*;
 

@@ -98,23 +98,58 @@ impl PostgresSettings {
     }
 }
 
+/// A connection of its own, outside the pool (the notifications, the tree-head lease).
+pub(super) struct Connected {
+    pub(super) client: tokio_postgres::Client,
+    /// The notifications the connection receives (after a `LISTEN`).
+    pub(super) notifications: tokio::sync::mpsc::UnboundedReceiver<tokio_postgres::Notification>,
+    /// The task driving the connection; it ends with why the connection ended.
+    pub(super) ended: tokio::task::JoinHandle<String>,
+}
+
 pub(super) async fn connect(
     settings: &PostgresSettings,
     config: &tokio_postgres::Config,
-) -> Result<tokio_postgres::Client, String> {
-    match settings.tls().map_err(|e| e.to_string())? {
+) -> Result<Connected, String> {
+    let (tx, notifications) = tokio::sync::mpsc::unbounded_channel();
+    let (client, ended) = match settings.tls().map_err(|e| e.to_string())? {
         Some(tls) => {
             let (client, connection) = config.connect(tls).await.map_err(|e| e.to_string())?;
-            tokio::spawn(connection);
-            Ok(client)
+            (client, tokio::spawn(drive(connection, tx)))
         }
         None => {
             let (client, connection) = config
                 .connect(tokio_postgres::NoTls)
                 .await
                 .map_err(|e| e.to_string())?;
-            tokio::spawn(connection);
-            Ok(client)
+            (client, tokio::spawn(drive(connection, tx)))
+        }
+    };
+    Ok(Connected {
+        client,
+        notifications,
+        ended,
+    })
+}
+
+/// Drive `connection`, passing its notifications on, until it ends; returns why.
+async fn drive<S, T>(
+    mut connection: tokio_postgres::Connection<S, T>,
+    notifications: tokio::sync::mpsc::UnboundedSender<tokio_postgres::Notification>,
+) -> String
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    loop {
+        match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+            Some(Ok(tokio_postgres::AsyncMessage::Notification(n))) => {
+                // Nobody listening (the lease's connection): dropped.
+                let _ = notifications.send(n);
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return e.to_string(),
+            None => return "the connection closed".to_string(),
         }
     }
 }
