@@ -118,6 +118,13 @@ refusal_codes! {
     /// Admin: a participant cannot be moved back to a stage while corridors above it (open,
     /// or pilot for testing) join it: close them first.
     CorridorsAboveStage = "CORRIDORS_ABOVE_STAGE",
+    /// Admin: a Readiness Scorecard entry breaks a rule of the framework (a country or KPI it
+    /// does not have, a score outside 1 to 5, an assessment of a measured KPI or an override
+    /// of an assessed one, no evidence or reason, no assessor, a date that is not a past day).
+    InvalidScorecardEntry = "INVALID_SCORECARD_ENTRY",
+    /// Admin: the scorecard round is closed: its entries stand as they are; record into a new
+    /// round.
+    RoundClosed = "ROUND_CLOSED",
 }
 
 impl From<RefusalCode> for &'static str {

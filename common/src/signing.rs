@@ -31,6 +31,8 @@ pub enum Purpose {
     TreeHead,
     /// A conformance report's JSON as the hub recorded it, signed with its receipt key.
     ConformanceReport,
+    /// A Readiness Scorecard entry's JSON as the hub recorded it, signed with its receipt key.
+    ScorecardEntry,
 }
 
 impl Purpose {
@@ -43,6 +45,7 @@ impl Purpose {
             Self::TrustList => "application/vnd.caravan.trustlist.v1+protobuf",
             Self::TreeHead => "application/vnd.caravan.treehead.v1",
             Self::ConformanceReport => "application/vnd.caravan.conformance-report.v1+json",
+            Self::ScorecardEntry => "application/vnd.caravan.scorecard-entry.v1+json",
         }
     }
 }

@@ -4,7 +4,8 @@
 //! [`Registry::change`]: validated, published as a new trust-list version, and logged with the
 //! operator's name. Stages and corridors are held to the onboarding rules
 //! (`crate::onboarding`), judged against the recorded conformance reports read in the same
-//! turn as the change; recording a report is logged but changes no trust list.
+//! turn as the change; recording a report is logged but changes no trust list, and so is
+//! recording a Readiness Scorecard entry (`crate::scorecard`).
 
 use std::{path::PathBuf, sync::Arc};
 
@@ -27,6 +28,7 @@ use crate::{
     metrics::Metrics,
     onboarding::{self, Evidence},
     registry::{Logged, Registry},
+    scorecard::{self, entry},
     store::{RevokedCertificate, Store},
 };
 
@@ -39,9 +41,16 @@ pub struct AdminService {
     /// Where online backups go (`backup_dir` in hub.toml).
     pub backup_dir: PathBuf,
     /// Signs a tree head over each backup's log, so that `log verify` of the backup checks
-    /// its newest entries too.
+    /// its newest entries too; and the scorecard's entries.
     pub receipt_key: caravan_common::signing::SigningKey,
+    /// Proves where a scorecard entry sits in the exchange log.
+    pub heads: Arc<crate::log::Heads>,
+    /// The Readiness Scorecard framework in use.
+    pub scorecard: Arc<crate::scorecard::Framework>,
 }
+
+/// The longest scorecard measurement window asked for, in days.
+const MAX_WINDOW_DAYS: u32 = 3660;
 
 fn refused(code: RefusalCode, detail: impl Into<String>) -> Refusal {
     Refusal::new(code, detail)
@@ -771,6 +780,86 @@ impl v1::admin_server::Admin for AdminService {
         result
             .map(Response::new)
             .map_err(|e| self.answer("list_conformance_reports", e))
+    }
+
+    async fn record_scorecard_entry(
+        &self,
+        request: Request<v1::RecordScorecardEntryRequest>,
+    ) -> Result<Response<v1::ScorecardEntryRecorded>, Status> {
+        let peer = identity::peer(&request);
+        let r = request.into_inner();
+        let result = async {
+            let actor = self.operator_actor(peer.as_ref())?;
+            let (record, log_proof) = scorecard::record(
+                &scorecard::Recorder {
+                    store: &self.store,
+                    registry: &self.registry,
+                    heads: &self.heads,
+                    framework: &self.scorecard,
+                    key: &self.receipt_key,
+                },
+                actor,
+                r,
+            )
+            .await?;
+            Ok::<_, HubError>(v1::ScorecardEntryRecorded {
+                record: Some(entry::to_wire(&record)),
+                log_proof,
+            })
+        }
+        .await;
+        result
+            .map(Response::new)
+            .map_err(|e| self.answer("record_scorecard_entry", e))
+    }
+
+    async fn list_scorecard_entries(
+        &self,
+        request: Request<v1::ListScorecardEntriesRequest>,
+    ) -> Result<Response<v1::ScorecardEntryList>, Status> {
+        let peer = identity::peer(&request);
+        let result = async {
+            self.registry.snapshot().authorize_operator(peer.as_ref())?;
+            let records = self.store.run(|b| b.scorecard_entries()).await?;
+            Ok::<_, HubError>(v1::ScorecardEntryList {
+                entries: records.iter().map(entry::to_wire).collect(),
+            })
+        }
+        .await;
+        result
+            .map(Response::new)
+            .map_err(|e| self.answer("list_scorecard_entries", e))
+    }
+
+    async fn scorecard_report(
+        &self,
+        request: Request<v1::ScorecardReportRequest>,
+    ) -> Result<Response<v1::ScorecardReportResponse>, Status> {
+        let peer = identity::peer(&request);
+        let r = request.into_inner();
+        let result = async {
+            self.registry.snapshot().authorize_operator(peer.as_ref())?;
+            if r.window_days > MAX_WINDOW_DAYS {
+                return Err(HubError::Refused(refused(
+                    RefusalCode::MalformedRequest,
+                    format!("window_days: at most {MAX_WINDOW_DAYS}"),
+                )));
+            }
+            let report = scorecard::report(
+                &self.store,
+                &self.registry,
+                self.scorecard.clone(),
+                r.window_days,
+            )
+            .await?;
+            Ok::<_, HubError>(v1::ScorecardReportResponse {
+                report_json: serde_json::to_vec(&report).expect("a report serializes"),
+            })
+        }
+        .await;
+        result
+            .map(Response::new)
+            .map_err(|e| self.answer("scorecard_report", e))
     }
 
     async fn revoke_certificate(

@@ -128,6 +128,11 @@ pub struct HubFile {
     /// (`CREATED_AT_FUTURE`).
     #[serde(default = "default_skew")]
     pub created_at_skew_secs: u64,
+    /// The Readiness Scorecard framework (TOML, as `hub/scorecard/carec.toml`); absent: the
+    /// CAREC scorecard as published, shipped in the binary. Relative paths are from the
+    /// config file's folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scorecard_framework: Option<PathBuf>,
     /// TLS material.
     pub tls: TlsFiles,
     /// Time limits and caps of every listener (gRPC, dashboard, metrics).
@@ -394,6 +399,8 @@ pub struct Config {
     pub dashboard_listen: Option<SocketAddr>,
     pub backup_dir: PathBuf,
     pub tree_head_interval: std::time::Duration,
+    /// The scorecard framework, loaded and checked.
+    pub scorecard: std::sync::Arc<crate::scorecard::Framework>,
     pub tls: TlsMaterial,
     /// See [`HubFile::net`].
     pub net: Limits,
@@ -472,6 +479,22 @@ impl Config {
             ));
         }
         let net = file.net.check(&mut problems);
+        let scorecard = match &file.scorecard_framework {
+            None => Some(crate::scorecard::Framework::carec()),
+            Some(f) => {
+                let f = resolve(path, f);
+                match std::fs::read_to_string(&f) {
+                    Err(e) => {
+                        problems.push(format!("scorecard_framework: {}: {e}", f.display()));
+                        None
+                    }
+                    Ok(text) => problems.check(
+                        "scorecard_framework",
+                        crate::scorecard::Framework::parse(&text),
+                    ),
+                }
+            }
+        };
         if let (Some(r), Some(a)) = (&receipt_key, &anchor_key)
             && r.key_id() == a.key_id()
         {
@@ -497,6 +520,7 @@ impl Config {
                 None => resolve(path, &file.data_dir).join("backups"),
             },
             tree_head_interval: std::time::Duration::from_secs(file.tree_head_interval_secs.max(1)),
+            scorecard: std::sync::Arc::new(scorecard.expect("checked")),
             tls: tls.expect("checked"),
             net: net.expect("checked"),
         })

@@ -451,6 +451,7 @@ pub fn export(store: &dyn Backend, since: Timestamp) -> Result<Vec<ExportedEntry
             LogKind::RegistryChange => "registry_change",
             LogKind::Expired => "expired",
             LogKind::ConformanceReport => "conformance_report",
+            LogKind::ScorecardEntry => "scorecard_entry",
             LogKind::Unspecified => "unknown",
         };
         out.push(ExportedEntry {

@@ -192,6 +192,12 @@ pub fn migrate_to_postgres(
         imported.tree_heads,
         &mut problems,
     );
+    expect(
+        "scorecard entries",
+        source.scorecard_entries().map_err(source_error)?.len() as u64,
+        imported.scorecard_entries,
+        &mut problems,
+    );
     if source.registry().map_err(source_error)? != target.registry().map_err(MigrateError::Copy)? {
         problems.push("the registry differs".into());
     }

@@ -31,7 +31,7 @@ use crate::{
     identity::{Caller, Peer},
     store::{
         Backend, CertificateRecord, ConformanceRecord, LogEntry, LogKind, RegistryRecord,
-        RevokedCertificate, Store, StoreError,
+        RevokedCertificate, ScorecardRecord, Store, StoreError, TreeHead,
     },
 };
 
@@ -487,6 +487,34 @@ impl Registry {
             "conformance report recorded"
         );
         Ok(record)
+    }
+
+    /// Record a Readiness Scorecard entry with its exchange-log entry, through the write path,
+    /// and answer once both are durable, with the tree head that covers them. Taken in turn
+    /// with registry changes: `prepare` judges the entry against the entries recorded so far
+    /// (read in this turn, so that two closes of one round cannot both pass) and returns how
+    /// to make the record from its id (see `Backend::record_scorecard`).
+    pub async fn record_scorecard<M>(
+        &self,
+        prepare: impl FnOnce(&[ScorecardRecord]) -> Result<M, HubError>,
+    ) -> Result<(ScorecardRecord, Arc<TreeHead>), HubError>
+    where
+        M: Fn(u64) -> (ScorecardRecord, LogEntry) + Send + 'static,
+    {
+        let _writer = self.writer.lock().await;
+        let entries = self.store.run(|b| b.scorecard_entries()).await?;
+        let make = prepare(&entries)?;
+        let (record, head) = self
+            .commit
+            .write_durable(move |b| b.record_scorecard(&make))
+            .await?;
+        info!(
+            id = record.id,
+            log_index = record.log_index,
+            actor = %record.recorded_by,
+            "scorecard entry recorded"
+        );
+        Ok((record, head))
     }
 
     /// Re-issue the list (same content, next version) when half its life is gone, so that

@@ -404,6 +404,8 @@ pub async fn run_with(
         store: store.clone(),
         backup_dir: config.backup_dir.clone(),
         receipt_key: receipt_key.clone(),
+        heads: heads.clone(),
+        scorecard: config.scorecard.clone(),
     });
 
     let (health, health_service) = tonic_health::server::health_reporter();

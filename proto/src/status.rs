@@ -40,8 +40,8 @@ pub fn grpc_code(code: RefusalCode) -> Code {
         CreatedAtFuture => Code::OutOfRange,
         CreatedAtExpired => Code::InvalidArgument,
         UnknownRecipient | TrustListRollback | ConformanceRequired | StageTooLow
-        | CorridorsAboveStage => Code::FailedPrecondition,
-        InvalidConformanceReport => Code::InvalidArgument,
+        | CorridorsAboveStage | RoundClosed => Code::FailedPrecondition,
+        InvalidConformanceReport | InvalidScorecardEntry => Code::InvalidArgument,
         DuplicateMessageId | AlreadyRegistered => Code::AlreadyExists,
         UnknownMessage | NotRegistered => Code::NotFound,
         InvalidTrustList | BadLogProof | LogInconsistent => Code::DataLoss,

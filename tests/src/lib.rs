@@ -633,6 +633,7 @@ impl Net {
             backup_dir: None,
             message_ttl_secs: Default::default(),
             created_at_skew_secs: caravan_hub::config::DEFAULT_CREATED_AT_SKEW_SECS,
+            scorecard_framework: None,
             tls: TlsFiles {
                 ca_cert: pki.join(&self.ca_file),
                 cert: pki.join("hub.pem"),

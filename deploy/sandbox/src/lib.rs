@@ -100,6 +100,7 @@ pub fn create(dir: &Path, spokes: &[ParticipantId], engine: EngineKind) -> anyho
         trust_list_validity_secs: caravan_hub::config::DEFAULT_TRUST_LIST_VALIDITY_SECS,
         message_ttl_secs: Default::default(),
         created_at_skew_secs: caravan_hub::config::DEFAULT_CREATED_AT_SKEW_SECS,
+        scorecard_framework: None,
         metrics_listen: Some(format!("127.0.0.1:{}", free_port()?)),
         dashboard_listen: Some(format!("127.0.0.1:{}", free_port()?)),
         backup_dir: None,

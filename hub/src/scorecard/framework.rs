@@ -17,7 +17,9 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+
+use caravan_common::country::CountryCode;
 
 /// The CAREC scorecard as published.
 pub const CAREC: &str = include_str!("../../scorecard/carec.toml");
@@ -30,6 +32,8 @@ const EPSILON: f64 = 1e-6;
 struct FrameworkFile {
     name: String,
     source: String,
+    /// The countries it scores (ISO 3166-1 alpha-2).
+    countries: Vec<String>,
     levels: LevelsFile,
     dimensions: Vec<DimensionFile>,
 }
@@ -66,7 +70,7 @@ struct KpiFile {
 }
 
 /// A readiness level: from its threshold on the 1-5 index up to the next level's.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Level {
     pub name: String,
@@ -149,6 +153,8 @@ pub enum FrameworkError {
 pub struct Framework {
     pub name: String,
     pub source: String,
+    /// The countries it scores, in the file's order.
+    pub countries: Vec<CountryCode>,
     pub dimensions: Vec<Dimension>,
     pub findings: Vec<Finding>,
     pub levels: Vec<Level>,
@@ -222,14 +228,28 @@ impl Framework {
                 }
             })
             .collect();
+        let countries = file
+            .countries
+            .iter()
+            .map(|c| CountryCode::assigned(c))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| FrameworkError::Refused(format!("countries: {e}")))?;
         Ok(Self {
             name: file.name,
             source: file.source,
+            countries,
             dimensions,
             findings,
             levels: file.levels.thresholds,
             levels_published: file.levels.published,
         })
+    }
+
+    /// The KPI `id`, with its dimension.
+    pub fn kpi(&self, id: &str) -> Option<(&Dimension, &Kpi)> {
+        self.dimensions
+            .iter()
+            .find_map(|d| d.kpis.iter().find(|k| k.id == id).map(|k| (d, k)))
     }
 
     /// The readiness level of an index on the 1-5 scale.
@@ -264,6 +284,9 @@ fn check_shape(file: &FrameworkFile) -> Result<(), FrameworkError> {
     let refuse = |m: String| Err(FrameworkError::Refused(m));
     if file.dimensions.is_empty() {
         return refuse("the framework has no dimension".into());
+    }
+    if file.countries.is_empty() {
+        return refuse("the framework names no country to score".into());
     }
     // Where each KPI id and name was seen first, by dimension.
     let mut seen: BTreeMap<String, &str> = BTreeMap::new();
@@ -374,7 +397,7 @@ mod tests {
     /// A framework made of `dimensions` lines (TOML), with the CAREC levels.
     fn framework(dimensions: &str) -> Result<Framework, FrameworkError> {
         Framework::parse(&format!(
-            "name = \"t\"\nsource = \"t\"\n[levels]\npublished = true\nthresholds = [{{ name = \"low\", from = 1.0 }}, {{ name = \"high\", from = 3.0 }}]\n{dimensions}"
+            "name = \"t\"\nsource = \"t\"\ncountries = [\"KZ\"]\n[levels]\npublished = true\nthresholds = [{{ name = \"low\", from = 1.0 }}, {{ name = \"high\", from = 3.0 }}]\n{dimensions}"
         ))
     }
 

@@ -19,6 +19,7 @@
 //! | `tree_heads` | tree size (u64)                   | `TreeHead`: signed Merkle roots of the log |
 //! | `events`   | sender (2) + event cursor (u64)     | `StatusEvent`: what the sender sees |
 //! | `conformance_reports` | report id (u64, from counter `next_conformance_report`) | `ConformanceRecord`: a recorded, hub-signed conformance report |
+//! | `scorecard` | entry id (u64, from counter `next_scorecard_entry`) | `ScorecardRecord`: a recorded, hub-signed Readiness Scorecard entry |
 //!
 //! Every accept and acknowledgement is one transaction over several tables, so a crash leaves
 //! either all of a message's entries or none. Payloads above the engine's inline limit are
@@ -45,10 +46,12 @@ use caravan_common::{
 
 use super::{
     Backend, ChunkReader,
-    ops::{Acceptance, AckResult, AckUpdate, BackupSummary, Incoming, Pending, Settled},
+    ops::{
+        Acceptance, AckResult, AckUpdate, BackupSummary, ExchangeFact, Incoming, Pending, Settled,
+    },
     records::{
         CertificateRecord, ConformanceRecord, LogEntry, LogKind, MessageRecord, MessageState,
-        RegistryRecord, StatusEvent, StatusRecord, TreeHead,
+        RegistryRecord, ScorecardRecord, StatusEvent, StatusRecord, TreeHead,
     },
 };
 
@@ -60,9 +63,9 @@ pub use export::Exported;
 
 use tables::{
     CERTIFICATES, CONFORMANCE_REPORTS, CURRENT_REGISTRY, DEDUP, EPOCH, EVENTS, FORMAT_KEY, LOG,
-    LOG_NODES, MESSAGES, META, NEXT_CONFORMANCE_REPORT, NEXT_EVENT, NEXT_LOG_INDEX, NEXT_SEQUENCE,
-    PAYLOADS, QUEUE, REGISTRY, REGISTRY_FLOOR, STATUS, TREE_HEADS, chunk_key, dedup_key, node_key,
-    node_value, old_dedup_key, queue_key,
+    LOG_NODES, MESSAGES, META, NEXT_CONFORMANCE_REPORT, NEXT_EVENT, NEXT_LOG_INDEX,
+    NEXT_SCORECARD_ENTRY, NEXT_SEQUENCE, PAYLOADS, QUEUE, REGISTRY, REGISTRY_FLOOR, SCORECARD,
+    STATUS, TREE_HEADS, chunk_key, dedup_key, node_key, node_value, old_dedup_key, queue_key,
 };
 pub use tables::{FORMAT_VERSION, PAYLOAD_CHUNK, TABLES};
 
@@ -849,6 +852,62 @@ impl Backend for Embedded {
             .into_iter()
             .map(|(_, v)| <ConformanceRecord as Record>::decode(&v))
             .collect()
+    }
+
+    fn record_scorecard(
+        &self,
+        make: &dyn Fn(u64) -> (ScorecardRecord, LogEntry),
+    ) -> Result<ScorecardRecord, StoreError> {
+        self.db.update(|tx| {
+            let id = NEXT_SCORECARD_ENTRY.take(tx)?;
+            let (mut record, entry) = make(id);
+            record.log_index = append_log(tx, &entry)?;
+            tx.insert(SCORECARD, &id.to_be_bytes(), &Record::encode(&record))?;
+            Ok(record)
+        })
+    }
+
+    fn scorecard_entries(&self) -> Result<Vec<ScorecardRecord>, StoreError> {
+        self.db
+            .range(SCORECARD, &[], None, usize::MAX, false)?
+            .into_iter()
+            .map(|(_, v)| <ScorecardRecord as Record>::decode(&v))
+            .collect()
+    }
+
+    fn exchange_facts(
+        &self,
+        since: Timestamp,
+        visit: &mut dyn FnMut(ExchangeFact),
+    ) -> Result<(), StoreError> {
+        let since = since.as_millis();
+        self.each(MESSAGES, &mut |key, value| {
+            let m = <MessageRecord as Record>::decode(value)?;
+            if m.accepted_at_ms < since {
+                return Ok(());
+            }
+            let status = self
+                .db
+                .get(STATUS, key)?
+                .map(|b| <StatusRecord as Record>::decode(&b))
+                .transpose()?
+                .unwrap_or_default();
+            visit(ExchangeFact::of(
+                m.sender,
+                m.recipient,
+                m.document_type,
+                m.accepted_at_ms,
+                status.current(),
+                status.transitions.iter().map(|t| {
+                    (
+                        MessageState::try_from(t.state).unwrap_or(MessageState::Unspecified),
+                        t.at_ms,
+                    )
+                }),
+                status.ack,
+            ));
+            Ok(())
+        })
     }
 
     fn record_certificate(&self, certificate: &CertificateRecord) -> Result<(), StoreError> {

@@ -29,11 +29,13 @@ use caravan_common::{MessageId, ParticipantId, Timestamp, merkle, recovery::Stor
 /// The store's one error, shared with the spokes (`caravan_common::store`).
 pub use caravan_common::store::StoreError;
 pub use embedded::{Embedded, Exported, FORMAT_VERSION, PAYLOAD_CHUNK, PayloadChunks, TABLES};
-pub use ops::{Acceptance, AckResult, AckUpdate, BackupSummary, Incoming, Pending, Settled};
+pub use ops::{
+    Acceptance, AckResult, AckUpdate, BackupSummary, ExchangeFact, Incoming, Pending, Settled,
+};
 pub use postgres::{Change, POLL_INTERVAL, Postgres, PostgresSettings};
 pub use records::{
     CertificateRecord, ConformanceRecord, LogEntry, LogKind, MessageState, RegistryRecord,
-    RevokedCertificate, StatusEvent, StatusRecord, Transition, TreeHead,
+    RevokedCertificate, ScorecardRecord, StatusEvent, StatusRecord, Transition, TreeHead,
 };
 
 /// What the hub does with its store, on whichever engine holds it: [`Embedded`] (redb or
@@ -195,6 +197,25 @@ pub trait Backend: Send + Sync {
 
     /// Every recorded conformance report, oldest first.
     fn conformance_reports(&self) -> Result<Vec<ConformanceRecord>, StoreError>;
+
+    /// Record a Readiness Scorecard entry and append its exchange-log entry, atomically, as
+    /// [`Self::record_conformance`] does for reports: `make` builds both from the entry's id
+    /// (the next, from 1); the record gets the entry's log index. Entries are never changed.
+    fn record_scorecard(
+        &self,
+        make: &dyn Fn(u64) -> (ScorecardRecord, LogEntry),
+    ) -> Result<ScorecardRecord, StoreError>;
+
+    /// Every recorded scorecard entry, oldest first.
+    fn scorecard_entries(&self) -> Result<Vec<ScorecardRecord>, StoreError>;
+
+    /// Pass what the scorecard measures of every message accepted at or after `since` to
+    /// `visit`, in no promised order.
+    fn exchange_facts(
+        &self,
+        since: Timestamp,
+        visit: &mut dyn FnMut(ExchangeFact),
+    ) -> Result<(), StoreError>;
 
     /// Remember a client certificate the first time it is seen; a known serial is left as is.
     fn record_certificate(&self, certificate: &CertificateRecord) -> Result<(), StoreError>;

@@ -115,3 +115,61 @@ pub struct BackupSummary {
     /// How long writes waited.
     pub pause: std::time::Duration,
 }
+
+/// What the Readiness Scorecard measures of one message ([`super::Backend::exchange_facts`]):
+/// who sent what to whom, and when it moved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExchangeFact {
+    pub sender: String,
+    pub recipient: String,
+    pub document_type: String,
+    pub accepted_at_ms: i64,
+    /// Where it is now.
+    pub state: MessageState,
+    /// When it was first streamed to its recipient.
+    pub delivered_at_ms: Option<i64>,
+    /// When it was acknowledged, rejected or expired.
+    pub settled_at_ms: Option<i64>,
+    /// The recipient's encoded signed acknowledgement, when it rejected the message (its
+    /// reason code says why).
+    pub rejection: Vec<u8>,
+}
+
+impl ExchangeFact {
+    /// The fact of a stored message and its states.
+    pub fn of(
+        sender: String,
+        recipient: String,
+        document_type: String,
+        accepted_at_ms: i64,
+        state: MessageState,
+        transitions: impl IntoIterator<Item = (MessageState, i64)>,
+        ack: Vec<u8>,
+    ) -> Self {
+        let mut delivered_at_ms = None;
+        let mut settled_at_ms = None;
+        for (s, at) in transitions {
+            match s {
+                MessageState::Delivered => {
+                    delivered_at_ms.get_or_insert(at);
+                }
+                s if s.is_final() => settled_at_ms = Some(at),
+                _ => {}
+            }
+        }
+        Self {
+            sender,
+            recipient,
+            document_type,
+            accepted_at_ms,
+            state,
+            delivered_at_ms,
+            settled_at_ms,
+            rejection: if state == MessageState::Rejected {
+                ack
+            } else {
+                Vec::new()
+            },
+        }
+    }
+}

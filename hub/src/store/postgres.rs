@@ -56,10 +56,13 @@ use caravan_common::{
 
 use super::{
     Accepting, Backend, ChunkReader, Exported, PAYLOAD_CHUNK, StoreError,
-    ops::{Acceptance, AckResult, AckUpdate, BackupSummary, Incoming, Pending, Settled},
+    ops::{
+        Acceptance, AckResult, AckUpdate, BackupSummary, ExchangeFact, Incoming, Pending, Settled,
+    },
     records::{
         CertificateRecord, ConformanceRecord, LogEntry, LogKind, MessageRecord, MessageState,
-        RegistryRecord, RevokedCertificate, StatusEvent, StatusRecord, Transition, TreeHead,
+        RegistryRecord, RevokedCertificate, ScorecardRecord, StatusEvent, StatusRecord, Transition,
+        TreeHead,
     },
 };
 
@@ -79,7 +82,10 @@ use tx::*;
 
 /// The schema's migrations, in order: migration n brings the schema to version n. Each runs in
 /// one transaction, under an advisory lock, when a hub opens the database.
-const MIGRATIONS: &[&str] = &[include_str!("postgres/0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("postgres/0001_initial.sql"),
+    include_str!("postgres/0002_scorecard.sql"),
+];
 
 /// Advisory lock keys (one namespace for the hub: "CARAVAN" in ASCII, then a number).
 const MIGRATION_LOCK: i64 = 0x4341_5241_5641_4e01;

@@ -237,6 +237,33 @@ pub struct ConformanceRecord {
     pub log_index: u64,
 }
 
+/// A Readiness Scorecard entry as the hub recorded it (`Admin.RecordScorecardEntry`): an
+/// assessment, an override of a measured score, or a round closed (`crate::scorecard::entry`),
+/// as the JSON the hub made of it and signed.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ScorecardRecord {
+    /// From 1, in the order entries were recorded.
+    #[prost(uint64, tag = "1")]
+    pub id: u64,
+    #[prost(int64, tag = "2")]
+    pub recorded_at_ms: i64,
+    /// `operator:<name>`.
+    #[prost(string, tag = "3")]
+    pub recorded_by: String,
+    /// The entry's JSON, as recorded and signed.
+    #[prost(bytes = "vec", tag = "4")]
+    pub entry_json: Vec<u8>,
+    /// The hub receipt key that signed it.
+    #[prost(string, tag = "5")]
+    pub key_id: String,
+    /// Over PAE(`crate::scorecard::entry::PAYLOAD_TYPE`, entry_json).
+    #[prost(bytes = "vec", tag = "6")]
+    pub signature: Vec<u8>,
+    /// Index (from 1) of the exchange-log entry that recorded it.
+    #[prost(uint64, tag = "7")]
+    pub log_index: u64,
+}
+
 /// A change of a message's state, as its sender follows it.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct StatusEvent {
@@ -288,4 +315,5 @@ protobuf_records! {
     CertificateRecord => "certificate",
     StatusEvent => "event",
     ConformanceRecord => "conformance report",
+    ScorecardRecord => "scorecard entry",
 }

@@ -10,7 +10,7 @@ use caravan_common::{
     },
     merkle,
     store::{
-        Engine, StoreError, Table,
+        Counter, Engine, StoreError, Table,
         keys::u64_value,
         record::Record,
         segments::{CHECK_BLOCK, Location},
@@ -22,13 +22,13 @@ use super::{
     tables::{
         CERTIFICATES, CONFORMANCE_REPORTS, DEDUP, EPOCH, EVENTS, FORMAT_KEY, FORMAT_VERSION, LOG,
         LOG_NODES, MESSAGES, META, NEXT_CONFORMANCE_REPORT, NEXT_EVENT, NEXT_LOG_INDEX,
-        NEXT_SEQUENCE, PAYLOADS, QUEUE, REGISTRY, REGISTRY_FLOOR, STATUS, TABLES, TREE_HEADS,
-        chunk_key, dedup_key, node_key, node_value,
+        NEXT_SCORECARD_ENTRY, NEXT_SEQUENCE, PAYLOADS, QUEUE, REGISTRY, REGISTRY_FLOOR, SCORECARD,
+        STATUS, TABLES, TREE_HEADS, chunk_key, dedup_key, node_key, node_value,
     },
 };
 use crate::store::records::{
-    CertificateRecord, ConformanceRecord, LogEntry, MessageRecord, RegistryRecord, StatusEvent,
-    StatusRecord, TreeHead,
+    CertificateRecord, ConformanceRecord, LogEntry, MessageRecord, RegistryRecord, ScorecardRecord,
+    StatusEvent, StatusRecord, TreeHead,
 };
 
 fn message_name(r: &MessageRecord, sequence: u64) -> String {
@@ -334,70 +334,83 @@ impl Embedded {
             },
         );
         read(&mut report, CERTIFICATES, walked);
-        self.check_conformance_reports(&mut report, log_size);
+        self.check_signed_records(
+            &mut report,
+            log_size,
+            (CONFORMANCE_REPORTS, NEXT_CONFORMANCE_REPORT, "report"),
+            |value| {
+                let r = <ConformanceRecord as Record>::decode(value)?;
+                let complete = !r.report_json.is_empty() && r.signature.len() == 64;
+                Ok((r.id, r.log_index, complete))
+            },
+        );
+        self.check_signed_records(
+            &mut report,
+            log_size,
+            (SCORECARD, NEXT_SCORECARD_ENTRY, "scorecard entry"),
+            |value| {
+                let r = <ScorecardRecord as Record>::decode(value)?;
+                let complete = !r.entry_json.is_empty() && r.signature.len() == 64;
+                Ok((r.id, r.log_index, complete))
+            },
+        );
 
         self.check_log(&mut report, log_size);
         report
     }
 
-    /// Every recorded conformance report decodes, is kept under its own id, below the
-    /// counter's next id, names a log entry the log holds, and carries its report and a
-    /// signature (`admin conformance show` verifies the signature with the hub's keys).
-    fn check_conformance_reports(&self, report: &mut Report, log_size: u64) {
-        let next = self
-            .counter(report, NEXT_CONFORMANCE_REPORT.key())
-            .unwrap_or(1);
-        let walked = scan(
-            self.db.engine(),
-            CONFORMANCE_REPORTS,
-            report,
-            |report, key, value| {
-                let Some(id) = key.try_into().ok().map(u64::from_be_bytes) else {
-                    report.problem(CONFORMANCE_REPORTS, hex_key(key), "key is not a report id");
+    /// Every record the hub signed and logged (conformance reports, scorecard entries)
+    /// decodes, is kept under its own id, below the counter's next id, names a log entry the
+    /// log holds, and carries its body and a signature (`admin conformance show` and the
+    /// scorecard verify the signatures with the hub's keys). `read` gives a record's id, log
+    /// index, and whether its body and signature are there.
+    fn check_signed_records(
+        &self,
+        report: &mut Report,
+        log_size: u64,
+        (table, counter, what): (Table, Counter, &str),
+        read_record: impl Fn(&[u8]) -> Result<(u64, u64, bool), StoreError>,
+    ) {
+        let next = self.counter(report, counter.key()).unwrap_or(1);
+        let walked = scan(self.db.engine(), table, report, |report, key, value| {
+            let Some(id) = key.try_into().ok().map(u64::from_be_bytes) else {
+                report.problem(table, hex_key(key), format!("key is not a {what} id"));
+                return;
+            };
+            let place = format!("{what} {id}");
+            let (own, log_index, complete) = match read_record(value) {
+                Ok(r) => r,
+                Err(e) => {
+                    report.problem(table, &place, e.to_string());
                     return;
-                };
-                let place = format!("report {id}");
-                let record = match <ConformanceRecord as Record>::decode(value) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        report.problem(CONFORMANCE_REPORTS, &place, e.to_string());
-                        return;
-                    }
-                };
-                if record.id != id {
-                    report.problem(
-                        CONFORMANCE_REPORTS,
-                        &place,
-                        format!("kept under another id than its own {}", record.id),
-                    );
                 }
-                if id >= next {
-                    report.problem(
-                        CONFORMANCE_REPORTS,
-                        &place,
-                        format!("beyond the next report id {next}"),
-                    );
-                }
-                if record.log_index == 0 || record.log_index > log_size {
-                    report.problem(
-                        CONFORMANCE_REPORTS,
-                        &place,
-                        format!(
-                            "names log entry {} of a log of {log_size}",
-                            record.log_index
-                        ),
-                    );
-                }
-                if record.report_json.is_empty() || record.signature.len() != 64 {
-                    report.problem(
-                        CONFORMANCE_REPORTS,
-                        &place,
-                        "its report or the hub's signature is missing",
-                    );
-                }
-            },
-        );
-        read(report, CONFORMANCE_REPORTS, walked);
+            };
+            if own != id {
+                report.problem(
+                    table,
+                    &place,
+                    format!("kept under another id than its own {own}"),
+                );
+            }
+            if id >= next {
+                report.problem(table, &place, format!("beyond the next {what} id {next}"));
+            }
+            if log_index == 0 || log_index > log_size {
+                report.problem(
+                    table,
+                    &place,
+                    format!("names log entry {log_index} of a log of {log_size}"),
+                );
+            }
+            if !complete {
+                report.problem(
+                    table,
+                    &place,
+                    format!("its {what} or the hub's signature is missing"),
+                );
+            }
+        });
+        read(report, table, walked);
     }
 
     /// The format version and the epoch.
@@ -415,6 +428,7 @@ impl Embedded {
         }
         self.counter(report, NEXT_EVENT.key());
         self.counter(report, NEXT_CONFORMANCE_REPORT.key());
+        self.counter(report, NEXT_SCORECARD_ENTRY.key());
         self.counter(report, REGISTRY_FLOOR);
         // (A new store has none yet: the upgrade makes it.)
         if let Some(Some(epoch)) = read(report, META, self.db.get(META, EPOCH))

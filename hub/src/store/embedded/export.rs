@@ -7,11 +7,13 @@ use caravan_common::store::{Counter, StoreError, keys::u64_value, record::Record
 use super::{
     Embedded, MessageRecord, StatusEvent, StatusRecord,
     tables::{
-        EVENTS, MESSAGES, NEXT_CONFORMANCE_REPORT, NEXT_EVENT, NEXT_SEQUENCE, REGISTRY_FLOOR,
-        STATUS,
+        EVENTS, MESSAGES, NEXT_CONFORMANCE_REPORT, NEXT_EVENT, NEXT_SCORECARD_ENTRY, NEXT_SEQUENCE,
+        REGISTRY_FLOOR, STATUS,
     },
 };
-use crate::store::{Backend, CertificateRecord, ConformanceRecord, RegistryRecord, TreeHead};
+use crate::store::{
+    Backend, CertificateRecord, ConformanceRecord, RegistryRecord, ScorecardRecord, TreeHead,
+};
 
 /// One record of an exported store.
 pub enum Exported {
@@ -37,11 +39,13 @@ pub enum Exported {
     Registry(RegistryRecord),
     Certificate(CertificateRecord),
     Conformance(ConformanceRecord),
+    Scorecard(ScorecardRecord),
     /// The numbers the store hands out next, its epoch and its registry version floor.
     Counters {
         next_sequence: u64,
         next_event: u64,
         next_report: u64,
+        next_scorecard_entry: u64,
         epoch: String,
         registry_floor: u64,
     },
@@ -117,6 +121,9 @@ impl Embedded {
         for report in self.conformance_reports()? {
             into(Exported::Conformance(report))?;
         }
+        for entry in self.scorecard_entries()? {
+            into(Exported::Scorecard(entry))?;
+        }
         let next = |c: Counter| -> Result<u64, StoreError> {
             Ok(c.next(&self.db)?.unwrap_or(Counter::FIRST))
         };
@@ -124,6 +131,7 @@ impl Embedded {
             next_sequence: next(NEXT_SEQUENCE)?,
             next_event: next(NEXT_EVENT)?,
             next_report: next(NEXT_CONFORMANCE_REPORT)?,
+            next_scorecard_entry: next(NEXT_SCORECARD_ENTRY)?,
             epoch: self.epoch()?,
             registry_floor: self
                 .meta_u64(REGISTRY_FLOOR, "registry version floor")?
@@ -132,7 +140,7 @@ impl Embedded {
     }
 
     /// Every pair of `table`, in key order, a batch at a time.
-    fn each(
+    pub(super) fn each(
         &self,
         table: caravan_common::store::Table,
         f: &mut Visit<'_>,

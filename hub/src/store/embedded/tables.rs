@@ -23,6 +23,7 @@ pub(super) const CERTIFICATES: Table = Table::new(9, "certificates");
 pub(super) const EVENTS: Table = Table::new(10, "events");
 pub(super) const TREE_HEADS: Table = Table::new(11, "tree_heads");
 pub(super) const CONFORMANCE_REPORTS: Table = Table::new(12, "conformance_reports");
+pub(super) const SCORECARD: Table = Table::new(13, "scorecard");
 /// The hub store's tables, each at its slot (for `store migrate`, which copies them all).
 pub const TABLES: &[Table] = &[
     MESSAGES,
@@ -38,12 +39,14 @@ pub const TABLES: &[Table] = &[
     EVENTS,
     TREE_HEADS,
     CONFORMANCE_REPORTS,
+    SCORECARD,
 ];
 
 pub(super) const NEXT_SEQUENCE: Counter = Counter::new(META, b"next_sequence");
 pub(super) const NEXT_LOG_INDEX: Counter = Counter::new(META, b"next_log_index");
 pub(super) const NEXT_EVENT: Counter = Counter::new(META, b"next_event");
 pub(super) const NEXT_CONFORMANCE_REPORT: Counter = Counter::new(META, b"next_conformance_report");
+pub(super) const NEXT_SCORECARD_ENTRY: Counter = Counter::new(META, b"next_scorecard_entry");
 pub(super) const CURRENT_REGISTRY: &[u8] = b"current";
 
 /// The store's layout version, in `meta`. Opening a store of a later version is refused (a

@@ -12,6 +12,7 @@ pub struct Imported {
     pub tree_heads: u64,
     pub certificates: u64,
     pub conformance_reports: u64,
+    pub scorecard_entries: u64,
 }
 
 impl Postgres {
@@ -107,10 +108,15 @@ impl Postgres {
                         insert_report(open, &record).await?;
                         done.conformance_reports += 1;
                     }
+                    Exported::Scorecard(record) => {
+                        insert_scorecard_entry(open, &record).await?;
+                        done.scorecard_entries += 1;
+                    }
                     Exported::Counters {
                         next_sequence,
                         next_event,
                         next_report,
+                        next_scorecard_entry: _,
                         epoch,
                         registry_floor,
                     } => {

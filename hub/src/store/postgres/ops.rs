@@ -375,6 +375,77 @@ impl Backend for Postgres {
         })
     }
 
+    fn record_scorecard(
+        &self,
+        make: &dyn Fn(u64) -> (ScorecardRecord, LogEntry),
+    ) -> Result<ScorecardRecord, StoreError> {
+        self.write(async |open: &mut Open| {
+            // Under the counters row's lock (taken first), so no other writer takes the same id.
+            open.counters().await?;
+            let last: Option<i64> = open
+                .query_opt("SELECT max(id) FROM scorecard_entries", &[])
+                .await?
+                .and_then(|row| row.get(0));
+            let (mut record, entry) = make(last.map_or(1, |n| to_u64(n) + 1));
+            record.log_index = open.append_log(&entry).await?;
+            insert_scorecard_entry(open, &record).await?;
+            Ok(record)
+        })
+    }
+
+    fn scorecard_entries(&self) -> Result<Vec<ScorecardRecord>, StoreError> {
+        self.read(async |r: &Reader| {
+            Ok(r.query(
+                "SELECT id, recorded_at_ms, recorded_by, entry_json, key_id, signature, log_index FROM scorecard_entries ORDER BY id",
+                &[],
+            )
+            .await?
+            .into_iter()
+            .map(|row| ScorecardRecord {
+                id: to_u64(row.get(0)),
+                recorded_at_ms: row.get(1),
+                recorded_by: row.get(2),
+                entry_json: row.get(3),
+                key_id: row.get(4),
+                signature: row.get(5),
+                log_index: to_u64(row.get(6)),
+            })
+            .collect())
+        })
+    }
+
+    fn exchange_facts(
+        &self,
+        since: Timestamp,
+        visit: &mut dyn FnMut(ExchangeFact),
+    ) -> Result<(), StoreError> {
+        let rows = self.read(async |r: &Reader| {
+            r.query(
+                "SELECT m.sender, m.recipient, m.document_type, m.accepted_at_ms, s.state, s.states, s.state_times, \
+                 CASE WHEN s.state = 4 THEN s.ack END \
+                 FROM messages m JOIN message_states s USING (sequence) WHERE m.accepted_at_ms >= $1",
+                &[&since.as_millis()],
+            )
+            .await
+        })?;
+        for row in rows {
+            let states: Vec<i16> = row.get(5);
+            let times: Vec<i64> = row.get(6);
+            let state =
+                |s: i16| MessageState::try_from(i32::from(s)).unwrap_or(MessageState::Unspecified);
+            visit(ExchangeFact::of(
+                row.get(0),
+                row.get(1),
+                row.get(2),
+                row.get(3),
+                state(row.get(4)),
+                states.into_iter().map(state).zip(times),
+                row.get::<_, Option<Vec<u8>>>(7).unwrap_or_default(),
+            ));
+        }
+        Ok(())
+    }
+
     fn conformance_reports(&self) -> Result<Vec<ConformanceRecord>, StoreError> {
         self.read(async |r: &Reader| {
             Ok(r.query(

@@ -576,6 +576,27 @@ pub(super) async fn write_registry(
     Ok(version)
 }
 
+pub(super) async fn insert_scorecard_entry(
+    open: &mut Open,
+    record: &ScorecardRecord,
+) -> Result<(), StoreError> {
+    open.execute(
+        "INSERT INTO scorecard_entries (id, recorded_at_ms, recorded_by, entry_json, key_id, signature, log_index) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        &[
+            &to_i64(record.id),
+            &record.recorded_at_ms,
+            &record.recorded_by,
+            &record.entry_json,
+            &record.key_id,
+            &record.signature,
+            &to_i64(record.log_index),
+        ],
+    )
+    .await
+    .map(drop)
+}
+
 pub(super) async fn insert_report(
     open: &mut Open,
     record: &ConformanceRecord,
