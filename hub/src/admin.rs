@@ -28,7 +28,7 @@ use crate::{
     metrics::Metrics,
     onboarding::{self, Evidence},
     registry::{Logged, Registry},
-    scorecard::{self, entry},
+    scorecard::{Scorecard, entry},
     store::{RevokedCertificate, Store},
 };
 
@@ -41,12 +41,10 @@ pub struct AdminService {
     /// Where online backups go (`backup_dir` in hub.toml).
     pub backup_dir: PathBuf,
     /// Signs a tree head over each backup's log, so that `log verify` of the backup checks
-    /// its newest entries too; and the scorecard's entries.
+    /// its newest entries too.
     pub receipt_key: caravan_common::signing::SigningKey,
-    /// Proves where a scorecard entry sits in the exchange log.
-    pub heads: Arc<crate::log::Heads>,
-    /// The Readiness Scorecard framework in use.
-    pub scorecard: Arc<crate::scorecard::Framework>,
+    /// The Readiness Scorecard: its entries and reports.
+    pub scorecard: Arc<Scorecard>,
 }
 
 /// The longest scorecard measurement window asked for, in days.
@@ -790,18 +788,7 @@ impl v1::admin_server::Admin for AdminService {
         let r = request.into_inner();
         let result = async {
             let actor = self.operator_actor(peer.as_ref())?;
-            let (record, log_proof) = scorecard::record(
-                &scorecard::Recorder {
-                    store: &self.store,
-                    registry: &self.registry,
-                    heads: &self.heads,
-                    framework: &self.scorecard,
-                    key: &self.receipt_key,
-                },
-                actor,
-                r,
-            )
-            .await?;
+            let (record, log_proof) = self.scorecard.record(actor, r).await?;
             Ok::<_, HubError>(v1::ScorecardEntryRecorded {
                 record: Some(entry::to_wire(&record)),
                 log_proof,
@@ -845,15 +832,12 @@ impl v1::admin_server::Admin for AdminService {
                     format!("window_days: at most {MAX_WINDOW_DAYS}"),
                 )));
             }
-            let report = scorecard::report(
-                &self.store,
-                &self.registry,
-                self.scorecard.clone(),
-                r.window_days,
-            )
-            .await?;
+            let report = self
+                .scorecard
+                .report(r.window_days, std::time::Duration::ZERO)
+                .await?;
             Ok::<_, HubError>(v1::ScorecardReportResponse {
-                report_json: serde_json::to_vec(&report).expect("a report serializes"),
+                report_json: serde_json::to_vec(&*report).expect("a report serializes"),
             })
         }
         .await;

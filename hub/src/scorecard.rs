@@ -7,15 +7,16 @@ pub mod framework;
 pub mod measured;
 pub mod report;
 
-use std::sync::Arc;
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
-use caravan_common::Timestamp;
+use caravan_common::{Timestamp, signing::SigningKey};
+use caravan_proto::v1;
 
 pub use framework::{Dimension, Finding, Framework, FrameworkError, Kpi, Level};
 pub use report::Report;
-
-use caravan_common::signing::SigningKey;
-use caravan_proto::v1;
 
 use crate::{
     error::HubError,
@@ -24,107 +25,170 @@ use crate::{
     store::{Backend, ScorecardRecord, Store, StoreError},
 };
 
-/// What recording an entry uses: the Admin service and the dashboard hold the same.
-pub struct Recorder<'a> {
-    pub store: &'a Store,
-    pub registry: &'a Registry,
-    pub heads: &'a Arc<Heads>,
-    pub framework: &'a Arc<Framework>,
+/// How long the dashboard answers a report again before it is measured anew: a report reads
+/// every message of a year (about 0.5 s per 100,000 on redb, see `benches/scorecard.rs`), and
+/// the measured KPIs move over a window of months, not seconds; the page says when it was
+/// measured. A recorded entry or a new trust list makes a new report at once. The Admin
+/// service, which people ask one command at a time, measures anew every time.
+pub const REPORT_MAX_AGE: Duration = Duration::from_secs(60);
+
+/// The scorecard as the Admin service and the dashboard use it: the framework in use, what
+/// records and measures, and the newest report.
+pub struct Scorecard {
+    pub framework: Arc<Framework>,
+    store: Store,
+    registry: Arc<Registry>,
+    heads: Arc<Heads>,
     /// The hub's receipt key, which signs entries.
-    pub key: &'a SigningKey,
+    key: SigningKey,
+    /// The newest report; the lock is held while one is made, so that many readers at once
+    /// make one report, not many.
+    newest: tokio::sync::Mutex<Option<Made>>,
 }
 
-/// Check `request` against the framework and the rounds, and record it for `actor`
-/// (`operator:<name>`): signed, kept and logged, durable before this returns. Answers the
-/// record and its inclusion proof under the tree head that made it durable.
-pub async fn record(
-    r: &Recorder<'_>,
-    actor: String,
-    request: v1::RecordScorecardEntryRequest,
-) -> Result<(ScorecardRecord, Option<v1::LogProof>), HubError> {
-    let framework = r.framework.clone();
-    // A close keeps the measured scores of this moment.
-    let measured = if request.kind == v1::ScorecardEntryKind::CloseRound as i32 {
-        measured_now(r.store, r.registry, framework.clone()).await?
-    } else {
-        Default::default()
-    };
-    let key = r.key.clone();
-    let at = Timestamp::now();
-    let today = at.to_string().get(..10).unwrap_or_default().to_owned();
-    let (record, head) = r
-        .registry
-        .record_scorecard(move |recorded| {
-            let entries: Vec<entry::Entry> = recorded
-                .iter()
-                .filter_map(|r| entry::Entry::from_json(&r.entry_json).ok())
-                .collect();
-            let rounds = entry::Rounds::of(&entries);
-            let mut what = entry::check(&request, &framework, &rounds, &today)?;
-            if let entry::What::CloseRound { measured: m, .. } = &mut what {
-                *m = measured;
-            }
-            Ok(move |id| entry::record(&what, id, &framework, &key, &actor, at))
-        })
-        .await?;
-    // The head its write was made durable under covers the entry.
-    let heads = r.heads.clone();
-    let index = record.log_index;
-    let proof = r.store.run(move |b| heads.prove(b, &head, index)).await?;
-    Ok((record, proof))
-}
-
-/// The report now, over a window of `window_days` (0: the default), from the store and the
-/// trust list in force. Read and computed on a blocking thread: it walks every message of the
-/// last twelve months, counting as it reads.
-pub async fn report(
-    store: &Store,
-    registry: &Registry,
-    framework: Arc<Framework>,
+/// A report and what it was made of.
+struct Made {
+    at: Instant,
     window_days: u32,
-) -> Result<Report, StoreError> {
-    let snapshot = registry.snapshot();
-    store
-        .run(move |b| {
-            let (certificates, reports) = (b.certificates()?, b.conformance_reports()?);
-            let state = measured::State {
-                trust: &snapshot.trust,
-                certificates: &certificates,
-                reports: &reports,
-                now: Timestamp::now(),
-            };
-            let exchange = read_exchange(b, &state, window_days)?;
-            let entries = b.scorecard_entries()?;
-            Ok(report::build(&report::Inputs {
-                framework: &framework,
-                entries: &entries,
-                exchange: &exchange,
-                state,
-            }))
-        })
-        .await
+    entries: usize,
+    trust_list_version: u64,
+    report: Arc<Report>,
 }
 
-/// What a round keeps when it closes: the measured scores now, over the default window.
-pub async fn measured_now(
-    store: &Store,
-    registry: &Registry,
-    framework: Arc<Framework>,
-) -> Result<entry::MeasuredScores, StoreError> {
-    let snapshot = registry.snapshot();
-    store
-        .run(move |b| {
-            let (certificates, reports) = (b.certificates()?, b.conformance_reports()?);
-            let state = measured::State {
-                trust: &snapshot.trust,
-                certificates: &certificates,
-                reports: &reports,
-                now: Timestamp::now(),
-            };
-            let exchange = read_exchange(b, &state, 0)?;
-            Ok(report::measure_now(&framework, &exchange, &state))
-        })
-        .await
+impl Scorecard {
+    pub fn new(
+        framework: Arc<Framework>,
+        store: Store,
+        registry: Arc<Registry>,
+        heads: Arc<Heads>,
+        key: SigningKey,
+    ) -> Self {
+        Self {
+            framework,
+            store,
+            registry,
+            heads,
+            key,
+            newest: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The report over a window of `window_days` (0: the default): the newest one if it is of
+    /// that window, younger than `max_age`, and no entry or trust list came since; else a new
+    /// one, read and computed on a blocking thread (one at a time).
+    pub async fn report(
+        &self,
+        window_days: u32,
+        max_age: Duration,
+    ) -> Result<Arc<Report>, StoreError> {
+        let window_days = effective_window(window_days);
+        let mut newest = self.newest.lock().await;
+        let entries = self.store.read(|b| b.scorecard_entries()).await?.len();
+        let trust_list_version = self.registry.snapshot().list.version;
+        if let Some(made) = newest.as_ref()
+            && made.window_days == window_days
+            && made.entries == entries
+            && made.trust_list_version == trust_list_version
+            && made.at.elapsed() < max_age
+        {
+            return Ok(made.report.clone());
+        }
+        let snapshot = self.registry.snapshot();
+        let framework = self.framework.clone();
+        let report = self
+            .store
+            .run(move |b| {
+                let (certificates, reports) = (b.certificates()?, b.conformance_reports()?);
+                let state = measured::State {
+                    trust: &snapshot.trust,
+                    certificates: &certificates,
+                    reports: &reports,
+                    now: Timestamp::now(),
+                };
+                let exchange = read_exchange(b, &state, window_days)?;
+                let entries = b.scorecard_entries()?;
+                Ok(report::build(&report::Inputs {
+                    framework: &framework,
+                    entries: &entries,
+                    exchange: &exchange,
+                    state,
+                }))
+            })
+            .await?;
+        let report = Arc::new(report);
+        *newest = Some(Made {
+            at: Instant::now(),
+            window_days,
+            // Counted before the report read them: an entry recorded meanwhile makes the
+            // next call read again.
+            entries,
+            trust_list_version,
+            report: report.clone(),
+        });
+        Ok(report)
+    }
+
+    /// Check `request` against the framework and the rounds, and record it for `actor`
+    /// (`operator:<name>`): signed, kept and logged, durable before this returns. Answers the
+    /// record and its inclusion proof under the tree head that made it durable.
+    pub async fn record(
+        &self,
+        actor: String,
+        request: v1::RecordScorecardEntryRequest,
+    ) -> Result<(ScorecardRecord, Option<v1::LogProof>), HubError> {
+        let framework = self.framework.clone();
+        // A close keeps the measured scores of this moment.
+        let measured = if request.kind == v1::ScorecardEntryKind::CloseRound as i32 {
+            self.measured_now().await?
+        } else {
+            Default::default()
+        };
+        let key = self.key.clone();
+        let at = Timestamp::now();
+        let today = at.to_string().get(..10).unwrap_or_default().to_owned();
+        let (record, head) = self
+            .registry
+            .record_scorecard(move |recorded| {
+                let entries: Vec<entry::Entry> = recorded
+                    .iter()
+                    .filter_map(|r| entry::Entry::from_json(&r.entry_json).ok())
+                    .collect();
+                let rounds = entry::Rounds::of(&entries);
+                let mut what = entry::check(&request, &framework, &rounds, &today)?;
+                if let entry::What::CloseRound { measured: m, .. } = &mut what {
+                    *m = measured;
+                }
+                Ok(move |id| entry::record(&what, id, &framework, &key, &actor, at))
+            })
+            .await?;
+        // The head its write was made durable under covers the entry.
+        let heads = self.heads.clone();
+        let index = record.log_index;
+        let proof = self
+            .store
+            .run(move |b| heads.prove(b, &head, index))
+            .await?;
+        Ok((record, proof))
+    }
+
+    /// What a round keeps when it closes: the measured scores now, over the default window.
+    async fn measured_now(&self) -> Result<entry::MeasuredScores, StoreError> {
+        let snapshot = self.registry.snapshot();
+        let framework = self.framework.clone();
+        self.store
+            .run(move |b| {
+                let (certificates, reports) = (b.certificates()?, b.conformance_reports()?);
+                let state = measured::State {
+                    trust: &snapshot.trust,
+                    certificates: &certificates,
+                    reports: &reports,
+                    now: Timestamp::now(),
+                };
+                let exchange = read_exchange(b, &state, 0)?;
+                Ok(report::measure_now(&framework, &exchange, &state))
+            })
+            .await
+    }
 }
 
 /// Every message a report needs, counted.

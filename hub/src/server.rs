@@ -398,14 +398,20 @@ pub async fn run_with(
         registry: registry.clone(),
         shutdown: stop_rx,
     };
+    let scorecard = Arc::new(crate::scorecard::Scorecard::new(
+        config.scorecard.clone(),
+        store.clone(),
+        registry.clone(),
+        heads.clone(),
+        receipt_key.clone(),
+    ));
     let admin = AdminServer::new(AdminService {
         registry,
         metrics,
         store: store.clone(),
         backup_dir: config.backup_dir.clone(),
         receipt_key: receipt_key.clone(),
-        heads: heads.clone(),
-        scorecard: config.scorecard.clone(),
+        scorecard: scorecard.clone(),
     });
 
     let (health, health_service) = tonic_health::server::health_reporter();
