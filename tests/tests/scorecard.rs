@@ -36,6 +36,20 @@ fn figure<'a>(kpi: &'a Value, label: &str) -> &'a str {
         .unwrap_or_else(|| panic!("{label} in {kpi}"))
 }
 
+/// One certificate of origin KZ -> CN, sent and acknowledged.
+async fn exchange_one(net: &Net) {
+    let sent = net
+        .send(
+            "KZ",
+            "CN",
+            "e-co",
+            &sample_path("eco/carec-KZ-CN-certificate-of-origin.xml"),
+        )
+        .await;
+    net.wait_state("KZ", sent["message_id"].as_str().unwrap(), "ACKNOWLEDGED")
+        .await;
+}
+
 async fn entries(net: &Net) -> Vec<Value> {
     serde_json::from_str(&net.admin_ok(&["scorecard", "entries", "--json"]).await).unwrap()
 }
@@ -68,16 +82,7 @@ async fn measured_assessed_overridden_and_closed_as_the_framework_says() {
     assert_eq!(kpi(&cn, "system-reliability")["source"], "none");
 
     // A scripted exchange: one certificate of origin KZ -> CN, acknowledged.
-    let sent = net
-        .send(
-            "KZ",
-            "CN",
-            "e-co",
-            &sample_path("eco/carec-KZ-CN-certificate-of-origin.xml"),
-        )
-        .await;
-    net.wait_state("KZ", sent["message_id"].as_str().unwrap(), "ACKNOWLEDGED")
-        .await;
+    exchange_one(&net).await;
 
     let kz = country(&net, "KZ").await;
     let exchange = kpi(&kz, "data-exchange-capability");
@@ -300,16 +305,7 @@ async fn measured_assessed_overridden_and_closed_as_the_framework_says() {
     assert!(err.contains("ROUND_CLOSED"), "{err}");
     assert!(err.contains("round 2026-H2 is closed"), "{err}");
     // Another document: the open measurement moves, the closed round's does not.
-    let sent = net
-        .send(
-            "KZ",
-            "CN",
-            "e-co",
-            &sample_path("eco/carec-KZ-CN-certificate-of-origin.xml"),
-        )
-        .await;
-    net.wait_state("KZ", sent["message_id"].as_str().unwrap(), "ACKNOWLEDGED")
-        .await;
+    exchange_one(&net).await;
     let cn = country(&net, "CN").await;
     let cross = kpi(&cn, "cross-border-exchange-capability");
     assert_eq!(cross["source"], "measured_at_close", "{cross}");
