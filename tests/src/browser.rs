@@ -229,6 +229,20 @@ impl Browser {
             .to_owned()
     }
 
+    /// Lay the page out in a window of `width` by `height` CSS pixels (and take screenshots
+    /// of that size).
+    pub async fn viewport(&mut self, width: u32, height: u32) {
+        let session = self.session.clone();
+        let metrics =
+            json!({"width": width, "height": height, "deviceScaleFactor": 1, "mobile": false});
+        self.call(
+            Some(&session),
+            "Emulation.setDeviceMetricsOverride",
+            metrics,
+        )
+        .await;
+    }
+
     /// A PNG screenshot of the page.
     pub async fn screenshot(&mut self) -> Vec<u8> {
         use base64::Engine;
