@@ -243,6 +243,17 @@ impl Browser {
         .await;
     }
 
+    /// Lay the page out for `media` (`print`, `screen`; empty: the default).
+    pub async fn emulate_media(&mut self, media: &str) {
+        let session = self.session.clone();
+        self.call(
+            Some(&session),
+            "Emulation.setEmulatedMedia",
+            json!({"media": media}),
+        )
+        .await;
+    }
+
     /// A PNG screenshot of the page.
     pub async fn screenshot(&mut self) -> Vec<u8> {
         use base64::Engine;

@@ -152,7 +152,7 @@ async fn operators_read_and_record_the_scorecard_in_a_real_browser() {
         .await;
     assert_eq!(colour.as_str(), Some("rgb(44, 127, 184)"), "{colour}");
     // Tall enough for the table, the rounds and the notes.
-    b.viewport(1200, 1320).await;
+    b.viewport(1200, 1150).await;
     let heatmap = b.screenshot().await;
     b.viewport(1200, 1000).await;
 
@@ -223,6 +223,18 @@ async fn operators_read_and_record_the_scorecard_in_a_real_browser() {
     b.eval("window.scrollTo(0, 0); true").await;
     let country = b.screenshot().await;
     b.viewport(1200, 1000).await;
+
+    // Printed: no navigation and no form, the charts kept.
+    b.emulate_media("print").await;
+    let printed = b
+        .eval(
+            "[getComputedStyle(document.querySelector('nav')).display, \
+              getComputedStyle(document.querySelector('form.entry')).display, \
+              getComputedStyle(document.querySelector('#dimensions-chart svg')).display].join(' ')",
+        )
+        .await;
+    assert_eq!(printed.as_str(), Some("none none inline"), "{printed}");
+    b.emulate_media("").await;
 
     // A score of 6 is refused with its code and detail, and nothing is recorded.
     b.eval(&fill_and_submit("legal-coverage", "6", "six")).await;
