@@ -494,6 +494,7 @@ mod tests {
             "Plant &lt;Quarantine&gt; Service · <code>ippc=KZ-NPPO</code>",
             "<td class=\"stage\">pilot</td>",
             "#3 <b>PASS</b> e-co, e-phyto · 2025-11-24",
+            "<a href=\"/scorecard\">Regional Readiness Scorecard</a>",
         ] {
             assert!(page.contains(text), "{text} missing:\n{page}");
         }

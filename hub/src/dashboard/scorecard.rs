@@ -359,7 +359,10 @@ async fn record(
                 log_index = record.log_index,
                 "scorecard entry recorded through the dashboard"
             );
-            let country = form.country.trim();
+            // The country was judged valid by the record: its code as the framework spells it.
+            let country = CountryCode::assigned(form.country.trim())
+                .map(|c| c.to_string())
+                .unwrap_or_default();
             Redirect::to(&format!(
                 "/scorecard/country/{country}?recorded={id}#entry-{id}",
                 id = record.id
