@@ -111,17 +111,21 @@ fn report_with(more: Vec<ScorecardRecord>) -> Report {
         ),
     ];
     entries.extend(more);
+    let state = measured::State {
+        trust: &trust,
+        certificates: &[],
+        reports: &[],
+        now,
+    };
+    let mut exchange = report::Exchange::new(&state, 0);
+    for f in &facts {
+        exchange.add(f, &trust);
+    }
     report::build(&report::Inputs {
         framework: &framework,
         entries: &entries,
-        facts: &facts,
-        state: measured::State {
-            trust: &trust,
-            certificates: &[],
-            reports: &[],
-            now,
-        },
-        window_days: 0,
+        exchange: &exchange,
+        state,
     })
 }
 
@@ -316,18 +320,20 @@ fn the_corridors_page_charts_each_corridor_by_month() {
         ],
     );
     assert!(page.contains("<svg") && !page.contains("<script"));
+    let trust = TrustSet::default();
+    let state = measured::State {
+        trust: &trust,
+        certificates: &[],
+        reports: &[],
+        now: Timestamp::now(),
+    };
+    let nothing = report::Exchange::new(&state, 0);
     let empty = corridors::render(
         &report::build(&report::Inputs {
             framework: &Framework::carec(),
             entries: &[],
-            facts: &[],
-            state: measured::State {
-                trust: &TrustSet::default(),
-                certificates: &[],
-                reports: &[],
-                now: Timestamp::now(),
-            },
-            window_days: 0,
+            exchange: &nothing,
+            state,
         }),
         "ops",
     )
