@@ -12,12 +12,17 @@
 //! the accept loop, each with a time limit, a bounded number at once, the oldest giving way to
 //! a new connection, so a client that connects and says nothing never holds up the operators
 //! behind it.
+//!
+//! The Readiness Scorecard's pages (`scorecard`) are served beside it, under the same
+//! authorization.
 
-use std::net::SocketAddr;
+pub mod scorecard;
+
+use std::{net::SocketAddr, sync::Arc};
 
 use axum::{
     Json, Router,
-    extract::{ConnectInfo, State},
+    extract::{ConnectInfo, FromRef, State},
     http::{StatusCode, header},
     response::{IntoResponse, Response},
     routing::get,
@@ -60,8 +65,23 @@ impl Visitor {
     }
 }
 
-/// The dashboard's routes; serve with `into_make_service_with_connect_info::<Visitor>()`.
-pub fn router(observed: Observed) -> Router {
+/// What the dashboard's pages read: what the hub observes, and what the scorecard's pages
+/// need besides.
+#[derive(Clone)]
+pub struct Dash {
+    pub observed: Observed,
+    pub scorecard: Arc<scorecard::Context>,
+}
+
+impl FromRef<Dash> for Observed {
+    fn from_ref(dash: &Dash) -> Observed {
+        dash.observed.clone()
+    }
+}
+
+/// The dashboard's routes, the scorecard's among them; serve with the [`Visitor`] of each
+/// connection as `ConnectInfo`.
+pub fn router(observed: Observed, scorecard: scorecard::Setup) -> Router {
     Router::new()
         .route(
             "/",
@@ -69,7 +89,11 @@ pub fn router(observed: Observed) -> Router {
         )
         .route("/dashboard", get(page))
         .route("/dashboard.json", get(json))
-        .with_state(observed)
+        .merge(scorecard::routes())
+        .with_state(Dash {
+            observed,
+            scorecard: Arc::new(scorecard::Context::new(scorecard)),
+        })
 }
 
 /// A participant as the dashboard lists it.
@@ -309,6 +333,11 @@ fn render(d: &Dashboard) -> String {
                     (format!("{:.1}", d.store_bytes as f64 / (1024.0 * 1024.0))) " MiB · "
                     (d.queued_total) " documents queued"
                 }
+                p {
+                    a href="/scorecard" { "Regional Readiness Scorecard" }
+                    " · "
+                    a href="/scorecard/corridors" { "Paperless corridors" }
+                }
                 h2 { "Participants" }
                 table id="participants" {
                     tr { th { "Id" } th { "Name" } th { "Country" } th { "Issuing authorities" } th { "Status" } th { "Stage" } th { "Last conformance report" } th { "Online" } th { "Queued for it" } }
@@ -465,6 +494,7 @@ mod tests {
             "Plant &lt;Quarantine&gt; Service · <code>ippc=KZ-NPPO</code>",
             "<td class=\"stage\">pilot</td>",
             "#3 <b>PASS</b> e-co, e-phyto · 2025-11-24",
+            "<a href=\"/scorecard\">Regional Readiness Scorecard</a>",
         ] {
             assert!(page.contains(text), "{text} missing:\n{page}");
         }

@@ -378,7 +378,13 @@ pub async fn run_with(
         info!(addr = %tcp.local_addr().map(|a| a.to_string()).unwrap_or_default(), "dashboard listening");
         let tls = net::tls_acceptor(&config.tls, &[b"http/1.1"])?;
         let listener = Listener::new(tcp, Tls::<Conn>::new(tls), limits, dashboard_stats);
-        let app = crate::dashboard::router(observed.clone());
+        let app = crate::dashboard::router(
+            observed.clone(),
+            crate::dashboard::scorecard::Setup {
+                framework: config.scorecard.clone(),
+                receipt_key: receipt_key.clone(),
+            },
+        );
         tokio::spawn(net::serve_http1(
             listener,
             move |stream| {

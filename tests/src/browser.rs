@@ -229,6 +229,31 @@ impl Browser {
             .to_owned()
     }
 
+    /// Lay the page out in a window of `width` by `height` CSS pixels (and take screenshots
+    /// of that size).
+    pub async fn viewport(&mut self, width: u32, height: u32) {
+        let session = self.session.clone();
+        let metrics =
+            json!({"width": width, "height": height, "deviceScaleFactor": 1, "mobile": false});
+        self.call(
+            Some(&session),
+            "Emulation.setDeviceMetricsOverride",
+            metrics,
+        )
+        .await;
+    }
+
+    /// Lay the page out for `media` (`print`, `screen`; empty: the default).
+    pub async fn emulate_media(&mut self, media: &str) {
+        let session = self.session.clone();
+        self.call(
+            Some(&session),
+            "Emulation.setEmulatedMedia",
+            json!({"media": media}),
+        )
+        .await;
+    }
+
     /// A PNG screenshot of the page.
     pub async fn screenshot(&mut self) -> Vec<u8> {
         use base64::Engine;

@@ -13,6 +13,7 @@
 //! driver, so the harness's methods that run one are `async`.
 
 pub mod browser;
+pub mod operator_proxy;
 pub mod postgres;
 
 use std::{
@@ -804,32 +805,9 @@ impl Net {
         identity: Option<(&Path, &Path)>,
         path: &str,
     ) -> Result<(u16, String), String> {
-        use tokio_rustls::rustls::{
-            self,
-            pki_types::{CertificateDer, PrivateKeyDer, ServerName, pem::PemObject},
-        };
+        use tokio_rustls::rustls::pki_types::ServerName;
         let addr = self.dashboard_addr();
-        let mut roots = rustls::RootCertStore::empty();
-        for ca in CertificateDer::pem_file_iter(self.pki().join(&self.ca_file)).unwrap() {
-            roots.add(ca.unwrap()).unwrap();
-        }
-        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-        let builder = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots);
-        let config = match identity {
-            Some((cert, key)) => builder
-                .with_client_auth_cert(
-                    CertificateDer::pem_file_iter(cert)
-                        .unwrap()
-                        .map(Result::unwrap)
-                        .collect(),
-                    PrivateKeyDer::from_pem_file(key).unwrap(),
-                )
-                .unwrap(),
-            None => builder.with_no_client_auth(),
-        };
+        let config = self.dashboard_tls(identity);
         let tcp = tokio::net::TcpStream::connect(addr)
             .await
             .map_err(|e| e.to_string())?;
@@ -841,6 +819,39 @@ impl Net {
             .await
             .map_err(|e| e.to_string())?;
         Ok((status.as_u16(), String::from_utf8_lossy(&body).into_owned()))
+    }
+
+    /// A TLS client for the hub's dashboard (the name `localhost`, the harness's CA),
+    /// presenting the certificate and key in `identity` (PEM files) or none.
+    pub fn dashboard_tls(
+        &self,
+        identity: Option<(&Path, &Path)>,
+    ) -> tokio_rustls::rustls::ClientConfig {
+        use tokio_rustls::rustls::{
+            self,
+            pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
+        };
+        let mut roots = rustls::RootCertStore::empty();
+        for ca in CertificateDer::pem_file_iter(self.pki().join(&self.ca_file)).unwrap() {
+            roots.add(ca.unwrap()).unwrap();
+        }
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots);
+        match identity {
+            Some((cert, key)) => builder
+                .with_client_auth_cert(
+                    CertificateDer::pem_file_iter(cert)
+                        .unwrap()
+                        .map(Result::unwrap)
+                        .collect(),
+                    PrivateKeyDer::from_pem_file(key).unwrap(),
+                )
+                .unwrap(),
+            None => builder.with_no_client_auth(),
+        }
     }
 
     /// `GET path` on the hub's metrics listener (plain HTTP): status and body.
