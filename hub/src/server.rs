@@ -372,6 +372,13 @@ pub async fn run_with(
             stop_rx.clone(),
         ));
     }
+    let scorecard = Arc::new(crate::scorecard::Scorecard::new(
+        config.scorecard.clone(),
+        store.clone(),
+        registry.clone(),
+        heads.clone(),
+        receipt_key.clone(),
+    ));
     if let Some(addr) = config.dashboard_listen {
         let tcp = listen(addr, "dashboard_listen").await?;
         listening.dashboard = tcp.local_addr().ok();
@@ -381,8 +388,7 @@ pub async fn run_with(
         let app = crate::dashboard::router(
             observed.clone(),
             crate::dashboard::scorecard::Setup {
-                framework: config.scorecard.clone(),
-                receipt_key: receipt_key.clone(),
+                scorecard: scorecard.clone(),
             },
         );
         tokio::spawn(net::serve_http1(
@@ -404,13 +410,6 @@ pub async fn run_with(
         registry: registry.clone(),
         shutdown: stop_rx,
     };
-    let scorecard = Arc::new(crate::scorecard::Scorecard::new(
-        config.scorecard.clone(),
-        store.clone(),
-        registry.clone(),
-        heads.clone(),
-        receipt_key.clone(),
-    ));
     let admin = AdminServer::new(AdminService {
         registry,
         metrics,

@@ -42,13 +42,13 @@ use maud::html;
 use serde::Deserialize;
 use tracing::{error, info, warn};
 
-use caravan_common::{CountryCode, Refusal, RefusalCode, signing::SigningKey};
+use caravan_common::{CountryCode, Refusal, RefusalCode};
 use caravan_proto::v1;
 
 use super::{Dash, Visitor};
 use crate::{
     error::HubError,
-    scorecard::{self as card, Framework, Report},
+    scorecard::{self as card, Report, Scorecard},
 };
 use layout::Here;
 
@@ -71,25 +71,22 @@ mod text {
 /// other fields, with room to spare.
 const FORM_LIMIT: usize = 16 * 1024;
 
-/// What the scorecard's pages need beyond what the dashboard observes: the framework, and the
-/// key that signs recorded entries (the hub's receipt key).
+/// What the scorecard's pages need beyond what the dashboard observes: the scorecard the
+/// Admin service uses too (its framework, recording, the newest report).
 pub struct Setup {
-    pub framework: Arc<Framework>,
-    pub receipt_key: SigningKey,
+    pub scorecard: Arc<Scorecard>,
 }
 
 /// The scorecard pages' share of the dashboard's state.
 pub struct Context {
-    framework: Arc<Framework>,
-    key: SigningKey,
+    card: Arc<Scorecard>,
     csrf: csrf::Csrf,
 }
 
 impl Context {
     pub fn new(setup: Setup) -> Self {
         Self {
-            framework: setup.framework,
-            key: setup.receipt_key,
+            card: setup.scorecard,
             csrf: csrf::Csrf::new(),
         }
     }
@@ -205,16 +202,17 @@ fn operator(dash: &Dash, visitor: &Visitor) -> Result<String, Refusal> {
         .authorize_operator(visitor.peer.as_ref())
 }
 
-/// The report now.
-async fn report(dash: &Dash) -> Result<Report, Denied> {
-    let o = &dash.observed;
-    card::report(&o.store, &o.registry, dash.scorecard.framework.clone(), 0)
+/// The newest report (at most [`card::REPORT_MAX_AGE`] old; the pages say when it was made).
+async fn report(dash: &Dash) -> Result<Arc<Report>, Denied> {
+    dash.scorecard
+        .card
+        .report(0, card::REPORT_MAX_AGE)
         .await
         .map_err(|e| Denied::Store(e.to_string()))
 }
 
 /// The operator and the report now, or why not.
-async fn gather(dash: &Dash, visitor: &Visitor) -> Result<(String, Report), Denied> {
+async fn gather(dash: &Dash, visitor: &Visitor) -> Result<(String, Arc<Report>), Denied> {
     let operator = operator(dash, visitor).map_err(Denied::Refused)?;
     Ok((operator, report(dash).await?))
 }
@@ -241,7 +239,7 @@ async fn corridors(
 
 async fn json(State(dash): State<Dash>, ConnectInfo(visitor): ConnectInfo<Visitor>) -> Response {
     match gather(&dash, &visitor).await {
-        Ok((_, r)) => ([(header::CACHE_CONTROL, "no-store")], Json(r)).into_response(),
+        Ok((_, r)) => ([(header::CACHE_CONTROL, "no-store")], Json(&*r)).into_response(),
         Err(denied) => denied.into_response(),
     }
 }
@@ -336,19 +334,12 @@ async fn record(
     }
     let o = &dash.observed;
     let result = match form.request() {
-        Ok(request) => card::record(
-            &card::Recorder {
-                store: &o.store,
-                registry: &o.registry,
-                heads: &o.heads,
-                framework: &dash.scorecard.framework,
-                key: &dash.scorecard.key,
-            },
-            format!("operator:{operator}"),
-            request,
-        )
-        .await
-        .map(|(record, _)| record),
+        Ok(request) => dash
+            .scorecard
+            .card
+            .record(format!("operator:{operator}"), request)
+            .await
+            .map(|(record, _)| record),
         Err(refusal) => Err(HubError::Refused(refusal)),
     };
     match result {

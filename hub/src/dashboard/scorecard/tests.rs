@@ -10,6 +10,7 @@ use caravan_common::{
 use super::*;
 use crate::{
     scorecard::{
+        Framework,
         entry::{self, What},
         measured, report,
     },
