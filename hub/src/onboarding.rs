@@ -403,7 +403,7 @@ pub enum SignatureError {
     Missing,
     #[error("key {0} is not a hub receipt key of the trust list")]
     UnknownKey(String),
-    #[error("hub key {0} was not valid when the report was recorded")]
+    #[error("hub key {0} was not valid when the record was made")]
     NotValidThen(String),
     #[error("the signature does not verify with hub key {0}")]
     DoesNotVerify(String),
@@ -416,22 +416,36 @@ pub fn verify(
     record: &v1::ConformanceReportRecord,
     trust: &TrustSet,
 ) -> Result<String, SignatureError> {
-    let signature = record.signature.as_ref().ok_or(SignatureError::Missing)?;
+    verify_hub_signature(
+        Purpose::ConformanceReport,
+        &record.report_json,
+        record.signature.as_ref(),
+        Timestamp::from_millis(record.recorded_at_ms),
+        trust,
+    )
+}
+
+/// Check what the hub signed with its receipt key at `at` (a conformance report, a scorecard
+/// entry) with the hub keys of a trust list. Returns the key id.
+pub fn verify_hub_signature(
+    purpose: Purpose,
+    body: &[u8],
+    signature: Option<&v1::Signature>,
+    at: Timestamp,
+    trust: &TrustSet,
+) -> Result<String, SignatureError> {
+    let signature = signature.ok_or(SignatureError::Missing)?;
     let key_id = signature.key_id.clone();
     let key = key_id
         .parse()
         .ok()
         .and_then(|id| trust.hub_key(id))
         .ok_or_else(|| SignatureError::UnknownKey(key_id.clone()))?;
-    if !key.valid_at(Timestamp::from_millis(record.recorded_at_ms)) {
+    if !key.valid_at(at) {
         return Err(SignatureError::NotValidThen(key_id));
     }
     key.public_key
-        .verify(
-            Purpose::ConformanceReport,
-            &record.report_json,
-            &signature.signature,
-        )
+        .verify(purpose, body, &signature.signature)
         .map_err(|_| SignatureError::DoesNotVerify(key_id.clone()))?;
     Ok(key_id)
 }

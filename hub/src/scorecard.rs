@@ -144,3 +144,6 @@ pub fn effective_window(days: u32) -> u32 {
         days
     }
 }
+
+#[cfg(test)]
+mod tests;

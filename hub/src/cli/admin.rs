@@ -1,7 +1,7 @@
 //! `caravan-hub admin ...`: the registry of the running hub (participants with their country,
 //! issuing authorities and onboarding stage, keys, corridors, certificates, the trust list),
-//! the conformance reports it keeps, and its backups, through the Admin service as an
-//! operator.
+//! the conformance reports it keeps, the Readiness Scorecard (`scorecard.rs`), and its
+//! backups, through the Admin service as an operator.
 
 use std::path::PathBuf;
 
@@ -46,6 +46,11 @@ pub enum AdminCommand {
     Conformance {
         #[command(subcommand)]
         command: ConformanceCommand,
+    },
+    /// The Regional Readiness Scorecard: assessments, overrides, rounds, results.
+    Scorecard {
+        #[command(subcommand)]
+        command: super::scorecard::ScorecardCommand,
     },
     /// TLS client certificates.
     Cert {
@@ -538,6 +543,7 @@ pub async fn command(config: PathBuf, command: AdminCommand) -> anyhow::Result<(
             }
         }
         AdminCommand::Conformance { command } => conformance(&operator, command).await?,
+        AdminCommand::Scorecard { command } => super::scorecard::run(&operator, command).await?,
         AdminCommand::Backup { json } => {
             let b = admin
                 .backup(v1::BackupRequest {})

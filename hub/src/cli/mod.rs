@@ -14,4 +14,5 @@ pub mod log;
 pub mod pki;
 pub mod restore;
 pub mod run;
+pub mod scorecard;
 pub mod store;

@@ -362,6 +362,80 @@ pub fn to_wire(r: &ScorecardRecord) -> v1::ScorecardEntryRecord {
     }
 }
 
+/// What checking a recorded entry found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// The hub receipt key whose signature verified.
+    pub key_id: String,
+    /// The size of the signed tree head the entry was proven under, if a proof came with it.
+    pub tree_size: Option<u64>,
+}
+
+/// Check a recorded entry as anyone holding the trust list can: the hub's signature over its
+/// JSON (a hub receipt key valid when it was recorded) and, given its log proof, that the
+/// exchange log holds it: the tree head's signature, the inclusion path to its root, and an
+/// entry of kind SCORECARD_ENTRY at the record's index whose evidence is the SHA-256 of the
+/// JSON. Says what failed otherwise.
+pub fn verify(
+    record: &v1::ScorecardEntryRecord,
+    proof: Option<&v1::LogProof>,
+    trust: &caravan_common::trust::TrustSet,
+) -> Result<Verified, String> {
+    use prost::Message;
+    let key_id = crate::onboarding::verify_hub_signature(
+        Purpose::ScorecardEntry,
+        &record.entry_json,
+        record.signature.as_ref(),
+        Timestamp::from_millis(record.recorded_at_ms),
+        trust,
+    )
+    .map_err(|e| format!("the hub's signature: {e}"))?;
+    let Some(proof) = proof else {
+        return Ok(Verified {
+            key_id,
+            tree_size: None,
+        });
+    };
+    let head = caravan_proto::log::signed_head(proof)
+        .and_then(|signed| caravan_proto::log::verify_head(signed, trust))
+        .map_err(|r| format!("the tree head: {}", r.detail))?;
+    let path: Vec<caravan_common::merkle::Hash> = proof
+        .audit_path
+        .iter()
+        .map(|h| h.as_slice().try_into())
+        .collect::<Result<_, _>>()
+        .map_err(|_| "the inclusion path holds a hash that is not 32 bytes".to_owned())?;
+    let leaf = caravan_common::merkle::leaf_hash(&proof.entry);
+    if !caravan_common::merkle::verify_inclusion(
+        proof.leaf_index,
+        head.size,
+        &leaf,
+        &path,
+        &head.root,
+    ) {
+        return Err(format!(
+            "entry {} is not in the tree head of size {}: its inclusion path does not lead to the signed root",
+            proof.leaf_index + 1,
+            head.size
+        ));
+    }
+    let entry = LogEntry::decode(proof.entry.as_slice())
+        .map_err(|e| format!("the log entry does not decode: {e}"))?;
+    if proof.leaf_index + 1 != record.log_index
+        || entry.kind != LogKind::ScorecardEntry as i32
+        || entry.evidence_sha256 != sha256(&record.entry_json)
+    {
+        return Err(format!(
+            "log entry {} does not record this scorecard entry",
+            proof.leaf_index + 1
+        ));
+    }
+    Ok(Verified {
+        key_id,
+        tree_size: Some(head.size),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
