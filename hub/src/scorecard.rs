@@ -21,7 +21,7 @@ use crate::{
     error::HubError,
     log::Heads,
     registry::Registry,
-    store::{ExchangeFact, ScorecardRecord, Store, StoreError},
+    store::{Backend, ScorecardRecord, Store, StoreError},
 };
 
 /// What recording an entry uses: the Admin service and the dashboard hold the same.
@@ -76,7 +76,7 @@ pub async fn record(
 
 /// The report now, over a window of `window_days` (0: the default), from the store and the
 /// trust list in force. Read and computed on a blocking thread: it walks every message of the
-/// last twelve months.
+/// last twelve months, counting as it reads.
 pub async fn report(
     store: &Store,
     registry: &Registry,
@@ -84,28 +84,22 @@ pub async fn report(
     window_days: u32,
 ) -> Result<Report, StoreError> {
     let snapshot = registry.snapshot();
-    let window_days = effective_window(window_days);
     store
         .run(move |b| {
-            let now = Timestamp::now();
-            let mut facts = Vec::new();
-            b.exchange_facts(report::since(now, window_days), &mut |f| facts.push(f))?;
-            let (entries, certificates, reports) = (
-                b.scorecard_entries()?,
-                b.certificates()?,
-                b.conformance_reports()?,
-            );
+            let (certificates, reports) = (b.certificates()?, b.conformance_reports()?);
+            let state = measured::State {
+                trust: &snapshot.trust,
+                certificates: &certificates,
+                reports: &reports,
+                now: Timestamp::now(),
+            };
+            let exchange = read_exchange(b, &state, window_days)?;
+            let entries = b.scorecard_entries()?;
             Ok(report::build(&report::Inputs {
                 framework: &framework,
                 entries: &entries,
-                facts: &facts,
-                state: measured::State {
-                    trust: &snapshot.trust,
-                    certificates: &certificates,
-                    reports: &reports,
-                    now,
-                },
-                window_days,
+                exchange: &exchange,
+                state,
             }))
         })
         .await
@@ -120,20 +114,28 @@ pub async fn measured_now(
     let snapshot = registry.snapshot();
     store
         .run(move |b| {
-            let now = Timestamp::now();
-            let window = report::DEFAULT_WINDOW_DAYS;
-            let mut facts: Vec<ExchangeFact> = Vec::new();
-            b.exchange_facts(report::since(now, window), &mut |f| facts.push(f))?;
             let (certificates, reports) = (b.certificates()?, b.conformance_reports()?);
             let state = measured::State {
                 trust: &snapshot.trust,
                 certificates: &certificates,
                 reports: &reports,
-                now,
+                now: Timestamp::now(),
             };
-            Ok(report::measure_now(&framework, &facts, &state, window))
+            let exchange = read_exchange(b, &state, 0)?;
+            Ok(report::measure_now(&framework, &exchange, &state))
         })
         .await
+}
+
+/// Every message a report needs, counted.
+fn read_exchange(
+    b: &dyn Backend,
+    state: &measured::State<'_>,
+    window_days: u32,
+) -> Result<report::Exchange, StoreError> {
+    let mut exchange = report::Exchange::new(state, window_days);
+    b.exchange_facts(exchange.since(), &mut |f| exchange.add(&f, state.trust))?;
+    Ok(exchange)
 }
 
 /// The window asked for, or the default.

@@ -194,71 +194,79 @@ fn rejected_as_invalid(ack: &[u8]) -> bool {
         .is_some_and(|b| b.reason_code == RefusalCode::InvalidDocument.as_str())
 }
 
-/// The tallies of every country with a message among `facts`.
+/// The tallies of every country with a message among `facts` (see [`add`]).
 pub fn tally(
     facts: &[ExchangeFact],
     countries: &HashMap<String, CountryCode>,
     trust: &TrustSet,
 ) -> BTreeMap<CountryCode, Tally> {
-    let mut out: BTreeMap<CountryCode, Tally> = BTreeMap::new();
+    let mut out = BTreeMap::new();
     for f in facts {
-        let from = countries.get(&f.sender).copied();
-        let to = countries.get(&f.recipient).copied();
-        let acknowledged = f.state == MessageState::Acknowledged;
-        let fast = acknowledged
-            && f.settled_at_ms
-                .is_some_and(|at| at - f.accepted_at_ms <= ACKNOWLEDGED_WITHIN_MS);
-        let corridor = match (
-            f.sender.parse(),
-            f.recipient.parse(),
-            f.document_type.parse(),
-        ) {
-            (Ok(s), Ok(r), Ok(t)) => trust.corridor(s, r, t),
-            _ => CorridorState::Closed,
-        };
-        // Each end's country with the other end's; a message within one country counts once.
-        let ends = if from == to {
-            vec![(from, to)]
-        } else {
-            vec![(from, to), (to, from)]
-        };
-        for (country, partner) in ends {
-            let Some(country) = country else { continue };
-            let t = out.entry(country).or_default();
-            t.involved += 1;
-            t.acknowledged_fast += u64::from(fast);
-            if acknowledged {
-                let (partners, types) = match corridor {
-                    CorridorState::Open => (&mut t.open_partners, &mut t.open_types),
-                    CorridorState::Pilot => (&mut t.pilot_partners, &mut t.pilot_types),
-                    CorridorState::Closed => continue,
-                };
-                types.insert(f.document_type.clone());
-                if let Some(p) = partner.filter(|p| *p != country) {
-                    partners.insert(p);
-                }
-            }
-        }
-        if let Some(to) = to {
-            let t = out.entry(to).or_default();
-            t.received += 1;
-            if let Some(at) = f.delivered_at_ms {
-                t.delivery_ms.push(at - f.accepted_at_ms);
-                t.delivered_fast += u64::from(at - f.accepted_at_ms <= DELIVERED_WITHIN_MS);
-            }
-            t.expired += u64::from(f.state == MessageState::Expired);
-            t.rejected += u64::from(f.state == MessageState::Rejected);
-        }
-        if let Some(from) = from
-            && matches!(f.state, MessageState::Acknowledged | MessageState::Rejected)
-        {
-            let t = out.entry(from).or_default();
-            t.sent_settled += 1;
-            t.sent_invalid +=
-                u64::from(f.state == MessageState::Rejected && rejected_as_invalid(&f.rejection));
-        }
+        add(&mut out, f, countries, trust);
     }
     out
+}
+
+/// Count one message into the tallies of the countries at its ends (`countries`: each
+/// participant's), so that a report needs no more memory than its tallies whatever the number
+/// of messages.
+pub fn add(
+    out: &mut BTreeMap<CountryCode, Tally>,
+    f: &ExchangeFact,
+    countries: &HashMap<String, CountryCode>,
+    trust: &TrustSet,
+) {
+    let from = countries.get(&f.sender).copied();
+    let to = countries.get(&f.recipient).copied();
+    let acknowledged = f.state == MessageState::Acknowledged;
+    let fast = acknowledged
+        && f.settled_at_ms
+            .is_some_and(|at| at - f.accepted_at_ms <= ACKNOWLEDGED_WITHIN_MS);
+    let corridor = match (
+        f.sender.parse(),
+        f.recipient.parse(),
+        f.document_type.parse(),
+    ) {
+        (Ok(s), Ok(r), Ok(t)) => trust.corridor(s, r, t),
+        _ => CorridorState::Closed,
+    };
+    // Each end's country with the other end's; a message within one country counts once.
+    let ends = [(from, to), (to, from)];
+    for &(country, partner) in &ends[..if from == to { 1 } else { 2 }] {
+        let Some(country) = country else { continue };
+        let t = out.entry(country).or_default();
+        t.involved += 1;
+        t.acknowledged_fast += u64::from(fast);
+        if acknowledged {
+            let (partners, types) = match corridor {
+                CorridorState::Open => (&mut t.open_partners, &mut t.open_types),
+                CorridorState::Pilot => (&mut t.pilot_partners, &mut t.pilot_types),
+                CorridorState::Closed => continue,
+            };
+            types.insert(f.document_type.clone());
+            if let Some(p) = partner.filter(|p| *p != country) {
+                partners.insert(p);
+            }
+        }
+    }
+    if let Some(to) = to {
+        let t = out.entry(to).or_default();
+        t.received += 1;
+        if let Some(at) = f.delivered_at_ms {
+            t.delivery_ms.push(at - f.accepted_at_ms);
+            t.delivered_fast += u64::from(at - f.accepted_at_ms <= DELIVERED_WITHIN_MS);
+        }
+        t.expired += u64::from(f.state == MessageState::Expired);
+        t.rejected += u64::from(f.state == MessageState::Rejected);
+    }
+    if let Some(from) = from
+        && matches!(f.state, MessageState::Acknowledged | MessageState::Rejected)
+    {
+        let t = out.entry(from).or_default();
+        t.sent_settled += 1;
+        t.sent_invalid +=
+            u64::from(f.state == MessageState::Rejected && rejected_as_invalid(&f.rejection));
+    }
 }
 
 /// Every measured KPI of `country`, from its tally over the window (an empty one if it

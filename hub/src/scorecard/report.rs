@@ -14,11 +14,11 @@
 //!   dimension or index with nothing scored has no score (never a zero);
 //! - the region's figures are the means of the countries that have one.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use caravan_common::{CountryCode, Timestamp};
+use caravan_common::{CountryCode, Timestamp, trust::TrustSet};
 
 use super::{
     Framework, Level,
@@ -243,10 +243,117 @@ impl CorridorMonth {
 pub struct Inputs<'a> {
     pub framework: &'a Framework,
     pub entries: &'a [ScorecardRecord],
-    /// Every message accepted since [`since`] (of the same `now` and window).
-    pub facts: &'a [ExchangeFact],
+    /// Every message accepted since [`since`], counted (of the same `now` and window).
+    pub exchange: &'a Exchange,
     pub state: State<'a>,
-    pub window_days: u32,
+}
+
+/// The messages a report reads, counted as they are read: per country over the window and
+/// per month, and per corridor and month; memory grows with countries, corridors and months,
+/// not with messages (but for the delivery and acknowledgement times the medians need).
+pub struct Exchange {
+    window_days: u32,
+    window_from_ms: i64,
+    months: Vec<(Timestamp, String)>,
+    countries: HashMap<String, CountryCode>,
+    window: BTreeMap<CountryCode, Tally>,
+    monthly: Vec<BTreeMap<CountryCode, Tally>>,
+    /// Per (from, to, document type): the months' rows, and each month's acknowledgement
+    /// times for its median.
+    corridors: BTreeMap<CorridorKey, (Vec<CorridorMonth>, Vec<Vec<i64>>)>,
+}
+
+type CorridorKey = (CountryCode, CountryCode, String);
+
+impl Exchange {
+    /// Nothing counted yet, for a report at `state.now` over `window_days` (0: the default).
+    pub fn new(state: &State<'_>, window_days: u32) -> Self {
+        let window_days = super::effective_window(window_days);
+        let months: Vec<(Timestamp, String)> = (0..MONTHS)
+            .rev()
+            .map(|back| month_start(state.now, back))
+            .collect();
+        Self {
+            window_days,
+            window_from_ms: state.now.as_millis() - i64::from(window_days) * DAY_MS,
+            monthly: vec![BTreeMap::new(); months.len()],
+            months,
+            countries: state.countries(),
+            window: BTreeMap::new(),
+            corridors: BTreeMap::new(),
+        }
+    }
+
+    /// From when messages are needed: the earlier of the window's start and the first month's.
+    pub fn since(&self) -> Timestamp {
+        Timestamp::from_millis(self.window_from_ms.min(self.months[0].0.as_millis()))
+    }
+
+    /// Count one message.
+    pub fn add(&mut self, f: &ExchangeFact, trust: &TrustSet) {
+        if f.accepted_at_ms >= self.window_from_ms {
+            measured::add(&mut self.window, f, &self.countries, trust);
+        }
+        let Some(m) = month_of(f.accepted_at_ms, &self.months) else {
+            return;
+        };
+        measured::add(&mut self.monthly[m], f, &self.countries, trust);
+        let (Some(from), Some(to)) = (
+            self.countries.get(&f.sender),
+            self.countries.get(&f.recipient),
+        ) else {
+            return;
+        };
+        let months = &self.months;
+        let (rows, latencies) = self
+            .corridors
+            .entry((*from, *to, f.document_type.clone()))
+            .or_insert_with(|| {
+                (
+                    months
+                        .iter()
+                        .map(|(_, name)| CorridorMonth {
+                            month: name.clone(),
+                            ..Default::default()
+                        })
+                        .collect(),
+                    vec![Vec::new(); months.len()],
+                )
+            });
+        let row = &mut rows[m];
+        row.documents += 1;
+        match f.state {
+            MessageState::Acknowledged => {
+                row.acknowledged += 1;
+                if let Some(at) = f.settled_at_ms {
+                    latencies[m].push(at - f.accepted_at_ms);
+                }
+            }
+            MessageState::Rejected => row.rejected += 1,
+            MessageState::Expired => row.expired += 1,
+            _ => {}
+        }
+    }
+
+    fn corridors(&self) -> Vec<CorridorReport> {
+        self.corridors
+            .iter()
+            .map(|((from, to, document_type), (rows, latencies))| {
+                let mut rows = rows.clone();
+                for (row, l) in rows.iter_mut().zip(latencies) {
+                    let mut l = l.clone();
+                    l.sort_unstable();
+                    row.median_ack_ms = l.get(l.len() / 2).copied();
+                }
+                CorridorReport {
+                    from: *from,
+                    to: *to,
+                    document_type: document_type.clone(),
+                    months: rows,
+                }
+            })
+            .collect()
+    }
 }
 
 /// The first day of the calendar month `back` months before the one `t` is in (UTC), and its
@@ -275,27 +382,18 @@ fn month_start(t: Timestamp, back: usize) -> (Timestamp, String) {
     )
 }
 
-/// From when a report needs the messages: the earlier of the window's start and the first
-/// month's.
-pub fn since(now: Timestamp, window_days: u32) -> Timestamp {
-    let window = now.as_millis() - i64::from(window_days) * DAY_MS;
-    Timestamp::from_millis(window.min(month_start(now, MONTHS - 1).0.as_millis()))
-}
-
-/// The measured scores of every country the framework scores, over the window ending `now`:
-/// what a round keeps when it closes.
+/// The measured scores of every country the framework scores, over the window: what a round
+/// keeps when it closes.
 pub fn measure_now(
     framework: &Framework,
-    facts: &[ExchangeFact],
+    exchange: &Exchange,
     state: &State<'_>,
-    window_days: u32,
 ) -> super::entry::MeasuredScores {
-    let tallies = window_tallies(facts, state, window_days);
     framework
         .countries
         .iter()
         .map(|c| {
-            let t = tallies.get(c).cloned().unwrap_or_default();
+            let t = exchange.window.get(c).cloned().unwrap_or_default();
             let scores = measured::measure(*c, &t, state, false)
                 .into_iter()
                 .filter(|(kpi, _)| framework.kpi(kpi).is_some())
@@ -306,25 +404,11 @@ pub fn measure_now(
         .collect()
 }
 
-fn window_tallies(
-    facts: &[ExchangeFact],
-    state: &State<'_>,
-    window_days: u32,
-) -> BTreeMap<CountryCode, Tally> {
-    let from = state.now.as_millis() - i64::from(window_days) * DAY_MS;
-    let in_window: Vec<ExchangeFact> = facts
-        .iter()
-        .filter(|f| f.accepted_at_ms >= from)
-        .cloned()
-        .collect();
-    measured::tally(&in_window, &state.countries(), state.trust)
-}
-
 /// The report.
 pub fn build(i: &Inputs<'_>) -> Report {
     let f = i.framework;
     let now = i.state.now;
-    let window_days = super::effective_window(i.window_days);
+    let exchange = i.exchange;
     // The entries, read.
     let mut unreadable_entries = Vec::new();
     let entries: Vec<(&ScorecardRecord, Entry)> = i
@@ -354,13 +438,10 @@ pub fn build(i: &Inputs<'_>) -> Report {
                 .count(),
         })
         .collect();
-    let tallies = window_tallies(i.facts, &i.state, window_days);
-    let months: Vec<(Timestamp, String)> = (0..MONTHS)
-        .rev()
-        .map(|back| month_start(now, back))
-        .collect();
-    let monthly_tallies = monthly(i.facts, &months, &i.state);
-    let participants = i.state.countries();
+    let tallies = &exchange.window;
+    let months = &exchange.months;
+    let monthly_tallies = &exchange.monthly;
+    let participants = &exchange.countries;
     let countries: Vec<CountryReport> = f
         .countries
         .iter()
@@ -387,7 +468,7 @@ pub fn build(i: &Inputs<'_>) -> Report {
                 .collect();
             let monthly = months
                 .iter()
-                .zip(&monthly_tallies)
+                .zip(monthly_tallies)
                 .map(|((_, month), tallies)| MonthScores {
                     month: month.clone(),
                     scores: measured::measure(
@@ -423,21 +504,21 @@ pub fn build(i: &Inputs<'_>) -> Report {
         })
         .collect();
     let region = region(f, &countries);
-    let corridors = corridors(i.facts, &months, &participants);
+    let corridors = exchange.corridors();
     Report {
         format: FORMAT.into(),
         generated_at: now,
         window: Window {
-            from: Timestamp::from_millis(now.as_millis() - i64::from(window_days) * DAY_MS),
+            from: Timestamp::from_millis(exchange.window_from_ms),
             to: now,
-            days: window_days,
+            days: exchange.window_days,
         },
         framework: framework_view(f),
         rounds: round_views,
         round: rounds.order.last().cloned(),
         countries,
         region,
-        months: months.into_iter().map(|(_, m)| m).collect(),
+        months: months.iter().map(|(_, m)| m.clone()).collect(),
         corridors,
         unreadable_entries,
     }
@@ -637,82 +718,4 @@ fn month_of(at_ms: i64, months: &[(Timestamp, String)]) -> Option<usize> {
     months
         .iter()
         .rposition(|(start, _)| at_ms >= start.as_millis())
-}
-
-fn monthly(
-    facts: &[ExchangeFact],
-    months: &[(Timestamp, String)],
-    state: &State<'_>,
-) -> Vec<BTreeMap<CountryCode, Tally>> {
-    let mut by_month: Vec<Vec<ExchangeFact>> = vec![Vec::new(); months.len()];
-    for f in facts {
-        if let Some(m) = month_of(f.accepted_at_ms, months) {
-            by_month[m].push(f.clone());
-        }
-    }
-    let countries = state.countries();
-    by_month
-        .iter()
-        .map(|facts| measured::tally(facts, &countries, state.trust))
-        .collect()
-}
-
-fn corridors(
-    facts: &[ExchangeFact],
-    months: &[(Timestamp, String)],
-    countries: &std::collections::HashMap<String, CountryCode>,
-) -> Vec<CorridorReport> {
-    type Key = (CountryCode, CountryCode, String);
-    let mut found: BTreeMap<Key, (Vec<CorridorMonth>, Vec<Vec<i64>>)> = BTreeMap::new();
-    for f in facts {
-        let (Some(from), Some(to), Some(m)) = (
-            countries.get(&f.sender),
-            countries.get(&f.recipient),
-            month_of(f.accepted_at_ms, months),
-        ) else {
-            continue;
-        };
-        let (rows, latencies) = found
-            .entry((*from, *to, f.document_type.clone()))
-            .or_insert_with(|| {
-                (
-                    months
-                        .iter()
-                        .map(|(_, name)| CorridorMonth {
-                            month: name.clone(),
-                            ..Default::default()
-                        })
-                        .collect(),
-                    vec![Vec::new(); months.len()],
-                )
-            });
-        let row = &mut rows[m];
-        row.documents += 1;
-        match f.state {
-            MessageState::Acknowledged => {
-                row.acknowledged += 1;
-                if let Some(at) = f.settled_at_ms {
-                    latencies[m].push(at - f.accepted_at_ms);
-                }
-            }
-            MessageState::Rejected => row.rejected += 1,
-            MessageState::Expired => row.expired += 1,
-            _ => {}
-        }
-    }
-    found
-        .into_iter()
-        .map(|((from, to, document_type), (mut rows, mut latencies))| {
-            for (row, l) in rows.iter_mut().zip(latencies.iter_mut()) {
-                l.sort_unstable();
-                row.median_ack_ms = l.get(l.len() / 2).copied();
-            }
-            CorridorReport {
-                from,
-                to,
-                document_type,
-                months: rows,
-            }
-        })
-        .collect()
 }

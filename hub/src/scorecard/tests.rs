@@ -273,18 +273,21 @@ fn assessment(round: &str, kpi: &str, score: u8) -> What {
 
 fn build(entries: &[ScorecardRecord]) -> report::Report {
     let trust = trust(vec![key("KZ", None, false)]);
-    let facts = facts();
+    let state = State {
+        trust: &trust,
+        certificates: &[],
+        reports: &[],
+        now: Timestamp::from_millis(NOW),
+    };
+    let mut exchange = report::Exchange::new(&state, 0);
+    for f in facts() {
+        exchange.add(&f, &trust);
+    }
     report::build(&Inputs {
         framework: &Framework::carec(),
         entries,
-        facts: &facts,
-        state: State {
-            trust: &trust,
-            certificates: &[],
-            reports: &[],
-            now: Timestamp::from_millis(NOW),
-        },
-        window_days: 0,
+        exchange: &exchange,
+        state,
     })
 }
 

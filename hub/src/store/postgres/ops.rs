@@ -419,29 +419,41 @@ impl Backend for Postgres {
         since: Timestamp,
         visit: &mut dyn FnMut(ExchangeFact),
     ) -> Result<(), StoreError> {
-        let rows = self.read(async |r: &Reader| {
-            r.query(
-                "SELECT m.sender, m.recipient, m.document_type, m.accepted_at_ms, s.state, s.states, s.state_times, \
-                 CASE WHEN s.state = 4 THEN s.ack END \
-                 FROM messages m JOIN message_states s USING (sequence) WHERE m.accepted_at_ms >= $1",
-                &[&since.as_millis()],
-            )
-            .await
-        })?;
-        for row in rows {
-            let states: Vec<i16> = row.get(5);
-            let times: Vec<i64> = row.get(6);
-            let state =
-                |s: i16| MessageState::try_from(i32::from(s)).unwrap_or(MessageState::Unspecified);
-            visit(ExchangeFact::of(
-                row.get(0),
-                row.get(1),
-                row.get(2),
-                row.get(3),
-                state(row.get(4)),
-                states.into_iter().map(state).zip(times),
-                row.get::<_, Option<Vec<u8>>>(7).unwrap_or_default(),
-            ));
+        // A page at a time, in sequence order, so that a year of messages is never held at once.
+        const PAGE: i64 = 5000;
+        let mut after: i64 = 0;
+        loop {
+            let rows = self.read(async |r: &Reader| {
+                r.query(
+                    "SELECT m.sequence, m.sender, m.recipient, m.document_type, m.accepted_at_ms, s.state, s.states, s.state_times, \
+                     CASE WHEN s.state = 4 THEN s.ack END \
+                     FROM messages m JOIN message_states s USING (sequence) \
+                     WHERE m.accepted_at_ms >= $1 AND m.sequence > $2 ORDER BY m.sequence LIMIT $3",
+                    &[&since.as_millis(), &after, &PAGE],
+                )
+                .await
+            })?;
+            let full = rows.len() as i64 == PAGE;
+            for row in rows {
+                after = row.get(0);
+                let states: Vec<i16> = row.get(6);
+                let times: Vec<i64> = row.get(7);
+                let state = |s: i16| {
+                    MessageState::try_from(i32::from(s)).unwrap_or(MessageState::Unspecified)
+                };
+                visit(ExchangeFact::of(
+                    row.get(1),
+                    row.get(2),
+                    row.get(3),
+                    row.get(4),
+                    state(row.get(5)),
+                    states.into_iter().map(state).zip(times),
+                    row.get::<_, Option<Vec<u8>>>(8).unwrap_or_default(),
+                ));
+            }
+            if !full {
+                break;
+            }
         }
         Ok(())
     }
