@@ -58,14 +58,16 @@ fn the_postgres_engine_keeps_every_rule_of_the_store() {
     suite::exchange(&store(&pg, "exchange"));
     suite::records(&store(&pg, "records"));
     suite::many(&store(&pg, "many"));
+    suite::scorecard(&store(&pg, "scorecard"));
     // The schema is versioned: a second replica opening the database migrates nothing.
     let _replica = open(&pg, "records");
     assert_eq!(
         pg.sql(
             "records",
-            "SELECT string_agg(version::text, ',') FROM caravan_schema"
+            "SELECT string_agg(version::text, ',' ORDER BY version) FROM caravan_schema"
         ),
-        "1"
+        "1,2",
+        "0001_initial and 0002_scorecard, each once"
     );
 }
 

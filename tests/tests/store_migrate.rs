@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use caravan_proto::v1;
 use caravan_tests::{Net, binaries, sample_path};
 
 /// Larger than redb's inline limit: kept in a payload segment on both engines.
@@ -254,6 +255,25 @@ async fn a_hub_store_moves_into_postgres_with_its_documents() {
         net.wait_state("KZ", &id, "ACKNOWLEDGED").await;
         delivered.push(id);
     }
+    // A scorecard entry, signed and logged by the hub.
+    let operator = caravan_hub::operator::Operator::connect(&net.admin_config()).unwrap();
+    let assessed = operator
+        .admin()
+        .record_scorecard_entry(v1::RecordScorecardEntryRequest {
+            kind: v1::ScorecardEntryKind::Assessment as i32,
+            round: "2026-H2".into(),
+            country: "KZ".into(),
+            kpi: "legal-coverage".into(),
+            score: 4,
+            note: "the law on electronic documents and signatures".into(),
+            assessor: "CAREC secretariat".into(),
+            assessed_on: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .record
+        .unwrap();
     // One more waits at the hub for CN, which is away.
     assert!(net.terminate_spoke("CN").await);
     let (kind, file) = LARGE;
@@ -301,6 +321,20 @@ async fn a_hub_store_moves_into_postgres_with_its_documents() {
     assert!(!out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("already holds"), "{}", text(&out));
     assert_eq!(pg.sql("hub", "SELECT count(*) FROM log_entries"), count);
+    // The scorecard entry moved as it was recorded: its JSON and the hub's signature.
+    assert_eq!(pg.sql("hub", "SELECT count(*) FROM scorecard_entries"), "1");
+    assert_eq!(
+        pg.sql(
+            "hub",
+            "SELECT encode(entry_json, 'hex') || ' ' || encode(signature, 'hex') || ' ' || log_index FROM scorecard_entries"
+        ),
+        format!(
+            "{} {} {}",
+            hex(&assessed.entry_json),
+            hex(&assessed.signature.as_ref().unwrap().signature),
+            assessed.log_index
+        )
+    );
 
     // The hub runs on the database: the waiting document reaches CN, and the earlier ones
     // keep their state.
@@ -313,4 +347,18 @@ async fn a_hub_store_moves_into_postgres_with_its_documents() {
     for id in &delivered {
         assert_eq!(net.inbox_copies("CN", id).await, 1, "not delivered again");
     }
+    // And the hub answers it from the database as it answered it when recorded.
+    let listed = caravan_hub::operator::Operator::connect(&net.admin_config())
+        .unwrap()
+        .admin()
+        .list_scorecard_entries(v1::ListScorecardEntriesRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .entries;
+    assert_eq!(listed, vec![assessed]);
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -8,6 +8,7 @@ pub mod conformance;
 pub mod documents;
 
 pub mod postgres;
+pub mod scorecard;
 
 use std::{
     path::{Path, PathBuf},

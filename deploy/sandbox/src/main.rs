@@ -3,12 +3,14 @@
 //! It creates (or reuses) a folder with a fresh PKI, a hub config and one config per spoke,
 //! starts the hub and the spokes on loopback with real mutual TLS and their stores (redb by
 //! default), sends real sample documents between them (an e-CO, an e-Phyto and an e-invoice),
-//! and reports what happened. The config files it writes are the ones a user would run by hand with
+//! records a sample assessment round for the Readiness Scorecard (marked as sample data), and
+//! reports what happened. The config files it writes are the ones a user would run by hand with
 //! `caravan-hub run --config DIR/hub/hub.toml` and `caravan-spoke run --config DIR/KZ/spoke.toml`.
 
 #![forbid(unsafe_code)]
 
 use std::{
+    net::SocketAddr,
     path::{Path, PathBuf},
     time::{Duration, Instant},
 };
@@ -26,7 +28,9 @@ use caravan_common::{
 use caravan_sandbox::{
     check_spokes_exist, create,
     documents::{INCONSISTENT_EPHYTO, SAMPLES},
-    open_corridors, register_when_up, spoke_config,
+    open_corridors, register_when_up,
+    scorecard::Seeding,
+    spoke_config,
 };
 use caravan_spoke::{
     api::views::{CheckView, VerdictView},
@@ -50,8 +54,9 @@ struct Cli {
     /// travel, and any others.
     #[arg(long, value_delimiter = ',', default_value = "KZ,CN,UZ")]
     spokes: Vec<ParticipantId>,
-    /// Send the sample documents, report, and exit: 0 only if every one was delivered and
-    /// verified.
+    /// Send the sample documents, seed the sample scorecard, report, and exit: 0 only if every
+    /// document was delivered and verified and the scorecard was seeded (or held entries
+    /// already).
     #[arg(long)]
     once: bool,
     /// The storage engine of new stores (hub and spokes): redb, the default, or sled (see the
@@ -100,6 +105,7 @@ async fn sandbox(cli: Cli) -> anyhow::Result<bool> {
         let _ = rx.changed().await;
     };
     let hub = caravan_hub::Config::load(&hub_config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let dashboard = hub.dashboard_listen;
     let listener = tokio::net::TcpListener::bind(hub.listen)
         .await
         .with_context(|| format!("hub cannot listen on {}", hub.listen))?;
@@ -170,6 +176,19 @@ async fn sandbox(cli: Cli) -> anyhow::Result<bool> {
             false
         }
     };
+    // A sample assessment round for the scorecard, once the corridors are open and the
+    // documents have travelled (not tried when the network did not come up: that error stands).
+    let mut seeded = true;
+    if outcome.is_ok() {
+        let seeding = tokio::select! {
+            seeding = seed_scorecard(&dir, dashboard) => seeding,
+            () = any_ended(&tasks) => Err(anyhow::anyhow!("the hub or a spoke stopped; its error follows")),
+        };
+        if let Err(e) = seeding {
+            eprintln!("caravan-sandbox: {e:#}");
+            seeded = false;
+        }
+    }
     if !cli.once {
         println!("\nthe network keeps running; try, in another terminal:");
         println!(
@@ -191,7 +210,45 @@ async fn sandbox(cli: Cli) -> anyhow::Result<bool> {
             "SOME DOCUMENTS FAILED"
         }
     );
-    Ok(all_good)
+    if !seeded {
+        println!("THE SAMPLE SCORECARD WAS NOT SEEDED");
+    }
+    Ok(all_good && seeded)
+}
+
+// === the scorecard ===
+
+/// Record the sample assessment round (`caravan_sandbox::scorecard`) unless the hub holds
+/// scorecard entries already, and say where to look at it.
+async fn seed_scorecard(dir: &Path, dashboard: Option<SocketAddr>) -> anyhow::Result<()> {
+    let seeding = caravan_sandbox::scorecard::seed(dir)
+        .await
+        .context("seeding the sample scorecard")?;
+    let look = format!(
+        "{}`caravan-hub admin --config {} scorecard show`",
+        dashboard
+            .map(|a| format!(
+                "https://localhost:{}/scorecard on the hub's dashboard, or ",
+                a.port()
+            ))
+            .unwrap_or_default(),
+        dir.join("operator").join("admin.toml").display()
+    );
+    match seeding {
+        Seeding::Seeded {
+            round,
+            countries,
+            kpis,
+            assessments,
+            overrides,
+        } => println!(
+            "\noperator seeded the scorecard with sample data, not official scores: round {round}, {assessments} assessments ({countries} countries x {kpis} assessed KPIs) and {overrides} override of a measured KPI; see {look}"
+        ),
+        Seeding::Held { entries } => println!(
+            "\nthe scorecard holds {entries} entries already, so no sample round was seeded; see {look}"
+        ),
+    }
+    Ok(())
 }
 
 // === exchanging documents ===

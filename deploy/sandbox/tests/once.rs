@@ -3,7 +3,7 @@
 //! documents consistent with their senders and two that are not, and with `--once` exits 0
 //! only if each consistent one was delivered, verified end to end, acknowledged and judged
 //! consistent, and each inconsistent one refused by its sender or marked FAIL by its recipient. Run again on the same folder, it reuses it; when a port it was given is
-//! taken, it stops at once and names it.
+//! taken, it stops at once and names it. The first run seeds a sample scorecard round, once.
 
 use std::{
     path::Path,
@@ -83,6 +83,54 @@ fn assert_all_went_through(ok: bool, output: &str) {
     );
 }
 
+/// The sample scorecard round the first run seeded, as the hub's store (the hub stopped)
+/// holds it: an assessment per assessed KPI per CAREC member and one override, each saying it
+/// is sample data, each signed by the hub's receipt key and logged.
+fn assert_sample_scorecard(dir: &Path) {
+    use caravan_common::signing::{Purpose, SigningKey};
+    use caravan_hub::{
+        scorecard::entry::{Entry, What},
+        store::{Backend, Embedded},
+    };
+    let store = Embedded::open_found(&dir.join("hub/data/store"), 8 << 20)
+        .unwrap()
+        .expect("the hub's store");
+    let receipt = SigningKey::load(&dir.join("hub/pki/hub-receipt.key")).unwrap();
+    let records = store.scorecard_entries().unwrap();
+    assert_eq!(records.len(), 11 * 16 + 1);
+    let log_size = store.log_size().unwrap();
+    let (mut assessments, mut overrides) = (0, 0);
+    for r in &records {
+        receipt
+            .public()
+            .verify(Purpose::ScorecardEntry, &r.entry_json, &r.signature)
+            .unwrap();
+        assert!(r.log_index > 0 && r.log_index <= log_size);
+        let entry = Entry::from_json(&r.entry_json).unwrap();
+        let (note, assessor) = match &entry.what {
+            What::Assessment {
+                evidence, assessor, ..
+            } => {
+                assessments += 1;
+                (evidence, assessor)
+            }
+            What::Override {
+                reason, assessor, ..
+            } => {
+                overrides += 1;
+                (reason, assessor)
+            }
+            What::CloseRound { .. } => panic!("the sample round is left open"),
+        };
+        assert!(
+            note.starts_with("Sandbox sample assessment, not an official score: "),
+            "{note}"
+        );
+        assert_eq!(assessor, "Sandbox secretariat (sample data)");
+    }
+    assert_eq!((assessments, overrides), (176, 1));
+}
+
 /// With the port at `key` of config `file` (in sandbox `dir`) held by another program, the
 /// sandbox fails without waiting out its patience, and names the setting and the address.
 fn stops_at_once_when_taken(dir: &Path, file: &str, key: &[&str], setting: &str) {
@@ -128,6 +176,20 @@ fn the_sandbox_carries_three_documents_end_to_end_on_either_engine_and_reuses_it
         output.contains("operator admitted 3 spokes to production"),
         "{output}"
     );
+    // A sample assessment round for the scorecard, said to be sample data, with where to
+    // look at it.
+    assert!(
+        output.contains("operator seeded the scorecard with sample data, not official scores: round 20")
+            && output.contains(
+                "176 assessments (11 countries x 16 assessed KPIs) and 1 override of a measured KPI; see https://localhost:"
+            )
+            && output.contains(&format!(
+                "/scorecard on the hub's dashboard, or `caravan-hub admin --config {} scorecard show`",
+                dir.join("operator/admin.toml").display()
+            )),
+        "{output}"
+    );
+    assert_sample_scorecard(&dir);
     // redb is the default engine of new stores.
     for store in ["hub/data/store", "KZ/data/store"] {
         assert!(
@@ -143,6 +205,12 @@ fn the_sandbox_carries_three_documents_end_to_end_on_either_engine_and_reuses_it
         output.contains("-000002") && !output.contains("-000001"),
         "the second run's numbers: {output}"
     );
+    // Seeded once: the hub's entries are left as they are.
+    assert!(
+        output.contains("the scorecard holds 177 entries already, so no sample round was seeded"),
+        "{output}"
+    );
+    assert_sample_scorecard(&dir);
     // Admitted once: the kit is not run again.
     assert!(
         output.contains("conformance KZ: in production already") && !output.contains(": PASS ("),

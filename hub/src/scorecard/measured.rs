@@ -537,3 +537,27 @@ fn security(country: CountryCode, state: &State<'_>) -> Measured {
         ],
     }
 }
+
+#[cfg(test)]
+mod docs {
+    /// docs/scorecard.md copies every rule exactly, so that what people read there is what
+    /// the hub applies and shows.
+    #[test]
+    fn the_docs_state_every_rule_as_written_here() {
+        let doc = include_str!("../../../docs/scorecard.md");
+        for rule in super::RULES {
+            let line = format!("- **`{}`** (", rule.kpi);
+            let at = doc
+                .find(&line)
+                .unwrap_or_else(|| panic!("docs/scorecard.md has no line for {}", rule.kpi));
+            let stated = doc[at..].lines().next().unwrap_or_default();
+            assert!(
+                stated.ends_with(&format!("): {}", rule.text)),
+                "docs/scorecard.md states {} otherwise than RULES:\n{stated}",
+                rule.kpi
+            );
+            let monthly = stated.contains("also month by month");
+            assert_eq!(monthly, rule.monthly, "{}: {stated}", rule.kpi);
+        }
+    }
+}

@@ -10,8 +10,9 @@ use caravan_proto::{trust_list, v1};
 use prost::Message;
 
 use super::{
-    Acceptance, AckResult, AckUpdate, Backend, CertificateRecord, Incoming, LogEntry, LogKind,
-    MessageState, PAYLOAD_CHUNK, RegistryRecord, RevokedCertificate, Settled, StoreError,
+    Acceptance, AckResult, AckUpdate, Backend, CertificateRecord, ExchangeFact, Incoming, LogEntry,
+    LogKind, MessageState, PAYLOAD_CHUNK, RegistryRecord, RevokedCertificate, ScorecardRecord,
+    Settled, StoreError,
 };
 
 pub fn pid(s: &str) -> ParticipantId {
@@ -455,4 +456,189 @@ pub fn many(b: &dyn Backend) {
     );
     assert!(b.pending(pid("CN"), 0, 10).unwrap().is_empty());
     b.flush().unwrap();
+}
+
+/// What the suite records as scorecard entry `id`: made from the id alone, so that the record
+/// and log entry the store was handed can be made again to compare with.
+fn scorecard_entry(id: u64) -> (ScorecardRecord, LogEntry) {
+    let json = format!(r#"{{"format":"caravan.scorecard-entry.v1","id":{id}}}"#).into_bytes();
+    let at_ms = 1_765_000_000_000 + id as i64;
+    let entry = LogEntry {
+        kind: LogKind::ScorecardEntry as i32,
+        at_ms,
+        sender: "KZ".into(),
+        evidence_sha256: caravan_common::signing::sha256(&json).to_vec(),
+        actor: "operator:alice".into(),
+        detail: format!("scorecard entry {id}"),
+        ..Default::default()
+    };
+    let record = ScorecardRecord {
+        id,
+        recorded_at_ms: at_ms,
+        recorded_by: "operator:alice".into(),
+        entry_json: json,
+        key_id: "0123456789abcdef".into(),
+        signature: vec![id as u8; 64],
+        log_index: 0,
+    };
+    (record, entry)
+}
+
+/// Scorecard entries are numbered from 1 and logged with the entry they were made with; the
+/// exchange's facts are every message accepted since a moment, once each, with when it was
+/// first delivered and when it settled.
+pub fn scorecard(b: &dyn Backend) {
+    // The facts: one message in each state, and one accepted before `since`.
+    let base = Timestamp::now().as_millis();
+    let since = base - 10_000;
+    let at = |offset: i64| Timestamp::from_millis(since + offset);
+    let message = |sender: &str, recipient: &str, kind: DocumentType, accepted: i64| {
+        let mut m = incoming(sender, recipient, format!("facts {accepted}").as_bytes());
+        m.document_type = kind;
+        m.accepted_at = at(accepted);
+        m
+    };
+    let sequence = |m: &Incoming| match accept(b, m) {
+        Acceptance::Accepted { sequence, .. } => sequence,
+        other => panic!("{other:?}"),
+    };
+    let settle = |m: &Incoming, state: MessageState, offset: i64, bytes: &[u8]| {
+        let mut update = ack(m, state);
+        update.at = at(offset);
+        update.ack = bytes.to_vec();
+        assert!(matches!(
+            b.acknowledge(&update).unwrap(),
+            AckResult::Recorded { now: Some(_), .. }
+        ));
+    };
+    let before = message("KZ", "CN", DocumentType::Phytosanitary, -1);
+    let waiting = message("UZ", "CN", DocumentType::Phytosanitary, 0);
+    let acknowledged = message("KZ", "CN", DocumentType::Phytosanitary, 1_000);
+    let rejected = message("CN", "UZ", DocumentType::Invoice, 2_000);
+    let expired = message("TJ", "KZ", DocumentType::CertificateOfOrigin, 3_000);
+    let delivered = message("CN", "KZ", DocumentType::Phytosanitary, 3_500);
+    let before_sequence = sequence(&before);
+    assert!(b.mark_delivered(before_sequence, at(100)).unwrap());
+    settle(
+        &before,
+        MessageState::Rejected,
+        200,
+        b"signed rejection, before",
+    );
+    sequence(&waiting);
+    let s = sequence(&acknowledged);
+    assert!(b.mark_delivered(s, at(1_100)).unwrap());
+    assert!(
+        !b.mark_delivered(s, at(1_200)).unwrap(),
+        "a redelivery is not a new delivery"
+    );
+    settle(
+        &acknowledged,
+        MessageState::Acknowledged,
+        1_500,
+        b"signed ack",
+    );
+    let s = sequence(&rejected);
+    assert!(b.mark_delivered(s, at(2_100)).unwrap());
+    settle(
+        &rejected,
+        MessageState::Rejected,
+        2_600,
+        b"signed rejection",
+    );
+    let s = sequence(&expired);
+    assert!(b.mark_delivered(s, at(3_100)).unwrap());
+    let s = sequence(&delivered);
+    assert!(b.mark_delivered(s, at(3_600)).unwrap());
+    let ttl = |doc: &str| (doc == "e-co").then_some(500u64);
+    let settled: Vec<ParticipantId> = b
+        .expire(at(4_000), &ttl)
+        .unwrap()
+        .iter()
+        .map(|m| m.sender)
+        .collect();
+    assert_eq!(settled, vec![pid("TJ")], "only the e-CO was due");
+
+    let fact = |m: &Incoming,
+                state: MessageState,
+                delivered_at: Option<i64>,
+                settled_at: Option<i64>,
+                rejection: &[u8]| ExchangeFact {
+        sender: m.sender.to_string(),
+        recipient: m.recipient.to_string(),
+        document_type: m.document_type.to_string(),
+        accepted_at_ms: m.accepted_at.as_millis(),
+        state,
+        delivered_at_ms: delivered_at.map(|o| since + o),
+        settled_at_ms: settled_at.map(|o| since + o),
+        rejection: rejection.to_vec(),
+    };
+    let expected = vec![
+        fact(&waiting, MessageState::Accepted, None, None, b""),
+        fact(
+            &acknowledged,
+            MessageState::Acknowledged,
+            Some(1_100),
+            Some(1_500),
+            b"",
+        ),
+        fact(
+            &rejected,
+            MessageState::Rejected,
+            Some(2_100),
+            Some(2_600),
+            b"signed rejection",
+        ),
+        fact(
+            &expired,
+            MessageState::Expired,
+            Some(3_100),
+            Some(4_000),
+            b"",
+        ),
+        fact(&delivered, MessageState::Delivered, Some(3_600), None, b""),
+    ];
+    let facts = |from: i64| {
+        let mut visited = Vec::new();
+        b.exchange_facts(Timestamp::from_millis(from), &mut |f| visited.push(f))
+            .unwrap();
+        visited.sort_by_key(|f| f.accepted_at_ms);
+        visited
+    };
+    assert_eq!(
+        facts(since),
+        expected,
+        "each message accepted at or after `since`, once; none before"
+    );
+    assert_eq!(facts(since + 3_000), expected[3..].to_vec());
+    assert!(facts(since + 3_501).is_empty());
+    assert_eq!(facts(since - 1).len(), expected.len() + 1);
+
+    // Scorecard entries: numbered from 1, each with its log entry, kept as made.
+    assert!(b.scorecard_entries().unwrap().is_empty());
+    let mut kept = Vec::new();
+    for id in 1..=3 {
+        let size = b.log_size().unwrap();
+        let record = b.record_scorecard(&scorecard_entry).unwrap();
+        let (mut made, entry) = scorecard_entry(id);
+        made.log_index = size + 1;
+        assert_eq!(
+            record, made,
+            "entry {id}: its id, and the log index it was given"
+        );
+        assert_eq!(b.log_size().unwrap(), size + 1, "one log entry per entry");
+        assert_eq!(
+            b.log_entries(size + 1, 10).unwrap(),
+            vec![(size + 1, entry.encode_to_vec())],
+            "the log entry is the one made with the record"
+        );
+        kept.push(made);
+    }
+    assert_eq!(
+        b.scorecard_entries().unwrap(),
+        kept,
+        "oldest first, unchanged"
+    );
+    b.flush().unwrap();
+    assert_eq!(b.scorecard_entries().unwrap(), kept);
 }
