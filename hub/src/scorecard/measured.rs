@@ -10,7 +10,10 @@
 //! client certificates seen and the conformance reports recorded. A participant with no
 //! country recorded counts for none. A KPI with nothing to measure (no document addressed to
 //! the country, none of its documents settled) has no score rather than a low one: the index
-//! is then taken over the KPIs that have one, and says how much of the weight that is.
+//! is then taken over the KPIs that have one, and says how much of the weight that is. The same
+//! holds for a country with no participant in the trust list: the hub sees nothing of it, which
+//! says nothing about its systems (it may exchange outside Caravan), so none of its measured
+//! KPIs has a score until it joins or an assessor overrides one with a reason.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -281,7 +284,17 @@ pub fn measure(
     RULES
         .iter()
         .filter(|r| r.monthly || !monthly_only)
-        .map(|r| (r.kpi.to_owned(), measure_one(r.kpi, country, t, state)))
+        .map(|r| {
+            let measured = if participants_of(country, state).is_empty() {
+                Measured {
+                    score: None,
+                    figures: vec![figure("participants in the trust list", "none")],
+                }
+            } else {
+                measure_one(r.kpi, country, t, state)
+            };
+            (r.kpi.to_owned(), measured)
+        })
         .collect()
 }
 

@@ -355,21 +355,20 @@ fn the_report_weighs_what_is_scored_and_says_how_much_that_is() {
         .find(|d| d.id == "institutional")
         .unwrap();
     assert_eq!(institutional.score, None);
-    // A country with no participant still has its measured floor (nothing exchanged: 1).
+    // A country with no participant: the hub measures nothing of it, so nothing is scored.
     let af = r
         .countries
         .iter()
         .find(|c| c.country.as_str() == "AF")
         .unwrap();
-    assert_eq!(
-        af.kpis
-            .iter()
-            .find(|k| k.kpi == "data-exchange-capability")
-            .unwrap()
-            .score,
-        Some(1)
-    );
-    assert_eq!(r.region.countries_scored, 11);
+    let exchange = af
+        .kpis
+        .iter()
+        .find(|k| k.kpi == "data-exchange-capability")
+        .unwrap();
+    assert_eq!((exchange.score, exchange.source), (None, Source::None));
+    assert_eq!(af.index, None);
+    assert_eq!(r.region.countries_scored, 3);
     // The corridors: KZ -> CN e-co, in this month.
     let corridor = r
         .corridors
