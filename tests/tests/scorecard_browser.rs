@@ -6,8 +6,10 @@
 //! refused with its code, and opens the corridors. Posts from elsewhere (another site, or
 //! without the page's token) are refused and change nothing.
 //!
-//! With `CARAVAN_SCREENSHOTS=DIR` the pages are saved as `scorecard-heatmap.png`,
-//! `scorecard-country-kz.png` and `scorecard-corridors.png` in DIR.
+//! A second test opens the scorecard a newcomer finds in the sandbox: its sample round seeded
+//! for the eleven members beside a real exchange. With `CARAVAN_SCREENSHOTS=DIR` its pages are
+//! saved as `scorecard-heatmap.png`, `scorecard-country-kz.png` and `scorecard-corridors.png`
+//! in DIR (the README's, in `docs/screenshots/`).
 
 use std::path::PathBuf;
 
@@ -152,9 +154,6 @@ async fn operators_read_and_record_the_scorecard_in_a_real_browser() {
         .await;
     assert_eq!(colour.as_str(), Some("rgb(44, 127, 184)"), "{colour}");
     // Tall enough for the table, the rounds and the notes.
-    b.viewport(1200, 1150).await;
-    let heatmap = b.screenshot().await;
-    b.viewport(1200, 1000).await;
 
     // Follow KZ's link: the evidence under the assessed KPI, the rule and figures under a
     // measured one.
@@ -219,10 +218,6 @@ async fn operators_read_and_record_the_scorecard_in_a_real_browser() {
     );
     assert_eq!(entries().await, 2);
     // From the top: the notice, the charts, and the first dimension's KPIs with their evidence.
-    b.viewport(1200, 1800).await;
-    b.eval("window.scrollTo(0, 0); true").await;
-    let country = b.screenshot().await;
-    b.viewport(1200, 1000).await;
 
     // Printed: no navigation and no form, the charts kept.
     b.emulate_media("print").await;
@@ -282,7 +277,6 @@ async fn operators_read_and_record_the_scorecard_in_a_real_browser() {
         page.contains("Kazakhstan (KZ) → China (CN) · e-co"),
         "{page}"
     );
-    let corridors = b.screenshot().await;
 
     // The same report as JSON, for scripts; refused to a participant's certificate.
     let pki = net.pki();
@@ -333,16 +327,120 @@ async fn operators_read_and_record_the_scorecard_in_a_real_browser() {
         .unwrap();
     assert_eq!(status, 404);
     assert!(body.contains("No country <q>FR</q>"), "{body}");
+}
 
+/// Write `pages` (name, PNG) to `CARAVAN_SCREENSHOTS`, if set.
+fn save_screenshots(pages: &[(&str, Vec<u8>)]) {
     if let Some(dir) = std::env::var_os("CARAVAN_SCREENSHOTS") {
         let dir = PathBuf::from(dir);
         std::fs::create_dir_all(&dir).unwrap();
-        for (name, png) in [
-            ("scorecard-heatmap.png", heatmap),
-            ("scorecard-country-kz.png", country),
-            ("scorecard-corridors.png", corridors),
-        ] {
+        for (name, png) in pages {
             std::fs::write(dir.join(name), png).unwrap();
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_newcomer_finds_the_sandbox_round_filled_in() {
+    let Some(chromium) = browser::chromium() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must have Chromium: .ci/run installs it"
+        );
+        eprintln!(
+            "SKIPPED a_newcomer_finds_the_sandbox_round_filled_in: no Chromium here (apt-get install chromium)"
+        );
+        return;
+    };
+    let mut net = Net::new(&["KZ", "CN", "UZ"]).await;
+    net.start_hub().await;
+    for id in ["KZ", "CN", "UZ"] {
+        net.admin_ok(&["participant", "set-country", id, id]).await;
+        net.start_spoke(id).await;
+    }
+    for (from, to, doc, sample) in [
+        (
+            "KZ",
+            "CN",
+            "e-co",
+            "eco/carec-KZ-CN-certificate-of-origin.xml",
+        ),
+        (
+            "UZ",
+            "KZ",
+            "e-phyto",
+            "ephyto/carec-UZ-KZ-phytosanitary.xml",
+        ),
+    ] {
+        let sent = net
+            .send(from, to, doc, &net.sample_issued_now(sample))
+            .await;
+        net.wait_state(from, sent["message_id"].as_str().unwrap(), "ACKNOWLEDGED")
+            .await;
+    }
+    let seeding = caravan_sandbox::scorecard::seed(&net.admin_config())
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            seeding,
+            caravan_sandbox::scorecard::Seeding::Seeded {
+                assessments: 176,
+                overrides: 1,
+                ..
+            }
+        ),
+        "{seeding:?}"
+    );
+
+    let proxy = OperatorProxy::ops(&net).await;
+    let base = proxy.base();
+    let mut b = browser::Browser::launch(&chromium).await;
+    // The heat map: every member has an index (its assessed KPIs at least), the region too.
+    b.viewport(1200, 1100).await;
+    b.goto(&format!("{base}/scorecard")).await;
+    let indexes = b
+        .eval(
+            "[...document.querySelectorAll('#heatmap tr')]\
+             .filter(r => r.querySelector('a[href^=\"/scorecard/country/\"]'))\
+             .map(r => r.children[6].textContent).join(' ')",
+        )
+        .await;
+    let indexes = indexes.as_str().unwrap().to_owned();
+    assert_eq!(indexes.split(' ').count(), 11, "{indexes}");
+    assert!(
+        !indexes.contains('–'),
+        "every member has an index: {indexes}"
+    );
+    assert!(b.text().await.contains("11 countries with an index"));
+    let heatmap = b.screenshot().await;
+
+    // KZ: measured KPIs beside the sample assessments, marked as sample data.
+    b.viewport(1200, 1900).await;
+    b.goto(&format!("{base}/scorecard/country/KZ")).await;
+    let page = b.text().await;
+    assert!(
+        page.contains("Sandbox sample assessment, not an official score"),
+        "{page}"
+    );
+    assert!(page.contains("documents sent or received"), "{page}");
+    let country = b.screenshot().await;
+    // TJ has no spoke: its measured KPIs have no score, but the sample override shows, with
+    // its reason.
+    b.goto(&format!("{base}/scorecard/country/TJ")).await;
+    let page = b.text().await;
+    assert!(page.contains("paper certificates only"), "{page}");
+    b.viewport(1200, 1000).await;
+    b.goto(&format!("{base}/scorecard/corridors")).await;
+    let page = b.text().await;
+    assert!(
+        page.contains("Uzbekistan (UZ) → Kazakhstan (KZ) · e-phyto"),
+        "{page}"
+    );
+    let corridors = b.screenshot().await;
+    save_screenshots(&[
+        ("scorecard-heatmap.png", heatmap),
+        ("scorecard-country-kz.png", country),
+        ("scorecard-corridors.png", corridors),
+    ]);
 }

@@ -221,7 +221,7 @@ async fn sandbox(cli: Cli) -> anyhow::Result<bool> {
 /// Record the sample assessment round (`caravan_sandbox::scorecard`) unless the hub holds
 /// scorecard entries already, and say where to look at it.
 async fn seed_scorecard(dir: &Path, dashboard: Option<SocketAddr>) -> anyhow::Result<()> {
-    let seeding = caravan_sandbox::scorecard::seed(dir)
+    let seeding = caravan_sandbox::scorecard::seed(&dir.join("operator").join("admin.toml"))
         .await
         .context("seeding the sample scorecard")?;
     let look = format!(

@@ -183,11 +183,11 @@ pub fn requests(
     Ok(requests)
 }
 
-/// As the sandbox's operator: record the sample round of this half-year, unless the hub holds
-/// scorecard entries already. The round is left open, as a secretariat would leave it while
-/// the measured KPIs still move.
-pub async fn seed(dir: &Path) -> anyhow::Result<Seeding> {
-    let operator = Operator::connect(&dir.join("operator").join("admin.toml"))?;
+/// As the operator of `admin_config` (the sandbox's: `DIR/operator/admin.toml`): record the
+/// sample round of this half-year, unless the hub holds scorecard entries already. The round
+/// is left open, as a secretariat would leave it while the measured KPIs still move.
+pub async fn seed(admin_config: &Path) -> anyhow::Result<Seeding> {
+    let operator = Operator::connect(admin_config)?;
     let mut admin = operator.admin();
     let held = admin
         .list_scorecard_entries(v1::ListScorecardEntriesRequest {})
