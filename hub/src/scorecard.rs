@@ -81,7 +81,7 @@ impl Scorecard {
         window_days: u32,
         max_age: Duration,
     ) -> Result<Arc<Report>, StoreError> {
-        let window_days = effective_window(window_days);
+        let window_days = report::effective_window(window_days);
         let mut newest = self.newest.lock().await;
         let entries = self.store.read(|b| b.scorecard_entries()).await?.len();
         let trust_list_version = self.registry.snapshot().list.version;
@@ -200,15 +200,6 @@ fn read_exchange(
     let mut exchange = report::Exchange::new(state, window_days);
     b.exchange_facts(exchange.since(), &mut |f| exchange.add(&f, state.trust))?;
     Ok(exchange)
-}
-
-/// The window asked for, or the default.
-pub fn effective_window(days: u32) -> u32 {
-    if days == 0 {
-        report::DEFAULT_WINDOW_DAYS
-    } else {
-        days
-    }
 }
 
 #[cfg(test)]

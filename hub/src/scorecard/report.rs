@@ -36,6 +36,11 @@ pub const DEFAULT_WINDOW_DAYS: u32 = 90;
 
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 
+/// The window asked for, or the default.
+pub fn effective_window(days: u32) -> u32 {
+    if days == 0 { DEFAULT_WINDOW_DAYS } else { days }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     pub format: String,
@@ -268,7 +273,7 @@ type CorridorKey = (CountryCode, CountryCode, String);
 impl Exchange {
     /// Nothing counted yet, for a report at `state.now` over `window_days` (0: the default).
     pub fn new(state: &State<'_>, window_days: u32) -> Self {
-        let window_days = super::effective_window(window_days);
+        let window_days = effective_window(window_days);
         let months: Vec<(Timestamp, String)> = (0..MONTHS)
             .rev()
             .map(|back| month_start(state.now, back))

@@ -441,3 +441,107 @@ fn a_closed_round_keeps_its_measurements_and_the_trend_compares_rounds() {
     );
     assert_ne!(c.trend[0].index, c.trend[1].index);
 }
+
+/// Recorded on the embedded engines (the store suite runs the same on PostgreSQL), numbered
+/// from 1 with their log entries, and checked by `store check`.
+#[test]
+fn scorecard_entries_are_stored_with_their_log_entry_numbered_from_one_and_checked() {
+    use caravan_common::store::{EngineKind, record::Record};
+    use caravan_proto::v1;
+    use prost::Message;
+
+    use crate::store::{Backend, Embedded, LogEntry, LogKind};
+
+    let framework = Framework::carec();
+    let key = SigningKey::generate();
+    for engine in [EngineKind::Sled, EngineKind::Redb] {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let b = Embedded::open(dir.path(), Some(engine), 8 << 20).unwrap();
+            for (country, score) in [("KZ", 4), ("TJ", 1)] {
+                let request = v1::RecordScorecardEntryRequest {
+                    kind: v1::ScorecardEntryKind::Assessment as i32,
+                    round: "2026-H2".into(),
+                    country: country.into(),
+                    kpi: "legal-coverage".into(),
+                    score,
+                    note: "the law on electronic documents".into(),
+                    assessor: "CAREC secretariat".into(),
+                    assessed_on: "2026-11-30".into(),
+                };
+                let what = entry::check(
+                    &request,
+                    &framework,
+                    &entry::Rounds::default(),
+                    "2026-12-07",
+                )
+                .unwrap();
+                b.record_scorecard(&|id| {
+                    entry::record(
+                        &what,
+                        id,
+                        &framework,
+                        &key,
+                        "operator:alice",
+                        Timestamp::now(),
+                    )
+                })
+                .unwrap();
+            }
+            let records = b.scorecard_entries().unwrap();
+            assert_eq!(records.iter().map(|r| r.id).collect::<Vec<_>>(), [1, 2]);
+            assert_eq!(
+                records.iter().map(|r| r.log_index).collect::<Vec<_>>(),
+                [1, 2]
+            );
+            let second = LogEntry::decode(b.log_entries(2, 1).unwrap()[0].1.as_slice()).unwrap();
+            assert_eq!(second.kind, LogKind::ScorecardEntry as i32);
+            assert_eq!(
+                second.detail,
+                "scorecard entry 2: round 2026-H2: TJ legal-coverage assessed 1 by CAREC secretariat on 2026-11-30"
+            );
+            assert_eq!(
+                second.evidence_sha256,
+                caravan_common::signing::sha256(&records[1].entry_json).to_vec()
+            );
+            let check = b.check();
+            assert!(check.is_sound(), "{engine}: {:?}", check.problems);
+            assert_eq!(check.records.get("scorecard"), Some(&2), "{engine}");
+            b.flush().unwrap();
+        }
+        if engine != EngineKind::Sled {
+            continue;
+        }
+        // An entry under an id the store never gave, naming a log entry the log does not
+        // hold, without its signature: each is reported.
+        {
+            let db = ::sled::open(dir.path()).unwrap();
+            let forged = ScorecardRecord {
+                id: 3,
+                entry_json: b"{}".to_vec(),
+                log_index: 9,
+                ..Default::default()
+            };
+            db.open_tree("scorecard")
+                .unwrap()
+                .insert(3u64.to_be_bytes(), Record::encode(&forged))
+                .unwrap();
+            db.flush().unwrap();
+        }
+        let problems: Vec<String> = Embedded::open(dir.path(), Some(EngineKind::Sled), 8 << 20)
+            .unwrap()
+            .check()
+            .problems
+            .into_iter()
+            .map(|p| format!("{} {}: {}", p.place, p.record, p.detail))
+            .collect();
+        assert_eq!(
+            problems,
+            [
+                "scorecard scorecard entry 3: beyond the next scorecard entry id 3",
+                "scorecard scorecard entry 3: names log entry 9 of a log of 2",
+                "scorecard scorecard entry 3: its scorecard entry or the hub's signature is missing",
+            ]
+        );
+    }
+}

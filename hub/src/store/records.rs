@@ -256,7 +256,7 @@ pub struct ScorecardRecord {
     /// The hub receipt key that signed it.
     #[prost(string, tag = "5")]
     pub key_id: String,
-    /// Over PAE(`crate::scorecard::entry::PAYLOAD_TYPE`, entry_json).
+    /// Over PAE("application/vnd.caravan.scorecard-entry.v1+json", entry_json).
     #[prost(bytes = "vec", tag = "6")]
     pub signature: Vec<u8>,
     /// Index (from 1) of the exchange-log entry that recorded it.
