@@ -342,6 +342,26 @@ async fn measured_assessed_overridden_and_closed_as_the_framework_says() {
     assert_eq!(trend[0]["round"], "2026-H2");
     assert_eq!(trend[0]["closed"], true);
     assert_eq!(trend[1]["round"], "2027-H1");
+    let legal_of = |round: &Value| {
+        round["dimensions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["id"] == "legal")
+            .unwrap()["score"]
+            .clone()
+    };
+    assert_eq!(legal_of(&trend[0]), 4.0, "{kz}");
+    assert_eq!(legal_of(&trend[1]), 5.0, "{kz}");
+    let text = net
+        .admin_ok(&["scorecard", "show", "--country", "KZ"])
+        .await;
+    assert!(
+        text.contains(
+            "2027-H1 against 2026-H2: Institutional Readiness – → –; Legal Maturity 4.0 → 5.0;"
+        ),
+        "{text}"
+    );
     let legal = kpi(&kz, "legal-coverage");
     assert_eq!(legal["score"], 5);
     assert_eq!(

@@ -13,7 +13,7 @@ use caravan_hub::{
     scorecard::{
         Report,
         entry::{self, Entry},
-        report::{CountryReport, KpiScore},
+        report::{self, CountryReport, KpiScore},
     },
 };
 use caravan_proto::v1;
@@ -328,13 +328,33 @@ fn show(report: &Report, only: Option<&str>) -> anyhow::Result<String> {
                 )?;
             }
         }
-        if c.trend.len() > 1 {
+        if let [.., before, now] = c.trend.as_slice() {
             let trend: Vec<String> = c
                 .trend
                 .iter()
                 .map(|t| format!("{} {}", t.round, score(t.index)))
                 .collect();
             writeln!(out, "  trend: {}", trend.join(" → "))?;
+            let changes: Vec<String> = f
+                .dimensions
+                .iter()
+                .map(|d| {
+                    let of = |t: &report::RoundScore| {
+                        t.dimensions
+                            .iter()
+                            .find(|s| s.id == d.id)
+                            .and_then(|s| s.score)
+                    };
+                    format!("{} {} → {}", d.name, score(of(before)), score(of(now)))
+                })
+                .collect();
+            writeln!(
+                out,
+                "  {} against {}: {}",
+                now.round,
+                before.round,
+                changes.join("; ")
+            )?;
         }
     }
     if only.is_none() {

@@ -195,6 +195,8 @@ pub struct DimensionScore {
 pub struct RoundScore {
     pub round: String,
     pub closed: bool,
+    /// Each dimension's score in that round, to compare a round with the one before.
+    pub dimensions: Vec<DimensionScore>,
     pub index: Option<f64>,
     pub level: Option<String>,
     pub coverage: f64,
@@ -461,10 +463,11 @@ pub fn build(i: &Inputs<'_>) -> Report {
                 .order
                 .iter()
                 .map(|round| {
-                    let (_, index, coverage) = combine(f, &scores_in(Some(round)));
+                    let (dimensions, index, coverage) = combine(f, &scores_in(Some(round)));
                     RoundScore {
                         round: round.clone(),
                         closed: rounds.closed.contains(round),
+                        dimensions,
                         index,
                         level: index.map(|x| f.level(x).name.clone()),
                         coverage,

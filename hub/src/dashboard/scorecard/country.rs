@@ -141,7 +141,7 @@ pub fn render(r: &Report, c: &CountryReport, operator: &str, form: &FormView<'_>
         (dimension_bars(r, c))
         (layout::legend(&r.framework.levels))
         h2 { (text::TREND) }
-        (trend(&c.trend))
+        (trend(r, &c.trend))
         h2 { (text::MONTHLY) }
         (monthly(r, c))
         @for d in &r.framework.dimensions {
@@ -211,7 +211,9 @@ fn dimension_bars(r: &Report, c: &CountryReport) -> Markup {
     }
 }
 
-fn trend(rounds: &[RoundScore]) -> Markup {
+/// The index across rounds (a chart from two rounds on), and a table with each round's
+/// dimension scores beside its index, so that a round reads against the one before.
+fn trend(r: &Report, rounds: &[RoundScore]) -> Markup {
     let labels: Vec<String> = rounds.iter().map(|t| t.round.clone()).collect();
     let values: Vec<Option<f64>> = rounds.iter().map(|t| t.index).collect();
     html! {
@@ -225,11 +227,19 @@ fn trend(rounds: &[RoundScore]) -> Markup {
         }
         @if !rounds.is_empty() {
             table id="trend" {
-                tr { th { (text::ROUND) } th { (text::STATE) } th { (text::COL_INDEX) } th { (text::COL_LEVEL) } th { (text::COL_COVERAGE) } }
+                tr {
+                    th { (text::ROUND) } th { (text::STATE) }
+                    @for d in &r.framework.dimensions { th { (d.name) } }
+                    th { (text::COL_INDEX) } th { (text::COL_LEVEL) } th { (text::COL_COVERAGE) }
+                }
                 @for t in rounds {
                     tr {
                         td { (t.round) }
                         td { (if t.closed { text::CLOSED } else { text::OPEN }) }
+                        @for d in &r.framework.dimensions {
+                            @let score = t.dimensions.iter().find(|x| x.id == d.id).and_then(|x| x.score);
+                            td class=(layout::class(score)) { (layout::score(score)) }
+                        }
                         td class=(layout::class(t.index)) { (layout::score(t.index)) }
                         td { (t.level.as_deref().unwrap_or("–")) }
                         td class="num" { (layout::percent(t.coverage)) }
