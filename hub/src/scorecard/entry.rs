@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use caravan_common::{
     CountryCode, Refusal, RefusalCode, Timestamp,
     signing::{Purpose, SigningKey, sha256},
+    trust::shortened,
 };
 use caravan_proto::v1;
 
@@ -210,7 +211,7 @@ pub fn check(
         .ok_or_else(|| {
             invalid(format!(
                 "country {:?} is not one the framework scores ({})",
-                r.country,
+                shortened(&r.country),
                 framework
                     .countries
                     .iter()
@@ -222,7 +223,8 @@ pub fn check(
     let kpi = r.kpi.trim();
     if framework.kpi(kpi).is_none() {
         return Err(invalid(format!(
-            "kpi {kpi:?} is not in the framework (see `admin scorecard show --json` for the ids)"
+            "kpi {:?} is not in the framework (see `admin scorecard show --json` for the ids)",
+            shortened(kpi)
         )));
     }
     let score = u8::try_from(r.score)
@@ -240,8 +242,12 @@ pub fn check(
         "" => today.to_owned(),
         day => {
             let format = time::macros::format_description!("[year]-[month]-[day]");
-            time::Date::parse(day, format)
-                .map_err(|_| invalid(format!("assessed_on {day:?} is not a day YYYY-MM-DD")))?;
+            time::Date::parse(day, format).map_err(|_| {
+                invalid(format!(
+                    "assessed_on {:?} is not a day YYYY-MM-DD",
+                    shortened(day)
+                ))
+            })?;
             // ISO days compare as text.
             if day > today {
                 return Err(invalid(format!(
