@@ -26,7 +26,7 @@ use crate::{
 };
 
 /// How long the dashboard answers a report again before it is measured anew: a report reads
-/// every message of a year (about 0.5 s per 100,000 on redb, see `benches/scorecard.rs`), and
+/// every message of a year (about 0.3 s per 100,000 on redb, read and counted, see `benches/scorecard.rs`), and
 /// the measured KPIs move over a window of months, not seconds; the page says when it was
 /// measured. A recorded entry or a new trust list makes a new report at once. The Admin
 /// service, which people ask one command at a time, measures anew every time.
