@@ -25,6 +25,7 @@ pub mod rt;
 
 pub mod checks;
 pub mod document;
+pub mod issuing;
 pub mod store;
 
 pub mod hub;
