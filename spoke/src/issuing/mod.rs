@@ -111,3 +111,5 @@ pub(crate) fn hs_digits(value: &str) -> String {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_xsd;
