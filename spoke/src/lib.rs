@@ -8,13 +8,15 @@
 //! Modules in the order a document moves, each using only those before it: the leaves
 //! [`i18n`] (the console's languages, time zone and code lists), [`config`] (the checked TOML
 //! file), [`rt`] (store work off the async threads, backoff, shutdown), [`document`]
-//! (recognising documents and what they say), [`checks`] (whether what a document says fits its
-//! signer, recipient, header, the clock and the inbox) and [`store`] (inbox, outbox, sent
-//! records, on sled or redb); [`hub`] (the link to the hub, the trust list held, the log
-//! audit); [`outbound`] (send, upload, outbox, status following); [`inbound`] (receive,
-//! assemble, verify, take, acknowledge); [`evidence`] (bundles and the offline verifier);
-//! [`api`] (control API, NSW API and webhook, console, metrics, and their views); [`client`]
-//! (the typed control-API client); [`spoke`] (the wiring and [`run`]).
+//! (recognising documents and what they say), [`issuing`] (standard documents made from
+//! officers' forms, for countries without a single window, judged by the same rules),
+//! [`checks`] (whether what a document says fits its signer, recipient, header, the clock and
+//! the inbox) and [`store`] (inbox, outbox, sent records, on sled or redb); [`hub`] (the link
+//! to the hub, the trust list held, the log audit); [`outbound`] (send, upload, outbox, status
+//! following); [`inbound`] (receive, assemble, verify, take, acknowledge); [`evidence`]
+//! (bundles and the offline verifier); [`api`] (control API, NSW API and webhook, console,
+//! metrics, and their views); [`client`] (the typed control-API client); [`spoke`] (the wiring
+//! and [`run`]).
 
 #![forbid(unsafe_code)]
 

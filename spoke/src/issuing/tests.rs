@@ -334,6 +334,11 @@ fn a_replacement_eco_names_the_certificate_it_replaces() {
 fn minimal_forms_make_documents_the_spoke_accepts() {
     let (_, c) = built(&Form::EPhyto(minimal_ephyto()), &issue("UZ-1"));
     assert_eq!(c.goods[0].net_weight, m("20", "TNE"));
+    let mut juice = minimal_ephyto();
+    juice.lines[0].quantity = "2000.25".into();
+    juice.lines[0].unit = "LTR".into();
+    let (_, c) = built(&Form::EPhyto(juice), &issue("UZ-2"));
+    assert_eq!(c.goods[0].quantity, m("2000.25", "LTR"));
     let (_, c) = built(&Form::Eco(minimal_eco()), &issue("TJ-1"));
     assert_eq!(c.import_country.as_deref(), Some("AF"));
 }
