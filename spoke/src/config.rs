@@ -152,6 +152,42 @@ pub struct OfficerFile {
     /// "zh"); absent: the one chosen on the login page (from the browser's Accept-Language).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub language: Option<String>,
+    /// What the officer may do: `viewing` (read what arrived and was sent), `issuing`
+    /// (prepare certificates), `approving` (approve, and so sign and send, what another officer
+    /// prepared). Absent: viewing only.
+    #[serde(default = "viewing_only", skip_serializing_if = "is_viewing_only")]
+    pub roles: Vec<Role>,
+}
+
+/// An officer's role in the console.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Reads received and sent documents (every account can).
+    Viewing,
+    /// Prepares certificates: drafts, templates, corrections.
+    Issuing,
+    /// Approves a certificate another officer prepared: it is then signed with the country's
+    /// key and sent.
+    Approving,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Viewing => "viewing",
+            Self::Issuing => "issuing",
+            Self::Approving => "approving",
+        }
+    }
+}
+
+fn viewing_only() -> Vec<Role> {
+    vec![Role::Viewing]
+}
+
+fn is_viewing_only(roles: &[Role]) -> bool {
+    roles == [Role::Viewing]
 }
 
 /// The NSW REST API as written.
@@ -269,6 +305,14 @@ pub struct Officer {
     pub user: String,
     pub password_hash: String,
     pub language: Option<Lang>,
+    /// What the officer may do; every officer may view.
+    pub roles: Vec<Role>,
+}
+
+impl Officer {
+    pub fn may(&self, role: Role) -> bool {
+        role == Role::Viewing || self.roles.contains(&role)
+    }
 }
 
 /// The console's configuration, checked.
@@ -685,6 +729,17 @@ fn console_config(file: &ConsoleFile, problems: &mut Problems) -> Option<Console
         if argon2::PasswordHash::new(&o.password_hash).is_err() {
             problems.push(format!("console.officers[{i}].password_hash: not an argon2 hash (use `caravan-spoke officer-password`)"));
         }
+        if o.roles.is_empty() {
+            problems.push(format!(
+                "console.officers[{i}].roles: give at least one of viewing, issuing, approving (absent: viewing)"
+            ));
+        }
+        if file.officers[..i].iter().any(|other| other.user == o.user) {
+            problems.push(format!(
+                "console.officers[{i}].user: {:?} is given twice",
+                o.user
+            ));
+        }
     }
     let officers = file
         .officers
@@ -693,6 +748,7 @@ fn console_config(file: &ConsoleFile, problems: &mut Problems) -> Option<Console
         .map(|(i, o)| Officer {
             user: o.user.clone(),
             password_hash: o.password_hash.clone(),
+            roles: o.roles.clone(),
             language: o.language.as_deref().and_then(|tag| {
                 let lang = Lang::from_tag(tag);
                 if lang.is_none() {
@@ -879,12 +935,54 @@ mod tests {
     }
 
     #[test]
+    fn officers_view_unless_given_roles_and_roles_are_checked() {
+        let hash = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$B4DDLhfCdLX/5QVxY9qqq5yG7tSAo2GqOqqMq+ISOUk";
+        let console = |officers: &str| -> Result<ConsoleConfig, String> {
+            let file: ConsoleFile =
+                toml::from_str(&format!("listen = \"127.0.0.1:8081\"\n{officers}"))
+                    .map_err(|e| e.to_string())?;
+            let mut problems = Problems::default();
+            let console = console_config(&file, &mut problems);
+            problems
+                .finish(Path::new("spoke.toml"), || console.unwrap())
+                .map_err(|e| e.to_string())
+        };
+        let account = |user: &str, roles: &str| {
+            format!("[[officers]]\nuser = \"{user}\"\npassword_hash = \"{hash}\"\n{roles}\n")
+        };
+        // The existing accounts, with no roles written, become viewing officers.
+        let c =
+            console(&(account("ana", "") + &account("bo", "roles = [\"issuing\", \"approving\"]")))
+                .unwrap();
+        assert_eq!(c.officers[0].roles, [Role::Viewing]);
+        assert!(c.officers[0].may(Role::Viewing) && !c.officers[0].may(Role::Issuing));
+        assert!(c.officers[1].may(Role::Issuing) && c.officers[1].may(Role::Approving));
+        assert!(c.officers[1].may(Role::Viewing), "every officer views");
+        // No role, an unknown one, and one user twice are refused, each named.
+        let e = console(&account("ana", "roles = []")).unwrap_err();
+        assert!(
+            e.contains(
+                "console.officers[0].roles: give at least one of viewing, issuing, approving"
+            ),
+            "{e}"
+        );
+        let e = console(&account("ana", "roles = [\"admin\"]")).unwrap_err();
+        assert!(e.contains("unknown variant `admin`"), "{e}");
+        let e = console(&(account("ana", "") + &account("ana", ""))).unwrap_err();
+        assert!(
+            e.contains("console.officers[1].user: \"ana\" is given twice"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn officer_languages_and_the_time_zone_are_checked() {
         let hash = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$B4DDLhfCdLX/5QVxY9qqq5yG7tSAo2GqOqqMq+ISOUk";
         let officer = |language: Option<&str>| OfficerFile {
-            user: "officer".into(),
+            user: format!("officer-{}", language.unwrap_or("any")),
             password_hash: hash.into(),
             language: language.map(Into::into),
+            roles: vec![Role::Viewing],
         };
         let file = ConsoleFile {
             listen: "127.0.0.1:8081".into(),

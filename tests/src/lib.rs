@@ -919,6 +919,7 @@ impl Net {
                 user: "officer".into(),
                 password_hash: caravan_spoke::api::console::hash_password(password),
                 language: None,
+                roles: vec![caravan_spoke::config::Role::Viewing],
             }],
             time_zone: self.console_time_zone.clone(),
         });

@@ -201,6 +201,7 @@ pub fn create(dir: &Path, spokes: &[ParticipantId], engine: EngineKind) -> anyho
                         user: "officer".into(),
                         password_hash: caravan_spoke::api::console::hash_password(password),
                         language: None,
+                        roles: vec![caravan_spoke::config::Role::Viewing],
                     }],
                     time_zone: None,
                 }

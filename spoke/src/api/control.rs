@@ -370,6 +370,7 @@ async fn send(
         .parse()
         .map_err(|e| bad_request(format!("type: {e}")))?;
     let outgoing = Outgoing {
+        message_id: None,
         to,
         document_type,
         document_id: q.document_id.filter(|d| !d.is_empty()),
@@ -459,6 +460,7 @@ async fn answer(
         )
     })?;
     let outgoing = Outgoing {
+        message_id: None,
         to: original.sender,
         document_type,
         document_id: None,

@@ -99,6 +99,10 @@ fn rules_not_passed(checks: &[Check]) -> String {
 /// What to send.
 #[derive(Debug)]
 pub struct Outgoing {
+    /// The message's id; `None`: a new one. A caller that must know the id before the
+    /// document is queued (a certificate approved in the console: its id is the message's, so
+    /// that a step interrupted after queueing is finished, never sent twice) gives it.
+    pub message_id: Option<MessageId>,
     pub to: ParticipantId,
     pub document_type: DocumentType,
     /// The business number; read from the document when absent.
@@ -268,7 +272,7 @@ impl Outbound {
                 message: "the document carries no number; give one with --document-id".into(),
             }])
         })?;
-        let message_id = MessageId::generate();
+        let message_id = out.message_id.unwrap_or_else(MessageId::generate);
         // What the recipient will judge, judged here first: a FAIL is refused before signing.
         let checks = match &document {
             Some(content) => checks::run(&checks::Facts {

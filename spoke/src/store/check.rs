@@ -10,15 +10,15 @@ use caravan_common::store::keys::u64_of;
 use caravan_proto::v1;
 
 use super::{
-    SpokeStore, StoreError,
+    CertificateRecord, SpokeStore, StoreError, TemplateRecord,
     payloads::decode_location,
     records::{InboxRecord, LogAlarm, LogHeadRecord, decode},
     sent::SentRecord,
     tables::{
-        ARRIVALS, CURRENT_TRUST_LIST, FORMAT_KEY, FORMAT_VERSION, INBOX, LOG_ALARMS,
-        LOG_ALARMS_TOTAL, LOG_HEAD, META, NEXT_ARRIVAL, NEXT_QUEUED, OUTBOX, OUTBOX_PAYLOADS,
-        PAYLOAD_AT, PAYLOADS, QUEUED, SENT, STATUS_CURSOR, TABLES, TRUST, WEBHOOK_CURSOR,
-        inbox_key,
+        ARRIVALS, CERTIFICATE_TOKENS, CERTIFICATES, CURRENT_TRUST_LIST, FORMAT_KEY, FORMAT_VERSION,
+        INBOX, LOG_ALARMS, LOG_ALARMS_TOTAL, LOG_HEAD, META, NEXT_ARRIVAL, NEXT_QUEUED, OUTBOX,
+        OUTBOX_PAYLOADS, PAYLOAD_AT, PAYLOADS, QUEUED, SENT, STATUS_CURSOR, TABLES, TEMPLATES,
+        TRUST, WEBHOOK_CURSOR, inbox_key,
     },
 };
 
@@ -304,7 +304,61 @@ impl SpokeStore {
             let walked = scan(self.db.engine(), table, &mut report, |_, _, _| {});
             read(&mut report, table, walked);
         }
+        self.check_certificates(&mut report);
         report
+    }
+
+    /// Every certificate decodes under its own id and is found by its token; every token
+    /// names a certificate that carries it; every template decodes.
+    fn check_certificates(&self, report: &mut Report) {
+        let walked = scan(
+            self.db.engine(),
+            CERTIFICATES,
+            report,
+            |report, key, value| {
+                let name = format!("certificate {}", hex_key(key));
+                match decode::<CertificateRecord>(value, CERTIFICATES.name()) {
+                    Err(e) => report.problem(CERTIFICATES, &name, e.to_string()),
+                    Ok(c) if c.id.as_bytes() != key => {
+                        report.problem(CERTIFICATES, &name, "kept under another id than its own")
+                    }
+                    Ok(c) => match self.db.get(CERTIFICATE_TOKENS, c.public_token.as_bytes()) {
+                        Ok(Some(id)) if id == key => {}
+                        Ok(_) => report.problem(
+                            CERTIFICATE_TOKENS,
+                            &name,
+                            "its public token does not lead to it",
+                        ),
+                        Err(e) => report.problem(CERTIFICATE_TOKENS, &name, e.to_string()),
+                    },
+                }
+            },
+        );
+        read(report, CERTIFICATES, walked);
+        let walked = scan(
+            self.db.engine(),
+            CERTIFICATE_TOKENS,
+            report,
+            |report, key, value| {
+                let name = format!("token {}", String::from_utf8_lossy(key));
+                match self.db.get(CERTIFICATES, value) {
+                    Ok(Some(_)) => {}
+                    Ok(None) => report.problem(
+                        CERTIFICATE_TOKENS,
+                        &name,
+                        "names a certificate the store does not hold",
+                    ),
+                    Err(e) => report.problem(CERTIFICATES, &name, e.to_string()),
+                }
+            },
+        );
+        read(report, CERTIFICATE_TOKENS, walked);
+        let walked = scan(self.db.engine(), TEMPLATES, report, |report, key, value| {
+            if let Err(e) = decode::<TemplateRecord>(value, TEMPLATES.name()) {
+                report.problem(TEMPLATES, hex_key(key), e.to_string());
+            }
+        });
+        read(report, TEMPLATES, walked);
     }
 
     /// The counters that only grow: arrivals into the inbox, documents into the outbox.

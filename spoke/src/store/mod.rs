@@ -48,6 +48,7 @@ use caravan_common::{
     store::{Counter, Db, EngineKind, Table, keys::u64_of, segments::Damaged},
 };
 
+mod certificates;
 mod check;
 #[cfg(test)]
 pub(crate) mod fixtures;
@@ -62,6 +63,7 @@ mod tables;
 #[cfg(test)]
 mod tests;
 
+pub use certificates::{Action, CertificateRecord, CertificateState, Step, TemplateRecord};
 pub use inbox::{Arrivals, InboxPage};
 pub use outbox::Queued;
 pub use paging::{Page, PageAt};

@@ -37,6 +37,12 @@ pub(super) const NUMBERS: Table = Table::new(12, "numbers");
 /// sender), whether or not the replaced one has arrived: a replacement may come first.
 /// Values: the replacement's message id (16 bytes).
 pub(super) const REPLACEMENTS: Table = Table::new(13, "replacements");
+/// The certificates this spoke makes (`certificates.rs`), by id.
+pub(super) const CERTIFICATES: Table = Table::new(14, "certificates");
+/// A certificate's id by the token in its printed QR code.
+pub(super) const CERTIFICATE_TOKENS: Table = Table::new(15, "certificate_tokens");
+/// Exporters' templates, by document type and exporter.
+pub(super) const TEMPLATES: Table = Table::new(16, "templates");
 /// The spoke store's tables, each at its slot (for `store migrate`, which copies them all).
 pub const TABLES: &[Table] = &[
     INBOX,
@@ -53,6 +59,9 @@ pub const TABLES: &[Table] = &[
     META,
     NUMBERS,
     REPLACEMENTS,
+    CERTIFICATES,
+    CERTIFICATE_TOKENS,
+    TEMPLATES,
 ];
 
 pub(super) const CURRENT_TRUST_LIST: &[u8] = b"current";
@@ -68,6 +77,9 @@ pub(super) const LOG_ALARMS_TOTAL: &[u8] = b"log_alarms_total";
 /// the store foundation numbered from 0 and go on from where they are; new ones from 1.
 pub(super) const NEXT_ARRIVAL: Counter = Counter::new(META, b"next_arrival");
 pub(super) const NEXT_QUEUED: Counter = Counter::new(META, b"next_queued");
+/// The prefix of the meta keys of the next certificate number of each year
+/// (`next_certificate_number2026`).
+pub(super) const NEXT_CERTIFICATE_NUMBER: &[u8] = b"next_certificate_number";
 
 /// The inbox's key of a document: message id, then sender.
 pub(super) fn inbox_key(id: MessageId, sender: ParticipantId) -> [u8; 18] {
