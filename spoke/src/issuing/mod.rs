@@ -109,7 +109,8 @@ pub(crate) fn hs_digits(value: &str) -> String {
     value.trim().chars().filter(char::is_ascii_digit).collect()
 }
 
+/// The forms the tests fill (full and minimal, of each kind), for other modules' tests too.
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 #[cfg(test)]
 mod tests_xsd;
