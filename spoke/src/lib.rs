@@ -27,6 +27,7 @@ pub mod rt;
 
 pub mod checks;
 pub mod document;
+pub mod issuance;
 pub mod issuing;
 pub mod store;
 
