@@ -25,6 +25,8 @@ pub mod rt;
 
 pub mod checks;
 pub mod document;
+pub mod issuance;
+pub mod issuing;
 pub mod store;
 
 pub mod hub;

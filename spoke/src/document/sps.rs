@@ -3,7 +3,7 @@
 
 use super::{
     Field,
-    content::{Attachment, Content, GoodsLine, Party, Transport},
+    content::{Attachment, Content, GoodsLine, Measure, Party, Transport},
     fields::{Spec, measure},
     xml::Element,
 };
@@ -133,6 +133,20 @@ fn party(e: Option<&Element>) -> Option<Party> {
     )
 }
 
+/// The IPPC ePhyto's "other quantity" of a trade line: the notes OQV (value) and OQU (unit).
+fn other_quantity(item: &Element) -> Option<Measure> {
+    let note = |subject: &str| {
+        item.all("AdditionalInformationSPSNote")
+            .into_iter()
+            .find(|n| n.text("Subject").as_deref() == Some(subject))
+            .and_then(|n| n.text("Content"))
+    };
+    Some(Measure {
+        value: note("OQV")?,
+        unit: note("OQU"),
+    })
+}
+
 pub(super) fn content(root: &Element, fields: Vec<Field>) -> Content {
     let doc = root.at("SPSExchangedDocument");
     let consignment = root.at("SPSConsignment");
@@ -153,7 +167,9 @@ pub(super) fn content(root: &Element, fields: Vec<Field>) -> Content {
                         .is_some_and(|s| s.eq_ignore_ascii_case("HS"))
                 })
                 .and_then(|c| c.text("ClassCode")),
-            quantity: measure(item.at("PhysicalSPSPackage/ItemQuantity")),
+            quantity: other_quantity(item)
+                .or_else(|| measure(item.at("NetVolumeMeasure")))
+                .or_else(|| measure(item.at("PhysicalSPSPackage/ItemQuantity"))),
             net_weight: measure(item.at("NetWeightMeasure")),
             gross_weight: measure(item.at("GrossWeightMeasure")),
             origin_country: item.text("OriginSPSCountry/ID"),
