@@ -1,6 +1,9 @@
 //! The officers' web console: a received certificate, what it says, and whether it is genuine,
 //! current and unaltered, in plain words; and what this spoke sent, where each document is and,
-//! when the recipient rejected one, its reason code and text ([`sent`]).
+//! when the recipient rejected one, its reason code and text ([`sent`]); and the certificates
+//! it issues itself, from draft to approval, with their printout and the public verification
+//! page their QR code leads to (`/verify/{token}`, the one page served without login:
+//! [`certificates`]).
 //!
 //! Served by the spoke under `/console`, as plain server-rendered HTML with one stylesheet it
 //! serves itself (no script, nothing loaded from the internet), usable on a laptop or a tablet
