@@ -174,7 +174,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     ));
     if let (Some(c), Some(listener)) = (console, console_listener) {
         info!(addr = %local(&listener), officers = c.officers.len(), "officer console listening");
-        let console = api::console::Console::new(api.clone(), &c);
+        // Certificates issued from the console are queued like any document the spoke sends.
+        let issuance = Arc::new(crate::issuance::Issuance::new(
+            me,
+            store.clone(),
+            spoke.outbound.clone(),
+        ));
+        let console = api::console::Console::new(api.clone(), &c, issuance);
         if let Some(problem) = console.cookie_problem() {
             warn!("{problem}");
         }

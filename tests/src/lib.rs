@@ -262,6 +262,9 @@ pub struct Net {
     pub console_time_zone: Option<String>,
     /// Serve the console without a `public_url` (otherwise `https://console-<id>.caravan.test`).
     pub console_without_public_url: bool,
+    /// More console accounts on every spoke serving the console: (user, password, roles), e.g.
+    /// an issuing and an approving officer (issue 18).
+    pub console_officers: Vec<(String, String, Vec<caravan_spoke::config::Role>)>,
     /// The CA file, in the PKI folder, that the hub and the spokes trust (default `ca.pem`; a
     /// CA rollover uses `ca-bundle.pem`).
     pub ca_file: String,
@@ -373,6 +376,7 @@ impl Net {
             nsw: false,
             nsw_tokens: BTreeMap::new(),
             console_without_public_url: false,
+            console_officers: Vec::new(),
             console_password: None,
             console_time_zone: None,
             nsw_webhook: None,
@@ -915,12 +919,23 @@ impl Net {
             // The QR code's URL; the port is not known before the spoke binds.
             public_url: (!self.console_without_public_url)
                 .then(|| format!("https://console-{}.caravan.test", id.to_lowercase())),
-            officers: vec![OfficerFile {
+            officers: std::iter::once(OfficerFile {
                 user: "officer".into(),
                 password_hash: caravan_spoke::api::console::hash_password(password),
                 language: None,
                 roles: vec![caravan_spoke::config::Role::Viewing],
-            }],
+            })
+            .chain(
+                self.console_officers
+                    .iter()
+                    .map(|(user, password, roles)| OfficerFile {
+                        user: user.clone(),
+                        password_hash: caravan_spoke::api::console::hash_password(password),
+                        language: None,
+                        roles: roles.clone(),
+                    }),
+            )
+            .collect(),
             time_zone: self.console_time_zone.clone(),
         });
         let participants = pki.join("participants");

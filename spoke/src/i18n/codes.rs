@@ -136,6 +136,40 @@ pub fn decode(list: List, code: &str, lang: Lang) -> Decoded<'_> {
     }
 }
 
+/// Every code of `list` with its name in `lang` (English where the list has none), for the
+/// pickers of the issuing forms: countries by name in `lang`, the other lists by code.
+pub fn all(list: List, lang: Lang) -> Vec<(&'static str, &'static str)> {
+    let lists = &*LISTS;
+    let mut out: Vec<(&'static str, &'static str)> = if list == List::Country {
+        let Some(english) = lists.countries.get(super::DEFAULT) else {
+            return Vec::new();
+        };
+        english
+            .keys()
+            .filter_map(|code| Some((code.as_str(), name(list, code, lang)?)))
+            .collect()
+    } else {
+        lists
+            .tables
+            .get(&list)
+            .map(|t| {
+                t.iter()
+                    .filter_map(|(code, e)| Some((code.as_str(), by_language(&e.name, lang)?)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    if list == List::Country {
+        out.sort_by(|a, b| a.1.cmp(b.1).then(a.0.cmp(b.0)));
+    } else {
+        out.sort_by(|a, b| {
+            let n = |c: &str| c.parse::<u32>().ok();
+            n(a.0).cmp(&n(b.0)).then(a.0.cmp(b.0))
+        });
+    }
+    out
+}
+
 /// The symbol of a Rec 20 unit in `lang` ("kg", "кг"), for units that have one.
 pub fn unit_symbol(code: &str, lang: Lang) -> Option<&'static str> {
     let entry = LISTS.tables.get(&List::Unit)?.get(code.trim())?;

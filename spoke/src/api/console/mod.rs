@@ -1,6 +1,9 @@
 //! The officers' web console: a received certificate, what it says, and whether it is genuine,
 //! current and unaltered, in plain words; and what this spoke sent, where each document is and,
-//! when the recipient rejected one, its reason code and text ([`sent`]).
+//! when the recipient rejected one, its reason code and text ([`sent`]); and the certificates
+//! it issues itself, from draft to approval, with their printout and the public verification
+//! page their QR code leads to (`/verify/{token}`, the one page served without login:
+//! [`certificates`]).
 //!
 //! Served by the spoke under `/console`, as plain server-rendered HTML with one stylesheet it
 //! serves itself (no script, nothing loaded from the internet), usable on a laptop or a tablet
@@ -60,6 +63,7 @@ use crate::{
         codes::{self, Decoded, List},
         negotiate,
     },
+    issuance::Issuance,
     rt::blocking,
     store::{InboxPage, InboxRecord, PageAt, Verification},
 };
@@ -69,12 +73,14 @@ use super::{
     login_guard::{ACCOUNT_FAILURES, LoginGuard, MAX_USER_BYTES, Refusal},
 };
 
+mod certificates;
 mod documents;
 mod inbox;
 mod sent;
 #[cfg(test)]
 mod tests;
 
+use certificates::{MAX_CERTIFICATE_FORM_BYTES, act, create, list, new_page, print, show};
 use documents::{attachment, document_page, print_page};
 use inbox::inbox;
 use sent::{sent_document, sent_list};
@@ -106,6 +112,8 @@ struct Session {
 /// (nor across a password's verification).
 pub struct Console {
     api: Api,
+    /// Issuing certificates (issue 18): the workflow every step of the certificate pages is.
+    issuance: Arc<Issuance>,
     officers: Vec<Officer>,
     /// The time zone times are shown in.
     clock: Clock,
@@ -167,6 +175,10 @@ pre{white-space:pre-wrap;word-break:break-all;max-height:30rem;overflow:auto;bac
 header nav a{margin-right:1rem}table.facts th{white-space:nowrap;overflow-wrap:normal;width:1%}.headline{font-size:1.15rem}.waiting{color:#3d4f63}\
 code.business{border:1px solid #8a99ab;border-radius:.3rem;white-space:nowrap}\
 code.business .namespace{background:#e4e9f0;padding:0 .3rem}code.business .colon{padding:0 .1rem}code.business .local{font-weight:700;padding:0 .3rem}\
+fieldset{background:#fff;border:1px solid #dde;margin:.6rem 0}.field{display:inline-block;margin:.2rem .6rem .2rem 0;vertical-align:top}\
+.field label{display:block;font-size:.85rem;color:#3d4f63}.entry{border-top:1px dashed #dde;padding:.3rem 0}\
+.problem{display:block;color:#a4161a;font-weight:600;font-size:.85rem}ul.problems{color:#a4161a}form.step{margin:.5rem 0}\
+table.lines td,table.lines th{font-size:.9rem}\
 @media print{header,form,.noprint{display:none}body{background:#fff}}";
 
 /// The stylesheet, served as a file so that the Content-Security-Policy needs no inline style.
@@ -223,6 +235,7 @@ fn page(lang: Lang, title: &str, officer: Option<(&str, &str)>, body: Markup) ->
                         nav {
                             a href="/console" { (lang.t("page.received")) }
                             a href="/console/sent" { (lang.t("page.sent")) }
+                            a href="/console/certificates" { (lang.t("page.certificates")) }
                         }
                     }
                     @if let Some((name, csrf)) = officer {
@@ -283,10 +296,11 @@ pub fn cookie_problem(listen: SocketAddr, public_url: Option<&str>) -> Option<St
 }
 
 impl Console {
-    /// The console of `config`, on `api`.
-    pub fn new(api: Api, config: &ConsoleConfig) -> Arc<Self> {
+    /// The console of `config`, on `api`, issuing through `issuance`.
+    pub fn new(api: Api, config: &ConsoleConfig, issuance: Arc<Issuance>) -> Arc<Self> {
         Arc::new(Console {
             api,
+            issuance,
             officers: config.officers.clone(),
             clock: config.clock.clone(),
             public_url: config.public_url.clone(),
@@ -317,6 +331,22 @@ impl Console {
                 "/console/documents/{id}/attachments/{index}",
                 get(attachment),
             )
+            .route(
+                "/console/certificates",
+                get(list)
+                    .post(create)
+                    .layer(DefaultBodyLimit::max(MAX_CERTIFICATE_FORM_BYTES)),
+            )
+            .route("/console/certificates/new", get(new_page))
+            .route(
+                "/console/certificates/{id}",
+                get(show)
+                    .post(act)
+                    .layer(DefaultBodyLimit::max(MAX_CERTIFICATE_FORM_BYTES)),
+            )
+            .route("/console/certificates/{id}/print", get(print::print_page))
+            // Public: whoever holds a printed certificate; no login, no content.
+            .route("/verify/{token}", get(print::verify))
             .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
             .layer(map_response(harden))
             .with_state(self.clone())

@@ -354,11 +354,11 @@ fn the_sent_list_filters_by_state_and_pages_both_ways() {
     ] {
         assert!(body.contains(expected), "{expected} not in {body}");
     }
-    // The shell links the inbox and the sent documents once logged in.
+    // The shell links the inbox, the sent documents and the certificates once logged in.
     let shell = page(Lang::default(), "Sent", Some(("ana", "t")), html! {}).0;
     assert!(
         shell.contains(
-            "<nav><a href=\"/console\">Received</a><a href=\"/console/sent\">Sent</a></nav>"
+            "<nav><a href=\"/console\">Received</a><a href=\"/console/sent\">Sent</a><a href=\"/console/certificates\">Certificates</a></nav>"
         ),
         "{shell}"
     );
