@@ -27,7 +27,7 @@ use caravan_hub::{
     pki::{self, PkiLayout, Subject},
 };
 use caravan_proto::v1;
-use caravan_spoke::config::{ConsoleFile, NswFile, NswTokenFile, OfficerFile, SpokeFile};
+use caravan_spoke::config::{ConsoleFile, NswFile, NswTokenFile, OfficerFile, Role, SpokeFile};
 
 pub fn spoke_config(dir: &Path, id: ParticipantId) -> PathBuf {
     dir.join(id.as_str()).join("spoke.toml")
@@ -162,12 +162,25 @@ pub fn create(dir: &Path, spokes: &[ParticipantId], engine: EngineKind) -> anyho
             &spoke_dir.join("nsw-token"),
             format!("{token}\n").as_bytes(),
         )?;
-        // An officer login for the console: user `officer`, a random password.
-        let (password, _) = caravan_spoke::api::nsw::new_token();
-        let password = &password[..20];
+        // An officer login for the console: user `officer` (viewing), a random password; the
+        // first spoke also gets `issuer` and `approver`, to issue certificates from its console
+        // as a country without a single window does (four eyes: two officers).
+        let password = || {
+            let (password, _) = caravan_spoke::api::nsw::new_token();
+            password[..20].to_owned()
+        };
+        let mut accounts = vec![("officer", password(), vec![Role::Viewing])];
+        if Some(id) == spokes.first() {
+            accounts.push(("issuer", password(), vec![Role::Issuing]));
+            accounts.push(("approver", password(), vec![Role::Approving]));
+        }
         caravan_common::signing::write_secret_file(
             &spoke_dir.join("officer.txt"),
-            format!("officer:{password}\n").as_bytes(),
+            accounts
+                .iter()
+                .map(|(user, password, _)| format!("{user}:{password}\n"))
+                .collect::<String>()
+                .as_bytes(),
         )?;
         let spoke = SpokeFile {
             participant: id.to_string(),
@@ -197,12 +210,15 @@ pub fn create(dir: &Path, spokes: &[ParticipantId], engine: EngineKind) -> anyho
                     // On loopback, the QR code may lead to plain http.
                     public_url: Some(format!("http://{listen}")),
                     listen,
-                    officers: vec![OfficerFile {
-                        user: "officer".into(),
-                        password_hash: caravan_spoke::api::console::hash_password(password),
-                        language: None,
-                        roles: vec![caravan_spoke::config::Role::Viewing],
-                    }],
+                    officers: accounts
+                        .iter()
+                        .map(|(user, password, roles)| OfficerFile {
+                            user: (*user).into(),
+                            password_hash: caravan_spoke::api::console::hash_password(password),
+                            language: None,
+                            roles: roles.clone(),
+                        })
+                        .collect(),
                     time_zone: None,
                 }
             }),

@@ -151,6 +151,14 @@ async fn sandbox(cli: Cli) -> anyhow::Result<bool> {
                 console.listen,
                 dir.join(id.as_str()).join("officer.txt").display()
             );
+            if console.officers.iter().any(|o| o.user == "issuer")
+                && let Some(to) = spokes.iter().find(|s| *s != id)
+            {
+                println!(
+                    "         issue a certificate there: log in as `issuer`, Certificates, New e-Phyto for {to}, fill it in and Submit for approval; then log in as `approver` and Approve and send: {to} receives it verified; its printout's QR code leads to the public page http://{}/verify/<code>",
+                    console.listen
+                );
+            }
         }
         if let Some(nsw) = &config.nsw {
             println!(

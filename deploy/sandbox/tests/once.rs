@@ -190,6 +190,34 @@ fn the_sandbox_carries_three_documents_end_to_end_on_either_engine_and_reuses_it
         "{output}"
     );
     assert_sample_scorecard(&dir);
+    // The first spoke issues certificates from its console: an issuing and an approving
+    // officer beside the viewing one, and the output says how.
+    let logins = std::fs::read_to_string(dir.join("KZ/officer.txt")).unwrap();
+    let users: Vec<&str> = logins.lines().filter_map(|l| l.split(':').next()).collect();
+    assert_eq!(users, ["officer", "issuer", "approver"]);
+    let config = caravan_spoke::Config::load(&dir.join("KZ/spoke.toml")).unwrap();
+    let roles: Vec<Vec<caravan_spoke::config::Role>> = config
+        .console
+        .unwrap()
+        .officers
+        .iter()
+        .map(|o| o.roles.clone())
+        .collect();
+    use caravan_spoke::config::Role;
+    assert_eq!(
+        roles,
+        [
+            vec![Role::Viewing],
+            vec![Role::Issuing],
+            vec![Role::Approving]
+        ]
+    );
+    assert!(
+        output.contains("issue a certificate there: log in as `issuer`"),
+        "{output}"
+    );
+    let cn = std::fs::read_to_string(dir.join("CN/officer.txt")).unwrap();
+    assert_eq!(cn.lines().count(), 1, "one issuing spoke: {cn}");
     // redb is the default engine of new stores.
     for store in ["hub/data/store", "KZ/data/store"] {
         assert!(
