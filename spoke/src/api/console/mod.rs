@@ -164,7 +164,7 @@ fn with_cookie(cookie: Cookie<'_>, response: impl IntoResponse) -> Response {
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:0;background:#f5f6f8;color:#1b1f24}\
 header{background:#123c69;color:#fff;padding:.6rem 1rem;display:flex;justify-content:space-between;align-items:center}\
-header a,header button{color:#fff}main{padding:1rem;max-width:70rem;margin:auto}\
+header a,header button{color:#fff}header button{background:transparent;border:1px solid #fff9;border-radius:.3rem;cursor:pointer}small.verify{overflow-wrap:anywhere;word-break:break-all}main{padding:1rem;max-width:70rem;margin:auto}\
 table{border-collapse:collapse;width:100%;background:#fff}td,th{padding:.4rem .5rem;border-bottom:1px solid #dde;text-align:left;vertical-align:top;overflow-wrap:anywhere}td:first-child{white-space:nowrap}\
 .ok{color:#0a6b2d;font-weight:600}.fail{color:#a4161a;font-weight:700}.warn{color:#8a5a00;font-weight:600}\
 .panel{background:#fff;padding:1rem;margin:1rem 0;border-radius:.4rem;box-shadow:0 1px 2px #0002}\
