@@ -588,4 +588,4 @@ fn bounded_note(note: &str, missing: &'static str) -> Result<String, IssueError>
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

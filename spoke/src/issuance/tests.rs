@@ -10,10 +10,20 @@ use crate::{
     store::{Lifecycle, SentRecord},
 };
 
-/// Keeps each queued document, and its sent record in the store, as `Outbound::send` does.
-struct Kept {
+/// Keeps each queued document, and its sent record in the store, as `Outbound::send` does
+/// (the console's tests use it too).
+pub(crate) struct Kept {
     store: Arc<SpokeStore>,
-    queued: Mutex<Vec<Outgoing>>,
+    pub(crate) queued: Mutex<Vec<Outgoing>>,
+}
+
+impl Kept {
+    pub(crate) fn new(store: Arc<SpokeStore>) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            queued: Mutex::new(Vec::new()),
+        })
+    }
 }
 
 impl Queue for Kept {
@@ -39,7 +49,7 @@ impl Queue for Kept {
     }
 }
 
-fn officer(user: &str, roles: &[Role]) -> Officer {
+pub(crate) fn officer(user: &str, roles: &[Role]) -> Officer {
     Officer {
         user: user.into(),
         password_hash: String::new(),
@@ -51,10 +61,7 @@ fn officer(user: &str, roles: &[Role]) -> Officer {
 fn setup() -> (tempfile::TempDir, Arc<Kept>, Issuance<Kept>) {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SpokeStore::open(dir.path(), None, 4 << 20).unwrap());
-    let kept = Arc::new(Kept {
-        store: store.clone(),
-        queued: Mutex::new(Vec::new()),
-    });
+    let kept = Kept::new(store.clone());
     let issuance = Issuance::new("KZ".parse().unwrap(), store, kept.clone());
     (dir, kept, issuance)
 }

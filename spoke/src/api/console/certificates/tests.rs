@@ -3,30 +3,21 @@
 //! its fields with what was typed kept, posted fields read back into the same form, and the
 //! public page showing nothing of what a certificate says.
 
-use std::sync::Mutex;
-
 use caravan_common::Timestamp;
 
 use super::super::tests::{ESCAPED, HOSTILE};
 use super::{fields::*, listing::list_body, print::*, *};
 use crate::{
-    issuance::{Issuance, Queue},
+    issuance::{
+        Issuance,
+        tests::{Kept, officer},
+    },
     issuing::{
         EcoLine, PhytoLine, Treatment,
         tests::{full_eco, full_ephyto},
     },
-    outbound::Outgoing,
-    store::{Lifecycle, SentRecord, SpokeStore, Step},
+    store::{SpokeStore, Step},
 };
-
-fn officer(user: &str, roles: &[Role]) -> Officer {
-    Officer {
-        user: user.into(),
-        password_hash: String::new(),
-        language: None,
-        roles: roles.to_vec(),
-    }
-}
 
 fn record(form: &IssueForm, state: CertificateState) -> CertificateRecord {
     CertificateRecord {
@@ -372,41 +363,11 @@ fn problems_are_shown_beside_their_fields_with_what_was_typed_kept() {
     assert!(page.contains("<li><b>lines[1].hs_code</b>: "), "{page}");
 }
 
-/// Keeps each queued document in the outbox, as `Outbound::send` would.
-struct Kept(Arc<SpokeStore>, Mutex<usize>);
-
-impl Queue for Kept {
-    async fn queue(&self, out: Outgoing) -> Result<(), SendError> {
-        let record = SentRecord {
-            message_id: out.message_id.unwrap(),
-            recipient: out.to,
-            document_type: out.document_type,
-            document_id: out.document_id.clone().unwrap_or_default(),
-            payload_length: 0,
-            header_sha256: String::new(),
-            queued_at: Timestamp::now(),
-            lifecycle: Lifecycle::QUEUED,
-            attempts: 0,
-            last_error: None,
-            transitions: Vec::new(),
-            acknowledgement: None,
-            responses: Vec::new(),
-        };
-        self.0.enqueue(&record, b"envelope", b"payload")?;
-        *self.1.lock().unwrap() += 1;
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn the_public_page_says_who_issued_it_and_whether_it_stands_and_nothing_it_says() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SpokeStore::open(dir.path(), None, 4 << 20).unwrap());
-    let w = Issuance::new(
-        "KZ".parse().unwrap(),
-        store.clone(),
-        Arc::new(Kept(store, Mutex::new(0))),
-    );
+    let w = Issuance::new("KZ".parse().unwrap(), store.clone(), Kept::new(store));
     let (ana, bo) = (
         officer("ana", &[Role::Issuing]),
         officer("bo", &[Role::Approving]),
