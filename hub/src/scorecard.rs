@@ -84,7 +84,8 @@ impl Scorecard {
         let window_days = report::effective_window(window_days);
         let mut newest = self.newest.lock().await;
         let entries = self.store.read(|b| b.scorecard_entries()).await?.len();
-        let trust_list_version = self.registry.snapshot().list.version;
+        let snapshot = self.registry.snapshot();
+        let trust_list_version = snapshot.list.version;
         if let Some(made) = newest.as_ref()
             && made.window_days == window_days
             && made.entries == entries
@@ -93,24 +94,14 @@ impl Scorecard {
         {
             return Ok(made.report.clone());
         }
-        let snapshot = self.registry.snapshot();
         let framework = self.framework.clone();
         let report = self
-            .store
-            .run(move |b| {
-                let (certificates, reports) = (b.certificates()?, b.conformance_reports()?);
-                let state = measured::State {
-                    trust: &snapshot.trust,
-                    certificates: &certificates,
-                    reports: &reports,
-                    now: Timestamp::now(),
-                };
-                let exchange = read_exchange(b, &state, window_days)?;
+            .measure(snapshot, window_days, move |b, state, exchange| {
                 let entries = b.scorecard_entries()?;
                 Ok(report::build(&report::Inputs {
                     framework: &framework,
                     entries: &entries,
-                    exchange: &exchange,
+                    exchange,
                     state,
                 }))
             })
@@ -173,8 +164,24 @@ impl Scorecard {
 
     /// What a round keeps when it closes: the measured scores now, over the default window.
     async fn measured_now(&self) -> Result<entry::MeasuredScores, StoreError> {
-        let snapshot = self.registry.snapshot();
         let framework = self.framework.clone();
+        self.measure(self.registry.snapshot(), 0, move |_, state, exchange| {
+            Ok(report::measure_now(&framework, exchange, &state))
+        })
+        .await
+    }
+
+    /// On a blocking thread: the trust list of `snapshot`, the certificates and conformance
+    /// reports read now, and every message of the window (`window_days`, 0: the default) and
+    /// the months counted, handed to `then`.
+    async fn measure<T: Send + 'static>(
+        &self,
+        snapshot: Arc<crate::registry::Snapshot>,
+        window_days: u32,
+        then: impl FnOnce(&dyn Backend, measured::State<'_>, &report::Exchange) -> Result<T, StoreError>
+        + Send
+        + 'static,
+    ) -> Result<T, StoreError> {
         self.store
             .run(move |b| {
                 let (certificates, reports) = (b.certificates()?, b.conformance_reports()?);
@@ -184,8 +191,8 @@ impl Scorecard {
                     reports: &reports,
                     now: Timestamp::now(),
                 };
-                let exchange = read_exchange(b, &state, 0)?;
-                Ok(report::measure_now(&framework, &exchange, &state))
+                let exchange = read_exchange(b, &state, window_days)?;
+                then(b, state, &exchange)
             })
             .await
     }

@@ -281,11 +281,13 @@ pub fn measure(
     state: &State<'_>,
     monthly_only: bool,
 ) -> BTreeMap<String, Measured> {
+    // A country with no participant: the hub sees nothing of it.
+    let unseen = participants_of(country, state).is_empty();
     RULES
         .iter()
         .filter(|r| r.monthly || !monthly_only)
         .map(|r| {
-            let measured = if participants_of(country, state).is_empty() {
+            let measured = if unseen {
                 Measured {
                     score: None,
                     figures: vec![figure("participants in the trust list", "none")],

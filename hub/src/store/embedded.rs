@@ -880,34 +880,7 @@ impl Backend for Embedded {
         since: Timestamp,
         visit: &mut dyn FnMut(ExchangeFact),
     ) -> Result<(), StoreError> {
-        let since = since.as_millis();
-        self.each(MESSAGES, &mut |key, value| {
-            let m = <MessageRecord as Record>::decode(value)?;
-            if m.accepted_at_ms < since {
-                return Ok(());
-            }
-            let status = self
-                .db
-                .get(STATUS, key)?
-                .map(|b| <StatusRecord as Record>::decode(&b))
-                .transpose()?
-                .unwrap_or_default();
-            visit(ExchangeFact::of(
-                m.sender,
-                m.recipient,
-                m.document_type,
-                m.accepted_at_ms,
-                status.current(),
-                status.transitions.iter().map(|t| {
-                    (
-                        MessageState::try_from(t.state).unwrap_or(MessageState::Unspecified),
-                        t.at_ms,
-                    )
-                }),
-                status.ack,
-            ));
-            Ok(())
-        })
+        self.walk_facts(since, visit)
     }
 
     fn record_certificate(&self, certificate: &CertificateRecord) -> Result<(), StoreError> {

@@ -1,8 +1,11 @@
 //! Everything an embedded store holds, as typed records in the order a new store takes them
 //! (`store migrate` into PostgreSQL, see `crate::migrate`): the log first, so that the records
-//! naming its entries find them.
+//! naming its entries find them. And the other whole walk of the messages, the scorecard's.
 
-use caravan_common::store::{Counter, StoreError, keys::u64_value, record::Record};
+use caravan_common::{
+    Timestamp,
+    store::{Counter, StoreError, keys::u64_value, record::Record},
+};
 
 use super::{
     Embedded, MessageRecord, StatusEvent, StatusRecord,
@@ -12,7 +15,8 @@ use super::{
     },
 };
 use crate::store::{
-    Backend, CertificateRecord, ConformanceRecord, RegistryRecord, ScorecardRecord, TreeHead,
+    Backend, CertificateRecord, ConformanceRecord, ExchangeFact, MessageState, RegistryRecord,
+    ScorecardRecord, TreeHead,
 };
 
 /// One record of an exported store.
@@ -136,6 +140,43 @@ impl Embedded {
             registry_floor: self
                 .meta_u64(REGISTRY_FLOOR, "registry version floor")?
                 .unwrap_or(0),
+        })
+    }
+
+    /// What the scorecard measures of every message accepted at or after `since`
+    /// (`Backend::exchange_facts`): the messages walked, each with its status.
+    pub(super) fn walk_facts(
+        &self,
+        since: Timestamp,
+        visit: &mut dyn FnMut(ExchangeFact),
+    ) -> Result<(), StoreError> {
+        let since = since.as_millis();
+        self.each(MESSAGES, &mut |key, value| {
+            let m = <MessageRecord as Record>::decode(value)?;
+            if m.accepted_at_ms < since {
+                return Ok(());
+            }
+            let status = self
+                .db
+                .get(STATUS, key)?
+                .map(|b| <StatusRecord as Record>::decode(&b))
+                .transpose()?
+                .unwrap_or_default();
+            visit(ExchangeFact::of(
+                m.sender,
+                m.recipient,
+                m.document_type,
+                m.accepted_at_ms,
+                status.current(),
+                status.transitions.iter().map(|t| {
+                    (
+                        MessageState::try_from(t.state).unwrap_or(MessageState::Unspecified),
+                        t.at_ms,
+                    )
+                }),
+                status.ack,
+            ));
+            Ok(())
         })
     }
 

@@ -68,6 +68,16 @@ pub(crate) struct Spec {
 
 use Input::*;
 
+/// The consignee, as both forms name it.
+const CONSIGNEE: Group = Group {
+    legend: "cg.consignee",
+    fields: &[
+        ("consignee.name", Text),
+        ("consignee.address", Long),
+        ("consignee.country", Country),
+    ],
+};
+
 pub(crate) const EPHYTO: Spec = Spec {
     kind: "e-phyto",
     groups: &[
@@ -79,14 +89,7 @@ pub(crate) const EPHYTO: Spec = Spec {
                 ("consignor.country", Country),
             ],
         },
-        Group {
-            legend: "cg.consignee",
-            fields: &[
-                ("consignee.name", Text),
-                ("consignee.address", Long),
-                ("consignee.country", Country),
-            ],
-        },
+        CONSIGNEE,
         Group {
             legend: "cg.authority",
             fields: &[
@@ -161,14 +164,7 @@ pub(crate) const ECO: Spec = Spec {
                 ("exporter.country", Country),
             ],
         },
-        Group {
-            legend: "cg.consignee",
-            fields: &[
-                ("consignee.name", Text),
-                ("consignee.address", Long),
-                ("consignee.country", Country),
-            ],
-        },
+        CONSIGNEE,
         Group {
             legend: "cg.authority",
             fields: &[
