@@ -515,7 +515,7 @@ fn scorecard_entries_are_stored_with_their_log_entry_numbered_from_one_and_check
         // An entry under an id the store never gave, naming a log entry the log does not
         // hold, without its signature: each is reported.
         {
-            let db = ::sled::open(dir.path()).unwrap();
+            let db = crate::store::tests::raw_sled(dir.path());
             let forged = ScorecardRecord {
                 id: 3,
                 entry_json: b"{}".to_vec(),

@@ -20,7 +20,7 @@ mod records;
 #[cfg(any(test, feature = "store-suite"))]
 pub mod suite;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::{path::Path, sync::Arc};
 

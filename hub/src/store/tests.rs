@@ -14,6 +14,26 @@ fn open(path: &std::path::Path, engine: EngineKind) -> Embedded {
     Embedded::open(path, Some(engine), 8 << 20).unwrap()
 }
 
+/// The sled database in `path`, opened directly (to write what an older store wrote, or to
+/// damage it), once the store that had it open has let go of its file lock: sled releases it
+/// from a thread of its own a moment after the last handle is dropped, so an open at once can
+/// find it still held. Waits for the lock, at most 10 s.
+pub(crate) fn raw_sled(path: &std::path::Path) -> ::sled::Db {
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match ::sled::open(path) {
+            Ok(db) => return db,
+            Err(::sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < give_up =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10))
+            }
+            Err(e) => panic!("sled {}: {e}", path.display()),
+        }
+    }
+}
+
 /// Stores made before there was a choice of engine are sled stores.
 fn sled(path: &std::path::Path) -> Embedded {
     open(path, EngineKind::Sled)
@@ -145,7 +165,7 @@ fn a_store_without_log_nodes_gets_them_computed_at_open() {
     };
     // A store from before log proofs: entries, no nodes.
     {
-        let db = ::sled::open(dir.path()).unwrap();
+        let db = raw_sled(dir.path());
         db.drop_tree("log_nodes").unwrap();
         db.flush().unwrap();
     }
@@ -168,7 +188,7 @@ fn a_store_from_a_newer_caravan_is_refused_and_an_older_one_upgraded() {
     let dir = tempfile::tempdir().unwrap();
     drop(sled(dir.path()));
     {
-        let db = ::sled::open(dir.path()).unwrap();
+        let db = raw_sled(dir.path());
         let meta = db.open_tree("meta").unwrap();
         assert_eq!(
             meta.get("format_version").unwrap().unwrap().as_ref(),
@@ -185,7 +205,7 @@ fn a_store_from_a_newer_caravan_is_refused_and_an_older_one_upgraded() {
         .to_string();
     assert!(err.contains("written by a newer Caravan"), "{err}");
     {
-        let db = ::sled::open(dir.path()).unwrap();
+        let db = raw_sled(dir.path());
         db.open_tree("meta")
             .unwrap()
             .remove("format_version")
@@ -284,7 +304,7 @@ fn payloads_live_in_segments_and_format_1_payloads_stay_readable() {
     }
     // Message 2 as a format-1 store held it: no segment, the payload in sled's tree.
     {
-        let db = ::sled::open(dir.path()).unwrap();
+        let db = raw_sled(dir.path());
         let messages = db.open_tree("messages").unwrap();
         let key = 2u64.to_be_bytes();
         let mut record =
@@ -335,7 +355,7 @@ fn a_payload_chunk_that_fails_its_checksum_is_refused_and_old_payloads_stay_unch
     }
     // Message 2 as a store from before checksums wrote it: no checksums.
     {
-        let db = ::sled::open(dir.path()).unwrap();
+        let db = raw_sled(dir.path());
         let messages = db.open_tree("messages").unwrap();
         let key = 2u64.to_be_bytes();
         let mut record =
@@ -402,7 +422,7 @@ fn records_written_before_record_versions_still_decode() {
     }
     // Rewritten as a store from before versions held them: the bare protobuf body.
     {
-        let db = ::sled::open(dir.path()).unwrap();
+        let db = raw_sled(dir.path());
         for table in ["messages", "status"] {
             let tree = db.open_tree(table).unwrap();
             let stored = tree.get(1u64.to_be_bytes()).unwrap().unwrap();
@@ -439,7 +459,7 @@ fn a_dedup_index_in_the_old_key_order_is_rewritten_at_open() {
     }
     // As a store of format 2 held it: sender, then id.
     {
-        let db = ::sled::open(dir.path()).unwrap();
+        let db = raw_sled(dir.path());
         let dedup = db.open_tree("dedup").unwrap();
         let (key, value) = dedup.iter().next().unwrap().unwrap();
         assert_eq!(&key[..16], m.message_id.as_bytes(), "id, then sender");
