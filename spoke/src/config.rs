@@ -36,7 +36,7 @@
 //! hub's signed trust list, checked against the pinned anchor key.
 
 use std::{
-    net::SocketAddr,
+    net::{IpAddr, SocketAddr},
     path::{Path, PathBuf},
     time::Duration,
 };
@@ -139,6 +139,12 @@ pub struct ConsoleFile {
     /// the host is loopback. Absent: printed pages carry no QR code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_url: Option<String>,
+    /// The addresses of reverse proxies in front of `listen` whose `X-Forwarded-For` is
+    /// believed, e.g. ["10.0.0.5"]: behind them, the login throttle and the public lookup
+    /// throttle count the client the proxy saw, not the proxy. Absent: no one's header is
+    /// believed (anyone can write one), and every client counts as the address it connects from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trusted_proxies: Vec<String>,
 }
 
 /// An officer account.
@@ -324,6 +330,8 @@ pub struct ConsoleConfig {
     pub clock: Clock,
     /// `public_url` checked, without a trailing `/`.
     pub public_url: Option<String>,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 /// Default grace period before the minimum rate applies, in seconds.
@@ -775,11 +783,21 @@ fn console_config(file: &ConsoleFile, problems: &mut Problems) -> Option<Console
             }
         },
     };
+    let trusted_proxies = file
+        .trusted_proxies
+        .iter()
+        .enumerate()
+        .filter_map(|(i, a)| {
+            let address = a.parse::<IpAddr>().map_err(|e| format!("{a:?}: {e}"));
+            problems.check(&format!("console.trusted_proxies[{i}]"), address)
+        })
+        .collect::<Vec<IpAddr>>();
     Some(ConsoleConfig {
         listen: listen?,
         officers,
         clock: clock?,
         public_url: public_url?,
+        trusted_proxies,
     })
 }
 

@@ -937,6 +937,7 @@ impl Net {
             )
             .collect(),
             time_zone: self.console_time_zone.clone(),
+            trusted_proxies: Vec::new(),
         });
         let participants = pki.join("participants");
         let mut file = SpokeFile {

@@ -6,7 +6,7 @@
 //! answers without login, says the certificate is current and shows none of its content, and
 //! after an approved correction says it was replaced.
 
-use caravan_spoke::config::Role;
+use caravan_spoke::{api::login_guard::LOOKUP_MISSES, config::Role};
 use caravan_tests::Net;
 
 const PASSWORD: &str = "border-post-7";
@@ -380,5 +380,22 @@ async fn an_e_phyto_is_filled_approved_by_a_second_officer_sent_and_verifiable()
     );
     for secret in CONTENT {
         assert!(!public.contains(secret), "{secret} shown: {public}");
+    }
+
+    // Someone walking the token space from one address is made to wait after LOOKUP_MISSES
+    // codes of nothing (three were looked up above), and then learns nothing, not even of a
+    // real code.
+    for i in 4..LOOKUP_MISSES {
+        let (status, _, _) = verify(&net, &format!("{i:032x}")).await;
+        assert_eq!(status, 404, "miss {i}");
+    }
+    let (status, headers, page) = verify(&net, &format!("{LOOKUP_MISSES:032x}")).await;
+    assert_eq!(status, 429, "{page}");
+    assert!(page.contains("Try again after"), "{page}");
+    let (status, headers_after, page) = verify(&net, &token).await;
+    assert_eq!(status, 429, "{page}");
+    for h in [&headers, &headers_after] {
+        let wait: u64 = header(h, "retry-after").unwrap().parse().unwrap();
+        assert!((800..=901).contains(&wait), "{wait}");
     }
 }

@@ -220,6 +220,7 @@ pub fn create(dir: &Path, spokes: &[ParticipantId], engine: EngineKind) -> anyho
                         })
                         .collect(),
                     time_zone: None,
+                    trusted_proxies: Vec::new(),
                 }
             }),
             net: Default::default(),

@@ -1,5 +1,6 @@
 //! Who may try a console login now: the per-account lockout and the per-address throttle,
-//! in memory and bounded.
+//! in memory and bounded; and who may look up a printed certificate's token on the public
+//! verification page ([`LookupGuard`]).
 //!
 //! An account is locked after repeated failures **from one client address** (per (account,
 //! address) pair), not for everyone: otherwise anyone who can reach the login form locks any
@@ -27,6 +28,12 @@ pub const LOCKOUT: Duration = Duration::from_secs(15 * 60);
 pub const ADDRESS_FAILURES: u32 = 20;
 /// How long failures are remembered, and how long a throttled address waits.
 pub const WINDOW: Duration = Duration::from_secs(15 * 60);
+/// Public lookups of unknown certificate tokens from one address within [`WINDOW`] before it
+/// is throttled. A printed code is a 128-bit token, so misses come from mistyped or damaged
+/// codes (a few) or from someone walking the token space (many): the throttle bounds the store
+/// reads such a walk costs. Lookups of a real token never count, so a border post behind one
+/// address checks as many papers as it holds.
+pub const LOOKUP_MISSES: u32 = 30;
 /// Entries each map holds at most.
 pub const MAX_ENTRIES: usize = 10_000;
 /// The longest user name the console looks up (longer ones are refused before any lookup).
@@ -222,6 +229,41 @@ impl LoginGuard {
     }
 }
 
+/// The public verification page's misses (unknown or malformed tokens), per address.
+#[derive(Debug)]
+pub struct LookupGuard {
+    addresses: Bounded<IpAddr>,
+}
+
+impl Default for LookupGuard {
+    fn default() -> Self {
+        LookupGuard {
+            addresses: Bounded::new(MAX_ENTRIES),
+        }
+    }
+}
+
+impl LookupGuard {
+    /// Whether `client` may look a token up now; otherwise, until when it waits.
+    pub fn check(&self, client: IpAddr, now: Instant) -> Result<(), Instant> {
+        match self
+            .addresses
+            .get(&client_key(client))
+            .and_then(|s| s.locked(now))
+        {
+            Some(until) => Err(until),
+            None => Ok(()),
+        }
+    }
+
+    /// Count a lookup that found nothing; returns the throttle's end when this miss started it.
+    pub fn missed(&mut self, client: IpAddr, now: Instant) -> Option<Instant> {
+        self.addresses
+            .entry(client_key(client), now)
+            .fail(now, LOOKUP_MISSES, WINDOW)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -354,5 +396,27 @@ mod tests {
         guard.failed("new", ip("192.0.2.3"), later);
         assert!(guard.check("ana", ip("192.0.2.1"), later).is_err());
         assert_eq!(guard.len().0, 2, "the spent entries were dropped");
+    }
+
+    #[test]
+    fn public_lookups_are_throttled_per_address_after_misses() {
+        let mut guard = LookupGuard::default();
+        let now = Instant::now();
+        let (walker, post) = (ip("2001:db8:1:2::9"), ip("198.51.100.20"));
+        for i in 1..LOOKUP_MISSES {
+            assert_eq!(guard.missed(walker, now), None, "miss {i}");
+            assert_eq!(guard.check(walker, now), Ok(()));
+        }
+        // The last miss starts the throttle, for the whole /64, not for another address.
+        assert_eq!(guard.missed(walker, now), Some(now + WINDOW));
+        assert_eq!(guard.check(ip("2001:db8:1:2::77"), now), Err(now + WINDOW));
+        assert_eq!(guard.check(post, now), Ok(()));
+        assert_eq!(guard.check(walker, now + WINDOW), Ok(()));
+        // Misses spread over more than the window are forgotten.
+        let mut guard = LookupGuard::default();
+        for i in 0..3 * LOOKUP_MISSES {
+            let at = now + WINDOW / LOOKUP_MISSES * i * 2;
+            assert_eq!(guard.missed(post, at), None, "miss {i}");
+        }
     }
 }

@@ -106,6 +106,7 @@ fn a_public_url_is_https_unless_loopback() {
         officers: Vec::new(),
         public_url: Some("http://console.cn.example".into()),
         time_zone: None,
+        trusted_proxies: Vec::new(),
     };
     assert!(console_config(&file, &mut problems).is_none());
     let text = problems
@@ -169,6 +170,7 @@ fn officer_languages_and_the_time_zone_are_checked() {
         officers: vec![officer(Some("ru")), officer(None)],
         public_url: None,
         time_zone: Some("Asia/Almaty".into()),
+        trusted_proxies: vec!["10.0.0.5".into(), "fd00::5".into()],
     };
     let mut problems = Problems::default();
     let console = console_config(&file, &mut problems).unwrap();
@@ -176,6 +178,13 @@ fn officer_languages_and_the_time_zone_are_checked() {
     assert_eq!(console.officers[0].language.map(Lang::tag), Some("ru"));
     assert_eq!(console.officers[1].language, None);
     assert_eq!(console.clock.name(), "Asia/Almaty");
+    assert_eq!(
+        console.trusted_proxies,
+        [
+            "10.0.0.5".parse::<std::net::IpAddr>().unwrap(),
+            "fd00::5".parse().unwrap()
+        ]
+    );
     // Absent: UTC.
     let mut problems = Problems::default();
     let utc = console_config(
@@ -193,6 +202,7 @@ fn officer_languages_and_the_time_zone_are_checked() {
         &ConsoleFile {
             officers: vec![officer(Some("tlh"))],
             time_zone: Some("Asia/Almaty City".into()),
+            trusted_proxies: vec!["10.0.0.5/32".into()],
             ..file
         },
         &mut problems,
@@ -207,6 +217,10 @@ fn officer_languages_and_the_time_zone_are_checked() {
     );
     assert!(
         text.contains("console.time_zone: \"Asia/Almaty City\" is not a time zone"),
+        "{text}"
+    );
+    assert!(
+        text.contains("console.trusted_proxies[0]: \"10.0.0.5/32\": invalid IP address syntax"),
         "{text}"
     );
 }

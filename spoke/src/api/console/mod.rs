@@ -70,7 +70,7 @@ use crate::{
 
 use super::{
     Api,
-    login_guard::{ACCOUNT_FAILURES, LoginGuard, MAX_USER_BYTES, Refusal},
+    login_guard::{ACCOUNT_FAILURES, LoginGuard, LookupGuard, MAX_USER_BYTES, Refusal},
 };
 
 mod certificates;
@@ -119,10 +119,14 @@ pub struct Console {
     clock: Clock,
     /// Where officers reach the console (`console.public_url`), for the printed QR code.
     public_url: Option<String>,
+    /// Proxies whose `X-Forwarded-For` names the client (`console.trusted_proxies`).
+    trusted_proxies: Vec<IpAddr>,
     /// Why officers' browsers cannot keep the session cookie, if they cannot.
     cookie_problem: Option<String>,
     sessions: Mutex<HashMap<String, Session>>,
     guard: Mutex<LoginGuard>,
+    /// The public verification page's misses, per address.
+    lookups: Mutex<LookupGuard>,
 }
 
 fn random_token() -> String {
@@ -304,9 +308,11 @@ impl Console {
             officers: config.officers.clone(),
             clock: config.clock.clone(),
             public_url: config.public_url.clone(),
+            trusted_proxies: config.trusted_proxies.clone(),
             cookie_problem: cookie_problem(config.listen, config.public_url.as_deref()),
             sessions: Mutex::default(),
             guard: Mutex::default(),
+            lookups: Mutex::default(),
         })
     }
 
@@ -355,6 +361,11 @@ impl Console {
     /// The login guard (a poisoned lock still holds consistent maps: each change is whole).
     fn guard(&self) -> MutexGuard<'_, LoginGuard> {
         self.guard.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The public lookups' guard (a poisoned lock still holds a consistent map).
+    fn lookups(&self) -> MutexGuard<'_, LookupGuard> {
+        self.lookups.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The open sessions, by id (a poisoned lock still holds a consistent map: each change
@@ -475,12 +486,34 @@ fn to_login(uri: &Uri) -> Response {
     }
 }
 
-/// The client's address, as the server put it into the request (unspecified if absent).
-fn client_ip(extensions: &Extensions) -> IpAddr {
-    extensions
+/// The client's address: the one the request came from, or, from a trusted proxy
+/// (`console.trusted_proxies`), the nearest address in `X-Forwarded-For` that is not a trusted
+/// proxy (each proxy appends the address it saw, so the entries to its left are the client's
+/// word and not believed). Unspecified if the server put no address in the request.
+fn client_ip(headers: &HeaderMap, extensions: &Extensions, trusted: &[IpAddr]) -> IpAddr {
+    let peer = extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())
-        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let forwarded: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    let mut client = peer;
+    for hop in forwarded.iter().rev() {
+        // A hop that is no address stops the walk: the last trusted proxy's address counts.
+        match hop.parse::<IpAddr>() {
+            Ok(ip) if trusted.contains(&client) => client = ip,
+            _ => break,
+        }
+    }
+    client
 }
 
 /// A valid argon2 hash of a random string, used when the user name is unknown.
@@ -600,7 +633,7 @@ async fn login(
         )
             .into_response();
     }
-    let client = client_ip(&extensions);
+    let client = client_ip(&headers, &extensions, &c.trusted_proxies);
     let next = local_next(&form.next).unwrap_or("/console");
     let again = login_address(lang, next);
     let refused = |status: StatusCode, message: &str| {

@@ -746,3 +746,46 @@ fn the_inbox_flags_what_the_content_checks_found_and_filters_by_it() {
     assert!(!filter("consistent").keep(&checked(Vec::new())));
     assert!(filter(" VERIFIED ").keep(&mismatch) && filter("").keep(&mismatch));
 }
+
+#[test]
+fn the_client_is_the_peer_unless_a_trusted_proxy_forwards_it() {
+    let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+    let request = |peer: &str, forwarded: &[&str]| {
+        let mut headers = HeaderMap::new();
+        for f in forwarded {
+            headers.append("x-forwarded-for", f.parse().unwrap());
+        }
+        let mut extensions = Extensions::new();
+        extensions.insert(ConnectInfo(SocketAddr::new(ip(peer), 40000)));
+        (headers, extensions)
+    };
+    let proxies = [ip("10.0.0.5"), ip("10.0.0.6")];
+    let client = |peer, forwarded: &[&str], trusted: &[IpAddr]| {
+        let (h, e) = request(peer, forwarded);
+        client_ip(&h, &e, trusted)
+    };
+    // No trusted proxy: the header is anyone's word.
+    assert_eq!(
+        client("203.0.113.9", &["198.51.100.1"], &[]),
+        ip("203.0.113.9")
+    );
+    // A client that is not a trusted proxy cannot name another address.
+    assert_eq!(
+        client("203.0.113.9", &["198.51.100.1"], &proxies),
+        ip("203.0.113.9")
+    );
+    // Through one trusted proxy: the address it appended; what the client wrote before it is
+    // not believed.
+    assert_eq!(
+        client("10.0.0.5", &["1.2.3.4, 203.0.113.9"], &proxies),
+        ip("203.0.113.9")
+    );
+    // Through two trusted proxies, with the header split over two lines.
+    assert_eq!(
+        client("10.0.0.5", &["1.2.3.4, 203.0.113.9", "10.0.0.6"], &proxies),
+        ip("203.0.113.9")
+    );
+    // A trusted proxy without the header, or with garbage: the proxy counts.
+    assert_eq!(client("10.0.0.5", &[], &proxies), ip("10.0.0.5"));
+    assert_eq!(client("10.0.0.5", &["unknown"], &proxies), ip("10.0.0.5"));
+}

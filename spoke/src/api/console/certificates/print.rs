@@ -12,9 +12,10 @@
 //! current, replaced or withdrawn, and nothing of what it says (no party, no goods). A token of
 //! no issued certificate (unknown, a draft's, or not even a token's shape) gets the same
 //! neutral 404, so that drafts cannot be probed; a malformed one is refused before the store is
-//! asked.
+//! asked. An address that looked up [`LOOKUP_MISSES`] tokens of nothing within a quarter of an
+//! hour waits ([`LookupGuard`](crate::api::login_guard::LookupGuard)): 429 with `Retry-After`, the store not asked.
 
-use crate::issuance::PublicStatus;
+use crate::{api::login_guard::LOOKUP_MISSES, issuance::PublicStatus};
 
 use super::{fields::Input, *};
 
@@ -212,6 +213,7 @@ pub(crate) fn verify_body(lang: Lang, clock: &Clock, status: Option<&PublicStatu
 pub(in super::super) async fn verify(
     State(c): State<Arc<Console>>,
     headers: HeaderMap,
+    extensions: Extensions,
     UrlPath(token): UrlPath<String>,
 ) -> Response {
     let lang = negotiate(
@@ -219,35 +221,48 @@ pub(in super::super) async fn verify(
             .get(header::ACCEPT_LANGUAGE)
             .and_then(|v| v.to_str().ok()),
     );
-    let answer = |status: StatusCode, found: Option<&PublicStatus>| {
-        (
-            status,
-            page(
-                lang,
-                lang.t("verify.title"),
-                None,
-                verify_body(lang, &c.clock, found),
-            ),
-        )
-            .into_response()
+    let client = client_ip(&headers, &extensions, &c.trusted_proxies);
+    let answer = |status: StatusCode, body: Markup| {
+        (status, page(lang, lang.t("verify.title"), None, body)).into_response()
     };
-    if !token_shaped(&token) {
-        return answer(StatusCode::NOT_FOUND, None);
+    let throttled = |until: Instant| {
+        let wait = until.saturating_duration_since(Instant::now()) + Duration::from_secs(1);
+        // Rounded up to the minute shown, so "after 04:12" is never early.
+        let after = clock_minute(&c.clock, SystemTime::now() + wait + Duration::from_secs(59));
+        let body = html! {
+            h1 { (lang.t("verify.title")) }
+            p.fail { (lang.f("verify.throttled", &[("after", &after)])) }
+        };
+        let mut response = answer(StatusCode::TOO_MANY_REQUESTS, body);
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(wait.as_secs()));
+        response
+    };
+    if let Err(until) = c.lookups().check(client, Instant::now()) {
+        return throttled(until);
     }
-    match c.issuance.public_status(&token).await {
-        Ok(Some(s)) => answer(StatusCode::OK, Some(&s)),
-        Ok(None) => answer(StatusCode::NOT_FOUND, None),
+    let found = if token_shaped(&token) {
+        c.issuance.public_status(&token).await
+    } else {
+        Ok(None)
+    };
+    match found {
+        Ok(Some(s)) => answer(StatusCode::OK, verify_body(lang, &c.clock, Some(&s))),
+        Ok(None) => {
+            if let Some(until) = c.lookups().missed(client, Instant::now()) {
+                warn!(%client, misses = LOOKUP_MISSES, "public certificate lookups refused for a while: too many codes of no certificate from one address");
+                return throttled(until);
+            }
+            answer(StatusCode::NOT_FOUND, verify_body(lang, &c.clock, None))
+        }
         Err(e) => {
             warn!(cause = %e, "the public verification page could not read the store");
             let body = html! {
                 h1 { (lang.t("verify.title")) }
                 p.fail { (lang.t("verify.unavailable")) }
             };
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                page(lang, lang.t("verify.title"), None, body),
-            )
-                .into_response()
+            answer(StatusCode::SERVICE_UNAVAILABLE, body)
         }
     }
 }
