@@ -32,22 +32,33 @@ use crate::{
 /// Why a step was not taken; nothing was changed.
 #[derive(Debug, thiserror::Error)]
 pub enum IssueError {
-    /// The officer's role does not allow it, or the four-eyes rule forbids it.
-    #[error("{0}")]
-    NotAllowed(String),
+    /// The officer's account does not have the role the step needs.
+    #[error("{step} needs the {} role, which officer {officer} does not have", role.as_str())]
+    RoleMissing {
+        role: Role,
+        officer: String,
+        step: &'static str,
+    },
+    /// The approver took part in preparing the certificate: another officer must approve it.
+    #[error("officer {officer} prepared this certificate ({}), so another officer must approve it (four eyes)", action.as_str())]
+    FourEyes { officer: String, action: Action },
+    /// A draft's form was replaced by a form of another kind of certificate.
+    #[error("a {0} stays a {0}; start a new certificate for another kind")]
+    KindChanged(DocumentType),
     #[error("no certificate {0}")]
     NotFound(MessageId),
-    /// The certificate is not in a state the step applies to.
-    #[error("the certificate is {state}: {step} applies to {applies}")]
+    /// The certificate is not in the state the step applies to (another officer took a step
+    /// first, or the page was old).
+    #[error("the certificate is {}: {step} applies to {}", state.as_str(), applies.as_str())]
     WrongState {
-        state: &'static str,
+        state: CertificateState,
         step: &'static str,
-        applies: &'static str,
+        applies: CertificateState,
     },
     /// The form breaks a rule; each problem names its field.
     #[error("{}", .0.iter().map(|p| format!("{}: {}", p.field, p.message)).collect::<Vec<_>>().join("; "))]
     Form(Vec<FieldProblem>),
-    /// A note is needed (a return's or a withdrawal's reason).
+    /// A reason is needed (a return's or a withdrawal's).
     #[error("{0}")]
     NoteNeeded(&'static str),
     /// The document was not queued (the recipient, the corridor, a content check).
@@ -113,15 +124,15 @@ fn authority_of(form: &Form) -> String {
     }
 }
 
-fn require(officer: &Officer, role: Role, step: &str) -> Result<(), IssueError> {
+fn require(officer: &Officer, role: Role, step: &'static str) -> Result<(), IssueError> {
     if officer.may(role) {
         Ok(())
     } else {
-        Err(IssueError::NotAllowed(format!(
-            "{step} needs the {} role, which officer {} does not have",
-            role.as_str(),
-            officer.user
-        )))
+        Err(IssueError::RoleMissing {
+            role,
+            officer: officer.user.clone(),
+            step,
+        })
     }
 }
 
@@ -143,9 +154,9 @@ fn in_state(
         Ok(())
     } else {
         Err(IssueError::WrongState {
-            state: c.state.as_str(),
+            state: c.state,
             step,
-            applies: wanted.as_str(),
+            applies: wanted,
         })
     }
 }
@@ -269,10 +280,7 @@ impl<Q: Queue> Issuance<Q> {
                 let mut c = now[0].clone().ok_or(IssueError::NotFound(id))?;
                 in_state(&c, CertificateState::Draft, "saving")?;
                 if c.document_type != form.document_type() {
-                    return Err(IssueError::NotAllowed(format!(
-                        "a {} stays a {}; start a new certificate for another kind",
-                        c.document_type, c.document_type
-                    )));
+                    return Err(IssueError::KindChanged(c.document_type));
                 }
                 c.exporter = exporter_of(&form);
                 c.form = form_json(&form);
@@ -366,14 +374,10 @@ impl<Q: Queue> Issuance<Q> {
             .iter()
             .find(|s| s.officer == officer.user && s.action != Action::Returned)
         {
-            return Err(IssueError::NotAllowed(format!(
-                "officer {} prepared this certificate ({}), so another officer must approve it (four eyes)",
-                officer.user,
-                serde_json::to_value(preparer.action)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default()
-            )));
+            return Err(IssueError::FourEyes {
+                officer: officer.user.clone(),
+                action: preparer.action,
+            });
         }
         let form = form_of(&c)?;
         let replaced = match c.supersedes {

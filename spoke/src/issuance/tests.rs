@@ -186,7 +186,7 @@ async fn one_officer_prepares_another_approves_and_every_step_is_kept() {
     assert!(matches!(
         issuance.approve(&bo, c.id).await.unwrap_err(),
         IssueError::WrongState {
-            state: "issued",
+            state: CertificateState::Issued,
             ..
         }
     ));
@@ -258,7 +258,10 @@ async fn one_officer_prepares_another_approves_and_every_step_is_kept() {
             .withdraw(&ana, correction.id, "wrong consignee")
             .await
             .unwrap_err(),
-        IssueError::NotAllowed(_)
+        IssueError::RoleMissing {
+            role: Role::Approving,
+            ..
+        }
     ));
     let withdrawn = issuance
         .withdraw(&bo, correction.id, "the consignment was not shipped")

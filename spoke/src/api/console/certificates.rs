@@ -18,6 +18,7 @@
 use caravan_common::{DocumentType, ParticipantId};
 
 use crate::{
+    checks::Outcome,
     config::Role,
     issuance::{IssueError, form_of},
     issuing::{Authority, EPhytoForm, EcoForm, FieldProblem, Form as IssueForm, TradeParty},
@@ -198,10 +199,12 @@ fn action_name(lang: Lang, action: Action) -> &'static str {
 /// The HTTP status of a refused step.
 pub(super) fn status_of(e: &IssueError) -> StatusCode {
     match e {
-        IssueError::NotAllowed(_) => StatusCode::FORBIDDEN,
+        IssueError::RoleMissing { .. } | IssueError::FourEyes { .. } => StatusCode::FORBIDDEN,
         IssueError::NotFound(_) => StatusCode::NOT_FOUND,
         IssueError::WrongState { .. } => StatusCode::CONFLICT,
-        IssueError::Form(_) | IssueError::NoteNeeded(_) => StatusCode::BAD_REQUEST,
+        IssueError::Form(_) | IssueError::NoteNeeded(_) | IssueError::KindChanged(_) => {
+            StatusCode::BAD_REQUEST
+        }
         IssueError::Send(SendError::Store(_)) | IssueError::Store(_) => {
             StatusCode::SERVICE_UNAVAILABLE
         }
@@ -209,16 +212,56 @@ pub(super) fn status_of(e: &IssueError) -> StatusCode {
     }
 }
 
-/// What the officer reads of a refused step.
+/// What the officer reads of a refused step, in `lang`: every refusal has its text in the
+/// catalogues; only a rule id, a code or the hub's detail is shown as written.
 fn refusal_text(lang: Lang, e: &IssueError) -> String {
     match e {
-        IssueError::Form(_) => lang.t("certificates.form_problems").to_owned(),
+        IssueError::RoleMissing { role, .. } => needs_role(lang, *role).to_owned(),
+        IssueError::FourEyes { .. } => lang.t("certificates.four_eyes").to_owned(),
+        IssueError::KindChanged(_) => lang.t("certificates.kind_changed").to_owned(),
         IssueError::NotFound(_) => lang.t("certificates.not_found").to_owned(),
+        IssueError::WrongState { state, .. } => lang.f(
+            "certificates.wrong_state",
+            &[("state", &state_name(lang, *state))],
+        ),
+        IssueError::Form(_) => lang.t("certificates.form_problems").to_owned(),
+        IssueError::NoteNeeded(_) => lang.t("certificates.reason_needed").to_owned(),
+        IssueError::Send(SendError::Refused(refusal)) => {
+            let code = refusal.code.as_str();
+            let explained = lang.lookup(&format!("refusal.{code}")).unwrap_or(code);
+            lang.f(
+                "certificates.send_refused",
+                &[
+                    ("code", &code),
+                    ("explained", &explained),
+                    ("detail", &refusal.detail),
+                ],
+            )
+        }
+        IssueError::Send(SendError::Inconsistent(checks)) => {
+            let failed = checks
+                .iter()
+                .filter(|c| c.outcome == Outcome::Fail)
+                .map(|c| lang.message(&c.message_key, &c.params))
+                .collect::<Vec<_>>()
+                .join(" ");
+            lang.f("certificates.content_failed", &[("checks", &failed)])
+        }
+        IssueError::Send(SendError::Invalid(problems)) => {
+            // The form's checks passed, so the made document should pass too: a fault of the
+            // spoke, named by the broken rules for the operator.
+            warn!(cause = %e, "a certificate's document broke a document rule its form passed");
+            let rules = problems
+                .iter()
+                .map(|p| p.rule.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
+            lang.f("certificates.document_invalid", &[("rules", &rules)])
+        }
         IssueError::Store(_) | IssueError::Send(SendError::Store(_)) => {
             warn!(cause = %e, "a certificate step failed on the store");
-            lang.f("certificates.not_done", &[("reason", &e)])
+            lang.t("certificates.store_failed").to_owned()
         }
-        _ => lang.f("certificates.not_done", &[("reason", &e)]),
     }
 }
 

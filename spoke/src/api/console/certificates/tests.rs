@@ -485,3 +485,58 @@ fn every_label_and_legend_of_the_forms_is_in_the_catalogue() {
         }
     }
 }
+
+#[test]
+fn every_refused_step_reads_in_the_officers_language() {
+    use caravan_common::{Refusal, RefusalCode};
+    let check: crate::checks::Check = serde_json::from_value(serde_json::json!({
+        "check": "issuer",
+        "outcome": "FAIL",
+        "rule": "ISSUER_COUNTRY_MISMATCH",
+        "message_key": "content_check.issuer_country_mismatch",
+        "params": {"found": "CN", "expected": "KZ"},
+    }))
+    .unwrap();
+    let refusals = [
+        IssueError::RoleMissing {
+            role: Role::Approving,
+            officer: "ana".into(),
+            step: "approving a certificate",
+        },
+        IssueError::FourEyes {
+            officer: "ana".into(),
+            action: Action::Submitted,
+        },
+        IssueError::KindChanged(DocumentType::CertificateOfOrigin),
+        IssueError::NotFound(MessageId::generate()),
+        IssueError::WrongState {
+            state: CertificateState::Issued,
+            step: "approving",
+            applies: CertificateState::AwaitingApproval,
+        },
+        IssueError::Form(Vec::new()),
+        IssueError::NoteNeeded("a return needs the reason, for the preparer"),
+        IssueError::Send(SendError::Refused(Refusal::new(
+            RefusalCode::CorridorClosed,
+            "KZ to CN",
+        ))),
+        IssueError::Send(SendError::Inconsistent(vec![check])),
+        IssueError::Send(SendError::Invalid(Vec::new())),
+        IssueError::Store(crate::store::StoreError::corrupt("certificate", "test")),
+    ];
+    let russian = Lang::from_tag("ru").unwrap();
+    for e in &refusals {
+        let (en, ru) = (refusal_text(Lang::default(), e), refusal_text(russian, e));
+        assert!(!ru.is_empty() && ru != en, "{e:?}: {ru}");
+        // Russian words, not the error's English.
+        assert!(ru.chars().any(|c| ('а'..='я').contains(&c)), "{e:?}: {ru}");
+        assert!(
+            !ru.contains(&e.to_string()) || e.to_string().is_empty(),
+            "{e:?}: {ru}"
+        );
+    }
+    let wrong_state = refusal_text(russian, &refusals[4]);
+    assert!(wrong_state.contains("«Выдан»"), "{wrong_state}");
+    let failed = refusal_text(russian, &refusals[8]);
+    assert!(failed.contains("CN") && failed.contains("KZ"), "{failed}");
+}
