@@ -216,7 +216,8 @@ async fn the_console_speaks_the_officers_language_and_decodes_codes() {
         "Xinjiang Tianshan Fruit Trading Co., Ltd.",
         "<td>10 кг</td>",
         "<td>60 кг</td>",
-        "<td>06029048</td>",
+        // The HS code with its HS 2022 heading, in English; the chapter in its title.
+        "<td>06029048 · <small lang=\"en\" title=\"Группа 06: Trees and other plants, live; bulbs, roots and the like; cut flowers and ornamental foliage\">0602 Plants, live; n.e.c. in heading no. 0601, (including their roots) cuttings and slips; mushroom spawn</small></td>",
         "/attachments/0\" download>TestPdf.pdf</a>",
     ] {
         assert!(
@@ -288,7 +289,7 @@ async fn the_console_speaks_the_officers_language_and_decodes_codes() {
         "通过</span></td><th>签名</th>",
         // The summary's goods lines, with units.
         "<h2>摘要</h2>",
-        "<td>110100</td>",
+        "<td>110100 · <small lang=\"en\" title=\"第 11 章：Products of the milling industry; malt, starches, inulin, wheat gluten\">1101 Wheat or meslin flour</small></td>",
         "<td>50,150 千克</td>",
         "<td>1,000 XBG (袋)</td>",
     ] {

@@ -1,8 +1,10 @@
 //! Code lists decoded for the officers: a code as a document writes it (851, KGM, 2, KZ) to its
 //! name in the officer's language, from the lists shipped in `spoke/codes/` with their sources
-//! (`spoke/codes/SOURCES.md`): ISO 3166 country names from Unicode CLDR, UN/ECE Rec 19, 20, 21
-//! and UN/CEFACT UNTDID 1001 and 1373. A code that is not in its list is never guessed: it is
-//! `Decoded::Unknown`, which the console shows as written and marked as not found.
+//! (`spoke/codes/SOURCES.md`): ISO 3166 country names from Unicode CLDR, UN/ECE Rec 19, 20, 21,
+//! UN/CEFACT UNTDID 1001 and 1373, and the HS 2022 chapters and headings (English only). A code
+//! that is not in its list is never guessed: it is `Decoded::Unknown`, which the console shows
+//! as written and marked as not found. An HS code is decoded by its heading (its first four
+//! digits) and chapter (first two), whatever its length and dots: "0808.10.80" is heading 0808.
 //!
 //! The lists are embedded in the binary and parsed once; a list that does not parse is empty
 //! (its codes show as unknown), and the tests refuse such a file.
@@ -28,6 +30,10 @@ pub enum List {
     DocumentStatus,
     /// UN/ECE Recommendation 19, modes of transport.
     TransportMode,
+    /// HS 2022 headings (4 digits), looked up by an HS code's first four digits.
+    HsHeading,
+    /// HS 2022 chapters (2 digits), looked up by an HS code's first two digits.
+    HsChapter,
 }
 
 /// One entry of a UN/ECE or UN/CEFACT list: names (and unit symbols) by language tag.
@@ -50,6 +56,45 @@ static PACKAGES: &str = include_str!("../../codes/unece-rec21-packages.toml");
 static DOCUMENT_NAMES: &str = include_str!("../../codes/uncefact-1001-document-names.toml");
 static DOCUMENT_STATUS: &str = include_str!("../../codes/uncefact-1373-document-status.toml");
 static TRANSPORT_MODES: &str = include_str!("../../codes/unece-rec19-transport-modes.toml");
+/// HS 2022 chapters and headings, one table keyed by their digits ("08", "0808").
+static HS: &str = include_str!("../../codes/hs2022-headings.toml");
+
+/// The HS table's chapters (`digits` 2) or headings (4).
+fn hs_part(hs: &Table, digits: usize) -> Table {
+    hs.iter()
+        .filter(|(code, _)| code.len() == digits)
+        .map(|(code, e)| {
+            let entry = Entry {
+                name: e.name.clone(),
+                symbol: HashMap::new(),
+            };
+            (code.clone(), entry)
+        })
+        .collect()
+}
+
+/// The digits of an HS code as written ("0808.10", "080810", "0808 10 80"): digits, with dots
+/// or spaces between them and nothing else; `None` for anything else.
+fn hs_digits(code: &str) -> Option<String> {
+    let code = code.trim();
+    let shape = code.starts_with(|c: char| c.is_ascii_digit())
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b'.' || b == b' ');
+    shape.then(|| code.chars().filter(char::is_ascii_digit).collect())
+}
+
+/// The key an HS code is looked up by in `list`: its first four digits for a heading, two for
+/// a chapter; `None` if it is not an HS code or too short.
+fn hs_key(list: List, code: &str) -> Option<String> {
+    let n = match list {
+        List::HsHeading => 4,
+        List::HsChapter => 2,
+        _ => return None,
+    };
+    let digits = hs_digits(code)?;
+    digits.get(..n).map(str::to_owned)
+}
 
 /// CLDR's territory names, by language tag (the files as CLDR publishes them).
 static TERRITORIES: &[(&str, &str)] = &[
@@ -80,8 +125,8 @@ struct Lists {
     countries: HashMap<&'static str, HashMap<String, String>>,
 }
 
-static LISTS: LazyLock<Lists> = LazyLock::new(|| Lists {
-    tables: [
+static LISTS: LazyLock<Lists> = LazyLock::new(|| {
+    let mut tables: HashMap<List, Table> = [
         (List::Unit, UNITS),
         (List::Package, PACKAGES),
         (List::DocumentName, DOCUMENT_NAMES),
@@ -90,11 +135,17 @@ static LISTS: LazyLock<Lists> = LazyLock::new(|| Lists {
     ]
     .into_iter()
     .map(|(list, text)| (list, table(text).unwrap_or_default()))
-    .collect(),
-    countries: TERRITORIES
-        .iter()
-        .map(|(tag, json)| (*tag, territories(tag, json).unwrap_or_default()))
-        .collect(),
+    .collect();
+    let hs = table(HS).unwrap_or_default();
+    tables.insert(List::HsHeading, hs_part(&hs, 4));
+    tables.insert(List::HsChapter, hs_part(&hs, 2));
+    Lists {
+        tables,
+        countries: TERRITORIES
+            .iter()
+            .map(|(tag, json)| (*tag, territories(tag, json).unwrap_or_default()))
+            .collect(),
+    }
 });
 
 /// A code, decoded or not.
@@ -106,7 +157,8 @@ pub enum Decoded<'a> {
     Unknown { code: &'a str },
 }
 
-/// The name of `code` in `list`, in `lang` (English if the list has no name in `lang`).
+/// The name of `code` in `list`, in `lang` (English if the list has no name in `lang`). For
+/// the HS lists, `code` is any HS code as written ("0808.10"), named by its heading or chapter.
 pub fn name(list: List, code: &str, lang: Lang) -> Option<&'static str> {
     let lists = &*LISTS;
     if list == List::Country {
@@ -117,8 +169,43 @@ pub fn name(list: List, code: &str, lang: Lang) -> Option<&'static str> {
             .map(String::as_str)
             .next();
     }
-    let entry = lists.tables.get(&list)?.get(code.trim())?;
+    let table = lists.tables.get(&list)?;
+    let entry = match hs_key(list, code) {
+        Some(key) => table.get(&key)?,
+        None if matches!(list, List::HsHeading | List::HsChapter) => return None,
+        None => table.get(code.trim())?,
+    };
     by_language(&entry.name, lang)
+}
+
+/// An HS code's heading and chapter in HS 2022, with their descriptions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hs {
+    /// The heading's four digits ("0808").
+    pub heading: &'static str,
+    pub heading_name: &'static str,
+    /// The chapter's two digits ("08").
+    pub chapter: &'static str,
+    pub chapter_name: &'static str,
+}
+
+/// The HS 2022 heading and chapter of an HS code as written in a document or a form
+/// ("0808.10", "080810", "0808.10.80"): its first four and two digits. `None` if it is not
+/// digits (with dots or spaces between them) or its heading is not in HS 2022: never guessed.
+pub fn hs(code: &str, lang: Lang) -> Option<Hs> {
+    let lists = &*LISTS;
+    let key = hs_key(List::HsHeading, code)?;
+    let (heading, entry) = lists.tables.get(&List::HsHeading)?.get_key_value(&key)?;
+    let (chapter, chapter_entry) = lists
+        .tables
+        .get(&List::HsChapter)?
+        .get_key_value(&key[..2])?;
+    Some(Hs {
+        heading,
+        heading_name: by_language(&entry.name, lang)?,
+        chapter,
+        chapter_name: by_language(&chapter_entry.name, lang)?,
+    })
 }
 
 fn by_language(names: &'static HashMap<String, String>, lang: Lang) -> Option<&'static str> {
@@ -322,6 +409,110 @@ mod tests {
                 name: "Rail transport"
             }
         );
+    }
+
+    #[test]
+    fn hs_2022_chapters_and_headings_are_shipped_whole() {
+        let hs = table(HS).expect("hs2022-headings.toml parses");
+        let headings = hs_part(&hs, 4);
+        let chapters = hs_part(&hs, 2);
+        // HS 2022: 96 chapters (77 is reserved), 1228 headings; UN Comtrade's 99/9999 is not
+        // among them.
+        assert_eq!((chapters.len(), headings.len()), (96, 1228));
+        assert_eq!(hs.len(), 96 + 1228, "a key of neither 2 nor 4 digits");
+        assert!(!chapters.contains_key("77") && !chapters.contains_key("99"));
+        assert!(!headings.contains_key("9999"));
+        for (code, entry) in &hs {
+            assert!(code.bytes().all(|b| b.is_ascii_digit()), "{code}");
+            assert!(
+                code.len() == 2 || chapters.contains_key(&code[..2]),
+                "{code}: no chapter"
+            );
+            let en = &entry.name["en"];
+            assert_eq!(entry.name.len(), 1, "{code}: English only");
+            assert!(
+                !en.is_empty() && *en == en.split_whitespace().collect::<Vec<_>>().join(" "),
+                "{code}: {en:?} not normalised"
+            );
+        }
+        let en = Lang::default();
+        assert_eq!(all(List::HsHeading, en).len(), 1228);
+        assert_eq!(all(List::HsChapter, en).len(), 96);
+        // In code order, English in every language.
+        assert_eq!(
+            all(List::HsHeading, lang("zh"))[..2],
+            [
+                ("0101", "Horses, asses, mules and hinnies; live"),
+                ("0102", "Bovine animals; live")
+            ]
+        );
+        assert_eq!(all(List::HsChapter, en).last().map(|c| c.0), Some("97"));
+    }
+
+    #[test]
+    fn hs_codes_are_decoded_by_their_heading_and_chapter() {
+        let apples = Hs {
+            heading: "0808",
+            heading_name: "Apples, pears and quinces; fresh",
+            chapter: "08",
+            chapter_name: "Fruit and nuts, edible; peel of citrus fruit or melons",
+        };
+        for written in [
+            "0808.10",
+            "080810",
+            "0808.10.80",
+            " 0808 10 ",
+            "0808",
+            "08.08.10",
+        ] {
+            for tag in ["en", "ru", "zh"] {
+                assert_eq!(hs(written, lang(tag)), Some(apples), "{written} {tag}");
+            }
+        }
+        let en = Lang::default();
+        assert_eq!(
+            decode(List::HsHeading, "0808.10", en),
+            Decoded::Known {
+                code: "0808.10",
+                name: "Apples, pears and quinces; fresh"
+            }
+        );
+        assert_eq!(
+            name(List::HsHeading, "110100", en),
+            Some("Wheat or meslin flour")
+        );
+        assert_eq!(
+            name(List::HsChapter, "52", lang("ru")),
+            Some("Cotton"),
+            "English where the list has no Russian"
+        );
+        assert_eq!(
+            hs("06029048", en).map(|h| h.heading_name),
+            Some(
+                "Plants, live; n.e.c. in heading no. 0601, (including their roots) cuttings and slips; mushroom spawn"
+            )
+        );
+        // Unknown headings, and what is not an HS code, are never guessed.
+        for written in [
+            "9999",
+            "9999.10",
+            "0899.10",
+            "7701",
+            "808.10",
+            "08",
+            "HS 0808",
+            "0808-10",
+            "",
+            "０８０８",
+        ] {
+            assert_eq!(hs(written, en), None, "{written}");
+            assert_eq!(
+                decode(List::HsHeading, written, en),
+                Decoded::Unknown { code: written }
+            );
+        }
+        assert_eq!(name(List::HsChapter, "08", en), apples.chapter_name.into());
+        assert_eq!(name(List::HsChapter, "99", en), None);
     }
 
     #[test]

@@ -22,9 +22,10 @@ pub struct FieldProblem {
     /// The form field's path: `consignor.name`, `lines[1].hs_code`, `additional_declarations[0]`;
     /// `document` for the made document as a whole.
     pub field: String,
-    /// Stable rule id: `required`, `text`, `length`, `country-code`, `hs-code`, `unit-code`,
-    /// `package-code`, `transport-mode`, `locode`, `quantity`, `decimal`, `date`, `lines`,
-    /// `list-length`, `document-number`, `issued-at`, `supersedes`, `document`.
+    /// Stable rule id: `required`, `text`, `length`, `country-code`, `hs-code` (the shape),
+    /// `hs-heading` (a heading not in HS 2022), `unit-code`, `package-code`, `transport-mode`,
+    /// `locode`, `quantity`, `decimal`, `date`, `lines`, `list-length`, `document-number`,
+    /// `issued-at`, `supersedes`, `document`.
     pub rule: String,
     pub message: String,
 }
@@ -458,14 +459,27 @@ impl Checker {
             && v.starts_with(|c: char| c.is_ascii_digit())
             && !v.ends_with('.')
             && !v.contains("..");
-        if shape && (4..=10).contains(&digits) {
+        if !(shape && (4..=10).contains(&digits)) {
+            self.push(
+                field,
+                "hs-code",
+                format!(
+                    "{} is not an HS code: 4 to 10 digits, dots allowed (0808.10, 080810)",
+                    shown(v)
+                ),
+            );
+            return false;
+        }
+        // The shape holds; its heading must be one of HS 2022's (the list the spoke ships).
+        if codes::hs(v, Lang::default()).is_some() {
             return true;
         }
+        let heading: String = v.chars().filter(char::is_ascii_digit).take(4).collect();
         self.push(
             field,
-            "hs-code",
+            "hs-heading",
             format!(
-                "{} is not an HS code: 4 to 10 digits, dots allowed (0808.10, 080810)",
+                "{} is not an HS 2022 code: its heading {heading} (the first four digits) is not a heading of HS 2022",
                 shown(v)
             ),
         );
@@ -607,6 +621,42 @@ mod tests {
         ] {
             assert!(!is_date(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn hs_codes_need_a_heading_of_hs_2022() {
+        let mut c = Checker::default();
+        for ok in [
+            "0808.10",
+            "080810",
+            "0808.10.80",
+            "06022010",
+            "5201",
+            "9701.21",
+        ] {
+            assert!(c.hs_code("lines[0].hs_code", ok), "{ok}");
+        }
+        assert_eq!(c.problems, []);
+        // The shape is right, the heading is not HS 2022's: 9999 is UN Comtrade's, 0899 and
+        // 7701 (chapter 77 is reserved) are no headings.
+        for bad in ["9999.10", "0899.10", "770100", "808100"] {
+            assert!(!c.hs_code("lines[1].hs_code", bad), "{bad}");
+        }
+        let rules: Vec<_> = c.problems.iter().map(|p| (&*p.field, &*p.rule)).collect();
+        assert_eq!(rules, [("lines[1].hs_code", "hs-heading"); 4]);
+        assert_eq!(
+            c.problems[0].message,
+            "\"9999.10\" is not an HS 2022 code: its heading 9999 (the first four digits) is not a heading of HS 2022"
+        );
+        assert_eq!(
+            c.problems[3].message,
+            "\"808100\" is not an HS 2022 code: its heading 8081 (the first four digits) is not a heading of HS 2022"
+        );
+        // A wrong shape is only `hs-code`, never also `hs-heading`.
+        let mut c = Checker::default();
+        assert!(!c.hs_code("lines[0].hs_code", "99.9x"));
+        let rules: Vec<_> = c.problems.iter().map(|p| &*p.rule).collect();
+        assert_eq!(rules, ["hs-code"]);
     }
 
     #[test]

@@ -431,6 +431,11 @@ fn codes_quantities_and_numbers_are_checked_field_by_field() {
             ("treatments[0].date", "date"),
         ]
     );
+    // A code of the right shape whose heading HS 2022 does not have is refused by its own rule.
+    let mut f = full_eco();
+    f.lines[1].hs_code = "9999.00".into();
+    let refused = build(&Form::Eco(f), &issue("KZ-1")).unwrap_err();
+    assert_eq!(fields(&refused), [("lines[1].hs_code", "hs-heading")]);
     let mut is = issue("N-1");
     is.supersedes = Some(" N-1 ".into());
     is.issued_at = Timestamp::from_millis(-1);

@@ -381,6 +381,7 @@ pub(super) fn field_rows(
                     td {
                         @match field_list(format, &f.label) {
                             Some(list) => (code_value(lang, list, &f.value)),
+                            None if f.label == "HS code" => (hs_value(lang, &f.value)),
                             None => (f.value),
                         }
                         @if let Some(language) = &f.language {
@@ -682,7 +683,11 @@ pub(super) fn summary_block(
                                         br; small { i { (b) } }
                                     }
                                 }
-                                td { (g.hs_code.as_deref().unwrap_or_default()) }
+                                td {
+                                    @if let Some(hs) = g.hs_code.as_deref().filter(|h| !h.trim().is_empty()) {
+                                        (hs_value(lang, hs))
+                                    }
+                                }
                                 td { (measure(lang, &g.quantity)) }
                                 td { (measure(lang, &g.net_weight)) }
                                 td { (measure(lang, &g.gross_weight)) }

@@ -270,6 +270,24 @@ fn code_value(lang: Lang, list: List, code: &str) -> Markup {
     }
 }
 
+/// An HS code as the officer reads it: as written, then its HS 2022 heading with the
+/// heading's description ("0808.10 · 0808 Apples, pears and quinces; fresh"), the chapter's in
+/// the heading's title; a code whose heading is not in HS 2022 as written, marked as such.
+/// The descriptions are in English in every language (HS 2022 is shipped in English only).
+fn hs_value(lang: Lang, code: &str) -> Markup {
+    html! {
+        @match codes::hs(code, lang) {
+            Some(h) => {
+                (code) " · "
+                small lang="en" title=(lang.f("code.hs_chapter", &[("chapter", &h.chapter), ("name", &h.chapter_name)])) {
+                    (h.heading) " " (h.heading_name)
+                }
+            }
+            None => { (code) " " small.warn { "(" (lang.t("code.hs_unknown")) ")" } }
+        }
+    }
+}
+
 /// A document type's name for the officer ("e-phyto" → "Phytosanitary").
 fn type_name(lang: Lang, t: Option<caravan_common::DocumentType>) -> &'static str {
     match t.map(|t| t.as_str()) {

@@ -153,6 +153,19 @@ fn field_codes_are_decoded_in_the_officers_language_and_unknown_ones_marked() {
         co.contains("<td>Non-preferential</td>") && co.contains("<td>ORIGINAL</td>"),
         "{co}"
     );
+    // An HS code field is read with its heading; one whose heading HS 2022 lacks is marked.
+    let hs = field_rows(
+        Lang::from_tag("zh").unwrap(),
+        Some(document::Format::UblCertificateOfOrigin),
+        &[field("HS code", "0808.10"), field("HS code", "9999.99")],
+    )
+    .into_string();
+    for expected in [
+        "<td>0808.10 · <small lang=\"en\" title=\"第 08 章：Fruit and nuts, edible; peel of citrus fruit or melons\">0808 Apples, pears and quinces; fresh</small></td>",
+        "<td>9999.99 <small class=\"warn\">(品目不在 HS 2022 中)</small></td>",
+    ] {
+        assert!(hs.contains(expected), "{expected} not in {hs}");
+    }
     // A label the catalogue does not know is shown as the spoke read it.
     assert_eq!(field_key("Container / seal"), "field.container_seal");
     let odd = field_rows(Lang::default(), None, &[field("Odd label", "x")]).into_string();
@@ -184,7 +197,9 @@ fn the_summary_groups_goods_with_units_and_decodes_codes() {
         "Китай <small>(CN)</small>",
         "Железнодорожный транспорт <small>(2)</small>",
         "<th>Код ГС (HS)</th>",
-        "<td>110100</td>",
+        // HS codes with their HS 2022 heading (in English), the chapter in its title.
+        "<td>110100 · <small lang=\"en\" title=\"Группа 11: Products of the milling industry; malt, starches, inulin, wheat gluten\">1101 Wheat or meslin flour</small></td>",
+        "<td>110311 · <small lang=\"en\" title=\"Группа 11: Products of the milling industry; malt, starches, inulin, wheat gluten\">1103 Cereal groats; meal and pellets</small></td>",
         "<td>50\u{a0}000 кг</td>",
         "<td>50\u{a0}150 кг</td>",
         "<td>1\u{a0}000 XBG (мешок)</td>",

@@ -266,6 +266,70 @@ fn the_edit_form_is_only_for_an_issuing_officer_on_a_draft() {
     }
 }
 
+#[test]
+fn hs_codes_are_suggested_by_heading_and_read_with_their_heading() {
+    let clock = Clock::default();
+    let issuer = officer("ana", &[Role::Issuing]);
+    let viewer = officer("vi", &[Role::Viewing]);
+    let datalist = "<datalist id=\"hs2022-headings\">";
+    // The headings in English whatever the officer's language, one list per page shared by
+    // every line's input.
+    for tag in ["en", "ru", "zh"] {
+        let lang = Lang::from_tag(tag).unwrap();
+        for form in [IssueForm::EPhyto(full_ephyto()), IssueForm::Eco(full_eco())] {
+            let c = record(&form, CertificateState::Draft);
+            let page =
+                certificate_body(lang, &clock, &issuer, "t", &c, &View::default()).into_string();
+            assert_eq!(page.matches(datalist).count(), 1, "{tag}");
+            for expected in [
+                "<option value=\"0808\">Apples, pears and quinces; fresh</option>",
+                "<option value=\"9701\">",
+                "<input id=\"f-lines.0.hs_code\" list=\"hs2022-headings\" size=\"12\" name=\"lines.0.hs_code\"",
+                "<input id=\"f-lines.2.hs_code\" list=\"hs2022-headings\"",
+            ] {
+                assert!(page.contains(expected), "{tag}: {expected} not in {page}");
+            }
+            assert!(!page.contains("<option value=\"9999\">"));
+            assert!(page.matches("<option value=\"").count() >= 1228);
+        }
+    }
+    // What it adds to a form page (reported in SOURCES.md).
+    let bytes = hs_headings(Lang::default()).into_string().len();
+    assert!((150_000..200_000).contains(&bytes), "{bytes} bytes");
+
+    // Read, on the page and the printout: the code as typed, then its heading decoded; a code
+    // whose heading HS 2022 lacks, marked.
+    let mut f = full_ephyto();
+    f.lines[1].hs_code = "9999.10".into();
+    let c = record(&IssueForm::EPhyto(f), CertificateState::Issued);
+    for tag in ["en", "ru"] {
+        let lang = Lang::from_tag(tag).unwrap();
+        let read = certificate_body(lang, &clock, &viewer, "t", &c, &View::default()).into_string();
+        let printed = print_body(lang, &clock, &c, None).into_string();
+        let chapter = if tag == "en" {
+            "Chapter"
+        } else {
+            "Группа"
+        };
+        let unknown = if tag == "en" {
+            "heading not in HS 2022"
+        } else {
+            "товарной позиции нет в ГС 2022"
+        };
+        for page in [&read, &printed] {
+            assert!(!page.contains(datalist));
+            for expected in [
+                format!(
+                    "0808.10 · <small lang=\"en\" title=\"{chapter} 08: Fruit and nuts, edible; peel of citrus fruit or melons\">0808 Apples, pears and quinces; fresh</small>"
+                ),
+                format!("9999.10 <small class=\"warn\">({unknown})</small>"),
+            ] {
+                assert!(page.contains(&expected), "{tag}: {expected} not in {page}");
+            }
+        }
+    }
+}
+
 /// The step buttons `page` offers.
 fn buttons(page: &str) -> Vec<&'static str> {
     Act::ALL
