@@ -257,6 +257,40 @@ pub fn all(list: List, lang: Lang) -> Vec<(&'static str, &'static str)> {
     out
 }
 
+/// The HS 2022 headings that `query` finds, in code order, at most `limit`: by code when it
+/// is digits ("08", "0808", "0808.10": the headings whose four digits start with its first
+/// four), else by words (every word of it, in any case, in the heading's description or its
+/// chapter's). Empty for an empty query.
+pub fn hs_search(query: &str, lang: Lang, limit: usize) -> Vec<(&'static str, &'static str)> {
+    let query = query.trim();
+    let digits: String = query.chars().filter(char::is_ascii_digit).collect();
+    let numeric = !digits.is_empty()
+        && query
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == '.' || c == ' ');
+    let words: Vec<String> = query
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect();
+    if !numeric && words.is_empty() {
+        return Vec::new();
+    }
+    let prefix = &digits[..digits.len().min(4)];
+    all(List::HsHeading, lang)
+        .into_iter()
+        .filter(|(code, heading)| {
+            if numeric {
+                return code.starts_with(prefix);
+            }
+            let chapter = name(List::HsChapter, code, lang).unwrap_or_default();
+            let text = format!("{heading} {chapter}").to_lowercase();
+            words.iter().all(|w| text.contains(w.as_str()))
+        })
+        .take(limit)
+        .collect()
+}
+
 /// The symbol of a Rec 20 unit in `lang` ("kg", "кг"), for units that have one.
 pub fn unit_symbol(code: &str, lang: Lang) -> Option<&'static str> {
     let entry = LISTS.tables.get(&List::Unit)?.get(code.trim())?;
@@ -447,6 +481,33 @@ mod tests {
             ]
         );
         assert_eq!(all(List::HsChapter, en).last().map(|c| c.0), Some("97"));
+    }
+
+    #[test]
+    fn hs_headings_are_found_by_code_or_by_words() {
+        let en = Lang::default();
+        let codes = |q: &str, limit| -> Vec<&str> {
+            hs_search(q, en, limit)
+                .into_iter()
+                .map(|(c, _)| c)
+                .collect()
+        };
+        assert_eq!(codes("0808.10", 50), ["0808"]);
+        assert_eq!(codes("0808", 50), ["0808"]);
+        let chapter = codes("08", 50);
+        assert_eq!(chapter.first(), Some(&"0801"));
+        assert!(chapter.iter().all(|c| c.starts_with("08")) && chapter.len() > 10);
+        // Words, in any case and order, in the heading's description or its chapter's.
+        assert!(codes("APPLES fresh", 50).contains(&"0808"));
+        assert!(
+            codes("cotton", 50).contains(&"5201"),
+            "{:?}",
+            codes("cotton", 50)
+        );
+        assert_eq!(codes("fresh", 3).len(), 3, "bounded");
+        for nothing in ["", "  ", "-", "zzzzqq", "9999"] {
+            assert!(codes(nothing, 50).is_empty(), "{nothing:?}");
+        }
     }
 
     #[test]

@@ -29,12 +29,14 @@ use crate::{
 use super::*;
 
 pub(super) mod fields;
+mod hs;
 mod listing;
 pub(super) mod print;
 #[cfg(test)]
 mod tests;
 
 use fields::Posted;
+pub(super) use hs::hs_page;
 pub(super) use listing::{create, list, new_page};
 
 /// The largest form a certificate page posts (500 goods lines fit).

@@ -80,7 +80,7 @@ mod sent;
 #[cfg(test)]
 mod tests;
 
-use certificates::{MAX_CERTIFICATE_FORM_BYTES, act, create, list, new_page, print, show};
+use certificates::{MAX_CERTIFICATE_FORM_BYTES, act, create, hs_page, list, new_page, print, show};
 use documents::{attachment, document_page, print_page};
 use inbox::inbox;
 use sent::{sent_document, sent_list};
@@ -362,6 +362,7 @@ impl Console {
                     .layer(DefaultBodyLimit::max(MAX_CERTIFICATE_FORM_BYTES)),
             )
             .route("/console/certificates/new", get(new_page))
+            .route("/console/hs", get(hs_page))
             .route(
                 "/console/certificates/{id}",
                 get(show)

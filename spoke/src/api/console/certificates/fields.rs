@@ -341,23 +341,6 @@ pub(crate) fn by_input(problems: &[FieldProblem]) -> Problems<'_> {
 
 /// The id of the `<datalist>` of Rec 20 units.
 const UNITS: &str = "rec20-units";
-/// The id of the `<datalist>` of HS 2022 headings.
-pub(crate) const HS_HEADINGS: &str = "hs2022-headings";
-
-/// The suggestions of the HS code inputs, once per page: every HS 2022 heading by its four
-/// digits, labelled with its description (English in every language), so that a browser
-/// proposes "0808 Apples, pears and quinces; fresh" to an officer typing 0808 (or "apples",
-/// where the browser matches labels), with no script. The officer goes on typing the full code.
-pub(crate) fn hs_headings(lang: Lang) -> Markup {
-    html! {
-        datalist id=(HS_HEADINGS) {
-            @for (code, n) in codes::all(List::HsHeading, lang) {
-                option value=(code) { (n) }
-            }
-        }
-    }
-}
-
 fn picker(lang: Lang, list: List, name: &str, value: &str) -> Markup {
     let codes = codes::all(list, lang);
     let v = value.trim();
@@ -391,7 +374,13 @@ fn input(
             label for=(id) { (label) }
             @match kind {
                 Text => input id=(id) name=(name) value=(value) aria-invalid=[(!found.is_empty()).then_some("true")];
-                Hs => input id=(id) list=(HS_HEADINGS) size="12" name=(name) value=(value) aria-invalid=[(!found.is_empty()).then_some("true")];
+                Hs => {
+                    input id=(id) size="12" name=(name) value=(value) aria-invalid=[(!found.is_empty()).then_some("true")];
+                    " " a href="/console/hs" target="_blank" rel="noopener" { (lang.t("hs.find_heading")) }
+                    @if let Some(h) = codes::hs(value, lang) {
+                        br; small lang="en" { (h.heading) " " (h.heading_name) }
+                    }
+                }
                 Long => textarea id=(id) name=(name) rows="2" aria-invalid=[(!found.is_empty()).then_some("true")] { (value) }
                 Date => input id=(id) name=(name) type="date" value=(value);
                 Unit => input id=(id) name=(name) list=(UNITS) value=(value) size="6";
@@ -414,9 +403,6 @@ pub(crate) fn edit(lang: Lang, spec: &Spec, form: &Value, problems: &Problems) -
             @for (code, n) in codes::all(List::Unit, lang) {
                 option value=(code) { (n) }
             }
-        }
-        @if spec.lists.iter().any(|l| l.fields.iter().any(|(_, kind)| *kind == Hs)) {
-            (hs_headings(lang))
         }
         @for g in spec.groups {
             fieldset {

@@ -6,7 +6,7 @@
 use caravan_common::Timestamp;
 
 use super::super::tests::{ESCAPED, HOSTILE};
-use super::{fields::*, listing::list_body, print::*, *};
+use super::{fields::*, hs::hs_body, listing::list_body, print::*, *};
 use crate::{
     issuance::{
         Issuance,
@@ -267,35 +267,70 @@ fn the_edit_form_is_only_for_an_issuing_officer_on_a_draft() {
 }
 
 #[test]
-fn hs_codes_are_suggested_by_heading_and_read_with_their_heading() {
+fn hs_codes_are_found_on_their_own_page_and_read_with_their_heading() {
     let clock = Clock::default();
     let issuer = officer("ana", &[Role::Issuing]);
     let viewer = officer("vi", &[Role::Viewing]);
-    let datalist = "<datalist id=\"hs2022-headings\">";
-    // The headings in English whatever the officer's language, one list per page shared by
-    // every line's input.
+    // Each HS input links to the finder and shows the heading its code has; no list of every
+    // heading weighs down the form.
     for tag in ["en", "ru", "zh"] {
         let lang = Lang::from_tag(tag).unwrap();
         for form in [IssueForm::EPhyto(full_ephyto()), IssueForm::Eco(full_eco())] {
             let c = record(&form, CertificateState::Draft);
             let page =
                 certificate_body(lang, &clock, &issuer, "t", &c, &View::default()).into_string();
-            assert_eq!(page.matches(datalist).count(), 1, "{tag}");
-            for expected in [
-                "<option value=\"0808\">Apples, pears and quinces; fresh</option>",
-                "<option value=\"9701\">",
-                "<input id=\"f-lines.0.hs_code\" list=\"hs2022-headings\" size=\"12\" name=\"lines.0.hs_code\"",
-                "<input id=\"f-lines.2.hs_code\" list=\"hs2022-headings\"",
-            ] {
-                assert!(page.contains(expected), "{tag}: {expected} not in {page}");
-            }
-            assert!(!page.contains("<option value=\"9999\">"));
-            assert!(page.matches("<option value=\"").count() >= 1228);
+            let link = format!(
+                "<a href=\"/console/hs\" target=\"_blank\" rel=\"noopener\">{}</a>",
+                lang.t("hs.find_heading")
+            );
+            assert_eq!(
+                page.matches(&link).count(),
+                entries(&serde_json::to_value(&form).unwrap(), "lines") + 1,
+                "{tag}: one per line and the blank one"
+            );
+            assert!(
+                page.contains(
+                    "<input id=\"f-lines.0.hs_code\" size=\"12\" name=\"lines.0.hs_code\""
+                ),
+                "{page}"
+            );
+            assert!(!page.contains("<datalist id=\"hs"), "{tag}");
+            assert!(page.len() < 120_000, "{tag}: {} bytes", page.len());
         }
     }
-    // What it adds to a form page (reported in SOURCES.md).
-    let bytes = hs_headings(Lang::default()).into_string().len();
-    assert!((150_000..200_000).contains(&bytes), "{bytes} bytes");
+    let c = record(&IssueForm::EPhyto(full_ephyto()), CertificateState::Draft);
+    let page =
+        certificate_body(Lang::default(), &clock, &issuer, "t", &c, &View::default()).into_string();
+    assert!(
+        page.contains("<small lang=\"en\">0808 Apples, pears and quinces; fresh</small>"),
+        "{page}"
+    );
+    // The finder: by code, by words, nothing, and hostile input escaped.
+    let en = Lang::default();
+    let found = hs_body(en, "0808").into_string();
+    assert!(
+        found.contains("<code>0808</code>") && found.contains("Apples, pears and quinces; fresh"),
+        "{found}"
+    );
+    assert!(found.contains("Chapter 08: Fruit and nuts"), "{found}");
+    let found = hs_body(Lang::from_tag("ru").unwrap(), "apples fresh").into_string();
+    assert!(
+        found.contains("<code>0808</code>") && found.contains("Найти"),
+        "{found}"
+    );
+    assert!(
+        hs_body(en, "zzzzqq")
+            .into_string()
+            .contains("No heading of HS 2022 matches.")
+    );
+    let many = hs_body(en, "of").into_string();
+    assert_eq!(many.matches("<code>").count(), hs::MAX_FOUND);
+    assert!(many.contains("The first 100 headings found are shown"));
+    let hostile = hs_body(en, HOSTILE).into_string();
+    assert!(
+        !hostile.contains(HOSTILE) && hostile.contains(ESCAPED),
+        "{hostile}"
+    );
 
     // Read, on the page and the printout: the code as typed, then its heading decoded; a code
     // whose heading HS 2022 lacks, marked.
@@ -317,7 +352,10 @@ fn hs_codes_are_suggested_by_heading_and_read_with_their_heading() {
             "товарной позиции нет в ГС 2022"
         };
         for page in [&read, &printed] {
-            assert!(!page.contains(datalist));
+            assert!(
+                !page.contains("/console/hs"),
+                "no finder on a read-only page"
+            );
             for expected in [
                 format!(
                     "0808.10 · <small lang=\"en\" title=\"{chapter} 08: Fruit and nuts, edible; peel of citrus fruit or melons\">0808 Apples, pears and quinces; fresh</small>"
@@ -418,7 +456,10 @@ fn problems_are_shown_beside_their_fields_with_what_was_typed_kept() {
         &view,
     )
     .into_string();
-    assert!(page.contains("name=\"lines.1.hs_code\" value=\"12x\" aria-invalid=\"true\"><span class=\"problem\" role=\"alert\">"), "{page}");
+    assert!(
+        page.contains("name=\"lines.1.hs_code\" value=\"12x\" aria-invalid=\"true\"> <a href=\"/console/hs\" target=\"_blank\" rel=\"noopener\">Find a heading</a><span class=\"problem\" role=\"alert\">"),
+        "{page}"
+    );
     assert!(
         page.contains("name=\"consignor.name\" value=\"\" aria-invalid=\"true\">"),
         "{page}"
