@@ -315,14 +315,15 @@ impl<Q: Queue> Issuance<Q> {
                 if !country.trim().eq_ignore_ascii_case(me.as_str()) {
                     problems.insert(
                         0,
-                        FieldProblem {
-                            field: "issuing_authority.country".into(),
-                            rule: "own-country".into(),
-                            message: format!(
-                                "this spoke issues in the name of {me} only, not {}",
-                                caravan_common::trust::shortened(country.trim())
-                            ),
-                        },
+                        FieldProblem::new(
+                            "issuing_authority.country",
+                            "own-country",
+                            "own_country",
+                            &[
+                                ("own", me.as_str()),
+                                ("value", &caravan_common::trust::shortened(country.trim())),
+                            ],
+                        ),
                     );
                 }
                 if !problems.is_empty() {

@@ -284,7 +284,10 @@ async fn an_e_phyto_is_filled_approved_by_a_second_officer_sent_and_verifiable()
         .collect();
     let (status, _, page) = post(&net, &issuer, &page_path, &with("submit", &without_name)).await;
     assert_eq!(status, 400, "{page}");
-    assert!(page.contains("<li><b>consignor.name</b>: "), "{page}");
+    assert!(
+        page.contains("<li><b>Consignor · Name</b>: this field is required"),
+        "{page}"
+    );
     assert!(
         page.contains("name=\"consignor.name\" value=\"\" aria-invalid=\"true\"><span class=\"problem\" role=\"alert\">"),
         "{page}"

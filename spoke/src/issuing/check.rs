@@ -3,6 +3,8 @@
 //! stable rule id a program can act on. Total over any input: hostile text is refused by rule,
 //! never by a panic.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use caravan_common::CountryCode;
@@ -16,7 +18,8 @@ use crate::i18n::{
     codes::{self, List},
 };
 
-/// One thing wrong with a form: which field, which rule, and what, in English.
+/// One thing wrong with a form: which field, which rule, and what: in English, and as a
+/// message key with parameters that the console says in the officer's language.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FieldProblem {
     /// The form field's path: `consignor.name`, `lines[1].hs_code`, `additional_declarations[0]`;
@@ -27,16 +30,44 @@ pub struct FieldProblem {
     /// `locode`, `quantity`, `decimal`, `date`, `lines`, `list-length`, `document-number`,
     /// `issued-at`, `supersedes`, `document`.
     pub rule: String,
+    /// In English (the English catalogue's text of `message_key`).
     pub message: String,
+    /// The message's key in the console's catalogues: `form_problem.<what>`.
+    #[serde(default)]
+    pub message_key: String,
+    /// The message's parameters, by name (`value`, `max`, `found`, ...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub params: BTreeMap<String, String>,
 }
 
 impl FieldProblem {
-    pub(crate) fn new(field: impl Into<String>, rule: &str, message: impl Into<String>) -> Self {
+    /// A problem of `field` breaking `rule`, said by the message `form_problem.<what>`.
+    pub(crate) fn new(
+        field: impl Into<String>,
+        rule: &str,
+        what: &str,
+        params: &[(&str, &str)],
+    ) -> Self {
+        let message_key = format!("form_problem.{what}");
+        let params: BTreeMap<String, String> = params
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         Self {
             field: field.into(),
             rule: rule.into(),
-            message: message.into(),
+            message: Lang::default().message(&message_key, &params),
+            message_key,
+            params,
         }
+    }
+
+    /// The problem in `lang` (as written, for a problem kept without a key).
+    pub fn message_in(&self, lang: Lang) -> String {
+        if self.message_key.is_empty() {
+            return self.message.clone();
+        }
+        lang.message(&self.message_key, &self.params)
     }
 }
 
@@ -69,18 +100,10 @@ pub(crate) fn check_issue(issue: &Issue) -> Vec<FieldProblem> {
         && number(&mut c, "supersedes", old)
         && old.trim() == issue.document_number.trim()
     {
-        c.push(
-            "supersedes",
-            "supersedes",
-            "a certificate cannot supersede itself",
-        );
+        c.push("supersedes", "supersedes", "supersedes_itself", &[]);
     }
     if super::rfc3339_seconds(issue.issued_at).is_none() {
-        c.push(
-            "issued_at",
-            "issued-at",
-            "the issue time must fall between 1970 and the end of 9999",
-        );
+        c.push("issued_at", "issued-at", "issued_at", &[]);
     }
     c.problems
 }
@@ -168,14 +191,7 @@ fn place(c: &mut Checker, at: &str, p: &Place, required: bool) {
             .get(..2)
             .is_some_and(|cc| CountryCode::assigned(cc).is_ok());
         if !(shape && country) {
-            c.push(
-                field,
-                "locode",
-                format!(
-                    "{} is not a UN/LOCODE: an assigned ISO 3166 country code and three letters or digits 2-9, e.g. KZALA",
-                    shown(locode)
-                ),
-            );
+            c.push(field, "locode", "locode", &[("value", &shown(locode))]);
         }
     }
 }
@@ -207,12 +223,14 @@ fn phyto_line(c: &mut Checker, at: &str, l: &PhytoLine) {
             (false, true) => c.push(
                 format!("{at}.package_type"),
                 "required",
-                "the package type is required with the number of packages",
+                "package_type_with_packages",
+                &[],
             ),
             (true, false) => c.push(
                 format!("{at}.packages"),
                 "required",
-                "the number of packages is required with the package type",
+                "packages_with_package_type",
+                &[],
             ),
             _ => {}
         }
@@ -246,11 +264,7 @@ fn treatment(c: &mut Checker, at: &str, t: &Treatment) {
             && !value.trim().is_empty()
             && unit.trim().is_empty()
         {
-            c.push(
-                unit_field,
-                "required",
-                "the concentration's unit is required with it",
-            );
+            c.push(unit_field, "required", "concentration_unit", &[]);
         }
     }
     c.date(&format!("{at}.date"), &t.date);
@@ -263,11 +277,7 @@ fn treatment(c: &mut Checker, at: &str, t: &Treatment) {
         &t.date,
     ];
     if given.iter().all(|v| v.trim().is_empty()) {
-        c.push(
-            format!("{at}.kind"),
-            "required",
-            "a treatment must state at least its type, chemical, duration, temperature, concentration or date",
-        );
+        c.push(format!("{at}.kind"), "required", "treatment_empty", &[]);
     }
 }
 
@@ -288,7 +298,8 @@ fn number(c: &mut Checker, field: &str, value: &str) -> bool {
         c.push(
             field,
             "document-number",
-            format!("a document number has at most {MAX_NUMBER} characters"),
+            "document_number",
+            &[("max", &MAX_NUMBER.to_string())],
         );
     }
     c.problems.len() == before
@@ -323,8 +334,9 @@ struct Checker {
 }
 
 impl Checker {
-    fn push(&mut self, field: impl Into<String>, rule: &str, message: impl Into<String>) {
-        self.problems.push(FieldProblem::new(field, rule, message));
+    fn push(&mut self, field: impl Into<String>, rule: &str, what: &str, params: &[(&str, &str)]) {
+        self.problems
+            .push(FieldProblem::new(field, rule, what, params));
     }
 
     /// Text of at most `max` characters with only allowed characters; `required`: not blank.
@@ -340,7 +352,7 @@ impl Checker {
         let v = value.trim();
         if v.is_empty() {
             if required {
-                self.push(field, "required", "this field is required");
+                self.push(field, "required", "required", &[]);
             }
             return !required;
         }
@@ -348,7 +360,11 @@ impl Checker {
             self.push(
                 field,
                 "length",
-                format!("at most {max} characters, not {}", v.chars().count()),
+                "length",
+                &[
+                    ("max", &max.to_string()),
+                    ("found", &v.chars().count().to_string()),
+                ],
             );
             return false;
         }
@@ -358,18 +374,12 @@ impl Checker {
             .find(|&ch| !(allowed(ch, multiline) || (multiline && ch == '\r')))
         {
             let what = if multiline {
-                "control or bidirectional-override characters (other than tab and new line)"
+                "text_multiline"
             } else {
-                "control or bidirectional-override characters, tabs or line breaks"
+                "text_line"
             };
-            self.push(
-                field,
-                "text",
-                format!(
-                    "the text may not hold {what}: found U+{:04X}",
-                    u32::from(bad)
-                ),
-            );
+            let found = format!("U+{:04X}", u32::from(bad));
+            self.push(field, "text", what, &[("found", &found)]);
             return false;
         }
         true
@@ -390,14 +400,15 @@ impl Checker {
     /// Between one and `max` entries (`lines` needs one; other lists may be empty).
     fn list(&mut self, field: &str, len: usize, max: usize) -> bool {
         if field == "lines" && len == 0 {
-            self.push(field, "lines", "at least one goods line is required");
+            self.push(field, "lines", "lines", &[]);
             return false;
         }
         if len > max {
             self.push(
                 field,
                 "list-length",
-                format!("at most {max} entries, not {len}"),
+                "list_length",
+                &[("max", &max.to_string()), ("found", &len.to_string())],
             );
             return false;
         }
@@ -414,8 +425,13 @@ impl Checker {
         }
         match CountryCode::assigned(v) {
             Ok(_) => true,
-            Err(e) => {
-                self.push(field, "country-code", e.to_string());
+            Err(_) => {
+                self.push(
+                    field,
+                    "country-code",
+                    "country_code",
+                    &[("value", &shown(v))],
+                );
                 false
             }
         }
@@ -431,21 +447,12 @@ impl Checker {
             return true;
         }
         let (rule, what) = match list {
-            List::Unit => (
-                "unit-code",
-                "a UN/ECE Rec 20 unit code the spoke knows (KGM, TNE, LTR, MTQ, H87, ...)",
-            ),
-            List::Package => (
-                "package-code",
-                "a UN/ECE Rec 21 package type code the spoke knows (BX, BG, CT, ...)",
-            ),
-            List::TransportMode => (
-                "transport-mode",
-                "a UN/ECE Rec 19 transport mode code (1 sea, 2 rail, 3 road, 4 air, ...)",
-            ),
-            _ => ("code", "a known code"),
+            List::Unit => ("unit-code", "unit_code"),
+            List::Package => ("package-code", "package_code"),
+            List::TransportMode => ("transport-mode", "transport_mode"),
+            _ => ("code", "code"),
         };
-        self.push(field, rule, format!("{} is not {what}", shown(v)));
+        self.push(field, rule, what, &[("value", &shown(v))]);
         false
     }
 
@@ -460,14 +467,7 @@ impl Checker {
             && !v.ends_with('.')
             && !v.contains("..");
         if !(shape && (4..=10).contains(&digits)) {
-            self.push(
-                field,
-                "hs-code",
-                format!(
-                    "{} is not an HS code: 4 to 10 digits, dots allowed (0808.10, 080810)",
-                    shown(v)
-                ),
-            );
+            self.push(field, "hs-code", "hs_code", &[("value", &shown(v))]);
             return false;
         }
         // The shape holds; its heading must be one of HS 2022's (the list the spoke ships).
@@ -478,10 +478,8 @@ impl Checker {
         self.push(
             field,
             "hs-heading",
-            format!(
-                "{} is not an HS 2022 code: its heading {heading} (the first four digits) is not a heading of HS 2022",
-                shown(v)
-            ),
+            "hs_heading",
+            &[("value", &shown(v)), ("heading", &heading)],
         );
         false
     }
@@ -498,14 +496,7 @@ impl Checker {
         if decimal_shape(v) && v.bytes().any(|b| matches!(b, b'1'..=b'9')) {
             return true;
         }
-        self.push(
-            field,
-            "quantity",
-            format!(
-                "{} is not a positive decimal number (digits with an optional decimal point: 1250, 12.5; at most 15 digits before the point and 6 after)",
-                shown(v)
-            ),
-        );
+        self.push(field, "quantity", "quantity", &[("value", &shown(v))]);
         false
     }
 
@@ -518,14 +509,7 @@ impl Checker {
         if v.is_empty() || decimal_shape(v.strip_prefix('-').unwrap_or(v)) {
             return true;
         }
-        self.push(
-            field,
-            "decimal",
-            format!(
-                "{} is not a decimal number (-18, 56.5; at most 15 digits before the point and 6 after)",
-                shown(v)
-            ),
-        );
+        self.push(field, "decimal", "decimal", &[("value", &shown(v))]);
         false
     }
 
@@ -538,11 +522,7 @@ impl Checker {
         if v.is_empty() || is_date(v) {
             return true;
         }
-        self.push(
-            field,
-            "date",
-            format!("{} is not a date written YYYY-MM-DD", shown(v)),
-        );
+        self.push(field, "date", "date", &[("value", &shown(v))]);
         false
     }
 }

@@ -55,7 +55,8 @@ pub fn build(form: &Form, issue: &Issue) -> Result<Vec<u8>, Vec<FieldProblem>> {
         vec![FieldProblem::new(
             "document",
             "document",
-            format!("the XML could not be written: {e}"),
+            "xml_not_written",
+            &[("error", &e.to_string())],
         )]
     })?;
     crate::document::judge(&xml, form.document_type(), Some(form.media_type())).map_err(
@@ -66,10 +67,12 @@ pub fn build(form: &Form, issue: &Issue) -> Result<Vec<u8>, Vec<FieldProblem>> {
                     FieldProblem::new(
                         "document",
                         "document",
-                        format!(
-                            "the made document breaks the rule {} on {}: {}",
-                            p.rule, p.field, p.message
-                        ),
+                        "document_rule",
+                        &[
+                            ("rule", &p.rule),
+                            ("field", &p.field),
+                            ("message", &p.message),
+                        ],
                     )
                 })
                 .collect::<Vec<_>>()

@@ -393,7 +393,7 @@ pub(super) fn certificate_body(
         @if !view.problems.is_empty() {
             ul.problems role="alert" {
                 @for p in view.problems {
-                    li { b { (p.field) } ": " (p.message) }
+                    li { b { (fields::field_name(lang, &p.field)) } ": " (p.message_in(lang)) }
                 }
             }
         }

@@ -224,6 +224,36 @@ pub(crate) fn label(lang: Lang, list: Option<&str>, path: &str) -> &'static str 
     lang.lookup(&label_key(list, path)).unwrap_or("?")
 }
 
+/// A problem's field as the officer reads it: "Goods 2 · HS code" for `lines[1].hs_code`,
+/// "Consignor · Name" for `consignor.name`, the label alone where the field has no group
+/// ("Place of loading · Its UN/LOCODE" has its own); the path itself where the catalogue has
+/// no label.
+pub(crate) fn field_name(lang: Lang, field: &str) -> String {
+    let (head, rest) = field.split_once('.').unwrap_or((field, ""));
+    let (group, index) = match head.split_once('[') {
+        Some((g, i)) => (g, i.trim_end_matches(']').parse::<usize>().ok()),
+        None => (head, None),
+    };
+    let legend = match group {
+        "issuing_authority" => "cg.authority".to_owned(),
+        g => format!("cg.{g}"),
+    };
+    let group_name = lang.lookup(&legend).map(|name| match index {
+        Some(i) => format!("{name} {}", i + 1),
+        None => name.to_owned(),
+    });
+    let key = match index {
+        Some(_) => label_key(Some(group), rest),
+        None => label_key(None, field),
+    };
+    match (group_name, lang.lookup(&key)) {
+        (Some(group), Some(label)) if !rest.is_empty() => format!("{group} · {label}"),
+        (Some(group), _) if rest.is_empty() => group,
+        (None, Some(label)) => label.to_owned(),
+        _ => field.to_owned(),
+    }
+}
+
 /// The posted fields: the first value of each name.
 #[derive(Default)]
 pub(crate) struct Posted(HashMap<String, String>);
@@ -389,7 +419,7 @@ fn input(
                 Package => (picker(lang, List::Package, name, value))
             }
             @for p in found {
-                span.problem role="alert" { (p.message) }
+                span.problem role="alert" { (p.message_in(lang)) }
             }
         }
     }
@@ -416,7 +446,7 @@ pub(crate) fn edit(lang: Lang, spec: &Spec, form: &Value, problems: &Problems) -
             fieldset id=(list.name) {
                 legend { (lang.lookup(list.legend).unwrap_or("?")) }
                 @for p in problems.get(list.name).map(Vec::as_slice).unwrap_or_default() {
-                    p.problem role="alert" { (p.message) }
+                    p.problem role="alert" { (p.message_in(lang)) }
                 }
                 @let n = entries(form, list.name);
                 @for i in 0..=n.min(list.max.saturating_sub(1)) {

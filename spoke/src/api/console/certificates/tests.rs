@@ -192,11 +192,12 @@ fn hostile_values_are_escaped_in_every_field_and_page() {
     c.steps[0].note = HOSTILE.into();
     let issuer = officer("ana", &[Role::Issuing]);
     let viewer = officer("vi", &[Role::Viewing]);
-    let problems = [FieldProblem {
-        field: "lines[0].hs_code".into(),
-        rule: "hs-code".into(),
-        message: HOSTILE.into(),
-    }];
+    let problems = [FieldProblem::new(
+        "lines[0].hs_code",
+        "hs-code",
+        "hs_code",
+        &[("value", HOSTILE)],
+    )];
     let view = View {
         problems: &problems,
         message: Some(HOSTILE.into()),
@@ -464,8 +465,8 @@ fn problems_are_shown_beside_their_fields_with_what_was_typed_kept() {
         page.contains("name=\"consignor.name\" value=\"\" aria-invalid=\"true\">"),
         "{page}"
     );
-    assert!(page.contains("<li><b>consignor.name</b>: "), "{page}");
-    assert!(page.contains("<li><b>lines[1].hs_code</b>: "), "{page}");
+    assert!(page.contains("<li><b>Consignor · Name</b>: "), "{page}");
+    assert!(page.contains("<li><b>Goods 2 · HS code</b>: "), "{page}");
 }
 
 #[tokio::test]
@@ -644,4 +645,57 @@ fn every_refused_step_reads_in_the_officers_language() {
     assert!(wrong_state.contains("«Выдан»"), "{wrong_state}");
     let failed = refusal_text(russian, &refusals[8]);
     assert!(failed.contains("CN") && failed.contains("KZ"), "{failed}");
+}
+
+#[test]
+fn form_problems_read_in_the_officers_language_with_their_fields_named() {
+    let mut form = full_ephyto();
+    form.consignor.name = String::new();
+    form.lines[1].hs_code = "9999.10".into();
+    form.lines[0].quantity = "-3".into();
+    let problems = crate::issuing::check(&IssueForm::EPhyto(form));
+    let russian = Lang::from_tag("ru").unwrap();
+    let said: Vec<(String, String)> = problems
+        .iter()
+        .map(|p| (field_name(russian, &p.field), p.message_in(russian)))
+        .collect();
+    for expected in [
+        ("Грузоотправитель · Наименование", "обязательное поле"),
+        (
+            "Товары 2 · Код ТН ВЭД (ГС)",
+            "\"9999.10\" — не код ГС 2022: его товарной позиции 9999 (первые четыре цифры) нет в ГС 2022",
+        ),
+        (
+            "Товары 1 · Количество",
+            "\"-3\" — не положительное десятичное число",
+        ),
+    ] {
+        assert!(
+            said.iter()
+                .any(|(f, m)| f == expected.0 && m.starts_with(expected.1)),
+            "{expected:?} not in {said:?}"
+        );
+    }
+    // English stays what the API and the logs say, from the same catalogue.
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.message == "this field is required")
+    );
+    let en = Lang::default();
+    assert_eq!(field_name(en, "lines[1].hs_code"), "Goods 2 · HS code");
+    assert_eq!(
+        field_name(en, "issuing_authority.country"),
+        "Issuing authority · Country"
+    );
+    assert_eq!(field_name(en, "place_of_issue"), "Place of issue");
+    assert_eq!(field_name(en, "lines"), "Goods");
+    assert_eq!(field_name(en, "document"), "document");
+    assert_eq!(field_name(en, "no_such[x].thing"), "no_such[x].thing");
+    // Every key a problem can name is in every catalogue (the keys the checks use).
+    for p in &problems {
+        for lang in [en, russian, Lang::from_tag("zh").unwrap()] {
+            assert!(lang.lookup(&p.message_key).is_some(), "{}", p.message_key);
+        }
+    }
 }
