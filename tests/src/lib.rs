@@ -13,6 +13,7 @@
 //! driver, so the harness's methods that run one are `async`.
 
 pub mod browser;
+pub mod issuing;
 pub mod operator_proxy;
 pub mod postgres;
 

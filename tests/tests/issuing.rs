@@ -7,11 +7,10 @@
 //! after an approved correction says it was replaced.
 
 use caravan_spoke::{api::login_guard::LOOKUP_MISSES, config::Role};
-use caravan_tests::Net;
-
-const PASSWORD: &str = "border-post-7";
-const ISSUER: &str = "issuer";
-const APPROVER: &str = "approver";
+use caravan_tests::{
+    Net,
+    issuing::{APPROVER, CONTENT, EPHYTO, EPHYTO_MORE, ISSUER, PASSWORD},
+};
 
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
     headers
@@ -106,74 +105,14 @@ async fn post(
     )
 }
 
-/// The full e-Phyto of `crate::issuing`'s tests, as the certificate page's inputs post it.
-const FULL_EPHYTO: &[(&str, &str)] = &[
-    ("consignor.name", "Zhetysu Agro LLP"),
-    (
-        "consignor.address",
-        "Abay Street 12\r\nTaldykorgan, Zhetysu Region",
-    ),
-    ("consignor.country", "KZ"),
-    ("consignee.name", "新疆天山果业贸易有限公司"),
-    ("consignee.address", "友好北路88号\r\n乌鲁木齐市"),
-    ("consignee.country", "CN"),
-    (
-        "issuing_authority.name",
-        "Committee of State Inspection in the Agro-Industrial Complex",
-    ),
-    ("issuing_authority.country", "KZ"),
-    ("authorized_officer", "Айгүл Серікқызы Нұрланова"),
-    ("place_of_issue", "Almaty"),
-    ("country_of_origin", "KZ"),
-    ("country_of_destination", "CN"),
-    ("place_of_loading.name", "Almaty-1 railway station"),
-    ("place_of_loading.locode", "KZALA"),
-    ("point_of_entry.name", "Alashankou"),
-    ("point_of_entry.locode", "CNAKA"),
-    ("conveyance.mode", "2"),
-    ("conveyance.name", "Train 3012, wagon 24817356"),
-    ("lines.0.description", "Fresh apples"),
-    ("lines.0.hs_code", "0808.10"),
-    ("lines.0.botanical_name", "Malus domestica"),
-    ("lines.0.quantity", "18500.5"),
-    ("lines.0.unit", "KGM"),
-    ("lines.0.packages", "1200"),
-    ("lines.0.package_type", "CT"),
-    ("lines.1.description", "Apple seedlings, bare-rooted"),
-    ("lines.1.hs_code", "06022010"),
-    ("lines.1.botanical_name", "Malus sieversii"),
-    ("lines.1.quantity", "300"),
-    ("lines.1.unit", "H87"),
-    // The blank line the page always offers, posted empty.
-    ("lines.2.description", ""),
-    ("lines.2.hs_code", ""),
-    ("treatments.0.kind", "Fumigation"),
-    ("treatments.0.chemical", "Phosphine"),
-    ("treatments.0.duration", "72"),
-    ("treatments.0.temperature", "-1.5"),
-    ("treatments.0.concentration", "2"),
-    ("treatments.0.concentration_unit", "KX"),
-    ("treatments.0.date", "2026-11-20"),
-    (
-        "additional_declarations.0",
-        "The consignment was inspected and found free of Cydia pomonella.",
-    ),
-    (
-        "additional_declarations.1",
-        "Произведено в зоне, свободной от Erwinia amylovora.",
-    ),
-];
-
-/// What the public page must never show: parties and goods.
-const CONTENT: &[&str] = &[
-    "Zhetysu Agro LLP",
-    "新疆天山果业贸易有限公司",
-    "Fresh apples",
-    "Apple seedlings",
-    "Malus",
-    "Cydia pomonella",
-    "Train 3012",
-];
+/// The e-Phyto with both goods lines and declarations, and the blank line the certificate page
+/// always offers, as the page's inputs post it.
+fn full_ephyto() -> Vec<(&'static str, &'static str)> {
+    let mut all = EPHYTO.to_vec();
+    all.extend_from_slice(EPHYTO_MORE);
+    all.extend([("lines.2.description", ""), ("lines.2.hs_code", "")]);
+    all
+}
 
 fn with<'a>(action: &'a str, fields: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
     let mut all = vec![("action", action), ("edited", "1")];
@@ -272,14 +211,13 @@ async fn an_e_phyto_is_filled_approved_by_a_second_officer_sent_and_verifiable()
     let page_path = format!("/console/certificates/{id}");
 
     // A viewing officer cannot save it: the role is named.
-    let (status, _, page) = post(&net, &viewer, &page_path, &with("save", FULL_EPHYTO)).await;
+    let (status, _, page) = post(&net, &viewer, &page_path, &with("save", &full_ephyto())).await;
     assert_eq!(status, 403, "{page}");
     assert!(page.contains("needs the issuing role"), "{page}");
 
     // Submitted without the consignor's name: refused with the field named, typed values kept.
-    let without_name: Vec<_> = FULL_EPHYTO
-        .iter()
-        .copied()
+    let without_name: Vec<_> = full_ephyto()
+        .into_iter()
         .filter(|(k, _)| *k != "consignor.name")
         .collect();
     let (status, _, page) = post(&net, &issuer, &page_path, &with("submit", &without_name)).await;
@@ -296,7 +234,7 @@ async fn an_e_phyto_is_filled_approved_by_a_second_officer_sent_and_verifiable()
 
     // Filled in whole, it is submitted.
     let (status, location, page) =
-        post(&net, &issuer, &page_path, &with("submit", FULL_EPHYTO)).await;
+        post(&net, &issuer, &page_path, &with("submit", &full_ephyto())).await;
     assert_eq!(status, 303, "{page}");
     assert_eq!(certificate_of(location), id);
     let (_, page) = get(&net, &issuer, &page_path).await;
