@@ -134,16 +134,7 @@ pub fn check_inclusion(
     head: &TreeHead,
     expected: &Expected,
 ) -> Result<(), Refusal> {
-    let path = hashes(&proof.audit_path, "log proof")?;
-    let leaf = merkle::leaf_hash(&proof.entry);
-    if !merkle::verify_inclusion(proof.leaf_index, head.size, &leaf, &path, &head.root) {
-        return Err(bad(format!(
-            "entry {} is not in the tree head of size {}: its inclusion path does not lead to the signed root",
-            proof.leaf_index, head.size
-        )));
-    }
-    let entry = v1::LogEntry::decode(proof.entry.as_slice())
-        .map_err(|e| bad(format!("log entry does not decode: {e}")))?;
+    let entry = included(proof, head)?;
     let differs = |field: &str, got: &dyn std::fmt::Display, want: &dyn std::fmt::Display| {
         bad(format!(
             "log entry {} records {field} {got}, expected {want}",
@@ -183,6 +174,20 @@ pub fn check_inclusion(
         )));
     }
     Ok(())
+}
+
+/// The entry `proof` proves in `head` (already verified): its path leads to the head's root.
+pub fn included(proof: &v1::LogProof, head: &TreeHead) -> Result<v1::LogEntry, Refusal> {
+    let path = hashes(&proof.audit_path, "log proof")?;
+    let leaf = merkle::leaf_hash(&proof.entry);
+    if !merkle::verify_inclusion(proof.leaf_index, head.size, &leaf, &path, &head.root) {
+        return Err(bad(format!(
+            "entry {} is not in the tree head of size {}: its inclusion path does not lead to the signed root",
+            proof.leaf_index, head.size
+        )));
+    }
+    v1::LogEntry::decode(proof.entry.as_slice())
+        .map_err(|e| bad(format!("log entry does not decode: {e}")))
 }
 
 /// Check that `second` only appended to `first` (heads in either order), with `proof` from

@@ -1,8 +1,11 @@
 //! Evidence bundles and the offline verifier.
 //!
 //! An evidence bundle holds everything needed to judge a received document without any
-//! network: the envelope as it travelled (signed header, signature, payload), the hub's signed
-//! receipt, this spoke's signed acknowledgement, and the signed trust list in force. Anyone with
+//! network: the envelope as it travelled (signed header, signature, payload), the hub's
+//! receipt, this spoke's signed acknowledgement, and the signed trust list in force. The receipt
+//! is in the form the document came with: a receipt the hub signed (`caravan-evidence/1`), or
+//! the log proof of its acceptance under a signed tree head (protocol v2, `caravan-evidence/2`);
+//! the verifier judges both. Anyone with
 //! the hub's anchor public key can verify it: the trust list inside counts only because that
 //! key signed it, and everything else is judged with that list, the signing key at the time the
 //! hub accepted the document.
@@ -14,8 +17,12 @@ use serde::{Deserialize, Serialize};
 use caravan_common::{Refusal, Timestamp, signing::PublicKey, trust::CorridorState};
 use caravan_proto::{ack, envelope, receipt, trust_list, v1};
 
-/// The bundle format's name and version.
+use crate::store::Evidence;
+
+/// The bundle format whose receipt is one the hub signed (`receipt`).
 pub const FORMAT: &str = "caravan-evidence/1";
+/// The bundle format whose receipt is a log proof of the acceptance (`accepted_proof`).
+pub const FORMAT_PROOF: &str = "caravan-evidence/2";
 
 /// An evidence bundle, as written to a file (JSON, binary parts in base64).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -24,8 +31,13 @@ pub struct Bundle {
     pub format: String,
     /// The encoded `caravan.v1.Envelope`: header bytes, signature, payload.
     pub envelope: String,
-    /// The encoded `caravan.v1.SignedReceipt`.
+    /// The encoded `caravan.v1.SignedReceipt` (`caravan-evidence/1`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub receipt: String,
+    /// The encoded `caravan.v1.LogProof` of the message's ACCEPTED entry, under a tree head
+    /// the hub signed (`caravan-evidence/2`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted_proof: Option<String>,
     /// The encoded `caravan.v1.SignedAck` the recipient sent, if any.
     pub acknowledgement: Option<String>,
     /// The encoded `caravan.v1.SignedTrustList` in force when the bundle was made.
@@ -94,10 +106,13 @@ pub fn verify(bundle: &Bundle, anchor: &PublicKey) -> Verdict {
         content_checks: Vec::new(),
         consistent: None,
     };
-    if bundle.format != FORMAT {
+    if bundle.format != FORMAT && bundle.format != FORMAT_PROOF {
         v.check(
             "format",
-            Err(format!("format {:?} is not {FORMAT}", bundle.format)),
+            Err(format!(
+                "format {:?} is neither {FORMAT} nor {FORMAT_PROOF}",
+                bundle.format
+            )),
         );
         return v;
     }
@@ -123,22 +138,31 @@ pub fn verify(bundle: &Bundle, anchor: &PublicKey) -> Verdict {
             None
         }
     };
-    // 2. The hub's receipt: signed by a hub key the list vouches for.
-    let receipt = match (
-        trust,
-        decode::<v1::SignedReceipt>(&bundle.receipt, "receipt"),
-    ) {
-        (Some(set), Ok(signed)) => receipt::verify(&signed, set).map_err(refusal),
-        (None, _) => Err("not checked: no valid trust list".into()),
-        (_, Err(e)) => Err(e),
+    // 2. The hub's receipt: signed by a hub key the list vouches for, or the log proof of the
+    // acceptance under a tree head such a key signed.
+    let by_proof = bundle.format == FORMAT_PROOF;
+    let receipt = match trust {
+        None => Err("not checked: no valid trust list".into()),
+        Some(set) if by_proof => bundle
+            .accepted_proof
+            .as_deref()
+            .ok_or_else(|| format!("a {FORMAT_PROOF} bundle has no accepted_proof"))
+            .and_then(|text| decode::<v1::LogProof>(text, "accepted proof"))
+            .and_then(|proof| receipt::verify_proof(&proof, set).map_err(refusal)),
+        Some(set) => decode::<v1::SignedReceipt>(&bundle.receipt, "receipt")
+            .and_then(|signed| receipt::verify(&signed, set).map_err(refusal)),
     };
     let receipt_ok = v.check(
         "hub receipt",
         receipt
             .as_ref()
             .map(|r| {
+                let form = match by_proof {
+                    true => "proved in the hub's exchange log under a tree head signed by",
+                    false => "signed by",
+                };
                 format!(
-                    "hub sequence {} accepted at {} (hub key {})",
+                    "hub sequence {} accepted at {} ({form} hub key {})",
                     r.hub_sequence, r.accepted_at, r.key_id
                 )
             })
@@ -259,30 +283,31 @@ pub fn verify(bundle: &Bundle, anchor: &PublicKey) -> Verdict {
     v
 }
 
-/// Build a bundle from the parts a spoke keeps (base64 evidence of an inbox entry).
+/// Build a bundle from the evidence a spoke keeps of an inbox entry, its payload and the trust
+/// list in force.
 pub fn bundle(
-    header: &str,
-    signature: &str,
-    key_id: &str,
+    evidence: &Evidence,
     payload: &[u8],
-    receipt: &str,
-    ack: Option<&str>,
     trust: &v1::SignedTrustList,
 ) -> Result<Bundle, String> {
     let b64 = |s: &str| BASE64.decode(s).map_err(|e| e.to_string());
     let envelope = v1::Envelope {
-        header: b64(header)?,
+        header: b64(&evidence.header)?,
         signature: Some(v1::Signature {
-            key_id: key_id.to_owned(),
-            signature: b64(signature)?,
+            key_id: evidence.signature_key_id.clone(),
+            signature: b64(&evidence.signature)?,
         }),
         payload: payload.to_vec(),
     };
     Ok(Bundle {
-        format: FORMAT.into(),
+        format: match evidence.accepted_proof {
+            Some(_) => FORMAT_PROOF.into(),
+            None => FORMAT.into(),
+        },
         envelope: BASE64.encode(envelope.encode_to_vec()),
-        receipt: receipt.to_owned(),
-        acknowledgement: ack.map(str::to_owned),
+        receipt: evidence.receipt.clone(),
+        accepted_proof: evidence.accepted_proof.clone(),
+        acknowledgement: evidence.ack.clone(),
         trust_list: BASE64.encode(trust.encode_to_vec()),
     })
 }

@@ -1290,6 +1290,7 @@ impl Net {
         self.client(from)
             .submit(v1::SubmitRequest {
                 envelope: Some(env),
+                ..Default::default()
             })
             .await
             .expect("the hub accepts a well-signed document");
@@ -1411,7 +1412,7 @@ impl Net {
         use tokio_stream::StreamExt;
         let mut client = self.client(recipient);
         let mut deliveries = client
-            .deliveries(v1::DeliveriesRequest { resume_after: 0 })
+            .deliveries(v1::DeliveriesRequest::default())
             .await
             .expect("a delivery stream")
             .into_inner();
@@ -1440,6 +1441,21 @@ impl Net {
             })
             .await
             .expect("the rejection is recorded");
+    }
+
+    /// The hub's current trust list, as participant `id` fetches it, opened with the anchor key.
+    pub async fn trust_set(&self, id: &str) -> caravan_common::trust::TrustSet {
+        let channel = self.channel_as(id).expect("participant certificate");
+        let signed = caravan_proto::v1::trust_anchor_client::TrustAnchorClient::new(channel)
+            .current(caravan_proto::v1::CurrentTrustListRequest::default())
+            .await
+            .expect("the hub's trust list")
+            .into_inner();
+        let anchor = caravan_common::signing::PublicKey::from_base64(&self.anchor_public_key)
+            .expect("the anchor key");
+        caravan_proto::trust_list::open(&signed, &anchor)
+            .expect("the list verifies")
+            .1
     }
 
     /// A raw Exchange client authenticated as participant `id`, for sending what a spoke

@@ -281,6 +281,7 @@ mod double {
                         let answer = exchange
                             .submit(v1::SubmitRequest {
                                 envelope: Some(envelope.clone()),
+                                ..Default::default()
                             })
                             .await;
                         let proof = answer.ok().and_then(|a| a.into_inner().receipt);
@@ -298,7 +299,10 @@ mod double {
         let mut exchange = exchange;
         loop {
             let Ok(stream) = exchange
-                .deliveries(v1::DeliveriesRequest { resume_after: 0 })
+                .deliveries(v1::DeliveriesRequest {
+                    resume_after: 0,
+                    ..Default::default()
+                })
                 .await
             else {
                 tokio::time::sleep(std::time::Duration::from_millis(200)).await;

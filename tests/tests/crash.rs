@@ -60,6 +60,7 @@ async fn killed_under_load(engine: Option<&'static str>) {
                     .clone()
                     .submit(v1::SubmitRequest {
                         envelope: Some(env),
+                        ..Default::default()
                     })
                     .await
                 {

@@ -21,10 +21,7 @@ async fn operators_see_the_network_and_nobody_else_does() {
     net.wait_state("KZ", sent["message_id"].as_str().unwrap(), "ACKNOWLEDGED")
         .await;
     // A refusal for the list of recent ones.
-    let refused = net
-        .client("KZ")
-        .submit(v1::SubmitRequest { envelope: None })
-        .await;
+    let refused = net.client("KZ").submit(v1::SubmitRequest::default()).await;
     assert!(refused.is_err());
 
     // A client that connects and never starts its TLS handshake holds nobody up: the operator

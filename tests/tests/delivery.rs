@@ -1,7 +1,7 @@
 //! Documents travel end to end: real binaries, real mutual TLS, real sample documents.
 
 use caravan_common::DocumentType;
-use caravan_proto::{envelope::seal, v1};
+use caravan_proto::{envelope::seal, receipt, v1};
 use caravan_tests::{Net, header, sample, sample_path};
 
 /// The three document types, each delivered, verified at the recipient with byte-identical
@@ -56,7 +56,7 @@ async fn all_three_document_types_arrive_verified_and_identical() {
             ["ACCEPTED", "DELIVERED", "ACKNOWLEDGED"].contains(&sent["state"].as_str().unwrap()),
             "{sent}"
         );
-        assert!(sent["receipt"]["signed"].is_string());
+        assert!(sent["receipt"]["log_proof"].is_string(), "{sent}");
         assert!(sent["receipt"]["hub_sequence"].as_u64().unwrap() >= 1);
 
         let item = net.wait_inbox(to, &id).await;
@@ -377,6 +377,7 @@ async fn a_received_document_not_understood_is_marked_with_the_reason() {
         net.client("KZ")
             .submit(v1::SubmitRequest {
                 envelope: Some(seal(&h, payload.to_vec(), &kz)),
+                ..Default::default()
             })
             .await
             .expect("the hub does not judge content");
@@ -439,5 +440,95 @@ async fn a_business_rejection_reaches_the_sender_with_its_code() {
             "recipient's acknowledgement: rejected: cn.customs:QUOTA_EXCEEDED: The import quota for HS 0808 is exhausted. (signature verified)"
         ),
         "{stdout}"
+    );
+}
+
+/// Receipts as log proofs (protocol v2) beside signed ones (v1), at the hub: a message submitted
+/// with `proof_receipt` is answered with no signed receipt and a log proof that is one; a v1
+/// resend of it, its `Status` and a v1 delivery stream get a receipt the hub signs then, which
+/// says the same; a v2 delivery stream gets the proof.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_log_proof_receipt_and_a_signed_one_say_the_same() {
+    use tokio_stream::StreamExt;
+    let mut net = Net::new(&["KZ", "CN"]).await;
+    net.start_hub().await;
+    let trust = net.trust_set("KZ").await;
+    let key = net.signing_key("KZ", 0);
+    let payload = sample("eco/carec-KZ-CN-certificate-of-origin.xml");
+    let h = header(
+        &key,
+        "KZ",
+        "CN",
+        DocumentType::CertificateOfOrigin,
+        &payload,
+    );
+    let env = seal(&h, payload, &key);
+    let mut kz = net.client("KZ");
+    let submit = |proof_receipt| v1::SubmitRequest {
+        envelope: Some(env.clone()),
+        proof_receipt,
+    };
+
+    let v2 = kz.submit(submit(true)).await.unwrap().into_inner();
+    assert!(v2.receipt.is_none(), "no signed receipt for a v2 caller");
+    assert!(!v2.duplicate);
+    let proved = receipt::verify_proof(v2.log_proof.as_ref().unwrap(), &trust).unwrap();
+    assert_eq!(proved.message_id, h.message_id);
+    assert_eq!(proved.sender, h.sender);
+    assert_eq!(proved.recipient, h.recipient);
+    assert_eq!(
+        proved.header_sha256,
+        caravan_common::signing::sha256(&env.header)
+    );
+
+    // A v1 resend: the original acceptance, with a receipt signed now that says the same.
+    let v1 = kz.submit(submit(false)).await.unwrap().into_inner();
+    assert!(v1.duplicate);
+    let signed = receipt::verify(v1.receipt.as_ref().unwrap(), &trust).unwrap();
+    assert_eq!(signed, proved);
+    // A v2 resend again: the proof, no receipt.
+    let again = kz.submit(submit(true)).await.unwrap().into_inner();
+    assert!(again.duplicate && again.receipt.is_none());
+    assert_eq!(
+        receipt::verify_proof(again.log_proof.as_ref().unwrap(), &trust).unwrap(),
+        proved
+    );
+    // Status (asked by v1 and v2 callers alike) carries a signed receipt.
+    let status = kz
+        .status(v1::StatusRequest {
+            message_id: h.message_id.to_string(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        receipt::verify(status.receipt.as_ref().unwrap(), &trust).unwrap(),
+        proved
+    );
+
+    // The recipient: a v1 stream gets a signed receipt, a v2 stream the proof.
+    let first_frame = async |proof_receipts| {
+        let mut stream = net
+            .client("CN")
+            .deliveries(v1::DeliveriesRequest {
+                resume_after: 0,
+                proof_receipts,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        stream.next().await.unwrap().unwrap()
+    };
+    let frame = first_frame(false).await;
+    assert!(frame.accepted_proof.is_none());
+    assert_eq!(
+        receipt::verify(frame.receipt.as_ref().unwrap(), &trust).unwrap(),
+        proved
+    );
+    let frame = first_frame(true).await;
+    assert!(frame.receipt.is_none());
+    assert_eq!(
+        receipt::verify_proof(frame.accepted_proof.as_ref().unwrap(), &trust).unwrap(),
+        proved
     );
 }

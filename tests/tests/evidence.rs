@@ -90,6 +90,10 @@ async fn an_exported_bundle_verifies_offline_and_tampering_is_named() {
 
     let original: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&bundle_path).unwrap()).unwrap();
+    // The spokes take log proofs as receipts (protocol v2): the bundle keeps the proof.
+    assert_eq!(original["format"], "caravan-evidence/2", "{original}");
+    assert!(original["accepted_proof"].is_string(), "{original}");
+    assert!(original.get("receipt").is_none(), "{original}");
     // The bundle edited by `edit`, written to a file, and verified with the anchor key.
     let tampered = async |edit: &dyn Fn(&mut serde_json::Value)| {
         let mut bundle = original.clone();
@@ -141,13 +145,50 @@ async fn an_exported_bundle_verifies_offline_and_tampering_is_named() {
         failed(&verdict).contains(&"trust list".to_owned()),
         "{verdict}"
     );
-    // A receipt from another message.
-    let (out, verdict) = tampered(&|b| b["receipt"] = "AAAA".into()).await;
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        failed(&verdict).contains(&"hub receipt".to_owned()),
-        "{verdict}"
-    );
+    // A receipt that is no proof: an edited log entry, another format's receipt field, or no
+    // receipt at all.
+    let proof = |b: &serde_json::Value| {
+        v1::LogProof::decode(
+            BASE64
+                .decode(b["accepted_proof"].as_str().unwrap())
+                .unwrap()
+                .as_slice(),
+        )
+        .unwrap()
+    };
+    let edited_entry = |b: &mut serde_json::Value| {
+        let mut p = proof(b);
+        let n = p.entry.len() - 1;
+        p.entry[n] ^= 1;
+        b["accepted_proof"] = BASE64.encode(p.encode_to_vec()).into();
+    };
+    let as_v1 = |b: &mut serde_json::Value| b["format"] = "caravan-evidence/1".into();
+    let without = |b: &mut serde_json::Value| {
+        b.as_object_mut().unwrap().remove("accepted_proof");
+    };
+    for (edit, says) in [
+        (
+            &edited_entry as &dyn Fn(&mut serde_json::Value),
+            "inclusion path",
+        ),
+        (&as_v1, "receipt"),
+        (&without, "has no accepted_proof"),
+    ] {
+        let (out, verdict) = tampered(edit).await;
+        assert_eq!(out.status.code(), Some(1));
+        let receipt = verdict["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "hub receipt")
+            .unwrap()
+            .clone();
+        assert_eq!(receipt["ok"], false, "{verdict}");
+        assert!(
+            receipt["detail"].as_str().unwrap().contains(says),
+            "{says}: {receipt}"
+        );
+    }
 
     // Another anchor key believes nothing in the bundle.
     let other = net.path().join("other-pki");

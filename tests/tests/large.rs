@@ -91,6 +91,7 @@ async fn a_document_over_the_limit_is_refused_before_anything_is_stored() {
     let head = v1::SubmitChunk {
         envelope: Some(env),
         data: Vec::new(),
+        ..Default::default()
     };
     let status = net
         .client("KZ")
@@ -111,6 +112,7 @@ async fn a_document_over_the_limit_is_refused_before_anything_is_stored() {
         .client("KZ")
         .submit(v1::SubmitRequest {
             envelope: Some(env),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -126,10 +128,12 @@ async fn a_document_over_the_limit_is_refused_before_anything_is_stored() {
         v1::SubmitChunk {
             envelope: Some(head),
             data: first.to_vec(),
+            ..Default::default()
         },
         v1::SubmitChunk {
             envelope: None,
             data: rest.to_vec(),
+            ..Default::default()
         },
     ];
     let accepted = net
@@ -147,10 +151,12 @@ async fn a_document_over_the_limit_is_refused_before_anything_is_stored() {
         v1::SubmitChunk {
             envelope: Some(head.clone()),
             data: Vec::new(),
+            ..Default::default()
         },
         v1::SubmitChunk {
             envelope: Some(head),
             data: env.payload[..caravan_proto::MAX_PAYLOAD_PER_MESSAGE].to_vec(),
+            ..Default::default()
         },
     ];
     let status = net

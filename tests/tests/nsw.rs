@@ -89,7 +89,7 @@ async fn a_single_window_submits_follows_and_receives_over_the_rest_api() {
         .await;
     assert_eq!(status, 200, "{sent}");
     let id = sent["message_id"].as_str().unwrap().to_owned();
-    assert!(sent["receipt"]["signed"].is_string());
+    assert!(sent["receipt"]["log_proof"].is_string(), "{sent}");
     let checks = sent["checks"].as_array().expect("checks in the answer");
     assert!(
         checks

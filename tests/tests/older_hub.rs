@@ -1,7 +1,10 @@
-//! A spoke and a hub from before `AcknowledgeMany`: the spoke, told UNIMPLEMENTED, sends its
-//! acknowledgements one request each, and everything still goes through. The older hub is the
-//! real one behind a proxy (with the hub's certificate towards the spoke and the spoke's
-//! towards the hub) that forwards every call but `AcknowledgeMany`.
+//! A spoke and a hub from before `AcknowledgeMany` and receipts as log proofs (protocol v1): the
+//! spoke, told UNIMPLEMENTED, sends its acknowledgements one request each; it takes signed
+//! receipts where it asked for log proofs; and everything still goes through, both ways, with
+//! a spoke of the current protocol on the other side. The older hub is the real one behind a
+//! proxy (with the hub's certificate towards the spoke and the spoke's towards the hub) that
+//! forwards every call but `AcknowledgeMany`, dropping the requests' v2 fields as a v1 hub's
+//! decoder would.
 
 use std::{
     sync::{
@@ -39,7 +42,11 @@ impl Exchange for OlderHub {
         &self,
         r: Request<v1::SubmitRequest>,
     ) -> Result<Response<v1::SubmitResponse>, Status> {
-        self.exchange.clone().submit(r.into_inner()).await
+        let request = v1::SubmitRequest {
+            proof_receipt: false,
+            ..r.into_inner()
+        };
+        self.exchange.clone().submit(request).await
     }
 
     async fn submit_stream(
@@ -55,7 +62,11 @@ impl Exchange for OlderHub {
         &self,
         r: Request<v1::DeliveriesRequest>,
     ) -> Result<Response<Self::DeliveriesStream>, Status> {
-        self.exchange.clone().deliveries(r.into_inner()).await
+        let request = v1::DeliveriesRequest {
+            proof_receipts: false,
+            ..r.into_inner()
+        };
+        self.exchange.clone().deliveries(request).await
     }
 
     async fn acknowledge(
@@ -137,7 +148,7 @@ async fn serve(net: &Net, hub: OlderHub) -> u16 {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_spoke_acknowledges_one_by_one_to_a_hub_without_acknowledge_many() {
+async fn a_spoke_of_an_older_hub_acknowledges_one_by_one_and_takes_signed_receipts() {
     let mut net = Net::new(&["KZ", "CN"]).await;
     net.start_hub().await;
     let pki = net.pki();
@@ -188,4 +199,66 @@ async fn a_spoke_acknowledges_one_by_one_to_a_hub_without_acknowledge_many() {
         hub.single.load(Ordering::SeqCst) >= ids.len(),
         "then one Acknowledge each"
     );
+
+    // KZ took log proofs as receipts; CN, behind the v1 hub, got for the same documents
+    // receipts the hub signed when it delivered them, and judged them genuine.
+    for id in &ids {
+        let sent = net.spoke_json("KZ", &["status", id]).await;
+        assert!(sent["sent"]["receipt"]["log_proof"].is_string(), "{sent}");
+        assert!(sent["sent"]["receipt"].get("signed").is_none(), "{sent}");
+        let received = net.spoke_json("CN", &["show", id]).await;
+        assert_eq!(received["verification"]["status"], "verified", "{received}");
+        assert!(
+            !received["evidence"]["receipt"].as_str().unwrap().is_empty(),
+            "{received}"
+        );
+        assert!(
+            received["evidence"].get("accepted_proof").is_none(),
+            "{received}"
+        );
+    }
+    // Its evidence bundle is of the signed-receipt form, and verifies offline.
+    let bundle = net.path().join("evidence-v1.json");
+    let out = net
+        .spoke_cli(
+            "CN",
+            &["export", &ids[0], "--out", bundle.to_str().unwrap()],
+        )
+        .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&bundle).unwrap()).unwrap();
+    assert_eq!(written["format"], "caravan-evidence/1", "{written}");
+    let verified = tokio::process::Command::new(&caravan_tests::binaries().spoke)
+        .args(["verify", "--json", "--anchor-key"])
+        .arg(net.pki().join("hub-anchor.pub"))
+        .arg(&bundle)
+        .output()
+        .await
+        .unwrap();
+    let verdict: serde_json::Value = serde_json::from_slice(&verified.stdout).unwrap();
+    assert_eq!(verdict["genuine"], true, "{verdict}");
+    // The other way (CN's business answer to KZ): CN's v1 submission has a signed receipt; KZ
+    // takes its delivery with the log proof of its acceptance.
+    let back = net
+        .spoke_json(
+            "CN",
+            &["answer", &ids[0], "--decision", "accepted", "--wait"],
+        )
+        .await;
+    let back = back["message_id"].as_str().unwrap().to_owned();
+    let sent = net.wait_state("CN", &back, "ACKNOWLEDGED").await;
+    assert!(sent["sent"]["receipt"]["signed"].is_string(), "{sent}");
+    assert!(sent["sent"]["receipt"].get("log_proof").is_none(), "{sent}");
+    let received = net.spoke_json("KZ", &["show", &back]).await;
+    assert_eq!(received["verification"]["status"], "verified", "{received}");
+    assert!(
+        received["evidence"]["accepted_proof"].is_string(),
+        "{received}"
+    );
+    assert_eq!(received["evidence"]["receipt"], "", "{received}");
 }

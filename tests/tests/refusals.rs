@@ -25,7 +25,10 @@ async fn refused(
 ) -> String {
     let result = net
         .client(as_participant)
-        .submit(v1::SubmitRequest { envelope: env })
+        .submit(v1::SubmitRequest {
+            envelope: env,
+            ..Default::default()
+        })
         .await;
     let status = result.expect_err(&format!("{code} expected"));
     let refusal = caravan_proto::status::from_status(&status)
@@ -249,6 +252,7 @@ async fn the_hub_refuses_every_broken_rule_and_stores_nothing_on(mut net: Net) {
         .client("KZ")
         .submit(v1::SubmitRequest {
             envelope: Some(env.clone()),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -257,6 +261,7 @@ async fn the_hub_refuses_every_broken_rule_and_stores_nothing_on(mut net: Net) {
         .client("KZ")
         .submit(v1::SubmitRequest {
             envelope: Some(env),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -351,6 +356,7 @@ async fn acknowledgements_are_checked_on(mut net: Net) {
     net.client("KZ")
         .submit(v1::SubmitRequest {
             envelope: Some(env),
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -468,6 +474,7 @@ async fn callers_without_a_participant_certificate_are_refused() {
             v1::exchange_client::ExchangeClient::new(channel)
                 .submit(v1::SubmitRequest {
                     envelope: Some(env),
+                    ..Default::default()
                 })
                 .await
         }
@@ -639,6 +646,7 @@ async fn headers_created_in_the_future_or_before_their_lifetime_are_refused() {
         .submit_stream(tokio_stream::iter(vec![v1::SubmitChunk {
             envelope: Some(seal(&h, doc.clone(), &kz)),
             data: Vec::new(),
+            ..Default::default()
         }]))
         .await
         .unwrap_err();
@@ -673,6 +681,7 @@ async fn headers_created_in_the_future_or_before_their_lifetime_are_refused() {
             .client("KZ")
             .submit(v1::SubmitRequest {
                 envelope: Some(seal(h, doc.clone(), &kz)),
+                ..Default::default()
             })
             .await
             .unwrap_or_else(|s| panic!("{} refused: {s:?}", h.created_at))
@@ -688,6 +697,7 @@ async fn headers_created_in_the_future_or_before_their_lifetime_are_refused() {
         .client("KZ")
         .submit(v1::SubmitRequest {
             envelope: Some(env.clone()),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -697,6 +707,7 @@ async fn headers_created_in_the_future_or_before_their_lifetime_are_refused() {
         .client("KZ")
         .submit(v1::SubmitRequest {
             envelope: Some(env),
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -20,6 +20,7 @@ async fn submit(
     net.client(who)
         .submit(v1::SubmitRequest {
             envelope: Some(env),
+            ..Default::default()
         })
         .await
         .map(|r| r.into_inner())

@@ -99,6 +99,7 @@ async fn two_replicas_one_killed_under_load_lose_and_duplicate_nothing() {
                         let mut client = ExchangeClient::new(channel.clone());
                         let request = v1::SubmitRequest {
                             envelope: Some(env.clone()),
+                            ..Default::default()
                         };
                         match client.submit(request).await {
                             Ok(answer) => {

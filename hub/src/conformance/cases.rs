@@ -120,6 +120,7 @@ impl Run<'_> {
                 IDENTITY,
                 v1::SubmitRequest {
                     envelope: Some(envelope),
+                    ..Default::default()
                 },
             )
             .await
@@ -631,9 +632,10 @@ pub async fn receive(
 ) {
     // A stream that ends (the stand-in's store faulted) is opened again, as a spoke would.
     loop {
-        let stream = exchange
-            .clone()
-            .open_deliveries(zz_peer(IDENTITY), IDENTITY, 0);
+        let stream =
+            exchange
+                .clone()
+                .open_deliveries(zz_peer(IDENTITY), IDENTITY, Default::default());
         take(stream, &exchange, &registry, &key, &received).await;
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

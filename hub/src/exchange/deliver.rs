@@ -1,6 +1,8 @@
 //! Deliveries: the stream of a recipient's pending documents, in frames of one stored chunk,
 //! judged again at every registry change, held back while the store is faulted, and recorded
-//! as delivered a batch at a time.
+//! as delivered a batch at a time. Each document goes with its receipt: the log proof of its
+//! ACCEPTED entry for a recipient of protocol v2 (`proof_receipts`), the hub's signed receipt
+//! for one of v1 (signed now if its sender took a log proof instead).
 
 use std::sync::Arc;
 
@@ -11,7 +13,7 @@ use tonic::Status;
 use tracing::{Instrument, debug, info};
 
 use caravan_common::{ParticipantId, Timestamp};
-use caravan_proto::v1;
+use caravan_proto::{receipt, v1};
 
 use super::state::{DELIVERY_BATCH, DELIVERY_BUFFER, Exchange, seconds_since};
 use crate::{
@@ -28,11 +30,11 @@ impl Exchange {
         self: Arc<Self>,
         peer: Peer,
         recipient: ParticipantId,
-        resume_after: u64,
+        request: v1::DeliveriesRequest,
     ) -> ReceiverStream<Result<v1::Delivery, Status>> {
         let (tx, rx) = mpsc::channel(DELIVERY_BUFFER);
         tokio::spawn(
-            self.stream_deliveries(peer, recipient, resume_after, tx)
+            self.stream_deliveries(peer, recipient, request, tx)
                 .in_current_span(),
         );
         ReceiverStream::new(rx)
@@ -43,9 +45,10 @@ impl Exchange {
         self: Arc<Self>,
         peer: Peer,
         recipient: ParticipantId,
-        mut cursor: u64,
+        request: v1::DeliveriesRequest,
         tx: mpsc::Sender<Result<v1::Delivery, Status>>,
     ) {
+        let (mut cursor, proofs) = (request.resume_after, request.proof_receipts);
         let mut updates = self.queues.subscribe(recipient);
         let mut registry = self.registry.subscribe();
         let mut shutdown = self.shutdown.clone();
@@ -53,7 +56,11 @@ impl Exchange {
         let mut generation = store_health
             .as_mut()
             .map(|h| h.borrow_and_update().generation);
-        info!(resume_after = cursor, "delivery stream opened");
+        info!(
+            resume_after = cursor,
+            proof_receipts = proofs,
+            "delivery stream opened"
+        );
         // Counted down however the stream ends.
         let _open = self.metrics.stream_opened(recipient);
         loop {
@@ -109,19 +116,17 @@ impl Exchange {
             // A payload found corrupt is held back: it stays queued (and is reported, once,
             // by the store), never sent as good; the others go on.
             cursor = batch.last().map_or(cursor, |p| p.sequence);
-            let batch: Vec<(Pending, v1::SignedReceipt)> = batch
+            let batch: Vec<Pending> = batch
                 .into_iter()
                 .filter(|pending| !self.store.backend().payload_damaged(pending.sequence))
-                .filter_map(|pending| {
-                    match v1::SignedReceipt::decode(pending.receipt.as_slice()) {
-                        Ok(receipt) => Some((pending, receipt)),
-                        Err(e) => {
-                            tracing::error!(sequence = pending.sequence, cause = %e, "stored receipt is corrupt");
-                            None
-                        }
-                    }
-                })
                 .collect();
+            let batch = match self.with_receipts(batch, proofs).await {
+                Ok(batch) => batch,
+                Err(e) => {
+                    let _ = tx.send(Err(e.into())).await;
+                    return;
+                }
+            };
             // The payloads are read on a blocking thread, a chunk ahead of the frames sent.
             let mut payloads = self.read_payloads(&batch);
             let mut sent = Vec::with_capacity(batch.len());
@@ -192,7 +197,8 @@ impl Exchange {
                                 }),
                                 payload: chunk,
                             }),
-                            receipt: Some(receipt.clone()),
+                            receipt: receipt.signed.clone(),
+                            accepted_proof: receipt.proof.clone(),
                             cursor: sequence,
                             continuation: Vec::new(),
                             complete,
@@ -257,6 +263,80 @@ impl Exchange {
     }
 }
 
+/// The receipt a document goes out with: one of the two forms.
+struct GivenReceipt {
+    signed: Option<v1::SignedReceipt>,
+    proof: Option<v1::LogProof>,
+}
+
+impl Exchange {
+    /// `batch` with each document's receipt in the form the recipient asked for (`proofs`:
+    /// protocol v2). A document with no receipt to give (its stored one corrupt, or its log
+    /// entry beyond reach) is logged and held back, never sent without one.
+    async fn with_receipts(
+        &self,
+        batch: Vec<Pending>,
+        proofs: bool,
+    ) -> Result<Vec<(Pending, GivenReceipt)>, HubError> {
+        // The log entries that must be proved: every one for v2, for v1 only those of messages
+        // stored without a signed receipt (their senders took a log proof).
+        let needed: Vec<u64> = batch
+            .iter()
+            .map(|p| match proofs || p.receipt.is_empty() {
+                true => p.log_index,
+                false => 0,
+            })
+            .collect();
+        let largest = needed.iter().copied().max().unwrap_or(0);
+        let proved = match largest {
+            0 => vec![None; batch.len()],
+            // A document is read once its transaction committed, perhaps before the flush that
+            // makes it durable and signs the head that covers it: wait for that head.
+            _ => {
+                let head = self.durable_head(largest).await?;
+                self.prove_many(&head, &needed).await?
+            }
+        };
+        let mut out = Vec::with_capacity(batch.len());
+        for (pending, proof) in batch.into_iter().zip(proved) {
+            let sequence = pending.sequence;
+            let given = match (proofs, proof) {
+                (true, Some(proof)) => Ok(GivenReceipt {
+                    signed: None,
+                    proof: Some(proof),
+                }),
+                (_, Some(proof)) => receipt::issue_for_entry(&proof.entry, &self.receipt_key)
+                    .map_err(|r| r.detail)
+                    .map(|signed| GivenReceipt {
+                        signed: Some(signed),
+                        proof: None,
+                    }),
+                // v1, or a message from before the log whose entry cannot be proved: the
+                // stored signed receipt.
+                (_, None) if !pending.receipt.is_empty() => {
+                    v1::SignedReceipt::decode(pending.receipt.as_slice())
+                        .map_err(|e| format!("stored receipt does not decode: {e}"))
+                        .map(|signed| GivenReceipt {
+                            signed: Some(signed),
+                            proof: None,
+                        })
+                }
+                (_, None) => Err(format!(
+                    "no signed receipt and log entry {} cannot be proved",
+                    pending.log_index
+                )),
+            };
+            match given {
+                Ok(given) => out.push((pending, given)),
+                Err(cause) => {
+                    tracing::error!(sequence, cause, "no receipt to deliver with: held back")
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// Bytes of payload chunks a delivery stream's reader may hold ready ahead of the stream.
 const READ_AHEAD: u64 = 2 * 1024 * 1024;
 
@@ -271,7 +351,7 @@ struct Payloads(mpsc::Receiver<ChunkRead>);
 impl Exchange {
     /// Start reading the payloads of `batch`, in order: every chunk of each document, up to
     /// the first that fails (the document ends there). Dropping the answer stops the reading.
-    fn read_payloads(&self, batch: &[(Pending, v1::SignedReceipt)]) -> Payloads {
+    fn read_payloads(&self, batch: &[(Pending, GivenReceipt)]) -> Payloads {
         let documents: Vec<(u64, u32)> = batch
             .iter()
             .map(|(p, _)| (p.sequence, p.payload_chunks))

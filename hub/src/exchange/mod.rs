@@ -67,11 +67,10 @@ impl v1::exchange_server::Exchange for ExchangeService {
             Rpc::Deliveries,
             request,
             |caller, request| async move {
-                Ok(self.0.clone().open_deliveries(
-                    caller.peer,
-                    caller.participant,
-                    request.resume_after,
-                ))
+                Ok(self
+                    .0
+                    .clone()
+                    .open_deliveries(caller.peer, caller.participant, request))
             },
         )
         .await

@@ -174,6 +174,43 @@ impl Exchange {
             .read(move |b| heads.prove(b, &head, log_index))
             .await?)
     }
+
+    /// [`Self::prove`] for each of `indices` in `head`, in order: those not in memory are read
+    /// in one turn of the store, not one each.
+    pub(super) async fn prove_many(
+        &self,
+        head: &TreeHead,
+        indices: &[u64],
+    ) -> Result<Vec<Option<v1::LogProof>>, HubError> {
+        let heads = self.commit.heads().clone();
+        let backend = self.store.backend();
+        let mut proofs: Vec<Option<v1::LogProof>> = indices
+            .iter()
+            .map(|&i| match backend.reads_block() {
+                true => heads.prove_cached(backend, head, i),
+                false => None,
+            })
+            .collect();
+        let missing: Vec<(usize, u64)> = (indices.iter().copied().enumerate())
+            .filter(|&(n, i)| proofs[n].is_none() && i > 0 && i <= head.tree_size)
+            .collect();
+        if !missing.is_empty() {
+            let head = head.clone();
+            let read = self
+                .store
+                .read(move |b| {
+                    missing
+                        .into_iter()
+                        .map(|(n, i)| Ok((n, heads.prove(b, &head, i)?)))
+                        .collect::<Result<Vec<_>, StoreError>>()
+                })
+                .await?;
+            for (n, proof) in read {
+                proofs[n] = proof;
+            }
+        }
+        Ok(proofs)
+    }
 }
 
 /// Seconds from `t` to now (0 if `t` is in the future: clocks of another process).

@@ -10,7 +10,7 @@ use tonic::Status;
 use tracing::{Instrument, info};
 
 use caravan_common::{MessageId, ParticipantId, RefusalCode};
-use caravan_proto::v1;
+use caravan_proto::{receipt, v1};
 
 use super::state::{DELIVERY_BATCH, DELIVERY_BUFFER, Exchange, STATUS_FLUSH_WAIT, wire_state};
 use crate::{
@@ -158,8 +158,31 @@ impl Exchange {
                 })
             }
         };
-        let receipt =
-            v1::SignedReceipt::decode(record.receipt.as_slice()).map_err(corrupt("receipt"))?;
+        let receipt = match record.receipt.is_empty() {
+            false => {
+                v1::SignedReceipt::decode(record.receipt.as_slice()).map_err(corrupt("receipt"))?
+            }
+            // Its sender took a log proof as the receipt: signed now from the ACCEPTED entry.
+            true => {
+                let index = record.accepted_log_index;
+                let entry = self
+                    .store
+                    .read(move |b| b.log_entries(index, 1))
+                    .await?
+                    .pop()
+                    .filter(|(i, _)| *i == index)
+                    .ok_or_else(|| StoreError::Corrupt {
+                        what: "log entry",
+                        detail: format!("entry {index} of {message_id}'s acceptance is missing"),
+                    })?;
+                receipt::issue_for_entry(&entry.1, &self.receipt_key).map_err(|r| {
+                    StoreError::Corrupt {
+                        what: "log entry",
+                        detail: r.detail,
+                    }
+                })?
+            }
+        };
         let ack = match record.ack.is_empty() {
             true => None,
             false => Some(v1::SignedAck::decode(record.ack.as_slice()).map_err(corrupt("ack"))?),

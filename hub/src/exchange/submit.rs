@@ -1,6 +1,8 @@
 //! Submit and SubmitStream: a signed envelope judged (key, signature, header, its creation
 //! time, payload, recipient, corridor) before anything is stored, then accepted durably in one
-//! transaction and answered with the hub-signed receipt and its log proof.
+//! transaction and answered with its log proof and, for a protocol v1 caller, the hub-signed
+//! receipt. A v2 caller (`proof_receipt`) takes the log proof as the receipt, so the hub signs
+//! nothing per message: the tree head's one signature covers every message of a flush.
 
 use prost::Message;
 use tonic::Status;
@@ -26,6 +28,7 @@ impl Exchange {
         request: v1::SubmitRequest,
     ) -> Result<v1::SubmitResponse, HubError> {
         let started = std::time::Instant::now();
+        let proof_receipt = request.proof_receipt;
         let envelope = request.envelope.ok_or_else(|| {
             HubError::refused(RefusalCode::MalformedRequest, "the request has no envelope")
         })?;
@@ -74,6 +77,11 @@ impl Exchange {
         let (acceptance, head) = self
             .commit
             .accept_durable(incoming, move |sequence| {
+                // A v2 sender's message is stored without a signed receipt; one is signed when a
+                // v1 caller asks for it (a resend, a delivery, a status).
+                if proof_receipt {
+                    return Vec::new();
+                }
                 let r = Receipt {
                     hub_sequence: sequence,
                     ..receipt_template.clone()
@@ -122,13 +130,39 @@ impl Exchange {
                 ));
             }
         };
-        let receipt =
-            v1::SignedReceipt::decode(receipt.as_slice()).map_err(|e| StoreError::Corrupt {
-                what: "receipt",
-                detail: e.to_string(),
-            })?;
+        let receipt = match (&log_proof, proof_receipt) {
+            (Some(_), true) => None,
+            _ if !receipt.is_empty() => {
+                Some(v1::SignedReceipt::decode(receipt.as_slice()).map_err(|e| {
+                    StoreError::Corrupt {
+                        what: "receipt",
+                        detail: e.to_string(),
+                    }
+                })?)
+            }
+            // Stored without one (its first submission took a log proof), asked for by a v1
+            // resend: signed now from the ACCEPTED entry, which says what it would have said.
+            (Some(proof), false) => Some(
+                receipt::issue_for_entry(&proof.entry, &self.receipt_key).map_err(|r| {
+                    StoreError::Corrupt {
+                        what: "log entry",
+                        detail: r.detail,
+                    }
+                })?,
+            ),
+            (None, _) => {
+                return Err(StoreError::Corrupt {
+                    what: "receipt",
+                    detail: format!(
+                        "message {} has neither a signed receipt nor a log entry",
+                        header.message_id
+                    ),
+                }
+                .into());
+            }
+        };
         Ok(v1::SubmitResponse {
-            receipt: Some(receipt),
+            receipt,
             duplicate,
             log_proof,
         })
@@ -226,6 +260,7 @@ impl Exchange {
             caller,
             v1::SubmitRequest {
                 envelope: Some(envelope),
+                proof_receipt: first.proof_receipt,
             },
         )
         .await

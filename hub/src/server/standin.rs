@@ -265,6 +265,17 @@ fn flip(bytes: &mut [u8], at: usize) {
     }
 }
 
+/// Forge a receipt in whichever form it travels: a signed receipt's signature (protocol v1), or
+/// the entry of the log proof that stands for one (v2), so that its path no longer leads to the
+/// signed root.
+fn forge_receipt(signed: Option<&mut v1::SignedReceipt>, proof: Option<&mut v1::LogProof>) {
+    match (signed.and_then(|r| r.signature.as_mut()), proof) {
+        (Some(sig), _) => flip(&mut sig.signature, 0),
+        (None, Some(proof)) => flip(&mut proof.entry, 0),
+        (None, None) => {}
+    }
+}
+
 /// The stand-in's Exchange service: the hub's own, with the kit's hand on what passes.
 #[derive(Clone)]
 pub struct KitExchange {
@@ -292,14 +303,9 @@ impl v1::exchange_server::Exchange for KitExchange {
                 }
                 forge
             });
-            if forge
-                && let Some(sig) = response
-                    .get_mut()
-                    .receipt
-                    .as_mut()
-                    .and_then(|r| r.signature.as_mut())
-            {
-                flip(&mut sig.signature, 0);
+            if forge {
+                let answer = response.get_mut();
+                forge_receipt(answer.receipt.as_mut(), answer.log_proof.as_mut());
             }
         }
         Ok(response)
@@ -370,10 +376,7 @@ impl v1::exchange_server::Exchange for KitExchange {
                         }
                     }
                     Some(Tamper::Receipt) => {
-                        if let Some(sig) = frame.receipt.as_mut().and_then(|r| r.signature.as_mut())
-                        {
-                            flip(&mut sig.signature, 0);
-                        }
+                        forge_receipt(frame.receipt.as_mut(), frame.accepted_proof.as_mut())
                     }
                     Some(Tamper::CutMidway) => {
                         if let Some(env) = frame.envelope.as_mut() {

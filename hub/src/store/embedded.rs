@@ -640,6 +640,7 @@ impl Backend for Embedded {
                 receipt: record.receipt,
                 document_type: record.document_type,
                 accepted_at: Timestamp::from_millis(record.accepted_at_ms),
+                log_index: record.log_index,
             });
         }
         Ok(out)
@@ -809,7 +810,9 @@ impl Backend for Embedded {
             .ok_or_else(|| corrupt("status", format!("sequence {sequence} is missing")))?;
         let mut status = <StatusRecord as Record>::decode(&bytes)?;
         if status.receipt.is_empty() {
-            status.receipt = self.message(sequence)?.receipt;
+            let message = self.message(sequence)?;
+            status.receipt = message.receipt;
+            status.accepted_log_index = message.log_index;
         }
         Ok(Some(status))
     }

@@ -56,9 +56,12 @@ pub struct Pending {
     pub payload_length: u64,
     /// Read them with [`Backend::payload_chunk`], index 0 to `payload_chunks - 1`.
     pub payload_chunks: u32,
+    /// The signed receipt; empty for a message whose sender took a log proof instead.
     pub receipt: Vec<u8>,
     pub document_type: String,
     pub accepted_at: Timestamp,
+    /// Its ACCEPTED log entry (1-based), whose proof is its receipt in protocol v2.
+    pub log_index: u64,
 }
 
 /// A message that changed state: who sent it where, what it is and when it was accepted (for

@@ -102,6 +102,10 @@ pub struct StatusRecord {
     /// Index (from 1) of the log entry that recorded the acknowledgement; 0 before one.
     #[prost(uint64, tag = "5")]
     pub ack_log_index: u64,
+    /// Index (from 1) of the log entry that recorded the acceptance, when `receipt` is empty
+    /// (the sender took its log proof as the receipt); filled when read, never stored.
+    #[prost(uint64, tag = "6")]
+    pub accepted_log_index: u64,
 }
 
 impl StatusRecord {

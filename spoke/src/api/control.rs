@@ -425,17 +425,8 @@ async fn evidence(
         .await?
         .ok_or_else(|| StoreError::corrupt("payload", format!("the payload of {id} is missing")))?;
     let held = held_trust(&api)?;
-    let e = &record.evidence;
-    let bundle = crate::evidence::bundle(
-        &e.header,
-        &e.signature,
-        &e.signature_key_id,
-        &payload,
-        &e.receipt,
-        e.ack.as_deref(),
-        &held.signed,
-    )
-    .map_err(|e| StoreError::corrupt("evidence", format!("evidence of {id}: {e}")))?;
+    let bundle = crate::evidence::bundle(&record.evidence, &payload, &held.signed)
+        .map_err(|e| StoreError::corrupt("evidence", format!("evidence of {id}: {e}")))?;
     Ok(Json(bundle))
 }
 

@@ -164,10 +164,11 @@ pub fn openapi_document() -> serde_json::Value {
                     "problems": {"type": "array", "items": {"$ref": "#/components/schemas/Problem"}}
                 }},
                 "Problem": {"type": "object", "required": ["field", "rule", "message"], "properties": {"field": {"type": "string"}, "rule": {"type": "string"}, "message": {"type": "string"}}},
-                "Receipt": {"type": "object", "required": ["hub_sequence", "accepted_at", "key_id", "signed"], "properties": {
+                "Receipt": {"type": "object", "required": ["hub_sequence", "accepted_at", "key_id"], "description": "the hub's receipt, in one of two forms: `log_proof` (protocol v2) or `signed` (v1)", "properties": {
                     "hub_sequence": {"type": "integer", "minimum": 1}, "accepted_at": {"type": "string", "format": "date-time"},
-                    "key_id": {"type": "string"}, "signed": {"type": "string", "contentEncoding": "base64", "description": "the hub's SignedReceipt (protobuf)"}
-                }},
+                    "key_id": {"type": "string"}, "signed": {"type": "string", "contentEncoding": "base64", "description": "the hub's SignedReceipt (protobuf), from a hub of protocol v1"},
+                    "log_proof": {"type": "string", "contentEncoding": "base64", "description": "the LogProof (protobuf) of the document's ACCEPTED entry under a tree head the hub signed: its receipt under protocol v2"}
+                }, "oneOf": [{"required": ["signed"]}, {"required": ["log_proof"]}]},
                 "State": {"type": "string", "enum": ["QUEUED", "REFUSED", "ACCEPTED", "DELIVERED", "ACKNOWLEDGED", "REJECTED", "EXPIRED"]},
                 "Sent": {"type": "object", "required": ["message_id", "document_id", "state"], "properties": {
                     "message_id": {"type": "string", "format": "uuid"}, "document_id": {"type": "string"},
@@ -227,8 +228,8 @@ pub fn openapi_document() -> serde_json::Value {
                     "status": {"type": "string", "enum": ["GENUINE_AND_CONSISTENT", "GENUINE_WITH_WARNINGS", "GENUINE_BUT_INCONSISTENT"]},
                     "headline": {"$ref": "#/components/schemas/Check"}
                 }},
-                "Evidence": {"type": "object", "required": ["format", "envelope", "receipt", "trust_list"], "description": "everything `caravan-spoke verify` needs offline: the envelope, the hub's receipt, the acknowledgement and the anchor-signed trust list, base64", "properties": {
-                    "format": {"type": "string"}, "envelope": {"type": "string"}, "receipt": {"type": "string"},
+                "Evidence": {"type": "object", "required": ["format", "envelope", "trust_list"], "description": "everything `caravan-spoke verify` needs offline: the envelope, the hub's receipt (`receipt`, a SignedReceipt, in format caravan-evidence/1; `accepted_proof`, a LogProof, in caravan-evidence/2), the acknowledgement and the anchor-signed trust list, base64", "properties": {
+                    "format": {"type": "string", "enum": ["caravan-evidence/1", "caravan-evidence/2"]}, "envelope": {"type": "string"}, "receipt": {"type": "string"}, "accepted_proof": {"type": "string"},
                     "acknowledgement": {"type": ["string", "null"]}, "trust_list": {"type": "string"}
                 }},
                 "TrustList": {"type": "object", "description": "the anchor-signed trust list this spoke holds (participants, keys, corridors), its version and freshness"},

@@ -371,7 +371,11 @@ pub struct EvidenceView {
     pub header: String,
     pub signature: String,
     pub signature_key_id: String,
+    /// The hub's signed receipt (protocol v1); empty when the receipt is `accepted_proof`.
     pub receipt: String,
+    /// The log proof of the document's acceptance under a signed tree head (protocol v2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted_proof: Option<String>,
     /// This spoke's signed acknowledgement, once sent.
     pub ack: Option<String>,
 }
@@ -383,6 +387,7 @@ impl From<&Evidence> for EvidenceView {
             signature: e.signature.clone(),
             signature_key_id: e.signature_key_id.clone(),
             receipt: e.receipt.clone(),
+            accepted_proof: e.accepted_proof.clone(),
             ack: e.ack.clone(),
         }
     }
@@ -561,8 +566,14 @@ pub struct ReceiptView {
     pub hub_sequence: u64,
     pub accepted_at: Timestamp,
     pub key_id: String,
-    /// The signed receipt (protobuf `SignedReceipt`), base64: proof of submission.
+    /// The signed receipt (protobuf `SignedReceipt`), base64: proof of submission (protocol
+    /// v1). Absent when the receipt is `log_proof`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub signed: String,
+    /// The log proof of the document's ACCEPTED entry under a signed tree head (protobuf
+    /// `LogProof`), base64: proof of submission (protocol v2, docs/protocol.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_proof: Option<String>,
 }
 
 impl From<&ReceiptInfo> for ReceiptView {
@@ -572,6 +583,7 @@ impl From<&ReceiptInfo> for ReceiptView {
             accepted_at: r.accepted_at,
             key_id: r.key_id.clone(),
             signed: r.signed.clone(),
+            log_proof: r.log_proof.clone(),
         }
     }
 }

@@ -1,7 +1,8 @@
 //! The spoke's watch over the hub's exchange log.
 //!
 //! The hub answers every submission, acknowledgement and status change with an inclusion
-//! proof of the log entry that records it, in a signed tree head. A proof that fails, or an
+//! proof of the log entry that records it, in a signed tree head (under protocol v2 that proof
+//! is also the receipt of a submission and of each delivery: [`LogAudit::receipt`]). A proof that fails, or an
 //! entry that records something else, is an alarm at once. The heads that passed are then
 //! checked against each other: now and then the spoke asks the hub for consistency proofs from
 //! each head it received (and the last one it verified) to the largest, so that a hub that
@@ -28,11 +29,15 @@ use tonic::transport::Channel;
 use tracing::{debug, error};
 
 use caravan_common::{
-    MessageId, Refusal, RefusalCode, Timestamp, envelope::from_hex32, merkle, signing::sha256,
+    MessageId, Refusal, RefusalCode, Timestamp,
+    envelope::{Receipt, from_hex32},
+    merkle,
+    signing::sha256,
     trust::TrustSet,
 };
 use caravan_proto::{
     log::{self as log_proof, Expected, TreeHead},
+    receipt,
     v1::{self, exchange_client::ExchangeClient},
 };
 
@@ -155,19 +160,41 @@ impl LogAudit {
                 Ok((head, signed))
             });
         match checked {
-            Ok((head, signed)) => {
-                // Many proofs share a head: its record (with the encoded evidence) is made once.
-                self.heads()
-                    .pending
-                    .entry(head.size)
-                    .or_insert_with(|| Candidate::new(head, signed));
-                self.wake.notify_one();
-            }
+            Ok((head, signed)) => self.audit_later(head, signed),
             Err(refusal) => {
                 self.alarm(refusal, Some(expected.message_id), Vec::new())
                     .await
             }
         }
+    }
+
+    /// The receipt a log proof stands for (protocol v2, [`receipt::from_proof`]): the head's
+    /// signature checked once per head, and the head kept for the consistency audit like any
+    /// proof's. A proof that fails is no receipt (`BAD_RECEIPT`); the caller decides whether
+    /// it is also an alarm ([`Self::alarm_about`]).
+    pub fn receipt(&self, proof: &v1::LogProof, trust: &TrustSet) -> Result<Receipt, Refusal> {
+        let bad =
+            |r: Refusal| Refusal::new(RefusalCode::BadReceipt, format!("receipt: {}", r.detail));
+        let signed = log_proof::signed_head(proof).map_err(bad)?;
+        let head = self.head(signed, trust).map_err(bad)?;
+        let receipt = receipt::from_proof(proof, &head)?;
+        self.audit_later(head, signed);
+        Ok(receipt)
+    }
+
+    /// Keep `head` for the next consistency check.
+    fn audit_later(&self, head: TreeHead, signed: &v1::SignedTreeHead) {
+        // Many proofs share a head: its record (with the encoded evidence) is made once.
+        self.heads()
+            .pending
+            .entry(head.size)
+            .or_insert_with(|| Candidate::new(head, signed));
+        self.wake.notify_one();
+    }
+
+    /// Raise an alarm about a proof of `message_id` that failed outside [`Self::check`].
+    pub async fn alarm_about(&self, refusal: Refusal, message_id: MessageId) {
+        self.alarm(refusal, Some(message_id), Vec::new()).await
     }
 
     async fn alarm(

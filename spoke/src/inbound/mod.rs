@@ -134,7 +134,10 @@ impl Inbound {
         let stream = self
             .hub
             .client()
-            .deliveries(v1::DeliveriesRequest { resume_after: 0 })
+            .deliveries(v1::DeliveriesRequest {
+                resume_after: 0,
+                proof_receipts: true,
+            })
             .await?
             .into_inner();
         self.hub.set_connected(true);

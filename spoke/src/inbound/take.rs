@@ -112,8 +112,23 @@ impl Inbound {
             );
             return Ok(());
         };
-        let signed_receipt = delivery.receipt.unwrap_or_default();
-        let receipt = receipt::verify(&signed_receipt, &held.set);
+        // The hub's receipt in either form: a log proof (protocol v2) or a signed receipt.
+        let (receipt, receipt_evidence, accepted_proof) =
+            match (delivery.receipt, delivery.accepted_proof) {
+                (None, Some(proof)) => (
+                    self.hub.log().receipt(&proof, &held.set),
+                    String::new(),
+                    Some(BASE64.encode(proof.encode_to_vec())),
+                ),
+                (signed, _) => {
+                    let signed = signed.unwrap_or_default();
+                    (
+                        receipt::verify(&signed, &held.set),
+                        BASE64.encode(signed.encode_to_vec()),
+                        None,
+                    )
+                }
+            };
         let verdict = verify_delivery(&held.set, self.me, &env, receipt.as_ref(), Timestamp::now());
         if let Some(version) = self.behind_hub(&held.set, &verdict, &receipt) {
             taken.behind = Some(version);
@@ -223,7 +238,8 @@ impl Inbound {
                             .as_ref()
                             .map(|s| s.key_id.clone())
                             .unwrap_or_default(),
-                        receipt: BASE64.encode(signed_receipt.encode_to_vec()),
+                        receipt: receipt_evidence,
+                        accepted_proof,
                         ack: None,
                     },
                     checks,

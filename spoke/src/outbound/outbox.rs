@@ -1,5 +1,8 @@
 //! The outbox worker: submits what waits in the outbox, a window at a time, each under its
 //! own message id on every attempt, and keeps the hub's verified receipt or its refusal.
+//!
+//! Submissions ask for protocol v2's receipt, the log proof of the message's ACCEPTED entry
+//! (`proof_receipt`); a hub that answers with a signed receipt instead (v1) is understood too.
 
 use std::sync::Arc;
 
@@ -8,7 +11,7 @@ use prost::Message;
 use tokio::sync::Semaphore;
 use tracing::{error, info, warn};
 
-use caravan_common::{Refusal, RefusalCode};
+use caravan_common::{Refusal, RefusalCode, envelope::Receipt};
 use caravan_proto::{receipt, v1};
 
 use crate::{
@@ -31,6 +34,7 @@ fn chunked(
     let head = v1::SubmitChunk {
         envelope: Some(envelope),
         data: Vec::new(),
+        proof_receipt: true,
     };
     let count = payload.len().div_ceil(STREAM_ABOVE);
     let body = (0..count).map(move |i| {
@@ -38,6 +42,7 @@ fn chunked(
         v1::SubmitChunk {
             envelope: None,
             data: payload[i * STREAM_ABOVE..end].to_vec(),
+            proof_receipt: false,
         }
     });
     futures::stream::iter(std::iter::once(head).chain(body))
@@ -141,19 +146,16 @@ impl Outbound {
                 .client()
                 .submit(v1::SubmitRequest {
                     envelope: Some(envelope),
+                    proof_receipt: true,
                 })
                 .await
         };
         let unreachable = match outcome {
             Ok(response) => {
                 let response = response.into_inner();
-                match self.check_receipt(&record, response.receipt) {
+                match self.check_receipt(&record, &response).await {
                     Ok(receipt) => {
                         info!(message_id = %id, hub_sequence = receipt.hub_sequence, duplicate = response.duplicate, "accepted by the hub");
-                        let expected = self.expected(v1::LogEntryKind::Accepted, &record, None);
-                        self.hub
-                            .check_log(response.log_proof.as_ref(), &expected, "receipt")
-                            .await;
                         record.lifecycle = Lifecycle::AtHub {
                             state: HubState::Accepted,
                             receipt: Some(receipt),
@@ -199,32 +201,64 @@ impl Outbound {
         unreachable
     }
 
-    /// Verify the hub's receipt for `record`.
-    fn check_receipt(
+    /// Verify the hub's receipt for `record`, in either form: the log proof of its ACCEPTED
+    /// entry (protocol v2; a proof that fails or proves another message is also an alarm about
+    /// the hub's log), or a signed receipt (v1), whose log proof is then checked beside it.
+    async fn check_receipt(
         &self,
         record: &SentRecord,
-        signed: Option<v1::SignedReceipt>,
+        response: &v1::SubmitResponse,
     ) -> Result<ReceiptInfo, Refusal> {
-        let signed = signed.ok_or_else(|| {
-            Refusal::new(
-                RefusalCode::BadReceipt,
-                "the hub answered without a receipt",
-            )
-        })?;
-        let receipt = receipt::verify(&signed, &self.hub.trust_set()?.set)?;
-        if receipt.message_id != record.message_id
-            || hex::encode(receipt.header_sha256) != record.header_sha256
-        {
-            return Err(Refusal::new(
-                RefusalCode::BadReceipt,
-                "the hub's receipt is for another message",
-            ));
-        }
+        let held = self.hub.trust_set()?;
+        let expected = self.expected(v1::LogEntryKind::Accepted, record, None);
+        let of_this = |receipt: Receipt| {
+            if receipt.message_id != record.message_id
+                || receipt.sender != self.me
+                || receipt.recipient != record.recipient
+                || Some(receipt.header_sha256) != expected.header_sha256
+            {
+                return Err(Refusal::new(
+                    RefusalCode::BadReceipt,
+                    "the hub's receipt is for another message",
+                ));
+            }
+            Ok(receipt)
+        };
+        let (receipt, signed, log_proof) = match (&response.receipt, &response.log_proof) {
+            (Some(signed), proof) => {
+                let receipt = of_this(receipt::verify(signed, &held.set)?)?;
+                self.hub
+                    .check_log(proof.as_ref(), &expected, "receipt")
+                    .await;
+                (receipt, BASE64.encode(signed.encode_to_vec()), None)
+            }
+            (None, Some(proof)) => {
+                match self.hub.log().receipt(proof, &held.set).and_then(of_this) {
+                    Ok(receipt) => (
+                        receipt,
+                        String::new(),
+                        Some(BASE64.encode(proof.encode_to_vec())),
+                    ),
+                    Err(refusal) => {
+                        let alarm = Refusal::new(RefusalCode::BadLogProof, refusal.detail.clone());
+                        self.hub.log().alarm_about(alarm, record.message_id).await;
+                        return Err(refusal);
+                    }
+                }
+            }
+            (None, None) => {
+                return Err(Refusal::new(
+                    RefusalCode::BadReceipt,
+                    "the hub answered without a receipt",
+                ));
+            }
+        };
         Ok(ReceiptInfo {
             hub_sequence: receipt.hub_sequence,
             accepted_at: receipt.accepted_at,
             key_id: receipt.key_id.to_string(),
-            signed: BASE64.encode(signed.encode_to_vec()),
+            signed,
+            log_proof,
         })
     }
 }

@@ -37,6 +37,7 @@ pub fn inbox_record(sender: &str) -> InboxRecord {
             signature: String::new(),
             signature_key_id: String::new(),
             receipt: String::new(),
+            accepted_proof: None,
             ack: None,
         },
         checks: Vec::new(),

@@ -168,7 +168,12 @@ pub struct Evidence {
     pub header: String,
     pub signature: String,
     pub signature_key_id: String,
+    /// The hub's signed receipt (protocol v1); empty when the receipt is `accepted_proof`.
     pub receipt: String,
+    /// The log proof of the document's ACCEPTED entry under a signed tree head: its receipt
+    /// under protocol v2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted_proof: Option<String>,
     /// This spoke's signed acknowledgement, once sent.
     pub ack: Option<String>,
 }

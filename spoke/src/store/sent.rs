@@ -75,8 +75,14 @@ pub struct ReceiptInfo {
     pub hub_sequence: u64,
     pub accepted_at: Timestamp,
     pub key_id: String,
-    /// The signed receipt (protobuf `SignedReceipt`), base64: proof of submission.
+    /// The signed receipt (protobuf `SignedReceipt`), base64: proof of submission (protocol
+    /// v1). Empty when the receipt is `log_proof`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub signed: String,
+    /// The log proof of the ACCEPTED entry under a signed tree head (protobuf `LogProof`),
+    /// base64: proof of submission (protocol v2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_proof: Option<String>,
 }
 
 /// Where a sent document is in its life, with what is known in that state and nothing else:
@@ -591,6 +597,7 @@ mod tests {
             accepted_at: Timestamp::from_millis(1_000),
             key_id: "abcd".into(),
             signed: "c2ln".into(),
+            log_proof: None,
         }
     }
 

@@ -69,7 +69,7 @@ impl Backend for Postgres {
             let rows = r
                 .query(
                     "SELECT m.sequence, m.sender, m.message_id, m.header, m.key_id, m.signature, m.payload_length, m.payload_chunks, m.receipt, m.document_type, m.accepted_at_ms, \
-                     CASE WHEN m.payload_length <= $4 THEN (SELECT p.bytes FROM payload_chunks p WHERE p.sequence = m.sequence AND p.chunk = 0) END \
+                     CASE WHEN m.payload_length <= $4 THEN (SELECT p.bytes FROM payload_chunks p WHERE p.sequence = m.sequence AND p.chunk = 0) END, m.log_index \
                      FROM message_states s JOIN messages m USING (sequence) WHERE s.recipient = $1 AND s.state IN (1, 2) AND s.sequence > $2 ORDER BY s.sequence LIMIT $3",
                     &[
                         &recipient.as_str(),
@@ -104,6 +104,7 @@ impl Backend for Postgres {
                         receipt: row.get(8),
                         document_type: row.get(9),
                         accepted_at: Timestamp::from_millis(row.get(10)),
+                        log_index: to_u64(row.get(12)),
                     })
                 })
                 .collect()
@@ -284,7 +285,7 @@ impl Backend for Postgres {
         self.read(async |r: &Reader| {
             let Some(row) = r
                 .query_opt(
-                    "SELECT s.states, s.state_times, s.state, s.ack, m.receipt, s.ack_log_index FROM messages m JOIN message_states s USING (sequence) WHERE m.sender = $1 AND m.message_id = $2",
+                    "SELECT s.states, s.state_times, s.state, s.ack, m.receipt, s.ack_log_index, m.log_index FROM messages m JOIN message_states s USING (sequence) WHERE m.sender = $1 AND m.message_id = $2",
                     &[&sender.as_str(), &message_id.to_string()],
                 )
                 .await?
@@ -306,6 +307,7 @@ impl Backend for Postgres {
                 ack: row.get::<_, Option<Vec<u8>>>(3).unwrap_or_default(),
                 receipt: row.get(4),
                 ack_log_index: to_u64(row.get(5)),
+                accepted_log_index: to_u64(row.get(6)),
             }))
         })
     }

@@ -47,6 +47,7 @@ fn a_sent_view_keeps_its_json_and_reads_back() {
             accepted_at: Timestamp::from_millis(1_000),
             key_id: "abcd".into(),
             signed: "c2ln".into(),
+            log_proof: None,
         }),
         checks: Vec::new(),
     });
@@ -153,6 +154,7 @@ fn an_inbox_detail_keeps_its_json() {
             signature: "c2ln".into(),
             signature_key_id: "0011223344556677".into(),
             receipt: "cmVj".into(),
+            accepted_proof: None,
             ack: Some("YWNr".into()),
         },
         ..inbox_record("KZ")
@@ -252,6 +254,7 @@ fn acknowledged() -> SentRecord {
                 accepted_at: Timestamp::from_millis(1_000),
                 key_id: "abcd".into(),
                 signed: "c2ln".into(),
+                log_proof: None,
             }),
         },
         attempts: 2,

@@ -54,6 +54,7 @@ fn receipt() -> crate::store::ReceiptInfo {
         accepted_at: Timestamp::from_millis(1_796_000_100_000),
         key_id: "0011223344556677".into(),
         signed: "c2ln".into(),
+        log_proof: None,
     }
 }
 
