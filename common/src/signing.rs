@@ -25,6 +25,8 @@ pub enum Purpose {
     Receipt,
     /// An acknowledgement, signed by the receiving participant.
     Ack,
+    /// The Merkle root of a batch of acknowledgements, signed by the receiving participant.
+    AckBatch,
     /// A trust list, signed by the hub's anchor key.
     TrustList,
     /// A signed tree head of the exchange log, signed by the hub.
@@ -42,6 +44,7 @@ impl Purpose {
             Self::Header => "application/vnd.caravan.header.v1+protobuf",
             Self::Receipt => "application/vnd.caravan.receipt.v1+protobuf",
             Self::Ack => "application/vnd.caravan.ack.v1+protobuf",
+            Self::AckBatch => "application/vnd.caravan.ack-batch.v1+protobuf",
             Self::TrustList => "application/vnd.caravan.trustlist.v1+protobuf",
             Self::TreeHead => "application/vnd.caravan.treehead.v1",
             Self::ConformanceReport => "application/vnd.caravan.conformance-report.v1+json",

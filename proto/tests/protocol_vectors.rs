@@ -385,6 +385,7 @@ fn the_documents_test_vectors_are_what_the_code_computes() {
             signature: cn.sign(Purpose::Ack, &body).to_vec(),
         }),
         body,
+        batch: None,
     };
     assert_eq!(
         ack::verify(&unknown, &trust, at).unwrap_err().code,

@@ -532,3 +532,66 @@ async fn a_log_proof_receipt_and_a_signed_one_say_the_same() {
         proved
     );
 }
+
+/// Acknowledgements signed in batches (protocol v2): documents waiting for a recipient that
+/// comes online go out in one delivery batch, and their acknowledgements with one signature
+/// over their Merkle root; the sender verifies each, and each one's evidence bundle verifies
+/// offline on its own.
+#[tokio::test(flavor = "multi_thread")]
+async fn acknowledgements_of_a_batch_carry_one_signature_and_verify_one_by_one() {
+    use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
+    use prost::Message;
+    let mut net = Net::new(&["KZ", "CN"]).await;
+    net.start_hub().await;
+    net.start_spoke("KZ").await;
+    let eco = sample_path("eco/carec-KZ-CN-certificate-of-origin.xml");
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        let sent = net.send("KZ", "CN", "e-co", &eco).await;
+        ids.push(sent["message_id"].as_str().unwrap().to_owned());
+    }
+    net.start_spoke("CN").await;
+    let mut batch_signatures = std::collections::HashSet::new();
+    for id in &ids {
+        let status = net.wait_state("KZ", id, "ACKNOWLEDGED").await;
+        assert_eq!(status["acknowledgement"]["verified"], true, "{status}");
+        let signed = v1::SignedAck::decode(
+            BASE64
+                .decode(status["acknowledgement"]["signed"].as_str().unwrap())
+                .unwrap()
+                .as_slice(),
+        )
+        .unwrap();
+        if let Some(batch) = signed.batch {
+            assert!(signed.signature.is_none());
+            batch_signatures.insert(batch.signature.unwrap().signature);
+        }
+    }
+    assert!(
+        !batch_signatures.is_empty() && batch_signatures.len() < ids.len(),
+        "some acknowledgements shared a batch signature: {} signatures for {} acknowledgements",
+        batch_signatures.len(),
+        ids.len()
+    );
+    // Every one's evidence bundle verifies on its own, with the anchor key alone.
+    for id in &ids {
+        let path = net.path().join(format!("evidence-{id}.json"));
+        let out = net
+            .spoke_cli("CN", &["export", id, "--out", path.to_str().unwrap()])
+            .await;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let verified = tokio::process::Command::new(&caravan_tests::binaries().spoke)
+            .args(["verify", "--json", "--anchor-key"])
+            .arg(net.pki().join("hub-anchor.pub"))
+            .arg(&path)
+            .output()
+            .await
+            .unwrap();
+        let verdict: serde_json::Value = serde_json::from_slice(&verified.stdout).unwrap();
+        assert_eq!(verdict["genuine"], true, "{verdict}");
+    }
+}

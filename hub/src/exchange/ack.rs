@@ -9,7 +9,10 @@ use caravan_common::{
     ParticipantId, RefusalCode, Timestamp,
     envelope::{Ack, AckOutcome},
 };
-use caravan_proto::v1;
+use caravan_proto::{
+    ack::{self, VerifiedBatches},
+    v1,
+};
 
 use super::{
     call::Rpc,
@@ -33,7 +36,7 @@ impl Exchange {
                 "the request has no acknowledgement",
             )
         })?;
-        let (ack, update) = self.judge_ack(caller, &signed)?;
+        let (ack, update) = self.judge_ack(caller, &signed, &mut VerifiedBatches::default())?;
         let (recorded, head) = self
             .commit
             .write_durable(move |b| b.acknowledge(&update))
@@ -60,14 +63,17 @@ impl Exchange {
         }
         // What to record goes to the writer; each acknowledgement stays here for its answer.
         let mut updates: Vec<AckUpdate> = Vec::with_capacity(request.acks.len());
+        // Acknowledgements signed in a batch (protocol v2) cost one signature check a batch.
+        let mut batches = VerifiedBatches::default();
         let judged: Vec<Result<Ack, HubError>> = request
             .acks
             .iter()
             .map(|signed| {
-                self.judge_ack(caller, signed).map(|(ack, update)| {
-                    updates.push(update);
-                    ack
-                })
+                self.judge_ack(caller, signed, &mut batches)
+                    .map(|(ack, update)| {
+                        updates.push(update);
+                        ack
+                    })
             })
             .collect();
         let (recorded, head) = self
@@ -106,15 +112,16 @@ impl Exchange {
         Ok(v1::AcknowledgeManyResponse { results })
     }
 
-    /// Check a signed acknowledgement from `caller` (signature, key, that it is the caller's)
-    /// and say what to record.
+    /// Check a signed acknowledgement from `caller` (signature, or batch signature and path,
+    /// key, that it is the caller's) and say what to record.
     pub(super) fn judge_ack(
         &self,
         caller: ParticipantId,
         signed: &v1::SignedAck,
+        batches: &mut VerifiedBatches,
     ) -> Result<(Ack, AckUpdate), HubError> {
-        let ack =
-            caravan_proto::ack::verify(signed, &self.registry.snapshot().trust, Timestamp::now())?;
+        let trust = &self.registry.snapshot().trust;
+        let ack = ack::verify_with(signed, trust, Timestamp::now(), batches)?;
         if ack.recipient != caller {
             return Err(HubError::refused(
                 RefusalCode::SenderMismatch,

@@ -199,6 +199,8 @@ impl Exchange {
                             }),
                             receipt: receipt.signed.clone(),
                             accepted_proof: receipt.proof.clone(),
+                            // Its sender took a log proof as the receipt, so it speaks v2.
+                            batch_ack: proofs && pending.receipt.is_empty(),
                             cursor: sequence,
                             continuation: Vec::new(),
                             complete,

@@ -93,7 +93,7 @@ fn fact(
                 ..Default::default()
             }
             .encode_to_vec(),
-            signature: None,
+            ..Default::default()
         }
         .encode_to_vec()
     } else {

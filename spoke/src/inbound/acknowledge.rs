@@ -14,6 +14,29 @@ use super::Inbound;
 /// An acknowledgement waiting to be signed and sent.
 pub(super) struct PendingAck {
     pub(super) ack: Ack,
+    /// The hub said its message's sender judges acknowledgements signed in a batch
+    /// (`Delivery.batch_ack`, protocol v2).
+    pub(super) batched: bool,
+}
+
+/// Sign `acks`, in order: those that may be, together in one batch (one signature), the others
+/// one by one.
+fn sign_all(acks: &[PendingAck], key: &caravan_common::signing::SigningKey) -> Vec<v1::SignedAck> {
+    let mut signed: Vec<Option<v1::SignedAck>> = acks
+        .iter()
+        .map(|p| (!p.batched).then(|| ack::sign(&p.ack, key)))
+        .collect();
+    let together: Vec<Ack> = acks
+        .iter()
+        .filter(|p| p.batched)
+        .map(|p| p.ack.clone())
+        .collect();
+    // One signed acknowledgement for each of `together`, in order.
+    let mut batch = ack::sign_batch(&together, key).into_iter();
+    for slot in signed.iter_mut().filter(|s| s.is_none()) {
+        *slot = batch.next();
+    }
+    signed.into_iter().flatten().collect()
 }
 
 impl Inbound {
@@ -23,8 +46,7 @@ impl Inbound {
         if acks.is_empty() {
             return Ok(());
         }
-        let signed: Vec<v1::SignedAck> =
-            acks.iter().map(|p| ack::sign(&p.ack, &self.key)).collect();
+        let signed = sign_all(&acks, &self.key);
         let evidence: Vec<String> = signed.iter().map(ack_evidence).collect();
         let sent = match self
             .hub

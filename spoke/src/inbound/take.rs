@@ -98,6 +98,7 @@ impl Inbound {
     /// `taken.acks`.
     pub(super) fn take(&self, delivery: v1::Delivery, taken: &mut Taken) -> Result<(), StoreError> {
         let received_at = Timestamp::now();
+        let batched = delivery.batch_ack;
         let Some(env) = delivery.envelope else {
             warn!(
                 cursor = delivery.cursor,
@@ -296,6 +297,7 @@ impl Inbound {
                 acknowledged_at: Timestamp::now(),
                 key_id: self.key.key_id(),
             },
+            batched,
         });
         Ok(())
     }

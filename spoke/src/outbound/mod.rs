@@ -157,6 +157,8 @@ pub struct Outbound {
     max_payload_bytes: usize,
     /// The content checks' clock skew and age limits, as the recipient applies them.
     check_rules: CheckRules,
+    /// Recipients' batch signatures already checked (acknowledgements signed in batches).
+    ack_batches: std::sync::Mutex<caravan_proto::ack::VerifiedBatches>,
 }
 
 impl Outbound {
@@ -174,6 +176,7 @@ impl Outbound {
             settled: watch::channel(0).0,
             max_payload_bytes: config.max_payload_bytes,
             check_rules: config.checks,
+            ack_batches: Default::default(),
         }
     }
 

@@ -242,7 +242,10 @@ impl Outbound {
     ) -> AckRecord {
         let encoded = ack_evidence(signed);
         let verified = self.hub.trust_set().and_then(|held| {
-            let ack = ack::verify(signed, &held.set, at)?;
+            let ack = {
+                let mut batches = self.ack_batches.lock().unwrap_or_else(|e| e.into_inner());
+                ack::verify_with(signed, &held.set, at, &mut batches)?
+            };
             let mismatch = |what: &str| {
                 Refusal::new(
                     RefusalCode::InvalidAck,
