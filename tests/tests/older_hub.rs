@@ -49,6 +49,13 @@ impl Exchange for OlderHub {
         self.exchange.clone().submit(request).await
     }
 
+    async fn submit_many(
+        &self,
+        _: Request<v1::SubmitManyRequest>,
+    ) -> Result<Response<v1::SubmitManyResponse>, Status> {
+        Err(Status::unimplemented("a hub from before SubmitMany"))
+    }
+
     async fn submit_stream(
         &self,
         _: Request<Streaming<v1::SubmitChunk>>,

@@ -749,3 +749,76 @@ mod on_postgres {
         acknowledgements_are_checked(super::acknowledgements_are_checked_on, &["KZ", "CN", "UZ"]),
     }
 }
+
+/// SubmitMany answers each document, in order: accepted, refused (another participant's
+/// document: `SENDER_MISMATCH`) without touching the others, and a resend as a duplicate with
+/// the original acceptance; more than 256 documents are refused as a whole.
+#[tokio::test(flavor = "multi_thread")]
+async fn submit_many_answers_each_document_and_refuses_only_the_broken_one() {
+    use caravan_proto::receipt;
+    let mut net = Net::new(&["KZ", "CN"]).await;
+    net.start_hub().await;
+    let trust = net.trust_set("KZ").await;
+    let (kz_key, cn_key) = (net.signing_key("KZ", 0), net.signing_key("CN", 0));
+    let payload = sample("eco/carec-KZ-CN-certificate-of-origin.xml");
+    let sealed = |key: &SigningKey, from: &str, to: &str| {
+        let h = header(key, from, to, DocumentType::CertificateOfOrigin, &payload);
+        (h.message_id, seal(&h, payload.clone(), key))
+    };
+    let (first_id, first) = sealed(&kz_key, "KZ", "CN");
+    let (_, not_ours) = sealed(&cn_key, "CN", "KZ");
+    let (second_id, second) = sealed(&kz_key, "KZ", "CN");
+    let mut kz = net.client("KZ");
+    let many = async |client: &mut v1::exchange_client::ExchangeClient<_>, envelopes| {
+        client
+            .submit_many(v1::SubmitManyRequest {
+                envelopes,
+                proof_receipt: true,
+            })
+            .await
+    };
+    let answer = |result: &v1::SubmitResult| match &result.result {
+        Some(v1::submit_result::Result::Answer(a)) => a.clone(),
+        other => panic!("not accepted: {other:?}"),
+    };
+    let results = many(&mut kz, vec![first.clone(), not_ours, second])
+        .await
+        .unwrap()
+        .into_inner()
+        .results;
+    assert_eq!(results.len(), 3);
+    for (result, id) in [(&results[0], first_id), (&results[2], second_id)] {
+        let a = answer(result);
+        assert!(!a.duplicate && a.receipt.is_none());
+        let r = receipt::verify_proof(a.log_proof.as_ref().unwrap(), &trust).unwrap();
+        assert_eq!(r.message_id, id);
+    }
+    match &results[1].result {
+        Some(v1::submit_result::Result::Refused(r)) => {
+            assert_eq!(r.reason, "SENDER_MISMATCH", "{r:?}")
+        }
+        other => panic!("not refused: {other:?}"),
+    }
+    // A resend: the original acceptance, as a duplicate.
+    let again = many(&mut kz, vec![first.clone()])
+        .await
+        .unwrap()
+        .into_inner();
+    let a = answer(&again.results[0]);
+    assert!(a.duplicate);
+    assert_eq!(
+        receipt::verify_proof(a.log_proof.as_ref().unwrap(), &trust)
+            .unwrap()
+            .message_id,
+        first_id
+    );
+    // Too many at once (small ones, within the message size limit): refused as a whole.
+    let tiny = b"<x/>".to_vec();
+    let h = header(&kz_key, "KZ", "CN", DocumentType::CertificateOfOrigin, &tiny);
+    let status = many(&mut kz, vec![seal(&h, tiny, &kz_key); 257])
+        .await
+        .unwrap_err();
+    let refusal = caravan_proto::status::from_status(&status).unwrap();
+    assert_eq!(refusal.code, RefusalCode::MalformedRequest);
+    assert!(refusal.detail.contains("at most 256"), "{refusal}");
+}

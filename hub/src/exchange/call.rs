@@ -18,6 +18,7 @@ use crate::{error::HubError, identity::Peer};
 pub(super) enum Rpc {
     Submit,
     SubmitStream,
+    SubmitMany,
     Deliveries,
     WatchStatus,
     Acknowledge,
@@ -31,7 +32,7 @@ impl Rpc {
     /// both ways to submit are `submit`, both ways to acknowledge `acknowledge`.
     pub(super) fn op(self) -> &'static str {
         match self {
-            Rpc::Submit | Rpc::SubmitStream => "submit",
+            Rpc::Submit | Rpc::SubmitStream | Rpc::SubmitMany => "submit",
             Rpc::Deliveries => "deliveries",
             Rpc::WatchStatus => "watch_status",
             Rpc::Acknowledge | Rpc::AcknowledgeMany => "acknowledge",
@@ -44,6 +45,7 @@ impl Rpc {
     fn span(self, caller: ParticipantId) -> Span {
         match self {
             Rpc::Submit | Rpc::SubmitStream => info_span!("submit", caller = %caller),
+            Rpc::SubmitMany => info_span!("submit_many", caller = %caller),
             Rpc::Deliveries => info_span!("deliveries", caller = %caller),
             Rpc::WatchStatus => info_span!("watch_status", caller = %caller),
             Rpc::Acknowledge => info_span!("acknowledge", caller = %caller),
@@ -68,6 +70,7 @@ impl About for v1::DeliveriesRequest {}
 impl About for v1::WatchStatusRequest {}
 impl About for v1::AcknowledgeRequest {}
 impl About for v1::AcknowledgeManyRequest {}
+impl About for v1::SubmitManyRequest {}
 impl About for v1::LogConsistencyRequest {}
 impl About for v1::StatusRequest {
     fn message_id(&self) -> String {

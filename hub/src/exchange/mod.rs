@@ -7,7 +7,7 @@
 //! is committed durably (message, payload, dedup index, queue entry, status, log entry in one
 //! transaction, then a shared flush) before the signed receipt goes back.
 //!
-//! The families: [`submit`] (Submit, SubmitStream), [`deliver`] (Deliveries), [`ack`]
+//! The families: [`submit`] (Submit, SubmitStream, SubmitMany), [`deliver`] (Deliveries), [`ack`]
 //! (Acknowledge, AcknowledgeMany), [`status`] (Status, WatchStatus), [`log`] (LogConsistency),
 //! [`expire`] (the time-to-live sweep); [`state`] is what they share.
 
@@ -52,6 +52,16 @@ impl v1::exchange_server::Exchange for ExchangeService {
     ) -> Result<Response<v1::SubmitResponse>, Status> {
         serve(&self.0, Rpc::SubmitStream, request, |caller, chunks| {
             self.0.submit_chunks(caller.participant, chunks)
+        })
+        .await
+    }
+
+    async fn submit_many(
+        &self,
+        request: Request<v1::SubmitManyRequest>,
+    ) -> Result<Response<v1::SubmitManyResponse>, Status> {
+        serve(&self.0, Rpc::SubmitMany, request, |caller, request| {
+            self.0.submit_many(caller.participant, request)
         })
         .await
     }

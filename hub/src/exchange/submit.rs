@@ -14,7 +14,7 @@ use caravan_common::{
 };
 use caravan_proto::{envelope, receipt, v1};
 
-use super::state::Exchange;
+use super::{call::Rpc, state::Exchange};
 use crate::{
     error::HubError,
     metrics::{Corridor, Event},
@@ -166,6 +166,56 @@ impl Exchange {
             duplicate,
             log_proof,
         })
+    }
+
+    /// Several documents in one request: each judged and accepted as `Submit` would, all at
+    /// once, so that the writer commits them together and one flush makes them durable; one
+    /// result each, in order. A refusal is that document's result; any other failure (the
+    /// store) fails the request, and the caller sends them all again.
+    pub(crate) async fn submit_many(
+        &self,
+        caller: ParticipantId,
+        request: v1::SubmitManyRequest,
+    ) -> Result<v1::SubmitManyResponse, HubError> {
+        const MAX_ENVELOPES: usize = 256;
+        if request.envelopes.len() > MAX_ENVELOPES {
+            return Err(HubError::refused(
+                RefusalCode::MalformedRequest,
+                format!(
+                    "at most {MAX_ENVELOPES} documents per request; got {}",
+                    request.envelopes.len()
+                ),
+            ));
+        }
+        let proof_receipt = request.proof_receipt;
+        let answers = futures::future::join_all(request.envelopes.into_iter().map(|envelope| {
+            self.submit(
+                caller,
+                v1::SubmitRequest {
+                    envelope: Some(envelope),
+                    proof_receipt,
+                },
+            )
+        }))
+        .await;
+        let mut results = Vec::with_capacity(answers.len());
+        for answer in answers {
+            let result = match answer {
+                Ok(answer) => v1::submit_result::Result::Answer(answer),
+                Err(HubError::Refused(r)) => {
+                    self.note_refusal(Rpc::SubmitMany.op(), Some(caller), "", &r);
+                    v1::submit_result::Result::Refused(v1::Refused {
+                        reason: r.code.to_string(),
+                        detail: r.detail,
+                    })
+                }
+                Err(e) => return Err(e),
+            };
+            results.push(v1::SubmitResult {
+                result: Some(result),
+            });
+        }
+        Ok(v1::SubmitManyResponse { results })
     }
 
     /// Refuse a header created further ahead of the hub's clock than the allowed skew, or

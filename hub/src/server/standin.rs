@@ -318,6 +318,17 @@ impl v1::exchange_server::Exchange for KitExchange {
         self.inner.submit_stream(request).await
     }
 
+    /// Not offered: the kit watches (and forges the receipt of) each submission alone, so a
+    /// candidate submits one by one here, as it must to a hub from before `SubmitMany`.
+    async fn submit_many(
+        &self,
+        _: Request<v1::SubmitManyRequest>,
+    ) -> Result<Response<v1::SubmitManyResponse>, Status> {
+        Err(Status::unimplemented(
+            "the conformance kit's stand-in hub takes submissions one by one",
+        ))
+    }
+
     type DeliveriesStream = ReceiverStream<Result<v1::Delivery, Status>>;
 
     async fn deliveries(

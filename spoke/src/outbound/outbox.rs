@@ -1,6 +1,8 @@
 //! The outbox worker: submits what waits in the outbox, a window at a time, each under its
 //! own message id on every attempt, and keeps the hub's verified receipt or its refusal.
 //!
+//! Documents up to 32 KiB go together in `SubmitMany` requests (one request, and one share of
+//! the hub's flushes, for many; one `Submit` each to a hub from before it); larger ones alone.
 //! Submissions ask for protocol v2's receipt, the log proof of the message's ACCEPTED entry
 //! (`proof_receipt`); a hub that answers with a signed receipt instead (v1) is understood too.
 
@@ -25,6 +27,43 @@ use super::Outbound;
 const OUTBOX_WINDOW: usize = 32;
 /// Payloads larger than this are submitted in a stream of chunks of this size.
 const STREAM_ABOVE: usize = caravan_proto::MAX_PAYLOAD_PER_MESSAGE;
+/// Documents up to this size are submitted together (`SubmitMany`).
+const TOGETHER_UP_TO: u64 = 32 * 1024;
+
+/// What the hub answered for one document.
+enum Answer {
+    Submitted(v1::SubmitResponse),
+    /// Refused for good.
+    Refused(Refusal),
+    /// No answer (the hub unreachable or failing): tried again later.
+    Failed(String),
+}
+
+impl From<Result<tonic::Response<v1::SubmitResponse>, tonic::Status>> for Answer {
+    fn from(outcome: Result<tonic::Response<v1::SubmitResponse>, tonic::Status>) -> Self {
+        match outcome {
+            Ok(response) => Self::Submitted(response.into_inner()),
+            Err(status) => match caravan_proto::status::from_status(&status) {
+                Some(refusal) => Self::Refused(refusal),
+                None => Self::Failed(format!("{}: {}", status.code(), status.message())),
+            },
+        }
+    }
+}
+
+impl From<v1::SubmitResult> for Answer {
+    fn from(result: v1::SubmitResult) -> Self {
+        match result.result {
+            Some(v1::submit_result::Result::Answer(answer)) => Self::Submitted(answer),
+            Some(v1::submit_result::Result::Refused(r)) => match r.reason.parse() {
+                Ok(code) => Self::Refused(Refusal::new(code, r.detail)),
+                // A reason this spoke does not know (a newer hub's): not settled for good.
+                Err(_) => Self::Failed(format!("refused {}: {}", r.reason, r.detail)),
+            },
+            None => Self::Failed("the hub answered nothing for the document".into()),
+        }
+    }
+}
 
 /// The chunks of a large submission: the envelope without its payload, then the payload.
 fn chunked(
@@ -75,10 +114,7 @@ impl Outbound {
                     _ = shutdown.changed() => return,
                 }
             }
-            let results =
-                futures::future::join_all(batch.into_iter().map(|q| self.submit_queued(q, &room)))
-                    .await;
-            let unreachable = results.iter().any(|unreachable| *unreachable);
+            let unreachable = self.submit_window(batch, &room).await;
             self.settled.send_modify(|n| *n += 1);
             if unreachable {
                 let delay = backoff.next_delay();
@@ -96,50 +132,84 @@ impl Outbound {
         }
     }
 
-    /// One attempt at one queued document, its payload in memory only once there is `room`;
-    /// returns whether the hub was unreachable.
-    async fn submit_queued(&self, queued: Queued, room: &Semaphore) -> bool {
+    /// One attempt at each document of an outbox window; returns whether the hub was
+    /// unreachable for any. Small documents go together in `SubmitMany` requests (one request
+    /// and one share of the hub's flushes for many), the others one request each, their
+    /// payloads in memory only once there is `room`.
+    async fn submit_window(&self, window: Vec<Queued>, room: &Semaphore) -> bool {
+        let records =
+            futures::future::join_all(window.into_iter().map(|q| self.record_of(q))).await;
+        let (together, alone): (Vec<_>, Vec<_>) = records
+            .into_iter()
+            .flatten()
+            .partition(|(_, record)| record.payload_length <= TOGETHER_UP_TO);
+        let alone = futures::future::join_all(
+            alone
+                .into_iter()
+                .map(|(queued, record)| self.submit_alone(queued, record, room)),
+        );
+        let (alone, together) = futures::future::join(alone, self.submit_together(together)).await;
+        alone.into_iter().any(|unreachable| unreachable) || together
+    }
+
+    /// The record of a queued document; `None` (logged) if it cannot be read.
+    async fn record_of(&self, queued: Queued) -> Option<(Queued, SentRecord)> {
         let id = queued.message_id;
         let store = self.store.clone();
-        let mut record = match blocking(move || store.sent_entry(id)).await {
-            Ok(Some(record)) => record,
+        match blocking(move || store.sent_entry(id)).await {
+            Ok(Some(record)) => Some((queued, record)),
             Ok(None) => {
                 error!(message_id = %id, "outbox entry without a record");
-                return false;
+                None
             }
             Err(e) => {
                 error!(message_id = %id, cause = %e, "cannot read the outbox entry");
-                return false;
+                None
+            }
+        }
+    }
+
+    /// The envelope of a queued document with its payload; `None` (logged) if it cannot be
+    /// read: it stays in the outbox, never sent with bad bytes.
+    async fn envelope_of(&self, queued: &Queued) -> Option<v1::Envelope> {
+        let id = queued.message_id;
+        let (store, entry) = (self.store.clone(), queued.clone());
+        let payload = match blocking(move || store.queued_payload(&entry)).await {
+            Ok(payload) => payload,
+            // The store logged it once.
+            Err(StoreError::PayloadCorrupt { .. }) => return None,
+            Err(e) => {
+                error!(message_id = %id, cause = %e, "cannot read the outbox entry's payload");
+                return None;
             }
         };
+        let mut envelope = match v1::Envelope::decode(queued.envelope.as_slice()) {
+            Ok(e) => e,
+            Err(e) => {
+                error!(message_id = %id, cause = %e, "outbox entry does not decode");
+                return None;
+            }
+        };
+        if let Some(payload) = payload {
+            envelope.payload = payload;
+        }
+        Some(envelope)
+    }
+
+    /// One attempt at one document, alone, its payload in memory only once there is `room`;
+    /// returns whether the hub was unreachable.
+    async fn submit_alone(&self, queued: Queued, mut record: SentRecord, room: &Semaphore) -> bool {
         let Ok(_room) = room
             .acquire_many(self.room.permits(record.payload_length))
             .await
         else {
             return false;
         };
-        let (store, entry) = (self.store.clone(), queued.clone());
-        let payload = match blocking(move || store.queued_payload(&entry)).await {
-            Ok(payload) => payload,
-            // Held in the outbox, never sent with bad bytes; the store logged it once.
-            Err(StoreError::PayloadCorrupt { .. }) => return false,
-            Err(e) => {
-                error!(message_id = %id, cause = %e, "cannot read the outbox entry's payload");
-                return false;
-            }
+        let Some(envelope) = self.envelope_of(&queued).await else {
+            return false;
         };
         record.attempts += 1;
-        let mut envelope = match v1::Envelope::decode(queued.envelope.as_slice()) {
-            Ok(e) => e,
-            Err(e) => {
-                error!(message_id = %id, cause = %e, "outbox entry does not decode");
-                return false;
-            }
-        };
-        if let Some(payload) = payload {
-            envelope.payload = payload;
-        }
-        let outcome = if envelope.payload.len() > STREAM_ABOVE {
+        let answer = Answer::from(if envelope.payload.len() > STREAM_ABOVE {
             self.hub.client().submit_stream(chunked(envelope)).await
         } else {
             self.hub
@@ -149,38 +219,119 @@ impl Outbound {
                     proof_receipt: true,
                 })
                 .await
-        };
-        let unreachable = match outcome {
-            Ok(response) => {
-                let response = response.into_inner();
-                match self.check_receipt(&record, &response).await {
-                    Ok(receipt) => {
-                        info!(message_id = %id, hub_sequence = receipt.hub_sequence, duplicate = response.duplicate, "accepted by the hub");
-                        record.lifecycle = Lifecycle::AtHub {
-                            state: HubState::Accepted,
-                            receipt: Some(receipt),
-                        };
-                        false
-                    }
-                    Err(refusal) => {
-                        // A receipt that does not verify is no proof: try again later.
-                        warn!(message_id = %id, code = %refusal.code, detail = refusal.detail, "bad receipt; will resend");
-                        record.last_error = Some(refusal.to_string());
-                        true
-                    }
-                }
+        });
+        self.settle(queued, record, answer).await
+    }
+
+    /// One attempt at each of `documents` (small ones: a window of them holds at most
+    /// `OUTBOX_WINDOW` times `TOGETHER_UP_TO` bytes, so they take no room), in `SubmitMany`
+    /// requests of at most `STREAM_ABOVE` bytes of payload; to a hub from before
+    /// `SubmitMany`, one request each. Returns whether the hub was unreachable for any.
+    async fn submit_together(&self, documents: Vec<(Queued, SentRecord)>) -> bool {
+        let mut ready = Vec::with_capacity(documents.len());
+        for (queued, mut record) in documents {
+            if let Some(envelope) = self.envelope_of(&queued).await {
+                record.attempts += 1;
+                ready.push((queued, record, envelope));
             }
-            Err(status) => match caravan_proto::status::from_status(&status) {
-                Some(refusal) => {
-                    warn!(message_id = %id, code = %refusal.code, detail = refusal.detail, "refused by the hub");
-                    record.lifecycle = Lifecycle::Refused { refusal };
+        }
+        let mut unreachable = false;
+        while !ready.is_empty() {
+            let mut bytes = 0;
+            let take = ready
+                .iter()
+                .take_while(|(_, _, e)| {
+                    bytes += e.payload.len();
+                    bytes <= STREAM_ABOVE
+                })
+                .count()
+                .max(1);
+            let (queued, envelopes): (Vec<_>, Vec<_>) = ready
+                .drain(..take)
+                .map(|(queued, record, envelope)| ((queued, record), envelope))
+                .unzip();
+            let answers = self.submit_many(envelopes).await;
+            let settled = futures::future::join_all(
+                queued
+                    .into_iter()
+                    .zip(answers)
+                    .map(|((queued, record), answer)| self.settle(queued, record, answer)),
+            )
+            .await;
+            unreachable |= settled.into_iter().any(|u| u);
+        }
+        unreachable
+    }
+
+    /// The hub's answer for each of `envelopes`, in order: from one `SubmitMany`, or from one
+    /// `Submit` each when the hub does not offer it.
+    async fn submit_many(&self, envelopes: Vec<v1::Envelope>) -> Vec<Answer> {
+        let count = envelopes.len();
+        let request = v1::SubmitManyRequest {
+            envelopes,
+            proof_receipt: true,
+        };
+        match self.hub.client().submit_many(request.clone()).await {
+            Ok(response) => {
+                let results = response.into_inner().results;
+                if results.len() != count {
+                    let failed = "the hub answered another number of documents than sent";
+                    return (0..count).map(|_| Answer::Failed(failed.into())).collect();
+                }
+                results.into_iter().map(Answer::from).collect()
+            }
+            Err(status) if status.code() == tonic::Code::Unimplemented => {
+                futures::future::join_all(request.envelopes.into_iter().map(|envelope| async {
+                    let mut client = self.hub.client();
+                    Answer::from(
+                        client
+                            .submit(v1::SubmitRequest {
+                                envelope: Some(envelope),
+                                proof_receipt: true,
+                            })
+                            .await,
+                    )
+                }))
+                .await
+            }
+            // A refusal of the request (the caller suspended, say) is every document's.
+            Err(status) => (0..count)
+                .map(|_| Answer::from(Err(status.clone())))
+                .collect(),
+        }
+    }
+
+    /// Record the hub's answer for one document: its verified receipt, its refusal for good,
+    /// or another attempt later. Returns whether the hub was unreachable (or its receipt no
+    /// proof).
+    async fn settle(&self, queued: Queued, mut record: SentRecord, answer: Answer) -> bool {
+        let id = record.message_id;
+        let unreachable = match answer {
+            Answer::Submitted(response) => match self.check_receipt(&record, &response).await {
+                Ok(receipt) => {
+                    info!(message_id = %id, hub_sequence = receipt.hub_sequence, duplicate = response.duplicate, "accepted by the hub");
+                    record.lifecycle = Lifecycle::AtHub {
+                        state: HubState::Accepted,
+                        receipt: Some(receipt),
+                    };
                     false
                 }
-                None => {
-                    record.last_error = Some(format!("{}: {}", status.code(), status.message()));
+                Err(refusal) => {
+                    // A receipt that does not verify is no proof: try again later.
+                    warn!(message_id = %id, code = %refusal.code, detail = refusal.detail, "bad receipt; will resend");
+                    record.last_error = Some(refusal.to_string());
                     true
                 }
             },
+            Answer::Refused(refusal) => {
+                warn!(message_id = %id, code = %refusal.code, detail = refusal.detail, "refused by the hub");
+                record.lifecycle = Lifecycle::Refused { refusal };
+                false
+            }
+            Answer::Failed(error) => {
+                record.last_error = Some(error);
+                true
+            }
         };
         let store = self.store.clone();
         let saved = blocking(move || {

@@ -35,7 +35,7 @@ use std::{
 use anyhow::{Context, bail};
 use clap::Parser;
 use serde::Serialize;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 use tonic::transport::Channel;
 
 use caravan_common::{
@@ -347,6 +347,63 @@ struct Sender {
     id: ParticipantId,
     key: Arc<SigningKey>,
     client: ExchangeClient<Channel>,
+    /// Small documents go to the sender's submitter, which sends what waits in one
+    /// `SubmitMany`, as a spoke's outbox does.
+    together: mpsc::Sender<Together>,
+}
+
+/// Documents up to this size are submitted together (the spoke's outbox limit).
+const TOGETHER_UP_TO: usize = 32 * 1024;
+
+/// A small document waiting for the submitter, and where its answer goes.
+type Together = (
+    v1::Envelope,
+    oneshot::Sender<Result<v1::SubmitResponse, String>>,
+);
+
+/// Submit the documents that wait, in `SubmitMany` requests of at most 1 MiB of payload and
+/// 256 documents: while one request is out, the next documents gather.
+async fn submitter(client: ExchangeClient<Channel>, mut queue: mpsc::Receiver<Together>) {
+    while let Some(first) = queue.recv().await {
+        let mut bytes = first.0.payload.len();
+        let mut batch = vec![first];
+        while batch.len() < 256 && bytes < CHUNK {
+            match queue.try_recv() {
+                Ok(next) => {
+                    bytes += next.0.payload.len();
+                    batch.push(next);
+                }
+                Err(_) => break,
+            }
+        }
+        let (envelopes, answers): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+        let sent = client
+            .clone()
+            .submit_many(v1::SubmitManyRequest {
+                envelopes,
+                proof_receipt: true,
+            })
+            .await;
+        match sent {
+            Ok(response) => {
+                let results = response.into_inner().results;
+                for (answer, result) in answers.into_iter().zip(results) {
+                    let _ = answer.send(match result.result {
+                        Some(v1::submit_result::Result::Answer(a)) => Ok(a),
+                        Some(v1::submit_result::Result::Refused(r)) => {
+                            Err(format!("refused {}: {}", r.reason, r.detail))
+                        }
+                        None => Err("no answer".into()),
+                    });
+                }
+            }
+            Err(status) => {
+                for answer in answers {
+                    let _ = answer.send(Err(status.to_string()));
+                }
+            }
+        }
+    }
 }
 
 /// Tree heads whose signature verified, by their signed form's digest: the hub signs one per
@@ -415,6 +472,18 @@ async fn submit(
     sender: &Sender,
     mut envelope: v1::Envelope,
 ) -> Result<v1::SubmitResponse, tonic::Status> {
+    if envelope.payload.len() <= TOGETHER_UP_TO {
+        let (answer, answered) = oneshot::channel();
+        sender
+            .together
+            .send((envelope, answer))
+            .await
+            .map_err(|_| tonic::Status::internal("the submitter stopped"))?;
+        return answered
+            .await
+            .map_err(|_| tonic::Status::internal("the submitter stopped"))?
+            .map_err(tonic::Status::internal);
+    }
     let mut client = sender.client.clone();
     if envelope.payload.len() <= CHUNK {
         return client
@@ -568,7 +637,7 @@ async fn bench(cli: Cli) -> anyhow::Result<bool> {
     let idle_spoke_kib = rss_idle.saturating_sub(rss_before_spokes) as f64 / cli.spokes as f64;
 
     // The senders, with each spoke's certificate and signing key, and their status streams.
-    let limit = cli.size + 64 * 1024;
+    let limit = cli.size.max(CHUNK) + 64 * 1024;
     let mut senders = HashMap::new();
     for id in &ids {
         let config = caravan_spoke::Config::load(&spoke_config(&dir, *id))
@@ -577,12 +646,15 @@ async fn bench(cli: Cli) -> anyhow::Result<bool> {
         let client = ExchangeClient::new(channel)
             .max_decoding_message_size(limit)
             .max_encoding_message_size(limit);
+        let (together, queue) = mpsc::channel(1024);
+        tokio::spawn(submitter(client.clone(), queue));
         senders.insert(
             *id,
             Sender {
                 id: *id,
                 key: Arc::new(config.signing_key),
                 client,
+                together,
             },
         );
     }
