@@ -814,7 +814,13 @@ async fn submit_many_answers_each_document_and_refuses_only_the_broken_one() {
     );
     // Too many at once (small ones, within the message size limit): refused as a whole.
     let tiny = b"<x/>".to_vec();
-    let h = header(&kz_key, "KZ", "CN", DocumentType::CertificateOfOrigin, &tiny);
+    let h = header(
+        &kz_key,
+        "KZ",
+        "CN",
+        DocumentType::CertificateOfOrigin,
+        &tiny,
+    );
     let status = many(&mut kz, vec![seal(&h, tiny, &kz_key); 257])
         .await
         .unwrap_err();
