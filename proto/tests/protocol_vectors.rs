@@ -375,6 +375,27 @@ fn the_documents_test_vectors_are_what_the_code_computes() {
         ack::verify(&signed_rejection, &trust, at).unwrap(),
         rejected
     );
+    // Protocol v2: the two signed together, in a batch (section 6.4).
+    let batch = ack::sign_batch(&[accepted.clone(), rejected.clone()], cn);
+    assert_eq!(batch[0].body, signed_ack.body);
+    assert_eq!(batch[1].body, signed_rejection.body);
+    let proof = batch[0].batch.as_ref().unwrap();
+    let proof_batch_bytes = proof.batch.clone();
+    v.hex("ack_batch.leaf.0", &merkle::leaf_hash(&batch[0].body));
+    v.hex("ack_batch.leaf.1", &merkle::leaf_hash(&batch[1].body));
+    v.hex("ack_batch.batch", &proof.batch);
+    v.prefix("ack_batch.pae_prefix", Purpose::AckBatch, &proof.batch);
+    let batch_sig = signature(&proof.signature).to_vec();
+    v.hex("ack_batch.signature", &batch_sig);
+    for (i, signed) in batch.iter().enumerate() {
+        let proof = signed.batch.as_ref().unwrap();
+        assert_eq!(proof.leaf_index, i as u64);
+        for (j, h) in proof.audit_path.iter().enumerate() {
+            v.hex(&format!("ack_batch.path.{i}.{j}"), h);
+        }
+    }
+    assert_eq!(ack::verify(&batch[0], &trust, at).unwrap(), accepted);
+    assert_eq!(ack::verify(&batch[1], &trust, at).unwrap(), rejected);
     // The same body with a reason code that is neither Caravan's nor namespaced is refused.
     let mut body = v1::AckBody::decode(signed_rejection.body.as_slice()).unwrap();
     body.reason_code = "QUOTA_EXCEEDED".into();
@@ -497,10 +518,17 @@ fn the_documents_test_vectors_are_what_the_code_computes() {
         ..five.clone()
     };
     log::verify_consistency(&three, &five, &wire(&consistency)).unwrap();
+    // Protocol v2: the proof of the ACCEPTED entry is the receipt, and says what the signed
+    // receipt of 13.4 says.
+    assert_eq!(
+        receipt::from_proof(&proof(1, &path), &five).unwrap(),
+        receipt::verify(&signed_receipt, &trust).unwrap()
+    );
 
     // ---- Every signature again with another implementation (OpenSSL), where installed:
     // Ed25519 is deterministic, so the same key over the same PAE gives the same bytes.
-    let signed: [(&str, Purpose, &[u8], &[u8]); 6] = [
+    let signed: [(&str, Purpose, &[u8], &[u8]); 7] = [
+        ("cn", Purpose::AckBatch, &proof_batch_bytes, &batch_sig),
         ("kz", Purpose::Header, &env.header, &header_sig),
         (
             "anchor",
