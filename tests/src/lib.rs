@@ -1213,6 +1213,33 @@ impl Net {
             .await
     }
 
+    /// Export spoke `id`'s evidence bundle of `message_id` and judge it offline with the
+    /// anchor key alone: the bundle as written, and the verifier's verdict.
+    pub async fn export_and_verify(
+        &self,
+        id: &str,
+        message_id: &str,
+    ) -> (serde_json::Value, serde_json::Value) {
+        let path = self.path().join(format!("evidence-{id}-{message_id}.json"));
+        let out = self
+            .spoke_cli(id, &["export", message_id, "--out", path.to_str().unwrap()])
+            .await;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let bundle = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+        let verified = tokio::process::Command::new(&binaries().spoke)
+            .args(["verify", "--json", "--anchor-key"])
+            .arg(self.pki().join("hub-anchor.pub"))
+            .arg(&path)
+            .output()
+            .await
+            .unwrap();
+        (bundle, serde_json::from_slice(&verified.stdout).unwrap())
+    }
+
     /// Run `caravan-spoke ARGS --config <id's config>` and return its output.
     pub async fn spoke_cli(&self, id: &str, args: &[&str]) -> Output {
         output(

@@ -575,23 +575,7 @@ async fn acknowledgements_of_a_batch_carry_one_signature_and_verify_one_by_one()
     );
     // Every one's evidence bundle verifies on its own, with the anchor key alone.
     for id in &ids {
-        let path = net.path().join(format!("evidence-{id}.json"));
-        let out = net
-            .spoke_cli("CN", &["export", id, "--out", path.to_str().unwrap()])
-            .await;
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let verified = tokio::process::Command::new(&caravan_tests::binaries().spoke)
-            .args(["verify", "--json", "--anchor-key"])
-            .arg(net.pki().join("hub-anchor.pub"))
-            .arg(&path)
-            .output()
-            .await
-            .unwrap();
-        let verdict: serde_json::Value = serde_json::from_slice(&verified.stdout).unwrap();
+        let (_, verdict) = net.export_and_verify("CN", id).await;
         assert_eq!(verdict["genuine"], true, "{verdict}");
     }
 }

@@ -225,29 +225,8 @@ async fn a_spoke_of_an_older_hub_acknowledges_one_by_one_and_takes_signed_receip
         );
     }
     // Its evidence bundle is of the signed-receipt form, and verifies offline.
-    let bundle = net.path().join("evidence-v1.json");
-    let out = net
-        .spoke_cli(
-            "CN",
-            &["export", &ids[0], "--out", bundle.to_str().unwrap()],
-        )
-        .await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let written: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&bundle).unwrap()).unwrap();
-    assert_eq!(written["format"], "caravan-evidence/1", "{written}");
-    let verified = tokio::process::Command::new(&caravan_tests::binaries().spoke)
-        .args(["verify", "--json", "--anchor-key"])
-        .arg(net.pki().join("hub-anchor.pub"))
-        .arg(&bundle)
-        .output()
-        .await
-        .unwrap();
-    let verdict: serde_json::Value = serde_json::from_slice(&verified.stdout).unwrap();
+    let (bundle, verdict) = net.export_and_verify("CN", &ids[0]).await;
+    assert_eq!(bundle["format"], "caravan-evidence/1", "{bundle}");
     assert_eq!(verdict["genuine"], true, "{verdict}");
     // The other way (CN's business answer to KZ): CN's v1 submission has a signed receipt; KZ
     // takes its delivery with the log proof of its acceptance.
