@@ -86,6 +86,37 @@ pub fn verify_head(signed: &v1::SignedTreeHead, trust: &TrustSet) -> Result<Tree
     })
 }
 
+/// Tree heads whose signature verified, by the digest of their signed form: the hub signs one
+/// head per flush and many proofs share it, so each head's signature is checked once. Bounded
+/// (it starts over when full); shared between tasks (the lock is not held while verifying).
+#[derive(Debug, Default)]
+pub struct VerifiedHeads(std::sync::Mutex<std::collections::HashMap<[u8; 32], TreeHead>>);
+
+/// Verified heads remembered, at most.
+const VERIFIED_HEADS: usize = 1024;
+
+impl VerifiedHeads {
+    /// The head of `signed`: [`verify_head`], or what it said the last time for these bytes.
+    pub fn verify(
+        &self,
+        signed: &v1::SignedTreeHead,
+        trust: &TrustSet,
+    ) -> Result<TreeHead, Refusal> {
+        let digest = caravan_common::signing::sha256(&signed.encode_to_vec());
+        let lock = || self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(head) = lock().get(&digest) {
+            return Ok(head.clone());
+        }
+        let head = verify_head(signed, trust)?;
+        let mut verified = lock();
+        if verified.len() >= VERIFIED_HEADS {
+            verified.clear();
+        }
+        verified.insert(digest, head.clone());
+        Ok(head)
+    }
+}
+
 fn hashes(path: &[Vec<u8>], what: &str) -> Result<Vec<Hash>, Refusal> {
     path.iter()
         .map(|h| {

@@ -17,7 +17,7 @@
 //! heads against the newest one, so a rewrite raises one alarm rather than one per document.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::BTreeMap,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -32,11 +32,10 @@ use caravan_common::{
     MessageId, Refusal, RefusalCode, Timestamp,
     envelope::{Receipt, from_hex32},
     merkle,
-    signing::sha256,
     trust::TrustSet,
 };
 use caravan_proto::{
-    log::{self as log_proof, Expected, TreeHead},
+    log::{self as log_proof, Expected, TreeHead, VerifiedHeads},
     receipt,
     v1::{self, exchange_client::ExchangeClient},
 };
@@ -83,13 +82,9 @@ pub struct LogAudit {
     store: Arc<SpokeStore>,
     heads: Mutex<Heads>,
     wake: Notify,
-    /// Heads whose signature verified, by the signed bytes' digest: the hub signs one head per
-    /// flush and many proofs share it, so each signature is checked once.
-    verified: Mutex<HashMap<[u8; 32], TreeHead>>,
+    /// Heads whose signature verified: each checked once.
+    verified: VerifiedHeads,
 }
-
-/// Verified heads remembered, at most (the map starts over when full).
-const VERIFIED_HEADS: usize = 1024;
 
 fn root_of(record: &LogHeadRecord) -> Option<merkle::Hash> {
     from_hex32(&record.root)
@@ -108,24 +103,8 @@ impl LogAudit {
                 pending: BTreeMap::new(),
             }),
             wake: Notify::new(),
-            verified: Mutex::default(),
+            verified: VerifiedHeads::default(),
         }
-    }
-
-    /// The head of `signed`, its signature checked once per distinct head.
-    fn head(&self, signed: &v1::SignedTreeHead, trust: &TrustSet) -> Result<TreeHead, Refusal> {
-        let digest = sha256(&signed.encode_to_vec());
-        let lock = || self.verified.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(head) = lock().get(&digest) {
-            return Ok(head.clone());
-        }
-        let head = log_proof::verify_head(signed, trust)?;
-        let mut verified = lock();
-        if verified.len() >= VERIFIED_HEADS {
-            verified.clear();
-        }
-        verified.insert(digest, head.clone());
-        Ok(head)
     }
 
     fn heads(&self) -> std::sync::MutexGuard<'_, Heads> {
@@ -155,7 +134,7 @@ impl LogAudit {
             })
             .and_then(|p| {
                 let signed = log_proof::signed_head(p)?;
-                let head = self.head(signed, trust)?;
+                let head = self.verified.verify(signed, trust)?;
                 log_proof::check_inclusion(p, &head, expected)?;
                 Ok((head, signed))
             });
@@ -176,7 +155,7 @@ impl LogAudit {
         let bad =
             |r: Refusal| Refusal::new(RefusalCode::BadReceipt, format!("receipt: {}", r.detail));
         let signed = log_proof::signed_head(proof).map_err(bad)?;
-        let head = self.head(signed, trust).map_err(bad)?;
+        let head = self.verified.verify(signed, trust).map_err(bad)?;
         let receipt = receipt::from_proof(proof, &head)?;
         self.audit_later(head, signed);
         Ok(receipt)

@@ -406,10 +406,9 @@ async fn submitter(client: ExchangeClient<Channel>, mut queue: mpsc::Receiver<To
     }
 }
 
-/// Tree heads whose signature verified, by their signed form's digest: the hub signs one per
-/// flush and many receipts share it.
+/// Tree heads whose signature verified (one per flush; many receipts share one).
 #[derive(Default)]
-struct Heads(Mutex<HashMap<[u8; 32], log::TreeHead>>);
+struct Heads(log::VerifiedHeads);
 
 impl Heads {
     /// The receipt `response` carries for the message `id` with header digest `header_sha256`.
@@ -422,27 +421,7 @@ impl Heads {
     ) -> Result<(), String> {
         let proof = response.log_proof.as_ref().ok_or("no log proof")?;
         let signed = log::signed_head(proof).map_err(|r| r.to_string())?;
-        let mut signed_bytes = signed.body.clone();
-        signed_bytes.extend(signed.signature.iter().flat_map(|s| s.signature.iter()));
-        let digest = sha256(&signed_bytes);
-        let known = self
-            .0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&digest)
-            .cloned();
-        let head = match known {
-            Some(head) => head,
-            None => {
-                let head = log::verify_head(signed, trust).map_err(|r| r.to_string())?;
-                let mut heads = self.0.lock().unwrap_or_else(|e| e.into_inner());
-                if heads.len() >= 1024 {
-                    heads.clear();
-                }
-                heads.insert(digest, head.clone());
-                head
-            }
-        };
+        let head = self.0.verify(signed, trust).map_err(|r| r.to_string())?;
         let r = receipt::from_proof(proof, &head).map_err(|r| r.to_string())?;
         if r.message_id != id || r.header_sha256 != header_sha256 {
             return Err("the receipt is for another message".into());
