@@ -107,12 +107,16 @@ pub fn verify_with(
 ) -> Result<Ack, Refusal> {
     let invalid = |detail: String| Refusal::new(RefusalCode::InvalidAck, detail);
     let bad_signature = |detail: String| Refusal::new(RefusalCode::BadSignature, detail);
-    let (key_id, owner) = match (&signed.signature, &signed.batch) {
-        (None, Some(proof)) => {
-            let (key_id, signature) =
-                signature_parts(proof.signature.as_ref(), "acknowledgement batch")?;
-            let owner = trust.registered_key(key_id)?.participant;
-            let key = trust.signer_key(key_id, owner, at)?;
+    // Signed alone, or in a batch (`batch` in place of `signature`): the same key rules.
+    let batch = signed.batch.as_ref().filter(|_| signed.signature.is_none());
+    let (key_id, signature) = match batch {
+        Some(proof) => signature_parts(proof.signature.as_ref(), "acknowledgement batch")?,
+        None => signature_parts(signed.signature.as_ref(), "acknowledgement")?,
+    };
+    let owner = trust.registered_key(key_id)?.participant;
+    let key = trust.signer_key(key_id, owner, at)?;
+    match batch {
+        Some(proof) => {
             let mut signed_bytes = key_id.to_string().into_bytes();
             signed_bytes.extend_from_slice(&proof.batch);
             signed_bytes.extend_from_slice(signature);
@@ -147,22 +151,16 @@ pub fn verify_with(
                     proof.leaf_index, batch.size
                 )));
             }
-            (key_id, owner)
         }
-        (signature, _) => {
-            let (key_id, signature) = signature_parts(signature.as_ref(), "acknowledgement")?;
-            let owner = trust.registered_key(key_id)?.participant;
-            let key = trust.signer_key(key_id, owner, at)?;
-            key.public_key
-                .verify(Purpose::Ack, &signed.body, signature)
-                .map_err(|_| {
-                    bad_signature(format!(
-                        "acknowledgement signature does not verify with key {key_id}"
-                    ))
-                })?;
-            (key_id, owner)
-        }
-    };
+        None => key
+            .public_key
+            .verify(Purpose::Ack, &signed.body, signature)
+            .map_err(|_| {
+                bad_signature(format!(
+                    "acknowledgement signature does not verify with key {key_id}"
+                ))
+            })?,
+    }
     let body = v1::AckBody::decode(signed.body.as_slice())
         .map_err(|e| invalid(format!("acknowledgement does not decode: {e}")))?;
     let field = |name: &'static str| {
