@@ -95,13 +95,9 @@ impl Exchange {
             };
             let result = match answer {
                 Ok(answer) => v1::acknowledge_result::Result::Answer(answer),
-                Err(HubError::Refused(r)) => {
-                    self.note_refusal(Rpc::AcknowledgeMany.op(), Some(caller), "", &r);
-                    v1::acknowledge_result::Result::Refused(v1::Refused {
-                        reason: r.code.to_string(),
-                        detail: r.detail,
-                    })
-                }
+                Err(HubError::Refused(r)) => v1::acknowledge_result::Result::Refused(
+                    self.refused_item(Rpc::AcknowledgeMany, caller, r),
+                ),
                 // A store failure fails the whole request: the caller sends it again.
                 Err(e) => return Err(e),
             };

@@ -155,4 +155,14 @@ impl Exchange {
         warn!(op, caller = caller.map(|c| c.to_string()).unwrap_or_default(), message_id,
             code = %r.code, detail = %r.detail, total, "refused");
     }
+
+    /// The refusal of one item of a batched request (`AcknowledgeMany`, `SubmitMany`): counted
+    /// and logged as a refused request is, and given as that item's answer.
+    pub(super) fn refused_item(&self, rpc: Rpc, caller: ParticipantId, r: Refusal) -> v1::Refused {
+        self.note_refusal(rpc.op(), Some(caller), "", &r);
+        v1::Refused {
+            reason: r.code.to_string(),
+            detail: r.detail,
+        }
+    }
 }

@@ -13,7 +13,7 @@ use tonic::Status;
 use tracing::{Instrument, debug, info};
 
 use caravan_common::{ParticipantId, Timestamp};
-use caravan_proto::{receipt, v1};
+use caravan_proto::v1;
 
 use super::state::{DELIVERY_BATCH, DELIVERY_BUFFER, Exchange, seconds_since};
 use crate::{
@@ -307,8 +307,9 @@ impl Exchange {
                     signed: None,
                     proof: Some(proof),
                 }),
-                (_, Some(proof)) => receipt::issue_for_entry(&proof.entry, &self.receipt_key)
-                    .map_err(|r| r.detail)
+                (_, Some(proof)) => self
+                    .sign_receipt_of(&proof.entry)
+                    .map_err(|e| e.to_string())
                     .map(|signed| GivenReceipt {
                         signed: Some(signed),
                         proof: None,

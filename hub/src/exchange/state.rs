@@ -155,24 +155,25 @@ impl Exchange {
         }
     }
 
+    /// The signed receipt of a message whose sender took a log proof instead, for a caller of
+    /// protocol v1: signed now from its ACCEPTED log entry (`entry`, encoded), which says what
+    /// the receipt would have said. An entry that records no acceptance means a corrupt store.
+    pub(super) fn sign_receipt_of(&self, entry: &[u8]) -> Result<v1::SignedReceipt, StoreError> {
+        caravan_proto::receipt::issue_for_entry(entry, &self.receipt_key).map_err(|r| {
+            StoreError::Corrupt {
+                what: "log entry",
+                detail: r.detail,
+            }
+        })
+    }
+
     /// The inclusion proof of log entry `log_index` in `head` (cheap: see `Heads::prove`).
     pub(super) async fn prove(
         &self,
         head: &TreeHead,
         log_index: u64,
     ) -> Result<Option<v1::LogProof>, HubError> {
-        let heads = self.commit.heads().clone();
-        // Most proofs are of recent entries, which an engine whose reads block keeps in memory.
-        if self.store.backend().reads_block()
-            && let Some(proof) = heads.prove_cached(self.store.backend(), head, log_index)
-        {
-            return Ok(Some(proof));
-        }
-        let head = head.clone();
-        Ok(self
-            .store
-            .read(move |b| heads.prove(b, &head, log_index))
-            .await?)
+        Ok(self.prove_many(head, &[log_index]).await?.pop().flatten())
     }
 
     /// [`Self::prove`] for each of `indices` in `head`, in order: those not in memory are read
@@ -184,6 +185,7 @@ impl Exchange {
     ) -> Result<Vec<Option<v1::LogProof>>, HubError> {
         let heads = self.commit.heads().clone();
         let backend = self.store.backend();
+        // Most proofs are of recent entries, which an engine whose reads block keeps in memory.
         let mut proofs: Vec<Option<v1::LogProof>> = indices
             .iter()
             .map(|&i| match backend.reads_block() {
@@ -191,6 +193,7 @@ impl Exchange {
                 false => None,
             })
             .collect();
+        // An index the head does not cover (0: none asked for) has no proof: not read.
         let missing: Vec<(usize, u64)> = (indices.iter().copied().enumerate())
             .filter(|&(n, i)| proofs[n].is_none() && i > 0 && i <= head.tree_size)
             .collect();

@@ -10,7 +10,7 @@ use tonic::Status;
 use tracing::{Instrument, info};
 
 use caravan_common::{MessageId, ParticipantId, RefusalCode};
-use caravan_proto::{receipt, v1};
+use caravan_proto::v1;
 
 use super::state::{DELIVERY_BATCH, DELIVERY_BUFFER, Exchange, STATUS_FLUSH_WAIT, wire_state};
 use crate::{
@@ -175,12 +175,7 @@ impl Exchange {
                         what: "log entry",
                         detail: format!("entry {index} of {message_id}'s acceptance is missing"),
                     })?;
-                receipt::issue_for_entry(&entry.1, &self.receipt_key).map_err(|r| {
-                    StoreError::Corrupt {
-                        what: "log entry",
-                        detail: r.detail,
-                    }
-                })?
+                self.sign_receipt_of(&entry.1)?
             }
         };
         let ack = match record.ack.is_empty() {

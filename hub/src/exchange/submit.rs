@@ -142,14 +142,7 @@ impl Exchange {
             }
             // Stored without one (its first submission took a log proof), asked for by a v1
             // resend: signed now from the ACCEPTED entry, which says what it would have said.
-            (Some(proof), false) => Some(
-                receipt::issue_for_entry(&proof.entry, &self.receipt_key).map_err(|r| {
-                    StoreError::Corrupt {
-                        what: "log entry",
-                        detail: r.detail,
-                    }
-                })?,
-            ),
+            (Some(proof), false) => Some(self.sign_receipt_of(&proof.entry)?),
             (None, _) => {
                 return Err(StoreError::Corrupt {
                     what: "receipt",
@@ -200,17 +193,14 @@ impl Exchange {
         .await;
         let mut results = Vec::with_capacity(answers.len());
         for answer in answers {
-            let result = match answer {
-                Ok(answer) => v1::submit_result::Result::Answer(answer),
-                Err(HubError::Refused(r)) => {
-                    self.note_refusal(Rpc::SubmitMany.op(), Some(caller), "", &r);
-                    v1::submit_result::Result::Refused(v1::Refused {
-                        reason: r.code.to_string(),
-                        detail: r.detail,
-                    })
-                }
-                Err(e) => return Err(e),
-            };
+            let result =
+                match answer {
+                    Ok(answer) => v1::submit_result::Result::Answer(answer),
+                    Err(HubError::Refused(r)) => v1::submit_result::Result::Refused(
+                        self.refused_item(Rpc::SubmitMany, caller, r),
+                    ),
+                    Err(e) => return Err(e),
+                };
             results.push(v1::SubmitResult {
                 result: Some(result),
             });
