@@ -57,22 +57,35 @@ struct StoreNodes<'a> {
     cache: &'a Mutex<HashMap<(u32, u64), Hash>>,
 }
 
-impl Nodes for StoreNodes<'_> {
-    type Error = StoreError;
-    fn perfect(&self, level: u32, index: u64) -> Result<Hash, StoreError> {
-        let lock = || self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(hash) = lock().get(&(level, index)) {
-            return Ok(*hash);
-        }
-        let hash = self.store.log_node(level, index)?;
-        let mut cache = lock();
+impl StoreNodes<'_> {
+    fn keep(&self, level: u32, index: u64, hash: Hash) {
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if cache.len() >= CACHED_NODES {
             cache.clear();
         }
         cache.insert((level, index), hash);
+    }
+}
+
+impl Nodes for StoreNodes<'_> {
+    type Error = StoreError;
+    fn perfect(&self, level: u32, index: u64) -> Result<Hash, StoreError> {
+        let cached = (self.cache.lock().unwrap_or_else(|e| e.into_inner()))
+            .get(&(level, index))
+            .copied();
+        if let Some(hash) = cached {
+            return Ok(hash);
+        }
+        let hash = self.store.log_node(level, index)?;
+        self.keep(level, index, hash);
         Ok(hash)
     }
 }
+
+/// Entries kept in memory, at most this many (the cache starts over when full): the newest,
+/// read once per flush by [`Heads::advance`], because the proofs that follow are of them (a
+/// receipt, a delivery, status events: several for each entry).
+const CACHED_ENTRIES: usize = 1 << 14;
 
 /// The latest signed tree head over the durable part of the log. The group commit advances it
 /// after each flush (one signature per flush, not per document), so that every receipt,
@@ -83,6 +96,8 @@ pub struct Heads {
     /// The current head; watchers learn of every new one.
     current: tokio::sync::watch::Sender<Arc<TreeHead>>,
     nodes: Mutex<HashMap<(u32, u64), Hash>>,
+    /// The newest durable entries, by index (see [`CACHED_ENTRIES`]).
+    entries: Mutex<HashMap<u64, Vec<u8>>>,
 }
 
 fn sign(nodes: &StoreNodes<'_>, key: &SigningKey, size: u64) -> Result<TreeHead, StoreError> {
@@ -118,6 +133,7 @@ impl Heads {
             key,
             current: tokio::sync::watch::Sender::new(Arc::new(head)),
             nodes,
+            entries: Mutex::default(),
         })
     }
 
@@ -144,6 +160,10 @@ impl Heads {
         if size <= current.tree_size {
             return Ok(current);
         }
+        // An engine whose reads block keeps its newest entries itself.
+        if !store.reads_block() {
+            self.remember(store, current.tree_size, size)?;
+        }
         let head = Arc::new(sign(&self.nodes(store), &self.key, size)?);
         self.current.send_if_modified(|slot| {
             let newer = head.tree_size > slot.tree_size;
@@ -155,9 +175,40 @@ impl Heads {
         Ok(self.current())
     }
 
+    /// Keep entries `from + 1..=to` in memory (the newest [`CACHED_ENTRIES`] of them), read
+    /// in one turn of the store, with the Merkle nodes they complete: computed from the
+    /// entries as the store computed them when it appended them, instead of read one by one
+    /// by the proofs.
+    fn remember(&self, store: &dyn Backend, from: u64, to: u64) -> Result<(), StoreError> {
+        let count = (to - from).min(CACHED_ENTRIES as u64);
+        let fresh = store.log_entries(to - count + 1, count as usize)?;
+        let nodes = self.nodes(store);
+        for (index, entry) in &fresh {
+            let leaf = merkle::leaf_hash(entry);
+            for (level, i, hash) in
+                merkle::appended_nodes(index - 1, leaf, |l, i| nodes.perfect(l, i))?
+            {
+                nodes.keep(level, i, hash);
+            }
+        }
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() + fresh.len() > CACHED_ENTRIES {
+            entries.clear();
+        }
+        entries.extend(fresh);
+        Ok(())
+    }
+
+    /// Entry `log_index`, if it is one of the newest, kept in memory.
+    fn cached_entry(&self, log_index: u64) -> Option<Vec<u8>> {
+        (self.entries.lock().unwrap_or_else(|e| e.into_inner()))
+            .get(&log_index)
+            .cloned()
+    }
+
     /// The inclusion proof of entry `log_index` (from 1) in `head`; `None` if the head does
     /// not cover it (or the index is 0: a record older than log proofs). Cheap enough for an
-    /// async task: one entry read, and nodes mostly from the cache.
+    /// async task: the entry and nodes mostly from memory, else one read each.
     pub fn prove(
         &self,
         store: &dyn Backend,
@@ -167,11 +218,17 @@ impl Heads {
         if log_index == 0 || log_index > head.tree_size {
             return Ok(None);
         }
-        let Some((_, entry)) = store.log_entries(log_index, 1)?.pop() else {
-            return Err(StoreError::Corrupt {
-                what: "log entry",
-                detail: format!("entry {log_index} is missing"),
-            });
+        let entry = match self.cached_entry(log_index) {
+            Some(entry) => entry,
+            None => match store.log_entries(log_index, 1)?.pop() {
+                Some((_, entry)) => entry,
+                None => {
+                    return Err(StoreError::Corrupt {
+                        what: "log entry",
+                        detail: format!("entry {log_index} is missing"),
+                    });
+                }
+            },
         };
         let path = merkle::inclusion_path(&self.nodes(store), log_index - 1, head.tree_size)?;
         Ok(Some(v1::LogProof {
@@ -518,6 +575,48 @@ mod tests {
             AuditError::Store(_) => panic!("reported as a store fault: {e}"),
         }
         assert!(!e.to_string().contains("corrupt"), "{e}");
+    }
+
+    #[test]
+    fn proofs_from_the_entries_a_head_remembers_are_those_the_store_gives() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SigningKey::generate();
+        let store = store_with_list(dir.path(), &key);
+        let heads = Heads::open(&store, key.clone()).unwrap();
+        let record = store.registry().unwrap().unwrap();
+        for n in 0..6 {
+            let entry = LogEntry {
+                kind: LogKind::RegistryChange as i32,
+                actor: format!("operator:{n}"),
+                ..Default::default()
+            };
+            store.save_registry(&record, &entry).unwrap();
+        }
+        store.flush().unwrap();
+        let head = heads.advance(&store, 7).unwrap();
+        assert_eq!(heads.entries.lock().unwrap().len(), 6);
+        // Every node computed from the remembered entries is the one the store appended.
+        for ((level, i), hash) in heads.nodes.lock().unwrap().iter() {
+            assert_eq!(
+                *hash,
+                store.log_node(*level, *i).unwrap(),
+                "node {level}/{i}"
+            );
+        }
+        // A head that remembers nothing reads everything from the store.
+        let fresh = Heads::open(&store, key).unwrap();
+        assert_eq!(fresh.current().root_hash, head.root_hash);
+        for index in 1..=7 {
+            let remembered = heads.prove(&store, &head, index).unwrap().unwrap();
+            let read = fresh.prove(&store, &head, index).unwrap().unwrap();
+            assert_eq!(remembered, read, "entry {index}");
+            let path: Vec<Hash> = (remembered.audit_path.iter())
+                .map(|h| h.as_slice().try_into().unwrap())
+                .collect();
+            let root: Hash = head.root_hash.as_slice().try_into().unwrap();
+            let leaf = merkle::leaf_hash(&remembered.entry);
+            assert!(merkle::verify_inclusion(index - 1, 7, &leaf, &path, &root));
+        }
     }
 
     #[test]

@@ -351,12 +351,12 @@ impl Embedded {
     fn transition(
         &self,
         sequence: u64,
+        record: &MessageRecord,
         from: &[MessageState],
         to: MessageState,
         at: Timestamp,
         ack: Option<&[u8]>,
     ) -> Result<Transitioned, StoreError> {
-        let record = self.message(sequence)?;
         let sender: ParticipantId = record.sender.parse().map_err(|e| corrupt("message", e))?;
         let recipient: ParticipantId = record
             .recipient
@@ -424,7 +424,7 @@ impl Embedded {
             now: fresh.then(|| Settled {
                 sender,
                 recipient,
-                document_type: record.document_type,
+                document_type: record.document_type.clone(),
                 accepted_at: Timestamp::from_millis(record.accepted_at_ms),
             }),
         })
@@ -649,6 +649,7 @@ impl Backend for Embedded {
     fn mark_delivered(&self, sequence: u64, at: Timestamp) -> Result<bool, StoreError> {
         self.transition(
             sequence,
+            &self.message(sequence)?,
             &[MessageState::Accepted],
             MessageState::Delivered,
             at,
@@ -670,7 +671,7 @@ impl Backend for Embedded {
         }
         // Acknowledging twice is harmless: the first answer stands.
         let open = [MessageState::Accepted, MessageState::Delivered];
-        let t = self.transition(sequence, &open, u.state, u.at, Some(&u.ack))?;
+        let t = self.transition(sequence, &record, &open, u.state, u.at, Some(&u.ack))?;
         Ok(AckResult::Recorded {
             state: t.state,
             log_index: t.log_index,
@@ -694,7 +695,7 @@ impl Backend for Embedded {
                 continue;
             }
             let open = [MessageState::Accepted, MessageState::Delivered];
-            let t = self.transition(sequence, &open, MessageState::Expired, now, None)?;
+            let t = self.transition(sequence, &record, &open, MessageState::Expired, now, None)?;
             expired.extend(t.now);
         }
         Ok(expired)
