@@ -81,14 +81,15 @@ impl Exchange {
                     }
                 };
             }
-            for (next, event) in events {
-                let log_proof = match self.prove(&head, event.log_index).await {
-                    Ok(proof) => proof,
-                    Err(e) => {
-                        let _ = tx.send(Err(e.into())).await;
-                        return;
-                    }
-                };
+            let indices: Vec<u64> = events.iter().map(|(_, e)| e.log_index).collect();
+            let proofs = match self.prove_many(&head, &indices).await {
+                Ok(proofs) => proofs,
+                Err(e) => {
+                    let _ = tx.send(Err(e.into())).await;
+                    return;
+                }
+            };
+            for ((next, event), log_proof) in events.into_iter().zip(proofs) {
                 cursor = next;
                 let state =
                     MessageState::try_from(event.state).unwrap_or(MessageState::Unspecified);
