@@ -4,7 +4,8 @@
 //! a spoke of the current protocol on the other side. The older hub is the real one behind a
 //! proxy (with the hub's certificate towards the spoke and the spoke's towards the hub) that
 //! forwards every call but `AcknowledgeMany`, dropping the requests' v2 fields as a v1 hub's
-//! decoder would.
+//! decoder would. The proxy also counts the spoke's `WatchStatus` calls: a spoke that only
+//! receives follows no status stream.
 
 use std::{
     sync::{
@@ -34,6 +35,8 @@ struct OlderHub {
     /// Calls of AcknowledgeMany (refused) and of Acknowledge (forwarded).
     many: Arc<AtomicUsize>,
     single: Arc<AtomicUsize>,
+    /// Calls of WatchStatus (forwarded).
+    watching: Arc<AtomicUsize>,
 }
 
 #[tonic::async_trait]
@@ -105,6 +108,7 @@ impl Exchange for OlderHub {
         &self,
         r: Request<v1::WatchStatusRequest>,
     ) -> Result<Response<Self::WatchStatusStream>, Status> {
+        self.watching.fetch_add(1, Ordering::SeqCst);
         self.exchange.clone().watch_status(r.into_inner()).await
     }
 
@@ -169,6 +173,7 @@ async fn a_spoke_of_an_older_hub_acknowledges_one_by_one_and_takes_signed_receip
         anchor: TrustAnchorClient::new(channel),
         many: Arc::default(),
         single: Arc::default(),
+        watching: Arc::default(),
     };
     let port = serve(&net, hub.clone()).await;
     net.spoke_hub_port.insert("CN".into(), port);
@@ -207,6 +212,13 @@ async fn a_spoke_of_an_older_hub_acknowledges_one_by_one_and_takes_signed_receip
         "then one Acknowledge each"
     );
 
+    // CN has only received so far: it follows no status stream (it has nothing in flight).
+    assert_eq!(
+        hub.watching.load(Ordering::SeqCst),
+        0,
+        "a spoke that only receives opened a status stream"
+    );
+
     // KZ took log proofs as receipts; CN, behind the v1 hub, got for the same documents
     // receipts the hub signed when it delivered them, and judged them genuine.
     for id in &ids {
@@ -238,6 +250,8 @@ async fn a_spoke_of_an_older_hub_acknowledges_one_by_one_and_takes_signed_receip
         .await;
     let back = back["message_id"].as_str().unwrap().to_owned();
     let sent = net.wait_state("CN", &back, "ACKNOWLEDGED").await;
+    // Its first document in flight opened its status stream, which brought the acknowledgement.
+    assert!(hub.watching.load(Ordering::SeqCst) >= 1);
     assert!(sent["sent"]["receipt"]["signed"].is_string(), "{sent}");
     assert!(sent["sent"]["receipt"].get("log_proof").is_none(), "{sent}");
     let received = net.spoke_json("KZ", &["show", &back]).await;

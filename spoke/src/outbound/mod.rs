@@ -146,6 +146,8 @@ pub struct Outbound {
     hub: Arc<Hub>,
     /// Wakes the outbox worker when a document is queued.
     outbox_signal: Notify,
+    /// Wakes the status follower when a document is queued (see [`Outbound::follow_status`]).
+    queued: Notify,
     room: PayloadRoom,
     /// How a document handed to `send` must arrive.
     upload: UploadRules,
@@ -169,6 +171,7 @@ impl Outbound {
             store,
             hub,
             outbox_signal: Notify::new(),
+            queued: Notify::new(),
             room: PayloadRoom::new(config.payload_in_flight_mib),
             upload: config.upload,
             uploads: UploadStats::default(),
@@ -340,6 +343,7 @@ impl Outbound {
         .await?;
         drop(out.room);
         self.outbox_signal.notify_one();
+        self.queued.notify_one();
         info!(message_id = %header.message_id, recipient = %header.recipient,
             document_type = %header.document_type, warnings = %rules_not_passed(&checks), "queued");
         let mut record = record;

@@ -1,6 +1,11 @@
 //! Following what was sent: the hub's resumable stream of status events for this spoke's
 //! documents, each checked (log proof, the recipient's acknowledgement) and kept in the
 //! document's history; documents the hub lost after a receipt are queued again.
+//!
+//! The stream is opened once the spoke has a document in flight (queued, or receipted and not
+//! settled), and kept open from then on: a spoke that only receives has no events to follow,
+//! and holds no stream at the hub (nor does it take in another client's events sent in its
+//! name, as `caravan-bench`'s).
 
 use std::sync::Arc;
 
@@ -29,8 +34,29 @@ type StatusChange = (MessageId, StateChange, Option<AckRecord>, u64, String);
 
 impl Outbound {
     /// Follow the hub's stream of status events for what this spoke sent, keeping each
-    /// message's history and the recipient's verified acknowledgement, until `shutdown`.
+    /// message's history and the recipient's verified acknowledgement, until `shutdown`: from
+    /// the first document in flight (see the module's documentation).
     pub async fn follow_status(self: Arc<Self>, mut shutdown: Shutdown) {
+        loop {
+            let store = self.store.clone();
+            let in_flight =
+                blocking(move || Ok(store.outbox_len()? > 0 || !store.receipted(1)?.is_empty()))
+                    .await;
+            match in_flight {
+                Ok(true) => break,
+                Ok(false) => {}
+                // The stream reports the store's trouble as it would without this wait.
+                Err(e) => {
+                    debug!(cause = %e, "could not tell whether a document is in flight; following status");
+                    break;
+                }
+            }
+            // A document queued since the check left its wake-up here.
+            tokio::select! {
+                _ = self.queued.notified() => {}
+                _ = shutdown.changed() => return,
+            }
+        }
         let mut backoff = Backoff::default();
         loop {
             let outcome = tokio::select! {
