@@ -51,16 +51,7 @@ impl Exchange {
         caller: ParticipantId,
         request: v1::AcknowledgeManyRequest,
     ) -> Result<v1::AcknowledgeManyResponse, HubError> {
-        const MAX_ACKS: usize = 256;
-        if request.acks.len() > MAX_ACKS {
-            return Err(HubError::refused(
-                RefusalCode::MalformedRequest,
-                format!(
-                    "at most {MAX_ACKS} acknowledgements per request; got {}",
-                    request.acks.len()
-                ),
-            ));
-        }
+        Self::within_batch_limit(request.acks.len(), "acknowledgements")?;
         // What to record goes to the writer; each acknowledgement stays here for its answer.
         let mut updates: Vec<AckUpdate> = Vec::with_capacity(request.acks.len());
         // Acknowledgements signed in a batch (protocol v2) cost one signature check a batch.

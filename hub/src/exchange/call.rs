@@ -7,11 +7,14 @@ use std::future::Future;
 use tonic::{Request, Response, Status};
 use tracing::{Instrument, Span, info_span, warn};
 
-use caravan_common::{ParticipantId, Refusal};
+use caravan_common::{ParticipantId, Refusal, RefusalCode};
 use caravan_proto::v1;
 
 use super::state::Exchange;
 use crate::{error::HubError, identity::Peer};
+
+/// The most items a batched request (`AcknowledgeMany`, `SubmitMany`) may carry.
+pub(super) const BATCH_LIMIT: usize = 256;
 
 /// The Exchange service's RPCs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,6 +157,18 @@ impl Exchange {
         let total = self.metrics.refused(op, caller, r);
         warn!(op, caller = caller.map(|c| c.to_string()).unwrap_or_default(), message_id,
             code = %r.code, detail = %r.detail, total, "refused");
+    }
+
+    /// Refuse a batched request (`AcknowledgeMany`, `SubmitMany`) of more than [`BATCH_LIMIT`]
+    /// items (`items` names them: "documents", "acknowledgements").
+    pub(super) fn within_batch_limit(count: usize, items: &str) -> Result<(), HubError> {
+        if count > BATCH_LIMIT {
+            return Err(HubError::refused(
+                RefusalCode::MalformedRequest,
+                format!("at most {BATCH_LIMIT} {items} per request; got {count}"),
+            ));
+        }
+        Ok(())
     }
 
     /// The refusal of one item of a batched request (`AcknowledgeMany`, `SubmitMany`): counted

@@ -170,16 +170,7 @@ impl Exchange {
         caller: ParticipantId,
         request: v1::SubmitManyRequest,
     ) -> Result<v1::SubmitManyResponse, HubError> {
-        const MAX_ENVELOPES: usize = 256;
-        if request.envelopes.len() > MAX_ENVELOPES {
-            return Err(HubError::refused(
-                RefusalCode::MalformedRequest,
-                format!(
-                    "at most {MAX_ENVELOPES} documents per request; got {}",
-                    request.envelopes.len()
-                ),
-            ));
-        }
+        Self::within_batch_limit(request.envelopes.len(), "documents")?;
         let proof_receipt = request.proof_receipt;
         let answers = futures::future::join_all(request.envelopes.into_iter().map(|envelope| {
             self.submit(
