@@ -189,3 +189,56 @@ async fn a_document_queued_longer_than_its_lifetime_is_refused_once_and_for_good
         .count();
     assert_eq!(refusals, 1, "refused once:\n{}", net.hub_log());
 }
+
+/// The receipts of documents the hub takes together are kept in one batch of the sending
+/// spoke's store, made durable by one flush for the request, not one flush each.
+#[tokio::test(flavor = "multi_thread")]
+async fn receipts_taken_together_are_kept_with_one_flush() {
+    const DOCUMENTS: usize = 20;
+    let mut net = Net::new(&["KZ", "CN"]).await;
+    net.start_hub().await;
+    net.start_spoke("KZ").await;
+    net.kill_hub();
+    net.wait_hub_connected("KZ", false).await;
+    // Small documents (up to 32 KiB go together; a larger one is a request, and a flush, of
+    // its own).
+    let (doc_type, file) = FILES[0];
+    for _ in 0..DOCUMENTS {
+        let sent = net
+            .send_queued("KZ", "CN", doc_type, &sample_path(file))
+            .await;
+        assert_eq!(sent["state"], "QUEUED", "{sent}");
+    }
+    let sample = |text: &str, name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
+    };
+    let before = sample(
+        &net.spoke_metrics("KZ").await,
+        "caravan_spoke_store_flushes_total",
+    );
+
+    // CN is not running: the documents stay ACCEPTED once receipted, and the only status
+    // events are their acceptances.
+    net.start_hub().await;
+    let started = std::time::Instant::now();
+    let metrics = loop {
+        let metrics = net.spoke_metrics("KZ").await;
+        if sample(&metrics, "caravan_spoke_outbox_documents") == 0 {
+            break metrics;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "the outbox never drained:\n{metrics}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let flushes = sample(&metrics, "caravan_spoke_store_flushes_total") - before;
+    // One for the request's receipts, and the odd one for the log head verified; one per
+    // receipt would be at least DOCUMENTS.
+    assert!(
+        flushes <= 4,
+        "{flushes} flushes to keep {DOCUMENTS} receipts taken together"
+    );
+}

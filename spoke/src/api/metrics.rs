@@ -14,7 +14,10 @@ use axum::{
     routing::get,
 };
 
-use prometheus_client::{metrics::gauge::ConstGauge, registry::Registry};
+use prometheus_client::{
+    metrics::{counter::ConstCounter, gauge::ConstGauge},
+    registry::Registry,
+};
 
 use caravan_common::{
     Timestamp, fd,
@@ -103,6 +106,7 @@ pub struct State {
     pub log_alarms: u64,
     pub store_damaged: bool,
     pub payloads_corrupt: u64,
+    pub store_flushes: u64,
 }
 
 impl State {
@@ -142,6 +146,7 @@ impl State {
             log_alarms,
             store_damaged: api.store.damage().is_some(),
             payloads_corrupt: api.store.damaged_payloads(),
+            store_flushes: api.store.flushes(),
         }
     }
 
@@ -203,6 +208,11 @@ impl State {
         for (name, help, value) in gauges {
             registry.register(name, help, ConstGauge::new(value));
         }
+        registry.register(
+            "caravan_spoke_store_flushes",
+            "Durable flushes of the store since the spoke started (each one sync on redb): a batch of deliveries, of receipts or of status events shares one",
+            ConstCounter::new(self.store_flushes),
+        );
         registry
     }
 }
@@ -238,6 +248,7 @@ mod tests {
             trust_list_fresh: true,
             log_alarms: 1,
             payloads_corrupt: 3,
+            store_flushes: 11,
             ..State::default()
         };
         let text = caravan_common::metrics::encode(&[&registry, &state.registry()]);
@@ -252,6 +263,7 @@ mod tests {
             ("caravan_spoke_log_alarms", 1.0),
             ("caravan_spoke_store_damaged", 0.0),
             ("caravan_spoke_payloads_corrupt", 3.0),
+            ("caravan_spoke_store_flushes_total", 11.0),
             ("caravan_spoke_store_healthy", 0.0),
             ("caravan_spoke_store_faults_total", 1.0),
             ("caravan_spoke_store_fault{reason=\"disk_full\"}", 1.0),

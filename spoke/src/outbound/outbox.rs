@@ -220,7 +220,9 @@ impl Outbound {
                 })
                 .await
         });
-        self.settle(queued, record, answer).await
+        let (record, unreachable) = self.judge(record, answer).await;
+        self.keep(vec![(queued, record)]).await;
+        unreachable
     }
 
     /// One attempt at each of `documents` (small ones: a window of them holds at most
@@ -251,14 +253,16 @@ impl Outbound {
                 .map(|(queued, record, envelope)| ((queued, record), envelope))
                 .unzip();
             let answers = self.submit_many(envelopes).await;
-            let settled = futures::future::join_all(
-                queued
-                    .into_iter()
-                    .zip(answers)
-                    .map(|((queued, record), answer)| self.settle(queued, record, answer)),
-            )
+            let judged = futures::future::join_all(queued.into_iter().zip(answers).map(
+                |((queued, record), answer)| async move {
+                    let (record, unreachable) = self.judge(record, answer).await;
+                    (queued, record, unreachable)
+                },
+            ))
             .await;
-            unreachable |= settled.into_iter().any(|u| u);
+            unreachable |= judged.iter().any(|(_, _, u)| *u);
+            self.keep(judged.into_iter().map(|(q, r, _)| (q, r)).collect())
+                .await;
         }
         unreachable
     }
@@ -301,10 +305,10 @@ impl Outbound {
         }
     }
 
-    /// Record the hub's answer for one document: its verified receipt, its refusal for good,
-    /// or another attempt later. Returns whether the hub was unreachable (or its receipt no
-    /// proof).
-    async fn settle(&self, queued: Queued, mut record: SentRecord, answer: Answer) -> bool {
+    /// Judge the hub's answer for one document: the record with its verified receipt, its
+    /// refusal for good, or another attempt noted; and whether the hub was unreachable (or its
+    /// receipt no proof).
+    async fn judge(&self, mut record: SentRecord, answer: Answer) -> (SentRecord, bool) {
         let id = record.message_id;
         let unreachable = match answer {
             Answer::Submitted(response) => match self.check_receipt(&record, &response).await {
@@ -333,23 +337,42 @@ impl Outbound {
                 true
             }
         };
+        (record, unreachable)
+    }
+
+    /// Keep the judged answers of one request in one batch of the store: those settled leave
+    /// the outbox with their receipt or refusal, made durable by one flush for them all; the
+    /// others keep their attempt noted. A batch that fails keeps none of it: those documents
+    /// stay queued, and their resend is answered with the original receipt.
+    async fn keep(&self, judged: Vec<(Queued, SentRecord)>) {
         let store = self.store.clone();
+        let count = judged.len();
         let saved = blocking(move || {
-            if record.lifecycle.is_queued() {
-                store.note_attempt(record.message_id, record.attempts, record.last_error)
-            } else {
-                store.settle(&queued, &record)?;
-                store.flush()
-            }
+            let mut settled = false;
+            store.batch(|| {
+                for (queued, record) in &judged {
+                    if record.lifecycle.is_queued() {
+                        store.note_attempt(
+                            record.message_id,
+                            record.attempts,
+                            record.last_error.clone(),
+                        )?;
+                    } else {
+                        store.settle(queued, record)?;
+                        settled = true;
+                    }
+                }
+                Ok(())
+            })?;
+            if settled { store.flush() } else { Ok(()) }
         })
         .await;
         match saved {
             Ok(()) => {}
             // Logged once when the store faulted; the outbox waits for it to recover.
             Err(StoreError::Unavailable(_)) => {}
-            Err(e) => error!(message_id = %id, cause = %e, "cannot update the outbox"),
+            Err(e) => error!(documents = count, cause = %e, "cannot update the outbox"),
         }
-        unreachable
     }
 
     /// Verify the hub's receipt for `record`, in either form: the log proof of its ACCEPTED

@@ -40,7 +40,10 @@
 
 use std::{
     path::{Path, PathBuf},
-    sync::Mutex,
+    sync::{
+        Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 
 use caravan_common::{
@@ -93,6 +96,8 @@ pub struct SpokeStore {
     damaged: Damaged<Vec<u8>>,
     /// The first damage a read found since the spoke started: health says so until a restart.
     damage: Mutex<Option<String>>,
+    /// Durable flushes since the spoke started (`caravan_spoke_store_flushes_total`).
+    flushes: AtomicU64,
 }
 
 impl SpokeStore {
@@ -108,6 +113,7 @@ impl SpokeStore {
             path: path.to_path_buf(),
             damaged: Damaged::default(),
             damage: Mutex::new(None),
+            flushes: AtomicU64::new(0),
         };
         store.upgrade()?;
         store.start_counters()?;
@@ -259,7 +265,14 @@ impl SpokeStore {
     /// Make every write so far durable (what that promises depends on the engine: see
     /// `caravan_common::store`): the payloads first, then the engine (`Db::flush`).
     pub fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush()
+        self.db.flush()?;
+        self.flushes.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// How many flushes made writes durable since the spoke started.
+    pub fn flushes(&self) -> u64 {
+        self.flushes.load(Ordering::Relaxed)
     }
 
     /// The store's health: faulted while the disk is full or failing, until it recovers.
