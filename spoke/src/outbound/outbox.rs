@@ -252,7 +252,7 @@ impl Outbound {
                 .drain(..take)
                 .map(|(queued, record, envelope)| ((queued, record), envelope))
                 .unzip();
-            let answers = self.submit_many(envelopes).await;
+            let answers = self.submit_many(&queued, envelopes).await;
             let judged = futures::future::join_all(queued.into_iter().zip(answers).map(
                 |((queued, record), answer)| async move {
                     let (record, unreachable) = self.judge(record, answer).await;
@@ -267,15 +267,21 @@ impl Outbound {
         unreachable
     }
 
-    /// The hub's answer for each of `envelopes`, in order: from one `SubmitMany`, or from one
-    /// `Submit` each when the hub does not offer it.
-    async fn submit_many(&self, envelopes: Vec<v1::Envelope>) -> Vec<Answer> {
+    /// The hub's answer for each of `documents` (whose envelopes are `envelopes`), in order:
+    /// from one `SubmitMany`, or from one `Submit` each when the hub does not offer it. The
+    /// request takes the envelopes; that rare second try reads them from the outbox again
+    /// rather than every request keeping a copy.
+    async fn submit_many(
+        &self,
+        documents: &[(Queued, SentRecord)],
+        envelopes: Vec<v1::Envelope>,
+    ) -> Vec<Answer> {
         let count = envelopes.len();
         let request = v1::SubmitManyRequest {
             envelopes,
             proof_receipt: true,
         };
-        match self.hub.client().submit_many(request.clone()).await {
+        match self.hub.client().submit_many(request).await {
             Ok(response) => {
                 let results = response.into_inner().results;
                 if results.len() != count {
@@ -285,7 +291,11 @@ impl Outbound {
                 results.into_iter().map(Answer::from).collect()
             }
             Err(status) if status.code() == tonic::Code::Unimplemented => {
-                futures::future::join_all(request.envelopes.into_iter().map(|envelope| async {
+                futures::future::join_all(documents.iter().map(|(queued, _)| async {
+                    // Unreadable now (logged): tried again with the next window.
+                    let Some(envelope) = self.envelope_of(queued).await else {
+                        return Answer::Failed("the outbox entry could not be read".into());
+                    };
                     let mut client = self.hub.client();
                     Answer::from(
                         client
