@@ -210,7 +210,7 @@ impl State {
         }
         registry.register(
             "caravan_spoke_store_flushes",
-            "Durable flushes of the store since the spoke started (each one sync on redb): a batch of deliveries, of receipts or of status events shares one",
+            "Durable flushes of the store since the spoke started (each one sync on redb): a batch of deliveries, or the receipts of one request, shares one",
             ConstCounter::new(self.store_flushes),
         );
         registry
