@@ -1595,6 +1595,13 @@ pub fn envelope(
     )
 }
 
+/// The value of the sample `name` (with its labels) in Prometheus text, as `/metrics` gives it.
+pub fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
+}
+
 /// Write `config` (a binary's own config type) as TOML.
 fn write_toml(path: &Path, config: &impl serde::Serialize) {
     let text = toml::to_string(config).expect("a config as TOML");

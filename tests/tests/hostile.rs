@@ -12,7 +12,7 @@ use tokio::{
     net::TcpStream,
 };
 
-use caravan_tests::{Net, sample, sample_path};
+use caravan_tests::{Net, metric, sample, sample_path};
 
 /// Connections a flood opens.
 const FLOOD: usize = 1100;
@@ -67,13 +67,6 @@ async fn all_closed(streams: Vec<TcpStream>, deadline: Instant, what: &str) {
         }
     }
     assert_eq!(open, 0, "{open} of {total} {what} were still open");
-}
-
-/// The value of the sample `name` (with its labels) in Prometheus text.
-fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,7 +1,7 @@
 //! The spoke's durable outbox: documents queued while the hub is away are sent when it comes
 //! back, under the same message id, exactly once, across restarts of the spoke.
 
-use caravan_tests::{Net, sample_path};
+use caravan_tests::{Net, PATIENCE, metric, sample_path};
 
 const FILES: [(&str, &str); 3] = [
     ("e-co", "eco/carec-KZ-CN-certificate-of-origin.xml"),
@@ -209,12 +209,7 @@ async fn receipts_taken_together_are_kept_with_one_flush() {
             .await;
         assert_eq!(sent["state"], "QUEUED", "{sent}");
     }
-    let sample = |text: &str, name: &str| -> u64 {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-            .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
-    };
-    let before = sample(
+    let before = metric(
         &net.spoke_metrics("KZ").await,
         "caravan_spoke_store_flushes_total",
     );
@@ -225,20 +220,20 @@ async fn receipts_taken_together_are_kept_with_one_flush() {
     let started = std::time::Instant::now();
     let metrics = loop {
         let metrics = net.spoke_metrics("KZ").await;
-        if sample(&metrics, "caravan_spoke_outbox_documents") == 0 {
+        if metric(&metrics, "caravan_spoke_outbox_documents") == 0.0 {
             break metrics;
         }
         assert!(
-            started.elapsed() < std::time::Duration::from_secs(60),
+            started.elapsed() < PATIENCE,
             "the outbox never drained:\n{metrics}"
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     };
-    let flushes = sample(&metrics, "caravan_spoke_store_flushes_total") - before;
+    let flushes = metric(&metrics, "caravan_spoke_store_flushes_total") - before;
     // One for the request's receipts, and the odd one for the log head verified; one per
     // receipt would be at least DOCUMENTS.
     assert!(
-        flushes <= 4,
+        flushes <= 4.0,
         "{flushes} flushes to keep {DOCUMENTS} receipts taken together"
     );
 }

@@ -357,8 +357,8 @@ impl Outbound {
     async fn keep(&self, judged: Vec<(Queued, SentRecord)>) {
         let store = self.store.clone();
         let count = judged.len();
+        let settled = judged.iter().any(|(_, r)| !r.lifecycle.is_queued());
         let saved = blocking(move || {
-            let mut settled = false;
             store.batch(|| {
                 for (queued, record) in &judged {
                     if record.lifecycle.is_queued() {
@@ -369,7 +369,6 @@ impl Outbound {
                         )?;
                     } else {
                         store.settle(queued, record)?;
-                        settled = true;
                     }
                 }
                 Ok(())
