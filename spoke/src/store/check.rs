@@ -15,10 +15,10 @@ use super::{
     records::{InboxRecord, LogAlarm, LogHeadRecord, decode},
     sent::SentRecord,
     tables::{
-        ARRIVALS, CERTIFICATE_TOKENS, CERTIFICATES, CURRENT_TRUST_LIST, FORMAT_KEY, FORMAT_VERSION,
-        INBOX, LOG_ALARMS, LOG_ALARMS_TOTAL, LOG_HEAD, META, NEXT_ARRIVAL, NEXT_QUEUED, OUTBOX,
-        OUTBOX_PAYLOADS, PAYLOAD_AT, PAYLOADS, QUEUED, SENT, STATUS_CURSOR, TABLES, TEMPLATES,
-        TRUST, WEBHOOK_CURSOR, inbox_key,
+        ACKS, ARRIVALS, CERTIFICATE_TOKENS, CERTIFICATES, CURRENT_TRUST_LIST, FORMAT_KEY,
+        FORMAT_VERSION, INBOX, LOG_ALARMS, LOG_ALARMS_TOTAL, LOG_HEAD, META, NEXT_ARRIVAL,
+        NEXT_QUEUED, OUTBOX, OUTBOX_PAYLOADS, PAYLOAD_AT, PAYLOADS, QUEUED, SENT, STATUS_CURSOR,
+        TABLES, TEMPLATES, TRUST, WEBHOOK_CURSOR, inbox_key,
     },
 };
 
@@ -220,7 +220,7 @@ impl SpokeStore {
             |report, key, value| self.check_inbox_entry(report, key, value, true),
         );
         read(&mut report, INBOX, walked);
-        for table in [PAYLOAD_AT, PAYLOADS] {
+        for table in [PAYLOAD_AT, PAYLOADS, ACKS] {
             let walked = scan(
                 self.db.engine(),
                 table,

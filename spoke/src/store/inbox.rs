@@ -15,8 +15,8 @@ use super::{
     paging::{CHUNK, Page, PageAt, counted_page},
     records::{InboxRecord, decode, encode},
     tables::{
-        ARRIVALS, INBOX, NEXT_ARRIVAL, NUMBERS, PAYLOAD_AT, PAYLOADS, REPLACEMENTS, inbox_key,
-        number_key, number_prefix, uuid_message_id,
+        ACKS, ARRIVALS, INBOX, NEXT_ARRIVAL, NUMBERS, PAYLOAD_AT, PAYLOADS, REPLACEMENTS,
+        inbox_key, number_key, number_prefix, uuid_message_id,
     },
 };
 
@@ -62,7 +62,26 @@ impl SpokeStore {
         sender: ParticipantId,
         id: MessageId,
     ) -> Result<Option<InboxRecord>, StoreError> {
-        self.watched(self.get(INBOX, &inbox_key(id, sender)))
+        self.watched(self.inbox_at(&inbox_key(id, sender)))
+    }
+
+    /// The inbox entry at `key`, with the acknowledgement sent for it.
+    fn inbox_at(&self, key: &[u8]) -> Result<Option<InboxRecord>, StoreError> {
+        self.db
+            .get(INBOX, key)?
+            .map(|bytes| self.with_ack(key, &bytes))
+            .transpose()
+    }
+
+    /// An inbox entry's stored bytes decoded, with the latest acknowledgement sent for it:
+    /// from `acks` (format 5), else the one a record from before holds itself.
+    fn with_ack(&self, key: &[u8], bytes: &[u8]) -> Result<InboxRecord, StoreError> {
+        let mut record: InboxRecord = decode(bytes, INBOX.name())?;
+        if let Some(ack) = self.db.get(ACKS, key)? {
+            let ack = String::from_utf8(ack).map_err(|e| StoreError::corrupt("acks entry", e))?;
+            record.evidence.ack = Some(ack);
+        }
+        Ok(record)
     }
 
     /// Inbox entries with this message id (from any sender; normally one).
@@ -73,7 +92,7 @@ impl SpokeStore {
             self.db
                 .range(INBOX, id.as_bytes(), Some(&end), usize::MAX, false)?
                 .into_iter()
-                .map(|(_, v)| decode(&v, INBOX.name()))
+                .map(|(k, v)| self.with_ack(&k, &v))
                 .collect::<Result<_, _>>()
         })())
     }
@@ -164,10 +183,9 @@ impl SpokeStore {
                 .db
                 .range(NUMBERS, &from, Some(&to), usize::MAX, false)?
             {
-                let Some(bytes) = self.db.get(INBOX, &inbox_key_of_number(&key, sender)?)? else {
+                let Some(record) = self.inbox_at(&inbox_key_of_number(&key, sender)?)? else {
                     continue;
                 };
-                let record: InboxRecord = decode(&bytes, INBOX.name())?;
                 // A hash collision of two numbers is told apart here.
                 if record.number() == Some(number) {
                     out.push(record);
@@ -205,7 +223,9 @@ impl SpokeStore {
         })
     }
 
-    /// Record the acknowledgement sent for an inbox entry.
+    /// Record the acknowledgement sent for an inbox entry (`ack`, the signed acknowledgement
+    /// encoded), in `acks`: the record itself is not written again. Not durable until
+    /// [`Self::flush`].
     pub fn inbox_set_ack(
         &self,
         sender: ParticipantId,
@@ -214,10 +234,8 @@ impl SpokeStore {
     ) -> Result<(), StoreError> {
         let key = inbox_key(id, sender);
         self.db.update(|tx| {
-            if let Some(bytes) = tx.get(INBOX, &key)? {
-                let mut record: InboxRecord = decode(&bytes, "inbox entry")?;
-                record.evidence.ack = Some(ack.clone());
-                tx.insert(INBOX, &key, &encode(&record))?;
+            if tx.get(INBOX, &key)?.is_some() {
+                tx.insert(ACKS, &key, ack.as_bytes())?;
             }
             Ok(())
         })
@@ -300,7 +318,7 @@ impl SpokeStore {
             for (arrival, key) in self.db.range(ARRIVALS, from, to, limit, reverse)? {
                 let cursor = u64_of(&arrival)
                     .ok_or_else(|| StoreError::corrupt("arrival key", "not a number"))?;
-                if let Some(record) = self.get(INBOX, &key)? {
+                if let Some(record) = self.inbox_at(&key)? {
                     out.push((cursor, record));
                 }
             }

@@ -14,8 +14,11 @@ use caravan_common::{
 /// version 2 could not read (it refuses the store whole instead); older sent records still
 /// decode. Version 4: the `numbers` and `replacements` indexes hold every inbox document,
 /// those received before them included (built when an older store is opened); a spoke of
-/// version 3 would not keep `replacements`, so it refuses the store.
-pub const FORMAT_VERSION: u64 = 4;
+/// version 3 would not keep `replacements`, so it refuses the store. Version 5: the
+/// acknowledgement sent for an inbox document is kept in `acks`, not written into its inbox
+/// record again (records from before keep theirs); a spoke of version 4 would not read them, so
+/// it refuses the store.
+pub const FORMAT_VERSION: u64 = 5;
 pub(super) const FORMAT_KEY: &[u8] = b"format_version";
 
 pub(super) const INBOX: Table = Table::new(0, "inbox");
@@ -43,6 +46,11 @@ pub(super) const CERTIFICATES: Table = Table::new(14, "certificates");
 pub(super) const CERTIFICATE_TOKENS: Table = Table::new(15, "certificate_tokens");
 /// Exporters' templates, by document type and exporter.
 pub(super) const TEMPLATES: Table = Table::new(16, "templates");
+/// The acknowledgement this spoke sent for an inbox document, once the hub took it, by the
+/// document's inbox key: the signed acknowledgement encoded (base64), its evidence. Apart from
+/// the inbox record so that keeping it adds a small entry instead of rewriting the record (the
+/// record's page was made durable a moment before, and would be copied again).
+pub(super) const ACKS: Table = Table::new(17, "acks");
 /// The spoke store's tables, each at its slot (for `store migrate`, which copies them all).
 pub const TABLES: &[Table] = &[
     INBOX,
@@ -62,6 +70,7 @@ pub const TABLES: &[Table] = &[
     CERTIFICATES,
     CERTIFICATE_TOKENS,
     TEMPLATES,
+    ACKS,
 ];
 
 pub(super) const CURRENT_TRUST_LIST: &[u8] = b"current";

@@ -197,6 +197,96 @@ fn damage_is_refused_reported_and_marks_the_store_unhealthy() {
 }
 
 #[test]
+fn the_acknowledgement_sent_is_kept_beside_its_record_not_in_it() {
+    for engine in ENGINES {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SpokeStore::open(dir.path(), Some(engine), 4 << 20).unwrap();
+        let a = record("KZ");
+        store.inbox_insert(&a, b"abc").unwrap();
+        let key = inbox_key(a.message_id, a.sender);
+        let stored = store.db.get(INBOX, &key).unwrap().unwrap();
+        store
+            .inbox_set_ack(a.sender, a.message_id, "ack-1".into())
+            .unwrap();
+        assert_eq!(
+            store.db.get(INBOX, &key).unwrap().unwrap(),
+            stored,
+            "{engine}: the inbox record is not written again"
+        );
+        let ack_of = |store: &SpokeStore| {
+            store
+                .inbox_entry(a.sender, a.message_id)
+                .unwrap()
+                .unwrap()
+                .evidence
+                .ack
+        };
+        assert_eq!(ack_of(&store).as_deref(), Some("ack-1"));
+        // Every listing reads it too.
+        assert_eq!(
+            store.inbox_find(a.message_id).unwrap()[0]
+                .evidence
+                .ack
+                .as_deref(),
+            Some("ack-1")
+        );
+        assert_eq!(
+            store.inbox_since(None, 10).unwrap()[0]
+                .1
+                .evidence
+                .ack
+                .as_deref(),
+            Some("ack-1")
+        );
+        // An acknowledgement for a document not in the inbox is not kept.
+        let stranger = record("UZ");
+        store
+            .inbox_set_ack(stranger.sender, stranger.message_id, "ack".into())
+            .unwrap();
+        assert_eq!(store.db.len(ACKS).unwrap(), 1);
+        assert!(store.check().is_sound(), "{engine}");
+
+        // A record from before format 5 holds its acknowledgement itself: still read, and a
+        // later one sent again (a redelivery) is the one shown.
+        let b = record("CN");
+        let mut held = b.clone();
+        held.evidence.ack = Some("old".into());
+        store.inbox_insert(&held, b"xyz").unwrap();
+        let b_ack = || {
+            store
+                .inbox_entry(b.sender, b.message_id)
+                .unwrap()
+                .unwrap()
+                .evidence
+                .ack
+        };
+        assert_eq!(b_ack().as_deref(), Some("old"));
+        store
+            .inbox_set_ack(b.sender, b.message_id, "new".into())
+            .unwrap();
+        assert_eq!(b_ack().as_deref(), Some("new"));
+
+        // An acknowledgement kept for no inbox entry is damage `store check` names.
+        store
+            .put(
+                ACKS,
+                &inbox_key(stranger.message_id, stranger.sender),
+                b"ack",
+            )
+            .unwrap();
+        let report = store.check();
+        assert!(
+            report
+                .problems
+                .iter()
+                .any(|p| p.place == ACKS.name() && p.detail == "no inbox entry names it"),
+            "{engine}: {:?}",
+            report.problems
+        );
+    }
+}
+
+#[test]
 fn records_written_before_record_versions_still_decode() {
     for engine in ENGINES {
         let dir = tempfile::tempdir().unwrap();
