@@ -46,12 +46,14 @@ fn index(tx: &mut dyn Tx, record: &InboxRecord) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// The inbox key named by a `numbers` key (its message id) and the sender.
+/// The inbox key named by a `numbers` key (its message id, the last 16 bytes) and the sender.
 fn inbox_key_of_number(key: &[u8], sender: ParticipantId) -> Result<[u8; 18], StoreError> {
     let id: [u8; 16] = key
-        .get(18..34)
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| StoreError::corrupt("numbers key", "shorter than 34 bytes"))?;
+        .len()
+        .checked_sub(16)
+        .filter(|start| *start >= 3)
+        .and_then(|start| key[start..].try_into().ok())
+        .ok_or_else(|| StoreError::corrupt("numbers key", "too short to name a document"))?;
     Ok(inbox_key(super::tables::uuid_message_id(id)?, sender))
 }
 
@@ -139,6 +141,24 @@ impl SpokeStore {
         })())
     }
 
+    /// Drop every `numbers` entry (a page per transaction), for the index to be built again
+    /// by [`Self::index_inbox`]: a store from before format 5 keyed it by the numbers' hashes.
+    pub(super) fn clear_numbers(&self) -> Result<(), StoreError> {
+        const PAGE: usize = 1000;
+        loop {
+            let page = self.db.range(NUMBERS, &[], None, PAGE, false)?;
+            if page.is_empty() {
+                return Ok(());
+            }
+            self.db.update(|tx| {
+                for (key, _) in &page {
+                    tx.remove(NUMBERS, key)?;
+                }
+                Ok(())
+            })?;
+        }
+    }
+
     /// Index every inbox document (`numbers`, `replacements`): for a store from before the
     /// indexes held them all. Idempotent; a page of the inbox per transaction.
     pub(super) fn index_inbox(&self) -> Result<u64, StoreError> {
@@ -173,10 +193,8 @@ impl SpokeStore {
         number: &str,
     ) -> Result<Vec<InboxRecord>, StoreError> {
         let prefix = number_prefix(sender, number);
-        let mut from = [0u8; 34];
-        let mut to = [0xffu8; 34];
-        from[..18].copy_from_slice(&prefix);
-        to[..18].copy_from_slice(&prefix);
+        let from = [&prefix[..], &[0; 16]].concat();
+        let to = [&prefix[..], &[0xff; 16]].concat();
         self.watched((|| {
             let mut out = Vec::new();
             for (key, _) in self
@@ -186,7 +204,7 @@ impl SpokeStore {
                 let Some(record) = self.inbox_at(&inbox_key_of_number(&key, sender)?)? else {
                     continue;
                 };
-                // A hash collision of two numbers is told apart here.
+                // A hash collision of two long numbers is told apart here.
                 if record.number() == Some(number) {
                     out.push(record);
                 }

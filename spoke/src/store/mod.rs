@@ -161,10 +161,12 @@ impl SpokeStore {
             }),
             Some(FORMAT_VERSION) => Ok(()),
             // Older records still decode (each by its version); only the indexes are built for
-            // what was received before they held everything. The new version is recorded so
-            // that an older spoke refuses what it could not read or keep.
+            // what was received before they held everything (format 4), or keyed by the numbers
+            // themselves (format 5). The new version is recorded so that an older spoke refuses
+            // what it could not read or keep.
             found => {
-                if found.unwrap_or(1) < 4 {
+                if found.unwrap_or(1) < 5 {
+                    self.clear_numbers()?;
                     let indexed = self.index_inbox()?;
                     tracing::info!(
                         documents = indexed,

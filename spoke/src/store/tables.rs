@@ -17,7 +17,8 @@ use caravan_common::{
 /// version 3 would not keep `replacements`, so it refuses the store. Version 5: the
 /// acknowledgement sent for an inbox document is kept in `acks`, not written into its inbox
 /// record again (records from before keep theirs); a spoke of version 4 would not read them, so
-/// it refuses the store.
+/// it refuses the store. The same version keys `numbers` by the number itself instead of its
+/// hash ([`number_prefix`]): the index is built again when an older store opens.
 pub const FORMAT_VERSION: u64 = 5;
 pub(super) const FORMAT_KEY: &[u8] = b"format_version";
 
@@ -95,20 +96,39 @@ pub(super) fn inbox_key(id: MessageId, sender: ParticipantId) -> [u8; 18] {
     message_key(id, sender)
 }
 
-/// The `numbers` key prefix of a sender's document number: sender, then the first 16 bytes of
-/// the number's SHA-256 (numbers are any length and any bytes).
-pub(super) fn number_prefix(sender: ParticipantId, number: &str) -> [u8; 18] {
-    let mut key = [0; 18];
-    key[..2].copy_from_slice(sender.as_str().as_bytes());
-    key[2..].copy_from_slice(&caravan_common::signing::sha256(number.as_bytes())[..16]);
+/// The longest document number a `numbers` key holds as it is; a longer one is held by the
+/// first 16 bytes of its SHA-256.
+const NUMBER_AS_IS: usize = 128;
+/// In a `numbers` key, where a length is for a number held as it is: the mark of a hashed one
+/// (no length of one held as it is takes it).
+const NUMBER_HASHED: u8 = 0xff;
+
+/// The `numbers` key prefix of a sender's document number: sender, then the number's length
+/// (one byte) and the number itself, so that an issuer's numbers, usually in sequence, lie side
+/// by side (a new document touches the index's last page, not a random one); a number over
+/// [`NUMBER_AS_IS`] bytes by [`NUMBER_HASHED`] and the first 16 bytes of its SHA-256. Before
+/// store format 5 every number was hashed (the index is built again when such a store opens).
+pub(super) fn number_prefix(sender: ParticipantId, number: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(2 + 1 + NUMBER_AS_IS + 16);
+    key.extend_from_slice(sender.as_str().as_bytes());
+    match u8::try_from(number.len()) {
+        Ok(len) if number.len() <= NUMBER_AS_IS => {
+            key.push(len);
+            key.extend_from_slice(number.as_bytes());
+        }
+        _ => {
+            key.push(NUMBER_HASHED);
+            key.extend_from_slice(&caravan_common::signing::sha256(number.as_bytes())[..16]);
+        }
+    }
     key
 }
 
-/// The `numbers` key of a document: its number's prefix, then its message id.
-pub(super) fn number_key(sender: ParticipantId, number: &str, id: MessageId) -> [u8; 34] {
-    let mut key = [0; 34];
-    key[..18].copy_from_slice(&number_prefix(sender, number));
-    key[18..].copy_from_slice(id.as_bytes());
+/// The `numbers` key of a document: its number's prefix, then its message id (the key's last 16
+/// bytes).
+pub(super) fn number_key(sender: ParticipantId, number: &str, id: MessageId) -> Vec<u8> {
+    let mut key = number_prefix(sender, number);
+    key.extend_from_slice(id.as_bytes());
     key
 }
 

@@ -621,3 +621,83 @@ fn opening_a_store_from_before_the_indexes_builds_them() {
         );
     }
 }
+
+#[test]
+fn document_numbers_are_indexed_in_order_and_rebuilt_from_hashed_keys() {
+    let numbered = |sender: &str, number: &str| InboxRecord {
+        summary: Some(crate::document::Summary {
+            document_number: Some(number.into()),
+            ..Default::default()
+        }),
+        ..record(sender)
+    };
+    let kz: caravan_common::ParticipantId = "KZ".parse().unwrap();
+    // An issuer's numbers in sequence are neighbours in the index (a new document touches its
+    // last page); a number of the same length from another sender is not mixed in.
+    let (one, two) = (numbered("KZ", "KZ-CO-1"), numbered("KZ", "KZ-CO-2"));
+    let key = |r: &InboxRecord| number_key(r.sender, r.number().unwrap(), r.message_id);
+    assert!(key(&one) < key(&two));
+    // One number is never taken for the start of another.
+    assert!(!key(&numbered("KZ", "KZ-CO-10")).starts_with(&number_prefix(kz, "KZ-CO-1")));
+    let long = "N".repeat(300);
+    for engine in ENGINES {
+        let dir = tempfile::tempdir().unwrap();
+        let other = numbered("UZ", "KZ-CO-1");
+        let first_long = numbered("KZ", &long);
+        let second_long = numbered("KZ", &long);
+        {
+            let store = SpokeStore::open(dir.path(), Some(engine), 4 << 20).unwrap();
+            for r in [&one, &two, &other, &first_long, &second_long] {
+                store.inbox_insert(r, b"abc").unwrap();
+            }
+            let ids = |number: &str| -> Vec<caravan_common::MessageId> {
+                let mut ids: Vec<_> = store
+                    .inbox_same_number(kz, number)
+                    .unwrap()
+                    .into_iter()
+                    .map(|r| r.message_id)
+                    .collect();
+                ids.sort();
+                ids
+            };
+            assert_eq!(ids("KZ-CO-1"), vec![one.message_id]);
+            assert_eq!(ids("KZ-CO-10"), Vec::<caravan_common::MessageId>::new());
+            let mut longs = vec![first_long.message_id, second_long.message_id];
+            longs.sort();
+            assert_eq!(ids(&long), longs, "{engine}: a long number by its hash");
+            // As a store of format 4 keyed them: the number's hash, every number.
+            let hashed = |r: &InboxRecord| {
+                let mut k = r.sender.as_str().as_bytes().to_vec();
+                k.extend_from_slice(
+                    &caravan_common::signing::sha256(r.number().unwrap().as_bytes())[..16],
+                );
+                k.extend_from_slice(r.message_id.as_bytes());
+                k
+            };
+            store
+                .db
+                .update(|tx| {
+                    for r in [&one, &two, &other] {
+                        tx.remove(NUMBERS, &key(r))?;
+                        tx.insert(NUMBERS, &hashed(r), &[])?;
+                    }
+                    tx.insert(META, FORMAT_KEY, &4u64.to_be_bytes())
+                })
+                .unwrap();
+            store.flush().unwrap();
+            assert!(store.inbox_same_number(kz, "KZ-CO-1").unwrap().is_empty());
+        }
+        let store = SpokeStore::open(dir.path(), Some(engine), 4 << 20).unwrap();
+        assert_eq!(store.meta_u64(FORMAT_KEY).unwrap(), Some(FORMAT_VERSION));
+        let found = store.inbox_same_number(kz, "KZ-CO-1").unwrap();
+        assert_eq!(found.len(), 1, "{engine}");
+        assert_eq!(found[0].message_id, one.message_id);
+        assert_eq!(
+            store.db.len(NUMBERS).unwrap(),
+            5,
+            "{engine}: the hashed keys are gone, every document indexed once"
+        );
+        let report = store.check();
+        assert!(report.is_sound(), "{engine}: {:?}", report.problems);
+    }
+}
