@@ -182,14 +182,29 @@ fn replicas_share_one_gap_free_order_and_tell_each_other() {
             merkle::root(&leaves[..size as usize])
         );
     }
-    // Replica B heard of the documents replica A accepted for CN.
+    // Replica B heard of the documents replica A accepted for CN, and of a state change
+    // replica A recorded for one of KZ's (an acceptance adds nothing to its sender's status
+    // stream: the sender has it in its answer).
+    let kz = pending
+        .iter()
+        .find(|p| p.sender == suite::pid("KZ"))
+        .expect("a document of KZ's")
+        .sequence;
+    assert!(
+        a.mark_delivered(kz, caravan_common::Timestamp::now())
+            .unwrap()
+    );
+    let wanted = [
+        Change::Queue(suite::pid("CN")),
+        Change::Status(suite::pid("KZ")),
+    ];
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let mut heard = Vec::new();
     while std::time::Instant::now() < deadline {
         match changes.try_recv() {
             Ok(change) => heard.push(change),
             Err(tokio::sync::broadcast::error::TryRecvError::Empty) => {
-                if heard.contains(&Change::Queue(suite::pid("CN"))) {
+                if wanted.iter().all(|w| heard.contains(w)) {
                     break;
                 }
                 std::thread::sleep(std::time::Duration::from_millis(20));

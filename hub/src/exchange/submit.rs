@@ -102,8 +102,9 @@ impl Exchange {
             } => {
                 self.metrics.count(&corridor, Event::Accepted);
                 self.metrics.accept.observe(started.elapsed().as_secs_f64());
+                // The recipient's stream only: an acceptance adds nothing to the sender's
+                // status stream (the answer carries it).
                 self.queues.notify(header.recipient, sequence);
-                self.status_signals.notify(header.sender, sequence);
                 info!(message_id = %header.message_id, sender = %header.sender,
                     recipient = %header.recipient, document_type = %header.document_type,
                     sequence, "accepted");

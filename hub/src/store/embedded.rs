@@ -593,18 +593,9 @@ impl Backend for Embedded {
             let mut state = StatusRecord::default();
             state.advance(MessageState::Accepted, m.accepted_at);
             tx.insert(STATUS, &key, &Record::encode(&state))?;
-            append_event(
-                tx,
-                m.sender,
-                &StatusEvent {
-                    sequence,
-                    message_id: record.message_id.clone(),
-                    state: MessageState::Accepted as i32,
-                    at_ms: m.accepted_at.as_millis(),
-                    ack: Vec::new(),
-                    log_index,
-                },
-            )?;
+            // No status event: the sender has the acceptance in its answer (the receipt or the
+            // log proof), and a resend is answered with it again. Its stream starts with what
+            // follows (DELIVERED, ACKNOWLEDGED, REJECTED, EXPIRED).
             Ok(Acceptance::Accepted {
                 sequence,
                 receipt,

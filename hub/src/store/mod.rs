@@ -84,6 +84,8 @@ pub trait Backend: Send + Sync {
     /// Atomically store a new message, or report a duplicate or conflict. `issue_receipt` is
     /// called with the sequence number assigned to the message and returns the encoded signed
     /// receipt to store with it; it may be called more than once if the write is retried.
+    /// A new message gets its ACCEPTED log entry but no status event: its sender has the
+    /// acceptance in the answer, and its status stream starts with the changes that follow.
     fn accept(
         &self,
         m: &Incoming,

@@ -306,18 +306,7 @@ impl Postgres {
                 open.payload_rows.chunk.push(i as i32);
                 open.payload_rows.bytes.push(chunk.to_vec());
             }
-            open.append_event(
-                m.sender,
-                StatusEvent {
-                    sequence,
-                    message_id: key.1.clone(),
-                    state: MessageState::Accepted as i32,
-                    at_ms: m.accepted_at.as_millis(),
-                    ack: Vec::new(),
-                    log_index,
-                },
-            )
-            .await?;
+            // No status event, as in the embedded store: the answer carries the acceptance.
             open.notifications
                 .insert((QUEUE_CHANNEL, m.recipient.as_str().to_string()));
             held.insert(
