@@ -86,9 +86,9 @@ async fn all_three_document_types_arrive_verified_and_identical() {
             .iter()
             .map(|t| t["state"].as_str().unwrap())
             .collect();
-        // The hub streams the changes after acceptance (the acceptance is in the answer to
-        // the submission): the history the spoke keeps holds no ACCEPTED from the stream.
-        assert_eq!(states, ["QUEUED", "DELIVERED", "ACKNOWLEDGED"]);
+        // The hub streams the changes after acceptance; the acceptance comes from the
+        // receipt in the answer to the submission.
+        assert_eq!(states, ["QUEUED", "ACCEPTED", "DELIVERED", "ACKNOWLEDGED"]);
     }
     // The spokes export their state to Prometheus, and answer probes.
     assert_eq!(

@@ -7,7 +7,7 @@ use caravan_common::{MessageId, store::StoreError};
 use super::{
     SpokeStore,
     records::{decode, encode},
-    sent::{Lifecycle, SentRecord},
+    sent::{HubState, Lifecycle, SentRecord, StateChange},
     tables::{
         NEXT_QUEUED, OUTBOX, OUTBOX_PAYLOADS, QUEUED, RECEIPTED, RECEIPTED_PAYLOADS, SENT,
         uuid_message_id,
@@ -101,7 +101,8 @@ impl SpokeStore {
     }
 
     /// Take `queued` out of the outbox and record the hub's answer (receipt or refusal),
-    /// atomically. State changes the hub already reported are kept.
+    /// atomically. State changes the hub already reported are kept; a receipt adds the
+    /// acceptance to the history.
     pub fn settle(&self, queued: &Queued, answer: &SentRecord) -> Result<(), StoreError> {
         let key = answer.message_id.as_bytes();
         self.db.update(|tx| {
@@ -110,6 +111,18 @@ impl SpokeStore {
                 None => answer.clone(),
             };
             record.lifecycle = record.lifecycle.settled_by(answer.lifecycle.clone());
+            // The acceptance is in the history from the receipt: hubs stream only the changes
+            // after it (an older hub's ACCEPTED event, with the same time, is not added twice).
+            if let Lifecycle::AtHub {
+                receipt: Some(receipt),
+                ..
+            } = &answer.lifecycle
+            {
+                record.note(StateChange {
+                    state: HubState::Accepted,
+                    at: receipt.accepted_at,
+                });
+            }
             record.attempts = answer.attempts;
             record.last_error = answer.last_error.clone();
             tx.insert(SENT, key, &encode(&record))?;
@@ -261,6 +274,53 @@ mod tests {
             assert_eq!(now.attempts, 1);
             assert_eq!(store.status_cursor().unwrap(), (2, "epoch-1".to_owned()));
             assert_eq!(store.outbox_len().unwrap(), 0);
+        }
+    }
+
+    #[test]
+    fn a_receipt_puts_the_acceptance_in_the_history_once_and_in_time_order() {
+        for engine in ENGINES {
+            let dir = tempfile::tempdir().unwrap();
+            let store = SpokeStore::open(dir.path(), Some(engine), 4 << 20).unwrap();
+            let a = record();
+            store.enqueue(&a, b"envelope", b"abc").unwrap();
+            let accepted_at = Timestamp::from_millis(1_000);
+            let delivered = StateChange {
+                state: HubState::Delivered,
+                at: Timestamp::from_millis(2_000),
+            };
+            // The delivery's event overtakes the submission's answer.
+            store
+                .apply_status(a.message_id, delivered.clone(), None, 1, "epoch-1")
+                .unwrap();
+            let queued = store.outbox(1).unwrap().remove(0);
+            let mut answer = a.clone();
+            answer.lifecycle = Lifecycle::AtHub {
+                state: HubState::Accepted,
+                receipt: Some(crate::store::ReceiptInfo {
+                    hub_sequence: 7,
+                    accepted_at,
+                    key_id: "hub-1".into(),
+                    signed: String::new(),
+                    log_proof: Some("proof".into()),
+                }),
+            };
+            store.settle(&queued, &answer).unwrap();
+            let acceptance = StateChange {
+                state: HubState::Accepted,
+                at: accepted_at,
+            };
+            let now = store.sent_entry(a.message_id).unwrap().unwrap();
+            assert_eq!(now.transitions, [acceptance.clone(), delivered.clone()]);
+            assert_eq!(now.state(), SentState::Delivered);
+            // An older hub streams the acceptance too, at the receipt's time: not added twice,
+            // and the later state stands.
+            store
+                .apply_status(a.message_id, acceptance.clone(), None, 2, "epoch-1")
+                .unwrap();
+            let now = store.sent_entry(a.message_id).unwrap().unwrap();
+            assert_eq!(now.transitions, [acceptance, delivered], "{engine}");
+            assert_eq!(now.state(), SentState::Delivered);
         }
     }
 

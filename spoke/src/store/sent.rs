@@ -208,6 +208,17 @@ impl SentRecord {
     pub fn state(&self) -> SentState {
         self.lifecycle.state()
     }
+
+    /// Add `change` to the history, in time order (a change it holds already is not added
+    /// again). Returns whether it was new.
+    pub(super) fn note(&mut self, change: StateChange) -> bool {
+        if self.transitions.contains(&change) {
+            return false;
+        }
+        let at = self.transitions.partition_point(|c| c.at <= change.at);
+        self.transitions.insert(at, change);
+        true
+    }
 }
 
 impl JsonRecord for SentRecord {
@@ -417,9 +428,8 @@ impl SpokeStore {
         self.db.update(|tx| {
             if let Some(v) = tx.get(SENT, key)? {
                 let mut record: SentRecord = decode(&v, "sent record")?;
-                if !record.transitions.contains(&change) {
+                if record.note(change.clone()) {
                     record.lifecycle = record.lifecycle.reported(change.state);
-                    record.transitions.push(change.clone());
                 }
                 if acknowledgement.is_some() {
                     record.acknowledgement = acknowledgement.clone();
