@@ -160,19 +160,17 @@ impl SpokeStore {
                 supported: FORMAT_VERSION,
             }),
             Some(FORMAT_VERSION) => Ok(()),
-            // Older records still decode (each by its version); only the indexes are built for
-            // what was received before they held everything (format 4), or keyed by the numbers
-            // themselves (format 5). The new version is recorded so that an older spoke refuses
-            // what it could not read or keep.
-            found => {
-                if found.unwrap_or(1) < 5 {
-                    self.clear_numbers()?;
-                    let indexed = self.index_inbox()?;
-                    tracing::info!(
-                        documents = indexed,
-                        "store upgraded: inbox documents indexed by number and replacement"
-                    );
-                }
+            // Any earlier version (or none). Older records still decode (each by its version);
+            // only the indexes are built again: before format 4 they did not hold everything
+            // received, before format 5 `numbers` was keyed by the numbers' hashes. The new
+            // version is recorded so that an older spoke refuses what it could not read or keep.
+            _ => {
+                self.clear_numbers()?;
+                let indexed = self.index_inbox()?;
+                tracing::info!(
+                    documents = indexed,
+                    "store upgraded: inbox documents indexed by number and replacement"
+                );
                 self.put(META, FORMAT_KEY, &FORMAT_VERSION.to_be_bytes())?;
                 self.flush()
             }

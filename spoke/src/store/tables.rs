@@ -111,15 +111,12 @@ const NUMBER_HASHED: u8 = 0xff;
 pub(super) fn number_prefix(sender: ParticipantId, number: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(2 + 1 + NUMBER_AS_IS + 16);
     key.extend_from_slice(sender.as_str().as_bytes());
-    match u8::try_from(number.len()) {
-        Ok(len) if number.len() <= NUMBER_AS_IS => {
-            key.push(len);
-            key.extend_from_slice(number.as_bytes());
-        }
-        _ => {
-            key.push(NUMBER_HASHED);
-            key.extend_from_slice(&caravan_common::signing::sha256(number.as_bytes())[..16]);
-        }
+    if number.len() <= NUMBER_AS_IS {
+        key.push(number.len() as u8);
+        key.extend_from_slice(number.as_bytes());
+    } else {
+        key.push(NUMBER_HASHED);
+        key.extend_from_slice(&caravan_common::signing::sha256(number.as_bytes())[..16]);
     }
     key
 }

@@ -213,15 +213,15 @@ fn the_acknowledgement_sent_is_kept_beside_its_record_not_in_it() {
             stored,
             "{engine}: the inbox record is not written again"
         );
-        let ack_of = |store: &SpokeStore| {
+        let ack_of = |r: &InboxRecord| {
             store
-                .inbox_entry(a.sender, a.message_id)
+                .inbox_entry(r.sender, r.message_id)
                 .unwrap()
                 .unwrap()
                 .evidence
                 .ack
         };
-        assert_eq!(ack_of(&store).as_deref(), Some("ack-1"));
+        assert_eq!(ack_of(&a).as_deref(), Some("ack-1"));
         // Every listing reads it too.
         assert_eq!(
             store.inbox_find(a.message_id).unwrap()[0]
@@ -252,19 +252,11 @@ fn the_acknowledgement_sent_is_kept_beside_its_record_not_in_it() {
         let mut held = b.clone();
         held.evidence.ack = Some("old".into());
         store.inbox_insert(&held, b"xyz").unwrap();
-        let b_ack = || {
-            store
-                .inbox_entry(b.sender, b.message_id)
-                .unwrap()
-                .unwrap()
-                .evidence
-                .ack
-        };
-        assert_eq!(b_ack().as_deref(), Some("old"));
+        assert_eq!(ack_of(&b).as_deref(), Some("old"));
         store
             .inbox_set_ack(b.sender, b.message_id, "new".into())
             .unwrap();
-        assert_eq!(b_ack().as_deref(), Some("new"));
+        assert_eq!(ack_of(&b).as_deref(), Some("new"));
 
         // An acknowledgement kept for no inbox entry is damage `store check` names.
         store
