@@ -12,10 +12,6 @@ use cli::{
     log::LogCommand, pki::PkiCommand, restore::RestoreArgs, run::RunArgs, store::StoreCommand,
 };
 
-/// mimalloc instead of glibc's allocator: see the workspace's `Cargo.toml`.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "caravan-hub",

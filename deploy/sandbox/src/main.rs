@@ -38,10 +38,6 @@ use caravan_spoke::{
     i18n::Lang,
 };
 
-/// mimalloc instead of glibc's allocator: see the workspace's `Cargo.toml`.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// How long to wait for the network to come up and for documents to be acknowledged.
 const PATIENCE: Duration = Duration::from_secs(60);
 

@@ -56,10 +56,6 @@ use caravan_sandbox::{
     BENCH_OVERRIDE, create, open_corridors, postgres::Cluster, register_when_up, spoke_config,
 };
 
-/// mimalloc instead of glibc's allocator: see the workspace's `Cargo.toml`.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// The participants, in the order `--spokes N` takes them.
 const CAREC: [&str; 11] = [
     "KZ", "CN", "UZ", "KG", "TJ", "TM", "AF", "AZ", "GE", "MN", "PK",

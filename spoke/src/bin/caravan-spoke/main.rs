@@ -28,10 +28,6 @@ use caravan_spoke::{
     config::ControlConfig,
 };
 
-/// mimalloc instead of glibc's allocator: see the workspace's `Cargo.toml`.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Exit code for a bad configuration or command line (sysexits EX_USAGE).
 const EX_USAGE: u8 = 64;
 /// Exit code when the store is damaged and the spoke will not start on it (EX_DATAERR).
