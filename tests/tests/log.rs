@@ -52,13 +52,12 @@ async fn the_log_matches_its_signed_tree_heads_until_someone_edits_it() {
         lines.iter().any(|l| l["actor"] == "operator:ops"),
         "registry changes name the operator"
     );
-    for kind in ["accepted", "delivered", "acknowledged"] {
-        assert_eq!(
-            lines.iter().filter(|l| l["kind"] == kind).count(),
-            2,
-            "{kind}"
-        );
-    }
+    let count = |kind: &str| lines.iter().filter(|l| l["kind"] == kind).count();
+    assert_eq!(count("accepted"), 2);
+    assert_eq!(count("acknowledged"), 2);
+    // DELIVERED is recorded only for a document unanswered 2 s after it went out (none here,
+    // unless the machine is that slow).
+    assert!(count("delivered") <= 2);
 
     // A reader that has gone (`| head -1`) ends the export quietly, without a panic.
     {
@@ -165,8 +164,7 @@ async fn spokes_check_every_log_proof_and_raise_an_alarm_when_history_is_rewritt
     // The sender checked the receipt's and every status event's proof, the recipient the proof
     // in the hub's answer to its acknowledgement; the heads passed the consistency checks.
     let verified = |v: &serde_json::Value| v["last_verified_head"]["size"].as_u64().unwrap_or(0);
-    // Entries so far: registry changes of the onboarding, then accepted, delivered and
-    // acknowledged.
+    // Entries so far: registry changes of the onboarding, then accepted and acknowledged.
     let kz = wait_log_view(&net, "KZ", "a verified head", |v| verified(v) >= 4).await;
     assert_eq!(kz["alarms_total"], 0, "{kz}");
     let cn = wait_log_view(&net, "CN", "a verified head", |v| verified(v) >= 4).await;

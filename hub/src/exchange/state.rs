@@ -24,6 +24,9 @@ use crate::{
 /// How long a status stream waits for a flush to make its events durable before it asks for
 /// one itself.
 pub(super) const STATUS_FLUSH_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
+/// How long after streaming a document the hub records it DELIVERED, if it is not settled by
+/// then (`Exchange::record_delivered` says why).
+pub(super) const DELIVERED_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
 /// How many pending documents (or status events) a stream reads from the store at a time.
 pub(super) const DELIVERY_BATCH: usize = 64;
 /// How many deliveries (or status events) may wait in a stream's send buffer; bounds memory

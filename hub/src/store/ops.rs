@@ -62,6 +62,9 @@ pub struct Pending {
     pub accepted_at: Timestamp,
     /// Its ACCEPTED log entry (1-based), whose proof is its receipt in protocol v2.
     pub log_index: u64,
+    /// Recorded DELIVERED already (streamed before, and not settled within
+    /// `DELIVERED_AFTER`): streaming it again is not a new delivery.
+    pub delivered: bool,
 }
 
 /// A message that changed state: who sent it where, what it is and when it was accepted (for
@@ -129,7 +132,9 @@ pub struct ExchangeFact {
     pub accepted_at_ms: i64,
     /// Where it is now.
     pub state: MessageState,
-    /// When it was first streamed to its recipient.
+    /// When it was first streamed to its recipient: its DELIVERED time, or for one settled
+    /// by its recipient before DELIVERED was recorded (the hub records it only for documents
+    /// still unsettled a moment after streaming), the acknowledgement's, a bound from above.
     pub delivered_at_ms: Option<i64>,
     /// When it was acknowledged, rejected or expired.
     pub settled_at_ms: Option<i64>,
@@ -159,6 +164,10 @@ impl ExchangeFact {
                 s if s.is_final() => settled_at_ms = Some(at),
                 _ => {}
             }
+        }
+        // An answer from the recipient means it was delivered (an expiry does not).
+        if matches!(state, MessageState::Acknowledged | MessageState::Rejected) {
+            delivered_at_ms = delivered_at_ms.or(settled_at_ms);
         }
         Self {
             sender,

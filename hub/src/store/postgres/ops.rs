@@ -69,7 +69,7 @@ impl Backend for Postgres {
             let rows = r
                 .query(
                     "SELECT m.sequence, m.sender, m.message_id, m.header, m.key_id, m.signature, m.payload_length, m.payload_chunks, m.receipt, m.document_type, m.accepted_at_ms, \
-                     CASE WHEN m.payload_length <= $4 THEN (SELECT p.bytes FROM payload_chunks p WHERE p.sequence = m.sequence AND p.chunk = 0) END, m.log_index \
+                     CASE WHEN m.payload_length <= $4 THEN (SELECT p.bytes FROM payload_chunks p WHERE p.sequence = m.sequence AND p.chunk = 0) END, m.log_index, s.state \
                      FROM message_states s JOIN messages m USING (sequence) WHERE s.recipient = $1 AND s.state IN (1, 2) AND s.sequence > $2 ORDER BY s.sequence LIMIT $3",
                     &[
                         &recipient.as_str(),
@@ -105,6 +105,7 @@ impl Backend for Postgres {
                         document_type: row.get(9),
                         accepted_at: Timestamp::from_millis(row.get(10)),
                         log_index: to_u64(row.get(12)),
+                        delivered: row.get::<_, i16>(13) == MessageState::Delivered as i16,
                     })
                 })
                 .collect()
