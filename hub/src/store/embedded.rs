@@ -127,6 +127,14 @@ fn decode_message(bytes: &[u8]) -> Result<MessageRecord, StoreError> {
 }
 
 impl Embedded {
+    /// The state in message `sequence`'s status record, if there is one.
+    fn stored_state(&self, sequence: u64) -> Result<Option<MessageState>, StoreError> {
+        self.db
+            .get(STATUS, &sequence.to_be_bytes())?
+            .map(|bytes| <StatusRecord as Record>::decode(&bytes).map(|s| s.current()))
+            .transpose()
+    }
+
     /// Open (or create) the store in folder `path`, with at most `cache_bytes` of page cache:
     /// on the engine it was created with, or for a new store `engine` (`None`: the default).
     pub fn open(
@@ -616,12 +624,7 @@ impl Backend for Embedded {
         for (key, _) in self.db.range(QUEUE, &start, Some(&end), limit, false)? {
             let sequence = u64_value(&key[2..], "queue")?;
             let record = self.message(sequence)?;
-            let delivered = match self.db.get(STATUS, &sequence.to_be_bytes())? {
-                Some(bytes) => {
-                    <StatusRecord as Record>::decode(&bytes)?.current() == MessageState::Delivered
-                }
-                None => false,
-            };
+            let delivered = self.stored_state(sequence)? == Some(MessageState::Delivered);
             out.push(Pending {
                 sequence,
                 sender: record.sender.parse().map_err(|e| corrupt("message", e))?,
@@ -648,8 +651,9 @@ impl Backend for Embedded {
         // Most documents are settled by the time their DELIVERED is due (the hub records it
         // only for one unsettled a moment after streaming): the status says so before the
         // message is read.
-        if let Some(bytes) = self.db.get(STATUS, &sequence.to_be_bytes())?
-            && <StatusRecord as Record>::decode(&bytes)?.current() != MessageState::Accepted
+        if self
+            .stored_state(sequence)?
+            .is_some_and(|state| state != MessageState::Accepted)
         {
             return Ok(false);
         }
