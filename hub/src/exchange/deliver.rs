@@ -249,8 +249,8 @@ impl Exchange {
     }
 
     /// Record DELIVERED, at `streamed_at`, for the documents of `sent` (sequence and sender)
-    /// still unsettled
-    /// [`DELIVERED_AFTER`] after they were streamed, in one turn of the store's writer.
+    /// still unsettled [`DELIVERED_AFTER`] after they were streamed, in one turn of the
+    /// store's writer.
     ///
     /// A recipient's spoke acknowledges within milliseconds; recording DELIVERED for every
     /// document (a log entry, its status, an event and its proof for the sender, who checks
